@@ -1,0 +1,89 @@
+/**
+ * The `anthropic` adapter: the Anthropic Messages API. An Anthropic body is
+ * forwarded untouched except for `model`; an OpenAI body is translated
+ * (system, text, images, tool use and tool results).
+ */
+import { anthropicRequestFromOpenAI } from './translate/to-anthropic.ts'
+import { anthropicInputTokens } from './translate/to-openai.ts'
+import {
+  type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
+  MalformedResponse, intOrNull, joinPath, isRecord, stringOrNull,
+} from './types.ts'
+
+export const ANTHROPIC_VERSION = '2023-06-01'
+
+export const anthropicAdapter: Adapter = {
+  wire: 'anthropic',
+
+  endpoint(baseUrl) {
+    return joinPath(baseUrl, '/messages')
+  },
+
+  headers(apiKey) {
+    const headers: Record<string, string> = { 'content-type': 'application/json', 'anthropic-version': ANTHROPIC_VERSION }
+    if (apiKey) headers['x-api-key'] = apiKey
+    return headers
+  },
+
+  body(request: ClientRequest, model: string) {
+    const body = request.wire === 'anthropic' ? { ...request.body, model } : anthropicRequestFromOpenAI(request.body, model)
+    if (request.stream) body.stream = true
+    else delete body.stream
+    return body
+  },
+
+  completion(json: unknown): Completion {
+    if (!isRecord(json) || json.type !== 'message' || !Array.isArray(json.content)) {
+      throw new MalformedResponse('response is not a Messages API message')
+    }
+    return {
+      wire: 'anthropic',
+      body: json,
+      responseId: stringOrNull(json.id),
+      servedModel: stringOrNull(json.model),
+      usage: anthropicUsage(json.usage),
+    }
+  },
+
+  observe(event: SseEvent, facts: StreamFacts) {
+    let json: unknown
+    try {
+      json = JSON.parse(event.data)
+    } catch {
+      throw new MalformedResponse('stream event is not JSON')
+    }
+    if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
+    switch (json.type) {
+      case 'message_start': {
+        const message = isRecord(json.message) ? json.message : {}
+        facts.responseId ??= stringOrNull(message.id)
+        facts.servedModel ??= stringOrNull(message.model)
+        const usage = anthropicUsage(message.usage)
+        facts.usage = { ...facts.usage, tokensIn: usage.tokensIn, tokensOut: usage.tokensOut ?? facts.usage.tokensOut }
+        break
+      }
+      case 'content_block_delta':
+        facts.chunks++
+        break
+      case 'message_delta': {
+        const usage = isRecord(json.usage) ? json.usage : {}
+        const out = intOrNull(usage.output_tokens)
+        if (out !== null) facts.usage = { ...facts.usage, tokensOut: out }
+        const input = anthropicInputTokens(usage)
+        if (input !== null) facts.usage = { ...facts.usage, tokensIn: input }
+        break
+      }
+      case 'message_stop':
+        facts.done = true
+        break
+      case 'error':
+        facts.error = isRecord(json.error) ? (stringOrNull(json.error.message) ?? 'upstream error event') : 'upstream error event'
+        break
+    }
+  },
+}
+
+export function anthropicUsage(usage: unknown): Usage {
+  if (!isRecord(usage)) return { tokensIn: null, tokensOut: null, costUsd: null }
+  return { tokensIn: anthropicInputTokens(usage), tokensOut: intOrNull(usage.output_tokens), costUsd: null }
+}

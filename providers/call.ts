@@ -1,0 +1,140 @@
+/**
+ * The one fetch: sends a client request to a target through an adapter and
+ * turns every non-2xx answer or network failure into a ProviderError that
+ * knows whether a retry may help. Upstream text that reaches an error
+ * message is redacted (API key, credential shapes, prompt text).
+ */
+import { ProviderError, redact } from '../src/errors.ts'
+import { formatWait, parseRetryAfter } from './retry-after.ts'
+import { type Adapter, type ClientRequest, type Completion, MalformedResponse, type Target, isRecord } from './types.ts'
+
+export interface CallOptions {
+  signal: AbortSignal
+  /** Extra request headers (witness's own ids). */
+  headers?: Record<string, string>
+  /** Monotonic clock in ms, for latency. */
+  now: () => number
+  /** Wall clock in ms, for HTTP-date Retry-After. */
+  wallNow?: () => number
+  /** Text that must never appear in an error message (prompt fragments). */
+  redactions?: () => string[]
+}
+
+/** The prepared upstream request: what the row's endpoint names and what goes on the wire. */
+export interface PreparedCall {
+  url: string
+  init: RequestInit
+}
+
+export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
+  const headers = { ...(target.headers ?? {}), ...extraHeaders, ...adapter.headers(target.apiKey) }
+  const body = JSON.stringify(adapter.body(request, target.model))
+  return { url: adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
+}
+
+/** Sends the request and checks the status; the body is left unread for the caller. */
+export async function send(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<{ response: Response; startedAt: number }> {
+  const { url, init } = prepareCall(adapter, target, request, options.headers)
+  const startedAt = options.now()
+  let response: Response
+  try {
+    response = await fetch(url, { ...init, signal: options.signal, redirect: 'error' })
+  } catch (error) {
+    throw networkError(target, error, options, startedAt)
+  }
+  if (!response.ok) throw await httpError(target, response, options, startedAt)
+  return { response, startedAt }
+}
+
+/** A whole non-streaming call: send, read, parse. */
+export async function callCompletion(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<Completion & { latencyMs: number }> {
+  const { response, startedAt } = await send(adapter, target, request, options)
+  let text: string
+  try {
+    text = await response.text()
+  } catch (error) {
+    throw networkError(target, error, options, startedAt)
+  }
+  const latencyMs = Math.round(options.now() - startedAt)
+  try {
+    return { ...adapter.completion(JSON.parse(text)), latencyMs }
+  } catch (error) {
+    const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, retryable: false })
+  }
+}
+
+export function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {
+  const latencyMs = Math.round(options.now() - startedAt)
+  if (options.signal.aborted) {
+    const reason = options.signal.reason
+    if (reason instanceof ProviderError) return reason
+    return new ProviderError({ provider: target.provider, kind: 'aborted', detail: 'aborted: client disconnected', latencyMs, retryable: false })
+  }
+  const code = isRecord(error) && typeof error.code === 'string' ? error.code : ''
+  const raw = error instanceof Error ? error.message : String(error)
+  const detail = code === 'ConnectionRefused' || /refused/i.test(raw)
+    ? 'connection refused'
+    : code === 'ECONNRESET' || /reset|closed|socket/i.test(raw)
+      ? 'connection closed by upstream'
+      : `network error: ${clip(redact(raw, secretsOf(target, options)))}`
+  return new ProviderError({ provider: target.provider, kind: 'network', detail, latencyMs, retryable: true })
+}
+
+async function httpError(target: Target, response: Response, options: CallOptions, startedAt: number): Promise<ProviderError> {
+  const status = response.status
+  const retryAfterMs = parseRetryAfter(response.headers, (options.wallNow ?? Date.now)())
+  let upstream = ''
+  try {
+    upstream = upstreamMessage(await response.text())
+  } catch {
+    // The body could not be read; the status says enough.
+  }
+  const latencyMs = Math.round(options.now() - startedAt)
+  const parts = [`HTTP ${status} ${STATUS_TEXT[status] ?? 'error'}`]
+  if (retryAfterMs !== undefined) parts.push(`(retry-after ${formatWait(retryAfterMs)})`)
+  let detail = parts.join(' ')
+  if (upstream) detail += `: ${clip(redact(upstream, secretsOf(target, options)))}`
+  return new ProviderError({
+    provider: target.provider,
+    kind: 'http',
+    detail,
+    latencyMs,
+    httpStatus: status,
+    retryable: status === 408 || status === 429 || status >= 500,
+    retryAfterMs,
+  })
+}
+
+function secretsOf(target: Target, options: CallOptions): string[] {
+  const secrets = target.apiKey ? [target.apiKey] : []
+  for (const value of Object.values(target.headers ?? {})) if (value.length >= 8) secrets.push(value)
+  return [...secrets, ...(options.redactions?.() ?? [])]
+}
+
+/** The human part of an upstream error body: `error.message`, `message` or the text. */
+function upstreamMessage(text: string): string {
+  try {
+    const json: unknown = JSON.parse(text)
+    if (isRecord(json)) {
+      if (isRecord(json.error) && typeof json.error.message === 'string') return json.error.message
+      if (typeof json.error === 'string') return json.error
+      if (typeof json.message === 'string') return json.message
+    }
+  } catch {
+    // not JSON: use the text itself
+  }
+  return text.trim()
+}
+
+function clip(text: string, max = 200): string {
+  const flat = text.replace(/\s+/g, ' ').trim()
+  return flat.length > max ? `${flat.slice(0, max)}…` : flat
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'bad request', 401: 'unauthorized', 402: 'payment required', 403: 'forbidden', 404: 'not found',
+  408: 'request timeout', 409: 'conflict', 413: 'payload too large', 422: 'unprocessable entity',
+  429: 'rate limited', 500: 'internal server error', 502: 'bad gateway', 503: 'service unavailable',
+  504: 'gateway timeout', 529: 'overloaded',
+}

@@ -1,0 +1,85 @@
+/**
+ * The `openai` adapter: any OpenAI-compatible chat-completions API (OpenAI,
+ * OpenRouter, Kimi, Groq, Gemini's compatible endpoint, Ollama, vLLM, ...).
+ * An OpenAI body is forwarded untouched except for `model`; an Anthropic body
+ * is translated.
+ */
+import { openaiRequestFromAnthropic } from './translate/to-openai.ts'
+import {
+  type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
+  MalformedResponse, intOrNull, joinPath, isRecord, numberOrNull, stringOrNull,
+} from './types.ts'
+
+export const openaiAdapter: Adapter = {
+  wire: 'openai',
+
+  endpoint(baseUrl) {
+    return joinPath(baseUrl, '/chat/completions')
+  },
+
+  headers(apiKey) {
+    const headers: Record<string, string> = { 'content-type': 'application/json' }
+    if (apiKey) headers.authorization = `Bearer ${apiKey}`
+    return headers
+  },
+
+  body(request: ClientRequest, model: string) {
+    const body = request.wire === 'openai' ? { ...request.body, model } : openaiRequestFromAnthropic(request.body, model)
+    if (request.stream) {
+      // Ask for the usage chunk so the row gets token counts; the stream layer
+      // strips it again when the client did not ask for it.
+      const options = isRecord(body.stream_options) ? body.stream_options : {}
+      body.stream = true
+      body.stream_options = { ...options, include_usage: true }
+    } else {
+      delete body.stream_options
+      if (body.stream === true) body.stream = false
+    }
+    return body
+  },
+
+  completion(json: unknown): Completion {
+    if (!isRecord(json) || !Array.isArray(json.choices)) {
+      throw new MalformedResponse('response is not a chat.completion (no choices array)')
+    }
+    return {
+      wire: 'openai',
+      body: json,
+      responseId: stringOrNull(json.id),
+      servedModel: stringOrNull(json.model),
+      usage: openaiUsage(json.usage),
+    }
+  },
+
+  observe(event: SseEvent, facts: StreamFacts) {
+    if (event.data === '[DONE]') {
+      facts.done = true
+      return
+    }
+    let json: unknown
+    try {
+      json = JSON.parse(event.data)
+    } catch {
+      throw new MalformedResponse('stream event is not JSON')
+    }
+    if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
+    if (isRecord(json.error)) {
+      facts.error = stringOrNull(json.error.message) ?? 'upstream sent an error event'
+      return
+    }
+    facts.responseId ??= stringOrNull(json.id)
+    facts.servedModel ??= stringOrNull(json.model)
+    if (isRecord(json.usage)) facts.usage = openaiUsage(json.usage)
+    if (Array.isArray(json.choices) && json.choices.length > 0) facts.chunks++
+  },
+}
+
+/** OpenAI-style usage -> Usage; `cost` is OpenRouter's own figure in USD. */
+export function openaiUsage(usage: unknown): Usage {
+  if (!isRecord(usage)) return { tokensIn: null, tokensOut: null, costUsd: null }
+  return {
+    tokensIn: intOrNull(usage.prompt_tokens),
+    tokensOut: intOrNull(usage.completion_tokens),
+    costUsd: numberOrNull(usage.cost),
+  }
+}

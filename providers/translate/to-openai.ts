@@ -1,0 +1,142 @@
+/**
+ * Translation into the OpenAI chat-completions wire format: an Anthropic
+ * Messages request becomes a chat-completions request, and an Anthropic
+ * `message` response becomes a `chat.completion`.
+ * Pure functions over JSON; tested against documented fixtures.
+ */
+import { type Completion, isRecord } from '../types.ts'
+
+type Json = Record<string, unknown>
+
+/** Fields with no OpenAI equivalent (or translated below). */
+const ANTHROPIC_ONLY = new Set([
+  'system', 'messages', 'model', 'max_tokens', 'stop_sequences', 'metadata', 'tools', 'tool_choice',
+  'top_k', 'thinking', 'container', 'mcp_servers', 'service_tier', 'context_management',
+])
+
+/** Anthropic Messages request -> OpenAI chat-completions request. */
+export function openaiRequestFromAnthropic(body: Json, model: string): Json {
+  const messages: Json[] = []
+  const system = anthropicText(body.system)
+  if (system) messages.push({ role: 'system', content: system })
+
+  for (const message of Array.isArray(body.messages) ? body.messages : []) {
+    if (!isRecord(message)) continue
+    const blocks: Json[] =
+      typeof message.content === 'string' ? [{ type: 'text', text: message.content }] : (Array.isArray(message.content) ? message.content.filter(isRecord) : [])
+    if (message.role === 'assistant') {
+      const text = blocks.filter((b) => b.type === 'text').map((b) => String(b.text ?? '')).join('')
+      const toolCalls = blocks
+        .filter((b) => b.type === 'tool_use')
+        .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
+      messages.push({ role: 'assistant', content: text || null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
+    } else {
+      // Tool results become `tool` messages; they must directly follow the assistant turn.
+      for (const block of blocks.filter((b) => b.type === 'tool_result')) {
+        messages.push({ role: 'tool', tool_call_id: block.tool_use_id, content: anthropicText(block.content) })
+      }
+      const parts = blocks.flatMap((b): Json[] => {
+        if (b.type === 'text') return [{ type: 'text', text: b.text }]
+        if (b.type === 'image' && isRecord(b.source)) {
+          const s = b.source
+          const url = s.type === 'base64' ? `data:${s.media_type};base64,${s.data}` : s.url
+          return typeof url === 'string' ? [{ type: 'image_url', image_url: { url } }] : []
+        }
+        return []
+      })
+      if (parts.length === 0) continue
+      const onlyText = parts.every((p) => p.type === 'text')
+      messages.push({ role: 'user', content: onlyText ? parts.map((p) => p.text).join('') : parts })
+    }
+  }
+
+  const out: Json = {}
+  for (const [key, value] of Object.entries(body)) {
+    if (!ANTHROPIC_ONLY.has(key)) out[key] = value
+  }
+  out.model = model
+  out.messages = messages
+  if (typeof body.max_tokens === 'number') out.max_tokens = body.max_tokens
+  if (Array.isArray(body.stop_sequences) && body.stop_sequences.length) out.stop = body.stop_sequences
+  if (isRecord(body.metadata) && typeof body.metadata.user_id === 'string') out.user = body.metadata.user_id
+  if (Array.isArray(body.tools)) {
+    out.tools = body.tools.filter(isRecord).map((tool) => ({
+      type: 'function',
+      function: {
+        name: tool.name,
+        ...(typeof tool.description === 'string' ? { description: tool.description } : {}),
+        parameters: isRecord(tool.input_schema) ? tool.input_schema : { type: 'object', properties: {} },
+      },
+    }))
+  }
+  if (isRecord(body.tool_choice)) {
+    const c = body.tool_choice
+    if (c.type === 'auto') out.tool_choice = 'auto'
+    else if (c.type === 'any') out.tool_choice = 'required'
+    else if (c.type === 'none') out.tool_choice = 'none'
+    else if (c.type === 'tool') out.tool_choice = { type: 'function', function: { name: c.name } }
+    if (c.disable_parallel_tool_use === true) out.parallel_tool_calls = false
+  }
+  return out
+}
+
+/** Any completion as an OpenAI `chat.completion` (passed through when it already is one). */
+export function completionAsOpenAI(completion: Completion, createdS: number): Json {
+  return completion.wire === 'openai' ? completion.body : openaiCompletionFromAnthropic(completion.body, createdS)
+}
+
+/** Anthropic `message` -> OpenAI `chat.completion`. */
+export function openaiCompletionFromAnthropic(message: Json, createdS: number): Json {
+  const blocks = Array.isArray(message.content) ? message.content.filter(isRecord) : []
+  const text = blocks.filter((b) => b.type === 'text').map((b) => String(b.text ?? '')).join('')
+  const toolCalls = blocks
+    .filter((b) => b.type === 'tool_use')
+    .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
+  const usage = isRecord(message.usage) ? message.usage : {}
+  const tokensIn = anthropicInputTokens(usage)
+  const tokensOut = typeof usage.output_tokens === 'number' ? usage.output_tokens : 0
+  return {
+    id: message.id,
+    object: 'chat.completion',
+    created: createdS,
+    model: message.model,
+    choices: [
+      {
+        index: 0,
+        message: { role: 'assistant', content: text || null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
+        finish_reason: finishFromStopReason(message.stop_reason),
+        logprobs: null,
+      },
+    ],
+    usage: { prompt_tokens: tokensIn ?? 0, completion_tokens: tokensOut, total_tokens: (tokensIn ?? 0) + tokensOut },
+  }
+}
+
+/** Anthropic stop_reason -> OpenAI finish_reason. */
+export function finishFromStopReason(reason: unknown): string | null {
+  switch (reason) {
+    case 'end_turn':
+    case 'stop_sequence':
+    case 'pause_turn': return 'stop'
+    case 'max_tokens': return 'length'
+    case 'tool_use': return 'tool_calls'
+    case 'refusal': return 'content_filter'
+    case null:
+    case undefined: return null
+    default: return 'stop'
+  }
+}
+
+/** All input tokens Anthropic reports: plain, cache writes and cache reads. */
+export function anthropicInputTokens(usage: Record<string, unknown>): number | null {
+  const parts = [usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens]
+  if (typeof usage.input_tokens !== 'number') return null
+  return parts.reduce<number>((sum, n) => sum + (typeof n === 'number' ? n : 0), 0)
+}
+
+/** The text of an Anthropic `system` or `content` field (string or blocks). */
+export function anthropicText(value: unknown): string {
+  if (typeof value === 'string') return value
+  if (!Array.isArray(value)) return ''
+  return value.map((b) => (isRecord(b) && typeof b.text === 'string' ? b.text : '')).join('\n')
+}

@@ -1,0 +1,114 @@
+/**
+ * The adapter contract. An adapter is a pure translation (client body ->
+ * upstream body, upstream JSON -> Completion, upstream SSE event -> stream
+ * facts) for one wire format; `providers/call.ts` does the one fetch.
+ * Adapters never import Hono, SQLite or the config.
+ */
+
+/** The two wire formats witness speaks on both sides. */
+export type Wire = 'openai' | 'anthropic'
+
+/** What the client sent, in its own wire format, minus witness's own fields. */
+export interface ClientRequest {
+  wire: Wire
+  body: Record<string, unknown>
+  stream: boolean
+}
+
+/** Where one attempt goes. */
+export interface Target {
+  /** The provider's name in the config, for messages. */
+  provider: string
+  baseUrl: string
+  model: string
+  apiKey?: string
+  /** Extra headers from the provider's config. */
+  headers?: Record<string, string>
+}
+
+/** Token usage as the provider reported it; null where it reported none. */
+export interface Usage {
+  tokensIn: number | null
+  tokensOut: number | null
+  /** Cost the provider itself reported (OpenRouter's usage.cost), in USD. */
+  costUsd: number | null
+}
+
+/** A finished non-streaming upstream response, still in the upstream's wire format. */
+export interface Completion {
+  wire: Wire
+  body: Record<string, unknown>
+  responseId: string | null
+  servedModel: string | null
+  usage: Usage
+}
+
+/** One server-sent event as it came off the wire. */
+export interface SseEvent {
+  event: string | null
+  data: string
+}
+
+/** Facts gathered from a stream as its events pass through. */
+export interface StreamFacts {
+  responseId: string | null
+  servedModel: string | null
+  usage: Usage
+  /** Events carrying generated content (deltas). */
+  chunks: number
+  /** The upstream sent its proper end (`[DONE]` or `message_stop`). */
+  done: boolean
+  /** The upstream sent an error event. */
+  error: string | null
+}
+
+export interface Adapter {
+  readonly wire: Wire
+  /** The URL called for a base URL. */
+  endpoint(baseUrl: string): string
+  /** Headers that authenticate and version the call (content-type included). */
+  headers(apiKey: string | undefined): Record<string, string>
+  /** The upstream body for a client request, with `model` set; translates across wires. */
+  body(request: ClientRequest, model: string): Record<string, unknown>
+  /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */
+  completion(json: unknown): Completion
+  /** Folds one upstream stream event into the facts. */
+  observe(event: SseEvent, facts: StreamFacts): void
+}
+
+/** Thrown by adapters when an upstream body is not what the wire format promises. */
+export class MalformedResponse extends Error {
+  override name = 'MalformedResponse'
+}
+
+export function emptyUsage(): Usage {
+  return { tokensIn: null, tokensOut: null, costUsd: null }
+}
+
+export function newStreamFacts(): StreamFacts {
+  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, done: false, error: null }
+}
+
+/** Narrowing helpers for untyped JSON. */
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+export function intOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? Math.trunc(value) : null
+}
+
+export function numberOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) ? value : null
+}
+
+export function stringOrNull(value: unknown): string | null {
+  return typeof value === 'string' ? value : null
+}
+
+/** Appends a path to a base URL, keeping any query string after it. */
+export function joinPath(baseUrl: string, path: string): string {
+  const url = new URL(baseUrl)
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`
+  return url.toString()
+}

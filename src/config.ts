@@ -1,0 +1,233 @@
+/**
+ * witness.yaml: valibot schemas, the pure `parseConfig` (unknown -> Config,
+ * or a ConfigError listing every problem with its path) and `loadConfig`,
+ * which reads the file, parses YAML with Bun and hashes the bytes.
+ */
+import { createHash } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { dirname, isAbsolute, resolve } from 'node:path'
+import * as v from 'valibot'
+import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
+import type { Wire } from '../providers/types.ts'
+import { ConfigError, type Issue } from './errors.ts'
+import { toIssues } from './validation.ts'
+
+const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
+const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
+const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
+const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
+const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//, 'must be an http(s) URL'))
+
+/** Timeouts and retries a provider sets and a chain step may override. */
+const Tuning = {
+  timeout_ms: v.optional(Ms),
+  retries: v.optional(Count),
+  first_byte_timeout_ms: v.optional(Ms),
+  idle_timeout_ms: v.optional(Ms),
+}
+
+export const ProviderSchema = v.strictObject({
+  type: v.optional(v.picklist(['openai', 'anthropic'])),
+  preset: v.optional(v.picklist(PRESET_NAMES, `must be one of: ${PRESET_NAMES.join(', ')}`)),
+  base_url: v.optional(HttpUrl),
+  api_key_env: v.optional(EnvName),
+  headers: v.optional(v.record(v.string(), v.string())),
+  ...Tuning,
+})
+
+export const StepSchema = v.strictObject({
+  provider: v.string(),
+  model: v.pipe(v.string(), v.minLength(1), v.maxLength(256)),
+  ...Tuning,
+})
+
+export const PolicySchema = v.strictObject({
+  banned_providers: v.optional(v.array(v.string()), []),
+  /** Longest Retry-After witness waits for; a longer one falls back instead. */
+  retry_after_cap_ms: v.optional(Ms, 10_000),
+  backoff_min_ms: v.optional(Ms, 250),
+  backoff_max_ms: v.optional(Ms, 4_000),
+  /** Retry a timed-out attempt on the same step (default: fall back at once). */
+  retry_timeouts: v.optional(v.boolean(), false),
+  cooldown_failures: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 3),
+  cooldown_s: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
+})
+
+export const ConfigSchema = v.strictObject({
+  machine: v.optional(Name),
+  listen: v.optional(
+    v.strictObject({
+      host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1'),
+      port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)), 8787),
+    }),
+    {},
+  ),
+  database: v.optional(v.pipe(v.string(), v.minLength(1)), './data/witness.db'),
+  database_sync: v.optional(v.picklist(['full', 'normal']), 'full'),
+  database_busy_timeout_ms: v.optional(Ms, 5_000),
+  database_max_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
+  max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
+  providers: v.record(Name, ProviderSchema),
+  chains: v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
+  policy: v.optional(PolicySchema, {}),
+})
+
+export type RawConfig = v.InferOutput<typeof ConfigSchema>
+export type Policy = v.InferOutput<typeof PolicySchema>
+
+/** Defaults for the per-attempt knobs when neither provider nor step sets them. */
+export const TUNING_DEFAULTS = {
+  timeout_ms: 120_000,
+  retries: 1,
+  first_byte_timeout_ms: 60_000,
+  idle_timeout_ms: 30_000,
+} as const
+
+export interface ProviderSpec {
+  name: string
+  type: Wire
+  preset: PresetName | null
+  baseUrl: string
+  apiKeyEnv: string | null
+  headers: Record<string, string>
+}
+
+export interface StepSpec {
+  provider: ProviderSpec
+  model: string
+  timeoutMs: number
+  retries: number
+  firstByteTimeoutMs: number
+  idleTimeoutMs: number
+}
+
+export interface Config {
+  raw: RawConfig
+  /** sha256 of the file's bytes (or of the canonical JSON when parsed from an object). */
+  hash: string
+  /** The file it came from, if any. */
+  path: string | null
+  machine: string
+  databasePath: string
+  maxBodyBytes: number
+  providers: Map<string, ProviderSpec>
+  chains: Map<string, StepSpec[]>
+  policy: Policy
+}
+
+export interface ParseOptions {
+  /** Directory relative paths in the config are resolved against. */
+  baseDir?: string
+  hash?: string
+  path?: string | null
+}
+
+/** Validates a parsed config document; throws ConfigError listing every problem. */
+export function parseConfig(input: unknown, options: ParseOptions = {}): Config {
+  const source = options.path ?? '(inline)'
+  const result = v.safeParse(ConfigSchema, input)
+  if (!result.success) throw new ConfigError(source, toIssues(result.issues))
+  const raw = result.output
+  const issues: Issue[] = []
+
+  const providers = new Map<string, ProviderSpec>()
+  for (const [name, p] of Object.entries(raw.providers)) {
+    const presetName = p.preset ?? (isPresetName(name) ? name : null)
+    const preset = presetName ? PRESETS[presetName] : null
+    const type = p.type ?? preset?.type
+    const baseUrl = p.base_url ?? preset?.baseUrl
+    if (!type) issues.push({ path: `providers.${name}.type`, message: 'set type (openai or anthropic) or a preset' })
+    if (!baseUrl) {
+      issues.push({
+        path: `providers.${name}.base_url`,
+        message: presetName ? `preset "${presetName}" needs a base_url` : 'set base_url or a preset',
+      })
+    }
+    if (type && baseUrl) {
+      providers.set(name, {
+        name,
+        type,
+        preset: presetName,
+        baseUrl,
+        apiKeyEnv: p.api_key_env ?? (preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null),
+        headers: p.headers ?? {},
+      })
+    }
+  }
+
+  const banned = new Set(raw.policy.banned_providers)
+  const chains = new Map<string, StepSpec[]>()
+  for (const [chainName, steps] of Object.entries(raw.chains)) {
+    const resolved: StepSpec[] = []
+    steps.forEach((step, i) => {
+      const path = `chains.${chainName}[${i}].provider`
+      const rawProvider = raw.providers[step.provider]
+      if (!rawProvider) {
+        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${Object.keys(raw.providers).join(', ') || '(none)'}` })
+        return
+      }
+      const spec = providers.get(step.provider)
+      const hit = [step.provider, spec?.preset, spec?.type].find((n) => n && banned.has(n))
+      if (hit) {
+        issues.push({ path, message: `provider "${step.provider}" is banned by policy.banned_providers ("${hit}")` })
+        return
+      }
+      if (!spec) return
+      const pick = <K extends keyof typeof TUNING_DEFAULTS>(key: K): number => step[key] ?? rawProvider[key] ?? TUNING_DEFAULTS[key]
+      resolved.push({
+        provider: spec,
+        model: step.model,
+        timeoutMs: pick('timeout_ms'),
+        retries: pick('retries'),
+        firstByteTimeoutMs: pick('first_byte_timeout_ms'),
+        idleTimeoutMs: pick('idle_timeout_ms'),
+      })
+    })
+    chains.set(chainName, resolved)
+  }
+  if (raw.policy.backoff_max_ms < raw.policy.backoff_min_ms) {
+    issues.push({ path: 'policy.backoff_max_ms', message: 'must be at least policy.backoff_min_ms' })
+  }
+  if (issues.length) throw new ConfigError(source, issues)
+
+  const baseDir = options.baseDir ?? process.cwd()
+  return {
+    raw,
+    hash: options.hash ?? sha256(JSON.stringify(input)),
+    path: options.path ?? null,
+    machine: raw.machine ?? hostname().split('.')[0] ?? 'witness',
+    databasePath: isAbsolute(raw.database) ? raw.database : resolve(baseDir, raw.database),
+    maxBodyBytes: Math.floor(raw.max_body_mb * 1024 * 1024),
+    providers,
+    chains,
+    policy: raw.policy,
+  }
+}
+
+/** Reads, parses and validates a YAML config file. */
+export function loadConfig(path: string): Config {
+  const absolute = resolve(path)
+  let bytes: Buffer
+  try {
+    bytes = readFileSync(absolute)
+  } catch (error) {
+    throw new ConfigError(absolute, [{ path: '', message: `cannot read file: ${(error as Error).message}` }])
+  }
+  return parseConfigText(bytes, absolute)
+}
+
+/** Parses config file bytes as if they were at `path` (used for reloads and validation). */
+export function parseConfigText(bytes: Uint8Array, path: string): Config {
+  let doc: unknown
+  try {
+    doc = Bun.YAML.parse(new TextDecoder().decode(bytes))
+  } catch (error) {
+    throw new ConfigError(path, [{ path: '', message: `not valid YAML: ${(error as Error).message}` }])
+  }
+  return parseConfig(doc, { baseDir: dirname(path), hash: sha256(bytes), path })
+}
+
+export function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex')
+}

@@ -1,0 +1,171 @@
+/**
+ * Typed errors. Every failure witness reports is one of these classes; only
+ * `app.onError` (via `errorBody`) turns them into HTTP responses.
+ *
+ * Messages name the provider, the cause and the time spent. They never carry
+ * an API key, a token or prompt text: upstream text is passed through
+ * `redact` before it reaches a message.
+ */
+
+export type ErrorType =
+  | 'invalid_request'
+  | 'unknown_chain'
+  | 'payload_too_large'
+  | 'chain_exhausted'
+  | 'telemetry_unavailable'
+  | 'unauthorized'
+  | 'agent_mismatch'
+  | 'forbidden'
+  | 'not_found'
+  | 'config_invalid'
+  | 'internal_error'
+
+/** The base class: an error with a stable machine-readable `type` and an HTTP status. */
+export class WitnessError extends Error {
+  override name = 'WitnessError'
+  readonly type: ErrorType
+  readonly status: number
+  /** Extra fields merged into the JSON error body (never secrets). */
+  readonly details: Record<string, unknown>
+
+  constructor(
+    type: ErrorType,
+    status: number,
+    message: string,
+    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+  ) {
+    super(message, { cause: options.cause })
+    this.type = type
+    this.status = status
+    this.details = options.details ?? {}
+  }
+}
+
+/** One problem found in a request or a config, with the path of what is wrong. */
+export interface Issue {
+  path: string
+  message: string
+}
+
+export class InvalidRequestError extends WitnessError {
+  override name = 'InvalidRequestError'
+  constructor(message: string, issues: Issue[] = []) {
+    super('invalid_request', 400, message, issues.length ? { details: { issues } } : {})
+  }
+}
+
+export class UnknownChainError extends WitnessError {
+  override name = 'UnknownChainError'
+  constructor(chain: string, known: string[]) {
+    super('unknown_chain', 404, `unknown chain "${chain}"; configured chains: ${known.join(', ') || '(none)'}`, {
+      details: { chain },
+    })
+  }
+}
+
+export class PayloadTooLargeError extends WitnessError {
+  override name = 'PayloadTooLargeError'
+  constructor(limitBytes: number) {
+    super('payload_too_large', 413, `request body is larger than max_body_mb (${limitBytes} bytes)`)
+  }
+}
+
+export class NotFoundError extends WitnessError {
+  override name = 'NotFoundError'
+  constructor(message: string) {
+    super('not_found', 404, message)
+  }
+}
+
+/**
+ * The telemetry database could not commit a row. Raised before any upstream
+ * call is made: no row, no call.
+ */
+export class TelemetryUnavailableError extends WitnessError {
+  override name = 'TelemetryUnavailableError'
+  constructor(message: string, cause?: unknown) {
+    super('telemetry_unavailable', 503, message, { cause })
+  }
+}
+
+export class ConfigError extends WitnessError {
+  override name = 'ConfigError'
+  readonly issues: Issue[]
+  constructor(source: string, issues: Issue[]) {
+    super(
+      'config_invalid',
+      500,
+      `invalid config ${source}:\n${issues.map((i) => `  - ${i.path || '(root)'}: ${i.message}`).join('\n')}`,
+    )
+    this.issues = issues
+  }
+}
+
+/** What kind of upstream failure happened; decides retry and the row's status. */
+export type FailureKind = 'http' | 'network' | 'timeout' | 'malformed' | 'aborted' | 'stream'
+
+/**
+ * A failed upstream attempt. Carries whether a retry may help and any
+ * `Retry-After` the provider sent. `message` is safe to store in a row.
+ */
+export class ProviderError extends Error {
+  override name = 'ProviderError'
+  readonly provider: string
+  readonly kind: FailureKind
+  readonly httpStatus: number | undefined
+  readonly retryable: boolean
+  readonly retryAfterMs: number | undefined
+  readonly latencyMs: number
+  /** The text for the row's error_message (already redacted). */
+  readonly detail: string
+
+  constructor(init: {
+    provider: string
+    kind: FailureKind
+    detail: string
+    latencyMs: number
+    httpStatus?: number
+    retryable: boolean
+    retryAfterMs?: number
+  }) {
+    // A timeout's detail already says how long it waited.
+    super(init.kind === 'timeout' ? `${init.provider}: ${init.detail}` : `${init.provider}: ${init.detail} after ${init.latencyMs} ms`)
+    this.provider = init.provider
+    this.kind = init.kind
+    this.detail = init.detail
+    this.latencyMs = init.latencyMs
+    this.httpStatus = init.httpStatus
+    this.retryable = init.retryable
+    this.retryAfterMs = init.retryAfterMs
+  }
+
+  /** The row status this failure is recorded with. */
+  get rowStatus(): 'timeout' | 'error' {
+    return this.kind === 'timeout' ? 'timeout' : 'error'
+  }
+}
+
+/** Every step of a chain failed or was skipped. */
+export class ChainExhaustedError extends WitnessError {
+  override name = 'ChainExhaustedError'
+  constructor(chain: string, summary: string, details: Record<string, unknown>) {
+    super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, { details })
+  }
+}
+
+/** The JSON body for an error: `{ "error": { "type", "message", ...details } }`. */
+export function errorBody(err: WitnessError): { error: Record<string, unknown> } {
+  return { error: { type: err.type, message: err.message, ...err.details } }
+}
+
+/** Replaces every occurrence of each secret (and common credential shapes) in `text`. */
+export function redact(text: string, secrets: readonly string[] = []): string {
+  let out = text
+  for (const secret of secrets) {
+    if (secret.length >= 4) out = out.split(secret).join('[redacted]')
+  }
+  return out
+    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
+    .replace(/\b(sk|pk|rk|tp|gsk|xai|key)[-_][A-Za-z0-9_-]{12,}/g, '[redacted]')
+    .replace(/([?&](?:key|api_key|apikey|token|access_token)=)[^&\s"']+/gi, '$1[redacted]')
+}

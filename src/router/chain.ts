@@ -1,0 +1,161 @@
+/**
+ * The ordered provider chain: a plain loop over steps. A step that fails
+ * (after its retries) or is skipped without a call (no API key, cooling
+ * down) hands over to the next step with a `fallback` row naming the step
+ * moved to and saying why. The fallback row is committed together with the
+ * next pending row, so a fallback costs no extra commit.
+ */
+import type { ClientRequest } from '../../providers/types.ts'
+import type { Clock } from '../clock.ts'
+import { isoTime } from '../clock.ts'
+import type { Policy, StepSpec } from '../config.ts'
+import { ChainExhaustedError, ProviderError } from '../errors.ts'
+import type { Api, Store } from '../telemetry/store.ts'
+import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, publicEndpoint, runStep } from './attempt.ts'
+import type { Cooldowns } from './cooldown.ts'
+import { ADAPTERS } from '../../providers/index.ts'
+
+export interface ChainDeps {
+  store: Store
+  clock: Clock
+  cooldowns: Cooldowns
+  /** Where API keys are read from (process.env in production). */
+  env: Record<string, string | undefined>
+  warn: (message: string) => void
+}
+
+export interface ChainInput {
+  requestId: string
+  agent: string
+  chain: string
+  steps: StepSpec[]
+  policy: Policy
+  request: ClientRequest
+  api: Api
+  /** Aborts when the client goes away. */
+  signal: AbortSignal
+  /** Filled with every row written, in order (the caller reads it on failure too). */
+  attempts: AttemptRecord[]
+}
+
+export interface ChainResult extends StepSuccess {
+  stepIndex: number
+  step: StepSpec
+}
+
+export function label(step: StepSpec): string {
+  return `${step.provider.name}/${step.model}`
+}
+
+export async function runChain(deps: ChainDeps, input: ChainInput): Promise<ChainResult> {
+  const { steps, policy } = input
+  let seq = 0
+  const scope: RequestScope = {
+    store: deps.store,
+    clock: deps.clock,
+    policy,
+    request: input.request,
+    agent: input.agent,
+    requestId: input.requestId,
+    chain: input.chain,
+    api: input.api,
+    signal: input.signal,
+    attempts: input.attempts,
+    nextSeq: () => ++seq,
+    redactions: () => promptFragments(input.request.body),
+    warn: deps.warn,
+  }
+
+  const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv] || undefined : undefined))
+  const missingKey = steps.map((s, i) => Boolean(s.provider.apiKeyEnv) && !keys[i])
+  const cooldownKey = (s: StepSpec) => label(s)
+  // If every step that could be called is cooling down, try them anyway.
+  const callable = steps.filter((_, i) => !missingKey[i])
+  const force = callable.length > 0 && callable.every((s) => deps.cooldowns.isCooling(cooldownKey(s)))
+
+  let before: Promise<unknown> | null = null
+  const summary: string[] = []
+
+  const writeFallback = (named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
+    const record: AttemptRecord = {
+      log_id: 0,
+      provider: named.provider.name,
+      model: named.model,
+      status: 'fallback',
+      latency_ms: null,
+      tokens_in: null,
+      tokens_out: null,
+      error_message: message,
+    }
+    input.attempts.push(record)
+    const head = {
+      timestamp: isoTime(deps.clock.now()),
+      agentName: input.agent,
+      provider: named.provider.name,
+      model: named.model,
+      endpoint: publicEndpoint(ADAPTERS[named.provider.type].endpoint(named.provider.baseUrl)),
+    }
+    const meta = { requestId: input.requestId, chain: input.chain, api: input.api, seq: scope.nextSeq(), step: namedIndex, try: null, stream: input.request.stream }
+    const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then((id) => {
+      record.log_id = id
+    })
+    return before ? Promise.all([before, written]) : written
+  }
+
+  for (let i = 0; i < steps.length; i++) {
+    const step = steps[i]!
+    let exit: string
+    let skipped = false
+    if (missingKey[i]) {
+      exit = `skipped, API key ${step.provider.apiKeyEnv} is not set`
+      skipped = true
+    } else {
+      const admission = deps.cooldowns.admit(cooldownKey(step), force)
+      if (!admission.ok) {
+        exit = `skipped, ${admission.reason}`
+        skipped = true
+      } else {
+        try {
+          const success = await runStep(scope, i, step, keys[i], admission.ticket, before)
+          return { ...success, stepIndex: i, step }
+        } catch (error) {
+          if (!(error instanceof ProviderError) || error.kind === 'aborted' || input.signal.aborted) throw error
+          exit = describeExit(error, policy)
+        } finally {
+          admission.ticket.release()
+        }
+        before = null // committed with the first try's pending row
+      }
+    }
+    summary.push(`${label(step)}: ${exit}`)
+    const next = steps[i + 1]
+    if (next) before = writeFallback(next, i + 1, `fallback from ${label(step)}: ${exit}`)
+    else if (skipped) before = writeFallback(step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
+  }
+  if (before) await before
+  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts })
+}
+
+/**
+ * Text from the request that must never end up in a stored message: every
+ * string leaf of 8+ characters (and the first 40 characters of long ones,
+ * since upstreams often echo a truncated prompt).
+ */
+const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
+
+export function promptFragments(body: Record<string, unknown>): string[] {
+  const out: string[] = []
+  const walk = (value: unknown, depth: number) => {
+    if (depth > 32) return
+    if (typeof value === 'string') {
+      if (value.length >= 8) out.push(value)
+      if (value.length > 40) out.push(value.slice(0, 40))
+    } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1))
+    else if (value && typeof value === 'object') {
+      for (const [key, v] of Object.entries(value)) if (!STRUCTURAL_KEYS.has(key)) walk(v, depth + 1)
+    }
+  }
+  walk(body.messages, 0)
+  walk(body.system, 0)
+  return out.sort((a, b) => b.length - a.length)
+}

@@ -1,0 +1,104 @@
+/**
+ * Cooldown (a circuit breaker per provider+model): after N consecutive
+ * failures a target is skipped for a while, then a single probe request is
+ * let through; its success closes the breaker, its failure opens it again.
+ */
+import type { Clock } from '../clock.ts'
+import { isoTime } from '../clock.ts'
+import { ProviderError } from '../errors.ts'
+
+export interface CooldownOptions {
+  failures: number
+  cooldownMs: number
+  clock: Clock
+}
+
+interface State {
+  consecutive: number
+  openUntil: number
+  probing: boolean
+}
+
+/** What a step may do now. */
+export type Admission =
+  | { ok: true; ticket: Ticket }
+  | { ok: false; reason: string }
+
+/** Reports the outcome of tries admitted by the breaker. */
+export interface Ticket {
+  succeed(): void
+  fail(error: unknown): void
+  /** Ends the ticket without an outcome (client went away); frees a probe slot. */
+  release(): void
+}
+
+export class Cooldowns {
+  private readonly states = new Map<string, State>()
+
+  constructor(private readonly options: CooldownOptions) {}
+
+  /** Asks whether `key` may be called; `force` ignores cooldown (every step cooling down). */
+  admit(key: string, force = false): Admission {
+    const state = this.states.get(key)
+    const now = this.options.clock.now()
+    let probe = false
+    if (state && state.consecutive >= this.options.failures && !force) {
+      if (now < state.openUntil) {
+        return { ok: false, reason: `cooling down after ${state.consecutive} consecutive failures (until ${isoTime(state.openUntil)})` }
+      }
+      if (state.probing) return { ok: false, reason: 'cooling down, a probe request is in flight' }
+      state.probing = true
+      probe = true
+    }
+    let done = false
+    const end = () => {
+      if (probe && !done) {
+        const s = this.states.get(key)
+        if (s) s.probing = false
+      }
+      done = true
+    }
+    return {
+      ok: true,
+      ticket: {
+        succeed: () => {
+          this.states.delete(key)
+          end()
+        },
+        fail: (error) => {
+          if (!counts(error)) return
+          const s = this.states.get(key) ?? { consecutive: 0, openUntil: 0, probing: false }
+          s.consecutive++
+          if (s.consecutive >= this.options.failures) s.openUntil = this.options.clock.now() + this.options.cooldownMs
+          this.states.set(key, s)
+        },
+        release: end,
+      },
+    }
+  }
+
+  /** Whether `key` is currently skipped (for "is every step cooling down?"). */
+  isCooling(key: string): boolean {
+    const state = this.states.get(key)
+    if (!state || state.consecutive < this.options.failures) return false
+    return this.options.clock.now() < state.openUntil || state.probing
+  }
+
+  /** A snapshot for heartbeat and metrics. */
+  snapshot(): { key: string; consecutive: number; openUntil: string | null }[] {
+    return [...this.states].map(([key, s]) => ({
+      key,
+      consecutive: s.consecutive,
+      openUntil: s.consecutive >= this.options.failures ? isoTime(s.openUntil) : null,
+    }))
+  }
+}
+
+/** Failures that say something about the provider's health (not about the request). */
+function counts(error: unknown): boolean {
+  if (!(error instanceof ProviderError)) return false
+  if (error.kind === 'aborted') return false
+  if (error.kind !== 'http') return true
+  const status = error.httpStatus ?? 0
+  return status >= 500 || [401, 403, 404, 408, 429].includes(status)
+}

@@ -1,0 +1,66 @@
+/**
+ * One inference request end to end, independent of the HTTP API it came
+ * in on: picks the chain from the live config, gives the request its id,
+ * runs the chain and counts it in flight. Routes only shape input/output.
+ */
+import type { ClientRequest } from '../../providers/types.ts'
+import type { Config } from '../config.ts'
+import { UnknownChainError, WitnessError } from '../errors.ts'
+import type { Api } from '../telemetry/store.ts'
+import type { AttemptRecord } from './attempt.ts'
+import { type ChainDeps, type ChainResult, runChain } from './chain.ts'
+
+export interface DispatchDeps extends ChainDeps {
+  config: () => Config
+  /** Requests currently running (for heartbeat and graceful shutdown). */
+  inFlight: { count: number }
+}
+
+export interface DispatchInput {
+  agent: string
+  chain: string
+  request: ClientRequest
+  api: Api
+  signal: AbortSignal
+}
+
+export interface Dispatched extends ChainResult {
+  requestId: string
+  chain: string
+  attempts: AttemptRecord[]
+}
+
+/** Context a failed dispatch attaches to its error, for response headers. */
+export interface DispatchFailure {
+  requestId: string
+  attempts: AttemptRecord[]
+}
+
+const failures = new WeakMap<Error, DispatchFailure>()
+
+/** The request id and rows of a failed dispatch, if the error came from one. */
+export function failureOf(error: unknown): DispatchFailure | undefined {
+  return error instanceof Error ? failures.get(error) : undefined
+}
+
+export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promise<Dispatched> {
+  // Capture the config once: a reload mid-request does not change this request's chain.
+  const config = deps.config()
+  const steps = config.chains.get(input.chain)
+  if (!steps) throw new UnknownChainError(input.chain, [...config.chains.keys()])
+  const requestId = Bun.randomUUIDv7()
+  const attempts: AttemptRecord[] = []
+  deps.inFlight.count++
+  try {
+    const result = await runChain(deps, { ...input, requestId, steps, policy: config.policy, attempts })
+    return { ...result, requestId, chain: input.chain, attempts }
+  } catch (error) {
+    if (error instanceof Error) failures.set(error, { requestId, attempts })
+    if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {
+      Object.assign(error.details, { request_id: requestId })
+    }
+    throw error
+  } finally {
+    deps.inFlight.count--
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The X-Witness-* response headers every inference endpoint sets, on
+ * success and on failure, so a client can look its rows up at once.
+ */
+import type { Context } from 'hono'
+import type { AttemptRecord } from '../router/attempt.ts'
+import { failureOf } from '../router/dispatch.ts'
+
+export function setWitnessHeaders(
+  c: Context,
+  requestId: string,
+  attempts: AttemptRecord[],
+  served?: { provider: string; model: string },
+): void {
+  c.header('X-Witness-Request-Id', requestId)
+  c.header('X-Witness-Log-Ids', attempts.map((a) => a.log_id).join(','))
+  c.header('X-Witness-Attempts', String(attempts.filter((a) => a.status !== 'fallback').length))
+  if (served) {
+    c.header('X-Witness-Provider', served.provider)
+    c.header('X-Witness-Model', served.model)
+  }
+}
+
+/** Sets the headers for a failed dispatch, if the error came from one; returns the error. */
+export function withFailureHeaders(c: Context, error: unknown): unknown {
+  const failure = failureOf(error)
+  if (failure) setWitnessHeaders(c, failure.requestId, failure.attempts)
+  return error
+}

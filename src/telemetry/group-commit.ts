@@ -1,0 +1,144 @@
+/**
+ * Group commit: writes submitted during one turn of the event loop are
+ * applied in one transaction, so one fsync covers them all. Each submitter
+ * gets a promise that settles once its write is committed (or has failed).
+ *
+ * bun:sqlite is synchronous, so waiting for another process's write lock
+ * must not happen inside SQLite: the connection has a zero busy timeout and
+ * a locked database is retried here, asynchronously, until each write's
+ * budget is spent. Other failures (disk full, read-only) fail the batch;
+ * a batch that fails for any other reason is retried one write at a time,
+ * so one bad write cannot sink its neighbours.
+ */
+import { TelemetryUnavailableError } from '../errors.ts'
+
+export interface GroupCommitOptions<Op, Result> {
+  /** Applies the ops in one transaction and returns one result per op; throws to fail them all. */
+  apply: (ops: Op[]) => Result[]
+  /** How long a write may wait for the lock before it fails (ms). */
+  budgetMs: number
+  /** Whether an error means "locked by someone else, try again". */
+  isBusy: (error: unknown) => boolean
+  /** Monotonic clock (ms). */
+  now?: () => number
+}
+
+interface Pending<Op, Result> {
+  op: Op
+  deadline: number
+  resolve: (result: Result) => void
+  reject: (error: unknown) => void
+}
+
+export class GroupCommit<Op, Result> {
+  private queue: Pending<Op, Result>[] = []
+  private scheduled = false
+  private waitingForLock = false
+  private lockWaitMs = 1
+  private readonly now: () => number
+
+  /** Batches committed so far and rows in them (for benchmarks and metrics). */
+  readonly counters = { batches: 0, ops: 0, busyRetries: 0, failures: 0 }
+  /** Wall time (ms) of the last successful commit. */
+  lastCommitAt: number | null = null
+  /** Message of the last failed write, cleared by the next success. */
+  lastError: string | null = null
+
+  constructor(private readonly options: GroupCommitOptions<Op, Result>) {
+    this.now = options.now ?? (() => performance.now())
+  }
+
+  /** Queues a write; resolves once it is committed. */
+  submit(op: Op): Promise<Result> {
+    return new Promise<Result>((resolve, reject) => {
+      this.queue.push({ op, deadline: this.now() + this.options.budgetMs, resolve, reject })
+      this.schedule()
+    })
+  }
+
+  /** Writes queued and not yet committed. */
+  get depth(): number {
+    return this.queue.length
+  }
+
+  private committed(): void {
+    this.lastCommitAt = Date.now()
+    this.lastError = null
+  }
+
+  private failed(error: unknown): TelemetryUnavailableError {
+    this.counters.failures++
+    const unavailable = asUnavailable(error)
+    this.lastError = unavailable.message
+    return unavailable
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.waitingForLock) return
+    this.scheduled = true
+    setImmediate(() => this.flush())
+  }
+
+  private flush(): void {
+    this.scheduled = false
+    this.waitingForLock = false
+    const batch = this.queue
+    this.queue = []
+    if (batch.length === 0) return
+    try {
+      const results = this.options.apply(batch.map((p) => p.op))
+      this.counters.batches++
+      this.counters.ops += batch.length
+      this.lockWaitMs = 1
+      this.committed()
+      batch.forEach((p, i) => p.resolve(results[i]!))
+    } catch (error) {
+      if (this.options.isBusy(error)) this.retryLater(batch, error)
+      else this.failOrIsolate(batch, error)
+    }
+  }
+
+  /** Locked by another process: keep the writes (oldest first) and try again soon. */
+  private retryLater(batch: Pending<Op, Result>[], error: unknown): void {
+    this.counters.busyRetries++
+    const now = this.now()
+    const alive: Pending<Op, Result>[] = []
+    for (const p of batch) {
+      if (p.deadline <= now) {
+        p.reject(this.failed(new TelemetryUnavailableError(`telemetry database locked by another process for ${this.options.budgetMs} ms`, error)))
+      } else alive.push(p)
+    }
+    this.queue = [...alive, ...this.queue]
+    if (this.queue.length === 0) return
+    this.waitingForLock = true
+    const wait = this.lockWaitMs
+    this.lockWaitMs = Math.min(50, this.lockWaitMs * 2)
+    setTimeout(() => this.flush(), wait)
+  }
+
+  private failOrIsolate(batch: Pending<Op, Result>[], error: unknown): void {
+    if (batch.length === 1) {
+      batch[0]!.reject(this.failed(error))
+      return
+    }
+    // Apply one by one so only the writes that really fail are refused.
+    for (const p of batch) {
+      try {
+        const [result] = this.options.apply([p.op])
+        this.counters.batches++
+        this.counters.ops++
+        this.committed()
+        p.resolve(result!)
+      } catch (single) {
+        if (this.options.isBusy(single)) this.retryLater([p], single)
+        else p.reject(this.failed(single))
+      }
+    }
+  }
+}
+
+function asUnavailable(error: unknown): TelemetryUnavailableError {
+  if (error instanceof TelemetryUnavailableError) return error
+  const message = error instanceof Error ? error.message : String(error)
+  return new TelemetryUnavailableError(`telemetry database write failed: ${message}`, error)
+}

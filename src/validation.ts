@@ -1,0 +1,20 @@
+/**
+ * Turns valibot issues into witness's `Issue` list: one entry per problem,
+ * each with the dotted path of what is wrong (`chains.default[1].provider`).
+ */
+import * as v from 'valibot'
+import type { Issue } from './errors.ts'
+
+export function toIssues(issues: readonly v.BaseIssue<unknown>[]): Issue[] {
+  return issues.map((issue) => ({ path: pathOf(issue), message: issue.message }))
+}
+
+function pathOf(issue: v.BaseIssue<unknown>): string {
+  let out = ''
+  for (const item of issue.path ?? []) {
+    const key = item.key
+    if (typeof key === 'number') out += `[${key}]`
+    else out += out ? `.${String(key)}` : String(key)
+  }
+  return out
+}

@@ -1,0 +1,350 @@
+/**
+ * The provider chain against a real simulator and a real SQLite file:
+ * success, retries, timeouts, fallbacks, cooldown, exhaustion, skips.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { readMeta, readRows, rowById } from './support/rows.ts'
+import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
+
+let sim: Simulator
+const running: TestWitness[] = []
+
+beforeAll(() => {
+  sim = startSimulator()
+})
+afterAll(async () => {
+  for (const w of running) await w.stop(0)
+  await sim.stop()
+})
+beforeEach(() => sim.reset())
+
+async function witness(chains: Record<string, unknown[]>, extra: Record<string, unknown> = {}, options: Parameters<typeof startWitness>[1] = {}) {
+  const w = await startWitness(simConfig(sim.url, chains, extra), options)
+  running.push(w)
+  return w
+}
+
+describe('a successful call', () => {
+  test('answers with the message and writes one success row with usage, latency and the upstream URL', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'sim-small+tokens-12-34' }] })
+    const res = await w.infer({ agent: 'bezalel', temperature: 0.2 })
+    expect(res.status).toBe(200)
+    const body = await res.json()
+    expect(body.provider).toBe('sim')
+    expect(body.model).toBe('sim-small+tokens-12-34')
+    expect(body.served_model).toBe('sim-small')
+    expect(body.message).toEqual({ role: 'assistant', content: 'sim reply to: hello there' })
+    expect(body.finish_reason).toBe('stop')
+    expect(body.usage).toEqual({ tokens_in: 12, tokens_out: 34 })
+    expect(body.attempts).toHaveLength(1)
+
+    const [row] = readRows(w.dbPath)
+    expect(row).toMatchObject({
+      agent_name: 'bezalel',
+      provider: 'sim',
+      model: 'sim-small+tokens-12-34',
+      endpoint: `${sim.url}/v1/chat/completions`,
+      tokens_in: 12,
+      tokens_out: 34,
+      status: 'success',
+      error_message: null,
+    })
+    expect(row!.timestamp).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+    expect(row!.latency_ms).toBeGreaterThanOrEqual(0)
+    expect(res.headers.get('x-witness-log-ids')).toBe(String(row!.id))
+    expect(res.headers.get('x-witness-provider')).toBe('sim')
+    expect(res.headers.get('x-witness-model')).toBe('sim-small+tokens-12-34')
+    const [meta] = readMeta(w.dbPath)
+    expect(meta).toMatchObject({ log_id: row!.id, request_id: body.request_id, chain: 'default', seq: 1, step: 0, try: 1, response_id: body.response_id, served_model: 'sim-small' })
+    expect(res.headers.get('x-witness-request-id')).toBe(body.request_id)
+  })
+
+  test('the pending row is committed before the upstream receives the request', async () => {
+    const seen: { status: string | undefined; header: string | undefined }[] = []
+    const upstream = startSimulator({
+      onRequest: (req) => {
+        const id = Number(req.headers['x-witness-log-id'])
+        seen.push({ status: rowById(w.dbPath, id)?.status, header: req.headers['x-witness-log-id'] })
+      },
+    })
+    const w = await startWitness(simConfig(upstream.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    running.push(w)
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    expect(seen).toEqual([{ status: 'pending', header: res.headers.get('x-witness-log-ids')! }])
+    expect(readRows(w.dbPath)[0]!.status).toBe('success')
+    await upstream.stop()
+  })
+
+  test('the body goes upstream untouched except model, chain and agent', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'upstream-model' }] })
+    const extra = {
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
+      tool_choice: 'auto',
+      response_format: { type: 'json_object' },
+      temperature: 0.3,
+      seed: 7,
+      stop: ['\n'],
+      n: 1,
+      logprobs: false,
+      user: 'u-1',
+      model: 'ignored',
+      vendor_extension: { anything: [1, 2] },
+    }
+    const res = await w.infer({ chain: 'default', ...extra })
+    expect(res.status).toBe(200)
+    const received = sim.requests[0]!.body
+    expect(received).toEqual({ ...extra, model: 'upstream-model', messages: [{ role: 'user', content: 'hello there' }] })
+  })
+
+  test('X-Agent-Name names the agent when the body does not', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm' }] })
+    const res = await w.post('/v1/infer', { messages: [{ role: 'user', content: 'x' }] }, { 'x-agent-name': 'ezra' })
+    expect(res.status).toBe(200)
+    expect(readRows(w.dbPath)[0]!.agent_name).toBe('ezra')
+  })
+})
+
+describe('retries', () => {
+  test('a 503 is retried on the same step; each try is its own row', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+script-503-200', retries: 2 }] })
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => r.status)).toEqual(['error', 'success'])
+    expect(rows[0]!.error_message).toBe('HTTP 503 service unavailable: simulated HTTP 503')
+    expect(readMeta(w.dbPath).map((m) => m.try)).toEqual([1, 2])
+    expect(sim.requests).toHaveLength(2)
+  })
+
+  test('a 429 with a short Retry-After is honoured and retried', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+script-429-200+retry-after-0.2', retries: 1 }] })
+    const started = performance.now()
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    expect(performance.now() - started).toBeGreaterThanOrEqual(190)
+    const rows = readRows(w.dbPath)
+    expect(rows[0]!.error_message).toBe('HTTP 429 rate limited (retry-after 200 ms): simulated HTTP 429')
+    expect(rows.map((r) => r.status)).toEqual(['error', 'success'])
+  })
+
+  test('a Retry-After above the cap falls back instead of waiting', async () => {
+    const w = await witness(
+      { default: [{ provider: 'sim', model: 'm+status-429+retry-after-30', retries: 3 }, { provider: 'sim2', model: 'ok' }] },
+      { policy: { retry_after_cap_ms: 1000 } },
+    )
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => [r.provider, r.status])).toEqual([['sim', 'error'], ['sim2', 'fallback'], ['sim2', 'success']])
+    expect(rows[1]!.error_message).toBe(
+      'fallback from sim/m+status-429+retry-after-30: HTTP 429 rate limited (retry-after 30 s): simulated HTTP 429 (longer than retry_after_cap 1 s)',
+    )
+  })
+
+  test('a 400 is not retried: it falls back at once', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+status-400', retries: 3 }, { provider: 'sim2', model: 'ok' }] })
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['error', 'fallback', 'success'])
+    expect(sim.requests).toHaveLength(2)
+  })
+
+  test('a 500 is retried then falls back with a row naming the next provider and why', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+status-500', retries: 1 }, { provider: 'sim2', model: 'backup' }] })
+    const res = await w.infer({ agent: 'ezra' })
+    expect(res.status).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => [r.provider, r.model, r.status])).toEqual([
+      ['sim', 'm+status-500', 'error'],
+      ['sim', 'm+status-500', 'error'],
+      ['sim2', 'backup', 'fallback'],
+      ['sim2', 'backup', 'success'],
+    ])
+    expect(rows[2]!.error_message).toBe('fallback from sim/m+status-500: HTTP 500 internal server error: simulated HTTP 500')
+    expect(rows[2]!.endpoint).toBe(`${sim.url}/v1/chat/completions`)
+    expect(rows.every((r) => r.agent_name === 'ezra')).toBe(true)
+    const body = await res.json()
+    expect(body.attempts.map((a: { log_id: number; status: string }) => [a.log_id, a.status])).toEqual(rows.map((r) => [r.id, r.status]))
+    expect(res.headers.get('x-witness-log-ids')).toBe(rows.map((r) => r.id).join(','))
+    expect(new Set(readMeta(w.dbPath).map((m) => m.request_id)).size).toBe(1)
+  })
+
+  test('malformed JSON from upstream is an error row and a fallback', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+malformed' }, { provider: 'sim2', model: 'ok' }] })
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows[0]).toMatchObject({ status: 'error', error_message: 'malformed response: body is not JSON' })
+    expect(rows.map((r) => r.status)).toEqual(['error', 'fallback', 'success'])
+  })
+})
+
+describe('timeouts', () => {
+  test('a hung upstream times out, its socket is closed, and the chain falls back', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'slow+hang', timeout_ms: 150 }, { provider: 'sim2', model: 'ok' }] })
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => r.status)).toEqual(['timeout', 'fallback', 'success'])
+    expect(rows[0]!.error_message).toBe('timeout after 150 ms')
+    expect(rows[0]!.latency_ms).toBeGreaterThanOrEqual(150)
+    expect(rows[1]!.error_message).toBe('fallback from sim/slow+hang: timeout after 150 ms')
+    // The simulator saw its client go away: the request was aborted, not abandoned.
+    await Bun.sleep(20)
+    expect(sim.requests[0]!.aborted).toBe(true)
+  })
+
+  test('a timeout is not retried on the same step by default', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'slow+hang', timeout_ms: 50, retries: 3 }] })
+    const res = await w.infer({})
+    expect(res.status).toBe(502)
+    expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['timeout'])
+  })
+})
+
+describe('exhaustion and skips', () => {
+  test('when every step fails the answer is 502 chain_exhausted with the request id and every row', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'a+status-503', retries: 0 }, { provider: 'sim2', model: 'b+status-404' }] })
+    const res = await w.infer({})
+    expect(res.status).toBe(502)
+    const { error } = await res.json()
+    expect(error.type).toBe('chain_exhausted')
+    expect(error.message).toContain('sim/a+status-503: HTTP 503 service unavailable')
+    expect(error.message).toContain('sim2/b+status-404: HTTP 404 not found')
+    expect(error.request_id).toBe(res.headers.get('x-witness-request-id'))
+    const rows = readRows(w.dbPath)
+    expect(error.attempts.map((a: { log_id: number }) => a.log_id)).toEqual(rows.map((r) => r.id))
+    expect(rows.map((r) => r.status)).toEqual(['error', 'fallback', 'error'])
+    expect(rows.some((r) => r.status === 'pending')).toBe(false)
+  })
+
+  test('a step whose API key is not set is skipped with a fallback row, and no call is made', async () => {
+    const w = await witness(
+      { default: [{ provider: 'keyed', model: 'k' }, { provider: 'sim', model: 'ok' }] },
+      { providers: { keyed: { type: 'openai', base_url: `${sim.url}/v1`, api_key_env: 'KEYED_API_KEY' } } },
+    )
+    const res = await w.infer({})
+    expect(res.status).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => [r.provider, r.status, r.error_message])).toEqual([
+      ['sim', 'fallback', 'fallback from keyed/k: skipped, API key KEYED_API_KEY is not set'],
+      ['sim', 'success', null],
+    ])
+    expect(sim.requests.map((r) => r.model)).toEqual(['ok'])
+  })
+
+  test('a last step without its key still leaves a row saying it was skipped', async () => {
+    const w = await witness(
+      { default: [{ provider: 'keyed', model: 'k' }] },
+      { providers: { keyed: { type: 'openai', base_url: `${sim.url}/v1`, api_key_env: 'KEYED_API_KEY' } } },
+    )
+    const res = await w.infer({})
+    expect(res.status).toBe(502)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => [r.provider, r.status, r.error_message])).toEqual([
+      ['keyed', 'fallback', 'skipped keyed/k, API key KEYED_API_KEY is not set; no further step'],
+    ])
+    expect(sim.requests).toHaveLength(0)
+  })
+
+  test('the API key is sent upstream and never stored, even when the upstream echoes it in an error', async () => {
+    const secret = 'sk-live-THIS-IS-A-SECRET-KEY-123456'
+    const w = await witness(
+      { default: [{ provider: 'keyed', model: 'k+status-401+echo-key' }] },
+      { providers: { keyed: { type: 'openai', base_url: `${sim.url}/v1`, api_key_env: 'KEYED_API_KEY' } } },
+      { env: { KEYED_API_KEY: secret } },
+    )
+    const res = await w.infer({})
+    expect(res.status).toBe(502)
+    expect(sim.requests[0]!.headers.authorization).toBe(`Bearer ${secret}`)
+    const text = await res.text()
+    expect(text).not.toContain(secret)
+    const rows = readRows(w.dbPath)
+    expect(rows[0]!.error_message).toContain('HTTP 401 unauthorized')
+    expect(JSON.stringify(rows)).not.toContain(secret)
+    expect(JSON.stringify(rows)).not.toContain('THIS-IS-A-SECRET')
+    expect(w.logs.join('\n')).not.toContain(secret)
+  })
+
+  test('prompt text echoed in an upstream error is not stored', async () => {
+    const prompt = 'the launch codes are 0000-1111 and nobody may know'
+    const echo = startSimulator()
+    const server = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: async (req) => {
+        const body = (await req.json()) as { messages: { content: string }[] }
+        return Response.json({ error: { message: `cannot process: ${body.messages[0]!.content}` } }, { status: 400 })
+      },
+    })
+    const w = await startWitness(
+      simConfig(echo.url, { default: [{ provider: 'echoer', model: 'e' }] }, { providers: { echoer: { type: 'openai', base_url: `http://127.0.0.1:${server.port}/v1` } } }),
+    )
+    running.push(w)
+    const res = await w.post('/v1/infer', { agent: 'a', messages: [{ role: 'user', content: prompt }] })
+    expect(res.status).toBe(502)
+    const rows = readRows(w.dbPath)
+    expect(rows[0]!.error_message).toContain('HTTP 400 bad request')
+    expect(JSON.stringify(rows)).not.toContain('launch codes')
+    server.stop(true)
+    await echo.stop()
+  })
+})
+
+describe('cooldown', () => {
+  test('after three consecutive failures a target is skipped, then probed once after the cooldown', async () => {
+    const clock = manualClock()
+    const w = await witness(
+      { default: [{ provider: 'sim', model: 'flaky+status-503', retries: 0 }, { provider: 'sim2', model: 'ok' }] },
+      { policy: { cooldown_failures: 3, cooldown_s: 60 } },
+      { clock },
+    )
+    for (let i = 0; i < 3; i++) expect((await w.infer({})).status).toBe(200)
+    expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(3)
+
+    const cooled = await w.infer({})
+    expect(cooled.status).toBe(200)
+    expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(3)
+    const skipRow = readRows(w.dbPath).at(-2)!
+    expect(skipRow.status).toBe('fallback')
+    expect(skipRow.error_message).toMatch(/^fallback from sim\/flaky\+status-503: skipped, cooling down after 3 consecutive failures \(until 2026-11-25T12:01:00\.\d{3}Z\)$/)
+
+    clock.advance(61_000)
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(4) // the probe
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(4) // cooling again
+  })
+
+  test('when every step is cooling down they are tried anyway', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'down+status-503', retries: 0 }] }, { policy: { cooldown_failures: 1, cooldown_s: 600 } })
+    expect((await w.infer({})).status).toBe(502)
+    expect((await w.infer({})).status).toBe(502)
+    expect(sim.requests).toHaveLength(2)
+  })
+})
+
+describe('an Anthropic provider in the chain', () => {
+  test('an OpenAI-style request is translated to the Messages API and the answer back', async () => {
+    const w = await witness({ default: [{ provider: 'simant', model: 'claude-sim+tokens-7-9' }] })
+    const res = await w.post('/v1/infer', {
+      agent: 'a',
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hello there' },
+      ],
+      max_tokens: 100,
+    })
+    expect(res.status).toBe(200)
+    const body = await res.json()
+    expect(body.message).toEqual({ role: 'assistant', content: 'sim reply to: hello there' })
+    expect(body.usage).toEqual({ tokens_in: 7, tokens_out: 9 })
+    const received = sim.requests[0]!
+    expect(received.path).toBe('/v1/messages')
+    expect(received.headers['anthropic-version']).toBe('2023-06-01')
+    expect(received.body).toEqual({ model: 'claude-sim+tokens-7-9', system: 'be brief', messages: [{ role: 'user', content: [{ type: 'text', text: 'hello there' }] }], max_tokens: 100 })
+    expect(readRows(w.dbPath)[0]).toMatchObject({ endpoint: `${sim.url}/v1/messages`, tokens_in: 7, tokens_out: 9, status: 'success' })
+  })
+})

@@ -1,0 +1,68 @@
+/** The witness command line, run as a real subprocess. */
+import { Database } from 'bun:sqlite'
+import { describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { BUN, ROOT } from './support/process.ts'
+import { tempDir } from './support/temp.ts'
+
+function witness(args: string[], cwd = ROOT) {
+  const proc = Bun.spawnSync([BUN, join(ROOT, 'src/cli.ts'), ...args], { cwd, env: { PATH: process.env.PATH ?? '' } })
+  return { code: proc.exitCode, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() }
+}
+
+describe('witness init', () => {
+  test('creates the database with the schema, and is safe to run twice', () => {
+    const db = join(tempDir(), 'sub', 'w.db')
+    const first = witness(['init', '--db', db])
+    expect(first.code).toBe(0)
+    expect(first.stdout).toContain(`database ${db} ready`)
+    const second = witness(['init', '--db', db])
+    expect(second.code).toBe(0)
+    const conn = new Database(db, { readonly: true })
+    expect((conn.query('PRAGMA table_info(request_log)').all() as unknown[]).length).toBe(11)
+    conn.close()
+  })
+
+  test('without --db it uses the database the config names', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'witness.yaml'), 'database: ./here.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n')
+    expect(witness(['init'], dir).code).toBe(0)
+    expect(Bun.file(join(dir, 'here.db')).size).toBeGreaterThan(0)
+  })
+})
+
+describe('config problems stop start-up, every one listed', () => {
+  test('check-config passes a good file and prints its hash', () => {
+    const result = witness(['check-config', '--config', join(ROOT, 'witness.yaml')])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/is valid \(sha256 [0-9a-f]{64}; chains: default, fast\)/)
+  })
+
+  test('serve and check-config refuse a bad file with every problem and its path', () => {
+    const dir = tempDir()
+    const path = join(dir, 'bad.yaml')
+    writeFileSync(path, 'database_sync: sometimes\nproviders: { claude: { preset: anthropic } }\nchains: { default: [ { provider: claude, model: m } ], other: [ { provider: ghost, model: m } ] }\npolicy: { banned_providers: [anthropic] }\n')
+    for (const command of ['serve', 'check-config']) {
+      const result = witness([command, '--config', path])
+      expect(result.code).toBe(2)
+      expect(result.stderr).toContain('database_sync')
+    }
+    writeFileSync(path, 'providers: { claude: { preset: anthropic } }\nchains: { default: [ { provider: claude, model: m } ], other: [ { provider: ghost, model: m } ] }\npolicy: { banned_providers: [anthropic] }\n')
+    const result = witness(['serve', '--config', path])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('chains.default[0].provider: provider "claude" is banned')
+    expect(result.stderr).toContain('chains.other[0].provider: unknown provider "ghost"')
+  })
+})
+
+describe('usage', () => {
+  test('an unknown command or bad flag exits 2 with the usage', () => {
+    const unknown = witness(['frobnicate'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toContain('usage: witness')
+    const badPort = witness(['serve', '--port', 'abc'])
+    expect(badPort.code).toBe(2)
+    expect(badPort.stderr).toContain('--port must be 0-65535')
+  })
+})

@@ -1,0 +1,125 @@
+import { describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { PRESETS } from '../providers/presets.ts'
+import { type Config, loadConfig, parseConfig } from '../src/config.ts'
+import { ConfigError } from '../src/errors.ts'
+import { ROOT } from './support/process.ts'
+import { tempDir } from './support/temp.ts'
+
+function problems(input: unknown): { path: string; message: string }[] {
+  try {
+    parseConfig(input)
+  } catch (error) {
+    if (error instanceof ConfigError) return error.issues
+    throw error
+  }
+  throw new Error('expected a ConfigError')
+}
+
+const minimal = { providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }
+
+describe('config', () => {
+  test('the shipped witness.yaml is valid', () => {
+    const config = loadConfig(join(ROOT, 'witness.yaml'))
+    expect([...config.chains.keys()]).toEqual(['default', 'fast'])
+    expect(config.raw.listen).toEqual({ host: '127.0.0.1', port: 8787 })
+    expect(config.databasePath).toBe(join(ROOT, 'data/witness.db'))
+    expect(config.hash).toMatch(/^[0-9a-f]{64}$/)
+  })
+
+  test('a provider named like a preset takes its type, base URL and key variable', () => {
+    const config = parseConfig(minimal)
+    expect(config.providers.get('kimi')).toEqual({
+      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {},
+    })
+  })
+
+  test('defaults fill every knob, and a step overrides its provider', () => {
+    const config = parseConfig({
+      providers: { kimi: { timeout_ms: 30000, retries: 2 } },
+      chains: { default: [{ provider: 'kimi', model: 'a', timeout_ms: 20000 }, { provider: 'kimi', model: 'b' }] },
+    })
+    const [a, b] = config.chains.get('default')!
+    expect([a!.timeoutMs, a!.retries, b!.timeoutMs, b!.retries]).toEqual([20000, 2, 30000, 2])
+    expect(config.raw.database_sync).toBe('full')
+    expect(config.raw.database_busy_timeout_ms).toBe(5000)
+    expect(config.maxBodyBytes).toBe(32 * 1024 * 1024)
+  })
+
+  test('an explicit preset under another name works, and custom needs a base_url', () => {
+    const config = parseConfig({
+      providers: { runpod: { preset: 'custom', base_url: 'https://api.runpod.ai/v2/abc/openai/v1' }, fast: { preset: 'groq' } },
+      chains: { default: [{ provider: 'runpod', model: 'm' }, { provider: 'fast', model: 'g' }] },
+    })
+    expect(config.providers.get('runpod')).toMatchObject({ preset: 'custom', apiKeyEnv: 'RUNPOD_API_KEY' })
+    expect(config.providers.get('fast')).toMatchObject({ baseUrl: PRESETS.groq.baseUrl })
+    expect(problems({ providers: { custom: {} }, chains: { default: [{ provider: 'custom', model: 'm' }] } })).toEqual([
+      { path: 'providers.custom.base_url', message: 'preset "custom" needs a base_url' },
+    ])
+  })
+
+  test('every problem is listed with its path, not just the first', () => {
+    const found = problems({
+      listen: { port: 'eighty' },
+      database_sync: 'sometimes',
+      providers: { kimi: { timeout_ms: -1, tiemout_ms: 5 } },
+      chains: { default: [{ provider: 'kimi' }], empty: [] },
+    })
+    expect(found.map((p) => p.path).sort()).toEqual([
+      'chains.default[0].model',
+      'chains.empty',
+      'database_sync',
+      'listen.port',
+      'providers.kimi.tiemout_ms',
+      'providers.kimi.timeout_ms',
+    ])
+  })
+
+  test('cross-references are checked: unknown providers, missing types and base URLs', () => {
+    const found = problems({
+      providers: { mystery: {}, other: { type: 'openai' } },
+      chains: { default: [{ provider: 'nobody', model: 'm' }, { provider: 'mystery', model: 'm' }] },
+    })
+    expect(found).toEqual([
+      { path: 'providers.mystery.type', message: 'set type (openai or anthropic) or a preset' },
+      { path: 'providers.mystery.base_url', message: 'set base_url or a preset' },
+      { path: 'providers.other.base_url', message: 'set base_url or a preset' },
+      { path: 'chains.default[0].provider', message: 'unknown provider "nobody"; defined: mystery, other' },
+    ])
+  })
+
+  test('banned_providers matches the config name, the preset name and the type', () => {
+    const base = {
+      providers: {
+        claude: { preset: 'anthropic' },
+        work: { type: 'anthropic', base_url: 'https://proxy.example/v1' },
+        kimi: {},
+      },
+    }
+    const byType = problems({ ...base, chains: { c: [{ provider: 'work', model: 'm' }] }, policy: { banned_providers: ['anthropic'] } })
+    expect(byType).toEqual([{ path: 'chains.c[0].provider', message: 'provider "work" is banned by policy.banned_providers ("anthropic")' }])
+    const byPreset = problems({ ...base, chains: { c: [{ provider: 'claude', model: 'm' }] }, policy: { banned_providers: ['anthropic'] } })
+    expect(byPreset[0]!.message).toContain('"claude" is banned')
+    const byName = problems({ ...base, chains: { c: [{ provider: 'kimi', model: 'm' }] }, policy: { banned_providers: ['kimi'] } })
+    expect(byName[0]!.message).toContain('"kimi" is banned')
+    // A banned provider that no chain names is not an error.
+    expect(() => parseConfig({ ...base, chains: { c: [{ provider: 'kimi', model: 'm' }] }, policy: { banned_providers: ['anthropic'] } })).not.toThrow()
+  })
+
+  test('YAML errors and unreadable files are config errors too', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'bad.yaml'), 'providers: [\n  nope: {')
+    expect(() => loadConfig(join(dir, 'bad.yaml'))).toThrow(/not valid YAML/)
+    expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read file/)
+  })
+
+  test('relative database paths resolve against the config file; the hash is of its bytes', () => {
+    const dir = tempDir()
+    const text = 'database: ./sub/w.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n'
+    writeFileSync(join(dir, 'w.yaml'), text)
+    const config: Config = loadConfig(join(dir, 'w.yaml'))
+    expect(config.databasePath).toBe(join(dir, 'sub/w.db'))
+    expect(config.hash).toBe(new Bun.CryptoHasher('sha256').update(text).digest('hex'))
+  })
+})

@@ -1,0 +1,138 @@
+/**
+ * No row, no call; no row left pending: the write protocol under a lock
+ * held by another process, a SIGKILL mid-call, and 200 concurrent requests.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { holdWriteLock, spawnWitness } from './support/process.ts'
+import { readMeta, readRows } from './support/rows.ts'
+import { tempDir } from './support/temp.ts'
+import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
+
+let sim: Simulator
+const running: TestWitness[] = []
+beforeAll(() => {
+  sim = startSimulator()
+})
+afterAll(async () => {
+  for (const w of running) await w.stop(0)
+  await sim.stop()
+})
+beforeEach(() => sim.reset())
+
+describe('no row, no call', () => {
+  test('while another process holds the write lock: 503 telemetry_unavailable and nothing goes upstream; then service resumes', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 300 }))
+    running.push(w)
+    const lock = await holdWriteLock(w.dbPath)
+    const res = await w.infer({})
+    expect(res.status).toBe(503)
+    const { error } = await res.json()
+    expect(error.type).toBe('telemetry_unavailable')
+    expect(error.message).toContain('locked')
+    expect(sim.count()).toBe(0)
+    const heartbeat = await fetch(`${w.url}/heartbeat`)
+    expect(heartbeat.status).toBe(503)
+
+    // Other requests are not frozen while the lock is held: the event loop keeps serving.
+    const started = performance.now()
+    expect((await fetch(`${w.url}/nope`)).status).toBe(404)
+    expect(performance.now() - started).toBeLessThan(250)
+
+    await lock.release()
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.count()).toBe(1)
+    expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['success'])
+  })
+
+  test('a database over its size budget refuses the call, and resumes when space is given', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_max_mb: 1 }))
+    running.push(w)
+    // Fill the budget from another connection (as data would, over time).
+    const { Database } = await import('bun:sqlite')
+    const filler = new Database(w.dbPath)
+    filler.exec('CREATE TABLE ballast (b BLOB)')
+    filler.exec('PRAGMA max_page_count = 1000000')
+    filler.exec('INSERT INTO ballast VALUES (randomblob(1100000))')
+    filler.close()
+    // The rows' pages still have some room; keep calling until the budget bites.
+    let refused: Response | null = null
+    let served = 0
+    for (let i = 0; i < 500 && !refused; i++) {
+      const res = await w.infer({})
+      if (res.status === 200) served++
+      else refused = res
+    }
+    expect(refused?.status).toBe(503)
+    expect((await refused!.json()).error.message).toContain('full')
+    expect(sim.count()).toBe(served) // the refused call never went upstream
+
+    const cleaner = new Database(w.dbPath)
+    cleaner.exec('DROP TABLE ballast')
+    cleaner.close()
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.count()).toBe(served + 1)
+  })
+})
+
+describe('crash recovery', () => {
+  test('a server killed with SIGKILL mid-call leaves a pending row that the next start finishes', async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }) }))
+    const first = await spawnWitness(configPath)
+    const call = fetch(`${first.url}/v1/infer`, {
+      method: 'POST',
+      body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }),
+    }).catch(() => null)
+    while (sim.count() === 0) await Bun.sleep(5)
+    first.proc.kill('SIGKILL')
+    await first.proc.exited
+    await call
+
+    const dbPath = join(dir, 'witness.db')
+    const [before] = readRows(dbPath)
+    expect(before).toMatchObject({ status: 'pending', agent_name: 'bezalel', provider: 'sim', latency_ms: null })
+    expect(String(before!.id)).toBe(sim.requests[0]!.headers['x-witness-log-id']!)
+
+    const second = await spawnWitness(configPath)
+    const [after] = readRows(dbPath)
+    expect(after!.status).toBe('error')
+    expect(after!.error_message).toStartWith('router stopped before the call finished (recovered at start-up ')
+    second.proc.kill('SIGTERM')
+    expect(await second.proc.exited).toBe(0)
+  })
+})
+
+describe('concurrency', () => {
+  test('200 concurrent requests leave exactly their rows, none pending, ids distinct', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+latency-5' }] }))
+    running.push(w)
+    const responses = await Promise.all(Array.from({ length: 200 }, (_, i) => w.infer({ agent: `agent-${i % 7}` })))
+    expect(responses.every((r) => r.status === 200)).toBe(true)
+    const logIds = responses.map((r) => Number(r.headers.get('x-witness-log-ids')))
+    expect(new Set(logIds).size).toBe(200)
+    const rows = readRows(w.dbPath)
+    expect(rows).toHaveLength(200)
+    expect(rows.every((r) => r.status === 'success')).toBe(true)
+    expect(rows.map((r) => r.id).sort((a, b) => a - b)).toEqual([...logIds].sort((a, b) => a - b))
+    expect(new Set(readMeta(w.dbPath).map((m) => m.request_id)).size).toBe(200)
+    expect(sim.count()).toBe(200)
+    // Group commit really grouped: fewer commits than writes.
+    expect(w.store.counters.batches).toBeLessThan(w.store.counters.ops)
+  })
+
+  test('200 concurrent requests with failures and fallbacks: every row finished, each request ends once', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+status-503', retries: 1 }, { provider: 'sim2', model: 'ok' }] }, { policy: { cooldown_failures: 1000 } }))
+    running.push(w)
+    const responses = await Promise.all(Array.from({ length: 200 }, () => w.infer({})))
+    expect(responses.every((r) => r.status === 200)).toBe(true)
+    const rows = readRows(w.dbPath)
+    expect(rows).toHaveLength(800)
+    const count = (s: string) => rows.filter((r) => r.status === s).length
+    expect([count('error'), count('fallback'), count('success'), count('pending')]).toEqual([400, 200, 200, 0])
+    expect(sim.count()).toBe(600)
+  })
+})

@@ -1,0 +1,105 @@
+/**
+ * Bad input gets a clear 4xx naming what is wrong, writes no row, calls no
+ * upstream, and leaves the server up.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { readRows } from './support/rows.ts'
+import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
+
+let sim: Simulator
+let w: TestWitness
+
+beforeAll(async () => {
+  sim = startSimulator()
+  w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01 }))
+})
+afterAll(async () => {
+  await w.stop(0)
+  await sim.stop()
+})
+
+async function expectError(res: Response, status: number, type: string) {
+  expect(res.status).toBe(status)
+  const body = await res.json()
+  expect(body.error.type).toBe(type)
+  return body.error
+}
+
+describe('POST /v1/infer refuses bad input', () => {
+  test('malformed JSON is a 400 saying so', async () => {
+    const error = await expectError(await w.post('/v1/infer', '{"agent": "a", "messages": ['), 400, 'invalid_request')
+    expect(error.message).toStartWith('request body is not valid JSON')
+  })
+
+  test('a JSON array or string body is a 400', async () => {
+    await expectError(await w.post('/v1/infer', '[1,2]'), 400, 'invalid_request')
+    await expectError(await w.post('/v1/infer', '"hi"'), 400, 'invalid_request')
+  })
+
+  test('wrong types are a 400 listing each path', async () => {
+    const error = await expectError(await w.post('/v1/infer', { agent: 5, chain: ['x'], messages: [{ role: 3 }] }), 400, 'invalid_request')
+    expect(error.issues.map((i: { path: string }) => i.path).sort()).toEqual(['agent', 'chain', 'messages[0].role'])
+  })
+
+  test('missing messages is a 400', async () => {
+    const error = await expectError(await w.post('/v1/infer', { agent: 'a' }), 400, 'invalid_request')
+    expect(error.issues[0].path).toBe('messages')
+  })
+
+  test('no agent is a 400 that says how to name one', async () => {
+    const error = await expectError(await w.post('/v1/infer', { messages: [{ role: 'user', content: 'x' }] }), 400, 'invalid_request')
+    expect(error.message).toContain('X-Agent-Name')
+  })
+
+  test('an agent in the body and a different one in the header is a 400', async () => {
+    const error = await expectError(await w.post('/v1/infer', { agent: 'a', messages: [{ role: 'user', content: 'x' }] }, { 'x-agent-name': 'b' }), 400, 'invalid_request')
+    expect(error.message).toContain('different agent')
+  })
+
+  test('an agent name with spaces or control characters is a 400', async () => {
+    await expectError(await w.post('/v1/infer', { agent: 'a b', messages: [{ role: 'user', content: 'x' }] }), 400, 'invalid_request')
+    await expectError(await w.post('/v1/infer', { agent: 'a\nb', messages: [{ role: 'user', content: 'x' }] }), 400, 'invalid_request')
+  })
+
+  test('an unknown chain is a 404 naming the configured chains', async () => {
+    const error = await expectError(await w.post('/v1/infer', { agent: 'a', chain: 'nope', messages: [{ role: 'user', content: 'x' }] }), 404, 'unknown_chain')
+    expect(error.message).toBe('unknown chain "nope"; configured chains: default')
+  })
+
+  test('a body over max_body_mb is a 413 before anything is parsed', async () => {
+    const huge = JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'x'.repeat(20_000) }] })
+    await expectError(await w.post('/v1/infer', huge), 413, 'payload_too_large')
+    // Without a content-length (chunked), the limit holds too.
+    const chunked = await fetch(`${w.url}/v1/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new ReadableStream({
+        start(c) {
+          c.enqueue(new TextEncoder().encode(huge))
+          c.close()
+        },
+      }),
+    })
+    await expectError(chunked, 413, 'payload_too_large')
+  })
+
+  test('unknown routes are a JSON 404', async () => {
+    await expectError(await fetch(`${w.url}/v2/whatever`), 404, 'not_found')
+  })
+
+  test('after all of it, nothing was written or sent upstream and the server still answers', async () => {
+    expect(readRows(w.dbPath)).toEqual([])
+    expect(sim.requests).toHaveLength(0)
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
+    expect((await w.infer({})).status).toBe(200)
+  })
+})
+
+describe('GET /heartbeat', () => {
+  test('answers ok while the database is writable', async () => {
+    const res = await fetch(`${w.url}/heartbeat`)
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ status: 'ok' })
+  })
+})

@@ -1,0 +1,84 @@
+import { Database } from 'bun:sqlite'
+import { describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
+import { openStore } from '../src/telemetry/store.ts'
+import { tempDir } from './support/temp.ts'
+
+const EXPECTED_COLUMNS = [
+  { cid: 0, name: 'id', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 1 },
+  { cid: 1, name: 'timestamp', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
+  { cid: 2, name: 'agent_name', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
+  { cid: 3, name: 'provider', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
+  { cid: 4, name: 'model', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
+  { cid: 5, name: 'endpoint', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
+  { cid: 6, name: 'tokens_in', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 0 },
+  { cid: 7, name: 'tokens_out', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 0 },
+  { cid: 8, name: 'latency_ms', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 0 },
+  { cid: 9, name: 'status', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
+  { cid: 10, name: 'error_message', type: 'TEXT', notnull: 0, dflt_value: null, pk: 0 },
+]
+
+function open(path: string) {
+  return openStore(path, { sync: 'full', busyTimeoutMs: 1000 })
+}
+
+describe('schema', () => {
+  test('request_log has exactly the eleven specified columns and an AUTOINCREMENT key', () => {
+    const path = join(tempDir(), 'w.db')
+    open(path).close()
+    const db = new Database(path, { readonly: true })
+    expect(db.query('PRAGMA table_info(request_log)').all()).toEqual(EXPECTED_COLUMNS)
+    const { sql } = db.query("SELECT sql FROM sqlite_master WHERE name = 'request_log'").get() as { sql: string }
+    expect(sql).toBe(REQUEST_LOG_DDL)
+    expect(sql).toContain('id INTEGER PRIMARY KEY AUTOINCREMENT')
+    expect(db.query("SELECT name FROM sqlite_master WHERE name = 'sqlite_sequence'").get()).toBeTruthy()
+    db.close()
+  })
+
+  test('a new database is WAL with incremental auto-vacuum, and has the time, agent and provider indexes', () => {
+    const path = join(tempDir(), 'w.db')
+    open(path).close()
+    const db = new Database(path, { readonly: true })
+    expect(db.query('PRAGMA journal_mode').get()).toEqual({ journal_mode: 'wal' })
+    expect(db.query('PRAGMA auto_vacuum').get()).toEqual({ auto_vacuum: 2 })
+    const indexes = (db.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'request_log'").all() as { name: string }[]).map((r) => r.name)
+    expect(indexes).toEqual(expect.arrayContaining(['request_log_timestamp', 'request_log_agent_time', 'request_log_provider_time', 'request_log_agent_provider_time']))
+    expect(db.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION })
+    db.close()
+  })
+
+  test('opening twice is safe and keeps the rows', async () => {
+    const path = join(tempDir(), 'w.db')
+    const store = open(path)
+    await store.insert({ timestamp: '2026-11-25T00:00:00.000Z', agentName: 'a', provider: 'p', model: 'm', endpoint: 'e', status: 'error', errorMessage: 'x' }, null)
+    store.close()
+    open(path).close()
+    const db = new Database(path, { readonly: true })
+    expect(db.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 1 })
+    db.close()
+  })
+
+  test('a database holding only request_log (schema version 0) is migrated without touching the table', () => {
+    const path = join(tempDir(), 'old.db')
+    const db = new Database(path, { create: true })
+    db.exec(REQUEST_LOG_DDL)
+    db.exec("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status) VALUES ('t', 'a', 'p', 'm', 'e', 'success')")
+    db.close()
+    open(path).close()
+    const after = new Database(path, { readonly: true })
+    expect(after.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION })
+    expect(after.query('PRAGMA table_info(request_log)').all()).toEqual(EXPECTED_COLUMNS)
+    expect(after.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 1 })
+    expect(after.query("SELECT name FROM sqlite_master WHERE name = 'request_log_meta'").get()).toBeTruthy()
+    after.close()
+  })
+
+  test('a status outside the known set is refused in code', async () => {
+    const store = open(join(tempDir(), 'w.db'))
+    await expect(
+      store.insert({ timestamp: 't', agentName: 'a', provider: 'p', model: 'm', endpoint: 'e', status: 'bogus' as 'error', errorMessage: null }, null),
+    ).rejects.toThrow(/invalid status/)
+    store.close()
+  })
+})

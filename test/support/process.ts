@@ -1,0 +1,54 @@
+/** Real subprocesses for crash and lock tests. */
+import type { Subprocess } from 'bun'
+import { join } from 'node:path'
+
+export const ROOT = join(import.meta.dir, '..', '..')
+export const BUN = process.execPath
+
+/** Reads a subprocess's stream until a line matches; returns the match. */
+export async function waitForLine(stream: ReadableStream<Uint8Array>, pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+  const reader = stream.getReader()
+  const decoder = new TextDecoder()
+  let buffer = ''
+  const deadline = Date.now() + timeoutMs
+  try {
+    while (Date.now() < deadline) {
+      const { value, done } = await Promise.race([
+        reader.read(),
+        Bun.sleep(Math.max(1, deadline - Date.now())).then(() => ({ value: undefined, done: true as const })),
+      ])
+      if (done) break
+      buffer += decoder.decode(value, { stream: true })
+      const match = buffer.match(pattern)
+      if (match) return match
+    }
+  } finally {
+    reader.releaseLock()
+  }
+  throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; got:\n${buffer}`)
+}
+
+/** Starts `witness serve` as its own process on a free port; resolves with its URL. */
+export async function spawnWitness(configPath: string, env: Record<string, string> = {}): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; url: string }> {
+  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath, '--port', '0'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const match = await waitForLine(proc.stderr, /listening on (http:\/\/[\d.]+:\d+)/)
+  return { proc, url: match[1]! }
+}
+
+/** Takes the write lock on a database from another process until `release` is called. */
+export async function holdWriteLock(dbPath: string): Promise<{ release(): Promise<void> }> {
+  const proc = Bun.spawn([BUN, join(ROOT, 'test/support/hold-lock.ts'), dbPath], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+  await waitForLine(proc.stdout, /locked/)
+  return {
+    async release() {
+      proc.stdin.end()
+      await proc.exited
+    },
+  }
+}

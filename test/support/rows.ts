@@ -1,0 +1,53 @@
+/** Reads rows straight from a SQLite file, as an operator would. */
+import { Database } from 'bun:sqlite'
+
+export interface LogRow {
+  id: number
+  timestamp: string
+  agent_name: string
+  provider: string
+  model: string
+  endpoint: string
+  tokens_in: number | null
+  tokens_out: number | null
+  latency_ms: number | null
+  status: string
+  error_message: string | null
+}
+
+export interface MetaRow {
+  log_id: number
+  request_id: string
+  chain: string
+  api: string
+  seq: number
+  step: number | null
+  try: number | null
+  stream: number
+  http_status: number | null
+  response_id: string | null
+  served_model: string | null
+  first_byte_ms: number | null
+  cost_usd: number | null
+}
+
+function withDb<T>(path: string, fn: (db: Database) => T): T {
+  const db = new Database(path, { readonly: true })
+  try {
+    return fn(db)
+  } finally {
+    db.close()
+  }
+}
+
+export function readRows(path: string): LogRow[] {
+  return withDb(path, (db) => db.query('SELECT * FROM request_log ORDER BY id').all() as LogRow[])
+}
+
+export function readMeta(path: string): MetaRow[] {
+  return withDb(path, (db) => db.query('SELECT * FROM request_log_meta ORDER BY log_id').all() as MetaRow[])
+}
+
+export function rowById(path: string, id: number): LogRow | null {
+  return withDb(path, (db) => db.query('SELECT * FROM request_log WHERE id = ?').get(id) as LogRow | null)
+}

@@ -1,0 +1,75 @@
+/**
+ * A real witness for tests: the config is written to a temp file (JSON is
+ * YAML), booted through the same `serve` as production on port 0, with a
+ * temp database and an injected environment and clock.
+ */
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Clock } from '../../src/clock.ts'
+import { type Running, serve } from '../../src/main.ts'
+import { tempDir } from './temp.ts'
+
+export interface TestWitness extends Running {
+  dir: string
+  dbPath: string
+  configPath: string
+  logs: string[]
+  post(path: string, body: unknown, headers?: Record<string, string>): Promise<Response>
+  infer(body: Record<string, unknown>, headers?: Record<string, string>): Promise<Response>
+}
+
+export interface StartOptions {
+  env?: Record<string, string | undefined>
+  clock?: Clock
+  dir?: string
+}
+
+export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
+  const dir = options.dir ?? tempDir()
+  const configPath = join(dir, 'witness.yaml')
+  writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...config }, null, 2))
+  const logs: string[] = []
+  const running = await serve({ configPath, port: 0, env: options.env ?? {}, clock: options.clock, log: (l) => logs.push(l) })
+  const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
+    fetch(`${running.url}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    })
+  return {
+    ...running,
+    dir,
+    dbPath: running.store.path,
+    configPath,
+    logs,
+    post,
+    infer: (body, headers) => post('/v1/infer', { agent: 'tester', messages: [{ role: 'user', content: 'hello there' }], ...body }, headers),
+  }
+}
+
+/** A config whose providers all point at a simulator. */
+export function simConfig(simUrl: string, chains: Record<string, unknown[]>, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    providers: {
+      sim: { type: 'openai', base_url: `${simUrl}/v1` },
+      sim2: { type: 'openai', base_url: `${simUrl}/v1` },
+      simant: { type: 'anthropic', base_url: `${simUrl}/v1` },
+      ...((extra.providers as Record<string, unknown>) ?? {}),
+    },
+    chains,
+    policy: { backoff_min_ms: 5, backoff_max_ms: 20, ...((extra.policy as Record<string, unknown>) ?? {}) },
+    ...Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'providers' && k !== 'policy')),
+  }
+}
+
+/** A clock tests can move forward. */
+export function manualClock(startMs = Date.parse('2026-11-25T12:00:00.000Z')): Clock & { advance(ms: number): void } {
+  let offset = 0
+  return {
+    now: () => startMs + offset,
+    monotonic: () => performance.now() + offset,
+    advance(ms: number) {
+      offset += ms
+    },
+  }
+}
