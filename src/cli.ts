@@ -29,18 +29,23 @@ type Command = (args: string[]) => Promise<number>
 const commands: Record<string, Command> = {
   async serve(args) {
     const { values } = parseArgs({ args, options: { config: { type: 'string' }, port: { type: 'string' }, db: { type: 'string' } } })
-    const running = await serve({
-      configPath: configPathFrom(values.config),
-      port: values.port === undefined ? undefined : portOf(values.port),
-      db: values.db,
-    })
+    // Signal handlers go in before the server starts, so a signal during start-up still stops it cleanly.
+    let running: Awaited<ReturnType<typeof serve>> | undefined
+    let stopping = false
     const shutdown = async (signal: string) => {
+      if (stopping) return
+      stopping = true
       console.error(`witness: ${signal}, finishing calls in flight`)
-      await running.stop()
+      await running?.stop()
       process.exit(0)
     }
     process.on('SIGINT', () => void shutdown('SIGINT'))
     process.on('SIGTERM', () => void shutdown('SIGTERM'))
+    running = await serve({
+      configPath: configPathFrom(values.config),
+      port: values.port === undefined ? undefined : portOf(values.port),
+      db: values.db,
+    })
     return new Promise<number>(() => {}) // serve until signalled
   },
 
