@@ -6,7 +6,11 @@
  */
 import { ProviderError, redact } from '../src/errors.ts'
 import { formatWait, parseRetryAfter } from './retry-after.ts'
-import { type Adapter, type ClientRequest, type Completion, MalformedResponse, type Target, isRecord } from './types.ts'
+import { SseReader } from './sse.ts'
+import {
+  type Adapter, type ClientRequest, type Completion, MalformedResponse, type SseEvent, type StreamFacts, type Target,
+  isRecord, newStreamFacts,
+} from './types.ts'
 
 export interface CallOptions {
   signal: AbortSignal
@@ -64,6 +68,48 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   }
 }
 
+/** A stream whose first event has arrived: the point after which witness no longer falls back. */
+export interface OpenedStream {
+  reader: SseReader
+  first: SseEvent
+  facts: StreamFacts
+  startedAt: number
+  /** Milliseconds from sending to the first event. */
+  firstByteMs: number
+}
+
+/** Sends a streaming request and waits for its first event. */
+export async function openStream(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<OpenedStream> {
+  const { response, startedAt } = await send(adapter, target, request, options)
+  const fail = (kind: 'malformed' | 'stream', detail: string, retryable: boolean) =>
+    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), retryable })
+  const type = response.headers.get('content-type') ?? ''
+  if (!type.includes('text/event-stream') || !response.body) {
+    await response.body?.cancel().catch(() => {})
+    throw fail('malformed', `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`, false)
+  }
+  const reader = new SseReader(response.body)
+  let first: SseEvent | null
+  try {
+    first = await reader.next()
+  } catch (error) {
+    throw networkError(target, error, options, startedAt)
+  }
+  if (!first) throw fail('stream', 'stream ended before its first event', true)
+  const facts = newStreamFacts()
+  try {
+    adapter.observe(first, facts)
+  } catch (error) {
+    await reader.cancel()
+    throw fail('malformed', `malformed response: ${(error as Error).message}`, false)
+  }
+  if (facts.error !== null) {
+    await reader.cancel()
+    throw fail('stream', `upstream error event: ${clip(redact(facts.error, secretsOf(target, options)))}`, true)
+  }
+  return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
+}
+
 export function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {
   const latencyMs = Math.round(options.now() - startedAt)
   if (options.signal.aborted) {
@@ -106,7 +152,7 @@ async function httpError(target: Target, response: Response, options: CallOption
   })
 }
 
-function secretsOf(target: Target, options: CallOptions): string[] {
+export function secretsOf(target: Target, options: CallOptions): string[] {
   const secrets = target.apiKey ? [target.apiKey] : []
   for (const value of Object.values(target.headers ?? {})) if (value.length >= 8) secrets.push(value)
   return [...secrets, ...(options.redactions?.() ?? [])]
@@ -127,7 +173,7 @@ function upstreamMessage(text: string): string {
   return text.trim()
 }
 
-function clip(text: string, max = 200): string {
+export function clip(text: string, max = 200): string {
   const flat = text.replace(/\s+/g, ' ').trim()
   return flat.length > max ? `${flat.slice(0, max)}…` : flat
 }

@@ -98,6 +98,21 @@ describe('a successful call', () => {
     expect(received).toEqual({ ...extra, model: 'upstream-model', messages: [{ role: 'user', content: 'hello there' }] })
   })
 
+  test('with "stream": true, /v1/infer streams OpenAI chunks and ends with [DONE] once the row is final', async () => {
+    const w = await witness({ default: [{ provider: 'simant', model: 'claude+chunks-3+tokens-4-5' }] })
+    const res = await w.infer({ stream: true })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toStartWith('text/event-stream')
+    const text = await res.text()
+    const data = text.split('\n\n').filter(Boolean).map((f) => f.replace(/^data: /, ''))
+    expect(data.at(-1)).toBe('[DONE]')
+    const chunks = data.slice(0, -1).map((d) => JSON.parse(d))
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk')).toBe(true)
+    expect(chunks.map((c) => c.choices[0].delta.content ?? '').join('')).toBe('sim reply to: hello there')
+    const [row] = readRows(w.dbPath)
+    expect(row).toMatchObject({ id: Number(res.headers.get('x-witness-log-ids')), status: 'success', tokens_in: 4, tokens_out: 5 })
+  })
+
   test('X-Agent-Name names the agent when the body does not', async () => {
     const w = await witness({ default: [{ provider: 'sim', model: 'm' }] })
     const res = await w.post('/v1/infer', { messages: [{ role: 'user', content: 'x' }] }, { 'x-agent-name': 'ezra' })

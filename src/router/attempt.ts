@@ -2,27 +2,30 @@
  * One chain step: retry (p-retry) around timeout (p-timeout) around an
  * abortable call. Every try is its own row: the pending row is committed
  * before the call (no row, no call) and finished in a `finally`, so no path
- * leaves it pending.
+ * leaves it pending. A streaming try that received its first event hands
+ * its row over to a StreamSession, which finishes it when the stream ends.
  */
 import pRetry from 'p-retry'
 import pTimeout from 'p-timeout'
+import { callCompletion, openStream, secretsOf } from '../../providers/call.ts'
 import { ADAPTERS } from '../../providers/index.ts'
-import type { ClientRequest, Completion, Target } from '../../providers/types.ts'
-import { callCompletion } from '../../providers/call.ts'
 import { formatWait } from '../../providers/retry-after.ts'
+import { streamTranslator } from '../../providers/translate/stream.ts'
+import type { ClientRequest, Completion, Target } from '../../providers/types.ts'
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
 import type { AttemptOutcome, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
+import { type StreamSession, startStreamSession } from './stream.ts'
 
 /** One row as reported back to the client (`attempts` in responses). */
 export interface AttemptRecord {
   log_id: number
   provider: string
   model: string
-  status: 'success' | 'error' | 'timeout' | 'fallback'
+  status: 'pending' | 'success' | 'error' | 'timeout' | 'fallback'
   latency_ms: number | null
   tokens_in: number | null
   tokens_out: number | null
@@ -47,15 +50,13 @@ export interface RequestScope {
   nextSeq: () => number
   /** Strings that must not appear in stored messages (prompt fragments). */
   redactions: () => string[]
-  /** Whether to log finish failures (they are retried in the background by the store). */
+  /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
 }
 
-export interface StepSuccess {
-  completion: Completion
-  logId: number
-  latencyMs: number
-}
+export type StepSuccess =
+  | { kind: 'completion'; completion: Completion; logId: number; latencyMs: number }
+  | { kind: 'stream'; stream: StreamSession; logId: number }
 
 /** The URL as stored in `endpoint`: no query string, no credentials. */
 export function publicEndpoint(url: string): string {
@@ -69,6 +70,31 @@ export function publicEndpoint(url: string): string {
   } catch {
     return url.split('?')[0] ?? url
   }
+}
+
+/** Commits a row's final state and mirrors it into the record the client sees. */
+export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
+  Object.assign(record, {
+    status: outcome.status,
+    latency_ms: outcome.latencyMs,
+    tokens_in: outcome.tokensIn,
+    tokens_out: outcome.tokensOut,
+    error_message: outcome.errorMessage,
+  })
+  try {
+    await scope.store.finish(record.log_id, outcome)
+  } catch (error) {
+    // The call happened; the store keeps retrying the finishing write.
+    scope.warn(`row ${record.log_id} could not be finished yet: ${(error as Error).message}`)
+  }
+}
+
+/** The outcome recorded for a failed try. */
+export function failureOutcome(error: unknown, latencyMs: number): AttemptOutcome {
+  if (error instanceof ProviderError) {
+    return { status: error.rowStatus, tokensIn: null, tokensOut: null, latencyMs: error.latencyMs, errorMessage: error.detail, httpStatus: error.httpStatus ?? null }
+  }
+  return { status: 'error', tokensIn: null, tokensOut: null, latencyMs, errorMessage: `internal error: ${(error as Error)?.name ?? 'unknown'}` }
 }
 
 /**
@@ -94,7 +120,7 @@ export async function runStep(
     headers: step.provider.headers,
   }
   const endpoint = publicEndpoint(adapter.endpoint(target.baseUrl))
-  const { policy, clock } = scope
+  const { policy, clock, request } = scope
 
   const once = async (tryNumber: number): Promise<StepSuccess> => {
     const meta: RowMeta = {
@@ -104,17 +130,16 @@ export async function runStep(
       seq: scope.nextSeq(),
       step: stepIndex,
       try: tryNumber,
-      stream: scope.request.stream,
+      stream: request.stream,
     }
     const head = { timestamp: isoTime(clock.now()), agentName: scope.agent, provider: target.provider, model: target.model, endpoint }
-    const pending = scope.store.begin(head, meta)
-    const [logId] = await Promise.all([pending, tryNumber === 1 ? before : null])
+    const [logId] = await Promise.all([scope.store.begin(head, meta), tryNumber === 1 ? before : null])
     // The row is committed: the call may go out.
     const record: AttemptRecord = {
       log_id: logId,
       provider: target.provider,
       model: target.model,
-      status: 'error',
+      status: 'pending',
       latency_ms: null,
       tokens_in: null,
       tokens_out: null,
@@ -122,42 +147,58 @@ export async function runStep(
     }
     scope.attempts.push(record)
 
-    let outcome: AttemptOutcome = {
-      status: 'error',
-      tokensIn: null,
-      tokensOut: null,
-      latencyMs: null,
-      errorMessage: 'internal error: attempt ended without an outcome',
-    }
     const controller = new AbortController()
     const onClientGone = () => controller.abort()
     scope.signal.addEventListener('abort', onClientGone, { once: true })
+    if (scope.signal.aborted) controller.abort()
     const startedAt = clock.monotonic()
+    const callOptions = {
+      signal: controller.signal,
+      now: () => clock.monotonic(),
+      wallNow: () => clock.now(),
+      headers: { 'x-witness-request-id': scope.requestId, 'x-witness-log-id': String(logId) },
+      redactions: scope.redactions,
+    }
+    const timeout = (ms: number, detail: string) => ({
+      milliseconds: ms,
+      fallback: (): never => {
+        const error = new ProviderError({
+          provider: target.provider,
+          kind: 'timeout',
+          detail,
+          latencyMs: Math.round(clock.monotonic() - startedAt),
+          retryable: policy.retry_timeouts,
+        })
+        controller.abort(error) // closes the socket, not just the wait
+        throw error
+      },
+    })
+
+    let outcome: AttemptOutcome | null = null
     try {
-      if (scope.signal.aborted) controller.abort()
-      const completion = await pTimeout(
-        callCompletion(adapter, target, scope.request, {
-          signal: controller.signal,
-          now: () => clock.monotonic(),
-          wallNow: () => clock.now(),
-          headers: { 'x-witness-request-id': scope.requestId, 'x-witness-log-id': String(logId) },
-          redactions: scope.redactions,
-        }),
-        {
-          milliseconds: step.timeoutMs,
-          fallback: () => {
-            const error = new ProviderError({
-              provider: target.provider,
-              kind: 'timeout',
-              detail: `timeout after ${step.timeoutMs} ms`,
-              latencyMs: Math.round(clock.monotonic() - startedAt),
-              retryable: policy.retry_timeouts,
-            })
-            controller.abort(error) // closes the socket, not just the wait
-            throw error
-          },
-        },
-      )
+      if (request.stream) {
+        const firstByteMs = Math.min(step.firstByteTimeoutMs, step.timeoutMs)
+        const opened = await pTimeout(openStream(adapter, target, request, callOptions), timeout(firstByteMs, `no first byte within ${firstByteMs} ms`))
+        ticket.succeed()
+        // From here the session owns the row: it is finished when the stream ends.
+        const stream = startStreamSession({
+          opened,
+          adapter,
+          translator: streamTranslator(adapter.wire, request.wire, {
+            includeUsage: includeUsageAsked(request),
+            createdS: Math.floor(clock.now() / 1000),
+          }),
+          controller,
+          record,
+          scope,
+          provider: target.provider,
+          secrets: () => secretsOf(target, callOptions),
+          idleTimeoutMs: step.idleTimeoutMs,
+          timeoutMs: step.timeoutMs,
+        })
+        return { kind: 'stream', stream, logId }
+      }
+      const completion = await pTimeout(callCompletion(adapter, target, request, callOptions), timeout(step.timeoutMs, `timeout after ${step.timeoutMs} ms`))
       outcome = {
         status: 'success',
         tokensIn: completion.usage.tokensIn,
@@ -170,37 +211,14 @@ export async function runStep(
         costUsd: completion.usage.costUsd,
       }
       ticket.succeed()
-      return { completion, logId, latencyMs: completion.latencyMs }
+      return { kind: 'completion', completion, logId, latencyMs: completion.latencyMs }
     } catch (error) {
-      if (error instanceof ProviderError) {
-        outcome = {
-          status: error.rowStatus,
-          tokensIn: null,
-          tokensOut: null,
-          latencyMs: error.latencyMs,
-          errorMessage: error.detail,
-          httpStatus: error.httpStatus ?? null,
-        }
-        ticket.fail(error)
-      } else {
-        outcome = { ...outcome, latencyMs: Math.round(clock.monotonic() - startedAt), errorMessage: `internal error: ${(error as Error)?.name ?? 'unknown'}` }
-      }
+      outcome = failureOutcome(error, Math.round(clock.monotonic() - startedAt))
+      ticket.fail(error)
       throw error
     } finally {
       scope.signal.removeEventListener('abort', onClientGone)
-      Object.assign(record, {
-        status: outcome.status,
-        latency_ms: outcome.latencyMs,
-        tokens_in: outcome.tokensIn,
-        tokens_out: outcome.tokensOut,
-        error_message: outcome.errorMessage,
-      })
-      try {
-        await scope.store.finish(logId, outcome)
-      } catch (error) {
-        // The call happened; the store keeps retrying the finishing write.
-        scope.warn(`row ${logId} could not be finished yet: ${(error as Error).message}`)
-      }
+      if (outcome) await finishAttempt(scope, record, outcome)
     }
   }
 
@@ -219,6 +237,12 @@ export async function runStep(
       if (wantMs !== undefined && wantMs > retryDelay) await sleep(wantMs - retryDelay, scope.signal)
     },
   })
+}
+
+/** Whether the client itself asked for the usage chunk of an OpenAI stream. */
+function includeUsageAsked(request: ClientRequest): boolean {
+  const options = request.body.stream_options
+  return typeof options === 'object' && options !== null && (options as { include_usage?: unknown }).include_usage === true
 }
 
 /** Whether a failed try should be retried on the same step. */

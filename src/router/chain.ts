@@ -38,7 +38,7 @@ export interface ChainInput {
   attempts: AttemptRecord[]
 }
 
-export interface ChainResult extends StepSuccess {
+export type ChainResult = StepSuccess & {
   stepIndex: number
   step: StepSpec
 }

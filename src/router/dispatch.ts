@@ -24,7 +24,7 @@ export interface DispatchInput {
   signal: AbortSignal
 }
 
-export interface Dispatched extends ChainResult {
+export type Dispatched = ChainResult & {
   requestId: string
   chain: string
   attempts: AttemptRecord[]
@@ -51,8 +51,14 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   const requestId = Bun.randomUUIDv7()
   const attempts: AttemptRecord[] = []
   deps.inFlight.count++
+  let streaming = false
   try {
     const result = await runChain(deps, { ...input, requestId, steps, policy: config.policy, attempts })
+    if (result.kind === 'stream') {
+      // A stream stays in flight until its row is finished.
+      streaming = true
+      void result.stream.settled.finally(() => deps.inFlight.count--)
+    }
     return { ...result, requestId, chain: input.chain, attempts }
   } catch (error) {
     if (error instanceof Error) failures.set(error, { requestId, attempts })
@@ -61,6 +67,6 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
     }
     throw error
   } finally {
-    deps.inFlight.count--
+    if (!streaming) deps.inFlight.count--
   }
 }

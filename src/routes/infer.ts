@@ -1,15 +1,16 @@
 /**
  * POST /v1/infer: witness's own inference API. An OpenAI chat-completions
  * body plus `chain` and `agent`, answered with the message and the full
- * story of the rows written for it.
+ * story of the rows written for it (or, with `"stream": true`, OpenAI-format
+ * chunks).
  */
 import type { Context } from 'hono'
 import * as v from 'valibot'
 import { completionAsOpenAI } from '../../providers/translate/to-openai.ts'
 import { isRecord } from '../../providers/types.ts'
-import { type DispatchDeps, dispatch } from '../router/dispatch.ts'
+import type { DispatchDeps } from '../router/dispatch.ts'
+import { answer } from './inference.ts'
 import { AgentName, readJsonObject, resolveAgent, validate } from './request-body.ts'
-import { setWitnessHeaders, withFailureHeaders } from './witness-headers.ts'
 
 export const InferRequestSchema = v.looseObject({
   chain: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64)), 'default'),
@@ -34,15 +35,8 @@ export function inferRoute(deps: DispatchDeps) {
       true,
     )
     const { chain: _chain, agent: _agent, ...upstreamBody } = body
-    try {
-      const result = await dispatch(deps, {
-        agent,
-        chain: input.chain,
-        request: { wire: 'openai', body: upstreamBody, stream: false },
-        api: 'infer',
-        signal: c.req.raw.signal,
-      })
-      setWitnessHeaders(c, result.requestId, result.attempts, { provider: result.step.provider.name, model: result.step.model })
+    const request = { wire: 'openai' as const, body: upstreamBody, stream: input.stream === true }
+    return answer(c, deps, { agent, chain: input.chain, request, api: 'infer' }, (result) => {
       const completion = completionAsOpenAI(result.completion, Math.floor(deps.clock.now() / 1000))
       const choice = Array.isArray(completion.choices) && isRecord(completion.choices[0]) ? completion.choices[0] : {}
       const usage = result.completion.usage
@@ -59,8 +53,6 @@ export function inferRoute(deps: DispatchDeps) {
         latency_ms: result.latencyMs,
         attempts: result.attempts,
       })
-    } catch (error) {
-      throw withFailureHeaders(c, error)
-    }
+    })
   }
 }

@@ -148,6 +148,7 @@ function streamResponse(
         if (signal.aborted) return
         const contentIndex = i - contentStart
         if (d.cutAfter !== null && contentIndex === d.cutAfter) {
+          await sleep(20) // let what was sent reach the client first
           controller.error(new Error('simulated cut'))
           return
         }

@@ -19,19 +19,21 @@ export interface Reply {
 
 /** Decides the reply's text and token counts from the request. */
 export function planReply(wire: SimWire, body: Json, d: Directives, seq: number): Reply {
-  const messages = Array.isArray(body.messages) ? body.messages : []
-  const last = messages.at(-1) as Json | undefined
-  const lastText = typeof last?.content === 'string'
-    ? last.content
-    : Array.isArray(last?.content) ? (last.content as Json[]).map((p) => (typeof p.text === 'string' ? p.text : '')).join(' ') : ''
-  const text = d.reply ?? `sim reply to: ${lastText.slice(0, 60)}`
+  const messages = Array.isArray(body.messages) ? (body.messages as Json[]) : []
+  const last = messages.at(-1)
+  const blocks = Array.isArray(last?.content) ? (last.content as Json[]) : []
+  const textOf = (content: unknown) =>
+    typeof content === 'string' ? content : Array.isArray(content) ? (content as Json[]).map((p) => (typeof p.text === 'string' ? p.text : '')).join(' ') : ''
+  // A tool result closes the round trip: answer it in text instead of calling the tool again.
+  const toolResult = last?.role === 'tool' ? textOf(last.content) : textOf(blocks.find((b) => b.type === 'tool_result')?.content)
+  const text = d.reply ?? (toolResult ? `sim reply to tool result: ${toolResult.slice(0, 60)}` : `sim reply to: ${textOf(last?.content).slice(0, 60)}`)
   const words = (s: string) => Math.max(1, s.split(/\s+/).filter(Boolean).length)
   const [tokensIn, tokensOut] = d.tokens ?? [words(JSON.stringify(messages)), words(text)]
   return {
     id: wire === 'openai' ? `chatcmpl-sim${seq}` : `msg_sim${seq}`,
     model: d.served ?? d.model,
     text,
-    tool: d.tool,
+    tool: toolResult ? null : d.tool,
     tokensIn,
     tokensOut,
   }

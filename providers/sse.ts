@@ -1,0 +1,83 @@
+/**
+ * A server-sent events reader (the WHATWG event-stream format): turns a
+ * byte stream into events one at a time, so the caller can time each read
+ * (idle timeouts) and stop whenever it likes. Comments, `id:` and `retry:`
+ * lines are skipped; `data:` lines are joined with newlines.
+ */
+import type { SseEvent } from './types.ts'
+
+export class SseReader {
+  private readonly reader: ReadableStreamDefaultReader<Uint8Array>
+  private readonly decoder = new TextDecoder()
+  private buffer = ''
+  private ended = false
+
+  constructor(body: ReadableStream<Uint8Array>) {
+    this.reader = body.getReader()
+  }
+
+  /** The next event, or null when the stream ended cleanly. Rejects when the stream breaks. */
+  async next(): Promise<SseEvent | null> {
+    for (;;) {
+      const event = this.takeEvent()
+      if (event) return event
+      if (this.ended) return this.takeRest()
+      const { value, done } = await this.reader.read()
+      if (done) {
+        this.buffer += this.decoder.decode()
+        this.ended = true
+      } else {
+        this.buffer += this.decoder.decode(value, { stream: true })
+      }
+    }
+  }
+
+  /** Stops reading and releases the connection. */
+  async cancel(reason?: unknown): Promise<void> {
+    try {
+      await this.reader.cancel(reason)
+    } catch {
+      // already broken or closed
+    }
+  }
+
+  /** Parses one complete event (terminated by a blank line) off the buffer. */
+  private takeEvent(): SseEvent | null {
+    for (;;) {
+      const match = /\r\n\r\n|\n\n|\r\r/.exec(this.buffer)
+      if (!match) return null
+      const block = this.buffer.slice(0, match.index)
+      this.buffer = this.buffer.slice(match.index + match[0].length)
+      const event = parseBlock(block)
+      if (event) return event
+    }
+  }
+
+  /** At the end of the stream, a last event without its blank line is still delivered. */
+  private takeRest(): SseEvent | null {
+    const rest = this.buffer
+    this.buffer = ''
+    return rest.trim() ? parseBlock(rest) : null
+  }
+}
+
+function parseBlock(block: string): SseEvent | null {
+  let event: string | null = null
+  const data: string[] = []
+  for (const line of block.split(/\r\n|\n|\r/)) {
+    if (line === '' || line.startsWith(':')) continue
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (field === 'event') event = value
+    else if (field === 'data') data.push(value)
+  }
+  if (data.length === 0) return null
+  return { event, data: data.join('\n') }
+}
+
+/** One event as SSE text. */
+export function frame(event: SseEvent): string {
+  return event.event ? `event: ${event.event}\ndata: ${event.data}\n\n` : `data: ${event.data}\n\n`
+}

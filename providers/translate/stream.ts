@@ -1,0 +1,218 @@
+/**
+ * Streaming translation: turns the upstream's server-sent events into the
+ * client's wire format, event by event. The event that ends a stream
+ * (`[DONE]`, `message_stop`) is held back and only produced by `finish()`,
+ * which the router calls after the row is committed; `fail()` produces a
+ * proper error event instead.
+ */
+import { frame } from '../sse.ts'
+import { type SseEvent, type Wire, isRecord } from '../types.ts'
+import { finishFromStopReason } from './to-openai.ts'
+import { stopReasonFromFinish } from './to-anthropic.ts'
+
+type Json = Record<string, unknown>
+
+export interface StreamTranslator {
+  /** Client frames for one upstream event (terminal events held back). */
+  push(event: SseEvent): string[]
+  /** Frames that end a successful stream. */
+  finish(): string[]
+  /** An error event in the client's format (the stream is then closed without its normal end). */
+  fail(type: string, message: string): string[]
+}
+
+export interface TranslatorOptions {
+  /** The client asked for the usage chunk (OpenAI `stream_options.include_usage`). */
+  includeUsage: boolean
+  createdS: number
+}
+
+export function streamTranslator(from: Wire, to: Wire, options: TranslatorOptions): StreamTranslator {
+  if (from === 'openai' && to === 'openai') return openaiPassthrough(options)
+  if (from === 'anthropic' && to === 'anthropic') return anthropicPassthrough()
+  if (from === 'anthropic' && to === 'openai') return anthropicToOpenai(options)
+  return openaiToAnthropic()
+}
+
+function parse(event: SseEvent): Json | null {
+  try {
+    const json: unknown = JSON.parse(event.data)
+    return isRecord(json) ? json : null
+  } catch {
+    return null
+  }
+}
+
+export function openaiErrorFrame(type: string, message: string): string {
+  return `data: ${JSON.stringify({ error: { message, type, code: type, param: null } })}\n\n`
+}
+
+export function anthropicErrorFrame(type: string, message: string): string {
+  return `event: error\ndata: ${JSON.stringify({ type: 'error', error: { type, message } })}\n\n`
+}
+
+function openaiPassthrough(options: TranslatorOptions): StreamTranslator {
+  return {
+    push(event) {
+      if (event.data === '[DONE]') return []
+      if (!options.includeUsage && event.data.includes('"usage"')) {
+        // The usage-only chunk witness asked for on the client's behalf is not the client's.
+        const json = parse(event)
+        if (json && Array.isArray(json.choices) && json.choices.length === 0 && isRecord(json.usage)) return []
+      }
+      return [frame(event)]
+    },
+    finish: () => ['data: [DONE]\n\n'],
+    fail: (type, message) => [openaiErrorFrame(type, message)],
+  }
+}
+
+function anthropicPassthrough(): StreamTranslator {
+  let stop: string | null = null
+  return {
+    push(event) {
+      if (event.event === 'message_stop' || (event.event === null && parse(event)?.type === 'message_stop')) {
+        stop = frame(event)
+        return []
+      }
+      return [frame(event)]
+    },
+    finish: () => [stop ?? `event: message_stop\ndata: {"type":"message_stop"}\n\n`],
+    fail: (type, message) => [anthropicErrorFrame(type, message)],
+  }
+}
+
+/** Anthropic Messages events -> OpenAI chat.completion.chunk frames. */
+function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
+  let id = 'chatcmpl-witness'
+  let model = ''
+  let tokensIn = 0
+  let tokensOut = 0
+  const toolIndex = new Map<number, number>()
+  const chunk = (delta: Json, finish: string | null = null) =>
+    `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`
+  return {
+    push(event) {
+      const json = parse(event)
+      if (!json) return []
+      switch (json.type) {
+        case 'message_start': {
+          const message = isRecord(json.message) ? json.message : {}
+          id = typeof message.id === 'string' ? message.id : id
+          model = typeof message.model === 'string' ? message.model : model
+          const usage = isRecord(message.usage) ? message.usage : {}
+          tokensIn = typeof usage.input_tokens === 'number' ? usage.input_tokens : 0
+          return [chunk({ role: 'assistant', content: '' })]
+        }
+        case 'content_block_start': {
+          const block = isRecord(json.content_block) ? json.content_block : {}
+          if (block.type !== 'tool_use' || typeof json.index !== 'number') return []
+          const index = toolIndex.size
+          toolIndex.set(json.index, index)
+          return [chunk({ tool_calls: [{ index, id: block.id, type: 'function', function: { name: block.name, arguments: '' } }] })]
+        }
+        case 'content_block_delta': {
+          const delta = isRecord(json.delta) ? json.delta : {}
+          if (delta.type === 'text_delta') return [chunk({ content: delta.text })]
+          if (delta.type === 'input_json_delta' && typeof json.index === 'number') {
+            return [chunk({ tool_calls: [{ index: toolIndex.get(json.index) ?? 0, function: { arguments: delta.partial_json } }] })]
+          }
+          return []
+        }
+        case 'message_delta': {
+          const delta = isRecord(json.delta) ? json.delta : {}
+          const usage = isRecord(json.usage) ? json.usage : {}
+          if (typeof usage.output_tokens === 'number') tokensOut = usage.output_tokens
+          if (typeof usage.input_tokens === 'number') tokensIn = usage.input_tokens
+          return delta.stop_reason ? [chunk({}, finishFromStopReason(delta.stop_reason))] : []
+        }
+        default:
+          return []
+      }
+    },
+    finish() {
+      const frames: string[] = []
+      if (options.includeUsage) {
+        frames.push(
+          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [], usage: { prompt_tokens: tokensIn, completion_tokens: tokensOut, total_tokens: tokensIn + tokensOut } })}\n\n`,
+        )
+      }
+      frames.push('data: [DONE]\n\n')
+      return frames
+    },
+    fail: (type, message) => [openaiErrorFrame(type, message)],
+  }
+}
+
+/** OpenAI chat.completion.chunk frames -> Anthropic Messages events. */
+function openaiToAnthropic(): StreamTranslator {
+  const ev = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
+  let started = false
+  let blockIndex = -1
+  let blockType: 'text' | 'tool_use' | null = null
+  const toolBlocks = new Map<number, number>()
+  let stopReason: string | null = null
+  let tokensIn = 0
+  let tokensOut = 0
+  const closeBlock = (out: string[]) => {
+    if (blockType !== null) out.push(ev('content_block_stop', { index: blockIndex }))
+    blockType = null
+  }
+  return {
+    push(event) {
+      if (event.data === '[DONE]') return []
+      const json = parse(event)
+      if (!json) return []
+      const out: string[] = []
+      if (!started) {
+        started = true
+        out.push(ev('message_start', {
+          message: { id: json.id, type: 'message', role: 'assistant', model: json.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
+        }))
+      }
+      if (isRecord(json.usage)) {
+        if (typeof json.usage.prompt_tokens === 'number') tokensIn = json.usage.prompt_tokens
+        if (typeof json.usage.completion_tokens === 'number') tokensOut = json.usage.completion_tokens
+      }
+      const choice = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0] : null
+      if (!choice) return out
+      const delta = isRecord(choice.delta) ? choice.delta : {}
+      if (typeof delta.content === 'string' && delta.content !== '') {
+        if (blockType !== 'text') {
+          closeBlock(out)
+          blockIndex++
+          blockType = 'text'
+          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'text', text: '' } }))
+        }
+        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'text_delta', text: delta.content } }))
+      }
+      for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isRecord) : []) {
+        const callIndex = typeof call.index === 'number' ? call.index : 0
+        const fn = isRecord(call.function) ? call.function : {}
+        if (!toolBlocks.has(callIndex)) {
+          closeBlock(out)
+          blockIndex++
+          blockType = 'tool_use'
+          toolBlocks.set(callIndex, blockIndex)
+          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: call.id, name: fn.name, input: {} } }))
+        }
+        if (typeof fn.arguments === 'string' && fn.arguments !== '') {
+          out.push(ev('content_block_delta', { index: toolBlocks.get(callIndex), delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
+        }
+      }
+      if (choice.finish_reason) {
+        closeBlock(out)
+        stopReason = stopReasonFromFinish(choice.finish_reason)
+      }
+      return out
+    },
+    finish() {
+      const out: string[] = []
+      closeBlock(out)
+      out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: { input_tokens: tokensIn, output_tokens: tokensOut } }))
+      out.push(ev('message_stop', {}))
+      return out
+    },
+    fail: (type, message) => [anthropicErrorFrame(type, message)],
+  }
+}

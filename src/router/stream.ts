@@ -1,0 +1,190 @@
+/**
+ * A stream after its first event: passes upstream events to the client as
+ * they arrive (translated to the client's wire format), enforces the idle
+ * and whole-stream timeouts, and owns the attempt's row. The row is
+ * finished and committed before the stream's last event (its normal end or
+ * an error event) is sent; a client that goes away aborts the upstream
+ * request and finishes the row too. Exactly one of these endings happens.
+ */
+import type { OpenedStream } from '../../providers/call.ts'
+import { clip } from '../../providers/call.ts'
+import type { StreamTranslator } from '../../providers/translate/stream.ts'
+import { type Adapter, MalformedResponse, type SseEvent } from '../../providers/types.ts'
+import { redact } from '../errors.ts'
+import type { AttemptOutcome } from '../telemetry/store.ts'
+import type { AttemptRecord, RequestScope } from './attempt.ts'
+import { finishAttempt } from './attempt.ts'
+
+export interface StreamSession {
+  /** The client's SSE body. */
+  body: ReadableStream<Uint8Array>
+  /** Settles once the row is finished, however the stream ended. */
+  settled: Promise<void>
+}
+
+export interface StreamSessionInit {
+  opened: OpenedStream
+  adapter: Adapter
+  translator: StreamTranslator
+  /** Aborts the upstream request. */
+  controller: AbortController
+  record: AttemptRecord
+  scope: RequestScope
+  provider: string
+  /** Text to redact from upstream messages (API key, prompt fragments). */
+  secrets: () => string[]
+  idleTimeoutMs: number
+  timeoutMs: number
+}
+
+/** Why witness itself stopped reading the upstream. */
+class Stop {
+  constructor(readonly kind: 'idle' | 'total' | 'client' | 'broken') {}
+}
+
+export function startStreamSession(init: StreamSessionInit): StreamSession {
+  const { opened, adapter, translator, controller, record, scope } = init
+  const { clock } = scope
+  const facts = opened.facts
+  const encoder = new TextEncoder()
+  let first: SseEvent | null = opened.first
+  let ended = false
+  let settle!: () => void
+  const settled = new Promise<void>((resolve) => (settle = resolve))
+
+  const elapsed = () => Math.round(clock.monotonic() - opened.startedAt)
+  const remaining = Math.max(1, init.timeoutMs - elapsed())
+  const totalTimer = setTimeout(() => stopUpstream(new Stop('total')), remaining)
+
+  function stopUpstream(reason: Stop) {
+    controller.abort(reason)
+    void opened.reader.cancel(reason)
+  }
+
+  function outcome(status: AttemptOutcome['status'], errorMessage: string | null): AttemptOutcome {
+    return {
+      status,
+      tokensIn: facts.usage.tokensIn,
+      tokensOut: facts.usage.tokensOut,
+      latencyMs: elapsed(),
+      errorMessage,
+      httpStatus: 200,
+      responseId: facts.responseId,
+      servedModel: facts.servedModel,
+      firstByteMs: opened.firstByteMs,
+      costUsd: facts.usage.costUsd,
+    }
+  }
+
+  /** The one ending: commit the row, then send the last frames (if the client is still there). */
+  async function end(stream: ReadableStreamDefaultController<Uint8Array> | null, result: AttemptOutcome, frames: string[]) {
+    if (ended) return
+    ended = true
+    clearTimeout(totalTimer)
+    await finishAttempt(scope, record, result)
+    if (stream) {
+      try {
+        for (const f of frames) stream.enqueue(encoder.encode(f))
+        stream.close()
+      } catch {
+        // the client went away while the row was being committed
+      }
+    }
+    settle()
+  }
+
+  async function next(): Promise<SseEvent | null> {
+    let idle: ReturnType<typeof setTimeout> | undefined
+    try {
+      return await Promise.race([
+        opened.reader.next(),
+        new Promise<never>((_, reject) => {
+          idle = setTimeout(() => {
+            const stop = new Stop('idle')
+            stopUpstream(stop)
+            reject(stop)
+          }, init.idleTimeoutMs)
+        }),
+      ])
+    } finally {
+      clearTimeout(idle)
+    }
+  }
+
+  /** Handles one upstream event; true when frames went to the client or the stream ended. */
+  async function step(stream: ReadableStreamDefaultController<Uint8Array>): Promise<boolean> {
+    try {
+      let event: SseEvent | null
+      if (first) {
+        event = first
+        first = null
+      } else {
+        event = await next()
+        if (ended) return true
+        if (event) adapter.observe(event, facts)
+      }
+      if (event === null) {
+        const last = adapter.wire === 'openai' ? '[DONE]' : 'message_stop'
+        const message = `stream interrupted after ${facts.chunks} chunks (ended without ${last})`
+        await end(stream, outcome('error', message), translator.fail('stream_interrupted', message))
+        return true
+      }
+      if (facts.error !== null) {
+        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(redact(facts.error, init.secrets()))})`
+        await end(stream, outcome('error', message), translator.fail('upstream_error', message))
+        return true
+      }
+      const frames = translator.push(event)
+      for (const f of frames) stream.enqueue(encoder.encode(f))
+      if (facts.done) {
+        void opened.reader.cancel()
+        await end(stream, outcome('success', null), translator.finish())
+        return true
+      }
+      return frames.length > 0
+    } catch (error) {
+      if (ended) return true
+      const reason = controller.signal.reason
+      const stop = error instanceof Stop ? error : reason instanceof Stop ? reason : null
+      if (stop?.kind === 'client') return true
+      let status: AttemptOutcome['status'] = 'error'
+      let message: string
+      if (stop?.kind === 'idle') {
+        status = 'timeout'
+        message = `stream idle for ${init.idleTimeoutMs} ms after ${facts.chunks} chunks`
+      } else if (stop?.kind === 'total') {
+        status = 'timeout'
+        message = `timeout after ${init.timeoutMs} ms (stream, ${facts.chunks} chunks)`
+      } else if (error instanceof MalformedResponse) {
+        message = `stream interrupted after ${facts.chunks} chunks (malformed event: ${error.message})`
+        stopUpstream(new Stop('broken'))
+      } else {
+        message = `stream interrupted after ${facts.chunks} chunks (connection closed by upstream)`
+      }
+      await end(stream, outcome(status, message), translator.fail(status === 'timeout' ? 'stream_timeout' : 'stream_interrupted', message))
+      return true
+    }
+  }
+
+  const body = new ReadableStream<Uint8Array>({
+    async pull(stream) {
+      // A pull must deliver something (or end the stream): the stream will not
+      // ask again on its own, so events that translate to nothing are skipped here.
+      let delivered = false
+      while (!ended && !delivered) delivered = await step(stream)
+    },
+    cancel: clientGone,
+  })
+
+  /** The client went away: stop the upstream and finish the row with what was seen. */
+  async function clientGone() {
+    if (ended) return
+    const ending = end(null, outcome('error', `client disconnected after ${facts.chunks} chunks`), [])
+    stopUpstream(new Stop('client'))
+    await ending
+  }
+
+  // A client that disconnects before the body is read at all still ends the session.
+  scope.signal.addEventListener('abort', () => void clientGone(), { once: true })
+  return { body, settled }
+}

@@ -1,0 +1,40 @@
+/**
+ * POST /v1/chat/completions: the OpenAI chat-completions API, so an agent
+ * using the official SDK changes only its base URL. `model` names a chain;
+ * the body goes through it like /v1/infer (same rows, fallback, headers).
+ */
+import type { Context } from 'hono'
+import * as v from 'valibot'
+import { completionAsOpenAI } from '../../providers/translate/to-openai.ts'
+import type { DispatchDeps } from '../router/dispatch.ts'
+import { answer } from './inference.ts'
+import { readJsonObject, resolveAgent, validate } from './request-body.ts'
+
+export const ChatCompletionsSchema = v.looseObject({
+  model: v.pipe(v.string(), v.minLength(1, 'model names a witness chain (GET /v1/models lists them)')),
+  messages: v.pipe(
+    v.array(v.looseObject({ role: v.pipe(v.string(), v.minLength(1)) })),
+    v.minLength(1, 'at least one message is required'),
+  ),
+  stream: v.optional(v.boolean()),
+  user: v.optional(v.string()),
+})
+
+export function chatCompletionsRoute(deps: DispatchDeps) {
+  return async (c: Context) => {
+    const body = await readJsonObject(c)
+    const input = validate(ChatCompletionsSchema, body, 'chat completions request')
+    const agent = resolveAgent(
+      [
+        { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },
+        { from: 'the "user" field', value: input.user },
+      ],
+      'send an X-Agent-Name header, or set "user" to the agent\'s name',
+      false,
+    )
+    return answer(c, deps, { agent, chain: input.model, request: { wire: 'openai', body, stream: input.stream === true }, api: 'chat.completions' }, (result) => {
+      const completion = completionAsOpenAI(result.completion, Math.floor(deps.clock.now() / 1000))
+      return c.json({ ...completion, model: result.completion.servedModel ?? result.step.model })
+    })
+  }
+}

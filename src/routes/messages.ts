@@ -1,0 +1,45 @@
+/**
+ * POST /v1/messages: the Anthropic Messages API, so an agent using the
+ * official SDK changes only its base URL. `model` names a chain; each step
+ * gets the request in its provider's wire format and the answer comes back
+ * as an Anthropic message (or its event stream).
+ */
+import type { Context } from 'hono'
+import * as v from 'valibot'
+import { completionAsAnthropic } from '../../providers/translate/to-anthropic.ts'
+import type { DispatchDeps } from '../router/dispatch.ts'
+import { answer } from './inference.ts'
+import { readJsonObject, resolveAgent, validate } from './request-body.ts'
+
+const Blocks = v.array(v.looseObject({ type: v.pipe(v.string(), v.minLength(1)) }))
+
+export const MessagesSchema = v.looseObject({
+  model: v.pipe(v.string(), v.minLength(1, 'model names a witness chain (GET /v1/models lists them)')),
+  max_tokens: v.pipe(v.number(), v.integer(), v.minValue(1)),
+  messages: v.pipe(
+    v.array(v.looseObject({ role: v.picklist(['user', 'assistant']), content: v.union([v.string(), Blocks]) })),
+    v.minLength(1, 'at least one message is required'),
+  ),
+  system: v.optional(v.union([v.string(), Blocks])),
+  stream: v.optional(v.boolean()),
+  metadata: v.optional(v.looseObject({ user_id: v.optional(v.nullable(v.string())) })),
+})
+
+export function messagesRoute(deps: DispatchDeps) {
+  return async (c: Context) => {
+    const body = await readJsonObject(c)
+    const input = validate(MessagesSchema, body, 'messages request')
+    const agent = resolveAgent(
+      [
+        { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },
+        { from: 'metadata.user_id', value: input.metadata?.user_id },
+      ],
+      "send an X-Agent-Name header, or set metadata.user_id to the agent's name",
+      false,
+    )
+    return answer(c, deps, { agent, chain: input.model, request: { wire: 'anthropic', body, stream: input.stream === true }, api: 'messages' }, (result) => {
+      const message = completionAsAnthropic(result.completion)
+      return c.json({ ...message, model: result.completion.servedModel ?? result.step.model })
+    })
+  }
+}

@@ -1,0 +1,161 @@
+/**
+ * Streaming wire formats against event sequences from the providers'
+ * documentation: the SSE reader, the facts each adapter reads from a stream,
+ * and the translation of streams between the two formats.
+ */
+import { describe, expect, test } from 'bun:test'
+import { anthropicAdapter } from '../providers/anthropic.ts'
+import { openaiAdapter } from '../providers/openai.ts'
+import { SseReader } from '../providers/sse.ts'
+import { streamTranslator } from '../providers/translate/stream.ts'
+import { type Adapter, type SseEvent, newStreamFacts } from '../providers/types.ts'
+
+const fixture = (name: string) => Bun.file(`${import.meta.dir}/fixtures/${name}.sse`).text()
+
+/** A byte stream that delivers `text` in pieces of the given sizes (cycled). */
+function bytes(text: string, sizes: number[] = [text.length]): ReadableStream<Uint8Array> {
+  const data = new TextEncoder().encode(text)
+  let offset = 0
+  let i = 0
+  return new ReadableStream({
+    pull(controller) {
+      if (offset >= data.length) return controller.close()
+      const size = sizes[i++ % sizes.length]!
+      controller.enqueue(data.slice(offset, offset + size))
+      offset += size
+    },
+  })
+}
+
+async function readAll(stream: ReadableStream<Uint8Array>): Promise<SseEvent[]> {
+  const reader = new SseReader(stream)
+  const events: SseEvent[] = []
+  for (let e = await reader.next(); e; e = await reader.next()) events.push(e)
+  return events
+}
+
+/** The JSON payloads of SSE text frames. */
+function payloads(frames: string[]): unknown[] {
+  return frames.flatMap((f) => f.split('\n').filter((l) => l.startsWith('data: ')).map((l) => l.slice(6))).map((d) => (d === '[DONE]' ? d : JSON.parse(d)))
+}
+
+async function translate(name: string, from: Adapter, to: 'openai' | 'anthropic', includeUsage = false) {
+  const events = await readAll(bytes(await fixture(name)))
+  const t = streamTranslator(from.wire, to, { includeUsage, createdS: 1700000000 })
+  const facts = newStreamFacts()
+  const frames: string[] = []
+  for (const e of events) {
+    from.observe(e, facts)
+    frames.push(...t.push(e))
+  }
+  return { frames, end: t.finish(), facts }
+}
+
+describe('the SSE reader', () => {
+  test('events are the same however the bytes are split', async () => {
+    const text = await fixture('anthropic-stream')
+    const whole = await readAll(bytes(text))
+    expect(whole).toHaveLength(8)
+    expect(whole[0]!.event).toBe('message_start')
+    for (const sizes of [[1], [3, 7], [64]]) expect(await readAll(bytes(text, sizes))).toEqual(whole)
+  })
+
+  test('CRLF lines, comments, multi-line data and a last event without its blank line', async () => {
+    const events = await readAll(bytes(': keep-alive\r\n\r\nevent: a\r\ndata: one\r\ndata: two\r\nid: 7\r\n\r\ndata: {"x":1}\n\n: OPENROUTER PROCESSING\n\ndata: [DONE]'))
+    expect(events).toEqual([
+      { event: 'a', data: 'one\ntwo' },
+      { event: null, data: '{"x":1}' },
+      { event: null, data: '[DONE]' },
+    ])
+  })
+
+  test('a broken connection rejects instead of looking like an end', async () => {
+    let sent = false
+    const broken = new ReadableStream<Uint8Array>({
+      pull(c) {
+        if (sent) return c.error(new Error('reset'))
+        sent = true
+        c.enqueue(new TextEncoder().encode('data: 1\n\ndata: 2'))
+      },
+    })
+    const reader = new SseReader(broken)
+    expect(await reader.next()).toEqual({ event: null, data: '1' })
+    await expect(reader.next()).rejects.toThrow('reset')
+  })
+})
+
+describe('facts read from documented streams', () => {
+  test('OpenAI: id, model, usage from the usage chunk, content chunks, [DONE]', async () => {
+    const facts = newStreamFacts()
+    for (const e of await readAll(bytes(await fixture('openai-stream')))) openaiAdapter.observe(e, facts)
+    expect(facts).toEqual({ responseId: 'chatcmpl-123', servedModel: 'gpt-4o-mini', usage: { tokensIn: 9, tokensOut: 12, costUsd: null }, chunks: 4, done: true, error: null })
+  })
+
+  test('Anthropic: id, model, input from message_start, output from message_delta, message_stop', async () => {
+    const facts = newStreamFacts()
+    for (const e of await readAll(bytes(await fixture('anthropic-stream')))) anthropicAdapter.observe(e, facts)
+    expect(facts).toEqual({ responseId: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', servedModel: 'claude-opus-4-6', usage: { tokensIn: 25, tokensOut: 15, costUsd: null }, chunks: 2, done: true, error: null })
+  })
+})
+
+describe('stream translation', () => {
+  test('OpenAI to OpenAI passes frames through, strips the usage chunk the client did not ask for, holds [DONE]', async () => {
+    const { frames, end } = await translate('openai-stream', openaiAdapter, 'openai')
+    expect(payloads(frames)).toHaveLength(4)
+    expect(payloads(frames).every((p) => (p as { choices: unknown[] }).choices.length === 1)).toBe(true)
+    expect(end).toEqual(['data: [DONE]\n\n'])
+    const withUsage = await translate('openai-stream', openaiAdapter, 'openai', true)
+    expect(payloads(withUsage.frames)).toHaveLength(5)
+  })
+
+  test('Anthropic to Anthropic passes events through and holds message_stop for the end', async () => {
+    const { frames, end } = await translate('anthropic-stream', anthropicAdapter, 'anthropic')
+    expect(frames).toHaveLength(7)
+    expect(frames.some((f) => f.includes('message_stop'))).toBe(false)
+    expect(end).toEqual(['event: message_stop\ndata: {"type": "message_stop"}\n\n'])
+  })
+
+  test('Anthropic text to OpenAI chunks, with usage when asked', async () => {
+    const { frames, end } = await translate('anthropic-stream', anthropicAdapter, 'openai', true)
+    const chunks = payloads(frames) as { id: string; model: string; choices: { delta: { content?: string; role?: string }; finish_reason: string | null }[] }[]
+    expect(chunks[0]).toMatchObject({ id: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', model: 'claude-opus-4-6', choices: [{ delta: { role: 'assistant' } }] })
+    expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe('Hello!')
+    expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop')
+    expect(payloads(end)).toEqual([expect.objectContaining({ choices: [], usage: { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40 } }), '[DONE]'])
+  })
+
+  test('Anthropic tool use to OpenAI tool_calls', async () => {
+    const { frames } = await translate('anthropic-tool-stream', anthropicAdapter, 'openai')
+    const deltas = (payloads(frames) as { choices: { delta: { tool_calls?: { index: number; id?: string; function: { name?: string; arguments: string } }[] }; finish_reason: string | null }[] }[]).map((c) => c.choices[0]!)
+    const calls = deltas.flatMap((d) => d.delta.tool_calls ?? [])
+    expect(calls[0]).toMatchObject({ index: 0, id: 'toolu_01T1x1fJ34qAmk2tNTrN7Up6', function: { name: 'get_weather', arguments: '' } })
+    expect(JSON.parse(calls.map((c) => c.function.arguments).join(''))).toEqual({ location: 'San Francisco, CA' })
+    expect(deltas.at(-1)!.finish_reason).toBe('tool_calls')
+  })
+
+  test('OpenAI text to Anthropic events, usage and stop reason in the final message_delta', async () => {
+    const { frames, end } = await translate('openai-stream', openaiAdapter, 'anthropic')
+    const events = payloads([...frames, ...end]) as { type: string; [k: string]: unknown }[]
+    expect(events.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'])
+    expect(events[0]).toMatchObject({ message: { id: 'chatcmpl-123', model: 'gpt-4o-mini', role: 'assistant' } })
+    expect(events.at(-2)).toEqual({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { input_tokens: 9, output_tokens: 12 } })
+  })
+
+  test('OpenAI tool_calls to Anthropic tool_use blocks', async () => {
+    const { frames, end } = await translate('openai-tool-stream', openaiAdapter, 'anthropic')
+    const events = payloads([...frames, ...end]) as { type: string; content_block?: { type: string; name?: string; id?: string }; delta?: { partial_json?: string; stop_reason?: string } }[]
+    const start = events.find((e) => e.type === 'content_block_start')!
+    expect(start.content_block).toMatchObject({ type: 'tool_use', id: 'call_DdmO9pD3xa9XTPNJ32zg2hcA', name: 'get_weather' })
+    expect(JSON.parse(events.map((e) => e.delta?.partial_json ?? '').join(''))).toEqual({ location: 'Paris' })
+    expect(events.find((e) => e.type === 'message_delta')!.delta!.stop_reason).toBe('tool_use')
+  })
+
+  test('failures are proper error events in each format', () => {
+    expect(streamTranslator('openai', 'openai', { includeUsage: false, createdS: 0 }).fail('stream_interrupted', 'cut')).toEqual([
+      'data: {"error":{"message":"cut","type":"stream_interrupted","code":"stream_interrupted","param":null}}\n\n',
+    ])
+    expect(streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0 }).fail('stream_timeout', 'idle')).toEqual([
+      'event: error\ndata: {"type":"error","error":{"type":"stream_timeout","message":"idle"}}\n\n',
+    ])
+  })
+})
