@@ -66,6 +66,8 @@ export const ConfigSchema = v.strictObject({
   database: v.optional(v.pipe(v.string(), v.minLength(1)), './data/witness.db'),
   database_sync: v.optional(v.picklist(['full', 'normal']), 'full'),
   database_busy_timeout_ms: v.optional(Ms, 5_000),
+  /** Where the writer connection runs: its own thread (default) or the main thread. */
+  database_writer: v.optional(v.picklist(['thread', 'inline']), 'thread'),
   database_max_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
   max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
   providers: v.record(Name, ProviderSchema),

@@ -39,6 +39,7 @@ export function openStoreFor(config: Config, dbOverride?: string): Store {
     sync: config.raw.database_sync,
     busyTimeoutMs: config.raw.database_busy_timeout_ms,
     maxMb: config.raw.database_max_mb,
+    writer: config.raw.database_writer,
   })
 }
 

@@ -26,7 +26,7 @@ export interface SimulatorOptions {
   hostname?: string
   /** Called as each request arrives, before it is answered (tests check the database here). */
   onRequest?: (request: ReceivedRequest) => void | Promise<void>
-  /** Keep at most this many received requests in memory. */
+  /** Keep at most this many received requests in memory (0: keep none, for load tests). */
   keep?: number
 }
 
@@ -75,14 +75,16 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
         wire,
         path,
         model,
-        headers: Object.fromEntries(req.headers),
+        headers: keep > 0 ? Object.fromEntries(req.headers) : {},
         body,
         aborted: false,
         receivedAt: Date.now(),
       }
-      requests.push(received)
-      if (requests.length > keep) requests.shift()
-      req.signal.addEventListener('abort', () => (received.aborted = true), { once: true })
+      if (keep > 0) {
+        requests.push(received)
+        if (requests.length > keep) requests.splice(0, requests.length - keep)
+        req.signal.addEventListener('abort', () => (received.aborted = true), { once: true })
+      }
       await options.onRequest?.(received)
 
       const d = parseDirectives(model, req.headers.get('x-sim'))

@@ -1,20 +1,21 @@
 /**
- * Group commit: writes submitted during one turn of the event loop are
- * applied in one transaction, so one fsync covers them all. Each submitter
- * gets a promise that settles once its write is committed (or has failed).
+ * Group commit: writes submitted while the previous batch is being
+ * committed (or during one turn of the event loop) are applied in one
+ * transaction, so one fsync covers them all. One batch is in flight at a
+ * time; each submitter gets a promise that settles once its write is
+ * committed (or has failed).
  *
- * bun:sqlite is synchronous, so waiting for another process's write lock
- * must not happen inside SQLite: the connection has a zero busy timeout and
- * a locked database is retried here, asynchronously, until each write's
- * budget is spent. Other failures (disk full, read-only) fail the batch;
- * a batch that fails for any other reason is retried one write at a time,
- * so one bad write cannot sink its neighbours.
+ * Waiting for another process's write lock never happens inside SQLite:
+ * the writer has a zero busy timeout and a locked database is retried here,
+ * asynchronously, until each write's budget is spent. Other failures (disk
+ * full, read-only) fail the batch; a batch that fails is retried one write
+ * at a time, so one bad write cannot sink its neighbours.
  */
 import { TelemetryUnavailableError } from '../errors.ts'
 
 export interface GroupCommitOptions<Op, Result> {
-  /** Applies the ops in one transaction and returns one result per op; throws to fail them all. */
-  apply: (ops: Op[]) => Result[]
+  /** Applies the ops in one transaction and returns one result per op; throws (or rejects) to fail them all. */
+  apply: (ops: Op[]) => Result[] | Promise<Result[]>
   /** How long a write may wait for the lock before it fails (ms). */
   budgetMs: number
   /** Whether an error means "locked by someone else, try again". */
@@ -33,11 +34,12 @@ interface Pending<Op, Result> {
 export class GroupCommit<Op, Result> {
   private queue: Pending<Op, Result>[] = []
   private scheduled = false
+  private inFlight = false
   private waitingForLock = false
   private lockWaitMs = 1
   private readonly now: () => number
 
-  /** Batches committed so far and rows in them (for benchmarks and metrics). */
+  /** Batches committed so far and writes in them (for benchmarks and metrics). */
   readonly counters = { batches: 0, ops: 0, busyRetries: 0, failures: 0 }
   /** Wall time (ms) of the last successful commit. */
   lastCommitAt: number | null = null
@@ -61,7 +63,35 @@ export class GroupCommit<Op, Result> {
     return this.queue.length
   }
 
-  private committed(): void {
+  private schedule(): void {
+    if (this.scheduled || this.inFlight || this.waitingForLock) return
+    this.scheduled = true
+    setImmediate(() => void this.flush())
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false
+    const batch = this.queue
+    this.queue = []
+    if (batch.length === 0) return
+    this.inFlight = true
+    try {
+      const results = await this.options.apply(batch.map((p) => p.op))
+      this.committed(batch.length)
+      batch.forEach((p, i) => p.resolve(results[i]!))
+    } catch (error) {
+      if (this.options.isBusy(error)) this.retryLater(batch, error)
+      else await this.failOrIsolate(batch, error)
+    } finally {
+      this.inFlight = false
+      if (this.queue.length > 0) this.schedule()
+    }
+  }
+
+  private committed(ops: number): void {
+    this.counters.batches++
+    this.counters.ops += ops
+    this.lockWaitMs = 1
     this.lastCommitAt = Date.now()
     this.lastError = null
   }
@@ -71,31 +101,6 @@ export class GroupCommit<Op, Result> {
     const unavailable = asUnavailable(error)
     this.lastError = unavailable.message
     return unavailable
-  }
-
-  private schedule(): void {
-    if (this.scheduled || this.waitingForLock) return
-    this.scheduled = true
-    setImmediate(() => this.flush())
-  }
-
-  private flush(): void {
-    this.scheduled = false
-    this.waitingForLock = false
-    const batch = this.queue
-    this.queue = []
-    if (batch.length === 0) return
-    try {
-      const results = this.options.apply(batch.map((p) => p.op))
-      this.counters.batches++
-      this.counters.ops += batch.length
-      this.lockWaitMs = 1
-      this.committed()
-      batch.forEach((p, i) => p.resolve(results[i]!))
-    } catch (error) {
-      if (this.options.isBusy(error)) this.retryLater(batch, error)
-      else this.failOrIsolate(batch, error)
-    }
   }
 
   /** Locked by another process: keep the writes (oldest first) and try again soon. */
@@ -113,10 +118,13 @@ export class GroupCommit<Op, Result> {
     this.waitingForLock = true
     const wait = this.lockWaitMs
     this.lockWaitMs = Math.min(50, this.lockWaitMs * 2)
-    setTimeout(() => this.flush(), wait)
+    setTimeout(() => {
+      this.waitingForLock = false
+      this.schedule()
+    }, wait)
   }
 
-  private failOrIsolate(batch: Pending<Op, Result>[], error: unknown): void {
+  private async failOrIsolate(batch: Pending<Op, Result>[], error: unknown): Promise<void> {
     if (batch.length === 1) {
       batch[0]!.reject(this.failed(error))
       return
@@ -124,10 +132,8 @@ export class GroupCommit<Op, Result> {
     // Apply one by one so only the writes that really fail are refused.
     for (const p of batch) {
       try {
-        const [result] = this.options.apply([p.op])
-        this.counters.batches++
-        this.counters.ops++
-        this.committed()
+        const [result] = await this.options.apply([p.op])
+        this.committed(1)
         p.resolve(result!)
       } catch (single) {
         if (this.options.isBusy(single)) this.retryLater([p], single)
@@ -139,6 +145,6 @@ export class GroupCommit<Op, Result> {
 
 function asUnavailable(error: unknown): TelemetryUnavailableError {
   if (error instanceof TelemetryUnavailableError) return error
-  const message = error instanceof Error ? error.message : String(error)
+  const message = error instanceof Error ? error.message : String((error as { message?: unknown })?.message ?? error)
   return new TelemetryUnavailableError(`telemetry database write failed: ${message}`, error)
 }

@@ -1,74 +1,25 @@
 /**
- * The telemetry store: one writer connection per process, prepared
- * statements only, and the write-before/write-after pair that proves every
- * upstream call. Writes go through group commit; each returned promise
- * settles once the row is committed.
+ * The telemetry store: the write-before/write-after pair that proves every
+ * upstream call, plus a read-only connection for queries. Writes go through
+ * group commit to one writer connection per process (on its own thread by
+ * default); each returned promise settles once the row is committed.
  */
 import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { GroupCommit } from './group-commit.ts'
-import { type Status, ensureSchema, isStatus } from './schema.ts'
+import type { AttemptOutcome, FinalRow, RowHead, RowMeta, WriteOp } from './rows.ts'
+import { ensureSchema } from './schema.ts'
+import type { WorkerReply, WorkerRequest } from './writer-worker.ts'
+import { isBusy, openWriter, type WriterOptions } from './writer.ts'
 
-/** Which API a request came in on. */
-export type Api = 'infer' | 'chat.completions' | 'messages' | 'deadman'
+export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta } from './rows.ts'
 
-/** What ties a row to its request; stored in request_log_meta. */
-export interface RowMeta {
-  requestId: string
-  chain: string
-  api: Api
-  /** Position of this row within its request, from 1. */
-  seq: number
-  step: number | null
-  try: number | null
-  stream: boolean
-}
-
-/** The identity of a row: the request_log columns known before the call. */
-export interface RowHead {
-  timestamp: string
-  agentName: string
-  provider: string
-  model: string
-  endpoint: string
-}
-
-/** How an attempt ended. */
-export interface AttemptOutcome {
-  status: 'success' | 'error' | 'timeout'
-  tokensIn: number | null
-  tokensOut: number | null
-  latencyMs: number | null
-  errorMessage: string | null
-  httpStatus?: number | null
-  responseId?: string | null
-  servedModel?: string | null
-  firstByteMs?: number | null
-  costUsd?: number | null
-}
-
-/** A row written already final (fallback, rollback). */
-export interface FinalRow extends RowHead {
-  status: Exclude<Status, 'pending'>
-  errorMessage: string | null
-  tokensIn?: number | null
-  tokensOut?: number | null
-  latencyMs?: number | null
-}
-
-type WriteOp =
-  | { kind: 'begin'; head: RowHead; meta: RowMeta }
-  | { kind: 'finish'; id: number; outcome: AttemptOutcome }
-  | { kind: 'insert'; row: FinalRow; meta: RowMeta | null }
-  | { kind: 'state'; key: string; value: string; at: string }
-
-export interface StoreOptions {
-  sync: 'full' | 'normal'
+export interface StoreOptions extends WriterOptions {
   /** How long a write may wait for another process's lock (ms). */
   busyTimeoutMs: number
-  /** Hard size budget for the file, applied with max_page_count. */
-  maxMb?: number
+  /** Where the writer connection lives: its own thread (default) or the main thread. */
+  writer?: 'thread' | 'inline'
 }
 
 export interface Store {
@@ -94,124 +45,48 @@ export interface Store {
   close(): void
 }
 
-/** Opens (creating if needed) the database, migrates it, prepares statements. */
+/** Applies batches on the writer thread, one at a time. */
+function threadWriter(path: string, options: WriterOptions): { apply: (ops: WriteOp[]) => Promise<number[]>; close: () => void } {
+  const worker = new Worker(new URL('./writer-worker.ts', import.meta.url).href)
+  worker.postMessage({ type: 'init', path, options } satisfies WorkerRequest)
+  const waiting = new Map<number, { resolve: (r: number[]) => void; reject: (e: unknown) => void }>()
+  let nextId = 0
+  worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+    const reply = event.data
+    const entry = waiting.get(reply.id)
+    if (!entry) return
+    waiting.delete(reply.id)
+    if (reply.type === 'done') entry.resolve(reply.results)
+    else entry.reject(Object.assign(new Error(reply.failure.message), { code: reply.failure.code }))
+  }
+  worker.onerror = (event) => {
+    for (const entry of waiting.values()) entry.reject(new Error(`writer thread failed: ${event.message}`))
+    waiting.clear()
+  }
+  return {
+    apply: (ops) =>
+      new Promise((resolve, reject) => {
+        const id = ++nextId
+        waiting.set(id, { resolve, reject })
+        worker.postMessage({ type: 'batch', id, ops } satisfies WorkerRequest)
+      }),
+    close: () => worker.terminate(),
+  }
+}
+
+/** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(path: string, options: StoreOptions): Store {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
+  mkdirSync(dirname(path), { recursive: true })
   const db = new Database(path, { create: true, strict: true })
   db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
   ensureSchema(db)
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
-  // The size budget. SQLite raises a connection's limit silently when it sees
-  // the file grown past it by another connection, so it is re-applied before
-  // every batch (a cheap pager call).
-  let applyBudget = () => {}
-  if (options.maxMb) {
-    const pageSize = (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
-    const budget = db.prepare(`PRAGMA max_page_count = ${Math.max(1, Math.floor((options.maxMb * 1024 * 1024) / pageSize))}`)
-    applyBudget = () => {
-      budget.run()
-    }
-    applyBudget()
-  }
-  // From here on, a locked database is retried by group commit, never waited for inside SQLite.
-  db.exec('PRAGMA busy_timeout = 0')
 
-  const insertLog = db.prepare(
-    `INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message)
-     VALUES ($timestamp, $agent, $provider, $model, $endpoint, $tokensIn, $tokensOut, $latencyMs, $status, $errorMessage)`,
-  )
-  const insertMeta = db.prepare(
-    `INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, step, try, stream)
-     VALUES ($id, $requestId, $chain, $api, $seq, $step, $try, $stream)`,
-  )
-  const finishLog = db.prepare(
-    `UPDATE request_log SET status = $status, tokens_in = $tokensIn, tokens_out = $tokensOut,
-       latency_ms = $latencyMs, error_message = $errorMessage
-     WHERE id = $id AND status = 'pending'`,
-  )
-  const finishMeta = db.prepare(
-    `UPDATE request_log_meta SET http_status = $httpStatus, response_id = $responseId, served_model = $servedModel,
-       first_byte_ms = $firstByteMs, cost_usd = $costUsd
-     WHERE log_id = $id`,
-  )
-  const upsertState = db.prepare(
-    `INSERT INTO witness_state (key, value, updated_at) VALUES ($key, $value, $at)
-     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-  )
-  const recover = db.prepare(`UPDATE request_log SET status = 'error', error_message = $message WHERE status = 'pending'`)
-
-  function writeRow(head: RowHead, status: Status, rest: Partial<FinalRow>, meta: RowMeta | null): number {
-    if (!isStatus(status)) throw new Error(`invalid status ${JSON.stringify(status)}`)
-    const id = Number(
-      insertLog.run({
-        timestamp: head.timestamp,
-        agent: head.agentName,
-        provider: head.provider,
-        model: head.model,
-        endpoint: head.endpoint,
-        tokensIn: rest.tokensIn ?? null,
-        tokensOut: rest.tokensOut ?? null,
-        latencyMs: rest.latencyMs ?? null,
-        status,
-        errorMessage: rest.errorMessage ?? null,
-      }).lastInsertRowid,
-    )
-    if (meta) {
-      insertMeta.run({
-        id,
-        requestId: meta.requestId,
-        chain: meta.chain,
-        api: meta.api,
-        seq: meta.seq,
-        step: meta.step,
-        try: meta.try,
-        stream: meta.stream ? 1 : 0,
-      })
-    }
-    return id
-  }
-
-  function applyOne(op: WriteOp): number {
-    switch (op.kind) {
-      case 'begin':
-        return writeRow(op.head, 'pending', {}, op.meta)
-      case 'insert':
-        return writeRow(op.row, op.row.status, op.row, op.meta)
-      case 'finish': {
-        const o = op.outcome
-        if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
-        const changes = finishLog.run({
-          id: op.id,
-          status: o.status,
-          tokensIn: o.tokensIn,
-          tokensOut: o.tokensOut,
-          latencyMs: o.latencyMs,
-          errorMessage: o.errorMessage,
-        }).changes
-        finishMeta.run({
-          id: op.id,
-          httpStatus: o.httpStatus ?? null,
-          responseId: o.responseId ?? null,
-          servedModel: o.servedModel ?? null,
-          firstByteMs: o.firstByteMs ?? null,
-          costUsd: o.costUsd ?? null,
-        })
-        return changes
-      }
-      case 'state':
-        upsertState.run({ key: op.key, value: op.value, at: op.at })
-        return 0
-    }
-  }
-
-  const applyAll = db.transaction((ops: WriteOp[]) => ops.map(applyOne))
+  const writer = options.writer === 'inline' ? openWriter(path, options) : threadWriter(path, options)
   const commits = new GroupCommit<WriteOp, number>({
-    apply: (ops) => {
-      applyBudget()
-      return applyAll.immediate(ops)
-    },
+    apply: (ops) => writer.apply(ops),
     budgetMs: options.busyTimeoutMs,
-    isBusy: (error) => (error as { code?: string })?.code === 'SQLITE_BUSY',
+    isBusy,
   })
 
   // Finishing writes that failed (disk full, lock held past the budget) are
@@ -219,32 +94,33 @@ export function openStore(path: string, options: StoreOptions): Store {
   // the process lives.
   const deferred = new Map<number, AttemptOutcome>()
   let retrying: ReturnType<typeof setInterval> | null = null
+  let retryRunning = false
   const retryDeferred = async () => {
-    for (const [id, outcome] of [...deferred]) {
-      try {
+    if (retryRunning) return
+    retryRunning = true
+    try {
+      for (const [id, outcome] of [...deferred]) {
         await commits.submit({ kind: 'finish', id, outcome })
         deferred.delete(id)
-      } catch {
-        return // still failing; next tick
       }
+    } catch {
+      // still failing; next tick
+    } finally {
+      retryRunning = false
     }
     if (deferred.size === 0 && retrying) {
       clearInterval(retrying)
       retrying = null
     }
   }
-  let busyRetry = false
   const deferFinish = (id: number, outcome: AttemptOutcome) => {
     deferred.set(id, outcome)
-    retrying ??= setInterval(() => {
-      if (busyRetry) return
-      busyRetry = true
-      retryDeferred().finally(() => (busyRetry = false))
-    }, 1000)
+    retrying ??= setInterval(() => void retryDeferred(), 1000)
   }
 
-  const reader = path === ':memory:' ? db : new Database(path, { readonly: true, strict: true })
-  if (reader !== db) reader.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
+  const recover = db.prepare(`UPDATE request_log SET status = 'error', error_message = $message WHERE status = 'pending'`)
+  const reader = new Database(path, { readonly: true, strict: true })
+  reader.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
   const pending = reader.prepare(`SELECT count(*) AS n FROM request_log WHERE status = 'pending'`)
 
   return {
@@ -264,20 +140,14 @@ export function openStore(path: string, options: StoreOptions): Store {
     setState: async (key, value) => {
       await commits.submit({ kind: 'state', key, value, at: new Date().toISOString() })
     },
-    recoverPending(message) {
-      db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
-      try {
-        return recover.run({ message }).changes
-      } finally {
-        db.exec('PRAGMA busy_timeout = 0')
-      }
-    },
+    recoverPending: (message) => recover.run({ message }).changes,
     pendingCount: () => (pending.get() as { n: number }).n,
     deferredCount: () => deferred.size,
     health: () => ({ lastCommitAt: commits.lastCommitAt, lastError: commits.lastError }),
     close() {
       if (retrying) clearInterval(retrying)
-      if (reader !== db) reader.close()
+      writer.close()
+      reader.close()
       db.close()
     },
   }

@@ -1,0 +1,215 @@
+/**
+ * `npm run bench [-- --quick] [-- --runs N --seconds S]`: every scenario side
+ * by side in one run, alternating, against the same loopback upstream (the
+ * simulator), with wrk as the load generator in its own process:
+ *   direct to the upstream; a bare Hono proxy (no logging); witness with
+ *   database_sync full and normal; Portkey's gateway on Node and on Bun.
+ * At 1 and 32 connections: requests/s, p50/p99, latency added over direct,
+ * rows committed per second, peak memory; medians of the runs. Then a
+ * streaming scenario (100-chunk streams at 1 and 200 clients). Writes
+ * docs/BENCHMARKS.md and the raw output beside it. Never part of `npm test`.
+ */
+import { Database } from 'bun:sqlite'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem } from 'node:os'
+import { join } from 'node:path'
+import { type Server, startServer } from './processes.ts'
+import { ensureWrk, runWrk, type WrkResult } from './wrk.ts'
+
+const ROOT = join(import.meta.dir, '..')
+const BUN = process.execPath
+const args = process.argv.slice(2)
+const quick = args.includes('--quick')
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? Number(args[i + 1]) : fallback
+}
+const RUNS = flag('--runs', quick ? 1 : 3)
+const SECONDS = flag('--seconds', quick ? 2 : 5)
+const CONNECTIONS = [1, 32]
+const raw: string[] = []
+const log = (line: string) => {
+  console.log(line)
+  raw.push(line)
+}
+
+ensureWrk()
+const dir = mkdtempSync(join(tmpdir(), 'witness-bench-'))
+const port = (() => {
+  let next = 19100
+  return () => next++
+})()
+
+// The shared upstream.
+const simPort = port()
+const sim = await startServer('sim', [BUN, join(ROOT, 'src/cli.ts'), 'sim', '--port', String(simPort), '--keep', '0'], `http://127.0.0.1:${simPort}/_sim/health`)
+const upstream = `http://127.0.0.1:${simPort}`
+
+function witnessConfig(name: string, sync: 'full' | 'normal'): string {
+  const path = join(dir, `${name}.yaml`)
+  writeFileSync(
+    path,
+    `listen: { host: 127.0.0.1, port: 0 }
+database: ./${name}.db
+database_sync: ${sync}
+providers:
+  sim: { type: openai, base_url: "${upstream}/v1" }
+chains:
+  default:
+    - { provider: sim, model: "bench-model" }
+  stream:
+    - { provider: sim, model: "bench-model+chunks-100+chunk-delay-5" }
+`,
+  )
+  return path
+}
+
+interface Scenario {
+  name: string
+  url: string
+  model: string
+  headers: Record<string, string>
+  server?: Server
+  db?: string
+}
+
+const portkeyScript = join(ROOT, 'node_modules/@portkey-ai/gateway/build/start-server.js')
+const scenarios: Scenario[] = [{ name: 'direct (upstream)', url: `${upstream}/v1/chat/completions`, model: 'bench-model', headers: {} }]
+
+async function add(name: string, cmd: string[], p: number, extra: Omit<Scenario, 'name' | 'url' | 'server'>, healthPath = '/') {
+  const base = `http://127.0.0.1:${p}`
+  const server = await startServer(name, cmd, `${base}${healthPath}`)
+  scenarios.push({ name, url: `${base}/v1/chat/completions`, server, ...extra })
+}
+
+const bareP = port()
+await add('bare proxy (Hono, no log)', [BUN, join(ROOT, 'bench/bare-proxy.ts'), String(bareP), upstream], bareP, { model: 'bench-model', headers: {} })
+for (const sync of ['full', 'normal'] as const) {
+  const p = port()
+  await add(
+    `witness (${sync})`,
+    [BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', witnessConfig(`witness-${sync}`, sync), '--port', String(p)],
+    p,
+    { model: 'default', headers: { 'x-agent-name': 'bench' }, db: join(dir, `witness-${sync}.db`) },
+    '/v1/models',
+  )
+}
+if (existsSync(portkeyScript)) {
+  const portkeyHeaders = { 'x-portkey-provider': 'openai', 'x-portkey-custom-host': `${upstream}/v1`, authorization: 'Bearer sk-bench' }
+  for (const runtime of ['node', 'bun'] as const) {
+    const p = port()
+    const exe = runtime === 'node' ? 'node' : BUN
+    await add(`portkey (${runtime})`, [exe, portkeyScript, `--port=${p}`, '--headless'], p, { model: 'bench-model', headers: portkeyHeaders })
+  }
+} else {
+  log('portkey: @portkey-ai/gateway is not installed (npm install); skipped')
+}
+
+function rowCount(db: string | undefined): number {
+  if (!db) return 0
+  const conn = new Database(db, { readonly: true })
+  try {
+    return (conn.query('SELECT count(*) AS n FROM request_log').get() as { n: number }).n
+  } finally {
+    conn.close()
+  }
+}
+
+interface Sample extends WrkResult {
+  rowsPerS: number
+  peakMb: number
+}
+const samples = new Map<string, Sample[]>()
+const body = (model: string) => JSON.stringify({ model, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }] })
+
+// Warm every server up once (JIT, connection pools) before measuring.
+for (const s of scenarios) runWrk(s.url, body(s.model), s.headers, 8, 1, join(dir, 'warm.lua'))
+
+for (let run = 1; run <= RUNS; run++) {
+  for (const connections of CONNECTIONS) {
+    for (const s of scenarios) {
+      const before = rowCount(s.db)
+      s.server?.resetPeak()
+      const result = runWrk(s.url, body(s.model), s.headers, connections, SECONDS, join(dir, 'load.lua'))
+      const rows = rowCount(s.db) - before
+      const sample: Sample = { ...result, rowsPerS: rows / SECONDS, peakMb: s.server?.peakRssMb() ?? 0 }
+      const key = `${s.name}|${connections}`
+      samples.set(key, [...(samples.get(key) ?? []), sample])
+      log(`run ${run} c=${connections} ${s.name}: ${result.rps.toFixed(0)} req/s p50 ${result.p50Ms.toFixed(3)} ms p99 ${result.p99Ms.toFixed(3)} ms errors ${result.errors}${s.db ? ` rows/s ${sample.rowsPerS.toFixed(0)}` : ''}`)
+      raw.push(result.raw)
+    }
+  }
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+const med = (name: string, c: number, f: (s: Sample) => number) => median((samples.get(`${name}|${c}`) ?? []).map(f))
+
+// Streaming: 100-chunk streams, direct and through witness (full).
+const streamRows: string[] = []
+const witnessFull = scenarios.find((s) => s.name === 'witness (full)')!
+for (const concurrency of [1, 200]) {
+  for (const target of [
+    { name: 'direct (upstream)', url: `${upstream}/v1/chat/completions`, model: 'bench-model+chunks-100+chunk-delay-5', headers: [] as string[], server: sim },
+    { name: 'witness (full)', url: witnessFull.url, model: 'stream', headers: ['x-agent-name:bench'], server: witnessFull.server! },
+  ]) {
+    target.server.resetPeak()
+    const proc = Bun.spawnSync(
+      [BUN, join(ROOT, 'bench/stream-load.ts'), target.url, JSON.stringify({ model: target.model, stream: true, messages: [{ role: 'user', content: 'Count to one hundred.' }] }), String(concurrency), String(quick ? 2 : SECONDS), ...target.headers],
+      { stdout: 'pipe', stderr: 'pipe' },
+    )
+    const out = proc.stdout.toString().trim()
+    raw.push(`stream c=${concurrency} ${target.name}: ${out} ${proc.stderr.toString()}`)
+    const r = JSON.parse(out || '{}') as { streams: number; errors: number; ttfb_p50_ms: number; ttfb_p99_ms: number; chunks_per_s: number }
+    streamRows.push(`| ${concurrency} | ${target.name} | ${r.streams} | ${r.errors} | ${r.ttfb_p50_ms?.toFixed(2)} | ${r.ttfb_p99_ms?.toFixed(2)} | ${r.chunks_per_s?.toFixed(0)} | ${target.server.peakRssMb().toFixed(0)} |`)
+    log(`stream c=${concurrency} ${target.name}: ${out}`)
+  }
+}
+
+for (const s of scenarios) await s.server?.stop()
+await sim.stop()
+
+// The report.
+const bare = 'bare proxy (Hono, no log)'
+const lines: string[] = []
+const commit = Bun.spawnSync(['git', 'rev-parse', '--short', 'HEAD'], { cwd: ROOT }).stdout.toString().trim()
+const nodeVersion = Bun.spawnSync(['node', '--version']).stdout.toString().trim()
+lines.push('# Benchmarks', '')
+lines.push(`Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB;`)
+lines.push(`Bun ${Bun.version}, Node ${nodeVersion}, witness ${commit}. Upstream: the witness simulator on loopback (answers at once).`)
+lines.push(`Load: wrk -t1, ${SECONDS} s per run, ${RUNS} alternating run(s), medians. Command: \`npm run bench${quick ? ' -- --quick' : ''}\`.`, '')
+for (const c of CONNECTIONS) {
+  lines.push(`## ${c} connection${c > 1 ? 's' : ''}`, '')
+  lines.push('| scenario | req/s | p50 ms | p99 ms | p50 added over direct | rows committed/s | peak MB | vs bare proxy |')
+  lines.push('|---|---|---|---|---|---|---|---|')
+  const directP50 = med('direct (upstream)', c, (s) => s.p50Ms)
+  const bareRps = med(bare, c, (s) => s.rps)
+  for (const s of scenarios) {
+    const rps = med(s.name, c, (x) => x.rps)
+    const p50 = med(s.name, c, (x) => x.p50Ms)
+    lines.push(
+      `| ${s.name} | ${rps.toFixed(0)} | ${p50.toFixed(3)} | ${med(s.name, c, (x) => x.p99Ms).toFixed(3)} | ${s.name.startsWith('direct') ? '-' : (p50 - directP50).toFixed(3)} | ${s.db ? med(s.name, c, (x) => x.rowsPerS).toFixed(0) : '-'} | ${s.server ? med(s.name, c, (x) => x.peakMb).toFixed(0) : '-'} | ${(rps / bareRps).toFixed(2)}x |`,
+    )
+  }
+  lines.push('')
+}
+const r32 = (name: string) => med(name, 32, (s) => s.rps)
+const ratio = (a: string, b: string) => (samples.has(`${b}|32`) ? `${(r32(a) / r32(b)).toFixed(2)}x` : 'n/a')
+lines.push('## Targets at 32 connections (ratios within this run)', '')
+lines.push(`- witness (full) / bare proxy: ${ratio('witness (full)', bare)} (target at least 0.80x)`)
+lines.push(`- witness (full) / Portkey on Bun: ${ratio('witness (full)', 'portkey (bun)')} (target at least 2x)`)
+lines.push(`- witness (full) / Portkey on Node: ${ratio('witness (full)', 'portkey (node)')} (target at least 10x)`)
+lines.push(`- p50 added over direct at 1 connection, witness (normal): ${(med('witness (normal)', 1, (s) => s.p50Ms) - med('direct (upstream)', 1, (s) => s.p50Ms)).toFixed(3)} ms (target under 0.3 ms)`, '')
+lines.push('## Streaming (100-chunk streams, 5 ms apart)', '')
+lines.push('| clients | scenario | streams | errors | TTFB p50 ms | TTFB p99 ms | chunks/s | peak MB |', '|---|---|---|---|---|---|---|---|', ...streamRows, '')
+lines.push('Raw wrk output: [benchmarks-raw.txt](benchmarks-raw.txt).', '')
+
+const out = join(ROOT, 'docs', quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md')
+mkdirSync(join(ROOT, 'docs'), { recursive: true })
+writeFileSync(out, lines.join('\n'))
+writeFileSync(join(ROOT, 'docs', quick ? 'benchmarks-quick-raw.txt' : 'benchmarks-raw.txt'), raw.join('\n'))
+console.log(`\n${lines.join('\n')}\nwritten to ${out}`)
+rmSync(dir, { recursive: true, force: true })

@@ -1,0 +1,60 @@
+/**
+ * The shapes of what the store writes: a row's head (known before the call),
+ * its meta (what ties it to its request), how it ended, and the write ops
+ * that travel to the writer (plain data, so they can cross to a worker).
+ */
+import type { Status } from './schema.ts'
+
+/** Which API a request came in on. */
+export type Api = 'infer' | 'chat.completions' | 'messages' | 'deadman'
+
+/** What ties a row to its request; stored in request_log_meta. */
+export interface RowMeta {
+  requestId: string
+  chain: string
+  api: Api
+  /** Position of this row within its request, from 1. */
+  seq: number
+  step: number | null
+  try: number | null
+  stream: boolean
+}
+
+/** The identity of a row: the request_log columns known before the call. */
+export interface RowHead {
+  timestamp: string
+  agentName: string
+  provider: string
+  model: string
+  endpoint: string
+}
+
+/** How an attempt ended. */
+export interface AttemptOutcome {
+  status: 'success' | 'error' | 'timeout'
+  tokensIn: number | null
+  tokensOut: number | null
+  latencyMs: number | null
+  errorMessage: string | null
+  httpStatus?: number | null
+  responseId?: string | null
+  servedModel?: string | null
+  firstByteMs?: number | null
+  costUsd?: number | null
+}
+
+/** A row written already final (fallback, rollback). */
+export interface FinalRow extends RowHead {
+  status: Exclude<Status, 'pending'>
+  errorMessage: string | null
+  tokensIn?: number | null
+  tokensOut?: number | null
+  latencyMs?: number | null
+}
+
+export type WriteOp =
+  | { kind: 'begin'; head: RowHead; meta: RowMeta }
+  | { kind: 'finish'; id: number; outcome: AttemptOutcome }
+  | { kind: 'insert'; row: FinalRow; meta: RowMeta | null }
+  | { kind: 'state'; key: string; value: string; at: string }
+

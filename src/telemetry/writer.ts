@@ -1,0 +1,140 @@
+/**
+ * The writer connection: pragmas, prepared statements, and `apply`, which
+ * runs a batch of write ops in one IMMEDIATE transaction (one commit, one
+ * fsync with synchronous=FULL). It never waits for another process's lock
+ * (busy_timeout 0): a locked database throws SQLITE_BUSY at once and group
+ * commit retries asynchronously. Runs on the writer thread (see
+ * writer-worker.ts) or inline.
+ */
+import { Database } from 'bun:sqlite'
+import type { WriteOp } from './rows.ts'
+import { type Status, isStatus } from './schema.ts'
+
+export interface WriterOptions {
+  sync: 'full' | 'normal'
+  /** Hard size budget for the file, applied with max_page_count. */
+  maxMb?: number
+}
+
+export interface Writer {
+  /** Applies the ops in one transaction; one result per op (new id or rows changed). Throws to fail them all. */
+  apply(ops: WriteOp[]): number[]
+  close(): void
+}
+
+/** Opens a writer on a database whose schema already exists (see ensureSchema). */
+export function openWriter(path: string, options: WriterOptions): Writer {
+  const db = new Database(path, { strict: true })
+  db.exec('PRAGMA busy_timeout = 0')
+  db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+
+  // The size budget. SQLite raises a connection's limit silently when it sees
+  // the file grown past it by another connection, so it is re-applied before
+  // every batch (a cheap pager call).
+  let applyBudget = () => {}
+  if (options.maxMb) {
+    const pageSize = (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
+    const budget = db.prepare(`PRAGMA max_page_count = ${Math.max(1, Math.floor((options.maxMb * 1024 * 1024) / pageSize))}`)
+    applyBudget = () => {
+      budget.run()
+    }
+  }
+
+  const insertLog = db.prepare(
+    `INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message)
+     VALUES ($timestamp, $agent, $provider, $model, $endpoint, $tokensIn, $tokensOut, $latencyMs, $status, $errorMessage)`,
+  )
+  const insertMeta = db.prepare(
+    `INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, step, try, stream)
+     VALUES ($id, $requestId, $chain, $api, $seq, $step, $try, $stream)`,
+  )
+  const finishLog = db.prepare(
+    `UPDATE request_log SET status = $status, tokens_in = $tokensIn, tokens_out = $tokensOut,
+       latency_ms = $latencyMs, error_message = $errorMessage
+     WHERE id = $id AND status = 'pending'`,
+  )
+  const finishMeta = db.prepare(
+    `UPDATE request_log_meta SET http_status = $httpStatus, response_id = $responseId, served_model = $servedModel,
+       first_byte_ms = $firstByteMs, cost_usd = $costUsd
+     WHERE log_id = $id`,
+  )
+  const upsertState = db.prepare(
+    `INSERT INTO witness_state (key, value, updated_at) VALUES ($key, $value, $at)
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+  )
+
+  function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): number {
+    const head = op.kind === 'begin' ? op.head : op.row
+    const status: Status = op.kind === 'begin' ? 'pending' : op.row.status
+    if (!isStatus(status)) throw new Error(`invalid status ${JSON.stringify(status)}`)
+    const rest = op.kind === 'insert' ? op.row : null
+    const id = Number(
+      insertLog.run({
+        timestamp: head.timestamp,
+        agent: head.agentName,
+        provider: head.provider,
+        model: head.model,
+        endpoint: head.endpoint,
+        tokensIn: rest?.tokensIn ?? null,
+        tokensOut: rest?.tokensOut ?? null,
+        latencyMs: rest?.latencyMs ?? null,
+        status,
+        errorMessage: rest?.errorMessage ?? null,
+      }).lastInsertRowid,
+    )
+    const meta = op.meta
+    if (meta) {
+      insertMeta.run({ id, requestId: meta.requestId, chain: meta.chain, api: meta.api, seq: meta.seq, step: meta.step, try: meta.try, stream: meta.stream ? 1 : 0 })
+    }
+    return id
+  }
+
+  function applyOne(op: WriteOp): number {
+    switch (op.kind) {
+      case 'begin':
+      case 'insert':
+        return writeRow(op)
+      case 'finish': {
+        const o = op.outcome
+        if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
+        const changes = finishLog.run({ id: op.id, status: o.status, tokensIn: o.tokensIn, tokensOut: o.tokensOut, latencyMs: o.latencyMs, errorMessage: o.errorMessage }).changes
+        finishMeta.run({
+          id: op.id,
+          httpStatus: o.httpStatus ?? null,
+          responseId: o.responseId ?? null,
+          servedModel: o.servedModel ?? null,
+          firstByteMs: o.firstByteMs ?? null,
+          costUsd: o.costUsd ?? null,
+        })
+        return changes
+      }
+      case 'state':
+        upsertState.run({ key: op.key, value: op.value, at: op.at })
+        return 0
+    }
+  }
+
+  const applyAll = db.transaction((ops: WriteOp[]) => ops.map(applyOne))
+  return {
+    apply(ops) {
+      applyBudget()
+      return applyAll.immediate(ops)
+    },
+    close: () => db.close(),
+  }
+}
+
+/** An error as it crosses from the writer thread: its SQLite code survives. */
+export interface WriterFailure {
+  code: string | null
+  message: string
+}
+
+export function describeFailure(error: unknown): WriterFailure {
+  const e = error as { code?: unknown; message?: unknown }
+  return { code: typeof e?.code === 'string' ? e.code : null, message: typeof e?.message === 'string' ? e.message : String(error) }
+}
+
+export function isBusy(error: unknown): boolean {
+  return (error as { code?: unknown })?.code === 'SQLITE_BUSY'
+}
