@@ -3,13 +3,17 @@
  * the one place errors become HTTP responses. No I/O of its own: the store,
  * clock, config and environment come in as dependencies.
  */
-import { Hono } from 'hono'
+import { Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
 import { NotFoundError, PayloadTooLargeError, WitnessError, errorBody } from './errors.ts'
+import type { RuntimeState } from './deadman/runtime.ts'
+import type { DeadmanSwitch } from './deadman/switch.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
+import { reloadRoute } from './routes/admin.ts'
+import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { heartbeatRoute } from './routes/heartbeat.ts'
 import { inferRoute } from './routes/infer.ts'
 import type { Store } from './telemetry/store.ts'
@@ -23,21 +27,33 @@ export interface AppDeps {
   env: Record<string, string | undefined>
   inFlight: { count: number }
   warn: (message: string) => void
+  /** Calls in flight with deadlines, last success, failing chains. */
+  runtime: RuntimeState
+  /** Health, reload, promotion, agents' heartbeats. */
+  deadman: DeadmanSwitch
 }
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
   const core: DispatchDeps = deps
 
-  const limitBody = bodyLimit({
-    maxSize: deps.config().maxBodyBytes,
-    onError: () => {
-      throw new PayloadTooLargeError(deps.config().maxBodyBytes)
-    },
-  })
+  // Built per request from the live config, so a reload's max_body_mb applies at once.
+  const limitBody: MiddlewareHandler = (c, next) => {
+    const maxSize = deps.config().maxBodyBytes
+    return bodyLimit({
+      maxSize,
+      onError: () => {
+        throw new PayloadTooLargeError(maxSize)
+      },
+    })(c, next)
+  }
 
   app.get('/heartbeat', heartbeatRoute(deps))
   app.post('/v1/infer', limitBody, inferRoute(core))
+  app.post('/heartbeat', limitBody, agentBeatRoute(deps))
+  app.get('/deadman', deadmanStatusRoute(deps))
+  app.post('/deadman/rollback', limitBody, rollbackReportRoute(deps))
+  app.post('/admin/reload', reloadRoute(deps))
 
   app.notFound((c) => {
     const error = new NotFoundError(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

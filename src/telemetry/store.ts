@@ -57,11 +57,22 @@ export interface FinalRow extends RowHead {
   latencyMs?: number | null
 }
 
+/**
+ * A write to one of witness's side tables. The SQL is a constant owned by a
+ * query module (src/telemetry/*-store.ts), never built from input; values
+ * are bound parameters. With `insert`, `$log_id` is bound to the new row's id.
+ */
+export interface SideWrite {
+  sql: string
+  params: Record<string, string | number | null>
+}
+
 type WriteOp =
   | { kind: 'begin'; head: RowHead; meta: RowMeta }
   | { kind: 'finish'; id: number; outcome: AttemptOutcome }
-  | { kind: 'insert'; row: FinalRow; meta: RowMeta | null }
+  | { kind: 'insert'; row: FinalRow; meta: RowMeta | null; side: SideWrite | null }
   | { kind: 'state'; key: string; value: string; at: string }
+  | { kind: 'side'; side: SideWrite }
 
 export interface StoreOptions {
   sync: 'full' | 'normal'
@@ -77,8 +88,10 @@ export interface Store {
   begin(head: RowHead, meta: RowMeta): Promise<number>
   /** Finishes a pending row; resolves once committed. */
   finish(id: number, outcome: AttemptOutcome): Promise<void>
-  /** Inserts an already-final row (fallback, rollback); resolves with its id. */
-  insert(row: FinalRow, meta: RowMeta | null): Promise<number>
+  /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id. */
+  insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<number>
+  /** Commits a write to a side table. */
+  write(side: SideWrite): Promise<void>
   /** Writes a key in witness_state; a real commit, used as the health probe. */
   setState(key: string, value: string): Promise<void>
   /** Finishes rows left `pending` by a crashed run; returns how many. */
@@ -175,8 +188,11 @@ export function openStore(path: string, options: StoreOptions): Store {
     switch (op.kind) {
       case 'begin':
         return writeRow(op.head, 'pending', {}, op.meta)
-      case 'insert':
-        return writeRow(op.row, op.row.status, op.row, op.meta)
+      case 'insert': {
+        const id = writeRow(op.row, op.row.status, op.row, op.meta)
+        if (op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
+        return id
+      }
       case 'finish': {
         const o = op.outcome
         if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
@@ -200,6 +216,9 @@ export function openStore(path: string, options: StoreOptions): Store {
       }
       case 'state':
         upsertState.run({ key: op.key, value: op.value, at: op.at })
+        return 0
+      case 'side':
+        db.query(op.side.sql).run(op.side.params)
         return 0
     }
   }
@@ -260,7 +279,10 @@ export function openStore(path: string, options: StoreOptions): Store {
         throw error
       }
     },
-    insert: (row, meta) => commits.submit({ kind: 'insert', row, meta }),
+    insert: (row, meta, side) => commits.submit({ kind: 'insert', row, meta, side: side ?? null }),
+    write: async (side) => {
+      await commits.submit({ kind: 'side', side })
+    },
     setState: async (key, value) => {
       await commits.submit({ kind: 'state', key, value, at: new Date().toISOString() })
     },
