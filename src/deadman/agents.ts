@@ -99,7 +99,7 @@ export class AgentWatch {
     await this.save({ ...record, state: 'late', silenceHandled: true })
     const silence = `after ${silenceS} s of silence (max ${rule.max_silence_s} s)`
     if (!rule.rollback_command) {
-      await this.deps.alert(`agent ${agent} is silent ${silence}; no rollback_command configured`)
+      await this.deps.alert(`agent ${agent} silent for ${silenceS} s (max ${rule.max_silence_s} s); no rollback_command configured`)
       return
     }
     const timeoutMs = this.deps.config().deadman.command_timeout_s * 1000

@@ -28,8 +28,7 @@ export interface StartOptions {
 
 export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
   const dir = options.dir ?? tempDir()
-  const configPath = join(dir, 'witness.yaml')
-  writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...config }, null, 2))
+  const configPath = writeConfigFile(join(dir, 'witness.yaml'), config)
   const logs: string[] = []
   const running = await serve({
     configPath,
@@ -54,6 +53,12 @@ export async function startWitness(config: Record<string, unknown>, options: Sta
     post,
     infer: (body, headers) => post('/v1/infer', { agent: 'tester', messages: [{ role: 'user', content: 'hello there' }], ...body }, headers),
   }
+}
+
+/** Writes a config file as startWitness does (JSON is YAML; the database beside it); returns its path. */
+export function writeConfigFile(path: string, config: Record<string, unknown>): string {
+  writeFileSync(path, JSON.stringify({ database: './witness.db', ...config }, null, 2))
+  return path
 }
 
 /** A config whose providers all point at a simulator. */
