@@ -9,7 +9,6 @@ import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import type { Clock } from '../src/clock.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
@@ -27,7 +26,7 @@ afterAll(async () => {
 
 const env = { PATH: process.env.PATH ?? '' }
 
-async function witness(deadman: Record<string, unknown>, options: { clock?: Clock; dir?: string } = {}) {
+async function witness(deadman: Record<string, unknown>, options: { clock?: ReturnType<typeof manualClock>; dir?: string } = {}) {
   const clock = options.clock ?? manualClock()
   const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { clock, env, dir: options.dir })
   running.push(w)

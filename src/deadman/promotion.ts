@@ -4,8 +4,9 @@
  * call made on it, its bytes become the `<config>.last-good` snapshot. A
  * failed check, or a reload, starts the wait again.
  */
+import { statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'
-import { readLastGood, promoteLastGood } from './last-good.ts'
+import { lastGoodPath, promoteLastGood, readLastGood } from './last-good.ts'
 import type { LiveConfig } from './live-config.ts'
 import type { RuntimeState } from './runtime.ts'
 
@@ -18,10 +19,10 @@ export interface PromoterDeps {
 
 export class Promoter {
   private healthySince: number | null = null
-  private lastGoodHash: string | null
+  /** The snapshot's hash, re-read when the file changes (an operator or another tool may write it). */
+  private cached: { stamp: string; hash: string | null } = { stamp: '', hash: null }
 
   constructor(private readonly deps: PromoterDeps) {
-    this.lastGoodHash = readLastGood(deps.live.path)?.hash ?? null
     deps.live.onSwap(() => {
       this.healthySince = null
     })
@@ -29,7 +30,16 @@ export class Promoter {
 
   /** The hash of the last-known-good snapshot, null when there is none. */
   lastKnownGood(): string | null {
-    return this.lastGoodHash
+    const path = lastGoodPath(this.deps.live.path)
+    let stamp = 'none'
+    try {
+      const stat = statSync(path)
+      stamp = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
+    } catch {
+      // no snapshot
+    }
+    if (stamp !== this.cached.stamp) this.cached = { stamp, hash: stamp === 'none' ? null : (readLastGood(this.deps.live.path)?.hash ?? null) }
+    return this.cached.hash
   }
 
   /** Feeds one health check's result; promotes when the config has earned it. Returns the new hash if it did. */
@@ -42,13 +52,12 @@ export class Promoter {
     }
     this.healthySince ??= now
     const config = live.current()
-    if (config.hash === this.lastGoodHash) return null
+    if (config.hash === this.lastKnownGood()) return null
     const waitedMs = now - this.healthySince
     const servedOnIt = runtime.lastSuccessAt !== null && runtime.lastSuccessAt >= live.loadedAt
     if (waitedMs < config.deadman.promote_after_s * 1000 || !servedOnIt) return null
     try {
       const snapshot = promoteLastGood(live.path, live.currentBytes())
-      this.lastGoodHash = snapshot.hash
       this.deps.log(`promoted config sha256 ${snapshot.hash} to last known good (${snapshot.path})`)
       return snapshot.hash
     } catch (error) {
