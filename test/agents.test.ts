@@ -172,6 +172,22 @@ describe('an agent that falls silent', () => {
   })
 })
 
+describe('the periodic check', () => {
+  test('runs every check_every_s when switched on, catching a silent agent without anyone asking', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const deadman = { check_every_s: 0.02, agents: { bezalel: { max_silence_s: 0.05, rollback_command: `echo run >> ${marker}` } } }
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { env, dir, background: true })
+    try {
+      await beat(w, { agent: 'bezalel' })
+      for (let i = 0; i < 200 && lines(marker).length === 0; i++) await Bun.sleep(10)
+      expect(lines(marker)).toEqual(['run'])
+    } finally {
+      await w.stop(0)
+    }
+  })
+})
+
 describe('POST /heartbeat', () => {
   test('bad bodies get a 400 naming what is wrong, and record nothing', async () => {
     const { w } = await witness({})

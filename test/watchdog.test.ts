@@ -38,13 +38,15 @@ async function watchdog(args: string[], env: Record<string, string> = {}): Promi
   return { code, stderr }
 }
 
-/** A loopback URL nothing listens on. */
-function deadUrl(): string {
+/** A loopback port nothing listens on. */
+function deadPort(): number {
   const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
-  const url = `http://127.0.0.1:${server.port}`
+  const port = server.port!
   server.stop(true)
-  return url
+  return port
 }
+
+const deadUrl = () => `http://127.0.0.1:${deadPort()}`
 
 function rollbackFacts(dbPath: string) {
   const db = new Database(dbPath, { readonly: true })
@@ -216,14 +218,18 @@ describe('rollbacks that cannot help are refused, loudly', () => {
   test('no rollback when the running config already is the last known good; the alert is sent once per streak', async () => {
     const dir = tempDir()
     const [marker, alerts] = [join(dir, 'restarted'), join(dir, 'alerts')]
+    const port = deadPort()
     const configPath = writeConfigFile(
       join(dir, 'witness.yaml'),
-      simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}`, alert_command: `echo "$1" >> ${alerts}` } }),
+      simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+        listen: { host: '127.0.0.1', port },
+        deadman: { restart_command: `touch ${marker}`, alert_command: `echo "$1" >> ${alerts}` },
+      }),
     )
     promoteLastGood(configPath, readFileSync(configPath))
-    const url = deadUrl()
     for (let i = 0; i < 2; i++) {
-      const result = await watchdog(['--config', configPath, '--url', url, '--failures', '1'])
+      // Without --url: the configured listen address.
+      const result = await watchdog(['--config', configPath, '--failures', '1'])
       expect(result.code).toBe(2)
       expect(result.stderr).toContain('already is the last known good; a rollback cannot cure this')
     }
