@@ -5,44 +5,25 @@
  * such, state kept across a restart, GET /deadman, POST /deadman/rollback.
  * Real commands (sh -c), a real SQLite file, an injected clock.
  */
-import { Database } from 'bun:sqlite'
-import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { type Simulator, startSimulator } from '../src/sim/server.ts'
-import { readRows } from './support/rows.ts'
+import { readRollbackFacts, readRows } from './support/rows.ts'
+import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
 import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
-let sim: Simulator
-const running: TestWitness[] = []
-beforeAll(() => {
-  sim = startSimulator()
-})
-afterAll(async () => {
-  for (const w of running) await w.stop(0)
-  await sim.stop()
-})
+const suite = useSimulator()
 
 const env = { PATH: process.env.PATH ?? '' }
 
 async function witness(deadman: Record<string, unknown>, options: { clock?: ReturnType<typeof manualClock>; dir?: string } = {}) {
   const clock = options.clock ?? manualClock()
-  const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { clock, env, dir: options.dir })
-  running.push(w)
+  const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { clock, env, dir: options.dir })
   return { w, clock }
 }
 
 const beat = (w: TestWitness, body: unknown, headers?: Record<string, string>) => w.post('/heartbeat', body, headers)
-
-function rollbackFacts(dbPath: string) {
-  const db = new Database(dbPath, { readonly: true })
-  try {
-    return db.query('SELECT * FROM deadman_rollback ORDER BY log_id').all() as Record<string, unknown>[]
-  } finally {
-    db.close()
-  }
-}
 
 async function agentState(w: TestWitness, agent: string) {
   const body = await (await fetch(`${w.url}/deadman`)).json()
@@ -74,7 +55,7 @@ describe('an agent that falls silent', () => {
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ agent_name: 'bezalel', provider: 'deadman', model: 'abc123', endpoint: 'heartbeat', status: 'rollback' })
     expect(rows[0]!.error_message).toBe('rolled back agent bezalel (config abc123…) after 301 s of silence (max 300 s): rollback_command exited 0')
-    expect(rollbackFacts(w.dbPath)).toEqual([
+    expect(readRollbackFacts(w.dbPath)).toEqual([
       {
         log_id: rows[0]!.id, agent: 'bezalel', old_config_hash: 'abc123', new_config_hash: null, reason: rows[0]!.error_message,
         command: 'rollback_command', exit_status: 0, timed_out: 0, output: 'restored', recorded_by: 'router',
@@ -101,7 +82,7 @@ describe('an agent that falls silent', () => {
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ agent_name: 'ezra', model: 'unknown', status: 'rollback' })
     expect(rows[0]!.error_message).toBe('rollback of agent ezra failed after 61 s of silence (max 60 s): rollback_command exited 3')
-    expect(rollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: 3, timed_out: 0, output: 'no such branch' })
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: 3, timed_out: 0, output: 'no such branch' })
     expect(await agentState(w, 'ezra')).toMatchObject({ state: 'late', last_rollback: { exit_status: 3 } })
   })
 
@@ -112,7 +93,7 @@ describe('an agent that falls silent', () => {
     await w.deadman.checkNow()
     const [row] = readRows(w.dbPath)
     expect(row!.error_message).toBe('rollback of agent allegro failed after 61 s of silence (max 60 s): rollback_command timed out after 0.3 s (killed)')
-    expect(rollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: null, timed_out: 1, output: 'started' })
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: null, timed_out: 1, output: 'started' })
   })
 
   test('an agent that never beat is silent from the router\'s start; one without a rollback_command is only alerted on', async () => {
@@ -177,7 +158,7 @@ describe('the periodic check', () => {
     const dir = tempDir()
     const marker = join(dir, 'runs')
     const deadman = { check_every_s: 0.02, agents: { bezalel: { max_silence_s: 0.05, rollback_command: `echo run >> ${marker}` } } }
-    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { env, dir, background: true })
+    const w = await startWitness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { env, dir, background: true })
     try {
       await beat(w, { agent: 'bezalel' })
       for (let i = 0; i < 200 && lines(marker).length === 0; i++) await Bun.sleep(10)
@@ -242,7 +223,7 @@ describe('POST /deadman/rollback', () => {
     const [row] = readRows(w.dbPath)
     expect(row).toMatchObject({ id: log_id, agent_name: 'bezalel', provider: 'deadman', model: '9c1d0e4f77', endpoint: 'watchdog', status: 'rollback' })
     expect(row!.error_message).toBe('rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)')
-    expect(rollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
   })
 
   test('bad bodies get a 400 with the path of each problem', async () => {

@@ -4,27 +4,17 @@
  * the last-known-good snapshot. Driven with an injected clock and
  * `deadman.checkNow()`; no background timer runs.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { sha256 } from '../src/config.ts'
-import { type Simulator, startSimulator } from '../src/sim/server.ts'
-import { manualClock, simConfig, startWitness, type TestWitness, writeConfigFile } from './support/witness.ts'
+import { useSimulator } from './support/sim-suite.ts'
+import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
 
-let sim: Simulator
-const running: TestWitness[] = []
-beforeAll(() => {
-  sim = startSimulator()
-})
-afterAll(async () => {
-  for (const w of running) await w.stop(0)
-  await sim.stop()
-})
-beforeEach(() => sim.reset())
+const suite = useSimulator()
 
 async function witness(chains: Record<string, unknown[]>, extra: Record<string, unknown> = {}) {
   const clock = manualClock()
-  const w = await startWitness(simConfig(sim.url, chains, extra), { clock })
-  running.push(w)
+  const w = await suite.start(simConfig(suite.sim.url, chains, extra), { clock })
   return { w, clock }
 }
 
@@ -75,7 +65,7 @@ describe('GET /heartbeat', () => {
   test('counts a call in flight and its pending row', async () => {
     const { w } = await witness({ default: [{ provider: 'sim', model: 'm+hang', timeout_ms: 60_000 }] })
     const calls = [hangingCall(w), hangingCall(w)]
-    while (sim.count() < 2) await Bun.sleep(5)
+    while (suite.sim.count() < 2) await Bun.sleep(5)
     const { body } = await heartbeat(w)
     expect([body.in_flight, body.pending_rows]).toEqual([2, 2])
     for (const call of calls) await call.abandon()
@@ -88,7 +78,7 @@ describe('GET /heartbeat', () => {
       { deadman: { stuck_grace_s: 10 } },
     )
     const call = hangingCall(w)
-    while (sim.count() === 0) await Bun.sleep(5)
+    while (suite.sim.count() === 0) await Bun.sleep(5)
     clock.advance(69_000)
     expect((await heartbeat(w)).status).toBe(200)
     clock.advance(2_000)
@@ -122,7 +112,7 @@ describe('GET /heartbeat', () => {
     await w.infer({})
     clock.advance(61_000)
     expect((await heartbeat(w)).status).toBe(503)
-    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'sim', model: 'fixed' }] }, { deadman: { failing_window_s: 60 } }))
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'fixed' }] }, { deadman: { failing_window_s: 60 } }))
     expect((await w.post('/admin/reload', '')).status).toBe(200)
     expect((await heartbeat(w)).status).toBe(200)
   })
@@ -189,7 +179,7 @@ describe('promotion to last known good', () => {
     const first = readFileSync(w.configPath)
     expect(readFileSync(snapshotOf(w))).toEqual(first)
 
-    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'sim2', model: 'm' }] }, { deadman: { promote_after_s: 60 } }))
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim2', model: 'm' }] }, { deadman: { promote_after_s: 60 } }))
     await w.post('/admin/reload', '')
     await w.deadman.checkNow()
     clock.advance(60_000)

@@ -3,40 +3,29 @@
  * swapped in atomically, an invalid one is refused with every problem and
  * the running config stays; calls in flight finish on their old chains.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
-import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { spawnWitness, waitForLine } from './support/process.ts'
 import { readRows } from './support/rows.ts'
+import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
-import { simConfig, startWitness, type TestWitness, writeConfigFile } from './support/witness.ts'
+import { simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
 
-let sim: Simulator
-const running: TestWitness[] = []
-beforeAll(() => {
-  sim = startSimulator()
-})
-afterAll(async () => {
-  for (const w of running) await w.stop(0)
-  await sim.stop()
-})
-beforeEach(() => sim.reset())
+const suite = useSimulator()
 
 async function witness(config: Record<string, unknown>) {
-  const w = await startWitness(config)
-  running.push(w)
-  return w
+  return suite.start(config)
 }
 
 const reload = (w: TestWitness) => w.post('/admin/reload', '')
 
 describe('POST /admin/reload', () => {
   test('a valid file is swapped in: the new chains serve at once and the hash is the new file\'s', async () => {
-    const w = await witness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'old-model' }] }))
+    const w = await witness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'old-model' }] }))
     const before = w.config().hash
-    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'sim2', model: 'new-model' }], extra: [{ provider: 'sim', model: 'x' }] }))
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim2', model: 'new-model' }], extra: [{ provider: 'sim', model: 'x' }] }))
     const res = await reload(w)
     expect(res.status).toBe(200)
     const body = await res.json()
@@ -47,9 +36,9 @@ describe('POST /admin/reload', () => {
   })
 
   test('an invalid file is refused with 422 listing every problem, and the running config keeps serving', async () => {
-    const w = await witness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const w = await witness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const before = w.config().hash
-    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'ghost', model: 'm' }] }, { database_sync: 'sometimes' }))
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'ghost', model: 'm' }] }, { database_sync: 'sometimes' }))
     const res = await reload(w)
     expect(res.status).toBe(422)
     const { error } = await res.json()
@@ -57,7 +46,7 @@ describe('POST /admin/reload', () => {
     expect(error.config_hash).toBe(before)
     expect(error.issues.map((i: { path: string }) => i.path)).toEqual(['database_sync'])
     // Schema problems come first; once they are fixed, the chain problems are listed.
-    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'ghost', model: 'm' }], other: [{ provider: 'sim', model: 'm', retries: -1 }] }))
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'ghost', model: 'm' }], other: [{ provider: 'sim', model: 'm', retries: -1 }] }))
     const second = (await (await reload(w)).json()).error
     expect(second.issues.map((i: { path: string }) => i.path)).toEqual(['chains.other[0].retries'])
     writeFileSync(w.configPath, 'providers: [unclosed')
@@ -69,22 +58,22 @@ describe('POST /admin/reload', () => {
   })
 
   test('reloading an unchanged file changes nothing', async () => {
-    const w = await witness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const w = await witness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     expect(await (await reload(w)).json()).toMatchObject({ status: 'unchanged', config_hash: w.config().hash })
   })
 
   test('settings fixed at start-up are reported as needing a restart', async () => {
-    const config = simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] })
+    const config = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })
     const w = await witness(config)
     writeConfigFile(w.configPath, { ...config, database: './elsewhere.db', listen: { port: 9999 } })
     expect((await (await reload(w)).json()).restart_required).toEqual(['database', 'listen'])
   })
 
   test('a call in flight finishes on the chain it started with; the next call takes the new one', async () => {
-    const w = await witness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'old+latency-300' }] }))
+    const w = await witness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'old+latency-300' }] }))
     const inFlight = w.infer({})
-    while (sim.count() === 0) await Bun.sleep(5)
-    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'sim2', model: 'new' }] }))
+    while (suite.sim.count() === 0) await Bun.sleep(5)
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim2', model: 'new' }] }))
     expect((await reload(w)).status).toBe(200)
     const old = await (await inFlight).json()
     expect([old.provider, old.model]).toEqual(['sim', 'old+latency-300'])
@@ -94,18 +83,18 @@ describe('POST /admin/reload', () => {
 
   test('a provider cooling down stays cooling down across a reload', async () => {
     const chains = { default: [{ provider: 'sim', model: 'bad+status-500', retries: 0 }, { provider: 'sim2', model: 'ok' }] }
-    const w = await witness(simConfig(sim.url, chains, { policy: { cooldown_failures: 1, cooldown_s: 600 } }))
+    const w = await witness(simConfig(suite.sim.url, chains, { policy: { cooldown_failures: 1, cooldown_s: 600 } }))
     expect((await w.infer({})).status).toBe(200)
-    writeConfigFile(w.configPath, simConfig(sim.url, { ...chains, extra: [{ provider: 'sim2', model: 'x' }] }, { policy: { cooldown_failures: 1, cooldown_s: 600 } }))
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { ...chains, extra: [{ provider: 'sim2', model: 'x' }] }, { policy: { cooldown_failures: 1, cooldown_s: 600 } }))
     expect((await reload(w)).status).toBe(200)
-    sim.reset()
+    suite.sim.reset()
     expect((await w.infer({})).status).toBe(200)
-    expect(sim.count()).toBe(1) // the cooling step was skipped
+    expect(suite.sim.count()).toBe(1) // the cooling step was skipped
     expect(readRows(w.dbPath).at(-2)!.error_message).toContain('skipped, cooling down')
   })
 
   test('a lower max_body_mb applies to the next request', async () => {
-    const config = simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] })
+    const config = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })
     const w = await witness(config)
     const big = 'x'.repeat(20_000)
     expect((await w.infer({ padding: big })).status).toBe(200)
@@ -118,19 +107,19 @@ describe('POST /admin/reload', () => {
 describe('SIGHUP', () => {
   test('reloads a running server; a bad file is refused, logged, and the server keeps serving', async () => {
     const dir = tempDir()
-    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const { proc, url } = await spawnWitness(configPath)
     try {
       const hashOf = async () => (await (await fetch(`${url}/heartbeat`)).json()).config_hash
       const first = await hashOf()
-      writeConfigFile(configPath, simConfig(sim.url, { default: [{ provider: 'sim2', model: 'm' }] }))
+      writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim2', model: 'm' }] }))
       proc.kill('SIGHUP')
       await waitForLine(proc.stderr, /config reloaded: sha256 [0-9a-f]{64}/)
       const second = await hashOf()
       expect(second).toBe(sha256(readFileSync(configPath)))
       expect(second).not.toBe(first)
 
-      writeConfigFile(configPath, simConfig(sim.url, { default: [{ provider: 'ghost', model: 'm' }] }))
+      writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'ghost', model: 'm' }] }))
       proc.kill('SIGHUP')
       await waitForLine(proc.stderr, /config reload refused.*\n.*chains\.default\[0\]\.provider: unknown provider "ghost"/)
       expect(await hashOf()).toBe(second)

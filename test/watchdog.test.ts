@@ -4,28 +4,18 @@
  * snapshot, running restart_command, recording the rollback through the
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
-import { Database } from 'bun:sqlite'
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
-import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { BUN, ROOT, spawnWitness } from './support/process.ts'
-import { readRows } from './support/rows.ts'
+import { readRollbackFacts, readRows } from './support/rows.ts'
+import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
-import { simConfig, startWitness, type TestWitness, writeConfigFile } from './support/witness.ts'
+import { manualClock, simConfig, writeConfigFile } from './support/witness.ts'
 
-let sim: Simulator
-const running: TestWitness[] = []
-beforeAll(() => {
-  sim = startSimulator()
-})
-afterAll(async () => {
-  for (const w of running) await w.stop(0)
-  await sim.stop()
-})
-beforeEach(() => sim.reset())
+const suite = useSimulator()
 
 async function watchdog(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
   const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', ...args], {
@@ -48,15 +38,6 @@ function deadPort(): number {
 
 const deadUrl = () => `http://127.0.0.1:${deadPort()}`
 
-function rollbackFacts(dbPath: string) {
-  const db = new Database(dbPath, { readonly: true })
-  try {
-    return db.query('SELECT * FROM deadman_rollback ORDER BY log_id').all() as Record<string, unknown>[]
-  } finally {
-    db.close()
-  }
-}
-
 const BROKEN = 'providers: { kimi: {} }\nchains: { default: [ { provider: ghost, model: m } ] }\n'
 const short = (hash: string) => `${hash.slice(0, 8)}…`
 
@@ -66,14 +47,14 @@ describe('against a stopped router', () => {
     const marker = join(dir, 'restarted')
     const configPath = writeConfigFile(
       join(dir, 'witness.yaml'),
-      simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }, {
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }, {
         deadman: { restart_command: `echo "$WITNESS_OLD_CONFIG_HASH $WITNESS_NEW_CONFIG_HASH $WITNESS_CONFIG" > ${marker}; echo restarting` },
       }),
     )
     // The router dies mid-call: its pending row is the next router's to finish, never the watchdog's.
     const { proc, url } = await spawnWitness(configPath)
     void fetch(`${url}/v1/infer`, { method: 'POST', body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
-    while (sim.count() === 0) await Bun.sleep(5)
+    while (suite.sim.count() === 0) await Bun.sleep(5)
     proc.kill('SIGKILL')
     await proc.exited
 
@@ -100,7 +81,7 @@ describe('against a stopped router', () => {
     expect(rows.map((r) => r.status)).toEqual(['pending', 'rollback'])
     expect(rows[1]).toMatchObject({ agent_name: 'witness', provider: 'deadman', model: goodHash, endpoint: configPath })
     expect(rows[1]!.error_message).toBe(`rolled back config ${short(brokenHash)} → ${short(goodHash)} after 3 failed health checks (connection refused); restart_command exited 0`)
-    expect(rollbackFacts(join(dir, 'witness.db'))).toEqual([
+    expect(readRollbackFacts(join(dir, 'witness.db'))).toEqual([
       {
         log_id: rows[1]!.id, agent: 'witness', old_config_hash: brokenHash, new_config_hash: goodHash,
         reason: 'after 3 failed health checks (connection refused); restart_command exited 0',
@@ -112,7 +93,7 @@ describe('against a stopped router', () => {
 
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
     const dir = tempDir()
-    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))
     promoteLastGood(configPath, readFileSync(configPath))
     writeFileSync(configPath, BROKEN)
     const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
@@ -120,7 +101,7 @@ describe('against a stopped router', () => {
     const [row] = readRows(join(dir, 'witness.db'))
     expect(row).toMatchObject({ agent_name: 'witness-east', status: 'rollback' })
     expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command exited 7 (unit not found)')
-    expect(rollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ exit_status: 7, output: 'unit not found', recorded_by: 'watchdog' })
+    expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ exit_status: 7, output: 'unit not found', recorded_by: 'watchdog' })
   })
 })
 
@@ -129,12 +110,12 @@ describe('against a running router', () => {
     const dir = tempDir()
     const configPath = writeConfigFile(
       join(dir, 'witness.yaml'),
-      simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }),
     )
     const { proc, url } = await spawnWitness(configPath)
     try {
       // The last known good config restarts this router by asking it to reload.
-      const goodPath = writeConfigFile(join(dir, 'good.yaml'), simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `kill -HUP ${proc.pid}` } }))
+      const goodPath = writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `kill -HUP ${proc.pid}` } }))
       const good = readFileSync(goodPath)
       promoteLastGood(configPath, good)
       const badHash = sha256(readFileSync(configPath))
@@ -148,7 +129,7 @@ describe('against a running router', () => {
       const rollback = rows.find((r) => r.status === 'rollback')!
       expect(rollback).toMatchObject({ agent_name: 'witness', provider: 'deadman', model: sha256(good), endpoint: configPath })
       expect(rollback.error_message).toStartWith(`rolled back config ${short(badHash)} → ${short(sha256(good))} after 1 failed health check (every chain called has failed`)
-      expect(rollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ old_config_hash: badHash, command: 'restart_command', exit_status: 0, recorded_by: 'endpoint' })
+      expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ old_config_hash: badHash, command: 'restart_command', exit_status: 0, recorded_by: 'endpoint' })
 
       let heartbeat = await (await fetch(`${url}/heartbeat`)).json()
       for (let i = 0; i < 100 && heartbeat.config_hash !== sha256(good); i++) {
@@ -163,9 +144,24 @@ describe('against a running router', () => {
     }
   })
 
+  test('without a restart_command, a router that answers is asked to reload the restored config', async () => {
+    const clock = manualClock()
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 60 } }), { clock })
+    const goodPath = writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(w.configPath, readFileSync(goodPath))
+    expect((await w.infer({})).status).toBe(502)
+    clock.advance(61_000)
+
+    const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1'])
+    expect(result.stderr).toContain('no restart_command; reloaded through POST /admin/reload')
+    expect(result.code).toBe(0)
+    expect(w.config().hash).toBe(sha256(readFileSync(goodPath)))
+    expect(readRollbackFacts(w.dbPath)).toMatchObject([{ command: null, exit_status: null, recorded_by: 'endpoint' }])
+    expect((await w.infer({})).status).toBe(200)
+  })
+
   test('a passing check resets the count of failures', async () => {
-    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
-    running.push(w)
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const state = join(w.dir, 'state.json')
     writeFileSync(state, JSON.stringify({ failures: 2, last_failure: 'connection refused', updated_at: new Date().toISOString() }))
     const ok = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '3', '--state', state])
@@ -190,7 +186,7 @@ describe('against a running router', () => {
     })
     try {
       const dir = tempDir()
-      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
       const result = await watchdog(['--config', configPath, '--url', `http://127.0.0.1:${hung.port}`, '--timeout', '200ms'], { WITNESS_TOKEN: 'op-token-123' })
       expect(result.code).toBe(1)
       expect(result.stderr).toContain('heartbeat failed (1 of 3 before a rollback): no answer within 0.2 s')
@@ -205,7 +201,7 @@ describe('rollbacks that cannot help are refused, loudly', () => {
   test('no rollback without a snapshot: exit 2, nothing touched, nothing restarted', async () => {
     const dir = tempDir()
     const marker = join(dir, 'restarted')
-    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}` } }))
     const before = readFileSync(configPath)
     const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
     expect(result.code).toBe(2)
@@ -221,7 +217,7 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     const port = deadPort()
     const configPath = writeConfigFile(
       join(dir, 'witness.yaml'),
-      simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
         listen: { host: '127.0.0.1', port },
         deadman: { restart_command: `touch ${marker}`, alert_command: `echo "$1" >> ${alerts}` },
       }),
