@@ -1,7 +1,8 @@
 /**
  * Boot: the only place that reads the environment, opens files and binds a
  * port. Pure first (parse config), then effectful (open the store, finish
- * rows a crashed run left pending, build the app, serve).
+ * rows a crashed run left pending, build the app, serve, start the deadman
+ * switch's periodic check unless told not to).
  */
 import type { Server } from 'bun'
 import { resolve } from 'node:path'

@@ -21,6 +21,7 @@ import { makeAlert } from './alert.ts'
 import { type CommandResult, describeResult, runCommand, succeeded } from './command.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash } from './last-good.ts'
 import { configRollbackMessage, recordRollback } from './rollback-row.ts'
+import { type HeartbeatCheck, type RouterClient, checkHeartbeat, request, waitForRouter } from './router-client.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
 
 export interface WatchdogOptions {
@@ -45,14 +46,6 @@ export interface WatchdogOptions {
 
 export type WatchdogExit = 0 | 1 | 2
 
-interface Check {
-  ok: boolean
-  /** The router answered HTTP at all. */
-  answered: boolean
-  reason: string
-  configHash: string | null
-}
-
 interface Outcome {
   exit: WatchdogExit
   state: Omit<WatchdogState, 'updated_at'>
@@ -67,15 +60,16 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
     return 2
   }
   const previous = readWatchdogState(o.statePath)
-  const check = await checkHeartbeat(url, o)
-  const outcome = await decide(o, url, check, previous, settings, clock)
+  const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
+  const check = await checkHeartbeat(router)
+  const outcome = await decide(o, router, check, previous, settings, clock)
   writeWatchdogState(o.statePath, { ...outcome.state, updated_at: isoTime(clock.now()) })
   return outcome.exit
 }
 
-async function decide(o: WatchdogOptions, url: string, check: Check, previous: WatchdogState, settings: Config | null, clock: Clock): Promise<Outcome> {
+async function decide(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, previous: WatchdogState, settings: Config | null, clock: Clock): Promise<Outcome> {
   if (check.ok) {
-    o.log(`heartbeat ok at ${url} (config ${shortHash(check.configHash)})`)
+    o.log(`heartbeat ok at ${router.url} (config ${shortHash(check.configHash)})`)
     return { exit: 0, state: { failures: 0, last_failure: null, reported: false } }
   }
   const failures = previous.failures + 1
@@ -113,7 +107,7 @@ async function decide(o: WatchdogOptions, url: string, check: Check, previous: W
   const oldHash = runningHash
   o.log(`restored ${snapshot.path} over ${o.configPath} (${shortHash(oldHash)} → ${shortHash(snapshot.hash)}) ${why}`)
 
-  const restart = await restartRouter(o, url, check, restored, oldHash, snapshot.hash)
+  const restart = await restartRouter(o, router, check, restored, oldHash, snapshot.hash)
   o.log(restart.summary)
   const entry = {
     agent: restored.deadman.name,
@@ -122,10 +116,10 @@ async function decide(o: WatchdogOptions, url: string, check: Check, previous: W
     reason: `${why}; ${restart.summary}`,
     restart,
   }
-  const recorded = await recordEntry(o, url, restored, clock, entry)
+  const recorded = await recordEntry(o, router, restored, clock, entry)
   o.log(recorded.ok ? `rollback recorded (log id ${recorded.logId}, ${recorded.via})` : `ROLLBACK NOT RECORDED: ${recorded.error}`)
   // The endpoint alerts for rows it writes; the watchdog speaks for the rest.
-  if (recorded.via !== 'through POST /deadman/rollback') {
+  if (!recorded.byRouter) {
     const message = configRollbackMessage(oldHash, snapshot.hash, entry.reason)
     await alert(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
   }
@@ -141,7 +135,7 @@ interface Restart {
 }
 
 /** Runs `deadman.restart_command`; without one, asks a router that answers to reload. */
-async function restartRouter(o: WatchdogOptions, url: string, check: Check, restored: Config, oldHash: string | null, newHash: string): Promise<Restart> {
+async function restartRouter(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, restored: Config, oldHash: string | null, newHash: string): Promise<Restart> {
   const command = restored.deadman.restart_command
   if (command) {
     const timeoutMs = restored.deadman.command_timeout_s * 1000
@@ -154,18 +148,19 @@ async function restartRouter(o: WatchdogOptions, url: string, check: Check, rest
     return { ok: succeeded(result), summary: `restart_command ${describeResult(result, timeoutMs)}${succeeded(result) ? '' : output}`, command: 'restart_command', result }
   }
   if (check.answered) {
-    const res = await request(url, '/admin/reload', o, { method: 'POST' })
+    const res = await request(router, '/admin/reload', { method: 'POST' })
     const ok = res?.status === 200
     return { ok, summary: ok ? 'no restart_command; reloaded through POST /admin/reload' : `no restart_command, and POST /admin/reload failed (${res ? `HTTP ${res.status}` : 'no answer'})`, command: null, result: null }
   }
   return { ok: false, summary: 'no deadman.restart_command configured: the router was not restarted', command: null, result: null }
 }
 
-type Recorded = { ok: true; logId: number; via: string } | { ok: false; error: string; via: null }
+/** How the row was recorded: `byRouter` when the router wrote it (and alerted on it). */
+type Recorded = { ok: true; logId: number; via: string; byRouter: boolean } | { ok: false; error: string; byRouter: false }
 
 async function recordEntry(
   o: WatchdogOptions,
-  url: string,
+  router: RouterClient,
   restored: Config,
   clock: Clock,
   entry: { agent: string; oldHash: string | null; newHash: string; reason: string; restart: Restart },
@@ -176,8 +171,8 @@ async function recordEntry(
     timedOut: entry.restart.result?.timedOut ?? false,
     output: entry.restart.result?.output ?? null,
   }
-  if (await waitForRouter(url, o)) {
-    const res = await request(url, '/deadman/rollback', o, {
+  if (await waitForRouter(router, o.waitMs)) {
+    const res = await request(router, '/deadman/rollback', {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -194,7 +189,7 @@ async function recordEntry(
     })
     if (res?.status === 201) {
       const body = (await res.json().catch(() => ({}))) as { log_id?: number }
-      return { ok: true, logId: body.log_id ?? 0, via: 'through POST /deadman/rollback' }
+      return { ok: true, logId: body.log_id ?? 0, via: 'through POST /deadman/rollback', byRouter: true }
     }
     o.log(`POST /deadman/rollback ${res ? `answered HTTP ${res.status}` : 'did not answer'}; writing the row directly`)
   }
@@ -209,12 +204,12 @@ async function recordEntry(
         errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
         facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog' },
       })
-      return { ok: true, logId, via: `straight into ${restored.databasePath}` }
+      return { ok: true, logId, via: `straight into ${restored.databasePath}`, byRouter: false }
     } finally {
       store.close()
     }
   } catch (error) {
-    return { ok: false, error: redact((error as Error).message), via: null }
+    return { ok: false, error: redact((error as Error).message), byRouter: false }
   }
 }
 
@@ -241,56 +236,4 @@ function listenUrl(config: Config): string {
 
 function fileHash(path: string): string | null {
   return existsSync(path) ? sha256(readFileSync(path)) : null
-}
-
-async function checkHeartbeat(url: string, o: WatchdogOptions): Promise<Check> {
-  let res: Response
-  try {
-    res = await fetch(`${url}/heartbeat`, { headers: authHeaders(o.token), signal: AbortSignal.timeout(o.requestTimeoutMs) })
-  } catch (error) {
-    return { ok: false, answered: false, reason: networkReason(error, o.requestTimeoutMs), configHash: null }
-  }
-  const body = (await res.json().catch(() => null)) as { status?: unknown; reasons?: unknown; config_hash?: unknown } | null
-  const configHash = typeof body?.config_hash === 'string' ? body.config_hash : null
-  if (res.status === 200 && body?.status === 'ok') return { ok: true, answered: true, reason: 'ok', configHash }
-  const reasons = Array.isArray(body?.reasons) && body.reasons.length ? body.reasons.map(String).join('; ') : `HTTP ${res.status}`
-  return { ok: false, answered: true, reason: redact(reasons), configHash }
-}
-
-/** Polls until the router answers HTTP at all, for at most `waitMs`. */
-async function waitForRouter(url: string, o: WatchdogOptions): Promise<boolean> {
-  const deadline = performance.now() + o.waitMs
-  while (true) {
-    const left = deadline - performance.now()
-    if (left <= 0) return false
-    try {
-      await fetch(`${url}/heartbeat`, { headers: authHeaders(o.token), signal: AbortSignal.timeout(Math.min(left, o.requestTimeoutMs)) })
-      return true
-    } catch {
-      await Bun.sleep(Math.min(100, Math.max(0, deadline - performance.now())))
-    }
-  }
-}
-
-async function request(url: string, path: string, o: WatchdogOptions, init: RequestInit): Promise<Response | null> {
-  try {
-    return await fetch(`${url}${path}`, {
-      ...init,
-      headers: { ...authHeaders(o.token), ...(init.headers as Record<string, string> | undefined) },
-      signal: AbortSignal.timeout(o.requestTimeoutMs),
-    })
-  } catch {
-    return null
-  }
-}
-
-function authHeaders(token: string | undefined): Record<string, string> {
-  return token ? { authorization: `Bearer ${token}` } : {}
-}
-
-function networkReason(error: unknown, timeoutMs: number): string {
-  const e = error as { name?: string; code?: string; message?: string }
-  if (e?.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`
-  if (e?.code === 'ECONNREFUSED' || e?.code === 'ConnectionRefused') return 'connection refused'
-  return redact(e?.message ?? String(error))
 }
