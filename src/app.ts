@@ -7,10 +7,14 @@ import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { bodyLimit } from 'hono/body-limit'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
+import type { RuntimeState } from './deadman/runtime.ts'
+import type { DeadmanSwitch } from './deadman/switch.ts'
 import { NotFoundError, PayloadTooLargeError, WitnessError, errorBody } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
+import { reloadRoute } from './routes/admin.ts'
 import { chatCompletionsRoute } from './routes/chat-completions.ts'
+import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { type ErrorShape, shapeError } from './routes/error-shapes.ts'
 import { heartbeatRoute } from './routes/heartbeat.ts'
 import { inferRoute } from './routes/infer.ts'
@@ -27,6 +31,10 @@ export interface AppDeps {
   env: Record<string, string | undefined>
   inFlight: { count: number }
   warn: (message: string) => void
+  /** Calls in flight with deadlines, last success, failing chains. */
+  runtime: RuntimeState
+  /** Health, reload, promotion, agents' heartbeats. */
+  deadman: DeadmanSwitch
 }
 
 type Env = { Variables: { errorShape: ErrorShape } }
@@ -42,20 +50,26 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const core: DispatchDeps = deps
   const startedAtS = Math.floor(deps.clock.now() / 1000)
 
-  // Read per request, so a reloaded config's limit applies at once.
-  const limitBody: MiddlewareHandler<Env> = (c, next) =>
-    bodyLimit({
-      maxSize: deps.config().maxBodyBytes,
+  // Built per request from the live config, so a reload's max_body_mb applies at once.
+  const limitBody: MiddlewareHandler<Env> = (c, next) => {
+    const maxSize = deps.config().maxBodyBytes
+    return bodyLimit({
+      maxSize,
       onError: () => {
-        throw new PayloadTooLargeError(deps.config().maxBodyBytes)
+        throw new PayloadTooLargeError(maxSize)
       },
     })(c, next)
+  }
 
   app.get('/heartbeat', heartbeatRoute(deps))
   app.post('/v1/infer', limitBody, inferRoute(core))
   app.post('/v1/chat/completions', shape('openai'), limitBody, chatCompletionsRoute(core))
   app.post('/v1/messages', shape('anthropic'), limitBody, messagesRoute(core))
   app.get('/v1/models', modelsRoute({ config: deps.config, startedAtS }))
+  app.post('/heartbeat', limitBody, agentBeatRoute(deps))
+  app.get('/deadman', deadmanStatusRoute(deps))
+  app.post('/deadman/rollback', limitBody, rollbackReportRoute(deps))
+  app.post('/admin/reload', reloadRoute(deps))
 
   app.notFound((c) => {
     const error = new NotFoundError(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

@@ -9,6 +9,7 @@ import { checkConfigCommand } from './commands/check-config.ts'
 import { initCommand } from './commands/init.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simCommand } from './commands/sim.ts'
+import { watchdogCommand } from './commands/watchdog.ts'
 import { ConfigError } from './errors.ts'
 
 const COMMANDS: Record<string, Command> = {
@@ -16,6 +17,7 @@ const COMMANDS: Record<string, Command> = {
   init: initCommand,
   'check-config': checkConfigCommand,
   sim: simCommand,
+  watchdog: watchdogCommand,
 }
 
 function usage(): string {

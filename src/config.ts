@@ -11,7 +11,7 @@ import * as v from 'valibot'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import type { Wire } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
-import { toIssues } from './validation.ts'
+import { AgentName, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
@@ -54,6 +54,36 @@ export const PolicySchema = v.strictObject({
   cooldown_s: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
 })
 
+const Seconds = v.pipe(v.number(), v.minValue(0.001), v.maxValue(31_536_000))
+const Command = v.pipe(v.string(), v.minLength(1), v.maxLength(4096))
+
+/** An agent that heartbeats to witness and what to do when it falls silent. */
+export const WatchedAgentSchema = v.strictObject({
+  max_silence_s: Seconds,
+  /** Run once per silence, with WITNESS_AGENT and WITNESS_CONFIG_HASH in the environment. */
+  rollback_command: v.optional(Command),
+})
+
+/** The deadman switch: last-known-good config, health windows, agents' heartbeats. */
+export const DeadmanSchema = v.strictObject({
+  /** The router's own name: agent_name of the rollback rows for its own config. */
+  name: v.optional(AgentName, 'witness'),
+  check_every_s: v.optional(Seconds, 30),
+  /** Passing health (with at least one successful call) this long promotes the config to last known good. */
+  promote_after_s: v.optional(Seconds, 300),
+  /** Every chain that was called has failed, with no success, this long: unhealthy. */
+  failing_window_s: v.optional(Seconds, 300),
+  /** Extra time past a call's own timeouts before it counts as stuck. */
+  stuck_grace_s: v.optional(Seconds, 30),
+  /** Time limit for rollback, restart and alert commands (killed when it passes). */
+  command_timeout_s: v.optional(Seconds, 60),
+  /** Run by `witness watchdog` after restoring the last-known-good config. */
+  restart_command: v.optional(Command),
+  /** Run with a one-line summary on every rollback, failed rollback and silent agent. */
+  alert_command: v.optional(Command),
+  agents: v.optional(v.record(AgentName, WatchedAgentSchema), {}),
+})
+
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),
   listen: v.optional(
@@ -73,10 +103,12 @@ export const ConfigSchema = v.strictObject({
   providers: v.record(Name, ProviderSchema),
   chains: v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
   policy: v.optional(PolicySchema, {}),
+  deadman: v.optional(DeadmanSchema, {}),
 })
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
 export type Policy = v.InferOutput<typeof PolicySchema>
+export type Deadman = v.InferOutput<typeof DeadmanSchema>
 
 /** Defaults for the per-attempt knobs when neither provider nor step sets them. */
 export const TUNING_DEFAULTS = {
@@ -116,6 +148,7 @@ export interface Config {
   providers: Map<string, ProviderSpec>
   chains: Map<string, StepSpec[]>
   policy: Policy
+  deadman: Deadman
 }
 
 export interface ParseOptions {
@@ -204,19 +237,23 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     providers,
     chains,
     policy: raw.policy,
+    deadman: raw.deadman,
   }
 }
 
 /** Reads, parses and validates a YAML config file. */
 export function loadConfig(path: string): Config {
   const absolute = resolve(path)
-  let bytes: Buffer
+  return parseConfigText(readConfigBytes(absolute), absolute)
+}
+
+/** A config file's bytes (what its hash is taken of); a ConfigError when it cannot be read. */
+export function readConfigBytes(path: string): Uint8Array {
   try {
-    bytes = readFileSync(absolute)
+    return readFileSync(path)
   } catch (error) {
-    throw new ConfigError(absolute, [{ path: '', message: `cannot read file: ${(error as Error).message}` }])
+    throw new ConfigError(path, [{ path: '', message: `cannot read file: ${(error as Error).message}` }])
   }
-  return parseConfigText(bytes, absolute)
 }
 
 /** Parses config file bytes as if they were at `path` (used for reloads and validation). */

@@ -101,6 +101,17 @@ export class ConfigError extends WitnessError {
   }
 }
 
+/** A reload found the config file invalid: it is refused and the running config stays. */
+export class ReloadRefusedError extends WitnessError {
+  override name = 'ReloadRefusedError'
+  constructor(cause: ConfigError, runningHash: string) {
+    super('config_invalid', 422, `config reload refused; still running sha256 ${runningHash}. ${cause.message}`, {
+      cause,
+      details: { issues: cause.issues, config_hash: runningHash },
+    })
+  }
+}
+
 /** What kind of upstream failure happened; decides retry and the row's status. */
 export type FailureKind = 'http' | 'network' | 'timeout' | 'malformed' | 'aborted' | 'stream'
 

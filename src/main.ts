@@ -1,12 +1,17 @@
 /**
  * Boot: the only place that reads the environment, opens files and binds a
  * port. Pure first (parse config), then effectful (open the store, finish
- * rows a crashed run left pending, build the app, serve).
+ * rows a crashed run left pending, build the app, serve, start the deadman
+ * switch's periodic check unless told not to).
  */
 import type { Server } from 'bun'
+import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
-import { type Config, loadConfig } from './config.ts'
+import type { Config } from './config.ts'
+import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
+import { RuntimeState } from './deadman/runtime.ts'
+import { DeadmanSwitch } from './deadman/switch.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
@@ -18,12 +23,17 @@ export interface ServeOptions {
   clock?: Clock
   env?: Record<string, string | undefined>
   log?: (line: string) => void
+  /** Run the deadman switch's periodic check (default true; tests call `deadman.checkNow()` instead). */
+  background?: boolean
 }
 
 export interface Running {
   server: Server<undefined>
   store: Store
   config: () => Config
+  deadman: DeadmanSwitch
+  /** Re-reads the config file (what SIGHUP does); throws ReloadRefusedError if it is invalid. */
+  reload(): ReloadResult
   url: string
   /** Stops accepting, lets calls in flight finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>
@@ -46,47 +56,64 @@ export function openStoreFor(config: Config, dbOverride?: string): Store {
 export async function serve(options: ServeOptions): Promise<Running> {
   const log = options.log ?? ((line: string) => console.error(line))
   const clock = options.clock ?? systemClock
-  let config = loadConfig(options.configPath)
-  const store = openStoreFor(config, options.db)
+  const live = new LiveConfig(resolve(options.configPath), clock)
+  const config = () => live.current()
+  const store = openStoreFor(config(), options.db)
   const recovered = store.recoverPending(
     `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
   )
   if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
 
   const inFlight = { count: 0 }
+  const env = options.env ?? process.env
+  const warn = (message: string) => log(`witness: ${message}`)
+  const runtime = new RuntimeState(clock)
+  const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
   const app = createApp({
     store,
     clock,
+    // One breaker for the process's life, reading the live policy: cooldowns survive a reload.
     cooldowns: new Cooldowns({
-      failures: config.policy.cooldown_failures,
-      cooldownMs: config.policy.cooldown_s * 1000,
+      get failures() {
+        return config().policy.cooldown_failures
+      },
+      get cooldownMs() {
+        return config().policy.cooldown_s * 1000
+      },
       clock,
     }),
-    config: () => config,
-    env: options.env ?? process.env,
+    config,
+    env,
     inFlight,
-    warn: (message) => log(`witness: ${message}`),
+    warn,
+    runtime,
+    deadman,
   })
 
-  const host = options.host ?? config.raw.listen.host
-  const port = options.port ?? config.raw.listen.port
+  const boot = config()
+  const host = options.host ?? boot.raw.listen.host
+  const port = options.port ?? boot.raw.listen.port
   const server = Bun.serve({
     hostname: host,
     port,
     // Inference calls can take minutes; the body limit guards the rest.
     idleTimeout: 0,
-    maxRequestBodySize: config.maxBodyBytes + 1024 * 1024,
+    maxRequestBodySize: boot.maxBodyBytes + 1024 * 1024,
     fetch: (req, srv) => app.fetch(req, srv),
   })
   const url = `http://${server.hostname}:${server.port}`
-  log(`witness: listening on ${url} (config ${config.path}, database ${store.path}, chains: ${[...config.chains.keys()].join(', ')})`)
+  log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
+  if (options.background ?? true) deadman.start()
 
   return {
     server,
     store,
-    config: () => config,
+    config,
+    deadman,
+    reload: () => deadman.reload(),
     url,
     async stop(graceMs = 10_000) {
+      deadman.stop()
       server.stop(false)
       const deadline = Date.now() + graceMs
       while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)

@@ -1,9 +1,16 @@
 /**
- * Turns valibot issues into witness's `Issue` list: one entry per problem,
- * each with the dotted path of what is wrong (`chains.default[1].provider`).
+ * Validation shared by config and requests: the agent-name schema, and
+ * turning valibot issues into witness's `Issue` list (one entry per
+ * problem, each with the dotted path of what is wrong: `chains.default[1].provider`).
  */
 import * as v from 'valibot'
 import type { Issue } from './errors.ts'
+
+/** Agent names as they appear in rows: short, printable, no spaces. */
+export const AgentName = v.pipe(
+  v.string(),
+  v.regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'agent names are 1-128 letters, digits, ".", "_", "-", "@" or ":"'),
+)
 
 export function toIssues(issues: readonly v.BaseIssue<unknown>[]): Issue[] {
   return issues.map((issue) => ({ path: pathOf(issue), message: issue.message }))

@@ -107,6 +107,23 @@ describe('config', () => {
     expect(() => parseConfig({ ...base, chains: { c: [{ provider: 'kimi', model: 'm' }] }, policy: { banned_providers: ['anthropic'] } })).not.toThrow()
   })
 
+  test('deadman keys have defaults, and a watched agent needs max_silence_s', () => {
+    expect(parseConfig(minimal).deadman).toEqual({
+      name: 'witness',
+      check_every_s: 30,
+      promote_after_s: 300,
+      failing_window_s: 300,
+      stuck_grace_s: 30,
+      command_timeout_s: 60,
+      agents: {},
+    })
+    const found = problems({
+      ...minimal,
+      deadman: { promote_after_s: -5, restart_command: '', agents: { bezalel: { rollback_command: 'true' }, 'bad name': { max_silence_s: 60 } }, typo: 1 },
+    })
+    expect(found.map((p) => p.path).sort()).toEqual(['deadman.agents.bad name', 'deadman.agents.bezalel.max_silence_s', 'deadman.promote_after_s', 'deadman.restart_command', 'deadman.typo'])
+  })
+
   test('YAML errors and unreadable files are config errors too', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'bad.yaml'), 'providers: [\n  nope: {')

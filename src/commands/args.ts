@@ -24,3 +24,19 @@ export function parsed<T>(parse: () => T): T {
     throw new UsageError((error as Error).message)
   }
 }
+
+/** A duration flag: `60s`, `5m`, `500ms`, `1h`, or a bare number of seconds. */
+export function durationMsOf(flag: string, text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(match?.[2] ?? 's') as 'ms' | 's' | 'm' | 'h']
+  const ms = match ? Number(match[1]) * unit : NaN
+  if (!Number.isFinite(ms) || ms <= 0) throw new UsageError(`${flag} must be a duration like 60s, 5m or 500ms, got "${text}"`)
+  return ms
+}
+
+/** A positive whole-number flag. */
+export function countOf(flag: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`${flag} must be a whole number from 1 to 1000, got "${text}"`)
+  return n
+}

@@ -1,4 +1,4 @@
-/** `witness serve [--config PATH] [--port N] [--db PATH]`: run the router until SIGINT/SIGTERM. */
+/** `witness serve [--config PATH] [--port N] [--db PATH]`: run the router until SIGINT/SIGTERM; SIGHUP reloads the config. */
 import { parseArgs } from 'node:util'
 import { configPathFrom, serve } from '../main.ts'
 import { type Command, parsed, portOf } from './args.ts'
@@ -19,6 +19,17 @@ export const serveCommand: Command = {
     }
     process.on('SIGINT', () => void shutdown('SIGINT'))
     process.on('SIGTERM', () => void shutdown('SIGTERM'))
+    // A refused reload is logged by the deadman switch; the running config stays.
+    process.on('SIGHUP', () => {
+      if (!running) console.error('witness: SIGHUP during start-up ignored')
+      else {
+        try {
+          running.reload()
+        } catch {
+          // already logged with every problem
+        }
+      }
+    })
     running = await serve({
       configPath: configPathFrom(values.config),
       port: values.port === undefined ? undefined : portOf(values.port),

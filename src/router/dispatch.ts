@@ -5,7 +5,8 @@
  */
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Config } from '../config.ts'
-import { UnknownChainError, WitnessError } from '../errors.ts'
+import type { RuntimeState } from '../deadman/runtime.ts'
+import { ChainExhaustedError, UnknownChainError, WitnessError } from '../errors.ts'
 import type { Api } from '../telemetry/store.ts'
 import type { AttemptRecord } from './attempt.ts'
 import { type ChainDeps, type ChainResult, runChain } from './chain.ts'
@@ -14,6 +15,8 @@ export interface DispatchDeps extends ChainDeps {
   config: () => Config
   /** Requests currently running (for heartbeat and graceful shutdown). */
   inFlight: { count: number }
+  /** The deadman switch's view of calls: deadlines, last success, failing chains. */
+  runtime?: RuntimeState
 }
 
 export interface DispatchInput {
@@ -51,22 +54,31 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   const requestId = Bun.randomUUIDv7()
   const attempts: AttemptRecord[] = []
   deps.inFlight.count++
+  const call = deps.runtime?.begin(input.chain, steps, config)
   let streaming = false
   try {
     const result = await runChain(deps, { ...input, requestId, steps, policy: config.policy, attempts })
+    call?.succeed()
     if (result.kind === 'stream') {
       // A stream stays in flight until its row is finished.
       streaming = true
-      void result.stream.settled.finally(() => deps.inFlight.count--)
+      void result.stream.settled.finally(() => {
+        deps.inFlight.count--
+        call?.end()
+      })
     }
     return { ...result, requestId, chain: input.chain, attempts }
   } catch (error) {
+    if (error instanceof ChainExhaustedError) call?.fail()
     if (error instanceof Error) failures.set(error, { requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {
       Object.assign(error.details, { request_id: requestId })
     }
     throw error
   } finally {
-    if (!streaming) deps.inFlight.count--
+    if (!streaming) {
+      deps.inFlight.count--
+      call?.end()
+    }
   }
 }

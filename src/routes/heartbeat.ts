@@ -1,43 +1,28 @@
 /**
- * GET /heartbeat: 200 while the database takes writes, 503 with reasons
- * when it does not. A commit in the last second counts as proof; otherwise
- * a small state write is committed as a probe.
+ * GET /heartbeat: the router's own health. 200 with its vital signs while
+ * it is healthy; 503 with the reasons (database not writable, calls stuck
+ * past their timeouts, every chain failing) when it is not. Each call is a
+ * health check that counts towards promoting the config to last known good.
  */
 import type { Context } from 'hono'
-import type { Clock } from '../clock.ts'
-import type { Store } from '../telemetry/store.ts'
+import type { DeadmanSwitch } from '../deadman/switch.ts'
 
 export interface HeartbeatDeps {
-  store: Store
-  clock: Clock
+  deadman: DeadmanSwitch
 }
-
-const PROBE_BUDGET_MS = 1_000
 
 export function heartbeatRoute(deps: HeartbeatDeps) {
   return async (c: Context) => {
-    const reasons = await databaseReasons(deps)
-    if (reasons.length) return c.json({ status: 'unhealthy', reasons }, 503)
-    return c.json({ status: 'ok' })
-  }
-}
-
-/** Why the database cannot be written right now (empty when it can). */
-export async function databaseReasons(deps: HeartbeatDeps): Promise<string[]> {
-  const { lastCommitAt } = deps.store.health()
-  if (lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return []
-  let timer: ReturnType<typeof setTimeout> | undefined
-  try {
-    await Promise.race([
-      deps.store.setState('heartbeat', new Date(deps.clock.now()).toISOString()),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no commit within ${PROBE_BUDGET_MS} ms`)), PROBE_BUDGET_MS)
-      }),
-    ])
-    return []
-  } catch (error) {
-    return [`database not writable: ${(error as Error).message}`]
-  } finally {
-    clearTimeout(timer)
+    const report = await deps.deadman.heartbeat()
+    const vitals = {
+      config_hash: report.configHash,
+      last_known_good: report.lastKnownGood,
+      uptime_s: report.uptimeS,
+      in_flight: report.inFlight,
+      pending_rows: report.pendingRows,
+      last_success_at: report.lastSuccessAt,
+    }
+    if (report.reasons.length) return c.json({ status: 'unhealthy', reasons: report.reasons, ...vitals }, 503)
+    return c.json({ status: 'ok', ...vitals })
   }
 }

@@ -5,13 +5,9 @@
 import type { Context } from 'hono'
 import * as v from 'valibot'
 import { InvalidRequestError } from '../errors.ts'
-import { toIssues } from '../validation.ts'
+import { AgentName, toIssues } from '../validation.ts'
 
-/** Agent names as they appear in rows: short, printable, no spaces. */
-export const AgentName = v.pipe(
-  v.string(),
-  v.regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'agent names are 1-128 letters, digits, ".", "_", "-", "@" or ":"'),
-)
+export { AgentName }
 
 /** Parses the body as a JSON object. */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {

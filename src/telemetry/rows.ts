@@ -52,9 +52,20 @@ export interface FinalRow extends RowHead {
   latencyMs?: number | null
 }
 
+/**
+ * A write to one of witness's side tables. The SQL is a constant owned by a
+ * query module (src/telemetry/*-store.ts), never built from input; values
+ * are bound parameters. With `insert`, `$log_id` is bound to the new row's id.
+ */
+export interface SideWrite {
+  sql: string
+  params: Record<string, string | number | null>
+}
+
 export type WriteOp =
   | { kind: 'begin'; head: RowHead; meta: RowMeta }
   | { kind: 'finish'; id: number; outcome: AttemptOutcome }
-  | { kind: 'insert'; row: FinalRow; meta: RowMeta | null }
+  | { kind: 'insert'; row: FinalRow; meta: RowMeta | null; side: SideWrite | null }
   | { kind: 'state'; key: string; value: string; at: string }
+  | { kind: 'side'; side: SideWrite }
 

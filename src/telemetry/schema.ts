@@ -61,6 +61,30 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX IF NOT EXISTS request_log_agent_provider_time ON request_log(agent_name, provider, timestamp);
    CREATE INDEX IF NOT EXISTS request_log_provider_time ON request_log(provider, timestamp);
    CREATE INDEX IF NOT EXISTS request_log_pending ON request_log(id) WHERE status = 'pending';`,
+  // 2: the deadman switch: the facts of each rollback row, and agents' last heartbeats.
+  `CREATE TABLE IF NOT EXISTS deadman_rollback (
+     log_id INTEGER PRIMARY KEY,          -- request_log.id of the rollback row
+     agent TEXT NOT NULL,                 -- the agent (or the router's own name) rolled back
+     old_config_hash TEXT,                -- the config running before (null: not known)
+     new_config_hash TEXT,                -- the config restored (null: not known)
+     reason TEXT NOT NULL,
+     command TEXT,                        -- restart_command, rollback_command, ... (null: none run)
+     exit_status INTEGER,                 -- the command's exit status (null: not run, killed)
+     timed_out INTEGER NOT NULL DEFAULT 0,
+     output TEXT,                         -- the first lines of the command's output
+     recorded_by TEXT NOT NULL            -- router, endpoint (POST /deadman/rollback), watchdog (direct write)
+   ) STRICT;
+   CREATE TABLE IF NOT EXISTS deadman_agent (
+     agent TEXT PRIMARY KEY,
+     last_beat_at TEXT,                   -- ISO-8601 UTC of the last heartbeat (null: never)
+     config_hash TEXT,                    -- the hash it last reported
+     config_hash_since TEXT,              -- when it first reported that hash
+     previous_config_hash TEXT,
+     state TEXT NOT NULL,                 -- ok, late, rolled_back
+     silence_handled INTEGER NOT NULL DEFAULT 0, -- this silence's command already ran
+     last_rollback_log_id INTEGER,        -- request_log.id of its last rollback row
+     updated_at TEXT NOT NULL
+   ) STRICT;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -8,12 +8,12 @@ import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { GroupCommit } from './group-commit.ts'
-import type { AttemptOutcome, FinalRow, RowHead, RowMeta, WriteOp } from './rows.ts'
+import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp } from './rows.ts'
 import { ensureSchema } from './schema.ts'
 import type { WorkerReply, WorkerRequest } from './writer-worker.ts'
 import { isBusy, openWriter, type WriterOptions } from './writer.ts'
 
-export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta } from './rows.ts'
+export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite } from './rows.ts'
 
 export interface StoreOptions extends WriterOptions {
   /** How long a write may wait for another process's lock (ms). */
@@ -28,8 +28,10 @@ export interface Store {
   begin(head: RowHead, meta: RowMeta): Promise<number>
   /** Finishes a pending row; resolves once committed. */
   finish(id: number, outcome: AttemptOutcome): Promise<void>
-  /** Inserts an already-final row (fallback, rollback); resolves with its id. */
-  insert(row: FinalRow, meta: RowMeta | null): Promise<number>
+  /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id. */
+  insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<number>
+  /** Commits a write to a side table. */
+  write(side: SideWrite): Promise<void>
   /** Writes a key in witness_state; a real commit, used as the health probe. */
   setState(key: string, value: string): Promise<void>
   /** Finishes rows left `pending` by a crashed run; returns how many. */
@@ -118,10 +120,10 @@ export function openStore(path: string, options: StoreOptions): Store {
     retrying ??= setInterval(() => void retryDeferred(), 1000)
   }
 
-  const recover = db.prepare(`UPDATE request_log SET status = 'error', error_message = $message WHERE status = 'pending'`)
+  const recover = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE status = 'pending'`)
   const reader = new Database(path, { readonly: true, strict: true })
   reader.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
-  const pending = reader.prepare(`SELECT count(*) AS n FROM request_log WHERE status = 'pending'`)
+  const pending = reader.query(`SELECT count(*) AS n FROM request_log WHERE status = 'pending'`)
 
   return {
     path,
@@ -136,7 +138,10 @@ export function openStore(path: string, options: StoreOptions): Store {
         throw error
       }
     },
-    insert: (row, meta) => commits.submit({ kind: 'insert', row, meta }),
+    insert: (row, meta, side) => commits.submit({ kind: 'insert', row, meta, side: side ?? null }),
+    write: async (side) => {
+      await commits.submit({ kind: 'side', side })
+    },
     setState: async (key, value) => {
       await commits.submit({ kind: 'state', key, value, at: new Date().toISOString() })
     },

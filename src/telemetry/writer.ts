@@ -34,31 +34,31 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   let applyBudget = () => {}
   if (options.maxMb) {
     const pageSize = (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
-    const budget = db.prepare(`PRAGMA max_page_count = ${Math.max(1, Math.floor((options.maxMb * 1024 * 1024) / pageSize))}`)
+    const budget = db.query(`PRAGMA max_page_count = ${Math.max(1, Math.floor((options.maxMb * 1024 * 1024) / pageSize))}`)
     applyBudget = () => {
       budget.run()
     }
   }
 
-  const insertLog = db.prepare(
+  const insertLog = db.query(
     `INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message)
      VALUES ($timestamp, $agent, $provider, $model, $endpoint, $tokensIn, $tokensOut, $latencyMs, $status, $errorMessage)`,
   )
-  const insertMeta = db.prepare(
+  const insertMeta = db.query(
     `INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, step, try, stream)
      VALUES ($id, $requestId, $chain, $api, $seq, $step, $try, $stream)`,
   )
-  const finishLog = db.prepare(
+  const finishLog = db.query(
     `UPDATE request_log SET status = $status, tokens_in = $tokensIn, tokens_out = $tokensOut,
        latency_ms = $latencyMs, error_message = $errorMessage
      WHERE id = $id AND status = 'pending'`,
   )
-  const finishMeta = db.prepare(
+  const finishMeta = db.query(
     `UPDATE request_log_meta SET http_status = $httpStatus, response_id = $responseId, served_model = $servedModel,
        first_byte_ms = $firstByteMs, cost_usd = $costUsd
      WHERE log_id = $id`,
   )
-  const upsertState = db.prepare(
+  const upsertState = db.query(
     `INSERT INTO witness_state (key, value, updated_at) VALUES ($key, $value, $at)
      ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   )
@@ -86,6 +86,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     if (meta) {
       insertMeta.run({ id, requestId: meta.requestId, chain: meta.chain, api: meta.api, seq: meta.seq, step: meta.step, try: meta.try, stream: meta.stream ? 1 : 0 })
     }
+    if (op.kind === 'insert' && op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
     return id
   }
 
@@ -110,6 +111,9 @@ export function openWriter(path: string, options: WriterOptions): Writer {
       }
       case 'state':
         upsertState.run({ key: op.key, value: op.value, at: op.at })
+        return 0
+      case 'side':
+        db.query(op.side.sql).run(op.side.params)
         return 0
     }
   }

@@ -51,3 +51,8 @@ export function readMeta(path: string): MetaRow[] {
 export function rowById(path: string, id: number): LogRow | null {
   return withDb(path, (db) => db.query('SELECT * FROM request_log WHERE id = ?').get(id) as LogRow | null)
 }
+
+/** The deadman_rollback side table: the facts of each rollback row. */
+export function readRollbackFacts(path: string): Record<string, unknown>[] {
+  return withDb(path, (db) => db.query('SELECT * FROM deadman_rollback ORDER BY log_id').all() as Record<string, unknown>[])
+}

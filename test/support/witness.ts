@@ -22,14 +22,22 @@ export interface StartOptions {
   env?: Record<string, string | undefined>
   clock?: Clock
   dir?: string
+  /** Run the deadman switch's periodic check (default off: tests call `deadman.checkNow()`). */
+  background?: boolean
 }
 
 export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
   const dir = options.dir ?? tempDir()
-  const configPath = join(dir, 'witness.yaml')
-  writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...config }, null, 2))
+  const configPath = writeConfigFile(join(dir, 'witness.yaml'), config)
   const logs: string[] = []
-  const running = await serve({ configPath, port: 0, env: options.env ?? {}, clock: options.clock, log: (l) => logs.push(l) })
+  const running = await serve({
+    configPath,
+    port: 0,
+    env: options.env ?? {},
+    clock: options.clock,
+    log: (l) => logs.push(l),
+    background: options.background ?? false,
+  })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${running.url}${path}`, {
       method: 'POST',
@@ -45,6 +53,12 @@ export async function startWitness(config: Record<string, unknown>, options: Sta
     post,
     infer: (body, headers) => post('/v1/infer', { agent: 'tester', messages: [{ role: 'user', content: 'hello there' }], ...body }, headers),
   }
+}
+
+/** Writes a config file as startWitness does (JSON is YAML; the database beside it); returns its path. */
+export function writeConfigFile(path: string, config: Record<string, unknown>): string {
+  writeFileSync(path, JSON.stringify({ database: './witness.db', ...config }, null, 2))
+  return path
 }
 
 /** A config whose providers all point at a simulator. */

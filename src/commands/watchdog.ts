@@ -1,0 +1,54 @@
+/**
+ * `witness watchdog [--config PATH] [--url URL] [--failures N] [--every DURATION]`:
+ * checks the router's GET /heartbeat from outside it, and after N failed
+ * checks in a row rolls its config back to last known good, restarts it and
+ * records the rollback (src/deadman/watchdog.ts). Once (for a systemd timer
+ * or cron), or in a loop with --every. Sends `Authorization: Bearer
+ * $WITNESS_TOKEN` when that variable is set.
+ */
+import { resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { watchOnce } from '../deadman/watchdog.ts'
+import { watchdogStatePath } from '../deadman/watchdog-state.ts'
+import { configPathFrom } from '../main.ts'
+import { type Command, UsageError, countOf, durationMsOf, parsed } from './args.ts'
+
+export const watchdogCommand: Command = {
+  summary: 'watchdog [--config PATH] [--url URL] [--failures N] [--every DURATION] [--state PATH] [--timeout DURATION] [--wait DURATION]\n' +
+    '                                                 check /heartbeat; after N failures in a row roll the config back and restart',
+  async run(args) {
+    const { values } = parsed(() =>
+      parseArgs({
+        args,
+        options: {
+          config: { type: 'string' },
+          url: { type: 'string' },
+          failures: { type: 'string' },
+          every: { type: 'string' },
+          state: { type: 'string' },
+          timeout: { type: 'string' },
+          wait: { type: 'string' },
+        },
+      }),
+    )
+    const configPath = resolve(configPathFrom(values.config))
+    const options = {
+      configPath,
+      url: values.url?.replace(/\/+$/, ''),
+      failures: values.failures === undefined ? 3 : countOf('--failures', values.failures),
+      statePath: values.state ? resolve(values.state) : watchdogStatePath(configPath),
+      token: process.env.WITNESS_TOKEN || undefined,
+      requestTimeoutMs: values.timeout === undefined ? 5_000 : durationMsOf('--timeout', values.timeout),
+      waitMs: values.wait === undefined ? 5_000 : durationMsOf('--wait', values.wait),
+      env: process.env,
+      log: (line: string) => console.error(`witness watchdog: ${line}`),
+    }
+    if (values.url !== undefined && !/^https?:\/\/[^/]+/.test(values.url)) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
+    if (values.every === undefined) return watchOnce(options)
+    const everyMs = durationMsOf('--every', values.every)
+    while (true) {
+      await watchOnce(options)
+      await Bun.sleep(everyMs)
+    }
+  },
+}

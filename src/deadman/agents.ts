@@ -1,0 +1,191 @@
+/**
+ * Agents' heartbeats: who beat last when, with which config. A listed agent
+ * (`deadman.agents`) silent longer than its `max_silence_s` has its
+ * `rollback_command` run once for that silence, a `rollback` row written
+ * and an alert sent; its next beat ends the episode. Every change is
+ * committed to `deadman_agent`, so a restart forgets nothing. Silence is
+ * counted from the later of the last beat and this router's start: agents
+ * cannot beat to a router that was down.
+ */
+import type { Clock } from '../clock.ts'
+import { isoTime } from '../clock.ts'
+import type { Config } from '../config.ts'
+import { type AgentRecord, type RollbackView, agentWrite, readAgents, readRollback } from '../telemetry/deadman-store.ts'
+import type { Store } from '../telemetry/store.ts'
+import type { Alert } from './alert.ts'
+import { type CommandResult, describeResult, runCommand, succeeded } from './command.ts'
+import { shortHash } from './last-good.ts'
+import { recordRollback } from './rollback-row.ts'
+
+export interface AgentWatchDeps {
+  store: Store
+  clock: Clock
+  config: () => Config
+  /** The environment commands inherit. */
+  env: Record<string, string | undefined>
+  alert: Alert
+  log: (message: string) => void
+}
+
+/** One agent as GET /deadman shows it. */
+export interface AgentView {
+  agent: string
+  watched: boolean
+  state: AgentRecord['state']
+  last_beat_at: string | null
+  silence_s: number
+  max_silence_s: number | null
+  config_hash: string | null
+  config_hash_since: string | null
+  previous_config_hash: string | null
+  last_rollback: RollbackView | null
+}
+
+export class AgentWatch {
+  private readonly records = new Map<string, AgentRecord>()
+  private readonly startedAt: number
+
+  constructor(private readonly deps: AgentWatchDeps) {
+    this.startedAt = deps.clock.now()
+    for (const record of readAgents(deps.store.reader)) this.records.set(record.agent, record)
+  }
+
+  /** Records a heartbeat (committed before it resolves); ends a silence episode. */
+  async beat(agent: string, configHash: string | undefined): Promise<AgentView> {
+    const now = isoTime(this.deps.clock.now())
+    const before = this.records.get(agent) ?? blank(agent)
+    const next: AgentRecord = { ...before, lastBeatAt: now, state: 'ok', silenceHandled: false }
+    if (configHash !== undefined && configHash !== before.configHash) {
+      next.previousConfigHash = before.configHash
+      next.configHash = configHash
+      next.configHashSince = now
+    }
+    await this.save(next)
+    if (before.state !== 'ok') this.deps.log(`agent ${agent} is beating again (config ${shortHash(next.configHash)})`)
+    else if (next.configHash !== before.configHash && before.configHash !== null) {
+      this.deps.log(`agent ${agent} now runs config ${shortHash(next.configHash)} (was ${shortHash(before.configHash)})`)
+    }
+    return this.view(next)
+  }
+
+  /** Checks every listed agent once; runs the commands of those newly silent. */
+  async checkNow(): Promise<void> {
+    const watched = Object.entries(this.deps.config().deadman.agents)
+    await Promise.all(
+      watched.map(async ([agent, rule]) => {
+        const record = this.records.get(agent) ?? blank(agent)
+        const silenceMs = this.silenceMs(record)
+        if (silenceMs <= rule.max_silence_s * 1000 || record.silenceHandled) return
+        try {
+          await this.handleSilence(record, Math.round(silenceMs / 1000), rule)
+        } catch (error) {
+          // Not marked handled (the database refused): the next check tries again.
+          this.deps.log(`agent ${agent} is silent but its rollback could not start: ${(error as Error).message}`)
+        }
+      }),
+    )
+  }
+
+  /** Every listed agent, then any other agent that has beaten. */
+  list(): AgentView[] {
+    const listed = Object.keys(this.deps.config().deadman.agents)
+    const others = [...this.records.keys()].filter((a) => !listed.includes(a)).sort()
+    return [...listed, ...others].map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
+  }
+
+  private async handleSilence(record: AgentRecord, silenceS: number, rule: { max_silence_s: number; rollback_command?: string }): Promise<void> {
+    const { agent } = record
+    // Marked handled (and committed) before the command runs: once per silence, even across a restart.
+    await this.save({ ...record, state: 'late', silenceHandled: true })
+    const silence = `after ${silenceS} s of silence (max ${rule.max_silence_s} s)`
+    if (!rule.rollback_command) {
+      await this.deps.alert(`agent ${agent} silent for ${silenceS} s (max ${rule.max_silence_s} s); no rollback_command configured`)
+      return
+    }
+    const timeoutMs = this.deps.config().deadman.command_timeout_s * 1000
+    const result = await runCommand(rule.rollback_command, {
+      env: this.deps.env,
+      vars: { WITNESS_AGENT: agent, WITNESS_CONFIG_HASH: record.configHash ?? '', WITNESS_SILENCE_S: String(silenceS) },
+      timeoutMs,
+    })
+    const outcome = `rollback_command ${describeResult(result, timeoutMs)}`
+    const message = succeeded(result)
+      ? `rolled back agent ${agent} (config ${shortHash(record.configHash)}) ${silence}: ${outcome}`
+      : `rollback of agent ${agent} failed ${silence}: ${outcome}`
+    const logId = await this.recordRow(record, message, result)
+    await this.deps.alert(message)
+    const current = this.records.get(agent)
+    // A beat while the command ran has ended the episode already.
+    if (current && current.lastBeatAt === record.lastBeatAt) {
+      await this.save({ ...current, state: succeeded(result) ? 'rolled_back' : 'late', lastRollbackLogId: logId ?? current.lastRollbackLogId })
+    } else if (current && logId !== null) {
+      await this.save({ ...current, lastRollbackLogId: logId })
+    }
+  }
+
+  private async recordRow(record: AgentRecord, message: string, result: CommandResult): Promise<number | null> {
+    try {
+      return await recordRollback(this.deps.store, this.deps.clock, {
+        agent: record.agent,
+        model: record.configHash ?? 'unknown',
+        endpoint: 'heartbeat',
+        errorMessage: message,
+        latencyMs: result.durationMs,
+        facts: {
+          oldConfigHash: record.configHash,
+          newConfigHash: null,
+          reason: message,
+          command: 'rollback_command',
+          exitStatus: result.exitStatus,
+          timedOut: result.timedOut,
+          output: result.output,
+          recordedBy: 'router',
+        },
+      })
+    } catch (error) {
+      this.deps.log(`could not record the rollback of agent ${record.agent}: ${(error as Error).message}`)
+      return null
+    }
+  }
+
+  private silenceMs(record: AgentRecord): number {
+    const last = record.lastBeatAt ? Date.parse(record.lastBeatAt) : 0
+    return this.deps.clock.now() - Math.max(last, this.startedAt)
+  }
+
+  private async save(record: AgentRecord): Promise<void> {
+    await this.deps.store.write(agentWrite(record, isoTime(this.deps.clock.now())))
+    this.records.set(record.agent, record)
+  }
+
+  private view(record: AgentRecord): AgentView {
+    const rule = this.deps.config().deadman.agents[record.agent]
+    const silenceMs = this.silenceMs(record)
+    const overdue = rule !== undefined && silenceMs > rule.max_silence_s * 1000
+    return {
+      agent: record.agent,
+      watched: rule !== undefined,
+      state: record.state === 'ok' && overdue ? 'late' : record.state,
+      last_beat_at: record.lastBeatAt,
+      silence_s: Math.max(0, Math.round(silenceMs / 1000)),
+      max_silence_s: rule?.max_silence_s ?? null,
+      config_hash: record.configHash,
+      config_hash_since: record.configHashSince,
+      previous_config_hash: record.previousConfigHash,
+      last_rollback: record.lastRollbackLogId === null ? null : readRollback(this.deps.store.reader, record.lastRollbackLogId),
+    }
+  }
+}
+
+function blank(agent: string): AgentRecord {
+  return {
+    agent,
+    lastBeatAt: null,
+    configHash: null,
+    configHashSince: null,
+    previousConfigHash: null,
+    state: 'ok',
+    silenceHandled: false,
+    lastRollbackLogId: null,
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * Runs an operator's command (rollback, restart, alert) with `sh -c`, a
+ * time limit and extra environment variables, and reports how it ended:
+ * exit status, whether it was killed for time, and the first lines of its
+ * output (redacted). The command runs in its own process group, so a
+ * timeout kills everything it started, not just the shell.
+ */
+import { redact } from '../errors.ts'
+
+export interface CommandOptions {
+  /** The environment it inherits (the router's), before `vars`. */
+  env: Record<string, string | undefined>
+  /** Variables it is given (WITNESS_AGENT, WITNESS_CONFIG_HASH, ...). */
+  vars: Record<string, string>
+  timeoutMs: number
+  /** Positional arguments ($1, $2, ...). */
+  args?: string[]
+}
+
+export interface CommandResult {
+  /** Null when it was killed (timed out) or could not be started. */
+  exitStatus: number | null
+  timedOut: boolean
+  /** The first lines of stdout then stderr. */
+  output: string
+  durationMs: number
+}
+
+export const OUTPUT_LINES = 20
+const OUTPUT_CHARS = 4_000
+/** After a kill, how long the output pipes are waited for. */
+const DRAIN_MS = 500
+
+export async function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
+  const started = performance.now()
+  const env: Record<string, string> = {}
+  for (const [k, v] of Object.entries({ ...options.env, ...options.vars })) if (v !== undefined) env[k] = v
+  let proc: ReturnType<typeof spawn>
+  try {
+    proc = spawn(command, env, options.args ?? [])
+  } catch (error) {
+    return { exitStatus: null, timedOut: false, output: `could not start: ${(error as Error).message}`, durationMs: 0 }
+  }
+  const stdout = collect(proc.stdout)
+  const stderr = collect(proc.stderr)
+  let timedOut = false
+  const timer = setTimeout(() => {
+    timedOut = true
+    killGroup(proc.pid)
+  }, options.timeoutMs)
+  const exitStatus = await proc.exited
+  clearTimeout(timer)
+  // A child that left the group could hold the pipes open: never wait for them long.
+  const drained = await Promise.race([Promise.all([stdout.text, stderr.text]), Bun.sleep(DRAIN_MS).then(() => null)])
+  const [out, err] = drained ?? [stdout.sofar(), stderr.sofar()]
+  return {
+    exitStatus: timedOut || proc.signalCode ? null : exitStatus,
+    timedOut,
+    output: firstLines(`${out}${err}`),
+    durationMs: Math.round(performance.now() - started),
+  }
+}
+
+/** How a command ended, for messages: `exited 0`, `timed out after 30 s`. */
+export function describeResult(result: CommandResult, timeoutMs: number): string {
+  if (result.timedOut) return `timed out after ${timeoutMs / 1000} s (killed)`
+  if (result.exitStatus === null) return result.output.startsWith('could not start') ? result.output : 'was killed by a signal'
+  return `exited ${result.exitStatus}`
+}
+
+export function succeeded(result: CommandResult): boolean {
+  return result.exitStatus === 0
+}
+
+function spawn(command: string, env: Record<string, string>, args: string[]) {
+  return Bun.spawn(['/bin/sh', '-c', command, 'sh', ...args], {
+    env,
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    detached: true,
+  })
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL')
+  } catch {
+    // already gone
+  }
+}
+
+/** Reads a stream, keeping only what the output summary can show. */
+function collect(stream: ReadableStream<Uint8Array>): { text: Promise<string>; sofar(): string } {
+  let kept = ''
+  const decoder = new TextDecoder()
+  const text = (async () => {
+    for await (const chunk of stream) {
+      if (kept.length < OUTPUT_CHARS) kept += decoder.decode(chunk, { stream: true })
+    }
+    return kept
+  })().catch(() => kept)
+  return { text, sofar: () => kept }
+}
+
+function firstLines(text: string): string {
+  const lines = text.slice(0, OUTPUT_CHARS).split('\n')
+  const kept = lines.slice(0, OUTPUT_LINES).join('\n').trimEnd()
+  return redact(lines.length > OUTPUT_LINES ? `${kept}\n…` : kept)
+}

@@ -1,0 +1,60 @@
+/**
+ * The router's own health, as GET /heartbeat and the promotion check see
+ * it: unhealthy when the database cannot be written, when calls are stuck
+ * past every timeout their chain allows, or when every chain called has
+ * failed, without a success, for `deadman.failing_window_s`.
+ */
+import type { Clock } from '../clock.ts'
+import type { Config } from '../config.ts'
+import type { Store } from '../telemetry/store.ts'
+import type { RuntimeState } from './runtime.ts'
+
+export interface HealthDeps {
+  store: Store
+  clock: Clock
+  runtime: RuntimeState
+  config: () => Config
+}
+
+/** How long a health probe waits for its commit. */
+const PROBE_BUDGET_MS = 1_000
+
+/** Why the router is unhealthy right now (empty when it is healthy). */
+export async function healthReasons(deps: HealthDeps): Promise<string[]> {
+  const reasons = await databaseReasons(deps)
+  const stuck = deps.runtime.stuck()
+  if (stuck.length) {
+    const oldest = stuck[0]!
+    reasons.push(`${stuck.length} call(s) stuck past their timeouts (oldest: chain ${oldest.chain}, running ${Math.round(oldest.runningMs / 1000)} s)`)
+  }
+  const windowS = deps.config().deadman.failing_window_s
+  const failing = deps.runtime.allChainsFailing(windowS * 1000)
+  if (failing) {
+    reasons.push(`every chain called has failed for ${Math.round(failing.sinceMs / 1000)} s without a success (${failing.chains.join(', ')}; window ${windowS} s)`)
+  }
+  return reasons
+}
+
+/**
+ * Why the database cannot be written right now (empty when it can). A
+ * commit in the last second counts as proof; otherwise a small state write
+ * is committed as a probe.
+ */
+export async function databaseReasons(deps: { store: Store; clock: Clock }): Promise<string[]> {
+  const { lastCommitAt } = deps.store.health()
+  if (lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return []
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    await Promise.race([
+      deps.store.setState('heartbeat', new Date(deps.clock.now()).toISOString()),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no commit within ${PROBE_BUDGET_MS} ms`)), PROBE_BUDGET_MS)
+      }),
+    ])
+    return []
+  } catch (error) {
+    return [`database not writable: ${(error as Error).message}`]
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * A rollback as a row: status `rollback`, provider `deadman`, in
+ * request_log, with its facts (hashes, command, exit status, output) in
+ * `deadman_rollback`, committed together. Used by the router for agents,
+ * by POST /deadman/rollback and by the watchdog's direct write.
+ */
+import type { Clock } from '../clock.ts'
+import { isoTime } from '../clock.ts'
+import { redact } from '../errors.ts'
+import { type RollbackFacts, rollbackFactsWrite } from '../telemetry/deadman-store.ts'
+import type { Store } from '../telemetry/store.ts'
+import { shortHash } from './last-good.ts'
+
+export interface RollbackEntry {
+  /** agent_name: the agent, or the router's own name. */
+  agent: string
+  /** model: the config hash restored (or the agent's last reported hash, or `unknown`). */
+  model: string
+  /** endpoint: the config path, `heartbeat`, ... */
+  endpoint: string
+  errorMessage: string
+  latencyMs?: number | null
+  facts: Omit<RollbackFacts, 'agent'>
+}
+
+/** Commits the row and its facts; resolves with the row's id. */
+export function recordRollback(store: Store, clock: Clock, entry: RollbackEntry): Promise<number> {
+  return store.insert(
+    {
+      timestamp: isoTime(clock.now()),
+      agentName: entry.agent,
+      provider: 'deadman',
+      model: entry.model,
+      endpoint: entry.endpoint,
+      status: 'rollback',
+      errorMessage: redact(entry.errorMessage),
+      latencyMs: entry.latencyMs ?? null,
+    },
+    null,
+    rollbackFactsWrite({ ...entry.facts, agent: entry.agent, reason: redact(entry.facts.reason), output: entry.facts.output === null ? null : redact(entry.facts.output) }),
+  )
+}
+
+/** `rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)` */
+export function configRollbackMessage(oldHash: string | null, newHash: string | null, reason: string): string {
+  const glue = /^after\b/.test(reason) ? ' ' : ': '
+  return `rolled back config ${shortHash(oldHash)} → ${shortHash(newHash)}${glue}${reason}`
+}

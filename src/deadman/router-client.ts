@@ -1,0 +1,80 @@
+/**
+ * The watchdog's side of HTTP: the health check, waiting for a restarted
+ * router, and the requests it makes (reload, record a rollback). Every
+ * request has a time limit and carries `Authorization: Bearer <token>` when
+ * a token is set.
+ */
+import { redact } from '../errors.ts'
+
+export interface RouterClient {
+  /** Base URL, no trailing slash. */
+  url: string
+  token?: string
+  /** Time limit of each request. */
+  timeoutMs: number
+}
+
+export interface HeartbeatCheck {
+  ok: boolean
+  /** The router answered HTTP at all. */
+  answered: boolean
+  /** Why it failed (`connection refused`, the 503's reasons, ...). */
+  reason: string
+  /** The config hash the router reports running. */
+  configHash: string | null
+}
+
+/** One health check: GET /heartbeat within the time limit. */
+export async function checkHeartbeat(router: RouterClient): Promise<HeartbeatCheck> {
+  let res: Response
+  try {
+    res = await fetch(`${router.url}/heartbeat`, { headers: authHeaders(router.token), signal: AbortSignal.timeout(router.timeoutMs) })
+  } catch (error) {
+    return { ok: false, answered: false, reason: networkReason(error, router.timeoutMs), configHash: null }
+  }
+  const body = (await res.json().catch(() => null)) as { status?: unknown; reasons?: unknown; config_hash?: unknown } | null
+  const configHash = typeof body?.config_hash === 'string' ? body.config_hash : null
+  if (res.status === 200 && body?.status === 'ok') return { ok: true, answered: true, reason: 'ok', configHash }
+  const reasons = Array.isArray(body?.reasons) && body.reasons.length ? body.reasons.map(String).join('; ') : `HTTP ${res.status}`
+  return { ok: false, answered: true, reason: redact(reasons), configHash }
+}
+
+/** Polls until the router answers HTTP at all, for at most `waitMs`. */
+export async function waitForRouter(router: RouterClient, waitMs: number): Promise<boolean> {
+  const deadline = performance.now() + waitMs
+  while (true) {
+    const left = deadline - performance.now()
+    if (left <= 0) return false
+    try {
+      const res = await fetch(`${router.url}/heartbeat`, { headers: authHeaders(router.token), signal: AbortSignal.timeout(Math.min(left, router.timeoutMs)) })
+      await res.body?.cancel()
+      return true
+    } catch {
+      await Bun.sleep(Math.min(100, Math.max(0, deadline - performance.now())))
+    }
+  }
+}
+
+/** A request to the router within the time limit; null when it does not answer. */
+export async function request(router: RouterClient, path: string, init: RequestInit): Promise<Response | null> {
+  try {
+    return await fetch(`${router.url}${path}`, {
+      ...init,
+      headers: { ...authHeaders(router.token), ...(init.headers as Record<string, string> | undefined) },
+      signal: AbortSignal.timeout(router.timeoutMs),
+    })
+  } catch {
+    return null
+  }
+}
+
+function authHeaders(token: string | undefined): Record<string, string> {
+  return token ? { authorization: `Bearer ${token}` } : {}
+}
+
+function networkReason(error: unknown, timeoutMs: number): string {
+  const e = error as { name?: string; code?: string; message?: string }
+  if (e?.name === 'TimeoutError') return `no answer within ${timeoutMs / 1000} s`
+  if (e?.code === 'ECONNREFUSED' || e?.code === 'ConnectionRefused') return 'connection refused'
+  return redact(e?.message ?? String(error))
+}

@@ -1,0 +1,103 @@
+/**
+ * What the router knows about its own calls, for /heartbeat and promotion:
+ * the calls in flight with their deadlines (a call past every timeout its
+ * chain allows is stuck), the last successful call, and since when each
+ * chain has failed without a success. Fed by one hook in router/dispatch.ts.
+ */
+import type { Clock } from '../clock.ts'
+import type { Config, StepSpec } from '../config.ts'
+
+/** One request in flight; exactly one of `succeed`/`fail` may be called before `end`. */
+export interface CallHandle {
+  succeed(): void
+  /** The chain was exhausted (every step failed or was skipped). */
+  fail(): void
+  end(): void
+}
+
+interface Call {
+  chain: string
+  startedAt: number
+  deadline: number
+}
+
+interface ChainHealth {
+  /** First failure since the last success (null: the last request succeeded). */
+  failingSince: number | null
+}
+
+export class RuntimeState {
+  readonly startedAt: number
+  lastSuccessAt: number | null = null
+  private readonly calls = new Map<number, Call>()
+  private readonly chains = new Map<string, ChainHealth>()
+  private nextId = 0
+
+  constructor(private readonly clock: Clock) {
+    this.startedAt = clock.now()
+  }
+
+  /** Counts a request in flight on `chain`, with the longest its steps may take. */
+  begin(chain: string, steps: readonly StepSpec[], config: Config): CallHandle {
+    const id = ++this.nextId
+    const now = this.clock.now()
+    this.calls.set(id, { chain, startedAt: now, deadline: now + callBudgetMs(steps, config) })
+    return {
+      succeed: () => {
+        this.lastSuccessAt = this.clock.now()
+        this.chains.set(chain, { failingSince: null })
+      },
+      fail: () => {
+        const health = this.chains.get(chain)
+        if (!health || health.failingSince === null) this.chains.set(chain, { failingSince: this.clock.now() })
+      },
+      end: () => {
+        this.calls.delete(id)
+      },
+    }
+  }
+
+  inFlight(): number {
+    return this.calls.size
+  }
+
+  /** Calls still running past their deadline, oldest first. */
+  stuck(): { chain: string; runningMs: number }[] {
+    const now = this.clock.now()
+    return [...this.calls.values()]
+      .filter((c) => now > c.deadline)
+      .sort((a, b) => a.startedAt - b.startedAt)
+      .map((c) => ({ chain: c.chain, runningMs: now - c.startedAt }))
+  }
+
+  /**
+   * The chains called so far, when every one of them has failed without a
+   * success for at least `windowMs`; null otherwise.
+   */
+  allChainsFailing(windowMs: number): { chains: string[]; sinceMs: number } | null {
+    if (this.chains.size === 0) return null
+    const now = this.clock.now()
+    let latest = 0
+    for (const health of this.chains.values()) {
+      if (health.failingSince === null || now - health.failingSince < windowMs) return null
+      latest = Math.max(latest, health.failingSince)
+    }
+    return { chains: [...this.chains.keys()].sort(), sinceMs: now - latest }
+  }
+
+  /** Forgets chain failures (a new config's chains start with a clean slate). */
+  resetChains(): void {
+    this.chains.clear()
+  }
+}
+
+/**
+ * The longest a request on these steps may take: every try's timeout, the
+ * waits between tries (up to the larger of the backoff cap and the
+ * Retry-After cap), plus `deadman.stuck_grace_s`.
+ */
+export function callBudgetMs(steps: readonly StepSpec[], config: Config): number {
+  const wait = Math.max(config.policy.backoff_max_ms, config.policy.retry_after_cap_ms)
+  const tries = steps.reduce((sum, s) => sum + (s.retries + 1) * s.timeoutMs + s.retries * wait, 0)
+  return tries + config.deadman.stuck_grace_s * 1000
+}

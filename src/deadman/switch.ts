@@ -1,0 +1,122 @@
+/**
+ * The deadman switch inside the router: the live config and its reloads,
+ * the health report behind GET /heartbeat, promotion to last known good,
+ * and the agents' silence checks. The periodic check (every
+ * `deadman.check_every_s`) runs only after `start()`; tests leave it off and
+ * call `checkNow()` with an injected clock.
+ */
+import type { Clock } from '../clock.ts'
+import { isoTime } from '../clock.ts'
+import type { Store } from '../telemetry/store.ts'
+import { AgentWatch } from './agents.ts'
+import { type Alert, makeAlert } from './alert.ts'
+import { healthReasons } from './health.ts'
+import type { LiveConfig, ReloadResult } from './live-config.ts'
+import { Promoter } from './promotion.ts'
+import type { RuntimeState } from './runtime.ts'
+
+export interface DeadmanDeps {
+  live: LiveConfig
+  store: Store
+  clock: Clock
+  runtime: RuntimeState
+  /** The environment commands inherit. */
+  env: Record<string, string | undefined>
+  log: (message: string) => void
+}
+
+/** The router's health and vital signs, as GET /heartbeat reports them. */
+export interface HeartbeatReport {
+  reasons: string[]
+  configHash: string
+  lastKnownGood: string | null
+  uptimeS: number
+  inFlight: number
+  pendingRows: number | null
+  lastSuccessAt: string | null
+}
+
+export class DeadmanSwitch {
+  readonly promoter: Promoter
+  readonly agents: AgentWatch
+  readonly alert: Alert
+  private timer: ReturnType<typeof setTimeout> | null = null
+  private checking: Promise<void> | null = null
+
+  constructor(private readonly deps: DeadmanDeps) {
+    const config = () => deps.live.current()
+    this.alert = makeAlert({ config, env: deps.env, log: deps.log })
+    this.promoter = new Promoter(deps)
+    this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log })
+    deps.live.onSwap(() => deps.runtime.resetChains())
+  }
+
+  /** Checks health now (a probe commit included) and feeds the result to promotion. */
+  async heartbeat(): Promise<HeartbeatReport> {
+    const { live, runtime, store, clock } = this.deps
+    const reasons = await healthReasons({ store, clock, runtime, config: () => live.current() })
+    this.promoter.observe(reasons.length === 0)
+    let pendingRows: number | null = null
+    try {
+      pendingRows = store.pendingCount()
+    } catch {
+      // unreadable: the write probe has said why
+    }
+    return {
+      reasons,
+      configHash: live.current().hash,
+      lastKnownGood: this.promoter.lastKnownGood(),
+      uptimeS: Math.floor((clock.now() - runtime.startedAt) / 1000),
+      inFlight: runtime.inFlight(),
+      pendingRows,
+      lastSuccessAt: runtime.lastSuccessAt === null ? null : isoTime(runtime.lastSuccessAt),
+    }
+  }
+
+  /** One periodic check: health (and promotion), then agents' silence. One at a time. */
+  checkNow(): Promise<void> {
+    this.checking ??= (async () => {
+      try {
+        await this.heartbeat()
+        await this.agents.checkNow()
+      } catch (error) {
+        this.deps.log(`deadman check failed: ${(error as Error).message}`)
+      } finally {
+        this.checking = null
+      }
+    })()
+    return this.checking
+  }
+
+  /** Re-reads the config file (SIGHUP, POST /admin/reload); throws ReloadRefusedError if invalid. */
+  reload(): ReloadResult {
+    try {
+      const result = this.deps.live.reload()
+      const restart = result.restartRequired.length ? `; restart to apply: ${result.restartRequired.join(', ')}` : ''
+      this.deps.log(`config ${result.status}: sha256 ${result.configHash}${restart}`)
+      return result
+    } catch (error) {
+      this.deps.log((error as Error).message)
+      throw error
+    }
+  }
+
+  /** Starts the periodic check. */
+  start(): void {
+    if (this.timer) return
+    const tick = () => {
+      this.timer = setTimeout(() => {
+        void this.checkNow().finally(() => {
+          if (this.timer) tick()
+        })
+      }, this.deps.live.current().deadman.check_every_s * 1000)
+      this.timer.unref?.()
+    }
+    tick()
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+  }
+}

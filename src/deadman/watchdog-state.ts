@@ -1,0 +1,39 @@
+/**
+ * The watchdog's memory between runs: consecutive failed checks, kept in a
+ * small JSON file next to the config (`<config>.watchdog.json`) or where
+ * `--state` says. A missing or unreadable file is a fresh start.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import * as v from 'valibot'
+
+export const WatchdogStateSchema = v.object({
+  failures: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  /** Why the last check failed. */
+  last_failure: v.nullable(v.string()),
+  /** This streak of failures has been reported (alert sent, rollback refused): say it once. */
+  reported: v.optional(v.boolean(), false),
+  updated_at: v.string(),
+})
+
+export type WatchdogState = v.InferOutput<typeof WatchdogStateSchema>
+
+export function watchdogStatePath(configPath: string): string {
+  return `${configPath}.watchdog.json`
+}
+
+export function readWatchdogState(path: string): WatchdogState {
+  const fresh: WatchdogState = { failures: 0, last_failure: null, reported: false, updated_at: new Date(0).toISOString() }
+  if (!existsSync(path)) return fresh
+  try {
+    const parsed = v.safeParse(WatchdogStateSchema, JSON.parse(readFileSync(path, 'utf8')))
+    return parsed.success ? parsed.output : fresh
+  } catch {
+    return fresh
+  }
+}
+
+export function writeWatchdogState(path: string, state: WatchdogState): void {
+  const temp = `${path}.tmp-${process.pid}`
+  writeFileSync(temp, `${JSON.stringify(state, null, 2)}\n`)
+  renameSync(temp, path)
+}

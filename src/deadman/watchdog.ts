@@ -1,0 +1,239 @@
+/**
+ * One run of `witness watchdog`, outside the router: ping GET /heartbeat,
+ * count consecutive failures in the state file, and after `failures` of
+ * them in a row restore the last-known-good config, restart the router and
+ * record a `rollback` row: through POST /deadman/rollback if the router
+ * answers, else straight into the SQLite file (a one-shot write; pending
+ * rows are left for the router to finish at its start). It never rolls
+ * back without a snapshot, or when the running config already is the last
+ * known good: that is reported, loudly, once per streak of failures.
+ *
+ * Exit: 0 the check passed, or a rollback was carried out and recorded;
+ * 1 the check failed below the threshold; 2 a rollback was needed but could
+ * not be done or recorded.
+ */
+import { existsSync, readFileSync } from 'node:fs'
+import { type Clock, isoTime, systemClock } from '../clock.ts'
+import { type Config, loadConfig, parseConfigText, sha256 } from '../config.ts'
+import { redact } from '../errors.ts'
+import { openStore } from '../telemetry/store.ts'
+import { makeAlert } from './alert.ts'
+import { type CommandResult, describeResult, runCommand, succeeded } from './command.ts'
+import { lastGoodPath, readLastGood, restoreLastGood, shortHash } from './last-good.ts'
+import { configRollbackMessage, recordRollback } from './rollback-row.ts'
+import { type HeartbeatCheck, type RouterClient, checkHeartbeat, request, waitForRouter } from './router-client.ts'
+import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
+
+export interface WatchdogOptions {
+  /** Absolute path of the router's config file. */
+  configPath: string
+  /** The router's base URL; default: the configured listen address. */
+  url?: string
+  /** Consecutive failed checks that trigger a rollback. */
+  failures: number
+  statePath: string
+  /** Sent as `Authorization: Bearer …` when set. */
+  token?: string
+  /** Time limit of each HTTP request. */
+  requestTimeoutMs: number
+  /** How long to wait for the restarted router to answer before writing the row directly. */
+  waitMs: number
+  /** The environment commands inherit. */
+  env: Record<string, string | undefined>
+  log: (line: string) => void
+  clock?: Clock
+}
+
+export type WatchdogExit = 0 | 1 | 2
+
+interface Outcome {
+  exit: WatchdogExit
+  state: Omit<WatchdogState, 'updated_at'>
+}
+
+export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
+  const clock = o.clock ?? systemClock
+  const settings = readSettings(o.configPath)
+  const url = o.url ?? (settings ? listenUrl(settings) : undefined)
+  if (!url) {
+    o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
+    return 2
+  }
+  const previous = readWatchdogState(o.statePath)
+  const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
+  const check = await checkHeartbeat(router)
+  const outcome = await decide(o, router, check, previous, settings, clock)
+  writeWatchdogState(o.statePath, { ...outcome.state, updated_at: isoTime(clock.now()) })
+  return outcome.exit
+}
+
+async function decide(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, previous: WatchdogState, settings: Config | null, clock: Clock): Promise<Outcome> {
+  if (check.ok) {
+    o.log(`heartbeat ok at ${router.url} (config ${shortHash(check.configHash)})`)
+    return { exit: 0, state: { failures: 0, last_failure: null, reported: false } }
+  }
+  const failures = previous.failures + 1
+  if (failures < o.failures) {
+    o.log(`heartbeat failed (${failures} of ${o.failures} before a rollback): ${check.reason}`)
+    return { exit: 1, state: { failures, last_failure: check.reason, reported: previous.reported } }
+  }
+  const why = `after ${failures} failed health check${failures === 1 ? '' : 's'} (${check.reason})`
+  const refuse = async (because: string): Promise<Outcome> => {
+    const summary = `NOT ROLLING BACK ${o.configPath} ${why}: ${because}`
+    if (previous.reported || !settings) o.log(summary)
+    else await makeAlert({ config: () => settings, env: o.env, log: o.log })(summary)
+    return { exit: 2, state: { failures, last_failure: check.reason, reported: true } }
+  }
+
+  const snapshot = readLastGood(o.configPath)
+  if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
+  const runningHash = check.configHash ?? fileHash(o.configPath)
+  if (runningHash === snapshot.hash) {
+    return refuse(`the running config ${shortHash(runningHash)} already is the last known good; a rollback cannot cure this`)
+  }
+  let restored: Config
+  try {
+    restored = parseConfigText(snapshot.bytes, o.configPath)
+  } catch (error) {
+    return refuse(`the last-known-good snapshot does not validate: ${(error as Error).message}`)
+  }
+  const alert = makeAlert({ config: () => restored, env: o.env, log: o.log })
+  try {
+    restoreLastGood(o.configPath, snapshot)
+  } catch (error) {
+    await alert(`rollback of ${o.configPath} failed ${why}: cannot restore the snapshot: ${(error as Error).message}`)
+    return { exit: 2, state: { failures, last_failure: check.reason, reported: true } }
+  }
+  const oldHash = runningHash
+  o.log(`restored ${snapshot.path} over ${o.configPath} (${shortHash(oldHash)} → ${shortHash(snapshot.hash)}) ${why}`)
+
+  const restart = await restartRouter(o, router, check, restored, oldHash, snapshot.hash)
+  o.log(restart.summary)
+  const entry = {
+    agent: restored.deadman.name,
+    oldHash,
+    newHash: snapshot.hash,
+    reason: `${why}; ${restart.summary}`,
+    restart,
+  }
+  const recorded = await recordEntry(o, router, restored, clock, entry)
+  o.log(recorded.ok ? `rollback recorded (log id ${recorded.logId}, ${recorded.via})` : `ROLLBACK NOT RECORDED: ${recorded.error}`)
+  // The endpoint alerts for rows it writes; the watchdog speaks for the rest.
+  if (!recorded.byRouter) {
+    const message = configRollbackMessage(oldHash, snapshot.hash, entry.reason)
+    await alert(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
+  }
+  // The restarted router gets a fresh count; failing again on the restored config is refused, not looped on.
+  return { exit: restart.ok && recorded.ok ? 0 : 2, state: { failures: 0, last_failure: check.reason, reported: false } }
+}
+
+interface Restart {
+  ok: boolean
+  summary: string
+  command: string | null
+  result: CommandResult | null
+}
+
+/** Runs `deadman.restart_command`; without one, asks a router that answers to reload. */
+async function restartRouter(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, restored: Config, oldHash: string | null, newHash: string): Promise<Restart> {
+  const command = restored.deadman.restart_command
+  if (command) {
+    const timeoutMs = restored.deadman.command_timeout_s * 1000
+    const result = await runCommand(command, {
+      env: o.env,
+      vars: { WITNESS_CONFIG: o.configPath, WITNESS_OLD_CONFIG_HASH: oldHash ?? '', WITNESS_NEW_CONFIG_HASH: newHash },
+      timeoutMs,
+    })
+    const output = result.output ? ` (${result.output.split('\n')[0]})` : ''
+    return { ok: succeeded(result), summary: `restart_command ${describeResult(result, timeoutMs)}${succeeded(result) ? '' : output}`, command: 'restart_command', result }
+  }
+  if (check.answered) {
+    const res = await request(router, '/admin/reload', { method: 'POST' })
+    const ok = res?.status === 200
+    return { ok, summary: ok ? 'no restart_command; reloaded through POST /admin/reload' : `no restart_command, and POST /admin/reload failed (${res ? `HTTP ${res.status}` : 'no answer'})`, command: null, result: null }
+  }
+  return { ok: false, summary: 'no deadman.restart_command configured: the router was not restarted', command: null, result: null }
+}
+
+/** How the row was recorded: `byRouter` when the router wrote it (and alerted on it). */
+type Recorded = { ok: true; logId: number; via: string; byRouter: boolean } | { ok: false; error: string; byRouter: false }
+
+async function recordEntry(
+  o: WatchdogOptions,
+  router: RouterClient,
+  restored: Config,
+  clock: Clock,
+  entry: { agent: string; oldHash: string | null; newHash: string; reason: string; restart: Restart },
+): Promise<Recorded> {
+  const facts = {
+    command: entry.restart.command,
+    exitStatus: entry.restart.result?.exitStatus ?? null,
+    timedOut: entry.restart.result?.timedOut ?? false,
+    output: entry.restart.result?.output ?? null,
+  }
+  if (await waitForRouter(router, o.waitMs)) {
+    const res = await request(router, '/deadman/rollback', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        agent: entry.agent,
+        old_config_hash: entry.oldHash,
+        new_config_hash: entry.newHash,
+        reason: entry.reason,
+        endpoint: o.configPath,
+        command: facts.command,
+        exit_status: facts.exitStatus,
+        timed_out: facts.timedOut,
+        output: facts.output,
+      }),
+    })
+    if (res?.status === 201) {
+      const body = (await res.json().catch(() => ({}))) as { log_id?: number }
+      return { ok: true, logId: body.log_id ?? 0, via: 'through POST /deadman/rollback', byRouter: true }
+    }
+    o.log(`POST /deadman/rollback ${res ? `answered HTTP ${res.status}` : 'did not answer'}; writing the row directly`)
+  }
+  try {
+    // A one-shot writer. Never recoverPending here: pending rows may belong to a live router.
+    const store = openStore(restored.databasePath, { sync: restored.raw.database_sync, busyTimeoutMs: restored.raw.database_busy_timeout_ms })
+    try {
+      const logId = await recordRollback(store, clock, {
+        agent: entry.agent,
+        model: entry.newHash,
+        endpoint: o.configPath,
+        errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
+        facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog' },
+      })
+      return { ok: true, logId, via: `straight into ${restored.databasePath}`, byRouter: false }
+    } finally {
+      store.close()
+    }
+  } catch (error) {
+    return { ok: false, error: redact((error as Error).message), byRouter: false }
+  }
+}
+
+/** The config the router runs, or (when that cannot be parsed) the snapshot it would be rolled back to. */
+function readSettings(configPath: string): Config | null {
+  try {
+    return loadConfig(configPath)
+  } catch {
+    const snapshot = readLastGood(configPath)
+    if (!snapshot) return null
+    try {
+      return parseConfigText(snapshot.bytes, configPath)
+    } catch {
+      return null
+    }
+  }
+}
+
+function listenUrl(config: Config): string {
+  const { host, port } = config.raw.listen
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
+  return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`
+}
+
+function fileHash(path: string): string | null {
+  return existsSync(path) ? sha256(readFileSync(path)) : null
+}

@@ -1,0 +1,128 @@
+/**
+ * SQL for the deadman switch's side tables (migration 2): the facts of each
+ * rollback row (`deadman_rollback`, keyed by request_log id) and each
+ * agent's last heartbeat (`deadman_agent`). Writes are `SideWrite`s that the
+ * store commits (a rollback's facts in the same commit as its row); reads
+ * use the store's read-only connection.
+ */
+import type { Database } from 'bun:sqlite'
+import type { SideWrite } from './store.ts'
+
+/** Who wrote a rollback row. */
+export type RecordedBy = 'router' | 'endpoint' | 'watchdog'
+
+/** What is known about a rollback besides its request_log row. */
+export interface RollbackFacts {
+  agent: string
+  oldConfigHash: string | null
+  newConfigHash: string | null
+  reason: string
+  /** Which command ran (`restart_command`, `rollback_command`), null when none did. */
+  command: string | null
+  exitStatus: number | null
+  timedOut: boolean
+  /** The first lines of the command's output. */
+  output: string | null
+  recordedBy: RecordedBy
+}
+
+/** The persisted view of one agent's heartbeats. */
+export interface AgentRecord {
+  agent: string
+  lastBeatAt: string | null
+  configHash: string | null
+  configHashSince: string | null
+  previousConfigHash: string | null
+  state: 'ok' | 'late' | 'rolled_back'
+  silenceHandled: boolean
+  lastRollbackLogId: number | null
+}
+
+export function rollbackFactsWrite(facts: RollbackFacts): SideWrite {
+  return {
+    sql: `INSERT INTO deadman_rollback (log_id, agent, old_config_hash, new_config_hash, reason, command, exit_status, timed_out, output, recorded_by)
+          VALUES ($log_id, $agent, $old, $new, $reason, $command, $exit, $timedOut, $output, $by)`,
+    params: {
+      agent: facts.agent,
+      old: facts.oldConfigHash,
+      new: facts.newConfigHash,
+      reason: facts.reason,
+      command: facts.command,
+      exit: facts.exitStatus,
+      timedOut: facts.timedOut ? 1 : 0,
+      output: facts.output,
+      by: facts.recordedBy,
+    },
+  }
+}
+
+export function agentWrite(record: AgentRecord, at: string): SideWrite {
+  return {
+    sql: `INSERT INTO deadman_agent (agent, last_beat_at, config_hash, config_hash_since, previous_config_hash, state, silence_handled, last_rollback_log_id, updated_at)
+          VALUES ($agent, $lastBeatAt, $hash, $since, $previous, $state, $handled, $rollback, $at)
+          ON CONFLICT(agent) DO UPDATE SET last_beat_at = excluded.last_beat_at, config_hash = excluded.config_hash,
+            config_hash_since = excluded.config_hash_since, previous_config_hash = excluded.previous_config_hash,
+            state = excluded.state, silence_handled = excluded.silence_handled,
+            last_rollback_log_id = excluded.last_rollback_log_id, updated_at = excluded.updated_at`,
+    params: {
+      agent: record.agent,
+      lastBeatAt: record.lastBeatAt,
+      hash: record.configHash,
+      since: record.configHashSince,
+      previous: record.previousConfigHash,
+      state: record.state,
+      handled: record.silenceHandled ? 1 : 0,
+      rollback: record.lastRollbackLogId,
+      at,
+    },
+  }
+}
+
+interface AgentRow {
+  agent: string
+  last_beat_at: string | null
+  config_hash: string | null
+  config_hash_since: string | null
+  previous_config_hash: string | null
+  state: AgentRecord['state']
+  silence_handled: number
+  last_rollback_log_id: number | null
+}
+
+/** Every agent that has heartbeated (or been watched), as last committed. */
+export function readAgents(reader: Database): AgentRecord[] {
+  const rows = reader.query('SELECT * FROM deadman_agent ORDER BY agent').all() as AgentRow[]
+  return rows.map((r) => ({
+    agent: r.agent,
+    lastBeatAt: r.last_beat_at,
+    configHash: r.config_hash,
+    configHashSince: r.config_hash_since,
+    previousConfigHash: r.previous_config_hash,
+    state: r.state,
+    silenceHandled: r.silence_handled === 1,
+    lastRollbackLogId: r.last_rollback_log_id,
+  }))
+}
+
+/** A rollback row with its facts, as GET /deadman shows it. */
+export interface RollbackView {
+  log_id: number
+  timestamp: string
+  error_message: string | null
+  old_config_hash: string | null
+  new_config_hash: string | null
+  command: string | null
+  exit_status: number | null
+  timed_out: boolean
+  recorded_by: RecordedBy
+}
+
+export function readRollback(reader: Database, logId: number): RollbackView | null {
+  const row = reader
+    .query(
+      `SELECT l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
+       FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id WHERE l.id = $id`,
+    )
+    .get({ id: logId }) as (Omit<RollbackView, 'timed_out'> & { timed_out: number }) | null
+  return row ? { ...row, timed_out: row.timed_out === 1 } : null
+}

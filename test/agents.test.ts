@@ -1,0 +1,237 @@
+/**
+ * Agents' heartbeats and the deadman switch for them: POST /heartbeat,
+ * silence past max_silence_s running the agent's rollback_command once per
+ * silence with one `rollback` row, failing and hanging commands recorded as
+ * such, state kept across a restart, GET /deadman, POST /deadman/rollback.
+ * Real commands (sh -c), a real SQLite file, an injected clock.
+ */
+import { describe, expect, test } from 'bun:test'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { readRollbackFacts, readRows } from './support/rows.ts'
+import { useSimulator } from './support/sim-suite.ts'
+import { tempDir } from './support/temp.ts'
+import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
+
+const suite = useSimulator()
+
+const env = { PATH: process.env.PATH ?? '' }
+
+async function witness(deadman: Record<string, unknown>, options: { clock?: ReturnType<typeof manualClock>; dir?: string } = {}) {
+  const clock = options.clock ?? manualClock()
+  const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { clock, env, dir: options.dir })
+  return { w, clock }
+}
+
+const beat = (w: TestWitness, body: unknown, headers?: Record<string, string>) => w.post('/heartbeat', body, headers)
+
+async function agentState(w: TestWitness, agent: string) {
+  const body = await (await fetch(`${w.url}/deadman`)).json()
+  return body.agents.find((a: { agent: string }) => a.agent === agent)
+}
+
+const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n') : [])
+
+describe('an agent that falls silent', () => {
+  test('has its rollback_command run exactly once for the silence, with one rollback row; its next beat ends the episode', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'rolled-back')
+    const { w, clock } = await witness(
+      { agents: { bezalel: { max_silence_s: 300, rollback_command: `echo "$WITNESS_AGENT $WITNESS_CONFIG_HASH" >> ${marker}; echo restored` } } },
+      { dir },
+    )
+    expect((await beat(w, { agent: 'bezalel', config_hash: 'abc123' })).status).toBe(200)
+    clock.advance(300_000)
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual([]) // exactly at the limit: not yet
+
+    clock.advance(1_000)
+    await w.deadman.checkNow()
+    await w.deadman.checkNow()
+    clock.advance(600_000)
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual(['bezalel abc123'])
+    const rows = readRows(w.dbPath)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ agent_name: 'bezalel', provider: 'deadman', model: 'abc123', endpoint: 'heartbeat', status: 'rollback' })
+    expect(rows[0]!.error_message).toBe('rolled back agent bezalel (config abc123…) after 301 s of silence (max 300 s): rollback_command exited 0')
+    expect(readRollbackFacts(w.dbPath)).toEqual([
+      {
+        log_id: rows[0]!.id, agent: 'bezalel', old_config_hash: 'abc123', new_config_hash: null, reason: rows[0]!.error_message,
+        command: 'rollback_command', exit_status: 0, timed_out: 0, output: 'restored', recorded_by: 'router',
+      },
+    ])
+    expect(await agentState(w, 'bezalel')).toMatchObject({ state: 'rolled_back', silence_s: 901, config_hash: 'abc123', last_rollback: { log_id: rows[0]!.id, exit_status: 0 } })
+
+    // It comes back on another config: the episode is over and the new hash is recorded.
+    const back = await (await beat(w, { agent: 'bezalel', config_hash: 'def456' })).json()
+    expect(back).toMatchObject({ status: 'ok', state: 'ok', config_hash: 'def456', previous_config_hash: 'abc123', silence_s: 0 })
+    clock.advance(301_000)
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual(['bezalel abc123', 'bezalel def456']) // a new silence, a new rollback
+    expect(readRows(w.dbPath)).toHaveLength(2)
+  })
+
+  test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {
+    const { w, clock } = await witness({ agents: { ezra: { max_silence_s: 60, rollback_command: 'echo "no such branch" >&2; exit 3' } } })
+    await beat(w, { agent: 'ezra' })
+    clock.advance(61_000)
+    await w.deadman.checkNow()
+    await w.deadman.checkNow()
+    const rows = readRows(w.dbPath)
+    expect(rows).toHaveLength(1)
+    expect(rows[0]).toMatchObject({ agent_name: 'ezra', model: 'unknown', status: 'rollback' })
+    expect(rows[0]!.error_message).toBe('rollback of agent ezra failed after 61 s of silence (max 60 s): rollback_command exited 3')
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: 3, timed_out: 0, output: 'no such branch' })
+    expect(await agentState(w, 'ezra')).toMatchObject({ state: 'late', last_rollback: { exit_status: 3 } })
+  })
+
+  test('a hanging rollback_command is killed at command_timeout_s and recorded as timed out', async () => {
+    const { w, clock } = await witness({ command_timeout_s: 0.3, agents: { allegro: { max_silence_s: 60, rollback_command: 'echo started; sleep 30; echo never' } } })
+    await beat(w, { agent: 'allegro', config_hash: 'h1' })
+    clock.advance(61_000)
+    await w.deadman.checkNow()
+    const [row] = readRows(w.dbPath)
+    expect(row!.error_message).toBe('rollback of agent allegro failed after 61 s of silence (max 60 s): rollback_command timed out after 0.3 s (killed)')
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: null, timed_out: 1, output: 'started' })
+  })
+
+  test('an agent that never beat is silent from the router\'s start; one without a rollback_command is only alerted on', async () => {
+    const dir = tempDir()
+    const alerts = join(dir, 'alerts')
+    const { w, clock } = await witness(
+      { alert_command: `printf '%s|%s\\n' "$1" "$WITNESS_ALERT" >> ${alerts}`, agents: { ghost: { max_silence_s: 30 }, quiet: { max_silence_s: 30, rollback_command: 'true' } } },
+      { dir },
+    )
+    expect(await agentState(w, 'ghost')).toMatchObject({ state: 'ok', last_beat_at: null, watched: true })
+    clock.advance(31_000)
+    await w.deadman.checkNow()
+    await w.deadman.checkNow()
+    const said = lines(alerts).sort()
+    expect(said).toHaveLength(2)
+    expect(said[0]).toBe('agent ghost silent for 31 s (max 30 s); no rollback_command configured|agent ghost silent for 31 s (max 30 s); no rollback_command configured')
+    expect(said[1]).toStartWith('rolled back agent quiet (config unknown) after 31 s of silence (max 30 s): rollback_command exited 0|')
+    expect(readRows(w.dbPath).map((r) => r.agent_name)).toEqual(['quiet'])
+    expect(await agentState(w, 'ghost')).toMatchObject({ state: 'late', last_rollback: null })
+  })
+
+  test('heartbeats and episodes survive a restart: a rolled-back agent is not rolled back again', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const clock = manualClock()
+    const deadman = { agents: { bezalel: { max_silence_s: 60, rollback_command: `echo run >> ${marker}` } } }
+    const first = (await witness(deadman, { dir, clock })).w
+    await beat(first, { agent: 'bezalel', config_hash: 'abc' })
+    await beat(first, { agent: 'visitor', config_hash: 'v1' })
+    clock.advance(61_000)
+    await first.deadman.checkNow()
+    await first.stop(0)
+
+    clock.advance(120_000)
+    const second = (await witness(deadman, { dir, clock })).w
+    await second.deadman.checkNow()
+    expect(lines(marker)).toEqual(['run'])
+    expect(await agentState(second, 'bezalel')).toMatchObject({ state: 'rolled_back', config_hash: 'abc', watched: true })
+    expect(await agentState(second, 'visitor')).toMatchObject({ state: 'ok', config_hash: 'v1', watched: false, max_silence_s: null })
+  })
+
+  test('silence is counted from the router\'s own start, since agents cannot beat to a router that is down', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const clock = manualClock()
+    const deadman = { agents: { bezalel: { max_silence_s: 60, rollback_command: `echo run >> ${marker}` } } }
+    const first = (await witness(deadman, { dir, clock })).w
+    await beat(first, { agent: 'bezalel' })
+    await first.stop(0)
+    clock.advance(3_600_000) // witness was down for an hour
+    const second = (await witness(deadman, { dir, clock })).w
+    await second.deadman.checkNow()
+    expect(lines(marker)).toEqual([])
+    clock.advance(61_000)
+    await second.deadman.checkNow()
+    expect(lines(marker)).toEqual(['run'])
+  })
+})
+
+describe('the periodic check', () => {
+  test('runs every check_every_s when switched on, catching a silent agent without anyone asking', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const deadman = { check_every_s: 0.02, agents: { bezalel: { max_silence_s: 0.05, rollback_command: `echo run >> ${marker}` } } }
+    const w = await startWitness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }), { env, dir, background: true })
+    try {
+      await beat(w, { agent: 'bezalel' })
+      for (let i = 0; i < 200 && lines(marker).length === 0; i++) await Bun.sleep(10)
+      expect(lines(marker)).toEqual(['run'])
+    } finally {
+      await w.stop(0)
+    }
+  })
+})
+
+describe('POST /heartbeat', () => {
+  test('bad bodies get a 400 naming what is wrong, and record nothing', async () => {
+    const { w } = await witness({})
+    const cases: [unknown, string][] = [
+      ['{"agent": "bezalel",', 'not valid JSON'],
+      ['["bezalel"]', 'must be a JSON object'],
+      [{}, 'no agent named'],
+      [{ agent: 'has spaces' }, 'agent names are'],
+      [{ agent: 'bezalel', config_hash: 42 }, 'config_hash'],
+      [{ agent: 'bezalel', config_hash: 'with space' }, 'config_hash'],
+    ]
+    for (const [body, message] of cases) {
+      const res = await beat(w, body)
+      expect(res.status, JSON.stringify(body)).toBe(400)
+      const { error } = await res.json()
+      expect(error.type).toBe('invalid_request')
+      expect(error.message).toContain(message)
+    }
+    const mismatch = await beat(w, { agent: 'bezalel' }, { 'x-agent-name': 'ezra' })
+    expect(mismatch.status).toBe(400)
+    expect((await (await fetch(`${w.url}/deadman`)).json()).agents).toEqual([])
+  })
+
+  test('the agent may be named by the X-Agent-Name header', async () => {
+    const { w } = await witness({})
+    const res = await beat(w, { config_hash: 'c1' }, { 'x-agent-name': 'ezra' })
+    expect(await res.json()).toMatchObject({ status: 'ok', agent: 'ezra', config_hash: 'c1', watched: false })
+  })
+})
+
+describe('GET /deadman', () => {
+  test('lists each watched agent with last beat, silence, state, config hash and last rollback, and the router\'s own config', async () => {
+    const { w, clock } = await witness({ name: 'witness-east', agents: { bezalel: { max_silence_s: 60 }, ezra: { max_silence_s: 600 } } })
+    await beat(w, { agent: 'bezalel', config_hash: 'b1' })
+    const beatAt = new Date(clock.now()).toISOString()
+    clock.advance(90_000)
+    const body = await (await fetch(`${w.url}/deadman`)).json()
+    expect(body.router).toEqual({ name: 'witness-east', config_path: w.configPath, config_hash: w.config().hash, last_known_good: null })
+    expect(body.agents).toEqual([
+      { agent: 'bezalel', watched: true, state: 'late', last_beat_at: beatAt, silence_s: 90, max_silence_s: 60, config_hash: 'b1', config_hash_since: beatAt, previous_config_hash: null, last_rollback: null },
+      { agent: 'ezra', watched: true, state: 'ok', last_beat_at: null, silence_s: 90, max_silence_s: 600, config_hash: null, config_hash_since: null, previous_config_hash: null, last_rollback: null },
+    ])
+  })
+})
+
+describe('POST /deadman/rollback', () => {
+  test('records a rollback an external watchdog performed: 201 with the row\'s id', async () => {
+    const { w } = await witness({})
+    const res = await w.post('/deadman/rollback', { agent: 'bezalel', old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', reason: 'after 3 failed health checks (connection refused)' })
+    expect(res.status).toBe(201)
+    const { log_id } = await res.json()
+    const [row] = readRows(w.dbPath)
+    expect(row).toMatchObject({ id: log_id, agent_name: 'bezalel', provider: 'deadman', model: '9c1d0e4f77', endpoint: 'watchdog', status: 'rollback' })
+    expect(row!.error_message).toBe('rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)')
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
+  })
+
+  test('bad bodies get a 400 with the path of each problem', async () => {
+    const { w } = await witness({})
+    const res = await w.post('/deadman/rollback', { agent: 'bezalel', old_config_hash: 5, reason: '' })
+    expect(res.status).toBe(400)
+    const { error } = await res.json()
+    expect(error.issues.map((i: { path: string }) => i.path).sort()).toEqual(['new_config_hash', 'old_config_hash', 'reason'])
+    expect(readRows(w.dbPath)).toEqual([])
+  })
+})

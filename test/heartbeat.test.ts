@@ -1,0 +1,192 @@
+/**
+ * GET /heartbeat reports the router's health and vital signs, and a config
+ * that stays healthy (and has served) for deadman.promote_after_s becomes
+ * the last-known-good snapshot. Driven with an injected clock and
+ * `deadman.checkNow()`; no background timer runs.
+ */
+import { describe, expect, test } from 'bun:test'
+import { existsSync, readFileSync } from 'node:fs'
+import { sha256 } from '../src/config.ts'
+import { useSimulator } from './support/sim-suite.ts'
+import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
+
+const suite = useSimulator()
+
+async function witness(chains: Record<string, unknown[]>, extra: Record<string, unknown> = {}) {
+  const clock = manualClock()
+  const w = await suite.start(simConfig(suite.sim.url, chains, extra), { clock })
+  return { w, clock }
+}
+
+/** A call the client can abandon (the simulator hangs it); `abandon` returns once witness has let go of it. */
+function hangingCall(w: TestWitness): { abandon(): Promise<void> } {
+  const client = new AbortController()
+  const done = fetch(`${w.url}/v1/infer`, {
+    method: 'POST',
+    body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }),
+    signal: client.signal,
+  }).catch(() => null)
+  return {
+    async abandon() {
+      const before = (await heartbeat(w)).body.in_flight
+      client.abort()
+      await done
+      while ((await heartbeat(w)).body.in_flight >= before) await Bun.sleep(5)
+    },
+  }
+}
+
+async function heartbeat(w: TestWitness) {
+  const res = await fetch(`${w.url}/heartbeat`)
+  return { status: res.status, body: await res.json() }
+}
+
+describe('GET /heartbeat', () => {
+  test('answers ok with the config hash, last known good, uptime, calls in flight, pending rows and last success', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] })
+    clock.advance(42_000)
+    const first = await heartbeat(w)
+    expect(first).toEqual({
+      status: 200,
+      body: {
+        status: 'ok',
+        config_hash: sha256(readFileSync(w.configPath)),
+        last_known_good: null,
+        uptime_s: 42,
+        in_flight: 0,
+        pending_rows: 0,
+        last_success_at: null,
+      },
+    })
+    expect((await w.infer({})).status).toBe(200)
+    expect((await heartbeat(w)).body.last_success_at).toBe(new Date(clock.now()).toISOString())
+  })
+
+  test('counts a call in flight and its pending row', async () => {
+    const { w } = await witness({ default: [{ provider: 'sim', model: 'm+hang', timeout_ms: 60_000 }] })
+    const calls = [hangingCall(w), hangingCall(w)]
+    while (suite.sim.count() < 2) await Bun.sleep(5)
+    const { body } = await heartbeat(w)
+    expect([body.in_flight, body.pending_rows]).toEqual([2, 2])
+    for (const call of calls) await call.abandon()
+    expect((await heartbeat(w)).body).toMatchObject({ in_flight: 0, pending_rows: 0 })
+  })
+
+  test('a call stuck past every timeout its chain allows makes it 503, and it recovers when the call ends', async () => {
+    const { w, clock } = await witness(
+      { default: [{ provider: 'sim', model: 'm+hang', timeout_ms: 60_000, retries: 0 }] },
+      { deadman: { stuck_grace_s: 10 } },
+    )
+    const call = hangingCall(w)
+    while (suite.sim.count() === 0) await Bun.sleep(5)
+    clock.advance(69_000)
+    expect((await heartbeat(w)).status).toBe(200)
+    clock.advance(2_000)
+    const stuck = await heartbeat(w)
+    expect(stuck.status).toBe(503)
+    expect(stuck.body.status).toBe('unhealthy')
+    expect(stuck.body.reasons).toEqual(['1 call(s) stuck past their timeouts (oldest: chain default, running 71 s)'])
+    await call.abandon()
+    expect((await heartbeat(w)).status).toBe(200)
+  })
+
+  test('every chain called failing for failing_window_s makes it 503; one success clears it', async () => {
+    const { w, clock } = await witness(
+      { bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }], good: [{ provider: 'sim', model: 'm' }] },
+      { deadman: { failing_window_s: 120 } },
+    )
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502)
+    clock.advance(119_000)
+    expect((await heartbeat(w)).status).toBe(200)
+    clock.advance(2_000)
+    const failing = await heartbeat(w)
+    expect(failing.status).toBe(503)
+    expect(failing.body.reasons).toEqual(['every chain called has failed for 121 s without a success (bad; window 120 s)'])
+    expect((await w.infer({ chain: 'good' })).status).toBe(200)
+    expect((await heartbeat(w)).status).toBe(200)
+  })
+
+  test('a reload gives the new chains a clean slate', async () => {
+    const chains = { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }
+    const { w, clock } = await witness(chains, { deadman: { failing_window_s: 60 } })
+    await w.infer({})
+    clock.advance(61_000)
+    expect((await heartbeat(w)).status).toBe(503)
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'fixed' }] }, { deadman: { failing_window_s: 60 } }))
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    expect((await heartbeat(w)).status).toBe(200)
+  })
+})
+
+describe('promotion to last known good', () => {
+  const snapshotOf = (w: TestWitness) => `${w.configPath}.last-good`
+
+  test('a config healthy for promote_after_s, with a successful call, is snapshotted next to the file with its hash', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 300 } })
+    await w.deadman.checkNow()
+    clock.advance(301_000)
+    await w.deadman.checkNow()
+    expect(existsSync(snapshotOf(w))).toBe(false) // healthy long enough, but nothing served yet
+
+    expect((await w.infer({})).status).toBe(200)
+    await w.deadman.checkNow()
+    const bytes = readFileSync(w.configPath)
+    expect(readFileSync(snapshotOf(w))).toEqual(bytes)
+    expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(bytes)}  witness.yaml.last-good\n`)
+    expect((await heartbeat(w)).body.last_known_good).toBe(sha256(bytes))
+    expect(w.logs.some((l) => l.includes(`promoted config sha256 ${sha256(bytes)}`))).toBe(true)
+  })
+
+  test('not before promote_after_s of passing checks', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 300 } })
+    await w.infer({})
+    await w.deadman.checkNow()
+    clock.advance(299_000)
+    await w.deadman.checkNow()
+    expect(existsSync(snapshotOf(w))).toBe(false)
+    clock.advance(1_000)
+    await w.deadman.checkNow()
+    expect(existsSync(snapshotOf(w))).toBe(true)
+  })
+
+  test('a failed check starts the wait again', async () => {
+    const { w, clock } = await witness(
+      { default: [{ provider: 'sim', model: 'm' }], bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] },
+      { deadman: { promote_after_s: 300, failing_window_s: 10 } },
+    )
+    await w.deadman.checkNow()
+    // Only the bad chain has been called: after 10 s, every chain called is failing.
+    await w.infer({ chain: 'bad' })
+    clock.advance(200_000)
+    await w.deadman.checkNow()
+    expect((await heartbeat(w)).status).toBe(503)
+    await w.infer({}) // a success: healthy again from here
+    await w.deadman.checkNow()
+    clock.advance(200_000)
+    await w.deadman.checkNow()
+    expect(existsSync(snapshotOf(w))).toBe(false) // 400 s since the first check, only 200 s of them passing
+    clock.advance(100_000)
+    await w.deadman.checkNow()
+    expect(existsSync(snapshotOf(w))).toBe(true)
+  })
+
+  test('a reloaded config earns its own promotion: the snapshot keeps the old one until then', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 60 } })
+    await w.infer({})
+    await w.deadman.checkNow()
+    clock.advance(60_000)
+    await w.deadman.checkNow()
+    const first = readFileSync(w.configPath)
+    expect(readFileSync(snapshotOf(w))).toEqual(first)
+
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim2', model: 'm' }] }, { deadman: { promote_after_s: 60 } }))
+    await w.post('/admin/reload', '')
+    await w.deadman.checkNow()
+    clock.advance(60_000)
+    await w.deadman.checkNow()
+    expect(readFileSync(snapshotOf(w))).toEqual(first) // no call served on the new config yet
+    await w.infer({})
+    await w.deadman.checkNow()
+    expect(readFileSync(snapshotOf(w))).toEqual(readFileSync(w.configPath))
+  })
+})

@@ -1,0 +1,243 @@
+/**
+ * `witness watchdog` as a real subprocess against real routers (running,
+ * stopped, hung): counting failures, restoring the last-known-good
+ * snapshot, running restart_command, recording the rollback through the
+ * router or straight into SQLite, and refusing rollbacks that cannot help.
+ */
+import { describe, expect, test } from 'bun:test'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { sha256 } from '../src/config.ts'
+import { promoteLastGood } from '../src/deadman/last-good.ts'
+import { BUN, ROOT, spawnWitness } from './support/process.ts'
+import { readRollbackFacts, readRows } from './support/rows.ts'
+import { useSimulator } from './support/sim-suite.ts'
+import { tempDir } from './support/temp.ts'
+import { manualClock, simConfig, writeConfigFile } from './support/witness.ts'
+
+const suite = useSimulator()
+
+async function watchdog(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
+  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited])
+  return { code, stderr }
+}
+
+/** A loopback port nothing listens on. */
+function deadPort(): number {
+  const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
+  const port = server.port!
+  server.stop(true)
+  return port
+}
+
+const deadUrl = () => `http://127.0.0.1:${deadPort()}`
+
+const BROKEN = 'providers: { kimi: {} }\nchains: { default: [ { provider: ghost, model: m } ] }\n'
+const short = (hash: string) => `${hash.slice(0, 8)}…`
+
+describe('against a stopped router', () => {
+  test('after --failures N it restores the snapshot, runs restart_command and writes the row straight into SQLite, leaving pending rows alone', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'restarted')
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }, {
+        deadman: { restart_command: `echo "$WITNESS_OLD_CONFIG_HASH $WITNESS_NEW_CONFIG_HASH $WITNESS_CONFIG" > ${marker}; echo restarting` },
+      }),
+    )
+    // The router dies mid-call: its pending row is the next router's to finish, never the watchdog's.
+    const { proc, url } = await spawnWitness(configPath)
+    void fetch(`${url}/v1/infer`, { method: 'POST', body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
+    while (suite.sim.count() === 0) await Bun.sleep(5)
+    proc.kill('SIGKILL')
+    await proc.exited
+
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    writeFileSync(configPath, BROKEN) // someone broke the config; the router would not start on it
+    const [goodHash, brokenHash] = [sha256(good), sha256(BROKEN)]
+
+    const args = ['--config', configPath, '--url', url, '--failures', '3', '--wait', '200ms']
+    const first = await watchdog(args)
+    expect(first.code).toBe(1)
+    expect(first.stderr).toContain('heartbeat failed (1 of 3 before a rollback): connection refused')
+    expect((await watchdog(args)).code).toBe(1)
+    expect(readFileSync(configPath, 'utf8')).toBe(BROKEN)
+    expect(existsSync(marker)).toBe(false)
+
+    const third = await watchdog(args)
+    expect(third.code).toBe(0)
+    expect(third.stderr).toContain(`straight into ${join(dir, 'witness.db')}`)
+    expect(readFileSync(configPath)).toEqual(good)
+    expect(readFileSync(marker, 'utf8')).toBe(`${brokenHash} ${goodHash} ${configPath}\n`)
+
+    const rows = readRows(join(dir, 'witness.db'))
+    expect(rows.map((r) => r.status)).toEqual(['pending', 'rollback'])
+    expect(rows[1]).toMatchObject({ agent_name: 'witness', provider: 'deadman', model: goodHash, endpoint: configPath })
+    expect(rows[1]!.error_message).toBe(`rolled back config ${short(brokenHash)} → ${short(goodHash)} after 3 failed health checks (connection refused); restart_command exited 0`)
+    expect(readRollbackFacts(join(dir, 'witness.db'))).toEqual([
+      {
+        log_id: rows[1]!.id, agent: 'witness', old_config_hash: brokenHash, new_config_hash: goodHash,
+        reason: 'after 3 failed health checks (connection refused); restart_command exited 0',
+        command: 'restart_command', exit_status: 0, timed_out: 0, output: 'restarting', recorded_by: 'watchdog',
+      },
+    ])
+    expect(JSON.parse(readFileSync(`${configPath}.watchdog.json`, 'utf8')).failures).toBe(0)
+  })
+
+  test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeFileSync(configPath, BROKEN)
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+    expect(result.code).toBe(2)
+    const [row] = readRows(join(dir, 'witness.db'))
+    expect(row).toMatchObject({ agent_name: 'witness-east', status: 'rollback' })
+    expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command exited 7 (unit not found)')
+    expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ exit_status: 7, output: 'unit not found', recorded_by: 'watchdog' })
+  })
+})
+
+describe('against a running router', () => {
+  test('the rollback row goes through POST /deadman/rollback, and the restarted (reloaded) router runs the snapshot', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }),
+    )
+    const { proc, url } = await spawnWitness(configPath)
+    try {
+      // The last known good config restarts this router by asking it to reload.
+      const goodPath = writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `kill -HUP ${proc.pid}` } }))
+      const good = readFileSync(goodPath)
+      promoteLastGood(configPath, good)
+      const badHash = sha256(readFileSync(configPath))
+      const infer = () => fetch(`${url}/v1/infer`, { method: 'POST', body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+      expect((await infer()).status).toBe(502)
+
+      const result = await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '2s'])
+      expect(result.stderr).toContain('through POST /deadman/rollback')
+      expect(result.code).toBe(0)
+      const rows = readRows(join(dir, 'witness.db'))
+      const rollback = rows.find((r) => r.status === 'rollback')!
+      expect(rollback).toMatchObject({ agent_name: 'witness', provider: 'deadman', model: sha256(good), endpoint: configPath })
+      expect(rollback.error_message).toStartWith(`rolled back config ${short(badHash)} → ${short(sha256(good))} after 1 failed health check (every chain called has failed`)
+      expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ old_config_hash: badHash, command: 'restart_command', exit_status: 0, recorded_by: 'endpoint' })
+
+      let heartbeat = await (await fetch(`${url}/heartbeat`)).json()
+      for (let i = 0; i < 100 && heartbeat.config_hash !== sha256(good); i++) {
+        await Bun.sleep(20)
+        heartbeat = await (await fetch(`${url}/heartbeat`)).json()
+      }
+      expect(heartbeat).toMatchObject({ status: 'ok', config_hash: sha256(good), last_known_good: sha256(good) })
+      expect((await infer()).status).toBe(200)
+    } finally {
+      proc.kill('SIGTERM')
+      await proc.exited
+    }
+  })
+
+  test('without a restart_command, a router that answers is asked to reload the restored config', async () => {
+    const clock = manualClock()
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 60 } }), { clock })
+    const goodPath = writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(w.configPath, readFileSync(goodPath))
+    expect((await w.infer({})).status).toBe(502)
+    clock.advance(61_000)
+
+    const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1'])
+    expect(result.stderr).toContain('no restart_command; reloaded through POST /admin/reload')
+    expect(result.code).toBe(0)
+    expect(w.config().hash).toBe(sha256(readFileSync(goodPath)))
+    expect(readRollbackFacts(w.dbPath)).toMatchObject([{ command: null, exit_status: null, recorded_by: 'endpoint' }])
+    expect((await w.infer({})).status).toBe(200)
+  })
+
+  test('a passing check resets the count of failures', async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const state = join(w.dir, 'state.json')
+    writeFileSync(state, JSON.stringify({ failures: 2, last_failure: 'connection refused', updated_at: new Date().toISOString() }))
+    const ok = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '3', '--state', state])
+    expect(ok.code).toBe(0)
+    expect(ok.stderr).toContain(`heartbeat ok at ${w.url}`)
+    expect(JSON.parse(readFileSync(state, 'utf8')).failures).toBe(0)
+    const failed = await watchdog(['--config', w.configPath, '--url', deadUrl(), '--failures', '3', '--state', state])
+    expect(failed.code).toBe(1)
+    expect(failed.stderr).toContain('heartbeat failed (1 of 3')
+  })
+
+  test('sends Authorization: Bearer $WITNESS_TOKEN, and a router that never answers fails the check within --timeout', async () => {
+    const seen: (string | null)[] = []
+    const hung = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: async (req) => {
+        seen.push(req.headers.get('authorization'))
+        await Bun.sleep(5_000)
+        return new Response('late')
+      },
+    })
+    try {
+      const dir = tempDir()
+      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+      const result = await watchdog(['--config', configPath, '--url', `http://127.0.0.1:${hung.port}`, '--timeout', '200ms'], { WITNESS_TOKEN: 'op-token-123' })
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain('heartbeat failed (1 of 3 before a rollback): no answer within 0.2 s')
+      expect(seen).toEqual(['Bearer op-token-123'])
+    } finally {
+      hung.stop(true)
+    }
+  })
+})
+
+describe('rollbacks that cannot help are refused, loudly', () => {
+  test('no rollback without a snapshot: exit 2, nothing touched, nothing restarted', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'restarted')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    const before = readFileSync(configPath)
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain(`NOT ROLLING BACK ${configPath} after 1 failed health check (connection refused): no last-known-good snapshot (${configPath}.last-good)`)
+    expect(readFileSync(configPath)).toEqual(before)
+    expect(existsSync(marker)).toBe(false)
+    expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('no rollback when the running config already is the last known good; the alert is sent once per streak', async () => {
+    const dir = tempDir()
+    const [marker, alerts] = [join(dir, 'restarted'), join(dir, 'alerts')]
+    const port = deadPort()
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+        listen: { host: '127.0.0.1', port },
+        deadman: { restart_command: `touch ${marker}`, alert_command: `echo "$1" >> ${alerts}` },
+      }),
+    )
+    promoteLastGood(configPath, readFileSync(configPath))
+    for (let i = 0; i < 2; i++) {
+      // Without --url: the configured listen address.
+      const result = await watchdog(['--config', configPath, '--failures', '1'])
+      expect(result.code).toBe(2)
+      expect(result.stderr).toContain('already is the last known good; a rollback cannot cure this')
+    }
+    expect(existsSync(marker)).toBe(false)
+    expect(readFileSync(alerts, 'utf8').trim().split('\n')).toHaveLength(1)
+    expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('bad flags exit 2 with the usage', async () => {
+    const result = await watchdog(['--failures', '0'])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('--failures must be a whole number')
+    expect((await watchdog(['--every', 'soon'])).stderr).toContain('--every must be a duration')
+  })
+})
