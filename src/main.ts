@@ -7,6 +7,7 @@ import type { Server } from 'bun'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
 import { type Config, loadConfig } from './config.ts'
+import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
@@ -18,6 +19,12 @@ export interface ServeOptions {
   clock?: Clock
   env?: Record<string, string | undefined>
   log?: (line: string) => void
+  /**
+   * The background jobs (archive daily, sync every sync.every). Default: on,
+   * checked every 60 s. `false`: off. `{ tickMs: null }`: on without a
+   * timer; call `running.jobs.tick()`.
+   */
+  jobs?: false | { tickMs?: number | null }
 }
 
 export interface Running {
@@ -25,6 +32,8 @@ export interface Running {
   store: Store
   config: () => Config
   url: string
+  /** The background jobs, or null when they are off. */
+  jobs: Jobs | null
   /** Stops accepting, lets calls in flight finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>
 }
@@ -78,6 +87,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
     fetch: (req, srv) => app.fetch(req, srv),
   })
   const url = `http://${server.hostname}:${server.port}`
+  const jobs =
+    options.jobs === false
+      ? null
+      : startJobs({ config: () => config, clock, env: options.env ?? process.env, log, tickMs: options.jobs?.tickMs })
   log(`witness: listening on ${url} (config ${config.path}, database ${store.path}, chains: ${[...config.chains.keys()].join(', ')})`)
 
   return {
@@ -85,9 +98,12 @@ export async function serve(options: ServeOptions): Promise<Running> {
     store,
     config: () => config,
     url,
+    jobs,
     async stop(graceMs = 10_000) {
       server.stop(false)
       const deadline = Date.now() + graceMs
+      // A running job (a git push, an archive batch) gets the same grace as calls in flight.
+      if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
       while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
       server.stop(true)
       store.close()

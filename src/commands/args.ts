@@ -24,3 +24,9 @@ export function parsed<T>(parse: () => T): T {
     throw new UsageError((error as Error).message)
   }
 }
+
+export function positiveIntOf(flag: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`)
+  return n
+}

@@ -22,6 +22,8 @@ export interface StartOptions {
   env?: Record<string, string | undefined>
   clock?: Clock
   dir?: string
+  /** Background jobs (archive, sync); off unless asked for. */
+  jobs?: false | { tickMs?: number | null }
 }
 
 export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
@@ -29,7 +31,7 @@ export async function startWitness(config: Record<string, unknown>, options: Sta
   const configPath = join(dir, 'witness.yaml')
   writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...config }, null, 2))
   const logs: string[] = []
-  const running = await serve({ configPath, port: 0, env: options.env ?? {}, clock: options.clock, log: (l) => logs.push(l) })
+  const running = await serve({ configPath, port: 0, env: options.env ?? {}, clock: options.clock, log: (l) => logs.push(l), jobs: options.jobs ?? false })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${running.url}${path}`, {
       method: 'POST',
