@@ -19,7 +19,7 @@ export const archiveCommand: Command = {
       now: Date.now,
       batchRows: values['batch-rows'] === undefined ? undefined : positiveIntOf('--batch-rows', values['batch-rows']),
       onBatch: values.verbose
-        ? (e) => console.error(`witness archive: ${e.phase} ${e.ids.length} rows (ids ${e.ids[0]}..${e.ids.at(-1)}) ${e.months.join(', ')}`)
+        ? (e) => console.error(`witness archive: ${e.phase} ${e.ids.length} rows (to ${e.months.join(', ')})`)
         : undefined,
     })
     for (const line of describeArchive(report, config.retention.archiveDir)) console.log(`witness archive: ${line}`)
