@@ -43,6 +43,8 @@ export interface SyncReport {
   exported: number
   /** Whether this run made a commit. */
   committed: boolean
+  /** A new clone that has not reached the remote yet exports nothing (so it never forks a day file). */
+  deferred: boolean
   /** Commits and rows in the clone that the remote does not have yet. */
   waitingCommits: number
   waitingRows: number
@@ -65,13 +67,14 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
 
     let exported = 0
     let committed = false
+    let mayExport = false
     const live = existsSync(options.livePath) ? await openLiveForJob(options.livePath, 'sync') : null
     try {
       const saved = live ? readSyncState(live) : NO_SYNC_STATE
       // A clone this state was not written for starts over (lines it already has are not written twice),
       // and a new clone waits until it has seen the remote, so it never forks a day file.
       const state = saved.repo === clone.repoId ? saved : { ...NO_SYNC_STATE, repo: clone.repoId }
-      const mayExport = live && (saved.repo === clone.repoId || remote.reachable)
+      mayExport = saved.repo === clone.repoId || remote.reachable
       if (live && mayExport) {
         const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state })
         exported = result.written
@@ -88,7 +91,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     let remoteError = remote.reachable ? null : remote.reason
     if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
     const left = await waiting(git, sync.branch)
-    return { exported, committed, waitingCommits: left.commits, waitingRows: left.rows, remoteError }
+    return { exported, committed, deferred: live !== null && !mayExport, waitingCommits: left.commits, waitingRows: left.rows, remoteError }
   } finally {
     lock.release()
   }
@@ -96,7 +99,11 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
 
 /** The line `witness sync` prints for a report. */
 export function describeSync(report: SyncReport, branch: string): string {
-  const what = report.exported > 0 ? `exported ${report.exported} rows` : 'nothing new to export'
+  const what = report.deferred
+    ? 'nothing exported yet (a new clone waits until it has reached the remote once)'
+    : report.exported > 0
+      ? `exported ${report.exported} rows`
+      : 'nothing new to export'
   if (report.remoteError === null && report.waitingCommits === 0) return `${what}; the remote branch ${branch} is up to date`
   const wait = `${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
   return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'}); ${wait}`
