@@ -121,9 +121,10 @@ export async function compressArchive(dir: string, month: string): Promise<void>
   settle.exec('PRAGMA busy_timeout = 5000')
   settle.query('SELECT count(*) FROM request_log').get()
   settle.close()
-  const bytes = readFileSync(path)
+  // Asynchronous (off the event loop) where it can be: inside `serve` the router keeps running.
+  const bytes = Buffer.from(await Bun.file(path).bytes())
   const packed = await Bun.zstdCompress(bytes, { level: 9 })
-  if (!Buffer.from(Bun.zstdDecompressSync(packed)).equals(bytes)) {
+  if (!(await Bun.zstdDecompress(packed)).equals(bytes)) {
     throw new ArchiveError(`archive: compressing ${path} did not round-trip; kept the .db`)
   }
   writeFileDurably(archivePath(dir, month, true), packed)
@@ -147,9 +148,19 @@ export function readablePath(dir: string, file: ArchiveFile): string {
 
 /** Opens an archive read-only (through the cache when compressed). */
 export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
-  const db = new Database(readablePath(dir, file), { readonly: true, strict: true })
-  db.exec('PRAGMA busy_timeout = 5000')
-  return db
+  const open = (f: ArchiveFile) => {
+    const db = new Database(readablePath(dir, f), { readonly: true, strict: true })
+    db.exec('PRAGMA busy_timeout = 5000')
+    return db
+  }
+  try {
+    return open(file)
+  } catch (error) {
+    // Compressed (or reopened for a late row) between listing and opening: open what is there now.
+    const now = listArchives(dir).find((f) => f.month === file.month)
+    if (!now || now.path === file.path) throw error
+    return open(now)
+  }
 }
 
 /** Deletes a month's files and its cached copy. */

@@ -57,7 +57,7 @@ export async function holdWriteLock(dbPath: string): Promise<{ release(): Promis
 export async function runWitness(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ...(process.env.HOME ? { HOME: process.env.HOME } : {}), ...env },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',
