@@ -2,15 +2,18 @@
 /**
  * The command line: `witness <command> [options]`. Each command lives in
  * src/commands/; this file only dispatches and maps errors to exit codes
- * (2 for usage and config errors).
+ * (2 for usage and config errors, 1 for a job that could not run or finish).
  */
+import { archiveCommand } from './commands/archive.ts'
 import { type Command, UsageError } from './commands/args.ts'
 import { checkConfigCommand } from './commands/check-config.ts'
+import { fleetCommand } from './commands/fleet.ts'
 import { initCommand } from './commands/init.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simCommand } from './commands/sim.ts'
+import { syncCommand } from './commands/sync.ts'
 import { watchdogCommand } from './commands/watchdog.ts'
-import { ConfigError } from './errors.ts'
+import { ArchiveError, ConfigError, DatabaseLockedError, JobBusyError, SyncError } from './errors.ts'
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
@@ -18,6 +21,9 @@ const COMMANDS: Record<string, Command> = {
   'check-config': checkConfigCommand,
   sim: simCommand,
   watchdog: watchdogCommand,
+  archive: archiveCommand,
+  sync: syncCommand,
+  fleet: fleetCommand,
 }
 
 function usage(): string {
@@ -42,6 +48,10 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof ConfigError) {
       console.error(`witness: ${error.message}`)
       return 2
+    }
+    if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError) {
+      console.error(`witness: ${error.message}`)
+      return 1
     }
     if (error instanceof UsageError) {
       console.error(`witness: ${error.message}\n${usage()}`)

@@ -17,6 +17,7 @@ const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000)
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
 const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
+const DURATION = /^(\d+)(ms|s|m|h|d)$/
 const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//, 'must be an http(s) URL'))
 
 /** Timeouts and retries a provider sets and a chain step may override. */
@@ -84,6 +85,32 @@ export const DeadmanSchema = v.strictObject({
   agents: v.optional(v.record(AgentName, WatchedAgentSchema), {}),
 })
 
+const Days = v.pipe(v.number(), v.minValue(0), v.maxValue(36_500))
+const Path = v.pipe(v.string(), v.minLength(1))
+/** `0` (off), or a number with a unit: `500ms`, `30s`, `15m`, `6h`, `1d`. */
+const Duration = v.union(
+  [v.literal(0), v.literal('0'), v.pipe(v.string(), v.regex(DURATION, 'use 0 or a number with a unit: 500ms, 30s, 15m, 6h, 1d'))],
+  'use 0 or a number with a unit: 500ms, 30s, 15m, 6h, 1d',
+)
+const Branch = v.pipe(v.string(), v.regex(/^(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._/-]{0,99}$/, 'must be a plain git branch name'))
+
+export const RetentionSchema = v.strictObject({
+  /** Finished rows older than this leave the live database. */
+  keep_days: v.optional(Days, 30),
+  archive_dir: v.optional(Path, './data/archive'),
+  /** 0 keeps archive files forever. */
+  archive_keep_days: v.optional(Days, 0),
+  /** Past this size, the oldest rows are archived early (default 512, or 80% of database_max_mb if that is lower). */
+  max_db_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
+})
+
+export const SyncSchema = v.strictObject({
+  remote: Path,
+  branch: v.optional(Branch, 'main'),
+  work_dir: v.optional(Path, './data/sync'),
+  every: v.optional(Duration, '15m'),
+})
+
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),
   listen: v.optional(
@@ -104,6 +131,8 @@ export const ConfigSchema = v.strictObject({
   chains: v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
   policy: v.optional(PolicySchema, {}),
   deadman: v.optional(DeadmanSchema, {}),
+  retention: v.optional(RetentionSchema, {}),
+  sync: v.optional(SyncSchema),
 })
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
@@ -136,6 +165,22 @@ export interface StepSpec {
   idleTimeoutMs: number
 }
 
+/** retention: with its directory resolved against the config file. */
+export interface RetentionSettings {
+  keepDays: number
+  archiveDir: string
+  archiveKeepDays: number
+  maxDbMb: number
+}
+
+/** sync: with paths resolved and `every` in ms (0 = only on demand). */
+export interface SyncSettings {
+  remote: string
+  branch: string
+  workDir: string
+  everyMs: number
+}
+
 export interface Config {
   raw: RawConfig
   /** sha256 of the file's bytes (or of the canonical JSON when parsed from an object). */
@@ -149,6 +194,9 @@ export interface Config {
   chains: Map<string, StepSpec[]>
   policy: Policy
   deadman: Deadman
+  retention: RetentionSettings
+  /** null when the config has no `sync:` section. */
+  sync: SyncSettings | null
 }
 
 export interface ParseOptions {
@@ -224,21 +272,59 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   if (raw.policy.backoff_max_ms < raw.policy.backoff_min_ms) {
     issues.push({ path: 'policy.backoff_max_ms', message: 'must be at least policy.backoff_min_ms' })
   }
+  const { retention } = raw
+  if (retention.archive_keep_days > 0 && retention.archive_keep_days < retention.keep_days) {
+    issues.push({ path: 'retention.archive_keep_days', message: 'must be 0 (keep forever) or at least retention.keep_days' })
+  }
+  if (raw.database_max_mb !== undefined && retention.max_db_mb !== undefined && retention.max_db_mb >= raw.database_max_mb) {
+    issues.push({ path: 'retention.max_db_mb', message: 'must be below database_max_mb, or early archiving never happens before writes are refused' })
+  }
+  if (raw.sync && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(raw.sync.remote)) {
+    issues.push({ path: 'sync.remote', message: 'must not contain a password or token; set WITNESS_SYNC_TOKEN instead' })
+  }
   if (issues.length) throw new ConfigError(source, issues)
 
   const baseDir = options.baseDir ?? process.cwd()
+  const inBase = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path))
   return {
     raw,
     hash: options.hash ?? sha256(JSON.stringify(input)),
     path: options.path ?? null,
     machine: raw.machine ?? hostname().split('.')[0] ?? 'witness',
-    databasePath: isAbsolute(raw.database) ? raw.database : resolve(baseDir, raw.database),
+    databasePath: inBase(raw.database),
     maxBodyBytes: Math.floor(raw.max_body_mb * 1024 * 1024),
     providers,
     chains,
     policy: raw.policy,
     deadman: raw.deadman,
+    retention: {
+      keepDays: retention.keep_days,
+      archiveDir: inBase(retention.archive_dir),
+      archiveKeepDays: retention.archive_keep_days,
+      maxDbMb: retention.max_db_mb ?? Math.min(512, (raw.database_max_mb ?? Infinity) * 0.8),
+    },
+    sync: raw.sync
+      ? {
+          remote: isLocalPath(raw.sync.remote) ? inBase(raw.sync.remote) : raw.sync.remote,
+          branch: raw.sync.branch,
+          workDir: inBase(raw.sync.work_dir),
+          everyMs: durationMs(raw.sync.every),
+        }
+      : null,
   }
+}
+
+/** `15m` -> 900000; `0` -> 0. */
+export function durationMs(value: 0 | string): number {
+  if (value === 0 || value === '0') return 0
+  const [, amount, unit] = DURATION.exec(value)!
+  const unitMs = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit as 'ms' | 's' | 'm' | 'h' | 'd']
+  return Number(amount) * unitMs
+}
+
+/** A git remote that is a path on this machine (not a URL, not scp-like `host:path`). */
+function isLocalPath(remote: string): boolean {
+  return !/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) && !/^[^/]+:/.test(remote)
 }
 
 /** Reads, parses and validates a YAML config file. */

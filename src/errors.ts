@@ -180,3 +180,37 @@ export function redact(text: string, secrets: readonly string[] = []): string {
     .replace(/\b(sk|pk|rk|tp|gsk|xai|key)[-_][A-Za-z0-9_-]{12,}/g, '[redacted]')
     .replace(/([?&](?:key|api_key|apikey|token|access_token)=)[^&\s"']+/gi, '$1[redacted]')
 }
+
+/** A job (archive, sync) is already running elsewhere: its lock file is held. */
+export class JobBusyError extends Error {
+  override name = 'JobBusyError'
+  constructor(job: string, lockPath: string, holder: string | null) {
+    super(`${job}: another run holds the lock ${lockPath}${holder ? ` (${holder})` : ''}; nothing done`)
+  }
+}
+
+/** Archiving stopped without deleting anything it could not prove was archived. */
+export class ArchiveError extends Error {
+  override name = 'ArchiveError'
+}
+
+/**
+ * A git command or sync step failed. `unreachable` says the remote could not
+ * be reached (commits stay local). The message is already redacted.
+ */
+export class SyncError extends Error {
+  override name = 'SyncError'
+  readonly unreachable: boolean
+  constructor(message: string, options: { unreachable?: boolean } = {}) {
+    super(message)
+    this.unreachable = options.unreachable ?? false
+  }
+}
+
+/** A job's write found the database locked by another process for its whole budget. */
+export class DatabaseLockedError extends Error {
+  override name = 'DatabaseLockedError'
+  constructor(what: string, budgetMs: number) {
+    super(`${what}: database locked by another process for ${budgetMs} ms`)
+  }
+}

@@ -2,7 +2,7 @@
  * Boot: the only place that reads the environment, opens files and binds a
  * port. Pure first (parse config), then effectful (open the store, finish
  * rows a crashed run left pending, build the app, serve, start the deadman
- * switch's periodic check unless told not to).
+ * switch's periodic check and the archive/sync jobs unless told not to).
  */
 import type { Server } from 'bun'
 import { resolve } from 'node:path'
@@ -12,6 +12,7 @@ import type { Config } from './config.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
+import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
@@ -25,6 +26,12 @@ export interface ServeOptions {
   log?: (line: string) => void
   /** Run the deadman switch's periodic check (default true; tests call `deadman.checkNow()` instead). */
   background?: boolean
+  /**
+   * The background jobs (archive daily, sync every sync.every). Default: on,
+   * checked every 60 s. `false`: off. `{ tickMs: null }`: on without a
+   * timer; call `running.jobs.tick()`.
+   */
+  jobs?: false | { tickMs?: number | null }
 }
 
 export interface Running {
@@ -35,6 +42,8 @@ export interface Running {
   /** Re-reads the config file (what SIGHUP does); throws ReloadRefusedError if it is invalid. */
   reload(): ReloadResult
   url: string
+  /** The background jobs, or null when they are off. */
+  jobs: Jobs | null
   /** Stops accepting, lets calls in flight finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>
 }
@@ -102,6 +111,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
     fetch: (req, srv) => app.fetch(req, srv),
   })
   const url = `http://${server.hostname}:${server.port}`
+  const jobs =
+    options.jobs === false
+      ? null
+      : startJobs({ config, clock, env, log, tickMs: options.jobs?.tickMs })
   log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
   if (options.background ?? true) deadman.start()
 
@@ -112,10 +125,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
     deadman,
     reload: () => deadman.reload(),
     url,
+    jobs,
     async stop(graceMs = 10_000) {
       deadman.stop()
       server.stop(false)
       const deadline = Date.now() + graceMs
+      // A running job (a git push, an archive batch) gets the same grace as calls in flight.
+      if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
       while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
       server.stop(true)
       store.close()

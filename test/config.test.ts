@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
 import { join } from 'node:path'
 import { PRESETS } from '../providers/presets.ts'
 import { type Config, loadConfig, parseConfig } from '../src/config.ts'
@@ -138,5 +139,39 @@ describe('config', () => {
     const config: Config = loadConfig(join(dir, 'w.yaml'))
     expect(config.databasePath).toBe(join(dir, 'sub/w.db'))
     expect(config.hash).toBe(new Bun.CryptoHasher('sha256').update(text).digest('hex'))
+  })
+
+  test('retention and sync: defaults, paths relative to the config file, durations, machine from the hostname', () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'w.yaml'), 'providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\nsync: { remote: ../telemetry.git }\n')
+    const config = loadConfig(join(dir, 'w.yaml'))
+    expect(config.retention).toEqual({ keepDays: 30, archiveDir: join(dir, 'data/archive'), archiveKeepDays: 0, maxDbMb: 512 })
+    expect(config.sync).toEqual({ remote: join(dir, '../telemetry.git'), branch: 'main', workDir: join(dir, 'data/sync'), everyMs: 15 * 60_000 })
+    expect(config.machine).toBe(hostname().split('.')[0]!)
+    expect(parseConfig(minimal).sync).toBeNull()
+    const remote = (r: string, every: unknown = 0) => parseConfig({ ...minimal, sync: { remote: r, every } }).sync!
+    expect(remote('https://forge.example/timmy/telemetry.git', '30s')).toMatchObject({ remote: 'https://forge.example/timmy/telemetry.git', everyMs: 30_000 })
+    expect(remote('git@forge.example:timmy/telemetry.git', 0)).toMatchObject({ remote: 'git@forge.example:timmy/telemetry.git', everyMs: 0 })
+    expect(remote('ssh://git@forge.example/t.git', '1d').everyMs).toBe(86_400_000)
+    // A lower database_max_mb lowers the default max_db_mb below it.
+    expect(parseConfig({ ...minimal, database_max_mb: 100 }).retention.maxDbMb).toBe(80)
+  })
+
+  test('a sync remote holding a password or token is refused, and so are bad durations and archives kept shorter than rows', () => {
+    expect(
+      problems({
+        ...minimal,
+        database_max_mb: 100,
+        retention: { keep_days: 30, archive_keep_days: 10, max_db_mb: 200 },
+        sync: { remote: 'https://timmy:s3cret-token@forge.example/t.git', every: '15 minutes', branch: '../x' },
+      }).map((i) => i.path),
+    ).toEqual(['sync.branch', 'sync.every'])
+    expect(
+      problems({ ...minimal, database_max_mb: 100, retention: { keep_days: 30, archive_keep_days: 10, max_db_mb: 200 }, sync: { remote: 'https://timmy:s3cret-token@forge.example/t.git' } }),
+    ).toEqual([
+      { path: 'retention.archive_keep_days', message: 'must be 0 (keep forever) or at least retention.keep_days' },
+      { path: 'retention.max_db_mb', message: 'must be below database_max_mb, or early archiving never happens before writes are refused' },
+      { path: 'sync.remote', message: 'must not contain a password or token; set WITNESS_SYNC_TOKEN instead' },
+    ])
   })
 })

@@ -40,3 +40,10 @@ export function countOf(flag: string, text: string): number {
   if (!Number.isInteger(n) || n < 1 || n > 1000) throw new UsageError(`${flag} must be a whole number from 1 to 1000, got "${text}"`)
   return n
 }
+
+/** A positive whole-number flag without an upper bound. */
+export function positiveIntOf(flag: string, text: string): number {
+  const n = Number(text)
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`)
+  return n
+}

@@ -52,3 +52,32 @@ export async function holdWriteLock(dbPath: string): Promise<{ release(): Promis
     },
   }
 }
+
+/** Runs the witness CLI as a subprocess and waits for it. */
+export async function runWitness(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...(process.env.HOME ? { HOME: process.env.HOME } : {}), ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  return { code, stdout, stderr }
+}
+
+/** Takes a job's lock file from another process until `release` (or `kill`) is called. */
+export async function holdJobLock(job: string, lockPath: string): Promise<{ release(): Promise<void>; kill(): Promise<void> }> {
+  const proc = Bun.spawn([BUN, join(ROOT, 'test/support/hold-job-lock.ts'), job, lockPath], { stdin: 'pipe', stdout: 'pipe', stderr: 'inherit' })
+  await waitForLine(proc.stdout, /locked/)
+  return {
+    async release() {
+      proc.stdin.end()
+      await proc.exited
+    },
+    async kill() {
+      proc.kill('SIGKILL')
+      await proc.exited
+    },
+  }
+}

@@ -24,6 +24,8 @@ export interface StartOptions {
   dir?: string
   /** Run the deadman switch's periodic check (default off: tests call `deadman.checkNow()`). */
   background?: boolean
+  /** Background jobs (archive, sync); off unless asked for. */
+  jobs?: false | { tickMs?: number | null }
 }
 
 export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
@@ -37,6 +39,7 @@ export async function startWitness(config: Record<string, unknown>, options: Sta
     clock: options.clock,
     log: (l) => logs.push(l),
     background: options.background ?? false,
+    jobs: options.jobs ?? false,
   })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${running.url}${path}`, {

@@ -1,0 +1,44 @@
+/** `witness archive [--config PATH]`: move old rows to the monthly archives now (see src/retention/archive-job.ts). */
+import { parseArgs } from 'node:util'
+import { loadConfig } from '../config.ts'
+import { configPathFrom } from '../main.ts'
+import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
+import { type Command, parsed, positiveIntOf } from './args.ts'
+
+export const archiveCommand: Command = {
+  summary: 'archive [--config PATH] [--verbose]            move finished rows older than retention.keep_days to monthly archives',
+  async run(args) {
+    const { values } = parsed(() =>
+      parseArgs({ args, options: { config: { type: 'string' }, verbose: { type: 'boolean' }, 'batch-rows': { type: 'string' } } }),
+    )
+    const config = loadConfig(configPathFrom(values.config))
+    const report = await runArchive({
+      livePath: config.databasePath,
+      retention: config.retention,
+      syncConfigured: config.sync !== null,
+      now: Date.now,
+      batchRows: values['batch-rows'] === undefined ? undefined : positiveIntOf('--batch-rows', values['batch-rows']),
+      onBatch: values.verbose
+        ? (e) => console.error(`witness archive: ${e.phase} ${e.ids.length} rows (to ${e.months.join(', ')})`)
+        : undefined,
+    })
+    for (const line of describeArchive(report, config.retention.archiveDir)) console.log(`witness archive: ${line}`)
+    return 0
+  },
+}
+
+/** The lines `witness archive` prints for a report. */
+export function describeArchive(report: ArchiveReport, dir: string): string[] {
+  const months = Object.entries(report.months).map(([month, n]) => `${month}: ${n}`)
+  const lines = [`moved ${report.moved + report.movedEarly} rows to ${dir}${months.length ? ` (${months.join(', ')})` : ''}`]
+  if (report.movedEarly) lines.push(`${report.movedEarly} of them early, because the live file was over retention.max_db_mb`)
+  if (report.compressed.length) lines.push(`compressed closed months: ${report.compressed.join(', ')}`)
+  if (report.deleted.length) lines.push(`deleted archives past retention.archive_keep_days: ${report.deleted.join(', ')}`)
+  if (report.keptUnexported.length) lines.push(`kept archives past archive_keep_days that hold rows not yet synced: ${report.keptUnexported.join(', ')}`)
+  lines.push(`live database ${mb(report.liveBytesBefore)} -> ${mb(report.liveBytesAfter)}`)
+  return lines
+}
+
+function mb(bytes: number): string {
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
+}

@@ -1,0 +1,53 @@
+/**
+ * The lock file that keeps two runs of one job (archive, sync) from
+ * overlapping, whether they come from `serve` or the command line.
+ *
+ * The lock is an OS file lock, taken by holding an exclusive SQLite
+ * transaction on a tiny database file. The kernel drops it when its holder
+ * exits or is killed, so a stale lock from a killed run can never block the
+ * next one (no pid checks, no pid reuse to get wrong). A second file beside
+ * it says who holds it, for the message.
+ */
+import { Database } from 'bun:sqlite'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { hostname } from 'node:os'
+import { dirname } from 'node:path'
+import { JobBusyError } from '../errors.ts'
+
+export interface JobLock {
+  readonly path: string
+  release(): void
+}
+
+/** Takes the lock at `path`, or throws JobBusyError naming the holder. */
+export function takeJobLock(job: string, path: string, now: () => number = Date.now): JobLock {
+  mkdirSync(dirname(path), { recursive: true })
+  const db = new Database(path, { create: true })
+  db.exec('PRAGMA busy_timeout = 0')
+  try {
+    db.exec('BEGIN EXCLUSIVE')
+  } catch (error) {
+    db.close()
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new JobBusyError(job, path, holderOf(path))
+    throw error
+  }
+  writeFileSync(`${path}.holder`, `pid ${process.pid} on ${hostname()} since ${new Date(now()).toISOString()}\n`)
+  let held = true
+  return {
+    path,
+    release() {
+      if (!held) return
+      held = false
+      db.exec('ROLLBACK')
+      db.close()
+    },
+  }
+}
+
+function holderOf(path: string): string | null {
+  try {
+    return readFileSync(`${path}.holder`, 'utf8').trim() || null
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,104 @@
+/**
+ * The background jobs of `serve`: the archive job once a day (and as soon
+ * as the live file is over retention.max_db_mb, at most every 10 minutes),
+ * and the sync every `sync.every` (0 = only when `witness sync` is run).
+ *
+ * One timer checks what is due every `tickMs` of real time; what is due is
+ * decided by the injected clock. Tests turn the timer off and call `tick()`.
+ * A job that fails is logged (messages are redacted) and tried again when
+ * next due; a job whose lock is held by the command line is skipped.
+ */
+import { existsSync, statSync } from 'node:fs'
+import type { Clock } from '../clock.ts'
+import type { Config } from '../config.ts'
+import { JobBusyError } from '../errors.ts'
+import { DAY_MS, runArchive } from '../retention/archive-job.ts'
+import { describeSync, runSync } from '../sync/sync-job.ts'
+
+const SIZE_RETRY_MS = 10 * 60_000
+
+export interface JobsDeps {
+  config: () => Config
+  clock: Clock
+  env: Record<string, string | undefined>
+  log: (line: string) => void
+  /** Real-time ms between checks (default 60 s); null: no timer, the caller calls tick(). */
+  tickMs?: number | null
+}
+
+export interface Jobs {
+  /** Runs whatever is due now; resolves when it is done (a tick already running is joined). */
+  tick(): Promise<void>
+  /** Stops the timer and waits for a running job. */
+  stop(): Promise<void>
+}
+
+export function startJobs(deps: JobsDeps): Jobs {
+  let lastArchiveAt: number | null = null
+  let lastSyncAt: number | null = null
+  let running: Promise<void> | null = null
+
+  const guarded = async (job: string, run: () => Promise<string[]>) => {
+    try {
+      for (const line of await run()) deps.log(`witness: ${job}: ${line}`)
+    } catch (error) {
+      if (error instanceof JobBusyError) deps.log(`witness: ${job} skipped: ${error.message}`)
+      else deps.log(`witness: ${job} failed: ${(error as Error).message}`)
+    }
+  }
+
+  const due = async () => {
+    const config = deps.config()
+    const now = deps.clock.now()
+    const overSize = existsSync(config.databasePath) && statSync(config.databasePath).size > config.retention.maxDbMb * 1024 * 1024
+    if (lastArchiveAt === null || now - lastArchiveAt >= DAY_MS || (overSize && now - lastArchiveAt >= SIZE_RETRY_MS)) {
+      lastArchiveAt = now
+      await guarded('archive', async () => {
+        const report = await runArchive({
+          livePath: config.databasePath,
+          retention: config.retention,
+          syncConfigured: config.sync !== null,
+          now: () => deps.clock.now(),
+        })
+        const moved = report.moved + report.movedEarly
+        return moved || report.compressed.length || report.deleted.length
+          ? [`moved ${moved} rows (${report.movedEarly} early), compressed ${report.compressed.length} and deleted ${report.deleted.length} archive files`]
+          : []
+      })
+    }
+    const sync = config.sync
+    if (sync && sync.everyMs > 0 && (lastSyncAt === null || now - lastSyncAt >= sync.everyMs)) {
+      lastSyncAt = now
+      await guarded('sync', async () => {
+        const report = await runSync({
+          livePath: config.databasePath,
+          archiveDir: config.retention.archiveDir,
+          sync,
+          machine: config.machine,
+          now: () => deps.clock.now(),
+          token: deps.env.WITNESS_SYNC_TOKEN || undefined,
+          user: deps.env.WITNESS_SYNC_USER || undefined,
+          env: { ...process.env, ...deps.env },
+        })
+        return report.exported || report.remoteError ? [describeSync(report, sync.branch)] : []
+      })
+    }
+  }
+
+  const tick = () => {
+    running ??= due().finally(() => {
+      running = null
+    })
+    return running
+  }
+  const tickMs = deps.tickMs === undefined ? 60_000 : deps.tickMs
+  const timer = tickMs === null ? null : setInterval(() => void tick(), tickMs)
+
+  return {
+    tick,
+    async stop() {
+      if (timer) clearInterval(timer)
+      await running
+    },
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The monthly archive files: `request_log-YYYY-MM.db` (SQLite, the exact
+ * request_log schema, the same ids, plus the side tables and indexes copied
+ * from the live database's own definitions), compressed with zstd to
+ * `request_log-YYYY-MM.db.zst` once the month is closed. Compressed months
+ * are read through a decompressed copy in `<archive_dir>/.cache/`.
+ */
+import { Database } from 'bun:sqlite'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { join } from 'node:path'
+import { ArchiveError } from '../errors.ts'
+import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
+import { tableExists } from '../jobs/job-db.ts'
+import { REQUEST_LOG_DDL } from '../telemetry/schema.ts'
+import type { SideTable } from './side-tables.ts'
+
+const NAME = /^request_log-(\d{4}-\d{2})\.db(\.zst)?$/
+
+export interface ArchiveFile {
+  month: string
+  /** `request_log-YYYY-MM.db` if it exists, else the `.db.zst`. */
+  path: string
+  compressed: boolean
+  /** Both the `.db` and the `.db.zst` exist (a compression was cut short). */
+  both: boolean
+}
+
+export function archivePath(dir: string, month: string, compressed = false): string {
+  return join(dir, `request_log-${month}.db${compressed ? '.zst' : ''}`)
+}
+
+export function cacheDir(dir: string): string {
+  return join(dir, '.cache')
+}
+
+/** Every archive file in `dir`, oldest month first. */
+export function listArchives(dir: string): ArchiveFile[] {
+  if (!existsSync(dir)) return []
+  const months = new Map<string, { db: boolean; zst: boolean }>()
+  for (const name of readdirSync(dir)) {
+    const match = NAME.exec(name)
+    if (!match) continue
+    const entry = months.get(match[1]!) ?? { db: false, zst: false }
+    if (match[2]) entry.zst = true
+    else entry.db = true
+    months.set(match[1]!, entry)
+  }
+  return [...months.entries()]
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([month, { db, zst }]) => ({ month, path: archivePath(dir, month, !db), compressed: !db, both: db && zst }))
+}
+
+/** Quotes an identifier taken from the schema (never from input). */
+export function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+/** Column names of a table, in order. */
+export function columnsOf(db: Database, table: string): string[] {
+  return (db.query(`PRAGMA table_info(${ident(table)})`).all() as { name: string }[]).map((c) => c.name)
+}
+
+/**
+ * Opens (creating if needed) the writable archive of a month. A month that
+ * was already compressed is decompressed back to `.db` first (a late row
+ * for a closed month). The schema is brought up to the live database's:
+ * request_log exactly, each side table from the live definition (columns
+ * added since are added), and the indexes of those tables.
+ */
+export function openArchiveForWrite(dir: string, month: string, live: Database, sides: readonly SideTable[]): Database {
+  mkdirSync(dir, { recursive: true })
+  const path = archivePath(dir, month)
+  const packed = archivePath(dir, month, true)
+  if (!existsSync(path) && existsSync(packed)) {
+    writeFileDurably(path, Bun.zstdDecompressSync(readFileSync(packed)))
+    unlinkSync(packed)
+    syncDir(dir)
+  }
+  const db = new Database(path, { create: true, strict: true })
+  db.exec('PRAGMA busy_timeout = 0')
+  db.exec('PRAGMA synchronous = FULL')
+  ensureArchiveSchema(db, live, sides)
+  return db
+}
+
+function ensureArchiveSchema(archive: Database, live: Database, sides: readonly SideTable[]): void {
+  const liveSql = (type: string, name: string) =>
+    (live.query('SELECT sql FROM sqlite_master WHERE type = ? AND name = ?').get(type, name) as { sql: string | null } | null)?.sql ?? null
+  const tables = ['request_log', ...sides.map((s) => s.table).filter((t) => tableExists(live, t))]
+  archive.transaction(() => {
+    if (!tableExists(archive, 'request_log')) archive.exec(REQUEST_LOG_DDL)
+    for (const table of tables.slice(1)) {
+      if (!tableExists(archive, table)) {
+        archive.exec(liveSql('table', table)!)
+        continue
+      }
+      const have = new Set(columnsOf(archive, table))
+      const liveColumns = live.query(`PRAGMA table_info(${ident(table)})`).all() as { name: string; type: string }[]
+      for (const column of liveColumns) {
+        if (!have.has(column.name)) archive.exec(`ALTER TABLE ${ident(table)} ADD COLUMN ${ident(column.name)} ${column.type || 'ANY'}`)
+      }
+    }
+    const indexes = live
+      .query(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (SELECT value FROM json_each(?))`)
+      .all(JSON.stringify(tables)) as { name: string; sql: string }[]
+    for (const index of indexes) {
+      if (!archive.query("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?").get(index.name)) archive.exec(index.sql)
+    }
+  }).immediate()
+}
+
+/**
+ * Compresses a month's `.db` to `.db.zst` (verified by decompressing it,
+ * written to a temp file, fsynced, renamed), then deletes the `.db`.
+ * A crash leaves the `.db`, or both (the next run finishes the job).
+ */
+export async function compressArchive(dir: string, month: string): Promise<void> {
+  const path = archivePath(dir, month)
+  // Opening read-write rolls back a hot journal left by a crash, so the bytes are a whole database.
+  const settle = new Database(path, { readwrite: true, create: false })
+  settle.exec('PRAGMA busy_timeout = 5000')
+  settle.query('SELECT count(*) FROM request_log').get()
+  settle.close()
+  // Asynchronous (off the event loop) where it can be: inside `serve` the router keeps running.
+  const bytes = Buffer.from(await Bun.file(path).bytes())
+  const packed = await Bun.zstdCompress(bytes, { level: 9 })
+  if (!(await Bun.zstdDecompress(packed)).equals(bytes)) {
+    throw new ArchiveError(`archive: compressing ${path} did not round-trip; kept the .db`)
+  }
+  writeFileDurably(archivePath(dir, month, true), packed)
+  unlinkSync(path)
+  rmSync(`${path}-journal`, { force: true })
+  syncDir(dir)
+}
+
+/**
+ * A path to a readable SQLite file for an archive: the `.db` itself, or a
+ * decompressed copy of the `.db.zst` in the cache (made once per version).
+ */
+export function readablePath(dir: string, file: ArchiveFile): string {
+  if (!file.compressed) return file.path
+  const cached = join(cacheDir(dir), `request_log-${file.month}.db`)
+  if (existsSync(cached) && statSync(cached).mtimeMs >= statSync(file.path).mtimeMs) return cached
+  mkdirSync(cacheDir(dir), { recursive: true })
+  writeFileDurably(cached, Bun.zstdDecompressSync(readFileSync(file.path)))
+  return cached
+}
+
+/** Opens an archive read-only (through the cache when compressed). */
+export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
+  const open = (f: ArchiveFile) => {
+    const db = new Database(readablePath(dir, f), { readonly: true, strict: true })
+    db.exec('PRAGMA busy_timeout = 5000')
+    return db
+  }
+  try {
+    return open(file)
+  } catch (error) {
+    // Compressed (or reopened for a late row) between listing and opening: open what is there now.
+    const now = listArchives(dir).find((f) => f.month === file.month)
+    if (!now || now.path === file.path) throw error
+    return open(now)
+  }
+}
+
+/** Deletes a month's files and its cached copy. */
+export function deleteArchive(dir: string, month: string): void {
+  for (const path of [archivePath(dir, month), archivePath(dir, month, true), `${archivePath(dir, month)}-journal`, join(cacheDir(dir), `request_log-${month}.db`)]) {
+    rmSync(path, { force: true })
+  }
+  syncDir(dir)
+}
+
+/** Removes cached copies whose compressed archive is gone. */
+export function pruneCache(dir: string): void {
+  if (!existsSync(cacheDir(dir))) return
+  for (const name of readdirSync(cacheDir(dir))) {
+    const match = /^request_log-(\d{4}-\d{2})\.db$/.exec(name)
+    if (!match || !existsSync(archivePath(dir, match[1]!, true))) rmSync(join(cacheDir(dir), name), { force: true })
+  }
+}

@@ -1,0 +1,155 @@
+/**
+ * The archive job (`witness archive`, and daily inside `serve`):
+ *
+ * 1. moves finished rows older than `keep_days` to their monthly archives;
+ * 2. if the live file is over `max_db_mb`, moves the oldest finished rows
+ *    early until the pages in use are under 90% of it;
+ * 3. gives the freed space back (incremental vacuum), so the file shrinks;
+ * 4. compresses closed months (before the current UTC month, with no row
+ *    left in the live database) to `.db.zst`;
+ * 5. deletes archive files older than `archive_keep_days` (if set), except
+ *    those still holding rows the sync has not exported.
+ *
+ * One run at a time (a lock file in the archive directory).
+ */
+import type { Database } from 'bun:sqlite'
+import { existsSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { isoTime } from '../clock.ts'
+import type { RetentionSettings } from '../config.ts'
+import { openLiveForJob } from '../jobs/job-db.ts'
+import { takeJobLock } from '../jobs/job-lock.ts'
+import { type SyncState, NO_SYNC_STATE, readSyncState } from '../sync/sync-state.ts'
+import { type ArchiveFile, compressArchive, deleteArchive, listArchives, openArchiveReadonly, pruneCache } from './archive-files.ts'
+import { monthOfMs, monthStartMs, nextMonthStartMs } from './months.ts'
+import { type BatchEvent, createMover } from './mover.ts'
+import { SIDE_TABLES } from './side-tables.ts'
+import { giveSpaceBack, usedBytes } from './vacuum.ts'
+
+export const DAY_MS = 86_400_000
+/** Early archiving stops once the pages in use are under this share of max_db_mb. */
+const EARLY_TARGET = 0.9
+const NEVER = '9999-12-31T23:59:59.999Z'
+
+export interface ArchiveJobOptions {
+  livePath: string
+  retention: RetentionSettings
+  /** When sync is configured, archives still holding unexported rows are never deleted. */
+  syncConfigured: boolean
+  /** Wall clock, epoch ms. */
+  now: () => number
+  /** Rows per batch (default 500): each batch is one short write on the live database. */
+  batchRows?: number
+  onBatch?: (event: BatchEvent) => void
+  busyBudgetMs?: number
+}
+
+export interface ArchiveReport {
+  /** Rows moved because they were older than keep_days. */
+  moved: number
+  /** Rows moved early because the live file was over max_db_mb. */
+  movedEarly: number
+  /** Rows moved per month file. */
+  months: Record<string, number>
+  compressed: string[]
+  deleted: string[]
+  /** Months past archive_keep_days kept because they hold rows not yet exported. */
+  keptUnexported: string[]
+  liveBytesBefore: number
+  liveBytesAfter: number
+}
+
+export function archiveLockPath(archiveDir: string): string {
+  return join(archiveDir, '.archive.lock')
+}
+
+/** Runs the archive job once. Throws JobBusyError when another run holds the lock. */
+export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveReport> {
+  const { retention } = options
+  const dir = retention.archiveDir
+  const lock = takeJobLock('archive', archiveLockPath(dir), options.now)
+  const report: ArchiveReport = {
+    moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [],
+    liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0,
+  }
+  let live: Database | null = null
+  try {
+    if (existsSync(options.livePath)) live = await openLiveForJob(options.livePath, 'archive', options.busyBudgetMs)
+    if (live) await moveRows(live, options, report)
+    report.liveBytesAfter = fileBytes(options.livePath)
+    const currentMonth = monthOfMs(options.now())
+    for (const file of listArchives(dir)) {
+      if (file.month >= currentMonth || (file.compressed && !file.both)) continue
+      if (live && liveHasMonth(live, file.month)) continue
+      await compressArchive(dir, file.month)
+      report.compressed.push(file.month)
+    }
+    if (retention.archiveKeepDays > 0) {
+      const horizon = options.now() - retention.archiveKeepDays * DAY_MS
+      const state = options.syncConfigured ? (live ? readSyncState(live) : NO_SYNC_STATE) : null
+      for (const file of listArchives(dir)) {
+        if (nextMonthStartMs(file.month) > horizon) continue
+        if (state && holdsUnexported(dir, file, state)) {
+          report.keptUnexported.push(file.month)
+          continue
+        }
+        deleteArchive(dir, file.month)
+        report.deleted.push(file.month)
+      }
+    }
+    pruneCache(dir)
+    return report
+  } finally {
+    live?.close()
+    lock.release()
+  }
+}
+
+async function moveRows(live: Database, options: ArchiveJobOptions, report: ArchiveReport): Promise<void> {
+  const budget = options.busyBudgetMs ?? 10_000
+  const batch = options.batchRows ?? 500
+  const mover = createMover(live, { dir: options.retention.archiveDir, sides: SIDE_TABLES, now: options.now, onBatch: options.onBatch, busyBudgetMs: budget })
+  const moveAll = async (before: string, more: () => boolean): Promise<number> => {
+    let moved = 0
+    while (more()) {
+      const rows = mover.oldest(before, batch)
+      if (rows.length === 0) break
+      for (const [month, count] of await mover.move(rows)) report.months[month] = (report.months[month] ?? 0) + count
+      moved += rows.length
+      await Bun.sleep(0) // let the router's writes in between batches
+    }
+    return moved
+  }
+  try {
+    report.moved = await moveAll(isoTime(options.now() - options.retention.keepDays * DAY_MS), () => true)
+    const maxBytes = options.retention.maxDbMb * 1024 * 1024
+    if (fileBytes(options.livePath) > maxBytes || usedBytes(live) > maxBytes) {
+      report.movedEarly = await moveAll(NEVER, () => usedBytes(live) > maxBytes * EARLY_TARGET)
+    }
+  } finally {
+    mover.close()
+  }
+  await giveSpaceBack(live, budget)
+}
+
+function liveHasMonth(live: Database, month: string): boolean {
+  return (
+    live
+      .query('SELECT 1 FROM request_log WHERE timestamp >= ? AND timestamp < ? LIMIT 1')
+      .get(isoTime(monthStartMs(month)), isoTime(nextMonthStartMs(month))) !== null
+  )
+}
+
+function holdsUnexported(dir: string, file: ArchiveFile, state: SyncState): boolean {
+  const db = openArchiveReadonly(dir, file)
+  try {
+    // Exported means: id <= watermark and not in pending (see sync-state.ts).
+    return db.query('SELECT 1 FROM request_log WHERE id > ? OR id IN (SELECT value FROM json_each(?)) LIMIT 1').get(state.watermark, JSON.stringify(state.pending)) !== null
+  } finally {
+    db.close()
+  }
+}
+
+function fileBytes(path: string): number {
+  return existsSync(path) ? statSync(path).size : 0
+}

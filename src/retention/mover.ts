@@ -1,0 +1,145 @@
+/**
+ * Moves finished rows from the live database into their monthly archives,
+ * one small batch at a time, so that a kill at any instant loses nothing
+ * and duplicates nothing:
+ *
+ *   1. copy: INSERT OR IGNORE the rows (request_log and every side table)
+ *      into each month's archive, and commit there;
+ *   2. verify: read them back from the archive and compare, column by
+ *      column, with the live rows (a row already in the archive under the
+ *      same id must be identical, or nothing is deleted);
+ *   3. delete: remove them from the live database in one short transaction.
+ *
+ * A kill before 3 commits leaves rows in both places; the next run's
+ * INSERT OR IGNORE skips them, the check passes and the delete finishes.
+ * Finished rows never change, so the copy stays true until the delete.
+ */
+import type { Database } from 'bun:sqlite'
+import { ArchiveError } from '../errors.ts'
+import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
+import { columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
+import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
+import type { SideTable } from './side-tables.ts'
+
+/** witness_state key: the highest request_log id ever moved to an archive (sync reads it). */
+export const ARCHIVED_MAX_ID_KEY = 'archive.max_id'
+
+export interface BatchEvent {
+  phase: 'copied' | 'deleted'
+  ids: number[]
+  months: string[]
+}
+
+interface Table {
+  name: string
+  key: string
+  columns: string[]
+}
+
+export interface Mover {
+  /** The oldest finished rows with a timestamp before `beforeIso`, at most `limit`. */
+  oldest(beforeIso: string, limit: number): { id: number; timestamp: string }[]
+  /** Copies, verifies and deletes one batch; returns how many rows went to each month. */
+  move(rows: { id: number; timestamp: string }[]): Promise<Map<string, number>>
+  /** Closes the archives it opened. */
+  close(): void
+}
+
+export interface MoverOptions {
+  dir: string
+  sides: readonly SideTable[]
+  now: () => number
+  onBatch?: (event: BatchEvent) => void
+  busyBudgetMs?: number
+}
+
+export function createMover(live: Database, options: MoverOptions): Mover {
+  const tables: Table[] = [
+    { name: 'request_log', key: 'id' },
+    ...options.sides.filter((s) => tableExists(live, s.table)).map((s) => ({ name: s.table, key: s.key })),
+  ].map((t) => ({ ...t, columns: columnsOf(live, t.name) }))
+  const archives = new Map<string, Database>()
+  const archiveFor = (month: string) => {
+    let db = archives.get(month)
+    if (!db) {
+      db = openArchiveForWrite(options.dir, month, live, options.sides)
+      archives.set(month, db)
+    }
+    return db
+  }
+  const budget = options.busyBudgetMs ?? 10_000
+
+  const selectOldest = live.query(
+    `SELECT id, timestamp FROM request_log
+     WHERE status != 'pending' AND timestamp < ? AND timestamp GLOB '${ISO_TIMESTAMP_GLOB}'
+     ORDER BY timestamp, id LIMIT ?`,
+  )
+  const rowsOf = (db: Database, t: Table, ids: string) =>
+    db
+      .query(`SELECT ${t.columns.map(ident).join(', ')} FROM ${ident(t.name)} WHERE ${ident(t.key)} IN (SELECT value FROM json_each(?)) ORDER BY ${ident(t.key)}`)
+      .values(ids)
+
+  function copy(archive: Database, ids: string): void {
+    archive.transaction(() => {
+      for (const t of tables) {
+        const insert = archive.query(
+          `INSERT OR IGNORE INTO ${ident(t.name)} (${t.columns.map(ident).join(', ')}) VALUES (${t.columns.map(() => '?').join(', ')})`,
+        )
+        for (const row of rowsOf(live, t, ids)) insert.run(...(row as never[]))
+      }
+    }).immediate()
+  }
+
+  function verify(archive: Database, month: string, ids: string): void {
+    for (const t of tables) {
+      const want = rowsOf(live, t, ids)
+      const got = rowsOf(archive, t, ids)
+      if (!Bun.deepEquals(want, got)) {
+        const keyAt = t.columns.indexOf(t.key)
+        const wrong = want.find((row, i) => !Bun.deepEquals(row, got[i])) ?? want[0]
+        throw new ArchiveError(
+          `archive: request_log-${month}.db holds ${t.name} ${t.key} ${String(wrong?.[keyAt])} with other content than the live database; nothing was deleted (was the live database replaced?)`,
+        )
+      }
+    }
+  }
+
+  const deleteBatch = live.transaction((ids: string, maxId: number) => {
+    for (const t of tables.slice(1)) live.query(`DELETE FROM ${ident(t.name)} WHERE ${ident(t.key)} IN (SELECT value FROM json_each(?))`).run(ids)
+    live.query(`DELETE FROM request_log WHERE status != 'pending' AND id IN (SELECT value FROM json_each(?))`).run(ids)
+    if (tableExists(live, 'witness_state')) {
+      const before = Number(readState(live, ARCHIVED_MAX_ID_KEY) ?? 0)
+      if (maxId > before) writeState(live, ARCHIVED_MAX_ID_KEY, String(maxId), new Date(options.now()).toISOString())
+    }
+  })
+
+  return {
+    oldest: (beforeIso, limit) => selectOldest.all(beforeIso, limit) as { id: number; timestamp: string }[],
+
+    async move(rows) {
+      const byMonth = new Map<string, number[]>()
+      for (const row of rows) {
+        const month = monthOfTimestamp(row.timestamp)
+        if (!month) continue
+        const ids = byMonth.get(month)
+        if (ids) ids.push(row.id)
+        else byMonth.set(month, [row.id])
+      }
+      for (const [month, ids] of byMonth) {
+        const archive = archiveFor(month)
+        await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
+      }
+      const all = [...byMonth.values()].flat()
+      options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
+      for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
+      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), Math.max(...all)), budget)
+      options.onBatch?.({ phase: 'deleted', ids: all, months: [...byMonth.keys()] })
+      return new Map([...byMonth].map(([month, ids]) => [month, ids.length]))
+    },
+
+    close() {
+      for (const db of archives.values()) db.close()
+      archives.clear()
+    },
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * The local clone the export is committed to (`sync.work_dir`), and its
+ * exchanges with the remote: fetch and rebase, push with retries, and the
+ * count of what waits to be pushed. Each machine only ever writes its own
+ * folder, so rebasing onto other machines' pushes never conflicts; a push
+ * that loses a race is retried after another fetch and rebase.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { SyncError } from '../errors.ts'
+import { type Git, firstLines, gitOk } from './git.ts'
+
+const REPO_ID_FILE = 'witness-repo-id'
+
+export interface Clone {
+  /** A random id made when the clone was created (a new clone starts the export over). */
+  repoId: string
+  /** Whether the clone has no commit yet. */
+  empty: boolean
+}
+
+/** Creates the clone if needed (init + origin, no network), points origin at `remote`, and clears what a killed run left. */
+export async function prepareClone(git: Git, workDir: string, remote: string, branch: string, machine: string): Promise<Clone> {
+  mkdirSync(workDir, { recursive: true })
+  const gitDir = join(workDir, '.git')
+  if (!existsSync(join(gitDir, REPO_ID_FILE))) {
+    if (!existsSync(gitDir)) {
+      await gitOk(git, ['init', '-q'])
+      await gitOk(git, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`])
+    }
+    writeFileSync(join(gitDir, REPO_ID_FILE), `${crypto.randomUUID()}\n`)
+  }
+  const current = await git(['remote', 'get-url', 'origin'])
+  if (current.code !== 0) await gitOk(git, ['remote', 'add', 'origin', remote])
+  else if (current.stdout.trim() !== remote) await gitOk(git, ['remote', 'set-url', 'origin', remote])
+
+  // Only witness's own git runs here (under the sync lock), so these are leftovers of a killed run.
+  rmSync(join(gitDir, 'index.lock'), { force: true })
+  if (existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) await git(['rebase', '--abort'])
+  const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0
+  if (!empty) await gitOk(git, ['reset', '-q', '--hard', 'HEAD'])
+  await gitOk(git, ['clean', '-fdq', '--', machine])
+  return { repoId: readFileSync(join(gitDir, REPO_ID_FILE), 'utf8').trim(), empty }
+}
+
+export type RemoteState =
+  /** Fetched; the clone is rebased onto the remote branch (or the branch does not exist yet). */
+  | { reachable: true }
+  | { reachable: false; reason: string }
+
+/** Fetches the branch and puts the clone's own commits on top of it. */
+export async function updateFromRemote(git: Git, branch: string): Promise<RemoteState> {
+  const fetched = await git(['fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
+  if (fetched.code !== 0) {
+    if (/couldn't find remote ref/i.test(fetched.stderr)) return { reachable: true }
+    return { reachable: false, reason: firstLines(fetched.stderr) }
+  }
+  const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0
+  if (empty) {
+    await gitOk(git, ['reset', '-q', '--hard', `origin/${branch}`])
+    return { reachable: true }
+  }
+  const rebased = await git(['rebase', '-q', `origin/${branch}`])
+  if (rebased.code !== 0) {
+    await git(['rebase', '--abort'])
+    throw new SyncError(`sync: rebasing onto origin/${branch} failed (${firstLines(rebased.stderr || rebased.stdout)}); is another machine using the same machine name?`)
+  }
+  return { reachable: true }
+}
+
+/** Commits the machine's folder; returns whether there was anything to commit. */
+export async function commitExport(git: Git, machine: string, message: string): Promise<boolean> {
+  await gitOk(git, ['add', '-A', '--', machine])
+  if ((await git(['diff', '--cached', '--quiet'])).code === 0) return false
+  await gitOk(git, [
+    '-c', `user.name=witness ${machine}`, '-c', `user.email=witness@${machine}.invalid`, '-c', 'commit.gpgsign=false',
+    'commit', '-q', '--no-verify', '-m', message,
+  ])
+  return true
+}
+
+/**
+ * Pushes the clone's commits; when the push loses a race with another
+ * machine, fetches, rebases and tries again (up to `attempts` times).
+ * Resolves with null when everything is pushed, or the reason it is not.
+ */
+export async function pushWithRetry(git: Git, branch: string, attempts: number): Promise<string | null> {
+  for (let attempt = 1; ; attempt++) {
+    if ((await waiting(git, branch)).commits === 0) return null
+    const pushed = await git(['push', '-q', 'origin', `HEAD:refs/heads/${branch}`])
+    if (pushed.code === 0) {
+      // Make origin/<branch> match what was pushed, whatever the remote's fetch refspec.
+      await git(['update-ref', `refs/remotes/origin/${branch}`, 'HEAD'])
+      return null
+    }
+    const rejected = /\[(remote )?rejected\]|non-fast-forward|fetch first/i.test(pushed.stderr)
+    if (!rejected || attempt >= attempts) return firstLines(pushed.stderr)
+    await Bun.sleep(50 + Math.random() * 200 * attempt)
+    const remote = await updateFromRemote(git, branch)
+    if (!remote.reachable) return remote.reason
+  }
+}
+
+/** Commits and export lines in the clone that the remote does not have yet. */
+export async function waiting(git: Git, branch: string): Promise<{ commits: number; rows: number }> {
+  if ((await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0) return { commits: 0, rows: 0 }
+  const hasRemote = (await git(['rev-parse', '-q', '--verify', `refs/remotes/origin/${branch}`])).code === 0
+  const range = hasRemote ? [`refs/remotes/origin/${branch}..HEAD`] : ['HEAD']
+  const commits = Number((await gitOk(git, ['rev-list', '--count', ...range])).trim())
+  if (commits === 0) return { commits: 0, rows: 0 }
+  let rows = 0
+  for (const line of (await gitOk(git, ['log', '--numstat', '--format=', ...range])).split('\n')) {
+    const [added, , path] = line.split('\t')
+    if (path?.endsWith('.ndjson')) rows += Number(added) || 0
+  }
+  return { commits, rows }
+}

@@ -1,0 +1,92 @@
+/**
+ * Running git for the sync, asynchronously (it must never block `serve`'s
+ * event loop), with a time limit, and with credentials kept out of sight:
+ *
+ * - a token in WITNESS_SYNC_TOKEN reaches git only through its credential
+ *   mechanism: an inline helper, given on the command line for this one
+ *   call, that prints the token from git's environment. Other helpers are
+ *   switched off for the call, so nothing (e.g. `credential.helper=store`)
+ *   can save it. It is never put in a remote URL, .git/config, a file, a
+ *   commit or a message;
+ * - git never prompts (GIT_TERMINAL_PROMPT=0); ssh keys work as usual;
+ * - every message taken from git's output is redacted.
+ */
+import { redact } from '../errors.ts'
+import { SyncError } from '../errors.ts'
+
+export interface GitResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export interface GitOptions {
+  cwd: string
+  /** WITNESS_SYNC_TOKEN, if set. */
+  token?: string
+  /** The user name sent with the token (WITNESS_SYNC_USER, default "witness"). */
+  user?: string
+  /** Environment for git (default: this process's). */
+  env?: Record<string, string | undefined>
+  /** Per-command time limit (default 120 s). */
+  timeoutMs?: number
+}
+
+export type Git = (args: string[]) => Promise<GitResult>
+
+// Runs in git's shell for `get` only, and prints the token from the environment (not from its own text).
+const HELPER = '!f() { test "$1" = get || exit 0; echo "username=${WITNESS_SYNC_USER:-witness}"; echo "password=${WITNESS_SYNC_TOKEN}"; }; f'
+
+/** A git runner for one working directory. Resolves with the exit code; throws only if git cannot run. */
+export function createGit(options: GitOptions): Git {
+  const secrets = options.token ? [options.token] : []
+  const auth = options.token ? ['-c', 'credential.helper=', '-c', `credential.helper=${HELPER}`] : []
+  const env: Record<string, string | undefined> = {
+    ...(options.env ?? process.env),
+    GIT_TERMINAL_PROMPT: '0',
+    GCM_INTERACTIVE: 'never',
+    LC_ALL: 'C',
+    WITNESS_SYNC_TOKEN: options.token,
+    WITNESS_SYNC_USER: options.user ?? 'witness',
+  }
+  const timeoutMs = options.timeoutMs ?? 120_000
+  return async (args) => {
+    let proc: ReturnType<typeof Bun.spawn<'ignore', 'pipe', 'pipe'>>
+    try {
+      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
+    } catch (error) {
+      throw new SyncError(`sync: cannot run git (${(error as Error).message}); install git`)
+    }
+    const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs)
+    try {
+      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+      const timedOut = proc.signalCode === 'SIGKILL'
+      return {
+        code: timedOut ? 124 : code,
+        stdout: redact(stdout, secrets),
+        stderr: timedOut ? `git ${args[0]} timed out after ${timeoutMs} ms` : redact(stderr, secrets),
+      }
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+}
+
+/** Runs git and throws a SyncError (with git's redacted message) if it fails. */
+export async function gitOk(git: Git, args: string[]): Promise<string> {
+  const result = await git(args)
+  if (result.code !== 0) throw new SyncError(`sync: git ${args[0]} failed: ${firstLines(result.stderr || result.stdout)}`)
+  return result.stdout
+}
+
+/** The useful part of git's error output, on one line. */
+export function firstLines(text: string, max = 3): string {
+  return (
+    text
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('hint:'))
+      .slice(0, max)
+      .join(' / ') || '(no message)'
+  )
+}

@@ -1,0 +1,110 @@
+/**
+ * The sync job (`witness sync`, and every `sync.every` inside `serve`):
+ *
+ * 1. prepare the clone (`sync.work_dir`) and fetch + rebase onto the remote;
+ * 2. export the rows not yet exported into `<machine>/YYYY/MM/DD.ndjson`;
+ * 3. commit, and only then save the new high-water mark in the database;
+ * 4. push (pull --rebase and push again when another machine got there first).
+ *
+ * Offline: the commit stays local and the report says how many commits and
+ * rows wait; the next run that reaches the remote pushes them. A new clone
+ * exports only once it has seen the remote, so it never rewrites a day file
+ * that already exists there. One run at a time (`<work_dir>.lock`).
+ */
+import { existsSync } from 'node:fs'
+import type { SyncSettings } from '../config.ts'
+import { isoTime } from '../clock.ts'
+import { openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
+import { takeJobLock } from '../jobs/job-lock.ts'
+import { commitExport, prepareClone, pushWithRetry, updateFromRemote, waiting } from './clone.ts'
+import { exportRows } from './export.ts'
+import { createGit } from './git.ts'
+import { NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
+
+export interface SyncJobOptions {
+  livePath: string
+  archiveDir: string
+  sync: SyncSettings
+  machine: string
+  now: () => number
+  /** WITNESS_SYNC_TOKEN, if set; reaches git only through its credential mechanism. */
+  token?: string
+  /** WITNESS_SYNC_USER (default "witness"). */
+  user?: string
+  /** Environment for git (default: this process's). */
+  env?: Record<string, string | undefined>
+  /** Push attempts when another machine pushed first (default 6). */
+  pushAttempts?: number
+  gitTimeoutMs?: number
+}
+
+export interface SyncReport {
+  /** Rows written to the export by this run. */
+  exported: number
+  /** Whether this run made a commit. */
+  committed: boolean
+  /** A new clone that has not reached the remote yet exports nothing (so it never forks a day file). */
+  deferred: boolean
+  /** Commits and rows in the clone that the remote does not have yet. */
+  waitingCommits: number
+  waitingRows: number
+  /** Why the remote was not brought up to date (null when it was). */
+  remoteError: string | null
+}
+
+export function syncLockPath(workDir: string): string {
+  return `${workDir.replace(/\/+$/, '')}.lock`
+}
+
+/** Runs the sync once. Throws JobBusyError when another run holds the lock, SyncError when git fails locally. */
+export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
+  const { sync, machine } = options
+  const lock = takeJobLock('sync', syncLockPath(sync.workDir), options.now)
+  try {
+    const git = createGit({ cwd: sync.workDir, token: options.token, user: options.user, env: options.env, timeoutMs: options.gitTimeoutMs })
+    const clone = await prepareClone(git, sync.workDir, sync.remote, sync.branch, machine)
+    const remote = await updateFromRemote(git, sync.branch)
+
+    let exported = 0
+    let committed = false
+    let mayExport = false
+    const live = existsSync(options.livePath) ? await openLiveForJob(options.livePath, 'sync') : null
+    try {
+      const saved = live ? readSyncState(live) : NO_SYNC_STATE
+      // A clone this state was not written for starts over (lines it already has are not written twice),
+      // and a new clone waits until it has seen the remote, so it never forks a day file.
+      const state = saved.repo === clone.repoId ? saved : { ...NO_SYNC_STATE, repo: clone.repoId }
+      mayExport = saved.repo === clone.repoId || remote.reachable
+      if (live && mayExport) {
+        const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state })
+        exported = result.written
+        if (exported > 0) {
+          committed = await commitExport(git, machine, `witness sync: ${machine}: ${exported} rows, ${result.files.length} day files`)
+        }
+        // Only after the commit: a kill before this re-exports the same rows, which the day files refuse twice.
+        await retryWhileBusy('sync: saving the export high-water mark', () => writeSyncState(live, result.state, isoTime(options.now())))
+      }
+    } finally {
+      live?.close()
+    }
+
+    let remoteError = remote.reachable ? null : remote.reason
+    if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
+    const left = await waiting(git, sync.branch)
+    return { exported, committed, deferred: live !== null && !mayExport, waitingCommits: left.commits, waitingRows: left.rows, remoteError }
+  } finally {
+    lock.release()
+  }
+}
+
+/** The line `witness sync` prints for a report. */
+export function describeSync(report: SyncReport, branch: string): string {
+  const what = report.deferred
+    ? 'nothing exported yet (a new clone waits until it has reached the remote once)'
+    : report.exported > 0
+      ? `exported ${report.exported} rows`
+      : 'nothing new to export'
+  if (report.remoteError === null && report.waitingCommits === 0) return `${what}; the remote branch ${branch} is up to date`
+  const wait = `${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
+  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'}); ${wait}`
+}

@@ -1,0 +1,50 @@
+/**
+ * Which rows the export has covered, kept in the live database's
+ * witness_state (key `sync.state`):
+ *
+ * - `watermark`: every row with an id up to here has been looked at;
+ * - `pending`: the ids up to the watermark that were still `pending` then,
+ *   and so still wait to be exported once they are finished;
+ * - `repo`: the id of the local clone the export went to (a new clone
+ *   starts the export over; lines already in the remote are not written
+ *   twice).
+ *
+ * A row is exported exactly when it is final, so "exported" is: id <=
+ * watermark and id not in pending. Ids only grow (AUTOINCREMENT), so a row
+ * written after a run always lands above its watermark.
+ */
+import type { Database } from 'bun:sqlite'
+import * as v from 'valibot'
+import { readState, writeState } from '../jobs/job-db.ts'
+
+export const SYNC_STATE_KEY = 'sync.state'
+
+export const SyncStateSchema = v.object({
+  watermark: v.pipe(v.number(), v.integer(), v.minValue(0)),
+  pending: v.array(v.pipe(v.number(), v.integer())),
+  repo: v.nullable(v.string()),
+})
+export type SyncState = v.InferOutput<typeof SyncStateSchema>
+
+export const NO_SYNC_STATE: SyncState = { watermark: 0, pending: [], repo: null }
+
+export function readSyncState(db: Database): SyncState {
+  const text = readState(db, SYNC_STATE_KEY)
+  if (!text) return NO_SYNC_STATE
+  try {
+    const parsed = v.safeParse(SyncStateSchema, JSON.parse(text))
+    // An unreadable state starts the export over; lines already written are not written twice.
+    return parsed.success ? parsed.output : NO_SYNC_STATE
+  } catch {
+    return NO_SYNC_STATE
+  }
+}
+
+export function writeSyncState(db: Database, state: SyncState, at: string): void {
+  writeState(db, SYNC_STATE_KEY, JSON.stringify(state), at)
+}
+
+/** Whether the export has already covered the row with this id. */
+export function isExported(state: SyncState, id: number): boolean {
+  return id <= state.watermark && !state.pending.includes(id)
+}

@@ -1,0 +1,348 @@
+/**
+ * Retention: finished rows older than keep_days move to monthly archive
+ * files with their ids and side rows, nothing is lost or duplicated (also
+ * when the job is killed), the live file shrinks, max_db_mb archives early,
+ * old archives are deleted, and the archives can be queried.
+ */
+import { Database } from 'bun:sqlite'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { RetentionSettings } from '../src/config.ts'
+import { ArchiveError, JobBusyError } from '../src/errors.ts'
+import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
+import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { writeSyncState } from '../src/sync/sync-state.ts'
+import { REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
+import { BUN, ROOT, holdJobLock, runWitness } from './support/process.ts'
+import { readRows } from './support/rows.ts'
+import { checkpoint, daysAgo, everyRow, seedRows } from './support/seed.ts'
+import { tempDir } from './support/temp.ts'
+import { simConfig, startWitness } from './support/witness.ts'
+
+/** Reads a stream until `word` has appeared `count` times. */
+async function waitForCount(stream: ReadableStream<Uint8Array>, word: string, count: number): Promise<void> {
+  const decoder = new TextDecoder()
+  let seen = 0
+  let tail = ''
+  for await (const chunk of stream) {
+    const text = tail + decoder.decode(chunk, { stream: true })
+    seen += text.split(word).length - 1
+    tail = text.slice(-word.length + 1)
+    if (seen >= count) return
+  }
+  throw new Error(`the stream ended after ${seen} of ${count} "${word}"`)
+}
+
+const NOW = Date.parse('2026-11-25T12:00:00.000Z')
+const DAY = 86_400_000
+
+function setup(over: Partial<RetentionSettings> = {}) {
+  const dir = tempDir()
+  const livePath = join(dir, 'w.db')
+  const retention: RetentionSettings = { keepDays: 30, archiveDir: join(dir, 'archive'), archiveKeepDays: 0, maxDbMb: 512, ...over }
+  const archive = (extra: Partial<ArchiveJobOptions> = {}) => runArchive({ livePath, retention, syncConfigured: false, now: () => NOW, ...extra })
+  const files = () => (existsSync(retention.archiveDir) ? readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-')).sort() : [])
+  const rows = () => everyRow(livePath, retention.archiveDir)
+  return { dir, livePath, retention, archive, files, rows }
+}
+
+/** Rows and their meta, without where they were found. */
+const content = (rows: ReturnType<typeof everyRow>) => rows.map(({ row, meta }) => ({ row, meta }))
+
+describe('archiving by age', () => {
+  test("finished rows older than exactly keep_days move to their UTC month's file with the same ids and side rows; pending and younger rows stay", async () => {
+    const t = setup()
+    const cutoff = NOW - 30 * DAY
+    const ids = await seedRows(t.livePath, [
+      { timestamp: '2026-08-31T23:59:59.999Z' },
+      { timestamp: '2026-09-01T00:00:00.000Z', status: 'error' },
+      { timestamp: '2026-09-15T00:00:00.000Z', status: 'pending' },
+      { timestamp: '2026-09-16T00:00:00.000Z', status: 'fallback', noMeta: true },
+      { timestamp: new Date(cutoff - 1).toISOString(), status: 'timeout' },
+      { timestamp: new Date(cutoff).toISOString() },
+      { timestamp: '2026-11-20T00:00:00.000Z' },
+    ])
+    const before = t.rows()
+    const report = await t.archive()
+
+    expect(report.moved).toBe(4)
+    expect(report.months).toEqual({ '2026-08': 1, '2026-09': 2, '2026-10': 1 })
+    expect(readRows(t.livePath).map((r) => r.id)).toEqual([ids[2]!, ids[5]!, ids[6]!])
+    const after = t.rows()
+    expect(after.map((r) => r.row.id)).toEqual(ids)
+    expect(after.map((r) => r.where)).toEqual(['2026-08', '2026-09', 'live', '2026-09', '2026-10', 'live', 'live'])
+    expect(content(after)).toEqual(content(before))
+    expect(after.find((r) => r.row.id === ids[1])!.meta).toMatchObject({ request_id: 'req-1', http_status: 503, cost_usd: 0.00125 })
+
+    // August is closed (no row of it left live): compressed. September keeps a pending row live, October a young one.
+    expect(t.files()).toEqual(['request_log-2026-08.db.zst', 'request_log-2026-09.db', 'request_log-2026-10.db'])
+    expect(report.compressed).toEqual(['2026-08'])
+    const archives = archiveDatabasesFor(t.retention.archiveDir)
+    for (const { db } of archives) {
+      expect((db.query("SELECT sql FROM sqlite_master WHERE name = 'request_log'").get() as { sql: string }).sql).toBe(REQUEST_LOG_DDL)
+      expect(db.query("SELECT name FROM sqlite_master WHERE name IN ('request_log_meta', 'request_log_timestamp')").all()).toHaveLength(2)
+    }
+    closeArchives(archives)
+  })
+
+  test('a second run moves nothing and changes nothing', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-01T00:00:00.000Z' }, { timestamp: '2026-10-01T00:00:00.000Z' }, { timestamp: '2026-11-24T00:00:00.000Z' }])
+    await t.archive()
+    const [rows, files] = [t.rows(), t.files()]
+    const again = await t.archive()
+    expect(again.moved + again.movedEarly).toBe(0)
+    expect(t.rows()).toEqual(rows)
+    expect(t.files()).toEqual(files)
+  })
+
+  test('a run that dies after copying a batch and before deleting it is finished by the next run, with no row twice', async () => {
+    const t = setup()
+    await seedRows(t.livePath, Array.from({ length: 10 }, (_, i) => ({ timestamp: daysAgo(NOW, 40 + i) })))
+    const before = t.rows()
+    let batches = 0
+    const dying = t.archive({
+      batchRows: 3,
+      onBatch: (e) => {
+        if (e.phase === 'copied' && ++batches === 2) throw new Error('killed')
+      },
+    })
+    await expect(dying).rejects.toThrow('killed')
+    const midway = t.rows()
+    // The second batch is in its archive and still live: copied, not yet deleted. Nothing is missing.
+    expect(midway.filter((r) => r.where === 'live').length).toBe(7)
+    expect(new Set(midway.map((r) => r.row.id))).toEqual(new Set(before.map((r) => r.row.id)))
+    expect(midway.length).toBe(13)
+
+    const report = await t.archive({ batchRows: 3 })
+    expect(report.moved).toBe(7)
+    const after = t.rows()
+    expect(after.every((r) => r.where !== 'live')).toBe(true)
+    expect(content(after)).toEqual(content(before))
+  })
+
+  test('an archive holding another row under the same id stops the run, and nothing is deleted', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-09-10T00:00:00.000Z', agent: 'ezra' }])
+    await t.archive()
+    // The live database is replaced by a new one whose ids start again at 1.
+    const other = join(t.dir, 'other.db')
+    await seedRows(other, [{ timestamp: '2026-09-11T00:00:00.000Z', agent: 'allegro' }])
+    const replaced = runArchive({ livePath: other, retention: t.retention, syncConfigured: false, now: () => NOW })
+    await expect(replaced).rejects.toThrow(ArchiveError)
+    await expect(replaced).rejects.toThrow(/request_log-2026-09\.db holds request_log id 1 with other content/)
+    expect(readRows(other).map((r) => r.agent_name)).toEqual(['allegro'])
+  })
+
+  test('a late row for a month already compressed reopens it, and it is compressed again with every row', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-10T00:00:00.000Z' }])
+    await t.archive()
+    expect(t.files()).toEqual(['request_log-2026-08.db.zst'])
+    await seedRows(t.livePath, [{ timestamp: '2026-08-11T00:00:00.000Z' }])
+    await t.archive()
+    expect(t.files()).toEqual(['request_log-2026-08.db.zst'])
+    expect(t.rows().map((r) => [r.row.timestamp, r.where])).toEqual([
+      ['2026-08-10T00:00:00.000Z', '2026-08'],
+      ['2026-08-11T00:00:00.000Z', '2026-08'],
+    ])
+  })
+})
+
+describe('space', () => {
+  test('the live file shrinks: the freed pages are given back to the file system', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [
+      ...Array.from({ length: 3000 }, (_, i) => ({ timestamp: daysAgo(NOW, 60, i * 1000), status: 'error' as const, errorMessage: `upstream said: ${'x'.repeat(2000)} ${i}` })),
+      { timestamp: daysAgo(NOW, 1) },
+    ])
+    checkpoint(t.livePath)
+    const before = statSync(t.livePath).size
+    expect(before).toBeGreaterThan(6 * 1024 * 1024)
+    const report = await t.archive()
+    expect(report.moved).toBe(3000)
+    const after = statSync(t.livePath).size
+    expect(after).toBeLessThan(before / 10)
+    expect(report.liveBytesAfter).toBe(after)
+    const db = new Database(t.livePath, { readonly: true })
+    expect(db.query('PRAGMA freelist_count').get()).toEqual({ freelist_count: 0 })
+    expect(db.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 1 })
+    db.close()
+  })
+
+  test('over max_db_mb the oldest finished rows are archived early until the file fits; pending rows never move', async () => {
+    const t = setup({ keepDays: 3650, maxDbMb: 1 })
+    const ids = await seedRows(t.livePath, [
+      { timestamp: daysAgo(NOW, 20), status: 'pending' },
+      ...Array.from({ length: 1500 }, (_, i) => ({ timestamp: daysAgo(NOW, 10, -i * 1000), errorMessage: 'y'.repeat(2000) })),
+    ])
+    checkpoint(t.livePath)
+    const before = t.rows()
+    expect(statSync(t.livePath).size).toBeGreaterThan(3 * 1024 * 1024)
+    const report = await t.archive()
+    expect(report.moved).toBe(0)
+    expect(report.movedEarly).toBeGreaterThan(0)
+    expect(statSync(t.livePath).size).toBeLessThanOrEqual(1024 * 1024)
+    const after = t.rows()
+    expect(content(after)).toEqual(content(before))
+    const live = after.filter((r) => r.where === 'live')
+    expect(live[0]!.row.id).toBe(ids[0]!) // the pending row stayed
+    const newestArchived = Math.max(...after.filter((r) => r.where !== 'live').map((r) => Date.parse(r.row.timestamp)))
+    expect(live.slice(1).every((r) => Date.parse(r.row.timestamp) > newestArchived)).toBe(true)
+  })
+
+  test('archive_keep_days deletes archive files whose month ended longer ago, but not while they hold rows sync has not exported', async () => {
+    const t = setup({ archiveKeepDays: 60 })
+    const ids = await seedRows(t.livePath, [{ timestamp: '2026-06-10T00:00:00.000Z' }, { timestamp: '2026-09-10T00:00:00.000Z' }])
+    // With sync configured and June not exported yet, June is kept.
+    const kept = await t.archive({ syncConfigured: true })
+    expect(kept.keptUnexported).toEqual(['2026-06'])
+    expect(t.files()).toEqual(['request_log-2026-06.db.zst', 'request_log-2026-09.db.zst'])
+
+    const db = new Database(t.livePath)
+    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r' }, new Date(NOW).toISOString())
+    db.close()
+    const pruned = await t.archive({ syncConfigured: true })
+    // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.
+    expect(pruned.deleted).toEqual(['2026-06'])
+    expect(t.files()).toEqual(['request_log-2026-09.db.zst'])
+  })
+})
+
+describe('queries across archives', () => {
+  test('archiveDatabasesFor opens the archives of the months in a period, so live plus archives find every row of it', async () => {
+    const t = setup()
+    const stamps = ['2026-07-05T00:00:00.000Z', '2026-08-05T00:00:00.000Z', '2026-09-05T00:00:00.000Z', '2026-10-05T00:00:00.000Z', '2026-11-05T00:00:00.000Z', '2026-11-24T00:00:00.000Z']
+    await seedRows(t.livePath, stamps.map((timestamp) => ({ timestamp })))
+    await t.archive()
+    expect(t.files()).toEqual(['request_log-2026-07.db.zst', 'request_log-2026-08.db.zst', 'request_log-2026-09.db.zst', 'request_log-2026-10.db.zst'])
+
+    const since = Date.parse('2026-08-01T00:00:00.000Z')
+    const until = Date.parse('2026-11-10T00:00:00.000Z')
+    const archives = archiveDatabasesFor(t.retention.archiveDir, since, until)
+    expect(archives.map((a) => a.month)).toEqual(['2026-08', '2026-09', '2026-10'])
+    const inRange = 'SELECT id, timestamp FROM request_log WHERE timestamp >= ? AND timestamp < ?'
+    const range = [new Date(since).toISOString(), new Date(until).toISOString()]
+    const live = new Database(t.livePath, { readonly: true })
+    const found = [live, ...archives.map((a) => a.db)].flatMap((db) => db.query(inRange).all(...range) as { timestamp: string }[])
+    live.close()
+    closeArchives(archives)
+    expect(found.map((r) => r.timestamp).sort()).toEqual(stamps.slice(1, 5))
+    // Compressed months were read through a decompressed copy; the archive files themselves are untouched.
+    expect(readdirSync(join(t.retention.archiveDir, '.cache')).sort()).toEqual(['request_log-2026-08.db', 'request_log-2026-09.db', 'request_log-2026-10.db'])
+  })
+})
+
+describe('one run at a time', () => {
+  test('while another process holds the lock, a run fails naming the holder and touches nothing; then it runs', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-01T00:00:00.000Z' }])
+    const holder = await holdJobLock('archive', archiveLockPath(t.retention.archiveDir))
+    const busy = t.archive()
+    await expect(busy).rejects.toThrow(JobBusyError)
+    await expect(busy).rejects.toThrow(/another run holds the lock .*\.archive\.lock \(pid \d+/)
+    expect(readRows(t.livePath)).toHaveLength(1)
+    await holder.release()
+    expect((await t.archive()).moved).toBe(1)
+  })
+
+  test('a lock left behind by a killed run does not block the next one', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-01T00:00:00.000Z' }])
+    const holder = await holdJobLock('archive', archiveLockPath(t.retention.archiveDir))
+    await holder.kill()
+    expect(existsSync(archiveLockPath(t.retention.archiveDir))).toBe(true)
+    expect((await t.archive()).moved).toBe(1)
+  })
+})
+
+describe('witness archive (the command)', () => {
+  function writeConfig(dir: string, extra = ''): string {
+    const path = join(dir, 'witness.yaml')
+    writeFileSync(path, `database: ./w.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\nretention: { keep_days: 30, archive_dir: ./arch }\n${extra}`)
+    return path
+  }
+
+  test('prints what it moved where, and exits 1 without touching anything while another run holds the lock', async () => {
+    const dir = tempDir()
+    const config = writeConfig(dir)
+    await seedRows(join(dir, 'w.db'), [{ timestamp: daysAgo(Date.now(), 45) }, { timestamp: daysAgo(Date.now(), 1) }])
+    const holder = await holdJobLock('archive', archiveLockPath(join(dir, 'arch')))
+    const busy = await runWitness(['archive', '--config', config])
+    expect(busy.code).toBe(1)
+    expect(busy.stderr).toContain('archive: another run holds the lock')
+    await holder.release()
+
+    const result = await runWitness(['archive', '--config', config])
+    expect(result.code).toBe(0)
+    const month = daysAgo(Date.now(), 45).slice(0, 7)
+    expect(result.stdout).toContain(`witness archive: moved 1 rows to ${join(dir, 'arch')} (${month}: 1)`)
+    expect(result.stdout).toMatch(/live database [\d.]+ MB -> [\d.]+ MB/)
+    expect(readRows(join(dir, 'w.db'))).toHaveLength(1)
+  })
+
+  test('killed with SIGKILL mid-way, again and again, then re-run: no row lost, none duplicated', async () => {
+    const dir = tempDir()
+    const config = writeConfig(dir)
+    const livePath = join(dir, 'w.db')
+    const now = Date.now()
+    await seedRows(livePath, [
+      ...Array.from({ length: 1200 }, (_, i) => ({ timestamp: daysAgo(now, 31 + (i % 70), i), status: (['success', 'error', 'timeout', 'fallback'] as const)[i % 4] })),
+      { timestamp: daysAgo(now, 50), status: 'pending' as const },
+      ...Array.from({ length: 20 }, (_, i) => ({ timestamp: daysAgo(now, i % 29) })),
+    ])
+    const before = everyRow(livePath, join(dir, 'arch'))
+    const ids = before.map((r) => r.row.id)
+
+    for (const batchesBeforeKill of [3, 40, 90]) {
+      const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'archive', '--config', config, '--verbose', '--batch-rows', '4'], {
+        cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe',
+      })
+      await waitForCount(proc.stderr, 'copied', batchesBeforeKill)
+      proc.kill('SIGKILL')
+      await proc.exited
+      expect(proc.signalCode).toBe('SIGKILL') // it was killed mid-way, not finished
+      const midway = everyRow(livePath, join(dir, 'arch'))
+      expect([...new Set(midway.map((r) => r.row.id))].sort((a, b) => a - b)).toEqual(ids)
+    }
+
+    const finish = await runWitness(['archive', '--config', config])
+    expect(finish.code).toBe(0)
+    const after = everyRow(livePath, join(dir, 'arch'))
+    expect(after.map((r) => r.row.id)).toEqual(ids) // each id exactly once
+    expect(content(after)).toEqual(content(before))
+    expect(after.filter((r) => r.where === 'live').map((r) => r.row.status).sort()).toEqual([...Array(20).fill('success'), 'pending'].sort())
+  })
+})
+
+describe('a busy router is not stalled', () => {
+  let sim: Simulator
+  beforeAll(() => {
+    sim = startSimulator()
+  })
+  afterAll(() => sim.stop())
+
+  test('requests keep being served, none refused, while `witness archive` moves thousands of rows in another process', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { retention: { keep_days: 30, archive_dir: './arch' } }))
+    try {
+      await seedRows(w.dbPath, Array.from({ length: 2000 }, (_, i) => ({ timestamp: daysAgo(Date.now(), 40, i) })))
+      const job = runWitness(['archive', '--config', w.configPath, '--batch-rows', '20'])
+      const statuses: number[] = []
+      let done = false
+      void job.then(() => (done = true))
+      while ((!done || statuses.length < 20) && statuses.length < 2000) {
+        const batch = await Promise.all(Array.from({ length: 5 }, () => w.infer({})))
+        statuses.push(...batch.map((r) => r.status))
+      }
+      expect((await job).code).toBe(0)
+      expect(new Set(statuses)).toEqual(new Set([200]))
+      const rows = readRows(w.dbPath)
+      expect(rows).toHaveLength(statuses.length)
+      expect(rows.every((r) => r.status === 'success')).toBe(true)
+    } finally {
+      await w.stop(0)
+    }
+  })
+})

@@ -1,0 +1,117 @@
+/**
+ * The background jobs inside `serve`: archive once a day and when the live
+ * file passes max_db_mb, sync every sync.every; driven by the injected
+ * clock, with the timer off (tests call tick()) or on.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { statSync } from 'node:fs'
+import { join } from 'node:path'
+import { archiveLockPath } from '../src/retention/archive-job.ts'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { HAVE_GIT, bareRepo, git } from './support/git.ts'
+import { holdJobLock } from './support/process.ts'
+import { readRows } from './support/rows.ts'
+import { checkpoint, daysAgo, seedRows } from './support/seed.ts'
+import { tempDir } from './support/temp.ts'
+import { type TestWitness, manualClock, simConfig, startWitness } from './support/witness.ts'
+
+let sim: Simulator
+beforeAll(() => {
+  sim = startSimulator()
+})
+afterAll(() => sim.stop())
+
+const MINUTE = 60_000
+
+async function witnessWith(extra: Record<string, unknown>, options: { seed?: Parameters<typeof seedRows>[1]; tickMs?: number | null } = {}) {
+  const dir = tempDir()
+  const clock = manualClock()
+  if (options.seed) await seedRows(join(dir, 'witness.db'), options.seed)
+  const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { machine: 'alpha', ...extra }), {
+    dir,
+    clock,
+    jobs: { tickMs: options.tickMs === undefined ? null : options.tickMs },
+  })
+  return { w, clock, dir }
+}
+
+function exportedIds(remote: string): number[] {
+  const files = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter(Boolean)
+  return files.flatMap((f) => git(['--git-dir', remote, 'show', `main:${f}`]).split('\n').filter(Boolean).map((l) => JSON.parse(l).id as number)).sort((a, b) => a - b)
+}
+
+const stopAll: TestWitness[] = []
+afterAll(async () => {
+  for (const w of stopAll) await w.stop(0)
+})
+
+describe('background jobs in serve', () => {
+  test.skipIf(!HAVE_GIT)('the archive runs at the first check and then once a day, the sync every sync.every, by the injected clock', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const old = daysAgo(manualClock().now(), 60)
+    const { w, clock } = await witnessWith(
+      { retention: { keep_days: 30, archive_dir: './arch' }, sync: { remote, work_dir: './clone', every: '15m' } },
+      { seed: [{ timestamp: old }] },
+    )
+    stopAll.push(w)
+    await w.jobs!.tick()
+    expect(readRows(w.dbPath)).toHaveLength(0) // archived...
+    expect(exportedIds(remote)).toEqual([1]) // ...and exported from its archive
+    expect(w.logs).toContain('witness: archive: moved 1 rows (0 early), compressed 1 and deleted 0 archive files')
+    expect(w.logs).toContain('witness: sync: exported 1 rows; the remote branch main is up to date')
+
+    expect((await w.infer({})).status).toBe(200)
+    await w.jobs!.tick()
+    expect(exportedIds(remote)).toEqual([1]) // not due yet
+    clock.advance(15 * MINUTE)
+    await w.jobs!.tick()
+    expect(exportedIds(remote)).toEqual([1, 2])
+
+    await seedRows(w.dbPath, [{ timestamp: old }])
+    clock.advance(60 * MINUTE)
+    await w.jobs!.tick()
+    expect(readRows(w.dbPath).map((r) => r.id)).toEqual([2, 3]) // the archive is not due before a day has passed
+    expect(exportedIds(remote)).toEqual([1, 2, 3])
+    clock.advance(24 * 60 * MINUTE)
+    await w.jobs!.tick()
+    expect(readRows(w.dbPath).map((r) => r.id)).toEqual([2])
+  })
+
+  test('past max_db_mb the archive runs without waiting for the day (at most every 10 minutes)', async () => {
+    const { w, clock } = await witnessWith({ retention: { keep_days: 3650, max_db_mb: 1, archive_dir: './arch' } })
+    stopAll.push(w)
+    await w.jobs!.tick()
+    await seedRows(w.dbPath, Array.from({ length: 1500 }, (_, i) => ({ timestamp: daysAgo(clock.now(), 5, -i), errorMessage: 'z'.repeat(2000) })))
+    checkpoint(w.dbPath)
+    expect(statSync(w.dbPath).size).toBeGreaterThan(1024 * 1024)
+
+    clock.advance(MINUTE)
+    await w.jobs!.tick()
+    expect(readRows(w.dbPath)).toHaveLength(1500)
+    clock.advance(10 * MINUTE)
+    await w.jobs!.tick()
+    expect(readRows(w.dbPath).length).toBeLessThan(1500)
+    expect(statSync(w.dbPath).size).toBeLessThanOrEqual(1024 * 1024)
+    expect(w.logs.some((l) => /^witness: archive: moved (\d+) rows \(\1 early\)/.test(l))).toBe(true)
+  })
+
+  test('a job whose lock is held by `witness archive` is skipped and logged, and runs when next due', async () => {
+    const { w, clock, dir } = await witnessWith({ retention: { archive_dir: './arch' } }, { seed: [{ timestamp: daysAgo(manualClock().now(), 60) }] })
+    stopAll.push(w)
+    const holder = await holdJobLock('archive', archiveLockPath(join(dir, 'arch')))
+    await w.jobs!.tick()
+    await holder.release()
+    expect(w.logs.find((l) => l.startsWith('witness: archive skipped: archive: another run holds the lock'))).toBeDefined()
+    expect(readRows(w.dbPath)).toHaveLength(1)
+    clock.advance(24 * 60 * MINUTE)
+    await w.jobs!.tick()
+    expect(readRows(w.dbPath)).toHaveLength(0)
+  })
+
+  test('with a timer, the jobs run by themselves', async () => {
+    const { w } = await witnessWith({ retention: { archive_dir: './arch' } }, { seed: [{ timestamp: daysAgo(manualClock().now(), 60) }], tickMs: 10 })
+    stopAll.push(w)
+    for (let i = 0; i < 200 && readRows(w.dbPath).length > 0; i++) await Bun.sleep(10)
+    expect(readRows(w.dbPath)).toHaveLength(0)
+  })
+})

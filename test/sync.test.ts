@@ -1,0 +1,344 @@
+/**
+ * Sync: the export of finished rows as NDJSON day files to a git remote (a
+ * bare repository by path, `git daemon`, `git http-backend` with a token),
+ * exactly once per row, offline-tolerant, concurrent machines, credentials
+ * never written anywhere; and `witness fleet` merging every machine.
+ */
+import { Database } from 'bun:sqlite'
+import { describe, expect, test } from 'bun:test'
+import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { runArchive } from '../src/retention/archive-job.ts'
+import type { ExportLine } from '../src/sync/export-line.ts'
+import { FLEET_DDL } from '../src/sync/fleet.ts'
+import { readSyncState, writeSyncState } from '../src/sync/sync-state.ts'
+import { REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
+import { HAVE_GIT, HAVE_GIT_DAEMON, HAVE_GIT_HTTP_BACKEND, bareRepo, git, startGitDaemon, startGitHttp } from './support/git.ts'
+import { runWitness } from './support/process.ts'
+import { readRows } from './support/rows.ts'
+import { daysAgo, everyRow, finishRows, seedRows } from './support/seed.ts'
+import { tempDir } from './support/temp.ts'
+
+const COLUMNS = ['id', 'timestamp', 'agent_name', 'provider', 'model', 'endpoint', 'tokens_in', 'tokens_out', 'latency_ms', 'status', 'error_message', 'request_id']
+
+/** A machine: its own directory, database, archive, clone and config pointing at `remote`. */
+function machine(name: string, remote: string) {
+  const dir = tempDir(`witness-${name}-`)
+  const configPath = join(dir, 'witness.yaml')
+  writeFileSync(
+    configPath,
+    `machine: ${name}\ndatabase: ./w.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n` +
+      `retention: { keep_days: 30, archive_dir: ./arch }\nsync: { remote: "${remote}", branch: main, work_dir: ./clone, every: 0 }\n`,
+  )
+  const livePath = join(dir, 'w.db')
+  return {
+    name,
+    dir,
+    livePath,
+    archiveDir: join(dir, 'arch'),
+    workDir: join(dir, 'clone'),
+    sync: (env: Record<string, string> = {}) => runWitness(['sync', '--config', configPath], env),
+    archive: () => runArchive({ livePath, retention: { keepDays: 30, archiveDir: join(dir, 'arch'), archiveKeepDays: 0, maxDbMb: 512 }, syncConfigured: true, now: Date.now }),
+    seed: (rows: Parameters<typeof seedRows>[1]) => seedRows(livePath, rows),
+  }
+}
+
+/** The export files on the remote's main branch: path -> parsed lines. */
+function remoteFiles(bare: string): Map<string, ExportLine[]> {
+  const names = git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter(Boolean)
+  return new Map(names.map((n) => [n, git(['--git-dir', bare, 'show', `main:${n}`]).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportLine)]))
+}
+
+function remoteLines(bare: string, machineName?: string): ExportLine[] {
+  return [...remoteFiles(bare)].filter(([path]) => !machineName || path.startsWith(`${machineName}/`)).flatMap(([, lines]) => lines)
+}
+
+function commitCount(bare: string): number {
+  return Number(git(['--git-dir', bare, 'rev-list', '--count', 'main']).trim())
+}
+
+const ids = (lines: { id: number }[]) => lines.map((l) => l.id).sort((a, b) => a - b)
+const UP_TO_DATE = 'the remote branch main is up to date'
+
+describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
+  test('exports finished rows to <machine>/YYYY/MM/DD.ndjson, each line the 11 columns by name then request_id', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    const seeded = await m.seed([
+      { timestamp: '2026-11-23T10:00:00.000Z' },
+      { timestamp: '2026-11-23T11:00:00.000Z', status: 'fallback', noMeta: true },
+      { timestamp: '2026-11-24T09:00:00.000Z', status: 'error' },
+      { timestamp: '2026-11-24T09:30:00.000Z', status: 'pending' },
+    ])
+    const result = await m.sync()
+    expect(result.stdout).toBe(`witness sync: alpha: exported 3 rows; ${UP_TO_DATE}\n`)
+    expect(result.code).toBe(0)
+
+    const files = remoteFiles(remote)
+    expect([...files.keys()]).toEqual(['alpha/2026/11/23.ndjson', 'alpha/2026/11/24.ndjson'])
+    const lines = [...files.values()].flat()
+    for (const line of lines) expect(Object.keys(line)).toEqual(COLUMNS)
+    const rows = readRows(m.livePath)
+    expect(lines).toEqual([
+      { ...rows[0]!, request_id: 'req-0' },
+      { ...rows[1]!, request_id: null },
+      { ...rows[2]!, request_id: 'req-2' },
+    ])
+    expect(ids(lines)).toEqual(seeded.slice(0, 3))
+    // The clone is the machine's own; the commit says what it holds and nothing else.
+    expect(git(['--git-dir', remote, 'log', '--format=%s', 'main'])).toBe('witness sync: alpha: 3 rows, 2 day files\n')
+  })
+
+  test('running it twice exports nothing twice; a row still pending at the last export goes out once it is finished', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    const [, pendingId] = await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }, { timestamp: '2026-11-24T09:30:00.000Z', status: 'pending' }])
+    await m.sync()
+    const again = await m.sync()
+    expect(again.stdout).toBe(`witness sync: alpha: nothing new to export; ${UP_TO_DATE}\n`)
+    expect(commitCount(remote)).toBe(1)
+
+    await finishRows(m.livePath, [pendingId!])
+    const [later] = await m.seed([{ timestamp: '2026-11-25T01:00:00.000Z' }])
+    expect((await m.sync()).stdout).toContain('exported 2 rows')
+    const lines = remoteLines(remote)
+    expect(ids(lines)).toEqual([1, pendingId!, later!])
+    expect(lines.find((l) => l.id === pendingId)).toMatchObject({ status: 'success', timestamp: '2026-11-24T09:30:00.000Z' })
+    expect((await m.sync()).stdout).toContain('nothing new to export')
+    expect(commitCount(remote)).toBe(2)
+  })
+
+  test('a run killed after its commit but before saving its high-water mark, or while writing a file, writes nothing twice', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }, { timestamp: '2026-11-24T08:01:00.000Z' }])
+    await m.sync()
+    // As if the state was never saved: the same rows are looked at again.
+    const db = new Database(m.livePath)
+    const saved = readSyncState(db)
+    writeSyncState(db, { ...saved, watermark: 0 }, new Date().toISOString())
+    db.close()
+    // And as if a run died while appending: a half line and a stray file in the clone.
+    const dayFile = join(m.workDir, 'alpha/2026/11/24.ndjson')
+    appendFileSync(dayFile, '{"id":2,"timest')
+    writeFileSync(join(m.workDir, 'alpha/stray.tmp'), 'x')
+
+    const rerun = await m.sync()
+    expect(rerun.stdout).toContain('nothing new to export')
+    expect(ids(remoteLines(remote))).toEqual([1, 2])
+    expect(commitCount(remote)).toBe(1)
+    expect(readFileSync(dayFile, 'utf8').split('\n').filter(Boolean)).toHaveLength(2)
+    expect(existsSync(join(m.workDir, 'alpha/stray.tmp'))).toBe(false)
+  })
+
+  test('rows archived before they were exported are exported from their archive, including a pending row finished and archived in between', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    const now = Date.now()
+    const [old1, oldPending] = await m.seed([
+      { timestamp: daysAgo(now, 60) },
+      { timestamp: daysAgo(now, 45), status: 'pending' },
+      { timestamp: daysAgo(now, 1) },
+    ])
+    expect((await m.sync()).stdout).toContain('exported 2 rows')
+    const [old2] = await m.seed([{ timestamp: daysAgo(now, 50) }])
+    await finishRows(m.livePath, [oldPending!])
+    const archived = await m.archive()
+    expect(archived.moved).toBe(3) // old1, old2 and the finished oldPending
+    expect(readRows(m.livePath).map((r) => r.id)).not.toContain(old2)
+
+    expect((await m.sync()).stdout).toContain('exported 2 rows')
+    const lines = remoteLines(remote)
+    expect(ids(lines)).toEqual([old1!, oldPending!, 3, old2!].sort((a, b) => a - b))
+    const fromArchive = everyRow(m.livePath, m.archiveDir).find((r) => r.row.id === old2)!
+    expect(lines.find((l) => l.id === old2)).toEqual({ ...fromArchive.row, request_id: fromArchive.meta!.request_id })
+    expect(lines.find((l) => l.id === oldPending)!.status).toBe('success')
+  })
+
+  test('a push turned down by the remote is retried after pull --rebase, and lands', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    // The remote refuses the first push (as when another machine's push won the race).
+    const marker = join(remote, 'refused-once')
+    writeFileSync(join(remote, 'hooks', 'pre-receive'), `#!/bin/sh\nif [ ! -e "${marker}" ]; then touch "${marker}"; echo "busy, try again" >&2; exit 1; fi\n`)
+    chmodSync(join(remote, 'hooks', 'pre-receive'), 0o755)
+    const m = machine('alpha', remote)
+    await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }])
+    const result = await m.sync()
+    expect(existsSync(marker)).toBe(true)
+    expect(result.stdout).toContain(UP_TO_DATE)
+    expect(ids(remoteLines(remote))).toEqual([1])
+  })
+
+  test('without a sync: section the command says so and exits 2', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'witness.yaml'), 'providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n')
+    const result = await runWitness(['sync', '--config', join(dir, 'witness.yaml')])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('has no sync: section')
+  })
+})
+
+describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', () => {
+  test('two machines syncing into one remote at the same time all land, each in its own folder, none lost', async () => {
+    const base = tempDir()
+    const remote = bareRepo(join(base, 'telemetry.git'))
+    const daemon = await startGitDaemon(base)
+    try {
+      const machines = [machine('alpha', daemon.url('telemetry.git')), machine('beta', daemon.url('telemetry.git'))]
+      const seeded = new Map<string, number[]>(machines.map((m) => [m.name, []]))
+      for (let round = 0; round < 3; round++) {
+        for (const m of machines) {
+          seeded.get(m.name)!.push(...(await m.seed(Array.from({ length: 4 }, (_, i) => ({ timestamp: daysAgo(Date.now(), 0, (round * 4 + i) * 60_000) })))))
+        }
+        const results = await Promise.all(machines.map((m) => m.sync()))
+        for (const [i, r] of results.entries()) expect(r.stdout).toBe(`witness sync: ${machines[i]!.name}: exported 4 rows; ${UP_TO_DATE}\n`)
+      }
+      for (const m of machines) expect(ids(remoteLines(remote, m.name))).toEqual(seeded.get(m.name)!)
+      expect([...remoteFiles(remote).keys()].every((p) => p.startsWith('alpha/') || p.startsWith('beta/'))).toBe(true)
+      expect(commitCount(remote)).toBe(6)
+    } finally {
+      await daemon.stop()
+    }
+  })
+
+  test('with the remote down, commits stay local and sync says how many commits and rows wait; once it is back they are pushed', async () => {
+    const base = tempDir()
+    const remote = bareRepo(join(base, 'telemetry.git'))
+    const daemon = await startGitDaemon(base)
+    try {
+      const m = machine('alpha', daemon.url('telemetry.git'))
+      await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }])
+      expect((await m.sync()).stdout).toContain(UP_TO_DATE)
+
+      await daemon.stop()
+      await m.seed([{ timestamp: '2026-11-24T09:00:00.000Z' }, { timestamp: '2026-11-24T09:01:00.000Z' }, { timestamp: '2026-11-25T09:00:00.000Z' }])
+      const down = await m.sync()
+      expect(down.code).toBe(0)
+      expect(down.stdout).toMatch(/exported 3 rows; remote not updated \(.+\); 1 commit\(s\) with 3 rows wait to be pushed/)
+      await m.seed([{ timestamp: '2026-11-25T10:00:00.000Z' }, { timestamp: '2026-11-25T10:01:00.000Z' }])
+      expect((await m.sync()).stdout).toMatch(/exported 2 rows; remote not updated \(.+\); 2 commit\(s\) with 5 rows wait to be pushed/)
+      expect(ids(remoteLines(remote))).toEqual([1])
+
+      await daemon.start()
+      expect((await m.sync()).stdout).toBe(`witness sync: alpha: nothing new to export; ${UP_TO_DATE}\n`)
+      expect(ids(remoteLines(remote))).toEqual([1, 2, 3, 4, 5, 6])
+      expect(commitCount(remote)).toBe(3)
+    } finally {
+      await daemon.stop()
+    }
+  })
+})
+
+describe.skipIf(!HAVE_GIT_HTTP_BACKEND)('witness sync over HTTP with a token', () => {
+  test('the token goes through git credentials only, and never appears in git log, the clone, output, rows or a credential store', async () => {
+    const base = tempDir()
+    const remote = bareRepo(join(base, 'telemetry.git'))
+    const token = `wst_${crypto.randomUUID().replaceAll('-', '')}`
+    const wrong = `wst_${crypto.randomUUID().replaceAll('-', '')}`
+    const http = startGitHttp(base, token)
+    // A user whose git config would save any credential it sees.
+    const home = tempDir('witness-home-')
+    writeFileSync(join(home, '.gitconfig'), '[credential]\n\thelper = store\n')
+    try {
+      const m = machine('alpha', http.url('telemetry.git'))
+      await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }, { timestamp: '2026-11-24T09:00:00.000Z', status: 'error' }])
+      const outputs: string[] = []
+      const run = async (env: Record<string, string>) => {
+        const r = await m.sync({ HOME: home, ...env })
+        outputs.push(r.stdout, r.stderr)
+        return r
+      }
+
+      // Refused without the token and with a wrong one: nothing leaves, the rows wait in the database.
+      const refused = /nothing exported yet \(a new clone waits until it has reached the remote once\); remote not updated \(.+\); 0 commit\(s\)/
+      expect((await run({})).stdout).toMatch(refused)
+      expect((await run({ WITNESS_SYNC_TOKEN: wrong })).stdout).toMatch(refused)
+      expect(git(['--git-dir', remote, 'branch', '--list'])).toBe('')
+      const good = await run({ WITNESS_SYNC_TOKEN: token })
+      expect(good.stdout).toBe(`witness sync: alpha: exported 2 rows; ${UP_TO_DATE}\n`)
+      expect(ids(remoteLines(remote))).toEqual([1, 2])
+      // Later pushes (fetch, then push) use it the same way.
+      await m.seed([{ timestamp: '2026-11-24T10:00:00.000Z' }])
+      expect((await run({ WITNESS_SYNC_TOKEN: token })).stdout).toBe(`witness sync: alpha: exported 1 rows; ${UP_TO_DATE}\n`)
+      expect((await run({})).stdout).toMatch(/nothing new to export; remote not updated \(.+terminal prompts disabled\)/)
+      expect(http.credentials).toContain(`witness:${token}`)
+
+      const everywhere = [
+        ...outputs,
+        git(['log', '--all', '-p', '--format=%H %an %ae %s %b'], m.workDir),
+        git(['--git-dir', remote, 'log', '--all', '-p', '--format=%H %an %ae %s %b']),
+        ...filesUnder(m.dir),
+        ...filesUnder(home),
+        JSON.stringify(dumpDatabase(m.livePath)),
+        ...http.requests,
+      ].join('\n')
+      for (const secret of [token, wrong]) expect(everywhere).not.toContain(secret)
+      expect(readFileSync(join(m.workDir, '.git/config'), 'utf8')).toContain(`url = ${http.url('telemetry.git')}\n`)
+      expect(existsSync(join(home, '.git-credentials'))).toBe(false)
+    } finally {
+      await http.stop()
+    }
+  })
+})
+
+describe.skipIf(!HAVE_GIT)('witness fleet', () => {
+  test("builds one database with the exact schema whose rows are the union of every machine's rows, with new ids mapped to machine and original id", async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    const beta = machine('beta', remote)
+    const now = Date.now()
+    await alpha.seed([
+      { timestamp: daysAgo(now, 70), agent: 'ezra' },
+      { timestamp: daysAgo(now, 2), status: 'fallback', noMeta: true },
+      { timestamp: daysAgo(now, 1), status: 'pending' },
+    ])
+    await alpha.archive() // the oldest is exported from its archive
+    await beta.seed([{ timestamp: daysAgo(now, 3), agent: 'allegro' }, { timestamp: daysAgo(now, 1), status: 'timeout' }])
+    for (const m of [alpha, beta]) expect((await m.sync()).code).toBe(0)
+
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    // A line exported twice (as by a machine whose clone was lost) is taken once.
+    const [first] = readdirSync(join(clone, 'beta'), { recursive: true }).filter((p) => String(p).endsWith('.ndjson'))
+    appendFileSync(join(clone, 'beta', String(first)), readFileSync(join(clone, 'beta', String(first)), 'utf8'))
+    const out = join(tempDir(), 'out', 'fleet.db')
+    const result = await runWitness(['fleet', '--repo', clone, '--out', out])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toBe(`witness fleet: 4 rows from 2 machine(s) (alpha: 2, beta: 2) -> ${out}\n`)
+
+    const fleet = new Database(out, { readonly: true })
+    expect((fleet.query("SELECT sql FROM sqlite_master WHERE name = 'request_log'").get() as { sql: string }).sql).toBe(REQUEST_LOG_DDL)
+    const merged = fleet.query('SELECT * FROM fleet_log ORDER BY id').all() as (ExportLine & { machine: string; origin_id: number })[]
+    fleet.close()
+    expect(merged.map((r) => r.id)).toEqual([1, 2, 3, 4])
+    expect(merged.map((r) => r.timestamp)).toEqual(merged.map((r) => r.timestamp).sort())
+
+    const union = [alpha, beta].flatMap((m) =>
+      everyRow(m.livePath, m.archiveDir)
+        .filter((r) => r.row.status !== 'pending')
+        .map(({ row, meta }) => ({ ...row, id: undefined, machine: m.name, origin_id: row.id, request_id: meta?.request_id ?? null })),
+    )
+    const key = (r: { machine: string; origin_id: number }) => `${r.machine}/${r.origin_id}`
+    expect(merged.map((r) => ({ ...r, id: undefined })).sort((a, b) => key(a).localeCompare(key(b)))).toEqual(union.sort((a, b) => key(a).localeCompare(key(b))))
+
+    // Built again over the old file: the same result.
+    expect((await runWitness(['fleet', '--repo', clone, '--out', out])).stdout).toBe(result.stdout)
+    expect(FLEET_DDL).toContain('CREATE VIEW fleet_log')
+  })
+})
+
+/** The text of every file under a directory (bytes as latin1, so any text in them shows). */
+function filesUnder(dir: string): string[] {
+  return (readdirSync(dir, { recursive: true, withFileTypes: true }) as import('node:fs').Dirent[])
+    .filter((e) => e.isFile())
+    .map((e) => readFileSync(join(e.parentPath, e.name)).toString('latin1'))
+}
+
+/** Every row of every table in a database. */
+function dumpDatabase(path: string): unknown[] {
+  const db = new Database(path, { readonly: true })
+  const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name)
+  const rows = tables.flatMap((t) => db.query(`SELECT * FROM "${t}"`).all())
+  db.close()
+  return rows
+}
