@@ -3,7 +3,9 @@
  * upstream, and leaves the server up.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { MAX_JSON_DEPTH } from '../src/routes/request-body.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { bytesOf } from './support/raw-http.ts'
 import { readRows } from './support/rows.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -82,6 +84,22 @@ describe('POST /v1/infer refuses bad input', () => {
       }),
     })
     await expectError(chunked, 413, 'payload_too_large')
+  })
+
+  test('a body that is not valid UTF-8 is a 400, not forwarded with the bytes replaced', async () => {
+    const body = bytesOf('{"agent":"a","messages":[{"role":"user","content":"caf', [0xe9], '"}]}')
+    const error = await expectError(await fetch(`${w.url}/v1/infer`, { method: 'POST', body }), 400, 'invalid_request')
+    expect(error.message).toBe('request body is not valid UTF-8')
+  })
+
+  test(`a body nested deeper than ${MAX_JSON_DEPTH} levels is a 400 naming where, however deep`, async () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`
+    const error = await expectError(await w.post('/v1/infer', `{"agent":"a","messages":[{"role":"user","content":${deep(200)}}]}`), 400, 'invalid_request')
+    expect(error.issues[0].path).toStartWith('messages[0].content[0][0]')
+    // Deep enough to overflow the stack when it is serialized for the upstream: still a 400, not a 500.
+    await expectError(await w.post('/v1/infer', `{"agent":"a","messages":[{"role":"user","content":${deep(4_000)}}]}`), 400, 'invalid_request')
+    // Nesting within the limit is fine (a heartbeat: it writes no request_log row).
+    expect((await w.post('/heartbeat', `{"agent":"a","extra":${deep(100)}}`)).status).toBe(200)
   })
 
   test('unknown routes are a JSON 404', async () => {
