@@ -4,15 +4,15 @@
  * clock, config and environment come in as dependencies.
  */
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
 import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
-import { NotFoundError, PayloadTooLargeError, WitnessError, errorBody } from './errors.ts'
+import { NotFoundError, WitnessError, errorBody } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
 import { reloadRoute } from './routes/admin.ts'
+import { guardBody } from './routes/body-guard.ts'
 import { chatCompletionsRoute } from './routes/chat-completions.ts'
 import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { type ErrorShape, shapeError } from './routes/error-shapes.ts'
@@ -50,16 +50,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const core: DispatchDeps = deps
   const startedAtS = Math.floor(deps.clock.now() / 1000)
 
-  // Built per request from the live config, so a reload's max_body_mb applies at once.
-  const limitBody: MiddlewareHandler<Env> = (c, next) => {
-    const maxSize = deps.config().maxBodyBytes
-    return bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new PayloadTooLargeError(maxSize)
-      },
-    })(c, next)
-  }
+  // Read per request from the live config, so a reload's max_body_mb and body_timeout_ms apply at once.
+  const limitBody = guardBody(() => ({ maxBytes: deps.config().maxBodyBytes, timeoutMs: deps.config().bodyTimeoutMs }))
 
   app.get('/heartbeat', heartbeatRoute(deps))
   app.post('/v1/infer', limitBody, inferRoute(core))

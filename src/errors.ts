@@ -11,6 +11,7 @@ export type ErrorType =
   | 'invalid_request'
   | 'unknown_chain'
   | 'payload_too_large'
+  | 'request_timeout'
   | 'chain_exhausted'
   | 'telemetry_unavailable'
   | 'unauthorized'
@@ -67,6 +68,14 @@ export class PayloadTooLargeError extends WitnessError {
   override name = 'PayloadTooLargeError'
   constructor(limitBytes: number) {
     super('payload_too_large', 413, `request body is larger than max_body_mb (${limitBytes} bytes)`)
+  }
+}
+
+/** The request body did not arrive in full within body_timeout_ms. */
+export class RequestTimeoutError extends WitnessError {
+  override name = 'RequestTimeoutError'
+  constructor(timeoutMs: number) {
+    super('request_timeout', 408, `request body did not arrive within body_timeout_ms (${timeoutMs} ms)`)
   }
 }
 

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { MAX_JSON_DEPTH } from '../src/routes/request-body.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
-import { bytesOf } from './support/raw-http.ts'
+import { bytesOf, rawRequest, sendRaw } from './support/raw-http.ts'
 import { readRows } from './support/rows.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -14,7 +14,7 @@ let w: TestWitness
 
 beforeAll(async () => {
   sim = startSimulator()
-  w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01 }))
+  w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01, body_timeout_ms: 300 }))
 })
 afterAll(async () => {
   await w.stop(0)
@@ -100,6 +100,23 @@ describe('POST /v1/infer refuses bad input', () => {
     await expectError(await w.post('/v1/infer', `{"agent":"a","messages":[{"role":"user","content":${deep(4_000)}}]}`), 400, 'invalid_request')
     // Nesting within the limit is fine (a heartbeat: it writes no request_log row).
     expect((await w.post('/heartbeat', `{"agent":"a","extra":${deep(100)}}`)).status).toBe(200)
+  })
+
+  test('a body that stalls is a 408 after body_timeout_ms; one cut off by the client is no internal error', async () => {
+    const port = Number(new URL(w.url).port)
+    const stalled = rawRequest('POST', '/v1/infer', [['Content-Length', '500']], bytesOf('{"agent":"a",'))
+    const res = await sendRaw(port, stalled, 5_000)
+    expect(res.status).toBe(408)
+    expect(JSON.parse(res.body).error).toMatchObject({ type: 'request_timeout', message: 'request body did not arrive within body_timeout_ms (300 ms)' })
+    const chunked = rawRequest('POST', '/v1/infer', [['Transfer-Encoding', 'chunked']], bytesOf('5\r\n{"a":\r\n'))
+    expect((await sendRaw(port, chunked, 5_000)).status).toBe(408)
+    // A client that closes mid-body: answered 400 (to nobody), not logged as an unhandled error.
+    const socket = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } })
+    socket.write('POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"agent"')
+    await Bun.sleep(50)
+    socket.end()
+    await Bun.sleep(100)
+    expect(w.logs.filter((l) => l.includes('unhandled error'))).toEqual([])
   })
 
   test('unknown routes are a JSON 404', async () => {
