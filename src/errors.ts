@@ -58,8 +58,10 @@ export class InvalidRequestError extends WitnessError {
 export class UnknownChainError extends WitnessError {
   override name = 'UnknownChainError'
   constructor(chain: string, known: string[]) {
-    super('unknown_chain', 404, `unknown chain "${chain}"; configured chains: ${known.join(', ') || '(none)'}`, {
-      details: { chain },
+    // Chain names are at most 64 characters: a longer name is cut, so a refusal never echoes a huge input.
+    const shown = chain.length > 64 ? `${chain.slice(0, 64)}…` : chain
+    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${known.join(', ') || '(none)'}`, {
+      details: { chain: shown },
     })
   }
 }

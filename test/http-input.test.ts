@@ -119,6 +119,14 @@ describe('POST /v1/infer refuses bad input', () => {
     expect(w.logs.filter((l) => l.includes('unhandled error'))).toEqual([])
   })
 
+  test('an unknown chain with a huge name is a 404 that does not echo it', async () => {
+    const res = await w.post('/v1/chat/completions', { model: 'x'.repeat(9_000), messages: [{ role: 'user', content: 'x' }] }, { 'x-agent-name': 'a' })
+    const text = await res.text()
+    expect(res.status).toBe(404)
+    expect(text.length).toBeLessThan(1_000)
+    expect(JSON.parse(text).error.message).toStartWith(`unknown chain "${'x'.repeat(64)}…"`)
+  })
+
   test('unknown routes are a JSON 404', async () => {
     await expectError(await fetch(`${w.url}/v2/whatever`), 404, 'not_found')
   })
