@@ -64,7 +64,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.post('/admin/reload', reloadRoute(deps))
 
   app.notFound((c) => {
-    const error = new NotFoundError(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)
+    const error = new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)
     return c.json(errorBody(error), 404)
   })
 
@@ -72,7 +72,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof WitnessError) {
       return c.json(shapeError(c.get('errorShape') ?? 'witness', error), error.status as 400)
     }
-    deps.warn(`unhandled error on ${c.req.method} ${new URL(c.req.url).pathname}: ${error.stack ?? error.message}`)
+    deps.warn(`unhandled error on ${c.req.method} ${c.req.path}: ${error.stack ?? error.message}`)
     return c.json({ error: { type: 'internal_error', message: 'internal error; see the witness log' } }, 500)
   })
 

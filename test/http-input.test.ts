@@ -127,6 +127,16 @@ describe('POST /v1/infer refuses bad input', () => {
     expect(JSON.parse(text).error.message).toStartWith(`unknown chain "${'x'.repeat(64)}…"`)
   })
 
+  test('an HTTP/1.0 request without a Host header is served, not misrouted', async () => {
+    const port = Number(new URL(w.url).port)
+    const res = await sendRaw(port, { head: bytesOf('GET /v1/models HTTP/1.0\r\n\r\n'), pieces: [], pieceDelayMs: 0 }, 5_000)
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.body).data[0].id).toBe('default')
+    const unknown = await sendRaw(port, { head: bytesOf('GET /nowhere HTTP/1.0\r\n\r\n'), pieces: [], pieceDelayMs: 0 }, 5_000)
+    expect(unknown.status).toBe(404)
+    expect(JSON.parse(unknown.body).error.message).toBe('no route for GET /nowhere')
+  })
+
   test('unknown routes are a JSON 404', async () => {
     await expectError(await fetch(`${w.url}/v2/whatever`), 404, 'not_found')
   })
