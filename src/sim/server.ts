@@ -60,6 +60,8 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
     port: options.port ?? 0,
     hostname: options.hostname ?? '127.0.0.1',
     idleTimeout: 0,
+    // A simulated cut errors the response stream on purpose: not worth a stack trace in the log.
+    development: false,
     async fetch(req) {
       const path = new URL(req.url).pathname
       if (req.method === 'GET' && path === '/_sim/requests') return Response.json(requests)
