@@ -1,0 +1,162 @@
+/**
+ * The hostile input drill: every input of the corpus (hostile-corpus.ts)
+ * against every endpoint it applies to, over raw sockets. Each must get a
+ * 4xx with a small body, in time; the server stays up and its memory
+ * bounded; no row is written and nothing goes upstream for a refused
+ * request. Endpoints not in this build (404 for an unknown route) are
+ * skipped and reported.
+ */
+import { Database } from 'bun:sqlite'
+import { freshSeed } from '../src/sim/random.ts'
+import { startSimulator } from '../src/sim/server.ts'
+import { type EndpointSpec, ENDPOINTS, type HostileInput, type Limits, concrete, corpus, parameterRequests } from './hostile-corpus.ts'
+import { type RawRequest, rawRequest, sendRaw } from '../test/support/raw-http.ts'
+import { type DrillResult, type DrillSize, runDrill } from './support/result.ts'
+import { drillDir } from './support/temp.ts'
+import { type WitnessProcess, startWitnessProcess, writeDrillConfig } from './support/witness-process.ts'
+
+const SIZES = {
+  small: { rounds: 1 },
+  full: { rounds: 3 },
+} as const
+
+const MAX_BODY_MB = 1
+/** body_timeout_ms for the drill: slow bodies are refused after this. */
+const BODY_TIMEOUT_MS = 1_000
+/** An answer must come within this (slow bodies included). */
+const ANSWER_WITHIN_MS = 5_000
+/** A refusal is short: it does not echo what it refused. */
+const MAX_ANSWER_BYTES = 16 * 1024
+/** Resident memory the server must stay under while the corpus runs. */
+const MAX_RSS_MB = 300
+/** How much the resident memory may grow from the first round to the last. */
+const MAX_GROWTH_MB = 40
+const CONCURRENCY = 8
+
+/** Tables a refused request must not write to. */
+const TABLES = ['request_log', 'request_log_meta', 'deadman_rollback', 'deadman_agent']
+
+export interface HostileOptions {
+  seed?: number
+  /** Endpoints to test (default: ENDPOINTS). */
+  endpoints?: EndpointSpec[]
+}
+
+interface Planned {
+  endpoint: EndpointSpec
+  name: string
+  category: HostileInput['category']
+  request: RawRequest
+  parserRefuses: boolean
+}
+
+export function hostileDrill(size: DrillSize, options: HostileOptions = {}): Promise<DrillResult> {
+  const seed = options.seed ?? freshSeed()
+  const { rounds } = SIZES[size]
+  return runDrill('hostile', size, seed, async (ctx) => {
+    const { problems, counts, notes } = ctx
+    const dir = drillDir('hostile', ctx)
+    const sim = startSimulator({ seed })
+    ctx.cleanup(() => sim.stop())
+    const server = await startWitnessProcess(
+      writeDrillConfig(dir, {
+        max_body_mb: MAX_BODY_MB,
+        body_timeout_ms: BODY_TIMEOUT_MS,
+        providers: { sim: { type: 'openai', base_url: `${sim.url}/v1` } },
+        chains: { default: [{ provider: 'sim', model: 'm' }] },
+      }),
+      ctx,
+    )
+    const port = Number(new URL(server.url).port)
+    const limits: Limits = { maxBodyBytes: MAX_BODY_MB * 1024 * 1024 }
+
+    const endpoints: EndpointSpec[] = []
+    for (const ep of options.endpoints ?? ENDPOINTS) {
+      if (ep.optional && (await isMissing(server, ep))) notes.push(`skipped ${ep.method} ${ep.path}: not in this build (404 for an unknown route)`)
+      else endpoints.push(ep)
+    }
+    counts.set('endpoints tested', endpoints.length)
+    const inputs = corpus()
+    const plan: Planned[] = endpoints.flatMap((endpoint) => [
+      ...inputs.flatMap((input) => {
+        const request = input.build(endpoint, limits)
+        return request ? [{ endpoint, name: input.name, category: input.category, request, parserRefuses: input.parserRefuses === true }] : []
+      }),
+      ...parameterRequests(endpoint).map(({ name, request }) => ({ endpoint, name, category: 'path traversal' as const, request, parserRefuses: false })),
+    ])
+    const distinct = new Set(plan.map((p) => p.name))
+    counts.set('distinct malformed inputs', distinct.size)
+    for (const category of new Set(plan.map((p) => p.category))) {
+      counts.set(`inputs: ${category}`, new Set(plan.filter((p) => p.category === category).map((p) => p.name)).size)
+    }
+
+    const before = tableCounts(server.dbPath)
+    let peakMb = server.rssMb()
+    counts.set('memory before (MB)', Math.round(peakMb))
+    const sampler = setInterval(() => (peakMb = Math.max(peakMb, server.rssMb())), 20)
+    const afterRound: number[] = []
+    try {
+      for (let round = 0; round < rounds; round++) {
+        let next = 0
+        const worker = async () => {
+          while (next < plan.length) {
+            const item = plan[next++]!
+            const label = `${item.endpoint.method} ${item.endpoint.path} with ${item.name}`
+            const res = await sendRaw(port, item.request, ANSWER_WITHIN_MS)
+            counts.add('requests sent')
+            if (item.parserRefuses && !res.timedOut && (res.status === null || res.status === 505)) {
+              counts.add(`refused by Bun's HTTP parser (${res.status ?? 'connection closed'})`)
+              continue
+            }
+            if (!problems.check(res.status !== null, () => `${label}: ${res.timedOut ? `no answer within ${ANSWER_WITHIN_MS} ms` : 'connection closed without an answer'}`)) continue
+            problems.check(res.status! >= 400 && res.status! < 500, () => `${label}: answered ${res.status} ${res.body.slice(0, 200)}`)
+            problems.check(res.bytes <= MAX_ANSWER_BYTES, () => `${label}: the ${res.status} answer is ${res.bytes} bytes long`)
+            if (res.status! >= 400 && res.status! < 500) counts.add(`answers: ${res.status}`)
+            if (!server.alive()) break
+          }
+        }
+        await Promise.all(Array.from({ length: CONCURRENCY }, worker))
+        if (!problems.check(server.alive(), () => `witness died during round ${round + 1}; log:\n${server.logTail()}`)) return
+        const models = await sendRaw(port, rawRequest('GET', '/v1/models', [], null), ANSWER_WITHIN_MS)
+        problems.check(models.status === 200, () => `after round ${round + 1}, GET /v1/models answered ${models.status}`)
+        Bun.gc(true)
+        await Bun.sleep(200)
+        afterRound.push(server.rssMb())
+      }
+    } finally {
+      clearInterval(sampler)
+    }
+
+    counts.set('peak memory (MB)', Math.round(peakMb))
+    counts.set('memory after the last round (MB)', Math.round(afterRound.at(-1) ?? 0))
+    problems.check(peakMb <= MAX_RSS_MB, () => `the server's memory peaked at ${Math.round(peakMb)} MB (limit ${MAX_RSS_MB} MB)`)
+    if (afterRound.length > 1) {
+      const growth = afterRound.at(-1)! - afterRound[0]!
+      problems.check(growth <= MAX_GROWTH_MB, () => `the server's memory grew ${Math.round(growth)} MB from the first round to the last`)
+    }
+    const after = tableCounts(server.dbPath)
+    for (const table of TABLES) problems.check(after[table] === before[table], () => `${after[table]! - before[table]!} row(s) written to ${table} for refused requests`)
+    counts.set('rows written for refused requests', TABLES.reduce((n, t) => n + after[t]! - before[t]!, 0))
+    problems.check(sim.count() === 0, () => `the upstream received ${sim.count()} request(s)`)
+    counts.set('requests that reached the upstream', sim.count())
+    const code = await server.kill('SIGTERM')
+    problems.check(code === 0, () => `witness exited ${code} on SIGTERM; log:\n${server.logTail()}`)
+  })
+}
+
+/** Whether the endpoint is absent from this build: 404 `not_found` for an unknown route. */
+async function isMissing(server: WitnessProcess, ep: EndpointSpec): Promise<boolean> {
+  const res = await fetch(`${server.url}${concrete(ep.path)}`, { method: ep.method, ...(ep.method === 'POST' ? { body: '{}' } : {}) })
+  if (res.status !== 404) return false
+  const body = (await res.json().catch(() => null)) as { error?: { type?: string; message?: string } } | null
+  return body?.error?.type === 'not_found' && (body.error.message ?? '').startsWith('no route for')
+}
+
+function tableCounts(dbPath: string): Record<string, number> {
+  const db = new Database(dbPath, { readonly: true })
+  try {
+    return Object.fromEntries(TABLES.map((t) => [t, (db.query(`SELECT count(*) AS n FROM ${t}`).get() as { n: number }).n]))
+  } finally {
+    db.close()
+  }
+}
