@@ -9,15 +9,15 @@
  * agrees with what its upstream really did; the rows add up to what the
  * upstreams saw.
  */
-import { between, freshSeed, seededRandom } from '../src/sim/random.ts'
-import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { between, seededRandom } from '../src/sim/random.ts'
+import type { Simulator } from '../src/sim/server.ts'
 import type { LogRow } from '../test/support/rows.ts'
 import { type Api, type CallResult, call } from './support/client.ts'
+import { runDrill } from './support/drill.ts'
 import {
-  type Snapshot, type UpstreamCall, checkNothingPending, checkOneOutcomePerRequest, checkResponses, checkUpstream, readSnapshot, upstreamCalls,
+  type Snapshot, type UpstreamCall, checkNothingPending, checkOneOutcomePerRequest, checkResponses, checkUpstream, readSnapshot, settledRows, upstreamCalls,
 } from './support/ledger.ts'
-import { type Counts, type DrillResult, type DrillSize, type Problems, runDrill } from './support/result.ts'
-import { drillDir } from './support/temp.ts'
+import type { Counts, DrillOptions, DrillResult, DrillSize, Problems } from './support/result.ts'
 import { startWitnessProcess, writeDrillConfig } from './support/witness-process.ts'
 
 const SIZES = {
@@ -64,18 +64,11 @@ const EXPECTED: Record<string, { status: LogRow['status'][]; message: RegExp | n
   'no-done': { status: ['error'], message: /ended without/ },
 }
 
-export interface ChaosOptions {
-  seed?: number
-}
-
-export function chaosDrill(size: DrillSize, options: ChaosOptions = {}): Promise<DrillResult> {
-  const seed = options.seed ?? freshSeed()
+export function chaosDrill(size: DrillSize, options: DrillOptions = {}): Promise<DrillResult> {
   const { soakMs, clients } = SIZES[size]
-  return runDrill('chaos', size, seed, async (ctx) => {
-    const { problems, counts, notes } = ctx
-    const dir = drillDir('chaos', ctx)
-    const upstreams = { alpha: startSimulator({ seed, keep: 10_000_000 }), beta: startSimulator({ seed: seed + 1, keep: 10_000_000 }) }
-    for (const sim of Object.values(upstreams)) ctx.cleanup(() => sim.stop())
+  return runDrill('chaos', size, options, async (ctx) => {
+    const { problems, counts, notes, seed, dir } = ctx
+    const upstreams = { alpha: ctx.simulator({ keep: 10_000_000 }), beta: ctx.simulator({ seed: seed + 1, keep: 10_000_000 }) }
     const server = await startWitnessProcess(writeDrillConfig(dir, chaosConfig(upstreams.alpha, upstreams.beta)), ctx)
     const responses: CallResult[] = []
     const until = Date.now() + soakMs
@@ -99,8 +92,7 @@ export function chaosDrill(size: DrillSize, options: ChaosOptions = {}): Promise
     await Promise.all(Array.from({ length: clients }, (_, i) => client(i)))
 
     // Every client is done; rows of clients that left are finished by the server on its own.
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline && [...readSnapshot(server.dbPath).rows.values()].some((r) => r.status === 'pending')) await Bun.sleep(50)
+    await settledRows(server.dbPath, 10_000)
     const calls = [...upstreamCalls(upstreams.alpha, 'upstream alpha'), ...upstreamCalls(upstreams.beta, 'upstream beta')]
     const snap = readSnapshot(server.dbPath)
 

@@ -8,12 +8,12 @@
  * nothing reached the upstream without a row (each upstream request
  * carries its log id, which must be in the table).
  */
-import { between, freshSeed, seededRandom } from '../src/sim/random.ts'
-import { startSimulator } from '../src/sim/server.ts'
-import { type CallResult, type CallSpec, call } from './support/client.ts'
-import { checkNothingPending, checkOneOutcomePerRequest, checkResponses, checkUpstream, readSnapshot, type UpstreamCall, upstreamCalls } from './support/ledger.ts'
-import { Counts, type DrillResult, type DrillSize, runDrill } from './support/result.ts'
-import { drillDir } from './support/temp.ts'
+import { between, seededRandom } from '../src/sim/random.ts'
+import { simConfig } from '../test/support/witness.ts'
+import { type CallResult, type CallSpec, call, everyApi } from './support/client.ts'
+import { runDrill } from './support/drill.ts'
+import { checkNothingPending, checkOneOutcomePerRequest, checkResponses, checkUpstream, readSnapshot, settledRows, type UpstreamCall, upstreamCalls } from './support/ledger.ts'
+import { Counts, type DrillOptions, type DrillResult, type DrillSize } from './support/result.ts'
 import { type WitnessProcess, startWitnessProcess, writeDrillConfig } from './support/witness-process.ts'
 
 const SIZES = {
@@ -21,48 +21,26 @@ const SIZES = {
   full: { kills: 25, clients: 16, upMs: [200, 1200] },
 } as const
 
-/** What the clients send, picked at random per request. */
-const MIX: Omit<CallSpec, 'agent' | 'deadlineMs'>[] = [
-  { api: 'infer', stream: false, chain: 'default' },
-  { api: 'infer', stream: true, chain: 'slowstream' },
-  { api: 'chat', stream: false, chain: 'default' },
-  { api: 'chat', stream: true, chain: 'slowstream' },
-  { api: 'messages', stream: false, chain: 'ant' },
-  { api: 'messages', stream: true, chain: 'ant' },
+/** What the clients send, picked at random per request: every API and mode, and a chain that falls back. */
+const MIX: Pick<CallSpec, 'api' | 'stream' | 'chain'>[] = [
+  ...everyApi((api, stream) => (api === 'messages' ? 'ant' : stream ? 'slowstream' : 'default')),
   { api: 'infer', stream: false, chain: 'fallback' },
 ]
 
-function crashConfig(simUrl: string): Record<string, unknown> {
-  return {
-    providers: {
-      sim: { type: 'openai', base_url: `${simUrl}/v1` },
-      sim2: { type: 'openai', base_url: `${simUrl}/v1` },
-      simant: { type: 'anthropic', base_url: `${simUrl}/v1` },
-    },
-    chains: {
-      default: [{ provider: 'sim', model: 'm+latency-1-50' }],
-      slowstream: [{ provider: 'sim', model: 'm+latency-1-20+chunks-6+chunk-delay-15' }],
-      ant: [{ provider: 'simant', model: 'c+latency-1-50' }],
-      fallback: [{ provider: 'sim', model: 'f+status-503', retries: 0 }, { provider: 'sim2', model: 'm+latency-1-30' }],
-    },
-    policy: { backoff_min_ms: 5, backoff_max_ms: 20, cooldown_failures: 1_000_000 },
-  }
+const CHAINS = {
+  default: [{ provider: 'sim', model: 'm+latency-1-50' }],
+  slowstream: [{ provider: 'sim', model: 'm+latency-1-20+chunks-6+chunk-delay-15' }],
+  ant: [{ provider: 'simant', model: 'c+latency-1-50' }],
+  fallback: [{ provider: 'sim', model: 'f+status-503', retries: 0 }, { provider: 'sim2', model: 'm+latency-1-30' }],
 }
 
-export interface CrashOptions {
-  seed?: number
-}
-
-export function crashDrill(size: DrillSize, options: CrashOptions = {}): Promise<DrillResult> {
-  const seed = options.seed ?? freshSeed()
+export function crashDrill(size: DrillSize, options: DrillOptions = {}): Promise<DrillResult> {
   const { kills, clients, upMs } = SIZES[size]
-  return runDrill('crash', size, seed, async (ctx) => {
-    const { problems, counts } = ctx
-    const dir = drillDir('crash', ctx)
+  return runDrill('crash', size, options, async (ctx) => {
+    const { problems, counts, seed, dir } = ctx
     const random = seededRandom(seed)
-    const sim = startSimulator({ seed, keep: 10_000_000 })
-    ctx.cleanup(() => sim.stop())
-    const configPath = writeDrillConfig(dir, crashConfig(sim.url))
+    const sim = ctx.simulator({ keep: 10_000_000 })
+    const configPath = writeDrillConfig(dir, simConfig(sim.url, CHAINS, { policy: { cooldown_failures: 1_000_000 } }))
     let server: WitnessProcess = await startWitnessProcess(configPath, ctx)
     const responses: CallResult[] = []
     let loading = true
@@ -77,7 +55,7 @@ export function crashDrill(size: DrillSize, options: CrashOptions = {}): Promise
           await Bun.sleep(25)
         } else {
           responses.push(result)
-          counts.add('requests answered or cut')
+          counts.add('requests answered (or cut off by a kill)')
           if (result.status === 200 && result.ending === 'complete') counts.add('200 answers')
         }
       }
@@ -101,7 +79,7 @@ export function crashDrill(size: DrillSize, options: CrashOptions = {}): Promise
         await server.kill('SIGKILL')
         counts.add('kills (SIGKILL)')
         const atKill = readSnapshot(server.dbPath)
-        const lastId = Math.max(0, ...atKill.rows.keys())
+        const lastId = [...atKill.rows.keys()].reduce((max, id) => Math.max(max, id), 0)
         counts.add('rows pending at a kill', [...atKill.rows.values()].filter((r) => r.status === 'pending').length)
         server = await startWitnessProcess(configPath, ctx)
         counts.add('restarts')
@@ -115,8 +93,7 @@ export function crashDrill(size: DrillSize, options: CrashOptions = {}): Promise
     }
 
     // Every client has its answer; let the server finish what it still owns.
-    const deadline = Date.now() + 10_000
-    while (Date.now() < deadline && [...readSnapshot(server.dbPath).rows.values()].some((r) => r.status === 'pending')) await Bun.sleep(50)
+    await settledRows(server.dbPath, 10_000)
     const calls = upstreamCalls(sim, 'sim')
     const snap = readSnapshot(server.dbPath)
     checkResponses(responses, snap, problems, counts)

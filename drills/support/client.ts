@@ -13,6 +13,11 @@ export const API_PATHS: Record<Api, string> = {
   messages: '/v1/messages',
 }
 
+/** One request per API and mode (streaming or not), each on the chain `chainFor` picks. */
+export function everyApi(chainFor: (api: Api, stream: boolean) => string): Pick<CallSpec, 'api' | 'stream' | 'chain'>[] {
+  return (['infer', 'chat', 'messages'] as const).flatMap((api) => [false, true].map((stream) => ({ api, stream, chain: chainFor(api, stream) })))
+}
+
 export interface CallSpec {
   api: Api
   stream: boolean

@@ -44,6 +44,16 @@ export function readSnapshot(dbPath: string): Snapshot {
   }
 }
 
+/** Waits (up to `withinMs`) for the server to finish the rows it still owns; returns those still pending. */
+export async function settledRows(dbPath: string, withinMs: number): Promise<LogRow[]> {
+  const deadline = Date.now() + withinMs
+  for (;;) {
+    const pending = [...readSnapshot(dbPath).rows.values()].filter((r) => r.status === 'pending')
+    if (pending.length === 0 || Date.now() >= deadline) return pending
+    await Bun.sleep(50)
+  }
+}
+
 /** What a simulator received, as upstream calls (copied: the simulator keeps appending). */
 export function upstreamCalls(sim: Simulator, name: string): UpstreamCall[] {
   return sim.requests.map((r) => {

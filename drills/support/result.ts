@@ -7,6 +7,11 @@
 /** `small` runs in seconds inside the test suite; `full` is the `npm run drills` size. */
 export type DrillSize = 'small' | 'full'
 
+export interface DrillOptions {
+  /** Seed for the drill's random choices and its simulators' (default: a fresh one, reported). */
+  seed?: number
+}
+
 export interface DrillResult {
   drill: string
   size: DrillSize
@@ -53,50 +58,5 @@ export class Counts {
 
   get(name: string): number {
     return this.values[name] ?? 0
-  }
-}
-
-export interface DrillContext {
-  problems: Problems
-  counts: Counts
-  notes: string[]
-  /** Runs `fn` when the drill ends, however it ends (last registered, first run). */
-  cleanup(fn: () => unknown): void
-}
-
-/** Runs a drill body with its bookkeeping and returns the result. */
-export async function runDrill(
-  drill: string,
-  size: DrillSize,
-  seed: number,
-  body: (ctx: DrillContext) => Promise<void>,
-): Promise<DrillResult> {
-  const startedAt = performance.now()
-  const problems = new Problems()
-  const counts = new Counts()
-  const notes: string[] = []
-  const cleanups: (() => unknown)[] = []
-  try {
-    await body({ problems, counts, notes, cleanup: (fn) => cleanups.push(fn) })
-  } catch (error) {
-    problems.add(`the drill itself failed: ${(error as Error).stack ?? String(error)}`)
-  } finally {
-    for (const fn of cleanups.reverse()) {
-      try {
-        await fn()
-      } catch (error) {
-        problems.add(`cleaning up failed: ${(error as Error).message}`)
-      }
-    }
-  }
-  return {
-    drill,
-    size,
-    seed,
-    durationMs: Math.round(performance.now() - startedAt),
-    counts: counts.values,
-    problems: problems.list,
-    problemCount: problems.count,
-    notes,
   }
 }

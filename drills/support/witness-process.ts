@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { spawnWitness } from '../../test/support/process.ts'
 import { writeConfigFile } from '../../test/support/witness.ts'
-import type { DrillContext } from './result.ts'
+import type { DrillContext } from './drill.ts'
 
 export interface WitnessProcess {
   url: string
