@@ -12,6 +12,7 @@ export type ErrorType =
   | 'unknown_chain'
   | 'payload_too_large'
   | 'request_timeout'
+  | 'client_closed_request'
   | 'chain_exhausted'
   | 'telemetry_unavailable'
   | 'unauthorized'
@@ -78,6 +79,17 @@ export class RequestTimeoutError extends WitnessError {
   override name = 'RequestTimeoutError'
   constructor(timeoutMs: number) {
     super('request_timeout', 408, `request body did not arrive within body_timeout_ms (${timeoutMs} ms)`)
+  }
+}
+
+/**
+ * The client went away before its answer was ready (the chain stops; every
+ * row it wrote is finished). Nobody reads the 499; it is not an internal error.
+ */
+export class ClientGoneError extends WitnessError {
+  override name = 'ClientGoneError'
+  constructor() {
+    super('client_closed_request', 499, 'the client closed the connection before the answer was ready')
   }
 }
 
