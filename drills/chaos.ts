@@ -72,9 +72,10 @@ export function chaosDrill(size: DrillSize, options: DrillOptions = {}): Promise
     const server = await startWitnessProcess(writeDrillConfig(dir, chaosConfig(upstreams.alpha, upstreams.beta)), ctx)
     const responses: CallResult[] = []
     const until = Date.now() + soakMs
+    let died = false
     const client = async (i: number) => {
       const random = seededRandom(seed + 100 + i)
-      while (Date.now() < until) {
+      while (Date.now() < until && !died) {
         const api = (['infer', 'chat', 'messages'] as Api[])[between(random, 0, 2)]!
         const leaves = random() * 100 < CLIENT_ABORT_PERCENT
         responses.push(
@@ -87,6 +88,10 @@ export function chaosDrill(size: DrillSize, options: DrillOptions = {}): Promise
             abortAfterMs: leaves ? between(random, CLIENT_ABORT_MS[0], CLIENT_ABORT_MS[1]) : undefined,
           }),
         )
+        if (responses.at(-1)!.ending === 'refused' && !server.alive() && !died) {
+          died = true
+          problems.add(`witness died during the soak (exit ${server.exitCode()}); its log ends:\n${server.logTail()}`)
+        }
       }
     }
     await Promise.all(Array.from({ length: clients }, (_, i) => client(i)))
@@ -109,7 +114,7 @@ export function chaosDrill(size: DrillSize, options: DrillOptions = {}): Promise
     const faults = new Map<string, number>()
     for (const c of calls) faults.set(c.fault ?? 'none', (faults.get(c.fault ?? 'none') ?? 0) + 1)
     notes.push(`faults played by the upstreams: ${[...faults].sort().map(([f, n]) => `${f} ${n}`).join(', ')}`)
-    problems.check(server.alive(), () => `witness died during the soak; log:\n${server.logTail()}`)
+    if (!died) problems.check(server.alive(), () => `witness died during the soak; its log ends:\n${server.logTail()}`)
     const code = await server.kill('SIGTERM')
     problems.check(code === 0, () => `witness exited ${code} on SIGTERM; log:\n${server.logTail()}`)
   })

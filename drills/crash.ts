@@ -76,6 +76,7 @@ export function crashDrill(size: DrillSize, options: DrillOptions = {}): Promise
     try {
       for (let k = 0; k < kills; k++) {
         await Bun.sleep(between(random, upMs[0], upMs[1]))
+        problems.check(server.alive(), () => `witness died on its own before kill ${k + 1} (exit ${server.exitCode()}); its log ends:\n${server.logTail()}`)
         await server.kill('SIGKILL')
         counts.add('kills (SIGKILL)')
         const atKill = readSnapshot(server.dbPath)

@@ -17,6 +17,7 @@ export function reliabilityReport(drills: Drill[], results: DrillResult[], facts
   out.push(
     `The fault drills, run at full size by \`${facts.command}\` on ${facts.date} (witness ${facts.commit}, Bun ${facts.bun}, ${facts.machine}). ` +
       'Everything runs on loopback: the real `witness serve` as a subprocess, the provider simulator as the upstream. ' +
+      'In every drill, witness must not die unasked and its log must hold no "unhandled error" (every failure is typed). ' +
       'The test suite runs the same drills at a small size (test/drills.test.ts). Each drill prints its seed; ' +
       '`npm run drills -- --seed N` replays the random choices (kill moments, latencies, faults, client mix), though not the exact timing.',
     '',

@@ -18,6 +18,8 @@ export interface WitnessProcess {
   /** The last lines it logged. */
   logTail(): string
   alive(): boolean
+  /** The exit code or signal once it has exited (null while it runs). */
+  exitCode(): number | string | null
   /** Resident memory in MB (0 once it has exited). */
   rssMb(): number
   /** Sends the signal and waits for the exit; resolves with the exit code. */
@@ -29,34 +31,50 @@ export function writeDrillConfig(dir: string, config: Record<string, unknown>): 
   return writeConfigFile(join(dir, 'witness.yaml'), config)
 }
 
-/** Starts `witness serve --config <configPath> --port 0`; resolves once it listens. Killed when the drill ends, if still alive. */
-export async function startWitnessProcess(configPath: string, ctx: Pick<DrillContext, 'cleanup'>): Promise<WitnessProcess> {
+/**
+ * Starts `witness serve --config <configPath> --port 0`; resolves once it
+ * listens. When the drill ends it is killed if still alive, and every
+ * "unhandled error" it logged is a problem: failures must be typed.
+ */
+export async function startWitnessProcess(configPath: string, ctx: Pick<DrillContext, 'cleanup' | 'problems'>): Promise<WitnessProcess> {
   const { proc, url } = await spawnWitness(configPath)
-  ctx.cleanup(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) {
-      proc.kill('SIGKILL')
-      await proc.exited
-    }
-  })
-  const tail: string[] = []
-  void (async () => {
+  const lines: string[] = []
+  const unhandled: string[] = []
+  let unhandledCount = 0
+  const reading = (async () => {
     const decoder = new TextDecoder()
+    let partial = ''
     try {
       for await (const chunk of proc.stderr) {
-        tail.push(decoder.decode(chunk, { stream: true }))
-        if (tail.length > 200) tail.splice(0, tail.length - 200)
+        const text = partial + decoder.decode(chunk, { stream: true })
+        const complete = text.split('\n')
+        partial = complete.pop() ?? ''
+        for (const line of complete) {
+          lines.push(line)
+          if (line.includes('unhandled error') && ++unhandledCount <= 3) unhandled.push(line)
+        }
+        if (lines.length > 400) lines.splice(0, lines.length - 200)
       }
     } catch {
       // the process is gone
     }
   })()
+  ctx.cleanup(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL')
+      await proc.exited
+    }
+    await reading
+    ctx.problems.check(unhandledCount === 0, () => `witness (pid ${proc.pid}) logged ${unhandledCount} unhandled error(s), the first:\n${unhandled.join('\n')}`)
+  })
   return {
     url,
     pid: proc.pid,
     configPath,
     dbPath: join(configPath, '..', 'witness.db'),
-    logTail: () => tail.join('').split('\n').slice(-40).join('\n'),
+    logTail: () => lines.slice(-40).join('\n'),
     alive: () => proc.exitCode === null && proc.signalCode === null,
+    exitCode: () => proc.signalCode ?? proc.exitCode,
     rssMb: () => rssMb(proc.pid),
     async kill(signal) {
       proc.kill(signal)
