@@ -12,6 +12,7 @@ import { reliabilityReport } from './report.ts'
 import type { DrillResult } from './support/result.ts'
 
 const ROOT = join(import.meta.dir, '..')
+const HAND_WRITTEN = '<!-- Written by hand below this line; npm run drills keeps it. -->'
 const { values } = parseArgs({ args: process.argv.slice(2), options: { small: { type: 'boolean' }, only: { type: 'string' }, seed: { type: 'string' } } })
 const size = values.small ? 'small' : 'full'
 const only = values.only ? new Set(values.only.split(',')) : null
@@ -43,7 +44,11 @@ if (size === 'full' && !only) {
     bun: Bun.version,
     command: 'npm run drills',
   })
-  await Bun.write(join(ROOT, 'docs/RELIABILITY.md'), report)
+  // What follows the marker is written by hand (what the drills found) and kept.
+  const path = join(ROOT, 'docs/RELIABILITY.md')
+  const existing = (await Bun.file(path).exists()) ? await Bun.file(path).text() : ''
+  const kept = existing.includes(HAND_WRITTEN) ? existing.slice(existing.indexOf(HAND_WRITTEN)) : `${HAND_WRITTEN}\n`
+  await Bun.write(path, `${report}\n${kept}`)
   console.log('wrote docs/RELIABILITY.md')
 }
 process.exit(results.some((r) => r.problemCount > 0) ? 1 : 0)
