@@ -59,8 +59,9 @@ export const DRILLS: Drill[] = [
     about:
       'Every input of the corpus (drills/hostile-corpus.ts: bad JSON, wrong types, huge values, deep nesting, invalid UTF-8, header injection, ' +
       'malformed request lines, path traversal in parameters, wrong methods, slow and stalled bodies) against every endpoint it applies to, ' +
-      'over raw sockets. Each must get a 4xx with a body under 16 kB within 5 s; the server must stay up and under 300 MB; nothing may be ' +
-      'written to request_log or its side tables and nothing may reach the upstream. Optional endpoints not in this build are skipped.',
+      'over raw sockets. Each must get a 4xx with a body under 16 kB within 5 s; the server must stay up and under 300 MB (and grow less ' +
+      'than 40 MB from the first round to the last); no row may be written to any of its tables (request_log, its side tables) and ' +
+      'nothing may reach the upstream. Optional endpoints not in this build are skipped.',
     run: hostileDrill,
   },
 ]
