@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import type { Wire } from '../providers/types.ts'
@@ -111,6 +111,13 @@ export const SyncSchema = v.strictObject({
   every: v.optional(Duration, '15m'),
 })
 
+/** Proof: the machine's signing key and how often it signs the chain's head. */
+export const ProofSchema = v.strictObject({
+  /** The Ed25519 key file (mode 0600); default: witness-key.json next to the database. */
+  key_path: v.optional(Path),
+  checkpoint_every: v.optional(Duration, '5m'),
+})
+
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),
   listen: v.optional(
@@ -133,6 +140,7 @@ export const ConfigSchema = v.strictObject({
   deadman: v.optional(DeadmanSchema, {}),
   retention: v.optional(RetentionSchema, {}),
   sync: v.optional(SyncSchema),
+  proof: v.optional(ProofSchema, {}),
 })
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
@@ -197,6 +205,7 @@ export interface Config {
   retention: RetentionSettings
   /** null when the config has no `sync:` section. */
   sync: SyncSettings | null
+  proof: { keyPath: string; checkpointEveryMs: number }
 }
 
 export interface ParseOptions {
@@ -311,6 +320,10 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
           everyMs: durationMs(raw.sync.every),
         }
       : null,
+    proof: {
+      keyPath: raw.proof.key_path ? inBase(raw.proof.key_path) : join(dirname(inBase(raw.database)), 'witness-key.json'),
+      checkpointEveryMs: durationMs(raw.proof.checkpoint_every),
+    },
   }
 }
 

@@ -13,6 +13,7 @@ import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
+import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
@@ -72,6 +73,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
   )
   if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
+  const signing = await ensureSigningKey(config().proof.keyPath)
+  if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
 
   const inFlight = { count: 0 }
   const env = options.env ?? process.env

@@ -7,7 +7,7 @@
  */
 import pRetry from 'p-retry'
 import pTimeout from 'p-timeout'
-import { callCompletion, openStream, secretsOf } from '../../providers/call.ts'
+import { type Evidence, callCompletion, openStream, secretsOf } from '../../providers/call.ts'
 import { ADAPTERS } from '../../providers/index.ts'
 import { formatWait } from '../../providers/retry-after.ts'
 import { streamTranslator } from '../../providers/translate/stream.ts'
@@ -30,6 +30,8 @@ export interface AttemptRecord {
   tokens_in: number | null
   tokens_out: number | null
   error_message: string | null
+  /** The row's hash in the proof chain, once it is final. */
+  hash: string | null
 }
 
 /** What every try of a request shares. */
@@ -46,6 +48,8 @@ export interface RequestScope {
   signal: AbortSignal
   /** Rows written so far, in order. */
   attempts: AttemptRecord[]
+  /** This machine's name, for receipts. */
+  machine: string
   /** The next row's position within the request, from 1. */
   nextSeq: () => number
   /** Strings that must not appear in stored messages (prompt fragments). */
@@ -82,7 +86,7 @@ export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn'>,
     error_message: outcome.errorMessage,
   })
   try {
-    await scope.store.finish(record.log_id, outcome)
+    record.hash = await scope.store.finish(record.log_id, outcome)
   } catch (error) {
     // The call happened; the store keeps retrying the finishing write.
     scope.warn(`row ${record.log_id} could not be finished yet: ${(error as Error).message}`)
@@ -144,6 +148,7 @@ export async function runStep(
       tokens_in: null,
       tokens_out: null,
       error_message: null,
+      hash: null,
     }
     scope.attempts.push(record)
 
@@ -152,7 +157,9 @@ export async function runStep(
     scope.signal.addEventListener('abort', onClientGone, { once: true })
     if (scope.signal.aborted) controller.abort()
     const startedAt = clock.monotonic()
+    const evidence: Evidence = { requestSha256: null, responseSha256: null }
     const callOptions = {
+      evidence,
       signal: controller.signal,
       now: () => clock.monotonic(),
       wallNow: () => clock.now(),
@@ -191,6 +198,7 @@ export async function runStep(
           controller,
           record,
           scope,
+          requestSha256: evidence.requestSha256,
           provider: target.provider,
           secrets: () => secretsOf(target, callOptions),
           idleTimeoutMs: step.idleTimeoutMs,
@@ -209,11 +217,12 @@ export async function runStep(
         responseId: completion.responseId,
         servedModel: completion.servedModel,
         costUsd: completion.usage.costUsd,
+        ...evidence,
       }
       ticket.succeed()
       return { kind: 'completion', completion, logId, latencyMs: completion.latencyMs }
     } catch (error) {
-      outcome = failureOutcome(error, Math.round(clock.monotonic() - startedAt))
+      outcome = { ...failureOutcome(error, Math.round(clock.monotonic() - startedAt)), ...evidence }
       ticket.fail(error)
       throw error
     } finally {

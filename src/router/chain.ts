@@ -25,6 +25,8 @@ export interface ChainDeps {
 }
 
 export interface ChainInput {
+  /** This machine's name, for receipts. */
+  machine: string
   requestId: string
   agent: string
   chain: string
@@ -61,6 +63,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     api: input.api,
     signal: input.signal,
     attempts: input.attempts,
+    machine: input.machine,
     nextSeq: () => ++seq,
     redactions: () => promptFragments(input.request.body),
     warn: deps.warn,
@@ -86,6 +89,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       tokens_in: null,
       tokens_out: null,
       error_message: message,
+      hash: null,
     }
     input.attempts.push(record)
     const head = {
@@ -96,8 +100,9 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       endpoint: publicEndpoint(ADAPTERS[named.provider.type].endpoint(named.provider.baseUrl)),
     }
     const meta = { requestId: input.requestId, chain: input.chain, api: input.api, seq: scope.nextSeq(), step: namedIndex, try: null, stream: input.request.stream }
-    const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then((id) => {
+    const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then(({ id, hash }) => {
       record.log_id = id
+      record.hash = hash
     })
     return before ? Promise.all([before, written]) : written
   }

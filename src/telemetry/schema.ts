@@ -85,6 +85,28 @@ export const MIGRATIONS: readonly string[] = [
      last_rollback_log_id INTEGER,        -- request_log.id of its last rollback row
      updated_at TEXT NOT NULL
    ) STRICT;`,
+  // 3: proof: the hash chain over finished rows, and signed checkpoints of its head.
+  `CREATE TABLE IF NOT EXISTS log_chain (
+     seq INTEGER PRIMARY KEY,             -- position in the chain, from 1, no gaps
+     log_id INTEGER NOT NULL UNIQUE,      -- request_log.id
+     prev_hash TEXT NOT NULL,             -- the previous entry's hash (64 zeros for the first)
+     hash TEXT NOT NULL,                  -- sha256(prev_hash || record), hex
+     record TEXT NOT NULL,                -- the canonical encoding that was hashed (src/proof/record.ts)
+     chained_at TEXT NOT NULL
+   ) STRICT;
+   CREATE TABLE IF NOT EXISTS checkpoints (
+     id INTEGER PRIMARY KEY,
+     machine TEXT NOT NULL,
+     seq INTEGER NOT NULL,                -- the chain entry it covers (the head when signed)
+     head_hash TEXT NOT NULL,
+     time TEXT NOT NULL,
+     key_id TEXT NOT NULL,                -- which public key signed it
+     signature TEXT NOT NULL              -- Ed25519 over the canonical payload, base64url
+   ) STRICT;
+   CREATE INDEX IF NOT EXISTS checkpoints_seq ON checkpoints(seq);
+   -- Rows finished before this migration are not chained; remember where the chain begins.
+   INSERT OR IGNORE INTO witness_state (key, value, updated_at)
+     SELECT 'chain.first_log_id', COALESCE(MAX(id), 0) + 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM request_log;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

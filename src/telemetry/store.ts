@@ -8,12 +8,13 @@ import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { GroupCommit } from './group-commit.ts'
-import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp } from './rows.ts'
+import { chainAppender } from '../proof/append.ts'
+import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp, WriteResult } from './rows.ts'
 import { ensureSchema } from './schema.ts'
 import type { WorkerReply, WorkerRequest } from './writer-worker.ts'
 import { isBusy, openWriter, type WriterOptions } from './writer.ts'
 
-export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite } from './rows.ts'
+export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteResult } from './rows.ts'
 
 export interface StoreOptions extends WriterOptions {
   /** How long a write may wait for another process's lock (ms). */
@@ -26,15 +27,15 @@ export interface Store {
   readonly path: string
   /** Inserts and commits a `pending` row; resolves with its id. No row, no call. */
   begin(head: RowHead, meta: RowMeta): Promise<number>
-  /** Finishes a pending row; resolves once committed. */
-  finish(id: number, outcome: AttemptOutcome): Promise<void>
-  /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id. */
-  insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<number>
+  /** Finishes a pending row; resolves once committed, with its chain hash (null if it was not pending). */
+  finish(id: number, outcome: AttemptOutcome): Promise<string | null>
+  /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id and chain hash. */
+  insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<WriteResult>
   /** Commits a write to a side table. */
   write(side: SideWrite): Promise<void>
   /** Writes a key in witness_state; a real commit, used as the health probe. */
   setState(key: string, value: string): Promise<void>
-  /** Finishes rows left `pending` by a crashed run; returns how many. */
+  /** Finishes (and chains) rows left `pending` by a crashed run; returns how many. */
   recoverPending(message: string): number
   pendingCount(): number
   /** Finishing writes that failed and are being retried in the background. */
@@ -43,15 +44,15 @@ export interface Store {
   health(): { lastCommitAt: number | null; lastError: string | null }
   /** A read-only connection for queries. */
   readonly reader: Database
-  readonly counters: GroupCommit<WriteOp, number>['counters']
+  readonly counters: GroupCommit<WriteOp, WriteResult>['counters']
   close(): void
 }
 
 /** Applies batches on the writer thread, one at a time. */
-function threadWriter(path: string, options: WriterOptions): { apply: (ops: WriteOp[]) => Promise<number[]>; close: () => void } {
+function threadWriter(path: string, options: WriterOptions): { apply: (ops: WriteOp[]) => Promise<WriteResult[]>; close: () => void } {
   const worker = new Worker(new URL('./writer-worker.ts', import.meta.url).href)
   worker.postMessage({ type: 'init', path, options } satisfies WorkerRequest)
-  const waiting = new Map<number, { resolve: (r: number[]) => void; reject: (e: unknown) => void }>()
+  const waiting = new Map<number, { resolve: (r: WriteResult[]) => void; reject: (e: unknown) => void }>()
   let nextId = 0
   worker.onmessage = (event: MessageEvent<WorkerReply>) => {
     const reply = event.data
@@ -85,7 +86,7 @@ export function openStore(path: string, options: StoreOptions): Store {
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
 
   const writer = options.writer === 'inline' ? openWriter(path, options) : threadWriter(path, options)
-  const commits = new GroupCommit<WriteOp, number>({
+  const commits = new GroupCommit<WriteOp, WriteResult>({
     apply: (ops) => writer.apply(ops),
     budgetMs: options.busyTimeoutMs,
     isBusy,
@@ -120,7 +121,20 @@ export function openStore(path: string, options: StoreOptions): Store {
     retrying ??= setInterval(() => void retryDeferred(), 1000)
   }
 
-  const recover = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE status = 'pending'`)
+  const pendingIds = db.query(`SELECT id FROM request_log WHERE status = 'pending' ORDER BY id`)
+  const recoverOne = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE id = $id AND status = 'pending'`)
+  const recoverChain = chainAppender(db)
+  const recover = db.transaction((message: string) => {
+    recoverChain.start()
+    let n = 0
+    for (const { id } of pendingIds.all() as { id: number }[]) {
+      if (recoverOne.run({ message, id }).changes === 0) continue
+      recoverChain.append(id, { requestSha256: null, responseSha256: null })
+      n++
+    }
+    recoverChain.end()
+    return n
+  })
   const reader = new Database(path, { readonly: true, strict: true })
   reader.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
   const pending = reader.query(`SELECT count(*) AS n FROM request_log WHERE status = 'pending'`)
@@ -129,10 +143,10 @@ export function openStore(path: string, options: StoreOptions): Store {
     path,
     reader,
     counters: commits.counters,
-    begin: (head, meta) => commits.submit({ kind: 'begin', head, meta }),
+    begin: async (head, meta) => (await commits.submit({ kind: 'begin', head, meta })).id,
     finish: async (id, outcome) => {
       try {
-        await commits.submit({ kind: 'finish', id, outcome })
+        return (await commits.submit({ kind: 'finish', id, outcome })).hash
       } catch (error) {
         deferFinish(id, outcome)
         throw error
@@ -145,7 +159,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     setState: async (key, value) => {
       await commits.submit({ kind: 'state', key, value, at: new Date().toISOString() })
     },
-    recoverPending: (message) => recover.run({ message }).changes,
+    recoverPending: (message) => recover.immediate(message),
     pendingCount: () => (pending.get() as { n: number }).n,
     deferredCount: () => deferred.size,
     health: () => ({ lastCommitAt: commits.lastCommitAt, lastError: commits.lastError }),

@@ -7,7 +7,8 @@
  * writer-worker.ts) or inline.
  */
 import { Database } from 'bun:sqlite'
-import type { WriteOp } from './rows.ts'
+import { chainAppender } from '../proof/append.ts'
+import type { WriteOp, WriteResult } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
 
 export interface WriterOptions {
@@ -17,8 +18,8 @@ export interface WriterOptions {
 }
 
 export interface Writer {
-  /** Applies the ops in one transaction; one result per op (new id or rows changed). Throws to fail them all. */
-  apply(ops: WriteOp[]): number[]
+  /** Applies the ops in one transaction; one result per op. Throws to fail them all. */
+  apply(ops: WriteOp[]): WriteResult[]
   close(): void
 }
 
@@ -63,7 +64,10 @@ export function openWriter(path: string, options: WriterOptions): Writer {
      ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   )
 
-  function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): number {
+  const chain = chainAppender(db)
+  const NONE = { requestSha256: null, responseSha256: null }
+
+  function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): WriteResult {
     const head = op.kind === 'begin' ? op.head : op.row
     const status: Status = op.kind === 'begin' ? 'pending' : op.row.status
     if (!isStatus(status)) throw new Error(`invalid status ${JSON.stringify(status)}`)
@@ -86,11 +90,13 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     if (meta) {
       insertMeta.run({ id, requestId: meta.requestId, chain: meta.chain, api: meta.api, seq: meta.seq, step: meta.step, try: meta.try, stream: meta.stream ? 1 : 0 })
     }
-    if (op.kind === 'insert' && op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
-    return id
+    if (op.kind === 'begin') return { id, hash: null }
+    if (op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
+    // A row written final joins the chain at once; a pending one when it finishes.
+    return { id, hash: chain.append(id, NONE) }
   }
 
-  function applyOne(op: WriteOp): number {
+  function applyOne(op: WriteOp): WriteResult {
     switch (op.kind) {
       case 'begin':
       case 'insert':
@@ -99,6 +105,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         const o = op.outcome
         if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
         const changes = finishLog.run({ id: op.id, status: o.status, tokensIn: o.tokensIn, tokensOut: o.tokensOut, latencyMs: o.latencyMs, errorMessage: o.errorMessage }).changes
+        if (changes === 0) return { id: op.id, hash: null } // not pending (already finished): nothing to chain
         finishMeta.run({
           id: op.id,
           httpStatus: o.httpStatus ?? null,
@@ -107,18 +114,23 @@ export function openWriter(path: string, options: WriterOptions): Writer {
           firstByteMs: o.firstByteMs ?? null,
           costUsd: o.costUsd ?? null,
         })
-        return changes
+        return { id: op.id, hash: chain.append(op.id, { requestSha256: o.requestSha256 ?? null, responseSha256: o.responseSha256 ?? null }) }
       }
       case 'state':
         upsertState.run({ key: op.key, value: op.value, at: op.at })
-        return 0
+        return { id: 0, hash: null }
       case 'side':
         db.query(op.side.sql).run(op.side.params)
-        return 0
+        return { id: 0, hash: null }
     }
   }
 
-  const applyAll = db.transaction((ops: WriteOp[]) => ops.map(applyOne))
+  const applyAll = db.transaction((ops: WriteOp[]) => {
+    chain.start()
+    const results = ops.map(applyOne)
+    chain.end()
+    return results
+  })
   return {
     apply(ops) {
       applyBudget()

@@ -33,7 +33,7 @@ export async function seedRows(dbPath: string, rows: SeedRow[]): Promise<number[
             const head = { timestamp: row.timestamp, agentName: row.agent ?? 'ezra', provider: row.provider ?? 'kimi', model: 'kimi-k2.5', endpoint: 'https://api.moonshot.ai/v1/chat/completions' }
             const meta = { requestId: row.requestId ?? `req-${start + i}`, chain: 'default', api: 'infer' as const, seq: 1, step: 0, try: 1, stream: false }
             if (status === 'fallback' || status === 'rollback') {
-              return store.insert({ ...head, status, errorMessage: row.errorMessage ?? 'fallback from kimi/kimi-k2.5: timeout' }, row.noMeta ? null : meta)
+              return (await store.insert({ ...head, status, errorMessage: row.errorMessage ?? 'fallback from kimi/kimi-k2.5: timeout' }, row.noMeta ? null : meta)).id
             }
             const id = await store.begin(head, meta)
             if (status === 'pending') return id
