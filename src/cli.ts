@@ -2,20 +2,28 @@
 /**
  * The command line: `witness <command> [options]`. Each command lives in
  * src/commands/; this file only dispatches and maps errors to exit codes
- * (2 for usage and config errors).
+ * (2 for usage, config and flag-value errors).
  */
 import { type Command, UsageError } from './commands/args.ts'
 import { checkConfigCommand } from './commands/check-config.ts'
+import { didCallCommand } from './commands/did-call.ts'
 import { initCommand } from './commands/init.ts'
+import { queryCommand } from './commands/query.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simCommand } from './commands/sim.ts'
-import { ConfigError } from './errors.ts'
+import { statsCommand } from './commands/stats.ts'
+import { tokenCommand } from './commands/token.ts'
+import { ConfigError, InvalidRequestError } from './errors.ts'
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
   init: initCommand,
   'check-config': checkConfigCommand,
   sim: simCommand,
+  query: queryCommand,
+  'did-call': didCallCommand,
+  stats: statsCommand,
+  token: tokenCommand,
 }
 
 function usage(): string {
@@ -38,6 +46,11 @@ export async function main(argv: string[]): Promise<number> {
     return await command.run(rest)
   } catch (error) {
     if (error instanceof ConfigError) {
+      console.error(`witness: ${error.message}`)
+      return 2
+    }
+    if (error instanceof InvalidRequestError) {
+      // Bad values for a read command's flags (--since, --status, ...).
       console.error(`witness: ${error.message}`)
       return 2
     }

@@ -11,11 +11,11 @@ import * as v from 'valibot'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import type { Wire } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
-import { toIssues } from './validation.ts'
+import { AgentName, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
-const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
+export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
 const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//, 'must be an http(s) URL'))
 
@@ -54,6 +54,23 @@ export const PolicySchema = v.strictObject({
   cooldown_s: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
 })
 
+const TokenHash = v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, 'must be the hex sha256 of the token (64 hex digits; see `witness token new`)'))
+const Principals = v.optional(v.record(AgentName, v.strictObject({ token_sha256: TokenHash })), {})
+
+/** Who may call witness: token hashes only (the config may live in a git repo). */
+export const AuthSchema = v.strictObject({
+  agents: Principals,
+  operators: Principals,
+})
+
+const PerMtok = v.pipe(v.number(), v.minValue(0), v.maxValue(1_000_000))
+
+/** Prices in USD per million tokens, keyed by `provider/model` or `model`. */
+export const PricingSchema = v.record(
+  v.pipe(v.string(), v.minLength(1), v.maxLength(300)),
+  v.strictObject({ input_per_mtok: PerMtok, output_per_mtok: PerMtok }),
+)
+
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),
   listen: v.optional(
@@ -71,10 +88,14 @@ export const ConfigSchema = v.strictObject({
   providers: v.record(Name, ProviderSchema),
   chains: v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
   policy: v.optional(PolicySchema, {}),
+  auth: v.optional(AuthSchema),
+  pricing: v.optional(PricingSchema, {}),
 })
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
 export type Policy = v.InferOutput<typeof PolicySchema>
+export type AuthConfig = v.InferOutput<typeof AuthSchema>
+export type Pricing = v.InferOutput<typeof PricingSchema>
 
 /** Defaults for the per-attempt knobs when neither provider nor step sets them. */
 export const TUNING_DEFAULTS = {
@@ -114,6 +135,9 @@ export interface Config {
   providers: Map<string, ProviderSpec>
   chains: Map<string, StepSpec[]>
   policy: Policy
+  /** Token hashes of agents and operators; null means witness runs open (loopback only). */
+  auth: AuthConfig | null
+  pricing: Pricing
 }
 
 export interface ParseOptions {
@@ -189,6 +213,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   if (raw.policy.backoff_max_ms < raw.policy.backoff_min_ms) {
     issues.push({ path: 'policy.backoff_max_ms', message: 'must be at least policy.backoff_min_ms' })
   }
+  issues.push(...authIssues(raw.auth))
+  const open = openListenProblem(raw.listen.host, Boolean(raw.auth))
+  if (open) issues.push({ path: 'listen.host', message: open })
   if (issues.length) throw new ConfigError(source, issues)
 
   const baseDir = options.baseDir ?? process.cwd()
@@ -202,7 +229,40 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     providers,
     chains,
     policy: raw.policy,
+    auth: raw.auth ?? null,
+    pricing: raw.pricing,
   }
+}
+
+/** Two principals sharing a token hash would make a token's identity ambiguous. */
+function authIssues(auth: AuthConfig | undefined): Issue[] {
+  if (!auth) return []
+  const issues: Issue[] = []
+  const seen = new Map<string, string>()
+  for (const kind of ['agents', 'operators'] as const) {
+    for (const [name, { token_sha256 }] of Object.entries(auth[kind])) {
+      const path = `auth.${kind}.${name}.token_sha256`
+      const hash = token_sha256.toLowerCase()
+      const other = seen.get(hash)
+      if (other) issues.push({ path, message: `same token hash as ${other}; every agent and operator needs its own token` })
+      else seen.set(hash, `auth.${kind}.${name}`)
+    }
+  }
+  return issues
+}
+
+/**
+ * Why witness must not listen on `host` (null when it may). Without `auth`
+ * any client can name itself any agent, so an open witness stays on loopback.
+ */
+export function openListenProblem(host: string, hasAuth: boolean): string | null {
+  if (hasAuth || isLoopback(host)) return null
+  return `"${host}" is not a loopback address, and without \`auth\` witness runs open (any client could write rows under any agent's name); set \`auth\` (see \`witness token new\`) or listen on 127.0.0.1`
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
 }
 
 /** Reads, parses and validates a YAML config file. */

@@ -6,7 +6,8 @@
 import type { Server } from 'bun'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
-import { type Config, loadConfig } from './config.ts'
+import { type Config, loadConfig, openListenProblem } from './config.ts'
+import { ConfigError } from './errors.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
@@ -46,6 +47,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const log = options.log ?? ((line: string) => console.error(line))
   const clock = options.clock ?? systemClock
   let config = loadConfig(options.configPath)
+  const host = options.host ?? config.raw.listen.host
+  const port = options.port ?? config.raw.listen.port
+  // The config checks its own listen.host; a host given on the command line is checked here.
+  const openProblem = openListenProblem(host, config.auth !== null)
+  if (openProblem) throw new ConfigError(config.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
   const store = openStoreFor(config, options.db)
   const recovered = store.recoverPending(
     `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
@@ -67,8 +73,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
     warn: (message) => log(`witness: ${message}`),
   })
 
-  const host = options.host ?? config.raw.listen.host
-  const port = options.port ?? config.raw.listen.port
   const server = Bun.serve({
     hostname: host,
     port,

@@ -16,6 +16,7 @@ import type { Policy, StepSpec } from '../config.ts'
 import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
 import type { AttemptOutcome, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
+import type { AttemptObserver } from './metrics.ts'
 
 /** One row as reported back to the client (`attempts` in responses). */
 export interface AttemptRecord {
@@ -49,6 +50,7 @@ export interface RequestScope {
   redactions: () => string[]
   /** Whether to log finish failures (they are retried in the background by the store). */
   warn: (message: string) => void
+  metrics?: AttemptObserver
 }
 
 export interface StepSuccess {
@@ -188,6 +190,7 @@ export async function runStep(
       throw error
     } finally {
       scope.signal.removeEventListener('abort', onClientGone)
+      scope.metrics?.attempt(target.provider, target.model, outcome.status, outcome.latencyMs)
       Object.assign(record, {
         status: outcome.status,
         latency_ms: outcome.latencyMs,

@@ -61,6 +61,12 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX IF NOT EXISTS request_log_agent_provider_time ON request_log(agent_name, provider, timestamp);
    CREATE INDEX IF NOT EXISTS request_log_provider_time ON request_log(provider, timestamp);
    CREATE INDEX IF NOT EXISTS request_log_pending ON request_log(id) WHERE status = 'pending';`,
+  // 2: rows of the rare statuses, newest first, for `/requests?status=` and `witness query --status`.
+  // Partial, so it costs nothing for the success rows that are most of the table: a row enters it
+  // only when it is written as (or finished as) error, timeout, fallback or rollback. Without it a
+  // status filter on its own walks the whole time index when the status is rare or absent.
+  `CREATE INDEX IF NOT EXISTS request_log_status_time ON request_log(status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
