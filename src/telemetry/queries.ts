@@ -130,8 +130,14 @@ function fromClause(filter: RequestFilter): string {
 
 const SELECT_ROW = LOG_COLUMNS.map((c) => `l.${c}`).join(', ')
 
-/** One page of rows matching `filter`, newest first, strictly older than `before`. */
-export function listRequests(db: Database, filter: RequestFilter, limit: number, before?: PageKey): LogRow[] {
+/** A statement and its bound parameters (exposed so tests can EXPLAIN QUERY PLAN it). */
+export interface BoundQuery {
+  sql: string
+  params: Params
+}
+
+/** The query behind listRequests. */
+export function requestsQuery(filter: RequestFilter, limit: number, before?: PageKey): BoundQuery {
   const params: Params = { $limit: limit }
   const terms = filterTerms(filter, params)
   if (before) {
@@ -141,7 +147,12 @@ export function listRequests(db: Database, filter: RequestFilter, limit: number,
     params.$before_id = before.id
   }
   const where = terms.length ? `WHERE ${terms.join(' AND ')}` : ''
-  const sql = `SELECT ${SELECT_ROW} FROM ${fromClause(filter)} ${where} ORDER BY l.timestamp DESC, l.id DESC LIMIT $limit`
+  return { sql: `SELECT ${SELECT_ROW} FROM ${fromClause(filter)} ${where} ORDER BY l.timestamp DESC, l.id DESC LIMIT $limit`, params }
+}
+
+/** One page of rows matching `filter`, newest first, strictly older than `before`. */
+export function listRequests(db: Database, filter: RequestFilter, limit: number, before?: PageKey): LogRow[] {
+  const { sql, params } = requestsQuery(filter, limit, before)
   return db.query(sql).all(params) as LogRow[]
 }
 
@@ -234,11 +245,8 @@ export interface DidCallCounts {
  * range read of the (agent_name, provider, timestamp) index.
  */
 export function didCallCounts(db: Database, q: DidCallQuery): DidCallCounts {
-  const params: Params = {}
-  const terms = filterTerms({ agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }, params)
-  const rows = db
-    .query(`SELECT l.status AS status, count(*) AS n, max(l.timestamp) AS last FROM request_log l WHERE ${terms.join(' AND ')} GROUP BY l.status`)
-    .all(params) as { status: Status; n: number; last: string }[]
+  const { sql, params } = didCallQuery(q)
+  const rows = db.query(sql).all(params) as { status: Status; n: number; last: string }[]
   const byStatus: DidCallCounts['byStatus'] = {}
   let lastCallAt: string | null = null
   for (const row of rows) {
@@ -246,6 +254,13 @@ export function didCallCounts(db: Database, q: DidCallQuery): DidCallCounts {
     if ((CALL_STATUSES as readonly string[]).includes(row.status) && (lastCallAt === null || row.last > lastCallAt)) lastCallAt = row.last
   }
   return { byStatus, lastCallAt }
+}
+
+/** The query behind didCallCounts. */
+export function didCallQuery(q: DidCallQuery): BoundQuery {
+  const params: Params = {}
+  const terms = filterTerms({ agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }, params)
+  return { sql: `SELECT l.status AS status, count(*) AS n, max(l.timestamp) AS last FROM request_log l WHERE ${terms.join(' AND ')} GROUP BY l.status`, params }
 }
 
 /** What the stats need of one row. */
