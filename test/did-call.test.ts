@@ -81,6 +81,18 @@ describe('GET /requests/did-call', () => {
     expect(await didCall('agent=ezra&provider=nobody&since=1h')).toMatchObject({ called: false, fallback_rows: 0 })
   })
 
+  test('a call still in flight (pending) is a call', async () => {
+    const { store } = seedStore(w.dir)
+    await seed(store, [
+      { agent: 'miriam', at: iso(NOW - 60_000), rows: [{ provider: 'sim', status: 'success', latencyMs: 3 }, { provider: 'sim', status: 'error' }] },
+      { agent: 'miriam', at: iso(NOW - 1_000), rows: [{ provider: 'sim', status: 'pending' }] },
+    ])
+    store.close()
+    const answer = await didCall('agent=miriam&provider=sim&since=1h')
+    expect(answer).toMatchObject({ called: true, calls: 3, by_status: { success: 1, error: 1, pending: 1 }, last_call_at: iso(NOW - 1_000) })
+    expect(await didCall('agent=miriam&provider=sim&model=sim-model&since=1h')).toMatchObject({ calls: 3, by_status: { success: 1, error: 1, pending: 1 } })
+  })
+
   test('since defaults to 24 hours; agent and provider are required', async () => {
     expect((await didCall('agent=ezra&provider=keyed')).since).toBe(iso(NOW - 86_400_000))
     const res = await fetch(`${w.url}/requests/did-call?agent=ezra`)

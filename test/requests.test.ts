@@ -5,7 +5,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { LOG_COLUMNS, type LogRow, didCallQuery, requestsQuery } from '../src/telemetry/queries.ts'
+import { LOG_COLUMNS, type LogRow, didCallQueries, requestsQuery } from '../src/telemetry/queries.ts'
 import { seed, seedStore } from './support/seed.ts'
 import { manualClock, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -217,12 +217,19 @@ describe('query plans', () => {
     db.close()
   })
 
-  test('did-call is one range read of the (agent, provider, time) index', () => {
+  test('did-call reads indexes only, whatever the window; with a model, one range read of the (agent, provider, time) index', () => {
     const db = new Database(w.dbPath, { readonly: true })
-    for (const model of [undefined, 'kimi-k2.5']) {
-      const detail = plan(db, didCallQuery({ agent: 'ezra', provider: 'kimi', model, since: at(0), until: at(90) }))
-      expect(detail).toStartWith('SEARCH l USING INDEX request_log_agent_provider_time (agent_name=? AND provider=? AND timestamp>? AND timestamp<?)')
-    }
+    const q = { agent: 'ezra', provider: 'kimi', since: at(0), until: at(90) }
+    const counts = didCallQueries(q)
+    expect(Object.keys(counts)).toEqual(['total', 'sparse', 'pending', 'lastCall'])
+    const plans = Object.fromEntries(Object.entries(counts).map(([k, b]) => [k, plan(db, b)]))
+    expect(plans.total).toBe('SEARCH l USING COVERING INDEX request_log_agent_provider_time (agent_name=? AND provider=? AND timestamp>? AND timestamp<?)')
+    expect(plans.sparse).toBe('SEARCH l USING COVERING INDEX request_log_agent_provider_status_time (agent_name=? AND provider=? AND status=? AND timestamp>? AND timestamp<?)')
+    expect(plans.pending).toContain('SCAN p USING COVERING INDEX request_log_pending')
+    expect(plans.lastCall).toBe('SEARCH l USING INDEX request_log_agent_provider_time (agent_name=? AND provider=? AND timestamp>? AND timestamp<?)')
+    const withModel = didCallQueries({ ...q, model: 'kimi-k2.5' })
+    expect(Object.keys(withModel)).toEqual(['byStatus', 'lastCall'])
+    expect(plan(db, 'byStatus' in withModel ? withModel.byStatus : withModel.total)).toStartWith('SEARCH l USING INDEX request_log_agent_provider_time (agent_name=? AND provider=? AND timestamp>? AND timestamp<?)')
     db.close()
   })
 })

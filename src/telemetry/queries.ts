@@ -93,6 +93,7 @@ export const CALL_STATUSES = ['pending', 'success', 'error', 'timeout'] as const
 type Params = Record<string, string | number>
 
 const SPARSE_TERM = `l.status IN ('error', 'timeout', 'fallback', 'rollback')`
+const CALL_TERM = `l.status IN ('pending', 'success', 'error', 'timeout')`
 const PENDING_TERM = `l.id IN (SELECT p.id FROM request_log p WHERE p.status = 'pending')`
 
 function filterTerms(filter: RequestFilter, params: Params): string[] {
@@ -241,26 +242,50 @@ export interface DidCallCounts {
 }
 
 /**
- * What `agent` did with `provider` in the window: rows per status, from one
- * range read of the (agent_name, provider, timestamp) index.
+ * What `agent` did with `provider` in the window: rows per status and the
+ * last call. Without a model this reads indexes only, whatever the window:
+ * an index-only count of every row (agent, provider, time), per-status
+ * counts of the rare statuses from their partial index, the pending rows
+ * from theirs; success is the rest. With a model each row in the range is
+ * read once (one range read of the same index).
  */
 export function didCallCounts(db: Database, q: DidCallQuery): DidCallCounts {
-  const { sql, params } = didCallQuery(q)
-  const rows = db.query(sql).all(params) as { status: Status; n: number; last: string }[]
   const byStatus: DidCallCounts['byStatus'] = {}
-  let lastCallAt: string | null = null
-  for (const row of rows) {
-    byStatus[row.status] = row.n
-    if ((CALL_STATUSES as readonly string[]).includes(row.status) && (lastCallAt === null || row.last > lastCallAt)) lastCallAt = row.last
+  const grouped = didCallQueries(q)
+  if (!('total' in grouped)) {
+    for (const row of db.query(grouped.byStatus.sql).all(grouped.byStatus.params) as { status: Status; n: number }[]) byStatus[row.status] = row.n
+  } else {
+    let rest = (db.query(grouped.total.sql).get(grouped.total.params) as { n: number }).n
+    for (const row of db.query(grouped.sparse.sql).all(grouped.sparse.params) as { status: Status; n: number }[]) {
+      byStatus[row.status] = row.n
+      rest -= row.n
+    }
+    const pending = (db.query(grouped.pending.sql).get(grouped.pending.params) as { n: number }).n
+    if (pending) byStatus.pending = pending
+    if (rest - pending > 0) byStatus.success = rest - pending
   }
-  return { byStatus, lastCallAt }
+  const last = db.query(grouped.lastCall.sql).get(grouped.lastCall.params) as { timestamp: string } | null
+  return { byStatus, lastCallAt: last?.timestamp ?? null }
 }
 
-/** The query behind didCallCounts. */
-export function didCallQuery(q: DidCallQuery): BoundQuery {
-  const params: Params = {}
-  const terms = filterTerms({ agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }, params)
-  return { sql: `SELECT l.status AS status, count(*) AS n, max(l.timestamp) AS last FROM request_log l WHERE ${terms.join(' AND ')} GROUP BY l.status`, params }
+/** The queries behind didCallCounts. */
+export function didCallQueries(
+  q: DidCallQuery,
+): { byStatus: BoundQuery; lastCall: BoundQuery } | { total: BoundQuery; sparse: BoundQuery; pending: BoundQuery; lastCall: BoundQuery } {
+  const bound = (filter: RequestFilter, select: string, extra: string[] = [], tail = ''): BoundQuery => {
+    const params: Params = {}
+    const terms = [...filterTerms(filter, params), ...extra]
+    return { sql: `SELECT ${select} FROM request_log l WHERE ${terms.join(' AND ')}${tail}`, params }
+  }
+  const filter: RequestFilter = { agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }
+  const lastCall = bound(filter, 'l.timestamp', [CALL_TERM], ' ORDER BY l.timestamp DESC LIMIT 1')
+  if (q.model !== undefined) return { byStatus: bound(filter, 'l.status AS status, count(*) AS n', [], ' GROUP BY l.status'), lastCall }
+  return {
+    total: bound(filter, 'count(*) AS n'),
+    sparse: bound(filter, 'l.status AS status, count(*) AS n', [SPARSE_TERM], ' GROUP BY l.status'),
+    pending: bound({ ...filter, status: 'pending' }, 'count(*) AS n'),
+    lastCall,
+  }
 }
 
 /** What the stats need of one row. */

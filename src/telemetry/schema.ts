@@ -61,11 +61,16 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX IF NOT EXISTS request_log_agent_provider_time ON request_log(agent_name, provider, timestamp);
    CREATE INDEX IF NOT EXISTS request_log_provider_time ON request_log(provider, timestamp);
    CREATE INDEX IF NOT EXISTS request_log_pending ON request_log(id) WHERE status = 'pending';`,
-  // 2: rows of the rare statuses, newest first, for `/requests?status=` and `witness query --status`.
-  // Partial, so it costs nothing for the success rows that are most of the table: a row enters it
-  // only when it is written as (or finished as) error, timeout, fallback or rollback. Without it a
-  // status filter on its own walks the whole time index when the status is rare or absent.
+  // 2: the rows of the rare statuses (error, timeout, fallback, rollback), for the read side.
+  // Both indexes are partial, so they cost nothing for the success rows that are most of the
+  // table: a row enters them only when it is written as (or finished as) one of those statuses.
+  // - (status, timestamp): `/requests?status=` newest first; without it a status filter on its own
+  //   walks the whole time index when the status is rare or absent.
+  // - (agent_name, provider, status, timestamp): did-call counts these per status from the index
+  //   alone; the success count is the rest of an index-only count, so no row is read.
   `CREATE INDEX IF NOT EXISTS request_log_status_time ON request_log(status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');
+   CREATE INDEX IF NOT EXISTS request_log_agent_provider_status_time ON request_log(agent_name, provider, status, timestamp)
      WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
 ]
 

@@ -227,7 +227,8 @@ export function mergeStats(slices: SlicePartial[], by: StatsBy, pricing: Pricing
       if (combo.latencies.length) g.latencies.push(combo.latencies)
     }
   }
-  const out = [...groups.values()].map((g) => toGroup(g, by))
+  // A provider only ever named by fallback rows (never called, no request counted toward it) has nothing to show.
+  const out = [...groups.values()].map((g) => toGroup(g, by)).filter((g) => g.attempts > 0 || g.requests > 0)
   out.sort((a, b) => b.attempts - a.attempts || String(a[by]).localeCompare(String(b[by])))
   return { by, groups: out, rankings: rank(out, by) }
 }
