@@ -260,7 +260,7 @@ export function openListenProblem(host: string, hasAuth: boolean): string | null
   return `"${host}" is not a loopback address, and without \`auth\` witness runs open (any client could write rows under any agent's name); set \`auth\` (see \`witness token new\`) or listen on 127.0.0.1`
 }
 
-export function isLoopback(host: string): boolean {
+function isLoopback(host: string): boolean {
   const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
 }

@@ -66,11 +66,6 @@ const StatsSchema = v.strictObject({
   agent: v.optional(AgentName),
 })
 
-/** The parameter names each read accepts (anything else is refused). */
-export const LIST_PARAMS = Object.keys(ListSchema.entries)
-export const DID_CALL_PARAMS = Object.keys(DidCallSchema.entries)
-export const STATS_PARAMS = Object.keys(StatsSchema.entries)
-
 export interface ListInput {
   filter: RequestFilter
   /** Rows per page; for an export, the most rows to send (undefined: all). */

@@ -5,7 +5,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { LOG_COLUMNS, type LogRow, didCallQueries, requestsQuery } from '../src/telemetry/queries.ts'
+import { LOG_COLUMNS, type LogRow, didCallQueries, listRequests, mergeNewestFirst, pageOf, requestsQuery } from '../src/telemetry/queries.ts'
 import { seed, seedStore } from './support/seed.ts'
 import { manualClock, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -160,6 +160,39 @@ describe('GET /requests', () => {
     await expect400('/requests?agent=ezra&agent=bezalel', 'agent')
     await expect400('/requests?agent=', 'agent')
     await expect400(`/requests?model=${'m'.repeat(300)}`, 'model')
+  })
+})
+
+describe('reading several databases (the live file and archives)', () => {
+  test('pages read from each and merged are the pages of one database holding all the rows', async () => {
+    const a = seedStore()
+    const b = seedStore()
+    const one = seedStore()
+    const requests = Array.from({ length: 7 }, (_, i) => ({ agent: 'ezra', at: at(i * 5), rows: [{ provider: 'kimi', status: 'success' as const, latencyMs: i }] }))
+    // Archive-like: each file holds some of the rows; ids differ between files, timestamps decide.
+    await seed(a.store, requests.filter((_, i) => i % 2 === 0))
+    await seed(b.store, requests.filter((_, i) => i % 2 === 1))
+    await seed(one.store, requests)
+    const dbs = [a, b, one].map((s) => new Database(s.path, { readonly: true }))
+    const stamps = (rows: LogRow[]) => rows.map((r) => r.timestamp)
+    let merged: string[] = []
+    let single: string[] = []
+    let key: { timestamp: string; id: number } | undefined
+    let keyOne: typeof key
+    do {
+      const page = pageOf(mergeNewestFirst([listRequests(dbs[0]!, {}, 3, key), listRequests(dbs[1]!, {}, 3, key)], 3), 2)
+      merged = [...merged, ...stamps(page.rows)]
+      key = page.next ?? undefined
+    } while (key)
+    do {
+      const page = pageOf(listRequests(dbs[2]!, {}, 3, keyOne), 2)
+      single = [...single, ...stamps(page.rows)]
+      keyOne = page.next ?? undefined
+    } while (keyOne)
+    expect(merged).toEqual(single)
+    expect(merged).toHaveLength(7)
+    for (const db of dbs) db.close()
+    for (const s of [a, b, one]) s.store.close()
   })
 })
 

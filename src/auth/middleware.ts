@@ -37,7 +37,7 @@ export function identify(config: () => Config): MiddlewareHandler {
   }
 }
 
-export function principalFor(config: Config, authorization: string | undefined, apiKey: string | undefined): Principal {
+function principalFor(config: Config, authorization: string | undefined, apiKey: string | undefined): Principal {
   const auth = config.auth
   if (!auth) return { kind: 'open' }
   let bearer: string | undefined

@@ -327,6 +327,14 @@ export function idRange(db: Database): { lo: number | null; hi: number | null } 
   }
 }
 
+/** The oldest and newest timestamp in request_log (two reads of the time index's ends), or null when empty. */
+export function timeSpan(db: Database): { first: string; last: string } | null {
+  const span = db
+    .query('SELECT (SELECT min(timestamp) FROM request_log) AS first, (SELECT max(timestamp) FROM request_log) AS last')
+    .get() as { first: string | null; last: string | null }
+  return span.first !== null && span.last !== null ? { first: span.first, last: span.last } : null
+}
+
 /**
  * The 10-minute slots (`2026-11-25T12:1`, the first 15 characters of a
  * timestamp) of rows added after id `afterId` whose timestamp is before

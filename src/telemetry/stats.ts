@@ -46,8 +46,8 @@ export interface ComboPartial {
   halfUsage: number
   requests: number
   requestSuccesses: number
-  /** Latencies (ms) of successful attempts. */
-  latencies: number[]
+  /** Latencies (ms) of successful attempts (a typed array once the slice is folded). */
+  latencies: number[] | Int32Array | Float64Array
 }
 
 export interface SlicePartial {
@@ -123,13 +123,18 @@ export function foldSlice(db: Database, rows: StatRow[]): SlicePartial {
       if (status !== 'fallback') laterCall.add(rid)
     }
   }
+  // Kept (in the cache) as typed arrays: 4 bytes a latency rather than a JS value each.
+  for (const combo of combos.values()) {
+    const values = combo.latencies as number[]
+    combo.latencies = values.every((v) => Number.isInteger(v) && v >= 0 && v <= 2_147_483_647) ? Int32Array.from(values) : Float64Array.from(values)
+  }
   return { combos, hasPending, loId: rows.length ? lo : null }
 }
 
 function countAttempt(combo: ComboPartial, row: StatRow): void {
   if (row.status === 'success') {
     combo.success++
-    if (row.latency_ms !== null) combo.latencies.push(row.latency_ms)
+    if (row.latency_ms !== null) (combo.latencies as number[]).push(row.latency_ms)
   } else if (row.status === 'error') combo.error++
   else combo.timeout++
   const tin = row.tokens_in
@@ -188,7 +193,7 @@ interface GroupSums {
   costUsd: number
   costKnown: number
   costUnknown: boolean
-  latencies: number[][]
+  latencies: ArrayLike<number>[]
 }
 
 function keyOf(combo: ComboPartial, by: StatsBy): string | null {
@@ -262,13 +267,14 @@ const COUNTING_LIMIT = 4_000_000
  * the values in `parts`. Latencies are whole milliseconds, so they are
  * counted per value (linear) rather than sorted; anything else is sorted.
  */
-export function percentiles(parts: number[][], ps: number[]): (number | null)[] {
+export function percentiles(parts: ArrayLike<number>[], ps: number[]): (number | null)[] {
   let n = 0
   let max = 0
   let whole = true
   for (const part of parts) {
     n += part.length
-    for (const value of part) {
+    for (let i = 0; i < part.length; i++) {
+      const value = part[i]!
       if (value > max) max = value
       if (!Number.isInteger(value) || value < 0) whole = false
     }
@@ -276,11 +282,14 @@ export function percentiles(parts: number[][], ps: number[]): (number | null)[] 
   if (n === 0) return ps.map(() => null)
   const ranks = ps.map((p) => Math.max(1, Math.ceil((p / 100) * n)))
   if (!whole || max > COUNTING_LIMIT) {
-    const sorted = Float64Array.from(parts.flat()).sort()
+    const sorted = new Float64Array(n)
+    let at = 0
+    for (const part of parts) for (let i = 0; i < part.length; i++) sorted[at++] = part[i]!
+    sorted.sort()
     return ranks.map((r) => sorted[r - 1]!)
   }
   const counts = new Uint32Array(max + 1)
-  for (const part of parts) for (const value of part) counts[value]!++
+  for (const part of parts) for (let i = 0; i < part.length; i++) counts[part[i]!]!++
   const out: (number | null)[] = ranks.map(() => null)
   let seen = 0
   let next = 0
