@@ -8,7 +8,8 @@ import type { Server } from 'bun'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
-import type { Config } from './config.ts'
+import { type Config, openListenProblem } from './config.ts'
+import { ConfigError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
@@ -68,7 +69,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const clock = options.clock ?? systemClock
   const live = new LiveConfig(resolve(options.configPath), clock)
   const config = () => live.current()
-  const store = openStoreFor(config(), options.db)
+  const boot = config()
+  const host = options.host ?? boot.raw.listen.host
+  const port = options.port ?? boot.raw.listen.port
+  // The config checks its own listen.host; a host given on the command line is checked here.
+  const openProblem = openListenProblem(host, boot.auth !== null)
+  if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
+  const store = openStoreFor(boot, options.db)
   const recovered = store.recoverPending(
     `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
   )
@@ -102,9 +109,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
     deadman,
   })
 
-  const boot = config()
-  const host = options.host ?? boot.raw.listen.host
-  const port = options.port ?? boot.raw.listen.port
   const server = Bun.serve({
     hostname: host,
     port,

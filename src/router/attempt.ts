@@ -18,6 +18,7 @@ import type { Policy, StepSpec } from '../config.ts'
 import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
 import type { AttemptOutcome, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
+import type { AttemptObserver } from './metrics.ts'
 import { type StreamSession, startStreamSession } from './stream.ts'
 
 /** One row as reported back to the client (`attempts` in responses). */
@@ -56,6 +57,7 @@ export interface RequestScope {
   redactions: () => string[]
   /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
+  metrics?: AttemptObserver
 }
 
 export type StepSuccess =
@@ -77,7 +79,8 @@ export function publicEndpoint(url: string): string {
 }
 
 /** Commits a row's final state and mirrors it into the record the client sees. */
-export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
+export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn' | 'metrics'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
+  scope.metrics?.attempt(record.provider, record.model, outcome.status, outcome.latencyMs)
   Object.assign(record, {
     status: outcome.status,
     latency_ms: outcome.latencyMs,

@@ -13,6 +13,7 @@ import { ChainExhaustedError, ProviderError } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, publicEndpoint, runStep } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
+import type { AttemptObserver } from './metrics.ts'
 import { ADAPTERS } from '../../providers/index.ts'
 
 export interface ChainDeps {
@@ -22,6 +23,8 @@ export interface ChainDeps {
   /** Where API keys are read from (process.env in production). */
   env: Record<string, string | undefined>
   warn: (message: string) => void
+  /** Counts attempts and fallbacks for GET /metrics (optional). */
+  metrics?: AttemptObserver
 }
 
 export interface ChainInput {
@@ -67,6 +70,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     nextSeq: () => ++seq,
     redactions: () => promptFragments(input.request.body),
     warn: deps.warn,
+    metrics: deps.metrics,
   }
 
   const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv] || undefined : undefined))
@@ -79,7 +83,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   let before: Promise<unknown> | null = null
   const summary: string[] = []
 
-  const writeFallback = (named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
+  const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
+    deps.metrics?.fallback(from.provider.name, named.provider.name)
     const record: AttemptRecord = {
       log_id: 0,
       provider: named.provider.name,
@@ -134,8 +139,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     }
     summary.push(`${label(step)}: ${exit}`)
     const next = steps[i + 1]
-    if (next) before = writeFallback(next, i + 1, `fallback from ${label(step)}: ${exit}`)
-    else if (skipped) before = writeFallback(step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
+    if (next) before = writeFallback(step, next, i + 1, `fallback from ${label(step)}: ${exit}`)
+    else if (skipped) before = writeFallback(step, step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
   if (before) await before
   throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts })

@@ -25,9 +25,10 @@ export function chatCompletionsRoute(deps: DispatchDeps) {
     const body = await readJsonObject(c)
     const input = validate(ChatCompletionsSchema, body, 'chat completions request')
     const agent = resolveAgent(
+      c,
       [
         { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },
-        { from: 'the "user" field', value: input.user },
+        { from: 'the "user" field', value: input.user, hint: true },
       ],
       'send an X-Agent-Name header, or set "user" to the agent\'s name',
       false,

@@ -28,6 +28,7 @@ export function inferRoute(deps: DispatchDeps) {
     const body = await readJsonObject(c)
     const input = validate(InferRequestSchema, body, '/v1/infer request')
     const agent = resolveAgent(
+      c,
       [
         { from: 'the "agent" field', value: input.agent },
         { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },

@@ -107,6 +107,17 @@ export const MIGRATIONS: readonly string[] = [
    -- Rows finished before this migration are not chained; remember where the chain begins.
    INSERT OR IGNORE INTO witness_state (key, value, updated_at)
      SELECT 'chain.first_log_id', COALESCE(MAX(id), 0) + 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM request_log;`,
+  // 4: the rows of the rare statuses (error, timeout, fallback, rollback), for the read side.
+  // Both indexes are partial, so they cost nothing for the success rows that are most of the
+  // table: a row enters them only when it is written as (or finished as) one of those statuses.
+  // - (status, timestamp): `/requests?status=` newest first; without it a status filter on its own
+  //   walks the whole time index when the status is rare or absent.
+  // - (agent_name, provider, status, timestamp): did-call counts these per status from the index
+  //   alone; the success count is the rest of an index-only count, so no row is read.
+  `CREATE INDEX IF NOT EXISTS request_log_status_time ON request_log(status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');
+   CREATE INDEX IF NOT EXISTS request_log_agent_provider_status_time ON request_log(agent_name, provider, status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
