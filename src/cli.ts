@@ -15,6 +15,7 @@ import { serveCommand } from './commands/serve.ts'
 import { simCommand } from './commands/sim.ts'
 import { statsCommand } from './commands/stats.ts'
 import { tokenCommand } from './commands/token.ts'
+import { verifyCommand } from './commands/verify.ts'
 import { syncCommand } from './commands/sync.ts'
 import { watchdogCommand } from './commands/watchdog.ts'
 import { ArchiveError, ConfigError, DatabaseLockedError, InvalidRequestError, JobBusyError, SyncError } from './errors.ts'
@@ -32,6 +33,7 @@ const COMMANDS: Record<string, Command> = {
   'did-call': didCallCommand,
   stats: statsCommand,
   token: tokenCommand,
+  verify: verifyCommand,
 }
 
 function usage(): string {

@@ -15,13 +15,11 @@
  * the log proves what was asked and answered without storing either.
  */
 
-export const GENESIS_HASH = '0'.repeat(64)
+import { LOG_COLUMNS } from '../telemetry/schema.ts'
 
-/** The 11 request_log columns, in table order. */
-export const LOG_COLUMNS = [
-  'id', 'timestamp', 'agent_name', 'provider', 'model', 'endpoint',
-  'tokens_in', 'tokens_out', 'latency_ms', 'status', 'error_message',
-] as const
+export { LOG_COLUMNS }
+
+export const GENESIS_HASH = '0'.repeat(64)
 
 export type LogColumn = (typeof LOG_COLUMNS)[number]
 export type LogRow = Record<LogColumn, string | number | null>

@@ -29,7 +29,11 @@ export interface Evidence {
   checkpoints: Checkpoint[]
   /** Public keys by key id. */
   keys: Map<string, JsonWebKey>
-  /** Whether the chain must start at entry 1 (all archives included). */
+  /**
+   * Whether every entry must be present: true when the archives are included
+   * (or nothing was ever archived). Archiving moves entries out by the age of
+   * their rows, so without the archives gaps and a missing start are expected.
+   */
   complete: boolean
   /** Rows with a smaller id were finished before the chain existed. */
   chainStartsAtLogId: number
@@ -93,7 +97,9 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
         else notes.push(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives)`)
       }
     } else if (e.seq !== prev.seq + 1) {
-      problem(`chain entries ${prev.seq + 1}-${e.seq - 1} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
+      const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
+      if (ev.complete) problem(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
+      else notes.push(`${gap} are not here; archived? (use --archives)`)
     } else if (e.prev_hash !== prev.hash) {
       problem(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
     }
@@ -156,7 +162,8 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     }
     const entry = bySeq.get(c.seq)
     if (!entry) {
-      if (c.seq > lastSeq) problem(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
+      if (ev.complete && c.seq > lastSeq) problem(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
+      else if (ev.complete) problem(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
       else notes.push(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives)`)
     } else if (entry.hash !== c.head_hash) {
       problem(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)

@@ -4,6 +4,7 @@
  * request). An agent token reads only its own rows.
  */
 import type { Context } from 'hono'
+import { proofOf } from '../proof/lookup.ts'
 import { readableAgent } from '../auth/middleware.ts'
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
@@ -72,6 +73,6 @@ export function requestStoryRoute(deps: ReadDeps) {
     const row = requestRow(deps.store.reader, id)
     if (!row) throw new NotFoundError(`no row with id ${id}`)
     readableAgent(c, row.agent_name)
-    return c.json({ row, request: requestStory(deps.store.reader, id) })
+    return c.json({ row, proof: proofOf(deps.store.reader, id), request: requestStory(deps.store.reader, id) })
   }
 }

@@ -15,22 +15,10 @@
  * by which filters are present; every value is a bound parameter.
  */
 import type { Database } from 'bun:sqlite'
-import type { Status } from './schema.ts'
+import { LOG_COLUMNS, type Status } from './schema.ts'
 
 /** The 11 request_log columns, in table order. */
-export const LOG_COLUMNS = [
-  'id',
-  'timestamp',
-  'agent_name',
-  'provider',
-  'model',
-  'endpoint',
-  'tokens_in',
-  'tokens_out',
-  'latency_ms',
-  'status',
-  'error_message',
-] as const
+export { LOG_COLUMNS }
 
 export interface LogRow {
   id: number

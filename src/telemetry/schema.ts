@@ -20,6 +20,12 @@ export const REQUEST_LOG_DDL = `CREATE TABLE request_log (
     error_message TEXT
 )`
 
+/** The 11 request_log columns, in table order. */
+export const LOG_COLUMNS = [
+  'id', 'timestamp', 'agent_name', 'provider', 'model', 'endpoint',
+  'tokens_in', 'tokens_out', 'latency_ms', 'status', 'error_message',
+] as const
+
 /** Every status a row may carry; checked in code before any write. */
 export const STATUSES = ['pending', 'success', 'error', 'timeout', 'fallback', 'rollback'] as const
 export type Status = (typeof STATUSES)[number]
