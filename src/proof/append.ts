@@ -11,8 +11,11 @@ import { type ChainFacts, GENESIS_HASH, type LogRow, chainHash, encodeRecord } f
 export interface ChainAppender {
   /** Reads the current head; call once at the start of each transaction. */
   start(): void
-  /** Chains a row that just reached its final state; returns its hash. */
-  append(logId: number, bodies: Pick<ChainFacts, 'requestSha256' | 'responseSha256'>): string
+  /**
+   * Chains a row that just reached its final state; returns its hash. `known`
+   * is the row as the caller just wrote it (saves reading it back).
+   */
+  append(logId: number, bodies: Pick<ChainFacts, 'requestSha256' | 'responseSha256'>, known?: { row: LogRow; requestId: string | null; responseId: string | null }): string
   /** Records the head in witness_state; call before the transaction commits. */
   end(): void
 }
@@ -50,13 +53,18 @@ export function chainAppender(db: Database, now: () => string = () => new Date()
       }
       started = seq
     },
-    append(logId, bodies) {
-      const row = rowOf.get(logId) as LogRow | null
-      if (!row) throw new Error(`cannot chain row ${logId}: it does not exist`)
-      const meta = metaOf.get(logId) as { request_id: string; response_id: string | null } | null
-      const record = encodeRecord(row, {
-        requestId: meta?.request_id ?? null,
-        responseId: meta?.response_id ?? null,
+    append(logId, bodies, known) {
+      let facts: { row: LogRow; requestId: string | null; responseId: string | null }
+      if (known) facts = known
+      else {
+        const row = rowOf.get(logId) as LogRow | null
+        if (!row) throw new Error(`cannot chain row ${logId}: it does not exist`)
+        const meta = metaOf.get(logId) as { request_id: string; response_id: string | null } | null
+        facts = { row, requestId: meta?.request_id ?? null, responseId: meta?.response_id ?? null }
+      }
+      const record = encodeRecord(facts.row, {
+        requestId: facts.requestId,
+        responseId: facts.responseId,
         requestSha256: bodies.requestSha256,
         responseSha256: bodies.responseSha256,
       })

@@ -8,7 +8,8 @@
  */
 import { Database } from 'bun:sqlite'
 import { chainAppender } from '../proof/append.ts'
-import type { WriteOp, WriteResult } from './rows.ts'
+import type { LogRow } from '../proof/record.ts'
+import type { RowHead, WriteOp, WriteResult } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
 
 export interface WriterOptions {
@@ -66,6 +67,8 @@ export function openWriter(path: string, options: WriterOptions): Writer {
 
   const chain = chainAppender(db)
   const NONE = { requestSha256: null, responseSha256: null }
+  // What each pending row was written with, so finishing it can chain it without reading it back.
+  const pendingHeads = new Map<number, { head: RowHead; requestId: string | null }>()
 
   function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): WriteResult {
     const head = op.kind === 'begin' ? op.head : op.row
@@ -90,10 +93,26 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     if (meta) {
       insertMeta.run({ id, requestId: meta.requestId, chain: meta.chain, api: meta.api, seq: meta.seq, step: meta.step, try: meta.try, stream: meta.stream ? 1 : 0 })
     }
-    if (op.kind === 'begin') return { id, hash: null }
+    if (op.kind === 'begin') {
+      pendingHeads.set(id, { head, requestId: meta?.requestId ?? null })
+      return { id, hash: null }
+    }
     if (op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
     // A row written final joins the chain at once; a pending one when it finishes.
-    return { id, hash: chain.append(id, NONE) }
+    const row: LogRow = {
+      id,
+      timestamp: head.timestamp,
+      agent_name: head.agentName,
+      provider: head.provider,
+      model: head.model,
+      endpoint: head.endpoint,
+      tokens_in: rest?.tokensIn ?? null,
+      tokens_out: rest?.tokensOut ?? null,
+      latency_ms: rest?.latencyMs ?? null,
+      status,
+      error_message: rest?.errorMessage ?? null,
+    }
+    return { id, hash: chain.append(id, NONE, { row, requestId: meta?.requestId ?? null, responseId: null }) }
   }
 
   function applyOne(op: WriteOp): WriteResult {
@@ -105,6 +124,8 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         const o = op.outcome
         if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
         const changes = finishLog.run({ id: op.id, status: o.status, tokensIn: o.tokensIn, tokensOut: o.tokensOut, latencyMs: o.latencyMs, errorMessage: o.errorMessage }).changes
+        const known = pendingHeads.get(op.id)
+        pendingHeads.delete(op.id)
         if (changes === 0) return { id: op.id, hash: null } // not pending (already finished): nothing to chain
         finishMeta.run({
           id: op.id,
@@ -114,7 +135,23 @@ export function openWriter(path: string, options: WriterOptions): Writer {
           firstByteMs: o.firstByteMs ?? null,
           costUsd: o.costUsd ?? null,
         })
-        return { id: op.id, hash: chain.append(op.id, { requestSha256: o.requestSha256 ?? null, responseSha256: o.responseSha256 ?? null }) }
+        const bodies = { requestSha256: o.requestSha256 ?? null, responseSha256: o.responseSha256 ?? null }
+        if (!known) return { id: op.id, hash: chain.append(op.id, bodies) } // begun by another writer: read it back
+        const { head } = known
+        const row: LogRow = {
+          id: op.id,
+          timestamp: head.timestamp,
+          agent_name: head.agentName,
+          provider: head.provider,
+          model: head.model,
+          endpoint: head.endpoint,
+          tokens_in: o.tokensIn,
+          tokens_out: o.tokensOut,
+          latency_ms: o.latencyMs,
+          status: o.status,
+          error_message: o.errorMessage,
+        }
+        return { id: op.id, hash: chain.append(op.id, bodies, { row, requestId: known.requestId, responseId: o.responseId ?? null }) }
       }
       case 'state':
         upsertState.run({ key: op.key, value: op.value, at: op.at })
