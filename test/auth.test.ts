@@ -207,3 +207,30 @@ describe('auth config and open mode', () => {
     expect(caught?.issues).toEqual([{ path: 'auth.operators.op.token_sha256', message: 'same token hash as auth.agents.ezra; every agent and operator needs its own token' }])
   })
 })
+
+describe('the deadman routes under auth', () => {
+  test("POST /heartbeat takes the agent's own token and names the token's agent; another agent's name is 403", async () => {
+    await expectError(await w.post('/heartbeat', { agent: 'ezra' }), 401, 'unauthorized')
+    const ok = await w.post('/heartbeat', { config_hash: 'abc' }, bearer(EZRA))
+    expect(ok.status).toBe(200)
+    expect((await ok.json()).agent).toBe('ezra')
+    await expectError(await w.post('/heartbeat', { agent: 'bezalel' }, bearer(EZRA)), 403, 'agent_mismatch')
+    await expectError(await w.post('/heartbeat', { agent: 'ezra' }, bearer(OPERATOR)), 403, 'forbidden')
+  })
+
+  test('GET /deadman, POST /deadman/rollback and POST /admin/reload need an operator token', async () => {
+    const rollback = { agent: 'ezra', old_config_hash: 'a', new_config_hash: 'b', reason: 'drill' }
+    const rows = readRows(w.dbPath).length
+    await expectError(await get('/deadman'), 401, 'unauthorized')
+    await expectError(await get('/deadman', bearer(EZRA)), 403, 'forbidden')
+    await expectError(await w.post('/deadman/rollback', rollback), 401, 'unauthorized')
+    await expectError(await w.post('/deadman/rollback', rollback, bearer(EZRA)), 403, 'forbidden')
+    await expectError(await w.post('/admin/reload', {}, bearer(BEZALEL)), 403, 'forbidden')
+    expect(readRows(w.dbPath)).toHaveLength(rows) // nobody but an operator could write a rollback row
+    expect((await get('/deadman', bearer(OPERATOR))).status).toBe(200)
+    const recorded = await w.post('/deadman/rollback', rollback, bearer(OPERATOR))
+    expect(recorded.status).toBe(201)
+    expect(readRows(w.dbPath).at(-1)).toMatchObject({ status: 'rollback', provider: 'deadman', agent_name: 'ezra' })
+    expect((await w.post('/admin/reload', {}, bearer(OPERATOR))).status).toBe(200)
+  })
+})
