@@ -9,7 +9,7 @@
 import { Database } from 'bun:sqlite'
 import { chainAppender } from '../proof/append.ts'
 import type { LogRow } from '../proof/record.ts'
-import type { RowHead, WriteOp, WriteResult } from './rows.ts'
+import type { AttemptOutcome, RowHead, WriteOp, WriteResult } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
 
 export interface WriterOptions {
@@ -99,19 +99,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     }
     if (op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
     // A row written final joins the chain at once; a pending one when it finishes.
-    const row: LogRow = {
-      id,
-      timestamp: head.timestamp,
-      agent_name: head.agentName,
-      provider: head.provider,
-      model: head.model,
-      endpoint: head.endpoint,
-      tokens_in: rest?.tokensIn ?? null,
-      tokens_out: rest?.tokensOut ?? null,
-      latency_ms: rest?.latencyMs ?? null,
-      status,
-      error_message: rest?.errorMessage ?? null,
-    }
+    const row = logRow(id, head, status, rest)
     return { id, hash: chain.append(id, NONE, { row, requestId: meta?.requestId ?? null, responseId: null }) }
   }
 
@@ -137,20 +125,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         })
         const bodies = { requestSha256: o.requestSha256 ?? null, responseSha256: o.responseSha256 ?? null }
         if (!known) return { id: op.id, hash: chain.append(op.id, bodies) } // begun by another writer: read it back
-        const { head } = known
-        const row: LogRow = {
-          id: op.id,
-          timestamp: head.timestamp,
-          agent_name: head.agentName,
-          provider: head.provider,
-          model: head.model,
-          endpoint: head.endpoint,
-          tokens_in: o.tokensIn,
-          tokens_out: o.tokensOut,
-          latency_ms: o.latencyMs,
-          status: o.status,
-          error_message: o.errorMessage,
-        }
+        const row = logRow(op.id, known.head, o.status, o)
         return { id: op.id, hash: chain.append(op.id, bodies, { row, requestId: known.requestId, responseId: o.responseId ?? null }) }
       }
       case 'state':
@@ -174,6 +149,23 @@ export function openWriter(path: string, options: WriterOptions): Writer {
       return applyAll.immediate(ops)
     },
     close: () => db.close(),
+  }
+}
+
+/** A row as it was just written, for chaining it. */
+function logRow(id: number, head: RowHead, status: Status, values: Partial<Pick<AttemptOutcome, 'tokensIn' | 'tokensOut' | 'latencyMs' | 'errorMessage'>> | null): LogRow {
+  return {
+    id,
+    timestamp: head.timestamp,
+    agent_name: head.agentName,
+    provider: head.provider,
+    model: head.model,
+    endpoint: head.endpoint,
+    tokens_in: values?.tokensIn ?? null,
+    tokens_out: values?.tokensOut ?? null,
+    latency_ms: values?.latencyMs ?? null,
+    status,
+    error_message: values?.errorMessage ?? null,
   }
 }
 
