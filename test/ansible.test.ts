@@ -7,7 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { readFileSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { ROOT } from './support/process.ts'
@@ -111,6 +111,7 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(recap(result.output).changed).toBeGreaterThan(0)
     expect(statSync(path('opt/witness/app/src/cli.ts')).isFile()).toBe(true)
     expect(statSync(path('opt/witness/app/node_modules/.bin/bun')).isFile()).toBe(true)
+    expect(readlinkSync(path('usr/local/bin/witness'))).toBe(witnessCommand)
     const db = new Database(path('var/lib/witness/witness.db'), { readonly: true })
     try {
       expect(db.query('PRAGMA table_info(request_log)').all()).toEqual(REQUEST_LOG_COLUMNS)
@@ -215,6 +216,7 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.code).not.toBe(0)
     expect(recap(result.output).failed).toBe(1)
     expect(result.output).toContain(`witness.yaml for localhost failed validation and was NOT installed; ${configPath} is unchanged.`)
+    expect(result.output).toContain('invalid config (the new witness.yaml):')
     expect(result.output).toContain('chains.default[0].provider: provider \\"claude\\" is banned by policy.banned_providers (\\"anthropic\\")')
     expect(readFileSync(configPath)).toEqual(before)
     expect((await run([witnessCommand, 'check-config', '--config', configPath])).code).toBe(0)
