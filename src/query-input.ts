@@ -1,8 +1,9 @@
 /**
  * The parameters of the read side (`/requests`, `/requests/:id`,
  * `/requests/did-call`, `/stats` and the matching CLI commands), given as
- * strings, validated into typed queries. Every problem is reported at once with the parameter's
- * name as its path (400 invalid_request over HTTP, exit 2 on the CLI).
+ * strings, validated into typed queries. Every problem is reported at once
+ * with the parameter's name as its path (400 invalid_request over HTTP,
+ * exit 2 on the CLI).
  */
 import * as v from 'valibot'
 import { Name } from './config.ts'

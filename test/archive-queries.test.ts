@@ -7,7 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import type { RetentionSettings } from '../src/config.ts'
@@ -174,7 +174,11 @@ describe('GET /requests with archives=1', () => {
     const inPeriod = t.seeded.filter((r) => Date.parse(r.timestamp) >= from && Date.parse(r.timestamp) < to)
     expect(inPeriod.length).toBeGreaterThan(10)
     expect((await list(`?${query}`)).rows).toEqual([])
+    // The server decompresses a month to the cache itself when no fresh copy is there.
+    rmSync(join(t.archiveDir, '.cache'), { recursive: true, force: true })
     expect((await list(`?${query}&archives=1`)).rows.map((r) => r.id)).toEqual(newestIds(inPeriod))
+    expect(readdirSync(join(t.archiveDir, '.cache')).sort()).toEqual(['request_log-2026-08.db', 'request_log-2026-09.db'])
+    expect(readdirSync(t.archiveDir).filter((n) => n.endsWith('.tmp'))).toEqual([])
     const ezraErrors = inPeriod.filter((r) => r.agent === 'ezra' && r.status === 'error')
     expect(ezraErrors.length).toBeGreaterThan(0)
     expect((await list(`?${query}&archives=1&agent=ezra&status=error`)).rows.map((r) => r.id)).toEqual(newestIds(ezraErrors))

@@ -159,8 +159,9 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
   if (!file.compressed || !existsSync(file.path) || cacheIsFresh(cached, file)) return
   await mkdir(cacheDir(dir), { recursive: true })
   const bytes = await Bun.zstdDecompress(await Bun.file(file.path).bytes())
-  // Temp file, fsync, rename: a crash never leaves half a copy under the cached name.
-  const tmp = join(cacheDir(dir), `.request_log-${file.month}.db.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  // Temp file, fsync, rename: a crash never leaves half a copy under the cached name. The temp file
+  // is beside the archives, not in the cache, where the archive job's pruneCache would remove it.
+  const tmp = join(dir, `.request_log-${file.month}.db.cache.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
   const handle = await open(tmp, 'w')
   try {
     await handle.writeFile(bytes)
