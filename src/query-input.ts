@@ -1,8 +1,9 @@
 /**
- * The parameters of the read side (`/requests`, `/requests/did-call`,
- * `/stats` and the matching CLI commands), given as strings, validated into
- * typed queries. Every problem is reported at once with the parameter's
- * name as its path (400 invalid_request over HTTP, exit 2 on the CLI).
+ * The parameters of the read side (`/requests`, `/requests/:id`,
+ * `/requests/did-call`, `/stats` and the matching CLI commands), given as
+ * strings, validated into typed queries. Every problem is reported at once
+ * with the parameter's name as its path (400 invalid_request over HTTP,
+ * exit 2 on the CLI).
  */
 import * as v from 'valibot'
 import { Name } from './config.ts'
@@ -34,6 +35,8 @@ const Limit = v.pipe(
   v.maxValue(MAX_LIMIT, `must be a whole number from 1 to ${MAX_LIMIT}`),
 )
 const Cursor = v.pipe(v.string(), v.maxLength(200, 'is not a cursor from a previous page'))
+/** `archives=1`: search the archive files of the period too (the CLI's `--archives`). */
+const Archives = v.optional(v.picklist(['0', '1'], 'must be 1 (also search the archive files) or 0'))
 
 const FilterFields = {
   agent: v.optional(AgentName),
@@ -51,12 +54,16 @@ const ListSchema = v.strictObject({
   limit: v.optional(Limit),
   cursor: v.optional(Cursor),
   format: v.optional(v.picklist(EXPORT_FORMATS, `must be one of: ${EXPORT_FORMATS.join(', ')}`)),
+  archives: Archives,
 })
+
+const StorySchema = v.strictObject({ archives: Archives })
 
 const DidCallSchema = v.strictObject({
   ...FilterFields,
   agent: AgentName,
   provider: Name,
+  archives: Archives,
 })
 
 const StatsSchema = v.strictObject({
@@ -64,9 +71,15 @@ const StatsSchema = v.strictObject({
   until: v.optional(When),
   by: v.optional(v.picklist(STATS_BY, `must be one of: ${STATS_BY.join(', ')}`)),
   agent: v.optional(AgentName),
+  archives: Archives,
 })
 
-export interface ListInput {
+/** Whether a read searches the archive files too. */
+export interface ArchiveScope {
+  archives: boolean
+}
+
+export interface ListInput extends ArchiveScope {
   filter: RequestFilter
   /** Rows per page; for an export, the most rows to send (undefined: all). */
   limit: number | undefined
@@ -95,25 +108,34 @@ export function parseListInput(params: Record<string, string>, nowMs: number): L
     limit: input!.limit,
     before: before ?? undefined,
     format: input!.format ?? 'json',
+    archives: input!.archives === '1',
   }
 }
 
+/** Parses `/requests/:id` parameters (only `archives`). */
+export function parseStoryInput(params: Record<string, string>): ArchiveScope {
+  const issues: Issue[] = []
+  const input = check(StorySchema, params, issues)
+  fail('invalid /requests/:id parameters', issues)
+  return { archives: input!.archives === '1' }
+}
+
 /** Parses `did-call` parameters; `since` defaults to 24 hours back. */
-export function parseDidCallInput(params: Record<string, string>, nowMs: number): DidCallQuery {
+export function parseDidCallInput(params: Record<string, string>, nowMs: number): DidCallQuery & ArchiveScope {
   const issues: Issue[] = []
   const input = check(DidCallSchema, params, issues)
   const range = timeRange({ since: '24h', ...params }, nowMs, issues)
   fail('invalid did-call parameters', issues)
-  return { agent: input!.agent, provider: input!.provider, model: input!.model, since: range.since!, until: range.until }
+  return { agent: input!.agent, provider: input!.provider, model: input!.model, since: range.since!, until: range.until, archives: input!.archives === '1' }
 }
 
 /** Parses `stats` parameters: `since` defaults to 24 hours back, `until` to now, `by` to provider. */
-export function parseStatsInput(params: Record<string, string>, nowMs: number): StatsQuery {
+export function parseStatsInput(params: Record<string, string>, nowMs: number): StatsQuery & ArchiveScope {
   const issues: Issue[] = []
   const input = check(StatsSchema, params, issues)
   const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
   fail('invalid stats parameters', issues)
-  return { since: range.since!, until: range.until!, by: input!.by ?? 'provider', agent: input!.agent }
+  return { since: range.since!, until: range.until!, by: input!.by ?? 'provider', agent: input!.agent, archives: input!.archives === '1' }
 }
 
 function check<S extends v.StrictObjectSchema<v.ObjectEntries, undefined>>(schema: S, params: Record<string, string>, issues: Issue[]): v.InferOutput<S> | undefined {

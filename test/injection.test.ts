@@ -26,9 +26,9 @@ const PAYLOADS = [
 ]
 
 const PARAMS: Record<string, string[]> = {
-  '/requests': ['agent', 'provider', 'model', 'status', 'chain', 'request_id', 'since', 'until', 'limit', 'cursor', 'format'],
-  '/requests/did-call': ['agent', 'provider', 'model', 'since', 'until'],
-  '/stats': ['since', 'until', 'by', 'agent'],
+  '/requests': ['agent', 'provider', 'model', 'status', 'chain', 'request_id', 'since', 'until', 'limit', 'cursor', 'format', 'archives'],
+  '/requests/did-call': ['agent', 'provider', 'model', 'since', 'until', 'archives'],
+  '/stats': ['since', 'until', 'by', 'agent', 'archives'],
 }
 // Valid values for the other required parameters, so only the one under attack is wrong.
 const REQUIRED: Record<string, Record<string, string>> = { '/requests/did-call': { agent: 'ezra', provider: 'kimi' } }

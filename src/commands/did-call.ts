@@ -10,7 +10,7 @@ import { READ_OPTIONS, given, openForReading } from './read-db.ts'
 
 export const didCallCommand: Command = {
   summary:
-    'did-call --agent A --provider P [--model M] [--since T] [--until T] [--json] [--db PATH]\n' +
+    'did-call --agent A --provider P [--model M] [--since T] [--until T] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
     '                                                 did the agent really call the provider? exit 0 yes, 1 no, 2 usage error',
   async run(args) {
     const options = { ...READ_OPTIONS, json: { type: 'boolean' }, agent: { type: 'string' }, provider: { type: 'string' }, model: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' } } as const
@@ -18,7 +18,8 @@ export const didCallCommand: Command = {
     const query = parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now())
     const target = openForReading(values)
     try {
-      const answer = didCall(target.db, query)
+      const sources = await target.sources(query.archives, query)
+      const answer = didCall(sources.live, query, sources.archives)
       console.log(values.json ? JSON.stringify(answer) : sentence(answer))
       return answer.called ? 0 : 1
     } finally {

@@ -11,7 +11,7 @@ const COLUMNS = ['attempts', 'success', 'error', 'timeout', 'success_rate', 'req
 
 export const statsCommand: Command = {
   summary:
-    'stats [--since T] [--until T] [--by provider|model|agent|chain] [--agent A] [--json] [--db PATH]\n' +
+    'stats [--since T] [--until T] [--by provider|model|agent|chain] [--agent A] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
     '                                                 attempts, success rates, latency percentiles, tokens and cost per group',
   async run(args) {
     const options = { ...READ_OPTIONS, json: { type: 'boolean' }, since: { type: 'string' }, until: { type: 'string' }, by: { type: 'string' }, agent: { type: 'string' } } as const
@@ -20,7 +20,8 @@ export const statsCommand: Command = {
     const query = parseStatsInput(given(values, ['since', 'until', 'by', 'agent']), nowMs)
     const target = openForReading(values)
     try {
-      const result = await computeStats(target.db, query, { pricing: target.config?.pricing ?? {}, nowMs })
+      const sources = await target.sources(query.archives, query)
+      const result = await computeStats(sources.dbs, query, { pricing: target.config?.pricing ?? {}, nowMs })
       if (values.json) console.log(JSON.stringify({ since: query.since, until: query.until, by: result.by, groups: result.groups, rankings: result.rankings }))
       else console.log(render(result, query.since, query.until))
       return 0

@@ -12,13 +12,27 @@ export interface RowProof {
   checkpoint: { id: number; seq: number; head_hash: string; time: string; key_id: string; signature: string } | null
 }
 
-export function proofOf(db: Database, logId: number): RowProof {
-  const hasChain = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_chain'").get()
-  const entry = hasChain
-    ? (db.query('SELECT seq, hash, prev_hash, chained_at FROM log_chain WHERE log_id = ?').get(logId) as { seq: number; hash: string; prev_hash: string; chained_at: string } | null)
-    : null
+/** Looks the row's entry up in `dbs` (live and archives) and its checkpoint in the live database. */
+interface Entry {
+  seq: number
+  hash: string
+  prev_hash: string
+  chained_at: string
+}
+
+function entryIn(db: Database, logId: number): Entry | null {
+  if (!db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'log_chain'").get()) return null
+  return db.query('SELECT seq, hash, prev_hash, chained_at FROM log_chain WHERE log_id = ?').get(logId) as Entry | null
+}
+
+export function proofOf(dbs: readonly Database[], logId: number, live: Database): RowProof {
+  let entry: Entry | null = null
+  for (const db of dbs) {
+    entry = entryIn(db, logId)
+    if (entry) break
+  }
   if (!entry) return { hash: null, chain_seq: null, prev_hash: null, chained_at: null, checkpoint: null }
-  const c = coveringCheckpoint(db, entry.seq)
+  const c = coveringCheckpoint(live, entry.seq)
   return {
     hash: entry.hash,
     chain_seq: entry.seq,

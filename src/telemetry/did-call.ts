@@ -5,6 +5,7 @@
  * they are reported beside the answer.
  */
 import type { Database } from 'bun:sqlite'
+import { didCallCountsAcross } from './across.ts'
 import { CALL_STATUSES, type DidCallQuery, didCallCounts } from './queries.ts'
 
 export interface DidCallAnswer {
@@ -21,8 +22,9 @@ export interface DidCallAnswer {
   fallback_rows: number
 }
 
-export function didCall(db: Database, q: DidCallQuery): DidCallAnswer {
-  const counts = didCallCounts(db, q)
+/** The answer from the live database `db`, and from `archives` too when given (a row in both counts once). */
+export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = []): DidCallAnswer {
+  const counts = archives.length ? didCallCountsAcross(db, archives, q) : didCallCounts(db, q)
   const byStatus: DidCallAnswer['by_status'] = {}
   let calls = 0
   for (const status of CALL_STATUSES) {

@@ -156,34 +156,26 @@ export function pageOf(rows: LogRow[], limit: number): { rows: LogRow[]; next: P
   return { rows: page, next: rows.length > limit && last ? { timestamp: last.timestamp, id: last.id } : null }
 }
 
-/**
- * Every row matching `filter` from `before` on (at most `max`), a page at a
- * time: each page is its own short query, so no read transaction is held
- * open while the caller sends a page on.
- */
-export function* walkRequests(db: Database, filter: RequestFilter, before: PageKey | undefined, max = Infinity, pageSize = 1000): Generator<LogRow[]> {
-  let key = before
-  let sent = 0
-  while (sent < max) {
-    const want = Math.min(pageSize, max - sent)
-    const rows = listRequests(db, filter, want, key)
-    if (rows.length) yield rows
-    sent += rows.length
-    const last = rows[rows.length - 1]
-    if (rows.length < want || !last) return
-    key = { timestamp: last.timestamp, id: last.id }
-  }
-}
-
 /** Orders rows newest first: timestamp, then id (descending). */
-export function newestFirst(a: LogRow, b: LogRow): number {
+export function newestFirst(a: PageKey, b: PageKey): number {
   if (a.timestamp !== b.timestamp) return a.timestamp < b.timestamp ? 1 : -1
   return b.id - a.id
 }
 
-/** Merges pages read from several databases (the live file, archives) into one page. */
-export function mergeNewestFirst(pages: LogRow[][], limit: number): LogRow[] {
-  return pages.flat().sort(newestFirst).slice(0, limit)
+/**
+ * Merges rows read from several databases (the live file, archives) into
+ * one list, newest first, at most `limit`. A row found in two of them (same
+ * id and timestamp: copied to its archive and not yet deleted from the live
+ * file) is taken once.
+ */
+export function mergeNewestFirst<T extends PageKey>(pages: T[][], limit = Infinity): T[] {
+  const out: T[] = []
+  for (const row of pages.flat().sort(newestFirst)) {
+    if (out.length >= limit) break
+    const last = out[out.length - 1]
+    if (!last || newestFirst(last, row) !== 0) out.push(row)
+  }
+  return out
 }
 
 /** One row by id, or null. */
@@ -203,15 +195,25 @@ export interface RequestStory {
 export function requestStory(db: Database, id: number): RequestStory | null {
   const head = db.query('SELECT request_id, chain, api FROM request_log_meta WHERE log_id = $id').get({ $id: id }) as Omit<RequestStory, 'rows'> | null
   if (!head) return null
-  const rows = db
+  return { ...head, rows: storyRows(db, head.request_id) }
+}
+
+/** The rows of one request, in the order written, with their meta. */
+export function storyRows(db: Database, requestId: string): StoryRow[] {
+  return db
     .query(
       `SELECT ${SELECT_ROW}, m.seq, m.step, m.try, m.stream, m.http_status, m.response_id, m.served_model, m.first_byte_ms, m.cost_usd
        FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
        WHERE m.request_id = $request_id
        ORDER BY l.id`,
     )
-    .all({ $request_id: head.request_id }) as StoryRow[]
-  return { ...head, rows }
+    .all({ $request_id: requestId }) as StoryRow[]
+}
+
+/** Which of `ids` are in request_log. */
+export function idsPresent(db: Database, ids: readonly number[]): Set<number> {
+  const rows = db.query('SELECT id FROM request_log WHERE id IN (SELECT value FROM json_each($ids))').all({ $ids: JSON.stringify(ids) }) as { id: number }[]
+  return new Set(rows.map((r) => r.id))
 }
 
 export interface DidCallQuery {

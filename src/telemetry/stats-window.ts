@@ -17,7 +17,8 @@
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
-import { idRange, lateSlots, statRows, timeSpan } from './queries.ts'
+import { statRowsAcross } from './across.ts'
+import { idRange, lateSlots, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
 /** Slices are 10-minute slots, so a slot is named by the first 15 characters of a timestamp (see lateSlots). */
@@ -116,27 +117,38 @@ export function slicesOf(since: string, until: string): Slice[] {
   return out
 }
 
-/** The stats for `query` over one database. */
-export async function computeStats(db: Database, query: StatsQuery, options: StatsOptions): Promise<StatsResult> {
+/**
+ * The stats for `query` over one database, or over several (the live file
+ * first, then archives: a row in two of them counts once). The cache holds
+ * slices of one database, so a read across several does without it.
+ */
+export async function computeStats(source: Database | readonly Database[], query: StatsQuery, options: StatsOptions): Promise<StatsResult> {
+  const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
+  const cache = dbs.length === 1 ? options.cache : undefined
   const partials: SlicePartial[] = []
-  options.cache?.revalidate(db, options.nowMs)
+  cache?.revalidate(dbs[0]!, options.nowMs)
   // Only the part of the window that holds rows is cut into slices (a year back is not 52,560 empty reads).
-  const span = timeSpan(db)
-  if (!span) return mergeStats([], query.by, options.pricing, query.agent)
-  const firstSlot = Math.floor(Date.parse(span.first) / SLICE_MS) * SLICE_MS
-  const lastSlotEnd = (Math.floor(Date.parse(span.last) / SLICE_MS) + 1) * SLICE_MS
+  const spans = dbs.flatMap((db) => {
+    const span = timeSpan(db)
+    return span ? [{ db, ...span }] : []
+  })
+  if (!spans.length) return mergeStats([], query.by, options.pricing, query.agent)
+  const firstSlot = Math.floor(Date.parse(spans.map((s) => s.first).sort()[0]!) / SLICE_MS) * SLICE_MS
+  const lastSlotEnd = (Math.floor(Date.parse(spans.map((s) => s.last).sort().at(-1)!) / SLICE_MS) + 1) * SLICE_MS
   const since = isoTime(Math.max(Date.parse(query.since), firstSlot))
   const until = isoTime(Math.min(Date.parse(query.until), lastSlotEnd))
   let yieldedAt = performance.now()
   for (const slice of slicesOf(since, until)) {
-    const cacheable = options.cache !== undefined && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS
-    const cached = cacheable ? options.cache!.get(db, slice.from) : undefined
+    const cacheable = cache !== undefined && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS
+    const cached = cacheable ? cache!.get(dbs[0]!, slice.from) : undefined
     if (cached) {
       partials.push(cached)
       continue
     }
-    const partial = foldSlice(db, statRows(db, slice.from, slice.to))
-    if (cacheable && !partial.hasPending) options.cache!.set(db, slice.from, partial)
+    // Only the files holding rows of the slice's time are read (an archive holds one month).
+    const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
+    const partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
+    if (cacheable && !partial.hasPending) cache!.set(dbs[0]!, slice.from, partial)
     partials.push(partial)
     if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
       await new Promise((resolve) => setImmediate(resolve))

@@ -85,9 +85,13 @@ function newCombo(row: StatRow): ComboPartial {
  * Folds the rows of one slice (newest first, as statRows returns them).
  * Whether a failed row was its request's last call is settled within the
  * slice where possible, and otherwise by an index lookup in `db` (the rest
- * of the request may lie in a later slice).
+ * of the request may lie in a later slice), or in each of several
+ * databases (the live file and archives: the rest may lie in another file).
  */
-export function foldSlice(db: Database, rows: StatRow[]): SlicePartial {
+export function foldSlice(db: Database | readonly Database[], rows: StatRow[]): SlicePartial {
+  const dbs: readonly Database[] = Array.isArray(db) ? db : [db as Database]
+  const laterRow = (rid: string, seq: number, anyRow: boolean) => dbs.some((d) => hasLaterRow(d, rid, seq, anyRow))
+  const callRow = (rid: string) => dbs.some((d) => hasCallRow(d, rid))
   const combos = new Map<string, ComboPartial>()
   // Requests with a call row (resp. any row) after their first, among rows already folded (newer ones).
   const laterCall = new Set<string>()
@@ -105,7 +109,7 @@ export function foldSlice(db: Database, rows: StatRow[]): SlicePartial {
       let combo = combos.get(key)
       if (!combo) combos.set(key, (combo = newCombo(row)))
       if (status === 'fallback') {
-        if (rid !== null && row.seq !== null && !laterAny.has(rid) && !hasLaterRow(db, rid, row.seq, true) && !hasCallRow(db, rid)) {
+        if (rid !== null && row.seq !== null && !laterAny.has(rid) && !laterRow(rid, row.seq, true) && !callRow(rid)) {
           combo.requests++
         }
       } else {
@@ -113,7 +117,7 @@ export function foldSlice(db: Database, rows: StatRow[]): SlicePartial {
         if (status === 'success') {
           combo.requests++
           combo.requestSuccesses++
-        } else if (rid === null || row.seq === null || (!laterCall.has(rid) && !hasLaterRow(db, rid, row.seq, false))) {
+        } else if (rid === null || row.seq === null || (!laterCall.has(rid) && !laterRow(rid, row.seq, false))) {
           combo.requests++
         }
       }
