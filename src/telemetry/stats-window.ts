@@ -118,30 +118,47 @@ export function slicesOf(since: string, until: string): Slice[] {
 
 /** The stats for `query` over one database. */
 export async function computeStats(db: Database, query: StatsQuery, options: StatsOptions): Promise<StatsResult> {
-  const partials: SlicePartial[] = []
+  const slices = await slicePartials(db, query.since, query.until, options)
+  return mergeStats(slices.map((s) => s.partial), query.by, options.pricing, query.agent)
+}
+
+/**
+ * The partial of each slice of [since, until) that may hold rows (from the
+ * cache where the slice is sealed), oldest first. Only the part of the
+ * window that holds rows is cut into slices (a year back is not 52,560
+ * empty reads). Used by the stats and by the time series (series.ts).
+ */
+export async function slicePartials(db: Database, since: string, until: string, options: { nowMs: number; cache?: StatsCache }): Promise<{ from: string; partial: SlicePartial }[]> {
+  const out: { from: string; partial: SlicePartial }[] = []
   options.cache?.revalidate(db, options.nowMs)
-  // Only the part of the window that holds rows is cut into slices (a year back is not 52,560 empty reads).
   const span = timeSpan(db)
-  if (!span) return mergeStats([], query.by, options.pricing, query.agent)
+  if (!span) return out
   const firstSlot = Math.floor(Date.parse(span.first) / SLICE_MS) * SLICE_MS
   const lastSlotEnd = (Math.floor(Date.parse(span.last) / SLICE_MS) + 1) * SLICE_MS
-  const since = isoTime(Math.max(Date.parse(query.since), firstSlot))
-  const until = isoTime(Math.min(Date.parse(query.until), lastSlotEnd))
-  let yieldedAt = performance.now()
-  for (const slice of slicesOf(since, until)) {
+  const from = isoTime(Math.max(Date.parse(since), firstSlot))
+  const to = isoTime(Math.min(Date.parse(until), lastSlotEnd))
+  const giveBack = yielder()
+  for (const slice of slicesOf(from, to)) {
     const cacheable = options.cache !== undefined && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS
     const cached = cacheable ? options.cache!.get(db, slice.from) : undefined
     if (cached) {
-      partials.push(cached)
+      out.push({ from: slice.from, partial: cached })
       continue
     }
     const partial = foldSlice(db, statRows(db, slice.from, slice.to))
     if (cacheable && !partial.hasPending) options.cache!.set(db, slice.from, partial)
-    partials.push(partial)
-    if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
-      await new Promise((resolve) => setImmediate(resolve))
-      yieldedAt = performance.now()
-    }
+    out.push({ from: slice.from, partial })
+    await giveBack()
   }
-  return mergeStats(partials, query.by, options.pricing, query.agent)
+  return out
+}
+
+/** Returns a function that gives the event loop back if it has been held YIELD_EVERY_MS since the last time. */
+export function yielder(): () => Promise<void> {
+  let heldSince = performance.now()
+  return async () => {
+    if (performance.now() - heldSince <= YIELD_EVERY_MS) return
+    await new Promise((resolve) => setImmediate(resolve))
+    heldSince = performance.now()
+  }
 }
