@@ -7,14 +7,18 @@
  * login form and no data.
  *
  * `WITNESS_SCREENSHOTS=1 bun test test/dashboard-browser.test.ts` also saves
- * the screenshots shown in the README into docs/.
+ * the screenshots in docs/ (shown in the README), of a day of synthetic
+ * traffic (bench/fill.ts).
  */
+import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import type { BrowserContext, Page } from 'playwright-core'
+import { fillDatabase } from '../bench/fill.ts'
 import { hashToken } from '../src/auth/tokens.ts'
 import { launchChromium, chromiumMissing } from './support/browser.ts'
 import { type SeedRequest, seed } from './support/seed-requests.ts'
+import { tempDir } from './support/temp.ts'
 import { type TestWitness, manualClock, startWitness } from './support/witness.ts'
 
 const T0 = Date.parse('2026-11-25T12:00:00.000Z')
@@ -152,7 +156,6 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
     for (const panel of ['#comparison', '#series', '#log', '#did-call', '#deadman']) expect(await page.locator(panel).isVisible()).toBe(true)
     expect(await page.evaluate(() => sessionStorage.getItem('witness.operator-token'))).toBe(OPERATOR)
     expect(consoleErrors).toEqual([])
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard.png'), fullPage: true })
   })
 
   test('the comparison shows the numbers computed from the rows of the chosen window, and the rankings', async () => {
@@ -228,7 +231,6 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
     ])
     expect(await story.textContent()).toContain('2 attempts, 1 fallback')
     expect(await story.textContent()).toContain('fallback from kimi/kimi-k2.5: HTTP 503 service unavailable')
-    if (SHOTS) await page.screenshot({ path: join(SHOTS, 'dashboard-story.png') })
     await page.keyboard.press('Escape')
     await page.locator('#story[open]').waitFor({ state: 'detached' })
 
@@ -236,7 +238,9 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
     await page.click(`#log tr[data-story="${ids[4]![2]}"]`)
     expect(await page.locator('#story[open] [data-outcome]').textContent()).toBe('failed: no provider served it')
     expect(await page.locator('#story[open] [data-response-id]').textContent()).toBe('—')
-    await page.click('#story .close')
+    // A click on the backdrop closes it too.
+    await page.mouse.click(5, 5)
+    await page.locator('#story[open]').waitFor({ state: 'detached' })
   })
 
   test('the did-call form answers yes and no', async () => {
@@ -285,7 +289,6 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
       expect(await phone.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(390)
       const dark = await phone.evaluate(() => [getComputedStyle(document.body).backgroundColor, getComputedStyle(document.body).color])
       expect(dark).toEqual(['rgb(15, 19, 24)', 'rgb(228, 232, 238)'])
-      if (SHOTS) await phone.screenshot({ path: join(SHOTS, 'dashboard-phone-dark.png'), fullPage: true })
       await phone.emulateMedia({ colorScheme: 'light' })
       expect(await phone.evaluate(() => getComputedStyle(document.body).backgroundColor)).toBe('rgb(246, 247, 249)')
     } finally {
@@ -305,7 +308,6 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
       expect(fragments).toEqual([])
       const text = await visitor.evaluate(() => document.body.innerText)
       for (const seen of ['kimi', 'openrouter', 'ezra', 'bezalel', '%']) expect(text).not.toContain(seen)
-      if (SHOTS) await visitor.screenshot({ path: join(SHOTS, 'dashboard-login.png') })
 
       // The data itself needs the token.
       const statuses = await visitor.evaluate(() =>
@@ -325,4 +327,47 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
       await visitor.close()
     }
   })
+})
+
+describe.skipIf(chromiumMissing || !SHOTS)('screenshots for the README', () => {
+  test('a day of synthetic traffic, on a desktop, a phone in dark mode, a story and the login', async () => {
+    const dir = tempDir()
+    fillDatabase(join(dir, 'witness.db'), { rows: 20_000, days: 1, endMs: Date.now() })
+    // The fill leaves its last calls in flight; a start would finish them as errors ("router stopped"), which is not the picture wanted.
+    const db = new Database(join(dir, 'witness.db'))
+    db.exec("DELETE FROM request_log_meta WHERE log_id IN (SELECT id FROM request_log WHERE status = 'pending'); DELETE FROM request_log WHERE status = 'pending'")
+    db.close()
+    const endpoint = (name: string) => ({ type: 'openai', base_url: `http://127.0.0.1:9/${name}/v1` })
+    const names = ['kimi', 'openrouter', 'ollama', 'groq', 'mimo', 'runpod']
+    const busy = await startWitness(
+      { providers: Object.fromEntries(names.map((n) => [n, endpoint(n)])), chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] }, pricing: { 'kimi/kimi-k2.5': { input_per_mtok: 0.6, output_per_mtok: 2.5 } }, deadman: { agents: { bezalel: { max_silence_s: 300 }, ezra: { max_silence_s: 300 } } } },
+      { dir },
+    )
+    const browser = await launchChromium()
+    try {
+      await busy.post('/heartbeat', { agent: 'bezalel', config_hash: 'a3f9c2d17e4b' })
+      const page = await browser.newPage()
+      await page.setViewportSize({ width: 1280, height: 1500 })
+      await page.goto(`${busy.url}/`)
+      await page.waitForSelector('#comparison tr[data-provider="kimi"]')
+      await page.waitForSelector('#series [data-line]')
+      await page.waitForSelector('#deadman tr[data-agent="bezalel"]')
+      await page.screenshot({ path: join(SHOTS!, 'dashboard.png') })
+      await page.selectOption('#log-filter select[name=status]', 'fallback')
+      await page.waitForSelector('#log tr[data-status="fallback"]')
+      await page.click('#log tr[data-status="fallback"]')
+      await page.waitForSelector('#story[open] .story')
+      await page.screenshot({ path: join(SHOTS!, 'dashboard-story.png') })
+
+      const phone = await browser.newPage()
+      await phone.setViewportSize({ width: 390, height: 844 })
+      await phone.emulateMedia({ colorScheme: 'dark' })
+      await phone.goto(`${busy.url}/`)
+      await phone.waitForSelector('#series [data-line]')
+      await phone.screenshot({ path: join(SHOTS!, 'dashboard-phone-dark.png') })
+    } finally {
+      await browser.close()
+      await busy.stop()
+    }
+  }, 60_000)
 })

@@ -43,19 +43,26 @@ async function fragment(path: string): Promise<string> {
   return res.text()
 }
 
+/** The latest load of each target: an older answer arriving late (a refresh overtaken by a new filter) is dropped. */
+const latest = new WeakMap<HTMLElement, number>()
+
 async function fill(target: HTMLElement, path: string): Promise<void> {
+  const seq = (latest.get(target) ?? 0) + 1
+  latest.set(target, seq)
   target.setAttribute('aria-busy', 'true')
+  let html: string
   try {
-    target.innerHTML = await fragment(path)
+    html = await fragment(path)
   } catch (error) {
-    if (error instanceof Locked) return
+    if (error instanceof Locked || latest.get(target) !== seq) return
     const p = document.createElement('p')
     p.className = 'error'
     p.textContent = (error as Error).message
-    target.replaceChildren(p)
-  } finally {
-    target.removeAttribute('aria-busy')
+    html = p.outerHTML
   }
+  if (latest.get(target) !== seq) return
+  target.innerHTML = html
+  target.removeAttribute('aria-busy')
 }
 
 /** The non-empty fields of a form as a query string. */
@@ -94,6 +101,14 @@ function unlock(): void {
   document.body.classList.remove('locked')
   $('#login-error').textContent = ''
 }
+
+// A click on the backdrop (outside the dialog's box) closes the story.
+$<HTMLDialogElement>('#story').addEventListener('click', (event) => {
+  const dialog = event.currentTarget as HTMLDialogElement
+  const box = dialog.getBoundingClientRect()
+  const outside = event.clientX < box.left || event.clientX > box.right || event.clientY < box.top || event.clientY > box.bottom
+  if (event.target === dialog && outside) dialog.close()
+})
 
 async function openStory(id: string): Promise<void> {
   const dialog = $<HTMLDialogElement>('#story')

@@ -5,15 +5,18 @@ export const NONE = '—'
 /** 850 ms, 1.25 s, 20 s; a dash for null. */
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return NONE
-  if (ms < 1000) return `${Math.round(ms)} ms`
+  if (Math.round(ms) < 1000) return `${Math.round(ms)} ms`
   if (ms < 10_000) return `${trim((ms / 1000).toFixed(2))} s`
   return `${Math.round(ms / 1000)} s`
 }
 
-/** A fraction as a percentage with one decimal: 0.8571 → 85.7%, 1 → 100%. */
+/** A fraction as a percentage with one decimal: 0.8571 → 85.7%, 1 → 100%; never rounded up to 100% or down to 0%. */
 export function formatRate(rate: number | null | undefined): string {
   if (rate === null || rate === undefined) return NONE
-  return `${trim((rate * 100).toFixed(1))}%`
+  const fixed = (rate * 100).toFixed(1)
+  if (rate < 1 && fixed === '100.0') return '>99.9%'
+  if (rate > 0 && fixed === '0.0') return '<0.1%'
+  return `${trim(fixed)}%`
 }
 
 /** 12,345 */

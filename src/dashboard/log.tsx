@@ -30,7 +30,10 @@ export const LogTable: FC<{ rows: LogRow[]; limit: number }> = ({ rows, limit })
         <tbody>
           {rows.map((r) => (
             <tr data-story={r.id} data-status={r.status} tabindex={0} title={`row ${r.id}: open its request`}>
-              <td class="time">{formatTime(r.timestamp)}</td>
+              <td class="time">
+                <span class="date">{formatTime(r.timestamp).slice(0, 11)}</span>
+                {formatTime(r.timestamp).slice(11)}
+              </td>
               <td data-col="agent">{r.agent_name}</td>
               <td data-col="provider">{r.provider}</td>
               <td class="wide model">{r.model}</td>
