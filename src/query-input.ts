@@ -72,14 +72,10 @@ const SpanSchema = v.strictObject({
   until: v.optional(When),
 })
 
-const SeriesSchema = v.strictObject({
-  since: v.optional(When),
-  until: v.optional(When),
-  bucket: v.optional(When),
-})
+const SeriesSchema = v.strictObject({ ...SpanSchema.entries, bucket: v.optional(When) })
 
 /** A series has at most this many buckets. */
-export const MAX_BUCKETS = 2000
+const MAX_BUCKETS = 2000
 /** Without `bucket`, the smallest of these (seconds) that cuts the window into at most DEFAULT_BUCKETS. */
 const BUCKET_CHOICES_S = [60, 600, 1800, 3600, 7200, 21_600, 86_400]
 const DEFAULT_BUCKETS = 300

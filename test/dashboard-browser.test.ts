@@ -296,6 +296,10 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
     }
   })
 
+  test('no console error or page error came up through all of the above', () => {
+    expect(consoleErrors).toEqual([])
+  })
+
   test('an unauthenticated visit gets the login form and no data; a wrong or agent token is refused', async () => {
     const visitor = await browser.newPage()
     try {
