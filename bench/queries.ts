@@ -15,6 +15,8 @@ import { parseArgs } from 'node:util'
 import { isoTime } from '../src/clock.ts'
 import { didCall } from '../src/telemetry/did-call.ts'
 import { type RequestFilter, listRequests, pageOf } from '../src/telemetry/queries.ts'
+import { fallbackCounts } from '../src/telemetry/fallbacks.ts'
+import { timeSeries } from '../src/telemetry/series.ts'
 import { StatsCache, computeStats } from '../src/telemetry/stats-window.ts'
 import { fillDatabase } from './fill.ts'
 
@@ -99,6 +101,11 @@ async function benchSize(rows: number): Promise<void> {
   const fill = performance.now() - started
   report('/stats?since=24h&by=provider, warm (server cache)', await time(10, () => computeStats(db, query, { pricing: {}, nowMs: endMs, cache })), `(the first call, which fills the cache, took ${fmt(fill)})`)
   report('/stats?since=24h&by=agent, warm', await time(10, () => computeStats(db, { ...query, by: 'agent' }, { pricing: {}, nowMs: endMs, cache })))
+  // The dashboard's time series: 1-minute buckets by SQL, larger ones from the same slice cache.
+  const series = (ms: number, bucketS: number) => () => timeSeries(db, { since: since(ms), until: isoTime(endMs), bucketS }, { nowMs: endMs, cache })
+  report('/stats/series?since=1h&bucket=1m', await time(10, series(3_600_000, 60)))
+  report('/stats/series?since=24h&bucket=30m, warm', await time(10, series(86_400_000, 1800)))
+  report('/stats/fallbacks?since=24h', await time(10, () => fallbackCounts(db, since(86_400_000), isoTime(endMs))))
 
   db.close()
   if (!values.keep) rmSync(dir, { recursive: true, force: true })

@@ -8,6 +8,18 @@ import { bodyLimit } from 'hono/body-limit'
 import { identify, requireAgent, requireAgentOrOperator, requireOperator } from './auth/middleware.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
+import { scriptRoute, styleRoute } from './dashboard/assets.ts'
+import {
+  type DashboardDeps,
+  comparisonFragment,
+  deadmanFragment,
+  didCallFragment,
+  logFragment,
+  namesFragment,
+  pageRoute,
+  seriesFragment,
+  storyFragment,
+} from './dashboard/routes.tsx'
 import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
 import { NotFoundError, PayloadTooLargeError, WitnessError, errorBody } from './errors.ts'
@@ -19,12 +31,14 @@ import { chatCompletionsRoute } from './routes/chat-completions.ts'
 import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { didCallRoute } from './routes/did-call.ts'
 import { type ErrorShape, shapeError } from './routes/error-shapes.ts'
+import { fallbacksRoute } from './routes/fallbacks.ts'
 import { heartbeatRoute } from './routes/heartbeat.ts'
 import { inferRoute } from './routes/infer.ts'
 import { messagesRoute } from './routes/messages.ts'
 import { metricsRoute } from './routes/metrics.ts'
 import { modelsRoute } from './routes/models.ts'
 import { type ReadDeps, listRequestsRoute, requestStoryRoute } from './routes/requests.ts'
+import { seriesRoute } from './routes/series.ts'
 import { statsRoute } from './routes/stats.ts'
 import { StatsCache } from './telemetry/stats-window.ts'
 import type { Store } from './telemetry/store.ts'
@@ -59,6 +73,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const metrics = deps.metrics ?? new RouterMetrics()
   const core: DispatchDeps = { ...deps, metrics }
   const read: ReadDeps = { store: deps.store, clock: deps.clock, config: deps.config, statsCache: new StatsCache() }
+  const board: DashboardDeps = { ...read, deadman: deps.deadman }
   const startedAtS = Math.floor(deps.clock.now() / 1000)
 
   // Built per request from the live config, so a reload's max_body_mb applies at once.
@@ -85,10 +100,23 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/requests/did-call', requireAgentOrOperator(), didCallRoute(read))
   app.get('/requests/:id', requireAgentOrOperator(), requestStoryRoute(read))
   app.get('/stats', requireAgentOrOperator(), statsRoute(read))
+  app.get('/stats/series', requireOperator(), seriesRoute(read))
+  app.get('/stats/fallbacks', requireOperator(), fallbacksRoute(read))
   app.get('/metrics', requireOperator(), metricsRoute({ store: deps.store, metrics }))
   app.get('/deadman', requireOperator(), deadmanStatusRoute(deps))
   app.post('/deadman/rollback', requireOperator(), limitBody, rollbackReportRoute(deps))
   app.post('/admin/reload', requireOperator(), reloadRoute(deps))
+  // The dashboard: the page (no data, open) and the fragments its script loads (operator token).
+  app.get('/', pageRoute(deps))
+  app.get('/dashboard/app.js', scriptRoute())
+  app.get('/dashboard/style.css', styleRoute())
+  app.get('/dashboard/comparison', requireOperator(), comparisonFragment(board))
+  app.get('/dashboard/series', requireOperator(), seriesFragment(board))
+  app.get('/dashboard/log', requireOperator(), logFragment(board))
+  app.get('/dashboard/story/:id', requireOperator(), storyFragment(board))
+  app.get('/dashboard/did-call', requireOperator(), didCallFragment(board))
+  app.get('/dashboard/deadman', requireOperator(), deadmanFragment(board))
+  app.get('/dashboard/names', requireOperator(), namesFragment(board))
 
   app.notFound((c) => {
     const error = new NotFoundError(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)

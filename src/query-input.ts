@@ -10,9 +10,10 @@ import { Name } from './config.ts'
 import { InvalidRequestError, type Issue } from './errors.ts'
 import type { DidCallQuery, PageKey, RequestFilter } from './telemetry/queries.ts'
 import { STATUSES } from './telemetry/schema.ts'
+import { type SeriesQuery, bucketCount, bucketFitsSlices } from './telemetry/series.ts'
 import { STATS_BY } from './telemetry/stats.ts'
 import type { StatsQuery } from './telemetry/stats-window.ts'
-import { TIME_SPEC_HELP, parseTimeSpec } from './time-spec.ts'
+import { TIME_SPEC_HELP, parseDuration, parseTimeSpec } from './time-spec.ts'
 import { AgentName, toIssues } from './validation.ts'
 
 export const DEFAULT_LIMIT = 100
@@ -73,6 +74,19 @@ const StatsSchema = v.strictObject({
   agent: v.optional(AgentName),
   archives: Archives,
 })
+
+const SpanSchema = v.strictObject({
+  since: v.optional(When),
+  until: v.optional(When),
+})
+
+const SeriesSchema = v.strictObject({ ...SpanSchema.entries, bucket: v.optional(When) })
+
+/** A series has at most this many buckets. */
+const MAX_BUCKETS = 2000
+/** Without `bucket`, the smallest of these (seconds) that cuts the window into at most DEFAULT_BUCKETS. */
+const BUCKET_CHOICES_S = [60, 600, 1800, 3600, 7200, 21_600, 86_400]
+const DEFAULT_BUCKETS = 300
 
 /** Whether a read searches the archive files too. */
 export interface ArchiveScope {
@@ -136,6 +150,36 @@ export function parseStatsInput(params: Record<string, string>, nowMs: number): 
   const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
   fail('invalid stats parameters', issues)
   return { since: range.since!, until: range.until!, by: input!.by ?? 'provider', agent: input!.agent, archives: input!.archives === '1' }
+}
+
+/** Parses `/stats/series` parameters: `since` defaults to 24 hours back, `until` to now, `bucket` to fit about 300 buckets. */
+export function parseSeriesInput(params: Record<string, string>, nowMs: number): SeriesQuery {
+  const issues: Issue[] = []
+  const input = check(SeriesSchema, params, issues)
+  const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
+  let bucketS: number | undefined
+  if (input?.bucket !== undefined) {
+    const ms = parseDuration(input.bucket)
+    if (ms === null || !bucketFitsSlices(ms / 1000)) {
+      issues.push({ path: 'bucket', message: 'must divide 10 minutes (30s, 1m, 2m, 5m) or be a whole number of 10 minutes (10m, 30m, 1h, 1d)' })
+    } else bucketS = ms / 1000
+  }
+  const { since, until } = range
+  if (since && until && since < until) {
+    bucketS ??= BUCKET_CHOICES_S.find((s) => bucketCount(since, until, s) <= DEFAULT_BUCKETS) ?? BUCKET_CHOICES_S.at(-1)!
+    if (bucketCount(since, until, bucketS) > MAX_BUCKETS) issues.push({ path: 'bucket', message: `cuts the window into more than ${MAX_BUCKETS} buckets; choose a larger one` })
+  }
+  fail('invalid series parameters', issues)
+  return { since: since!, until: until!, bucketS: bucketS! }
+}
+
+/** Parses a time window (`since` defaults to 24 hours back, `until` to now), for `/stats/fallbacks`. */
+export function parseSpanInput(params: Record<string, string>, nowMs: number): { since: string; until: string } {
+  const issues: Issue[] = []
+  check(SpanSchema, params, issues)
+  const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
+  fail('invalid window parameters', issues)
+  return { since: range.since!, until: range.until! }
 }
 
 function check<S extends v.StrictObjectSchema<v.ObjectEntries, undefined>>(schema: S, params: Record<string, string>, issues: Issue[]): v.InferOutput<S> | undefined {

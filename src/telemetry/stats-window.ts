@@ -123,37 +123,60 @@ export function slicesOf(since: string, until: string): Slice[] {
  * slices of one database, so a read across several does without it.
  */
 export async function computeStats(source: Database | readonly Database[], query: StatsQuery, options: StatsOptions): Promise<StatsResult> {
+  const slices = await slicePartials(source, query.since, query.until, options)
+  return mergeStats(slices.map((s) => s.partial), query.by, options.pricing, query.agent)
+}
+
+/**
+ * The partial of each slice of [since, until) that may hold rows (from the
+ * cache where the slice is sealed and one database is read), oldest first.
+ * Only the part of the window that holds rows is cut into slices (a year
+ * back is not 52,560 empty reads). Used by the stats and by the time series
+ * (series.ts).
+ */
+export async function slicePartials(
+  source: Database | readonly Database[],
+  since: string,
+  until: string,
+  options: { nowMs: number; cache?: StatsCache },
+): Promise<{ from: string; partial: SlicePartial }[]> {
   const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
   const cache = dbs.length === 1 ? options.cache : undefined
-  const partials: SlicePartial[] = []
+  const out: { from: string; partial: SlicePartial }[] = []
   cache?.revalidate(dbs[0]!, options.nowMs)
-  // Only the part of the window that holds rows is cut into slices (a year back is not 52,560 empty reads).
   const spans = dbs.flatMap((db) => {
     const span = timeSpan(db)
     return span ? [{ db, ...span }] : []
   })
-  if (!spans.length) return mergeStats([], query.by, options.pricing, query.agent)
+  if (!spans.length) return out
   const firstSlot = Math.floor(Date.parse(spans.map((s) => s.first).sort()[0]!) / SLICE_MS) * SLICE_MS
   const lastSlotEnd = (Math.floor(Date.parse(spans.map((s) => s.last).sort().at(-1)!) / SLICE_MS) + 1) * SLICE_MS
-  const since = isoTime(Math.max(Date.parse(query.since), firstSlot))
-  const until = isoTime(Math.min(Date.parse(query.until), lastSlotEnd))
-  let yieldedAt = performance.now()
-  for (const slice of slicesOf(since, until)) {
+  const from = isoTime(Math.max(Date.parse(since), firstSlot))
+  const to = isoTime(Math.min(Date.parse(until), lastSlotEnd))
+  const giveBack = yielder()
+  for (const slice of slicesOf(from, to)) {
     const cacheable = cache !== undefined && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS
     const cached = cacheable ? cache!.get(dbs[0]!, slice.from) : undefined
     if (cached) {
-      partials.push(cached)
+      out.push({ from: slice.from, partial: cached })
       continue
     }
     // Only the files holding rows of the slice's time are read (an archive holds one month).
     const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
     const partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
     if (cacheable && !partial.hasPending) cache!.set(dbs[0]!, slice.from, partial)
-    partials.push(partial)
-    if (performance.now() - yieldedAt > YIELD_EVERY_MS) {
-      await new Promise((resolve) => setImmediate(resolve))
-      yieldedAt = performance.now()
-    }
+    out.push({ from: slice.from, partial })
+    await giveBack()
   }
-  return mergeStats(partials, query.by, options.pricing, query.agent)
+  return out
+}
+
+/** Returns a function that gives the event loop back if it has been held YIELD_EVERY_MS since the last time. */
+export function yielder(): () => Promise<void> {
+  let heldSince = performance.now()
+  return async () => {
+    if (performance.now() - heldSince <= YIELD_EVERY_MS) return
+    await new Promise((resolve) => setImmediate(resolve))
+    heldSince = performance.now()
+  }
 }
