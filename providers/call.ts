@@ -33,7 +33,7 @@ export interface Evidence {
 }
 
 function sha256(data: string | Uint8Array): string {
-  return new Bun.CryptoHasher('sha256').update(data).digest('hex')
+  return Bun.SHA256.hash(data, 'hex')
 }
 
 /** The prepared upstream request: what the row's endpoint names and what goes on the wire. */
@@ -45,7 +45,7 @@ export interface PreparedCall {
 export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
   const headers = { ...(target.headers ?? {}), ...extraHeaders, ...adapter.headers(target.apiKey) }
   const body = JSON.stringify(adapter.body(request, target.model))
-  return { url: adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
+  return { url: target.url ?? adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
 }
 
 /** Sends the request and checks the status; the body is left unread for the caller. */
@@ -75,7 +75,7 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   const latencyMs = Math.round(options.now() - startedAt)
   if (options.evidence) options.evidence.responseSha256 = sha256(text)
   try {
-    return { ...adapter.completion(JSON.parse(text)), latencyMs }
+    return { ...adapter.completion(JSON.parse(text)), text, latencyMs }
   } catch (error) {
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
     throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, retryable: false })

@@ -9,7 +9,8 @@ import { hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
-import type { Wire } from '../providers/types.ts'
+import { ADAPTERS } from '../providers/index.ts'
+import { type Wire, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
 import { AgentName, toIssues } from './validation.ts'
 
@@ -147,8 +148,12 @@ export const ConfigSchema = v.strictObject({
   database: v.optional(v.pipe(v.string(), v.minLength(1)), './data/witness.db'),
   database_sync: v.optional(v.picklist(['full', 'normal']), 'full'),
   database_busy_timeout_ms: v.optional(Ms, 5_000),
-  /** Where the writer connection runs: its own thread (default) or the main thread. */
-  database_writer: v.optional(v.picklist(['thread', 'inline']), 'thread'),
+  /**
+   * Where the writer connection runs: the main thread (default: measured
+   * faster on two cores, see docs/BENCHMARKS.md) or its own thread (fsync
+   * waits off the event loop, at the cost of a message per batch).
+   */
+  database_writer: v.optional(v.picklist(['inline', 'thread']), 'inline'),
   database_max_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
   max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
   providers: v.record(Name, ProviderSchema),
@@ -181,6 +186,10 @@ export interface ProviderSpec {
   type: Wire
   preset: PresetName | null
   baseUrl: string
+  /** The URL called (base URL plus /chat/completions or /messages), worked out once. */
+  endpoint: string
+  /** The same as stored in rows: no query string, no credentials. */
+  publicEndpoint: string
   apiKeyEnv: string | null
   headers: Record<string, string>
 }
@@ -261,11 +270,14 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
       })
     }
     if (type && baseUrl) {
+      const endpoint = ADAPTERS[type].endpoint(baseUrl)
       providers.set(name, {
         name,
         type,
         preset: presetName,
         baseUrl,
+        endpoint,
+        publicEndpoint: publicEndpoint(endpoint),
         apiKeyEnv: p.api_key_env ?? (preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null),
         headers: p.headers ?? {},
       })

@@ -56,9 +56,9 @@ export function decodeRecord(record: string): DecodedRecord | null {
 }
 
 export function chainHash(prevHash: string, record: string): string {
-  return new Bun.CryptoHasher('sha256').update(prevHash).update(record).digest('hex')
+  return Bun.SHA256.hash(prevHash + record, 'hex')
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
-  return new Bun.CryptoHasher('sha256').update(data).digest('hex')
+  return Bun.SHA256.hash(data, 'hex')
 }

@@ -64,20 +64,6 @@ export type StepSuccess =
   | { kind: 'completion'; completion: Completion; logId: number; latencyMs: number }
   | { kind: 'stream'; stream: StreamSession; logId: number }
 
-/** The URL as stored in `endpoint`: no query string, no credentials. */
-export function publicEndpoint(url: string): string {
-  try {
-    const u = new URL(url)
-    u.username = ''
-    u.password = ''
-    u.search = ''
-    u.hash = ''
-    return u.toString()
-  } catch {
-    return url.split('?')[0] ?? url
-  }
-}
-
 /** Commits a row's final state and mirrors it into the record the client sees. */
 export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn' | 'metrics'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
   scope.metrics?.attempt(record.provider, record.model, outcome.status, outcome.latencyMs)
@@ -122,11 +108,12 @@ export async function runStep(
   const target: Target = {
     provider: step.provider.name,
     baseUrl: step.provider.baseUrl,
+    url: step.provider.endpoint,
     model: step.model,
     apiKey,
     headers: step.provider.headers,
   }
-  const endpoint = publicEndpoint(adapter.endpoint(target.baseUrl))
+  const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope
 
   const once = async (tryNumber: number): Promise<StepSuccess> => {
@@ -140,7 +127,8 @@ export async function runStep(
       stream: request.stream,
     }
     const head = { timestamp: isoTime(clock.now()), agentName: scope.agent, provider: target.provider, model: target.model, endpoint }
-    const [logId] = await Promise.all([scope.store.begin(head, meta), tryNumber === 1 ? before : null])
+    const pending = scope.store.begin(head, meta)
+    const logId = tryNumber === 1 && before ? (await Promise.all([pending, before]))[0] : await pending
     // The row is committed: the call may go out.
     const record: AttemptRecord = {
       log_id: logId,

@@ -11,10 +11,9 @@ import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
-import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, publicEndpoint, runStep } from './attempt.ts'
+import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, runStep } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
-import { ADAPTERS } from '../../providers/index.ts'
 
 export interface ChainDeps {
   store: Store
@@ -102,7 +101,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       agentName: input.agent,
       provider: named.provider.name,
       model: named.model,
-      endpoint: publicEndpoint(ADAPTERS[named.provider.type].endpoint(named.provider.baseUrl)),
+      endpoint: named.provider.publicEndpoint,
     }
     const meta = { requestId: input.requestId, chain: input.chain, api: input.api, seq: scope.nextSeq(), step: namedIndex, try: null, stream: input.request.stream }
     const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then(({ id, hash }) => {

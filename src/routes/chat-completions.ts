@@ -34,8 +34,12 @@ export function chatCompletionsRoute(deps: DispatchDeps) {
       false,
     )
     return answer(c, deps, { agent, chain: input.model, request: { wire: 'openai', body, stream: input.stream === true }, api: 'chat.completions' }, (result) => {
-      const completion = completionAsOpenAI(result.completion, Math.floor(deps.clock.now() / 1000))
-      return c.json({ ...completion, model: result.completion.servedModel ?? result.step.model })
+      const { completion } = result
+      // An OpenAI upstream's answer already names the model that served it: pass its bytes through.
+      if (completion.wire === 'openai' && completion.servedModel !== null && completion.text !== undefined) {
+        return c.body(completion.text, 200, { 'content-type': 'application/json' })
+      }
+      return c.json({ ...completionAsOpenAI(completion, Math.floor(deps.clock.now() / 1000)), model: completion.servedModel ?? result.step.model })
     })
   }
 }

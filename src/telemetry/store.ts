@@ -1,8 +1,9 @@
 /**
  * The telemetry store: the write-before/write-after pair that proves every
  * upstream call, plus a read-only connection for queries. Writes go through
- * group commit to one writer connection per process (on its own thread by
- * default); each returned promise settles once the row is committed.
+ * group commit to one writer connection per process (on the main thread by
+ * default, or on its own thread); each returned promise settles once the
+ * row is committed.
  */
 import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
@@ -19,7 +20,7 @@ export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteR
 export interface StoreOptions extends WriterOptions {
   /** How long a write may wait for another process's lock (ms). */
   busyTimeoutMs: number
-  /** Where the writer connection lives: its own thread (default) or the main thread. */
+  /** Where the writer connection lives: the main thread (default) or its own thread. */
   writer?: 'thread' | 'inline'
 }
 
@@ -85,7 +86,7 @@ export function openStore(path: string, options: StoreOptions): Store {
   ensureSchema(db)
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
 
-  const writer = options.writer === 'inline' ? openWriter(path, options) : threadWriter(path, options)
+  const writer = options.writer === 'thread' ? threadWriter(path, options) : openWriter(path, options)
   const commits = new GroupCommit<WriteOp, WriteResult>({
     apply: (ops) => writer.apply(ops),
     budgetMs: options.busyTimeoutMs,
