@@ -13,13 +13,13 @@ import { ensureSchema } from '../src/telemetry/schema.ts'
 import { openWriter } from '../src/telemetry/writer.ts'
 
 const sync = (process.argv[2] ?? 'full') as 'full' | 'normal'
-const batches = Number(process.argv[3] ?? 1000) / Number(process.env.B ?? 16)
+const perBatch = Number(process.argv[4] ?? 16)
+const batches = Number(process.argv[3] ?? 1000) / perBatch
 const dir = mkdtempSync(join(tmpdir(), 'witness-writer-cost-'))
 const path = join(dir, 'w.db')
 const db = new Database(path, { create: true })
 ensureSchema(db)
 db.close()
-if (process.env.PRAGMAS) { const w0 = new Database(path); w0.close() }
 const writer = openWriter(path, { sync })
 const head = { timestamp: new Date().toISOString(), agentName: 'bench', provider: 'sim', model: 'bench-model', endpoint: 'http://127.0.0.1:9100/v1/chat/completions' }
 const meta = { requestId: Bun.randomUUIDv7(), chain: 'default', api: 'chat.completions' as const, seq: 1, step: 0, try: 1, stream: false }
@@ -28,10 +28,10 @@ let open: number[] = []
 const cpu0 = process.cpuUsage()
 for (let b = 0; b < batches; b++) {
   const ops: WriteOp[] = open.map((id) => ({ kind: 'finish', id, outcome }))
-  for (let i = 0; i < Number(process.env.B ?? 16); i++) ops.push({ kind: 'begin', head, meta })
+  for (let i = 0; i < perBatch; i++) ops.push({ kind: 'begin', head, meta })
   open = writer.apply(ops).slice(open.length).map((r) => r.id)
 }
 const cpu = process.cpuUsage(cpu0)
-console.log(JSON.stringify({ sync, cpu_us_per_request: (cpu.user + cpu.system) / (batches * Number(process.env.B ?? 16)) }))
+console.log(JSON.stringify({ sync, cpu_us_per_request: (cpu.user + cpu.system) / (batches * perBatch) }))
 writer.close()
 rmSync(dir, { recursive: true, force: true })

@@ -28,7 +28,6 @@ export interface Writer {
 export function openWriter(path: string, options: WriterOptions): Writer {
   const db = new Database(path, { strict: true })
   db.exec('PRAGMA busy_timeout = 0')
-  if (process.env.X_PRAGMAS) db.exec(process.env.X_PRAGMAS)
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
 
   // The size budget. SQLite raises a connection's limit silently when it sees
