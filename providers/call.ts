@@ -22,6 +22,18 @@ export interface CallOptions {
   wallNow?: () => number
   /** Text that must never appear in an error message (prompt fragments). */
   redactions?: () => string[]
+  /** Filled in as the call goes: sha256 (hex) of the exact bytes sent and received. */
+  evidence?: Evidence
+}
+
+/** What the call sent and received, as hashes (the proof chain records them). */
+export interface Evidence {
+  requestSha256: string | null
+  responseSha256: string | null
+}
+
+function sha256(data: string | Uint8Array): string {
+  return Bun.SHA256.hash(data, 'hex')
 }
 
 /** The prepared upstream request: what the row's endpoint names and what goes on the wire. */
@@ -33,12 +45,13 @@ export interface PreparedCall {
 export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
   const headers = { ...(target.headers ?? {}), ...extraHeaders, ...adapter.headers(target.apiKey) }
   const body = JSON.stringify(adapter.body(request, target.model))
-  return { url: adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
+  return { url: target.url ?? adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
 }
 
 /** Sends the request and checks the status; the body is left unread for the caller. */
 export async function send(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<{ response: Response; startedAt: number }> {
   const { url, init } = prepareCall(adapter, target, request, options.headers)
+  if (options.evidence) options.evidence.requestSha256 = sha256(init.body as string)
   const startedAt = options.now()
   let response: Response
   try {
@@ -60,8 +73,9 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
     throw networkError(target, error, options, startedAt)
   }
   const latencyMs = Math.round(options.now() - startedAt)
+  if (options.evidence) options.evidence.responseSha256 = sha256(text)
   try {
-    return { ...adapter.completion(JSON.parse(text)), latencyMs }
+    return { ...adapter.completion(JSON.parse(text)), text, latencyMs }
   } catch (error) {
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
     throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, retryable: false })
@@ -88,7 +102,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     await response.body?.cancel().catch(() => {})
     throw fail('malformed', `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`, false)
   }
-  const reader = new SseReader(response.body)
+  const reader = new SseReader(response.body, options.evidence ? new Bun.CryptoHasher('sha256') : undefined)
   let first: SseEvent | null
   try {
     first = await reader.next()
@@ -132,7 +146,9 @@ async function httpError(target: Target, response: Response, options: CallOption
   const retryAfterMs = parseRetryAfter(response.headers, (options.wallNow ?? Date.now)())
   let upstream = ''
   try {
-    upstream = upstreamMessage(await response.text())
+    const text = await response.text()
+    if (options.evidence) options.evidence.responseSha256 = sha256(text)
+    upstream = upstreamMessage(text)
   } catch {
     // The body could not be read; the status says enough.
   }

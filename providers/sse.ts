@@ -12,8 +12,17 @@ export class SseReader {
   private buffer = ''
   private ended = false
 
-  constructor(body: ReadableStream<Uint8Array>) {
+  /** `hasher`, when given, sees every byte read (for the sha256 of what was received). */
+  constructor(
+    body: ReadableStream<Uint8Array>,
+    private readonly hasher?: Bun.CryptoHasher,
+  ) {
     this.reader = body.getReader()
+  }
+
+  /** The sha256 (hex) of the bytes read so far, if a hasher was given. */
+  digest(): string | null {
+    return this.hasher ? this.hasher.copy().digest('hex') : null
   }
 
   /** The next event, or null when the stream ended cleanly. Rejects when the stream breaks. */
@@ -27,6 +36,7 @@ export class SseReader {
         this.buffer += this.decoder.decode()
         this.ended = true
       } else {
+        this.hasher?.update(value)
         this.buffer += this.decoder.decode(value, { stream: true })
       }
     }

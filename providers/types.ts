@@ -20,6 +20,8 @@ export interface Target {
   /** The provider's name in the config, for messages. */
   provider: string
   baseUrl: string
+  /** The URL to call, when already worked out (else the adapter's endpoint for baseUrl). */
+  url?: string
   model: string
   apiKey?: string
   /** Extra headers from the provider's config. */
@@ -38,6 +40,8 @@ export interface Usage {
 export interface Completion {
   wire: Wire
   body: Record<string, unknown>
+  /** The body exactly as received, when it was read as text (passed through when nothing changes). */
+  text?: string
   responseId: string | null
   servedModel: string | null
   usage: Usage
@@ -111,4 +115,18 @@ export function joinPath(baseUrl: string, path: string): string {
   const url = new URL(baseUrl)
   url.pathname = `${url.pathname.replace(/\/+$/, '')}${path}`
   return url.toString()
+}
+
+/** A URL as stored in a row's `endpoint`: no query string, no credentials. */
+export function publicEndpoint(url: string): string {
+  try {
+    const u = new URL(url)
+    u.username = ''
+    u.password = ''
+    u.search = ''
+    u.hash = ''
+    return u.toString()
+  } catch {
+    return url.split('?')[0] ?? url
+  }
 }

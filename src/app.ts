@@ -4,22 +4,43 @@
  * clock, config and environment come in as dependencies.
  */
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
+import { identify, requireAgent, requireAgentOrOperator, requireOperator } from './auth/middleware.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
+import { scriptRoute, styleRoute } from './dashboard/assets.ts'
+import {
+  type DashboardDeps,
+  comparisonFragment,
+  deadmanFragment,
+  didCallFragment,
+  logFragment,
+  namesFragment,
+  pageRoute,
+  seriesFragment,
+  storyFragment,
+} from './dashboard/routes.tsx'
 import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
 import { NotFoundError, WitnessError, errorBody } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
+import { RouterMetrics } from './router/metrics.ts'
 import { reloadRoute } from './routes/admin.ts'
 import { guardBody } from './routes/body-guard.ts'
 import { chatCompletionsRoute } from './routes/chat-completions.ts'
 import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
+import { didCallRoute } from './routes/did-call.ts'
 import { type ErrorShape, shapeError } from './routes/error-shapes.ts'
+import { fallbacksRoute } from './routes/fallbacks.ts'
 import { heartbeatRoute } from './routes/heartbeat.ts'
 import { inferRoute } from './routes/infer.ts'
 import { messagesRoute } from './routes/messages.ts'
+import { metricsRoute } from './routes/metrics.ts'
 import { modelsRoute } from './routes/models.ts'
+import { type ReadDeps, listRequestsRoute, requestStoryRoute } from './routes/requests.ts'
+import { seriesRoute } from './routes/series.ts'
+import { statsRoute } from './routes/stats.ts'
+import { StatsCache } from './telemetry/stats-window.ts'
 import type { Store } from './telemetry/store.ts'
 
 export interface AppDeps {
@@ -35,6 +56,8 @@ export interface AppDeps {
   runtime: RuntimeState
   /** Health, reload, promotion, agents' heartbeats. */
   deadman: DeadmanSwitch
+  /** The router's counters for GET /metrics (a fresh set if not given). */
+  metrics?: RouterMetrics
 }
 
 type Env = { Variables: { errorShape: ErrorShape } }
@@ -47,21 +70,45 @@ const shape = (errorShape: ErrorShape): MiddlewareHandler<Env> => async (c, next
 
 export function createApp(deps: AppDeps): Hono<Env> {
   const app = new Hono<Env>()
-  const core: DispatchDeps = deps
+  const metrics = deps.metrics ?? new RouterMetrics()
+  const core: DispatchDeps = { ...deps, metrics }
+  const read: ReadDeps = { store: deps.store, clock: deps.clock, config: deps.config, statsCache: new StatsCache() }
+  const board: DashboardDeps = { ...read, deadman: deps.deadman }
   const startedAtS = Math.floor(deps.clock.now() / 1000)
 
   // Read per request from the live config, so a reload's max_body_mb and body_timeout_ms apply at once.
   const limitBody = guardBody(() => ({ maxBytes: deps.config().maxBodyBytes, timeoutMs: deps.config().bodyTimeoutMs }))
 
+  // Who is calling (from the token, when `auth` is configured); the require* guards below check it.
+  app.use('*', identify(deps.config))
+
   app.get('/heartbeat', heartbeatRoute(deps))
-  app.post('/v1/infer', limitBody, inferRoute(core))
-  app.post('/v1/chat/completions', shape('openai'), limitBody, chatCompletionsRoute(core))
-  app.post('/v1/messages', shape('anthropic'), limitBody, messagesRoute(core))
-  app.get('/v1/models', modelsRoute({ config: deps.config, startedAtS }))
-  app.post('/heartbeat', limitBody, agentBeatRoute(deps))
-  app.get('/deadman', deadmanStatusRoute(deps))
-  app.post('/deadman/rollback', limitBody, rollbackReportRoute(deps))
-  app.post('/admin/reload', reloadRoute(deps))
+  app.post('/heartbeat', requireAgent(), limitBody, agentBeatRoute(deps))
+  app.post('/v1/infer', requireAgent(), limitBody, inferRoute(core))
+  app.post('/v1/chat/completions', shape('openai'), requireAgent(), limitBody, chatCompletionsRoute(core))
+  app.post('/v1/messages', shape('anthropic'), requireAgent(), limitBody, messagesRoute(core))
+  app.get('/v1/models', requireAgentOrOperator(), modelsRoute({ config: deps.config, startedAtS }))
+  app.get('/requests', requireAgentOrOperator(), listRequestsRoute(read))
+  app.get('/requests/did-call', requireAgentOrOperator(), didCallRoute(read))
+  app.get('/requests/:id', requireAgentOrOperator(), requestStoryRoute(read))
+  app.get('/stats', requireAgentOrOperator(), statsRoute(read))
+  app.get('/stats/series', requireOperator(), seriesRoute(read))
+  app.get('/stats/fallbacks', requireOperator(), fallbacksRoute(read))
+  app.get('/metrics', requireOperator(), metricsRoute({ store: deps.store, metrics }))
+  app.get('/deadman', requireOperator(), deadmanStatusRoute(deps))
+  app.post('/deadman/rollback', requireOperator(), limitBody, rollbackReportRoute(deps))
+  app.post('/admin/reload', requireOperator(), reloadRoute(deps))
+  // The dashboard: the page (no data, open) and the fragments its script loads (operator token).
+  app.get('/', pageRoute(deps))
+  app.get('/dashboard/app.js', scriptRoute())
+  app.get('/dashboard/style.css', styleRoute())
+  app.get('/dashboard/comparison', requireOperator(), comparisonFragment(board))
+  app.get('/dashboard/series', requireOperator(), seriesFragment(board))
+  app.get('/dashboard/log', requireOperator(), logFragment(board))
+  app.get('/dashboard/story/:id', requireOperator(), storyFragment(board))
+  app.get('/dashboard/did-call', requireOperator(), didCallFragment(board))
+  app.get('/dashboard/deadman', requireOperator(), deadmanFragment(board))
+  app.get('/dashboard/names', requireOperator(), namesFragment(board))
 
   app.notFound((c) => {
     const error = new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)

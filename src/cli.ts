@@ -2,18 +2,23 @@
 /**
  * The command line: `witness <command> [options]`. Each command lives in
  * src/commands/; this file only dispatches and maps errors to exit codes
- * (2 for usage and config errors, 1 for a job that could not run or finish).
+ * (2 for usage, config and flag-value errors, 1 for a job that could not run or finish).
  */
 import { archiveCommand } from './commands/archive.ts'
 import { type Command, UsageError } from './commands/args.ts'
 import { checkConfigCommand } from './commands/check-config.ts'
+import { didCallCommand } from './commands/did-call.ts'
 import { fleetCommand } from './commands/fleet.ts'
 import { initCommand } from './commands/init.ts'
+import { queryCommand } from './commands/query.ts'
 import { serveCommand } from './commands/serve.ts'
 import { simCommand } from './commands/sim.ts'
+import { statsCommand } from './commands/stats.ts'
+import { tokenCommand } from './commands/token.ts'
+import { verifyCommand } from './commands/verify.ts'
 import { syncCommand } from './commands/sync.ts'
 import { watchdogCommand } from './commands/watchdog.ts'
-import { ArchiveError, ConfigError, DatabaseLockedError, JobBusyError, SyncError } from './errors.ts'
+import { ArchiveError, ConfigError, DatabaseLockedError, InvalidRequestError, JobBusyError, SyncError } from './errors.ts'
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
@@ -24,6 +29,11 @@ const COMMANDS: Record<string, Command> = {
   archive: archiveCommand,
   sync: syncCommand,
   fleet: fleetCommand,
+  query: queryCommand,
+  'did-call': didCallCommand,
+  stats: statsCommand,
+  token: tokenCommand,
+  verify: verifyCommand,
 }
 
 function usage(): string {
@@ -52,6 +62,11 @@ export async function main(argv: string[]): Promise<number> {
     if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError) {
       console.error(`witness: ${error.message}`)
       return 1
+    }
+    if (error instanceof InvalidRequestError) {
+      // Bad values for a read command's flags (--since, --status, ...).
+      console.error(`witness: ${error.message}`)
+      return 2
     }
     if (error instanceof UsageError) {
       console.error(`witness: ${error.message}\n${usage()}`)

@@ -6,16 +6,17 @@
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
-import { dirname, isAbsolute, resolve } from 'node:path'
+import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
-import type { Wire } from '../providers/types.ts'
+import { ADAPTERS } from '../providers/index.ts'
+import { type Wire, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
 import { AgentName, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
-const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
+export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
 const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//, 'must be an http(s) URL'))
@@ -111,6 +112,30 @@ export const SyncSchema = v.strictObject({
   every: v.optional(Duration, '15m'),
 })
 
+/** Proof: the machine's signing key and how often it signs the chain's head. */
+export const ProofSchema = v.strictObject({
+  /** The Ed25519 key file (mode 0600); default: witness-key.json next to the database. */
+  key_path: v.optional(Path),
+  checkpoint_every: v.optional(Duration, '5m'),
+})
+
+const TokenHash = v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, 'must be the hex sha256 of the token (64 hex digits; see `witness token new`)'))
+const Principals = v.optional(v.record(AgentName, v.strictObject({ token_sha256: TokenHash })), {})
+
+/** Who may call witness: token hashes only (the config may live in a git repo). */
+export const AuthSchema = v.strictObject({
+  agents: Principals,
+  operators: Principals,
+})
+
+const PerMtok = v.pipe(v.number(), v.minValue(0), v.maxValue(1_000_000))
+
+/** Prices in USD per million tokens, keyed by `provider/model` or `model`. */
+export const PricingSchema = v.record(
+  v.pipe(v.string(), v.minLength(1), v.maxLength(300)),
+  v.strictObject({ input_per_mtok: PerMtok, output_per_mtok: PerMtok }),
+)
+
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),
   listen: v.optional(
@@ -123,8 +148,12 @@ export const ConfigSchema = v.strictObject({
   database: v.optional(v.pipe(v.string(), v.minLength(1)), './data/witness.db'),
   database_sync: v.optional(v.picklist(['full', 'normal']), 'full'),
   database_busy_timeout_ms: v.optional(Ms, 5_000),
-  /** Where the writer connection runs: its own thread (default) or the main thread. */
-  database_writer: v.optional(v.picklist(['thread', 'inline']), 'thread'),
+  /**
+   * Where the writer connection runs: the main thread (default: measured
+   * faster on two cores, see docs/BENCHMARKS.md) or its own thread (fsync
+   * waits off the event loop, at the cost of a message per batch).
+   */
+  database_writer: v.optional(v.picklist(['inline', 'thread']), 'inline'),
   database_max_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
   max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
   /** The whole request body must arrive within this (a slow or stalled body gets 408). */
@@ -135,11 +164,16 @@ export const ConfigSchema = v.strictObject({
   deadman: v.optional(DeadmanSchema, {}),
   retention: v.optional(RetentionSchema, {}),
   sync: v.optional(SyncSchema),
+  proof: v.optional(ProofSchema, {}),
+  auth: v.optional(AuthSchema),
+  pricing: v.optional(PricingSchema, {}),
 })
 
 export type RawConfig = v.InferOutput<typeof ConfigSchema>
 export type Policy = v.InferOutput<typeof PolicySchema>
 export type Deadman = v.InferOutput<typeof DeadmanSchema>
+export type AuthConfig = v.InferOutput<typeof AuthSchema>
+export type Pricing = v.InferOutput<typeof PricingSchema>
 
 /** Defaults for the per-attempt knobs when neither provider nor step sets them. */
 export const TUNING_DEFAULTS = {
@@ -154,6 +188,10 @@ export interface ProviderSpec {
   type: Wire
   preset: PresetName | null
   baseUrl: string
+  /** The URL called (base URL plus /chat/completions or /messages), worked out once. */
+  endpoint: string
+  /** The same as stored in rows: no query string, no credentials. */
+  publicEndpoint: string
   apiKeyEnv: string | null
   headers: Record<string, string>
 }
@@ -200,6 +238,10 @@ export interface Config {
   retention: RetentionSettings
   /** null when the config has no `sync:` section. */
   sync: SyncSettings | null
+  proof: { keyPath: string; checkpointEveryMs: number }
+  /** Token hashes of agents and operators; null means witness runs open (loopback only). */
+  auth: AuthConfig | null
+  pricing: Pricing
 }
 
 export interface ParseOptions {
@@ -231,11 +273,14 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
       })
     }
     if (type && baseUrl) {
+      const endpoint = ADAPTERS[type].endpoint(baseUrl)
       providers.set(name, {
         name,
         type,
         preset: presetName,
         baseUrl,
+        endpoint,
+        publicEndpoint: publicEndpoint(endpoint),
         apiKeyEnv: p.api_key_env ?? (preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null),
         headers: p.headers ?? {},
       })
@@ -285,6 +330,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   if (raw.sync && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(raw.sync.remote)) {
     issues.push({ path: 'sync.remote', message: 'must not contain a password or token; set WITNESS_SYNC_TOKEN instead' })
   }
+  issues.push(...authIssues(raw.auth))
+  const open = openListenProblem(raw.listen.host, Boolean(raw.auth))
+  if (open) issues.push({ path: 'listen.host', message: open })
   if (issues.length) throw new ConfigError(source, issues)
 
   const baseDir = options.baseDir ?? process.cwd()
@@ -315,6 +363,12 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
           everyMs: durationMs(raw.sync.every),
         }
       : null,
+    proof: {
+      keyPath: raw.proof.key_path ? inBase(raw.proof.key_path) : join(dirname(inBase(raw.database)), 'witness-key.json'),
+      checkpointEveryMs: durationMs(raw.proof.checkpoint_every),
+    },
+    auth: raw.auth ?? null,
+    pricing: raw.pricing,
   }
 }
 
@@ -329,6 +383,37 @@ export function durationMs(value: 0 | string): number {
 /** A git remote that is a path on this machine (not a URL, not scp-like `host:path`). */
 function isLocalPath(remote: string): boolean {
   return !/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) && !/^[^/]+:/.test(remote)
+}
+
+/** Two principals sharing a token hash would make a token's identity ambiguous. */
+function authIssues(auth: AuthConfig | undefined): Issue[] {
+  if (!auth) return []
+  const issues: Issue[] = []
+  const seen = new Map<string, string>()
+  for (const kind of ['agents', 'operators'] as const) {
+    for (const [name, { token_sha256 }] of Object.entries(auth[kind])) {
+      const path = `auth.${kind}.${name}.token_sha256`
+      const hash = token_sha256.toLowerCase()
+      const other = seen.get(hash)
+      if (other) issues.push({ path, message: `same token hash as ${other}; every agent and operator needs its own token` })
+      else seen.set(hash, `auth.${kind}.${name}`)
+    }
+  }
+  return issues
+}
+
+/**
+ * Why witness must not listen on `host` (null when it may). Without `auth`
+ * any client can name itself any agent, so an open witness stays on loopback.
+ */
+export function openListenProblem(host: string, hasAuth: boolean): string | null {
+  if (hasAuth || isLoopback(host)) return null
+  return `"${host}" is not a loopback address, and without \`auth\` witness runs open (any client could write rows under any agent's name); set \`auth\` (see \`witness token new\`) or listen on 127.0.0.1`
+}
+
+function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
 }
 
 /** Reads, parses and validates a YAML config file. */

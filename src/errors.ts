@@ -100,6 +100,32 @@ export class NotFoundError extends WitnessError {
   }
 }
 
+/** No token, or a token that matches no configured agent or operator. Never names the token. */
+export class UnauthorizedError extends WitnessError {
+  override name = 'UnauthorizedError'
+  constructor(message: string) {
+    super('unauthorized', 401, message)
+  }
+}
+
+/** A valid token that does not allow this (an agent token on an operator endpoint, another agent's rows). */
+export class ForbiddenError extends WitnessError {
+  override name = 'ForbiddenError'
+  constructor(message: string) {
+    super('forbidden', 403, message)
+  }
+}
+
+/** The request names an agent other than the one its token belongs to. */
+export class AgentMismatchError extends WitnessError {
+  override name = 'AgentMismatchError'
+  constructor(tokenAgent: string, from: string, named: string) {
+    super('agent_mismatch', 403, `the token belongs to agent "${tokenAgent}" but ${from} names agent "${named}"`, {
+      details: { agent: tokenAgent },
+    })
+  }
+}
+
 /**
  * The telemetry database could not commit a row. Raised before any upstream
  * call is made: no row, no call.

@@ -8,11 +8,13 @@ import type { Server } from 'bun'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
-import type { Config } from './config.ts'
+import { type Config, openListenProblem } from './config.ts'
+import { ConfigError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
+import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { type Store, openStore } from './telemetry/store.ts'
@@ -68,11 +70,19 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const clock = options.clock ?? systemClock
   const live = new LiveConfig(resolve(options.configPath), clock)
   const config = () => live.current()
-  const store = openStoreFor(config(), options.db)
+  const boot = config()
+  const host = options.host ?? boot.raw.listen.host
+  const port = options.port ?? boot.raw.listen.port
+  // The config checks its own listen.host; a host given on the command line is checked here.
+  const openProblem = openListenProblem(host, boot.auth !== null)
+  if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
+  const store = openStoreFor(boot, options.db)
   const recovered = store.recoverPending(
     `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
   )
   if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
+  const signing = await ensureSigningKey(config().proof.keyPath)
+  if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
 
   const inFlight = { count: 0 }
   const env = options.env ?? process.env
@@ -100,9 +110,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
     deadman,
   })
 
-  const boot = config()
-  const host = options.host ?? boot.raw.listen.host
-  const port = options.port ?? boot.raw.listen.port
   let url = ''
   const server = Bun.serve({
     hostname: host,

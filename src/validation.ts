@@ -6,7 +6,7 @@
 import * as v from 'valibot'
 import type { Issue } from './errors.ts'
 
-/** Agent names as they appear in rows: short, printable, no spaces. */
+/** Agent names as they appear in rows (and in `auth.agents`): short, printable, no spaces. */
 export const AgentName = v.pipe(
   v.string(),
   v.regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'agent names are 1-128 letters, digits, ".", "_", "-", "@" or ":"'),

@@ -33,6 +33,7 @@ describe('config', () => {
     const config = parseConfig(minimal)
     expect(config.providers.get('kimi')).toEqual({
       name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {},
+      endpoint: 'https://api.moonshot.ai/v1/chat/completions', publicEndpoint: 'https://api.moonshot.ai/v1/chat/completions',
     })
   })
 

@@ -61,7 +61,7 @@ describe('the corpus', () => {
 })
 
 // Hand-made accounts: request r1 served by row 1 (after a fallback row 2 it was told of), r2 with rows 3 and 4.
-function row(id: number, status: string, model = 'm'): LogRow {
+function row(id: number, status: LogRow['status'], model = 'm'): LogRow {
   return { id, timestamp: '2026-11-25T00:00:00.000Z', agent_name: 'a', provider: 'sim', model, endpoint: 'http://sim/', tokens_in: null, tokens_out: null, latency_ms: null, status, error_message: null }
 }
 function meta(logId: number, requestId: string, seq: number, attempt = true): MetaRow {

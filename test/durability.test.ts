@@ -93,6 +93,22 @@ describe('no row, no call', () => {
   })
 })
 
+describe('the writer on its own thread (database_writer: thread)', () => {
+  test('commits the rows of concurrent requests and refuses calls while the lock is held elsewhere', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_writer: 'thread', database_busy_timeout_ms: 300 }))
+    running.push(w)
+    const responses = await Promise.all(Array.from({ length: 50 }, () => w.infer({})))
+    expect(responses.every((r) => r.status === 200)).toBe(true)
+    expect(readRows(w.dbPath).filter((r) => r.status === 'success')).toHaveLength(50)
+    const lock = await holdWriteLock(w.dbPath)
+    const refused = await w.infer({})
+    expect(refused.status).toBe(503)
+    await lock.release()
+    expect(sim.count()).toBe(50)
+    expect((await w.infer({})).status).toBe(200)
+  })
+})
+
 describe('crash recovery', () => {
   test('a server killed with SIGKILL mid-call leaves a pending row that the next start finishes', async () => {
     const dir = tempDir()

@@ -36,7 +36,7 @@ async function witnessWith(extra: Record<string, unknown>, options: { seed?: Par
 }
 
 function exportedIds(remote: string): number[] {
-  const files = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter(Boolean)
+  const files = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter((f) => f.endsWith('.ndjson'))
   return files.flatMap((f) => git(['--git-dir', remote, 'show', `main:${f}`]).split('\n').filter(Boolean).map((l) => JSON.parse(l).id as number)).sort((a, b) => a - b)
 }
 

@@ -3,21 +3,8 @@ import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { openStore } from '../src/telemetry/store.ts'
+import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { tempDir } from './support/temp.ts'
-
-const EXPECTED_COLUMNS = [
-  { cid: 0, name: 'id', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 1 },
-  { cid: 1, name: 'timestamp', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
-  { cid: 2, name: 'agent_name', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
-  { cid: 3, name: 'provider', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
-  { cid: 4, name: 'model', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
-  { cid: 5, name: 'endpoint', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
-  { cid: 6, name: 'tokens_in', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 0 },
-  { cid: 7, name: 'tokens_out', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 0 },
-  { cid: 8, name: 'latency_ms', type: 'INTEGER', notnull: 0, dflt_value: null, pk: 0 },
-  { cid: 9, name: 'status', type: 'TEXT', notnull: 1, dflt_value: null, pk: 0 },
-  { cid: 10, name: 'error_message', type: 'TEXT', notnull: 0, dflt_value: null, pk: 0 },
-]
 
 function open(path: string) {
   return openStore(path, { sync: 'full', busyTimeoutMs: 1000 })
@@ -28,7 +15,7 @@ describe('schema', () => {
     const path = join(tempDir(), 'w.db')
     open(path).close()
     const db = new Database(path, { readonly: true })
-    expect(db.query('PRAGMA table_info(request_log)').all()).toEqual(EXPECTED_COLUMNS)
+    expect(db.query('PRAGMA table_info(request_log)').all()).toEqual(REQUEST_LOG_COLUMNS)
     const { sql } = db.query("SELECT sql FROM sqlite_master WHERE name = 'request_log'").get() as { sql: string }
     expect(sql).toBe(REQUEST_LOG_DDL)
     expect(sql).toContain('id INTEGER PRIMARY KEY AUTOINCREMENT')
@@ -68,7 +55,7 @@ describe('schema', () => {
     open(path).close()
     const after = new Database(path, { readonly: true })
     expect(after.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION })
-    expect(after.query('PRAGMA table_info(request_log)').all()).toEqual(EXPECTED_COLUMNS)
+    expect(after.query('PRAGMA table_info(request_log)').all()).toEqual(REQUEST_LOG_COLUMNS)
     expect(after.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 1 })
     expect(after.query("SELECT name FROM sqlite_master WHERE name = 'request_log_meta'").get()).toBeTruthy()
     after.close()

@@ -44,8 +44,9 @@ function machine(name: string, remote: string) {
 }
 
 /** The export files on the remote's main branch: path -> parsed lines. */
+/** The rows' day files in the remote (the proof's files beside them are left out). */
 function remoteFiles(bare: string): Map<string, ExportLine[]> {
-  const names = git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter(Boolean)
+  const names = git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter((n) => n.endsWith('.ndjson'))
   return new Map(names.map((n) => [n, git(['--git-dir', bare, 'show', `main:${n}`]).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportLine)]))
 }
 
@@ -76,6 +77,9 @@ describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
 
     const files = remoteFiles(remote)
     expect([...files.keys()]).toEqual(['alpha/2026/11/23.ndjson', 'alpha/2026/11/24.ndjson'])
+    // The proof travels beside the rows, under other endings.
+    const all = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n')
+    expect(all.some((f) => f.startsWith('alpha/chain/') && f.endsWith('.jsonl'))).toBe(true)
     const lines = [...files.values()].flat()
     for (const line of lines) expect(Object.keys(line)).toEqual(COLUMNS)
     const rows = readRows(m.livePath)
@@ -86,7 +90,7 @@ describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
     ])
     expect(ids(lines)).toEqual(seeded.slice(0, 3))
     // The clone is the machine's own; the commit says what it holds and nothing else.
-    expect(git(['--git-dir', remote, 'log', '--format=%s', 'main'])).toBe('witness sync: alpha: 3 rows, 2 day files\n')
+    expect(git(['--git-dir', remote, 'log', '--format=%s', 'main'])).toBe('witness sync: alpha: 3 rows, 2 day files, 3 chain entries, 0 checkpoints\n')
   })
 
   test('running it twice exports nothing twice; a row still pending at the last export goes out once it is finished', async () => {

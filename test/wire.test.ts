@@ -184,6 +184,33 @@ describe('translation Anthropic -> OpenAI', () => {
     })
   })
 
+  test('images become image_url parts (base64 as a data URL)', () => {
+    const out = openaiRequestFromAnthropic(
+      {
+        max_tokens: 10,
+        messages: [
+          {
+            role: 'user',
+            content: [
+              { type: 'image', source: { type: 'base64', media_type: 'image/jpeg', data: '/9j/4AAQ' } },
+              { type: 'image', source: { type: 'url', url: 'https://example.com/a.png' } },
+              { type: 'text', text: 'what are these?' },
+            ],
+          },
+        ],
+      },
+      'm',
+    )
+    expect((out.messages as Json[])[0]).toEqual({
+      role: 'user',
+      content: [
+        { type: 'image_url', image_url: { url: 'data:image/jpeg;base64,/9j/4AAQ' } },
+        { type: 'image_url', image_url: { url: 'https://example.com/a.png' } },
+        { type: 'text', text: 'what are these?' },
+      ],
+    })
+  })
+
   test('a documented tool_use message becomes a chat.completion with tool_calls', async () => {
     expect(openaiCompletionFromAnthropic(await fixture('anthropic-tool-use-response'), 1700000000)).toEqual({
       id: 'msg_01Aq9w938a90dw8q',

@@ -1,24 +1,30 @@
-/** `witness init [--db PATH] [--config PATH]`: create the database with its schema; safe to run twice. */
-import { parseArgs } from 'node:util'
+/**
+ * `witness init [--db PATH] [--config PATH] [--key PATH]`: create the
+ * database with its schema and the machine's signing key (mode 0600);
+ * safe to run twice (an existing key is kept).
+ */
 import { existsSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import { loadConfig } from '../config.ts'
 import { configPathFrom, openStoreFor } from '../main.ts'
+import { ensureSigningKey } from '../proof/keys.ts'
 import { SCHEMA_VERSION } from '../telemetry/schema.ts'
 import { openStore } from '../telemetry/store.ts'
 import { type Command, parsed } from './args.ts'
 
 export const initCommand: Command = {
-  summary: 'init [--db PATH] [--config PATH]               create the database with its schema (safe to run twice)',
+  summary: 'init [--db PATH] [--config PATH] [--key PATH]  create the database and the signing key (safe to run twice)',
   async run(args) {
-    const { values } = parsed(() => parseArgs({ args, options: { db: { type: 'string' }, config: { type: 'string' } } }))
+    const { values } = parsed(() => parseArgs({ args, options: { db: { type: 'string' }, config: { type: 'string' }, key: { type: 'string' } } }))
     const configPath = configPathFrom(values.config)
-    const store = values.db
-      ? openStore(values.db, { sync: 'full', busyTimeoutMs: 5000 })
-      : existsSync(configPath)
-        ? openStoreFor(loadConfig(configPath))
-        : openStore('data/witness.db', { sync: 'full', busyTimeoutMs: 5000 })
+    const config = !values.db && existsSync(configPath) ? loadConfig(configPath) : null
+    const store = config ? openStoreFor(config) : openStore(values.db ?? 'data/witness.db', { sync: 'full', busyTimeoutMs: 5000 })
     console.log(`witness: database ${store.path} ready (schema version ${SCHEMA_VERSION})`)
+    const keyPath = values.key ? resolve(values.key) : (config?.proof.keyPath ?? join(dirname(resolve(store.path)), 'witness-key.json'))
     store.close()
+    const { key, created } = await ensureSigningKey(keyPath)
+    console.log(`witness: signing key ${keyPath} ${created ? 'created' : 'kept'} (key id ${key.keyId})`)
     return 0
   },
 }

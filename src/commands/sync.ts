@@ -16,6 +16,7 @@ export const syncCommand: Command = {
       archiveDir: config.retention.archiveDir,
       sync: config.sync,
       machine: config.machine,
+      keyPath: config.proof.keyPath,
       now: Date.now,
       token: process.env.WITNESS_SYNC_TOKEN || undefined,
       user: process.env.WITNESS_SYNC_USER || undefined,

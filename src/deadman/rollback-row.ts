@@ -24,8 +24,8 @@ export interface RollbackEntry {
 }
 
 /** Commits the row and its facts; resolves with the row's id. */
-export function recordRollback(store: Store, clock: Clock, entry: RollbackEntry): Promise<number> {
-  return store.insert(
+export async function recordRollback(store: Store, clock: Clock, entry: RollbackEntry): Promise<number> {
+  const { id } = await store.insert(
     {
       timestamp: isoTime(clock.now()),
       agentName: entry.agent,
@@ -39,6 +39,7 @@ export function recordRollback(store: Store, clock: Clock, entry: RollbackEntry)
     null,
     rollbackFactsWrite({ ...entry.facts, agent: entry.agent, reason: redact(entry.facts.reason), output: entry.facts.output === null ? null : redact(entry.facts.output) }),
   )
+  return id
 }
 
 /** `rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)` */

@@ -1,7 +1,8 @@
 /**
  * The background jobs of `serve`: the archive job once a day (and as soon
  * as the live file is over retention.max_db_mb, at most every 10 minutes),
- * and the sync every `sync.every` (0 = only when `witness sync` is run).
+ * the sync every `sync.every` (0 = only when `witness sync` is run), and a
+ * signed checkpoint of the proof chain every `proof.checkpoint_every`.
  *
  * One timer checks what is due every `tickMs` of real time; what is due is
  * decided by the injected clock. Tests turn the timer off and call `tick()`.
@@ -13,7 +14,10 @@ import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
 import { DAY_MS, runArchive } from '../retention/archive-job.ts'
+import { checkpointNow } from '../proof/checkpoint-job.ts'
+import { loadSigningKey } from '../proof/keys.ts'
 import { describeSync, runSync } from '../sync/sync-job.ts'
+import { openLiveForJob } from './job-db.ts'
 
 const SIZE_RETRY_MS = 10 * 60_000
 
@@ -36,6 +40,7 @@ export interface Jobs {
 export function startJobs(deps: JobsDeps): Jobs {
   let lastArchiveAt: number | null = null
   let lastSyncAt: number | null = null
+  let lastCheckpointAt: number | null = null
   let running: Promise<void> | null = null
 
   const guarded = async (job: string, run: () => Promise<string[]>) => {
@@ -66,6 +71,19 @@ export function startJobs(deps: JobsDeps): Jobs {
           : []
       })
     }
+    const every = config.proof.checkpointEveryMs
+    if (every > 0 && (lastCheckpointAt === null || now - lastCheckpointAt >= every) && existsSync(config.proof.keyPath)) {
+      lastCheckpointAt = now
+      await guarded('checkpoint', async () => {
+        const live = await openLiveForJob(config.databasePath, 'checkpoint')
+        try {
+          await checkpointNow(live, await loadSigningKey(config.proof.keyPath), config.machine, () => deps.clock.now())
+          return []
+        } finally {
+          live.close()
+        }
+      })
+    }
     const sync = config.sync
     if (sync && sync.everyMs > 0 && (lastSyncAt === null || now - lastSyncAt >= sync.everyMs)) {
       lastSyncAt = now
@@ -75,6 +93,7 @@ export function startJobs(deps: JobsDeps): Jobs {
           archiveDir: config.retention.archiveDir,
           sync,
           machine: config.machine,
+          keyPath: config.proof.keyPath,
           now: () => deps.clock.now(),
           token: deps.env.WITNESS_SYNC_TOKEN || undefined,
           user: deps.env.WITNESS_SYNC_USER || undefined,

@@ -7,6 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { mkdir, open, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ArchiveError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
@@ -139,11 +140,44 @@ export async function compressArchive(dir: string, month: string): Promise<void>
  */
 export function readablePath(dir: string, file: ArchiveFile): string {
   if (!file.compressed) return file.path
-  const cached = join(cacheDir(dir), `request_log-${file.month}.db`)
-  if (existsSync(cached) && statSync(cached).mtimeMs >= statSync(file.path).mtimeMs) return cached
+  const cached = cachedPath(dir, file.month)
+  if (cacheIsFresh(cached, file)) return cached
   mkdirSync(cacheDir(dir), { recursive: true })
   writeFileDurably(cached, Bun.zstdDecompressSync(readFileSync(file.path)))
   return cached
+}
+
+/**
+ * Makes the decompressed copy of a compressed archive, if it is missing or
+ * older than the `.db.zst`, off the event loop (reading, decompressing and
+ * writing are asynchronous), so that a server reading a month for the
+ * first time keeps answering meanwhile. `readablePath` then finds it fresh.
+ */
+export async function prepareReadable(dir: string, file: ArchiveFile): Promise<void> {
+  const cached = cachedPath(dir, file.month)
+  // Gone since it was listed (reopened for a late row, or deleted): openArchiveReadonly sorts that out.
+  if (!file.compressed || !existsSync(file.path) || cacheIsFresh(cached, file)) return
+  await mkdir(cacheDir(dir), { recursive: true })
+  const bytes = await Bun.zstdDecompress(await Bun.file(file.path).bytes())
+  // Temp file, fsync, rename: a crash never leaves half a copy under the cached name. The temp file
+  // is beside the archives, not in the cache, where the archive job's pruneCache would remove it.
+  const tmp = join(dir, `.request_log-${file.month}.db.cache.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  const handle = await open(tmp, 'w')
+  try {
+    await handle.writeFile(bytes)
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+  await rename(tmp, cached)
+}
+
+function cachedPath(dir: string, month: string): string {
+  return join(cacheDir(dir), `request_log-${month}.db`)
+}
+
+function cacheIsFresh(cached: string, file: ArchiveFile): boolean {
+  return existsSync(cached) && statSync(cached).mtimeMs >= statSync(file.path).mtimeMs
 }
 
 /** Opens an archive read-only (through the cache when compressed). */
@@ -165,7 +199,7 @@ export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
 
 /** Deletes a month's files and its cached copy. */
 export function deleteArchive(dir: string, month: string): void {
-  for (const path of [archivePath(dir, month), archivePath(dir, month, true), `${archivePath(dir, month)}-journal`, join(cacheDir(dir), `request_log-${month}.db`)]) {
+  for (const path of [archivePath(dir, month), archivePath(dir, month, true), `${archivePath(dir, month)}-journal`, cachedPath(dir, month)]) {
     rmSync(path, { force: true })
   }
   syncDir(dir)

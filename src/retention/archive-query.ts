@@ -3,11 +3,11 @@
  * read-only (compressed months through a decompressed copy in
  * `<archive_dir>/.cache/`, made once per version of the file). The query
  * layer searches these besides the live database (`--archives`,
- * `archives=1`); each handle has the exact request_log table with the
- * original ids, and request_log_meta.
+ * `archives=1`, see read-sources.ts); each handle has the exact request_log
+ * table with the original ids, and request_log_meta.
  */
 import type { Database } from 'bun:sqlite'
-import { listArchives, openArchiveReadonly } from './archive-files.ts'
+import { type ArchiveFile, listArchives, openArchiveReadonly, prepareReadable } from './archive-files.ts'
 import { monthOverlaps } from './months.ts'
 
 export interface ArchiveDatabase {
@@ -24,19 +24,35 @@ export interface ArchiveDatabase {
  * (`closeArchives`).
  */
 export function archiveDatabasesFor(archiveDir: string, sinceMs?: number, untilMs?: number): ArchiveDatabase[] {
+  return openAll(archiveDir, archivesIn(archiveDir, sinceMs, untilMs))
+}
+
+/**
+ * The same, for the server: compressed months are decompressed to the cache
+ * off the event loop first, so a month read for the first time does not
+ * stall the router.
+ */
+export async function openArchivesFor(archiveDir: string, sinceMs?: number, untilMs?: number): Promise<ArchiveDatabase[]> {
+  const files = archivesIn(archiveDir, sinceMs, untilMs)
+  for (const file of files) await prepareReadable(archiveDir, file)
+  return openAll(archiveDir, files)
+}
+
+export function closeArchives(archives: readonly ArchiveDatabase[]): void {
+  for (const archive of archives) archive.db.close()
+}
+
+function archivesIn(archiveDir: string, sinceMs?: number, untilMs?: number): ArchiveFile[] {
+  return listArchives(archiveDir).filter((file) => monthOverlaps(file.month, sinceMs, untilMs))
+}
+
+function openAll(archiveDir: string, files: ArchiveFile[]): ArchiveDatabase[] {
   const opened: ArchiveDatabase[] = []
   try {
-    for (const file of listArchives(archiveDir)) {
-      if (!monthOverlaps(file.month, sinceMs, untilMs)) continue
-      opened.push({ month: file.month, path: file.path, db: openArchiveReadonly(archiveDir, file) })
-    }
+    for (const file of files) opened.push({ month: file.month, path: file.path, db: openArchiveReadonly(archiveDir, file) })
     return opened
   } catch (error) {
     closeArchives(opened)
     throw error
   }
-}
-
-export function closeArchives(archives: readonly ArchiveDatabase[]): void {
-  for (const archive of archives) archive.db.close()
 }

@@ -11,4 +11,8 @@ export interface SideTable {
   key: string
 }
 
-export const SIDE_TABLES: readonly SideTable[] = [{ table: 'request_log_meta', key: 'log_id' }]
+export const SIDE_TABLES: readonly SideTable[] = [
+  { table: 'request_log_meta', key: 'log_id' },
+  // The proof chain's entries move with their rows, so archives stay verifiable.
+  { table: 'log_chain', key: 'log_id' },
+]

@@ -7,7 +7,7 @@
  */
 import pRetry from 'p-retry'
 import pTimeout from 'p-timeout'
-import { callCompletion, openStream, secretsOf } from '../../providers/call.ts'
+import { type Evidence, callCompletion, openStream, secretsOf } from '../../providers/call.ts'
 import { ADAPTERS } from '../../providers/index.ts'
 import { formatWait } from '../../providers/retry-after.ts'
 import { streamTranslator } from '../../providers/translate/stream.ts'
@@ -18,6 +18,7 @@ import type { Policy, StepSpec } from '../config.ts'
 import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
 import type { AttemptOutcome, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
+import type { AttemptObserver } from './metrics.ts'
 import { type StreamSession, startStreamSession } from './stream.ts'
 
 /** One row as reported back to the client (`attempts` in responses). */
@@ -30,6 +31,8 @@ export interface AttemptRecord {
   tokens_in: number | null
   tokens_out: number | null
   error_message: string | null
+  /** The row's hash in the proof chain, once it is final. */
+  hash: string | null
 }
 
 /** What every try of a request shares. */
@@ -46,34 +49,24 @@ export interface RequestScope {
   signal: AbortSignal
   /** Rows written so far, in order. */
   attempts: AttemptRecord[]
+  /** This machine's name, for receipts. */
+  machine: string
   /** The next row's position within the request, from 1. */
   nextSeq: () => number
   /** Strings that must not appear in stored messages (prompt fragments). */
   redactions: () => string[]
   /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
+  metrics?: AttemptObserver
 }
 
 export type StepSuccess =
   | { kind: 'completion'; completion: Completion; logId: number; latencyMs: number }
   | { kind: 'stream'; stream: StreamSession; logId: number }
 
-/** The URL as stored in `endpoint`: no query string, no credentials. */
-export function publicEndpoint(url: string): string {
-  try {
-    const u = new URL(url)
-    u.username = ''
-    u.password = ''
-    u.search = ''
-    u.hash = ''
-    return u.toString()
-  } catch {
-    return url.split('?')[0] ?? url
-  }
-}
-
 /** Commits a row's final state and mirrors it into the record the client sees. */
-export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
+export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn' | 'metrics'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
+  scope.metrics?.attempt(record.provider, record.model, outcome.status, outcome.latencyMs)
   Object.assign(record, {
     status: outcome.status,
     latency_ms: outcome.latencyMs,
@@ -82,7 +75,7 @@ export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn'>,
     error_message: outcome.errorMessage,
   })
   try {
-    await scope.store.finish(record.log_id, outcome)
+    record.hash = await scope.store.finish(record.log_id, outcome)
   } catch (error) {
     // The call happened; the store keeps retrying the finishing write.
     scope.warn(`row ${record.log_id} could not be finished yet: ${(error as Error).message}`)
@@ -115,11 +108,12 @@ export async function runStep(
   const target: Target = {
     provider: step.provider.name,
     baseUrl: step.provider.baseUrl,
+    url: step.provider.endpoint,
     model: step.model,
     apiKey,
     headers: step.provider.headers,
   }
-  const endpoint = publicEndpoint(adapter.endpoint(target.baseUrl))
+  const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope
 
   const once = async (tryNumber: number): Promise<StepSuccess> => {
@@ -133,7 +127,8 @@ export async function runStep(
       stream: request.stream,
     }
     const head = { timestamp: isoTime(clock.now()), agentName: scope.agent, provider: target.provider, model: target.model, endpoint }
-    const [logId] = await Promise.all([scope.store.begin(head, meta), tryNumber === 1 ? before : null])
+    const pending = scope.store.begin(head, meta)
+    const logId = tryNumber === 1 && before ? (await Promise.all([pending, before]))[0] : await pending
     // The row is committed: the call may go out.
     const record: AttemptRecord = {
       log_id: logId,
@@ -144,6 +139,7 @@ export async function runStep(
       tokens_in: null,
       tokens_out: null,
       error_message: null,
+      hash: null,
     }
     scope.attempts.push(record)
 
@@ -152,7 +148,9 @@ export async function runStep(
     scope.signal.addEventListener('abort', onClientGone, { once: true })
     if (scope.signal.aborted) controller.abort()
     const startedAt = clock.monotonic()
+    const evidence: Evidence = { requestSha256: null, responseSha256: null }
     const callOptions = {
+      evidence,
       signal: controller.signal,
       now: () => clock.monotonic(),
       wallNow: () => clock.now(),
@@ -191,6 +189,7 @@ export async function runStep(
           controller,
           record,
           scope,
+          requestSha256: evidence.requestSha256,
           provider: target.provider,
           secrets: () => secretsOf(target, callOptions),
           idleTimeoutMs: step.idleTimeoutMs,
@@ -209,11 +208,12 @@ export async function runStep(
         responseId: completion.responseId,
         servedModel: completion.servedModel,
         costUsd: completion.usage.costUsd,
+        ...evidence,
       }
       ticket.succeed()
       return { kind: 'completion', completion, logId, latencyMs: completion.latencyMs }
     } catch (error) {
-      outcome = failureOutcome(error, Math.round(clock.monotonic() - startedAt))
+      outcome = { ...failureOutcome(error, Math.round(clock.monotonic() - startedAt)), ...evidence }
       ticket.fail(error)
       throw error
     } finally {

@@ -11,9 +11,9 @@ import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
-import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, publicEndpoint, runStep } from './attempt.ts'
+import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, runStep } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
-import { ADAPTERS } from '../../providers/index.ts'
+import type { AttemptObserver } from './metrics.ts'
 
 export interface ChainDeps {
   store: Store
@@ -22,9 +22,13 @@ export interface ChainDeps {
   /** Where API keys are read from (process.env in production). */
   env: Record<string, string | undefined>
   warn: (message: string) => void
+  /** Counts attempts and fallbacks for GET /metrics (optional). */
+  metrics?: AttemptObserver
 }
 
 export interface ChainInput {
+  /** This machine's name, for receipts. */
+  machine: string
   requestId: string
   agent: string
   chain: string
@@ -61,9 +65,11 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     api: input.api,
     signal: input.signal,
     attempts: input.attempts,
+    machine: input.machine,
     nextSeq: () => ++seq,
     redactions: () => promptFragments(input.request.body),
     warn: deps.warn,
+    metrics: deps.metrics,
   }
 
   const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv] || undefined : undefined))
@@ -76,7 +82,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   let before: Promise<unknown> | null = null
   const summary: string[] = []
 
-  const writeFallback = (named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
+  const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
+    deps.metrics?.fallback(from.provider.name, named.provider.name)
     const record: AttemptRecord = {
       log_id: 0,
       provider: named.provider.name,
@@ -86,6 +93,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       tokens_in: null,
       tokens_out: null,
       error_message: message,
+      hash: null,
     }
     input.attempts.push(record)
     const head = {
@@ -93,11 +101,12 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       agentName: input.agent,
       provider: named.provider.name,
       model: named.model,
-      endpoint: publicEndpoint(ADAPTERS[named.provider.type].endpoint(named.provider.baseUrl)),
+      endpoint: named.provider.publicEndpoint,
     }
     const meta = { requestId: input.requestId, chain: input.chain, api: input.api, seq: scope.nextSeq(), step: namedIndex, try: null, stream: input.request.stream }
-    const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then((id) => {
+    const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then(({ id, hash }) => {
       record.log_id = id
+      record.hash = hash
     })
     return before ? Promise.all([before, written]) : written
   }
@@ -129,8 +138,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     }
     summary.push(`${label(step)}: ${exit}`)
     const next = steps[i + 1]
-    if (next) before = writeFallback(next, i + 1, `fallback from ${label(step)}: ${exit}`)
-    else if (skipped) before = writeFallback(step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
+    if (next) before = writeFallback(step, next, i + 1, `fallback from ${label(step)}: ${exit}`)
+    else if (skipped) before = writeFallback(step, step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
   if (before) await before
   throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts })

@@ -28,6 +28,7 @@ export interface DispatchInput {
 }
 
 export type Dispatched = ChainResult & {
+  machine: string
   requestId: string
   chain: string
   attempts: AttemptRecord[]
@@ -35,6 +36,7 @@ export type Dispatched = ChainResult & {
 
 /** Context a failed dispatch attaches to its error, for response headers. */
 export interface DispatchFailure {
+  machine: string
   requestId: string
   attempts: AttemptRecord[]
 }
@@ -57,7 +59,7 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   const call = deps.runtime?.begin(input.chain, steps, config)
   let streaming = false
   try {
-    const result = await runChain(deps, { ...input, requestId, steps, policy: config.policy, attempts })
+    const result = await runChain(deps, { ...input, machine: config.machine, requestId, steps, policy: config.policy, attempts })
     call?.succeed()
     if (result.kind === 'stream') {
       // A stream stays in flight until its row is finished.
@@ -67,12 +69,12 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
         call?.end()
       })
     }
-    return { ...result, requestId, chain: input.chain, attempts }
+    return { ...result, machine: config.machine, requestId, chain: input.chain, attempts }
   } catch (thrown) {
     // A client that left mid-request ends the chain with whatever stopped it (an abort, p-retry's abort reason).
     const error = input.signal.aborted && !(thrown instanceof WitnessError) ? new ClientGoneError() : thrown
     if (error instanceof ChainExhaustedError) call?.fail()
-    if (error instanceof Error) failures.set(error, { requestId, attempts })
+    if (error instanceof Error) failures.set(error, { machine: config.machine, requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {
       Object.assign(error.details, { request_id: requestId })
     }

@@ -11,6 +11,7 @@ import { clip } from '../../providers/call.ts'
 import type { StreamTranslator } from '../../providers/translate/stream.ts'
 import { type Adapter, MalformedResponse, type SseEvent } from '../../providers/types.ts'
 import { redact } from '../errors.ts'
+import { receiptFor } from '../proof/receipt.ts'
 import type { AttemptOutcome } from '../telemetry/store.ts'
 import type { AttemptRecord, RequestScope } from './attempt.ts'
 import { finishAttempt } from './attempt.ts'
@@ -30,6 +31,8 @@ export interface StreamSessionInit {
   controller: AbortController
   record: AttemptRecord
   scope: RequestScope
+  /** sha256 of the body sent upstream (the reader hashes what comes back). */
+  requestSha256: string | null
   provider: string
   /** Text to redact from upstream messages (API key, prompt fragments). */
   secrets: () => string[]
@@ -73,6 +76,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       servedModel: facts.servedModel,
       firstByteMs: opened.firstByteMs,
       costUsd: facts.usage.costUsd,
+      requestSha256: init.requestSha256,
+      responseSha256: opened.reader.digest(),
     }
   }
 
@@ -84,6 +89,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
     await finishAttempt(scope, record, result)
     if (stream) {
       try {
+        // The receipt rides as an SSE comment (which SDKs ignore) just before the last event.
+        stream.enqueue(encoder.encode(`: witness-receipt ${receiptFor(scope.machine, scope.attempts)}\n\n`))
         for (const f of frames) stream.enqueue(encoder.encode(f))
         stream.close()
       } catch {

@@ -25,16 +25,21 @@ export function chatCompletionsRoute(deps: DispatchDeps) {
     const body = await readJsonObject(c)
     const input = validate(ChatCompletionsSchema, body, 'chat completions request')
     const agent = resolveAgent(
+      c,
       [
         { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },
-        { from: 'the "user" field', value: input.user },
+        { from: 'the "user" field', value: input.user, hint: true },
       ],
       'send an X-Agent-Name header, or set "user" to the agent\'s name',
       false,
     )
     return answer(c, deps, { agent, chain: input.model, request: { wire: 'openai', body, stream: input.stream === true }, api: 'chat.completions' }, (result) => {
-      const completion = completionAsOpenAI(result.completion, Math.floor(deps.clock.now() / 1000))
-      return c.json({ ...completion, model: result.completion.servedModel ?? result.step.model })
+      const { completion } = result
+      // An OpenAI upstream's answer already names the model that served it: pass its bytes through.
+      if (completion.wire === 'openai' && completion.servedModel !== null && completion.text !== undefined) {
+        return c.body(completion.text, 200, { 'content-type': 'application/json' })
+      }
+      return c.json({ ...completionAsOpenAI(completion, Math.floor(deps.clock.now() / 1000)), model: completion.servedModel ?? result.step.model })
     })
   }
 }

@@ -46,6 +46,7 @@ export function agentBeatRoute(deps: DeadmanRouteDeps) {
   return async (c: Context) => {
     const input = validate(AgentBeatSchema, await readJsonObject(c), 'heartbeat')
     const agent = resolveAgent(
+      c,
       [
         { from: 'the "agent" field', value: input.agent },
         { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },

@@ -8,6 +8,7 @@ import type { Context } from 'hono'
 import * as v from 'valibot'
 import { completionAsOpenAI } from '../../providers/translate/to-openai.ts'
 import { isRecord } from '../../providers/types.ts'
+import { receiptFor } from '../proof/receipt.ts'
 import type { DispatchDeps } from '../router/dispatch.ts'
 import { answer } from './inference.ts'
 import { AgentName, readJsonObject, resolveAgent, validate } from './request-body.ts'
@@ -27,6 +28,7 @@ export function inferRoute(deps: DispatchDeps) {
     const body = await readJsonObject(c)
     const input = validate(InferRequestSchema, body, '/v1/infer request')
     const agent = resolveAgent(
+      c,
       [
         { from: 'the "agent" field', value: input.agent },
         { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },
@@ -52,6 +54,7 @@ export function inferRoute(deps: DispatchDeps) {
         usage: { tokens_in: usage.tokensIn, tokens_out: usage.tokensOut, ...(usage.costUsd !== null ? { cost_usd: usage.costUsd } : {}) },
         latency_ms: result.latencyMs,
         attempts: result.attempts,
+        receipt: receiptFor(result.machine, result.attempts),
       })
     })
   }

@@ -24,6 +24,6 @@ export async function answer(
   } catch (error) {
     throw withFailureHeaders(c, error)
   }
-  setWitnessHeaders(c, result.requestId, result.attempts, { provider: result.step.provider.name, model: result.step.model })
+  setWitnessHeaders(c, result.machine, result.requestId, result.attempts, { provider: result.step.provider.name, model: result.step.model })
   return result.kind === 'stream' ? sseResponse(c, result.stream) : respond(result)
 }

@@ -30,9 +30,10 @@ export function messagesRoute(deps: DispatchDeps) {
     const body = await readJsonObject(c)
     const input = validate(MessagesSchema, body, 'messages request')
     const agent = resolveAgent(
+      c,
       [
         { from: 'the X-Agent-Name header', value: c.req.header('x-agent-name') },
-        { from: 'metadata.user_id', value: input.metadata?.user_id },
+        { from: 'metadata.user_id', value: input.metadata?.user_id, hint: true },
       ],
       "send an X-Agent-Name header, or set metadata.user_id to the agent's name",
       false,

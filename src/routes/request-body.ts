@@ -5,10 +5,11 @@
  */
 import type { Context } from 'hono'
 import * as v from 'valibot'
-import { InvalidRequestError } from '../errors.ts'
+import { principalOf } from '../auth/middleware.ts'
+import { AgentMismatchError, ForbiddenError, InvalidRequestError, UnauthorizedError } from '../errors.ts'
 import { AgentName, toIssues } from '../validation.ts'
 
-export { AgentName }
+export { AgentName } from '../validation.ts'
 
 /** How deep a request body may nest; deeper is refused before anything else looks at it. */
 export const MAX_JSON_DEPTH = 128
@@ -78,13 +79,40 @@ export function validate<S extends v.GenericSchema>(schema: S, value: unknown, w
   return result.output
 }
 
+/** A place a request may name its agent; `hint` places only name it when no token does. */
+export interface AgentCandidate {
+  from: string
+  value: unknown
+  hint?: boolean
+}
+
 /**
- * The agent's name from the places a client may give it, in order of
- * precedence. With `mustAgree`, every place that names one must name the
- * same agent (400 otherwise); without it, the first found wins.
+ * The agent a request runs as: the one place every inference endpoint (and
+ * anything else that writes rows under an agent's name) decides it.
+ *
+ * With `auth`, it is the agent whose token came with the request (see
+ * src/auth/middleware.ts); every explicit name (not a `hint`) must name
+ * that one (403 agent_mismatch otherwise), and an operator token or no
+ * valid token cannot act as an agent. Without `auth`, the name comes from
+ * the candidates, in order of precedence: with `mustAgree`, every place that
+ * names one must name the same agent (400 otherwise); without it, the first
+ * found wins.
  */
-export function resolveAgent(candidates: { from: string; value: unknown }[], help: string, mustAgree: boolean): string {
+export function resolveAgent(c: Context, candidates: AgentCandidate[], help: string, mustAgree: boolean): string {
+  const principal = principalOf(c)
+  if (principal.kind === 'anonymous') throw new UnauthorizedError(principal.reason)
+  if (principal.kind === 'operator') throw new ForbiddenError(`an operator token cannot act as an agent; use the agent's own token`)
   const given = candidates.filter((c) => c.value !== undefined && c.value !== null && c.value !== '')
+  if (principal.kind === 'agent') {
+    // The token decides. Fields that only hint at a name in open mode (OpenAI `user`,
+    // Anthropic `metadata.user_id`, which SDK users also set to their own end users) are
+    // not claims; an explicit agent name that differs is.
+    for (const candidate of given.filter((g) => !g.hint)) {
+      const named = validate(AgentName, candidate.value, `agent name (${candidate.from})`)
+      if (named !== principal.name) throw new AgentMismatchError(principal.name, candidate.from, named)
+    }
+    return principal.name
+  }
   const first = given[0]
   if (!first) throw new InvalidRequestError(`no agent named: ${help}`, [{ path: 'agent', message: 'required' }])
   const name = validate(AgentName, first.value, `agent name (${first.from})`)

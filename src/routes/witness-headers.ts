@@ -3,16 +3,20 @@
  * success and on failure, so a client can look its rows up at once.
  */
 import type { Context } from 'hono'
+import { receiptFor } from '../proof/receipt.ts'
 import type { AttemptRecord } from '../router/attempt.ts'
 import { failureOf } from '../router/dispatch.ts'
 
 export function setWitnessHeaders(
   c: Context,
+  machine: string,
   requestId: string,
   attempts: AttemptRecord[],
   served?: { provider: string; model: string },
 ): void {
   c.header('X-Witness-Request-Id', requestId)
+  // The rows already chained; a stream's own row joins in the receipt sent at its end.
+  c.header('X-Witness-Receipt', receiptFor(machine, attempts))
   c.header('X-Witness-Log-Ids', attempts.map((a) => a.log_id).join(','))
   c.header('X-Witness-Attempts', String(attempts.filter((a) => a.status !== 'fallback').length))
   if (served) {
@@ -24,6 +28,6 @@ export function setWitnessHeaders(
 /** Sets the headers for a failed dispatch, if the error came from one; returns the error. */
 export function withFailureHeaders(c: Context, error: unknown): unknown {
   const failure = failureOf(error)
-  if (failure) setWitnessHeaders(c, failure.requestId, failure.attempts)
+  if (failure) setWitnessHeaders(c, failure.machine, failure.requestId, failure.attempts)
   return error
 }

@@ -17,6 +17,10 @@ import { isoTime } from '../clock.ts'
 import { openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
 import { commitExport, prepareClone, pushWithRetry, updateFromRemote, waiting } from './clone.ts'
+import { checkpointNow } from '../proof/checkpoint-job.ts'
+import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
+import { writeState } from '../jobs/job-db.ts'
+import { CHAIN_EXPORT_KEY, exportProof } from './export-proof.ts'
 import { exportRows } from './export.ts'
 import { createGit } from './git.ts'
 import { NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
@@ -33,6 +37,8 @@ export interface SyncJobOptions {
   user?: string
   /** Environment for git (default: this process's). */
   env?: Record<string, string | undefined>
+  /** The machine's signing key (proof.key_path): a checkpoint is signed at every sync. */
+  keyPath?: string
   /** Push attempts when another machine pushed first (default 6). */
   pushAttempts?: number
   gitTimeoutMs?: number
@@ -78,11 +84,20 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       if (live && mayExport) {
         const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state })
         exported = result.written
-        if (exported > 0) {
-          committed = await commitExport(git, machine, `witness sync: ${machine}: ${exported} rows, ${result.files.length} day files`)
+        // The proof goes with the rows: a fresh checkpoint, the chain entries, the public key.
+        const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
+        if (key) await checkpointNow(live, key, machine, options.now)
+        const proof = await exportProof({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, publicKey: key ? publicKeyFile(key) : null })
+        if (exported > 0 || proof.entries > 0 || proof.checkpoints > 0) {
+          committed = await commitExport(git, machine, `witness sync: ${machine}: ${exported} rows, ${result.files.length} day files, ${proof.entries} chain entries, ${proof.checkpoints} checkpoints`)
         }
         // Only after the commit: a kill before this re-exports the same rows, which the day files refuse twice.
-        await retryWhileBusy('sync: saving the export high-water mark', () => writeSyncState(live, result.state, isoTime(options.now())))
+        await retryWhileBusy('sync: saving the export high-water mark', () =>
+          live.transaction(() => {
+            writeSyncState(live, result.state, isoTime(options.now()))
+            writeState(live, CHAIN_EXPORT_KEY, String(proof.lastSeq), isoTime(options.now()))
+          })(),
+        )
       }
     } finally {
       live?.close()

@@ -41,6 +41,15 @@ export interface AttemptOutcome {
   servedModel?: string | null
   firstByteMs?: number | null
   costUsd?: number | null
+  /** sha256 (hex) of the exact bytes sent upstream and received back; chained with the row. */
+  requestSha256?: string | null
+  responseSha256?: string | null
+}
+
+/** What a write committed: the row's id, and its chain hash when it became final. */
+export interface WriteResult {
+  id: number
+  hash: string | null
 }
 
 /** A row written already final (fallback, rollback). */

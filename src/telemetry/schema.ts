@@ -20,6 +20,12 @@ export const REQUEST_LOG_DDL = `CREATE TABLE request_log (
     error_message TEXT
 )`
 
+/** The 11 request_log columns, in table order. */
+export const LOG_COLUMNS = [
+  'id', 'timestamp', 'agent_name', 'provider', 'model', 'endpoint',
+  'tokens_in', 'tokens_out', 'latency_ms', 'status', 'error_message',
+] as const
+
 /** Every status a row may carry; checked in code before any write. */
 export const STATUSES = ['pending', 'success', 'error', 'timeout', 'fallback', 'rollback'] as const
 export type Status = (typeof STATUSES)[number]
@@ -85,6 +91,39 @@ export const MIGRATIONS: readonly string[] = [
      last_rollback_log_id INTEGER,        -- request_log.id of its last rollback row
      updated_at TEXT NOT NULL
    ) STRICT;`,
+  // 3: proof: the hash chain over finished rows, and signed checkpoints of its head.
+  `CREATE TABLE IF NOT EXISTS log_chain (
+     seq INTEGER PRIMARY KEY,             -- position in the chain, from 1, no gaps
+     log_id INTEGER NOT NULL UNIQUE,      -- request_log.id
+     prev_hash TEXT NOT NULL,             -- the previous entry's hash (64 zeros for the first)
+     hash TEXT NOT NULL,                  -- sha256(prev_hash || record), hex
+     record TEXT NOT NULL,                -- the canonical encoding that was hashed (src/proof/record.ts)
+     chained_at TEXT NOT NULL
+   ) STRICT;
+   CREATE TABLE IF NOT EXISTS checkpoints (
+     id INTEGER PRIMARY KEY,
+     machine TEXT NOT NULL,
+     seq INTEGER NOT NULL,                -- the chain entry it covers (the head when signed)
+     head_hash TEXT NOT NULL,
+     time TEXT NOT NULL,
+     key_id TEXT NOT NULL,                -- which public key signed it
+     signature TEXT NOT NULL              -- Ed25519 over the canonical payload, base64url
+   ) STRICT;
+   CREATE INDEX IF NOT EXISTS checkpoints_seq ON checkpoints(seq);
+   -- Rows finished before this migration are not chained; remember where the chain begins.
+   INSERT OR IGNORE INTO witness_state (key, value, updated_at)
+     SELECT 'chain.first_log_id', COALESCE(MAX(id), 0) + 1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM request_log;`,
+  // 4: the rows of the rare statuses (error, timeout, fallback, rollback), for the read side.
+  // Both indexes are partial, so they cost nothing for the success rows that are most of the
+  // table: a row enters them only when it is written as (or finished as) one of those statuses.
+  // - (status, timestamp): `/requests?status=` newest first; without it a status filter on its own
+  //   walks the whole time index when the status is rare or absent.
+  // - (agent_name, provider, status, timestamp): did-call counts these per status from the index
+  //   alone; the success count is the rest of an index-only count, so no row is read.
+  `CREATE INDEX IF NOT EXISTS request_log_status_time ON request_log(status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');
+   CREATE INDEX IF NOT EXISTS request_log_agent_provider_status_time ON request_log(agent_name, provider, status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -1,24 +1,26 @@
 /**
  * The telemetry store: the write-before/write-after pair that proves every
  * upstream call, plus a read-only connection for queries. Writes go through
- * group commit to one writer connection per process (on its own thread by
- * default); each returned promise settles once the row is committed.
+ * group commit to one writer connection per process (on the main thread by
+ * default, or on its own thread); each returned promise settles once the
+ * row is committed.
  */
 import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { GroupCommit } from './group-commit.ts'
-import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp } from './rows.ts'
+import { chainAppender } from '../proof/append.ts'
+import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp, WriteResult } from './rows.ts'
 import { ensureSchema } from './schema.ts'
 import type { WorkerReply, WorkerRequest } from './writer-worker.ts'
 import { isBusy, openWriter, type WriterOptions } from './writer.ts'
 
-export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite } from './rows.ts'
+export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteResult } from './rows.ts'
 
 export interface StoreOptions extends WriterOptions {
   /** How long a write may wait for another process's lock (ms). */
   busyTimeoutMs: number
-  /** Where the writer connection lives: its own thread (default) or the main thread. */
+  /** Where the writer connection lives: the main thread (default) or its own thread. */
   writer?: 'thread' | 'inline'
 }
 
@@ -26,17 +28,17 @@ export interface Store {
   readonly path: string
   /** Inserts and commits a `pending` row; resolves with its id. No row, no call. */
   begin(head: RowHead, meta: RowMeta): Promise<number>
-  /** Finishes a pending row; resolves once committed. */
-  finish(id: number, outcome: AttemptOutcome): Promise<void>
-  /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id. */
-  insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<number>
+  /** Finishes a pending row; resolves once committed, with its chain hash (null if it was not pending). */
+  finish(id: number, outcome: AttemptOutcome): Promise<string | null>
+  /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id and chain hash. */
+  insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<WriteResult>
   /** Commits a write to a side table. */
   write(side: SideWrite): Promise<void>
   /** Writes a key in witness_state. */
   setState(key: string, value: string): Promise<void>
   /** Proves a new row can be committed now (inserted and rolled back): the health probe. */
   probe(): Promise<void>
-  /** Finishes rows left `pending` by a crashed run; returns how many. */
+  /** Finishes (and chains) rows left `pending` by a crashed run; returns how many. */
   recoverPending(message: string): number
   pendingCount(): number
   /** Finishing writes that failed and are being retried in the background. */
@@ -50,15 +52,15 @@ export interface Store {
   health(): { lastCommitAt: number | null; lastError: string | null }
   /** A read-only connection for queries. */
   readonly reader: Database
-  readonly counters: GroupCommit<WriteOp, number>['counters']
+  readonly counters: GroupCommit<WriteOp, WriteResult>['counters']
   close(): void
 }
 
 /** Applies batches on the writer thread, one at a time. */
-function threadWriter(path: string, options: WriterOptions): { apply: (ops: WriteOp[]) => Promise<number[]>; close: () => void } {
+function threadWriter(path: string, options: WriterOptions): { apply: (ops: WriteOp[]) => Promise<WriteResult[]>; close: () => void } {
   const worker = new Worker(new URL('./writer-worker.ts', import.meta.url).href)
   worker.postMessage({ type: 'init', path, options } satisfies WorkerRequest)
-  const waiting = new Map<number, { resolve: (r: number[]) => void; reject: (e: unknown) => void }>()
+  const waiting = new Map<number, { resolve: (r: WriteResult[]) => void; reject: (e: unknown) => void }>()
   let nextId = 0
   worker.onmessage = (event: MessageEvent<WorkerReply>) => {
     const reply = event.data
@@ -91,8 +93,8 @@ export function openStore(path: string, options: StoreOptions): Store {
   ensureSchema(db)
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
 
-  const writer = options.writer === 'inline' ? openWriter(path, options) : threadWriter(path, options)
-  const commits = new GroupCommit<WriteOp, number>({
+  const writer = options.writer === 'thread' ? threadWriter(path, options) : openWriter(path, options)
+  const commits = new GroupCommit<WriteOp, WriteResult>({
     apply: (ops) => writer.apply(ops),
     budgetMs: options.busyTimeoutMs,
     isBusy,
@@ -141,7 +143,20 @@ export function openStore(path: string, options: StoreOptions): Store {
       },
     )
 
-  const recover = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE status = 'pending'`)
+  const pendingIds = db.query(`SELECT id FROM request_log WHERE status = 'pending' ORDER BY id`)
+  const recoverOne = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE id = $id AND status = 'pending'`)
+  const recoverChain = chainAppender(db)
+  const recover = db.transaction((message: string) => {
+    recoverChain.start()
+    let n = 0
+    for (const { id } of pendingIds.all() as { id: number }[]) {
+      if (recoverOne.run({ message, id }).changes === 0) continue
+      recoverChain.append(id, { requestSha256: null, responseSha256: null })
+      n++
+    }
+    recoverChain.end()
+    return n
+  })
   const reader = new Database(path, { readonly: true, strict: true })
   reader.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
   const pending = reader.query(`SELECT count(*) AS n FROM request_log WHERE status = 'pending'`)
@@ -150,10 +165,10 @@ export function openStore(path: string, options: StoreOptions): Store {
     path,
     reader,
     counters: commits.counters,
-    begin: (head, meta) => newRow(commits.submit({ kind: 'begin', head, meta })),
+    begin: async (head, meta) => (await newRow(commits.submit({ kind: 'begin', head, meta }))).id,
     finish: async (id, outcome) => {
       try {
-        await commits.submit({ kind: 'finish', id, outcome })
+        return (await commits.submit({ kind: 'finish', id, outcome })).hash
       } catch (error) {
         deferFinish(id, outcome)
         throw error
@@ -169,7 +184,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     probe: async () => {
       await newRow(commits.submit({ kind: 'probe' }))
     },
-    recoverPending: (message) => recover.run({ message }).changes,
+    recoverPending: (message) => recover.immediate(message),
     pendingCount: () => (pending.get() as { n: number }).n,
     deferredCount: () => deferred.size,
     health: () => ({ ...rows }),

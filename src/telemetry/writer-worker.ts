@@ -6,7 +6,7 @@
  * answers with the results or the failure (with its SQLite code).
  */
 import { describeFailure, openWriter, type Writer, type WriterOptions } from './writer.ts'
-import type { WriteOp } from './rows.ts'
+import type { WriteOp, WriteResult } from './rows.ts'
 
 declare const self: Worker
 
@@ -15,7 +15,7 @@ export type WorkerRequest =
   | { type: 'batch'; id: number; ops: WriteOp[] }
 
 export type WorkerReply =
-  | { type: 'done'; id: number; results: number[] }
+  | { type: 'done'; id: number; results: WriteResult[] }
   | { type: 'failed'; id: number; failure: ReturnType<typeof describeFailure> }
 
 let writer: Writer | null = null

@@ -7,7 +7,9 @@
  * writer-worker.ts) or inline.
  */
 import { Database } from 'bun:sqlite'
-import type { WriteOp } from './rows.ts'
+import { chainAppender } from '../proof/append.ts'
+import type { LogRow } from '../proof/record.ts'
+import type { AttemptOutcome, RowHead, WriteOp, WriteResult } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
 
 export interface WriterOptions {
@@ -17,8 +19,8 @@ export interface WriterOptions {
 }
 
 export interface Writer {
-  /** Applies the ops in one transaction; one result per op (new id or rows changed). Throws to fail them all. */
-  apply(ops: WriteOp[]): number[]
+  /** Applies the ops in one transaction; one result per op. Throws to fail them all. */
+  apply(ops: WriteOp[]): WriteResult[]
   close(): void
 }
 
@@ -63,7 +65,12 @@ export function openWriter(path: string, options: WriterOptions): Writer {
      ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
   )
 
-  function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): number {
+  const chain = chainAppender(db)
+  const NONE = { requestSha256: null, responseSha256: null }
+  // What each pending row was written with, so finishing it can chain it without reading it back.
+  const pendingHeads = new Map<number, { head: RowHead; requestId: string | null }>()
+
+  function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): WriteResult {
     const head = op.kind === 'begin' ? op.head : op.row
     const status: Status = op.kind === 'begin' ? 'pending' : op.row.status
     if (!isStatus(status)) throw new Error(`invalid status ${JSON.stringify(status)}`)
@@ -86,8 +93,14 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     if (meta) {
       insertMeta.run({ id, requestId: meta.requestId, chain: meta.chain, api: meta.api, seq: meta.seq, step: meta.step, try: meta.try, stream: meta.stream ? 1 : 0 })
     }
-    if (op.kind === 'insert' && op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
-    return id
+    if (op.kind === 'begin') {
+      pendingHeads.set(id, { head, requestId: meta?.requestId ?? null })
+      return { id, hash: null }
+    }
+    if (op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
+    // A row written final joins the chain at once; a pending one when it finishes.
+    const row = logRow(id, head, status, rest)
+    return { id, hash: chain.append(id, NONE, { row, requestId: meta?.requestId ?? null, responseId: null }) }
   }
 
   // A row as large as a real one can get (a long message), so the probe fails no later than real rows do.
@@ -105,7 +118,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   }
 
   /** Inserts a row and its meta inside a savepoint and rolls them back: nothing stays, but a full or locked database fails here as a real row would. */
-  function probe(): number {
+  function probe(): WriteResult {
     db.exec('SAVEPOINT probe')
     try {
       const id = Number(insertLog.run(probeRow).lastInsertRowid)
@@ -118,10 +131,10 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         // SQLite already rolled the transaction back after the failure; the failure is what matters
       }
     }
-    return 0
+    return { id: 0, hash: null }
   }
 
-  function applyOne(op: WriteOp): number {
+  function applyOne(op: WriteOp): WriteResult {
     switch (op.kind) {
       case 'begin':
       case 'insert':
@@ -130,6 +143,9 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         const o = op.outcome
         if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
         const changes = finishLog.run({ id: op.id, status: o.status, tokensIn: o.tokensIn, tokensOut: o.tokensOut, latencyMs: o.latencyMs, errorMessage: o.errorMessage }).changes
+        const known = pendingHeads.get(op.id)
+        pendingHeads.delete(op.id)
+        if (changes === 0) return { id: op.id, hash: null } // not pending (already finished): nothing to chain
         finishMeta.run({
           id: op.id,
           httpStatus: o.httpStatus ?? null,
@@ -138,26 +154,51 @@ export function openWriter(path: string, options: WriterOptions): Writer {
           firstByteMs: o.firstByteMs ?? null,
           costUsd: o.costUsd ?? null,
         })
-        return changes
+        const bodies = { requestSha256: o.requestSha256 ?? null, responseSha256: o.responseSha256 ?? null }
+        if (!known) return { id: op.id, hash: chain.append(op.id, bodies) } // begun by another writer: read it back
+        const row = logRow(op.id, known.head, o.status, o)
+        return { id: op.id, hash: chain.append(op.id, bodies, { row, requestId: known.requestId, responseId: o.responseId ?? null }) }
       }
       case 'state':
         upsertState.run({ key: op.key, value: op.value, at: op.at })
-        return 0
+        return { id: 0, hash: null }
       case 'side':
         db.query(op.side.sql).run(op.side.params)
-        return 0
+        return { id: 0, hash: null }
       case 'probe':
         return probe()
     }
   }
 
-  const applyAll = db.transaction((ops: WriteOp[]) => ops.map(applyOne))
+  const applyAll = db.transaction((ops: WriteOp[]) => {
+    chain.start()
+    const results = ops.map(applyOne)
+    chain.end()
+    return results
+  })
   return {
     apply(ops) {
       applyBudget()
       return applyAll.immediate(ops)
     },
     close: () => db.close(),
+  }
+}
+
+/** A row as it was just written, for chaining it. */
+function logRow(id: number, head: RowHead, status: Status, values: Partial<Pick<AttemptOutcome, 'tokensIn' | 'tokensOut' | 'latencyMs' | 'errorMessage'>> | null): LogRow {
+  return {
+    id,
+    timestamp: head.timestamp,
+    agent_name: head.agentName,
+    provider: head.provider,
+    model: head.model,
+    endpoint: head.endpoint,
+    tokens_in: values?.tokensIn ?? null,
+    tokens_out: values?.tokensOut ?? null,
+    latency_ms: values?.latencyMs ?? null,
+    status,
+    error_message: values?.errorMessage ?? null,
   }
 }
 

@@ -1,19 +1,9 @@
 /** Reads rows straight from a SQLite file, as an operator would. */
 import { Database } from 'bun:sqlite'
+import type { LogRow } from '../../src/telemetry/queries.ts'
 
-export interface LogRow {
-  id: number
-  timestamp: string
-  agent_name: string
-  provider: string
-  model: string
-  endpoint: string
-  tokens_in: number | null
-  tokens_out: number | null
-  latency_ms: number | null
-  status: string
-  error_message: string | null
-}
+/** The 11 request_log columns (as the read API returns them). */
+export type { LogRow } from '../../src/telemetry/queries.ts'
 
 export interface MetaRow {
   log_id: number

@@ -14,6 +14,8 @@ export interface SeedRow {
   /** Padding for size tests. */
   errorMessage?: string | null
   requestId?: string
+  /** Position in its request (request_log_meta.seq, default 1). */
+  seq?: number
   /** Write the row without request_log_meta (fallback and rollback rows only). */
   noMeta?: boolean
 }
@@ -31,9 +33,9 @@ export async function seedRows(dbPath: string, rows: SeedRow[]): Promise<number[
           slice.map(async (row, i) => {
             const status = row.status ?? 'success'
             const head = { timestamp: row.timestamp, agentName: row.agent ?? 'ezra', provider: row.provider ?? 'kimi', model: 'kimi-k2.5', endpoint: 'https://api.moonshot.ai/v1/chat/completions' }
-            const meta = { requestId: row.requestId ?? `req-${start + i}`, chain: 'default', api: 'infer' as const, seq: 1, step: 0, try: 1, stream: false }
+            const meta = { requestId: row.requestId ?? `req-${start + i}`, chain: 'default', api: 'infer' as const, seq: row.seq ?? 1, step: 0, try: 1, stream: false }
             if (status === 'fallback' || status === 'rollback') {
-              return store.insert({ ...head, status, errorMessage: row.errorMessage ?? 'fallback from kimi/kimi-k2.5: timeout' }, row.noMeta ? null : meta)
+              return (await store.insert({ ...head, status, errorMessage: row.errorMessage ?? 'fallback from kimi/kimi-k2.5: timeout' }, row.noMeta ? null : meta)).id
             }
             const id = await store.begin(head, meta)
             if (status === 'pending') return id

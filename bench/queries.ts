@@ -1,0 +1,114 @@
+/**
+ * `npm run bench:queries [-- --sizes 1m,10m] [--keep DIR]`: fills temporary
+ * databases with synthetic traffic (bench/fill.ts: about a million rows a
+ * day, so the last 24 hours hold about 1M rows at either size) and reports
+ * the latency of the read side as the server runs it: did-call, filtered
+ * /requests pages, and /stats over 24 h (cold, as the CLI computes it, and
+ * warm, with the server's sealed-slice cache). A benchmark, not a test: it
+ * is never run by `npm test`.
+ */
+import { Database } from 'bun:sqlite'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { isoTime } from '../src/clock.ts'
+import { didCall } from '../src/telemetry/did-call.ts'
+import { type RequestFilter, listRequests, pageOf } from '../src/telemetry/queries.ts'
+import { fallbackCounts } from '../src/telemetry/fallbacks.ts'
+import { timeSeries } from '../src/telemetry/series.ts'
+import { StatsCache, computeStats } from '../src/telemetry/stats-window.ts'
+import { fillDatabase } from './fill.ts'
+
+const ROWS_PER_DAY = 1_000_000
+
+const { values } = parseArgs({ args: process.argv.slice(2), options: { sizes: { type: 'string', default: '1m,10m' }, keep: { type: 'string' } } })
+const sizes = values.sizes!.split(',').map((s) => {
+  const match = /^(\d+)([km]?)$/i.exec(s.trim())
+  if (!match) throw new Error(`--sizes: "${s}" is not a row count like 1m or 250k`)
+  return Number(match[1]) * ({ k: 1_000, m: 1_000_000 }[match[2]!.toLowerCase() as 'k' | 'm'] ?? 1)
+})
+
+/** Runs `fn` `runs` times (after one warm-up) and returns the median and the slowest, in ms. */
+async function time(runs: number, fn: () => unknown): Promise<{ median: number; max: number }> {
+  await fn()
+  const ms: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const start = performance.now()
+    await fn()
+    ms.push(performance.now() - start)
+  }
+  ms.sort((a, b) => a - b)
+  return { median: ms[Math.floor(ms.length / 2)]!, max: ms[ms.length - 1]! }
+}
+
+const fmt = (ms: number) => `${ms.toFixed(ms < 10 ? 2 : 1)} ms`
+
+async function benchSize(rows: number): Promise<void> {
+  const dir = values.keep ?? mkdtempSync(join(tmpdir(), 'witness-bench-'))
+  const path = join(dir, `bench-${rows}.db`)
+  const endMs = Date.now()
+  const days = Math.max(1, Math.round(rows / ROWS_PER_DAY))
+  console.log(`\n== ${rows.toLocaleString('en')} rows over ${days} day(s) ==`)
+  let started = performance.now()
+  fillDatabase(path, {
+    rows,
+    days,
+    endMs,
+    progress: (n) => {
+      if (process.stderr.isTTY && n % 1_000_000 < 45_000) process.stderr.write(`  ${n.toLocaleString('en')} rows\r`)
+    },
+  })
+  console.log(`fill: ${((performance.now() - started) / 1000).toFixed(1)} s, ${(statSync(path).size / 1e6).toFixed(0)} MB`)
+
+  // As the server reads: a read-only connection.
+  const db = new Database(path, { readonly: true, strict: true })
+  const since = (ms: number) => isoTime(endMs - ms)
+  const inWindow = (db.query('SELECT count(*) AS n FROM request_log WHERE timestamp >= $since').get({ $since: since(86_400_000) }) as { n: number }).n
+  console.log(`rows in the last 24 h: ${inWindow.toLocaleString('en')}`)
+
+  const report = (label: string, t: { median: number; max: number }, note = '') =>
+    console.log(`${label.padEnd(62)} median ${fmt(t.median).padStart(10)}   max ${fmt(t.max).padStart(10)}${note ? `   ${note}` : ''}`)
+
+  for (const [label, window] of [['1h', 3_600_000], ['24h', 86_400_000]] as const) {
+    const q = { agent: 'ezra', provider: 'kimi', since: since(window) }
+    const answer = didCall(db, q)
+    report(`did-call agent=ezra provider=kimi since=${label}`, await time(20, () => didCall(db, q)), `(${answer.calls.toLocaleString('en')} calls)`)
+  }
+
+  const pages: [string, RequestFilter][] = [
+    ['/requests?agent=ezra&provider=kimi&since=24h', { agent: 'ezra', provider: 'kimi', since: since(86_400_000) }],
+    ['/requests?agent=joshua&since=1h (a quiet agent)', { agent: 'joshua', since: since(3_600_000) }],
+    ['/requests?provider=openrouter&status=error', { provider: 'openrouter', status: 'error' }],
+    ['/requests?status=timeout&since=24h', { status: 'timeout', since: since(86_400_000) }],
+    ['/requests?status=rollback (none exist)', { status: 'rollback' }],
+  ]
+  for (const [label, filter] of pages) {
+    report(`page of 100: ${label}`, await time(20, () => pageOf(listRequests(db, filter, 101), 100)))
+  }
+  // The tenth page, by cursor, of the first filter.
+  let key = undefined as ReturnType<typeof pageOf>['next'] | undefined
+  for (let i = 0; i < 9; i++) key = pageOf(listRequests(db, pages[0]![1], 101, key ?? undefined), 100).next
+  report('  the same, 10th page by cursor', await time(20, () => listRequests(db, pages[0]![1], 101, key ?? undefined)))
+
+  const query = { since: since(86_400_000), until: isoTime(endMs), by: 'provider' as const }
+  started = performance.now()
+  await computeStats(db, query, { pricing: {}, nowMs: endMs })
+  report('/stats?since=24h&by=provider, cold (CLI: every row read)', { median: performance.now() - started, max: performance.now() - started })
+  const cache = new StatsCache()
+  started = performance.now()
+  await computeStats(db, query, { pricing: {}, nowMs: endMs, cache })
+  const fill = performance.now() - started
+  report('/stats?since=24h&by=provider, warm (server cache)', await time(10, () => computeStats(db, query, { pricing: {}, nowMs: endMs, cache })), `(the first call, which fills the cache, took ${fmt(fill)})`)
+  report('/stats?since=24h&by=agent, warm', await time(10, () => computeStats(db, { ...query, by: 'agent' }, { pricing: {}, nowMs: endMs, cache })))
+  // The dashboard's time series: 1-minute buckets by SQL, larger ones from the same slice cache.
+  const series = (ms: number, bucketS: number) => () => timeSeries(db, { since: since(ms), until: isoTime(endMs), bucketS }, { nowMs: endMs, cache })
+  report('/stats/series?since=1h&bucket=1m', await time(10, series(3_600_000, 60)))
+  report('/stats/series?since=24h&bucket=30m, warm', await time(10, series(86_400_000, 1800)))
+  report('/stats/fallbacks?since=24h', await time(10, () => fallbackCounts(db, since(86_400_000), isoTime(endMs))))
+
+  db.close()
+  if (!values.keep) rmSync(dir, { recursive: true, force: true })
+}
+
+for (const rows of sizes) await benchSize(rows)

@@ -1,0 +1,41 @@
+/**
+ * `witness did-call --agent X --provider Y [--model M] [--since 1h]`: one
+ * sentence answering the question. Exit 0: yes, 1: no, 2: usage error.
+ */
+import { parseArgs } from 'node:util'
+import { parseDidCallInput } from '../query-input.ts'
+import { type DidCallAnswer, didCall } from '../telemetry/did-call.ts'
+import { type Command, parsed } from './args.ts'
+import { READ_OPTIONS, given, openForReading } from './read-db.ts'
+
+export const didCallCommand: Command = {
+  summary:
+    'did-call --agent A --provider P [--model M] [--since T] [--until T] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
+    '                                                 did the agent really call the provider? exit 0 yes, 1 no, 2 usage error',
+  async run(args) {
+    const options = { ...READ_OPTIONS, json: { type: 'boolean' }, agent: { type: 'string' }, provider: { type: 'string' }, model: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' } } as const
+    const { values } = parsed(() => parseArgs({ args, options }))
+    const query = parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now())
+    const target = openForReading(values)
+    try {
+      const sources = await target.sources(query.archives, query)
+      const answer = didCall(sources.live, query, sources.archives)
+      console.log(values.json ? JSON.stringify(answer) : sentence(answer))
+      return answer.called ? 0 : 1
+    } finally {
+      target.close()
+    }
+  },
+}
+
+/** "yes: agent ezra called provider kimi 12 times since … (11 success, 1 timeout); last call at …" */
+export function sentence(a: DidCallAnswer): string {
+  const what = `provider ${a.provider}${a.model !== undefined ? ` (model ${a.model})` : ''}`
+  const window = `since ${a.since}${a.until !== undefined ? ` until ${a.until}` : ''}`
+  if (a.called) {
+    const statuses = Object.entries(a.by_status).map(([status, n]) => `${n} ${status}`).join(', ')
+    return `yes: agent ${a.agent} called ${what} ${a.calls} time${a.calls === 1 ? '' : 's'} ${window} (${statuses}); last call at ${a.last_call_at}`
+  }
+  const named = a.fallback_rows ? `; ${a.fallback_rows} fallback row${a.fallback_rows === 1 ? '' : 's'} named it, but no call was attempted` : ''
+  return `no: agent ${a.agent} made no call to ${what} ${window}${named}`
+}

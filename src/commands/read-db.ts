@@ -1,0 +1,82 @@
+/**
+ * The database the read commands (query, did-call, stats) look at, opened
+ * read-only: `--db PATH`, else the one the config names (config from
+ * --config, WITNESS_CONFIG or ./witness.yaml). Works while the server is down.
+ * With `--archives`, the archive files of the period asked for are searched
+ * too: those in `--archive-dir`, else in the config's retention.archive_dir.
+ */
+import { Database } from 'bun:sqlite'
+import { existsSync, statSync } from 'node:fs'
+import { type Config, loadConfig } from '../config.ts'
+import { configPathFrom } from '../main.ts'
+import { type ReadPeriod, type ReadSources, openReadSources } from '../retention/read-sources.ts'
+import { UsageError } from './args.ts'
+
+export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
+
+export interface ReadTarget {
+  db: Database
+  /** The config, when there is one (prices for stats). */
+  config: Config | null
+  /** The database plus, when `archives`, the archive files of `period`; closed by `close`. */
+  sources(archives: boolean, period: ReadPeriod): Promise<ReadSources>
+  close(): void
+}
+
+export function openForReading(values: { db?: string; config?: string; archives?: boolean; 'archive-dir'?: string }): ReadTarget {
+  const configPath = configPathFrom(values.config)
+  // With --db, a config is optional (only prices and the archive directory come from it) unless one was named explicitly.
+  const named = values.config !== undefined || process.env.WITNESS_CONFIG !== undefined
+  const config = values.db === undefined || named || existsSync(configPath) ? loadConfig(configPath) : null
+  const archiveDir = archiveDirOf(values, config)
+  const path = values.db ?? config!.databasePath
+  if (!existsSync(path)) throw new UsageError(`no database at ${path} (set --db, or the config's database)`)
+  let db: Database
+  try {
+    db = new Database(path, { readonly: true, strict: true })
+    db.exec('PRAGMA busy_timeout = 5000')
+    db.query("SELECT 1 FROM request_log LIMIT 1").get()
+  } catch (error) {
+    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`)
+  }
+  const opened: ReadSources[] = []
+  return {
+    db,
+    config,
+    async sources(archives, period) {
+      const sources = await openReadSources(db, archives ? archiveDir : null, period)
+      opened.push(sources)
+      return sources
+    },
+    close: () => {
+      for (const sources of opened) sources.close()
+      db.close()
+    },
+  }
+}
+
+/** Where --archives looks: --archive-dir, else the config's retention.archive_dir. */
+function archiveDirOf(values: { archives?: boolean; 'archive-dir'?: string }, config: Config | null): string | null {
+  const given = values['archive-dir']
+  if (given !== undefined) {
+    if (!values.archives) throw new UsageError('--archive-dir is only used with --archives')
+    if (!existsSync(given) || !statSync(given).isDirectory()) throw new UsageError(`no archive directory at ${given}`)
+    return given
+  }
+  if (values.archives && !config) throw new UsageError('--archives needs the archive directory: give --archive-dir, or a config (--config) whose retention.archive_dir names it')
+  return config?.retention.archiveDir ?? null
+}
+
+/**
+ * Drops flags that were not given, so the query parser sees only what was
+ * asked; `--archives` becomes `archives=1`, as over HTTP.
+ */
+export function given(values: Record<string, string | boolean | undefined>, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const name of [...names, 'archives']) {
+    const value = values[name.replace(/_/g, '-')]
+    if (typeof value === 'string') out[name] = value
+    else if (value === true) out[name] = '1'
+  }
+  return out
+}

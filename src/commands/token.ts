@@ -1,0 +1,32 @@
+/**
+ * `witness token new --agent NAME` (or `--operator NAME`): a fresh random
+ * token, printed once, and the config line holding only its sha256.
+ */
+import { parseArgs } from 'node:util'
+import * as v from 'valibot'
+import { hashToken, newToken } from '../auth/tokens.ts'
+import { AgentName } from '../validation.ts'
+import { type Command, UsageError, parsed } from './args.ts'
+
+export const tokenCommand: Command = {
+  summary: 'token new --agent NAME | --operator NAME        print a new token once, and the config line with its hash',
+  async run(args) {
+    const { values, positionals } = parsed(() =>
+      parseArgs({ args, allowPositionals: true, options: { agent: { type: 'string' }, operator: { type: 'string' } } }),
+    )
+    if (positionals.length !== 1 || positionals[0] !== 'new') throw new UsageError('token: the only subcommand is "new"')
+    if ((values.agent === undefined) === (values.operator === undefined)) throw new UsageError('token new: give exactly one of --agent NAME or --operator NAME')
+    const kind = values.agent !== undefined ? 'agents' : 'operators'
+    const name = values.agent ?? values.operator!
+    if (!v.is(AgentName, name)) throw new UsageError(`token new: "${name}" is not a valid name (1-128 letters, digits, ".", "_", "-", "@" or ":")`)
+    const token = newToken()
+    console.log(`token for ${kind === 'agents' ? 'agent' : 'operator'} ${name} (shown once; witness keeps only its hash):`)
+    console.log(token)
+    console.log('')
+    console.log('add to witness.yaml:')
+    console.log('auth:')
+    console.log(`  ${kind}:`)
+    console.log(`    ${name}: { token_sha256: "${hashToken(token)}" }`)
+    return 0
+  },
+}

@@ -1,0 +1,129 @@
+/**
+ * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE] [--receipt TEXT]`:
+ * recomputes the hash chain over the live database (and its archives), or
+ * over a git export; checks every signed checkpoint and, if given, a
+ * receipt. Names the first broken places; exits 0 only when everything
+ * verifies, 1 when something does not, 2 on a usage error.
+ */
+import { Database } from 'bun:sqlite'
+import { existsSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { type Config, loadConfig } from '../config.ts'
+import { configPathFrom } from '../main.ts'
+import { loadSigningKey } from '../proof/keys.ts'
+import { decodeReceipt } from '../proof/receipt.ts'
+import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, toEvidence } from '../proof/sources.ts'
+import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
+import { archiveDatabasesFor, closeArchives } from '../retention/archive-query.ts'
+import { readState } from '../jobs/job-db.ts'
+import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
+import { type Command, UsageError, parsed } from './args.ts'
+
+function everArchived(live: Database): boolean {
+  return readState(live, ARCHIVED_MAX_ID_KEY) !== null
+}
+
+export const verifyCommand: Command = {
+  summary: 'verify [--db PATH] [--archives] [--repo CLONE] [--receipt TEXT]  check the hash chain, checkpoints and receipts',
+  async run(args) {
+    const { values } = parsed(() =>
+      parseArgs({
+        args,
+        options: {
+          config: { type: 'string' },
+          db: { type: 'string' },
+          key: { type: 'string' },
+          archives: { type: 'boolean' },
+          repo: { type: 'string' },
+          receipt: { type: 'string' },
+        },
+      }),
+    )
+    const receipt = values.receipt === undefined ? null : decodeReceipt(values.receipt)
+    if (values.receipt !== undefined && !receipt) {
+      console.log('receipt: not a witness receipt (it does not decode); it was altered or cut')
+      return 1
+    }
+    if (values.repo) return verifyRepo(values.repo, receipt)
+
+    const configPath = configPathFrom(values.config)
+    const config: Config | null = existsSync(configPath) ? loadConfig(configPath) : null
+    const dbPath = values.db ?? config?.databasePath
+    if (!dbPath) throw new UsageError('no database: pass --db PATH or --config PATH')
+    if (!existsSync(dbPath)) throw new UsageError(`no database at ${dbPath}`)
+    const keyPath = values.key ?? config?.proof.keyPath
+    const keys = new Map<string, JsonWebKey>()
+    if (keyPath && existsSync(keyPath)) {
+      const key = await loadSigningKey(keyPath)
+      keys.set(key.keyId, key.publicJwk)
+    }
+
+    const live = new Database(dbPath, { readonly: true })
+    const gathered: Gathered = emptyGathered()
+    const archives = values.archives && config ? archiveDatabasesFor(config.retention.archiveDir) : []
+    if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
+    try {
+      for (const archive of archives) gatherDatabase(archive.db, gathered)
+      gatherDatabase(live, gathered) // live last: its copy of a row wins
+      // Without the archives, entries may be missing because they were archived, unless nothing ever was.
+      const complete = Boolean(values.archives) || !everArchived(live)
+      const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live))
+      const verdict = await verifyEvidence(evidence)
+      if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}: checkpoint signatures could not be checked`)
+      report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
+      const receiptOk = receipt ? checkReceipt(receipt.rows, gathered) : true
+      return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
+    } finally {
+      closeArchives(archives)
+      live.close()
+    }
+  },
+}
+
+async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceipt>): Promise<number> {
+  if (!existsSync(clone)) throw new UsageError(`no clone at ${clone}`)
+  let ok = true
+  const machines = exportMachines(clone)
+  if (machines.length === 0) {
+    console.log(`${clone}: no machine folders to verify`)
+    return 1
+  }
+  for (const machine of machines) {
+    const { gathered, key } = gatherExport(clone, machine)
+    const keys = new Map<string, JsonWebKey>(key ? [[key.key_id, key.jwk]] : [])
+    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, 0))
+    if (!key && gathered.checkpoints.length) {
+      verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
+      verdict.ok = false
+    }
+    report(`${clone}/${machine}`, verdict)
+    ok &&= verdict.ok
+    if (receipt && receipt.machine === machine) ok = checkReceipt(receipt.rows, gathered) && ok
+  }
+  if (receipt && !machines.includes(receipt.machine)) {
+    console.log(`receipt: machine ${receipt.machine} has no folder in ${clone}`)
+    ok = false
+  }
+  return ok ? 0 : 1
+}
+
+function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered): boolean {
+  const problems = verifyReceiptRows(rows, gathered)
+  if (problems.length) {
+    for (const p of problems) console.log(`receipt: ${p}`)
+    return false
+  }
+  console.log(`receipt: rows ${rows.map((r) => r.id).join(', ')} are in the chain with the hashes the receipt gives, unchanged`)
+  return true
+}
+
+function report(what: string, v: Verdict): void {
+  if (v.ok) {
+    const span = v.firstSeq === null ? 'no chain entries yet' : `chain entries ${v.firstSeq}-${v.lastSeq}`
+    console.log(`verified ${what}: ${span}, ${v.rowsChecked} rows checked, ${v.checkpointsChecked} signed checkpoint(s)`)
+  } else {
+    console.log(`NOT VERIFIED ${what}:`)
+    for (const p of v.problems) console.log(`  - ${p}`)
+  }
+  for (const n of v.notes) console.log(`  note: ${n}`)
+}

@@ -1,0 +1,81 @@
+/**
+ * Appending finished rows to the hash chain, inside the same write
+ * transaction as the row's final write. Every process that writes final
+ * rows (the server's writer, start-up recovery, the watchdog) does it under
+ * SQLite's write lock, reading the head from the table itself, so they all
+ * extend one chain: no gaps, no forks.
+ */
+import type { Database } from 'bun:sqlite'
+import { type ChainFacts, GENESIS_HASH, type LogRow, chainHash, encodeRecord } from './record.ts'
+
+export interface ChainAppender {
+  /** Reads the current head; call once at the start of each transaction. */
+  start(): void
+  /**
+   * Chains a row that just reached its final state; returns its hash. `known`
+   * is the row as the caller just wrote it (saves reading it back).
+   */
+  append(logId: number, bodies: Pick<ChainFacts, 'requestSha256' | 'responseSha256'>, known?: { row: LogRow; requestId: string | null; responseId: string | null }): string
+  /** Records the head in witness_state; call before the transaction commits. */
+  end(): void
+}
+
+/** witness_state key holding `<seq> <hash>` of the chain's head, so it survives archiving every entry. */
+export const CHAIN_HEAD_KEY = 'chain.head'
+
+export function chainAppender(db: Database, now: () => string = () => new Date().toISOString()): ChainAppender {
+  const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1')
+  const rowOf = db.query(
+    'SELECT id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message FROM request_log WHERE id = ?',
+  )
+  const metaOf = db.query('SELECT request_id, response_id FROM request_log_meta WHERE log_id = ?')
+  const insert = db.query('INSERT INTO log_chain (seq, log_id, prev_hash, hash, record, chained_at) VALUES (?, ?, ?, ?, ?, ?)')
+  const savedHead = db.query('SELECT value FROM witness_state WHERE key = ?')
+  const saveHead = db.query(
+    `INSERT INTO witness_state (key, value, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+  )
+  let seq = 0
+  let prev = GENESIS_HASH
+  let started = 0
+  return {
+    start() {
+      const last = head.get() as { seq: number; hash: string } | null
+      // Archiving may have moved every entry out of the live table; the saved head remembers where it was.
+      const saved = (savedHead.get(CHAIN_HEAD_KEY) as { value: string } | null)?.value.split(' ')
+      const savedSeq = saved ? Number(saved[0]) : 0
+      if (last && last.seq >= savedSeq) {
+        seq = last.seq
+        prev = last.hash
+      } else {
+        seq = savedSeq
+        prev = saved?.[1] ?? GENESIS_HASH
+      }
+      started = seq
+    },
+    append(logId, bodies, known) {
+      let facts: { row: LogRow; requestId: string | null; responseId: string | null }
+      if (known) facts = known
+      else {
+        const row = rowOf.get(logId) as LogRow | null
+        if (!row) throw new Error(`cannot chain row ${logId}: it does not exist`)
+        const meta = metaOf.get(logId) as { request_id: string; response_id: string | null } | null
+        facts = { row, requestId: meta?.request_id ?? null, responseId: meta?.response_id ?? null }
+      }
+      const record = encodeRecord(facts.row, {
+        requestId: facts.requestId,
+        responseId: facts.responseId,
+        requestSha256: bodies.requestSha256,
+        responseSha256: bodies.responseSha256,
+      })
+      const hash = chainHash(prev, record)
+      seq++
+      insert.run(seq, logId, prev, hash, record, now())
+      prev = hash
+      return hash
+    },
+    end() {
+      if (seq !== started) saveHead.run(CHAIN_HEAD_KEY, `${seq} ${prev}`, now())
+    },
+  }
+}

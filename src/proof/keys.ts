@@ -1,0 +1,57 @@
+/**
+ * The machine's Ed25519 signing key (Web Crypto). One JSON file holds the
+ * private and public JWK; it is created by `witness init` (or the first
+ * `serve`) with mode 0600, readable only by the service user. The public
+ * half is what the git export publishes next to the rows.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { sha256Hex } from './record.ts'
+
+export interface SigningKey {
+  keyId: string
+  publicJwk: JsonWebKey
+  privateKey: CryptoKey
+  publicKey: CryptoKey
+}
+
+/** The published form of a public key. */
+export interface PublicKeyFile {
+  key_id: string
+  algorithm: 'Ed25519'
+  jwk: JsonWebKey
+}
+
+/** A key's id: the first 16 hex digits of the sha256 of its public point. */
+export function keyIdOf(publicJwk: JsonWebKey): string {
+  return sha256Hex(publicJwk.x ?? '').slice(0, 16)
+}
+
+export async function importPublicKey(jwk: JsonWebKey): Promise<CryptoKey> {
+  return crypto.subtle.importKey('jwk', { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, { name: 'Ed25519' }, true, ['verify'])
+}
+
+/** Loads the key at `path`, creating it first if there is none. */
+export async function ensureSigningKey(path: string): Promise<{ key: SigningKey; created: boolean }> {
+  if (existsSync(path)) return { key: await loadSigningKey(path), created: false }
+  const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair
+  const privateJwk = await crypto.subtle.exportKey('jwk', pair.privateKey)
+  const publicJwk = await crypto.subtle.exportKey('jwk', pair.publicKey)
+  mkdirSync(dirname(path), { recursive: true })
+  const temp = `${path}.tmp-${process.pid}`
+  writeFileSync(temp, `${JSON.stringify({ algorithm: 'Ed25519', key_id: keyIdOf(publicJwk), private_jwk: privateJwk, public_jwk: publicJwk }, null, 2)}\n`, { mode: 0o600 })
+  chmodSync(temp, 0o600)
+  renameSync(temp, path)
+  return { key: await loadSigningKey(path), created: true }
+}
+
+export async function loadSigningKey(path: string): Promise<SigningKey> {
+  const file = JSON.parse(readFileSync(path, 'utf8')) as { private_jwk: JsonWebKey; public_jwk: JsonWebKey }
+  const privateKey = await crypto.subtle.importKey('jwk', file.private_jwk, { name: 'Ed25519' }, false, ['sign'])
+  const publicKey = await importPublicKey(file.public_jwk)
+  return { keyId: keyIdOf(file.public_jwk), publicJwk: { kty: 'OKP', crv: 'Ed25519', x: file.public_jwk.x }, privateKey, publicKey }
+}
+
+export function publicKeyFile(key: SigningKey): PublicKeyFile {
+  return { key_id: key.keyId, algorithm: 'Ed25519', jwk: key.publicJwk }
+}

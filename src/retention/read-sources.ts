@@ -1,0 +1,60 @@
+/**
+ * The files a read searches: the live database and, when archives are asked
+ * for (`witness query --archives`, `archives=1`), the archive files of the
+ * UTC months that overlap the period read (all months when it has no
+ * start). They are opened for one request or one command and closed after
+ * it (`close`), so an archive handle never outlives the read that opened it
+ * and an archive the job compresses or deletes meanwhile is picked up fresh
+ * next time. Opening is cheap (a read-only SQLite open per month); a
+ * compressed month is decompressed to the cache once per version of the
+ * file, off the event loop.
+ */
+import type { Database } from 'bun:sqlite'
+import { isoTime } from '../clock.ts'
+import type { Source } from '../telemetry/across.ts'
+import type { PageKey } from '../telemetry/queries.ts'
+import { closeArchives, openArchivesFor } from './archive-query.ts'
+import { nextMonthStartMs } from './months.ts'
+
+export interface ReadSources {
+  live: Database
+  /** The archives opened, newest month first. */
+  archives: Database[]
+  /** The live file first, then the archives newest month first: the order the merged reads want. */
+  sources: Source[]
+  /** The same databases, without their bounds. */
+  dbs: Database[]
+  close(): void
+}
+
+/** The period a read covers: `since` inclusive, `until` exclusive, and rows no newer than a cursor's. */
+export interface ReadPeriod {
+  since?: string
+  until?: string
+  before?: PageKey
+}
+
+/**
+ * Opens the sources for a read: `live` alone when `archiveDir` is null
+ * (archives not asked for), else with the archives of the months in `period`.
+ */
+export async function openReadSources(live: Database, archiveDir: string | null, period: ReadPeriod = {}): Promise<ReadSources> {
+  const opened = archiveDir === null ? [] : (await openArchivesFor(archiveDir, ...periodMs(period))).reverse()
+  const archives = opened.map((a) => a.db)
+  return {
+    live,
+    archives,
+    sources: [{ db: live }, ...opened.map((a) => ({ db: a.db, olderThan: isoTime(nextMonthStartMs(a.month)) }))],
+    dbs: [live, ...archives],
+    close: () => closeArchives(opened),
+  }
+}
+
+/** [sinceMs, untilMs], both inclusive, as archiveDatabasesFor takes them. */
+function periodMs(period: ReadPeriod): [number | undefined, number | undefined] {
+  const ends = [period.until === undefined ? undefined : Date.parse(period.until) - 1, period.before && Date.parse(period.before.timestamp)].filter(
+    (ms): ms is number => ms !== undefined && Number.isFinite(ms),
+  )
+  const since = period.since === undefined ? undefined : Date.parse(period.since)
+  return [since !== undefined && Number.isFinite(since) ? since : undefined, ends.length ? Math.min(...ends) : undefined]
+}

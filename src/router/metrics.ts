@@ -1,0 +1,81 @@
+/**
+ * Counters the router keeps in memory for GET /metrics: attempts by
+ * provider, model and outcome, attempt durations by provider (a histogram)
+ * and fallbacks by from/to provider. Counted as they happen, since the
+ * process started (Prometheus handles the reset on restart).
+ */
+
+/** What the router reports as it goes (ChainDeps.metrics). */
+export interface AttemptObserver {
+  /** A call finished (success, error or timeout) after `latencyMs`. */
+  attempt(provider: string, model: string, status: string, latencyMs: number | null): void
+  /** A request moved on from one provider's step to another's (or past a skipped last step: from = to). */
+  fallback(from: string, to: string): void
+}
+
+/** Upper bounds (seconds) of the duration histogram's buckets. */
+export const DURATION_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const
+
+interface Histogram {
+  buckets: number[]
+  sum: number
+  count: number
+}
+
+export class RouterMetrics implements AttemptObserver {
+  private readonly attempts = new Map<string, { labels: [string, string, string]; n: number }>()
+  private readonly durations = new Map<string, Histogram>()
+  private readonly fallbacks = new Map<string, { labels: [string, string]; n: number }>()
+
+  attempt(provider: string, model: string, status: string, latencyMs: number | null): void {
+    const key = JSON.stringify([provider, model, status])
+    const entry = this.attempts.get(key) ?? { labels: [provider, model, status] as [string, string, string], n: 0 }
+    entry.n++
+    this.attempts.set(key, entry)
+    if (latencyMs === null) return
+    let h = this.durations.get(provider)
+    if (!h) this.durations.set(provider, (h = { buckets: DURATION_BUCKETS_S.map(() => 0), sum: 0, count: 0 }))
+    const seconds = latencyMs / 1000
+    DURATION_BUCKETS_S.forEach((le, i) => {
+      if (seconds <= le) h.buckets[i]!++
+    })
+    h.sum += seconds
+    h.count++
+  }
+
+  fallback(from: string, to: string): void {
+    const key = JSON.stringify([from, to])
+    const entry = this.fallbacks.get(key) ?? { labels: [from, to] as [string, string], n: 0 }
+    entry.n++
+    this.fallbacks.set(key, entry)
+  }
+
+  /** The Prometheus text exposition (format 0.0.4), with the gauges read at scrape time. */
+  render(gauges: { pendingRows: number; databaseBytes: number }): string {
+    const out: string[] = []
+    const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    family('witness_attempts_total', 'counter', 'Upstream calls finished, by provider, model and outcome (success, error, timeout).')
+    for (const { labels: [provider, model, status], n } of this.attempts.values()) {
+      out.push(`witness_attempts_total${labelSet({ provider, model, status })} ${n}`)
+    }
+    family('witness_attempt_duration_seconds', 'histogram', 'Duration of upstream calls, by provider.')
+    for (const [provider, h] of this.durations) {
+      DURATION_BUCKETS_S.forEach((le, i) => out.push(`witness_attempt_duration_seconds_bucket${labelSet({ provider, le: String(le) })} ${h.buckets[i]}`))
+      out.push(`witness_attempt_duration_seconds_bucket${labelSet({ provider, le: '+Inf' })} ${h.count}`)
+      out.push(`witness_attempt_duration_seconds_sum${labelSet({ provider })} ${h.sum}`)
+      out.push(`witness_attempt_duration_seconds_count${labelSet({ provider })} ${h.count}`)
+    }
+    family('witness_fallbacks_total', 'counter', 'Fallbacks from one provider to the next.')
+    for (const { labels: [from, to], n } of this.fallbacks.values()) out.push(`witness_fallbacks_total${labelSet({ from, to })} ${n}`)
+    family('witness_pending_rows', 'gauge', 'Rows in request_log still pending (calls in flight).')
+    out.push(`witness_pending_rows ${gauges.pendingRows}`)
+    family('witness_database_bytes', 'gauge', 'Size of the database file and its write-ahead log, in bytes.')
+    out.push(`witness_database_bytes ${gauges.databaseBytes}`)
+    return `${out.join('\n')}\n`
+  }
+}
+
+function labelSet(labels: Record<string, string>): string {
+  const escape = (value: string) => value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')
+  return `{${Object.entries(labels).map(([k, v]) => `${k}="${escape(v)}"`).join(',')}}`
+}

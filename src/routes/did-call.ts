@@ -1,0 +1,20 @@
+/** GET /requests/did-call?agent=X&provider=Y&since=1h: did the agent really call the provider? (`archives=1`: the archives too) */
+import type { Context } from 'hono'
+import { readableAgent } from '../auth/middleware.ts'
+import { parseDidCallInput } from '../query-input.ts'
+import { didCall } from '../telemetry/did-call.ts'
+import { readQuery } from './query-params.ts'
+import { type ReadDeps, readSources } from './requests.ts'
+
+export function didCallRoute(deps: ReadDeps) {
+  return async (c: Context) => {
+    const query = parseDidCallInput(readQuery(c), deps.clock.now())
+    readableAgent(c, query.agent)
+    const sources = await readSources(deps, query.archives, query)
+    try {
+      return c.json(didCall(sources.live, query, sources.archives))
+    } finally {
+      sources.close()
+    }
+  }
+}

@@ -1,0 +1,12 @@
+/** GET /metrics: Prometheus text format; the router's counters plus two gauges read at scrape time. */
+import type { Context } from 'hono'
+import type { RouterMetrics } from '../router/metrics.ts'
+import { databaseBytes } from '../telemetry/file-size.ts'
+import type { Store } from '../telemetry/store.ts'
+
+export function metricsRoute(deps: { store: Store; metrics: RouterMetrics }) {
+  return (c: Context) => {
+    const text = deps.metrics.render({ pendingRows: deps.store.pendingCount(), databaseBytes: databaseBytes(deps.store.path) })
+    return c.body(text, 200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' })
+  }
+}

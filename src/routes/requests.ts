@@ -1,0 +1,112 @@
+/**
+ * GET /requests (a filtered page, newest first, or the whole selection as
+ * NDJSON or CSV) and GET /requests/:id (a row and every row of its
+ * request). An agent token reads only its own rows. With `archives=1` the
+ * archive files of the period are searched too (see read-sources.ts).
+ */
+import type { Context } from 'hono'
+import { proofOf } from '../proof/lookup.ts'
+import { readableAgent } from '../auth/middleware.ts'
+import type { Clock } from '../clock.ts'
+import type { Config } from '../config.ts'
+import { InvalidRequestError, NotFoundError } from '../errors.ts'
+import { csvLine } from '../format/csv.ts'
+import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
+import { type ReadPeriod, type ReadSources, openReadSources } from '../retention/read-sources.ts'
+import { listAcross, storyAcross, walkAcross } from '../telemetry/across.ts'
+import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
+import type { StatsCache } from '../telemetry/stats-window.ts'
+import type { Store } from '../telemetry/store.ts'
+import { readQuery } from './query-params.ts'
+
+/** What the read endpoints need: the store's read-only connection, the clock, the live config. */
+export interface ReadDeps {
+  store: Store
+  clock: Clock
+  config: () => Config
+  statsCache: StatsCache
+}
+
+/** The live database, plus the archives of `period` when `archives` is set; the caller closes them. */
+export function readSources(deps: ReadDeps, archives: boolean, period: ReadPeriod = {}): Promise<ReadSources> {
+  return openReadSources(deps.store.reader, archives ? deps.config().retention.archiveDir : null, period)
+}
+
+export function listRequestsRoute(deps: ReadDeps) {
+  return async (c: Context) => {
+    const input = parseListInput(readQuery(c), deps.clock.now())
+    const filter = { ...input.filter, agent: readableAgent(c, input.filter.agent) }
+    const sources = await readSources(deps, input.archives, { ...filter, before: input.before })
+    if (input.format !== 'json') return exportResponse(sources, filter, input.before, input.limit, input.format)
+    try {
+      const limit = input.limit ?? DEFAULT_LIMIT
+      const page = pageOf(listAcross(sources.sources, filter, limit + 1, input.before), limit)
+      return c.json({ rows: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null })
+    } finally {
+      sources.close()
+    }
+  }
+}
+
+const CONTENT_TYPES: Record<Exclude<ExportFormat, 'json'>, string> = {
+  ndjson: 'application/x-ndjson; charset=utf-8',
+  csv: 'text/csv; charset=utf-8',
+}
+
+/**
+ * Streams the selection a page at a time, so an export of millions of rows
+ * holds no more than a page and the event loop is given back between pages.
+ * The sources are closed when the stream ends or the client goes away.
+ */
+function exportResponse(sources: ReadSources, filter: RequestFilter, before: PageKey | undefined, max: number | undefined, format: 'ndjson' | 'csv'): Response {
+  const encoder = new TextEncoder()
+  const pages = walkAcross(sources.sources, filter, before, max)
+  const line = (row: LogRow) => (format === 'csv' ? csvLine(LOG_COLUMNS.map((c) => row[c])) : `${JSON.stringify(row)}\n`)
+  let header = format === 'csv' ? csvLine(LOG_COLUMNS) : ''
+  const finish = () => {
+    pages.return(undefined)
+    sources.close()
+  }
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      let next: IteratorResult<LogRow[]>
+      try {
+        next = pages.next()
+      } catch (error) {
+        finish()
+        throw error
+      }
+      const text = header + (next.done ? '' : next.value.map(line).join(''))
+      header = ''
+      if (text) controller.enqueue(encoder.encode(text))
+      if (next.done) {
+        finish()
+        controller.close()
+      }
+    },
+    cancel: finish,
+  })
+  return new Response(body, { headers: { 'content-type': CONTENT_TYPES[format] } })
+}
+
+export function requestStoryRoute(deps: ReadDeps) {
+  return async (c: Context) => {
+    const text = c.req.param('id') ?? ''
+    if (!/^[1-9]\d{0,15}$/.test(text) || !Number.isSafeInteger(Number(text))) {
+      throw new InvalidRequestError(`invalid row id "${text.slice(0, 40)}": must be a positive whole number`, [{ path: 'id', message: 'must be a positive whole number' }])
+    }
+    const { archives } = parseStoryInput(readQuery(c))
+    const id = Number(text)
+    // The id says nothing of its month: with archives, every archive file is looked in (one primary-key lookup each).
+    const sources = await readSources(deps, archives)
+    try {
+      const found = storyAcross(sources.dbs, id)
+      if (!found) throw new NotFoundError(`no row with id ${id}${archives ? ' in the live database or the archives' : ''}`)
+      readableAgent(c, found.row.agent_name)
+      // Checkpoints stay in the live database; the row's chain entry is wherever the row is.
+      return c.json({ ...found, proof: proofOf(sources.dbs, id, deps.store.reader) })
+    } finally {
+      sources.close()
+    }
+  }
+}

@@ -1,0 +1,22 @@
+/** GET /stats?since=24h&by=provider: the provider comparison (an agent token sees its own rows only; `archives=1`: the archives too). */
+import type { Context } from 'hono'
+import { readableAgent } from '../auth/middleware.ts'
+import { parseStatsInput } from '../query-input.ts'
+import { computeStats } from '../telemetry/stats-window.ts'
+import { readQuery } from './query-params.ts'
+import { type ReadDeps, readSources } from './requests.ts'
+
+export function statsRoute(deps: ReadDeps) {
+  return async (c: Context) => {
+    const nowMs = deps.clock.now()
+    const query = parseStatsInput(readQuery(c), nowMs)
+    const agent = readableAgent(c, query.agent)
+    const sources = await readSources(deps, query.archives, query)
+    try {
+      const result = await computeStats(sources.dbs, { ...query, agent }, { pricing: deps.config().pricing, nowMs, cache: deps.statsCache })
+      return c.json({ since: query.since, until: query.until, by: result.by, ...(agent !== undefined ? { agent } : {}), groups: result.groups, rankings: result.rankings })
+    } finally {
+      sources.close()
+    }
+  }
+}

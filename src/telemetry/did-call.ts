@@ -1,0 +1,49 @@
+/**
+ * "Did agent X call provider Y?": yes only if a call was really attempted
+ * (a pending, success, error or timeout row). Fallback rows that merely
+ * name the provider (a step moved to, or skipped) do not count as calls;
+ * they are reported beside the answer.
+ */
+import type { Database } from 'bun:sqlite'
+import { didCallCountsAcross } from './across.ts'
+import { CALL_STATUSES, type DidCallQuery, didCallCounts } from './queries.ts'
+
+export interface DidCallAnswer {
+  called: boolean
+  agent: string
+  provider: string
+  model?: string
+  since: string
+  until?: string
+  calls: number
+  by_status: Partial<Record<(typeof CALL_STATUSES)[number], number>>
+  last_call_at: string | null
+  /** Fallback rows naming the provider in the window (not calls). */
+  fallback_rows: number
+}
+
+/** The answer from the live database `db`, and from `archives` too when given (a row in both counts once). */
+export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = []): DidCallAnswer {
+  const counts = archives.length ? didCallCountsAcross(db, archives, q) : didCallCounts(db, q)
+  const byStatus: DidCallAnswer['by_status'] = {}
+  let calls = 0
+  for (const status of CALL_STATUSES) {
+    const n = counts.byStatus[status]
+    if (n) {
+      byStatus[status] = n
+      calls += n
+    }
+  }
+  return {
+    called: calls > 0,
+    agent: q.agent,
+    provider: q.provider,
+    ...(q.model !== undefined ? { model: q.model } : {}),
+    since: q.since,
+    ...(q.until !== undefined ? { until: q.until } : {}),
+    calls,
+    by_status: byStatus,
+    last_call_at: counts.lastCallAt,
+    fallback_rows: counts.byStatus.fallback ?? 0,
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * Fallbacks out of each provider: how often a request gave up on a
+ * provider and moved to the next step of its chain, for GET
+ * /stats/fallbacks and the dashboard's comparison.
+ *
+ * A fallback row names the step moved to (its `provider`); the router
+ * writes the step it left into the row's message, as
+ * `fallback from <provider>/<model>: <why>` (chain.ts). Provider names
+ * cannot contain "/", so the provider left is the text between that prefix
+ * and the first "/". A last step skipped with nowhere to go
+ * (`skipped …; no further step`) moved nowhere and is not counted. Read
+ * through the partial index on the rare statuses, an hour at a time with
+ * the event loop given back between hours; values are bound.
+ */
+import type { Database } from 'bun:sqlite'
+import { isoTime } from '../clock.ts'
+import { timeSpan } from './queries.ts'
+import { yielder } from './stats-window.ts'
+
+export interface FallbackCount {
+  /** The provider the request left. */
+  from: string
+  /** The provider of the step it moved to. */
+  to: string
+  count: number
+}
+
+const PREFIX = 'fallback from '
+
+// The constant IN term repeats the partial index's WHERE, so SQLite may use it.
+const FALLBACKS_SQL = `SELECT substr(l.error_message, ${PREFIX.length + 1}, instr(substr(l.error_message, ${PREFIX.length + 1}), '/') - 1) AS "from",
+         l.provider AS "to", count(*) AS count
+  FROM request_log l
+  WHERE l.status = 'fallback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
+    AND l.timestamp >= $since AND l.timestamp < $until
+    AND substr(l.error_message, 1, ${PREFIX.length}) = '${PREFIX}' AND instr(substr(l.error_message, ${PREFIX.length + 1}), '/') > 1
+  GROUP BY 1, 2`
+
+const CHUNK_MS = 3_600_000
+
+/** Moves from one provider to another in [since, until), most frequent first. */
+export async function fallbackCounts(db: Database, since: string, until: string): Promise<FallbackCount[]> {
+  const counts = new Map<string, FallbackCount>()
+  const span = timeSpan(db)
+  if (!span) return []
+  // Only the part of the window that holds rows.
+  const endMs = Math.min(Date.parse(until), Date.parse(span.last) + 1)
+  const giveBack = yielder()
+  for (let fromMs = Math.max(Date.parse(since), Date.parse(span.first)); fromMs < endMs; fromMs += CHUNK_MS) {
+    const params = { $since: isoTime(fromMs), $until: isoTime(Math.min(fromMs + CHUNK_MS, endMs)) }
+    for (const row of db.query(FALLBACKS_SQL).all(params) as FallbackCount[]) {
+      const key = `${row.from}\u0000${row.to}`
+      const seen = counts.get(key)
+      if (seen) seen.count += row.count
+      else counts.set(key, row)
+    }
+    await giveBack()
+  }
+  return [...counts.values()].sort((a, b) => b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to))
+}
+
+/** Fallbacks out of each provider (summed over where they went). */
+export function fallbacksOut(counts: FallbackCount[]): Map<string, number> {
+  const out = new Map<string, number>()
+  for (const c of counts) out.set(c.from, (out.get(c.from) ?? 0) + c.count)
+  return out
+}

@@ -1,0 +1,363 @@
+/**
+ * Every read query over request_log, with bound parameters only. Each
+ * function takes a bun:sqlite Database, so the same query runs against the
+ * live file (read-only connection) or an archive file with the same schema;
+ * results from several files merge with `mergeNewestFirst`.
+ *
+ * Rows come newest first: by timestamp, then id. ids are assigned in the
+ * order the router takes timestamps, so this is id order; ordering by
+ * (timestamp, id) lets every (agent|provider|agent+provider, timestamp)
+ * index serve both the filter and the order, so a page is an index range
+ * read of `limit` entries, never a sort of the whole window. A page ends
+ * at a keyset (timestamp, id): stable while rows are being added.
+ *
+ * The SQL text is assembled only from the constant fragments below, chosen
+ * by which filters are present; every value is a bound parameter.
+ */
+import type { Database } from 'bun:sqlite'
+import { LOG_COLUMNS, type Status } from './schema.ts'
+
+/** The 11 request_log columns, in table order. */
+export { LOG_COLUMNS }
+
+export interface LogRow {
+  id: number
+  timestamp: string
+  agent_name: string
+  provider: string
+  model: string
+  endpoint: string
+  tokens_in: number | null
+  tokens_out: number | null
+  latency_ms: number | null
+  status: Status
+  error_message: string | null
+}
+
+/** The request_log_meta fields shown with a row in the story of a request. */
+export interface StoryRow extends LogRow {
+  seq: number | null
+  step: number | null
+  try: number | null
+  stream: number | null
+  http_status: number | null
+  response_id: string | null
+  served_model: string | null
+  first_byte_ms: number | null
+  cost_usd: number | null
+}
+
+export interface RequestFilter {
+  agent?: string
+  provider?: string
+  model?: string
+  status?: Status
+  chain?: string
+  requestId?: string
+  /** Inclusive lower bound, stored timestamp format. */
+  since?: string
+  /** Exclusive upper bound. */
+  until?: string
+}
+
+/** Where a page ended: the next page holds rows strictly older than this. */
+export interface PageKey {
+  timestamp: string
+  id: number
+}
+
+/** Statuses of rows that record a real upstream call. */
+export const CALL_STATUSES = ['pending', 'success', 'error', 'timeout'] as const
+
+/**
+ * Rows of a rare status are found through a partial index. SQLite uses a
+ * partial index only when the query repeats its WHERE term, so a status
+ * filter adds that constant term beside the bound `status = $status`:
+ * error, timeout, fallback and rollback rows through request_log_status_time
+ * (migration 2); pending rows (the calls in flight, a handful) through
+ * request_log_pending, from which every other filter is checked per row
+ * (the unary `+` keeps SQLite from walking a wider index instead).
+ */
+type Params = Record<string, string | number>
+
+const SPARSE_TERM = `l.status IN ('error', 'timeout', 'fallback', 'rollback')`
+const CALL_TERM = `l.status IN ('pending', 'success', 'error', 'timeout')`
+const PENDING_TERM = `l.id IN (SELECT p.id FROM request_log p WHERE p.status = 'pending')`
+
+function filterTerms(filter: RequestFilter, params: Params): string[] {
+  const viaPending = filter.status === 'pending'
+  const col = (name: string) => (viaPending ? `+l.${name}` : `l.${name}`)
+  const terms: string[] = []
+  const add = (value: string | undefined, term: string, name: string) => {
+    if (value === undefined) return
+    terms.push(term)
+    params[name] = value
+  }
+  add(filter.agent, `${col('agent_name')} = $agent`, '$agent')
+  add(filter.provider, `${col('provider')} = $provider`, '$provider')
+  add(filter.model, `${col('model')} = $model`, '$model')
+  add(filter.status, 'l.status = $status', '$status')
+  if (viaPending) terms.push(PENDING_TERM)
+  else if (filter.status && filter.status !== 'success') terms.push(SPARSE_TERM)
+  add(filter.chain, 'm.chain = $chain', '$chain')
+  add(filter.requestId, 'm.request_id = $request_id', '$request_id')
+  add(filter.since, `${col('timestamp')} >= $since`, '$since')
+  add(filter.until, `${col('timestamp')} < $until`, '$until')
+  return terms
+}
+
+/**
+ * The FROM clause. A request id is looked up through its index first; a
+ * chain is checked per row while walking request_log newest first (CROSS
+ * JOIN keeps that order, so a page stops after `limit` rows).
+ */
+function fromClause(filter: RequestFilter): string {
+  if (filter.requestId !== undefined) return 'request_log_meta m JOIN request_log l ON l.id = m.log_id'
+  if (filter.chain !== undefined) return 'request_log l CROSS JOIN request_log_meta m ON m.log_id = l.id'
+  return 'request_log l'
+}
+
+const SELECT_ROW = LOG_COLUMNS.map((c) => `l.${c}`).join(', ')
+
+/** A statement and its bound parameters (exposed so tests can EXPLAIN QUERY PLAN it). */
+export interface BoundQuery {
+  sql: string
+  params: Params
+}
+
+/** The query behind listRequests. */
+export function requestsQuery(filter: RequestFilter, limit: number, before?: PageKey): BoundQuery {
+  const params: Params = { $limit: limit }
+  const terms = filterTerms(filter, params)
+  if (before) {
+    // The range term lets the index seek; the OR settles ties on timestamp by id.
+    terms.push(`${filter.status === 'pending' ? '+' : ''}l.timestamp <= $before_ts`, '(l.timestamp < $before_ts OR l.id < $before_id)')
+    params.$before_ts = before.timestamp
+    params.$before_id = before.id
+  }
+  const where = terms.length ? `WHERE ${terms.join(' AND ')}` : ''
+  return { sql: `SELECT ${SELECT_ROW} FROM ${fromClause(filter)} ${where} ORDER BY l.timestamp DESC, l.id DESC LIMIT $limit`, params }
+}
+
+/** One page of rows matching `filter`, newest first, strictly older than `before`. */
+export function listRequests(db: Database, filter: RequestFilter, limit: number, before?: PageKey): LogRow[] {
+  const { sql, params } = requestsQuery(filter, limit, before)
+  return db.query(sql).all(params) as LogRow[]
+}
+
+/**
+ * Splits rows read with `limit + 1` (from one database, or merged from
+ * several) into a page and the key the next page starts after: a next key
+ * only when more rows exist.
+ */
+export function pageOf(rows: LogRow[], limit: number): { rows: LogRow[]; next: PageKey | null } {
+  const page = rows.slice(0, limit)
+  const last = page[page.length - 1]
+  return { rows: page, next: rows.length > limit && last ? { timestamp: last.timestamp, id: last.id } : null }
+}
+
+/** Orders rows newest first: timestamp, then id (descending). */
+export function newestFirst(a: PageKey, b: PageKey): number {
+  if (a.timestamp !== b.timestamp) return a.timestamp < b.timestamp ? 1 : -1
+  return b.id - a.id
+}
+
+/**
+ * Merges rows read from several databases (the live file, archives) into
+ * one list, newest first, at most `limit`. A row found in two of them (same
+ * id and timestamp: copied to its archive and not yet deleted from the live
+ * file) is taken once.
+ */
+export function mergeNewestFirst<T extends PageKey>(pages: T[][], limit = Infinity): T[] {
+  const out: T[] = []
+  for (const row of pages.flat().sort(newestFirst)) {
+    if (out.length >= limit) break
+    const last = out[out.length - 1]
+    if (!last || newestFirst(last, row) !== 0) out.push(row)
+  }
+  return out
+}
+
+/** One row by id, or null. */
+export function requestRow(db: Database, id: number): LogRow | null {
+  return db.query(`SELECT ${SELECT_ROW} FROM request_log l WHERE l.id = $id`).get({ $id: id }) as LogRow | null
+}
+
+export interface RequestStory {
+  request_id: string
+  chain: string
+  api: string
+  /** Every row of the request, in the order written. */
+  rows: StoryRow[]
+}
+
+/** Every row of the request row `id` belongs to (null if the row has no request_log_meta). */
+export function requestStory(db: Database, id: number): RequestStory | null {
+  const head = db.query('SELECT request_id, chain, api FROM request_log_meta WHERE log_id = $id').get({ $id: id }) as Omit<RequestStory, 'rows'> | null
+  if (!head) return null
+  return { ...head, rows: storyRows(db, head.request_id) }
+}
+
+/** The rows of one request, in the order written, with their meta. */
+export function storyRows(db: Database, requestId: string): StoryRow[] {
+  return db
+    .query(
+      `SELECT ${SELECT_ROW}, m.seq, m.step, m.try, m.stream, m.http_status, m.response_id, m.served_model, m.first_byte_ms, m.cost_usd
+       FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
+       WHERE m.request_id = $request_id
+       ORDER BY l.id`,
+    )
+    .all({ $request_id: requestId }) as StoryRow[]
+}
+
+/** Which of `ids` are in request_log. */
+export function idsPresent(db: Database, ids: readonly number[]): Set<number> {
+  const rows = db.query('SELECT id FROM request_log WHERE id IN (SELECT value FROM json_each($ids))').all({ $ids: JSON.stringify(ids) }) as { id: number }[]
+  return new Set(rows.map((r) => r.id))
+}
+
+export interface DidCallQuery {
+  agent: string
+  provider: string
+  model?: string
+  since: string
+  until?: string
+}
+
+export interface DidCallCounts {
+  /** Rows per status (calls and the rows that are not calls). */
+  byStatus: Partial<Record<Status, number>>
+  /** Latest timestamp of a call row (pending, success, error, timeout). */
+  lastCallAt: string | null
+}
+
+/**
+ * What `agent` did with `provider` in the window: rows per status and the
+ * last call. Without a model this reads indexes only, whatever the window:
+ * an index-only count of every row (agent, provider, time), per-status
+ * counts of the rare statuses from their partial index, the pending rows
+ * from theirs; success is the rest. With a model each row in the range is
+ * read once (one range read of the same index).
+ */
+export function didCallCounts(db: Database, q: DidCallQuery): DidCallCounts {
+  const byStatus: DidCallCounts['byStatus'] = {}
+  const grouped = didCallQueries(q)
+  if (!('total' in grouped)) {
+    for (const row of db.query(grouped.byStatus.sql).all(grouped.byStatus.params) as { status: Status; n: number }[]) byStatus[row.status] = row.n
+  } else {
+    let rest = (db.query(grouped.total.sql).get(grouped.total.params) as { n: number }).n
+    for (const row of db.query(grouped.sparse.sql).all(grouped.sparse.params) as { status: Status; n: number }[]) {
+      byStatus[row.status] = row.n
+      rest -= row.n
+    }
+    const pending = (db.query(grouped.pending.sql).get(grouped.pending.params) as { n: number }).n
+    if (pending) byStatus.pending = pending
+    if (rest - pending > 0) byStatus.success = rest - pending
+  }
+  const last = db.query(grouped.lastCall.sql).get(grouped.lastCall.params) as { timestamp: string } | null
+  return { byStatus, lastCallAt: last?.timestamp ?? null }
+}
+
+/** The queries behind didCallCounts. */
+export function didCallQueries(
+  q: DidCallQuery,
+): { byStatus: BoundQuery; lastCall: BoundQuery } | { total: BoundQuery; sparse: BoundQuery; pending: BoundQuery; lastCall: BoundQuery } {
+  const bound = (filter: RequestFilter, select: string, extra: string[] = [], tail = ''): BoundQuery => {
+    const params: Params = {}
+    const terms = [...filterTerms(filter, params), ...extra]
+    return { sql: `SELECT ${select} FROM request_log l WHERE ${terms.join(' AND ')}${tail}`, params }
+  }
+  const filter: RequestFilter = { agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }
+  const lastCall = bound(filter, 'l.timestamp', [CALL_TERM], ' ORDER BY l.timestamp DESC LIMIT 1')
+  if (q.model !== undefined) return { byStatus: bound(filter, 'l.status AS status, count(*) AS n', [], ' GROUP BY l.status'), lastCall }
+  return {
+    total: bound(filter, 'count(*) AS n'),
+    sparse: bound(filter, 'l.status AS status, count(*) AS n', [SPARSE_TERM], ' GROUP BY l.status'),
+    pending: bound({ ...filter, status: 'pending' }, 'count(*) AS n'),
+    lastCall,
+  }
+}
+
+/** What the stats need of one row. */
+export interface StatRow {
+  id: number
+  timestamp: string
+  agent_name: string
+  provider: string
+  model: string
+  status: Status
+  latency_ms: number | null
+  tokens_in: number | null
+  tokens_out: number | null
+  request_id: string | null
+  chain: string | null
+  seq: number | null
+  cost_usd: number | null
+}
+
+/** Every row in [from, to), newest first, with the meta the stats need. */
+export function statRows(db: Database, from: string, to: string): StatRow[] {
+  return db
+    .query(
+      `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
+              m.request_id, m.chain, m.seq, m.cost_usd
+       FROM request_log l LEFT JOIN request_log_meta m ON m.log_id = l.id
+       WHERE l.timestamp >= $from AND l.timestamp < $to
+       ORDER BY l.timestamp DESC, l.id DESC`,
+    )
+    .all({ $from: from, $to: to }) as StatRow[]
+}
+
+/** The lowest and highest id in request_log (two b-tree end reads). */
+export function idRange(db: Database): { lo: number | null; hi: number | null } {
+  // Two subqueries: SQLite reads min() or max() alone from the b-tree's end, but not both in one.
+  return db.query('SELECT (SELECT min(id) FROM request_log) AS lo, (SELECT max(id) FROM request_log) AS hi').get() as {
+    lo: number | null
+    hi: number | null
+  }
+}
+
+/** The oldest and newest timestamp in request_log (two reads of the time index's ends), or null when empty. */
+export function timeSpan(db: Database): { first: string; last: string } | null {
+  const span = db
+    .query('SELECT (SELECT min(timestamp) FROM request_log) AS first, (SELECT max(timestamp) FROM request_log) AS last')
+    .get() as { first: string | null; last: string | null }
+  return span.first !== null && span.last !== null ? { first: span.first, last: span.last } : null
+}
+
+/**
+ * The 10-minute slots (`2026-11-25T12:1`, the first 15 characters of a
+ * timestamp) of rows added after id `afterId` whose timestamp is before
+ * `before`: rows that landed in the past. Reads only the rows added since
+ * (the `+` keeps SQLite on the id range instead of the timestamp index).
+ */
+export function lateSlots(db: Database, afterId: number, before: string): string[] {
+  const rows = db
+    .query('SELECT DISTINCT substr(timestamp, 1, 15) AS slot FROM request_log WHERE id > $after AND +timestamp < $before')
+    .all({ $after: afterId, $before: before }) as { slot: string }[]
+  return rows.map((r) => r.slot)
+}
+
+/**
+ * Whether the request has a call row (not a fallback) after position `seq`,
+ * or, with `anyRow`, any row at all after it.
+ */
+export function hasLaterRow(db: Database, requestId: string, seq: number, anyRow: boolean): boolean {
+  const sql = anyRow
+    ? 'SELECT 1 FROM request_log_meta m WHERE m.request_id = $request_id AND m.seq > $seq LIMIT 1'
+    : `SELECT 1 FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
+       WHERE m.request_id = $request_id AND m.seq > $seq AND l.status <> 'fallback' LIMIT 1`
+  return db.query(sql).get({ $request_id: requestId, $seq: seq }) !== null
+}
+
+/** Whether the request has any call row (pending, success, error, timeout) at all. */
+export function hasCallRow(db: Database, requestId: string): boolean {
+  return (
+    db
+      .query(
+        `SELECT 1 FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
+         WHERE m.request_id = $request_id AND l.status IN ('pending', 'success', 'error', 'timeout') LIMIT 1`,
+      )
+      .get({ $request_id: requestId }) !== null
+  )
+}

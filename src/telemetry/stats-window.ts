@@ -1,0 +1,182 @@
+/**
+ * Stats over a time window, computed slice by slice. The window is cut at
+ * 10-minute boundaries; each slice is folded on its own (stats.ts) and the
+ * exact partials are merged. A running witness keeps the partials of
+ * slices that can no longer change (ended over 15 minutes ago, no pending
+ * row) in a StatsCache, so a 24-hour window costs the two edge slices and
+ * a merge instead of a pass over every row.
+ *
+ * Rows of a sealed slice change only by being deleted (retention removes
+ * the oldest rows first) or, abnormally, by a row being added with a
+ * timestamp in the past. Before each use the cache drops slices whose
+ * lowest id is gone, and the slots of any row added since its last look
+ * whose timestamp is in a sealed slice; both checks read index ends and
+ * the new rows only. The event loop is given back between slices that had
+ * to be read, so a cold window does not stall the router.
+ */
+import type { Database } from 'bun:sqlite'
+import { isoTime } from '../clock.ts'
+import type { Pricing } from '../config.ts'
+import { statRowsAcross } from './across.ts'
+import { idRange, lateSlots, timeSpan } from './queries.ts'
+import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
+
+/** Slices are 10-minute slots, so a slot is named by the first 15 characters of a timestamp (see lateSlots). */
+export const SLICE_MS = 10 * 60_000
+/**
+ * A whole slice that ended this long ago, with no pending row, is final: a
+ * failed call's retry or fallback row follows it within the backoff and the
+ * Retry-After cap (seconds), and a longer call keeps its row pending.
+ */
+export const SEAL_AFTER_MS = 5 * 60_000
+/** Reading slices gives the event loop back at least this often (ms). */
+const YIELD_EVERY_MS = 20
+/** About ten days of slices per database. */
+const MAX_CACHED_SLICES = 1_500
+
+export interface StatsQuery {
+  since: string
+  until: string
+  by: StatsBy
+  /** Only this agent's rows. */
+  agent?: string
+}
+
+export interface StatsOptions {
+  pricing: Pricing
+  nowMs: number
+  cache?: StatsCache
+}
+
+interface CachedDb {
+  slices: Map<string, SlicePartial>
+  /** Every row up to this id has been looked at (folded, or checked for a late timestamp). */
+  seenMaxId: number
+}
+
+/** Partials of sealed slices, per database. */
+export class StatsCache {
+  private readonly perDb = new WeakMap<Database, CachedDb>()
+
+  /** Drops what rows deleted or added since the last look may have changed; call before `get`. */
+  revalidate(db: Database, nowMs: number): void {
+    const { lo, hi } = idRange(db)
+    const state = this.perDb.get(db)
+    if (!state) {
+      this.perDb.set(db, { slices: new Map(), seenMaxId: hi ?? 0 })
+      return
+    }
+    for (const [from, partial] of state.slices) {
+      if (partial.loId !== null && (lo === null || partial.loId < lo)) state.slices.delete(from)
+    }
+    if (hi !== null && hi > state.seenMaxId && state.slices.size > 0) {
+      const late = lateSlots(db, state.seenMaxId, isoTime(nowMs - SEAL_AFTER_MS))
+      for (const from of state.slices.keys()) if (late.includes(from.slice(0, 15))) state.slices.delete(from)
+    }
+    state.seenMaxId = Math.max(state.seenMaxId, hi ?? 0)
+  }
+
+  get(db: Database, from: string): SlicePartial | undefined {
+    return this.perDb.get(db)?.slices.get(from)
+  }
+
+  set(db: Database, from: string, partial: SlicePartial): void {
+    const slices = this.perDb.get(db)?.slices
+    if (!slices) return
+    slices.set(from, partial)
+    if (slices.size > MAX_CACHED_SLICES) {
+      const oldest = [...slices.keys()].sort().slice(0, slices.size - MAX_CACHED_SLICES)
+      for (const key of oldest) slices.delete(key)
+    }
+  }
+
+  size(db: Database): number {
+    return this.perDb.get(db)?.slices.size ?? 0
+  }
+}
+
+interface Slice {
+  from: string
+  to: string
+  /** Covers a whole 10-minute slot (only those are cached). */
+  whole: boolean
+  toMs: number
+}
+
+/** Cuts [since, until) at slice boundaries. */
+export function slicesOf(since: string, until: string): Slice[] {
+  const out: Slice[] = []
+  const endMs = Date.parse(until)
+  let start = Date.parse(since)
+  while (start < endMs) {
+    const boundary = (Math.floor(start / SLICE_MS) + 1) * SLICE_MS
+    const end = Math.min(boundary, endMs)
+    out.push({ from: isoTime(start), to: isoTime(end), whole: start % SLICE_MS === 0 && end === boundary, toMs: end })
+    start = end
+  }
+  return out
+}
+
+/**
+ * The stats for `query` over one database, or over several (the live file
+ * first, then archives: a row in two of them counts once). The cache holds
+ * slices of one database, so a read across several does without it.
+ */
+export async function computeStats(source: Database | readonly Database[], query: StatsQuery, options: StatsOptions): Promise<StatsResult> {
+  const slices = await slicePartials(source, query.since, query.until, options)
+  return mergeStats(slices.map((s) => s.partial), query.by, options.pricing, query.agent)
+}
+
+/**
+ * The partial of each slice of [since, until) that may hold rows (from the
+ * cache where the slice is sealed and one database is read), oldest first.
+ * Only the part of the window that holds rows is cut into slices (a year
+ * back is not 52,560 empty reads). Used by the stats and by the time series
+ * (series.ts).
+ */
+export async function slicePartials(
+  source: Database | readonly Database[],
+  since: string,
+  until: string,
+  options: { nowMs: number; cache?: StatsCache },
+): Promise<{ from: string; partial: SlicePartial }[]> {
+  const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
+  const cache = dbs.length === 1 ? options.cache : undefined
+  const out: { from: string; partial: SlicePartial }[] = []
+  cache?.revalidate(dbs[0]!, options.nowMs)
+  const spans = dbs.flatMap((db) => {
+    const span = timeSpan(db)
+    return span ? [{ db, ...span }] : []
+  })
+  if (!spans.length) return out
+  const firstSlot = Math.floor(Date.parse(spans.map((s) => s.first).sort()[0]!) / SLICE_MS) * SLICE_MS
+  const lastSlotEnd = (Math.floor(Date.parse(spans.map((s) => s.last).sort().at(-1)!) / SLICE_MS) + 1) * SLICE_MS
+  const from = isoTime(Math.max(Date.parse(since), firstSlot))
+  const to = isoTime(Math.min(Date.parse(until), lastSlotEnd))
+  const giveBack = yielder()
+  for (const slice of slicesOf(from, to)) {
+    const cacheable = cache !== undefined && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS
+    const cached = cacheable ? cache!.get(dbs[0]!, slice.from) : undefined
+    if (cached) {
+      out.push({ from: slice.from, partial: cached })
+      continue
+    }
+    // Only the files holding rows of the slice's time are read (an archive holds one month).
+    const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
+    const partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
+    if (cacheable && !partial.hasPending) cache!.set(dbs[0]!, slice.from, partial)
+    out.push({ from: slice.from, partial })
+    await giveBack()
+  }
+  return out
+}
+
+/** Returns a function that gives the event loop back if it has been held YIELD_EVERY_MS since the last time. */
+export function yielder(): () => Promise<void> {
+  let heldSince = performance.now()
+  return async () => {
+    if (performance.now() - heldSince <= YIELD_EVERY_MS) return
+    await new Promise((resolve) => setImmediate(resolve))
+    heldSince = performance.now()
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Points in time as operators type them: an ISO-8601 time with a zone
+ * (`2026-11-25T12:00:00Z`, `2026-11-25T13:00+01:00`), a date (`2026-11-25`,
+ * midnight UTC), or a duration back from now (`90s`, `15m`, `1h`, `7d`).
+ * Normalized to the stored timestamp format, so they compare as text.
+ */
+import { isoTime } from './clock.ts'
+
+const DURATION = /^(\d{1,9})(s|m|h|d)$/
+const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
+const DATE = /^\d{4}-\d{2}-\d{2}$/
+const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/
+/** Ten years: longer durations are almost certainly a typo. */
+const MAX_DURATION_MS = 3650 * 86_400_000
+
+export const TIME_SPEC_HELP = 'an ISO-8601 time with a zone (2026-11-25T12:00:00Z), a date (2026-11-25) or a duration back from now (90s, 15m, 1h, 7d)'
+
+/** Parses a duration such as `15m` into ms; null if it is not one. */
+export function parseDuration(text: string): number | null {
+  const match = DURATION.exec(text)
+  if (!match) return null
+  const ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]
+  return ms <= MAX_DURATION_MS ? ms : null
+}
+
+/** The time `text` names, as stored (`2026-11-25T12:00:00.000Z`), or null if it names none. */
+export function parseTimeSpec(text: string, nowMs: number): string | null {
+  const trimmed = text.trim()
+  const duration = parseDuration(trimmed)
+  if (duration !== null) return isoTime(nowMs - duration)
+  if (!DATE.test(trimmed) && !DATE_TIME.test(trimmed)) return null
+  if (!dateExists(trimmed)) return null
+  const ms = Date.parse(trimmed)
+  if (!Number.isFinite(ms)) return null
+  const year = new Date(ms).getUTCFullYear()
+  if (year < 1970 || year > 9999) return null
+  return isoTime(ms)
+}
+
+/** Whether the calendar date (and clock time, if any) at the start of `text` exists: no 2026-02-31, no 25:00. */
+function dateExists(text: string): boolean {
+  const [y, m, d] = [Number(text.slice(0, 4)), Number(text.slice(5, 7)), Number(text.slice(8, 10))]
+  if (m < 1 || m > 12 || d < 1 || new Date(Date.UTC(y, m - 1, d)).getUTCDate() !== d) return false
+  if (text.length === 10) return true
+  const [hh, mm, ss] = [Number(text.slice(11, 13)), Number(text.slice(14, 16)), text[16] === ':' ? Number(text.slice(17, 19)) : 0]
+  return hh <= 23 && mm <= 59 && ss <= 59
+}

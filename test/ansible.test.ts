@@ -1,0 +1,232 @@
+/**
+ * The Ansible role (deploy/ansible): ansible-lint and a syntax check, then a
+ * real `ansible-playbook -c local` run of the role into a temporary prefix
+ * (test mode: no service user, no packages, no services, nothing outside the
+ * prefix), deploying this checkout and running `npm ci --omit=dev` in it.
+ * Each test skips, saying why, where a tool it needs is missing.
+ */
+import { Database } from 'bun:sqlite'
+import { describe, expect, test } from 'bun:test'
+import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
+import { ROOT } from './support/process.ts'
+import { tempDir } from './support/temp.ts'
+
+const ANSIBLE_DIR = join(ROOT, 'deploy', 'ansible')
+/** The first run installs the dependencies from the npm registry. */
+const RUN_TIMEOUT_MS = 240_000
+
+/** Why a test cannot run here (the first missing tool), or null. */
+function missing(...tools: string[]): string | null {
+  const absent = tools.filter((tool) => Bun.which(tool) === null)
+  return absent.length ? `${absent.join(', ')} not installed` : null
+}
+
+function skipUnless(what: string, reason: string | null): boolean {
+  if (reason) console.log(`ansible.test: skipping ${what}: ${reason}`)
+  return reason !== null
+}
+
+async function run(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
+  const proc = Bun.spawn(argv, {
+    cwd: ANSIBLE_DIR,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ANSIBLE_NOCOLOR: '1', NO_COLOR: '1', ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  return { code, output: stdout + stderr }
+}
+
+describe('the Ansible role, statically', () => {
+  test.skipIf(skipUnless('ansible-lint', missing('ansible-lint')))('passes ansible-lint --offline', async () => {
+    const result = await run(['ansible-lint', '--offline'])
+    if (result.code !== 0) console.log(result.output)
+    expect(result.code).toBe(0)
+  }, 120_000)
+
+  test.skipIf(skipUnless('the syntax check', missing('ansible-playbook')))('site.yml passes ansible-playbook --syntax-check', async () => {
+    const result = await run(['ansible-playbook', '--syntax-check', '-i', 'localhost,', 'site.yml'])
+    expect(result.output).toContain('playbook: site.yml')
+    expect(result.code).toBe(0)
+  }, 60_000)
+})
+
+const runReason = missing('ansible-playbook', 'rsync', 'visudo', 'npm', 'python3')
+describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role against localhost into a temporary prefix', () => {
+  const prefix = tempDir('witness-ansible-')
+  const work = tempDir('witness-ansible-vars-')
+  const path = (p: string) => join(prefix, p)
+  const configPath = path('etc/witness/witness.yaml')
+  const witnessCommand = path('opt/witness/bin/witness')
+  const secrets = { KIMI_API_KEY: 'sk-test-kimi-0123', OPENROUTER_API_KEY: "sk-or-'quoted' key" }
+
+  const vars = {
+    witness_hosts: 'all',
+    witness_become: false,
+    witness_test_mode: true,
+    witness_prefix: prefix,
+    witness_systemd: true,
+    witness_launchd: true,
+    witness_npm_timeout_s: 180,
+    witness_providers: { kimi: { timeout_ms: 30000 }, openrouter: {}, claude: { preset: 'anthropic' } },
+    witness_chains: {
+      default: [
+        { provider: 'kimi', model: 'kimi-k2.5', timeout_ms: 20000 },
+        { provider: 'openrouter', model: 'google/gemini-2.5-pro' },
+      ],
+    },
+    witness_banned_providers: ['anthropic'],
+    witness_retention: { keep_days: 30, max_db_mb: 256 },
+    witness_sync: { remote: join(work, 'telemetry.git'), every: '15m' },
+    witness_deadman_agents: { bezalel: { max_silence_s: 300, rollback_command: 'sudo -n /usr/bin/systemctl restart hermes-bezalel.service' } },
+    witness_sudo_commands: ['/usr/bin/systemctl restart hermes-bezalel.service'],
+    witness_provider_api_keys: secrets,
+    witness_sync_token: 'sync-token-4567',
+    witness_watchdog_token: 'watchdog-token-89ab',
+    witness_auth: { agents: { bezalel: { token_sha256: 'a'.repeat(64) } }, operators: { alexander: { token_sha256: 'b'.repeat(64) } } },
+    witness_pricing: { 'kimi-k2.5': { input_per_mtok: 0.6, output_per_mtok: 2.5 } },
+  }
+  const varsFile = join(work, 'vars.json')
+  writeFileSync(varsFile, JSON.stringify(vars))
+
+  function playbook(...extra: string[]) {
+    return run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, ...extra, 'site.yml'], {
+      ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'),
+      ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'),
+      ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
+    })
+  }
+
+  function recap(output: string): { changed: number; failed: number } {
+    const match = /localhost\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)/.exec(output)
+    if (!match) throw new Error(`no PLAY RECAP in:\n${output}`)
+    return { changed: Number(match[1]), failed: Number(match[2]) }
+  }
+
+  test('deploys this checkout, installs Bun with npm ci and creates the database with the exact request_log schema', async () => {
+    const result = await playbook()
+    if (result.code !== 0) console.log(result.output)
+    expect(result.code).toBe(0)
+    expect(recap(result.output).changed).toBeGreaterThan(0)
+    expect(statSync(path('opt/witness/app/src/cli.ts')).isFile()).toBe(true)
+    expect(statSync(path('opt/witness/app/node_modules/.bin/bun')).isFile()).toBe(true)
+    expect(readlinkSync(path('usr/local/bin/witness'))).toBe(witnessCommand)
+    const db = new Database(path('var/lib/witness/witness.db'), { readonly: true })
+    try {
+      expect(db.query('PRAGMA table_info(request_log)').all()).toEqual(REQUEST_LOG_COLUMNS)
+    } finally {
+      db.close()
+    }
+  }, RUN_TIMEOUT_MS)
+
+  test('the rendered config validates with the deployed witness check-config and carries the variables', async () => {
+    const check = await run([witnessCommand, 'check-config', '--config', configPath])
+    expect(check.output).toMatch(/is valid \(sha256 [0-9a-f]{64}; chains: default\)/)
+    expect(check.code).toBe(0)
+    const config = Bun.YAML.parse(readFileSync(configPath, 'utf8')) as Record<string, any>
+    expect(config.policy.banned_providers).toEqual(['anthropic'])
+    expect(config.database).toBe(path('var/lib/witness/witness.db'))
+    expect(config.retention).toEqual({ archive_dir: path('var/lib/witness/archive'), keep_days: 30, max_db_mb: 256 })
+    expect(config.sync.work_dir).toBe(path('var/lib/witness/sync'))
+    expect(config.deadman.restart_command).toBe('sudo -n /usr/bin/systemctl restart witness.service')
+    expect(config.deadman.agents.bezalel.max_silence_s).toBe(300)
+    // Only token hashes reach the config; prices as given.
+    expect(config.auth).toEqual({ agents: { bezalel: { token_sha256: 'a'.repeat(64) } }, operators: { alexander: { token_sha256: 'b'.repeat(64) } } })
+    expect(config.pricing['kimi-k2.5']).toEqual({ input_per_mtok: 0.6, output_per_mtok: 2.5 })
+  })
+
+  test('the signing key exists, readable by the service user only, and the config names it', () => {
+    const key = path('var/lib/witness/witness-key.json')
+    expect(statSync(key).mode & 0o777).toBe(0o600)
+    expect((Bun.YAML.parse(readFileSync(configPath, 'utf8')) as { proof: { key_path: string } }).proof.key_path).toBe(key)
+  })
+
+  test('the secrets go to an environment file of mode 0600 and nowhere else', () => {
+    const envPath = path('etc/witness/witness.env')
+    const stat = statSync(envPath)
+    expect(stat.mode & 0o777).toBe(0o600)
+    expect(stat.uid).toBe(process.getuid!())
+    const envText = readFileSync(envPath, 'utf8')
+    expect(envText).toContain('KIMI_API_KEY=sk-test-kimi-0123\n')
+    expect(envText).toContain(`OPENROUTER_API_KEY='sk-or-'"'"'quoted'"'"' key'\n`)
+    expect(envText).toContain('WITNESS_SYNC_TOKEN=sync-token-4567\n')
+    expect(envText).toContain('WITNESS_TOKEN=watchdog-token-89ab\n')
+    const config = readFileSync(configPath, 'utf8')
+    for (const secret of [...Object.values(secrets), 'sync-token-4567', 'watchdog-token-89ab']) expect(config).not.toContain(secret)
+  })
+
+  test('the environment file reads back the exact values in a shell, quotes included', async () => {
+    const script = 'set -a; . "$1"; printf "%s\\n%s" "$OPENROUTER_API_KEY" "$WITNESS_TOKEN"'
+    const result = await run(['sh', '-c', script, 'sh', path('etc/witness/witness.env')])
+    expect(result.output).toBe(`${secrets.OPENROUTER_API_KEY}\nwatchdog-token-89ab`)
+  })
+
+  test('the unit and timer files are rendered: the server, the watchdog service and its timer every minute', () => {
+    const unit = readFileSync(path('etc/systemd/system/witness.service'), 'utf8')
+    expect(unit).toContain(`ExecStart=${path('opt/witness/app/node_modules/.bin/bun')} ${path('opt/witness/app/src/cli.ts')} serve --config ${configPath}\n`)
+    expect(unit).toContain(`EnvironmentFile=${path('etc/witness/witness.env')}\n`)
+    const watchdog = readFileSync(path('etc/systemd/system/witness-watchdog.service'), 'utf8')
+    expect(watchdog).toContain('Type=oneshot')
+    expect(watchdog).toMatch(/ExecStart=\S+ \S+ watchdog --config \S+ --failures 3 --timeout 5s --wait 5s\n/)
+    const timer = readFileSync(path('etc/systemd/system/witness-watchdog.timer'), 'utf8')
+    expect(timer).toContain('OnUnitActiveSec=60\n')
+    expect(timer).toContain('Unit=witness-watchdog.service\n')
+  })
+
+  test.skipIf(skipUnless('systemd-analyze verify', missing('systemd-analyze')))('the units pass systemd-analyze verify', async () => {
+    const units = ['witness.service', 'witness-watchdog.service', 'witness-watchdog.timer'].map((u) => path(`etc/systemd/system/${u}`))
+    const result = await run(['systemd-analyze', 'verify', ...units])
+    expect(result.output.trim()).toBe('')
+    expect(result.code).toBe(0)
+  }, 30_000)
+
+  test('the launchd plists are valid property lists: the server kept alive, the watchdog every 60 s', async () => {
+    const load = async (label: string) => {
+      const file = path(`Library/LaunchDaemons/${label}.plist`)
+      const result = await run(['python3', '-c', 'import json, plistlib, sys; print(json.dumps(plistlib.load(open(sys.argv[1], "rb"))))', file])
+      expect(result.code).toBe(0)
+      return JSON.parse(result.output) as Record<string, any>
+    }
+    const server = await load('net.witness.server')
+    expect(server.ProgramArguments).toEqual([witnessCommand, 'serve', '--config', configPath])
+    expect(server.KeepAlive).toEqual({ SuccessfulExit: false })
+    expect(server.RunAtLoad).toBe(true)
+    const watchdog = await load('net.witness.watchdog')
+    expect(watchdog.ProgramArguments.slice(0, 4)).toEqual([witnessCommand, 'watchdog', '--config', configPath])
+    expect(watchdog.StartInterval).toBe(60)
+  }, 30_000)
+
+  test('the sudo rules allow exactly the restart commands, and visudo accepts them', async () => {
+    const sudoers = path('etc/sudoers.d/witness')
+    expect(statSync(sudoers).mode & 0o777).toBe(0o440)
+    expect(readFileSync(sudoers, 'utf8')).toContain(
+      'Cmnd_Alias WITNESS_ROOT_COMMANDS = /usr/bin/systemctl restart witness.service, /usr/bin/systemctl restart hermes-bezalel.service\n',
+    )
+    const result = await run(['visudo', '-cf', sudoers])
+    expect(result.code).toBe(0)
+  })
+
+  test('a second run changes nothing', async () => {
+    const result = await playbook()
+    if (result.code !== 0 || recap(result.output).changed !== 0) console.log(result.output)
+    expect(recap(result.output)).toEqual({ changed: 0, failed: 0 })
+    expect(result.code).toBe(0)
+  }, RUN_TIMEOUT_MS)
+
+  test("a chain naming a banned provider fails the play with the validator's message and leaves the running config", async () => {
+    const before = readFileSync(configPath)
+    const badFile = join(work, 'bad.json')
+    writeFileSync(badFile, JSON.stringify({ witness_chains: { default: [{ provider: 'claude', model: 'claude-sonnet-4' }] } }))
+    const result = await playbook('-e', `@${badFile}`)
+    expect(result.code).not.toBe(0)
+    expect(recap(result.output).failed).toBe(1)
+    expect(result.output).toContain(`witness.yaml for localhost failed validation and was NOT installed; ${configPath} is unchanged.`)
+    expect(result.output).toContain('invalid config (the new witness.yaml):')
+    expect(result.output).toContain('chains.default[0].provider: provider \\"claude\\" is banned by policy.banned_providers (\\"anthropic\\")')
+    expect(readFileSync(configPath)).toEqual(before)
+    expect((await run([witnessCommand, 'check-config', '--config', configPath])).code).toBe(0)
+  }, RUN_TIMEOUT_MS)
+})

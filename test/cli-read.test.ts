@@ -1,0 +1,145 @@
+/**
+ * The read commands (query, did-call, stats) and `token new`, run as real
+ * subprocesses against a database file while no server runs.
+ */
+import { beforeAll, describe, expect, test } from 'bun:test'
+import { existsSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { hashToken, ownerOf } from '../src/auth/tokens.ts'
+import { parseConfig } from '../src/config.ts'
+import { LOG_COLUMNS } from '../src/telemetry/queries.ts'
+import { BUN, ROOT, holdWriteLock } from './support/process.ts'
+import { seed, seedStore } from './support/seed-requests.ts'
+import { tempDir } from './support/temp.ts'
+
+let dir: string
+let dbPath: string
+const recent = new Date(Date.now() - 10 * 60_000).toISOString()
+const old = new Date(Date.now() - 3 * 3_600_000).toISOString()
+
+function witness(args: string[], cwd = ROOT, env: Record<string, string> = {}) {
+  const proc = Bun.spawnSync([BUN, join(ROOT, 'src/cli.ts'), ...args], { cwd, env: { PATH: process.env.PATH ?? '', ...env } })
+  return { code: proc.exitCode, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() }
+}
+
+beforeAll(async () => {
+  const seeded = seedStore()
+  dir = seeded.dir
+  dbPath = seeded.path
+  await seed(seeded.store, [
+    { agent: 'ezra', at: recent, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'success', latencyMs: 800, tokensIn: 10, tokensOut: 20 }] },
+    { agent: 'ezra', at: recent, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'timeout', latencyMs: 20000 }, { provider: 'mimo', status: 'fallback' }, { provider: 'mimo', status: 'fallback' }] },
+    { agent: 'bezalel', at: old, rows: [{ provider: 'groq', model: 'llama', status: 'success', latencyMs: 300, tokensIn: 1, tokensOut: 2 }] },
+  ])
+  seeded.store.close()
+  writeFileSync(join(dir, 'witness.yaml'), 'database: ./witness.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: kimi-k2.5 } ] }\npricing: { "kimi/kimi-k2.5": { input_per_mtok: 1000, output_per_mtok: 1000 } }\n')
+})
+
+describe('witness query', () => {
+  test('prints a readable table, newest first, from the configured database when --db is not given', () => {
+    const result = witness(['query', '--agent', 'ezra', '--since', '1h'], dir)
+    expect(result.code).toBe(0)
+    const lines = result.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^id\s+timestamp\s+agent_name\s+provider\s+model\s+status\s+tokens_in\s+tokens_out\s+latency_ms\s+error_message$/)
+    expect(lines.slice(2).map((l) => l.split(/\s+/)[5])).toEqual(['fallback', 'fallback', 'timeout', 'success'])
+  })
+
+  test('--json prints one JSON object per row with the 11 columns; --status filters; --limit pages with a cursor hint', () => {
+    const result = witness(['query', '--db', dbPath, '--json', '--status', 'success'])
+    expect(result.code).toBe(0)
+    const rows = result.stdout.trimEnd().split('\n').map((l) => JSON.parse(l))
+    expect(rows.map((r) => [r.agent_name, r.provider])).toEqual([['ezra', 'kimi'], ['bezalel', 'groq']])
+    expect(Object.keys(rows[0])).toEqual([...LOG_COLUMNS])
+    const paged = witness(['query', '--db', dbPath, '--json', '--limit', '2'])
+    expect(paged.stdout.trimEnd().split('\n')).toHaveLength(2)
+    const cursor = /--cursor (\S+)/.exec(paged.stderr)![1]!
+    const rest = witness(['query', '--db', dbPath, '--json', '--limit', '1000', '--cursor', cursor])
+    expect(rest.stdout.trimEnd().split('\n')).toHaveLength(3)
+  })
+
+  test('reads while another process holds the write lock (the file is opened read-only)', async () => {
+    const lock = await holdWriteLock(dbPath)
+    try {
+      const result = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'query', '--db', dbPath, '--json'], { stdout: 'pipe', env: { PATH: process.env.PATH ?? '' } })
+      expect(await result.exited).toBe(0)
+      expect((await new Response(result.stdout).text()).trimEnd().split('\n')).toHaveLength(5)
+    } finally {
+      await lock.release()
+    }
+  })
+
+  test('bad flags and a missing database exit 2, and the missing file is not created', () => {
+    expect(witness(['query', '--db', dbPath, '--since', 'yesterday']).code).toBe(2)
+    expect(witness(['query', '--db', dbPath, '--status', 'done']).stderr).toContain('status: must be one of')
+    const missing = join(tempDir(), 'none.db')
+    const result = witness(['query', '--db', missing])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain(`no database at ${missing}`)
+    expect(existsSync(missing)).toBe(false)
+  })
+})
+
+describe('witness did-call', () => {
+  test('yes: exit 0 and one sentence with the counts and the last call time', () => {
+    const result = witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '1h'])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/^yes: agent ezra called provider kimi 2 times since \S+Z \(1 success, 1 timeout\); last call at \S+Z\n$/)
+  })
+
+  test('no: exit 1, even when fallback rows name the provider, and when the call is outside the window', () => {
+    const named = witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'mimo', '--since', '1h'])
+    expect(named.code).toBe(1)
+    expect(named.stdout).toMatch(/^no: agent ezra made no call to provider mimo since \S+Z; 2 fallback rows named it, but no call was attempted\n$/)
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'bezalel', '--provider', 'groq', '--since', '1h']).code).toBe(1)
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'bezalel', '--provider', 'groq', '--since', '4h']).code).toBe(0)
+  })
+
+  test('usage errors exit 2: a missing flag, a bad time, an unknown flag', () => {
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra']).code).toBe(2)
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '1 hour']).code).toBe(2)
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--frobnicate']).code).toBe(2)
+  })
+})
+
+describe('witness stats', () => {
+  test('prints the comparison as a table with the rankings, priced from the config', () => {
+    const result = witness(['stats', '--since', '24h', '--by', 'provider'], dir)
+    expect(result.code).toBe(0)
+    const lines = result.stdout.split('\n')
+    expect(lines[2]).toMatch(/^provider\s+attempts\s+success\s+error\s+timeout\s+success_rate\s+requests\s+request_success_rate\s+p50_ms\s+p95_ms\s+p99_ms\s+tokens_in\s+tokens_out\s+cost_usd$/)
+    expect(lines.find((l) => l.startsWith('kimi '))!.split(/\s+/)).toEqual(['kimi', '2', '1', '0', '1', '0.5', '2', '0.5', '800', '800', '800', '10', '20', '0.03'])
+    expect(result.stdout).toContain('fastest (p50 ms):                   groq 300, kimi 800')
+    expect(result.stdout).toContain('cheapest (USD per million tokens):  kimi 1000')
+  })
+
+  test('--json prints the same object as GET /stats', () => {
+    const result = witness(['stats', '--db', dbPath, '--by', 'agent', '--json'])
+    expect(result.code).toBe(0)
+    const body = JSON.parse(result.stdout)
+    expect(body.by).toBe('agent')
+    expect(body.groups.map((g: { agent: string }) => g.agent)).toEqual(['ezra', 'bezalel'])
+    expect(Object.keys(body.rankings)).toEqual(['fastest', 'most_reliable', 'cheapest'])
+  })
+})
+
+describe('witness token new', () => {
+  test('prints a token once and a config line holding its sha256, which then authenticates that agent', () => {
+    const result = witness(['token', 'new', '--agent', 'bezalel'])
+    expect(result.code).toBe(0)
+    const token = result.stdout.split('\n')[1]!
+    const hash = /bezalel: \{ token_sha256: "([0-9a-f]{64})" \}/.exec(result.stdout)![1]!
+    expect(hashToken(token)).toBe(hash)
+    const yaml = result.stdout.slice(result.stdout.indexOf('auth:'))
+    const config = parseConfig({ ...(Bun.YAML.parse(yaml) as object), providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] } })
+    expect(ownerOf(token, config.auth!)).toEqual({ kind: 'agent', name: 'bezalel' })
+    expect(witness(['token', 'new', '--operator', 'alexander']).stdout).toContain('  operators:\n    alexander: { token_sha256: "')
+  })
+
+  test('exactly one of --agent or --operator, with a valid name', () => {
+    expect(witness(['token', 'new']).code).toBe(2)
+    expect(witness(['token', 'new', '--agent', 'a', '--operator', 'b']).code).toBe(2)
+    expect(witness(['token', 'new', '--agent', 'two words']).code).toBe(2)
+    expect(witness(['token', 'old', '--agent', 'a']).code).toBe(2)
+  })
+})
+

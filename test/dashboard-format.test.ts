@@ -1,0 +1,20 @@
+/** How the dashboard writes numbers: rates never round to a clean 100% or 0%, money and durations stay readable. */
+import { describe, expect, test } from 'bun:test'
+import { niceMax } from '../src/dashboard/charts.tsx'
+import { formatMs, formatRate, formatSilence, formatUsd } from '../src/dashboard/format.ts'
+
+describe('dashboard formats', () => {
+  test('a rate just under 1 is not shown as 100%, nor one just over 0 as 0%', () => {
+    expect([1, 0.9998, 0.8571428, 0.5, 2 / 3, 0.0004, 0, null].map(formatRate)).toEqual(['100%', '>99.9%', '85.7%', '50%', '66.7%', '<0.1%', '0%', '—'])
+  })
+
+  test('durations, costs and silences', () => {
+    expect([7, 999.4, 999.6, 1820, 20_000, null].map(formatMs)).toEqual(['7 ms', '999 ms', '1 s', '1.82 s', '20 s', '—'])
+    expect([0, 0.0115, 0.03, 0.00001, 26.643, null].map(formatUsd)).toEqual(['$0', '$0.0115', '$0.03', '<$0.0001', '$26.64', '—'])
+    expect([5, 300, 7200, 200_000].map(formatSilence)).toEqual(['5 s', '5 min', '2 h', '2 d'])
+  })
+
+  test("a chart's axis ends at 1, 2 or 5 times a power of ten at or above its largest value", () => {
+    expect([0, 0.2, 0.21, 3, 13, 20, 7000, 12_000].map(niceMax)).toEqual([1, 0.2, 0.5, 5, 20, 20, 10_000, 20_000])
+  })
+})

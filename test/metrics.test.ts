@@ -1,0 +1,72 @@
+/** GET /metrics parses as Prometheus text and counts what the router did. */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { statSync } from 'node:fs'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { parsePrometheus, valueOf } from './support/prometheus.ts'
+import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
+
+const ODD_MODEL = 'q"x\\y'
+let sim: Simulator
+let w: TestWitness
+
+beforeAll(async () => {
+  sim = startSimulator()
+  w = await startWitness(
+    simConfig(sim.url, {
+      default: [{ provider: 'sim', model: 'a+status-500', retries: 0 }, { provider: 'sim2', model: 'b' }],
+      ok: [{ provider: 'sim', model: `${ODD_MODEL}+latency-20` }],
+    }),
+  )
+  expect((await w.infer({ chain: 'default' })).status).toBe(200)
+  expect((await w.infer({ chain: 'ok' })).status).toBe(200)
+})
+afterAll(async () => {
+  await w.stop(0)
+  await sim.stop()
+})
+
+describe('GET /metrics', () => {
+  test('is Prometheus text with exactly the documented metric families', async () => {
+    const res = await fetch(`${w.url}/metrics`)
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8')
+    const families = parsePrometheus(await res.text())
+    expect([...families.entries()].map(([name, f]) => [name, f.type])).toEqual([
+      ['witness_attempts_total', 'counter'],
+      ['witness_attempt_duration_seconds', 'histogram'],
+      ['witness_fallbacks_total', 'counter'],
+      ['witness_pending_rows', 'gauge'],
+      ['witness_database_bytes', 'gauge'],
+    ])
+  })
+
+  test('counts attempts by provider, model and status, fallbacks by from and to, and durations by provider', async () => {
+    const m = parsePrometheus(await (await fetch(`${w.url}/metrics`)).text())
+    expect(valueOf(m, 'witness_attempts_total', { provider: 'sim', model: 'a+status-500', status: 'error' })).toBe(1)
+    expect(valueOf(m, 'witness_attempts_total', { provider: 'sim2', model: 'b', status: 'success' })).toBe(1)
+    expect(valueOf(m, 'witness_attempts_total', { provider: 'sim', model: `${ODD_MODEL}+latency-20`, status: 'success' })).toBe(1)
+    expect(valueOf(m, 'witness_fallbacks_total', { from: 'sim', to: 'sim2' })).toBe(1)
+    expect(valueOf(m, 'witness_attempt_duration_seconds_count', { provider: 'sim' })).toBe(2)
+    expect(valueOf(m, 'witness_attempt_duration_seconds_bucket', { provider: 'sim', le: '+Inf' })).toBe(2)
+    // Both sim calls (a fast 500 and a 20 ms reply) fit under 0.25 s.
+    expect(valueOf(m, 'witness_attempt_duration_seconds_bucket', { provider: 'sim', le: '0.25' })).toBe(2)
+    expect(valueOf(m, 'witness_attempt_duration_seconds_sum', { provider: 'sim' })).toBeGreaterThanOrEqual(0.02)
+    expect(valueOf(m, 'witness_pending_rows')).toBe(0)
+    expect(valueOf(m, 'witness_database_bytes')).toBeGreaterThanOrEqual(statSync(w.dbPath).size)
+  })
+
+  test('the pending gauge counts calls in flight', async () => {
+    const hung = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'h+hang', timeout_ms: 400, retries: 0 }] }))
+    const pendingNow = async () => valueOf(parsePrometheus(await (await fetch(`${hung.url}/metrics`)).text()), 'witness_pending_rows')
+    const call = hung.infer({})
+    let pending: number | undefined
+    for (let i = 0; i < 30 && pending !== 1; i++) {
+      await Bun.sleep(10)
+      pending = await pendingNow()
+    }
+    expect(pending).toBe(1)
+    expect((await call).status).toBe(502)
+    expect(await pendingNow()).toBe(0)
+    await hung.stop(0)
+  })
+})

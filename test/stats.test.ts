@@ -1,0 +1,246 @@
+/**
+ * The provider comparison on a hand-computed data set: attempt and request
+ * counts (a request that succeeded after a fallback counts once, toward the
+ * provider that served it), exact percentiles, tokens, prices, rankings;
+ * requests that cross slice boundaries; and the sealed-slice cache agreeing
+ * with a fresh computation after rows are deleted or added late.
+ */
+import { Database } from 'bun:sqlite'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import type { Pricing } from '../src/config.ts'
+import { percentiles } from '../src/telemetry/stats.ts'
+import { StatsCache, computeStats } from '../src/telemetry/stats-window.ts'
+import type { Store } from '../src/telemetry/store.ts'
+import { type SeedRequest, seed, seedStore } from './support/seed-requests.ts'
+import { manualClock, startWitness, type TestWitness } from './support/witness.ts'
+
+const T = Date.parse('2026-11-25T10:00:00.000Z')
+const at = (minutes: number, ms = 0) => new Date(T + minutes * 60_000 + ms).toISOString()
+const NOW = T + 3 * 3_600_000
+const window = { since: at(0), until: at(60) }
+
+const PRICING: Pricing = {
+  'kimi/kimi-k2.5': { input_per_mtok: 1, output_per_mtok: 4 },
+  // The model-only key must lose to the provider/model key above.
+  'kimi-k2.5': { input_per_mtok: 100, output_per_mtok: 100 },
+  llama: { input_per_mtok: 0.5, output_per_mtok: 0.5 },
+}
+
+const kimi = { provider: 'kimi', model: 'kimi-k2.5' }
+const openrouter = { provider: 'openrouter', model: 'gemini' }
+const groq = { provider: 'groq', model: 'llama' }
+const mimo = { provider: 'mimo', model: 'mimo' }
+
+const DATA: SeedRequest[] = [
+  // A, B: kimi serves at once.
+  { agent: 'ezra', at: at(1), rows: [{ ...kimi, status: 'success', latencyMs: 100, tokensIn: 1000, tokensOut: 500 }] },
+  { agent: 'ezra', at: at(2), rows: [{ ...kimi, status: 'success', latencyMs: 200, tokensIn: 2000, tokensOut: 1000 }] },
+  // C: kimi fails, openrouter serves (and reports its cost); the request crosses a slice boundary.
+  {
+    agent: 'ezra',
+    at: at(9),
+    rows: [
+      { ...kimi, status: 'error', latencyMs: 5, at: at(9, 59_990) },
+      { ...openrouter, status: 'fallback', at: at(9, 59_995) },
+      { ...openrouter, status: 'success', latencyMs: 300, tokensIn: 100, tokensOut: 100, costUsd: 0.01, at: at(10, 5) },
+    ],
+  },
+  // D: kimi times out, openrouter fails: the request fails, counted toward openrouter (the last one tried).
+  {
+    agent: 'bezalel',
+    at: at(19),
+    rows: [
+      { ...kimi, status: 'timeout', latencyMs: 20000, at: at(19, 59_990) },
+      { ...openrouter, status: 'fallback', at: at(20, 1) },
+      { ...openrouter, status: 'error', latencyMs: 7, at: at(20, 2) },
+    ],
+  },
+  // E: groq serves. F: groq fails once, its retry serves (one request, two attempts), across a boundary.
+  { agent: 'bezalel', chain: 'fast', at: at(25), rows: [{ ...groq, status: 'success', latencyMs: 50, tokensIn: 10, tokensOut: 10 }] },
+  {
+    agent: 'bezalel',
+    chain: 'fast',
+    at: at(29),
+    rows: [
+      { ...groq, status: 'error', latencyMs: 3, at: at(29, 59_999) },
+      { ...groq, status: 'success', latencyMs: 70, tokensIn: 10, tokensOut: 10, at: at(30, 1) },
+    ],
+  },
+  // G: groq fails, mimo serves (mimo has no price and reports no cost).
+  {
+    agent: 'ezra',
+    chain: 'fast',
+    at: at(31),
+    rows: [
+      { ...groq, status: 'error', latencyMs: 4 },
+      { ...mimo, status: 'fallback' },
+      { ...mimo, status: 'success', latencyMs: 400, tokensIn: 5, tokensOut: 5 },
+    ],
+  },
+  // H: every step skipped (no call at all): a failed request, counted toward mimo, the last step it named.
+  { agent: 'ezra', chain: 'fast', at: at(32), rows: [{ ...mimo, status: 'fallback' }, { ...mimo, status: 'fallback' }] },
+  // I: still in flight: not an attempt, not a request yet. J: a rollback row: neither.
+  { agent: 'ezra', at: at(33), rows: [{ ...kimi, status: 'pending' }] },
+  { agent: 'allegro', chain: 'deadman', at: at(34), rows: [{ ...kimi, status: 'rollback' }] },
+  // L: 18 more kimi successes without usage, latencies 300..2000 ms.
+  ...Array.from({ length: 18 }, (_, i): SeedRequest => ({ agent: 'bezalel', at: at(40, i * 1000), rows: [{ ...kimi, status: 'success', latencyMs: 300 + i * 100 }] })),
+]
+
+let path: string
+let store: Store
+let db: Database
+
+beforeAll(async () => {
+  const seeded = seedStore()
+  path = seeded.path
+  store = seeded.store
+  await seed(store, DATA)
+  db = new Database(path, { readonly: true, strict: true })
+})
+afterAll(() => {
+  db.close()
+  store.close()
+})
+
+const stats = (by: 'provider' | 'model' | 'agent' | 'chain', pricing: Pricing = PRICING, cache?: StatsCache) =>
+  computeStats(db, { ...window, by }, { pricing, nowMs: NOW, cache })
+
+describe('stats by provider on a hand-computed data set', () => {
+  test('attempts, request-level success, exact percentiles, tokens and cost per provider', async () => {
+    const result = await stats('provider')
+    expect(result.groups).toEqual([
+      {
+        provider: 'kimi', attempts: 22, success: 20, error: 1, timeout: 1, success_rate: 20 / 22,
+        requests: 20, request_success_rate: 1, p50_ms: 1000, p95_ms: 1900, p99_ms: 2000,
+        tokens_in: 3000, tokens_out: 1500, cost_usd: 0.009,
+      },
+      {
+        provider: 'groq', attempts: 4, success: 2, error: 2, timeout: 0, success_rate: 0.5,
+        requests: 2, request_success_rate: 1, p50_ms: 50, p95_ms: 70, p99_ms: 70,
+        tokens_in: 20, tokens_out: 20, cost_usd: 0.00002,
+      },
+      {
+        provider: 'openrouter', attempts: 2, success: 1, error: 1, timeout: 0, success_rate: 0.5,
+        requests: 2, request_success_rate: 0.5, p50_ms: 300, p95_ms: 300, p99_ms: 300,
+        tokens_in: 100, tokens_out: 100, cost_usd: 0.01,
+      },
+      {
+        provider: 'mimo', attempts: 1, success: 1, error: 0, timeout: 0, success_rate: 1,
+        requests: 2, request_success_rate: 0.5, p50_ms: 400, p95_ms: 400, p99_ms: 400,
+        tokens_in: 5, tokens_out: 5, cost_usd: null,
+      },
+    ])
+  })
+
+  test('rankings list every ranked group best first: fastest by p50, most reliable by request success, cheapest per million tokens', async () => {
+    const { rankings } = await stats('provider')
+    expect(rankings.fastest).toEqual([
+      { provider: 'groq', value: 50 },
+      { provider: 'openrouter', value: 300 },
+      { provider: 'mimo', value: 400 },
+      { provider: 'kimi', value: 1000 },
+    ])
+    expect(rankings.most_reliable).toEqual([
+      { provider: 'kimi', value: 1 },
+      { provider: 'groq', value: 1 },
+      { provider: 'mimo', value: 0.5 },
+      { provider: 'openrouter', value: 0.5 },
+    ])
+    expect(rankings.cheapest).toEqual([
+      { provider: 'groq', value: 0.5 },
+      { provider: 'kimi', value: 2 },
+      { provider: 'openrouter', value: 50 },
+    ])
+  })
+
+  test('cost is null where neither a price nor a reported cost is known; a reported cost is used without a price', async () => {
+    const { groups, rankings } = await stats('provider', {})
+    const cost = Object.fromEntries(groups.map((g) => [g.provider, g.cost_usd]))
+    expect(cost).toEqual({ kimi: null, groq: null, openrouter: 0.01, mimo: null })
+    expect(rankings.cheapest).toEqual([{ provider: 'openrouter', value: 50 }])
+  })
+})
+
+describe('stats by agent, chain and model', () => {
+  test('by agent: each request counts once for its agent; rollback-only agents do not appear', async () => {
+    const { groups } = await stats('agent')
+    expect(groups.map((g) => [g.agent, g.attempts, g.success, g.error, g.timeout, g.requests, g.request_success_rate])).toEqual([
+      ['bezalel', 23, 20, 2, 1, 21, 20 / 21],
+      ['ezra', 6, 4, 2, 0, 5, 0.8],
+    ])
+  })
+
+  test('by chain and by model', async () => {
+    const chains = await stats('chain')
+    expect(chains.groups.map((g) => [g.chain, g.attempts, g.requests, g.request_success_rate])).toEqual([
+      ['default', 24, 22, 21 / 22],
+      ['fast', 5, 4, 0.75],
+    ])
+    const models = await stats('model')
+    expect(models.groups.find((g) => g.model === 'kimi-k2.5')).toMatchObject({ attempts: 22, p50_ms: 1000, cost_usd: 0.009 })
+    expect(models.rankings.fastest[0]).toEqual({ model: 'llama', value: 50 })
+  })
+
+  test('a window reaching far beyond the rows gives the same answer (only slices holding rows are read)', async () => {
+    const wide = await computeStats(db, { since: '2016-01-01T00:00:00.000Z', until: '2036-01-01T00:00:00.000Z', by: 'provider' }, { pricing: PRICING, nowMs: NOW })
+    expect(wide).toEqual(await stats('provider'))
+  })
+
+  test('percentiles are nearest-rank over the exact values', () => {
+    expect(percentiles([[5, 1], [3], [2, 4]], [50, 95, 99, 100])).toEqual([3, 5, 5, 5])
+    expect(percentiles([[10, 20, 30, 40]], [25, 50, 75])).toEqual([10, 20, 30])
+    expect(percentiles([[1.5, 0.5]], [50])).toEqual([0.5])
+    expect(percentiles([], [50])).toEqual([null])
+  })
+})
+
+describe('the sealed-slice cache', () => {
+  test('gives the same answer as a fresh computation, and follows rows deleted or added late', async () => {
+    const cache = new StatsCache()
+    const fresh = () => stats('provider')
+    const first = await stats('provider', PRICING, cache)
+    // Five slices hold rows; the one holding the call still in flight (pending) is not sealed.
+    expect(cache.size(db)).toBe(4)
+    expect(first).toEqual(await fresh())
+    expect(await stats('provider', PRICING, cache)).toEqual(first)
+
+    // Retention removes the oldest rows (request A) from another connection.
+    const writer = new Database(path)
+    writer.exec(`DELETE FROM request_log_meta WHERE log_id = (SELECT min(id) FROM request_log); DELETE FROM request_log WHERE id = (SELECT min(id) FROM request_log)`)
+    const afterDelete = await stats('provider', PRICING, cache)
+    expect(afterDelete).toEqual(await fresh())
+    expect(afterDelete.groups[0]).toMatchObject({ provider: 'kimi', attempts: 21 })
+    writer.close()
+
+    // A row written with a timestamp in an already sealed slice.
+    await seed(store, [{ agent: 'ezra', at: at(5), rows: [{ ...groq, status: 'success', latencyMs: 60, tokensIn: 1, tokensOut: 1 }] }])
+    const afterLate = await stats('provider', PRICING, cache)
+    expect(afterLate).toEqual(await fresh())
+    expect(afterLate.groups.find((g) => g.provider === 'groq')).toMatchObject({ attempts: 5, requests: 3 })
+  })
+})
+
+describe('GET /stats', () => {
+  let w: TestWitness
+  afterAll(async () => {
+    await w?.stop(0)
+  })
+
+  test('serves the same comparison with the configured prices; since defaults to 24h and by to provider', async () => {
+    w = await startWitness(
+      { providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] }, pricing: PRICING, database: path },
+      { clock: manualClock(NOW) },
+    )
+    const res = await fetch(`${w.url}/stats?since=${at(0)}&until=${at(60)}&by=provider`)
+    expect(res.status).toBe(200)
+    const body = await res.json()
+    expect(body.since).toBe(at(0))
+    expect(body.until).toBe(at(60))
+    expect(body.groups).toEqual((await stats('provider')).groups)
+    const defaults = await (await fetch(`${w.url}/stats`)).json()
+    expect([defaults.since, defaults.until, defaults.by]).toEqual([new Date(NOW - 86_400_000).toISOString(), new Date(NOW).toISOString(), 'provider'])
+    for (const bad of ['by=colour', 'since=yesterday', 'since=1h&until=2h', 'agent=a%20b', 'limit=5']) {
+      expect((await fetch(`${w.url}/stats?${bad}`)).status, bad).toBe(400)
+    }
+  })
+})
