@@ -4,7 +4,6 @@
  * clock, config and environment come in as dependencies.
  */
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
-import { bodyLimit } from 'hono/body-limit'
 import { identify, requireAgent, requireAgentOrOperator, requireOperator } from './auth/middleware.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
@@ -22,11 +21,12 @@ import {
 } from './dashboard/routes.tsx'
 import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
-import { NotFoundError, PayloadTooLargeError, WitnessError, errorBody } from './errors.ts'
+import { NotFoundError, WitnessError, errorBody } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
 import { RouterMetrics } from './router/metrics.ts'
 import { reloadRoute } from './routes/admin.ts'
+import { guardBody } from './routes/body-guard.ts'
 import { chatCompletionsRoute } from './routes/chat-completions.ts'
 import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { didCallRoute } from './routes/did-call.ts'
@@ -76,16 +76,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   const board: DashboardDeps = { ...read, deadman: deps.deadman }
   const startedAtS = Math.floor(deps.clock.now() / 1000)
 
-  // Built per request from the live config, so a reload's max_body_mb applies at once.
-  const limitBody: MiddlewareHandler<Env> = (c, next) => {
-    const maxSize = deps.config().maxBodyBytes
-    return bodyLimit({
-      maxSize,
-      onError: () => {
-        throw new PayloadTooLargeError(maxSize)
-      },
-    })(c, next)
-  }
+  // Read per request from the live config, so a reload's max_body_mb and body_timeout_ms apply at once.
+  const limitBody = guardBody(() => ({ maxBytes: deps.config().maxBodyBytes, timeoutMs: deps.config().bodyTimeoutMs }))
 
   // Who is calling (from the token, when `auth` is configured); the require* guards below check it.
   app.use('*', identify(deps.config))
@@ -119,7 +111,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/dashboard/names', requireOperator(), namesFragment(board))
 
   app.notFound((c) => {
-    const error = new NotFoundError(`no route for ${c.req.method} ${new URL(c.req.url).pathname}`)
+    const error = new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)
     return c.json(errorBody(error), 404)
   })
 
@@ -127,7 +119,7 @@ export function createApp(deps: AppDeps): Hono<Env> {
     if (error instanceof WitnessError) {
       return c.json(shapeError(c.get('errorShape') ?? 'witness', error), error.status as 400)
     }
-    deps.warn(`unhandled error on ${c.req.method} ${new URL(c.req.url).pathname}: ${error.stack ?? error.message}`)
+    deps.warn(`unhandled error on ${c.req.method} ${c.req.path}: ${error.stack ?? error.message}`)
     return c.json({ error: { type: 'internal_error', message: 'internal error; see the witness log' } }, 500)
   })
 

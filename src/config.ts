@@ -156,6 +156,8 @@ export const ConfigSchema = v.strictObject({
   database_writer: v.optional(v.picklist(['inline', 'thread']), 'inline'),
   database_max_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
   max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
+  /** The whole request body must arrive within this (a slow or stalled body gets 408). */
+  body_timeout_ms: v.optional(Ms, 30_000),
   providers: v.record(Name, ProviderSchema),
   chains: v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
   policy: v.optional(PolicySchema, {}),
@@ -228,6 +230,7 @@ export interface Config {
   machine: string
   databasePath: string
   maxBodyBytes: number
+  bodyTimeoutMs: number
   providers: Map<string, ProviderSpec>
   chains: Map<string, StepSpec[]>
   policy: Policy
@@ -341,6 +344,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     machine: raw.machine ?? hostname().split('.')[0] ?? 'witness',
     databasePath: inBase(raw.database),
     maxBodyBytes: Math.floor(raw.max_body_mb * 1024 * 1024),
+    bodyTimeoutMs: raw.body_timeout_ms,
     providers,
     chains,
     policy: raw.policy,

@@ -11,6 +11,8 @@ export type ErrorType =
   | 'invalid_request'
   | 'unknown_chain'
   | 'payload_too_large'
+  | 'request_timeout'
+  | 'client_closed_request'
   | 'chain_exhausted'
   | 'telemetry_unavailable'
   | 'unauthorized'
@@ -57,8 +59,10 @@ export class InvalidRequestError extends WitnessError {
 export class UnknownChainError extends WitnessError {
   override name = 'UnknownChainError'
   constructor(chain: string, known: string[]) {
-    super('unknown_chain', 404, `unknown chain "${chain}"; configured chains: ${known.join(', ') || '(none)'}`, {
-      details: { chain },
+    // Chain names are at most 64 characters: a longer name is cut, so a refusal never echoes a huge input.
+    const shown = chain.length > 64 ? `${chain.slice(0, 64)}…` : chain
+    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${known.join(', ') || '(none)'}`, {
+      details: { chain: shown },
     })
   }
 }
@@ -67,6 +71,25 @@ export class PayloadTooLargeError extends WitnessError {
   override name = 'PayloadTooLargeError'
   constructor(limitBytes: number) {
     super('payload_too_large', 413, `request body is larger than max_body_mb (${limitBytes} bytes)`)
+  }
+}
+
+/** The request body did not arrive in full within body_timeout_ms. */
+export class RequestTimeoutError extends WitnessError {
+  override name = 'RequestTimeoutError'
+  constructor(timeoutMs: number) {
+    super('request_timeout', 408, `request body did not arrive within body_timeout_ms (${timeoutMs} ms)`)
+  }
+}
+
+/**
+ * The client went away before its answer was ready (the chain stops; every
+ * row it wrote is finished). Nobody reads the 499; it is not an internal error.
+ */
+export class ClientGoneError extends WitnessError {
+  override name = 'ClientGoneError'
+  constructor() {
+    super('client_closed_request', 499, 'the client closed the connection before the answer was ready')
   }
 }
 

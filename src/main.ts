@@ -16,6 +16,7 @@ import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
+import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
 export interface ServeOptions {
@@ -109,15 +110,18 @@ export async function serve(options: ServeOptions): Promise<Running> {
     deadman,
   })
 
+  let url = ''
   const server = Bun.serve({
     hostname: host,
     port,
-    // Inference calls can take minutes; the body limit guards the rest.
+    // Inference calls can take minutes; body_timeout_ms and the body limit guard the rest.
     idleTimeout: 0,
     maxRequestBodySize: boot.maxBodyBytes + 1024 * 1024,
-    fetch: (req, srv) => app.fetch(req, srv),
+    // Never Bun's development error page (it shows source code); app.onError answers every error.
+    development: false,
+    fetch: (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv),
   })
-  const url = `http://${server.hostname}:${server.port}`
+  url = `http://${server.hostname}:${server.port}`
   const jobs =
     options.jobs === false
       ? null

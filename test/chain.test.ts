@@ -221,6 +221,27 @@ describe('timeouts', () => {
   })
 })
 
+describe('a client that goes away', () => {
+  test('during the wait before a retry, or during the call: the rows are finished and nothing is logged as an internal error', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+status-503', retries: 1 }], hung: [{ provider: 'sim', model: 'm+hang' }] }, { policy: { backoff_min_ms: 400, backoff_max_ms: 400 } })
+    const leave = (chain: string) =>
+      fetch(`${w.url}/v1/infer`, {
+        method: 'POST',
+        body: JSON.stringify({ agent: 'a', chain, messages: [{ role: 'user', content: 'hi' }] }),
+        signal: AbortSignal.timeout(150),
+      }).catch(() => null)
+    await leave('default') // gone while witness waits 400 ms before the retry
+    await leave('hung') // gone while the upstream hangs
+    await Bun.sleep(500)
+    expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([
+      ['error', 'HTTP 503 service unavailable: simulated HTTP 503'],
+      ['error', 'aborted: client disconnected'],
+    ])
+    expect(sim.count()).toBe(2) // no retry after the client left
+    expect(w.logs.filter((l) => l.includes('unhandled error'))).toEqual([])
+  })
+})
+
 describe('exhaustion and skips', () => {
   test('when every step fails the answer is 502 chain_exhausted with the request id and every row', async () => {
     const w = await witness({ default: [{ provider: 'sim', model: 'a+status-503', retries: 0 }, { provider: 'sim2', model: 'b+status-404' }] })

@@ -47,6 +47,7 @@ describe('config', () => {
     expect(config.raw.database_sync).toBe('full')
     expect(config.raw.database_busy_timeout_ms).toBe(5000)
     expect(config.maxBodyBytes).toBe(32 * 1024 * 1024)
+    expect(config.bodyTimeoutMs).toBe(30_000)
   })
 
   test('an explicit preset under another name works, and custom needs a base_url', () => {

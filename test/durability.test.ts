@@ -68,12 +68,28 @@ describe('no row, no call', () => {
     expect(refused?.status).toBe(503)
     expect((await refused!.json()).error.message).toContain('full')
     expect(sim.count()).toBe(served) // the refused call never went upstream
+    // Health says so too, though updates of existing rows (and state writes) may still succeed.
+    const unhealthy = await fetch(`${w.url}/heartbeat`)
+    expect(unhealthy.status).toBe(503)
+    expect((await unhealthy.json()).reasons[0]).toContain('database not writable')
 
     const cleaner = new Database(w.dbPath)
     cleaner.exec('DROP TABLE ballast')
     cleaner.close()
     expect((await w.infer({})).status).toBe(200)
     expect(sim.count()).toBe(served + 1)
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
+  })
+
+  test('a heartbeat right after a refused write is unhealthy, though a row was committed less than a second before', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 200 }))
+    running.push(w)
+    expect((await w.infer({})).status).toBe(200)
+    const lock = await holdWriteLock(w.dbPath)
+    expect((await w.infer({})).status).toBe(503)
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(503)
+    await lock.release()
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
   })
 })
 

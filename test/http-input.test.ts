@@ -3,7 +3,9 @@
  * upstream, and leaves the server up.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { MAX_JSON_DEPTH } from '../src/routes/request-body.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { bytesOf, rawRequest, sendRaw } from './support/raw-http.ts'
 import { readRows } from './support/rows.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -12,7 +14,7 @@ let w: TestWitness
 
 beforeAll(async () => {
   sim = startSimulator()
-  w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01 }))
+  w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01, body_timeout_ms: 300 }))
 })
 afterAll(async () => {
   await w.stop(0)
@@ -82,6 +84,57 @@ describe('POST /v1/infer refuses bad input', () => {
       }),
     })
     await expectError(chunked, 413, 'payload_too_large')
+  })
+
+  test('a body that is not valid UTF-8 is a 400, not forwarded with the bytes replaced', async () => {
+    const body = bytesOf('{"agent":"a","messages":[{"role":"user","content":"caf', [0xe9], '"}]}')
+    const error = await expectError(await fetch(`${w.url}/v1/infer`, { method: 'POST', body }), 400, 'invalid_request')
+    expect(error.message).toBe('request body is not valid UTF-8')
+  })
+
+  test(`a body nested deeper than ${MAX_JSON_DEPTH} levels is a 400 naming where, however deep`, async () => {
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`
+    const error = await expectError(await w.post('/v1/infer', `{"agent":"a","messages":[{"role":"user","content":${deep(200)}}]}`), 400, 'invalid_request')
+    expect(error.issues[0].path).toStartWith('messages[0].content[0][0]')
+    // Deep enough to overflow the stack when it is serialized for the upstream: still a 400, not a 500.
+    await expectError(await w.post('/v1/infer', `{"agent":"a","messages":[{"role":"user","content":${deep(4_000)}}]}`), 400, 'invalid_request')
+    // Nesting within the limit is fine (a heartbeat: it writes no request_log row).
+    expect((await w.post('/heartbeat', `{"agent":"a","extra":${deep(100)}}`)).status).toBe(200)
+  })
+
+  test('a body that stalls is a 408 after body_timeout_ms; one cut off by the client is no internal error', async () => {
+    const port = Number(new URL(w.url).port)
+    const stalled = rawRequest('POST', '/v1/infer', [['Content-Length', '500']], bytesOf('{"agent":"a",'))
+    const res = await sendRaw(port, stalled, 5_000)
+    expect(res.status).toBe(408)
+    expect(JSON.parse(res.body).error).toMatchObject({ type: 'request_timeout', message: 'request body did not arrive within body_timeout_ms (300 ms)' })
+    const chunked = rawRequest('POST', '/v1/infer', [['Transfer-Encoding', 'chunked']], bytesOf('5\r\n{"a":\r\n'))
+    expect((await sendRaw(port, chunked, 5_000)).status).toBe(408)
+    // A client that closes mid-body: answered 400 (to nobody), not logged as an unhandled error.
+    const socket = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } })
+    socket.write('POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"agent"')
+    await Bun.sleep(50)
+    socket.end()
+    await Bun.sleep(100)
+    expect(w.logs.filter((l) => l.includes('unhandled error'))).toEqual([])
+  })
+
+  test('an unknown chain with a huge name is a 404 that does not echo it', async () => {
+    const res = await w.post('/v1/chat/completions', { model: 'x'.repeat(9_000), messages: [{ role: 'user', content: 'x' }] }, { 'x-agent-name': 'a' })
+    const text = await res.text()
+    expect(res.status).toBe(404)
+    expect(text.length).toBeLessThan(1_000)
+    expect(JSON.parse(text).error.message).toStartWith(`unknown chain "${'x'.repeat(64)}…"`)
+  })
+
+  test('an HTTP/1.0 request without a Host header is served, not misrouted', async () => {
+    const port = Number(new URL(w.url).port)
+    const res = await sendRaw(port, { head: bytesOf('GET /v1/models HTTP/1.0\r\n\r\n'), pieces: [], pieceDelayMs: 0 }, 5_000)
+    expect(res.status).toBe(200)
+    expect(JSON.parse(res.body).data[0].id).toBe('default')
+    const unknown = await sendRaw(port, { head: bytesOf('GET /nowhere HTTP/1.0\r\n\r\n'), pieces: [], pieceDelayMs: 0 }, 5_000)
+    expect(unknown.status).toBe(404)
+    expect(JSON.parse(unknown.body).error.message).toBe('no route for GET /nowhere')
   })
 
   test('unknown routes are a JSON 404', async () => {

@@ -36,17 +36,18 @@ export async function healthReasons(deps: HealthDeps): Promise<string[]> {
 }
 
 /**
- * Why the database cannot be written right now (empty when it can). A
- * commit in the last second counts as proof; otherwise a small state write
- * is committed as a probe.
+ * Why the database cannot take a new row right now (empty when it can). A
+ * new row committed in the last second, with no failure since, counts as
+ * proof; otherwise a probe row is inserted and rolled back (an update, such
+ * as a state write, may succeed in a database too full for a new row).
  */
-export async function databaseReasons(deps: { store: Store; clock: Clock }): Promise<string[]> {
-  const { lastCommitAt } = deps.store.health()
-  if (lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return []
+export async function databaseReasons(deps: { store: Store }): Promise<string[]> {
+  const { lastCommitAt, lastError } = deps.store.health()
+  if (lastError === null && lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return []
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     await Promise.race([
-      deps.store.setState('heartbeat', new Date(deps.clock.now()).toISOString()),
+      deps.store.probe(),
       new Promise((_, reject) => {
         timer = setTimeout(() => reject(new Error(`no commit within ${PROBE_BUDGET_MS} ms`)), PROBE_BUDGET_MS)
       }),

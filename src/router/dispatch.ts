@@ -6,7 +6,7 @@
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Config } from '../config.ts'
 import type { RuntimeState } from '../deadman/runtime.ts'
-import { ChainExhaustedError, UnknownChainError, WitnessError } from '../errors.ts'
+import { ChainExhaustedError, ClientGoneError, UnknownChainError, WitnessError } from '../errors.ts'
 import type { Api } from '../telemetry/store.ts'
 import type { AttemptRecord } from './attempt.ts'
 import { type ChainDeps, type ChainResult, runChain } from './chain.ts'
@@ -70,7 +70,9 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
       })
     }
     return { ...result, machine: config.machine, requestId, chain: input.chain, attempts }
-  } catch (error) {
+  } catch (thrown) {
+    // A client that left mid-request ends the chain with whatever stopped it (an abort, p-retry's abort reason).
+    const error = input.signal.aborted && !(thrown instanceof WitnessError) ? new ClientGoneError() : thrown
     if (error instanceof ChainExhaustedError) call?.fail()
     if (error instanceof Error) failures.set(error, { machine: config.machine, requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {

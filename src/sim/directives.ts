@@ -8,6 +8,10 @@
 export interface Directives {
   model: string
   latencyMs: number
+  /** With `latency-A-B`: the latency is drawn between latencyMs (A) and this (B). */
+  latencyMaxMs: number | null
+  /** With `chaos-P`: the percentage of requests that misbehave (see chaos.ts). */
+  chaosPercent: number | null
   hang: boolean
   status: number | null
   retryAfterS: number | null
@@ -35,6 +39,8 @@ export function parseDirectives(model: string, header: string | null): Directive
   const d: Directives = {
     model: base,
     latencyMs: 0,
+    latencyMaxMs: null,
+    chaosPercent: null,
     hang: false,
     status: null,
     retryAfterS: null,
@@ -66,7 +72,11 @@ function apply(d: Directives, token: string): void {
   else if (token === 'no-usage') d.noUsage = true
   else if (token === 'no-done') d.noDone = true
   else if (token === 'echo-key') d.echoKey = true
-  else if (token.startsWith('latency-')) d.latencyMs = num('latency-')
+  else if (token.startsWith('latency-')) {
+    const [min, max] = token.slice('latency-'.length).split('-').map(Number)
+    d.latencyMs = min ?? 0
+    d.latencyMaxMs = max ?? null
+  } else if (token.startsWith('chaos-')) d.chaosPercent = num('chaos-')
   else if (token.startsWith('status-')) d.status = num('status-')
   else if (token.startsWith('retry-after-')) d.retryAfterS = num('retry-after-')
   else if (token.startsWith('script-')) d.script = token.slice('script-'.length).split('-').map(Number)

@@ -6,7 +6,9 @@
  * bodies, streams cut mid-way). It records every request it receives, so
  * tests and drills can compare what upstream saw with the rows.
  */
+import { pickChaos } from './chaos.ts'
 import { parseDirectives } from './directives.ts'
+import { between, freshSeed, seededRandom } from './random.ts'
 import { type SimWire, errorResponse, jsonResponse, planReply, streamFrames } from './wire.ts'
 
 export interface ReceivedRequest {
@@ -19,6 +21,8 @@ export interface ReceivedRequest {
   /** Set when the client closed the connection before the response ended. */
   aborted: boolean
   receivedAt: number
+  /** What chaos mode (`chaos-P`) made of it: a fault such as `hang` or `cut`, `none`, or null without chaos. */
+  fault: string | null
 }
 
 export interface SimulatorOptions {
@@ -28,11 +32,15 @@ export interface SimulatorOptions {
   onRequest?: (request: ReceivedRequest) => void | Promise<void>
   /** Keep at most this many received requests in memory (0: keep none, for load tests). */
   keep?: number
+  /** Seed for random latency (`latency-A-B`) and chaos (`chaos-P`); default: a fresh one. */
+  seed?: number
 }
 
 export interface Simulator {
   url: string
   port: number
+  /** The seed of its random choices (replay a run by passing it again). */
+  seed: number
   requests: ReceivedRequest[]
   /** Requests received so far, including ones no longer kept. */
   count(): number
@@ -44,12 +52,16 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
   const requests: ReceivedRequest[] = []
   const scripts = new Map<string, number>()
   const keep = options.keep ?? 10_000
+  const seed = options.seed ?? freshSeed()
+  const random = seededRandom(seed)
   let seq = 0
 
   const server = Bun.serve({
     port: options.port ?? 0,
     hostname: options.hostname ?? '127.0.0.1',
     idleTimeout: 0,
+    // A simulated cut errors the response stream on purpose: not worth a stack trace in the log.
+    development: false,
     async fetch(req) {
       const path = new URL(req.url).pathname
       if (req.method === 'GET' && path === '/_sim/requests') return Response.json(requests)
@@ -63,6 +75,23 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
       const wire: SimWire | null = path.endsWith('/chat/completions') ? 'openai' : path.endsWith('/messages') ? 'anthropic' : null
       if (req.method !== 'POST' || !wire) return Response.json({ error: { message: `no route ${req.method} ${path}` } }, { status: 404 })
 
+      // Counted on arrival, before the body is read: a request cut off mid-way was still received.
+      const received: ReceivedRequest = {
+        seq: ++seq,
+        wire,
+        path,
+        model: '',
+        headers: keep > 0 ? Object.fromEntries(req.headers) : {},
+        body: {},
+        aborted: false,
+        receivedAt: Date.now(),
+        fault: null,
+      }
+      if (keep > 0) {
+        requests.push(received)
+        if (requests.length > keep) requests.splice(0, requests.length - keep)
+        req.signal.addEventListener('abort', () => (received.aborted = true), { once: true })
+      }
       let body: Record<string, unknown> = {}
       try {
         body = (await req.json()) as Record<string, unknown>
@@ -70,24 +99,13 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
         return Response.json(errorResponse(wire, 400, 'body is not JSON'), { status: 400 })
       }
       const model = typeof body.model === 'string' ? body.model : ''
-      const received: ReceivedRequest = {
-        seq: ++seq,
-        wire,
-        path,
-        model,
-        headers: keep > 0 ? Object.fromEntries(req.headers) : {},
-        body,
-        aborted: false,
-        receivedAt: Date.now(),
-      }
-      if (keep > 0) {
-        requests.push(received)
-        if (requests.length > keep) requests.splice(0, requests.length - keep)
-        req.signal.addEventListener('abort', () => (received.aborted = true), { once: true })
-      }
+      if (keep > 0) Object.assign(received, { model, body })
       await options.onRequest?.(received)
 
-      const d = parseDirectives(model, req.headers.get('x-sim'))
+      const parsed = parseDirectives(model, req.headers.get('x-sim'))
+      const chaos = pickChaos(parsed, body.stream === true, random)
+      const d = chaos.directives
+      if (parsed.chaosPercent !== null) received.fault = chaos.fault
       let status = d.status
       if (d.script) {
         const key = `${path}|${model}|${req.headers.get('x-sim-key') ?? ''}|${req.headers.get('x-sim') ?? ''}`
@@ -96,7 +114,8 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
         status = d.script[Math.min(n, d.script.length - 1)] ?? 200
       }
       if (d.hang) return hang(req.signal)
-      if (d.latencyMs > 0) await sleep(d.latencyMs)
+      const latencyMs = d.latencyMaxMs === null ? d.latencyMs : between(random, d.latencyMs, Math.max(d.latencyMs, d.latencyMaxMs))
+      if (latencyMs > 0) await sleep(latencyMs)
       const headers: Record<string, string> = { 'content-type': 'application/json' }
       if (d.retryAfterS !== null) headers['retry-after'] = String(d.retryAfterS)
 
@@ -121,6 +140,7 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
   return {
     url: `http://${server.hostname}:${server.port}`,
     port: server.port!,
+    seed,
     requests,
     count: () => seq,
     reset() {

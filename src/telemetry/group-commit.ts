@@ -41,10 +41,6 @@ export class GroupCommit<Op, Result> {
 
   /** Batches committed so far and writes in them (for benchmarks and metrics). */
   readonly counters = { batches: 0, ops: 0, busyRetries: 0, failures: 0 }
-  /** Wall time (ms) of the last successful commit. */
-  lastCommitAt: number | null = null
-  /** Message of the last failed write, cleared by the next success. */
-  lastError: string | null = null
 
   constructor(private readonly options: GroupCommitOptions<Op, Result>) {
     this.now = options.now ?? (() => performance.now())
@@ -92,15 +88,11 @@ export class GroupCommit<Op, Result> {
     this.counters.batches++
     this.counters.ops += ops
     this.lockWaitMs = 1
-    this.lastCommitAt = Date.now()
-    this.lastError = null
   }
 
   private failed(error: unknown): TelemetryUnavailableError {
     this.counters.failures++
-    const unavailable = asUnavailable(error)
-    this.lastError = unavailable.message
-    return unavailable
+    return asUnavailable(error)
   }
 
   /** Locked by another process: keep the writes (oldest first) and try again soon. */

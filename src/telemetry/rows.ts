@@ -76,5 +76,7 @@ export type WriteOp =
   | { kind: 'finish'; id: number; outcome: AttemptOutcome }
   | { kind: 'insert'; row: FinalRow; meta: RowMeta | null; side: SideWrite | null }
   | { kind: 'state'; key: string; value: string; at: string }
+  /** Inserts a row and rolls it back: proves a new row would fit now (the health probe). */
+  | { kind: 'probe' }
   | { kind: 'side'; side: SideWrite }
 

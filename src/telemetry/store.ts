@@ -34,14 +34,21 @@ export interface Store {
   insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<WriteResult>
   /** Commits a write to a side table. */
   write(side: SideWrite): Promise<void>
-  /** Writes a key in witness_state; a real commit, used as the health probe. */
+  /** Writes a key in witness_state. */
   setState(key: string, value: string): Promise<void>
+  /** Proves a new row can be committed now (inserted and rolled back): the health probe. */
+  probe(): Promise<void>
   /** Finishes (and chains) rows left `pending` by a crashed run; returns how many. */
   recoverPending(message: string): number
   pendingCount(): number
   /** Finishing writes that failed and are being retried in the background. */
   deferredCount(): number
-  /** Wall time (ms) of the last successful commit, and the last write failure. */
+  /**
+   * Whether new rows can be written: wall time (ms) of the last new row (or
+   * probe) committed, and why the last one that failed since then failed.
+   * Updates of rows already there do not count: they may still succeed in a
+   * database too full for a new row.
+   */
   health(): { lastCommitAt: number | null; lastError: string | null }
   /** A read-only connection for queries. */
   readonly reader: Database
@@ -122,6 +129,20 @@ export function openStore(path: string, options: StoreOptions): Store {
     retrying ??= setInterval(() => void retryDeferred(), 1000)
   }
 
+  const rows = { lastCommitAt: null as number | null, lastError: null as string | null }
+  const newRow = <T>(write: Promise<T>): Promise<T> =>
+    write.then(
+      (result) => {
+        rows.lastCommitAt = Date.now()
+        rows.lastError = null
+        return result
+      },
+      (error: unknown) => {
+        rows.lastError = error instanceof Error ? error.message : String(error)
+        throw error
+      },
+    )
+
   const pendingIds = db.query(`SELECT id FROM request_log WHERE status = 'pending' ORDER BY id`)
   const recoverOne = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE id = $id AND status = 'pending'`)
   const recoverChain = chainAppender(db)
@@ -144,7 +165,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     path,
     reader,
     counters: commits.counters,
-    begin: async (head, meta) => (await commits.submit({ kind: 'begin', head, meta })).id,
+    begin: async (head, meta) => (await newRow(commits.submit({ kind: 'begin', head, meta }))).id,
     finish: async (id, outcome) => {
       try {
         return (await commits.submit({ kind: 'finish', id, outcome })).hash
@@ -153,17 +174,20 @@ export function openStore(path: string, options: StoreOptions): Store {
         throw error
       }
     },
-    insert: (row, meta, side) => commits.submit({ kind: 'insert', row, meta, side: side ?? null }),
+    insert: (row, meta, side) => newRow(commits.submit({ kind: 'insert', row, meta, side: side ?? null })),
     write: async (side) => {
       await commits.submit({ kind: 'side', side })
     },
     setState: async (key, value) => {
       await commits.submit({ kind: 'state', key, value, at: new Date().toISOString() })
     },
+    probe: async () => {
+      await newRow(commits.submit({ kind: 'probe' }))
+    },
     recoverPending: (message) => recover.immediate(message),
     pendingCount: () => (pending.get() as { n: number }).n,
     deferredCount: () => deferred.size,
-    health: () => ({ lastCommitAt: commits.lastCommitAt, lastError: commits.lastError }),
+    health: () => ({ ...rows }),
     close() {
       if (retrying) clearInterval(retrying)
       writer.close()

@@ -103,6 +103,37 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     return { id, hash: chain.append(id, NONE, { row, requestId: meta?.requestId ?? null, responseId: null }) }
   }
 
+  // A row as large as a real one can get (a long message), so the probe fails no later than real rows do.
+  const probeRow = {
+    timestamp: new Date(0).toISOString(),
+    agent: 'witness-probe',
+    provider: 'probe',
+    model: 'probe',
+    endpoint: 'http://probe/',
+    tokensIn: null,
+    tokensOut: null,
+    latencyMs: null,
+    status: 'pending',
+    errorMessage: 'x'.repeat(512),
+  }
+
+  /** Inserts a row and its meta inside a savepoint and rolls them back: nothing stays, but a full or locked database fails here as a real row would. */
+  function probe(): WriteResult {
+    db.exec('SAVEPOINT probe')
+    try {
+      const id = Number(insertLog.run(probeRow).lastInsertRowid)
+      insertMeta.run({ id, requestId: '00000000-0000-0000-0000-000000000000', chain: 'probe', api: 'infer', seq: 1, step: 0, try: 1, stream: 0 })
+    } finally {
+      try {
+        db.exec('ROLLBACK TO probe')
+        db.exec('RELEASE probe')
+      } catch {
+        // SQLite already rolled the transaction back after the failure; the failure is what matters
+      }
+    }
+    return { id: 0, hash: null }
+  }
+
   function applyOne(op: WriteOp): WriteResult {
     switch (op.kind) {
       case 'begin':
@@ -134,6 +165,8 @@ export function openWriter(path: string, options: WriterOptions): Writer {
       case 'side':
         db.query(op.side.sql).run(op.side.params)
         return { id: 0, hash: null }
+      case 'probe':
+        return probe()
     }
   }
 

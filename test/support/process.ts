@@ -11,18 +11,21 @@ export async function waitForLine(stream: ReadableStream<Uint8Array>, pattern: R
   const decoder = new TextDecoder()
   let buffer = ''
   const deadline = Date.now() + timeoutMs
+  // A cleared timer, not Bun.sleep: a pending sleep would keep the caller's process alive.
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<{ value: undefined; done: true }>((resolve) => {
+    timer = setTimeout(() => resolve({ value: undefined, done: true }), timeoutMs)
+  })
   try {
     while (Date.now() < deadline) {
-      const { value, done } = await Promise.race([
-        reader.read(),
-        Bun.sleep(Math.max(1, deadline - Date.now())).then(() => ({ value: undefined, done: true as const })),
-      ])
+      const { value, done } = await Promise.race([reader.read(), expired])
       if (done) break
       buffer += decoder.decode(value, { stream: true })
       const match = buffer.match(pattern)
       if (match) return match
     }
   } finally {
+    clearTimeout(timer)
     reader.releaseLock()
   }
   throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; got:\n${buffer}`)

@@ -1,0 +1,60 @@
+/**
+ * Reading a request body within limits, before any route sees it: at most
+ * `max_body_mb` (413 `payload_too_large`, refused before anything is
+ * parsed) and all of it within `body_timeout_ms` (408 `request_timeout`: a
+ * body that trickles or stalls does not hold a request open forever). A
+ * body cut off by the client is a 400. The bytes are kept for the route,
+ * which parses them with readJsonObject.
+ */
+import type { MiddlewareHandler } from 'hono'
+import { InvalidRequestError, PayloadTooLargeError, RequestTimeoutError, WitnessError } from '../errors.ts'
+
+export interface BodyLimits {
+  maxBytes: number
+  timeoutMs: number
+}
+
+/** The middleware; `limits` is read per request, so a reload applies at once. */
+export function guardBody(limits: () => BodyLimits): MiddlewareHandler {
+  return async (c, next) => {
+    const { maxBytes, timeoutMs } = limits()
+    const raw = c.req.raw
+    const declared = raw.headers.get('content-length')
+    if (declared !== null && !raw.headers.has('transfer-encoding') && Number(declared) > maxBytes) throw new PayloadTooLargeError(maxBytes)
+    // The route reads the bytes from a copy of the request (its abort signal still follows the client).
+    if (raw.body) c.req.raw = new Request(raw, { body: await readWithin(raw.body, maxBytes, timeoutMs) })
+    await next()
+  }
+}
+
+async function readWithin(body: ReadableStream<Uint8Array>, maxBytes: number, timeoutMs: number): Promise<Uint8Array<ArrayBuffer>> {
+  const reader = body.getReader()
+  const chunks: Uint8Array[] = []
+  let size = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new RequestTimeoutError(timeoutMs)), timeoutMs)
+  })
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), expired])
+      if (done) break
+      size += value.length
+      if (size > maxBytes) throw new PayloadTooLargeError(maxBytes)
+      chunks.push(value)
+    }
+  } catch (error) {
+    void reader.cancel().catch(() => {})
+    if (error instanceof WitnessError) throw error
+    throw new InvalidRequestError('request body could not be read: the connection closed before it ended')
+  } finally {
+    clearTimeout(timer)
+  }
+  const out = new Uint8Array(size)
+  let at = 0
+  for (const chunk of chunks) {
+    out.set(chunk, at)
+    at += chunk.length
+  }
+  return out
+}
