@@ -5,6 +5,7 @@
  * message is redacted (API key, credential shapes, prompt text).
  */
 import { ProviderError, redact } from '../src/errors.ts'
+import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter } from './retry-after.ts'
 import { SseReader } from './sse.ts'
 import {
@@ -31,6 +32,13 @@ export interface Evidence {
   requestSha256: string | null
   responseSha256: string | null
 }
+
+/** A whole (non-streaming) answer larger than this is refused as malformed, not held in memory. */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+/** Of an error answer, only this much is read: its message is clipped to 200 characters anyway. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024
+
+const utf8 = new TextDecoder()
 
 function sha256(data: string | Uint8Array): string {
   return Bun.SHA256.hash(data, 'hex')
@@ -66,14 +74,19 @@ export async function send(adapter: Adapter, target: Target, request: ClientRequ
 /** A whole non-streaming call: send, read, parse. */
 export async function callCompletion(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<Completion & { latencyMs: number }> {
   const { response, startedAt } = await send(adapter, target, request, options)
-  let text: string
+  let body: Awaited<ReturnType<typeof readCapped>>
   try {
-    text = await response.text()
+    body = await readCapped(response, MAX_RESPONSE_BYTES)
   } catch (error) {
     throw networkError(target, error, options, startedAt)
   }
   const latencyMs = Math.round(options.now() - startedAt)
-  if (options.evidence) options.evidence.responseSha256 = sha256(text)
+  if (options.evidence) options.evidence.responseSha256 = sha256(body.bytes)
+  if (body.truncated) {
+    const detail = `malformed response: larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB`
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, retryable: false })
+  }
+  const text = utf8.decode(body.bytes)
   try {
     return { ...adapter.completion(JSON.parse(text)), text, latencyMs }
   } catch (error) {
@@ -107,6 +120,10 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
   try {
     first = await reader.next()
   } catch (error) {
+    if (error instanceof MalformedResponse) {
+      await reader.cancel()
+      throw fail('malformed', `malformed response: ${error.message}`, false)
+    }
     throw networkError(target, error, options, startedAt)
   }
   if (!first) throw fail('stream', 'stream ended before its first event', true)
@@ -146,9 +163,10 @@ async function httpError(target: Target, response: Response, options: CallOption
   const retryAfterMs = parseRetryAfter(response.headers, (options.wallNow ?? Date.now)())
   let upstream = ''
   try {
-    const text = await response.text()
-    if (options.evidence) options.evidence.responseSha256 = sha256(text)
-    upstream = upstreamMessage(text)
+    // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
+    const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
+    if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
+    upstream = upstreamMessage(utf8.decode(bytes))
   } catch {
     // The body could not be read; the status says enough.
   }

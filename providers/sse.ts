@@ -4,12 +4,24 @@
  * (idle timeouts) and stop whenever it likes. Comments, `id:` and `retry:`
  * lines are skipped; `data:` lines are joined with newlines.
  */
-import type { SseEvent } from './types.ts'
+import { MalformedResponse, type SseEvent } from './types.ts'
+
+/**
+ * One event larger than this is refused (MalformedResponse): an upstream
+ * that never sends a blank line must not grow the buffer without bound.
+ * Real events are a few kilobytes; a whole image in one event fits.
+ */
+export const MAX_EVENT_CHARS = 16 * 1024 * 1024
+
+/** A blank line: the end of an event. */
+const BLANK_LINE = /\r\n\r\n|\n\n|\r\r/g
 
 export class SseReader {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>
   private readonly decoder = new TextDecoder()
   private buffer = ''
+  /** Where to resume looking for a blank line: the buffer before it has none. */
+  private scanned = 0
   private ended = false
 
   /** `hasher`, when given, sees every byte read (for the sha256 of what was received). */
@@ -54,10 +66,17 @@ export class SseReader {
   /** Parses one complete event (terminated by a blank line) off the buffer. */
   private takeEvent(): SseEvent | null {
     for (;;) {
-      const match = /\r\n\r\n|\n\n|\r\r/.exec(this.buffer)
-      if (!match) return null
+      BLANK_LINE.lastIndex = this.scanned
+      const match = BLANK_LINE.exec(this.buffer)
+      if (!match) {
+        if (this.buffer.length > MAX_EVENT_CHARS) throw new MalformedResponse(`an event longer than ${MAX_EVENT_CHARS / 1024 / 1024} MB`)
+        // A line end split across reads (`\r\n\r` + `\n`) is found on the next look.
+        this.scanned = Math.max(0, this.buffer.length - 3)
+        return null
+      }
       const block = this.buffer.slice(0, match.index)
       this.buffer = this.buffer.slice(match.index + match[0].length)
+      this.scanned = 0
       const event = parseBlock(block)
       if (event) return event
     }
@@ -67,6 +86,7 @@ export class SseReader {
   private takeRest(): SseEvent | null {
     const rest = this.buffer
     this.buffer = ''
+    this.scanned = 0
     return rest.trim() ? parseBlock(rest) : null
   }
 }

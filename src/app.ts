@@ -5,6 +5,7 @@
  */
 import { type Context, Hono, type MiddlewareHandler } from 'hono'
 import { identify, requireAgent, requireAgentOrOperator, requireOperator } from './auth/middleware.ts'
+import { guardOpenMode } from './auth/open-mode.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
 import { scriptRoute, styleRoute } from './dashboard/assets.ts'
@@ -81,6 +82,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
 
   // Who is calling (from the token, when `auth` is configured); the require* guards below check it.
   app.use('*', identify(deps.config))
+  // Without auth: loopback Host names only, and JSON bodies only (no cross-site requests from a browser).
+  app.use('*', guardOpenMode(deps.config))
 
   app.get('/heartbeat', heartbeatRoute(deps))
   app.post('/heartbeat', requireAgent(), limitBody, agentBeatRoute(deps))

@@ -13,6 +13,7 @@ export type ErrorType =
   | 'payload_too_large'
   | 'request_timeout'
   | 'client_closed_request'
+  | 'unsupported_media_type'
   | 'chain_exhausted'
   | 'telemetry_unavailable'
   | 'unauthorized'
@@ -79,6 +80,14 @@ export class RequestTimeoutError extends WitnessError {
   override name = 'RequestTimeoutError'
   constructor(timeoutMs: number) {
     super('request_timeout', 408, `request body did not arrive within body_timeout_ms (${timeoutMs} ms)`)
+  }
+}
+
+/** A body that is not declared as JSON (in open mode: a browser's cross-site "simple" request). */
+export class UnsupportedMediaTypeError extends WitnessError {
+  override name = 'UnsupportedMediaTypeError'
+  constructor(contentType: string | null) {
+    super('unsupported_media_type', 415, `request bodies must be sent as content-type: application/json (got ${contentType ? JSON.stringify(contentType.slice(0, 80)) : 'none'})`)
   }
 }
 

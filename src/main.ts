@@ -14,6 +14,7 @@ import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
+import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
@@ -76,76 +77,91 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // The config checks its own listen.host; a host given on the command line is checked here.
   const openProblem = openListenProblem(host, boot.auth !== null)
   if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
-  const store = openStoreFor(boot, options.db)
-  const recovered = store.recoverPending(
-    `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
-  )
-  if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
-  const signing = await ensureSigningKey(config().proof.keyPath)
-  if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
+  // One server per database: a second one would take the first one's calls in flight for a
+  // crashed run's and finish them as errors. The lock goes before recovery.
+  const dbPath = resolve(options.db ?? boot.databasePath)
+  const serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
+  live.boundHost = host
+  let opened: Store | undefined
+  try {
+    const store = openStoreFor(boot, options.db)
+    opened = store
+    const recovered = store.recoverPending(
+      `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
+    )
+    if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
+    const signing = await ensureSigningKey(config().proof.keyPath)
+    if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
 
-  const inFlight = { count: 0 }
-  const env = options.env ?? process.env
-  const warn = (message: string) => log(`witness: ${message}`)
-  const runtime = new RuntimeState(clock)
-  const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
-  const app = createApp({
-    store,
-    clock,
-    // One breaker for the process's life, reading the live policy: cooldowns survive a reload.
-    cooldowns: new Cooldowns({
-      get failures() {
-        return config().policy.cooldown_failures
-      },
-      get cooldownMs() {
-        return config().policy.cooldown_s * 1000
-      },
+    const inFlight = { count: 0 }
+    const env = options.env ?? process.env
+    const warn = (message: string) => log(`witness: ${message}`)
+    const runtime = new RuntimeState(clock)
+    const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
+    const app = createApp({
+      store,
       clock,
-    }),
-    config,
-    env,
-    inFlight,
-    warn,
-    runtime,
-    deadman,
-  })
+      // One breaker for the process's life, reading the live policy: cooldowns survive a reload.
+      cooldowns: new Cooldowns({
+        get failures() {
+          return config().policy.cooldown_failures
+        },
+        get cooldownMs() {
+          return config().policy.cooldown_s * 1000
+        },
+        clock,
+      }),
+      config,
+      env,
+      inFlight,
+      warn,
+      runtime,
+      deadman,
+    })
 
-  let url = ''
-  const server = Bun.serve({
-    hostname: host,
-    port,
-    // Inference calls can take minutes; body_timeout_ms and the body limit guard the rest.
-    idleTimeout: 0,
-    maxRequestBodySize: boot.maxBodyBytes + 1024 * 1024,
-    // Never Bun's development error page (it shows source code); app.onError answers every error.
-    development: false,
-    fetch: (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv),
-  })
-  url = `http://${server.hostname}:${server.port}`
-  const jobs =
-    options.jobs === false
-      ? null
-      : startJobs({ config, clock, env, log, tickMs: options.jobs?.tickMs })
-  log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
-  if (options.background ?? true) deadman.start()
+    let url = ''
+    const server = Bun.serve({
+      hostname: host,
+      port,
+      // Inference calls can take minutes; body_timeout_ms and the body limit guard the rest.
+      idleTimeout: 0,
+      maxRequestBodySize: boot.maxBodyBytes + 1024 * 1024,
+      // Never Bun's development error page (it shows source code); app.onError answers every error.
+      development: false,
+      fetch: (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv),
+    })
+    url = `http://${server.hostname}:${server.port}`
+    const jobs =
+      options.jobs === false
+        ? null
+        : startJobs({ config, clock, env, log, tickMs: options.jobs?.tickMs })
+    log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
+    if (options.background ?? true) deadman.start()
 
-  return {
-    server,
-    store,
-    config,
-    deadman,
-    reload: () => deadman.reload(),
-    url,
-    jobs,
-    async stop(graceMs = 10_000) {
-      deadman.stop()
-      server.stop(false)
-      const deadline = Date.now() + graceMs
-      // A running job (a git push, an archive batch) gets the same grace as calls in flight.
-      if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
-      while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
-      server.stop(true)
-      store.close()
-    },
+    return {
+      server,
+      store,
+      config,
+      deadman,
+      reload: () => deadman.reload(),
+      url,
+      jobs,
+      async stop(graceMs = 10_000) {
+        deadman.stop()
+        server.stop(false)
+        const deadline = Date.now() + graceMs
+        // A running job (a git push, an archive batch) gets the same grace as calls in flight.
+        if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
+        while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
+        server.stop(true)
+        await store.drain(Math.max(0, deadline - Date.now()))
+        store.close()
+        serverLock.release()
+      },
+    }
+  } catch (error) {
+    opened?.close()
+    serverLock.release()
+    throw error
   }
 }

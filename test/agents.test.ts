@@ -86,6 +86,25 @@ describe('an agent that falls silent', () => {
     expect(await agentState(w, 'ezra')).toMatchObject({ state: 'late', last_rollback: { exit_status: 3 } })
   })
 
+  test("secrets the command inherits never reach the recorded output, whatever it prints", async () => {
+    const secret = 'gitea-deploy-token-9f8e7d6c5b4a'
+    const clock = manualClock()
+    const w = await suite.start(
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+        deadman: { agents: { ezra: { max_silence_s: 60, rollback_command: 'echo "pushing with $SYNC_TOKEN for agent $WITNESS_AGENT"; echo "key=$MIMO_API_KEY" >&2; exit 1' } } },
+      }),
+      { clock, env: { ...env, SYNC_TOKEN: secret, MIMO_API_KEY: 'mimo-key-abcdef0123456789' } },
+    )
+    await beat(w, { agent: 'ezra' })
+    clock.advance(61_000)
+    await w.deadman.checkNow()
+    const { output } = readRollbackFacts(w.dbPath)[0]!
+    expect(output).toContain('pushing with ')
+    expect(output).not.toContain(secret)
+    expect(output).not.toContain('mimo-key-abcdef0123456789')
+    expect(output).toContain('for agent ezra') // what is not a secret is left alone
+  })
+
   test('a hanging rollback_command is killed at command_timeout_s and recorded as timed out', async () => {
     const { w, clock } = await witness({ command_timeout_s: 0.3, agents: { allegro: { max_silence_s: 60, rollback_command: 'echo started; sleep 30; echo never' } } })
     await beat(w, { agent: 'allegro', config_hash: 'h1' })

@@ -191,6 +191,62 @@ describe('auth config and open mode', () => {
     await expect(serve({ configPath, host: '0.0.0.0', port: 0, log: () => {} })).rejects.toThrow(/not a loopback address/)
   })
 
+  test('a reload cannot drop auth while the socket is bound to a public address', async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db', auth }))
+    const running = await serve({ configPath, host: '0.0.0.0', port: 0, env: {}, jobs: false, background: false, log: () => {} })
+    try {
+      const before = running.config().hash
+      writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db' }))
+      let caught: unknown
+      try {
+        running.reload()
+      } catch (error) {
+        caught = error
+      }
+      expect((caught as ConfigError).message).toContain('config reload refused')
+      expect((caught as { details?: { issues: { path: string; message: string }[] } }).details?.issues).toEqual([
+        { path: 'auth', message: expect.stringContaining('the socket does not move on a reload') },
+      ])
+      expect(running.config().hash).toBe(before)
+      expect(running.config().auth).not.toBeNull()
+    } finally {
+      await running.stop(0)
+    }
+  })
+
+  test('open mode answers only loopback host names, and only JSON bodies (no cross-site simple POST)', async () => {
+    const open = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    try {
+      const port = new URL(open.url).port
+      // DNS rebinding: a page's own host name pointed at 127.0.0.1.
+      const rebound = await fetch(`${open.url}/requests`, { headers: { host: `evil.example:${port}` } })
+      expect(rebound.status).toBe(403)
+      expect((await rebound.json()).error.type).toBe('forbidden')
+      for (const host of [`localhost:${port}`, `127.0.0.1:${port}`, `[::1]:${port}`]) {
+        expect((await fetch(`${open.url}/requests`, { headers: { host } })).status).toBe(200)
+      }
+      // The bodies a page may POST cross-site without a preflight: none is taken, none is logged.
+      const body = JSON.stringify({ agent: 'a', messages: message })
+      for (const type of ['text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', null]) {
+        const res = await fetch(`${open.url}/v1/infer`, { method: 'POST', headers: type ? { 'content-type': type } : {}, body: type ? body : new Blob([body]) })
+        expect(res.status).toBe(415)
+        expect((await res.json()).error).toMatchObject({ type: 'unsupported_media_type', message: expect.stringContaining('application/json') })
+      }
+      expect(readRows(open.dbPath)).toEqual([])
+      expect((await open.infer({ agent: 'a', messages: message })).status).toBe(200)
+      expect((await fetch(`${open.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body })).status).toBe(200)
+    } finally {
+      await open.stop(0)
+    }
+  })
+
+  test('with auth, tokens decide: any host name and content type reach the routes', async () => {
+    const res = await fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { ...bearer(EZRA), host: 'witness.fleet.internal', 'content-type': 'text/plain' }, body: JSON.stringify({ messages: message }) })
+    expect(res.status).toBe(200)
+  })
+
   test('token hashes must be 64 hex digits, and no two principals may share one', () => {
     let caught: ConfigError | undefined
     try {

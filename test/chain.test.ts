@@ -196,6 +196,46 @@ describe('retries', () => {
     expect(rows[0]).toMatchObject({ status: 'error', error_message: 'malformed response: body is not JSON' })
     expect(rows.map((r) => r.status)).toEqual(['error', 'fallback', 'success'])
   })
+
+  test('an upstream body without end is not held in memory: errors are read to 64 KB, answers to 64 MB, events to 16 MB', async () => {
+    // Each answer is an endless body (the kind a broken proxy sends); the upstream notes when witness hangs up.
+    const hungUp: string[] = []
+    const endless = (path: string, chunk: Uint8Array) =>
+      new ReadableStream<Uint8Array>({ pull: (c) => c.enqueue(chunk), cancel: () => void hungUp.push(path) })
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch(req) {
+        const path = new URL(req.url).pathname
+        if (path.startsWith('/error')) return new Response(endless(path, new TextEncoder().encode('<html>'.repeat(10_000))), { status: 500 })
+        if (path.startsWith('/sse')) return new Response(endless(path, new TextEncoder().encode(`data: ${'x'.repeat(256 * 1024)}`)), { headers: { 'content-type': 'text/event-stream' } })
+        return new Response(endless(path, new Uint8Array(1024 * 1024).fill(32)), { headers: { 'content-type': 'application/json' } })
+      },
+    })
+    try {
+      const base = `http://127.0.0.1:${upstream.port}`
+      const w = await witness(
+        { default: [{ provider: 'error', model: 'm', retries: 0 }, { provider: 'huge', model: 'm' }, { provider: 'sse', model: 'm' }] },
+        { providers: { error: { type: 'openai', base_url: `${base}/error` }, huge: { type: 'openai', base_url: `${base}/huge` }, sse: { type: 'openai', base_url: `${base}/sse` } } },
+      )
+      expect((await w.infer({})).status).toBe(502)
+      expect((await w.infer({ stream: true })).status).toBe(502)
+      const rows = readRows(w.dbPath).filter((r) => r.status !== 'fallback')
+      expect(rows.map((r) => [r.provider, r.status, r.error_message])).toEqual([
+        ['error', 'error', expect.stringMatching(/^HTTP 500 internal server error: <html><html>.{150,}…$/)],
+        ['huge', 'error', 'malformed response: larger than 64 MB'],
+        ['sse', 'error', 'malformed response: larger than 64 MB'],
+        ['error', 'error', expect.stringMatching(/^HTTP 500 internal server error: <html>/)],
+        ['huge', 'error', 'malformed response: expected an event stream, got application/json'],
+        ['sse', 'error', 'malformed response: an event longer than 16 MB'],
+      ])
+      expect(hungUp).toContain('/error/chat/completions')
+      expect(hungUp).toContain('/huge/chat/completions')
+      expect(hungUp).toContain('/sse/chat/completions')
+    } finally {
+      await upstream.stop(true)
+    }
+  })
 })
 
 describe('timeouts', () => {
@@ -227,6 +267,7 @@ describe('a client that goes away', () => {
     const leave = (chain: string) =>
       fetch(`${w.url}/v1/infer`, {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ agent: 'a', chain, messages: [{ role: 'user', content: 'hi' }] }),
         signal: AbortSignal.timeout(150),
       }).catch(() => null)

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
-import { holdWriteLock, spawnWitness } from './support/process.ts'
+import { holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
 import { readMeta, readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
@@ -117,6 +117,7 @@ describe('crash recovery', () => {
     const first = await spawnWitness(configPath)
     const call = fetch(`${first.url}/v1/infer`, {
       method: 'POST',
+      headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }),
     }).catch(() => null)
     while (sim.count() === 0) await Bun.sleep(5)
@@ -135,6 +136,34 @@ describe('crash recovery', () => {
     expect(after!.error_message).toStartWith('router stopped before the call finished (recovered at start-up ')
     second.proc.kill('SIGTERM')
     expect(await second.proc.exited).toBe(0)
+  })
+
+  test('a second server on the same database is refused, and leaves the first one\'s call in flight alone', async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }) }))
+    const first = await spawnWitness(configPath)
+    const call = fetch(`${first.url}/v1/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }),
+    }).catch(() => null)
+    while (sim.count() === 0) await Bun.sleep(5)
+
+    const second = await runWitness(['serve', '--config', configPath, '--port', '0'])
+    expect(second.code).not.toBe(0)
+    expect(second.stderr).toContain('another run holds the lock')
+    expect(second.stderr).toContain(`witness.db.serve.lock (pid ${first.proc.pid}`)
+    // Recovery never ran: the first server's call is still pending, not "recovered".
+    expect(readRows(join(dir, 'witness.db')).map((r) => r.status)).toEqual(['pending'])
+
+    first.proc.kill('SIGKILL')
+    await first.proc.exited
+    await call
+    const third = await spawnWitness(configPath)
+    expect(readRows(join(dir, 'witness.db')).map((r) => r.status)).toEqual(['error'])
+    third.proc.kill('SIGTERM')
+    expect(await third.proc.exited).toBe(0)
   })
 })
 

@@ -23,6 +23,7 @@ function hangingCall(w: TestWitness): { abandon(): Promise<void> } {
   const client = new AbortController()
   const done = fetch(`${w.url}/v1/infer`, {
     method: 'POST',
+    headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }),
     signal: client.signal,
   }).catch(() => null)

@@ -88,7 +88,7 @@ describe('POST /v1/infer refuses bad input', () => {
 
   test('a body that is not valid UTF-8 is a 400, not forwarded with the bytes replaced', async () => {
     const body = bytesOf('{"agent":"a","messages":[{"role":"user","content":"caf', [0xe9], '"}]}')
-    const error = await expectError(await fetch(`${w.url}/v1/infer`, { method: 'POST', body }), 400, 'invalid_request')
+    const error = await expectError(await fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }), 400, 'invalid_request')
     expect(error.message).toBe('request body is not valid UTF-8')
   })
 
@@ -104,15 +104,15 @@ describe('POST /v1/infer refuses bad input', () => {
 
   test('a body that stalls is a 408 after body_timeout_ms; one cut off by the client is no internal error', async () => {
     const port = Number(new URL(w.url).port)
-    const stalled = rawRequest('POST', '/v1/infer', [['Content-Length', '500']], bytesOf('{"agent":"a",'))
+    const stalled = rawRequest('POST', '/v1/infer', [['Content-Type', 'application/json'], ['Content-Length', '500']], bytesOf('{"agent":"a",'))
     const res = await sendRaw(port, stalled, 5_000)
     expect(res.status).toBe(408)
     expect(JSON.parse(res.body).error).toMatchObject({ type: 'request_timeout', message: 'request body did not arrive within body_timeout_ms (300 ms)' })
-    const chunked = rawRequest('POST', '/v1/infer', [['Transfer-Encoding', 'chunked']], bytesOf('5\r\n{"a":\r\n'))
+    const chunked = rawRequest('POST', '/v1/infer', [['Content-Type', 'application/json'], ['Transfer-Encoding', 'chunked']], bytesOf('5\r\n{"a":\r\n'))
     expect((await sendRaw(port, chunked, 5_000)).status).toBe(408)
     // A client that closes mid-body: answered 400 (to nobody), not logged as an unhandled error.
     const socket = await Bun.connect({ hostname: '127.0.0.1', port, socket: { data() {} } })
-    socket.write('POST /v1/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\n\r\n{"agent"')
+    socket.write('POST /v1/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"agent"')
     await Bun.sleep(50)
     socket.end()
     await Bun.sleep(100)

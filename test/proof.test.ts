@@ -267,7 +267,7 @@ describe('crashes', () => {
     writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+latency-20' }], slow: [{ provider: 'sim', model: 'm+hang' }] }) }))
     const first = await spawnWitness(configPath)
     const send = (chain: string) =>
-      fetch(`${first.url}/v1/infer`, { method: 'POST', body: JSON.stringify({ agent: 'a', chain, messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
+      fetch(`${first.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', chain, messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
     const calls = [...Array.from({ length: 20 }, () => send('default')), send('slow'), send('slow')]
     await Bun.sleep(60)
     first.proc.kill('SIGKILL')

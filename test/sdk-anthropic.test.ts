@@ -150,7 +150,7 @@ describe('Anthropic SDK through witness', () => {
     const unknown = await client.messages.create({ model: 'claude-opus-9', max_tokens: 10, messages: ask }).catch((e) => e)
     expect(unknown).toBeInstanceOf(Anthropic.NotFoundError)
     expect(unknown.error).toMatchObject({ type: 'error', error: { type: 'unknown_chain', message: expect.stringContaining('claude-opus-9') } })
-    const bad = await fetch(`${w.url}/v1/messages`, { method: 'POST', headers: { 'x-agent-name': 'a' }, body: JSON.stringify({ model: 'default', messages: ask }) })
+    const bad = await fetch(`${w.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'a' }, body: JSON.stringify({ model: 'default', messages: ask }) })
     expect(bad.status).toBe(400)
     expect(await bad.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request', issues: [{ path: 'max_tokens' }] } })
   })

@@ -4,6 +4,7 @@
  * clients that abort, and the rows each case leaves.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { connect } from 'node:net'
 import OpenAI from 'openai'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { readMeta, readRows } from './support/rows.ts'
@@ -194,6 +195,42 @@ describe('OpenAI SDK through witness', () => {
     const row = readRows(w.dbPath).at(-1)!
     expect(row.status).toBe('timeout')
     expect(row.latency_ms).toBeGreaterThanOrEqual(250)
+  })
+
+  test('timeout_ms holds when the client stops reading: the upstream is closed and the row finished', async () => {
+    // An upstream that streams big chunks for ever, and a client that reads one packet and then
+    // nothing: the socket buffers fill, nothing pulls the stream, and only the timer can end it.
+    let upstreamClosed = false
+    const content = 'x'.repeat(16 * 1024)
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch(req) {
+        req.signal.addEventListener('abort', () => (upstreamClosed = true))
+        const frame = new TextEncoder().encode(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`)
+        return new Response(new ReadableStream({ pull: (c) => c.enqueue(frame) }), { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    const flood = await startWitness({
+      providers: { flood: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
+      chains: { default: [{ provider: 'flood', model: 'm', timeout_ms: 600 }] },
+    })
+    const socket = connect(Number(new URL(flood.url).port), '127.0.0.1')
+    try {
+      const body = JSON.stringify({ model: 'default', stream: true, messages: ask })
+      socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Agent-Name: a\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+      await new Promise<void>((resolve) => socket.once('data', () => resolve()))
+      socket.pause()
+      const deadline = Date.now() + 3_000
+      while (readRows(flood.dbPath)[0]?.status === 'pending' && Date.now() < deadline) await Bun.sleep(50)
+      const [row] = readRows(flood.dbPath)
+      expect(row).toMatchObject({ status: 'timeout', error_message: expect.stringMatching(/^timeout after 600 ms \(stream, \d+ chunks\)$/) })
+      expect(upstreamClosed).toBe(true)
+    } finally {
+      socket.destroy()
+      await flood.stop(0)
+      await upstream.stop(true)
+    }
   })
 
   test('a stream that ends without [DONE] is not a clean end', async () => {

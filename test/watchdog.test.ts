@@ -53,7 +53,7 @@ describe('against a stopped router', () => {
     )
     // The router dies mid-call: its pending row is the next router's to finish, never the watchdog's.
     const { proc, url } = await spawnWitness(configPath)
-    void fetch(`${url}/v1/infer`, { method: 'POST', body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
+    void fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
     while (suite.sim.count() === 0) await Bun.sleep(5)
     proc.kill('SIGKILL')
     await proc.exited
@@ -119,7 +119,7 @@ describe('against a running router', () => {
       const good = readFileSync(goodPath)
       promoteLastGood(configPath, good)
       const badHash = sha256(readFileSync(configPath))
-      const infer = () => fetch(`${url}/v1/infer`, { method: 'POST', body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+      const infer = () => fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
       expect((await infer()).status).toBe(502)
 
       const result = await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '2s'])

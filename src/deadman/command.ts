@@ -56,7 +56,7 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   return {
     exitStatus: timedOut || proc.signalCode ? null : exitStatus,
     timedOut,
-    output: firstLines(`${out}${err}`),
+    output: firstLines(`${out}${err}`, secretsIn(env)),
     durationMs: Math.round(performance.now() - started),
   }
 }
@@ -103,8 +103,19 @@ function collect(stream: ReadableStream<Uint8Array>): { text: Promise<string>; s
   return { text, sofar: () => kept }
 }
 
-function firstLines(text: string): string {
+function firstLines(text: string, secrets: readonly string[]): string {
   const lines = text.slice(0, OUTPUT_CHARS).split('\n')
   const kept = lines.slice(0, OUTPUT_LINES).join('\n').trimEnd()
-  return redact(lines.length > OUTPUT_LINES ? `${kept}\n…` : kept)
+  return redact(lines.length > OUTPUT_LINES ? `${kept}\n…` : kept, secrets)
+}
+
+/**
+ * The values of the secrets a command inherits (provider API keys, witness
+ * and sync tokens, anything named like a key, token, secret or password):
+ * its output goes into rows, so they are cut out whatever shape they have.
+ */
+export function secretsIn(env: Record<string, string | undefined>): string[] {
+  return Object.entries(env)
+    .filter(([name, value]) => value !== undefined && value.length >= 8 && /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name))
+    .map(([, value]) => value!)
 }

@@ -6,7 +6,7 @@
  * flight finish on the chains they started with.
  */
 import type { Clock } from '../clock.ts'
-import { type Config, parseConfigText, readConfigBytes } from '../config.ts'
+import { type Config, openListenProblem, parseConfigText, readConfigBytes } from '../config.ts'
 import { ConfigError, ReloadRefusedError } from '../errors.ts'
 
 export interface ReloadResult {
@@ -45,6 +45,13 @@ export class LiveConfig {
     return this.bytes
   }
 
+  /**
+   * The address the socket is bound to. A reload cannot move the socket, so
+   * a new config is checked against this one: dropping `auth` while bound
+   * to a public address would open witness to anyone.
+   */
+  boundHost: string | null = null
+
   /** Calls `listener` after every swap. */
   onSwap(listener: (next: Config, previous: Config) => void): void {
     this.listeners.push(listener)
@@ -62,6 +69,13 @@ export class LiveConfig {
       if (error instanceof ConfigError) throw new ReloadRefusedError(error, previous.hash)
       throw error
     }
+    const open = this.boundHost === null ? null : openListenProblem(this.boundHost, next.auth !== null)
+    if (open) {
+      throw new ReloadRefusedError(
+        new ConfigError(this.path, [{ path: 'auth', message: `witness is listening on ${open} (the socket does not move on a reload)` }]),
+        previous.hash,
+      )
+    }
     if (next.hash === previous.hash) {
       return { status: 'unchanged', configHash: next.hash, previousConfigHash: previous.hash, restartRequired: [] }
     }
@@ -75,7 +89,7 @@ export class LiveConfig {
 
 /** Settings fixed when witness started (the socket, the database) that differ in `next`. */
 export function restartRequired(boot: Config, next: Config): string[] {
-  const fixed = ['listen', 'database_sync', 'database_busy_timeout_ms', 'database_max_mb'] as const
+  const fixed = ['listen', 'database_sync', 'database_busy_timeout_ms', 'database_max_mb', 'database_writer'] as const
   const out: string[] = fixed.filter((key) => JSON.stringify(boot.raw[key]) !== JSON.stringify(next.raw[key]))
   if (boot.databasePath !== next.databasePath) out.push('database')
   // The server's own request-size cap was set from the boot config; a lower limit applies at once.

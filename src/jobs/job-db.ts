@@ -7,6 +7,7 @@
 import { Database } from 'bun:sqlite'
 import { DatabaseLockedError } from '../errors.ts'
 import { ensureSchema } from '../telemetry/schema.ts'
+import { isBusy } from '../telemetry/writer.ts'
 
 /** Opens an existing database for a job: read-write, never created, zero busy timeout. */
 export function openJobDb(path: string): Database {
@@ -27,10 +28,7 @@ export async function openLiveForJob(path: string, what: string, budgetMs = 10_0
   }
 }
 
-export function isBusy(error: unknown): boolean {
-  const code = (error as { code?: string })?.code
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code?.startsWith('SQLITE_BUSY_') === true
-}
+export { isBusy }
 
 /** Runs `fn` (a short synchronous transaction); while the database is locked, waits and tries again. */
 export async function retryWhileBusy<T>(what: string, fn: () => T, budgetMs = 10_000): Promise<T> {

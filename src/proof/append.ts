@@ -24,13 +24,11 @@ export interface ChainAppender {
 export const CHAIN_HEAD_KEY = 'chain.head'
 
 export function chainAppender(db: Database, now: () => string = () => new Date().toISOString()): ChainAppender {
-  const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1')
   const rowOf = db.query(
     'SELECT id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message FROM request_log WHERE id = ?',
   )
   const metaOf = db.query('SELECT request_id, response_id FROM request_log_meta WHERE log_id = ?')
   const insert = db.query('INSERT INTO log_chain (seq, log_id, prev_hash, hash, record, chained_at) VALUES (?, ?, ?, ?, ?, ?)')
-  const savedHead = db.query('SELECT value FROM witness_state WHERE key = ?')
   const saveHead = db.query(
     `INSERT INTO witness_state (key, value, updated_at) VALUES (?, ?, ?)
      ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
@@ -40,17 +38,9 @@ export function chainAppender(db: Database, now: () => string = () => new Date()
   let started = 0
   return {
     start() {
-      const last = head.get() as { seq: number; hash: string } | null
-      // Archiving may have moved every entry out of the live table; the saved head remembers where it was.
-      const saved = (savedHead.get(CHAIN_HEAD_KEY) as { value: string } | null)?.value.split(' ')
-      const savedSeq = saved ? Number(saved[0]) : 0
-      if (last && last.seq >= savedSeq) {
-        seq = last.seq
-        prev = last.hash
-      } else {
-        seq = savedSeq
-        prev = saved?.[1] ?? GENESIS_HASH
-      }
+      const head = chainHead(db)
+      seq = head?.seq ?? 0
+      prev = head?.hash ?? GENESIS_HASH
       started = seq
     },
     append(logId, bodies, known) {
@@ -78,4 +68,16 @@ export function chainAppender(db: Database, now: () => string = () => new Date()
       if (seq !== started) saveHead.run(CHAIN_HEAD_KEY, `${seq} ${prev}`, now())
     },
   }
+}
+
+/**
+ * The chain's head as the database knows it: its last entry, or the head
+ * saved in witness_state when archiving has moved the last entries out.
+ */
+export function chainHead(db: Database): { seq: number; hash: string } | null {
+  const last = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | null
+  const saved = (db.query('SELECT value FROM witness_state WHERE key = ?').get(CHAIN_HEAD_KEY) as { value: string } | null)?.value.split(' ')
+  const savedSeq = saved ? Number(saved[0]) : 0
+  if (last && last.seq >= savedSeq) return last
+  return saved ? { seq: savedSeq, hash: saved[1] ?? GENESIS_HASH } : null
 }

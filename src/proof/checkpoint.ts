@@ -5,7 +5,9 @@
  * detectable: a rewritten chain no longer reaches a signed head.
  */
 import type { Database } from 'bun:sqlite'
-import { CHAIN_HEAD_KEY } from './append.ts'
+import { chainHead } from './append.ts'
+
+export { chainHead }
 import { type SigningKey, importPublicKey } from './keys.ts'
 
 export interface Checkpoint {
@@ -39,15 +41,6 @@ export async function checkpointSignatureValid(c: Omit<Checkpoint, 'id'>, public
   } catch {
     return false
   }
-}
-
-/** The chain's head as the database knows it (entries may have been archived). */
-export function chainHead(db: Database): { seq: number; hash: string } | null {
-  const last = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | null
-  const saved = (db.query('SELECT value FROM witness_state WHERE key = ?').get(CHAIN_HEAD_KEY) as { value: string } | null)?.value.split(' ')
-  const savedSeq = saved ? Number(saved[0]) : 0
-  if (last && last.seq >= savedSeq) return last
-  return saved ? { seq: savedSeq, hash: saved[1] ?? '' } : null
 }
 
 export const INSERT_CHECKPOINT_SQL =

@@ -16,7 +16,7 @@ import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
-import type { AttemptOutcome, RowMeta, Store } from '../telemetry/store.ts'
+import type { AttemptOutcome, RowHead, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
 import { type StreamSession, startStreamSession } from './stream.ts'
@@ -76,10 +76,33 @@ export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn' |
   })
   try {
     record.hash = await scope.store.finish(record.log_id, outcome)
+    if (record.hash === null) scope.warn(`row ${record.log_id} was no longer pending when its call ended: something else finished it (a second witness on this database?)`)
   } catch (error) {
     // The call happened; the store keeps retrying the finishing write.
     scope.warn(`row ${record.log_id} could not be finished yet: ${(error as Error).message}`)
   }
+}
+
+/**
+ * Commits the pending row, together with `before` (the fallback row that
+ * leads here) when there is one: both are submitted in the same turn, so
+ * group commit puts them in one transaction. If the batch is split and the
+ * fallback row fails while the pending row committed, the pending row is
+ * finished at once (the call is not made) before the failure is thrown.
+ */
+async function beginAfter(scope: RequestScope, head: RowHead, meta: RowMeta, before: Promise<unknown> | null): Promise<number> {
+  const pending = scope.store.begin(head, meta)
+  if (!before) return pending
+  const [row, fallback] = await Promise.allSettled([pending, before])
+  if (row.status === 'rejected') throw row.reason
+  if (fallback.status === 'rejected') {
+    const why = fallback.reason instanceof Error ? fallback.reason.message : String(fallback.reason)
+    await scope.store
+      .finish(row.value, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: `not called: the fallback row before it could not be written (${why})` })
+      .catch(() => {}) // kept and retried by the store
+    throw fallback.reason
+  }
+  return row.value
 }
 
 /** The outcome recorded for a failed try. */
@@ -127,8 +150,7 @@ export async function runStep(
       stream: request.stream,
     }
     const head = { timestamp: isoTime(clock.now()), agentName: scope.agent, provider: target.provider, model: target.model, endpoint }
-    const pending = scope.store.begin(head, meta)
-    const logId = tryNumber === 1 && before ? (await Promise.all([pending, before]))[0] : await pending
+    const logId = await beginAfter(scope, head, meta, tryNumber === 1 ? before : null)
     // The row is committed: the call may go out.
     const record: AttemptRecord = {
       log_id: logId,

@@ -57,7 +57,15 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
 
   const elapsed = () => Math.round(clock.monotonic() - opened.startedAt)
   const remaining = Math.max(1, init.timeoutMs - elapsed())
-  const totalTimer = setTimeout(() => stopUpstream(new Stop('total')), remaining)
+  let client: ReadableStreamDefaultController<Uint8Array> | null = null
+  let pulling = false
+  // The whole-stream limit holds even when the client stops reading (then nothing pulls, so the
+  // session ends the stream itself); while a pull waits on the upstream, that pull ends it.
+  const totalTimer = setTimeout(() => {
+    stopUpstream(new Stop('total'))
+    if (!pulling) void end(client, outcome('timeout', totalMessage()), translator.fail('stream_timeout', totalMessage()))
+  }, remaining)
+  const totalMessage = () => `timeout after ${init.timeoutMs} ms (stream, ${facts.chunks} chunks)`
 
   function stopUpstream(reason: Stop) {
     controller.abort(reason)
@@ -161,7 +169,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         message = `stream idle for ${init.idleTimeoutMs} ms after ${facts.chunks} chunks`
       } else if (stop?.kind === 'total') {
         status = 'timeout'
-        message = `timeout after ${init.timeoutMs} ms (stream, ${facts.chunks} chunks)`
+        message = totalMessage()
       } else if (error instanceof MalformedResponse) {
         message = `stream interrupted after ${facts.chunks} chunks (malformed event: ${error.message})`
         stopUpstream(new Stop('broken'))
@@ -174,11 +182,19 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   }
 
   const body = new ReadableStream<Uint8Array>({
+    start(stream) {
+      client = stream
+    },
     async pull(stream) {
       // A pull must deliver something (or end the stream): the stream will not
       // ask again on its own, so events that translate to nothing are skipped here.
       let delivered = false
-      while (!ended && !delivered) delivered = await step(stream)
+      pulling = true
+      try {
+        while (!ended && !delivered) delivered = await step(stream)
+      } finally {
+        pulling = false
+      }
     },
     cancel: clientGone,
   })
@@ -192,6 +208,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   }
 
   // A client that disconnects before the body is read at all still ends the session.
-  scope.signal.addEventListener('abort', () => void clientGone(), { once: true })
+  if (scope.signal.aborted) void clientGone()
+  else scope.signal.addEventListener('abort', () => void clientGone(), { once: true })
   return { body, settled }
 }

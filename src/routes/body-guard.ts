@@ -3,8 +3,8 @@
  * `max_body_mb` (413 `payload_too_large`, refused before anything is
  * parsed) and all of it within `body_timeout_ms` (408 `request_timeout`: a
  * body that trickles or stalls does not hold a request open forever). A
- * body cut off by the client is a 400. The bytes are kept for the route,
- * which parses them with readJsonObject.
+ * body cut off by the client is a 400. The bytes are kept on the context
+ * (`body`) for the route, which parses them with readJsonObject.
  */
 import type { MiddlewareHandler } from 'hono'
 import { InvalidRequestError, PayloadTooLargeError, RequestTimeoutError, WitnessError } from '../errors.ts'
@@ -20,10 +20,30 @@ export function guardBody(limits: () => BodyLimits): MiddlewareHandler {
     const { maxBytes, timeoutMs } = limits()
     const raw = c.req.raw
     const declared = raw.headers.get('content-length')
-    if (declared !== null && !raw.headers.has('transfer-encoding') && Number(declared) > maxBytes) throw new PayloadTooLargeError(maxBytes)
-    // The route reads the bytes from a copy of the request (its abort signal still follows the client).
-    if (raw.body) c.req.raw = new Request(raw, { body: await readWithin(raw.body, maxBytes, timeoutMs) })
+    const sized = declared !== null && !raw.headers.has('transfer-encoding')
+    if (sized && Number(declared) > maxBytes) throw new PayloadTooLargeError(maxBytes)
+    if (raw.body) {
+      // A declared length within the limit (and the server's own cap) is read in one native call.
+      c.set('body', sized ? await readAllWithin(raw, timeoutMs) : await readWithin(raw.body, maxBytes, timeoutMs))
+    }
     await next()
+  }
+}
+
+async function readAllWithin(raw: Request, timeoutMs: number): Promise<Uint8Array> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([
+      raw.bytes(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new RequestTimeoutError(timeoutMs)), timeoutMs)
+      }),
+    ])
+  } catch (error) {
+    if (error instanceof WitnessError) throw error
+    throw new InvalidRequestError('request body could not be read: the connection closed before it ended')
+  } finally {
+    clearTimeout(timer)
   }
 }
 

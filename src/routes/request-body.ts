@@ -20,7 +20,9 @@ const UTF8 = new TextDecoder('utf-8', { fatal: true })
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
   let text: string
   try {
-    text = UTF8.decode(await c.req.arrayBuffer())
+    // The body guard has read the bytes already (src/routes/body-guard.ts).
+    const bytes: Uint8Array | undefined = c.get('body')
+    text = UTF8.decode(bytes ?? (await c.req.arrayBuffer()))
   } catch {
     // Replacing the bad bytes would silently change what goes upstream.
     throw new InvalidRequestError('request body is not valid UTF-8')

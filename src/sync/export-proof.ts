@@ -1,85 +1,155 @@
 /**
  * The proof half of the export: the chain entries not yet exported as
- * `<machine>/chain/YYYY/MM/DD.jsonl` (by the day they were chained), every
- * signed checkpoint as `<machine>/checkpoints/<id>.json`, and the machine's
- * public key as `<machine>/public-key.json`. With the rows' `.ndjson` files
- * beside them, anyone holding the clone can run `witness verify --repo`.
- * Like the rows, a file never gets the same entry twice.
+ * `<machine>/chain/YYYY/MM/DD.jsonl` (by the day they were chained), the
+ * signed checkpoints not yet exported as `<machine>/checkpoints/<id>.json`,
+ * and the machine's public key as `<machine>/public-key.json`. With the
+ * rows' `.ndjson` files beside them, anyone holding the clone can run
+ * `witness verify --repo`. Like the rows, a file never gets the same entry
+ * twice, and the marks are per clone (a new remote gets everything).
+ *
+ * Entries are read a page at a time, so a long backlog costs memory for one
+ * page; archives are opened only when entries not yet exported were moved
+ * there, and compressed months are decompressed off the event loop.
  */
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { readState, tableExists } from '../jobs/job-db.ts'
+import { chainHead } from '../proof/append.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
-import { listArchives, openArchiveReadonly } from '../retention/archive-files.ts'
+import { listArchives, openArchiveReadonly, prepareReadable } from '../retention/archive-files.ts'
 
-/** witness_state key: the last chain entry exported. */
+/** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>`. */
 export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
 
+const PAGE = 5_000
+
 type ExportedEntry = ChainEntry & { chained_at: string }
+
+export interface ProofExportState {
+  seq: number
+  checkpoint: number
+}
 
 export interface ProofExport {
   entries: number
   checkpoints: number
-  /** The chain position exported up to (save it after the commit). */
-  lastSeq: number
+  /** The marks to save after the commit (encodeProofState). */
+  state: ProofExportState
 }
 
-export function readChainExportState(live: Database): number {
-  return Number(readState(live, CHAIN_EXPORT_KEY) ?? 0)
+/** What the last run exported into the clone `repo` (nothing for another clone). */
+export function readProofState(live: Database, repo: string): ProofExportState {
+  const [savedRepo, seq, checkpoint] = (readState(live, CHAIN_EXPORT_KEY) ?? '').split(' ')
+  return savedRepo === repo ? { seq: Number(seq) || 0, checkpoint: Number(checkpoint) || 0 } : { seq: 0, checkpoint: 0 }
 }
 
-export async function exportProof(options: { live: Database; archiveDir: string; workDir: string; machine: string; publicKey: PublicKeyFile | null }): Promise<ProofExport> {
-  const { live, machine, workDir } = options
-  if (!tableExists(live, 'log_chain')) return { entries: 0, checkpoints: 0, lastSeq: 0 }
-  const from = readChainExportState(live)
-  const select = (db: Database) =>
-    db.query('SELECT seq, log_id, prev_hash, hash, record, chained_at FROM log_chain WHERE seq > ? ORDER BY seq').all(from) as ExportedEntry[]
-  const entries = new Map<number, ExportedEntry>()
-  for (const e of select(live)) entries.set(e.seq, e)
-  // Entries archived before they were exported are read from their archives.
-  const lowestLive = Math.min(...entries.keys())
-  if (entries.size === 0 || lowestLive > from + 1) {
+export function encodeProofState(repo: string, state: ProofExportState): string {
+  return `${repo} ${state.seq} ${state.checkpoint}`
+}
+
+/** The clone's chain files, appended to without repeating an entry. */
+class ChainFiles {
+  written = 0
+  private readonly seen = new Map<string, Set<number>>()
+
+  constructor(
+    private readonly workDir: string,
+    private readonly machine: string,
+  ) {}
+
+  add(entries: readonly ExportedEntry[]): void {
+    const byFile = new Map<string, string[]>()
+    for (const e of entries) {
+      const file = join(this.machine, 'chain', e.chained_at.slice(0, 4), e.chained_at.slice(5, 7), `${e.chained_at.slice(8, 10)}.jsonl`)
+      const seen = this.seqsIn(file)
+      if (seen.has(e.seq)) continue
+      seen.add(e.seq)
+      let lines = byFile.get(file)
+      if (!lines) byFile.set(file, (lines = []))
+      lines.push(JSON.stringify(e))
+    }
+    for (const [file, lines] of byFile) {
+      const path = join(this.workDir, file)
+      mkdirSync(dirname(path), { recursive: true })
+      appendFileSync(path, `${lines.join('\n')}\n`)
+      this.written += lines.length
+    }
+  }
+
+  private seqsIn(file: string): Set<number> {
+    let seqs = this.seen.get(file)
+    if (!seqs) {
+      seqs = new Set()
+      const path = join(this.workDir, file)
+      if (existsSync(path)) {
+        for (const line of readFileSync(path, 'utf8').split('\n')) if (line.trim()) seqs.add((JSON.parse(line) as { seq: number }).seq)
+      }
+      this.seen.set(file, seqs)
+    }
+    return seqs
+  }
+}
+
+const SELECT_ENTRIES = 'SELECT seq, log_id, prev_hash, hash, record, chained_at FROM log_chain WHERE seq > ? ORDER BY seq LIMIT ?'
+
+export async function exportProof(options: {
+  live: Database
+  archiveDir: string
+  workDir: string
+  machine: string
+  publicKey: PublicKeyFile | null
+  from: ProofExportState
+}): Promise<ProofExport> {
+  const { live, machine, workDir, from } = options
+  if (!tableExists(live, 'log_chain')) return { entries: 0, checkpoints: 0, state: from }
+  const files = new ChainFiles(workDir, machine)
+  let last = from.seq
+
+  // Entries archived before they were exported: the live table starts above the mark.
+  const head = chainHead(live)?.seq ?? 0
+  const lowestLive = (live.query('SELECT min(seq) AS seq FROM log_chain').get() as { seq: number | null }).seq
+  if (head > from.seq && (lowestLive === null || lowestLive > from.seq + 1)) {
     for (const file of listArchives(options.archiveDir)) {
+      await prepareReadable(options.archiveDir, file)
       const db = openArchiveReadonly(options.archiveDir, file)
       try {
-        if (tableExists(db, 'log_chain')) for (const e of select(db)) entries.set(e.seq, e)
+        if (!tableExists(db, 'log_chain')) continue
+        for (let after = from.seq; ; ) {
+          const page = db.query(SELECT_ENTRIES).all(after, PAGE) as ExportedEntry[]
+          if (page.length === 0) break
+          files.add(page)
+          after = page.at(-1)!.seq
+          if (after > last) last = after
+          await Bun.sleep(0)
+        }
       } finally {
         db.close()
       }
-      await Bun.sleep(0)
     }
   }
-
-  let written = 0
-  const byFile = new Map<string, ExportedEntry[]>()
-  for (const e of [...entries.values()].sort((a, b) => a.seq - b.seq)) {
-    const file = join(machine, 'chain', e.chained_at.slice(0, 4), e.chained_at.slice(5, 7), `${e.chained_at.slice(8, 10)}.jsonl`)
-    byFile.set(file, [...(byFile.get(file) ?? []), e])
-  }
-  for (const [file, list] of byFile) {
-    const path = join(workDir, file)
-    const seen = new Set<number>()
-    if (existsSync(path)) {
-      for (const line of readFileSync(path, 'utf8').split('\n')) if (line.trim()) seen.add((JSON.parse(line) as { seq: number }).seq)
-    }
-    const lines = list.filter((e) => !seen.has(e.seq)).map((e) => JSON.stringify(e))
-    if (lines.length === 0) continue
-    mkdirSync(dirname(path), { recursive: true })
-    appendFileSync(path, `${lines.join('\n')}\n`)
-    written += lines.length
+  for (let after = from.seq; ; ) {
+    const page = live.query(SELECT_ENTRIES).all(after, PAGE) as ExportedEntry[]
+    if (page.length === 0) break
+    files.add(page)
+    after = page.at(-1)!.seq
+    if (after > last) last = after
+    await Bun.sleep(0)
   }
 
   let checkpoints = 0
+  let lastCheckpoint = from.checkpoint
   if (tableExists(live, 'checkpoints')) {
-    for (const c of live.query('SELECT * FROM checkpoints ORDER BY id').all() as Checkpoint[]) {
+    for (const c of live.query('SELECT * FROM checkpoints WHERE id > ? ORDER BY id').all(from.checkpoint) as Checkpoint[]) {
       const path = join(workDir, machine, 'checkpoints', `${String(c.id).padStart(8, '0')}.json`)
-      if (existsSync(path)) continue
-      mkdirSync(dirname(path), { recursive: true })
-      writeFileSync(path, `${JSON.stringify(c, null, 2)}\n`)
-      checkpoints++
+      if (!existsSync(path)) {
+        mkdirSync(dirname(path), { recursive: true })
+        writeFileSync(path, `${JSON.stringify(c, null, 2)}\n`)
+        checkpoints++
+      }
+      lastCheckpoint = c.id
     }
   }
   if (options.publicKey) {
@@ -90,6 +160,5 @@ export async function exportProof(options: { live: Database; archiveDir: string;
       writeFileSync(path, text)
     }
   }
-  const lastSeq = Math.max(from, ...entries.keys())
-  return { entries: written, checkpoints, lastSeq }
+  return { entries: files.written, checkpoints, state: { seq: last, checkpoint: lastCheckpoint } }
 }

@@ -20,7 +20,7 @@ import { commitExport, prepareClone, pushWithRetry, updateFromRemote, waiting } 
 import { checkpointNow } from '../proof/checkpoint-job.ts'
 import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
-import { CHAIN_EXPORT_KEY, exportProof } from './export-proof.ts'
+import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
 import { createGit } from './git.ts'
 import { NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
@@ -87,7 +87,14 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
         // The proof goes with the rows: a fresh checkpoint, the chain entries, the public key.
         const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
         if (key) await checkpointNow(live, key, machine, options.now)
-        const proof = await exportProof({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, publicKey: key ? publicKeyFile(key) : null })
+        const proof = await exportProof({
+          live,
+          archiveDir: options.archiveDir,
+          workDir: sync.workDir,
+          machine,
+          publicKey: key ? publicKeyFile(key) : null,
+          from: readProofState(live, clone.repoId),
+        })
         if (exported > 0 || proof.entries > 0 || proof.checkpoints > 0) {
           committed = await commitExport(git, machine, `witness sync: ${machine}: ${exported} rows, ${result.files.length} day files, ${proof.entries} chain entries, ${proof.checkpoints} checkpoints`)
         }
@@ -95,7 +102,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
         await retryWhileBusy('sync: saving the export high-water mark', () =>
           live.transaction(() => {
             writeSyncState(live, result.state, isoTime(options.now()))
-            writeState(live, CHAIN_EXPORT_KEY, String(proof.lastSeq), isoTime(options.now()))
+            writeState(live, CHAIN_EXPORT_KEY, encodeProofState(clone.repoId, proof.state), isoTime(options.now()))
           })(),
         )
       }

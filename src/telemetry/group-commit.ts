@@ -59,6 +59,11 @@ export class GroupCommit<Op, Result> {
     return this.queue.length
   }
 
+  /** Nothing queued, nothing being committed. */
+  get idle(): boolean {
+    return this.queue.length === 0 && !this.inFlight && !this.scheduled && !this.waitingForLock
+  }
+
   private schedule(): void {
     if (this.scheduled || this.inFlight || this.waitingForLock) return
     this.scheduled = true

@@ -50,6 +50,8 @@ export interface Store {
    * database too full for a new row.
    */
   health(): { lastCommitAt: number | null; lastError: string | null }
+  /** Waits (at most `ms`) for queued writes to commit and retries deferred finishes once. */
+  drain(ms: number): Promise<void>
   /** A read-only connection for queries. */
   readonly reader: Database
   readonly counters: GroupCommit<WriteOp, WriteResult>['counters']
@@ -70,13 +72,17 @@ function threadWriter(path: string, options: WriterOptions): { apply: (ops: Writ
     if (reply.type === 'done') entry.resolve(reply.results)
     else entry.reject(Object.assign(new Error(reply.failure.message), { code: reply.failure.code }))
   }
+  // A writer thread that died fails every write from then on (503s, not requests that hang).
+  let dead: string | null = null
   worker.onerror = (event) => {
-    for (const entry of waiting.values()) entry.reject(new Error(`writer thread failed: ${event.message}`))
+    dead = `writer thread failed: ${event.message}`
+    for (const entry of waiting.values()) entry.reject(new Error(dead))
     waiting.clear()
   }
   return {
     apply: (ops) =>
       new Promise((resolve, reject) => {
+        if (dead) return reject(new Error(dead))
         const id = ++nextId
         waiting.set(id, { resolve, reject })
         worker.postMessage({ type: 'batch', id, ops } satisfies WorkerRequest)
@@ -186,6 +192,11 @@ export function openStore(path: string, options: StoreOptions): Store {
     },
     recoverPending: (message) => recover.immediate(message),
     pendingCount: () => (pending.get() as { n: number }).n,
+    async drain(ms) {
+      const deadline = performance.now() + ms
+      while (!commits.idle && performance.now() < deadline) await Bun.sleep(5)
+      if (deferred.size > 0 && performance.now() < deadline) await retryDeferred()
+    },
     deferredCount: () => deferred.size,
     health: () => ({ ...rows }),
     close() {

@@ -69,6 +69,9 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   const NONE = { requestSha256: null, responseSha256: null }
   // What each pending row was written with, so finishing it can chain it without reading it back.
   const pendingHeads = new Map<number, { head: RowHead; requestId: string | null }>()
+  // Changes to pendingHeads made by a batch, applied only once it commits (a rolled-back batch leaves none).
+  let begun: [number, { head: RowHead; requestId: string | null }][] = []
+  let finished: number[] = []
 
   function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): WriteResult {
     const head = op.kind === 'begin' ? op.head : op.row
@@ -94,7 +97,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
       insertMeta.run({ id, requestId: meta.requestId, chain: meta.chain, api: meta.api, seq: meta.seq, step: meta.step, try: meta.try, stream: meta.stream ? 1 : 0 })
     }
     if (op.kind === 'begin') {
-      pendingHeads.set(id, { head, requestId: meta?.requestId ?? null })
+      begun.push([id, { head, requestId: meta?.requestId ?? null }])
       return { id, hash: null }
     }
     if (op.side) db.query(op.side.sql).run({ ...op.side.params, log_id: id })
@@ -144,7 +147,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         if (!isStatus(o.status) || o.status === ('pending' as Status)) throw new Error(`invalid final status ${JSON.stringify(o.status)}`)
         const changes = finishLog.run({ id: op.id, status: o.status, tokensIn: o.tokensIn, tokensOut: o.tokensOut, latencyMs: o.latencyMs, errorMessage: o.errorMessage }).changes
         const known = pendingHeads.get(op.id)
-        pendingHeads.delete(op.id)
+        finished.push(op.id)
         if (changes === 0) return { id: op.id, hash: null } // not pending (already finished): nothing to chain
         finishMeta.run({
           id: op.id,
@@ -179,7 +182,12 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   return {
     apply(ops) {
       applyBudget()
-      return applyAll.immediate(ops)
+      begun = []
+      finished = []
+      const results = applyAll.immediate(ops)
+      for (const [id, facts] of begun) pendingHeads.set(id, facts)
+      for (const id of finished) pendingHeads.delete(id)
+      return results
     },
     close: () => db.close(),
   }
@@ -213,6 +221,8 @@ export function describeFailure(error: unknown): WriterFailure {
   return { code: typeof e?.code === 'string' ? e.code : null, message: typeof e?.message === 'string' ? e.message : String(error) }
 }
 
+/** Whether an error means "locked by another connection, try again" (SQLITE_BUSY and its extended codes, SQLITE_LOCKED). */
 export function isBusy(error: unknown): boolean {
-  return (error as { code?: unknown })?.code === 'SQLITE_BUSY'
+  const code = (error as { code?: unknown })?.code
+  return typeof code === 'string' && (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code.startsWith('SQLITE_BUSY_'))
 }
