@@ -45,13 +45,14 @@ const simPort = port()
 const sim = await startServer('sim', [BUN, join(ROOT, 'src/cli.ts'), 'sim', '--port', String(simPort), '--keep', '0'], `http://127.0.0.1:${simPort}/_sim/health`)
 const upstream = `http://127.0.0.1:${simPort}`
 
-function witnessConfig(name: string, sync: 'full' | 'normal'): string {
+function witnessConfig(name: string, sync: 'full' | 'normal', writer: 'inline' | 'thread' = 'inline'): string {
   const path = join(dir, `${name}.yaml`)
   writeFileSync(
     path,
     `listen: { host: 127.0.0.1, port: 0 }
 database: ./${name}.db
 database_sync: ${sync}
+database_writer: ${writer}
 providers:
   sim: { type: openai, base_url: "${upstream}/v1" }
 chains:
@@ -141,7 +142,7 @@ for (let run = 1; run <= RUNS; run++) {
   }
 }
 
-const median = (xs: number[]) => {
+function median(xs: number[]): number {
   const sorted = [...xs].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
@@ -170,7 +171,39 @@ for (const concurrency of [1, 200]) {
 }
 
 for (const s of scenarios) await s.server?.stop()
+
+// Where the time goes: CPU per request, measured in one process (robust when the machine is busy).
+const runJson = (args: string[]) => {
+  const proc = Bun.spawnSync([BUN, ...args], { stdout: 'pipe', stderr: 'pipe' })
+  const out = proc.stdout.toString().trim()
+  raw.push(`${args.join(' ')}: ${out} ${proc.stderr.toString().trim()}`)
+  return JSON.parse(out.split('\n').at(-1) || '{}') as Record<string, number>
+}
+const loops = quick ? 1 : 3
+const cpuN = String(quick ? 3000 : 10_000)
+const cpuRows: string[] = []
+for (const [label, args] of [
+  ['bare proxy (Hono, no log)', ['bare']],
+  ['witness (full, writer inline)', ['witness', witnessConfig('cpu-full', 'full')]],
+  ['witness (normal, writer inline)', ['witness', witnessConfig('cpu-normal', 'normal')]],
+  ['witness (full, writer thread)', ['witness', witnessConfig('cpu-thread', 'full', 'thread')]],
+] as const) {
+  const samples = Array.from({ length: loops }, () => runJson([join(ROOT, 'bench/cpu-loop.ts'), args[0], args[1] ?? '', cpuN, upstream]).cpu_us_per_request ?? Number.NaN)
+  cpuRows.push(`| ${label} | ${median(samples).toFixed(0)} |`)
+  log(`cpu ${label}: ${median(samples).toFixed(1)} us/request`)
+}
+const writerFull = median(Array.from({ length: loops }, () => runJson([join(ROOT, 'bench/writer-cost.ts'), 'full', '16000']).cpu_us_per_request ?? Number.NaN))
+const writerNormal = median(Array.from({ length: loops }, () => runJson([join(ROOT, 'bench/writer-cost.ts'), 'normal', '16000']).cpu_us_per_request ?? Number.NaN))
+const chainRow = median(Array.from({ length: loops }, () => runJson([join(ROOT, 'bench/chain-cost.ts'), '32000']).cpu_us_per_row ?? Number.NaN))
 await sim.stop()
+
+// Query scaling (bench/queries.ts), unless --quick.
+let queries = ''
+if (!quick && !args.includes('--no-queries')) {
+  const proc = Bun.spawnSync([BUN, join(ROOT, 'bench/queries.ts'), '--sizes', '1m,10m'], { stdout: 'pipe', stderr: 'pipe' })
+  queries = proc.stdout.toString().trim()
+  raw.push(queries)
+}
 
 // The report.
 const bare = 'bare proxy (Hono, no log)'
@@ -205,6 +238,12 @@ lines.push(`- witness (full) / Portkey on Node: ${ratio('witness (full)', 'portk
 lines.push(`- p50 added over direct at 1 connection, witness (normal): ${(med('witness (normal)', 1, (s) => s.p50Ms) - med('direct (upstream)', 1, (s) => s.p50Ms)).toFixed(3)} ms (target under 0.3 ms)`, '')
 lines.push('## Streaming (100-chunk streams, 5 ms apart)', '')
 lines.push('| clients | scenario | streams | errors | TTFB p50 ms | TTFB p99 ms | chunks/s | peak MB |', '|---|---|---|---|---|---|---|---|', ...streamRows, '')
+lines.push('## Where the time goes (CPU per request)', '')
+lines.push('Measured in one process (bench/cpu-loop.ts drives the server handler with 16 requests in flight against the simulator and reads the process CPU time), so the numbers hold even when the machine is busy.', '')
+lines.push('| server | CPU µs per request |', '|---|---|', ...cpuRows, '')
+lines.push(`The writer alone (bench/writer-cost.ts: the pending row, its finish, the chain entry, 16 requests per commit): ${writerFull.toFixed(0)} µs per request with \`full\`, ${writerNormal.toFixed(0)} µs with \`normal\`.`)
+lines.push(`The proof chain alone (bench/chain-cost.ts: record, SHA-256, log_chain insert, head): ${chainRow.toFixed(1)} µs per chained row, one row per single-attempt request.`, '')
+if (queries) lines.push('## Query scaling (bench/queries.ts)', '', '```', queries, '```', '')
 lines.push('Raw wrk output: [benchmarks-raw.txt](benchmarks-raw.txt).', '')
 
 const out = join(ROOT, 'docs', quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md')
