@@ -182,6 +182,7 @@ const runJson = (args: string[]) => {
 const loops = quick ? 1 : 3
 const cpuN = String(quick ? 3000 : 10_000)
 const cpuRows: string[] = []
+const cpuMedians = new Map<string, number>()
 for (const [label, args] of [
   ['bare proxy (Hono, no log)', ['bare']],
   ['witness (full, writer inline)', ['witness', witnessConfig('cpu-full', 'full')]],
@@ -189,6 +190,7 @@ for (const [label, args] of [
   ['witness (full, writer thread)', ['witness', witnessConfig('cpu-thread', 'full', 'thread')]],
 ] as const) {
   const samples = Array.from({ length: loops }, () => runJson([join(ROOT, 'bench/cpu-loop.ts'), args[0], args[1] ?? '', cpuN, upstream]).cpu_us_per_request ?? Number.NaN)
+  cpuMedians.set(label, median(samples))
   cpuRows.push(`| ${label} | ${median(samples).toFixed(0)} |`)
   log(`cpu ${label}: ${median(samples).toFixed(1)} us/request`)
 }
@@ -242,7 +244,9 @@ lines.push('## Where the time goes (CPU per request)', '')
 lines.push('Measured in one process (bench/cpu-loop.ts drives the server handler with 16 requests in flight against the simulator and reads the process CPU time), so the numbers hold even when the machine is busy.', '')
 lines.push('| server | CPU µs per request |', '|---|---|', ...cpuRows, '')
 lines.push(`The writer alone (bench/writer-cost.ts: the pending row, its finish, the chain entry, 16 requests per commit): ${writerFull.toFixed(0)} µs per request with \`full\`, ${writerNormal.toFixed(0)} µs with \`normal\`.`)
-lines.push(`The proof chain alone (bench/chain-cost.ts: record, SHA-256, log_chain insert, head): ${chainRow.toFixed(1)} µs per chained row, one row per single-attempt request.`, '')
+lines.push(`The proof chain alone (bench/chain-cost.ts: record, SHA-256, log_chain insert, head): ${chainRow.toFixed(1)} µs per chained row, one row per single-attempt request.`)
+const chainShare = (100 * chainRow) / (cpuMedians.get('witness (full, writer inline)') ?? Number.NaN)
+lines.push(`That is ${chainShare.toFixed(1)}% of witness's CPU per request (full, inline writer); target: the chain under 5% of throughput at 32 connections. witness is CPU-bound there, so its share of CPU is its share of throughput.`, '')
 if (queries) lines.push('## Query scaling (bench/queries.ts)', '', '```', queries, '```', '')
 lines.push('Raw wrk output: [benchmarks-raw.txt](benchmarks-raw.txt).', '')
 

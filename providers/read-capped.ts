@@ -22,25 +22,18 @@ export async function readCapped(response: Response, maxBytes: number): Promise<
   let size = 0
   for (;;) {
     const { value, done } = await reader.read()
-    if (done) return { bytes: join(parts, size), truncated: false }
+    if (done) return { bytes: join(parts), truncated: false }
     const room = maxBytes - size
     if (value.length > room) {
       parts.push(value.subarray(0, room))
       await reader.cancel().catch(() => {})
-      return { bytes: join(parts, maxBytes), truncated: true }
+      return { bytes: join(parts), truncated: true }
     }
     parts.push(value)
     size += value.length
   }
 }
 
-function join(parts: Uint8Array[], size: number): Uint8Array {
-  if (parts.length === 1) return parts[0]!
-  const out = new Uint8Array(size)
-  let offset = 0
-  for (const part of parts) {
-    out.set(part, offset)
-    offset += part.length
-  }
-  return out
+function join(parts: Uint8Array[]): Uint8Array {
+  return parts.length === 1 ? parts[0]! : new Uint8Array(Bun.concatArrayBuffers(parts))
 }

@@ -230,3 +230,45 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect((await run([witnessCommand, 'check-config', '--config', configPath])).code).toBe(0)
   }, RUN_TIMEOUT_MS)
 })
+
+const gitReason = runReason ?? missing('git') ?? (Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).exitCode === 0 ? null : 'this checkout is not a git repository')
+describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of the role that deploys from a git URL and version', () => {
+  test('checks out exactly that commit and installs it; a second run changes nothing', async () => {
+    const prefix = tempDir('witness-ansible-git-')
+    const work = tempDir('witness-ansible-git-vars-')
+    const repo = join(work, 'witness.git')
+    expect(Bun.spawnSync(['git', 'clone', '-q', '--bare', ROOT, repo]).exitCode).toBe(0)
+    const version = Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).stdout.toString().trim()
+    const varsFile = join(work, 'vars.json')
+    writeFileSync(
+      varsFile,
+      JSON.stringify({
+        witness_hosts: 'all',
+        witness_become: false,
+        witness_test_mode: true,
+        witness_prefix: prefix,
+        witness_npm_timeout_s: 180,
+        witness_source: 'git',
+        witness_git_repo: `file://${repo}`,
+        witness_git_version: version,
+        witness_providers: { kimi: {} },
+        witness_chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] },
+      }),
+    )
+    const playbook = () =>
+      run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, 'site.yml'], {
+        ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'),
+        ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'),
+        ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
+      })
+    const first = await playbook()
+    if (first.code !== 0) console.log(first.output)
+    expect(first.code).toBe(0)
+    const app = join(prefix, 'opt/witness/app')
+    expect(Bun.spawnSync(['git', '-C', app, 'rev-parse', 'HEAD']).stdout.toString().trim()).toBe(version)
+    expect(statSync(join(app, 'node_modules/.bin/bun')).isFile()).toBe(true)
+    expect((await run([join(prefix, 'opt/witness/bin/witness'), 'check-config', '--config', join(prefix, 'etc/witness/witness.yaml')])).code).toBe(0)
+    const second = await playbook()
+    expect(/changed=0\s+unreachable=0\s+failed=0/.test(second.output)).toBe(true)
+  }, 2 * RUN_TIMEOUT_MS)
+})

@@ -87,6 +87,29 @@ describe('archiving by age', () => {
     closeArchives(archives)
   })
 
+  test("a rollback row takes what its command did (deadman_rollback) into the archive with it", async () => {
+    const t = setup()
+    const [old, young] = await seedRows(t.livePath, [
+      { timestamp: '2026-09-02T00:00:00.000Z', status: 'rollback', agent: 'ezra', noMeta: true, errorMessage: 'rollback of agent ezra after 61 s of silence' },
+      { timestamp: '2026-11-20T00:00:00.000Z', status: 'rollback', agent: 'ezra', noMeta: true, errorMessage: 'rollback of agent ezra after 62 s of silence' },
+    ])
+    const live = new Database(t.livePath)
+    const facts = live.query(
+      "INSERT INTO deadman_rollback (log_id, agent, old_config_hash, new_config_hash, reason, command, exit_status, timed_out, output, recorded_by) VALUES (?, 'ezra', 'aaa', 'bbb', 'silence', 'rollback_command', 0, 0, 'restored', 'router')",
+    )
+    facts.run(old!)
+    facts.run(young!)
+    live.close()
+
+    expect((await t.archive()).moved).toBe(1)
+    const left = new Database(t.livePath, { readonly: true })
+    expect(left.query('SELECT log_id FROM deadman_rollback').all()).toEqual([{ log_id: young! }])
+    left.close()
+    const archives = archiveDatabasesFor(t.retention.archiveDir)
+    expect(archives.flatMap(({ db }) => db.query('SELECT log_id, output, recorded_by FROM deadman_rollback').all())).toEqual([{ log_id: old!, output: 'restored', recorded_by: 'router' }])
+    closeArchives(archives)
+  })
+
   test('a second run moves nothing and changes nothing', async () => {
     const t = setup()
     await seedRows(t.livePath, [{ timestamp: '2026-08-01T00:00:00.000Z' }, { timestamp: '2026-10-01T00:00:00.000Z' }, { timestamp: '2026-11-24T00:00:00.000Z' }])

@@ -160,6 +160,46 @@ describe('retries', () => {
     )
   })
 
+  test('the row keeps the endpoint without its query string or credentials, which still go upstream', async () => {
+    const base = new URL(sim.url)
+    const w = await witness({ default: [{ provider: 'keyed', model: 'm' }] }, { providers: { keyed: { type: 'openai', base_url: `http://user:s3cret-pass@${base.host}/v1?api-version=2024-10-21&key=qs-secret` } } })
+    expect((await w.infer({})).status).toBe(200)
+    expect(readRows(w.dbPath)[0]!.endpoint).toBe(`${sim.url}/v1/chat/completions`)
+    expect(sim.requests[0]!.headers.authorization).toBe(`Basic ${btoa('user:s3cret-pass')}`)
+  })
+
+  test('a provider that reports no usage leaves tokens_in and tokens_out NULL, not 0', async () => {
+    const w = await witness({ default: [{ provider: 'sim', model: 'm+no-usage' }] })
+    expect((await w.infer({})).status).toBe(200)
+    expect(readRows(w.dbPath)[0]).toMatchObject({ status: 'success', tokens_in: null, tokens_out: null })
+  })
+
+  test('a refused connection and a 408 are retried; a 403 is not', async () => {
+    const closed = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('') })
+    const deadUrl = `http://127.0.0.1:${closed.port}/v1`
+    closed.stop(true)
+    const w = await witness(
+      {
+        refused: [{ provider: 'dead', model: 'm', retries: 1 }, { provider: 'sim2', model: 'ok' }],
+        slow: [{ provider: 'sim', model: 'm+status-408', retries: 1 }, { provider: 'sim2', model: 'ok' }],
+        denied: [{ provider: 'sim', model: 'm+status-403', retries: 3 }, { provider: 'sim2', model: 'ok' }],
+      },
+      { providers: { dead: { type: 'openai', base_url: deadUrl } } },
+    )
+    for (const chain of ['refused', 'slow', 'denied']) expect((await w.infer({ chain })).status).toBe(200)
+    const rows = readRows(w.dbPath).filter((r) => r.status !== 'fallback')
+    expect(rows.map((r) => [r.provider, r.status, r.error_message])).toEqual([
+      ['dead', 'error', 'connection refused'],
+      ['dead', 'error', 'connection refused'],
+      ['sim2', 'success', null],
+      ['sim', 'error', 'HTTP 408 request timeout: simulated HTTP 408'],
+      ['sim', 'error', 'HTTP 408 request timeout: simulated HTTP 408'],
+      ['sim2', 'success', null],
+      ['sim', 'error', 'HTTP 403 forbidden: simulated HTTP 403'],
+      ['sim2', 'success', null],
+    ])
+  })
+
   test('a 400 is not retried: it falls back at once', async () => {
     const w = await witness({ default: [{ provider: 'sim', model: 'm+status-400', retries: 3 }, { provider: 'sim2', model: 'ok' }] })
     const res = await w.infer({})

@@ -1,9 +1,10 @@
 /** The witness command line, run as a real subprocess. */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BUN, ROOT } from './support/process.ts'
+import { BUN, ROOT, waitForLine } from './support/process.ts'
+import { readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
 
 function witness(args: string[], cwd = ROOT) {
@@ -53,6 +54,34 @@ describe('config problems stop start-up, every one listed', () => {
     expect(result.code).toBe(2)
     expect(result.stderr).toContain('chains.default[0].provider: provider "claude" is banned')
     expect(result.stderr).toContain('chains.other[0].provider: unknown provider "ghost"')
+  })
+})
+
+describe('witness serve and sim', () => {
+  test('serve takes its config from WITNESS_CONFIG and --db overrides the database it names; sim answers on its port', async () => {
+    const dir = tempDir()
+    const sim = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'sim', '--port', '0'], { cwd: dir, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+    const simUrl = (await waitForLine(sim.stderr, /OpenAI at (http:\/\/[\d.]+:\d+)\/v1\/chat\/completions/))[1]!
+    writeFileSync(join(dir, 'other.yaml'), `database: ./named.db\nproviders: { sim: { type: openai, base_url: "${simUrl}/v1" } }\nchains: { default: [ { provider: sim, model: m } ] }\n`)
+    const chosen = join(dir, 'chosen.db')
+    const server = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--port', '0', '--db', chosen], {
+      cwd: dir,
+      env: { PATH: process.env.PATH ?? '', WITNESS_CONFIG: join(dir, 'other.yaml') },
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'pipe',
+    })
+    try {
+      const url = (await waitForLine(server.stderr, /listening on (http:\/\/[\d.]+:\d+) \(config [^,]*other\.yaml, database [^,]*chosen\.db/))[1]!
+      const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+      expect(res.status).toBe(200)
+      expect(readRows(chosen).map((r) => r.status)).toEqual(['success'])
+      expect(existsSync(join(dir, 'named.db'))).toBe(false)
+    } finally {
+      server.kill('SIGTERM')
+      sim.kill('SIGTERM')
+      await Promise.all([server.exited, sim.exited])
+    }
   })
 })
 

@@ -334,7 +334,7 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
 })
 
 describe.skipIf(chromiumMissing || !SHOTS)('screenshots for the README', () => {
-  test('a day of synthetic traffic, on a desktop, a phone in dark mode, a story and the login', async () => {
+  test('a day of synthetic traffic: the whole page on a desktop, a story, and a phone in dark mode', async () => {
     const dir = tempDir()
     fillDatabase(join(dir, 'witness.db'), { rows: 20_000, days: 1, endMs: Date.now() })
     // The fill leaves its last calls in flight; a start would finish them as errors ("router stopped"), which is not the picture wanted.
@@ -356,7 +356,7 @@ describe.skipIf(chromiumMissing || !SHOTS)('screenshots for the README', () => {
       await page.waitForSelector('#comparison tr[data-provider="kimi"]')
       await page.waitForSelector('#series [data-line]')
       await page.waitForSelector('#deadman tr[data-agent="bezalel"]')
-      await page.screenshot({ path: join(SHOTS!, 'dashboard.png') })
+      await page.screenshot({ path: join(SHOTS!, 'dashboard.png'), fullPage: true })
       await page.selectOption('#log-filter select[name=status]', 'fallback')
       await page.waitForSelector('#log tr[data-status="fallback"]')
       await page.click('#log tr[data-status="fallback"]')

@@ -109,18 +109,24 @@ describe('the writer on its own thread (database_writer: thread)', () => {
   })
 })
 
+/** A witness in its own process, with one call hung at the upstream (its row pending). */
+async function serverWithCallInFlight() {
+  const dir = tempDir()
+  const configPath = join(dir, 'witness.yaml')
+  writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }) }))
+  const first = await spawnWitness(configPath)
+  const call = fetch(`${first.url}/v1/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }),
+  }).catch(() => null)
+  while (sim.count() === 0) await Bun.sleep(5)
+  return { dir, configPath, first, call }
+}
+
 describe('crash recovery', () => {
   test('a server killed with SIGKILL mid-call leaves a pending row that the next start finishes', async () => {
-    const dir = tempDir()
-    const configPath = join(dir, 'witness.yaml')
-    writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }) }))
-    const first = await spawnWitness(configPath)
-    const call = fetch(`${first.url}/v1/infer`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }),
-    }).catch(() => null)
-    while (sim.count() === 0) await Bun.sleep(5)
+    const { dir, configPath, first, call } = await serverWithCallInFlight()
     first.proc.kill('SIGKILL')
     await first.proc.exited
     await call
@@ -139,16 +145,7 @@ describe('crash recovery', () => {
   })
 
   test('a second server on the same database is refused, and leaves the first one\'s call in flight alone', async () => {
-    const dir = tempDir()
-    const configPath = join(dir, 'witness.yaml')
-    writeFileSync(configPath, JSON.stringify({ database: './witness.db', ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+hang' }] }) }))
-    const first = await spawnWitness(configPath)
-    const call = fetch(`${first.url}/v1/infer`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] }),
-    }).catch(() => null)
-    while (sim.count() === 0) await Bun.sleep(5)
+    const { dir, configPath, first, call } = await serverWithCallInFlight()
 
     const second = await runWitness(['serve', '--config', configPath, '--port', '0'])
     expect(second.code).not.toBe(0)

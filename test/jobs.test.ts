@@ -3,6 +3,7 @@
  * file passes max_db_mb, sync every sync.every; driven by the injected
  * clock, with the timer off (tests call tick()) or on.
  */
+import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { statSync } from 'node:fs'
 import { join } from 'node:path'
@@ -46,6 +47,36 @@ afterAll(async () => {
 })
 
 describe('background jobs in serve', () => {
+  test('a checkpoint of the chain head is signed every proof.checkpoint_every, and only when the chain grew', async () => {
+    const { w, clock } = await witnessWith({ proof: { checkpoint_every: '5m' } })
+    stopAll.push(w)
+    const checkpoints = () => {
+      const db = new Database(w.dbPath, { readonly: true })
+      const rows = db.query('SELECT machine, seq, head_hash FROM checkpoints ORDER BY id').all() as { machine: string; seq: number; head_hash: string }[]
+      db.close()
+      return rows
+    }
+    const head = () => {
+      const db = new Database(w.dbPath, { readonly: true })
+      const row = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string }
+      db.close()
+      return row
+    }
+    expect((await w.infer({})).status).toBe(200)
+    await w.jobs!.tick()
+    expect(checkpoints()).toEqual([{ machine: 'alpha', seq: 1, head_hash: head().hash }])
+    expect((await w.infer({})).status).toBe(200)
+    clock.advance(4 * MINUTE)
+    await w.jobs!.tick() // not due yet
+    expect(checkpoints()).toHaveLength(1)
+    clock.advance(MINUTE)
+    await w.jobs!.tick()
+    expect(checkpoints().map((c) => c.seq)).toEqual([1, 2])
+    clock.advance(5 * MINUTE)
+    await w.jobs!.tick() // due, but nothing new to sign
+    expect(checkpoints()).toHaveLength(2)
+  })
+
   test.skipIf(!HAVE_GIT)('the archive runs at the first check and then once a day, the sync every sync.every, by the injected clock', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const old = daysAgo(manualClock().now(), 60)

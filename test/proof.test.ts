@@ -12,6 +12,7 @@ import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { ensureSigningKey, loadSigningKey } from '../src/proof/keys.ts'
 import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
+import { decodeRecord } from '../src/proof/record.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
@@ -24,6 +25,7 @@ let sim: Simulator
 let dir: string
 let dbPath: string
 let keyPath: string
+let machine: string
 const receipts: string[] = []
 
 function verify(args: string[]) {
@@ -66,9 +68,10 @@ beforeAll(async () => {
     expect(res.status).toBe(200)
     receipts.push(res.headers.get('x-witness-receipt')!)
   }
+  machine = w.config().machine
   await w.stop(0)
   const live = await openLiveForJob(dbPath, 'test')
-  expect(await checkpointNow(live, await loadSigningKey(keyPath), 'test-machine', Date.now)).not.toBeNull()
+  expect(await checkpointNow(live, await loadSigningKey(keyPath), machine, Date.now)).not.toBeNull()
   live.close()
 })
 afterAll(async () => {
@@ -90,6 +93,15 @@ describe('witness verify on the live database', () => {
     const { code, out } = verify(['--db', copy, '--key', keyPath])
     expect(code).toBe(1)
     expect(out).toContain(`row ${id} was changed after it was chained: provider was "${provider}" when chained, is now "mimo"`)
+  })
+
+  test("the provider's response id is chained too: changing it in the side table is named", () => {
+    const copy = copyDb()
+    const { log_id, response_id } = new Database(copy, { readonly: true }).query("SELECT log_id, response_id FROM request_log_meta WHERE response_id IS NOT NULL LIMIT 1").get() as { log_id: number; response_id: string }
+    exec(copy, "UPDATE request_log_meta SET response_id = 'chatcmpl-forged' WHERE log_id = ?", log_id)
+    const { code, out } = verify(['--db', copy, '--key', keyPath])
+    expect(code).toBe(1)
+    expect(out).toContain(`row ${log_id} was changed after it was chained: response_id was "${response_id}" when chained, is now "chatcmpl-forged"`)
   })
 
   test('deleted rows are named as missing', () => {
@@ -156,7 +168,7 @@ describe('witness verify on the live database', () => {
     const live = await openLiveForJob(copy, 'test')
     live.exec("UPDATE witness_state SET value = '0 0' WHERE key = 'chain.head'") // let the forger sign again
     live.exec('DELETE FROM checkpoints')
-    await checkpointNow(live, forger, 'test-machine', Date.now)
+    await checkpointNow(live, forger, machine, Date.now)
     live.close()
     const { code, out } = verify(['--db', copy, '--key', keyPath])
     expect(code).toBe(1)
@@ -181,6 +193,57 @@ describe('receipts', () => {
 
     const mangled = receipt.slice(0, 10) + (receipt[10] === 'A' ? 'B' : 'A') + receipt.slice(11)
     expect(verify(['--db', dbPath, '--key', keyPath, '--receipt', mangled]).code).toBe(1)
+
+    // Row ids are per machine: the same rows claimed by another machine's receipt do not verify here.
+    const elsewhere = verify(['--db', dbPath, '--key', keyPath, '--receipt', encodeReceipt({ ...decoded, machine: 'other-host' })])
+    expect(elsewhere.code).toBe(1)
+    expect(elsewhere.out).toContain(`receipt: issued by machine other-host, but this database is ${machine}'s`)
+  })
+
+  test('every inference API carries the receipt, on success and on failure; /v1/infer has it in its body too', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }], down: [{ provider: 'sim', model: 'down+status-503', retries: 0 }] }))
+    const ask = [{ role: 'user', content: 'hi' }]
+    const infer = await w.infer({})
+    const body = await infer.json()
+    expect(body.receipt).toBe(infer.headers.get('x-witness-receipt'))
+    const chat = await w.post('/v1/chat/completions', { model: 'default', messages: ask }, { 'x-agent-name': 'a' })
+    const messages = await w.post('/v1/messages', { model: 'default', max_tokens: 10, messages: ask }, { 'x-agent-name': 'a' })
+    const failed = await w.infer({ chain: 'down' })
+    expect(failed.status).toBe(502)
+    await w.stop(0)
+    const key = join(w.dir, 'witness-key.json')
+    for (const res of [infer, chat, messages, failed]) {
+      const receipt = res.headers.get('x-witness-receipt')!
+      expect(decodeReceipt(receipt)!.rows.map((r) => String(r.id)).join(',')).toBe(res.headers.get('x-witness-log-ids')!)
+      expect(verify(['--db', w.dbPath, '--key', key, '--receipt', receipt]).code).toBe(0)
+    }
+  })
+
+  test('the chain holds the sha256 of the exact bytes sent upstream and received back', async () => {
+    // An upstream that keeps the bytes it received and answers with bytes of its own spacing.
+    let received = ''
+    const answer = '{ "id": "chatcmpl-7", "object": "chat.completion", "model": "m",\n  "choices": [{"index": 0, "message": {"role": "assistant", "content": "héllo"}, "finish_reason": "stop"}],\n  "usage": {"prompt_tokens": 1, "completion_tokens": 2} }'
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(req) {
+        received = await req.text()
+        return new Response(answer, { headers: { 'content-type': 'application/json' } })
+      },
+    })
+    const w = await startWitness({ providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } }, chains: { default: [{ provider: 'up', model: 'm' }] } })
+    const res = await w.infer({ temperature: 0.5 })
+    expect(res.status).toBe(200)
+    await w.stop(0)
+    await upstream.stop(true)
+    const db = new Database(w.dbPath, { readonly: true })
+    const { record } = db.query('SELECT record FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { record: string }
+    db.close()
+    const { facts } = decodeRecord(record)!
+    const sha256 = (text: string) => new Bun.CryptoHasher('sha256').update(text).digest('hex')
+    expect(received).toContain('"temperature":0.5')
+    expect(facts.requestSha256).toBe(sha256(received))
+    expect(facts.responseSha256).toBe(sha256(answer))
   })
 
   test('a stream carries its receipt as an SSE comment just before its last event', async () => {

@@ -1,8 +1,8 @@
-/** The README stays true: its preset table matches the code, its set-up commands are the scripts. */
+/** The README stays true: its preset table matches the code, its set-up commands are the scripts, the demo prints what it shows. */
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { PRESETS } from '../providers/presets.ts'
-import { ROOT } from './support/process.ts'
+import { BUN, ROOT } from './support/process.ts'
 
 const readme = await Bun.file(join(ROOT, 'README.md')).text()
 const pkg = await Bun.file(join(ROOT, 'package.json')).json()
@@ -28,5 +28,24 @@ describe('README', () => {
     expect(pkg.scripts.test).toBeDefined()
     expect(pkg.scripts.demo).toBeDefined()
     expect(pkg.dependencies.bun).toMatch(/^\d+\.\d+\.\d+$/)
+  })
+
+  test('`npm run demo` prints what the README shows, but for the latencies', async () => {
+    const shown = readme.split('```\n$ npm run demo\n')[1]!.split('```')[0]!
+    const proc = Bun.spawn([BUN, join(ROOT, pkg.scripts.demo.replace(/^bun /, ''))], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe', env: { PATH: process.env.PATH ?? '' } })
+    const [printed, code] = await Promise.all([new Response(proc.stdout).text(), proc.exited])
+    expect(code).toBe(0)
+    // Latency is the 8th column of the table (the columns before it hold no spaces); widths and ports may differ.
+    const normal = (text: string) =>
+      text
+        .trim()
+        .replace(/127\.0\.0\.1:\d+/g, '127.0.0.1:<port>')
+        .split('\n')
+        .map((line) => {
+          const fields = line.trim().split(/\s+/)
+          if (/^\d+$/.test(fields[0]!) && fields.length >= 8) fields[7] = '<ms>'
+          return fields.join(' ')
+        })
+    expect(normal(printed)).toEqual(normal(shown))
   })
 })

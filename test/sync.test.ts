@@ -8,6 +8,7 @@ import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { ensureSigningKey } from '../src/proof/keys.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import type { ExportLine } from '../src/sync/export-line.ts'
 import { FLEET_DDL } from '../src/sync/fleet.ts'
@@ -285,6 +286,33 @@ describe.skipIf(!HAVE_GIT_HTTP_BACKEND)('witness sync over HTTP with a token', (
   })
 })
 
+describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
+  test('each sync with new rows signs a checkpoint of the chain head and publishes it under <machine>/checkpoints/', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    await ensureSigningKey(join(alpha.dir, 'witness-key.json'))
+    const now = Date.now()
+    await alpha.seed([{ timestamp: daysAgo(now, 1) }, { timestamp: daysAgo(now, 1, 1) }])
+    expect((await alpha.sync()).code).toBe(0)
+    await alpha.seed([{ timestamp: daysAgo(now, 0) }])
+    expect((await alpha.sync()).code).toBe(0)
+    expect((await alpha.sync()).code).toBe(0) // nothing new: nothing signed, nothing committed
+
+    expect(git(['--git-dir', remote, 'log', '--format=%s', 'main']).trim().split('\n')).toEqual([
+      'witness sync: alpha: 1 rows, 1 day files, 1 chain entries, 1 checkpoints',
+      'witness sync: alpha: 2 rows, 1 day files, 2 chain entries, 1 checkpoints',
+    ])
+    const names = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter((n) => n.startsWith('alpha/checkpoints/'))
+    expect(names).toHaveLength(2)
+    const published = names.map((n) => JSON.parse(git(['--git-dir', remote, 'show', `main:${n}`])) as { machine: string; seq: number; head_hash: string; signature: string })
+    expect(published.map((c) => [c.machine, c.seq])).toEqual([['alpha', 2], ['alpha', 3]])
+    const db = new Database(alpha.livePath, { readonly: true })
+    const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string }
+    db.close()
+    expect(published[1]!.head_hash).toBe(head.hash)
+  })
+})
+
 describe.skipIf(!HAVE_GIT)('witness fleet', () => {
   test("builds one database with the exact schema whose rows are the union of every machine's rows, with new ids mapped to machine and original id", async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
@@ -328,6 +356,37 @@ describe.skipIf(!HAVE_GIT)('witness fleet', () => {
     // Built again over the old file: the same result.
     expect((await runWitness(['fleet', '--repo', clone, '--out', out])).stdout).toBe(result.stdout)
     expect(FLEET_DDL).toContain('CREATE VIEW fleet_log')
+  })
+
+  test('query and stats work on fleet.db: a request is found by its id, and an error then a fallback success counts as one request', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    const beta = machine('beta', remote)
+    const now = Date.now()
+    const at = (ms: number) => new Date(now - 60_000 + ms).toISOString()
+    await alpha.seed([
+      { timestamp: at(0), status: 'error', provider: 'kimi', requestId: 'req-a', seq: 1 },
+      { timestamp: at(1), status: 'fallback', provider: 'kimi', requestId: 'req-a', seq: 2 },
+      { timestamp: at(2), status: 'success', provider: 'groq', requestId: 'req-a', seq: 3 },
+    ])
+    // Another machine has the same row ids: its request stays its own.
+    await beta.seed([{ timestamp: at(3), status: 'error', provider: 'kimi', requestId: 'req-b', seq: 1 }])
+    for (const m of [alpha, beta]) expect((await m.sync()).code).toBe(0)
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    const out = join(tempDir(), 'fleet.db')
+    expect((await runWitness(['fleet', '--repo', clone, '--out', out])).code).toBe(0)
+
+    const found = await runWitness(['query', '--db', out, '--json', '--request-id', 'req-a'])
+    expect(found.code).toBe(0)
+    const lines = found.stdout.trim().split('\n').map((l) => JSON.parse(l) as { status: string; provider: string })
+    expect(lines.map((r) => [r.provider, r.status])).toEqual([['groq', 'success'], ['kimi', 'fallback'], ['kimi', 'error']])
+    const stats = await runWitness(['stats', '--db', out, '--since', '1h', '--by', 'provider', '--json'])
+    expect(stats.code).toBe(0)
+    const groups = JSON.parse(stats.stdout).groups as { provider: string; requests: number; request_success_rate: number | null }[]
+    expect(groups.find((g) => g.provider === 'groq')).toMatchObject({ requests: 1, request_success_rate: 1 })
+    // alpha's kimi error was not its request's end (groq served it); beta's was.
+    expect(groups.find((g) => g.provider === 'kimi')).toMatchObject({ requests: 1, request_success_rate: 0 })
   })
 })
 

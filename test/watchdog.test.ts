@@ -28,6 +28,21 @@ async function watchdog(args: string[], env: Record<string, string> = {}): Promi
   return { code, stderr }
 }
 
+/** The text of a stream up to (and including) the first `word`, within `timeoutMs`. */
+async function readUntil(stream: ReadableStream<Uint8Array>, word: string, timeoutMs: number): Promise<string> {
+  const reader = stream.getReader()
+  const decoder = new TextDecoder()
+  let text = ''
+  const deadline = Date.now() + timeoutMs
+  while (!text.includes(word) && Date.now() < deadline) {
+    const { value, done } = await Promise.race([reader.read(), Bun.sleep(Math.max(0, deadline - Date.now())).then(() => ({ value: undefined, done: true }))])
+    if (done) break
+    text += decoder.decode(value, { stream: true })
+  }
+  reader.releaseLock()
+  return text
+}
+
 /** A loopback port nothing listens on. */
 function deadPort(): number {
   const server = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
@@ -89,6 +104,14 @@ describe('against a stopped router', () => {
       },
     ])
     expect(JSON.parse(readFileSync(`${configPath}.watchdog.json`, 'utf8')).failures).toBe(0)
+
+    // The watchdog chained its row into the one chain; the next router chains the row it recovers after it.
+    const next = await spawnWitness(configPath)
+    next.proc.kill('SIGTERM')
+    expect(await next.proc.exited).toBe(0)
+    const verified = Bun.spawnSync([BUN, join(ROOT, 'src/cli.ts'), 'verify', '--config', configPath], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } })
+    expect(verified.stdout.toString()).toContain(`verified ${join(dir, 'witness.db')}: chain entries 1-2, 2 rows checked`)
+    expect(verified.exitCode).toBe(0)
   })
 
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
@@ -232,6 +255,26 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(existsSync(marker)).toBe(false)
     expect(readFileSync(alerts, 'utf8').trim().split('\n')).toHaveLength(1)
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('--every runs the check in a loop, counting failures across rounds, and goes on after it acts', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', deadUrl(), '--failures', '3', '--every', '50ms', '--timeout', '500ms'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '' },
+      stdout: 'ignore',
+      stderr: 'pipe',
+    })
+    // No snapshot to roll back to: at the third failure the rollback is refused loudly, and the loop goes on.
+    const text = await readUntil(proc.stderr, 'after 4 failed health checks', 10_000)
+    proc.kill('SIGTERM')
+    await proc.exited
+    expect(text).toContain('heartbeat failed (1 of 3 before a rollback): connection refused')
+    expect(text).toContain('heartbeat failed (2 of 3 before a rollback): connection refused')
+    expect(text).toContain('ALERT NOT ROLLING BACK')
+    expect(text).toContain('after 3 failed health checks (connection refused): no last-known-good snapshot')
+    expect(text).toContain('NOT ROLLING BACK') // the next round says it again, without a second alert
   })
 
   test('bad flags exit 2 with the usage', async () => {

@@ -71,7 +71,7 @@ export const verifyCommand: Command = {
       const verdict = await verifyEvidence(evidence)
       if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}: checkpoint signatures could not be checked`)
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
-      const receiptOk = receipt ? checkReceipt(receipt.rows, gathered) : true
+      const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered) : true
       return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
     } finally {
       closeArchives(archives)
@@ -126,4 +126,16 @@ function report(what: string, v: Verdict): void {
     for (const p of v.problems) console.log(`  - ${p}`)
   }
   for (const n of v.notes) console.log(`  note: ${n}`)
+}
+
+/**
+ * A receipt names the machine that issued it; row ids are only unique per
+ * machine. The database says whose it is by its checkpoints (else the
+ * config it came from does); a receipt from another machine is refused.
+ */
+function sameMachine(issuer: string, gathered: Gathered, config: Config | null): boolean {
+  const here = gathered.checkpoints.at(-1)?.machine ?? config?.machine ?? null
+  if (here === null || here === issuer) return true
+  console.log(`receipt: issued by machine ${issuer}, but this database is ${here}'s; check it against that machine's log (or its export with --repo)`)
+  return false
 }

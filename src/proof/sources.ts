@@ -33,13 +33,13 @@ export function gatherDatabase(db: Database, into: Gathered = emptyGathered()): 
   const rows = db
     .query(
       meta
-        ? 'SELECT r.*, m.request_id AS request_id FROM request_log r LEFT JOIN request_log_meta m ON m.log_id = r.id'
+        ? 'SELECT r.*, m.request_id AS request_id, m.response_id AS response_id FROM request_log r LEFT JOIN request_log_meta m ON m.log_id = r.id'
         : 'SELECT r.* FROM request_log r',
     )
-    .all() as (LogRow & { request_id?: string | null })[]
+    .all() as (LogRow & { request_id?: string | null; response_id?: string | null })[]
   for (const r of rows) {
     const row = Object.fromEntries(LOG_COLUMNS.map((c) => [c, r[c]])) as LogRow
-    into.rows.set(Number(r.id), meta ? { row, requestId: r.request_id ?? null } : { row })
+    into.rows.set(Number(r.id), meta ? { row, requestId: r.request_id ?? null, responseId: r.response_id ?? null } : { row })
   }
   if (hasTable(db, 'checkpoints')) into.checkpoints.push(...(db.query('SELECT * FROM checkpoints ORDER BY id').all() as Checkpoint[]))
   return into

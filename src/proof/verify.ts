@@ -21,6 +21,8 @@ export interface RowView {
   row: LogRow
   /** request_log_meta.request_id (null where the row has none, undefined where the source has no meta at all). */
   requestId?: string | null
+  /** request_log_meta.response_id, the provider's id for its answer (undefined where the source does not carry it: a git export). */
+  responseId?: string | null
 }
 
 export interface Evidence {
@@ -131,6 +133,8 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       problem(`row ${e.log_id} was changed after it was chained: ${details}`)
     } else if (now.requestId !== undefined && now.requestId !== recorded.facts.requestId) {
       problem(`row ${e.log_id} was changed after it was chained: request_id was ${show(recorded.facts.requestId)} when chained, is now ${show(now.requestId)}`)
+    } else if (now.responseId !== undefined && now.responseId !== recorded.facts.responseId) {
+      problem(`row ${e.log_id} was changed after it was chained: response_id was ${show(recorded.facts.responseId)} when chained, is now ${show(now.responseId)}`)
     }
   }
   if (missing.length) problem(`${missing.length === 1 ? 'row' : 'rows'} ${ranges(missing)} ${missing.length === 1 ? 'is' : 'are'} missing`)

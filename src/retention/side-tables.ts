@@ -15,4 +15,6 @@ export const SIDE_TABLES: readonly SideTable[] = [
   { table: 'request_log_meta', key: 'log_id' },
   // The proof chain's entries move with their rows, so archives stay verifiable.
   { table: 'log_chain', key: 'log_id' },
+  // What each rollback row's command did (hashes, exit status, output).
+  { table: 'deadman_rollback', key: 'log_id' },
 ]

@@ -70,11 +70,5 @@ async function readWithin(body: ReadableStream<Uint8Array>, maxBytes: number, ti
   } finally {
     clearTimeout(timer)
   }
-  const out = new Uint8Array(size)
-  let at = 0
-  for (const chunk of chunks) {
-    out.set(chunk, at)
-    at += chunk.length
-  }
-  return out
+  return new Uint8Array(Bun.concatArrayBuffers(chunks))
 }

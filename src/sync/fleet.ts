@@ -7,7 +7,9 @@
  * order of timestamp, then machine, then the original id), and the side
  * table `fleet_origin` maps each one back: log_id -> machine, origin_id
  * (the id on that machine) and request_id. The view `fleet_log` joins the
- * two. A row exported twice (same machine and id) is taken once.
+ * two. `request_log_meta` is rebuilt from the export (request_id, and seq
+ * from the order of a request's rows) so requests count as requests. A row
+ * exported twice (same machine and id) is taken once.
  */
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
@@ -37,6 +39,9 @@ export interface FleetReport {
 }
 
 const DAY_FILE = /^\d{4}\/\d{2}\/\d{2}\.ndjson$/
+
+/** What fleet.db says for the meta the export does not carry (chain, api). */
+export const NOT_EXPORTED = '(not exported)'
 
 /** Builds `out` from the clone at `repo` (written to a temp file, then renamed over `out`). */
 export function buildFleet(repo: string, out: string): FleetReport {
@@ -80,6 +85,13 @@ export function buildFleet(repo: string, out: string): FleetReport {
       db.exec(`INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message)
         SELECT new_id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message FROM numbered ORDER BY new_id`)
       db.exec('INSERT INTO fleet_origin (log_id, machine, origin_id, request_id) SELECT new_id, machine, origin_id, request_id FROM numbered')
+      // The side table the queries and stats read, rebuilt from what the export carries: the
+      // request id, and each row's place in its request (its rows' ids rise in order on their
+      // machine). The chain and API are not exported.
+      db.exec(`INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, stream)
+        SELECT new_id, request_id, '${NOT_EXPORTED}', '${NOT_EXPORTED}',
+               row_number() OVER (PARTITION BY machine, request_id ORDER BY origin_id), 0
+        FROM numbered WHERE request_id IS NOT NULL`)
     })()
     report.rows = (db.query('SELECT count(*) AS n FROM request_log').get() as { n: number }).n
     // One self-contained file to copy around.
