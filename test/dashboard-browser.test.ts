@@ -97,9 +97,9 @@ const LAST_1H = {
 }
 const COLUMNS = ['attempts', 'success_rate', 'requests', 'request_success_rate', 'p50_ms', 'p95_ms', 'tokens_in', 'tokens_out', 'cost_usd', 'fallbacks_out']
 
-/** Reads `read` until it equals `want` (the page updates asynchronously) or 5 s pass; returns the last value. */
-async function settled<T>(read: () => Promise<T>, want: T): Promise<T> {
-  const deadline = Date.now() + 5000
+/** Reads `read` until it equals `want` (the page updates asynchronously) or `withinMs` pass; returns the last value. */
+async function settled<T>(read: () => Promise<T>, want: T, withinMs = 5000): Promise<T> {
+  const deadline = Date.now() + withinMs
   let last = await read()
   while (!Bun.deepEquals(last, want) && Date.now() < deadline) {
     await Bun.sleep(25)
@@ -295,6 +295,21 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
       await phone.close()
     }
   })
+
+  test('the log refreshes itself while "live" is ticked, and holds still while it is not', async () => {
+    const top = () => logRows(page).then((rows) => rows[0])
+    await seed(w.store, [{ agent: 'latecomer', at: at(0.5), rows: [{ ...groq, status: 'success', latencyMs: 42 }] }])
+    expect(await settled(top, 'latecomer groq success', 8000)).toBe('latecomer groq success')
+
+    await page.uncheck('#log-filter input[name=live]')
+    await Bun.sleep(800) // the filter form reloads once on any change (debounced 250 ms)
+    await seed(w.store, [{ agent: 'straggler', at: at(1), rows: [{ ...groq, status: 'success', latencyMs: 43 }] }])
+    await Bun.sleep(6000) // past a refresh that would have happened
+    expect(await top()).toBe('latecomer groq success')
+
+    await page.check('#log-filter input[name=live]')
+    expect(await settled(top, 'straggler groq success', 8000)).toBe('straggler groq success')
+  }, 30_000)
 
   test('no console error or page error came up through all of the above', () => {
     expect(consoleErrors).toEqual([])
