@@ -6,9 +6,9 @@
  */
 import type { Database } from 'bun:sqlite'
 import { chainHead } from './append.ts'
+import { type SigningKey, importPublicKey } from './keys.ts'
 
 export { chainHead }
-import { type SigningKey, importPublicKey } from './keys.ts'
 
 export interface Checkpoint {
   id: number
