@@ -6,6 +6,7 @@
  * request_log_meta go in with prepared statements in big transactions.
  */
 import { Database } from 'bun:sqlite'
+import { seededRandom } from '../src/sim/random.ts'
 import { ensureSchema } from '../src/telemetry/schema.ts'
 
 export const AGENTS = ['bezalel', 'ezra', 'allegro', 'oholiab', 'miriam', 'aaron', 'caleb', 'joshua']
@@ -36,18 +37,6 @@ const CHAINS: { name: string; weight: number; steps: Step[] }[] = [
   { name: 'gpu', weight: 15, steps: [runpod, openrouter] },
 ]
 
-/** A small deterministic PRNG (mulberry32), so runs are comparable. */
-function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
-
 export interface FillOptions {
   rows: number
   /** The rows are spread evenly over this many days, ending at `endMs`. */
@@ -73,7 +62,7 @@ export function fillDatabase(path: string, options: FillOptions): number {
     `INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, step, try, stream, http_status, response_id, served_model, first_byte_ms, cost_usd)
      VALUES (?1, ?2, ?3, 'infer', ?4, ?5, ?6, 0, ?7, ?8, ?9, NULL, ?10)`,
   )
-  const rnd = random(options.seed ?? 42)
+  const rnd = seededRandom(options.seed ?? 42) // deterministic, so runs are comparable
   const pick = <T>(items: T[], weights: number[]): T => {
     const total = weights.reduce((a, b) => a + b, 0)
     let r = rnd() * total

@@ -95,6 +95,18 @@ class ChainFiles {
 
 const SELECT_ENTRIES = 'SELECT seq, log_id, prev_hash, hash, record, chained_at FROM log_chain WHERE seq > ? ORDER BY seq LIMIT ?'
 
+/** Adds a database's chain entries after `seq` to `files`, a page at a time (yielding between pages); returns the last seq read. */
+async function addEntriesAfter(db: Database, seq: number, files: ChainFiles): Promise<number> {
+  let after = seq
+  for (;;) {
+    const page = db.query(SELECT_ENTRIES).all(after, PAGE) as ExportedEntry[]
+    if (page.length === 0) return after
+    files.add(page)
+    after = page.at(-1)!.seq
+    await Bun.sleep(0)
+  }
+}
+
 export async function exportProof(options: {
   live: Database
   archiveDir: string
@@ -116,28 +128,13 @@ export async function exportProof(options: {
       await prepareReadable(options.archiveDir, file)
       const db = openArchiveReadonly(options.archiveDir, file)
       try {
-        if (!tableExists(db, 'log_chain')) continue
-        for (let after = from.seq; ; ) {
-          const page = db.query(SELECT_ENTRIES).all(after, PAGE) as ExportedEntry[]
-          if (page.length === 0) break
-          files.add(page)
-          after = page.at(-1)!.seq
-          if (after > last) last = after
-          await Bun.sleep(0)
-        }
+        if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, files))
       } finally {
         db.close()
       }
     }
   }
-  for (let after = from.seq; ; ) {
-    const page = live.query(SELECT_ENTRIES).all(after, PAGE) as ExportedEntry[]
-    if (page.length === 0) break
-    files.add(page)
-    after = page.at(-1)!.seq
-    if (after > last) last = after
-    await Bun.sleep(0)
-  }
+  last = Math.max(last, await addEntriesAfter(live, from.seq, files))
 
   let checkpoints = 0
   let lastCheckpoint = from.checkpoint
