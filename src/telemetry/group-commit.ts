@@ -22,6 +22,14 @@ export interface GroupCommitOptions<Op, Result> {
   isBusy: (error: unknown) => boolean
   /** Monotonic clock (ms). */
   now?: () => number
+  /**
+   * Resolves once what was committed before the call is on stable storage
+   * (see wal-fsync.ts). Writes are acknowledged only after it; meanwhile the
+   * next batch may already commit. Without it, a commit is acknowledged as is.
+   */
+  durable?: () => Promise<void>
+  /** Called with the writes of a batch that committed but could not be made durable. */
+  onUndurable?: (ops: Op[], results: Result[]) => void
 }
 
 interface Pending<Op, Result> {
@@ -36,6 +44,8 @@ export class GroupCommit<Op, Result> {
   private scheduled = false
   private inFlight = false
   private waitingForLock = false
+  /** Batches committed and waiting for their fsync. */
+  private syncing = 0
   private lockWaitMs = 1
   private readonly now: () => number
 
@@ -61,7 +71,7 @@ export class GroupCommit<Op, Result> {
 
   /** Nothing queued, nothing being committed. */
   get idle(): boolean {
-    return this.queue.length === 0 && !this.inFlight && !this.scheduled && !this.waitingForLock
+    return this.queue.length === 0 && !this.inFlight && !this.scheduled && !this.waitingForLock && this.syncing === 0
   }
 
   private schedule(): void {
@@ -76,17 +86,46 @@ export class GroupCommit<Op, Result> {
     this.queue = []
     if (batch.length === 0) return
     this.inFlight = true
+    let results: Result[]
     try {
-      const results = await this.options.apply(batch.map((p) => p.op))
-      this.committed(batch.length)
-      batch.forEach((p, i) => p.resolve(results[i]!))
+      results = await this.options.apply(batch.map((p) => p.op))
     } catch (error) {
-      if (this.options.isBusy(error)) this.retryLater(batch, error)
-      else await this.failOrIsolate(batch, error)
-    } finally {
-      this.inFlight = false
-      if (this.queue.length > 0) this.schedule()
+      try {
+        if (this.options.isBusy(error)) this.retryLater(batch, error)
+        else await this.failOrIsolate(batch, error)
+      } finally {
+        this.inFlight = false
+        if (this.queue.length > 0) this.schedule()
+      }
+      return
     }
+    this.committed(batch.length)
+    this.inFlight = false
+    // The next batch may commit while this one waits for its fsync.
+    if (this.queue.length > 0) this.schedule()
+    this.acknowledge(batch, results)
+  }
+
+  /** Settles committed writes: at once, or once the durability barrier is passed. */
+  private acknowledge(batch: Pending<Op, Result>[], results: Result[]): void {
+    const durable = this.options.durable
+    if (!durable) {
+      batch.forEach((p, i) => p.resolve(results[i]!))
+      return
+    }
+    this.syncing++
+    durable()
+      .then(
+        () => batch.forEach((p, i) => p.resolve(results[i]!)),
+        (error: unknown) => {
+          const why = error instanceof Error ? error.message : String(error)
+          for (const p of batch) p.reject(this.failed(new TelemetryUnavailableError(`telemetry database commit could not be made durable: ${why}`, error)))
+          this.options.onUndurable?.(batch.map((p) => p.op), results)
+        },
+      )
+      .finally(() => {
+        this.syncing--
+      })
   }
 
   private committed(ops: number): void {
@@ -131,7 +170,7 @@ export class GroupCommit<Op, Result> {
       try {
         const [result] = await this.options.apply([p.op])
         this.committed(1)
-        p.resolve(result!)
+        this.acknowledge([p], [result!])
       } catch (single) {
         if (this.options.isBusy(single)) this.retryLater([p], single)
         else p.reject(this.failed(single))

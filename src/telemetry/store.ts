@@ -12,6 +12,7 @@ import { GroupCommit } from './group-commit.ts'
 import { chainAppender } from '../proof/append.ts'
 import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp, WriteResult } from './rows.ts'
 import { ensureSchema } from './schema.ts'
+import { type Barrier, walFsyncBarrier } from './wal-fsync.ts'
 import type { WorkerReply, WorkerRequest } from './writer-worker.ts'
 import { isBusy, openWriter, type WriterOptions } from './writer.ts'
 
@@ -55,6 +56,8 @@ export interface Store {
   /** A read-only connection for queries. */
   readonly reader: Database
   readonly counters: GroupCommit<WriteOp, WriteResult>['counters']
+  /** fsyncs of the WAL issued off the event loop so far (`database_sync: full` with the inline writer); 0 otherwise. */
+  fsyncs(): number
   close(): void
 }
 
@@ -94,16 +97,36 @@ function threadWriter(path: string, options: WriterOptions): { apply: (ops: Writ
 /** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(path: string, options: StoreOptions): Store {
   mkdirSync(dirname(path), { recursive: true })
-  const db = new Database(path, { create: true, strict: true })
-  db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
-  ensureSchema(db)
-  db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+  const setup = new Database(path, { create: true, strict: true })
+  try {
+    setup.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
+    ensureSchema(setup)
+  } finally {
+    setup.close()
+  }
 
-  const writer = options.writer === 'thread' ? threadWriter(path, options) : openWriter(path, options)
-  const commits = new GroupCommit<WriteOp, WriteResult>({
+  // With `full` on the main thread, the writer commits with NORMAL and the
+  // WAL's fsync runs off the event loop before any write is acknowledged
+  // (wal-fsync.ts). The writer thread can afford to wait for it in COMMIT.
+  const inline = options.writer !== 'thread'
+  const writer = inline ? openWriter(path, { ...options, sync: 'normal' }) : threadWriter(path, options)
+  let barrier: Barrier | null = null
+  try {
+    if (inline && options.sync === 'full') barrier = walFsyncBarrier(path)
+  } catch (error) {
+    writer.close()
+    throw error
+  }
+  const commits: GroupCommit<WriteOp, WriteResult> = new GroupCommit<WriteOp, WriteResult>({
     apply: (ops) => writer.apply(ops),
     budgetMs: options.busyTimeoutMs,
     isBusy,
+    durable: barrier ? () => barrier.wait() : undefined,
+    // A pending row that committed but could not be made durable is not called: finish it as such.
+    onUndurable: (ops, results) =>
+      ops.forEach((op, i) => {
+        if (op.kind === 'begin') deferFinish(results[i]!.id, notCalled('its pending row could not be made durable'))
+      }),
   })
 
   // Finishing writes that failed (disk full, lock held past the budget) are
@@ -130,7 +153,7 @@ export function openStore(path: string, options: StoreOptions): Store {
       retrying = null
     }
   }
-  const deferFinish = (id: number, outcome: AttemptOutcome) => {
+  function deferFinish(id: number, outcome: AttemptOutcome) {
     deferred.set(id, outcome)
     retrying ??= setInterval(() => void retryDeferred(), 1000)
   }
@@ -149,20 +172,32 @@ export function openStore(path: string, options: StoreOptions): Store {
       },
     )
 
-  const pendingIds = db.query(`SELECT id FROM request_log WHERE status = 'pending' ORDER BY id`)
-  const recoverOne = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE id = $id AND status = 'pending'`)
-  const recoverChain = chainAppender(db)
-  const recover = db.transaction((message: string) => {
-    recoverChain.start()
-    let n = 0
-    for (const { id } of pendingIds.all() as { id: number }[]) {
-      if (recoverOne.run({ message, id }).changes === 0) continue
-      recoverChain.append(id, { requestSha256: null, responseSha256: null })
-      n++
+  /** Finishes rows a crashed run left pending, on a connection of its own (start-up only). */
+  const recover = (message: string): number => {
+    const db = new Database(path, { strict: true })
+    try {
+      db.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
+      db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+      const pendingIds = db.query(`SELECT id FROM request_log WHERE status = 'pending' ORDER BY id`)
+      const recoverOne = db.query(`UPDATE request_log SET status = 'error', error_message = $message WHERE id = $id AND status = 'pending'`)
+      const chain = chainAppender(db)
+      return db
+        .transaction(() => {
+          chain.start()
+          let n = 0
+          for (const { id } of pendingIds.all() as { id: number }[]) {
+            if (recoverOne.run({ message, id }).changes === 0) continue
+            chain.append(id, { requestSha256: null, responseSha256: null })
+            n++
+          }
+          chain.end()
+          return n
+        })
+        .immediate()
+    } finally {
+      db.close()
     }
-    recoverChain.end()
-    return n
-  })
+  }
   const reader = new Database(path, { readonly: true, strict: true })
   reader.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
   const pending = reader.query(`SELECT count(*) AS n FROM request_log WHERE status = 'pending'`)
@@ -171,6 +206,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     path,
     reader,
     counters: commits.counters,
+    fsyncs: () => barrier?.syncs ?? 0,
     begin: async (head, meta) => (await newRow(commits.submit({ kind: 'begin', head, meta }))).id,
     finish: async (id, outcome) => {
       try {
@@ -190,7 +226,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     probe: async () => {
       await newRow(commits.submit({ kind: 'probe' }))
     },
-    recoverPending: (message) => recover.immediate(message),
+    recoverPending: (message) => recover(message),
     pendingCount: () => (pending.get() as { n: number }).n,
     async drain(ms) {
       const deadline = performance.now() + ms
@@ -202,8 +238,13 @@ export function openStore(path: string, options: StoreOptions): Store {
     close() {
       if (retrying) clearInterval(retrying)
       writer.close()
+      barrier?.close()
       reader.close()
-      db.close()
     },
   }
+}
+
+/** The outcome of a pending row whose call was not made. */
+function notCalled(why: string): AttemptOutcome {
+  return { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: `not called: ${why}` }
 }

@@ -1,0 +1,95 @@
+/**
+ * `database_sync: full` without stalling the event loop. With
+ * synchronous=FULL, SQLite fsyncs the WAL inside every COMMIT, and
+ * bun:sqlite runs that COMMIT on the main thread: every request and stream
+ * waits for the disk. In WAL mode FULL differs from NORMAL by exactly that
+ * one fsync of the WAL file after each commit (SQLite's docs, "PRAGMA
+ * synchronous"); checkpoints and WAL restarts are synced in both.
+ *
+ * So the writer connection runs with synchronous=NORMAL, and after each
+ * group commit this barrier fsyncs the WAL file from Bun's thread pool
+ * (`fs.fsync` is asynchronous there). No write is acknowledged before an
+ * fsync that began after its COMMIT has finished: the guarantee of FULL,
+ * with the wait off the event loop, and one fsync covering every batch
+ * committed while the previous one ran.
+ */
+import { closeSync, constants, fsync, fsyncSync, openSync } from 'node:fs'
+import { dirname } from 'node:path'
+import { promisify } from 'node:util'
+
+const fsyncAsync = promisify(fsync)
+
+export interface Barrier {
+  /** Resolves once everything committed before the call is on stable storage. */
+  wait(): Promise<void>
+  /** fsyncs started and finished so far (for benchmarks). */
+  readonly syncs: number
+  close(): void
+}
+
+/**
+ * Coalesces waits into fsyncs: a wait that arrives while an fsync runs is
+ * served by the next one (the running one may have begun before its
+ * commit), and all waits that arrive meanwhile share it.
+ */
+export function coalescingBarrier(sync: () => Promise<void>, close: () => void = () => {}): Barrier {
+  let waiting: { resolve: () => void; reject: (error: unknown) => void }[] = []
+  let running = false
+  let syncs = 0
+  const start = () => {
+    const batch = waiting
+    waiting = []
+    running = true
+    sync().then(
+      () => {
+        syncs++
+        for (const w of batch) w.resolve()
+      },
+      (error: unknown) => {
+        for (const w of batch) w.reject(error)
+      },
+    ).finally(() => {
+      running = false
+      if (waiting.length > 0) start()
+    })
+  }
+  return {
+    wait: () =>
+      new Promise<void>((resolve, reject) => {
+        waiting.push({ resolve, reject })
+        if (!running) start()
+      }),
+    get syncs() {
+      return syncs
+    },
+    close,
+  }
+}
+
+/**
+ * The barrier for a database in WAL mode whose writer connection is open
+ * (so its `-wal` file exists and keeps its inode: SQLite removes it only
+ * when the last connection closes, and truncating keeps the file).
+ */
+export function walFsyncBarrier(dbPath: string): Barrier {
+  const walPath = `${dbPath}-wal`
+  // The WAL file may have just been created: make its directory entry durable once.
+  syncDirectory(dirname(walPath))
+  const fd = openSync(walPath, constants.O_RDONLY)
+  return coalescingBarrier(
+    () => fsyncAsync(fd),
+    () => closeSync(fd),
+  )
+}
+
+function syncDirectory(dir: string): void {
+  let fd: number | null = null
+  try {
+    fd = openSync(dir, constants.O_RDONLY)
+    fsyncSync(fd)
+  } catch {
+    // Some platforms cannot fsync a directory; SQLite itself tolerates that too.
+  } finally {
+    if (fd !== null) closeSync(fd)
+  }
+}
