@@ -2,7 +2,9 @@
 /**
  * The command line: `witness <command> [options]`. Each command lives in
  * src/commands/; this file only dispatches and maps errors to exit codes
- * (2 for usage, config and flag-value errors, 1 for a job that could not run or finish).
+ * (2 for usage, config and flag-value errors, 1 for a job that could not run or finish,
+ * or the command's own `failureExitCode`). An unexpected error is printed and
+ * exits with that failure code too, never with a code a command gives a meaning.
  */
 import { archiveCommand } from './commands/archive.ts'
 import { type Command, UsageError } from './commands/args.ts'
@@ -61,7 +63,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError) {
       console.error(`witness: ${error.message}`)
-      return 1
+      return command.failureExitCode ?? 1
     }
     if (error instanceof InvalidRequestError) {
       // Bad values for a read command's flags (--since, --status, ...).
@@ -72,7 +74,8 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`witness: ${error.message}\n${usage()}`)
       return 2
     }
-    throw error
+    console.error(`witness: ${name} failed unexpectedly: ${(error as Error)?.stack ?? String(error)}`)
+    return command.failureExitCode ?? 1
   }
 }
 

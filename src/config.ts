@@ -249,6 +249,8 @@ export interface ParseOptions {
   baseDir?: string
   hash?: string
   path?: string | null
+  /** The host's name, the default `machine`; default: os.hostname(). */
+  hostname?: string
 }
 
 /** Validates a parsed config document; throws ConfigError listing every problem. */
@@ -330,6 +332,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   if (raw.sync && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(raw.sync.remote)) {
     issues.push({ path: 'sync.remote', message: 'must not contain a password or token; set WITNESS_SYNC_TOKEN instead' })
   }
+  const machine = raw.machine ?? defaultMachine(options.hostname ?? hostname(), issues)
   issues.push(...authIssues(raw.auth))
   const open = openListenProblem(raw.listen.host, Boolean(raw.auth))
   if (open) issues.push({ path: 'listen.host', message: open })
@@ -341,7 +344,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     raw,
     hash: options.hash ?? sha256(JSON.stringify(input)),
     path: options.path ?? null,
-    machine: raw.machine ?? hostname().split('.')[0] ?? 'witness',
+    machine,
     databasePath: inBase(raw.database),
     maxBodyBytes: Math.floor(raw.max_body_mb * 1024 * 1024),
     bodyTimeoutMs: raw.body_timeout_ms,
@@ -370,6 +373,21 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     auth: raw.auth ?? null,
     pricing: raw.pricing,
   }
+}
+
+/**
+ * The machine's name when `machine:` is not set: the host name exactly as
+ * os.hostname() gives it. It names the machine's folder in the sync export,
+ * so it must pass the same check as `machine:` (no `/`, no leading `.`, not
+ * empty); a host name that does not is a config problem, never quietly
+ * changed into a name that might be another machine's.
+ */
+function defaultMachine(host: string, issues: Issue[]): string {
+  const checked = v.safeParse(Name, host)
+  if (!checked.success) {
+    issues.push({ path: 'machine', message: `not set, and the host name ${JSON.stringify(host)} cannot name this machine's folder (${checked.issues[0].message}); set machine: explicitly` })
+  }
+  return host
 }
 
 /** `15m` -> 900000; `0` -> 0. */

@@ -3,7 +3,8 @@
  * subprocesses against a database file while no server runs.
  */
 import { beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, writeFileSync } from 'node:fs'
+import { Database } from 'bun:sqlite'
+import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken, ownerOf } from '../src/auth/tokens.ts'
 import { parseConfig } from '../src/config.ts'
@@ -98,6 +99,34 @@ describe('witness did-call', () => {
     expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra']).code).toBe(2)
     expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '1 hour']).code).toBe(2)
     expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--frobnicate']).code).toBe(2)
+  })
+
+  test('a database it cannot read exits 2, never 1: a garbage file, and a file that opens but is corrupt where the answer is read', async () => {
+    const args = ['--agent', 'ezra', '--provider', 'kimi', '--since', '1h']
+    const garbage = join(tempDir(), 'garbage.db')
+    writeFileSync(garbage, Buffer.alloc(64 * 1024, 0x5a))
+    const unreadable = witness(['did-call', '--db', garbage, ...args])
+    expect(unreadable.code).toBe(2)
+    expect(unreadable.stderr).toContain(`cannot read ${garbage} as a witness database`)
+
+    // A real database whose request_log reads fine, with the index did-call reads overwritten on disk.
+    const corrupt = seedStore()
+    await seed(corrupt.store, [{ agent: 'ezra', at: recent, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'success', latencyMs: 5 }] }])
+    corrupt.store.close()
+    expect(witness(['did-call', '--db', corrupt.path, ...args]).code).toBe(0)
+    const db = new Database(corrupt.path, { readonly: true })
+    const { rootpage } = db.query("SELECT rootpage FROM sqlite_master WHERE name = 'request_log_agent_provider_time'").get() as { rootpage: number }
+    const { page_size: pageSize } = db.query('PRAGMA page_size').get() as { page_size: number }
+    db.close()
+    const fd = openSync(corrupt.path, 'r+')
+    writeSync(fd, Buffer.alloc(pageSize, 0xa5), 0, pageSize, (rootpage - 1) * pageSize)
+    closeSync(fd)
+    const crashed = witness(['did-call', '--db', corrupt.path, ...args])
+    expect(crashed.code).toBe(2)
+    expect(crashed.stderr).toContain('did-call failed unexpectedly: SQLiteError: database disk image is malformed')
+    expect(crashed.stdout).toBe('')
+    // Other commands keep 1 for a failure.
+    expect(witness(['query', '--db', corrupt.path, '--agent', 'ezra', '--provider', 'kimi']).code).toBe(1)
   })
 })
 

@@ -149,7 +149,7 @@ describe('config', () => {
     const config = loadConfig(join(dir, 'w.yaml'))
     expect(config.retention).toEqual({ keepDays: 30, archiveDir: join(dir, 'data/archive'), archiveKeepDays: 0, maxDbMb: 512 })
     expect(config.sync).toEqual({ remote: join(dir, '../telemetry.git'), branch: 'main', workDir: join(dir, 'data/sync'), everyMs: 15 * 60_000 })
-    expect(config.machine).toBe(hostname().split('.')[0]!)
+    expect(config.machine).toBe(hostname())
     expect(parseConfig(minimal).sync).toBeNull()
     const remote = (r: string, every: unknown = 0) => parseConfig({ ...minimal, sync: { remote: r, every } }).sync!
     expect(remote('https://forge.example/timmy/telemetry.git', '30s')).toMatchObject({ remote: 'https://forge.example/timmy/telemetry.git', everyMs: 30_000 })
@@ -157,6 +157,33 @@ describe('config', () => {
     expect(remote('ssh://git@forge.example/t.git', '1d').everyMs).toBe(86_400_000)
     // A lower database_max_mb lowers the default max_db_mb below it.
     expect(parseConfig({ ...minimal, database_max_mb: 100 }).retention.maxDbMb).toBe(80)
+  })
+
+  test('machine defaults to the host name exactly as os.hostname() gives it, dots and all; machine: overrides it', () => {
+    expect(parseConfig(minimal, { hostname: 'forge-01.example.com' }).machine).toBe('forge-01.example.com')
+    expect(parseConfig(minimal, { hostname: 'Alexanders-Mac.local' }).machine).toBe('Alexanders-Mac.local')
+    expect(parseConfig({ ...minimal, machine: 'forge-01' }, { hostname: 'forge-01.example.com' }).machine).toBe('forge-01')
+    // A host name that cannot be a machine name is no problem when machine: is set.
+    expect(parseConfig({ ...minimal, machine: 'forge-01' }, { hostname: '../etc' }).machine).toBe('forge-01')
+  })
+
+  test('a host name that cannot name a folder in the export (/, .., a leading dot, empty, too long) is refused as machine: would be, naming the fix', () => {
+    const refused = (host: string) => {
+      try {
+        parseConfig(minimal, { hostname: host })
+      } catch (error) {
+        return (error as ConfigError).issues
+      }
+      throw new Error(`host name ${JSON.stringify(host)} was taken as a machine name`)
+    }
+    for (const host of ['', '..', '.', 'a/b', '../etc', '.hidden', 'two words', 'x'.repeat(65)]) {
+      const issues = refused(host)
+      expect(issues, host).toEqual([{ path: 'machine', message: expect.stringContaining(`not set, and the host name ${JSON.stringify(host)} cannot name this machine's folder`) }])
+      expect(issues[0]!.message).toEndWith('; set machine: explicitly')
+      // The same names given as machine: are refused too.
+      expect(problems({ ...minimal, machine: host }).map((i) => i.path), host).toEqual(['machine'])
+    }
+    expect(parseConfig(minimal, { hostname: 'x'.repeat(64) }).machine).toHaveLength(64)
   })
 
   test('a sync remote holding a password or token is refused, and so are bad durations and archives kept shorter than rows', () => {

@@ -122,12 +122,36 @@ describe('GET /requests', () => {
     expect((await list('?agent=late')).rows).toHaveLength(1)
   })
 
-  test('limit defaults to 100 and may be at most 1000', async () => {
+  test('limit may be up to 1000; above that, zero, negative or not a number is a 400', async () => {
     expect((await list('?limit=1000')).rows.length).toBe(all().length + 1)
     await expect400('/requests?limit=1001', 'limit')
     await expect400('/requests?limit=0', 'limit')
     await expect400('/requests?limit=-5', 'limit')
     await expect400('/requests?limit=ten', 'limit')
+  })
+
+  test('without a limit a page holds exactly 100 rows and a next_cursor, and following it returns the rest (a row stamped before older ids comes at its time)', async () => {
+    const { dir, store } = seedStore()
+    const seeded = (await seed(store, Array.from({ length: 130 }, (_, i) => ({ agent: 'ezra', at: at(i), rows: [{ provider: 'kimi', status: 'success' as const, latencyMs: i }] })))).flat()
+    // A row written last but stamped earlier than all of them (another clock): listed at its time, not at its id.
+    const [late] = (await seed(store, [{ agent: 'watchdog', at: at(-1), rows: [{ provider: 'deadman', status: 'rollback' }] }])).flat()
+    store.close()
+    const own = await startWitness({ providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }, { dir, clock: manualClock(T + 200 * 60_000) })
+    try {
+      const get = async (query: string) => (await (await fetch(`${own.url}/requests${query}`)).json()) as { rows: LogRow[]; next_cursor: string | null }
+      const first = await get('')
+      expect(first.rows.map((r) => r.id)).toEqual(seeded.slice(-100).reverse())
+      expect(first.next_cursor).toBeString()
+      const rest = await get(`?cursor=${first.next_cursor}`)
+      expect(rest.rows.map((r) => r.id)).toEqual([...seeded.slice(0, 30).reverse(), late!])
+      expect(rest.next_cursor).toBeNull()
+      // The same default under a filter.
+      const filtered = await get('?agent=ezra&provider=kimi')
+      expect(filtered.rows).toHaveLength(100)
+      expect((await get(`?agent=ezra&provider=kimi&cursor=${filtered.next_cursor}`)).rows).toHaveLength(30)
+    } finally {
+      await own.stop(0)
+    }
   })
 
   test('format=ndjson and format=csv stream the same rows', async () => {

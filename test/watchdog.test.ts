@@ -5,20 +5,21 @@
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
 import { describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
-import { BUN, ROOT, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, holdWriteLock, spawnWitness } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
+import { seedStore } from './support/seed-requests.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
 import { manualClock, simConfig, writeConfigFile } from './support/witness.ts'
 
 const suite = useSimulator()
 
-async function watchdog(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stderr: string }> {
-  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', ...args], {
+async function watchdog(args: string[], env: Record<string, string> = {}, prefix: string[] = []): Promise<{ code: number; stderr: string }> {
+  const proc = Bun.spawn([...prefix, BUN, join(ROOT, 'src/cli.ts'), 'watchdog', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdout: 'pipe',
@@ -125,6 +126,119 @@ describe('against a stopped router', () => {
     expect(row).toMatchObject({ agent_name: 'witness-east', status: 'rollback' })
     expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command exited 7 (unit not found)')
     expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ exit_status: 7, output: 'unit not found', recorded_by: 'watchdog' })
+  })
+})
+
+describe('a rollback that cannot be done or recorded exits 2', () => {
+  test('router down and the database cannot take the row (a directory, a garbage file, a lock held past the budget): the rollback is done, NOT RECORDED is said and alerted, exit 2', async () => {
+    const cases: [string, string, (dbPath: string) => Promise<() => Promise<void>>][] = [
+      ['a directory', 'unable to open database file', async (dbPath) => {
+        mkdirSync(dbPath)
+        return async () => {}
+      }],
+      ['a garbage file', 'file is not a database', async (dbPath) => {
+        writeFileSync(dbPath, Buffer.alloc(8192, 0x5a))
+        return async () => {}
+      }],
+      ['locked by another process', 'database is locked', async (dbPath) => {
+        seedStore(join(dbPath, '..')).store.close()
+        const lock = await holdWriteLock(dbPath)
+        return () => lock.release()
+      }],
+    ]
+    for (const [what, why, prepare] of cases) {
+      const dir = tempDir()
+      const [marker, alerts, dbPath] = [join(dir, 'restarted'), join(dir, 'alerts'), join(dir, 'witness.db')]
+      const configPath = writeConfigFile(
+        join(dir, 'witness.yaml'),
+        simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+          database_busy_timeout_ms: 200,
+          deadman: { restart_command: `touch ${marker}`, alert_command: `echo "$1" >> ${alerts}` },
+        }),
+      )
+      const good = readFileSync(configPath)
+      promoteLastGood(configPath, good)
+      writeFileSync(configPath, BROKEN)
+      const release = await prepare(dbPath)
+      try {
+        const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+        expect(result.code, what).toBe(2)
+        expect(result.stderr, what).toContain(`ROLLBACK NOT RECORDED: ${why}`)
+        // The rollback itself was carried out: only its record is missing, and a human is told.
+        expect(readFileSync(configPath), what).toEqual(good)
+        expect(existsSync(marker), what).toBe(true)
+        expect(readFileSync(alerts, 'utf8'), what).toMatch(/^rolled back config .* after 1 failed health check \(connection refused\); restart_command exited 0; NOT RECORDED: .+\n$/)
+      } finally {
+        await release()
+      }
+      if (what === 'locked by another process') expect(readRows(dbPath)).toEqual([])
+    }
+  })
+
+  test('the snapshot cannot be restored over the config file: exit 2, the config untouched, nothing restarted, an alert', async () => {
+    const dir = tempDir()
+    const [marker, alerts] = [join(dir, 'restarted'), join(dir, 'alerts')]
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}`, alert_command: `echo "$1" >> ${alerts}` } }),
+    )
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeFileSync(configPath, BROKEN)
+    // The snapshot is copied to <config>.tmp-<pid> and renamed over the config. The shell puts a
+    // directory at that name for its own pid, then execs the watchdog under that same pid: the
+    // copy cannot be written (as a read-only directory would refuse it, but also for root).
+    const args = ['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms']
+    const result = await watchdog(args, {}, ['/bin/sh', '-c', 'mkdir "$0.tmp-$$" && exec "$@"', configPath])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain(`ALERT rollback of ${configPath} failed after 1 failed health check (connection refused): cannot restore the snapshot: `)
+    expect(result.stderr).toContain('EISDIR')
+    expect(readFileSync(configPath, 'utf8')).toBe(BROKEN)
+    expect(existsSync(marker)).toBe(false)
+    expect(readFileSync(alerts, 'utf8')).toStartWith(`rollback of ${configPath} failed`)
+    expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('a watchdog that fails unexpectedly (its config path is a directory) exits 2, never the 1 of a check below the threshold', async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    mkdirSync(configPath)
+    writeConfigFile(`${configPath}.last-good`, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+    expect(result.stderr).toContain('watchdog failed unexpectedly: Error: EISDIR')
+    expect(result.code).toBe(2)
+  })
+
+  test('a restart_command that hangs is killed at command_timeout_s, with all it started, and the row records it as timed out', async () => {
+    const dir = tempDir()
+    const pidFile = join(dir, 'restart.pid')
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { command_timeout_s: 0.3, restart_command: `echo $$ > ${pidFile}; echo "stopping witness"; sleep 30; echo never` } }),
+    )
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    writeFileSync(configPath, BROKEN)
+    const started = performance.now()
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+    expect(performance.now() - started).toBeLessThan(10_000)
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('restart_command timed out after 0.3 s (killed) (stopping witness)')
+    expect(readFileSync(configPath)).toEqual(good)
+    // The command's whole process group (the shell and its 30 s sleep) is gone, once the dead are reaped.
+    const pgid = Number(readFileSync(pidFile, 'utf8'))
+    const groupAlive = () => {
+      try {
+        return process.kill(-pgid, 0)
+      } catch {
+        return false
+      }
+    }
+    for (const deadline = Date.now() + 5_000; groupAlive() && Date.now() < deadline; ) await Bun.sleep(20)
+    expect(groupAlive()).toBe(false)
+    const [row] = readRows(join(dir, 'witness.db'))
+    expect(row).toMatchObject({ status: 'rollback', provider: 'deadman', model: sha256(good) })
+    expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command timed out after 0.3 s (killed) (stopping witness)')
+    expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ command: 'restart_command', exit_status: null, timed_out: 1, output: 'stopping witness', recorded_by: 'watchdog' })
   })
 })
 

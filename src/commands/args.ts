@@ -8,6 +8,12 @@ export class UsageError extends Error {
 export interface Command {
   summary: string
   run(args: string[]): Promise<number>
+  /**
+   * The exit code when the command fails for any reason other than a usage
+   * error (a job that could not finish, a database that cannot be read, a
+   * crash). Default 1; did-call uses 2, because its 1 means "no".
+   */
+  failureExitCode?: number
 }
 
 export function portOf(text: string): number {

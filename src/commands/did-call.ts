@@ -1,6 +1,8 @@
 /**
  * `witness did-call --agent X --provider Y [--model M] [--since 1h]`: one
- * sentence answering the question. Exit 0: yes, 1: no, 2: usage error.
+ * sentence answering the question. Exit 0: yes, 1: no, 2: usage error or
+ * anything else that kept it from answering (a database that cannot be read,
+ * a crash), so a script never takes a failure for "no".
  */
 import { parseArgs } from 'node:util'
 import { parseDidCallInput } from '../query-input.ts'
@@ -11,7 +13,8 @@ import { READ_OPTIONS, given, openForReading } from './read-db.ts'
 export const didCallCommand: Command = {
   summary:
     'did-call --agent A --provider P [--model M] [--since T] [--until T] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
-    '                                                 did the agent really call the provider? exit 0 yes, 1 no, 2 usage error',
+    '                                                 did the agent really call the provider? exit 0 yes, 1 no, 2 usage error or failure',
+  failureExitCode: 2,
   async run(args) {
     const options = { ...READ_OPTIONS, json: { type: 'boolean' }, agent: { type: 'string' }, provider: { type: 'string' }, model: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' } } as const
     const { values } = parsed(() => parseArgs({ args, options }))

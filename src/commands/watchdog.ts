@@ -16,6 +16,8 @@ import { type Command, UsageError, countOf, durationMsOf, parsed } from './args.
 export const watchdogCommand: Command = {
   summary: 'watchdog [--config PATH] [--url URL] [--failures N] [--every DURATION] [--state PATH] [--timeout DURATION] [--wait DURATION]\n' +
     '                                                 check /heartbeat; after N failures in a row roll the config back and restart',
+  // 1 means "failed, below the threshold": a watchdog that crashed must not look like that.
+  failureExitCode: 2,
   async run(args) {
     const { values } = parsed(() =>
       parseArgs({

@@ -11,6 +11,16 @@
  * read of `limit` entries, never a sort of the whole window. A page ends
  * at a keyset (timestamp, id): stable while rows are being added.
  *
+ * Why not `ORDER BY id` alone, as issue 4 words it: no index here has id
+ * right after the filtered columns (they end in timestamp, then rowid), so
+ * SQLite must read every matching row in the window and sort it (a TEMP
+ * B-TREE: 0.5 ms -> 55 ms for agent+provider over 24 h at 300k rows, and
+ * growing with the window), and `since` alone becomes a SCAN of the table.
+ * (agent, id)-style indexes would restore the order but lose the time
+ * range. So the two orders differ only for a row whose timestamp is older
+ * than a row written before it (a watchdog's direct write from another
+ * clock, a wall clock stepped back); such a row is listed at its time.
+ *
  * The SQL text is assembled only from the constant fragments below, chosen
  * by which filters are present; every value is a bound parameter.
  */
