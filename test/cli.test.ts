@@ -1,7 +1,7 @@
 /** The witness command line, run as a real subprocess. */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BUN, ROOT, waitForLine } from './support/process.ts'
 import { readRows } from './support/rows.ts'
@@ -23,6 +23,20 @@ describe('witness init', () => {
     const conn = new Database(db, { readonly: true })
     expect((conn.query('PRAGMA table_info(request_log)').all() as unknown[]).length).toBe(11)
     conn.close()
+  })
+
+  test('creates the signing key readable only by its owner (mode 0600), and keeps it on a second run', () => {
+    const dir = tempDir()
+    const db = join(dir, 'w.db')
+    const keyPath = join(dir, 'witness-key.json')
+    const first = witness(['init', '--db', db])
+    expect(first.stdout).toContain(`signing key ${keyPath} created`)
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600)
+    const key = readFileSync(keyPath, 'utf8')
+    const second = witness(['init', '--db', db])
+    expect(second.stdout).toContain(`signing key ${keyPath} kept`)
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600)
+    expect(readFileSync(keyPath, 'utf8')).toBe(key)
   })
 
   test('without --db it uses the database the config names', () => {

@@ -6,13 +6,15 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
+import { type Checkpoint, signCheckpoint } from '../src/proof/checkpoint.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
-import { ensureSigningKey, loadSigningKey } from '../src/proof/keys.ts'
+import { ensureSigningKey, loadSigningKey, publicKeyFile } from '../src/proof/keys.ts'
 import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
-import { decodeRecord } from '../src/proof/record.ts'
+import { GENESIS_HASH, chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
+import type { ChainEntry } from '../src/proof/verify.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
@@ -50,6 +52,43 @@ function exec(path: string, sql: string, ...params: (string | number | null)[]):
 
 function ids(path: string): number[] {
   return readRows(path).map((r) => r.id)
+}
+
+/** Gives row `a` the id of row `b` and `b` the id of `a`: two whole rows swapped. */
+function swapRows(path: string, a: number, b: number): void {
+  const db = new Database(path)
+  db.transaction(() => {
+    db.query('UPDATE request_log SET id = -1 WHERE id = ?').run(a)
+    db.query('UPDATE request_log SET id = ? WHERE id = ?').run(a, b)
+    db.query('UPDATE request_log SET id = ? WHERE id = -1').run(b)
+  })()
+  db.close()
+}
+
+/** Two finished rows of different agents (so a swap changes what each id holds). */
+function twoRowsOfDifferentAgents(path: string) {
+  const rows = readRows(path)
+  const a = rows.find((r) => r.agent_name === 'agent-0' && r.status === 'success')!
+  const b = rows.find((r) => r.agent_name === 'agent-1' && r.status === 'success')!
+  return { a, b }
+}
+
+/** Every file under `dir` (recursively) whose name ends with `suffix`, sorted. */
+function filesUnder(dir: string, suffix: string): string[] {
+  return readdirSync(dir)
+    .sort()
+    .flatMap((name) => {
+      const path = join(dir, name)
+      return statSync(path).isDirectory() ? filesUnder(path, suffix) : name.endsWith(suffix) ? [path] : []
+    })
+}
+
+function readLines(file: string): string[] {
+  return readFileSync(file, 'utf8').split('\n').filter((l) => l.trim())
+}
+
+function writeLines(file: string, lines: string[]): void {
+  writeFileSync(file, lines.length ? `${lines.join('\n')}\n` : '')
 }
 
 beforeAll(async () => {
@@ -138,6 +177,17 @@ describe('witness verify on the live database', () => {
     expect(out).toContain(`row ${b.id} was changed after it was chained: agent_name was "agent-1" when chained, is now "agent-0"`)
   })
 
+  test("two whole rows swapped (each now under the other's id) are both named", () => {
+    const copy = copyDb()
+    const { a, b } = twoRowsOfDifferentAgents(copy)
+    swapRows(copy, a.id, b.id)
+    expect(readRows(copy).find((r) => r.id === a.id)!.agent_name).toBe('agent-1')
+    const { code, out } = verify(['--db', copy, '--key', keyPath])
+    expect(code).toBe(1)
+    expect(out).toMatch(new RegExp(`row ${a.id} was changed after it was chained: .*agent_name was "agent-0" when chained, is now "agent-1"`))
+    expect(out).toMatch(new RegExp(`row ${b.id} was changed after it was chained: .*agent_name was "agent-1" when chained, is now "agent-0"`))
+  })
+
   test('the tail cut below a signed checkpoint is caught, even with the chain cut to match', () => {
     const copy = copyDb()
     const last = Math.max(...ids(copy))
@@ -173,6 +223,32 @@ describe('witness verify on the live database', () => {
     const { code, out } = verify(['--db', copy, '--key', keyPath])
     expect(code).toBe(1)
     expect(out).toContain(`was not signed by this machine's key (signed by key ${forger.keyId}`)
+  })
+})
+
+describe('anyone can verify with the public key alone', () => {
+  test('--key takes the published public-key.json, the key file or a bare JWK; another key is refused, and a file with no key is a usage error', async () => {
+    const keys = tempDir()
+    const published = publicKeyFile(await loadSigningKey(keyPath))
+    writeFileSync(join(keys, 'public-key.json'), JSON.stringify(published))
+    writeFileSync(join(keys, 'jwk.json'), JSON.stringify(published.jwk))
+    expect(JSON.stringify(published)).not.toContain('"d"') // what is published holds no private half
+    for (const key of [join(keys, 'public-key.json'), join(keys, 'jwk.json'), keyPath]) {
+      const { code, out } = verify(['--db', dbPath, '--key', key])
+      expect(out).toContain(', 1 signed checkpoint(s)')
+      expect(code).toBe(0)
+    }
+    const other = (await ensureSigningKey(join(keys, 'other.json'))).key
+    writeFileSync(join(keys, 'other-public.json'), JSON.stringify(publicKeyFile(other)))
+    const wrong = verify(['--db', dbPath, '--key', join(keys, 'other-public.json')])
+    expect(wrong.code).toBe(1)
+    expect(wrong.out).toContain(`checkpoint 1 was not signed by this machine's key (signed by key ${published.key_id}; known: ${other.keyId})`)
+
+    writeFileSync(join(keys, 'not-a-key.json'), '{"hello":"world"}')
+    const junk = verify(['--db', dbPath, '--key', join(keys, 'not-a-key.json')])
+    expect(junk.code).toBe(2)
+    expect(junk.out).toContain('holds no Ed25519 public key')
+    expect(verify(['--db', dbPath, '--key', join(keys, 'absent.json')]).code).toBe(2)
   })
 })
 
@@ -262,21 +338,28 @@ describe('receipts', () => {
   })
 })
 
-describe('archives and the git export stay verifiable', () => {
-  test('archived rows verify with --archives, and tampering inside an archive is named', async () => {
-    const copyDir = tempDir()
-    const live = join(copyDir, 'witness.db')
-    new Database(dbPath, { readonly: true }).exec(`VACUUM INTO '${live}'`)
-    writeFileSync(join(copyDir, 'witness.yaml'), JSON.stringify({ database: './witness.db', providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] }, retention: { keep_days: 1, archive_dir: './archive' }, proof: { key_path: keyPath } }))
-    await runArchive({ livePath: live, retention: { keepDays: 1, archiveDir: join(copyDir, 'archive'), archiveKeepDays: 0, maxDbMb: 512 }, syncConfigured: false, now: () => Date.now() + 3 * 86_400_000 })
-    expect(readRows(live)).toHaveLength(0)
-    const config = ['--config', join(copyDir, 'witness.yaml')]
+/** A copy of the log with every row moved into its archive: the verify arguments, the live copy and the archive file. */
+async function archivedCopy(): Promise<{ config: string[]; live: string; archive: string }> {
+  const copyDir = tempDir()
+  const live = join(copyDir, 'witness.db')
+  const source = new Database(dbPath, { readonly: true })
+  source.exec(`VACUUM INTO '${live}'`)
+  source.close()
+  writeFileSync(join(copyDir, 'witness.yaml'), JSON.stringify({ database: './witness.db', providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] }, retention: { keep_days: 1, archive_dir: './archive' }, proof: { key_path: keyPath } }))
+  await runArchive({ livePath: live, retention: { keepDays: 1, archiveDir: join(copyDir, 'archive'), archiveKeepDays: 0, maxDbMb: 512 }, syncConfigured: false, now: () => Date.now() + 3 * 86_400_000 })
+  expect(readRows(live)).toHaveLength(0)
+  const archive = join(copyDir, 'archive', readdirSync(join(copyDir, 'archive')).find((f) => f.endsWith('.db'))!)
+  return { config: ['--config', join(copyDir, 'witness.yaml')], live, archive }
+}
+
+describe('tampering inside an archive (verify --archives)', () => {
+  test('archived rows verify with --archives, and a field changed inside an archive is named', async () => {
+    const { config, archive } = await archivedCopy()
     expect(verify(config).out).toContain('(use --archives)')
     const ok = verify([...config, '--archives'])
     expect(ok.out).toContain('verified')
     expect(ok.code).toBe(0)
 
-    const archive = join(copyDir, 'archive', readdirSync(join(copyDir, 'archive')).find((f) => f.endsWith('.db'))!)
     const victim = readRows(archive)[1]!.id
     exec(archive, 'UPDATE request_log SET tokens_out = 999 WHERE id = ?', victim)
     const bad = verify([...config, '--archives'])
@@ -284,42 +367,210 @@ describe('archives and the git export stay verifiable', () => {
     expect(bad.out).toContain(`row ${victim} was changed after it was chained: tokens_out was`)
   })
 
-  test('a git export verifies with --repo, and an edited line in it is named', async () => {
-    const remote = join(tempDir(), 'remote.git')
+  test('a row deleted from an archive is named as missing', async () => {
+    const { config, archive } = await archivedCopy()
+    const victim = readRows(archive)[1]!.id
+    exec(archive, 'DELETE FROM request_log WHERE id = ?', victim)
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toContain(`row ${victim} is missing`)
+  })
+
+  test('a row inserted into an archive is not in the chain', async () => {
+    const { config, archive } = await archivedCopy()
+    const inserted = Math.max(...ids(archive)) + 1000
+    exec(
+      archive,
+      "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status) VALUES (?, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 1, 1, 5, 'success')",
+      inserted,
+    )
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toContain(`row ${inserted} is not in the chain`)
+  })
+
+  test("two whole rows swapped inside an archive (each under the other's id) are both named", async () => {
+    const { config, archive } = await archivedCopy()
+    const { a, b } = twoRowsOfDifferentAgents(archive)
+    swapRows(archive, a.id, b.id)
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toMatch(new RegExp(`row ${a.id} was changed after it was chained: .*agent_name was "agent-0" when chained, is now "agent-1"`))
+    expect(out).toMatch(new RegExp(`row ${b.id} was changed after it was chained: .*agent_name was "agent-1" when chained, is now "agent-0"`))
+  })
+
+  test("an archive's tail cut below a signed checkpoint is caught, even with its chain cut to match", async () => {
+    const { config, archive } = await archivedCopy()
+    const db = new Database(archive)
+    const last = db.query('SELECT seq, log_id FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; log_id: number }
+    db.query('DELETE FROM log_chain WHERE seq = ?').run(last.seq)
+    db.query('DELETE FROM request_log WHERE id = ?').run(last.log_id)
+    db.close()
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toContain(`the log ends before checkpoint 1: the chain ends at entry ${last.seq - 1}, the checkpoint signed entry ${last.seq}`)
+  })
+})
+
+describe('tampering in a git export (verify --repo)', () => {
+  let remote: string
+  beforeAll(async () => {
+    remote = join(tempDir(), 'remote.git')
     Bun.spawnSync(['git', 'init', '-q', '--bare', '-b', 'main', remote])
-    const workDir = join(tempDir(), 'sync')
     const copyDir = tempDir()
     const live = join(copyDir, 'witness.db')
-    new Database(dbPath, { readonly: true }).exec(`VACUUM INTO '${live}'`)
-    const report = await runSync({ livePath: live, archiveDir: join(copyDir, 'archive'), sync: { remote, branch: 'main', workDir, everyMs: 0 }, machine: 'forge-01', keyPath, now: Date.now })
+    const source = new Database(dbPath, { readonly: true })
+    source.exec(`VACUUM INTO '${live}'`)
+    source.close()
+    const report = await runSync({ livePath: live, archiveDir: join(copyDir, 'archive'), sync: { remote, branch: 'main', workDir: join(tempDir(), 'sync'), everyMs: 0 }, machine: 'forge-01', keyPath, now: Date.now })
     expect(report.remoteError).toBeNull()
+  })
+
+  /** A fresh clone of the export to tamper with, and the paths of its forge-01 folder. */
+  function exportClone() {
     const clone = join(tempDir(), 'clone')
     Bun.spawnSync(['git', 'clone', '-q', remote, clone])
-    expect(existsSync(join(clone, 'forge-01', 'public-key.json'))).toBe(true)
+    const folder = join(clone, 'forge-01')
+    const rowFile = filesUnder(folder, '.ndjson')[0]!
+    const chainFiles = filesUnder(join(folder, 'chain'), '.jsonl')
+    const checkpointFiles = filesUnder(join(folder, 'checkpoints'), '.json')
+    return { clone, folder, rowFile, chainFiles, checkpointFiles }
+  }
+
+  test('a git export verifies with --repo, and an edited line in it is named', () => {
+    const { clone, folder, rowFile } = exportClone()
+    expect(existsSync(join(folder, 'public-key.json'))).toBe(true)
     const ok = verify(['--repo', clone])
     expect(ok.out).toContain(`verified ${clone}/forge-01`)
     expect(ok.code).toBe(0)
     expect(verify(['--repo', clone, '--receipt', encodeReceipt({ ...decodeReceipt(receipts[1]!)!, machine: 'forge-01' })]).code).toBe(0)
 
-    const day = join(clone, 'forge-01', readdirSync(join(clone, 'forge-01')).find((f) => /^\d{4}$/.test(f))!)
-    const file = (function find(d: string): string {
-      for (const name of readdirSync(d)) {
-        const p = join(d, name)
-        if (name.endsWith('.ndjson')) return p
-        if (!name.includes('.')) {
-          const found = find(p)
-          if (found) return found
-        }
-      }
-      return ''
-    })(day)
-    const lines = readFileSync(file, 'utf8').trim().split('\n')
+    const lines = readLines(rowFile)
     const edited = JSON.parse(lines[0]!) as { id: number; model: string }
     lines[0] = JSON.stringify({ ...edited, model: 'mimo-v2.5-pro' })
-    writeFileSync(file, `${lines.join('\n')}\n`)
+    writeLines(rowFile, lines)
     const bad = verify(['--repo', clone])
     expect(bad.code).toBe(1)
     expect(bad.out).toContain(`row ${edited.id} was changed after it was chained: model was "${edited.model}" when chained, is now "mimo-v2.5-pro"`)
+  })
+
+  test('a deleted line is named as a missing row', () => {
+    const { clone, rowFile } = exportClone()
+    const lines = readLines(rowFile)
+    const victim = (JSON.parse(lines[1]!) as { id: number }).id
+    writeLines(rowFile, lines.filter((_, i) => i !== 1))
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain(`row ${victim} is missing`)
+  })
+
+  test('an inserted line is not in the chain', () => {
+    const { clone, rowFile } = exportClone()
+    const lines = readLines(rowFile)
+    const invented = { ...(JSON.parse(lines[0]!) as { id: number }), id: 10_000, request_id: 'invented' }
+    writeLines(rowFile, [...lines, JSON.stringify(invented)])
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain('row 10000 is not in the chain')
+  })
+
+  test("two lines swapped (each row now under the other's id) are both named; lines merely reordered still verify", () => {
+    const { clone, rowFile } = exportClone()
+    const lines = readLines(rowFile)
+    writeLines(rowFile, [...lines].reverse())
+    expect(verify(['--repo', clone]).code).toBe(0)
+
+    const rows = lines.map((l) => JSON.parse(l) as { id: number; agent_name: string; status: string })
+    const i = rows.findIndex((r) => r.agent_name === 'agent-0' && r.status === 'success')
+    const j = rows.findIndex((r) => r.agent_name === 'agent-1' && r.status === 'success')
+    const [a, b] = [rows[i]!, rows[j]!]
+    lines[i] = JSON.stringify({ ...b, id: a.id })
+    lines[j] = JSON.stringify({ ...a, id: b.id })
+    writeLines(rowFile, lines)
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toMatch(new RegExp(`row ${a.id} was changed after it was chained: .*agent_name was "agent-0" when chained, is now "agent-1"`))
+    expect(out).toMatch(new RegExp(`row ${b.id} was changed after it was chained: .*agent_name was "agent-1" when chained, is now "agent-0"`))
+  })
+
+  test('the rows and the chain cut below a signed checkpoint: the log ends before it', () => {
+    const { clone, rowFile, chainFiles, checkpointFiles } = exportClone()
+    const checkpoint = JSON.parse(readFileSync(checkpointFiles.at(-1)!, 'utf8')) as Checkpoint
+    const entries = chainFiles.flatMap((f) => readLines(f).map((l) => ({ file: f, entry: JSON.parse(l) as ChainEntry })))
+    const last = entries.reduce((x, y) => (y.entry.seq > x.entry.seq ? y : x))
+    expect(last.entry.seq).toBe(checkpoint.seq)
+    writeLines(last.file, readLines(last.file).filter((l) => (JSON.parse(l) as ChainEntry).seq !== last.entry.seq))
+    writeLines(rowFile, readLines(rowFile).filter((l) => (JSON.parse(l) as { id: number }).id !== last.entry.log_id))
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain(`the log ends before checkpoint ${checkpoint.id}: the chain ends at entry ${checkpoint.seq - 1}, the checkpoint signed entry ${checkpoint.seq}`)
+  })
+
+  test("a checkpoint forged with another key is named, and so is one that claims the machine's key without its signature", async () => {
+    const { clone, folder, checkpointFiles } = exportClone()
+    const real = JSON.parse(readFileSync(checkpointFiles.at(-1)!, 'utf8')) as Checkpoint
+    const forger = (await ensureSigningKey(join(tempDir(), 'forger.json'))).key
+    const forged = await signCheckpoint(forger, { machine: 'forge-01', seq: real.seq, head_hash: real.head_hash, time: new Date().toISOString() })
+    writeFileSync(join(folder, 'checkpoints', '00000098.json'), JSON.stringify({ id: 98, ...forged }))
+    writeFileSync(join(folder, 'checkpoints', '00000099.json'), JSON.stringify({ id: 99, ...forged, key_id: real.key_id }))
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain(`checkpoint 98 was not signed by this machine's key (signed by key ${forger.keyId}`)
+    expect(out).toContain('checkpoint 99 has a signature that does not verify: it was forged or altered')
+  })
+
+  test('--key pins the public key: a folder rewritten and re-signed with a new key of its own verifies without it and fails with it', async () => {
+    const { clone, folder, rowFile, chainFiles, checkpointFiles } = exportClone()
+    const published = publicKeyFile(await loadSigningKey(keyPath))
+    const pinned = join(tempDir(), 'public-key.json')
+    writeFileSync(pinned, JSON.stringify(published))
+    const ok = verify(['--repo', clone, '--key', pinned])
+    expect(ok.out).toContain(`verified ${clone}/forge-01`)
+    expect(ok.code).toBe(0)
+
+    // One key pins one machine: with several folders, --machine says which.
+    Bun.spawnSync(['mkdir', join(clone, 'other-host')])
+    const ambiguous = verify(['--repo', clone, '--key', pinned])
+    expect(ambiguous.code).toBe(2)
+    expect(ambiguous.out).toContain('choose one with --machine')
+    expect(verify(['--repo', clone, '--key', pinned, '--machine', 'forge-01']).code).toBe(0)
+    rmSync(join(clone, 'other-host'), { recursive: true })
+
+    // The rewrite: a row's model changed, the chain recomputed from the genesis, every checkpoint re-signed, the new key published.
+    const lines = readLines(rowFile).map((l) => JSON.parse(l) as { id: number; model: string })
+    const victim = lines[0]!
+    victim.model = 'mimo-v2.5-pro'
+    writeLines(rowFile, lines.map((l) => JSON.stringify(l)))
+    const files = chainFiles.map((file) => ({ file, entries: readLines(file).map((l) => JSON.parse(l) as ChainEntry) }))
+    const hashAt = new Map<number, string>()
+    let prev = GENESIS_HASH
+    for (const e of files.flatMap((f) => f.entries).sort((x, y) => x.seq - y.seq)) {
+      if (e.log_id === victim.id) {
+        const { row, facts } = decodeRecord(e.record)!
+        e.record = encodeRecord({ ...row, model: victim.model }, facts)
+      }
+      e.prev_hash = prev
+      e.hash = chainHash(prev, e.record)
+      prev = e.hash
+      hashAt.set(e.seq, e.hash)
+    }
+    for (const f of files) writeLines(f.file, f.entries.map((e) => JSON.stringify(e)))
+    const forger = (await ensureSigningKey(join(tempDir(), 'forger.json'))).key
+    for (const file of checkpointFiles) {
+      const c = JSON.parse(readFileSync(file, 'utf8')) as Checkpoint
+      writeFileSync(file, JSON.stringify({ id: c.id, ...(await signCheckpoint(forger, { machine: c.machine, seq: c.seq, head_hash: hashAt.get(c.seq)!, time: c.time })) }))
+    }
+    writeFileSync(join(folder, 'public-key.json'), JSON.stringify(publicKeyFile(forger)))
+
+    const unpinned = verify(['--repo', clone])
+    expect(unpinned.code).toBe(0) // self-consistent: only a key known beforehand tells it apart
+    expect(unpinned.out).toContain('pass --key to pin the key you expect')
+    const bad = verify(['--repo', clone, '--key', pinned])
+    expect(bad.code).toBe(1)
+    expect(bad.out).toContain(`forge-01/public-key.json is key ${forger.keyId}, not the pinned key ${published.key_id}: the folder's key was replaced`)
+    expect(bad.out).toContain(`was not signed by this machine's key (signed by key ${forger.keyId}; known: ${published.key_id})`)
+    // The machine's own key file pins the same key.
+    expect(verify(['--repo', clone, '--key', keyPath]).code).toBe(1)
   })
 })
 

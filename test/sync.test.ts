@@ -8,10 +8,13 @@ import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { openLiveForJob } from '../src/jobs/job-db.ts'
+import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import type { ExportLine } from '../src/sync/export-line.ts'
 import { FLEET_DDL } from '../src/sync/fleet.ts'
+import { runSync } from '../src/sync/sync-job.ts'
 import { readSyncState, writeSyncState } from '../src/sync/sync-state.ts'
 import { REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
 import { HAVE_GIT, HAVE_GIT_DAEMON, HAVE_GIT_HTTP_BACKEND, bareRepo, git, startGitDaemon, startGitHttp } from './support/git.ts'
@@ -35,6 +38,8 @@ function machine(name: string, remote: string) {
   return {
     name,
     dir,
+    configPath,
+    keyPath: join(dir, 'witness-key.json'),
     livePath,
     archiveDir: join(dir, 'arch'),
     workDir: join(dir, 'clone'),
@@ -60,6 +65,13 @@ function commitCount(bare: string): number {
 }
 
 const ids = (lines: { id: number }[]) => lines.map((l) => l.id).sort((a, b) => a - b)
+
+/** `witness verify --repo` over a fresh clone of the remote (as anyone holding it would run it). */
+async function verifyRemote(bare: string, ...args: string[]) {
+  const clone = join(tempDir(), 'clone')
+  git(['clone', '-q', bare, clone])
+  return runWitness(['verify', '--repo', clone, ...args])
+}
 const UP_TO_DATE = 'the remote branch main is up to date'
 
 describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
@@ -310,6 +322,69 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string }
     db.close()
     expect(published[1]!.head_hash).toBe(head.hash)
+
+    const verified = await verifyRemote(remote, '--key', alpha.keyPath)
+    expect(verified.stdout).toContain('chain entries 1-3, 3 rows checked, 2 signed checkpoint(s)')
+    expect(verified.code).toBe(0)
+  })
+
+  test('a row finished, and a checkpoint signed, while a sync exports goes out with its chain entry on the next sync, never its entry alone; verify --repo passes after each', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    const { key } = await ensureSigningKey(alpha.keyPath)
+    const now = Date.now()
+    const [, late] = await alpha.seed([{ timestamp: daysAgo(now, 0, 2000) }, { timestamp: daysAgo(now, 0, 1000), status: 'pending' }])
+    const sync = (afterRowExport?: () => Promise<void>) =>
+      runSync({ livePath: alpha.livePath, archiveDir: alpha.archiveDir, sync: { remote, branch: 'main', workDir: alpha.workDir, everyMs: 0 }, machine: 'alpha', keyPath: alpha.keyPath, now: Date.now, afterRowExport })
+
+    // The rows are read with `late` still pending; before the proof is read, it is finished (chained) and the server signs its checkpoint.
+    const first = await sync(async () => {
+      await finishRows(alpha.livePath, [late!])
+      const live = await openLiveForJob(alpha.livePath, 'test')
+      expect((await checkpointNow(live, key, 'alpha', Date.now))!.seq).toBe(2)
+      live.close()
+    })
+    expect(first.exported).toBe(1)
+    expect(ids(remoteLines(remote))).toEqual([1])
+    const afterFirst = await verifyRemote(remote, '--key', alpha.keyPath)
+    expect(afterFirst.stdout).toContain('verified')
+    expect(afterFirst.stdout).toContain('chain entries 1-1, 1 rows checked, 1 signed checkpoint(s)')
+    expect(afterFirst.code).toBe(0)
+
+    const second = await sync()
+    expect(second.exported).toBe(1)
+    expect(ids(remoteLines(remote))).toEqual([1, late!])
+    const afterSecond = await verifyRemote(remote, '--key', alpha.keyPath)
+    expect(afterSecond.stdout).toContain('chain entries 1-2, 2 rows checked, 2 signed checkpoint(s)')
+    expect(afterSecond.code).toBe(0)
+  })
+
+  test('rows archived before and after they were exported: after the sync, verify --repo and verify --archives both pass', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    await ensureSigningKey(alpha.keyPath)
+    const now = Date.now()
+    const [, oldPending] = await alpha.seed([
+      { timestamp: daysAgo(now, 60) },
+      { timestamp: daysAgo(now, 45), status: 'pending' },
+      { timestamp: daysAgo(now, 1) },
+    ])
+    expect((await alpha.sync()).stdout).toContain('exported 2 rows')
+    await alpha.seed([{ timestamp: daysAgo(now, 50) }, { timestamp: daysAgo(now, 40), status: 'error' }, { timestamp: daysAgo(now, 0) }])
+    await finishRows(alpha.livePath, [oldPending!])
+    expect((await alpha.archive()).moved).toBe(4) // older than keep_days (30): two exported, two not yet
+    expect((await alpha.sync()).stdout).toContain('exported 4 rows')
+
+    const repo = await verifyRemote(remote, '--key', alpha.keyPath)
+    expect(repo.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
+    expect(repo.code).toBe(0)
+    const archives = await runWitness(['verify', '--config', alpha.configPath, '--archives'])
+    expect(archives.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
+    expect(archives.code).toBe(0)
+    // Without the archives the live log alone still verifies, and says where the rest is.
+    const liveOnly = await runWitness(['verify', '--config', alpha.configPath])
+    expect(liveOnly.stdout).toContain('(use --archives)')
+    expect(liveOnly.code).toBe(0)
   })
 })
 

@@ -1,16 +1,21 @@
 /**
- * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE] [--receipt TEXT]`:
+ * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]`:
  * recomputes the hash chain over the live database (and its archives), or
  * over a git export; checks every signed checkpoint and, if given, a
  * receipt. Names the first broken places; exits 0 only when everything
  * verifies, 1 when something does not, 2 on a usage error.
+ *
+ * `--key` needs only a public key (the published `public-key.json`, the key
+ * file, or a JWK), so anyone can verify. With `--repo` it pins the key the
+ * machine's folder must be signed with: a folder rewritten and re-signed
+ * with a new key (its own `public-key.json` replaced) then fails.
  */
 import { Database } from 'bun:sqlite'
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
 import { configPathFrom } from '../main.ts'
-import { loadSigningKey } from '../proof/keys.ts'
+import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, toEvidence } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
@@ -24,7 +29,7 @@ function everArchived(live: Database): boolean {
 }
 
 export const verifyCommand: Command = {
-  summary: 'verify [--db PATH] [--archives] [--repo CLONE] [--receipt TEXT]  check the hash chain, checkpoints and receipts',
+  summary: 'verify [--db PATH] [--key PUBLIC-KEY] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]  check the hash chain, checkpoints and receipts',
   async run(args) {
     const { values } = parsed(() =>
       parseArgs({
@@ -35,6 +40,7 @@ export const verifyCommand: Command = {
           key: { type: 'string' },
           archives: { type: 'boolean' },
           repo: { type: 'string' },
+          machine: { type: 'string' },
           receipt: { type: 'string' },
         },
       }),
@@ -44,7 +50,9 @@ export const verifyCommand: Command = {
       console.log('receipt: not a witness receipt (it does not decode); it was altered or cut')
       return 1
     }
-    if (values.repo) return verifyRepo(values.repo, receipt)
+    const pinned = values.key === undefined ? null : await publicKeyAt(values.key)
+    if (values.repo) return verifyRepo(values.repo, receipt, pinned, values.machine ?? null)
+    if (values.machine !== undefined) throw new UsageError('--machine chooses a folder of a git export: use it with --repo')
 
     const configPath = configPathFrom(values.config)
     const config: Config | null = existsSync(configPath) ? loadConfig(configPath) : null
@@ -53,10 +61,8 @@ export const verifyCommand: Command = {
     if (!existsSync(dbPath)) throw new UsageError(`no database at ${dbPath}`)
     const keyPath = values.key ?? config?.proof.keyPath
     const keys = new Map<string, JsonWebKey>()
-    if (keyPath && existsSync(keyPath)) {
-      const key = await loadSigningKey(keyPath)
-      keys.set(key.keyId, key.publicJwk)
-    }
+    const key = pinned ?? (keyPath && existsSync(keyPath) ? await readPublicKey(keyPath) : null)
+    if (key) keys.set(key.key_id, key.jwk)
 
     const live = new Database(dbPath, { readonly: true })
     const gathered: Gathered = emptyGathered()
@@ -80,22 +86,47 @@ export const verifyCommand: Command = {
   },
 }
 
-async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceipt>): Promise<number> {
+/** The public key an explicit `--key` names; a usage error when there is none there. */
+async function publicKeyAt(path: string): Promise<PublicKeyFile> {
+  if (!existsSync(path)) throw new UsageError(`--key: no file at ${path}`)
+  const key = await readPublicKey(path)
+  if (!key) throw new UsageError(`--key: ${path} holds no Ed25519 public key (give the published public-key.json, the key file, or a JWK)`)
+  return key
+}
+
+/**
+ * Verifies each machine folder of a clone against its key: the pinned one
+ * when `--key` is given (the folder's own public-key.json must then be that
+ * key), else the one the folder publishes.
+ */
+async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceipt>, pinned: PublicKeyFile | null, only: string | null): Promise<number> {
   if (!existsSync(clone)) throw new UsageError(`no clone at ${clone}`)
   let ok = true
-  const machines = exportMachines(clone)
+  const all = exportMachines(clone)
+  if (only !== null && !all.includes(only)) throw new UsageError(`--machine: ${clone} has no folder ${only} (it has: ${all.join(', ') || 'none'})`)
+  const machines = only === null ? all : [only]
   if (machines.length === 0) {
     console.log(`${clone}: no machine folders to verify`)
     return 1
   }
+  if (pinned && machines.length > 1) {
+    throw new UsageError(`--key pins one machine's key, but ${clone} has folders ${machines.join(', ')}: choose one with --machine`)
+  }
   for (const machine of machines) {
-    const { gathered, key } = gatherExport(clone, machine)
-    const keys = new Map<string, JsonWebKey>(key ? [[key.key_id, key.jwk]] : [])
+    const { gathered, key: published } = gatherExport(clone, machine)
+    const publishedId = published ? keyIdOf(published.jwk) : null
+    const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
+    const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
     const verdict = await verifyEvidence(toEvidence(gathered, keys, true, 0))
-    if (!key && gathered.checkpoints.length) {
+    if (!trusted && gathered.checkpoints.length) {
       verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
       verdict.ok = false
     }
+    if (pinned && published && publishedId !== pinned.key_id) {
+      verdict.problems.unshift(`${machine}/public-key.json is key ${publishedId}, not the pinned key ${pinned.key_id}: the folder's key was replaced`)
+      verdict.ok = false
+    }
+    if (!pinned && published) verdict.notes.push(`checked against the key ${machine}/public-key.json publishes (${publishedId}); pass --key to pin the key you expect`)
     report(`${clone}/${machine}`, verdict)
     ok &&= verdict.ok
     if (receipt && receipt.machine === machine) ok = checkReceipt(receipt.rows, gathered) && ok

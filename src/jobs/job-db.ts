@@ -46,6 +46,21 @@ export async function retryWhileBusy<T>(what: string, fn: () => T, budgetMs = 10
   }
 }
 
+/**
+ * Runs `fn` inside one read transaction on `db`: every read it makes, across
+ * awaits, sees the database as of the first one (WAL: writers elsewhere go
+ * on, unseen). `fn` must not write through `db`, and nothing else may use
+ * `db` meanwhile.
+ */
+export async function inReadSnapshot<T>(db: Database, fn: () => Promise<T>): Promise<T> {
+  db.exec('BEGIN DEFERRED')
+  try {
+    return await fn()
+  } finally {
+    db.exec('COMMIT')
+  }
+}
+
 /** Whether a table exists in the database (the "main" schema). */
 export function tableExists(db: Database, table: string): boolean {
   return db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== null

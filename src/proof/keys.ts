@@ -2,10 +2,12 @@
  * The machine's Ed25519 signing key (Web Crypto). One JSON file holds the
  * private and public JWK; it is created by `witness init` (or the first
  * `serve`) with mode 0600, readable only by the service user. The public
- * half is what the git export publishes next to the rows.
+ * half is what the git export publishes next to the rows, and all that
+ * `witness verify --key` needs.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { dirname } from 'node:path'
+import * as v from 'valibot'
 import { sha256Hex } from './record.ts'
 
 export interface SigningKey {
@@ -54,4 +56,41 @@ export async function loadSigningKey(path: string): Promise<SigningKey> {
 
 export function publicKeyFile(key: SigningKey): PublicKeyFile {
   return { key_id: key.keyId, algorithm: 'Ed25519', jwk: key.publicJwk }
+}
+
+/** An Ed25519 public JWK: the curve point `x` is all that matters. */
+const PublicJwkSchema = v.looseObject({ kty: v.optional(v.literal('OKP')), crv: v.optional(v.literal('Ed25519')), x: v.pipe(v.string(), v.regex(/^[A-Za-z0-9_-]{43}$/)) })
+
+/** What `--key` may name: the published public-key.json (`jwk`), the machine's key file (`public_jwk`), or a bare JWK. */
+const KEY_FILE_SHAPES = [
+  v.pipe(v.looseObject({ jwk: PublicJwkSchema }), v.transform((f) => f.jwk.x)),
+  v.pipe(v.looseObject({ public_jwk: PublicJwkSchema }), v.transform((f) => f.public_jwk.x)),
+  v.pipe(PublicJwkSchema, v.transform((f) => f.x)),
+]
+
+/**
+ * Reads the public half of a key from any of the files that carry one: the
+ * published `public-key.json`, the key file itself (only its public half is
+ * read) or a bare JWK. The key id is recomputed from the point, never taken
+ * from the file. Null when the file holds no usable Ed25519 public key.
+ */
+export async function readPublicKey(path: string): Promise<PublicKeyFile | null> {
+  let value: unknown
+  try {
+    value = JSON.parse(readFileSync(path, 'utf8'))
+  } catch {
+    return null
+  }
+  for (const shape of KEY_FILE_SHAPES) {
+    const parsed = v.safeParse(shape, value)
+    if (!parsed.success) continue
+    const jwk: JsonWebKey = { kty: 'OKP', crv: 'Ed25519', x: parsed.output }
+    try {
+      await importPublicKey(jwk)
+    } catch {
+      return null
+    }
+    return { key_id: keyIdOf(jwk), algorithm: 'Ed25519', jwk }
+  }
+  return null
 }

@@ -7,15 +7,19 @@
  * `witness verify --repo`. Like the rows, a file never gets the same entry
  * twice, and the marks are per clone (a new remote gets everything).
  *
+ * The export stops at `through`, the chain head read in the same snapshot as
+ * the rows (see sync-job.ts): an entry, or a checkpoint, whose row's line
+ * has not gone out yet waits for the next run with it, so the clone never
+ * holds a chain entry for a row it does not have.
+ *
  * Entries are read a page at a time, so a long backlog costs memory for one
- * page; archives are opened only when entries not yet exported were moved
- * there, and compressed months are decompressed off the event loop.
+ * page; archives are opened only when some entries not yet exported were
+ * moved there, and compressed months are decompressed off the event loop.
  */
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { readState, tableExists } from '../jobs/job-db.ts'
-import { chainHead } from '../proof/append.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
@@ -93,13 +97,13 @@ class ChainFiles {
   }
 }
 
-const SELECT_ENTRIES = 'SELECT seq, log_id, prev_hash, hash, record, chained_at FROM log_chain WHERE seq > ? ORDER BY seq LIMIT ?'
+const SELECT_ENTRIES = 'SELECT seq, log_id, prev_hash, hash, record, chained_at FROM log_chain WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT ?'
 
-/** Adds a database's chain entries after `seq` to `files`, a page at a time (yielding between pages); returns the last seq read. */
-async function addEntriesAfter(db: Database, seq: number, files: ChainFiles): Promise<number> {
+/** Adds a database's chain entries after `seq` and up to `through` to `files`, a page at a time (yielding between pages); returns the last seq read. */
+async function addEntriesAfter(db: Database, seq: number, through: number, files: ChainFiles): Promise<number> {
   let after = seq
   for (;;) {
-    const page = db.query(SELECT_ENTRIES).all(after, PAGE) as ExportedEntry[]
+    const page = db.query(SELECT_ENTRIES).all(after, through, PAGE) as ExportedEntry[]
     if (page.length === 0) return after
     files.add(page)
     after = page.at(-1)!.seq
@@ -114,32 +118,36 @@ export async function exportProof(options: {
   machine: string
   publicKey: PublicKeyFile | null
   from: ProofExportState
+  /** The last chain entry to export: the head as of the rows exported with it. */
+  through: number
 }): Promise<ProofExport> {
-  const { live, machine, workDir, from } = options
+  const { live, machine, workDir, from, through } = options
   if (!tableExists(live, 'log_chain')) return { entries: 0, checkpoints: 0, state: from }
   const files = new ChainFiles(workDir, machine)
   let last = from.seq
 
-  // Entries archived before they were exported: the live table starts above the mark.
-  const head = chainHead(live)?.seq ?? 0
-  const lowestLive = (live.query('SELECT min(seq) AS seq FROM log_chain').get() as { seq: number | null }).seq
-  if (head > from.seq && (lowestLive === null || lowestLive > from.seq + 1)) {
+  // Entries archived before they were exported: archiving goes by the rows' age, not by chain order, so
+  // they can be anywhere in the range (an old pending row finished late is chained after newer rows).
+  const inLive = (live.query('SELECT count(*) AS n FROM log_chain WHERE seq > ? AND seq <= ?').get(from.seq, through) as { n: number }).n
+  if (inLive < through - from.seq) {
     for (const file of listArchives(options.archiveDir)) {
       await prepareReadable(options.archiveDir, file)
       const db = openArchiveReadonly(options.archiveDir, file)
       try {
-        if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, files))
+        if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
       } finally {
         db.close()
       }
     }
   }
-  last = Math.max(last, await addEntriesAfter(live, from.seq, files))
+  last = Math.max(last, await addEntriesAfter(live, from.seq, through, files))
 
   let checkpoints = 0
   let lastCheckpoint = from.checkpoint
   if (tableExists(live, 'checkpoints')) {
     for (const c of live.query('SELECT * FROM checkpoints WHERE id > ? ORDER BY id').all(from.checkpoint) as Checkpoint[]) {
+      // A checkpoint signed past `through` covers entries not exported yet: it waits (with those after it) for the next run.
+      if (c.seq > through) break
       const path = join(workDir, machine, 'checkpoints', `${String(c.id).padStart(8, '0')}.json`)
       if (!existsSync(path)) {
         mkdirSync(dirname(path), { recursive: true })

@@ -2,7 +2,11 @@
  * The sync job (`witness sync`, and every `sync.every` inside `serve`):
  *
  * 1. prepare the clone (`sync.work_dir`) and fetch + rebase onto the remote;
- * 2. export the rows not yet exported into `<machine>/YYYY/MM/DD.ndjson`;
+ * 2. sign a checkpoint of the chain head, then, inside one read snapshot of
+ *    the live database, export the rows not yet exported into
+ *    `<machine>/YYYY/MM/DD.ndjson` and the proof up to the chain head of that
+ *    same snapshot (so a row finished meanwhile goes out next time with its
+ *    chain entry, never its entry alone);
  * 3. commit, and only then save the new high-water mark in the database;
  * 4. push (pull --rebase and push again when another machine got there first).
  *
@@ -14,9 +18,10 @@
 import { existsSync } from 'node:fs'
 import type { SyncSettings } from '../config.ts'
 import { isoTime } from '../clock.ts'
-import { openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
+import { inReadSnapshot, openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
 import { commitExport, prepareClone, pushWithRetry, updateFromRemote, waiting } from './clone.ts'
+import { chainHead } from '../proof/append.ts'
 import { checkpointNow } from '../proof/checkpoint-job.ts'
 import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
@@ -42,6 +47,11 @@ export interface SyncJobOptions {
   /** Push attempts when another machine pushed first (default 6). */
   pushAttempts?: number
   gitTimeoutMs?: number
+  /**
+   * Runs after the rows are read and before the proof is, inside the
+   * snapshot. Tests use it to finish a row in that window; nothing else does.
+   */
+  afterRowExport?: () => Promise<void> | void
 }
 
 export interface SyncReport {
@@ -82,19 +92,26 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       const state = saved.repo === clone.repoId ? saved : { ...NO_SYNC_STATE, repo: clone.repoId }
       mayExport = saved.repo === clone.repoId || remote.reachable
       if (live && mayExport) {
-        const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state })
-        exported = result.written
-        // The proof goes with the rows: a fresh checkpoint, the chain entries, the public key.
+        // The proof goes with the rows: a fresh checkpoint (signed before the snapshot: it writes), the chain entries, the public key.
         const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
         if (key) await checkpointNow(live, key, machine, options.now)
-        const proof = await exportProof({
-          live,
-          archiveDir: options.archiveDir,
-          workDir: sync.workDir,
-          machine,
-          publicKey: key ? publicKeyFile(key) : null,
-          from: readProofState(live, clone.repoId),
+        // One snapshot for both halves: the proof stops at the head that the exported rows reached.
+        const { result, proof } = await inReadSnapshot(live, async () => {
+          const through = chainHead(live)?.seq ?? 0 // read first, so every entry up to here has its row among those read below
+          const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state })
+          await options.afterRowExport?.()
+          const proof = await exportProof({
+            live,
+            archiveDir: options.archiveDir,
+            workDir: sync.workDir,
+            machine,
+            publicKey: key ? publicKeyFile(key) : null,
+            from: readProofState(live, clone.repoId),
+            through,
+          })
+          return { result, proof }
         })
+        exported = result.written
         if (exported > 0 || proof.entries > 0 || proof.checkpoints > 0) {
           committed = await commitExport(git, machine, `witness sync: ${machine}: ${exported} rows, ${result.files.length} day files, ${proof.entries} chain entries, ${proof.checkpoints} checkpoints`)
         }
