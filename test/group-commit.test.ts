@@ -37,7 +37,7 @@ function commitLog() {
 }
 
 describe('group commit with a durability barrier', () => {
-  test('a write is acknowledged only after an fsync that began after its commit, and the next batch commits meanwhile', async () => {
+  test('a write is acknowledged only after the fsync that follows its commit; writes meanwhile queue for the next batch', async () => {
     const log = commitLog()
     const fsync = manualSync(log.count)
     const barrier = coalescingBarrier(fsync.sync)
@@ -50,42 +50,43 @@ describe('group commit with a durability barrier', () => {
     expect(fsync.runs.length).toBe(1)
     expect(acked).toEqual([]) // committed, not yet durable
 
-    // While the first fsync runs, a second write commits; it cannot ride on an fsync that began before it.
-    const second = commits.submit(2).then((r) => acked.push(r))
+    // While the fsync runs the event loop goes on; new writes wait and go in one commit together.
+    const more = [2, 3, 4].map((n) => commits.submit(n).then((r) => acked.push(r)))
     await turn()
-    expect(log.applied).toEqual([[1], [2]])
+    await turn()
+    expect(log.applied).toEqual([[1]])
     fsync.runs[0]!.finish()
     await first
     expect(acked).toEqual([10])
     await turn()
+    expect(log.applied).toEqual([[1], [2, 3, 4]])
     expect(fsync.runs.length).toBe(2)
-    expect(fsync.runs[1]!.coveredUpTo).toBe(2)
+    expect(fsync.runs[1]!.coveredUpTo).toBe(4)
     expect(acked).toEqual([10])
     fsync.runs[1]!.finish()
-    await second
-    expect(acked).toEqual([10, 20])
+    await Promise.all(more)
+    expect(acked).toEqual([10, 20, 30, 40])
     expect(commits.idle).toBe(true)
   })
 
-  test('batches committed while an fsync runs share the next one', async () => {
-    const log = commitLog()
-    const fsync = manualSync(log.count)
+  test('waits that arrive while an fsync runs share the next one', async () => {
+    let committed = 0
+    const fsync = manualSync(() => committed)
     const barrier = coalescingBarrier(fsync.sync)
-    const commits = new GroupCommit<number, number>({ apply: log.apply, budgetMs: 1000, isBusy: () => false, durable: () => barrier.wait() })
-
-    const all = [commits.submit(1)]
-    await turn()
+    const waits = [barrier.wait()]
+    committed = 1
     for (let i = 2; i <= 5; i++) {
-      all.push(commits.submit(i))
-      await turn()
+      committed = i
+      waits.push(barrier.wait())
     }
-    expect(log.applied.length).toBe(5) // five commits...
-    expect(fsync.runs.length).toBe(1) // ...one fsync running, the other four waiting for the next
+    expect(fsync.runs.length).toBe(1) // one fsync running, the other four waiting for the next
     fsync.runs[0]!.finish()
+    await waits[0]
     await turn()
     expect(fsync.runs.length).toBe(2)
+    expect(fsync.runs[1]!.coveredUpTo).toBe(5)
     fsync.runs[1]!.finish()
-    expect(await Promise.all(all)).toEqual([10, 20, 30, 40, 50])
+    await Promise.all(waits)
     expect(barrier.syncs).toBe(2)
   })
 

@@ -25,7 +25,8 @@ export interface GroupCommitOptions<Op, Result> {
   /**
    * Resolves once what was committed before the call is on stable storage
    * (see wal-fsync.ts). Writes are acknowledged only after it; meanwhile the
-   * next batch may already commit. Without it, a commit is acknowledged as is.
+   * event loop goes on and new writes queue for the next batch. Without it, a
+   * commit is acknowledged as is.
    */
   durable?: () => Promise<void>
   /** Called with the writes of a batch that committed but could not be made durable. */
@@ -75,7 +76,8 @@ export class GroupCommit<Op, Result> {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inFlight || this.waitingForLock) return
+    // One batch in flight, its fsync included: writes queue meanwhile and share the next commit.
+    if (this.scheduled || this.inFlight || this.waitingForLock || this.syncing > 0) return
     this.scheduled = true
     setImmediate(() => void this.flush())
   }
@@ -101,9 +103,8 @@ export class GroupCommit<Op, Result> {
     }
     this.committed(batch.length)
     this.inFlight = false
-    // The next batch may commit while this one waits for its fsync.
-    if (this.queue.length > 0) this.schedule()
     this.acknowledge(batch, results)
+    if (this.queue.length > 0) this.schedule()
   }
 
   /** Settles committed writes: at once, or once the durability barrier is passed. */
@@ -125,6 +126,7 @@ export class GroupCommit<Op, Result> {
       )
       .finally(() => {
         this.syncing--
+        if (this.queue.length > 0) this.schedule()
       })
   }
 
