@@ -62,8 +62,12 @@ export const anthropicAdapter: Adapter = {
         facts.usage = { ...facts.usage, tokensIn: usage.tokensIn, tokensOut: usage.tokensOut ?? facts.usage.tokensOut }
         break
       }
+      case 'content_block_start':
+        if (!facts.content) facts.content = startCarriesContent(json.content_block)
+        break
       case 'content_block_delta':
         facts.chunks++
+        if (!facts.content) facts.content = deltaCarriesContent(json.delta)
         break
       case 'message_delta': {
         const usage = isRecord(json.usage) ? json.usage : {}
@@ -81,6 +85,21 @@ export const anthropicAdapter: Adapter = {
         break
     }
   },
+}
+
+const nonEmpty = (value: unknown) => typeof value === 'string' && value.length > 0
+
+/** A block's start carries content when it is a tool call (its name) or opens with text already in it. */
+function startCarriesContent(block: unknown): boolean {
+  if (!isRecord(block)) return false
+  if (block.type === 'text') return nonEmpty(block.text)
+  if (block.type === 'thinking') return nonEmpty(block.thinking)
+  return block.type === 'tool_use' || block.type === 'server_tool_use'
+}
+
+/** A delta carries content when it adds text, tool-call arguments or reasoning. */
+function deltaCarriesContent(delta: unknown): boolean {
+  return isRecord(delta) && (nonEmpty(delta.text) || nonEmpty(delta.partial_json) || nonEmpty(delta.thinking))
 }
 
 export function anthropicUsage(usage: unknown): Usage {

@@ -70,8 +70,26 @@ export const openaiAdapter: Adapter = {
     facts.responseId ??= stringOrNull(json.id)
     facts.servedModel ??= stringOrNull(json.model)
     if (isRecord(json.usage)) facts.usage = openaiUsage(json.usage)
-    if (Array.isArray(json.choices) && json.choices.length > 0) facts.chunks++
+    if (Array.isArray(json.choices) && json.choices.length > 0) {
+      facts.chunks++
+      if (!facts.content) facts.content = json.choices.some(carriesContent)
+    }
   },
+}
+
+/** Whether a streamed choice's delta holds generated content (not just a role or a finish reason). */
+function carriesContent(choice: unknown): boolean {
+  const delta = isRecord(choice) ? choice.delta : null
+  if (!isRecord(delta)) return false
+  const text = (value: unknown) => typeof value === 'string' && value.length > 0
+  return (
+    text(delta.content) ||
+    text(delta.refusal) ||
+    text(delta.reasoning_content) ||
+    text(delta.reasoning) ||
+    (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) ||
+    isRecord(delta.function_call)
+  )
 }
 
 /** OpenAI-style usage -> Usage; `cost` is OpenRouter's own figure in USD. */

@@ -60,6 +60,12 @@ export interface StreamFacts {
   usage: Usage
   /** Events carrying generated content (deltas). */
   chunks: number
+  /**
+   * Some event so far carried generated content: text, a tool call (its name
+   * or arguments) or reasoning. Not a role-only chunk or `message_start`: this
+   * marks the first token, where the first event may come well before it.
+   */
+  content: boolean
   /** The upstream sent its proper end (`[DONE]` or `message_stop`). */
   done: boolean
   /** The upstream sent an error event. */
@@ -90,7 +96,7 @@ export function emptyUsage(): Usage {
 }
 
 export function newStreamFacts(): StreamFacts {
-  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, done: false, error: null }
+  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, content: false, done: false, error: null }
 }
 
 /** Narrowing helpers for untyped JSON. */

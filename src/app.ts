@@ -3,7 +3,7 @@
  * the one place errors become HTTP responses. No I/O of its own: the store,
  * clock, config and environment come in as dependencies.
  */
-import { type Context, Hono, type MiddlewareHandler } from 'hono'
+import { type Context, Hono } from 'hono'
 import { identify, requireAgent, requireAgentOrOperator, requireOperator } from './auth/middleware.ts'
 import { guardOpenMode } from './auth/open-mode.ts'
 import type { Clock } from './clock.ts'
@@ -22,7 +22,7 @@ import {
 } from './dashboard/routes.tsx'
 import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
-import { NotFoundError, WitnessError, errorBody } from './errors.ts'
+import { NotFoundError, WitnessError } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
 import { RouterMetrics } from './router/metrics.ts'
@@ -31,7 +31,7 @@ import { guardBody } from './routes/body-guard.ts'
 import { chatCompletionsRoute } from './routes/chat-completions.ts'
 import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { didCallRoute } from './routes/did-call.ts'
-import { type ErrorShape, shapeError } from './routes/error-shapes.ts'
+import { errorShapeFor, shapeError } from './routes/error-shapes.ts'
 import { fallbacksRoute } from './routes/fallbacks.ts'
 import { heartbeatRoute } from './routes/heartbeat.ts'
 import { inferRoute } from './routes/infer.ts'
@@ -61,16 +61,8 @@ export interface AppDeps {
   metrics?: RouterMetrics
 }
 
-type Env = { Variables: { errorShape: ErrorShape } }
-
-/** Answers this route's errors in the given API's shape. */
-const shape = (errorShape: ErrorShape): MiddlewareHandler<Env> => async (c, next) => {
-  c.set('errorShape', errorShape)
-  await next()
-}
-
-export function createApp(deps: AppDeps): Hono<Env> {
-  const app = new Hono<Env>()
+export function createApp(deps: AppDeps): Hono {
+  const app = new Hono()
   const metrics = deps.metrics ?? new RouterMetrics()
   const core: DispatchDeps = { ...deps, metrics }
   const read: ReadDeps = { store: deps.store, clock: deps.clock, config: deps.config, statsCache: new StatsCache() }
@@ -88,8 +80,8 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/heartbeat', heartbeatRoute(deps))
   app.post('/heartbeat', requireAgent(), limitBody, agentBeatRoute(deps))
   app.post('/v1/infer', requireAgent(), limitBody, inferRoute(core))
-  app.post('/v1/chat/completions', shape('openai'), requireAgent(), limitBody, chatCompletionsRoute(core))
-  app.post('/v1/messages', shape('anthropic'), requireAgent(), limitBody, messagesRoute(core))
+  app.post('/v1/chat/completions', requireAgent(), limitBody, chatCompletionsRoute(core))
+  app.post('/v1/messages', requireAgent(), limitBody, messagesRoute(core))
   app.get('/v1/models', requireAgentOrOperator(), modelsRoute({ config: deps.config, startedAtS }))
   app.get('/requests', requireAgentOrOperator(), listRequestsRoute(read))
   app.get('/requests/did-call', requireAgentOrOperator(), didCallRoute(read))
@@ -113,17 +105,17 @@ export function createApp(deps: AppDeps): Hono<Env> {
   app.get('/dashboard/deadman', requireOperator(), deadmanFragment(board))
   app.get('/dashboard/names', requireOperator(), namesFragment(board))
 
-  app.notFound((c) => {
-    const error = new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)
-    return c.json(errorBody(error), 404)
-  })
+  // Errors answer in the shape of the API the path belongs to (src/routes/error-shapes.ts),
+  // whichever middleware raised them: an SDK gets its own error class with the message.
+  const answerError = (c: Context, error: WitnessError) =>
+    c.json(shapeError(errorShapeFor(c.req.path, c.req.header('anthropic-version')), error), error.status as 400)
 
-  app.onError((error, c: Context<Env>) => {
-    if (error instanceof WitnessError) {
-      return c.json(shapeError(c.get('errorShape') ?? 'witness', error), error.status as 400)
-    }
+  app.notFound((c) => answerError(c, new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)))
+
+  app.onError((error, c) => {
+    if (error instanceof WitnessError) return answerError(c, error)
     deps.warn(`unhandled error on ${c.req.method} ${c.req.path}: ${error.stack ?? error.message}`)
-    return c.json({ error: { type: 'internal_error', message: 'internal error; see the witness log' } }, 500)
+    return answerError(c, new WitnessError('internal_error', 500, 'internal error; see the witness log'))
   })
 
   return app

@@ -1,6 +1,7 @@
 /**
  * Typed errors. Every failure witness reports is one of these classes; only
- * `app.onError` (via `errorBody`) turns them into HTTP responses.
+ * `app.onError` (via `shapeError` in src/routes/error-shapes.ts) turns them
+ * into HTTP responses.
  *
  * Messages name the provider, the cause and the time spent. They never carry
  * an API key, a token or prompt text: upstream text is passed through
@@ -220,11 +221,6 @@ export class ChainExhaustedError extends WitnessError {
   constructor(chain: string, summary: string, details: Record<string, unknown>) {
     super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, { details })
   }
-}
-
-/** The JSON body for an error: `{ "error": { "type", "message", ...details } }`. */
-export function errorBody(err: WitnessError): { error: Record<string, unknown> } {
-  return { error: { type: err.type, message: err.message, ...err.details } }
 }
 
 /** Replaces every occurrence of each secret (and common credential shapes) in `text`. */

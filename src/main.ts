@@ -125,7 +125,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
       port,
       // Inference calls can take minutes; body_timeout_ms and the body limit guard the rest.
       idleTimeout: 0,
-      maxRequestBodySize: boot.maxBodyBytes + 1024 * 1024,
+      // Bun's own cap answers an empty 413 and is fixed at start-up, so it is set out of reach:
+      // the body guard enforces the live max_body_mb with witness's error (an unread body is not buffered).
+      maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Never Bun's development error page (it shows source code); app.onError answers every error.
       development: false,
       fetch: (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv),

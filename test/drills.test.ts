@@ -65,7 +65,7 @@ function row(id: number, status: LogRow['status'], model = 'm'): LogRow {
   return { id, timestamp: '2026-11-25T00:00:00.000Z', agent_name: 'a', provider: 'sim', model, endpoint: 'http://sim/', tokens_in: null, tokens_out: null, latency_ms: null, status, error_message: null }
 }
 function meta(logId: number, requestId: string, seq: number, attempt = true): MetaRow {
-  return { log_id: logId, request_id: requestId, chain: 'default', api: 'infer', seq, step: 0, try: attempt ? 1 : null, stream: 0, http_status: null, response_id: null, served_model: null, first_byte_ms: null, cost_usd: null }
+  return { log_id: logId, request_id: requestId, chain: 'default', api: 'infer', seq, step: 0, try: attempt ? 1 : null, stream: 0, http_status: null, response_id: null, served_model: null, first_byte_ms: null, first_token_ms: null, cost_usd: null }
 }
 function snapshot(rows: LogRow[], metas: MetaRow[]): Snapshot {
   const byRequest = new Map<string, number[]>()

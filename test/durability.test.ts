@@ -1,12 +1,14 @@
 /**
  * No row, no call; no row left pending: the write protocol under a lock
- * held by another process, a SIGKILL mid-call, and 200 concurrent requests.
+ * held by another process, a read-only database, a SIGKILL mid-call, and
+ * 200 concurrent requests; and what `database_sync` does to each commit.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
-import { holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
+import { readOnlyBeforeOpen, readOnlyWhileOpen } from './support/read-only.ts'
 import { readMeta, readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
@@ -91,6 +93,94 @@ describe('no row, no call', () => {
     await lock.release()
     expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
   })
+})
+
+describe('a read-only database', () => {
+  if (readOnlyWhileOpen.reason) console.warn(`skipping "made read-only while witness runs": ${readOnlyWhileOpen.reason}`)
+  test.skipIf(readOnlyWhileOpen.readOnly === null)('made read-only while witness runs: 503 telemetry_unavailable, nothing upstream; service resumes once writable', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 300 }))
+    running.push(w)
+    expect((await w.infer({})).status).toBe(200)
+    sim.reset()
+    // The file and its WAL (where commits go). Not the -shm: SQLite maps it into memory, and a mapping
+    // that cannot grow kills the process (SIGBUS) instead of failing a write.
+    const undo = readOnlyWhileOpen.readOnly!.apply([w.dbPath, `${w.dbPath}-wal`].filter(existsSync))
+    try {
+      const res = await w.infer({})
+      expect(res.status).toBe(503)
+      expect((await res.json()).error.type).toBe('telemetry_unavailable')
+      expect(sim.count()).toBe(0)
+      expect((await fetch(`${w.url}/heartbeat`)).status).toBe(503)
+    } finally {
+      undo()
+    }
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.count()).toBe(1)
+    expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['success', 'success'])
+  })
+
+  if (readOnlyBeforeOpen.reason) console.warn(`skipping "read-only before witness opened it": ${readOnlyBeforeOpen.reason}`)
+  test.skipIf(readOnlyBeforeOpen.readOnly === null)('read-only before witness opened it: every call is 503 telemetry_unavailable and nothing goes upstream; with its directory read-only too, witness does not start', async () => {
+    const dir = tempDir()
+    const config = simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 300 })
+    const first = await startWitness(config, { dir })
+    expect((await first.infer({})).status).toBe(200)
+    await first.stop(0)
+    sim.reset()
+    const dbPath = join(dir, 'witness.db')
+    const rows = readRows(dbPath)
+    const readOnly = readOnlyBeforeOpen.readOnly!
+    let undo = readOnly.apply([dbPath])
+    try {
+      const w = await startWitness(config, { dir })
+      try {
+        for (const res of [await w.infer({}), await w.post('/v1/chat/completions', { model: 'default', messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'a' })]) {
+          expect(res.status).toBe(503)
+          expect((await res.json()).error.type).toBe('telemetry_unavailable')
+        }
+        expect(sim.count()).toBe(0)
+      } finally {
+        await w.stop(0)
+      }
+    } finally {
+      undo()
+    }
+    // The database and its directory: SQLite cannot create the WAL beside it, and start-up fails.
+    undo = readOnly.apply([dbPath, dir])
+    try {
+      await expect(startWitness(config, { dir })).rejects.toThrow('unable to open database file')
+    } finally {
+      undo()
+    }
+    expect(sim.count()).toBe(0)
+    expect(readRows(dbPath)).toEqual(rows)
+  })
+})
+
+describe('database_sync', () => {
+  /** fsync calls made by a process that opens the store from `config` and commits `rows` rows one by one. */
+  async function fsyncsFor(config: Record<string, unknown>, rows: number): Promise<number> {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, JSON.stringify({ database: './w.db', providers: { p: { type: 'openai', base_url: 'http://127.0.0.1:9/v1' } }, chains: { default: [{ provider: 'p', model: 'm' }] }, ...config }))
+    const trace = join(dir, 'trace')
+    const run = Bun.spawn(['strace', '-f', '-qq', '-e', 'trace=fsync,fdatasync', '-o', trace, BUN, join(ROOT, 'test/support/write-rows.ts'), configPath, String(rows)], { stdout: 'ignore', stderr: 'pipe' })
+    expect(await run.exited).toBe(0)
+    return (await Bun.file(trace).text()).split('\n').filter((line) => /\bf(data)?sync\(/.test(line)).length
+  }
+
+  const strace = Bun.which('strace') ? Bun.spawnSync(['strace', '-qq', '-e', 'trace=none', 'true']).exitCode === 0 : false
+  if (!strace) console.warn('skipping the database_sync tests: strace is not installed or may not trace here')
+  // PRAGMA synchronous is per connection and the writer's is not visible from outside its process:
+  // what is visible is its effect. FULL syncs the WAL at every commit; NORMAL leaves that to checkpoints.
+  test.skipIf(!strace)('by default (FULL) every commit is synced to disk; with database_sync: normal, commits add no sync', async () => {
+    for (const writer of ['inline', 'thread']) {
+      const full = { database_writer: writer }
+      expect((await fsyncsFor(full, 12)) - (await fsyncsFor(full, 2)), `FULL, ${writer} writer`).toBe(10)
+      const normal = { database_writer: writer, database_sync: 'normal' }
+      expect((await fsyncsFor(normal, 12)) - (await fsyncsFor(normal, 2)), `NORMAL, ${writer} writer`).toBe(0)
+    }
+  }, 60_000)
 })
 
 describe('the writer on its own thread (database_writer: thread)', () => {

@@ -86,6 +86,35 @@ describe('POST /v1/infer refuses bad input', () => {
     await expectError(chunked, 413, 'payload_too_large')
   })
 
+  test('a body far above max_body_mb, declared or chunked, gets the JSON 413 from witness, not an empty one from Bun', async () => {
+    // Above the cap Bun used to be given (max_body_mb + 1 MB), where Bun answered an empty 413 itself.
+    const huge = JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'x'.repeat(3_000_000) }] })
+    const rows = readRows(w.dbPath).length
+    const calls = sim.count()
+    const declared = await w.post('/v1/infer', huge)
+    expect(declared.headers.get('content-type')).toStartWith('application/json')
+    expect((await expectError(declared, 413, 'payload_too_large')).message).toBe('request body is larger than max_body_mb (10485 bytes)')
+    const piece = new TextEncoder().encode('x'.repeat(100_000))
+    const chunked = await fetch(`${w.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'a' },
+      body: new ReadableStream({
+        start(c) {
+          for (let i = 0; i < 30; i++) c.enqueue(piece)
+          c.close()
+        },
+      }),
+    })
+    await expectError(chunked, 413, 'payload_too_large')
+    // A declared length no server could take is still answered by witness, before a byte of it is read.
+    const port = Number(new URL(w.url).port)
+    const petabyte = await sendRaw(port, rawRequest('POST', '/v1/infer', [['Content-Type', 'application/json'], ['Content-Length', String(2 ** 50)]], null), 5_000)
+    expect(petabyte.status).toBe(413)
+    expect(JSON.parse(petabyte.body).error.type).toBe('payload_too_large')
+    expect(readRows(w.dbPath)).toHaveLength(rows)
+    expect(sim.count()).toBe(calls)
+  })
+
   test('a body that is not valid UTF-8 is a 400, not forwarded with the bytes replaced', async () => {
     const body = bytesOf('{"agent":"a","messages":[{"role":"user","content":"caf', [0xe9], '"}]}')
     const error = await expectError(await fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body }), 400, 'invalid_request')

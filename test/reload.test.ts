@@ -93,6 +93,17 @@ describe('POST /admin/reload', () => {
     expect(readRows(w.dbPath).at(-2)!.error_message).toContain('skipped, cooling down')
   })
 
+  test('a higher max_body_mb applies to the next request too, with no restart', async () => {
+    const config = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01 })
+    const w = await witness(config)
+    // Well above the start-up limit plus the 1 MB Bun's own cap once added to it.
+    const big = 'x'.repeat(2_000_000)
+    expect((await w.infer({ padding: big })).status).toBe(413)
+    writeConfigFile(w.configPath, { ...config, max_body_mb: 4 })
+    expect((await (await reload(w)).json()).restart_required).toEqual([])
+    expect((await w.infer({ padding: big })).status).toBe(200)
+  })
+
   test('a lower max_body_mb applies to the next request', async () => {
     const config = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })
     const w = await witness(config)

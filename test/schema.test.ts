@@ -1,7 +1,8 @@
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
-import { REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
+import { storyRows } from '../src/telemetry/queries.ts'
+import { MIGRATIONS, REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { openStore } from '../src/telemetry/store.ts'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { tempDir } from './support/temp.ts'
@@ -58,6 +59,39 @@ describe('schema', () => {
     expect(after.query('PRAGMA table_info(request_log)').all()).toEqual(REQUEST_LOG_COLUMNS)
     expect(after.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 1 })
     expect(after.query("SELECT name FROM sqlite_master WHERE name = 'request_log_meta'").get()).toBeTruthy()
+    after.close()
+  })
+
+  test('a version 4 database is upgraded in place: first_token_ms is added, its rows and meta kept, and new streams record it', async () => {
+    const path = join(tempDir(), 'v4.db')
+    const old = new Database(path, { create: true })
+    old.exec('PRAGMA auto_vacuum = INCREMENTAL')
+    old.exec(REQUEST_LOG_DDL)
+    for (const migration of MIGRATIONS.slice(0, 4)) old.exec(migration)
+    old.exec('PRAGMA user_version = 4')
+    old.exec("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, latency_ms, status) VALUES ('2026-11-25T00:00:00.000Z', 'a', 'p', 'm', 'e', 900, 'success')")
+    old.exec("INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, step, try, stream, first_byte_ms) VALUES (1, 'r1', 'default', 'infer', 1, 0, 1, 1, 40)")
+    // An archive from before the upgrade is read as it is: its story says first_token_ms is not known.
+    expect(storyRows(old, 'r1')).toMatchObject([{ id: 1, first_byte_ms: 40, first_token_ms: null }])
+    const columnsBefore = old.query('PRAGMA table_info(request_log)').all()
+    old.close()
+
+    const store = open(path)
+    const id = await store.begin({ timestamp: '2026-11-25T00:00:01.000Z', agentName: 'a', provider: 'p', model: 'm', endpoint: 'e' }, { requestId: 'r2', chain: 'default', api: 'chat.completions', seq: 1, step: 0, try: 1, stream: true })
+    await store.finish(id, { status: 'success', tokensIn: 1, tokensOut: 2, latencyMs: 700, errorMessage: null, firstByteMs: 12, firstTokenMs: 340 })
+    store.close()
+    const after = new Database(path, { readonly: true })
+    expect(after.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION })
+    expect(after.query('PRAGMA table_info(request_log)').all()).toEqual(columnsBefore)
+    expect(after.query("SELECT type, \"notnull\" FROM pragma_table_info('request_log_meta') WHERE name = 'first_token_ms'").get()).toEqual({ type: 'INTEGER', notnull: 0 })
+    expect(after.query('SELECT log_id, first_byte_ms, first_token_ms FROM request_log_meta ORDER BY log_id').all()).toEqual([
+      { log_id: 1, first_byte_ms: 40, first_token_ms: null },
+      { log_id: id, first_byte_ms: 12, first_token_ms: 340 },
+    ])
+    expect(after.query('SELECT id, latency_ms, status FROM request_log ORDER BY id').all()).toEqual([
+      { id: 1, latency_ms: 900, status: 'success' },
+      { id, latency_ms: 700, status: 'success' },
+    ])
     after.close()
   })
 

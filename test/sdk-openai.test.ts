@@ -81,6 +81,39 @@ describe('OpenAI SDK through witness', () => {
     expect(usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 22 })
   })
 
+  test('every field the client sends reaches an OpenAI-compatible upstream untouched; only model is replaced', async () => {
+    const params = {
+      model: 'default',
+      messages: [{ role: 'system' as const, content: 'be brief' }, ...ask],
+      response_format: {
+        type: 'json_schema' as const,
+        json_schema: { name: 'weather', strict: true, schema: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false } },
+      },
+      seed: 42,
+      stop: ['\n\n', 'END'],
+      n: 2,
+      logprobs: true,
+      top_logprobs: 3,
+      user: 'end-user-42',
+      temperature: 0.2,
+      tools: [{ type: 'function' as const, function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } } } } }],
+      tool_choice: { type: 'function' as const, function: { name: 'get_weather' } },
+      parallel_tool_calls: false,
+    }
+    const { response } = await client.chat.completions.create(params).withResponse()
+    expect(sim.requests).toHaveLength(1)
+    expect(sim.requests[0]!.body).toEqual({ ...params, model: 'kimi-k2.5+tokens-11-22+chunks-4' })
+    // The X-Agent-Name header names the agent; `user` went upstream as it was.
+    expect(rowsOf(response.headers.get('x-witness-request-id'))).toMatchObject([{ agent_name: 'bezalel', status: 'success' }])
+
+    // Raw fetch, streamed, with fields no SDK knows of: the same, plus only the usage request witness adds.
+    const raw = { model: 'default', messages: ask, stream: true, seed: 7, stop: 'END', n: 1, logprobs: false, user: 'u-1', response_format: { type: 'json_object' }, provider: { order: ['groq'] }, reasoning_effort: 'low' }
+    const res = await w.post('/v1/chat/completions', raw, { 'x-agent-name': 'bezalel' })
+    expect(res.status).toBe(200)
+    await res.text()
+    expect(sim.requests[1]!.body).toEqual({ ...raw, model: 'kimi-k2.5+tokens-11-22+chunks-4', stream_options: { include_usage: true } })
+  })
+
   test('a tool call round trip', async () => {
     const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
       { type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { city: { type: 'string' } } } } },

@@ -88,13 +88,46 @@ describe('facts read from documented streams', () => {
   test('OpenAI: id, model, usage from the usage chunk, content chunks, [DONE]', async () => {
     const facts = newStreamFacts()
     for (const e of await readAll(bytes(await fixture('openai-stream')))) openaiAdapter.observe(e, facts)
-    expect(facts).toEqual({ responseId: 'chatcmpl-123', servedModel: 'gpt-4o-mini', usage: { tokensIn: 9, tokensOut: 12, costUsd: null }, chunks: 4, done: true, error: null })
+    expect(facts).toEqual({ responseId: 'chatcmpl-123', servedModel: 'gpt-4o-mini', usage: { tokensIn: 9, tokensOut: 12, costUsd: null }, chunks: 4, content: true, done: true, error: null })
   })
 
   test('Anthropic: id, model, input from message_start, output from message_delta, message_stop', async () => {
     const facts = newStreamFacts()
     for (const e of await readAll(bytes(await fixture('anthropic-stream')))) anthropicAdapter.observe(e, facts)
-    expect(facts).toEqual({ responseId: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', servedModel: 'claude-opus-4-6', usage: { tokensIn: 25, tokensOut: 15, costUsd: null }, chunks: 2, done: true, error: null })
+    expect(facts).toEqual({ responseId: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', servedModel: 'claude-opus-4-6', usage: { tokensIn: 25, tokensOut: 15, costUsd: null }, chunks: 2, content: true, done: true, error: null })
+  })
+})
+
+describe('the first event carrying content (time to first token)', () => {
+  /** The index of the first event after which `facts.content` holds. */
+  async function firstContentAt(adapter: Adapter, name: string): Promise<number> {
+    const facts = newStreamFacts()
+    const events = await readAll(bytes(await fixture(name)))
+    return events.findIndex((e) => {
+      adapter.observe(e, facts)
+      return facts.content
+    })
+  }
+
+  test('OpenAI: a role-only chunk with empty content is not it; the first text delta is', async () => {
+    expect(await firstContentAt(openaiAdapter, 'openai-stream')).toBe(1)
+  })
+
+  test('OpenAI: a tool call counts from the chunk that names it, even with content null', async () => {
+    expect(await firstContentAt(openaiAdapter, 'openai-tool-stream')).toBe(0)
+  })
+
+  test('Anthropic: message_start, an empty text block and ping are not it; the first text delta is', async () => {
+    const events = await readAll(bytes(await fixture('anthropic-stream')))
+    const at = await firstContentAt(anthropicAdapter, 'anthropic-stream')
+    expect(events.slice(0, at).map((e) => e.event)).toEqual(['message_start', 'content_block_start', 'ping'])
+    expect(events[at]!.event).toBe('content_block_delta')
+  })
+
+  test('Anthropic: a tool_use block counts from its start, which carries the tool name', () => {
+    const facts = newStreamFacts()
+    anthropicAdapter.observe({ event: 'content_block_start', data: JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 't1', name: 'get_weather', input: {} } }) }, facts)
+    expect(facts.content).toBe(true)
   })
 })
 

@@ -92,7 +92,5 @@ export function restartRequired(boot: Config, next: Config): string[] {
   const fixed = ['listen', 'database_sync', 'database_busy_timeout_ms', 'database_max_mb', 'database_writer'] as const
   const out: string[] = fixed.filter((key) => JSON.stringify(boot.raw[key]) !== JSON.stringify(next.raw[key]))
   if (boot.databasePath !== next.databasePath) out.push('database')
-  // The server's own request-size cap was set from the boot config; a lower limit applies at once.
-  if (next.maxBodyBytes > boot.maxBodyBytes) out.push('max_body_mb')
   return out.sort()
 }

@@ -56,6 +56,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   const settled = new Promise<void>((resolve) => (settle = resolve))
 
   const elapsed = () => Math.round(clock.monotonic() - opened.startedAt)
+  // Time to first token: the first event is often a role-only chunk or message_start.
+  let firstTokenMs: number | null = facts.content ? opened.firstByteMs : null
   const remaining = Math.max(1, init.timeoutMs - elapsed())
   let client: ReadableStreamDefaultController<Uint8Array> | null = null
   let pulling = false
@@ -83,6 +85,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       responseId: facts.responseId,
       servedModel: facts.servedModel,
       firstByteMs: opened.firstByteMs,
+      firstTokenMs,
       costUsd: facts.usage.costUsd,
       requestSha256: init.requestSha256,
       responseSha256: opened.reader.digest(),
@@ -136,7 +139,10 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       } else {
         event = await next()
         if (ended) return true
-        if (event) adapter.observe(event, facts)
+        if (event) {
+          adapter.observe(event, facts)
+          if (firstTokenMs === null && facts.content) firstTokenMs = elapsed()
+        }
       }
       if (event === null) {
         const last = adapter.wire === 'openai' ? '[DONE]' : 'message_stop'

@@ -5,6 +5,9 @@
  * body that trickles or stalls does not hold a request open forever). A
  * body cut off by the client is a 400. The bytes are kept on the context
  * (`body`) for the route, which parses them with readJsonObject.
+ *
+ * This is the only size limit: Bun's own (maxRequestBodySize) is set out of
+ * reach in src/main.ts, since it answers an empty 413 and cannot follow a reload.
  */
 import type { MiddlewareHandler } from 'hono'
 import { InvalidRequestError, PayloadTooLargeError, RequestTimeoutError, WitnessError } from '../errors.ts'
@@ -23,7 +26,7 @@ export function guardBody(limits: () => BodyLimits): MiddlewareHandler {
     const sized = declared !== null && !raw.headers.has('transfer-encoding')
     if (sized && Number(declared) > maxBytes) throw new PayloadTooLargeError(maxBytes)
     if (raw.body) {
-      // A declared length within the limit (and the server's own cap) is read in one native call.
+      // A declared length within the limit is read in one native call.
       c.set('body', sized ? await readAllWithin(raw, timeoutMs) : await readWithin(raw.body, maxBytes, timeoutMs))
     }
     await next()

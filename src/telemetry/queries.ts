@@ -54,6 +54,8 @@ export interface StoryRow extends LogRow {
   response_id: string | null
   served_model: string | null
   first_byte_ms: number | null
+  /** Null for a non-streaming call, a stream that carried no content, or an archive from before it was recorded. */
+  first_token_ms: number | null
   cost_usd: number | null
 }
 
@@ -210,9 +212,11 @@ export function requestStory(db: Database, id: number): RequestStory | null {
 
 /** The rows of one request, in the order written, with their meta. */
 export function storyRows(db: Database, requestId: string): StoryRow[] {
+  // An archive written before schema version 5 has no first_token_ms column.
+  const firstToken = db.query("SELECT 1 FROM pragma_table_info('request_log_meta') WHERE name = 'first_token_ms'").get() ? 'm.first_token_ms' : 'NULL AS first_token_ms'
   return db
     .query(
-      `SELECT ${SELECT_ROW}, m.seq, m.step, m.try, m.stream, m.http_status, m.response_id, m.served_model, m.first_byte_ms, m.cost_usd
+      `SELECT ${SELECT_ROW}, m.seq, m.step, m.try, m.stream, m.http_status, m.response_id, m.served_model, m.first_byte_ms, ${firstToken}, m.cost_usd
        FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
        WHERE m.request_id = $request_id
        ORDER BY l.id`,

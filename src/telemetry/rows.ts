@@ -39,7 +39,10 @@ export interface AttemptOutcome {
   httpStatus?: number | null
   responseId?: string | null
   servedModel?: string | null
+  /** Milliseconds from sending to the first upstream event (a stream). */
   firstByteMs?: number | null
+  /** Milliseconds from sending to the first event carrying content (a stream that produced any). */
+  firstTokenMs?: number | null
   costUsd?: number | null
   /** sha256 (hex) of the exact bytes sent upstream and received back; chained with the row. */
   requestSha256?: string | null

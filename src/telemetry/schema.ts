@@ -124,6 +124,9 @@ export const MIGRATIONS: readonly string[] = [
      WHERE status IN ('error', 'timeout', 'fallback', 'rollback');
    CREATE INDEX IF NOT EXISTS request_log_agent_provider_status_time ON request_log(agent_name, provider, status, timestamp)
      WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
+  // 5: time to first token of a stream, beside first_byte_ms (the first event, often a role-only
+  // chunk or message_start): the first event carrying text, a tool call or reasoning.
+  `ALTER TABLE request_log_meta ADD COLUMN first_token_ms INTEGER;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -57,7 +57,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   )
   const finishMeta = db.query(
     `UPDATE request_log_meta SET http_status = $httpStatus, response_id = $responseId, served_model = $servedModel,
-       first_byte_ms = $firstByteMs, cost_usd = $costUsd
+       first_byte_ms = $firstByteMs, first_token_ms = $firstTokenMs, cost_usd = $costUsd
      WHERE log_id = $id`,
   )
   const upsertState = db.query(
@@ -155,6 +155,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
           responseId: o.responseId ?? null,
           servedModel: o.servedModel ?? null,
           firstByteMs: o.firstByteMs ?? null,
+          firstTokenMs: o.firstTokenMs ?? null,
           costUsd: o.costUsd ?? null,
         })
         const bodies = { requestSha256: o.requestSha256 ?? null, responseSha256: o.responseSha256 ?? null }

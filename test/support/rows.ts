@@ -18,6 +18,7 @@ export interface MetaRow {
   response_id: string | null
   served_model: string | null
   first_byte_ms: number | null
+  first_token_ms: number | null
   cost_usd: number | null
 }
 
