@@ -26,10 +26,12 @@ const row = (id: number): LogRow => ({
 const append = db.transaction((from: number) => {
   chain.start()
   for (let id = from; id < from + 16; id++) chain.append(id, bodies, { row: row(id), requestId: Bun.randomUUIDv7(), responseId: 'chatcmpl-1' })
-  chain.end()
 })
 const cpu0 = process.cpuUsage()
-for (let id = 1; id <= N; id += 16) append.immediate(id)
+for (let id = 1; id <= N; id += 16) {
+  append.immediate(id)
+  chain.committed()
+}
 const cpu = process.cpuUsage(cpu0)
 console.log(JSON.stringify({ cpu_us_per_row: (cpu.user + cpu.system) / N }))
 db.close()

@@ -9,18 +9,20 @@ import type { Database } from 'bun:sqlite'
 import { type ChainFacts, GENESIS_HASH, type LogRow, chainHash, encodeRecord } from './record.ts'
 
 export interface ChainAppender {
-  /** Reads the current head; call once at the start of each transaction. */
+  /** Reads the current head (or reuses the one this appender last committed); call once at the start of each transaction. */
   start(): void
   /**
    * Chains a row that just reached its final state; returns its hash. `known`
    * is the row as the caller just wrote it (saves reading it back).
    */
   append(logId: number, bodies: Pick<ChainFacts, 'requestSha256' | 'responseSha256'>, known?: { row: LogRow; requestId: string | null; responseId: string | null }): string
-  /** Records the head in witness_state; call before the transaction commits. */
-  end(): void
+  /** Call once the transaction has committed: the head it left may be reused by the next start(). */
+  committed(): void
+  /** Call when the transaction rolled back: the next start() reads the head again. */
+  rolledBack(): void
 }
 
-/** witness_state key holding `<seq> <hash>` of the chain's head, so it survives archiving every entry. */
+/** witness_state key holding `<seq> <hash>` of the chain's head, saved before archiving moves chain entries out. */
 export const CHAIN_HEAD_KEY = 'chain.head'
 
 export function chainAppender(db: Database, now: () => string = () => new Date().toISOString()): ChainAppender {
@@ -29,19 +31,24 @@ export function chainAppender(db: Database, now: () => string = () => new Date()
   )
   const metaOf = db.query('SELECT request_id, response_id FROM request_log_meta WHERE log_id = ?')
   const insert = db.query('INSERT INTO log_chain (seq, log_id, prev_hash, hash, record, chained_at) VALUES (?, ?, ?, ?, ?, ?)')
-  const saveHead = db.query(
-    `INSERT INTO witness_state (key, value, updated_at) VALUES (?, ?, ?)
-     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-  )
+  // Changes when another connection (another process, the archive job) commits; never for this one's own commits.
+  const dataVersion = db.query('PRAGMA data_version')
   let seq = 0
   let prev = GENESIS_HASH
-  let started = 0
+  let version = 0
+  let reusable: { seq: number; prev: string; version: number } | null = null
   return {
     start() {
+      version = (dataVersion.get() as { data_version: number }).data_version
+      if (reusable && reusable.version === version) {
+        // Nobody else wrote since this appender's last commit: the head is the one it left.
+        seq = reusable.seq
+        prev = reusable.prev
+        return
+      }
       const head = chainHead(db)
       seq = head?.seq ?? 0
       prev = head?.hash ?? GENESIS_HASH
-      started = seq
     },
     append(logId, bodies, known) {
       let facts: { row: LogRow; requestId: string | null; responseId: string | null }
@@ -64,10 +71,27 @@ export function chainAppender(db: Database, now: () => string = () => new Date()
       prev = hash
       return hash
     },
-    end() {
-      if (seq !== started) saveHead.run(CHAIN_HEAD_KEY, `${seq} ${prev}`, now())
+    committed() {
+      reusable = { seq, prev, version }
+    },
+    rolledBack() {
+      reusable = null
     },
   }
+}
+
+/**
+ * Saves the chain's head in witness_state; the archive mover calls it in the
+ * transaction that deletes chain entries, so the head is still known when
+ * every entry has moved out.
+ */
+export function saveChainHead(db: Database, now: string): void {
+  const head = chainHead(db)
+  if (!head) return
+  db.query(
+    `INSERT INTO witness_state (key, value, updated_at) VALUES (?, ?, ?)
+     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+  ).run(CHAIN_HEAD_KEY, `${head.seq} ${head.hash}`, now)
 }
 
 /**

@@ -16,6 +16,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { ArchiveError } from '../errors.ts'
+import { saveChainHead } from '../proof/append.ts'
 import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
 import { columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
 import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
@@ -105,6 +106,8 @@ export function createMover(live: Database, options: MoverOptions): Mover {
   }
 
   const deleteBatch = live.transaction((ids: string, maxId: number) => {
+    // The head stays known when every chain entry has moved out (see chainHead).
+    if (tableExists(live, 'log_chain') && tableExists(live, 'witness_state')) saveChainHead(live, new Date(options.now()).toISOString())
     for (const t of tables.slice(1)) live.query(`DELETE FROM ${ident(t.name)} WHERE ${ident(t.key)} IN (SELECT value FROM json_each(?))`).run(ids)
     live.query(`DELETE FROM request_log WHERE status != 'pending' AND id IN (SELECT value FROM json_each(?))`).run(ids)
     if (tableExists(live, 'witness_state')) {

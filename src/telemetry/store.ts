@@ -190,7 +190,6 @@ export function openStore(path: string, options: StoreOptions): Store {
             chain.append(id, { requestSha256: null, responseSha256: null })
             n++
           }
-          chain.end()
           return n
         })
         .immediate()

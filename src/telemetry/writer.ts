@@ -176,16 +176,21 @@ export function openWriter(path: string, options: WriterOptions): Writer {
 
   const applyAll = db.transaction((ops: WriteOp[]) => {
     chain.start()
-    const results = ops.map(applyOne)
-    chain.end()
-    return results
+    return ops.map(applyOne)
   })
   return {
     apply(ops) {
       applyBudget()
       begun = []
       finished = []
-      const results = applyAll.immediate(ops)
+      let results: WriteResult[]
+      try {
+        results = applyAll.immediate(ops)
+      } catch (error) {
+        chain.rolledBack()
+        throw error
+      }
+      chain.committed()
       for (const [id, facts] of begun) pendingHeads.set(id, facts)
       for (const id of finished) pendingHeads.delete(id)
       return results
