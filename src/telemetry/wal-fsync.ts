@@ -7,17 +7,18 @@
  * synchronous"); checkpoints and WAL restarts are synced in both.
  *
  * So the writer connection runs with synchronous=NORMAL, and after each
- * group commit this barrier fsyncs the WAL file from Bun's thread pool
- * (`fs.fsync` is asynchronous there). No write is acknowledged before an
+ * group commit this barrier syncs the WAL file from Bun's thread pool
+ * (`fs.fdatasync`, the call SQLite itself makes on Linux, is asynchronous
+ * there). No write is acknowledged before an
  * fsync that began after its COMMIT has finished: the guarantee of FULL,
  * with the wait off the event loop, and one fsync covering every batch
  * committed while the previous one ran.
  */
-import { closeSync, constants, fsync, fsyncSync, openSync } from 'node:fs'
+import { closeSync, constants, fdatasync, fsyncSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { promisify } from 'node:util'
 
-const fsyncAsync = promisify(fsync)
+const fdatasyncAsync = promisify(fdatasync)
 
 export interface Barrier {
   /** Resolves once everything committed before the call is on stable storage. */
@@ -77,7 +78,7 @@ export function walFsyncBarrier(dbPath: string): Barrier {
   syncDirectory(dirname(walPath))
   const fd = openSync(walPath, constants.O_RDONLY)
   return coalescingBarrier(
-    () => fsyncAsync(fd),
+    () => fdatasyncAsync(fd),
     () => closeSync(fd),
   )
 }
