@@ -6,6 +6,7 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
+import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { GroupCommit } from '../src/telemetry/group-commit.ts'
 import { openStore } from '../src/telemetry/store.ts'
@@ -134,5 +135,19 @@ describe('the store with database_sync: full', () => {
         store.close()
       }
     }
+  })
+
+  test('closing checkpoints the WAL into the file and removes it, and closing twice is harmless', async () => {
+    const path = join(tempDir(), 'w.db')
+    const store = openStore(path, { sync: 'full', busyTimeoutMs: 1000 })
+    const id = await store.begin(head, meta)
+    await store.finish(id, { status: 'success', tokensIn: 1, tokensOut: 2, latencyMs: 3, errorMessage: null })
+    expect(existsSync(`${path}-wal`)).toBe(true)
+    store.close()
+    store.close()
+    expect(existsSync(`${path}-wal`)).toBe(false)
+    const other = new Database(path, { readonly: true })
+    expect(other.query('SELECT status FROM request_log WHERE id = ?').get(id)).toEqual({ status: 'success' })
+    other.close()
   })
 })

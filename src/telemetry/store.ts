@@ -236,9 +236,10 @@ export function openStore(path: string, options: StoreOptions): Store {
     health: () => ({ ...rows }),
     close() {
       if (retrying) clearInterval(retrying)
+      // The writer closes last: as the last connection it checkpoints and removes the WAL (a read-only one cannot).
+      reader.close()
       writer.close()
       barrier?.close()
-      reader.close()
     },
   }
 }

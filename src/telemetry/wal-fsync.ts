@@ -36,7 +36,15 @@ export interface Barrier {
 export function coalescingBarrier(sync: () => Promise<void>, close: () => void = () => {}): Barrier {
   let waiting: { resolve: () => void; reject: (error: unknown) => void }[] = []
   let running = false
+  let closed = false
+  let released = false
   let syncs = 0
+  // Released once, and never under a sync still running: a closed descriptor's number may be reused.
+  const release = () => {
+    if (released || running) return
+    released = true
+    close()
+  }
   const start = () => {
     const batch = waiting
     waiting = []
@@ -51,19 +59,27 @@ export function coalescingBarrier(sync: () => Promise<void>, close: () => void =
       },
     ).finally(() => {
       running = false
-      if (waiting.length > 0) start()
+      if (closed) release()
+      else if (waiting.length > 0) start()
     })
   }
   return {
     wait: () =>
       new Promise<void>((resolve, reject) => {
+        if (closed) return reject(new Error('the database is closed'))
         waiting.push({ resolve, reject })
         if (!running) start()
       }),
     get syncs() {
       return syncs
     },
-    close,
+    close() {
+      closed = true
+      const stranded = waiting
+      waiting = []
+      for (const w of stranded) w.reject(new Error('the database is closed'))
+      release()
+    },
   }
 }
 
