@@ -126,7 +126,8 @@ export class GroupCommit<Op, Result> {
       )
       .finally(() => {
         this.syncing--
-        if (this.queue.length > 0) this.schedule()
+        // The writes that queued during the fsync go in at once: waiting another turn of the loop only adds latency.
+        if (this.queue.length > 0 && !this.scheduled && !this.inFlight && !this.waitingForLock && this.syncing === 0) void this.flush()
       })
   }
 
