@@ -1,9 +1,10 @@
 /**
  * Group commit: writes submitted while the previous batch is being
- * committed (or during one turn of the event loop) are applied in one
- * transaction, so one fsync covers them all. One batch is in flight at a
- * time; each submitter gets a promise that settles once its write is
- * committed (or has failed).
+ * committed and made durable (or during one turn of the event loop) are
+ * applied in one transaction, so one fsync covers them all. One batch is in
+ * flight at a time, its fsync included (the `durable` barrier, see
+ * wal-fsync.ts); each submitter gets a promise that settles once its write
+ * is committed and durable (or has failed).
  *
  * Waiting for another process's write lock never happens inside SQLite:
  * the writer has a zero busy timeout and a locked database is retried here,
