@@ -8,17 +8,18 @@
  *
  * So the writer connection runs with synchronous=NORMAL, and after each
  * group commit this barrier syncs the WAL file from Bun's thread pool
- * (`fs.fdatasync`, the call SQLite itself makes on Linux, is asynchronous
- * there). No write is acknowledged before an
+ * (`fs.fdatasync` on Linux, the call SQLite itself makes there, `fs.fsync`
+ * elsewhere; both are asynchronous there). No write is acknowledged before an
  * fsync that began after its COMMIT has finished: the guarantee of FULL,
  * with the wait off the event loop, and one fsync covering every batch
  * committed while the previous one ran.
  */
-import { closeSync, constants, fdatasync, fsyncSync, openSync } from 'node:fs'
+import { closeSync, constants, fdatasync, fsync, fsyncSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { promisify } from 'node:util'
 
-const fdatasyncAsync = promisify(fdatasync)
+// fdatasync where SQLite itself uses it (Linux); fsync elsewhere (macOS has no fdatasync of its own).
+const syncFile = promisify(process.platform === 'linux' ? fdatasync : fsync)
 
 export interface Barrier {
   /** Resolves once everything committed before the call is on stable storage. */
@@ -94,7 +95,7 @@ export function walFsyncBarrier(dbPath: string): Barrier {
   syncDirectory(dirname(walPath))
   const fd = openSync(walPath, constants.O_RDONLY)
   return coalescingBarrier(
-    () => fdatasyncAsync(fd),
+    () => syncFile(fd),
     () => closeSync(fd),
   )
 }
