@@ -127,6 +127,11 @@ export const MIGRATIONS: readonly string[] = [
   // 5: time to first token of a stream, beside first_byte_ms (the first event, often a role-only
   // chunk or message_start): the first event carrying text, a tool call or reasoning.
   `ALTER TABLE request_log_meta ADD COLUMN first_token_ms INTEGER;`,
+  // 6: `/requests?provider=&status=` (which provider's errors?) without an agent: a range read of
+  // that provider's rare-status rows, newest first, instead of walking every row of the status
+  // (24 ms at 10 million rows before). Partial like the others: success rows never touch it.
+  `CREATE INDEX IF NOT EXISTS request_log_provider_status_time ON request_log(provider, status, timestamp)
+     WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
