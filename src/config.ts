@@ -154,6 +154,14 @@ export const ConfigSchema = v.strictObject({
    * waits off the event loop, at the cost of a message per batch).
    */
   database_writer: v.optional(v.picklist(['inline', 'thread']), 'inline'),
+  /**
+   * With `database_sync: full` and the inline writer, where the fsync of each
+   * commit is waited for: on Bun's thread pool (default: the event loop never
+   * waits for the disk) or inside COMMIT on the event loop (measured 10-15%
+   * more requests/s when the CPU is saturated on a fast disk, but every commit
+   * stalls every request and stream for one fsync). See src/telemetry/wal-fsync.ts.
+   */
+  database_fsync: v.optional(v.picklist(['thread_pool', 'event_loop']), 'thread_pool'),
   database_max_mb: v.optional(v.pipe(v.number(), v.minValue(1))),
   max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
   /** The whole request body must arrive within this (a slow or stalled body gets 408). */

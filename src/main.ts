@@ -63,6 +63,7 @@ export function openStoreFor(config: Config, dbOverride?: string): Store {
     busyTimeoutMs: config.raw.database_busy_timeout_ms,
     maxMb: config.raw.database_max_mb,
     writer: config.raw.database_writer,
+    fsync: config.raw.database_fsync,
   })
 }
 

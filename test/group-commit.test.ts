@@ -118,14 +118,14 @@ describe('the store with database_sync: full', () => {
   const head = { timestamp: new Date().toISOString(), agentName: 'a', provider: 'p', model: 'm', endpoint: 'http://upstream/v1/chat/completions' }
   const meta = { requestId: Bun.randomUUIDv7(), chain: 'default', api: 'infer' as const, seq: 1, step: 0, try: 1, stream: false }
 
-  test('fsyncs the WAL off the event loop for every acknowledged write; normal does not', async () => {
-    for (const sync of ['full', 'normal'] as const) {
+  test('fsyncs the WAL off the event loop for every acknowledged write; normal does not, nor does full with database_fsync: event_loop (COMMIT syncs)', async () => {
+    for (const [sync, fsync] of [['full', 'thread_pool'], ['normal', 'thread_pool'], ['full', 'event_loop']] as const) {
       const path = join(tempDir(), 'w.db')
-      const store = openStore(path, { sync, busyTimeoutMs: 1000 })
+      const store = openStore(path, { sync, fsync, busyTimeoutMs: 1000 })
       try {
         const id = await store.begin(head, meta)
         await store.finish(id, { status: 'success', tokensIn: 1, tokensOut: 2, latencyMs: 3, errorMessage: null })
-        if (sync === 'full') expect(store.fsyncs()).toBeGreaterThanOrEqual(2)
+        if (sync === 'full' && fsync === 'thread_pool') expect(store.fsyncs()).toBeGreaterThanOrEqual(2)
         else expect(store.fsyncs()).toBe(0)
         // What was acknowledged is committed: another connection sees it finished.
         const other = new Database(path, { readonly: true })

@@ -89,7 +89,7 @@ export class LiveConfig {
 
 /** Settings fixed when witness started (the socket, the database) that differ in `next`. */
 export function restartRequired(boot: Config, next: Config): string[] {
-  const fixed = ['listen', 'database_sync', 'database_busy_timeout_ms', 'database_max_mb', 'database_writer'] as const
+  const fixed = ['listen', 'database_sync', 'database_busy_timeout_ms', 'database_max_mb', 'database_writer', 'database_fsync'] as const
   const out: string[] = fixed.filter((key) => JSON.stringify(boot.raw[key]) !== JSON.stringify(next.raw[key]))
   if (boot.databasePath !== next.databasePath) out.push('database')
   return out.sort()

@@ -23,6 +23,8 @@ export interface StoreOptions extends WriterOptions {
   busyTimeoutMs: number
   /** Where the writer connection lives: the main thread (default) or its own thread. */
   writer?: 'thread' | 'inline'
+  /** With `full` and the inline writer: fsync on the thread pool (default) or inside COMMIT on the event loop. */
+  fsync?: 'thread_pool' | 'event_loop'
 }
 
 export interface Store {
@@ -107,12 +109,14 @@ export function openStore(path: string, options: StoreOptions): Store {
 
   // With `full` on the main thread, the writer commits with NORMAL and the
   // WAL's fsync runs off the event loop before any write is acknowledged
-  // (wal-fsync.ts). The writer thread can afford to wait for it in COMMIT.
+  // (wal-fsync.ts), unless `database_fsync: event_loop` asks for it inside
+  // COMMIT. The writer thread can afford to wait for it in COMMIT.
   const inline = options.writer !== 'thread'
-  const writer = inline ? openWriter(path, { ...options, sync: 'normal' }) : threadWriter(path, options)
+  const offLoop = inline && options.sync === 'full' && options.fsync !== 'event_loop'
+  const writer = inline ? openWriter(path, offLoop ? { ...options, sync: 'normal' } : options) : threadWriter(path, options)
   let barrier: Barrier | null = null
   try {
-    if (inline && options.sync === 'full') barrier = walFsyncBarrier(path)
+    if (offLoop) barrier = walFsyncBarrier(path)
   } catch (error) {
     writer.close()
     throw error
