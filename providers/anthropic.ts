@@ -7,7 +7,7 @@ import { anthropicRequestFromOpenAI } from './translate/to-anthropic.ts'
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  MalformedResponse, intOrNull, joinPath, isRecord, stringOrNull,
+  MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
 } from './types.ts'
 
 export const ANTHROPIC_VERSION = '2023-06-01'
@@ -87,19 +87,17 @@ export const anthropicAdapter: Adapter = {
   },
 }
 
-const nonEmpty = (value: unknown) => typeof value === 'string' && value.length > 0
-
 /** A block's start carries content when it is a tool call (its name) or opens with text already in it. */
 function startCarriesContent(block: unknown): boolean {
   if (!isRecord(block)) return false
-  if (block.type === 'text') return nonEmpty(block.text)
-  if (block.type === 'thinking') return nonEmpty(block.thinking)
+  if (block.type === 'text') return isNonEmptyString(block.text)
+  if (block.type === 'thinking') return isNonEmptyString(block.thinking)
   return block.type === 'tool_use' || block.type === 'server_tool_use'
 }
 
 /** A delta carries content when it adds text, tool-call arguments or reasoning. */
 function deltaCarriesContent(delta: unknown): boolean {
-  return isRecord(delta) && (nonEmpty(delta.text) || nonEmpty(delta.partial_json) || nonEmpty(delta.thinking))
+  return isRecord(delta) && (isNonEmptyString(delta.text) || isNonEmptyString(delta.partial_json) || isNonEmptyString(delta.thinking))
 }
 
 export function anthropicUsage(usage: unknown): Usage {

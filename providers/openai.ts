@@ -7,7 +7,7 @@
 import { openaiRequestFromAnthropic } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  MalformedResponse, intOrNull, joinPath, isRecord, numberOrNull, stringOrNull,
+  MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, numberOrNull, stringOrNull,
 } from './types.ts'
 
 export const openaiAdapter: Adapter = {
@@ -81,12 +81,11 @@ export const openaiAdapter: Adapter = {
 function carriesContent(choice: unknown): boolean {
   const delta = isRecord(choice) ? choice.delta : null
   if (!isRecord(delta)) return false
-  const text = (value: unknown) => typeof value === 'string' && value.length > 0
   return (
-    text(delta.content) ||
-    text(delta.refusal) ||
-    text(delta.reasoning_content) ||
-    text(delta.reasoning) ||
+    isNonEmptyString(delta.content) ||
+    isNonEmptyString(delta.refusal) ||
+    isNonEmptyString(delta.reasoning_content) ||
+    isNonEmptyString(delta.reasoning) ||
     (Array.isArray(delta.tool_calls) && delta.tool_calls.length > 0) ||
     isRecord(delta.function_call)
   )

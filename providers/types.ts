@@ -116,6 +116,10 @@ export function stringOrNull(value: unknown): string | null {
   return typeof value === 'string' ? value : null
 }
 
+export function isNonEmptyString(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0
+}
+
 /** Appends a path to a base URL, keeping any query string after it. */
 export function joinPath(baseUrl: string, path: string): string {
   const url = new URL(baseUrl)

@@ -81,17 +81,14 @@ export function chainAppender(db: Database, now: () => string = () => new Date()
 }
 
 /**
- * Saves the chain's head in witness_state; the archive mover calls it in the
- * transaction that deletes chain entries, so the head is still known when
- * every entry has moved out.
+ * The chain's head as saved under CHAIN_HEAD_KEY (`<seq> <hash>`), or null
+ * for an empty chain. The archive mover saves it in the transaction that
+ * deletes chain entries, so the head is still known when every entry has
+ * moved out.
  */
-export function saveChainHead(db: Database, now: string): void {
+export function chainHeadState(db: Database): string | null {
   const head = chainHead(db)
-  if (!head) return
-  db.query(
-    `INSERT INTO witness_state (key, value, updated_at) VALUES (?, ?, ?)
-     ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-  ).run(CHAIN_HEAD_KEY, `${head.seq} ${head.hash}`, now)
+  return head ? `${head.seq} ${head.hash}` : null
 }
 
 /**

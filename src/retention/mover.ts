@@ -16,7 +16,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { ArchiveError } from '../errors.ts'
-import { saveChainHead } from '../proof/append.ts'
+import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
 import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
 import { columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
 import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
@@ -105,14 +105,18 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     }
   }
 
+  const hasState = tableExists(live, 'witness_state')
+  const movesChain = hasState && tables.some((t) => t.name === 'log_chain')
   const deleteBatch = live.transaction((ids: string, maxId: number) => {
+    const at = new Date(options.now()).toISOString()
     // The head stays known when every chain entry has moved out (see chainHead).
-    if (tableExists(live, 'log_chain') && tableExists(live, 'witness_state')) saveChainHead(live, new Date(options.now()).toISOString())
+    const head = movesChain ? chainHeadState(live) : null
+    if (head) writeState(live, CHAIN_HEAD_KEY, head, at)
     for (const t of tables.slice(1)) live.query(`DELETE FROM ${ident(t.name)} WHERE ${ident(t.key)} IN (SELECT value FROM json_each(?))`).run(ids)
     live.query(`DELETE FROM request_log WHERE status != 'pending' AND id IN (SELECT value FROM json_each(?))`).run(ids)
-    if (tableExists(live, 'witness_state')) {
+    if (hasState) {
       const before = Number(readState(live, ARCHIVED_MAX_ID_KEY) ?? 0)
-      if (maxId > before) writeState(live, ARCHIVED_MAX_ID_KEY, String(maxId), new Date(options.now()).toISOString())
+      if (maxId > before) writeState(live, ARCHIVED_MAX_ID_KEY, String(maxId), at)
     }
   })
 

@@ -76,9 +76,14 @@ export class GroupCommit<Op, Result> {
     return this.queue.length === 0 && !this.inFlight && !this.scheduled && !this.waitingForLock && this.syncing === 0
   }
 
-  private schedule(): void {
+  /** Starts the next batch on the next turn of the loop, or `now`. */
+  private schedule(now = false): void {
     // One batch in flight, its fsync included: writes queue meanwhile and share the next commit.
     if (this.scheduled || this.inFlight || this.waitingForLock || this.syncing > 0) return
+    if (now) {
+      void this.flush()
+      return
+    }
     this.scheduled = true
     setImmediate(() => void this.flush())
   }
@@ -128,7 +133,7 @@ export class GroupCommit<Op, Result> {
       .finally(() => {
         this.syncing--
         // The writes that queued during the fsync go in at once: waiting another turn of the loop only adds latency.
-        if (this.queue.length > 0 && !this.scheduled && !this.inFlight && !this.waitingForLock && this.syncing === 0) void this.flush()
+        if (this.queue.length > 0) this.schedule(true)
       })
   }
 
