@@ -205,6 +205,14 @@ const writerNormal = median(Array.from({ length: loops }, () => runJson([join(RO
 const chainRow = median(Array.from({ length: loops }, () => runJson([join(ROOT, 'bench/chain-cost.ts'), '32000']).cpu_us_per_row ?? Number.NaN))
 await sim.stop()
 
+// The writer's anatomy (bench/writer-anatomy.ts): frames per commit by owner, and the cost part by part.
+let anatomy = ''
+if (!quick) {
+  const proc = Bun.spawnSync([BUN, join(ROOT, 'bench/writer-anatomy.ts')], { stdout: 'pipe', stderr: 'pipe' })
+  anatomy = proc.stdout.toString().trim()
+  raw.push(anatomy)
+}
+
 // Query scaling (bench/queries.ts), unless --quick.
 let queries = ''
 if (!quick && !args.includes('--no-queries')) {
@@ -253,6 +261,7 @@ lines.push(`The writer alone (bench/writer-cost.ts: the pending row, its finish,
 lines.push(`The proof chain alone (bench/chain-cost.ts: record, SHA-256, log_chain insert, head): ${chainRow.toFixed(1)} µs per chained row, one row per single-attempt request.`)
 const chainShare = (100 * chainRow) / (cpuMedians.get('witness (full, writer inline)') ?? Number.NaN)
 lines.push(`That is ${chainShare.toFixed(1)}% of witness's CPU per request (full, inline writer); target: the chain under 5% of throughput at 32 connections. witness is CPU-bound there, so its share of CPU is its share of throughput.`, '')
+if (anatomy) lines.push('## The writer, part by part (bench/writer-anatomy.ts)', '', anatomy.replace(/^## /gm, '### '), '')
 if (queries) lines.push('## Query scaling (bench/queries.ts)', '', '```', queries, '```', '')
 lines.push('Raw wrk output: [benchmarks-raw.txt](benchmarks-raw.txt).', '')
 
