@@ -4,6 +4,8 @@
  * AbortSignal and timer witness gives each try.
  * `bun bench/fetch-cost.ts [UPSTREAM_URL] [N]` prints one JSON line.
  */
+export {}
+
 const [upstream = 'http://127.0.0.1:9100', nText] = process.argv.slice(2)
 const N = Number(nText ?? 8000)
 const url = `${upstream}/v1/chat/completions`
