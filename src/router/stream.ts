@@ -5,6 +5,9 @@
  * finished and committed before the stream's last event (its normal end or
  * an error event) is sent; a client that goes away aborts the upstream
  * request and finishes the row too. Exactly one of these endings happens.
+ *
+ * The idle timeout is one timer per session, re-armed when it fires early,
+ * not one timer per event.
  */
 import type { OpenedStream } from '../../providers/call.ts'
 import { clip } from '../../providers/call.ts'
@@ -61,6 +64,10 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   const remaining = Math.max(1, init.timeoutMs - elapsed())
   let client: ReadableStreamDefaultController<Uint8Array> | null = null
   let pulling = false
+  // Since when the session has been waiting for the upstream's next event (null: not waiting).
+  let waitingSince: number | null = null
+  // Why witness stopped reading the upstream, once it has.
+  let stopped: Stop | null = null
   // The whole-stream limit holds even when the client stops reading (then nothing pulls, so the
   // session ends the stream itself); while a pull waits on the upstream, that pull ends it.
   const totalTimer = setTimeout(() => {
@@ -68,8 +75,20 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
     if (!pulling) void end(client, outcome('timeout', totalMessage()), translator.fail('stream_timeout', totalMessage()))
   }, remaining)
   const totalMessage = () => `timeout after ${init.timeoutMs} ms (stream, ${facts.chunks} chunks)`
+  // The idle limit: one timer, re-armed for what is left of the limit when it fires early.
+  let idleTimer: ReturnType<typeof setTimeout> | undefined
+  const watchIdle = (ms: number) => {
+    idleTimer = setTimeout(() => {
+      if (ended || stopped) return
+      const waited = waitingSince === null ? 0 : performance.now() - waitingSince
+      if (waited >= init.idleTimeoutMs) stopUpstream(new Stop('idle'))
+      else watchIdle(init.idleTimeoutMs - waited)
+    }, ms)
+  }
+  watchIdle(init.idleTimeoutMs)
 
   function stopUpstream(reason: Stop) {
+    stopped ??= reason
     controller.abort(reason)
     void opened.reader.cancel(reason)
   }
@@ -97,6 +116,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
     if (ended) return
     ended = true
     clearTimeout(totalTimer)
+    clearTimeout(idleTimer)
     await finishAttempt(scope, record, result)
     if (stream) {
       try {
@@ -111,21 +131,17 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
     settle()
   }
 
+  /** The upstream's next event; a stop (idle, total, client) surfaces as that Stop, however the read settled. */
   async function next(): Promise<SseEvent | null> {
-    let idle: ReturnType<typeof setTimeout> | undefined
+    waitingSince = performance.now()
     try {
-      return await Promise.race([
-        opened.reader.next(),
-        new Promise<never>((_, reject) => {
-          idle = setTimeout(() => {
-            const stop = new Stop('idle')
-            stopUpstream(stop)
-            reject(stop)
-          }, init.idleTimeoutMs)
-        }),
-      ])
+      const event = await opened.reader.next()
+      if (stopped) throw stopped
+      return event
+    } catch (error) {
+      throw stopped ?? error
     } finally {
-      clearTimeout(idle)
+      waitingSince = null
     }
   }
 
