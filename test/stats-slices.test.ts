@@ -28,7 +28,7 @@ import { type Store, openStore } from '../src/telemetry/store.ts'
 import { BUN, ROOT } from './support/process.ts'
 import { seed } from './support/seed-requests.ts'
 import { tempDir } from './support/temp.ts'
-import { startWitness } from './support/witness.ts'
+import { manualClock, startWitness } from './support/witness.ts'
 
 const NOW = Date.parse('2026-11-25T12:03:00.000Z')
 const clock: Clock = { now: () => NOW, monotonic: () => performance.now() }
@@ -113,8 +113,8 @@ describe('stored slices answer exactly as the rows do', () => {
     const sealed = (SEALED_END - Math.floor((NOW - 86_400_000 - 20 * 60_000) / SLICE_MS) * SLICE_MS) / SLICE_MS
     const stored = live.reader.query('SELECT slice_start FROM stats_slice ORDER BY slice_start').values() as [string][]
     // bench/fill.ts leaves its last requests in flight: their slice is sealed by time, but not stored.
-    expect(live.fill.counters.skippedPending).toBeGreaterThanOrEqual(1)
-    expect(stored.length + live.fill.counters.skippedPending).toBe(sealed)
+    expect(live.fill.counters.skippedUnfinal).toBeGreaterThanOrEqual(1)
+    expect(stored.length + live.fill.counters.skippedUnfinal).toBe(sealed)
     for (const [from] of stored) {
       expect(sliceHasPending(live.reader, from)).toBe(false)
       expect(Date.parse(from) + SLICE_MS).toBeLessThanOrEqual(SEALED_END)
@@ -136,7 +136,7 @@ describe('stored slices answer exactly as the rows do', () => {
       expect(result, by).toEqual(await fromRows(live.reader, by))
       expect(counters.loaded).toBe(storedInDay(live.reader))
       // Only the sealed slices holding a call in flight were read from rows.
-      expect(counters.folded).toBe(live.fill.counters.skippedPending)
+      expect(counters.folded).toBe(live.fill.counters.skippedUnfinal)
     }
     const ezra = (await fromStored(live.reader, 'model', 'ezra')).result
     expect(ezra).toEqual(await fromRows(live.reader, 'model', 'ezra'))
@@ -154,8 +154,8 @@ describe('stored slices answer exactly as the rows do', () => {
   test('a second run finds nothing to do; stored slices of one file are never used for another', async () => {
     const before = { ...live.fill.counters }
     await live.fill.run()
-    expect(live.fill.counters.folded - before.folded).toBe(before.skippedPending)
-    expect(live.fill.counters.skippedPending - before.skippedPending).toBe(before.skippedPending)
+    expect(live.fill.counters.folded - before.folded).toBe(before.skippedUnfinal)
+    expect(live.fill.counters.skippedUnfinal - before.skippedUnfinal).toBe(before.skippedUnfinal)
     // Rollups belong to the database they were made for: another connection's reads fold rows.
     const other = new SliceRollups(live.store.reader)
     await computeStats(live.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs: NOW, rollups: other })
@@ -248,7 +248,7 @@ describe('a stored slice is never used stale', () => {
       ])
       const inFlight = ids[1]![0]!
       await live.fill.run()
-      expect(live.fill.counters.skippedPending).toBe(1)
+      expect(live.fill.counters.skippedUnfinal).toBe(1)
       expect(live.reader.query('SELECT slice_start FROM stats_slice').values()).toEqual([[isoTime(Date.parse(slice) - SLICE_MS)]])
       // A read folds it from rows and does not store it either.
       const answer = await computeStats(live.store.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs: NOW, rollups: live.rollups })
@@ -263,6 +263,52 @@ describe('a stored slice is never used stale', () => {
       expect(counters.loaded).toBe(2)
       expect(result).toEqual(await fromRows(live.reader))
       expect(result.groups.find((g) => g.provider === 'groq')).toMatchObject({ attempts: 1, p50_ms: 900 })
+    } finally {
+      await live.close()
+    }
+  })
+
+  test('a slice is stored only once its longest call ended long enough ago for what follows it to be written', async () => {
+    const dir = tempDir()
+    const at = manualClock(NOW)
+    const live = open(join(dir, 'witness.db'), dir, at)
+    try {
+      // A stream started early in a slice that is sealed by its end (an hour ago), failed after 50
+      // minutes, 4 minutes ago: its fallback has not been written yet (the backoff and Retry-After
+      // wait are under the 5 minutes of SEAL_AFTER_MS, measured from the call's end).
+      const slice = SEALED_END - 6 * SLICE_MS
+      const started = slice + 60_000
+      const latencyMs = NOW - 4 * 60_000 - started
+      const requestId = 'long-stream'
+      await seed(live.store, [{ agent: 'ezra', at: isoTime(started), requestId, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'error', latencyMs }] }])
+      await live.fill.run()
+      expect(live.fill.counters.skippedUnfinal).toBe(1)
+      expect(storedCount(live.reader)).toBe(0)
+      const read = await computeStats(live.store.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs: NOW, rollups: live.rollups })
+      await live.rollups.settled()
+      expect(storedCount(live.reader)).toBe(0)
+      expect(read.groups).toMatchObject([{ provider: 'kimi', requests: 1, request_success_rate: 0 }])
+
+      // Its fallback serves the request, a minute later (in a later slice): the request succeeded.
+      at.advance(60_000)
+      await seed(live.store, [
+        { agent: 'ezra', at: isoTime(NOW + 60_000), requestId, rows: [{ provider: 'groq', model: 'llama', status: 'fallback' }, { provider: 'groq', model: 'llama', status: 'success', latencyMs: 300 }] },
+      ])
+      // Sequence numbers continue the request (seed numbers each request's rows from 1).
+      const fix = new Database(live.path)
+      fix.query('UPDATE request_log_meta SET seq = seq + 1 WHERE request_id = ? AND log_id > (SELECT min(log_id) FROM request_log_meta WHERE request_id = ?)').run(requestId, requestId)
+      fix.close()
+      at.advance(10 * 60_000)
+      await live.fill.run()
+      expect(storedCount(live.reader)).toBeGreaterThanOrEqual(1)
+      const later = { since: DAY.since, until: isoTime(at.now()) }
+      const stored = new SliceRollups(live.reader)
+      const fromStorage = await computeStats(live.reader, { ...later, by: 'provider' }, { pricing: PRICING, nowMs: at.now(), rollups: stored })
+      expect(stored.counters.loaded).toBeGreaterThanOrEqual(1)
+      expect(fromStorage).toEqual(await computeStats(live.reader, { ...later, by: 'provider' }, { pricing: PRICING, nowMs: at.now() }))
+      // One request, served by groq: the kimi error is an attempt, not a failed request.
+      expect(fromStorage.groups.find((g) => g.provider === 'kimi')).toMatchObject({ attempts: 1, requests: 0 })
+      expect(fromStorage.groups.find((g) => g.provider === 'groq')).toMatchObject({ requests: 1, request_success_rate: 1 })
     } finally {
       await live.close()
     }

@@ -9,8 +9,8 @@
  *    one of them landed in is deleted, then the key moves up, so readers
  *    only ever look at about a minute of new rows;
  * 2. fill: each sealed slice of the window (7 days) that has no stored
- *    partial and no pending row, newest first, is folded from its rows and
- *    stored.
+ *    partial is folded from its rows, newest first, and stored if it is
+ *    final (no pending row, and its calls ended long enough ago).
  *
  * Reading blocks the event loop (bun:sqlite is synchronous), so a slice is
  * read a few milliseconds at a time, in one read snapshot on a read-only
@@ -33,7 +33,7 @@ import {
   staleStored,
   storedStarts,
 } from '../telemetry/slice-store.ts'
-import { SEAL_AFTER_MS, SLICE_MS } from '../telemetry/stats-window.ts'
+import { SEAL_AFTER_MS, SLICE_MS, finalAtMs } from '../telemetry/stats-window.ts'
 import { SliceFolder } from '../telemetry/stats.ts'
 import type { Store } from '../telemetry/store.ts'
 import { inReadSnapshot } from './job-db.ts'
@@ -66,14 +66,14 @@ export interface StatsFill {
   /** Stops the timer, ends a run at its next step, closes the connection. */
   stop(): Promise<void>
   /** What the runs did so far. */
-  readonly counters: { runs: number; checkedRows: number; dropped: number; folded: number; skippedPending: number }
+  readonly counters: { runs: number; checkedRows: number; dropped: number; folded: number; skippedUnfinal: number }
 }
 
 export function startStatsFill(deps: StatsFillDeps): StatsFill {
   const windowMs = deps.windowMs ?? 7 * 86_400_000
   const stepMs = deps.stepMs ?? 4
   const pauseMs = deps.pauseMs ?? stepMs
-  const counters = { runs: 0, checkedRows: 0, dropped: 0, folded: 0, skippedPending: 0 }
+  const counters = { runs: 0, checkedRows: 0, dropped: 0, folded: 0, skippedUnfinal: 0 }
   let db: Database | null = null
   let running: Promise<void> | null = null
   let stopped = false
@@ -134,7 +134,8 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
       if (have.has(from) || deps.rollups.isStoring(from)) continue
       const folded = await foldStepwise(db, from, isoTime(to))
       counters.folded++
-      if (folded.partial.hasPending) counters.skippedPending++
+      // A call in flight, or one that ended too recently for its retry or fallback to be there yet.
+      if (finalAtMs(folded.partial, to) > deps.clock.now()) counters.skippedUnfinal++
       else await deps.rollups.store(folded)
       await pause()
     }

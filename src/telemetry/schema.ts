@@ -142,6 +142,7 @@ export const MIGRATIONS: readonly string[] = [
      lo_id INTEGER,                       -- the lowest request_log id in the slice (null: no rows)
      max_id INTEGER,                      -- the highest request_log id in the slice
      row_count INTEGER NOT NULL,          -- the request_log rows in the slice
+     max_latency_ms REAL NOT NULL,        -- its longest latency: it was final SEAL_AFTER_MS after its end plus this
      combos BLOB NOT NULL,                -- per (agent, chain, provider, model): counts, tokens, costs, requests, latency histogram (slice-codec.ts)
      folded_at TEXT NOT NULL
    ) STRICT;

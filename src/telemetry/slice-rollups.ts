@@ -11,6 +11,7 @@ import { isoTime } from '../clock.ts'
 import { statRows } from './queries.ts'
 import type { SideWrite } from './rows.ts'
 import { type FoldedSlice, hasSliceTable, loadStoredSlices, snapshotHead, storeSliceWrite } from './slice-store.ts'
+import { finalAtMs } from './stats-window.ts'
 import { type SlicePartial, SliceFolder } from './stats.ts'
 
 export class SliceRollups {
@@ -46,12 +47,12 @@ export class SliceRollups {
     this.counters.loaded++
   }
 
-  /** Folds the sealed slice [from, to) in one snapshot; stores it (not waiting) if it can be. */
-  foldSealed(from: string, to: string): SlicePartial {
+  /** Folds the sealed slice [from, to) in one snapshot; stores it (not waiting) if it is final at `nowMs`. */
+  foldSealed(from: string, to: string, nowMs: number): SlicePartial {
     this.counters.folded++
     if (!this.write || !this.hasTable()) return foldRows(this.db, from, to)
     const folded = foldForStore(this.db, from, to)
-    if (!folded.partial.hasPending) void this.store(folded)
+    if (finalAtMs(folded.partial, Date.parse(to)) <= nowMs) void this.store(folded)
     return folded.partial
   }
 
@@ -61,9 +62,9 @@ export class SliceRollups {
   }
 
   /**
-   * Stores a folded slice through the writer (once at a time per slice).
-   * Never rejects: a write refused (disk full, lock held) leaves the slice
-   * to be folded and stored again later.
+   * Stores a folded slice, which the caller found final (finalAtMs), through
+   * the writer (once at a time per slice). Never rejects: a write refused
+   * (disk full, lock held) leaves the slice to be folded and stored later.
    */
   store(folded: FoldedSlice): Promise<void> {
     const write = this.write

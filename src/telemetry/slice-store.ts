@@ -2,9 +2,10 @@
  * The stored partials of the stats' sealed slices (table stats_slice,
  * migration 7): every query and write on it, with bound parameters only.
  *
- * A slice is stored once it is sealed (ended SEAL_AFTER_MS ago) and holds no
- * pending row, folded in one read snapshot, and written through the store's
- * one writer. A stored slice is never used stale:
+ * A slice is stored once it is final (no pending row, and SEAL_AFTER_MS
+ * past the end of its last call: finalAtMs in stats-window.ts), folded in
+ * one read snapshot, and written through the store's one writer. A stored
+ * slice is never used stale:
  *
  * - Rows deleted: the archive mover deletes the stored slices of the rows it
  *   moves, in the transaction that deletes them (dropStoredSlicesOf), and
@@ -102,15 +103,15 @@ export function loadStoredSlices(db: Database, starts: readonly string[]): Map<s
   return db.transaction(() => {
     const out = new Map<string, SlicePartial>()
     const rows = db
-      .query('SELECT slice_start, as_of_id, lo_id, combos FROM stats_slice WHERE slice_start IN (SELECT value FROM json_each($starts))')
-      .all({ $starts: JSON.stringify(starts) }) as { slice_start: string; as_of_id: number; lo_id: number | null; combos: Uint8Array }[]
+      .query('SELECT slice_start, as_of_id, lo_id, max_latency_ms, combos FROM stats_slice WHERE slice_start IN (SELECT value FROM json_each($starts))')
+      .all({ $starts: JSON.stringify(starts) }) as { slice_start: string; as_of_id: number; lo_id: number | null; max_latency_ms: number; combos: Uint8Array }[]
     if (!rows.length) return out
     const late = lateSlices(db, checkedId(db))
     const lo = (db.query('SELECT min(id) AS lo FROM request_log').get() as { lo: number | null }).lo
     for (const row of rows) {
       if (addedSince(late, row.slice_start, row.as_of_id)) continue
       if (row.lo_id !== null && (lo === null || row.lo_id < lo)) continue
-      out.set(row.slice_start, { combos: decodeCombos(row.combos), hasPending: false, loId: row.lo_id })
+      out.set(row.slice_start, { combos: decodeCombos(row.combos), hasPending: false, loId: row.lo_id, maxLatencyMs: row.max_latency_ms })
     }
     return out
   })()
@@ -130,8 +131,8 @@ export function storedStarts(db: Database, from: string, to: string): Set<string
  */
 export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite {
   return {
-    sql: `INSERT INTO stats_slice (slice_start, as_of_id, lo_id, max_id, row_count, combos, folded_at)
-          SELECT $from, $as_of, $lo, $max, $rows, unhex($combos), $at
+    sql: `INSERT INTO stats_slice (slice_start, as_of_id, lo_id, max_id, row_count, max_latency_ms, combos, folded_at)
+          SELECT $from, $as_of, $lo, $max, $rows, $max_latency, unhex($combos), $at
           WHERE NOT EXISTS (SELECT 1 FROM stats_slice WHERE slice_start = $from)
             AND (SELECT value FROM witness_state WHERE key = '${DELETE_EPOCH_KEY}') IS $epoch
             AND NOT EXISTS (SELECT 1 FROM request_log WHERE id > $as_of AND +timestamp >= $from AND +timestamp < $to)`,
@@ -142,6 +143,7 @@ export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite {
       lo: folded.partial.loId,
       max: folded.maxId,
       rows: folded.rows,
+      max_latency: folded.partial.maxLatencyMs,
       combos: Buffer.from(encodeCombos(folded.partial.combos.values())).toString('hex'),
       epoch: folded.epoch,
       at,

@@ -33,6 +33,17 @@ export const SLICE_MS = 10 * 60_000
  * Retry-After cap (seconds), and a longer call keeps its row pending.
  */
 export const SEAL_AFTER_MS = 5 * 60_000
+/**
+ * When a folded slice is final: SEAL_AFTER_MS after its last row ended. A
+ * row starts in the slice and ends within its latency, and a retry or a
+ * fallback follows the end of the call before it, not the slice's end (a
+ * stream of 20 minutes that fails is followed by its next step 20 minutes
+ * on). Until then a partial is neither cached nor stored.
+ */
+export function finalAtMs(partial: SlicePartial, toMs: number): number {
+  return partial.hasPending ? Infinity : toMs + partial.maxLatencyMs + SEAL_AFTER_MS
+}
+
 /** Reading slices gives the event loop back at least this often (ms). */
 const YIELD_EVERY_MS = 20
 /** About ten days of slices per database. */
@@ -185,13 +196,13 @@ export async function slicePartials(
       continue
     }
     let partial: SlicePartial
-    if (sealed && rollups) partial = rollups.foldSealed(slice.from, slice.to)
+    if (sealed && rollups) partial = rollups.foldSealed(slice.from, slice.to, options.nowMs)
     else {
       // Only the files holding rows of the slice's time are read (an archive holds one month).
       const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
       partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
     }
-    if (sealed && !partial.hasPending) cache?.set(single!, slice.from, partial)
+    if (sealed && finalAtMs(partial, slice.toMs) <= options.nowMs) cache?.set(single!, slice.from, partial)
     out.push({ from: slice.from, partial })
     await giveBack()
   }

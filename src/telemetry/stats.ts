@@ -56,6 +56,12 @@ export interface SlicePartial {
   hasPending: boolean
   /** The lowest id among the slice's rows (null if it has none). */
   loId: number | null
+  /**
+   * The longest latency among its rows (ms, 0 if none): each of them ended
+   * by the slice's end plus this, and the rows that follow a failed call
+   * follow its end (see finalAtMs in stats-window.ts).
+   */
+  maxLatencyMs: number
 }
 
 function newCombo(row: StatRow): ComboPartial {
@@ -112,6 +118,7 @@ export class SliceFolder {
   private readonly laterAny = new Set<string>()
   private hasPending = false
   private lo = Infinity
+  private maxLatency = 0
   /** Rows folded so far. */
   rows = 0
   /** The highest id among them (null before the first). */
@@ -133,6 +140,7 @@ export class SliceFolder {
     this.rows++
     if (row.id < this.lo) this.lo = row.id
     if (this.maxId === null || row.id > this.maxId) this.maxId = row.id
+    if (row.latency_ms !== null && row.latency_ms > this.maxLatency) this.maxLatency = row.latency_ms
     const status = row.status
     const rid = row.request_id
     if (status === 'rollback') return
@@ -168,7 +176,7 @@ export class SliceFolder {
       const values = combo.latencies as number[]
       combo.latencies = (values.every((v) => Number.isInteger(v) && v >= 0 && v <= 2_147_483_647) ? Int32Array.from(values) : Float64Array.from(values)).sort()
     }
-    return { combos: this.combos, hasPending: this.hasPending, loId: this.rows ? this.lo : null }
+    return { combos: this.combos, hasPending: this.hasPending, loId: this.rows ? this.lo : null, maxLatencyMs: this.maxLatency }
   }
 }
 
