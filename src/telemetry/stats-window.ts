@@ -1,12 +1,12 @@
 /**
  * Stats over a time window, computed slice by slice. The window is cut at
  * 10-minute boundaries; each slice is folded on its own (stats.ts) and the
- * exact partials are merged. A slice that can no longer change (it ended
- * SEAL_AFTER_MS ago and has no pending row) is sealed: a running witness
- * keeps its partial in a StatsCache, and stores it in the live file
- * (stats_slice, slice-store.ts), so a 24-hour window costs the newest
- * slices and a merge instead of a pass over every row, warm or cold (the
- * first call after a start, the command line).
+ * exact partials are merged. A slice that can no longer change (no
+ * pending row, and SEAL_AFTER_MS past the end of its longest call:
+ * finalAtMs) is kept: a running witness keeps its partial in a StatsCache
+ * and stores it in the live file (stats_slice, slice-store.ts), so a
+ * 24-hour window costs the newest slices and a merge instead of a pass over
+ * every row, warm or cold (the first call after a start, the command line).
  *
  * Rows of a sealed slice change only by being deleted (retention removes
  * the oldest rows first) or, abnormally, by a row being added with a
@@ -28,9 +28,11 @@ import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStat
 /** Slices are 10-minute slots, so a slot is named by the first 15 characters of a timestamp (see lateSlots). */
 export const SLICE_MS = 10 * 60_000
 /**
- * A whole slice that ended this long ago, with no pending row, is final: a
- * failed call's retry or fallback row follows it within the backoff and the
- * Retry-After cap (seconds), and a longer call keeps its row pending.
+ * A whole slice that ended this long ago is sealed: it may be taken from the
+ * cache or storage. A failed call's retry or fallback row follows the call's
+ * end within the backoff and the Retry-After cap (seconds); a call still
+ * running keeps its row pending, and one that ran long is waited for
+ * (finalAtMs) before its slice is cached or stored.
  */
 export const SEAL_AFTER_MS = 5 * 60_000
 /**
@@ -149,8 +151,8 @@ export async function computeStats(source: Database | readonly Database[], query
  * The partial of each slice of [since, until) that may hold rows, oldest
  * first. A sealed slice of one database comes from the cache, else from
  * the slices stored in that database (`rollups`, the live file's; one read
- * for the window), else from its rows (and is then cached, and stored if
- * `rollups` has a writer). Only the part of the window that holds rows is
+ * for all the sealed slices the cache lacks), else from its rows (and is
+ * then, once final, cached, and stored if `rollups` has a writer). Only the part of the window that holds rows is
  * cut into slices (a year back is not 52,560 empty reads). Used by the
  * stats and by the time series (series.ts).
  */
