@@ -41,6 +41,7 @@ import { modelsRoute } from './routes/models.ts'
 import { type ReadDeps, listRequestsRoute, requestStoryRoute } from './routes/requests.ts'
 import { seriesRoute } from './routes/series.ts'
 import { statsRoute } from './routes/stats.ts'
+import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { StatsCache } from './telemetry/stats-window.ts'
 import type { Store } from './telemetry/store.ts'
 
@@ -59,13 +60,21 @@ export interface AppDeps {
   deadman: DeadmanSwitch
   /** The router's counters for GET /metrics (a fresh set if not given). */
   metrics?: RouterMetrics
+  /** The live file's stored slices for the stats (default: read and written through `store`). */
+  rollups?: SliceRollups
 }
 
 export function createApp(deps: AppDeps): Hono {
   const app = new Hono()
   const metrics = deps.metrics ?? new RouterMetrics()
   const core: DispatchDeps = { ...deps, metrics }
-  const read: ReadDeps = { store: deps.store, clock: deps.clock, config: deps.config, statsCache: new StatsCache() }
+  const read: ReadDeps = {
+    store: deps.store,
+    clock: deps.clock,
+    config: deps.config,
+    statsCache: new StatsCache(),
+    rollups: deps.rollups ?? new SliceRollups(deps.store.reader, (side) => deps.store.write(side), () => deps.clock.now()),
+  }
   const board: DashboardDeps = { ...read, deadman: deps.deadman }
   const startedAtS = Math.floor(deps.clock.now() / 1000)
 

@@ -2,7 +2,8 @@
  * Boot: the only place that reads the environment, opens files and binds a
  * port. Pure first (parse config), then effectful (open the store, finish
  * rows a crashed run left pending, build the app, serve, start the deadman
- * switch's periodic check and the archive/sync jobs unless told not to).
+ * switch's periodic check, the archive/sync jobs and the stats fill unless
+ * told not to).
  */
 import type { Server } from 'bun'
 import { resolve } from 'node:path'
@@ -14,10 +15,12 @@ import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
+import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
+import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
 export interface ServeOptions {
@@ -36,6 +39,12 @@ export interface ServeOptions {
    * timer; call `running.jobs.tick()`.
    */
   jobs?: false | { tickMs?: number | null }
+  /**
+   * The stats fill (stored slices checked and filled, jobs/stats-fill.ts).
+   * Default: on, every 60 s from 5 s after start. `false`: off.
+   * `{ tickMs: null }`: on without a timer; call `running.statsFill.run()`.
+   */
+  statsFill?: false | { tickMs?: number | null }
 }
 
 export interface Running {
@@ -48,6 +57,10 @@ export interface Running {
   url: string
   /** The background jobs, or null when they are off. */
   jobs: Jobs | null
+  /** The stats fill, or null when it is off. */
+  statsFill: StatsFill | null
+  /** The live file's stored stats slices, as the read endpoints use them. */
+  rollups: SliceRollups
   /** Stops accepting, lets calls in flight finish (bounded), closes the database. */
   stop(graceMs?: number): Promise<void>
 }
@@ -98,6 +111,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const env = options.env ?? process.env
     const warn = (message: string) => log(`witness: ${message}`)
     const runtime = new RuntimeState(clock)
+    // One set of stored slices for the reads and the fill, so they never store a slice twice at once.
+    const rollups = new SliceRollups(store.reader, (side) => store.write(side), () => clock.now())
     const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
     const app = createApp({
       store,
@@ -118,6 +133,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       warn,
       runtime,
       deadman,
+      rollups,
     })
 
     let url = ''
@@ -138,6 +154,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       options.jobs === false
         ? null
         : startJobs({ config, clock, env, log, tickMs: options.jobs?.tickMs })
+    const statsFill = options.statsFill === false ? null : startStatsFill({ store, rollups, clock, log, tickMs: options.statsFill?.tickMs })
     log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
     if (options.background ?? true) deadman.start()
 
@@ -149,12 +166,15 @@ export async function serve(options: ServeOptions): Promise<Running> {
       reload: () => deadman.reload(),
       url,
       jobs,
+      statsFill,
+      rollups,
       async stop(graceMs = 10_000) {
         deadman.stop()
         server.stop(false)
         const deadline = Date.now() + graceMs
         // A running job (a git push, an archive batch) gets the same grace as calls in flight.
         if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
+        if (statsFill) await Promise.race([statsFill.stop(), Bun.sleep(graceMs)])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
         server.stop(true)
         await store.drain(Math.max(0, deadline - Date.now()))

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { formatTable } from '../format/table.ts'
 import { parseStatsInput } from '../query-input.ts'
 import type { RankEntry, StatsResult } from '../telemetry/stats.ts'
+import { SliceRollups } from '../telemetry/slice-rollups.ts'
 import { computeStats } from '../telemetry/stats-window.ts'
 import { type Command, parsed } from './args.ts'
 import { READ_OPTIONS, given, openForReading } from './read-db.ts'
@@ -21,7 +22,9 @@ export const statsCommand: Command = {
     const target = openForReading(values)
     try {
       const sources = await target.sources(query.archives, query)
-      const result = await computeStats(sources.dbs, query, { pricing: target.config?.pricing ?? {}, nowMs })
+      // The slices the server stored in the live file are read, never written (the file is open read-only).
+      const rollups = new SliceRollups(target.db)
+      const result = await computeStats(sources.dbs, query, { pricing: target.config?.pricing ?? {}, nowMs, rollups })
       if (values.json) console.log(JSON.stringify({ since: query.since, until: query.until, by: result.by, groups: result.groups, rankings: result.rankings }))
       else console.log(render(result, query.since, query.until))
       return 0

@@ -17,6 +17,7 @@ import { didCall } from '../telemetry/did-call.ts'
 import { fallbackCounts, fallbacksOut } from '../telemetry/fallbacks.ts'
 import { listRequests, requestRow, requestStory } from '../telemetry/queries.ts'
 import { timeSeries } from '../telemetry/series.ts'
+import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import { type StatsCache, computeStats } from '../telemetry/stats-window.ts'
 import type { Store } from '../telemetry/store.ts'
 import { Comparison } from './comparison.tsx'
@@ -34,6 +35,7 @@ export interface DashboardDeps {
   clock: Clock
   config: () => Config
   statsCache: StatsCache
+  rollups: SliceRollups
   deadman: DeadmanSwitch
 }
 
@@ -64,7 +66,7 @@ export function comparisonFragment(deps: DashboardDeps) {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
     const config = deps.config()
-    const stats = await computeStats(deps.store.reader, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache })
+    const stats = await computeStats(deps.store.reader, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups })
     const out = fallbacksOut(await fallbackCounts(deps.store.reader, window.since, window.until))
     return render(c, <Comparison stats={stats} fallbacksOut={out} providers={providersOf(config)} windowName={window.name} />)
   }
@@ -74,7 +76,7 @@ export function seriesFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
-    const series = await timeSeries(deps.store.reader, window, { nowMs, cache: deps.statsCache })
+    const series = await timeSeries(deps.store.reader, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups })
     return render(c, <SeriesView series={series} providers={providersOf(deps.config())} />)
   }
 }

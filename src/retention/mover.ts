@@ -8,7 +8,8 @@
  *   2. verify: read them back from the archive and compare, column by
  *      column, with the live rows (a row already in the archive under the
  *      same id must be identical, or nothing is deleted);
- *   3. delete: remove them from the live database in one short transaction.
+ *   3. delete: remove them from the live database in one short transaction
+ *      (with the stats' stored slices that held them).
  *
  * A kill before 3 commits leaves rows in both places; the next run's
  * INSERT OR IGNORE skips them, the check passes and the delete finishes.
@@ -18,6 +19,7 @@ import type { Database } from 'bun:sqlite'
 import { ArchiveError } from '../errors.ts'
 import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
 import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
+import { dropStoredSlicesOf, hasSliceTable } from '../telemetry/slice-store.ts'
 import { columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
 import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
 import type { SideTable } from './side-tables.ts'
@@ -106,12 +108,15 @@ export function createMover(live: Database, options: MoverOptions): Mover {
   }
 
   const hasState = tableExists(live, 'witness_state')
+  const hasStoredSlices = hasSliceTable(live)
   const movesChain = hasState && tables.some((t) => t.name === 'log_chain')
   const deleteBatch = live.transaction((ids: string, maxId: number) => {
     const at = new Date(options.now()).toISOString()
     // The head stays known when every chain entry has moved out (see chainHead).
     const head = movesChain ? chainHeadState(live) : null
     if (head) writeState(live, CHAIN_HEAD_KEY, head, at)
+    // The stats' stored slices holding these rows no longer tell the live file's truth (slice-store.ts).
+    if (hasStoredSlices) dropStoredSlicesOf(live, ids, at)
     for (const t of tables.slice(1)) live.query(`DELETE FROM ${ident(t.name)} WHERE ${ident(t.key)} IN (SELECT value FROM json_each(?))`).run(ids)
     live.query(`DELETE FROM request_log WHERE status != 'pending' AND id IN (SELECT value FROM json_each(?))`).run(ids)
     if (hasState) {

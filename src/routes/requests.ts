@@ -15,6 +15,7 @@ import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseSt
 import { type ReadPeriod, type ReadSources, openReadSources } from '../retention/read-sources.ts'
 import { listAcross, storyAcross, walkAcross } from '../telemetry/across.ts'
 import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
+import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import type { StatsCache } from '../telemetry/stats-window.ts'
 import type { Store } from '../telemetry/store.ts'
 import { readQuery } from './query-params.ts'
@@ -25,6 +26,8 @@ export interface ReadDeps {
   clock: Clock
   config: () => Config
   statsCache: StatsCache
+  /** The live file's stored slices, written through the store. */
+  rollups: SliceRollups
 }
 
 /** The live database, plus the archives of `period` when `archives` is set; the caller closes them. */

@@ -9,6 +9,6 @@ export function seriesRoute(deps: ReadDeps) {
   return async (c: Context) => {
     const nowMs = deps.clock.now()
     const query = parseSeriesInput(readQuery(c), nowMs)
-    return c.json(await timeSeries(deps.store.reader, query, { nowMs, cache: deps.statsCache }))
+    return c.json(await timeSeries(deps.store.reader, query, { nowMs, cache: deps.statsCache, rollups: deps.rollups }))
   }
 }

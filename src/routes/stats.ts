@@ -13,7 +13,7 @@ export function statsRoute(deps: ReadDeps) {
     const agent = readableAgent(c, query.agent)
     const sources = await readSources(deps, query.archives, query)
     try {
-      const result = await computeStats(sources.dbs, { ...query, agent }, { pricing: deps.config().pricing, nowMs, cache: deps.statsCache })
+      const result = await computeStats(sources.dbs, { ...query, agent }, { pricing: deps.config().pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups })
       return c.json({ since: query.since, until: query.until, by: result.by, ...(agent !== undefined ? { agent } : {}), groups: result.groups, rankings: result.rankings })
     } finally {
       sources.close()

@@ -309,17 +309,29 @@ export interface StatRow {
   cost_usd: number | null
 }
 
+const STAT_ROWS_SQL = `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
+         m.request_id, m.chain, m.seq, m.cost_usd
+  FROM request_log l LEFT JOIN request_log_meta m ON m.log_id = l.id
+  WHERE l.timestamp >= $from AND l.timestamp < $to
+  ORDER BY l.timestamp DESC, l.id DESC`
+
 /** Every row in [from, to), newest first, with the meta the stats need. */
 export function statRows(db: Database, from: string, to: string): StatRow[] {
-  return db
-    .query(
-      `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
-              m.request_id, m.chain, m.seq, m.cost_usd
-       FROM request_log l LEFT JOIN request_log_meta m ON m.log_id = l.id
-       WHERE l.timestamp >= $from AND l.timestamp < $to
-       ORDER BY l.timestamp DESC, l.id DESC`,
-    )
-    .all({ $from: from, $to: to }) as StatRow[]
+  return db.query(STAT_ROWS_SQL).all({ $from: from, $to: to }) as StatRow[]
+}
+
+/**
+ * The rows of statRows, read one at a time as they are consumed (a
+ * statement of its own, so the caller may run other queries on `db`
+ * between rows; inside a read transaction they all see one snapshot).
+ */
+export function* iterateStatRows(db: Database, from: string, to: string): Generator<StatRow> {
+  const statement = db.prepare(STAT_ROWS_SQL)
+  try {
+    yield* statement.iterate({ $from: from, $to: to }) as IterableIterator<StatRow>
+  } finally {
+    statement.finalize()
+  }
 }
 
 /** The lowest and highest id in request_log (two b-tree end reads). */

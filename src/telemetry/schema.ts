@@ -132,6 +132,22 @@ export const MIGRATIONS: readonly string[] = [
   // (24 ms at 10 million rows before). Partial like the others: success rows never touch it.
   `CREATE INDEX IF NOT EXISTS request_log_provider_status_time ON request_log(provider, status, timestamp)
      WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
+  // 7: the stats' sealed 10-minute slices, folded once and kept, so a cold /stats or `witness stats`
+  // merges stored partials instead of reading every row (src/telemetry/slice-store.ts says why a
+  // stored slice is never stale). Rows added from now on are the only ones a reader must check
+  // against them, so the check starts at the newest row there is.
+  `CREATE TABLE IF NOT EXISTS stats_slice (
+     slice_start TEXT PRIMARY KEY,        -- ISO-8601 UTC start of the slice: 2026-11-25T12:10:00.000Z
+     as_of_id INTEGER NOT NULL,           -- the highest request_log id when it was folded
+     lo_id INTEGER,                       -- the lowest request_log id in the slice (null: no rows)
+     max_id INTEGER,                      -- the highest request_log id in the slice
+     row_count INTEGER NOT NULL,          -- the request_log rows in the slice
+     max_latency_ms REAL NOT NULL,        -- its longest latency: it was final SEAL_AFTER_MS after its end plus this
+     combos BLOB NOT NULL,                -- per (agent, chain, provider, model): counts, tokens, costs, requests, latency histogram (slice-codec.ts)
+     folded_at TEXT NOT NULL
+   ) STRICT;
+   INSERT OR IGNORE INTO witness_state (key, value, updated_at)
+     SELECT 'stats.checked_id', COALESCE(MAX(id), 0), strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM request_log;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

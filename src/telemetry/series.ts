@@ -12,12 +12,14 @@
  * A bucket lines up with the stats' 10-minute slices (it divides one, or is
  * a whole number of them). Buckets of 10 minutes and more are built from
  * the slices' partials, so sealed slices come from the StatsCache that
- * /stats fills and a 7-day series does not read a week of rows each time;
+ * /stats fills, or from the slices stored in the live file, and a 7-day
+ * series does not read a week of rows each time;
  * smaller buckets are counted by SQL slice by slice. Either way the event
  * loop is given back between slices.
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
+import type { SliceRollups } from './slice-rollups.ts'
 import { SLICE_MS, type StatsCache, slicePartials, slicesOf, yielder } from './stats-window.ts'
 
 /** The statuses of finished attempts (fallback, rollback and pending rows are not attempts). */
@@ -35,6 +37,8 @@ export interface SeriesQuery {
 export interface SeriesOptions {
   nowMs: number
   cache?: StatsCache
+  /** The live file's stored slices (slice-rollups.ts). */
+  rollups?: SliceRollups
 }
 
 export interface ProviderLatency {

@@ -1,34 +1,51 @@
 /**
  * Stats over a time window, computed slice by slice. The window is cut at
  * 10-minute boundaries; each slice is folded on its own (stats.ts) and the
- * exact partials are merged. A running witness keeps the partials of
- * slices that can no longer change (ended over 15 minutes ago, no pending
- * row) in a StatsCache, so a 24-hour window costs the two edge slices and
- * a merge instead of a pass over every row.
+ * exact partials are merged. A slice that can no longer change (no
+ * pending row, and SEAL_AFTER_MS past the end of its longest call:
+ * finalAtMs) is kept: a running witness keeps its partial in a StatsCache
+ * and stores it in the live file (stats_slice, slice-store.ts), so a
+ * 24-hour window costs the newest slices and a merge instead of a pass over
+ * every row, warm or cold (the first call after a start, the command line).
  *
  * Rows of a sealed slice change only by being deleted (retention removes
  * the oldest rows first) or, abnormally, by a row being added with a
  * timestamp in the past. Before each use the cache drops slices whose
  * lowest id is gone, and the slots of any row added since its last look
  * whose timestamp is in a sealed slice; both checks read index ends and
- * the new rows only. The event loop is given back between slices that had
+ * the new rows only (the stored slices are checked the same way, see
+ * slice-store.ts). The event loop is given back between slices that had
  * to be read, so a cold window does not stall the router.
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
 import { statRowsAcross } from './across.ts'
+import type { SliceRollups } from './slice-rollups.ts'
 import { idRange, lateSlots, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
 /** Slices are 10-minute slots, so a slot is named by the first 15 characters of a timestamp (see lateSlots). */
 export const SLICE_MS = 10 * 60_000
 /**
- * A whole slice that ended this long ago, with no pending row, is final: a
- * failed call's retry or fallback row follows it within the backoff and the
- * Retry-After cap (seconds), and a longer call keeps its row pending.
+ * A whole slice that ended this long ago is sealed: it may be taken from the
+ * cache or storage. A failed call's retry or fallback row follows the call's
+ * end within the backoff and the Retry-After cap (seconds); a call still
+ * running keeps its row pending, and one that ran long is waited for
+ * (finalAtMs) before its slice is cached or stored.
  */
 export const SEAL_AFTER_MS = 5 * 60_000
+/**
+ * When a folded slice is final: SEAL_AFTER_MS after its last row ended. A
+ * row starts in the slice and ends within its latency, and a retry or a
+ * fallback follows the end of the call before it, not the slice's end (a
+ * stream of 20 minutes that fails is followed by its next step 20 minutes
+ * on). Until then a partial is neither cached nor stored.
+ */
+export function finalAtMs(partial: SlicePartial, toMs: number): number {
+  return partial.hasPending ? Infinity : toMs + partial.maxLatencyMs + SEAL_AFTER_MS
+}
+
 /** Reading slices gives the event loop back at least this often (ms). */
 const YIELD_EVERY_MS = 20
 /** About ten days of slices per database. */
@@ -46,6 +63,8 @@ export interface StatsOptions {
   pricing: Pricing
   nowMs: number
   cache?: StatsCache
+  /** The live file's stored slices (slice-rollups.ts). */
+  rollups?: SliceRollups
 }
 
 interface CachedDb {
@@ -119,8 +138,9 @@ export function slicesOf(since: string, until: string): Slice[] {
 
 /**
  * The stats for `query` over one database, or over several (the live file
- * first, then archives: a row in two of them counts once). The cache holds
- * slices of one database, so a read across several does without it.
+ * first, then archives: a row in two of them counts once). The cache and
+ * the stored slices hold slices of one database, so a read across several
+ * does without them.
  */
 export async function computeStats(source: Database | readonly Database[], query: StatsQuery, options: StatsOptions): Promise<StatsResult> {
   const slices = await slicePartials(source, query.since, query.until, options)
@@ -128,22 +148,27 @@ export async function computeStats(source: Database | readonly Database[], query
 }
 
 /**
- * The partial of each slice of [since, until) that may hold rows (from the
- * cache where the slice is sealed and one database is read), oldest first.
- * Only the part of the window that holds rows is cut into slices (a year
- * back is not 52,560 empty reads). Used by the stats and by the time series
- * (series.ts).
+ * The partial of each slice of [since, until) that may hold rows, oldest
+ * first. A sealed slice of one database comes from the cache, else from
+ * the slices stored in that database (`rollups`, the live file's; one read
+ * for all the sealed slices the cache lacks), else from its rows (and is
+ * then, once final, cached, and stored if `rollups` has a writer). Only the part of the window that holds rows is
+ * cut into slices (a year back is not 52,560 empty reads). Used by the
+ * stats and by the time series (series.ts).
  */
 export async function slicePartials(
   source: Database | readonly Database[],
   since: string,
   until: string,
-  options: { nowMs: number; cache?: StatsCache },
+  options: { nowMs: number; cache?: StatsCache; rollups?: SliceRollups },
 ): Promise<{ from: string; partial: SlicePartial }[]> {
   const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
-  const cache = dbs.length === 1 ? options.cache : undefined
+  // The cache and the stored slices hold slices of one database: a read across several does without them.
+  const single = dbs.length === 1 ? dbs[0]! : null
+  const cache = single ? options.cache : undefined
+  const rollups = single && options.rollups?.db === single ? options.rollups : undefined
   const out: { from: string; partial: SlicePartial }[] = []
-  cache?.revalidate(dbs[0]!, options.nowMs)
+  if (single) cache?.revalidate(single, options.nowMs)
   const spans = dbs.flatMap((db) => {
     const span = timeSpan(db)
     return span ? [{ db, ...span }] : []
@@ -154,17 +179,32 @@ export async function slicePartials(
   const from = isoTime(Math.max(Date.parse(since), firstSlot))
   const to = isoTime(Math.min(Date.parse(until), lastSlotEnd))
   const giveBack = yielder()
-  for (const slice of slicesOf(from, to)) {
-    const cacheable = cache !== undefined && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS
-    const cached = cacheable ? cache!.get(dbs[0]!, slice.from) : undefined
+  const slices = slicesOf(from, to).map((slice) => ({ ...slice, sealed: single !== null && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS }))
+  // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window).
+  const lacking = slices.filter((s) => s.sealed && !(single && cache?.get(single, s.from))).map((s) => s.from)
+  const stored = rollups && lacking.length ? rollups.load(lacking) : new Map<string, SlicePartial>()
+  for (const slice of slices) {
+    const sealed = slice.sealed
+    const cached = sealed ? cache?.get(single!, slice.from) : undefined
     if (cached) {
       out.push({ from: slice.from, partial: cached })
       continue
     }
-    // Only the files holding rows of the slice's time are read (an archive holds one month).
-    const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
-    const partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
-    if (cacheable && !partial.hasPending) cache!.set(dbs[0]!, slice.from, partial)
+    const kept = stored.get(slice.from)
+    if (kept) {
+      rollups!.used()
+      cache?.set(single!, slice.from, kept)
+      out.push({ from: slice.from, partial: kept })
+      continue
+    }
+    let partial: SlicePartial
+    if (sealed && rollups) partial = rollups.foldSealed(slice.from, slice.to, options.nowMs)
+    else {
+      // Only the files holding rows of the slice's time are read (an archive holds one month).
+      const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
+      partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
+    }
+    if (sealed && finalAtMs(partial, slice.toMs) <= options.nowMs) cache?.set(single!, slice.from, partial)
     out.push({ from: slice.from, partial })
     await giveBack()
   }

@@ -46,7 +46,7 @@ export interface ComboPartial {
   halfUsage: number
   requests: number
   requestSuccesses: number
-  /** Latencies (ms) of successful attempts (a typed array once the slice is folded). */
+  /** Latencies (ms) of successful attempts (a typed array, ascending, once the slice is folded). */
   latencies: number[] | Int32Array | Float64Array
 }
 
@@ -56,6 +56,12 @@ export interface SlicePartial {
   hasPending: boolean
   /** The lowest id among the slice's rows (null if it has none). */
   loId: number | null
+  /**
+   * The longest latency among its rows (ms, 0 if none): each of them ended
+   * by the slice's end plus this, and the rows that follow a failed call
+   * follow its end (see finalAtMs in stats-window.ts).
+   */
+  maxLatencyMs: number
 }
 
 function newCombo(row: StatRow): ComboPartial {
@@ -81,6 +87,11 @@ function newCombo(row: StatRow): ComboPartial {
   }
 }
 
+/** The key of a combo in SlicePartial.combos. */
+export function comboKey(agent: string, chain: string | null, provider: string, model: string): string {
+  return `${agent}\u0000${chain ?? ''}\u0000${provider}\u0000${model}`
+}
+
 /**
  * Folds the rows of one slice (newest first, as statRows returns them).
  * Whether a failed row was its request's last call is settled within the
@@ -88,28 +99,58 @@ function newCombo(row: StatRow): ComboPartial {
  * of the request may lie in a later slice), or in each of several
  * databases (the live file and archives: the rest may lie in another file).
  */
-export function foldSlice(db: Database | readonly Database[], rows: StatRow[]): SlicePartial {
-  const dbs: readonly Database[] = Array.isArray(db) ? db : [db as Database]
-  const laterRow = (rid: string, seq: number, anyRow: boolean) => dbs.some((d) => hasLaterRow(d, rid, seq, anyRow))
-  const callRow = (rid: string) => dbs.some((d) => hasCallRow(d, rid))
-  const combos = new Map<string, ComboPartial>()
+export function foldSlice(db: Database | readonly Database[], rows: Iterable<StatRow>): SlicePartial {
+  const folder = new SliceFolder(db)
+  for (const row of rows) folder.add(row)
+  return folder.finish()
+}
+
+/**
+ * foldSlice one row at a time, so a caller reading the rows lazily can give
+ * the event loop back between them (the lookups in `db` must see the same
+ * snapshot as the rows: one read transaction).
+ */
+export class SliceFolder {
+  private readonly dbs: readonly Database[]
+  private readonly combos = new Map<string, ComboPartial>()
   // Requests with a call row (resp. any row) after their first, among rows already folded (newer ones).
-  const laterCall = new Set<string>()
-  const laterAny = new Set<string>()
-  let hasPending = false
-  let lo = Infinity
-  for (const row of rows) {
-    if (row.id < lo) lo = row.id
+  private readonly laterCall = new Set<string>()
+  private readonly laterAny = new Set<string>()
+  private hasPending = false
+  private lo = Infinity
+  private maxLatency = 0
+  /** Rows folded so far. */
+  rows = 0
+  /** The highest id among them (null before the first). */
+  maxId: number | null = null
+
+  constructor(db: Database | readonly Database[]) {
+    this.dbs = Array.isArray(db) ? db : [db as Database]
+  }
+
+  private laterRow(rid: string, seq: number, anyRow: boolean): boolean {
+    return this.dbs.some((d) => hasLaterRow(d, rid, seq, anyRow))
+  }
+
+  private callRow(rid: string): boolean {
+    return this.dbs.some((d) => hasCallRow(d, rid))
+  }
+
+  add(row: StatRow): void {
+    this.rows++
+    if (row.id < this.lo) this.lo = row.id
+    if (this.maxId === null || row.id > this.maxId) this.maxId = row.id
+    if (row.latency_ms !== null && row.latency_ms > this.maxLatency) this.maxLatency = row.latency_ms
     const status = row.status
     const rid = row.request_id
-    if (status === 'rollback') continue
-    if (status === 'pending') hasPending = true
+    if (status === 'rollback') return
+    if (status === 'pending') this.hasPending = true
     if (status !== 'pending') {
-      const key = `${row.agent_name}\u0000${row.chain ?? ''}\u0000${row.provider}\u0000${row.model}`
-      let combo = combos.get(key)
-      if (!combo) combos.set(key, (combo = newCombo(row)))
+      const key = comboKey(row.agent_name, row.chain, row.provider, row.model)
+      let combo = this.combos.get(key)
+      if (!combo) this.combos.set(key, (combo = newCombo(row)))
       if (status === 'fallback') {
-        if (rid !== null && row.seq !== null && !laterAny.has(rid) && !laterRow(rid, row.seq, true) && !callRow(rid)) {
+        if (rid !== null && row.seq !== null && !this.laterAny.has(rid) && !this.laterRow(rid, row.seq, true) && !this.callRow(rid)) {
           combo.requests++
         }
       } else {
@@ -117,22 +158,26 @@ export function foldSlice(db: Database | readonly Database[], rows: StatRow[]): 
         if (status === 'success') {
           combo.requests++
           combo.requestSuccesses++
-        } else if (rid === null || row.seq === null || (!laterCall.has(rid) && !laterRow(rid, row.seq, false))) {
+        } else if (rid === null || row.seq === null || (!this.laterCall.has(rid) && !this.laterRow(rid, row.seq, false))) {
           combo.requests++
         }
       }
     }
     if (rid !== null && row.seq !== null && row.seq >= 2) {
-      laterAny.add(rid)
-      if (status !== 'fallback') laterCall.add(rid)
+      this.laterAny.add(rid)
+      if (status !== 'fallback') this.laterCall.add(rid)
     }
   }
-  // Kept (in the cache) as typed arrays: 4 bytes a latency rather than a JS value each.
-  for (const combo of combos.values()) {
-    const values = combo.latencies as number[]
-    combo.latencies = values.every((v) => Number.isInteger(v) && v >= 0 && v <= 2_147_483_647) ? Int32Array.from(values) : Float64Array.from(values)
+
+  finish(): SlicePartial {
+    // Kept (in the cache) as typed arrays: 4 bytes a latency rather than a JS value each;
+    // sorted, so a stored slice's histogram is a run-length count of them (slice-codec.ts).
+    for (const combo of this.combos.values()) {
+      const values = combo.latencies as number[]
+      combo.latencies = (values.every((v) => Number.isInteger(v) && v >= 0 && v <= 2_147_483_647) ? Int32Array.from(values) : Float64Array.from(values)).sort()
+    }
+    return { combos: this.combos, hasPending: this.hasPending, loId: this.rows ? this.lo : null, maxLatencyMs: this.maxLatency }
   }
-  return { combos, hasPending, loId: rows.length ? lo : null }
 }
 
 function countAttempt(combo: ComboPartial, row: StatRow): void {
@@ -277,6 +322,15 @@ export function percentiles(parts: ArrayLike<number>[], ps: number[]): (number |
   let whole = true
   for (const part of parts) {
     n += part.length
+    if (part instanceof Int32Array) {
+      // Whole by construction (the folded and stored slices' latencies): only the sign to check.
+      for (let i = 0; i < part.length; i++) {
+        const value = part[i]!
+        if (value > max) max = value
+        else if (value < 0) whole = false
+      }
+      continue
+    }
     for (let i = 0; i < part.length; i++) {
       const value = part[i]!
       if (value > max) max = value

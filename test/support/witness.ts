@@ -26,6 +26,8 @@ export interface StartOptions {
   background?: boolean
   /** Background jobs (archive, sync); off unless asked for. */
   jobs?: false | { tickMs?: number | null }
+  /** The stats fill; off unless asked for. */
+  statsFill?: false | { tickMs?: number | null }
 }
 
 export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
@@ -40,6 +42,7 @@ export async function startWitness(config: Record<string, unknown>, options: Sta
     log: (l) => logs.push(l),
     background: options.background ?? false,
     jobs: options.jobs ?? false,
+    statsFill: options.statsFill ?? false,
   })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${running.url}${path}`, {

@@ -1,0 +1,198 @@
+/**
+ * The stats fill of `serve`: keeps the stored slices (stats_slice, see
+ * telemetry/slice-store.ts) complete and checked, so a cold /stats or
+ * `witness stats` over the last week merges stored partials instead of
+ * reading every row. Each run, shortly after start and then every minute:
+ *
+ * 1. check: the rows added since CHECKED_ID_KEY (a rowid range, a few
+ *    thousand rows a step) against the stored slices; a stored slice that
+ *    one of them landed in is deleted, then the key moves up, so readers
+ *    only ever look at about a minute of new rows;
+ * 2. fill: each sealed slice of the window (7 days) that has no stored
+ *    partial is folded from its rows, newest first, and stored if it is
+ *    final (no pending row, and its calls ended long enough ago).
+ *
+ * Reading blocks the event loop (bun:sqlite is synchronous), so a slice is
+ * read a few milliseconds at a time, in one read snapshot on a read-only
+ * connection of the fill's own, and the loop is given back between steps
+ * (with a pause as long as the step: the fill takes at most about half of
+ * it). Each slice is stored as one small write through the store's writer
+ * (group commit), like any other write; there is no second writer.
+ */
+import { Database } from 'bun:sqlite'
+import { type Clock, isoTime } from '../clock.ts'
+import { idRange, iterateStatRows, timeSpan } from '../telemetry/queries.ts'
+import type { SliceRollups } from '../telemetry/slice-rollups.ts'
+import {
+  type FoldedSlice,
+  advanceCheckedWrite,
+  checkedId,
+  dropStaleWrite,
+  lateSlices,
+  snapshotHead,
+  staleStored,
+  storedStarts,
+} from '../telemetry/slice-store.ts'
+import { SEAL_AFTER_MS, SLICE_MS, finalAtMs } from '../telemetry/stats-window.ts'
+import { SliceFolder } from '../telemetry/stats.ts'
+import type { Store } from '../telemetry/store.ts'
+import { inReadSnapshot } from './job-db.ts'
+
+/** Rows checked against the stored slices per step. */
+const CHECK_ROWS = 4_000
+/** Rows folded between looks at the time held. */
+const ROWS_BETWEEN_LOOKS = 64
+
+export interface StatsFillDeps {
+  store: Pick<Store, 'path' | 'write'>
+  rollups: SliceRollups
+  clock: Clock
+  log: (line: string) => void
+  /** Real-time ms between runs (default 60 s); null: no timer, the caller calls run(). */
+  tickMs?: number | null
+  /** Real-time ms from start to the first run (default 5 s). */
+  firstRunMs?: number
+  /** How far back slices are filled (ms, default 7 days). */
+  windowMs?: number
+  /** How long a step may hold the event loop (ms, default 4). */
+  stepMs?: number
+  /** How long the fill waits between steps (ms, default: stepMs). */
+  pauseMs?: number
+}
+
+export interface StatsFill {
+  /** Checks and fills now; resolves when done (a run already going is joined). */
+  run(): Promise<void>
+  /** Stops the timer, ends a run at its next step, closes the connection. */
+  stop(): Promise<void>
+  /** What the runs did so far. */
+  readonly counters: { runs: number; checkedRows: number; dropped: number; folded: number; skippedUnfinal: number }
+}
+
+export function startStatsFill(deps: StatsFillDeps): StatsFill {
+  const windowMs = deps.windowMs ?? 7 * 86_400_000
+  const stepMs = deps.stepMs ?? 4
+  const pauseMs = deps.pauseMs ?? stepMs
+  const counters = { runs: 0, checkedRows: 0, dropped: 0, folded: 0, skippedUnfinal: 0 }
+  let db: Database | null = null
+  let running: Promise<void> | null = null
+  let stopped = false
+  const pause = () => new Promise<void>((resolve) => (pauseMs > 0 ? setTimeout(resolve, pauseMs) : setImmediate(resolve)))
+  const at = () => isoTime(deps.clock.now())
+
+  const connection = () => {
+    if (!db) {
+      db = new Database(deps.store.path, { readonly: true, strict: true })
+      db.exec('PRAGMA busy_timeout = 1000')
+    }
+    return db
+  }
+
+  /** Step 1: the rows added since the key, against the stored slices. */
+  async function check(db: Database): Promise<void> {
+    let upto = 0
+    let from: number | null = null
+    for (;;) {
+      if (stopped) break
+      const step = db.transaction(() => {
+        const after = Math.max(checkedId(db), upto)
+        const hi = idRange(db).hi ?? 0
+        const end = Math.min(hi, after + CHECK_ROWS)
+        return { after, end, stale: end > after ? staleStored(db, lateSlices(db, after, end)) : [] }
+      })()
+      from ??= step.after
+      if (step.end <= step.after) break
+      if (step.stale.length) {
+        await deps.store.write(dropStaleWrite(step.stale))
+        counters.dropped += step.stale.length
+      }
+      upto = step.end
+      await pause()
+    }
+    // Moved once, after every stale slice up to it is gone.
+    if (upto > 0) {
+      await deps.store.write(advanceCheckedWrite(upto, at()))
+      counters.checkedRows += upto - (from ?? upto)
+    }
+  }
+
+  /** Step 2: the sealed slices of the window with nothing stored, newest first. */
+  async function fill(db: Database): Promise<void> {
+    const nowMs = deps.clock.now()
+    const span = timeSpan(db)
+    if (!span) return
+    const firstMs = Date.parse(span.first)
+    const lastMs = Date.parse(span.last)
+    if (!Number.isFinite(firstMs) || !Number.isFinite(lastMs)) return
+    const start = Math.max(Math.floor((nowMs - windowMs) / SLICE_MS), Math.floor(firstMs / SLICE_MS)) * SLICE_MS
+    const end = Math.min(Math.floor((nowMs - SEAL_AFTER_MS) / SLICE_MS), Math.floor(lastMs / SLICE_MS) + 1) * SLICE_MS
+    if (end <= start) return
+    const have = storedStarts(db, isoTime(start), isoTime(end))
+    for (let to = end; to > start; to -= SLICE_MS) {
+      if (stopped) return
+      const from = isoTime(to - SLICE_MS)
+      if (have.has(from) || deps.rollups.isStoring(from)) continue
+      const folded = await foldStepwise(db, from, isoTime(to))
+      counters.folded++
+      // A call in flight, or one that ended too recently for its retry or fallback to be there yet.
+      if (finalAtMs(folded.partial, to) > deps.clock.now()) counters.skippedUnfinal++
+      else await deps.rollups.store(folded)
+      await pause()
+    }
+  }
+
+  /** Folds one slice in one read snapshot, giving the loop back every stepMs. */
+  function foldStepwise(db: Database, from: string, to: string): Promise<FoldedSlice> {
+    return inReadSnapshot(db, async () => {
+      const head = snapshotHead(db)
+      const folder = new SliceFolder(db)
+      let heldSince = performance.now()
+      for (const row of iterateStatRows(db, from, to)) {
+        folder.add(row)
+        if (folder.rows % ROWS_BETWEEN_LOOKS === 0 && performance.now() - heldSince > stepMs) {
+          await pause()
+          heldSince = performance.now()
+        }
+      }
+      return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId }
+    })
+  }
+
+  const run = () => {
+    if (stopped) return Promise.resolve()
+    running ??= (async () => {
+      counters.runs++
+      try {
+        const conn = connection()
+        await check(conn)
+        await fill(conn)
+      } catch (error) {
+        deps.log(`witness: stats fill failed: ${(error as Error).message}`)
+      }
+    })().finally(() => {
+      running = null
+    })
+    return running
+  }
+
+  const tickMs = deps.tickMs === undefined ? 60_000 : deps.tickMs
+  let first: ReturnType<typeof setTimeout> | null = null
+  let timer: ReturnType<typeof setInterval> | null = null
+  if (tickMs !== null) {
+    first = setTimeout(() => void run(), deps.firstRunMs ?? 5_000)
+    timer = setInterval(() => void run(), tickMs)
+  }
+
+  return {
+    run,
+    counters,
+    async stop() {
+      stopped = true
+      if (first) clearTimeout(first)
+      if (timer) clearInterval(timer)
+      await running
+      db?.close()
+      db = null
+    },
+  }
+}

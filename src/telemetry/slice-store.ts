@@ -1,0 +1,222 @@
+/**
+ * The stored partials of the stats' sealed slices (table stats_slice,
+ * migration 7): every query and write on it, with bound parameters only.
+ *
+ * A slice is stored once it is final (no pending row, and SEAL_AFTER_MS
+ * past the end of its last call: finalAtMs in stats-window.ts), folded in
+ * one read snapshot, and written through the store's one writer. A stored
+ * slice is never used stale:
+ *
+ * - Rows deleted: the archive mover deletes the stored slices of the rows it
+ *   moves, in the transaction that deletes them (dropStoredSlicesOf), and
+ *   bumps DELETE_EPOCH_KEY there; a slice folded before that commit is not
+ *   written after it (the write checks the epoch it was folded under). A
+ *   stored slice whose lowest row is gone is not used either.
+ * - Rows added with a timestamp in a stored slice (a watchdog's direct
+ *   write, another clock, a test's seed): a stored slice records the highest
+ *   request_log id when it was folded (as_of_id). A write only lands if no
+ *   row of the slice has a higher id at commit. Later, every row with an id
+ *   above CHECKED_ID_KEY is looked at by each reader (lateSlices: the rows
+ *   added since, one rowid range), and a stored slice holding one newer than
+ *   its as_of_id is not used; `serve` deletes such slices and moves the key
+ *   up every minute (jobs/stats-fill.ts), so readers look at a minute of rows.
+ * - Rows finished: a stored slice never had a pending row, and rows never
+ *   become pending again.
+ *
+ * A row whose timestamp is not canonical (`YYYY-MM-DDTHH:MM:SS.mmmZ`) cannot
+ * be filed by slice in SQL: such a row added late makes every stored slice
+ * folded before it unusable.
+ *
+ * Not covered: rows deleted or changed by hand (finished rows never change
+ * in witness, and only the mover deletes); a stored slice whose lowest row
+ * is gone is not used, which covers deleting the oldest rows first.
+ *
+ * Why not check each stored slice's row count and highest id at read time
+ * (exact, whoever changed the rows)? It is an index range read per slice:
+ * 58 ms for the 144 slices of a day of a million rows, more than half the
+ * budget of a cold /stats. The checks above read a minute of new rows.
+ */
+import type { Database } from 'bun:sqlite'
+import type { SideWrite } from './rows.ts'
+import { decodeCombos, encodeCombos } from './slice-codec.ts'
+import type { SlicePartial } from './stats.ts'
+
+/** witness_state key: every request_log row up to this id has been checked against the stored slices. */
+export const CHECKED_ID_KEY = 'stats.checked_id'
+/** witness_state key: bumped by every transaction that deletes request_log rows (the archive mover). */
+export const DELETE_EPOCH_KEY = 'stats.delete_epoch'
+
+/** Stands for "any slice" where a row's timestamp cannot be filed by slice. */
+export const ANY_SLICE = '*'
+
+const CANONICAL = '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9]Z'
+/** The start of the 10-minute slice holding a row (`2026-11-25T12:10:00.000Z`), or ANY_SLICE. */
+const SLICE_OF_ROW = `CASE WHEN timestamp GLOB '${CANONICAL}' THEN substr(timestamp, 1, 15) || '0:00.000Z' ELSE '${ANY_SLICE}' END`
+
+/** A sealed slice folded in one read snapshot, with what storing it needs. */
+export interface FoldedSlice {
+  from: string
+  to: string
+  partial: SlicePartial
+  /** The highest request_log id in the snapshot (0: none). */
+  asOfId: number
+  /** DELETE_EPOCH_KEY in the snapshot. */
+  epoch: string | null
+  /** Rows folded, and the highest id among them. */
+  rows: number
+  maxId: number | null
+}
+
+/** Whether `db` has the table (the live file at schema version 7 or later; archives never do). */
+export function hasSliceTable(db: Database): boolean {
+  return db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'stats_slice'").get() !== null
+}
+
+function stateOf(db: Database, key: string): string | null {
+  return (db.query('SELECT value FROM witness_state WHERE key = $key').get({ $key: key }) as { value: string } | null)?.value ?? null
+}
+
+/** What a fold must record, read in its snapshot (call inside the read transaction that reads the rows). */
+export function snapshotHead(db: Database): { asOfId: number; epoch: string | null } {
+  const hi = (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi
+  return { asOfId: hi ?? 0, epoch: stateOf(db, DELETE_EPOCH_KEY) }
+}
+
+/** CHECKED_ID_KEY (0 when absent). */
+export function checkedId(db: Database): number {
+  return Number(stateOf(db, CHECKED_ID_KEY) ?? 0)
+}
+
+/**
+ * The slices of the rows with an id in (afterId, uptoId], each with the
+ * highest such id: one read of the rows added since (a rowid range).
+ */
+export function lateSlices(db: Database, afterId: number, uptoId = Number.MAX_SAFE_INTEGER): Map<string, number> {
+  const rows = db
+    .query(`SELECT ${SLICE_OF_ROW} AS slice, max(id) AS max_id FROM request_log WHERE id > $after AND id <= $upto GROUP BY slice`)
+    .all({ $after: afterId, $upto: uptoId }) as { slice: string; max_id: number }[]
+  return new Map(rows.map((r) => [r.slice, r.max_id]))
+}
+
+/** Whether a slice stored as of `asOfId` has a row added since, among `late` (lateSlices). */
+export function addedSince(late: Map<string, number>, slice: string, asOfId: number): boolean {
+  return (late.get(slice) ?? 0) > asOfId || (late.get(ANY_SLICE) ?? 0) > asOfId
+}
+
+/**
+ * The stored slices starting at `starts` that are still true, by slice
+ * start, read in one snapshot: those with a row added since they were
+ * folded, or whose lowest row is gone, are left out.
+ */
+export function loadStoredSlices(db: Database, starts: readonly string[]): Map<string, SlicePartial> {
+  return db.transaction(() => {
+    const out = new Map<string, SlicePartial>()
+    const rows = db
+      .query('SELECT slice_start, as_of_id, lo_id, max_latency_ms, combos FROM stats_slice WHERE slice_start IN (SELECT value FROM json_each($starts))')
+      .all({ $starts: JSON.stringify(starts) }) as { slice_start: string; as_of_id: number; lo_id: number | null; max_latency_ms: number; combos: Uint8Array }[]
+    if (!rows.length) return out
+    const late = lateSlices(db, checkedId(db))
+    const lo = (db.query('SELECT min(id) AS lo FROM request_log').get() as { lo: number | null }).lo
+    for (const row of rows) {
+      if (addedSince(late, row.slice_start, row.as_of_id)) continue
+      if (row.lo_id !== null && (lo === null || row.lo_id < lo)) continue
+      out.set(row.slice_start, { combos: decodeCombos(row.combos), hasPending: false, loId: row.lo_id, maxLatencyMs: row.max_latency_ms })
+    }
+    return out
+  })()
+}
+
+/** The starts of the slices stored in [from, to) (an index-only read). */
+export function storedStarts(db: Database, from: string, to: string): Set<string> {
+  const rows = db.query('SELECT slice_start FROM stats_slice WHERE slice_start >= $from AND slice_start < $to').values({ $from: from, $to: to }) as [string][]
+  return new Set(rows.map((r) => r[0]))
+}
+
+/**
+ * Stores a folded slice, unless at commit the slice is stored already, rows
+ * were deleted since the fold (the epoch moved), or a row of the slice has
+ * an id above the fold's snapshot (added since). The histogram travels as
+ * hex (write parameters are text and numbers) and is stored as a blob.
+ */
+export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite {
+  return {
+    sql: `INSERT INTO stats_slice (slice_start, as_of_id, lo_id, max_id, row_count, max_latency_ms, combos, folded_at)
+          SELECT $from, $as_of, $lo, $max, $rows, $max_latency, unhex($combos), $at
+          WHERE NOT EXISTS (SELECT 1 FROM stats_slice WHERE slice_start = $from)
+            AND (SELECT value FROM witness_state WHERE key = '${DELETE_EPOCH_KEY}') IS $epoch
+            AND NOT EXISTS (SELECT 1 FROM request_log WHERE id > $as_of AND +timestamp >= $from AND +timestamp < $to)`,
+    params: {
+      from: folded.from,
+      to: folded.to,
+      as_of: folded.asOfId,
+      lo: folded.partial.loId,
+      max: folded.maxId,
+      rows: folded.rows,
+      max_latency: folded.partial.maxLatencyMs,
+      combos: Buffer.from(encodeCombos(folded.partial.combos.values())).toString('hex'),
+      epoch: folded.epoch,
+      at,
+    },
+  }
+}
+
+/**
+ * The stored slices among `late` (lateSlices) folded before their newest
+ * late row: those the write dropStaleWrite would delete (read side, so the
+ * writer is only asked when there is something to delete).
+ */
+export function staleStored(db: Database, late: Map<string, number>): [string, number][] {
+  const out = new Map<string, number>()
+  const named = [...late].filter(([slice]) => slice !== ANY_SLICE)
+  if (named.length) {
+    const rows = db
+      .query(
+        `SELECT p.slice_start AS slice, j.value ->> 1 AS late_id FROM json_each($late) j JOIN stats_slice p ON p.slice_start = j.value ->> 0
+         WHERE p.as_of_id < j.value ->> 1`,
+      )
+      .values({ $late: JSON.stringify(named) }) as [string, number][]
+    for (const [slice, id] of rows) out.set(slice, id)
+  }
+  const any = late.get(ANY_SLICE)
+  if (any !== undefined) {
+    for (const [slice] of db.query('SELECT slice_start FROM stats_slice WHERE as_of_id < $any').values({ $any: any }) as [string][]) {
+      out.set(slice, Math.max(out.get(slice) ?? 0, any))
+    }
+  }
+  return [...out]
+}
+
+/** Deletes the given stored slices if they were folded before the given row id (re-checked at commit). */
+export function dropStaleWrite(stale: [string, number][]): SideWrite {
+  return {
+    sql: `DELETE FROM stats_slice WHERE slice_start IN (
+            SELECT p.slice_start FROM json_each($stale) j JOIN stats_slice p ON p.slice_start = j.value ->> 0 WHERE p.as_of_id < j.value ->> 1)`,
+    params: { stale: JSON.stringify(stale) },
+  }
+}
+
+/** Moves CHECKED_ID_KEY up to `id` (never down). */
+export function advanceCheckedWrite(id: number, at: string): SideWrite {
+  return {
+    sql: `INSERT INTO witness_state (key, value, updated_at) VALUES ('${CHECKED_ID_KEY}', $id, $at)
+          ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+          WHERE CAST(witness_state.value AS INTEGER) < CAST(excluded.value AS INTEGER)`,
+    params: { id: String(id), at },
+  }
+}
+
+/**
+ * For the archive mover, inside the transaction that deletes the rows
+ * `idsJson` (a JSON array), before it deletes them: deletes the stored
+ * slices holding any of them and bumps DELETE_EPOCH_KEY.
+ */
+export function dropStoredSlicesOf(db: Database, idsJson: string, at: string): void {
+  db.query(
+    `WITH moved(slice) AS (SELECT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT value FROM json_each($ids)))
+     DELETE FROM stats_slice WHERE slice_start IN (SELECT slice FROM moved) OR EXISTS (SELECT 1 FROM moved WHERE slice = '${ANY_SLICE}')`,
+  ).run({ $ids: idsJson })
+  db.query(
+    `INSERT INTO witness_state (key, value, updated_at) VALUES ('${DELETE_EPOCH_KEY}', '1', $at)
+     ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT), updated_at = excluded.updated_at`,
+  ).run({ $at: at })
+}
