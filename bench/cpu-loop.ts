@@ -29,7 +29,7 @@ if (kind === 'bare') {
   stop = async () => void server.stop(true)
 } else {
   if (!configPath) throw new Error('usage: cpu-loop.ts witness CONFIG N')
-  const running = await serve({ configPath, port: 0, log: () => {}, background: false, jobs: false })
+  const running = await serve({ configPath, port: 0, log: () => {}, background: false, jobs: false, statsFill: false })
   handle = async (req) => (await running.server.fetch(req)) as Response
   base = running.url
   stop = () => running.stop(0)
