@@ -258,6 +258,8 @@ describe('OpenAI SDK through witness', () => {
       while (readRows(flood.dbPath)[0]?.status === 'pending' && Date.now() < deadline) await Bun.sleep(50)
       const [row] = readRows(flood.dbPath)
       expect(row).toMatchObject({ status: 'timeout', error_message: expect.stringMatching(/^timeout after 600 ms \(stream, \d+ chunks\)$/) })
+      // The abort reaches the upstream's side of the socket on its own schedule, maybe after the row's commit.
+      while (!upstreamClosed && Date.now() < deadline) await Bun.sleep(20)
       expect(upstreamClosed).toBe(true)
     } finally {
       socket.destroy()
