@@ -251,6 +251,22 @@ describe('the stored counts are what answers, and never answer stale', () => {
     }
   })
 
+  test('stored counts of slices whose oldest rows were deleted by hand (oldest first, as retention does) are not used', async () => {
+    const live = await liveDb()
+    try {
+      await live.fill.run()
+      const cut = isoTime(Math.ceil((NOW - 86_400_000) / SLICE_MS) * SLICE_MS + 3 * SLICE_MS + SLICE_MS / 2)
+      const db = new Database(live.path)
+      db.query('DELETE FROM request_log_meta WHERE log_id IN (SELECT id FROM request_log WHERE timestamp < ?)').run(cut)
+      const deleted = db.query('DELETE FROM request_log WHERE timestamp < ?').run(cut).changes
+      db.close()
+      expect(deleted).toBeGreaterThan(100)
+      expectSameAsRows(live.reader)
+    } finally {
+      await live.close()
+    }
+  })
+
   test('counts land only with the slice they belong to: a fold refused at commit writes none', async () => {
     const live = await liveDb()
     try {
