@@ -160,6 +160,8 @@ export const MIGRATIONS: readonly string[] = [
      n INTEGER NOT NULL,                  -- request_log rows of the slice with these three (any status)
      PRIMARY KEY (agent_name, provider, slice_start, model)
    ) WITHOUT ROWID, STRICT;
+   -- Deleting a slice's counts (a slice stored again, dropped or archived) without scanning them all.
+   CREATE INDEX IF NOT EXISTS slice_row_counts_slice ON slice_row_counts(slice_start);
    DELETE FROM stats_slice;`,
 ]
 
