@@ -79,7 +79,7 @@ async function benchSize(rows: number): Promise<void> {
   for (const [label, window] of [['1h', 3_600_000], ['24h', 86_400_000]] as const) {
     const q = { agent: 'ezra', provider: 'kimi', since: since(window) }
     const answer = didCall(db, q)
-    report(`did-call agent=ezra provider=kimi since=${label}`, await time(20, () => didCall(db, q)), `(${answer.calls.toLocaleString('en')} calls)`)
+    report(`did-call agent=ezra provider=kimi since=${label}, from rows`, await time(20, () => didCall(db, q)), `(${answer.calls.toLocaleString('en')} calls)`)
   }
 
   const pages: [string, RequestFilter][] = [
@@ -118,6 +118,13 @@ async function benchSize(rows: number): Promise<void> {
   console.log(
     `stats fill: checked ${statsFill.counters.checkedRows.toLocaleString('en')} rows, stored ${size.n} slices (${(size.bytes / 1e6).toFixed(1)} MB) in ${(fillMs / 1000).toFixed(1)} s, a few ms a step`,
   )
+
+  // did-call again, now adding up the stored slices' row counts (did-call-stored.ts) for the whole slices of its window.
+  for (const [label, window, model] of [['1h', 3_600_000, undefined], ['24h', 86_400_000, undefined], ['24h model=kimi-k2.5', 86_400_000, 'kimi-k2.5']] as const) {
+    const q = { agent: 'ezra', provider: 'kimi', since: since(window), ...(model ? { model } : {}) }
+    const answer = didCall(db, q)
+    report(`did-call agent=ezra provider=kimi since=${label}, stored counts`, await time(20, () => didCall(db, q)), `(${answer.calls.toLocaleString('en')} calls)`)
+  }
 
   // Cold: no in-memory cache, the stored slices read and merged. The first such call in this process
   // also pays for compiling the code it runs (a fresh `witness stats` does); the next ten do not.

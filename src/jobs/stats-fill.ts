@@ -154,7 +154,7 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
           heldSince = performance.now()
         }
       }
-      return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId }
+      return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId, rowCounts: folder.rowCounts }
     })
   }
 

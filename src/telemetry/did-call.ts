@@ -6,7 +6,8 @@
  */
 import type { Database } from 'bun:sqlite'
 import { didCallCountsAcross } from './across.ts'
-import { CALL_STATUSES, type DidCallQuery, didCallCounts } from './queries.ts'
+import { didCallCountsLive } from './did-call-stored.ts'
+import { CALL_STATUSES, type DidCallQuery } from './queries.ts'
 
 export interface DidCallAnswer {
   called: boolean
@@ -24,7 +25,7 @@ export interface DidCallAnswer {
 
 /** The answer from the live database `db`, and from `archives` too when given (a row in both counts once). */
 export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = []): DidCallAnswer {
-  const counts = archives.length ? didCallCountsAcross(db, archives, q) : didCallCounts(db, q)
+  const counts = archives.length ? didCallCountsAcross(db, archives, q) : didCallCountsLive(db, q)
   const byStatus: DidCallAnswer['by_status'] = {}
   let calls = 0
   for (const status of CALL_STATUSES) {

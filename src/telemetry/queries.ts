@@ -251,45 +251,71 @@ export interface DidCallCounts {
  * an index-only count of every row (agent, provider, time), per-status
  * counts of the rare statuses from their partial index, the pending rows
  * from theirs; success is the rest. With a model each row in the range is
- * read once (one range read of the same index).
+ * read once (one range read of the same index). The live database adds up
+ * stored row counts for most of a long window instead (did-call-stored.ts).
  */
 export function didCallCounts(db: Database, q: DidCallQuery): DidCallCounts {
-  const byStatus: DidCallCounts['byStatus'] = {}
   const grouped = didCallQueries(q)
-  if (!('total' in grouped)) {
-    for (const row of db.query(grouped.byStatus.sql).all(grouped.byStatus.params) as { status: Status; n: number }[]) byStatus[row.status] = row.n
-  } else {
-    let rest = (db.query(grouped.total.sql).get(grouped.total.params) as { n: number }).n
-    for (const row of db.query(grouped.sparse.sql).all(grouped.sparse.params) as { status: Status; n: number }[]) {
-      byStatus[row.status] = row.n
-      rest -= row.n
-    }
-    const pending = (db.query(grouped.pending.sql).get(grouped.pending.params) as { n: number }).n
-    if (pending) byStatus.pending = pending
-    if (rest - pending > 0) byStatus.success = rest - pending
-  }
+  if ('total' in grouped) return didCallCountsWithTotal(db, grouped, (db.query(grouped.total.sql).get(grouped.total.params) as { n: number }).n)
+  const byStatus: DidCallCounts['byStatus'] = {}
+  for (const row of db.query(grouped.byStatus.sql).all(grouped.byStatus.params) as { status: Status; n: number }[]) byStatus[row.status] = row.n
   const last = db.query(grouped.lastCall.sql).get(grouped.lastCall.params) as { timestamp: string } | null
   return { byStatus, lastCallAt: last?.timestamp ?? null }
 }
 
+/**
+ * The counts, given `total` (every row of the window, any status): the rare
+ * statuses and the pending rows from their indexes, success the rest.
+ */
+export function didCallCountsWithTotal(db: Database, parts: DidCallParts, total: number): DidCallCounts {
+  const byStatus: DidCallCounts['byStatus'] = {}
+  let rest = total
+  for (const row of db.query(parts.sparse.sql).all(parts.sparse.params) as { status: Status; n: number }[]) {
+    byStatus[row.status] = row.n
+    rest -= row.n
+  }
+  const pending = (db.query(parts.pending.sql).get(parts.pending.params) as { n: number }).n
+  if (pending) byStatus.pending = pending
+  if (rest - pending > 0) byStatus.success = rest - pending
+  const last = db.query(parts.lastCall.sql).get(parts.lastCall.params) as { timestamp: string } | null
+  return { byStatus, lastCallAt: last?.timestamp ?? null }
+}
+
+/** The queries of a did-call answered from a total: every row, the rare statuses, the pending rows, the last call. */
+export interface DidCallParts {
+  total: BoundQuery
+  sparse: BoundQuery
+  pending: BoundQuery
+  lastCall: BoundQuery
+}
+
 /** The queries behind didCallCounts. */
-export function didCallQueries(
-  q: DidCallQuery,
-): { byStatus: BoundQuery; lastCall: BoundQuery } | { total: BoundQuery; sparse: BoundQuery; pending: BoundQuery; lastCall: BoundQuery } {
+export function didCallQueries(q: DidCallQuery): { byStatus: BoundQuery; lastCall: BoundQuery } | DidCallParts {
+  const parts = didCallParts(q)
+  if (q.model === undefined) return parts
+  const params: Params = {}
+  const terms = filterTerms(didCallFilter(q), params)
+  return { byStatus: { sql: `SELECT l.status AS status, count(*) AS n FROM request_log l WHERE ${terms.join(' AND ')} GROUP BY l.status`, params }, lastCall: parts.lastCall }
+}
+
+/** The parts of a did-call, with the model (if any) checked per row of the index range. */
+export function didCallParts(q: DidCallQuery): DidCallParts {
   const bound = (filter: RequestFilter, select: string, extra: string[] = [], tail = ''): BoundQuery => {
     const params: Params = {}
     const terms = [...filterTerms(filter, params), ...extra]
     return { sql: `SELECT ${select} FROM request_log l WHERE ${terms.join(' AND ')}${tail}`, params }
   }
-  const filter: RequestFilter = { agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }
-  const lastCall = bound(filter, 'l.timestamp', [CALL_TERM], ' ORDER BY l.timestamp DESC LIMIT 1')
-  if (q.model !== undefined) return { byStatus: bound(filter, 'l.status AS status, count(*) AS n', [], ' GROUP BY l.status'), lastCall }
+  const filter = didCallFilter(q)
   return {
     total: bound(filter, 'count(*) AS n'),
     sparse: bound(filter, 'l.status AS status, count(*) AS n', [SPARSE_TERM], ' GROUP BY l.status'),
     pending: bound({ ...filter, status: 'pending' }, 'count(*) AS n'),
-    lastCall,
+    lastCall: bound(filter, 'l.timestamp', [CALL_TERM], ' ORDER BY l.timestamp DESC LIMIT 1'),
   }
+}
+
+function didCallFilter(q: DidCallQuery): RequestFilter {
+  return { agent: q.agent, provider: q.provider, model: q.model, since: q.since, until: q.until }
 }
 
 /** What the stats need of one row. */

@@ -74,6 +74,17 @@ export interface SideWrite {
   params: Record<string, string | number | null>
 }
 
+/**
+ * What a `side` op applies: one statement, or several applied in order in
+ * the same transaction (a later one may check what an earlier one wrote).
+ */
+export type SideWrites = SideWrite | readonly SideWrite[]
+
+/** The statements of a side op, in order. */
+export function sideStatements(side: SideWrites): readonly SideWrite[] {
+  return 'sql' in side ? [side] : side
+}
+
 export type WriteOp =
   | { kind: 'begin'; head: RowHead; meta: RowMeta }
   | { kind: 'finish'; id: number; outcome: AttemptOutcome }
@@ -81,5 +92,5 @@ export type WriteOp =
   | { kind: 'state'; key: string; value: string; at: string }
   /** Inserts a row and rolls it back: proves a new row would fit now (the health probe). */
   | { kind: 'probe' }
-  | { kind: 'side'; side: SideWrite }
+  | { kind: 'side'; side: SideWrites }
 

@@ -148,6 +148,21 @@ export const MIGRATIONS: readonly string[] = [
    ) STRICT;
    INSERT OR IGNORE INTO witness_state (key, value, updated_at)
      SELECT 'stats.checked_id', COALESCE(MAX(id), 0), strftime('%Y-%m-%dT%H:%M:%fZ', 'now') FROM request_log;`,
+  // 8: per stored slice, its rows per (agent, provider, model), all statuses: did-call adds these up
+  // for the whole slices of its window instead of counting index entries (telemetry/did-call-stored.ts).
+  // Written in the transaction that stores the slice, and only with it (slice-store.ts). The slices
+  // stored before now have none, so they are deleted: the stats fill stores them again, with counts.
+  `CREATE TABLE IF NOT EXISTS slice_row_counts (
+     agent_name TEXT NOT NULL,
+     provider TEXT NOT NULL,
+     slice_start TEXT NOT NULL,           -- the stats_slice row it belongs to
+     model TEXT NOT NULL,
+     n INTEGER NOT NULL,                  -- request_log rows of the slice with these three (any status)
+     PRIMARY KEY (agent_name, provider, slice_start, model)
+   ) WITHOUT ROWID, STRICT;
+   -- Deleting a slice's counts (a slice stored again, dropped or archived) without scanning them all.
+   CREATE INDEX IF NOT EXISTS slice_row_counts_slice ON slice_row_counts(slice_start);
+   DELETE FROM stats_slice;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -9,7 +9,7 @@
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import { statRows } from './queries.ts'
-import type { SideWrite } from './rows.ts'
+import type { SideWrites } from './rows.ts'
 import { type FoldedSlice, hasSliceTable, loadStoredSlices, snapshotHead, storeSliceWrite } from './slice-store.ts'
 import { finalAtMs } from './stats-window.ts'
 import { type SlicePartial, SliceFolder } from './stats.ts'
@@ -27,7 +27,7 @@ export class SliceRollups {
    */
   constructor(
     readonly db: Database,
-    private readonly write: ((side: SideWrite) => Promise<void>) | null = null,
+    private readonly write: ((side: SideWrites) => Promise<void>) | null = null,
     private readonly now: () => number = Date.now,
   ) {}
 
@@ -93,7 +93,7 @@ export function foldForStore(db: Database, from: string, to: string): FoldedSlic
     const head = snapshotHead(db)
     const folder = new SliceFolder(db)
     for (const row of statRows(db, from, to)) folder.add(row)
-    return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId }
+    return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId, rowCounts: folder.rowCounts }
   })()
 }
 

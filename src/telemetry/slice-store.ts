@@ -1,6 +1,10 @@
 /**
  * The stored partials of the stats' sealed slices (table stats_slice,
- * migration 7): every query and write on it, with bound parameters only.
+ * migration 7) and their row counts (slice_row_counts, migration 8, read by
+ * did-call-stored.ts): every query and write on them, with bound parameters
+ * only. A slice's counts are written in the transaction that stores it, only
+ * if that write stored it, and deleted wherever it is deleted; a reader
+ * trusts them only beside a stored slice that is still true.
  *
  * A slice is stored once it is final (no pending row, and SEAL_AFTER_MS
  * past the end of its last call: finalAtMs in stats-window.ts), folded in
@@ -39,7 +43,7 @@
 import type { Database } from 'bun:sqlite'
 import type { SideWrite } from './rows.ts'
 import { decodeCombos, encodeCombos } from './slice-codec.ts'
-import type { SlicePartial } from './stats.ts'
+import type { RowCount, SlicePartial } from './stats.ts'
 
 /** witness_state key: every request_log row up to this id has been checked against the stored slices. */
 export const CHECKED_ID_KEY = 'stats.checked_id'
@@ -65,6 +69,13 @@ export interface FoldedSlice {
   /** Rows folded, and the highest id among them. */
   rows: number
   maxId: number | null
+  /** Rows folded per (agent, provider, model), every status (SliceFolder.rowCounts). */
+  rowCounts: Map<string, RowCount>
+}
+
+/** Whether `db` has the table slice_row_counts (the live file at schema version 8 or later). */
+export function hasRowCountsTable(db: Database): boolean {
+  return db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'slice_row_counts'").get() !== null
 }
 
 /** Whether `db` has the table (the live file at schema version 7 or later; archives never do). */
@@ -137,9 +148,14 @@ export function storedStarts(db: Database, from: string, to: string): Set<string
  * were deleted since the fold (the epoch moved), or a row of the slice has
  * an id above the fold's snapshot (added since). The histogram travels as
  * hex (write parameters are text and numbers) and is stored as a blob.
+ * Then, in the same transaction and only if that statement stored the slice
+ * (its row is there with this fold's as_of_id and folded_at), its row
+ * counts replace any the slice had (left by a slice deleted by hand).
  */
-export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite {
-  return {
+export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite[] {
+  const stored = 'EXISTS (SELECT 1 FROM stats_slice WHERE slice_start = $from AND as_of_id = $as_of AND folded_at = $at)'
+  const guard = { from: folded.from, as_of: folded.asOfId, at }
+  const slice: SideWrite = {
     sql: `INSERT INTO stats_slice (slice_start, as_of_id, lo_id, max_id, row_count, max_latency_ms, combos, folded_at)
           SELECT $from, $as_of, $lo, $max, $rows, $max_latency, unhex($combos), $at
           WHERE NOT EXISTS (SELECT 1 FROM stats_slice WHERE slice_start = $from)
@@ -158,6 +174,15 @@ export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite {
       at,
     },
   }
+  return [
+    slice,
+    { sql: `DELETE FROM slice_row_counts WHERE slice_start = $from AND ${stored}`, params: guard },
+    {
+      sql: `INSERT INTO slice_row_counts (agent_name, provider, slice_start, model, n)
+            SELECT j.value ->> 0, j.value ->> 1, $from, j.value ->> 2, j.value ->> 3 FROM json_each($counts) j WHERE ${stored}`,
+      params: { ...guard, counts: JSON.stringify([...folded.rowCounts.values()]) },
+    },
+  ]
 }
 
 /**
@@ -186,13 +211,14 @@ export function staleStored(db: Database, late: Map<string, number>): [string, n
   return [...out]
 }
 
-/** Deletes the given stored slices if they were folded before the given row id (re-checked at commit). */
-export function dropStaleWrite(stale: [string, number][]): SideWrite {
-  return {
-    sql: `DELETE FROM stats_slice WHERE slice_start IN (
-            SELECT p.slice_start FROM json_each($stale) j JOIN stats_slice p ON p.slice_start = j.value ->> 0 WHERE p.as_of_id < j.value ->> 1)`,
-    params: { stale: JSON.stringify(stale) },
-  }
+/** Deletes the given stored slices, and their row counts, if they were folded before the given row id (re-checked at commit). */
+export function dropStaleWrite(stale: [string, number][]): SideWrite[] {
+  const params = { stale: JSON.stringify(stale) }
+  const staleSlices = 'SELECT p.slice_start FROM json_each($stale) j JOIN stats_slice p ON p.slice_start = j.value ->> 0 WHERE p.as_of_id < j.value ->> 1'
+  return [
+    { sql: `DELETE FROM slice_row_counts WHERE slice_start IN (${staleSlices})`, params },
+    { sql: `DELETE FROM stats_slice WHERE slice_start IN (${staleSlices})`, params },
+  ]
 }
 
 /** Moves CHECKED_ID_KEY up to `id` (never down). */
@@ -208,13 +234,17 @@ export function advanceCheckedWrite(id: number, at: string): SideWrite {
 /**
  * For the archive mover, inside the transaction that deletes the rows
  * `idsJson` (a JSON array), before it deletes them: deletes the stored
- * slices holding any of them and bumps DELETE_EPOCH_KEY.
+ * slices holding any of them, and their row counts, and bumps
+ * DELETE_EPOCH_KEY.
  */
 export function dropStoredSlicesOf(db: Database, idsJson: string, at: string): void {
-  db.query(
-    `WITH moved(slice) AS (SELECT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT value FROM json_each($ids)))
-     DELETE FROM stats_slice WHERE slice_start IN (SELECT slice FROM moved) OR EXISTS (SELECT 1 FROM moved WHERE slice = '${ANY_SLICE}')`,
-  ).run({ $ids: idsJson })
+  // A schema version 7 file (not migrated yet) has no row counts.
+  for (const table of hasRowCountsTable(db) ? ['slice_row_counts', 'stats_slice'] : ['stats_slice']) {
+    db.query(
+      `WITH moved(slice) AS (SELECT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT value FROM json_each($ids)))
+       DELETE FROM ${table} WHERE slice_start IN (SELECT slice FROM moved) OR EXISTS (SELECT 1 FROM moved WHERE slice = '${ANY_SLICE}')`,
+    ).run({ $ids: idsJson })
+  }
   db.query(
     `INSERT INTO witness_state (key, value, updated_at) VALUES ('${DELETE_EPOCH_KEY}', '1', $at)
      ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT), updated_at = excluded.updated_at`,

@@ -92,6 +92,14 @@ export function comboKey(agent: string, chain: string | null, provider: string, 
   return `${agent}\u0000${chain ?? ''}\u0000${provider}\u0000${model}`
 }
 
+/** A slice's rows of one agent, provider and model: [agent, provider, model, rows]. */
+export type RowCount = [agent: string, provider: string, model: string, rows: number]
+
+/** The key of SliceFolder.rowCounts. */
+export function rowCountKey(agent: string, provider: string, model: string): string {
+  return `${agent}\u0000${provider}\u0000${model}`
+}
+
 /**
  * Folds the rows of one slice (newest first, as statRows returns them).
  * Whether a failed row was its request's last call is settled within the
@@ -123,6 +131,8 @@ export class SliceFolder {
   rows = 0
   /** The highest id among them (null before the first). */
   maxId: number | null = null
+  /** Rows folded per (agent, provider, model), every status included: [agent, provider, model, rows] by rowCountKey. */
+  readonly rowCounts = new Map<string, RowCount>()
 
   constructor(db: Database | readonly Database[]) {
     this.dbs = Array.isArray(db) ? db : [db as Database]
@@ -138,6 +148,10 @@ export class SliceFolder {
 
   add(row: StatRow): void {
     this.rows++
+    const countKey = rowCountKey(row.agent_name, row.provider, row.model)
+    const count = this.rowCounts.get(countKey)
+    if (count) count[3]++
+    else this.rowCounts.set(countKey, [row.agent_name, row.provider, row.model, 1])
     if (row.id < this.lo) this.lo = row.id
     if (this.maxId === null || row.id > this.maxId) this.maxId = row.id
     if (row.latency_ms !== null && row.latency_ms > this.maxLatency) this.maxLatency = row.latency_ms

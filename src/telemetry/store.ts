@@ -10,13 +10,13 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { GroupCommit } from './group-commit.ts'
 import { chainAppender } from '../proof/append.ts'
-import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteOp, WriteResult } from './rows.ts'
+import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, SideWrites, WriteOp, WriteResult } from './rows.ts'
 import { ensureSchema } from './schema.ts'
 import { type Barrier, walFsyncBarrier } from './wal-fsync.ts'
 import type { WorkerReply, WorkerRequest } from './writer-worker.ts'
 import { isBusy, openWriter, type WriterOptions } from './writer.ts'
 
-export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, WriteResult } from './rows.ts'
+export type { Api, AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, SideWrites, WriteResult } from './rows.ts'
 
 export interface StoreOptions extends WriterOptions {
   /** How long a write may wait for another process's lock (ms). */
@@ -35,8 +35,8 @@ export interface Store {
   finish(id: number, outcome: AttemptOutcome): Promise<string | null>
   /** Inserts an already-final row (fallback, rollback), with its side-table facts in the same commit; resolves with its id and chain hash. */
   insert(row: FinalRow, meta: RowMeta | null, side?: SideWrite): Promise<WriteResult>
-  /** Commits a write to a side table. */
-  write(side: SideWrite): Promise<void>
+  /** Commits a write to side tables (several statements: in order, in one transaction). */
+  write(side: SideWrites): Promise<void>
   /** Writes a key in witness_state. */
   setState(key: string, value: string): Promise<void>
   /** Proves a new row can be committed now (inserted and rolled back): the health probe. */

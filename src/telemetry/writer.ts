@@ -9,7 +9,7 @@
 import { Database } from 'bun:sqlite'
 import { chainAppender } from '../proof/append.ts'
 import type { LogRow } from '../proof/record.ts'
-import type { AttemptOutcome, RowHead, WriteOp, WriteResult } from './rows.ts'
+import { type AttemptOutcome, type RowHead, type WriteOp, type WriteResult, sideStatements } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
 
 export interface WriterOptions {
@@ -167,7 +167,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         upsertState.run({ key: op.key, value: op.value, at: op.at })
         return { id: 0, hash: null }
       case 'side':
-        db.query(op.side.sql).run(op.side.params)
+        for (const side of sideStatements(op.side)) db.query(side.sql).run(side.params)
         return { id: 0, hash: null }
       case 'probe':
         return probe()
