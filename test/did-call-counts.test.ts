@@ -18,7 +18,7 @@ import { type StatsFill, startStatsFill } from '../src/jobs/stats-fill.ts'
 import { createMover } from '../src/retention/mover.ts'
 import { SIDE_TABLES } from '../src/retention/side-tables.ts'
 import { didCall } from '../src/telemetry/did-call.ts'
-import { didCallCountsLive } from '../src/telemetry/did-call-stored.ts'
+import { MIN_STORED_SLICES, didCallCountsLive } from '../src/telemetry/did-call-stored.ts'
 import { type DidCallQuery, didCallCounts } from '../src/telemetry/queries.ts'
 import { MIGRATIONS, REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { SliceRollups, foldForStore } from '../src/telemetry/slice-rollups.ts'
@@ -185,6 +185,12 @@ describe('the stored counts are what answers, and never answer stale', () => {
       const rows = didCallCounts(live.reader, q)
       expect(rows.byStatus.success).toBe(before.byStatus.success! - changed)
       expect(didCallCountsLive(live.reader, q)).toEqual(before)
+      // A window with fewer stored slices than MIN_STORED_SLICES is counted from the index: it sees the change.
+      const short: DidCallQuery = { ...q, since: slice, until: isoTime(Date.parse(slice) + (MIN_STORED_SLICES - 1) * SLICE_MS) }
+      expect(didCallCountsLive(live.reader, short)).toEqual(didCallCounts(live.reader, short))
+      expect(didCallCountsLive(live.reader, { ...short, until: isoTime(Date.parse(slice) + MIN_STORED_SLICES * SLICE_MS) }).byStatus.success).toBe(
+        didCallCounts(live.reader, { ...short, until: isoTime(Date.parse(slice) + MIN_STORED_SLICES * SLICE_MS) }).byStatus.success! + changed,
+      )
 
       // A row stamped into another stored slice, as a watchdog's direct write would: that slice is read from rows.
       const late = isoTime(SEALED_END - 20 * SLICE_MS + 99)

@@ -8,6 +8,11 @@
  * rows and the last call are read as before (queries.ts); success is the
  * rest. Everything is read in one snapshot.
  *
+ * A short window (fewer than MIN_STORED_SLICES stored slices in it) is
+ * counted from the index as before: checking the stored slices reads every
+ * row added since the last check (up to a minute of rows), which a busy
+ * router can make dearer than the hour's count it would replace.
+ *
  * A slice's counts are used only beside its stats_slice row, and only if
  * that slice is still true by the checks loadStoredSlices applies (no row
  * added to it since it was folded, its lowest row not gone); see
@@ -20,6 +25,9 @@ import { type DidCallCounts, type DidCallQuery, didCallCounts, didCallCountsWith
 import { addedSince, checkedId, hasRowCountsTable, lateSlices } from './slice-store.ts'
 import { SLICE_MS } from './stats-window.ts'
 
+/** Below this many stored slices in the window (two hours), the index count is the cheaper one. */
+export const MIN_STORED_SLICES = 12
+
 /** What `q.agent` did with `q.provider` in the window, from the live database `db` (read-only is fine). */
 export function didCallCountsLive(db: Database, q: DidCallQuery): DidCallCounts {
   // An older database read by the command line (not migrated: read-only), or an archive.
@@ -28,11 +36,13 @@ export function didCallCountsLive(db: Database, q: DidCallQuery): DidCallCounts 
 }
 
 function didCallCountsInSnapshot(db: Database, q: DidCallQuery): DidCallCounts {
+  const slices = trueSlices(db, q)
+  if (slices === null) return didCallCounts(db, q)
   let total = 0
   // The window as the index reads it: timestamps compared as text. Stored slices are cut at text
   // bounds inside it, so [since, until) is split exactly, whatever form since and until take.
   let cursor = q.since
-  for (const slice of trueSlices(db, q)) {
+  for (const slice of slices) {
     if (slice.start > cursor) total += rangeCount(db, q, cursor, slice.start)
     total += slice.rows
     cursor = slice.end
@@ -54,14 +64,17 @@ interface TrueSlice {
   rows: number
 }
 
-/** The stored slices lying wholly inside the window that are still true, oldest first, with their rows of the query. */
-function trueSlices(db: Database, q: DidCallQuery): TrueSlice[] {
+/**
+ * The stored slices lying wholly inside the window that are still true, oldest first, with their
+ * rows of the query; null when the window has fewer than MIN_STORED_SLICES stored slices.
+ */
+function trueSlices(db: Database, q: DidCallQuery): TrueSlice[] | null {
   const until = q.until === undefined ? '' : 'AND slice_start < $until'
   const bounds = { $since: q.since, ...(q.until === undefined ? {} : { $until: q.until }) }
   const stored = db
     .query(`SELECT slice_start, as_of_id, lo_id FROM stats_slice WHERE slice_start >= $since ${until} ORDER BY slice_start`)
     .all(bounds) as { slice_start: string; as_of_id: number; lo_id: number | null }[]
-  if (!stored.length) return []
+  if (stored.length < MIN_STORED_SLICES) return null
   const model = q.model === undefined ? '' : 'AND model = $model'
   const counted = db
     .query(
