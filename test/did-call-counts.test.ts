@@ -10,22 +10,22 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { AGENTS, fillDatabase } from '../bench/fill.ts'
 import { type Clock, isoTime } from '../src/clock.ts'
 import { openJobDb } from '../src/jobs/job-db.ts'
-import { type StatsFill, startStatsFill } from '../src/jobs/stats-fill.ts'
 import { createMover } from '../src/retention/mover.ts'
 import { SIDE_TABLES } from '../src/retention/side-tables.ts'
 import { didCall } from '../src/telemetry/did-call.ts'
 import { MIN_STORED_SLICES, didCallCountsLive } from '../src/telemetry/did-call-stored.ts'
 import { type DidCallQuery, didCallCounts } from '../src/telemetry/queries.ts'
-import { MIGRATIONS, REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
-import { SliceRollups, foldForStore } from '../src/telemetry/slice-rollups.ts'
+import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
+import { foldForStore } from '../src/telemetry/slice-rollups.ts'
 import { storeSliceWrite } from '../src/telemetry/slice-store.ts'
 import { SEAL_AFTER_MS, SLICE_MS } from '../src/telemetry/stats-window.ts'
-import { type Store, openStore } from '../src/telemetry/store.ts'
 import { seed } from './support/seed-requests.ts'
+import { oldDatabase } from './support/old-database.ts'
+import { type LiveStats, openLiveStats } from './support/stats-live.ts'
 import { tempDir } from './support/temp.ts'
 
 const NOW = Date.parse('2026-11-25T12:03:00.000Z')
@@ -34,36 +34,8 @@ const SEALED_END = Math.floor((NOW - SEAL_AFTER_MS) / SLICE_MS) * SLICE_MS
 const PROVIDERS = ['kimi', 'openrouter', 'ollama', 'groq', 'mimo', 'runpod']
 const MODELS: Record<string, string> = { kimi: 'kimi-k2.5', groq: 'llama-3.3-70b-versatile', ollama: 'gemma3:27b' }
 
-interface Live {
-  path: string
-  dir: string
-  store: Store
-  fill: StatsFill
-  rollups: SliceRollups
-  reader: Database
-  close(): Promise<void>
-}
-
-function open(path: string, dir: string): Live {
-  const store = openStore(path, { sync: 'normal', busyTimeoutMs: 2000 })
-  const rollups = new SliceRollups(store.reader, (side) => store.write(side), clock.now)
-  const fill = startStatsFill({ store, rollups, clock, log: (line) => console.error(line), tickMs: null, pauseMs: 0 })
-  const reader = new Database(path, { readonly: true, strict: true })
-  return {
-    path,
-    dir,
-    store,
-    fill,
-    rollups,
-    reader,
-    async close() {
-      await fill.stop()
-      await rollups.settled()
-      reader.close()
-      store.close()
-    },
-  }
-}
+type Live = LiveStats
+const open = (path: string, dir: string): Live => openLiveStats(path, dir, clock)
 
 /** A day of synthetic traffic (calls in flight at its end), plus rollback rows in stored slices. */
 async function liveDb(): Promise<Live> {
@@ -319,19 +291,7 @@ describe('a slice folded by a read', () => {
 
 describe('older databases', () => {
   test('a schema version 7 database is read as before, then migrated (its stored slices refilled, with counts)', async () => {
-    const source = join(tempDir(), 'source.db')
-    fillDatabase(source, { rows: 4000, days: 1, endMs: NOW - 20 * 60_000 })
-    const dir = tempDir()
-    const path = join(dir, 'witness.db')
-    const old = new Database(path, { create: true })
-    old.exec('PRAGMA auto_vacuum = INCREMENTAL')
-    old.exec('PRAGMA journal_mode = WAL')
-    old.exec(REQUEST_LOG_DDL)
-    for (const migration of MIGRATIONS.slice(0, 7)) old.exec(migration)
-    old.exec('PRAGMA user_version = 7')
-    old.exec(`ATTACH '${source}' AS source`)
-    old.exec('INSERT INTO request_log SELECT * FROM source.request_log; INSERT INTO request_log_meta SELECT * FROM source.request_log_meta')
-    old.exec('DETACH source')
+    const { path, db: old } = oldDatabase(7, 4000, NOW - 20 * 60_000)
     // A slice stored by the version before: it has no counts.
     old.exec("INSERT INTO stats_slice VALUES ('2026-11-25T06:00:00.000Z', 1, 1, 1, 1, 0, x'', '2026-11-25T11:00:00.000Z')")
     old.close()
@@ -343,7 +303,7 @@ describe('older databases', () => {
     expect(before.byStatus.success).toBeGreaterThan(10)
     reader.close()
 
-    const live = open(path, dir)
+    const live = open(path, dirname(path))
     try {
       expect(live.reader.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION })
       expect(slicesOf(live.reader)).toBe(0)

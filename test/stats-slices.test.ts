@@ -10,23 +10,24 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fillDatabase } from '../bench/fill.ts'
 import { type Clock, isoTime } from '../src/clock.ts'
 import type { Pricing } from '../src/config.ts'
 import { openJobDb } from '../src/jobs/job-db.ts'
-import { type StatsFill, startStatsFill } from '../src/jobs/stats-fill.ts'
+import { startStatsFill } from '../src/jobs/stats-fill.ts'
 import { createMover } from '../src/retention/mover.ts'
 import { SIDE_TABLES } from '../src/retention/side-tables.ts'
-import { MIGRATIONS, REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
+import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { timeSeries } from '../src/telemetry/series.ts'
 import { SliceRollups, foldForStore } from '../src/telemetry/slice-rollups.ts'
 import { CHECKED_ID_KEY, DELETE_EPOCH_KEY, storeSliceWrite } from '../src/telemetry/slice-store.ts'
 import { STATS_BY } from '../src/telemetry/stats.ts'
 import { SEAL_AFTER_MS, SLICE_MS, computeStats, slicePartials } from '../src/telemetry/stats-window.ts'
-import { type Store, openStore } from '../src/telemetry/store.ts'
 import { BUN, ROOT } from './support/process.ts'
 import { seed } from './support/seed-requests.ts'
+import { oldDatabase } from './support/old-database.ts'
+import { type LiveStats, openLiveStats } from './support/stats-live.ts'
 import { tempDir } from './support/temp.ts'
 import { manualClock, startWitness } from './support/witness.ts'
 
@@ -42,16 +43,7 @@ const PRICING: Pricing = {
   'gemma3:27b': { input_per_mtok: 0, output_per_mtok: 0 },
 }
 
-interface Live {
-  path: string
-  dir: string
-  store: Store
-  rollups: SliceRollups
-  fill: StatsFill
-  /** A read-only connection, as the command line opens one. */
-  reader: Database
-  close(): Promise<void>
-}
+type Live = LiveStats
 
 /** A day of synthetic traffic ending `endMs`, with a store and a stats fill (no timer) on it. */
 function liveDb(options: { rows?: number; days?: number; endMs?: number; dir?: string; now?: Clock } = {}): Live {
@@ -61,26 +53,7 @@ function liveDb(options: { rows?: number; days?: number; endMs?: number; dir?: s
   return open(path, dir, options.now ?? clock)
 }
 
-function open(path: string, dir: string, at: Clock): Live {
-  const store = openStore(path, { sync: 'normal', busyTimeoutMs: 2000 })
-  const rollups = new SliceRollups(store.reader, (side) => store.write(side), at.now)
-  const fill = startStatsFill({ store, rollups, clock: at, log: (line) => console.error(line), tickMs: null, pauseMs: 0 })
-  const reader = new Database(path, { readonly: true, strict: true })
-  return {
-    path,
-    dir,
-    store,
-    rollups,
-    fill,
-    reader,
-    async close() {
-      await fill.stop()
-      await rollups.settled()
-      reader.close()
-      store.close()
-    },
-  }
-}
+const open = openLiveStats
 
 const storedCount = (db: Database) => (db.query('SELECT count(*) AS n FROM stats_slice').get() as { n: number }).n
 /** Stored slices a read of DAY can use: whole slices inside it. */
@@ -433,19 +406,7 @@ describe('a stored slice is never used stale', () => {
 
 describe('older databases', () => {
   test('a schema version 6 database is read as before by the command line, and migrated and filled by the server', async () => {
-    const source = join(tempDir(), 'source.db')
-    fillDatabase(source, { rows: 4000, days: 1, endMs: NOW - 20 * 60_000 })
-    const dir = tempDir()
-    const path = join(dir, 'witness.db')
-    const old = new Database(path, { create: true })
-    old.exec('PRAGMA auto_vacuum = INCREMENTAL')
-    old.exec('PRAGMA journal_mode = WAL')
-    old.exec(REQUEST_LOG_DDL)
-    for (const migration of MIGRATIONS.slice(0, 6)) old.exec(migration)
-    old.exec('PRAGMA user_version = 6')
-    old.exec(`ATTACH '${source}' AS source`)
-    old.exec('INSERT INTO request_log SELECT * FROM source.request_log; INSERT INTO request_log_meta SELECT * FROM source.request_log_meta')
-    old.exec('DETACH source')
+    const { path, db: old } = oldDatabase(6, 4000, NOW - 20 * 60_000)
     old.close()
 
     const reader = new Database(path, { readonly: true, strict: true })
@@ -454,7 +415,7 @@ describe('older databases', () => {
     expect(before.result).toEqual(await fromRows(reader))
     reader.close()
 
-    const live = open(path, dir, clock)
+    const live = open(path, dirname(path), clock)
     try {
       expect(live.reader.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION })
       expect(storedCount(live.reader)).toBe(0)
