@@ -15,6 +15,8 @@ import { ConfigError, type Issue } from './errors.ts'
 import { AgentName, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
+/** The longest wait before a retry (see RetryWaitMs). */
+export const MAX_RETRY_WAIT_MS = 240_000
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
 export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
@@ -44,12 +46,18 @@ export const StepSchema = v.strictObject({
   ...Tuning,
 })
 
+/**
+ * A wait before a retry: at most 4 minutes. The stats treat a 10-minute slice as final 5 minutes
+ * after its last call ended (SEAL_AFTER_MS, telemetry/stats-window.ts), so a retry must start by then.
+ */
+const RetryWaitMs = v.pipe(Ms, v.maxValue(MAX_RETRY_WAIT_MS, `at most ${MAX_RETRY_WAIT_MS} ms (4 minutes): the stats count a request as finished 5 minutes after its last call`))
+
 export const PolicySchema = v.strictObject({
   banned_providers: v.optional(v.array(v.string()), []),
   /** Longest Retry-After witness waits for; a longer one falls back instead. */
-  retry_after_cap_ms: v.optional(Ms, 10_000),
+  retry_after_cap_ms: v.optional(RetryWaitMs, 10_000),
   backoff_min_ms: v.optional(Ms, 250),
-  backoff_max_ms: v.optional(Ms, 4_000),
+  backoff_max_ms: v.optional(RetryWaitMs, 4_000),
   /** Retry a timed-out attempt on the same step (default: fall back at once). */
   retry_timeouts: v.optional(v.boolean(), false),
   cooldown_failures: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 3),

@@ -79,6 +79,14 @@ describe('config', () => {
     ])
   })
 
+  test('a wait before a retry is at most 4 minutes: the stats count a request as finished 5 minutes after its last call', () => {
+    expect(problems({ ...minimal, policy: { retry_after_cap_ms: 900_000, backoff_max_ms: 240_001 } })).toEqual([
+      { path: 'policy.retry_after_cap_ms', message: 'at most 240000 ms (4 minutes): the stats count a request as finished 5 minutes after its last call' },
+      { path: 'policy.backoff_max_ms', message: 'at most 240000 ms (4 minutes): the stats count a request as finished 5 minutes after its last call' },
+    ])
+    expect(parseConfig({ ...minimal, policy: { retry_after_cap_ms: 240_000, backoff_max_ms: 240_000 } }).policy).toMatchObject({ retry_after_cap_ms: 240_000, backoff_max_ms: 240_000 })
+  })
+
   test('cross-references are checked: unknown providers, missing types and base URLs', () => {
     const found = problems({
       providers: { mystery: {}, other: { type: 'openai' } },

@@ -23,7 +23,7 @@ import { timeSeries } from '../src/telemetry/series.ts'
 import { SliceRollups, foldForStore } from '../src/telemetry/slice-rollups.ts'
 import { CHECKED_ID_KEY, DELETE_EPOCH_KEY, storeSliceWrite } from '../src/telemetry/slice-store.ts'
 import { STATS_BY } from '../src/telemetry/stats.ts'
-import { SEAL_AFTER_MS, SLICE_MS, computeStats, slicePartials } from '../src/telemetry/stats-window.ts'
+import { SEAL_AFTER_MS, SLICE_MS, StatsCache, computeStats, slicePartials } from '../src/telemetry/stats-window.ts'
 import { BUN, ROOT } from './support/process.ts'
 import { seed } from './support/seed-requests.ts'
 import { oldDatabase } from './support/old-database.ts'
@@ -314,6 +314,58 @@ describe('a stored slice is never used stale', () => {
       await live.fill.run()
       expect(storedCount(live.reader)).toBe(stored)
       expect((await fromStored(live.reader)).result).toEqual(await fromRows(live.reader))
+    } finally {
+      await live.close()
+    }
+  })
+
+  test('a request cut in two by the mover: the slices holding its other rows are dropped too, stored and cached', async () => {
+    const live = liveDb()
+    try {
+      // A call that fails just before a slice boundary and its fallback row just after it, in a day of traffic.
+      const boundary = SEALED_END - 40 * SLICE_MS
+      await seed(live.store, [
+        { agent: 'ezra', at: isoTime(boundary - 10_000), rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'error', latencyMs: 2000 }, { provider: 'groq', status: 'fallback', at: isoTime(boundary + 2000) }] },
+      ])
+      await live.fill.run()
+      const cache = new StatsCache()
+      const rollups = new SliceRollups(live.reader)
+      const warm = () => computeStats(live.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs: NOW, cache, rollups })
+      expect(await warm()).toEqual(await fromRows(live.reader))
+      // Retention's cut falls on the boundary: the call row moves, its fallback row stays.
+      const jobDb = openJobDb(live.path)
+      const mover = createMover(jobDb, { dir: join(live.dir, 'archive'), sides: SIDE_TABLES, now: () => NOW })
+      for (let rows = mover.oldest(isoTime(boundary), 500); rows.length; rows = mover.oldest(isoTime(boundary), 500)) await mover.move(rows)
+      mover.close()
+      jobDb.close()
+      expect(live.reader.query('SELECT 1 FROM stats_slice WHERE slice_start = ?').get(isoTime(boundary))).toBeNull()
+      const rows = await fromRows(live.reader)
+      expect(rows.groups.find((g) => g.provider === 'groq')?.requests).toBeGreaterThan(0)
+      expect((await fromStored(live.reader)).result).toEqual(rows)
+      expect(await warm()).toEqual(rows)
+    } finally {
+      await live.close()
+    }
+  })
+
+  test('a late row with a timestamp SQLite would not write back (T24:00) is seen by stored and cached slices alike', async () => {
+    const live = liveDb()
+    try {
+      await live.fill.run()
+      const cache = new StatsCache()
+      const rollups = new SliceRollups(live.reader)
+      const warm = () => computeStats(live.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs: NOW, cache, rollups })
+      await warm()
+      // Midnight written as the end of the day before: it sorts into that day's last slice.
+      const day = isoTime(Math.floor((NOW - 12 * 3_600_000) / 86_400_000) * 86_400_000 - 86_400_000).slice(0, 10)
+      const late = `${day}T24:00:00.000Z`
+      expect(late > DAY.since && late < isoTime(SEALED_END)).toBe(true)
+      await seed(live.store, [{ agent: 'ezra', at: late, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'success', latencyMs: 5, at: late }] }])
+      const rows = await fromRows(live.reader)
+      expect((await fromStored(live.reader)).result).toEqual(rows)
+      expect(await warm()).toEqual(rows)
+      await live.fill.run()
+      expect((await fromStored(live.reader)).result).toEqual(rows)
     } finally {
       await live.close()
     }

@@ -53,9 +53,14 @@ export const DELETE_EPOCH_KEY = 'stats.delete_epoch'
 /** Stands for "any slice" where a row's timestamp cannot be filed by slice. */
 export const ANY_SLICE = '*'
 
-const CANONICAL = '[0-9][0-9][0-9][0-9]-[0-1][0-9]-[0-3][0-9]T[0-2][0-9]:[0-5][0-9]:[0-6][0-9].[0-9][0-9][0-9]Z'
+/**
+ * A canonical timestamp is one SQLite writes back unchanged. A pattern of digits is not enough:
+ * `T24:00`, `T29:30` or `02-30` match one, are filed under a slice that does not exist, and
+ * compare as text into another slice.
+ */
+export const CANONICAL_TIMESTAMP = `strftime('%Y-%m-%dT%H:%M:%fZ', timestamp) IS timestamp`
 /** The start of the 10-minute slice holding a row (`2026-11-25T12:10:00.000Z`), or ANY_SLICE. */
-const SLICE_OF_ROW = `CASE WHEN timestamp GLOB '${CANONICAL}' THEN substr(timestamp, 1, 15) || '0:00.000Z' ELSE '${ANY_SLICE}' END`
+const SLICE_OF_ROW = `CASE WHEN ${CANONICAL_TIMESTAMP} THEN substr(timestamp, 1, 15) || '0:00.000Z' ELSE '${ANY_SLICE}' END`
 
 /** A sealed slice folded in one read snapshot, with what storing it needs. */
 export interface FoldedSlice {
@@ -91,6 +96,15 @@ function stateOf(db: Database, key: string): string | null {
 export function snapshotHead(db: Database): { asOfId: number; epoch: string | null } {
   const hi = (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi
   return { asOfId: hi ?? 0, epoch: stateOf(db, DELETE_EPOCH_KEY) }
+}
+
+/** DELETE_EPOCH_KEY (null before the first archiving, or in a file without witness_state). */
+export function deleteEpoch(db: Database): string | null {
+  try {
+    return stateOf(db, DELETE_EPOCH_KEY)
+  } catch {
+    return null
+  }
 }
 
 /** CHECKED_ID_KEY (0 when absent). */
@@ -234,14 +248,23 @@ export function advanceCheckedWrite(id: number, at: string): SideWrite {
 /**
  * For the archive mover, inside the transaction that deletes the rows
  * `idsJson` (a JSON array), before it deletes them: deletes the stored
- * slices holding any of them, and their row counts, and bumps
+ * slices, and their row counts, holding any of them or any other row of
+ * their requests (a slice's request counts depend on its requests' rows in
+ * other slices: a fallback row counts as a request only if its request made
+ * no call, and the mover's cut need not fall between requests), and bumps
  * DELETE_EPOCH_KEY.
  */
 export function dropStoredSlicesOf(db: Database, idsJson: string, at: string): void {
   // A schema version 7 file (not migrated yet) has no row counts.
   for (const table of hasRowCountsTable(db) ? ['slice_row_counts', 'stats_slice'] : ['stats_slice']) {
     db.query(
-      `WITH moved(slice) AS (SELECT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT value FROM json_each($ids)))
+      `WITH moved_ids(id) AS (SELECT value FROM json_each($ids)),
+            related_ids(id) AS (
+              SELECT id FROM moved_ids
+              UNION
+              SELECT o.log_id FROM request_log_meta m JOIN request_log_meta o ON o.request_id = m.request_id
+              WHERE m.log_id IN (SELECT id FROM moved_ids)),
+            moved(slice) AS (SELECT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT id FROM related_ids))
        DELETE FROM ${table} WHERE slice_start IN (SELECT slice FROM moved) OR EXISTS (SELECT 1 FROM moved WHERE slice = '${ANY_SLICE}')`,
     ).run({ $ids: idsJson })
   }

@@ -22,7 +22,8 @@ import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
 import { statRowsAcross } from './across.ts'
 import type { SliceRollups } from './slice-rollups.ts'
-import { idRange, lateSlots, timeSpan } from './queries.ts'
+import { deleteEpoch } from './slice-store.ts'
+import { ANY_SLOT, idRange, lateSlots, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
 /** Slices are 10-minute slots, so a slot is named by the first 15 characters of a timestamp (see lateSlots). */
@@ -71,6 +72,8 @@ interface CachedDb {
   slices: Map<string, SlicePartial>
   /** Every row up to this id has been looked at (folded, or checked for a late timestamp). */
   seenMaxId: number
+  /** DELETE_EPOCH_KEY at the last look: the archive mover bumps it whenever it deletes rows. */
+  epoch: string | null
 }
 
 /** Partials of sealed slices, per database. */
@@ -80,16 +83,24 @@ export class StatsCache {
   /** Drops what rows deleted or added since the last look may have changed; call before `get`. */
   revalidate(db: Database, nowMs: number): void {
     const { lo, hi } = idRange(db)
+    const epoch = deleteEpoch(db)
     const state = this.perDb.get(db)
     if (!state) {
-      this.perDb.set(db, { slices: new Map(), seenMaxId: hi ?? 0 })
+      this.perDb.set(db, { slices: new Map(), seenMaxId: hi ?? 0, epoch })
       return
+    }
+    // Rows were archived: a slice's request counts may depend on rows of its requests that moved
+    // (a request can straddle the cut), so nothing cached is kept. Archiving runs about daily.
+    if (epoch !== state.epoch) {
+      state.slices.clear()
+      state.epoch = epoch
     }
     for (const [from, partial] of state.slices) {
       if (partial.loId !== null && (lo === null || partial.loId < lo)) state.slices.delete(from)
     }
     if (hi !== null && hi > state.seenMaxId && state.slices.size > 0) {
       const late = lateSlots(db, state.seenMaxId, isoTime(nowMs - SEAL_AFTER_MS))
+      if (late.includes(ANY_SLOT)) state.slices.clear()
       for (const from of state.slices.keys()) if (late.includes(from.slice(0, 15))) state.slices.delete(from)
     }
     state.seenMaxId = Math.max(state.seenMaxId, hi ?? 0)
