@@ -14,7 +14,7 @@
  * router can make dearer than the hour's count it would replace.
  *
  * A slice's counts are used only beside its stats_slice row, and only if
- * that slice is still true by the checks loadStoredSlices applies (no row
+ * that slice is still true by the checks loadStoredSlices applies (stillTrue) (no row
  * added to it since it was folded, its lowest row not gone); see
  * slice-store.ts for why that is enough. Counts without a slice (left when
  * a slice is deleted by hand) are never read.
@@ -22,7 +22,7 @@
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import { type DidCallCounts, type DidCallQuery, didCallCounts, didCallCountsWithTotal, didCallParts } from './queries.ts'
-import { addedSince, checkedId, hasRowCountsTable, lateSlices } from './slice-store.ts'
+import { type StoredHead, hasRowCountsTable, stillTrue } from './slice-store.ts'
 import { SLICE_MS } from './stats-window.ts'
 
 /** Below this many stored slices in the window (two hours), the index count is the cheaper one. */
@@ -73,7 +73,7 @@ function trueSlices(db: Database, q: DidCallQuery): TrueSlice[] | null {
   const bounds = { $since: q.since, ...(q.until === undefined ? {} : { $until: q.until }) }
   const stored = db
     .query(`SELECT slice_start, as_of_id, lo_id FROM stats_slice WHERE slice_start >= $since ${until} ORDER BY slice_start`)
-    .all(bounds) as { slice_start: string; as_of_id: number; lo_id: number | null }[]
+    .all(bounds) as StoredHead[]
   if (stored.length < MIN_STORED_SLICES) return null
   const model = q.model === undefined ? '' : 'AND model = $model'
   const counted = db
@@ -83,14 +83,12 @@ function trueSlices(db: Database, q: DidCallQuery): TrueSlice[] | null {
     )
     .values({ ...bounds, $agent: q.agent, $provider: q.provider, ...(q.model === undefined ? {} : { $model: q.model }) }) as [string, number][]
   const rows = new Map(counted)
-  const late = lateSlices(db, checkedId(db))
-  const lo = (db.query('SELECT min(id) AS lo FROM request_log').get() as { lo: number | null }).lo
+  const isTrue = stillTrue(db)
   const out: TrueSlice[] = []
   for (const slice of stored) {
     const end = isoTime(Date.parse(slice.slice_start) + SLICE_MS)
     if (q.until !== undefined && end > q.until) continue
-    if (addedSince(late, slice.slice_start, slice.as_of_id)) continue
-    if (slice.lo_id !== null && (lo === null || slice.lo_id < lo)) continue
+    if (!isTrue(slice)) continue
     out.push({ start: slice.slice_start, end, rows: rows.get(slice.slice_start) ?? 0 })
   }
   return out

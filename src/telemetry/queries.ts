@@ -377,8 +377,15 @@ export function timeSpan(db: Database): { first: string; last: string } | null {
   return span.first !== null && span.last !== null ? { first: span.first, last: span.last } : null
 }
 
-/** Stands for "any slot" in lateSlots: a late row whose timestamp is not canonical cannot be filed by slot. */
+/** Stands for "any slot" (or slice): a late row whose timestamp is not canonical cannot be filed by one. */
 export const ANY_SLOT = '*'
+
+/**
+ * SQL: whether a row's timestamp is canonical, one SQLite writes back unchanged. A pattern of digits
+ * is not enough: `T24:00`, `T29:30` or `02-30` match one, name a slot that does not exist, and
+ * compare as text into another.
+ */
+export const CANONICAL_TIMESTAMP = `strftime('%Y-%m-%dT%H:%M:%fZ', timestamp) IS timestamp`
 
 /**
  * The 10-minute slots (`2026-11-25T12:1`, the first 15 characters of a
@@ -391,7 +398,7 @@ export const ANY_SLOT = '*'
 export function lateSlots(db: Database, afterId: number, before: string): string[] {
   const rows = db
     .query(
-      `SELECT DISTINCT CASE WHEN strftime('%Y-%m-%dT%H:%M:%fZ', timestamp) IS timestamp THEN substr(timestamp, 1, 15) ELSE '${ANY_SLOT}' END AS slot
+      `SELECT DISTINCT CASE WHEN ${CANONICAL_TIMESTAMP} THEN substr(timestamp, 1, 15) ELSE '${ANY_SLOT}' END AS slot
        FROM request_log WHERE id > $after AND +timestamp < $before`,
     )
     .all({ $after: afterId, $before: before }) as { slot: string }[]

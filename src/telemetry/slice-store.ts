@@ -41,6 +41,7 @@
  * budget of a cold /stats. The checks above read a minute of new rows.
  */
 import type { Database } from 'bun:sqlite'
+import { ANY_SLOT, CANONICAL_TIMESTAMP } from './queries.ts'
 import type { SideWrite } from './rows.ts'
 import { decodeCombos, encodeCombos } from './slice-codec.ts'
 import type { RowCount, SlicePartial } from './stats.ts'
@@ -50,15 +51,9 @@ export const CHECKED_ID_KEY = 'stats.checked_id'
 /** witness_state key: bumped by every transaction that deletes request_log rows (the archive mover). */
 export const DELETE_EPOCH_KEY = 'stats.delete_epoch'
 
-/** Stands for "any slice" where a row's timestamp cannot be filed by slice. */
-export const ANY_SLICE = '*'
+/** Stands for "any slice" where a row's timestamp cannot be filed by slice (the same marker as the cache's lateSlots). */
+export const ANY_SLICE = ANY_SLOT
 
-/**
- * A canonical timestamp is one SQLite writes back unchanged. A pattern of digits is not enough:
- * `T24:00`, `T29:30` or `02-30` match one, are filed under a slice that does not exist, and
- * compare as text into another slice.
- */
-export const CANONICAL_TIMESTAMP = `strftime('%Y-%m-%dT%H:%M:%fZ', timestamp) IS timestamp`
 /** The start of the 10-minute slice holding a row (`2026-11-25T12:10:00.000Z`), or ANY_SLICE. */
 const SLICE_OF_ROW = `CASE WHEN ${CANONICAL_TIMESTAMP} THEN substr(timestamp, 1, 15) || '0:00.000Z' ELSE '${ANY_SLICE}' END`
 
@@ -128,6 +123,24 @@ export function addedSince(late: Map<string, number>, slice: string, asOfId: num
   return (late.get(slice) ?? 0) > asOfId || (late.get(ANY_SLICE) ?? 0) > asOfId
 }
 
+/** A stored slice as the checks of stillTrue need it. */
+export interface StoredHead {
+  slice_start: string
+  as_of_id: number
+  lo_id: number | null
+}
+
+/**
+ * Whether a stored slice is still true, read in the caller's snapshot: no
+ * row was added to it since it was folded (the rows since CHECKED_ID_KEY),
+ * and its lowest row is not gone. Returns the test for each stored slice.
+ */
+export function stillTrue(db: Database): (stored: StoredHead) => boolean {
+  const late = lateSlices(db, checkedId(db))
+  const lo = (db.query('SELECT min(id) AS lo FROM request_log').get() as { lo: number | null }).lo
+  return (stored) => !addedSince(late, stored.slice_start, stored.as_of_id) && (stored.lo_id === null || (lo !== null && stored.lo_id >= lo))
+}
+
 /**
  * The stored slices starting at `starts` that are still true, by slice
  * start, read in one snapshot: those with a row added since they were
@@ -140,11 +153,9 @@ export function loadStoredSlices(db: Database, starts: readonly string[]): Map<s
       .query('SELECT slice_start, as_of_id, lo_id, max_latency_ms, combos FROM stats_slice WHERE slice_start IN (SELECT value FROM json_each($starts))')
       .all({ $starts: JSON.stringify(starts) }) as { slice_start: string; as_of_id: number; lo_id: number | null; max_latency_ms: number; combos: Uint8Array }[]
     if (!rows.length) return out
-    const late = lateSlices(db, checkedId(db))
-    const lo = (db.query('SELECT min(id) AS lo FROM request_log').get() as { lo: number | null }).lo
+    const isTrue = stillTrue(db)
     for (const row of rows) {
-      if (addedSince(late, row.slice_start, row.as_of_id)) continue
-      if (row.lo_id !== null && (lo === null || row.lo_id < lo)) continue
+      if (!isTrue(row)) continue
       out.set(row.slice_start, { combos: decodeCombos(row.combos), hasPending: false, loId: row.lo_id, maxLatencyMs: row.max_latency_ms })
     }
     return out
@@ -255,18 +266,24 @@ export function advanceCheckedWrite(id: number, at: string): SideWrite {
  * DELETE_EPOCH_KEY.
  */
 export function dropStoredSlicesOf(db: Database, idsJson: string, at: string): void {
-  // A schema version 7 file (not migrated yet) has no row counts.
-  for (const table of hasRowCountsTable(db) ? ['slice_row_counts', 'stats_slice'] : ['stats_slice']) {
-    db.query(
+  // The slices of the moved rows and of their requests' other rows, found once for both tables.
+  const slices = db
+    .query(
       `WITH moved_ids(id) AS (SELECT value FROM json_each($ids)),
             related_ids(id) AS (
               SELECT id FROM moved_ids
               UNION
               SELECT o.log_id FROM request_log_meta m JOIN request_log_meta o ON o.request_id = m.request_id
-              WHERE m.log_id IN (SELECT id FROM moved_ids)),
-            moved(slice) AS (SELECT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT id FROM related_ids))
-       DELETE FROM ${table} WHERE slice_start IN (SELECT slice FROM moved) OR EXISTS (SELECT 1 FROM moved WHERE slice = '${ANY_SLICE}')`,
-    ).run({ $ids: idsJson })
+              WHERE m.log_id IN (SELECT id FROM moved_ids))
+       SELECT DISTINCT ${SLICE_OF_ROW} FROM request_log WHERE id IN (SELECT id FROM related_ids)`,
+    )
+    .values({ $ids: idsJson })
+    .map((row) => row[0] as string)
+  const any = slices.includes(ANY_SLICE)
+  // A schema version 7 file (not migrated yet) has no row counts.
+  for (const table of hasRowCountsTable(db) ? ['slice_row_counts', 'stats_slice'] : ['stats_slice']) {
+    if (any) db.query(`DELETE FROM ${table}`).run()
+    else db.query(`DELETE FROM ${table} WHERE slice_start IN (SELECT value FROM json_each($slices))`).run({ $slices: JSON.stringify(slices) })
   }
   db.query(
     `INSERT INTO witness_state (key, value, updated_at) VALUES ('${DELETE_EPOCH_KEY}', '1', $at)
