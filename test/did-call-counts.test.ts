@@ -245,7 +245,7 @@ describe('the stored counts are what answers, and never answer stale', () => {
     }
   })
 
-  test('counts land only with the slice they belong to: a fold refused at commit writes none', async () => {
+  test('a slice folded before a row landed in it is not stored after it, nor its counts; stored twice, it changes nothing', async () => {
     const live = await liveDb()
     try {
       const from = isoTime(SEALED_END - 40 * SLICE_MS)

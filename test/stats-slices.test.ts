@@ -420,22 +420,6 @@ describe('a stored slice is never used stale', () => {
     }
   })
 
-  test('a slice folded before a row landed in it is not stored after it', async () => {
-    const live = liveDb()
-    try {
-      const from = isoTime(SEALED_END - 40 * SLICE_MS)
-      const to = isoTime(SEALED_END - 39 * SLICE_MS)
-      const folded = foldForStore(live.store.reader, from, to)
-      await seed(live.store, [{ agent: 'ezra', at: isoTime(Date.parse(from) + 5), rows: [{ provider: 'groq', model: 'llama', status: 'error', latencyMs: 3 }] }])
-      await live.store.write(storeSliceWrite(folded, isoTime(NOW)))
-      expect(storedCount(live.reader)).toBe(0)
-      await live.store.write(storeSliceWrite(foldForStore(live.store.reader, from, to), isoTime(NOW)))
-      expect(storedCount(live.reader)).toBe(1)
-    } finally {
-      await live.close()
-    }
-  })
-
   test('stored slices whose oldest rows were deleted by hand (oldest first, as retention does) are not used', async () => {
     const live = liveDb()
     try {

@@ -72,6 +72,13 @@ async function verifyRemote(bare: string, ...args: string[]) {
   git(['clone', '-q', bare, clone])
   return runWitness(['verify', '--repo', clone, ...args])
 }
+/** Verifies a clone of the remote with the machine's key pinned: passes, and says `summary`. */
+async function expectRepoVerified(bare: string, keyPath: string, summary: string) {
+  const verified = await verifyRemote(bare, '--key', keyPath)
+  expect(verified.stdout).toContain(summary)
+  expect(verified.code).toBe(0)
+  return verified
+}
 const UP_TO_DATE = 'the remote branch main is up to date'
 
 describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
@@ -323,9 +330,7 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     db.close()
     expect(published[1]!.head_hash).toBe(head.hash)
 
-    const verified = await verifyRemote(remote, '--key', alpha.keyPath)
-    expect(verified.stdout).toContain('chain entries 1-3, 3 rows checked, 2 signed checkpoint(s)')
-    expect(verified.code).toBe(0)
+    await expectRepoVerified(remote, alpha.keyPath, 'chain entries 1-3, 3 rows checked, 2 signed checkpoint(s)')
   })
 
   test('a row finished, and a checkpoint signed, while a sync exports goes out with its chain entry on the next sync, never its entry alone; verify --repo passes after each', async () => {
@@ -346,17 +351,13 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     })
     expect(first.exported).toBe(1)
     expect(ids(remoteLines(remote))).toEqual([1])
-    const afterFirst = await verifyRemote(remote, '--key', alpha.keyPath)
+    const afterFirst = await expectRepoVerified(remote, alpha.keyPath, 'chain entries 1-1, 1 rows checked, 1 signed checkpoint(s)')
     expect(afterFirst.stdout).toContain('verified')
-    expect(afterFirst.stdout).toContain('chain entries 1-1, 1 rows checked, 1 signed checkpoint(s)')
-    expect(afterFirst.code).toBe(0)
 
     const second = await sync()
     expect(second.exported).toBe(1)
     expect(ids(remoteLines(remote))).toEqual([1, late!])
-    const afterSecond = await verifyRemote(remote, '--key', alpha.keyPath)
-    expect(afterSecond.stdout).toContain('chain entries 1-2, 2 rows checked, 2 signed checkpoint(s)')
-    expect(afterSecond.code).toBe(0)
+    await expectRepoVerified(remote, alpha.keyPath, 'chain entries 1-2, 2 rows checked, 2 signed checkpoint(s)')
   })
 
   test('rows archived before and after they were exported: after the sync, verify --repo and verify --archives both pass', async () => {
@@ -375,9 +376,7 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     expect((await alpha.archive()).moved).toBe(4) // older than keep_days (30): two exported, two not yet
     expect((await alpha.sync()).stdout).toContain('exported 4 rows')
 
-    const repo = await verifyRemote(remote, '--key', alpha.keyPath)
-    expect(repo.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
-    expect(repo.code).toBe(0)
+    await expectRepoVerified(remote, alpha.keyPath, 'chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
     const archives = await runWitness(['verify', '--config', alpha.configPath, '--archives'])
     expect(archives.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
     expect(archives.code).toBe(0)
