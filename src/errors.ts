@@ -268,3 +268,13 @@ export class DatabaseLockedError extends Error {
     super(`${what}: database locked by another process for ${budgetMs} ms`)
   }
 }
+
+/** The server could not bind its address: the port is taken (never shared) or not allowed. */
+export class ListenError extends Error {
+  override name = 'ListenError'
+  constructor(host: string, port: number, cause: unknown) {
+    const code = (cause as { code?: unknown })?.code
+    const why = code === 'EADDRINUSE' ? `port ${port} in use by another process` : cause instanceof Error ? cause.message : String(cause)
+    super(`cannot listen on ${host}:${port}: ${why}`, { cause })
+  }
+}

@@ -19,6 +19,7 @@ import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
+import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { type Store, openStore } from './telemetry/store.ts'
@@ -137,9 +138,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     })
 
     let url = ''
-    const server = Bun.serve({
-      hostname: host,
-      port,
+    const server = listen(host, port, {
       // Inference calls can take minutes; body_timeout_ms and the body limit guard the rest.
       idleTimeout: 0,
       // Bun's own cap answers an empty 413 and is fixed at start-up, so it is set out of reach:

@@ -254,6 +254,29 @@ describe('crash recovery', () => {
   })
 })
 
+describe('a port already taken', () => {
+  // Bun turns SO_REUSEPORT on for development: false; with it, a second server bound the same port
+  // and the kernel split the calls between two databases, with nothing said.
+  test('a second server (another database) on a port in use fails at start-up instead of sharing it', async () => {
+    const write = (name: string) => {
+      const path = join(tempDir(), 'witness.yaml')
+      writeFileSync(path, JSON.stringify({ database: `./${name}.db`, ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }) }))
+      return path
+    }
+    const first = await spawnWitness(write('first'))
+    const port = new URL(first.url).port
+    const second = await runWitness(['serve', '--config', write('second'), '--port', port])
+    first.proc.kill('SIGTERM')
+    expect(await first.proc.exited).toBe(0)
+    expect(second.code).not.toBe(0)
+    expect(second.stderr).toContain(`port ${port} in use`)
+  })
+
+  test('so does a second simulator', () => {
+    expect(() => startSimulator({ port: sim.port })).toThrow('in use')
+  })
+})
+
 describe('concurrency', () => {
   test('200 concurrent requests leave exactly their rows, none pending, ids distinct', async () => {
     const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+latency-5' }] }))

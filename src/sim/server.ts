@@ -6,6 +6,7 @@
  * bodies, streams cut mid-way). It records every request it receives, so
  * tests and drills can compare what upstream saw with the rows.
  */
+import { listen } from '../listen.ts'
 import { pickChaos } from './chaos.ts'
 import { parseDirectives } from './directives.ts'
 import { between, freshSeed, seededRandom } from './random.ts'
@@ -56,9 +57,7 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
   const random = seededRandom(seed)
   let seq = 0
 
-  const server = Bun.serve({
-    port: options.port ?? 0,
-    hostname: options.hostname ?? '127.0.0.1',
+  const server = listen(options.hostname ?? '127.0.0.1', options.port ?? 0, {
     idleTimeout: 0,
     // A simulated cut errors the response stream on purpose: not worth a stack trace in the log.
     development: false,
