@@ -6,7 +6,7 @@ import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
 import { type Command, parsed, positiveIntOf } from './args.ts'
 
 export const archiveCommand: Command = {
-  summary: 'archive [--config PATH] [--verbose]            move finished rows older than retention.keep_days to monthly archives',
+  summary: 'archive [--config PATH] [--verbose] [--batch-rows N]  move finished rows older than retention.keep_days to monthly archives',
   async run(args) {
     const { values } = parsed(() =>
       parseArgs({ args, options: { config: { type: 'string' }, verbose: { type: 'boolean' }, 'batch-rows': { type: 'string' } } }),

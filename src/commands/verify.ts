@@ -144,7 +144,7 @@ function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered):
     for (const p of problems) console.log(`receipt: ${p}`)
     return false
   }
-  console.log(`receipt: rows ${rows.map((r) => r.id).join(', ')} are in the chain with the hashes the receipt gives, unchanged`)
+  console.log(`receipt: ${rows.length === 1 ? 'row' : 'rows'} ${rows.map((r) => r.id).join(', ')} ${rows.length === 1 ? 'is' : 'are'} in the chain with the hash${rows.length === 1 ? '' : 'es'} the receipt gives, unchanged`)
   return true
 }
 
