@@ -25,7 +25,7 @@ import { CHECKED_ID_KEY, DELETE_EPOCH_KEY, storeSliceWrite } from '../src/teleme
 import { STATS_BY } from '../src/telemetry/stats.ts'
 import { SEAL_AFTER_MS, SLICE_MS, StatsCache, computeStats, slicePartials } from '../src/telemetry/stats-window.ts'
 import { BUN, ROOT } from './support/process.ts'
-import { seed } from './support/seed-requests.ts'
+import { seed, seedStore } from './support/seed-requests.ts'
 import { oldDatabase } from './support/old-database.ts'
 import { type LiveStats, openLiveStats } from './support/stats-live.ts'
 import { tempDir } from './support/temp.ts'
@@ -265,12 +265,8 @@ describe('a stored slice is never used stale', () => {
       // Its fallback serves the request, a minute later (in a later slice): the request succeeded.
       at.advance(60_000)
       await seed(live.store, [
-        { agent: 'ezra', at: isoTime(NOW + 60_000), requestId, rows: [{ provider: 'groq', model: 'llama', status: 'fallback' }, { provider: 'groq', model: 'llama', status: 'success', latencyMs: 300 }] },
+        { agent: 'ezra', at: isoTime(NOW + 60_000), requestId, firstSeq: 2, rows: [{ provider: 'groq', model: 'llama', status: 'fallback' }, { provider: 'groq', model: 'llama', status: 'success', latencyMs: 300 }] },
       ])
-      // Sequence numbers continue the request (seed numbers each request's rows from 1).
-      const fix = new Database(live.path)
-      fix.query('UPDATE request_log_meta SET seq = seq + 1 WHERE request_id = ? AND log_id > (SELECT min(log_id) FROM request_log_meta WHERE request_id = ?)').run(requestId, requestId)
-      fix.close()
       at.advance(10 * 60_000)
       await live.fill.run()
       expect(storedCount(live.reader)).toBeGreaterThanOrEqual(1)
@@ -284,6 +280,72 @@ describe('a stored slice is never used stale', () => {
       expect(fromStorage.groups.find((g) => g.provider === 'groq')).toMatchObject({ requests: 1, request_success_rate: 1 })
     } finally {
       await live.close()
+    }
+  })
+
+  test('a retry written after its request\'s slice looked final (the clock jumped during the backoff) unseals that slice, stored and cached', async () => {
+    const dir = tempDir()
+    const live = open(join(dir, 'witness.db'), dir, manualClock(NOW))
+    try {
+      // A call failed in a slice sealed long ago, and its retry waits out its backoff. The wall clock
+      // jumped ahead meanwhile (a VM resumed, NTP stepped it): the slice looks final, and is stored.
+      const requestId = 'jumped'
+      await seed(live.store, [{ agent: 'ezra', at: isoTime(SEALED_END - 6 * SLICE_MS + 60_000), requestId, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'error', latencyMs: 100 }] }])
+      await live.fill.run()
+      expect(storedCount(live.reader)).toBe(1)
+      const cache = new StatsCache()
+      const serverRead = () => computeStats(live.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs: NOW, cache, rollups: new SliceRollups(live.reader) })
+      expect((await serverRead()).groups).toMatchObject([{ provider: 'kimi', requests: 1, request_success_rate: 0 }])
+      expect(cache.size(live.reader)).toBe(1)
+
+      // The retry succeeds, in the newest slice: one request, served.
+      await seed(live.store, [{ agent: 'ezra', at: isoTime(NOW - 1000), requestId, firstSeq: 2, rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'success', latencyMs: 100 }] }])
+      const rows = await fromRows(live.reader)
+      expect(rows.groups).toMatchObject([{ provider: 'kimi', attempts: 2, requests: 1, request_success_rate: 1 }])
+      expect((await fromStored(live.reader)).result).toEqual(rows)
+      expect(await serverRead()).toEqual(rows)
+      await live.fill.run()
+      expect(live.fill.counters.dropped).toBe(1)
+      expect((await fromStored(live.reader)).result).toEqual(rows)
+    } finally {
+      await live.close()
+    }
+  })
+
+  test('a slice folded before a retry of one of its requests was written is not stored after it', async () => {
+    const dir = tempDir()
+    const live = open(join(dir, 'witness.db'), dir, manualClock(NOW))
+    try {
+      const from = isoTime(SEALED_END - 6 * SLICE_MS)
+      const to = isoTime(SEALED_END - 5 * SLICE_MS)
+      await seed(live.store, [{ agent: 'ezra', at: isoTime(Date.parse(from) + 1000), requestId: 'r', rows: [{ provider: 'kimi', status: 'error', latencyMs: 100 }] }])
+      const folded = foldForStore(live.store.reader, from, to)
+      await seed(live.store, [{ agent: 'ezra', at: isoTime(NOW - 1000), requestId: 'r', firstSeq: 2, rows: [{ provider: 'kimi', status: 'success', latencyMs: 100 }] }])
+      await live.store.write(storeSliceWrite(folded, isoTime(NOW)))
+      expect(storedCount(live.reader)).toBe(0)
+      await live.store.write(storeSliceWrite(foldForStore(live.store.reader, from, to), isoTime(NOW)))
+      expect(storedCount(live.reader)).toBe(1)
+    } finally {
+      await live.close()
+    }
+  })
+
+  test('a row written into a cached slice after the clock stepped back is seen by the cache', async () => {
+    const { store } = seedStore()
+    try {
+      const slice = SEALED_END - 6 * SLICE_MS
+      await seed(store, [{ agent: 'ezra', at: isoTime(slice + 60_000), rows: [{ provider: 'kimi', status: 'success', latencyMs: 10 }] }])
+      const cache = new StatsCache()
+      const read = (nowMs: number) => computeStats(store.reader, { ...DAY, by: 'provider' }, { pricing: PRICING, nowMs, cache })
+      await read(NOW)
+      expect(cache.size(store.reader)).toBe(1)
+      // The clock steps back into that slice: the router's next row is dated in it, though it is not late then.
+      await seed(store, [{ agent: 'ezra', at: isoTime(slice + 120_000), rows: [{ provider: 'kimi', status: 'success', latencyMs: 10 }] }])
+      await read(slice + 130_000)
+      // Once the clock is past it again, the slice is read from its rows, both rows in it.
+      expect((await read(NOW)).groups).toMatchObject([{ provider: 'kimi', attempts: 2 }])
+    } finally {
+      store.close()
     }
   })
 

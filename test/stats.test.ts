@@ -220,6 +220,22 @@ describe('the sealed-slice cache', () => {
   })
 })
 
+describe('rows the stats cannot place in time', () => {
+  test('a row stamped with something that is no time (a direct write) does not break the stats when it sorts first or last', async () => {
+    const { store: own } = seedStore()
+    try {
+      await seed(own, [{ agent: 'ezra', at: '2026-11-25T12:00:00.000Z', rows: [{ provider: 'kimi', status: 'success', latencyMs: 5 }] }])
+      await own.insert({ timestamp: 'unknown', agentName: 'ezra', provider: 'kimi', model: 'm', endpoint: 'e', status: 'rollback', errorMessage: 'x' }, null)
+      await own.insert({ timestamp: '0', agentName: 'ezra', provider: 'kimi', model: 'm', endpoint: 'e', status: 'rollback', errorMessage: 'x' }, null)
+      const day = { since: '2026-11-25T00:00:00.000Z', until: '2026-11-26T00:00:00.000Z', by: 'provider' as const }
+      const result = await computeStats(own.reader, day, { pricing: {}, nowMs: Date.parse(day.until) })
+      expect(result.groups).toMatchObject([{ provider: 'kimi', attempts: 1, success: 1 }])
+    } finally {
+      own.close()
+    }
+  })
+})
+
 describe('GET /stats', () => {
   let w: TestWitness
   afterAll(async () => {

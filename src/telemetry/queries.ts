@@ -377,33 +377,12 @@ export function timeSpan(db: Database): { first: string; last: string } | null {
   return span.first !== null && span.last !== null ? { first: span.first, last: span.last } : null
 }
 
-/** Stands for "any slot" (or slice): a late row whose timestamp is not canonical cannot be filed by one. */
-export const ANY_SLOT = '*'
-
 /**
  * SQL: whether a row's timestamp is canonical, one SQLite writes back unchanged. A pattern of digits
  * is not enough: `T24:00`, `T29:30` or `02-30` match one, name a slot that does not exist, and
  * compare as text into another.
  */
 export const CANONICAL_TIMESTAMP = `strftime('%Y-%m-%dT%H:%M:%fZ', timestamp) IS timestamp`
-
-/**
- * The 10-minute slots (`2026-11-25T12:1`, the first 15 characters of a
- * timestamp) of rows added after id `afterId` whose timestamp is before
- * `before`: rows that landed in the past. Reads only the rows added since
- * (the `+` keeps SQLite on the id range instead of the timestamp index).
- * A timestamp SQLite would not write back unchanged (`T24:00`, `02-30`)
- * compares as text into some other slot: it is reported as ANY_SLOT.
- */
-export function lateSlots(db: Database, afterId: number, before: string): string[] {
-  const rows = db
-    .query(
-      `SELECT DISTINCT CASE WHEN ${CANONICAL_TIMESTAMP} THEN substr(timestamp, 1, 15) ELSE '${ANY_SLOT}' END AS slot
-       FROM request_log WHERE id > $after AND +timestamp < $before`,
-    )
-    .all({ $after: afterId, $before: before }) as { slot: string }[]
-  return rows.map((r) => r.slot)
-}
 
 /**
  * Whether the request has a call row (not a fallback) after position `seq`,

@@ -17,12 +17,13 @@
  *   written after it (the write checks the epoch it was folded under). A
  *   stored slice whose lowest row is gone is not used either.
  * - Rows added with a timestamp in a stored slice (a watchdog's direct
- *   write, another clock, a test's seed): a stored slice records the highest
- *   request_log id when it was folded (as_of_id). A write only lands if no
- *   row of the slice has a higher id at commit. Later, every row with an id
- *   above CHECKED_ID_KEY is looked at by each reader (lateSlices: the rows
- *   added since, one rowid range), and a stored slice holding one newer than
- *   its as_of_id is not used; `serve` deletes such slices and moves the key
+ *   write, another clock, a test's seed), or a retry or fallback row added
+ *   after its request's earlier rows' slice was stored (see lateSlices): a
+ *   stored slice records the highest request_log id when it was folded
+ *   (as_of_id). A write only lands if no such row has a higher id at
+ *   commit. Later, every row with an id above CHECKED_ID_KEY is looked at by
+ *   each reader (lateSlices: the rows added since, rowid ranges), and a
+ *   stored slice one of them changed after its as_of_id is not used; `serve` deletes such slices and moves the key
  *   up every minute (jobs/stats-fill.ts), so readers look at a minute of rows.
  * - Rows finished: a stored slice never had a pending row, and rows never
  *   become pending again.
@@ -41,7 +42,7 @@
  * budget of a cold /stats. The checks above read a minute of new rows.
  */
 import type { Database } from 'bun:sqlite'
-import { ANY_SLOT, CANONICAL_TIMESTAMP } from './queries.ts'
+import { CANONICAL_TIMESTAMP } from './queries.ts'
 import type { SideWrite } from './rows.ts'
 import { decodeCombos, encodeCombos } from './slice-codec.ts'
 import type { RowCount, SlicePartial } from './stats.ts'
@@ -51,8 +52,11 @@ export const CHECKED_ID_KEY = 'stats.checked_id'
 /** witness_state key: bumped by every transaction that deletes request_log rows (the archive mover). */
 export const DELETE_EPOCH_KEY = 'stats.delete_epoch'
 
-/** Stands for "any slice" where a row's timestamp cannot be filed by slice (the same marker as the cache's lateSlots). */
-export const ANY_SLICE = ANY_SLOT
+/**
+ * Stands for "any slice" where a row's timestamp cannot be filed by one: a timestamp SQLite would
+ * not write back unchanged (`T24:00`, `02-30`) compares as text into some other slice.
+ */
+export const ANY_SLICE = '*'
 
 /** The start of the 10-minute slice holding a row (`2026-11-25T12:10:00.000Z`), or ANY_SLICE. */
 const SLICE_OF_ROW = `CASE WHEN ${CANONICAL_TIMESTAMP} THEN substr(timestamp, 1, 15) || '0:00.000Z' ELSE '${ANY_SLICE}' END`
@@ -108,12 +112,29 @@ export function checkedId(db: Database): number {
 }
 
 /**
- * The slices of the rows with an id in (afterId, uptoId], each with the
- * highest such id: one read of the rows added since (a rowid range).
+ * The slices that rows with an id in (afterId, uptoId] changed, each with
+ * the highest such id: the slices of those rows, and the slices of the
+ * earlier rows of their requests. A retry or fallback row changes how its
+ * request counts in the slice of the request's first row (a failed call is
+ * a failed request only if nothing followed it), and it can arrive after
+ * that slice looked final: the wall clock jumped ahead during a backoff, or
+ * a commit waited long for another process's lock. One read of the rows
+ * added since (rowid ranges of request_log and request_log_meta), and a
+ * lookup per retry or fallback among them (the request's rows added
+ * since are in the first read already).
  */
 export function lateSlices(db: Database, afterId: number, uptoId = Number.MAX_SAFE_INTEGER): Map<string, number> {
   const rows = db
-    .query(`SELECT ${SLICE_OF_ROW} AS slice, max(id) AS max_id FROM request_log WHERE id > $after AND id <= $upto GROUP BY slice`)
+    .query(
+      `SELECT slice, max(max_id) AS max_id FROM (
+         SELECT ${SLICE_OF_ROW} AS slice, max(id) AS max_id FROM request_log WHERE id > $after AND id <= $upto GROUP BY slice
+         UNION ALL
+         SELECT ${SLICE_OF_ROW} AS slice, max(m.log_id) AS max_id FROM request_log_meta m
+           JOIN request_log_meta o ON o.request_id = m.request_id AND o.log_id <= $after
+           JOIN request_log ON request_log.id = o.log_id
+         WHERE m.log_id > $after AND m.log_id <= $upto AND m.seq > 1 GROUP BY slice)
+       GROUP BY slice`,
+    )
     .all({ $after: afterId, $upto: uptoId }) as { slice: string; max_id: number }[]
   return new Map(rows.map((r) => [r.slice, r.max_id]))
 }
@@ -170,8 +191,9 @@ export function storedStarts(db: Database, from: string, to: string): Set<string
 
 /**
  * Stores a folded slice, unless at commit the slice is stored already, rows
- * were deleted since the fold (the epoch moved), or a row of the slice has
- * an id above the fold's snapshot (added since). The histogram travels as
+ * were deleted since the fold (the epoch moved), or a row of the slice, or
+ * a later row of a request with a row in the slice, has an id above the
+ * fold's snapshot (added since). The histogram travels as
  * hex (write parameters are text and numbers) and is stored as a blob.
  * Then, in the same transaction and only if that statement stored the slice
  * (its row is there with this fold's as_of_id and folded_at), its row
@@ -185,7 +207,11 @@ export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite[] {
           SELECT $from, $as_of, $lo, $max, $rows, $max_latency, unhex($combos), $at
           WHERE NOT EXISTS (SELECT 1 FROM stats_slice WHERE slice_start = $from)
             AND (SELECT value FROM witness_state WHERE key = '${DELETE_EPOCH_KEY}') IS $epoch
-            AND NOT EXISTS (SELECT 1 FROM request_log WHERE id > $as_of AND +timestamp >= $from AND +timestamp < $to)`,
+            AND NOT EXISTS (SELECT 1 FROM request_log WHERE id > $as_of AND +timestamp >= $from AND +timestamp < $to)
+            AND NOT EXISTS (SELECT 1 FROM request_log_meta m
+                              JOIN request_log_meta o ON o.request_id = m.request_id AND o.log_id <= $as_of
+                              JOIN request_log l ON l.id = o.log_id
+                            WHERE m.log_id > $as_of AND m.seq > 1 AND +l.timestamp >= $from AND +l.timestamp < $to)`,
     params: {
       from: folded.from,
       to: folded.to,

@@ -10,10 +10,11 @@
  *
  * Rows of a sealed slice change only by being deleted (retention removes
  * the oldest rows first) or, abnormally, by a row being added with a
- * timestamp in the past. Before each use the cache drops slices whose
- * lowest id is gone, and the slots of any row added since its last look
- * whose timestamp is in a sealed slice; both checks read index ends and
- * the new rows only (the stored slices are checked the same way, see
+ * timestamp in the past, or by a retry or fallback that came after the
+ * slice looked final (a clock that jumped). Before each use the cache drops
+ * slices whose lowest id is gone, and the slices that rows added since its
+ * last look changed (lateSlices); both checks read index ends and the new
+ * rows only (the stored slices are checked the same way, see
  * slice-store.ts). The event loop is given back between slices that had
  * to be read, so a cold window does not stall the router.
  */
@@ -22,11 +23,11 @@ import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
 import { statRowsAcross } from './across.ts'
 import type { SliceRollups } from './slice-rollups.ts'
-import { deleteEpoch } from './slice-store.ts'
-import { ANY_SLOT, idRange, lateSlots, timeSpan } from './queries.ts'
+import { ANY_SLICE, deleteEpoch, lateSlices } from './slice-store.ts'
+import { idRange, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
-/** Slices are 10-minute slots, so a slot is named by the first 15 characters of a timestamp (see lateSlots). */
+/** Slices are 10-minute slots (SQL files a row by the first 15 characters of its timestamp: slice-store.ts). */
 export const SLICE_MS = 10 * 60_000
 /**
  * A whole slice that ended this long ago is sealed: it may be taken from the
@@ -81,7 +82,7 @@ export class StatsCache {
   private readonly perDb = new WeakMap<Database, CachedDb>()
 
   /** Drops what rows deleted or added since the last look may have changed; call before `get`. */
-  revalidate(db: Database, nowMs: number): void {
+  revalidate(db: Database): void {
     const { lo, hi } = idRange(db)
     const epoch = deleteEpoch(db)
     const state = this.perDb.get(db)
@@ -98,10 +99,12 @@ export class StatsCache {
     for (const [from, partial] of state.slices) {
       if (partial.loId !== null && (lo === null || partial.loId < lo)) state.slices.delete(from)
     }
+    // Whatever the clock said when they were written: a row dated inside a cached slice after a
+    // clock stepped back, or a retry that followed a failure after a jump ahead, changes it all the same.
     if (hi !== null && hi > state.seenMaxId && state.slices.size > 0) {
-      const late = lateSlots(db, state.seenMaxId, isoTime(nowMs - SEAL_AFTER_MS))
-      if (late.includes(ANY_SLOT)) state.slices.clear()
-      for (const from of state.slices.keys()) if (late.includes(from.slice(0, 15))) state.slices.delete(from)
+      const late = lateSlices(db, state.seenMaxId, hi)
+      if (late.has(ANY_SLICE)) state.slices.clear()
+      for (const from of late.keys()) state.slices.delete(from)
     }
     state.seenMaxId = Math.max(state.seenMaxId, hi ?? 0)
   }
@@ -179,16 +182,18 @@ export async function slicePartials(
   const cache = single ? options.cache : undefined
   const rollups = single && options.rollups?.db === single ? options.rollups : undefined
   const out: { from: string; partial: SlicePartial }[] = []
-  if (single) cache?.revalidate(single, options.nowMs)
+  if (single) cache?.revalidate(single)
   const spans = dbs.flatMap((db) => {
     const span = timeSpan(db)
     return span ? [{ db, ...span }] : []
   })
   if (!spans.length) return out
+  // A row stamped with something that is no time (a direct write's `unknown`) can sort first or
+  // last: then the window is not narrowed on that side.
   const firstSlot = Math.floor(Date.parse(spans.map((s) => s.first).sort()[0]!) / SLICE_MS) * SLICE_MS
   const lastSlotEnd = (Math.floor(Date.parse(spans.map((s) => s.last).sort().at(-1)!) / SLICE_MS) + 1) * SLICE_MS
-  const from = isoTime(Math.max(Date.parse(since), firstSlot))
-  const to = isoTime(Math.min(Date.parse(until), lastSlotEnd))
+  const from = isoTime(Number.isFinite(firstSlot) ? Math.max(Date.parse(since), firstSlot) : Date.parse(since))
+  const to = isoTime(Number.isFinite(lastSlotEnd) ? Math.min(Date.parse(until), lastSlotEnd) : Date.parse(until))
   const giveBack = yielder()
   const slices = slicesOf(from, to).map((slice) => ({ ...slice, sealed: single !== null && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS }))
   // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window).

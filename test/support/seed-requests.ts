@@ -29,6 +29,8 @@ export interface SeedRequest {
   at: string
   rows: SeedRow[]
   requestId?: string
+  /** The first row's position in its request (default 1): more than 1 continues a request seeded before. */
+  firstSeq?: number
 }
 
 let counter = 0
@@ -39,7 +41,7 @@ export async function seed(store: Store, requests: SeedRequest[]): Promise<numbe
   for (const request of requests) {
     const requestId = request.requestId ?? `seed-${++counter}`
     const ids: number[] = []
-    let seq = 0
+    let seq = (request.firstSeq ?? 1) - 1
     for (const [i, row] of request.rows.entries()) {
       const head = {
         timestamp: row.at ?? new Date(Date.parse(request.at) + i).toISOString(),
