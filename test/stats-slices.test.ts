@@ -555,6 +555,22 @@ describe('the fill', () => {
     }
   })
 
+  test('checks rows by count, not by id: a row written with an id far ahead is checked in one step', async () => {
+    const live = liveDb({ rows: 3000 })
+    try {
+      await live.fill.run()
+      // As a hand-made row would: an explicit id a trillion past the last (the check went 4000 ids a step).
+      const far = maxId(live.reader) + 1_000_000_000_000
+      const hand = new Database(live.path)
+      hand.query("INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, status) VALUES (?, ?, 'ezra', 'kimi', 'm', 'e', 'success')").run(far, isoTime(NOW - 60_000))
+      hand.close()
+      await live.fill.run()
+      expect(Number(stateOf(live.reader, CHECKED_ID_KEY))).toBe(far)
+    } finally {
+      await live.close()
+    }
+  })
+
   test('fills the last 7 days only, and stops between steps when asked', async () => {
     const live = liveDb({ rows: 9000, days: 9 })
     try {

@@ -21,7 +21,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { type Clock, isoTime } from '../clock.ts'
-import { idRange, iterateStatRows, timeSpan } from '../telemetry/queries.ts'
+import { idAfterRows, iterateStatRows, timeSpan } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import {
   type FoldedSlice,
@@ -96,8 +96,7 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
       if (stopped) break
       const step = db.transaction(() => {
         const after = Math.max(checkedId(db), upto)
-        const hi = idRange(db).hi ?? 0
-        const end = Math.min(hi, after + CHECK_ROWS)
+        const end = idAfterRows(db, after, CHECK_ROWS) ?? 0
         return { after, end, stale: end > after ? staleStored(db, lateSlices(db, after, end)) : [] }
       })()
       from ??= step.after

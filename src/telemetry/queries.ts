@@ -369,6 +369,16 @@ export function idRange(db: Database): { lo: number | null; hi: number | null } 
   }
 }
 
+/**
+ * The id of the `n`th row after id `afterId` (ids need not be dense: a row
+ * written with an id of its own can jump far ahead), or the highest id when
+ * fewer rows follow; null when none does. A walk of the rowid b-tree.
+ */
+export function idAfterRows(db: Database, afterId: number, n: number): number | null {
+  const nth = db.query('SELECT id FROM request_log WHERE id > $after ORDER BY id LIMIT 1 OFFSET $skip').get({ $after: afterId, $skip: n - 1 }) as { id: number } | null
+  return nth?.id ?? idRange(db).hi
+}
+
 /** The oldest and newest timestamp in request_log (two reads of the time index's ends), or null when empty. */
 export function timeSpan(db: Database): { first: string; last: string } | null {
   const span = db
