@@ -21,7 +21,7 @@ import { SIDE_TABLES } from '../src/retention/side-tables.ts'
 import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { timeSeries } from '../src/telemetry/series.ts'
 import { SliceRollups, foldForStore } from '../src/telemetry/slice-rollups.ts'
-import { CHECKED_ID_KEY, DELETE_EPOCH_KEY, storeSliceWrite } from '../src/telemetry/slice-store.ts'
+import { CHECKED_ID_KEY, DELETE_EPOCH_KEY, orphanedStored, storeSliceWrite } from '../src/telemetry/slice-store.ts'
 import { STATS_BY } from '../src/telemetry/stats.ts'
 import { SEAL_AFTER_MS, SLICE_MS, StatsCache, computeStats, slicePartials } from '../src/telemetry/stats-window.ts'
 import { BUN, ROOT } from './support/process.ts'
@@ -496,6 +496,15 @@ describe('a stored slice is never used stale', () => {
       const { result, counters } = await fromStored(live.reader)
       expect(counters.loaded).toBe(usable - 4)
       expect(result).toEqual(await fromRows(live.reader))
+
+      // The fill drops them (those before the day's window too) and stores what is left of the fourth
+      // again; the first three hold no rows now.
+      await live.fill.run()
+      expect(live.fill.counters.dropped).toBeGreaterThanOrEqual(4)
+      expect(orphanedStored(live.reader)).toBe(0)
+      const again = await fromStored(live.reader)
+      expect(again.counters.loaded).toBe(usable - 3)
+      expect(again.result).toEqual(result)
     } finally {
       await live.close()
     }

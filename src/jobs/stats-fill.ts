@@ -27,8 +27,10 @@ import {
   type FoldedSlice,
   advanceCheckedWrite,
   checkedId,
+  dropOrphanedWrite,
   dropStaleWrite,
   lateSlices,
+  orphanedStored,
   snapshotHead,
   staleStored,
   storedStarts,
@@ -112,6 +114,12 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
     if (upto > 0) {
       await deps.store.write(advanceCheckedWrite(upto, at()))
       counters.checkedRows += upto - (from ?? upto)
+    }
+    // Slices whose oldest rows were deleted by hand are never used: dropped, so the fill stores them again.
+    const orphaned = stopped ? 0 : orphanedStored(db)
+    if (orphaned > 0) {
+      await deps.store.write(dropOrphanedWrite())
+      counters.dropped += orphaned
     }
   }
 

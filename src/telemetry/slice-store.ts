@@ -272,6 +272,23 @@ export function dropStaleWrite(stale: [string, number][]): SideWrite[] {
   ]
 }
 
+/** The lowest request_log id there is, or past every id when there is none (SQL). */
+const LOWEST_ID = '(SELECT coalesce(min(id), 9223372036854775807) FROM request_log)'
+
+/** The stored slices whose lowest row is gone (rows deleted by hand, oldest first): never used, so worth dropping. */
+export function orphanedStored(db: Database): number {
+  return (db.query(`SELECT count(*) AS n FROM stats_slice WHERE lo_id < ${LOWEST_ID}`).get() as { n: number }).n
+}
+
+/** Deletes the stored slices whose lowest row is gone, and their row counts, as found at commit. */
+export function dropOrphanedWrite(): SideWrite[] {
+  const orphaned = `SELECT slice_start FROM stats_slice WHERE lo_id < ${LOWEST_ID}`
+  return [
+    { sql: `DELETE FROM slice_row_counts WHERE slice_start IN (${orphaned})`, params: {} },
+    { sql: `DELETE FROM stats_slice WHERE slice_start IN (${orphaned})`, params: {} },
+  ]
+}
+
 /** Moves CHECKED_ID_KEY up to `id` (never down). */
 export function advanceCheckedWrite(id: number, at: string): SideWrite {
   return {
