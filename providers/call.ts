@@ -5,6 +5,7 @@
  * message is redacted (API key, credential shapes, prompt text).
  */
 import { ProviderError, redact } from '../src/errors.ts'
+import { cutText } from '../src/text.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter } from './retry-after.ts'
 import { SseReader } from './sse.ts'
@@ -209,7 +210,7 @@ function upstreamMessage(text: string): string {
 
 export function clip(text: string, max = 200): string {
   const flat = text.replace(/\s+/g, ' ').trim()
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat
+  return flat.length > max ? `${cutText(flat, max)}…` : flat
 }
 
 const STATUS_TEXT: Record<number, string> = {

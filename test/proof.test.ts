@@ -16,6 +16,7 @@ import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
 import { GENESIS_HASH, chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import type { ChainEntry } from '../src/proof/verify.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
+import { promptFragments } from '../src/router/chain.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
 import { BUN, ROOT, spawnWitness } from './support/process.ts'
@@ -352,6 +353,43 @@ async function archivedCopy(): Promise<{ config: string[]; live: string; archive
   const archive = join(copyDir, 'archive', readdirSync(join(copyDir, 'archive')).find((f) => f.endsWith('.db'))!)
   return { config: ['--config', join(copyDir, 'witness.yaml')], live, archive }
 }
+
+describe('text SQLite cannot store as given', () => {
+  // SQLite stores text as UTF-8, where half an emoji (a lone surrogate) becomes U+FFFD: a row chained
+  // with the half in its record would never match itself again, and verify would call it tampered.
+  test('half an emoji in an upstream message (escaped in its JSON, or cut at 200 characters) is chained as it is stored', async () => {
+    const messages = ['lone \\ud83d half of an emoji', `${'x'.repeat(199)}\\ud83d\\ude00 cut inside an emoji`]
+    let next = 0
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: () => new Response(`{"error":{"message":"${messages[next++ % messages.length]}"}}`, { status: 500, headers: { 'content-type': 'application/json' } }),
+    })
+    const w = await startWitness({
+      providers: { bad: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, retries: 0 } },
+      chains: { default: [{ provider: 'bad', model: 'm' }] },
+    })
+    try {
+      const answers = [await w.infer({}), await w.infer({})]
+      expect(answers.map((r) => r.status)).toEqual([502, 502])
+      const stored = readRows(w.dbPath).map((r) => r.error_message!)
+      expect(stored[0]).toContain('lone \ufffd half')
+      expect(stored[1]).toEndWith(`${'x'.repeat(199)}…`)
+      const key = join(w.dir, 'witness-key.json')
+      expect(verify(['--db', w.dbPath, '--key', key]).code).toBe(0)
+      for (const res of answers) expect(verify(['--db', w.dbPath, '--key', key, '--receipt', res.headers.get('x-witness-receipt')!]).code).toBe(0)
+    } finally {
+      await w.stop(0)
+      upstream.stop(true)
+    }
+  })
+
+  test('the 40-character prompt prefix redacted from upstream messages ends between characters', () => {
+    const fragments = promptFragments({ messages: [{ role: 'user', content: `${'a'.repeat(39)}\u{1F600} and the rest of what the agent asked` }] })
+    expect(fragments).toContain('a'.repeat(39))
+    expect(fragments.every((f) => f.isWellFormed())).toBe(true)
+  })
+})
 
 describe('tampering inside an archive (verify --archives)', () => {
   test('archived rows verify with --archives, and a field changed inside an archive is named', async () => {

@@ -11,6 +11,7 @@ import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
+import { cutText } from '../text.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, runStep } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
@@ -158,7 +159,7 @@ export function promptFragments(body: Record<string, unknown>): string[] {
     if (depth > 32) return
     if (typeof value === 'string') {
       if (value.length >= 8) out.push(value)
-      if (value.length > 40) out.push(value.slice(0, 40))
+      if (value.length > 40) out.push(cutText(value, 40))
     } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1))
     else if (value && typeof value === 'object') {
       for (const [key, v] of Object.entries(value)) if (!STRUCTURAL_KEYS.has(key)) walk(v, depth + 1)

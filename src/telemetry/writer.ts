@@ -8,6 +8,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { chainAppender } from '../proof/append.ts'
+import { wellFormed } from '../text.ts'
 import type { LogRow } from '../proof/record.ts'
 import { type AttemptOutcome, type RowHead, type WriteOp, type WriteResult, sideStatements } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
@@ -137,7 +138,9 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     return { id: 0, hash: null }
   }
 
-  function applyOne(op: WriteOp): WriteResult {
+  function applyOne(given: WriteOp): WriteResult {
+    // Text as SQLite will store it, so the chain hashes what the row holds (src/text.ts).
+    const op = wellFormed(given)
     switch (op.kind) {
       case 'begin':
       case 'insert':

@@ -1,0 +1,36 @@
+/**
+ * Text as witness stores and hashes it. SQLite keeps text as UTF-8, where
+ * a lone UTF-16 surrogate (half an emoji) cannot be written: it comes back
+ * as U+FFFD. A row hashed into the chain with the lone half would then
+ * never match itself again, and `witness verify` would report it changed.
+ * So text is cut only between characters, and anything written is made
+ * well-formed first, the same way SQLite would.
+ */
+
+/** At most `max` UTF-16 units of `text`, never ending inside a surrogate pair. */
+export function cutText(text: string, max: number): string {
+  if (text.length <= max) return text
+  const last = text.charCodeAt(max - 1)
+  return text.slice(0, last >= 0xd800 && last <= 0xdbff ? max - 1 : max)
+}
+
+/** Whether every string inside `value` (plain data: objects, arrays, scalars) is well-formed. */
+function allWellFormed(value: unknown): boolean {
+  if (typeof value === 'string') return value.isWellFormed()
+  if (value === null || typeof value !== 'object') return true
+  if (Array.isArray(value)) return value.every(allWellFormed)
+  for (const key in value) if (!allWellFormed((value as Record<string, unknown>)[key])) return false
+  return true
+}
+
+function wellFormedCopy(value: unknown): unknown {
+  if (typeof value === 'string') return value.toWellFormed()
+  if (value === null || typeof value !== 'object') return value
+  if (Array.isArray(value)) return value.map(wellFormedCopy)
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, wellFormedCopy(v)]))
+}
+
+/** `value` with every lone surrogate in its strings replaced by U+FFFD (as SQLite stores it); itself when there is none. */
+export function wellFormed<T>(value: T): T {
+  return allWellFormed(value) ? value : (wellFormedCopy(value) as T)
+}
