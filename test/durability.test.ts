@@ -35,6 +35,9 @@ describe('no row, no call', () => {
     expect(error.type).toBe('telemetry_unavailable')
     expect(error.message).toContain('locked')
     expect(sim.count()).toBe(0)
+    // No row, so none of the X-Witness headers (the body names the request id).
+    expect(res.headers.get('x-witness-request-id')).toBeNull()
+    expect(res.headers.get('x-witness-log-ids')).toBeNull()
     const heartbeat = await fetch(`${w.url}/heartbeat`)
     expect(heartbeat.status).toBe(503)
 
@@ -47,6 +50,48 @@ describe('no row, no call', () => {
     expect((await w.infer({})).status).toBe(200)
     expect(sim.count()).toBe(1)
     expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['success'])
+  })
+
+  test('a fallback row that cannot be written (locked while step 1 was called): 503, nothing sent to step 2, the headers list only rows written', async () => {
+    let lock: { release(): Promise<void> } | null = null
+    let dbPath = ''
+    const own = startSimulator({ onRequest: async (r) => void (r.model.startsWith('first') && !lock && (lock = await holdWriteLock(dbPath))) })
+    const w = await startWitness(simConfig(own.url, { default: [{ provider: 'sim', model: 'first+status-500', retries: 0 }, { provider: 'sim2', model: 'second' }] }, { database_busy_timeout_ms: 300 }))
+    running.push(w)
+    dbPath = w.dbPath
+    try {
+      const res = await w.infer({})
+      expect(res.status).toBe(503)
+      expect(res.headers.get('x-witness-log-ids')).toBe('1')
+      expect(res.headers.get('x-witness-attempts')).toBe('1')
+      await lock!.release()
+      expect(own.requests.map((r) => r.model)).toEqual(['first+status-500'])
+      // Its finish was refused too, and is retried by the store once the lock is gone.
+      while (readRows(w.dbPath)[0]!.status === 'pending') await Bun.sleep(50)
+      expect(readRows(w.dbPath).map((r) => [r.id, r.status])).toEqual([[1, 'error']])
+    } finally {
+      await own.stop()
+    }
+  })
+
+  test('a fallback row refused while the next pending row commits: that row is finished uncalled, and listed', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'first+status-500', retries: 0 }, { provider: 'sim2', model: 'second' }] }))
+    running.push(w)
+    // A real refusal of fallback rows only: group commit retries the batch one write at a time.
+    const { Database } = await import('bun:sqlite')
+    const db = new Database(w.dbPath)
+    db.exec("CREATE TRIGGER no_fallback BEFORE INSERT ON request_log WHEN NEW.status = 'fallback' BEGIN SELECT RAISE(ABORT, 'no fallback rows'); END")
+    db.close()
+    const res = await w.infer({})
+    expect(res.status).toBe(503)
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => [r.id, r.status])).toEqual([[1, 'error'], [2, 'error']])
+    expect(rows[1]!.error_message).toStartWith('not called: the fallback row before it could not be written')
+    expect(res.headers.get('x-witness-log-ids')).toBe('1,2')
+    expect(sim.requests.map((r) => r.model)).toEqual(['first+status-500'])
+    // Both rows are chained, and the receipt names both.
+    const receipt = JSON.parse(Buffer.from(res.headers.get('x-witness-receipt')!, 'base64url').toString()) as { r: [number, string][] }
+    expect(receipt.r.map(([id]) => id)).toEqual([1, 2])
   })
 
   test('a database over its size budget refuses the call, and resumes when space is given', async () => {

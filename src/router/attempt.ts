@@ -97,9 +97,13 @@ async function beginAfter(scope: RequestScope, head: RowHead, meta: RowMeta, bef
   if (row.status === 'rejected') throw row.reason
   if (fallback.status === 'rejected') {
     const why = fallback.reason instanceof Error ? fallback.reason.message : String(fallback.reason)
-    await scope.store
-      .finish(row.value, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: `not called: the fallback row before it could not be written (${why})` })
-      .catch(() => {}) // kept and retried by the store
+    const errorMessage = `not called: the fallback row before it could not be written (${why})`
+    // One of the request's rows all the same: the client is told its id with the others.
+    const record: AttemptRecord = { log_id: row.value, provider: head.provider, model: head.model, status: 'error', latency_ms: null, tokens_in: null, tokens_out: null, error_message: errorMessage, hash: null }
+    scope.attempts.push(record)
+    record.hash = await scope.store
+      .finish(row.value, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage })
+      .catch(() => null) // kept and retried by the store
     throw fallback.reason
   }
   return row.value

@@ -96,7 +96,6 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       error_message: message,
       hash: null,
     }
-    input.attempts.push(record)
     const head = {
       timestamp: isoTime(deps.clock.now()),
       agentName: input.agent,
@@ -105,9 +104,11 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       endpoint: named.provider.publicEndpoint,
     }
     const meta = { requestId: input.requestId, chain: input.chain, api: input.api, seq: scope.nextSeq(), step: namedIndex, try: null, stream: input.request.stream }
+    // Listed once committed: a fallback row that could not be written is not one of the request's rows.
     const written = deps.store.insert({ ...head, status: 'fallback', errorMessage: message }, meta).then(({ id, hash }) => {
       record.log_id = id
       record.hash = hash
+      input.attempts.push(record)
     })
     return before ? Promise.all([before, written]) : written
   }

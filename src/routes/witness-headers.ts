@@ -25,9 +25,9 @@ export function setWitnessHeaders(
   }
 }
 
-/** Sets the headers for a failed dispatch, if the error came from one; returns the error. */
+/** Sets the headers for a failed dispatch that wrote a row (a request that left none carries none); returns the error. */
 export function withFailureHeaders(c: Context, error: unknown): unknown {
   const failure = failureOf(error)
-  if (failure) setWitnessHeaders(c, failure.machine, failure.requestId, failure.attempts)
+  if (failure && failure.attempts.length > 0) setWitnessHeaders(c, failure.machine, failure.requestId, failure.attempts)
   return error
 }
