@@ -62,6 +62,8 @@ export interface AppDeps {
   metrics?: RouterMetrics
   /** The live file's stored slices for the stats (default: read and written through `store`). */
   rollups?: SliceRollups
+  /** True once the router is stopping (see ChainDeps). */
+  stopping?: () => boolean
 }
 
 export function createApp(deps: AppDeps): Hono {

@@ -67,6 +67,9 @@ export interface Running {
 }
 
 /** The path of the config file: --config, then WITNESS_CONFIG, then ./witness.yaml. */
+/** How long a stop waits, past its grace, for the calls it cut off to finish their rows. */
+const FINISH_AFTER_CUT_MS = 2_000
+
 export function configPathFrom(flag: string | undefined): string {
   return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
 }
@@ -109,6 +112,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
 
     const inFlight = { count: 0 }
+    let stopping = false
     const env = options.env ?? process.env
     const warn = (message: string) => log(`witness: ${message}`)
     const runtime = new RuntimeState(clock)
@@ -135,6 +139,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       runtime,
       deadman,
       rollups,
+      stopping: () => stopping,
     })
 
     let url = ''
@@ -168,6 +173,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       statsFill,
       rollups,
       async stop(graceMs = 10_000) {
+        stopping = true
         deadman.stop()
         server.stop(false)
         const deadline = Date.now() + graceMs
@@ -176,7 +182,12 @@ export async function serve(options: ServeOptions): Promise<Running> {
         if (statsFill) await Promise.race([statsFill.stop(), Bun.sleep(graceMs)])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
         server.stop(true)
-        await store.drain(Math.max(0, deadline - Date.now()))
+        // Cutting the connections ends the calls still running: each finishes its row (the client is
+        // gone) within moments, so that is waited for, briefly, even when the grace is spent. A row
+        // still pending after it is finished by the next start's recovery.
+        const finishBy = Math.max(deadline, Date.now() + FINISH_AFTER_CUT_MS)
+        while (inFlight.count > 0 && Date.now() < finishBy) await Bun.sleep(10)
+        await store.drain(Math.max(0, finishBy - Date.now()))
         store.close()
         serverLock.release()
       },

@@ -299,6 +299,28 @@ describe('crash recovery', () => {
   })
 })
 
+describe('a graceful stop', () => {
+  test('one whose grace runs out finishes the rows of the calls it cuts off, as stopped by witness, not pending', async () => {
+    const w = await startWitness(
+      simConfig(sim.url, { long: [{ provider: 'sim', model: 's+chunks-200+chunk-delay-50', timeout_ms: 60_000 }], slow: [{ provider: 'sim', model: 'h+latency-3000' }] }),
+    )
+    const post = (body: Record<string, unknown>) =>
+      fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }], ...body }) })
+    const stream = await post({ chain: 'long', stream: true })
+    const streamRead = stream.text().catch(() => 'cut')
+    const slow = post({ chain: 'slow' }).catch(() => 'cut')
+    while (sim.count() < 2) await Bun.sleep(10)
+    await Bun.sleep(200)
+    await w.stop(300)
+    await Promise.all([streamRead, slow])
+    const rows = readRows(w.dbPath)
+    expect(rows.map((r) => [r.status, r.error_message?.replace(/\d+ chunks/, 'N chunks')])).toEqual([
+      ['error', 'witness stopped after N chunks'],
+      ['error', 'aborted: witness stopped'],
+    ])
+  })
+})
+
 describe('a port already taken', () => {
   // Bun turns SO_REUSEPORT on for development: false; with it, a second server bound the same port
   // and the kernel split the calls between two databases, with nothing said.

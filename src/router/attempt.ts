@@ -58,6 +58,8 @@ export interface RequestScope {
   /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
   metrics?: AttemptObserver
+  /** True once the router is stopping (its stop cuts the connections of calls still running). */
+  stopping: () => boolean
 }
 
 export type StepSuccess =
@@ -170,10 +172,16 @@ export async function runStep(
     scope.attempts.push(record)
 
     const controller = new AbortController()
-    const onClientGone = () => controller.abort()
+    const startedAt = clock.monotonic()
+    // The request's signal fires when its connection closes: the client left, or the router's stop cut it.
+    const onClientGone = () =>
+      controller.abort(
+        scope.stopping()
+          ? new ProviderError({ provider: target.provider, kind: 'aborted', detail: 'aborted: witness stopped', latencyMs: Math.round(clock.monotonic() - startedAt), retryable: false })
+          : undefined,
+      )
     scope.signal.addEventListener('abort', onClientGone, { once: true })
     if (scope.signal.aborted) controller.abort()
-    const startedAt = clock.monotonic()
     const evidence: Evidence = { requestSha256: null, responseSha256: null }
     const callOptions = {
       evidence,

@@ -25,6 +25,8 @@ export interface ChainDeps {
   warn: (message: string) => void
   /** Counts attempts and fallbacks for GET /metrics (optional). */
   metrics?: AttemptObserver
+  /** True once the router is stopping: a call its stop cuts off is recorded as such, not as the client leaving. */
+  stopping?: () => boolean
 }
 
 export interface ChainInput {
@@ -71,6 +73,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     redactions: () => promptFragments(input.request.body),
     warn: deps.warn,
     metrics: deps.metrics,
+    stopping: deps.stopping ?? (() => false),
   }
 
   const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv] || undefined : undefined))

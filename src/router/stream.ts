@@ -224,7 +224,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   /** The client went away: stop the upstream and finish the row with what was seen. */
   async function clientGone() {
     if (ended) return
-    const ending = end(null, outcome('error', `client disconnected after ${facts.chunks} chunks`), [])
+    const who = scope.stopping() ? 'witness stopped' : 'client disconnected'
+    const ending = end(null, outcome('error', `${who} after ${facts.chunks} chunks`), [])
     stopUpstream(new Stop('client'))
     await ending
   }
