@@ -91,9 +91,11 @@ describe('an agent that falls silent', () => {
     const clock = manualClock()
     const w = await suite.start(
       simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
-        deadman: { agents: { ezra: { max_silence_s: 60, rollback_command: 'echo "pushing with $SYNC_TOKEN for agent $WITNESS_AGENT"; echo "key=$MIMO_API_KEY" >&2; exit 1' } } },
+        // A provider's key may sit in a variable not named like one (api_key_env: MOONSHOT_AUTH).
+        providers: { moonshot: { type: 'openai', base_url: `${suite.sim.url}/v1`, api_key_env: 'MOONSHOT_AUTH' } },
+        deadman: { agents: { ezra: { max_silence_s: 60, rollback_command: 'echo "pushing with $SYNC_TOKEN for agent $WITNESS_AGENT"; echo "key=$MIMO_API_KEY auth=$MOONSHOT_AUTH" >&2; exit 1' } } },
       }),
-      { clock, env: { ...env, SYNC_TOKEN: secret, MIMO_API_KEY: 'mimo-key-abcdef0123456789' } },
+      { clock, env: { ...env, SYNC_TOKEN: secret, MIMO_API_KEY: 'mimo-key-abcdef0123456789', MOONSHOT_AUTH: 'mspk0123456789abcdef' } },
     )
     await beat(w, { agent: 'ezra' })
     clock.advance(61_000)
@@ -102,6 +104,8 @@ describe('an agent that falls silent', () => {
     expect(output).toContain('pushing with ')
     expect(output).not.toContain(secret)
     expect(output).not.toContain('mimo-key-abcdef0123456789')
+    expect(output).toContain('auth=')
+    expect(output).not.toContain('mspk0123456789abcdef')
     expect(output).toContain('for agent ezra') // what is not a secret is left alone
   })
 

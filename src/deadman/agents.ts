@@ -13,7 +13,7 @@ import type { Config } from '../config.ts'
 import { type AgentRecord, type RollbackView, agentWrite, readAgents, readRollback } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import type { Alert } from './alert.ts'
-import { type CommandResult, describeResult, runCommand, succeeded } from './command.ts'
+import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 import { shortHash } from './last-good.ts'
 import { recordRollback } from './rollback-row.ts'
 
@@ -107,6 +107,7 @@ export class AgentWatch {
       env: this.deps.env,
       vars: { WITNESS_AGENT: agent, WITNESS_CONFIG_HASH: record.configHash ?? '', WITNESS_SILENCE_S: String(silenceS) },
       timeoutMs,
+      secretNames: apiKeyNames(this.deps.config()),
     })
     const outcome = `rollback_command ${describeResult(result, timeoutMs)}`
     const message = succeeded(result)

@@ -5,7 +5,7 @@
  * logged, never fatal.
  */
 import type { Config } from '../config.ts'
-import { describeResult, runCommand, succeeded } from './command.ts'
+import { apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 
 export type Alert = (summary: string) => Promise<void>
 
@@ -21,7 +21,7 @@ export function makeAlert(deps: AlertDeps): Alert {
     const { alert_command: command, command_timeout_s } = deps.config().deadman
     if (!command) return
     const timeoutMs = command_timeout_s * 1000
-    const result = await runCommand(command, { env: deps.env, vars: { WITNESS_ALERT: summary }, args: [summary], timeoutMs })
+    const result = await runCommand(command, { env: deps.env, vars: { WITNESS_ALERT: summary }, args: [summary], timeoutMs, secretNames: apiKeyNames(deps.config()) })
     if (!succeeded(result)) deps.log(`alert_command ${describeResult(result, timeoutMs)}: ${result.output}`)
   }
 }

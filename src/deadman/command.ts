@@ -15,6 +15,8 @@ export interface CommandOptions {
   timeoutMs: number
   /** Positional arguments ($1, $2, ...). */
   args?: string[]
+  /** Variables holding secrets whatever their names (the providers' api_key_env): their values are cut from the output too. */
+  secretNames?: readonly string[]
 }
 
 export interface CommandResult {
@@ -56,7 +58,7 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   return {
     exitStatus: timedOut || proc.signalCode ? null : exitStatus,
     timedOut,
-    output: firstLines(`${out}${err}`, secretsIn(env)),
+    output: firstLines(`${out}${err}`, secretsIn(env, options.secretNames)),
     durationMs: Math.round(performance.now() - started),
   }
 }
@@ -111,11 +113,17 @@ function firstLines(text: string, secrets: readonly string[]): string {
 
 /**
  * The values of the secrets a command inherits (provider API keys, witness
- * and sync tokens, anything named like a key, token, secret or password):
- * its output goes into rows, so they are cut out whatever shape they have.
+ * and sync tokens, anything named like a key, token, secret or password,
+ * and the variables in `names`): its output goes into rows, so they are cut
+ * out whatever shape they have.
  */
-export function secretsIn(env: Record<string, string | undefined>): string[] {
+export function secretsIn(env: Record<string, string | undefined>, names: readonly string[] = []): string[] {
   return Object.entries(env)
-    .filter(([name, value]) => value !== undefined && value.length >= 8 && /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name))
+    .filter(([name, value]) => value !== undefined && value.length >= 8 && (names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)))
     .map(([, value]) => value!)
+}
+
+/** The variables a config reads provider API keys from (`api_key_env`, or a preset's). */
+export function apiKeyNames(config: { providers: ReadonlyMap<string, { apiKeyEnv: string | null }> }): string[] {
+  return [...config.providers.values()].flatMap((p) => (p.apiKeyEnv ? [p.apiKeyEnv] : []))
 }

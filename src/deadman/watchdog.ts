@@ -18,7 +18,7 @@ import { type Config, loadConfig, parseConfigText, sha256 } from '../config.ts'
 import { redact } from '../errors.ts'
 import { openStore } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
-import { type CommandResult, describeResult, runCommand, succeeded } from './command.ts'
+import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash } from './last-good.ts'
 import { configRollbackMessage, recordRollback } from './rollback-row.ts'
 import { type HeartbeatCheck, type RouterClient, checkHeartbeat, request, waitForRouter } from './router-client.ts'
@@ -143,6 +143,7 @@ async function restartRouter(o: WatchdogOptions, router: RouterClient, check: He
       env: o.env,
       vars: { WITNESS_CONFIG: o.configPath, WITNESS_OLD_CONFIG_HASH: oldHash ?? '', WITNESS_NEW_CONFIG_HASH: newHash },
       timeoutMs,
+      secretNames: apiKeyNames(restored),
     })
     const output = result.output ? ` (${result.output.split('\n')[0]})` : ''
     return { ok: succeeded(result), summary: `restart_command ${describeResult(result, timeoutMs)}${succeeded(result) ? '' : output}`, command: 'restart_command', result }
