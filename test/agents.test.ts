@@ -11,7 +11,7 @@ import { join } from 'node:path'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
-import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
+import { manualClock, simConfig, startWitness, type TestWitness, writeConfigFile } from './support/witness.ts'
 
 const suite = useSimulator()
 
@@ -172,6 +172,22 @@ describe('an agent that falls silent', () => {
     expect(lines(marker)).toEqual([])
     clock.advance(61_000)
     await second.deadman.checkNow()
+    expect(lines(marker)).toEqual(['run'])
+  })
+
+  test('an agent a reload adds to deadman.agents is counted silent from that reload, not from the router\'s start', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const clock = manualClock()
+    const { w } = await witness({}, { clock, dir })
+    clock.advance(2 * 86_400_000) // the router has run for two days without watching bezalel
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { agents: { bezalel: { max_silence_s: 300, rollback_command: `echo run >> ${marker}` } } } }))
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual([])
+    expect(await agentState(w, 'bezalel')).toMatchObject({ state: 'ok', silence_s: 0 })
+    clock.advance(301_000)
+    await w.deadman.checkNow()
     expect(lines(marker)).toEqual(['run'])
   })
 })

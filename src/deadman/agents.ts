@@ -4,8 +4,9 @@
  * `rollback_command` run once for that silence, a `rollback` row written
  * and an alert sent; its next beat ends the episode. Every change is
  * committed to `deadman_agent`, so a restart forgets nothing. Silence is
- * counted from the later of the last beat and this router's start: agents
- * cannot beat to a router that was down.
+ * counted from the latest of the last beat, this router's start (agents
+ * cannot beat to a router that was down) and when a reload first listed
+ * the agent (it was not watched before).
  */
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
@@ -44,10 +45,13 @@ export interface AgentView {
 export class AgentWatch {
   private readonly records = new Map<string, AgentRecord>()
   private readonly startedAt: number
+  /** When each listed agent was first seen listed (at start, or after a reload added it). */
+  private readonly listedAt = new Map<string, number>()
 
   constructor(private readonly deps: AgentWatchDeps) {
     this.startedAt = deps.clock.now()
     for (const record of readAgents(deps.store.reader)) this.records.set(record.agent, record)
+    for (const agent of Object.keys(deps.config().deadman.agents)) this.listedAt.set(agent, this.startedAt)
   }
 
   /** Records a heartbeat (committed before it resolves); ends a silence episode. */
@@ -71,6 +75,7 @@ export class AgentWatch {
   /** Checks every listed agent once; runs the commands of those newly silent. */
   async checkNow(): Promise<void> {
     const watched = Object.entries(this.deps.config().deadman.agents)
+    this.noteListed(watched.map(([agent]) => agent))
     await Promise.all(
       watched.map(async ([agent, rule]) => {
         const record = this.records.get(agent) ?? blank(agent)
@@ -89,6 +94,7 @@ export class AgentWatch {
   /** Every listed agent, then any other agent that has beaten. */
   list(): AgentView[] {
     const listed = Object.keys(this.deps.config().deadman.agents)
+    this.noteListed(listed)
     const others = [...this.records.keys()].filter((a) => !listed.includes(a)).sort()
     return [...listed, ...others].map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
   }
@@ -149,9 +155,16 @@ export class AgentWatch {
     }
   }
 
+  /** Starts the count of agents a reload listed; forgets those no longer listed (listed again, they start again). */
+  private noteListed(listed: readonly string[]): void {
+    const now = this.deps.clock.now()
+    for (const agent of listed) if (!this.listedAt.has(agent)) this.listedAt.set(agent, now)
+    for (const agent of [...this.listedAt.keys()]) if (!listed.includes(agent)) this.listedAt.delete(agent)
+  }
+
   private silenceMs(record: AgentRecord): number {
     const last = record.lastBeatAt ? Date.parse(record.lastBeatAt) : 0
-    return this.deps.clock.now() - Math.max(last, this.startedAt)
+    return this.deps.clock.now() - Math.max(last, this.startedAt, this.listedAt.get(record.agent) ?? 0)
   }
 
   private async save(record: AgentRecord): Promise<void> {
