@@ -180,6 +180,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
         // A running job (a git push, an archive batch) gets the same grace as calls in flight.
         if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
         if (statsFill) await Promise.race([statsFill.stop(), Bun.sleep(graceMs)])
+        // A rollback_command running in a check gets the grace too, so its row is written; one still
+        // running after it is recorded by the next start (its agent is left rolling_back).
+        await Promise.race([deadman.idle(), Bun.sleep(Math.max(0, deadline - Date.now()))])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
         server.stop(true)
         // Cutting the connections ends the calls still running: each finishes its row (the client is

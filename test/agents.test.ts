@@ -175,6 +175,39 @@ describe('an agent that falls silent', () => {
     expect(lines(marker)).toEqual(['run'])
   })
 
+  test('a stop waits (within its grace) for a rollback_command to end and records it; one cut off is recorded by the next start', async () => {
+    const dir = tempDir()
+    const clock = manualClock()
+    const deadman = { agents: { bezalel: { max_silence_s: 60, rollback_command: 'sleep 0.3; echo done' } } }
+    const first = (await witness(deadman, { dir, clock })).w
+    clock.advance(61_000)
+    const check = first.deadman.checkNow()
+    await Bun.sleep(100)
+    await first.stop(5_000)
+    await check
+    expect(readRollbackFacts(first.dbPath).map((f) => [f.exit_status, f.output])).toEqual([[0, 'done']])
+
+    // Cut off: the stop's grace ends while the command runs, and its row is never written by that run.
+    const slow = { agents: { ezra: { max_silence_s: 60, rollback_command: 'sleep 1; echo done' } } }
+    const second = (await witness(slow, { dir, clock })).w
+    clock.advance(61_000)
+    const cut = second.deadman.checkNow()
+    await Bun.sleep(100)
+    await second.stop(0)
+    await cut
+    expect(readRollbackFacts(second.dbPath).map((f) => f.agent)).toEqual(['bezalel'])
+    const third = (await witness(slow, { dir, clock })).w
+    expect(await agentState(third, 'ezra')).toMatchObject({ state: 'rolling_back' })
+    await third.deadman.checkNow()
+    const facts = readRollbackFacts(third.dbPath).find((f) => f.agent === 'ezra')!
+    expect(facts).toMatchObject({ exit_status: null, output: null, command: 'rollback_command' })
+    expect(facts.reason).toContain('outcome unknown, witness stopped while its rollback_command ran')
+    expect(await agentState(third, 'ezra')).toMatchObject({ state: 'late' })
+    // Recorded once: later checks add nothing.
+    await third.deadman.checkNow()
+    expect(readRollbackFacts(third.dbPath).filter((f) => f.agent === 'ezra')).toHaveLength(1)
+  })
+
   test('an agent a reload adds to deadman.agents is counted silent from that reload, not from the router\'s start', async () => {
     const dir = tempDir()
     const marker = join(dir, 'runs')

@@ -16,7 +16,7 @@ import type { Store } from '../telemetry/store.ts'
 import type { Alert } from './alert.ts'
 import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 import { shortHash } from './last-good.ts'
-import { recordRollback } from './rollback-row.ts'
+import { type RollbackEntry, recordRollback } from './rollback-row.ts'
 
 export interface AgentWatchDeps {
   store: Store
@@ -47,10 +47,13 @@ export class AgentWatch {
   private readonly startedAt: number
   /** When each listed agent was first seen listed (at start, or after a reload added it). */
   private readonly listedAt = new Map<string, number>()
+  /** Agents whose rollback_command a previous run started and never recorded (it stopped meanwhile). */
+  private interrupted: AgentRecord[]
 
   constructor(private readonly deps: AgentWatchDeps) {
     this.startedAt = deps.clock.now()
     for (const record of readAgents(deps.store.reader)) this.records.set(record.agent, record)
+    this.interrupted = [...this.records.values()].filter((r) => r.state === 'rolling_back')
     for (const agent of Object.keys(deps.config().deadman.agents)) this.listedAt.set(agent, this.startedAt)
   }
 
@@ -76,6 +79,7 @@ export class AgentWatch {
   async checkNow(): Promise<void> {
     const watched = Object.entries(this.deps.config().deadman.agents)
     this.noteListed(watched.map(([agent]) => agent))
+    await this.recordInterrupted()
     await Promise.all(
       watched.map(async ([agent, rule]) => {
         const record = this.records.get(agent) ?? blank(agent)
@@ -99,10 +103,32 @@ export class AgentWatch {
     return [...listed, ...others].map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
   }
 
+  /**
+   * A rollback_command started by a run that stopped before writing its row (the state says
+   * rolling_back): the row is written now, its outcome unknown, so no rollback goes unrecorded.
+   */
+  private async recordInterrupted(): Promise<void> {
+    const interrupted = this.interrupted
+    this.interrupted = []
+    for (const started of interrupted) {
+      const message = `rollback of agent ${started.agent} (config ${shortHash(started.configHash)}): outcome unknown, witness stopped while its rollback_command ran`
+      try {
+        const logId = await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(started, message, null))
+        const current = this.records.get(started.agent) ?? started
+        await this.save({ ...current, state: current.state === 'rolling_back' ? 'late' : current.state, lastRollbackLogId: logId })
+        await this.deps.alert(message)
+      } catch (error) {
+        this.interrupted.push(started) // the next check tries again
+        this.deps.log(`could not record the interrupted rollback of agent ${started.agent}: ${(error as Error).message}`)
+      }
+    }
+  }
+
   private async handleSilence(record: AgentRecord, silenceS: number, rule: { max_silence_s: number; rollback_command?: string }): Promise<void> {
     const { agent } = record
-    // Marked handled (and committed) before the command runs: once per silence, even across a restart.
-    await this.save({ ...record, state: 'late', silenceHandled: true })
+    // Marked handled (and committed) before the command runs: once per silence, even across a
+    // restart; and rolling_back until its row is written, so a stop in between is recorded later.
+    await this.save({ ...record, state: rule.rollback_command ? 'rolling_back' : 'late', silenceHandled: true })
     const silence = `after ${silenceS} s of silence (max ${rule.max_silence_s} s)`
     if (!rule.rollback_command) {
       await this.deps.alert(`agent ${agent} silent for ${silenceS} s (max ${rule.max_silence_s} s); no rollback_command configured`)
@@ -132,26 +158,31 @@ export class AgentWatch {
 
   private async recordRow(record: AgentRecord, message: string, result: CommandResult): Promise<number | null> {
     try {
-      return await recordRollback(this.deps.store, this.deps.clock, {
-        agent: record.agent,
-        model: record.configHash ?? 'unknown',
-        endpoint: 'heartbeat',
-        errorMessage: message,
-        latencyMs: result.durationMs,
-        facts: {
-          oldConfigHash: record.configHash,
-          newConfigHash: null,
-          reason: message,
-          command: 'rollback_command',
-          exitStatus: result.exitStatus,
-          timedOut: result.timedOut,
-          output: result.output,
-          recordedBy: 'router',
-        },
-      })
+      return await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(record, message, result))
     } catch (error) {
       this.deps.log(`could not record the rollback of agent ${record.agent}: ${(error as Error).message}`)
       return null
+    }
+  }
+
+  /** The row of an agent's rollback; `result` null: the command's end was not seen. */
+  private rollbackEntry(record: AgentRecord, message: string, result: CommandResult | null): RollbackEntry {
+    return {
+      agent: record.agent,
+      model: record.configHash ?? 'unknown',
+      endpoint: 'heartbeat',
+      errorMessage: message,
+      latencyMs: result?.durationMs ?? null,
+      facts: {
+        oldConfigHash: record.configHash,
+        newConfigHash: null,
+        reason: message,
+        command: 'rollback_command',
+        exitStatus: result?.exitStatus ?? null,
+        timedOut: result?.timedOut ?? false,
+        output: result ? result.output : null,
+        recordedBy: 'router',
+      },
     }
   }
 

@@ -119,4 +119,9 @@ export class DeadmanSwitch {
     if (this.timer) clearTimeout(this.timer)
     this.timer = null
   }
+
+  /** Resolves once no check is running (a rollback_command it runs included). */
+  async idle(): Promise<void> {
+    await this.checking
+  }
 }

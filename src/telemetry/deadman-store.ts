@@ -33,7 +33,8 @@ export interface AgentRecord {
   configHash: string | null
   configHashSince: string | null
   previousConfigHash: string | null
-  state: 'ok' | 'late' | 'rolled_back'
+  /** rolling_back: its rollback_command was started and its row is not written yet (the router stopped in between, if read at start). */
+  state: 'ok' | 'late' | 'rolling_back' | 'rolled_back'
   silenceHandled: boolean
   lastRollbackLogId: number | null
 }
