@@ -5,7 +5,7 @@
  * `deadman.checkNow()`; no background timer runs.
  */
 import { describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs'
 import { sha256 } from '../src/config.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
@@ -189,5 +189,30 @@ describe('promotion to last known good', () => {
     await w.infer({})
     await w.deadman.checkNow()
     expect(readFileSync(snapshotOf(w))).toEqual(readFileSync(w.configPath))
+  })
+
+  test('a call that started on the config before a reload and succeeds after it does not earn the new config its promotion', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm+latency-300' }] }, { deadman: { promote_after_s: 60 } })
+    const slow = w.infer({})
+    while (suite.sim.count() === 0) await Bun.sleep(5)
+    // The new config fails every call made on it.
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { promote_after_s: 60 } }))
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    expect((await slow).status).toBe(200)
+    await w.deadman.checkNow()
+    clock.advance(60_000)
+    await w.deadman.checkNow()
+    expect(existsSync(snapshotOf(w))).toBe(false)
+  })
+
+  test('the snapshot is as private as the config file', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 60 } })
+    chmodSync(w.configPath, 0o600)
+    await w.infer({})
+    await w.deadman.checkNow()
+    clock.advance(60_000)
+    await w.deadman.checkNow()
+    expect(statSync(snapshotOf(w)).mode & 0o777).toBe(0o600)
+    expect(statSync(`${snapshotOf(w)}.sha256`).mode & 0o777).toBe(0o600)
   })
 })

@@ -5,11 +5,11 @@
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
 import { describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
-import { BUN, ROOT, holdWriteLock, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, holdJobLock, holdWriteLock, spawnWitness } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { seedStore } from './support/seed-requests.ts'
 import { useSimulator } from './support/sim-suite.ts'
@@ -203,6 +203,7 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
     const configPath = join(dir, 'witness.yaml')
     mkdirSync(configPath)
     writeConfigFile(`${configPath}.last-good`, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(`${configPath}.last-good`)) // and its .sha256
     const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
     expect(result.stderr).toContain('watchdog failed unexpectedly: Error: EISDIR')
     expect(result.code).toBe(2)
@@ -239,6 +240,63 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
     expect(row).toMatchObject({ status: 'rollback', provider: 'deadman', model: sha256(good) })
     expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command timed out after 0.3 s (killed) (stopping witness)')
     expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ command: 'restart_command', exit_status: null, timed_out: 1, output: 'stopping witness', recorded_by: 'watchdog' })
+  })
+})
+
+describe('one run at a time, and a run cut short', () => {
+  test('a run while another holds the lock checks nothing and exits 1', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeFileSync(configPath, BROKEN)
+    const held = await holdJobLock('watchdog', `${configPath}.watchdog.json.lock`)
+    try {
+      const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toContain('another run holds the lock')
+      expect(readFileSync(configPath, 'utf8')).toBe(BROKEN)
+    } finally {
+      await held.release()
+    }
+  })
+
+  test('a run killed during its restart_command leaves the rollback to the next run, which records it', async () => {
+    const dir = tempDir()
+    const started = join(dir, 'started')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${started}; sleep 5` } }))
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    writeFileSync(configPath, BROKEN)
+    const url = deadUrl()
+    const args = [BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', url, '--failures', '1', '--wait', '100ms']
+    const killed = Bun.spawn(args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'ignore', stderr: 'ignore' })
+    while (!existsSync(started)) await Bun.sleep(20)
+    killed.kill('SIGKILL') // systemd's TimeoutStartSec, an OOM kill, a reboot
+    await killed.exited
+    expect(readFileSync(configPath)).toEqual(good)
+    expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+
+    const next = await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '100ms'])
+    expect(next.stderr).toContain('an interrupted rollback recorded (log id 1, straight into')
+    const [fact] = readRollbackFacts(join(dir, 'witness.db'))
+    expect(fact).toMatchObject({ old_config_hash: sha256(Buffer.from(BROKEN)), new_config_hash: sha256(good), recorded_by: 'watchdog' })
+    expect(fact!.reason).toContain('the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run')
+    // Recorded once: a third run finds nothing left to record.
+    await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '100ms'])
+    expect(readRollbackFacts(join(dir, 'witness.db'))).toHaveLength(1)
+  })
+
+  test('a symlinked config is restored through its link: the link stays, its target gets the snapshot', async () => {
+    const dir = tempDir()
+    const target = writeConfigFile(join(dir, 'release-1.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const configPath = join(dir, 'witness.yaml')
+    symlinkSync(target, configPath)
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    writeFileSync(target, BROKEN)
+    await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+    expect(lstatSync(configPath).isSymbolicLink()).toBe(true)
+    expect(readFileSync(target)).toEqual(good)
   })
 })
 
@@ -346,6 +404,24 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(readFileSync(configPath)).toEqual(before)
     expect(existsSync(marker)).toBe(false)
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('no rollback from a snapshot that does not match its .sha256 (changed after it was promoted) or has none', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'restarted')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeFileSync(`${configPath}.last-good`, `${readFileSync(`${configPath}.last-good`, 'utf8')}# changed by someone\n`)
+    writeFileSync(configPath, BROKEN)
+    const changed = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(changed.code).toBe(2)
+    expect(changed.stderr).toContain(`${configPath}.last-good does not match witness.yaml.last-good.sha256 (it was changed after it was promoted)`)
+    rmSync(`${configPath}.last-good.sha256`)
+    const missing = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(missing.code).toBe(2)
+    expect(missing.stderr).toContain(`${configPath}.last-good.sha256 is missing or unreadable`)
+    expect(readFileSync(configPath, 'utf8')).toBe(BROKEN)
+    expect(existsSync(marker)).toBe(false)
   })
 
   test('no rollback when the running config already is the last known good; the alert is sent once per streak', async () => {

@@ -54,7 +54,8 @@ export class Promoter {
     const config = live.current()
     if (config.hash === this.lastKnownGood()) return null
     const waitedMs = now - this.healthySince
-    const servedOnIt = runtime.lastSuccessAt !== null && runtime.lastSuccessAt >= live.loadedAt
+    // A call that started on the config before a reload and succeeded after it does not count.
+    const servedOnIt = runtime.servedOn(config.hash)
     if (waitedMs < config.deadman.promote_after_s * 1000 || !servedOnIt) return null
     try {
       const snapshot = promoteLastGood(live.path, live.currentBytes())

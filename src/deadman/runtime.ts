@@ -29,6 +29,8 @@ interface ChainHealth {
 export class RuntimeState {
   readonly startedAt: number
   lastSuccessAt: number | null = null
+  /** The hashes of the configs that successful calls ran on (a call keeps the config it started with). */
+  private readonly served = new Set<string>()
   private readonly calls = new Map<number, Call>()
   private readonly chains = new Map<string, ChainHealth>()
   private nextId = 0
@@ -45,6 +47,7 @@ export class RuntimeState {
     return {
       succeed: () => {
         this.lastSuccessAt = this.clock.now()
+        this.served.add(config.hash)
         this.chains.set(chain, { failingSince: null })
       },
       fail: () => {
@@ -59,6 +62,11 @@ export class RuntimeState {
 
   inFlight(): number {
     return this.calls.size
+  }
+
+  /** Whether a call that started on the config with this hash has succeeded. */
+  servedOn(configHash: string): boolean {
+    return this.served.has(configHash)
   }
 
   /** Calls still running past their deadline, oldest first. */

@@ -12,6 +12,11 @@ export const WatchdogStateSchema = v.object({
   last_failure: v.nullable(v.string()),
   /** This streak of failures has been reported (alert sent, rollback refused): say it once. */
   reported: v.optional(v.boolean(), false),
+  /** A rollback begun (the snapshot about to be restored) and not yet recorded: a run killed meanwhile leaves it for the next. */
+  rollback: v.optional(
+    v.nullable(v.object({ old_hash: v.nullable(v.string()), new_hash: v.string(), reason: v.string(), started_at: v.string() })),
+    null,
+  ),
   updated_at: v.string(),
 })
 
@@ -22,7 +27,7 @@ export function watchdogStatePath(configPath: string): string {
 }
 
 export function readWatchdogState(path: string): WatchdogState {
-  const fresh: WatchdogState = { failures: 0, last_failure: null, reported: false, updated_at: new Date(0).toISOString() }
+  const fresh: WatchdogState = { failures: 0, last_failure: null, reported: false, rollback: null, updated_at: new Date(0).toISOString() }
   if (!existsSync(path)) return fresh
   try {
     const parsed = v.safeParse(WatchdogStateSchema, JSON.parse(readFileSync(path, 'utf8')))

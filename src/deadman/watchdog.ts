@@ -15,11 +15,12 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { type Clock, isoTime, systemClock } from '../clock.ts'
 import { type Config, loadConfig, parseConfigText, sha256 } from '../config.ts'
-import { redact } from '../errors.ts'
+import { JobBusyError, redact } from '../errors.ts'
+import { type JobLock, takeJobLock } from '../jobs/job-lock.ts'
 import { openStore } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
 import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
-import { lastGoodPath, readLastGood, restoreLastGood, shortHash } from './last-good.ts'
+import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import { configRollbackMessage, recordRollback } from './rollback-row.ts'
 import { type HeartbeatCheck, type RouterClient, checkHeartbeat, request, waitForRouter } from './router-client.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
@@ -48,23 +49,63 @@ export type WatchdogExit = 0 | 1 | 2
 
 interface Outcome {
   exit: WatchdogExit
-  state: Omit<WatchdogState, 'updated_at'>
+  state: Omit<WatchdogState, 'updated_at' | 'rollback'>
 }
 
 export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
   const clock = o.clock ?? systemClock
-  const settings = readSettings(o.configPath)
-  const url = o.url ?? (settings ? listenUrl(settings) : undefined)
-  if (!url) {
-    o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
-    return 2
+  // One run at a time (a timer and a hand-run, or cron): two would both roll back, restart and record.
+  let lock: JobLock
+  try {
+    lock = takeJobLock('watchdog', `${o.statePath}.lock`, () => clock.now())
+  } catch (error) {
+    if (!(error instanceof JobBusyError)) throw error
+    o.log(`${error.message.replace(/; nothing done$/, '')}: this run checks nothing`)
+    return 1
   }
-  const previous = readWatchdogState(o.statePath)
-  const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
-  const check = await checkHeartbeat(router)
-  const outcome = await decide(o, router, check, previous, settings, clock)
-  writeWatchdogState(o.statePath, { ...outcome.state, updated_at: isoTime(clock.now()) })
-  return outcome.exit
+  try {
+    const settings = readSettings(o.configPath)
+    const url = o.url ?? (settings ? listenUrl(settings) : undefined)
+    if (!url) {
+      o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
+      return 2
+    }
+    const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
+    let previous = readWatchdogState(o.statePath)
+    if (previous.rollback) {
+      if (!(await recordInterrupted(o, router, previous.rollback, clock))) return 2
+      previous = { ...previous, rollback: null, failures: 0, reported: false }
+      writeWatchdogState(o.statePath, { ...previous, updated_at: isoTime(clock.now()) })
+    }
+    const check = await checkHeartbeat(router)
+    const outcome = await decide(o, router, check, previous, settings, clock)
+    writeWatchdogState(o.statePath, { ...outcome.state, rollback: null, updated_at: isoTime(clock.now()) })
+    return outcome.exit
+  } finally {
+    lock.release()
+  }
+}
+
+/**
+ * A rollback a previous run began and never recorded (it was killed: by systemd's timeout while
+ * the restart command ran, say): the snapshot may be in place, so the rollback is recorded now,
+ * its restart's outcome unknown. False when it could not be recorded (the entry is kept).
+ */
+async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun: NonNullable<WatchdogState['rollback']>, clock: Clock): Promise<boolean> {
+  const settings = readSettings(o.configPath)
+  if (!settings) {
+    o.log(`a rollback begun at ${begun.started_at} was never recorded, and ${o.configPath} cannot be read to record it now`)
+    return false
+  }
+  const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
+  const entry = { agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
+  const recorded = await recordEntry(o, router, settings, clock, entry)
+  o.log(recorded.ok ? `an interrupted rollback recorded (log id ${recorded.logId}, ${recorded.via})` : `INTERRUPTED ROLLBACK NOT RECORDED: ${recorded.error}`)
+  if (!recorded.byRouter) {
+    const message = configRollbackMessage(entry.oldHash, entry.newHash, entry.reason)
+    await makeAlert({ config: () => settings, env: o.env, log: o.log })(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
+  }
+  return recorded.ok
 }
 
 async function decide(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, previous: WatchdogState, settings: Config | null, clock: Clock): Promise<Outcome> {
@@ -87,6 +128,8 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
 
   const snapshot = readLastGood(o.configPath)
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
+  const tampered = snapshotProblem(snapshot)
+  if (tampered) return refuse(tampered)
   const runningHash = check.configHash ?? fileHash(o.configPath)
   if (runningHash === snapshot.hash) {
     return refuse(`the running config ${shortHash(runningHash)} already is the last known good; a rollback cannot cure this`)
@@ -98,6 +141,14 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     return refuse(`the last-known-good snapshot does not validate: ${(error as Error).message}`)
   }
   const alert = makeAlert({ config: () => restored, env: o.env, log: o.log })
+  // Written before the config is touched: a run killed from here on is finished by the next one.
+  writeWatchdogState(o.statePath, {
+    failures,
+    last_failure: check.reason,
+    reported: previous.reported,
+    rollback: { old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: isoTime(clock.now()) },
+    updated_at: isoTime(clock.now()),
+  })
   try {
     restoreLastGood(o.configPath, snapshot)
   } catch (error) {
