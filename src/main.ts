@@ -108,7 +108,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
     )
     if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
-    const signing = await ensureSigningKey(config().proof.keyPath)
+    const signing = await ensureSigningKey(boot.proof.keyPath)
     if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
 
     const inFlight = { count: 0 }
@@ -157,7 +157,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const jobs =
       options.jobs === false
         ? null
-        : startJobs({ config, clock, env, log, tickMs: options.jobs?.tickMs })
+        : startJobs({ config, livePath: store.path, keyPath: boot.proof.keyPath, clock, env, log, tickMs: options.jobs?.tickMs })
     const statsFill = options.statsFill === false ? null : startStatsFill({ store, rollups, clock, log, tickMs: options.statsFill?.tickMs })
     log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
     if (options.background ?? true) deadman.start()

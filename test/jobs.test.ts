@@ -5,7 +5,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { archiveLockPath } from '../src/retention/archive-job.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
@@ -14,7 +14,8 @@ import { holdJobLock } from './support/process.ts'
 import { readRows } from './support/rows.ts'
 import { checkpoint, daysAgo, seedRows } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
-import { type TestWitness, manualClock, simConfig, startWitness } from './support/witness.ts'
+import { serve } from '../src/main.ts'
+import { type TestWitness, manualClock, simConfig, startWitness, writeConfigFile } from './support/witness.ts'
 
 let sim: Simulator
 beforeAll(() => {
@@ -75,6 +76,35 @@ describe('background jobs in serve', () => {
     clock.advance(5 * MINUTE)
     await w.jobs!.tick() // due, but nothing new to sign
     expect(checkpoints()).toHaveLength(2)
+  })
+
+  test('the jobs keep to the database the server opened: a reload naming another (restart required) or `serve --db` does not move them', async () => {
+    const { w, dir } = await witnessWith({ proof: { checkpoint_every: '5m' } })
+    stopAll.push(w)
+    writeConfigFile(w.configPath, simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { machine: 'alpha', database: './moved.db', proof: { checkpoint_every: '5m', key_path: './other-key.json' } }))
+    const reload = await (await w.post('/admin/reload', '')).json()
+    expect(reload.restart_required).toEqual(['database', 'proof.key_path'])
+    expect((await w.infer({})).status).toBe(200)
+    await w.jobs!.tick()
+    const signed = new Database(w.dbPath, { readonly: true })
+    expect(signed.query('SELECT count(*) AS n FROM checkpoints').get()).toEqual({ n: 1 })
+    signed.close()
+    expect(existsSync(join(dir, 'moved.db'))).toBe(false)
+
+    // `serve --db`: the jobs use the file given, not the config's.
+    const other = join(tempDir(), 'other.db')
+    const logs: string[] = []
+    const served = await serve({ configPath: w.configPath, port: 0, db: other, env: {}, log: (l) => logs.push(l), background: false, jobs: { tickMs: null }, statsFill: false })
+    try {
+      await fetch(`${served.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+      await served.jobs!.tick()
+      expect(logs.filter((l) => l.includes('failed'))).toEqual([])
+      const db = new Database(other, { readonly: true })
+      expect(db.query('SELECT count(*) AS n FROM checkpoints').get()).toEqual({ n: 1 })
+      db.close()
+    } finally {
+      await served.stop(0)
+    }
   })
 
   test.skipIf(!HAVE_GIT)('the archive runs at the first check and then once a day, the sync every sync.every, by the injected clock', async () => {

@@ -92,5 +92,6 @@ export function restartRequired(boot: Config, next: Config): string[] {
   const fixed = ['listen', 'database_sync', 'database_busy_timeout_ms', 'database_max_mb', 'database_writer', 'database_fsync'] as const
   const out: string[] = fixed.filter((key) => JSON.stringify(boot.raw[key]) !== JSON.stringify(next.raw[key]))
   if (boot.databasePath !== next.databasePath) out.push('database')
+  if (boot.proof.keyPath !== next.proof.keyPath) out.push('proof.key_path')
   return out.sort()
 }

@@ -23,6 +23,10 @@ const SIZE_RETRY_MS = 10 * 60_000
 
 export interface JobsDeps {
   config: () => Config
+  /** The live database the server opened (its config's, or `serve --db`): fixed until a restart, like the store. */
+  livePath: string
+  /** The signing key the server made sure of at start: fixed until a restart. */
+  keyPath: string
   clock: Clock
   env: Record<string, string | undefined>
   log: (line: string) => void
@@ -55,12 +59,12 @@ export function startJobs(deps: JobsDeps): Jobs {
   const due = async () => {
     const config = deps.config()
     const now = deps.clock.now()
-    const overSize = existsSync(config.databasePath) && statSync(config.databasePath).size > config.retention.maxDbMb * 1024 * 1024
+    const overSize = existsSync(deps.livePath) && statSync(deps.livePath).size > config.retention.maxDbMb * 1024 * 1024
     if (lastArchiveAt === null || now - lastArchiveAt >= DAY_MS || (overSize && now - lastArchiveAt >= SIZE_RETRY_MS)) {
       lastArchiveAt = now
       await guarded('archive', async () => {
         const report = await runArchive({
-          livePath: config.databasePath,
+          livePath: deps.livePath,
           retention: config.retention,
           syncConfigured: config.sync !== null,
           now: () => deps.clock.now(),
@@ -72,12 +76,12 @@ export function startJobs(deps: JobsDeps): Jobs {
       })
     }
     const every = config.proof.checkpointEveryMs
-    if (every > 0 && (lastCheckpointAt === null || now - lastCheckpointAt >= every) && existsSync(config.proof.keyPath)) {
+    if (every > 0 && (lastCheckpointAt === null || now - lastCheckpointAt >= every) && existsSync(deps.keyPath)) {
       lastCheckpointAt = now
       await guarded('checkpoint', async () => {
-        const live = await openLiveForJob(config.databasePath, 'checkpoint')
+        const live = await openLiveForJob(deps.livePath, 'checkpoint')
         try {
-          await checkpointNow(live, await loadSigningKey(config.proof.keyPath), config.machine, () => deps.clock.now())
+          await checkpointNow(live, await loadSigningKey(deps.keyPath), config.machine, () => deps.clock.now())
           return []
         } finally {
           live.close()
@@ -89,11 +93,11 @@ export function startJobs(deps: JobsDeps): Jobs {
       lastSyncAt = now
       await guarded('sync', async () => {
         const report = await runSync({
-          livePath: config.databasePath,
+          livePath: deps.livePath,
           archiveDir: config.retention.archiveDir,
           sync,
           machine: config.machine,
-          keyPath: config.proof.keyPath,
+          keyPath: deps.keyPath,
           now: () => deps.clock.now(),
           token: deps.env.WITNESS_SYNC_TOKEN || undefined,
           user: deps.env.WITNESS_SYNC_USER || undefined,
