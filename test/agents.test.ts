@@ -58,7 +58,7 @@ describe('an agent that falls silent', () => {
     expect(readRollbackFacts(w.dbPath)).toEqual([
       {
         log_id: rows[0]!.id, agent: 'bezalel', old_config_hash: 'abc123', new_config_hash: null, reason: rows[0]!.error_message,
-        command: 'rollback_command', exit_status: 0, timed_out: 0, output: 'restored', recorded_by: 'router',
+        command: 'rollback_command', exit_status: 0, timed_out: 0, output: 'restored', recorded_by: 'router', rollback_id: null,
       },
     ])
     expect(await agentState(w, 'bezalel')).toMatchObject({ state: 'rolled_back', silence_s: 901, config_hash: 'abc123', last_rollback: { log_id: rows[0]!.id, exit_status: 0 } })
@@ -296,6 +296,20 @@ describe('POST /deadman/rollback', () => {
     expect(row).toMatchObject({ id: log_id, agent_name: 'bezalel', provider: 'deadman', model: '9c1d0e4f77', endpoint: 'watchdog', status: 'rollback' })
     expect(row!.error_message).toBe('rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)')
     expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
+  })
+
+  test('a rollback reported twice with its rollback_id is one row: the second report gets 200 and the first row\'s id', async () => {
+    const { w } = await witness({})
+    const report = { agent: 'witness', old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', reason: 'after 3 failed health checks', rollback_id: '01a24ab0-ebbf-774c-815f-22a94456a63f' }
+    const first = await w.post('/deadman/rollback', report)
+    expect(first.status).toBe(201)
+    const { log_id } = await first.json()
+    const again = await w.post('/deadman/rollback', report)
+    expect(again.status).toBe(200)
+    expect(await again.json()).toEqual({ log_id, already_recorded: true })
+    expect(readRows(w.dbPath)).toHaveLength(1)
+    expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, rollback_id: report.rollback_id })
+    expect((await w.post('/deadman/rollback', { ...report, rollback_id: 'not an id!' })).status).toBe(400)
   })
 
   test('bad bodies get a 400 with the path of each problem', async () => {

@@ -102,6 +102,7 @@ describe('against a stopped router', () => {
         log_id: rows[1]!.id, agent: 'witness', old_config_hash: brokenHash, new_config_hash: goodHash,
         reason: 'after 3 failed health checks (connection refused); restart_command exited 0',
         command: 'restart_command', exit_status: 0, timed_out: 0, output: 'restarting', recorded_by: 'watchdog',
+        rollback_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       },
     ])
     expect(JSON.parse(readFileSync(`${configPath}.watchdog.json`, 'utf8')).failures).toBe(0)
@@ -284,6 +285,35 @@ describe('one run at a time, and a run cut short', () => {
     // Recorded once: a third run finds nothing left to record.
     await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '100ms'])
     expect(readRollbackFacts(join(dir, 'witness.db'))).toHaveLength(1)
+  })
+
+  test('a report the router took too long to answer (its database locked) and the direct write that followed are one row', async () => {
+    const dir = tempDir()
+    const base = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'true' } })
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), base)
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeConfigFile(configPath, { ...base, max_body_mb: 16 }) // another config, healthy: the check fails only below
+    const router = await spawnWitness(configPath)
+    const lock = await holdWriteLock(join(dir, 'witness.db')) // a backup or a sqlite3 shell, for a few seconds
+    try {
+      const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', router.url, '--failures', '1', '--timeout', '2s', '--wait', '3s'], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '' },
+        stdout: 'ignore',
+        stderr: 'pipe',
+      })
+      const said = await readUntil(proc.stderr, 'writing the row directly', 20_000)
+      expect(said).toContain('writing the row directly')
+      await Bun.sleep(300)
+      await lock.release()
+      await proc.exited
+      // The router's queued write commits too, after the watchdog's (or before it): one row either way.
+      await Bun.sleep(1_500)
+      expect(readRows(join(dir, 'witness.db')).filter((r) => r.status === 'rollback')).toHaveLength(1)
+    } finally {
+      router.proc.kill('SIGTERM')
+      await router.proc.exited
+    }
   })
 
   test('a symlinked config is restored through its link: the link stays, its target gets the snapshot', async () => {

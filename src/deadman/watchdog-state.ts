@@ -14,7 +14,7 @@ export const WatchdogStateSchema = v.object({
   reported: v.optional(v.boolean(), false),
   /** A rollback begun (the snapshot about to be restored) and not yet recorded: a run killed meanwhile leaves it for the next. */
   rollback: v.optional(
-    v.nullable(v.object({ old_hash: v.nullable(v.string()), new_hash: v.string(), reason: v.string(), started_at: v.string() })),
+    v.nullable(v.object({ id: v.string(), old_hash: v.nullable(v.string()), new_hash: v.string(), reason: v.string(), started_at: v.string() })),
     null,
   ),
   updated_at: v.string(),

@@ -17,6 +17,7 @@ import { type Clock, isoTime, systemClock } from '../clock.ts'
 import { type Config, loadConfig, parseConfigText, sha256 } from '../config.ts'
 import { JobBusyError, redact } from '../errors.ts'
 import { type JobLock, takeJobLock } from '../jobs/job-lock.ts'
+import { rollbackById } from '../telemetry/deadman-store.ts'
 import { openStore } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
 import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
@@ -98,7 +99,7 @@ async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun
     return false
   }
   const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
-  const entry = { agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
+  const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
   const recorded = await recordEntry(o, router, settings, clock, entry)
   o.log(recorded.ok ? `an interrupted rollback recorded (log id ${recorded.logId}, ${recorded.via})` : `INTERRUPTED ROLLBACK NOT RECORDED: ${recorded.error}`)
   if (!recorded.byRouter) {
@@ -142,11 +143,13 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   }
   const alert = makeAlert({ config: () => restored, env: o.env, log: o.log })
   // Written before the config is touched: a run killed from here on is finished by the next one.
+  // The id makes the rollback one row, whoever records it and however often it is reported.
+  const rollbackId = Bun.randomUUIDv7()
   writeWatchdogState(o.statePath, {
     failures,
     last_failure: check.reason,
     reported: previous.reported,
-    rollback: { old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: isoTime(clock.now()) },
+    rollback: { id: rollbackId, old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: isoTime(clock.now()) },
     updated_at: isoTime(clock.now()),
   })
   try {
@@ -161,6 +164,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   const restart = await restartRouter(o, router, check, restored, oldHash, snapshot.hash)
   o.log(restart.summary)
   const entry = {
+    id: rollbackId,
     agent: restored.deadman.name,
     oldHash,
     newHash: snapshot.hash,
@@ -215,7 +219,7 @@ async function recordEntry(
   router: RouterClient,
   restored: Config,
   clock: Clock,
-  entry: { agent: string; oldHash: string | null; newHash: string; reason: string; restart: Restart },
+  entry: { id: string; agent: string; oldHash: string | null; newHash: string; reason: string; restart: Restart },
 ): Promise<Recorded> {
   const facts = {
     command: entry.restart.command,
@@ -237,11 +241,12 @@ async function recordEntry(
         exit_status: facts.exitStatus,
         timed_out: facts.timedOut,
         output: facts.output,
+        rollback_id: entry.id,
       }),
     })
-    if (res?.status === 201) {
-      const body = (await res.json().catch(() => ({}))) as { log_id?: number }
-      return { ok: true, logId: body.log_id ?? 0, via: 'through POST /deadman/rollback', byRouter: true }
+    if (res?.status === 201 || res?.status === 200) {
+      const body = (await res.json().catch(() => ({}))) as { log_id?: number; already_recorded?: boolean }
+      return { ok: true, logId: body.log_id ?? 0, via: body.already_recorded ? 'already recorded, as POST /deadman/rollback says' : 'through POST /deadman/rollback', byRouter: true }
     }
     o.log(`POST /deadman/rollback ${res ? `answered HTTP ${res.status}` : 'did not answer'}; writing the row directly`)
   }
@@ -249,14 +254,27 @@ async function recordEntry(
     // A one-shot writer. Never recoverPending here: pending rows may belong to a live router.
     const store = openStore(restored.databasePath, { sync: restored.raw.database_sync, busyTimeoutMs: restored.raw.database_busy_timeout_ms })
     try {
-      const logId = await recordRollback(store, clock, {
-        agent: entry.agent,
-        model: entry.newHash,
-        endpoint: o.configPath,
-        errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
-        facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog' },
-      })
-      return { ok: true, logId, via: `straight into ${restored.databasePath}`, byRouter: false }
+      // Recorded already (a POST that timed out here but committed, a run killed after writing it).
+      const known = (): Recorded | null => {
+        const earlier = rollbackById(store.reader, entry.id)
+        return earlier ? { ok: true, logId: earlier.log_id, via: `already recorded (by the ${earlier.recorded_by})`, byRouter: earlier.recorded_by === 'endpoint' } : null
+      }
+      const before = known()
+      if (before) return before
+      try {
+        const logId = await recordRollback(store, clock, {
+          agent: entry.agent,
+          model: entry.newHash,
+          endpoint: o.configPath,
+          errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
+          facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog', rollbackId: entry.id },
+        })
+        return { ok: true, logId, via: `straight into ${restored.databasePath}`, byRouter: false }
+      } catch (error) {
+        const raced = known()
+        if (raced) return raced
+        throw error
+      }
     } finally {
       store.close()
     }

@@ -10,6 +10,7 @@ import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { recordRollback, configRollbackMessage } from '../deadman/rollback-row.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
+import { rollbackById } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentName, readJsonObject, resolveAgent, validate } from './request-body.ts'
 
@@ -39,6 +40,8 @@ export const RollbackReportSchema = v.looseObject({
   exit_status: v.optional(v.nullable(v.pipe(v.number(), v.integer()))),
   timed_out: v.optional(v.boolean()),
   output: v.optional(v.nullable(v.pipe(v.string(), v.maxLength(8000)))),
+  /** The reporter's id for this rollback: reported again (a retry, a direct write that raced), it stays one row. */
+  rollback_id: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/, 'a rollback id is 1-64 letters, digits, ".", "_" or "-"'))),
 })
 
 /** POST /heartbeat `{ "agent", "config_hash" }` → 200 with the agent's state. */
@@ -75,12 +78,19 @@ export function deadmanStatusRoute(deps: DeadmanRouteDeps) {
   }
 }
 
-/** POST /deadman/rollback → 201 `{ "log_id" }`, the rollback row written. */
+/**
+ * POST /deadman/rollback → 201 `{ "log_id" }`, the rollback row written; 200 `{ "log_id",
+ * "already_recorded": true }` when a row with its `rollback_id` exists (nothing written or alerted).
+ */
 export function rollbackReportRoute(deps: DeadmanRouteDeps) {
   return async (c: Context) => {
     const input = validate(RollbackReportSchema, await readJsonObject(c), 'rollback report')
+    const id = input.rollback_id ?? null
+    const recorded = () => (id === null ? null : rollbackById(deps.store.reader, id))
+    const earlier = recorded()
+    if (earlier) return c.json({ log_id: earlier.log_id, already_recorded: true }, 200)
     const message = configRollbackMessage(input.old_config_hash, input.new_config_hash, input.reason)
-    const logId = await recordRollback(deps.store, deps.clock, {
+    const write = recordRollback(deps.store, deps.clock, {
       agent: input.agent,
       model: input.new_config_hash ?? 'unknown',
       endpoint: input.endpoint ?? 'watchdog',
@@ -94,8 +104,18 @@ export function rollbackReportRoute(deps: DeadmanRouteDeps) {
         timedOut: input.timed_out ?? false,
         output: input.output ?? null,
         recordedBy: 'endpoint',
+        rollbackId: id,
       },
     })
+    let logId: number
+    try {
+      logId = await write
+    } catch (error) {
+      // The same rollback written meanwhile by its reporter (the unique id refused this one).
+      const raced = recorded()
+      if (raced) return c.json({ log_id: raced.log_id, already_recorded: true }, 200)
+      throw error
+    }
     void deps.deadman.alert(`${input.agent}: ${message}`)
     return c.json({ log_id: logId }, 201)
   }

@@ -24,6 +24,8 @@ export interface RollbackFacts {
   /** The first lines of the command's output. */
   output: string | null
   recordedBy: RecordedBy
+  /** The reporter's id for this rollback (a watchdog's): a second report of it is refused (unique). */
+  rollbackId?: string | null
 }
 
 /** The persisted view of one agent's heartbeats. */
@@ -41,8 +43,8 @@ export interface AgentRecord {
 
 export function rollbackFactsWrite(facts: RollbackFacts): SideWrite {
   return {
-    sql: `INSERT INTO deadman_rollback (log_id, agent, old_config_hash, new_config_hash, reason, command, exit_status, timed_out, output, recorded_by)
-          VALUES ($log_id, $agent, $old, $new, $reason, $command, $exit, $timedOut, $output, $by)`,
+    sql: `INSERT INTO deadman_rollback (log_id, agent, old_config_hash, new_config_hash, reason, command, exit_status, timed_out, output, recorded_by, rollback_id)
+          VALUES ($log_id, $agent, $old, $new, $reason, $command, $exit, $timedOut, $output, $by, $rollbackId)`,
     params: {
       agent: facts.agent,
       old: facts.oldConfigHash,
@@ -53,6 +55,7 @@ export function rollbackFactsWrite(facts: RollbackFacts): SideWrite {
       timedOut: facts.timedOut ? 1 : 0,
       output: facts.output,
       by: facts.recordedBy,
+      rollbackId: facts.rollbackId ?? null,
     },
   }
 }
@@ -116,6 +119,11 @@ export interface RollbackView {
   exit_status: number | null
   timed_out: boolean
   recorded_by: RecordedBy
+}
+
+/** The row that recorded the rollback with this reporter's id, and who wrote it; null when none has. */
+export function rollbackById(reader: Database, rollbackId: string): { log_id: number; recorded_by: RecordedBy } | null {
+  return reader.query('SELECT log_id, recorded_by FROM deadman_rollback WHERE rollback_id = $id').get({ id: rollbackId }) as { log_id: number; recorded_by: RecordedBy } | null
 }
 
 export function readRollback(reader: Database, logId: number): RollbackView | null {

@@ -163,6 +163,11 @@ export const MIGRATIONS: readonly string[] = [
    -- Deleting a slice's counts (a slice stored again, dropped or archived) without scanning them all.
    CREATE INDEX IF NOT EXISTS slice_row_counts_slice ON slice_row_counts(slice_start);
    DELETE FROM stats_slice;`,
+  // 9: an id per rollback a watchdog records. It may try twice (through POST /deadman/rollback and,
+  // when that does not answer in time, straight into the file), or a run killed before it knew
+  // leaves it to the next: with the id, a rollback is one row however often it is reported.
+  `ALTER TABLE deadman_rollback ADD COLUMN rollback_id TEXT;
+   CREATE UNIQUE INDEX IF NOT EXISTS deadman_rollback_id ON deadman_rollback(rollback_id) WHERE rollback_id IS NOT NULL;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
