@@ -202,6 +202,35 @@ describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
   })
 })
 
+describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
+  test('a second machine syncing under the same name stops, exports nothing and says why, instead of skipping its rows as exported', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const a = machine('twin', remote)
+    const b = machine('twin', remote)
+    await a.seed([{ timestamp: '2026-11-23T10:00:00.000Z', agent: 'on-a' }, { timestamp: '2026-11-23T11:00:00.000Z', agent: 'on-a' }])
+    await b.seed([{ timestamp: '2026-11-23T12:00:00.000Z', agent: 'on-b' }, { timestamp: '2026-11-23T13:00:00.000Z', agent: 'on-b' }])
+    expect((await a.sync()).code).toBe(0)
+    const second = await b.sync()
+    expect(second.code).not.toBe(0)
+    expect(second.stderr).toContain('already holds row 1 with other content: another machine syncs as "twin", or this database replaced the one exported before')
+    expect(remoteLines(remote).map((l) => l.agent_name)).toEqual(['on-a', 'on-a'])
+    // Its rows are still owed: nothing was marked exported.
+    expect((await b.sync()).code).not.toBe(0)
+  })
+
+  test('a row stamped beyond year 9999 goes to 0000/00/00.ndjson; the rows after it still go out', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    await m.seed([{ timestamp: '2026-11-23T10:00:00.000Z' }, { timestamp: new Date(Date.UTC(10000, 0, 1)).toISOString() }, { timestamp: '2026-11-23T11:00:00.000Z' }])
+    const result = await m.sync()
+    expect(result.stderr).toBe('')
+    expect(result.code).toBe(0)
+    const files = remoteFiles(remote)
+    expect([...files.keys()].sort()).toEqual(['alpha/0000/00/00.ndjson', 'alpha/2026/11/23.ndjson'])
+    expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+  })
+})
+
 describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', () => {
   test('two machines syncing into one remote at the same time all land, each in its own folder, none lost', async () => {
     const base = tempDir()

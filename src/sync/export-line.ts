@@ -29,13 +29,16 @@ export const EXPORT_COLUMNS =
 
 const DAY = /^(\d{4})-(\d{2})-(\d{2})T/
 
-/** `<machine>/YYYY/MM/DD.ndjson` for a row (by its UTC day; 0000/00/00 if its timestamp is not ISO-8601). */
+/**
+ * `<machine>/YYYY/MM/DD.ndjson` for a row (by its UTC day; 0000/00/00 if its timestamp is not
+ * ISO-8601 or names a year outside 0000-9999, as `+010000-01-01T…` does).
+ */
 export function dayFileOf(machine: string, timestamp: string): string {
   const iso = DAY.exec(timestamp) ? timestamp : (() => {
     const ms = Date.parse(timestamp)
-    return Number.isNaN(ms) ? '0000-00-00T' : new Date(ms).toISOString()
+    return Number.isNaN(ms) ? '' : new Date(ms).toISOString()
   })()
-  const [, year, month, day] = DAY.exec(iso)!
+  const [, year, month, day] = DAY.exec(iso) ?? ['', '0000', '00', '00']
   return `${machine}/${year}/${month}/${day}.ndjson`
 }
 

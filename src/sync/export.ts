@@ -11,6 +11,7 @@
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { SyncError } from '../errors.ts'
 import { readState, tableExists } from '../jobs/job-db.ts'
 import { listArchives, openArchiveReadonly } from '../retention/archive-files.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
@@ -93,10 +94,15 @@ function select(db: Database) {
   return (where: string, ...params: (string | number)[]) => db.query(`${from} WHERE ${where}`).all(...params) as ExportLine[]
 }
 
-/** The day files of one machine in the clone, appended to without repeating an id. */
+/**
+ * The day files of one machine in the clone, appended to without repeating an id. An id already
+ * there with other content is not this database's row: another machine syncs under this name, or
+ * the database was replaced. That stops the export rather than skip the row unexported.
+ */
 class DayFiles {
   written = 0
-  private readonly ids = new Map<string, Set<number>>()
+  /** Per file, each id's line (its hash: a day file may hold a million lines). */
+  private readonly ids = new Map<string, Map<number, bigint | number>>()
 
   constructor(
     private readonly workDir: string,
@@ -115,9 +121,16 @@ class DayFiles {
       const seen = this.idsIn(file)
       const lines: string[] = []
       for (const row of fileRows.sort((a, b) => a.id - b.id)) {
-        if (seen.has(row.id)) continue
-        seen.add(row.id)
-        lines.push(toLine(row))
+        const line = toLine(row)
+        const there = seen.get(row.id)
+        if (there !== undefined) {
+          if (there === Bun.hash(line)) continue
+          throw new SyncError(
+            `sync: ${file} already holds row ${row.id} with other content: another machine syncs as "${this.machine}", or this database replaced the one exported before; nothing exported (give this machine its own name with machine:, or a fresh sync.work_dir and remote folder)`,
+          )
+        }
+        seen.set(row.id, Bun.hash(line))
+        lines.push(line)
       }
       if (lines.length === 0) continue
       const path = join(this.workDir, file)
@@ -131,15 +144,15 @@ class DayFiles {
     return [...this.ids.keys()]
   }
 
-  private idsIn(file: string): Set<number> {
+  private idsIn(file: string): Map<number, bigint | number> {
     let seen = this.ids.get(file)
     if (!seen) {
-      seen = new Set()
+      seen = new Map()
       const path = join(this.workDir, file)
       if (existsSync(path)) {
         for (const line of readFileSync(path, 'utf8').split('\n')) {
           const id = idOfLine(line)
-          if (id !== null) seen.add(id)
+          if (id !== null) seen.set(id, Bun.hash(line))
         }
       }
       this.ids.set(file, seen)
