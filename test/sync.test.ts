@@ -231,6 +231,53 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
   })
 })
 
+describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
+  async function exported() {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
+    await m.seed([{ timestamp: '2026-11-23T10:00:00.000Z' }, { timestamp: '2026-11-23T11:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    return { m, remote, clone, day: join(clone, 'alpha/2026/11/23.ndjson') }
+  }
+
+  test('a forged copy of a row put before the real line: verify --repo names both and fails, fleet leaves the row out and says so', async () => {
+    const { clone, day } = await exported()
+    const text = readFileSync(day, 'utf8')
+    const first = JSON.parse(text.split('\n')[0]!)
+    writeFileSync(day, `${JSON.stringify({ ...first, provider: 'forged', tokens_out: 999999 })}\n${text}`)
+    const verified = await runWitness(['verify', '--repo', clone])
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toContain('row 1 is on two lines that differ (alpha/2026/11/23.ndjson:1 and alpha/2026/11/23.ndjson:2): neither is taken')
+    const out = join(tempDir(), 'fleet.db')
+    const fleet = await runWitness(['fleet', '--repo', clone, '--out', out])
+    expect(fleet.stderr).toContain('left out 1 row(s) whose id is on two lines that differ (check them with verify --repo): alpha/1')
+    const db = new Database(out, { readonly: true })
+    expect(db.query('SELECT origin_id, provider FROM fleet_log').all()).toEqual([{ origin_id: 2, provider: 'kimi' }])
+    db.close()
+  })
+
+  test('lines that are not JSON, in a day file or a chain file: verify --repo names them, and sync goes on', async () => {
+    const { m, remote, clone, day } = await exported()
+    appendFileSync(day, '{"id":7, cut short\n')
+    const verified = await runWitness(['verify', '--repo', clone])
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toContain('alpha/2026/11/23.ndjson:3 is not a JSON line')
+
+    // The machine's own clone gets a broken chain line; its next sync still exports.
+    const chainDir = join(m.workDir, 'alpha', 'chain')
+    const chainFile = readdirSync(chainDir, { recursive: true }).map(String).find((f) => f.endsWith('.jsonl'))!
+    appendFileSync(join(chainDir, chainFile), 'not json\n')
+    await m.seed([{ timestamp: '2026-11-23T12:00:00.000Z' }])
+    const again = await m.sync()
+    expect(again.stderr).toBe('')
+    expect(again.code).toBe(0)
+    expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+  })
+})
+
 describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', () => {
   test('two machines syncing into one remote at the same time all land, each in its own folder, none lost', async () => {
     const base = tempDir()

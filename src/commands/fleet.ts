@@ -14,6 +14,9 @@ export const fleetCommand: Command = {
     const machines = Object.entries(report.machines).map(([m, n]) => `${m}: ${n}`)
     console.log(`witness fleet: ${report.rows} rows from ${machines.length} machine(s) (${machines.join(', ') || 'none'}) -> ${values.out}`)
     if (report.skipped.length) console.error(`witness fleet: skipped ${report.skipped.length} line(s) that are not export lines: ${report.skipped.slice(0, 5).join(', ')}${report.skipped.length > 5 ? ', …' : ''}`)
+    if (report.conflicting.length) {
+      console.error(`witness fleet: left out ${report.conflicting.length} row(s) whose id is on two lines that differ (check them with verify --repo): ${report.conflicting.slice(0, 5).join(', ')}${report.conflicting.length > 5 ? ', …' : ''}`)
+    }
     return 0
   },
 }

@@ -113,11 +113,15 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     throw new UsageError(`--key pins one machine's key, but ${clone} has folders ${machines.join(', ')}: choose one with --machine`)
   }
   for (const machine of machines) {
-    const { gathered, key: published } = gatherExport(clone, machine)
+    const { gathered, key: published, problems: unreadable } = gatherExport(clone, machine)
     const publishedId = published ? keyIdOf(published.jwk) : null
     const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
     const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
     const verdict = await verifyEvidence(toEvidence(gathered, keys, true, 0))
+    if (unreadable.length) {
+      verdict.problems.unshift(...unreadable)
+      verdict.ok = false
+    }
     if (!trusted && gathered.checkpoints.length) {
       verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
       verdict.ok = false

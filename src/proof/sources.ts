@@ -6,7 +6,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, relative } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import type { PublicKeyFile } from './keys.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
@@ -63,11 +63,21 @@ function filesUnder(dir: string, suffix: string): string[] {
   return out
 }
 
-function lines(path: string): unknown[] {
-  return readFileSync(path, 'utf8')
+/** The JSON values of a file's lines; a line that is not JSON is named in `bad` (`path:line`) and left out. */
+function lines(path: string, bad: string[], shown: string): { value: unknown; text: string; at: string }[] {
+  const out: { value: unknown; text: string; at: string }[] = []
+  readFileSync(path, 'utf8')
     .split('\n')
-    .filter((l) => l.trim())
-    .map((l) => JSON.parse(l) as unknown)
+    .forEach((text, i) => {
+      if (!text.trim()) return
+      const at = `${shown}:${i + 1}`
+      try {
+        out.push({ value: JSON.parse(text) as unknown, text, at })
+      } catch {
+        bad.push(`${at} is not a JSON line`)
+      }
+    })
+  return out
 }
 
 /** The machines that have a folder in an export clone. */
@@ -75,22 +85,53 @@ export function exportMachines(clone: string): string[] {
   return readdirSync(clone).filter((name) => !name.startsWith('.') && statSync(join(clone, name)).isDirectory())
 }
 
-/** What one machine's folder of a git export holds, and its published public key. */
-export function gatherExport(clone: string, machine: string): { gathered: Gathered; key: PublicKeyFile | null } {
+/**
+ * What one machine's folder of a git export holds, and its published public key. `problems` names
+ * what cannot be evidence: lines that are not JSON, and an id on two lines that differ (one of
+ * them was put there by hand: neither is taken).
+ */
+export function gatherExport(clone: string, machine: string): { gathered: Gathered; key: PublicKeyFile | null; problems: string[] } {
   const root = join(clone, machine)
   const gathered = emptyGathered()
+  const problems: string[] = []
+  const shown = (file: string) => relative(clone, file)
+  const firstAt = new Map<number, { text: string; at: string }>()
+  const conflicting = new Set<number>()
   for (const file of filesUnder(root, '.ndjson')) {
-    for (const line of lines(file) as (LogRow & { request_id: string | null })[]) {
+    for (const { value, text, at } of lines(file, problems, shown(file))) {
+      const line = value as LogRow & { id: unknown; request_id: string | null }
+      const id = Number(line.id)
+      const first = firstAt.get(id)
+      if (first) {
+        if (first.text !== text) {
+          problems.push(`row ${id} is on two lines that differ (${first.at} and ${at}): neither is taken`)
+          conflicting.add(id)
+        }
+        continue
+      }
+      firstAt.set(id, { text, at })
       const row = Object.fromEntries(LOG_COLUMNS.map((c) => [c, line[c] ?? null])) as LogRow
-      gathered.rows.set(Number(line.id), { row, requestId: line.request_id ?? null })
+      gathered.rows.set(id, { row, requestId: line.request_id ?? null })
     }
   }
-  for (const file of filesUnder(join(root, 'chain'), '.jsonl')) gathered.entries.push(...(lines(file) as ChainEntry[]))
-  for (const file of filesUnder(join(root, 'checkpoints'), '.json')) gathered.checkpoints.push(JSON.parse(readFileSync(file, 'utf8')) as Checkpoint)
+  for (const id of conflicting) gathered.rows.delete(id)
+  for (const file of filesUnder(join(root, 'chain'), '.jsonl')) gathered.entries.push(...lines(file, problems, shown(file)).map((l) => l.value as ChainEntry))
+  for (const file of filesUnder(join(root, 'checkpoints'), '.json')) {
+    try {
+      gathered.checkpoints.push(JSON.parse(readFileSync(file, 'utf8')) as Checkpoint)
+    } catch {
+      problems.push(`${shown(file)} is not JSON`)
+    }
+  }
   gathered.checkpoints.sort((a, b) => a.id - b.id)
   const keyPath = join(root, 'public-key.json')
-  const key = existsSync(keyPath) ? (JSON.parse(readFileSync(keyPath, 'utf8')) as PublicKeyFile) : null
-  return { gathered, key }
+  let key: PublicKeyFile | null = null
+  try {
+    key = existsSync(keyPath) ? (JSON.parse(readFileSync(keyPath, 'utf8')) as PublicKeyFile) : null
+  } catch {
+    problems.push(`${shown(keyPath)} is not JSON`)
+  }
+  return { gathered, key, problems }
 }
 
 export function toEvidence(g: Gathered, keys: Map<string, JsonWebKey>, complete: boolean, chainStartsAtLogId: number): Evidence {

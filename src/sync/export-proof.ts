@@ -89,7 +89,15 @@ class ChainFiles {
       seqs = new Set()
       const path = join(this.workDir, file)
       if (existsSync(path)) {
-        for (const line of readFileSync(path, 'utf8').split('\n')) if (line.trim()) seqs.add((JSON.parse(line) as { seq: number }).seq)
+        for (const line of readFileSync(path, 'utf8').split('\n')) {
+          if (!line.trim()) continue
+          try {
+            seqs.add((JSON.parse(line) as { seq: number }).seq)
+          } catch {
+            // A line that is not an entry (edited by hand, cut short) holds none: what belongs is
+            // written again, and verify --repo names the line.
+          }
+        }
       }
       this.seen.set(file, seqs)
     }

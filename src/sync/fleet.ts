@@ -9,7 +9,9 @@
  * (the id on that machine) and request_id. The view `fleet_log` joins the
  * two. `request_log_meta` is rebuilt from the export (request_id, and seq
  * from the order of a request's rows) so requests count as requests. A row
- * exported twice (same machine and id) is taken once.
+ * exported twice (same machine and id) is taken once; an id on two lines
+ * that differ is not taken at all (one was put there by hand: verify --repo
+ * says the same) and is reported.
  */
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
@@ -36,6 +38,8 @@ export interface FleetReport {
   rows: number
   /** Lines that are not export lines, as `path:line`. */
   skipped: string[]
+  /** Rows left out because their id is on two lines that differ, as `machine/id`. */
+  conflicting: string[]
 }
 
 const DAY_FILE = /^\d{4}\/\d{2}\/\d{2}\.ndjson$/
@@ -49,7 +53,7 @@ export function buildFleet(repo: string, out: string): FleetReport {
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`)
   rmSync(tmp, { force: true })
   const db = new Database(tmp, { create: true, strict: true })
-  const report: FleetReport = { machines: {}, rows: 0, skipped: [] }
+  const report: FleetReport = { machines: {}, rows: 0, skipped: [], conflicting: [] }
   try {
     ensureSchema(db)
     db.exec(FLEET_DDL)
@@ -60,6 +64,13 @@ export function buildFleet(repo: string, out: string): FleetReport {
     const stage = db.query(
       `INSERT OR IGNORE INTO staging VALUES ($machine, $id, $timestamp, $agent_name, $provider, $model, $endpoint, $tokens_in, $tokens_out, $latency_ms, $status, $error_message, $request_id)`,
     )
+    // A repeated id: the same line again, or another one (IS compares NULLs as equal).
+    const sameAsStaged = db.query(
+      `SELECT 1 FROM staging WHERE machine = $machine AND origin_id = $id AND timestamp IS $timestamp AND agent_name IS $agent_name
+         AND provider IS $provider AND model IS $model AND endpoint IS $endpoint AND tokens_in IS $tokens_in AND tokens_out IS $tokens_out
+         AND latency_ms IS $latency_ms AND status IS $status AND error_message IS $error_message AND request_id IS $request_id`,
+    )
+    const conflicts = new Set<string>()
     for (const machine of machineDirs(repo)) {
       let count = 0
       db.transaction(() => {
@@ -73,11 +84,20 @@ export function buildFleet(repo: string, out: string): FleetReport {
                 report.skipped.push(`${machine}/${file}:${i + 1}`)
                 return
               }
-              count += stage.run({ machine, ...parsed }).changes
+              const values = { machine, ...parsed }
+              if (stage.run(values).changes > 0) count++
+              else if (!sameAsStaged.get(values)) conflicts.add(JSON.stringify([machine, parsed.id]))
             })
         }
       })()
       report.machines[machine] = count
+    }
+    const unstage = db.query('DELETE FROM staging WHERE machine = ? AND origin_id = ?')
+    for (const key of conflicts) {
+      const [machine, id] = JSON.parse(key) as [string, number]
+      unstage.run(machine, id)
+      report.machines[machine]!--
+      report.conflicting.push(`${machine}/${id}`)
     }
     db.transaction(() => {
       db.exec(`CREATE TEMP TABLE numbered AS
