@@ -278,6 +278,30 @@ describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
   })
 })
 
+describe.skipIf(!HAVE_GIT)('an archive that cannot be read', () => {
+  test('does not hold back the live rows: they go out, the file is named, the run exits 1, and its rows go out once it is repaired', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
+    const now = Date.now()
+    await m.seed([{ timestamp: daysAgo(now, 120) }, { timestamp: daysAgo(now, 60) }, { timestamp: daysAgo(now, 2) }])
+    await m.archive()
+    const file = readdirSync(m.archiveDir).filter((f) => f.startsWith('request_log-')).sort()[0]!
+    const good = readFileSync(join(m.archiveDir, file))
+    writeFileSync(join(m.archiveDir, file), 'garbage')
+    await m.seed([{ timestamp: daysAgo(now, 1) }])
+    const broken = await m.sync()
+    expect(broken.code).toBe(1)
+    expect(broken.stdout).toContain(`ARCHIVES UNREADABLE, their rows still owed: ${file}`)
+    expect(ids(remoteLines(remote))).toEqual([2, 3, 4])
+    writeFileSync(join(m.archiveDir, file), good)
+    const repaired = await m.sync()
+    expect(repaired.code).toBe(0)
+    expect(ids(remoteLines(remote))).toEqual([1, 2, 3, 4])
+    await expectRepoVerified(remote, m.keyPath, 'verified')
+  })
+})
+
 describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', () => {
   test('two machines syncing into one remote at the same time all land, each in its own folder, none lost', async () => {
     const base = tempDir()

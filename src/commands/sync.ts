@@ -22,6 +22,6 @@ export const syncCommand: Command = {
       user: process.env.WITNESS_SYNC_USER || undefined,
     })
     console.log(`witness sync: ${config.machine}: ${describeSync(report, config.sync.branch)}`)
-    return 0
+    return report.unreadable.length ? 1 : 0
   },
 }

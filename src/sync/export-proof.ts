@@ -18,7 +18,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { readState, tableExists } from '../jobs/job-db.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
@@ -42,6 +42,8 @@ export interface ProofExport {
   checkpoints: number
   /** The marks to save after the commit (encodeProofState). */
   state: ProofExportState
+  /** Archives that could not be read (`file: why`): their entries are owed, so the marks did not move. */
+  unreadable: string[]
 }
 
 /** What the last run exported into the clone `repo` (nothing for another clone). */
@@ -130,21 +132,26 @@ export async function exportProof(options: {
   through: number
 }): Promise<ProofExport> {
   const { live, machine, workDir, from, through } = options
-  if (!tableExists(live, 'log_chain')) return { entries: 0, checkpoints: 0, state: from }
+  if (!tableExists(live, 'log_chain')) return { entries: 0, checkpoints: 0, state: from, unreadable: [] }
   const files = new ChainFiles(workDir, machine)
   let last = from.seq
 
   // Entries archived before they were exported: archiving goes by the rows' age, not by chain order, so
   // they can be anywhere in the range (an old pending row finished late is chained after newer rows).
   const inLive = (live.query('SELECT count(*) AS n FROM log_chain WHERE seq > ? AND seq <= ?').get(from.seq, through) as { n: number }).n
+  const unreadable: string[] = []
   if (inLive < through - from.seq) {
     for (const file of listArchives(options.archiveDir)) {
-      await prepareReadable(options.archiveDir, file)
-      const db = openArchiveReadonly(options.archiveDir, file)
       try {
-        if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
-      } finally {
-        db.close()
+        await prepareReadable(options.archiveDir, file)
+        const db = openArchiveReadonly(options.archiveDir, file)
+        try {
+          if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
+        } finally {
+          db.close()
+        }
+      } catch (error) {
+        unreadable.push(`${basename(file.path)}: ${(error as Error).message}`)
       }
     }
   }
@@ -173,5 +180,7 @@ export async function exportProof(options: {
       writeFileSync(path, text)
     }
   }
-  return { entries: files.written, checkpoints, state: { seq: last, checkpoint: lastCheckpoint } }
+  // With an archive unreadable, entries in it may lie below `last`: the marks stay, and the next run
+  // looks again (what was written now is not written twice).
+  return { entries: files.written, checkpoints, state: unreadable.length ? from : { seq: last, checkpoint: lastCheckpoint }, unreadable }
 }

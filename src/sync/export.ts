@@ -10,7 +10,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { dirname, join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { readState, tableExists } from '../jobs/job-db.ts'
 import { listArchives, openArchiveReadonly } from '../retention/archive-files.ts'
@@ -27,6 +27,8 @@ export interface ExportResult {
   files: string[]
   /** The state to save once the lines are committed. */
   state: SyncState
+  /** Archives that could not be read (`file: why`): their rows are owed, so the mark did not move. */
+  unreadable: string[]
 }
 
 /** Exports what `state` has not covered; returns what it wrote and the state to save after the commit. */
@@ -61,13 +63,19 @@ export async function exportRows(options: {
   // Read after the live rows: a row archived meanwhile raised this in the same commit that deleted it.
   const archivedMax = Number(readState(live, ARCHIVED_MAX_ID_KEY) ?? 0)
   const missingPending = state.pending.some((id) => !finished.has(id) && !pendingNow.has(id))
+  const unreadable: string[] = []
   if (archivedMax > state.watermark || missingPending) {
     for (const file of listArchives(options.archiveDir)) {
-      const db = openArchiveReadonly(options.archiveDir, file)
       try {
-        take(select(db)('(r.id > ? AND r.id <= ?) OR r.id IN (SELECT value FROM json_each(?))', state.watermark, top, JSON.stringify(state.pending)))
-      } finally {
-        db.close()
+        const db = openArchiveReadonly(options.archiveDir, file)
+        try {
+          take(select(db)('(r.id > ? AND r.id <= ?) OR r.id IN (SELECT value FROM json_each(?))', state.watermark, top, JSON.stringify(state.pending)))
+        } finally {
+          db.close()
+        }
+      } catch (error) {
+        // One bad month does not hold back the rest: what can be read goes out, and this file is named.
+        unreadable.push(`${basename(file.path)}: ${(error as Error).message}`)
       }
       await Bun.sleep(0)
     }
@@ -76,7 +84,10 @@ export async function exportRows(options: {
   return {
     written: files.written,
     files: files.touched(),
-    state: { watermark: top, pending: [...pendingNow].filter((id) => !finished.has(id)).sort((a, b) => a - b), repo: state.repo },
+    // With an archive unreadable, the rows it holds are owed: the mark stays where it was, and the
+    // next run reads again from there (the day files refuse what is already in them).
+    state: unreadable.length ? state : { watermark: top, pending: [...pendingNow].filter((id) => !finished.has(id)).sort((a, b) => a - b), repo: state.repo },
+    unreadable,
   }
 }
 

@@ -66,6 +66,8 @@ export interface SyncReport {
   waitingRows: number
   /** Why the remote was not brought up to date (null when it was). */
   remoteError: string | null
+  /** Archives that could not be read (`file: why`): what they hold is owed, and retried every run. */
+  unreadable: string[]
 }
 
 export function syncLockPath(workDir: string): string {
@@ -84,6 +86,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     let exported = 0
     let committed = false
     let mayExport = false
+    let unreadable: string[] = []
     const live = existsSync(options.livePath) ? await openLiveForJob(options.livePath, 'sync') : null
     try {
       const saved = live ? readSyncState(live) : NO_SYNC_STATE
@@ -112,6 +115,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
           return { result, proof }
         })
         exported = result.written
+        unreadable = [...new Set([...result.unreadable, ...proof.unreadable])]
         if (exported > 0 || proof.entries > 0 || proof.checkpoints > 0) {
           committed = await commitExport(git, machine, `witness sync: ${machine}: ${exported} rows, ${result.files.length} day files, ${proof.entries} chain entries, ${proof.checkpoints} checkpoints`)
         }
@@ -130,7 +134,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     let remoteError = remote.reachable ? null : remote.reason
     if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
     const left = await waiting(git, sync.branch)
-    return { exported, committed, deferred: live !== null && !mayExport, waitingCommits: left.commits, waitingRows: left.rows, remoteError }
+    return { exported, committed, deferred: live !== null && !mayExport, waitingCommits: left.commits, waitingRows: left.rows, remoteError, unreadable }
   } finally {
     lock.release()
   }
@@ -143,7 +147,8 @@ export function describeSync(report: SyncReport, branch: string): string {
     : report.exported > 0
       ? `exported ${report.exported} rows`
       : 'nothing new to export'
-  if (report.remoteError === null && report.waitingCommits === 0) return `${what}; the remote branch ${branch} is up to date`
+  const owed = report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : ''
+  if (report.remoteError === null && report.waitingCommits === 0) return `${what}; the remote branch ${branch} is up to date${owed}`
   const wait = `${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
-  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'}); ${wait}`
+  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'}); ${wait}${owed}`
 }
