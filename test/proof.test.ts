@@ -19,7 +19,8 @@ import { runArchive } from '../src/retention/archive-job.ts'
 import { promptFragments } from '../src/router/chain.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
-import { BUN, ROOT, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, runWitness, spawnWitness } from './support/process.ts'
+import { daysAgo, seedRows } from './support/seed.ts'
 import { readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
 import { simConfig, startWitness } from './support/witness.ts'
@@ -448,6 +449,27 @@ describe('tampering inside an archive (verify --archives)', () => {
     const { code, out } = verify([...config, '--archives'])
     expect(code).toBe(1)
     expect(out).toContain(`the log ends before checkpoint 1: the chain ends at entry ${last.seq - 1}, the checkpoint signed entry ${last.seq}`)
+  })
+})
+
+describe('archives deleted by retention (archive_keep_days)', () => {
+  test('verify --archives takes the gap their entries leave as deleted, when recorded runs link across it; a record that does not link is no excuse', async () => {
+    const dir = tempDir()
+    const config = join(dir, 'witness.yaml')
+    writeFileSync(config, JSON.stringify({ database: './w.db', providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] }, retention: { keep_days: 30, archive_dir: './arch', archive_keep_days: 40 } }))
+    expect((await runWitness(['init', '--config', config])).code).toBe(0)
+    const now = Date.now()
+    await seedRows(join(dir, 'w.db'), [{ timestamp: daysAgo(now, 120) }, { timestamp: daysAgo(now, 110) }, { timestamp: daysAgo(now, 2) }])
+    const archived = await runWitness(['archive', '--config', config])
+    expect(archived.stdout).toContain('deleted archives past retention.archive_keep_days')
+    const ok = await runWitness(['verify', '--config', config, '--archives'])
+    expect(ok.stdout).toContain('note: chain entries 1-2 were deleted with their archives (retention.archive_keep_days); the chain links across them')
+    expect(ok.code).toBe(0)
+
+    exec(join(dir, 'w.db'), "UPDATE chain_pruned SET hash = 'forged'")
+    const forged = await runWitness(['verify', '--config', config, '--archives'])
+    expect(forged.code).toBe(1)
+    expect(forged.stdout).toContain('chain entries 1-2 are missing (the chain starts at entry 3')
   })
 })
 

@@ -17,6 +17,7 @@ import { type Config, loadConfig } from '../config.ts'
 import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
+import { readPruned } from '../proof/pruned.ts'
 import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, toEvidence } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { archiveDatabasesFor, closeArchives } from '../retention/archive-query.ts'
@@ -73,7 +74,7 @@ export const verifyCommand: Command = {
       gatherDatabase(live, gathered) // live last: its copy of a row wins
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
       const complete = Boolean(values.archives) || !everArchived(live)
-      const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live))
+      const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live), readPruned(live))
       const verdict = await verifyEvidence(evidence)
       if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}: checkpoint signatures could not be checked`)
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)

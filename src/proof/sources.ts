@@ -9,6 +9,7 @@ import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import type { PublicKeyFile } from './keys.ts'
+import type { PrunedRun } from './pruned.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
 import type { ChainEntry, Evidence, RowView } from './verify.ts'
 
@@ -134,6 +135,6 @@ export function gatherExport(clone: string, machine: string): { gathered: Gather
   return { gathered, key, problems }
 }
 
-export function toEvidence(g: Gathered, keys: Map<string, JsonWebKey>, complete: boolean, chainStartsAtLogId: number): Evidence {
-  return { ...g, keys, complete, chainStartsAtLogId }
+export function toEvidence(g: Gathered, keys: Map<string, JsonWebKey>, complete: boolean, chainStartsAtLogId: number, pruned: readonly PrunedRun[] = []): Evidence {
+  return { ...g, keys, complete, chainStartsAtLogId, pruned }
 }

@@ -6,6 +6,7 @@
  * sources (proof/sources.ts) do the reading.
  */
 import { type Checkpoint, checkpointSignatureValid } from './checkpoint.ts'
+import { type PrunedRun, prunedGap } from './pruned.ts'
 import { GENESIS_HASH, LOG_COLUMNS, type LogRow, chainHash, decodeRecord } from './record.ts'
 
 export interface ChainEntry {
@@ -39,6 +40,8 @@ export interface Evidence {
   complete: boolean
   /** Rows with a smaller id were finished before the chain existed. */
   chainStartsAtLogId: number
+  /** Runs of entries deleted with their archives (retention.archive_keep_days), from the live database. */
+  pruned?: readonly PrunedRun[]
 }
 
 export interface Verdict {
@@ -53,6 +56,8 @@ export interface Verdict {
 }
 
 const MAX_PROBLEMS = 50
+
+const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
 
 /** Consecutive ids as ranges: `5001-5003, 5007`. */
 function ranges(ids: number[]): string {
@@ -88,6 +93,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     }
   }
   const entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq)
+  const pruned = ev.pruned ?? []
 
   // 1. The links.
   let prev: ChainEntry | null = null
@@ -95,12 +101,14 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     if (prev === null) {
       if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) problem(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
       if (e.seq > 1) {
-        if (ev.complete) problem(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
+        if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) notes.push(`chain entries 1-${e.seq - 1} ${PRUNED}`)
+        else if (ev.complete) problem(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
         else notes.push(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives)`)
       }
     } else if (e.seq !== prev.seq + 1) {
       const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
-      if (ev.complete) problem(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
+      if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) notes.push(`${gap} ${PRUNED}`)
+      else if (ev.complete) problem(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
       else notes.push(`${gap} are not here; archived? (use --archives)`)
     } else if (e.prev_hash !== prev.hash) {
       problem(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
@@ -165,7 +173,11 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       continue
     }
     const entry = bySeq.get(c.seq)
-    if (!entry) {
+    const deleted = entry ? undefined : pruned.find((r) => r.fromSeq <= c.seq && c.seq <= r.toSeq)
+    if (deleted) {
+      if (deleted.toSeq === c.seq && deleted.hash !== c.head_hash) problem(`checkpoint ${c.id} does not match the chain: entry ${c.seq}, deleted with its archive, had another hash than the one signed`)
+      else if (deleted.toSeq !== c.seq) notes.push(`checkpoint ${c.id} signed entry ${c.seq}, deleted with its archive`)
+    } else if (!entry) {
       if (ev.complete && c.seq > lastSeq) problem(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
       else if (ev.complete) problem(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
       else notes.push(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives)`)

@@ -17,7 +17,8 @@ import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { isoTime } from '../clock.ts'
 import type { RetentionSettings } from '../config.ts'
-import { openLiveForJob } from '../jobs/job-db.ts'
+import { openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
+import { type PrunedRun, chainRunsOf, recordPruned } from '../proof/pruned.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
 import { type SyncState, NO_SYNC_STATE, readSyncState } from '../sync/sync-state.ts'
 import { type ArchiveFile, compressArchive, deleteArchive, listArchives, openArchiveReadonly, pruneCache } from './archive-files.ts'
@@ -93,6 +94,8 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
           report.keptUnexported.push(file.month)
           continue
         }
+        // Its chain entries go with it: where they were is recorded first, so verify knows the gap.
+        if (live) await recordPrunedMonth(live, dir, file, isoTime(options.now()), options.busyBudgetMs)
         deleteArchive(dir, file.month)
         report.deleted.push(file.month)
       }
@@ -103,6 +106,18 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
     live?.close()
     lock.release()
   }
+}
+
+/** Records the runs of chain entries an archive month holds, in the live database, before it is deleted. */
+async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile, at: string, budgetMs?: number): Promise<void> {
+  const archive = openArchiveReadonly(dir, file)
+  let runs: PrunedRun[]
+  try {
+    runs = chainRunsOf(archive)
+  } finally {
+    archive.close()
+  }
+  if (runs.length) await retryWhileBusy(`archive: recording the chain entries of ${file.month}`, () => recordPruned(live, file.month, runs, at), budgetMs)
 }
 
 async function moveRows(live: Database, options: ArchiveJobOptions, report: ArchiveReport): Promise<void> {

@@ -168,6 +168,17 @@ export const MIGRATIONS: readonly string[] = [
   // leaves it to the next: with the id, a rollback is one row however often it is reported.
   `ALTER TABLE deadman_rollback ADD COLUMN rollback_id TEXT;
    CREATE UNIQUE INDEX IF NOT EXISTS deadman_rollback_id ON deadman_rollback(rollback_id) WHERE rollback_id IS NOT NULL;`,
+  // 10: the chain entries deleted with their archive months (retention.archive_keep_days), as runs of
+  // consecutive positions linked hash to hash, so verify --archives can tell them from entries removed
+  // by hand (src/proof/pruned.ts).
+  `CREATE TABLE IF NOT EXISTS chain_pruned (
+     from_seq INTEGER PRIMARY KEY,        -- the run's first chain position
+     to_seq INTEGER NOT NULL,             -- its last
+     prev_hash TEXT NOT NULL,             -- the hash its first entry follows
+     hash TEXT NOT NULL,                  -- the hash of its last entry
+     month TEXT NOT NULL,                 -- the archive month it was deleted with
+     pruned_at TEXT NOT NULL
+   ) STRICT;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
