@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
@@ -274,6 +274,32 @@ describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
     const again = await m.sync()
     expect(again.stderr).toBe('')
     expect(again.code).toBe(0)
+    expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+  })
+})
+
+describe.skipIf(!HAVE_GIT)('a remote whose history was rewritten', () => {
+  test('sync says so and how to recover; moving work_dir aside and syncing again puts every row back', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    await m.seed([{ timestamp: '2026-12-01T10:00:00.000Z' }, { timestamp: '2026-12-01T11:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    // Someone drops row 2 from the day file, amends the commit and force-pushes.
+    const other = join(tempDir(), 'other')
+    git(['clone', '-q', '-b', 'main', remote, other])
+    const day = join(other, 'alpha/2026/12/01.ndjson')
+    writeFileSync(day, `${readFileSync(day, 'utf8').split('\n')[0]}\n`)
+    git(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qam', 'rewritten', '--amend'], other)
+    git(['push', '-qf', 'origin', 'main'], other)
+    await m.seed([{ timestamp: '2026-12-01T12:00:00.000Z' }])
+    for (let run = 0; run < 2; run++) {
+      const wedged = await m.sync()
+      expect(wedged.code).not.toBe(0)
+      expect(wedged.stderr).toContain('the remote branch main was rewritten (force-pushed)')
+      expect(wedged.stderr).toContain('move sync.work_dir aside and run witness sync again')
+    }
+    renameSync(m.workDir, `${m.workDir}.old`)
+    expect((await m.sync()).code).toBe(0)
     expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
   })
 })

@@ -48,6 +48,9 @@ export type RemoteState =
   | { reachable: true }
   | { reachable: false; reason: string }
 
+/** The last commit this clone pushed (a remote branch that no longer holds it was rewritten). */
+const PUSHED_REF = 'refs/witness/pushed'
+
 /** Fetches the branch and puts the clone's own commits on top of it. */
 export async function updateFromRemote(git: Git, branch: string): Promise<RemoteState> {
   const fetched = await git(['fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
@@ -63,6 +66,14 @@ export async function updateFromRemote(git: Git, branch: string): Promise<Remote
   const rebased = await git(['rebase', '-q', `origin/${branch}`])
   if (rebased.code !== 0) {
     await git(['rebase', '--abort'])
+    // What this clone pushed before is gone from the remote branch: its history was rewritten.
+    const pushedBefore = await git(['rev-parse', '-q', '--verify', PUSHED_REF])
+    const rewritten = pushedBefore.code === 0 && (await git(['merge-base', '--is-ancestor', pushedBefore.stdout.trim(), `origin/${branch}`])).code === 1
+    if (rewritten) {
+      throw new SyncError(
+        `sync: the remote branch ${branch} was rewritten (force-pushed): it no longer holds what this clone pushed before, so its commits cannot be replayed on it. The rows are safe in the database: move sync.work_dir aside and run witness sync again, to export them into a fresh clone (lines the remote has are not written twice)`,
+      )
+    }
     throw new SyncError(`sync: rebasing onto origin/${branch} failed (${firstLines(rebased.stderr || rebased.stdout)}); is another machine using the same machine name?`)
   }
   return { reachable: true }
@@ -89,8 +100,9 @@ export async function pushWithRetry(git: Git, branch: string, attempts: number):
     if ((await waiting(git, branch)).commits === 0) return null
     const pushed = await git(['push', '-q', 'origin', `HEAD:refs/heads/${branch}`])
     if (pushed.code === 0) {
-      // Make origin/<branch> match what was pushed, whatever the remote's fetch refspec.
+      // Make origin/<branch> match what was pushed, whatever the remote's fetch refspec; and remember it.
       await git(['update-ref', `refs/remotes/origin/${branch}`, 'HEAD'])
+      await git(['update-ref', PUSHED_REF, 'HEAD'])
       return null
     }
     const rejected = /\[(remote )?rejected\]|non-fast-forward|fetch first/i.test(pushed.stderr)
