@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readdirSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveError, JobBusyError } from '../src/errors.ts'
@@ -278,6 +278,23 @@ describe('one run at a time', () => {
     await holder.kill()
     expect(existsSync(archiveLockPath(t.retention.archiveDir))).toBe(true)
     expect((await t.archive()).moved).toBe(1)
+  })
+})
+
+describe('the cache of decompressed archives', () => {
+  test('a run leaves a copy being written (a young temp file) alone, and removes a crash\'s old one', async () => {
+    const t = setup()
+    const cache = join(t.retention.archiveDir, '.cache')
+    mkdirSync(cache, { recursive: true })
+    const writing = join(cache, '.request_log-2026-08.db.123.ab12cd34.tmp')
+    const crashed = join(cache, '.request_log-2026-07.db.99.ef56ab78.tmp')
+    writeFileSync(writing, 'half a copy')
+    writeFileSync(crashed, 'half a copy')
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000)
+    utimesSync(crashed, twoHoursAgo, twoHoursAgo)
+    await t.archive()
+    expect(existsSync(writing)).toBe(true)
+    expect(existsSync(crashed)).toBe(false)
   })
 })
 

@@ -209,7 +209,13 @@ export function deleteArchive(dir: string, month: string): void {
 export function pruneCache(dir: string): void {
   if (!existsSync(cacheDir(dir))) return
   for (const name of readdirSync(cacheDir(dir))) {
+    const path = join(cacheDir(dir), name)
+    // A temp file is a copy being written (readablePath, in another process perhaps) unless it is old: a crash's.
+    if (name.endsWith('.tmp') && Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0) < TEMP_GRACE_MS) continue
     const match = /^request_log-(\d{4}-\d{2})\.db$/.exec(name)
-    if (!match || !existsSync(archivePath(dir, match[1]!, true))) rmSync(join(cacheDir(dir), name), { force: true })
+    if (!match || !existsSync(archivePath(dir, match[1]!, true))) rmSync(path, { force: true })
   }
 }
+
+/** How old a temp file in the cache must be before pruneCache takes it for a crash's leftover. */
+const TEMP_GRACE_MS = 60 * 60_000
