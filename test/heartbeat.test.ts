@@ -91,6 +91,23 @@ describe('GET /heartbeat', () => {
     expect((await heartbeat(w)).status).toBe(200)
   })
 
+  test('a wall clock stepped a day ahead (NTP, a VM resumed) makes no call stuck and no chain failing: durations are monotonic', async () => {
+    let wallOffset = 0
+    const clock = { now: () => Date.parse('2026-11-25T12:00:00.000Z') + wallOffset, monotonic: () => performance.now() }
+    const w = await suite.start(
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+hang', timeout_ms: 60_000, retries: 0 }], bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { stuck_grace_s: 10, failing_window_s: 120 } }),
+      { clock },
+    )
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502)
+    const call = hangingCall(w)
+    while (suite.sim.count() < 2) await Bun.sleep(5)
+    wallOffset = 86_400_000
+    const report = await heartbeat(w)
+    expect(report.body.reasons ?? []).toEqual([])
+    expect(report.status).toBe(200)
+    await call.abandon()
+  })
+
   test('every chain called failing for failing_window_s makes it 503; one success clears it', async () => {
     const { w, clock } = await witness(
       { bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }], good: [{ provider: 'sim', model: 'm' }] },

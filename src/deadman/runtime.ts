@@ -3,6 +3,9 @@
  * the calls in flight with their deadlines (a call past every timeout its
  * chain allows is stuck), the last successful call, and since when each
  * chain has failed without a success. Fed by one hook in router/dispatch.ts.
+ * Durations are measured on the monotonic clock: a wall clock stepped ahead
+ * (NTP, a VM resumed) must not make every call in flight look stuck, nor
+ * every chain failing, and so trigger a rollback.
  */
 import type { Clock } from '../clock.ts'
 import type { Config, StepSpec } from '../config.ts'
@@ -27,7 +30,9 @@ interface ChainHealth {
 }
 
 export class RuntimeState {
+  /** Monotonic ms at the start (uptime). */
   readonly startedAt: number
+  /** Wall time of the last successful call (reported). */
   lastSuccessAt: number | null = null
   /** The hashes of the configs that successful calls ran on (a call keeps the config it started with). */
   private readonly served = new Set<string>()
@@ -36,13 +41,13 @@ export class RuntimeState {
   private nextId = 0
 
   constructor(private readonly clock: Clock) {
-    this.startedAt = clock.now()
+    this.startedAt = clock.monotonic()
   }
 
   /** Counts a request in flight on `chain`, with the longest its steps may take. */
   begin(chain: string, steps: readonly StepSpec[], config: Config): CallHandle {
     const id = ++this.nextId
-    const now = this.clock.now()
+    const now = this.clock.monotonic()
     this.calls.set(id, { chain, startedAt: now, deadline: now + callBudgetMs(steps, config) })
     return {
       succeed: () => {
@@ -52,7 +57,7 @@ export class RuntimeState {
       },
       fail: () => {
         const health = this.chains.get(chain)
-        if (!health || health.failingSince === null) this.chains.set(chain, { failingSince: this.clock.now() })
+        if (!health || health.failingSince === null) this.chains.set(chain, { failingSince: this.clock.monotonic() })
       },
       end: () => {
         this.calls.delete(id)
@@ -71,7 +76,7 @@ export class RuntimeState {
 
   /** Calls still running past their deadline, oldest first. */
   stuck(): { chain: string; runningMs: number }[] {
-    const now = this.clock.now()
+    const now = this.clock.monotonic()
     return [...this.calls.values()]
       .filter((c) => now > c.deadline)
       .sort((a, b) => a.startedAt - b.startedAt)
@@ -84,7 +89,7 @@ export class RuntimeState {
    */
   allChainsFailing(windowMs: number): { chains: string[]; sinceMs: number } | null {
     if (this.chains.size === 0) return null
-    const now = this.clock.now()
+    const now = this.clock.monotonic()
     let latest = 0
     for (const health of this.chains.values()) {
       if (health.failingSince === null || now - health.failingSince < windowMs) return null

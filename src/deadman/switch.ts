@@ -66,7 +66,7 @@ export class DeadmanSwitch {
       reasons,
       configHash: live.current().hash,
       lastKnownGood: this.promoter.lastKnownGood(),
-      uptimeS: Math.floor((clock.now() - runtime.startedAt) / 1000),
+      uptimeS: Math.floor((clock.monotonic() - runtime.startedAt) / 1000),
       inFlight: runtime.inFlight(),
       pendingRows,
       lastSuccessAt: runtime.lastSuccessAt === null ? null : isoTime(runtime.lastSuccessAt),
