@@ -45,7 +45,8 @@ export class Promoter {
   /** Feeds one health check's result; promotes when the config has earned it. Returns the new hash if it did. */
   observe(healthy: boolean): string | null {
     const { live, runtime, clock } = this.deps
-    const now = clock.now()
+    // Monotonic: a wall clock stepped ahead must not shorten the wait.
+    const now = clock.monotonic()
     if (!healthy) {
       this.healthySince = null
       return null
