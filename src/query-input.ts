@@ -134,10 +134,10 @@ export function parseStoryInput(params: Record<string, string>): ArchiveScope {
   return { archives: input!.archives === '1' }
 }
 
-/** Parses `did-call` parameters; `since` defaults to 24 hours back. */
-export function parseDidCallInput(params: Record<string, string>, nowMs: number): DidCallQuery & ArchiveScope {
+/** Parses `did-call` parameters; `since` defaults to 24 hours back, `agent` to `ownAgent` (the agent a token names). */
+export function parseDidCallInput(params: Record<string, string>, nowMs: number, ownAgent?: string): DidCallQuery & ArchiveScope {
   const issues: Issue[] = []
-  const input = check(DidCallSchema, params, issues)
+  const input = check(DidCallSchema, ownAgent === undefined ? params : { agent: ownAgent, ...params }, issues)
   const range = timeRange({ since: '24h', ...params }, nowMs, issues)
   fail('invalid did-call parameters', issues)
   return { agent: input!.agent, provider: input!.provider, model: input!.model, since: range.since!, until: range.until, archives: input!.archives === '1' }
@@ -223,7 +223,10 @@ export function encodeCursor(key: PageKey): string {
 
 export function decodeCursor(text: string): PageKey | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(text)) return null
-  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)\/([1-9]\d{0,15})$/.exec(Buffer.from(text, 'base64url').toString('utf8'))
+  // The timestamp is the page's last row's, as stored: usually ISO-8601 with milliseconds, but a row
+  // written by hand or by another clock may hold any text (`2026-11-25 09:30:00`), and its page must
+  // still have a next one. It is only ever a bound parameter.
+  const match = /^([^\u0000-\u001f]{1,150})\/([1-9]\d{0,15})$/.exec(Buffer.from(text, 'base64url').toString('utf8'))
   if (!match) return null
   const id = Number(match[2])
   return Number.isSafeInteger(id) ? { timestamp: match[1]!, id } : null

@@ -21,7 +21,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { type Clock, isoTime } from '../clock.ts'
-import { idAfterRows, iterateStatRows, timeSpan } from '../telemetry/queries.ts'
+import { canonicalMs, idAfterRows, iterateStatRows, timeSpan } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import {
   type FoldedSlice,
@@ -128,9 +128,10 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
     const nowMs = deps.clock.now()
     const span = timeSpan(db)
     if (!span) return
-    const firstMs = Date.parse(span.first)
-    const lastMs = Date.parse(span.last)
-    if (!Number.isFinite(firstMs) || !Number.isFinite(lastMs)) return
+    // An end stamped in another form (canonicalMs: it sorts as text, not by its time) narrows
+    // nothing: the window's own bound stands.
+    const firstMs = canonicalMs(span.first) ?? -Infinity
+    const lastMs = canonicalMs(span.last) ?? Infinity
     const start = Math.max(Math.floor((nowMs - windowMs) / SLICE_MS), Math.floor(firstMs / SLICE_MS)) * SLICE_MS
     const end = Math.min(Math.floor((nowMs - SEAL_AFTER_MS) / SLICE_MS), Math.floor(lastMs / SLICE_MS) + 1) * SLICE_MS
     if (end <= start) return
@@ -144,7 +145,9 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
       // A call in flight, or one that ended too recently for its retry or fallback to be there yet.
       if (finalAtMs(folded.partial, to) > deps.clock.now()) counters.skippedUnfinal++
       else await deps.rollups.store(folded)
-      await pause()
+      // An empty slice cost nothing to fold: the loop is given back, without the pause.
+      if (folded.rows > 0) await pause()
+      else await new Promise((resolve) => setImmediate(resolve))
     }
   }
 

@@ -8,7 +8,8 @@ import { type ReadDeps, readSources } from './requests.ts'
 
 export function didCallRoute(deps: ReadDeps) {
   return async (c: Context) => {
-    const query = parseDidCallInput(readQuery(c), deps.clock.now())
+    // An agent's token reads its own calls, named or not (any other agent is refused below).
+    const query = parseDidCallInput(readQuery(c), deps.clock.now(), readableAgent(c, undefined))
     readableAgent(c, query.agent)
     const sources = await readSources(deps, query.archives, query)
     try {

@@ -14,7 +14,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
-import { timeSpan } from './queries.ts'
+import { canonicalMs, timeSpan } from './queries.ts'
 import { yielder } from './stats-window.ts'
 
 export interface FallbackCount {
@@ -43,10 +43,12 @@ export async function fallbackCounts(db: Database, since: string, until: string)
   const counts = new Map<string, FallbackCount>()
   const span = timeSpan(db)
   if (!span) return []
-  // Only the part of the window that holds rows.
-  const endMs = Math.min(Date.parse(until), Date.parse(span.last) + 1)
+  // Only the part of the window that holds rows (an end stamped in another form narrows nothing: canonicalMs).
+  const firstMs = canonicalMs(span.first)
+  const lastMs = canonicalMs(span.last)
+  const endMs = lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), lastMs + 1)
   const giveBack = yielder()
-  for (let fromMs = Math.max(Date.parse(since), Date.parse(span.first)); fromMs < endMs; fromMs += CHUNK_MS) {
+  for (let fromMs = firstMs === null ? Date.parse(since) : Math.max(Date.parse(since), firstMs); fromMs < endMs; fromMs += CHUNK_MS) {
     const params = { $since: isoTime(fromMs), $until: isoTime(Math.min(fromMs + CHUNK_MS, endMs)) }
     for (const row of db.query(FALLBACKS_SQL).all(params) as FallbackCount[]) {
       const key = `${row.from}\u0000${row.to}`

@@ -388,6 +388,18 @@ export function timeSpan(db: Database): { first: string; last: string } | null {
 }
 
 /**
+ * The time of a timestamp as text compares: its epoch ms when it is canonical ISO-8601 (it would be
+ * written back unchanged), else null. `2026-11-25 09:30:00` sorts before every `2026-11-25T…` but
+ * parses as 09:30, `…+05:00` sorts last but parses earlier, `+010000-…` sorts first: an end of
+ * timeSpan in such a form says nothing about where the other rows lie.
+ */
+export function canonicalMs(timestamp: string): number | null {
+  if (!/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(timestamp)) return null
+  const ms = Date.parse(timestamp)
+  return Number.isFinite(ms) && new Date(ms).toISOString() === timestamp ? ms : null
+}
+
+/**
  * SQL: whether a row's timestamp is canonical, one SQLite writes back unchanged. A pattern of digits
  * is not enough: `T24:00`, `T29:30` or `02-30` match one, name a slot that does not exist, and
  * compare as text into another.

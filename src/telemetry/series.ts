@@ -120,9 +120,15 @@ export async function timeSeries(db: Database, query: SeriesQuery, options: Seri
     const giveBack = yielder()
     for (const slice of slicesOf(query.since, query.until)) {
       const params = { $since: slice.from, $until: slice.to, $start_s: startMs / 1000, $bucket_s: query.bucketS }
-      for (const row of db.query(COUNTS_SQL).all(params) as { b: number; status: AttemptStatus; n: number }[]) attempts[row.status][row.b]! += row.n
+      // A row is read by its timestamp's text, and bucketed by its time: for a timestamp in another
+      // form (`…+05:00`, a leap second, no time at all) the two disagree, so it is kept in its slice's buckets.
+      const lo = Math.floor((Date.parse(slice.from) - startMs) / bucketMs)
+      const hi = Math.ceil((slice.toMs - startMs) / bucketMs) - 1
+      const inSlice = (b: number | null) => Math.min(hi, Math.max(lo, b ?? lo))
+      for (const row of db.query(COUNTS_SQL).all(params) as { b: number | null; status: AttemptStatus; n: number }[]) attempts[row.status][inSlice(row.b)]! += row.n
       const runs = new Map<string, { provider: string; b: number; latencies: number[] }>()
-      for (const [provider, b, ms] of db.query(LATENCY_SQL).values(params) as [string, number, number][]) {
+      for (const [provider, rowBucket, ms] of db.query(LATENCY_SQL).values(params) as [string, number | null, number][]) {
+        const b = inSlice(rowBucket)
         const key = `${provider}\u0000${b}`
         let run = runs.get(key)
         if (!run) runs.set(key, (run = { provider, b, latencies: [] }))

@@ -24,7 +24,7 @@ import type { Pricing } from '../config.ts'
 import { statRowsAcross } from './across.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { ANY_SLICE, deleteEpoch, lateSlices } from './slice-store.ts'
-import { idRange, timeSpan } from './queries.ts'
+import { canonicalMs, idRange, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
 /** Slices are 10-minute slots (SQL files a row by the first 15 characters of its timestamp: slice-store.ts). */
@@ -188,12 +188,12 @@ export async function slicePartials(
     return span ? [{ db, ...span }] : []
   })
   if (!spans.length) return out
-  // A row stamped with something that is no time (a direct write's `unknown`) can sort first or
-  // last: then the window is not narrowed on that side.
-  const firstSlot = Math.floor(Date.parse(spans.map((s) => s.first).sort()[0]!) / SLICE_MS) * SLICE_MS
-  const lastSlotEnd = (Math.floor(Date.parse(spans.map((s) => s.last).sort().at(-1)!) / SLICE_MS) + 1) * SLICE_MS
-  const from = isoTime(Number.isFinite(firstSlot) ? Math.max(Date.parse(since), firstSlot) : Date.parse(since))
-  const to = isoTime(Number.isFinite(lastSlotEnd) ? Math.min(Date.parse(until), lastSlotEnd) : Date.parse(until))
+  // A row stamped in another form (a direct write's `unknown`, `2026-11-25 09:30:00`) can sort first
+  // or last, as text, not by its time: then the window is not narrowed on that side (canonicalMs).
+  const firstMs = canonicalMs(spans.map((s) => s.first).sort()[0]!)
+  const lastMs = canonicalMs(spans.map((s) => s.last).sort().at(-1)!)
+  const from = isoTime(firstMs === null ? Date.parse(since) : Math.max(Date.parse(since), Math.floor(firstMs / SLICE_MS) * SLICE_MS))
+  const to = isoTime(lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), (Math.floor(lastMs / SLICE_MS) + 1) * SLICE_MS))
   const giveBack = yielder()
   const slices = slicesOf(from, to).map((slice) => ({ ...slice, sealed: single !== null && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS }))
   // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window).
