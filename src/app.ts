@@ -118,8 +118,10 @@ export function createApp(deps: AppDeps): Hono {
 
   // Errors answer in the shape of the API the path belongs to (src/routes/error-shapes.ts),
   // whichever middleware raised them: an SDK gets its own error class with the message.
-  const answerError = (c: Context, error: WitnessError) =>
-    c.json(shapeError(errorShapeFor(c.req.path, c.req.header('anthropic-version')), error), error.status as 400)
+  const answerError = (c: Context, error: WitnessError) => {
+    if (error.retry === false) c.header('x-should-retry', 'false')
+    return c.json(shapeError(errorShapeFor(c.req.path, c.req.header('anthropic-version')), error), error.status as 400)
+  }
 
   app.notFound((c) => answerError(c, new NotFoundError(`no route for ${c.req.method} ${c.req.path}`)))
 

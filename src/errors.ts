@@ -31,17 +31,23 @@ export class WitnessError extends Error {
   readonly status: number
   /** Extra fields merged into the JSON error body (never secrets). */
   readonly details: Record<string, unknown>
+  /**
+   * False when sending the same request again cannot help (answered with `x-should-retry: false`,
+   * which the OpenAI and Anthropic SDKs obey: they retry a 5xx otherwise); undefined: say nothing.
+   */
+  readonly retry: boolean | undefined
 
   constructor(
     type: ErrorType,
     status: number,
     message: string,
-    options: { cause?: unknown; details?: Record<string, unknown> } = {},
+    options: { cause?: unknown; details?: Record<string, unknown>; retry?: boolean } = {},
   ) {
     super(message, { cause: options.cause })
     this.type = type
     this.status = status
     this.details = options.details ?? {}
+    this.retry = options.retry
   }
 }
 
@@ -215,12 +221,21 @@ export class ProviderError extends Error {
   }
 }
 
-/** Every step of a chain failed or was skipped. */
+/**
+ * Every step of a chain failed or was skipped. `retry` false: every step failed in a way the same
+ * request would again (a 4xx such as a bad request or a rejected key, a missing API key).
+ */
 export class ChainExhaustedError extends WitnessError {
   override name = 'ChainExhaustedError'
-  constructor(chain: string, summary: string, details: Record<string, unknown>) {
-    super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, { details })
+  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean) {
+    super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, { details, retry })
   }
+}
+
+/** Whether the same request might get past this failure another time: not for a 4xx other than 408, 409, 429. */
+export function worthRetrying(error: ProviderError): boolean {
+  const status = error.httpStatus
+  return status === undefined || status < 400 || status >= 500 || status === 408 || status === 409 || status === 429
 }
 
 /** Replaces every occurrence of each secret (and common credential shapes) in `text`. */

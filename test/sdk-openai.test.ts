@@ -28,6 +28,8 @@ beforeAll(async () => {
       nodone: [{ provider: 'sim', model: 'nodone+no-done' }],
       long: [{ provider: 'sim', model: 'long+chunks-40+chunk-delay-20', timeout_ms: 250 }],
       hang: [{ provider: 'sim', model: 'hang+hang', first_byte_timeout_ms: 100 }, { provider: 'sim2', model: 'rescue' }],
+      rejected: [{ provider: 'sim', model: 'too-long+status-400', retries: 0 }],
+      overloaded: [{ provider: 'sim', model: 'busy+status-503', retries: 0 }],
     }),
   )
   client = new OpenAI({ baseURL: `${w.url}/v1`, apiKey: 'not-a-provider-key', defaultHeaders: { 'x-agent-name': 'bezalel' }, maxRetries: 0 })
@@ -293,8 +295,20 @@ describe('OpenAI SDK through witness', () => {
     expect(readRows(w.dbPath).at(-1)!.agent_name).toBe('ezra')
   })
 
+  test('a chain that failed only as the same request would again (a 400) says x-should-retry: false, and the SDK does not resend it; a 503 it does', async () => {
+    const retrying = new OpenAI({ baseURL: `${w.url}/v1`, apiKey: 'x', defaultHeaders: { 'x-agent-name': 'bezalel' }, maxRetries: 2 })
+    const rejected = await retrying.chat.completions.create({ model: 'rejected', messages: ask }).catch((e) => e)
+    expect(rejected).toBeInstanceOf(OpenAI.InternalServerError)
+    expect(rejected.headers.get('x-should-retry')).toBe('false')
+    expect(sim.count()).toBe(1)
+    sim.reset()
+    const overloaded = await retrying.chat.completions.create({ model: 'overloaded', messages: ask }).catch((e) => e)
+    expect(overloaded.headers.get('x-should-retry')).toBeNull()
+    expect(sim.count()).toBe(3)
+  })
+
   test('models.list() shows the chains', async () => {
     const models = await client.models.list()
-    expect(models.data.map((m) => m.id)).toEqual(['default', 'claude', 'tools', 'fallback', 'cut', 'slow', 'stall', 'nodone', 'long', 'hang'])
+    expect(models.data.map((m) => m.id)).toEqual(['default', 'claude', 'tools', 'fallback', 'cut', 'slow', 'stall', 'nodone', 'long', 'hang', 'rejected', 'overloaded'])
   })
 })

@@ -9,7 +9,7 @@ import type { ClientRequest } from '../../providers/types.ts'
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
-import { ChainExhaustedError, ProviderError } from '../errors.ts'
+import { ChainExhaustedError, ProviderError, worthRetrying } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { cutText } from '../text.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, runStep } from './attempt.ts'
@@ -85,6 +85,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
 
   let before: Promise<unknown> | null = null
   const summary: string[] = []
+  // Whether the same request might fare better another time (a 5xx, a 429, a timeout, a cooldown).
+  let retry = false
 
   const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     deps.metrics?.fallback(from.provider.name, named.provider.name)
@@ -128,6 +130,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       if (!admission.ok) {
         exit = `skipped, ${admission.reason}`
         skipped = true
+        retry = true
       } else {
         try {
           const success = await runStep(scope, i, step, keys[i], admission.ticket, before)
@@ -135,6 +138,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
         } catch (error) {
           if (!(error instanceof ProviderError) || error.kind === 'aborted' || input.signal.aborted) throw error
           exit = describeExit(error, policy)
+          retry ||= worthRetrying(error)
         } finally {
           admission.ticket.release()
         }
@@ -147,7 +151,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     else if (skipped) before = writeFallback(step, step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
   if (before) await before
-  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts })
+  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry)
 }
 
 /**
