@@ -69,7 +69,10 @@ export const openaiAdapter: Adapter = {
     }
     facts.responseId ??= stringOrNull(json.id)
     facts.servedModel ??= stringOrNull(json.model)
+    // Usage at the top level, or (Moonshot's Kimi, streaming) inside the choice.
+    const choiceUsage = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0].usage : undefined
     if (isRecord(json.usage)) facts.usage = openaiUsage(json.usage)
+    else if (isRecord(choiceUsage)) facts.usage = openaiUsage(choiceUsage)
     if (Array.isArray(json.choices) && json.choices.length > 0) {
       facts.chunks++
       if (!facts.content) facts.content = json.choices.some(carriesContent)

@@ -107,7 +107,11 @@ function parseBlock(block: string): SseEvent | null {
   return { event, data: data.join('\n') }
 }
 
-/** One event as SSE text. */
+/** One event as SSE text: a `data:` line per line of its data (an event may span several). */
 export function frame(event: SseEvent): string {
-  return event.event ? `event: ${event.event}\ndata: ${event.data}\n\n` : `data: ${event.data}\n\n`
+  const data = event.data
+    .split('\n')
+    .map((line) => `data: ${line}\n`)
+    .join('')
+  return event.event ? `event: ${event.event}\n${data}\n` : `${data}\n`
 }

@@ -7,7 +7,7 @@
  */
 import { frame } from '../sse.ts'
 import { type SseEvent, type Wire, isRecord } from '../types.ts'
-import { finishFromStopReason } from './to-openai.ts'
+import { anthropicInputTokens, finishFromStopReason } from './to-openai.ts'
 import { stopReasonFromFinish } from './to-anthropic.ts'
 
 type Json = Record<string, unknown>
@@ -89,6 +89,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   let tokensIn = 0
   let tokensOut = 0
   const toolIndex = new Map<number, number>()
+  // Tool blocks that have had no JSON yet: a tool called without input must still get "{}" (as OpenAI sends), not "".
+  const noArgumentsYet = new Set<number>()
   const chunk = (delta: Json, finish: string | null = null) =>
     `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`
   return {
@@ -101,7 +103,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           id = typeof message.id === 'string' ? message.id : id
           model = typeof message.model === 'string' ? message.model : model
           const usage = isRecord(message.usage) ? message.usage : {}
-          tokensIn = typeof usage.input_tokens === 'number' ? usage.input_tokens : 0
+          // Cache writes and reads are input too, as in the non-streaming answer and the row.
+          tokensIn = anthropicInputTokens(usage) ?? 0
           return [chunk({ role: 'assistant', content: '' })]
         }
         case 'content_block_start': {
@@ -109,21 +112,28 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           if (block.type !== 'tool_use' || typeof json.index !== 'number') return []
           const index = toolIndex.size
           toolIndex.set(json.index, index)
+          noArgumentsYet.add(json.index)
           return [chunk({ tool_calls: [{ index, id: block.id, type: 'function', function: { name: block.name, arguments: '' } }] })]
         }
         case 'content_block_delta': {
           const delta = isRecord(json.delta) ? json.delta : {}
           if (delta.type === 'text_delta') return [chunk({ content: delta.text })]
           if (delta.type === 'input_json_delta' && typeof json.index === 'number') {
+            if (typeof delta.partial_json !== 'string' || delta.partial_json === '') return []
+            noArgumentsYet.delete(json.index)
             return [chunk({ tool_calls: [{ index: toolIndex.get(json.index) ?? 0, function: { arguments: delta.partial_json } }] })]
           }
           return []
+        }
+        case 'content_block_stop': {
+          if (typeof json.index !== 'number' || !noArgumentsYet.delete(json.index)) return []
+          return [chunk({ tool_calls: [{ index: toolIndex.get(json.index) ?? 0, function: { arguments: '{}' } }] })]
         }
         case 'message_delta': {
           const delta = isRecord(json.delta) ? json.delta : {}
           const usage = isRecord(json.usage) ? json.usage : {}
           if (typeof usage.output_tokens === 'number') tokensOut = usage.output_tokens
-          if (typeof usage.input_tokens === 'number') tokensIn = usage.input_tokens
+          if (typeof usage.input_tokens === 'number') tokensIn = anthropicInputTokens(usage) ?? tokensIn
           return delta.stop_reason ? [chunk({}, finishFromStopReason(delta.stop_reason))] : []
         }
         default:
@@ -151,6 +161,12 @@ function openaiToAnthropic(): StreamTranslator {
   let blockIndex = -1
   let blockType: 'text' | 'tool_use' | null = null
   const toolBlocks = new Map<number, number>()
+  let unindexed = { calls: 0, lastId: undefined as unknown }
+  const indexWithout = (id: unknown): number => {
+    if (unindexed.calls === 0 || (id !== undefined && id !== null && id !== '' && id !== unindexed.lastId)) unindexed = { calls: unindexed.calls + 1, lastId: id }
+    // Negative keys: they never meet the indexes of calls that have one.
+    return -unindexed.calls
+  }
   let stopReason: string | null = null
   let tokensIn = 0
   let tokensOut = 0
@@ -170,11 +186,13 @@ function openaiToAnthropic(): StreamTranslator {
           message: { id: json.id, type: 'message', role: 'assistant', model: json.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
         }))
       }
-      if (isRecord(json.usage)) {
-        if (typeof json.usage.prompt_tokens === 'number') tokensIn = json.usage.prompt_tokens
-        if (typeof json.usage.completion_tokens === 'number') tokensOut = json.usage.completion_tokens
-      }
       const choice = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0] : null
+      // Usage at the top level, or (Moonshot's Kimi) inside the choice.
+      const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
+      if (usage) {
+        if (typeof usage.prompt_tokens === 'number') tokensIn = usage.prompt_tokens
+        if (typeof usage.completion_tokens === 'number') tokensOut = usage.completion_tokens
+      }
       if (!choice) return out
       const delta = isRecord(choice.delta) ? choice.delta : {}
       if (typeof delta.content === 'string' && delta.content !== '') {
@@ -187,7 +205,8 @@ function openaiToAnthropic(): StreamTranslator {
         out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'text_delta', text: delta.content } }))
       }
       for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isRecord) : []) {
-        const callIndex = typeof call.index === 'number' ? call.index : 0
+        // Without an index (Gemini's OpenAI endpoint), a new id starts a new call; no id continues the last.
+        const callIndex = typeof call.index === 'number' ? call.index : indexWithout(call.id)
         const fn = isRecord(call.function) ? call.function : {}
         if (!toolBlocks.has(callIndex)) {
           closeBlock(out)

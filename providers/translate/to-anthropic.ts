@@ -44,14 +44,14 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
         if (!isRecord(call) || !isRecord(call.function)) continue
         blocks.push({
           type: 'tool_use',
-          id: call.id,
+          id: anthropicToolId(call.id),
           name: call.function.name,
           input: parseArguments(call.function.arguments),
         })
       }
       push('assistant', blocks)
     } else if (role === 'tool') {
-      push('user', [{ type: 'tool_result', tool_use_id: message.tool_call_id, content: textOf(message.content) }])
+      push('user', [{ type: 'tool_result', tool_use_id: anthropicToolId(message.tool_call_id), content: textOf(message.content) }])
     }
   }
 
@@ -179,4 +179,15 @@ function toolChoice(choice: unknown, parallel: unknown): Json | undefined {
 function firstNumber(...values: unknown[]): number | undefined {
   for (const value of values) if (typeof value === 'number') return value
   return undefined
+}
+
+/**
+ * A tool call id as Anthropic accepts it (`^[a-zA-Z0-9_-]+$`). Other providers' ids (Kimi's
+ * `functions.get_weather:0`) would be refused, so a conversation that used tools could not fall
+ * back to an Anthropic step. Other characters become `_`, with a short hash of the id so two ids
+ * never meet; the same id always maps the same way, in its call and in its result.
+ */
+export function anthropicToolId(id: unknown): unknown {
+  if (typeof id !== 'string' || /^[a-zA-Z0-9_-]+$/.test(id)) return id
+  return `${id.replace(/[^a-zA-Z0-9_-]/g, '_')}_${Bun.hash(id).toString(36).slice(0, 8)}`
 }

@@ -1,0 +1,154 @@
+/**
+ * Wire formats at their edges, with the official SDKs against a loopback
+ * upstream sending exact bytes: what the SDK gets through witness matches
+ * what it would get from the provider, and the row says what happened.
+ * Anthropic cache tokens in a translated stream, a tool called without
+ * input, tool calls without an `index` (Gemini's OpenAI endpoint), usage
+ * inside the choice (Moonshot's Kimi), an event of several `data:` lines,
+ * and tool ids Anthropic would refuse.
+ */
+import Anthropic from '@anthropic-ai/sdk'
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import OpenAI from 'openai'
+import { readMeta, readRows } from './support/rows.ts'
+import { type TestWitness, startWitness } from './support/witness.ts'
+
+type Handler = (body: Record<string, any>) => Response
+let handler: Handler = () => new Response('not set', { status: 500 })
+const received: Record<string, any>[] = []
+const upstream = Bun.serve({
+  port: 0,
+  hostname: '127.0.0.1',
+  async fetch(req) {
+    const body = (await req.json()) as Record<string, any>
+    received.push(body)
+    return handler(body)
+  },
+})
+let w: TestWitness
+beforeAll(async () => {
+  const base = `http://127.0.0.1:${upstream.port}/v1`
+  w = await startWitness({
+    providers: { oai: { type: 'openai', base_url: base }, ant: { type: 'anthropic', base_url: base } },
+    chains: { o: [{ provider: 'oai', model: 'gpt-x', retries: 0 }], a: [{ provider: 'ant', model: 'claude-x', retries: 0 }] },
+  })
+})
+afterAll(async () => {
+  await w.stop(0)
+  upstream.stop(true)
+})
+beforeEach(() => {
+  received.length = 0
+})
+
+const openai = () => new OpenAI({ baseURL: `${w.url}/v1`, apiKey: 'x', defaultHeaders: { 'x-agent-name': 'ezra' }, maxRetries: 0 })
+const anthropic = () => new Anthropic({ baseURL: w.url, apiKey: 'x', defaultHeaders: { 'x-agent-name': 'ezra' }, maxRetries: 0 })
+const ask = [{ role: 'user' as const, content: 'hi' }]
+
+function sse(frames: string[]): Response {
+  return new Response(frames.join(''), { headers: { 'content-type': 'text/event-stream' } })
+}
+const oa = (json: unknown) => `data: ${JSON.stringify(json)}\n\n`
+const an = (json: { type: string }) => `event: ${json.type}\ndata: ${JSON.stringify(json)}\n\n`
+const chunk = { id: 'chatcmpl-1', object: 'chat.completion.chunk', created: 1, model: 'gpt-x' }
+const messageStart = (usage: Record<string, number>) =>
+  an({ type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null, usage } } as { type: string })
+
+function lastRequestRow() {
+  const meta = readMeta(w.dbPath)
+  const last = meta.at(-1)!.request_id
+  const ids = new Set(meta.filter((m) => m.request_id === last).map((m) => m.log_id))
+  return readRows(w.dbPath).filter((r) => ids.has(r.id)).at(-1)!
+}
+
+describe('an Anthropic provider, an OpenAI client', () => {
+  test('a streamed usage chunk counts cache writes and reads as prompt tokens, as the answer without streaming and the row do', async () => {
+    handler = () =>
+      sse([
+        messageStart({ input_tokens: 10, cache_creation_input_tokens: 50, cache_read_input_tokens: 1000, output_tokens: 1 }),
+        an({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } } as { type: string }),
+        an({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hello' } } as { type: string }),
+        an({ type: 'content_block_stop', index: 0 } as { type: string }),
+        an({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 5 } } as { type: string }),
+        an({ type: 'message_stop' }),
+      ])
+    const stream = await openai().chat.completions.create({ model: 'a', messages: ask, stream: true, stream_options: { include_usage: true } })
+    let usage: OpenAI.CompletionUsage | undefined
+    for await (const part of stream) usage = part.usage ?? usage
+    expect(usage).toMatchObject({ prompt_tokens: 1060, completion_tokens: 5 })
+    expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: 1060, tokens_out: 5 })
+  })
+
+  test('a tool called without input streams its arguments as "{}", as OpenAI sends them, not ""', async () => {
+    handler = () =>
+      sse([
+        messageStart({ input_tokens: 10, output_tokens: 1 }),
+        an({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_B', name: 'get_time', input: {} } } as { type: string }),
+        an({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json: '' } } as { type: string }),
+        an({ type: 'content_block_stop', index: 0 } as { type: string }),
+        an({ type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 30 } } as { type: string }),
+        an({ type: 'message_stop' }),
+      ])
+    const done = await openai().chat.completions.stream({ model: 'a', messages: ask }).finalChatCompletion()
+    expect(done.choices[0]!.message.tool_calls![0]).toMatchObject({ type: 'function', function: { name: 'get_time', arguments: '{}' } })
+  })
+
+  test('tool ids of another provider (Kimi\'s functions.get_weather:0) reach Anthropic in a form it accepts, the same in the call and its result', async () => {
+    handler = () => Response.json({ id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'sunny' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    await openai().chat.completions.create({
+      model: 'a',
+      messages: [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'functions.get_weather:0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+        { role: 'tool', tool_call_id: 'functions.get_weather:0', content: 'sunny' },
+      ],
+    })
+    const [assistant, result] = [received[0]!.messages[1].content[0], received[0]!.messages[2].content[0]]
+    expect(assistant.id).toMatch(/^[a-zA-Z0-9_-]+$/)
+    expect(result.tool_use_id).toBe(assistant.id)
+  })
+})
+
+describe('an OpenAI-compatible provider, an Anthropic client', () => {
+  test('parallel tool calls sent without an index (Gemini\'s OpenAI endpoint) stay two tool_use blocks', async () => {
+    handler = () =>
+      sse([
+        oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', tool_calls: [{ id: 'call_A', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] }, finish_reason: null }] }),
+        oa({ ...chunk, choices: [{ index: 0, delta: { tool_calls: [{ id: 'call_B', type: 'function', function: { name: 'get_time', arguments: '{"tz":' } }] }, finish_reason: null }] }),
+        oa({ ...chunk, choices: [{ index: 0, delta: { tool_calls: [{ function: { arguments: '"CET"}' } }] }, finish_reason: null }] }),
+        oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] }),
+        'data: [DONE]\n\n',
+      ])
+    const message = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+    expect(message.content as unknown[]).toEqual([
+      { type: 'tool_use', id: 'call_A', name: 'get_weather', input: { city: 'Paris' } },
+      { type: 'tool_use', id: 'call_B', name: 'get_time', input: { tz: 'CET' } },
+    ])
+  })
+
+  test('usage sent inside the choice (Moonshot\'s Kimi, streaming) reaches the row and the client', async () => {
+    handler = () =>
+      sse([
+        oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: null }] }),
+        oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop', usage: { prompt_tokens: 19, completion_tokens: 13, total_tokens: 32 } }] }),
+        'data: [DONE]\n\n',
+      ])
+    const message = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+    expect(message.usage).toMatchObject({ input_tokens: 19, output_tokens: 13 })
+    expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: 19, tokens_out: 13 })
+  })
+})
+
+describe('an OpenAI-compatible provider, an OpenAI client', () => {
+  test('an event whose data spans several lines reaches the client as several data: lines, which the SDK parses', async () => {
+    handler = () =>
+      sse([
+        `data: {"id":"chatcmpl-1","object":"chat.completion.chunk","created":1,\ndata: "model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":"hello"},"finish_reason":null}]}\n\n`,
+        oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }),
+        'data: [DONE]\n\n',
+      ])
+    const done = await openai().chat.completions.stream({ model: 'o', messages: ask }).finalChatCompletion()
+    expect(done.choices[0]!.message.content).toBe('hello')
+    expect(lastRequestRow().status).toBe('success')
+  })
+})
