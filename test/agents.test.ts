@@ -178,23 +178,22 @@ describe('an agent that falls silent', () => {
   test('a stop waits (within its grace) for a rollback_command to end and records it; one cut off is recorded by the next start', async () => {
     const dir = tempDir()
     const clock = manualClock()
-    const deadman = { agents: { bezalel: { max_silence_s: 60, rollback_command: 'sleep 0.3; echo done' } } }
-    const first = (await witness(deadman, { dir, clock })).w
-    clock.advance(61_000)
-    const check = first.deadman.checkNow()
-    await Bun.sleep(100)
-    await first.stop(5_000)
-    await check
+    /** A router whose agent falls silent and is being rolled back (`command`) when it is stopped with `graceMs`. */
+    const stoppedDuringRollback = async (agent: string, command: string, graceMs: number) => {
+      const { w } = await witness({ agents: { [agent]: { max_silence_s: 60, rollback_command: command } } }, { dir, clock })
+      clock.advance(61_000)
+      const check = w.deadman.checkNow()
+      await Bun.sleep(100)
+      await w.stop(graceMs)
+      await check
+      return w
+    }
+    const first = await stoppedDuringRollback('bezalel', 'sleep 0.3; echo done', 5_000)
     expect(readRollbackFacts(first.dbPath).map((f) => [f.exit_status, f.output])).toEqual([[0, 'done']])
 
     // Cut off: the stop's grace ends while the command runs, and its row is never written by that run.
     const slow = { agents: { ezra: { max_silence_s: 60, rollback_command: 'sleep 1; echo done' } } }
-    const second = (await witness(slow, { dir, clock })).w
-    clock.advance(61_000)
-    const cut = second.deadman.checkNow()
-    await Bun.sleep(100)
-    await second.stop(0)
-    await cut
+    const second = await stoppedDuringRollback('ezra', 'sleep 1; echo done', 0)
     expect(readRollbackFacts(second.dbPath).map((f) => f.agent)).toEqual(['bezalel'])
     const third = (await witness(slow, { dir, clock })).w
     expect(await agentState(third, 'ezra')).toMatchObject({ state: 'rolling_back' })
