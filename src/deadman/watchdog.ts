@@ -93,6 +93,11 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
  * its restart's outcome unknown. False when it could not be recorded (the entry is kept).
  */
 async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun: NonNullable<WatchdogState['rollback']>, clock: Clock): Promise<boolean> {
+  // Killed before the snapshot was put in place: no rollback happened, there is nothing to record.
+  if (fileHash(o.configPath) !== begun.new_hash) {
+    o.log(`a rollback begun at ${begun.started_at} was not finished, and the config is not the snapshot it was restoring (the run stopped before restoring it, or the file changed since): nothing recorded`)
+    return true
+  }
   const settings = readSettings(o.configPath)
   if (!settings) {
     o.log(`a rollback begun at ${begun.started_at} was never recorded, and ${o.configPath} cannot be read to record it now`)
