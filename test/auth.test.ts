@@ -138,19 +138,17 @@ describe('reads with auth', () => {
     expect(explicit.rows).toEqual(mine.rows)
   })
 
-  test("an agent token asking for another agent's rows is 403: list, export, did-call, stats and a row by id", async () => {
+  test("an agent token asking for another agent's rows is 403 (list, export, did-call, stats); another agent's row by id is not there for it (404)", async () => {
     const res = await w.post('/v1/infer', { messages: message }, bearer(BEZALEL))
     const bezalelRow = res.headers.get('x-witness-log-ids')
-    for (const path of [
-      '/requests?agent=bezalel',
-      '/requests?agent=bezalel&format=csv',
-      '/requests/did-call?agent=bezalel&provider=sim',
-      '/stats?agent=bezalel',
-      `/requests/${bezalelRow}`,
-    ]) {
+    for (const path of ['/requests?agent=bezalel', '/requests?agent=bezalel&format=csv', '/requests/did-call?agent=bezalel&provider=sim', '/stats?agent=bezalel']) {
       const error = await expectError(await get(path, bearer(EZRA)), 403, 'forbidden')
       expect(error.message).toContain('may read only its own rows')
     }
+    // By id, neither the row's existence nor its agent is told: the same 404 as a row that does not exist.
+    const byId = await expectError(await get(`/requests/${bezalelRow}`, bearer(EZRA)), 404, 'not_found')
+    expect(byId.message).toBe(`no row with id ${bezalelRow} of agent "ezra"`)
+    expect(byId.message).not.toContain('bezalel')
     expect((await get(`/requests/${bezalelRow}`, bearer(BEZALEL))).status).toBe(200)
   })
 

@@ -10,5 +10,8 @@ export function formatTable(rows: Record<string, unknown>[], columns: string[]):
 function show(value: unknown): string {
   if (value === null || value === undefined) return '-'
   if (typeof value === 'number' && !Number.isInteger(value)) return String(Number(value.toFixed(6)))
-  return String(value).replace(/\s+/g, ' ')
+  // Control characters (an ESC sequence in a provider's error message) never reach the terminal raw.
+  return String(value)
+    .replace(/\s+/g, ' ')
+    .replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)
 }

@@ -104,8 +104,11 @@ export function requestStoryRoute(deps: ReadDeps) {
     const sources = await readSources(deps, archives)
     try {
       const found = storyAcross(sources.dbs, id)
-      if (!found) throw new NotFoundError(`no row with id ${id}${archives ? ' in the live database or the archives' : ''}`)
-      readableAgent(c, found.row.agent_name)
+      // Another agent's row is not there for an agent token: a 403 would tell it that the row exists, and whose it is.
+      const own = readableAgent(c, undefined)
+      if (!found || (own !== undefined && found.row.agent_name !== own)) {
+        throw new NotFoundError(`no row with id ${id}${own !== undefined ? ` of agent "${own}"` : ''}${archives ? ' in the live database or the archives' : ''}`)
+      }
       // Checkpoints stay in the live database; the row's chain entry is wherever the row is.
       return c.json({ ...found, proof: proofOf(sources.dbs, id, deps.store.reader) })
     } finally {
