@@ -4,7 +4,7 @@
  * knows whether a retry may help. Upstream text that reaches an error
  * message is redacted (API key, credential shapes, prompt text).
  */
-import { ProviderError, redact } from '../src/errors.ts'
+import { ProviderError, encodingsOf, redact } from '../src/errors.ts'
 import { cutText } from '../src/text.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter } from './retry-after.ts'
@@ -190,7 +190,7 @@ async function httpError(target: Target, response: Response, options: CallOption
 export function secretsOf(target: Target, options: CallOptions): string[] {
   const secrets = target.apiKey ? [target.apiKey] : []
   for (const value of Object.values(target.headers ?? {})) if (value.length >= 8) secrets.push(value)
-  return [...secrets, ...(options.redactions?.() ?? [])]
+  return [...secrets.flatMap(encodingsOf), ...(options.redactions?.() ?? [])]
 }
 
 /** The human part of an upstream error body: `error.message`, `message` or the text. */

@@ -345,8 +345,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   if (raw.database_max_mb !== undefined && retention.max_db_mb !== undefined && retention.max_db_mb >= raw.database_max_mb) {
     issues.push({ path: 'retention.max_db_mb', message: 'must be below database_max_mb, or early archiving never happens before writes are refused' })
   }
-  if (raw.sync && /^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(raw.sync.remote)) {
-    issues.push({ path: 'sync.remote', message: 'must not contain a password or token; set WITNESS_SYNC_TOKEN instead' })
+  // A password, or over http(s) any user part at all (`https://ghp_…@github.com/…`: a token as the user name).
+  if (raw.sync && (/^[a-z][a-z0-9+.-]*:\/\/[^/@]*:[^/@]*@/i.test(raw.sync.remote) || /^https?:\/\/[^/@]*@/i.test(raw.sync.remote))) {
+    issues.push({ path: 'sync.remote', message: 'must not contain a password or token (nor, over http(s), a user name); set WITNESS_SYNC_TOKEN (and WITNESS_SYNC_USER) instead' })
   }
   const machine = raw.machine ?? defaultMachine(options.hostname ?? hostname(), issues)
   issues.push(...authIssues(raw.auth))

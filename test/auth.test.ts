@@ -214,7 +214,7 @@ describe('auth config and open mode', () => {
     }
   })
 
-  test('open mode answers only loopback host names, and only JSON bodies (no cross-site simple POST)', async () => {
+  test('open mode answers only loopback host names, only JSON bodies (no cross-site simple POST), and no write a page of another site sends', async () => {
     const open = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     try {
       const port = new URL(open.url).port
@@ -233,6 +233,13 @@ describe('auth config and open mode', () => {
         expect((await res.json()).error).toMatchObject({ type: 'unsupported_media_type', message: expect.stringContaining('application/json') })
       }
       expect(readRows(open.dbPath)).toEqual([])
+      // A page of another site posting with no body at all (an empty form): refused by its Origin or Sec-Fetch-Site.
+      for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+        const res = await fetch(`${open.url}/admin/reload`, { method: 'POST', headers })
+        expect(res.status).toBe(403)
+      }
+      expect((await fetch(`${open.url}/admin/reload`, { method: 'POST', headers: { origin: `http://127.0.0.1:${port}` } })).status).toBe(200)
+      expect((await fetch(`${open.url}/admin/reload`, { method: 'POST' })).status).toBe(200)
       expect((await open.infer({ agent: 'a', messages: message })).status).toBe(200)
       expect((await fetch(`${open.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json; charset=utf-8' }, body })).status).toBe(200)
     } finally {

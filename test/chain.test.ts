@@ -387,6 +387,31 @@ describe('exhaustion and skips', () => {
     expect(w.logs.join('\n')).not.toContain(secret)
   })
 
+  test('nor when the key has a stray space or line end in the environment, or is echoed encoded or cut short', async () => {
+    const key = 'abc/def+ghi=jkl.MNO_pqr~stu'
+    const echoes = [key, encodeURIComponent(key), Buffer.from(key).toString('base64'), `${key.slice(0, 20)}...`, JSON.stringify(key).replaceAll('/', '\\/')]
+    let next = 0
+    const upstream = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response(`{"detail":"bad key ${echoes[next++ % echoes.length]}"}`, { status: 401 }) })
+    try {
+      for (const stored of [`${key}\r`, ` ${key} `]) {
+        const w = await witness(
+          { default: [{ provider: 'keyed', model: 'k', retries: 0 }] },
+          { providers: { keyed: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, api_key_env: 'KEYED_API_KEY' } } },
+          { env: { KEYED_API_KEY: stored } },
+        )
+        for (let i = 0; i < echoes.length; i++) {
+          const text = await (await w.infer({})).text()
+          for (const echo of echoes) expect(text).not.toContain(echo.replace(/\.\.\.$/, ''))
+        }
+        const rows = JSON.stringify(readRows(w.dbPath))
+        expect(rows).toContain('[redacted]')
+        for (const part of ['def+ghi', 'ZGVm', 'def%2Bghi']) expect(rows).not.toContain(part)
+      }
+    } finally {
+      upstream.stop(true)
+    }
+  })
+
   test('prompt text echoed in an upstream error is not stored', async () => {
     const prompt = 'the launch codes are 0000-1111 and nobody may know'
     const echo = startSimulator()

@@ -208,7 +208,12 @@ describe('config', () => {
     ).toEqual([
       { path: 'retention.archive_keep_days', message: 'must be 0 (keep forever) or at least retention.keep_days' },
       { path: 'retention.max_db_mb', message: 'must be below database_max_mb, or early archiving never happens before writes are refused' },
-      { path: 'sync.remote', message: 'must not contain a password or token; set WITNESS_SYNC_TOKEN instead' },
+      { path: 'sync.remote', message: 'must not contain a password or token (nor, over http(s), a user name); set WITNESS_SYNC_TOKEN (and WITNESS_SYNC_USER) instead' },
     ])
+    // A token as the user name would be written into the clone's .git/config just the same.
+    expect(problems({ ...minimal, sync: { remote: 'https://ghp_secrettoken1234567890@github.com/o/r.git' } }).map((i) => i.path)).toEqual(['sync.remote'])
+    for (const remote of ['ssh://git@forge.example/t.git', 'git@forge.example:timmy/t.git', 'https://forge.example/t.git']) {
+      expect(parseConfig({ ...minimal, sync: { remote } }).sync?.remote).toBe(remote)
+    }
   })
 })

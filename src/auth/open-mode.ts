@@ -7,7 +7,12 @@
  *   using DNS rebinding talks to witness under its own host name;
  * - a body not declared as JSON is refused (415): a page can send a
  *   "simple" cross-site POST (text/plain) without a CORS preflight, but not
- *   application/json, which the SDKs and agents always send.
+ *   application/json, which the SDKs and agents always send;
+ * - a write (any method but GET, HEAD, OPTIONS) that a browser marks as
+ *   coming from a page of another site (`Origin` not loopback, or
+ *   `Sec-Fetch-Site: cross-site`) is refused (403): an empty form POST needs
+ *   no body, so the JSON check alone does not stop it. Agents, SDKs and curl
+ *   send neither header.
  *
  * With `auth`, tokens decide and neither check applies.
  */
@@ -26,6 +31,10 @@ export function guardOpenMode(config: () => Config): MiddlewareHandler {
       }
       const method = c.req.method
       if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
+        const origin = c.req.header('origin')
+        if ((origin !== undefined && !loopbackOrigin(origin)) || c.req.header('sec-fetch-site') === 'cross-site') {
+          throw new ForbiddenError(`witness runs open (no auth) and refuses writes a web page of another site sends (origin ${JSON.stringify((origin ?? 'cross-site').slice(0, 80))})`)
+        }
         const type = c.req.header('content-type') ?? null
         const length = c.req.header('content-length')
         const hasBody = (length !== undefined && length !== '0') || c.req.header('transfer-encoding') !== undefined
@@ -33,5 +42,15 @@ export function guardOpenMode(config: () => Config): MiddlewareHandler {
       }
     }
     await next()
+  }
+}
+
+/** Whether an Origin header names a page served from a loopback host (`null`, a sandboxed or file page, does not). */
+function loopbackOrigin(origin: string): boolean {
+  try {
+    const url = new URL(origin)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && LOOPBACK_HOST.test(url.host)
+  } catch {
+    return false
   }
 }

@@ -5,7 +5,7 @@
  * output (redacted). The command runs in its own process group, so a
  * timeout kills everything it started, not just the shell.
  */
-import { redact } from '../errors.ts'
+import { encodingsOf, redact } from '../errors.ts'
 
 export interface CommandOptions {
   /** The environment it inherits (the router's), before `vars`. */
@@ -106,9 +106,10 @@ function collect(stream: ReadableStream<Uint8Array>): { text: Promise<string>; s
 }
 
 function firstLines(text: string, secrets: readonly string[]): string {
-  const lines = text.slice(0, OUTPUT_CHARS).split('\n')
+  // Redacted before it is cut: a secret the cut would split leaves no prefix behind.
+  const lines = redact(text, secrets).slice(0, OUTPUT_CHARS).split('\n')
   const kept = lines.slice(0, OUTPUT_LINES).join('\n').trimEnd()
-  return redact(lines.length > OUTPUT_LINES ? `${kept}\n…` : kept, secrets)
+  return lines.length > OUTPUT_LINES ? `${kept}\n…` : kept
 }
 
 /**
@@ -120,7 +121,7 @@ function firstLines(text: string, secrets: readonly string[]): string {
 export function secretsIn(env: Record<string, string | undefined>, names: readonly string[] = []): string[] {
   return Object.entries(env)
     .filter(([name, value]) => value !== undefined && value.length >= 8 && (names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)))
-    .map(([, value]) => value!)
+    .flatMap(([, value]) => encodingsOf(value!))
 }
 
 /** The variables a config reads provider API keys from (`api_key_env`, or a preset's). */

@@ -76,7 +76,9 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     stopping: deps.stopping ?? (() => false),
   }
 
-  const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv] || undefined : undefined))
+  // Trimmed: fetch strips spaces and line ends from a header value, so the key the provider sees
+  // (and may echo) is the bare one, and that is what redaction must look for.
+  const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv]?.trim() || undefined : undefined))
   const missingKey = steps.map((s, i) => Boolean(s.provider.apiKeyEnv) && !keys[i])
   const cooldownKey = (s: StepSpec) => label(s)
   // If every step that could be called is cooling down, try them anyway.
