@@ -210,12 +210,12 @@ describe('GET /requests with archives=1', () => {
     expect(limited.trimEnd().split('\n').map((l) => JSON.parse(l).id)).toEqual(newestIds(t.seeded.filter((r) => r.status === 'error')).slice(0, 5))
   })
 
-  test('an agent token sees only its own rows in the archives too, and asking for another agent is 403', async () => {
+  test('an agent token sees only its own rows in the archives too: asking for another agent is 403, another agent\'s row by id is not there (404)', async () => {
     const mine = await allPages('?limit=7&archives=1', EZRA)
     expect(mine.ids).toEqual(newestIds(t.seeded.filter((r) => r.agent === 'ezra')))
     expect((await get('/requests?archives=1&agent=bezalel', EZRA)).status).toBe(403)
     const bezalelOld = t.seeded.find((r) => r.agent === 'bezalel' && !isLive(r))!
-    expect((await get(`/requests/${bezalelOld.id}?archives=1`, EZRA)).status).toBe(403)
+    expect((await get(`/requests/${bezalelOld.id}?archives=1`, EZRA)).status).toBe(404)
     expect((await get('/requests/did-call?agent=bezalel&provider=kimi&since=200d&archives=1', EZRA)).status).toBe(403)
     const stats = await (await get('/stats?since=200d&archives=1&by=agent', EZRA)).json()
     expect(stats.groups.map((g: { agent: string }) => g.agent)).toEqual(['ezra'])
