@@ -5,7 +5,7 @@
  */
 import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import { hostname } from 'node:os'
+import { homedir, hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
@@ -31,12 +31,16 @@ const Tuning = {
   idle_timeout_ms: v.optional(Ms),
 }
 
+/** An HTTP header name (a token) and a value without line breaks or NUL. */
+const HeaderName = v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)'))
+const HeaderValue = v.pipe(v.string(), v.regex(/^[^\r\n\0]*$/, 'must not hold a line break or NUL'))
+
 export const ProviderSchema = v.strictObject({
   type: v.optional(v.picklist(['openai', 'anthropic'])),
   preset: v.optional(v.picklist(PRESET_NAMES, `must be one of: ${PRESET_NAMES.join(', ')}`)),
   base_url: v.optional(HttpUrl),
   api_key_env: v.optional(EnvName),
-  headers: v.optional(v.record(v.string(), v.string())),
+  headers: v.optional(v.record(HeaderName, HeaderValue)),
   ...Tuning,
 })
 
@@ -65,6 +69,8 @@ export const PolicySchema = v.strictObject({
 })
 
 const Seconds = v.pipe(v.number(), v.minValue(0.001), v.maxValue(31_536_000))
+/** A wait set as a timer: Bun runs a timer of more than 2^31 - 1 ms (24.8 days) at once. */
+const TimerSeconds = v.pipe(Seconds, v.maxValue(2_147_483, 'at most 2147483 (24.8 days, the longest timer)'))
 const Command = v.pipe(v.string(), v.minLength(1), v.maxLength(4096))
 
 /** An agent that heartbeats to witness and what to do when it falls silent. */
@@ -78,7 +84,7 @@ export const WatchedAgentSchema = v.strictObject({
 export const DeadmanSchema = v.strictObject({
   /** The router's own name: agent_name of the rollback rows for its own config. */
   name: v.optional(AgentName, 'witness'),
-  check_every_s: v.optional(Seconds, 30),
+  check_every_s: v.optional(TimerSeconds, 30),
   /** Passing health (with at least one successful call) this long promotes the config to last known good. */
   promote_after_s: v.optional(Seconds, 300),
   /** Every chain that was called has failed, with no success, this long: unhealthy. */
@@ -86,7 +92,7 @@ export const DeadmanSchema = v.strictObject({
   /** Extra time past a call's own timeouts before it counts as stuck. */
   stuck_grace_s: v.optional(Seconds, 30),
   /** Time limit for rollback, restart and alert commands (killed when it passes). */
-  command_timeout_s: v.optional(Seconds, 60),
+  command_timeout_s: v.optional(TimerSeconds, 60),
   /** Run by `witness watchdog` after restoring the last-known-good config. */
   restart_command: v.optional(Command),
   /** Run with a one-line summary on every rollback, failed rollback and silent agent. */
@@ -356,7 +362,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   if (issues.length) throw new ConfigError(source, issues)
 
   const baseDir = options.baseDir ?? process.cwd()
-  const inBase = (path: string) => (isAbsolute(path) ? path : resolve(baseDir, path))
+  // `~/…` is the home directory, as in a shell; other relative paths are the config file's directory's.
+  const home = (path: string) => (path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(2)) : path)
+  const inBase = (path: string) => (isAbsolute(home(path)) ? home(path) : resolve(baseDir, path))
   return {
     raw,
     hash: options.hash ?? sha256(JSON.stringify(input)),

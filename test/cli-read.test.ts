@@ -80,6 +80,23 @@ describe('witness query', () => {
   })
 })
 
+describe('reading with --db while the config is broken (the server may be down for just that)', () => {
+  test('query, did-call and verify read the file, warning that the config was set aside; a config named with --config must load', () => {
+    const broken = tempDir()
+    writeFileSync(join(broken, 'witness.yaml'), 'providers: { kimi: {} }\nchains: { default: [ { provider: ghost, model: m } ] }\n')
+    const env = { WITNESS_CONFIG: join(broken, 'witness.yaml') } // as the deployed wrapper sets it
+    const query = witness(['query', '--db', dbPath], broken, env)
+    expect(query.code).toBe(0)
+    expect(query.stdout).toContain('kimi-k2.5')
+    expect(query.stderr).toContain('without the config, which does not load (1 problem(s)')
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi'], broken, env).code).toBe(0)
+    const verified = witness(['verify', '--db', dbPath], broken, env)
+    expect(verified.stderr).toContain('without the config, which does not load')
+    expect(verified.stdout).toContain('verified')
+    expect(witness(['query', '--db', dbPath, '--config', join(broken, 'witness.yaml')], broken).code).toBe(2)
+  })
+})
+
 describe('witness did-call', () => {
   test('yes: exit 0 and one sentence with the counts and the last call time', () => {
     const result = witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '1h'])
@@ -156,12 +173,21 @@ describe('witness token new', () => {
     const result = witness(['token', 'new', '--agent', 'bezalel'])
     expect(result.code).toBe(0)
     const token = result.stdout.split('\n')[1]!
-    const hash = /bezalel: \{ token_sha256: "([0-9a-f]{64})" \}/.exec(result.stdout)![1]!
+    const hash = /"bezalel": \{ token_sha256: "([0-9a-f]{64})" \}/.exec(result.stdout)![1]!
     expect(hashToken(token)).toBe(hash)
     const yaml = result.stdout.slice(result.stdout.indexOf('auth:'))
     const config = parseConfig({ ...(Bun.YAML.parse(yaml) as object), providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] } })
     expect(ownerOf(token, config.auth!)).toEqual({ kind: 'agent', name: 'bezalel' })
-    expect(witness(['token', 'new', '--operator', 'alexander']).stdout).toContain('  operators:\n    alexander: { token_sha256: "')
+    expect(witness(['token', 'new', '--operator', 'alexander']).stdout).toContain('  operators:\n    "alexander": { token_sha256: "')
+  })
+
+  test('a name YAML would read as a number (007, 1e3) is printed quoted, and reads back as that name', () => {
+    for (const name of ['007', '1e3', '0x10']) {
+      const result = witness(['token', 'new', '--agent', name])
+      const yaml = result.stdout.slice(result.stdout.indexOf('auth:'))
+      const config = parseConfig({ ...(Bun.YAML.parse(yaml) as object), providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] } })
+      expect(ownerOf(result.stdout.split('\n')[1]!, config.auth!)).toEqual({ kind: 'agent', name })
+    }
   })
 
   test('exactly one of --agent or --operator, with a valid name', () => {

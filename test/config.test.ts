@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
-import { hostname } from 'node:os'
+import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import { PRESETS } from '../providers/presets.ts'
 import { type Config, loadConfig, parseConfig } from '../src/config.ts'
@@ -192,6 +192,17 @@ describe('config', () => {
       expect(problems({ ...minimal, machine: host }).map((i) => i.path), host).toEqual(['machine'])
     }
     expect(parseConfig(minimal, { hostname: 'x'.repeat(64) }).machine).toHaveLength(64)
+  })
+
+  test('provider headers must be HTTP header names with values on one line; timers at most 24.8 days', () => {
+    expect(problems({ ...minimal, providers: { kimi: { headers: { 'Bad Header': 'x', 'X-Ok': 'a\r\nInjected: 1' } } } }).map((i) => i.path).sort()).toEqual(['providers.kimi.headers.Bad Header', 'providers.kimi.headers.X-Ok'])
+    expect(problems({ ...minimal, deadman: { command_timeout_s: 2_592_000, check_every_s: 3_000_000 } }).map((i) => i.path).sort()).toEqual(['deadman.check_every_s', 'deadman.command_timeout_s'])
+  })
+
+  test('a path starting with ~/ is in the home directory; other relative paths are the config file\'s directory\'s', () => {
+    const config = parseConfig({ ...minimal, database: '~/witness/w.db', retention: { archive_dir: 'archive' } }, { baseDir: '/etc/witness' })
+    expect(config.databasePath).toBe(join(homedir(), 'witness/w.db'))
+    expect(config.retention.archiveDir).toBe('/etc/witness/archive')
   })
 
   test('a sync remote holding a password or token is refused, and so are bad durations and archives kept shorter than rows', () => {

@@ -513,6 +513,30 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
   })
 })
 
+describe.skipIf(!HAVE_GIT)('witness fleet --out', () => {
+  test('replaces only a fleet database: a live database or any other file named by mistake is left alone (exit 2)', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    await m.seed([{ timestamp: '2026-11-23T10:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    const before = readFileSync(m.livePath)
+    const refused = await runWitness(['fleet', '--repo', clone, '--out', m.livePath])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(`refusing to replace ${m.livePath}: it is not a fleet database`)
+    expect(readFileSync(m.livePath)).toEqual(before)
+    const other = join(tempDir(), 'notes.txt')
+    writeFileSync(other, 'keep me')
+    expect((await runWitness(['fleet', '--repo', clone, '--out', other])).code).toBe(2)
+    expect(readFileSync(other, 'utf8')).toBe('keep me')
+    // A fleet database is rebuilt in place.
+    const out = join(tempDir(), 'fleet.db')
+    expect((await runWitness(['fleet', '--repo', clone, '--out', out])).code).toBe(0)
+    expect((await runWitness(['fleet', '--repo', clone, '--out', out])).code).toBe(0)
+  })
+})
+
 describe.skipIf(!HAVE_GIT)('witness fleet', () => {
   test("builds one database with the exact schema whose rows are the union of every machine's rows, with new ids mapped to machine and original id", async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))

@@ -1,7 +1,7 @@
 /** `witness fleet --repo <clone> --out fleet.db`: one database from every machine's export (see src/sync/fleet.ts). */
 import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
-import { buildFleet } from '../sync/fleet.ts'
+import { FleetError, buildFleet } from '../sync/fleet.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 
 export const fleetCommand: Command = {
@@ -10,7 +10,13 @@ export const fleetCommand: Command = {
     const { values } = parsed(() => parseArgs({ args, options: { repo: { type: 'string' }, out: { type: 'string' } } }))
     if (!values.repo || !values.out) throw new UsageError('fleet needs --repo CLONE and --out FILE')
     if (!existsSync(values.repo)) throw new UsageError(`--repo ${values.repo} does not exist`)
-    const report = buildFleet(values.repo, values.out)
+    let report: ReturnType<typeof buildFleet>
+    try {
+      report = buildFleet(values.repo, values.out)
+    } catch (error) {
+      if (error instanceof FleetError) throw new UsageError(error.message)
+      throw error
+    }
     const machines = Object.entries(report.machines).map(([m, n]) => `${m}: ${n}`)
     console.log(`witness fleet: ${report.rows} rows from ${machines.length} machine(s) (${machines.join(', ') || 'none'}) -> ${values.out}`)
     if (report.skipped.length) console.error(`witness fleet: skipped ${report.skipped.length} line(s) that are not export lines: ${report.skipped.slice(0, 5).join(', ')}${report.skipped.length > 5 ? ', …' : ''}`)

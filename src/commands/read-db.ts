@@ -8,6 +8,7 @@
 import { Database } from 'bun:sqlite'
 import { existsSync, statSync } from 'node:fs'
 import { type Config, loadConfig } from '../config.ts'
+import { ConfigError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { type ReadPeriod, type ReadSources, openReadSources } from '../retention/read-sources.ts'
 import { UsageError } from './args.ts'
@@ -25,9 +26,19 @@ export interface ReadTarget {
 
 export function openForReading(values: { db?: string; config?: string; archives?: boolean; 'archive-dir'?: string }): ReadTarget {
   const configPath = configPathFrom(values.config)
-  // With --db, a config is optional (only prices and the archive directory come from it) unless one was named explicitly.
-  const named = values.config !== undefined || process.env.WITNESS_CONFIG !== undefined
-  const config = values.db === undefined || named || existsSync(configPath) ? loadConfig(configPath) : null
+  // With --db, a config is optional (only prices and the archive directory come from it): one that is
+  // missing or broken is set aside with a warning, so the rows can be read while the server is down
+  // for just that reason. A config named with --config must load.
+  let config: Config | null = null
+  if (values.db === undefined || values.config !== undefined) config = loadConfig(configPath)
+  else if (existsSync(configPath)) {
+    try {
+      config = loadConfig(configPath)
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error
+      console.error(`witness: reading ${values.db} without the config, which does not load (${error.issues.length} problem(s) in ${configPath}): no prices, no archive directory`)
+    }
+  }
   const archiveDir = archiveDirOf(values, config)
   const path = values.db ?? config!.databasePath
   if (!existsSync(path)) throw new UsageError(`no database at ${path} (set --db, or the config's database)`)

@@ -26,7 +26,8 @@ export const tokenCommand: Command = {
     console.log('add to witness.yaml:')
     console.log('auth:')
     console.log(`  ${kind}:`)
-    console.log(`    ${name}: { token_sha256: "${hashToken(token)}" }`)
+    // Quoted: a name such as 007 or 1e3 would otherwise be read back as a number (7, 1000).
+    console.log(`    ${JSON.stringify(name)}: { token_sha256: "${hashToken(token)}" }`)
     return 0
   },
 }

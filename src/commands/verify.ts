@@ -11,9 +11,10 @@
  * with a new key (its own `public-key.json` replaced) then fails.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync } from 'node:fs'
+import { accessSync, constants, existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
+import { ConfigError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
@@ -56,11 +57,19 @@ export const verifyCommand: Command = {
     if (values.machine !== undefined) throw new UsageError('--machine chooses a folder of a git export: use it with --repo')
 
     const configPath = configPathFrom(values.config)
-    const config: Config | null = existsSync(configPath) ? loadConfig(configPath) : null
+    const config = configFor(configPath, values.db, values.config !== undefined)
     const dbPath = values.db ?? config?.databasePath
     if (!dbPath) throw new UsageError('no database: pass --db PATH or --config PATH')
     if (!existsSync(dbPath)) throw new UsageError(`no database at ${dbPath}`)
     const keyPath = values.key ?? config?.proof.keyPath
+    // A key that is there but cannot be read is not a missing key: the checkpoints would look forged.
+    if (keyPath && existsSync(keyPath)) {
+      try {
+        accessSync(keyPath, constants.R_OK)
+      } catch (error) {
+        throw new UsageError(`cannot read the key ${keyPath} (${(error as { code?: string }).code ?? (error as Error).message}): run verify as a user who may, or pass --key with the published public-key.json`)
+      }
+    }
     const keys = new Map<string, JsonWebKey>()
     const key = pinned ?? (keyPath && existsSync(keyPath) ? await readPublicKey(keyPath) : null)
     if (key) keys.set(key.key_id, key.jwk)
@@ -174,4 +183,17 @@ function sameMachine(issuer: string, gathered: Gathered, config: Config | null):
   if (here === null || here === issuer) return true
   console.log(`receipt: issued by machine ${issuer}, but this database is ${here}'s; check it against that machine's log (or its export with --repo)`)
   return false
+}
+
+/** The config verify reads: with --db, one that does not load (and was not named with --config) is set aside with a warning. */
+function configFor(configPath: string, db: string | undefined, named: boolean): Config | null {
+  if (!existsSync(configPath)) return null
+  if (db === undefined || named) return loadConfig(configPath)
+  try {
+    return loadConfig(configPath)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(`witness: verifying ${db} without the config, which does not load (${error.issues.length} problem(s) in ${configPath}): no archives, the key only with --key`)
+    return null
+  }
 }

@@ -49,6 +49,9 @@ export const NOT_EXPORTED = '(not exported)'
 
 /** Builds `out` from the clone at `repo` (written to a temp file, then renamed over `out`). */
 export function buildFleet(repo: string, out: string): FleetReport {
+  // Only a fleet database is replaced: `--out` naming a live database (a server's, with its WAL) or any
+  // other file would destroy it.
+  if (existsSync(out) && !isFleetDatabase(out)) throw new FleetError(`refusing to replace ${out}: it is not a fleet database (one witness fleet built); remove it or choose another --out`)
   mkdirSync(dirname(out), { recursive: true })
   const tmp = join(dirname(out), `.${basename(out)}.${process.pid}.tmp`)
   rmSync(tmp, { force: true })
@@ -125,6 +128,25 @@ export function buildFleet(repo: string, out: string): FleetReport {
   for (const suffix of ['-wal', '-shm']) rmSync(`${out}${suffix}`, { force: true })
   renameSync(tmp, out)
   return report
+}
+
+/** The error of a fleet build that was refused (the command exits 2). */
+export class FleetError extends Error {
+  override name = 'FleetError'
+}
+
+/** Whether `path` is a SQLite file with fleet_origin (a fleet database), read without touching it otherwise. */
+function isFleetDatabase(path: string): boolean {
+  if (!statSync(path).isFile()) return false
+  let db: Database | null = null
+  try {
+    db = new Database(path, { readonly: true })
+    return db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'fleet_origin'").get() !== null
+  } catch {
+    return false
+  } finally {
+    db?.close()
+  }
 }
 
 function parseLine(text: string): v.InferOutput<typeof ExportLineSchema> | null {
