@@ -74,6 +74,13 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`witness: ${error.message}\n${usage()}`)
       return 2
     }
+    // The file system or SQLite said no (a read-only directory, a path that is a directory, a file
+    // that is not a database): its message says what and where; a stack trace would only hide it.
+    const code = (error as { code?: unknown })?.code
+    if (typeof code === 'string' && /^(E[A-Z]+|SQLITE_[A-Z_]+)$/.test(code)) {
+      console.error(`witness: ${name} failed: ${(error as Error).message}${code.startsWith('SQLITE_') ? ` (${code})` : ''}`)
+      return command.failureExitCode ?? 1
+    }
     console.error(`witness: ${name} failed unexpectedly: ${(error as Error)?.stack ?? String(error)}`)
     return command.failureExitCode ?? 1
   }

@@ -97,6 +97,19 @@ describe('reading with --db while the config is broken (the server may be down f
   })
 })
 
+describe('ordinary failures', () => {
+  test('are one line naming what failed, never a stack trace: a file that is no database, a repo that is a file', () => {
+    const here = tempDir()
+    writeFileSync(join(here, 'notes.txt'), 'not a database')
+    const verify = witness(['verify', '--db', join(here, 'notes.txt')], here)
+    expect(verify.code).toBe(2)
+    expect(verify.stderr).toStartWith(`witness: cannot read ${join(here, 'notes.txt')} as a witness database: file is not a database`)
+    const fleet = witness(['fleet', '--repo', join(here, 'notes.txt'), '--out', join(here, 'fleet.db')], here)
+    expect(fleet.stderr.trim()).toBe(`witness: fleet failed: ENOTDIR: not a directory, scandir '${join(here, 'notes.txt')}'`)
+    for (const result of [verify, fleet]) expect(result.stderr).not.toContain('    at ')
+  })
+})
+
 describe('witness did-call', () => {
   test('yes: exit 0 and one sentence with the counts and the last call time', () => {
     const result = witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '1h'])

@@ -74,7 +74,7 @@ export const verifyCommand: Command = {
     const key = pinned ?? (keyPath && existsSync(keyPath) ? await readPublicKey(keyPath) : null)
     if (key) keys.set(key.key_id, key.jwk)
 
-    const live = new Database(dbPath, { readonly: true })
+    const live = openWitnessDb(dbPath)
     const gathered: Gathered = emptyGathered()
     const archives = values.archives && config ? archiveDatabasesFor(config.retention.archiveDir) : []
     if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
@@ -195,5 +195,18 @@ function configFor(configPath: string, db: string | undefined, named: boolean): 
     if (!(error instanceof ConfigError)) throw error
     console.error(`witness: verifying ${db} without the config, which does not load (${error.issues.length} problem(s) in ${configPath}): no archives, the key only with --key`)
     return null
+  }
+}
+
+/** The database to verify, read-only; a file that is not a witness database is a usage error (2), not a failed verification (1). */
+function openWitnessDb(path: string): Database {
+  let db: Database | null = null
+  try {
+    db = new Database(path, { readonly: true })
+    db.query('SELECT 1 FROM request_log LIMIT 1').get()
+    return db
+  } catch (error) {
+    db?.close()
+    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`)
   }
 }
