@@ -153,7 +153,7 @@ describe('witness did-call', () => {
     closeSync(fd)
     const crashed = witness(['did-call', '--db', corrupt.path, ...args])
     expect(crashed.code).toBe(2)
-    expect(crashed.stderr).toContain('did-call failed unexpectedly: SQLiteError: database disk image is malformed')
+    expect(crashed.stderr.trim()).toBe('witness: did-call failed: database disk image is malformed (SQLITE_CORRUPT)')
     expect(crashed.stdout).toBe('')
     // Other commands keep 1 for a failure.
     expect(witness(['query', '--db', corrupt.path, '--agent', 'ezra', '--provider', 'kimi']).code).toBe(1)

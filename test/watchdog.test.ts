@@ -199,14 +199,14 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
   })
 
-  test('a watchdog that fails unexpectedly (its config path is a directory) exits 2, never the 1 of a check below the threshold', async () => {
+  test('a watchdog that fails (its config path is a directory) exits 2, never the 1 of a check below the threshold', async () => {
     const dir = tempDir()
     const configPath = join(dir, 'witness.yaml')
     mkdirSync(configPath)
     writeConfigFile(`${configPath}.last-good`, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     promoteLastGood(configPath, readFileSync(`${configPath}.last-good`)) // and its .sha256
     const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
-    expect(result.stderr).toContain('watchdog failed unexpectedly: Error: EISDIR')
+    expect(result.stderr).toContain('witness: watchdog failed: EISDIR')
     expect(result.code).toBe(2)
   })
 
