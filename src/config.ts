@@ -279,7 +279,10 @@ export interface ParseOptions {
 export function parseConfig(input: unknown, options: ParseOptions = {}): Config {
   const source = options.path ?? '(inline)'
   const result = v.safeParse(ConfigSchema, input)
-  if (!result.success) throw new ConfigError(source, toIssues(result.issues))
+  if (!result.success) {
+    const issues = toIssues(result.issues)
+    throw new ConfigError(source, [...issues, ...alsoWrong(input, result.issues, issues, options)])
+  }
   const raw = result.output
   const issues: Issue[] = []
 
@@ -457,6 +460,44 @@ export function openListenProblem(host: string, hasAuth: boolean): string | null
 function isLoopback(host: string): boolean {
   const h = host.replace(/^\[(.*)\]$/, '$1').toLowerCase()
   return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || /^::ffff:127\./.test(h)
+}
+
+/**
+ * What else is wrong with a config that failed its schema: the checks across settings (a chain
+ * naming an unknown or banned provider, a provider without a base URL, an open listen address)
+ * run only on a config that passed it. So the parts the schema refused are taken out, and the
+ * rest is checked again; a problem at or under a path already reported is not repeated. Every
+ * problem is listed at once, not one round of fixes at a time.
+ */
+function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], reported: readonly Issue[], options: ParseOptions, depth = 0): Issue[] {
+  if (depth >= 3 || input === null || typeof input !== 'object') return []
+  const pruned = structuredClone(input) as Record<string, unknown>
+  let removed = false
+  for (const issue of refused) {
+    const keys = (issue.path ?? []).map((item) => item.key as string | number)
+    if (keys.length === 0) return [] // the whole document is wrong: nothing to check across
+    let parent: unknown = pruned
+    for (const key of keys.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[key] : undefined
+    if (parent !== null && typeof parent === 'object' && keys.at(-1)! in parent) {
+      delete (parent as Record<string | number, unknown>)[keys.at(-1)!]
+      removed = true
+    }
+  }
+  if (!removed) return []
+  const covered = (path: string) => reported.some((r) => path === r.path || path.startsWith(`${r.path}.`) || path.startsWith(`${r.path}[`))
+  const again = v.safeParse(ConfigSchema, pruned)
+  if (!again.success) {
+    // A part taken out was required (its absence is no news): only the new problems, and deeper.
+    const fresh = toIssues(again.issues).filter((i) => !covered(i.path))
+    return [...fresh, ...alsoWrong(pruned, again.issues, [...reported, ...fresh], options, depth + 1)]
+  }
+  try {
+    parseConfig(pruned, options)
+    return []
+  } catch (error) {
+    if (!(error instanceof ConfigError)) return []
+    return error.issues.filter((i) => !covered(i.path))
+  }
 }
 
 /** Reads, parses and validates a YAML config file. */

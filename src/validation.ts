@@ -13,7 +13,16 @@ export const AgentName = v.pipe(
 )
 
 export function toIssues(issues: readonly v.BaseIssue<unknown>[]): Issue[] {
-  return issues.map((issue) => ({ path: pathOf(issue), message: issue.message }))
+  return issues.map((issue) => ({ path: pathOf(issue), message: plainMessage(issue) }))
+}
+
+/** valibot's own words where they are plain; an unknown key and a missing one said as such. */
+function plainMessage(issue: v.BaseIssue<unknown>): string {
+  if ((issue.type === 'strict_object' || issue.type === 'strict_tuple') && issue.expected === 'never') return 'unknown key (there is none such here)'
+  if (issue.type === 'object' || issue.type === 'strict_object' || issue.type === 'loose_object') {
+    if (issue.received === 'undefined' && issue.expected?.startsWith('"')) return 'required, and missing'
+  }
+  return issue.message
 }
 
 function pathOf(issue: v.BaseIssue<unknown>): string {

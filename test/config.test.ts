@@ -194,6 +194,27 @@ describe('config', () => {
     expect(parseConfig(minimal, { hostname: 'x'.repeat(64) }).machine).toHaveLength(64)
   })
 
+  test('every problem is listed at once: what the schema refuses, and the checks across settings on the rest', () => {
+    const found = problems({
+      databse: './x.db',
+      max_body_mb: 'lots',
+      listen: { host: '0.0.0.0', port: 8787 },
+      providers: { kimi: { timeout_ms: -5 }, bad: { type: 'openai' } },
+      chains: { default: [{ provider: 'nope', model: 'm' }, { provider: 'kimi', model: 'k', retries: 'many' }, { provider: 'bad', model: 'b' }] },
+    })
+    expect(found.map((i) => i.path).sort()).toEqual([
+      'chains.default[0].provider',
+      'chains.default[1].retries',
+      'databse',
+      'listen.host',
+      'max_body_mb',
+      'providers.bad.base_url',
+      'providers.kimi.timeout_ms',
+    ])
+    expect(found.find((i) => i.path === 'databse')!.message).toBe('unknown key (there is none such here)')
+    expect(problems({ providers: { kimi: {} } })).toEqual([{ path: 'chains', message: 'required, and missing' }])
+  })
+
   test('provider headers must be HTTP header names with values on one line; timers at most 24.8 days', () => {
     expect(problems({ ...minimal, providers: { kimi: { headers: { 'Bad Header': 'x', 'X-Ok': 'a\r\nInjected: 1' } } } }).map((i) => i.path).sort()).toEqual(['providers.kimi.headers.Bad Header', 'providers.kimi.headers.X-Ok'])
     expect(problems({ ...minimal, deadman: { command_timeout_s: 2_592_000, check_every_s: 3_000_000 } }).map((i) => i.path).sort()).toEqual(['deadman.check_every_s', 'deadman.command_timeout_s'])
@@ -213,7 +234,7 @@ describe('config', () => {
         retention: { keep_days: 30, archive_keep_days: 10, max_db_mb: 200 },
         sync: { remote: 'https://timmy:s3cret-token@forge.example/t.git', every: '15 minutes', branch: '../x' },
       }).map((i) => i.path),
-    ).toEqual(['sync.branch', 'sync.every'])
+    ).toEqual(['sync.branch', 'sync.every', 'retention.archive_keep_days', 'retention.max_db_mb', 'sync.remote'])
     expect(
       problems({ ...minimal, database_max_mb: 100, retention: { keep_days: 30, archive_keep_days: 10, max_db_mb: 200 }, sync: { remote: 'https://timmy:s3cret-token@forge.example/t.git' } }),
     ).toEqual([

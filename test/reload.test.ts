@@ -44,11 +44,11 @@ describe('POST /admin/reload', () => {
     const { error } = await res.json()
     expect(error.type).toBe('config_invalid')
     expect(error.config_hash).toBe(before)
-    expect(error.issues.map((i: { path: string }) => i.path)).toEqual(['database_sync'])
-    // Schema problems come first; once they are fixed, the chain problems are listed.
+    expect(error.issues.map((i: { path: string }) => i.path)).toEqual(['database_sync', 'chains.default[0].provider'])
+    // All at once: the schema's problems first, then the checks across settings on the rest.
     writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'ghost', model: 'm' }], other: [{ provider: 'sim', model: 'm', retries: -1 }] }))
     const second = (await (await reload(w)).json()).error
-    expect(second.issues.map((i: { path: string }) => i.path)).toEqual(['chains.other[0].retries'])
+    expect(second.issues.map((i: { path: string }) => i.path)).toEqual(['chains.other[0].retries', 'chains.default[0].provider'])
     writeFileSync(w.configPath, 'providers: [unclosed')
     expect((await (await reload(w)).json()).error.message).toContain('not valid YAML')
 
