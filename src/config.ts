@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
+import { parseDocument } from 'yaml'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, publicEndpoint } from '../providers/types.ts'
@@ -517,13 +518,40 @@ export function readConfigBytes(path: string): Uint8Array {
 
 /** Parses config file bytes as if they were at `path` (used for reloads and validation). */
 export function parseConfigText(bytes: Uint8Array, path: string): Config {
+  const text = new TextDecoder().decode(bytes)
   let doc: unknown
   try {
-    doc = Bun.YAML.parse(new TextDecoder().decode(bytes))
+    doc = Bun.YAML.parse(text)
   } catch (error) {
     throw new ConfigError(path, [{ path: '', message: `not valid YAML: ${(error as Error).message}` }])
   }
-  return parseConfig(doc, { baseDir: dirname(path), hash: sha256(bytes), path })
+  const options = { baseDir: dirname(path), hash: sha256(bytes), path }
+  const duplicates = duplicateKeys(text)
+  if (!duplicates.length) return parseConfig(doc, options)
+  // Listed with whatever else is wrong: the later key would silently have replaced the earlier.
+  let others: Issue[] = []
+  try {
+    parseConfig(doc, options)
+  } catch (error) {
+    if (error instanceof ConfigError) others = error.issues
+  }
+  throw new ConfigError(path, [...duplicates, ...others])
+}
+
+/**
+ * Keys given twice in one mapping. YAML parsers keep the last one without a word, so a second
+ * `auth:` block (a pasted `token new`) would drop every agent of the first, a second `policy:`
+ * its banned providers. Bun's parser reads the values; the `yaml` package finds these.
+ */
+function duplicateKeys(text: string): Issue[] {
+  const lines = text.split('\n')
+  return parseDocument(text, { uniqueKeys: true })
+    .errors.filter((e) => e.code === 'DUPLICATE_KEY')
+    .map((e) => {
+      const at = e.linePos?.[0]
+      const key = at ? /^\s*-?\s*["']?([^"':]+)/.exec(lines[at.line - 1]?.slice(at.col - 1) ?? '')?.[1]?.trim() : undefined
+      return { path: key ?? '', message: `given twice in one mapping${at ? ` (again at line ${at.line})` : ''}: the later would silently replace the earlier; merge them` }
+    })
 }
 
 export function sha256(data: string | Uint8Array): string {

@@ -215,6 +215,22 @@ describe('config', () => {
     expect(problems({ providers: { kimi: {} } })).toEqual([{ path: 'chains', message: 'required, and missing' }])
   })
 
+  test('a key given twice in one mapping is refused (YAML parsers keep the last without a word): a second auth or policy block', () => {
+    const dir = tempDir()
+    const path = join(dir, 'witness.yaml')
+    writeFileSync(path, 'providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: m } ] }\npolicy: { banned_providers: [anthropic] }\nmax_body_mb: lots\npolicy: { retry_timeouts: true }\n')
+    let issues: { path: string; message: string }[] = []
+    try {
+      loadConfig(path)
+    } catch (error) {
+      issues = (error as ConfigError).issues
+    }
+    expect(issues).toEqual([
+      { path: 'policy', message: 'given twice in one mapping (again at line 5): the later would silently replace the earlier; merge them' },
+      { path: 'max_body_mb', message: expect.any(String) },
+    ])
+  })
+
   test('provider headers must be HTTP header names with values on one line; timers at most 24.8 days', () => {
     expect(problems({ ...minimal, providers: { kimi: { headers: { 'Bad Header': 'x', 'X-Ok': 'a\r\nInjected: 1' } } } }).map((i) => i.path).sort()).toEqual(['providers.kimi.headers.Bad Header', 'providers.kimi.headers.X-Ok'])
     expect(problems({ ...minimal, deadman: { command_timeout_s: 2_592_000, check_every_s: 3_000_000 } }).map((i) => i.path).sort()).toEqual(['deadman.check_every_s', 'deadman.command_timeout_s'])

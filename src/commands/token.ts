@@ -23,7 +23,7 @@ export const tokenCommand: Command = {
     console.log(`token for ${kind === 'agents' ? 'agent' : 'operator'} ${name} (shown once; witness keeps only its hash):`)
     console.log(token)
     console.log('')
-    console.log('add to witness.yaml:')
+    console.log('add to witness.yaml (into its auth block if it has one: a second is refused):')
     console.log('auth:')
     console.log(`  ${kind}:`)
     // Quoted: a name such as 007 or 1e3 would otherwise be read back as a number (7, 1000).
