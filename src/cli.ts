@@ -54,6 +54,11 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`witness: unknown command "${name}"\n${usage()}`)
     return 2
   }
+  // `witness <command> --help`: that command's line of the usage, and the README for the rest.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(`usage: witness ${command.summary}\n\nThe README says more (a section per command).`)
+    return 0
+  }
   try {
     return await command.run(rest)
   } catch (error) {

@@ -108,4 +108,12 @@ describe('usage', () => {
     expect(badPort.code).toBe(2)
     expect(badPort.stderr).toContain('--port must be 0-65535')
   })
+
+  test('<command> --help prints that command\'s usage and exits 0, whatever else is on the line', () => {
+    for (const name of ['did-call', 'verify', 'watchdog', 'archive']) {
+      const help = witness([name, '--help', '--no-such-flag'])
+      expect(help.code).toBe(0)
+      expect(help.stdout).toStartWith(`usage: witness ${name}`)
+    }
+  })
 })
