@@ -208,10 +208,11 @@ export function storeSliceWrite(folded: FoldedSlice, at: string): SideWrite[] {
           WHERE NOT EXISTS (SELECT 1 FROM stats_slice WHERE slice_start = $from)
             AND (SELECT value FROM witness_state WHERE key = '${DELETE_EPOCH_KEY}') IS $epoch
             AND NOT EXISTS (SELECT 1 FROM request_log WHERE id > $as_of AND +timestamp >= $from AND +timestamp < $to)
-            AND NOT EXISTS (SELECT 1 FROM request_log_meta m
-                              JOIN request_log_meta o ON o.request_id = m.request_id AND o.log_id <= $as_of
-                              JOIN request_log l ON l.id = o.log_id
-                            WHERE m.log_id > $as_of AND m.seq > 1 AND +l.timestamp >= $from AND +l.timestamp < $to)`,
+            -- CROSS JOIN keeps the order: from the rows added since the fold (a rowid range). Left to
+            -- itself the planner started from request_log below as_of, a scan of every older row.
+            AND NOT EXISTS (SELECT 1 FROM request_log_meta m CROSS JOIN request_log_meta o CROSS JOIN request_log l
+                            WHERE m.log_id > $as_of AND m.seq > 1 AND o.request_id = m.request_id AND o.log_id <= $as_of
+                              AND l.id = o.log_id AND +l.timestamp >= $from AND +l.timestamp < $to)`,
     params: {
       from: folded.from,
       to: folded.to,
