@@ -26,30 +26,12 @@ export interface ReadTarget {
 
 export function openForReading(values: { db?: string; config?: string; archives?: boolean; 'archive-dir'?: string }): ReadTarget {
   const configPath = configPathFrom(values.config)
-  // With --db, a config is optional (only prices and the archive directory come from it): one that is
-  // missing or broken is set aside with a warning, so the rows can be read while the server is down
-  // for just that reason. A config named with --config must load.
-  let config: Config | null = null
-  if (values.db === undefined || values.config !== undefined) config = loadConfig(configPath)
-  else if (existsSync(configPath)) {
-    try {
-      config = loadConfig(configPath)
-    } catch (error) {
-      if (!(error instanceof ConfigError)) throw error
-      console.error(`witness: reading ${values.db} without the config, which does not load (${error.issues.length} problem(s) in ${configPath}): no prices, no archive directory`)
-    }
-  }
+  // With --db, only prices and the archive directory come from the config. A config named with --config must load.
+  const config = values.db === undefined || values.config !== undefined ? loadConfig(configPath) : optionalConfig(configPath, values.db, 'no prices, no archive directory')
   const archiveDir = archiveDirOf(values, config)
   const path = values.db ?? config!.databasePath
   if (!existsSync(path)) throw new UsageError(`no database at ${path} (set --db, or the config's database)`)
-  let db: Database
-  try {
-    db = new Database(path, { readonly: true, strict: true })
-    db.exec('PRAGMA busy_timeout = 5000')
-    db.query("SELECT 1 FROM request_log LIMIT 1").get()
-  } catch (error) {
-    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`)
-  }
+  const db = openWitnessDb(path)
   const opened: ReadSources[] = []
   return {
     db,
@@ -63,6 +45,36 @@ export function openForReading(values: { db?: string; config?: string; archives?
       for (const sources of opened) sources.close()
       db.close()
     },
+  }
+}
+
+/**
+ * The config beside a database given with --db: optional there, so one that is missing, or does not
+ * load, is set aside with a warning saying what is `lost`. A broken config never keeps anyone from
+ * reading the rows, perhaps while the server is down for just that reason.
+ */
+export function optionalConfig(configPath: string, db: string, lost: string): Config | null {
+  if (!existsSync(configPath)) return null
+  try {
+    return loadConfig(configPath)
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error
+    console.error(`witness: reading ${db} without the config, which does not load (${error.issues.length} problem(s) in ${configPath}): ${lost}`)
+    return null
+  }
+}
+
+/** A witness database opened read-only; a file that is not one is a usage error (exit 2). */
+export function openWitnessDb(path: string): Database {
+  let db: Database | null = null
+  try {
+    db = new Database(path, { readonly: true, strict: true })
+    db.exec('PRAGMA busy_timeout = 5000')
+    db.query('SELECT 1 FROM request_log LIMIT 1').get()
+    return db
+  } catch (error) {
+    db?.close()
+    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`)
   }
 }
 

@@ -10,11 +10,10 @@
  * machine's folder must be signed with: a folder rewritten and re-signed
  * with a new key (its own `public-key.json` replaced) then fails.
  */
-import { Database } from 'bun:sqlite'
+import type { Database } from 'bun:sqlite'
 import { accessSync, constants, existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
-import { ConfigError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
@@ -25,6 +24,7 @@ import { archiveDatabasesFor, closeArchives } from '../retention/archive-query.t
 import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { type Command, UsageError, parsed } from './args.ts'
+import { openWitnessDb, optionalConfig } from './read-db.ts'
 
 function everArchived(live: Database): boolean {
   return readState(live, ARCHIVED_MAX_ID_KEY) !== null
@@ -57,7 +57,10 @@ export const verifyCommand: Command = {
     if (values.machine !== undefined) throw new UsageError('--machine chooses a folder of a git export: use it with --repo')
 
     const configPath = configPathFrom(values.config)
-    const config = configFor(configPath, values.db, values.config !== undefined)
+    const config =
+      values.db === undefined || values.config !== undefined
+        ? existsSync(configPath) ? loadConfig(configPath) : null
+        : optionalConfig(configPath, values.db, 'no archives, the key only with --key')
     const dbPath = values.db ?? config?.databasePath
     if (!dbPath) throw new UsageError('no database: pass --db PATH or --config PATH')
     if (!existsSync(dbPath)) throw new UsageError(`no database at ${dbPath}`)
@@ -183,30 +186,4 @@ function sameMachine(issuer: string, gathered: Gathered, config: Config | null):
   if (here === null || here === issuer) return true
   console.log(`receipt: issued by machine ${issuer}, but this database is ${here}'s; check it against that machine's log (or its export with --repo)`)
   return false
-}
-
-/** The config verify reads: with --db, one that does not load (and was not named with --config) is set aside with a warning. */
-function configFor(configPath: string, db: string | undefined, named: boolean): Config | null {
-  if (!existsSync(configPath)) return null
-  if (db === undefined || named) return loadConfig(configPath)
-  try {
-    return loadConfig(configPath)
-  } catch (error) {
-    if (!(error instanceof ConfigError)) throw error
-    console.error(`witness: verifying ${db} without the config, which does not load (${error.issues.length} problem(s) in ${configPath}): no archives, the key only with --key`)
-    return null
-  }
-}
-
-/** The database to verify, read-only; a file that is not a witness database is a usage error (2), not a failed verification (1). */
-function openWitnessDb(path: string): Database {
-  let db: Database | null = null
-  try {
-    db = new Database(path, { readonly: true })
-    db.query('SELECT 1 FROM request_log LIMIT 1').get()
-    return db
-  } catch (error) {
-    db?.close()
-    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`)
-  }
 }
