@@ -105,12 +105,7 @@ async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun
   }
   const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
   const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
-  const recorded = await recordEntry(o, router, settings, clock, entry)
-  o.log(recorded.ok ? `an interrupted rollback recorded (log id ${recorded.logId}, ${recorded.via})` : `INTERRUPTED ROLLBACK NOT RECORDED: ${recorded.error}`)
-  if (!recorded.byRouter) {
-    const message = configRollbackMessage(entry.oldHash, entry.newHash, entry.reason)
-    await makeAlert({ config: () => settings, env: o.env, log: o.log })(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
-  }
+  const recorded = await recordAndAlert(o, router, settings, clock, entry, 'an interrupted rollback')
   return recorded.ok
 }
 
@@ -176,13 +171,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     reason: `${why}; ${restart.summary}`,
     restart,
   }
-  const recorded = await recordEntry(o, router, restored, clock, entry)
-  o.log(recorded.ok ? `rollback recorded (log id ${recorded.logId}, ${recorded.via})` : `ROLLBACK NOT RECORDED: ${recorded.error}`)
-  // The endpoint alerts for rows it writes; the watchdog speaks for the rest.
-  if (!recorded.byRouter) {
-    const message = configRollbackMessage(oldHash, snapshot.hash, entry.reason)
-    await alert(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
-  }
+  const recorded = await recordAndAlert(o, router, restored, clock, entry, 'rollback')
   // The restarted router gets a fresh count; failing again on the restored config is refused, not looped on.
   return { exit: restart.ok && recorded.ok ? 0 : 2, state: { failures: 0, last_failure: check.reason, reported: false } }
 }
@@ -214,6 +203,17 @@ async function restartRouter(o: WatchdogOptions, router: RouterClient, check: He
     return { ok, summary: ok ? 'no restart_command; reloaded through POST /admin/reload' : `no restart_command, and POST /admin/reload failed (${res ? `HTTP ${res.status}` : 'no answer'})`, command: null, result: null }
   }
   return { ok: false, summary: 'no deadman.restart_command configured: the router was not restarted', command: null, result: null }
+}
+
+/** Records a rollback, says how, and alerts on it unless the router did (the endpoint alerts for rows it writes). */
+async function recordAndAlert(o: WatchdogOptions, router: RouterClient, config: Config, clock: Clock, entry: Parameters<typeof recordEntry>[4], what: string): Promise<Recorded> {
+  const recorded = await recordEntry(o, router, config, clock, entry)
+  o.log(recorded.ok ? `${what} recorded (log id ${recorded.logId}, ${recorded.via})` : `${what.toUpperCase()} NOT RECORDED: ${recorded.error}`)
+  if (!recorded.byRouter) {
+    const message = configRollbackMessage(entry.oldHash, entry.newHash, entry.reason)
+    await makeAlert({ config: () => config, env: o.env, log: o.log })(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
+  }
+  return recorded
 }
 
 /** How the row was recorded: `byRouter` when the router wrote it (and alerted on it). */
