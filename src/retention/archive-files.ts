@@ -8,7 +8,7 @@
 import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { ArchiveError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
 import { tableExists } from '../jobs/job-db.ts'
@@ -170,6 +170,30 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
     await handle.close()
   }
   await rename(tmp, cached)
+}
+
+/**
+ * Runs `use` on each archive in `dir`, oldest first, opened read-only (a compressed one
+ * decompressed off the event loop first), giving the loop back between them. One that cannot be
+ * read does not hold back the rest: it is skipped, and named in what this returns (`file: why`).
+ */
+export async function eachReadableArchive(dir: string, use: (db: Database) => void | Promise<void>): Promise<string[]> {
+  const unreadable: string[] = []
+  for (const file of listArchives(dir)) {
+    try {
+      await prepareReadable(dir, file)
+      const db = openArchiveReadonly(dir, file)
+      try {
+        await use(db)
+      } finally {
+        db.close()
+      }
+    } catch (error) {
+      unreadable.push(`${basename(file.path)}: ${(error as Error).message}`)
+    }
+    await Bun.sleep(0)
+  }
+  return unreadable
 }
 
 function cachedPath(dir: string, month: string): string {

@@ -18,12 +18,12 @@
  */
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { readState, tableExists } from '../jobs/job-db.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
-import { listArchives, openArchiveReadonly, prepareReadable } from '../retention/archive-files.ts'
+import { eachReadableArchive } from '../retention/archive-files.ts'
 
 /** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>`. */
 export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
@@ -139,22 +139,12 @@ export async function exportProof(options: {
   // Entries archived before they were exported: archiving goes by the rows' age, not by chain order, so
   // they can be anywhere in the range (an old pending row finished late is chained after newer rows).
   const inLive = (live.query('SELECT count(*) AS n FROM log_chain WHERE seq > ? AND seq <= ?').get(from.seq, through) as { n: number }).n
-  const unreadable: string[] = []
-  if (inLive < through - from.seq) {
-    for (const file of listArchives(options.archiveDir)) {
-      try {
-        await prepareReadable(options.archiveDir, file)
-        const db = openArchiveReadonly(options.archiveDir, file)
-        try {
+  const unreadable =
+    inLive < through - from.seq
+      ? await eachReadableArchive(options.archiveDir, async (db) => {
           if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
-        } finally {
-          db.close()
-        }
-      } catch (error) {
-        unreadable.push(`${basename(file.path)}: ${(error as Error).message}`)
-      }
-    }
-  }
+        })
+      : []
   last = Math.max(last, await addEntriesAfter(live, from.seq, through, files))
 
   let checkpoints = 0

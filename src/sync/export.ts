@@ -10,10 +10,10 @@
  */
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
-import { basename, dirname, join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { readState, tableExists } from '../jobs/job-db.ts'
-import { listArchives, openArchiveReadonly } from '../retention/archive-files.ts'
+import { eachReadableArchive } from '../retention/archive-files.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { EXPORT_COLUMNS, type ExportLine, dayFileOf, idOfLine, toLine } from './export-line.ts'
 import type { SyncState } from './sync-state.ts'
@@ -63,23 +63,13 @@ export async function exportRows(options: {
   // Read after the live rows: a row archived meanwhile raised this in the same commit that deleted it.
   const archivedMax = Number(readState(live, ARCHIVED_MAX_ID_KEY) ?? 0)
   const missingPending = state.pending.some((id) => !finished.has(id) && !pendingNow.has(id))
-  const unreadable: string[] = []
-  if (archivedMax > state.watermark || missingPending) {
-    for (const file of listArchives(options.archiveDir)) {
-      try {
-        const db = openArchiveReadonly(options.archiveDir, file)
-        try {
+  // One bad month does not hold back the rest: what can be read goes out, and that file is named.
+  const unreadable =
+    archivedMax > state.watermark || missingPending
+      ? await eachReadableArchive(options.archiveDir, (db) => {
           take(select(db)('(r.id > ? AND r.id <= ?) OR r.id IN (SELECT value FROM json_each(?))', state.watermark, top, JSON.stringify(state.pending)))
-        } finally {
-          db.close()
-        }
-      } catch (error) {
-        // One bad month does not hold back the rest: what can be read goes out, and this file is named.
-        unreadable.push(`${basename(file.path)}: ${(error as Error).message}`)
-      }
-      await Bun.sleep(0)
-    }
-  }
+        })
+      : []
 
   return {
     written: files.written,
