@@ -8,6 +8,7 @@
  * deleted by retention, not as entries removed by hand.
  */
 import type { Database } from 'bun:sqlite'
+import { hasTable } from './sources.ts'
 
 export interface PrunedRun {
   fromSeq: number
@@ -16,10 +17,6 @@ export interface PrunedRun {
   prevHash: string
   /** The hash of entry toSeq. */
   hash: string
-}
-
-function hasTable(db: Database, name: string): boolean {
-  return db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name) !== null
 }
 
 /** The runs of consecutive chain entries in a database (an archive about to be deleted). */

@@ -13,7 +13,7 @@ import type { PrunedRun } from './pruned.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
 import type { ChainEntry, Evidence, RowView } from './verify.ts'
 
-function hasTable(db: Database, name: string): boolean {
+export function hasTable(db: Database, name: string): boolean {
   return Boolean(db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name))
 }
 
