@@ -35,6 +35,11 @@ export interface AttemptRecord {
   hash: string | null
 }
 
+/** A row's record as it starts: no latency, tokens or hash yet (finishAttempt and the chain fill them in). */
+export function attemptRecord(logId: number, provider: string, model: string, status: AttemptRecord['status'], errorMessage: string | null = null): AttemptRecord {
+  return { log_id: logId, provider, model, status, latency_ms: null, tokens_in: null, tokens_out: null, error_message: errorMessage, hash: null }
+}
+
 /** What every try of a request shares. */
 export interface RequestScope {
   store: Store
@@ -101,7 +106,7 @@ async function beginAfter(scope: RequestScope, head: RowHead, meta: RowMeta, bef
     const why = fallback.reason instanceof Error ? fallback.reason.message : String(fallback.reason)
     const errorMessage = `not called: the fallback row before it could not be written (${why})`
     // One of the request's rows all the same: the client is told its id with the others.
-    const record: AttemptRecord = { log_id: row.value, provider: head.provider, model: head.model, status: 'error', latency_ms: null, tokens_in: null, tokens_out: null, error_message: errorMessage, hash: null }
+    const record = attemptRecord(row.value, head.provider, head.model, 'error', errorMessage)
     scope.attempts.push(record)
     record.hash = await scope.store
       .finish(row.value, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage })
@@ -158,17 +163,7 @@ export async function runStep(
     const head = { timestamp: isoTime(clock.now()), agentName: scope.agent, provider: target.provider, model: target.model, endpoint }
     const logId = await beginAfter(scope, head, meta, tryNumber === 1 ? before : null)
     // The row is committed: the call may go out.
-    const record: AttemptRecord = {
-      log_id: logId,
-      provider: target.provider,
-      model: target.model,
-      status: 'pending',
-      latency_ms: null,
-      tokens_in: null,
-      tokens_out: null,
-      error_message: null,
-      hash: null,
-    }
+    const record = attemptRecord(logId, target.provider, target.model, 'pending')
     scope.attempts.push(record)
 
     const controller = new AbortController()

@@ -12,7 +12,7 @@ import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError, worthRetrying } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { cutText } from '../text.ts'
-import { type AttemptRecord, type RequestScope, type StepSuccess, describeExit, runStep } from './attempt.ts'
+import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
 
@@ -92,17 +92,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
 
   const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     deps.metrics?.fallback(from.provider.name, named.provider.name)
-    const record: AttemptRecord = {
-      log_id: 0,
-      provider: named.provider.name,
-      model: named.model,
-      status: 'fallback',
-      latency_ms: null,
-      tokens_in: null,
-      tokens_out: null,
-      error_message: message,
-      hash: null,
-    }
+    const record = attemptRecord(0, named.provider.name, named.model, 'fallback', message)
     const head = {
       timestamp: isoTime(deps.clock.now()),
       agentName: input.agent,
