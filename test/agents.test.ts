@@ -297,6 +297,15 @@ describe('POST /deadman/rollback', () => {
     expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
   })
 
+  test("a reported rollback is the agent's last rollback in GET /deadman, as one the switch ran itself would be", async () => {
+    const { w } = await witness({ agents: { bezalel: { max_silence_s: 300 } } })
+    expect((await beat(w, { agent: 'bezalel', config_hash: '3f2a1b2c9d' })).status).toBe(200)
+    expect(await agentState(w, 'bezalel')).toMatchObject({ last_rollback: null })
+    const res = await w.post('/deadman/rollback', { agent: 'bezalel', old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', reason: 'after 3 failed health checks' })
+    const { log_id } = await res.json()
+    expect(await agentState(w, 'bezalel')).toMatchObject({ last_rollback: { log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint' } })
+  })
+
   test('a rollback reported twice with its rollback_id is one row: the second report gets 200 and the first row\'s id', async () => {
     const { w } = await witness({})
     const report = { agent: 'witness', old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', reason: 'after 3 failed health checks', rollback_id: '01a24ab0-ebbf-774c-815f-22a94456a63f' }

@@ -311,6 +311,42 @@ describe.skipIf(chromiumMissing)('the dashboard in a browser', () => {
     expect(await settled(top, 'straggler groq success', 8000)).toBe('straggler groq success')
   }, 30_000)
 
+  test('a panel whose answer is slow is not asked again meanwhile, and signing out drops answers still on their way', async () => {
+    const tab = await browser.newPage()
+    try {
+      // Every log answer takes 7 s; the log refreshes every 5 s.
+      let inFlight = 0
+      let most = 0
+      let asked = 0
+      await tab.route('**/dashboard/log*', async (route) => {
+        asked++
+        most = Math.max(most, ++inFlight)
+        await Bun.sleep(7000)
+        await route.continue().catch(() => {})
+        inFlight--
+      })
+      await signIn(tab, w.url)
+      await Bun.sleep(11_000)
+      expect(asked).toBeGreaterThanOrEqual(2)
+      expect(most).toBe(1)
+      await tab.unroute('**/dashboard/log*')
+
+      // A comparison on its way when the operator signs out is not shown after.
+      await tab.route('**/dashboard/comparison*', async (route) => {
+        await Bun.sleep(1500)
+        await route.continue().catch(() => {})
+      })
+      await tab.click('[data-window="7d"]')
+      await Bun.sleep(300)
+      await tab.click('#logout')
+      await Bun.sleep(2500)
+      expect(await tab.evaluate(() => document.body.classList.contains('locked'))).toBe(true)
+      expect(await tab.evaluate(() => document.querySelector('#comparison .body')!.innerHTML)).toBe('')
+    } finally {
+      await tab.close()
+    }
+  }, 30_000)
+
   test('no console error or page error came up through all of the above', () => {
     expect(consoleErrors).toEqual([])
   })

@@ -1,9 +1,20 @@
 /** How the dashboard writes numbers: rates never round to a clean 100% or 0%, money and durations stay readable. */
 import { describe, expect, test } from 'bun:test'
 import { niceMax } from '../src/dashboard/charts.tsx'
-import { formatMs, formatRate, formatSilence, formatUsd } from '../src/dashboard/format.ts'
+import { formatMs, formatRate, formatSilence, formatTime, formatUsd } from '../src/dashboard/format.ts'
 
 describe('dashboard formats', () => {
+  test('times are shown in UTC, whatever form they were stamped in', () => {
+    expect(formatTime('2026-11-25T12:04:05.678Z')).toBe('2026-11-25 12:04:05')
+    // A row stamped with an offset (by hand, by another tool) is converted, not shown as if it were UTC.
+    expect(formatTime('2026-12-06T16:52:36+05:00')).toBe('2026-12-06 11:52:36')
+    expect(formatTime('2026-11-25 09:30:00Z')).toBe('2026-11-25 09:30:00')
+    // Not a time, or past year 9999: shown as stored.
+    expect(formatTime('unknown')).toBe('unknown')
+    expect(formatTime('+010000-01-01T00:00:00.000Z')).toBe('+010000-01-01T00:00:00.000Z')
+    expect(formatTime(null)).toBe('—')
+  })
+
   test('a rate just under 1 is not shown as 100%, nor one just over 0 as 0%', () => {
     expect([1, 0.9998, 0.8571428, 0.5, 2 / 3, 0.0004, 0, null].map(formatRate)).toEqual(['100%', '>99.9%', '85.7%', '50%', '66.7%', '<0.1%', '0%', '—'])
   })

@@ -4,10 +4,15 @@
  * their parameters are checked like the read API's; the page's own files
  * are served, with a CSP that allows nothing from elsewhere.
  */
+import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
+import { runArchive } from '../src/retention/archive-job.ts'
+import { seedRows } from './support/seed.ts'
 import { seed } from './support/seed-requests.ts'
-import { type TestWitness, startWitness } from './support/witness.ts'
+import { tempDir } from './support/temp.ts'
+import { type TestWitness, manualClock, startWitness } from './support/witness.ts'
 
 const OPERATOR = 'operator-token-routes-0123'
 const AGENT = 'agent-token-routes-0123'
@@ -99,5 +104,72 @@ describe('open (no auth)', () => {
     expect(await error('/dashboard/story/abc')).toEqual([400, 'invalid_request', 'id'])
     expect(await error('/dashboard/story/999')).toEqual([404, 'not_found'])
     expect(await error('/dashboard/did-call?agent=ezra')).toEqual([400, 'invalid_request', 'provider'])
+  })
+})
+
+describe('what the panels read', () => {
+  const NOW = Date.parse('2026-11-25T12:00:00.000Z')
+  const DAY = 86_400_000
+  const html = async (w: TestWitness, path: string) => {
+    const res = await fetch(`${w.url}${path}`)
+    expect([path, res.status]).toEqual([path, 200])
+    return res.text()
+  }
+
+  test('a window reaching past keep_days reads the archives too: did-call, the comparison and the series see archived calls', async () => {
+    // ravi called kimi 3, 5 and 10 days ago (archived with keep_days 2), and claude an hour ago (live).
+    const dir = tempDir()
+    const livePath = join(dir, 'witness.db')
+    const old = [3, 5, 10].map((days) => ({ timestamp: new Date(NOW - days * DAY).toISOString(), agent: 'ravi', provider: 'kimi' }))
+    await seedRows(livePath, [...old, { timestamp: new Date(NOW - 3_600_000).toISOString(), agent: 'ravi', provider: 'claude' }])
+    const retention = { keepDays: 2, archiveDir: join(dir, 'archive'), archiveKeepDays: 0, maxDbMb: 512 }
+    await runArchive({ livePath, retention, syncConfigured: false, now: () => NOW })
+    const w = await startWitness(
+      { providers: { kimi: {}, claude: { type: 'anthropic', base_url: 'http://127.0.0.1:9' } }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] }, retention: { keep_days: 2, archive_dir: './archive' } },
+      { dir, clock: manualClock(NOW) },
+    )
+    try {
+      expect(new Database(livePath, { readonly: true }).query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 1 })
+      expect(await html(w, '/dashboard/did-call?agent=ravi&provider=kimi&since=7d')).toContain('<p class="verdict">Yes</p>')
+      // Within keep_days the live file alone answers (and says No: the calls are older).
+      expect(await html(w, '/dashboard/did-call?agent=ravi&provider=kimi&since=1d')).toContain('<p class="verdict">No</p>')
+      const week = await html(w, '/dashboard/comparison?window=7d')
+      expect(week).toContain('data-provider="kimi"')
+      expect(week).toContain('data-provider="claude"')
+      expect(await html(w, '/dashboard/series?window=7d')).toContain('(2 h buckets, 3 attempts)')
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('a provider every request skipped (no API key) still has a row in the comparison, with its fallbacks out', async () => {
+    const w = await startWitness({ providers: { kimi: {}, claude: { type: 'anthropic', base_url: 'http://127.0.0.1:9' } }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }, { clock: manualClock(NOW) })
+    try {
+      const skipped = { provider: 'claude', status: 'fallback' as const, errorMessage: 'fallback from kimi/kimi-k2.5: skipped, API key KIMI_KEY is not set' }
+      await seed(w.store, [1, 2, 3].map((m) => ({ agent: 'ezra', at: new Date(NOW - m * 60_000).toISOString(), rows: [skipped, { provider: 'claude', status: 'success' as const, latencyMs: 40 }] })))
+      const page = await html(w, '/dashboard/comparison?window=1h')
+      const row = (provider: string) => [...page.matchAll(new RegExp(`<tr data-provider="${provider}">(.*?)</tr>`, 'g'))].map((m) => [...m[1]!.matchAll(/data-col="(\w+)">([^<]*)</g)].map((c) => `${c[1]}=${c[2]}`))
+      expect(row('kimi')).toEqual([['attempts=0', 'success_rate=—', 'requests=—', 'request_success_rate=—', 'p50_ms=—', 'p95_ms=—', 'tokens_in=—', 'tokens_out=—', 'cost_usd=—', 'fallbacks_out=3']])
+      expect(row('claude')[0]).toContain('attempts=3')
+    } finally {
+      await w.stop()
+    }
+  })
+
+  test('the bucket still running is drawn at its rate so far, not spread over the whole bucket', async () => {
+    // 30 calls in the last minute of a 2 h bucket that began 37 minutes ago.
+    const now = Date.parse('2026-11-25T12:37:00.000Z')
+    const w = await startWitness({ providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }, { clock: manualClock(now) })
+    try {
+      await seed(w.store, Array.from({ length: 30 }, (_, i) => ({ agent: 'ezra', at: new Date(now - 60_000 + i * 1000).toISOString(), rows: [{ provider: 'kimi', status: 'success' as const, latencyMs: 5 }] })))
+      const page = await html(w, '/dashboard/series?window=7d')
+      expect(page).toContain('11-25 12:00 UTC (2 h, 37 min of it in the window): 30 success, 0 error, 0 timeout')
+      // 30 over the 37 minutes covered: 0.81 a minute, read off the bar against the axis (its top label, 162 px up).
+      const top = Number(/<text class="label" x="56" y="16" text-anchor="end">([\d.]+)<\/text>/.exec(page)![1])
+      const height = Number(/<rect class="s-success" [^>]*height="([\d.]+)"/.exec(page)![1])
+      expect((height / 162) * top).toBeCloseTo(30 / 37, 2)
+    } finally {
+      await w.stop()
+    }
   })
 })

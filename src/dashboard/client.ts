@@ -10,6 +10,8 @@ export {}
 const TOKEN_KEY = 'witness.operator-token'
 const LOG_EVERY_MS = 5_000
 const PANELS_EVERY_MS = 30_000
+/** A fragment that takes longer is given up, with a message in its panel. */
+const ANSWER_WITHIN_MS = 30_000
 
 let currentWindow = document.querySelector<HTMLButtonElement>('[data-window][aria-pressed="true"]')?.dataset.window ?? '24h'
 
@@ -33,10 +35,12 @@ async function messageOf(res: Response): Promise<string> {
 }
 
 /** An HTML fragment from witness; 401/403 locks the page. */
-async function fragment(path: string): Promise<string> {
-  const res = await fetch(path, { headers: authHeaders(), cache: 'no-store' })
+async function fragment(path: string, signal: AbortSignal): Promise<string> {
+  const res = await fetch(path, { headers: authHeaders(), cache: 'no-store', signal })
   if (res.status === 401 || res.status === 403) {
-    lock(await messageOf(res))
+    const message = await messageOf(res)
+    // Aborted meanwhile: another panel's refusal locked the page first, with the same message read whole.
+    if (!signal.aborted) lock(message)
     throw new Locked()
   }
   if (!res.ok) throw new Error(await messageOf(res))
@@ -45,22 +49,35 @@ async function fragment(path: string): Promise<string> {
 
 /** The latest load of each target: an older answer arriving late (a refresh overtaken by a new filter) is dropped. */
 const latest = new WeakMap<HTMLElement, number>()
+/** The load in flight for each target, aborted when a newer one starts or the page locks. */
+const inFlight = new Map<HTMLElement, AbortController>()
+
+/** Drops what is in flight for `target`: its answer, if it still comes, is not shown. */
+function forget(target: HTMLElement): void {
+  latest.set(target, (latest.get(target) ?? 0) + 1)
+  inFlight.get(target)?.abort()
+  inFlight.delete(target)
+  target.removeAttribute('aria-busy')
+}
 
 async function fill(target: HTMLElement, path: string): Promise<void> {
-  const seq = (latest.get(target) ?? 0) + 1
-  latest.set(target, seq)
+  forget(target)
+  const seq = latest.get(target)!
+  const controller = new AbortController()
+  inFlight.set(target, controller)
   target.setAttribute('aria-busy', 'true')
   let html: string
   try {
-    html = await fragment(path)
+    html = await fragment(path, AbortSignal.any([controller.signal, AbortSignal.timeout(ANSWER_WITHIN_MS)]))
   } catch (error) {
     if (error instanceof Locked || latest.get(target) !== seq) return
     const p = document.createElement('p')
     p.className = 'error'
-    p.textContent = (error as Error).message
+    p.textContent = (error as Error).name === 'TimeoutError' ? `witness did not answer within ${ANSWER_WITHIN_MS / 1000} s` : (error as Error).message
     html = p.outerHTML
   }
   if (latest.get(target) !== seq) return
+  inFlight.delete(target)
   target.innerHTML = html
   target.removeAttribute('aria-busy')
 }
@@ -88,10 +105,19 @@ function load(selector = '[data-src]'): Promise<void[]> {
   return Promise.all([...document.querySelectorAll<HTMLElement>(selector)].map((body) => fill(body, sourceOf(body))))
 }
 
+/** A timed refresh: a panel whose last load has not answered yet is left to it, so slow answers do not pile up. */
+function refresh(selector: string): void {
+  if (locked()) return
+  for (const body of document.querySelectorAll<HTMLElement>(selector)) if (!inFlight.has(body)) void fill(body, sourceOf(body))
+}
+
 function lock(message: string): void {
   sessionStorage.removeItem(TOKEN_KEY)
   document.body.classList.add('locked')
-  for (const body of document.querySelectorAll<HTMLElement>('[data-src], #did-call-answer, #story .body')) body.replaceChildren()
+  for (const body of document.querySelectorAll<HTMLElement>('[data-src], #did-call-answer, #story .body')) {
+    forget(body)
+    body.replaceChildren()
+  }
   const dialog = $<HTMLDialogElement>('#story')
   if (dialog.open) dialog.close()
   $('#login-error').textContent = message
@@ -174,10 +200,10 @@ $<HTMLFormElement>('#did-call-form').addEventListener('submit', (event) => {
 const visible = () => document.visibilityState === 'visible'
 setInterval(() => {
   const live = logFilter.elements.namedItem('live') as HTMLInputElement
-  if (visible() && live.checked) void load('#log [data-src]')
+  if (visible() && live.checked) refresh('#log [data-src]')
 }, LOG_EVERY_MS)
 setInterval(() => {
-  if (visible()) void load('[data-windowed], #deadman [data-src]')
+  if (visible()) refresh('[data-windowed], #deadman [data-src]')
 }, PANELS_EVERY_MS)
 
 // A token kept from earlier in this tab's session unlocks the page; without one a locked page waits for the login.

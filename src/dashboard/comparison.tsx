@@ -2,7 +2,7 @@
 /** The provider comparison panel: one row per provider in the window, and the three rankings. */
 import type { FC } from 'hono/jsx'
 import type { RankEntry, StatsGroup, StatsResult } from '../telemetry/stats.ts'
-import { formatCount, formatMs, formatRate, formatUsd } from './format.ts'
+import { NONE, formatCount, formatMs, formatRate, formatUsd } from './format.ts'
 import { colourOf } from './palette.ts'
 
 export interface ComparisonProps {
@@ -27,7 +27,19 @@ const COLUMNS: { key: string; title: string; cell: (g: StatsGroup, out: number) 
 ]
 
 export const Comparison: FC<ComparisonProps> = ({ stats, fallbacksOut, providers, windowName }) => {
-  if (!stats.groups.length) return <p class="empty">No calls in the last {windowName}.</p>
+  // A provider every request skipped (no API key, cooling down) made no attempt, so it has no stats
+  // group: it still gets a row, with the fallbacks out of it, since that is the provider to look at.
+  const called = new Set(stats.groups.map((g) => String(g.provider)))
+  const skippedOnly = [...fallbacksOut.keys()].filter((p) => !called.has(p)).sort()
+  if (!stats.groups.length && !skippedOnly.length) return <p class="empty">No calls in the last {windowName}.</p>
+  const outOf = (provider: string) => fallbacksOut.get(provider) ?? 0
+  const rows = [
+    ...stats.groups.map((g) => ({ provider: String(g.provider), cells: COLUMNS.map((c) => c.cell(g, outOf(String(g.provider)))) })),
+    ...skippedOnly.map((provider) => ({
+      provider,
+      cells: COLUMNS.map((c) => (c.key === 'fallbacks_out' ? formatCount(outOf(provider)) : c.key === 'attempts' ? '0' : NONE)),
+    })),
+  ]
   return (
     <div>
       <div class="scroll">
@@ -41,19 +53,16 @@ export const Comparison: FC<ComparisonProps> = ({ stats, fallbacksOut, providers
             </tr>
           </thead>
           <tbody>
-            {stats.groups.map((g) => {
-              const provider = String(g.provider)
-              return (
-                <tr data-provider={provider}>
-                  <th scope="row">
-                    <i class={`swatch ${colourOf(providers, provider)}`} /> {provider}
-                  </th>
-                  {COLUMNS.map((c) => (
-                    <td data-col={c.key}>{c.cell(g, fallbacksOut.get(provider) ?? 0)}</td>
-                  ))}
-                </tr>
-              )
-            })}
+            {rows.map((row) => (
+              <tr data-provider={row.provider}>
+                <th scope="row">
+                  <i class={`swatch ${colourOf(providers, row.provider)}`} /> {row.provider}
+                </th>
+                {COLUMNS.map((c, i) => (
+                  <td data-col={c.key}>{row.cells[i]}</td>
+                ))}
+              </tr>
+            ))}
           </tbody>
         </table>
       </div>

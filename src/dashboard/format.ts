@@ -33,9 +33,20 @@ export function formatUsd(usd: number | null | undefined): string {
   return `$${Number(usd.toPrecision(3))}`
 }
 
-/** 2026-11-25 12:04:05 (UTC, as stored). */
+const STORED_UTC = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z$/
+
+/**
+ * 2026-11-25 12:04:05, in UTC. A timestamp stamped in another form (an
+ * offset, by hand) is converted to UTC; one that is not a time at all, or
+ * past year 9999, is shown as stored.
+ */
 export function formatTime(iso: string | null | undefined): string {
-  return iso ? iso.slice(0, 19).replace('T', ' ') : NONE
+  if (!iso) return NONE
+  if (STORED_UTC.test(iso)) return iso.slice(0, 19).replace('T', ' ')
+  const ms = Date.parse(iso)
+  if (!Number.isFinite(ms)) return iso
+  const utc = new Date(ms).toISOString()
+  return STORED_UTC.test(utc) ? utc.slice(0, 19).replace('T', ' ') : iso
 }
 
 /** A bucket's start for an axis: 12:05 for buckets under a day apart from the first, else 11-25 12:00. */

@@ -12,9 +12,10 @@ import type { Config } from '../config.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
 import { NotFoundError } from '../errors.ts'
 import { parseDidCallInput } from '../query-input.ts'
+import { type ReadSources, openReadSources } from '../retention/read-sources.ts'
 import { readQuery } from '../routes/query-params.ts'
 import { didCall } from '../telemetry/did-call.ts'
-import { fallbackCounts, fallbacksOut } from '../telemetry/fallbacks.ts'
+import { fallbackCountsAcross, fallbacksOut } from '../telemetry/fallbacks.ts'
 import { listRequests, requestRow, requestStory } from '../telemetry/queries.ts'
 import { timeSeries } from '../telemetry/series.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
@@ -52,6 +53,31 @@ function render(c: Context, body: JSX.Element, doctype = false) {
 
 const providersOf = (config: Config) => [...config.providers.keys()]
 
+const DAY_MS = 86_400_000
+
+/**
+ * The databases a view of [since, until) reads: the live file, and the
+ * archives too when the view starts before the live file's horizon (rows
+ * older than `retention.keep_days` may have moved there) or when asked for
+ * (`archives=1`). A 7-day view with `keep_days: 2` would otherwise answer
+ * from two days of rows, and did-call could say No for a call that was made.
+ */
+function viewSources(deps: Pick<DashboardDeps, 'store' | 'clock' | 'config'>, since: string, until?: string, asked = false): Promise<ReadSources> {
+  const { retention } = deps.config()
+  const reachesArchives = asked || Date.parse(since) < deps.clock.now() - retention.keepDays * DAY_MS
+  return openReadSources(deps.store.reader, reachesArchives ? retention.archiveDir : null, { since, until })
+}
+
+/** Runs `read` over the sources and closes them after. */
+async function withSources<T>(sources: Promise<ReadSources>, read: (sources: ReadSources) => T | Promise<T>): Promise<T> {
+  const opened = await sources
+  try {
+    return await read(opened)
+  } finally {
+    opened.close()
+  }
+}
+
 /** GET /: the shell. Locked (login first) when `auth` is set and this request carries no operator token. */
 export function pageRoute(deps: Pick<DashboardDeps, 'config'>) {
   return (c: Context) => {
@@ -66,8 +92,10 @@ export function comparisonFragment(deps: DashboardDeps) {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
     const config = deps.config()
-    const stats = await computeStats(deps.store.reader, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups })
-    const out = fallbacksOut(await fallbackCounts(deps.store.reader, window.since, window.until))
+    const { stats, out } = await withSources(viewSources(deps, window.since, window.until), async ({ dbs }) => ({
+      stats: await computeStats(dbs, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
+      out: fallbacksOut(await fallbackCountsAcross(dbs, window.since, window.until)),
+    }))
     return render(c, <Comparison stats={stats} fallbacksOut={out} providers={providersOf(config)} windowName={window.name} />)
   }
 }
@@ -76,8 +104,8 @@ export function seriesFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
-    const series = await timeSeries(deps.store.reader, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups })
-    return render(c, <SeriesView series={series} providers={providersOf(deps.config())} />)
+    const series = await withSources(viewSources(deps, window.since, window.until), ({ dbs }) => timeSeries(dbs, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups }))
+    return render(c, <SeriesView series={series} providers={providersOf(deps.config())} nowMs={nowMs} />)
   }
 }
 
@@ -98,9 +126,10 @@ export function storyFragment(deps: DashboardDeps) {
 }
 
 export function didCallFragment(deps: DashboardDeps) {
-  return (c: Context) => {
+  return async (c: Context) => {
     const query = parseDidCallInput(readQuery(c), deps.clock.now())
-    return render(c, <DidCallAnswerView answer={didCall(deps.store.reader, query)} />)
+    const answer = await withSources(viewSources(deps, query.since, query.until, query.archives), (sources) => didCall(sources.live, query, sources.archives))
+    return render(c, <DidCallAnswerView answer={answer} />)
   }
 }
 

@@ -11,7 +11,7 @@
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Config } from '../config.ts'
-import { type AgentRecord, type RollbackView, agentWrite, readAgents, readRollback } from '../telemetry/deadman-store.ts'
+import { type AgentRecord, type RollbackView, agentWrite, lastRollbackOf, readAgents } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import type { Alert } from './alert.ts'
 import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
@@ -217,7 +217,8 @@ export class AgentWatch {
       config_hash: record.configHash,
       config_hash_since: record.configHashSince,
       previous_config_hash: record.previousConfigHash,
-      last_rollback: record.lastRollbackLogId === null ? null : readRollback(this.deps.store.reader, record.lastRollbackLogId),
+      // Whoever recorded it: this switch, a report to POST /deadman/rollback, the watchdog's direct write.
+      last_rollback: lastRollbackOf(this.deps.store.reader, record.agent),
     }
   }
 }

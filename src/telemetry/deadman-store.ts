@@ -126,12 +126,19 @@ export function rollbackById(reader: Database, rollbackId: string): { log_id: nu
   return reader.query('SELECT log_id, recorded_by FROM deadman_rollback WHERE rollback_id = $id').get({ id: rollbackId }) as { log_id: number; recorded_by: RecordedBy } | null
 }
 
-export function readRollback(reader: Database, logId: number): RollbackView | null {
+/**
+ * The newest rollback row of an agent, whoever recorded it: the router's
+ * own switch, a report to POST /deadman/rollback, or the watchdog's direct
+ * write. Read through the partial index on the rare statuses.
+ */
+export function lastRollbackOf(reader: Database, agent: string): RollbackView | null {
   const row = reader
     .query(
       `SELECT l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
-       FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id WHERE l.id = $id`,
+       FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id
+       WHERE l.agent_name = $agent AND l.status = 'rollback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
+       ORDER BY l.timestamp DESC, l.id DESC LIMIT 1`,
     )
-    .get({ id: logId }) as (Omit<RollbackView, 'timed_out'> & { timed_out: number }) | null
+    .get({ agent }) as (Omit<RollbackView, 'timed_out'> & { timed_out: number }) | null
   return row ? { ...row, timed_out: row.timed_out === 1 } : null
 }

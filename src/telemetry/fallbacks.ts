@@ -58,7 +58,27 @@ export async function fallbackCounts(db: Database, since: string, until: string)
     }
     await giveBack()
   }
-  return [...counts.values()].sort((a, b) => b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to))
+  return [...counts.values()].sort(byCount)
+}
+
+/** Most frequent first, then by name. */
+function byCount(a: FallbackCount, b: FallbackCount): number {
+  return b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to)
+}
+
+/** The same over several databases (the live file and archives), summed. */
+export async function fallbackCountsAcross(dbs: readonly Database[], since: string, until: string): Promise<FallbackCount[]> {
+  if (dbs.length === 1) return fallbackCounts(dbs[0]!, since, until)
+  const counts = new Map<string, FallbackCount>()
+  for (const db of dbs) {
+    for (const row of await fallbackCounts(db, since, until)) {
+      const key = `${row.from}\u0000${row.to}`
+      const seen = counts.get(key)
+      if (seen) seen.count += row.count
+      else counts.set(key, { ...row })
+    }
+  }
+  return [...counts.values()].sort(byCount)
 }
 
 /** Fallbacks out of each provider (summed over where they went). */

@@ -94,8 +94,13 @@ const LATENCY_SQL = `SELECT l.provider AS provider, ${BUCKET} AS b, l.latency_ms
 /** Latencies of successful attempts, per provider, per bucket (in parts, as they were read). */
 type LatencyParts = Map<string, ArrayLike<number>[][]>
 
-/** The series for `query` over one database; `bucketS` must line up with the slices (bucketFitsSlices). */
-export async function timeSeries(db: Database, query: SeriesQuery, options: SeriesOptions): Promise<Series> {
+/**
+ * The series for `query` over one database, or several (the live file
+ * first, then archives, as computeStats takes them); `bucketS` must line up
+ * with the slices (bucketFitsSlices).
+ */
+export async function timeSeries(source: Database | readonly Database[], query: SeriesQuery, options: SeriesOptions): Promise<Series> {
+  const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
   if (!bucketFitsSlices(query.bucketS)) throw new RangeError(`a bucket of ${query.bucketS} s does not line up with the 10-minute slices`)
   const bucketMs = query.bucketS * 1000
   const startMs = firstBucketMs(query.since, query.bucketS)
@@ -109,7 +114,7 @@ export async function timeSeries(db: Database, query: SeriesQuery, options: Seri
   }
 
   if (bucketMs >= SLICE_MS) {
-    for (const { from, partial } of await slicePartials(db, query.since, query.until, options)) {
+    for (const { from, partial } of await slicePartials(dbs, query.since, query.until, options)) {
       const b = Math.floor((Date.parse(from) - startMs) / bucketMs)
       for (const combo of partial.combos.values()) {
         for (const status of ATTEMPT_STATUSES) attempts[status][b]! += combo[status]
@@ -125,14 +130,16 @@ export async function timeSeries(db: Database, query: SeriesQuery, options: Seri
       const lo = Math.floor((Date.parse(slice.from) - startMs) / bucketMs)
       const hi = Math.ceil((slice.toMs - startMs) / bucketMs) - 1
       const inSlice = (b: number | null) => Math.min(hi, Math.max(lo, b ?? lo))
-      for (const row of db.query(COUNTS_SQL).all(params) as { b: number | null; status: AttemptStatus; n: number }[]) attempts[row.status][inSlice(row.b)]! += row.n
       const runs = new Map<string, { provider: string; b: number; latencies: number[] }>()
-      for (const [provider, rowBucket, ms] of db.query(LATENCY_SQL).values(params) as [string, number | null, number][]) {
-        const b = inSlice(rowBucket)
-        const key = `${provider}\u0000${b}`
-        let run = runs.get(key)
-        if (!run) runs.set(key, (run = { provider, b, latencies: [] }))
-        run.latencies.push(ms)
+      for (const db of dbs) {
+        for (const row of db.query(COUNTS_SQL).all(params) as { b: number | null; status: AttemptStatus; n: number }[]) attempts[row.status][inSlice(row.b)]! += row.n
+        for (const [provider, rowBucket, ms] of db.query(LATENCY_SQL).values(params) as [string, number | null, number][]) {
+          const b = inSlice(rowBucket)
+          const key = `${provider}\u0000${b}`
+          let run = runs.get(key)
+          if (!run) runs.set(key, (run = { provider, b, latencies: [] }))
+          run.latencies.push(ms)
+        }
       }
       for (const run of runs.values()) add(run.provider, run.b, run.latencies)
       await giveBack()
