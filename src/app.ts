@@ -62,7 +62,7 @@ export interface AppDeps {
   metrics?: RouterMetrics
   /** The live file's stored slices for the stats (default: read and written through `store`). */
   rollups?: SliceRollups
-  /** True once the router is stopping (see ChainDeps). */
+  /** True once the router's stop cuts the connections still open (see ChainDeps). */
   stopping?: () => boolean
 }
 

@@ -112,7 +112,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
     if (signing.created) log(`witness: created signing key ${config().proof.keyPath} (key id ${signing.key.keyId})`)
 
     const inFlight = { count: 0 }
-    let stopping = false
+    // Set when the stop cuts the connections still open: a call ended then was stopped by witness; one
+    // whose client left earlier in the grace is recorded as the client leaving.
+    let cutting = false
     const env = options.env ?? process.env
     const warn = (message: string) => log(`witness: ${message}`)
     const runtime = new RuntimeState(clock)
@@ -139,7 +141,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       runtime,
       deadman,
       rollups,
-      stopping: () => stopping,
+      stopping: () => cutting,
     })
 
     let url = ''
@@ -173,7 +175,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
       statsFill,
       rollups,
       async stop(graceMs = 10_000) {
-        stopping = true
         deadman.stop()
         server.stop(false)
         const deadline = Date.now() + graceMs
@@ -184,6 +185,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         // running after it is recorded by the next start (its agent is left rolling_back).
         await Promise.race([deadman.idle(), Bun.sleep(Math.max(0, deadline - Date.now()))])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
+        cutting = true
         server.stop(true)
         // Cutting the connections ends the calls still running: each finishes its row (the client is
         // gone) within moments, so that is waited for, briefly, even when the grace is spent. A row

@@ -321,6 +321,27 @@ describe('a graceful stop', () => {
   })
 })
 
+describe('a graceful stop, within its grace', () => {
+  test('a client that leaves on its own while the stop waits is recorded as leaving, not as stopped by witness', async () => {
+    const w = await startWitness(simConfig(sim.url, { long: [{ provider: 'sim', model: 's+chunks-200+chunk-delay-50', timeout_ms: 60_000 }] }))
+    const client = new AbortController()
+    const res = await fetch(`${w.url}/v1/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: 'ezra', chain: 'long', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      signal: client.signal,
+    })
+    const read = res.text().catch(() => 'left')
+    await Bun.sleep(200)
+    const stopped = w.stop(20_000)
+    await Bun.sleep(200)
+    client.abort()
+    await read
+    await stopped
+    expect(readRows(w.dbPath).map((r) => [r.status, r.error_message?.replace(/\d+ chunks/, 'N chunks')])).toEqual([['error', 'client disconnected after N chunks']])
+  })
+})
+
 describe('a port already taken', () => {
   // Bun turns SO_REUSEPORT on for development: false; with it, a second server bound the same port
   // and the kernel split the calls between two databases, with nothing said.

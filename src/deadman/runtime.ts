@@ -13,7 +13,7 @@ import type { Config, StepSpec } from '../config.ts'
 /** One request in flight; exactly one of `succeed`/`fail` may be called before `end`. */
 export interface CallHandle {
   succeed(): void
-  /** The chain was exhausted (every step failed or was skipped). */
+  /** The chain was exhausted (every step failed or was skipped), or its stream failed after its first event. */
   fail(): void
   end(): void
 }

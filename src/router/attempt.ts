@@ -63,7 +63,7 @@ export interface RequestScope {
   /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
   metrics?: AttemptObserver
-  /** True once the router is stopping (its stop cuts the connections of calls still running). */
+  /** True once the router's stop cuts the connections of calls still running (past its grace). */
   stopping: () => boolean
 }
 
@@ -206,8 +206,8 @@ export async function runStep(
       if (request.stream) {
         const firstByteMs = Math.min(step.firstByteTimeoutMs, step.timeoutMs)
         const opened = await pTimeout(openStream(adapter, target, request, callOptions), timeout(firstByteMs, `no first byte within ${firstByteMs} ms`))
-        ticket.succeed()
-        // From here the session owns the row: it is finished when the stream ends.
+        // From here the session owns the row: it is finished when the stream ends, and the breaker
+        // hears how it ended then (a stream cut or stalled after its first byte is the provider's failure).
         const stream = startStreamSession({
           opened,
           adapter,
@@ -223,6 +223,10 @@ export async function runStep(
           secrets: () => secretsOf(target, callOptions),
           idleTimeoutMs: step.idleTimeoutMs,
           timeoutMs: step.timeoutMs,
+        })
+        void stream.settled.then((how) => {
+          if (how === 'success') ticket.succeed()
+          else if (how === 'failed') ticket.fail(new ProviderError({ provider: target.provider, kind: 'stream', detail: 'stream failed after its first event', latencyMs: 0, retryable: true }))
         })
         return { kind: 'stream', stream, logId }
       }

@@ -25,7 +25,7 @@ export interface ChainDeps {
   warn: (message: string) => void
   /** Counts attempts and fallbacks for GET /metrics (optional). */
   metrics?: AttemptObserver
-  /** True once the router is stopping: a call its stop cuts off is recorded as such, not as the client leaving. */
+  /** True once the router's stop cuts the connections still open: a call it cuts off is recorded as such, not as the client leaving. */
   stopping?: () => boolean
 }
 

@@ -60,15 +60,20 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   let streaming = false
   try {
     const result = await runChain(deps, { ...input, machine: config.machine, requestId, steps, policy: config.policy, attempts })
-    call?.succeed()
     if (result.kind === 'stream') {
-      // A stream stays in flight until its row is finished.
+      // A stream stays in flight until its row is finished, and succeeds only if it finishes: one cut
+      // after its first event failed the request (no fallback is possible by then).
       streaming = true
-      void result.stream.settled.finally(() => {
-        deps.inFlight.count--
-        call?.end()
-      })
-    }
+      void result.stream.settled
+        .then((how) => {
+          if (how === 'success') call?.succeed()
+          else if (how === 'failed') call?.fail()
+        })
+        .finally(() => {
+          deps.inFlight.count--
+          call?.end()
+        })
+    } else call?.succeed()
     return { ...result, machine: config.machine, requestId, chain: input.chain, attempts }
   } catch (thrown) {
     // A client that left mid-request ends the chain with whatever stopped it (an abort, p-retry's abort reason).

@@ -19,11 +19,18 @@ import type { AttemptOutcome } from '../telemetry/store.ts'
 import type { AttemptRecord, RequestScope } from './attempt.ts'
 import { finishAttempt } from './attempt.ts'
 
+/**
+ * How a stream ended: it finished (`[DONE]`, `message_stop`), it failed
+ * (cut, stalled, an error event, malformed: the provider's doing), or the
+ * client left (or witness's stop cut it), which says nothing of the provider.
+ */
+export type StreamEnd = 'success' | 'failed' | 'left'
+
 export interface StreamSession {
   /** The client's SSE body. */
   body: ReadableStream<Uint8Array>
-  /** Settles once the row is finished, however the stream ended. */
-  settled: Promise<void>
+  /** Settles once the row is finished, however the stream ended, with how it ended. */
+  settled: Promise<StreamEnd>
 }
 
 export interface StreamSessionInit {
@@ -55,8 +62,10 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   const encoder = new TextEncoder()
   let first: SseEvent | null = opened.first
   let ended = false
-  let settle!: () => void
-  const settled = new Promise<void>((resolve) => (settle = resolve))
+  let settle!: (how: StreamEnd) => void
+  const settled = new Promise<StreamEnd>((resolve) => (settle = resolve))
+  // Set when the client went away (or witness's stop cut the stream): then the ending is nobody's failure.
+  let left = false
 
   const elapsed = () => Math.round(clock.monotonic() - opened.startedAt)
   // Time to first token: the first event is often a role-only chunk or message_start.
@@ -128,7 +137,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         // the client went away while the row was being committed
       }
     }
-    settle()
+    settle(left ? 'left' : result.status === 'success' ? 'success' : 'failed')
   }
 
   /** The upstream's next event; a stop (idle, total, client) surfaces as that Stop, however the read settled. */
@@ -168,6 +177,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       }
       if (facts.error !== null) {
         const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(redact(facts.error, init.secrets()))})`
+        // Nothing reads the upstream after its error: close it, or a provider still generating keeps the socket (and bills).
+        stopUpstream(new Stop('broken'))
         await end(stream, outcome('error', message), translator.fail('upstream_error', message))
         return true
       }
@@ -224,6 +235,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   /** The client went away: stop the upstream and finish the row with what was seen. */
   async function clientGone() {
     if (ended) return
+    left = true
     const who = scope.stopping() ? 'witness stopped' : 'client disconnected'
     const ending = end(null, outcome('error', `${who} after ${facts.chunks} chunks`), [])
     stopUpstream(new Stop('client'))

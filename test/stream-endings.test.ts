@@ -1,0 +1,95 @@
+/**
+ * A stream's ending, as the rest of witness hears it. A stream that fails
+ * after its first event (an error event, a cut) failed its request: the
+ * cooldown breaker counts it and the deadman switch sees no success, where
+ * both used to count it a success at its first byte. And an upstream that
+ * sends an error event and keeps generating is closed, not left open.
+ */
+import { afterAll, describe, expect, test } from 'bun:test'
+import { existsSync } from 'node:fs'
+import { readRows } from './support/rows.ts'
+import { useSimulator } from './support/sim-suite.ts'
+import { type TestWitness, manualClock, simConfig } from './support/witness.ts'
+
+const suite = useSimulator()
+
+// An Anthropic upstream that sends a text delta, then an `overloaded_error` event, then holds its connection open.
+let closedByWitness = 0
+const encoder = new TextEncoder()
+const EVENTS: [string, unknown][] = [
+  ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'm', content: [], stop_reason: null, usage: { input_tokens: 5, output_tokens: 0 } } }],
+  ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+  ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Hel' } }],
+  ['error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }],
+]
+const overloaded = Bun.serve({
+  port: 0,
+  hostname: '127.0.0.1',
+  fetch(req) {
+    req.signal.addEventListener('abort', () => closedByWitness++)
+    const body = new ReadableStream<Uint8Array>({
+      start(stream) {
+        for (const [event, data] of EVENTS) stream.enqueue(encoder.encode(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`))
+      },
+    })
+    return new Response(body, { headers: { 'content-type': 'text/event-stream' } })
+  },
+})
+afterAll(() => overloaded.stop(true))
+
+const providers = { flaky: { type: 'anthropic', base_url: `http://127.0.0.1:${overloaded.port}/v1` } }
+
+async function stream(w: TestWitness): Promise<string> {
+  const res = await w.post('/v1/chat/completions', { model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  expect(res.status).toBe(200)
+  return res.text()
+}
+
+async function heartbeat(w: TestWitness) {
+  const res = await fetch(`${w.url}/heartbeat`)
+  return { status: res.status, body: await res.json() }
+}
+
+describe('a stream that fails after its first event', () => {
+  test('gets its error event to the client, and witness closes the upstream connection', async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }] }, { providers }))
+    const before = closedByWitness
+    const text = await stream(w)
+    expect(text).toContain('upstream error event: Overloaded')
+    expect(readRows(w.dbPath).at(-1)).toMatchObject({ provider: 'flaky', status: 'error' })
+    const deadline = Date.now() + 5000
+    while (closedByWitness === before && Date.now() < deadline) await Bun.sleep(20)
+    expect(closedByWitness).toBe(before + 1)
+  })
+
+  test('counts toward the cooldown: after three, the provider is skipped', async () => {
+    const w = await suite.start(
+      simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }, { provider: 'sim', model: 'ok' }] }, { providers, policy: { cooldown_failures: 3, cooldown_s: 600 } }),
+    )
+    for (let i = 0; i < 3; i++) expect(await stream(w)).toContain('Overloaded')
+    const fourth = await stream(w)
+    expect(fourth).not.toContain('Overloaded')
+    expect(fourth).toContain('[DONE]')
+    const rows = readRows(w.dbPath)
+    expect(rows.filter((r) => r.provider === 'flaky').map((r) => r.status)).toEqual(['error', 'error', 'error'])
+    expect(rows.at(-2)!.error_message).toStartWith('fallback from flaky/m: skipped, cooling down after 3 consecutive failures')
+  })
+
+  test('is no success for the deadman switch: no last success, the chain counts as failing, and the config is not promoted', async () => {
+    const clock = manualClock()
+    const w = await suite.start(
+      simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }] }, { providers, deadman: { failing_window_s: 60, promote_after_s: 30 } }),
+      { clock },
+    )
+    await w.deadman.checkNow()
+    await stream(w)
+    while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(5)
+    expect((await heartbeat(w)).body.last_success_at).toBeNull()
+    clock.advance(61_000)
+    await w.deadman.checkNow()
+    expect(existsSync(`${w.configPath}.last-good`)).toBe(false)
+    const report = await heartbeat(w)
+    expect(report.status).toBe(503)
+    expect(report.body.reasons).toEqual(['every chain called has failed for 61 s without a success (default; window 60 s)'])
+  })
+})
