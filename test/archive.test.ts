@@ -216,7 +216,7 @@ describe('space', () => {
     expect(live.slice(1).every((r) => Date.parse(r.row.timestamp) > newestArchived)).toBe(true)
   })
 
-  test('archive_keep_days deletes archive files whose month ended longer ago, but not while they hold rows sync has not exported', async () => {
+  test('archive_keep_days deletes archive files whose month ended longer ago, but not while they hold rows sync has not exported and pushed', async () => {
     const t = setup({ archiveKeepDays: 60 })
     const ids = await seedRows(t.livePath, [{ timestamp: '2026-06-10T00:00:00.000Z' }, { timestamp: '2026-09-10T00:00:00.000Z' }])
     // With sync configured and June not exported yet, June is kept.
@@ -224,8 +224,11 @@ describe('space', () => {
     expect(kept.keptUnexported).toEqual(['2026-06'])
     expect(t.files()).toEqual(['request_log-2026-06.db.zst', 'request_log-2026-09.db.zst'])
 
+    // Exported and committed in sync.work_dir, but not pushed (the remote was down): still kept.
     const db = new Database(t.livePath)
-    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r' }, new Date(NOW).toISOString())
+    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', pushed: null }, new Date(NOW).toISOString())
+    expect((await t.archive({ syncConfigured: true })).keptUnexported).toEqual(['2026-06'])
+    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', pushed: { watermark: ids[0]!, pending: [] } }, new Date(NOW).toISOString())
     db.close()
     const pruned = await t.archive({ syncConfigured: true })
     // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.

@@ -368,11 +368,22 @@ describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', ()
       await m.seed([{ timestamp: '2026-11-25T10:00:00.000Z' }, { timestamp: '2026-11-25T10:01:00.000Z' }])
       expect((await m.sync()).stdout).toMatch(/exported 2 rows; remote not updated \(.+\); 2 commit\(s\) with 5 rows wait to be pushed/)
       expect(ids(remoteLines(remote))).toEqual([1])
+      // Committed is not pushed: archive_keep_days may delete an archive only for rows the remote holds.
+      const state = () => {
+        const db = new Database(m.livePath, { readonly: true })
+        try {
+          return readSyncState(db)
+        } finally {
+          db.close()
+        }
+      }
+      expect(state()).toMatchObject({ watermark: 6, pushed: { watermark: 1, pending: [] } })
 
       await daemon.start()
       expect((await m.sync()).stdout).toBe(`witness sync: alpha: nothing new to export; ${UP_TO_DATE}\n`)
       expect(ids(remoteLines(remote))).toEqual([1, 2, 3, 4, 5, 6])
       expect(commitCount(remote)).toBe(3)
+      expect(state()).toMatchObject({ watermark: 6, pushed: { watermark: 6, pending: [] } })
     } finally {
       await daemon.stop()
     }

@@ -156,10 +156,12 @@ function liveHasMonth(live: Database, month: string): boolean {
 }
 
 function holdsUnexported(dir: string, file: ArchiveFile, state: SyncState): boolean {
+  // Pushed, not only committed: until the push, the exported lines live only in sync.work_dir.
+  const pushed = state.pushed ?? NO_SYNC_STATE
   const db = openArchiveReadonly(dir, file)
   try {
     // Exported means: id <= watermark and not in pending (see sync-state.ts).
-    return db.query('SELECT 1 FROM request_log WHERE id > ? OR id IN (SELECT value FROM json_each(?)) LIMIT 1').get(state.watermark, JSON.stringify(state.pending)) !== null
+    return db.query('SELECT 1 FROM request_log WHERE id > ? OR id IN (SELECT value FROM json_each(?)) LIMIT 1').get(pushed.watermark, JSON.stringify(pushed.pending)) !== null
   } finally {
     db.close()
   }

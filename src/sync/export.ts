@@ -76,7 +76,7 @@ export async function exportRows(options: {
     files: files.touched(),
     // With an archive unreadable, the rows it holds are owed: the mark stays where it was, and the
     // next run reads again from there (the day files refuse what is already in them).
-    state: unreadable.length ? state : { watermark: top, pending: [...pendingNow].filter((id) => !finished.has(id)).sort((a, b) => a - b), repo: state.repo },
+    state: unreadable.length ? state : { ...state, watermark: top, pending: [...pendingNow].filter((id) => !finished.has(id)).sort((a, b) => a - b) },
     unreadable,
   }
 }

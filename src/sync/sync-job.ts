@@ -28,7 +28,7 @@ import { writeState } from '../jobs/job-db.ts'
 import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
 import { createGit } from './git.ts'
-import { NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
+import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
 export interface SyncJobOptions {
   livePath: string
@@ -85,6 +85,8 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
 
     let exported = 0
     let committed = false
+    // What the clone holds once this run has committed: pushed too, if the push below succeeds.
+    let covered: Covered | null = null
     let mayExport = false
     let unreadable: string[] = []
     const live = existsSync(options.livePath) ? await openLiveForJob(options.livePath, 'sync') : null
@@ -126,6 +128,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
             writeState(live, CHAIN_EXPORT_KEY, encodeProofState(clone.repoId, proof.state), isoTime(options.now()))
           })(),
         )
+        covered = { watermark: result.state.watermark, pending: result.state.pending }
       }
     } finally {
       live?.close()
@@ -134,9 +137,20 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     let remoteError = remote.reachable ? null : remote.reason
     if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
     const left = await waiting(git, sync.branch)
+    if (covered && remoteError === null && left.commits === 0) await savePushed(options.livePath, covered, isoTime(options.now()))
     return { exported, committed, deferred: live !== null && !mayExport, waitingCommits: left.commits, waitingRows: left.rows, remoteError, unreadable }
   } finally {
     lock.release()
+  }
+}
+
+/** Records that the remote holds everything up to `covered`: archives of those rows may now be deleted. */
+async function savePushed(livePath: string, covered: Covered, at: string): Promise<void> {
+  const live = await openLiveForJob(livePath, 'sync')
+  try {
+    await retryWhileBusy('sync: saving what the remote holds', () => live.transaction(() => writeSyncState(live, { ...readSyncState(live), pushed: covered }, at))())
+  } finally {
+    live.close()
   }
 }
 

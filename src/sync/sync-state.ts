@@ -7,7 +7,12 @@
  *   and so still wait to be exported once they are finished;
  * - `repo`: the id of the local clone the export went to (a new clone
  *   starts the export over; lines already in the remote are not written
- *   twice).
+ *   twice);
+ * - `pushed`: the watermark and pending ids as of the last run that left
+ *   the remote holding everything the clone had committed (null: none yet).
+ *   Committed is not safe: until the push, those lines live only in
+ *   `work_dir`. The archive job deletes an archive past
+ *   `archive_keep_days` only when every row in it was pushed.
  *
  * A row is exported exactly when it is final, so "exported" is: id <=
  * watermark and id not in pending. Ids only grow (AUTOINCREMENT), so a row
@@ -19,14 +24,22 @@ import { readState, writeState } from '../jobs/job-db.ts'
 
 export const SYNC_STATE_KEY = 'sync.state'
 
-export const SyncStateSchema = v.object({
+const Covered = {
   watermark: v.pipe(v.number(), v.integer(), v.minValue(0)),
   pending: v.array(v.pipe(v.number(), v.integer())),
+}
+
+export const SyncStateSchema = v.object({
+  ...Covered,
   repo: v.nullable(v.string()),
+  // Absent in states saved before it was kept: nothing is known to be pushed until the next push.
+  pushed: v.optional(v.nullable(v.object(Covered)), null),
 })
 export type SyncState = v.InferOutput<typeof SyncStateSchema>
+/** What a state covers: rows up to `watermark`, but for the `pending` ones. */
+export type Covered = Pick<SyncState, 'watermark' | 'pending'>
 
-export const NO_SYNC_STATE: SyncState = { watermark: 0, pending: [], repo: null }
+export const NO_SYNC_STATE: SyncState = { watermark: 0, pending: [], repo: null, pushed: null }
 
 export function readSyncState(db: Database): SyncState {
   const text = readState(db, SYNC_STATE_KEY)
@@ -44,7 +57,7 @@ export function writeSyncState(db: Database, state: SyncState, at: string): void
   writeState(db, SYNC_STATE_KEY, JSON.stringify(state), at)
 }
 
-/** Whether the export has already covered the row with this id. */
-export function isExported(state: SyncState, id: number): boolean {
+/** Whether the export has already covered the row with this id (`state`, or its `pushed` part). */
+export function isExported(state: Covered, id: number): boolean {
   return id <= state.watermark && !state.pending.includes(id)
 }
