@@ -218,6 +218,26 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     expect((await b.sync()).code).not.toBe(0)
   })
 
+  test('a second machine under the same name whose rows fall on other days is stopped by its key, not let in to fork the folder', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const a = machine('twin', remote)
+    const b = machine('twin', remote)
+    await ensureSigningKey(a.keyPath)
+    await ensureSigningKey(b.keyPath)
+    await a.seed([{ timestamp: '2026-11-23T10:00:00.000Z', agent: 'on-a' }])
+    await b.seed([{ timestamp: '2026-11-20T12:00:00.000Z', agent: 'on-b' }])
+    expect((await a.sync()).code).toBe(0)
+    const published = readFileSync(join(a.workDir, 'twin', 'public-key.json'), 'utf8')
+    const second = await b.sync()
+    expect(second.code).not.toBe(0)
+    expect(second.stderr).toMatch(/twin\/public-key\.json in the remote is key \w+, not this machine's key \w+: another machine syncs as "twin"/)
+    expect(remoteLines(remote).map((l) => l.agent_name)).toEqual(['on-a'])
+    expect(git(['--git-dir', remote, 'show', 'main:twin/public-key.json'])).toBe(published)
+    await a.seed([{ timestamp: '2026-11-24T10:00:00.000Z', agent: 'on-a' }])
+    expect((await a.sync()).code).toBe(0)
+    await expectRepoVerified(remote, a.keyPath, 'twin')
+  })
+
   test('a row stamped beyond year 9999 goes to 0000/00/00.ndjson; the rows after it still go out', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)

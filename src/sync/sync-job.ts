@@ -15,8 +15,10 @@
  * exports only once it has seen the remote, so it never rewrites a day file
  * that already exists there. One run at a time (`<work_dir>.lock`).
  */
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import type { SyncSettings } from '../config.ts'
+import { SyncError } from '../errors.ts'
 import { isoTime } from '../clock.ts'
 import { inReadSnapshot, openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
@@ -99,6 +101,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       if (live && mayExport) {
         // The proof goes with the rows: a fresh checkpoint (signed before the snapshot: it writes), the chain entries, the public key.
         const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
+        if (key) refuseAnotherKey(sync.workDir, machine, key.keyId)
         if (key) await checkpointNow(live, key, machine, options.now)
         // One snapshot for both halves: the proof stops at the head that the exported rows reached.
         const { result, proof } = await inReadSnapshot(live, async () => {
@@ -142,6 +145,28 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
   } finally {
     lock.release()
   }
+}
+
+/**
+ * Stops a sync into a folder another key signs: a second machine syncing
+ * under this name (a cloned VM that kept its config) whose rows fall on
+ * other days never meets this one's lines in a day file, so only the
+ * folder's key tells them apart. Before, it replaced the key and forked the
+ * folder's chain, and exited 0.
+ */
+function refuseAnotherKey(workDir: string, machine: string, keyId: string): void {
+  const path = join(workDir, machine, 'public-key.json')
+  if (!existsSync(path)) return
+  let published: unknown
+  try {
+    published = (JSON.parse(readFileSync(path, 'utf8')) as { key_id?: unknown }).key_id
+  } catch {
+    return // not JSON: written over with this machine's key, as before (verify --repo names such a file)
+  }
+  if (published === keyId) return
+  throw new SyncError(
+    `sync: ${machine}/public-key.json in the remote is key ${String(published)}, not this machine's key ${keyId}: another machine syncs as "${machine}" (a copy of this one that kept its config?), or this machine's signing key was replaced; nothing exported (give each machine its own name with machine:)`,
+  )
 }
 
 /** Records that the remote holds everything up to `covered`: archives of those rows may now be deleted. */
