@@ -7,7 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { ROOT } from './support/process.ts'
@@ -169,11 +169,11 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
 
   test('the unit and timer files are rendered: the server, the watchdog service and its timer every minute', () => {
     const unit = readFileSync(path('etc/systemd/system/witness.service'), 'utf8')
-    expect(unit).toContain(`ExecStart=${path('opt/witness/app/node_modules/.bin/bun')} ${path('opt/witness/app/src/cli.ts')} serve --config ${configPath}\n`)
+    expect(unit).toContain(`ExecStart="${path('opt/witness/app/node_modules/.bin/bun')}" "${path('opt/witness/app/src/cli.ts')}" serve --config "${configPath}"\n`)
     expect(unit).toContain(`EnvironmentFile=${path('etc/witness/witness.env')}\n`)
     const watchdog = readFileSync(path('etc/systemd/system/witness-watchdog.service'), 'utf8')
     expect(watchdog).toContain('Type=oneshot')
-    expect(watchdog).toMatch(/ExecStart=\S+ \S+ watchdog --config \S+ --failures 3 --timeout 5s --wait 5s\n/)
+    expect(watchdog).toMatch(/ExecStart="\S+" "\S+" watchdog --config "\S+" --failures 3 --timeout 5s --wait 5s\n/)
     const timer = readFileSync(path('etc/systemd/system/witness-watchdog.timer'), 'utf8')
     expect(timer).toContain('OnUnitActiveSec=60\n')
     expect(timer).toContain('Unit=witness-watchdog.service\n')
@@ -218,6 +218,36 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(recap(result.output)).toEqual({ changed: 0, failed: 0 })
     expect(result.code).toBe(0)
   }, RUN_TIMEOUT_MS)
+
+  test('only what runs is copied: not the inventory, a vault, the tests or the docs', () => {
+    const app = path('opt/witness/app')
+    expect(readdirSync(app).sort()).toEqual(['bunfig.toml', 'node_modules', 'package-lock.json', 'package.json', 'providers', 'src', 'tsconfig.json'])
+  })
+
+  test('--check on the deployed machine runs through and changes nothing', async () => {
+    const result = await playbook('--check')
+    if (result.code !== 0) console.log(result.output)
+    expect(recap(result.output)).toEqual({ changed: 0, failed: 0 })
+    expect(result.code).toBe(0)
+  }, RUN_TIMEOUT_MS)
+
+  test('a changed port is applied with a restart (a reload cannot move the socket), other changes with a reload', async () => {
+    const over = (name: string, value: Record<string, unknown>) => {
+      const file = join(work, `${name}.json`)
+      writeFileSync(file, JSON.stringify(value))
+      return ['-e', `@${file}`, '-v']
+    }
+    const moved = await playbook(...over('port', { witness_listen_port: 8788 }))
+    if (moved.code !== 0) console.log(moved.output)
+    expect(moved.code).toBe(0)
+    expect(moved.output).toContain('witness: to apply: restart (listen)')
+    expect(moved.output).toContain('RUNNING HANDLER [witness : Apply witness config]')
+    const kept = await playbook(...over('keep', { witness_listen_port: 8788, witness_retention: { keep_days: 31, max_db_mb: 256 } }))
+    expect(kept.code).toBe(0)
+    expect(kept.output).toContain('witness: to apply: reload')
+    // The copy of the previous config used for the comparison is gone.
+    expect(readdirSync(path('etc/witness')).filter((n) => n.startsWith('witness.yaml.'))).toEqual([])
+  }, 2 * RUN_TIMEOUT_MS)
 
   test("a chain naming a banned provider fails the play with the validator's message and leaves the running config", async () => {
     const before = readFileSync(configPath)

@@ -54,6 +54,22 @@ describe('config problems stop start-up, every one listed', () => {
     expect(result.stdout).toMatch(/is valid \(sha256 [0-9a-f]{64}; chains: default, fast\)/)
   })
 
+  test('check-config --against OLD says whether a server running OLD applies the file with a reload or needs a restart', () => {
+    const dir = tempDir()
+    const write = (name: string, extra: string) => {
+      const path = join(dir, name)
+      writeFileSync(path, `providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n${extra}`)
+      return path
+    }
+    const old = write('old.yaml', 'listen: { host: 127.0.0.1, port: 8787 }\n')
+    const apply = (path: string, against: string) => witness(['check-config', '--config', path, '--against', against]).stdout.split('\n').find((l) => l.includes('to apply'))
+    expect(apply(write('chain.yaml', 'listen: { host: 127.0.0.1, port: 8787 }\npolicy: { cooldown_s: 30 }\n'), old)).toBe('witness: to apply: reload')
+    expect(apply(write('port.yaml', 'listen: { host: 127.0.0.1, port: 8788 }\ndatabase: ./other.db\n'), old)).toBe('witness: to apply: restart (database, listen, proof.key_path)')
+    expect(apply(old, join(dir, 'missing.yaml'))).toBe('witness: to apply: restart (no previous config)')
+    writeFileSync(join(dir, 'broken.yaml'), 'providers: [')
+    expect(apply(old, join(dir, 'broken.yaml'))).toBe('witness: to apply: restart (the previous config is not valid)')
+  })
+
   test('serve and check-config refuse a bad file with every problem and its path', () => {
     const dir = tempDir()
     const path = join(dir, 'bad.yaml')
