@@ -238,6 +238,32 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     await expectRepoVerified(remote, a.keyPath, 'twin')
   })
 
+  test('a remote that refuses (no such repository, a hook declining) fails the run (exit 1); offline does not; no database is exit 2', async () => {
+    const base = tempDir()
+    const missing = machine('alpha', join(base, 'no-such.git'))
+    await missing.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }])
+    const none = await missing.sync()
+    expect(none.stdout).toMatch(/remote not updated \(.*does not appear to be a git repository/)
+    expect(none.code).toBe(1)
+
+    const guarded = bareRepo(join(base, 'guarded.git'))
+    const m = machine('beta', guarded)
+    await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    writeFileSync(join(guarded, 'hooks', 'pre-receive'), '#!/bin/sh\necho "main is protected" >&2\nexit 1\n')
+    chmodSync(join(guarded, 'hooks', 'pre-receive'), 0o755)
+    await m.seed([{ timestamp: '2026-11-24T09:00:00.000Z' }])
+    const declined = await m.sync()
+    expect(declined.stdout).toMatch(/remote not updated \(.*main is protected.*\); 1 commit\(s\) with 1 rows wait to be pushed/)
+    expect(declined.code).toBe(1)
+
+    const gone = machine('gamma', guarded)
+    writeFileSync(gone.configPath, readFileSync(gone.configPath, 'utf8').replace('database: ./w.db', 'database: ./typo.db'))
+    const noDb = await gone.sync()
+    expect(noDb.stderr).toContain(`no database at ${join(gone.dir, 'typo.db')}`)
+    expect(noDb.code).toBe(2)
+  })
+
   test('a row stamped beyond year 9999 goes to 0000/00/00.ndjson; the rows after it still go out', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)
@@ -431,8 +457,10 @@ describe.skipIf(!HAVE_GIT_HTTP_BACKEND)('witness sync over HTTP with a token', (
       }
 
       // Refused without the token and with a wrong one: nothing leaves, the rows wait in the database.
-      const refused = /nothing exported yet \(a new clone waits until it has reached the remote once\); remote not updated \(.+\); 0 commit\(s\)/
-      expect((await run({})).stdout).toMatch(refused)
+      const refused = /nothing exported yet \(a new clone waits until it has reached the remote once\); remote not updated \(.+\)\n$/
+      const without = await run({})
+      expect(without.stdout).toMatch(refused)
+      expect(without.code).toBe(1) // refused, not offline: a timer shows it
       expect((await run({ WITNESS_SYNC_TOKEN: wrong })).stdout).toMatch(refused)
       expect(git(['--git-dir', remote, 'branch', '--list'])).toBe('')
       const good = await run({ WITNESS_SYNC_TOKEN: token })

@@ -1,7 +1,9 @@
 /** `witness sync [--config PATH]`: export new rows to the git remote now (see src/sync/sync-job.ts). */
+import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config.ts'
 import { configPathFrom } from '../main.ts'
+import { unreachable } from '../sync/clone.ts'
 import { describeSync, runSync } from '../sync/sync-job.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 
@@ -11,6 +13,7 @@ export const syncCommand: Command = {
     const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' } } }))
     const config = loadConfig(configPathFrom(values.config))
     if (!config.sync) throw new UsageError(`${config.path} has no sync: section (remote, branch, work_dir, every)`)
+    if (!existsSync(config.databasePath)) throw new UsageError(`no database at ${config.databasePath} (the config's database; witness init creates it)`)
     const report = await runSync({
       livePath: config.databasePath,
       archiveDir: config.retention.archiveDir,
@@ -22,6 +25,8 @@ export const syncCommand: Command = {
       user: process.env.WITNESS_SYNC_USER || undefined,
     })
     console.log(`witness sync: ${config.machine}: ${describeSync(report, config.sync.branch)}`)
-    return report.unreadable.length ? 1 : 0
+    // Offline is no failure (the commits wait for the next run); a remote that refuses is one, so a timer shows it.
+    const refused = report.remoteError !== null && !unreachable(report.remoteError)
+    return report.unreadable.length || refused ? 1 : 0
   },
 }

@@ -105,12 +105,24 @@ export async function pushWithRetry(git: Git, branch: string, attempts: number):
       await git(['update-ref', PUSHED_REF, 'HEAD'])
       return null
     }
+    // Lost a race (another machine pushed first; over git:// that can read `[remote rejected] … cannot
+    // lock ref`): pull and try again. A hook that declines every try is tried `attempts` times too.
     const rejected = /\[(remote )?rejected\]|non-fast-forward|fetch first/i.test(pushed.stderr)
     if (!rejected || attempt >= attempts) return firstLines(pushed.stderr)
     await Bun.sleep(50 + Math.random() * 200 * attempt)
     const remote = await updateFromRemote(git, branch)
     if (!remote.reachable) return remote.reason
   }
+}
+
+/**
+ * Whether a reason the remote was not updated is the network (the remote
+ * is down or unreachable: the commits wait, and that is no failure), not a
+ * refusal that retrying will not change (no such repository, a hook or a
+ * protected branch declined, credentials refused).
+ */
+export function unreachable(reason: string): boolean {
+  return /could not resolve|unable to connect|failed to connect|couldn't connect|connection (refused|timed out|reset)|timed out|network is unreachable|no route to host|temporary failure|hung up unexpectedly|early EOF/i.test(reason)
 }
 
 /** Commits and export lines in the clone that the remote does not have yet. */

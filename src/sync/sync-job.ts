@@ -188,6 +188,7 @@ export function describeSync(report: SyncReport, branch: string): string {
       : 'nothing new to export'
   const owed = report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : ''
   if (report.remoteError === null && report.waitingCommits === 0) return `${what}; the remote branch ${branch} is up to date${owed}`
-  const wait = `${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
-  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'}); ${wait}${owed}`
+  // A clone that never reached the remote holds nothing: its rows wait in the database, not in commits.
+  const wait = report.deferred ? '' : `; ${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
+  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'})${wait}${owed}`
 }
