@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveError, JobBusyError } from '../src/errors.ts'
@@ -234,6 +234,41 @@ describe('space', () => {
     // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.
     expect(pruned.deleted).toEqual(['2026-06'])
     expect(t.files()).toEqual(['request_log-2026-09.db.zst'])
+  })
+})
+
+describe('a damaged archive', () => {
+  /** Two closed months compressed; returns the September file. */
+  async function compressedMonths() {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-05T00:00:00.000Z' }, { timestamp: '2026-09-05T00:00:00.000Z' }])
+    await t.archive()
+    expect(t.files()).toEqual(['request_log-2026-08.db.zst', 'request_log-2026-09.db.zst'])
+    return { t, file: join(t.retention.archiveDir, 'request_log-2026-09.db.zst') }
+  }
+
+  test('a cut .db.zst is named, as an ArchiveError, not a bare decompression error', async () => {
+    const { t, file } = await compressedMonths()
+    const bytes = readFileSync(file)
+    writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)))
+    expect(() => archiveDatabasesFor(t.retention.archiveDir)).toThrow(new ArchiveError(`archive ${file} cannot be decompressed (Decompression failed: InvalidZstdData): the file is cut or damaged; restore it from a copy`))
+  })
+
+  test('one that decompresses into a damaged database is named too, with what SQLite found', async () => {
+    const { t, file } = await compressedMonths()
+    const db = Buffer.from(Bun.zstdDecompressSync(readFileSync(file)))
+    db.fill(0x5a, 4096 + 8, 4096 + 200) // garbage over the cells of the second page
+    writeFileSync(file, Bun.zstdCompressSync(db))
+    let thrown: unknown
+    try {
+      archiveDatabasesFor(t.retention.archiveDir)
+    } catch (error) {
+      thrown = error
+    }
+    expect(thrown).toBeInstanceOf(ArchiveError)
+    expect((thrown as Error).message).toStartWith(`archive ${file} is damaged: the database it decompresses to fails SQLite's check (`)
+    // Its damaged copy is not left in the cache for the next read to trust.
+    expect(existsSync(join(t.retention.archiveDir, '.cache', 'request_log-2026-09.db'))).toBe(false)
   })
 })
 

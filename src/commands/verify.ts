@@ -14,6 +14,7 @@ import type { Database } from 'bun:sqlite'
 import { accessSync, constants, existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
+import { ArchiveError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
@@ -82,7 +83,13 @@ export const verifyCommand: Command = {
     const archives = values.archives && config ? archiveDatabasesFor(config.retention.archiveDir) : []
     if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
     try {
-      for (const archive of archives) gatherDatabase(archive.db, gathered)
+      for (const archive of archives) {
+        try {
+          gatherDatabase(archive.db, gathered)
+        } catch (error) {
+          throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
+        }
+      }
       gatherDatabase(live, gathered) // live last: its copy of a row wins
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
       const complete = Boolean(values.archives) || !everArchived(live)

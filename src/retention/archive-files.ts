@@ -143,8 +143,45 @@ export function readablePath(dir: string, file: ArchiveFile): string {
   const cached = cachedPath(dir, file.month)
   if (cacheIsFresh(cached, file)) return cached
   mkdirSync(cacheDir(dir), { recursive: true })
-  writeFileDurably(cached, Bun.zstdDecompressSync(readFileSync(file.path)))
+  let bytes: Uint8Array
+  try {
+    bytes = Bun.zstdDecompressSync(readFileSync(file.path))
+  } catch (error) {
+    throw cannotDecompress(file, error)
+  }
+  writeFileDurably(cached, bytes)
+  checkCopy(cached, file)
   return cached
+}
+
+function cannotDecompress(file: ArchiveFile, error: unknown): ArchiveError {
+  return new ArchiveError(`archive ${file.path} cannot be decompressed (${(error as Error).message}): the file is cut or damaged; restore it from a copy`)
+}
+
+/**
+ * Checks a fresh decompressed copy with SQLite's quick_check, once per
+ * version of the archive: zstd frames here carry no checksum, so a damaged
+ * `.db.zst` can decompress into a damaged database, which would otherwise
+ * answer queries wrongly or fail them without naming the file. Only on this
+ * synchronous path (the command line: verify, fleet): the check reads the
+ * whole file (seconds for a large month), which the server's asynchronous
+ * path (prepareReadable) must not hold its event loop for.
+ */
+function checkCopy(cached: string, file: ArchiveFile): void {
+  let verdict: string
+  try {
+    const db = new Database(cached, { readonly: true })
+    try {
+      verdict = (db.query('PRAGMA quick_check').values() as string[][]).map((r) => r[0]).join('; ')
+    } finally {
+      db.close()
+    }
+  } catch (error) {
+    verdict = (error as Error).message
+  }
+  if (verdict === 'ok') return
+  rmSync(cached, { force: true })
+  throw new ArchiveError(`archive ${file.path} is damaged: the database it decompresses to fails SQLite's check (${verdict.slice(0, 200)}); restore it from a copy`)
 }
 
 /**
@@ -158,7 +195,13 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
   // Gone since it was listed (reopened for a late row, or deleted): openArchiveReadonly sorts that out.
   if (!file.compressed || !existsSync(file.path) || cacheIsFresh(cached, file)) return
   await mkdir(cacheDir(dir), { recursive: true })
-  const bytes = await Bun.zstdDecompress(await Bun.file(file.path).bytes())
+  const compressed = await Bun.file(file.path).bytes()
+  let bytes: Uint8Array
+  try {
+    bytes = await Bun.zstdDecompress(compressed)
+  } catch (error) {
+    throw cannotDecompress(file, error)
+  }
   // Temp file, fsync, rename: a crash never leaves half a copy under the cached name. The temp file
   // is beside the archives, not in the cache, where the archive job's pruneCache would remove it.
   const tmp = join(dir, `.request_log-${file.month}.db.cache.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
