@@ -246,6 +246,14 @@ describe('anyone can verify with the public key alone', () => {
     expect(wrong.code).toBe(1)
     expect(wrong.out).toContain(`checkpoint 1 was not signed by this machine's key (signed by key ${published.key_id}; known: ${other.keyId})`)
 
+    // A copy checked with no key at hand (from a directory whose config names none): not a forgery, an unchecked signature.
+    const keyless = tempDir()
+    const noKey = Bun.spawnSync([BUN, join(ROOT, 'src/cli.ts'), 'verify', '--db', dbPath], { cwd: keyless })
+    const said = noKey.stdout.toString()
+    expect(noKey.exitCode).toBe(1)
+    expect(said).toContain(`the signatures of 1 checkpoint(s) were not checked: no public key is known (they name key ${published.key_id}); pass --key`)
+    expect(said).not.toContain('was not signed by')
+
     writeFileSync(join(keys, 'not-a-key.json'), '{"hello":"world"}')
     const junk = verify(['--db', dbPath, '--key', join(keys, 'not-a-key.json')])
     expect(junk.code).toBe(2)

@@ -95,7 +95,7 @@ export const verifyCommand: Command = {
       const complete = Boolean(values.archives) || !everArchived(live)
       const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live), readPruned(live))
       const verdict = await verifyEvidence(evidence)
-      if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}: checkpoint signatures could not be checked`)
+      if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered) : true
       return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1

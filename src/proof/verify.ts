@@ -159,16 +159,21 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   if (predating) notes.push(`${predating} row(s) were finished before the chain existed and are not covered by it`)
 
   // 4. Signed checkpoints.
+  if (ev.checkpoints.length && ev.keys.size === 0) {
+    const signers = [...new Set(ev.checkpoints.map((c) => c.key_id))].join(', ')
+    problem(`the signatures of ${ev.checkpoints.length} checkpoint(s) were not checked: no public key is known (they name key ${signers}); pass --key with the machine's public-key.json`)
+  }
   const lastSeq = entries.at(-1)?.seq ?? 0
   let checkpointsChecked = 0
   for (const c of ev.checkpoints) {
     checkpointsChecked++
     const jwk = ev.keys.get(c.key_id)
-    if (!jwk) {
-      problem(`checkpoint ${c.id} was not signed by this machine's key (signed by key ${c.key_id}; known: ${[...ev.keys.keys()].join(', ') || 'none'})`)
+    if (!jwk && ev.keys.size > 0) {
+      problem(`checkpoint ${c.id} was not signed by this machine's key (signed by key ${c.key_id}; known: ${[...ev.keys.keys()].join(', ')})`)
       continue
     }
-    if (!(await checkpointSignatureValid(c, jwk))) {
+    // With no key at all the signature cannot be checked (said once, below); what it signed still can.
+    if (jwk && !(await checkpointSignatureValid(c, jwk))) {
       problem(`checkpoint ${c.id} has a signature that does not verify: it was forged or altered`)
       continue
     }
