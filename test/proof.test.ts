@@ -424,6 +424,21 @@ describe('tampering inside an archive (verify --archives)', () => {
     expect(out).toContain(`row ${victim} is missing`)
   })
 
+  test("a receipt whose rows were archived since says so, and verifies with --archives", async () => {
+    const { config, live, archive } = await archivedCopy()
+    const db = new Database(archive, { readonly: true })
+    const [entry] = db.query('SELECT log_id, hash FROM log_chain ORDER BY seq LIMIT 1').all() as { log_id: number; hash: string }[]
+    db.close()
+    const signed = new Database(live, { readonly: true })
+    const machine = (signed.query('SELECT machine FROM checkpoints ORDER BY id DESC LIMIT 1').get() as { machine: string } | null)?.machine ?? 'any'
+    signed.close()
+    const receipt = encodeReceipt({ machine, rows: [{ id: entry!.log_id, hash: entry!.hash }] })
+    const liveOnly = verify([...config, '--receipt', receipt])
+    expect(liveOnly.code).toBe(1)
+    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? add --archives)`)
+    expect(verify([...config, '--archives', '--receipt', receipt]).code).toBe(0)
+  })
+
   test('a row inserted into an archive is not in the chain', async () => {
     const { config, archive } = await archivedCopy()
     const inserted = Math.max(...ids(archive)) + 1000

@@ -97,7 +97,9 @@ export const verifyCommand: Command = {
       const verdict = await verifyEvidence(evidence)
       if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
-      const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered) : true
+      // A receipt's row missing from the live file alone may have been archived since.
+      const missingHint = !values.archives && everArchived(live) ? ' (archived since? add --archives)' : ''
+      const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered, missingHint) : true
       return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
     } finally {
       closeArchives(archives)
@@ -162,8 +164,8 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
   return ok ? 0 : 1
 }
 
-function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered): boolean {
-  const problems = verifyReceiptRows(rows, gathered)
+function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered, missingHint = ''): boolean {
+  const problems = verifyReceiptRows(rows, gathered).map((p) => (p.endsWith('not in the chain checked') ? p + missingHint : p))
   if (problems.length) {
     for (const p of problems) console.log(`receipt: ${p}`)
     return false
