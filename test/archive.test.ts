@@ -226,9 +226,9 @@ describe('space', () => {
 
     // Exported and committed in sync.work_dir, but not pushed (the remote was down): still kept.
     const db = new Database(t.livePath)
-    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', pushed: null }, new Date(NOW).toISOString())
+    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', machine: null, pushed: null }, new Date(NOW).toISOString())
     expect((await t.archive({ syncConfigured: true })).keptUnexported).toEqual(['2026-06'])
-    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', pushed: { watermark: ids[0]!, pending: [] } }, new Date(NOW).toISOString())
+    writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', machine: null, pushed: { watermark: ids[0]!, pending: [] } }, new Date(NOW).toISOString())
     db.close()
     const pruned = await t.archive({ syncConfigured: true })
     // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.

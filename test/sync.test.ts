@@ -264,6 +264,27 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     expect(noDb.code).toBe(2)
   })
 
+  test('a machine renamed in its config stops the sync and says how to rename; done that way, the new folder holds every row and verifies', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('beta', remote)
+    await ensureSigningKey(m.keyPath)
+    await m.seed([{ timestamp: '2026-11-23T10:00:00.000Z' }, { timestamp: '2026-11-23T11:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    writeFileSync(m.configPath, readFileSync(m.configPath, 'utf8').replace('machine: beta', 'machine: beta2'))
+    await m.seed([{ timestamp: '2026-11-24T10:00:00.000Z' }])
+    const renamed = await m.sync()
+    expect(renamed.code).toBe(1)
+    expect(renamed.stderr).toContain('this database was exported as "beta", and machine is now "beta2"; nothing exported. To rename: move sync.work_dir aside')
+    expect(remoteLines(remote, 'beta2')).toEqual([])
+
+    renameSync(m.workDir, `${m.workDir}.old`)
+    expect((await m.sync()).code).toBe(0)
+    expect(ids(remoteLines(remote, 'beta2'))).toEqual([1, 2, 3])
+    const verified = await verifyRemote(remote, '--machine', 'beta2', '--key', m.keyPath)
+    expect(verified.stdout).toContain('beta2')
+    expect(verified.code).toBe(0)
+  })
+
   test('a row stamped beyond year 9999 goes to 0000/00/00.ndjson; the rows after it still go out', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)

@@ -94,9 +94,10 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     const live = existsSync(options.livePath) ? await openLiveForJob(options.livePath, 'sync') : null
     try {
       const saved = live ? readSyncState(live) : NO_SYNC_STATE
+      if (saved.repo === clone.repoId && saved.machine !== null && saved.machine !== machine) refuseRename(saved.machine, machine)
       // A clone this state was not written for starts over (lines it already has are not written twice),
       // and a new clone waits until it has seen the remote, so it never forks a day file.
-      const state = saved.repo === clone.repoId ? saved : { ...NO_SYNC_STATE, repo: clone.repoId }
+      const state = saved.repo === clone.repoId ? { ...saved, machine } : { ...NO_SYNC_STATE, repo: clone.repoId, machine }
       mayExport = saved.repo === clone.repoId || remote.reachable
       if (live && mayExport) {
         // The proof goes with the rows: a fresh checkpoint (signed before the snapshot: it writes), the chain entries, the public key.
@@ -145,6 +146,17 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
   } finally {
     lock.release()
   }
+}
+
+/**
+ * Stops the export under a new machine name into a clone that exported the
+ * old one: the new folder would start partway through the chain (and never
+ * verify), and the old one would stay, counted again by fleet.
+ */
+function refuseRename(before: string, now: string): never {
+  throw new SyncError(
+    `sync: this database was exported as "${before}", and machine is now "${now}"; nothing exported. To rename: move sync.work_dir aside and sync again (the "${now}" folder then gets every row from the start), and delete "${before}/" from the remote, or fleet counts its rows under both names; or set machine: back to "${before}"`,
+  )
 }
 
 /**

@@ -8,6 +8,8 @@
  * - `repo`: the id of the local clone the export went to (a new clone
  *   starts the export over; lines already in the remote are not written
  *   twice);
+ * - `machine`: the name the rows were exported under (a renamed machine
+ *   would start a second folder partway through its chain: sync stops);
  * - `pushed`: the watermark and pending ids as of the last run that left
  *   the remote holding everything the clone had committed (null: none yet).
  *   Committed is not safe: until the push, those lines live only in
@@ -32,6 +34,8 @@ const Covered = {
 export const SyncStateSchema = v.object({
   ...Covered,
   repo: v.nullable(v.string()),
+  // Absent in states saved before it was kept: known from the next run on.
+  machine: v.optional(v.nullable(v.string()), null),
   // Absent in states saved before it was kept: nothing is known to be pushed until the next push.
   pushed: v.optional(v.nullable(v.object(Covered)), null),
 })
@@ -39,7 +43,7 @@ export type SyncState = v.InferOutput<typeof SyncStateSchema>
 /** What a state covers: rows up to `watermark`, but for the `pending` ones. */
 export type Covered = Pick<SyncState, 'watermark' | 'pending'>
 
-export const NO_SYNC_STATE: SyncState = { watermark: 0, pending: [], repo: null, pushed: null }
+export const NO_SYNC_STATE: SyncState = { watermark: 0, pending: [], repo: null, machine: null, pushed: null }
 
 export function readSyncState(db: Database): SyncState {
   const text = readState(db, SYNC_STATE_KEY)
