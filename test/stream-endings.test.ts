@@ -50,8 +50,8 @@ async function heartbeat(w: TestWitness) {
   return { status: res.status, body: await res.json() }
 }
 
-describe('a stream that fails after its first event', () => {
-  test('gets its error event to the client, and witness closes the upstream connection', async () => {
+describe("a stream's ending, as the breaker and the deadman switch hear it", () => {
+  test('one failing after its first event gets its error event to the client, and witness closes the upstream connection', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }] }, { providers }))
     const before = closedByWitness
     const text = await stream(w)
@@ -62,7 +62,7 @@ describe('a stream that fails after its first event', () => {
     expect(closedByWitness).toBe(before + 1)
   })
 
-  test('counts toward the cooldown: after three, the provider is skipped', async () => {
+  test('one failing after its first event counts toward the cooldown: after three, the provider is skipped', async () => {
     const w = await suite.start(
       simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }, { provider: 'sim', model: 'ok' }] }, { providers, policy: { cooldown_failures: 3, cooldown_s: 600 } }),
     )
@@ -75,7 +75,7 @@ describe('a stream that fails after its first event', () => {
     expect(rows.at(-2)!.error_message).toStartWith('fallback from flaky/m: skipped, cooling down after 3 consecutive failures')
   })
 
-  test('is no success for the deadman switch: no last success, the chain counts as failing, and the config is not promoted', async () => {
+  test('one failing after its first event is no success for the deadman switch: no last success, the chain counts as failing, and the config is not promoted', async () => {
     const clock = manualClock()
     const w = await suite.start(
       simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }] }, { providers, deadman: { failing_window_s: 60, promote_after_s: 30 } }),
@@ -91,5 +91,51 @@ describe('a stream that fails after its first event', () => {
     const report = await heartbeat(w)
     expect(report.status).toBe(503)
     expect(report.body.reasons).toEqual(['every chain called has failed for 61 s without a success (default; window 60 s)'])
+  })
+
+  test('a probe after the cooldown holds its slot while it streams: a second request is not let through as another probe', async () => {
+    // Three 503s open the breaker; the fourth call (the probe) streams slowly.
+    let calls = 0
+    const slow = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch() {
+        calls++
+        if (calls <= 3) return new Response('{"error":{"message":"busy"}}', { status: 503, headers: { 'content-type': 'application/json' } })
+        const body = new ReadableStream<Uint8Array>({
+          async start(stream) {
+            for (let i = 0; i < 10; i++) {
+              stream.enqueue(encoder.encode(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: `w${i} ` }, finish_reason: null }] })}\n\n`))
+              await Bun.sleep(50)
+            }
+            stream.enqueue(encoder.encode('data: [DONE]\n\n'))
+            stream.close()
+          },
+        })
+        return new Response(body, { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    try {
+      const clock = manualClock()
+      const w = await suite.start(
+        simConfig(
+          suite.sim.url,
+          { default: [{ provider: 'slow', model: 'm', retries: 0 }, { provider: 'sim', model: 'ok' }] },
+          { providers: { slow: { type: 'openai', base_url: `http://127.0.0.1:${slow.port}/v1` } }, policy: { cooldown_failures: 3, cooldown_s: 60 } },
+        ),
+        { clock },
+      )
+      for (let i = 0; i < 3; i++) await stream(w)
+      clock.advance(61_000)
+      const probe = stream(w)
+      while (calls < 4) await Bun.sleep(5)
+      const meanwhile = await stream(w)
+      expect(meanwhile).toContain('[DONE]')
+      expect(await probe).toContain('w9')
+      expect(calls).toBe(4)
+      expect(readRows(w.dbPath).some((r) => r.error_message?.includes('a probe request is in flight'))).toBe(true)
+    } finally {
+      slow.stop(true)
+    }
   })
 })

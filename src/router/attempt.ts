@@ -227,6 +227,7 @@ export async function runStep(
         void stream.settled.then((how) => {
           if (how === 'success') ticket.succeed()
           else if (how === 'failed') ticket.fail(new ProviderError({ provider: target.provider, kind: 'stream', detail: 'stream failed after its first event', latencyMs: 0, retryable: true }))
+          ticket.release()
         })
         return { kind: 'stream', stream, logId }
       }

@@ -124,15 +124,18 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
         skipped = true
         retry = true
       } else {
+        // A stream's ticket is released when the stream ends (runStep), so a probe holds its slot until then.
+        let streaming = false
         try {
           const success = await runStep(scope, i, step, keys[i], admission.ticket, before)
+          streaming = success.kind === 'stream'
           return { ...success, stepIndex: i, step }
         } catch (error) {
           if (!(error instanceof ProviderError) || error.kind === 'aborted' || input.signal.aborted) throw error
           exit = describeExit(error, policy)
           retry ||= worthRetrying(error)
         } finally {
-          admission.ticket.release()
+          if (!streaming) admission.ticket.release()
         }
         before = null // committed with the first try's pending row
       }
