@@ -24,6 +24,7 @@ import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
 import { NotFoundError, WitnessError } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
+import type { LiveStreams } from './router/stream.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
 import { RouterMetrics } from './router/metrics.ts'
 import { reloadRoute } from './routes/admin.ts'
@@ -64,6 +65,8 @@ export interface AppDeps {
   rollups?: SliceRollups
   /** True once the router's stop cuts the connections still open (see ChainDeps). */
   stopping?: () => boolean
+  /** Streams under way, which the router's stop ends with an error event (see ChainDeps). */
+  liveStreams?: LiveStreams
 }
 
 export function createApp(deps: AppDeps): Hono {

@@ -19,6 +19,7 @@ import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
+import { type LiveStreams, endLiveStreams } from './router/stream.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
@@ -115,6 +116,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     // Set when the stop cuts the connections still open: a call ended then was stopped by witness; one
     // whose client left earlier in the grace is recorded as the client leaving.
     let cutting = false
+    const liveStreams: LiveStreams = new Set()
     const env = options.env ?? process.env
     const warn = (message: string) => log(`witness: ${message}`)
     const runtime = new RuntimeState(clock)
@@ -142,6 +144,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       deadman,
       rollups,
       stopping: () => cutting,
+      liveStreams,
     })
 
     let url = ''
@@ -186,6 +189,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
         await Promise.race([deadman.idle(), Bun.sleep(Math.max(0, deadline - Date.now()))])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
         cutting = true
+        // Streams still running end with an error event the client can read (and their rows), then
+        // every connection still open is cut.
+        await Promise.race([endLiveStreams(liveStreams), Bun.sleep(FINISH_AFTER_CUT_MS)])
         server.stop(true)
         // Cutting the connections ends the calls still running: each finishes its row (the client is
         // gone) within moments, so that is waited for, briefly, even when the grace is spent. A row

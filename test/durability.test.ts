@@ -312,12 +312,16 @@ describe('a graceful stop', () => {
     while (sim.count() < 2) await Bun.sleep(10)
     await Bun.sleep(200)
     await w.stop(300)
-    await Promise.all([streamRead, slow])
+    const [streamed] = await Promise.all([streamRead, slow])
     const rows = readRows(w.dbPath)
     expect(rows.map((r) => [r.status, r.error_message?.replace(/\d+ chunks/, 'N chunks')])).toEqual([
       ['error', 'witness stopped after N chunks'],
       ['error', 'aborted: witness stopped'],
     ])
+    // The stream's client is told why it ended (an error event after the receipt), not left with a body cut short.
+    const frames = streamed.split('\n\n').filter(Boolean)
+    expect(frames.at(-2)).toStartWith(': witness-receipt ')
+    expect(JSON.parse(frames.at(-1)!.slice('data: '.length)).error).toMatchObject({ type: 'witness_stopped', message: expect.stringMatching(/^witness stopped after \d+ chunks; retry the request$/) })
   })
 })
 

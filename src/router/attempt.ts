@@ -19,7 +19,7 @@ import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
 import type { AttemptOutcome, RowHead, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
-import { type StreamSession, startStreamSession } from './stream.ts'
+import { type LiveStreams, type StreamSession, startStreamSession } from './stream.ts'
 
 /** One row as reported back to the client (`attempts` in responses). */
 export interface AttemptRecord {
@@ -65,6 +65,8 @@ export interface RequestScope {
   metrics?: AttemptObserver
   /** True once the router's stop cuts the connections of calls still running (past its grace). */
   stopping: () => boolean
+  /** Streams under way, which the router's stop ends with an error event before it cuts the connections. */
+  liveStreams?: LiveStreams
 }
 
 export type StepSuccess =
@@ -223,6 +225,7 @@ export async function runStep(
           secrets: () => secretsOf(target, callOptions),
           idleTimeoutMs: step.idleTimeoutMs,
           timeoutMs: step.timeoutMs,
+          live: scope.liveStreams,
         })
         void stream.settled.then((how) => {
           if (how === 'success') ticket.succeed()

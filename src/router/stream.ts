@@ -33,6 +33,19 @@ export interface StreamSession {
   settled: Promise<StreamEnd>
 }
 
+/**
+ * The streams under way, for the router's stop: past its grace it ends each
+ * one with an error event (`witness_stopped`) and its row, before it cuts
+ * the connections, so a client sees why its stream ended instead of a body
+ * cut short. Each function resolves once its stream has ended.
+ */
+export type LiveStreams = Set<() => Promise<void>>
+
+/** Ends every stream under way (see LiveStreams); resolves when all have ended. */
+export function endLiveStreams(live: LiveStreams): Promise<void> {
+  return Promise.all([...live].map((stop) => stop())).then(() => {})
+}
+
 export interface StreamSessionInit {
   opened: OpenedStream
   adapter: Adapter
@@ -48,6 +61,8 @@ export interface StreamSessionInit {
   secrets: () => string[]
   idleTimeoutMs: number
   timeoutMs: number
+  /** Where the session registers itself while it runs (the router's stop ends it). */
+  live?: LiveStreams
 }
 
 /** Why witness itself stopped reading the upstream. */
@@ -124,6 +139,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   async function end(stream: ReadableStreamDefaultController<Uint8Array> | null, result: AttemptOutcome, frames: string[]) {
     if (ended) return
     ended = true
+    init.live?.delete(stopForRouter)
     clearTimeout(totalTimer)
     clearTimeout(idleTimer)
     await finishAttempt(scope, record, result)
@@ -241,6 +257,16 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
     stopUpstream(new Stop('client'))
     await ending
   }
+
+  /** The router is stopping: end with an error event the client can read, then let go of the upstream. */
+  async function stopForRouter() {
+    if (ended) return settled.then(() => {})
+    const message = `witness stopped after ${facts.chunks} chunks`
+    const ending = end(client, outcome('error', message), translator.fail('witness_stopped', `${message}; retry the request`))
+    stopUpstream(new Stop('client'))
+    await ending
+  }
+  init.live?.add(stopForRouter)
 
   // A client that disconnects before the body is read at all still ends the session.
   if (scope.signal.aborted) void clientGone()
