@@ -261,6 +261,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   /** The router is stopping: end with an error event the client can read, then let go of the upstream. */
   async function stopForRouter() {
     if (ended) return settled.then(() => {})
+    left = true // the provider did nothing wrong: no failure for the breaker or the deadman switch
     const message = `witness stopped after ${facts.chunks} chunks`
     const ending = end(client, outcome('error', message), translator.fail('witness_stopped', `${message}; retry the request`))
     stopUpstream(new Stop('client'))
