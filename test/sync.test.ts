@@ -447,7 +447,7 @@ describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', ()
       expect(state()).toMatchObject({ watermark: 6, pushed: { watermark: 1, pending: [] } })
 
       await daemon.start()
-      expect((await m.sync()).stdout).toBe(`witness sync: alpha: nothing new to export; ${UP_TO_DATE}\n`)
+      expect((await m.sync()).stdout).toBe(`witness sync: alpha: nothing new to export; pushed 2 earlier commit(s) with 5 rows; ${UP_TO_DATE}\n`)
       expect(ids(remoteLines(remote))).toEqual([1, 2, 3, 4, 5, 6])
       expect(commitCount(remote)).toBe(3)
       expect(state()).toMatchObject({ watermark: 6, pushed: { watermark: 6, pending: [] } })

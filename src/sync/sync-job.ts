@@ -63,6 +63,8 @@ export interface SyncReport {
   committed: boolean
   /** A new clone that has not reached the remote yet exports nothing (so it never forks a day file). */
   deferred: boolean
+  /** Commits of earlier runs, and their rows, that this run pushed (null: none). */
+  pushedEarlier: { commits: number; rows: number } | null
   /** Commits and rows in the clone that the remote does not have yet. */
   waitingCommits: number
   waitingRows: number
@@ -139,10 +141,22 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     }
 
     let remoteError = remote.reachable ? null : remote.reason
+    const queued = await waiting(git, sync.branch)
     if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
     const left = await waiting(git, sync.branch)
     if (covered && remoteError === null && left.commits === 0) await savePushed(options.livePath, covered, isoTime(options.now()))
-    return { exported, committed, deferred: live !== null && !mayExport, waitingCommits: left.commits, waitingRows: left.rows, remoteError, unreadable }
+    // Commits of earlier runs (the remote was down then) that this run pushed.
+    const earlier = { commits: queued.commits - left.commits - (committed ? 1 : 0), rows: queued.rows - left.rows - (committed ? exported : 0) }
+    return {
+      exported,
+      committed,
+      deferred: live !== null && !mayExport,
+      waitingCommits: left.commits,
+      waitingRows: left.rows,
+      pushedEarlier: earlier.commits > 0 ? earlier : null,
+      remoteError,
+      unreadable,
+    }
   } finally {
     lock.release()
   }
@@ -199,7 +213,8 @@ export function describeSync(report: SyncReport, branch: string): string {
       ? `exported ${report.exported} rows`
       : 'nothing new to export'
   const owed = report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : ''
-  if (report.remoteError === null && report.waitingCommits === 0) return `${what}; the remote branch ${branch} is up to date${owed}`
+  const caughtUp = report.pushedEarlier ? `; pushed ${report.pushedEarlier.commits} earlier commit(s) with ${report.pushedEarlier.rows} rows` : ''
+  if (report.remoteError === null && report.waitingCommits === 0) return `${what}${caughtUp}; the remote branch ${branch} is up to date${owed}`
   // A clone that never reached the remote holds nothing: its rows wait in the database, not in commits.
   const wait = report.deferred ? '' : `; ${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
   return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'})${wait}${owed}`
