@@ -13,7 +13,7 @@ import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
-import { type Server, startServer } from './processes.ts'
+import { type Server, freePort, startServer } from './processes.ts'
 import { ensureWrk, runWrk, type WrkResult } from './wrk.ts'
 
 const ROOT = join(import.meta.dir, '..')
@@ -35,10 +35,7 @@ const log = (line: string) => {
 
 ensureWrk()
 const dir = mkdtempSync(join(tmpdir(), 'witness-bench-'))
-const port = (() => {
-  let next = 19100
-  return () => next++
-})()
+const port = freePort
 
 // The shared upstream.
 const simPort = port()
@@ -112,11 +109,12 @@ if (existsSync(portkeyScript)) {
   log('portkey: @portkey-ai/gateway is not installed (npm install); skipped')
 }
 
+/** Rows finished (committed final), not the pending rows of requests still in flight. */
 function rowCount(db: string | undefined): number {
   if (!db) return 0
   const conn = new Database(db, { readonly: true })
   try {
-    return (conn.query('SELECT count(*) AS n FROM request_log').get() as { n: number }).n
+    return (conn.query("SELECT count(*) AS n FROM request_log WHERE status != 'pending'").get() as { n: number }).n
   } finally {
     conn.close()
   }
@@ -129,17 +127,23 @@ interface Sample extends WrkResult {
 const samples = new Map<string, Sample[]>()
 const body = (model: string) => JSON.stringify({ model, messages: [{ role: 'user', content: 'Say hello in one short sentence.' }] })
 
-// Warm every server up once (JIT, connection pools) before measuring.
-for (const s of scenarios) runWrk(s.url, body(s.model), s.headers, 8, 1, join(dir, 'warm.lua'))
+// Warm every server up (JIT, connection pools) before measuring: Portkey on Node, least of all, is
+// not at speed after a second.
+for (const s of scenarios) {
+  runWrk(s.url, body(s.model), s.headers, 8, 1, join(dir, 'warm.lua'))
+  runWrk(s.url, body(s.model), s.headers, 32, quick ? 1 : 3, join(dir, 'warm.lua'))
+}
 
 for (let run = 1; run <= RUNS; run++) {
   for (const connections of CONNECTIONS) {
-    for (const s of scenarios) {
+    // The order turns each run, so no scenario always runs first (or right after a heavy one).
+    const order = scenarios.map((_, i) => scenarios[(i + run - 1) % scenarios.length]!)
+    for (const s of order) {
       const before = rowCount(s.db)
       s.server?.resetPeak()
       const result = runWrk(s.url, body(s.model), s.headers, connections, SECONDS, join(dir, 'load.lua'))
       const rows = rowCount(s.db) - before
-      const sample: Sample = { ...result, rowsPerS: rows / SECONDS, peakMb: s.server?.peakRssMb() ?? 0 }
+      const sample: Sample = { ...result, rowsPerS: rows / result.seconds, peakMb: s.server?.peakRssMb() ?? 0 }
       const key = `${s.name}|${connections}`
       samples.set(key, [...(samples.get(key) ?? []), sample])
       log(`run ${run} c=${connections} ${s.name}: ${result.rps.toFixed(0)} req/s p50 ${result.p50Ms.toFixed(3)} ms p99 ${result.p99Ms.toFixed(3)} ms errors ${result.errors}${s.db ? ` rows/s ${sample.rowsPerS.toFixed(0)}` : ''}`)
@@ -155,10 +159,31 @@ function median(xs: number[]): number {
 }
 const med = (name: string, c: number, f: (s: Sample) => number) => median((samples.get(`${name}|${c}`) ?? []).map(f))
 
+// The fsyncs on a request's critical path: witness (full) under strace at 1 connection. Its
+// fdatasyncs are the commits' (the pending row, the finish); its fsyncs, WAL checkpoints.
+let fsyncReport = ''
+if (Bun.which('strace')) {
+  const full = scenarios.find((s) => s.name === 'witness (full)')!
+  const tracer = Bun.spawn(['strace', '-f', '-c', '-e', 'trace=fsync,fdatasync', '-p', String(full.server!.proc.pid)], { stdout: 'pipe', stderr: 'pipe' })
+  await Bun.sleep(500) // attached
+  const traced = runWrk(full.url, body(full.model), full.headers, 1, quick ? 1 : 3, join(dir, 'load.lua'))
+  tracer.kill('SIGINT')
+  const summary = await new Response(tracer.stderr).text()
+  await tracer.exited
+  const calls = (name: string) => Number(new RegExp(`^\\s*[\\d.]+\\s+[\\d.]+\\s+\\d+\\s+(\\d+)\\s+(?:\\d+\\s+)?${name}$`, 'm').exec(summary)?.[1] ?? 0)
+  const per = (n: number) => (n / Math.max(1, traced.requests)).toFixed(2)
+  fsyncReport = `witness (full) at 1 connection, under strace: ${traced.requests} requests, ${calls('fdatasync')} fdatasync (${per(calls('fdatasync'))} per request: the pending row's commit and the finish's), ${calls('fsync')} fsync (${per(calls('fsync'))} per request: WAL checkpoints, about one in every ${Math.round(traced.requests / Math.max(1, calls('fsync')))} requests waits on two more).`
+  log(`fsyncs: ${fsyncReport}`)
+  raw.push(summary)
+} else {
+  log('fsyncs: strace is not installed (apt-get install strace); not counted')
+}
+
 // Streaming: 100-chunk streams, direct and through witness (full).
 const streamRows: string[] = []
 const witnessFull = scenarios.find((s) => s.name === 'witness (full)')!
 for (const concurrency of [1, 200]) {
+  let directTtfb = Number.NaN
   for (const target of [
     { name: 'direct (upstream)', url: `${upstream}/v1/chat/completions`, model: 'bench-model+chunks-100+chunk-delay-5', headers: [] as string[], server: sim },
     { name: 'witness (full)', url: witnessFull.url, model: 'stream', headers: ['x-agent-name:bench'], server: witnessFull.server! },
@@ -169,10 +194,11 @@ for (const concurrency of [1, 200]) {
       { stdout: 'pipe', stderr: 'pipe' },
     )
     const out = proc.stdout.toString().trim()
-    raw.push(`stream c=${concurrency} ${target.name}: ${out} ${proc.stderr.toString()}`)
     const r = JSON.parse(out || '{}') as { streams: number; errors: number; ttfb_p50_ms: number; ttfb_p99_ms: number; chunks_per_s: number }
-    streamRows.push(`| ${concurrency} | ${target.name} | ${r.streams} | ${r.errors} | ${r.ttfb_p50_ms?.toFixed(2)} | ${r.ttfb_p99_ms?.toFixed(2)} | ${r.chunks_per_s?.toFixed(0)} | ${target.server.peakRssMb().toFixed(0)} |`)
-    log(`stream c=${concurrency} ${target.name}: ${out}`)
+    if (target.server === sim) directTtfb = r.ttfb_p50_ms
+    const added = target.server === sim ? '-' : (r.ttfb_p50_ms - directTtfb).toFixed(2)
+    streamRows.push(`| ${concurrency} | ${target.name} | ${r.streams} | ${r.errors} | ${r.ttfb_p50_ms?.toFixed(2)} | ${added} | ${r.ttfb_p99_ms?.toFixed(2)} | ${r.chunks_per_s?.toFixed(0)} | ${target.server.peakRssMb().toFixed(0)} |`)
+    log(`stream c=${concurrency} ${target.name}: ${out} ${proc.stderr.toString().trim()}`)
   }
 }
 
@@ -229,18 +255,22 @@ const nodeVersion = Bun.spawnSync(['node', '--version']).stdout.toString().trim(
 lines.push('# Benchmarks', '')
 lines.push(`Measured ${new Date().toISOString().slice(0, 16)}Z on ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown cpu'}), ${Math.round(totalmem() / 2 ** 30)} GiB;`)
 lines.push(`Bun ${Bun.version}, Node ${nodeVersion}, witness ${commit}. Upstream: the witness simulator on loopback (answers at once).`)
-lines.push(`Load: wrk -t1, ${SECONDS} s per run, ${RUNS} alternating run(s), medians. Command: \`npm run bench${quick ? ' -- --quick' : ''}\`.`, '')
+lines.push(
+  `Load: wrk -t1, ${SECONDS} s per run, ${RUNS} alternating run(s) (the order turns each run), medians, after a warm-up of every server. Command: \`npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}\`.`,
+  'Peak MB is the kernel\'s peak resident set of the server (VmHWM, reset before each run); rows committed/s counts finished rows over wrk\'s measured time; errors are non-2xx answers and socket errors.',
+  '',
+)
 for (const c of CONNECTIONS) {
   lines.push(`## ${c} connection${c > 1 ? 's' : ''}`, '')
-  lines.push('| scenario | req/s | p50 ms | p99 ms | p50 added over direct | rows committed/s | peak MB | vs bare proxy |')
-  lines.push('|---|---|---|---|---|---|---|---|')
+  lines.push('| scenario | req/s | p50 ms | p99 ms | p50 added over direct | rows committed/s | peak MB | errors | vs bare proxy |')
+  lines.push('|---|---|---|---|---|---|---|---|---|')
   const directP50 = med('direct (upstream)', c, (s) => s.p50Ms)
   const bareRps = med(bare, c, (s) => s.rps)
   for (const s of scenarios) {
     const rps = med(s.name, c, (x) => x.rps)
     const p50 = med(s.name, c, (x) => x.p50Ms)
     lines.push(
-      `| ${s.name} | ${rps.toFixed(0)} | ${p50.toFixed(3)} | ${med(s.name, c, (x) => x.p99Ms).toFixed(3)} | ${s.name.startsWith('direct') ? '-' : (p50 - directP50).toFixed(3)} | ${s.db ? med(s.name, c, (x) => x.rowsPerS).toFixed(0) : '-'} | ${s.server ? med(s.name, c, (x) => x.peakMb).toFixed(0) : '-'} | ${(rps / bareRps).toFixed(2)}x |`,
+      `| ${s.name} | ${rps.toFixed(0)} | ${p50.toFixed(3)} | ${med(s.name, c, (x) => x.p99Ms).toFixed(3)} | ${s.name.startsWith('direct') ? '-' : (p50 - directP50).toFixed(3)} | ${s.db ? med(s.name, c, (x) => x.rowsPerS).toFixed(0) : '-'} | ${s.server ? med(s.name, c, (x) => x.peakMb).toFixed(0) : '-'} | ${(samples.get(`${s.name}|${c}`) ?? []).reduce((n, x) => n + x.errors, 0)} | ${(rps / bareRps).toFixed(2)}x |`,
     )
   }
   lines.push('')
@@ -252,10 +282,15 @@ lines.push(`- witness (full) / bare proxy: ${ratio('witness (full)', bare)} (tar
 lines.push(`- witness (full) / Portkey on Bun: ${ratio('witness (full)', 'portkey (bun)')} (target at least 2x)`)
 lines.push(`- witness (full) / Portkey on Node: ${ratio('witness (full)', 'portkey (node)')} (target at least 10x)`)
 lines.push(`- p50 added over direct at 1 connection, witness (normal): ${(med('witness (normal)', 1, (s) => s.p50Ms) - med('direct (upstream)', 1, (s) => s.p50Ms)).toFixed(3)} ms (target under 0.3 ms)`, '')
+if (fsyncReport) lines.push('## Fsyncs on the critical path', '', fsyncReport, '')
 lines.push('## Streaming (100-chunk streams, 5 ms apart)', '')
-lines.push('| clients | scenario | streams | errors | TTFB p50 ms | TTFB p99 ms | chunks/s | peak MB |', '|---|---|---|---|---|---|---|---|', ...streamRows, '')
+lines.push(
+  'One run each (not alternated), from one Bun client process (bench/stream-load.ts), which at 200 clients spends much of the CPU itself. "chunks/s" counts the SSE frames received.',
+  '',
+)
+lines.push('| clients | scenario | streams | errors | TTFB p50 ms | TTFB p50 added ms | TTFB p99 ms | chunks/s | peak MB |', '|---|---|---|---|---|---|---|---|---|', ...streamRows, '')
 lines.push('## Where the time goes (CPU per request)', '')
-lines.push('Measured in one process (bench/cpu-loop.ts drives the server handler with 16 requests in flight against the simulator and reads the process CPU time), so the numbers hold even when the machine is busy.', '')
+lines.push('Measured in one process (bench/cpu-loop.ts drives the server handler with 16 requests in flight against the simulator and reads the process CPU time): medians of the runs. This moves much less than requests/s when the machine is busy, but it does move (the raw output has each run).', '')
 lines.push('| server | CPU µs per request |', '|---|---|', ...cpuRows, '')
 lines.push(`The writer alone (bench/writer-cost.ts: the pending row, its finish, the chain entry, 16 requests per commit): ${writerFull.toFixed(0)} µs per request with \`full\`, ${writerNormal.toFixed(0)} µs with \`normal\`.`)
 lines.push(`The proof chain alone (bench/chain-cost.ts: record, SHA-256, log_chain insert, head): ${chainRow.toFixed(1)} µs per chained row, one row per single-attempt request.`)
@@ -263,7 +298,7 @@ const chainShare = (100 * chainRow) / (cpuMedians.get('witness (full, writer inl
 lines.push(`That is ${chainShare.toFixed(1)}% of witness's CPU per request (full, inline writer); target: the chain under 5% of throughput at 32 connections. witness is CPU-bound there, so its share of CPU is its share of throughput.`, '')
 if (anatomy) lines.push('## The writer, part by part (bench/writer-anatomy.ts)', '', anatomy.replace(/^## /gm, '### '), '')
 if (queries) lines.push('## Query scaling (bench/queries.ts)', '', '```', queries, '```', '')
-lines.push('Raw wrk output: [benchmarks-raw.txt](benchmarks-raw.txt).', '')
+lines.push(`Raw wrk output: [${quick ? 'benchmarks-quick-raw.txt' : 'benchmarks-raw.txt'}](${quick ? 'benchmarks-quick-raw.txt' : 'benchmarks-raw.txt'}).`, '')
 
 const out = join(ROOT, 'docs', quick ? 'BENCHMARKS-quick.md' : 'BENCHMARKS.md')
 mkdirSync(join(ROOT, 'docs'), { recursive: true })

@@ -6,6 +6,8 @@ export interface WrkResult {
   p50Ms: number
   p99Ms: number
   requests: number
+  /** The run's measured length (wrk's "N requests in 5.00s"). */
+  seconds: number
   errors: number
   raw: string
 }
@@ -34,10 +36,11 @@ export function runWrk(url: string, body: string, headers: Record<string, string
   const raw = proc.stdout.toString() + proc.stderr.toString()
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(raw)?.[1] ?? Number.NaN)
   const requests = Number(/(\d+) requests in/.exec(raw)?.[1] ?? 0)
+  const measured = /\d+ requests in ([\d.]+(?:us|ms|s))/.exec(raw)?.[1]
   const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(raw)?.[1] ?? 0)
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(raw)
   const errors = non2xx + (socketErrors ? socketErrors.slice(1).reduce((a, b) => a + Number(b), 0) : 0)
   const p50 = /^\s+50%\s+(\S+)/m.exec(raw)?.[1] ?? ''
   const p99 = /^\s+99%\s+(\S+)/m.exec(raw)?.[1] ?? ''
-  return { rps, p50Ms: ms(p50), p99Ms: ms(p99), requests, errors, raw }
+  return { rps, p50Ms: ms(p50), p99Ms: ms(p99), requests, seconds: measured ? ms(measured) / 1000 : seconds, errors, raw }
 }
