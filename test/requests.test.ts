@@ -5,7 +5,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { LOG_COLUMNS, type LogRow, didCallQueries, listRequests, mergeNewestFirst, pageOf, requestsQuery } from '../src/telemetry/queries.ts'
+import { LOG_COLUMNS, type LogRow, didCallParts, didCallQueries, listRequests, mergeNewestFirst, pageOf, requestsQuery } from '../src/telemetry/queries.ts'
 import { seed, seedStore } from './support/seed-requests.ts'
 import { manualClock, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -290,6 +290,10 @@ describe('query plans', () => {
     const withModel = didCallQueries({ ...q, model: 'kimi-k2.5' })
     expect(Object.keys(withModel)).toEqual(['byStatus', 'lastCall'])
     expect(plan(db, 'byStatus' in withModel ? withModel.byStatus : withModel.total)).toStartWith('SEARCH l USING INDEX request_log_agent_provider_time (agent_name=? AND provider=? AND timestamp>? AND timestamp<?)')
+    // With stored slices, a model's rare statuses are counted from the index alone too (migration 11).
+    expect(plan(db, didCallParts({ ...q, model: 'kimi-k2.5' }).sparse)).toBe(
+      'SEARCH l USING COVERING INDEX request_log_agent_provider_status_time (agent_name=? AND provider=? AND status=? AND timestamp>? AND timestamp<?)',
+    )
     db.close()
   })
 })
