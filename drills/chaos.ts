@@ -107,7 +107,7 @@ export function chaosDrill(size: DrillSize, options: DrillOptions = {}): Promise
     counts.set('rows checked for pending', checkNothingPending(snap, problems))
     checkOneOutcomePerRequest(snap, problems, counts)
     checkRowsAgainstFaults(calls, snap, responses, problems, counts)
-    checkEveryAttemptWentUp(snap, seen, problems, counts)
+    checkEveryAttemptWentUp(snap, seen, responses, problems, counts)
 
     counts.set('rows in the database', snap.rows.size)
     for (const [name, sim] of Object.entries(upstreams)) counts.set(`requests upstream ${name} received`, sim.requests.length)
@@ -139,11 +139,13 @@ function checkAnswers(responses: CallResult[], problems: Problems, counts: Count
 /** Each row says what its upstream did: the fault the upstream played decides the row's status and message. */
 function checkRowsAgainstFaults(calls: UpstreamCall[], snap: Snapshot, responses: CallResult[], problems: Problems, counts: Counts): void {
   const left = new Set(responses.filter((r) => r.ending === 'aborted' && r.requestId).map((r) => r.requestId!))
+  const stayed = new Set(responses.filter((r) => r.ending !== 'aborted' && r.requestId).map((r) => r.requestId!))
   for (const c of calls) {
     const row = c.logId === null ? undefined : snap.rows.get(c.logId)
     if (!row || c.fault === null) continue
-    // A client that left ends its call early, whatever the upstream was doing.
-    if (row.error_message?.includes('client disconnected') || (c.requestId !== null && left.has(c.requestId))) continue
+    // A client that left ends its call early, whatever the upstream was doing (one whose client stayed has no such excuse).
+    const clientLeft = c.requestId !== null && left.has(c.requestId)
+    if (clientLeft || (row.error_message?.includes('client disconnected') && !(c.requestId !== null && stayed.has(c.requestId)))) continue
     const expected = EXPECTED[c.fault]
     if (!problems.check(expected !== undefined, () => `unknown fault ${c.fault}`)) continue
     counts.add('rows checked against the fault their upstream played')
@@ -154,19 +156,28 @@ function checkRowsAgainstFaults(calls: UpstreamCall[], snap: Snapshot, responses
   }
 }
 
-/** The rows add up to what the upstreams saw: every attempt row was received upstream, unless its client left before the call went out. */
-function checkEveryAttemptWentUp(snap: Snapshot, seen: Set<number>, problems: Problems, counts: Counts): void {
+/**
+ * The rows add up to what the upstreams saw: every attempt row was received upstream, unless its
+ * client left before the call went out. That excuse is not taken from the row's own word: the row
+ * must say exactly `aborted: client disconnected`, must not belong to a request whose client stayed,
+ * and there can be no more such rows than clients that left on purpose (one row each at most).
+ */
+function checkEveryAttemptWentUp(snap: Snapshot, seen: Set<number>, responses: CallResult[], problems: Problems, counts: Counts): void {
+  const stayed = new Set(responses.filter((r) => r.ending !== 'aborted' && r.requestId).map((r) => r.requestId!))
+  const clientsLeft = responses.filter((r) => r.ending === 'aborted').length
   let attempts = 0
   let neverLeft = 0
   for (const row of snap.rows.values()) {
     if (row.status === 'fallback') continue
     attempts++
     if (seen.has(row.id)) continue
-    if (/client disconnected/.test(row.error_message ?? '')) neverLeft++
+    const requestId = snap.meta.get(row.id)?.request_id
+    if (row.error_message === 'aborted: client disconnected' && !(requestId && stayed.has(requestId))) neverLeft++
     else problems.add(`row ${row.id} (${row.status}: ${row.error_message}) was never received upstream`)
   }
   counts.set('attempt rows', attempts)
   counts.set('attempt rows whose client left before the call went out', neverLeft)
   counts.set('fallback rows', snap.rows.size - attempts)
+  problems.check(neverLeft <= clientsLeft, () => `${neverLeft} attempt rows never went out, said to be for clients that left, but only ${clientsLeft} clients left`)
   problems.check(seen.size === attempts - neverLeft, () => `upstreams received ${seen.size} calls for ${attempts - neverLeft} attempt rows that went out`)
 }

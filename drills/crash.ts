@@ -81,7 +81,9 @@ export function crashDrill(size: DrillSize, options: DrillOptions = {}): Promise
         counts.add('kills (SIGKILL)')
         const atKill = readSnapshot(server.dbPath)
         const lastId = [...atKill.rows.keys()].reduce((max, id) => Math.max(max, id), 0)
-        counts.add('rows pending at a kill', [...atKill.rows.values()].filter((r) => r.status === 'pending').length)
+        const inFlight = [...atKill.rows.values()].filter((r) => r.status === 'pending').length
+        counts.add('rows pending at a kill', inFlight)
+        if (inFlight > 0) counts.add('kills that found calls in flight')
         server = await startWitnessProcess(configPath, ctx)
         counts.add('restarts')
         // The restart finished the previous run's pending rows before it listened.
@@ -92,6 +94,10 @@ export function crashDrill(size: DrillSize, options: DrillOptions = {}): Promise
       loading = false
       await Promise.all(load)
     }
+
+    // The kills must land under load, not while idle: a drill whose kills find nothing in flight proves nothing.
+    const underLoad = counts.get('kills that found calls in flight')
+    problems.check(underLoad * 2 >= kills, () => `only ${underLoad} of ${kills} kills found calls in flight`)
 
     // Every client has its answer; let the server finish what it still owns.
     await settledRows(server.dbPath, 10_000)

@@ -86,6 +86,19 @@ export const ENDPOINTS: EndpointSpec[] = [
   { method: 'GET', path: '/requests/did-call', takes: 'query', optional: true, bad: ['agent=a&provider=b&since=yesterday-ish', `agent=a&provider=b&since=${TRAVERSAL}`, 'agent=a&provider=b&since=-5m'] },
   { method: 'GET', path: '/stats', takes: 'query', optional: true, bad: ['since=yesterday-ish', `since=${TRAVERSAL}`, 'by=nothing', `by=${TRAVERSAL}`] },
   { method: 'GET', path: '/metrics', takes: 'none', optional: true },
+  { method: 'GET', path: '/stats/series', takes: 'query', bad: ['since=yesterday-ish', `since=${TRAVERSAL}`, 'bucket=7m', 'bucket=-1', `bucket=${TRAVERSAL}`, 'until=%00', 'junk=1'] },
+  { method: 'GET', path: '/stats/fallbacks', takes: 'query', bad: ['since=yesterday-ish', `until=${TRAVERSAL}`, 'since=%ff', 'junk=1'] },
+  // The dashboard: its page and files take nothing; its fragments check their parameters like the read API.
+  { method: 'GET', path: '/', takes: 'none' },
+  { method: 'GET', path: '/dashboard/app.js', takes: 'none' },
+  { method: 'GET', path: '/dashboard/style.css', takes: 'none' },
+  { method: 'GET', path: '/dashboard/comparison', takes: 'query', bad: ['window=2h', `window=${TRAVERSAL}`, 'window=%00', 'junk=1'] },
+  { method: 'GET', path: '/dashboard/series', takes: 'query', bad: ['window=2h', 'bucket=1m', `window=${TRAVERSAL}`] },
+  { method: 'GET', path: '/dashboard/log', takes: 'query', bad: ['status=fine', `agent=${TRAVERSAL}`, 'agent=%ff%fe', 'format=csv', 'limit=5'] },
+  { method: 'GET', path: '/dashboard/story/:id', takes: 'query', bad: ['..%2F..%2F..%2Fetc%2Fpasswd', 'abc', '01', '-1', '%00', '1e999'] },
+  { method: 'GET', path: '/dashboard/did-call', takes: 'query', bad: ['agent=a', `agent=a&provider=b&since=${TRAVERSAL}`, 'agent=a&provider=%00', 'agent=a&provider=b&since=-5m'] },
+  { method: 'GET', path: '/dashboard/deadman', takes: 'none' },
+  { method: 'GET', path: '/dashboard/names', takes: 'none' },
 ]
 
 export interface HostileInput {
@@ -123,8 +136,10 @@ const nested = (depth: number, open: string, close: string) => `${open.repeat(de
 const badUtf8In = (ep: EndpointSpec, bytes: number[]) => bytesOf(JSON.stringify(ep.base).slice(0, -1), ',"note":"x', bytes, 'y"}')
 /** Applies to every endpoint: the request itself is broken, whatever it carries. */
 const any = (name: string, category: HostileInput['category'], make: (ep: EndpointSpec) => RawRequest): HostileInput => ({ name, category, build: make })
+/** The headers a JSON endpoint's body needs to be read at all (open mode refuses any other type with 415). */
+const jsonType = (ep: EndpointSpec): [string, string][] => (ep.takes === 'json' ? [['Content-Type', 'application/json']] : [])
 const withHeader = (ep: EndpointSpec, name: string | Uint8Array, value: string | Uint8Array) =>
-  rawRequest(ep.method, concrete(ep.path), [[name, value]], ep.takes === 'json' ? json(ep.base) : null)
+  rawRequest(ep.method, concrete(ep.path), [...jsonType(ep), [name, value]], ep.takes === 'json' ? json(ep.base) : null)
 
 /** A request that is only a request line (and Host, Connection: close). */
 const requestLine = (line: string): RawRequest => ({ head: bytesOf(`${line}\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n`), pieces: [], pieceDelayMs: 0 })
@@ -207,9 +222,9 @@ const GENERIC: HostileInput[] = [
   any('invalid character in the method', 'request line', (ep) => requestLine(`${ep.method.slice(0, 1)}(${ep.method.slice(2)} ${concrete(ep.path)} HTTP/1.1`)),
   { ...any('unknown HTTP version', 'request line', (ep) => requestLine(`${ep.method} ${concrete(ep.path)} HTTP/9.9`)), parserRefuses: true },
   // Path traversal in the path itself
-  any('../ in the path', 'path traversal', (ep) => rawRequest(ep.method, `${concrete(ep.path)}/${TRAVERSAL}`, [], ep.takes === 'json' ? json(ep.base) : null)),
-  any('encoded ../ in the path', 'path traversal', (ep) => rawRequest(ep.method, `${concrete(ep.path)}%2f..%2f..%2fetc%2fpasswd`, [], ep.takes === 'json' ? json(ep.base) : null)),
-  any('invalid UTF-8 in the path', 'invalid UTF-8', (ep) => rawRequest(ep.method, bytesOf(concrete(ep.path), [0xff, 0xfe]), [], ep.takes === 'json' ? json(ep.base) : null)),
+  any('../ in the path', 'path traversal', (ep) => rawRequest(ep.method, `${concrete(ep.path)}/${TRAVERSAL}`, jsonType(ep), ep.takes === 'json' ? json(ep.base) : null)),
+  any('encoded ../ in the path', 'path traversal', (ep) => rawRequest(ep.method, `${concrete(ep.path)}%2f..%2f..%2fetc%2fpasswd`, jsonType(ep), ep.takes === 'json' ? json(ep.base) : null)),
+  any('invalid UTF-8 in the path', 'invalid UTF-8', (ep) => rawRequest(ep.method, bytesOf(concrete(ep.path), [0xff, 0xfe]), jsonType(ep), ep.takes === 'json' ? json(ep.base) : null)),
   // Wrong methods
   any('PUT', 'method', (ep) => rawRequest('PUT', concrete(ep.path), [], null)),
   any('DELETE', 'method', (ep) => rawRequest('DELETE', concrete(ep.path), [], null)),

@@ -21,11 +21,24 @@ if (seed !== undefined && !Number.isInteger(seed)) throw new Error(`--seed must 
 const unknown = [...(only ?? [])].filter((name) => !DRILLS.some((d) => d.name === name))
 if (unknown.length) throw new Error(`unknown drill(s): ${unknown.join(', ')}; drills: ${DRILLS.map((d) => d.name).join(', ')}`)
 
+/** Issue 8's minimums for a full run: at least 20 kills, a soak of about a minute, at least 50 inputs. */
+function holdToMinimums(result: DrillResult): void {
+  const short = (why: string) => {
+    result.problems.push(why)
+    result.problemCount++
+  }
+  const least: Record<string, [string, number]> = { crash: ['kills (SIGKILL)', 20], hostile: ['distinct malformed inputs', 50] }
+  const need = least[result.drill]
+  if (need && (result.counts[need[0]] ?? 0) < need[1]) short(`${need[0]}: ${result.counts[need[0]] ?? 0}, under the ${need[1]} a full run needs`)
+  if (result.drill === 'chaos' && result.durationMs < 50_000) short(`the soak ran ${(result.durationMs / 1000).toFixed(0)} s, under the minute a full run needs`)
+}
+
 const chosen = DRILLS.filter((d) => !only || only.has(d.name))
 const results: DrillResult[] = []
 for (const drill of chosen) {
   console.log(`drill ${drill.name} (${size})…`)
   const result = await drill.run(size, { seed })
+  if (size === 'full') holdToMinimums(result)
   results.push(result)
   const verdict = result.problemCount === 0 ? 'no problems' : `${result.problemCount} PROBLEM(S)`
   console.log(`drill ${drill.name}: ${verdict} in ${(result.durationMs / 1000).toFixed(1)} s (seed ${result.seed})`)

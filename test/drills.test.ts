@@ -5,6 +5,8 @@
  * accounts with a planted fault, must report it.
  */
 import { describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { chaosDrill } from '../drills/chaos.ts'
 import { crashDrill } from '../drills/crash.ts'
 import { diskDrill } from '../drills/disk.ts'
@@ -13,6 +15,7 @@ import { hostileDrill } from '../drills/hostile.ts'
 import type { CallResult } from '../drills/support/client.ts'
 import { type Snapshot, type UpstreamCall, checkNothingPending, checkOneOutcomePerRequest, checkResponses, checkUpstream } from '../drills/support/ledger.ts'
 import { Counts, Problems } from '../drills/support/result.ts'
+import { ROOT } from './support/process.ts'
 import type { LogRow, MetaRow } from './support/rows.ts'
 
 describe('the fault drills at a small size', () => {
@@ -58,6 +61,14 @@ describe('the corpus', () => {
     expect(new Set(inputs.map((i) => i.name)).size).toBe(inputs.length)
     for (const ep of ENDPOINTS) expect(inputs.filter((i) => i.build(ep, { maxBodyBytes: 1024 }) !== null).length, ep.path).toBeGreaterThan(10)
   })
+
+  test('lists every route of the route table (src/app.ts), so a new endpoint cannot go untested', () => {
+    const table = readFileSync(join(ROOT, 'src/app.ts'), 'utf8')
+    const routes = [...table.matchAll(/app\.(get|post)\('([^']+)'/g)].map((m) => `${m[1]!.toUpperCase()} ${m[2]}`)
+    expect(routes.length).toBeGreaterThan(20)
+    const listed = new Set(ENDPOINTS.map((e) => `${e.method} ${e.path}`))
+    expect(routes.filter((r) => !listed.has(r))).toEqual([])
+  })
 })
 
 // Hand-made accounts: request r1 served by row 1 (after a fallback row 2 it was told of), r2 with rows 3 and 4.
@@ -97,6 +108,12 @@ describe("the drills' checks report what they exist to catch", () => {
     expect(problems.list.join('\n')).toContain('a 200 answer whose rows are [error]')
     expect(problems.list.join('\n')).toContain('request id r1 was given to two responses')
     expect(problems.list.join('\n')).toContain('row 5 belongs to request r9')
+  })
+
+  test('a 200 or a 502 that names no rows (both wrote some); a refusal before any row (400, 503) or no answer may', () => {
+    const problems = new Problems()
+    checkResponses([answer('r7', [], 502), answer('r8', [], 200), answer('r9', [], 400), answer('r10', [], 503), { ...answer('r11', []), status: null, ending: 'aborted' }], good, problems, new Counts())
+    expect(problems.list.map((p) => p.split(':')[0])).toEqual(['a 502 answer carries no log ids', 'a 200 answer carries no log ids'])
   })
 
   test('an upstream call without a row, twice, for another model, or without a log id; a success nobody called', () => {
