@@ -164,7 +164,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         ? null
         : startJobs({ config, livePath: store.path, keyPath: boot.proof.keyPath, clock, env, log, tickMs: options.jobs?.tickMs })
     const statsFill = options.statsFill === false ? null : startStatsFill({ store, rollups, clock, log, tickMs: options.statsFill?.tickMs })
-    log(`witness: listening on ${url} (config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
+    log(`witness: listening on ${url} (pid ${process.pid}, config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
     if (options.background ?? true) deadman.start()
 
     return {

@@ -102,7 +102,7 @@ describe('witness serve and sim', () => {
       stderr: 'pipe',
     })
     try {
-      const url = (await waitForLine(server.stderr, /listening on (http:\/\/[\d.]+:\d+) \(config [^,]*other\.yaml, database [^,]*chosen\.db/))[1]!
+      const url = (await waitForLine(server.stderr, /listening on (http:\/\/[\d.]+:\d+) \(pid \d+, config [^,]*other\.yaml, database [^,]*chosen\.db/))[1]!
       const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
       expect(res.status).toBe(200)
       expect(readRows(chosen).map((r) => r.status)).toEqual(['success'])

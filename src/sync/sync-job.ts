@@ -15,7 +15,7 @@
  * exports only once it has seen the remote, so it never rewrites a day file
  * that already exists there. One run at a time (`<work_dir>.lock`).
  */
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { SyncSettings } from '../config.ts'
 import { SyncError } from '../errors.ts'
@@ -104,7 +104,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       if (live && mayExport) {
         // The proof goes with the rows: a fresh checkpoint (signed before the snapshot: it writes), the chain entries, the public key.
         const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
-        if (key) refuseAnotherKey(sync.workDir, machine, key.keyId)
+        if (key) checkFolders(sync.workDir, machine, key.keyId)
         if (key) await checkpointNow(live, key, machine, options.now)
         // One snapshot for both halves: the proof stops at the head that the exported rows reached.
         const { result, proof } = await inReadSnapshot(live, async () => {
@@ -169,30 +169,41 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
  */
 function refuseRename(before: string, now: string): never {
   throw new SyncError(
-    `sync: this database was exported as "${before}", and machine is now "${now}"; nothing exported. To rename: move sync.work_dir aside and sync again (the "${now}" folder then gets every row from the start), and delete "${before}/" from the remote, or fleet counts its rows under both names; or set machine: back to "${before}"`,
+    `sync: this database was exported as "${before}", and machine is now "${now}"; nothing exported. To rename: delete "${before}/" from the remote (git rm -r, commit, push), move sync.work_dir aside and sync again: the "${now}" folder then gets every row from the start, and fleet does not count them under both names. Or set machine: back to "${before}"`,
   )
 }
 
 /**
- * Stops a sync into a folder another key signs: a second machine syncing
- * under this name (a cloned VM that kept its config) whose rows fall on
- * other days never meets this one's lines in a day file, so only the
- * folder's key tells them apart. Before, it replaced the key and forked the
- * folder's chain, and exited 0.
+ * Checks the clone's folders against this machine's key. This machine's
+ * folder published by another key: a second machine syncs under this name
+ * (a cloned VM that kept its config), whose rows may fall on other days and
+ * never meet this one's lines in a day file; before, it replaced the key,
+ * forked the folder's chain and exited 0. This machine's key published by
+ * another folder: this database was exported under another name (a rename
+ * the sync state no longer knows, after a sync to another remote).
  */
-function refuseAnotherKey(workDir: string, machine: string, keyId: string): void {
-  const path = join(workDir, machine, 'public-key.json')
-  if (!existsSync(path)) return
-  let published: unknown
-  try {
-    published = (JSON.parse(readFileSync(path, 'utf8')) as { key_id?: unknown }).key_id
-  } catch {
-    return // not JSON: written over with this machine's key, as before (verify --repo names such a file)
+function checkFolders(workDir: string, machine: string, keyId: string): void {
+  for (const folder of readdirSync(workDir)) {
+    if (folder === machine || folder.startsWith('.')) continue
+    if (publishedKey(join(workDir, folder)) === keyId) refuseRename(folder, machine)
   }
-  if (published === keyId) return
+  const published = publishedKey(join(workDir, machine))
+  // Not there, or not JSON (written over with this machine's key, as before; verify --repo names such a file).
+  if (published === undefined || published === keyId) return
   throw new SyncError(
     `sync: ${machine}/public-key.json in the remote is key ${String(published)}, not this machine's key ${keyId}: another machine syncs as "${machine}" (a copy of this one that kept its config?), or this machine's signing key was replaced; nothing exported (give each machine its own name with machine:)`,
   )
+}
+
+/** The key id a folder's public-key.json names; undefined when there is none or it is not JSON. */
+function publishedKey(folder: string): unknown {
+  const path = join(folder, 'public-key.json')
+  if (!existsSync(path)) return undefined
+  try {
+    return (JSON.parse(readFileSync(path, 'utf8')) as { key_id?: unknown }).key_id
+  } catch {
+    return undefined
+  }
 }
 
 /** Records that the remote holds everything up to `covered`: archives of those rows may now be deleted. */
