@@ -640,6 +640,14 @@ describe.skipIf(!HAVE_GIT)('witness fleet --out', () => {
     expect((await runWitness(['fleet', '--repo', clone, '--out', out])).code).toBe(0)
     expect((await runWitness(['fleet', '--repo', clone, '--out', out])).code).toBe(0)
   })
+
+  test('a clone with no machine folder (one that checked nothing out) is exit 1 with the likely reason, not an empty fleet', async () => {
+    const empty = join(tempDir(), 'empty')
+    git(['init', '-q', empty])
+    const result = await runWitness(['fleet', '--repo', empty, '--out', join(tempDir(), 'fleet.db')])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain('holds no machine folders; a clone of the sync remote that checked nothing out? clone it with git clone -b <sync.branch>')
+  })
 })
 
 describe.skipIf(!HAVE_GIT)('witness fleet', () => {

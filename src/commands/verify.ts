@@ -32,7 +32,7 @@ function everArchived(live: Database): boolean {
 }
 
 export const verifyCommand: Command = {
-  summary: 'verify [--db PATH] [--key PUBLIC-KEY] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]  check the hash chain, checkpoints and receipts',
+  summary: 'verify [--config PATH | --db PATH] [--key PUBLIC-KEY] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]  check the hash chain, checkpoints and receipts',
   async run(args) {
     const { values } = parsed(() =>
       parseArgs({
