@@ -7,7 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { ROOT } from './support/process.ts'
@@ -247,6 +247,25 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(kept.output).toContain('witness: to apply: reload')
     // The copy of the previous config used for the comparison is gone.
     expect(readdirSync(path('etc/witness')).filter((n) => n.startsWith('witness.yaml.'))).toEqual([])
+  }, 2 * RUN_TIMEOUT_MS)
+
+  test('npm ci runs beside the installed node_modules: when it fails, Bun stays in place; the next run swaps the new one in', async () => {
+    const modules = path('opt/witness/app/node_modules')
+    const stamp = readdirSync(modules).find((n) => n.startsWith('.witness-lock-'))!
+    rmSync(join(modules, stamp)) // as if the lockfile had changed
+    const offline = join(work, 'offline.json')
+    writeFileSync(
+      offline,
+      JSON.stringify({ witness_tool_env: { PATH: process.env.PATH, npm_config_registry: 'http://127.0.0.1:9/', npm_config_cache: tempDir('witness-empty-npm-cache-'), npm_config_fetch_retries: '0' } }),
+    )
+    const failed = await playbook('-e', `@${offline}`)
+    expect(failed.code).not.toBe(0)
+    expect(statSync(join(modules, '.bin/bun')).isFile()).toBe(true)
+    const again = await playbook()
+    if (again.code !== 0) console.log(again.output)
+    expect(again.code).toBe(0)
+    expect(readdirSync(modules)).toContain(stamp)
+    expect(readdirSync(path('opt/witness/app')).filter((n) => n.startsWith('.'))).toEqual([])
   }, 2 * RUN_TIMEOUT_MS)
 
   test("a chain naming a banned provider fails the play with the validator's message and leaves the running config", async () => {
