@@ -138,8 +138,8 @@ function checkAnswers(responses: CallResult[], problems: Problems, counts: Count
 
 /** Each row says what its upstream did: the fault the upstream played decides the row's status and message. */
 function checkRowsAgainstFaults(calls: UpstreamCall[], snap: Snapshot, responses: CallResult[], problems: Problems, counts: Counts): void {
-  const left = new Set(responses.filter((r) => r.ending === 'aborted' && r.requestId).map((r) => r.requestId!))
-  const stayed = new Set(responses.filter((r) => r.ending !== 'aborted' && r.requestId).map((r) => r.requestId!))
+  const left = requestIdsOf(responses, true)
+  const stayed = requestIdsOf(responses, false)
   for (const c of calls) {
     const row = c.logId === null ? undefined : snap.rows.get(c.logId)
     if (!row || c.fault === null) continue
@@ -163,7 +163,7 @@ function checkRowsAgainstFaults(calls: UpstreamCall[], snap: Snapshot, responses
  * and there can be no more such rows than clients that left on purpose (one row each at most).
  */
 function checkEveryAttemptWentUp(snap: Snapshot, seen: Set<number>, responses: CallResult[], problems: Problems, counts: Counts): void {
-  const stayed = new Set(responses.filter((r) => r.ending !== 'aborted' && r.requestId).map((r) => r.requestId!))
+  const stayed = requestIdsOf(responses, false)
   const clientsLeft = responses.filter((r) => r.ending === 'aborted').length
   let attempts = 0
   let neverLeft = 0
@@ -180,4 +180,9 @@ function checkEveryAttemptWentUp(snap: Snapshot, seen: Set<number>, responses: C
   counts.set('fallback rows', snap.rows.size - attempts)
   problems.check(neverLeft <= clientsLeft, () => `${neverLeft} attempt rows never went out, said to be for clients that left, but only ${clientsLeft} clients left`)
   problems.check(seen.size === attempts - neverLeft, () => `upstreams received ${seen.size} calls for ${attempts - neverLeft} attempt rows that went out`)
+}
+
+/** The request ids the clients that left on purpose (`left`) or stayed were given. */
+function requestIdsOf(responses: CallResult[], left: boolean): Set<string> {
+  return new Set(responses.filter((r) => (r.ending === 'aborted') === left && r.requestId).map((r) => r.requestId!))
 }

@@ -12,10 +12,11 @@ import type { Config } from '../config.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
 import { NotFoundError } from '../errors.ts'
 import { parseDidCallInput } from '../query-input.ts'
-import { type ReadSources, openReadSources } from '../retention/read-sources.ts'
+import { archivedBeforeMs } from '../retention/archive-job.ts'
+import { type ReadSources, openReadSources, withSources } from '../retention/read-sources.ts'
 import { readQuery } from '../routes/query-params.ts'
 import { didCall } from '../telemetry/did-call.ts'
-import { fallbackCountsAcross, fallbacksOut } from '../telemetry/fallbacks.ts'
+import { fallbackCounts, fallbacksOut } from '../telemetry/fallbacks.ts'
 import { listRequests, requestRow, requestStory } from '../telemetry/queries.ts'
 import { timeSeries } from '../telemetry/series.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
@@ -53,8 +54,6 @@ function render(c: Context, body: JSX.Element, doctype = false) {
 
 const providersOf = (config: Config) => [...config.providers.keys()]
 
-const DAY_MS = 86_400_000
-
 /**
  * The databases a view of [since, until) reads: the live file, and the
  * archives too when the view starts before the live file's horizon (rows
@@ -64,18 +63,8 @@ const DAY_MS = 86_400_000
  */
 function viewSources(deps: Pick<DashboardDeps, 'store' | 'clock' | 'config'>, since: string, until?: string, asked = false): Promise<ReadSources> {
   const { retention } = deps.config()
-  const reachesArchives = asked || Date.parse(since) < deps.clock.now() - retention.keepDays * DAY_MS
+  const reachesArchives = asked || Date.parse(since) < archivedBeforeMs(retention, deps.clock.now())
   return openReadSources(deps.store.reader, reachesArchives ? retention.archiveDir : null, { since, until })
-}
-
-/** Runs `read` over the sources and closes them after. */
-async function withSources<T>(sources: Promise<ReadSources>, read: (sources: ReadSources) => T | Promise<T>): Promise<T> {
-  const opened = await sources
-  try {
-    return await read(opened)
-  } finally {
-    opened.close()
-  }
 }
 
 /** GET /: the shell. Locked (login first) when `auth` is set and this request carries no operator token. */
@@ -94,7 +83,7 @@ export function comparisonFragment(deps: DashboardDeps) {
     const config = deps.config()
     const { stats, out } = await withSources(viewSources(deps, window.since, window.until), async ({ dbs }) => ({
       stats: await computeStats(dbs, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
-      out: fallbacksOut(await fallbackCountsAcross(dbs, window.since, window.until)),
+      out: fallbacksOut(await fallbackCounts(dbs, window.since, window.until)),
     }))
     return render(c, <Comparison stats={stats} fallbacksOut={out} providers={providersOf(config)} windowName={window.name} />)
   }

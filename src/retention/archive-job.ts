@@ -28,6 +28,11 @@ import { SIDE_TABLES } from './side-tables.ts'
 import { giveSpaceBack, usedBytes } from './vacuum.ts'
 
 export const DAY_MS = 86_400_000
+
+/** Rows stamped before this may have moved to the archives: older than `keep_days`. */
+export function archivedBeforeMs(retention: Pick<RetentionSettings, 'keepDays'>, nowMs: number): number {
+  return nowMs - retention.keepDays * DAY_MS
+}
 /** Early archiving stops once the pages in use are under this share of max_db_mb. */
 const EARLY_TARGET = 0.9
 const NEVER = '9999-12-31T23:59:59.999Z'
@@ -136,7 +141,7 @@ async function moveRows(live: Database, options: ArchiveJobOptions, report: Arch
     return moved
   }
   try {
-    report.moved = await moveAll(isoTime(options.now() - options.retention.keepDays * DAY_MS), () => true)
+    report.moved = await moveAll(isoTime(archivedBeforeMs(options.retention, options.now())), () => true)
     const maxBytes = options.retention.maxDbMb * 1024 * 1024
     if (fileBytes(options.livePath) > maxBytes || usedBytes(live) > maxBytes) {
       report.movedEarly = await moveAll(NEVER, () => usedBytes(live) > maxBytes * EARLY_TARGET)

@@ -50,6 +50,16 @@ export async function openReadSources(live: Database, archiveDir: string | null,
   }
 }
 
+/** Runs `read` over sources being opened, and closes them after. */
+export async function withSources<T>(sources: Promise<ReadSources>, read: (sources: ReadSources) => T | Promise<T>): Promise<T> {
+  const opened = await sources
+  try {
+    return await read(opened)
+  } finally {
+    opened.close()
+  }
+}
+
 /** [sinceMs, untilMs], both inclusive, as archiveDatabasesFor takes them. */
 function periodMs(period: ReadPeriod): [number | undefined, number | undefined] {
   const ends = [period.until === undefined ? undefined : Date.parse(period.until) - 1, period.before && Date.parse(period.before.timestamp)].filter(

@@ -3,6 +3,7 @@ import type { Context } from 'hono'
 import { readableAgent } from '../auth/middleware.ts'
 import { parseDidCallInput } from '../query-input.ts'
 import { didCall } from '../telemetry/did-call.ts'
+import { withSources } from '../retention/read-sources.ts'
 import { readQuery } from './query-params.ts'
 import { type ReadDeps, readSources } from './requests.ts'
 
@@ -11,11 +12,6 @@ export function didCallRoute(deps: ReadDeps) {
     // An agent's token reads its own calls, named or not (any other agent is refused below).
     const query = parseDidCallInput(readQuery(c), deps.clock.now(), readableAgent(c, undefined))
     readableAgent(c, query.agent)
-    const sources = await readSources(deps, query.archives, query)
-    try {
-      return c.json(didCall(sources.live, query, sources.archives))
-    } finally {
-      sources.close()
-    }
+    return c.json(await withSources(readSources(deps, query.archives, query), (sources) => didCall(sources.live, query, sources.archives)))
   }
 }

@@ -3,6 +3,7 @@ import type { Context } from 'hono'
 import { readableAgent } from '../auth/middleware.ts'
 import { parseStatsInput } from '../query-input.ts'
 import { computeStats } from '../telemetry/stats-window.ts'
+import { withSources } from '../retention/read-sources.ts'
 import { readQuery } from './query-params.ts'
 import { type ReadDeps, readSources } from './requests.ts'
 
@@ -11,12 +12,9 @@ export function statsRoute(deps: ReadDeps) {
     const nowMs = deps.clock.now()
     const query = parseStatsInput(readQuery(c), nowMs)
     const agent = readableAgent(c, query.agent)
-    const sources = await readSources(deps, query.archives, query)
-    try {
-      const result = await computeStats(sources.dbs, { ...query, agent }, { pricing: deps.config().pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups })
-      return c.json({ since: query.since, until: query.until, by: result.by, ...(agent !== undefined ? { agent } : {}), groups: result.groups, rankings: result.rankings })
-    } finally {
-      sources.close()
-    }
+    const result = await withSources(readSources(deps, query.archives, query), ({ dbs }) =>
+      computeStats(dbs, { ...query, agent }, { pricing: deps.config().pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
+    )
+    return c.json({ since: query.since, until: query.until, by: result.by, ...(agent !== undefined ? { agent } : {}), groups: result.groups, rankings: result.rankings })
   }
 }

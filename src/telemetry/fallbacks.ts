@@ -14,7 +14,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
-import { canonicalMs, timeSpan } from './queries.ts'
+import { canonicalMs, databasesOf, timeSpan } from './queries.ts'
 import { yielder } from './stats-window.ts'
 
 export interface FallbackCount {
@@ -38,47 +38,32 @@ const FALLBACKS_SQL = `SELECT substr(l.error_message, ${PREFIX.length + 1}, inst
 
 const CHUNK_MS = 3_600_000
 
-/** Moves from one provider to another in [since, until), most frequent first. */
-export async function fallbackCounts(db: Database, since: string, until: string): Promise<FallbackCount[]> {
+/**
+ * Moves from one provider to another in [since, until), most frequent first,
+ * in one database or summed over several (the live file and archives).
+ */
+export async function fallbackCounts(source: Database | readonly Database[], since: string, until: string): Promise<FallbackCount[]> {
   const counts = new Map<string, FallbackCount>()
-  const span = timeSpan(db)
-  if (!span) return []
-  // Only the part of the window that holds rows (an end stamped in another form narrows nothing: canonicalMs).
-  const firstMs = canonicalMs(span.first)
-  const lastMs = canonicalMs(span.last)
-  const endMs = lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), lastMs + 1)
   const giveBack = yielder()
-  for (let fromMs = firstMs === null ? Date.parse(since) : Math.max(Date.parse(since), firstMs); fromMs < endMs; fromMs += CHUNK_MS) {
-    const params = { $since: isoTime(fromMs), $until: isoTime(Math.min(fromMs + CHUNK_MS, endMs)) }
-    for (const row of db.query(FALLBACKS_SQL).all(params) as FallbackCount[]) {
-      const key = `${row.from}\u0000${row.to}`
-      const seen = counts.get(key)
-      if (seen) seen.count += row.count
-      else counts.set(key, row)
-    }
-    await giveBack()
-  }
-  return [...counts.values()].sort(byCount)
-}
-
-/** Most frequent first, then by name. */
-function byCount(a: FallbackCount, b: FallbackCount): number {
-  return b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to)
-}
-
-/** The same over several databases (the live file and archives), summed. */
-export async function fallbackCountsAcross(dbs: readonly Database[], since: string, until: string): Promise<FallbackCount[]> {
-  if (dbs.length === 1) return fallbackCounts(dbs[0]!, since, until)
-  const counts = new Map<string, FallbackCount>()
-  for (const db of dbs) {
-    for (const row of await fallbackCounts(db, since, until)) {
-      const key = `${row.from}\u0000${row.to}`
-      const seen = counts.get(key)
-      if (seen) seen.count += row.count
-      else counts.set(key, { ...row })
+  for (const db of databasesOf(source)) {
+    const span = timeSpan(db)
+    if (!span) continue
+    // Only the part of the window that holds rows (an end stamped in another form narrows nothing: canonicalMs).
+    const firstMs = canonicalMs(span.first)
+    const lastMs = canonicalMs(span.last)
+    const endMs = lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), lastMs + 1)
+    for (let fromMs = firstMs === null ? Date.parse(since) : Math.max(Date.parse(since), firstMs); fromMs < endMs; fromMs += CHUNK_MS) {
+      const params = { $since: isoTime(fromMs), $until: isoTime(Math.min(fromMs + CHUNK_MS, endMs)) }
+      for (const row of db.query(FALLBACKS_SQL).all(params) as FallbackCount[]) {
+        const key = `${row.from}\u0000${row.to}`
+        const seen = counts.get(key)
+        if (seen) seen.count += row.count
+        else counts.set(key, row)
+      }
+      await giveBack()
     }
   }
-  return [...counts.values()].sort(byCount)
+  return [...counts.values()].sort((a, b) => b.count - a.count || a.from.localeCompare(b.from) || a.to.localeCompare(b.to))
 }
 
 /** Fallbacks out of each provider (summed over where they went). */

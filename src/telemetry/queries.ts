@@ -27,6 +27,11 @@
 import type { Database } from 'bun:sqlite'
 import { LOG_COLUMNS, type Status } from './schema.ts'
 
+/** One database or several (the live file first, then archives), as a list. */
+export function databasesOf(source: Database | readonly Database[]): readonly Database[] {
+  return Array.isArray(source) ? source : [source as Database]
+}
+
 /** The 11 request_log columns, in table order. */
 export { LOG_COLUMNS }
 

@@ -19,6 +19,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
+import { databasesOf } from './queries.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { SLICE_MS, type StatsCache, slicePartials, slicesOf, yielder } from './stats-window.ts'
 
@@ -100,7 +101,7 @@ type LatencyParts = Map<string, ArrayLike<number>[][]>
  * with the slices (bucketFitsSlices).
  */
 export async function timeSeries(source: Database | readonly Database[], query: SeriesQuery, options: SeriesOptions): Promise<Series> {
-  const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
+  const dbs = databasesOf(source)
   if (!bucketFitsSlices(query.bucketS)) throw new RangeError(`a bucket of ${query.bucketS} s does not line up with the 10-minute slices`)
   const bucketMs = query.bucketS * 1000
   const startMs = firstBucketMs(query.since, query.bucketS)

@@ -24,7 +24,7 @@ import type { Pricing } from '../config.ts'
 import { statRowsAcross } from './across.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { ANY_SLICE, deleteEpoch, lateSlices } from './slice-store.ts'
-import { canonicalMs, idRange, timeSpan } from './queries.ts'
+import { canonicalMs, databasesOf, idRange, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
 /** Slices are 10-minute slots (SQL files a row by the first 15 characters of its timestamp: slice-store.ts). */
@@ -176,7 +176,7 @@ export async function slicePartials(
   until: string,
   options: { nowMs: number; cache?: StatsCache; rollups?: SliceRollups },
 ): Promise<{ from: string; partial: SlicePartial }[]> {
-  const dbs: readonly Database[] = Array.isArray(source) ? source : [source as Database]
+  const dbs = databasesOf(source)
   // The cache and the stored slices hold slices of one database: a read across several does without them.
   const single = dbs.length === 1 ? dbs[0]! : null
   const cache = single ? options.cache : undefined
