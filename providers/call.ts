@@ -64,7 +64,11 @@ export async function send(adapter: Adapter, target: Target, request: ClientRequ
   const startedAt = options.now()
   let response: Response
   try {
-    response = await fetch(url, { ...init, signal: options.signal, redirect: 'error' })
+    // `timeout: false`: Bun's own idle timer (5 minutes by default) would cut a provider that is
+    // silent for long, a model loading or thinking, as a network error, and the call would be
+    // retried and paid for twice. witness's own limits (timeout_ms, first_byte_timeout_ms,
+    // idle_timeout_ms) end such calls through `signal`.
+    response = await fetch(url, { ...init, signal: options.signal, redirect: 'error', timeout: false })
   } catch (error) {
     throw networkError(target, error, options, startedAt)
   }
