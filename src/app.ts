@@ -24,7 +24,7 @@ import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
 import { NotFoundError, WitnessError } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
-import type { LiveStreams } from './router/stream.ts'
+import type { LiveCalls } from './router/live-calls.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
 import { RouterMetrics } from './router/metrics.ts'
 import { reloadRoute } from './routes/admin.ts'
@@ -65,8 +65,8 @@ export interface AppDeps {
   rollups?: SliceRollups
   /** True once the router's stop cuts the connections still open (see ChainDeps). */
   stopping?: () => boolean
-  /** Streams under way, which the router's stop ends with an error event (see ChainDeps). */
-  liveStreams?: LiveStreams
+  /** Calls under way, which the router's stop ends itself before it cuts the connections (see ChainDeps). */
+  liveCalls?: LiveCalls
 }
 
 export function createApp(deps: AppDeps): Hono {

@@ -14,6 +14,7 @@ export type ErrorType =
   | 'payload_too_large'
   | 'request_timeout'
   | 'client_closed_request'
+  | 'witness_stopped'
   | 'unsupported_media_type'
   | 'chain_exhausted'
   | 'telemetry_unavailable'
@@ -106,6 +107,14 @@ export class ClientGoneError extends WitnessError {
   override name = 'ClientGoneError'
   constructor() {
     super('client_closed_request', 499, 'the client closed the connection before the answer was ready')
+  }
+}
+
+/** witness stopped (past its grace) while the call waited for its provider; the same request may be sent again. */
+export class WitnessStoppedError extends WitnessError {
+  override name = 'WitnessStoppedError'
+  constructor() {
+    super('witness_stopped', 503, 'witness stopped before the answer was ready; retry the request')
   }
 }
 

@@ -19,7 +19,7 @@ import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { Cooldowns } from './router/cooldown.ts'
-import { type LiveStreams, endLiveStreams } from './router/stream.ts'
+import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
@@ -67,10 +67,12 @@ export interface Running {
   stop(graceMs?: number): Promise<void>
 }
 
-/** The path of the config file: --config, then WITNESS_CONFIG, then ./witness.yaml. */
 /** How long a stop waits, past its grace, for the calls it cut off to finish their rows. */
 const FINISH_AFTER_CUT_MS = 2_000
+/** After the stop's own answers leave their handlers, time for Bun to write them before the cut. */
+const ANSWER_WRITE_MS = 20
 
+/** The path of the config file: --config, then WITNESS_CONFIG, then ./witness.yaml. */
 export function configPathFrom(flag: string | undefined): string {
   return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
 }
@@ -116,7 +118,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     // Set when the stop cuts the connections still open: a call ended then was stopped by witness; one
     // whose client left earlier in the grace is recorded as the client leaving.
     let cutting = false
-    const liveStreams: LiveStreams = new Set()
+    const liveCalls: LiveCalls = new Set()
     const env = options.env ?? process.env
     const warn = (message: string) => log(`witness: ${message}`)
     const runtime = new RuntimeState(clock)
@@ -144,7 +146,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       deadman,
       rollups,
       stopping: () => cutting,
-      liveStreams,
+      liveCalls,
     })
 
     let url = ''
@@ -189,13 +191,17 @@ export async function serve(options: ServeOptions): Promise<Running> {
         await Promise.race([deadman.idle(), Bun.sleep(Math.max(0, deadline - Date.now()))])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
         cutting = true
-        // Streams still running end with an error event the client can read (and their rows), then
-        // every connection still open is cut.
-        await Promise.race([endLiveStreams(liveStreams), Bun.sleep(FINISH_AFTER_CUT_MS)])
+        // Calls still running are ended by witness itself: a stream with an error event the client can
+        // read, a call waiting for its provider with a 503 `witness_stopped`; each with its row. Their
+        // answers get a moment to be written, then every connection still open is cut.
+        const answerBy = Date.now() + FINISH_AFTER_CUT_MS
+        await Promise.race([endLiveCalls(liveCalls), Bun.sleep(FINISH_AFTER_CUT_MS)])
+        while (inFlight.count > 0 && Date.now() < answerBy) await Bun.sleep(10)
+        await Bun.sleep(ANSWER_WRITE_MS)
         server.stop(true)
-        // Cutting the connections ends the calls still running: each finishes its row (the client is
-        // gone) within moments, so that is waited for, briefly, even when the grace is spent. A row
-        // still pending after it is finished by the next start's recovery.
+        // Cutting the connections ends whatever still runs: each finishes its row (the client is gone)
+        // within moments, so that is waited for, briefly, even when the grace is spent. A row still
+        // pending after it is finished by the next start's recovery.
         const finishBy = Math.max(deadline, Date.now() + FINISH_AFTER_CUT_MS)
         while (inFlight.count > 0 && Date.now() < finishBy) await Bun.sleep(10)
         await store.drain(Math.max(0, finishBy - Date.now()))

@@ -308,11 +308,11 @@ describe('a graceful stop', () => {
       fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }], ...body }) })
     const stream = await post({ chain: 'long', stream: true })
     const streamRead = stream.text().catch(() => 'cut')
-    const slow = post({ chain: 'slow' }).catch(() => 'cut')
+    const slow = post({ chain: 'slow' }).then(async (res) => ({ status: res.status, headers: res.headers, body: await res.json() }))
     while (sim.count() < 2) await Bun.sleep(10)
     await Bun.sleep(200)
     await w.stop(300)
-    const [streamed] = await Promise.all([streamRead, slow])
+    const [streamed, answered] = await Promise.all([streamRead, slow])
     const rows = readRows(w.dbPath)
     expect(rows.map((r) => [r.status, r.error_message?.replace(/\d+ chunks/, 'N chunks')])).toEqual([
       ['error', 'witness stopped after N chunks'],
@@ -322,6 +322,10 @@ describe('a graceful stop', () => {
     const frames = streamed.split('\n\n').filter(Boolean)
     expect(frames.at(-2)).toStartWith(': witness-receipt ')
     expect(JSON.parse(frames.at(-1)!.slice('data: '.length)).error).toMatchObject({ type: 'witness_stopped', message: expect.stringMatching(/^witness stopped after \d+ chunks; retry the request$/) })
+    // The call still waiting for its provider is answered too, with what to do and its row, not a connection cut short.
+    expect(answered.status).toBe(503)
+    expect(answered.body.error).toMatchObject({ type: 'witness_stopped', message: 'witness stopped before the answer was ready; retry the request' })
+    expect(answered.headers.get('x-witness-log-ids')).toBe(String(rows[1]!.id))
   })
 })
 

@@ -19,7 +19,8 @@ import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
 import type { AttemptOutcome, RowHead, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
-import { type LiveStreams, type StreamSession, startStreamSession } from './stream.ts'
+import type { LiveCalls } from './live-calls.ts'
+import { type StreamSession, startStreamSession } from './stream.ts'
 
 /** One row as reported back to the client (`attempts` in responses). */
 export interface AttemptRecord {
@@ -65,8 +66,8 @@ export interface RequestScope {
   metrics?: AttemptObserver
   /** True once the router's stop cuts the connections of calls still running (past its grace). */
   stopping: () => boolean
-  /** Streams under way, which the router's stop ends with an error event before it cuts the connections. */
-  liveStreams?: LiveStreams
+  /** Calls under way, which the router's stop ends itself before it cuts the connections (live-calls.ts). */
+  liveCalls?: LiveCalls
 }
 
 export type StepSuccess =
@@ -153,6 +154,8 @@ export async function runStep(
   const { policy, clock, request } = scope
 
   const once = async (tryNumber: number): Promise<StepSuccess> => {
+    // Past the stop's grace no new call starts (a request on a kept-alive connection, a retry): no row, no call.
+    if (scope.stopping()) throw stoppedByRouter(target.provider, 0)
     const meta: RowMeta = {
       requestId: scope.requestId,
       chain: scope.chain,
@@ -171,14 +174,15 @@ export async function runStep(
     const controller = new AbortController()
     const startedAt = clock.monotonic()
     // The request's signal fires when its connection closes: the client left, or the router's stop cut it.
-    const onClientGone = () =>
-      controller.abort(
-        scope.stopping()
-          ? new ProviderError({ provider: target.provider, kind: 'aborted', detail: 'aborted: witness stopped', latencyMs: Math.round(clock.monotonic() - startedAt), retryable: false })
-          : undefined,
-      )
+    const onClientGone = () => controller.abort(scope.stopping() ? stoppedByRouter(target.provider, Math.round(clock.monotonic() - startedAt)) : undefined)
     scope.signal.addEventListener('abort', onClientGone, { once: true })
     if (scope.signal.aborted) controller.abort()
+    // Past its grace, the router's stop aborts the call (a stream's session takes this over once it opens).
+    const stopForRouter = () => {
+      onClientGone()
+      return Promise.resolve()
+    }
+    scope.liveCalls?.add(stopForRouter)
     const evidence: Evidence = { requestSha256: null, responseSha256: null }
     const callOptions = {
       evidence,
@@ -225,7 +229,7 @@ export async function runStep(
           secrets: () => secretsOf(target, callOptions),
           idleTimeoutMs: step.idleTimeoutMs,
           timeoutMs: step.timeoutMs,
-          live: scope.liveStreams,
+          live: scope.liveCalls,
         })
         void stream.settled.then((how) => {
           if (how === 'success') ticket.succeed()
@@ -255,6 +259,7 @@ export async function runStep(
       throw error
     } finally {
       scope.signal.removeEventListener('abort', onClientGone)
+      scope.liveCalls?.delete(stopForRouter)
       if (outcome) await finishAttempt(scope, record, outcome)
     }
   }
@@ -274,6 +279,11 @@ export async function runStep(
       if (wantMs !== undefined && wantMs > retryDelay) await sleep(wantMs - retryDelay, scope.signal)
     },
   })
+}
+
+/** A try the router's stop ended (or never let start). */
+function stoppedByRouter(provider: string, latencyMs: number): ProviderError {
+  return new ProviderError({ provider, kind: 'aborted', detail: 'aborted: witness stopped', latencyMs, retryable: false })
 }
 
 /** Whether the client itself asked for the usage chunk of an OpenAI stream. */

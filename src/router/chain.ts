@@ -15,7 +15,7 @@ import { cutText } from '../text.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
-import type { LiveStreams } from './stream.ts'
+import type { LiveCalls } from './live-calls.ts'
 
 export interface ChainDeps {
   store: Store
@@ -28,8 +28,8 @@ export interface ChainDeps {
   metrics?: AttemptObserver
   /** True once the router's stop cuts the connections still open: a call it cuts off is recorded as such, not as the client leaving. */
   stopping?: () => boolean
-  /** Streams under way, which the router's stop ends with an error event before it cuts the connections. */
-  liveStreams?: LiveStreams
+  /** Calls under way, which the router's stop ends itself before it cuts the connections (live-calls.ts). */
+  liveCalls?: LiveCalls
 }
 
 export interface ChainInput {
@@ -77,7 +77,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     warn: deps.warn,
     metrics: deps.metrics,
     stopping: deps.stopping ?? (() => false),
-    liveStreams: deps.liveStreams,
+    liveCalls: deps.liveCalls,
   }
 
   // Trimmed: fetch strips spaces and line ends from a header value, so the key the provider sees

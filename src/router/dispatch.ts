@@ -6,7 +6,7 @@
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Config } from '../config.ts'
 import type { RuntimeState } from '../deadman/runtime.ts'
-import { ChainExhaustedError, ClientGoneError, UnknownChainError, WitnessError } from '../errors.ts'
+import { ChainExhaustedError, ClientGoneError, ProviderError, UnknownChainError, WitnessError, WitnessStoppedError } from '../errors.ts'
 import type { Api } from '../telemetry/store.ts'
 import type { AttemptRecord } from './attempt.ts'
 import { type ChainDeps, type ChainResult, runChain } from './chain.ts'
@@ -43,6 +43,10 @@ export interface DispatchFailure {
 
 const failures = new WeakMap<Error, DispatchFailure>()
 
+function isStoppedByRouter(error: unknown, deps: DispatchDeps): boolean {
+  return error instanceof ProviderError && error.kind === 'aborted' && (deps.stopping?.() ?? false)
+}
+
 /** The request id and rows of a failed dispatch, if the error came from one. */
 export function failureOf(error: unknown): DispatchFailure | undefined {
   return error instanceof Error ? failures.get(error) : undefined
@@ -76,8 +80,13 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
     } else call?.succeed()
     return { ...result, machine: config.machine, requestId, chain: input.chain, attempts }
   } catch (thrown) {
-    // A client that left mid-request ends the chain with whatever stopped it (an abort, p-retry's abort reason).
-    const error = input.signal.aborted && !(thrown instanceof WitnessError) ? new ClientGoneError() : thrown
+    // The router's stop ended the call: its client (still there) may send it again. A client that left
+    // mid-request ends the chain with whatever stopped it (an abort, p-retry's abort reason).
+    const error = isStoppedByRouter(thrown, deps)
+      ? new WitnessStoppedError()
+      : input.signal.aborted && !(thrown instanceof WitnessError)
+        ? new ClientGoneError()
+        : thrown
     if (error instanceof ChainExhaustedError) call?.fail()
     if (error instanceof Error) failures.set(error, { machine: config.machine, requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {

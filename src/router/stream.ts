@@ -18,6 +18,7 @@ import { receiptFor } from '../proof/receipt.ts'
 import type { AttemptOutcome } from '../telemetry/store.ts'
 import type { AttemptRecord, RequestScope } from './attempt.ts'
 import { finishAttempt } from './attempt.ts'
+import type { LiveCalls } from './live-calls.ts'
 
 /**
  * How a stream ended: it finished (`[DONE]`, `message_stop`), it failed
@@ -31,19 +32,6 @@ export interface StreamSession {
   body: ReadableStream<Uint8Array>
   /** Settles once the row is finished, however the stream ended, with how it ended. */
   settled: Promise<StreamEnd>
-}
-
-/**
- * The streams under way, for the router's stop: past its grace it ends each
- * one with an error event (`witness_stopped`) and its row, before it cuts
- * the connections, so a client sees why its stream ended instead of a body
- * cut short. Each function resolves once its stream has ended.
- */
-export type LiveStreams = Set<() => Promise<void>>
-
-/** Ends every stream under way (see LiveStreams); resolves when all have ended. */
-export function endLiveStreams(live: LiveStreams): Promise<void> {
-  return Promise.all([...live].map((stop) => stop())).then(() => {})
 }
 
 export interface StreamSessionInit {
@@ -62,7 +50,7 @@ export interface StreamSessionInit {
   idleTimeoutMs: number
   timeoutMs: number
   /** Where the session registers itself while it runs (the router's stop ends it). */
-  live?: LiveStreams
+  live?: LiveCalls
 }
 
 /** Why witness itself stopped reading the upstream. */
