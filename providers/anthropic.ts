@@ -1,9 +1,10 @@
 /**
  * The `anthropic` adapter: the Anthropic Messages API. An Anthropic body is
- * forwarded untouched except for `model`; an OpenAI body is translated
- * (system, text, images, tool use and tool results).
+ * forwarded untouched except for `model` (and tool ids Anthropic would
+ * refuse); an OpenAI body is translated (system, text, images, tool use and
+ * tool results).
  */
-import { anthropicRequestFromOpenAI } from './translate/to-anthropic.ts'
+import { anthropicRequestFromOpenAI, withAnthropicToolIds } from './translate/to-anthropic.ts'
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
@@ -26,7 +27,7 @@ export const anthropicAdapter: Adapter = {
   },
 
   body(request: ClientRequest, model: string) {
-    const body = request.wire === 'anthropic' ? { ...request.body, model } : anthropicRequestFromOpenAI(request.body, model)
+    const body = request.wire === 'anthropic' ? withAnthropicToolIds({ ...request.body, model }) : anthropicRequestFromOpenAI(request.body, model)
     if (request.stream) body.stream = true
     else delete body.stream
     return body

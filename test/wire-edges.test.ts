@@ -107,9 +107,74 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(assistant.id).toMatch(/^[a-zA-Z0-9_-]+$/)
     expect(result.tool_use_id).toBe(assistant.id)
   })
+
+  test("an Anthropic client's history with another provider's tool ids (a turn Kimi served through witness) reaches Anthropic in a form it accepts", async () => {
+    handler = () => Response.json({ id: 'msg_3', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'sunny' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    await anthropic().messages.create({
+      model: 'a',
+      max_tokens: 100,
+      messages: [
+        { role: 'user', content: 'weather?' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'functions.get_weather:0', name: 'get_weather', input: { city: 'Paris' } }] },
+        { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'functions.get_weather:0', content: 'sunny' }, { type: 'text', text: 'and tomorrow?' }] },
+      ],
+    })
+    const [assistant, result] = [received[0]!.messages[1].content[0], received[0]!.messages[2].content[0]]
+    expect(assistant.id).toMatch(/^[a-zA-Z0-9_-]+$/)
+    expect(result.tool_use_id).toBe(assistant.id)
+    expect(received[0]!.messages[2].content[1]).toEqual({ type: 'text', text: 'and tomorrow?' })
+  })
+
+  test('request fields the Messages API does not know are not sent to it (it refuses them); those it shares are', async () => {
+    handler = () => Response.json({ id: 'msg_4', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const res = await fetch(`${w.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' },
+      body: JSON.stringify({
+        model: 'a',
+        messages: ask,
+        top_p: 0.5,
+        user: 'ezra-7',
+        metadata: { team: 'ops' },
+        prompt_cache_key: 'k1',
+        safety_identifier: 's1',
+        verbosity: 'low',
+        audio: { voice: 'alloy', format: 'mp3' },
+        service_tier: 'flex',
+      }),
+    })
+    expect(res.status).toBe(200)
+    const sent = received[0]!
+    expect(Object.keys(sent).sort()).toEqual(['max_tokens', 'messages', 'metadata', 'model', 'top_p'])
+    expect(sent.top_p).toBe(0.5)
+    expect(sent.metadata).toEqual({ user_id: 'ezra-7' })
+  })
 })
 
 describe('an OpenAI-compatible provider, an Anthropic client', () => {
+  test('request fields an OpenAI-compatible API does not know are not sent to it; those it shares are', async () => {
+    handler = () => Response.json({ id: 'chatcmpl-9', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const res = await fetch(`${w.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({
+        model: 'o',
+        max_tokens: 100,
+        messages: ask,
+        temperature: 0.2,
+        top_k: 5,
+        cache_control: { type: 'ephemeral' },
+        output_config: { effort: 'low' },
+        inference_geo: 'us',
+        thinking: { type: 'enabled', budget_tokens: 1024 },
+      }),
+    })
+    expect(res.status).toBe(200)
+    const sent = received[0]!
+    expect(Object.keys(sent).sort()).toEqual(['max_tokens', 'messages', 'model', 'temperature'])
+    expect(sent.temperature).toBe(0.2)
+  })
+
   test('parallel tool calls sent without an index (Gemini\'s OpenAI endpoint) stay two tool_use blocks', async () => {
     handler = () =>
       sse([

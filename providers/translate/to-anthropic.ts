@@ -10,13 +10,14 @@ type Json = Record<string, unknown>
 
 const DEFAULT_MAX_TOKENS = 4096
 
-/** Fields with no Anthropic equivalent; dropped rather than sent to fail. */
-const OPENAI_ONLY = new Set([
-  'n', 'logprobs', 'top_logprobs', 'seed', 'frequency_penalty', 'presence_penalty', 'logit_bias',
-  'response_format', 'stream_options', 'user', 'parallel_tool_calls', 'service_tier', 'store',
-  'max_completion_tokens', 'modalities', 'prediction', 'reasoning_effort', 'messages', 'tools',
-  'tool_choice', 'stop', 'max_tokens', 'model', 'functions', 'function_call', 'web_search_options',
-])
+/**
+ * The request fields that go to Anthropic as they are: the same name and meaning in both APIs
+ * (`top_p`), or Messages fields a client sends on purpose (`top_k`, `thinking`, `stop_sequences`).
+ * The rest is translated below or dropped: the Messages API refuses a field it does not know
+ * ("Extra inputs are not permitted"), and OpenAI's list grows (`prompt_cache_key`,
+ * `safety_identifier`, `verbosity`, ...), so a deny-list let each new one fail the fallback.
+ */
+const SAME_IN_ANTHROPIC = new Set(['top_p', 'top_k', 'thinking', 'stop_sequences'])
 
 /** OpenAI chat-completions request -> Anthropic Messages request. */
 export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
@@ -57,14 +58,16 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
 
   const out: Json = { model, messages }
   for (const [key, value] of Object.entries(body)) {
-    if (!OPENAI_ONLY.has(key)) out[key] = value
+    if (SAME_IN_ANTHROPIC.has(key)) out[key] = value
   }
   if (system.length) out.system = system.join('\n\n')
   out.max_tokens = firstNumber(body.max_completion_tokens, body.max_tokens) ?? DEFAULT_MAX_TOKENS
   if (typeof body.temperature === 'number') out.temperature = Math.min(1, body.temperature)
   if (typeof body.stop === 'string') out.stop_sequences = [body.stop]
   else if (Array.isArray(body.stop)) out.stop_sequences = body.stop
-  if (typeof body.user === 'string') out.metadata = { ...(isRecord(body.metadata) ? body.metadata : {}), user_id: body.user }
+  // Anthropic's metadata holds only user_id (OpenAI's is any key-value map, for stored completions).
+  const userId = typeof body.user === 'string' ? body.user : isRecord(body.metadata) && typeof body.metadata.user_id === 'string' ? body.metadata.user_id : null
+  if (userId !== null) out.metadata = { user_id: userId }
 
   if (Array.isArray(body.tools)) {
     out.tools = body.tools.filter(isRecord).map((tool) => {
@@ -179,6 +182,31 @@ function toolChoice(choice: unknown, parallel: unknown): Json | undefined {
 function firstNumber(...values: unknown[]): number | undefined {
   for (const value of values) if (typeof value === 'number') return value
   return undefined
+}
+
+/**
+ * An Anthropic request whose tool ids Anthropic accepts. An Anthropic client's history may hold
+ * ids another provider made (a turn served by Kimi through witness hands out
+ * `functions.get_weather:0`); sent on as they are, the fallback to an Anthropic step fails with a
+ * 400. The body is returned as it is when every id is already fine.
+ */
+export function withAnthropicToolIds(body: Json): Json {
+  if (!Array.isArray(body.messages)) return body
+  const fixBlock = (block: unknown): unknown => {
+    if (!isRecord(block)) return block
+    if (block.type === 'tool_use' && anthropicToolId(block.id) !== block.id) return { ...block, id: anthropicToolId(block.id) }
+    if (block.type === 'tool_result' && anthropicToolId(block.tool_use_id) !== block.tool_use_id) return { ...block, tool_use_id: anthropicToolId(block.tool_use_id) }
+    return block
+  }
+  let changed = false
+  const messages = body.messages.map((message: unknown) => {
+    if (!isRecord(message) || !Array.isArray(message.content)) return message
+    const content = message.content.map(fixBlock)
+    if (content.every((block, i) => block === (message.content as unknown[])[i])) return message
+    changed = true
+    return { ...message, content }
+  })
+  return changed ? { ...body, messages } : body
 }
 
 /**

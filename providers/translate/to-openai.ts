@@ -8,11 +8,12 @@ import { type Completion, isRecord } from '../types.ts'
 
 type Json = Record<string, unknown>
 
-/** Fields with no OpenAI equivalent (or translated below). */
-const ANTHROPIC_ONLY = new Set([
-  'system', 'messages', 'model', 'max_tokens', 'stop_sequences', 'metadata', 'tools', 'tool_choice',
-  'top_k', 'thinking', 'container', 'mcp_servers', 'service_tier', 'context_management',
-])
+/**
+ * The request fields that go to an OpenAI-compatible upstream as they are (the same name and
+ * meaning in both APIs). The rest is translated below or dropped: strict upstreams refuse a field
+ * they do not know, and Anthropic's list grows (`cache_control`, `output_config`, ...).
+ */
+const SAME_IN_OPENAI = new Set(['temperature', 'top_p'])
 
 /** Anthropic Messages request -> OpenAI chat-completions request. */
 export function openaiRequestFromAnthropic(body: Json, model: string): Json {
@@ -52,7 +53,7 @@ export function openaiRequestFromAnthropic(body: Json, model: string): Json {
 
   const out: Json = {}
   for (const [key, value] of Object.entries(body)) {
-    if (!ANTHROPIC_ONLY.has(key)) out[key] = value
+    if (SAME_IN_OPENAI.has(key)) out[key] = value
   }
   out.model = model
   out.messages = messages
