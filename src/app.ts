@@ -123,6 +123,7 @@ export function createApp(deps: AppDeps): Hono {
   // whichever middleware raised them: an SDK gets its own error class with the message.
   const answerError = (c: Context, error: WitnessError) => {
     if (error.retry === false) c.header('x-should-retry', 'false')
+    if (error.retryAfterS !== undefined) c.header('retry-after', String(error.retryAfterS))
     return c.json(shapeError(errorShapeFor(c.req.path, c.req.header('anthropic-version')), error), error.status as 400)
   }
 

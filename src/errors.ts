@@ -37,18 +37,21 @@ export class WitnessError extends Error {
    * which the OpenAI and Anthropic SDKs obey: they retry a 5xx otherwise); undefined: say nothing.
    */
   readonly retry: boolean | undefined
+  /** Seconds before the same request is worth sending again (answered as `retry-after`, which the SDKs wait out). */
+  readonly retryAfterS: number | undefined
 
   constructor(
     type: ErrorType,
     status: number,
     message: string,
-    options: { cause?: unknown; details?: Record<string, unknown>; retry?: boolean } = {},
+    options: { cause?: unknown; details?: Record<string, unknown>; retry?: boolean; retryAfterS?: number } = {},
   ) {
     super(message, { cause: options.cause })
     this.type = type
     this.status = status
     this.details = options.details ?? {}
     this.retry = options.retry
+    this.retryAfterS = options.retryAfterS
   }
 }
 
@@ -230,14 +233,24 @@ export class ProviderError extends Error {
   }
 }
 
+/** Longest wait the OpenAI and Anthropic SDKs take from `retry-after`; past it they retry on their own schedule (about a second). */
+export const SDK_RETRY_AFTER_MAX_MS = 60_000
+
 /**
  * Every step of a chain failed or was skipped. `retry` false: every step failed in a way the same
  * request would again (a 4xx such as a bad request or a rejected key, a missing API key).
+ * `retryAfterMs`: every step tried asked to be left alone this long at least (429 or 503 with
+ * `Retry-After`); answered as `retry-after`, and past what the SDKs wait out, as "do not resend".
  */
 export class ChainExhaustedError extends WitnessError {
   override name = 'ChainExhaustedError'
-  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean) {
-    super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, { details, retry })
+  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean, retryAfterMs?: number) {
+    const waitTooLong = retryAfterMs !== undefined && retryAfterMs >= SDK_RETRY_AFTER_MAX_MS
+    super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, {
+      details,
+      retry: waitTooLong ? false : retry,
+      retryAfterS: retryAfterMs === undefined ? undefined : Math.max(1, Math.ceil(retryAfterMs / 1000)),
+    })
   }
 }
 

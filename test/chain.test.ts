@@ -160,6 +160,29 @@ describe('retries', () => {
     )
   })
 
+  test("a chain every step of which asked to be left alone answers with the soonest Retry-After, so the client's SDK waits it out", async () => {
+    const w = await witness(
+      {
+        soon: [{ provider: 'sim', model: 'm+status-429+retry-after-30', retries: 0 }, { provider: 'sim2', model: 'm+status-503+retry-after-5', retries: 0 }],
+        late: [{ provider: 'sim', model: 'm+status-429+retry-after-120', retries: 0 }],
+        mixed: [{ provider: 'sim', model: 'm+status-429+retry-after-5', retries: 0 }, { provider: 'sim2', model: 'm+status-500', retries: 0 }],
+      },
+      { policy: { retry_after_cap_ms: 1000 } },
+    )
+    const soon = await w.infer({ chain: 'soon' })
+    expect(soon.status).toBe(502)
+    expect(soon.headers.get('retry-after')).toBe('5')
+    expect(soon.headers.get('x-should-retry')).toBeNull()
+    // Longer than the SDKs wait out (they would resend within a second): told not to resend at all.
+    const late = await w.infer({ chain: 'late' })
+    expect(late.headers.get('retry-after')).toBe('120')
+    expect(late.headers.get('x-should-retry')).toBe('false')
+    // A step that failed without asking may take the request again at once: no wait is claimed.
+    const mixed = await w.infer({ chain: 'mixed' })
+    expect(mixed.status).toBe(502)
+    expect(mixed.headers.get('retry-after')).toBeNull()
+  })
+
   test('the row keeps the endpoint without its query string or credentials, which still go upstream', async () => {
     const base = new URL(sim.url)
     const w = await witness({ default: [{ provider: 'keyed', model: 'm' }] }, { providers: { keyed: { type: 'openai', base_url: `http://user:s3cret-pass@${base.host}/v1?api-version=2024-10-21&key=qs-secret` } } })

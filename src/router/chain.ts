@@ -93,6 +93,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   const summary: string[] = []
   // Whether the same request might fare better another time (a 5xx, a 429, a timeout, a cooldown).
   let retry = false
+  // How long the steps tried asked to be left alone (Retry-After); null once one failed without asking.
+  let waits: number[] | null = []
 
   const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     deps.metrics?.fallback(from.provider.name, named.provider.name)
@@ -138,6 +140,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
           if (!(error instanceof ProviderError) || error.kind === 'aborted' || input.signal.aborted) throw error
           exit = describeExit(error, policy)
           retry ||= worthRetrying(error)
+          waits = waits && error.retryAfterMs !== undefined ? [...waits, error.retryAfterMs] : null
         } finally {
           if (!streaming) admission.ticket.release()
         }
@@ -150,7 +153,9 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     else if (skipped) before = writeFallback(step, step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
   if (before) await before
-  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry)
+  // The soonest any step tried will take the request again, when every one of them said.
+  const retryAfterMs = waits && waits.length > 0 ? Math.min(...waits) : undefined
+  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, retryAfterMs)
 }
 
 /**
