@@ -2,7 +2,10 @@
  * A server-sent events reader (the WHATWG event-stream format): turns a
  * byte stream into events one at a time, so the caller can time each read
  * (idle timeouts) and stop whenever it likes. Comments, `id:` and `retry:`
- * lines are skipped; `data:` lines are joined with newlines.
+ * lines are skipped; `data:` lines are joined with newlines. An event whose
+ * data is blank (a bare `data:` line, which some upstreams send to keep a
+ * connection open) carries nothing in the JSON streams witness reads, and is
+ * skipped too: parsed, it failed a healthy stream as malformed.
  */
 import { MalformedResponse, type SseEvent } from './types.ts'
 
@@ -13,8 +16,11 @@ import { MalformedResponse, type SseEvent } from './types.ts'
  */
 export const MAX_EVENT_CHARS = 16 * 1024 * 1024
 
-/** A blank line: the end of an event. */
-const BLANK_LINE = /\r\n\r\n|\n\n|\r\r/g
+/**
+ * A blank line, the end of an event: two line ends in a row, each CRLF, LF or CR, mixed as they
+ * come (`\n\r\n` too). A CR followed by LF is one line end, never two.
+ */
+const BLANK_LINE = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))/g
 
 export class SseReader {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>
@@ -103,8 +109,9 @@ function parseBlock(block: string): SseEvent | null {
     if (field === 'event') event = value
     else if (field === 'data') data.push(value)
   }
-  if (data.length === 0) return null
-  return { event, data: data.join('\n') }
+  const joined = data.join('\n')
+  if (joined.trim() === '') return null
+  return { event, data: joined }
 }
 
 /** One event as SSE text: a `data:` line per line of its data (an event may span several). */

@@ -69,6 +69,26 @@ describe('the SSE reader', () => {
     ])
   })
 
+  test('line ends mixed within a blank line (LF then CRLF, CR then CRLF) end an event, however the bytes are split; CRLF is one line end', async () => {
+    const text = 'data: {"a":1}\n\r\ndata: {"b":2}\r\r\ndata: {"c":3}\r\ndata: {"d":4}\r\n\r\ndata: [DONE]\n\n'
+    const expected = [
+      { event: null, data: '{"a":1}' },
+      { event: null, data: '{"b":2}' },
+      { event: null, data: '{"c":3}\n{"d":4}' },
+      { event: null, data: '[DONE]' },
+    ]
+    expect(await readAll(bytes(text))).toEqual(expected)
+    for (const sizes of [[1], [2], [3, 5]]) expect(await readAll(bytes(text, sizes))).toEqual(expected)
+  })
+
+  test('an event with blank data (a bare `data:` line, sent to keep a connection open) carries nothing and is skipped', async () => {
+    const events = await readAll(bytes('data: {"x":1}\n\ndata:\n\ndata: \n\ndata: {"y":2}\n\n'))
+    expect(events).toEqual([
+      { event: null, data: '{"x":1}' },
+      { event: null, data: '{"y":2}' },
+    ])
+  })
+
   test('a broken connection rejects instead of looking like an end', async () => {
     let sent = false
     const broken = new ReadableStream<Uint8Array>({
@@ -181,6 +201,13 @@ describe('stream translation', () => {
     expect(start.content_block).toMatchObject({ type: 'tool_use', id: 'call_DdmO9pD3xa9XTPNJ32zg2hcA', name: 'get_weather' })
     expect(JSON.parse(events.map((e) => e.delta?.partial_json ?? '').join(''))).toEqual({ location: 'Paris' })
     expect(events.find((e) => e.type === 'message_delta')!.delta!.stop_reason).toBe('tool_use')
+  })
+
+  test('an OpenAI stream with nothing before [DONE] is still a whole Messages stream: message_start first', () => {
+    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0 })
+    const frames = [...t.push({ event: null, data: '[DONE]' }), ...t.finish()]
+    const types = frames.map((f) => JSON.parse(f.split('\n')[1]!.slice('data: '.length)).type)
+    expect(types).toEqual(['message_start', 'message_delta', 'message_stop'])
   })
 
   test('failures are proper error events in each format', () => {

@@ -174,18 +174,20 @@ function openaiToAnthropic(): StreamTranslator {
     if (blockType !== null) out.push(ev('content_block_stop', { index: blockIndex }))
     blockType = null
   }
+  // Every Messages stream opens with message_start, even one whose upstream sent nothing before [DONE].
+  const start = (out: string[], id: unknown, model: unknown) => {
+    started = true
+    out.push(ev('message_start', {
+      message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
+    }))
+  }
   return {
     push(event) {
       if (event.data === '[DONE]') return []
       const json = parse(event)
       if (!json) return []
       const out: string[] = []
-      if (!started) {
-        started = true
-        out.push(ev('message_start', {
-          message: { id: json.id, type: 'message', role: 'assistant', model: json.model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
-        }))
-      }
+      if (!started) start(out, json.id, json.model)
       const choice = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0] : null
       // Usage at the top level, or (Moonshot's Kimi) inside the choice.
       const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
@@ -227,6 +229,7 @@ function openaiToAnthropic(): StreamTranslator {
     },
     finish() {
       const out: string[] = []
+      if (!started) start(out, `msg_${Bun.randomUUIDv7('hex')}`, null)
       closeBlock(out)
       out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: { input_tokens: tokensIn, output_tokens: tokensOut } }))
       out.push(ev('message_stop', {}))
