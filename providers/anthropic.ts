@@ -20,9 +20,11 @@ export const anthropicAdapter: Adapter = {
     return joinPath(baseUrl, '/messages')
   },
 
-  headers(apiKey) {
+  headers(apiKey, request) {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'anthropic-version': ANTHROPIC_VERSION }
     if (apiKey) headers['x-api-key'] = apiKey
+    // The betas an Anthropic client asked for (1M context, context management, ...): its body may use them.
+    if (request?.wire === 'anthropic' && request.anthropicBeta) headers['anthropic-beta'] = request.anthropicBeta
     return headers
   },
 

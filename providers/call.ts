@@ -52,9 +52,25 @@ export interface PreparedCall {
 }
 
 export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
-  const headers = { ...(target.headers ?? {}), ...extraHeaders, ...adapter.headers(target.apiKey) }
+  const headers = joinBetas({ ...(target.headers ?? {}), ...extraHeaders }, adapter.headers(target.apiKey, request))
   const body = JSON.stringify(adapter.body(request, target.model))
   return { url: target.url ?? adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
+}
+
+/**
+ * The call's headers: the provider's configured ones, then the adapter's, which win; except
+ * `anthropic-beta`, a list, where a client's betas join those the config sets for every call.
+ */
+function joinBetas(configured: Record<string, string>, adapter: Record<string, string>): Record<string, string> {
+  const out = { ...configured, ...adapter }
+  const clientBetas = adapter['anthropic-beta']
+  if (clientBetas === undefined) return out
+  for (const [name, value] of Object.entries(configured)) {
+    if (name.toLowerCase() !== 'anthropic-beta') continue
+    delete out[name]
+    out['anthropic-beta'] = [...new Set([...value.split(','), ...clientBetas.split(',')].map((b) => b.trim()).filter(Boolean))].join(',')
+  }
+  return out
 }
 
 /** Sends the request and checks the status; the body is left unread for the caller. */

@@ -13,6 +13,8 @@ export interface ClientRequest {
   wire: Wire
   body: Record<string, unknown>
   stream: boolean
+  /** An Anthropic client's `anthropic-beta` header: the beta features its body may use. */
+  anthropicBeta?: string
 }
 
 /** Where one attempt goes. */
@@ -76,8 +78,8 @@ export interface Adapter {
   readonly wire: Wire
   /** The URL called for a base URL. */
   endpoint(baseUrl: string): string
-  /** Headers that authenticate and version the call (content-type included). */
-  headers(apiKey: string | undefined): Record<string, string>
+  /** Headers that authenticate and version the call (content-type included), and any the client's request carries on. */
+  headers(apiKey: string | undefined, request?: ClientRequest): Record<string, string>
   /** The upstream body for a client request, with `model` set; translates across wires. */
   body(request: ClientRequest, model: string): Record<string, unknown>
   /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */

@@ -16,12 +16,14 @@ import { type TestWitness, startWitness } from './support/witness.ts'
 type Handler = (body: Record<string, any>) => Response
 let handler: Handler = () => new Response('not set', { status: 500 })
 const received: Record<string, any>[] = []
+const receivedHeaders: Headers[] = []
 const upstream = Bun.serve({
   port: 0,
   hostname: '127.0.0.1',
   async fetch(req) {
     const body = (await req.json()) as Record<string, any>
     received.push(body)
+    receivedHeaders.push(req.headers)
     return handler(body)
   },
 })
@@ -29,8 +31,16 @@ let w: TestWitness
 beforeAll(async () => {
   const base = `http://127.0.0.1:${upstream.port}/v1`
   w = await startWitness({
-    providers: { oai: { type: 'openai', base_url: base }, ant: { type: 'anthropic', base_url: base } },
-    chains: { o: [{ provider: 'oai', model: 'gpt-x', retries: 0 }], a: [{ provider: 'ant', model: 'claude-x', retries: 0 }] },
+    providers: {
+      oai: { type: 'openai', base_url: base },
+      ant: { type: 'anthropic', base_url: base },
+      antb: { type: 'anthropic', base_url: base, headers: { 'Anthropic-Beta': 'fleet-beta-1' } },
+    },
+    chains: {
+      o: [{ provider: 'oai', model: 'gpt-x', retries: 0 }],
+      a: [{ provider: 'ant', model: 'claude-x', retries: 0 }],
+      ab: [{ provider: 'antb', model: 'claude-x', retries: 0 }],
+    },
   })
 })
 afterAll(async () => {
@@ -39,6 +49,7 @@ afterAll(async () => {
 })
 beforeEach(() => {
   received.length = 0
+  receivedHeaders.length = 0
 })
 
 const openai = () => new OpenAI({ baseURL: `${w.url}/v1`, apiKey: 'x', defaultHeaders: { 'x-agent-name': 'ezra' }, maxRetries: 0 })
@@ -123,6 +134,17 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(assistant.id).toMatch(/^[a-zA-Z0-9_-]+$/)
     expect(result.tool_use_id).toBe(assistant.id)
     expect(received[0]!.messages[2].content[1]).toEqual({ type: 'text', text: 'and tomorrow?' })
+  })
+
+  test("an Anthropic client's betas (anthropic-beta) reach Anthropic, joined to those the provider's config sets for every call", async () => {
+    handler = () => Response.json({ id: 'msg_5', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    await anthropic().beta.messages.create({ model: 'a', max_tokens: 100, messages: ask, betas: ['context-1m-2025-08-07'] })
+    expect(receivedHeaders[0]!.get('anthropic-beta')).toBe('context-1m-2025-08-07')
+    await anthropic().beta.messages.create({ model: 'ab', max_tokens: 100, messages: ask, betas: ['context-1m-2025-08-07'] })
+    expect(receivedHeaders[1]!.get('anthropic-beta')).toBe('fleet-beta-1,context-1m-2025-08-07')
+    // Without betas from the client, the config's stand as they are.
+    await anthropic().messages.create({ model: 'ab', max_tokens: 100, messages: ask })
+    expect(receivedHeaders[2]!.get('anthropic-beta')).toBe('fleet-beta-1')
   })
 
   test('request fields the Messages API does not know are not sent to it (it refuses them); those it shares are', async () => {

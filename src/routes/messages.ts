@@ -38,7 +38,7 @@ export function messagesRoute(deps: DispatchDeps) {
       "send an X-Agent-Name header, or set metadata.user_id to the agent's name",
       false,
     )
-    return answer(c, deps, { agent, chain: input.model, request: { wire: 'anthropic', body, stream: input.stream === true }, api: 'messages' }, (result) => {
+    return answer(c, deps, { agent, chain: input.model, request: { wire: 'anthropic', body, stream: input.stream === true, anthropicBeta: c.req.header('anthropic-beta') }, api: 'messages' }, (result) => {
       const message = completionAsAnthropic(result.completion)
       return c.json({ ...message, model: result.completion.servedModel ?? result.step.model })
     })
