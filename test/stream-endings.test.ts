@@ -62,6 +62,14 @@ describe("a stream's ending, as the breaker and the deadman switch hear it", () 
     expect(closedByWitness).toBe(before + 1)
   })
 
+  test("a client of the provider's own API gets its error event as the provider sent it (an overload stays an overloaded_error)", async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }] }, { providers }))
+    const res = await w.post('/v1/messages', { model: 'default', max_tokens: 50, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const frames = (await res.text()).split('\n\n').filter(Boolean)
+    expect(frames.at(-1)).toBe(`event: error\ndata: ${JSON.stringify(EVENTS[3]![1])}`)
+    expect(readRows(w.dbPath).at(-1)!.error_message).toBe('stream interrupted after 1 chunks (upstream error event: Overloaded)')
+  })
+
   test('one failing after its first event counts toward the cooldown: after three, the provider is skipped', async () => {
     const w = await suite.start(
       simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }, { provider: 'sim', model: 'ok' }] }, { providers, policy: { cooldown_failures: 3, cooldown_s: 600 } }),

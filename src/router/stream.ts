@@ -12,6 +12,7 @@
 import type { OpenedStream } from '../../providers/call.ts'
 import { clip } from '../../providers/call.ts'
 import type { StreamTranslator } from '../../providers/translate/stream.ts'
+import { frame } from '../../providers/sse.ts'
 import { type Adapter, MalformedResponse, type SseEvent } from '../../providers/types.ts'
 import { redact } from '../errors.ts'
 import { receiptFor } from '../proof/receipt.ts'
@@ -183,7 +184,10 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(redact(facts.error, init.secrets()))})`
         // Nothing reads the upstream after its error: close it, or a provider still generating keeps the socket (and bills).
         stopUpstream(new Stop('broken'))
-        await end(stream, outcome('error', message), translator.fail('upstream_error', message))
+        // A client of the same API gets the provider's own error event (its type tells an overload
+        // from a bad request), with witness's keys cut out; another API's client gets one in its format.
+        const frames = adapter.wire === scope.request.wire ? [frame({ ...event, data: redact(event.data, init.secrets()) })] : translator.fail('upstream_error', message)
+        await end(stream, outcome('error', message), frames)
         return true
       }
       const frames = translator.push(event)
