@@ -53,7 +53,7 @@ export interface PreparedCall {
 
 export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
   const headers = joinBetas({ ...(target.headers ?? {}), ...extraHeaders }, adapter.headers(target.apiKey, request))
-  const body = JSON.stringify(adapter.body(request, target.model))
+  const body = JSON.stringify(adapter.body(request, target.model, target))
   return { url: target.url ?? adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
 }
 

@@ -23,14 +23,17 @@ export const openaiAdapter: Adapter = {
     return headers
   },
 
-  body(request: ClientRequest, model: string) {
+  body(request: ClientRequest, model: string, target) {
     const body = request.wire === 'openai' ? { ...request.body, model } : openaiRequestFromAnthropic(request.body, model)
     if (request.stream) {
-      // Ask for the usage chunk so the row gets token counts; the stream layer
-      // strips it again when the client did not ask for it.
-      const options = isRecord(body.stream_options) ? body.stream_options : {}
       body.stream = true
-      body.stream_options = { ...options, include_usage: true }
+      // Ask for the usage chunk so the row gets token counts; the stream layer
+      // strips it again when the client did not ask for it. Not where the
+      // provider refuses the field (stream_usage: false): then only what the client sent goes.
+      if (target?.streamUsage !== false) {
+        const options = isRecord(body.stream_options) ? body.stream_options : {}
+        body.stream_options = { ...options, include_usage: true }
+      }
     } else {
       delete body.stream_options
       if (body.stream === true) body.stream = false

@@ -28,6 +28,8 @@ export interface Target {
   apiKey?: string
   /** Extra headers from the provider's config. */
   headers?: Record<string, string>
+  /** Whether an OpenAI-compatible stream asks for its usage chunk (default yes). */
+  streamUsage?: boolean
 }
 
 /** Token usage as the provider reported it; null where it reported none. */
@@ -81,7 +83,7 @@ export interface Adapter {
   /** Headers that authenticate and version the call (content-type included), and any the client's request carries on. */
   headers(apiKey: string | undefined, request?: ClientRequest): Record<string, string>
   /** The upstream body for a client request, with `model` set; translates across wires. */
-  body(request: ClientRequest, model: string): Record<string, unknown>
+  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage'>): Record<string, unknown>
   /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */
   completion(json: unknown): Completion
   /** Folds one upstream stream event into the facts. */

@@ -42,6 +42,12 @@ export const ProviderSchema = v.strictObject({
   base_url: v.optional(HttpUrl),
   api_key_env: v.optional(EnvName),
   headers: v.optional(v.record(HeaderName, HeaderValue)),
+  /**
+   * `openai` type: whether a stream asks for its usage chunk (`stream_options.include_usage`), so its
+   * row gets token counts. Off for an upstream that refuses the field (the row's tokens are then
+   * whatever the stream reports on its own, often none).
+   */
+  stream_usage: v.optional(v.boolean(), true),
   ...Tuning,
 })
 
@@ -217,6 +223,8 @@ export interface ProviderSpec {
   publicEndpoint: string
   apiKeyEnv: string | null
   headers: Record<string, string>
+  /** Whether an `openai` stream asks for its usage chunk. */
+  streamUsage: boolean
 }
 
 export interface StepSpec {
@@ -311,6 +319,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
         publicEndpoint: publicEndpoint(endpoint),
         apiKeyEnv: p.api_key_env ?? (preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null),
         headers: p.headers ?? {},
+        streamUsage: p.stream_usage,
       })
     }
   }

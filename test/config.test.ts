@@ -32,7 +32,7 @@ describe('config', () => {
   test('a provider named like a preset takes its type, base URL and key variable', () => {
     const config = parseConfig(minimal)
     expect(config.providers.get('kimi')).toEqual({
-      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {},
+      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {}, streamUsage: true,
       endpoint: 'https://api.moonshot.ai/v1/chat/completions', publicEndpoint: 'https://api.moonshot.ai/v1/chat/completions',
     })
   })

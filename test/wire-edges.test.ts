@@ -33,11 +33,13 @@ beforeAll(async () => {
   w = await startWitness({
     providers: {
       oai: { type: 'openai', base_url: base },
+      strict: { type: 'openai', base_url: base, stream_usage: false },
       ant: { type: 'anthropic', base_url: base },
       antb: { type: 'anthropic', base_url: base, headers: { 'Anthropic-Beta': 'fleet-beta-1' } },
     },
     chains: {
       o: [{ provider: 'oai', model: 'gpt-x', retries: 0 }],
+      strict: [{ provider: 'strict', model: 'gpt-x', retries: 0 }],
       a: [{ provider: 'ant', model: 'claude-x', retries: 0 }],
       ab: [{ provider: 'antb', model: 'claude-x', retries: 0 }],
     },
@@ -170,6 +172,23 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(Object.keys(sent).sort()).toEqual(['max_tokens', 'messages', 'metadata', 'model', 'top_p'])
     expect(sent.top_p).toBe(0.5)
     expect(sent.metadata).toEqual({ user_id: 'ezra-7' })
+  })
+})
+
+describe('an OpenAI-compatible provider that refuses stream_options (stream_usage: false)', () => {
+  test('a stream does not ask it for usage; what the client itself sent still goes', async () => {
+    handler = () => sse([oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }), 'data: [DONE]\n\n'])
+    let content = ''
+    for await (const part of await openai().chat.completions.create({ model: 'strict', messages: ask, stream: true })) content += part.choices[0]?.delta.content ?? ''
+    expect(content).toBe('hi')
+    expect(received[0]!.stream).toBe(true)
+    expect(received[0]!).not.toHaveProperty('stream_options')
+    expect(readRows(w.dbPath).at(-1)).toMatchObject({ status: 'success', tokens_in: null })
+    for await (const _ of await openai().chat.completions.create({ model: 'strict', messages: ask, stream: true, stream_options: { include_usage: true } })) void _
+    expect(received[1]!.stream_options).toEqual({ include_usage: true })
+    // The default still asks for it.
+    for await (const _ of await openai().chat.completions.create({ model: 'o', messages: ask, stream: true })) void _
+    expect(received[2]!.stream_options).toEqual({ include_usage: true })
   })
 })
 

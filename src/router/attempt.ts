@@ -149,6 +149,7 @@ export async function runStep(
     model: step.model,
     apiKey,
     headers: step.provider.headers,
+    streamUsage: step.provider.streamUsage,
   }
   const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope
