@@ -88,8 +88,25 @@ describe('an Anthropic provider, an OpenAI client', () => {
     const stream = await openai().chat.completions.create({ model: 'a', messages: ask, stream: true, stream_options: { include_usage: true } })
     let usage: OpenAI.CompletionUsage | undefined
     for await (const part of stream) usage = part.usage ?? usage
-    expect(usage).toMatchObject({ prompt_tokens: 1060, completion_tokens: 5 })
+    expect(usage).toMatchObject({ prompt_tokens: 1060, completion_tokens: 5, prompt_tokens_details: { cached_tokens: 1000 } })
     expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: 1060, tokens_out: 5 })
+  })
+
+  test('cache reads keep their own count across the translation, both ways, streamed or not', async () => {
+    handler = () => Response.json({ id: 'msg_6', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 10, cache_read_input_tokens: 900, output_tokens: 2 } })
+    const done = await openai().chat.completions.create({ model: 'a', messages: ask })
+    expect(done.usage).toMatchObject({ prompt_tokens: 910, completion_tokens: 2, prompt_tokens_details: { cached_tokens: 900 } })
+
+    const openaiUsage = { prompt_tokens: 910, completion_tokens: 2, total_tokens: 912, prompt_tokens_details: { cached_tokens: 900 } }
+    handler = () => Response.json({ id: 'chatcmpl-7', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: openaiUsage })
+    const message = await anthropic().messages.create({ model: 'o', max_tokens: 10, messages: ask })
+    expect(message.usage).toMatchObject({ input_tokens: 10, cache_read_input_tokens: 900, output_tokens: 2 })
+
+    handler = () => sse([oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] }), oa({ ...chunk, choices: [], usage: openaiUsage }), 'data: [DONE]\n\n'])
+    const streamed = await anthropic().messages.stream({ model: 'o', max_tokens: 10, messages: ask }).finalMessage()
+    expect(streamed.usage).toMatchObject({ input_tokens: 10, cache_read_input_tokens: 900, output_tokens: 2 })
+    // The row counts every input token, cached or not.
+    expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: 910, tokens_out: 2 })
   })
 
   test('a tool called without input streams its arguments as "{}", as OpenAI sends them, not ""', async () => {

@@ -7,8 +7,8 @@
  */
 import { frame } from '../sse.ts'
 import { type SseEvent, type Wire, isRecord } from '../types.ts'
-import { anthropicInputTokens, finishFromStopReason } from './to-openai.ts'
-import { stopReasonFromFinish } from './to-anthropic.ts'
+import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
+import { anthropicUsageOf, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
 
 type Json = Record<string, unknown>
 
@@ -88,6 +88,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   let model = ''
   let tokensIn = 0
   let tokensOut = 0
+  let cachedIn: number | null = null
   const toolIndex = new Map<number, number>()
   // Tool blocks that have had no JSON yet: a tool called without input must still get "{}" (as OpenAI sends), not "".
   const noArgumentsYet = new Set<number>()
@@ -105,6 +106,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           const usage = isRecord(message.usage) ? message.usage : {}
           // Cache writes and reads are input too, as in the non-streaming answer and the row.
           tokensIn = anthropicInputTokens(usage) ?? 0
+          cachedIn = anthropicCacheReads(usage)
           return [chunk({ role: 'assistant', content: '' })]
         }
         case 'content_block_start': {
@@ -134,6 +136,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           const usage = isRecord(json.usage) ? json.usage : {}
           if (typeof usage.output_tokens === 'number') tokensOut = usage.output_tokens
           if (typeof usage.input_tokens === 'number') tokensIn = anthropicInputTokens(usage) ?? tokensIn
+          cachedIn = anthropicCacheReads(usage) ?? cachedIn
           return delta.stop_reason ? [chunk({}, finishFromStopReason(delta.stop_reason))] : []
         }
         default:
@@ -144,7 +147,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
       const frames: string[] = []
       if (options.includeUsage) {
         frames.push(
-          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [], usage: { prompt_tokens: tokensIn, completion_tokens: tokensOut, total_tokens: tokensIn + tokensOut } })}\n\n`,
+          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [], usage: openaiUsageOf(tokensIn, tokensOut, cachedIn) })}\n\n`,
         )
       }
       frames.push('data: [DONE]\n\n')
@@ -170,6 +173,7 @@ function openaiToAnthropic(): StreamTranslator {
   let stopReason: string | null = null
   let tokensIn = 0
   let tokensOut = 0
+  let cachedIn: number | null = null
   const closeBlock = (out: string[]) => {
     if (blockType !== null) out.push(ev('content_block_stop', { index: blockIndex }))
     blockType = null
@@ -193,6 +197,7 @@ function openaiToAnthropic(): StreamTranslator {
       const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
       if (usage) {
         if (typeof usage.prompt_tokens === 'number') tokensIn = usage.prompt_tokens
+        cachedIn = openaiCachedTokens(usage) ?? cachedIn
         if (typeof usage.completion_tokens === 'number') tokensOut = usage.completion_tokens
       }
       if (!choice) return out
@@ -231,7 +236,7 @@ function openaiToAnthropic(): StreamTranslator {
       const out: string[] = []
       if (!started) start(out, `msg_${Bun.randomUUIDv7('hex')}`, null)
       closeBlock(out)
-      out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: { input_tokens: tokensIn, output_tokens: tokensOut } }))
+      out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: anthropicUsageOf(tokensIn, tokensOut, cachedIn) }))
       out.push(ev('message_stop', {}))
       return out
     },

@@ -109,11 +109,24 @@ export function anthropicMessageFromOpenAI(completion: Json): Json {
     content,
     stop_reason: stopReasonFromFinish(choice.finish_reason),
     stop_sequence: null,
-    usage: {
-      input_tokens: typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
-      output_tokens: typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0,
-    },
+    usage: anthropicUsageOf(
+      typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
+      typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0,
+      openaiCachedTokens(usage),
+    ),
   }
+}
+
+/** Prompt tokens an OpenAI-compatible provider read from its cache (null when it says nothing of a cache). */
+export function openaiCachedTokens(usage: Record<string, unknown>): number | null {
+  const details = isRecord(usage.prompt_tokens_details) ? usage.prompt_tokens_details : null
+  return details && typeof details.cached_tokens === 'number' ? details.cached_tokens : null
+}
+
+/** Anthropic usage: `input_tokens` leaves out what was read from the cache, which `cache_read_input_tokens` counts. */
+export function anthropicUsageOf(promptTokens: number, outputTokens: number, cached: number | null): Json {
+  if (cached === null) return { input_tokens: promptTokens, output_tokens: outputTokens }
+  return { input_tokens: Math.max(0, promptTokens - cached), cache_read_input_tokens: cached, output_tokens: outputTokens }
 }
 
 /** OpenAI finish_reason -> Anthropic stop_reason. */

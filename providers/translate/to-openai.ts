@@ -109,7 +109,7 @@ export function openaiCompletionFromAnthropic(message: Json, createdS: number): 
         logprobs: null,
       },
     ],
-    usage: { prompt_tokens: tokensIn ?? 0, completion_tokens: tokensOut, total_tokens: (tokensIn ?? 0) + tokensOut },
+    usage: openaiUsageOf(tokensIn ?? 0, tokensOut, anthropicCacheReads(usage)),
   }
 }
 
@@ -126,6 +126,18 @@ export function finishFromStopReason(reason: unknown): string | null {
     case undefined: return null
     default: return 'stop'
   }
+}
+
+/** Input tokens Anthropic read from its cache (null when it says nothing of a cache). */
+export function anthropicCacheReads(usage: Record<string, unknown>): number | null {
+  return typeof usage.cache_read_input_tokens === 'number' ? usage.cache_read_input_tokens : null
+}
+
+/** OpenAI usage: prompt tokens include those read from the cache, which `prompt_tokens_details.cached_tokens` counts. */
+export function openaiUsageOf(tokensIn: number, tokensOut: number, cachedIn: number | null): Json {
+  const usage: Json = { prompt_tokens: tokensIn, completion_tokens: tokensOut, total_tokens: tokensIn + tokensOut }
+  if (cachedIn !== null) usage.prompt_tokens_details = { cached_tokens: cachedIn }
+  return usage
 }
 
 /** All input tokens Anthropic reports: plain, cache writes and cache reads. */
