@@ -15,6 +15,7 @@ import { cpus, tmpdir, totalmem } from 'node:os'
 import { join } from 'node:path'
 import { type Server, freePort, startServer } from './processes.ts'
 import { ensureWrk, runWrk, type WrkResult } from './wrk.ts'
+import { RUNTIME_ENV } from '../src/runtime-env.ts'
 
 const ROOT = join(import.meta.dir, '..')
 const BUN = process.execPath
@@ -77,7 +78,8 @@ const scenarios: Scenario[] = [{ name: 'direct (upstream)', url: `${upstream}/v1
 
 async function add(name: string, cmd: string[], p: number, extra: Omit<Scenario, 'name' | 'url' | 'server'>, healthPath = '/') {
   const base = `http://127.0.0.1:${p}`
-  const server = await startServer(name, cmd, `${base}${healthPath}`)
+  // witness as its launchers start it (src/runtime-env.ts); the others as their packages document.
+  const server = await startServer(name, cmd, `${base}${healthPath}`, name.startsWith('witness') ? { ...RUNTIME_ENV } : {})
   scenarios.push({ name, url: `${base}/v1/chat/completions`, server, ...extra })
 }
 

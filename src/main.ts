@@ -23,6 +23,7 @@ import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
+import { runtimeEnvProblems } from './runtime-env.ts'
 import { type Store, openStore } from './telemetry/store.ts'
 
 export interface ServeOptions {
@@ -167,6 +168,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
         : startJobs({ config, livePath: store.path, keyPath: boot.proof.keyPath, clock, env, log, tickMs: options.jobs?.tickMs })
     const statsFill = options.statsFill === false ? null : startStatsFill({ store, rollups, clock, log, tickMs: options.statsFill?.tickMs })
     log(`witness: listening on ${url} (pid ${process.pid}, config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
+    // Bun reads these at start only (runtime-env.ts): the process's own environment, not options.env.
+    for (const problem of runtimeEnvProblems(process.env)) warn(problem)
     if (options.background ?? true) deadman.start()
 
     return {

@@ -9,6 +9,7 @@ import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { RUNTIME_ENV } from '../src/runtime-env.ts'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { ROOT } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
@@ -171,6 +172,11 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     const unit = readFileSync(path('etc/systemd/system/witness.service'), 'utf8')
     expect(unit).toContain(`ExecStart="${path('opt/witness/app/node_modules/.bin/bun')}" "${path('opt/witness/app/src/cli.ts')}" serve --config "${configPath}"\n`)
     expect(unit).toContain(`EnvironmentFile=${path('etc/witness/witness.env')}\n`)
+    // What Bun reads at start only (src/runtime-env.ts), and a descriptor per connection and call.
+    for (const [name, value] of Object.entries(RUNTIME_ENV)) expect(unit).toContain(`Environment="${name}=${value}"\n`)
+    expect(unit).toContain('LimitNOFILE=65536\n')
+    const wrapper = readFileSync(witnessCommand, 'utf8')
+    for (const [name, value] of Object.entries(RUNTIME_ENV)) expect(wrapper).toContain(`${name}="\${${name}:-${value}}"\nexport ${name}\n`)
     const watchdog = readFileSync(path('etc/systemd/system/witness-watchdog.service'), 'utf8')
     expect(watchdog).toContain('Type=oneshot')
     expect(watchdog).toMatch(/ExecStart="\S+" "\S+" watchdog --config "\S+" --failures 3 --timeout 5s --wait 5s\n/)

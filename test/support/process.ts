@@ -1,6 +1,7 @@
 /** Real subprocesses for crash and lock tests. */
 import type { Subprocess } from 'bun'
 import { join } from 'node:path'
+import { RUNTIME_ENV } from '../../src/runtime-env.ts'
 
 export const ROOT = join(import.meta.dir, '..', '..')
 export const BUN = process.execPath
@@ -31,11 +32,11 @@ export async function waitForLine(stream: ReadableStream<Uint8Array>, pattern: R
   throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; got:\n${buffer}`)
 }
 
-/** Starts `witness serve` as its own process on a free port; resolves with its URL. */
+/** Starts `witness serve` as its own process on a free port, with the environment its launchers set; resolves with its URL. */
 export async function spawnWitness(configPath: string, env: Record<string, string> = {}): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; url: string }> {
   const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath, '--port', '0'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
+    env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV, ...env },
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',
