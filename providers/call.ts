@@ -52,7 +52,11 @@ export interface PreparedCall {
 }
 
 export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
-  const headers = joinBetas({ ...(target.headers ?? {}), ...extraHeaders }, adapter.headers(target.apiKey, request))
+  // Bodies as sent, unless the provider's headers ask otherwise: the sha256 evidence is of the bytes
+  // received, and a compressed body can expand far past what its length promised.
+  const configured = target.headers ?? {}
+  const identity: Record<string, string> = Object.keys(configured).some((name) => name.toLowerCase() === 'accept-encoding') ? {} : { 'accept-encoding': 'identity' }
+  const headers = joinBetas({ ...identity, ...configured, ...extraHeaders }, adapter.headers(target.apiKey, request))
   const body = JSON.stringify(adapter.body(request, target.model, target))
   return { url: target.url ?? adapter.endpoint(target.baseUrl), init: { method: 'POST', headers, body } }
 }

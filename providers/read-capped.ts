@@ -11,11 +11,16 @@ export interface CappedBody {
   truncated: boolean
 }
 
-/** Reads at most `maxBytes` of `response`'s body. */
+/**
+ * Reads at most `maxBytes` of `response`'s body (as decoded: Bun undoes a
+ * Content-Encoding itself, and a few compressed kilobytes can expand to
+ * gigabytes, so the ceiling holds for what comes out, not what was sent).
+ */
 export async function readCapped(response: Response, maxBytes: number): Promise<CappedBody> {
   const declared = Number(response.headers.get('content-length') ?? Number.NaN)
-  // The common case, a declared length within the ceiling, takes the native path.
-  if (Number.isFinite(declared) && declared <= maxBytes) return { bytes: await response.bytes(), truncated: false }
+  const encoded = (response.headers.get('content-encoding') ?? 'identity').trim().toLowerCase() !== 'identity'
+  // The common case, a declared length within the ceiling, takes the native path; a compressed body's declared length says nothing of its size.
+  if (!encoded && Number.isFinite(declared) && declared <= maxBytes) return { bytes: await response.bytes(), truncated: false }
   if (!response.body) return { bytes: new Uint8Array(0), truncated: false }
   const reader = response.body.getReader()
   const parts: Uint8Array[] = []

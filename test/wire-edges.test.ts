@@ -192,6 +192,18 @@ describe('an Anthropic provider, an OpenAI client', () => {
   })
 })
 
+describe('compressed bodies', () => {
+  test('witness asks for bodies as sent; one compressed anyway is held to the size ceiling as it expands, not as its length says', async () => {
+    // 80 MB of zeros in about 80 KB: past the 64 MB ceiling once expanded.
+    const bomb = Bun.gzipSync(new Uint8Array(80 * 1024 * 1024))
+    handler = () => new Response(bomb, { headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' } })
+    const res = await w.post('/v1/chat/completions', { model: 'o', messages: ask }, { 'x-agent-name': 'ezra' })
+    expect(res.status).toBe(502)
+    expect(receivedHeaders[0]!.get('accept-encoding')).toBe('identity')
+    expect(lastRequestRow()).toMatchObject({ status: 'error', error_message: 'malformed response: larger than 64 MB' })
+  })
+})
+
 describe('an OpenAI-compatible provider that refuses stream_options (stream_usage: false)', () => {
   test('a stream does not ask it for usage; what the client itself sent still goes', async () => {
     handler = () => sse([oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }), 'data: [DONE]\n\n'])
