@@ -175,12 +175,26 @@ export function networkError(target: Target, error: unknown, options: CallOption
   }
   const code = isRecord(error) && typeof error.code === 'string' ? error.code : ''
   const raw = error instanceof Error ? error.message : String(error)
+  // Failures the same call meets every time (the base_url or the trust store is wrong): no retry, no
+  // cooldown tries, and a client is told not to resend.
+  const fixed = setupFailure(code)
+  if (fixed) return new ProviderError({ provider: target.provider, kind: 'network', detail: fixed, latencyMs, retryable: false })
   const detail = code === 'ConnectionRefused' || /refused/i.test(raw)
     ? 'connection refused'
     : code === 'ECONNRESET' || /reset|closed|socket/i.test(raw)
       ? 'connection closed by upstream'
       : `network error: ${clip(redact(raw, secretsOf(target, options)))}`
   return new ProviderError({ provider: target.provider, kind: 'network', detail, latencyMs, retryable: true })
+}
+
+/** TLS verification codes (OpenSSL's, as Bun reports them). */
+const CERTIFICATE_CODES = /^(DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|UNABLE_TO_VERIFY_LEAF_SIGNATURE|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|CERT_REVOKED|CERT_UNTRUSTED|CERT_REJECTED|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)$/
+
+/** What is wrong when a call fails in a way no retry can change; null for a failure that may pass. */
+function setupFailure(code: string): string | null {
+  if (code === 'UnexpectedRedirect') return 'redirected: the provider answered with a redirect, which witness does not follow (check base_url)'
+  if (CERTIFICATE_CODES.test(code)) return `TLS certificate not trusted (${code}; a private CA goes in NODE_EXTRA_CA_CERTS)`
+  return null
 }
 
 async function httpError(target: Target, response: Response, options: CallOptions, startedAt: number): Promise<ProviderError> {

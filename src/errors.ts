@@ -256,6 +256,8 @@ export class ChainExhaustedError extends WitnessError {
 
 /** Whether the same request might get past this failure another time: not for a 4xx other than 408, 409, 429. */
 export function worthRetrying(error: ProviderError): boolean {
+  // A network failure that is not retryable is one of the setup (a redirect, an untrusted certificate).
+  if (error.kind === 'network' && !error.retryable) return false
   const status = error.httpStatus
   return status === undefined || status < 400 || status >= 500 || status === 408 || status === 409 || status === 429
 }

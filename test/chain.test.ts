@@ -3,6 +3,7 @@
  * success, retries, timeouts, fallbacks, cooldown, exhaustion, skips.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { readMeta, readRows, rowById } from './support/rows.ts'
 import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
@@ -181,6 +182,40 @@ describe('retries', () => {
     const mixed = await w.infer({ chain: 'mixed' })
     expect(mixed.status).toBe(502)
     expect(mixed.headers.get('retry-after')).toBeNull()
+  })
+
+  test('a call that fails the same way every time (a redirect, an untrusted certificate) is not retried, and the client is told not to resend', async () => {
+    const redirecting = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => Response.redirect('https://api.example.invalid/v1/chat/completions', 301) })
+    const fixtures = join(import.meta.dir, 'fixtures')
+    const selfSigned = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      tls: { cert: Bun.file(join(fixtures, 'self-signed-cert.pem')), key: Bun.file(join(fixtures, 'self-signed-key.pem')) },
+      fetch: () => new Response('never reached'),
+    })
+    try {
+      const w = await witness(
+        { moved: [{ provider: 'moved', model: 'm', retries: 2 }], private: [{ provider: 'private', model: 'm', retries: 2 }] },
+        {
+          providers: {
+            moved: { type: 'openai', base_url: `http://127.0.0.1:${redirecting.port}/v1` },
+            private: { type: 'openai', base_url: `https://127.0.0.1:${selfSigned.port}/v1` },
+          },
+        },
+      )
+      const moved = await w.infer({ chain: 'moved' })
+      expect(moved.status).toBe(502)
+      expect(moved.headers.get('x-should-retry')).toBe('false')
+      const priv = await w.infer({ chain: 'private' })
+      expect(priv.headers.get('x-should-retry')).toBe('false')
+      expect(readRows(w.dbPath).map((r) => [r.provider, r.status, r.error_message])).toEqual([
+        ['moved', 'error', 'redirected: the provider answered with a redirect, which witness does not follow (check base_url)'],
+        ['private', 'error', 'TLS certificate not trusted (DEPTH_ZERO_SELF_SIGNED_CERT; a private CA goes in NODE_EXTRA_CA_CERTS)'],
+      ])
+    } finally {
+      redirecting.stop(true)
+      selfSigned.stop(true)
+    }
   })
 
   test('the row keeps the endpoint without its query string or credentials, which still go upstream', async () => {
