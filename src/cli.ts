@@ -21,6 +21,7 @@ import { verifyCommand } from './commands/verify.ts'
 import { syncCommand } from './commands/sync.ts'
 import { watchdogCommand } from './commands/watchdog.ts'
 import { ArchiveError, ConfigError, DatabaseLockedError, InvalidRequestError, JobBusyError, ListenError, SyncError } from './errors.ts'
+import { keepLoopbackOffProxy } from './runtime-env.ts'
 
 const COMMANDS: Record<string, Command> = {
   serve: serveCommand,
@@ -92,5 +93,6 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  keepLoopbackOffProxy(process.env)
   process.exitCode = await main(process.argv.slice(2))
 }

@@ -1,9 +1,9 @@
 /**
- * Settings of Bun's own that it reads from the environment once, when the
- * process starts (setting them later from JavaScript changes nothing), so
- * every launcher sets them: `npm start`, the Ansible role's systemd unit and
- * its `witness` wrapper (launchd runs that). `serve` warns when one is
- * missing or lower than this.
+ * The environment Bun's own behaviour depends on: settings it reads once,
+ * when the process starts (setting them later from JavaScript changes
+ * nothing), so every launcher sets them (`npm start`, the Ansible role's
+ * systemd unit and its `witness` wrapper, which launchd runs), and `serve`
+ * warns when one is missing or lower than this; and the proxy variables.
  *
  * - BUN_CONFIG_MAX_HTTP_REQUESTS: how many `fetch` calls Bun runs at once,
  *   across all hosts; 256 by default. A call past it waits inside Bun, after
@@ -13,6 +13,27 @@
  *   highest; the open-file limit is the real bound.
  */
 export const RUNTIME_ENV = { BUN_CONFIG_MAX_HTTP_REQUESTS: '65535' } as const
+
+const LOOPBACK = ['127.0.0.1', 'localhost', '::1']
+
+/**
+ * Keeps loopback calls off an HTTP proxy set in the environment (HTTP_PROXY,
+ * HTTPS_PROXY: Bun's fetch uses them): a proxy reaches its own loopback, not
+ * this machine's, so a local model (Ollama) failed through it with the
+ * proxy's 502, and the watchdog's heartbeat to the router on 127.0.0.1 failed
+ * and counted toward a rollback. Adds the loopback names to NO_PROXY (which
+ * Bun reads at each call) when a proxy is set and they are not there yet.
+ */
+export function keepLoopbackOffProxy(env: Record<string, string | undefined>): void {
+  const proxied = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].some((name) => env[name])
+  if (!proxied) return
+  for (const name of ['NO_PROXY', 'no_proxy']) {
+    const listed = (env[name] ?? '').split(',').map((h) => h.trim()).filter(Boolean)
+    if (listed.includes('*')) continue
+    const missing = LOOPBACK.filter((host) => !listed.includes(host))
+    if (missing.length > 0) env[name] = [...listed, ...missing].join(',')
+  }
+}
 
 /** What is wrong with the process's environment for serving, one line each (empty: nothing). */
 export function runtimeEnvProblems(env: Record<string, string | undefined>): string[] {

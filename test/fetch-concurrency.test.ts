@@ -1,4 +1,6 @@
 /**
+ * How Bun's fetch is set up for witness's calls (src/runtime-env.ts).
+ *
  * Bun runs at most BUN_CONFIG_MAX_HTTP_REQUESTS `fetch` calls at once (256
  * unless set when the process starts), across every host. A call past it
  * waited inside Bun after its pending row was committed: with 300 agents on
@@ -9,7 +11,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { BUN, ROOT, waitForLine } from './support/process.ts'
+import { BUN, ROOT, spawnWitness, waitForLine } from './support/process.ts'
 import { readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
 
@@ -116,5 +118,29 @@ test('started without the setting, witness says at once what it limits and how t
   } finally {
     proc.kill()
     await proc.exited
+  }
+})
+
+test('an HTTP proxy in the environment (for remote providers) does not carry calls to a provider on loopback (a local model)', async () => {
+  const dir = tempDir()
+  const dead = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
+  const proxy = `http://127.0.0.1:${dead.port}`
+  dead.stop(true)
+  const fast = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    fetch: () => Response.json({ id: 'c', object: 'chat.completion', created: 1, model: 'llama', choices: [{ index: 0, message: { role: 'assistant', content: 'local' }, finish_reason: 'stop' }] }),
+  })
+  const configPath = join(dir, 'witness.yaml')
+  writeFileSync(configPath, JSON.stringify({ database: join(dir, 'witness.db'), providers: { ollama: { type: 'openai', base_url: `http://localhost:${fast.port}/v1` } }, chains: { default: [{ provider: 'ollama', model: 'llama', retries: 0 }] } }))
+  const { proc, url } = await spawnWitness(configPath, { HTTP_PROXY: proxy, http_proxy: proxy })
+  try {
+    const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'local', messages: [{ role: 'user', content: 'hi' }] }) })
+    expect(res.status).toBe(200)
+    expect(readRows(join(dir, 'witness.db')).map((r) => r.status)).toEqual(['success'])
+  } finally {
+    proc.kill()
+    await proc.exited
+    fast.stop(true)
   }
 })

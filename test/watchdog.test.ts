@@ -398,6 +398,15 @@ describe('against a running router', () => {
     expect(failed.stderr).toContain('heartbeat failed (1 of 3')
   })
 
+  test('an HTTP proxy in the environment (for the providers) does not carry the check to the router on loopback', async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const state = join(w.dir, 'state.json')
+    const proxy = `http://127.0.0.1:${deadPort()}`
+    const ok = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '3', '--state', state], { HTTP_PROXY: proxy, HTTPS_PROXY: proxy, NO_PROXY: 'internal.example' })
+    expect(ok.stderr).toContain(`heartbeat ok at ${w.url}`)
+    expect(ok.code).toBe(0)
+  })
+
   test('sends Authorization: Bearer $WITNESS_TOKEN, and a router that never answers fails the check within --timeout', async () => {
     const seen: (string | null)[] = []
     const hung = Bun.serve({
