@@ -22,6 +22,7 @@ import { Cooldowns } from './router/cooldown.ts'
 import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
+import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
 import { type Store, openStore } from './telemetry/store.ts'
@@ -48,7 +49,19 @@ export interface ServeOptions {
    * `{ tickMs: null }`: on without a timer; call `running.statsFill.run()`.
    */
   statsFill?: false | { tickMs?: number | null }
+  /** Seconds a connection may sit idle between requests before it is closed (default IDLE_CONNECTION_S). */
+  idleConnectionS?: number
 }
+
+/**
+ * How long a connection may sit idle (before its first request, between
+ * requests) before witness closes it: longer than clients keep idle sockets
+ * (4-5 s in undici and httpx), so a client never sends into one being
+ * closed, and short enough that sockets left open by clients that vanished
+ * do not pile up until the open-file limit (Bun's own 10 s default cut long
+ * calls, so it was off: idle sockets stayed forever).
+ */
+export const IDLE_CONNECTION_S = 120
 
 export interface Running {
   server: Server<undefined>
@@ -151,15 +164,16 @@ export async function serve(options: ServeOptions): Promise<Running> {
     })
 
     let url = ''
+    const idleS = options.idleConnectionS ?? IDLE_CONNECTION_S
     const server = listen(host, port, {
-      // Inference calls can take minutes; body_timeout_ms and the body limit guard the rest.
-      idleTimeout: 0,
+      idleTimeout: idleS,
       // Bun's own cap answers an empty 413 and is fixed at start-up, so it is set out of reach:
       // the body guard enforces the live max_body_mb with witness's error (an unread body is not buffered).
       maxRequestBodySize: Number.MAX_SAFE_INTEGER,
       // Never Bun's development error page (it shows source code); app.onError answers every error.
       development: false,
-      fetch: (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv),
+      // The idle limit holds between requests only (idle-limit.ts); body_timeout_ms guards a body.
+      fetch: idleBetweenRequests(idleS, (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv)),
     })
     url = `http://${server.hostname}:${server.port}`
     const jobs =

@@ -28,6 +28,8 @@ export interface StartOptions {
   jobs?: false | { tickMs?: number | null }
   /** The stats fill; off unless asked for. */
   statsFill?: false | { tickMs?: number | null }
+  /** Seconds a client connection may sit idle between requests (default: the server's). */
+  idleConnectionS?: number
 }
 
 export async function startWitness(config: Record<string, unknown>, options: StartOptions = {}): Promise<TestWitness> {
@@ -43,6 +45,7 @@ export async function startWitness(config: Record<string, unknown>, options: Sta
     background: options.background ?? false,
     jobs: options.jobs ?? false,
     statsFill: options.statsFill ?? false,
+    idleConnectionS: options.idleConnectionS,
   })
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${running.url}${path}`, {

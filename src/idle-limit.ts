@@ -1,0 +1,45 @@
+/**
+ * The idle limit of client connections. Bun closes a connection that sits
+ * idle for `idleTimeout` seconds, but it counts a request still being
+ * answered as idle too, and an inference call may wait minutes for its
+ * provider. So the limit is lifted while a request runs and put back once
+ * its answer is sent: at once for an answer sent whole, at its end for a
+ * stream. Between requests, and before the first, it holds (sockets left by
+ * clients that vanished do not pile up until the open-file limit).
+ */
+import type { Server } from 'bun'
+
+/** Wraps a fetch handler so the connection's idle limit applies only between requests. */
+export function idleBetweenRequests(
+  idleS: number,
+  handle: (req: Request, server: Server<undefined>) => Response | Promise<Response>,
+): (req: Request, server: Server<undefined>) => Promise<Response> {
+  return async (req, server) => {
+    server.timeout(req, 0)
+    const res = await handle(req, server)
+    // Bun applies a connection's limit only while its request is still being answered.
+    const restore = () => server.timeout(req, idleS)
+    if (!res.body || !res.headers.get('content-type')?.startsWith('text/event-stream')) {
+      restore()
+      return res
+    }
+    return new Response(untilEnd(res.body, restore), res)
+  }
+}
+
+/** The same bytes; `ended` runs when the last has been read, before the body closes. */
+function untilEnd(body: ReadableStream<Uint8Array>, ended: () => void): ReadableStream<Uint8Array> {
+  const reader = body.getReader()
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        const { value, done } = await reader.read()
+        if (!done) return controller.enqueue(value)
+        ended()
+        controller.close()
+      },
+      cancel: (reason) => reader.cancel(reason),
+    },
+    { highWaterMark: 0 },
+  )
+}

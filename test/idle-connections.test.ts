@@ -1,0 +1,98 @@
+/**
+ * Client connections and their idle limit: between requests (and before the
+ * first) a connection that sits idle is closed, so sockets left by clients
+ * that vanished do not pile up until the open-file limit; while a request is
+ * answered it has no idle limit, however long its provider takes or a
+ * stream pauses. Real sockets, kept alive as an SDK's pool keeps them.
+ */
+import { afterAll, expect, test } from 'bun:test'
+import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
+
+const sim: Simulator = startSimulator()
+const running: TestWitness[] = []
+afterAll(async () => {
+  for (const w of running) await w.stop(0)
+  await sim.stop()
+})
+
+const IDLE_S = 1
+/** Long enough for Bun's coarse idle timer to fire several times over. */
+const WAIT_MS = 15_000
+
+interface Connection {
+  /** Sends one request on the kept-alive connection. */
+  send(request: string): void
+  /** Everything received so far. */
+  received(): string
+  /** Resolves with the time the server closed the connection, or null if it was still open after `ms`. */
+  closedWithin(ms: number): Promise<number | null>
+}
+
+async function connect(url: string): Promise<Connection> {
+  const { hostname, port } = new URL(url)
+  let text = ''
+  let closedAt: number | null = null
+  let onClose = () => {}
+  const socket = await Bun.connect({
+    hostname,
+    port: Number(port),
+    socket: {
+      data: (_, chunk) => void (text += chunk.toString()),
+      close: () => {
+        closedAt = performance.now()
+        onClose()
+      },
+    },
+  })
+  return {
+    send: (request) => void socket.write(request),
+    received: () => text,
+    closedWithin: (ms) =>
+      new Promise((resolve) => {
+        if (closedAt !== null) return resolve(closedAt)
+        const timer = setTimeout(() => {
+          // Resolved first: closing it from this side calls onClose too.
+          resolve(null)
+          socket.end()
+        }, ms)
+        onClose = () => {
+          clearTimeout(timer)
+          resolve(closedAt)
+        }
+      }),
+  }
+}
+
+const post = (body: Record<string, unknown>) => {
+  const json = JSON.stringify({ agent: 'pool', messages: [{ role: 'user', content: 'hi' }], ...body })
+  return `POST /v1/infer HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
+}
+
+test('idle connections are closed between requests; a call or a stream outlasting the idle limit is answered in full first', async () => {
+  const w = await startWitness(
+    simConfig(sim.url, {
+      slow: [{ provider: 'sim', model: 'm+latency-3000', retries: 0 }],
+      pausing: [{ provider: 'sim', model: 'm+chunks-1+chunk-delay-1200', retries: 0 }],
+    }),
+    { idleConnectionS: IDLE_S },
+  )
+  running.push(w)
+  const [silent, afterAnswer, slow, pausing] = await Promise.all([connect(w.url), connect(w.url), connect(w.url), connect(w.url)])
+  afterAnswer.send(`GET /v1/models HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n`)
+  slow.send(post({ chain: 'slow' }))
+  pausing.send(post({ chain: 'pausing', stream: true }))
+  const [silentClosed, afterAnswerClosed, slowClosed, pausingClosed] = await Promise.all([silent, afterAnswer, slow, pausing].map((c) => c.closedWithin(WAIT_MS)))
+  // A connection that never sent a request, and one idle after its answer: closed.
+  expect(silentClosed).not.toBeNull()
+  expect(afterAnswer.received()).toStartWith('HTTP/1.1 200')
+  expect(afterAnswerClosed).not.toBeNull()
+  // A call that took longer than the idle limit got its answer, then its connection was closed too.
+  expect(slow.received()).toStartWith('HTTP/1.1 200')
+  expect(slow.received()).toContain('"status":"success"')
+  expect(slowClosed).not.toBeNull()
+  // So did a stream that paused for longer than the limit.
+  expect(pausing.received()).toStartWith('HTTP/1.1 200')
+  expect(pausing.received()).toContain('data: [DONE]')
+  expect(pausingClosed).not.toBeNull()
+}, 30_000)
