@@ -6,11 +6,12 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { GroupCommit } from '../src/telemetry/group-commit.ts'
 import { openStore } from '../src/telemetry/store.ts'
 import { coalescingBarrier } from '../src/telemetry/wal-fsync.ts'
+import { WAL_SIZE_LIMIT_BYTES } from '../src/telemetry/writer.ts'
 import { tempDir } from './support/temp.ts'
 
 /** An fsync the test finishes by hand, recording what was committed when it began. */
@@ -136,6 +137,31 @@ describe('the store with database_sync: full', () => {
       }
     }
   })
+
+  test('a WAL grown while a reader held an old snapshot is cut back once it starts over', async () => {
+    const path = join(tempDir(), 'w.db')
+    const store = openStore(path, { sync: 'normal', busyTimeoutMs: 1000 })
+    const reader = new Database(path, { readonly: true })
+    try {
+      // The reader's snapshot keeps every frame written after it in the WAL.
+      reader.exec('BEGIN')
+      reader.query('SELECT count(*) FROM request_log').get()
+      while (statSync(`${path}-wal`).size <= WAL_SIZE_LIMIT_BYTES * 1.5) {
+        const ids = await Promise.all(Array.from({ length: 50 }, () => store.begin(head, meta)))
+        for (const id of ids) await store.finish(id, { status: 'success', tokensIn: 1, tokensOut: 2, latencyMs: 3, errorMessage: 'x'.repeat(2000) })
+      }
+      reader.exec('COMMIT')
+      // Written on: a checkpoint runs, the WAL starts over and is cut back.
+      for (let i = 0; i < 40 && statSync(`${path}-wal`).size > WAL_SIZE_LIMIT_BYTES; i++) {
+        const ids = await Promise.all(Array.from({ length: 50 }, () => store.begin(head, meta)))
+        for (const id of ids) await store.finish(id, { status: 'success', tokensIn: 1, tokensOut: 2, latencyMs: 3, errorMessage: null })
+      }
+      expect(statSync(`${path}-wal`).size).toBeLessThanOrEqual(WAL_SIZE_LIMIT_BYTES)
+    } finally {
+      reader.close()
+      store.close()
+    }
+  }, 60_000)
 
   test('closing checkpoints the WAL into the file and removes it, and closing twice is harmless', async () => {
     const path = join(tempDir(), 'w.db')

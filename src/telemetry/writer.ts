@@ -13,6 +13,13 @@ import type { LogRow } from '../proof/record.ts'
 import { type AttemptOutcome, type RowHead, type WriteOp, type WriteResult, sideStatements } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
 
+/**
+ * What the WAL is cut back to when it starts over. It grows past its usual
+ * few megabytes only while a reader holds an old snapshot (a long export, a
+ * CLI query left open), and without a limit it kept that size for good.
+ */
+export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+
 export interface WriterOptions {
   sync: 'full' | 'normal'
   /** Hard size budget for the file, applied with max_page_count. */
@@ -30,6 +37,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   const db = new Database(path, { strict: true })
   db.exec('PRAGMA busy_timeout = 0')
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
+  db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
 
   // The size budget. SQLite raises a connection's limit silently when it sees
   // the file grown past it by another connection, so it is re-applied before
