@@ -69,6 +69,13 @@ const post = (body: Record<string, unknown>) => {
   return `POST /v1/infer HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n\r\n${json}`
 }
 
+test('a request handed to the server in process (server.fetch, as the CPU benchmark does) is answered', async () => {
+  const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+  running.push(w)
+  const res = await w.server.fetch(new Request(`${w.url}/v1/models`))
+  expect(res.status).toBe(200)
+})
+
 test('idle connections are closed between requests; a call or a stream outlasting the idle limit is answered in full first', async () => {
   const w = await startWitness(
     simConfig(sim.url, {
