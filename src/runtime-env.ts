@@ -27,12 +27,13 @@ const LOOPBACK = ['127.0.0.1', 'localhost', '::1']
 export function keepLoopbackOffProxy(env: Record<string, string | undefined>): void {
   const proxied = ['HTTP_PROXY', 'HTTPS_PROXY', 'http_proxy', 'https_proxy'].some((name) => env[name])
   if (!proxied) return
-  for (const name of ['NO_PROXY', 'no_proxy']) {
-    const listed = (env[name] ?? '').split(',').map((h) => h.trim()).filter(Boolean)
-    if (listed.includes('*')) continue
-    const missing = LOOPBACK.filter((host) => !listed.includes(host))
-    if (missing.length > 0) env[name] = [...listed, ...missing].join(',')
-  }
+  // Both spellings get the same list, the operator's entries first: Bun reads the lower-case one
+  // first, so a list set in only one of them must not be hidden behind a shorter other.
+  const listed = [...new Set(['no_proxy', 'NO_PROXY'].flatMap((name) => (env[name] ?? '').split(',').map((h) => h.trim()).filter(Boolean)))]
+  if (listed.includes('*')) return
+  const all = [...listed, ...LOOPBACK.filter((host) => !listed.includes(host))].join(',')
+  env.NO_PROXY = all
+  env.no_proxy = all
 }
 
 /** What is wrong with the process's environment for serving, one line each (empty: nothing). */
@@ -40,9 +41,11 @@ export function runtimeEnvProblems(env: Record<string, string | undefined>): str
   const problems: string[] = []
   for (const [name, wanted] of Object.entries(RUNTIME_ENV)) {
     const value = Number(env[name])
-    if (!(value >= Number(wanted))) {
+    // Bun takes 1 to 65535 and ignores anything else (keeping its 256).
+    const taken = Number.isInteger(value) && value >= 1 && value <= 65535
+    if (!taken || value < Number(wanted)) {
       problems.push(
-        `${name} is ${env[name] === undefined ? 'not set' : `${env[name]}`}: Bun will run at most ${Number.isFinite(value) && value > 0 ? value : 256} upstream calls at once and queue the rest; start witness with ${name}=${wanted} (npm start and the Ansible role do)`,
+        `${name} is ${env[name] === undefined ? 'not set' : `${env[name]}`}: Bun will run at most ${taken ? value : 256} upstream calls at once and queue the rest; start witness with ${name}=${wanted} (npm start and the Ansible role do)`,
       )
     }
   }

@@ -184,6 +184,22 @@ describe('retries', () => {
     expect(mixed.headers.get('retry-after')).toBeNull()
   })
 
+  test('a step skipped while it cools down may take the request again first: no wait is claimed, and the client may resend', async () => {
+    const w = await witness(
+      {
+        trip: [{ provider: 'sim', model: 'm+status-500', retries: 0 }],
+        both: [{ provider: 'sim', model: 'm+status-500', retries: 0 }, { provider: 'sim2', model: 'm+status-429+retry-after-120', retries: 0 }],
+      },
+      { policy: { cooldown_failures: 1, cooldown_s: 2, retry_after_cap_ms: 1000 } },
+    )
+    await w.infer({ chain: 'trip' }) // the first step now cools down for 2 s
+    const res = await w.infer({ chain: 'both' })
+    expect(res.status).toBe(502)
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('skipped, cooling down')
+    expect(res.headers.get('retry-after')).toBeNull()
+    expect(res.headers.get('x-should-retry')).toBeNull()
+  })
+
   test('a call that fails the same way every time (a redirect, an untrusted certificate) is not retried, and the client is told not to resend', async () => {
     const redirecting = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => Response.redirect('https://api.example.invalid/v1/chat/completions', 301) })
     const fixtures = join(import.meta.dir, 'fixtures')

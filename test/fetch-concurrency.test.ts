@@ -121,26 +121,35 @@ test('started without the setting, witness says at once what it limits and how t
   }
 })
 
-test('an HTTP proxy in the environment (for remote providers) does not carry calls to a provider on loopback (a local model)', async () => {
+test("an HTTP proxy in the environment (for remote providers) does not carry calls to a provider on loopback (a local model), nor to hosts the operator's NO_PROXY names", async () => {
   const dir = tempDir()
   const dead = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response() })
   const proxy = `http://127.0.0.1:${dead.port}`
   dead.stop(true)
-  const fast = Bun.serve({
-    port: 0,
-    hostname: '127.0.0.1',
-    fetch: () => Response.json({ id: 'c', object: 'chat.completion', created: 1, model: 'llama', choices: [{ index: 0, message: { role: 'assistant', content: 'local' }, finish_reason: 'stop' }] }),
-  })
+  const answer = () => Response.json({ id: 'c', object: 'chat.completion', created: 1, model: 'llama', choices: [{ index: 0, message: { role: 'assistant', content: 'direct' }, finish_reason: 'stop' }] })
+  const fast = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: answer })
+  // Stands in for a host the operator's own NO_PROXY names (it must stay direct too).
+  const named = Bun.serve({ port: 0, hostname: '127.0.0.2', fetch: answer })
   const configPath = join(dir, 'witness.yaml')
-  writeFileSync(configPath, JSON.stringify({ database: join(dir, 'witness.db'), providers: { ollama: { type: 'openai', base_url: `http://localhost:${fast.port}/v1` } }, chains: { default: [{ provider: 'ollama', model: 'llama', retries: 0 }] } }))
-  const { proc, url } = await spawnWitness(configPath, { HTTP_PROXY: proxy, http_proxy: proxy })
+  writeFileSync(
+    configPath,
+    JSON.stringify({
+      database: join(dir, 'witness.db'),
+      providers: { ollama: { type: 'openai', base_url: `http://localhost:${fast.port}/v1` }, inhouse: { type: 'openai', base_url: `http://127.0.0.2:${named.port}/v1` } },
+      chains: { default: [{ provider: 'ollama', model: 'llama', retries: 0 }], inhouse: [{ provider: 'inhouse', model: 'llama', retries: 0 }] },
+    }),
+  )
+  const { proc, url } = await spawnWitness(configPath, { HTTP_PROXY: proxy, NO_PROXY: '127.0.0.2' })
   try {
-    const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'local', messages: [{ role: 'user', content: 'hi' }] }) })
-    expect(res.status).toBe(200)
-    expect(readRows(join(dir, 'witness.db')).map((r) => r.status)).toEqual(['success'])
+    for (const chain of ['default', 'inhouse']) {
+      const res = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ chain, agent: 'local', messages: [{ role: 'user', content: 'hi' }] }) })
+      expect(res.status).toBe(200)
+    }
+    expect(readRows(join(dir, 'witness.db')).map((r) => r.status)).toEqual(['success', 'success'])
   } finally {
     proc.kill()
     await proc.exited
     fast.stop(true)
+    named.stop(true)
   }
 })

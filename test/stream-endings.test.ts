@@ -70,6 +70,31 @@ describe("a stream's ending, as the breaker and the deadman switch hear it", () 
     expect(readRows(w.dbPath).at(-1)!.error_message).toBe('stream interrupted after 1 chunks (upstream error event: Overloaded)')
   })
 
+  test("a provider's error event quoting the prompt reaches the client as valid JSON, the prompt cut out", async () => {
+    const quoting = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(req) {
+        const said = ((await req.json()) as { messages: { content: string }[] }).messages[0]!.content
+        const events = [...EVENTS.slice(0, 3), ['error', { type: 'error', error: { type: 'invalid_request_error', message: `output blocked for input: ${said}` } }] as const]
+        return new Response(events.map(([event, data]) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join(''), { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    try {
+      const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'quoting', model: 'm', retries: 0 }] }, { providers: { quoting: { type: 'anthropic', base_url: `http://127.0.0.1:${quoting.port}/v1` } } }))
+      const prompt = '\\frac{a}{b} simplify this expression for me please'
+      const res = await w.post('/v1/messages', { model: 'default', max_tokens: 50, stream: true, messages: [{ role: 'user', content: prompt }] }, { 'x-agent-name': 'ezra' })
+      const last = (await res.text()).split('\n\n').filter(Boolean).at(-1)!
+      expect(last).toStartWith('event: error\ndata: ')
+      const error = JSON.parse(last.slice('event: error\ndata: '.length))
+      expect(error.error.type).toBe('invalid_request_error')
+      expect(error.error.message).toStartWith('output blocked for input: ')
+      expect(error.error.message).not.toContain('simplify this expression')
+    } finally {
+      quoting.stop(true)
+    }
+  })
+
   test('one failing after its first event counts toward the cooldown: after three, the provider is skipped', async () => {
     const w = await suite.start(
       simConfig(suite.sim.url, { default: [{ provider: 'flaky', model: 'm', retries: 0 }, { provider: 'sim', model: 'ok' }] }, { providers, policy: { cooldown_failures: 3, cooldown_s: 600 } }),

@@ -129,6 +129,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
         exit = `skipped, ${admission.reason}`
         skipped = true
         retry = true
+        // Cooling down, it may take the request again before any wait the others asked for.
+        waits = null
       } else {
         // A stream's ticket is released when the stream ends (runStep), so a probe holds its slot until then.
         let streaming = false

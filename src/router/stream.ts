@@ -54,6 +54,28 @@ export interface StreamSessionInit {
   live?: LiveCalls
 }
 
+/**
+ * An upstream's JSON event with every string in it redacted, re-encoded (redacting the encoded text
+ * could cut an escape sequence in two and break the JSON); null when its data is not JSON.
+ */
+function redactedEvent(event: SseEvent, secrets: string[]): SseEvent | null {
+  let json: unknown
+  try {
+    json = JSON.parse(event.data)
+  } catch {
+    return null
+  }
+  const clean = (value: unknown): unknown =>
+    typeof value === 'string'
+      ? redact(value, secrets)
+      : Array.isArray(value)
+        ? value.map(clean)
+        : value && typeof value === 'object'
+          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v)]))
+          : value
+  return { event: event.event, data: JSON.stringify(clean(json)) }
+}
+
 /** Why witness itself stopped reading the upstream. */
 class Stop {
   constructor(readonly kind: 'idle' | 'total' | 'client' | 'broken') {}
@@ -186,7 +208,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         stopUpstream(new Stop('broken'))
         // A client of the same API gets the provider's own error event (its type tells an overload
         // from a bad request), with witness's keys cut out; another API's client gets one in its format.
-        const frames = adapter.wire === scope.request.wire ? [frame({ ...event, data: redact(event.data, init.secrets()) })] : translator.fail('upstream_error', message)
+        const own = adapter.wire === scope.request.wire ? redactedEvent(event, init.secrets()) : null
+        const frames = own ? [frame(own)] : translator.fail('upstream_error', message)
         await end(stream, outcome('error', message), frames)
         return true
       }
