@@ -1,10 +1,9 @@
 /** `witness archive [--config PATH]`: move old rows to the monthly archives now (see src/retention/archive-job.ts). */
-import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config.ts'
 import { configPathFrom } from '../main.ts'
 import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
-import { type Command, UsageError, parsed, positiveIntOf } from './args.ts'
+import { type Command, configuredDatabase, parsed, positiveIntOf } from './args.ts'
 
 export const archiveCommand: Command = {
   summary: 'archive [--config PATH] [--verbose] [--batch-rows N]  move finished rows older than retention.keep_days to monthly archives',
@@ -13,9 +12,8 @@ export const archiveCommand: Command = {
       parseArgs({ args, options: { config: { type: 'string' }, verbose: { type: 'boolean' }, 'batch-rows': { type: 'string' } } }),
     )
     const config = loadConfig(configPathFrom(values.config))
-    if (!existsSync(config.databasePath)) throw new UsageError(`no database at ${config.databasePath} (the config's database; witness init creates it)`)
     const report = await runArchive({
-      livePath: config.databasePath,
+      livePath: configuredDatabase(config),
       retention: config.retention,
       syncConfigured: config.sync !== null,
       now: Date.now,

@@ -1,4 +1,7 @@
 /** Shared command-line plumbing: usage errors and common flags. */
+import { existsSync } from 'node:fs'
+import type { Config } from '../config.ts'
+
 /** A mistake in how a command was called: exit 2 with the usage. */
 export class UsageError extends Error {
   override name = 'UsageError'
@@ -52,4 +55,10 @@ export function positiveIntOf(flag: string, text: string): number {
   const n = Number(text)
   if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`)
   return n
+}
+
+/** The config's database, for a command that works on it (archive, sync); a usage error when there is none yet. */
+export function configuredDatabase(config: Config): string {
+  if (!existsSync(config.databasePath)) throw new UsageError(`no database at ${config.databasePath} (the config's database; witness init creates it)`)
+  return config.databasePath
 }

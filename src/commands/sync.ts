@@ -1,11 +1,10 @@
 /** `witness sync [--config PATH]`: export new rows to the git remote now (see src/sync/sync-job.ts). */
-import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { loadConfig } from '../config.ts'
 import { configPathFrom } from '../main.ts'
 import { unreachable } from '../sync/clone.ts'
 import { describeSync, runSync } from '../sync/sync-job.ts'
-import { type Command, UsageError, parsed } from './args.ts'
+import { type Command, UsageError, configuredDatabase, parsed } from './args.ts'
 
 export const syncCommand: Command = {
   summary: 'sync [--config PATH]                           export new rows as NDJSON to the sync git remote and push',
@@ -13,9 +12,8 @@ export const syncCommand: Command = {
     const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' } } }))
     const config = loadConfig(configPathFrom(values.config))
     if (!config.sync) throw new UsageError(`${config.path} has no sync: section (remote, branch, work_dir, every)`)
-    if (!existsSync(config.databasePath)) throw new UsageError(`no database at ${config.databasePath} (the config's database; witness init creates it)`)
     const report = await runSync({
-      livePath: config.databasePath,
+      livePath: configuredDatabase(config),
       archiveDir: config.retention.archiveDir,
       sync: config.sync,
       machine: config.machine,
