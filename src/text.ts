@@ -23,14 +23,15 @@ function allWellFormed(value: unknown): boolean {
   return true
 }
 
-function wellFormedCopy(value: unknown): unknown {
-  if (typeof value === 'string') return value.toWellFormed()
+/** A copy of `value` (plain data: objects, arrays, scalars) with `change` applied to every string in it. */
+export function mapStrings(value: unknown, change: (text: string) => string): unknown {
+  if (typeof value === 'string') return change(value)
   if (value === null || typeof value !== 'object') return value
-  if (Array.isArray(value)) return value.map(wellFormedCopy)
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, wellFormedCopy(v)]))
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, change))
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapStrings(v, change)]))
 }
 
 /** `value` with every lone surrogate in its strings replaced by U+FFFD (as SQLite stores it); itself when there is none. */
 export function wellFormed<T>(value: T): T {
-  return allWellFormed(value) ? value : (wellFormedCopy(value) as T)
+  return allWellFormed(value) ? value : (mapStrings(value, (text) => text.toWellFormed()) as T)
 }

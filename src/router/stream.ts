@@ -16,6 +16,7 @@ import { frame } from '../../providers/sse.ts'
 import { type Adapter, MalformedResponse, type SseEvent } from '../../providers/types.ts'
 import { redact } from '../errors.ts'
 import { receiptFor } from '../proof/receipt.ts'
+import { mapStrings } from '../text.ts'
 import type { AttemptOutcome } from '../telemetry/store.ts'
 import type { AttemptRecord, RequestScope } from './attempt.ts'
 import { finishAttempt } from './attempt.ts'
@@ -65,15 +66,7 @@ function redactedEvent(event: SseEvent, secrets: string[]): SseEvent | null {
   } catch {
     return null
   }
-  const clean = (value: unknown): unknown =>
-    typeof value === 'string'
-      ? redact(value, secrets)
-      : Array.isArray(value)
-        ? value.map(clean)
-        : value && typeof value === 'object'
-          ? Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v)]))
-          : value
-  return { event: event.event, data: JSON.stringify(clean(json)) }
+  return { event: event.event, data: JSON.stringify(mapStrings(json, (text) => redact(text, secrets))) }
 }
 
 /** Why witness itself stopped reading the upstream. */
