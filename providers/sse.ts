@@ -29,6 +29,12 @@ export class SseReader {
   /** Where to resume looking for a blank line: the buffer before it has none. */
   private scanned = 0
   private ended = false
+  /**
+   * When bytes last came in (`performance.now()`), whatever they were: an event, part of one, or a
+   * comment. Providers send comments to keep a quiet stream alive (OpenRouter's
+   * `: OPENROUTER PROCESSING`); the idle limit counts them as signs of life.
+   */
+  lastBytesAt = 0
 
   /** `hasher`, when given, sees every byte read (for the sha256 of what was received). */
   constructor(
@@ -54,6 +60,7 @@ export class SseReader {
         this.buffer += this.decoder.decode()
         this.ended = true
       } else {
+        this.lastBytesAt = performance.now()
         this.hasher?.update(value)
         this.buffer += this.decoder.decode(value, { stream: true })
       }

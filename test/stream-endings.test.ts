@@ -171,4 +171,59 @@ describe("a stream's ending, as the breaker and the deadman switch hear it", () 
       slow.stop(true)
     }
   })
+
+  describe('keep-alive comments (OpenRouter sends `: OPENROUTER PROCESSING` while a model works)', () => {
+    // An OpenAI-compatible upstream that sends comments every 40 ms for 600 ms, before its first event or after it.
+    const chunk = (content: string) => `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`
+    const keepingAlive = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      async fetch(req) {
+        const before = ((await req.json()) as { model: string }).model === 'early'
+        const body = new ReadableStream<Uint8Array>({
+          async start(stream) {
+            if (!before) stream.enqueue(encoder.encode(chunk('Thinking')))
+            for (let waited = 0; waited < 600; waited += 40) {
+              stream.enqueue(encoder.encode(': OPENROUTER PROCESSING\n\n'))
+              await Bun.sleep(40)
+            }
+            stream.enqueue(encoder.encode(`${chunk(' done.')}data: [DONE]\n\n`))
+            stream.close()
+          },
+        })
+        return new Response(body, { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    afterAll(() => keepingAlive.stop(true))
+    const base = `http://127.0.0.1:${keepingAlive.port}/v1`
+
+    test('count as signs of life for the idle limit: a stream kept alive longer than idle_timeout_ms is not cut', async () => {
+      const w = await suite.start(
+        simConfig(suite.sim.url, { default: [{ provider: 'alive', model: 'm', retries: 0, idle_timeout_ms: 200 }] }, { providers: { alive: { type: 'openai', base_url: base } } }),
+      )
+      const text = await stream(w)
+      expect(text).toContain('done.')
+      expect(text).toContain('[DONE]')
+      expect(readRows(w.dbPath).at(-1)).toMatchObject({ provider: 'alive', status: 'success' })
+    })
+
+    test('do not count as the first event: a provider sending only comments past first_byte_timeout_ms is left for the next step', async () => {
+      const w = await suite.start(
+        simConfig(
+          suite.sim.url,
+          { default: [{ provider: 'waiting', model: 'early', retries: 0, first_byte_timeout_ms: 200 }, { provider: 'sim', model: 'ok' }] },
+          { providers: { waiting: { type: 'openai', base_url: base } } },
+        ),
+      )
+      const res = await fetch(`${w.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' },
+        body: JSON.stringify({ model: 'default', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      })
+      expect(res.status).toBe(200)
+      await res.text()
+      const rows = readRows(w.dbPath)
+      expect(rows.map((r) => `${r.provider}:${r.status}`)).toEqual(['waiting:timeout', 'sim:fallback', 'sim:success'])
+    })
+  })
 })

@@ -7,7 +7,8 @@
  * request and finishes the row too. Exactly one of these endings happens.
  *
  * The idle timeout is one timer per session, re-armed when it fires early,
- * not one timer per event.
+ * not one timer per event. It measures silence: any bytes from the upstream
+ * (an SSE comment sent to keep the stream open, too) restart it.
  */
 import type { OpenedStream } from '../../providers/call.ts'
 import { clip } from '../../providers/call.ts'
@@ -108,7 +109,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   const watchIdle = (ms: number) => {
     idleTimer = setTimeout(() => {
       if (ended || stopped) return
-      const waited = waitingSince === null ? 0 : performance.now() - waitingSince
+      // Any bytes while waiting count: a keep-alive comment is the provider saying it is still there.
+      const waited = waitingSince === null ? 0 : performance.now() - Math.max(waitingSince, opened.reader.lastBytesAt)
       if (waited >= init.idleTimeoutMs) stopUpstream(new Stop('idle'))
       else watchIdle(init.idleTimeoutMs - waited)
     }, ms)
