@@ -302,22 +302,36 @@ describe('crash recovery', () => {
 describe('a graceful stop', () => {
   test('one whose grace runs out finishes the rows of the calls it cuts off, as stopped by witness, not pending', async () => {
     const w = await startWitness(
-      simConfig(sim.url, { long: [{ provider: 'sim', model: 's+chunks-200+chunk-delay-50', timeout_ms: 60_000 }], slow: [{ provider: 'sim', model: 'h+latency-3000' }] }),
+      simConfig(sim.url, {
+        long: [{ provider: 'sim', model: 's+chunks-200+chunk-delay-50', timeout_ms: 60_000 }],
+        slow: [{ provider: 'sim', model: 'h+latency-3000' }],
+        // A 503 asking for 5 s: the call is waiting to try again when the grace runs out.
+        backoff: [{ provider: 'sim', model: 'b+status-503+retry-after-5', retries: 1 }, { provider: 'sim2', model: 'never-reached' }],
+      }),
     )
     const post = (body: Record<string, unknown>) =>
       fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }], ...body }) })
     const stream = await post({ chain: 'long', stream: true })
     const streamRead = stream.text().catch(() => 'cut')
-    const slow = post({ chain: 'slow' }).then(async (res) => ({ status: res.status, headers: res.headers, body: await res.json() }))
+    const answer = async (res: Response) => ({ status: res.status, headers: res.headers, body: await res.json() })
+    const slow = post({ chain: 'slow' }).then(answer)
     while (sim.count() < 2) await Bun.sleep(10)
+    const backingOff = post({ chain: 'backoff' }).then(answer)
+    while (sim.count() < 3) await Bun.sleep(10)
     await Bun.sleep(200)
     await w.stop(300)
-    const [streamed, answered] = await Promise.all([streamRead, slow])
+    const [streamed, answered, waited] = await Promise.all([streamRead, slow, backingOff])
     const rows = readRows(w.dbPath)
     expect(rows.map((r) => [r.status, r.error_message?.replace(/\d+ chunks/, 'N chunks')])).toEqual([
       ['error', 'witness stopped after N chunks'],
       ['error', 'aborted: witness stopped'],
+      ['error', 'HTTP 503 service unavailable (retry-after 5 s): simulated HTTP 503'],
     ])
+    // The call waiting out its provider's Retry-After is answered as well, and neither tried again nor moved on.
+    expect(sim.count()).toBe(3)
+    expect(waited.status).toBe(503)
+    expect(waited.body.error).toMatchObject({ type: 'witness_stopped' })
+    expect(waited.headers.get('x-witness-log-ids')).toBe(String(rows[2]!.id))
     // The stream's client is told why it ended (an error event after the receipt), not left with a body cut short.
     const frames = streamed.split('\n\n').filter(Boolean)
     expect(frames.at(-2)).toStartWith(': witness-receipt ')

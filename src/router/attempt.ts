@@ -154,7 +154,26 @@ export async function runStep(
   const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope
 
+  // Between tries (p-retry's backoff, a Retry-After wait) the router's stop ends the wait itself, so the
+  // client gets its 503 `witness_stopped` rather than a connection cut short.
+  // (The client's signal is forwarded by hand: AbortSignal.any costs twice as much on every request.)
+  const stop = new AbortController()
+  const signal = stop.signal
+  const clientGone = () => stop.abort(scope.signal.reason)
+  if (scope.signal.aborted) clientGone()
+  else scope.signal.addEventListener('abort', clientGone, { once: true })
+  const endWait = () => {
+    stop.abort(stoppedByRouter(target.provider, 0))
+    return Promise.resolve()
+  }
+  const waiting = (yes: boolean) => {
+    if (!yes) scope.liveCalls?.delete(endWait)
+    else if (scope.stopping()) void endWait()
+    else scope.liveCalls?.add(endWait)
+  }
+
   const once = async (tryNumber: number): Promise<StepSuccess> => {
+    waiting(false)
     // Past the stop's grace no new call starts (a request on a kept-alive connection, a retry): no row, no call.
     if (scope.stopping()) throw stoppedByRouter(target.provider, 0)
     const meta: RowMeta = {
@@ -262,28 +281,35 @@ export async function runStep(
       scope.signal.removeEventListener('abort', onClientGone)
       scope.liveCalls?.delete(stopForRouter)
       if (outcome) await finishAttempt(scope, record, outcome)
+      // A failed try may be followed by a wait, which the router's stop may end.
+      if (outcome && outcome.status !== 'success') waiting(true)
     }
   }
 
-  return pRetry(once, {
-    retries: step.retries,
-    factor: 2,
-    minTimeout: policy.backoff_min_ms,
-    maxTimeout: policy.backoff_max_ms,
-    randomize: true,
-    signal: scope.signal,
-    shouldRetry: ({ error }) => shouldRetry(error, policy),
-    onFailedAttempt: async ({ error, retriesLeft, retryDelay }) => {
-      if (retriesLeft === 0 || !shouldRetry(error, policy)) return
-      const wantMs = error instanceof ProviderError ? error.retryAfterMs : undefined
-      // p-retry waits retryDelay after this; top it up to the provider's Retry-After.
-      if (wantMs !== undefined && wantMs > retryDelay) await sleep(wantMs - retryDelay, scope.signal)
-    },
-  })
+  try {
+    return await pRetry(once, {
+      retries: step.retries,
+      factor: 2,
+      minTimeout: policy.backoff_min_ms,
+      maxTimeout: policy.backoff_max_ms,
+      randomize: true,
+      signal,
+      shouldRetry: ({ error }) => shouldRetry(error, policy),
+      onFailedAttempt: async ({ error, retriesLeft, retryDelay }) => {
+        if (retriesLeft === 0 || !shouldRetry(error, policy)) return
+        const wantMs = error instanceof ProviderError ? error.retryAfterMs : undefined
+        // p-retry waits retryDelay after this; top it up to the provider's Retry-After.
+        if (wantMs !== undefined && wantMs > retryDelay) await sleep(wantMs - retryDelay, signal)
+      },
+    })
+  } finally {
+    waiting(false)
+    scope.signal.removeEventListener('abort', clientGone)
+  }
 }
 
 /** A try the router's stop ended (or never let start). */
-function stoppedByRouter(provider: string, latencyMs: number): ProviderError {
+export function stoppedByRouter(provider: string, latencyMs: number): ProviderError {
   return new ProviderError({ provider, kind: 'aborted', detail: 'aborted: witness stopped', latencyMs, retryable: false })
 }
 

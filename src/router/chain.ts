@@ -12,7 +12,7 @@ import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError, worthRetrying } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { cutText } from '../text.ts'
-import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep } from './attempt.ts'
+import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep, stoppedByRouter } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
 import type { LiveCalls } from './live-calls.ts'
@@ -151,6 +151,11 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     }
     summary.push(`${label(step)}: ${exit}`)
     const next = steps[i + 1]
+    // Past the stop's grace no further step is tried (nor named in a fallback row): the client is told to resend.
+    if (next && scope.stopping()) {
+      if (before) await before.catch(() => {}) // a skipped step's fallback row, already on its way
+      throw stoppedByRouter(step.provider.name, 0)
+    }
     if (next) before = writeFallback(step, next, i + 1, `fallback from ${label(step)}: ${exit}`)
     else if (skipped) before = writeFallback(step, step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
