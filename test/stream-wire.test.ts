@@ -41,7 +41,7 @@ function payloads(frames: string[]): unknown[] {
 
 async function translate(name: string, from: Adapter, to: 'openai' | 'anthropic', includeUsage = false) {
   const events = await readAll(bytes(await fixture(name)))
-  const t = streamTranslator(from.wire, to, { includeUsage, createdS: 1700000000 })
+  const t = streamTranslator(from.wire, to, { includeUsage, createdS: 1700000000, model: 'asked-for' })
   const facts = newStreamFacts()
   const frames: string[] = []
   for (const e of events) {
@@ -204,17 +204,19 @@ describe('stream translation', () => {
   })
 
   test('an OpenAI stream with nothing before [DONE] is still a whole Messages stream: message_start first', () => {
-    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0 })
+    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for' })
     const frames = [...t.push({ event: null, data: '[DONE]' }), ...t.finish()]
-    const types = frames.map((f) => JSON.parse(f.split('\n')[1]!.slice('data: '.length)).type)
-    expect(types).toEqual(['message_start', 'message_delta', 'message_stop'])
+    const events = frames.map((f) => JSON.parse(f.split('\n')[1]!.slice('data: '.length)))
+    expect(events.map((e) => e.type)).toEqual(['message_start', 'message_delta', 'message_stop'])
+    // Its message names the model witness asked for (the SDK's types say a string, never null).
+    expect(events[0].message.model).toBe('asked-for')
   })
 
   test('failures are proper error events in each format', () => {
-    expect(streamTranslator('openai', 'openai', { includeUsage: false, createdS: 0 }).fail('stream_interrupted', 'cut')).toEqual([
+    expect(streamTranslator('openai', 'openai', { includeUsage: false, createdS: 0, model: 'asked-for' }).fail('stream_interrupted', 'cut')).toEqual([
       'data: {"error":{"message":"cut","type":"stream_interrupted","code":"stream_interrupted","param":null}}\n\n',
     ])
-    expect(streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0 }).fail('stream_timeout', 'idle')).toEqual([
+    expect(streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for' }).fail('stream_timeout', 'idle')).toEqual([
       'event: error\ndata: {"type":"error","error":{"type":"stream_timeout","message":"idle"}}\n\n',
     ])
   })

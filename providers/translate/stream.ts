@@ -25,13 +25,15 @@ export interface TranslatorOptions {
   /** The client asked for the usage chunk (OpenAI `stream_options.include_usage`). */
   includeUsage: boolean
   createdS: number
+  /** The model witness asked the upstream for: named in a translated stream until the upstream names its own. */
+  model: string
 }
 
 export function streamTranslator(from: Wire, to: Wire, options: TranslatorOptions): StreamTranslator {
   if (from === 'openai' && to === 'openai') return openaiPassthrough(options)
   if (from === 'anthropic' && to === 'anthropic') return anthropicPassthrough()
   if (from === 'anthropic' && to === 'openai') return anthropicToOpenai(options)
-  return openaiToAnthropic()
+  return openaiToAnthropic(options)
 }
 
 function parse(event: SseEvent): Json | null {
@@ -85,7 +87,7 @@ function anthropicPassthrough(): StreamTranslator {
 /** Anthropic Messages events -> OpenAI chat.completion.chunk frames. */
 function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   let id = 'chatcmpl-witness'
-  let model = ''
+  let model = options.model
   let tokensIn = 0
   let tokensOut = 0
   let cachedIn: number | null = null
@@ -158,7 +160,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
 }
 
 /** OpenAI chat.completion.chunk frames -> Anthropic Messages events. */
-function openaiToAnthropic(): StreamTranslator {
+function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   const ev = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
   let started = false
   let blockIndex = -1
@@ -191,7 +193,7 @@ function openaiToAnthropic(): StreamTranslator {
       const json = parse(event)
       if (!json) return []
       const out: string[] = []
-      if (!started) start(out, json.id, json.model)
+      if (!started) start(out, json.id, typeof json.model === 'string' && json.model ? json.model : options.model)
       const choice = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0] : null
       // Usage at the top level, or (Moonshot's Kimi) inside the choice.
       const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
@@ -234,7 +236,7 @@ function openaiToAnthropic(): StreamTranslator {
     },
     finish() {
       const out: string[] = []
-      if (!started) start(out, `msg_${Bun.randomUUIDv7('hex')}`, null)
+      if (!started) start(out, `msg_${Bun.randomUUIDv7('hex')}`, options.model)
       closeBlock(out)
       out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: anthropicUsageOf(tokensIn, tokensOut, cachedIn) }))
       out.push(ev('message_stop', {}))

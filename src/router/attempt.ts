@@ -240,6 +240,7 @@ export async function runStep(
           translator: streamTranslator(adapter.wire, request.wire, {
             includeUsage: includeUsageAsked(request),
             createdS: Math.floor(clock.now() / 1000),
+            model: target.model,
           }),
           controller,
           record,
