@@ -93,8 +93,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   const summary: string[] = []
   // Whether the same request might fare better another time (a 5xx, a 429, a timeout, a cooldown).
   let retry = false
-  // How long the steps tried asked to be left alone (Retry-After); null once one failed without asking.
-  let waits: number[] | null = []
+  // The shortest wait the steps tried asked for (Retry-After); undefined before one asks, null once one failed without asking.
+  let soonest: number | undefined | null
 
   const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     deps.metrics?.fallback(from.provider.name, named.provider.name)
@@ -130,7 +130,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
         skipped = true
         retry = true
         // Cooling down, it may take the request again before any wait the others asked for.
-        waits = null
+        soonest = null
       } else {
         // A stream's ticket is released when the stream ends (runStep), so a probe holds its slot until then.
         let streaming = false
@@ -142,7 +142,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
           if (!(error instanceof ProviderError) || error.kind === 'aborted' || input.signal.aborted) throw error
           exit = describeExit(error, policy)
           retry ||= worthRetrying(error)
-          waits = waits && error.retryAfterMs !== undefined ? [...waits, error.retryAfterMs] : null
+          soonest = soonest === null || error.retryAfterMs === undefined ? null : Math.min(soonest ?? Infinity, error.retryAfterMs)
         } finally {
           if (!streaming) admission.ticket.release()
         }
@@ -161,8 +161,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   }
   if (before) await before
   // The soonest any step tried will take the request again, when every one of them said.
-  const retryAfterMs = waits && waits.length > 0 ? Math.min(...waits) : undefined
-  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, retryAfterMs)
+  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, soonest ?? undefined)
 }
 
 /**
