@@ -4,13 +4,14 @@
  * knows whether a retry may help. Upstream text that reaches an error
  * message is redacted (API key, credential shapes, prompt text).
  */
-import { ProviderError, encodingsOf, redact } from '../src/errors.ts'
+import { ProviderError, encodingsOf, redact, retryableStatus } from '../src/errors.ts'
 import { cutText } from '../src/text.ts'
+import { errorTextIn, errorTextOf } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter } from './retry-after.ts'
 import { SseReader } from './sse.ts'
 import {
-  type Adapter, type ClientRequest, type Completion, MalformedResponse, type SseEvent, type StreamFacts, type Target,
+  type Adapter, type ClientRequest, type Completion, ErrorInAnswer, MalformedResponse, type SseEvent, type StreamFacts, type Target,
   isRecord, newStreamFacts,
 } from './types.ts'
 
@@ -115,6 +116,7 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   try {
     return { ...adapter.completion(JSON.parse(text)), text, latencyMs }
   } catch (error) {
+    if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
     throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, retryable: false })
   }
@@ -137,6 +139,11 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), retryable })
   const type = response.headers.get('content-type') ?? ''
   if (!type.includes('text/event-stream') || !response.body) {
+    // A JSON body in place of the stream may be an error in a 200 (a vLLM worker behind RunPod sends one).
+    if (type.includes('json') && response.body) {
+      const failed = await errorInBody(response)
+      if (failed) throw errorInAnswer(target, failed, options, Math.round(options.now() - startedAt))
+    }
     await response.body?.cancel().catch(() => {})
     throw fail('malformed', `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`, false)
   }
@@ -205,7 +212,7 @@ async function httpError(target: Target, response: Response, options: CallOption
     // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
     const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
     if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
-    upstream = upstreamMessage(utf8.decode(bytes))
+    upstream = errorTextIn(utf8.decode(bytes))
   } catch {
     // The body could not be read; the status says enough.
   }
@@ -220,30 +227,40 @@ async function httpError(target: Target, response: Response, options: CallOption
     detail,
     latencyMs,
     httpStatus: status,
-    retryable: status === 408 || status === 429 || status >= 500,
+    retryable: retryableStatus(status),
     retryAfterMs,
   })
+}
+
+/** The error a JSON body holds, read up to MAX_ERROR_BODY_BYTES; null when it holds none. */
+async function errorInBody(response: Response): Promise<ErrorInAnswer | null> {
+  try {
+    const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
+    const json: unknown = JSON.parse(utf8.decode(bytes))
+    const message = errorTextOf(json)
+    if (message === null) return null
+    const code = isRecord(json) && isRecord(json.error) ? json.error.code : isRecord(json) ? json.code : undefined
+    return new ErrorInAnswer(message, typeof code === 'number' ? code : undefined)
+  } catch {
+    return null
+  }
+}
+
+/**
+ * A 200 whose body is an error: a failure like the HTTP error its code names (a 502 when it names
+ * none: the provider behind a router failed), recorded with the 200 it came with.
+ */
+function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOptions, latencyMs: number): ProviderError {
+  const code = error.code !== undefined && error.code >= 400 && error.code <= 599 ? error.code : undefined
+  const status = code ?? 502
+  const detail = `error in a 200 answer${code ? ` (code ${code})` : ''}: ${clip(redact(error.message, secretsOf(target, options)))}`
+  return new ProviderError({ provider: target.provider, kind: 'http', detail, latencyMs, httpStatus: status, answeredStatus: 200, retryable: retryableStatus(status) })
 }
 
 export function secretsOf(target: Target, options: CallOptions): string[] {
   const secrets = target.apiKey ? [target.apiKey] : []
   for (const value of Object.values(target.headers ?? {})) if (value.length >= 8) secrets.push(value)
   return [...secrets.flatMap(encodingsOf), ...(options.redactions?.() ?? [])]
-}
-
-/** The human part of an upstream error body: `error.message`, `message` or the text. */
-function upstreamMessage(text: string): string {
-  try {
-    const json: unknown = JSON.parse(text)
-    if (isRecord(json)) {
-      if (isRecord(json.error) && typeof json.error.message === 'string') return json.error.message
-      if (typeof json.error === 'string') return json.error
-      if (typeof json.message === 'string') return json.message
-    }
-  } catch {
-    // not JSON: use the text itself
-  }
-  return text.trim()
 }
 
 export function clip(text: string, max = 200): string {
@@ -255,5 +272,5 @@ const STATUS_TEXT: Record<number, string> = {
   400: 'bad request', 401: 'unauthorized', 402: 'payment required', 403: 'forbidden', 404: 'not found',
   408: 'request timeout', 409: 'conflict', 413: 'payload too large', 422: 'unprocessable entity',
   429: 'rate limited', 500: 'internal server error', 502: 'bad gateway', 503: 'service unavailable',
-  504: 'gateway timeout', 529: 'overloaded',
+  498: 'capacity exceeded', 504: 'gateway timeout', 529: 'overloaded',
 }

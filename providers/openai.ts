@@ -4,10 +4,11 @@
  * An OpenAI body is forwarded untouched except for `model`; an Anthropic body
  * is translated.
  */
+import { errorTextOf } from './error-text.ts'
 import { openaiRequestFromAnthropic } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, numberOrNull, stringOrNull,
+  ErrorInAnswer, MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, numberOrNull, stringOrNull,
 } from './types.ts'
 
 export const openaiAdapter: Adapter = {
@@ -42,6 +43,8 @@ export const openaiAdapter: Adapter = {
   },
 
   completion(json: unknown): Completion {
+    const failed = errorIn(json)
+    if (failed) throw failed
     if (!isRecord(json) || !Array.isArray(json.choices)) {
       throw new MalformedResponse('response is not a chat.completion (no choices array)')
     }
@@ -66,8 +69,9 @@ export const openaiAdapter: Adapter = {
       throw new MalformedResponse('stream event is not JSON')
     }
     if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
-    if (isRecord(json.error)) {
-      facts.error = stringOrNull(json.error.message) ?? 'upstream sent an error event'
+    const failed = errorIn(json)
+    if (failed) {
+      facts.error = failed.message
       return
     }
     facts.responseId ??= stringOrNull(json.id)
@@ -97,12 +101,40 @@ function carriesContent(choice: unknown): boolean {
   )
 }
 
-/** OpenAI-style usage -> Usage; `cost` is OpenRouter's own figure in USD. */
+/**
+ * An error where an answer or an event should be: a top-level `error` (OpenRouter, after generation
+ * began), vLLM's `{"object":"error"}`, or a choice that ended in `error` (OpenRouter's
+ * `finish_reason: "error"` with `choices[].error`). Null for an answer.
+ */
+function errorIn(json: unknown): ErrorInAnswer | null {
+  if (!isRecord(json)) return null
+  if (json.error !== undefined && json.error !== null) {
+    return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', codeOf(json.error))
+  }
+  if (json.object === 'error') return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', intOrNull(json.code) ?? undefined)
+  const choice = Array.isArray(json.choices) ? json.choices.find((c) => isRecord(c) && (c.finish_reason === 'error' || isRecord(c.error))) : undefined
+  if (!isRecord(choice)) return null
+  const message = isRecord(choice.error) ? errorTextOf({ error: choice.error }) : null
+  return new ErrorInAnswer(message ?? 'the answer ended with finish_reason "error"', codeOf(choice.error))
+}
+
+function codeOf(error: unknown): number | undefined {
+  return isRecord(error) ? (intOrNull(error.code) ?? undefined) : undefined
+}
+
+/**
+ * OpenAI-style usage -> Usage. `cost` is OpenRouter's own figure in USD; with the operator's own
+ * provider key (`is_byok`) it is only OpenRouter's fee, and the provider's bill is
+ * `cost_details.upstream_inference_cost`: the cost recorded is both.
+ */
 export function openaiUsage(usage: unknown): Usage {
   if (!isRecord(usage)) return { tokensIn: null, tokensOut: null, costUsd: null }
+  let costUsd = numberOrNull(usage.cost)
+  const upstream = isRecord(usage.cost_details) ? numberOrNull(usage.cost_details.upstream_inference_cost) : null
+  if (usage.is_byok === true && upstream !== null) costUsd = (costUsd ?? 0) + upstream
   return {
     tokensIn: intOrNull(usage.prompt_tokens),
     tokensOut: intOrNull(usage.completion_tokens),
-    costUsd: numberOrNull(usage.cost),
+    costUsd,
   }
 }

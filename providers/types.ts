@@ -95,6 +95,21 @@ export class MalformedResponse extends Error {
   override name = 'MalformedResponse'
 }
 
+/**
+ * Thrown by adapters when an upstream answered 200 with an error in place of its answer: OpenRouter
+ * (a failure after generation began), vLLM (`object: "error"`), a choice that ended in `error`.
+ * `code` is the error's own HTTP-like code, when it gave one.
+ */
+export class ErrorInAnswer extends Error {
+  override name = 'ErrorInAnswer'
+  constructor(
+    message: string,
+    readonly code: number | undefined,
+  ) {
+    super(message)
+  }
+}
+
 export function emptyUsage(): Usage {
   return { tokensIn: null, tokensOut: null, costUsd: null }
 }

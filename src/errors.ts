@@ -201,6 +201,8 @@ export class ProviderError extends Error {
   readonly provider: string
   readonly kind: FailureKind
   readonly httpStatus: number | undefined
+  /** The status the answer really came with, when it differs from httpStatus: an error carried in a 200 (OpenRouter, vLLM). */
+  readonly answeredStatus: number | undefined
   readonly retryable: boolean
   readonly retryAfterMs: number | undefined
   readonly latencyMs: number
@@ -213,6 +215,7 @@ export class ProviderError extends Error {
     detail: string
     latencyMs: number
     httpStatus?: number
+    answeredStatus?: number
     retryable: boolean
     retryAfterMs?: number
   }) {
@@ -223,6 +226,7 @@ export class ProviderError extends Error {
     this.detail = init.detail
     this.latencyMs = init.latencyMs
     this.httpStatus = init.httpStatus
+    this.answeredStatus = init.answeredStatus
     this.retryable = init.retryable
     this.retryAfterMs = init.retryAfterMs
   }
@@ -259,7 +263,15 @@ export function worthRetrying(error: ProviderError): boolean {
   // A network failure that is not retryable is one of the setup (a redirect, an untrusted certificate).
   if (error.kind === 'network' && !error.retryable) return false
   const status = error.httpStatus
-  return status === undefined || status < 400 || status >= 500 || status === 408 || status === 409 || status === 429
+  return status === undefined || status < 400 || status === 409 || retryableStatus(status)
+}
+
+/**
+ * The statuses a retry of the same request may get past: 408, 429, any 5xx, and Groq's 498 (its flex
+ * tier's capacity is exceeded: "retry later").
+ */
+export function retryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status === 498 || status >= 500
 }
 
 /**

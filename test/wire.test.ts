@@ -7,7 +7,7 @@ import { anthropicAdapter } from '../providers/anthropic.ts'
 import { openaiAdapter } from '../providers/openai.ts'
 import { anthropicMessageFromOpenAI, anthropicRequestFromOpenAI } from '../providers/translate/to-anthropic.ts'
 import { openaiCompletionFromAnthropic, openaiRequestFromAnthropic } from '../providers/translate/to-openai.ts'
-import { MalformedResponse } from '../providers/types.ts'
+import { ErrorInAnswer, MalformedResponse } from '../providers/types.ts'
 
 type Json = Record<string, unknown>
 async function fixture(name: string): Promise<Json> {
@@ -52,9 +52,10 @@ describe('openai wire', () => {
     expect(openaiAdapter.headers(undefined)).toEqual({ 'content-type': 'application/json' })
   })
 
-  test('a body that is not a chat.completion is malformed', () => {
-    expect(() => openaiAdapter.completion({ error: 'x' })).toThrow(MalformedResponse)
+  test('a body that is not a chat.completion is malformed; one that is an error is that error', () => {
+    expect(() => openaiAdapter.completion({ choices: 'x' })).toThrow(MalformedResponse)
     expect(() => openaiAdapter.completion([])).toThrow(MalformedResponse)
+    expect(() => openaiAdapter.completion({ error: 'x' })).toThrow(ErrorInAnswer)
   })
 })
 

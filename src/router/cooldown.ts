@@ -100,5 +100,5 @@ function counts(error: unknown): boolean {
   if (error.kind === 'aborted') return false
   if (error.kind !== 'http') return true
   const status = error.httpStatus ?? 0
-  return status >= 500 || [401, 403, 404, 408, 429].includes(status)
+  return status >= 500 || [401, 403, 404, 408, 429, 498].includes(status)
 }

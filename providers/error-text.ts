@@ -1,0 +1,46 @@
+/**
+ * The human part of an upstream's error body, whichever shape it comes in:
+ * `{"error":{"message":…}}` (OpenAI, Anthropic, Groq), `{"error":"…"}`
+ * (Ollama), `{"message":…}` and `{"object":"error","message":…}` (vLLM), a
+ * one-element array of those (Gemini), and OpenRouter's
+ * `error.metadata.raw`, where the real reason behind "Provider returned
+ * error" is, with `metadata.provider_name`. Moderation details
+ * (`flagged_input`) hold prompt text and are never read.
+ */
+import { isRecord } from './types.ts'
+
+/** The message in an error body already parsed as JSON; null when it holds none. */
+export function errorTextOf(json: unknown): string | null {
+  if (Array.isArray(json) && json.length === 1) return errorTextOf(json[0])
+  if (!isRecord(json)) return null
+  const error = json.error
+  if (typeof error === 'string') return error
+  if (isRecord(error)) {
+    const message = typeof error.message === 'string' ? error.message : null
+    return withOpenRouterCause(message, error.metadata)
+  }
+  return typeof json.message === 'string' ? json.message : null
+}
+
+/** An error body's message as text (its JSON's message, or the text itself when it is not JSON). */
+export function errorTextIn(text: string): string {
+  try {
+    return errorTextOf(JSON.parse(text)) ?? text.trim()
+  } catch {
+    return text.trim()
+  }
+}
+
+/** OpenRouter's `error.metadata`: which provider failed (`provider_name`) and its own words (`raw`). */
+function withOpenRouterCause(message: string | null, metadata: unknown): string | null {
+  if (!isRecord(metadata)) return message
+  const who = typeof metadata.provider_name === 'string' ? metadata.provider_name : null
+  const raw = metadata.raw
+  let cause: string | null = null
+  if (typeof raw === 'string' && raw.trim()) cause = errorTextIn(raw)
+  else if (isRecord(raw)) cause = errorTextOf(raw) ?? JSON.stringify(raw)
+  if (cause === message) cause = null
+  if (!who && !cause) return message
+  const said = [who, cause].filter(Boolean).join(': ')
+  return message ? `${message} (${said})` : said
+}

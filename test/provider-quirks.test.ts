@@ -1,0 +1,131 @@
+/**
+ * Providers' own ways of saying something went wrong, or what a call cost,
+ * beyond the plain OpenAI shapes, against a loopback upstream sending their
+ * exact bytes: an error carried in a 200 (OpenRouter once generation began,
+ * vLLM behind RunPod, a choice that ended in `error`), Groq's 498, the real
+ * reason behind OpenRouter's "Provider returned error", Gemini's error
+ * array, and OpenRouter's cost when the operator brings the provider key.
+ */
+import { afterAll, beforeAll, beforeEach, expect, test } from 'bun:test'
+import { readMeta, readRows } from './support/rows.ts'
+import { type TestWitness, startWitness } from './support/witness.ts'
+
+const json = (body: unknown, status = 200) => new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
+const answer = (extra: Record<string, unknown> = {}) => ({
+  id: 'gen-1',
+  object: 'chat.completion',
+  model: 'm',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello.' }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 },
+  ...extra,
+})
+const sse = (events: unknown[]) =>
+  new Response(events.map((e) => `data: ${typeof e === 'string' ? e : JSON.stringify(e)}\n\n`).join(''), { headers: { 'content-type': 'text/event-stream' } })
+const chunk = (delta: Record<string, unknown>, finish: string | null = null, extra: Record<string, unknown> = {}) => ({
+  id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta, finish_reason: finish, ...extra }],
+})
+
+// Each test queues the upstream's answers, one per call.
+let answers: Response[] = []
+let calls = 0
+const upstream = Bun.serve({
+  port: 0,
+  hostname: '127.0.0.1',
+  async fetch(req) {
+    await req.arrayBuffer()
+    calls++
+    return answers.shift() ?? new Response('no answer queued', { status: 500 })
+  },
+})
+let w: TestWitness
+beforeAll(async () => {
+  w = await startWitness({
+    providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
+    chains: { once: [{ provider: 'up', model: 'm', retries: 0 }], twice: [{ provider: 'up', model: 'm', retries: 1 }] },
+  })
+})
+afterAll(async () => {
+  await w.stop(0)
+  upstream.stop(true)
+})
+beforeEach(() => {
+  answers = []
+  calls = 0
+})
+
+async function ask(chain: string, stream = false) {
+  const res = await w.post('/v1/chat/completions', { model: chain, stream, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  return { status: res.status, headers: res.headers, text: await res.text() }
+}
+const lastRows = (n: number) => readRows(w.dbPath).slice(-n)
+const lastMeta = () => readMeta(w.dbPath).at(-1)!
+
+test("OpenRouter's error in a 200 (a provider failing once generation began) is that provider's failure, retried, with its real reason", async () => {
+  answers = [
+    json({
+      error: { code: 502, message: 'Provider returned error', metadata: { provider_name: 'Anthropic', raw: '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}' } },
+    }),
+    json(answer()),
+  ]
+  const res = await ask('twice')
+  expect(res.status).toBe(200)
+  expect(calls).toBe(2)
+  expect(lastRows(2).map((r) => [r.status, r.error_message])).toEqual([
+    ['error', 'error in a 200 answer (code 502): Provider returned error (Anthropic: Overloaded)'],
+    ['success', null],
+  ])
+  expect(readMeta(w.dbPath).at(-2)!.http_status).toBe(200)
+})
+
+test("vLLM's error object in a 200 (a bad request, code 400) is not retried, and its message is kept", async () => {
+  answers = [json({ object: 'error', message: "This model's maximum context length is 4096 tokens", type: 'BadRequestError', param: null, code: 400 }), json(answer())]
+  const res = await ask('twice')
+  expect(res.status).toBe(502)
+  expect(res.headers.get('x-should-retry')).toBe('false')
+  expect(calls).toBe(1)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: "error in a 200 answer (code 400): This model's maximum context length is 4096 tokens" })
+})
+
+test('a choice that ended in error (OpenRouter finish_reason "error") is no success, whole or streamed', async () => {
+  answers = [json(answer({ choices: [{ index: 0, message: { role: 'assistant', content: 'The answer is' }, finish_reason: 'error', error: { code: 502, message: 'upstream cut' } }] }))]
+  expect((await ask('once')).status).toBe(502)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'error in a 200 answer (code 502): upstream cut' })
+
+  answers = [sse([chunk({ role: 'assistant', content: 'The answer is' }), chunk({}, 'error', { error: { code: 502, message: 'upstream cut' } }), '[DONE]'])]
+  const streamed = await ask('once', true)
+  expect(streamed.text).not.toContain('[DONE]')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream cut)' })
+})
+
+test('a JSON error in place of an asked-for stream keeps its message', async () => {
+  answers = [json({ object: 'error', message: 'worker failed to load the model', code: 500 })]
+  expect((await ask('once', true)).status).toBe(502)
+  expect(lastRows(1)[0]!.error_message).toBe('error in a 200 answer (code 500): worker failed to load the model')
+})
+
+test("Groq's 498 (flex tier capacity exceeded) is retried, and a client is not told to give up", async () => {
+  answers = [json({ error: { message: 'Flex tier capacity exceeded. Please try again later.', type: 'capacity_exceeded' } }, 498), json(answer())]
+  expect((await ask('twice')).status).toBe(200)
+  expect(calls).toBe(2)
+  answers = [json({ error: { message: 'Flex tier capacity exceeded.', type: 'capacity_exceeded' } }, 498)]
+  const res = await ask('once')
+  expect(res.status).toBe(502)
+  expect(res.headers.get('x-should-retry')).not.toBe('false')
+  expect(lastRows(1)[0]!.error_message).toBe('HTTP 498 capacity exceeded: Flex tier capacity exceeded.')
+})
+
+test("Gemini's error body, an array of one error, gives its message", async () => {
+  answers = [json([{ error: { code: 400, message: 'API key not valid. Please pass a valid API key.', status: 'INVALID_ARGUMENT' } }], 400)]
+  await ask('once')
+  expect(lastRows(1)[0]!.error_message).toBe('HTTP 400 bad request: API key not valid. Please pass a valid API key.')
+})
+
+test("OpenRouter's cost with the operator's own provider key (BYOK) is the provider's bill plus OpenRouter's fee", async () => {
+  const usage = { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12, cost: 0.0165, is_byok: true, cost_details: { upstream_inference_cost: 0.33 } }
+  answers = [json(answer({ usage }))]
+  await ask('once')
+  expect(lastMeta().cost_usd).toBeCloseTo(0.3465, 10)
+  answers = [json(answer({ usage: { ...usage, is_byok: false, cost: 0.02, cost_details: { upstream_inference_cost: null } } }))]
+  await ask('once')
+  expect(lastMeta().cost_usd).toBeCloseTo(0.02, 10)
+})
