@@ -655,6 +655,25 @@ describe('tampering in a git export (verify --repo)', () => {
     expect(bad.out).toContain(`was not signed by this machine's key (signed by key ${forger.keyId}; known: ${published.key_id})`)
     // The machine's own key file pins the same key.
     expect(verify(['--repo', clone, '--key', keyPath]).code).toBe(1)
+
+    // The same rewrite with the checkpoints and the key deleted instead of re-signed: nothing is left to check against the pin.
+    rmSync(join(folder, 'checkpoints'), { recursive: true })
+    rmSync(join(folder, 'public-key.json'))
+    const unsigned = verify(['--repo', clone, '--key', pinned])
+    expect(unsigned.code).toBe(1)
+    expect(unsigned.out).toContain('forge-01/public-key.json is missing: sync always writes it')
+    expect(unsigned.out).toContain("forge-01 has no signed checkpoint: nothing in it is signed by the machine's key")
+    expect(verify(['--repo', clone]).code).toBe(1)
+  })
+
+  test('a folder with nothing witness wrote in it does not verify, and a file given as the clone is a usage error', () => {
+    const { clone } = exportClone()
+    Bun.spawnSync(['mkdir', join(clone, 'empty-host')])
+    const { code, out } = verify(['--repo', clone, '--machine', 'empty-host'])
+    expect(code).toBe(1)
+    expect(out).toContain('empty-host holds no rows, chain or checkpoints: not a folder witness sync wrote')
+    writeFileSync(join(clone, 'notes.txt'), 'not a clone')
+    expect(verify(['--repo', join(clone, 'notes.txt')]).code).toBe(2)
   })
 })
 

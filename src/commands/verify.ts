@@ -11,7 +11,7 @@
  * with a new key (its own `public-key.json` replaced) then fails.
  */
 import type { Database } from 'bun:sqlite'
-import { accessSync, constants, existsSync } from 'node:fs'
+import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
 import { ArchiveError } from '../errors.ts'
@@ -122,7 +122,7 @@ async function publicKeyAt(path: string): Promise<PublicKeyFile> {
  * key), else the one the folder publishes.
  */
 async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceipt>, pinned: PublicKeyFile | null, only: string | null): Promise<number> {
-  if (!existsSync(clone)) throw new UsageError(`no clone at ${clone}`)
+  if (!existsSync(clone) || !statSync(clone).isDirectory()) throw new UsageError(`no clone at ${clone}${existsSync(clone) ? ' (it is a file)' : ''}`)
   let ok = true
   const all = exportMachines(clone)
   if (only !== null && !all.includes(only)) throw new UsageError(`--machine: ${clone} has no folder ${only} (it has: ${all.join(', ') || 'none'})`)
@@ -152,6 +152,12 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
       verdict.problems.unshift(`${machine}/public-key.json is key ${publishedId}, not the pinned key ${pinned.key_id}: the folder's key was replaced`)
       verdict.ok = false
     }
+    // What sync writes always has its key and a signed checkpoint (each run signs the chain head
+    // before it exports): a folder without them may have been rewritten whole, its chain recomputed.
+    for (const problem of missingFromExport(machine, gathered, published !== null, pinned !== null)) {
+      verdict.problems.push(problem)
+      verdict.ok = false
+    }
     if (!pinned && published) verdict.notes.push(`checked against the key ${machine}/public-key.json publishes (${publishedId}); pass --key to pin the key you expect`)
     report(`${clone}/${machine}`, verdict)
     ok &&= verdict.ok
@@ -162,6 +168,18 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     ok = false
   }
   return ok ? 0 : 1
+}
+
+/** What a folder `witness sync` wrote cannot lack; each one missing is a problem. */
+function missingFromExport(machine: string, gathered: Gathered, hasKey: boolean, pinned: boolean): string[] {
+  const problems: string[] = []
+  const holds = gathered.rows.size > 0 || gathered.entries.length > 0
+  if (!holds && gathered.checkpoints.length === 0) return [`${machine} holds no rows, chain or checkpoints: not a folder witness sync wrote`]
+  if (pinned && !hasKey) problems.push(`${machine}/public-key.json is missing: sync always writes it, so the pinned key cannot be matched with the folder's`)
+  if (holds && gathered.checkpoints.length === 0) {
+    problems.push(`${machine} has no signed checkpoint: nothing in it is signed by the machine's key, so its rows and chain could have been rewritten together`)
+  }
+  return problems
 }
 
 function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered, missingHint = ''): boolean {
