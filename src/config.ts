@@ -475,26 +475,46 @@ function isLoopback(host: string): boolean {
 /**
  * What else is wrong with a config that failed its schema: the checks across settings (a chain
  * naming an unknown or banned provider, a provider without a base URL, an open listen address)
- * run only on a config that passed it. So the parts the schema refused are taken out, and the
- * rest is checked again; a problem at or under a path already reported is not repeated. Every
- * problem is listed at once, not one round of fixes at a time.
+ * run only on a config that passed it. So the parts the schema refused are taken out (and where
+ * a required value was refused, what holds it: the step, the entry), and the rest is checked
+ * again; a problem at, under or above a path already reported is not repeated. Every problem is
+ * listed at once, not one round of fixes at a time.
  */
 function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], reported: readonly Issue[], options: ParseOptions, depth = 0): Issue[] {
   if (depth >= 3 || input === null || typeof input !== 'object') return []
   const pruned = structuredClone(input) as Record<string, unknown>
-  let removed = false
+  // What to take out, found before anything is: taking an array's item out moves the ones after it.
+  const out = new Map<object, Set<string | number>>()
   for (const issue of refused) {
     const keys = (issue.path ?? []).map((item) => item.key as string | number)
     if (keys.length === 0) return [] // the whole document is wrong: nothing to check across
-    let parent: unknown = pruned
-    for (const key of keys.slice(0, -1)) parent = parent !== null && typeof parent === 'object' ? (parent as Record<string | number, unknown>)[key] : undefined
-    if (parent !== null && typeof parent === 'object' && keys.at(-1)! in parent) {
-      delete (parent as Record<string | number, unknown>)[keys.at(-1)!]
-      removed = true
+    const holders: unknown[] = [pruned]
+    for (const key of keys.slice(0, -1)) {
+      const here = holders.at(-1)
+      holders.push(here !== null && typeof here === 'object' ? (here as Record<string | number, unknown>)[key] : undefined)
     }
+    // A value already taken out and now missing was required: take out what holds it (the step, the entry).
+    let level = keys.length - 1
+    const present = (at: number) => {
+      const holder = holders[at]
+      return holder !== null && typeof holder === 'object' && keys[at]! in holder && !out.get(holder)?.has(keys[at]!)
+    }
+    if (!present(level) && level > 0) level--
+    if (!present(level)) continue
+    const holder = holders[level] as object
+    if (!out.has(holder)) out.set(holder, new Set())
+    out.get(holder)!.add(keys[level]!)
   }
-  if (!removed) return []
-  const covered = (path: string) => reported.some((r) => path === r.path || path.startsWith(`${r.path}.`) || path.startsWith(`${r.path}[`))
+  if (out.size === 0) return []
+  for (const [holder, keys] of out) {
+    if (Array.isArray(holder)) {
+      for (const index of [...keys].map(Number).sort((a, b) => b - a)) holder.splice(index, 1)
+    } else for (const key of keys) delete (holder as Record<string | number, unknown>)[key]
+  }
+  // At, under or above a path already reported: above it, a problem is most likely of the taking out
+  // (a chain whose only step was taken out is empty), not the operator's.
+  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}.`) || inner.startsWith(`${outer}[`)
+  const covered = (path: string) => reported.some((r) => within(path, r.path) || within(r.path, path))
   const again = v.safeParse(ConfigSchema, pruned)
   if (!again.success) {
     // A part taken out was required (its absence is no news): only the new problems, and deeper.
@@ -532,7 +552,7 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   try {
     doc = Bun.YAML.parse(text)
   } catch (error) {
-    throw new ConfigError(path, [{ path: '', message: `not valid YAML: ${(error as Error).message}` }])
+    throw new ConfigError(path, yamlProblems(text, error as Error))
   }
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
   const duplicates = duplicateKeys(text)
@@ -545,6 +565,13 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
     if (error instanceof ConfigError) others = error.issues
   }
   throw new ConfigError(path, [...duplicates, ...others])
+}
+
+/** Where a file Bun cannot parse is wrong: the `yaml` package's errors say the line and column (Bun's do not). */
+function yamlProblems(text: string, error: Error): Issue[] {
+  // Their first line names the place ("… at line 8, column 1:"); the lines after it draw it.
+  const found = parseDocument(text).errors.map((e) => ({ path: '', message: `not valid YAML: ${e.message.split('\n')[0]!.replace(/:$/, '')}` }))
+  return found.length ? found : [{ path: '', message: `not valid YAML: ${error.message}` }]
 }
 
 /**

@@ -79,6 +79,22 @@ describe('config', () => {
     ])
   })
 
+  test('a required value refused (an empty model, a malformed token hash) still lets the checks across settings run: every problem at once', () => {
+    const found = problems({
+      providers: { mine: { type: 'openai' } },
+      chains: { default: [{ provider: 'nope', model: 'm' }], other: [{ provider: 'mine', model: '' }] },
+      policy: { backoff_min_ms: 5000, backoff_max_ms: 1000 },
+      auth: { agents: { bob: { token_sha256: 'abc' } } },
+    })
+    expect(found.map((p) => p.path).sort()).toEqual([
+      'auth.agents.bob.token_sha256',
+      'chains.default[0].provider',
+      'chains.other[0].model',
+      'policy.backoff_max_ms',
+      'providers.mine.base_url',
+    ])
+  })
+
   test('a wait before a retry is at most 4 minutes: the stats count a request as finished 5 minutes after its last call', () => {
     expect(problems({ ...minimal, policy: { retry_after_cap_ms: 900_000, backoff_max_ms: 240_001 } })).toEqual([
       { path: 'policy.retry_after_cap_ms', message: 'at most 240000 ms (4 minutes): the stats count a request as finished 5 minutes after its last call' },
@@ -139,6 +155,9 @@ describe('config', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'bad.yaml'), 'providers: [\n  nope: {')
     expect(() => loadConfig(join(dir, 'bad.yaml'))).toThrow(/not valid YAML/)
+    // It says where: the line and column.
+    writeFileSync(join(dir, 'unclosed.yaml'), 'chains:\n  default:\n    - { provider: a, model: m }\n  fast:\n    - { provider: a, model: m\npolicy: { cooldown_s: 5 }\n')
+    expect(() => loadConfig(join(dir, 'unclosed.yaml'))).toThrow(/not valid YAML: .* at line 6, column 1/)
     expect(() => loadConfig(join(dir, 'missing.yaml'))).toThrow(/cannot read file/)
   })
 
