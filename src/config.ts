@@ -157,11 +157,23 @@ export const PricingSchema = v.record(
   v.strictObject({ input_per_mtok: PerMtok, output_per_mtok: PerMtok }),
 )
 
+/**
+ * An address to listen on: an IPv4 or IPv6 address (bracketed or not) or a host name. No scheme,
+ * port or spaces: check-config must refuse what serve cannot bind (Ansible installs what it passes).
+ */
+const ListenHost = v.pipe(
+  v.string(),
+  v.check(
+    (host) => /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(host) || /^\[?(?=(?:[^:]*:){2})[0-9a-f:.]+\]?$/i.test(host),
+    'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)',
+  ),
+)
+
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),
   listen: v.optional(
     v.strictObject({
-      host: v.optional(v.pipe(v.string(), v.minLength(1)), '127.0.0.1'),
+      host: v.optional(ListenHost, '127.0.0.1'),
       port: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(65535)), 8787),
     }),
     {},

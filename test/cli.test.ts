@@ -45,6 +45,14 @@ describe('witness init', () => {
     expect(witness(['init'], dir).code).toBe(0)
     expect(Bun.file(join(dir, 'here.db')).size).toBeGreaterThan(0)
   })
+
+  test('a config named that is not there is an error: nothing is set up elsewhere', () => {
+    const dir = tempDir()
+    const result = witness(['init', '--config', join(dir, 'witnes.yaml')], dir)
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('cannot read file')
+    expect(existsSync(join(dir, 'data'))).toBe(false)
+  })
 })
 
 describe('config problems stop start-up, every one listed', () => {

@@ -95,6 +95,13 @@ describe('config', () => {
     ])
   })
 
+  test('listen.host is an address serve can bind: no scheme, port or spaces', () => {
+    for (const host of ['http://127.0.0.1', '127.0.0.1:8787', '127.0.0.1 ', '']) {
+      expect(problems({ ...minimal, listen: { host } }).map((p) => p.path), host).toEqual(['listen.host'])
+    }
+    for (const host of ['127.0.0.1', '::1', '[::1]', 'localhost']) expect(parseConfig({ ...minimal, listen: { host } }).raw.listen.host).toBe(host)
+  })
+
   test('a wait before a retry is at most 4 minutes: the stats count a request as finished 5 minutes after its last call', () => {
     expect(problems({ ...minimal, policy: { retry_after_cap_ms: 900_000, backoff_max_ms: 240_001 } })).toEqual([
       { path: 'policy.retry_after_cap_ms', message: 'at most 240000 ms (4 minutes): the stats count a request as finished 5 minutes after its last call' },

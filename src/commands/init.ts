@@ -18,7 +18,9 @@ export const initCommand: Command = {
   async run(args) {
     const { values } = parsed(() => parseArgs({ args, options: { db: { type: 'string' }, config: { type: 'string' }, key: { type: 'string' } } }))
     const configPath = configPathFrom(values.config)
-    const config = !values.db && existsSync(configPath) ? loadConfig(configPath) : null
+    // A config named (--config, WITNESS_CONFIG) must be there: a typo must not set up a database elsewhere.
+    const named = values.config !== undefined || process.env.WITNESS_CONFIG !== undefined
+    const config = !values.db && (named || existsSync(configPath)) ? loadConfig(configPath) : null
     const store = config ? openStoreFor(config) : openStore(values.db ?? 'data/witness.db', { sync: 'full', busyTimeoutMs: 5000 })
     console.log(`witness: database ${store.path} ready (schema version ${SCHEMA_VERSION})`)
     const keyPath = values.key ? resolve(values.key) : (config?.proof.keyPath ?? join(dirname(resolve(store.path)), 'witness-key.json'))
