@@ -6,6 +6,7 @@
  * told not to).
  */
 import type { Server } from 'bun'
+import { rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
@@ -176,6 +177,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
       fetch: idleBetweenRequests(idleS, (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv)),
     })
     url = `http://${server.hostname}:${server.port}`
+    // Where this server really listens, for the watchdog: the file's listen may have changed since
+    // (a reload cannot move the socket), and the watchdog must probe this server, not that address.
+    const urlFile = `${dbPath}.serve.url`
+    writeFileSync(urlFile, `${url}\n`)
     const jobs =
       options.jobs === false
         ? null
@@ -223,6 +228,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         while (inFlight.count > 0 && Date.now() < finishBy) await Bun.sleep(10)
         await store.drain(Math.max(0, finishBy - Date.now()))
         store.close()
+        rmSync(urlFile, { force: true })
         serverLock.release()
       },
     }

@@ -67,6 +67,8 @@ describe('POST /admin/reload', () => {
     const w = await witness(config)
     writeConfigFile(w.configPath, { ...config, database: './elsewhere.db', listen: { port: 9999 } })
     expect((await (await reload(w)).json()).restart_required).toEqual(['database', 'listen'])
+    // Reloaded again, the file is unchanged since the last reload but not since the start: still said.
+    expect(await (await reload(w)).json()).toMatchObject({ status: 'unchanged', restart_required: ['database', 'listen'] })
   })
 
   test('a call in flight finishes on the chain it started with; the next call takes the new one', async () => {

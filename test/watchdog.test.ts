@@ -398,6 +398,16 @@ describe('against a running router', () => {
     expect(failed.stderr).toContain('heartbeat failed (1 of 3')
   })
 
+  test("without --url it probes where the running router listens, not a listen address changed in the file since (that waits for a restart)", async () => {
+    const config = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })
+    const w = await suite.start(config)
+    const state = join(w.dir, 'state.json')
+    writeConfigFile(w.configPath, { ...JSON.parse(readFileSync(w.configPath, 'utf8')), listen: { port: deadPort() } })
+    const ok = await watchdog(['--config', w.configPath, '--failures', '1', '--state', state])
+    expect(ok.stderr).toContain(`heartbeat ok at ${w.url}`)
+    expect(ok.code).toBe(0)
+  })
+
   test('an HTTP proxy in the environment (for the providers) does not carry the check to the router on loopback', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const state = join(w.dir, 'state.json')

@@ -77,7 +77,8 @@ export class LiveConfig {
       )
     }
     if (next.hash === previous.hash) {
-      return { status: 'unchanged', configHash: next.hash, previousConfigHash: previous.hash, restartRequired: [] }
+      // Unchanged since the last reload, maybe not since the start: what still waits for a restart is said again.
+      return { status: 'unchanged', configHash: next.hash, previousConfigHash: previous.hash, restartRequired: restartRequired(this.boot, next) }
     }
     this.config = next
     this.bytes = bytes

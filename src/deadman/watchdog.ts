@@ -13,6 +13,7 @@
  * not be done or recorded.
  */
 import { existsSync, readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { type Clock, isoTime, systemClock } from '../clock.ts'
 import { type Config, loadConfig, parseConfigText, sha256 } from '../config.ts'
 import { JobBusyError, redact } from '../errors.ts'
@@ -303,8 +304,21 @@ function readSettings(configPath: string): Config | null {
   }
 }
 
+/**
+ * Where the router listens: the address the running server wrote beside its database
+ * (`<database>.serve.url`), else the config's `listen`. A `listen` changed in the file waits for a
+ * restart; probing it before then would count a healthy router as down, and roll back a good config.
+ */
 function listenUrl(config: Config): string {
-  const { host, port } = config.raw.listen
+  let host = config.raw.listen.host
+  let port = config.raw.listen.port
+  try {
+    const bound = new URL(readFileSync(`${resolve(config.databasePath)}.serve.url`, 'utf8').trim())
+    host = bound.hostname.replace(/^\[(.*)\]$/, '$1')
+    port = Number(bound.port)
+  } catch {
+    // no server has written one (or it stopped): the config says where it will listen
+  }
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`
 }
