@@ -134,6 +134,21 @@ describe('GET /heartbeat', () => {
     expect((await w.post('/admin/reload', '')).status).toBe(200)
     expect((await heartbeat(w)).status).toBe(200)
   })
+
+  test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {
+    const { w, clock } = await witness({ old: [{ provider: 'sim', model: 'm+latency-400+status-500', retries: 0 }] }, { deadman: { failing_window_s: 60 } })
+    const before = suite.sim.count()
+    const late = w.infer({ chain: 'old' })
+    while (suite.sim.count() === before) await Bun.sleep(5)
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { good: [{ provider: 'sim', model: 'm' }] }, { deadman: { failing_window_s: 60 } }))
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    expect((await late).status).toBe(502)
+    clock.advance(61_000)
+    // Counted, chain "old" (which the running config no longer has) would read as failing for good.
+    const report = await heartbeat(w)
+    expect(report.body.reasons ?? []).toEqual([])
+    expect(report.status).toBe(200)
+  })
 })
 
 describe('promotion to last known good', () => {

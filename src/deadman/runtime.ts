@@ -38,6 +38,8 @@ export class RuntimeState {
   private readonly served = new Set<string>()
   private readonly calls = new Map<number, Call>()
   private readonly chains = new Map<string, ChainHealth>()
+  /** Counts resetChains(): a call begun before a reset reports nothing into the new config's record. */
+  private generation = 0
   private nextId = 0
 
   constructor(private readonly clock: Clock) {
@@ -49,13 +51,18 @@ export class RuntimeState {
     const id = ++this.nextId
     const now = this.clock.monotonic()
     this.calls.set(id, { chain, startedAt: now, deadline: now + callBudgetMs(steps, config) })
+    // A call that ends after a reload ran on the old config: its chain may be gone, or no longer the
+    // same. Counted into the new record, it could hold /heartbeat at 503 for a chain no one calls, or
+    // hide a new config on which every call fails.
+    const generation = this.generation
     return {
       succeed: () => {
         this.lastSuccessAt = this.clock.now()
         this.served.add(config.hash)
-        this.chains.set(chain, { failingSince: null })
+        if (generation === this.generation) this.chains.set(chain, { failingSince: null })
       },
       fail: () => {
+        if (generation !== this.generation) return
         const health = this.chains.get(chain)
         if (!health || health.failingSince === null) this.chains.set(chain, { failingSince: this.clock.monotonic() })
       },
@@ -101,6 +108,7 @@ export class RuntimeState {
   /** Forgets chain failures (a new config's chains start with a clean slate). */
   resetChains(): void {
     this.chains.clear()
+    this.generation++
   }
 }
 
