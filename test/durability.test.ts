@@ -343,6 +343,27 @@ describe('a graceful stop', () => {
   })
 })
 
+describe('a graceful stop, and a row still being committed', () => {
+  test('a call whose pending row commits only after the grace ran out (the database was locked) is not sent, and its row says so', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 5000 }))
+    const lock = await holdWriteLock(w.dbPath)
+    const before = sim.count()
+    const answered = fetch(`${w.url}/v1/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }),
+    }).then((res) => res.status, () => 'cut')
+    await Bun.sleep(100)
+    const stopped = w.stop(200)
+    await Bun.sleep(500) // the grace has run out: witness is cutting what is left
+    await lock.release()
+    await stopped
+    await answered
+    expect(sim.count()).toBe(before)
+    expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([['error', 'not called: witness stopped']])
+  })
+})
+
 describe('a graceful stop, within its grace', () => {
   test('a client that leaves on its own while the stop waits is recorded as leaving, not as stopped by witness', async () => {
     const w = await startWitness(simConfig(sim.url, { long: [{ provider: 'sim', model: 's+chunks-200+chunk-delay-50', timeout_ms: 60_000 }] }))

@@ -190,6 +190,11 @@ export async function runStep(
     // The row is committed: the call may go out.
     const record = attemptRecord(logId, target.provider, target.model, 'pending')
     scope.attempts.push(record)
+    // Unless the stop's grace ran out while the row was being committed (behind a slow fsync, a lock).
+    if (scope.stopping()) {
+      await finishAttempt(scope, record, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: 'not called: witness stopped' })
+      throw stoppedByRouter(target.provider, 0)
+    }
 
     const controller = new AbortController()
     const startedAt = clock.monotonic()
