@@ -203,7 +203,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
       rollups,
       async stop(graceMs = 10_000) {
         deadman.stop()
-        server.stop(false)
+        // Settles once every request has been answered, its answer written out to the last byte.
+        const drained = server.stop(false)
         const deadline = Date.now() + graceMs
         // A running job (a git push, an archive batch) gets the same grace as calls in flight.
         if (jobs) await Promise.race([jobs.stop(), Bun.sleep(graceMs)])
@@ -212,6 +213,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
         // running after it is recorded by the next start (its agent is left rolling_back).
         await Promise.race([deadman.idle(), Bun.sleep(Math.max(0, deadline - Date.now()))])
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
+        // An answer still being written (a large one, a client reading slowly) is not cut short: its
+        // client would send the call again, and pay twice. It has what is left of the grace.
+        if (inFlight.count === 0) await Promise.race([drained, Bun.sleep(Math.max(0, deadline - Date.now()))])
         cutting = true
         // Calls still running are ended by witness itself: a stream with an error event the client can
         // read, a call waiting for its provider with a 503 `witness_stopped`; each with its row. Their
@@ -219,7 +223,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         const answerBy = Date.now() + FINISH_AFTER_CUT_MS
         await Promise.race([endLiveCalls(liveCalls), Bun.sleep(FINISH_AFTER_CUT_MS)])
         while (inFlight.count > 0 && Date.now() < answerBy) await Bun.sleep(10)
-        await Bun.sleep(ANSWER_WRITE_MS)
+        await Promise.race([drained, Bun.sleep(ANSWER_WRITE_MS)])
         server.stop(true)
         // Cutting the connections ends whatever still runs: each finishes its row (the client is gone)
         // within moments, so that is waited for, briefly, even when the grace is spent. A row still

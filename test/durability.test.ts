@@ -364,6 +364,41 @@ describe('a graceful stop, and a row still being committed', () => {
   })
 })
 
+describe('a graceful stop, and an answer still being written', () => {
+  test("a call that finished within the grace gets its whole answer, even to a client reading slowly", async () => {
+    const big = JSON.stringify({
+      id: 'c1', object: 'chat.completion', model: 'm',
+      choices: [{ index: 0, message: { role: 'assistant', content: 'x'.repeat(8 * 1024 * 1024) }, finish_reason: 'stop' }],
+      usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+    })
+    const provider = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: async () => (await Bun.sleep(300), new Response(big, { headers: { 'content-type': 'application/json' } })) })
+    try {
+      const w = await startWitness({ providers: { big: { type: 'openai', base_url: `http://127.0.0.1:${provider.port}/v1` } }, chains: { default: [{ provider: 'big', model: 'm' }] } })
+      const { connect } = await import('node:net')
+      const socket = connect(Number(new URL(w.url).port), '127.0.0.1')
+      const chunks: Buffer[] = []
+      socket.on('data', (d: Buffer) => chunks.push(d))
+      const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()))
+      socket.on('error', () => {})
+      await new Promise<void>((resolve) => socket.on('connect', () => resolve()))
+      const body = JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] })
+      socket.write(`POST /v1/infer HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+      socket.pause() // a client slow to read
+      await Bun.sleep(100) // the call is under way
+      const stopped = w.stop(5000)
+      await Bun.sleep(1000) // the call finished at 300 ms; its answer waits in the socket
+      socket.resume()
+      await Promise.all([stopped, closed])
+      const all = Buffer.concat(chunks)
+      const headEnd = all.indexOf('\r\n\r\n')
+      const length = Number(/content-length: (\d+)/i.exec(all.subarray(0, headEnd).toString('latin1'))?.[1])
+      expect(all.length - headEnd - 4).toBe(length)
+    } finally {
+      provider.stop(true)
+    }
+  })
+})
+
 describe('a graceful stop, within its grace', () => {
   test('a client that leaves on its own while the stop waits is recorded as leaving, not as stopped by witness', async () => {
     const w = await startWitness(simConfig(sim.url, { long: [{ provider: 'sim', model: 's+chunks-200+chunk-delay-50', timeout_ms: 60_000 }] }))
