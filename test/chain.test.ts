@@ -4,6 +4,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
+import { retryWaitMs } from '../src/router/attempt.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { readMeta, readRows, rowById } from './support/rows.ts'
 import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
@@ -564,5 +565,28 @@ describe('an Anthropic provider in the chain', () => {
     expect(received.headers['anthropic-version']).toBe('2023-06-01')
     expect(received.body).toEqual({ model: 'claude-sim+tokens-7-9', system: 'be brief', messages: [{ role: 'user', content: [{ type: 'text', text: 'hello there' }] }], max_tokens: 100 })
     expect(readRows(w.dbPath)[0]).toMatchObject({ endpoint: `${sim.url}/v1/messages`, tokens_in: 7, tokens_out: 9, status: 'success' })
+  })
+})
+
+describe('the wait between tries', () => {
+  const policy = { backoff_min_ms: 250, backoff_max_ms: 4000 }
+  const spread = (waits: number[]) => Math.max(...waits) - Math.min(...waits)
+  const draws = (attempt: number, retryAfterMs?: number) => Array.from({ length: 200 }, () => retryWaitMs(policy, attempt, retryAfterMs))
+
+  test('grows from backoff_min_ms, jittered, and stays jittered at backoff_max_ms (callers that failed together do not come back in step)', () => {
+    for (const w of draws(1)) expect(w >= 250 && w <= 500).toBe(true)
+    for (const w of draws(3)) expect(w >= 1000 && w <= 2000).toBe(true)
+    const capped = draws(8)
+    for (const w of capped) expect(w >= 2000 && w <= 4000).toBe(true)
+    expect(spread(capped)).toBeGreaterThan(1000)
+    // backoff_min_ms is a floor even where the cap leaves no room.
+    for (const w of Array.from({ length: 50 }, () => retryWaitMs({ backoff_min_ms: 500, backoff_max_ms: 500 }, 4))) expect(w).toBe(500)
+  })
+
+  test("a provider's Retry-After is waited out, plus up to a tenth more (at most a second)", () => {
+    const waits = draws(1, 5000)
+    for (const w of waits) expect(w >= 5000 && w <= 5500).toBe(true)
+    expect(spread(waits)).toBeGreaterThan(100)
+    for (const w of draws(1, 60_000)) expect(w >= 60_000 && w <= 61_000).toBe(true)
   })
 })

@@ -173,7 +173,6 @@ export async function runStep(
   }
 
   const once = async (tryNumber: number): Promise<StepSuccess> => {
-    waiting(false)
     // Past the stop's grace no new call starts (a request on a kept-alive connection, a retry): no row, no call.
     if (scope.stopping()) throw stoppedByRouter(target.provider, 0)
     const meta: RowMeta = {
@@ -287,31 +286,47 @@ export async function runStep(
       scope.signal.removeEventListener('abort', onClientGone)
       scope.liveCalls?.delete(stopForRouter)
       if (outcome) await finishAttempt(scope, record, outcome)
-      // A failed try may be followed by a wait, which the router's stop may end.
-      if (outcome && outcome.status !== 'success') waiting(true)
     }
   }
 
   try {
     return await pRetry(once, {
       retries: step.retries,
-      factor: 2,
-      minTimeout: policy.backoff_min_ms,
-      maxTimeout: policy.backoff_max_ms,
-      randomize: true,
+      // The wait between tries is witness's own (retryWaitMs): p-retry's jitter is lost at its cap.
+      minTimeout: 0,
+      maxTimeout: 0,
       signal,
       shouldRetry: ({ error }) => shouldRetry(error, policy),
-      onFailedAttempt: async ({ error, retriesLeft, retryDelay }) => {
+      onFailedAttempt: async ({ error, retriesLeft, attemptNumber }) => {
         if (retriesLeft === 0 || !shouldRetry(error, policy)) return
         const wantMs = error instanceof ProviderError ? error.retryAfterMs : undefined
-        // p-retry waits retryDelay after this; top it up to the provider's Retry-After.
-        if (wantMs !== undefined && wantMs > retryDelay) await sleep(wantMs - retryDelay, signal)
+        // The router's stop may end the wait (and answer the client).
+        waiting(true)
+        try {
+          await sleep(retryWaitMs(policy, attemptNumber, wantMs), signal)
+        } finally {
+          waiting(false)
+        }
       },
     })
   } finally {
     waiting(false)
     scope.signal.removeEventListener('abort', clientGone)
   }
+}
+
+/**
+ * How long to wait before the try after try `attempt` (from 1): exponential from backoff_min_ms,
+ * jittered between 1x and 2x; past backoff_max_ms, between half of it and all of it (never under
+ * backoff_min_ms), so that callers who failed together do not come back in step. A provider's
+ * Retry-After is waited out, plus up to a tenth more (at most a second), for the same reason.
+ */
+export function retryWaitMs(policy: Pick<Policy, 'backoff_min_ms' | 'backoff_max_ms'>, attempt: number, retryAfterMs?: number, random = Math.random): number {
+  const { backoff_min_ms: min, backoff_max_ms: max } = policy
+  const exponential = min * 2 ** (attempt - 1) * (1 + random())
+  const backoff = exponential <= max ? exponential : Math.max(min, max * (0.5 + random() / 2))
+  if (retryAfterMs === undefined || retryAfterMs <= backoff) return Math.round(backoff)
+  return Math.round(retryAfterMs + Math.min(1000, retryAfterMs / 10) * random())
 }
 
 /** A try the router's stop ended (or never let start). */
