@@ -78,6 +78,7 @@ const StatsSchema = v.strictObject({
 const SpanSchema = v.strictObject({
   since: v.optional(When),
   until: v.optional(When),
+  archives: Archives,
 })
 
 const SeriesSchema = v.strictObject({ ...SpanSchema.entries, bucket: v.optional(When) })
@@ -153,7 +154,7 @@ export function parseStatsInput(params: Record<string, string>, nowMs: number): 
 }
 
 /** Parses `/stats/series` parameters: `since` defaults to 24 hours back, `until` to now, `bucket` to fit about 300 buckets. */
-export function parseSeriesInput(params: Record<string, string>, nowMs: number): SeriesQuery {
+export function parseSeriesInput(params: Record<string, string>, nowMs: number): SeriesQuery & { archives: boolean } {
   const issues: Issue[] = []
   const input = check(SeriesSchema, params, issues)
   const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
@@ -170,16 +171,16 @@ export function parseSeriesInput(params: Record<string, string>, nowMs: number):
     if (bucketCount(since, until, bucketS) > MAX_BUCKETS) issues.push({ path: 'bucket', message: `cuts the window into more than ${MAX_BUCKETS} buckets; choose a larger one` })
   }
   fail('invalid series parameters', issues)
-  return { since: since!, until: until!, bucketS: bucketS! }
+  return { since: since!, until: until!, bucketS: bucketS!, archives: input?.archives === '1' }
 }
 
 /** Parses a time window (`since` defaults to 24 hours back, `until` to now), for `/stats/fallbacks`. */
-export function parseSpanInput(params: Record<string, string>, nowMs: number): { since: string; until: string } {
+export function parseSpanInput(params: Record<string, string>, nowMs: number): { since: string; until: string; archives: boolean } {
   const issues: Issue[] = []
-  check(SpanSchema, params, issues)
+  const input = check(SpanSchema, params, issues)
   const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
   fail('invalid window parameters', issues)
-  return { since: range.since!, until: range.until! }
+  return { since: range.since!, until: range.until!, archives: input?.archives === '1' }
 }
 
 function check<S extends v.StrictObjectSchema<v.ObjectEntries, undefined>>(schema: S, params: Record<string, string>, issues: Issue[]): v.InferOutput<S> | undefined {

@@ -12,7 +12,7 @@ import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import type { RetentionSettings } from '../src/config.ts'
 import { type ArchiveJobOptions, runArchive } from '../src/retention/archive-job.ts'
-import { type ReadPeriod, openReadSources } from '../src/retention/read-sources.ts'
+import { type ReadPeriod, archivesReached, openReadSources } from '../src/retention/read-sources.ts'
 import { LOG_COLUMNS, type LogRow, newestFirst } from '../src/telemetry/queries.ts'
 import { BUN, ROOT } from './support/process.ts'
 import { type SeedRow, daysAgo, everyRow, seedRows } from './support/seed.ts'
@@ -258,29 +258,47 @@ describe('GET /requests/:id with archives=1', () => {
 })
 
 describe('did-call and stats with archives=1', () => {
-  test('did-call counts archived calls only with archives=1', async () => {
+  test('did-call counts archived calls once its window reaches archived days, asked for (archives=1) or not: it never says no for a call that was made', async () => {
     const calls = t.seeded.filter((r) => r.agent === 'allegro' && r.provider === 'mimo')
     expect(calls.every((r) => !isLive(r))).toBe(true)
-    const without = await (await get('/requests/did-call?agent=allegro&provider=mimo&since=200d')).json()
-    expect(without).toMatchObject({ called: false, calls: 0 })
-    const withArchives = await (await get('/requests/did-call?agent=allegro&provider=mimo&since=200d&archives=1')).json()
     const newest = calls.map((r) => r.timestamp).sort().at(-1)
-    expect(withArchives).toMatchObject({ called: true, calls: calls.length, last_call_at: newest })
-    expect(withArchives.by_status).toEqual(countBy(calls))
+    for (const query of ['', '&archives=1']) {
+      const answer = await (await get(`/requests/did-call?agent=allegro&provider=mimo&since=200d${query}`)).json()
+      expect(answer).toMatchObject({ called: true, calls: calls.length, last_call_at: newest })
+      expect(answer.by_status).toEqual(countBy(calls))
+    }
   })
 
-  test('stats with archives=1 count the archived attempts and requests too', async () => {
+  test('stats count the archived attempts and requests too, once the window reaches archived days', async () => {
     const inWindow = t.seeded.filter((r) => Date.parse(r.timestamp) >= NOW - 200 * DAY)
-    const live = await (await get('/stats?since=200d&by=provider')).json()
+    const unasked = await (await get('/stats?since=200d&by=provider')).json()
     const both = await (await get('/stats?since=200d&by=provider&archives=1')).json()
     const attempts = (body: { groups: { provider: string; attempts: number }[] }) => Object.fromEntries(body.groups.map((g) => [g.provider, g.attempts]))
     const count = (rows: Seeded[]) => countBy(rows, (r) => r.provider!)
-    expect(attempts(live)).toEqual(count(inWindow.filter(isLive)))
+    expect(attempts(unasked)).toEqual(count(inWindow))
     expect(attempts(both)).toEqual(count(inWindow))
     // The straddling request counts once, for groq (which served it), though its rows are in two files.
     const requests: Record<string, number> = Object.fromEntries(both.groups.map((g: { provider: string; requests: number }) => [g.provider, g.requests]))
     expect(Object.values(requests).reduce((a, b) => a + b)).toBe(inWindow.length - 1)
     expect(requests.groq).toBe(inWindow.filter((r) => r.provider === 'groq').length)
+  })
+})
+
+describe('a request across the end of a month, both months archived', () => {
+  test('its failed first try, on the last second of the month, is not counted a failed request: its retry is in the next month\'s file', async () => {
+    const d = await archivedDir([
+      { timestamp: '2026-09-30T23:59:59.000Z', agent: 'ezra', provider: 'kimi', status: 'error', requestId: 'req-midnight', seq: 1 },
+      { timestamp: '2026-10-01T00:00:00.300Z', agent: 'ezra', provider: 'kimi', status: 'success', requestId: 'req-midnight', seq: 2 },
+    ])
+    expect(d.files()).toEqual(['request_log-2026-09.db.zst', 'request_log-2026-10.db.zst'])
+    const w2 = await witnessOn(d.dir)
+    try {
+      const hour = await (await fetch(`${w2.url}/stats?since=2026-09-30T23:00:00.000Z&until=2026-10-01T00:00:00.000Z&archives=1`, { headers: bearer(OPERATOR) })).json()
+      // One attempt, failed; no request ended in this hour (it ended, served, in the next).
+      expect(hour.groups).toMatchObject([{ provider: 'kimi', attempts: 1, error: 1, requests: 0 }])
+    } finally {
+      await w2.stop(0)
+    }
   })
 })
 
@@ -351,7 +369,7 @@ describe('the read commands with --archives', () => {
     return { code: proc.exitCode, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() }
   }
 
-  test('query, did-call and stats search the configured archive directory (or --archive-dir) only when asked', () => {
+  test('query searches the configured archive directory (or --archive-dir) only when asked; did-call and stats also where their window reaches archived days', () => {
     const config = ['--config', w.configPath]
     const rowsOf = (stdout: string) => stdout.trimEnd().split('\n').filter(Boolean).map((l) => JSON.parse(l).id)
     expect(rowsOf(run(['query', ...config, '--json', '--limit', '1000', '--since', since]).stdout)).toEqual(newestIds(t.seeded.filter(isLive)))
@@ -359,13 +377,28 @@ describe('the read commands with --archives', () => {
     const db = ['--db', t.livePath, '--archives', '--archive-dir', t.archiveDir]
     expect(rowsOf(run(['query', ...db, '--json', '--agent', 'bezalel', '--limit', '1000'], t.dir).stdout)).toEqual(newestIds(t.seeded.filter((r) => r.agent === 'bezalel')))
 
-    expect(run(['did-call', ...config, '--agent', 'allegro', '--provider', 'mimo', '--since', since]).code).toBe(1)
-    const yes = run(['did-call', ...config, '--agent', 'allegro', '--provider', 'mimo', '--since', since, '--archives'])
-    expect(yes.code).toBe(0)
-    expect(yes.stdout).toStartWith('yes: agent allegro called provider mimo 2 times')
+    for (const asked of [[], ['--archives']]) {
+      const yes = run(['did-call', ...config, '--agent', 'allegro', '--provider', 'mimo', '--since', since, ...asked])
+      expect(yes.code).toBe(0)
+      expect(yes.stdout).toStartWith('yes: agent allegro called provider mimo 2 times')
+      const stats = JSON.parse(run(['stats', ...config, '--since', since, ...asked, '--json']).stdout)
+      expect(stats.groups.reduce((n: number, g: { attempts: number }) => n + g.attempts, 0)).toBe(t.seeded.length)
+    }
+  })
 
-    const stats = JSON.parse(run(['stats', ...config, '--since', since, '--archives', '--json']).stdout)
-    expect(stats.groups.reduce((n: number, g: { attempts: number }) => n + g.attempts, 0)).toBe(t.seeded.length)
+  test('the archive job marks the newest row it moved: a window starting at or before it reaches the archives, even inside keep_days (archived early, at database_max_mb)', () => {
+    const live = new Database(t.livePath, { readonly: true })
+    try {
+      const newestArchived = t.seeded.filter((r) => !isLive(r)).map((r) => Date.parse(r.timestamp)).sort((a, b) => a - b).at(-1)!
+      const at = (ms: number) => new Date(ms).toISOString()
+      expect(archivesReached(live, at(newestArchived))).toBe(true)
+      expect(archivesReached(live, at(newestArchived + 1))).toBe(false)
+      // The config's horizon (keep_days) counts too, for an archive run that left no mark.
+      expect(archivesReached(live, at(newestArchived + 1), newestArchived + 2)).toBe(true)
+      expect(archivesReached(live, undefined)).toBe(false) // a listing with no start reads them only when asked
+    } finally {
+      live.close()
+    }
   })
 
   test('--archive-dir without --archives, a missing archive directory, or --archives with no config to name one exit 2', () => {

@@ -21,7 +21,7 @@ export const didCallCommand: Command = {
     const query = parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now())
     const target = openForReading(values)
     try {
-      const sources = await target.sources(query.archives, query)
+      const sources = await target.sources(query.archives, query, true)
       const answer = didCall(sources.live, query, sources.archives)
       console.log(values.json ? JSON.stringify(answer) : sentence(answer))
       return answer.called ? 0 : 1

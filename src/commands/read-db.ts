@@ -10,7 +10,8 @@ import { existsSync, statSync } from 'node:fs'
 import { type Config, loadConfig } from '../config.ts'
 import { ConfigError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
-import { type ReadPeriod, type ReadSources, openReadSources } from '../retention/read-sources.ts'
+import { archivedBeforeMs } from '../retention/archive-job.ts'
+import { type ReadPeriod, type ReadSources, archivesReached, openReadSources } from '../retention/read-sources.ts'
 import { UsageError } from './args.ts'
 
 export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
@@ -20,7 +21,8 @@ export interface ReadTarget {
   /** The config, when there is one (prices for stats). */
   config: Config | null
   /** The database plus, when `archives`, the archive files of `period`; closed by `close`. */
-  sources(archives: boolean, period: ReadPeriod): Promise<ReadSources>
+  /** `answer`: did-call or the stats, which read the archives where their window reaches them (readSources in routes/requests.ts). */
+  sources(archives: boolean, period: ReadPeriod, answer?: boolean): Promise<ReadSources>
   close(): void
 }
 
@@ -36,8 +38,11 @@ export function openForReading(values: { db?: string; config?: string; archives?
   return {
     db,
     config,
-    async sources(archives, period) {
-      const sources = await openReadSources(db, archives ? archiveDir : null, period)
+    async sources(archives, period, answer = false) {
+      // As the server's reads: an answer whose window starts where rows may have been archived searches them too.
+      const horizon = config ? archivedBeforeMs(config.retention, Date.now()) : undefined
+      const reached = archives || (answer && archivesReached(db, period.since, horizon))
+      const sources = await openReadSources(db, reached ? archiveDir : null, period)
       opened.push(sources)
       return sources
     },

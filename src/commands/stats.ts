@@ -4,7 +4,7 @@ import { formatTable } from '../format/table.ts'
 import { parseStatsInput } from '../query-input.ts'
 import type { RankEntry, StatsResult } from '../telemetry/stats.ts'
 import { SliceRollups } from '../telemetry/slice-rollups.ts'
-import { computeStats } from '../telemetry/stats-window.ts'
+import { computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
 import { type Command, parsed } from './args.ts'
 import { READ_OPTIONS, given, openForReading } from './read-db.ts'
 
@@ -21,7 +21,7 @@ export const statsCommand: Command = {
     const query = parseStatsInput(given(values, ['since', 'until', 'by', 'agent']), nowMs)
     const target = openForReading(values)
     try {
-      const sources = await target.sources(query.archives, query)
+      const sources = await target.sources(query.archives, statsReadPeriod(query), true)
       // The slices the server stored in the live file are read, never written (the file is open read-only).
       const rollups = new SliceRollups(target.db)
       const result = await computeStats(sources.dbs, query, { pricing: target.config?.pricing ?? {}, nowMs, rollups })

@@ -12,15 +12,15 @@ import type { Config } from '../config.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
 import { NotFoundError } from '../errors.ts'
 import { parseDidCallInput } from '../query-input.ts'
-import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadSources, openReadSources, withSources } from '../retention/read-sources.ts'
+import { type ReadSources, withSources } from '../retention/read-sources.ts'
+import { readSources } from '../routes/requests.ts'
 import { readQuery } from '../routes/query-params.ts'
 import { didCall } from '../telemetry/did-call.ts'
 import { fallbackCounts, fallbacksOut } from '../telemetry/fallbacks.ts'
 import { listRequests, requestRow, requestStory } from '../telemetry/queries.ts'
 import { timeSeries } from '../telemetry/series.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
-import { type StatsCache, computeStats } from '../telemetry/stats-window.ts'
+import { type StatsCache, computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
 import type { Store } from '../telemetry/store.ts'
 import { Comparison } from './comparison.tsx'
 import { DeadmanPanel } from './deadman.tsx'
@@ -56,15 +56,13 @@ const providersOf = (config: Config) => [...config.providers.keys()]
 
 /**
  * The databases a view of [since, until) reads: the live file, and the
- * archives too when the view starts before the live file's horizon (rows
- * older than `retention.keep_days` may have moved there) or when asked for
- * (`archives=1`). A 7-day view with `keep_days: 2` would otherwise answer
- * from two days of rows, and did-call could say No for a call that was made.
+ * archives too when the view starts where rows may have been archived, or
+ * when asked for (`archives=1`): the API's rule (readSources). A 7-day view
+ * with `keep_days: 2` would otherwise answer from two days of rows, and
+ * did-call could say No for a call that was made.
  */
 function viewSources(deps: Pick<DashboardDeps, 'store' | 'clock' | 'config'>, since: string, until?: string, asked = false): Promise<ReadSources> {
-  const { retention } = deps.config()
-  const reachesArchives = asked || Date.parse(since) < archivedBeforeMs(retention, deps.clock.now())
-  return openReadSources(deps.store.reader, reachesArchives ? retention.archiveDir : null, { since, until })
+  return readSources(deps, asked, { since, until }, true)
 }
 
 /** GET /: the shell. Locked (login first) when `auth` is set and this request carries no operator token. */
@@ -81,7 +79,7 @@ export function comparisonFragment(deps: DashboardDeps) {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
     const config = deps.config()
-    const { stats, out } = await withSources(viewSources(deps, window.since, window.until), async ({ dbs }) => ({
+    const { stats, out } = await withSources(viewSources(deps, window.since, statsReadPeriod(window).until), async ({ dbs }) => ({
       stats: await computeStats(dbs, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
       out: fallbacksOut(await fallbackCounts(dbs, window.since, window.until)),
     }))

@@ -16,6 +16,7 @@
  * Finished rows never change, so the copy stays true until the delete.
  */
 import type { Database } from 'bun:sqlite'
+import { isoTime } from '../clock.ts'
 import { ArchiveError } from '../errors.ts'
 import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
 import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
@@ -26,6 +27,12 @@ import type { SideTable } from './side-tables.ts'
 
 /** witness_state key: the highest request_log id ever moved to an archive (sync reads it). */
 export const ARCHIVED_MAX_ID_KEY = 'archive.max_id'
+/**
+ * witness_state key: the newest timestamp among the rows moved to the archives. A read whose window
+ * starts at or before it searches the archives too (read-sources.ts), or it would answer from a part
+ * of the window: did-call would say "no" for a call that was made.
+ */
+export const ARCHIVED_THROUGH_KEY = 'archive.through'
 
 export interface BatchEvent {
   phase: 'copied' | 'deleted'
@@ -110,7 +117,7 @@ export function createMover(live: Database, options: MoverOptions): Mover {
   const hasState = tableExists(live, 'witness_state')
   const hasStoredSlices = hasSliceTable(live)
   const movesChain = hasState && tables.some((t) => t.name === 'log_chain')
-  const deleteBatch = live.transaction((ids: string, maxId: number) => {
+  const deleteBatch = live.transaction((ids: string, maxId: number, throughMs: number) => {
     const at = new Date(options.now()).toISOString()
     // The head stays known when every chain entry has moved out (see chainHead).
     const head = movesChain ? chainHeadState(live) : null
@@ -122,6 +129,8 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     if (hasState) {
       const before = Number(readState(live, ARCHIVED_MAX_ID_KEY) ?? 0)
       if (maxId > before) writeState(live, ARCHIVED_MAX_ID_KEY, String(maxId), at)
+      const through = Date.parse(readState(live, ARCHIVED_THROUGH_KEY) ?? '')
+      if (Number.isFinite(throughMs) && !(throughMs <= through)) writeState(live, ARCHIVED_THROUGH_KEY, isoTime(throughMs), at)
     }
   })
 
@@ -142,9 +151,10 @@ export function createMover(live: Database, options: MoverOptions): Mover {
         await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
       }
       const all = [...byMonth.values()].flat()
+      const throughMs = Math.max(...rows.filter((row) => monthOfTimestamp(row.timestamp)).map((row) => Date.parse(row.timestamp)).filter(Number.isFinite))
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
       for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
-      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), Math.max(...all)), budget)
+      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), Math.max(...all), throughMs), budget)
       options.onBatch?.({ phase: 'deleted', ids: all, months: [...byMonth.keys()] })
       return new Map([...byMonth].map(([month, ids]) => [month, ids.length]))
     },

@@ -13,7 +13,9 @@ import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import type { Source } from '../telemetry/across.ts'
 import type { PageKey } from '../telemetry/queries.ts'
+import { readState } from '../jobs/job-db.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
+import { ARCHIVED_THROUGH_KEY } from './mover.ts'
 import { nextMonthStartMs } from './months.ts'
 
 export interface ReadSources {
@@ -32,6 +34,21 @@ export interface ReadPeriod {
   since?: string
   until?: string
   before?: PageKey
+}
+
+/**
+ * Whether a window starting at `since` reaches rows the archive job may have moved out of the live
+ * file: it starts at or before the newest row moved (ARCHIVED_THROUGH_KEY), or before `horizonMs`
+ * (now less `retention.keep_days`, when the config is known: an archive run of an older witness
+ * left no mark). Such a read searches the archives whether or not they were asked for; a window
+ * with no start (a listing) only when asked.
+ */
+export function archivesReached(live: Database, since: string | undefined, horizonMs?: number): boolean {
+  if (since === undefined) return false
+  const sinceMs = Date.parse(since)
+  if (!Number.isFinite(sinceMs)) return false
+  if (horizonMs !== undefined && sinceMs < horizonMs) return true
+  return sinceMs <= Date.parse(readState(live, ARCHIVED_THROUGH_KEY) ?? '')
 }
 
 /**

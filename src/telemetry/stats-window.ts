@@ -37,6 +37,16 @@ export const SLICE_MS = 10 * 60_000
  * (finalAtMs) before its slice is cached or stored.
  */
 export const SEAL_AFTER_MS = 5 * 60_000
+
+/**
+ * The period whose files the stats of [since, until) read: up to a day past `until`, since whether a
+ * failed call was its request's last is told by the rows after it, and those may lie in the next
+ * month's archive (a retry at 00:00:01 of one that failed at 23:59:59 on the last day of a month).
+ */
+export function statsReadPeriod(query: { since: string; until: string }): { since: string; until: string } {
+  const untilMs = Date.parse(query.until)
+  return { since: query.since, until: Number.isFinite(untilMs) ? new Date(untilMs + 86_400_000).toISOString() : query.until }
+}
 /**
  * When a folded slice is final: SEAL_AFTER_MS after its last row ended. A
  * row starts in the slice and ends within its latency, and a retry or a
