@@ -16,4 +16,9 @@ describe('formatTable', () => {
     expect(table).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f]/)
     expect(table).toContain('HTTP 500: \\x1b[31mred\\x1b[0m \\x07bell')
   })
+
+  test('a small fraction (a cost under a tenth of a cent) keeps its significant digits, never shown as 0', () => {
+    const table = formatTable([{ cost_usd: 4.6e-7 }, { cost_usd: 0.0123456789 }, { cost_usd: 0.0004321987 }], ['cost_usd'])
+    expect(table.split('\n').slice(2)).toEqual(['4.6e-7', '0.012346', '0.0004322'])
+  })
 })

@@ -9,7 +9,8 @@ export function formatTable(rows: Record<string, unknown>[], columns: string[]):
 
 function show(value: unknown): string {
   if (value === null || value === undefined) return '-'
-  if (typeof value === 'number' && !Number.isInteger(value)) return String(Number(value.toFixed(6)))
+  // Six decimals, or four significant digits where that is more: a cost of $0.00000046 is not "0".
+  if (typeof value === 'number' && !Number.isInteger(value)) return String(Math.abs(value) >= 1e-3 ? Number(value.toFixed(6)) : Number(value.toPrecision(4)))
   // Control characters (an ESC sequence in a provider's error message) never reach the terminal raw.
   return String(value)
     .replace(/\s+/g, ' ')
