@@ -47,7 +47,9 @@ function usage(): string {
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv
   if (!name || name === 'help' || name === '--help' || name === '-h') {
-    console.log(usage())
+    // Asked for, the usage is the answer (stdout); with no command at all, it is the error (stderr).
+    if (name) console.log(usage())
+    else console.error(usage())
     return name ? 0 : 2
   }
   const command = COMMANDS[name]

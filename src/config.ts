@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
-import { parseDocument } from 'yaml'
+import { parseAllDocuments, parseDocument } from 'yaml'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, publicEndpoint } from '../providers/types.ts'
@@ -200,7 +200,10 @@ export const ConfigSchema = v.strictObject({
   /** The whole request body must arrive within this (a slow or stalled body gets 408). */
   body_timeout_ms: v.optional(Ms, 30_000),
   providers: v.record(Name, ProviderSchema),
-  chains: v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
+  chains: v.pipe(
+    v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
+    v.check((chains) => Object.keys(chains).length > 0, 'at least one chain: a router without one serves nothing'),
+  ),
   policy: v.optional(PolicySchema, {}),
   deadman: v.optional(DeadmanSchema, {}),
   retention: v.optional(RetentionSchema, {}),
@@ -566,6 +569,11 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   } catch (error) {
     throw new ConfigError(path, yamlProblems(text, error as Error))
   }
+  // Bun reads several documents (`---`) as a list of them, and a list as a list: neither is a config.
+  const documents = parseAllDocuments(text)
+  const count = Array.isArray(documents) ? documents.length : 1
+  if (count > 1) throw new ConfigError(path, [{ path: '', message: `holds ${count} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
+  if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
   const duplicates = duplicateKeys(text)
   if (!duplicates.length) return parseConfig(doc, options)

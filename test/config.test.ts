@@ -95,6 +95,10 @@ describe('config', () => {
     ])
   })
 
+  test('a config without a chain serves nothing, and is refused', () => {
+    expect(problems({ providers: { kimi: {} }, chains: {} })).toEqual([{ path: 'chains', message: 'at least one chain: a router without one serves nothing' }])
+  })
+
   test('listen.host is an address serve can bind: no scheme, port or spaces', () => {
     for (const host of ['http://127.0.0.1', '127.0.0.1:8787', '127.0.0.1 ', '']) {
       expect(problems({ ...minimal, listen: { host } }).map((p) => p.path), host).toEqual(['listen.host'])
@@ -162,6 +166,11 @@ describe('config', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'bad.yaml'), 'providers: [\n  nope: {')
     expect(() => loadConfig(join(dir, 'bad.yaml'))).toThrow(/not valid YAML/)
+    // Several documents, or a list, are named as such.
+    writeFileSync(join(dir, 'two.yaml'), 'providers: {}\n---\nchains: {}\n')
+    expect(() => loadConfig(join(dir, 'two.yaml'))).toThrow(/holds 2 YAML documents/)
+    writeFileSync(join(dir, 'list.yaml'), '- providers\n- chains\n')
+    expect(() => loadConfig(join(dir, 'list.yaml'))).toThrow(/is a list; a config is one mapping/)
     // It says where: the line and column.
     writeFileSync(join(dir, 'unclosed.yaml'), 'chains:\n  default:\n    - { provider: a, model: m }\n  fast:\n    - { provider: a, model: m\npolicy: { cooldown_s: 5 }\n')
     expect(() => loadConfig(join(dir, 'unclosed.yaml'))).toThrow(/not valid YAML: .* at line 6, column 1/)

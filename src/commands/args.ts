@@ -50,10 +50,10 @@ export function countOf(flag: string, text: string): number {
   return n
 }
 
-/** A positive whole-number flag without an upper bound. */
+/** A positive whole-number flag, at most 2^53 - 1 (beyond it SQLite refuses the number). */
 export function positiveIntOf(flag: string, text: string): number {
   const n = Number(text)
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, got "${text}"`)
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer (at most ${Number.MAX_SAFE_INTEGER}), got "${text}"`)
   return n
 }
 
