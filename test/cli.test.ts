@@ -1,7 +1,7 @@
 /** The witness command line, run as a real subprocess. */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BUN, ROOT, waitForLine } from './support/process.ts'
 import { readRows } from './support/rows.ts'
@@ -44,6 +44,16 @@ describe('witness init', () => {
     writeFileSync(join(dir, 'witness.yaml'), 'database: ./here.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n')
     expect(witness(['init'], dir).code).toBe(0)
     expect(Bun.file(join(dir, 'here.db')).size).toBeGreaterThan(0)
+  })
+
+  test('a database that cannot be opened is named in the message', () => {
+    const dir = tempDir()
+    const blocked = join(dir, 'a-directory.db')
+    mkdirSync(blocked)
+    const result = witness(['init', '--db', blocked], dir)
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(`witness: init failed: cannot open the database ${blocked}: `)
+    expect(result.stderr).not.toContain('    at ')
   })
 
   test('a config named that is not there is an error: nothing is set up elsewhere', () => {

@@ -5,7 +5,7 @@
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
 import { describe, expect, test } from 'bun:test'
-import { existsSync, lstatSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
@@ -521,5 +521,13 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(result.code).toBe(2)
     expect(result.stderr).toContain('--failures must be a whole number')
     expect((await watchdog(['--every', 'soon'])).stderr).toContain('--every must be a duration')
+    // A directory as the state file: refused before anything is put beside it.
+    const dir = tempDir()
+    const state = join(dir, 'state')
+    mkdirSync(state)
+    const onDirectory = await watchdog(['--state', state, '--url', deadUrl()])
+    expect(onDirectory.code).toBe(2)
+    expect(onDirectory.stderr).toContain(`--state must be a file, and ${state} is a directory`)
+    expect(readdirSync(dir)).toEqual(['state'])
   })
 })

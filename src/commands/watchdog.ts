@@ -6,6 +6,7 @@
  * or cron), or in a loop with --every. Sends `Authorization: Bearer
  * $WITNESS_TOKEN` when that variable is set.
  */
+import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { watchOnce } from '../deadman/watchdog.ts'
@@ -46,6 +47,8 @@ export const watchdogCommand: Command = {
       log: (line: string) => console.error(`witness watchdog: ${line}`),
     }
     if (values.url !== undefined && !/^https?:\/\/[^/]+/.test(values.url)) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
+    // The state is a file: a directory there would get lock and temp files put beside it, then fail.
+    if (existsSync(options.statePath) && statSync(options.statePath).isDirectory()) throw new UsageError(`--state must be a file, and ${options.statePath} is a directory`)
     if (values.every === undefined) return watchOnce(options)
     const everyMs = durationMsOf('--every', values.every)
     while (true) {

@@ -99,7 +99,15 @@ function threadWriter(path: string, options: WriterOptions): { apply: (ops: Writ
 /** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(path: string, options: StoreOptions): Store {
   mkdirSync(dirname(path), { recursive: true })
-  const setup = new Database(path, { create: true, strict: true })
+  let setup: Database
+  try {
+    setup = new Database(path, { create: true, strict: true })
+  } catch (error) {
+    // SQLite's message names no file ("unable to open database file"): the operator needs to know
+    // which. The error keeps its code (SQLITE_CANTOPEN), which the CLI reports without a stack trace.
+    if (error instanceof Error) error.message = `cannot open the database ${path}: ${error.message}`
+    throw error
+  }
   try {
     setup.exec(`PRAGMA busy_timeout = ${options.busyTimeoutMs}`)
     ensureSchema(setup)
