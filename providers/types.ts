@@ -83,7 +83,7 @@ export interface Adapter {
   /** Headers that authenticate and version the call (content-type included), and any the client's request carries on. */
   headers(apiKey: string | undefined, request?: ClientRequest): Record<string, string>
   /** The upstream body for a client request, with `model` set; translates across wires. */
-  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage'>): Record<string, unknown>
+  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage' | 'provider'>): Record<string, unknown>
   /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */
   completion(json: unknown): Completion
   /** Folds one upstream stream event into the facts. */

@@ -41,7 +41,7 @@ function payloads(frames: string[]): unknown[] {
 
 async function translate(name: string, from: Adapter, to: 'openai' | 'anthropic', includeUsage = false) {
   const events = await readAll(bytes(await fixture(name)))
-  const t = streamTranslator(from.wire, to, { includeUsage, createdS: 1700000000, model: 'asked-for' })
+  const t = streamTranslator(from.wire, to, { includeUsage, createdS: 1700000000, model: 'asked-for', provider: 'up' })
   const facts = newStreamFacts()
   const frames: string[] = []
   for (const e of events) {
@@ -204,7 +204,7 @@ describe('stream translation', () => {
   })
 
   test('an OpenAI stream with nothing before [DONE] is still a whole Messages stream: message_start first', () => {
-    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for' })
+    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for', provider: 'up' })
     const frames = [...t.push({ event: null, data: '[DONE]' }), ...t.finish()]
     const events = frames.map((f) => JSON.parse(f.split('\n')[1]!.slice('data: '.length)))
     expect(events.map((e) => e.type)).toEqual(['message_start', 'message_delta', 'message_stop'])
@@ -213,10 +213,10 @@ describe('stream translation', () => {
   })
 
   test('failures are proper error events in each format', () => {
-    expect(streamTranslator('openai', 'openai', { includeUsage: false, createdS: 0, model: 'asked-for' }).fail('stream_interrupted', 'cut')).toEqual([
+    expect(streamTranslator('openai', 'openai', { includeUsage: false, createdS: 0, model: 'asked-for', provider: 'up' }).fail('stream_interrupted', 'cut')).toEqual([
       'data: {"error":{"message":"cut","type":"stream_interrupted","code":"stream_interrupted","param":null}}\n\n',
     ])
-    expect(streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for' }).fail('stream_timeout', 'idle')).toEqual([
+    expect(streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for', provider: 'up' }).fail('stream_timeout', 'idle')).toEqual([
       'event: error\ndata: {"type":"error","error":{"type":"stream_timeout","message":"idle"}}\n\n',
     ])
   })

@@ -274,6 +274,54 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
   })
 })
 
+describe("a reasoning model's reasoning_content (Kimi, DeepSeek), an Anthropic client", () => {
+  const thought = 'The user wants the weather; I should call the tool.'
+  const toolCall = { id: 'functions.get_weather:0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }
+  // Moonshot's rule in thinking mode: an assistant tool-call turn sent back without its reasoning_content is a 400.
+  const kimi = (streamed: boolean) => (body: Record<string, any>) => {
+    const assistant = body.messages.find((m: { role: string }) => m.role === 'assistant')
+    if (assistant && !assistant.reasoning_content) {
+      return Response.json({ error: { message: 'thinking is enabled but reasoning_content is missing in assistant tool call message at index 1', type: 'invalid_request_error' } }, { status: 400 })
+    }
+    if (assistant) return Response.json({ id: 'c2', object: 'chat.completion', created: 1, model: 'kimi', choices: [{ index: 0, message: { role: 'assistant', content: 'Sunny.' }, finish_reason: 'stop' }], usage: { prompt_tokens: 9, completion_tokens: 2, total_tokens: 11 } })
+    if (!streamed) {
+      return Response.json({ id: 'c1', object: 'chat.completion', created: 1, model: 'kimi', choices: [{ index: 0, message: { role: 'assistant', content: '', reasoning_content: thought, tool_calls: [toolCall] }, finish_reason: 'tool_calls' }], usage: { prompt_tokens: 5, completion_tokens: 9, total_tokens: 14 } })
+    }
+    return sse([
+      oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', reasoning_content: thought.slice(0, 10) }, finish_reason: null }] }),
+      oa({ ...chunk, choices: [{ index: 0, delta: { reasoning_content: thought.slice(10) }, finish_reason: null }] }),
+      oa({ ...chunk, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...toolCall }] }, finish_reason: null }] }),
+      oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] }),
+      'data: [DONE]\n\n',
+    ])
+  }
+
+  for (const streamed of [false, true]) {
+    test(`reaches the client as a thinking block, and goes back to that provider as reasoning_content in the next turn (${streamed ? 'streamed' : 'whole'})`, async () => {
+      handler = kimi(streamed)
+      const first = streamed
+        ? await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+        : await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
+      expect(first.content[0]).toEqual({ type: 'thinking', thinking: thought, signature: 'witness.reasoning_content.oai' })
+      expect(first.content[1]).toMatchObject({ type: 'tool_use', name: 'get_weather', input: { city: 'Paris' } })
+      const toolUse = first.content[1] as { id: string }
+      const history = [...ask, { role: 'assistant' as const, content: first.content }, { role: 'user' as const, content: [{ type: 'tool_result' as const, tool_use_id: toolUse.id, content: '18 C' }] }]
+      const second = await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: history as never })
+      expect(second.content).toEqual([{ type: 'text', text: 'Sunny.' }])
+      expect(received.at(-1)!.messages[1]).toMatchObject({ role: 'assistant', reasoning_content: thought })
+
+      // The same history falling back to Anthropic: witness's thinking block is left out (its signature would be refused).
+      handler = () => Response.json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Sunny.' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 9, output_tokens: 2 } })
+      await anthropic().messages.create({ model: 'a', max_tokens: 100, messages: history as never })
+      expect(received.at(-1)!.messages[1].content.map((b: { type: string }) => b.type)).toEqual(['tool_use'])
+      // And to another OpenAI-compatible provider, without reasoning_content (a strict API refuses the field).
+      handler = () => Response.json({ id: 'c3', object: 'chat.completion', created: 1, model: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'Sunny.' }, finish_reason: 'stop' }] })
+      await anthropic().messages.create({ model: 'strict', max_tokens: 100, messages: history as never })
+      expect(received.at(-1)!.messages[1]).not.toHaveProperty('reasoning_content')
+    })
+  }
+})
+
 describe('an OpenAI-compatible provider, an OpenAI client', () => {
   test('an event whose data spans several lines reaches the client as several data: lines, which the SDK parses', async () => {
     handler = () =>

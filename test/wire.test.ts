@@ -137,7 +137,7 @@ describe('translation OpenAI -> Anthropic', () => {
   })
 
   test('a documented tool-call completion becomes a tool_use message', async () => {
-    expect(anthropicMessageFromOpenAI(await fixture('openai-tool-call-response'))).toEqual({
+    expect(anthropicMessageFromOpenAI(await fixture('openai-tool-call-response'), 'up')).toEqual({
       id: 'chatcmpl-abc123',
       type: 'message',
       role: 'assistant',

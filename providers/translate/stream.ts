@@ -6,6 +6,7 @@
  * proper error event instead.
  */
 import { frame } from '../sse.ts'
+import { reasoningOf, reasoningSignature } from './reasoning.ts'
 import { type SseEvent, type Wire, isRecord } from '../types.ts'
 import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
 import { anthropicUsageOf, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
@@ -27,6 +28,8 @@ export interface TranslatorOptions {
   createdS: number
   /** The model witness asked the upstream for: named in a translated stream until the upstream names its own. */
   model: string
+  /** The provider streaming (its reasoning becomes thinking blocks it alone gets back: reasoning.ts). */
+  provider: string
 }
 
 export function streamTranslator(from: Wire, to: Wire, options: TranslatorOptions): StreamTranslator {
@@ -164,7 +167,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   const ev = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
   let started = false
   let blockIndex = -1
-  let blockType: 'text' | 'tool_use' | null = null
+  let blockType: 'thinking' | 'text' | 'tool_use' | null = null
   const toolBlocks = new Map<number, number>()
   let unindexed = { calls: 0, lastId: undefined as unknown }
   const indexWithout = (id: unknown): number => {
@@ -177,6 +180,8 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   let tokensOut = 0
   let cachedIn: number | null = null
   const closeBlock = (out: string[]) => {
+    // A thinking block ends with its signature (witness's mark: reasoning.ts), as Anthropic's do.
+    if (blockType === 'thinking') out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'signature_delta', signature: reasoningSignature(options.provider) } }))
     if (blockType !== null) out.push(ev('content_block_stop', { index: blockIndex }))
     blockType = null
   }
@@ -204,6 +209,16 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       }
       if (!choice) return out
       const delta = isRecord(choice.delta) ? choice.delta : {}
+      const reasoning = reasoningOf(delta)
+      if (reasoning) {
+        if (blockType !== 'thinking') {
+          closeBlock(out)
+          blockIndex++
+          blockType = 'thinking'
+          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'thinking', thinking: '', signature: '' } }))
+        }
+        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'thinking_delta', thinking: reasoning } }))
+      }
       if (typeof delta.content === 'string' && delta.content !== '') {
         if (blockType !== 'text') {
           closeBlock(out)

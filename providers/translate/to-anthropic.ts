@@ -5,6 +5,7 @@
  * Pure functions over JSON; tested against documented fixtures.
  */
 import { type Completion, isRecord } from '../types.ts'
+import { isWitnessThinking, reasoningOf, reasoningSignature } from './reasoning.ts'
 
 type Json = Record<string, unknown>
 
@@ -84,16 +85,18 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
   return out
 }
 
-/** Any completion as an Anthropic `message` (passed through when it already is one). */
-export function completionAsAnthropic(completion: Completion): Json {
-  return completion.wire === 'anthropic' ? completion.body : anthropicMessageFromOpenAI(completion.body)
+/** Any completion as an Anthropic `message` (passed through when it already is one); `provider` served it. */
+export function completionAsAnthropic(completion: Completion, provider: string): Json {
+  return completion.wire === 'anthropic' ? completion.body : anthropicMessageFromOpenAI(completion.body, provider)
 }
 
-/** OpenAI `chat.completion` -> Anthropic `message` (first choice). */
-export function anthropicMessageFromOpenAI(completion: Json): Json {
+/** OpenAI `chat.completion` -> Anthropic `message` (first choice); `provider`'s reasoning becomes a thinking block. */
+export function anthropicMessageFromOpenAI(completion: Json, provider: string): Json {
   const choice = Array.isArray(completion.choices) && isRecord(completion.choices[0]) ? completion.choices[0] : {}
   const message = isRecord(choice.message) ? choice.message : {}
   const content: Json[] = []
+  const reasoning = reasoningOf(message)
+  if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: reasoningSignature(provider) })
   const text = textOf(message.content)
   if (text) content.push({ type: 'text', text })
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
@@ -198,10 +201,11 @@ function firstNumber(...values: unknown[]): number | undefined {
 }
 
 /**
- * An Anthropic request whose tool ids Anthropic accepts. An Anthropic client's history may hold
- * ids another provider made (a turn served by Kimi through witness hands out
- * `functions.get_weather:0`); sent on as they are, the fallback to an Anthropic step fails with a
- * 400. The body is returned as it is when every id is already fine.
+ * An Anthropic request whose history Anthropic accepts. An Anthropic client's history may hold
+ * what another provider's turns made through witness: tool ids (Kimi hands out
+ * `functions.get_weather:0`) and thinking blocks made from its reasoning (reasoning.ts). Sent on as
+ * they are, the fallback to an Anthropic step fails with a 400, so the ids are rewritten and those
+ * blocks left out. The body is returned as it is when nothing needs it.
  */
 export function withAnthropicToolIds(body: Json): Json {
   if (!Array.isArray(body.messages)) return body
@@ -214,8 +218,9 @@ export function withAnthropicToolIds(body: Json): Json {
   let changed = false
   const messages = body.messages.map((message: unknown) => {
     if (!isRecord(message) || !Array.isArray(message.content)) return message
-    const content = message.content.map(fixBlock)
-    if (content.every((block, i) => block === (message.content as unknown[])[i])) return message
+    // Thinking blocks witness made from another provider's reasoning: Anthropic refuses their signature.
+    const content = message.content.filter((block) => !isWitnessThinking(block)).map(fixBlock)
+    if (content.length === message.content.length && content.every((block, i) => block === (message.content as unknown[])[i])) return message
     changed = true
     return { ...message, content }
   })

@@ -5,6 +5,7 @@
  * Pure functions over JSON; tested against documented fixtures.
  */
 import { type Completion, isRecord } from '../types.ts'
+import { reasoningFor } from './reasoning.ts'
 
 type Json = Record<string, unknown>
 
@@ -15,8 +16,11 @@ type Json = Record<string, unknown>
  */
 const SAME_IN_OPENAI = new Set(['temperature', 'top_p'])
 
-/** Anthropic Messages request -> OpenAI chat-completions request. */
-export function openaiRequestFromAnthropic(body: Json, model: string): Json {
+/**
+ * Anthropic Messages request -> OpenAI chat-completions request, for `provider` (whose own
+ * reasoning, kept in the client's history as witness's thinking blocks, goes back to it).
+ */
+export function openaiRequestFromAnthropic(body: Json, model: string, provider?: string): Json {
   const messages: Json[] = []
   const system = anthropicText(body.system)
   if (system) messages.push({ role: 'system', content: system })
@@ -30,7 +34,8 @@ export function openaiRequestFromAnthropic(body: Json, model: string): Json {
       const toolCalls = blocks
         .filter((b) => b.type === 'tool_use')
         .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
-      messages.push({ role: 'assistant', content: text || null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
+      const reasoning = reasoningFor(blocks, provider)
+      messages.push({ role: 'assistant', content: text || null, ...(reasoning ? { reasoning_content: reasoning } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
     } else {
       // Tool results become `tool` messages; they must directly follow the assistant turn.
       for (const block of blocks.filter((b) => b.type === 'tool_result')) {

@@ -245,6 +245,7 @@ export async function runStep(
             includeUsage: includeUsageAsked(request),
             createdS: Math.floor(clock.now() / 1000),
             model: target.model,
+            provider: target.provider,
           }),
           controller,
           record,

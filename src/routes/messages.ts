@@ -39,7 +39,7 @@ export function messagesRoute(deps: DispatchDeps) {
       false,
     )
     return answer(c, deps, { agent, chain: input.model, request: { wire: 'anthropic', body, stream: input.stream === true, anthropicBeta: c.req.header('anthropic-beta') }, api: 'messages' }, (result) => {
-      const message = completionAsAnthropic(result.completion)
+      const message = completionAsAnthropic(result.completion, result.step.provider.name)
       return c.json({ ...message, model: result.completion.servedModel ?? result.step.model })
     })
   }
