@@ -307,7 +307,7 @@ describe("a reasoning model's reasoning_content (Kimi, DeepSeek), an Anthropic c
       const toolUse = first.content[1] as { id: string }
       const history = [...ask, { role: 'assistant' as const, content: first.content }, { role: 'user' as const, content: [{ type: 'tool_result' as const, tool_use_id: toolUse.id, content: '18 C' }] }]
       const second = await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: history as never })
-      expect(second.content).toEqual([{ type: 'text', text: 'Sunny.' }])
+      expect(second.content as unknown[]).toEqual([{ type: 'text', text: 'Sunny.' }])
       expect(received.at(-1)!.messages[1]).toMatchObject({ role: 'assistant', reasoning_content: thought })
 
       // The same history falling back to Anthropic: witness's thinking block is left out (its signature would be refused).
