@@ -305,7 +305,13 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   const result = v.safeParse(ConfigSchema, input)
   if (!result.success) {
     const issues = toIssues(result.issues)
-    throw new ConfigError(source, [...issues, ...alsoWrong(input, result.issues, issues, options)])
+    // A problem at, under or above one already listed is not listed again: above it, it is most likely
+    // of the taking out (a chain whose only step was taken out is empty), not the operator's.
+    const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}.`) || inner.startsWith(`${outer}[`)
+    for (const more of alsoWrong(input, result.issues, options)) {
+      if (!issues.some((r) => within(more.path, r.path) || within(r.path, more.path))) issues.push(more)
+    }
+    throw new ConfigError(source, issues)
   }
   const raw = result.output
   const issues: Issue[] = []
@@ -492,14 +498,15 @@ function isLoopback(host: string): boolean {
  * naming an unknown or banned provider, a provider without a base URL, an open listen address)
  * run only on a config that passed it. So the parts the schema refused are taken out (and where
  * a required value was refused, what holds it: the step, the entry), and the rest is checked
- * again; a problem at, under or above a path already reported is not repeated. Every problem is
- * listed at once, not one round of fixes at a time.
+ * again. Every problem is listed at once, not one round of fixes at a time. The problems found
+ * are returned at the places they have in `input`: a step taken out moves those after it up, and
+ * their paths are moved back.
  */
-function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], reported: readonly Issue[], options: ParseOptions, depth = 0): Issue[] {
+function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], options: ParseOptions, depth = 0): Issue[] {
   if (depth >= 3 || input === null || typeof input !== 'object') return []
   const pruned = structuredClone(input) as Record<string, unknown>
   // What to take out, found before anything is: taking an array's item out moves the ones after it.
-  const out = new Map<object, Set<string | number>>()
+  const out = new Map<object, { path: string; keys: Set<string | number> }>()
   for (const issue of refused) {
     const keys = (issue.path ?? []).map((item) => item.key as string | number)
     if (keys.length === 0) return [] // the whole document is wrong: nothing to check across
@@ -512,37 +519,50 @@ function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], rep
     let level = keys.length - 1
     const present = (at: number) => {
       const holder = holders[at]
-      return holder !== null && typeof holder === 'object' && keys[at]! in holder && !out.get(holder)?.has(keys[at]!)
+      return holder !== null && typeof holder === 'object' && keys[at]! in holder && !out.get(holder)?.keys.has(keys[at]!)
     }
     if (!present(level) && level > 0) level--
     if (!present(level)) continue
     const holder = holders[level] as object
-    if (!out.has(holder)) out.set(holder, new Set())
-    out.get(holder)!.add(keys[level]!)
+    if (!out.has(holder)) out.set(holder, { path: pathText(keys.slice(0, level)), keys: new Set() })
+    out.get(holder)!.keys.add(keys[level]!)
   }
   if (out.size === 0) return []
-  for (const [holder, keys] of out) {
+  // Array items taken out, by the array's path: a path into `pruned` is put back at its place in `input`.
+  const removed = new Map<string, number[]>()
+  for (const [holder, { path, keys }] of out) {
     if (Array.isArray(holder)) {
-      for (const index of [...keys].map(Number).sort((a, b) => b - a)) holder.splice(index, 1)
+      const indexes = [...keys].map(Number).sort((a, b) => a - b)
+      for (const index of [...indexes].reverse()) holder.splice(index, 1)
+      removed.set(path, indexes)
     } else for (const key of keys) delete (holder as Record<string | number, unknown>)[key]
   }
-  // At, under or above a path already reported: above it, a problem is most likely of the taking out
-  // (a chain whose only step was taken out is empty), not the operator's.
-  const within = (inner: string, outer: string) => inner === outer || inner.startsWith(`${outer}.`) || inner.startsWith(`${outer}[`)
-  const covered = (path: string) => reported.some((r) => within(path, r.path) || within(r.path, path))
+  const restore = (issue: Issue): Issue => ({ ...issue, path: placeBefore(issue.path, removed) })
   const again = v.safeParse(ConfigSchema, pruned)
-  if (!again.success) {
-    // A part taken out was required (its absence is no news): only the new problems, and deeper.
-    const fresh = toIssues(again.issues).filter((i) => !covered(i.path))
-    return [...fresh, ...alsoWrong(pruned, again.issues, [...reported, ...fresh], options, depth + 1)]
-  }
+  if (!again.success) return [...toIssues(again.issues), ...alsoWrong(pruned, again.issues, options, depth + 1)].map(restore)
   try {
     parseConfig(pruned, options)
     return []
   } catch (error) {
-    if (!(error instanceof ConfigError)) return []
-    return error.issues.filter((i) => !covered(i.path))
+    return error instanceof ConfigError ? error.issues.map(restore) : []
   }
+}
+
+/** A path as issues write it: `chains.default[2].model`. */
+function pathText(keys: readonly (string | number)[]): string {
+  return keys.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key), '')
+}
+
+/** `path` in an array some of whose items were taken out, at the place it had before. */
+function placeBefore(path: string, removed: ReadonlyMap<string, readonly number[]>): string {
+  for (const [array, indexes] of removed) {
+    if (!path.startsWith(`${array}[`)) continue
+    const close = path.indexOf(']', array.length)
+    let index = Number(path.slice(array.length + 1, close))
+    for (const gone of indexes) if (gone <= index) index++
+    return `${array}[${index}]${path.slice(close + 1)}`
+  }
+  return path
 }
 
 /** Reads, parses and validates a YAML config file. */

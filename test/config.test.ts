@@ -93,6 +93,12 @@ describe('config', () => {
       'policy.backoff_max_ms',
       'providers.mine.base_url',
     ])
+    // A step taken out moves those after it up; their problems are still named at their own places.
+    const placed = problems({
+      providers: { p: { type: 'openai', base_url: 'http://127.0.0.1:9/v1' } },
+      chains: { default: [{ provider: 'p', model: '' }, { provider: 'nope', model: 'm' }, { provider: 'p', model: '' }, { provider: 'nope2', model: 'm' }] },
+    })
+    expect(placed.map((p) => p.path)).toEqual(['chains.default[0].model', 'chains.default[2].model', 'chains.default[1].provider', 'chains.default[3].provider'])
   })
 
   test('a config without a chain serves nothing, and is refused', () => {
