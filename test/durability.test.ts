@@ -364,6 +364,46 @@ describe('a graceful stop, and a row still being committed', () => {
   })
 })
 
+describe('a graceful stop, and a try failing as the grace runs out', () => {
+  test('a call whose failed try is still being recorded when the grace runs out is answered 503, not left waiting out its Retry-After', async () => {
+    let calls = 0
+    let answer!: () => void
+    const upstream = Bun.serve({
+      hostname: '127.0.0.1',
+      port: 0,
+      async fetch() {
+        calls++
+        await new Promise<void>((resolve) => (answer = resolve))
+        return Response.json({ error: { message: 'busy' } }, { status: 503, headers: { 'retry-after': '5' } })
+      },
+    })
+    try {
+      const w = await startWitness({
+        providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
+        chains: { default: [{ provider: 'up', model: 'm', retries: 1 }] },
+        database_busy_timeout_ms: 5000,
+      })
+      const answered = fetch(`${w.url}/v1/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }),
+      }).then(async (res) => ({ status: res.status, body: await res.json() }), () => 'cut')
+      while (calls < 1) await Bun.sleep(5)
+      const lock = await holdWriteLock(w.dbPath) // the try's row is finished behind this lock
+      answer() // a 503 asking for 5 s
+      await Bun.sleep(50)
+      const stopped = w.stop(200)
+      await Bun.sleep(400) // the grace has run out while the row waited
+      await lock.release()
+      await stopped
+      expect(await answered).toMatchObject({ status: 503, body: { error: { type: 'witness_stopped' } } })
+      expect(calls).toBe(1)
+    } finally {
+      upstream.stop(true)
+    }
+  })
+})
+
 describe('a graceful stop, and an answer still being written', () => {
   test("a call that finished within the grace gets its whole answer, even to a client reading slowly", async () => {
     const big = JSON.stringify({

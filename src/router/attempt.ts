@@ -154,24 +154,6 @@ export async function runStep(
   const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope
 
-  // Between tries (p-retry's backoff, a Retry-After wait) the router's stop ends the wait itself, so the
-  // client gets its 503 `witness_stopped` rather than a connection cut short.
-  // (The client's signal is forwarded by hand: AbortSignal.any costs twice as much on every request.)
-  const stop = new AbortController()
-  const signal = stop.signal
-  const clientGone = () => stop.abort(scope.signal.reason)
-  if (scope.signal.aborted) clientGone()
-  else scope.signal.addEventListener('abort', clientGone, { once: true })
-  const endWait = () => {
-    stop.abort(stoppedByRouter(target.provider, 0))
-    return Promise.resolve()
-  }
-  const waiting = (yes: boolean) => {
-    if (!yes) scope.liveCalls?.delete(endWait)
-    else if (scope.stopping()) void endWait()
-    else scope.liveCalls?.add(endWait)
-  }
-
   const once = async (tryNumber: number): Promise<StepSuccess> => {
     // Past the stop's grace no new call starts (a request on a kept-alive connection, a retry): no row, no call.
     if (scope.stopping()) throw stoppedByRouter(target.provider, 0)
@@ -290,30 +272,40 @@ export async function runStep(
     }
   }
 
-  try {
-    return await pRetry(once, {
-      retries: step.retries,
-      // The wait between tries is witness's own (retryWaitMs): p-retry's jitter is lost at its cap.
-      minTimeout: 0,
-      maxTimeout: 0,
-      signal,
-      shouldRetry: ({ error }) => shouldRetry(error, policy),
-      onFailedAttempt: async ({ error, retriesLeft, attemptNumber }) => {
-        if (retriesLeft === 0 || !shouldRetry(error, policy)) return
-        const wantMs = error instanceof ProviderError ? error.retryAfterMs : undefined
-        // The router's stop may end the wait (and answer the client).
-        waiting(true)
-        try {
-          await sleep(retryWaitMs(policy, attemptNumber, wantMs), signal)
-        } finally {
-          waiting(false)
-        }
-      },
-    })
-  } finally {
-    waiting(false)
-    scope.signal.removeEventListener('abort', clientGone)
+  return pRetry(once, {
+    retries: step.retries,
+    // The wait between tries is witness's own (retryWaitMs): p-retry's jitter is lost at its cap.
+    minTimeout: 0,
+    maxTimeout: 0,
+    signal: scope.signal,
+    shouldRetry: ({ error }) => shouldRetry(error, policy),
+    onFailedAttempt: async ({ error, retriesLeft, attemptNumber }) => {
+      if (retriesLeft === 0 || !shouldRetry(error, policy)) return
+      const wantMs = error instanceof ProviderError ? error.retryAfterMs : undefined
+      await waitToRetry(scope, retryWaitMs(policy, attemptNumber, wantMs), target.provider)
+    },
+  })
+}
+
+/**
+ * The wait before a step's next try. The client leaving ends it (p-retry then gives up); so does
+ * the router's stop past its grace, which ends the step: its client is answered 503
+ * `witness_stopped` rather than having its connection cut while it waits.
+ */
+async function waitToRetry(scope: RequestScope, ms: number, provider: string): Promise<void> {
+  if (scope.stopping()) throw stoppedByRouter(provider, 0)
+  const stop = new AbortController()
+  const end = () => {
+    stop.abort()
+    return Promise.resolve()
   }
+  scope.liveCalls?.add(end)
+  try {
+    await sleep(ms, [scope.signal, stop.signal])
+  } finally {
+    scope.liveCalls?.delete(end)
+  }
+  if (stop.signal.aborted || scope.stopping()) throw stoppedByRouter(provider, 0)
 }
 
 /**
@@ -362,14 +354,16 @@ export function describeExit(error: unknown, policy: Policy): string {
   return 'internal error'
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`, or until one of `signals` aborts (at once if one already has). */
+function sleep(ms: number, signals: readonly AbortSignal[]): Promise<void> {
   return new Promise((resolve) => {
+    if (signals.some((s) => s.aborted)) return resolve()
     const timer = setTimeout(done, ms)
     function done() {
       clearTimeout(timer)
-      signal.removeEventListener('abort', done)
+      for (const s of signals) s.removeEventListener('abort', done)
       resolve()
     }
-    signal.addEventListener('abort', done, { once: true })
+    for (const s of signals) s.addEventListener('abort', done, { once: true })
   })
 }
