@@ -4,8 +4,9 @@
  * (Ollama), `{"message":…}` and `{"object":"error","message":…}` (vLLM), a
  * one-element array of those (Gemini), and OpenRouter's
  * `error.metadata.raw`, where the real reason behind "Provider returned
- * error" is, with `metadata.provider_name`. Moderation details
- * (`flagged_input`) hold prompt text and are never read.
+ * error" is, with `metadata.provider_name` (only the message it names: the
+ * rest may quote the prompt). Moderation details (`flagged_input`) hold
+ * prompt text and are never read.
  */
 import { isRecord } from './types.ts'
 
@@ -35,10 +36,17 @@ export function errorTextIn(text: string): string {
 function withOpenRouterCause(message: string | null, metadata: unknown): string | null {
   if (!isRecord(metadata)) return message
   const who = typeof metadata.provider_name === 'string' ? metadata.provider_name : null
+  // Only a message the raw body names: the rest of it (a validation error's `input`, say) may
+  // quote the prompt, in an escaped form redaction would not find.
   const raw = metadata.raw
   let cause: string | null = null
-  if (typeof raw === 'string' && raw.trim()) cause = errorTextIn(raw)
-  else if (isRecord(raw)) cause = errorTextOf(raw) ?? JSON.stringify(raw)
+  if (typeof raw === 'string') {
+    try {
+      cause = errorTextOf(JSON.parse(raw))
+    } catch {
+      cause = null
+    }
+  } else if (isRecord(raw)) cause = errorTextOf(raw)
   if (cause === message) cause = null
   if (!who && !cause) return message
   const said = [who, cause].filter(Boolean).join(': ')

@@ -129,3 +129,20 @@ test("OpenRouter's cost with the operator's own provider key (BYOK) is the provi
   await ask('once')
   expect(lastMeta().cost_usd).toBeCloseTo(0.02, 10)
 })
+
+test("the prompt never reaches a row through an error body: not from OpenRouter's metadata.raw, not JSON-escaped in a provider's own body", async () => {
+  const prompt = 'Patient record:\nname "Jane Roe", born 1970'
+  const echo = { detail: [{ type: 'string_too_long', loc: ['body', 'messages', 0, 'content'], msg: 'too long', input: prompt }] }
+  answers = [
+    json({ error: { code: 400, message: 'Provider returned error', metadata: { provider_name: 'SomeHost', raw: JSON.stringify(echo) } } }, 400),
+    json(echo, 422),
+  ]
+  for (let i = 0; i < 2; i++) {
+    const res = await w.post('/v1/chat/completions', { model: 'once', messages: [{ role: 'user', content: prompt }] }, { 'x-agent-name': 'ezra' })
+    expect(await res.text()).not.toContain('Jane Roe')
+  }
+  const [viaRouter, direct] = lastRows(2)
+  expect(viaRouter!.error_message).toBe('HTTP 400 bad request: Provider returned error (SomeHost)')
+  expect(direct!.error_message).toStartWith('HTTP 422 unprocessable entity: ')
+  expect(direct!.error_message).not.toContain('Jane Roe')
+})

@@ -171,13 +171,19 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
  */
 const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
 
+/** A text, and the form it takes inside a JSON string when that differs (a line break is `\n` there): upstreams echo both. */
+function withEscaped(text: string): string[] {
+  const escaped = JSON.stringify(text).slice(1, -1)
+  return escaped === text ? [text] : [text, escaped]
+}
+
 export function promptFragments(body: Record<string, unknown>): string[] {
   const out: string[] = []
   const walk = (value: unknown, depth: number) => {
     if (depth > 32) return
     if (typeof value === 'string') {
-      if (value.length >= 8) out.push(value)
-      if (value.length > 40) out.push(cutText(value, 40))
+      if (value.length >= 8) out.push(...withEscaped(value))
+      if (value.length > 40) out.push(...withEscaped(cutText(value, 40)))
     } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1))
     else if (value && typeof value === 'object') {
       for (const [key, v] of Object.entries(value)) if (!STRUCTURAL_KEYS.has(key)) walk(v, depth + 1)
