@@ -168,6 +168,9 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
   }
   if (facts.error !== null) {
     await reader.cancel()
+    // An error with a code (OpenRouter's, sent as the first event after its keep-alive comments) is
+    // that HTTP error: a 400 is not retried, nor paid for twice.
+    if (facts.errorCode !== null) throw errorInAnswer(target, new ErrorInAnswer(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
     throw fail('stream', `upstream error event: ${clip(redact(facts.error, secretsOf(target, options)))}`, true)
   }
   return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }

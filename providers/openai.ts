@@ -72,6 +72,7 @@ export const openaiAdapter: Adapter = {
     const failed = errorIn(json)
     if (failed) {
       facts.error = failed.message
+      facts.errorCode = failed.code ?? null
       return
     }
     facts.responseId ??= stringOrNull(json.id)

@@ -74,6 +74,8 @@ export interface StreamFacts {
   done: boolean
   /** The upstream sent an error event. */
   error: string | null
+  /** The HTTP-like code the error event gave (OpenRouter's `error.code`), if any. */
+  errorCode: number | null
 }
 
 export interface Adapter {
@@ -115,7 +117,7 @@ export function emptyUsage(): Usage {
 }
 
 export function newStreamFacts(): StreamFacts {
-  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, content: false, done: false, error: null }
+  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, content: false, done: false, error: null, errorCode: null }
 }
 
 /** Narrowing helpers for untyped JSON. */

@@ -146,3 +146,19 @@ test("the prompt never reaches a row through an error body: not from OpenRouter'
   expect(direct!.error_message).toStartWith('HTTP 422 unprocessable entity: ')
   expect(direct!.error_message).not.toContain('Jane Roe')
 })
+
+test("a stream whose first event is an error with a code (OpenRouter, after its keep-alive comments) is that HTTP error: a 400 is not retried", async () => {
+  const opened = (code: number) =>
+    new Response(`: OPENROUTER PROCESSING\n\ndata: ${JSON.stringify({ error: { code, message: 'bad request: tools[0] is invalid' } })}\n\n`, { headers: { 'content-type': 'text/event-stream' } })
+  answers = [opened(400), sse([chunk({ content: 'never' }), '[DONE]'])]
+  const refused = await ask('twice', true)
+  expect(calls).toBe(1)
+  expect(refused.status).toBe(502)
+  expect(refused.headers.get('x-should-retry')).toBe('false')
+  expect(lastRows(1)[0]!.error_message).toBe('error in a 200 answer (code 400): bad request: tools[0] is invalid')
+  // A 502 in the same place is the provider's failure, tried again.
+  calls = 0
+  answers = [opened(502), sse([chunk({ content: 'Hello.' }), '[DONE]'])]
+  expect((await ask('twice', true)).status).toBe(200)
+  expect(calls).toBe(2)
+})
