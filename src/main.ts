@@ -118,6 +118,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const dbPath = resolve(options.db ?? boot.databasePath)
   const serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
   live.boundHost = host
+  const urlFile = `${dbPath}.serve.url`
   let opened: Store | undefined
   try {
     const store = openStoreFor(boot, options.db)
@@ -176,10 +177,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
       // The idle limit holds between requests only (idle-limit.ts); body_timeout_ms guards a body.
       fetch: idleBetweenRequests(idleS, (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv)),
     })
-    url = `http://${server.hostname}:${server.port}`
+    url = server.url.origin // brackets an IPv6 address (http://[::1]:8787)
     // Where this server really listens, for the watchdog: the file's listen may have changed since
     // (a reload cannot move the socket), and the watchdog must probe this server, not that address.
-    const urlFile = `${dbPath}.serve.url`
     writeFileSync(urlFile, `${url}\n`)
     const jobs =
       options.jobs === false
@@ -238,6 +238,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     }
   } catch (error) {
     opened?.close()
+    rmSync(urlFile, { force: true })
     serverLock.release()
     throw error
   }
