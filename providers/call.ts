@@ -6,7 +6,7 @@
  */
 import { ProviderError, encodingsOf, redact, retryableStatus } from '../src/errors.ts'
 import { cutText } from '../src/text.ts'
-import { errorTextIn, errorTextOf } from './error-text.ts'
+import { errorTextIn } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter } from './retry-after.ts'
 import { SseReader } from './sse.ts'
@@ -141,7 +141,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
   if (!type.includes('text/event-stream') || !response.body) {
     // A JSON body in place of the stream may be an error in a 200 (a vLLM worker behind RunPod sends one).
     if (type.includes('json') && response.body) {
-      const failed = await errorInBody(response)
+      const failed = await errorInBody(adapter, response)
       if (failed) throw errorInAnswer(target, failed, options, Math.round(options.now() - startedAt))
     }
     await response.body?.cancel().catch(() => {})
@@ -235,17 +235,14 @@ async function httpError(target: Target, response: Response, options: CallOption
   })
 }
 
-/** The error a JSON body holds, read up to MAX_ERROR_BODY_BYTES; null when it holds none. */
-async function errorInBody(response: Response): Promise<ErrorInAnswer | null> {
+/** The error a JSON body holds (as the adapter reads one), read up to MAX_ERROR_BODY_BYTES; null when it holds none. */
+async function errorInBody(adapter: Adapter, response: Response): Promise<ErrorInAnswer | null> {
   try {
     const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
-    const json: unknown = JSON.parse(utf8.decode(bytes))
-    const message = errorTextOf(json)
-    if (message === null) return null
-    const code = isRecord(json) && isRecord(json.error) ? json.error.code : isRecord(json) ? json.code : undefined
-    return new ErrorInAnswer(message, typeof code === 'number' ? code : undefined)
-  } catch {
+    adapter.completion(JSON.parse(utf8.decode(bytes)))
     return null
+  } catch (error) {
+    return error instanceof ErrorInAnswer ? error : null
   }
 }
 

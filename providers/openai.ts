@@ -109,8 +109,10 @@ function carriesContent(choice: unknown): boolean {
  */
 function errorIn(json: unknown): ErrorInAnswer | null {
   if (!isRecord(json)) return null
-  if (json.error !== undefined && json.error !== null) {
-    return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', codeOf(json.error))
+  // An error that says something: a message, or a code (an empty `error: {}` beside an answer is none).
+  const error = json.error
+  if ((typeof error === 'string' && error !== '') || (isRecord(error) && (typeof error.message === 'string' || typeof error.code === 'number'))) {
+    return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', codeOf(error))
   }
   if (json.object === 'error') return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', intOrNull(json.code) ?? undefined)
   const choice = Array.isArray(json.choices) ? json.choices.find((c) => isRecord(c) && (c.finish_reason === 'error' || isRecord(c.error))) : undefined

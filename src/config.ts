@@ -163,11 +163,16 @@ export const PricingSchema = v.record(
  */
 const ListenHost = v.pipe(
   v.string(),
-  v.check(
-    (host) => /^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(host) || /^\[?(?=(?:[^:]*:){2})[0-9a-f:.]+\]?$/i.test(host),
-    'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)',
-  ),
+  v.check(isListenHost, 'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)'),
 )
+
+function isListenHost(host: string): boolean {
+  // IPv6, bracketed or not: hex digits and at least two colons (IPv4 may end it: ::ffff:127.0.0.1).
+  if (/^(?:\[(?=(?:[^:]*:){2})[0-9a-f:.]+\]|(?=(?:[^:]*:){2})[0-9a-f:.]+)$/i.test(host)) return true
+  // Digits and dots only: an IPv4 address, four numbers up to 255 (not 999.1.1.1, not 1.2.3).
+  if (/^[\d.]+$/.test(host)) return /^(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)$/.test(host)
+  return /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/i.test(host)
+}
 
 export const ConfigSchema = v.strictObject({
   machine: v.optional(Name),

@@ -106,7 +106,7 @@ describe('config', () => {
   })
 
   test('listen.host is an address serve can bind: no scheme, port or spaces', () => {
-    for (const host of ['http://127.0.0.1', '127.0.0.1:8787', '127.0.0.1 ', '']) {
+    for (const host of ['http://127.0.0.1', '127.0.0.1:8787', '127.0.0.1 ', '', '[::1', '::1]', '999.1.1.1', '1.2.3']) {
       expect(problems({ ...minimal, listen: { host } }).map((p) => p.path), host).toEqual(['listen.host'])
     }
     for (const host of ['127.0.0.1', '::1', '[::1]', 'localhost']) expect(parseConfig({ ...minimal, listen: { host } }).raw.listen.host).toBe(host)

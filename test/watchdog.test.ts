@@ -164,7 +164,9 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
       try {
         const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
         expect(result.code, what).toBe(2)
-        expect(result.stderr, what).toMatch(new RegExp(`ROLLBACK NOT RECORDED: (cannot open the database ${dbPath}: )?${why}`))
+        // A database SQLite cannot open is named; the others fail past the open, with SQLite's words alone.
+        const named = what === 'a directory' ? `cannot open the database ${dbPath}: ` : ''
+        expect(result.stderr, what).toContain(`ROLLBACK NOT RECORDED: ${named}${why}`)
         // The rollback itself was carried out: only its record is missing, and a human is told.
         expect(readFileSync(configPath), what).toEqual(good)
         expect(existsSync(marker), what).toBe(true)

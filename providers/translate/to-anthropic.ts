@@ -216,13 +216,14 @@ export function withAnthropicToolIds(body: Json): Json {
     return block
   }
   let changed = false
-  const messages = body.messages.map((message: unknown) => {
-    if (!isRecord(message) || !Array.isArray(message.content)) return message
+  const messages = body.messages.flatMap((message: unknown) => {
+    if (!isRecord(message) || !Array.isArray(message.content)) return [message]
     // Thinking blocks witness made from another provider's reasoning: Anthropic refuses their signature.
     const content = message.content.filter((block) => !isWitnessThinking(block)).map(fixBlock)
-    if (content.length === message.content.length && content.every((block, i) => block === (message.content as unknown[])[i])) return message
+    if (content.length === message.content.length && content.every((block, i) => block === (message.content as unknown[])[i])) return [message]
     changed = true
-    return { ...message, content }
+    // A turn that was nothing but such reasoning goes whole (Anthropic refuses an empty one, and joins the turns around it).
+    return content.length ? [{ ...message, content }] : []
   })
   return changed ? { ...body, messages } : body
 }

@@ -11,7 +11,7 @@ import { type Config, loadConfig } from '../config.ts'
 import { ConfigError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archivesReached, openReadSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, archivesWanted, openReadSources } from '../retention/read-sources.ts'
 import { UsageError } from './args.ts'
 
 export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
@@ -39,10 +39,9 @@ export function openForReading(values: { db?: string; config?: string; archives?
     db,
     config,
     async sources(archives, period, answer = false) {
-      // As the server's reads: an answer whose window starts where rows may have been archived searches them too.
+      // As the server's reads (routes/requests.ts readSources).
       const horizon = config ? archivedBeforeMs(config.retention, Date.now()) : undefined
-      const reached = archives || (answer && archivesReached(db, period.since, horizon))
-      const sources = await openReadSources(db, reached ? archiveDir : null, period)
+      const sources = await openReadSources(db, archivesWanted(db, archives, answer, period.since, horizon) ? archiveDir : null, period)
       opened.push(sources)
       return sources
     },

@@ -115,10 +115,11 @@ export class RuntimeState {
 /**
  * The longest a request on these steps may take: every try's timeout, the
  * waits between tries (up to the larger of the backoff cap and the
- * Retry-After cap), plus `deadman.stuck_grace_s`.
+ * Retry-After cap with its jitter), plus `deadman.stuck_grace_s`.
  */
 export function callBudgetMs(steps: readonly StepSpec[], config: Config): number {
-  const wait = Math.max(config.policy.backoff_max_ms, config.policy.retry_after_cap_ms)
+  // A Retry-After is waited out with up to a second of jitter (retryWaitMs).
+  const wait = Math.max(config.policy.backoff_max_ms, config.policy.retry_after_cap_ms + 1000)
   const tries = steps.reduce((sum, s) => sum + (s.retries + 1) * s.timeoutMs + s.retries * wait, 0)
   return tries + config.deadman.stuck_grace_s * 1000
 }

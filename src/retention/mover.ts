@@ -151,10 +151,17 @@ export function createMover(live: Database, options: MoverOptions): Mover {
         await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
       }
       const all = [...byMonth.values()].flat()
-      const throughMs = Math.max(...rows.filter((row) => monthOfTimestamp(row.timestamp)).map((row) => Date.parse(row.timestamp)).filter(Number.isFinite))
+      // Loops, not Math.max(...): a spread of a million arguments overflows the stack.
+      let throughMs = Number.NEGATIVE_INFINITY
+      let maxId = 0
+      for (const row of rows) {
+        const ms = Date.parse(row.timestamp)
+        if (monthOfTimestamp(row.timestamp) && ms > throughMs) throughMs = ms
+      }
+      for (const id of all) if (id > maxId) maxId = id
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
       for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
-      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), Math.max(...all), throughMs), budget)
+      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), maxId, throughMs), budget)
       options.onBatch?.({ phase: 'deleted', ids: all, months: [...byMonth.keys()] })
       return new Map([...byMonth].map(([month, ids]) => [month, ids.length]))
     },

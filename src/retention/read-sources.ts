@@ -52,6 +52,15 @@ export function archivesReached(live: Database, since: string | undefined, horiz
 }
 
 /**
+ * Whether a read searches the archives: when asked (`archives=1`, `--archives`), and for an answer
+ * (did-call, the stats) also where its window reaches them (archivesReached). A listing shows what
+ * it read, and reads them only when asked.
+ */
+export function archivesWanted(live: Database, asked: boolean, answer: boolean, since: string | undefined, horizonMs?: number): boolean {
+  return asked || (answer && archivesReached(live, since, horizonMs))
+}
+
+/**
  * Opens the sources for a read: `live` alone when `archiveDir` is null
  * (archives not asked for), else with the archives of the months in `period`.
  */

@@ -314,7 +314,8 @@ async function waitToRetry(scope: RequestScope, ms: number, provider: string): P
  * backoff_min_ms), so that callers who failed together do not come back in step. A provider's
  * Retry-After is waited out, plus up to a tenth more (at most a second), for the same reason.
  */
-export function retryWaitMs(policy: Pick<Policy, 'backoff_min_ms' | 'backoff_max_ms'>, attempt: number, retryAfterMs?: number, random = Math.random): number {
+export function retryWaitMs(policy: Pick<Policy, 'backoff_min_ms' | 'backoff_max_ms'>, attempt: number, retryAfterMs?: number): number {
+  const random = Math.random
   const { backoff_min_ms: min, backoff_max_ms: max } = policy
   const exponential = min * 2 ** (attempt - 1) * (1 + random())
   const backoff = exponential <= max ? exponential : Math.max(min, max * (0.5 + random() / 2))

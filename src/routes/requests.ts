@@ -13,7 +13,7 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archivesReached, openReadSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, archivesWanted, openReadSources } from '../retention/read-sources.ts'
 import { listAcross, storyAcross, walkAcross } from '../telemetry/across.ts'
 import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
@@ -32,15 +32,14 @@ export interface ReadDeps {
 }
 
 /**
- * The live database, plus the archives of `period` when `archives` is set; the caller closes them.
- * An answer (did-call, the stats, `answer: true`) reads them also where the period starts where rows
- * may have been archived (archivesReached): answered from part of its window, it would be wrong. A
- * listing shows what it read, and reads the archives only when asked.
+ * The live database, plus the archives of `period` when `archives` is set, or for an answer
+ * (`answer`: did-call, the stats) where the period reaches archived rows (archivesWanted); the
+ * caller closes them.
  */
 export function readSources(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>, archives: boolean, period: ReadPeriod = {}, answer = false): Promise<ReadSources> {
   const { retention } = deps.config()
-  const reached = archives || (answer && archivesReached(deps.store.reader, period.since, archivedBeforeMs(retention, deps.clock.now())))
-  return openReadSources(deps.store.reader, reached ? retention.archiveDir : null, period)
+  const wanted = archivesWanted(deps.store.reader, archives, answer, period.since, archivedBeforeMs(retention, deps.clock.now()))
+  return openReadSources(deps.store.reader, wanted ? retention.archiveDir : null, period)
 }
 
 export function listRequestsRoute(deps: ReadDeps) {
