@@ -151,3 +151,36 @@ describe('usage', () => {
     }
   })
 })
+
+describe('npm start', () => {
+  test("stopping npm (a supervisor's kill of the pid it started) stops witness too, not leaving it on the port", async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, `database: ./w.db\nproviders: { k: { type: openai, base_url: "http://127.0.0.1:9/v1" } }\nchains: { d: [ { provider: k, model: m } ] }\n`)
+    const npm = Bun.spawn(['npm', 'start', '--silent', '--', '--config', configPath, '--port', '0'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    const [, url, pid] = await waitForLine(npm.stderr, /listening on (http:\/\/[\d.]+:\d+) \(pid (\d+)/)
+    try {
+      expect((await fetch(`${url}/heartbeat`)).status).toBe(200)
+      npm.kill('SIGTERM')
+      await npm.exited
+      const deadline = Date.now() + 10_000
+      let up = true
+      while (up && Date.now() < deadline) {
+        up = await fetch(`${url}/heartbeat`).then(() => true, () => false)
+        if (up) await Bun.sleep(100)
+      }
+      expect(up).toBe(false)
+    } finally {
+      try {
+        process.kill(Number(pid), 'SIGKILL') // left running only if the test failed
+      } catch {
+        // gone, as it should be
+      }
+    }
+  })
+})
