@@ -79,7 +79,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2
     }
     if (error instanceof UsageError) {
-      console.error(`witness: ${error.message}\n${usage()}`)
+      // The one line that is wrong, then this command's usage (not every command's, which buried it).
+      console.error(`witness: ${error.message}\nusage: witness ${command.summary}`)
       return 2
     }
     // The file system or SQLite said no (a read-only directory, a path that is a directory, a file

@@ -391,7 +391,8 @@ describe('against a running router', () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const state = join(w.dir, 'state.json')
     writeFileSync(state, JSON.stringify({ failures: 2, last_failure: 'connection refused', updated_at: new Date().toISOString() }))
-    const ok = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '3', '--state', state])
+    // Given with /heartbeat on it, the URL means the same router.
+    const ok = await watchdog(['--config', w.configPath, '--url', `${w.url}/heartbeat`, '--failures', '3', '--state', state])
     expect(ok.code).toBe(0)
     expect(ok.stderr).toContain(`heartbeat ok at ${w.url}`)
     expect(JSON.parse(readFileSync(state, 'utf8')).failures).toBe(0)

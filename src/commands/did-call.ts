@@ -12,7 +12,7 @@ import { READ_OPTIONS, given, openForReading } from './read-db.ts'
 
 export const didCallCommand: Command = {
   summary:
-    'did-call --agent A --provider P [--model M] [--since T] [--until T] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
+    'did-call --agent A --provider P [--model M] [--since T] [--until T] [--json] [--config PATH] [--db PATH] [--archives [--archive-dir DIR]]\n' +
     '                                                 did the agent really call the provider? exit 0 yes, 1 no, 2 usage error or failure',
   failureExitCode: 2,
   async run(args) {

@@ -12,7 +12,7 @@ const TABLE_COLUMNS = ['id', 'timestamp', 'agent_name', 'provider', 'model', 'st
 
 export const queryCommand: Command = {
   summary:
-    'query [--agent A] [--provider P] [--model M] [--status S] [--chain C] [--request-id R] [--since T] [--until T] [--limit N] [--cursor C] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
+    'query [--agent A] [--provider P] [--model M] [--status S] [--chain C] [--request-id R] [--since T] [--until T] [--limit N] [--cursor C] [--json] [--config PATH] [--db PATH] [--archives [--archive-dir DIR]]\n' +
     '                                                 rows from request_log, newest first: a table, or JSON lines with --json; --archives searches the archive files of the period too',
   async run(args) {
     const text = { type: 'string' } as const

@@ -12,7 +12,7 @@ const COLUMNS = ['attempts', 'success', 'error', 'timeout', 'success_rate', 'req
 
 export const statsCommand: Command = {
   summary:
-    'stats [--since T] [--until T] [--by provider|model|agent|chain] [--agent A] [--json] [--db PATH] [--archives [--archive-dir DIR]]\n' +
+    'stats [--since T] [--until T] [--by provider|model|agent|chain] [--agent A] [--json] [--config PATH] [--db PATH] [--archives [--archive-dir DIR]]\n' +
     '                                                 attempts, success rates, latency percentiles, tokens and cost per group',
   async run(args) {
     const options = { ...READ_OPTIONS, json: { type: 'boolean' }, since: { type: 'string' }, until: { type: 'string' }, by: { type: 'string' }, agent: { type: 'string' } } as const

@@ -37,7 +37,8 @@ export const watchdogCommand: Command = {
     const configPath = resolve(configPathFrom(values.config))
     const options = {
       configPath,
-      url: values.url?.replace(/\/+$/, ''),
+      // The router's base URL; one given with /heartbeat on it (a natural slip) means the same.
+      url: values.url?.replace(/\/+$/, '').replace(/\/heartbeat$/, ''),
       failures: values.failures === undefined ? 3 : countOf('--failures', values.failures),
       statePath: values.state ? resolve(values.state) : watchdogStatePath(configPath),
       token: process.env.WITNESS_TOKEN || undefined,
