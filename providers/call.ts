@@ -8,7 +8,7 @@ import { ProviderError, encodingsOf, redact, retryableStatus } from '../src/erro
 import { cutText } from '../src/text.ts'
 import { errorTextIn } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
-import { formatWait, parseRetryAfter } from './retry-after.ts'
+import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
 import {
   type Adapter, type ClientRequest, type Completion, ErrorInAnswer, MalformedResponse, type SseEvent, type StreamFacts, type Target,
@@ -209,13 +209,15 @@ function setupFailure(code: string): string | null {
 
 async function httpError(target: Target, response: Response, options: CallOptions, startedAt: number): Promise<ProviderError> {
   const status = response.status
-  const retryAfterMs = parseRetryAfter(response.headers, (options.wallNow ?? Date.now)())
+  let retryAfterMs = parseRetryAfter(response.headers, (options.wallNow ?? Date.now)())
   let upstream = ''
   try {
     // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
     const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
     if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
-    upstream = errorTextIn(utf8.decode(bytes))
+    const text = utf8.decode(bytes)
+    upstream = errorTextIn(text)
+    retryAfterMs ??= retryDelayIn(text)
   } catch {
     // The body could not be read; the status says enough.
   }

@@ -126,7 +126,7 @@ function codeOf(error: unknown): number | undefined {
 }
 
 /**
- * OpenAI-style usage -> Usage. `cost` is OpenRouter's own figure in USD; with the operator's own
+ * OpenAI-style usage -> Usage (output with its reasoning, below). `cost` is OpenRouter's own figure in USD; with the operator's own
  * provider key (`is_byok`) it is only OpenRouter's fee, and the provider's bill is
  * `cost_details.upstream_inference_cost`: the cost recorded is both.
  */
@@ -135,9 +135,12 @@ export function openaiUsage(usage: unknown): Usage {
   let costUsd = numberOrNull(usage.cost)
   const upstream = isRecord(usage.cost_details) ? numberOrNull(usage.cost_details.upstream_inference_cost) : null
   if (usage.is_byok === true && upstream !== null) costUsd = (costUsd ?? 0) + upstream
-  return {
-    tokensIn: intOrNull(usage.prompt_tokens),
-    tokensOut: intOrNull(usage.completion_tokens),
-    costUsd,
-  }
+  const tokensIn = intOrNull(usage.prompt_tokens)
+  let tokensOut = intOrNull(usage.completion_tokens)
+  // Output counts its reasoning (OpenAI's rule). Some OpenAI-compatible layers in front of Gemini
+  // leave the thinking tokens out of completion_tokens while total_tokens counts them: what the
+  // total holds beyond the prompt is the output, and the bill.
+  const total = intOrNull(usage.total_tokens)
+  if (tokensIn !== null && total !== null && total > tokensIn + (tokensOut ?? 0)) tokensOut = total - tokensIn
+  return { tokensIn, tokensOut, costUsd }
 }

@@ -162,3 +162,21 @@ test("a stream whose first event is an error with a code (OpenRouter, after its 
   expect((await ask('twice', true)).status).toBe(200)
   expect(calls).toBe(2)
 })
+
+test("Gemini's 429 says how long to wait in its body (RetryInfo's retryDelay), with no Retry-After header: it is honoured and passed on", async () => {
+  const limited = [{ error: { code: 429, message: 'Resource has been exhausted (e.g. check quota).', status: 'RESOURCE_EXHAUSTED', details: [{ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '37s' }] } }]
+  answers = [json(limited, 429)]
+  const res = await ask('once')
+  expect(res.status).toBe(502)
+  expect(res.headers.get('retry-after')).toBe('37')
+  expect(lastRows(1)[0]!.error_message).toBe('HTTP 429 rate limited (retry-after 37 s): Resource has been exhausted (e.g. check quota).')
+})
+
+test('output tokens count the reasoning a layer left out of completion_tokens but counted in total_tokens (Gemini thinking behind an OpenAI-compatible layer)', async () => {
+  answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 198, total_tokens: 623 } }))]
+  await ask('once')
+  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 20, tokens_out: 603 })
+  answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 198, total_tokens: 218 } }))]
+  await ask('once')
+  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 20, tokens_out: 198 })
+})
