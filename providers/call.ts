@@ -6,7 +6,7 @@
  */
 import { ProviderError, encodingsOf, redact, retryableStatus } from '../src/errors.ts'
 import { cutText } from '../src/text.ts'
-import { errorTextIn } from './error-text.ts'
+import { errorTextIn, errorTextOf } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
@@ -237,14 +237,22 @@ async function httpError(target: Target, response: Response, options: CallOption
   })
 }
 
-/** The error a JSON body holds (as the adapter reads one), read up to MAX_ERROR_BODY_BYTES; null when it holds none. */
+/**
+ * The error a JSON body holds, read up to MAX_ERROR_BODY_BYTES: as the adapter reads an answer
+ * (codes, `finish_reason: "error"`), else any error shape (Anthropic's `{"type":"error"}`, a bare
+ * `message`, Gemini's list); null when it holds none.
+ */
 async function errorInBody(adapter: Adapter, response: Response): Promise<ErrorInAnswer | null> {
+  let json: unknown
   try {
     const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
-    adapter.completion(JSON.parse(utf8.decode(bytes)))
+    json = JSON.parse(utf8.decode(bytes))
+    adapter.completion(json)
     return null
   } catch (error) {
-    return error instanceof ErrorInAnswer ? error : null
+    if (error instanceof ErrorInAnswer) return error
+    const message = json === undefined ? null : errorTextOf(json)
+    return message === null ? null : new ErrorInAnswer(message, undefined)
   }
 }
 

@@ -23,28 +23,34 @@ export function errorTextOf(json: unknown): string | null {
   return typeof json.message === 'string' ? json.message : null
 }
 
-/** An error body's message as text (its JSON's message, or the text itself when it is not JSON). */
+/**
+ * An error body's message as text: its JSON's message; JSON that names none, written again the way
+ * witness writes JSON (so that an echo of the prompt escaped another way, `\u00eb` or `\/`, takes
+ * the form redaction looks for); or the text itself when it is not JSON.
+ */
 export function errorTextIn(text: string): string {
+  let json: unknown
   try {
-    return errorTextOf(JSON.parse(text)) ?? text.trim()
+    json = JSON.parse(text)
   } catch {
     return text.trim()
   }
+  return errorTextOf(json) ?? JSON.stringify(json)
 }
 
 /** OpenRouter's `error.metadata`: which provider failed (`provider_name`) and its own words (`raw`). */
 function withOpenRouterCause(message: string | null, metadata: unknown): string | null {
   if (!isRecord(metadata)) return message
   const who = typeof metadata.provider_name === 'string' ? metadata.provider_name : null
-  // Only a message the raw body names: the rest of it (a validation error's `input`, say) may
-  // quote the prompt, in an escaped form redaction would not find.
+  // Of a JSON body, only the message it names: the rest of it (a validation error's `input`, say)
+  // may quote the prompt. Plain text ("… is temporarily rate-limited upstream") is the message.
   const raw = metadata.raw
   let cause: string | null = null
   if (typeof raw === 'string') {
     try {
       cause = errorTextOf(JSON.parse(raw))
     } catch {
-      cause = null
+      cause = raw.trim() || null
     }
   } else if (isRecord(raw)) cause = errorTextOf(raw)
   if (cause === message) cause = null

@@ -111,7 +111,7 @@ function errorIn(json: unknown): ErrorInAnswer | null {
   if (!isRecord(json)) return null
   // An error that says something: a message, or a code (an empty `error: {}` beside an answer is none).
   const error = json.error
-  if ((typeof error === 'string' && error !== '') || (isRecord(error) && (typeof error.message === 'string' || typeof error.code === 'number'))) {
+  if ((typeof error === 'string' && error !== '') || (isRecord(error) && ((typeof error.message === 'string' && error.message !== '') || typeof error.code === 'number'))) {
     return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', codeOf(error))
   }
   if (json.object === 'error') return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', intOrNull(json.code) ?? undefined)
@@ -137,10 +137,13 @@ export function openaiUsage(usage: unknown): Usage {
   if (usage.is_byok === true && upstream !== null) costUsd = (costUsd ?? 0) + upstream
   const tokensIn = intOrNull(usage.prompt_tokens)
   let tokensOut = intOrNull(usage.completion_tokens)
-  // Output counts its reasoning (OpenAI's rule). Some OpenAI-compatible layers in front of Gemini
-  // leave the thinking tokens out of completion_tokens while total_tokens counts them: what the
-  // total holds beyond the prompt is the output, and the bill.
+  // Output counts its reasoning (OpenAI's rule). Some layers (in front of Gemini; xAI) leave the
+  // reasoning tokens out of completion_tokens while total_tokens counts them. They are added only
+  // where they are what the total holds beyond prompt and completion: a gap may be input too
+  // (Gemini's tool-use tokens, a cache), billed at another rate.
   const total = intOrNull(usage.total_tokens)
-  if (tokensIn !== null && total !== null && total > tokensIn + (tokensOut ?? 0)) tokensOut = total - tokensIn
+  const details = isRecord(usage.completion_tokens_details) ? usage.completion_tokens_details : null
+  const reasoning = details ? intOrNull(details.reasoning_tokens) : null
+  if (tokensIn !== null && tokensOut !== null && reasoning && total === tokensIn + tokensOut + reasoning) tokensOut += reasoning
   return { tokensIn, tokensOut, costUsd }
 }

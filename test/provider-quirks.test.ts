@@ -145,6 +145,20 @@ test("the prompt never reaches a row through an error body: not from OpenRouter'
   expect(viaRouter!.error_message).toBe('HTTP 400 bad request: Provider returned error (SomeHost)')
   expect(direct!.error_message).toStartWith('HTTP 422 unprocessable entity: ')
   expect(direct!.error_message).not.toContain('Jane Roe')
+
+  // Python's json escapes every non-ASCII character (Zo\u00eb): the echo is found all the same.
+  const accented = 'Patient record:\nname "Zoë Roe", born 1970'
+  const pythonEcho = JSON.stringify({ detail: [{ msg: 'too long', input: accented }] }).replace('ë', '\\u00eb')
+  answers = [new Response(pythonEcho, { status: 422, headers: { 'content-type': 'application/json' } })]
+  await w.post('/v1/chat/completions', { model: 'once', messages: [{ role: 'user', content: accented }] }, { 'x-agent-name': 'ezra' })
+  expect(lastRows(1)[0]!.error_message).not.toMatch(/Zo(ë|\\u00eb) Roe/)
+})
+
+test("OpenRouter's plain-text metadata.raw (its usual 429) is the provider's own words", async () => {
+  const raw = 'meta-llama/llama-3.3-70b-instruct:free is temporarily rate-limited upstream. Please retry shortly.'
+  answers = [json({ error: { code: 429, message: 'Provider returned error', metadata: { provider_name: 'Venice', raw } } }, 429)]
+  await ask('once')
+  expect(lastRows(1)[0]!.error_message).toBe(`HTTP 429 rate limited: Provider returned error (Venice: ${raw})`)
 })
 
 test("a stream whose first event is an error with a code (OpenRouter, after its keep-alive comments) is that HTTP error: a 400 is not retried", async () => {
@@ -172,11 +186,32 @@ test("Gemini's 429 says how long to wait in its body (RetryInfo's retryDelay), w
   expect(lastRows(1)[0]!.error_message).toBe('HTTP 429 rate limited (retry-after 37 s): Resource has been exhausted (e.g. check quota).')
 })
 
-test('output tokens count the reasoning a layer left out of completion_tokens but counted in total_tokens (Gemini thinking behind an OpenAI-compatible layer)', async () => {
-  answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 198, total_tokens: 623 } }))]
+test('output tokens count the reasoning a layer left out of completion_tokens but counted in total_tokens, and nothing else the total holds', async () => {
+  // Gemini thinking behind an OpenAI-compatible layer (xAI reports the same way).
+  answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 198, total_tokens: 623, completion_tokens_details: { reasoning_tokens: 405 } } }))]
   await ask('once')
   expect(lastRows(1)[0]).toMatchObject({ tokens_in: 20, tokens_out: 603 })
-  answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 198, total_tokens: 218 } }))]
+  // OpenAI's own: reasoning is inside completion_tokens already.
+  answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 603, total_tokens: 623, completion_tokens_details: { reasoning_tokens: 405 } } }))]
   await ask('once')
-  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 20, tokens_out: 198 })
+  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 20, tokens_out: 603 })
+  // Gemini's tool-use tokens are in its total but are input: not output, nor priced as output.
+  answers = [json(answer({ usage: { prompt_tokens: 1041, completion_tokens: 3093, total_tokens: 381679 } }))]
+  await ask('once')
+  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 1041, tokens_out: 3093 })
+})
+
+test('a JSON error of any shape in place of an asked-for stream keeps its message, and is retried', async () => {
+  const shapes = [
+    [{ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, 'Overloaded'],
+    [{ message: 'CUDA out of memory' }, 'CUDA out of memory'],
+    [[{ error: { code: 503, message: 'The model is overloaded.', status: 'UNAVAILABLE' } }], 'The model is overloaded.'],
+  ] as const
+  for (const [body, message] of shapes) {
+    calls = 0
+    answers = [json(body), sse([chunk({ content: 'Hello.' }), '[DONE]'])]
+    expect((await ask('twice', true)).status).toBe(200)
+    expect(calls).toBe(2)
+    expect(lastRows(2)[0]!.error_message).toBe(`error in a 200 answer: ${message}`)
+  }
 })

@@ -218,6 +218,7 @@ export function withAnthropicToolIds(body: Json): Json {
   let changed = false
   const messages = body.messages.flatMap((message: unknown) => {
     if (!isRecord(message) || !Array.isArray(message.content)) return [message]
+    if (!message.content.some((block) => isWitnessThinking(block) || (isRecord(block) && (block.type === 'tool_use' || block.type === 'tool_result')))) return [message]
     // Thinking blocks witness made from another provider's reasoning: Anthropic refuses their signature.
     const content = message.content.filter((block) => !isWitnessThinking(block)).map(fixBlock)
     if (content.length === message.content.length && content.every((block, i) => block === (message.content as unknown[])[i])) return [message]

@@ -310,7 +310,7 @@ function readSettings(configPath: string): Config | null {
  * restart; probing it before then would count a healthy router as down, and roll back a good config.
  */
 function listenUrl(config: Config): string {
-  let host = config.raw.listen.host
+  let host = config.raw.listen.host.replace(/^\[(.*)\]$/, '$1')
   let port = config.raw.listen.port
   try {
     const bound = new URL(readFileSync(`${resolve(config.databasePath)}.serve.url`, 'utf8').trim())
