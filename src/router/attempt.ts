@@ -315,12 +315,11 @@ async function waitToRetry(scope: RequestScope, ms: number, provider: string): P
  * Retry-After is waited out, plus up to a tenth more (at most a second), for the same reason.
  */
 export function retryWaitMs(policy: Pick<Policy, 'backoff_min_ms' | 'backoff_max_ms'>, attempt: number, retryAfterMs?: number): number {
-  const random = Math.random
   const { backoff_min_ms: min, backoff_max_ms: max } = policy
-  const exponential = min * 2 ** (attempt - 1) * (1 + random())
-  const backoff = exponential <= max ? exponential : Math.max(min, max * (0.5 + random() / 2))
+  const exponential = min * 2 ** (attempt - 1) * (1 + Math.random())
+  const backoff = exponential <= max ? exponential : Math.max(min, max * (0.5 + Math.random() / 2))
   if (retryAfterMs === undefined || retryAfterMs <= backoff) return Math.round(backoff)
-  return Math.round(retryAfterMs + Math.min(1000, retryAfterMs / 10) * random())
+  return Math.round(retryAfterMs + Math.min(1000, retryAfterMs / 10) * Math.random())
 }
 
 /** A try the router's stop ended (or never let start). */
