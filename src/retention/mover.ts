@@ -139,26 +139,25 @@ export function createMover(live: Database, options: MoverOptions): Mover {
 
     async move(rows) {
       const byMonth = new Map<string, number[]>()
+      // The highest id and the newest timestamp moved, taken as the rows go by (not Math.max(...):
+      // a spread of a million arguments overflows the stack).
+      let maxId = 0
+      let throughMs = Number.NEGATIVE_INFINITY
       for (const row of rows) {
         const month = monthOfTimestamp(row.timestamp)
         if (!month) continue
         const ids = byMonth.get(month)
         if (ids) ids.push(row.id)
         else byMonth.set(month, [row.id])
+        if (row.id > maxId) maxId = row.id
+        const ms = Date.parse(row.timestamp)
+        if (ms > throughMs) throughMs = ms
       }
       for (const [month, ids] of byMonth) {
         const archive = archiveFor(month)
         await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
       }
       const all = [...byMonth.values()].flat()
-      // Loops, not Math.max(...): a spread of a million arguments overflows the stack.
-      let throughMs = Number.NEGATIVE_INFINITY
-      let maxId = 0
-      for (const row of rows) {
-        const ms = Date.parse(row.timestamp)
-        if (monthOfTimestamp(row.timestamp) && ms > throughMs) throughMs = ms
-      }
-      for (const id of all) if (id > maxId) maxId = id
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
       for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
       await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), maxId, throughMs), budget)
