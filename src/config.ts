@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
-import { parseAllDocuments, parseDocument } from 'yaml'
+import { type YAMLError, parseAllDocuments, parseDocument } from 'yaml'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, publicEndpoint } from '../providers/types.ts'
@@ -594,13 +594,13 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   } catch (error) {
     throw new ConfigError(path, yamlProblems(text, error as Error))
   }
-  // Bun reads several documents (`---`) as a list of them, and a list as a list: neither is a config.
-  const documents = parseAllDocuments(text)
-  const count = Array.isArray(documents) ? documents.length : 1
-  if (count > 1) throw new ConfigError(path, [{ path: '', message: `holds ${count} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
+  // The `yaml` package reads the file once more, for what Bun's parser does not say: several
+  // documents (`---`, which Bun reads as a list of them) and keys given twice.
+  const documents = parseAllDocuments(text, { uniqueKeys: true })
+  if (documents.length > 1) throw new ConfigError(path, [{ path: '', message: `holds ${documents.length} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
   if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
-  const duplicates = duplicateKeys(text)
+  const duplicates = duplicateKeys(text, documents[0]?.errors ?? [])
   if (!duplicates.length) return parseConfig(doc, options)
   // Listed with whatever else is wrong: the later key would silently have replaced the earlier.
   let others: Issue[] = []
@@ -624,10 +624,10 @@ function yamlProblems(text: string, error: Error): Issue[] {
  * `auth:` block (a pasted `token new`) would drop every agent of the first, a second `policy:`
  * its banned providers. Bun's parser reads the values; the `yaml` package finds these.
  */
-function duplicateKeys(text: string): Issue[] {
+function duplicateKeys(text: string, errors: readonly YAMLError[]): Issue[] {
   const lines = text.split('\n')
-  return parseDocument(text, { uniqueKeys: true })
-    .errors.filter((e) => e.code === 'DUPLICATE_KEY')
+  return errors
+    .filter((e) => e.code === 'DUPLICATE_KEY')
     .map((e) => {
       const at = e.linePos?.[0]
       const key = at ? /^\s*-?\s*["']?([^"':]+)/.exec(lines[at.line - 1]?.slice(at.col - 1) ?? '')?.[1]?.trim() : undefined
