@@ -1,10 +1,11 @@
 /**
  * The `anthropic` adapter: the Anthropic Messages API. An Anthropic body is
- * forwarded untouched except for `model` (and tool ids Anthropic would
- * refuse); an OpenAI body is translated (system, text, images, tool use and
- * tool results).
+ * forwarded untouched except for `model` (and what other providers' turns
+ * left in its history that Anthropic would refuse: tool ids, witness's
+ * thinking blocks); an OpenAI body is translated (system, text, images, tool
+ * use and tool results).
  */
-import { anthropicRequestFromOpenAI, withAnthropicToolIds } from './translate/to-anthropic.ts'
+import { acceptedByAnthropic, anthropicRequestFromOpenAI } from './translate/to-anthropic.ts'
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
@@ -29,7 +30,7 @@ export const anthropicAdapter: Adapter = {
   },
 
   body(request: ClientRequest, model: string) {
-    const body = request.wire === 'anthropic' ? withAnthropicToolIds({ ...request.body, model }) : anthropicRequestFromOpenAI(request.body, model)
+    const body = request.wire === 'anthropic' ? acceptedByAnthropic({ ...request.body, model }) : anthropicRequestFromOpenAI(request.body, model)
     if (request.stream) body.stream = true
     else delete body.stream
     return body

@@ -207,7 +207,7 @@ function firstNumber(...values: unknown[]): number | undefined {
  * they are, the fallback to an Anthropic step fails with a 400, so the ids are rewritten and those
  * blocks left out. The body is returned as it is when nothing needs it.
  */
-export function withAnthropicToolIds(body: Json): Json {
+export function acceptedByAnthropic(body: Json): Json {
   if (!Array.isArray(body.messages)) return body
   const fixBlock = (block: unknown): unknown => {
     if (!isRecord(block)) return block
