@@ -85,9 +85,14 @@ describe('no row, no call', () => {
     const res = await w.infer({})
     expect(res.status).toBe(503)
     const rows = readRows(w.dbPath)
-    expect(rows.map((r) => [r.id, r.status])).toEqual([[1, 'error'], [2, 'error']])
+    // The uncalled row names its provider, as a fallback row does, and is no call: not counted as one.
+    expect(rows.map((r) => [r.id, r.status])).toEqual([[1, 'error'], [2, 'fallback']])
     expect(rows[1]!.error_message).toStartWith('not called: the fallback row before it could not be written')
     expect(res.headers.get('x-witness-log-ids')).toBe('1,2')
+    expect(res.headers.get('x-witness-attempts')).toBe('1')
+    const didCall = await runWitness(['did-call', '--db', w.dbPath, '--agent', rows[1]!.agent_name, '--provider', 'sim2', '--json'])
+    expect(JSON.parse(didCall.stdout)).toMatchObject({ called: false, calls: 0, fallback_rows: 1 })
+    expect(didCall.code).toBe(1)
     expect(sim.requests.map((r) => r.model)).toEqual(['first+status-500'])
     // Both rows are chained, and the receipt names both.
     const receipt = JSON.parse(Buffer.from(res.headers.get('x-witness-receipt')!, 'base64url').toString()) as { r: [number, string][] }
@@ -360,7 +365,12 @@ describe('a graceful stop, and a row still being committed', () => {
     await stopped
     await answered
     expect(sim.count()).toBe(before)
-    expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([['error', 'not called: witness stopped']])
+    expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([['fallback', 'not called: witness stopped']])
+    // Nothing was sent, and the operator's answers say so: no call, no failed attempt.
+    const didCall = await runWitness(['did-call', '--db', w.dbPath, '--agent', 'ezra', '--provider', 'sim', '--json'])
+    expect(JSON.parse(didCall.stdout)).toMatchObject({ called: false, calls: 0, fallback_rows: 1 })
+    const stats = JSON.parse((await runWitness(['stats', '--db', w.dbPath, '--since', '1h', '--by', 'provider', '--json'])).stdout)
+    expect(stats.groups).toMatchObject([{ provider: 'sim', attempts: 0, error: 0, requests: 1, request_success_rate: 0 }])
   })
 })
 

@@ -26,7 +26,7 @@ export const DidCallAnswerView: FC<{ answer: DidCallAnswer }> = ({ answer: a }) 
       </p>
       {a.fallback_rows > 0 && (
         <p class="muted">
-          {a.fallback_rows} fallback row{a.fallback_rows === 1 ? '' : 's'} named {a.provider}; a fallback row is a step moved to or skipped, not a call.
+          {a.fallback_rows} fallback row{a.fallback_rows === 1 ? '' : 's'} named {a.provider}; a fallback row is a step moved to, skipped or not called, not a call.
         </p>
       )}
     </div>

@@ -76,7 +76,7 @@ const Step: FC<{ row: LogRow | StoryRow; current?: boolean }> = ({ row, current 
       </div>
       <div class="detail">
         {row.status === 'fallback' ? (
-          <span>moved to {row.provider}</span>
+          <span>{row.error_message?.startsWith('not called:') ? 'its call was not made' : `moved to ${row.provider}`}</span>
         ) : (
           <span>
             {formatMs(row.latency_ms)}

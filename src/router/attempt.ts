@@ -76,7 +76,8 @@ export type StepSuccess =
 
 /** Commits a row's final state and mirrors it into the record the client sees. */
 export async function finishAttempt(scope: Pick<RequestScope, 'store' | 'warn' | 'metrics'>, record: AttemptRecord, outcome: AttemptOutcome): Promise<void> {
-  scope.metrics?.attempt(record.provider, record.model, outcome.status, outcome.latencyMs)
+  // A row finished uncalled (`fallback`) was no attempt.
+  if (outcome.status !== 'fallback') scope.metrics?.attempt(record.provider, record.model, outcome.status, outcome.latencyMs)
   Object.assign(record, {
     status: outcome.status,
     latency_ms: outcome.latencyMs,
@@ -109,10 +110,10 @@ async function beginAfter(scope: RequestScope, head: RowHead, meta: RowMeta, bef
     const why = fallback.reason instanceof Error ? fallback.reason.message : String(fallback.reason)
     const errorMessage = `not called: the fallback row before it could not be written (${why})`
     // One of the request's rows all the same: the client is told its id with the others.
-    const record = attemptRecord(row.value, head.provider, head.model, 'error', errorMessage)
+    const record = attemptRecord(row.value, head.provider, head.model, 'fallback', errorMessage)
     scope.attempts.push(record)
     record.hash = await scope.store
-      .finish(row.value, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage })
+      .finish(row.value, { status: 'fallback', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage })
       .catch(() => null) // kept and retried by the store
     throw fallback.reason
   }
@@ -173,7 +174,7 @@ export async function runStep(
     scope.attempts.push(record)
     // Unless the stop's grace ran out while the row was being committed (behind a slow fsync, a lock).
     if (scope.stopping()) {
-      await finishAttempt(scope, record, { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: 'not called: witness stopped' })
+      await finishAttempt(scope, record, { status: 'fallback', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: 'not called: witness stopped' })
       throw stoppedByRouter(target.provider, 0)
     }
 

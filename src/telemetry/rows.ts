@@ -29,9 +29,14 @@ export interface RowHead {
   endpoint: string
 }
 
-/** How an attempt ended. */
+/**
+ * How an attempt ended. `fallback` is a pending row whose call was not made
+ * (its message says `not called: …`): like the fallback rows that name a
+ * step skipped, it names the provider without being a call, so did-call and
+ * the stats do not count it as one.
+ */
 export interface AttemptOutcome {
-  status: 'success' | 'error' | 'timeout'
+  status: 'success' | 'error' | 'timeout' | 'fallback'
   tokensIn: number | null
   tokensOut: number | null
   latencyMs: number | null

@@ -258,5 +258,5 @@ export function openStore(path: string, options: StoreOptions): Store {
 
 /** The outcome of a pending row whose call was not made. */
 function notCalled(why: string): AttemptOutcome {
-  return { status: 'error', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: `not called: ${why}` }
+  return { status: 'fallback', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: `not called: ${why}` }
 }
