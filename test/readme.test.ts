@@ -1,8 +1,11 @@
 /** The README stays true: its preset table matches the code, its set-up commands are the scripts, the demo prints what it shows. */
 import { describe, expect, test } from 'bun:test'
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PRESETS } from '../providers/presets.ts'
+import { runCommand } from '../src/deadman/command.ts'
 import { BUN, ROOT } from './support/process.ts'
+import { tempDir } from './support/temp.ts'
 
 const readme = await Bun.file(join(ROOT, 'README.md')).text()
 const pkg = await Bun.file(join(ROOT, 'package.json')).json()
@@ -47,5 +50,23 @@ describe('README', () => {
           return fields.join(' ')
         })
     expect(normal(printed)).toEqual(normal(shown))
+  })
+
+  test('the alert_command shown (README, and the Ansible inventory) logs the summary it is given', async () => {
+    const shown = [readme, readFileSync(join(ROOT, 'deploy/ansible/inventory/group_vars/wizards/main.yml'), 'utf8')].map((text) => {
+      const line = text.split('\n').find((l) => /^\s*alert_command:/.test(l))!
+      return Bun.YAML.parse(line.trim()) as { alert_command: string }
+    })
+    // A logger that records what it was asked to log, arguments or standard input.
+    const dir = tempDir()
+    const logged = join(dir, 'logged')
+    writeFileSync(join(dir, 'logger'), `#!/bin/sh\necho "args: $*" >> ${logged}\nif [ -t 0 ]; then :; else cat >> ${logged}; fi\n`)
+    chmodSync(join(dir, 'logger'), 0o755)
+    for (const { alert_command } of shown) {
+      writeFileSync(logged, '')
+      const result = await runCommand(alert_command, { env: { PATH: `${dir}:/usr/bin:/bin` }, vars: { WITNESS_ALERT: 'rollback of chain default' }, args: ['rollback of chain default'], timeoutMs: 5_000 })
+      expect(result.exitStatus).toBe(0)
+      expect(readFileSync(logged, 'utf8')).toContain('rollback of chain default')
+    }
   })
 })
