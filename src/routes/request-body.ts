@@ -1,7 +1,8 @@
 /**
  * Reading and validating request bodies: bytes that are not UTF-8, JSON
- * parse errors, nesting deeper than MAX_JSON_DEPTH and schema problems
- * become a 400 `invalid_request` listing each path; never a 500.
+ * parse errors, nesting deeper than MAX_JSON_DEPTH, numbers that would not
+ * reach the upstream as sent and schema problems become a 400
+ * `invalid_request` listing each path; never a 500.
  */
 import type { Context } from 'hono'
 import * as v from 'valibot'
@@ -36,10 +37,8 @@ export async function readJsonObject(c: Context): Promise<Record<string, unknown
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new InvalidRequestError('request body must be a JSON object')
   }
-  const deep = tooDeep(value, MAX_JSON_DEPTH)
-  if (deep !== null) {
-    throw new InvalidRequestError(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, [{ path: deep, message: `nested deeper than ${MAX_JSON_DEPTH} levels` }])
-  }
+  const unfit = unfitValue(value, MAX_JSON_DEPTH)
+  if (unfit !== null) throw new InvalidRequestError(`request body ${unfit.what}`, [{ path: unfit.path, message: unfit.message }])
   return value as Record<string, unknown>
 }
 
@@ -50,14 +49,26 @@ interface JsonNode {
   parent: JsonNode | null
 }
 
-/** The path of the first value nested deeper than `max` levels, or null. Iterative: depth cannot overflow the stack. */
-export function tooDeep(root: unknown, max: number): string | null {
+/**
+ * The first value of a parsed body that cannot go on as sent, or null: one nested deeper than `max`
+ * levels, or a number JSON.stringify would not write back as its value (`1e999` parses to Infinity,
+ * written as null; an integer beyond 2^53 has lost digits: `12345678901234567890` is sent as
+ * `12345678901234567000`). Iterative: depth cannot overflow the stack.
+ */
+function unfitValue(root: unknown, max: number): { path: string; what: string; message: string } | null {
   const stack: JsonNode[] = [{ value: root, depth: 0, key: null, parent: null }]
   while (stack.length > 0) {
     const node = stack.pop()!
     const { value, depth } = node
+    if (typeof value === 'number') {
+      if (!Number.isFinite(value)) return { path: pathOf(node), what: 'has a number too large for a double', message: 'a number too large to pass on (it would be sent as null)' }
+      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+        return { path: pathOf(node), what: 'has an integer beyond 2^53', message: 'an integer beyond 2^53, which cannot be passed on exactly' }
+      }
+      continue
+    }
     if (value === null || typeof value !== 'object') continue
-    if (depth >= max) return pathOf(node)
+    if (depth >= max) return { path: pathOf(node), what: `nests deeper than ${max} levels`, message: `nested deeper than ${max} levels` }
     if (Array.isArray(value)) value.forEach((item, i) => stack.push({ value: item, depth: depth + 1, key: i, parent: node }))
     else for (const [key, item] of Object.entries(value)) stack.push({ value: item, depth: depth + 1, key, parent: node })
   }
