@@ -4,7 +4,8 @@
  * knows whether a retry may help. Upstream text that reaches an error
  * message is redacted (API key, credential shapes, prompt text).
  */
-import { ProviderError, encodingsOf, redact, retryableStatus } from '../src/errors.ts'
+import { ProviderError, retryableStatus } from '../src/errors.ts'
+import { type Redactor, redactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorTextIn, errorTextOf } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
@@ -24,7 +25,8 @@ export interface CallOptions {
   /** Wall clock in ms, for HTTP-date Retry-After. */
   wallNow?: () => number
   /** Text that must never appear in an error message (prompt fragments). */
-  redactions?: () => string[]
+  /** The prompt's texts, looked for in what the provider sends back (read only on an error's path). */
+  promptTexts?: () => string[]
   /** Filled in as the call goes: sha256 (hex) of the exact bytes sent and received. */
   evidence?: Evidence
 }
@@ -171,7 +173,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     // An error with a code (OpenRouter's, sent as the first event after its keep-alive comments) is
     // that HTTP error: a 400 is not retried, nor paid for twice.
     if (facts.errorCode !== null) throw errorInAnswer(target, new ErrorInAnswer(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
-    throw fail('stream', `upstream error event: ${clip(redact(facts.error, secretsOf(target, options)))}`, true)
+    throw fail('stream', `upstream error event: ${clip(redactorOf(target, options)(facts.error))}`, true)
   }
   return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
 }
@@ -193,7 +195,7 @@ export function networkError(target: Target, error: unknown, options: CallOption
     ? 'connection refused'
     : code === 'ECONNRESET' || /reset|closed|socket/i.test(raw)
       ? 'connection closed by upstream'
-      : `network error: ${clip(redact(raw, secretsOf(target, options)))}`
+      : `network error: ${clip(redactorOf(target, options)(raw))}`
   return new ProviderError({ provider: target.provider, kind: 'network', detail, latencyMs, retryable: true })
 }
 
@@ -225,7 +227,7 @@ async function httpError(target: Target, response: Response, options: CallOption
   const parts = [`HTTP ${status} ${STATUS_TEXT[status] ?? 'error'}`]
   if (retryAfterMs !== undefined) parts.push(`(retry-after ${formatWait(retryAfterMs)})`)
   let detail = parts.join(' ')
-  if (upstream) detail += `: ${clip(redact(upstream, secretsOf(target, options)))}`
+  if (upstream) detail += `: ${clip(redactorOf(target, options)(upstream))}`
   return new ProviderError({
     provider: target.provider,
     kind: 'http',
@@ -263,14 +265,15 @@ async function errorInBody(adapter: Adapter, response: Response): Promise<ErrorI
 function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOptions, latencyMs: number): ProviderError {
   const code = error.code !== undefined && error.code >= 400 && error.code <= 599 ? error.code : undefined
   const status = code ?? 502
-  const detail = `error in a 200 answer${code ? ` (code ${code})` : ''}: ${clip(redact(error.message, secretsOf(target, options)))}`
+  const detail = `error in a 200 answer${code ? ` (code ${code})` : ''}: ${clip(redactorOf(target, options)(error.message))}`
   return new ProviderError({ provider: target.provider, kind: 'http', detail, latencyMs, httpStatus: status, answeredStatus: 200, retryable: retryableStatus(status) })
 }
 
-export function secretsOf(target: Target, options: CallOptions): string[] {
+/** What a call's error text must not carry: its API key, its configured headers' values, the prompt. */
+export function redactorOf(target: Target, options: CallOptions): Redactor {
   const secrets = target.apiKey ? [target.apiKey] : []
-  for (const value of Object.values(target.headers ?? {})) if (value.length >= 8) secrets.push(value)
-  return [...secrets.flatMap(encodingsOf), ...(options.redactions?.() ?? [])]
+  for (const value of Object.values(target.headers ?? {})) secrets.push(value)
+  return redactor(secrets, options.promptTexts?.() ?? [])
 }
 
 export function clip(text: string, max = 200): string {

@@ -274,31 +274,6 @@ export function retryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status === 498 || status >= 500
 }
 
-/**
- * A secret as it may be echoed (by an upstream, a command): as is, trimmed, URL-encoded, in base64
- * or base64url, JSON-escaped (`\/` for `/`) in a body that is not read as JSON, or cut short (an
- * upstream that shows the first characters of a key it refused: every prefix of 12 or more
- * characters of a long one, longest first).
- */
-export function encodingsOf(secret: string): string[] {
-  const bare = secret.trim()
-  const encoded = [encodeURIComponent(bare), Buffer.from(bare).toString('base64'), Buffer.from(bare).toString('base64url'), JSON.stringify(bare).slice(1, -1).replaceAll('/', '\\/')]
-  const prefixes = bare.length >= 16 ? Array.from({ length: bare.length - 12 }, (_, i) => bare.slice(0, bare.length - 1 - i)) : []
-  return [...new Set([secret, bare, ...encoded, ...prefixes])].filter((f) => f.length >= 8)
-}
-
-/** Replaces every occurrence of each secret (and common credential shapes) in `text`. */
-export function redact(text: string, secrets: readonly string[] = []): string {
-  let out = text
-  for (const secret of secrets) {
-    if (secret.length >= 4) out = out.split(secret).join('[redacted]')
-  }
-  return out
-    .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
-    .replace(/\b(sk|pk|rk|tp|gsk|xai|key)[-_][A-Za-z0-9_-]{12,}/g, '[redacted]')
-    .replace(/([?&](?:key|api_key|apikey|token|access_token)=)[^&\s"']+/gi, '$1[redacted]')
-}
-
 /** A job (archive, sync) is already running elsewhere: its lock file is held. */
 export class JobBusyError extends Error {
   override name = 'JobBusyError'

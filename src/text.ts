@@ -19,16 +19,16 @@ function allWellFormed(value: unknown): boolean {
   if (typeof value === 'string') return value.isWellFormed()
   if (value === null || typeof value !== 'object') return true
   if (Array.isArray(value)) return value.every(allWellFormed)
-  for (const key in value) if (!allWellFormed((value as Record<string, unknown>)[key])) return false
+  for (const key in value) if (!key.isWellFormed() || !allWellFormed((value as Record<string, unknown>)[key])) return false
   return true
 }
 
-/** A copy of `value` (plain data: objects, arrays, scalars) with `change` applied to every string in it. */
+/** A copy of `value` (plain data: objects, arrays, scalars) with `change` applied to every string in it, keys included. */
 export function mapStrings(value: unknown, change: (text: string) => string): unknown {
   if (typeof value === 'string') return change(value)
   if (value === null || typeof value !== 'object') return value
   if (Array.isArray(value)) return value.map((v) => mapStrings(v, change))
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, mapStrings(v, change)]))
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [change(k), mapStrings(v, change)]))
 }
 
 /** `value` with every lone surrogate in its strings replaced by U+FFFD (as SQLite stores it); itself when there is none. */

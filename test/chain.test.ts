@@ -487,6 +487,45 @@ describe('exhaustion and skips', () => {
     }
   })
 
+  test('an error event passed on mid-stream carries no form of the key, not even as an object key, and the prompt not even in part', async () => {
+    const key = 'sk-live-ECHOSECRETKEY0123456789abcdef'
+    const prompt = 'The launch code is ZEBRA-ALPHA-7731 and the vault PIN is 4242, keep it secret'
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: async (req) => {
+        const auth = req.headers.get('authorization')!
+        const sent = (await req.json()) as { messages: { content: string }[] }
+        const chunk = { id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' } }] }
+        const error = {
+          error: {
+            message: `denied ${Buffer.from(auth).toString('base64')} ${key.slice(4).toUpperCase()} ${Buffer.from(key).toString('hex')} near "${sent.messages[0]!.content.slice(10, 45)}"`,
+            rejected: { [auth]: 'revoked' },
+          },
+        }
+        return new Response(`data: ${JSON.stringify(chunk)}\n\ndata: ${JSON.stringify(error)}\n\n`, { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    try {
+      const w = await witness(
+        { default: [{ provider: 'keyed', model: 'm', retries: 0 }] },
+        { providers: { keyed: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, api_key_env: 'KEYED_API_KEY' } } },
+        { env: { KEYED_API_KEY: key } },
+      )
+      const res = await w.post('/v1/chat/completions', { model: 'default', user: 'a', stream: true, messages: [{ role: 'user', content: prompt }] })
+      const text = await res.text()
+      expect(text).toContain('"rejected":{"Bearer [redacted]":"revoked"}')
+      const stored = JSON.stringify(readRows(w.dbPath))
+      expect(stored).toContain('[redacted]')
+      for (const seen of [text, stored]) {
+        for (const leak of [key.slice(8, 20), key.slice(8, 20).toUpperCase(), Buffer.from(key).toString('hex').slice(16, 40), 'ZEBRA-ALPHA', '7731']) expect(seen).not.toContain(leak)
+        expect(seen).not.toContain(Buffer.from(`Bearer ${key}`).toString('base64').slice(16, 32))
+      }
+    } finally {
+      upstream.stop(true)
+    }
+  })
+
   test('prompt text echoed in an upstream error is not stored', async () => {
     const prompt = 'the launch codes are 0000-1111 and nobody may know'
     const echo = startSimulator()

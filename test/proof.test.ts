@@ -16,7 +16,7 @@ import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
 import { GENESIS_HASH, chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import type { ChainEntry } from '../src/proof/verify.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
-import { promptFragments } from '../src/router/chain.ts'
+import { promptTexts } from '../src/router/chain.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
 import { BUN, ROOT, runWitness, spawnWitness } from './support/process.ts'
@@ -393,10 +393,17 @@ describe('text SQLite cannot store as given', () => {
     }
   })
 
-  test('the 40-character prompt prefix redacted from upstream messages ends between characters', () => {
-    const fragments = promptFragments({ messages: [{ role: 'user', content: `${'a'.repeat(39)}\u{1F600} and the rest of what the agent asked` }] })
-    expect(fragments).toContain('a'.repeat(39))
-    expect(fragments.every((f) => f.isWellFormed())).toBe(true)
+  test('the prompt texts looked for: messages, system, tool descriptions and arguments, not roles, ids or inline images', () => {
+    const texts = promptTexts({
+      system: 'you are terse',
+      messages: [
+        { role: 'user', content: [{ type: 'text', text: 'hello there' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgoAAAANSUhEUg' } }] },
+        { role: 'assistant', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"ssn":"078-05-1120"}' } }] },
+        { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo' } }] },
+      ],
+      tools: [{ type: 'function', function: { name: 'lookup', description: 'find a customer by SSN' } }],
+    })
+    expect(texts.sort()).toEqual(['find a customer by SSN', 'hello there', 'you are terse', '{"ssn":"078-05-1120"}'].sort())
   })
 })
 

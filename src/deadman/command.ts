@@ -5,7 +5,7 @@
  * output (redacted). The command runs in its own process group, so a
  * timeout kills everything it started, not just the shell.
  */
-import { encodingsOf, redact } from '../errors.ts'
+import { redact } from '../redaction.ts'
 
 export interface CommandOptions {
   /** The environment it inherits (the router's), before `vars`. */
@@ -121,7 +121,7 @@ function firstLines(text: string, secrets: readonly string[]): string {
 export function secretsIn(env: Record<string, string | undefined>, names: readonly string[] = []): string[] {
   return Object.entries(env)
     .filter(([name, value]) => value !== undefined && value.length >= 8 && (names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)))
-    .flatMap(([, value]) => encodingsOf(value!))
+    .map(([, value]) => value!)
 }
 
 /** The variables a config reads provider API keys from (`api_key_env`, or a preset's). */

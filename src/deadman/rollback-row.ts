@@ -6,7 +6,7 @@
  */
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
-import { redact } from '../errors.ts'
+import { redact } from '../redaction.ts'
 import { type RollbackFacts, rollbackFactsWrite } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import { shortHash } from './last-good.ts'

@@ -4,7 +4,7 @@
  * request has a time limit and carries `Authorization: Bearer <token>` when
  * a token is set.
  */
-import { redact } from '../errors.ts'
+import { redact } from '../redaction.ts'
 
 export interface RouterClient {
   /** Base URL, no trailing slash. */

@@ -7,7 +7,7 @@
  */
 import pRetry from 'p-retry'
 import pTimeout from 'p-timeout'
-import { type Evidence, callCompletion, openStream, secretsOf } from '../../providers/call.ts'
+import { type Evidence, callCompletion, openStream, redactorOf } from '../../providers/call.ts'
 import { ADAPTERS } from '../../providers/index.ts'
 import { formatWait } from '../../providers/retry-after.ts'
 import { streamTranslator } from '../../providers/translate/stream.ts'
@@ -59,8 +59,8 @@ export interface RequestScope {
   machine: string
   /** The next row's position within the request, from 1. */
   nextSeq: () => number
-  /** Strings that must not appear in stored messages (prompt fragments). */
-  redactions: () => string[]
+  /** The prompt's texts, which no stored message or event passed on may carry (read on an error's path). */
+  promptTexts: () => string[]
   /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
   metrics?: AttemptObserver
@@ -197,7 +197,7 @@ export async function runStep(
       now: () => clock.monotonic(),
       wallNow: () => clock.now(),
       headers: { 'x-witness-request-id': scope.requestId, 'x-witness-log-id': String(logId) },
-      redactions: scope.redactions,
+      promptTexts: scope.promptTexts,
     }
     const timeout = (ms: number, detail: string) => ({
       milliseconds: ms,
@@ -235,7 +235,7 @@ export async function runStep(
           scope,
           requestSha256: evidence.requestSha256,
           provider: target.provider,
-          secrets: () => secretsOf(target, callOptions),
+          redactor: () => redactorOf(target, callOptions),
           idleTimeoutMs: step.idleTimeoutMs,
           timeoutMs: step.timeoutMs,
           live: scope.liveCalls,

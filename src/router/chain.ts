@@ -11,7 +11,6 @@ import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError, worthRetrying } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
-import { cutText } from '../text.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep, stoppedByRouter } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
@@ -73,7 +72,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     attempts: input.attempts,
     machine: input.machine,
     nextSeq: () => ++seq,
-    redactions: () => promptFragments(input.request.body),
+    promptTexts: () => promptTexts(input.request.body),
     warn: deps.warn,
     metrics: deps.metrics,
     stopping: deps.stopping ?? (() => false),
@@ -165,31 +164,25 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
 }
 
 /**
- * Text from the request that must never end up in a stored message: every
- * string leaf of 8+ characters (and the first 40 characters of long ones,
- * since upstreams often echo a truncated prompt).
+ * The request's texts that must never end up in a stored message or an
+ * event passed on: every string of the messages, the system prompt, the
+ * tools (their descriptions) and a bare prompt, but not the structural ones
+ * (roles, types, ids) nor inline images. src/redaction.ts looks for them,
+ * whole or in part.
  */
-const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
+const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control', 'data'])
 
-/** A text, and the form it takes inside a JSON string when that differs (a line break is `\n` there): upstreams echo both. */
-function withEscaped(text: string): string[] {
-  const escaped = JSON.stringify(text).slice(1, -1)
-  return escaped === text ? [text] : [text, escaped]
-}
-
-export function promptFragments(body: Record<string, unknown>): string[] {
+export function promptTexts(body: Record<string, unknown>): string[] {
   const out: string[] = []
   const walk = (value: unknown, depth: number) => {
     if (depth > 32) return
     if (typeof value === 'string') {
-      if (value.length >= 8) out.push(...withEscaped(value))
-      if (value.length > 40) out.push(...withEscaped(cutText(value, 40)))
+      if (!value.startsWith('data:')) out.push(value)
     } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1))
     else if (value && typeof value === 'object') {
       for (const [key, v] of Object.entries(value)) if (!STRUCTURAL_KEYS.has(key)) walk(v, depth + 1)
     }
   }
-  walk(body.messages, 0)
-  walk(body.system, 0)
-  return out.sort((a, b) => b.length - a.length)
+  for (const field of ['messages', 'system', 'tools', 'prompt']) walk(body[field], 0)
+  return out
 }

@@ -15,7 +15,7 @@ import { clip } from '../../providers/call.ts'
 import type { StreamTranslator } from '../../providers/translate/stream.ts'
 import { frame } from '../../providers/sse.ts'
 import { type Adapter, MalformedResponse, type SseEvent } from '../../providers/types.ts'
-import { redact } from '../errors.ts'
+import type { Redactor } from '../redaction.ts'
 import { receiptFor } from '../proof/receipt.ts'
 import { mapStrings } from '../text.ts'
 import type { AttemptOutcome } from '../telemetry/store.ts'
@@ -48,8 +48,8 @@ export interface StreamSessionInit {
   /** sha256 of the body sent upstream (the reader hashes what comes back). */
   requestSha256: string | null
   provider: string
-  /** Text to redact from upstream messages (API key, prompt fragments). */
-  secrets: () => string[]
+  /** Cuts what upstream messages must not carry (API key, prompt text); built on an error's path only. */
+  redactor: () => Redactor
   idleTimeoutMs: number
   timeoutMs: number
   /** Where the session registers itself while it runs (the router's stop ends it). */
@@ -60,14 +60,14 @@ export interface StreamSessionInit {
  * An upstream's JSON event with every string in it redacted, re-encoded (redacting the encoded text
  * could cut an escape sequence in two and break the JSON); null when its data is not JSON.
  */
-function redactedEvent(event: SseEvent, secrets: string[]): SseEvent | null {
+function redactedEvent(event: SseEvent, redact: Redactor): SseEvent | null {
   let json: unknown
   try {
     json = JSON.parse(event.data)
   } catch {
     return null
   }
-  return { event: event.event, data: JSON.stringify(mapStrings(json, (text) => redact(text, secrets))) }
+  return { event: event.event && redact(event.event), data: JSON.stringify(mapStrings(json, redact)) }
 }
 
 /** Why witness itself stopped reading the upstream. */
@@ -198,12 +198,12 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         return true
       }
       if (facts.error !== null) {
-        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(redact(facts.error, init.secrets()))})`
+        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(init.redactor()(facts.error))})`
         // Nothing reads the upstream after its error: close it, or a provider still generating keeps the socket (and bills).
         stopUpstream(new Stop('broken'))
         // A client of the same API gets the provider's own error event (its type tells an overload
         // from a bad request), with witness's keys cut out; another API's client gets one in its format.
-        const own = adapter.wire === scope.request.wire ? redactedEvent(event, init.secrets()) : null
+        const own = adapter.wire === scope.request.wire ? redactedEvent(event, init.redactor()) : null
         const frames = own ? [frame(own)] : translator.fail('upstream_error', message)
         await end(stream, outcome('error', message), frames)
         return true

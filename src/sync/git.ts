@@ -11,7 +11,7 @@
  * - git never prompts (GIT_TERMINAL_PROMPT=0); ssh keys work as usual;
  * - every message taken from git's output is redacted.
  */
-import { redact } from '../errors.ts'
+import { redact } from '../redaction.ts'
 import { SyncError } from '../errors.ts'
 
 export interface GitResult {

@@ -1,0 +1,103 @@
+/**
+ * The redactor on its own: a key and a prompt echoed in the forms a hostile
+ * or careless upstream sends them back in (the chain's tests send them
+ * through real loopback upstreams).
+ */
+import { describe, expect, test } from 'bun:test'
+import { PROMPT_STEP, PROMPT_WINDOW, SECRET_WINDOW, redactor } from '../src/redaction.ts'
+
+const key = 'sk-live-ECHOSECRETKEY0123456789abcdef'
+const hexOf = (text: string) => Buffer.from(text).toString('hex')
+const b64Of = (text: string) => Buffer.from(text).toString('base64')
+const uEscaped = (text: string) => [...text].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')
+
+describe('a secret', () => {
+  const redact = redactor([key])
+
+  test.each([
+    ['as is', key],
+    ['cut short at the front', key.slice(4)],
+    ['cut short at the end', key.slice(0, 20)],
+    ['a middle run', key.slice(6, 6 + SECRET_WINDOW)],
+    ['in upper case', key.toUpperCase()],
+    ['in hex', hexOf(key)],
+    ['\\u-escaped', uEscaped(key)],
+    ['URL-encoded', encodeURIComponent(key)],
+    ['in base64', b64Of(key)],
+    ['in base64 after "Bearer "', b64Of(`Bearer ${key}`)],
+    ['in base64 after two other bytes', b64Of(`:x${key}`)],
+    ['in base64url', Buffer.from(`Bearer ${key}`).toString('base64url')],
+  ])('%s is cut out', (_, echo) => {
+    const out = redact(`denied: ${echo} (see docs)`)
+    expect(out).toStartWith('denied: ')
+    expect(out).toEndWith(' (see docs)')
+    expect(out).toContain('[redacted]')
+    // No run of the secret long enough to mean anything is left, in any of its forms.
+    for (const form of [key, hexOf(key), b64Of(key).slice(4, -4)]) {
+      for (let i = 0; i + SECRET_WINDOW <= form.length; i++) expect(out.toLowerCase()).not.toContain(form.slice(i, i + SECRET_WINDOW).toLowerCase())
+    }
+  })
+
+  test('a run shorter than the window, and text that only looks alike, are left', () => {
+    expect(redact(`id ${key.slice(9, 9 + SECRET_WINDOW - 1)} ok`)).toBe(`id ${key.slice(9, 9 + SECRET_WINDOW - 1)} ok`)
+    expect(redact('rate limited: try again in 2 s')).toBe('rate limited: try again in 2 s')
+  })
+
+  test('two echoes and the text between them: each cut, the rest kept', () => {
+    expect(redact(`a ${key} b ${key.toUpperCase()} c`)).toBe('a [redacted] b [redacted] c')
+    expect(redact(`${key}${key}`)).toBe('[redacted]')
+  })
+
+  test('a cut never splits a surrogate pair', () => {
+    const out = redactor([], ['\u{1F600}the launch code is 0000 and nobody may know'])('x \u{1F600}the launch code is 0000 and y')
+    expect(out.isWellFormed()).toBe(true)
+    expect(out).toBe('x [redacted]y') // the run the text shares with the prompt: its space after "and" too
+  })
+
+  test('short secrets are found whole only', () => {
+    const short = redactor(['hunter22'])
+    expect(short('pw hunter22 no')).toBe('pw [redacted] no')
+    expect(short('pw hunter2 no')).toBe('pw hunter2 no')
+  })
+})
+
+describe('the prompt', () => {
+  const prompt = 'The launch code is ZEBRA-ALPHA-7731 and the vault PIN is 4242, keep it secret'
+  const redact = redactor([], [prompt, 'tool: look up the customer by SSN 078-05-1120', 'line one\nline "two"'])
+  const shortest = PROMPT_WINDOW + PROMPT_STEP - 1
+
+  test.each([
+    ['whole', prompt],
+    ['its first 30 characters', `"${prompt.slice(0, 30)}..."`],
+    ['a run from its middle', prompt.slice(10, 10 + shortest)],
+    ['its end', prompt.slice(-shortest)],
+    ['in upper case', prompt.toUpperCase()],
+    ['a tool description', 'look up the customer by SSN 078-05-1120'],
+    ['as a JSON string', JSON.stringify('line one\nline "two"')],
+  ])('%s is cut out', (_, echo) => {
+    const out = redact(`cannot process «${echo}»`)
+    expect(out).toStartWith('cannot process «')
+    expect(out).toEndWith('»')
+    expect(out).toContain('[redacted]')
+    expect(out).not.toContain('7731')
+    expect(out).not.toContain('078-05')
+    expect(out).not.toContain('line one')
+  })
+
+  test('a message sharing only a few words with the prompt is kept', () => {
+    expect(redact('the vault is closed')).toBe('the vault is closed')
+  })
+
+  test('a large prompt is indexed at every step only: any long enough run of it is still found', () => {
+    const big = Array.from({ length: 20_000 }, (_, i) => `word${i}`).join(' ')
+    const cut = redactor([], [big])
+    for (const at of [0, 1, 7, 50_001, big.length - shortest]) expect(cut(`«${big.slice(at, at + shortest)}»`)).toBe('«[redacted]»')
+  })
+})
+
+describe('credential shapes, whoever they belong to', () => {
+  test('a bearer token, an sk- key and a key in a query string', () => {
+    const out = redactor([])('Authorization: Bearer abcdefghijkl; sk-proj-abcdefghijklmnop; https://x.test/?key=AIzaSyA123')
+    expect(out).toBe('Authorization: Bearer [redacted]; [redacted]; https://x.test/?key=[redacted]')
+  })
+})
