@@ -5,7 +5,7 @@
  * `deadman.checkNow()`; no background timer runs.
  */
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, readFileSync, statSync } from 'node:fs'
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { sha256 } from '../src/config.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
@@ -168,6 +168,21 @@ describe('promotion to last known good', () => {
     expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(bytes)}  witness.yaml.last-good\n`)
     expect((await heartbeat(w)).body.last_known_good).toBe(sha256(bytes))
     expect(w.logs.some((l) => l.includes(`promoted config sha256 ${sha256(bytes)}`))).toBe(true)
+  })
+
+  test('a snapshot out of step with its .sha256 (killed between the two renames of a promotion) is no last known good, and the next promotion repairs the pair', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 300 } })
+    const bytes = readFileSync(w.configPath)
+    // The snapshot holds this config, its .sha256 still names the one promoted before it.
+    writeFileSync(snapshotOf(w), bytes)
+    writeFileSync(`${snapshotOf(w)}.sha256`, `${sha256('an older config')}  witness.yaml.last-good\n`)
+    expect((await heartbeat(w)).body.last_known_good).toBeNull()
+    expect((await w.infer({})).status).toBe(200)
+    await w.deadman.checkNow()
+    clock.advance(301_000)
+    await w.deadman.checkNow()
+    expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(bytes)}  witness.yaml.last-good\n`)
+    expect((await heartbeat(w)).body.last_known_good).toBe(sha256(bytes))
   })
 
   test('not before promote_after_s of passing checks', async () => {

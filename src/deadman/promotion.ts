@@ -6,7 +6,7 @@
  */
 import { statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'
-import { lastGoodPath, promoteLastGood, readLastGood } from './last-good.ts'
+import { lastGoodPath, promoteLastGood, readLastGood, snapshotProblem } from './last-good.ts'
 import type { LiveConfig } from './live-config.ts'
 import type { RuntimeState } from './runtime.ts'
 
@@ -28,17 +28,18 @@ export class Promoter {
     })
   }
 
-  /** The hash of the last-known-good snapshot, null when there is none. */
+  /**
+   * The hash of the last-known-good snapshot, null when there is none, or when it does not match
+   * its `.sha256` (a crash between the two renames of a promotion, a hand edit): the watchdog
+   * refuses to restore such a pair, so the next promotion writes both again.
+   */
   lastKnownGood(): string | null {
     const path = lastGoodPath(this.deps.live.path)
-    let stamp = 'none'
-    try {
-      const stat = statSync(path)
-      stamp = `${stat.mtimeMs}:${stat.size}:${stat.ino}`
-    } catch {
-      // no snapshot
+    const stamp = [path, `${path}.sha256`].map(stampOf).join('/')
+    if (stamp !== this.cached.stamp) {
+      const snapshot = readLastGood(this.deps.live.path)
+      this.cached = { stamp, hash: snapshot && snapshotProblem(snapshot) === null ? snapshot.hash : null }
     }
-    if (stamp !== this.cached.stamp) this.cached = { stamp, hash: stamp === 'none' ? null : (readLastGood(this.deps.live.path)?.hash ?? null) }
     return this.cached.hash
   }
 
@@ -66,5 +67,15 @@ export class Promoter {
       this.deps.log(`could not save the last-known-good snapshot: ${(error as Error).message}`)
       return null
     }
+  }
+}
+
+/** What tells a file's versions apart: 'none' when it does not exist. */
+function stampOf(path: string): string {
+  try {
+    const stat = statSync(path)
+    return `${stat.mtimeMs}:${stat.size}:${stat.ino}`
+  } catch {
+    return 'none'
   }
 }
