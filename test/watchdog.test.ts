@@ -289,6 +289,34 @@ describe('one run at a time, and a run cut short', () => {
     expect(readRollbackFacts(join(dir, 'witness.db'))).toHaveLength(1)
   })
 
+  test('a run killed after its restart applied the snapshot is recorded by the next run, though a new config was written to the file meanwhile', async () => {
+    const dir = tempDir()
+    const started = join(dir, 'started')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }))
+    const { proc, url } = await spawnWitness(configPath)
+    try {
+      const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `kill -HUP ${proc.pid}; touch ${started}; sleep 5` } })))
+      promoteLastGood(configPath, good)
+      await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+      const args = [BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', url, '--failures', '1', '--wait', '100ms']
+      const killed = Bun.spawn(args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'ignore', stderr: 'ignore' })
+      while (!existsSync(started)) await Bun.sleep(20)
+      killed.kill('SIGKILL')
+      await killed.exited
+      while ((await (await fetch(`${url}/heartbeat`)).json()).config_hash !== sha256(good)) await Bun.sleep(20)
+      // The next push lands before the next run (not yet reloaded).
+      writeFileSync(configPath, `${good}\n# pushed again\n`)
+
+      const next = await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '1s'])
+      expect(next.stderr).toContain('the router runs the snapshot it restored: recording it')
+      expect(next.stderr).toContain('an interrupted rollback recorded (log id')
+      expect(readRollbackFacts(join(dir, 'witness.db'))).toMatchObject([{ new_config_hash: sha256(good), recorded_by: 'endpoint' }])
+    } finally {
+      proc.kill('SIGTERM')
+      await proc.exited
+    }
+  })
+
   test('a report the router took too long to answer (its database locked) and the direct write that followed are one row', async () => {
     const dir = tempDir()
     const base = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'true' } })

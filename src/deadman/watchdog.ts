@@ -96,9 +96,14 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
  */
 async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun: NonNullable<WatchdogState['rollback']>, clock: Clock): Promise<boolean> {
   // Killed before the snapshot was put in place: no rollback happened, there is nothing to record.
+  // Unless the router runs the snapshot: it was restored and applied, and the file changed since (a new push).
   if (fileHash(o.configPath) !== begun.new_hash) {
-    o.log(`a rollback begun at ${begun.started_at} was not finished, and the config is not the snapshot it was restoring (the run stopped before restoring it, or the file changed since): nothing recorded`)
-    return true
+    const running = (await checkHeartbeat(router)).configHash
+    if (running !== begun.new_hash) {
+      o.log(`a rollback begun at ${begun.started_at} was not finished, and neither the config file nor the router holds the snapshot it was restoring (the run stopped before restoring it): nothing recorded`)
+      return true
+    }
+    o.log(`a rollback begun at ${begun.started_at} was not finished; the config file has changed since, but the router runs the snapshot it restored: recording it`)
   }
   const settings = readSettings(o.configPath)
   if (!settings) {
