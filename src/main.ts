@@ -6,7 +6,7 @@
  * told not to).
  */
 import type { Server } from 'bun'
-import { rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
@@ -118,7 +118,21 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const dbPath = resolve(options.db ?? boot.databasePath)
   const serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
   live.boundHost = host
-  const urlFile = `${dbPath}.serve.url`
+  // Where this server really listens, for the watchdog, beside the database and beside the config:
+  // the file's listen (and database) may have changed since (a reload cannot move the socket or the
+  // file), and the watchdog must probe this server, not those.
+  const urlFiles = [`${dbPath}.serve.url`, `${live.path}.serve.url`]
+  let url = ''
+  const removeUrlFiles = () => {
+    for (const file of urlFiles) {
+      try {
+        // Another server on the same config (another --db) may have written it since.
+        if (readFileSync(file, 'utf8').trim() === url) rmSync(file, { force: true })
+      } catch {
+        // not there
+      }
+    }
+  }
   let opened: Store | undefined
   try {
     const store = openStoreFor(boot, options.db)
@@ -165,7 +179,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
       liveCalls,
     })
 
-    let url = ''
     const idleS = options.idleConnectionS ?? IDLE_CONNECTION_S
     const server = listen(host, port, {
       idleTimeout: idleS,
@@ -178,9 +191,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
       fetch: idleBetweenRequests(idleS, (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv)),
     })
     url = server.url.origin // brackets an IPv6 address (http://[::1]:8787)
-    // Where this server really listens, for the watchdog: the file's listen may have changed since
-    // (a reload cannot move the socket), and the watchdog must probe this server, not that address.
-    writeFileSync(urlFile, `${url}\n`)
+    for (const file of urlFiles) {
+      try {
+        writeFileSync(file, `${url}\n`)
+      } catch (error) {
+        warn(`cannot write ${file} (the watchdog reads where the server listens from it): ${(error as Error).message}`)
+      }
+    }
     const jobs =
       options.jobs === false
         ? null
@@ -232,13 +249,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
         while (inFlight.count > 0 && Date.now() < finishBy) await Bun.sleep(10)
         await store.drain(Math.max(0, finishBy - Date.now()))
         store.close()
-        rmSync(urlFile, { force: true })
+        removeUrlFiles()
         serverLock.release()
       },
     }
   } catch (error) {
     opened?.close()
-    rmSync(urlFile, { force: true })
+    removeUrlFiles()
     serverLock.release()
     throw error
   }

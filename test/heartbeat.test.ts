@@ -120,6 +120,7 @@ describe('GET /heartbeat', () => {
     const failing = await heartbeat(w)
     expect(failing.status).toBe(503)
     expect(failing.body.reasons).toEqual(['every chain called has failed for 121 s without a success (bad; window 120 s)'])
+    expect(failing.body.rollback_may_help).toBe(true)
     expect((await w.infer({ chain: 'good' })).status).toBe(200)
     expect((await heartbeat(w)).status).toBe(200)
   })

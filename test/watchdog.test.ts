@@ -319,11 +319,12 @@ describe('one run at a time, and a run cut short', () => {
 
   test('a report the router took too long to answer (its database locked) and the direct write that followed are one row', async () => {
     const dir = tempDir()
-    const base = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'true' } })
+    const base = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { restart_command: 'true', failing_window_s: 0.001 } })
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), base)
     promoteLastGood(configPath, readFileSync(configPath))
-    writeConfigFile(configPath, { ...base, max_body_mb: 16 }) // another config, healthy: the check fails only below
+    writeConfigFile(configPath, { ...base, max_body_mb: 16 }) // another config, failing its calls
     const router = await spawnWitness(configPath)
+    await fetch(`${router.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
     const lock = await holdWriteLock(join(dir, 'witness.db')) // a backup or a sqlite3 shell, for a few seconds
     try {
       const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', router.url, '--failures', '1', '--timeout', '2s', '--wait', '3s'], {
@@ -439,6 +440,24 @@ describe('against a running router', () => {
     expect(ok.code).toBe(0)
   })
 
+  test('without --url it probes the running router after a reload that moved both listen and database in the file (both wait for a restart)', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { listen: { host: '127.0.0.1', port: deadPort() } }))
+    const { proc, url } = await spawnWitness(configPath)
+    try {
+      writeConfigFile(configPath, { ...JSON.parse(readFileSync(configPath, 'utf8')), listen: { host: '127.0.0.1', port: deadPort() }, database: join(dir, 'moved.db') })
+      proc.kill('SIGHUP')
+      const ok = await watchdog(['--config', configPath, '--failures', '1', '--state', join(dir, 'state.json')])
+      expect(ok.stderr).toContain(`heartbeat ok at ${url}`)
+      expect(ok.code).toBe(0)
+    } finally {
+      proc.kill('SIGTERM')
+      await proc.exited
+    }
+    // Stopped, it leaves no address behind for the next run to probe.
+    expect(existsSync(`${configPath}.serve.url`)).toBe(false)
+  })
+
   test('an HTTP proxy in the environment (for the providers) does not carry the check to the router on loopback', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const state = join(w.dir, 'state.json')
@@ -502,6 +521,42 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(missing.stderr).toContain(`${configPath}.last-good.sha256 is missing or unreadable`)
     expect(readFileSync(configPath, 'utf8')).toBe(BROKEN)
     expect(existsSync(marker)).toBe(false)
+  })
+
+  test("no rollback when the router's only trouble is its database (locked by another process): no config cures that", async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const bytes = readFileSync(w.configPath)
+    promoteLastGood(w.configPath, readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'older' }] }))))
+    const lock = await holdWriteLock(w.dbPath) // a backup, an operator's sqlite3 shell
+    try {
+      const heartbeat = await fetch(`${w.url}/heartbeat`)
+      expect(heartbeat.status).toBe(503)
+      expect(await heartbeat.json()).toMatchObject({ rollback_may_help: false })
+      const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--state', join(w.dir, 'state.json')])
+      expect(result.stderr).toContain('NOT ROLLING BACK')
+      expect(result.stderr).toContain('the router says its config is not the cause (its database is)')
+      expect(result.code).toBe(2)
+      expect(readFileSync(w.configPath)).toEqual(bytes)
+    } finally {
+      await lock.release()
+    }
+  })
+
+  test('no rollback over a config written to the file but not applied yet (a push before its reload): it was never tried', async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }))
+    promoteLastGood(w.configPath, readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))))
+    expect((await w.infer({})).status).toBe(502)
+    const pushed = writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'fixed' }] }))
+    const bytes = readFileSync(pushed)
+    const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--state', join(w.dir, 'state.json')])
+    expect(result.stderr).toContain('is not the config the router runs')
+    expect(result.stderr).toContain('it has not been applied yet, and a rollback would overwrite it untried')
+    expect(result.code).toBe(2)
+    expect(readFileSync(w.configPath)).toEqual(bytes)
+    // A file that does not parse is no candidate: that one is rolled back over.
+    writeFileSync(w.configPath, BROKEN)
+    const rolled = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--state', join(w.dir, 'state.json')])
+    expect(rolled.stderr).toContain('restored')
   })
 
   test('no rollback when the running config already is the last known good; the alert is sent once per streak', async () => {

@@ -19,9 +19,19 @@ export interface HealthDeps {
 /** How long a health probe waits for its commit. */
 const PROBE_BUDGET_MS = 1_000
 
-/** Why the router is unhealthy right now (empty when it is healthy). */
-export async function healthReasons(deps: HealthDeps): Promise<string[]> {
-  const reasons = await databaseReasons(deps)
+export interface Health {
+  /** Why the router is unhealthy right now (empty when it is healthy). */
+  reasons: string[]
+  /**
+   * Whether its config may be the cause (calls stuck, chains failing), so that a rollback may cure
+   * it; false when only the database is unhealthy (locked, full, read-only), which no config cures.
+   */
+  rollbackMayHelp: boolean
+}
+
+export async function healthOf(deps: HealthDeps): Promise<Health> {
+  const database = await databaseReasons(deps)
+  const reasons: string[] = []
   const stuck = deps.runtime.stuck()
   if (stuck.length) {
     const oldest = stuck[0]!
@@ -32,7 +42,7 @@ export async function healthReasons(deps: HealthDeps): Promise<string[]> {
   if (failing) {
     reasons.push(`every chain called has failed for ${Math.round(failing.sinceMs / 1000)} s without a success (${failing.chains.join(', ')}; window ${windowS} s)`)
   }
-  return reasons
+  return { reasons: [...database, ...reasons], rollbackMayHelp: reasons.length > 0 }
 }
 
 /**

@@ -22,6 +22,8 @@ export interface HeartbeatCheck {
   reason: string
   /** The config hash the router reports running. */
   configHash: string | null
+  /** False when the router says no reason it is unhealthy could be cured by a rollback (its database is); null when it does not say. */
+  rollbackMayHelp: boolean | null
 }
 
 /** One health check: GET /heartbeat within the time limit. */
@@ -30,13 +32,14 @@ export async function checkHeartbeat(router: RouterClient): Promise<HeartbeatChe
   try {
     res = await fetch(`${router.url}/heartbeat`, { headers: authHeaders(router.token), signal: AbortSignal.timeout(router.timeoutMs) })
   } catch (error) {
-    return { ok: false, answered: false, reason: networkReason(error, router.timeoutMs), configHash: null }
+    return { ok: false, answered: false, reason: networkReason(error, router.timeoutMs), configHash: null, rollbackMayHelp: null }
   }
-  const body = (await res.json().catch(() => null)) as { status?: unknown; reasons?: unknown; config_hash?: unknown } | null
+  const body = (await res.json().catch(() => null)) as { status?: unknown; reasons?: unknown; config_hash?: unknown; rollback_may_help?: unknown } | null
   const configHash = typeof body?.config_hash === 'string' ? body.config_hash : null
-  if (res.status === 200 && body?.status === 'ok') return { ok: true, answered: true, reason: 'ok', configHash }
+  if (res.status === 200 && body?.status === 'ok') return { ok: true, answered: true, reason: 'ok', configHash, rollbackMayHelp: null }
   const reasons = Array.isArray(body?.reasons) && body.reasons.length ? body.reasons.map(String).join('; ') : `HTTP ${res.status}`
-  return { ok: false, answered: true, reason: redact(reasons), configHash }
+  const rollbackMayHelp = typeof body?.rollback_may_help === 'boolean' ? body.rollback_may_help : null
+  return { ok: false, answered: true, reason: redact(reasons), configHash, rollbackMayHelp }
 }
 
 /** Polls until the router answers HTTP at all, for at most `waitMs`. */

@@ -10,7 +10,7 @@ import { isoTime } from '../clock.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'
 import { type Alert, makeAlert } from './alert.ts'
-import { healthReasons } from './health.ts'
+import { healthOf } from './health.ts'
 import type { LiveConfig, ReloadResult } from './live-config.ts'
 import { Promoter } from './promotion.ts'
 import type { RuntimeState } from './runtime.ts'
@@ -28,6 +28,8 @@ export interface DeadmanDeps {
 /** The router's health and vital signs, as GET /heartbeat reports them. */
 export interface HeartbeatReport {
   reasons: string[]
+  /** See Health: false when no reason is one a rollback could cure. */
+  rollbackMayHelp: boolean
   configHash: string
   lastKnownGood: string | null
   uptimeS: number
@@ -54,7 +56,7 @@ export class DeadmanSwitch {
   /** Checks health now (a probe commit included) and feeds the result to promotion. */
   async heartbeat(): Promise<HeartbeatReport> {
     const { live, runtime, store, clock } = this.deps
-    const reasons = await healthReasons({ store, clock, runtime, config: () => live.current() })
+    const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current() })
     this.promoter.observe(reasons.length === 0)
     let pendingRows: number | null = null
     try {
@@ -64,6 +66,7 @@ export class DeadmanSwitch {
     }
     return {
       reasons,
+      rollbackMayHelp,
       configHash: live.current().hash,
       lastKnownGood: this.promoter.lastKnownGood(),
       uptimeS: Math.floor((clock.monotonic() - runtime.startedAt) / 1000),

@@ -68,7 +68,7 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
   }
   try {
     const settings = readSettings(o.configPath)
-    const url = o.url ?? (settings ? listenUrl(settings) : undefined)
+    const url = o.url ?? (settings ? listenUrl(o.configPath, settings) : undefined)
     if (!url) {
       o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
       return 2
@@ -134,6 +134,12 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     return { exit: 2, state: { failures, last_failure: check.reason, reported: true } }
   }
 
+  if (check.rollbackMayHelp === false) return refuse('the router says its config is not the cause (its database is); a rollback cannot cure this')
+  // A valid config in the file that the router does not run yet (pushed, not yet reloaded) was never tried: not overwritten.
+  const onDisk = fileHash(o.configPath)
+  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && parses(o.configPath)) {
+    return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
+  }
   const snapshot = readLastGood(o.configPath)
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
   const tampered = snapshotProblem(snapshot)
@@ -311,22 +317,36 @@ function readSettings(configPath: string): Config | null {
 }
 
 /**
- * Where the router listens: the address the running server wrote beside its database
- * (`<database>.serve.url`), else the config's `listen`. A `listen` changed in the file waits for a
- * restart; probing it before then would count a healthy router as down, and roll back a good config.
+ * Where the router listens: the address the running server wrote beside its config
+ * (`<config>.serve.url`) or its database (`<database>.serve.url`), else the config's `listen`. A
+ * `listen` or `database` changed in the file waits for a restart, and so does a server started with
+ * `serve --port`/`--db`; probing the file's address before then would count a healthy router as
+ * down, and roll back a good config.
  */
-function listenUrl(config: Config): string {
+function listenUrl(configPath: string, config: Config): string {
   let host = config.raw.listen.host.replace(/^\[(.*)\]$/, '$1')
   let port = config.raw.listen.port
-  try {
-    const bound = new URL(readFileSync(`${resolve(config.databasePath)}.serve.url`, 'utf8').trim())
-    host = bound.hostname.replace(/^\[(.*)\]$/, '$1')
-    port = Number(bound.port)
-  } catch {
-    // no server has written one (or it stopped): the config says where it will listen
+  for (const file of [`${resolve(configPath)}.serve.url`, `${resolve(config.databasePath)}.serve.url`]) {
+    try {
+      const bound = new URL(readFileSync(file, 'utf8').trim())
+      host = bound.hostname.replace(/^\[(.*)\]$/, '$1')
+      port = Number(bound.port)
+      break
+    } catch {
+      // no server has written one (or it stopped): the next place, then the config's listen
+    }
   }
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`
+}
+
+function parses(configPath: string): boolean {
+  try {
+    loadConfig(configPath)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function fileHash(path: string): string | null {

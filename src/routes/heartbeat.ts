@@ -1,7 +1,8 @@
 /**
  * GET /heartbeat: the router's own health. 200 with its vital signs while
  * it is healthy; 503 with the reasons (database not writable, calls stuck
- * past their timeouts, every chain failing) when it is not. Each call is a
+ * past their timeouts, every chain failing) when it is not, and whether a
+ * rollback of the config may cure them (not a database's trouble). Each call is a
  * health check that counts towards promoting the config to last known good.
  */
 import type { Context } from 'hono'
@@ -22,7 +23,7 @@ export function heartbeatRoute(deps: HeartbeatDeps) {
       pending_rows: report.pendingRows,
       last_success_at: report.lastSuccessAt,
     }
-    if (report.reasons.length) return c.json({ status: 'unhealthy', reasons: report.reasons, ...vitals }, 503)
+    if (report.reasons.length) return c.json({ status: 'unhealthy', reasons: report.reasons, rollback_may_help: report.rollbackMayHelp, ...vitals }, 503)
     return c.json({ status: 'ok', ...vitals })
   }
 }
