@@ -41,11 +41,11 @@ describe('an agent that falls silent', () => {
       { dir },
     )
     expect((await beat(w, { agent: 'bezalel', config_hash: 'abc123' })).status).toBe(200)
-    clock.advance(300_000)
+    clock.advance(299_900)
     await w.deadman.checkNow()
-    expect(lines(marker)).toEqual([]) // exactly at the limit: not yet
+    expect(lines(marker)).toEqual([]) // just under the limit: not yet
 
-    clock.advance(1_000)
+    clock.advance(1_100)
     await w.deadman.checkNow()
     await w.deadman.checkNow()
     clock.advance(600_000)
@@ -70,6 +70,25 @@ describe('an agent that falls silent', () => {
     await w.deadman.checkNow()
     expect(lines(marker)).toEqual(['bezalel abc123', 'bezalel def456']) // a new silence, a new rollback
     expect(readRows(w.dbPath)).toHaveLength(2)
+  })
+
+  test('silence is measured on the monotonic clock: a wall clock stepped ahead silences no one, one stepped back hides no one', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'rolled-back')
+    let wall = 0
+    let mono = 0
+    const clock = { now: () => Date.parse('2026-11-25T12:00:00.000Z') + wall, monotonic: () => performance.now() + mono, advance: (ms: number) => { wall += ms; mono += ms } }
+    const { w } = await witness({ agents: { bezalel: { max_silence_s: 60, rollback_command: `echo rolled >> ${marker}` } } }, { clock, dir })
+    expect((await beat(w, { agent: 'bezalel' })).status).toBe(200)
+    wall += 120_000 // NTP, a VM resumed: the wall clock jumps, no time passed
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual([])
+    expect(await agentState(w, 'bezalel')).toMatchObject({ state: 'ok', silence_s: 0 })
+    wall -= 720_000 // and back, past where it was
+    expect((await beat(w, { agent: 'bezalel' })).status).toBe(200)
+    mono += 61_000 // then it falls silent for longer than allowed
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual(['rolled'])
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

@@ -44,14 +44,18 @@ export interface AgentView {
 
 export class AgentWatch {
   private readonly records = new Map<string, AgentRecord>()
+  // Silence is measured on the monotonic clock, as the router's own health is: a wall clock stepped
+  // ahead (NTP, a VM resumed) must not silence every agent at once, nor one stepped back hide one.
   private readonly startedAt: number
-  /** When each listed agent was first seen listed (at start, or after a reload added it). */
+  /** When each listed agent was first seen listed (at start, or after a reload added it); monotonic. */
   private readonly listedAt = new Map<string, number>()
+  /** When each agent last beat in this process; monotonic (the stored last_beat_at is the wall time, for people). */
+  private readonly beatAt = new Map<string, number>()
   /** Agents whose rollback_command a previous run started and never recorded (it stopped meanwhile). */
   private interrupted: AgentRecord[]
 
   constructor(private readonly deps: AgentWatchDeps) {
-    this.startedAt = deps.clock.now()
+    this.startedAt = deps.clock.monotonic()
     for (const record of readAgents(deps.store.reader)) this.records.set(record.agent, record)
     this.interrupted = [...this.records.values()].filter((r) => r.state === 'rolling_back')
     for (const agent of Object.keys(deps.config().deadman.agents)) this.listedAt.set(agent, this.startedAt)
@@ -68,6 +72,7 @@ export class AgentWatch {
       next.configHashSince = now
     }
     await this.save(next)
+    this.beatAt.set(agent, this.deps.clock.monotonic())
     if (before.state !== 'ok') this.deps.log(`agent ${agent} is beating again (config ${shortHash(next.configHash)})`)
     else if (next.configHash !== before.configHash && before.configHash !== null) {
       this.deps.log(`agent ${agent} now runs config ${shortHash(next.configHash)} (was ${shortHash(before.configHash)})`)
@@ -188,14 +193,15 @@ export class AgentWatch {
 
   /** Starts the count of agents a reload listed; forgets those no longer listed (listed again, they start again). */
   private noteListed(listed: readonly string[]): void {
-    const now = this.deps.clock.now()
+    const now = this.deps.clock.monotonic()
     for (const agent of listed) if (!this.listedAt.has(agent)) this.listedAt.set(agent, now)
     for (const agent of [...this.listedAt.keys()]) if (!listed.includes(agent)) this.listedAt.delete(agent)
   }
 
   private silenceMs(record: AgentRecord): number {
-    const last = record.lastBeatAt ? Date.parse(record.lastBeatAt) : 0
-    return this.deps.clock.now() - Math.max(last, this.startedAt, this.listedAt.get(record.agent) ?? 0)
+    // A beat before this process started counts from its start, as it always did.
+    const since = Math.max(this.beatAt.get(record.agent) ?? this.startedAt, this.startedAt, this.listedAt.get(record.agent) ?? this.startedAt)
+    return this.deps.clock.monotonic() - since
   }
 
   private async save(record: AgentRecord): Promise<void> {
