@@ -108,18 +108,22 @@ describe('GET /heartbeat', () => {
     await call.abandon()
   })
 
-  test('every chain called failing for failing_window_s makes it 503; one success clears it', async () => {
+  test('every chain called failing over failing_window_s (first failure to latest) makes it 503; one success clears it', async () => {
     const { w, clock } = await witness(
       { bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }], good: [{ provider: 'sim', model: 'm' }] },
       { deadman: { failing_window_s: 120 } },
     )
     expect((await w.infer({ chain: 'bad' })).status).toBe(502)
     clock.advance(119_000)
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502)
     expect((await heartbeat(w)).status).toBe(200)
-    clock.advance(2_000)
+    // One failure and then no traffic (a quiet night after a hiccup) is no outage, however long the quiet.
+    clock.advance(3_600_000)
+    expect((await heartbeat(w)).status).toBe(200)
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502) // failing still, an hour on
     const failing = await heartbeat(w)
     expect(failing.status).toBe(503)
-    expect(failing.body.reasons).toEqual(['every chain called has failed for 121 s without a success (bad; window 120 s)'])
+    expect(failing.body.reasons).toEqual(['every chain called has failed for 3719 s without a success (bad; window 120 s)'])
     expect(failing.body.rollback_may_help).toBe(true)
     expect((await w.infer({ chain: 'good' })).status).toBe(200)
     expect((await heartbeat(w)).status).toBe(200)
@@ -130,6 +134,7 @@ describe('GET /heartbeat', () => {
     const { w, clock } = await witness(chains, { deadman: { failing_window_s: 60 } })
     await w.infer({})
     clock.advance(61_000)
+    await w.infer({})
     expect((await heartbeat(w)).status).toBe(503)
     writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'fixed' }] }, { deadman: { failing_window_s: 60 } }))
     expect((await w.post('/admin/reload', '')).status).toBe(200)
@@ -207,6 +212,7 @@ describe('promotion to last known good', () => {
     // Only the bad chain has been called: after 10 s, every chain called is failing.
     await w.infer({ chain: 'bad' })
     clock.advance(200_000)
+    await w.infer({ chain: 'bad' })
     await w.deadman.checkNow()
     expect((await heartbeat(w)).status).toBe(503)
     await w.infer({}) // a success: healthy again from here

@@ -119,6 +119,8 @@ describe("a stream's ending, as the breaker and the deadman switch hear it", () 
     while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(5)
     expect((await heartbeat(w)).body.last_success_at).toBeNull()
     clock.advance(61_000)
+    await stream(w) // failing still, over the whole window
+    while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(5)
     await w.deadman.checkNow()
     expect(existsSync(`${w.configPath}.last-good`)).toBe(false)
     const report = await heartbeat(w)

@@ -297,7 +297,8 @@ describe('one run at a time, and a run cut short', () => {
     try {
       const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `kill -HUP ${proc.pid}; touch ${started}; sleep 5` } })))
       promoteLastGood(configPath, good)
-      await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+      // Failing over the window (two failures at least 1 ms apart).
+      for (let i = 0; i < 2; i++) await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
       const args = [BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', url, '--failures', '1', '--wait', '100ms']
       const killed = Bun.spawn(args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'ignore', stderr: 'ignore' })
       while (!existsSync(started)) await Bun.sleep(20)
@@ -324,7 +325,7 @@ describe('one run at a time, and a run cut short', () => {
     promoteLastGood(configPath, readFileSync(configPath))
     writeConfigFile(configPath, { ...base, max_body_mb: 16 }) // another config, failing its calls
     const router = await spawnWitness(configPath)
-    await fetch(`${router.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+    for (let i = 0; i < 2; i++) await fetch(`${router.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
     const lock = await holdWriteLock(join(dir, 'witness.db')) // a backup or a sqlite3 shell, for a few seconds
     try {
       const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', router.url, '--failures', '1', '--timeout', '2s', '--wait', '3s'], {
@@ -377,6 +378,7 @@ describe('against a running router', () => {
       const badHash = sha256(readFileSync(configPath))
       const infer = () => fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
       expect((await infer()).status).toBe(502)
+      expect((await infer()).status).toBe(502)
 
       const result = await watchdog(['--config', configPath, '--url', url, '--failures', '1', '--wait', '2s'])
       expect(result.stderr).toContain('through POST /deadman/rollback')
@@ -407,6 +409,7 @@ describe('against a running router', () => {
     promoteLastGood(w.configPath, readFileSync(goodPath))
     expect((await w.infer({})).status).toBe(502)
     clock.advance(61_000)
+    expect((await w.infer({})).status).toBe(502)
 
     const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1'])
     expect(result.stderr).toContain('no restart_command; reloaded through POST /admin/reload')
@@ -545,6 +548,7 @@ describe('rollbacks that cannot help are refused, loudly', () => {
   test('no rollback over a config written to the file but not applied yet (a push before its reload): it was never tried', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }))
     promoteLastGood(w.configPath, readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))))
+    expect((await w.infer({})).status).toBe(502)
     expect((await w.infer({})).status).toBe(502)
     const pushed = writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'fixed' }] }))
     const bytes = readFileSync(pushed)

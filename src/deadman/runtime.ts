@@ -27,6 +27,8 @@ interface Call {
 interface ChainHealth {
   /** First failure since the last success (null: the last request succeeded). */
   failingSince: number | null
+  /** The latest failure since then. */
+  failedAt: number | null
 }
 
 export class RuntimeState {
@@ -59,12 +61,13 @@ export class RuntimeState {
       succeed: () => {
         this.lastSuccessAt = this.clock.now()
         this.served.add(config.hash)
-        if (generation === this.generation) this.chains.set(chain, { failingSince: null })
+        if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null })
       },
       fail: () => {
         if (generation !== this.generation) return
         const health = this.chains.get(chain)
-        if (!health || health.failingSince === null) this.chains.set(chain, { failingSince: this.clock.monotonic() })
+        const now = this.clock.monotonic()
+        this.chains.set(chain, { failingSince: health?.failingSince ?? now, failedAt: now })
       },
       end: () => {
         this.calls.delete(id)
@@ -91,15 +94,18 @@ export class RuntimeState {
   }
 
   /**
-   * The chains called so far, when every one of them has failed without a
-   * success for at least `windowMs`; null otherwise.
+   * The chains called so far, when every one of them has been failing,
+   * without a success, over at least `windowMs`: from its first failure to
+   * its latest, so failures must go on that long. A single failure followed
+   * by no traffic (a night's quiet after one provider hiccup) is no outage,
+   * and must not hold /heartbeat at 503 and have a good config rolled back.
    */
   allChainsFailing(windowMs: number): { chains: string[]; sinceMs: number } | null {
     if (this.chains.size === 0) return null
     const now = this.clock.monotonic()
     let latest = 0
     for (const health of this.chains.values()) {
-      if (health.failingSince === null || now - health.failingSince < windowMs) return null
+      if (health.failingSince === null || health.failedAt === null || health.failedAt - health.failingSince < windowMs) return null
       latest = Math.max(latest, health.failingSince)
     }
     return { chains: [...this.chains.keys()].sort(), sinceMs: now - latest }
