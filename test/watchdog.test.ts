@@ -606,6 +606,26 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(text).toContain('NOT ROLLING BACK') // the next round says it again, without a second alert
   })
 
+  test('--every goes on after a round that fails (its state file cannot be written), saying why', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    writeFileSync(join(dir, 'blocker'), '') // a file where the state's directory should be: every write fails
+    const state = join(dir, 'blocker', 'state.json')
+    const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', deadUrl(), '--every', '50ms', '--timeout', '500ms', '--state', state], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '' },
+      stdout: 'ignore',
+      stderr: 'pipe',
+    })
+    const text = await readUntil(proc.stderr, 'this round failed', 10_000)
+    rmSync(join(dir, 'blocker')) // mended
+    const more = await readUntil(proc.stderr, 'heartbeat failed', 10_000)
+    proc.kill('SIGTERM')
+    await proc.exited
+    expect(text).toContain('this round failed')
+    expect(more).toContain('heartbeat failed (1 of 3 before a rollback)')
+  })
+
   test('bad flags exit 2 with the usage', async () => {
     const result = await watchdog(['--failures', '0'])
     expect(result.code).toBe(2)

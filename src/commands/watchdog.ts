@@ -53,7 +53,9 @@ export const watchdogCommand: Command = {
     if (values.every === undefined) return watchOnce(options)
     const everyMs = durationMsOf('--every', values.every)
     while (true) {
-      await watchOnce(options)
+      // A round that fails (its state file cannot be written: a full disk) is said, and the loop goes on:
+      // a watchdog that quietly ends watches nothing.
+      await watchOnce(options).catch((error) => options.log(`this round failed: ${(error as Error).message}`))
       await Bun.sleep(everyMs)
     }
   },
