@@ -141,6 +141,20 @@ describe('GET /heartbeat', () => {
     expect((await heartbeat(w)).status).toBe(200)
   })
 
+  test('a chain the last reload removed, still called (renamed by mistake), counts as failing; a name never configured does not', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { failing_window_s: 60 } })
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { main: [{ provider: 'sim', model: 'm' }] }, { deadman: { failing_window_s: 60 } }))
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    for (const chain of ['typo', 'default']) {
+      expect((await w.infer({ chain })).status).toBe(404)
+      clock.advance(61_000)
+      expect((await w.infer({ chain })).status).toBe(404)
+      const report = await heartbeat(w)
+      if (chain === 'typo') expect(report.status).toBe(200)
+      else expect(report.body.reasons).toEqual(['every chain called has failed for 61 s without a success (default; window 60 s)'])
+    }
+  })
+
   test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {
     const { w, clock } = await witness({ old: [{ provider: 'sim', model: 'm+latency-400+status-500', retries: 0 }] }, { deadman: { failing_window_s: 60 } })
     const before = suite.sim.count()

@@ -40,6 +40,8 @@ export class RuntimeState {
   private readonly served = new Set<string>()
   private readonly calls = new Map<number, Call>()
   private readonly chains = new Map<string, ChainHealth>()
+  /** Chains the last reload removed: a request still naming one fails that chain (it was renamed or dropped by mistake). */
+  private removed = new Set<string>()
   /** Counts resetChains(): a call begun before a reset reports nothing into the new config's record. */
   private generation = 0
   private nextId = 0
@@ -64,15 +66,27 @@ export class RuntimeState {
         if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null })
       },
       fail: () => {
-        if (generation !== this.generation) return
-        const health = this.chains.get(chain)
-        const now = this.clock.monotonic()
-        this.chains.set(chain, { failingSince: health?.failingSince ?? now, failedAt: now })
+        if (generation === this.generation) this.failed(chain)
       },
       end: () => {
         this.calls.delete(id)
       },
     }
+  }
+
+  /**
+   * A request named a chain the running config does not have. One the last reload removed counts as
+   * a failure of that chain: agents still calling it get 404s, which a rollback would cure. Any other
+   * name (an agent's typo, a stranger's guess) is not the config's doing, and is not kept.
+   */
+  unknownChain(chain: string): void {
+    if (this.removed.has(chain)) this.failed(chain)
+  }
+
+  private failed(chain: string): void {
+    const health = this.chains.get(chain)
+    const now = this.clock.monotonic()
+    this.chains.set(chain, { failingSince: health?.failingSince ?? now, failedAt: now })
   }
 
   inFlight(): number {
@@ -111,9 +125,10 @@ export class RuntimeState {
     return { chains: [...this.chains.keys()].sort(), sinceMs: now - latest }
   }
 
-  /** Forgets chain failures (a new config's chains start with a clean slate). */
-  resetChains(): void {
+  /** Forgets chain failures (a new config's chains start with a clean slate); `removed`: the chains the reload dropped. */
+  resetChains(removed: Iterable<string> = []): void {
     this.chains.clear()
+    this.removed = new Set(removed)
     this.generation++
   }
 }

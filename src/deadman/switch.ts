@@ -50,7 +50,7 @@ export class DeadmanSwitch {
     this.alert = makeAlert({ config, env: deps.env, log: deps.log })
     this.promoter = new Promoter(deps)
     this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log })
-    deps.live.onSwap(() => deps.runtime.resetChains())
+    deps.live.onSwap((next, previous) => deps.runtime.resetChains([...previous.chains.keys()].filter((chain) => !next.chains.has(chain))))
   }
 
   /** Checks health now (a probe commit included) and feeds the result to promotion. */

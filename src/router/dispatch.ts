@@ -56,7 +56,10 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   // Capture the config once: a reload mid-request does not change this request's chain.
   const config = deps.config()
   const steps = config.chains.get(input.chain)
-  if (!steps) throw new UnknownChainError(input.chain, [...config.chains.keys()])
+  if (!steps) {
+    deps.runtime?.unknownChain(input.chain)
+    throw new UnknownChainError(input.chain, [...config.chains.keys()])
+  }
   const requestId = Bun.randomUUIDv7()
   const attempts: AttemptRecord[] = []
   deps.inFlight.count++
