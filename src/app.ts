@@ -87,7 +87,7 @@ export function createApp(deps: AppDeps): Hono {
   const limitBody = guardBody(() => ({ maxBytes: deps.config().maxBodyBytes, timeoutMs: deps.config().bodyTimeoutMs }))
 
   // Who is calling (from the token, when `auth` is configured); the require* guards below check it.
-  app.use('*', identify(deps.config))
+  app.use('*', identify(deps.config, (token) => deps.deadman.lockouts.refusedToken(token)))
   // Without auth: loopback Host names only, and JSON bodies only (no cross-site requests from a browser).
   app.use('*', guardOpenMode(deps.config))
 

@@ -8,6 +8,7 @@
 import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { hashToken } from '../src/auth/tokens.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
@@ -89,6 +90,31 @@ describe('an agent that falls silent', () => {
     mono += 61_000 // then it falls silent for longer than allowed
     await w.deadman.checkNow()
     expect(lines(marker)).toEqual(['rolled'])
+  })
+
+  test("a reload that drops an agent's token (a hash mistyped in the push): /heartbeat says so, and the locked-out agent is not rolled back for its silence", async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'rolled-back')
+    const auth = (bezalel: string) => ({ agents: { bezalel: { token_sha256: hashToken(bezalel) } }, operators: { op: { token_sha256: hashToken('op-token-123456') } } })
+    const deadman = { failing_window_s: 300, agents: { bezalel: { max_silence_s: 60, rollback_command: `echo rolled >> ${marker}` } } }
+    const clock = manualClock()
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, auth: auth('bezalel-token-1') }), { clock, env, dir })
+    const asBezalel = { authorization: 'Bearer bezalel-token-1' }
+    expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(200)
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, auth: auth('bezalel-token-typo') }))
+    expect((await w.post('/admin/reload', '', { authorization: 'Bearer op-token-123456' })).status).toBe(200)
+    // A stranger's token is refused as before, and not counted.
+    expect((await beat(w, { agent: 'bezalel' }, { authorization: 'Bearer guess-0000000' })).status).toBe(401)
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
+    for (let i = 0; i < 3; i++) {
+      expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(401)
+      clock.advance(30_000)
+    }
+    const heartbeat = await fetch(`${w.url}/heartbeat`)
+    expect(heartbeat.status).toBe(503)
+    expect(await heartbeat.json()).toMatchObject({ reasons: ["agent bezalel's token, accepted before the last reload, is refused (3 times since)"], rollback_may_help: true })
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual([])
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

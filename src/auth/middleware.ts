@@ -29,15 +29,18 @@ declare module 'hono' {
 
 const HOW = 'send `Authorization: Bearer <token>` or `x-api-key: <token>`'
 
-/** Records the caller's principal on the context. Never rejects by itself. */
-export function identify(config: () => Config): MiddlewareHandler {
+/**
+ * Records the caller's principal on the context. Never rejects by itself. `onRefused` hears of each
+ * token the config does not recognise (the deadman switch looks for tokens a reload dropped).
+ */
+export function identify(config: () => Config, onRefused?: (token: string) => void): MiddlewareHandler {
   return async (c, next) => {
-    c.set('principal', principalFor(config(), c.req.header('authorization'), c.req.header('x-api-key')))
+    c.set('principal', principalFor(config(), c.req.header('authorization'), c.req.header('x-api-key'), onRefused))
     await next()
   }
 }
 
-function principalFor(config: Config, authorization: string | undefined, apiKey: string | undefined): Principal {
+function principalFor(config: Config, authorization: string | undefined, apiKey: string | undefined, onRefused?: (token: string) => void): Principal {
   const auth = config.auth
   if (!auth) return { kind: 'open' }
   let bearer: string | undefined
@@ -51,7 +54,10 @@ function principalFor(config: Config, authorization: string | undefined, apiKey:
   const token = bearer ?? key
   if (!token) return { kind: 'anonymous', reason: `missing token: ${HOW}` }
   const owner = ownerOf(token, auth)
-  if (!owner) return { kind: 'anonymous', reason: 'the token is not recognised' }
+  if (!owner) {
+    onRefused?.(token)
+    return { kind: 'anonymous', reason: 'the token is not recognised' }
+  }
   return owner
 }
 

@@ -26,6 +26,8 @@ export interface AgentWatchDeps {
   env: Record<string, string | undefined>
   alert: Alert
   log: (message: string) => void
+  /** Whether the agent's token was refused within `windowMs` because the last reload dropped it: its silence is not its own. */
+  lockedOut?: (agent: string, windowMs: number) => boolean
 }
 
 /** One agent as GET /deadman shows it. */
@@ -90,6 +92,8 @@ export class AgentWatch {
         const record = this.records.get(agent) ?? blank(agent)
         const silenceMs = this.silenceMs(record)
         if (silenceMs <= rule.max_silence_s * 1000 || record.silenceHandled) return
+        // Its beats are refused since a reload dropped its token: /heartbeat says so, and a rollback of the router's config cures it.
+        if (this.deps.lockedOut?.(agent, rule.max_silence_s * 1000)) return
         try {
           await this.handleSilence(record, Math.round(silenceMs / 1000), rule)
         } catch (error) {

@@ -7,6 +7,7 @@
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import type { Store } from '../telemetry/store.ts'
+import type { Lockouts } from './lockouts.ts'
 import type { RuntimeState } from './runtime.ts'
 
 export interface HealthDeps {
@@ -14,6 +15,8 @@ export interface HealthDeps {
   clock: Clock
   runtime: RuntimeState
   config: () => Config
+  /** Tokens the last reload stopped accepting, refused since. */
+  lockouts?: Lockouts
 }
 
 /** How long a health probe waits for its commit. */
@@ -42,6 +45,7 @@ export async function healthOf(deps: HealthDeps): Promise<Health> {
   if (failing) {
     reasons.push(`every chain called has failed for ${Math.round(failing.sinceMs / 1000)} s without a success (${failing.chains.join(', ')}; window ${windowS} s)`)
   }
+  if (deps.lockouts) reasons.push(...deps.lockouts.reasons(windowS * 1000))
   return { reasons: [...database, ...reasons], rollbackMayHelp: reasons.length > 0 }
 }
 

@@ -12,6 +12,7 @@ import { AgentWatch } from './agents.ts'
 import { type Alert, makeAlert } from './alert.ts'
 import { healthOf } from './health.ts'
 import type { LiveConfig, ReloadResult } from './live-config.ts'
+import { Lockouts } from './lockouts.ts'
 import { Promoter } from './promotion.ts'
 import type { RuntimeState } from './runtime.ts'
 
@@ -42,6 +43,7 @@ export class DeadmanSwitch {
   readonly promoter: Promoter
   readonly agents: AgentWatch
   readonly alert: Alert
+  readonly lockouts: Lockouts
   private timer: ReturnType<typeof setTimeout> | null = null
   private checking: Promise<void> | null = null
 
@@ -49,14 +51,19 @@ export class DeadmanSwitch {
     const config = () => deps.live.current()
     this.alert = makeAlert({ config, env: deps.env, log: deps.log })
     this.promoter = new Promoter(deps)
-    this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log })
-    deps.live.onSwap((next, previous) => deps.runtime.resetChains([...previous.chains.keys()].filter((chain) => !next.chains.has(chain))))
+    this.lockouts = new Lockouts(deps.clock)
+    const lockouts = this.lockouts
+    this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log, lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs) })
+    deps.live.onSwap((next, previous) => {
+      deps.runtime.resetChains([...previous.chains.keys()].filter((chain) => !next.chains.has(chain)))
+      lockouts.reloaded(previous, next)
+    })
   }
 
   /** Checks health now (a probe commit included) and feeds the result to promotion. */
   async heartbeat(): Promise<HeartbeatReport> {
     const { live, runtime, store, clock } = this.deps
-    const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current() })
+    const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current(), lockouts: this.lockouts })
     this.promoter.observe(reasons.length === 0)
     let pendingRows: number | null = null
     try {

@@ -1,0 +1,67 @@
+/**
+ * Tokens a reload stopped accepting: those of the agents and operators that
+ * the config before the last reload knew by a hash this one does not have
+ * (a `token_sha256` mistyped in a pushed config, an agent left out). Every
+ * request carrying one is refused (401), and that is the reload's doing:
+ * GET /heartbeat reports it (a rollback cures it), and an agent locked out
+ * this way is not rolled back for a silence it did not choose.
+ *
+ * Only the dropped entries are kept, until the next reload, and a refused
+ * token is hashed against them alone: a stranger's guesses are not counted.
+ */
+import type { Clock } from '../clock.ts'
+import type { AuthConfig, Config } from '../config.ts'
+import { ownerOf } from '../auth/tokens.ts'
+
+interface Refused {
+  kind: 'agent' | 'operator'
+  name: string
+  count: number
+  /** Monotonic ms of the latest refusal. */
+  lastAt: number
+}
+
+export class Lockouts {
+  private dropped: AuthConfig | null = null
+  private readonly refused = new Map<string, Refused>()
+
+  constructor(private readonly clock: Clock) {}
+
+  /** A reload swapped `previous` for `next`: the tokens only `previous` accepted are watched from now on. */
+  reloaded(previous: Config, next: Config): void {
+    this.refused.clear()
+    this.dropped = previous.auth ? droppedBy(previous.auth, next.auth) : null
+  }
+
+  /** The running config refused `token`. */
+  refusedToken(token: string): void {
+    if (!this.dropped) return
+    const owner = ownerOf(token, this.dropped)
+    if (!owner) return
+    const key = `${owner.kind} ${owner.name}`
+    const seen = this.refused.get(key)
+    this.refused.set(key, { ...owner, count: (seen?.count ?? 0) + 1, lastAt: this.clock.monotonic() })
+  }
+
+  /** The owners refused within `windowMs`, as /heartbeat's reasons. */
+  reasons(windowMs: number): string[] {
+    const now = this.clock.monotonic()
+    return [...this.refused.values()]
+      .filter((r) => now - r.lastAt <= windowMs)
+      .map((r) => `${r.kind} ${r.name}'s token, accepted before the last reload, is refused (${r.count} time${r.count === 1 ? '' : 's'} since)`)
+  }
+
+  /** Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. */
+  lockedOut(agent: string, windowMs: number): boolean {
+    const refused = this.refused.get(`agent ${agent}`)
+    return refused !== undefined && this.clock.monotonic() - refused.lastAt <= windowMs
+  }
+}
+
+/** The entries of `previous` that `next` does not have, hash for hash. */
+function droppedBy(previous: AuthConfig, next: AuthConfig | null): AuthConfig | null {
+  const keep = (from: Record<string, { token_sha256: string }>, to: Record<string, { token_sha256: string }> | undefined) =>
+    Object.fromEntries(Object.entries(from).filter(([name, entry]) => to?.[name]?.token_sha256 !== entry.token_sha256))
+  const dropped = { ...previous, agents: keep(previous.agents, next?.agents), operators: keep(previous.operators, next?.operators) }
+  return Object.keys(dropped.agents).length + Object.keys(dropped.operators).length ? dropped : null
+}
