@@ -1,7 +1,7 @@
 /**
  * Reading and validating request bodies: bytes that are not UTF-8, JSON
- * parse errors, nesting deeper than MAX_JSON_DEPTH, numbers that would not
- * reach the upstream as sent and schema problems become a 400
+ * parse errors, nesting deeper than MAX_JSON_DEPTH, a number too large to
+ * pass on and schema problems become a 400
  * `invalid_request` listing each path; never a 500.
  */
 import type { Context } from 'hono'
@@ -50,10 +50,12 @@ interface JsonNode {
 }
 
 /**
- * The first value of a parsed body that cannot go on as sent, or null: one nested deeper than `max`
- * levels, or a number JSON.stringify would not write back as its value (`1e999` parses to Infinity,
- * written as null; an integer beyond 2^53 has lost digits: `12345678901234567890` is sent as
- * `12345678901234567000`). Iterative: depth cannot overflow the stack.
+ * The first value of a parsed body that cannot go on, or null: one nested deeper than `max` levels,
+ * or a number too large for a double (`1e999` parses to Infinity, which JSON.stringify writes as
+ * null: `max_tokens: 1e999` would reach the upstream as no limit at all). An integer beyond 2^53
+ * goes on rounded to the nearest double (`9223372036854775807`, int64's maximum in a generated tool
+ * schema, as `9223372036854775808`), as every JSON parser that reads numbers as doubles has it.
+ * Iterative: depth cannot overflow the stack.
  */
 function unfitValue(root: unknown, max: number): { path: string; what: string; message: string } | null {
   const stack: JsonNode[] = [{ value: root, depth: 0, key: null, parent: null }]
@@ -62,9 +64,6 @@ function unfitValue(root: unknown, max: number): { path: string; what: string; m
     const { value, depth } = node
     if (typeof value === 'number') {
       if (!Number.isFinite(value)) return { path: pathOf(node), what: 'has a number too large for a double', message: 'a number too large to pass on (it would be sent as null)' }
-      if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
-        return { path: pathOf(node), what: 'has an integer beyond 2^53', message: 'an integer beyond 2^53, which cannot be passed on exactly' }
-      }
       continue
     }
     if (value === null || typeof value !== 'object') continue
