@@ -5,7 +5,7 @@
  * message is redacted (API key, credential shapes, prompt text).
  */
 import { ProviderError, retryableStatus } from '../src/errors.ts'
-import { type Redactor, redactor } from '../src/redaction.ts'
+import { type PromptText, type Redactor, redactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorTextIn, errorTextOf } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
@@ -26,7 +26,7 @@ export interface CallOptions {
   wallNow?: () => number
   /** Text that must never appear in an error message (prompt fragments). */
   /** The prompt's texts, looked for in what the provider sends back (read only on an error's path). */
-  promptTexts?: () => string[]
+  prompt?: () => PromptText
   /** Filled in as the call goes: sha256 (hex) of the exact bytes sent and received. */
   evidence?: Evidence
 }
@@ -269,11 +269,15 @@ function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOption
   return new ProviderError({ provider: target.provider, kind: 'http', detail, latencyMs, httpStatus: status, answeredStatus: 200, retryable: retryableStatus(status) })
 }
 
+/** Configured headers whose values are credentials (looked for in every form); others are looked for whole. */
+const CREDENTIAL_HEADER = /authorization|key|token|secret|password|credential|cookie|signature/i
+
 /** What a call's error text must not carry: its API key, its configured headers' values, the prompt. */
 export function redactorOf(target: Target, options: CallOptions): Redactor {
-  const secrets = target.apiKey ? [target.apiKey] : []
-  for (const value of Object.values(target.headers ?? {})) secrets.push(value)
-  return redactor(secrets, options.promptTexts?.() ?? [])
+  const secret = target.apiKey ? [target.apiKey] : []
+  const plain: string[] = []
+  for (const [name, value] of Object.entries(target.headers ?? {})) (CREDENTIAL_HEADER.test(name) ? secret : plain).push(value)
+  return redactor({ secret, plain }, options.prompt?.())
 }
 
 export function clip(text: string, max = 200): string {

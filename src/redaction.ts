@@ -7,17 +7,23 @@
  * the forms an echo takes (as is, trimmed, URL-encoded, JSON-escaped or
  * `\u`-escaped, hex, base64 and base64url at any byte offset, so inside the
  * base64 of `Bearer <key>` too) and by any run of SECRET_WINDOW or more of
- * its characters (a key cut short at either end). The prompt's texts are
- * looked for whole, and by any run of PROMPT_WINDOW + PROMPT_STEP - 1 or
- * more characters from anywhere in them (an upstream quoting the middle of a
- * message it refused). Letters match in either case.
+ * its characters (a key cut short at either end), letters in either case.
+ * A value that is not secret but must not be echoed either (a configured
+ * header such as `HTTP-Referer`) is looked for whole and as sent: a run of
+ * it would also match ordinary text (`https://www.`).
  *
- * The runs are found through an index of fixed-length pieces of each form:
- * every piece of a secret, and for the prompt (which may be megabytes) only
- * the pieces at every PROMPT_STEP-th position, so the index stays a fraction
- * of the prompt's size. A piece found in the text is grown to the whole run
- * it belongs to, and the run is replaced by `[redacted]`. The index is built
- * only when a text must be redacted: on an error's path, never on a success's.
+ * The prompt's texts are looked for whole (as sent, or JSON-escaped) and, in
+ * either case, by any run of PROMPT_WINDOW + PROMPT_STEP - 1 or more
+ * characters from anywhere in them (an upstream quoting the middle of a
+ * message it refused).
+ *
+ * Runs are found through an index of fixed-length pieces. A secret's forms
+ * are small: every piece of them is indexed and the text is read at every
+ * position. A prompt may be megabytes: the text (an error message, small) is
+ * indexed instead, and the prompt read at every PROMPT_STEP-th position, so
+ * the work is a fraction of one pass over the prompt. A piece found is grown
+ * to the whole run the text shares with its form, and the run is replaced by
+ * `[redacted]`. All of it happens on an error's path only.
  */
 
 export const SECRET_WINDOW = 12
@@ -31,55 +37,91 @@ const REDACTED = '[redacted]'
 /** Replaces what it must not let through in a text. */
 export type Redactor = (text: string) => string
 
-/** A form of a secret or of a prompt text, and the shortest run of it that counts as an echo. */
+/** A form of a secret, and the shortest run of it that counts as an echo. */
 interface Form {
   text: string
   window: number
-  step: number
+}
+
+type Run = [from: number, to: number]
+
+/**
+ * The prompt's texts, prepared once for all the errors of one request: each
+ * whole, JSON-escaped where that differs, and letters folded to lower case.
+ */
+export class PromptText {
+  private prepared: { whole: string[]; folded: string[]; escaped: string[] } | null = null
+
+  constructor(private readonly texts: readonly string[]) {}
+
+  /**
+   * The texts to find whole (short ones), and the folded forms of the long ones: as sent, and
+   * JSON-escaped where that differs (only a text with a backslash in it can hold one of those).
+   */
+  forms(): { whole: string[]; folded: string[]; escaped: string[] } {
+    if (this.prepared) return this.prepared
+    const whole: string[] = []
+    const folded: string[] = []
+    const escapedForms: string[] = []
+    for (const text of this.texts) {
+      if (text.length < MIN_LENGTH) continue
+      const escaped = JSON.stringify(text).slice(1, -1)
+      for (const form of escaped === text ? [text] : [text, escaped]) {
+        if (form.length < PROMPT_WINDOW + PROMPT_STEP - 1) whole.push(form)
+        else (form === text ? folded : escapedForms).push(lowerAscii(form))
+      }
+    }
+    // Longest first, so a text containing a shorter one is cut whole.
+    whole.sort((a, b) => b.length - a.length)
+    this.prepared = { whole, folded, escaped: escapedForms }
+    return this.prepared
+  }
+}
+
+export interface Secrets {
+  /** Keys and tokens: looked for in every form and by runs. */
+  secret: readonly string[]
+  /** Values looked for whole and as sent only (a configured header that is no credential). */
+  plain?: readonly string[]
 }
 
 /**
- * A redactor for `secrets` (values, as configured: keys, tokens, header
- * values) and the prompt's texts, plus the credential shapes any text may
- * carry (`Bearer …`, `sk-…`, `?key=…`).
+ * A redactor for secrets and the prompt's texts, plus the credential shapes
+ * any text may carry (`Bearer …`, `sk-…`, `?key=…`).
  */
-export function redactor(secrets: readonly string[], prompt: readonly string[] = []): Redactor {
-  const forms = [...secrets.flatMap(secretForms), ...prompt.flatMap(promptForms)]
-  const index = new PieceIndex(forms)
-  return (text) => credentialShapes(index.redact(text))
+export function redactor(secrets: Secrets, prompt?: PromptText): Redactor {
+  const index = new PieceIndex(secrets.secret.flatMap(secretForms))
+  const plain = (secrets.plain ?? []).map((v) => v.trim()).filter((v) => v.length >= MIN_LENGTH)
+  return (text) => {
+    const runs = [...index.runsIn(text), ...wholeRuns(text, plain), ...(prompt ? promptRuns(text, prompt) : [])]
+    return credentialShapes(runs.length ? cutRuns(text, runs) : text)
+  }
 }
 
-/** `text` with `secrets` and the credential shapes cut out: a redactor used once. */
+/** `text` with `secrets` (keys, tokens) and the credential shapes cut out: a redactor used once. */
 export function redact(text: string, secrets: readonly string[] = []): string {
-  return redactor(secrets)(text)
+  return redactor({ secret: secrets })(text)
 }
 
 function secretForms(secret: string): Form[] {
   const bare = secret.trim()
   if (bare.length < MIN_LENGTH) return []
-  const plain = (text: string, perChar = 1): Form => ({ text, window: SECRET_WINDOW * perChar, step: 1 })
+  const form = (text: string, perChar = 1): Form => ({ text, window: Math.ceil(SECRET_WINDOW * perChar) })
   const forms = [
-    plain(bare),
-    plain(encodeURIComponent(bare)),
-    plain(JSON.stringify(bare).slice(1, -1).replaceAll('/', '\\/')),
-    plain(Buffer.from(bare).toString('hex'), 2),
-    plain([...bare].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(''), 6),
+    form(bare),
+    form(encodeURIComponent(bare)),
+    form(JSON.stringify(bare).slice(1, -1).replaceAll('/', '\\/')),
+    form(Buffer.from(bare).toString('hex'), 2),
+    form([...bare].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join(''), 6),
   ]
   // base64 (and base64url) after 0, 1 or 2 bytes of something else: the characters that depend on
   // the secret's bytes alone, which is what any base64 text containing the secret shows.
   for (let offset = 0; offset < 3; offset++) {
     const encoded = Buffer.from(`${'\0'.repeat(offset)}${bare}`).toString('base64')
     const middle = encoded.slice(offset ? 4 : 0, -4)
-    forms.push(plain(middle, 4 / 3), plain(middle.replaceAll('+', '-').replaceAll('/', '_'), 4 / 3))
+    forms.push(form(middle, 4 / 3), form(middle.replaceAll('+', '-').replaceAll('/', '_'), 4 / 3))
   }
-  return forms.map((f) => ({ ...f, window: Math.ceil(f.window) }))
-}
-
-function promptForms(text: string): Form[] {
-  if (text.length < MIN_LENGTH) return []
-  const escaped = JSON.stringify(text).slice(1, -1)
-  const texts = escaped === text ? [text] : [text, escaped]
-  return texts.map((t) => ({ text: t, window: PROMPT_WINDOW, step: PROMPT_STEP }))
+  return forms
 }
 
 /** Letters in lower case, only ASCII ones: every other character keeps its place and length. */
@@ -87,8 +129,27 @@ function lowerAscii(text: string): string {
   return text.replace(/[A-Z]+/g, (run) => run.toLowerCase())
 }
 
+/** Where each of `texts` occurs in `text`, as sent. */
+function wholeRuns(text: string, texts: readonly string[]): Run[] {
+  const runs: Run[] = []
+  for (const form of texts) {
+    for (let at = text.indexOf(form); at !== -1; at = text.indexOf(form, at + form.length)) runs.push([at, at + form.length])
+  }
+  return runs
+}
+
+/** The run of `text` around [at, at + length) that it shares with `form` around [formAt, …), both folded. */
+function grow(text: string, at: number, form: string, formAt: number, length: number): Run {
+  let start = at
+  for (let f = formAt; start > 0 && f > 0 && text[start - 1] === form[f - 1]; f--) start--
+  let end = at + length
+  for (let f = formAt + length; end < text.length && f < form.length && text[end] === form[f]; f++) end++
+  return [start, end]
+}
+
+/** The forms of secrets, every piece of each indexed (they are short). */
 class PieceIndex {
-  /** Per window length: each indexed piece, with a form it comes from and where. */
+  /** Per window length: each piece, with a form it comes from and where. */
   private readonly byWindow = new Map<number, Map<string, [form: string, at: number]>>()
   /** Forms too short for their window: looked for whole. */
   private readonly whole: string[] = []
@@ -97,52 +158,70 @@ class PieceIndex {
     for (const form of forms) {
       const text = lowerAscii(form.text)
       if (text.length < MIN_LENGTH) continue
-      if (text.length < form.window + form.step - 1) {
+      if (text.length < form.window) {
         this.whole.push(text)
         continue
       }
       let pieces = this.byWindow.get(form.window)
       if (!pieces) this.byWindow.set(form.window, (pieces = new Map()))
-      for (let at = 0; at + form.window <= text.length; at += form.step) {
+      for (let at = 0; at + form.window <= text.length; at++) {
         const piece = text.slice(at, at + form.window)
         if (!pieces.has(piece)) pieces.set(piece, [text, at])
       }
     }
-    // Longest first, so a text containing a shorter one is cut whole.
-    this.whole.sort((a, b) => b.length - a.length)
   }
 
-  redact(text: string): string {
-    if (this.byWindow.size === 0 && this.whole.length === 0) return text
+  runsIn(text: string): Run[] {
+    if (this.byWindow.size === 0 && this.whole.length === 0) return []
     const lower = lowerAscii(text)
-    const runs: [number, number][] = []
-    for (const form of this.whole) {
-      for (let at = lower.indexOf(form); at !== -1; at = lower.indexOf(form, at + form.length)) runs.push([at, at + form.length])
-    }
+    const runs = wholeRuns(lower, this.whole)
     for (const [window, pieces] of this.byWindow) {
       for (let j = 0; j + window <= lower.length; j++) {
         const found = pieces.get(lower.slice(j, j + window))
         if (!found) continue
-        const [form, at] = found
-        // Grow the match to the whole run the text shares with the form.
-        let start = j
-        for (let f = at; start > 0 && f > 0 && lower[start - 1] === form[f - 1]; f--) start--
-        let end = j + window
-        for (let f = at + window; end < lower.length && f < form.length && lower[end] === form[f]; f++) end++
-        runs.push([start, end])
-        j = end - 1
+        const run = grow(lower, j, found[0], found[1], window)
+        runs.push(run)
+        j = run[1] - 1
       }
     }
-    return runs.length ? cutRuns(text, runs) : text
+    return runs
   }
 }
 
+/** The runs of `text` that echo the prompt: its short texts whole, its long ones by runs of either case. */
+function promptRuns(text: string, prompt: PromptText): Run[] {
+  if (text.length < MIN_LENGTH) return []
+  const forms = prompt.forms()
+  const runs = wholeRuns(text, forms.whole)
+  const folded = text.includes('\\') ? [...forms.folded, ...forms.escaped] : forms.folded
+  if (text.length < PROMPT_WINDOW || folded.length === 0) return runs
+  // Every piece of the (small) text, then the prompt read at every PROMPT_STEP-th position: a run of
+  // PROMPT_WINDOW + PROMPT_STEP - 1 characters holds a whole piece starting at one of those.
+  const lower = lowerAscii(text)
+  const pieces = new Map<string, number[]>()
+  for (let j = 0; j + PROMPT_WINDOW <= lower.length; j++) {
+    const piece = lower.slice(j, j + PROMPT_WINDOW)
+    const seen = pieces.get(piece)
+    if (seen) seen.push(j)
+    else pieces.set(piece, [j])
+  }
+  const covered = (j: number) => runs.some(([from, to]) => j >= from && j + PROMPT_WINDOW <= to)
+  for (const form of folded) {
+    for (let at = 0; at + PROMPT_WINDOW <= form.length; at += PROMPT_STEP) {
+      const hits = pieces.get(form.slice(at, at + PROMPT_WINDOW))
+      if (!hits) continue
+      for (const j of hits) if (!covered(j)) runs.push(grow(lower, j, form, at, PROMPT_WINDOW))
+    }
+  }
+  return runs
+}
+
 /** `text` with each run (merged where they overlap or touch) replaced by REDACTED, never splitting a surrogate pair. */
-function cutRuns(text: string, runs: [number, number][]): string {
+function cutRuns(text: string, runs: Run[]): string {
   const widened = runs
-    .map(([from, to]): [number, number] => [
-      from > 0 && isLowSurrogate(text.charCodeAt(from)) ? from - 1 : from,
-      to < text.length && isLowSurrogate(text.charCodeAt(to)) ? to + 1 : to,
+    .map(([from, to]): Run => [
+      from > 0 && isLowSurrogate(text.charCodeAt(from)) && isHighSurrogate(text.charCodeAt(from - 1)) ? from - 1 : from,
+      to < text.length && isLowSurrogate(text.charCodeAt(to)) && isHighSurrogate(text.charCodeAt(to - 1)) ? to + 1 : to,
     ])
     .sort((a, b) => a[0] - b[0])
   let out = ''
@@ -162,6 +241,10 @@ function cutRuns(text: string, runs: [number, number][]): string {
 
 function isLowSurrogate(code: number): boolean {
   return code >= 0xdc00 && code <= 0xdfff
+}
+
+function isHighSurrogate(code: number): boolean {
+  return code >= 0xd800 && code <= 0xdbff
 }
 
 /** Credential shapes, whoever's they are. */

@@ -393,17 +393,18 @@ describe('text SQLite cannot store as given', () => {
     }
   })
 
-  test('the prompt texts looked for: messages, system, tool descriptions and arguments, not roles, ids or inline images', () => {
+  test('the prompt texts looked for: messages, system, tool descriptions and arguments, a text document; not roles, ids, schema names or inline base64', () => {
     const texts = promptTexts({
       system: 'you are terse',
       messages: [
-        { role: 'user', content: [{ type: 'text', text: 'hello there' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgoAAAANSUhEUg' } }] },
+        { role: 'user', content: [{ type: 'text', text: 'data: hello there' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgoAAAANSUhEUg' } }] },
+        { role: 'user', content: [{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'the contract says 42' } }] },
         { role: 'assistant', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"ssn":"078-05-1120"}' } }] },
         { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo' } }] },
       ],
-      tools: [{ type: 'function', function: { name: 'lookup', description: 'find a customer by SSN' } }],
+      tools: [{ type: 'function', function: { name: 'lookup', description: 'find a customer by SSN', parameters: { type: 'object', properties: { location: { type: 'string', description: 'where they live' } }, required: ['location'] } } }],
     })
-    expect(texts.sort()).toEqual(['find a customer by SSN', 'hello there', 'you are terse', '{"ssn":"078-05-1120"}'].sort())
+    expect(texts.sort()).toEqual(['data: hello there', 'find a customer by SSN', 'the contract says 42', 'where they live', 'you are terse', '{"ssn":"078-05-1120"}'].sort())
   })
 })
 

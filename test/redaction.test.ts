@@ -4,7 +4,7 @@
  * through real loopback upstreams).
  */
 import { describe, expect, test } from 'bun:test'
-import { PROMPT_STEP, PROMPT_WINDOW, SECRET_WINDOW, redactor } from '../src/redaction.ts'
+import { PROMPT_STEP, PROMPT_WINDOW, PromptText, SECRET_WINDOW, redactor } from '../src/redaction.ts'
 
 const key = 'sk-live-ECHOSECRETKEY0123456789abcdef'
 const hexOf = (text: string) => Buffer.from(text).toString('hex')
@@ -12,7 +12,7 @@ const b64Of = (text: string) => Buffer.from(text).toString('base64')
 const uEscaped = (text: string) => [...text].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`).join('')
 
 describe('a secret', () => {
-  const redact = redactor([key])
+  const redact = redactor({ secret: [key] })
 
   test.each([
     ['as is', key],
@@ -49,13 +49,17 @@ describe('a secret', () => {
   })
 
   test('a cut never splits a surrogate pair', () => {
-    const out = redactor([], ['\u{1F600}the launch code is 0000 and nobody may know'])('x \u{1F600}the launch code is 0000 and y')
+    const out = redactor({ secret: [] }, new PromptText(['\u{1F600}the launch code is 0000 and nobody may know']))('x \u{1F600}the launch code is 0000 and y')
     expect(out.isWellFormed()).toBe(true)
     expect(out).toBe('x [redacted]y') // the run the text shares with the prompt: its space after "and" too
   })
 
+  test('a cut next to a lone low surrogate keeps the character before it', () => {
+    expect(redactor({ secret: [key] })(`ZZ\uDE00${key}`)).toBe('ZZ\uDE00[redacted]')
+  })
+
   test('short secrets are found whole only', () => {
-    const short = redactor(['hunter22'])
+    const short = redactor({ secret: ['hunter22'] })
     expect(short('pw hunter22 no')).toBe('pw [redacted] no')
     expect(short('pw hunter2 no')).toBe('pw hunter2 no')
   })
@@ -63,7 +67,7 @@ describe('a secret', () => {
 
 describe('the prompt', () => {
   const prompt = 'The launch code is ZEBRA-ALPHA-7731 and the vault PIN is 4242, keep it secret'
-  const redact = redactor([], [prompt, 'tool: look up the customer by SSN 078-05-1120', 'line one\nline "two"'])
+  const redact = redactor({ secret: [] }, new PromptText([prompt, 'tool: look up the customer by SSN 078-05-1120', 'line one\nline "two"', 'location']))
   const shortest = PROMPT_WINDOW + PROMPT_STEP - 1
 
   test.each([
@@ -84,20 +88,31 @@ describe('the prompt', () => {
     expect(out).not.toContain('line one')
   })
 
-  test('a message sharing only a few words with the prompt is kept', () => {
+  test('a message sharing only a few words with the prompt is kept, and a short text is found only as sent', () => {
     expect(redact('the vault is closed')).toBe('the vault is closed')
+    expect(redact("Invalid value for 'Location'")).toBe("Invalid value for 'Location'")
+    expect(redact('no location given')).toBe('no [redacted] given')
   })
 
   test('a large prompt is indexed at every step only: any long enough run of it is still found', () => {
     const big = Array.from({ length: 20_000 }, (_, i) => `word${i}`).join(' ')
-    const cut = redactor([], [big])
+    const cut = redactor({ secret: [] }, new PromptText([big]))
     for (const at of [0, 1, 7, 50_001, big.length - shortest]) expect(cut(`«${big.slice(at, at + shortest)}»`)).toBe('«[redacted]»')
+  })
+})
+
+describe('values that are no secret (a configured HTTP-Referer, X-Title)', () => {
+  test('are found whole, not by runs that ordinary text shares with them', () => {
+    const redact = redactor({ secret: [], plain: ['https://www.example.com/agent', 'Acme Research Agent'] })
+    expect(redact('see https://www.anthropic.com/pricing')).toBe('see https://www.anthropic.com/pricing')
+    expect(redact('Research Agent quota exceeded')).toBe('Research Agent quota exceeded')
+    expect(redact('referer https://www.example.com/agent refused')).toBe('referer [redacted] refused')
   })
 })
 
 describe('credential shapes, whoever they belong to', () => {
   test('a bearer token, an sk- key and a key in a query string', () => {
-    const out = redactor([])('Authorization: Bearer abcdefghijkl; sk-proj-abcdefghijklmnop; https://x.test/?key=AIzaSyA123')
+    const out = redactor({ secret: [] })('Authorization: Bearer abcdefghijkl; sk-proj-abcdefghijklmnop; https://x.test/?key=AIzaSyA123')
     expect(out).toBe('Authorization: Bearer [redacted]; [redacted]; https://x.test/?key=[redacted]')
   })
 })

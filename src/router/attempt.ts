@@ -16,6 +16,7 @@ import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ProviderError, TelemetryUnavailableError } from '../errors.ts'
+import type { PromptText } from '../redaction.ts'
 import type { AttemptOutcome, RowHead, RowMeta, Store } from '../telemetry/store.ts'
 import type { Ticket } from './cooldown.ts'
 import type { AttemptObserver } from './metrics.ts'
@@ -59,8 +60,8 @@ export interface RequestScope {
   machine: string
   /** The next row's position within the request, from 1. */
   nextSeq: () => number
-  /** The prompt's texts, which no stored message or event passed on may carry (read on an error's path). */
-  promptTexts: () => string[]
+  /** The prompt's texts, which no stored message or event passed on may carry (prepared on a first error). */
+  prompt: () => PromptText
   /** Logs problems that do not change the answer (a finishing write being retried). */
   warn: (message: string) => void
   metrics?: AttemptObserver
@@ -197,7 +198,7 @@ export async function runStep(
       now: () => clock.monotonic(),
       wallNow: () => clock.now(),
       headers: { 'x-witness-request-id': scope.requestId, 'x-witness-log-id': String(logId) },
-      promptTexts: scope.promptTexts,
+      prompt: scope.prompt,
     }
     const timeout = (ms: number, detail: string) => ({
       milliseconds: ms,

@@ -10,6 +10,7 @@ import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
 import { ChainExhaustedError, ProviderError, worthRetrying } from '../errors.ts'
+import { PromptText } from '../redaction.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep, stoppedByRouter } from './attempt.ts'
 import type { Cooldowns } from './cooldown.ts'
@@ -59,6 +60,8 @@ export function label(step: StepSpec): string {
 export async function runChain(deps: ChainDeps, input: ChainInput): Promise<ChainResult> {
   const { steps, policy } = input
   let seq = 0
+  // Prepared once, on a request's first error: its texts are looked for in every error it meets.
+  let prompt: PromptText | undefined
   const scope: RequestScope = {
     store: deps.store,
     clock: deps.clock,
@@ -72,7 +75,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     attempts: input.attempts,
     machine: input.machine,
     nextSeq: () => ++seq,
-    promptTexts: () => promptTexts(input.request.body),
+    prompt: () => (prompt ??= new PromptText(promptTexts(input.request.body))),
     warn: deps.warn,
     metrics: deps.metrics,
     stopping: deps.stopping ?? (() => false),
@@ -165,24 +168,31 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
 
 /**
  * The request's texts that must never end up in a stored message or an
- * event passed on: every string of the messages, the system prompt, the
- * tools (their descriptions) and a bare prompt, but not the structural ones
- * (roles, types, ids) nor inline images. src/redaction.ts looks for them,
- * whole or in part.
+ * event passed on: every string of the messages, the system prompt and a
+ * bare prompt, and the tools' descriptions (a tool's schema is mostly names
+ * such as "location", which ordinary errors also use), but not the
+ * structural ones (roles, types, ids) nor inline base64 data (images, PDFs).
+ * src/redaction.ts looks for them, whole or in part.
  */
-const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control', 'data'])
+const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
+const INLINE_DATA = /^data:[^,]*;base64,/
 
 export function promptTexts(body: Record<string, unknown>): string[] {
   const out: string[] = []
-  const walk = (value: unknown, depth: number) => {
+  const walk = (value: unknown, depth: number, only?: string) => {
     if (depth > 32) return
     if (typeof value === 'string') {
-      if (!value.startsWith('data:')) out.push(value)
-    } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1))
+      if (!only && !INLINE_DATA.test(value)) out.push(value)
+    } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1, only))
     else if (value && typeof value === 'object') {
-      for (const [key, v] of Object.entries(value)) if (!STRUCTURAL_KEYS.has(key)) walk(v, depth + 1)
+      const base64 = (value as { type?: unknown }).type === 'base64'
+      for (const [key, v] of Object.entries(value)) {
+        if (STRUCTURAL_KEYS.has(key) || (base64 && key === 'data')) continue
+        walk(v, depth + 1, only && key !== only ? only : undefined)
+      }
     }
   }
-  for (const field of ['messages', 'system', 'tools', 'prompt']) walk(body[field], 0)
+  for (const field of ['messages', 'system', 'prompt']) walk(body[field], 0)
+  walk(body.tools, 0, 'description')
   return out
 }

@@ -198,12 +198,13 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         return true
       }
       if (facts.error !== null) {
-        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(init.redactor()(facts.error))})`
+        const redact = init.redactor()
+        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(redact(facts.error))})`
         // Nothing reads the upstream after its error: close it, or a provider still generating keeps the socket (and bills).
         stopUpstream(new Stop('broken'))
         // A client of the same API gets the provider's own error event (its type tells an overload
         // from a bad request), with witness's keys cut out; another API's client gets one in its format.
-        const own = adapter.wire === scope.request.wire ? redactedEvent(event, init.redactor()) : null
+        const own = adapter.wire === scope.request.wire ? redactedEvent(event, redact) : null
         const frames = own ? [frame(own)] : translator.fail('upstream_error', message)
         await end(stream, outcome('error', message), frames)
         return true
