@@ -461,6 +461,14 @@ describe('against a running router', () => {
     expect(existsSync(`${configPath}.serve.url`)).toBe(false)
   })
 
+  test("a stale <config>.serve.url (another server on the same config, killed) does not send the check away from the database's server", async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    writeFileSync(`${w.configPath}.serve.url`, `${deadUrl()}\n`)
+    const ok = await watchdog(['--config', w.configPath, '--failures', '1', '--state', join(w.dir, 'state.json')])
+    expect(ok.stderr).toContain(`heartbeat ok at ${w.url}`)
+    expect(ok.code).toBe(0)
+  })
+
   test('an HTTP proxy in the environment (for the providers) does not carry the check to the router on loopback', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const state = join(w.dir, 'state.json')
@@ -545,6 +553,20 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     }
   })
 
+  test("unless the snapshot's database settings differ (the running config lowered database_max_mb, say): then it may cure it", async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 200 }))
+    const good = readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })))
+    promoteLastGood(w.configPath, good)
+    const lock = await holdWriteLock(w.dbPath)
+    try {
+      const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '100ms', '--state', join(w.dir, 'state.json')])
+      expect(result.stderr).toContain(`restored ${w.configPath}.last-good over ${w.configPath}`)
+      expect(readFileSync(w.configPath)).toEqual(good)
+    } finally {
+      await lock.release()
+    }
+  })
+
   test('no rollback over a config written to the file but not applied yet (a push before its reload): it was never tried', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }))
     promoteLastGood(w.configPath, readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))))
@@ -561,6 +583,18 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     writeFileSync(w.configPath, BROKEN)
     const rolled = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--state', join(w.dir, 'state.json')])
     expect(rolled.stderr).toContain('restored')
+  })
+
+  test('the snapshot already in the file while the router still runs the bad config (a rollback whose restart failed) is restored and restarted again', async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 0.001 } }))
+    const good = readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })))
+    promoteLastGood(w.configPath, good)
+    for (let i = 0; i < 2; i++) expect((await w.infer({})).status).toBe(502)
+    writeFileSync(w.configPath, good) // restored by the last run, whose restart failed
+    const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--state', join(w.dir, 'state.json')])
+    expect(result.stderr).toContain('no restart_command; reloaded through POST /admin/reload')
+    expect(result.code).toBe(0)
+    expect(w.config().hash).toBe(sha256(good))
   })
 
   test('no rollback when the running config already is the last known good; the alert is sent once per streak', async () => {

@@ -73,8 +73,9 @@ export class AgentWatch {
       next.configHash = configHash
       next.configHashSince = now
     }
-    await this.save(next)
+    // Before the save's await: a check running in between must not see the new record with the old beat.
     this.beatAt.set(agent, this.deps.clock.monotonic())
+    await this.save(next)
     if (before.state !== 'ok') this.deps.log(`agent ${agent} is beating again (config ${shortHash(next.configHash)})`)
     else if (next.configHash !== before.configHash && before.configHash !== null) {
       this.deps.log(`agent ${agent} now runs config ${shortHash(next.configHash)} (was ${shortHash(before.configHash)})`)

@@ -15,7 +15,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { type Clock, isoTime, systemClock } from '../clock.ts'
-import { type Config, loadConfig, parseConfigText, sha256 } from '../config.ts'
+import { type Config, loadConfig, openListenProblem, parseConfigText, sha256 } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
 import { redact } from '../redaction.ts'
 import { type JobLock, takeJobLock } from '../jobs/job-lock.ts'
@@ -24,6 +24,7 @@ import { openStore } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
 import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
+import { restartRequired } from './live-config.ts'
 import { configRollbackMessage, recordRollback } from './rollback-row.ts'
 import { type HeartbeatCheck, type RouterClient, checkHeartbeat, request, waitForRouter } from './router-client.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
@@ -134,19 +135,23 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     return { exit: 2, state: { failures, last_failure: check.reason, reported: true } }
   }
 
-  if (check.rollbackMayHelp === false) return refuse('the router says its config is not the cause (its database is); a rollback cannot cure this')
-  // A valid config in the file that the router does not run yet (pushed, not yet reloaded) was never tried: not overwritten.
-  const onDisk = fileHash(o.configPath)
-  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && parses(o.configPath)) {
-    return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
-  }
   const snapshot = readLastGood(o.configPath)
+  if (check.rollbackMayHelp === false && !(snapshot && databaseSettingsDiffer(o.configPath, check.configHash, snapshot.bytes))) {
+    return refuse('the router says its config is not the cause (its database is), and the snapshot keeps the same database settings; a rollback cannot cure this')
+  }
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
   const tampered = snapshotProblem(snapshot)
   if (tampered) return refuse(tampered)
   const runningHash = check.configHash ?? fileHash(o.configPath)
   if (runningHash === snapshot.hash) {
     return refuse(`the running config ${shortHash(runningHash)} already is the last known good; a rollback cannot cure this`)
+  }
+  // A config in the file that the router does not run yet, and would take (pushed, not yet reloaded),
+  // was never tried: it is not overwritten. The snapshot itself there (a rollback whose restart
+  // failed) is restored and restarted again.
+  const onDisk = fileHash(o.configPath)
+  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(o.configPath, router.url)) {
+    return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
   }
   let restored: Config
   try {
@@ -317,8 +322,8 @@ function readSettings(configPath: string): Config | null {
 }
 
 /**
- * Where the router listens: the address the running server wrote beside its config
- * (`<config>.serve.url`) or its database (`<database>.serve.url`), else the config's `listen`. A
+ * Where the router listens: the address the running server wrote beside its database
+ * (`<database>.serve.url`) or its config (`<config>.serve.url`), else the config's `listen`. A
  * `listen` or `database` changed in the file waits for a restart, and so does a server started with
  * `serve --port`/`--db`; probing the file's address before then would count a healthy router as
  * down, and roll back a good config.
@@ -326,7 +331,9 @@ function readSettings(configPath: string): Config | null {
 function listenUrl(configPath: string, config: Config): string {
   let host = config.raw.listen.host.replace(/^\[(.*)\]$/, '$1')
   let port = config.raw.listen.port
-  for (const file of [`${resolve(configPath)}.serve.url`, `${resolve(config.databasePath)}.serve.url`]) {
+  // The database's first: one server at a time holds a database (its lock), so that file is never
+  // another server's; the config's is for a database moved in the file since the server started.
+  for (const file of [`${resolve(config.databasePath)}.serve.url`, `${resolve(configPath)}.serve.url`]) {
     try {
       const bound = new URL(readFileSync(file, 'utf8').trim())
       host = bound.hostname.replace(/^\[(.*)\]$/, '$1')
@@ -340,10 +347,26 @@ function listenUrl(configPath: string, config: Config): string {
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`
 }
 
-function parses(configPath: string): boolean {
+/**
+ * Whether the snapshot's database settings (`database_max_mb`, the busy timeout, the file, …) differ
+ * from those of the running config, when the file holds it: a config that lowered the size cap can
+ * be the cause of a full database after all, and the snapshot its cure.
+ */
+function databaseSettingsDiffer(configPath: string, runningHash: string | null, snapshotBytes: Uint8Array): boolean {
   try {
-    loadConfig(configPath)
-    return true
+    const running = loadConfig(configPath)
+    if (runningHash !== null && running.hash !== runningHash) return false
+    return restartRequired(running, parseConfigText(snapshotBytes, configPath)).some((key) => key.startsWith('database'))
+  } catch {
+    return false
+  }
+}
+
+/** Whether the router at `url` would take the config in the file on a reload: it validates, and keeps auth on a public address. */
+function reloadable(configPath: string, url: string): boolean {
+  try {
+    const config = loadConfig(configPath)
+    return openListenProblem(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'), config.auth !== null) === null
   } catch {
     return false
   }
