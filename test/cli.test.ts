@@ -88,6 +88,24 @@ describe('config problems stop start-up, every one listed', () => {
     expect(apply(old, join(dir, 'broken.yaml'))).toBe('witness: to apply: restart (the previous config is not valid)')
   })
 
+  test('check-config --not-rolled-back refuses a config the deadman switch rolled back on this machine (a deploy would push it again at every run)', () => {
+    const dir = tempDir()
+    const path = join(dir, 'w.yaml')
+    writeFileSync(path, 'providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\ndatabase: ./w.db\n')
+    expect(witness(['check-config', '--config', path, '--not-rolled-back']).code).toBe(0) // no database yet
+    expect(witness(['init', '--config', path]).code).toBe(0)
+    expect(witness(['check-config', '--config', path, '--not-rolled-back']).code).toBe(0) // nothing rolled back
+    const hash = new Bun.CryptoHasher('sha256').update(readFileSync(path)).digest('hex')
+    const db = new Database(join(dir, 'w.db'))
+    db.run("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, error_message) VALUES ('2026-12-06T10:00:00.000Z', 'witness', 'deadman', 'x', ?, 'rollback', 'rolled back')", [path])
+    db.run("INSERT INTO deadman_rollback (log_id, agent, old_config_hash, new_config_hash, reason, recorded_by) VALUES (last_insert_rowid(), 'witness', ?, 'x', 'after 3 failed health checks (connection refused)', 'watchdog')", [hash])
+    db.close()
+    const refused = witness(['check-config', '--config', path, '--not-rolled-back'])
+    expect(refused.code).toBe(1)
+    expect(refused.stderr).toContain(`the config ${hash.slice(0, 8)}… was rolled back on this machine at 2026-12-06T10:00:00.000Z (after 3 failed health checks (connection refused))`)
+    expect(witness(['check-config', '--config', path]).code).toBe(0) // deliberately, without the flag
+  })
+
   test('serve and check-config refuse a bad file with every problem and its path', () => {
     const dir = tempDir()
     const path = join(dir, 'bad.yaml')

@@ -1,26 +1,57 @@
 /**
- * `witness check-config [--config PATH] [--against OLD]`: validate a config
- * file without starting anything. With `--against`, also say how a server
- * running OLD takes the change: a reload, or a restart when a setting fixed
- * at start-up differs (the socket, the database; see restartRequired), so a
- * deploy tool knows which to do (deploy/ansible does).
+ * `witness check-config [--config PATH] [--against OLD] [--not-rolled-back]`:
+ * validate a config file without starting anything. With `--against`, also
+ * say how a server running OLD takes the change: a reload, or a restart when
+ * a setting fixed at start-up differs (the socket, the database; see
+ * restartRequired), so a deploy tool knows which to do (deploy/ansible does).
+ * With `--not-rolled-back`, refuse a config the deadman switch rolled back on
+ * this machine (a rollback row in its database names the file's hash as the
+ * config it left): a deploy that pushed it again would have it applied,
+ * failing, and rolled back again at every run.
  */
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { loadConfig } from '../config.ts'
+import { type Config, loadConfig } from '../config.ts'
+import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
 import { configPathFrom } from '../main.ts'
+import { rollbackAwayFrom } from '../telemetry/deadman-store.ts'
 import { type Command, parsed } from './args.ts'
+import { openWitnessDb } from './read-db.ts'
 
 export const checkConfigCommand: Command = {
-  summary: 'check-config [--config PATH] [--against OLD]   validate a config file and print its hash (and how a server on OLD applies it)',
+  summary:
+    'check-config [--config PATH] [--against OLD] [--not-rolled-back]   validate a config file and print its hash (and how a server on OLD applies it; refuse one rolled back here)',
   async run(args) {
-    const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' }, against: { type: 'string' } } }))
+    const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' }, against: { type: 'string' }, 'not-rolled-back': { type: 'boolean' } } }))
     const config = loadConfig(configPathFrom(values.config))
+    if (values['not-rolled-back']) {
+      const rolled = rolledBack(config)
+      if (rolled) {
+        console.error(
+          `witness: the config ${shortHash(config.hash)} was rolled back on this machine at ${rolled.timestamp} (${rolled.reason}); ` +
+            'fix it, or push it again deliberately (without --not-rolled-back; deploy/ansible: witness_config_allow_rolled_back: true)',
+        )
+        return 1
+      }
+    }
     console.log(`witness: ${config.path} is valid (sha256 ${config.hash}; chains: ${[...config.chains.keys()].join(', ')})`)
     if (values.against !== undefined) console.log(`witness: to apply: ${howToApply(values.against, config)}`)
     return 0
   },
+}
+
+/** The last rollback away from `config` in its database, or null (none, or no database yet). */
+function rolledBack(config: Config): { timestamp: string; reason: string } | null {
+  if (!existsSync(config.databasePath)) return null
+  const db = openWitnessDb(config.databasePath)
+  try {
+    return rollbackAwayFrom(db, config.hash)
+  } catch {
+    return null // a database from before the deadman switch: nothing was rolled back
+  } finally {
+    db.close()
+  }
 }
 
 /** `reload`, or `restart (listen, database)`; a restart too when OLD is missing or not a valid config. */

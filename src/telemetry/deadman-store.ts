@@ -122,6 +122,16 @@ export interface RollbackView {
 }
 
 /** The row that recorded the rollback with this reporter's id, and who wrote it; null when none has. */
+/** The latest rollback that left the config with this hash (its time and why), or null. */
+export function rollbackAwayFrom(reader: Database, configHash: string): { timestamp: string; reason: string } | null {
+  return reader
+    .query(
+      `SELECT l.timestamp, r.reason FROM deadman_rollback r JOIN request_log l ON l.id = r.log_id
+       WHERE r.old_config_hash = $hash ORDER BY r.log_id DESC LIMIT 1`,
+    )
+    .get({ hash: configHash }) as { timestamp: string; reason: string } | null
+}
+
 export function rollbackById(reader: Database, rollbackId: string): { log_id: number; recorded_by: RecordedBy } | null {
   return reader.query('SELECT log_id, recorded_by FROM deadman_rollback WHERE rollback_id = $id').get({ id: rollbackId }) as { log_id: number; recorded_by: RecordedBy } | null
 }
