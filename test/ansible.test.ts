@@ -287,6 +287,23 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(readFileSync(configPath)).toEqual(before)
     expect((await run([witnessCommand, 'check-config', '--config', configPath])).code).toBe(0)
   }, RUN_TIMEOUT_MS)
+
+  test('a config the deadman switch rolled back on the host is not pushed there again: the play fails and says why', async () => {
+    // The installed config failed and was rolled back: a rollback row names its hash, and the file holds the snapshot.
+    const pushed = readFileSync(configPath)
+    const hash = new Bun.CryptoHasher('sha256').update(pushed).digest('hex')
+    const db = new Database(path('var/lib/witness/witness.db'))
+    db.run("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, error_message) VALUES ('2026-12-06T10:00:00.000Z', 'witness', 'deadman', 'x', ?, 'rollback', 'rolled back')", [configPath])
+    db.run("INSERT INTO deadman_rollback (log_id, agent, old_config_hash, new_config_hash, reason, recorded_by) VALUES (last_insert_rowid(), 'witness', ?, 'x', 'after 3 failed health checks', 'watchdog')", [hash])
+    db.close()
+    const restored = `${pushed}\n# the last known good\n`
+    writeFileSync(configPath, restored)
+    const result = await playbook()
+    expect(result.code).not.toBe(0)
+    expect(result.output).toContain(`witness.yaml for localhost failed validation and was NOT installed; ${configPath} is unchanged.`)
+    expect(result.output).toContain(`was rolled back on this machine at 2026-12-06T10:00:00.000Z (after 3 failed health checks)`)
+    expect(readFileSync(configPath, 'utf8')).toBe(restored)
+  }, RUN_TIMEOUT_MS)
 })
 
 const gitReason = runReason ?? missing('git') ?? (Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).exitCode === 0 ? null : 'this checkout is not a git repository')
