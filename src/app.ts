@@ -87,7 +87,8 @@ export function createApp(deps: AppDeps): Hono {
   const limitBody = guardBody(() => ({ maxBytes: deps.config().maxBodyBytes, timeoutMs: deps.config().bodyTimeoutMs }))
 
   // Who is calling (from the token, when `auth` is configured); the require* guards below check it.
-  app.use('*', identify(deps.config, (token) => deps.deadman.lockouts.refusedToken(token)))
+  const lockouts = deps.deadman.lockouts
+  app.use('*', identify(deps.config, { refused: (token) => lockouts.refusedToken(token), accepted: (kind, name) => lockouts.accepted(kind, name) }))
   // Without auth: loopback Host names only, and JSON bodies only (no cross-site requests from a browser).
   app.use('*', guardOpenMode(deps.config))
 

@@ -92,11 +92,11 @@ describe('an agent that falls silent', () => {
     expect(lines(marker)).toEqual(['rolled'])
   })
 
-  test("a reload that drops an agent's token (a hash mistyped in the push): /heartbeat says so, and the locked-out agent is not rolled back for its silence", async () => {
+  test("a reload that drops an agent's token (a hash mistyped in the push): the locked-out agent is not rolled back for its silence, and /heartbeat says so once it lasts; a rotation clears it", async () => {
     const dir = tempDir()
     const marker = join(dir, 'rolled-back')
     const auth = (bezalel: string) => ({ agents: { bezalel: { token_sha256: hashToken(bezalel) } }, operators: { op: { token_sha256: hashToken('op-token-123456') } } })
-    const deadman = { failing_window_s: 300, agents: { bezalel: { max_silence_s: 60, rollback_command: `echo rolled >> ${marker}` } } }
+    const deadman = { failing_window_s: 60, agents: { bezalel: { max_silence_s: 60, rollback_command: `echo rolled >> ${marker}` } } }
     const clock = manualClock()
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, auth: auth('bezalel-token-1') }), { clock, env, dir })
     const asBezalel = { authorization: 'Bearer bezalel-token-1' }
@@ -108,13 +108,17 @@ describe('an agent that falls silent', () => {
     expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
     for (let i = 0; i < 3; i++) {
       expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(401)
+      if (i < 2) expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200) // not for as long as failing_window_s yet
       clock.advance(30_000)
     }
     const heartbeat = await fetch(`${w.url}/heartbeat`)
     expect(heartbeat.status).toBe(503)
-    expect(await heartbeat.json()).toMatchObject({ reasons: ["agent bezalel's token, accepted before the last reload, is refused (3 times since)"], rollback_may_help: true })
+    expect(await heartbeat.json()).toMatchObject({ reasons: ["agent bezalel's token, accepted before the last reload, has been refused for 60 s (3 times)"], rollback_may_help: true })
     await w.deadman.checkNow()
     expect(lines(marker)).toEqual([])
+    // It was a rotation after all: the agent comes back with its new token, and nothing is wrong.
+    expect((await beat(w, { agent: 'bezalel' }, { authorization: 'Bearer bezalel-token-typo' })).status).toBe(200)
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

@@ -29,18 +29,21 @@ declare module 'hono' {
 
 const HOW = 'send `Authorization: Bearer <token>` or `x-api-key: <token>`'
 
-/**
- * Records the caller's principal on the context. Never rejects by itself. `onRefused` hears of each
- * token the config does not recognise (the deadman switch looks for tokens a reload dropped).
- */
-export function identify(config: () => Config, onRefused?: (token: string) => void): MiddlewareHandler {
+/** Hears of tokens: each one the config does not recognise, and each owner a token let in (the deadman switch's lockouts). */
+export interface TokenObserver {
+  refused(token: string): void
+  accepted(kind: 'agent' | 'operator', name: string): void
+}
+
+/** Records the caller's principal on the context. Never rejects by itself. */
+export function identify(config: () => Config, observer?: TokenObserver): MiddlewareHandler {
   return async (c, next) => {
-    c.set('principal', principalFor(config(), c.req.header('authorization'), c.req.header('x-api-key'), onRefused))
+    c.set('principal', principalFor(config(), c.req.header('authorization'), c.req.header('x-api-key'), observer))
     await next()
   }
 }
 
-function principalFor(config: Config, authorization: string | undefined, apiKey: string | undefined, onRefused?: (token: string) => void): Principal {
+function principalFor(config: Config, authorization: string | undefined, apiKey: string | undefined, observer?: TokenObserver): Principal {
   const auth = config.auth
   if (!auth) return { kind: 'open' }
   let bearer: string | undefined
@@ -55,9 +58,10 @@ function principalFor(config: Config, authorization: string | undefined, apiKey:
   if (!token) return { kind: 'anonymous', reason: `missing token: ${HOW}` }
   const owner = ownerOf(token, auth)
   if (!owner) {
-    onRefused?.(token)
+    observer?.refused(token)
     return { kind: 'anonymous', reason: 'the token is not recognised' }
   }
+  observer?.accepted(owner.kind, owner.name)
   return owner
 }
 

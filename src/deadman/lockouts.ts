@@ -2,9 +2,12 @@
  * Tokens a reload stopped accepting: those of the agents and operators that
  * the config before the last reload knew by a hash this one does not have
  * (a `token_sha256` mistyped in a pushed config, an agent left out). Every
- * request carrying one is refused (401), and that is the reload's doing:
- * GET /heartbeat reports it (a rollback cures it), and an agent locked out
- * this way is not rolled back for a silence it did not choose.
+ * request carrying one is refused (401), and that may be the reload's doing:
+ * an agent locked out this way is not rolled back for a silence it did not
+ * choose, and when the refusals go on for `failing_window_s` without that
+ * owner getting in with another token, GET /heartbeat reports it (a rollback
+ * cures it). A rotation, where the owner comes back with its new token within
+ * the window, raises nothing.
  *
  * Only the dropped entries are kept, until the next reload, and a refused
  * token is hashed against them alone: a stranger's guesses are not counted.
@@ -17,7 +20,8 @@ interface Refused {
   kind: 'agent' | 'operator'
   name: string
   count: number
-  /** Monotonic ms of the latest refusal. */
+  /** Monotonic ms of the first and the latest refusal. */
+  firstAt: number
   lastAt: number
 }
 
@@ -40,15 +44,21 @@ export class Lockouts {
     if (!owner) return
     const key = `${owner.kind} ${owner.name}`
     const seen = this.refused.get(key)
-    this.refused.set(key, { ...owner, count: (seen?.count ?? 0) + 1, lastAt: this.clock.monotonic() })
+    const now = this.clock.monotonic()
+    this.refused.set(key, { ...owner, count: (seen?.count ?? 0) + 1, firstAt: seen?.firstAt ?? now, lastAt: now })
   }
 
-  /** The owners refused within `windowMs`, as /heartbeat's reasons. */
+  /** `name` got in with a token the running config accepts (a rotated one): it is not locked out. */
+  accepted(kind: 'agent' | 'operator', name: string): void {
+    if (this.refused.size) this.refused.delete(`${kind} ${name}`)
+  }
+
+  /** The owners refused over at least `windowMs` (first refusal to latest), the latest within it: /heartbeat's reasons. */
   reasons(windowMs: number): string[] {
     const now = this.clock.monotonic()
     return [...this.refused.values()]
-      .filter((r) => now - r.lastAt <= windowMs)
-      .map((r) => `${r.kind} ${r.name}'s token, accepted before the last reload, is refused (${r.count} time${r.count === 1 ? '' : 's'} since)`)
+      .filter((r) => r.lastAt - r.firstAt >= windowMs && now - r.lastAt <= windowMs)
+      .map((r) => `${r.kind} ${r.name}'s token, accepted before the last reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times)`)
   }
 
   /** Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. */
