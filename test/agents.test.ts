@@ -5,6 +5,7 @@
  * such, state kept across a restart, GET /deadman, POST /deadman/rollback.
  * Real commands (sh -c), a real SQLite file, an injected clock.
  */
+import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
@@ -254,6 +255,16 @@ describe('an agent that falls silent', () => {
     // Recorded once: later checks add nothing.
     await third.deadman.checkNow()
     expect(readRollbackFacts(third.dbPath).filter((f) => f.agent === 'ezra')).toHaveLength(1)
+
+    // Killed between a rollback's row and the state after it: the row is there, the state still says rolling_back.
+    await third.stop(0)
+    const db = new Database(third.dbPath)
+    db.run("UPDATE deadman_agent SET state = 'rolling_back', last_rollback_log_id = NULL WHERE agent = 'bezalel'")
+    db.close()
+    const fourth = (await witness({ agents: { bezalel: { max_silence_s: 60, rollback_command: 'echo again' } } }, { dir, clock })).w
+    await fourth.deadman.checkNow()
+    expect(readRollbackFacts(fourth.dbPath).filter((f) => f.agent === 'bezalel')).toHaveLength(1)
+    expect(await agentState(fourth, 'bezalel')).toMatchObject({ state: 'rolled_back' })
   })
 
   test('an agent a reload adds to deadman.agents is counted silent from that reload, not from the router\'s start', async () => {

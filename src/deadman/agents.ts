@@ -122,6 +122,17 @@ export class AgentWatch {
     this.interrupted = []
     for (const started of interrupted) {
       const message = `rollback of agent ${started.agent} (config ${shortHash(started.configHash)}): outcome unknown, witness stopped while its rollback_command ran`
+      // Its row may have been written, and only the state after it lost (a kill between the two commits).
+      const written = lastRollbackOf(this.deps.store.reader, started.agent)
+      if (written && written.recorded_by === 'router' && written.log_id > (started.lastRollbackLogId ?? 0)) {
+        const current = this.records.get(started.agent) ?? started
+        const state = current.state !== 'rolling_back' ? current.state : written.exit_status === 0 ? 'rolled_back' : 'late'
+        await this.save({ ...current, state, lastRollbackLogId: written.log_id }).catch((error) => {
+          this.interrupted.push(started)
+          this.deps.log(`could not note the rollback of agent ${started.agent}: ${(error as Error).message}`)
+        })
+        continue
+      }
       try {
         const logId = await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(started, message, null))
         const current = this.records.get(started.agent) ?? started

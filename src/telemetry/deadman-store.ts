@@ -121,7 +121,6 @@ export interface RollbackView {
   recorded_by: RecordedBy
 }
 
-/** The row that recorded the rollback with this reporter's id, and who wrote it; null when none has. */
 /** The latest rollback that left the config with this hash (its time and why), or null. */
 export function rollbackAwayFrom(reader: Database, configHash: string): { timestamp: string; reason: string } | null {
   return reader
@@ -132,6 +131,7 @@ export function rollbackAwayFrom(reader: Database, configHash: string): { timest
     .get({ hash: configHash }) as { timestamp: string; reason: string } | null
 }
 
+/** The row that recorded the rollback with this reporter's id, and who wrote it; null when none has. */
 export function rollbackById(reader: Database, rollbackId: string): { log_id: number; recorded_by: RecordedBy } | null {
   return reader.query('SELECT log_id, recorded_by FROM deadman_rollback WHERE rollback_id = $id').get({ id: rollbackId }) as { log_id: number; recorded_by: RecordedBy } | null
 }
