@@ -211,7 +211,8 @@ function setupFailure(code: string): string | null {
 
 async function httpError(target: Target, response: Response, options: CallOptions, startedAt: number): Promise<ProviderError> {
   const status = response.status
-  let retryAfterMs = parseRetryAfter(response.headers, (options.wallNow ?? Date.now)())
+  const nowMs = (options.wallNow ?? Date.now)()
+  let retryAfterMs = parseRetryAfter(response.headers, nowMs)
   let upstream = ''
   try {
     // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
@@ -219,7 +220,7 @@ async function httpError(target: Target, response: Response, options: CallOption
     if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
     const text = utf8.decode(bytes)
     upstream = errorTextIn(text)
-    retryAfterMs ??= retryDelayIn(text)
+    retryAfterMs ??= retryDelayIn(text, nowMs)
   } catch {
     // The body could not be read; the status says enough.
   }

@@ -1,31 +1,49 @@
 /**
  * Reads how long a provider asks us to wait: `retry-after-ms` (OpenAI),
- * `retry-after` in seconds or as an HTTP date (RFC 9110), or, in the body of
- * a Google API's error (Gemini's 429), a `google.rpc.RetryInfo` detail's
- * `retryDelay` ("37s").
+ * `retry-after` in seconds or as an HTTP date (RFC 9110), else
+ * `x-ratelimit-reset` when it is an instant (OpenRouter's rate limits: epoch
+ * milliseconds, or seconds elsewhere). In the body (retryDelayIn): a Google
+ * API error's `google.rpc.RetryInfo` `retryDelay` ("37s", Gemini's 429), or
+ * OpenRouter's `error.metadata.headers` `X-RateLimit-Reset` (the limit of
+ * the provider behind it, or a free model's daily cap: hours away, so the
+ * chain moves on instead of retrying into it).
  */
 export function parseRetryAfter(headers: Headers, nowMs: number): number | undefined {
   const ms = headers.get('retry-after-ms')
   if (ms !== null && /^\d+(\.\d+)?$/.test(ms.trim())) return Math.ceil(Number(ms))
   const value = headers.get('retry-after')?.trim()
-  if (!value) return undefined
+  if (!value) return waitUntil(headers.get('x-ratelimit-reset'), nowMs)
   if (/^\d+(\.\d+)?$/.test(value)) return Math.ceil(Number(value) * 1000)
   const date = Date.parse(value)
   if (Number.isNaN(date)) return undefined
   return Math.max(0, date - nowMs)
 }
 
-/** The `retryDelay` of a Google API error body (`{"error":{"details":[{"@type":"…RetryInfo","retryDelay":"37s"}]}}`, or a list of one). */
-export function retryDelayIn(text: string): number | undefined {
-  if (!text.includes('RetryInfo')) return undefined
+/** The wait until an epoch instant given in milliseconds or seconds (told apart at 10^11); undefined for anything else (a duration). */
+function waitUntil(value: unknown, nowMs: number): number | undefined {
+  const text = typeof value === 'number' ? String(value) : typeof value === 'string' ? value.trim() : ''
+  if (!/^\d{10,13}$/.test(text)) return undefined
+  const n = Number(text)
+  return Math.max(0, (n >= 1e11 ? n : n * 1000) - nowMs)
+}
+
+/** How long an error body asks us to wait (see parseRetryAfter); the body may be one error or a list of one. */
+export function retryDelayIn(text: string, nowMs: number): number | undefined {
+  if (!text.includes('RetryInfo') && !/x-ratelimit-reset/i.test(text)) return undefined
   try {
     let json: unknown = JSON.parse(text)
     if (Array.isArray(json) && json.length === 1) json = json[0]
-    const details = (json as { error?: { details?: unknown } })?.error?.details
-    if (!Array.isArray(details)) return undefined
-    for (const detail of details) {
-      const delay = (detail as { retryDelay?: unknown })?.retryDelay
-      if (typeof delay === 'string' && /^\d+(\.\d+)?s$/.test(delay)) return Math.ceil(Number(delay.slice(0, -1)) * 1000)
+    const error = (json as { error?: { details?: unknown; metadata?: { headers?: unknown } } })?.error
+    const details = error?.details
+    if (Array.isArray(details)) {
+      for (const detail of details) {
+        const delay = (detail as { retryDelay?: unknown })?.retryDelay
+        if (typeof delay === 'string' && /^\d+(\.\d+)?s$/.test(delay)) return Math.ceil(Number(delay.slice(0, -1)) * 1000)
+      }
+    }
+    const headers = error?.metadata?.headers
+    if (headers && typeof headers === 'object') {
+      for (const [name, value] of Object.entries(headers)) if (name.toLowerCase() === 'x-ratelimit-reset') return waitUntil(value, nowMs)
     }
   } catch {
     // not JSON

@@ -186,6 +186,22 @@ test("Gemini's 429 says how long to wait in its body (RetryInfo's retryDelay), w
   expect(lastRows(1)[0]!.error_message).toBe('HTTP 429 rate limited (retry-after 37 s): Resource has been exhausted (e.g. check quota).')
 })
 
+test("OpenRouter's 429 says when its limit resets (X-RateLimit-Reset, an instant in ms, in the body's metadata or as a header): a daily cap hours away is not retried into", async () => {
+  const resetAt = Date.now() + 2 * 3600_000
+  const limited = { error: { message: 'Rate limit exceeded: free-models-per-day. ', code: 429, metadata: { headers: { 'X-RateLimit-Limit': '50', 'X-RateLimit-Remaining': '0', 'X-RateLimit-Reset': String(resetAt) } } } }
+  answers = [json(limited, 429), json(answer())]
+  const res = await ask('twice')
+  expect(res.status).toBe(502)
+  expect(calls).toBe(1) // hours away: past retry_after_cap_ms, so not waited for
+  expect(lastRows(1)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after 7\d{3} s\): Rate limit exceeded: free-models-per-day\.$/)
+  // The same as a header, in seconds, a moment away: waited for, then retried.
+  calls = 0
+  answers = [new Response('{"error":{"message":"slow down","code":429}}', { status: 429, headers: { 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1) } }), json(answer())]
+  expect((await ask('twice')).status).toBe(200)
+  expect(calls).toBe(2)
+  expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after [12](\.\d)? s\): slow down$/)
+})
+
 test('output tokens count the reasoning a layer left out of completion_tokens but counted in total_tokens, and nothing else the total holds', async () => {
   // Gemini thinking behind an OpenAI-compatible layer (xAI reports the same way).
   answers = [json(answer({ usage: { prompt_tokens: 20, completion_tokens: 198, total_tokens: 623, completion_tokens_details: { reasoning_tokens: 405 } } }))]
