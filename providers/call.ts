@@ -271,7 +271,7 @@ function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOption
 }
 
 /** Configured headers whose values are credentials (looked for in every form); others are looked for whole. */
-const CREDENTIAL_HEADER = /authorization|key|token|secret|password|credential|cookie|signature/i
+const CREDENTIAL_HEADER = /auth|key|token|secret|password|credential|cookie|signature|session/i
 
 /** What a call's error text must not carry: its API key, its configured headers' values, the prompt. */
 export function redactorOf(target: Target, options: CallOptions): Redactor {

@@ -205,12 +205,23 @@ function promptRuns(text: string, prompt: PromptText): Run[] {
     if (seen) seen.push(j)
     else pieces.set(piece, [j])
   }
-  const covered = (j: number) => runs.some(([from, to]) => j >= from && j + PROMPT_WINDOW <= to)
+  // Each piece of the text is grown once (from the first place in the prompt it is found), and a
+  // place already inside a run is not grown again: the work stays linear in the prompt and the text
+  // however repetitive both are (whitespace, indentation, `====`).
+  const covered = new Uint8Array(lower.length)
+  for (const [from, to] of runs) covered.fill(1, from, to)
   for (const form of folded) {
-    for (let at = 0; at + PROMPT_WINDOW <= form.length; at += PROMPT_STEP) {
-      const hits = pieces.get(form.slice(at, at + PROMPT_WINDOW))
+    for (let at = 0; at + PROMPT_WINDOW <= form.length && pieces.size; at += PROMPT_STEP) {
+      const piece = form.slice(at, at + PROMPT_WINDOW)
+      const hits = pieces.get(piece)
       if (!hits) continue
-      for (const j of hits) if (!covered(j)) runs.push(grow(lower, j, form, at, PROMPT_WINDOW))
+      pieces.delete(piece)
+      for (const j of hits) {
+        if (covered[j] && covered[j + PROMPT_WINDOW - 1]) continue
+        const run = grow(lower, j, form, at, PROMPT_WINDOW)
+        covered.fill(1, run[0], run[1])
+        runs.push(run)
+      }
     }
   }
   return runs

@@ -44,13 +44,14 @@ export const checkConfigCommand: Command = {
 /** The last rollback away from `config` in its database, or null (none, or no database yet). */
 function rolledBack(config: Config): { timestamp: string; reason: string } | null {
   if (!existsSync(config.databasePath)) return null
-  const db = openWitnessDb(config.databasePath)
+  let db: ReturnType<typeof openWitnessDb> | null = null
   try {
-    return rollbackAwayFrom(db, config.hash)
+    db = openWitnessDb(config.databasePath)
+    return rollbackAwayFrom(db, config.deadman.name, config.hash)
   } catch {
-    return null // a database from before the deadman switch: nothing was rolled back
+    return null // unreadable, or from before the deadman switch: no rollback known
   } finally {
-    db.close()
+    db?.close()
   }
 }
 

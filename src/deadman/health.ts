@@ -7,7 +7,6 @@
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import type { Store } from '../telemetry/store.ts'
-import type { Lockouts } from './lockouts.ts'
 import type { RuntimeState } from './runtime.ts'
 
 export interface HealthDeps {
@@ -15,8 +14,6 @@ export interface HealthDeps {
   clock: Clock
   runtime: RuntimeState
   config: () => Config
-  /** Tokens the last reload stopped accepting, refused since. */
-  lockouts?: Lockouts
 }
 
 /** How long a health probe waits for its commit. */
@@ -26,8 +23,10 @@ export interface Health {
   /** Why the router is unhealthy right now (empty when it is healthy). */
   reasons: string[]
   /**
-   * Whether its config may be the cause (calls stuck, chains failing), so that a rollback may cure
-   * it; false when only the database is unhealthy (locked, full, read-only), which no config cures.
+   * Whether its config may be the cause (calls stuck, chains failing), so
+   * that a rollback may cure it; false when only the database is unhealthy (locked, full,
+   * read-only): a rollback cures that only if it changes the database settings, which the watchdog,
+   * holding both configs, checks.
    */
   rollbackMayHelp: boolean
 }
@@ -45,7 +44,6 @@ export async function healthOf(deps: HealthDeps): Promise<Health> {
   if (failing) {
     reasons.push(`every chain called has failed for ${Math.round(failing.sinceMs / 1000)} s without a success (${failing.chains.join(', ')}; window ${windowS} s)`)
   }
-  if (deps.lockouts) reasons.push(...deps.lockouts.reasons(windowS * 1000))
   return { reasons: [...database, ...reasons], rollbackMayHelp: reasons.length > 0 }
 }
 

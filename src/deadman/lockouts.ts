@@ -1,13 +1,13 @@
 /**
  * Tokens a reload stopped accepting: those of the agents and operators that
  * the config before the last reload knew by a hash this one does not have
- * (a `token_sha256` mistyped in a pushed config, an agent left out). Every
- * request carrying one is refused (401), and that may be the reload's doing:
- * an agent locked out this way is not rolled back for a silence it did not
+ * (a `token_sha256` mistyped in a pushed config, an agent left out, or a
+ * token revoked on purpose). Every request carrying one is refused (401).
+ * An agent locked out this way is not rolled back for a silence it did not
  * choose, and when the refusals go on for `failing_window_s` without that
- * owner getting in with another token, GET /heartbeat reports it (a rollback
- * cures it). A rotation, where the owner comes back with its new token within
- * the window, raises nothing.
+ * owner getting in with another token (a rotation clears it), the operator
+ * is alerted, once. It is never a health reason: whoever holds a revoked
+ * token could then have the watchdog roll the revocation back.
  *
  * Only the dropped entries are kept, until the next reload, and a refused
  * token is hashed against them alone: a stranger's guesses are not counted.
@@ -23,6 +23,8 @@ interface Refused {
   /** Monotonic ms of the first and the latest refusal. */
   firstAt: number
   lastAt: number
+  /** The operator has been told of it. */
+  alerted: boolean
 }
 
 export class Lockouts {
@@ -45,7 +47,7 @@ export class Lockouts {
     const key = `${owner.kind} ${owner.name}`
     const seen = this.refused.get(key)
     const now = this.clock.monotonic()
-    this.refused.set(key, { ...owner, count: (seen?.count ?? 0) + 1, firstAt: seen?.firstAt ?? now, lastAt: now })
+    this.refused.set(key, { ...owner, count: (seen?.count ?? 0) + 1, firstAt: seen?.firstAt ?? now, lastAt: now, alerted: seen?.alerted ?? false })
   }
 
   /** `name` got in with a token the running config accepts (a rotated one): it is not locked out. */
@@ -53,12 +55,18 @@ export class Lockouts {
     if (this.refused.size) this.refused.delete(`${kind} ${name}`)
   }
 
-  /** The owners refused over at least `windowMs` (first refusal to latest), the latest within it: /heartbeat's reasons. */
-  reasons(windowMs: number): string[] {
-    const now = this.clock.monotonic()
-    return [...this.refused.values()]
-      .filter((r) => r.lastAt - r.firstAt >= windowMs && now - r.lastAt <= windowMs)
-      .map((r) => `${r.kind} ${r.name}'s token, accepted before the last reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times)`)
+  /** What the operator has not been told yet: the owners refused over at least `windowMs` (first refusal to latest). */
+  alerts(windowMs: number): string[] {
+    const out: string[] = []
+    for (const r of this.refused.values()) {
+      if (r.alerted || r.lastAt - r.firstAt < windowMs) continue
+      r.alerted = true
+      out.push(
+        `${r.kind} ${r.name}'s token, accepted before the last reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
+          'a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped',
+      )
+    }
+    return out
   }
 
   /** Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. */

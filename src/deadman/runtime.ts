@@ -66,7 +66,7 @@ export class RuntimeState {
         if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null })
       },
       fail: () => {
-        if (generation === this.generation) this.failed(chain)
+        if (generation === this.generation) this.failed(chain, config.deadman.failing_window_s * 1000)
       },
       end: () => {
         this.calls.delete(id)
@@ -79,14 +79,16 @@ export class RuntimeState {
    * a failure of that chain: agents still calling it get 404s, which a rollback would cure. Any other
    * name (an agent's typo, a stranger's guess) is not the config's doing, and is not kept.
    */
-  unknownChain(chain: string): void {
-    if (this.removed.has(chain)) this.failed(chain)
+  unknownChain(chain: string, windowMs: number): void {
+    if (this.removed.has(chain)) this.failed(chain, windowMs)
   }
 
-  private failed(chain: string): void {
+  /** A failure of `chain`; one after a quiet longer than `windowMs` since the last begins a new episode. */
+  private failed(chain: string, windowMs: number): void {
     const health = this.chains.get(chain)
     const now = this.clock.monotonic()
-    this.chains.set(chain, { failingSince: health?.failingSince ?? now, failedAt: now })
+    const goesOn = health?.failingSince != null && health.failedAt !== null && now - health.failedAt <= windowMs
+    this.chains.set(chain, { failingSince: goesOn ? health!.failingSince : now, failedAt: now })
   }
 
   inFlight(): number {
@@ -110,9 +112,11 @@ export class RuntimeState {
   /**
    * The chains called so far, when every one of them has been failing,
    * without a success, over at least `windowMs`: from its first failure to
-   * its latest, so failures must go on that long. A single failure followed
-   * by no traffic (a night's quiet after one provider hiccup) is no outage,
-   * and must not hold /heartbeat at 503 and have a good config rolled back.
+   * its latest, with no quiet longer than the window between two of them,
+   * so failures must go on that long. A failure followed by no traffic (a
+   * night's quiet after one provider hiccup), or two hours apart, is no
+   * outage, and must not hold /heartbeat at 503 and have a good config
+   * rolled back.
    */
   allChainsFailing(windowMs: number): { chains: string[]; sinceMs: number } | null {
     if (this.chains.size === 0) return null

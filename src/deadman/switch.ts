@@ -63,7 +63,7 @@ export class DeadmanSwitch {
   /** Checks health now (a probe commit included) and feeds the result to promotion. */
   async heartbeat(): Promise<HeartbeatReport> {
     const { live, runtime, store, clock } = this.deps
-    const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current(), lockouts: this.lockouts })
+    const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current() })
     this.promoter.observe(reasons.length === 0)
     let pendingRows: number | null = null
     try {
@@ -83,11 +83,12 @@ export class DeadmanSwitch {
     }
   }
 
-  /** One periodic check: health (and promotion), then agents' silence. One at a time. */
+  /** One periodic check: health (and promotion), tokens a reload locked out, then agents' silence. One at a time. */
   checkNow(): Promise<void> {
     this.checking ??= (async () => {
       try {
         await this.heartbeat()
+        for (const message of this.lockouts.alerts(this.deps.live.current().deadman.failing_window_s * 1000)) await this.alert(message)
         await this.agents.checkNow()
       } catch (error) {
         this.deps.log(`deadman check failed: ${(error as Error).message}`)

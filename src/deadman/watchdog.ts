@@ -136,7 +136,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   }
 
   const snapshot = readLastGood(o.configPath)
-  if (check.rollbackMayHelp === false && !(snapshot && databaseSettingsDiffer(o.configPath, check.configHash, snapshot.bytes))) {
+  if (check.rollbackMayHelp === false && snapshot && !databaseSettingsDiffer(o.configPath, check.configHash, snapshot.bytes)) {
     return refuse('the router says its config is not the cause (its database is), and the snapshot keeps the same database settings; a rollback cannot cure this')
   }
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)

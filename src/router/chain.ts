@@ -176,13 +176,15 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
  */
 const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
 const INLINE_DATA = /^data:[^,]*;base64,/
+/** A long string of base64 alone (OpenAI's `input_audio.data`, a file's bytes): data, not words. */
+const RAW_BASE64 = /^[A-Za-z0-9+/=\r\n]+$/
 
 export function promptTexts(body: Record<string, unknown>): string[] {
   const out: string[] = []
   const walk = (value: unknown, depth: number, only?: string) => {
     if (depth > 32) return
     if (typeof value === 'string') {
-      if (!only && !INLINE_DATA.test(value)) out.push(value)
+      if (!only && !INLINE_DATA.test(value) && !(value.length >= 1024 && RAW_BASE64.test(value))) out.push(value)
     } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1, only))
     else if (value && typeof value === 'object') {
       const base64 = (value as { type?: unknown }).type === 'base64'

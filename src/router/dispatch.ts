@@ -57,7 +57,7 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   const config = deps.config()
   const steps = config.chains.get(input.chain)
   if (!steps) {
-    deps.runtime?.unknownChain(input.chain)
+    deps.runtime?.unknownChain(input.chain, config.deadman.failing_window_s * 1000)
     throw new UnknownChainError(input.chain, [...config.chains.keys()])
   }
   const requestId = Bun.randomUUIDv7()

@@ -121,14 +121,18 @@ export interface RollbackView {
   recorded_by: RecordedBy
 }
 
-/** The latest rollback that left the config with this hash (its time and why), or null. */
-export function rollbackAwayFrom(reader: Database, configHash: string): { timestamp: string; reason: string } | null {
+/**
+ * The latest rollback of the router `router` (its deadman.name) away from the config with this hash
+ * (its time and why), or null. An agent's rollback rows hold the hash the agent reported, and are
+ * not looked at.
+ */
+export function rollbackAwayFrom(reader: Database, router: string, configHash: string): { timestamp: string; reason: string } | null {
   return reader
     .query(
       `SELECT l.timestamp, r.reason FROM deadman_rollback r JOIN request_log l ON l.id = r.log_id
-       WHERE r.old_config_hash = $hash ORDER BY r.log_id DESC LIMIT 1`,
+       WHERE r.old_config_hash = $hash AND r.agent = $router ORDER BY r.log_id DESC LIMIT 1`,
     )
-    .get({ hash: configHash }) as { timestamp: string; reason: string } | null
+    .get({ hash: configHash, router }) as { timestamp: string; reason: string } | null
 }
 
 /** The row that recorded the rollback with this reporter's id, and who wrote it; null when none has. */
