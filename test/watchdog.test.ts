@@ -663,11 +663,16 @@ describe('rollbacks that cannot help are refused, loudly', () => {
       stdout: 'ignore',
       stderr: 'pipe',
     })
-    const text = await readUntil(proc.stderr, 'this round failed', 10_000)
-    rmSync(join(dir, 'blocker')) // mended
-    const more = await readUntil(proc.stderr, 'heartbeat failed', 10_000)
-    proc.kill('SIGTERM')
-    await proc.exited
+    let text: string
+    let more: string
+    try {
+      text = await readUntil(proc.stderr, 'this round failed', 10_000)
+      rmSync(join(dir, 'blocker')) // mended
+      more = await readUntil(proc.stderr, 'heartbeat failed', 10_000)
+    } finally {
+      proc.kill('SIGTERM') // a loop left running would outlive the suite
+      await proc.exited
+    }
     expect(text).toContain('this round failed')
     expect(more).toContain('heartbeat failed (1 of 3 before a rollback)')
   })
