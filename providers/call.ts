@@ -7,7 +7,7 @@
 import { ProviderError, retryableStatus } from '../src/errors.ts'
 import { type PromptText, type Redactor, redactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
-import { errorTextIn, errorTextOf } from './error-text.ts'
+import { errorBody, errorTextOf } from './error-text.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
@@ -218,9 +218,9 @@ async function httpError(target: Target, response: Response, options: CallOption
     // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
     const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
     if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
-    const text = utf8.decode(bytes)
-    upstream = errorTextIn(text)
-    retryAfterMs ??= retryDelayIn(text, nowMs)
+    const body = errorBody(utf8.decode(bytes))
+    upstream = body.message
+    retryAfterMs ??= retryDelayIn(body.json, nowMs)
   } catch {
     // The body could not be read; the status says enough.
   }

@@ -24,18 +24,19 @@ export function errorTextOf(json: unknown): string | null {
 }
 
 /**
- * An error body's message as text: its JSON's message; JSON that names none, written again the way
- * witness writes JSON (so that an echo of the prompt escaped another way, `\u00eb` or `\/`, takes
- * the form redaction looks for); or the text itself when it is not JSON.
+ * An error body, parsed once: its message as text (its JSON's message; JSON that names none,
+ * written again the way witness writes JSON, so that an echo of the prompt escaped another way,
+ * `\u00eb` or `\/`, takes the form redaction looks for; or the text itself when it is not JSON),
+ * and its JSON (undefined when it is not JSON), for what else it says (retry-after.ts).
  */
-export function errorTextIn(text: string): string {
+export function errorBody(text: string): { message: string; json: unknown } {
   let json: unknown
   try {
     json = JSON.parse(text)
   } catch {
-    return text.trim()
+    return { message: text.trim(), json: undefined }
   }
-  return errorTextOf(json) ?? JSON.stringify(json)
+  return { message: errorTextOf(json) ?? JSON.stringify(json), json }
 }
 
 /** OpenRouter's `error.metadata`: which provider failed (`provider_name`) and its own words (`raw`). */

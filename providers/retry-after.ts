@@ -1,3 +1,5 @@
+import { isRecord } from './types.ts'
+
 /**
  * Reads how long a provider asks us to wait: `retry-after-ms` (OpenAI),
  * `retry-after` in seconds or as an HTTP date (RFC 9110), else
@@ -27,26 +29,24 @@ function waitUntil(value: unknown, nowMs: number): number | undefined {
   return Math.max(0, (n >= 1e11 ? n : n * 1000) - nowMs)
 }
 
-/** How long an error body asks us to wait (see parseRetryAfter); the body may be one error or a list of one. */
-export function retryDelayIn(text: string, nowMs: number): number | undefined {
-  if (!text.includes('RetryInfo') && !/x-ratelimit-reset/i.test(text)) return undefined
-  try {
-    let json: unknown = JSON.parse(text)
-    if (Array.isArray(json) && json.length === 1) json = json[0]
-    const error = (json as { error?: { details?: unknown; metadata?: { headers?: unknown } } })?.error
-    const details = error?.details
-    if (Array.isArray(details)) {
-      for (const detail of details) {
-        const delay = (detail as { retryDelay?: unknown })?.retryDelay
-        if (typeof delay === 'string' && /^\d+(\.\d+)?s$/.test(delay)) return Math.ceil(Number(delay.slice(0, -1)) * 1000)
-      }
+/**
+ * How long an error body (its JSON, parsed by errorBody) asks us to wait (see parseRetryAfter): a
+ * `RetryInfo` detail's `retryDelay`, or `metadata.headers` `X-RateLimit-Reset`. The body may be one
+ * error or a list of one.
+ */
+export function retryDelayIn(body: unknown, nowMs: number): number | undefined {
+  const one = Array.isArray(body) && body.length === 1 ? body[0] : body
+  const error = isRecord(one) && isRecord(one.error) ? one.error : null
+  if (!error) return undefined
+  if (Array.isArray(error.details)) {
+    for (const detail of error.details) {
+      const delay = isRecord(detail) && String(detail['@type']).includes('RetryInfo') ? detail.retryDelay : undefined
+      if (typeof delay === 'string' && /^\d+(\.\d+)?s$/.test(delay)) return Math.ceil(Number(delay.slice(0, -1)) * 1000)
     }
-    const headers = error?.metadata?.headers
-    if (headers && typeof headers === 'object') {
-      for (const [name, value] of Object.entries(headers)) if (name.toLowerCase() === 'x-ratelimit-reset') return waitUntil(value, nowMs)
-    }
-  } catch {
-    // not JSON
+  }
+  const headers = isRecord(error.metadata) ? error.metadata.headers : undefined
+  if (isRecord(headers)) {
+    for (const [name, value] of Object.entries(headers)) if (name.toLowerCase() === 'x-ratelimit-reset') return waitUntil(value, nowMs)
   }
   return undefined
 }
