@@ -13,7 +13,7 @@ import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../provide
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
-import { AgentName, toIssues } from './validation.ts'
+import { AgentName, pathText, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
 /** The longest wait before a retry (see RetryWaitMs). */
@@ -551,11 +551,6 @@ function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], opt
   } catch (error) {
     return error instanceof ConfigError ? error.issues.map(restore) : []
   }
-}
-
-/** A path as issues write it: `chains.default[2].model`. */
-function pathText(keys: readonly (string | number)[]): string {
-  return keys.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${key}` : key), '')
 }
 
 /** `path` in an array some of whose items were taken out, at the place it had before. */

@@ -26,11 +26,15 @@ function plainMessage(issue: v.BaseIssue<unknown>): string {
 }
 
 function pathOf(issue: v.BaseIssue<unknown>): string {
+  return pathText((issue.path ?? []).map((item) => item.key as string | number))
+}
+
+/** Keys as an issue's path: `chains.default[2].model`. */
+export function pathText(keys: readonly (string | number)[]): string {
   let out = ''
-  for (const item of issue.path ?? []) {
-    const key = item.key
+  for (const key of keys) {
     if (typeof key === 'number') out += `[${key}]`
-    else out += out ? `.${String(key)}` : String(key)
+    else out += out ? `.${key}` : key
   }
   return out
 }

@@ -8,7 +8,7 @@ import type { Context } from 'hono'
 import * as v from 'valibot'
 import { principalOf } from '../auth/middleware.ts'
 import { AgentMismatchError, ForbiddenError, InvalidRequestError, UnauthorizedError } from '../errors.ts'
-import { AgentName, toIssues } from '../validation.ts'
+import { AgentName, pathText, toIssues } from '../validation.ts'
 
 export { AgentName } from '../validation.ts'
 
@@ -78,7 +78,7 @@ function unfitValue(root: unknown, max: number): { path: string; what: string; m
 function pathOf(node: JsonNode): string {
   const keys: (string | number)[] = []
   for (let n: JsonNode | null = node; n && n.key !== null; n = n.parent) keys.unshift(n.key)
-  return keys.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('')
+  return pathText(keys)
 }
 
 /** Validates with a schema; a failure lists every problem with its path. */
