@@ -12,7 +12,7 @@ import type { Config } from '../config.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
 import { NotFoundError } from '../errors.ts'
 import { parseDidCallInput } from '../query-input.ts'
-import { type ReadSources, withSources } from '../retention/read-sources.ts'
+import { withSources } from '../retention/read-sources.ts'
 import { readSources } from '../routes/requests.ts'
 import { readQuery } from '../routes/query-params.ts'
 import { didCall } from '../telemetry/did-call.ts'
@@ -54,17 +54,6 @@ function render(c: Context, body: JSX.Element, doctype = false) {
 
 const providersOf = (config: Config) => [...config.providers.keys()]
 
-/**
- * The databases a view of [since, until) reads: the live file, and the
- * archives too when the view starts where rows may have been archived, or
- * when asked for (`archives=1`): the API's rule (readSources). A 7-day view
- * with `keep_days: 2` would otherwise answer from two days of rows, and
- * did-call could say No for a call that was made.
- */
-function viewSources(deps: Pick<DashboardDeps, 'store' | 'clock' | 'config'>, since: string, until?: string, asked = false): Promise<ReadSources> {
-  return readSources(deps, asked, { since, until }, true)
-}
-
 /** GET /: the shell. Locked (login first) when `auth` is set and this request carries no operator token. */
 export function pageRoute(deps: Pick<DashboardDeps, 'config'>) {
   return (c: Context) => {
@@ -79,7 +68,7 @@ export function comparisonFragment(deps: DashboardDeps) {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
     const config = deps.config()
-    const { stats, out } = await withSources(viewSources(deps, window.since, statsReadPeriod(window).until), async ({ dbs }) => ({
+    const { stats, out } = await withSources(readSources(deps, false, { since: window.since, until: statsReadPeriod(window).until }, true), async ({ dbs }) => ({
       stats: await computeStats(dbs, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
       out: fallbacksOut(await fallbackCounts(dbs, window.since, window.until)),
     }))
@@ -91,7 +80,7 @@ export function seriesFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
-    const series = await withSources(viewSources(deps, window.since, window.until), ({ dbs }) => timeSeries(dbs, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups }))
+    const series = await withSources(readSources(deps, false, { since: window.since, until: window.until }, true), ({ dbs }) => timeSeries(dbs, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups }))
     return render(c, <SeriesView series={series} providers={providersOf(deps.config())} nowMs={nowMs} />)
   }
 }
@@ -115,7 +104,7 @@ export function storyFragment(deps: DashboardDeps) {
 export function didCallFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const query = parseDidCallInput(readQuery(c), deps.clock.now())
-    const answer = await withSources(viewSources(deps, query.since, query.until, query.archives), (sources) => didCall(sources.live, query, sources.archives))
+    const answer = await withSources(readSources(deps, query.archives, { since: query.since, until: query.until }, true), (sources) => didCall(sources.live, query, sources.archives))
     return render(c, <DidCallAnswerView answer={answer} />)
   }
 }
