@@ -136,7 +136,9 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   }
 
   const snapshot = readLastGood(o.configPath)
-  if (check.rollbackMayHelp === false && snapshot && !databaseSettingsDiffer(o.configPath, check.configHash, snapshot.bytes)) {
+  // The config in the file, read once for the two checks below (null when it does not validate).
+  const inFile = configIn(o.configPath)
+  if (check.rollbackMayHelp === false && snapshot && !databaseSettingsDiffer(inFile, check.configHash, snapshot.bytes, o.configPath)) {
     return refuse('the router says its config is not the cause (its database is), and the snapshot keeps the same database settings; a rollback cannot cure this')
   }
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
@@ -150,7 +152,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // was never tried: it is not overwritten. The snapshot itself there (a rollback whose restart
   // failed) is restored and restarted again.
   const onDisk = fileHash(o.configPath)
-  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(o.configPath, router.url)) {
+  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(inFile, router.url)) {
     return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
   }
   let restored: Config
@@ -308,16 +310,14 @@ async function recordEntry(
 
 /** The config the router runs, or (when that cannot be parsed) the snapshot it would be rolled back to. */
 function readSettings(configPath: string): Config | null {
+  const inFile = configIn(configPath)
+  if (inFile) return inFile
+  const snapshot = readLastGood(configPath)
+  if (!snapshot) return null
   try {
-    return loadConfig(configPath)
+    return parseConfigText(snapshot.bytes, configPath)
   } catch {
-    const snapshot = readLastGood(configPath)
-    if (!snapshot) return null
-    try {
-      return parseConfigText(snapshot.bytes, configPath)
-    } catch {
-      return null
-    }
+    return null
   }
 }
 
@@ -352,23 +352,31 @@ function listenUrl(configPath: string, config: Config): string {
  * from those of the running config, when the file holds it: a config that lowered the size cap can
  * be the cause of a full database after all, and the snapshot its cure.
  */
-function databaseSettingsDiffer(configPath: string, runningHash: string | null, snapshotBytes: Uint8Array): boolean {
+function databaseSettingsDiffer(inFile: Config | null, runningHash: string | null, snapshotBytes: Uint8Array, configPath: string): boolean {
+  if (!inFile || (runningHash !== null && inFile.hash !== runningHash)) return false
   try {
-    const running = loadConfig(configPath)
-    if (runningHash !== null && running.hash !== runningHash) return false
-    return restartRequired(running, parseConfigText(snapshotBytes, configPath)).some((key) => key.startsWith('database'))
+    return restartRequired(inFile, parseConfigText(snapshotBytes, configPath)).some((key) => key.startsWith('database'))
   } catch {
     return false
   }
 }
 
-/** Whether the router at `url` would take the config in the file on a reload: it validates, and keeps auth on a public address. */
-function reloadable(configPath: string, url: string): boolean {
+/** Whether the router at `url` would take the config in the file (`inFile`, null when it does not validate) on a reload: it keeps auth on a public address. */
+function reloadable(inFile: Config | null, url: string): boolean {
+  if (!inFile) return false
   try {
-    const config = loadConfig(configPath)
-    return openListenProblem(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'), config.auth !== null) === null
+    return openListenProblem(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'), inFile.auth !== null) === null
   } catch {
     return false
+  }
+}
+
+/** The config in the file, or null when it cannot be read or does not validate. */
+function configIn(configPath: string): Config | null {
+  try {
+    return loadConfig(configPath)
+  } catch {
+    return null
   }
 }
 
