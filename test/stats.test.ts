@@ -7,11 +7,14 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { join } from 'node:path'
+import { fillDatabase } from '../bench/fill.ts'
 import type { Pricing } from '../src/config.ts'
 import { percentiles } from '../src/telemetry/stats.ts'
-import { StatsCache, computeStats } from '../src/telemetry/stats-window.ts'
+import { REVALIDATE_MAX_ROWS, StatsCache, computeStats } from '../src/telemetry/stats-window.ts'
 import type { Store } from '../src/telemetry/store.ts'
 import { type SeedRequest, seed, seedStore } from './support/seed-requests.ts'
+import { tempDir } from './support/temp.ts'
 import { manualClock, startWitness, type TestWitness } from './support/witness.ts'
 
 const T = Date.parse('2026-11-25T10:00:00.000Z')
@@ -218,6 +221,20 @@ describe('the sealed-slice cache', () => {
     expect(afterLate).toEqual(await fresh())
     expect(afterLate.groups.find((g) => g.provider === 'groq')).toMatchObject({ attempts: 5, requests: 3 })
   })
+
+  test('after many rows since its last look it starts again rather than read them all on the event loop', async () => {
+    const cache = new StatsCache()
+    await stats('provider', PRICING, cache)
+    expect(cache.size(db)).toBe(4)
+    // Ids jump (a row written with an id of its own): as many as REVALIDATE_MAX_ROWS rows may lie between.
+    const writer = new Database(path)
+    const top = (writer.query('SELECT max(id) AS id FROM request_log').get() as { id: number }).id
+    writer.query(`INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, status) VALUES (?, ?, 'ezra', 'kimi', 'kimi-k2.5', 'e', 'rollback')`).run(top + REVALIDATE_MAX_ROWS + 1, at(59))
+    writer.close()
+    cache.revalidate(db)
+    expect(cache.size(db)).toBe(0)
+    expect(await stats('provider', PRICING, cache)).toEqual(await stats('provider'))
+  })
 })
 
 describe('rows the stats cannot place in time', () => {
@@ -257,6 +274,39 @@ describe('GET /stats', () => {
     expect([defaults.since, defaults.until, defaults.by]).toEqual([new Date(NOW - 86_400_000).toISOString(), new Date(NOW).toISOString(), 'provider'])
     for (const bad of ['by=colour', 'since=yesterday', 'since=1h&until=2h', 'agent=a%20b', 'limit=5']) {
       expect((await fetch(`${w.url}/stats?${bad}`)).status, bad).toBe(400)
+    }
+  })
+})
+
+describe('stats over the live slices of a busy witness', () => {
+  test('are read a few ms at a time: the router answers other requests while /stats folds 100,000 rows', async () => {
+    const dir = tempDir()
+    const nowMs = Date.now()
+    // Five minutes at about 330 rows a second: none of it sealed, so every /stats reads it from the rows.
+    fillDatabase(join(dir, 'witness.db'), { rows: 100_000, days: 5 / 1440, endMs: nowMs })
+    const busy = await startWitness({ providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }, { dir })
+    try {
+      let statsDone = false
+      const window = { since: new Date(nowMs - 3_600_000).toISOString(), until: new Date(nowMs + 60_000).toISOString(), by: 'provider' as const }
+      const stats = fetch(`${busy.url}/stats?since=${window.since}&until=${window.until}`).then(async (res) => {
+        statsDone = true
+        return { status: res.status, body: await res.json() }
+      })
+      // One after another while /stats runs. With the fold holding the loop, 2 were answered before
+      // /stats: one before the fold began and one between its two slices; now 20 or more.
+      let answeredMeanwhile = 0
+      while (!statsDone) {
+        const res = await fetch(`${busy.url}/v1/models`)
+        await res.arrayBuffer()
+        if (!statsDone) answeredMeanwhile++
+      }
+      const { status, body } = await stats
+      expect(status).toBe(200)
+      expect(body.groups).toEqual((await computeStats(busy.store.reader, window, { pricing: {}, nowMs: Date.now() })).groups)
+      expect(body.groups.reduce((n: number, g: { attempts: number }) => n + g.attempts, 0)).toBeGreaterThan(90_000)
+      expect(answeredMeanwhile).toBeGreaterThanOrEqual(8)
+    } finally {
+      await busy.stop(0)
     }
   })
 })

@@ -21,7 +21,8 @@
  */
 import { Database } from 'bun:sqlite'
 import { type Clock, isoTime } from '../clock.ts'
-import { canonicalMs, idAfterRows, iterateStatRows, timeSpan } from '../telemetry/queries.ts'
+import { foldInSnapshot } from '../telemetry/fold-stepwise.ts'
+import { canonicalMs, idAfterRows, timeSpan } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import {
   type FoldedSlice,
@@ -31,19 +32,14 @@ import {
   dropStaleWrite,
   lateSlices,
   orphanedStored,
-  snapshotHead,
   staleStored,
   storedStarts,
 } from '../telemetry/slice-store.ts'
 import { SEAL_AFTER_MS, SLICE_MS, finalAtMs } from '../telemetry/stats-window.ts'
-import { SliceFolder } from '../telemetry/stats.ts'
 import type { Store } from '../telemetry/store.ts'
-import { inReadSnapshot } from './job-db.ts'
 
 /** Rows checked against the stored slices per step. */
 const CHECK_ROWS = 4_000
-/** Rows folded between looks at the time held. */
-const ROWS_BETWEEN_LOOKS = 64
 
 export interface StatsFillDeps {
   store: Pick<Store, 'path' | 'write'>
@@ -153,18 +149,11 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
 
   /** Folds one slice in one read snapshot, giving the loop back every stepMs. */
   function foldStepwise(db: Database, from: string, to: string): Promise<FoldedSlice> {
-    return inReadSnapshot(db, async () => {
-      const head = snapshotHead(db)
-      const folder = new SliceFolder(db)
-      let heldSince = performance.now()
-      for (const row of iterateStatRows(db, from, to)) {
-        folder.add(row)
-        if (folder.rows % ROWS_BETWEEN_LOOKS === 0 && performance.now() - heldSince > stepMs) {
-          await pause()
-          heldSince = performance.now()
-        }
-      }
-      return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId, rowCounts: folder.rowCounts }
+    let heldSince = performance.now()
+    return foldInSnapshot([db], from, to, async () => {
+      if (performance.now() - heldSince <= stepMs) return
+      await pause()
+      heldSince = performance.now()
     })
   }
 

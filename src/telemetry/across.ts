@@ -19,14 +19,12 @@ import {
   type PageKey,
   type RequestFilter,
   type RequestStory,
-  type StatRow,
   didCallCounts,
   idsPresent,
   listRequests,
   mergeNewestFirst,
   requestRow,
   requestStory,
-  statRows,
   storyRows,
   timeSpan,
 } from './queries.ts'
@@ -135,10 +133,4 @@ function* liveCopies(live: Database, archive: Database, filter: RequestFilter): 
     const present = idsPresent(archive, page.map((r) => r.id))
     for (const row of page) if (present.has(row.id)) yield row
   }
-}
-
-/** The rows of [from, to) across `dbs`, newest first, with the meta the stats need. */
-export function statRowsAcross(dbs: readonly Database[], from: string, to: string): StatRow[] {
-  if (dbs.length === 1) return statRows(dbs[0]!, from, to)
-  return mergeNewestFirst(dbs.map((db) => statRows(db, from, to)))
 }

@@ -1,18 +1,17 @@
 /**
  * The stored slice partials of one database (the live file), as the stats
  * reads use them (stats-window.ts): the stored partials of a window's
- * sealed slices, still true, in one read; and a sealed slice folded from
- * its rows in one snapshot and, where there is a writer (`serve`), stored
- * through it when it has no pending row. The command line reads them and
+ * sealed slices, still true, in one read; and a sealed slice the read
+ * folded from its rows (fold-stepwise.ts), stored, where there is a writer
+ * (`serve`), through it when it is final. The command line reads them and
  * never writes. See slice-store.ts for why a stored slice is never stale.
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
-import { statRows } from './queries.ts'
 import type { SideWrites } from './rows.ts'
-import { type FoldedSlice, hasSliceTable, loadStoredSlices, snapshotHead, storeSliceWrite } from './slice-store.ts'
+import { type FoldedSlice, hasSliceTable, loadStoredSlices, storeSliceWrite } from './slice-store.ts'
 import { finalAtMs } from './stats-window.ts'
-import { type SlicePartial, SliceFolder } from './stats.ts'
+import type { SlicePartial } from './stats.ts'
 
 export class SliceRollups {
   private table: boolean | null = null
@@ -47,13 +46,10 @@ export class SliceRollups {
     this.counters.loaded++
   }
 
-  /** Folds the sealed slice [from, to) in one snapshot; stores it (not waiting) if it is final at `nowMs`. */
-  foldSealed(from: string, to: string, nowMs: number): SlicePartial {
+  /** Takes a sealed slice folded from its rows: stores it (not waiting) if it is final at `nowMs`. */
+  keepFolded(folded: FoldedSlice, nowMs: number): void {
     this.counters.folded++
-    if (!this.write || !this.hasTable()) return foldRows(this.db, from, to)
-    const folded = foldForStore(this.db, from, to)
-    if (finalAtMs(folded.partial, Date.parse(to)) <= nowMs) void this.store(folded)
-    return folded.partial
+    if (this.write && this.hasTable() && finalAtMs(folded.partial, Date.parse(folded.to)) <= nowMs) void this.store(folded)
   }
 
   /** Whether a store of the slice starting at `from` is under way. */
@@ -85,20 +81,4 @@ export class SliceRollups {
   async settled(): Promise<void> {
     while (this.storing.size) await Promise.all(this.storing.values())
   }
-}
-
-/** Folds the slice [from, to) of `db` in one read snapshot, with what storing it needs. */
-export function foldForStore(db: Database, from: string, to: string): FoldedSlice {
-  return db.transaction(() => {
-    const head = snapshotHead(db)
-    const folder = new SliceFolder(db)
-    for (const row of statRows(db, from, to)) folder.add(row)
-    return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId, rowCounts: folder.rowCounts }
-  })()
-}
-
-function foldRows(db: Database, from: string, to: string): SlicePartial {
-  const folder = new SliceFolder(db)
-  for (const row of statRows(db, from, to)) folder.add(row)
-  return folder.finish()
 }

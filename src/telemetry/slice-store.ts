@@ -94,7 +94,7 @@ function stateOf(db: Database, key: string): string | null {
 /** What a fold must record, read in its snapshot (call inside the read transaction that reads the rows). */
 export function snapshotHead(db: Database): { asOfId: number; epoch: string | null } {
   const hi = (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi
-  return { asOfId: hi ?? 0, epoch: stateOf(db, DELETE_EPOCH_KEY) }
+  return { asOfId: hi ?? 0, epoch: deleteEpoch(db) }
 }
 
 /** DELETE_EPOCH_KEY (null before the first archiving, or in a file without witness_state). */

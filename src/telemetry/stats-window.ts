@@ -15,13 +15,17 @@
  * slices whose lowest id is gone, and the slices that rows added since its
  * last look changed (lateSlices); both checks read index ends and the new
  * rows only (the stored slices are checked the same way, see
- * slice-store.ts). The event loop is given back between slices that had
- * to be read, so a cold window does not stall the router.
+ * slice-store.ts), and after more than REVALIDATE_MAX_ROWS new rows the
+ * cache starts again instead. A slice read from its rows (the newest ones
+ * always are: a busy witness writes 100,000 rows in a few minutes) is read
+ * a few ms at a time through connections of the read's own
+ * (fold-stepwise.ts), so neither a cold window nor the live slices stall
+ * the router.
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
-import { statRowsAcross } from './across.ts'
+import { OwnReaders } from './fold-stepwise.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { ANY_SLICE, deleteEpoch, lateSlices } from './slice-store.ts'
 import { canonicalMs, databasesOf, idRange, timeSpan } from './queries.ts'
@@ -59,7 +63,13 @@ export function finalAtMs(partial: SlicePartial, toMs: number): number {
 }
 
 /** Reading slices gives the event loop back at least this often (ms). */
-const YIELD_EVERY_MS = 20
+const YIELD_EVERY_MS = 5
+/**
+ * The most rows added since the cache's last look that it reads to find
+ * the slices they changed (about 3 µs a row, on the event loop); past that
+ * it is emptied instead.
+ */
+export const REVALIDATE_MAX_ROWS = 10_000
 /** About ten days of slices per database. */
 const MAX_CACHED_SLICES = 1_500
 
@@ -111,6 +121,8 @@ export class StatsCache {
     }
     // Whatever the clock said when they were written: a row dated inside a cached slice after a
     // clock stepped back, or a retry that followed a failure after a jump ahead, changes it all the same.
+    // Reading many rows costs more than starting again (from the stored slices, kept checked by the fill).
+    if (hi !== null && hi - state.seenMaxId > REVALIDATE_MAX_ROWS) state.slices.clear()
     if (hi !== null && hi > state.seenMaxId && state.slices.size > 0) {
       const late = lateSlices(db, state.seenMaxId, hi)
       if (late.has(ANY_SLICE)) state.slices.clear()
@@ -209,30 +221,39 @@ export async function slicePartials(
   // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window).
   const lacking = slices.filter((s) => s.sealed && !(single && cache?.get(single, s.from))).map((s) => s.from)
   const stored = rollups && lacking.length ? rollups.load(lacking) : new Map<string, SlicePartial>()
-  for (const slice of slices) {
-    const sealed = slice.sealed
-    const cached = sealed ? cache?.get(single!, slice.from) : undefined
-    if (cached) {
-      out.push({ from: slice.from, partial: cached })
-      continue
+  // A slice read from its rows is read a few ms at a time, through connections of this read's own.
+  const readers = new OwnReaders()
+  try {
+    for (const slice of slices) {
+      const sealed = slice.sealed
+      const cached = sealed ? cache?.get(single!, slice.from) : undefined
+      if (cached) {
+        out.push({ from: slice.from, partial: cached })
+        continue
+      }
+      const kept = stored.get(slice.from)
+      if (kept) {
+        rollups!.used()
+        cache?.set(single!, slice.from, kept)
+        out.push({ from: slice.from, partial: kept })
+        continue
+      }
+      // Only the files holding rows of the slice's time are read (an archive holds one month); a
+      // sealed slice of the live file is folded whole, to be stored.
+      const holding = sealed && rollups ? [single!] : spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
+      let partial: SlicePartial
+      if (!holding.length) partial = foldSlice(dbs, [])
+      else {
+        const folded = await readers.fold(dbs, holding, slice.from, slice.to, giveBack)
+        if (sealed) rollups?.keepFolded(folded, options.nowMs)
+        partial = folded.partial
+      }
+      if (sealed && finalAtMs(partial, slice.toMs) <= options.nowMs) cache?.set(single!, slice.from, partial)
+      out.push({ from: slice.from, partial })
+      await giveBack()
     }
-    const kept = stored.get(slice.from)
-    if (kept) {
-      rollups!.used()
-      cache?.set(single!, slice.from, kept)
-      out.push({ from: slice.from, partial: kept })
-      continue
-    }
-    let partial: SlicePartial
-    if (sealed && rollups) partial = rollups.foldSealed(slice.from, slice.to, options.nowMs)
-    else {
-      // Only the files holding rows of the slice's time are read (an archive holds one month).
-      const holding = spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
-      partial = foldSlice(dbs, holding.length ? statRowsAcross(holding, slice.from, slice.to) : [])
-    }
-    if (sealed && finalAtMs(partial, slice.toMs) <= options.nowMs) cache?.set(single!, slice.from, partial)
-    out.push({ from: slice.from, partial })
-    await giveBack()
+  } finally {
+    readers.close()
   }
   return out
 }
