@@ -11,35 +11,8 @@ import { readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSyn
 import { join } from 'node:path'
 import { RUNTIME_ENV } from '../src/runtime-env.ts'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
-import { ROOT } from './support/process.ts'
+import { RUN_TIMEOUT_MS, missing, recap, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
 import { tempDir } from './support/temp.ts'
-
-const ANSIBLE_DIR = join(ROOT, 'deploy', 'ansible')
-/** The first run installs the dependencies from the npm registry. */
-const RUN_TIMEOUT_MS = 240_000
-
-/** Why a test cannot run here (the first missing tool), or null. */
-function missing(...tools: string[]): string | null {
-  const absent = tools.filter((tool) => Bun.which(tool) === null)
-  return absent.length ? `${absent.join(', ')} not installed` : null
-}
-
-function skipUnless(what: string, reason: string | null): boolean {
-  if (reason) console.log(`ansible.test: skipping ${what}: ${reason}`)
-  return reason !== null
-}
-
-async function run(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
-  const proc = Bun.spawn(argv, {
-    cwd: ANSIBLE_DIR,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ANSIBLE_NOCOLOR: '1', NO_COLOR: '1', ...env },
-    stdin: 'ignore',
-    stdout: 'pipe',
-    stderr: 'pipe',
-  })
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
-  return { code, output: stdout + stderr }
-}
 
 describe('the Ansible role, statically', () => {
   test.skipIf(skipUnless('ansible-lint', missing('ansible-lint')))('passes ansible-lint --offline', async () => {
@@ -55,22 +28,6 @@ describe('the Ansible role, statically', () => {
   }, 60_000)
 })
 
-/** site.yml against localhost with the variables in `varsFile`, Ansible's temp files under `work`. */
-function runPlaybook(work: string, varsFile: string, ...extra: string[]) {
-  return run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, ...extra, 'site.yml'], {
-    ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'),
-    ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'),
-    ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
-  })
-}
-
-function recap(output: string): { changed: number; failed: number } {
-  const match = /localhost\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)/.exec(output)
-  if (!match) throw new Error(`no PLAY RECAP in:\n${output}`)
-  return { changed: Number(match[1]), failed: Number(match[2]) }
-}
-
-const runReason = missing('ansible-playbook', 'rsync', 'visudo', 'npm', 'python3')
 describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role against localhost into a temporary prefix', () => {
   const prefix = tempDir('witness-ansible-')
   const work = tempDir('witness-ansible-vars-')
@@ -304,42 +261,4 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.output).toContain(`was rolled back on this machine at 2026-12-06T10:00:00.000Z (after 3 failed health checks)`)
     expect(readFileSync(configPath, 'utf8')).toBe(restored)
   }, RUN_TIMEOUT_MS)
-})
-
-const gitReason = runReason ?? missing('git') ?? (Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).exitCode === 0 ? null : 'this checkout is not a git repository')
-describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of the role that deploys from a git URL and version', () => {
-  test('checks out exactly that commit and installs it; a second run changes nothing', async () => {
-    const prefix = tempDir('witness-ansible-git-')
-    const work = tempDir('witness-ansible-git-vars-')
-    const repo = join(work, 'witness.git')
-    expect(Bun.spawnSync(['git', 'clone', '-q', '--bare', ROOT, repo]).exitCode).toBe(0)
-    const version = Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).stdout.toString().trim()
-    const varsFile = join(work, 'vars.json')
-    writeFileSync(
-      varsFile,
-      JSON.stringify({
-        witness_hosts: 'all',
-        witness_become: false,
-        witness_test_mode: true,
-        witness_prefix: prefix,
-        witness_npm_timeout_s: 180,
-        witness_source: 'git',
-        witness_git_repo: `file://${repo}`,
-        witness_git_version: version,
-        witness_providers: { kimi: {} },
-        witness_chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] },
-      }),
-    )
-    const playbook = () => runPlaybook(work, varsFile)
-    const first = await playbook()
-    if (first.code !== 0) console.log(first.output)
-    expect(first.code).toBe(0)
-    const app = join(prefix, 'opt/witness/app')
-    expect(Bun.spawnSync(['git', '-C', app, 'rev-parse', 'HEAD']).stdout.toString().trim()).toBe(version)
-    expect(statSync(join(app, 'node_modules/.bin/bun')).isFile()).toBe(true)
-    expect((await run([join(prefix, 'opt/witness/bin/witness'), 'check-config', '--config', join(prefix, 'etc/witness/witness.yaml')])).code).toBe(0)
-    const second = await playbook()
-    expect(recap(second.output)).toEqual({ changed: 0, failed: 0 })
-    expect(second.code).toBe(0)
-  }, 2 * RUN_TIMEOUT_MS)
 })

@@ -694,11 +694,13 @@ describe('crashes', () => {
     const send = (chain: string) =>
       fetch(`${first.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', chain, messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
     const calls = [...Array.from({ length: 20 }, () => send('default')), send('slow'), send('slow')]
-    await Bun.sleep(60)
+    const db = join(crashDir, 'witness.db')
+    // Killed once the two calls that hang are under way, their rows pending (however busy the machine).
+    const deadline = Date.now() + 10_000
+    while (readRows(db).filter((r) => r.status === 'pending' && r.model === 'm+hang').length < 2 && Date.now() < deadline) await Bun.sleep(10)
     first.proc.kill('SIGKILL')
     await first.proc.exited
     await Promise.all(calls)
-    const db = join(crashDir, 'witness.db')
     expect(readRows(db).some((r) => r.status === 'pending')).toBe(true)
     const second = await spawnWitness(configPath)
     second.proc.kill('SIGTERM')

@@ -1,0 +1,50 @@
+/**
+ * The Ansible role deploying from a git URL and version (witness_source:
+ * git): a real `ansible-playbook -c local` run into a temporary prefix, as
+ * in test/ansible.test.ts (a file of its own, so its plays run beside
+ * those). Skips, saying why, where a tool it needs is missing.
+ */
+import { describe, expect, test } from 'bun:test'
+import { statSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { RUN_TIMEOUT_MS, missing, recap, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
+import { ROOT } from './support/process.ts'
+import { tempDir } from './support/temp.ts'
+
+const gitReason = runReason ?? missing('git') ?? (Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).exitCode === 0 ? null : 'this checkout is not a git repository')
+describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of the role that deploys from a git URL and version', () => {
+  test('checks out exactly that commit and installs it; a second run changes nothing', async () => {
+    const prefix = tempDir('witness-ansible-git-')
+    const work = tempDir('witness-ansible-git-vars-')
+    const repo = join(work, 'witness.git')
+    expect(Bun.spawnSync(['git', 'clone', '-q', '--bare', ROOT, repo]).exitCode).toBe(0)
+    const version = Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).stdout.toString().trim()
+    const varsFile = join(work, 'vars.json')
+    writeFileSync(
+      varsFile,
+      JSON.stringify({
+        witness_hosts: 'all',
+        witness_become: false,
+        witness_test_mode: true,
+        witness_prefix: prefix,
+        witness_npm_timeout_s: 180,
+        witness_source: 'git',
+        witness_git_repo: `file://${repo}`,
+        witness_git_version: version,
+        witness_providers: { kimi: {} },
+        witness_chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] },
+      }),
+    )
+    const playbook = () => runPlaybook(work, varsFile)
+    const first = await playbook()
+    if (first.code !== 0) console.log(first.output)
+    expect(first.code).toBe(0)
+    const app = join(prefix, 'opt/witness/app')
+    expect(Bun.spawnSync(['git', '-C', app, 'rev-parse', 'HEAD']).stdout.toString().trim()).toBe(version)
+    expect(statSync(join(app, 'node_modules/.bin/bun')).isFile()).toBe(true)
+    expect((await run([join(prefix, 'opt/witness/bin/witness'), 'check-config', '--config', join(prefix, 'etc/witness/witness.yaml')])).code).toBe(0)
+    const second = await playbook()
+    expect(recap(second.output)).toEqual({ changed: 0, failed: 0 })
+    expect(second.code).toBe(0)
+  }, 2 * RUN_TIMEOUT_MS)
+})

@@ -1,0 +1,53 @@
+/**
+ * Running the Ansible role (deploy/ansible) from the tests: the tools it
+ * needs, and `ansible-playbook -c local` of site.yml into a temporary
+ * prefix. Shared by test/ansible.test.ts and test/ansible-git.test.ts, two
+ * files so that the test runner's workers can run their plays side by side.
+ */
+import { join } from 'node:path'
+import { ROOT } from './process.ts'
+
+export const ANSIBLE_DIR = join(ROOT, 'deploy', 'ansible')
+/** The first run installs the dependencies from the npm registry. */
+export const RUN_TIMEOUT_MS = 240_000
+
+/** Why a test cannot run here (the first missing tool), or null. */
+export function missing(...tools: string[]): string | null {
+  const absent = tools.filter((tool) => Bun.which(tool) === null)
+  return absent.length ? `${absent.join(', ')} not installed` : null
+}
+
+export function skipUnless(what: string, reason: string | null): boolean {
+  if (reason) console.log(`ansible tests: skipping ${what}: ${reason}`)
+  return reason !== null
+}
+
+export async function run(argv: string[], env: Record<string, string> = {}): Promise<{ code: number; output: string }> {
+  const proc = Bun.spawn(argv, {
+    cwd: ANSIBLE_DIR,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ANSIBLE_NOCOLOR: '1', NO_COLOR: '1', ...env },
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+  })
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  return { code, output: stdout + stderr }
+}
+
+/** site.yml against localhost with the variables in `varsFile`, Ansible's temp files under `work`. */
+export function runPlaybook(work: string, varsFile: string, ...extra: string[]) {
+  return run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, ...extra, 'site.yml'], {
+    ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'),
+    ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'),
+    ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
+  })
+}
+
+export function recap(output: string): { changed: number; failed: number } {
+  const match = /localhost\s+:\s+ok=\d+\s+changed=(\d+)\s+unreachable=\d+\s+failed=(\d+)/.exec(output)
+  if (!match) throw new Error(`no PLAY RECAP in:\n${output}`)
+  return { changed: Number(match[1]), failed: Number(match[2]) }
+}
+
+/** The tools a run of the role needs: why it cannot run here, or null. */
+export const runReason = missing('ansible-playbook', 'rsync', 'visudo', 'npm', 'python3')
