@@ -190,6 +190,22 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(sent.top_p).toBe(0.5)
     expect(sent.metadata).toEqual({ user_id: 'ezra-7' })
   })
+  test('structured outputs: response_format json_schema reaches Anthropic as output_config.format, and its JSON answer is the content', async () => {
+    const schema = { type: 'object', properties: { city: { type: 'string' }, celsius: { type: 'number' } }, required: ['city', 'celsius'], additionalProperties: false }
+    const answer = '{"city":"Paris","celsius":14}'
+    handler = () => Response.json({ id: 'msg_5', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: answer }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 9 } })
+    const completion = await openai().chat.completions.create({
+      model: 'a',
+      messages: ask,
+      response_format: { type: 'json_schema', json_schema: { name: 'weather', schema, strict: true } },
+    })
+    expect(received[0]!.output_config).toEqual({ format: { type: 'json_schema', schema } })
+    expect(received[0]!.response_format).toBeUndefined()
+    expect(JSON.parse(completion.choices[0]!.message.content!)).toEqual({ city: 'Paris', celsius: 14 })
+    // json_object has no Anthropic counterpart (the prompt asks for JSON, as OpenAI requires): nothing is sent for it.
+    await openai().chat.completions.create({ model: 'a', messages: [{ role: 'user', content: 'Answer in JSON.' }], response_format: { type: 'json_object' } })
+    expect(received[1]!.output_config).toBeUndefined()
+  })
 })
 
 describe('compressed bodies', () => {
@@ -243,6 +259,23 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     const sent = received[0]!
     expect(Object.keys(sent).sort()).toEqual(['max_tokens', 'messages', 'model', 'temperature'])
     expect(sent.temperature).toBe(0.2)
+  })
+
+  test('structured outputs: output_config.format (or the beta output_format) reaches it as a strict response_format json_schema', async () => {
+    const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }
+    handler = () => Response.json({ id: 'chatcmpl-10', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: '{"city":"Paris"}' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } })
+    const send = (extra: Record<string, unknown>) =>
+      fetch(`${w.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra', 'anthropic-version': '2023-06-01' },
+        body: JSON.stringify({ model: 'o', max_tokens: 100, messages: ask, ...extra }),
+      })
+    const res = await send({ output_config: { effort: 'low', format: { type: 'json_schema', schema } } })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { content: unknown[] }).content).toEqual([{ type: 'text', text: '{"city":"Paris"}' }])
+    expect(received[0]!.response_format).toEqual({ type: 'json_schema', json_schema: { name: 'output', schema, strict: true } })
+    expect((await send({ output_format: { type: 'json_schema', schema } })).status).toBe(200)
+    expect(received[1]!.response_format).toEqual(received[0]!.response_format)
   })
 
   test('parallel tool calls sent without an index (Gemini\'s OpenAI endpoint) stay two tool_use blocks', async () => {

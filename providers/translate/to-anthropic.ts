@@ -82,7 +82,20 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
   }
   const choice = toolChoice(body.tool_choice, body.parallel_tool_calls)
   if (choice) out.tool_choice = choice
+  const format = outputFormatOf(body.response_format)
+  if (format) out.output_config = { format }
   return out
+}
+
+/**
+ * OpenAI structured outputs (`response_format` of type `json_schema`) as Anthropic's
+ * (`output_config.format`): the answer is then a text block holding JSON that matches the schema,
+ * as from OpenAI. `json_object` has no counterpart and is left out: OpenAI itself requires the
+ * messages to ask for JSON with it, so the prompt already does.
+ */
+function outputFormatOf(format: unknown): Json | undefined {
+  if (!isRecord(format) || format.type !== 'json_schema' || !isRecord(format.json_schema) || !isRecord(format.json_schema.schema)) return undefined
+  return { type: 'json_schema', schema: format.json_schema.schema }
 }
 
 /** Any completion as an Anthropic `message` (passed through when it already is one); `provider` served it. */

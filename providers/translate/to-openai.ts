@@ -83,7 +83,18 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
     else if (c.type === 'tool') out.tool_choice = { type: 'function', function: { name: c.name } }
     if (c.disable_parallel_tool_use === true) out.parallel_tool_calls = false
   }
+  const schema = outputSchemaOf(body)
+  if (schema) out.response_format = { type: 'json_schema', json_schema: { name: 'output', schema, strict: true } }
   return out
+}
+
+/**
+ * The schema of Anthropic structured outputs (`output_config.format`, or the beta's
+ * `output_format`), which becomes OpenAI's `response_format` (strict, as Anthropic's always is).
+ */
+function outputSchemaOf(body: Json): Json | undefined {
+  const format = isRecord(body.output_config) && body.output_config.format !== undefined ? body.output_config.format : body.output_format
+  return isRecord(format) && format.type === 'json_schema' && isRecord(format.schema) ? format.schema : undefined
 }
 
 /** Any completion as an OpenAI `chat.completion` (passed through when it already is one). */
