@@ -142,6 +142,17 @@ describe('POST /v1/infer refuses bad input', () => {
     expect((await w.post('/heartbeat', '{"agent":"a","n":9223372036854775807,"e":2e-1,"f":1e300,"g":0.9999999999999999}')).status).toBe(200)
   })
 
+  test("OpenRouter's \"models\" (a list for it to fall back through) is a 400: the chain chooses the model; nothing goes upstream", async () => {
+    const calls = sim.count()
+    const rows = readRows(w.dbPath).length
+    const chat = await expectError(await w.post('/v1/chat/completions', { user: 'a', model: 'default', models: ['openai/gpt-4o', 'anthropic/claude-sonnet-4'], messages: [{ role: 'user', content: 'hi' }] }), 400, 'invalid_request')
+    expect(chat.issues.map((i: { path: string }) => i.path)).toEqual(['models'])
+    expect(chat.issues[0].message).toContain('the chain chooses the model')
+    await expectError(await w.post('/v1/infer', { agent: 'a', models: [], messages: [{ role: 'user', content: 'hi' }] }), 400, 'invalid_request')
+    expect(sim.count()).toBe(calls)
+    expect(readRows(w.dbPath)).toHaveLength(rows)
+  })
+
   test('a body that stalls is a 408 after body_timeout_ms; one cut off by the client is no internal error', async () => {
     const port = Number(new URL(w.url).port)
     const stalled = rawRequest('POST', '/v1/infer', [['Content-Type', 'application/json'], ['Content-Length', '500']], bytesOf('{"agent":"a",'))

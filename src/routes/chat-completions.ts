@@ -8,7 +8,7 @@ import * as v from 'valibot'
 import { completionAsOpenAI } from '../../providers/translate/to-openai.ts'
 import type { DispatchDeps } from '../router/dispatch.ts'
 import { answer } from './inference.ts'
-import { readJsonObject, resolveAgent, validate } from './request-body.ts'
+import { NoModelList, readJsonObject, resolveAgent, validate } from './request-body.ts'
 
 export const ChatCompletionsSchema = v.looseObject({
   model: v.pipe(v.string(), v.minLength(1, 'model names a witness chain (GET /v1/models lists them)')),
@@ -18,6 +18,8 @@ export const ChatCompletionsSchema = v.looseObject({
   ),
   stream: v.optional(v.boolean()),
   user: v.optional(v.string()),
+
+  models: NoModelList,
 })
 
 export function chatCompletionsRoute(deps: DispatchDeps) {

@@ -11,7 +11,7 @@ import { isRecord } from '../../providers/types.ts'
 import { receiptFor } from '../proof/receipt.ts'
 import type { DispatchDeps } from '../router/dispatch.ts'
 import { answer } from './inference.ts'
-import { AgentName, readJsonObject, resolveAgent, validate } from './request-body.ts'
+import { AgentName, NoModelList, readJsonObject, resolveAgent, validate } from './request-body.ts'
 
 export const InferRequestSchema = v.looseObject({
   chain: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64)), 'default'),
@@ -21,6 +21,8 @@ export const InferRequestSchema = v.looseObject({
     v.minLength(1, 'at least one message is required'),
   ),
   stream: v.optional(v.boolean()),
+
+  models: NoModelList,
 })
 
 export function inferRoute(deps: DispatchDeps) {

@@ -17,6 +17,15 @@ export const MAX_JSON_DEPTH = 128
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true })
 
+/**
+ * An OpenAI-shaped body's `models`: OpenRouter's list of models to fall back through inside
+ * OpenRouter. The chain chooses the model, and the row records it; with `models`, OpenRouter could
+ * serve another, so such a request is refused rather than passed on.
+ */
+export const NoModelList = v.optional(
+  v.never(`not taken: the chain chooses the model and the row records it; OpenRouter's "models" would let it serve another. Put the models in a chain instead`),
+)
+
 /** Parses the body as a JSON object. */
 export async function readJsonObject(c: Context): Promise<Record<string, unknown>> {
   let text: string
