@@ -113,7 +113,7 @@ describe('an agent that falls silent', () => {
       clock.advance(30_000)
     }
     await w.deadman.checkNow()
-    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before the last reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before a reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
     expect(lines(marker)).toEqual([]) // silent for 90 s, but not by its own doing
     // Never a health reason: whoever holds a revoked token must not get the revocation rolled back.
     expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
@@ -121,6 +121,35 @@ describe('an agent that falls silent', () => {
     expect((await beat(w, { agent: 'bezalel' }, { authorization: 'Bearer bezalel-token-typo' })).status).toBe(200)
     await w.deadman.checkNow()
     expect(lines(alerts)).toHaveLength(1)
+  })
+
+  test('a lockout goes on across a later reload that changes something else, until a config takes the token back', async () => {
+    const dir = tempDir()
+    const alerts = join(dir, 'alerts')
+    const auth = (bezalel: string) => ({ agents: { bezalel: { token_sha256: hashToken(bezalel) } }, operators: { op: { token_sha256: hashToken('op-token-123456') } } })
+    const deadman = { failing_window_s: 60, alert_command: `echo "$1" >> ${alerts}`, agents: { bezalel: { max_silence_s: 60, rollback_command: 'true' } } }
+    const clock = manualClock()
+    const config = (token: string, model: string) => simConfig(suite.sim.url, { default: [{ provider: 'sim', model }] }, { deadman, auth: auth(token) })
+    const w = await suite.start(config('bezalel-token-1', 'm'), { clock, env, dir })
+    const asBezalel = { authorization: 'Bearer bezalel-token-1' }
+    const reload = async (token: string, model: string) => {
+      writeConfigFile(w.configPath, config(token, model))
+      expect((await w.post('/admin/reload', '', { authorization: 'Bearer op-token-123456' })).status).toBe(200)
+    }
+    await reload('bezalel-token-typo', 'm')
+    expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(401)
+    clock.advance(30_000)
+    await reload('bezalel-token-typo', 'm2') // another change, the typo still in it
+    for (let i = 0; i < 2; i++) {
+      expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(401)
+      clock.advance(30_000)
+    }
+    await w.deadman.checkNow()
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before a reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    // The typo fixed: the token is accepted again, and nothing more is watched.
+    await reload('bezalel-token-1', 'm2')
+    expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(200)
+    expect(w.deadman.lockouts.lockedOut('bezalel', 3_600_000)).toBe(false)
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

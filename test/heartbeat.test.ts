@@ -163,6 +163,22 @@ describe('GET /heartbeat', () => {
     }
   })
 
+  test('a removed chain is still counted after a later reload that changes something else', async () => {
+    const chains = (names: string[], model = 'm') => Object.fromEntries(names.map((name) => [name, [{ provider: 'sim', model }]]))
+    const { w, clock } = await witness(chains(['default']), { deadman: { failing_window_s: 60 } })
+    const reload = async (names: string[], model?: string) => {
+      writeConfigFile(w.configPath, simConfig(suite.sim.url, chains(names, model), { deadman: { failing_window_s: 60 } }))
+      expect((await w.post('/admin/reload', '')).status).toBe(200)
+    }
+    await reload(['main'])
+    await reload(['main'], 'm2') // another change; "default" is still gone
+    for (let i = 0; i < 3; i++) {
+      expect((await w.infer({ chain: 'default' })).status).toBe(404)
+      clock.advance(31_000)
+    }
+    expect((await heartbeat(w)).body.reasons).toEqual(['every chain called has failed for 93 s without a success (default; window 60 s)'])
+  })
+
   test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {
     const { w, clock } = await witness({ old: [{ provider: 'sim', model: 'm+latency-400+status-500', retries: 0 }] }, { deadman: { failing_window_s: 60 } })
     const before = suite.sim.count()

@@ -9,8 +9,9 @@
  * is alerted, once. It is never a health reason: whoever holds a revoked
  * token could then have the watchdog roll the revocation back.
  *
- * Only the dropped entries are kept, until the next reload, and a refused
- * token is hashed against them alone: a stranger's guesses are not counted.
+ * Only the dropped entries are kept, across later reloads until a config
+ * accepts them again (or a restart), and a refused token is hashed against
+ * them alone: a stranger's guesses are not counted.
  */
 import type { Clock } from '../clock.ts'
 import type { AuthConfig, Config } from '../config.ts'
@@ -28,21 +29,32 @@ interface Refused {
 }
 
 export class Lockouts {
-  private dropped: AuthConfig | null = null
+  /** What each reload dropped that no config since has taken back. */
+  private dropped: AuthConfig[] = []
   private readonly refused = new Map<string, Refused>()
 
   constructor(private readonly clock: Clock) {}
 
-  /** A reload swapped `previous` for `next`: the tokens only `previous` accepted are watched from now on. */
+  /**
+   * A reload swapped `previous` for `next`: the tokens only `previous` accepted are watched from now
+   * on, with those earlier reloads dropped that `next` does not accept either.
+   */
   reloaded(previous: Config, next: Config): void {
-    this.refused.clear()
-    this.dropped = previous.auth ? droppedBy(previous.auth, next.auth) : null
+    const still = this.dropped.flatMap((dropped) => droppedBy(dropped, next.auth) ?? [])
+    const now = previous.auth ? droppedBy(previous.auth, next.auth) : null
+    this.dropped = now ? [...still, now] : still
+    // A lockout going on across an unrelated reload goes on (and is not alerted twice); one whose token is taken back ends.
+    for (const [key, refused] of this.refused) {
+      const entries = (auth: AuthConfig) => (refused.kind === 'agent' ? auth.agents : auth.operators)
+      if (!this.dropped.some((auth) => entries(auth)[refused.name] !== undefined)) this.refused.delete(key)
+    }
   }
 
   /** The running config refused `token`. */
   refusedToken(token: string): void {
-    if (!this.dropped) return
-    const owner = ownerOf(token, this.dropped)
+    // Every set is hashed against, whichever matches (as ownerOf compares every hash).
+    const owners = this.dropped.map((auth) => ownerOf(token, auth))
+    const owner = owners.find((o) => o !== null)
     if (!owner) return
     const key = `${owner.kind} ${owner.name}`
     const seen = this.refused.get(key)
@@ -62,7 +74,7 @@ export class Lockouts {
       if (r.alerted || r.lastAt - r.firstAt < windowMs) continue
       r.alerted = true
       out.push(
-        `${r.kind} ${r.name}'s token, accepted before the last reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
+        `${r.kind} ${r.name}'s token, accepted before a reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
           'a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped',
       )
     }

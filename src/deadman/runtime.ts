@@ -40,7 +40,10 @@ export class RuntimeState {
   private readonly served = new Set<string>()
   private readonly calls = new Map<number, Call>()
   private readonly chains = new Map<string, ChainHealth>()
-  /** Chains the last reload removed: a request still naming one fails that chain (it was renamed or dropped by mistake). */
+  /**
+   * Chains a reload removed that no config since has brought back: a request still naming one fails
+   * that chain (it was renamed or dropped by mistake). Kept across later reloads, until a restart.
+   */
   private removed = new Set<string>()
   /** Counts resetChains(): a call begun before a reset reports nothing into the new config's record. */
   private generation = 0
@@ -75,7 +78,7 @@ export class RuntimeState {
   }
 
   /**
-   * A request named a chain the running config does not have. One the last reload removed counts as
+   * A request named a chain the running config does not have. One a reload removed counts as
    * a failure of that chain: agents still calling it get 404s, which a rollback would cure. Any other
    * name (an agent's typo, a stranger's guess) is not the config's doing, and is not kept.
    */
@@ -129,10 +132,14 @@ export class RuntimeState {
     return { chains: [...this.chains.keys()].sort(), sinceMs: now - latest }
   }
 
-  /** Forgets chain failures (a new config's chains start with a clean slate); `removed`: the chains the reload dropped. */
-  resetChains(removed: Iterable<string> = []): void {
+  /**
+   * Forgets chain failures (a new config's chains start with a clean slate). `removed`: the chains
+   * the reload dropped; `has`: whether the new config has a chain (one removed before and brought
+   * back is no longer counted).
+   */
+  resetChains(removed: Iterable<string> = [], has: (chain: string) => boolean = () => false): void {
     this.chains.clear()
-    this.removed = new Set(removed)
+    this.removed = new Set([...this.removed, ...removed].filter((chain) => !has(chain)))
     this.generation++
   }
 }
