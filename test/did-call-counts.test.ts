@@ -20,7 +20,7 @@ import { didCall } from '../src/telemetry/did-call.ts'
 import { MIN_STORED_SLICES, didCallCountsLive } from '../src/telemetry/did-call-stored.ts'
 import { type DidCallQuery, didCallCounts } from '../src/telemetry/queries.ts'
 import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
-import { foldAtOnce } from '../src/telemetry/fold-stepwise.ts'
+import { foldStepwise } from '../src/telemetry/fold-stepwise.ts'
 import { storeSliceWrite } from '../src/telemetry/slice-store.ts'
 import { SEAL_AFTER_MS, SLICE_MS } from '../src/telemetry/stats-window.ts'
 import { seed } from './support/seed-requests.ts'
@@ -250,16 +250,16 @@ describe('the stored counts are what answers, and never answer stale', () => {
     try {
       const from = isoTime(SEALED_END - 40 * SLICE_MS)
       const to = isoTime(SEALED_END - 39 * SLICE_MS)
-      const folded = foldAtOnce(live.store.reader, from, to)
+      const folded = await foldStepwise(live.store.reader, from, to, async () => {})
       await seed(live.store, [{ agent: 'ezra', at: isoTime(Date.parse(from) + 5), rows: [{ provider: 'groq', model: 'llama', status: 'error', latencyMs: 3 }] }])
       await live.store.write(storeSliceWrite(folded, isoTime(NOW)))
       expect(slicesOf(live.reader)).toBe(0)
       expect(countsOf(live.reader).n).toBe(0)
       // The same slice stored twice (a fill and a read racing): the second write changes nothing.
-      const again = foldAtOnce(live.store.reader, from, to)
+      const again = await foldStepwise(live.store.reader, from, to, async () => {})
       await live.store.write(storeSliceWrite(again, isoTime(NOW)))
       const once = countsOf(live.reader)
-      await live.store.write(storeSliceWrite(foldAtOnce(live.store.reader, from, to), isoTime(NOW + 1)))
+      await live.store.write(storeSliceWrite(await foldStepwise(live.store.reader, from, to, async () => {}), isoTime(NOW + 1)))
       expect(slicesOf(live.reader)).toBe(1)
       expect(countsOf(live.reader)).toEqual(once)
       expect(once.rows).toBe(again.rows)
@@ -276,7 +276,7 @@ describe('a slice folded by a read', () => {
     try {
       const from = isoTime(SEALED_END - 12 * SLICE_MS)
       const to = isoTime(SEALED_END - 11 * SLICE_MS)
-      live.rollups.keepFolded(foldAtOnce(live.reader, from, to), NOW)
+      live.rollups.keepFolded(await foldStepwise(live.reader, from, to, async () => {}), NOW)
       await live.rollups.settled()
       expect(live.rollups.counters.stores).toBe(1)
       expect(slicesOf(live.reader)).toBe(1)

@@ -20,7 +20,7 @@ import { createMover } from '../src/retention/mover.ts'
 import { SIDE_TABLES } from '../src/retention/side-tables.ts'
 import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { timeSeries } from '../src/telemetry/series.ts'
-import { foldAtOnce } from '../src/telemetry/fold-stepwise.ts'
+import { foldStepwise } from '../src/telemetry/fold-stepwise.ts'
 import { SliceRollups } from '../src/telemetry/slice-rollups.ts'
 import { CHECKED_ID_KEY, DELETE_EPOCH_KEY, orphanedStored, storeSliceWrite } from '../src/telemetry/slice-store.ts'
 import { STATS_BY } from '../src/telemetry/stats.ts'
@@ -320,11 +320,11 @@ describe('a stored slice is never used stale', () => {
       const from = isoTime(SEALED_END - 6 * SLICE_MS)
       const to = isoTime(SEALED_END - 5 * SLICE_MS)
       await seed(live.store, [{ agent: 'ezra', at: isoTime(Date.parse(from) + 1000), requestId: 'r', rows: [{ provider: 'kimi', status: 'error', latencyMs: 100 }] }])
-      const folded = foldAtOnce(live.store.reader, from, to)
+      const folded = await foldStepwise(live.store.reader, from, to, async () => {})
       await seed(live.store, [{ agent: 'ezra', at: isoTime(NOW - 1000), requestId: 'r', firstSeq: 2, rows: [{ provider: 'kimi', status: 'success', latencyMs: 100 }] }])
       await live.store.write(storeSliceWrite(folded, isoTime(NOW)))
       expect(storedCount(live.reader)).toBe(0)
-      await live.store.write(storeSliceWrite(foldAtOnce(live.store.reader, from, to), isoTime(NOW)))
+      await live.store.write(storeSliceWrite(await foldStepwise(live.store.reader, from, to, async () => {}), isoTime(NOW)))
       expect(storedCount(live.reader)).toBe(1)
     } finally {
       await live.close()
@@ -440,7 +440,7 @@ describe('a stored slice is never used stale', () => {
       const first = (live.reader.query('SELECT min(timestamp) AS t FROM request_log').get() as { t: string }).t
       const from = isoTime(Math.floor(Date.parse(first) / SLICE_MS) * SLICE_MS)
       const to = isoTime(Date.parse(from) + SLICE_MS)
-      const folded = foldAtOnce(live.store.reader, from, to)
+      const folded = await foldStepwise(live.store.reader, from, to, async () => {})
       expect(folded.epoch).toBeNull()
       const jobDb = openJobDb(live.path)
       const mover = createMover(jobDb, { dir: join(live.dir, 'archive'), sides: SIDE_TABLES, now: () => NOW })
@@ -450,7 +450,7 @@ describe('a stored slice is never used stale', () => {
       await live.store.write(storeSliceWrite(folded, isoTime(NOW)))
       expect(storedCount(live.reader)).toBe(0)
       // Folded under the same epoch as its write: stored.
-      await live.store.write(storeSliceWrite(foldAtOnce(live.store.reader, to, isoTime(Date.parse(to) + SLICE_MS)), isoTime(NOW)))
+      await live.store.write(storeSliceWrite(await foldStepwise(live.store.reader, to, isoTime(Date.parse(to) + SLICE_MS), async () => {}), isoTime(NOW)))
       expect(storedCount(live.reader)).toBe(1)
     } finally {
       await live.close()

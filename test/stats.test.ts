@@ -222,6 +222,32 @@ describe('the sealed-slice cache', () => {
     expect(afterLate.groups.find((g) => g.provider === 'groq')).toMatchObject({ attempts: 5, requests: 3 })
   })
 
+  test('a slice folded while another read looks at a row added to it is not cached without that row', async () => {
+    const dir = tempDir()
+    const sliceTo = Date.parse('2026-11-25T12:00:00.000Z')
+    const sliceFrom = sliceTo - 10 * 60_000
+    // Enough rows that folding the slice gives the event loop back a few times.
+    fillDatabase(join(dir, 'w.db'), { rows: 30_000, days: 10 / 1440, endMs: sliceTo - 1, seed: 5 })
+    const writer = new Database(join(dir, 'w.db'))
+    writer.exec("UPDATE request_log SET status = 'error', latency_ms = 100 WHERE status = 'pending'")
+    const reader = new Database(join(dir, 'w.db'), { readonly: true, strict: true })
+    try {
+      const nowMs = sliceTo + 86_400_000
+      const cache = new StatsCache()
+      const q = { since: new Date(sliceFrom).toISOString(), until: new Date(sliceTo).toISOString(), by: 'provider' as const }
+      const folding = computeStats(reader, q, { pricing: {}, nowMs, cache })
+      await Bun.sleep(1) // the fold has given the loop back
+      // A row lands in the slice being folded (a clock stepped back), and another read's look at the cache sees it.
+      writer.query("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, latency_ms) VALUES (?, 'late', 'kimi', 'kimi-k2.5', 'e', 'success', 7)").run(new Date(sliceFrom + 60_000).toISOString())
+      await computeStats(reader, { ...q, since: new Date(sliceTo - 60_000).toISOString() }, { pricing: {}, nowMs, cache })
+      await folding
+      expect(await computeStats(reader, q, { pricing: {}, nowMs, cache })).toEqual(await computeStats(reader, q, { pricing: {}, nowMs }))
+    } finally {
+      reader.close()
+      writer.close()
+    }
+  })
+
   test('after many rows since its last look it starts again rather than read them all on the event loop', async () => {
     const cache = new StatsCache()
     await stats('provider', PRICING, cache)
@@ -307,6 +333,26 @@ describe('stats over the live slices of a busy witness', () => {
       expect(answeredMeanwhile).toBeGreaterThanOrEqual(8)
     } finally {
       await busy.stop(0)
+    }
+  })
+
+  test('a fold holds no read snapshot while it gives the loop back: the WAL can start over meanwhile', async () => {
+    const dir = tempDir()
+    const nowMs = Date.now()
+    fillDatabase(join(dir, 'w.db'), { rows: 30_000, days: 5 / 1440, endMs: nowMs, seed: 6 })
+    const writer = new Database(join(dir, 'w.db'))
+    const reader = new Database(join(dir, 'w.db'), { readonly: true, strict: true })
+    try {
+      const q = { since: new Date(nowMs - 3_600_000).toISOString(), until: new Date(nowMs + 60_000).toISOString(), by: 'provider' as const }
+      const folding = computeStats(reader, q, { pricing: {}, nowMs })
+      await Bun.sleep(1) // the fold has given the loop back
+      writer.query("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status) VALUES (?, 'a', 'kimi', 'm', 'e', 'success')").run(new Date(nowMs).toISOString())
+      // A snapshot held by the fold would keep the checkpoint from emptying the WAL (busy = 1), as under every overlapping read.
+      expect(writer.query('PRAGMA wal_checkpoint(TRUNCATE)').get()).toEqual({ busy: 0, log: 0, checkpointed: 0 })
+      await folding
+    } finally {
+      reader.close()
+      writer.close()
     }
   })
 })

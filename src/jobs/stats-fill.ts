@@ -13,7 +13,7 @@
  *    final (no pending row, and its calls ended long enough ago).
  *
  * Reading blocks the event loop (bun:sqlite is synchronous), so a slice is
- * read a few milliseconds at a time, in one read snapshot on a read-only
+ * read a few milliseconds at a time (fold-stepwise.ts), on a read-only
  * connection of the fill's own, and the loop is given back between steps
  * (with a pause as long as the step: the fill takes at most about half of
  * it). Each slice is stored as one small write through the store's writer
@@ -21,7 +21,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { type Clock, isoTime } from '../clock.ts'
-import { foldInSnapshot } from '../telemetry/fold-stepwise.ts'
+import { foldStepwise } from '../telemetry/fold-stepwise.ts'
 import { canonicalMs, idAfterRows, timeSpan } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import {
@@ -136,7 +136,7 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
       if (stopped) return
       const from = isoTime(to - SLICE_MS)
       if (have.has(from) || deps.rollups.isStoring(from)) continue
-      const folded = await foldStepwise(db, from, isoTime(to))
+      const folded = await foldPaced(db, from, isoTime(to))
       counters.folded++
       // A call in flight, or one that ended too recently for its retry or fallback to be there yet.
       if (finalAtMs(folded.partial, to) > deps.clock.now()) counters.skippedUnfinal++
@@ -147,10 +147,10 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
     }
   }
 
-  /** Folds one slice in one read snapshot, giving the loop back every stepMs. */
-  function foldStepwise(db: Database, from: string, to: string): Promise<FoldedSlice> {
+  /** Folds one slice, giving the loop back every stepMs. */
+  function foldPaced(db: Database, from: string, to: string): Promise<FoldedSlice> {
     let heldSince = performance.now()
-    return foldInSnapshot([db], from, to, async () => {
+    return foldStepwise(db, from, to, async () => {
       if (performance.now() - heldSince <= stepMs) return
       await pause()
       heldSince = performance.now()

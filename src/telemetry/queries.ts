@@ -352,18 +352,22 @@ export function statRows(db: Database, from: string, to: string): StatRow[] {
 }
 
 /**
- * The rows of statRows, read one at a time as they are consumed (a
- * statement of its own, so the caller may run other queries on `db`
- * between rows; inside a read transaction they all see one snapshot).
+ * A page of statRows: at most `limit` rows of [from, to) with an id up to
+ * `uptoId`, strictly older than `before` (newest first, as statRows). Each
+ * page is its own short read: a caller walking a slice page by page holds
+ * no snapshot between pages.
  */
-export function* iterateStatRows(db: Database, from: string, to: string): Generator<StatRow> {
-  const statement = db.prepare(STAT_ROWS_SQL)
-  try {
-    yield* statement.iterate({ $from: from, $to: to }) as IterableIterator<StatRow>
-  } finally {
-    statement.finalize()
-  }
+export function statRowsPage(db: Database, from: string, to: string, uptoId: number, before: PageKey | null, limit: number): StatRow[] {
+  const key = before ?? { timestamp: to, id: 0 }
+  return db.query(STAT_ROWS_PAGE_SQL).all({ $from: from, $to: to, $upto: uptoId, $ts: key.timestamp, $id: key.id, $limit: limit }) as StatRow[]
 }
+
+const STAT_ROWS_PAGE_SQL = `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
+         m.request_id, m.chain, m.seq, m.cost_usd
+  FROM request_log l LEFT JOIN request_log_meta m ON m.log_id = l.id
+  WHERE l.timestamp >= $from AND l.timestamp < $to AND l.timestamp <= $ts AND (l.timestamp < $ts OR l.id < $id) AND l.id <= $upto
+  ORDER BY l.timestamp DESC, l.id DESC
+  LIMIT $limit`
 
 /** The lowest and highest id in request_log (two b-tree end reads). */
 export function idRange(db: Database): { lo: number | null; hi: number | null } {
@@ -413,24 +417,24 @@ export const CANONICAL_TIMESTAMP = `strftime('%Y-%m-%dT%H:%M:%fZ', timestamp) IS
 
 /**
  * Whether the request has a call row (not a fallback) after position `seq`,
- * or, with `anyRow`, any row at all after it.
+ * or, with `anyRow`, any row at all after it, among ids up to `uptoId`.
  */
-export function hasLaterRow(db: Database, requestId: string, seq: number, anyRow: boolean): boolean {
+export function hasLaterRow(db: Database, requestId: string, seq: number, anyRow: boolean, uptoId = Number.MAX_SAFE_INTEGER): boolean {
   const sql = anyRow
-    ? 'SELECT 1 FROM request_log_meta m WHERE m.request_id = $request_id AND m.seq > $seq LIMIT 1'
+    ? 'SELECT 1 FROM request_log_meta m WHERE m.request_id = $request_id AND m.seq > $seq AND m.log_id <= $upto LIMIT 1'
     : `SELECT 1 FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
-       WHERE m.request_id = $request_id AND m.seq > $seq AND l.status <> 'fallback' LIMIT 1`
-  return db.query(sql).get({ $request_id: requestId, $seq: seq }) !== null
+       WHERE m.request_id = $request_id AND m.seq > $seq AND m.log_id <= $upto AND l.status <> 'fallback' LIMIT 1`
+  return db.query(sql).get({ $request_id: requestId, $seq: seq, $upto: uptoId }) !== null
 }
 
-/** Whether the request has any call row (pending, success, error, timeout) at all. */
-export function hasCallRow(db: Database, requestId: string): boolean {
+/** Whether the request has any call row (pending, success, error, timeout) at all, among ids up to `uptoId`. */
+export function hasCallRow(db: Database, requestId: string, uptoId = Number.MAX_SAFE_INTEGER): boolean {
   return (
     db
       .query(
         `SELECT 1 FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
-         WHERE m.request_id = $request_id AND l.status IN ('pending', 'success', 'error', 'timeout') LIMIT 1`,
+         WHERE m.request_id = $request_id AND m.log_id <= $upto AND l.status IN ('pending', 'success', 'error', 'timeout') LIMIT 1`,
       )
-      .get({ $request_id: requestId }) !== null
+      .get({ $request_id: requestId, $upto: uptoId }) !== null
   )
 }

@@ -18,16 +18,15 @@
  * slice-store.ts), and after more than REVALIDATE_MAX_ROWS new rows the
  * cache starts again instead. A slice read from its rows (the newest ones
  * always are: a busy witness writes 100,000 rows in a few minutes) is read
- * a few ms at a time through connections of the read's own
- * (fold-stepwise.ts), so neither a cold window nor the live slices stall
- * the router.
+ * a few ms at a time (fold-stepwise.ts), so neither a cold window nor the
+ * live slices stall the router.
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
-import { OwnReaders } from './fold-stepwise.ts'
+import { foldStepwise } from './fold-stepwise.ts'
 import type { SliceRollups } from './slice-rollups.ts'
-import { ANY_SLICE, deleteEpoch, lateSlices } from './slice-store.ts'
+import { ANY_SLICE, type FoldedSlice, deleteEpoch, lateSlices } from './slice-store.ts'
 import { canonicalMs, databasesOf, idRange, timeSpan } from './queries.ts'
 import { type SlicePartial, type StatsBy, type StatsResult, foldSlice, mergeStats } from './stats.ts'
 
@@ -135,6 +134,17 @@ export class StatsCache {
     return this.perDb.get(db)?.slices.get(from)
   }
 
+  /**
+   * Caches a slice folded from its rows, unless the cache has looked at rows the fold did not see
+   * (another read revalidated while it ran, and would have dropped it had it been there) or rows
+   * were archived since it began.
+   */
+  setFolded(db: Database, folded: FoldedSlice): void {
+    const state = this.perDb.get(db)
+    if (!state || state.seenMaxId > folded.asOfId || state.epoch !== folded.epoch) return
+    this.set(db, folded.from, folded.partial)
+  }
+
   set(db: Database, from: string, partial: SlicePartial): void {
     const slices = this.perDb.get(db)?.slices
     if (!slices) return
@@ -218,42 +228,35 @@ export async function slicePartials(
   const to = isoTime(lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), (Math.floor(lastMs / SLICE_MS) + 1) * SLICE_MS))
   const giveBack = yielder()
   const slices = slicesOf(from, to).map((slice) => ({ ...slice, sealed: single !== null && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS }))
-  // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window).
+  // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window),
+  // and cached in the same turn as the cache's look at the rows added since (revalidate), which
+  // another read may repeat at any later turn.
   const lacking = slices.filter((s) => s.sealed && !(single && cache?.get(single, s.from))).map((s) => s.from)
   const stored = rollups && lacking.length ? rollups.load(lacking) : new Map<string, SlicePartial>()
-  // A slice read from its rows is read a few ms at a time, through connections of this read's own.
-  const readers = new OwnReaders()
-  try {
-    for (const slice of slices) {
-      const sealed = slice.sealed
-      const cached = sealed ? cache?.get(single!, slice.from) : undefined
-      if (cached) {
-        out.push({ from: slice.from, partial: cached })
-        continue
-      }
-      const kept = stored.get(slice.from)
-      if (kept) {
-        rollups!.used()
-        cache?.set(single!, slice.from, kept)
-        out.push({ from: slice.from, partial: kept })
-        continue
-      }
-      // Only the files holding rows of the slice's time are read (an archive holds one month); a
-      // sealed slice of the live file is folded whole, to be stored.
-      const holding = sealed && rollups ? [single!] : spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
-      let partial: SlicePartial
-      if (!holding.length) partial = foldSlice(dbs, [])
-      else {
-        const folded = await readers.fold(dbs, holding, slice.from, slice.to, giveBack)
-        if (sealed) rollups?.keepFolded(folded, options.nowMs)
-        partial = folded.partial
-      }
-      if (sealed && finalAtMs(partial, slice.toMs) <= options.nowMs) cache?.set(single!, slice.from, partial)
-      out.push({ from: slice.from, partial })
-      await giveBack()
+  for (const [from, partial] of stored) {
+    rollups!.used()
+    cache?.set(single!, from, partial)
+  }
+  for (const slice of slices) {
+    const sealed = slice.sealed
+    const kept = sealed ? (cache?.get(single!, slice.from) ?? stored.get(slice.from)) : undefined
+    if (kept) {
+      out.push({ from: slice.from, partial: kept })
+      continue
     }
-  } finally {
-    readers.close()
+    // Only the files holding rows of the slice's time are read (an archive holds one month); a
+    // sealed slice of the live file is folded whole, to be stored. A few ms at a time (fold-stepwise.ts).
+    const holding = sealed && rollups ? [single!] : spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
+    let partial: SlicePartial
+    if (!holding.length) partial = foldSlice(dbs, [])
+    else {
+      const folded = await foldStepwise(dbs, slice.from, slice.to, giveBack, holding)
+      if (sealed) rollups?.keepFolded(folded, options.nowMs)
+      if (sealed && finalAtMs(folded.partial, slice.toMs) <= options.nowMs) cache?.setFolded(single!, folded)
+      partial = folded.partial
+    }
+    out.push({ from: slice.from, partial })
+    await giveBack()
   }
   return out
 }

@@ -115,8 +115,8 @@ export function foldSlice(db: Database | readonly Database[], rows: Iterable<Sta
 
 /**
  * foldSlice one row at a time, so a caller reading the rows lazily can give
- * the event loop back between them (the lookups in `db` must see the same
- * snapshot as the rows: one read transaction).
+ * the event loop back between them (fold-stepwise.ts: the lookups in `db`
+ * then see only the rows the fold reads, by id).
  */
 export class SliceFolder {
   private readonly dbs: readonly Database[]
@@ -134,16 +134,20 @@ export class SliceFolder {
   /** Rows folded per (agent, provider, model), every status included: [agent, provider, model, rows] by rowCountKey. */
   readonly rowCounts = new Map<string, RowCount>()
 
-  constructor(db: Database | readonly Database[]) {
+  /** `uptoIds`: for each of `db`, the highest id its lookups see (rows added since a fold began are not in it). */
+  constructor(
+    db: Database | readonly Database[],
+    private readonly uptoIds?: readonly number[],
+  ) {
     this.dbs = Array.isArray(db) ? db : [db as Database]
   }
 
   private laterRow(rid: string, seq: number, anyRow: boolean): boolean {
-    return this.dbs.some((d) => hasLaterRow(d, rid, seq, anyRow))
+    return this.dbs.some((d, i) => hasLaterRow(d, rid, seq, anyRow, this.uptoIds?.[i]))
   }
 
   private callRow(rid: string): boolean {
-    return this.dbs.some((d) => hasCallRow(d, rid))
+    return this.dbs.some((d, i) => hasCallRow(d, rid, this.uptoIds?.[i]))
   }
 
   add(row: StatRow): void {
