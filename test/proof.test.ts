@@ -346,6 +346,16 @@ describe('receipts', () => {
     const [row] = readRows(w.dbPath)
     expect(receipt.rows.map((r) => r.id)).toEqual([row!.id])
     expect(verify(['--db', w.dbPath, '--key', join(w.dir, 'witness-key.json'), '--receipt', comment.slice(': witness-receipt '.length)]).code).toBe(0)
+    // Its headers went out before its row was finished: no receipt header that would name nothing.
+    expect(res.headers.get('x-witness-receipt')).toBeNull()
+    expect(res.headers.get('x-witness-log-ids')).toBe(String(row!.id))
+  })
+
+  test('a receipt that names no rows proves nothing, and verify says so (exit 1)', async () => {
+    const empty = encodeReceipt({ machine, rows: [] })
+    const { code, out } = verify(['--db', dbPath, '--key', keyPath, '--receipt', empty])
+    expect(out).toContain('receipt: it names no rows, so it proves nothing')
+    expect(code).toBe(1)
   })
 })
 

@@ -183,6 +183,10 @@ function missingFromExport(machine: string, gathered: Gathered, hasKey: boolean,
 }
 
 function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered, missingHint = ''): boolean {
+  if (rows.length === 0) {
+    console.log('receipt: it names no rows, so it proves nothing (a receipt from a stream is the ": witness-receipt" comment at its end)')
+    return false
+  }
   const problems = verifyReceiptRows(rows, gathered).map((p) => (p.endsWith('not in the chain checked') ? p + missingHint : p))
   if (problems.length) {
     for (const p of problems) console.log(`receipt: ${p}`)

@@ -15,8 +15,9 @@ export function setWitnessHeaders(
   served?: { provider: string; model: string },
 ): void {
   c.header('X-Witness-Request-Id', requestId)
-  // The rows already chained; a stream's own row joins in the receipt sent at its end.
-  c.header('X-Witness-Receipt', receiptFor(machine, attempts))
+  // The rows already chained. A stream's own row is not yet (its receipt is sent at its end): a
+  // stream with no row before it gets no header rather than one that names nothing.
+  if (attempts.some((a) => a.hash !== null)) c.header('X-Witness-Receipt', receiptFor(machine, attempts))
   c.header('X-Witness-Log-Ids', attempts.map((a) => a.log_id).join(','))
   c.header('X-Witness-Attempts', String(attempts.filter((a) => a.status !== 'fallback').length))
   if (served) {
