@@ -15,8 +15,10 @@ beforeAll(async () => {
     simConfig(sim.url, {
       default: [{ provider: 'sim', model: 'a+status-500', retries: 0 }, { provider: 'sim2', model: 'b' }],
       ok: [{ provider: 'sim', model: `${ODD_MODEL}+latency-20` }],
-    }),
+      nokey: [{ provider: 'nokey', model: 'm' }],
+    }, { providers: { nokey: { type: 'openai', base_url: `${sim.url}/v1`, api_key_env: 'WITNESS_TEST_UNSET_KEY' } } }),
   )
+  expect((await w.infer({ chain: 'nokey' })).status).toBe(502)
   expect((await w.infer({ chain: 'default' })).status).toBe(200)
   expect((await w.infer({ chain: 'ok' })).status).toBe(200)
 })
@@ -46,6 +48,8 @@ describe('GET /metrics', () => {
     expect(valueOf(m, 'witness_attempts_total', { provider: 'sim2', model: 'b', status: 'success' })).toBe(1)
     expect(valueOf(m, 'witness_attempts_total', { provider: 'sim', model: `${ODD_MODEL}+latency-20`, status: 'success' })).toBe(1)
     expect(valueOf(m, 'witness_fallbacks_total', { from: 'sim', to: 'sim2' })).toBe(1)
+    // A last step skipped with nowhere to go (its API key unset) moved nowhere: no fallback, as in /stats/fallbacks.
+    expect(valueOf(m, 'witness_fallbacks_total', { from: 'nokey', to: 'nokey' })).toBeUndefined()
     expect(valueOf(m, 'witness_attempt_duration_seconds_count', { provider: 'sim' })).toBe(2)
     expect(valueOf(m, 'witness_attempt_duration_seconds_bucket', { provider: 'sim', le: '+Inf' })).toBe(2)
     // Both sim calls (a fast 500 and a 20 ms reply) fit under 0.25 s.

@@ -98,8 +98,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   // The shortest wait the steps tried asked for (Retry-After); undefined before one asks, null once one failed without asking.
   let soonest: number | undefined | null
 
-  const writeFallback = (from: StepSpec, named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
-    deps.metrics?.fallback(from.provider.name, named.provider.name)
+  const writeFallback = (named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     const record = attemptRecord(0, named.provider.name, named.model, 'fallback', message)
     const head = {
       timestamp: isoTime(deps.clock.now()),
@@ -158,8 +157,11 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
       if (before) await before.catch(() => {}) // a skipped step's fallback row, already on its way
       throw stoppedByRouter(step.provider.name, 0)
     }
-    if (next) before = writeFallback(step, next, i + 1, `fallback from ${label(step)}: ${exit}`)
-    else if (skipped) before = writeFallback(step, step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
+    if (next) {
+      // A move to the next step (a last step skipped with nowhere to go moved nowhere: not counted, as in /stats/fallbacks).
+      deps.metrics?.fallback(step.provider.name, next.provider.name)
+      before = writeFallback(next, i + 1, `fallback from ${label(step)}: ${exit}`)
+    } else if (skipped) before = writeFallback(step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
   if (before) await before
   // The soonest any step tried will take the request again, when every one of them said.
