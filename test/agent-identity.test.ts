@@ -39,6 +39,17 @@ describe('POST /v1/chat/completions', () => {
     const { response } = await client.chat.completions.create({ model: 'default', messages: ask, user: 'allegro' }).withResponse()
     expect(agentsOf(server.dbPath, response.headers.get('x-witness-request-id'))).toEqual(['allegro'])
   })
+
+  test('a user field that is no agent name (free text) is a 400 saying what a name may hold; nothing is written', async () => {
+    const server = await w()
+    const rows = readRows(server.dbPath).length
+    const res = await server.post('/v1/chat/completions', { model: 'default', messages: ask, user: 'user 42' })
+    expect(res.status).toBe(400)
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+      'invalid agent name (the "user" field): agent names are 1-128 letters, digits, ".", "_", "-", "@" or ":"',
+    )
+    expect(readRows(server.dbPath)).toHaveLength(rows)
+  })
 })
 
 describe('POST /v1/messages', () => {

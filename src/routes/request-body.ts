@@ -90,12 +90,16 @@ function pathOf(node: JsonNode): string {
   return pathText(keys)
 }
 
-/** Validates with a schema; a failure lists every problem with its path. */
-export function validate<S extends v.GenericSchema>(schema: S, value: unknown, what: string): v.InferOutput<S> {
+/**
+ * Validates with a schema; a failure lists every problem with its path. `root` names a problem
+ * with the value itself (the whole body; none for a single value such as an agent name).
+ */
+export function validate<S extends v.GenericSchema>(schema: S, value: unknown, what: string, root = '(body)'): v.InferOutput<S> {
   const result = v.safeParse(schema, value)
   if (!result.success) {
     const issues = toIssues(result.issues)
-    throw new InvalidRequestError(`invalid ${what}: ${issues.map((i) => `${i.path || '(body)'}: ${i.message}`).join('; ')}`, issues)
+    const where = (path: string) => (path || root ? `${path || root}: ` : '')
+    throw new InvalidRequestError(`invalid ${what}: ${issues.map((i) => `${where(i.path)}${i.message}`).join('; ')}`, issues)
   }
   return result.output
 }
@@ -129,14 +133,14 @@ export function resolveAgent(c: Context, candidates: AgentCandidate[], help: str
     // Anthropic `metadata.user_id`, which SDK users also set to their own end users) are
     // not claims; an explicit agent name that differs is.
     for (const candidate of given.filter((g) => !g.hint)) {
-      const named = validate(AgentName, candidate.value, `agent name (${candidate.from})`)
+      const named = validate(AgentName, candidate.value, `agent name (${candidate.from})`, '')
       if (named !== principal.name) throw new AgentMismatchError(principal.name, candidate.from, named)
     }
     return principal.name
   }
   const first = given[0]
   if (!first) throw new InvalidRequestError(`no agent named: ${help}`, [{ path: 'agent', message: 'required' }])
-  const name = validate(AgentName, first.value, `agent name (${first.from})`)
+  const name = validate(AgentName, first.value, `agent name (${first.from})`, '')
   if (mustAgree) {
     const other = given.find((c) => c.value !== name)
     if (other) {
