@@ -23,9 +23,12 @@ export function parseDuration(text: string): number | null {
   return ms <= MAX_DURATION_MS ? ms : null
 }
 
+/** A time whose zone lost its `+`: sent unencoded in a query string (`?since=…T12:00+01:00`), a `+` arrives as a space. */
+const PLUS_AS_SPACE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?) (\d{2}:?\d{2})$/
+
 /** The time `text` names, as stored (`2026-11-25T12:00:00.000Z`), or null if it names none. */
 export function parseTimeSpec(text: string, nowMs: number): string | null {
-  const trimmed = text.trim()
+  const trimmed = text.trim().replace(PLUS_AS_SPACE, '$1+$2')
   const duration = parseDuration(trimmed)
   if (duration !== null) return isoTime(nowMs - duration)
   if (!DATE.test(trimmed) && !DATE_TIME.test(trimmed)) return null

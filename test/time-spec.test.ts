@@ -20,6 +20,8 @@ describe('time specs', () => {
     expect(parseTimeSpec('2026-11-25T11:30:00.250+01:00', NOW)).toBe('2026-11-25T10:30:00.250Z')
     expect(parseTimeSpec('2026-11-25T05:30:00-0500', NOW)).toBe('2026-11-25T10:30:00.000Z')
     expect(parseTimeSpec('2026-11-25', NOW)).toBe('2026-11-25T00:00:00.000Z')
+    // A "+" sent unencoded in a query string arrives as a space.
+    expect(parseTimeSpec('2026-11-25T11:30:00 01:00', NOW)).toBe('2026-11-25T10:30:00.000Z')
   })
 
   test('anything else is refused rather than guessed', () => {
