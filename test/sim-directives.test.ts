@@ -39,6 +39,16 @@ describe('x-sim header directives', () => {
     expect(await anthropic.json()).toEqual({ type: 'error', error: { type: 'overloaded_error', message: 'simulated HTTP 529' } })
   })
 
+  test('a word that is no directive (a typo), or one without its number, is a 400 naming it, not ignored', async () => {
+    const typo = await call('latancy-200,status-x')
+    expect(typo.status).toBe(400)
+    expect(((await typo.json()) as { error: { message: string } }).error.message).toBe(
+      'unknown sim directive(s): latancy-200, status-x (the README\'s "The simulator" lists them)',
+    )
+    expect((await call('', { model: 'm+bogus-1' })).status).toBe(400)
+    expect((await call('retry-after-0.2,cost-0.0012,latency-1-3')).status).toBe(200)
+  })
+
   test('tokens, served model and reply text, separated by commas, pluses or spaces', async () => {
     for (const header of ['tokens-7-3,served-other,reply-hi_there', 'tokens-7-3+served-other+reply-hi_there', 'tokens-7-3 served-other  reply-hi_there']) {
       const body = await (await call(header)).json()

@@ -31,6 +31,8 @@ export interface Directives {
   echoKey: boolean
   tool: string | null
   reply: string | null
+  /** Tokens that are no directive (a typo such as `latancy-200`): the simulator refuses the request. */
+  unknown: string[]
 }
 
 export function parseDirectives(model: string, header: string | null): Directives {
@@ -59,36 +61,45 @@ export function parseDirectives(model: string, header: string | null): Directive
     echoKey: false,
     tool: null,
     reply: null,
+    unknown: [],
   }
-  for (const token of [...fromModel, ...fromHeader]) apply(d, token)
+  for (const token of [...fromModel, ...fromHeader]) if (!apply(d, token)) d.unknown.push(token)
   return d
 }
 
-function apply(d: Directives, token: string): void {
-  const num = (prefix: string) => Number(token.slice(prefix.length))
-  if (token === 'hang') d.hang = true
-  else if (token === 'malformed') d.malformed = true
-  else if (token === 'empty') d.empty = true
-  else if (token === 'no-usage') d.noUsage = true
-  else if (token === 'no-done') d.noDone = true
-  else if (token === 'echo-key') d.echoKey = true
-  else if (token.startsWith('latency-')) {
-    const [min, max] = token.slice('latency-'.length).split('-').map(Number)
-    d.latencyMs = min ?? 0
-    d.latencyMaxMs = max ?? null
-  } else if (token.startsWith('chaos-')) d.chaosPercent = num('chaos-')
-  else if (token.startsWith('status-')) d.status = num('status-')
-  else if (token.startsWith('retry-after-')) d.retryAfterS = num('retry-after-')
-  else if (token.startsWith('script-')) d.script = token.slice('script-'.length).split('-').map(Number)
-  else if (token.startsWith('tokens-')) {
-    const [a, b] = token.slice('tokens-'.length).split('-').map(Number)
-    d.tokens = [a ?? 0, b ?? 0]
-  } else if (token.startsWith('cost-')) d.costUsd = num('cost-')
-  else if (token.startsWith('served-')) d.served = token.slice('served-'.length)
-  else if (token.startsWith('chunks-')) d.chunks = num('chunks-')
-  else if (token.startsWith('chunk-delay-')) d.chunkDelayMs = num('chunk-delay-')
-  else if (token.startsWith('cut-')) d.cutAfter = num('cut-')
-  else if (token.startsWith('stall-')) d.stallAfter = num('stall-')
-  else if (token.startsWith('tool-')) d.tool = token.slice('tool-'.length)
-  else if (token.startsWith('reply-')) d.reply = token.slice('reply-'.length).replaceAll('_', ' ')
+/** A directive's numbers: whole numbers, at least 0. */
+const NUMBERS = /^\d+(-\d+)*$/
+const FLAGS = { hang: 'hang', malformed: 'malformed', empty: 'empty', 'no-usage': 'noUsage', 'no-done': 'noDone', 'echo-key': 'echoKey' } as const
+
+/** Applies one directive; false if `token` is none (or its numbers are not numbers). */
+function apply(d: Directives, token: string): boolean {
+  if (token in FLAGS) {
+    d[FLAGS[token as keyof typeof FLAGS]] = true
+    return true
+  }
+  const text = (prefix: string) => (token.startsWith(prefix) ? token.slice(prefix.length) : null)
+  const nums = (prefix: string) => {
+    const rest = text(prefix)
+    return rest !== null && NUMBERS.test(rest) ? rest.split('-').map(Number) : null
+  }
+  let n: number[] | null
+  let t: string | null
+  if ((n = nums('latency-'))) {
+    d.latencyMs = n[0]!
+    d.latencyMaxMs = n[1] ?? null
+  } else if ((n = nums('chaos-'))) d.chaosPercent = n[0]!
+  else if ((n = nums('status-'))) d.status = n[0]!
+  else if ((t = text('retry-after-')) !== null && /^\d+(\.\d+)?$/.test(t)) d.retryAfterS = Number(t)
+  else if ((n = nums('script-'))) d.script = n
+  else if ((n = nums('tokens-'))) d.tokens = [n[0]!, n[1] ?? 0]
+  else if ((t = text('cost-')) !== null && Number.isFinite(Number(t)) && t !== '') d.costUsd = Number(t)
+  else if ((t = text('served-'))) d.served = t
+  else if ((n = nums('chunk-delay-'))) d.chunkDelayMs = n[0]!
+  else if ((n = nums('chunks-'))) d.chunks = n[0]!
+  else if ((n = nums('cut-'))) d.cutAfter = n[0]!
+  else if ((n = nums('stall-'))) d.stallAfter = n[0]!
+  else if ((t = text('tool-'))) d.tool = t
+  else if ((t = text('reply-'))) d.reply = t.replaceAll('_', ' ')
+  else return false
+  return true
 }

@@ -102,6 +102,10 @@ export function startSimulator(options: SimulatorOptions = {}): Simulator {
       await options.onRequest?.(received)
 
       const parsed = parseDirectives(model, req.headers.get('x-sim'))
+      if (parsed.unknown.length) {
+        const message = `unknown sim directive(s): ${parsed.unknown.join(', ')} (the README's "The simulator" lists them)`
+        return Response.json(errorResponse(wire, 400, message), { status: 400 })
+      }
       const chaos = pickChaos(parsed, body.stream === true, random)
       const d = chaos.directives
       if (parsed.chaosPercent !== null) received.fault = chaos.fault
