@@ -80,7 +80,7 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof UsageError) {
       // The one line that is wrong, then this command's usage (not every command's, which buried it).
-      console.error(`witness: ${error.message}\nusage: witness ${command.summary}`)
+      console.error(error.showUsage ? `witness: ${error.message}\nusage: witness ${command.summary}` : `witness: ${error.message}`)
       return 2
     }
     // The file system or SQLite said no (a read-only directory, a path that is a directory, a file

@@ -138,6 +138,8 @@ describe('witness did-call', () => {
     const unreadable = witness(['did-call', '--db', garbage, ...args])
     expect(unreadable.code).toBe(2)
     expect(unreadable.stderr).toContain(`cannot read ${garbage} as a witness database`)
+    // What the flag names is wrong, not the flags: no usage line that would read as a flag mistake.
+    expect(unreadable.stderr).not.toContain('usage:')
 
     // A real database whose request_log reads fine, with the index did-call reads overwritten on disk.
     const corrupt = seedStore()

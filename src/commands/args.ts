@@ -5,6 +5,12 @@ import type { Config } from '../config.ts'
 /** A mistake in how a command was called: exit 2 with the usage. */
 export class UsageError extends Error {
   override name = 'UsageError'
+  /** Whether the command's usage line helps (a flag was wrong), or only the message does (what a flag names is missing or unreadable). */
+  readonly showUsage: boolean
+  constructor(message: string, options: { showUsage?: boolean } = {}) {
+    super(message)
+    this.showUsage = options.showUsage ?? true
+  }
 }
 
 /** A command: takes its arguments, returns the process exit code. */

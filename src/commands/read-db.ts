@@ -32,7 +32,7 @@ export function openForReading(values: { db?: string; config?: string; archives?
   const config = values.db === undefined || values.config !== undefined ? loadConfig(configPath) : optionalConfig(configPath, values.db, 'no prices, no archive directory')
   const archiveDir = archiveDirOf(values, config)
   const path = values.db ?? config!.databasePath
-  if (!existsSync(path)) throw new UsageError(`no database at ${path} (set --db, or the config's database)`)
+  if (!existsSync(path)) throw new UsageError(`no database at ${path} (set --db, or the config's database)`, { showUsage: false })
   const db = openWitnessDb(path)
   const opened: ReadSources[] = []
   return {
@@ -78,7 +78,7 @@ export function openWitnessDb(path: string): Database {
     return db
   } catch (error) {
     db?.close()
-    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`)
+    throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`, { showUsage: false })
   }
 }
 
