@@ -25,7 +25,7 @@ import { SliceFolder } from './stats.ts'
 /** Rows folded between two calls of `pace`. */
 const ROWS_BETWEEN_LOOKS = 64
 /** Rows read at a time (one short read: a few ms). */
-const PAGE_ROWS = 2_000
+const PAGE_ROWS = 1_000
 
 /**
  * Folds the rows of [from, to) in `rowsIn` (by default all of `dbs`: the

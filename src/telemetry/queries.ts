@@ -358,16 +358,20 @@ export function statRows(db: Database, from: string, to: string): StatRow[] {
  * no snapshot between pages.
  */
 export function statRowsPage(db: Database, from: string, to: string, uptoId: number, before: PageKey | null, limit: number): StatRow[] {
-  const key = before ?? { timestamp: to, id: 0 }
-  return db.query(STAT_ROWS_PAGE_SQL).all({ $from: from, $to: to, $upto: uptoId, $ts: key.timestamp, $id: key.id, $limit: limit }) as StatRow[]
+  // One upper bound on the timestamp each: given two, SQLite bounds the index walk by `to` and only
+  // filters by the page's key, so every page walked again from the slice's end.
+  if (!before) return db.query(STAT_ROWS_FIRST_PAGE_SQL).all({ $from: from, $to: to, $upto: uptoId, $limit: limit }) as StatRow[]
+  return db.query(STAT_ROWS_NEXT_PAGE_SQL).all({ $from: from, $upto: uptoId, $ts: before.timestamp, $id: before.id, $limit: limit }) as StatRow[]
 }
 
-const STAT_ROWS_PAGE_SQL = `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
+const STAT_ROWS_PAGE_SQL = (bound: string) => `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
          m.request_id, m.chain, m.seq, m.cost_usd
   FROM request_log l LEFT JOIN request_log_meta m ON m.log_id = l.id
-  WHERE l.timestamp >= $from AND l.timestamp < $to AND l.timestamp <= $ts AND (l.timestamp < $ts OR l.id < $id) AND l.id <= $upto
+  WHERE l.timestamp >= $from AND ${bound} AND l.id <= $upto
   ORDER BY l.timestamp DESC, l.id DESC
   LIMIT $limit`
+const STAT_ROWS_FIRST_PAGE_SQL = STAT_ROWS_PAGE_SQL('l.timestamp < $to')
+const STAT_ROWS_NEXT_PAGE_SQL = STAT_ROWS_PAGE_SQL('l.timestamp <= $ts AND (l.timestamp < $ts OR l.id < $id)')
 
 /** The lowest and highest id in request_log (two b-tree end reads). */
 export function idRange(db: Database): { lo: number | null; hi: number | null } {
