@@ -540,6 +540,32 @@ describe('older databases', () => {
 })
 
 describe('the fill', () => {
+  test('a check ends at the rows there as it began, however fast rows are added meanwhile', async () => {
+    const live = liveDb({ rows: 2000, days: 1 / 24 })
+    const writer = new Database(live.path)
+    const insert = writer.query("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status) VALUES (?, 'ezra', 'kimi', 'm', 'e', 'success')")
+    const at = isoTime(NOW)
+    // More rows every turn of the loop than a check step reads (4000), for 40 turns.
+    let turns = 0
+    const add = () => {
+      writer.transaction(() => {
+        for (let i = 0; i < 5000; i++) insert.run(at)
+      })()
+      if (++turns < 40) setImmediate(add)
+    }
+    try {
+      setImmediate(add)
+      await live.fill.run()
+      // Chasing the writer, the check went on until it stopped, and checked every row it wrote.
+      expect(turns).toBeLessThan(40)
+      expect(Number(stateOf(live.reader, CHECKED_ID_KEY))).toBeGreaterThan(0)
+    } finally {
+      while (turns < 40) await Bun.sleep(5)
+      writer.close()
+      await live.close()
+    }
+  })
+
   test('gives the event loop back inside a slice, not only between slices', async () => {
     // 6000 rows in one hour: about 1000 rows a slice.
     const live = liveDb({ rows: 6000, days: 1 / 24 })

@@ -10,6 +10,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
 import { fillDatabase } from '../bench/fill.ts'
 import type { Pricing } from '../src/config.ts'
+import { ensureSchema } from '../src/telemetry/schema.ts'
+import { DELETE_EPOCH_KEY } from '../src/telemetry/slice-store.ts'
 import { percentiles } from '../src/telemetry/stats.ts'
 import { REVALIDATE_MAX_ROWS, StatsCache, computeStats } from '../src/telemetry/stats-window.ts'
 import type { Store } from '../src/telemetry/store.ts'
@@ -353,6 +355,102 @@ describe('stats over the live slices of a busy witness', () => {
     } finally {
       reader.close()
       writer.close()
+    }
+  })
+})
+
+/** A database of its own with witness's schema, and a writer that adds rows with their meta. */
+function rowsDb(dir: string, name = 'w.db') {
+  const path = join(dir, name)
+  const db = new Database(path, { create: true, strict: true })
+  ensureSchema(db)
+  const log = db.query('INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, latency_ms) VALUES ($ts, $agent, $provider, $model, $endpoint, $status, $latency)')
+  const meta = db.query("INSERT INTO request_log_meta (log_id, request_id, chain, api, seq, step, try, stream) VALUES ($id, $rid, 'default', 'infer', $seq, 0, 1, 0)")
+  const row = (ts: string, provider: string, status: string, rid: string, seq = 1) => {
+    const id = Number(log.run({ ts, agent: 'ezra', provider, model: 'm', endpoint: 'e', status, latency: status === 'pending' ? null : 100 }).lastInsertRowid)
+    meta.run({ id, rid, seq })
+    return id
+  }
+  return { path, db, row }
+}
+
+describe('a fold while rows are finished, written and archived', () => {
+  const Q = { since: '2026-11-25T11:50:00.000Z', until: '2026-11-25T12:10:00.000Z', by: 'provider' as const }
+  const NOW = Date.parse('2026-11-25T12:01:00.000Z')
+
+  test('a call pending as the read began, finished with its retry written while it folds, is counted as in flight, not as a failed request', async () => {
+    const { db, path, row } = rowsDb(tempDir())
+    // Its first call is the slice's oldest row, so its page is read last, after the loop was given back.
+    const first = row('2026-11-25T11:50:00.500Z', 'kimi', 'pending', 'R')
+    db.transaction(() => {
+      for (let i = 0; i < 3000; i++) row(new Date(Date.parse('2026-11-25T11:50:01Z') + i * 150).toISOString(), 'groq', 'success', `f${i}`)
+    })()
+    const reader = new Database(path, { readonly: true, strict: true })
+    try {
+      const asItBegan = await computeStats(reader, Q, { pricing: {}, nowMs: NOW })
+      const folding = computeStats(reader, Q, { pricing: {}, nowMs: NOW })
+      await Bun.sleep(1) // the fold has given the loop back
+      db.transaction(() => {
+        db.query("UPDATE request_log SET status = 'error', latency_ms = 600000 WHERE id = ?").run(first)
+        row('2026-11-25T12:00:21.000Z', 'groq', 'success', 'R', 2)
+      })()
+      expect(await folding).toEqual(asItBegan)
+    } finally {
+      reader.close()
+      db.close()
+    }
+  })
+
+  test('rows the archive job moves from the live file into an archive while a read folds them are still counted', async () => {
+    const dir = tempDir()
+    const live = rowsDb(dir)
+    const archive = rowsDb(dir, 'archive.db')
+    /** As the mover does: copy the rows, delete them from the live file, bump the delete epoch. */
+    const move = (where: string, epoch: string) => {
+      archive.db.exec(`ATTACH '${live.path}' AS live`)
+      archive.db.exec(`INSERT INTO main.request_log SELECT * FROM live.request_log WHERE ${where}`)
+      archive.db.exec('INSERT INTO main.request_log_meta SELECT * FROM live.request_log_meta WHERE log_id IN (SELECT id FROM main.request_log) AND log_id NOT IN (SELECT log_id FROM main.request_log_meta)')
+      archive.db.exec('DETACH live')
+      live.db.exec(`DELETE FROM request_log_meta WHERE log_id IN (SELECT id FROM request_log WHERE ${where}); DELETE FROM request_log WHERE ${where}`)
+      live.db.query('INSERT OR REPLACE INTO witness_state (key, value, updated_at) VALUES (?, ?, ?)').run(DELETE_EPOCH_KEY, epoch, '2026-11-25T12:00:00Z')
+    }
+    live.row('2026-11-25T11:50:00.500Z', 'kimi', 'success', 'k')
+    // Enough rows that the fold gives the loop back before it reaches the oldest.
+    live.db.transaction(() => {
+      for (let i = 0; i < 30_000; i++) live.row(new Date(Date.parse('2026-11-25T11:50:01Z') + i * 15).toISOString(), 'groq', 'success', `f${i}`)
+    })()
+    // An earlier batch moved the oldest row: the read looks in the archive too.
+    move("provider = 'kimi'", 'moved-1')
+    const readLive = new Database(live.path, { readonly: true, strict: true })
+    const readArchive = new Database(archive.path, { readonly: true, strict: true })
+    try {
+      const folding = computeStats([readLive, readArchive], Q, { pricing: {}, nowMs: NOW })
+      await Bun.sleep(1)
+      move("timestamp < '2026-11-25T11:55:00Z'", 'moved-2')
+      const result = await folding
+      expect(result.groups).toMatchObject([{ provider: 'groq', attempts: 30_000 }, { provider: 'kimi', attempts: 1 }])
+    } finally {
+      readLive.close()
+      readArchive.close()
+      live.db.close()
+      archive.db.close()
+    }
+  })
+
+  test('a row in both files is counted once whatever its timestamp holds (text SQLite and JavaScript sort differently)', async () => {
+    const dir = tempDir()
+    const live = rowsDb(dir)
+    const archive = rowsDb(dir, 'archive.db')
+    for (const { row } of [live, archive]) {
+      row('2026-11-25T11:55:00.000Z\uffff', 'kimi', 'success', 'a')
+      row('2026-11-25T11:55:00.000Z\u{1F600}', 'kimi', 'success', 'b')
+    }
+    try {
+      const result = await computeStats([live.db, archive.db], Q, { pricing: {}, nowMs: NOW })
+      expect(result.groups).toMatchObject([{ provider: 'kimi', attempts: 2, requests: 2 }])
+    } finally {
+      live.db.close()
+      archive.db.close()
     }
   })
 })

@@ -90,11 +90,13 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
   async function check(db: Database): Promise<void> {
     let upto = 0
     let from: number | null = null
+    // The rows there as the run begins: a writer adding rows faster than they are checked does not keep it going.
+    const target = (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi ?? 0
     for (;;) {
       if (stopped) break
       const step = db.transaction(() => {
         const after = Math.max(checkedId(db), upto)
-        const end = idAfterRows(db, after, CHECK_ROWS) ?? 0
+        const end = Math.min(idAfterRows(db, after, CHECK_ROWS) ?? 0, target)
         return { after, end, stale: end > after ? staleStored(db, lateSlices(db, after, end)) : [] }
       })()
       from ??= step.after

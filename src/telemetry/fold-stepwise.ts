@@ -10,16 +10,18 @@
  * it gives the loop back when the fold has held it long enough. No read
  * snapshot is held across those turns (one held by overlapping reads kept
  * the WAL from starting over, and kept the archive job out of an archive
- * file). What a snapshot would give is kept by ids instead: the fold reads
- * only the rows, and looks only at the rows, that existed when it began (up
- * to each file's highest id then). A row is read once, whatever happens to
- * it after; what can change meanwhile is a pending row finishing, which a
- * fold may see either way, as it would at either moment. A slice whose
- * result is kept (cached, stored) has no pending row by then (finalAtMs).
+ * file). What a snapshot would give is kept by ids instead (FoldBounds,
+ * read once as a read begins): the fold reads, and looks up, only the rows
+ * that existed then (ids up to the highest then: the files share one
+ * sequence), and a row that was pending then is folded as pending,
+ * whatever it is by the time its page is read (its retry, written since,
+ * is not seen: counted as failed, it would be counted twice). A fold
+ * during which the archive job moved rows (the delete epoch moved) is
+ * done again.
  */
 import type { Database } from 'bun:sqlite'
 import { type PageKey, type StatRow, databasesOf, newestFirst, statRowsPage } from './queries.ts'
-import { type FoldedSlice, snapshotHead } from './slice-store.ts'
+import { type FoldedSlice, deleteEpoch, snapshotHead } from './slice-store.ts'
 import { SliceFolder } from './stats.ts'
 
 /** Rows folded between two calls of `pace`. */
@@ -27,11 +29,51 @@ const ROWS_BETWEEN_LOOKS = 64
 /** Rows read at a time (one short read: a few ms). */
 const PAGE_ROWS = 1_000
 
+/** Where a read's folds stop, taken once as it begins. */
+export interface FoldBounds {
+  /** The live file's highest id, and its delete epoch (what a store of a fold checks). */
+  head: { asOfId: number; epoch: string | null }
+  /**
+   * The highest id any of the files had, or the live file had ever handed out (its rows may all be
+   * archived): the files share one sequence, so rows the archive job copies meanwhile are in.
+   */
+  uptoId: number
+  /** The rows pending then. */
+  pending: ReadonlySet<number>
+}
+
+export function foldBounds(dbs: Database | readonly Database[]): FoldBounds {
+  const [live, ...archives] = databasesOf(dbs)
+  return live!.transaction(() => {
+    const head = snapshotHead(live!)
+    const uptoId = Math.max(head.asOfId, sequenceOf(live!), ...archives.map(maxId))
+    const ids = live!.query("SELECT id FROM request_log WHERE status = 'pending' AND id <= $upto").values({ $upto: uptoId }) as [number][]
+    return { head, uptoId, pending: new Set(ids.map((r) => r[0])) }
+  })()
+}
+
+function maxId(db: Database): number {
+  return (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi ?? 0
+}
+
+/** The highest id request_log has handed out (AUTOINCREMENT keeps it in sqlite_sequence); 0 if none is kept. */
+function sequenceOf(db: Database): number {
+  try {
+    return (db.query("SELECT seq FROM sqlite_sequence WHERE name = 'request_log'").get() as { seq: number } | null)?.seq ?? 0
+  } catch {
+    return 0
+  }
+}
+
+/** Folds done again at most this often when the archive job moves rows during them. */
+const FOLD_TRIES = 3
+
 /**
  * Folds the rows of [from, to) in `rowsIn` (by default all of `dbs`: the
  * live file first, then archives), looking through all of `dbs` for a
  * request's other rows (its retry may be in next month's file), awaiting
- * `pace` every ROWS_BETWEEN_LOOKS rows.
+ * `pace` every ROWS_BETWEEN_LOOKS rows, within `bounds` (the same for every
+ * slice of one read, so they agree on which rows exist).
  */
 export async function foldStepwise(
   dbs: Database | readonly Database[],
@@ -39,24 +81,25 @@ export async function foldStepwise(
   to: string,
   pace: () => Promise<void>,
   rowsIn: readonly Database[] = databasesOf(dbs),
+  bounds: FoldBounds = foldBounds(dbs),
 ): Promise<FoldedSlice> {
   const all = databasesOf(dbs)
-  // Where each file ends as the fold begins, and the live file's delete epoch (what a store of it checks).
-  const { head, uptoIds } = all[0]!.transaction(() => {
-    const head = snapshotHead(all[0]!)
-    return { head, uptoIds: all.map((db, i) => (i === 0 ? head.asOfId : maxId(db))) }
-  })()
-  const folder = new SliceFolder(all, uptoIds)
-  const pages = rowsIn.map((db) => pagesOf(db, from, to, uptoIds[all.indexOf(db)]!))
-  for (const row of newestFirstAcross(pages)) {
-    folder.add(row)
-    if (folder.rows % ROWS_BETWEEN_LOOKS === 0) await pace()
+  for (let tries = 1; ; tries++) {
+    const folded = await foldWithin(all, rowsIn, from, to, pace, bounds)
+    if (tries >= FOLD_TRIES || deleteEpoch(all[0]!) === bounds.head.epoch) return folded
+    bounds = foldBounds(all)
   }
-  return { from, to, ...head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId, rowCounts: folder.rowCounts }
 }
 
-function maxId(db: Database): number {
-  return (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi ?? 0
+async function foldWithin(all: readonly Database[], rowsIn: readonly Database[], from: string, to: string, pace: () => Promise<void>, bounds: FoldBounds): Promise<FoldedSlice> {
+  const upto = bounds.uptoId
+  const folder = new SliceFolder(all, all.map(() => upto))
+  const pages = rowsIn.map((db) => pagesOf(db, from, to, upto))
+  for (const row of newestFirstAcross(pages)) {
+    folder.add(bounds.pending.has(row.id) && row.status !== 'pending' ? { ...row, status: 'pending' } : row)
+    if (folder.rows % ROWS_BETWEEN_LOOKS === 0) await pace()
+  }
+  return { from, to, ...bounds.head, partial: folder.finish(), rows: folder.rows, maxId: folder.maxId, rowCounts: folder.rowCounts }
 }
 
 /** The rows of [from, to) with an id up to `uptoId`, newest first, read PAGE_ROWS at a time. */
@@ -73,11 +116,17 @@ function* pagesOf(db: Database, from: string, to: string, uptoId: number): Gener
 
 /**
  * Rows of several files merged newest first, lazily; a row in two of them
- * (copied to its archive, not yet deleted from the live file) is taken once.
+ * (copied to its archive, not yet deleted from the live file) is taken once,
+ * by its id (a timestamp outside ASCII sorts one way in SQLite and another
+ * here, so the two copies need not come one after the other).
  */
 function* newestFirstAcross(sources: Iterator<StatRow>[]): Generator<StatRow> {
+  if (sources.length === 1) {
+    yield* { [Symbol.iterator]: () => sources[0]! }
+    return
+  }
   const heads = sources.map((source) => source.next())
-  let last: StatRow | null = null
+  const taken = new Set<number>()
   for (;;) {
     let best = -1
     for (let i = 0; i < heads.length; i++) {
@@ -87,8 +136,8 @@ function* newestFirstAcross(sources: Iterator<StatRow>[]): Generator<StatRow> {
     if (best < 0) return
     const row = heads[best]!.value as StatRow
     heads[best] = sources[best]!.next()
-    if (last && newestFirst(last, row) === 0) continue
-    last = row
+    if (taken.has(row.id)) continue
+    taken.add(row.id)
     yield row
   }
 }

@@ -24,7 +24,7 @@
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import type { Pricing } from '../config.ts'
-import { foldStepwise } from './fold-stepwise.ts'
+import { type FoldBounds, foldBounds, foldStepwise } from './fold-stepwise.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { ANY_SLICE, type FoldedSlice, deleteEpoch, lateSlices } from './slice-store.ts'
 import { canonicalMs, databasesOf, idRange, timeSpan } from './queries.ts'
@@ -237,6 +237,8 @@ export async function slicePartials(
     rollups!.used()
     cache?.set(single!, from, partial)
   }
+  // Which rows exist for this read's folds: taken once, so its slices agree (a request across two is counted once).
+  let bounds: FoldBounds | undefined
   for (const slice of slices) {
     const sealed = slice.sealed
     const kept = sealed ? (cache?.get(single!, slice.from) ?? stored.get(slice.from)) : undefined
@@ -250,7 +252,8 @@ export async function slicePartials(
     let partial: SlicePartial
     if (!holding.length) partial = foldSlice(dbs, [])
     else {
-      const folded = await foldStepwise(dbs, slice.from, slice.to, giveBack, holding)
+      bounds ??= foldBounds(dbs)
+      const folded = await foldStepwise(dbs, slice.from, slice.to, giveBack, holding, bounds)
       if (sealed) rollups?.keepFolded(folded, options.nowMs)
       if (sealed && finalAtMs(folded.partial, slice.toMs) <= options.nowMs) cache?.setFolded(single!, folded)
       partial = folded.partial
