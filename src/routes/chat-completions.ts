@@ -18,7 +18,6 @@ export const ChatCompletionsSchema = v.looseObject({
   ),
   stream: v.optional(v.boolean()),
   user: v.optional(v.string()),
-
   models: NoModelList,
 })
 

@@ -21,7 +21,6 @@ export const InferRequestSchema = v.looseObject({
     v.minLength(1, 'at least one message is required'),
   ),
   stream: v.optional(v.boolean()),
-
   models: NoModelList,
 })
 
