@@ -32,7 +32,8 @@ async function agentState(w: TestWitness, agent: string) {
   return body.agents.find((a: { agent: string }) => a.agent === agent)
 }
 
-const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n') : [])
+/** The lines a command has written so far (a file the shell has created but not yet written to has none). */
+const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [])
 
 describe('an agent that falls silent', () => {
   test('has its rollback_command run exactly once for the silence, with one rollback row; its next beat ends the episode', async () => {
