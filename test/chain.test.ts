@@ -8,6 +8,7 @@ import { retryWaitMs } from '../src/router/attempt.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { readMeta, readRows, rowById } from './support/rows.ts'
 import { manualClock, simConfig, startWitness, type TestWitness } from './support/witness.ts'
+import { eventually } from './support/process.ts'
 
 let sim: Simulator
 const running: TestWitness[] = []
@@ -364,7 +365,7 @@ describe('timeouts', () => {
     expect(rows[0]!.latency_ms).toBeGreaterThanOrEqual(150)
     expect(rows[1]!.error_message).toBe('fallback from sim/slow+hang: timeout after 150 ms')
     // The simulator saw its client go away: the request was aborted, not abandoned.
-    await Bun.sleep(20)
+    await eventually(() => sim.requests[0]!.aborted === true)
     expect(sim.requests[0]!.aborted).toBe(true)
   })
 
@@ -388,7 +389,8 @@ describe('a client that goes away', () => {
       }).catch(() => null)
     await leave('default') // gone while witness waits 400 ms before the retry
     await leave('hung') // gone while the upstream hangs
-    await Bun.sleep(500)
+    await Bun.sleep(500) // past the 400 ms the retry would have come after
+    await eventually(() => readRows(w.dbPath).filter((r) => r.status !== 'pending').length >= 2)
     expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([
       ['error', 'HTTP 503 service unavailable: simulated HTTP 503'],
       ['error', 'aborted: client disconnected'],

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, test } from 'bun:test'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { bytesOf, sendRaw } from './support/raw-http.ts'
+import { eventually } from './support/process.ts'
 
 const started: Simulator[] = []
 afterEach(async () => {
@@ -68,7 +69,7 @@ describe('what the simulator received', () => {
     const s = sim(1)
     const head = bytesOf('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 500\r\nX-Witness-Log-Id: 7\r\n\r\n{"model":')
     await sendRaw(s.port, { head, pieces: [], pieceDelayMs: 0 }, 100)
-    await Bun.sleep(50)
+    await eventually(() => s.count() === 1 && s.requests[0]?.aborted === true)
     expect(s.count()).toBe(1)
     expect(s.requests[0]).toMatchObject({ aborted: true, headers: expect.objectContaining({ 'x-witness-log-id': '7' }) })
   })

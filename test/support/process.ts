@@ -85,3 +85,13 @@ export async function holdJobLock(job: string, lockPath: string): Promise<{ rele
     },
   }
 }
+
+/**
+ * Waits until `done()` holds, looking every 10 ms, for at most `timeoutMs`: for what another
+ * process or the server does in its own time (a busy machine may take a while), instead of a fixed
+ * sleep that a slow run overruns. The caller asserts after it, so a wait that ran out still fails.
+ */
+export async function eventually(done: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = performance.now() + timeoutMs
+  while (!done() && performance.now() < deadline) await Bun.sleep(10)
+}
