@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
 import * as v from 'valibot'
-import { type YAMLError, parseAllDocuments, parseDocument } from 'yaml'
+import { LineCounter, isMap, isNode, isScalar, isSeq, parseAllDocuments, parseDocument } from 'yaml'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, publicEndpoint } from '../providers/types.ts'
@@ -595,7 +595,7 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   if (documents.length > 1) throw new ConfigError(path, [{ path: '', message: `holds ${documents.length} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
   if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
-  const duplicates = duplicateKeys(text, documents[0]?.errors ?? [])
+  const duplicates = duplicateKeys(text)
   if (!duplicates.length) return parseConfig(doc, options)
   // Listed with whatever else is wrong: the later key would silently have replaced the earlier.
   let others: Issue[] = []
@@ -615,19 +615,31 @@ function yamlProblems(text: string, error: Error): Issue[] {
 }
 
 /**
- * Keys given twice in one mapping. YAML parsers keep the last one without a word, so a second
- * `auth:` block (a pasted `token new`) would drop every agent of the first, a second `policy:`
- * its banned providers. Bun's parser reads the values; the `yaml` package finds these.
+ * Keys given twice in one mapping, each named by its path (`providers.kimi`) and the line of its
+ * second appearance. YAML parsers keep the last one without a word, so a second `auth:` block (a
+ * pasted `token new`) would drop every agent of the first, a second `policy:` its banned
+ * providers. Bun's parser reads the values; the `yaml` package's syntax tree finds these.
  */
-function duplicateKeys(text: string, errors: readonly YAMLError[]): Issue[] {
-  const lines = text.split('\n')
-  return errors
-    .filter((e) => e.code === 'DUPLICATE_KEY')
-    .map((e) => {
-      const at = e.linePos?.[0]
-      const key = at ? /^\s*-?\s*["']?([^"':]+)/.exec(lines[at.line - 1]?.slice(at.col - 1) ?? '')?.[1]?.trim() : undefined
-      return { path: key ?? '', message: `given twice in one mapping${at ? ` (again at line ${at.line})` : ''}: the later would silently replace the earlier; merge them` }
-    })
+function duplicateKeys(text: string): Issue[] {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { uniqueKeys: false, lineCounter: lines })
+  const out: Issue[] = []
+  const walk = (node: unknown, path: (string | number)[]) => {
+    if (isMap(node)) {
+      const seen = new Set<string>()
+      for (const pair of node.items) {
+        const key = isScalar(pair.key) ? String(pair.key.value) : String(pair.key)
+        const at = isNode(pair.key) && pair.key.range ? lines.linePos(pair.key.range[0]).line : null
+        if (seen.has(key)) {
+          out.push({ path: pathText([...path, key]), message: `given twice in one mapping${at ? ` (again at line ${at})` : ''}: the later would silently replace the earlier; merge them` })
+        }
+        seen.add(key)
+        walk(pair.value, [...path, key])
+      }
+    } else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i]))
+  }
+  walk(doc.contents, [])
+  return out
 }
 
 export function sha256(data: string | Uint8Array): string {

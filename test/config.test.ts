@@ -272,6 +272,22 @@ describe('config', () => {
     ])
   })
 
+  test('a key given twice deeper in is named by its path, so the same name elsewhere (a provider and a price) is not mistaken for it', () => {
+    const dir = tempDir()
+    const path = join(dir, 'witness.yaml')
+    writeFileSync(path, 'providers:\n  kimi: {}\n  kimi: { timeout_ms: 1000 }\nchains:\n  default:\n    - { provider: kimi, model: m, model: n }\npricing:\n  kimi: { input_per_mtok: 1, output_per_mtok: 2 }\n')
+    let issues: { path: string; message: string }[] = []
+    try {
+      loadConfig(path)
+    } catch (error) {
+      issues = (error as ConfigError).issues
+    }
+    expect(issues.slice(0, 2)).toEqual([
+      { path: 'providers.kimi', message: 'given twice in one mapping (again at line 3): the later would silently replace the earlier; merge them' },
+      { path: 'chains.default[0].model', message: 'given twice in one mapping (again at line 6): the later would silently replace the earlier; merge them' },
+    ])
+  })
+
   test('provider headers must be HTTP header names with values on one line; timers at most 24.8 days', () => {
     expect(problems({ ...minimal, providers: { kimi: { headers: { 'Bad Header': 'x', 'X-Ok': 'a\r\nInjected: 1' } } } }).map((i) => i.path).sort()).toEqual(['providers.kimi.headers.Bad Header', 'providers.kimi.headers.X-Ok'])
     expect(problems({ ...minimal, deadman: { command_timeout_s: 2_592_000, check_every_s: 3_000_000 } }).map((i) => i.path).sort()).toEqual(['deadman.check_every_s', 'deadman.command_timeout_s'])
