@@ -589,9 +589,9 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   } catch (error) {
     throw new ConfigError(path, yamlProblems(text, error as Error))
   }
-  // The `yaml` package reads the file once more, for what Bun's parser does not say: several
-  // documents (`---`, which Bun reads as a list of them) and keys given twice.
-  const documents = parseAllDocuments(text, { uniqueKeys: true })
+  // The `yaml` package reads the file again, for what Bun's parser does not say: several
+  // documents (`---`, which Bun reads as a list of them) and keys given twice (duplicateKeys).
+  const documents = parseAllDocuments(text, { uniqueKeys: false })
   if (documents.length > 1) throw new ConfigError(path, [{ path: '', message: `holds ${documents.length} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
   if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
