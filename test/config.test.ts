@@ -8,14 +8,24 @@ import { ConfigError } from '../src/errors.ts'
 import { ROOT } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
-function problems(input: unknown): { path: string; message: string }[] {
+/** The problems a ConfigError from `run` lists. */
+function issuesOf(run: () => unknown): { path: string; message: string }[] {
   try {
-    parseConfig(input)
+    run()
   } catch (error) {
     if (error instanceof ConfigError) return error.issues
     throw error
   }
   throw new Error('expected a ConfigError')
+}
+
+const problems = (input: unknown) => issuesOf(() => parseConfig(input))
+
+/** The problems `loadConfig` lists for a config file holding `text`. */
+function fileProblems(text: string): { path: string; message: string }[] {
+  const path = join(tempDir(), 'witness.yaml')
+  writeFileSync(path, text)
+  return issuesOf(() => loadConfig(path))
 }
 
 const minimal = { providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }
@@ -257,15 +267,7 @@ describe('config', () => {
   })
 
   test('a key given twice in one mapping is refused (YAML parsers keep the last without a word): a second auth or policy block', () => {
-    const dir = tempDir()
-    const path = join(dir, 'witness.yaml')
-    writeFileSync(path, 'providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: m } ] }\npolicy: { banned_providers: [anthropic] }\nmax_body_mb: lots\npolicy: { retry_timeouts: true }\n')
-    let issues: { path: string; message: string }[] = []
-    try {
-      loadConfig(path)
-    } catch (error) {
-      issues = (error as ConfigError).issues
-    }
+    const issues = fileProblems('providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: m } ] }\npolicy: { banned_providers: [anthropic] }\nmax_body_mb: lots\npolicy: { retry_timeouts: true }\n')
     expect(issues).toEqual([
       { path: 'policy', message: 'given twice in one mapping (again at line 5): the later would silently replace the earlier; merge them' },
       { path: 'max_body_mb', message: expect.any(String) },
@@ -273,15 +275,7 @@ describe('config', () => {
   })
 
   test('a key given twice deeper in is named by its path, so the same name elsewhere (a provider and a price) is not mistaken for it', () => {
-    const dir = tempDir()
-    const path = join(dir, 'witness.yaml')
-    writeFileSync(path, 'providers:\n  kimi: {}\n  kimi: { timeout_ms: 1000 }\nchains:\n  default:\n    - { provider: kimi, model: m, model: n }\npricing:\n  kimi: { input_per_mtok: 1, output_per_mtok: 2 }\n')
-    let issues: { path: string; message: string }[] = []
-    try {
-      loadConfig(path)
-    } catch (error) {
-      issues = (error as ConfigError).issues
-    }
+    const issues = fileProblems('providers:\n  kimi: {}\n  kimi: { timeout_ms: 1000 }\nchains:\n  default:\n    - { provider: kimi, model: m, model: n }\npricing:\n  kimi: { input_per_mtok: 1, output_per_mtok: 2 }\n')
     expect(issues.slice(0, 2)).toEqual([
       { path: 'providers.kimi', message: 'given twice in one mapping (again at line 3): the later would silently replace the earlier; merge them' },
       { path: 'chains.default[0].model', message: 'given twice in one mapping (again at line 6): the later would silently replace the earlier; merge them' },
