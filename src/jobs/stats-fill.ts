@@ -22,7 +22,7 @@
 import { Database } from 'bun:sqlite'
 import { type Clock, isoTime } from '../clock.ts'
 import { foldStepwise } from '../telemetry/fold-stepwise.ts'
-import { canonicalMs, idAfterRows, timeSpan } from '../telemetry/queries.ts'
+import { canonicalMs, idAfterRows, idRange, timeSpan } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import {
   type FoldedSlice,
@@ -91,7 +91,7 @@ export function startStatsFill(deps: StatsFillDeps): StatsFill {
     let upto = 0
     let from: number | null = null
     // The rows there as the run begins: a writer adding rows faster than they are checked does not keep it going.
-    const target = (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi ?? 0
+    const target = idRange(db).hi ?? 0
     for (;;) {
       if (stopped) break
       const step = db.transaction(() => {

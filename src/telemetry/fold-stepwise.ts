@@ -20,7 +20,7 @@
  * done again.
  */
 import type { Database } from 'bun:sqlite'
-import { type PageKey, type StatRow, databasesOf, newestFirst, statRowsPage } from './queries.ts'
+import { type PageKey, type StatRow, databasesOf, idRange, newestFirst, statRowsPage } from './queries.ts'
 import { type FoldedSlice, deleteEpoch, snapshotHead } from './slice-store.ts'
 import { SliceFolder } from './stats.ts'
 
@@ -46,14 +46,10 @@ export function foldBounds(dbs: Database | readonly Database[]): FoldBounds {
   const [live, ...archives] = databasesOf(dbs)
   return live!.transaction(() => {
     const head = snapshotHead(live!)
-    const uptoId = Math.max(head.asOfId, sequenceOf(live!), ...archives.map(maxId))
+    const uptoId = Math.max(head.asOfId, sequenceOf(live!), ...archives.map((db) => idRange(db).hi ?? 0))
     const ids = live!.query("SELECT id FROM request_log WHERE status = 'pending' AND id <= $upto").values({ $upto: uptoId }) as [number][]
     return { head, uptoId, pending: new Set(ids.map((r) => r[0])) }
   })()
-}
-
-function maxId(db: Database): number {
-  return (db.query('SELECT max(id) AS hi FROM request_log').get() as { hi: number | null }).hi ?? 0
 }
 
 /** The highest id request_log has handed out (AUTOINCREMENT keeps it in sqlite_sequence); 0 if none is kept. */
@@ -93,7 +89,7 @@ export async function foldStepwise(
 
 async function foldWithin(all: readonly Database[], rowsIn: readonly Database[], from: string, to: string, pace: () => Promise<void>, bounds: FoldBounds): Promise<FoldedSlice> {
   const upto = bounds.uptoId
-  const folder = new SliceFolder(all, all.map(() => upto))
+  const folder = new SliceFolder(all, upto)
   const pages = rowsIn.map((db) => pagesOf(db, from, to, upto))
   for (const row of newestFirstAcross(pages)) {
     folder.add(bounds.pending.has(row.id) && row.status !== 'pending' ? { ...row, status: 'pending' } : row)
@@ -120,11 +116,8 @@ function* pagesOf(db: Database, from: string, to: string, uptoId: number): Gener
  * by its id (a timestamp outside ASCII sorts one way in SQLite and another
  * here, so the two copies need not come one after the other).
  */
-function* newestFirstAcross(sources: Iterator<StatRow>[]): Generator<StatRow> {
-  if (sources.length === 1) {
-    yield* { [Symbol.iterator]: () => sources[0]! }
-    return
-  }
+function* newestFirstAcross(sources: Generator<StatRow>[]): Generator<StatRow> {
+  if (sources.length === 1) return yield* sources[0]!
   const heads = sources.map((source) => source.next())
   const taken = new Set<number>()
   for (;;) {

@@ -340,22 +340,12 @@ export interface StatRow {
   cost_usd: number | null
 }
 
-const STAT_ROWS_SQL = `SELECT l.id, l.timestamp, l.agent_name, l.provider, l.model, l.status, l.latency_ms, l.tokens_in, l.tokens_out,
-         m.request_id, m.chain, m.seq, m.cost_usd
-  FROM request_log l LEFT JOIN request_log_meta m ON m.log_id = l.id
-  WHERE l.timestamp >= $from AND l.timestamp < $to
-  ORDER BY l.timestamp DESC, l.id DESC`
-
-/** Every row in [from, to), newest first, with the meta the stats need. */
-export function statRows(db: Database, from: string, to: string): StatRow[] {
-  return db.query(STAT_ROWS_SQL).all({ $from: from, $to: to }) as StatRow[]
-}
-
 /**
- * A page of statRows: at most `limit` rows of [from, to) with an id up to
- * `uptoId`, strictly older than `before` (newest first, as statRows). Each
- * page is its own short read: a caller walking a slice page by page holds
- * no snapshot between pages.
+ * A page of the rows the stats fold: at most `limit` rows of [from, to)
+ * with an id up to `uptoId`, strictly older than `before`, newest first
+ * (timestamp, then id), with the meta the stats need. Each page is its own
+ * short read: a caller walking a slice page by page holds no snapshot
+ * between pages.
  */
 export function statRowsPage(db: Database, from: string, to: string, uptoId: number, before: PageKey | null, limit: number): StatRow[] {
   // One upper bound on the timestamp each: given two, SQLite bounds the index walk by `to` and only

@@ -101,7 +101,7 @@ export function rowCountKey(agent: string, provider: string, model: string): str
 }
 
 /**
- * Folds the rows of one slice (newest first, as statRows returns them).
+ * Folds the rows of one slice (newest first, as statRowsPage reads them).
  * Whether a failed row was its request's last call is settled within the
  * slice where possible, and otherwise by an index lookup in `db` (the rest
  * of the request may lie in a later slice), or in each of several
@@ -134,20 +134,20 @@ export class SliceFolder {
   /** Rows folded per (agent, provider, model), every status included: [agent, provider, model, rows] by rowCountKey. */
   readonly rowCounts = new Map<string, RowCount>()
 
-  /** `uptoIds`: for each of `db`, the highest id its lookups see (rows added since a fold began are not in it). */
+  /** `uptoId`: the highest id its lookups see (rows added since a fold began are not in it; the files share one sequence). */
   constructor(
     db: Database | readonly Database[],
-    private readonly uptoIds?: readonly number[],
+    private readonly uptoId?: number,
   ) {
     this.dbs = Array.isArray(db) ? db : [db as Database]
   }
 
   private laterRow(rid: string, seq: number, anyRow: boolean): boolean {
-    return this.dbs.some((d, i) => hasLaterRow(d, rid, seq, anyRow, this.uptoIds?.[i]))
+    return this.dbs.some((d) => hasLaterRow(d, rid, seq, anyRow, this.uptoId))
   }
 
   private callRow(rid: string): boolean {
-    return this.dbs.some((d, i) => hasCallRow(d, rid, this.uptoIds?.[i]))
+    return this.dbs.some((d) => hasCallRow(d, rid, this.uptoId))
   }
 
   add(row: StatRow): void {
