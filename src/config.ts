@@ -591,11 +591,12 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   }
   // The `yaml` package reads the file again, for what Bun's parser does not say: several
   // documents (`---`, which Bun reads as a list of them) and keys given twice (duplicateKeys).
-  const documents = parseAllDocuments(text, { uniqueKeys: false })
+  const lines = new LineCounter()
+  const documents = parseAllDocuments(text, { uniqueKeys: false, lineCounter: lines })
   if (documents.length > 1) throw new ConfigError(path, [{ path: '', message: `holds ${documents.length} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
   if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
-  const duplicates = duplicateKeys(text)
+  const duplicates = documents[0] ? duplicateKeys(documents[0].contents, lines) : []
   if (!duplicates.length) return parseConfig(doc, options)
   // Listed with whatever else is wrong: the later key would silently have replaced the earlier.
   let others: Issue[] = []
@@ -620,9 +621,7 @@ function yamlProblems(text: string, error: Error): Issue[] {
  * pasted `token new`) would drop every agent of the first, a second `policy:` its banned
  * providers. Bun's parser reads the values; the `yaml` package's syntax tree finds these.
  */
-function duplicateKeys(text: string): Issue[] {
-  const lines = new LineCounter()
-  const doc = parseDocument(text, { uniqueKeys: false, lineCounter: lines })
+function duplicateKeys(contents: unknown, lines: LineCounter): Issue[] {
   const out: Issue[] = []
   const walk = (node: unknown, path: (string | number)[]) => {
     if (isMap(node)) {
@@ -638,7 +637,7 @@ function duplicateKeys(text: string): Issue[] {
       }
     } else if (isSeq(node)) node.items.forEach((item, i) => walk(item, [...path, i]))
   }
-  walk(doc.contents, [])
+  walk(contents, [])
   return out
 }
 
