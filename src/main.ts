@@ -26,7 +26,7 @@ import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
-import { type Store, openStore } from './telemetry/store.ts'
+import { type Store, type StoreOptions, openStore } from './telemetry/store.ts'
 
 export interface ServeOptions {
   configPath: string
@@ -92,13 +92,15 @@ export function configPathFrom(flag: string | undefined): string {
   return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
 }
 
-export function openStoreFor(config: Config, dbOverride?: string): Store {
+/** `checkpoints`: `thread` for the server, whose event loop must not wait for them (see store.ts). */
+export function openStoreFor(config: Config, dbOverride?: string, checkpoints: StoreOptions['checkpoints'] = 'writer'): Store {
   return openStore(dbOverride ?? config.databasePath, {
     sync: config.raw.database_sync,
     busyTimeoutMs: config.raw.database_busy_timeout_ms,
     maxMb: config.raw.database_max_mb,
     writer: config.raw.database_writer,
     fsync: config.raw.database_fsync,
+    checkpoints,
   })
 }
 
@@ -135,7 +137,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   }
   let opened: Store | undefined
   try {
-    const store = openStoreFor(boot, options.db)
+    const store = openStoreFor(boot, options.db, 'thread')
     opened = store
     const recovered = store.recoverPending(
       `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,

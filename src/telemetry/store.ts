@@ -8,6 +8,7 @@
 import { Database } from 'bun:sqlite'
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
+import { type Checkpointer, startCheckpointer } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
 import { chainAppender } from '../proof/append.ts'
 import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, SideWrites, WriteOp, WriteResult } from './rows.ts'
@@ -25,6 +26,14 @@ export interface StoreOptions extends WriterOptions {
   writer?: 'thread' | 'inline'
   /** With `full` and the inline writer: fsync on the thread pool (default) or inside COMMIT on the event loop. */
   fsync?: 'thread_pool' | 'event_loop'
+  /**
+   * With `full`, the inline writer and its fsync on the thread pool: WAL checkpoints on a thread of
+   * their own (the server; checkpointer.ts) or inside the writer's COMMITs, SQLite's default
+   * (short-lived commands). Default `writer`. Elsewhere they stay in the COMMITs, where they
+   * measured better: with `normal` no commit waits for a sync, so the checkpoint's own syncs were
+   * cheaper there than a second thread writing the same files.
+   */
+  checkpoints?: 'thread' | 'writer'
 }
 
 export interface Store {
@@ -60,6 +69,8 @@ export interface Store {
   readonly counters: GroupCommit<WriteOp, WriteResult>['counters']
   /** fsyncs of the WAL issued off the event loop so far (`database_sync: full` with the inline writer); 0 otherwise. */
   fsyncs(): number
+  /** WAL checkpoints run on the checkpoint thread so far, and those that failed (zeros without one). */
+  checkpoints(): { checkpoints: number; failures: number }
   close(): void
 }
 
@@ -121,16 +132,31 @@ export function openStore(path: string, options: StoreOptions): Store {
   // COMMIT. The writer thread can afford to wait for it in COMMIT.
   const inline = options.writer !== 'thread'
   const offLoop = inline && options.sync === 'full' && options.fsync !== 'event_loop'
-  const writer = inline ? openWriter(path, offLoop ? { ...options, sync: 'normal' } : options) : threadWriter(path, options)
+  const checkpointThread = offLoop && options.checkpoints === 'thread'
+  let writer: { apply: (ops: WriteOp[]) => WriteResult[] | Promise<WriteResult[]>; close: () => void }
   let barrier: Barrier | null = null
-  try {
-    if (offLoop) barrier = walFsyncBarrier(path)
-  } catch (error) {
-    writer.close()
-    throw error
-  }
+  let checkpointer: Checkpointer | null = null
+  if (inline) {
+    const own = openWriter(path, { ...options, sync: offLoop ? 'normal' : options.sync, autocheckpoint: !checkpointThread })
+    writer = own
+    try {
+      if (offLoop) barrier = walFsyncBarrier(path)
+      // A checkpoint thread that dies hands the checkpoints back to the writer's COMMITs.
+      if (checkpointThread) checkpointer = startCheckpointer(path, { onLost: () => own.autocheckpoint(true) })
+    } catch (error) {
+      barrier?.close()
+      own.close()
+      throw error
+    }
+  } else writer = threadWriter(path, options)
   const commits: GroupCommit<WriteOp, WriteResult> = new GroupCommit<WriteOp, WriteResult>({
-    apply: (ops) => writer.apply(ops),
+    apply: checkpointer
+      ? (ops) => {
+          const results = writer.apply(ops)
+          checkpointer.committed()
+          return results
+        }
+      : (ops) => writer.apply(ops),
     budgetMs: options.busyTimeoutMs,
     isBusy,
     durable: barrier ? () => barrier.wait() : undefined,
@@ -218,6 +244,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     reader,
     counters: commits.counters,
     fsyncs: () => barrier?.syncs ?? 0,
+    checkpoints: () => checkpointer?.counts() ?? { checkpoints: 0, failures: 0 },
     begin: async (head, meta) => (await newRow(commits.submit({ kind: 'begin', head, meta }))).id,
     finish: async (id, outcome) => {
       try {
@@ -248,6 +275,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     health: () => ({ ...rows }),
     close() {
       if (retrying) clearInterval(retrying)
+      checkpointer?.close()
       // The writer closes last: as the last connection it checkpoints and removes the WAL (a read-only one cannot).
       reader.close()
       writer.close()

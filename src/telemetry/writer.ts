@@ -19,16 +19,22 @@ import { type Status, isStatus } from './schema.ts'
  * CLI query left open), and without a limit it kept that size for good.
  */
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
+/** SQLite's default: the COMMIT that takes the WAL past this many frames checkpoints it. */
+const AUTOCHECKPOINT_FRAMES = 1000
 
 export interface WriterOptions {
   sync: 'full' | 'normal'
   /** Hard size budget for the file, applied with max_page_count. */
   maxMb?: number
+  /** false: the writer never checkpoints; another connection does (checkpointer.ts). Default true. */
+  autocheckpoint?: boolean
 }
 
 export interface Writer {
   /** Applies the ops in one transaction; one result per op. Throws to fail them all. */
   apply(ops: WriteOp[]): WriteResult[]
+  /** Turns SQLite's own checkpoints in COMMIT on (its default, 1000 frames) or off. */
+  autocheckpoint(on: boolean): void
   close(): void
 }
 
@@ -38,6 +44,8 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   db.exec('PRAGMA busy_timeout = 0')
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
   db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
+  const autocheckpoint = (on: boolean) => db.exec(`PRAGMA wal_autocheckpoint = ${on ? AUTOCHECKPOINT_FRAMES : 0}`)
+  autocheckpoint(options.autocheckpoint ?? true)
 
   // The size budget. SQLite raises a connection's limit silently when it sees
   // the file grown past it by another connection, so it is re-applied before
@@ -206,6 +214,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
       for (const id of finished) pendingHeads.delete(id)
       return results
     },
+    autocheckpoint,
     close: () => db.close(),
   }
 }
