@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { statSync } from 'node:fs'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { holdWriteLock } from './support/process.ts'
 import { parsePrometheus, valueOf } from './support/prometheus.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -39,6 +40,11 @@ describe('GET /metrics', () => {
       ['witness_fallbacks_total', 'counter'],
       ['witness_pending_rows', 'gauge'],
       ['witness_database_bytes', 'gauge'],
+      ['witness_commits_total', 'counter'],
+      ['witness_committed_writes_total', 'counter'],
+      ['witness_commit_lock_waits_total', 'counter'],
+      ['witness_write_failures_total', 'counter'],
+      ['witness_wal_checkpoints_total', 'counter'],
     ])
   })
 
@@ -57,6 +63,32 @@ describe('GET /metrics', () => {
     expect(valueOf(m, 'witness_attempt_duration_seconds_sum', { provider: 'sim' })).toBeGreaterThanOrEqual(0.02)
     expect(valueOf(m, 'witness_pending_rows')).toBe(0)
     expect(valueOf(m, 'witness_database_bytes')).toBeGreaterThanOrEqual(statSync(w.dbPath).size)
+  })
+
+  test("counts the writer's commits and the writes in them", async () => {
+    const m = parsePrometheus(await (await fetch(`${w.url}/metrics`)).text())
+    const commits = valueOf(m, 'witness_commits_total')!
+    const writes = valueOf(m, 'witness_committed_writes_total')!
+    // The three requests wrote at least: two pending rows and their finishes, a fallback row, and the last pending row and finish.
+    expect(writes).toBeGreaterThanOrEqual(7)
+    expect(commits).toBeGreaterThanOrEqual(1)
+    expect(commits).toBeLessThanOrEqual(writes)
+    expect(valueOf(m, 'witness_commit_lock_waits_total')).toBe(0)
+    expect(valueOf(m, 'witness_write_failures_total')).toBe(0)
+    // Far fewer commits than one checkpoint needs (64).
+    expect(valueOf(m, 'witness_wal_checkpoints_total', { result: 'done' })).toBe(0)
+    expect(valueOf(m, 'witness_wal_checkpoints_total', { result: 'missed' })).toBe(0)
+  })
+
+  test('counts the waits for a database locked by another process, and the writes it refused', async () => {
+    const locked = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 300 }))
+    const lock = await holdWriteLock(locked.dbPath)
+    expect((await locked.infer({})).status).toBe(503)
+    await lock.release()
+    const m = parsePrometheus(await (await fetch(`${locked.url}/metrics`)).text())
+    expect(valueOf(m, 'witness_commit_lock_waits_total')).toBeGreaterThan(0)
+    expect(valueOf(m, 'witness_write_failures_total')).toBe(1)
+    await locked.stop(0)
   })
 
   test('the pending gauge counts calls in flight', async () => {

@@ -13,6 +13,16 @@ export interface AttemptObserver {
   fallback(from: string, to: string): void
 }
 
+/** The writer's counters since the process started (Store.counters and Store.checkpoints). */
+export interface WriterCounters {
+  commits: number
+  writes: number
+  lockWaits: number
+  failures: number
+  checkpoints: number
+  checkpointsMissed: number
+}
+
 /** Upper bounds (seconds) of the duration histogram's buckets. */
 export const DURATION_BUCKETS_S = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300] as const
 
@@ -50,8 +60,8 @@ export class RouterMetrics implements AttemptObserver {
     this.fallbacks.set(key, entry)
   }
 
-  /** The Prometheus text exposition (format 0.0.4), with the gauges read at scrape time. */
-  render(gauges: { pendingRows: number; databaseBytes: number }): string {
+  /** The Prometheus text exposition (format 0.0.4), with the gauges and the writer's counters read at scrape time. */
+  render(gauges: { pendingRows: number; databaseBytes: number }, writer: WriterCounters): string {
     const out: string[] = []
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
     family('witness_attempts_total', 'counter', 'Upstream calls finished, by provider, model and outcome (success, error, timeout).')
@@ -71,6 +81,17 @@ export class RouterMetrics implements AttemptObserver {
     out.push(`witness_pending_rows ${gauges.pendingRows}`)
     family('witness_database_bytes', 'gauge', 'Size of the database file and its write-ahead log, in bytes.')
     out.push(`witness_database_bytes ${gauges.databaseBytes}`)
+    family('witness_commits_total', 'counter', 'Transactions the writer committed; each holds every write queued while the one before it was committed.')
+    out.push(`witness_commits_total ${writer.commits}`)
+    family('witness_committed_writes_total', 'counter', 'Writes committed (a pending row, its finish, a final row, a side write): over witness_commits_total, the writes per commit.')
+    out.push(`witness_committed_writes_total ${writer.writes}`)
+    family('witness_commit_lock_waits_total', 'counter', 'Batches that found the database locked by another connection and were tried again.')
+    out.push(`witness_commit_lock_waits_total ${writer.lockWaits}`)
+    family('witness_write_failures_total', 'counter', 'Writes refused (locked past database_busy_timeout_ms, full, read-only, or not made durable).')
+    out.push(`witness_write_failures_total ${writer.failures}`)
+    family('witness_wal_checkpoints_total', 'counter', 'WAL checkpoints on the checkpoint thread (database_sync: full), by result: done (the WAL started over) or missed (a reader or another checkpoint in the way; tried again later).')
+    out.push(`witness_wal_checkpoints_total${labelSet({ result: 'done' })} ${writer.checkpoints}`)
+    out.push(`witness_wal_checkpoints_total${labelSet({ result: 'missed' })} ${writer.checkpointsMissed}`)
     return `${out.join('\n')}\n`
   }
 }
