@@ -71,7 +71,12 @@ describe('witness query', () => {
 
   test('bad flags and a missing database exit 2, and the missing file is not created', () => {
     expect(witness(['query', '--db', dbPath, '--since', 'yesterday']).code).toBe(2)
-    expect(witness(['query', '--db', dbPath, '--status', 'done']).stderr).toContain('status: must be one of')
+    // Worded as the command's flags, not as the HTTP route's parameters.
+    expect(witness(['query', '--db', dbPath, '--status', 'done', '--request-id', '']).stderr).toBe(
+      'witness: --status must be one of: pending, success, error, timeout, fallback, rollback; --request-id must not be empty\n',
+    )
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra']).stderr).toBe('witness: --provider is required\n')
+    expect(witness(['stats', '--db', dbPath, '--by', 'colour']).stderr).toBe('witness: --by must be one of: provider, model, agent, chain\n')
     const missing = join(tempDir(), 'none.db')
     const result = witness(['query', '--db', missing])
     expect(result.code).toBe(2)

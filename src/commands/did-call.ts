@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { parseDidCallInput } from '../query-input.ts'
 import { type DidCallAnswer, didCall } from '../telemetry/did-call.ts'
 import { type Command, parsed } from './args.ts'
-import { READ_OPTIONS, given, openForReading } from './read-db.ts'
+import { READ_OPTIONS, given, parseFlags, openForReading } from './read-db.ts'
 
 export const didCallCommand: Command = {
   summary:
@@ -18,7 +18,7 @@ export const didCallCommand: Command = {
   async run(args) {
     const options = { ...READ_OPTIONS, json: { type: 'boolean' }, agent: { type: 'string' }, provider: { type: 'string' }, model: { type: 'string' }, since: { type: 'string' }, until: { type: 'string' } } as const
     const { values } = parsed(() => parseArgs({ args, options }))
-    const query = parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now())
+    const query = parseFlags(() => parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now()))
     const target = openForReading(values)
     try {
       const sources = await target.sources(query.archives, query, true)

@@ -5,7 +5,7 @@ import { DEFAULT_LIMIT, encodeCursor, parseListInput } from '../query-input.ts'
 import { listAcross } from '../telemetry/across.ts'
 import { pageOf } from '../telemetry/queries.ts'
 import { type Command, parsed } from './args.ts'
-import { READ_OPTIONS, given, openForReading } from './read-db.ts'
+import { READ_OPTIONS, given, parseFlags, openForReading } from './read-db.ts'
 
 const FILTERS = ['agent', 'provider', 'model', 'status', 'chain', 'request_id', 'since', 'until', 'limit', 'cursor'] as const
 const TABLE_COLUMNS = ['id', 'timestamp', 'agent_name', 'provider', 'model', 'status', 'tokens_in', 'tokens_out', 'latency_ms', 'error_message']
@@ -31,7 +31,7 @@ export const queryCommand: Command = {
       cursor: text,
     } as const
     const { values } = parsed(() => parseArgs({ args, options }))
-    const input = parseListInput(given(values, FILTERS), Date.now())
+    const input = parseFlags(() => parseListInput(given(values, FILTERS), Date.now()))
     const target = openForReading(values)
     try {
       const limit = input.limit ?? DEFAULT_LIMIT

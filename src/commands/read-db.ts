@@ -8,7 +8,7 @@
 import { Database } from 'bun:sqlite'
 import { existsSync, statSync } from 'node:fs'
 import { type Config, loadConfig } from '../config.ts'
-import { ConfigError } from '../errors.ts'
+import { ConfigError, InvalidRequestError, type Issue } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
 import { type ReadPeriod, type ReadSources, archivesWanted, openReadSources } from '../retention/read-sources.ts'
@@ -106,4 +106,18 @@ export function given(values: Record<string, string | boolean | undefined>, name
     else if (value === true) out[name] = '1'
   }
   return out
+}
+
+/**
+ * Runs a query-input parser on the parameters `given` made of the flags, and words what it refuses
+ * as the command's flags (`--since must be ...`), not as the HTTP route's parameters.
+ */
+export function parseFlags<T>(parse: () => T): T {
+  try {
+    return parse()
+  } catch (error) {
+    if (!(error instanceof InvalidRequestError)) throw error
+    const issues = (error.details.issues ?? []) as Issue[]
+    throw new UsageError(issues.map((i) => `${i.path ? `--${i.path.replace(/_/g, '-')}` : 'the options'} ${i.message}`).join('; '), { showUsage: false })
+  }
 }

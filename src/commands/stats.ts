@@ -6,7 +6,7 @@ import type { RankEntry, StatsResult } from '../telemetry/stats.ts'
 import { SliceRollups } from '../telemetry/slice-rollups.ts'
 import { computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
 import { type Command, parsed } from './args.ts'
-import { READ_OPTIONS, given, openForReading } from './read-db.ts'
+import { READ_OPTIONS, given, parseFlags, openForReading } from './read-db.ts'
 
 const COLUMNS = ['attempts', 'success', 'error', 'timeout', 'success_rate', 'requests', 'request_success_rate', 'p50_ms', 'p95_ms', 'p99_ms', 'tokens_in', 'tokens_out', 'cost_usd']
 
@@ -18,7 +18,7 @@ export const statsCommand: Command = {
     const options = { ...READ_OPTIONS, json: { type: 'boolean' }, since: { type: 'string' }, until: { type: 'string' }, by: { type: 'string' }, agent: { type: 'string' } } as const
     const { values } = parsed(() => parseArgs({ args, options }))
     const nowMs = Date.now()
-    const query = parseStatsInput(given(values, ['since', 'until', 'by', 'agent']), nowMs)
+    const query = parseFlags(() => parseStatsInput(given(values, ['since', 'until', 'by', 'agent']), nowMs))
     const target = openForReading(values)
     try {
       const sources = await target.sources(query.archives, statsReadPeriod(query), true)
