@@ -76,7 +76,47 @@ describe('the server\'s store (checkpoints: thread)', () => {
     db.close()
   }, 60_000)
 
+  test("waiting for its own checkpoint spends no write's lock budget (database_busy_timeout_ms is for other processes)", async () => {
+    const path = newDatabase()
+    // A budget of 1 ms: any wait for the checkpoint's hold on the write lock (two fsyncs) would refuse writes.
+    const store = openStore(path, { sync: 'full', busyTimeoutMs: 1, checkpoints: 'thread' })
+    const refused: string[] = []
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        for (let i = 0; i < 600; i++) {
+          try {
+            const id = await store.begin(head(), meta())
+            await store.finish(id, done)
+          } catch (error) {
+            refused.push((error as Error).message)
+          }
+        }
+      }),
+    )
+    expect(refused).toEqual([])
+    expect(store.counters.failures).toBe(0)
+    expect(store.checkpoints().checkpoints).toBeGreaterThan(0)
+    store.close()
+  }, 60_000)
+
   test('the writer takes the checkpoints back if the thread cannot run', async () => {
+    const path = newDatabase()
+    // A real thread, pointed at a file it cannot open: it fails to start.
+    const missing = join(tempDir(), 'missing', 'w.db')
+    const store = openStore(path, { sync: 'full', busyTimeoutMs: 2_000, checkpoints: 'thread', startCheckpoints: (_, options) => startCheckpointer(missing, options) })
+    let maxWal = 0
+    for (let round = 0; round < 1_000; round++) {
+      const ids = await Promise.all(Array.from({ length: 4 }, () => store.begin(head(), meta())))
+      await Promise.all(ids.map((id) => store.finish(id, done)))
+      maxWal = Math.max(maxWal, walBytes(path))
+    }
+    expect(store.checkpoints().checkpoints).toBe(0)
+    // SQLite's own checkpoints, back in the writer's COMMITs, started the WAL over at 1000 frames (4 MB).
+    expect(maxWal).toBeLessThan(8 * 1024 * 1024)
+    store.close()
+  }, 60_000)
+
+  test('a thread that cannot start says so once, and asking it for checkpoints then is harmless', async () => {
     const lost: string[] = []
     const checkpointer = startCheckpointer(join(tempDir(), 'missing', 'w.db'), { onLost: (why) => lost.push(why) })
     await eventually(() => lost.length > 0)

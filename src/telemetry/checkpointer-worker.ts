@@ -4,16 +4,23 @@
  * Blocking (Atomics.wait, a sleep between tries) is fine here: this thread
  * does nothing else.
  *
- * A checkpoint is two steps. PASSIVE copies the WAL into the database and
- * fsyncs both without the write lock, while the writer goes on committing.
- * So it never copies it all: the writer has added frames meanwhile, and
- * SQLite starts a WAL over only once it was all copied. RESTART then takes
- * the write lock, copies the few frames added since, fsyncs the database
- * and starts the WAL over; the writer's commits wait that long (group
- * commit retries a locked database off the loop). It never waits for the
- * lock or for readers (busy_timeout 0): a try that finds either busy lets
- * go at once and tries again a moment later; a reader that stays (a long
- * export) leaves the WAL to grow until it is done, as it would anyway.
+ * A checkpoint is two steps. PASSIVE fsyncs the WAL and copies the frames
+ * it holds into the database without the write lock, while the writer goes
+ * on committing. Under load that never finishes the job: the writer has
+ * added frames meanwhile, the database is fsynced only when nothing was,
+ * and SQLite starts a WAL over only once every frame is in the database
+ * (PASSIVE's own report cannot tell: it counts the frames there were when
+ * it began). So RESTART follows: it takes the write lock, fsyncs the WAL,
+ * copies the few frames added since, fsyncs the database and lets go, and
+ * the writer's next commit starts the WAL over. The writer's commits wait
+ * that long, two fsyncs: the thread marks it in SLOT.restarting, so group
+ * commit waits for its own process's checkpoint without spending a write's
+ * lock budget (database_busy_timeout_ms), which is for other processes.
+ *
+ * It never waits inside SQLite for the lock or for readers (busy_timeout
+ * 0): a try that finds either busy lets go at once and tries again a moment
+ * later; a reader that stays (a long export) leaves the WAL to grow until
+ * it is done, as it would anyway.
  */
 import { Database } from 'bun:sqlite'
 import { SLOT } from './checkpointer.ts'
@@ -37,7 +44,7 @@ self.onmessage = (event: MessageEvent<CheckpointerStart>) => {
     db = new Database(path)
     // Never waits inside SQLite, where RESTART would wait for readers holding the write lock.
     db.exec('PRAGMA busy_timeout = 0')
-    // A checkpoint fsyncs the WAL before it copies it and the database after (as SQLite's own would).
+    // A checkpoint fsyncs the WAL before it copies it, and the database once it has copied it all (as SQLite's own would).
     db.exec('PRAGMA synchronous = NORMAL')
   } catch (error) {
     Atomics.store(shared, SLOT.closed, 1)
@@ -47,15 +54,24 @@ self.onmessage = (event: MessageEvent<CheckpointerStart>) => {
   }
   const passive = db.query('PRAGMA wal_checkpoint(PASSIVE)')
   const restart = db.query('PRAGMA wal_checkpoint(RESTART)')
-  /** Starts the WAL over (see above); false if the write lock or a reader kept it from it every time. */
-  const startOver = (): boolean => {
+  /** Copies the rest of the WAL under the write lock (see above); false if the lock or a reader kept it from it every time. */
+  const copyRest = (): boolean => {
     for (let i = 0; i < RESTART_TRIES; i++) {
-      if ((restart.get() as { busy: number }).busy === 0) return true
+      // Odd while this thread may hold the write lock: the writer's commits that find it locked wait for it.
+      Atomics.add(shared, SLOT.restarting, 1)
+      let busy: number
+      try {
+        busy = (restart.get() as { busy: number }).busy
+      } finally {
+        Atomics.add(shared, SLOT.restarting, 1)
+      }
+      if (busy === 0) return true
       Bun.sleepSync(1)
     }
     return false
   }
-  let seen = Atomics.load(shared, SLOT.requests)
+  // Requests made before this thread started count too.
+  let seen = 0
   while (Atomics.load(shared, SLOT.stop) === 0) {
     Atomics.wait(shared, SLOT.requests, seen, WAIT_MS)
     const now = Atomics.load(shared, SLOT.requests)
@@ -63,7 +79,7 @@ self.onmessage = (event: MessageEvent<CheckpointerStart>) => {
     seen = now
     try {
       passive.get()
-      Atomics.add(shared, startOver() ? SLOT.checkpoints : SLOT.failures, 1)
+      Atomics.add(shared, copyRest() ? SLOT.checkpoints : SLOT.failures, 1)
     } catch {
       // Another process's checkpoint running, or disk trouble: the next request tries again.
       Atomics.add(shared, SLOT.failures, 1)

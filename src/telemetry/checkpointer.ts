@@ -11,19 +11,21 @@
  * connection of its own, checkpoints once the writer has committed
  * `everyCommits` batches since the last time (a batch writes about 12 to 30
  * frames, so 64 batches is near SQLite's 1000 frames): a PASSIVE copy while
- * the writer goes on committing, then a short RESTART that starts the WAL
- * over (checkpointer-worker.ts says why both). One fsync stays on the loop:
- * the writer's first commit into a WAL started over syncs its new header.
+ * the writer goes on committing, then a RESTART that copies the last frames
+ * under the write lock, after which the writer's next commit starts the WAL
+ * over (checkpointer-worker.ts says why both, and how the writer's commits
+ * wait for it). One fsync stays on the loop: that first
+ * commit into a WAL started over syncs its new header.
  *
- * The threads share five counters (a SharedArrayBuffer), so asking the
+ * The threads share six counters (a SharedArrayBuffer), so asking the
  * thread costs the writer an atomic add, not a message. If the thread dies,
  * `onLost` is called and the writer checkpoints by itself again.
  */
 import type { CheckpointerStart } from './checkpointer-worker.ts'
 
 /** Indexes into the shared counters. */
-export const SLOT = { requests: 0, stop: 1, checkpoints: 2, closed: 3, failures: 4 } as const
-export const SLOTS = 5
+export const SLOT = { requests: 0, stop: 1, checkpoints: 2, closed: 3, failures: 4, restarting: 5 } as const
+export const SLOTS = 6
 
 /** Batches committed between two checkpoints: at 12-30 frames a batch, near SQLite's 1000 frames. */
 export const CHECKPOINT_EVERY_COMMITS = 64
@@ -33,8 +35,14 @@ const CLOSE_WAIT_MS = 2_000
 export interface Checkpointer {
   /** Call after each commit of the writer: every `everyCommits` of them ask for a checkpoint. */
   committed(): void
-  /** Checkpoints that started the WAL over, and those that could not (a reader in the way, another checkpoint, disk trouble). */
+  /** Checkpoints that copied the whole WAL, and those that could not (a reader in the way, another checkpoint, disk trouble). */
   counts(): { checkpoints: number; failures: number }
+  /**
+   * Odd while the thread may hold the write lock (copying the last frames), and moved on each time it
+   * takes or lets go of it: a commit that found the database locked, with this odd or changed since
+   * just before the commit, was waiting for its own process's checkpoint.
+   */
+  lockEpoch(): number
   /** Stops the thread and waits (bounded) for its connection to close, so the writer can be the last one. */
   close(): void
 }
@@ -72,6 +80,7 @@ export function startCheckpointer(path: string, options: CheckpointerOptions): C
       Atomics.notify(shared, SLOT.requests)
     },
     counts: () => ({ checkpoints: Atomics.load(shared, SLOT.checkpoints), failures: Atomics.load(shared, SLOT.failures) }),
+    lockEpoch: () => Atomics.load(shared, SLOT.restarting),
     close() {
       if (stopping) return
       stopping = true

@@ -32,6 +32,13 @@ export interface GroupCommitOptions<Op, Result> {
   durable?: () => Promise<void>
   /** Called with the writes of a batch that committed but could not be made durable. */
   onUndurable?: (ops: Op[], results: Result[]) => void
+  /**
+   * This process's own checkpoint thread and the write lock (Checkpointer.lockEpoch): odd while it
+   * may hold it, moved each time it takes or lets go of it. A batch that finds the database locked
+   * while it was held waits for it (a checkpoint's two fsyncs) without spending its budget, which
+   * is for other processes' locks.
+   */
+  lockEpoch?: () => number
 }
 
 interface Pending<Op, Result> {
@@ -94,12 +101,13 @@ export class GroupCommit<Op, Result> {
     this.queue = []
     if (batch.length === 0) return
     this.inFlight = true
+    const epoch = this.options.lockEpoch?.()
     let results: Result[]
     try {
       results = await this.options.apply(batch.map((p) => p.op))
     } catch (error) {
       try {
-        if (this.options.isBusy(error)) this.retryLater(batch, error)
+        if (this.options.isBusy(error)) this.retryLater(batch, error, epoch !== undefined && (epoch % 2 === 1 || this.options.lockEpoch!() !== epoch))
         else await this.failOrIsolate(batch, error)
       } finally {
         this.inFlight = false
@@ -148,12 +156,16 @@ export class GroupCommit<Op, Result> {
     return asUnavailable(error)
   }
 
-  /** Locked by another process: keep the writes (oldest first) and try again soon. */
-  private retryLater(batch: Pending<Op, Result>[], error: unknown): void {
+  /**
+   * Locked by another process (or, `own`, by this one's checkpoint thread): keep the writes (oldest
+   * first) and try again soon. Waiting for the process's own checkpoint spends no write's budget.
+   */
+  private retryLater(batch: Pending<Op, Result>[], error: unknown, own = false): void {
     this.counters.busyRetries++
     const now = this.now()
     const alive: Pending<Op, Result>[] = []
     for (const p of batch) {
+      if (own) p.deadline = Math.max(p.deadline, now + 1)
       if (p.deadline <= now) {
         p.reject(this.failed(new TelemetryUnavailableError(`telemetry database locked by another process for ${this.options.budgetMs} ms`, error)))
       } else alive.push(p)
@@ -161,8 +173,9 @@ export class GroupCommit<Op, Result> {
     this.queue = [...alive, ...this.queue]
     if (this.queue.length === 0) return
     this.waitingForLock = true
-    const wait = this.lockWaitMs
-    this.lockWaitMs = Math.min(50, this.lockWaitMs * 2)
+    // The own checkpoint lets go within its fsyncs: look again each millisecond, without backing off.
+    const wait = own ? 1 : this.lockWaitMs
+    if (!own) this.lockWaitMs = Math.min(50, this.lockWaitMs * 2)
     setTimeout(() => {
       this.waitingForLock = false
       this.schedule()

@@ -34,6 +34,8 @@ export interface StoreOptions extends WriterOptions {
    * cheaper there than a second thread writing the same files.
    */
   checkpoints?: 'thread' | 'writer'
+  /** Starts the checkpoint thread (default startCheckpointer; a test gives one that cannot start). */
+  startCheckpoints?: typeof startCheckpointer
 }
 
 export interface Store {
@@ -142,7 +144,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     try {
       if (offLoop) barrier = walFsyncBarrier(path)
       // A checkpoint thread that dies hands the checkpoints back to the writer's COMMITs.
-      if (checkpointThread) checkpointer = startCheckpointer(path, { onLost: () => own.autocheckpoint(true) })
+      if (checkpointThread) checkpointer = (options.startCheckpoints ?? startCheckpointer)(path, { onLost: () => own.autocheckpoint(true) })
     } catch (error) {
       barrier?.close()
       own.close()
@@ -160,6 +162,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     budgetMs: options.busyTimeoutMs,
     isBusy,
     durable: barrier ? () => barrier.wait() : undefined,
+    lockEpoch: checkpointer ? () => checkpointer.lockEpoch() : undefined,
     // A pending row that committed but could not be made durable is not called: finish it as such.
     onUndurable: (ops, results) =>
       ops.forEach((op, i) => {
@@ -275,8 +278,10 @@ export function openStore(path: string, options: StoreOptions): Store {
     health: () => ({ ...rows }),
     close() {
       if (retrying) clearInterval(retrying)
+      // The checkpoint thread's connection closes first (unless a checkpoint holds it past close()'s
+      // wait: the WAL is then left for the next start, which reads it back in), and the writer last:
+      // as the last connection it checkpoints and removes the WAL (a read-only one cannot).
       checkpointer?.close()
-      // The writer closes last: as the last connection it checkpoints and removes the WAL (a read-only one cannot).
       reader.close()
       writer.close()
       barrier?.close()
