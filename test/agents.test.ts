@@ -114,7 +114,7 @@ describe('an agent that falls silent', () => {
       clock.advance(30_000)
     }
     await w.deadman.checkNow()
-    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before a reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
     expect(lines(marker)).toEqual([]) // silent for 90 s, but not by its own doing
     // Never a health reason: whoever holds a revoked token must not get the revocation rolled back.
     expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
@@ -146,38 +146,11 @@ describe('an agent that falls silent', () => {
       clock.advance(30_000)
     }
     await w.deadman.checkNow()
-    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before a reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
     // The typo fixed: the token is accepted again, and nothing more is watched.
     await reload('bezalel-token-1', 'm2')
     expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(200)
     expect(w.deadman.lockouts.lockedOut('bezalel', 3_600_000)).toBe(false)
-  })
-
-  test('a token dropped by a config applied at a restart is watched as a reload would have it, and so is one a reload dropped before', async () => {
-    const dir = tempDir()
-    const alerts = join(dir, 'alerts')
-    const agents = (tokens: Record<string, string>) => Object.fromEntries(Object.entries(tokens).map(([name, token]) => [name, { token_sha256: hashToken(token) }]))
-    const deadman = { failing_window_s: 60, alert_command: `echo "$1" >> ${alerts}`, agents: { bezalel: { max_silence_s: 60, rollback_command: 'true' } } }
-    const config = (tokens: Record<string, string>) =>
-      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, auth: { agents: agents(tokens), operators: { op: { token_sha256: hashToken('op-token-123456') } } } })
-    const first = await suite.start(config({ bezalel: 'bezalel-token-1', ezra: 'ezra-token-1' }), { clock: manualClock(), env, dir })
-    // A reload drops ezra's token; then a restart into a config that also mistypes bezalel's.
-    writeConfigFile(first.configPath, config({ bezalel: 'bezalel-token-1' }))
-    expect((await first.post('/admin/reload', '', { authorization: 'Bearer op-token-123456' })).status).toBe(200)
-    await first.stop(0)
-    const clock = manualClock()
-    const w = await suite.start(config({ bezalel: 'bezalel-token-typo' }), { clock, env, dir })
-    for (let i = 0; i < 3; i++) {
-      expect((await beat(w, { agent: 'bezalel' }, { authorization: 'Bearer bezalel-token-1' })).status).toBe(401)
-      expect((await beat(w, { agent: 'ezra' }, { authorization: 'Bearer ezra-token-1' })).status).toBe(401)
-      if (i < 2) clock.advance(30_000)
-    }
-    await w.deadman.checkNow()
-    expect(lines(alerts).sort()).toEqual([
-      "agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped",
-      "agent ezra's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped",
-    ])
-    expect(w.deadman.lockouts.lockedOut('bezalel', 60_000)).toBe(true)
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

@@ -9,10 +9,9 @@
  * is alerted, once. It is never a health reason: whoever holds a revoked
  * token could then have the watchdog roll the revocation back.
  *
- * Only the dropped entries are kept, across later reloads and restarts
- * until a config accepts them again, and a refused token is hashed against
- * them alone: a stranger's guesses are not counted. A config applied by a
- * restart is compared with the one the last run ran (carried.ts).
+ * Only the dropped entries are kept, across later reloads until a config
+ * accepts them again (or a restart), and a refused token is hashed against
+ * them alone: a stranger's guesses are not counted.
  */
 import type { Clock } from '../clock.ts'
 import type { AuthConfig, Config } from '../config.ts'
@@ -41,23 +40,8 @@ export class Lockouts {
    * on, with those earlier reloads dropped that `next` does not accept either.
    */
   reloaded(previous: Config, next: Config): void {
-    this.swapped(previous.auth, next)
-  }
-
-  /** A restart into `next`: `carried` is what the last run had dropped, `previous` the hashes its config accepted (carried.ts). */
-  resumed(carried: readonly AuthConfig[], previous: AuthConfig | null, next: Config): void {
-    this.dropped = [...carried]
-    this.swapped(previous, next)
-  }
-
-  /** What reloads dropped that no config since has taken back (carried over a restart). */
-  droppedAuth(): AuthConfig[] {
-    return [...this.dropped]
-  }
-
-  private swapped(previous: AuthConfig | null, next: Config): void {
     const still = this.dropped.flatMap((dropped) => droppedBy(dropped, next.auth) ?? [])
-    const now = previous ? droppedBy(previous, next.auth) : null
+    const now = previous.auth ? droppedBy(previous.auth, next.auth) : null
     this.dropped = now ? [...still, now] : still
     // A lockout going on across an unrelated reload goes on (and is not alerted twice); one whose token is taken back ends.
     for (const [key, refused] of this.refused) {
@@ -90,7 +74,7 @@ export class Lockouts {
       if (r.alerted || r.lastAt - r.firstAt < windowMs) continue
       r.alerted = true
       out.push(
-        `${r.kind} ${r.name}'s token, accepted by an earlier config, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
+        `${r.kind} ${r.name}'s token, accepted before a reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
           'a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped',
       )
     }

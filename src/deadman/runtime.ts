@@ -42,7 +42,7 @@ export class RuntimeState {
   private readonly chains = new Map<string, ChainHealth>()
   /**
    * Chains a reload removed that no config since has brought back: a request still naming one fails
-   * that chain (it was renamed or dropped by mistake). Kept across later reloads and restarts.
+   * that chain (it was renamed or dropped by mistake). Kept across later reloads, until a restart.
    */
   private removed = new Set<string>()
   /** Counts resetChains(): a call begun before a reset reports nothing into the new config's record. */
@@ -92,11 +92,6 @@ export class RuntimeState {
     const now = this.clock.monotonic()
     const goesOn = health?.failingSince != null && health.failedAt !== null && now - health.failedAt <= windowMs
     this.chains.set(chain, { failingSince: goesOn ? health!.failingSince : now, failedAt: now })
-  }
-
-  /** The chains reloads removed that no config since has brought back (carried over a restart: carried.ts). */
-  removedChains(): string[] {
-    return [...this.removed].sort()
   }
 
   inFlight(): number {

@@ -9,9 +9,7 @@ import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'
-import { readState } from '../jobs/job-db.ts'
 import { type Alert, makeAlert } from './alert.ts'
-import { CARRIED_KEY, type Carried, decodeCarried, encodeCarried } from './carried.ts'
 import { healthOf } from './health.ts'
 import type { LiveConfig, ReloadResult } from './live-config.ts'
 import { Lockouts } from './lockouts.ts'
@@ -59,36 +57,6 @@ export class DeadmanSwitch {
     deps.live.onSwap((next, previous) => {
       deps.runtime.resetChains([...previous.chains.keys()].filter((chain) => !next.chains.has(chain)), (chain) => next.chains.has(chain))
       lockouts.reloaded(previous, next)
-      this.record()
-    })
-  }
-
-  /**
-   * At start-up: compares the config with the one the last run ran, as a reload would (its removed
-   * chains and dropped tokens are watched), then records this one for the next start (carried.ts).
-   */
-  resume(): void {
-    const { store, runtime, live } = this.deps
-    const boot = live.current()
-    let carried: Carried | null = null
-    try {
-      carried = decodeCarried(readState(store.reader, CARRIED_KEY))
-    } catch (error) {
-      this.deps.log(`deadman: could not read what the last run left (${(error as Error).message}); this config is compared with none`)
-    }
-    if (carried) {
-      runtime.resetChains([...carried.chains, ...carried.removedChains], (chain) => boot.chains.has(chain))
-      this.lockouts.resumed(carried.droppedAuth, carried.auth, boot)
-    }
-    this.record()
-  }
-
-  /** Records the running config's chains and token hashes, and what reloads removed, for the next start. */
-  private record(): void {
-    const config = this.deps.live.current()
-    const carried: Carried = { chains: [...config.chains.keys()].sort(), removedChains: this.deps.runtime.removedChains(), auth: config.auth, droppedAuth: this.lockouts.droppedAuth() }
-    this.deps.store.setState(CARRIED_KEY, encodeCarried(carried)).catch((error: unknown) => {
-      this.deps.log(`deadman: could not record the running config's chains and tokens for the next start: ${(error as Error).message}`)
     })
   }
 
