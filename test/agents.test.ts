@@ -124,6 +124,27 @@ describe('an agent that falls silent', () => {
     expect(lines(alerts)).toHaveLength(1)
   })
 
+  test('after a rotation, a process still knocking with the old token does not make the agent count as locked out: its own silence is rolled back', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'rolled-back')
+    const auth = (bezalel: string) => ({ agents: { bezalel: { token_sha256: hashToken(bezalel) } }, operators: { op: { token_sha256: hashToken('op-token-123456') } } })
+    const deadman = { failing_window_s: 60, agents: { bezalel: { max_silence_s: 60, rollback_command: `echo rolled >> ${marker}` } } }
+    const clock = manualClock()
+    const config = (token: string) => simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, auth: auth(token) })
+    const w = await suite.start(config('bezalel-token-1'), { clock, env, dir })
+    writeConfigFile(w.configPath, config('bezalel-token-2'))
+    expect((await w.post('/admin/reload', '', { authorization: 'Bearer op-token-123456' })).status).toBe(200)
+    // The agent rotated: it beats with its new token, then falls silent; a stale cron keeps the old one.
+    expect((await beat(w, { agent: 'bezalel' }, { authorization: 'Bearer bezalel-token-2' })).status).toBe(200)
+    for (let i = 0; i < 3; i++) {
+      clock.advance(21_000)
+      expect((await beat(w, { agent: 'bezalel' }, { authorization: 'Bearer bezalel-token-1' })).status).toBe(401)
+    }
+    expect(w.deadman.lockouts.lockedOut('bezalel', 60_000)).toBe(false)
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual(['rolled'])
+  })
+
   test('a lockout goes on across a later reload that changes something else, until a config takes the token back', async () => {
     const dir = tempDir()
     const alerts = join(dir, 'alerts')

@@ -62,9 +62,21 @@ export class Lockouts {
     this.refused.set(key, { ...owner, count: (seen?.count ?? 0) + 1, firstAt: seen?.firstAt ?? now, lastAt: now, alerted: seen?.alerted ?? false })
   }
 
-  /** `name` got in with a token the running config accepts (a rotated one): it is not locked out. */
+  /**
+   * `name` got in with a token the running config accepts (a rotated one): it is not locked out,
+   * and its old token is no longer watched. A process left behind that still knocks with the old
+   * one (a stale cron) must not keep the agent counted as locked out, which spares it the rollback
+   * for a silence of its own.
+   */
   accepted(kind: 'agent' | 'operator', name: string): void {
     if (this.refused.size) this.refused.delete(`${kind} ${name}`)
+    if (!this.dropped.length) return
+    const entries = (auth: AuthConfig) => (kind === 'agent' ? auth.agents : auth.operators)
+    if (!this.dropped.some((auth) => entries(auth)[name] !== undefined)) return
+    this.dropped = this.dropped.flatMap((auth) => {
+      const rest = { ...auth, [kind === 'agent' ? 'agents' : 'operators']: Object.fromEntries(Object.entries(entries(auth)).filter(([owner]) => owner !== name)) }
+      return Object.keys(rest.agents).length + Object.keys(rest.operators).length ? [rest] : []
+    })
   }
 
   /** What the operator has not been told yet: the owners refused over at least `windowMs` (first refusal to latest). */
