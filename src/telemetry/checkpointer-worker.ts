@@ -34,7 +34,7 @@ export interface CheckpointerStart {
 
 /** How long one wait lasts before the stop flag is looked at again (ms). */
 const WAIT_MS = 1_000
-/** Tries at starting the WAL over, a millisecond apart, before waiting for the next request. */
+/** Tries at the RESTART step, a millisecond apart, before waiting for the next request. */
 const RESTART_TRIES = 20
 
 self.onmessage = (event: MessageEvent<CheckpointerStart>) => {

@@ -14,8 +14,8 @@
  * the writer goes on committing, then a RESTART that copies the last frames
  * under the write lock, after which the writer's next commit starts the WAL
  * over (checkpointer-worker.ts says why both, and how the writer's commits
- * wait for it). One fsync stays on the loop: that first
- * commit into a WAL started over syncs its new header.
+ * wait for it). One fsync stays on the loop: that first commit into a WAL
+ * started over syncs its new header.
  *
  * The threads share six counters (a SharedArrayBuffer), so asking the
  * thread costs the writer an atomic add, not a message. If the thread dies,
