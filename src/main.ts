@@ -92,15 +92,15 @@ export function configPathFrom(flag: string | undefined): string {
   return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
 }
 
-/** `checkpoints`: `thread` for the server, whose event loop must not wait for them (see store.ts). */
-export function openStoreFor(config: Config, dbOverride?: string, checkpoints: StoreOptions['checkpoints'] = 'writer'): Store {
+/** `extra.checkpoints`: `thread` for the server, whose event loop must not wait for them (see store.ts). */
+export function openStoreFor(config: Config, dbOverride?: string, extra: Pick<StoreOptions, 'checkpoints' | 'onCheckpointsLost'> = {}): Store {
   return openStore(dbOverride ?? config.databasePath, {
     sync: config.raw.database_sync,
     busyTimeoutMs: config.raw.database_busy_timeout_ms,
     maxMb: config.raw.database_max_mb,
     writer: config.raw.database_writer,
     fsync: config.raw.database_fsync,
-    checkpoints,
+    ...extra,
   })
 }
 
@@ -137,7 +137,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
   }
   let opened: Store | undefined
   try {
-    const store = openStoreFor(boot, options.db, 'thread')
+    const store = openStoreFor(boot, options.db, {
+      checkpoints: 'thread',
+      onCheckpointsLost: (why) => log(`witness: ${why}; the writer checkpoints the WAL inside its commits again`),
+    })
     opened = store
     const recovered = store.recoverPending(
       `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,

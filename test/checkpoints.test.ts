@@ -103,7 +103,14 @@ describe('the server\'s store (checkpoints: thread)', () => {
     const path = newDatabase()
     // A real thread, pointed at a file it cannot open: it fails to start.
     const missing = join(tempDir(), 'missing', 'w.db')
-    const store = openStore(path, { sync: 'full', busyTimeoutMs: 2_000, checkpoints: 'thread', startCheckpoints: (_, options) => startCheckpointer(missing, options) })
+    const told: string[] = []
+    const store = openStore(path, {
+      sync: 'full',
+      busyTimeoutMs: 2_000,
+      checkpoints: 'thread',
+      startCheckpoints: (_, options) => startCheckpointer(missing, options),
+      onCheckpointsLost: (why) => told.push(why),
+    })
     let maxWal = 0
     for (let round = 0; round < 1_000; round++) {
       const ids = await Promise.all(Array.from({ length: 4 }, () => store.begin(head(), meta())))
@@ -111,6 +118,9 @@ describe('the server\'s store (checkpoints: thread)', () => {
       maxWal = Math.max(maxWal, walBytes(path))
     }
     expect(store.checkpoints().checkpoints).toBe(0)
+    // The operator is told, once.
+    expect(told).toHaveLength(1)
+    expect(told[0]).toContain('checkpoint thread could not start')
     // SQLite's own checkpoints, back in the writer's COMMITs, started the WAL over at 1000 frames (4 MB).
     expect(maxWal).toBeLessThan(8 * 1024 * 1024)
     store.close()

@@ -36,6 +36,8 @@ export interface StoreOptions extends WriterOptions {
   checkpoints?: 'thread' | 'writer'
   /** Starts the checkpoint thread (default startCheckpointer; a test gives one that cannot start). */
   startCheckpoints?: typeof startCheckpointer
+  /** Told, once, that the checkpoint thread could not start or died: the writer checkpoints in its COMMITs again. */
+  onCheckpointsLost?: (why: string) => void
 }
 
 export interface Store {
@@ -144,7 +146,13 @@ export function openStore(path: string, options: StoreOptions): Store {
     try {
       if (offLoop) barrier = walFsyncBarrier(path)
       // A checkpoint thread that dies hands the checkpoints back to the writer's COMMITs.
-      if (checkpointThread) checkpointer = (options.startCheckpoints ?? startCheckpointer)(path, { onLost: () => own.autocheckpoint(true) })
+      if (checkpointThread) {
+        const onLost = (why: string) => {
+          own.autocheckpoint(true)
+          options.onCheckpointsLost?.(why)
+        }
+        checkpointer = (options.startCheckpoints ?? startCheckpointer)(path, { onLost })
+      }
     } catch (error) {
       barrier?.close()
       own.close()
