@@ -158,7 +158,10 @@ export function openStore(path: string, options: StoreOptions): Store {
       own.close()
       throw error
     }
-  } else writer = threadWriter(path, options)
+  } else {
+    // Only what the thread needs: a message cannot carry the options' functions.
+    writer = threadWriter(path, { sync: options.sync, maxMb: options.maxMb })
+  }
   const commits: GroupCommit<WriteOp, WriteResult> = new GroupCommit<WriteOp, WriteResult>({
     apply: checkpointer
       ? (ops) => {
