@@ -45,8 +45,7 @@ export class Lockouts {
     this.dropped = now ? [...still, now] : still
     // A lockout going on across an unrelated reload goes on (and is not alerted twice); one whose token is taken back ends.
     for (const [key, refused] of this.refused) {
-      const entries = (auth: AuthConfig) => (refused.kind === 'agent' ? auth.agents : auth.operators)
-      if (!this.dropped.some((auth) => entries(auth)[refused.name] !== undefined)) this.refused.delete(key)
+      if (!this.dropped.some((auth) => entriesOf(auth, refused.kind)[refused.name] !== undefined)) this.refused.delete(key)
     }
   }
 
@@ -70,11 +69,9 @@ export class Lockouts {
    */
   accepted(kind: 'agent' | 'operator', name: string): void {
     if (this.refused.size) this.refused.delete(`${kind} ${name}`)
-    if (!this.dropped.length) return
-    const entries = (auth: AuthConfig) => (kind === 'agent' ? auth.agents : auth.operators)
-    if (!this.dropped.some((auth) => entries(auth)[name] !== undefined)) return
+    if (!this.dropped.some((auth) => entriesOf(auth, kind)[name] !== undefined)) return
     this.dropped = this.dropped.flatMap((auth) => {
-      const rest = { ...auth, [kind === 'agent' ? 'agents' : 'operators']: Object.fromEntries(Object.entries(entries(auth)).filter(([owner]) => owner !== name)) }
+      const rest = { ...auth, [kind === 'agent' ? 'agents' : 'operators']: Object.fromEntries(Object.entries(entriesOf(auth, kind)).filter(([owner]) => owner !== name)) }
       return Object.keys(rest.agents).length + Object.keys(rest.operators).length ? [rest] : []
     })
   }
@@ -98,6 +95,11 @@ export class Lockouts {
     const refused = this.refused.get(`agent ${agent}`)
     return refused !== undefined && this.clock.monotonic() - refused.lastAt <= windowMs
   }
+}
+
+/** The agents' or the operators' entries of `auth`. */
+function entriesOf(auth: AuthConfig, kind: 'agent' | 'operator'): AuthConfig['agents'] {
+  return kind === 'agent' ? auth.agents : auth.operators
 }
 
 /** The entries of `previous` that `next` does not have, hash for hash. */

@@ -134,8 +134,8 @@ export class RuntimeState {
 
   /**
    * Forgets chain failures (a new config's chains start with a clean slate). `removed`: the chains
-   * the reload dropped; `has`: whether the new config has a chain (one removed before and brought
-   * back is no longer counted).
+   * the config before had; `has`: whether the new config has a chain (those it has are not removed,
+   * and one removed by an earlier reload and brought back is no longer counted).
    */
   resetChains(removed: Iterable<string> = [], has: (chain: string) => boolean = () => false): void {
     this.chains.clear()

@@ -55,7 +55,7 @@ export class DeadmanSwitch {
     const lockouts = this.lockouts
     this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log, lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs) })
     deps.live.onSwap((next, previous) => {
-      deps.runtime.resetChains([...previous.chains.keys()].filter((chain) => !next.chains.has(chain)), (chain) => next.chains.has(chain))
+      deps.runtime.resetChains(previous.chains.keys(), (chain) => next.chains.has(chain))
       lockouts.reloaded(previous, next)
     })
   }

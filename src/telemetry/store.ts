@@ -163,13 +163,11 @@ export function openStore(path: string, options: StoreOptions): Store {
     writer = threadWriter(path, { sync: options.sync, maxMb: options.maxMb })
   }
   const commits: GroupCommit<WriteOp, WriteResult> = new GroupCommit<WriteOp, WriteResult>({
-    apply: checkpointer
-      ? (ops) => {
-          const results = writer.apply(ops)
-          checkpointer.committed()
-          return results
-        }
-      : (ops) => writer.apply(ops),
+    apply: (ops) => {
+      const results = writer.apply(ops)
+      checkpointer?.committed()
+      return results
+    },
     budgetMs: options.busyTimeoutMs,
     isBusy,
     durable: barrier ? () => barrier.wait() : undefined,
