@@ -160,6 +160,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     // One set of stored slices for the reads and the fill, so they never store a slice twice at once.
     const rollups = new SliceRollups(store.reader, (side) => store.write(side), () => clock.now())
     const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
+    deadman.resume()
     const app = createApp({
       store,
       clock,

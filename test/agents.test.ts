@@ -114,7 +114,7 @@ describe('an agent that falls silent', () => {
       clock.advance(30_000)
     }
     await w.deadman.checkNow()
-    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before a reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
     expect(lines(marker)).toEqual([]) // silent for 90 s, but not by its own doing
     // Never a health reason: whoever holds a revoked token must not get the revocation rolled back.
     expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
@@ -167,11 +167,41 @@ describe('an agent that falls silent', () => {
       clock.advance(30_000)
     }
     await w.deadman.checkNow()
-    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted before a reload, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
     // The typo fixed: the token is accepted again, and nothing more is watched.
     await reload('bezalel-token-1', 'm2')
     expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(200)
     expect(w.deadman.lockouts.lockedOut('bezalel', 3_600_000)).toBe(false)
+  })
+
+  test('a token the last known good accepted and a config applied by a restart drops is watched as after a reload, until that config is promoted', async () => {
+    const dir = tempDir()
+    const [marker, alerts] = [join(dir, 'rolled-back'), join(dir, 'alerts')]
+    const auth = (bezalel: string) => ({ agents: { bezalel: { token_sha256: hashToken(bezalel) } }, operators: { op: { token_sha256: hashToken('op-token-123456') } } })
+    const deadman = { failing_window_s: 60, promote_after_s: 60, alert_command: `echo "$1" >> ${alerts}`, agents: { bezalel: { max_silence_s: 60, rollback_command: `echo rolled >> ${marker}` } } }
+    const config = (token: string) => simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, auth: auth(token) })
+    const asBezalel = { authorization: 'Bearer bezalel-token-1' }
+    const firstClock = manualClock()
+    const first = await suite.start(config('bezalel-token-1'), { clock: firstClock, env, dir })
+    expect((await first.infer({ agent: 'bezalel' }, asBezalel)).status).toBe(200)
+    await first.deadman.checkNow()
+    firstClock.advance(60_000)
+    expect((await beat(first, { agent: 'bezalel' }, asBezalel)).status).toBe(200)
+    await first.deadman.checkNow()
+    expect(existsSync(`${first.configPath}.last-good`)).toBe(true)
+    await first.stop(0)
+    // The push mistyped bezalel's hash, and was applied by a restart.
+    const clock = manualClock()
+    const w = await suite.start(config('bezalel-token-typo'), { clock, env, dir })
+    expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([expect.stringContaining('1 token(s) it no longer accepts are watched')])
+    for (let i = 0; i < 3; i++) {
+      expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(401)
+      clock.advance(30_000)
+    }
+    await w.deadman.checkNow()
+    expect(lines(alerts)).toEqual(["agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
+    expect(lines(marker)).toEqual([]) // silent for 90 s, but not by its own doing
+    expect(w.deadman.lockouts.lockedOut('bezalel', 60_000)).toBe(true)
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

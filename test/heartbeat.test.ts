@@ -37,6 +37,18 @@ function hangingCall(w: TestWitness): { abandon(): Promise<void> } {
   }
 }
 
+/** One chain per name, each a step on the simulator. */
+const namedChains = (names: string[], model = 'm') => Object.fromEntries(names.map((name) => [name, [{ provider: 'sim', model }]]))
+
+/** A successful call on `chain`, then health checks `promote_after_s` (60) apart: the running config is promoted. */
+async function promote(w: TestWitness, clock: ReturnType<typeof manualClock>, chain = 'default') {
+  expect((await w.infer({ chain })).status).toBe(200)
+  await w.deadman.checkNow()
+  clock.advance(60_000)
+  await w.deadman.checkNow()
+  expect(readFileSync(`${w.configPath}.last-good`)).toEqual(readFileSync(w.configPath))
+}
+
 async function heartbeat(w: TestWitness) {
   const res = await fetch(`${w.url}/heartbeat`)
   return { status: res.status, body: await res.json() }
@@ -177,6 +189,57 @@ describe('GET /heartbeat', () => {
       clock.advance(31_000)
     }
     expect((await heartbeat(w)).body.reasons).toEqual(['every chain called has failed for 93 s without a success (default; window 60 s)'])
+  })
+
+  test('a chain a reload removed is forgotten once a config without it is promoted: a forgotten cron still calling it cannot get a proven config rolled back', async () => {
+    const extra = { deadman: { failing_window_s: 60, promote_after_s: 60 } }
+    const { w, clock } = await witness(namedChains(['default', 'old']), extra)
+    const reload = async (names: string[], model?: string) => {
+      writeConfigFile(w.configPath, simConfig(suite.sim.url, namedChains(names, model), extra))
+      expect((await w.post('/admin/reload', '')).status).toBe(200)
+    }
+    await reload(['default'])
+    await promote(w, clock)
+    await reload(['default'], 'm2') // a later change, not promoted yet, and not called yet
+    for (let i = 0; i < 3; i++) {
+      expect((await w.infer({ chain: 'old' })).status).toBe(404)
+      clock.advance(31_000)
+    }
+    const report = await heartbeat(w)
+    expect(report.body.reasons ?? []).toEqual([])
+    expect(report.status).toBe(200)
+  })
+
+  test('across a restart, the chains the last known good had and this config lacks, still called, count as failing; once this config is promoted, the next start watches none', async () => {
+    const extra = { deadman: { failing_window_s: 60, promote_after_s: 60 } }
+    const { w: first, clock: firstClock } = await witness(namedChains(['default', 'old']), extra)
+    await promote(first, firstClock)
+    const lastGood = sha256(readFileSync(first.configPath))
+    await first.stop(0)
+    // Pushed and restarted, not reloaded: "default" renamed "main" by mistake, "old" retired.
+    const restart = async () => {
+      const clock = manualClock()
+      return { w: await suite.start(simConfig(suite.sim.url, namedChains(['main']), extra), { clock, dir: first.dir }), clock }
+    }
+    const callGone = async (w: TestWitness, clock: ReturnType<typeof manualClock>) => {
+      for (let i = 0; i < 3; i++) {
+        for (const chain of ['default', 'old', 'typo']) expect((await w.infer({ chain })).status).toBe(404)
+        clock.advance(31_000)
+      }
+    }
+    let { w, clock } = await restart()
+    expect(w.logs).toContain(
+      `witness: deadman: this config differs from the last known good (sha256 ${lastGood.slice(0, 8)}…); until it is promoted, chain(s) default, old still called count as failing`,
+    )
+    await callGone(w, clock)
+    expect((await heartbeat(w)).body.reasons).toEqual(['every chain called has failed for 93 s without a success (default, old; window 60 s)'])
+    // It serves on its own chain and is promoted: the names it dropped are no longer its fault.
+    await promote(w, clock, 'main')
+    await w.stop(0)
+    ;({ w, clock } = await restart())
+    expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([])
+    await callGone(w, clock)
+    expect((await heartbeat(w)).status).toBe(200)
   })
 
   test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {

@@ -10,8 +10,11 @@
  * token could then have the watchdog roll the revocation back.
  *
  * Only the dropped entries are kept, across later reloads until a config
- * accepts them again (or a restart), and a refused token is hashed against
- * them alone: a stranger's guesses are not counted.
+ * accepts them again or their owner gets in with another token, and a
+ * refused token is hashed against them alone: a stranger's guesses are not
+ * counted. A restart compares its config with the last known good instead
+ * (DeadmanSwitch.resume), so what the last known good accepted is watched
+ * again, and alerted on once more, until the running config is promoted.
  */
 import type { Clock } from '../clock.ts'
 import type { AuthConfig, Config } from '../config.ts'
@@ -37,9 +40,10 @@ export class Lockouts {
 
   /**
    * A reload swapped `previous` for `next`: the tokens only `previous` accepted are watched from now
-   * on, with those earlier reloads dropped that `next` does not accept either.
+   * on, with those earlier reloads dropped that `next` does not accept either. Returns how many
+   * tokens this swap dropped.
    */
-  reloaded(previous: Config, next: Config): void {
+  reloaded(previous: Config, next: Config): number {
     const still = this.dropped.flatMap((dropped) => droppedBy(dropped, next.auth) ?? [])
     const now = previous.auth ? droppedBy(previous.auth, next.auth) : null
     this.dropped = now ? [...still, now] : still
@@ -47,6 +51,7 @@ export class Lockouts {
     for (const [key, refused] of this.refused) {
       if (!this.dropped.some((auth) => entriesOf(auth, refused.kind)[refused.name] !== undefined)) this.refused.delete(key)
     }
+    return now ? Object.keys(now.agents).length + Object.keys(now.operators).length : 0
   }
 
   /** The running config refused `token`. */
@@ -83,7 +88,7 @@ export class Lockouts {
       if (r.alerted || r.lastAt - r.firstAt < windowMs) continue
       r.alerted = true
       out.push(
-        `${r.kind} ${r.name}'s token, accepted before a reload, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
+        `${r.kind} ${r.name}'s token, accepted by an earlier config, has been refused for ${Math.round((r.lastAt - r.firstAt) / 1000)} s (${r.count} times): ` +
           'a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped',
       )
     }

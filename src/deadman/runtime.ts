@@ -42,7 +42,8 @@ export class RuntimeState {
   private readonly chains = new Map<string, ChainHealth>()
   /**
    * Chains a reload removed that no config since has brought back: a request still naming one fails
-   * that chain (it was renamed or dropped by mistake). Kept across later reloads, until a restart.
+   * that chain (it was renamed or dropped by mistake). Kept across later reloads, until a config
+   * that lacks it is promoted to last known good (or a restart: see DeadmanSwitch.resume).
    */
   private removed = new Set<string>()
   /** Counts resetChains(): a call begun before a reset reports nothing into the new config's record. */
@@ -130,6 +131,16 @@ export class RuntimeState {
       latest = Math.max(latest, health.failingSince)
     }
     return { chains: [...this.chains.keys()].sort(), sinceMs: now - latest }
+  }
+
+  /**
+   * The running config was promoted to last known good: it has proven itself, so the chains removed
+   * before it (and their failures) are forgotten. An agent left calling one (a forgotten cron) must
+   * not, once the rest of the traffic goes quiet, have a proven config rolled back.
+   */
+  forgetRemoved(): void {
+    for (const chain of this.removed) this.chains.delete(chain)
+    this.removed.clear()
   }
 
   /**

@@ -7,10 +7,12 @@
  */
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
+import { type Config, parseConfigText } from '../config.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'
 import { type Alert, makeAlert } from './alert.ts'
 import { healthOf } from './health.ts'
+import { readLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import type { LiveConfig, ReloadResult } from './live-config.ts'
 import { Lockouts } from './lockouts.ts'
 import { Promoter } from './promotion.ts'
@@ -60,11 +62,41 @@ export class DeadmanSwitch {
     })
   }
 
+  /**
+   * At start-up. A config applied by a restart rather than a reload (a push deployed with an
+   * upgrade, a reboot after a push) is compared with the last known good, as a reload compares
+   * it with the config it replaces: a chain it removed that agents still call counts as failing,
+   * and a token it dropped is watched (lockouts.ts). The last known good is the config that has
+   * proven itself, so this memory ends by itself: once the running config is promoted in its
+   * turn, the next start compares it with itself.
+   */
+  resume(): void {
+    const { live, runtime, log } = this.deps
+    const boot = live.current()
+    const snapshot = readLastGood(live.path)
+    if (!snapshot || snapshot.hash === boot.hash || snapshotProblem(snapshot) !== null) return
+    let lastGood: Config
+    try {
+      lastGood = parseConfigText(snapshot.bytes, live.path)
+    } catch (error) {
+      log(`deadman: the last known good config (sha256 ${shortHash(snapshot.hash)}) no longer parses, so this config is compared with none: ${(error as Error).message.split('\n')[0]}`)
+      return
+    }
+    const removed = [...lastGood.chains.keys()].filter((chain) => !boot.chains.has(chain))
+    runtime.resetChains(removed, (chain) => boot.chains.has(chain))
+    const dropped = this.lockouts.reloaded(lastGood, boot)
+    if (removed.length || dropped) {
+      const what = [removed.length ? `chain(s) ${removed.sort().join(', ')} still called count as failing` : '', dropped ? `${dropped} token(s) it no longer accepts are watched` : '']
+      log(`deadman: this config differs from the last known good (sha256 ${shortHash(snapshot.hash)}); until it is promoted, ${what.filter(Boolean).join(', and ')}`)
+    }
+  }
+
   /** Checks health now (a probe commit included) and feeds the result to promotion. */
   async heartbeat(): Promise<HeartbeatReport> {
     const { live, runtime, store, clock } = this.deps
     const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current() })
-    this.promoter.observe(reasons.length === 0)
+    // A promoted config has proven itself: the chains removed before it are no longer a reason to roll it back.
+    if (this.promoter.observe(reasons.length === 0) !== null) runtime.forgetRemoved()
     let pendingRows: number | null = null
     try {
       pendingRows = store.pendingCount()
