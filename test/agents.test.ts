@@ -174,7 +174,7 @@ describe('an agent that falls silent', () => {
     expect(w.deadman.lockouts.lockedOut('bezalel', 3_600_000)).toBe(false)
   })
 
-  test('a token the last known good accepted and a config applied by a restart drops is watched as after a reload, until that config is promoted', async () => {
+  test('a token the last known good accepted and a config applied by a restart drops is watched as after a reload', async () => {
     const dir = tempDir()
     const [marker, alerts] = [join(dir, 'rolled-back'), join(dir, 'alerts')]
     const auth = (bezalel: string) => ({ agents: { bezalel: { token_sha256: hashToken(bezalel) } }, operators: { op: { token_sha256: hashToken('op-token-123456') } } })
@@ -193,7 +193,7 @@ describe('an agent that falls silent', () => {
     // The push mistyped bezalel's hash, and was applied by a restart.
     const clock = manualClock()
     const w = await suite.start(config('bezalel-token-typo'), { clock, env, dir })
-    expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([expect.stringContaining('1 token(s) it no longer accepts are watched')])
+    expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([expect.stringContaining('the tokens of agent bezalel, which it no longer accepts, are watched')])
     for (let i = 0; i < 3; i++) {
       expect((await beat(w, { agent: 'bezalel' }, asBezalel)).status).toBe(401)
       clock.advance(30_000)
@@ -202,6 +202,25 @@ describe('an agent that falls silent', () => {
     expect(lines(alerts)).toEqual(["agent bezalel's token, accepted by an earlier config, has been refused for 60 s (3 times): a token_sha256 mistyped in the config, or a token revoked whose holder has not stopped"])
     expect(lines(marker)).toEqual([]) // silent for 90 s, but not by its own doing
     expect(w.deadman.lockouts.lockedOut('bezalel', 60_000)).toBe(true)
+  })
+
+  test('a restart onto a config that renames a token, or has no auth at all, watches no token: none of them is refused', async () => {
+    const dir = tempDir()
+    const deadman = { promote_after_s: 60 }
+    const config = (auth: unknown) => simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, auth ? { deadman, auth } : { deadman })
+    const clock = manualClock()
+    const first = await suite.start(config({ agents: { bezalel: { token_sha256: hashToken('bezalel-token-1') } } }), { clock, env, dir })
+    expect((await first.infer({ agent: 'bezalel' }, { authorization: 'Bearer bezalel-token-1' })).status).toBe(200)
+    await first.deadman.checkNow()
+    clock.advance(60_000)
+    await first.deadman.checkNow()
+    expect(existsSync(`${first.configPath}.last-good`)).toBe(true)
+    await first.stop(0)
+    for (const auth of [{ agents: { 'bezalel-2': { token_sha256: hashToken('bezalel-token-1').toUpperCase() } } }, null]) {
+      const w = await suite.start(config(auth), { clock: manualClock(), env, dir })
+      expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([])
+      await w.stop(0)
+    }
   })
 
   test('a failing rollback_command is recorded with its exit status and output, and the agent stays late', async () => {

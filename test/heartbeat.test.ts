@@ -5,8 +5,9 @@
  * `deadman.checkNow()`; no background timer runs.
  */
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { sha256 } from '../src/config.ts'
+import { promoteLastGood } from '../src/deadman/last-good.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
 
@@ -229,7 +230,7 @@ describe('GET /heartbeat', () => {
     }
     let { w, clock } = await restart()
     expect(w.logs).toContain(
-      `witness: deadman: this config differs from the last known good (sha256 ${lastGood.slice(0, 8)}…); until it is promoted, chain(s) default, old still called count as failing`,
+      `witness: deadman: this config differs from the last known good (sha256 ${lastGood.slice(0, 8)}…); until it is the last known good in its turn, requests still naming chain(s) default, old count as failures`,
     )
     await callGone(w, clock)
     expect((await heartbeat(w)).body.reasons).toEqual(['every chain called has failed for 93 s without a success (default, old; window 60 s)'])
@@ -240,6 +241,45 @@ describe('GET /heartbeat', () => {
     expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([])
     await callGone(w, clock)
     expect((await heartbeat(w)).status).toBe(200)
+  })
+
+  test('a reload back onto the last known good forgets the chains the configs after it removed: a rollback could not cure them', async () => {
+    const extra = { deadman: { failing_window_s: 60, promote_after_s: 60 } }
+    const { w, clock } = await witness(namedChains(['default']), extra)
+    await promote(w, clock)
+    const reload = async (names: string[]) => {
+      writeConfigFile(w.configPath, simConfig(suite.sim.url, namedChains(names), extra))
+      expect((await w.post('/admin/reload', '')).status).toBe(200)
+    }
+    await reload(['default', 'new']) // an agent's cron adopts "new"
+    await reload(['default']) // reverted (by the watchdog, or by hand)
+    for (let i = 0; i < 3; i++) {
+      expect((await w.infer({ chain: 'new' })).status).toBe(404)
+      clock.advance(31_000)
+    }
+    const report = await heartbeat(w)
+    expect(report.body.reasons ?? []).toEqual([])
+    expect(report.body.last_known_good).toBe(report.body.config_hash)
+  })
+
+  test('a last known good that cannot be read, or no longer parses, is logged with why, and witness starts and serves', async () => {
+    const { w: first, clock } = await witness(namedChains(['default']), { deadman: { promote_after_s: 60 } })
+    await promote(first, clock)
+    await first.stop(0)
+    const snapshot = `${first.configPath}.last-good`
+    // An older witness's snapshot, with a key this one does not know (and its .sha256 to match).
+    promoteLastGood(first.configPath, new TextEncoder().encode(`${readFileSync(snapshot, 'utf8').slice(0, -2)},\n  "retired_setting": 1\n}`))
+    const w = await suite.start(simConfig(suite.sim.url, namedChains(['main'])), { dir: first.dir })
+    expect(w.logs.filter((l) => l.includes('last known good'))).toEqual([
+      `witness: deadman: the last known good config (${snapshot}) cannot be read as a config, so this one is compared with none: retired_setting: unknown key (there is none such here)`,
+    ])
+    expect((await w.infer({ chain: 'main' })).status).toBe(200)
+    await w.stop(0)
+    rmSync(snapshot)
+    mkdirSync(snapshot)
+    const again = await suite.start(simConfig(suite.sim.url, namedChains(['main'])), { dir: first.dir })
+    expect(again.logs.filter((l) => l.includes('last known good'))).toEqual([expect.stringContaining(`(${snapshot}) cannot be read as a config, so this one is compared with none: EISDIR`)])
+    expect((await again.infer({ chain: 'main' })).status).toBe(200)
   })
 
   test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {

@@ -13,8 +13,9 @@
  * accepts them again or their owner gets in with another token, and a
  * refused token is hashed against them alone: a stranger's guesses are not
  * counted. A restart compares its config with the last known good instead
- * (DeadmanSwitch.resume), so what the last known good accepted is watched
- * again, and alerted on once more, until the running config is promoted.
+ * (DeadmanSwitch.resume): what the last known good accepted is watched
+ * again, and alerted on once more, at every start until the running config
+ * is the last known good itself.
  */
 import type { Clock } from '../clock.ts'
 import type { AuthConfig, Config } from '../config.ts'
@@ -40,10 +41,10 @@ export class Lockouts {
 
   /**
    * A reload swapped `previous` for `next`: the tokens only `previous` accepted are watched from now
-   * on, with those earlier reloads dropped that `next` does not accept either. Returns how many
-   * tokens this swap dropped.
+   * on, with those earlier reloads dropped that `next` does not accept either. Returns the owners
+   * (`agent bezalel`) whose tokens this swap dropped.
    */
-  reloaded(previous: Config, next: Config): number {
+  reloaded(previous: Config, next: Config): string[] {
     const still = this.dropped.flatMap((dropped) => droppedBy(dropped, next.auth) ?? [])
     const now = previous.auth ? droppedBy(previous.auth, next.auth) : null
     this.dropped = now ? [...still, now] : still
@@ -51,7 +52,7 @@ export class Lockouts {
     for (const [key, refused] of this.refused) {
       if (!this.dropped.some((auth) => entriesOf(auth, refused.kind)[refused.name] !== undefined)) this.refused.delete(key)
     }
-    return now ? Object.keys(now.agents).length + Object.keys(now.operators).length : 0
+    return now ? [...Object.keys(now.agents).map((name) => `agent ${name}`), ...Object.keys(now.operators).map((name) => `operator ${name}`)] : []
   }
 
   /** The running config refused `token`. */
@@ -107,10 +108,10 @@ function entriesOf(auth: AuthConfig, kind: 'agent' | 'operator'): AuthConfig['ag
   return kind === 'agent' ? auth.agents : auth.operators
 }
 
-/** The entries of `previous` that `next` does not have, hash for hash. */
+/** The entries of `previous` whose token `next` does not accept, under any name: a token renamed is not dropped. */
 function droppedBy(previous: AuthConfig, next: AuthConfig | null): AuthConfig | null {
-  const keep = (from: Record<string, { token_sha256: string }>, to: Record<string, { token_sha256: string }> | undefined) =>
-    Object.fromEntries(Object.entries(from).filter(([name, entry]) => to?.[name]?.token_sha256 !== entry.token_sha256))
-  const dropped = { ...previous, agents: keep(previous.agents, next?.agents), operators: keep(previous.operators, next?.operators) }
+  const accepted = new Set(next ? [...Object.values(next.agents), ...Object.values(next.operators)].map((entry) => entry.token_sha256.toLowerCase()) : [])
+  const keep = (from: Record<string, { token_sha256: string }>) => Object.fromEntries(Object.entries(from).filter(([, entry]) => !accepted.has(entry.token_sha256.toLowerCase())))
+  const dropped = { ...previous, agents: keep(previous.agents), operators: keep(previous.operators) }
   return Object.keys(dropped.agents).length + Object.keys(dropped.operators).length ? dropped : null
 }

@@ -42,8 +42,8 @@ export class RuntimeState {
   private readonly chains = new Map<string, ChainHealth>()
   /**
    * Chains a reload removed that no config since has brought back: a request still naming one fails
-   * that chain (it was renamed or dropped by mistake). Kept across later reloads, until a config
-   * that lacks it is promoted to last known good (or a restart: see DeadmanSwitch.resume).
+   * that chain (it was renamed or dropped by mistake). Kept across later reloads, until the running
+   * config is the last known good (forgetRemoved), or a restart (see DeadmanSwitch.resume).
    */
   private removed = new Set<string>()
   /** Counts resetChains(): a call begun before a reset reports nothing into the new config's record. */
@@ -134,9 +134,10 @@ export class RuntimeState {
   }
 
   /**
-   * The running config was promoted to last known good: it has proven itself, so the chains removed
-   * before it (and their failures) are forgotten. An agent left calling one (a forgotten cron) must
-   * not, once the rest of the traffic goes quiet, have a proven config rolled back.
+   * The running config is the last known good (promoted, or reloaded back onto it): the chains
+   * removed before it (and their failures) are forgotten. A rollback could not cure them, and an
+   * agent left calling one (a forgotten cron) must not, once the rest of the traffic goes quiet,
+   * get a proven config rolled back.
    */
   forgetRemoved(): void {
     for (const chain of this.removed) this.chains.delete(chain)

@@ -8,11 +8,12 @@
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import { type Config, parseConfigText } from '../config.ts'
+import { ConfigError } from '../errors.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'
 import { type Alert, makeAlert } from './alert.ts'
 import { healthOf } from './health.ts'
-import { readLastGood, shortHash, snapshotProblem } from './last-good.ts'
+import { lastGoodPath, readLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import type { LiveConfig, ReloadResult } from './live-config.ts'
 import { Lockouts } from './lockouts.ts'
 import { Promoter } from './promotion.ts'
@@ -58,6 +59,9 @@ export class DeadmanSwitch {
     this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log, lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs) })
     deps.live.onSwap((next, previous) => {
       deps.runtime.resetChains(previous.chains.keys(), (chain) => next.chains.has(chain))
+      // Back on the last known good (the watchdog's reload, an operator's revert): what the configs
+      // after it removed is not its doing, and a rollback could not cure it. As at a restart onto it.
+      if (next.hash === this.promoter.lastKnownGood()) deps.runtime.forgetRemoved()
       lockouts.reloaded(previous, next)
     })
   }
@@ -65,30 +69,36 @@ export class DeadmanSwitch {
   /**
    * At start-up. A config applied by a restart rather than a reload (a push deployed with an
    * upgrade, a reboot after a push) is compared with the last known good, as a reload compares
-   * it with the config it replaces: a chain it removed that agents still call counts as failing,
-   * and a token it dropped is watched (lockouts.ts). The last known good is the config that has
-   * proven itself, so this memory ends by itself: once the running config is promoted in its
-   * turn, the next start compares it with itself.
+   * it with the config it replaces: a request still naming a chain it removed counts as a failure
+   * of that chain, and a token it dropped is watched (lockouts.ts). The last known good is the
+   * config that has proven itself, so this memory ends by itself: once the running config is the
+   * last known good in its turn, the next start compares it with itself. Best effort: a snapshot
+   * that cannot be read or parsed is logged and compared with nothing.
    */
   resume(): void {
     const { live, runtime, log } = this.deps
     const boot = live.current()
-    const snapshot = readLastGood(live.path)
-    if (!snapshot || snapshot.hash === boot.hash || snapshotProblem(snapshot) !== null) return
     let lastGood: Config
+    let hash: string
     try {
-      lastGood = parseConfigText(snapshot.bytes, live.path)
+      const snapshot = readLastGood(live.path)
+      if (!snapshot || snapshot.hash === boot.hash || snapshotProblem(snapshot) !== null) return
+      hash = snapshot.hash
+      lastGood = parseConfigText(snapshot.bytes, snapshot.path)
     } catch (error) {
-      log(`deadman: the last known good config (sha256 ${shortHash(snapshot.hash)}) no longer parses, so this config is compared with none: ${(error as Error).message.split('\n')[0]}`)
+      const why = error instanceof ConfigError ? error.issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ') : (error as Error).message
+      log(`deadman: the last known good config (${lastGoodPath(live.path)}) cannot be read as a config, so this one is compared with none: ${why}`)
       return
     }
-    const removed = [...lastGood.chains.keys()].filter((chain) => !boot.chains.has(chain))
+    const removed = [...lastGood.chains.keys()].filter((chain) => !boot.chains.has(chain)).sort()
     runtime.resetChains(removed, (chain) => boot.chains.has(chain))
-    const dropped = this.lockouts.reloaded(lastGood, boot)
-    if (removed.length || dropped) {
-      const what = [removed.length ? `chain(s) ${removed.sort().join(', ')} still called count as failing` : '', dropped ? `${dropped} token(s) it no longer accepts are watched` : '']
-      log(`deadman: this config differs from the last known good (sha256 ${shortHash(snapshot.hash)}); until it is promoted, ${what.filter(Boolean).join(', and ')}`)
-    }
+    // Without auth every caller is let in: no token is refused, so none is watched.
+    const dropped = boot.auth ? this.lockouts.reloaded(lastGood, boot) : []
+    const what = [
+      removed.length ? `requests still naming chain(s) ${removed.join(', ')} count as failures` : '',
+      dropped.length ? `the tokens of ${dropped.join(', ')}, which it no longer accepts, are watched` : '',
+    ].filter(Boolean)
+    if (what.length) log(`deadman: this config differs from the last known good (sha256 ${shortHash(hash)}); until it is the last known good in its turn, ${what.join(', and ')}`)
   }
 
   /** Checks health now (a probe commit included) and feeds the result to promotion. */
