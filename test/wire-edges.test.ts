@@ -190,6 +190,37 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(sent.top_p).toBe(0.5)
     expect(sent.metadata).toEqual({ user_id: 'ezra-7' })
   })
+  test('stop sequences of whitespace alone (a completion-style "\\n"), which Anthropic refuses, are left out; the others go', async () => {
+    handler = () => Response.json({ id: 'msg_6', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    await openai().chat.completions.create({ model: 'a', messages: ask, stop: ['\n', 'END', ' '] })
+    expect(received[0]!.stop_sequences).toEqual(['END'])
+    await openai().chat.completions.create({ model: 'a', messages: ask, stop: '\n' })
+    expect(received[1]!.stop_sequences).toBeUndefined()
+  })
+
+  test("thinking is left out of a tool loop's next turn: Anthropic wants that turn to begin with a signed thinking block, which an OpenAI client never has", async () => {
+    handler = () => Response.json({ id: 'msg_7', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'sunny' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const thinking = { type: 'enabled', budget_tokens: 1024 }
+    const send = (messages: unknown[]) =>
+      fetch(`${w.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify({ model: 'a', messages, thinking }) })
+    expect((await send(ask)).status).toBe(200)
+    expect(received[0]!.thinking).toEqual(thinking)
+    const loop = [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+    ]
+    expect((await send(loop)).status).toBe(200)
+    expect(received[1]!.thinking).toBeUndefined()
+  })
+
+  test('"stream": null (the SDKs type it "| null") is no stream, not a 400', async () => {
+    handler = () => Response.json({ id: 'msg_8', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const res = await fetch(`${w.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify({ model: 'a', messages: ask, stream: null, user: null }) })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { choices: { message: { content: string } }[] }).choices[0]!.message.content).toBe('ok')
+  })
+
   test('structured outputs: response_format json_schema reaches Anthropic as output_config.format, and its JSON answer is the content', async () => {
     const schema = { type: 'object', properties: { city: { type: 'string' }, celsius: { type: 'number' } }, required: ['city', 'celsius'], additionalProperties: false }
     const answer = '{"city":"Paris","celsius":14}'
@@ -292,6 +323,55 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
       { type: 'tool_use', id: 'call_A', name: 'get_weather', input: { city: 'Paris' } },
       { type: 'tool_use', id: 'call_B', name: 'get_time', input: { tz: 'CET' } },
     ])
+  })
+
+  test('parallel calls sent whole, one a delta, at index 0 with their own ids or without index and id (Gemini), stay apart', async () => {
+    const call = (extra: Record<string, unknown>, name: string, args: string) => oa({ ...chunk, choices: [{ index: 0, delta: { tool_calls: [{ ...extra, type: 'function', function: { name, arguments: args } }] }, finish_reason: null }] })
+    for (const [a, b] of [
+      [{ index: 0, id: 'call_A' }, { index: 0, id: 'call_B' }],
+      [{ id: '' }, { id: '' }],
+    ]) {
+      handler = () => sse([call(a!, 'get_weather', '{"city":"Paris"}'), call(b!, 'get_time', '{"tz":"UTC"}'), oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }), 'data: [DONE]\n\n'])
+      const message = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+      expect(message.content.map((block) => (block.type === 'tool_use' ? [block.name, block.input] : block.type))).toEqual([
+        ['get_weather', { city: 'Paris' }],
+        ['get_time', { tz: 'UTC' }],
+      ])
+      for (const block of message.content) if (block.type === 'tool_use') expect(block.id).toMatch(/^[a-zA-Z0-9_-]+$/)
+      // Gemini says "stop" for an answer that calls tools: the client must still run them.
+      expect(message.stop_reason).toBe('tool_use')
+    }
+  })
+
+  test('an answer with tool calls and finish_reason "stop" (Gemini; OpenAI when tool_choice names a function) stops for tool_use, streamed or not', async () => {
+    const calls = [{ id: 'call_W', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }]
+    handler = () => Response.json({ id: 'chatcmpl-11', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: calls }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } })
+    const message = await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
+    expect([message.stop_reason, message.content[0]!.type]).toEqual(['tool_use', 'tool_use'])
+    handler = () => sse([oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', tool_calls: [{ index: 0, ...calls[0] }] }, finish_reason: null }] }), oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }), 'data: [DONE]\n\n'])
+    const streamed = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+    expect(streamed.stop_reason).toBe('tool_use')
+  })
+
+  test("a refusal (OpenAI's own field, content null) is the answer's text, and its stop reason is refusal, streamed or not", async () => {
+    handler = () => Response.json({ id: 'chatcmpl-12', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: null, refusal: "I can't help with that." }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 6, total_tokens: 9 } })
+    const message = await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
+    expect([message.stop_reason, message.content.map((block) => block.type === 'text' && block.text)]).toEqual(['refusal', ["I can't help with that."]])
+    handler = () =>
+      sse([
+        oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', content: null, refusal: "I can't" }, finish_reason: null }] }),
+        oa({ ...chunk, choices: [{ index: 0, delta: { refusal: ' help with that.' }, finish_reason: null }] }),
+        oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }),
+        'data: [DONE]\n\n',
+      ])
+    const streamed = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+    expect([streamed.stop_reason, streamed.content.map((block) => block.type === 'text' && block.text)]).toEqual(['refusal', ["I can't help with that."]])
+  })
+
+  test("a user turn's text blocks (Claude Code's <system-reminder>, then the prompt) reach it a line apart, not run together", async () => {
+    handler = () => Response.json({ id: 'chatcmpl-13', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: [{ role: 'user', content: [{ type: 'text', text: '<system-reminder>be nice</system-reminder>' }, { type: 'text', text: 'List files' }] }] })
+    expect(received[0]!.messages).toEqual([{ role: 'user', content: '<system-reminder>be nice</system-reminder>\nList files' }])
   })
 
   test('usage sent inside the choice (Moonshot\'s Kimi, streaming) reaches the row and the client', async () => {

@@ -162,19 +162,27 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   }
 }
 
+/** Whether a tool call's arguments so far are a whole JSON value (the call is complete). */
+function wholeJson(text: string): boolean {
+  if (text.trim() === '') return false
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
+}
+
 /** OpenAI chat.completion.chunk frames -> Anthropic Messages events. */
 function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   const ev = (type: string, data: Json) => `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`
   let started = false
   let blockIndex = -1
   let blockType: 'thinking' | 'text' | 'tool_use' | null = null
-  const toolBlocks = new Map<number, number>()
-  let unindexed = { calls: 0, lastId: undefined as unknown }
-  const indexWithout = (id: unknown): number => {
-    if (unindexed.calls === 0 || (id !== undefined && id !== null && id !== '' && id !== unindexed.lastId)) unindexed = { calls: unindexed.calls + 1, lastId: id }
-    // Negative keys: they never meet the indexes of calls that have one.
-    return -unindexed.calls
-  }
+  /** The tool call each index is streaming (-1: calls sent without an index), as a block of the answer. */
+  const openCalls = new Map<number, { block: number; id: string | null; args: string }>()
+  let calledTools = false
+  let refused = false
   let stopReason: string | null = null
   let tokensIn = 0
   let tokensOut = 0
@@ -219,33 +227,45 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
         }
         out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'thinking_delta', thinking: reasoning } }))
       }
-      if (typeof delta.content === 'string' && delta.content !== '') {
+      // A refusal streams as its own field: its text is the answer, and the stop reason says so.
+      const refusal = typeof delta.refusal === 'string' && delta.refusal !== '' ? delta.refusal : null
+      if (refusal) refused = true
+      const text = typeof delta.content === 'string' && delta.content !== '' ? delta.content : refusal
+      if (text) {
         if (blockType !== 'text') {
           closeBlock(out)
           blockIndex++
           blockType = 'text'
           out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'text', text: '' } }))
         }
-        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'text_delta', text: delta.content } }))
+        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'text_delta', text } }))
       }
       for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isRecord) : []) {
-        // Without an index (Gemini's OpenAI endpoint), a new id starts a new call; no id continues the last.
-        const callIndex = typeof call.index === 'number' ? call.index : indexWithout(call.id)
+        const slot = typeof call.index === 'number' ? call.index : -1
         const fn = isRecord(call.function) ? call.function : {}
-        if (!toolBlocks.has(callIndex)) {
+        const id = typeof call.id === 'string' && call.id !== '' ? call.id : null
+        let open = openCalls.get(slot)
+        // A call goes on in the deltas after its first, which carry no id (or the same) and no name. Gemini's
+        // OpenAI endpoint sends parallel calls whole, one a delta, all at index 0 or with no index and an
+        // empty id: another id, or a name after arguments that are whole JSON, starts the next call.
+        if (!open || (id !== null && open.id !== null && id !== open.id) || (typeof fn.name === 'string' && fn.name !== '' && wholeJson(open.args))) {
           closeBlock(out)
           blockIndex++
           blockType = 'tool_use'
-          toolBlocks.set(callIndex, blockIndex)
-          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: call.id, name: fn.name, input: {} } }))
+          calledTools = true
+          open = { block: blockIndex, id, args: '' }
+          openCalls.set(slot, open)
+          // Anthropic clients answer a call by its id: one sent empty gets one.
+          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: id ?? `toolu_${Bun.randomUUIDv7('hex')}`, name: fn.name, input: {} } }))
         }
         if (typeof fn.arguments === 'string' && fn.arguments !== '') {
-          out.push(ev('content_block_delta', { index: toolBlocks.get(callIndex), delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
+          open.args += fn.arguments
+          out.push(ev('content_block_delta', { index: open.block, delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
         }
       }
       if (choice.finish_reason) {
         closeBlock(out)
-        stopReason = stopReasonFromFinish(choice.finish_reason)
+        stopReason = refused && !calledTools ? 'refusal' : stopReasonFromFinish(choice.finish_reason, calledTools)
       }
       return out
     },

@@ -64,8 +64,10 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
   if (system.length) out.system = system.join('\n\n')
   out.max_tokens = firstNumber(body.max_completion_tokens, body.max_tokens) ?? DEFAULT_MAX_TOKENS
   if (typeof body.temperature === 'number') out.temperature = Math.min(1, body.temperature)
-  if (typeof body.stop === 'string') out.stop_sequences = [body.stop]
-  else if (Array.isArray(body.stop)) out.stop_sequences = body.stop
+  // Anthropic refuses a stop sequence of whitespace alone (OpenAI's completion-style "\n"): left out.
+  const stops = (typeof body.stop === 'string' ? [body.stop] : Array.isArray(body.stop) ? body.stop : []).filter((stop) => typeof stop === 'string' && stop.trim() !== '')
+  if (stops.length) out.stop_sequences = stops
+  else if (body.stop !== undefined) delete out.stop_sequences
   // Anthropic's metadata holds only user_id (OpenAI's is any key-value map, for stored completions).
   const userId = typeof body.user === 'string' ? body.user : isRecord(body.metadata) && typeof body.metadata.user_id === 'string' ? body.metadata.user_id : null
   if (userId !== null) out.metadata = { user_id: userId }
@@ -84,6 +86,11 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
   if (choice) out.tool_choice = choice
   const format = outputFormatOf(body.response_format)
   if (format) out.output_config = { format }
+  // With thinking on, Anthropic wants the last assistant turn of a tool loop to begin with the thinking
+  // block it signed, which an OpenAI client never has (its answers carry no thinking blocks): the
+  // second turn of every tool loop would be refused. That turn goes without extended thinking.
+  const lastAssistant = messages.findLast((m) => m.role === 'assistant')
+  if (out.thinking !== undefined && lastAssistant?.content.some((block) => block.type === 'tool_use')) delete out.thinking
   return out
 }
 
@@ -110,12 +117,15 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
   const content: Json[] = []
   const reasoning = reasoningOf(message)
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: reasoningSignature(provider) })
-  const text = textOf(message.content)
+  // A refusal comes as its own field, the content null: its text is the answer, and the stop reason says so.
+  const refusal = typeof message.refusal === 'string' && message.refusal !== '' ? message.refusal : null
+  const text = textOf(message.content) || refusal
   if (text) content.push({ type: 'text', text })
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
     if (!isRecord(call) || !isRecord(call.function)) continue
     content.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseArguments(call.function.arguments) })
   }
+  const calls = content.some((block) => block.type === 'tool_use')
   const usage = isRecord(completion.usage) ? completion.usage : {}
   return {
     id: completion.id,
@@ -123,7 +133,7 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
     role: 'assistant',
     model: completion.model,
     content,
-    stop_reason: stopReasonFromFinish(choice.finish_reason),
+    stop_reason: refusal && !textOf(message.content) ? 'refusal' : stopReasonFromFinish(choice.finish_reason, calls),
     stop_sequence: null,
     usage: anthropicUsageOf(
       typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
@@ -145,8 +155,13 @@ export function anthropicUsageOf(promptTokens: number, outputTokens: number, cac
   return { input_tokens: Math.max(0, promptTokens - cached), cache_read_input_tokens: cached, output_tokens: outputTokens }
 }
 
-/** OpenAI finish_reason -> Anthropic stop_reason. */
-export function stopReasonFromFinish(reason: unknown): string | null {
+/**
+ * OpenAI finish_reason -> Anthropic stop_reason. An answer that calls tools stops for `tool_use`
+ * whatever its finish_reason: Gemini's OpenAI endpoint, and OpenAI itself when `tool_choice` names
+ * a function, say `stop`, and Anthropic clients run their tools only on `tool_use`.
+ */
+export function stopReasonFromFinish(reason: unknown, calledTools = false): string | null {
+  if (calledTools && reason !== null && reason !== undefined && reason !== 'length' && reason !== 'content_filter') return 'tool_use'
   switch (reason) {
     case 'stop': return 'end_turn'
     case 'length': return 'max_tokens'

@@ -52,7 +52,8 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
       })
       if (parts.length === 0) continue
       const onlyText = parts.every((p) => p.type === 'text')
-      messages.push({ role: 'user', content: onlyText ? parts.map((p) => p.text).join('') : parts })
+      // Text blocks are apart (Claude Code sends its <system-reminder> as one before the prompt): one line each.
+      messages.push({ role: 'user', content: onlyText ? parts.map((p) => p.text).join('\n') : parts })
     }
   }
 
@@ -135,7 +136,8 @@ export function finishFromStopReason(reason: unknown): string | null {
     case 'end_turn':
     case 'stop_sequence':
     case 'pause_turn': return 'stop'
-    case 'max_tokens': return 'length'
+    case 'max_tokens':
+    case 'model_context_window_exceeded': return 'length'
     case 'tool_use': return 'tool_calls'
     case 'refusal': return 'content_filter'
     case null:

@@ -16,8 +16,9 @@ export const ChatCompletionsSchema = v.looseObject({
     v.array(v.looseObject({ role: v.pipe(v.string(), v.minLength(1)) })),
     v.minLength(1, 'at least one message is required'),
   ),
-  stream: v.optional(v.boolean()),
-  user: v.optional(v.string()),
+  // The SDKs type these `| null`: null is left unsaid.
+  stream: v.nullish(v.boolean()),
+  user: v.nullish(v.string()),
   models: NoModelList,
 })
 
