@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
@@ -393,6 +393,39 @@ describe.skipIf(!HAVE_GIT)('a remote whose history was rewritten', () => {
     renameSync(m.workDir, `${m.workDir}.old`)
     expect((await m.sync()).code).toBe(0)
     expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+  })
+})
+
+describe.skipIf(!HAVE_GIT)('a remote whose branch is gone, and git killed mid-update', () => {
+  test('a branch deleted on the remote, or the repository made anew and empty: the next sync pushes everything again', async () => {
+    for (const reset of ['branch', 'repository'] as const) {
+      const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+      const m = machine('alpha', remote)
+      await m.seed([{ timestamp: '2026-12-01T10:00:00.000Z' }])
+      expect((await m.sync()).code).toBe(0)
+      if (reset === 'branch') git(['--git-dir', remote, 'update-ref', '-d', 'refs/heads/main'])
+      else {
+        rmSync(remote, { recursive: true })
+        bareRepo(remote)
+      }
+      const again = await m.sync()
+      expect(again.code).toBe(0)
+      expect(ids(remoteLines(remote))).toEqual([1])
+    }
+  })
+
+  test("a lock file left by a git killed mid-update (the sync kills git past its time limit) does not stop the runs after it", async () => {
+    for (const lock of ['refs/remotes/origin/main.lock', 'refs/heads/main.lock', 'HEAD.lock', 'index.lock']) {
+      const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+      const m = machine('alpha', remote)
+      await m.seed([{ timestamp: '2026-12-01T10:00:00.000Z' }])
+      expect((await m.sync()).code).toBe(0)
+      writeFileSync(join(m.workDir, '.git', lock), '')
+      await m.seed([{ timestamp: '2026-12-01T11:00:00.000Z' }])
+      const next = await m.sync()
+      expect([lock, next.code, next.stderr]).toEqual([lock, 0, ''])
+      expect(ids(remoteLines(remote))).toEqual([1, 2])
+    }
   })
 })
 

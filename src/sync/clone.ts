@@ -5,7 +5,7 @@
  * folder, so rebasing onto other machines' pushes never conflicts; a push
  * that loses a race is retried after another fetch and rebase.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { type Git, firstLines, gitOk } from './git.ts'
@@ -34,13 +34,25 @@ export async function prepareClone(git: Git, workDir: string, remote: string, br
   if (current.code !== 0) await gitOk(git, ['remote', 'add', 'origin', remote])
   else if (current.stdout.trim() !== remote) await gitOk(git, ['remote', 'set-url', 'origin', remote])
 
-  // Only witness's own git runs here (under the sync lock), so these are leftovers of a killed run.
-  rmSync(join(gitDir, 'index.lock'), { force: true })
+  // Only witness's own git runs here (under the sync lock), so any lock git left is a killed run's
+  // (the sync kills git past its time limit): HEAD.lock or a ref's lock would fail every later run.
+  removeGitLocks(gitDir)
   if (existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) await git(['rebase', '--abort'])
   const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0
   if (!empty) await gitOk(git, ['reset', '-q', '--hard', 'HEAD'])
   await gitOk(git, ['clean', '-fdq', '--', machine])
   return { repoId: readFileSync(join(gitDir, REPO_ID_FILE), 'utf8').trim(), empty }
+}
+
+/** Removes git's lock files (`index.lock`, `HEAD.lock`, `refs/**.lock`, `packed-refs.lock`, ...) under `dir`. */
+function removeGitLocks(dir: string): void {
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) {
+      // The object store holds no locks worth a walk through every object.
+      if (entry.name !== 'objects') removeGitLocks(path)
+    } else if (entry.name.endsWith('.lock')) rmSync(path, { force: true })
+  }
 }
 
 export type RemoteState =
@@ -55,7 +67,12 @@ const PUSHED_REF = 'refs/witness/pushed'
 export async function updateFromRemote(git: Git, branch: string): Promise<RemoteState> {
   const fetched = await git(['fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
   if (fetched.code !== 0) {
-    if (/couldn't find remote ref/i.test(fetched.stderr)) return { reachable: true }
+    if (/couldn't find remote ref/i.test(fetched.stderr)) {
+      // No such branch there (yet, or any longer: deleted, or the repository made anew). What this clone
+      // took for the remote's is gone with it, so everything it holds counts as waiting, and is pushed.
+      await git(['update-ref', '-d', `refs/remotes/origin/${branch}`])
+      return { reachable: true }
+    }
     return { reachable: false, reason: firstLines(fetched.stderr) }
   }
   const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0
