@@ -10,6 +10,7 @@ import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renam
 import { join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
+import { chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import type { ExportLine } from '../src/sync/export-line.ts'
@@ -367,6 +368,54 @@ describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
     expect(again.stderr).toBe('')
     expect(again.code).toBe(0)
     expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+  })
+})
+
+describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
+  test('the checkpoints after the first removed and every row after it rewritten, chain recomputed: verify --repo --key names the commit and the checkpoints it removed, read back from the history', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
+    for (const hour of ['08', '09', '10']) {
+      await m.seed([{ timestamp: `2026-11-24T${hour}:00:00.000Z` }, { timestamp: `2026-11-24T${hour}:30:00.000Z` }])
+      expect((await m.sync()).code).toBe(0)
+    }
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    const untouched = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(untouched.code).toBe(0)
+    const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
+    expect(checkpoints).toHaveLength(3)
+    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
+    for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
+    // Every row after the first checkpoint now says groq, and the chain is recomputed over them.
+    const chainFiles = (readdirSync(join(clone, 'alpha/chain'), { recursive: true }) as string[]).filter((f) => f.endsWith('.jsonl')).map((f) => join(clone, 'alpha/chain', f))
+    const entries = chainFiles.flatMap((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => ({ file, entry: JSON.parse(line) })))
+    entries.sort((a, b) => a.entry.seq - b.entry.seq)
+    let prev = ''
+    for (const { entry } of entries) {
+      if (entry.seq > first.seq) {
+        const record = decodeRecord(entry.record)!
+        entry.record = encodeRecord({ ...record.row, provider: 'groq' }, record.facts)
+        entry.prev_hash = prev
+        entry.hash = chainHash(prev, entry.record)
+      }
+      prev = entry.hash
+    }
+    for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(e.entry)).join('\n')}\n`)
+    const rewritten = new Set(entries.filter((e) => e.entry.seq > first.seq).map((e) => e.entry.log_id))
+    const day = join(clone, 'alpha/2026/11/24.ndjson')
+    const lines = readFileSync(day, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+    writeFileSync(day, `${lines.map((line) => JSON.stringify(rewritten.has(line.id) ? { ...line, provider: 'groq' } : line)).join('\n')}\n`)
+    git(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qam', 'tidy'], clone)
+    const sha = git(['rev-parse', 'HEAD'], clone).trim().slice(0, 12)
+
+    const verified = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toContain(`commit ${sha} (`)
+    expect(verified.stdout).toContain('that sync wrote, in alpha/2026/11/24.ndjson, alpha/chain/')
+    expect(verified.stdout).toContain('sync only appends, so the export was rewritten after it went out')
+    expect(verified.stdout).toMatch(/checkpoint [23] does not match the chain/)
   })
 })
 

@@ -18,6 +18,7 @@ import { ArchiveError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
+import { exportHistory } from '../proof/export-history.ts'
 import { readPruned } from '../proof/pruned.ts'
 import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, toEvidence } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
@@ -139,10 +140,20 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     const publishedId = published ? keyIdOf(published.jwk) : null
     const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
     const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
+    // The history: commits that removed what sync wrote, and the checkpoints they took away, checked too.
+    const history = exportHistory(clone, machine)
+    const present = new Set(gathered.checkpoints.map((c) => JSON.stringify(c)))
+    gathered.checkpoints.push(...history.removedCheckpoints.filter((c) => !present.has(JSON.stringify(c))))
+    gathered.checkpoints.sort((a, b) => a.id - b.id)
     const verdict = await verifyEvidence(toEvidence(gathered, keys, true, 0))
-    if (unreadable.length) {
-      verdict.problems.unshift(...unreadable)
+    if (unreadable.length || history.problems.length) {
+      verdict.problems.unshift(...unreadable, ...history.problems)
       verdict.ok = false
+    }
+    if (history.unread) verdict.notes.push(history.unread)
+    const signed = gathered.checkpoints.at(-1)
+    if (signed && verdict.lastSeq !== null && verdict.lastSeq > signed.seq) {
+      verdict.notes.push(`chain entries ${signed.seq + 1}-${verdict.lastSeq} come after the last signed checkpoint (${signed.id}, entry ${signed.seq}): no signature covers them yet (each sync signs the head before it exports)`)
     }
     if (!trusted && gathered.checkpoints.length) {
       verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
