@@ -17,7 +17,7 @@ import type { ExportLine } from '../src/sync/export-line.ts'
 import { FLEET_DDL } from '../src/sync/fleet.ts'
 import { runSync } from '../src/sync/sync-job.ts'
 import { readSyncState, writeSyncState } from '../src/sync/sync-state.ts'
-import { REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
+import { MIGRATIONS, REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
 import { HAVE_GIT, HAVE_GIT_DAEMON, HAVE_GIT_HTTP_BACKEND, bareRepo, git, startGitDaemon, startGitHttp } from './support/git.ts'
 import { runWitness } from './support/process.ts'
 import { readRows } from './support/rows.ts'
@@ -309,6 +309,49 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     expect(renamed.code).toBe(1)
     expect(renamed.stderr).toContain('this database was exported as "gamma", and machine is now "gamma2"')
     expect(remoteLines(remote, 'gamma2')).toEqual([])
+  })
+
+  test('exported anew under a new name after archive_keep_days deleted months: the folder carries the deleted runs, and verify --repo links across them', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('beta', remote)
+    await ensureSigningKey(m.keyPath)
+    const now = Date.now()
+    await m.seed([{ timestamp: daysAgo(now, 200) }, { timestamp: daysAgo(now, 150) }, { timestamp: daysAgo(now, 1) }])
+    expect((await m.sync()).code).toBe(0)
+    await runArchive({ livePath: m.livePath, retention: { keepDays: 30, archiveDir: m.archiveDir, archiveKeepDays: 60, maxDbMb: 512 }, syncConfigured: true, now: () => now })
+    // The README's rename: the old folder removed from the remote, work_dir moved aside, synced under the new name.
+    const work = join(tempDir(), 'work')
+    git(['clone', '-q', '-b', 'main', remote, work])
+    git(['rm', '-rq', 'beta'], work)
+    git(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qm', 'rename beta'], work)
+    git(['push', '-q', 'origin', 'main'], work)
+    renameSync(m.workDir, `${m.workDir}.old`)
+    writeFileSync(m.configPath, readFileSync(m.configPath, 'utf8').replace('machine: beta', 'machine: beta2'))
+    expect((await m.sync()).code).toBe(0)
+    const verified = await verifyRemote(remote, '--machine', 'beta2', '--key', m.keyPath)
+    expect(verified.stdout).toContain('were deleted with their archives (retention.archive_keep_days); the chain links across them')
+    expect(verified.code).toBe(0)
+  })
+
+  test('a database upgraded from before the chain existed: its export verifies, the rows from before noted, as verify --db notes them', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    await ensureSigningKey(m.keyPath)
+    const old = new Database(m.livePath, { create: true })
+    old.exec('PRAGMA auto_vacuum = INCREMENTAL')
+    old.exec('PRAGMA journal_mode = WAL')
+    old.exec(REQUEST_LOG_DDL)
+    for (const migration of MIGRATIONS.slice(0, 2)) old.exec(migration)
+    old.exec('PRAGMA user_version = 2')
+    for (const hour of ['01', '02', '03']) {
+      old.query(`INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, latency_ms) VALUES ('2026-11-20T${hour}:00:00.000Z', 'ezra', 'kimi', 'k', 'e', 'success', 5)`).run()
+    }
+    old.close()
+    await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }]) // migrates it: the chain starts at row 4
+    expect((await m.sync()).code).toBe(0)
+    const verified = await verifyRemote(remote, '--key', m.keyPath)
+    expect(verified.stdout).toContain('3 row(s) were finished before the chain existed and are not covered by it')
+    expect(verified.code).toBe(0)
   })
 
   test('a row stamped beyond year 9999 goes to 0000/00/00.ndjson; the rows after it still go out', async () => {

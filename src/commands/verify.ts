@@ -136,7 +136,7 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     throw new UsageError(`--key pins one machine's key, but ${clone} has folders ${machines.join(', ')}: choose one with --machine`)
   }
   for (const machine of machines) {
-    const { gathered, key: published, problems: unreadable } = gatherExport(clone, machine)
+    const { gathered, key: published, problems: unreadable, chainStartsAt: firstLogId, pruned } = gatherExport(clone, machine)
     const publishedId = published ? keyIdOf(published.jwk) : null
     const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
     const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
@@ -145,7 +145,7 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     const present = new Set(gathered.checkpoints.map((c) => JSON.stringify(c)))
     gathered.checkpoints.push(...history.removedCheckpoints.filter((c) => !present.has(JSON.stringify(c))))
     gathered.checkpoints.sort((a, b) => a.id - b.id)
-    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, 0))
+    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, firstLogId, pruned))
     if (unreadable.length || history.problems.length) {
       verdict.problems.unshift(...unreadable, ...history.problems)
       verdict.ok = false

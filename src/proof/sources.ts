@@ -81,6 +81,10 @@ function lines(path: string, bad: string[], shown: string): { value: unknown; te
   return out
 }
 
+/** In a machine's folder of an export: where its chain begins, and the runs retention deleted (export-proof.ts). */
+export const CHAIN_START_FILE = 'chain-start.json'
+export const CHAIN_PRUNED_FILE = 'chain-pruned.jsonl'
+
 /** The machines that have a folder in an export clone. */
 export function exportMachines(clone: string): string[] {
   return readdirSync(clone).filter((name) => !name.startsWith('.') && statSync(join(clone, name)).isDirectory())
@@ -91,7 +95,10 @@ export function exportMachines(clone: string): string[] {
  * what cannot be evidence: lines that are not JSON, and an id on two lines that differ (one of
  * them was put there by hand: neither is taken).
  */
-export function gatherExport(clone: string, machine: string): { gathered: Gathered; key: PublicKeyFile | null; problems: string[] } {
+export function gatherExport(
+  clone: string,
+  machine: string,
+): { gathered: Gathered; key: PublicKeyFile | null; problems: string[]; chainStartsAt: number; pruned: PrunedRun[] } {
   const root = join(clone, machine)
   const gathered = emptyGathered()
   const problems: string[] = []
@@ -132,7 +139,23 @@ export function gatherExport(clone: string, machine: string): { gathered: Gather
   } catch {
     problems.push(`${shown(keyPath)} is not JSON`)
   }
-  return { gathered, key, problems }
+  let chainStartsAt = 0
+  const startPath = join(root, CHAIN_START_FILE)
+  if (existsSync(startPath)) {
+    try {
+      chainStartsAt = Number((JSON.parse(readFileSync(startPath, 'utf8')) as { first_log_id: unknown }).first_log_id) || 0
+    } catch {
+      problems.push(`${shown(startPath)} is not JSON`)
+    }
+  }
+  const prunedPath = join(root, CHAIN_PRUNED_FILE)
+  const pruned = existsSync(prunedPath)
+    ? lines(prunedPath, problems, shown(prunedPath)).map(({ value }) => {
+        const r = value as { from_seq: number; to_seq: number; prev_hash: string; hash: string }
+        return { fromSeq: r.from_seq, toSeq: r.to_seq, prevHash: r.prev_hash, hash: r.hash }
+      })
+    : []
+  return { gathered, key, problems, chainStartsAt, pruned }
 }
 
 export function toEvidence(g: Gathered, keys: Map<string, JsonWebKey>, complete: boolean, chainStartsAtLogId: number, pruned: readonly PrunedRun[] = []): Evidence {
