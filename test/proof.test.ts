@@ -6,8 +6,8 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { type Checkpoint, signCheckpoint } from '../src/proof/checkpoint.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
@@ -16,6 +16,8 @@ import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
 import { GENESIS_HASH, chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import type { ChainEntry } from '../src/proof/verify.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
+import { compressArchive } from '../src/retention/archive-files.ts'
+import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
 import { promptTexts } from '../src/router/chain.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
@@ -480,6 +482,43 @@ describe('tampering inside an archive (verify --archives)', () => {
     expect(out).toMatch(new RegExp(`row ${b.id} was changed after it was chained: .*agent_name was "agent-1" when chained, is now "agent-0"`))
   })
 
+  test('a pending row put into an archive is named: the archive job moves only finished rows', async () => {
+    const { config, archive } = await archivedCopy()
+    exec(archive, "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, status) VALUES (77777, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 'pending')")
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toContain(`archive ${archive} holds pending row(s) 77777: the archive job moves only finished rows, so they were put there by hand`)
+  })
+
+  test('a compressed month replaced by an edited one with its old modification time kept (cp -p, a restore): verify reads the file itself, and queries read it again', async () => {
+    const { config, archive } = await archivedCopy()
+    const archiveDir = dirname(archive)
+    const month = /request_log-(\d{4}-\d{2})\.db$/.exec(archive)![1]!
+    await compressArchive(archiveDir, month)
+    const zst = `${archive}.zst`
+    const victim = (() => {
+      const opened = archiveDatabasesFor(archiveDir) // makes the cached copy
+      const id = (opened[0]!.db.query('SELECT id FROM request_log ORDER BY id LIMIT 1').get() as { id: number }).id
+      closeArchives(opened)
+      return id
+    })()
+    expect(verify([...config, '--archives']).code).toBe(0)
+    const { atime, mtime } = statSync(zst)
+    const work = join(tempDir(), 'edited.db')
+    writeFileSync(work, Bun.zstdDecompressSync(readFileSync(zst)))
+    exec(work, "UPDATE request_log SET provider = 'forged' WHERE id = ?", victim)
+    writeFileSync(zst, Bun.zstdCompressSync(readFileSync(work)))
+    utimesSync(zst, atime, mtime)
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toContain(`row ${victim} was changed after it was chained: provider was "sim" when chained, is now "forged"`)
+    const opened = archiveDatabasesFor(archiveDir)
+    expect((opened[0]!.db.query('SELECT provider FROM request_log WHERE id = ?').get(victim) as { provider: string }).provider).toBe('forged')
+    closeArchives(opened)
+    // verify's own copies are gone with it.
+    expect(readdirSync(join(archiveDir, '.cache')).filter((name) => name.startsWith('.audit'))).toEqual([])
+  })
+
   test("an archive's tail cut below a signed checkpoint is caught, even with its chain cut to match", async () => {
     const { config, archive } = await archivedCopy()
     const db = new Database(archive)
@@ -564,6 +603,16 @@ describe('tampering in a git export (verify --repo)', () => {
     const { code, out } = verify(['--repo', clone])
     expect(code).toBe(1)
     expect(out).toContain(`row ${victim} is missing`)
+  })
+
+  test('a pending line put into the export is named, not taken: sync exports only finished rows', () => {
+    const { clone, rowFile } = exportClone()
+    const lines = readLines(rowFile)
+    const forged = { ...(JSON.parse(lines[0]!) as { id: number }), id: 10_001, status: 'pending', tokens_in: 100_000 }
+    writeLines(rowFile, [...lines, JSON.stringify(forged)])
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain(`row 10001 (${relative(clone, rowFile)}:${lines.length + 1}) is pending: sync exports only finished rows, so the line was put there by hand`)
   })
 
   test('an inserted line is not in the chain', () => {

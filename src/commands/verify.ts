@@ -20,9 +20,9 @@ import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
 import { readPruned } from '../proof/pruned.ts'
-import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, toEvidence } from '../proof/sources.ts'
+import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, pendingIn, toEvidence } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
-import { archiveDatabasesFor, closeArchives } from '../retention/archive-query.ts'
+import { archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
 import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { type Command, UsageError, parsed } from './args.ts'
@@ -81,12 +81,15 @@ export const verifyCommand: Command = {
 
     const live = openWitnessDb(dbPath)
     const gathered: Gathered = emptyGathered()
-    const archives = values.archives && config ? archiveDatabasesFor(config.retention.archiveDir) : []
+    const archives = values.archives && config ? archiveDatabasesForAudit(config.retention.archiveDir) : []
     if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
+    const forged: string[] = []
     try {
       for (const archive of archives) {
         try {
           gatherDatabase(archive.db, gathered)
+          const pending = pendingIn(archive.db)
+          if (pending.length) forged.push(`archive ${archive.path} holds pending row(s) ${pending.join(', ')}: the archive job moves only finished rows, so they were put there by hand`)
         } catch (error) {
           throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
         }
@@ -96,6 +99,10 @@ export const verifyCommand: Command = {
       const complete = Boolean(values.archives) || !everArchived(live)
       const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live), readPruned(live))
       const verdict = await verifyEvidence(evidence)
+      if (forged.length) {
+        verdict.problems.push(...forged)
+        verdict.ok = false
+      }
       if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.

@@ -46,6 +46,11 @@ export function gatherDatabase(db: Database, into: Gathered = emptyGathered()): 
   return into
 }
 
+/** The ids of an archive's pending rows: the archive job moves only finished rows, so any one was put there by hand. */
+export function pendingIn(db: Database): number[] {
+  return (db.query("SELECT id FROM request_log WHERE status = 'pending' ORDER BY id").all() as { id: number }[]).map((r) => r.id)
+}
+
 /** Where the chain begins in a live database (rows below were finished before it existed). */
 export function chainStartsAt(db: Database): number {
   if (!hasTable(db, 'witness_state')) return 0
@@ -118,6 +123,11 @@ export function gatherExport(
         continue
       }
       firstAt.set(id, { text, at })
+      if (line.status === 'pending') {
+        // The chain cannot speak for it (only finished rows join it), and sync never writes one.
+        problems.push(`row ${id} (${at}) is pending: sync exports only finished rows, so the line was put there by hand`)
+        continue
+      }
       const row = Object.fromEntries(LOG_COLUMNS.map((c) => [c, line[c] ?? null])) as LogRow
       gathered.rows.set(id, { row, requestId: line.request_id ?? null })
     }

@@ -6,7 +6,7 @@
  * are read through a decompressed copy in `<archive_dir>/.cache/`.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { ArchiveError } from '../errors.ts'
@@ -243,8 +243,43 @@ function cachedPath(dir: string, month: string): string {
   return join(cacheDir(dir), `request_log-${month}.db`)
 }
 
+/**
+ * Whether the cached copy was made from the `.db.zst` as it is now: made after its last change. The
+ * change time counts too, which no one can set: a file put back with its old modification time
+ * (`cp -p`, `rsync -t`, a restore) is read again, not answered from a copy of what it replaced.
+ */
 function cacheIsFresh(cached: string, file: ArchiveFile): boolean {
-  return existsSync(cached) && statSync(cached).mtimeMs >= statSync(file.path).mtimeMs
+  if (!existsSync(cached)) return false
+  const source = statSync(file.path)
+  return statSync(cached).mtimeMs >= Math.max(source.mtimeMs, source.ctimeMs)
+}
+
+/**
+ * An archive opened for an audit (verify): a compressed month is decompressed anew into a file of
+ * its own, never read through the cache, which anyone who can write the archive directory could
+ * have replaced. `remove` deletes that file once the database is closed.
+ */
+export function openArchiveForAudit(dir: string, file: ArchiveFile): { db: Database; remove: (() => void) | null } {
+  if (!file.compressed) return { db: openArchiveReadonly(dir, file), remove: null }
+  mkdirSync(cacheDir(dir), { recursive: true })
+  // A temp name: pruneCache removes what a crash leaves, once it is old.
+  const path = join(cacheDir(dir), `.audit-request_log-${file.month}.db.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  const remove = () => rmSync(path, { force: true })
+  try {
+    let bytes: Uint8Array
+    try {
+      bytes = Bun.zstdDecompressSync(readFileSync(file.path))
+    } catch (error) {
+      throw cannotDecompress(file, error)
+    }
+    writeFileSync(path, bytes)
+    checkCopy(path, file)
+    const db = new Database(path, { readonly: true, strict: true })
+    return { db, remove }
+  } catch (error) {
+    remove()
+    throw error
+  }
 }
 
 /** Opens an archive read-only (through the cache when compressed). */

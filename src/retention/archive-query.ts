@@ -7,7 +7,7 @@
  * table with the original ids, and request_log_meta.
  */
 import type { Database } from 'bun:sqlite'
-import { type ArchiveFile, listArchives, openArchiveReadonly, prepareReadable } from './archive-files.ts'
+import { type ArchiveFile, listArchives, openArchiveForAudit, openArchiveReadonly, prepareReadable } from './archive-files.ts'
 import { monthOverlaps } from './months.ts'
 
 export interface ArchiveDatabase {
@@ -16,6 +16,8 @@ export interface ArchiveDatabase {
   /** The archive file (`.db` or `.db.zst`). */
   path: string
   db: Database
+  /** Deletes a copy made for this handle alone (an audit's), once it is closed. */
+  remove?: (() => void) | null
 }
 
 /**
@@ -38,8 +40,26 @@ export async function openArchivesFor(archiveDir: string, sinceMs?: number, unti
   return openAll(archiveDir, files)
 }
 
+/**
+ * Every archive, each compressed month decompressed anew for this reader alone (verify: see
+ * openArchiveForAudit). The caller closes them (`closeArchives`), which deletes those copies.
+ */
+export function archiveDatabasesForAudit(archiveDir: string): ArchiveDatabase[] {
+  const opened: ArchiveDatabase[] = []
+  try {
+    for (const file of listArchives(archiveDir)) opened.push({ month: file.month, path: file.path, ...openArchiveForAudit(archiveDir, file) })
+    return opened
+  } catch (error) {
+    closeArchives(opened)
+    throw error
+  }
+}
+
 export function closeArchives(archives: readonly ArchiveDatabase[]): void {
-  for (const archive of archives) archive.db.close()
+  for (const archive of archives) {
+    archive.db.close()
+    archive.remove?.()
+  }
 }
 
 function archivesIn(archiveDir: string, sinceMs?: number, untilMs?: number): ArchiveFile[] {
