@@ -361,6 +361,26 @@ describe('witness archive (the command)', () => {
     expect(readRows(join(dir, 'w.db'))).toHaveLength(1)
   })
 
+  test('a disk that cannot take the archive (a file size limit, as a full disk does): it fails naming the file, nothing is lost, and no temp file is left', async () => {
+    const dir = tempDir()
+    const config = writeConfig(dir)
+    const livePath = join(dir, 'w.db')
+    await seedRows(livePath, Array.from({ length: 3000 }, (_, i) => ({ timestamp: daysAgo(Date.now(), 40 + (i % 3)) })))
+    const before = everyRow(livePath, join(dir, 'arch'))
+    // ulimit -f stands for a full disk without root: a write past 512 KB fails (EFBIG; SIGXFSZ ignored).
+    const limited = Bun.spawn(['sh', '-c', `trap '' XFSZ; ulimit -f 512; exec "${BUN}" "${join(ROOT, 'src/cli.ts')}" archive --config "${config}"`], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' })
+    const [stderr, code] = await Promise.all([new Response(limited.stderr).text(), limited.exited])
+    expect(code).toBe(1)
+    expect(stderr).toMatch(new RegExp(`cannot write ${join(dir, 'arch')}/request_log-\\d{4}-\\d{2}\\.db: `))
+    expect(content(everyRow(livePath, join(dir, 'arch')))).toEqual(content(before))
+    // The compressed copy's writer cleans up after itself too.
+    const script = join(dir, 'durable.ts')
+    writeFileSync(script, `import { writeFileDurably } from '${join(ROOT, 'src/jobs/durable-file.ts')}'\ntry { writeFileDurably('${join(dir, 'big.bin')}', new Uint8Array(1 << 20)) } catch (e) { console.log((e as Error).message) }\n`)
+    const durable = Bun.spawnSync(['sh', '-c', `trap '' XFSZ; ulimit -f 64; exec "${BUN}" "${script}"`], { cwd: ROOT })
+    expect(durable.stdout.toString().trim()).toBe(`cannot write ${join(dir, 'big.bin')}: EFBIG: file too large, write`)
+    expect(readdirSync(dir).filter((name) => name.endsWith('.tmp'))).toEqual([])
+  })
+
   test('killed with SIGKILL mid-way, again and again, then re-run: no row lost, none duplicated', async () => {
     const dir = tempDir()
     const config = writeConfig(dir)

@@ -1,19 +1,26 @@
 /** Writing a file so a crash leaves either the old state or the whole new file, never half of one. */
-import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs'
+import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 
 /** Writes `bytes` to a temp file beside `path`, fsyncs it, renames it over `path`, fsyncs the directory. */
 export function writeFileDurably(path: string, bytes: Uint8Array): void {
   const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
-  const fd = openSync(tmp, 'w')
   try {
-    let offset = 0
-    while (offset < bytes.length) offset += writeSync(fd, bytes, offset)
-    fsyncSync(fd)
-  } finally {
-    closeSync(fd)
+    const fd = openSync(tmp, 'w')
+    try {
+      let offset = 0
+      while (offset < bytes.length) offset += writeSync(fd, bytes, offset)
+      fsyncSync(fd)
+    } finally {
+      closeSync(fd)
+    }
+    renameSync(tmp, path)
+  } catch (error) {
+    // A disk that filled up leaves no half-written temp file behind, and the message names the file.
+    rmSync(tmp, { force: true })
+    if (error instanceof Error) error.message = `cannot write ${path}: ${error.message}`
+    throw error
   }
-  renameSync(tmp, path)
   syncDir(dirname(path))
 }
 

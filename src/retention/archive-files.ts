@@ -205,14 +205,20 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
   // Temp file, fsync, rename: a crash never leaves half a copy under the cached name. The temp file
   // is beside the archives, not in the cache, where the archive job's pruneCache would remove it.
   const tmp = join(dir, `.request_log-${file.month}.db.cache.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
-  const handle = await open(tmp, 'w')
   try {
-    await handle.writeFile(bytes)
-    await handle.sync()
-  } finally {
-    await handle.close()
+    const handle = await open(tmp, 'w')
+    try {
+      await handle.writeFile(bytes)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(tmp, cached)
+  } catch (error) {
+    rmSync(tmp, { force: true })
+    if (error instanceof Error) error.message = `cannot write the decompressed copy of ${file.path} (${tmp}): ${error.message}`
+    throw error
   }
-  await rename(tmp, cached)
 }
 
 /**

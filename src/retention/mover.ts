@@ -21,7 +21,7 @@ import { ArchiveError } from '../errors.ts'
 import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
 import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
 import { dropStoredSlicesOf, hasSliceTable } from '../telemetry/slice-store.ts'
-import { columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
+import { archivePath, columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
 import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
 import type { SideTable } from './side-tables.ts'
 
@@ -154,8 +154,14 @@ export function createMover(live: Database, options: MoverOptions): Mover {
         if (ms > throughMs) throughMs = ms
       }
       for (const [month, ids] of byMonth) {
-        const archive = archiveFor(month)
-        await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
+        try {
+          const archive = archiveFor(month)
+          await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
+        } catch (error) {
+          // SQLite's "database or disk is full" names no file: the operator needs to know which disk.
+          if (error instanceof Error && !(error instanceof ArchiveError)) error.message = `cannot write ${archivePath(options.dir, month)}: ${error.message}`
+          throw error
+        }
       }
       const all = [...byMonth.values()].flat()
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
