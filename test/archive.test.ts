@@ -195,6 +195,21 @@ describe('space', () => {
     db.close()
   })
 
+  test('a live file witness did not create (auto_vacuum off) cannot give space back: the report says so and how to fix it', async () => {
+    const dir = tempDir()
+    const livePath = join(dir, 'w.db')
+    const made = new Database(livePath, { create: true })
+    made.exec(REQUEST_LOG_DDL) // the operators' own table, made before witness was installed
+    made.close()
+    await seedRows(livePath, Array.from({ length: 2000 }, (_, i) => ({ timestamp: daysAgo(NOW, 60, i * 1000), errorMessage: 'x'.repeat(2000) })))
+    const config = join(dir, 'witness.yaml')
+    writeFileSync(config, 'database: ./w.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\nretention: { keep_days: 30, archive_dir: ./arch }\n')
+    const result = await runWitness(['archive', '--config', config])
+    expect(result.code).toBe(0)
+    expect(result.stdout).toMatch(/witness archive: the live file keeps [\d.]+ MB of free space it cannot give back: it was not created by witness, so auto_vacuum is off/)
+    expect(result.stdout).toContain(`With the server stopped, run: sqlite3 ${livePath} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`)
+  })
+
   test('over max_db_mb the oldest finished rows are archived early until the file fits; pending rows never move', async () => {
     const t = setup({ keepDays: 3650, maxDbMb: 1 })
     const ids = await seedRows(t.livePath, [

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { loadConfig } from '../config.ts'
 import { configPathFrom } from '../main.ts'
 import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
+import { spaceKept } from '../retention/vacuum.ts'
 import { type Command, configuredDatabase, parsed, positiveIntOf } from './args.ts'
 
 export const archiveCommand: Command = {
@@ -12,8 +13,9 @@ export const archiveCommand: Command = {
       parseArgs({ args, options: { config: { type: 'string' }, verbose: { type: 'boolean' }, 'batch-rows': { type: 'string' } } }),
     )
     const config = loadConfig(configPathFrom(values.config))
+    const livePath = configuredDatabase(config)
     const report = await runArchive({
-      livePath: configuredDatabase(config),
+      livePath,
       retention: config.retention,
       syncConfigured: config.sync !== null,
       now: Date.now,
@@ -22,13 +24,13 @@ export const archiveCommand: Command = {
         ? (e) => console.error(`witness archive: ${e.phase} ${e.ids.length} rows (to ${e.months.join(', ')})`)
         : undefined,
     })
-    for (const line of describeArchive(report, config.retention.archiveDir)) console.log(`witness archive: ${line}`)
+    for (const line of describeArchive(report, config.retention.archiveDir, livePath)) console.log(`witness archive: ${line}`)
     return 0
   },
 }
 
 /** The lines `witness archive` prints for a report. */
-export function describeArchive(report: ArchiveReport, dir: string): string[] {
+export function describeArchive(report: ArchiveReport, dir: string, livePath: string): string[] {
   const months = Object.entries(report.months).map(([month, n]) => `${month}: ${n}`)
   const lines = [`moved ${report.moved + report.movedEarly} rows to ${dir}${months.length ? ` (${months.join(', ')})` : ''}`]
   if (report.movedEarly) lines.push(`${report.movedEarly} of them early, because the live file was over retention.max_db_mb`)
@@ -36,6 +38,7 @@ export function describeArchive(report: ArchiveReport, dir: string): string[] {
   if (report.deleted.length) lines.push(`deleted archives past retention.archive_keep_days: ${report.deleted.join(', ')}`)
   if (report.keptUnexported.length) lines.push(`kept archives past archive_keep_days that hold rows not yet synced: ${report.keptUnexported.join(', ')}`)
   lines.push(`live database ${mb(report.liveBytesBefore)} -> ${mb(report.liveBytesAfter)}`)
+  if (report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, livePath))
   return lines
 }
 

@@ -14,6 +14,7 @@ import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
 import { DAY_MS, runArchive } from '../retention/archive-job.ts'
+import { spaceKept } from '../retention/vacuum.ts'
 import { checkpointNow } from '../proof/checkpoint-job.ts'
 import { loadSigningKey } from '../proof/keys.ts'
 import { describeSync, runSync } from '../sync/sync-job.ts'
@@ -70,9 +71,12 @@ export function startJobs(deps: JobsDeps): Jobs {
           now: () => deps.clock.now(),
         })
         const moved = report.moved + report.movedEarly
-        return moved || report.compressed.length || report.deleted.length
+        const lines = moved || report.compressed.length || report.deleted.length
           ? [`moved ${moved} rows (${report.movedEarly} early), compressed ${report.compressed.length} and deleted ${report.deleted.length} archive files`]
           : []
+        // Said when rows moved (so once a run, not on every idle tick): the file will not shrink by itself.
+        if (moved && report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, deps.livePath))
+        return lines
       })
     }
     const every = config.proof.checkpointEveryMs

@@ -63,6 +63,8 @@ export interface ArchiveReport {
   keptUnexported: string[]
   liveBytesBefore: number
   liveBytesAfter: number
+  /** Bytes of free pages the live file keeps: it was not created by witness, and auto_vacuum is off (0 otherwise). */
+  freeBytesKept: number
 }
 
 export function archiveLockPath(archiveDir: string): string {
@@ -76,7 +78,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   const lock = takeJobLock('archive', archiveLockPath(dir), options.now)
   const report: ArchiveReport = {
     moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [],
-    liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0,
+    liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0, freeBytesKept: 0,
   }
   let live: Database | null = null
   try {
@@ -149,7 +151,7 @@ async function moveRows(live: Database, options: ArchiveJobOptions, report: Arch
   } finally {
     mover.close()
   }
-  await giveSpaceBack(live, budget)
+  report.freeBytesKept = await giveSpaceBack(live, budget)
 }
 
 function liveHasMonth(live: Database, month: string): boolean {

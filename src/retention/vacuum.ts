@@ -19,10 +19,18 @@ export function usedBytes(db: Database): number {
   return (pages - free) * size
 }
 
-/** Returns free pages to the file system and checkpoints so the file shrinks. */
-export async function giveSpaceBack(db: Database, busyBudgetMs = 10_000): Promise<void> {
+/**
+ * Returns free pages to the file system and checkpoints so the file shrinks. Returns the bytes of
+ * free pages it could not give back: a database not created by witness (a `request_log` made by
+ * hand, a restore from a `.dump`) has auto_vacuum off, and only a VACUUM can shrink it.
+ */
+export async function giveSpaceBack(db: Database, busyBudgetMs = 10_000): Promise<number> {
   const mode = (db.query('PRAGMA auto_vacuum').get() as { auto_vacuum: number }).auto_vacuum
-  if (mode === 2) {
+  let kept = 0
+  if (mode !== 2) {
+    const free = (db.query('PRAGMA freelist_count').get() as { freelist_count: number }).freelist_count
+    kept = free * (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
+  } else {
     const freePages = () => (db.query('PRAGMA freelist_count').get() as { freelist_count: number }).freelist_count
     // Bounded: each step frees up to PAGES_PER_STEP pages; stop if a step frees nothing.
     for (let before = freePages(); before > 0; ) {
@@ -36,10 +44,16 @@ export async function giveSpaceBack(db: Database, busyBudgetMs = 10_000): Promis
   for (let attempt = 0; attempt < 20; attempt++) {
     try {
       const result = db.query('PRAGMA wal_checkpoint(TRUNCATE)').get() as { busy: number } | null
-      if (!result || result.busy === 0) return
+      if (!result || result.busy === 0) return kept
     } catch (error) {
       if (!isBusy(error)) throw error
     }
     await Bun.sleep(25)
   }
+  return kept
+}
+
+/** What to do about free pages the live file cannot give back (auto_vacuum off: not created by witness). */
+export function spaceKept(bytes: number, livePath: string): string {
+  return `the live file keeps ${(bytes / 1024 / 1024).toFixed(1)} MB of free space it cannot give back: it was not created by witness, so auto_vacuum is off. With the server stopped, run: sqlite3 ${livePath} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`
 }
