@@ -716,6 +716,30 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     await expectRepoVerified(remote, alpha.keyPath, 'chain entries 1-2, 2 rows checked, 2 signed checkpoint(s)')
   })
 
+  test('a row the run saw pending, finished and archived while it reads the archives, goes out next time with its chain entry, not now without it', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    await ensureSigningKey(alpha.keyPath)
+    const now = Date.now()
+    const retention = { keepDays: 30, archiveDir: alpha.archiveDir, archiveKeepDays: 0, maxDbMb: 512 }
+    const archive = () => runArchive({ livePath: alpha.livePath, retention, syncConfigured: true, now: () => now })
+    const sync = (beforeArchiveScan?: () => Promise<void>) =>
+      runSync({ livePath: alpha.livePath, archiveDir: alpha.archiveDir, sync: { remote, branch: 'main', workDir: alpha.workDir, everyMs: 0 }, machine: 'alpha', keyPath: alpha.keyPath, now: Date.now, beforeArchiveScan })
+    const [, late] = await alpha.seed([{ timestamp: daysAgo(now, 60) }, { timestamp: daysAgo(now, 45), status: 'pending' }, { timestamp: daysAgo(now, 1) }])
+    expect((await sync()).exported).toBe(2)
+    await alpha.seed([{ timestamp: daysAgo(now, 50) }])
+    await archive() // so the next run reads the archives
+    const second = await sync(async () => {
+      await finishRows(alpha.livePath, [late!]) // the request finishes, and the day's archive run takes it
+      await archive()
+    })
+    expect(second.exported).toBe(1)
+    await expectRepoVerified(remote, alpha.keyPath, 'verified')
+    expect((await sync()).exported).toBe(1)
+    expect(ids(remoteLines(remote))).toEqual([1, late!, 3, 4])
+    await expectRepoVerified(remote, alpha.keyPath, 'chain entries 1-4, 4 rows checked')
+  })
+
   test('rows archived before and after they were exported: after the sync, verify --repo and verify --archives both pass', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const alpha = machine('alpha', remote)

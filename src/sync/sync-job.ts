@@ -54,6 +54,8 @@ export interface SyncJobOptions {
    * snapshot. Tests use it to finish a row in that window; nothing else does.
    */
   afterRowExport?: () => Promise<void> | void
+  /** Runs after the live rows are read and before the archives are, when they are (a test seam, as above). */
+  beforeArchiveScan?: () => Promise<void> | void
 }
 
 export interface SyncReport {
@@ -109,7 +111,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
         // One snapshot for both halves: the proof stops at the head that the exported rows reached.
         const { result, proof } = await inReadSnapshot(live, async () => {
           const through = chainHead(live)?.seq ?? 0 // read first, so every entry up to here has its row among those read below
-          const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state })
+          const result = await exportRows({ live, archiveDir: options.archiveDir, workDir: sync.workDir, machine, state, beforeArchives: options.beforeArchiveScan })
           await options.afterRowExport?.()
           const proof = await exportProof({
             live,
