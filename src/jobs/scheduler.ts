@@ -6,8 +6,9 @@
  *
  * One timer checks what is due every `tickMs` of real time; what is due is
  * decided by the injected clock. Tests turn the timer off and call `tick()`.
- * A job that fails is logged (messages are redacted) and tried again when
- * next due; a job whose lock is held by the command line is skipped.
+ * A job that fails is logged (what git said in it redacted: sync/git.ts)
+ * and tried again when next due; a job whose lock is held by the command
+ * line is skipped.
  */
 import { existsSync, statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'

@@ -313,8 +313,13 @@ export function deleteArchive(dir: string, month: string): void {
   syncDir(dir)
 }
 
-/** Removes cached copies whose compressed archive is gone. */
+/** Removes cached copies whose compressed archive is gone, and what a crash left while making one. */
 export function pruneCache(dir: string): void {
+  // The server makes its copies beside the archives (prepareReadable): a crash leaves the temp file there.
+  for (const name of existsSync(dir) ? readdirSync(dir) : []) {
+    const path = join(dir, name)
+    if (/^\.request_log-.*\.db\.cache\..*\.tmp$/.test(name) && Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) >= TEMP_GRACE_MS) rmSync(path, { force: true })
+  }
   if (!existsSync(cacheDir(dir))) return
   for (const name of readdirSync(cacheDir(dir))) {
     const path = join(cacheDir(dir), name)
