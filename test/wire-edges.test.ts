@@ -435,6 +435,35 @@ describe("a reasoning model's reasoning_content (Kimi, DeepSeek), an Anthropic c
   }
 })
 
+describe("reasoning sent as `reasoning` (OpenRouter, Ollama, Groq), an Anthropic client", () => {
+  for (const streamed of [false, true]) {
+    test(`reaches the client as a thinking block, and is not sent back: those providers need none, and a strict one refuses the field (${streamed ? 'streamed' : 'whole'})`, async () => {
+      const thought = 'The user greets me; I greet back.'
+      handler = () =>
+        streamed
+          ? sse([
+              oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', reasoning: thought }, finish_reason: null }] }),
+              oa({ ...chunk, choices: [{ index: 0, delta: { content: 'Hello!' }, finish_reason: null }] }),
+              oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }),
+              'data: [DONE]\n\n',
+            ])
+          : Response.json({ id: 'c1', object: 'chat.completion', created: 1, model: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'Hello!', reasoning: thought }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 9, total_tokens: 12 } })
+      const first = streamed
+        ? await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+        : await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
+      expect(first.content[0]).toEqual({ type: 'thinking', thinking: thought, signature: 'witness.reasoning.oai' })
+      handler = () => Response.json({ id: 'c2', object: 'chat.completion', created: 1, model: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'Fine.' }, finish_reason: 'stop' }] })
+      const history = [...ask, { role: 'assistant' as const, content: first.content }, { role: 'user' as const, content: 'and you?' }]
+      await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: history as never })
+      expect(received.at(-1)!.messages[1]).toEqual({ role: 'assistant', content: 'Hello!' })
+      // Falling back to Anthropic, witness's thinking block is left out as well.
+      handler = () => Response.json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Fine.' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 9, output_tokens: 2 } })
+      await anthropic().messages.create({ model: 'a', max_tokens: 100, messages: history as never })
+      expect(received.at(-1)!.messages[1].content.map((b: { type: string }) => b.type)).toEqual(['text'])
+    })
+  }
+})
+
 describe('an OpenAI-compatible provider, an OpenAI client', () => {
   test('an event whose data spans several lines reaches the client as several data: lines, which the SDK parses', async () => {
     handler = () =>

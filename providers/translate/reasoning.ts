@@ -1,28 +1,36 @@
 /**
  * A model's reasoning across the two APIs. Kimi and DeepSeek (and vLLM's
  * reasoning parsers) send it as `reasoning_content`, and in thinking mode
- * they refuse a history whose assistant tool-call turn lacks it. An
+ * they refuse a history whose assistant tool-call turn lacks it; OpenRouter,
+ * Ollama and Groq send it as `reasoning`, and need nothing back. An
  * Anthropic client gets it as a `thinking` block, signed with witness's
- * mark naming the provider (`witness.reasoning_content.kimi`). Sent back in
- * the client's history, the block becomes `reasoning_content` again for that
- * provider, and is left out for any other: a strict OpenAI-compatible API
- * refuses the field, and Anthropic refuses a signature it did not make.
+ * mark naming the field and the provider (`witness.reasoning_content.kimi`).
+ * Sent back in the client's history, a `reasoning_content` block becomes
+ * `reasoning_content` again for that provider; every other one is left out:
+ * a strict OpenAI-compatible API refuses a field it does not know, and
+ * Anthropic refuses a signature it did not make.
  */
 import { isRecord } from '../types.ts'
 
-const MARK = 'witness.reasoning_content.'
+export type ReasoningField = 'reasoning_content' | 'reasoning'
 
-/** The signature of a thinking block made from `provider`'s reasoning_content. */
-export function reasoningSignature(provider: string): string {
-  return `${MARK}${provider}`
+const MARKS = ['witness.reasoning_content.', 'witness.reasoning.']
+
+/** The signature of a thinking block made from `provider`'s reasoning, as it came (`field`). */
+export function reasoningSignature(provider: string, field: ReasoningField = 'reasoning_content'): string {
+  return `witness.${field}.${provider}`
 }
 
-/** The reasoning an OpenAI-compatible message or delta carries; null when none. */
-export function reasoningOf(message: Record<string, unknown>): string | null {
-  return typeof message.reasoning_content === 'string' && message.reasoning_content !== '' ? message.reasoning_content : null
+/** The reasoning an OpenAI-compatible message or delta carries, and its field; null when none. */
+export function reasoningOf(message: Record<string, unknown>): { text: string; field: ReasoningField } | null {
+  for (const field of ['reasoning_content', 'reasoning'] as const) {
+    const text = message[field]
+    if (typeof text === 'string' && text !== '') return { text, field }
+  }
+  return null
 }
 
-/** The reasoning to send `provider` with an assistant turn: its own thinking blocks, joined; null when none. */
+/** The reasoning to send `provider` with an assistant turn: its own `reasoning_content` thinking blocks, joined; null when none. */
 export function reasoningFor(blocks: readonly Record<string, unknown>[], provider: string | undefined): string | null {
   if (provider === undefined) return null
   const own = blocks.filter((b) => b.type === 'thinking' && b.signature === reasoningSignature(provider) && typeof b.thinking === 'string')
@@ -31,5 +39,5 @@ export function reasoningFor(blocks: readonly Record<string, unknown>[], provide
 
 /** Whether a content block is a thinking block witness made (Anthropic itself would refuse its signature). */
 export function isWitnessThinking(block: unknown): boolean {
-  return isRecord(block) && block.type === 'thinking' && typeof block.signature === 'string' && block.signature.startsWith(MARK)
+  return isRecord(block) && block.type === 'thinking' && typeof block.signature === 'string' && MARKS.some((mark) => (block.signature as string).startsWith(mark))
 }

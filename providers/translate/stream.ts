@@ -6,7 +6,7 @@
  * proper error event instead.
  */
 import { frame } from '../sse.ts'
-import { reasoningOf, reasoningSignature } from './reasoning.ts'
+import { type ReasoningField, reasoningOf, reasoningSignature } from './reasoning.ts'
 import { type SseEvent, type Wire, isRecord } from '../types.ts'
 import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
 import { anthropicUsageOf, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
@@ -182,6 +182,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   /** The tool call each index is streaming (-1: calls sent without an index), as a block of the answer. */
   const openCalls = new Map<number, { block: number; id: string | null; args: string }>()
   let calledTools = false
+  let reasoningField: ReasoningField = 'reasoning_content'
   let refused = false
   let stopReason: string | null = null
   let tokensIn = 0
@@ -189,7 +190,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   let cachedIn: number | null = null
   const closeBlock = (out: string[]) => {
     // A thinking block ends with its signature (witness's mark: reasoning.ts), as Anthropic's do.
-    if (blockType === 'thinking') out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'signature_delta', signature: reasoningSignature(options.provider) } }))
+    if (blockType === 'thinking') out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'signature_delta', signature: reasoningSignature(options.provider, reasoningField) } }))
     if (blockType !== null) out.push(ev('content_block_stop', { index: blockIndex }))
     blockType = null
   }
@@ -218,6 +219,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       if (!choice) return out
       const delta = isRecord(choice.delta) ? choice.delta : {}
       const reasoning = reasoningOf(delta)
+      if (reasoning) reasoningField = reasoning.field
       if (reasoning) {
         if (blockType !== 'thinking') {
           closeBlock(out)
@@ -225,7 +227,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
           blockType = 'thinking'
           out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'thinking', thinking: '', signature: '' } }))
         }
-        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'thinking_delta', thinking: reasoning } }))
+        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'thinking_delta', thinking: reasoning.text } }))
       }
       // A refusal streams as its own field: its text is the answer, and the stop reason says so.
       const refusal = typeof delta.refusal === 'string' && delta.refusal !== '' ? delta.refusal : null

@@ -116,7 +116,7 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
   const message = isRecord(choice.message) ? choice.message : {}
   const content: Json[] = []
   const reasoning = reasoningOf(message)
-  if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: reasoningSignature(provider) })
+  if (reasoning) content.push({ type: 'thinking', thinking: reasoning.text, signature: reasoningSignature(provider, reasoning.field) })
   // A refusal comes as its own field, the content null: its text is the answer, and the stop reason says so.
   const refusal = typeof message.refusal === 'string' && message.refusal !== '' ? message.refusal : null
   const text = textOf(message.content) || refusal
