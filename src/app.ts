@@ -38,7 +38,7 @@ import { heartbeatRoute } from './routes/heartbeat.ts'
 import { inferRoute } from './routes/infer.ts'
 import { messagesRoute } from './routes/messages.ts'
 import { metricsRoute } from './routes/metrics.ts'
-import { modelsRoute } from './routes/models.ts'
+import { modelRoute, modelsRoute } from './routes/models.ts'
 import { type ReadDeps, listRequestsRoute, requestStoryRoute } from './routes/requests.ts'
 import { seriesRoute } from './routes/series.ts'
 import { statsRoute } from './routes/stats.ts'
@@ -98,6 +98,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post('/v1/chat/completions', requireAgent(), limitBody, chatCompletionsRoute(core))
   app.post('/v1/messages', requireAgent(), limitBody, messagesRoute(core))
   app.get('/v1/models', requireAgentOrOperator(), modelsRoute({ config: deps.config, startedAtS }))
+  app.get('/v1/models/:id', requireAgentOrOperator(), modelRoute({ config: deps.config, startedAtS }))
   app.get('/requests', requireAgentOrOperator(), listRequestsRoute(read))
   app.get('/requests/did-call', requireAgentOrOperator(), didCallRoute(read))
   app.get('/requests/:id', requireAgentOrOperator(), requestStoryRoute(read))

@@ -155,9 +155,11 @@ describe('Anthropic SDK through witness', () => {
     expect(await bad.json()).toMatchObject({ type: 'error', error: { type: 'invalid_request', issues: [{ path: 'max_tokens' }] } })
   })
 
-  test('models.list() shows the chains in the Anthropic shape', async () => {
+  test('models.list() shows the chains in the Anthropic shape, and models.retrieve() one of them', async () => {
     const page = await client.models.list()
     expect(page.data.map((m) => m.id)).toContain('default')
     expect(page.data[0]).toMatchObject({ type: 'model', id: 'default' })
+    expect(await client.models.retrieve('default')).toMatchObject({ type: 'model', id: 'default', display_name: 'witness chain default' })
+    expect(await client.models.retrieve('claude-opus-9').catch((e) => e)).toBeInstanceOf(Anthropic.NotFoundError)
   })
 })

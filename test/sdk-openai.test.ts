@@ -307,8 +307,12 @@ describe('OpenAI SDK through witness', () => {
     expect(sim.count()).toBe(3)
   })
 
-  test('models.list() shows the chains', async () => {
+  test('models.list() shows the chains; models.retrieve() one of them, and an unknown one is a NotFoundError', async () => {
     const models = await client.models.list()
     expect(models.data.map((m) => m.id)).toEqual(['default', 'claude', 'tools', 'fallback', 'cut', 'slow', 'stall', 'nodone', 'long', 'hang', 'rejected', 'overloaded'])
+    expect(await client.models.retrieve('claude')).toMatchObject({ id: 'claude', object: 'model', owned_by: 'witness' })
+    const unknown = await client.models.retrieve('gpt-9').catch((e) => e)
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError)
+    expect(unknown.error).toMatchObject({ code: 'unknown_chain', message: expect.stringContaining('gpt-9') })
   })
 })
