@@ -56,6 +56,7 @@ export const ENDPOINTS: EndpointSpec[] = [
     agentHeader: 'wins',
   },
   { method: 'GET', path: '/v1/models', takes: 'none' },
+  { method: 'GET', path: '/v1/models/:id', takes: 'query', bad: ['..%2F..%2F..%2Fetc%2Fpasswd', '%00', '%ff%fe', 'x'.repeat(300), '..'] },
   { method: 'GET', path: '/heartbeat', takes: 'none' },
   {
     method: 'POST',
