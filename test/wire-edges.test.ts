@@ -368,6 +368,32 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     expect([streamed.stop_reason, streamed.content.map((block) => block.type === 'text' && block.text)]).toEqual(['refusal', ["I can't help with that."]])
   })
 
+  test("a failed tool's result says so in its text; an image a tool returned follows the tool messages; a text document goes as its text", async () => {
+    handler = () => Response.json({ id: 'chatcmpl-14', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const png = 'iVBORw0KGgoAAAANSUhEUg'
+    await anthropic().messages.create({
+      model: 'o',
+      max_tokens: 100,
+      messages: [
+        { role: 'user', content: 'look' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_1', name: 'run', input: {} }, { type: 'tool_use', id: 'toolu_2', name: 'screenshot', input: {} }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_1', is_error: true, content: 'exit status 2' },
+            { type: 'tool_result', tool_use_id: 'toolu_2', content: [{ type: 'text', text: 'partial' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: png } }] },
+            { type: 'document', title: 'notes.txt', source: { type: 'text', media_type: 'text/plain', data: 'the contract says 42' } },
+          ],
+        },
+      ],
+    })
+    expect(received[0]!.messages.slice(2)).toEqual([
+      { role: 'tool', tool_call_id: 'toolu_1', content: 'Error: exit status 2' },
+      { role: 'tool', tool_call_id: 'toolu_2', content: 'partial' },
+      { role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/png;base64,${png}` } }, { type: 'text', text: 'notes.txt\n\nthe contract says 42' }] },
+    ])
+  })
+
   test("a user turn's text blocks (Claude Code's <system-reminder>, then the prompt) reach it a line apart, not run together", async () => {
     handler = () => Response.json({ id: 'chatcmpl-13', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
     await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: [{ role: 'user', content: [{ type: 'text', text: '<system-reminder>be nice</system-reminder>' }, { type: 'text', text: 'List files' }] }] })

@@ -37,19 +37,17 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
       const reasoning = reasoningFor(blocks, provider)
       messages.push({ role: 'assistant', content: text || null, ...(reasoning ? { reasoning_content: reasoning } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
     } else {
-      // Tool results become `tool` messages; they must directly follow the assistant turn.
+      // Tool results become `tool` messages; they must directly follow the assistant turn. A tool
+      // message holds text only: an image a tool returned (a screenshot) follows them in the user
+      // turn, and a failed call says so in its text (OpenAI has no is_error).
+      const returned: Json[] = []
       for (const block of blocks.filter((b) => b.type === 'tool_result')) {
-        messages.push({ role: 'tool', tool_call_id: block.tool_use_id, content: anthropicText(block.content) })
+        const inner = typeof block.content === 'string' ? [{ type: 'text', text: block.content }] : Array.isArray(block.content) ? block.content.filter(isRecord) : []
+        const text = inner.filter((b) => b.type === 'text').map((b) => String(b.text ?? '')).join('\n')
+        messages.push({ role: 'tool', tool_call_id: block.tool_use_id, content: block.is_error === true ? `Error: ${text}` : text })
+        returned.push(...inner.filter((b) => b.type === 'image'))
       }
-      const parts = blocks.flatMap((b): Json[] => {
-        if (b.type === 'text') return [{ type: 'text', text: b.text }]
-        if (b.type === 'image' && isRecord(b.source)) {
-          const s = b.source
-          const url = s.type === 'base64' ? `data:${s.media_type};base64,${s.data}` : s.url
-          return typeof url === 'string' ? [{ type: 'image_url', image_url: { url } }] : []
-        }
-        return []
-      })
+      const parts = [...returned, ...blocks.filter((b) => b.type !== 'tool_result')].flatMap(openaiPart)
       if (parts.length === 0) continue
       const onlyText = parts.every((p) => p.type === 'text')
       // Text blocks are apart (Claude Code sends its <system-reminder> as one before the prompt): one line each.
@@ -87,6 +85,21 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
   const schema = outputSchemaOf(body)
   if (schema) out.response_format = { type: 'json_schema', json_schema: { name: 'output', schema, strict: true } }
   return out
+}
+
+/** An Anthropic content block as an OpenAI content part: text, an image, or a document's text (none for the rest). */
+function openaiPart(b: Json): Json[] {
+  if (b.type === 'text') return [{ type: 'text', text: b.text }]
+  const s = isRecord(b.source) ? b.source : null
+  if (b.type === 'image' && s) {
+    const url = s.type === 'base64' ? `data:${s.media_type};base64,${s.data}` : s.url
+    return typeof url === 'string' ? [{ type: 'image_url', image_url: { url } }] : []
+  }
+  // A plain-text document goes as its text (a PDF has no counterpart every OpenAI-compatible API takes).
+  if (b.type === 'document' && s?.type === 'text' && typeof s.data === 'string') {
+    return [{ type: 'text', text: typeof b.title === 'string' && b.title ? `${b.title}\n\n${s.data}` : s.data }]
+  }
+  return []
 }
 
 /**
