@@ -25,7 +25,7 @@ export const openaiAdapter: Adapter = {
   },
 
   body(request: ClientRequest, model: string, target) {
-    const body = request.wire === 'openai' ? { ...request.body, model } : openaiRequestFromAnthropic(request.body, model, target?.provider)
+    const body = request.wire === 'openai' ? { ...request.body, model } : openaiRequestFromAnthropic(request.body, model, target?.sendReasoning === false ? undefined : target?.provider)
     if (request.stream) {
       body.stream = true
       // Ask for the usage chunk so the row gets token counts; the stream layer

@@ -15,6 +15,8 @@ export interface Preset {
   /** How the key is sent (documentation only; the adapter decides). */
   authHeader: string
   note: string
+  /** The provider refuses a model's reasoning in the history's assistant turns (send_reasoning's default). */
+  refusesReasoning?: true
 }
 
 export const PRESETS = {
@@ -37,7 +39,8 @@ export const PRESETS = {
     baseUrl: 'https://api.groq.com/openai/v1',
     apiKeyEnv: 'GROQ_API_KEY',
     authHeader: 'Authorization: Bearer',
-    note: '',
+    note: 'refuses reasoning sent back (send_reasoning: false)',
+    refusesReasoning: true,
   },
   gemini: {
     type: 'openai',

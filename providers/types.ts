@@ -30,6 +30,8 @@ export interface Target {
   headers?: Record<string, string>
   /** Whether an OpenAI-compatible stream asks for its usage chunk (default yes). */
   streamUsage?: boolean
+  /** Whether a model's reasoning goes back to the provider that produced it (default yes). */
+  sendReasoning?: boolean
 }
 
 /** Token usage as the provider reported it; null where it reported none. */
@@ -85,7 +87,7 @@ export interface Adapter {
   /** Headers that authenticate and version the call (content-type included), and any the client's request carries on. */
   headers(apiKey: string | undefined, request?: ClientRequest): Record<string, string>
   /** The upstream body for a client request, with `model` set; translates across wires. */
-  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage' | 'provider'>): Record<string, unknown>
+  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage' | 'provider' | 'sendReasoning'>): Record<string, unknown>
   /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */
   completion(json: unknown): Completion
   /** Folds one upstream stream event into the facts. */

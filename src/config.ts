@@ -48,6 +48,13 @@ export const ProviderSchema = v.strictObject({
    * whatever the stream reports on its own, often none).
    */
   stream_usage: v.optional(v.boolean(), true),
+  /**
+   * `openai` type: whether a reasoning model's reasoning, kept in an Anthropic client's history as
+   * witness's thinking blocks, goes back to the provider that produced it (as `reasoning_content`
+   * or `reasoning`, whichever it sent). Kimi, DeepSeek and vLLM want it in a tool loop; Groq and
+   * Cerebras refuse the field. Default: true, false for the groq preset.
+   */
+  send_reasoning: v.optional(v.boolean()),
   ...Tuning,
 })
 
@@ -245,6 +252,8 @@ export interface ProviderSpec {
   headers: Record<string, string>
   /** Whether an `openai` stream asks for its usage chunk. */
   streamUsage: boolean
+  /** Whether a model's reasoning goes back to it in the history (send_reasoning). */
+  sendReasoning: boolean
 }
 
 export interface StepSpec {
@@ -346,6 +355,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
         apiKeyEnv: p.api_key_env ?? (preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null),
         headers: p.headers ?? {},
         streamUsage: p.stream_usage,
+        sendReasoning: p.send_reasoning ?? !(preset && 'refusesReasoning' in preset),
       })
     }
   }

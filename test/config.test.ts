@@ -42,9 +42,17 @@ describe('config', () => {
   test('a provider named like a preset takes its type, base URL and key variable', () => {
     const config = parseConfig(minimal)
     expect(config.providers.get('kimi')).toEqual({
-      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {}, streamUsage: true,
+      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {}, streamUsage: true, sendReasoning: true,
       endpoint: 'https://api.moonshot.ai/v1/chat/completions', publicEndpoint: 'https://api.moonshot.ai/v1/chat/completions',
     })
+  })
+
+  test('send_reasoning: on by default, off for the groq preset (Groq refuses the field), and each may be set', () => {
+    const config = parseConfig({
+      providers: { kimi: {}, groq: {}, fussy: { type: 'openai', base_url: 'https://x.example/v1', send_reasoning: false }, groq2: { preset: 'groq', send_reasoning: true } },
+      chains: { default: [{ provider: 'kimi', model: 'a' }] },
+    })
+    expect(['kimi', 'groq', 'fussy', 'groq2'].map((name) => config.providers.get(name)!.sendReasoning)).toEqual([true, false, false, true])
   })
 
   test('defaults fill every knob, and a step overrides its provider', () => {

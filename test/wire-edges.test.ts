@@ -34,12 +34,14 @@ beforeAll(async () => {
     providers: {
       oai: { type: 'openai', base_url: base },
       strict: { type: 'openai', base_url: base, stream_usage: false },
+      quiet: { type: 'openai', base_url: base, send_reasoning: false },
       ant: { type: 'anthropic', base_url: base },
       antb: { type: 'anthropic', base_url: base, headers: { 'Anthropic-Beta': 'fleet-beta-1' } },
     },
     chains: {
       o: [{ provider: 'oai', model: 'gpt-x', retries: 0 }],
       strict: [{ provider: 'strict', model: 'gpt-x', retries: 0 }],
+      quiet: [{ provider: 'quiet', model: 'gpt-x', retries: 0 }],
       a: [{ provider: 'ant', model: 'claude-x', retries: 0 }],
       ab: [{ provider: 'antb', model: 'claude-x', retries: 0 }],
     },
@@ -212,6 +214,40 @@ describe('an Anthropic provider, an OpenAI client', () => {
     ]
     expect((await send(loop)).status).toBe(200)
     expect(received[1]!.thinking).toBeUndefined()
+  })
+
+  test('thinking turned off by the client stays off in a tool loop (dropped, it would fall back to a model that thinks by default)', async () => {
+    handler = () => Response.json({ id: 'msg_9', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'sunny' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const loop = [
+      { role: 'user', content: 'weather?' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+    ]
+    const res = await fetch(`${w.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify({ model: 'a', messages: loop, thinking: { type: 'disabled' } }) })
+    expect(res.status).toBe(200)
+    expect(received[0]!.thinking).toEqual({ type: 'disabled' })
+  })
+
+  test("an Anthropic client's tool-loop turn that began with another provider's reasoning (left out for Anthropic) goes without thinking, which Anthropic would refuse", async () => {
+    handler = (body) => {
+      const last = body.messages.findLast((m: { role: string }) => m.role === 'assistant')
+      if (body.thinking && body.thinking.type !== 'disabled' && last.content[0].type !== 'thinking') {
+        return Response.json({ type: 'error', error: { type: 'invalid_request_error', message: 'a final `assistant` message must start with a thinking block' } }, { status: 400 })
+      }
+      return Response.json({ id: 'msg_10', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Sunny.' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 9, output_tokens: 2 } })
+    }
+    const history = [
+      ...ask,
+      { role: 'assistant', content: [{ type: 'thinking', thinking: 'call it', signature: 'witness.reasoning.openrouter' }, { type: 'tool_use', id: 'call_1', name: 'get_weather', input: { city: 'Paris' } }] },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: 'sunny' }] },
+    ]
+    const answer = await anthropic().messages.create({ model: 'a', max_tokens: 2000, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: history as never })
+    expect(answer.content).toMatchObject([{ type: 'text', text: 'Sunny.' }])
+    expect(received[0]!.thinking).toBeUndefined()
+    // Its own signed thinking kept, the client's thinking setting goes as it is.
+    const signed = [history[0], { ...history[1]!, content: [{ type: 'thinking', thinking: 'call it', signature: 'EqQBCgIYAhIM' }, ...(history[1]!.content as unknown[]).slice(1)] }, history[2]]
+    await anthropic().messages.create({ model: 'a', max_tokens: 2000, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: signed as never })
+    expect(received[1]!.thinking).toEqual({ type: 'enabled', budget_tokens: 1024 })
   })
 
   test('"stream": null (the SDKs type it "| null") is no stream, not a 400', async () => {
@@ -400,6 +436,40 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     expect(received[0]!.messages).toEqual([{ role: 'user', content: '<system-reminder>be nice</system-reminder>\nList files' }])
   })
 
+  test("tool calls streamed in other providers' styles stay one call each: an id that changes mid-call (Poolside), the name in every delta (MiniMax), a last delta of whitespace or nothing", async () => {
+    const calls = (...tc: Record<string, unknown>[]) => oa({ ...chunk, choices: [{ index: 0, delta: { tool_calls: tc }, finish_reason: null }] })
+    const styles: string[][] = [
+      [calls({ index: 0, id: 'call_1', type: 'function', function: { name: 'read_file', arguments: '' } }), calls({ index: 0, id: 'call_2', function: { arguments: '{"path":' } }), calls({ index: 0, id: 'call_2', function: { arguments: '"a.txt"}' } })],
+      [calls({ index: 0, id: 'call_1', type: 'function', function: { name: 'read_file', arguments: '' } }), calls({ index: 0, id: 'call_1', function: { name: 'read_file', arguments: '{"path":' } }), calls({ index: 0, id: 'call_1', function: { name: 'read_file', arguments: '"a.txt"}' } })],
+      [calls({ index: 0, id: 'call_1', type: 'function', function: { name: 'read_file', arguments: '{"path":"a.txt"}' } }), calls({ index: 0, function: { name: 'read_file', arguments: '\n' } })],
+      [calls({ index: 0, id: 'call_1', type: 'function', function: { name: 'read_file', arguments: '{"path":"a.txt"}' } }), calls({ index: 0, function: { name: 'rm_file', arguments: '' } })],
+    ]
+    for (const frames of styles) {
+      handler = () => sse([...frames, oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] }), 'data: [DONE]\n\n'])
+      const message = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+      expect(message.content.map((b) => (b.type === 'tool_use' ? [b.id, b.name, b.input] : b.type))).toEqual([['call_1', 'read_file', { path: 'a.txt' }]])
+    }
+  })
+
+  test('calls sent with empty ids, not streamed, get ids the client can answer, as streamed ones do', async () => {
+    const call = (name: string, args: string) => ({ id: '', type: 'function', function: { name, arguments: args } })
+    handler = () => Response.json({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: [call('get_weather', '{"city":"Paris"}'), call('get_time', '{"tz":"UTC"}')] }, finish_reason: 'stop' }], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } })
+    const message = await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
+    const ids = message.content.flatMap((b) => (b.type === 'tool_use' ? [b.id] : []))
+    expect(ids.map((id) => /^toolu_[a-zA-Z0-9_-]+$/.test(id))).toEqual([true, true])
+    expect(new Set(ids).size).toBe(2)
+  })
+
+  test('content and a refusal in one answer: the text holds both and the stop reason is refusal, streamed or not', async () => {
+    handler = () => Response.json({ id: 'c1', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'Partial.', refusal: ' I cannot continue.' }, finish_reason: 'stop' }] })
+    const whole = await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
+    handler = () => sse([oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', content: 'Partial.' }, finish_reason: null }] }), oa({ ...chunk, choices: [{ index: 0, delta: { refusal: ' I cannot continue.' }, finish_reason: null }] }), oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }), 'data: [DONE]\n\n'])
+    const streamed = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+    for (const message of [whole, streamed]) {
+      expect([message.stop_reason, message.content.map((b) => b.type === 'text' && b.text)]).toEqual(['refusal', ['Partial. I cannot continue.']])
+    }
+  })
+
   test('usage sent inside the choice (Moonshot\'s Kimi, streaming) reaches the row and the client', async () => {
     handler = () =>
       sse([
@@ -461,9 +531,9 @@ describe("a reasoning model's reasoning_content (Kimi, DeepSeek), an Anthropic c
   }
 })
 
-describe("reasoning sent as `reasoning` (OpenRouter, Ollama, Groq), an Anthropic client", () => {
+describe("reasoning sent as `reasoning` (vLLM, OpenRouter, Ollama, Groq), an Anthropic client", () => {
   for (const streamed of [false, true]) {
-    test(`reaches the client as a thinking block, and is not sent back: those providers need none, and a strict one refuses the field (${streamed ? 'streamed' : 'whole'})`, async () => {
+    test(`reaches the client as a thinking block, and goes back to that provider as reasoning, unless its config says send_reasoning: false (${streamed ? 'streamed' : 'whole'})`, async () => {
       const thought = 'The user greets me; I greet back.'
       handler = () =>
         streamed
@@ -478,9 +548,19 @@ describe("reasoning sent as `reasoning` (OpenRouter, Ollama, Groq), an Anthropic
         ? await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
         : await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })
       expect(first.content[0]).toEqual({ type: 'thinking', thinking: thought, signature: 'witness.reasoning.oai' })
+      const answer = handler
       handler = () => Response.json({ id: 'c2', object: 'chat.completion', created: 1, model: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'Fine.' }, finish_reason: 'stop' }] })
       const history = [...ask, { role: 'assistant' as const, content: first.content }, { role: 'user' as const, content: 'and you?' }]
       await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: history as never })
+      expect(received.at(-1)!.messages[1]).toEqual({ role: 'assistant', content: 'Hello!', reasoning: thought })
+      // A provider that refuses the field (Groq) is configured so: its own reasoning does not go back to it.
+      handler = answer
+      const quiet = streamed
+        ? await anthropic().messages.stream({ model: 'quiet', max_tokens: 100, messages: ask }).finalMessage()
+        : await anthropic().messages.create({ model: 'quiet', max_tokens: 100, messages: ask })
+      expect(quiet.content[0]).toMatchObject({ type: 'thinking', signature: 'witness.reasoning.quiet' })
+      handler = () => Response.json({ id: 'c3', object: 'chat.completion', created: 1, model: 'x', choices: [{ index: 0, message: { role: 'assistant', content: 'Fine.' }, finish_reason: 'stop' }] })
+      await anthropic().messages.create({ model: 'quiet', max_tokens: 100, messages: [...ask, { role: 'assistant' as const, content: quiet.content }, { role: 'user' as const, content: 'and you?' }] as never })
       expect(received.at(-1)!.messages[1]).toEqual({ role: 'assistant', content: 'Hello!' })
       // Falling back to Anthropic, witness's thinking block is left out as well.
       handler = () => Response.json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Fine.' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 9, output_tokens: 2 } })

@@ -1,14 +1,14 @@
 /**
- * A model's reasoning across the two APIs. Kimi and DeepSeek (and vLLM's
- * reasoning parsers) send it as `reasoning_content`, and in thinking mode
- * they refuse a history whose assistant tool-call turn lacks it; OpenRouter,
- * Ollama and Groq send it as `reasoning`, and need nothing back. An
- * Anthropic client gets it as a `thinking` block, signed with witness's
- * mark naming the field and the provider (`witness.reasoning_content.kimi`).
- * Sent back in the client's history, a `reasoning_content` block becomes
- * `reasoning_content` again for that provider; every other one is left out:
- * a strict OpenAI-compatible API refuses a field it does not know, and
- * Anthropic refuses a signature it did not make.
+ * A model's reasoning across the two APIs. Kimi and DeepSeek send it as
+ * `reasoning_content`, vLLM (since late 2025), OpenRouter, Ollama and Groq
+ * as `reasoning`; in thinking mode Kimi and DeepSeek refuse a history whose
+ * assistant tool-call turn lacks it. An Anthropic client gets it as a
+ * `thinking` block, signed with witness's mark naming the field and the
+ * provider (`witness.reasoning_content.kimi`). Sent back in the client's
+ * history, the block goes to that provider again in the field it came in
+ * (unless its config says `send_reasoning: false`: Groq refuses the field),
+ * and is left out for any other: a strict OpenAI-compatible API refuses a
+ * field it does not know, and Anthropic refuses a signature it did not make.
  */
 import { isRecord } from '../types.ts'
 
@@ -30,11 +30,14 @@ export function reasoningOf(message: Record<string, unknown>): { text: string; f
   return null
 }
 
-/** The reasoning to send `provider` with an assistant turn: its own `reasoning_content` thinking blocks, joined; null when none. */
-export function reasoningFor(blocks: readonly Record<string, unknown>[], provider: string | undefined): string | null {
+/** The reasoning to send `provider` with an assistant turn: its own thinking blocks, joined, in the field they came in; null when none. */
+export function reasoningFor(blocks: readonly Record<string, unknown>[], provider: string | undefined): { text: string; field: ReasoningField } | null {
   if (provider === undefined) return null
-  const own = blocks.filter((b) => b.type === 'thinking' && b.signature === reasoningSignature(provider) && typeof b.thinking === 'string')
-  return own.length ? own.map((b) => b.thinking as string).join('') : null
+  for (const field of ['reasoning_content', 'reasoning'] as const) {
+    const own = blocks.filter((b) => b.type === 'thinking' && b.signature === reasoningSignature(provider, field) && typeof b.thinking === 'string')
+    if (own.length) return { text: own.map((b) => b.thinking as string).join(''), field }
+  }
+  return null
 }
 
 /** Whether a content block is a thinking block witness made (Anthropic itself would refuse its signature). */

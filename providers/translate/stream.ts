@@ -162,6 +162,20 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   }
 }
 
+/**
+ * Whether a delta at an index (or without one) that already has a call open starts another call.
+ * A call goes on in the deltas after its first; some providers send its id again, or another id
+ * (Poolside), or its name in every delta (MiniMax), so neither alone starts a call. Gemini's OpenAI
+ * endpoint sends parallel calls whole, one a delta, all at index 0 or with no index and an empty id.
+ * So once the open call's arguments are whole JSON, another id, or a name with more arguments, does.
+ */
+function startsAnotherCall(open: { id: string | null; args: string }, id: string | null, fn: Record<string, unknown>): boolean {
+  if (!wholeJson(open.args)) return false
+  if (id !== null && open.id !== null && id !== open.id) return true
+  const more = typeof fn.arguments === 'string' && fn.arguments.trim() !== ''
+  return more && ((typeof fn.name === 'string' && fn.name !== '') || id !== null)
+}
+
 /** Whether a tool call's arguments so far are a whole JSON value (the call is complete). */
 function wholeJson(text: string): boolean {
   if (text.trim() === '') return false
@@ -247,10 +261,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
         const fn = isRecord(call.function) ? call.function : {}
         const id = typeof call.id === 'string' && call.id !== '' ? call.id : null
         let open = openCalls.get(slot)
-        // A call goes on in the deltas after its first, which carry no id (or the same) and no name. Gemini's
-        // OpenAI endpoint sends parallel calls whole, one a delta, all at index 0 or with no index and an
-        // empty id: another id, or a name after arguments that are whole JSON, starts the next call.
-        if (!open || (id !== null && open.id !== null && id !== open.id) || (typeof fn.name === 'string' && fn.name !== '' && wholeJson(open.args))) {
+        if (!open || startsAnotherCall(open, id, fn)) {
           closeBlock(out)
           blockIndex++
           blockType = 'tool_use'

@@ -13,12 +13,12 @@ const DEFAULT_MAX_TOKENS = 4096
 
 /**
  * The request fields that go to Anthropic as they are: the same name and meaning in both APIs
- * (`top_p`), or Messages fields a client sends on purpose (`top_k`, `thinking`, `stop_sequences`).
+ * (`top_p`), or Messages fields a client sends on purpose (`top_k`, `thinking`; `stop_sequences` joins `stop`).
  * The rest is translated below or dropped: the Messages API refuses a field it does not know
  * ("Extra inputs are not permitted"), and OpenAI's list grows (`prompt_cache_key`,
  * `safety_identifier`, `verbosity`, ...), so a deny-list let each new one fail the fallback.
  */
-const SAME_IN_ANTHROPIC = new Set(['top_p', 'top_k', 'thinking', 'stop_sequences'])
+const SAME_IN_ANTHROPIC = new Set(['top_p', 'top_k', 'thinking'])
 
 /** OpenAI chat-completions request -> Anthropic Messages request. */
 export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
@@ -65,9 +65,8 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
   out.max_tokens = firstNumber(body.max_completion_tokens, body.max_tokens) ?? DEFAULT_MAX_TOKENS
   if (typeof body.temperature === 'number') out.temperature = Math.min(1, body.temperature)
   // Anthropic refuses a stop sequence of whitespace alone (OpenAI's completion-style "\n"): left out.
-  const stops = (typeof body.stop === 'string' ? [body.stop] : Array.isArray(body.stop) ? body.stop : []).filter((stop) => typeof stop === 'string' && stop.trim() !== '')
+  const stops = [body.stop, body.stop_sequences].flat().filter((stop) => typeof stop === 'string' && stop.trim() !== '')
   if (stops.length) out.stop_sequences = stops
-  else if (body.stop !== undefined) delete out.stop_sequences
   // Anthropic's metadata holds only user_id (OpenAI's is any key-value map, for stored completions).
   const userId = typeof body.user === 'string' ? body.user : isRecord(body.metadata) && typeof body.metadata.user_id === 'string' ? body.metadata.user_id : null
   if (userId !== null) out.metadata = { user_id: userId }
@@ -86,12 +85,22 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
   if (choice) out.tool_choice = choice
   const format = outputFormatOf(body.response_format)
   if (format) out.output_config = { format }
-  // With thinking on, Anthropic wants the last assistant turn of a tool loop to begin with the thinking
-  // block it signed, which an OpenAI client never has (its answers carry no thinking blocks): the
-  // second turn of every tool loop would be refused. That turn goes without extended thinking.
-  const lastAssistant = messages.findLast((m) => m.role === 'assistant')
-  if (out.thinking !== undefined && lastAssistant?.content.some((block) => block.type === 'tool_use')) delete out.thinking
+  // An OpenAI client never has the thinking blocks Anthropic signed (its answers carry none).
+  if (thinkingUnmet(out.thinking, messages)) delete out.thinking
   return out
+}
+
+/**
+ * Whether `thinking` is on while the last assistant turn is a tool call that does not begin with a
+ * thinking block: Anthropic refuses that ("a final assistant message must start with a thinking
+ * block"), so the second turn of a tool loop would fail. That turn goes without extended thinking.
+ * Off (`disabled`) is left as it is: dropping it would turn thinking back on where that is the default.
+ */
+function thinkingUnmet(thinking: unknown, messages: readonly unknown[]): boolean {
+  if (!isRecord(thinking) || thinking.type === 'disabled') return false
+  const last = messages.findLast((m) => isRecord(m) && m.role === 'assistant')
+  const blocks = isRecord(last) && Array.isArray(last.content) ? last.content.filter(isRecord) : []
+  return blocks.some((b) => b.type === 'tool_use') && blocks[0]?.type !== 'thinking' && blocks[0]?.type !== 'redacted_thinking'
 }
 
 /**
@@ -119,11 +128,13 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning.text, signature: reasoningSignature(provider, reasoning.field) })
   // A refusal comes as its own field, the content null: its text is the answer, and the stop reason says so.
   const refusal = typeof message.refusal === 'string' && message.refusal !== '' ? message.refusal : null
-  const text = textOf(message.content) || refusal
+  const text = textOf(message.content) + (refusal ?? '')
   if (text) content.push({ type: 'text', text })
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
     if (!isRecord(call) || !isRecord(call.function)) continue
-    content.push({ type: 'tool_use', id: call.id, name: call.function.name, input: parseArguments(call.function.arguments) })
+    // Anthropic clients answer a call by its id: one sent empty (Gemini) gets one.
+    const id = typeof call.id === 'string' && call.id !== '' ? call.id : `toolu_${Bun.randomUUIDv7('hex')}`
+    content.push({ type: 'tool_use', id, name: call.function.name, input: parseArguments(call.function.arguments) })
   }
   const calls = content.some((block) => block.type === 'tool_use')
   const usage = isRecord(completion.usage) ? completion.usage : {}
@@ -133,7 +144,7 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
     role: 'assistant',
     model: completion.model,
     content,
-    stop_reason: refusal && !textOf(message.content) ? 'refusal' : stopReasonFromFinish(choice.finish_reason, calls),
+    stop_reason: refusal && !calls ? 'refusal' : stopReasonFromFinish(choice.finish_reason, calls),
     stop_sequence: null,
     usage: anthropicUsageOf(
       typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
@@ -254,7 +265,11 @@ export function acceptedByAnthropic(body: Json): Json {
     // A turn that was nothing but such reasoning goes whole (Anthropic refuses an empty one, and joins the turns around it).
     return content.length ? [{ ...message, content }] : []
   })
-  return changed ? { ...body, messages } : body
+  if (!changed) return body
+  // The blocks left out may have been what began the tool loop's last turn: then thinking goes too.
+  const out: Json = { ...body, messages }
+  if (thinkingUnmet(out.thinking, messages)) delete out.thinking
+  return out
 }
 
 /**

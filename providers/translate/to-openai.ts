@@ -35,7 +35,7 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
         .filter((b) => b.type === 'tool_use')
         .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
       const reasoning = reasoningFor(blocks, provider)
-      messages.push({ role: 'assistant', content: text || null, ...(reasoning ? { reasoning_content: reasoning } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
+      messages.push({ role: 'assistant', content: text || null, ...(reasoning ? { [reasoning.field]: reasoning.text } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
     } else {
       // Tool results become `tool` messages; they must directly follow the assistant turn. A tool
       // message holds text only: an image a tool returned (a screenshot) follows them in the user

@@ -152,6 +152,7 @@ export async function runStep(
     apiKey,
     headers: step.provider.headers,
     streamUsage: step.provider.streamUsage,
+    sendReasoning: step.provider.sendReasoning,
   }
   const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope

@@ -16,7 +16,7 @@ export const ChatCompletionsSchema = v.looseObject({
     v.array(v.looseObject({ role: v.pipe(v.string(), v.minLength(1)) })),
     v.minLength(1, 'at least one message is required'),
   ),
-  // The SDKs type these `| null`: null is left unsaid.
+  // openai-node types `stream` as `| null`; null (either) is taken as left unsaid.
   stream: v.nullish(v.boolean()),
   user: v.nullish(v.string()),
   models: NoModelList,
