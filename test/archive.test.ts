@@ -207,7 +207,7 @@ describe('space', () => {
     const result = await runWitness(['archive', '--config', config])
     expect(result.code).toBe(0)
     expect(result.stdout).toMatch(/witness archive: the live file keeps [\d.]+ MB of free space it cannot give back: it was not created by witness, so auto_vacuum is off/)
-    expect(result.stdout).toContain(`With the server stopped, run: sqlite3 ${livePath} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`)
+    expect(result.stdout).toContain(`With the server stopped, run: sqlite3 '${livePath}' 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`)
   })
 
   test('over max_db_mb the oldest finished rows are archived early until the file fits; pending rows never move', async () => {

@@ -712,6 +712,12 @@ describe('tampering in a git export (verify --repo)', () => {
       writeFileSync(file, JSON.stringify({ id: c.id, ...(await signCheckpoint(forger, { machine: c.machine, seq: c.seq, head_hash: hashAt.get(c.seq)!, time: c.time })) }))
     }
     writeFileSync(join(folder, 'public-key.json'), JSON.stringify(publicKeyFile(forger)))
+    // Pushed as a history of its own (a force-push), so the clone's history holds no original checkpoint either.
+    const pushedAnew = () => {
+      rmSync(join(clone, '.git'), { recursive: true })
+      for (const args of [['init', '-q', '-b', 'main'], ['add', '-A'], ['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qm', 'rewritten']]) Bun.spawnSync(['git', ...args], { cwd: clone })
+    }
+    pushedAnew()
 
     const unpinned = verify(['--repo', clone])
     expect(unpinned.code).toBe(0) // self-consistent: only a key known beforehand tells it apart
@@ -726,6 +732,7 @@ describe('tampering in a git export (verify --repo)', () => {
     // The same rewrite with the checkpoints and the key deleted instead of re-signed: nothing is left to check against the pin.
     rmSync(join(folder, 'checkpoints'), { recursive: true })
     rmSync(join(folder, 'public-key.json'))
+    pushedAnew()
     const unsigned = verify(['--repo', clone, '--key', pinned])
     expect(unsigned.code).toBe(1)
     expect(unsigned.out).toContain('forge-01/public-key.json is missing: sync always writes it')

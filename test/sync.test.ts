@@ -415,7 +415,10 @@ describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
 })
 
 describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
-  test('the checkpoints after the first removed and every row after it rewritten, chain recomputed: verify --repo --key names the commit and the checkpoints it removed, read back from the history', async () => {
+  const who = ['-c', 'user.name=x', '-c', 'user.email=x@x']
+
+  /** Three syncs of two rows each (chain entries 1-6, checkpoints 1-3), and a clone of the remote to rewrite. */
+  async function synced() {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)
     expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
@@ -425,40 +428,105 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     }
     const clone = join(tempDir(), 'clone')
     git(['clone', '-q', '-b', 'main', remote, clone])
-    const untouched = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
-    expect(untouched.code).toBe(0)
-    const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
-    expect(checkpoints).toHaveLength(3)
-    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
-    for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
-    // Every row after the first checkpoint now says groq, and the chain is recomputed over them.
+    expect((await runWitness(['verify', '--repo', clone, '--key', m.keyPath])).code).toBe(0)
+    return { remote, m, clone }
+  }
+
+  /** The folder's chain entries (with their files) and rows, as they are in `clone`. */
+  function exported(clone: string) {
     const chainFiles = (readdirSync(join(clone, 'alpha/chain'), { recursive: true }) as string[]).filter((f) => f.endsWith('.jsonl')).map((f) => join(clone, 'alpha/chain', f))
     const entries = chainFiles.flatMap((file) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((line) => ({ file, entry: JSON.parse(line) })))
     entries.sort((a, b) => a.entry.seq - b.entry.seq)
-    let prev = ''
-    for (const { entry } of entries) {
-      if (entry.seq > first.seq) {
-        const record = decodeRecord(entry.record)!
-        entry.record = encodeRecord({ ...record.row, provider: 'groq' }, record.facts)
-        entry.prev_hash = prev
-        entry.hash = chainHash(prev, entry.record)
-      }
-      prev = entry.hash
-    }
-    for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(e.entry)).join('\n')}\n`)
-    const rewritten = new Set(entries.filter((e) => e.entry.seq > first.seq).map((e) => e.entry.log_id))
     const day = join(clone, 'alpha/2026/11/24.ndjson')
-    const lines = readFileSync(day, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
-    writeFileSync(day, `${lines.map((line) => JSON.stringify(rewritten.has(line.id) ? { ...line, provider: 'groq' } : line)).join('\n')}\n`)
-    git(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qam', 'tidy'], clone)
+    const rows = readFileSync(day, 'utf8').split('\n').filter(Boolean).map((line) => JSON.parse(line))
+    return { chainFiles, entries, day, rows }
+  }
+
+  /** The entries after `seq` as groq's, chained anew from the entry at `seq`. */
+  function forgedAfter(entries: { entry: { seq: number; hash: string; record: string; prev_hash: string; log_id: number } }[], seq: number) {
+    let prev = entries.find((e) => e.entry.seq === seq)!.entry.hash
+    return entries
+      .filter((e) => e.entry.seq > seq)
+      .map(({ entry }) => {
+        const record = decodeRecord(entry.record)!
+        const forged = { ...entry, prev_hash: prev, record: encodeRecord({ ...record.row, provider: 'groq' }, record.facts) }
+        forged.hash = chainHash(prev, forged.record)
+        prev = forged.hash
+        return forged
+      })
+  }
+
+  test('the checkpoints after the first removed and every row after it rewritten, chain recomputed: verify --repo --key names the commit and checks the removed checkpoints, read back from the history', async () => {
+    const { m, clone } = await synced()
+    const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
+    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
+    for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
+    const { chainFiles, entries, day, rows } = exported(clone)
+    const forged = new Map(forgedAfter(entries, first.seq).map((e) => [e.seq, e]))
+    for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(forged.get(e.entry.seq) ?? e.entry)).join('\n')}\n`)
+    const rewritten = new Set([...forged.values()].map((e) => e.log_id))
+    writeFileSync(day, `${rows.map((row) => JSON.stringify(rewritten.has(row.id) ? { ...row, provider: 'groq' } : row)).join('\n')}\n`)
+    git([...who, 'commit', '-qam', 'tidy'], clone)
     const sha = git(['rev-parse', 'HEAD'], clone).trim().slice(0, 12)
 
     const verified = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
     expect(verified.code).toBe(1)
-    expect(verified.stdout).toContain(`commit ${sha} (`)
-    expect(verified.stdout).toContain('that sync wrote, in alpha/2026/11/24.ndjson, alpha/chain/')
-    expect(verified.stdout).toContain('sync only appends, so the export was rewritten after it went out')
-    expect(verified.stdout).toMatch(/checkpoint [23] does not match the chain/)
+    expect(verified.stdout).toContain(`checkpoint 2 (alpha/checkpoints/00000002.json, entry 4) was removed or changed in commit ${sha}: sync never removes or changes a checkpoint`)
+    expect(verified.stdout).toContain('checkpoint 2 does not match the chain: entry 4 (row 4) has another hash than the one signed')
+    expect(verified.stdout).toContain('checkpoint 3 does not match the chain: entry 6 (row 6) has another hash than the one signed')
+  })
+
+  test('the same rewrite only appended on a side branch and merged with -s ours (a fast-forward push, no force): found all the same', async () => {
+    const { remote, m, clone } = await synced()
+    const { entries, chainFiles, day, rows } = exported(clone)
+    git(['checkout', '-q', '-b', 'side', git(['rev-list', '--reverse', 'HEAD'], clone).split('\n')[0]!], clone)
+    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', readdirSync(join(clone, 'alpha/checkpoints'))[0]!), 'utf8')) as { seq: number }
+    const forged = forgedAfter(entries, first.seq)
+    appendFileSync(chainFiles[0]!, forged.map((e) => `${JSON.stringify(e)}\n`).join(''))
+    appendFileSync(day, forged.map((e) => `${JSON.stringify({ ...rows.find((row) => row.id === e.log_id), provider: 'groq' })}\n`).join(''))
+    git([...who, 'commit', '-qam', 'side'], clone)
+    git([...who, 'merge', '-q', '-s', 'ours', 'main', '-m', 'merge main'], clone)
+    git(['checkout', '-q', 'main'], clone)
+    git(['merge', '-q', '--ff-only', 'side'], clone)
+    git(['push', '-q', 'origin', 'main'], clone)
+    const fresh = join(tempDir(), 'fresh')
+    git(['clone', '-q', '-b', 'main', remote, fresh])
+    expect(readdirSync(join(fresh, 'alpha/checkpoints'))).toHaveLength(1)
+    const verified = await runWitness(['verify', '--repo', fresh, '--key', m.keyPath])
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toMatch(/checkpoint 2 \(alpha\/checkpoints\/00000002\.json, entry 4\) was removed or changed in commit [0-9a-f]{12}/)
+    expect(verified.stdout).toContain('checkpoint 3 does not match the chain')
+  })
+
+  test('a chain-start.json added by hand cannot pass a forged row off as older than the chain', async () => {
+    const { m, clone } = await synced()
+    const { day, rows } = exported(clone)
+    appendFileSync(day, `${JSON.stringify({ ...rows[0], id: 1000, provider: 'groq', request_id: 'forged' })}\n`)
+    writeFileSync(join(clone, 'alpha/chain-start.json'), `${JSON.stringify({ first_log_id: 1_000_000 })}\n`)
+    git(['add', '-A'], clone)
+    git([...who, 'commit', '-qm', 'add'], clone)
+    const verified = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(verified.code).toBe(1)
+    expect(verified.stdout).toContain('row 1000 is not in the chain')
+  })
+
+  test('a shallow clone, or a folder copied into another repository, says what of the history it could not check', async () => {
+    const { remote, m } = await synced()
+    const shallow = join(tempDir(), 'shallow')
+    git(['clone', '-q', '--depth', '1', '-b', 'main', `file://${remote}`, shallow])
+    const fromShallow = await runWitness(['verify', '--repo', shallow, '--key', m.keyPath])
+    expect(fromShallow.code).toBe(0)
+    expect(fromShallow.stdout).toContain('note: the clone is shallow: a checkpoint removed before its oldest commit cannot be found (verify a full clone)')
+    const outer = join(tempDir(), 'outer')
+    git(['init', '-q', '-b', 'main', outer])
+    writeFileSync(join(outer, 'README'), 'other things\n')
+    git(['add', '-A'], outer)
+    git([...who, 'commit', '-qm', 'other'], outer)
+    const inner = join(outer, 'copy')
+    git(['clone', '-q', '-b', 'main', remote, inner])
+    rmSync(join(inner, '.git'), { recursive: true })
+    const fromCopy = await runWitness(['verify', '--repo', inner, '--key', m.keyPath])
+    expect(fromCopy.stdout).toContain(`note: its git history was not checked: ${inner} is inside the git repository ${outer}, not a clone of the export`)
   })
 })
 

@@ -20,7 +20,7 @@ import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
 import { readPruned } from '../proof/pruned.ts'
-import { type Gathered, chainStartsAt, emptyGathered, exportMachines, gatherDatabase, gatherExport, pendingIn, toEvidence } from '../proof/sources.ts'
+import { type Gathered, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, pendingIn, toEvidence } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
 import { readState } from '../jobs/job-db.ts'
@@ -147,17 +147,17 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     const publishedId = published ? keyIdOf(published.jwk) : null
     const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
     const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
-    // The history: commits that removed what sync wrote, and the checkpoints they took away, checked too.
-    const history = exportHistory(clone, machine)
+    // The history: every checkpoint the branch ever held, those gone from the folder read back and checked too.
+    const history = exportHistory(clone, machine, checkpointFiles(clone, machine))
     const present = new Set(gathered.checkpoints.map((c) => JSON.stringify(c)))
     gathered.checkpoints.push(...history.removedCheckpoints.filter((c) => !present.has(JSON.stringify(c))))
     gathered.checkpoints.sort((a, b) => a.id - b.id)
-    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, firstLogId, pruned))
+    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered), pruned))
     if (unreadable.length || history.problems.length) {
       verdict.problems.unshift(...unreadable, ...history.problems)
       verdict.ok = false
     }
-    if (history.unread) verdict.notes.push(history.unread)
+    if (history.note) verdict.notes.push(history.note)
     const signed = gathered.checkpoints.at(-1)
     if (signed && verdict.lastSeq !== null && verdict.lastSeq > signed.seq) {
       verdict.notes.push(`chain entries ${signed.seq + 1}-${verdict.lastSeq} come after the last signed checkpoint (${signed.id}, entry ${signed.seq}): no signature covers them yet (each sync signs the head before it exports)`)
@@ -186,6 +186,17 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     ok = false
   }
   return ok ? 0 : 1
+}
+
+/**
+ * Where an export's chain begins: what its chain-start.json says, but never past the first row the
+ * chain holds. The file is not signed: a value raised by hand would pass forged rows off as older
+ * than the chain, and every row from the first chained one on was finished with the chain there.
+ */
+function chainBegins(stated: number, gathered: Gathered): number {
+  let first = stated
+  for (const entry of gathered.entries) if (entry.log_id < first) first = entry.log_id
+  return first
 }
 
 /** What a folder `witness sync` wrote cannot lack; each one missing is a problem. */

@@ -1,76 +1,144 @@
 /**
- * What a git export's history says of one machine's folder. `witness sync`
- * only ever adds to it: new files, and lines appended to its day and chain
- * files (public-key.json aside, which a new signing key replaces). So a
- * commit that removed a line or a file there rewrote the export after it
- * went out. The signed checkpoints cannot show that alone: whoever removes
- * the later checkpoints can rewrite every row after the first one left, and
- * recompute the chain over them. So verify --repo names each such commit,
- * and reads the checkpoints it removed back from the history, to check the
- * chain as it is now against them too.
+ * What a git export's history says of one machine's signed checkpoints.
+ * `witness sync` only ever adds a checkpoint file, and never changes or
+ * removes one. The checkpoints are what a rewrite cannot forge: whoever
+ * rewrites the rows after some entry must recompute the chain from there,
+ * and every checkpoint signed past that entry then stops matching it. So a
+ * rewrite must remove those checkpoints too, and the history still holds
+ * them. Every checkpoint file any commit of the branch ever held (a merge's
+ * sides included) is read back, and one that is not in the folder now is a
+ * problem, and is checked against the chain as it is now all the same.
+ *
+ * Only the checkpoints' history is read: a tree diff of one small folder,
+ * quick over years of syncs, where diffing the day files that grow all day
+ * took minutes. The rows and the chain need no history of their own: the
+ * chain is checked against every checkpoint, and the rows against the chain.
  */
+import { realpathSync } from 'node:fs'
 import type { Checkpoint } from './checkpoint.ts'
 
 export interface ExportHistory {
-  /** Each commit that removed or changed what sync wrote, named. */
+  /** Checkpoint files the history holds and the folder does not, each named. */
   problems: string[]
-  /** Checkpoints as they were before a commit removed or changed their files. */
+  /** Those checkpoints, read back from the history. */
   removedCheckpoints: Checkpoint[]
-  /** Why the history could not be read (not a git clone, no git); null when it was. */
-  unread: string | null
+  /** What limits the check (not a git clone, a shallow one); null when the whole history was read. */
+  note: string | null
 }
 
 const MAX_NAMED = 20
-const MAX_PATHS = 3
+const ZERO = /^0+$/
 
-export function exportHistory(clone: string, machine: string): ExportHistory {
-  const out: ExportHistory = { problems: [], removedCheckpoints: [], unread: null }
-  const log = git(clone, ['log', '--no-renames', '--format=%x01%H %cI', '--numstat', '--', `${machine}/`])
-  if (log.code !== 0) {
-    out.unread = `its git history was not checked (${log.stderr.split('\n')[0] || 'git failed'})`
+/** `files`: the folder's checkpoint files as they are now (their bytes), to compare the history with. */
+export function exportHistory(clone: string, machine: string, files: readonly Uint8Array[]): ExportHistory {
+  const out: ExportHistory = { problems: [], removedCheckpoints: [], note: null }
+  const top = git(clone, ['rev-parse', '--show-toplevel'])
+  if (top.code !== 0) {
+    out.note = `its git history was not checked (${top.stderr.split('\n')[0] || 'not a git clone'})`
     return out
   }
-  let commit: { sha: string; at: string; lines: number; paths: string[] } | null = null
-  const flush = () => {
-    if (!commit || commit.paths.length === 0) return
-    if (out.problems.length < MAX_NAMED) {
-      const more = commit.paths.length > MAX_PATHS ? `, and ${commit.paths.length - MAX_PATHS} more` : ''
-      out.problems.push(
-        `commit ${commit.sha.slice(0, 12)} (${commit.at}) removed or changed ${commit.lines} line(s) that sync wrote, in ${commit.paths.slice(0, MAX_PATHS).join(', ')}${more}: sync only appends, so the export was rewritten after it went out`,
-      )
-    }
-    for (const path of commit.paths.filter((p) => p.startsWith(`${machine}/checkpoints/`))) {
-      const before = git(clone, ['show', `${commit.sha}^:${path}`])
-      if (before.code !== 0) continue
-      try {
-        out.removedCheckpoints.push(JSON.parse(before.stdout) as Checkpoint)
-      } catch {
-        // not a checkpoint before either: the commit is named above all the same
-      }
-    }
+  if (!samePath(top.stdout.trim(), clone)) {
+    out.note = `its git history was not checked: ${clone} is inside the git repository ${top.stdout.trim()}, not a clone of the export`
+    return out
   }
+  if (git(clone, ['rev-parse', '--is-shallow-repository']).stdout.trim() === 'true') {
+    out.note = 'the clone is shallow: a checkpoint removed before its oldest commit cannot be found (verify a full clone)'
+  }
+  // Every change to the folder's checkpoints in the branch's history, a merge's against each parent.
+  const log = git(clone, ['log', '--format=%x01%H', '--raw', '--no-renames', '--no-abbrev', '--full-history', '-m', '--', `${machine}/checkpoints/`])
+  if (log.code !== 0) {
+    out.note = `its git history was not checked (${log.stderr.split('\n')[0] || 'git log failed'})`
+    return out
+  }
+  // Each blob the history held, with its path and the commit that took it away (if one did).
+  const held = new Map<string, { path: string; goneIn: string | null }>()
+  let commit = ''
   for (const line of log.stdout.split('\n')) {
     if (line.startsWith('\x01')) {
-      flush()
-      const [sha, at] = line.slice(1).split(' ')
-      commit = { sha: sha!, at: at ?? '', lines: 0, paths: [] }
+      commit = line.slice(1)
       continue
     }
-    const [, removed, path] = line.split('\t')
-    if (!commit || path === undefined || path === `${machine}/public-key.json`) continue
-    // `-` is a binary file's count: nothing sync writes is one, so any change to one counts.
-    if (removed === '-' || Number(removed) > 0) {
-      commit.lines += Number(removed) || 0
-      commit.paths.push(path)
+    const match = /^:\d+ \d+ ([0-9a-f]+) ([0-9a-f]+) ([A-Z])\d*\t(.+)$/.exec(line)
+    if (!match) continue
+    const [, before, after, status, path] = match as unknown as [string, string, string, string, string]
+    const note = (sha: string, goneIn: string | null) => {
+      if (ZERO.test(sha)) return
+      const seen = held.get(sha)
+      held.set(sha, { path: seen?.path ?? path, goneIn: seen?.goneIn ?? goneIn })
     }
+    note(after, null)
+    // The blob a commit removed, or replaced, against this parent.
+    note(before, status === 'D' || status === 'M' ? commit : null)
   }
-  flush()
+  const present = new Set(files.map(blobSha))
+  const missing = [...held].filter(([sha]) => !present.has(sha))
+  if (missing.length === 0) return out
+  const contents = readBlobs(clone, missing.map(([sha]) => sha))
+  for (const [sha, { path, goneIn }] of missing) {
+    let checkpoint: Checkpoint | null = null
+    try {
+      checkpoint = JSON.parse(contents.get(sha) ?? '') as Checkpoint
+      out.removedCheckpoints.push(checkpoint)
+    } catch {
+      // not a checkpoint even then: named all the same
+    }
+    if (out.problems.length >= MAX_NAMED) continue
+    const what = `checkpoint ${checkpoint?.id ?? '?'} (${path}${checkpoint ? `, entry ${checkpoint.seq}` : ''})`
+    out.problems.push(
+      goneIn
+        ? `${what} was removed or changed in commit ${goneIn.slice(0, 12)}: sync never removes or changes a checkpoint, so the export was rewritten after it went out`
+        : `${what} is in the clone's history but not among its files (removed or changed and not committed)`,
+    )
+  }
+  if (missing.length > MAX_NAMED) out.problems.push(`and ${missing.length - MAX_NAMED} more checkpoint file(s) the history holds and the folder does not`)
   return out
+}
+
+/** The id git gives a file's bytes (sha1 of `blob <size>\0` and the bytes). */
+function blobSha(bytes: Uint8Array): string {
+  const hasher = new Bun.CryptoHasher('sha1')
+  hasher.update(`blob ${bytes.length}\0`)
+  hasher.update(bytes)
+  return hasher.digest('hex')
+}
+
+/** Reads blobs by id in one `git cat-file --batch`. */
+function readBlobs(clone: string, shas: readonly string[]): Map<string, string> {
+  const result = Bun.spawnSync(['git', '-C', clone, 'cat-file', '--batch'], { stdin: new TextEncoder().encode(`${shas.join('\n')}\n`), stdout: 'pipe', stderr: 'pipe', env: gitEnv() })
+  const out = new Map<string, string>()
+  const bytes = result.stdout
+  let at = 0
+  const decoder = new TextDecoder()
+  while (at < bytes.length) {
+    const eol = bytes.indexOf(10, at)
+    if (eol < 0) break
+    const [sha, , size] = decoder.decode(bytes.subarray(at, eol)).split(' ')
+    const length = Number(size)
+    if (!Number.isFinite(length)) {
+      at = eol + 1 // `<sha> missing`
+      continue
+    }
+    out.set(sha!, decoder.decode(bytes.subarray(eol + 1, eol + 1 + length)))
+    at = eol + 1 + length + 1
+  }
+  return out
+}
+
+function samePath(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b)
+  } catch {
+    return false
+  }
+}
+
+function gitEnv(): Record<string, string | undefined> {
+  return { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }
 }
 
 function git(cwd: string, args: string[]): { code: number; stdout: string; stderr: string } {
   try {
-    const result = Bun.spawnSync(['git', '-C', cwd, ...args], { env: { ...process.env, GIT_TERMINAL_PROMPT: '0', LC_ALL: 'C' }, stdout: 'pipe', stderr: 'pipe' })
+    const result = Bun.spawnSync(['git', '-C', cwd, ...args], { env: gitEnv(), stdout: 'pipe', stderr: 'pipe' })
     return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }
   } catch (error) {
     return { code: -1, stdout: '', stderr: `git cannot run: ${(error as Error).message}` }

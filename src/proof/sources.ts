@@ -90,6 +90,11 @@ function lines(path: string, bad: string[], shown: string): { value: unknown; te
 export const CHAIN_START_FILE = 'chain-start.json'
 export const CHAIN_PRUNED_FILE = 'chain-pruned.jsonl'
 
+/** The bytes of the checkpoint files of a machine's folder, as gatherExport reads them (export-history.ts compares the history with these). */
+export function checkpointFiles(clone: string, machine: string): Uint8Array[] {
+  return filesUnder(join(clone, machine, 'checkpoints'), '.json').map((file) => readFileSync(file))
+}
+
 /** The machines that have a folder in an export clone. */
 export function exportMachines(clone: string): string[] {
   return readdirSync(clone).filter((name) => !name.startsWith('.') && statSync(join(clone, name)).isDirectory())

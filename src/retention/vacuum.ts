@@ -55,5 +55,5 @@ export async function giveSpaceBack(db: Database, busyBudgetMs = 10_000): Promis
 
 /** What to do about free pages the live file cannot give back (auto_vacuum off: not created by witness). */
 export function spaceKept(bytes: number, livePath: string): string {
-  return `the live file keeps ${(bytes / 1024 / 1024).toFixed(1)} MB of free space it cannot give back: it was not created by witness, so auto_vacuum is off. With the server stopped, run: sqlite3 ${livePath} 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`
+  return `the live file keeps ${(bytes / 1024 / 1024).toFixed(1)} MB of free space it cannot give back: it was not created by witness, so auto_vacuum is off. With the server stopped, run: sqlite3 '${livePath.replaceAll("'", "'\\''")}' 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`
 }
