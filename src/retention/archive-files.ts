@@ -143,15 +143,18 @@ export function readablePath(dir: string, file: ArchiveFile): string {
   const cached = cachedPath(dir, file.month)
   if (cacheIsFresh(cached, file)) return cached
   mkdirSync(cacheDir(dir), { recursive: true })
-  let bytes: Uint8Array
+  writeFileDurably(cached, decompressed(file))
+  checkCopy(cached, file)
+  return cached
+}
+
+/** A compressed archive's database bytes (synchronously: the command line's path). */
+function decompressed(file: ArchiveFile): Uint8Array {
   try {
-    bytes = Bun.zstdDecompressSync(readFileSync(file.path))
+    return Bun.zstdDecompressSync(readFileSync(file.path))
   } catch (error) {
     throw cannotDecompress(file, error)
   }
-  writeFileDurably(cached, bytes)
-  checkCopy(cached, file)
-  return cached
 }
 
 function cannotDecompress(file: ArchiveFile, error: unknown): ArchiveError {
@@ -272,13 +275,7 @@ export function openArchiveForAudit(dir: string, file: ArchiveFile): { db: Datab
   const path = join(cacheDir(dir), `.audit-request_log-${file.month}.db.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
   const remove = () => rmSync(path, { force: true })
   try {
-    let bytes: Uint8Array
-    try {
-      bytes = Bun.zstdDecompressSync(readFileSync(file.path))
-    } catch (error) {
-      throw cannotDecompress(file, error)
-    }
-    writeFileSync(path, bytes)
+    writeFileSync(path, decompressed(file))
     checkCopy(path, file)
     const db = new Database(path, { readonly: true, strict: true })
     return { db, remove }
