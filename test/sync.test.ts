@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
@@ -311,7 +311,7 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     expect(remoteLines(remote, 'gamma2')).toEqual([])
   })
 
-  test('exported anew under a new name after archive_keep_days deleted months: the folder carries the deleted runs, and verify --repo links across them', async () => {
+  test('exported anew under a new name after archive_keep_days deleted months: verify --repo names the entries deleted (it cannot tell them from entries removed by hand), and verify --archives on the machine links across them', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('beta', remote)
     await ensureSigningKey(m.keyPath)
@@ -329,8 +329,11 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     writeFileSync(m.configPath, readFileSync(m.configPath, 'utf8').replace('machine: beta', 'machine: beta2'))
     expect((await m.sync()).code).toBe(0)
     const verified = await verifyRemote(remote, '--machine', 'beta2', '--key', m.keyPath)
-    expect(verified.stdout).toContain('were deleted with their archives (retention.archive_keep_days); the chain links across them')
-    expect(verified.code).toBe(0)
+    expect(verified.stdout).toContain('chain entries 1-2 are missing')
+    expect(verified.code).toBe(1)
+    const local = await runWitness(['verify', '--config', m.configPath, '--archives'])
+    expect(local.stdout).toContain('were deleted with their archives (retention.archive_keep_days); the chain links across them')
+    expect(local.code).toBe(0)
   })
 
   test('a database upgraded from before the chain existed: its export verifies, the rows from before noted, as verify --db notes them', async () => {
@@ -498,16 +501,75 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     expect(verified.stdout).toContain('checkpoint 3 does not match the chain')
   })
 
-  test('a chain-start.json added by hand cannot pass a forged row off as older than the chain', async () => {
+  test('a chain-start.json or chain-pruned.jsonl added by hand cannot pass forged rows off as older than the chain, or excuse entries', async () => {
     const { m, clone } = await synced()
-    const { day, rows } = exported(clone)
+    const { day, rows, chainFiles, entries } = exported(clone)
     appendFileSync(day, `${JSON.stringify({ ...rows[0], id: 1000, provider: 'groq', request_id: 'forged' })}\n`)
     writeFileSync(join(clone, 'alpha/chain-start.json'), `${JSON.stringify({ first_log_id: 1_000_000 })}\n`)
     git(['add', '-A'], clone)
     git([...who, 'commit', '-qm', 'add'], clone)
+    const forgedRow = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(forgedRow.code).toBe(1)
+    expect(forgedRow.stdout).toContain('row 1000 is not in the chain')
+    // Every chain file gone, the rows rewritten, and the deleted entries claimed as retention's.
+    for (const file of chainFiles) rmSync(file)
+    writeFileSync(day, `${rows.map((row) => JSON.stringify({ ...row, provider: 'groq' })).join('\n')}\n`)
+    const last = entries.at(-1)!.entry
+    writeFileSync(join(clone, 'alpha/chain-pruned.jsonl'), `${JSON.stringify({ from_seq: 1, to_seq: last.seq, prev_hash: '0'.repeat(64), hash: last.hash })}\n`)
+    git(['add', '-A'], clone)
+    git([...who, 'commit', '-qm', 'tidy'], clone)
+    const rewritten = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(rewritten.code).toBe(1)
+    expect(rewritten.stdout).toContain('rows 1-6 are not in the chain')
+    expect(rewritten.stdout).toContain('the log ends before checkpoint 1')
+  })
+
+  test('the rewrite in a folder renamed in the same commit (the checkpoints gone with the old folder) is found by the key that signed them', async () => {
+    const { m, clone } = await synced()
+    const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
+    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
+    for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
+    const { chainFiles, entries, day, rows } = exported(clone)
+    const forged = new Map(forgedAfter(entries, first.seq).map((e) => [e.seq, e]))
+    for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(forged.get(e.entry.seq) ?? e.entry)).join('\n')}\n`)
+    const rewritten = new Set([...forged.values()].map((e) => e.log_id))
+    writeFileSync(day, `${rows.map((row) => JSON.stringify(rewritten.has(row.id) ? { ...row, provider: 'groq' } : row)).join('\n')}\n`)
+    renameSync(join(clone, 'alpha'), join(clone, 'alpha-01'))
+    git(['add', '-A'], clone)
+    git([...who, 'commit', '-qm', 'rename'], clone)
     const verified = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
     expect(verified.code).toBe(1)
-    expect(verified.stdout).toContain('row 1000 is not in the chain')
+    expect(verified.stdout).toContain("checkpoint 2 (alpha/checkpoints/00000002.json, entry 4), signed by this machine's key in a folder gone since, was removed or changed in commit")
+    expect(verified.stdout).toContain('checkpoint 2 does not match the chain')
+  })
+
+  test('replace refs fetched into the clone do not hide the commit that removed checkpoints; a checkpoint replaced by a link is named, not a crash', async () => {
+    const { m, clone } = await synced()
+    for (const name of readdirSync(join(clone, 'alpha/checkpoints')).sort().slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
+    git(['add', '-A'], clone)
+    git([...who, 'commit', '-qm', 'drop'], clone)
+    const dropped = git(['rev-parse', 'HEAD'], clone).trim()
+    const orphan = git([...who, 'commit-tree', `${dropped}^{tree}`, '-m', 'clean'], clone).trim()
+    git(['replace', dropped, orphan], clone)
+    const replaced = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(replaced.code).toBe(1)
+    expect(replaced.stdout).toContain(`was removed or changed in commit ${dropped.slice(0, 12)}`)
+    const first = join(clone, 'alpha/checkpoints', readdirSync(join(clone, 'alpha/checkpoints'))[0]!)
+    rmSync(first)
+    symlinkSync(first, first)
+    const looped = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(looped.code).toBe(1)
+    expect(looped.stdout).toContain('checkpoint 1 (alpha/checkpoints/00000001.json, entry 2) is in the clone')
+  })
+
+  test("a clone whose checkout turned the line ends into CRLF (core.autocrlf, Git for Windows' default) verifies", async () => {
+    const { remote, m } = await synced()
+    const crlf = join(tempDir(), 'crlf')
+    git(['-c', 'core.autocrlf=true', 'clone', '-q', '-b', 'main', remote, crlf])
+    expect(readFileSync(join(crlf, 'alpha/checkpoints', readdirSync(join(crlf, 'alpha/checkpoints'))[0]!), 'utf8')).toContain('\r\n')
+    const verified = await runWitness(['verify', '--repo', crlf, '--key', m.keyPath])
+    expect(verified.stdout).toContain('verified')
+    expect(verified.code).toBe(0)
   })
 
   test('a shallow clone, or a folder copied into another repository, says what of the history it could not check', async () => {

@@ -143,16 +143,16 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     throw new UsageError(`--key pins one machine's key, but ${clone} has folders ${machines.join(', ')}: choose one with --machine`)
   }
   for (const machine of machines) {
-    const { gathered, key: published, problems: unreadable, chainStartsAt: firstLogId, pruned } = gatherExport(clone, machine)
+    const { gathered, key: published, problems: unreadable, chainStartsAt: firstLogId } = gatherExport(clone, machine)
     const publishedId = published ? keyIdOf(published.jwk) : null
     const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
     const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
     // The history: every checkpoint the branch ever held, those gone from the folder read back and checked too.
-    const history = exportHistory(clone, machine, checkpointFiles(clone, machine))
+    const history = exportHistory(clone, machine, trusted?.key_id ?? null, checkpointFiles(clone, machine))
     const present = new Set(gathered.checkpoints.map((c) => JSON.stringify(c)))
     gathered.checkpoints.push(...history.removedCheckpoints.filter((c) => !present.has(JSON.stringify(c))))
     gathered.checkpoints.sort((a, b) => a.id - b.id)
-    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered), pruned))
+    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered)))
     if (unreadable.length || history.problems.length) {
       verdict.problems.unshift(...unreadable, ...history.problems)
       verdict.ok = false
@@ -190,10 +190,13 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
 
 /**
  * Where an export's chain begins: what its chain-start.json says, but never past the first row the
- * chain holds. The file is not signed: a value raised by hand would pass forged rows off as older
- * than the chain, and every row from the first chained one on was finished with the chain there.
+ * chain holds, and nowhere without a chain entry. The file is not signed: a value raised by hand
+ * would pass forged rows off as older than the chain, and every row from the first chained one on
+ * was finished with the chain there (the rows from before it are the oldest: archiving takes them
+ * first, so a folder whose entries are all gone has none of them left either).
  */
 function chainBegins(stated: number, gathered: Gathered): number {
+  if (gathered.entries.length === 0) return 0
   let first = stated
   for (const entry of gathered.entries) if (entry.log_id < first) first = entry.log_id
   return first

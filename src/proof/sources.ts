@@ -5,7 +5,7 @@
  * entries, `<machine>/checkpoints/*.json`, `<machine>/public-key.json`).
  */
 import type { Database } from 'bun:sqlite'
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import type { PublicKeyFile } from './keys.ts'
@@ -58,13 +58,15 @@ export function chainStartsAt(db: Database): number {
   return value ? Number(value) : 0
 }
 
+/** The files under `dir` whose names end in `suffix`: regular files only (sync writes no link; one put there could loop or point anywhere). */
 function filesUnder(dir: string, suffix: string): string[] {
-  if (!existsSync(dir)) return []
+  if (!existsSync(dir) || !lstatSync(dir).isDirectory()) return []
   const out: string[] = []
   for (const name of readdirSync(dir).sort()) {
     const path = join(dir, name)
-    if (statSync(path).isDirectory()) out.push(...filesUnder(path, suffix))
-    else if (name.endsWith(suffix)) out.push(path)
+    const stat = lstatSync(path)
+    if (stat.isDirectory()) out.push(...filesUnder(path, suffix))
+    else if (stat.isFile() && name.endsWith(suffix)) out.push(path)
   }
   return out
 }
@@ -86,9 +88,8 @@ function lines(path: string, bad: string[], shown: string): { value: unknown; te
   return out
 }
 
-/** In a machine's folder of an export: where its chain begins, and the runs retention deleted (export-proof.ts). */
+/** In a machine's folder of an export: where its chain begins (export-proof.ts). */
 export const CHAIN_START_FILE = 'chain-start.json'
-export const CHAIN_PRUNED_FILE = 'chain-pruned.jsonl'
 
 /** The bytes of the checkpoint files of a machine's folder, as gatherExport reads them (export-history.ts compares the history with these). */
 export function checkpointFiles(clone: string, machine: string): Uint8Array[] {
@@ -108,7 +109,7 @@ export function exportMachines(clone: string): string[] {
 export function gatherExport(
   clone: string,
   machine: string,
-): { gathered: Gathered; key: PublicKeyFile | null; problems: string[]; chainStartsAt: number; pruned: PrunedRun[] } {
+): { gathered: Gathered; key: PublicKeyFile | null; problems: string[]; chainStartsAt: number } {
   const root = join(clone, machine)
   const gathered = emptyGathered()
   const problems: string[] = []
@@ -163,14 +164,7 @@ export function gatherExport(
       problems.push(`${shown(startPath)} is not JSON`)
     }
   }
-  const prunedPath = join(root, CHAIN_PRUNED_FILE)
-  const pruned = existsSync(prunedPath)
-    ? lines(prunedPath, problems, shown(prunedPath)).map(({ value }) => {
-        const r = value as { from_seq: number; to_seq: number; prev_hash: string; hash: string }
-        return { fromSeq: r.from_seq, toSeq: r.to_seq, prevHash: r.prev_hash, hash: r.hash }
-      })
-    : []
-  return { gathered, key, problems, chainStartsAt, pruned }
+  return { gathered, key, problems, chainStartsAt }
 }
 
 export function toEvidence(g: Gathered, keys: Map<string, JsonWebKey>, complete: boolean, chainStartsAtLogId: number, pruned: readonly PrunedRun[] = []): Evidence {

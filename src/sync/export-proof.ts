@@ -24,8 +24,7 @@ import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
 import { eachReadableArchive } from '../retention/archive-files.ts'
-import { readPruned } from '../proof/pruned.ts'
-import { CHAIN_PRUNED_FILE, CHAIN_START_FILE, chainStartsAt } from '../proof/sources.ts'
+import { CHAIN_START_FILE, chainStartsAt } from '../proof/sources.ts'
 
 /** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>`. */
 export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
@@ -164,7 +163,7 @@ export async function exportProof(options: {
       lastCheckpoint = c.id
     }
   }
-  writeChainFacts(live, workDir, machine)
+  writeChainStart(live, workDir, machine)
   if (options.publicKey) {
     const path = join(workDir, machine, 'public-key.json')
     const text = `${JSON.stringify(options.publicKey, null, 2)}\n`
@@ -179,33 +178,17 @@ export async function exportProof(options: {
 }
 
 /**
- * What verify --repo needs beside the entries to tell an unchained row or a gap from tampering, as
- * verify does with the live database: where the chain begins (rows finished before it existed, in a
- * database upgraded from then), as `<machine>/chain-start.json`; and the runs of entries deleted
- * with their archives (retention.archive_keep_days), as `<machine>/chain-pruned.jsonl`, which a
- * folder exported anew (a rename, a fresh clone) needs, since it no longer gets those entries.
- * Each is written once, and runs are only appended.
+ * Where the chain begins (rows finished before it existed, in a database upgraded from then), as
+ * `<machine>/chain-start.json`, which verify --repo needs to tell those rows from unchained ones as
+ * verify does with the database. Written once. Not the runs of entries retention deleted with their
+ * archives: unsigned in a folder anyone who may push can write, a run would excuse any entries it
+ * names, and the checkpoints inside it with them (a review forged one and rewrote every row).
  */
-function writeChainFacts(live: Database, workDir: string, machine: string): void {
+function writeChainStart(live: Database, workDir: string, machine: string): void {
   const first = chainStartsAt(live)
   const start = join(workDir, machine, CHAIN_START_FILE)
   if (first > 1 && !existsSync(start)) {
     mkdirSync(dirname(start), { recursive: true })
     writeFileSync(start, `${JSON.stringify({ first_log_id: first })}\n`)
   }
-  const runs = readPruned(live)
-  if (runs.length === 0) return
-  const path = join(workDir, machine, CHAIN_PRUNED_FILE)
-  const known = new Set<unknown>()
-  for (const line of existsSync(path) ? readFileSync(path, 'utf8').split('\n') : []) {
-    try {
-      known.add((JSON.parse(line) as { from_seq: unknown }).from_seq)
-    } catch {
-      // not a run (a blank line, one cut short): what belongs is written again, and verify --repo names the line
-    }
-  }
-  const fresh = runs.filter((r) => !known.has(r.fromSeq))
-  if (fresh.length === 0) return
-  mkdirSync(dirname(path), { recursive: true })
-  appendFileSync(path, fresh.map((r) => `${JSON.stringify({ from_seq: r.fromSeq, to_seq: r.toSeq, prev_hash: r.prevHash, hash: r.hash })}\n`).join(''))
 }
