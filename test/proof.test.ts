@@ -605,6 +605,17 @@ describe('tampering in a git export (verify --repo)', () => {
     expect(out).toContain(`row ${victim} is missing`)
   })
 
+  test('a row chained a second time (an entry appended for it) is named', () => {
+    const { clone, chainFiles } = exportClone()
+    const entries = chainFiles.flatMap((file) => readLines(file).map((line) => JSON.parse(line) as ChainEntry)).sort((a, b) => a.seq - b.seq)
+    const [first, last] = [entries[0]!, entries.at(-1)!]
+    const again = { ...first, seq: last.seq + 1, prev_hash: last.hash, hash: chainHash(last.hash, first.record) }
+    writeLines(chainFiles.at(-1)!, [...readLines(chainFiles.at(-1)!), JSON.stringify(again)])
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain(`row ${first.log_id} is chained twice (entries ${first.seq} and ${again.seq})`)
+  })
+
   test('a pending line put into the export is named, not taken: sync exports only finished rows', () => {
     const { clone, rowFile } = exportClone()
     const lines = readLines(rowFile)

@@ -121,7 +121,12 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const missing: number[] = []
   const chained = new Set<number>()
   let rowsChecked = 0
+  const seqOf = new Map<number, number>()
   for (const e of entries) {
+    // A row joins the chain once (log_chain.log_id is unique): a second entry for it is a forgery.
+    const earlier = seqOf.get(e.log_id)
+    if (earlier !== undefined) problem(`row ${e.log_id} is chained twice (entries ${earlier} and ${e.seq})`)
+    seqOf.set(e.log_id, e.seq)
     chained.add(e.log_id)
     const recorded = decodeRecord(e.record)
     if (!recorded) {
