@@ -459,8 +459,15 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
       })
   }
 
-  test('the checkpoints after the first removed and every row after it rewritten, chain recomputed: verify --repo --key names the commit and checks the removed checkpoints, read back from the history', async () => {
-    const { m, clone } = await synced()
+  /** Commits everything in `clone` as a push would carry it, then verifies it with the machine's key pinned. */
+  async function commitAndVerify(clone: string, keyPath: string, message: string) {
+    git(['add', '-A'], clone)
+    git([...who, 'commit', '-qm', message], clone)
+    return runWitness(['verify', '--repo', clone, '--key', keyPath])
+  }
+
+  /** The attack: the checkpoints after the first removed, the rows after it made groq's, the chain recomputed over them (uncommitted). */
+  function rewriteAfterFirstCheckpoint(clone: string) {
     const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
     const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
     for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
@@ -469,6 +476,11 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(forged.get(e.entry.seq) ?? e.entry)).join('\n')}\n`)
     const rewritten = new Set([...forged.values()].map((e) => e.log_id))
     writeFileSync(day, `${rows.map((row) => JSON.stringify(rewritten.has(row.id) ? { ...row, provider: 'groq' } : row)).join('\n')}\n`)
+  }
+
+  test('the checkpoints after the first removed and every row after it rewritten, chain recomputed: verify --repo --key names the commit and checks the removed checkpoints, read back from the history', async () => {
+    const { m, clone } = await synced()
+    rewriteAfterFirstCheckpoint(clone)
     git([...who, 'commit', '-qam', 'tidy'], clone)
     const sha = git(['rev-parse', 'HEAD'], clone).trim().slice(0, 12)
 
@@ -506,9 +518,7 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     const { day, rows, chainFiles, entries } = exported(clone)
     appendFileSync(day, `${JSON.stringify({ ...rows[0], id: 1000, provider: 'groq', request_id: 'forged' })}\n`)
     writeFileSync(join(clone, 'alpha/chain-start.json'), `${JSON.stringify({ first_log_id: 1_000_000 })}\n`)
-    git(['add', '-A'], clone)
-    git([...who, 'commit', '-qm', 'add'], clone)
-    const forgedRow = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    const forgedRow = await commitAndVerify(clone, m.keyPath, 'add')
     expect(forgedRow.code).toBe(1)
     expect(forgedRow.stdout).toContain('row 1000 is not in the chain')
     // Every chain file gone, the rows rewritten, and the deleted entries claimed as retention's.
@@ -516,9 +526,7 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     writeFileSync(day, `${rows.map((row) => JSON.stringify({ ...row, provider: 'groq' })).join('\n')}\n`)
     const last = entries.at(-1)!.entry
     writeFileSync(join(clone, 'alpha/chain-pruned.jsonl'), `${JSON.stringify({ from_seq: 1, to_seq: last.seq, prev_hash: '0'.repeat(64), hash: last.hash })}\n`)
-    git(['add', '-A'], clone)
-    git([...who, 'commit', '-qm', 'tidy'], clone)
-    const rewritten = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    const rewritten = await commitAndVerify(clone, m.keyPath, 'tidy')
     expect(rewritten.code).toBe(1)
     expect(rewritten.stdout).toContain('rows 1-6 are not in the chain')
     expect(rewritten.stdout).toContain('the log ends before checkpoint 1')
@@ -526,18 +534,9 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
 
   test('the rewrite in a folder renamed in the same commit (the checkpoints gone with the old folder) is found by the key that signed them', async () => {
     const { m, clone } = await synced()
-    const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
-    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
-    for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
-    const { chainFiles, entries, day, rows } = exported(clone)
-    const forged = new Map(forgedAfter(entries, first.seq).map((e) => [e.seq, e]))
-    for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(forged.get(e.entry.seq) ?? e.entry)).join('\n')}\n`)
-    const rewritten = new Set([...forged.values()].map((e) => e.log_id))
-    writeFileSync(day, `${rows.map((row) => JSON.stringify(rewritten.has(row.id) ? { ...row, provider: 'groq' } : row)).join('\n')}\n`)
+    rewriteAfterFirstCheckpoint(clone)
     renameSync(join(clone, 'alpha'), join(clone, 'alpha-01'))
-    git(['add', '-A'], clone)
-    git([...who, 'commit', '-qm', 'rename'], clone)
-    const verified = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    const verified = await commitAndVerify(clone, m.keyPath, 'rename')
     expect(verified.code).toBe(1)
     expect(verified.stdout).toContain("checkpoint 2 (alpha/checkpoints/00000002.json, entry 4), signed by this machine's key in a folder gone since, was removed or changed in commit")
     expect(verified.stdout).toContain('checkpoint 2 does not match the chain')
