@@ -12,9 +12,11 @@
  */
 import { isRecord } from '../types.ts'
 
-export type ReasoningField = 'reasoning_content' | 'reasoning'
+/** The fields reasoning comes in, the one Kimi and DeepSeek want back first. */
+const FIELDS = ['reasoning_content', 'reasoning'] as const
+export type ReasoningField = (typeof FIELDS)[number]
 
-const MARKS = ['witness.reasoning_content.', 'witness.reasoning.']
+const MARKS = FIELDS.map((field) => `witness.${field}.`)
 
 /** The signature of a thinking block made from `provider`'s reasoning, as it came (`field`). */
 export function reasoningSignature(provider: string, field: ReasoningField = 'reasoning_content'): string {
@@ -23,7 +25,7 @@ export function reasoningSignature(provider: string, field: ReasoningField = 're
 
 /** The reasoning an OpenAI-compatible message or delta carries, and its field; null when none. */
 export function reasoningOf(message: Record<string, unknown>): { text: string; field: ReasoningField } | null {
-  for (const field of ['reasoning_content', 'reasoning'] as const) {
+  for (const field of FIELDS) {
     const text = message[field]
     if (typeof text === 'string' && text !== '') return { text, field }
   }
@@ -33,7 +35,7 @@ export function reasoningOf(message: Record<string, unknown>): { text: string; f
 /** The reasoning to send `provider` with an assistant turn: its own thinking blocks, joined, in the field they came in; null when none. */
 export function reasoningFor(blocks: readonly Record<string, unknown>[], provider: string | undefined): { text: string; field: ReasoningField } | null {
   if (provider === undefined) return null
-  for (const field of ['reasoning_content', 'reasoning'] as const) {
+  for (const field of FIELDS) {
     const own = blocks.filter((b) => b.type === 'thinking' && b.signature === reasoningSignature(provider, field) && typeof b.thinking === 'string')
     if (own.length) return { text: own.map((b) => b.thinking as string).join(''), field }
   }

@@ -233,8 +233,8 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       if (!choice) return out
       const delta = isRecord(choice.delta) ? choice.delta : {}
       const reasoning = reasoningOf(delta)
-      if (reasoning) reasoningField = reasoning.field
       if (reasoning) {
+        reasoningField = reasoning.field
         if (blockType !== 'thinking') {
           closeBlock(out)
           blockIndex++

@@ -42,10 +42,9 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
       // turn, and a failed call says so in its text (OpenAI has no is_error).
       const returned: Json[] = []
       for (const block of blocks.filter((b) => b.type === 'tool_result')) {
-        const inner = typeof block.content === 'string' ? [{ type: 'text', text: block.content }] : Array.isArray(block.content) ? block.content.filter(isRecord) : []
-        const text = inner.filter((b) => b.type === 'text').map((b) => String(b.text ?? '')).join('\n')
+        const text = anthropicText(block.content)
         messages.push({ role: 'tool', tool_call_id: block.tool_use_id, content: block.is_error === true ? `Error: ${text}` : text })
-        returned.push(...inner.filter((b) => b.type === 'image'))
+        if (Array.isArray(block.content)) returned.push(...block.content.filter((b) => isRecord(b) && b.type === 'image'))
       }
       const parts = [...returned, ...blocks.filter((b) => b.type !== 'tool_result')].flatMap(openaiPart)
       if (parts.length === 0) continue
@@ -178,9 +177,9 @@ export function anthropicInputTokens(usage: Record<string, unknown>): number | n
   return parts.reduce<number>((sum, n) => sum + (typeof n === 'number' ? n : 0), 0)
 }
 
-/** The text of an Anthropic `system` or `content` field (string or blocks). */
+/** The text of an Anthropic `system` or `content` field (string or blocks): its text blocks, a line apart. */
 export function anthropicText(value: unknown): string {
   if (typeof value === 'string') return value
   if (!Array.isArray(value)) return ''
-  return value.map((b) => (isRecord(b) && typeof b.text === 'string' ? b.text : '')).join('\n')
+  return value.flatMap((b) => (isRecord(b) && typeof b.text === 'string' ? [b.text] : [])).join('\n')
 }

@@ -149,8 +149,7 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
     // The history: every checkpoint the branch ever held, those gone from the folder read back and checked too.
     const history = exportHistory(clone, machine, trusted?.key_id ?? null, checkpointFiles(clone, machine))
-    const present = new Set(gathered.checkpoints.map((c) => JSON.stringify(c)))
-    gathered.checkpoints.push(...history.removedCheckpoints.filter((c) => !present.has(JSON.stringify(c))))
+    gathered.checkpoints.push(...history.removedCheckpoints)
     gathered.checkpoints.sort((a, b) => a.id - b.id)
     const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered)))
     if (unreadable.length || history.problems.length) {

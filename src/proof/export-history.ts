@@ -26,7 +26,7 @@ import type { Checkpoint } from './checkpoint.ts'
 export interface ExportHistory {
   /** Checkpoints the history holds and the folder does not, each named; a history that cannot be read. */
   problems: string[]
-  /** Those checkpoints, read back from the history. */
+  /** Those checkpoints, read back from the history (each once; none that is in the folder). */
   removedCheckpoints: Checkpoint[]
   /** What limits the check (not a git clone, a shallow one); null when the whole history was read. */
   note: string | null
@@ -93,12 +93,13 @@ export function exportHistory(clone: string, machine: string, keyId: string | nu
   const presentBytes = new Set(files.map(blobSha))
   const candidates = [...held].filter(([sha]) => !presentBytes.has(sha))
   if (candidates.length === 0) return out
-  const presentJson = new Set(files.map((bytes) => asJson(new TextDecoder().decode(bytes))))
+  // What is named once is not named again (the same checkpoint as two blobs: line ends changed in a commit).
+  const seen = new Set(files.map((bytes) => asJson(new TextDecoder().decode(bytes))))
   const contents = readBlobs(clone, candidates.map(([sha]) => sha))
   let missing = 0
   for (const [sha, { path, goneIn }] of candidates) {
     const text = contents.get(sha) ?? ''
-    if (presentJson.has(asJson(text))) continue
+    if (seen.has(asJson(text))) continue
     let checkpoint: Checkpoint | null = null
     try {
       checkpoint = JSON.parse(text) as Checkpoint
@@ -107,6 +108,7 @@ export function exportHistory(clone: string, machine: string, keyId: string | nu
     }
     const ours = path.startsWith(own)
     if (!ours && checkpoint?.key_id !== keyId) continue // another machine's, in a folder gone since
+    seen.add(asJson(text))
     if (checkpoint) out.removedCheckpoints.push(checkpoint)
     if (++missing > MAX_NAMED) continue
     const what = `checkpoint ${checkpoint?.id ?? '?'} (${path}${checkpoint ? `, entry ${checkpoint.seq}` : ''})`

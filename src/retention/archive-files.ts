@@ -315,13 +315,13 @@ export function pruneCache(dir: string): void {
   // The server makes its copies beside the archives (prepareReadable): a crash leaves the temp file there.
   for (const name of existsSync(dir) ? readdirSync(dir) : []) {
     const path = join(dir, name)
-    if (/^\.request_log-.*\.db\.cache\..*\.tmp$/.test(name) && Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now()) >= TEMP_GRACE_MS) rmSync(path, { force: true })
+    if (/^\.request_log-.*\.db\.cache\..*\.tmp$/.test(name) && leftByCrash(path)) rmSync(path, { force: true })
   }
   if (!existsSync(cacheDir(dir))) return
   for (const name of readdirSync(cacheDir(dir))) {
     const path = join(cacheDir(dir), name)
     // A temp file is a copy being written (readablePath, in another process perhaps) unless it is old: a crash's.
-    if (name.endsWith('.tmp') && Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0) < TEMP_GRACE_MS) continue
+    if (name.endsWith('.tmp') && !leftByCrash(path)) continue
     const match = /^request_log-(\d{4}-\d{2})\.db$/.exec(name)
     if (!match || !existsSync(archivePath(dir, match[1]!, true))) rmSync(path, { force: true })
   }
@@ -329,3 +329,8 @@ export function pruneCache(dir: string): void {
 
 /** How old a temp file in the cache must be before pruneCache takes it for a crash's leftover. */
 const TEMP_GRACE_MS = 60 * 60_000
+
+/** Whether a temp file is old enough to be a crash's leftover, not a copy being written (one gone already counts: removing it is a no-op). */
+function leftByCrash(path: string): boolean {
+  return Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? 0) >= TEMP_GRACE_MS
+}

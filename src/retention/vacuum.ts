@@ -26,12 +26,10 @@ export function usedBytes(db: Database): number {
  */
 export async function giveSpaceBack(db: Database, busyBudgetMs = 10_000): Promise<number> {
   const mode = (db.query('PRAGMA auto_vacuum').get() as { auto_vacuum: number }).auto_vacuum
+  const freePages = () => (db.query('PRAGMA freelist_count').get() as { freelist_count: number }).freelist_count
   let kept = 0
-  if (mode !== 2) {
-    const free = (db.query('PRAGMA freelist_count').get() as { freelist_count: number }).freelist_count
-    kept = free * (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
-  } else {
-    const freePages = () => (db.query('PRAGMA freelist_count').get() as { freelist_count: number }).freelist_count
+  if (mode !== 2) kept = freePages() * (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
+  else {
     // Bounded: each step frees up to PAGES_PER_STEP pages; stop if a step frees nothing.
     for (let before = freePages(); before > 0; ) {
       await retryWhileBusy('archive: incremental vacuum', () => db.exec(`PRAGMA incremental_vacuum(${PAGES_PER_STEP})`), busyBudgetMs)
