@@ -55,6 +55,13 @@ export const ENDPOINTS: EndpointSpec[] = [
     fields: { model: 'chain', max_tokens: 'count', messages: 'messages', stream: 'boolean', system: 'system', metadata: 'object' },
     agentHeader: 'wins',
   },
+  {
+    method: 'POST',
+    path: '/v1/messages/count_tokens',
+    takes: 'json',
+    base: { model: 'default', messages: MESSAGES },
+    fields: { model: 'chain', messages: 'messages', system: 'system' },
+  },
   { method: 'GET', path: '/v1/models', takes: 'none' },
   { method: 'GET', path: '/v1/models/:id', takes: 'query', bad: ['..%2F..%2F..%2Fetc%2Fpasswd', '%00', '%ff%fe', 'x'.repeat(300), '..'] },
   { method: 'GET', path: '/heartbeat', takes: 'none' },

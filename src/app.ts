@@ -30,6 +30,7 @@ import { RouterMetrics } from './router/metrics.ts'
 import { reloadRoute } from './routes/admin.ts'
 import { guardBody } from './routes/body-guard.ts'
 import { chatCompletionsRoute } from './routes/chat-completions.ts'
+import { countTokensRoute } from './routes/count-tokens.ts'
 import { agentBeatRoute, deadmanStatusRoute, rollbackReportRoute } from './routes/deadman.ts'
 import { didCallRoute } from './routes/did-call.ts'
 import { errorShapeFor, shapeError } from './routes/error-shapes.ts'
@@ -97,6 +98,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post('/v1/infer', requireAgent(), limitBody, inferRoute(core))
   app.post('/v1/chat/completions', requireAgent(), limitBody, chatCompletionsRoute(core))
   app.post('/v1/messages', requireAgent(), limitBody, messagesRoute(core))
+  app.post('/v1/messages/count_tokens', requireAgent(), limitBody, countTokensRoute({ config: deps.config }))
   app.get('/v1/models', requireAgentOrOperator(), modelsRoute({ config: deps.config, startedAtS }))
   app.get('/v1/models/:id', requireAgentOrOperator(), modelRoute({ config: deps.config, startedAtS }))
   app.get('/requests', requireAgentOrOperator(), listRequestsRoute(read))

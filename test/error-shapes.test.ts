@@ -58,9 +58,9 @@ describe('/v1/messages answers every error in the Anthropic shape', () => {
   test('a path under /v1/messages that witness does not serve is an Anthropic NotFoundError', async () => {
     const w = await open()
     const client = new Anthropic({ baseURL: w.url, apiKey: 'x', maxRetries: 0, defaultHeaders: { 'x-agent-name': 'a' } })
-    const error = await client.messages.countTokens({ model: 'default', messages: ask }).catch((e) => e)
+    const error = await client.messages.batches.list().catch((e) => e)
     expect(error).toBeInstanceOf(Anthropic.NotFoundError)
-    expect(error.error).toEqual({ type: 'error', error: { type: 'not_found', message: 'no route for POST /v1/messages/count_tokens' } })
+    expect(error.error).toEqual({ type: 'error', error: { type: 'not_found', message: 'no route for GET /v1/messages/batches' } })
     const get = await fetch(`${w.url}/v1/messages`)
     expect(get.status).toBe(404)
     expect(await get.json()).toEqual({ type: 'error', error: { type: 'not_found', message: 'no route for GET /v1/messages' } })

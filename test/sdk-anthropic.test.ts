@@ -162,4 +162,32 @@ describe('Anthropic SDK through witness', () => {
     expect(await client.models.retrieve('default')).toMatchObject({ type: 'model', id: 'default', display_name: 'witness chain default' })
     expect(await client.models.retrieve('claude-opus-9').catch((e) => e)).toBeInstanceOf(Anthropic.NotFoundError)
   })
+
+  test('countTokens() (Claude Code calls it as beta) is answered by witness: an estimate, nothing sent, no row', async () => {
+    const rowsBefore = readRows(w.dbPath).length
+    const short = await client.messages.countTokens({ model: 'default', messages: ask })
+    const { data: long, response } = await client.beta.messages
+      .countTokens({ model: 'kimi', system: 'be brief', messages: [...ask, { role: 'assistant', content: 'Sunny.' }, { role: 'user', content: 'And in Rome? '.repeat(200) }], tools })
+      .withResponse()
+    expect(short.input_tokens).toBeGreaterThan(5)
+    expect(long.input_tokens).toBeGreaterThan(short.input_tokens + 600)
+    expect(response.headers.get('x-witness-estimate')).toBe('true')
+    // Claude Code's own path, with ?beta=true.
+    const raw = await fetch(`${w.url}/v1/messages/count_tokens?beta=true`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-api-key': 'x', 'anthropic-version': '2023-06-01', 'anthropic-beta': 'token-counting-2024-11-01' },
+      body: JSON.stringify({ model: 'default', messages: ask }),
+    })
+    expect(await raw.json()).toEqual({ input_tokens: short.input_tokens })
+    expect(sim.requests).toHaveLength(0)
+    expect(readRows(w.dbPath)).toHaveLength(rowsBefore)
+
+    expect(await client.messages.countTokens({ model: 'claude-opus-9', messages: ask }).catch((e) => e)).toBeInstanceOf(Anthropic.NotFoundError)
+    const bad = (await client.messages.countTokens({ model: 'default', messages: [] }).catch((e) => e)) as InstanceType<typeof Anthropic.BadRequestError>
+    expect(bad).toBeInstanceOf(Anthropic.BadRequestError)
+    expect(bad.error).toMatchObject({ type: 'error', error: { type: 'invalid_request', issues: [{ path: 'messages' }] } })
+    // tools must be a list of tools, here and for /v1/messages.
+    const notTools = await client.messages.create({ model: 'default', max_tokens: 10, messages: ask, tools: 'get_weather' as never }).catch((e) => e)
+    expect(notTools.error).toMatchObject({ error: { type: 'invalid_request', issues: [{ path: 'tools' }] } })
+  })
 })

@@ -13,14 +13,20 @@ import { readJsonObject, resolveAgent, validate } from './request-body.ts'
 
 const Blocks = v.array(v.looseObject({ type: v.pipe(v.string(), v.minLength(1)) }))
 
-export const MessagesSchema = v.looseObject({
+/** What a Messages request and a count of its tokens (count-tokens.ts) both carry. */
+export const MessagesInput = {
   model: v.pipe(v.string(), v.minLength(1, 'model names a witness chain (GET /v1/models lists them)')),
-  max_tokens: v.pipe(v.number(), v.integer(), v.minValue(1)),
   messages: v.pipe(
     v.array(v.looseObject({ role: v.picklist(['user', 'assistant']), content: v.union([v.string(), Blocks]) })),
     v.minLength(1, 'at least one message is required'),
   ),
   system: v.optional(v.union([v.string(), Blocks])),
+  tools: v.optional(v.array(v.looseObject({}))),
+}
+
+export const MessagesSchema = v.looseObject({
+  ...MessagesInput,
+  max_tokens: v.pipe(v.number(), v.integer(), v.minValue(1)),
   stream: v.optional(v.boolean()),
   metadata: v.optional(v.looseObject({ user_id: v.optional(v.nullable(v.string())) })),
 })
