@@ -430,6 +430,46 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     ])
   })
 
+  test('a PDF crosses both ways: an Anthropic document becomes an OpenAI file part, and a file part (a PDF, a text file) a document', async () => {
+    const pdf = Buffer.from('%PDF-1.4 fake').toString('base64')
+    handler = () => Response.json({ id: 'chatcmpl-15', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    await anthropic().messages.create({
+      model: 'o',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: [{ type: 'document', title: 'contract.pdf', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }, { type: 'text', text: 'Summarise it.' }] }],
+    })
+    expect(received[0]!.messages).toEqual([
+      { role: 'user', content: [{ type: 'file', file: { filename: 'contract.pdf', file_data: `data:application/pdf;base64,${pdf}` } }, { type: 'text', text: 'Summarise it.' }] },
+    ])
+
+    handler = () => Response.json({ id: 'msg_4', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const notes = Buffer.from('the contract says 42 ✓').toString('base64')
+    await openai().chat.completions.create({
+      model: 'a',
+      messages: [
+        {
+          role: 'user',
+          content: [
+            { type: 'file', file: { filename: 'contract.pdf', file_data: `data:application/pdf;base64,${pdf}` } },
+            { type: 'file', file: { filename: 'notes.txt', file_data: `data:text/plain;base64,${notes}` } },
+            { type: 'file', file: { file_id: 'file-abc' } },
+            { type: 'text', text: 'Summarise them.' },
+          ],
+        },
+      ],
+    })
+    expect(received[1]!.messages).toEqual([
+      {
+        role: 'user',
+        content: [
+          { type: 'document', title: 'contract.pdf', source: { type: 'base64', media_type: 'application/pdf', data: pdf } },
+          { type: 'document', title: 'notes.txt', source: { type: 'text', media_type: 'text/plain', data: 'the contract says 42 ✓' } },
+          { type: 'text', text: 'Summarise them.' },
+        ],
+      },
+    ])
+  })
+
   test("a user turn's text blocks (Claude Code's <system-reminder>, then the prompt) reach it a line apart, not run together", async () => {
     handler = () => Response.json({ id: 'chatcmpl-13', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
     await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: [{ role: 'user', content: [{ type: 'text', text: '<system-reminder>be nice</system-reminder>' }, { type: 'text', text: 'List files' }] }] })

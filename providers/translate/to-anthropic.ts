@@ -195,9 +195,27 @@ function userBlocks(content: unknown): Json[] {
     else if (part.type === 'image_url') {
       const url = isRecord(part.image_url) ? part.image_url.url : part.image_url
       if (typeof url === 'string') blocks.push(imageBlock(url))
+    } else if (part.type === 'file' && isRecord(part.file)) {
+      const document = documentBlock(part.file)
+      if (document) blocks.push(document)
     }
   }
   return blocks
+}
+
+/**
+ * An OpenAI file part's inline data as a document: a PDF as it is, a text file as its text (the
+ * only base64 Anthropic takes is a PDF). A file id means nothing to Anthropic.
+ */
+function documentBlock(file: Json): Json | null {
+  const data = typeof file.file_data === 'string' ? /^data:([^;,]+);base64,(.*)$/s.exec(file.file_data) : null
+  if (!data) return null
+  const [, mediaType, base64] = data as unknown as [string, string, string]
+  const title = typeof file.filename === 'string' && file.filename ? { title: file.filename } : {}
+  const source = mediaType.startsWith('text/')
+    ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
+    : { type: 'base64', media_type: mediaType, data: base64 }
+  return { type: 'document', source, ...title }
 }
 
 function imageBlock(url: string): Json {

@@ -94,9 +94,16 @@ function openaiPart(b: Json): Json[] {
     const url = s.type === 'base64' ? `data:${s.media_type};base64,${s.data}` : s.url
     return typeof url === 'string' ? [{ type: 'image_url', image_url: { url } }] : []
   }
-  // A plain-text document goes as its text (a PDF has no counterpart every OpenAI-compatible API takes).
+  const title = typeof b.title === 'string' && b.title ? b.title : null
+  // A plain-text document goes as its text.
   if (b.type === 'document' && s?.type === 'text' && typeof s.data === 'string') {
-    return [{ type: 'text', text: typeof b.title === 'string' && b.title ? `${b.title}\n\n${s.data}` : s.data }]
+    return [{ type: 'text', text: title ? `${title}\n\n${s.data}` : s.data }]
+  }
+  // A PDF goes as a file part (OpenAI, OpenRouter, Gemini). An upstream that takes none refuses the
+  // request, and the row says so; dropping it, the model would answer without having read it.
+  if (b.type === 'document' && s?.type === 'base64' && typeof s.data === 'string') {
+    const mediaType = typeof s.media_type === 'string' ? s.media_type : 'application/pdf'
+    return [{ type: 'file', file: { filename: title ?? 'document.pdf', file_data: `data:${mediaType};base64,${s.data}` } }]
   }
   return []
 }
