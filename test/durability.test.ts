@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:tes
 import { existsSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
-import { BUN, ROOT, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, eventually, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
 import { readOnlyBeforeOpen, readOnlyWhileOpen } from './support/read-only.ts'
 import { readMeta, readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
@@ -371,6 +371,35 @@ describe('a graceful stop, and a row still being committed', () => {
     expect(JSON.parse(didCall.stdout)).toMatchObject({ called: false, calls: 0, fallback_rows: 1 })
     const stats = JSON.parse((await runWitness(['stats', '--db', w.dbPath, '--since', '1h', '--by', 'provider', '--json'])).stdout)
     expect(stats.groups).toMatchObject([{ provider: 'sim', attempts: 0, error: 0, requests: 1, request_success_rate: 0 }])
+  })
+})
+
+describe('a client that leaves while its row is being committed', () => {
+  test('is not called: its row ends as fallback, "not called: client disconnected", and counts as no call', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 5000 }))
+    try {
+      const lock = await holdWriteLock(w.dbPath)
+      const before = sim.count()
+      const leave = new AbortController()
+      const answered = fetch(`${w.url}/v1/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }),
+        signal: leave.signal,
+      }).catch(() => 'gone')
+      await Bun.sleep(150) // the pending row waits for the lock
+      leave.abort()
+      expect(await answered).toBe('gone')
+      await Bun.sleep(100)
+      await lock.release()
+      await eventually(() => readRows(w.dbPath).some((r) => r.status !== 'pending'))
+      expect(sim.count()).toBe(before)
+      expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([['fallback', 'not called: client disconnected']])
+      const didCall = await runWitness(['did-call', '--db', w.dbPath, '--agent', 'ezra', '--provider', 'sim', '--json'])
+      expect(JSON.parse(didCall.stdout)).toMatchObject({ called: false, calls: 0, fallback_rows: 1 })
+    } finally {
+      await w.stop(0)
+    }
   })
 })
 

@@ -174,10 +174,12 @@ export async function runStep(
     // The row is committed: the call may go out.
     const record = attemptRecord(logId, target.provider, target.model, 'pending')
     scope.attempts.push(record)
-    // Unless the stop's grace ran out while the row was being committed (behind a slow fsync, a lock).
-    if (scope.stopping()) {
-      await finishAttempt(scope, record, { status: 'fallback', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: 'not called: witness stopped' })
-      throw stoppedByRouter(target.provider, 0)
+    // Unless, while the row was being committed (behind a slow fsync, a lock), the stop's grace ran
+    // out or the client left: then it is not called, and its row must not count as a call.
+    if (scope.stopping() || scope.signal.aborted) {
+      const stopped = scope.stopping()
+      await finishAttempt(scope, record, { status: 'fallback', tokensIn: null, tokensOut: null, latencyMs: null, errorMessage: `not called: ${stopped ? 'witness stopped' : 'client disconnected'}` })
+      throw stopped ? stoppedByRouter(target.provider, 0) : new ProviderError({ provider: target.provider, kind: 'aborted', detail: 'aborted: client disconnected', latencyMs: 0, retryable: false })
     }
 
     const controller = new AbortController()
@@ -185,7 +187,6 @@ export async function runStep(
     // The request's signal fires when its connection closes: the client left, or the router's stop cut it.
     const onClientGone = () => controller.abort(scope.stopping() ? stoppedByRouter(target.provider, Math.round(clock.monotonic() - startedAt)) : undefined)
     scope.signal.addEventListener('abort', onClientGone, { once: true })
-    if (scope.signal.aborted) controller.abort()
     // Past its grace, the router's stop aborts the call (a stream's session takes this over once it opens).
     const stopForRouter = () => {
       onClientGone()
