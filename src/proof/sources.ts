@@ -53,6 +53,8 @@ export function pendingIn(db: Database): number[] {
 
 /** Where the chain begins in a live database (rows below were finished before it existed). */
 export function chainStartsAt(db: Database): number {
+  // A database from before the chain, not yet migrated (witness init, serve): every row predates it, as the migration will record.
+  if (!hasTable(db, 'log_chain')) return (db.query('SELECT COALESCE(MAX(id), 0) + 1 AS next FROM request_log').get() as { next: number }).next
   if (!hasTable(db, 'witness_state')) return 0
   const value = (db.query("SELECT value FROM witness_state WHERE key = 'chain.first_log_id'").get() as { value: string } | null)?.value
   return value ? Number(value) : 0
