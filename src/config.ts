@@ -22,7 +22,7 @@ const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
 export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
-const HttpUrl = v.pipe(v.string(), v.url(), v.regex(/^https?:\/\//, 'must be an http(s) URL'))
+const HttpUrl = v.pipe(v.string(), v.check((url) => URL.canParse(url) && /^https?:\/\//.test(url), 'must be an http(s) URL'))
 
 /** Timeouts and retries a provider sets and a chain step may override. */
 const Tuning = {
@@ -311,6 +311,11 @@ export interface ParseOptions {
   path?: string | null
   /** The host's name, the default `machine`; default: os.hostname(). */
   hostname?: string
+  /**
+   * The providers the document declares as written. Set when a copy is checked again with its
+   * wrong parts taken out: a provider taken out for its own problems is not unknown to its chains.
+   */
+  declaredProviders?: ReadonlySet<string>
 }
 
 /** Validates a parsed config document; throws ConfigError listing every problem. */
@@ -368,7 +373,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
       const path = `chains.${chainName}[${i}].provider`
       const rawProvider = raw.providers[step.provider]
       if (!rawProvider) {
-        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${Object.keys(raw.providers).join(', ') || '(none)'}` })
+        if (options.declaredProviders?.has(step.provider)) return // its own problems are listed
+        const defined = [...(options.declaredProviders ?? Object.keys(raw.providers))]
+        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${defined.join(', ') || '(none)'}` })
         return
       }
       const spec = providers.get(step.provider)
@@ -553,14 +560,21 @@ function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], opt
     } else for (const key of keys) delete (holder as Record<string | number, unknown>)[key]
   }
   const restore = (issue: Issue): Issue => ({ ...issue, path: placeBefore(issue.path, removed) })
+  const written = options.declaredProviders ?? new Set(Object.keys(recordAt(input, 'providers')))
   const again = v.safeParse(ConfigSchema, pruned)
-  if (!again.success) return [...toIssues(again.issues), ...alsoWrong(pruned, again.issues, options, depth + 1)].map(restore)
+  if (!again.success) return [...toIssues(again.issues), ...alsoWrong(pruned, again.issues, { ...options, declaredProviders: written }, depth + 1)].map(restore)
   try {
-    parseConfig(pruned, options)
+    parseConfig(pruned, { ...options, declaredProviders: written })
     return []
   } catch (error) {
     return error instanceof ConfigError ? error.issues.map(restore) : []
   }
+}
+
+/** The object at `key` of a document, or an empty one. */
+function recordAt(input: object, key: string): Record<string, unknown> {
+  const value = (input as Record<string, unknown>)[key]
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
 }
 
 /** `path` in an array some of whose items were taken out, at the place it had before. */

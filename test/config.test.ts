@@ -119,6 +119,18 @@ describe('config', () => {
     expect(placed.map((p) => p.path)).toEqual(['chains.default[0].model', 'chains.default[2].model', 'chains.default[1].provider', 'chains.default[3].provider'])
   })
 
+  test("a provider refused for its own settings is not also called unknown by its chains; an unknown one lists those written", () => {
+    expect(
+      problems({
+        providers: { kimi: { type: 'openai', base_url: 'ftp//nope' } },
+        chains: { default: [{ provider: 'kimi', model: 'k' }, { provider: 'nope', model: 'm' }] },
+      }),
+    ).toEqual([
+      { path: 'providers.kimi.base_url', message: 'must be an http(s) URL' },
+      { path: 'chains.default[1].provider', message: 'unknown provider "nope"; defined: kimi' },
+    ])
+  })
+
   test('a config without a chain serves nothing, and is refused', () => {
     expect(problems({ providers: { kimi: {} }, chains: {} })).toEqual([{ path: 'chains', message: 'at least one chain: a router without one serves nothing' }])
   })
