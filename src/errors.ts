@@ -18,6 +18,7 @@ export type ErrorType =
   | 'unsupported_media_type'
   | 'chain_exhausted'
   | 'telemetry_unavailable'
+  | 'archives_unavailable'
   | 'unauthorized'
   | 'agent_mismatch'
   | 'forbidden'
@@ -162,6 +163,21 @@ export class TelemetryUnavailableError extends WitnessError {
   override name = 'TelemetryUnavailableError'
   constructor(message: string, cause?: unknown) {
     super('telemetry_unavailable', 503, message, { cause })
+  }
+}
+
+/**
+ * A read that must search the monthly archives (its window reaches rows moved there) cannot: no
+ * archive directory is known, or it is gone. Answering from the live file alone would leave those
+ * rows out, and did-call would say "no" for calls that were made.
+ */
+export class ArchivesUnavailableError extends WitnessError {
+  override name = 'ArchivesUnavailableError'
+  constructor(dir: string | null, archivedThrough: string) {
+    const where = dir === null ? 'no archive directory is known (give --archive-dir, or the config whose retention.archive_dir names it)' : `the archive directory ${dir} does not exist`
+    super('archives_unavailable', 503, `rows up to ${archivedThrough} were moved to the monthly archives, and ${where}: an answer without them would leave them out`, {
+      details: { archive_dir: dir, archived_through: archivedThrough },
+    })
   }
 }
 

@@ -412,6 +412,32 @@ describe('the read commands with --archives', () => {
     expect(noConfig.code).toBe(2)
     expect(noConfig.stderr).toContain('--archives needs the archive directory')
   })
+
+  test('a window reaching archived rows with no archive directory to search (--db alone; a directory gone) fails, where it answered "no"', async () => {
+    const elsewhere = tempDir()
+    // allegro's calls to mimo are all archived: from the live file alone, the answer would be "no".
+    const alone = run(['did-call', '--db', t.livePath, '--agent', 'allegro', '--provider', 'mimo', '--since', since], elsewhere)
+    expect(alone.stdout).toBe('')
+    expect(alone.stderr).toContain('were moved to the monthly archives, and no archive directory is known (give --archive-dir')
+    expect(alone.code).toBe(2)
+    expect(run(['stats', '--db', t.livePath, '--since', since], elsewhere).code).toBe(1)
+    // A window inside the live file needs no archives, and is answered.
+    expect(run(['did-call', '--db', t.livePath, '--agent', 'ezra', '--provider', 'kimi', '--since', daysAgo(NOW, 20)], elsewhere).code).toBe(0)
+
+    // The server's archive directory gone (moved, unmounted): 503 archives_unavailable, not "called: false".
+    const moved = `${t.archiveDir}.moved`
+    const { renameSync } = await import('node:fs')
+    renameSync(t.archiveDir, moved)
+    try {
+      const res = await get(`/requests/did-call?agent=allegro&provider=mimo&since=${since}`)
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: { type: string; message: string } }).error).toMatchObject({ type: 'archives_unavailable', message: expect.stringContaining(`the archive directory ${t.archiveDir} does not exist`) })
+      expect((await get(`/stats?since=${since}`)).status).toBe(503)
+      expect((await get(`/stats?since=${daysAgo(NOW, 20)}`)).status).toBe(200)
+    } finally {
+      renameSync(moved, t.archiveDir)
+    }
+  })
 })
 
 /** How many of `rows` per key (default: per status). */

@@ -11,7 +11,7 @@ import { type Config, loadConfig } from '../config.ts'
 import { ConfigError, InvalidRequestError, type Issue } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archivesWanted, openReadSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, archiveDirFor, archivesWanted, openReadSources } from '../retention/read-sources.ts'
 import { UsageError } from './args.ts'
 
 export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
@@ -41,7 +41,7 @@ export function openForReading(values: { db?: string; config?: string; archives?
     async sources(archives, period, answer = false) {
       // As the server's reads (routes/requests.ts readSources).
       const horizon = config ? archivedBeforeMs(config.retention, Date.now()) : undefined
-      const sources = await openReadSources(db, archivesWanted(db, archives, answer, period.since, horizon) ? archiveDir : null, period)
+      const sources = await openReadSources(db, archiveDirFor(db, archivesWanted(db, archives, answer, period.since, horizon), archiveDir), period)
       opened.push(sources)
       return sources
     },

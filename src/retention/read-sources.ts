@@ -10,7 +10,9 @@
  * file, off the event loop.
  */
 import type { Database } from 'bun:sqlite'
+import { existsSync } from 'node:fs'
 import { isoTime } from '../clock.ts'
+import { ArchivesUnavailableError } from '../errors.ts'
 import type { Source } from '../telemetry/across.ts'
 import type { PageKey } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
@@ -58,6 +60,18 @@ export function archivesReached(live: Database, since: string | undefined, horiz
  */
 export function archivesWanted(live: Database, asked: boolean, answer: boolean, since: string | undefined, horizonMs?: number): boolean {
   return asked || (answer && archivesReached(live, since, horizonMs))
+}
+
+/**
+ * The archive directory a read searches (null: the live file alone). One that wants the archives
+ * when rows were moved there, and has no directory to search or one that is gone, fails
+ * (ArchivesUnavailableError): from the live file alone, did-call would say "no" for archived calls.
+ */
+export function archiveDirFor(live: Database, wanted: boolean, dir: string | null): string | null {
+  if (!wanted) return null
+  const through = readState(live, ARCHIVED_THROUGH_KEY)
+  if (through && (dir === null || !existsSync(dir))) throw new ArchivesUnavailableError(dir, through)
+  return dir
 }
 
 /**
