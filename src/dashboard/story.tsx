@@ -1,11 +1,20 @@
 /** @jsxImportSource hono/jsx */
 /** A request's story: every row it wrote in order (attempts, fallbacks), who served it and the provider's response id. */
 import type { FC } from 'hono/jsx'
+import { fallbackKind } from '../telemetry/fallbacks.ts'
 import type { LogRow, RequestStory, StoryRow } from '../telemetry/queries.ts'
 import { NONE, formatCount, formatMs, formatTime, formatUsd } from './format.ts'
 import { StatusBadge } from './log.tsx'
 
 const CALLS = new Set(['pending', 'success', 'error', 'timeout'])
+
+/** What a fallback row says happened, by its kind. */
+const FALLBACK_TEXT: Record<ReturnType<typeof fallbackKind>, (provider: string) => string> = {
+  move: (provider) => `moved to ${provider}`,
+  other: (provider) => `moved to ${provider}`,
+  skip: (provider) => `${provider} skipped, no further step`,
+  'not-called': () => 'its call was not made',
+}
 
 export const Story: FC<{ row: LogRow; story: RequestStory | null }> = ({ row, story }) => {
   if (!story) {
@@ -21,7 +30,8 @@ export const Story: FC<{ row: LogRow; story: RequestStory | null }> = ({ row, st
   }
   const served = story.rows.find((r) => r.status === 'success')
   const attempts = story.rows.filter((r) => CALLS.has(r.status)).length
-  const fallbacks = story.rows.filter((r) => r.status === 'fallback').length
+  // Moves to another step only: a last step skipped, or a call never made, moved nowhere (as in /stats/fallbacks).
+  const fallbacks = story.rows.filter((r) => r.status === 'fallback' && fallbackKind(r.error_message) === 'move').length
   const inFlight = story.rows.some((r) => r.status === 'pending')
   return (
     <article class="story">
@@ -76,7 +86,7 @@ const Step: FC<{ row: LogRow | StoryRow; current?: boolean }> = ({ row, current 
       </div>
       <div class="detail">
         {row.status === 'fallback' ? (
-          <span>{row.error_message?.startsWith('not called:') ? 'its call was not made' : `moved to ${row.provider}`}</span>
+          <span>{FALLBACK_TEXT[fallbackKind(row.error_message)](row.provider)}</span>
         ) : (
           <span>
             {formatMs(row.latency_ms)}

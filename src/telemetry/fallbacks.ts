@@ -27,6 +27,18 @@ export interface FallbackCount {
 
 const PREFIX = 'fallback from '
 
+/**
+ * What a fallback row records: a move to its step (`fallback from …`), a last step skipped with
+ * nowhere to go (`skipped …; no further step`), or a pending row whose call was never made
+ * (`not called: …`). Only a move is a fallback in the counts.
+ */
+export function fallbackKind(message: string | null): 'move' | 'skip' | 'not-called' | 'other' {
+  if (message?.startsWith(PREFIX)) return 'move'
+  if (message?.startsWith('not called:')) return 'not-called'
+  if (message && /^skipped .*; no further step$/s.test(message)) return 'skip'
+  return 'other'
+}
+
 // The constant IN term repeats the partial index's WHERE, so SQLite may use it.
 const FALLBACKS_SQL = `SELECT substr(l.error_message, ${PREFIX.length + 1}, instr(substr(l.error_message, ${PREFIX.length + 1}), '/') - 1) AS "from",
          l.provider AS "to", count(*) AS count
