@@ -156,6 +156,28 @@ describe('what the panels read', () => {
     }
   })
 
+  test("a request's story counts only moves as fallbacks: a last step skipped with nowhere to go says so, not 'moved to'", async () => {
+    const w = await startWitness({ providers: { kimi: {}, mimo: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }, { clock: manualClock(NOW) })
+    try {
+      await seed(w.store, [
+        {
+          agent: 'ezra',
+          at: new Date(NOW - 60_000).toISOString(),
+          rows: [
+            { provider: 'kimi', status: 'timeout' as const, latencyMs: 300, errorMessage: 'timeout after 300 ms' },
+            { provider: 'mimo', status: 'fallback' as const, errorMessage: 'fallback from kimi/kimi-k2.5: timeout after 300 ms' },
+            { provider: 'mimo', status: 'fallback' as const, errorMessage: 'skipped mimo/mimo-v2: API key MIMO_API_KEY is not set; no further step' },
+          ],
+        },
+      ])
+      const page = await html(w, '/dashboard/story/1')
+      expect(page).toContain('1 attempt, 1 fallback')
+      expect([...page.matchAll(/<div class="detail"><span>([^<]*)<\/span>/g)].map((m) => m[1])).toEqual(['300 ms', 'moved to mimo', 'mimo skipped, no further step'])
+    } finally {
+      await w.stop()
+    }
+  })
+
   test('the bucket still running is drawn at its rate so far, not spread over the whole bucket', async () => {
     // 30 calls in the last minute of a 2 h bucket that began 37 minutes ago.
     const now = Date.parse('2026-11-25T12:37:00.000Z')
