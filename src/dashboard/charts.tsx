@@ -9,7 +9,8 @@ import { formatTick } from './format.ts'
 
 const W = 640
 const H = 200
-const LEFT = 60
+// Room for the widest y-axis label ("1.25 s", "500 ms") at the larger type a phone gets (style.css).
+const LEFT = 80
 const RIGHT = 8
 const TOP = 12
 const BOTTOM = 26
