@@ -187,7 +187,7 @@ describe('what the panels read', () => {
       const page = await html(w, '/dashboard/series?window=7d')
       expect(page).toContain('11-25 12:00 UTC (2 h, 37 min of it in the window): 30 success, 0 error, 0 timeout')
       // 30 over the 37 minutes covered: 0.81 a minute, read off the bar against the axis (its top label, 162 px up).
-      const top = Number(/<text class="label" x="56" y="16" text-anchor="end">([\d.]+)<\/text>/.exec(page)![1])
+      const top = Number(/<text class="label" x="76" y="16" text-anchor="end">([\d.]+)<\/text>/.exec(page)![1])
       const height = Number(/<rect class="s-success" [^>]*height="([\d.]+)"/.exec(page)![1])
       expect((height / 162) * top).toBeCloseTo(30 / 37, 2)
     } finally {
