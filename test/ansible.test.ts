@@ -216,6 +216,15 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.code).toBe(0)
   })
 
+  test('a database without its signing key (a lost key, a restored database) gets one: the play runs init again', async () => {
+    const key = path('var/lib/witness/witness-key.json')
+    rmSync(key)
+    const result = await playbook()
+    if (result.code !== 0) console.log(result.output)
+    expect(result.code).toBe(0)
+    expect(statSync(key).mode & 0o777).toBe(0o600)
+  }, RUN_TIMEOUT_MS)
+
   test('a second run changes nothing', async () => {
     const result = await playbook()
     if (result.code !== 0 || recap(result.output).changed !== 0) console.log(result.output)
