@@ -244,6 +244,17 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.code).toBe(0)
   }, RUN_TIMEOUT_MS)
 
+  test('--check on a new machine (an empty prefix) runs through and writes nothing', async () => {
+    const fresh = tempDir('witness-ansible-fresh-')
+    const freshVars = join(work, 'fresh.json')
+    writeFileSync(freshVars, JSON.stringify({ ...vars, witness_prefix: fresh }))
+    const result = await runPlaybook(work, freshVars, '--check')
+    if (result.code !== 0) console.log(result.output)
+    expect(recap(result.output).failed).toBe(0)
+    expect(result.code).toBe(0)
+    expect(readdirSync(fresh)).toEqual([])
+  }, RUN_TIMEOUT_MS)
+
   test('a changed port is applied with a restart (a reload cannot move the socket), other changes with a reload', async () => {
     const over = (name: string, value: Record<string, unknown>) => {
       const file = join(work, `${name}.json`)
