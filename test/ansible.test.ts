@@ -7,11 +7,11 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RUNTIME_ENV } from '../src/runtime-env.ts'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
-import { RUN_TIMEOUT_MS, missing, recap, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
+import { RUN_TIMEOUT_MS, missing, recap, renderTemplate, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
 import { tempDir } from './support/temp.ts'
 
 describe('the Ansible role, statically', () => {
@@ -25,6 +25,46 @@ describe('the Ansible role, statically', () => {
     const result = await run(['ansible-playbook', '--syntax-check', '-i', 'localhost,', 'site.yml'])
     expect(result.output).toContain('playbook: site.yml')
     expect(result.code).toBe(0)
+  }, 60_000)
+})
+
+// The witness command run as root (sudo witness sync) must not leave root's files in the service's
+// directories, nor source as root the environment file the service can reach.
+describe.skipIf(skipUnless('rendering the witness command', missing('ansible')))('the witness command for a service user that is not root', () => {
+  const work = tempDir('witness-ansible-wrapper-')
+  chmodSync(work, 0o755) // the service user runs what is in it
+  const bin = join(work, 'bin')
+  mkdirSync(bin)
+  const wrapper = join(bin, 'witness')
+  const render = (dest: string, vars: Record<string, unknown>) =>
+    renderTemplate(work, 'witness.sh.j2', dest, { witness_bin_dir: bin, witness_env_path: join(work, 'witness.env'), ...vars })
+
+  const asRootReason = process.getuid!() !== 0 ? 'not run as root' : (missing('runuser') ?? (Bun.spawnSync(['id', '-u', 'nobody']).exitCode === 0 ? null : 'no user nobody'))
+  test.skipIf(skipUnless('the witness command run as root', asRootReason))('run as root, it becomes the service user before it reads the environment file', async () => {
+    const cli = join(work, 'cli.sh')
+    writeFileSync(cli, 'printf "%s %s" "$(id -un)" "$SOURCED_AS"; printf " [%s]" "$@"\n')
+    writeFileSync(join(work, 'witness.env'), 'SOURCED_AS=$(id -un)\n', { mode: 0o644 })
+    await render(wrapper, { ansible_facts: { system: 'Linux' }, witness_user: 'nobody', witness_bun: '/bin/sh', witness_cli: cli })
+    chmodSync(wrapper, 0o755)
+    const result = await run([wrapper, 'sync', 'two words'])
+    expect(result.output).toBe('nobody nobody [sync] [two words]')
+    expect(result.code).toBe(0)
+  }, 60_000)
+
+  test('the switch is runuser on Linux, sudo on macOS, before the environment file; none for a root service user', async () => {
+    const rendered = async (name: string, vars: Record<string, unknown>) => {
+      const dest = join(work, name)
+      await render(dest, vars)
+      expect((await run(['sh', '-n', dest])).code).toBe(0)
+      return readFileSync(dest, 'utf8')
+    }
+    const linux = await rendered('linux.sh', { ansible_facts: { system: 'Linux' }, witness_user: 'witness' })
+    expect(linux).toContain(`if [ "$(id -u)" -eq 0 ]; then\n  exec runuser -u witness -- ${wrapper} "$@"\nfi\n`)
+    expect(linux.indexOf('exec runuser')).toBeLessThan(linux.indexOf('witness.env'))
+    const mac = await rendered('mac.sh', { ansible_facts: { system: 'Darwin' }, witness_user: 'witness' })
+    expect(mac).toContain(`if [ "$(id -u)" -eq 0 ]; then\n  exec sudo -u witness -- ${wrapper} "$@"\nfi\n`)
+    const root = await rendered('root.sh', { ansible_facts: { system: 'Linux' }, witness_user: 'root' })
+    expect(root).not.toContain('id -u')
   }, 60_000)
 })
 
@@ -105,11 +145,12 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect((Bun.YAML.parse(readFileSync(configPath, 'utf8')) as { proof: { key_path: string } }).proof.key_path).toBe(key)
   })
 
-  test('the secrets go to an environment file of mode 0600 and nowhere else', () => {
+  test("the secrets go to an environment file of mode 0640 (root's, read by the service's group) and nowhere else", () => {
     const envPath = path('etc/witness/witness.env')
     const stat = statSync(envPath)
-    expect(stat.mode & 0o777).toBe(0o600)
-    expect(stat.uid).toBe(process.getuid!())
+    expect(stat.mode & 0o777).toBe(0o640)
+    expect(stat.uid).toBe(process.getuid!()) // in test mode the admin user and the service user are both the runner
+    expect(stat.gid).toBe(process.getgid!())
     const envText = readFileSync(envPath, 'utf8')
     expect(envText).toContain('KIMI_API_KEY=sk-test-kimi-0123\n')
     expect(envText).toContain(`OPENROUTER_API_KEY='sk-or-'"'"'quoted'"'"' key'\n`)
@@ -175,6 +216,15 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.code).toBe(0)
   })
 
+  test('a database without its signing key (a lost key, a restored database) gets one: the play runs init again', async () => {
+    const key = path('var/lib/witness/witness-key.json')
+    rmSync(key)
+    const result = await playbook()
+    if (result.code !== 0) console.log(result.output)
+    expect(result.code).toBe(0)
+    expect(statSync(key).mode & 0o777).toBe(0o600)
+  }, RUN_TIMEOUT_MS)
+
   test('a second run changes nothing', async () => {
     const result = await playbook()
     if (result.code !== 0 || recap(result.output).changed !== 0) console.log(result.output)
@@ -192,6 +242,17 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     if (result.code !== 0) console.log(result.output)
     expect(recap(result.output)).toEqual({ changed: 0, failed: 0 })
     expect(result.code).toBe(0)
+  }, RUN_TIMEOUT_MS)
+
+  test('--check on a new machine (an empty prefix) runs through and writes nothing', async () => {
+    const fresh = tempDir('witness-ansible-fresh-')
+    const freshVars = join(work, 'fresh.json')
+    writeFileSync(freshVars, JSON.stringify({ ...vars, witness_prefix: fresh }))
+    const result = await runPlaybook(work, freshVars, '--check')
+    if (result.code !== 0) console.log(result.output)
+    expect(recap(result.output).failed).toBe(0)
+    expect(result.code).toBe(0)
+    expect(readdirSync(fresh)).toEqual([])
   }, RUN_TIMEOUT_MS)
 
   test('a changed port is applied with a restart (a reload cannot move the socket), other changes with a reload', async () => {

@@ -4,7 +4,8 @@
  * prefix. Shared by test/ansible.test.ts and test/ansible-git.test.ts, two
  * files so that the test runner's workers can run their plays side by side.
  */
-import { join } from 'node:path'
+import { writeFileSync } from 'node:fs'
+import { basename, join } from 'node:path'
 import { ROOT } from './process.ts'
 
 export const ANSIBLE_DIR = join(ROOT, 'deploy', 'ansible')
@@ -36,11 +37,32 @@ export async function run(argv: string[], env: Record<string, string> = {}): Pro
 
 /** site.yml against localhost with the variables in `varsFile`, Ansible's temp files under `work`. */
 export function runPlaybook(work: string, varsFile: string, ...extra: string[]) {
-  return run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, ...extra, 'site.yml'], {
-    ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'),
-    ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'),
-    ANSIBLE_PYTHON_INTERPRETER: 'auto_silent',
-  })
+  return run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, ...extra, 'site.yml'], ansibleEnv(work))
+}
+
+/** Ansible's temp files under `work`. */
+function ansibleEnv(work: string): Record<string, string> {
+  return { ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'), ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'), ANSIBLE_PYTHON_INTERPRETER: 'auto_silent' }
+}
+
+/**
+ * One of the role's templates rendered alone to `dest` (ansible's template module, no facts
+ * gathered) with the role's defaults and vars, then `vars` over them: `ansible_facts` among them
+ * stands in for the machine's.
+ */
+export async function renderTemplate(work: string, template: string, dest: string, vars: Record<string, unknown>): Promise<void> {
+  const varsFile = join(work, `render-${basename(dest)}.json`)
+  writeFileSync(varsFile, JSON.stringify(vars))
+  const role = join(ANSIBLE_DIR, 'roles', 'witness')
+  const result = await run(
+    [
+      'ansible', 'localhost', '-c', 'local', '-i', 'localhost,', '-m', 'ansible.builtin.template',
+      '-a', `src=${join(role, 'templates', template)} dest=${dest}`,
+      '-e', `@${join(role, 'defaults', 'main.yml')}`, '-e', `@${join(role, 'vars', 'main.yml')}`, '-e', `@${varsFile}`,
+    ],
+    ansibleEnv(work),
+  )
+  if (result.code !== 0) throw new Error(`rendering ${template} failed:\n${result.output}`)
 }
 
 export function recap(output: string): { changed: number; failed: number } {
