@@ -512,6 +512,30 @@ describe('a stored slice is never used stale', () => {
   })
 })
 
+describe('a window reaching back to one old row', () => {
+  test('folds and stores only the slices holding rows, not every empty slice between (a year back was 52,560 folds)', async () => {
+    const w = await startWitness({ providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] } }, { clock: manualClock(NOW) })
+    try {
+      const call = (at: number) => ({ agent: 'ezra', at: isoTime(at), rows: [{ provider: 'kimi', status: 'success' as const, latencyMs: 20 }] })
+      // A row from a clock that was reset, a year back; then a few calls of the last hours, two in one slice.
+      await seed(w.store, [call(NOW - 300 * 86_400_000), call(NOW - 5 * 3_600_000), call(NOW - 5 * 3_600_000 + 1000), call(NOW - 2 * 3_600_000), call(NOW - 60_000)])
+      const since = isoTime(NOW - 365 * 86_400_000)
+      const stats = await (await fetch(`${w.url}/stats?since=${since}&by=provider`)).json()
+      expect(stats.groups).toMatchObject([{ provider: 'kimi', attempts: 5, success: 5 }])
+      expect(w.rollups.counters.folded).toBe(3) // the three sealed slices with rows; the newest is not sealed
+      await w.rollups.settled()
+      const db = new Database(w.dbPath, { readonly: true })
+      expect(storedCount(db)).toBe(3)
+      db.close()
+      // The time series over the same year buckets the same five calls.
+      const series = await (await fetch(`${w.url}/stats/series?since=${since}&bucket=1d`)).json()
+      expect(series.attempts.success.reduce((a: number, b: number) => a + b, 0)).toBe(5)
+    } finally {
+      await w.stop(0)
+    }
+  })
+})
+
 describe('older databases', () => {
   test('a schema version 6 database is read as before by the command line, and migrated and filled by the server', async () => {
     const { path, db: old } = oldDatabase(6, 4000, NOW - 20 * 60_000)

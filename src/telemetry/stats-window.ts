@@ -198,9 +198,10 @@ export async function computeStats(source: Database | readonly Database[], query
  * first. A sealed slice of one database comes from the cache, else from
  * the slices stored in that database (`rollups`, the live file's; one read
  * for all the sealed slices the cache lacks), else from its rows (and is
- * then, once final, cached, and stored if `rollups` has a writer). Only the part of the window that holds rows is
- * cut into slices (a year back is not 52,560 empty reads). Used by the
- * stats and by the time series (series.ts).
+ * then, once final, cached, and stored if `rollups` has a writer). Only the part of the window
+ * between its first and last rows is cut into slices, and a slice with no row is skipped with one
+ * index seek to the next row: a year back to one stray row is not 52,560 empty folds (nor stored
+ * slices). Used by the stats and by the time series (series.ts).
  */
 export async function slicePartials(
   source: Database | readonly Database[],
@@ -239,11 +240,20 @@ export async function slicePartials(
   }
   // Which rows exist for this read's folds: taken once, so its slices agree (a request across two is counted once).
   let bounds: FoldBounds | undefined
-  for (const slice of slices) {
+  for (let i = 0; i < slices.length; i++) {
+    const slice = slices[i]!
     const sealed = slice.sealed
     const kept = sealed ? (cache?.get(single!, slice.from) ?? stored.get(slice.from)) : undefined
     if (kept) {
       out.push({ from: slice.from, partial: kept })
+      continue
+    }
+    // A slice with no row is neither folded nor stored: the read goes on at the slice of the next row
+    // there is (one index seek), so a window reaching back to one old row is not a year of empty folds.
+    const next = firstRowFrom(spans, slice.from, to)
+    if (next === null || next >= slice.to) {
+      if (next === null) break
+      i = sliceHolding(slices, next) - 1
       continue
     }
     // Only the files holding rows of the slice's time are read (an archive holds one month); a
@@ -262,6 +272,28 @@ export async function slicePartials(
     await giveBack()
   }
   return out
+}
+
+/** The first timestamp (as text sorts, as the folds read) at or after `from` and before `to` in any of the files, or null. */
+function firstRowFrom(spans: readonly { db: Database }[], from: string, to: string): string | null {
+  let first: string | null = null
+  for (const { db } of spans) {
+    const row = db.query('SELECT timestamp FROM request_log WHERE timestamp >= ? AND timestamp < ? ORDER BY timestamp LIMIT 1').get(from, to) as { timestamp: string } | null
+    if (row && (first === null || row.timestamp < first)) first = row.timestamp
+  }
+  return first
+}
+
+/** The index of the slice whose text range holds `timestamp` (slices are in order; it lies at or after the first). */
+function sliceHolding(slices: readonly Slice[], timestamp: string): number {
+  let lo = 0
+  let hi = slices.length - 1
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1
+    if (slices[mid]!.from <= timestamp) lo = mid
+    else hi = mid - 1
+  }
+  return lo
 }
 
 /** Returns a function that gives the event loop back if it has been held YIELD_EVERY_MS since the last time. */
