@@ -102,10 +102,22 @@ function documentTokens(source: unknown): number {
   return PDF_PAGE_TOKENS // a URL or a file id: its pages are not known here
 }
 
-/** The pages of a base64 PDF: its page objects (`/Type /Page`, not `/Pages`), at least one. */
+/** The most pages Anthropic takes in one PDF. */
+const MAX_PDF_PAGES = 100
+
+/**
+ * The pages of a base64 PDF: its page objects (`/Type /Page`, not `/Pages`), or the page tree's
+ * `/Count`, whichever is more. A PDF that keeps its objects in compressed streams shows neither:
+ * then a page for every 60 KB, which a text page is under and a scanned one over.
+ */
 function pdfPages(base64: string): number {
-  const text = Buffer.from(base64, 'base64').toString('latin1')
-  return Math.max(1, text.match(/\/Type\s*\/Page(?![a-zA-Z])/g)?.length ?? 0)
+  const bytes = Buffer.from(base64, 'base64')
+  const text = bytes.toString('latin1')
+  const objects = text.match(/\/Type\s*\/Page(?![a-zA-Z])/g)?.length ?? 0
+  let counted = 0
+  for (const m of text.matchAll(/\/Count\s+(\d{1,6})/g)) counted = Math.max(counted, Number(m[1]))
+  const seen = Math.max(objects, counted)
+  return Math.min(MAX_PDF_PAGES, Math.max(1, seen || Math.ceil(bytes.length / 60_000)))
 }
 
 /** The estimated tokens of one string (see the top of this file). */

@@ -37,6 +37,9 @@ describe('the token estimate', () => {
       return { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data } }
     }
     expect(estimate([user([pdf(3)])]) - estimate([user([pdf(1)])])).toBe(2 * PDF_PAGE_TOKENS)
+    // Objects in compressed streams (PDF 1.5+) hide the pages: then a page for every 60 KB.
+    const hidden = { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.alloc(300_000, 7).toString('base64') } }
+    expect(estimate([user([hidden])]) - estimate([user([])])).toBe(5 * PDF_PAGE_TOKENS + 3)
     const text = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'word '.repeat(300) } }
     expect(estimate([user([text])]) - estimate([user([])])).toBeGreaterThan(250)
     expect(estimate([user([text])]) - estimate([user([])])).toBeLessThan(400)
