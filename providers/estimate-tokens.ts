@@ -108,17 +108,31 @@ const MAX_PDF_PAGES = 100
 /**
  * The pages of a base64 PDF: its page objects (`/Type /Page`, not `/Pages`), or the page tree's
  * `/Count`, whichever is more. A PDF that keeps its objects in compressed streams shows neither:
- * then a page for every 60 KB, which a text page is under and a scanned one over.
+ * then a page for every 60 KB, which a text page is under and a scanned one over. Read with the
+ * buffer's own search, not as text: a PDF may be tens of megabytes.
  */
 function pdfPages(base64: string): number {
   const bytes = Buffer.from(base64, 'base64')
-  const text = bytes.toString('latin1')
-  const objects = text.match(/\/Type\s*\/Page(?![a-zA-Z])/g)?.length ?? 0
+  let objects = 0
+  for (const marker of PAGE_MARKERS) {
+    for (let at = bytes.indexOf(marker); at !== -1; at = bytes.indexOf(marker, at + marker.length)) {
+      if (!isLetter(bytes[at + marker.length])) objects++
+    }
+  }
   let counted = 0
-  for (const m of text.matchAll(/\/Count\s+(\d{1,6})/g)) counted = Math.max(counted, Number(m[1]))
+  for (let at = bytes.indexOf(COUNT); at !== -1; at = bytes.indexOf(COUNT, at + COUNT.length)) {
+    let n = 0
+    for (let i = at + COUNT.length; i < at + COUNT.length + 6 && isDigit(bytes[i]); i++) n = n * 10 + bytes[i]! - 0x30
+    counted = Math.max(counted, n)
+  }
   const seen = Math.max(objects, counted)
   return Math.min(MAX_PDF_PAGES, Math.max(1, seen || Math.ceil(bytes.length / 60_000)))
 }
+
+const PAGE_MARKERS = [Buffer.from('/Type /Page'), Buffer.from('/Type/Page')]
+const COUNT = Buffer.from('/Count ')
+const isDigit = (byte: number | undefined) => byte !== undefined && byte >= 0x30 && byte <= 0x39
+const isLetter = (byte: number | undefined) => byte !== undefined && ((byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a))
 
 /** The estimated tokens of one string (see the top of this file). */
 export function textTokens(value: unknown): number {
