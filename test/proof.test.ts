@@ -413,10 +413,12 @@ describe('text SQLite cannot store as given', () => {
         { role: 'user', content: [{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'the contract says 42' } }] },
         { role: 'assistant', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'lookup', arguments: '{"ssn":"078-05-1120"}' } }] },
         { role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,iVBORw0KGgo' } }] },
+        // A text file sent inline (translated for Anthropic, it goes as its text): its words are looked for.
+        { role: 'user', content: [{ type: 'file', file: { filename: 'notes.txt', file_data: `data:text/plain;base64,${Buffer.from('SSN 078-05-1120 on file').toString('base64')}` } }] },
       ],
       tools: [{ type: 'function', function: { name: 'lookup', description: 'find a customer by SSN', parameters: { type: 'object', properties: { location: { type: 'string', description: 'where they live' } }, required: ['location'] } } }],
     })
-    expect(texts.sort()).toEqual(['data: hello there', 'find a customer by SSN', 'the contract says 42', 'where they live', 'you are terse', '{"ssn":"078-05-1120"}'].sort())
+    expect(texts.sort()).toEqual(['SSN 078-05-1120 on file', 'data: hello there', 'find a customer by SSN', 'notes.txt', 'the contract says 42', 'where they live', 'you are terse', '{"ssn":"078-05-1120"}'].sort())
   })
 })
 

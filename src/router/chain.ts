@@ -173,11 +173,13 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
  * event passed on: every string of the messages, the system prompt and a
  * bare prompt, and the tools' descriptions (a tool's schema is mostly names
  * such as "location", which ordinary errors also use), but not the
- * structural ones (roles, types, ids) nor inline base64 data (images, PDFs).
+ * structural ones (roles, types, ids) nor inline base64 data (images, PDFs),
+ * except a text file's, whose words are decoded.
  * src/redaction.ts looks for them, whole or in part.
  */
 const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
 const INLINE_DATA = /^data:[^,]*;base64,/
+const INLINE_TEXT = /^data:(?:text\/[^,;]*|application\/json)(?:;[^;,]*)*;base64,(.*)$/s
 /** A long string of base64 alone (OpenAI's `input_audio.data`, a file's bytes): data, not words. */
 const RAW_BASE64 = /^[A-Za-z0-9+/=\r\n]+$/
 
@@ -186,7 +188,11 @@ export function promptTexts(body: Record<string, unknown>): string[] {
   const walk = (value: unknown, depth: number, only?: string) => {
     if (depth > 32) return
     if (typeof value === 'string') {
-      if (!only && !INLINE_DATA.test(value) && !(value.length >= 1024 && RAW_BASE64.test(value))) out.push(value)
+      if (only) return
+      // A text file sent inline is words all the same: translated for Anthropic it goes as its text.
+      const text = INLINE_TEXT.exec(value)
+      if (text) out.push(Buffer.from(text[1]!, 'base64').toString('utf8'))
+      else if (!INLINE_DATA.test(value) && !(value.length >= 1024 && RAW_BASE64.test(value))) out.push(value)
     } else if (Array.isArray(value)) value.forEach((v) => walk(v, depth + 1, only))
     else if (value && typeof value === 'object') {
       const base64 = (value as { type?: unknown }).type === 'base64'
