@@ -442,6 +442,27 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
       { role: 'user', content: [{ type: 'file', file: { filename: 'contract.pdf', file_data: `data:application/pdf;base64,${pdf}` } }, { type: 'text', text: 'Summarise it.' }] },
     ])
 
+    // A PDF a tool returned (Claude Code's Read) follows the tool message, as an image does; a document of content blocks goes as its text.
+    await anthropic().messages.create({
+      model: 'o',
+      max_tokens: 100,
+      messages: [
+        { role: 'user', content: 'read it' },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_9', name: 'Read', input: { file_path: 'contract.pdf' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'tool_result', tool_use_id: 'toolu_9', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }] },
+            { type: 'document', title: 'notes', source: { type: 'content', content: [{ type: 'text', text: 'first' }, { type: 'text', text: 'second' }] } },
+          ],
+        },
+      ],
+    })
+    expect(received[1]!.messages.slice(2)).toEqual([
+      { role: 'tool', tool_call_id: 'toolu_9', content: '' },
+      { role: 'user', content: [{ type: 'file', file: { filename: 'document.pdf', file_data: `data:application/pdf;base64,${pdf}` } }, { type: 'text', text: 'notes\n\nfirst\nsecond' }] },
+    ])
+
     handler = () => Response.json({ id: 'msg_4', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
     const notes = Buffer.from('the contract says 42 ✓').toString('base64')
     await openai().chat.completions.create({
@@ -451,19 +472,21 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
           role: 'user',
           content: [
             { type: 'file', file: { filename: 'contract.pdf', file_data: `data:application/pdf;base64,${pdf}` } },
-            { type: 'file', file: { filename: 'notes.txt', file_data: `data:text/plain;base64,${notes}` } },
+            { type: 'file', file: { filename: 'notes.txt', file_data: `data:text/plain;charset=utf-8;base64,${notes}` } },
+            { type: 'file', file: { filename: 'shot.png', file_data: 'data:image/png;base64,iVBORw0KGgo=' } },
             { type: 'file', file: { file_id: 'file-abc' } },
             { type: 'text', text: 'Summarise them.' },
           ],
         },
       ],
     })
-    expect(received[1]!.messages).toEqual([
+    expect(received[2]!.messages).toEqual([
       {
         role: 'user',
         content: [
           { type: 'document', title: 'contract.pdf', source: { type: 'base64', media_type: 'application/pdf', data: pdf } },
           { type: 'document', title: 'notes.txt', source: { type: 'text', media_type: 'text/plain', data: 'the contract says 42 ✓' } },
+          { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'iVBORw0KGgo=' } },
           { type: 'text', text: 'Summarise them.' },
         ],
       },

@@ -204,17 +204,21 @@ function userBlocks(content: unknown): Json[] {
 }
 
 /**
- * An OpenAI file part's inline data as a document: a PDF as it is, a text file as its text (the
- * only base64 Anthropic takes is a PDF). A file id means nothing to Anthropic.
+ * An OpenAI file part's inline data as a document: a PDF as it is, a text (or JSON) file as its
+ * text (the only base64 document Anthropic takes is a PDF), an image as an image. A file id means
+ * nothing to Anthropic.
  */
 function documentBlock(file: Json): Json | null {
-  const data = typeof file.file_data === 'string' ? /^data:([^;,]+);base64,(.*)$/s.exec(file.file_data) : null
+  // data:<type>[;charset=...];base64,<data>
+  const data = typeof file.file_data === 'string' ? /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/s.exec(file.file_data) : null
   if (!data) return null
   const [, mediaType, base64] = data as unknown as [string, string, string]
+  if (mediaType.startsWith('image/')) return { type: 'image', source: { type: 'base64', media_type: mediaType, data: base64 } }
   const title = typeof file.filename === 'string' && file.filename ? { title: file.filename } : {}
-  const source = mediaType.startsWith('text/')
-    ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
-    : { type: 'base64', media_type: mediaType, data: base64 }
+  const source =
+    mediaType.startsWith('text/') || mediaType === 'application/json'
+      ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
+      : { type: 'base64', media_type: mediaType, data: base64 }
   return { type: 'document', source, ...title }
 }
 

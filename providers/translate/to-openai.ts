@@ -38,13 +38,14 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
       messages.push({ role: 'assistant', content: text || null, ...(reasoning ? { [reasoning.field]: reasoning.text } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
     } else {
       // Tool results become `tool` messages; they must directly follow the assistant turn. A tool
-      // message holds text only: an image a tool returned (a screenshot) follows them in the user
-      // turn, and a failed call says so in its text (OpenAI has no is_error).
+      // message holds text only: an image or a document a tool returned (a screenshot; a PDF Claude
+      // Code's Read gives) follows them in the user turn, and a failed call says so in its text
+      // (OpenAI has no is_error).
       const returned: Json[] = []
       for (const block of blocks.filter((b) => b.type === 'tool_result')) {
         const text = anthropicText(block.content)
         messages.push({ role: 'tool', tool_call_id: block.tool_use_id, content: block.is_error === true ? `Error: ${text}` : text })
-        if (Array.isArray(block.content)) returned.push(...block.content.filter((b) => isRecord(b) && b.type === 'image'))
+        if (Array.isArray(block.content)) returned.push(...block.content.filter((b) => isRecord(b) && (b.type === 'image' || b.type === 'document')))
       }
       const parts = [...returned, ...blocks.filter((b) => b.type !== 'tool_result')].flatMap(openaiPart)
       if (parts.length === 0) continue
@@ -95,10 +96,9 @@ function openaiPart(b: Json): Json[] {
     return typeof url === 'string' ? [{ type: 'image_url', image_url: { url } }] : []
   }
   const title = typeof b.title === 'string' && b.title ? b.title : null
-  // A plain-text document goes as its text.
-  if (b.type === 'document' && s?.type === 'text' && typeof s.data === 'string') {
-    return [{ type: 'text', text: title ? `${title}\n\n${s.data}` : s.data }]
-  }
+  // A plain-text document goes as its text, and so does one given as content blocks.
+  const text = b.type === 'document' ? (s?.type === 'text' && typeof s.data === 'string' ? s.data : s?.type === 'content' ? anthropicText(s.content) : null) : null
+  if (text !== null) return [{ type: 'text', text: title ? `${title}\n\n${text}` : text }]
   // A PDF goes as a file part (OpenAI, OpenRouter, Gemini). An upstream that takes none refuses the
   // request, and the row says so; dropping it, the model would answer without having read it.
   if (b.type === 'document' && s?.type === 'base64' && typeof s.data === 'string') {
