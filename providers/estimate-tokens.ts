@@ -8,14 +8,20 @@
  * The count follows the text's shape rather than any one tokenizer: word
  * characters about 4.5 to a token, and a token more where a run changes
  * between letters, capitals and digits (ids, hashes and base64 are dense);
- * punctuation, Cyrillic, Greek and other alphabets about two characters to
- * a token; CJK a token or more each. Against OpenAI's cl100k it lands at
- * 0.9-1.3x on English, code, JSON and YAML, and about 1.1x on Chinese and
- * 1.0x on Russian; Claude's tokenizers count more than cl100k, so the
+ * numbers three digits to a token; punctuation about two characters to a
+ * token, a long run of one (a rule, blank lines, indentation) 32; other
+ * scripts by how tokenizers trained mostly on English split them (Cyrillic
+ * two characters to a token, Indic one, CJK ideographs more than one, an
+ * emoji two or three). Measured against OpenAI's cl100k (js-tiktoken, run
+ * by hand: not a dependency), it lands at 0.74-1.35x on English, French, code, JSON,
+ * CSV, hex, base64, UUIDs, Chinese, Japanese, Korean, Russian, Arabic, Hindi
+ * and emoji; runs of one punctuation character count up to 3.5x (a few
+ * tokens either way). Claude's tokenizers count more than cl100k, so the
  * estimate leans neither way by much. Images count as the most an image
  * costs after Anthropic scales it (1,600), PDF pages as 2,500 each.
  * Thinking from earlier turns is left out, as Anthropic leaves it out.
  */
+import { inflateSync } from 'node:zlib'
 import { isRecord } from './types.ts'
 
 type Json = Record<string, unknown>
@@ -105,30 +111,77 @@ function documentTokens(source: unknown): number {
 /** The most pages Anthropic takes in one PDF. */
 const MAX_PDF_PAGES = 100
 
+/** How much of a PDF's compressed object streams is inflated to find its pages (a zip bomb stops there). */
+const MAX_INFLATED_BYTES = 16 * 1024 * 1024
+
 /**
- * The pages of a base64 PDF: its page objects (`/Type /Page`, not `/Pages`), or the page tree's
- * `/Count`, whichever is more. A PDF that keeps its objects in compressed streams shows neither:
- * then a page for every 60 KB, which a text page is under and a scanned one over. Read with the
- * buffer's own search, not as text: a PDF may be tens of megabytes.
+ * The pages of a base64 PDF: its page objects (`/Type /Page`, not `/Pages`), in the file and in its
+ * compressed object streams (PDF 1.5 on: pdfTeX, most producers), which are inflated to look (up to
+ * MAX_INFLATED_BYTES). Failing that, the page tree's largest `/Count`; failing that (encrypted), a
+ * page for every 60 KB. Read with the buffer's own search, not as text: a PDF may be tens of MB.
  */
 function pdfPages(base64: string): number {
   const bytes = Buffer.from(base64, 'base64')
+  const parts = [bytes, ...objectStreams(bytes)]
   let objects = 0
-  for (const marker of PAGE_MARKERS) {
-    for (let at = bytes.indexOf(marker); at !== -1; at = bytes.indexOf(marker, at + marker.length)) {
-      if (!isLetter(bytes[at + marker.length])) objects++
-    }
-  }
   let counted = 0
-  for (let at = bytes.indexOf(COUNT); at !== -1; at = bytes.indexOf(COUNT, at + COUNT.length)) {
-    let n = 0
-    for (let i = at + COUNT.length; i < at + COUNT.length + 6 && isDigit(bytes[i]); i++) n = n * 10 + bytes[i]! - 0x30
-    counted = Math.max(counted, n)
+  for (const part of parts) {
+    objects += pageObjects(part)
+    counted = Math.max(counted, largestCount(part))
   }
-  const seen = Math.max(objects, counted)
-  return Math.min(MAX_PDF_PAGES, Math.max(1, seen || Math.ceil(bytes.length / 60_000)))
+  return Math.min(MAX_PDF_PAGES, Math.max(1, objects || counted || Math.ceil(bytes.length / 60_000)))
 }
 
+function pageObjects(bytes: Uint8Array): number {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let n = 0
+  for (const marker of PAGE_MARKERS) {
+    for (let at = buffer.indexOf(marker); at !== -1; at = buffer.indexOf(marker, at + marker.length)) {
+      if (!isLetter(buffer[at + marker.length])) n++
+    }
+  }
+  return n
+}
+
+function largestCount(bytes: Uint8Array): number {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  let largest = 0
+  for (let at = buffer.indexOf(COUNT); at !== -1; at = buffer.indexOf(COUNT, at + COUNT.length)) {
+    let n = 0
+    for (let i = at + COUNT.length; i < at + COUNT.length + 6 && isDigit(buffer[i]); i++) n = n * 10 + buffer[i]! - 0x30
+    largest = Math.max(largest, n)
+  }
+  return largest
+}
+
+/** The inflated contents of a PDF's object streams (`/Type /ObjStm`, Flate), as far as the budget goes. */
+function objectStreams(pdf: Buffer): Uint8Array[] {
+  const out: Uint8Array[] = []
+  let budget = MAX_INFLATED_BYTES
+  for (let at = pdf.indexOf(OBJSTM); at !== -1 && budget > 0; at = pdf.indexOf(OBJSTM, at + OBJSTM.length)) {
+    const start = pdf.indexOf(STREAM, at)
+    if (start === -1) break
+    let from = start + STREAM.length
+    if (pdf[from] === 0x0d) from++
+    if (pdf[from] === 0x0a) from++
+    const end = pdf.indexOf(ENDSTREAM, from)
+    if (end === -1) break
+    try {
+      const inflated = inflateSync(pdf.subarray(from, end), { maxOutputLength: budget })
+      budget -= inflated.byteLength
+      out.push(inflated)
+    } catch (error) {
+      // Past the budget (a zip bomb): no more inflating. Not Flate, or cut short: its pages stay unseen.
+      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') budget = 0
+    }
+    at = end
+  }
+  return out
+}
+
+const OBJSTM = Buffer.from('/ObjStm')
+const STREAM = Buffer.from('stream')
+const ENDSTREAM = Buffer.from('endstream')
 const PAGE_MARKERS = [Buffer.from('/Type /Page'), Buffer.from('/Type/Page')]
 const COUNT = Buffer.from('/Count ')
 const isDigit = (byte: number | undefined) => byte !== undefined && byte >= 0x30 && byte <= 0x39
@@ -138,33 +191,56 @@ const isLetter = (byte: number | undefined) => byte !== undefined && ((byte >= 0
 export function textTokens(value: unknown): number {
   if (typeof value !== 'string') return 0
   let tokens = 0
-  let run = 0
+  let run = 0 // word characters in a row
+  let digitsOnly = true
   let changes = 0
-  let previous = 0
-  const endRun = () => {
-    if (run > 0) tokens += Math.ceil(run / 4.5) + changes * 0.55
-    run = 0
-    changes = 0
-    previous = 0
-  }
-  for (const char of value) {
-    const code = char.codePointAt(0)!
+  let previous = 0 // the last character's code unit (0 at a run's start)
+  let repeats = 0 // the same non-word character again (a rule of dashes, blank lines, indentation)
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i)
     const kind = wordKind(code)
     if (kind !== 0) {
       // A capital followed by small letters is one word (Hello); any other change is a new piece.
-      if (run > 0 && kind !== previous && !(previous === UPPER && kind === LOWER)) changes++
+      if (run > 0 && kind !== wordKind(previous) && !(wordKind(previous) === UPPER && kind === LOWER)) changes++
+      if (kind !== DIGIT) digitsOnly = false
       run++
-      previous = kind
+      previous = code
       continue
     }
-    endRun()
+    if (run > 0) {
+      tokens += (digitsOnly ? Math.ceil(run / 3) + 0.3 : Math.ceil(run / 4.5)) + changes * 0.7
+      run = 0
+      changes = 0
+      digitsOnly = true
+    }
+    if (code === previous && code < 0x80) {
+      repeats++
+      if (repeats % 32 === 0) tokens += 1
+      continue
+    }
+    repeats = 0
+    previous = code
     if (code === 0x20) tokens += 0.05
-    else if (code < 0x80) tokens += 0.6
-    else if (code < 0x2e80) tokens += 0.5
-    else tokens += 1.2
+    else if (code < 0x80) tokens += 0.45
+    else if (code >= 0xd800 && code <= 0xdbff) {
+      tokens += 2.5 // an emoji or another character past the first plane (its two halves are one)
+      previous = -1 // two of them may share a first half
+      i++
+    } else tokens += perCharacter(code)
   }
-  endRun()
+  if (run > 0) tokens += (digitsOnly ? Math.ceil(run / 3) + 0.3 : Math.ceil(run / 4.5)) + changes * 0.7
   return tokens
+}
+
+/** Tokens per character of the other scripts, as tokenizers trained mostly on English split them. */
+function perCharacter(code: number): number {
+  if (code < 0x0600) return 0.5 // accented Latin, Greek, Cyrillic, Hebrew
+  if (code < 0x0900) return 0.8 // Arabic and its neighbours
+  if (code < 0x1100) return 1.0 // the Indic scripts, Thai
+  if (code < 0x2e80) return 0.6 // punctuation, symbols, other alphabets
+  if (code >= 0xac00 && code < 0xd7b0) return 0.8 // Hangul syllables
+  if (code >= 0x3400 && code < 0xa000) return 1.1 // CJK ideographs
+  return 0.65 // kana, full-width forms
 }
 
 const DIGIT = 1

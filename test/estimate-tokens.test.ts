@@ -3,6 +3,7 @@
  * (providers/estimate-tokens.ts): how each part of a request counts.
  */
 import { describe, expect, test } from 'bun:test'
+import { deflateSync } from 'node:zlib'
 import { IMAGE_TOKENS, PDF_PAGE_TOKENS, estimateInputTokens, textTokens } from '../providers/estimate-tokens.ts'
 
 const user = (content: unknown) => ({ role: 'user', content })
@@ -37,7 +38,12 @@ describe('the token estimate', () => {
       return { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data } }
     }
     expect(estimate([user([pdf(3)])]) - estimate([user([pdf(1)])])).toBe(2 * PDF_PAGE_TOKENS)
-    // Objects in compressed streams (PDF 1.5+) hide the pages: then a page for every 60 KB.
+    // Page objects in a compressed object stream (PDF 1.5 on: pdfTeX) are found by inflating it.
+    const packed = deflateSync(Buffer.from('<< /Type /Page /Parent 2 0 R >> '.repeat(7)))
+    const objStm = Buffer.concat([Buffer.from('%PDF-1.5\n5 0 obj << /Type /ObjStm /N 7 /Filter /FlateDecode >>\nstream\r\n'), packed, Buffer.from('\nendstream\nendobj\n')])
+    const streamed = { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: objStm.toString('base64') } }
+    expect(estimate([user([streamed])]) - estimate([user([])])).toBe(7 * PDF_PAGE_TOKENS + 3)
+    // Objects hidden another way (encrypted): then a page for every 60 KB.
     const hidden = { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.alloc(300_000, 7).toString('base64') } }
     expect(estimate([user([hidden])]) - estimate([user([])])).toBe(5 * PDF_PAGE_TOKENS + 3)
     const text = { type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'word '.repeat(300) } }
