@@ -21,7 +21,7 @@ export const MessagesInput = {
     v.minLength(1, 'at least one message is required'),
   ),
   system: v.optional(v.union([v.string(), Blocks])),
-  tools: v.optional(v.array(v.looseObject({}))),
+  tools: v.nullish(v.array(v.looseObject({}))),
 }
 
 export const MessagesSchema = v.looseObject({
