@@ -49,6 +49,9 @@ describe.skipIf(skipUnless('rendering the witness command', missing('ansible')))
     const result = await run([wrapper, 'sync', 'two words'])
     expect(result.output).toBe('nobody nobody [sync] [two words]')
     expect(result.code).toBe(0)
+    // From cron, whose PATH has no sbin (where runuser is): the same.
+    const fromCron = await run(['env', '-i', 'PATH=/usr/bin:/bin', wrapper, 'sync'])
+    expect(fromCron.output).toBe('nobody nobody [sync]')
   }, 60_000)
 
   test('the switch is runuser on Linux, sudo on macOS, before the environment file; none for a root service user', async () => {
@@ -59,10 +62,11 @@ describe.skipIf(skipUnless('rendering the witness command', missing('ansible')))
       return readFileSync(dest, 'utf8')
     }
     const linux = await rendered('linux.sh', { ansible_facts: { system: 'Linux' }, witness_user: 'witness' })
-    expect(linux).toContain(`if [ "$(id -u)" -eq 0 ]; then\n  exec runuser -u witness -- ${wrapper} "$@"\nfi\n`)
-    expect(linux.indexOf('exec runuser')).toBeLessThan(linux.indexOf('witness.env'))
+    expect(linux).toContain(`[ -x "$runuser" ] && exec "$runuser" -u witness -- ${wrapper} "$@"\n`)
+    expect(linux.indexOf('exec "$runuser"')).toBeLessThan(linux.indexOf('witness.env'))
     const mac = await rendered('mac.sh', { ansible_facts: { system: 'Darwin' }, witness_user: 'witness' })
-    expect(mac).toContain(`if [ "$(id -u)" -eq 0 ]; then\n  exec sudo -u witness -- ${wrapper} "$@"\nfi\n`)
+    // sudo resets the environment: the admin's WITNESS_* settings are kept by name.
+    expect(mac).toContain(`  exec /usr/bin/sudo -u witness --preserve-env=WITNESS_CONFIG,WITNESS_TOKEN,WITNESS_SYNC_TOKEN,WITNESS_SYNC_USER,BUN_CONFIG_MAX_HTTP_REQUESTS -- ${wrapper} "$@"\n`)
     const root = await rendered('root.sh', { ansible_facts: { system: 'Linux' }, witness_user: 'root' })
     expect(root).not.toContain('id -u')
   }, 60_000)
