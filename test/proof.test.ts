@@ -147,6 +147,16 @@ describe('witness verify on the live database', () => {
     expect(out).toContain(`row ${log_id} was changed after it was chained: response_id was "${response_id}" when chained, is now "chatcmpl-forged"`)
   })
 
+  test('the chain dropped whole (the table and the checkpoints) does not pass the rows off as older than the chain', () => {
+    const copy = copyDb()
+    exec(copy, 'DROP TABLE log_chain')
+    exec(copy, 'DELETE FROM checkpoints')
+    const { code, out } = verify(['--db', copy])
+    expect(out).not.toContain('before the chain existed')
+    expect(out).toContain(`rows 1-${ids(copy).length} are not in the chain`)
+    expect(code).toBe(1)
+  })
+
   test('deleted rows are named as missing', () => {
     const copy = copyDb()
     const [, , a, b] = ids(copy)
