@@ -173,8 +173,8 @@ export class TelemetryUnavailableError extends WitnessError {
  */
 export class ArchivesUnavailableError extends WitnessError {
   override name = 'ArchivesUnavailableError'
-  constructor(dir: string | null, archivedThrough: string) {
-    const where = dir === null ? 'no archive directory is known (give --archive-dir, or the config whose retention.archive_dir names it)' : `the archive directory ${dir} does not exist`
+  constructor(dir: string | null, archivedThrough: string, what = 'does not exist') {
+    const where = dir === null ? 'no archive directory is known (give --archive-dir, or the config whose retention.archive_dir names it)' : `the archive directory ${dir} ${what}`
     super('archives_unavailable', 503, `rows up to ${archivedThrough} were moved to the monthly archives, and ${where}: an answer without them would leave them out`, {
       details: { archive_dir: dir, archived_through: archivedThrough },
     })

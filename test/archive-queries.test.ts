@@ -7,7 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import type { RetentionSettings } from '../src/config.ts'
@@ -424,9 +424,8 @@ describe('the read commands with --archives', () => {
     // A window inside the live file needs no archives, and is answered.
     expect(run(['did-call', '--db', t.livePath, '--agent', 'ezra', '--provider', 'kimi', '--since', daysAgo(NOW, 20)], elsewhere).code).toBe(0)
 
-    // The server's archive directory gone (moved, unmounted): 503 archives_unavailable, not "called: false".
+    // The server's archive directory gone (moved), or left empty (a mount point unmounted): 503 archives_unavailable, not "called: false".
     const moved = `${t.archiveDir}.moved`
-    const { renameSync } = await import('node:fs')
     renameSync(t.archiveDir, moved)
     try {
       const res = await get(`/requests/did-call?agent=allegro&provider=mimo&since=${since}`)
@@ -434,9 +433,31 @@ describe('the read commands with --archives', () => {
       expect(((await res.json()) as { error: { type: string; message: string } }).error).toMatchObject({ type: 'archives_unavailable', message: expect.stringContaining(`the archive directory ${t.archiveDir} does not exist`) })
       expect((await get(`/stats?since=${since}`)).status).toBe(503)
       expect((await get(`/stats?since=${daysAgo(NOW, 20)}`)).status).toBe(200)
+      // A window reaching past keep_days (30 days back) that starts after the newest row moved needs none of them: answered.
+      expect((await get(`/stats?since=${new Date(CUTOFF - 500).toISOString()}`)).status).toBe(200)
+      expect((await get(`/stats?since=${new Date(CUTOFF - 1000).toISOString()}`)).status).toBe(503)
+      mkdirSync(t.archiveDir)
+      const empty = await get(`/requests/did-call?agent=allegro&provider=mimo&since=${since}`)
+      expect(empty.status).toBe(503)
+      expect(((await empty.json()) as { error: { message: string } }).error.message).toContain(`the archive directory ${t.archiveDir} holds no archive file`)
     } finally {
+      rmSync(t.archiveDir, { recursive: true, force: true })
       renameSync(moved, t.archiveDir)
     }
+  })
+
+  test("another database given with --db (a fleet database, a copy) is not read with the config's archives", () => {
+    // A copy of the live file, with the config beside it naming the real archives: they are not the copy's.
+    const elsewhere = tempDir()
+    const copy = join(elsewhere, 'copy.db')
+    const live = new Database(t.livePath, { readonly: true })
+    live.exec(`VACUUM INTO '${copy}'`)
+    live.close()
+    const withConfig = run(['did-call', '--db', copy, '--config', w.configPath, '--agent', 'allegro', '--provider', 'mimo', '--since', since])
+    expect(withConfig.stderr).toContain('no archive directory is known')
+    expect(withConfig.code).toBe(2)
+    // Its own archives, named: answered.
+    expect(run(['did-call', '--db', copy, '--config', w.configPath, '--archives', '--archive-dir', t.archiveDir, '--agent', 'allegro', '--provider', 'mimo', '--since', since]).code).toBe(0)
   })
 })
 

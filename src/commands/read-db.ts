@@ -6,12 +6,13 @@
  * too: those in `--archive-dir`, else in the config's retention.archive_dir.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync, statSync } from 'node:fs'
+import { existsSync, realpathSync, statSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { type Config, loadConfig } from '../config.ts'
 import { ConfigError, InvalidRequestError, type Issue } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archiveDirFor, archivesWanted, openReadSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, archiveDirFor, openReadSources } from '../retention/read-sources.ts'
 import { UsageError } from './args.ts'
 
 export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
@@ -30,8 +31,11 @@ export function openForReading(values: { db?: string; config?: string; archives?
   const configPath = configPathFrom(values.config)
   // With --db, only prices and the archive directory come from the config. A config named with --config must load.
   const config = values.db === undefined || values.config !== undefined ? loadConfig(configPath) : optionalConfig(configPath, values.db, 'no prices, no archive directory')
-  const archiveDir = archiveDirOf(values, config)
   const path = values.db ?? config!.databasePath
+  // The config's archives and keep_days are its own database's: not those of another file given
+  // with --db (a fleet database, a copy), whose archives, if any, come with --archive-dir.
+  const ownConfig = config && samePath(path, config.databasePath) ? config : null
+  const archiveDir = archiveDirOf(values, ownConfig)
   if (!existsSync(path)) throw new UsageError(`no database at ${path} (set --db, or the config's database)`, { showUsage: false })
   const db = openWitnessDb(path)
   const opened: ReadSources[] = []
@@ -40,8 +44,8 @@ export function openForReading(values: { db?: string; config?: string; archives?
     config,
     async sources(archives, period, answer = false) {
       // As the server's reads (routes/requests.ts readSources).
-      const horizon = config ? archivedBeforeMs(config.retention, Date.now()) : undefined
-      const sources = await openReadSources(db, archiveDirFor(db, archivesWanted(db, archives, answer, period.since, horizon), archiveDir), period)
+      const horizonMs = ownConfig ? archivedBeforeMs(ownConfig.retention, Date.now()) : undefined
+      const sources = await openReadSources(db, archiveDirFor(db, archiveDir, { asked: archives, answer, since: period.since, horizonMs }), period)
       opened.push(sources)
       return sources
     },
@@ -80,6 +84,12 @@ export function openWitnessDb(path: string): Database {
     db?.close()
     throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`, { showUsage: false })
   }
+}
+
+/** Whether two paths name one file (through links, when they exist). */
+function samePath(a: string, b: string): boolean {
+  const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p))
+  return real(a) === real(b)
 }
 
 /** Where --archives looks: --archive-dir, else the config's retention.archive_dir. */

@@ -16,6 +16,8 @@ import { ArchivesUnavailableError } from '../errors.ts'
 import type { Source } from '../telemetry/across.ts'
 import type { PageKey } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
+import { readPruned } from '../proof/pruned.ts'
+import { listArchives } from './archive-files.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
 import { ARCHIVED_THROUGH_KEY } from './mover.ts'
 import { nextMonthStartMs } from './months.ts'
@@ -63,14 +65,20 @@ export function archivesWanted(live: Database, asked: boolean, answer: boolean, 
 }
 
 /**
- * The archive directory a read searches (null: the live file alone). One that wants the archives
- * when rows were moved there, and has no directory to search or one that is gone, fails
- * (ArchivesUnavailableError): from the live file alone, did-call would say "no" for archived calls.
+ * The archive directory a read searches (null: the live file alone): `dir` when the read wants the
+ * archives (archivesWanted). It fails (ArchivesUnavailableError) when it cannot search them and rows
+ * it needs are there: asked for, or its window starts at or before the newest row moved
+ * (`archive.through`), and no directory is known, it is gone, or it holds no archive at all though
+ * none was ever deleted (a mount point left empty). From the live file alone, did-call would say
+ * "no" for archived calls. A window that wants them only for the keep_days horizon (an older
+ * witness left no mark) reads whatever is there.
  */
-export function archiveDirFor(live: Database, wanted: boolean, dir: string | null): string | null {
-  if (!wanted) return null
+export function archiveDirFor(live: Database, dir: string | null, read: { asked: boolean; answer: boolean; since?: string; horizonMs?: number }): string | null {
+  if (!archivesWanted(live, read.asked, read.answer, read.since, read.horizonMs)) return null
   const through = readState(live, ARCHIVED_THROUGH_KEY)
-  if (through && (dir === null || !existsSync(dir))) throw new ArchivesUnavailableError(dir, through)
+  if (!through || !(read.asked || archivesReached(live, read.since))) return dir
+  if (dir === null || !existsSync(dir)) throw new ArchivesUnavailableError(dir, through)
+  if (listArchives(dir).length === 0 && readPruned(live).length === 0) throw new ArchivesUnavailableError(dir, through, 'holds no archive file')
   return dir
 }
 

@@ -13,7 +13,7 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archiveDirFor, archivesWanted, openReadSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, archiveDirFor, openReadSources } from '../retention/read-sources.ts'
 import { listAcross, storyAcross, walkAcross } from '../telemetry/across.ts'
 import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
@@ -38,8 +38,8 @@ export interface ReadDeps {
  */
 export function readSources(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>, archives: boolean, period: ReadPeriod = {}, answer = false): Promise<ReadSources> {
   const { retention } = deps.config()
-  const wanted = archivesWanted(deps.store.reader, archives, answer, period.since, archivedBeforeMs(retention, deps.clock.now()))
-  return openReadSources(deps.store.reader, archiveDirFor(deps.store.reader, wanted, retention.archiveDir), period)
+  const horizonMs = archivedBeforeMs(retention, deps.clock.now())
+  return openReadSources(deps.store.reader, archiveDirFor(deps.store.reader, retention.archiveDir, { asked: archives, answer, since: period.since, horizonMs }), period)
 }
 
 export function listRequestsRoute(deps: ReadDeps) {
