@@ -371,9 +371,13 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     const resolved: StepSpec[] = []
     steps.forEach((step, i) => {
       const path = `chains.${chainName}[${i}].provider`
-      const rawProvider = raw.providers[step.provider]
+      const rawProvider = Object.hasOwn(raw.providers, step.provider) ? raw.providers[step.provider] : undefined
       if (!rawProvider) {
-        if (options.declaredProviders?.has(step.provider)) return // its own problems are listed
+        if (options.declaredProviders?.has(step.provider)) {
+          // Its own problems are listed; a ban is the chain's, and is listed too.
+          if (banned.has(step.provider)) issues.push({ path, message: `provider "${step.provider}" is banned by policy.banned_providers ("${step.provider}")` })
+          return
+        }
         const defined = [...(options.declaredProviders ?? Object.keys(raw.providers))]
         issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${defined.join(', ') || '(none)'}` })
         return

@@ -131,6 +131,17 @@ describe('config', () => {
     ])
   })
 
+  test("a banned provider refused whole is named banned by its chain too; a step naming Object's own members is unknown, not taken", () => {
+    const found = problems({ providers: { evil: null, kimi: {} }, chains: { default: [{ provider: 'evil', model: 'm' }, { provider: 'kimi', model: 'k' }] }, policy: { banned_providers: ['evil'] } })
+    expect(found.map((p) => p.path).sort()).toEqual(['chains.default[0].provider', 'providers.evil'])
+    expect(found.find((p) => p.path === 'chains.default[0].provider')!.message).toContain('is banned by policy.banned_providers')
+    const inherited = problems({ providers: { kimi: {} }, chains: { default: [{ provider: 'hasOwnProperty', model: 'm' }, { provider: 'constructor', model: 'm' }] } })
+    expect(inherited.map((p) => [p.path, p.message.split(';')[0]])).toEqual([
+      ['chains.default[0].provider', 'unknown provider "hasOwnProperty"'],
+      ['chains.default[1].provider', 'unknown provider "constructor"'],
+    ])
+  })
+
   test('a config without a chain serves nothing, and is refused', () => {
     expect(problems({ providers: { kimi: {} }, chains: {} })).toEqual([{ path: 'chains', message: 'at least one chain: a router without one serves nothing' }])
   })
