@@ -39,6 +39,7 @@ const TOOL_TOKENS = 10
 
 /** The estimated input tokens of a Messages request (already validated: messages is an array). */
 export function estimateInputTokens(body: Json): number {
+  inflateBudget = MAX_INFLATED_BYTES // one budget for the whole request, however many PDFs it holds
   let tokens = contentTokens(body.system, true)
   const messages = Array.isArray(body.messages) ? body.messages.filter(isRecord) : []
   const current = currentTurnStart(messages)
@@ -111,34 +112,41 @@ function documentTokens(source: unknown): number {
 /** The most pages Anthropic takes in one PDF. */
 const MAX_PDF_PAGES = 100
 
-/** How much of a PDF's compressed object streams is inflated to find its pages (a zip bomb stops there). */
+/**
+ * How much of the compressed object streams of a request's PDFs is inflated to find their pages:
+ * one budget per request (estimateInputTokens sets it; the estimate is synchronous), so PDFs that
+ * inflate to the budget each (zip bombs) cost no more than one.
+ */
 const MAX_INFLATED_BYTES = 16 * 1024 * 1024
+let inflateBudget = MAX_INFLATED_BYTES
 
 /**
  * The pages of a base64 PDF: its page objects (`/Type /Page`, not `/Pages`), in the file and in its
- * compressed object streams (PDF 1.5 on: pdfTeX, most producers), which are inflated to look (up to
- * MAX_INFLATED_BYTES). Failing that, the page tree's largest `/Count`; failing that (encrypted), a
- * page for every 60 KB. Read with the buffer's own search, not as text: a PDF may be tens of MB.
+ * compressed object streams (PDF 1.5 on: pdfTeX, most producers), which are inflated to look. An
+ * incremental update writes changed pages again, so when the page tree's `/Count` is seen too (its
+ * root's is the largest) the smaller of the two is taken. Neither seen (encrypted): a page for
+ * every 60 KB. Read with the buffer's own search, not as text: a PDF may be tens of MB.
  */
 function pdfPages(base64: string): number {
   const bytes = Buffer.from(base64, 'base64')
-  const parts = [bytes, ...objectStreams(bytes)]
   let objects = 0
   let counted = 0
-  for (const part of parts) {
+  for (const part of [bytes, ...objectStreams(bytes)]) {
     objects += pageObjects(part)
     counted = Math.max(counted, largestCount(part))
   }
-  return Math.min(MAX_PDF_PAGES, Math.max(1, objects || counted || Math.ceil(bytes.length / 60_000)))
+  const seen = objects && counted ? Math.min(objects, counted) : objects || counted
+  return Math.min(MAX_PDF_PAGES, Math.max(1, seen || Math.ceil(bytes.length / 60_000)))
 }
 
+/** `/Type /Page` objects: `/Type`, any PDF white space, `/Page` not followed by a letter (`/Pages`). */
 function pageObjects(bytes: Uint8Array): number {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   let n = 0
-  for (const marker of PAGE_MARKERS) {
-    for (let at = buffer.indexOf(marker); at !== -1; at = buffer.indexOf(marker, at + marker.length)) {
-      if (!isLetter(buffer[at + marker.length])) n++
-    }
+  for (let at = buffer.indexOf(TYPE); at !== -1; at = buffer.indexOf(TYPE, at + TYPE.length)) {
+    let i = at + TYPE.length
+    while (isWhite(buffer[i])) i++
+    if (buffer.compare(PAGE, 0, PAGE.length, i, i + PAGE.length) === 0 && !isLetter(buffer[i + PAGE.length])) n++
   }
   return n
 }
@@ -147,18 +155,19 @@ function largestCount(bytes: Uint8Array): number {
   const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   let largest = 0
   for (let at = buffer.indexOf(COUNT); at !== -1; at = buffer.indexOf(COUNT, at + COUNT.length)) {
+    let i = at + COUNT.length
+    while (isWhite(buffer[i])) i++
     let n = 0
-    for (let i = at + COUNT.length; i < at + COUNT.length + 6 && isDigit(buffer[i]); i++) n = n * 10 + buffer[i]! - 0x30
+    for (const end = i + 6; i < end && isDigit(buffer[i]); i++) n = n * 10 + buffer[i]! - 0x30
     largest = Math.max(largest, n)
   }
   return largest
 }
 
-/** The inflated contents of a PDF's object streams (`/Type /ObjStm`, Flate), as far as the budget goes. */
+/** The inflated contents of a PDF's object streams (`/Type /ObjStm`, Flate), as far as the request's budget goes. */
 function objectStreams(pdf: Buffer): Uint8Array[] {
   const out: Uint8Array[] = []
-  let budget = MAX_INFLATED_BYTES
-  for (let at = pdf.indexOf(OBJSTM); at !== -1 && budget > 0; at = pdf.indexOf(OBJSTM, at + OBJSTM.length)) {
+  for (let at = pdf.indexOf(OBJSTM); at !== -1 && inflateBudget > 0; at = pdf.indexOf(OBJSTM, at + OBJSTM.length)) {
     const start = pdf.indexOf(STREAM, at)
     if (start === -1) break
     let from = start + STREAM.length
@@ -167,12 +176,12 @@ function objectStreams(pdf: Buffer): Uint8Array[] {
     const end = pdf.indexOf(ENDSTREAM, from)
     if (end === -1) break
     try {
-      const inflated = inflateSync(pdf.subarray(from, end), { maxOutputLength: budget })
-      budget -= inflated.byteLength
+      const inflated = inflateSync(pdf.subarray(from, end), { maxOutputLength: inflateBudget })
+      inflateBudget -= inflated.byteLength
       out.push(inflated)
     } catch (error) {
       // Past the budget (a zip bomb): no more inflating. Not Flate, or cut short: its pages stay unseen.
-      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') budget = 0
+      if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') inflateBudget = 0
     }
     at = end
   }
@@ -182,8 +191,11 @@ function objectStreams(pdf: Buffer): Uint8Array[] {
 const OBJSTM = Buffer.from('/ObjStm')
 const STREAM = Buffer.from('stream')
 const ENDSTREAM = Buffer.from('endstream')
-const PAGE_MARKERS = [Buffer.from('/Type /Page'), Buffer.from('/Type/Page')]
-const COUNT = Buffer.from('/Count ')
+const TYPE = Buffer.from('/Type')
+const PAGE = Buffer.from('/Page')
+const COUNT = Buffer.from('/Count')
+/** PDF white space: NUL, tab, line feed, form feed, carriage return, space. */
+const isWhite = (byte: number | undefined) => byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09 || byte === 0x0c || byte === 0x00
 const isDigit = (byte: number | undefined) => byte !== undefined && byte >= 0x30 && byte <= 0x39
 const isLetter = (byte: number | undefined) => byte !== undefined && ((byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a))
 

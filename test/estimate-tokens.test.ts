@@ -43,6 +43,11 @@ describe('the token estimate', () => {
     const objStm = Buffer.concat([Buffer.from('%PDF-1.5\n5 0 obj << /Type /ObjStm /N 7 /Filter /FlateDecode >>\nstream\r\n'), packed, Buffer.from('\nendstream\nendobj\n')])
     const streamed = { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: objStm.toString('base64') } }
     expect(estimate([user([streamed])]) - estimate([user([])])).toBe(7 * PDF_PAGE_TOKENS + 3)
+    // Spelled with other white space; and written again by an incremental update (the page tree's /Count says 3).
+    const doc = (text: string) => ({ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.from(text).toString('base64') } })
+    expect(estimate([user([doc('%PDF-1.4 << /Type\n/Page >> << /Type  /Page >> << /Type/Page >>')])]) - estimate([user([])])).toBe(3 * PDF_PAGE_TOKENS + 3)
+    const pages = '<< /Type /Pages /Count 3 >> << /Type /Page >> << /Type /Page >> << /Type /Page >>'
+    expect(estimate([user([doc(`%PDF-1.4 ${pages} %%EOF ${pages.slice(pages.indexOf('>>') + 2)} %%EOF`)])]) - estimate([user([])])).toBe(3 * PDF_PAGE_TOKENS + 3)
     // Objects hidden another way (encrypted): then a page for every 60 KB.
     const hidden = { type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: Buffer.alloc(300_000, 7).toString('base64') } }
     expect(estimate([user([hidden])]) - estimate([user([])])).toBe(5 * PDF_PAGE_TOKENS + 3)
