@@ -147,13 +147,13 @@ describe('witness verify on the live database', () => {
     expect(out).toContain(`row ${log_id} was changed after it was chained: response_id was "${response_id}" when chained, is now "chatcmpl-forged"`)
   })
 
-  test('the chain dropped whole (the table and the checkpoints) does not pass the rows off as older than the chain', () => {
+  test('the chain dropped whole (the table, the checkpoints, the marks, the schema version set back) does not pass the rows off as older than the chain', () => {
     const copy = copyDb()
-    exec(copy, 'DROP TABLE log_chain')
-    exec(copy, 'DELETE FROM checkpoints')
+    for (const sql of ['DROP TABLE log_chain', 'DROP TABLE checkpoints', 'DELETE FROM witness_state', 'PRAGMA user_version = 2']) exec(copy, sql)
+    exec(copy, "UPDATE request_log SET provider = 'forged' WHERE id = 2")
     const { code, out } = verify(['--db', copy])
     expect(out).not.toContain('before the chain existed')
-    expect(out).toContain(`rows 1-${ids(copy).length} are not in the chain`)
+    expect(out).toContain('has no hash chain (schema version 2): nothing in it is proved')
     expect(code).toBe(1)
   })
 

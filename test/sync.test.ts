@@ -350,10 +350,10 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
       old.query(`INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, latency_ms) VALUES ('2026-11-20T${hour}:00:00.000Z', 'ezra', 'kimi', 'k', 'e', 'success', 5)`).run()
     }
     old.close()
-    // Verified as it is, before anything migrates it: its rows are noted as older than the chain, not as missing from it.
+    // Verified as it is, before anything migrates it: nothing in it is proved, and verify says what to do.
     const asItIs = await runWitness(['verify', '--db', m.livePath])
-    expect(asItIs.stdout).toContain('3 row(s) were finished before the chain existed and are not covered by it')
-    expect(asItIs.code).toBe(0)
+    expect(asItIs.stdout + asItIs.stderr).toContain('has no hash chain (schema version 2): nothing in it is proved. If it predates the chain, open it once with witness init')
+    expect(asItIs.code).toBe(1)
     await m.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }]) // migrates it: the chain starts at row 4
     expect((await m.sync()).code).toBe(0)
     const verified = await verifyRemote(remote, '--key', m.keyPath)

@@ -20,7 +20,7 @@ import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
 import { readPruned } from '../proof/pruned.ts'
-import { type Gathered, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, pendingIn, toEvidence } from '../proof/sources.ts'
+import { type Gathered, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, hasTable, pendingIn, toEvidence } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
 import { readState } from '../jobs/job-db.ts'
@@ -99,6 +99,12 @@ export const verifyCommand: Command = {
       const complete = Boolean(values.archives) || !everArchived(live)
       const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live), readPruned(live))
       const verdict = await verifyEvidence(evidence)
+      // No chain at all: nothing is proved. A database from before the chain (schema 1-2) gets one, and
+      // where it begins, once witness opens it; one from after it had the table dropped.
+      if (!hasTable(live, 'log_chain')) {
+        const version = (live.query('PRAGMA user_version').get() as { user_version: number }).user_version
+        forged.unshift(`${dbPath} has no hash chain (schema version ${version}): nothing in it is proved. If it predates the chain, open it once with witness init (or serve), which marks where the chain begins, and verify again`)
+      }
       if (forged.length) {
         verdict.problems.push(...forged)
         verdict.ok = false

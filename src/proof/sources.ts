@@ -51,18 +51,8 @@ export function pendingIn(db: Database): number[] {
   return (db.query("SELECT id FROM request_log WHERE status = 'pending' ORDER BY id").all() as { id: number }[]).map((r) => r.id)
 }
 
-/** The schema version that created the chain (migration 3, telemetry/schema.ts). */
-const CHAIN_MIGRATION = 3
-
 /** Where the chain begins in a live database (rows below were finished before it existed). */
 export function chainStartsAt(db: Database): number {
-  // A database from before the chain (schema 1-2), not yet migrated (witness init, serve): every row
-  // predates it, as the migration will record. One migrated past it has the table: without it (dropped),
-  // no row is excused.
-  if (!hasTable(db, 'log_chain')) {
-    const version = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version
-    return version < CHAIN_MIGRATION ? (db.query('SELECT COALESCE(MAX(id), 0) + 1 AS next FROM request_log').get() as { next: number }).next : 0
-  }
   if (!hasTable(db, 'witness_state')) return 0
   const value = (db.query("SELECT value FROM witness_state WHERE key = 'chain.first_log_id'").get() as { value: string } | null)?.value
   return value ? Number(value) : 0
