@@ -22,6 +22,23 @@ const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
 export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
 const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
+
+/** Names JavaScript reserves on objects: valibot's record leaves such keys out of what it returns. */
+const RESERVED_KEYS = ['__proto__', 'constructor', 'prototype']
+
+/**
+ * A record keyed by names the operator chooses (providers, chains, agents, prices): a reserved name
+ * is refused here, where the record alone would drop its entry without a word (an agent not
+ * watched, an operator locked out).
+ */
+function named<T extends v.GenericSchema>(record: T) {
+  const reserved = (input: unknown) => (input !== null && typeof input === 'object' ? RESERVED_KEYS.find((key) => Object.hasOwn(input, key)) : undefined)
+  return v.pipe(
+    v.custom<unknown>((input) => reserved(input) === undefined, (issue) => `"${reserved(issue.input)}" cannot be a name here (JavaScript reserves it): choose another`),
+    record,
+  )
+}
+
 const HttpUrl = v.pipe(v.string(), v.check((url) => URL.canParse(url) && /^https?:\/\//.test(url), 'must be an http(s) URL'))
 
 /** Timeouts and retries a provider sets and a chain step may override. */
@@ -111,7 +128,7 @@ export const DeadmanSchema = v.strictObject({
   restart_command: v.optional(Command),
   /** Run with a one-line summary on every rollback, failed rollback and silent agent. */
   alert_command: v.optional(Command),
-  agents: v.optional(v.record(AgentName, WatchedAgentSchema), {}),
+  agents: v.optional(named(v.record(AgentName, WatchedAgentSchema)), {}),
 })
 
 const Days = v.pipe(v.number(), v.minValue(0), v.maxValue(36_500))
@@ -148,7 +165,7 @@ export const ProofSchema = v.strictObject({
 })
 
 const TokenHash = v.pipe(v.string(), v.regex(/^[0-9a-fA-F]{64}$/, 'must be the hex sha256 of the token (64 hex digits; see `witness token new`)'))
-const Principals = v.optional(v.record(AgentName, v.strictObject({ token_sha256: TokenHash })), {})
+const Principals = v.optional(named(v.record(AgentName, v.strictObject({ token_sha256: TokenHash }))), {})
 
 /** Who may call witness: token hashes only (the config may live in a git repo). */
 export const AuthSchema = v.strictObject({
@@ -159,9 +176,8 @@ export const AuthSchema = v.strictObject({
 const PerMtok = v.pipe(v.number(), v.minValue(0), v.maxValue(1_000_000))
 
 /** Prices in USD per million tokens, keyed by `provider/model` or `model`. */
-export const PricingSchema = v.record(
-  v.pipe(v.string(), v.minLength(1), v.maxLength(300)),
-  v.strictObject({ input_per_mtok: PerMtok, output_per_mtok: PerMtok }),
+export const PricingSchema = named(
+  v.record(v.pipe(v.string(), v.minLength(1), v.maxLength(300)), v.strictObject({ input_per_mtok: PerMtok, output_per_mtok: PerMtok })),
 )
 
 /**
@@ -211,9 +227,9 @@ export const ConfigSchema = v.strictObject({
   max_body_mb: v.optional(v.pipe(v.number(), v.minValue(0.001), v.maxValue(1024)), 32),
   /** The whole request body must arrive within this (a slow or stalled body gets 408). */
   body_timeout_ms: v.optional(Ms, 30_000),
-  providers: v.record(Name, ProviderSchema),
+  providers: named(v.record(Name, ProviderSchema)),
   chains: v.pipe(
-    v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step'))),
+    named(v.record(Name, v.pipe(v.array(StepSchema), v.minLength(1, 'a chain needs at least one step')))),
     v.check((chains) => Object.keys(chains).length > 0, 'at least one chain: a router without one serves nothing'),
   ),
   policy: v.optional(PolicySchema, {}),

@@ -270,6 +270,12 @@ describe('an agent that falls silent', () => {
     expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ exit_status: null, timed_out: 1, output: 'started' })
   })
 
+  test("an agent named like an object's own member (toString) that beats is not taken for a watched one", async () => {
+    const { w } = await witness({ agents: { ghost: { max_silence_s: 30 } } })
+    await beat(w, { agent: 'toString', config_hash: 'h1' })
+    expect(await agentState(w, 'toString')).toMatchObject({ state: 'ok', watched: false })
+  })
+
   test('an agent that never beat is silent from the router\'s start; one without a rollback_command is only alerted on', async () => {
     const dir = tempDir()
     const alerts = join(dir, 'alerts')

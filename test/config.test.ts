@@ -142,6 +142,23 @@ describe('config', () => {
     ])
   })
 
+  test('names JavaScript reserves (constructor, prototype, __proto__) are refused where the operator names things, not dropped', () => {
+    const found = problems({
+      providers: { kimi: {}, constructor: {} },
+      chains: { default: [{ provider: 'kimi', model: 'k' }] },
+      auth: { agents: { constructor: { token_sha256: 'a'.repeat(64) } }, operators: { prototype: { token_sha256: 'b'.repeat(64) } } },
+      deadman: { agents: JSON.parse('{"__proto__": {"max_silence_s": 300}}') },
+      pricing: { constructor: { input_per_mtok: 1, output_per_mtok: 2 } },
+    })
+    expect(found.map((p) => [p.path, p.message.split(' cannot')[0]])).toEqual([
+      ['providers', '"constructor"'],
+      ['deadman.agents', '"__proto__"'],
+      ['auth.agents', '"constructor"'],
+      ['auth.operators', '"prototype"'],
+      ['pricing', '"constructor"'],
+    ])
+  })
+
   test('a config without a chain serves nothing, and is refused', () => {
     expect(problems({ providers: { kimi: {} }, chains: {} })).toEqual([{ path: 'chains', message: 'at least one chain: a router without one serves nothing' }])
   })

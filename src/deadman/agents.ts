@@ -226,7 +226,8 @@ export class AgentWatch {
   }
 
   private view(record: AgentRecord): AgentView {
-    const rule = this.deps.config().deadman.agents[record.agent]
+    const agents = this.deps.config().deadman.agents
+    const rule = Object.hasOwn(agents, record.agent) ? agents[record.agent] : undefined
     const silenceMs = this.silenceMs(record)
     const overdue = rule !== undefined && silenceMs > rule.max_silence_s * 1000
     return {
