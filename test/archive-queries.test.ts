@@ -439,7 +439,7 @@ describe('the read commands with --archives', () => {
       mkdirSync(t.archiveDir)
       const empty = await get(`/requests/did-call?agent=allegro&provider=mimo&since=${since}`)
       expect(empty.status).toBe(503)
-      expect(((await empty.json()) as { error: { message: string } }).error.message).toContain(`the archive directory ${t.archiveDir} holds no archive file`)
+      expect(((await empty.json()) as { error: { message: string } }).error.message).toContain(`the archive directory ${t.archiveDir} holds no archive for 2026-10, the month of the newest row moved`)
     } finally {
       rmSync(t.archiveDir, { recursive: true, force: true })
       renameSync(moved, t.archiveDir)

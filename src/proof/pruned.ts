@@ -39,6 +39,12 @@ export function recordPruned(live: Database, month: string, runs: readonly Prune
   })()
 }
 
+/** The archive months whose chain runs were recorded before retention deleted them. */
+export function prunedMonths(db: Database): Set<string> {
+  if (!hasTable(db, 'chain_pruned')) return new Set()
+  return new Set((db.query('SELECT DISTINCT month FROM chain_pruned').values() as [string][]).map((r) => r[0]))
+}
+
 /** The recorded runs, by position (none in a database from before migration 10, or an archive). */
 export function readPruned(db: Database): PrunedRun[] {
   if (!hasTable(db, 'chain_pruned')) return []

@@ -16,11 +16,11 @@ import { ArchivesUnavailableError } from '../errors.ts'
 import type { Source } from '../telemetry/across.ts'
 import type { PageKey } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
-import { readPruned } from '../proof/pruned.ts'
+import { prunedMonths } from '../proof/pruned.ts'
 import { listArchives } from './archive-files.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
 import { ARCHIVED_THROUGH_KEY } from './mover.ts'
-import { nextMonthStartMs } from './months.ts'
+import { monthOfMs, nextMonthStartMs } from './months.ts'
 
 export interface ReadSources {
   live: Database
@@ -68,8 +68,8 @@ export function archivesWanted(live: Database, asked: boolean, answer: boolean, 
  * The archive directory a read searches (null: the live file alone): `dir` when the read wants the
  * archives (archivesWanted). It fails (ArchivesUnavailableError) when it cannot search them and rows
  * it needs are there: asked for, or its window starts at or before the newest row moved
- * (`archive.through`), and no directory is known, it is gone, or it holds no archive at all though
- * none was ever deleted (a mount point left empty). From the live file alone, did-call would say
+ * (`archive.through`), and no directory is known, it is gone, or it lacks the archive of that row's
+ * month though retention never deleted it (a mount point left empty, a file deleted by hand). From the live file alone, did-call would say
  * "no" for archived calls. A window that wants them only for the keep_days horizon (an older
  * witness left no mark) reads whatever is there.
  */
@@ -78,7 +78,11 @@ export function archiveDirFor(live: Database, dir: string | null, read: { asked:
   const through = readState(live, ARCHIVED_THROUGH_KEY)
   if (!through || !(read.asked || archivesReached(live, read.since))) return dir
   if (dir === null || !existsSync(dir)) throw new ArchivesUnavailableError(dir, through)
-  if (listArchives(dir).length === 0 && readPruned(live).length === 0) throw new ArchivesUnavailableError(dir, through, 'holds no archive file')
+  // The month of the newest row moved has its file, unless retention deleted it (recorded with its chain runs).
+  const month = monthOfMs(Date.parse(through))
+  if (!listArchives(dir).some((f) => f.month === month) && !prunedMonths(live).has(month)) {
+    throw new ArchivesUnavailableError(dir, through, `holds no archive for ${month}, the month of the newest row moved`)
+  }
   return dir
 }
 
