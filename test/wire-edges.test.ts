@@ -448,11 +448,12 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
       max_tokens: 100,
       messages: [
         { role: 'user', content: 'read it' },
-        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_9', name: 'Read', input: { file_path: 'contract.pdf' } }] },
+        { role: 'assistant', content: [{ type: 'tool_use', id: 'toolu_9', name: 'Read', input: { file_path: 'contract.pdf' } }, { type: 'tool_use', id: 'toolu_10', name: 'Read', input: { file_path: 'notes.txt' } }] },
         {
           role: 'user',
           content: [
             { type: 'tool_result', tool_use_id: 'toolu_9', content: [{ type: 'document', source: { type: 'base64', media_type: 'application/pdf', data: pdf } }] },
+            { type: 'tool_result', tool_use_id: 'toolu_10', content: [{ type: 'document', source: { type: 'text', media_type: 'text/plain', data: 'line one' } }] },
             { type: 'document', title: 'notes', source: { type: 'content', content: [{ type: 'text', text: 'first' }, { type: 'text', text: 'second' }] } },
           ],
         },
@@ -460,6 +461,7 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     })
     expect(received[1]!.messages.slice(2)).toEqual([
       { role: 'tool', tool_call_id: 'toolu_9', content: '' },
+      { role: 'tool', tool_call_id: 'toolu_10', content: 'line one' },
       { role: 'user', content: [{ type: 'file', file: { filename: 'document.pdf', file_data: `data:application/pdf;base64,${pdf}` } }, { type: 'text', text: 'notes\n\nfirst\nsecond' }] },
     ])
 
@@ -472,7 +474,7 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
           role: 'user',
           content: [
             { type: 'file', file: { filename: 'contract.pdf', file_data: `data:application/pdf;base64,${pdf}` } },
-            { type: 'file', file: { filename: 'notes.txt', file_data: `data:text/plain;charset=utf-8;base64,${notes}` } },
+            { type: 'file', file: { filename: 'notes.txt', file_data: `data:Text/Plain;charset=utf-8;base64,${notes}` } },
             { type: 'file', file: { filename: 'shot.png', file_data: 'data:image/png;base64,iVBORw0KGgo=' } },
             { type: 'file', file: { file_id: 'file-abc' } },
             { type: 'text', text: 'Summarise them.' },

@@ -210,13 +210,14 @@ function userBlocks(content: unknown): Json[] {
  */
 function documentBlock(file: Json): Json | null {
   // data:<type>[;charset=...];base64,<data>
-  const data = typeof file.file_data === 'string' ? /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/s.exec(file.file_data) : null
+  const data = typeof file.file_data === 'string' ? /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/is.exec(file.file_data) : null
   if (!data) return null
-  const [, mediaType, base64] = data as unknown as [string, string, string]
+  const [, given, base64] = data as unknown as [string, string, string]
+  const mediaType = given.toLowerCase()
   if (mediaType.startsWith('image/')) return { type: 'image', source: { type: 'base64', media_type: mediaType, data: base64 } }
   const title = typeof file.filename === 'string' && file.filename ? { title: file.filename } : {}
   const source =
-    mediaType.startsWith('text/') || mediaType === 'application/json'
+    mediaType.startsWith('text/') || mediaType === 'application/json' || mediaType.endsWith('+json')
       ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
       : { type: 'base64', media_type: mediaType, data: base64 }
   return { type: 'document', source, ...title }

@@ -38,16 +38,18 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
       messages.push({ role: 'assistant', content: text || null, ...(reasoning ? { [reasoning.field]: reasoning.text } : {}), ...(toolCalls.length ? { tool_calls: toolCalls } : {}) })
     } else {
       // Tool results become `tool` messages; they must directly follow the assistant turn. A tool
-      // message holds text only: an image or a document a tool returned (a screenshot; a PDF Claude
-      // Code's Read gives) follows them in the user turn, and a failed call says so in its text
-      // (OpenAI has no is_error).
+      // message holds text only (a text document a tool returned joins it): an image or a PDF a tool
+      // returned (a screenshot; Claude Code's Read) follows them in the user turn, and a failed call
+      // says so in its text (OpenAI has no is_error).
       const returned: Json[] = []
       for (const block of blocks.filter((b) => b.type === 'tool_result')) {
-        const text = anthropicText(block.content)
+        const carried = (Array.isArray(block.content) ? block.content.filter(isRecord) : []).filter((b) => b.type === 'image' || b.type === 'document').flatMap(openaiPart)
+        const documents = carried.flatMap((p) => (p.type === 'text' ? [String(p.text)] : []))
+        const text = [anthropicText(block.content), ...documents].filter((t) => t !== '').join('\n')
         messages.push({ role: 'tool', tool_call_id: block.tool_use_id, content: block.is_error === true ? `Error: ${text}` : text })
-        if (Array.isArray(block.content)) returned.push(...block.content.filter((b) => isRecord(b) && (b.type === 'image' || b.type === 'document')))
+        returned.push(...carried.filter((p) => p.type !== 'text'))
       }
-      const parts = [...returned, ...blocks.filter((b) => b.type !== 'tool_result')].flatMap(openaiPart)
+      const parts = [...returned, ...blocks.filter((b) => b.type !== 'tool_result').flatMap(openaiPart)]
       if (parts.length === 0) continue
       const onlyText = parts.every((p) => p.type === 'text')
       // Text blocks are apart (Claude Code sends its <system-reminder> as one before the prompt): one line each.

@@ -179,7 +179,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
  */
 const STRUCTURAL_KEYS = new Set(['role', 'type', 'name', 'id', 'tool_call_id', 'tool_use_id', 'media_type', 'cache_control'])
 const INLINE_DATA = /^data:[^,]*;base64,/
-const INLINE_TEXT = /^data:(?:text\/[^,;]*|application\/json)(?:;[^;,]*)*;base64,(.*)$/s
+const INLINE_TEXT = /^data:(?:text\/[^,;]*|application\/(?:[^,;]*\+)?json)(?:;[^;,]*)*;base64,(.*)$/is
 /** A long string of base64 alone (OpenAI's `input_audio.data`, a file's bytes): data, not words. */
 const RAW_BASE64 = /^[A-Za-z0-9+/=\r\n]+$/
 
