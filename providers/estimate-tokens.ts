@@ -141,27 +141,31 @@ function pdfPages(base64: string): number {
 
 /** `/Type /Page` objects: `/Type`, any PDF white space, `/Page` not followed by a letter (`/Pages`). */
 function pageObjects(bytes: Uint8Array): number {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   let n = 0
-  for (let at = buffer.indexOf(TYPE); at !== -1; at = buffer.indexOf(TYPE, at + TYPE.length)) {
-    let i = at + TYPE.length
-    while (isWhite(buffer[i])) i++
+  eachAfter(bytes, TYPE, (buffer, i) => {
     if (buffer.compare(PAGE, 0, PAGE.length, i, i + PAGE.length) === 0 && !isLetter(buffer[i + PAGE.length])) n++
-  }
+  })
   return n
 }
 
 function largestCount(bytes: Uint8Array): number {
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   let largest = 0
-  for (let at = buffer.indexOf(COUNT); at !== -1; at = buffer.indexOf(COUNT, at + COUNT.length)) {
-    let i = at + COUNT.length
-    while (isWhite(buffer[i])) i++
+  eachAfter(bytes, COUNT, (buffer, i) => {
     let n = 0
     for (const end = i + 6; i < end && isDigit(buffer[i]); i++) n = n * 10 + buffer[i]! - 0x30
     largest = Math.max(largest, n)
-  }
+  })
   return largest
+}
+
+/** Calls `found` with the position after each `marker` in `bytes` and the PDF white space that follows it. */
+function eachAfter(bytes: Uint8Array, marker: Buffer, found: (buffer: Buffer, i: number) => void): void {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let at = buffer.indexOf(marker); at !== -1; at = buffer.indexOf(marker, at + marker.length)) {
+    let i = at + marker.length
+    while (isWhite(buffer[i])) i++
+    found(buffer, i)
+  }
 }
 
 /** The inflated contents of a PDF's object streams (`/Type /ObjStm`, Flate), as far as the request's budget goes. */
