@@ -168,8 +168,9 @@ export class TelemetryUnavailableError extends WitnessError {
 
 /**
  * A read that must search the monthly archives (its window reaches rows moved there) cannot: no
- * archive directory is known, or it is gone. Answering from the live file alone would leave those
- * rows out, and did-call would say "no" for calls that were made.
+ * archive directory is known, it is gone, or it lacks the month it must hold (read-sources.ts).
+ * Answering from the live file alone would leave those rows out, and did-call would say "no" for
+ * calls that were made.
  */
 export class ArchivesUnavailableError extends WitnessError {
   override name = 'ArchivesUnavailableError'

@@ -66,12 +66,12 @@ export function archivesWanted(live: Database, asked: boolean, answer: boolean, 
 
 /**
  * The archive directory a read searches (null: the live file alone): `dir` when the read wants the
- * archives (archivesWanted). It fails (ArchivesUnavailableError) when it cannot search them and rows
- * it needs are there: asked for, or its window starts at or before the newest row moved
- * (`archive.through`), and no directory is known, it is gone, or it lacks the archive of that row's
- * month though retention never deleted it (a mount point left empty, a file deleted by hand). From the live file alone, did-call would say
- * "no" for archived calls. A window that wants them only for the keep_days horizon (an older
- * witness left no mark) reads whatever is there.
+ * archives (archivesWanted). It fails (ArchivesUnavailableError) when rows it needs were moved
+ * there (asked for, or its window starts at or before the newest row moved, `archive.through`) and
+ * it cannot search them: no directory is known, it is gone, or it lacks the archive of that row's
+ * month though retention never deleted it (a mount point left empty, a file deleted by hand). From
+ * the live file alone, did-call would say "no" for archived calls. A window that wants them only
+ * for the keep_days horizon (an older witness left no mark) reads whatever is there.
  */
 export function archiveDirFor(live: Database, dir: string | null, read: { asked: boolean; answer: boolean; since?: string; horizonMs?: number }): string | null {
   if (!archivesWanted(live, read.asked, read.answer, read.since, read.horizonMs)) return null

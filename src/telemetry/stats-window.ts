@@ -251,8 +251,8 @@ export async function slicePartials(
     // A slice with no row is neither folded nor stored: the read goes on at the slice of the next row
     // there is (one index seek), so a window reaching back to one old row is not a year of empty folds.
     const next = firstRowFrom(spans, slice.from, to)
-    if (next === null || next >= slice.to) {
-      if (next === null) break
+    if (next === null) break
+    if (next >= slice.to) {
       i = sliceHolding(slices, next) - 1
       continue
     }
