@@ -157,6 +157,15 @@ describe('witness verify on the live database', () => {
     expect(code).toBe(1)
   })
 
+  test('a chain with no signed checkpoint verifies with a note that the database alone cannot show it was not rewritten', () => {
+    const copy = copyDb()
+    exec(copy, 'DELETE FROM checkpoints')
+    const { code, out } = verify(['--db', copy, '--key', keyPath])
+    expect(out).toContain('no signed checkpoint covers the chain here')
+    expect(code).toBe(0)
+    expect(verify(['--db', dbPath, '--key', keyPath]).out).not.toContain('no signed checkpoint')
+  })
+
   test('deleted rows are named as missing', () => {
     const copy = copyDb()
     const [, , a, b] = ids(copy)

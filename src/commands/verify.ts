@@ -110,6 +110,8 @@ export const verifyCommand: Command = {
         verdict.ok = false
       }
       if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
+      // Without a signed head, a chain rehashed whole on this machine would verify here: the export's checkpoints would not.
+      if (gathered.entries.length && gathered.checkpoints.length === 0) verdict.notes.push('no signed checkpoint covers the chain here, so this database alone cannot show it was not rewritten whole: verify the export too (--repo)')
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
       const missingHint = !values.archives && everArchived(live) ? ' (archived since? add --archives)' : ''
