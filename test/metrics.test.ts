@@ -84,10 +84,16 @@ describe('GET /metrics', () => {
     const locked = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 300 }))
     const lock = await holdWriteLock(locked.dbPath)
     expect((await locked.infer({})).status).toBe(503)
+    const refused = parsePrometheus(await (await fetch(`${locked.url}/metrics`)).text())
+    // Health probes refused meanwhile (GET /heartbeat's test write) are not the log's writes: not counted.
+    for (let i = 0; i < 3; i++) expect((await fetch(`${locked.url}/heartbeat`)).status).toBe(503)
     await lock.release()
+    expect((await fetch(`${locked.url}/heartbeat`)).status).toBe(200)
     const m = parsePrometheus(await (await fetch(`${locked.url}/metrics`)).text())
     expect(valueOf(m, 'witness_commit_lock_waits_total')).toBeGreaterThan(0)
+    expect(valueOf(m, 'witness_commit_lock_waits_total')).toBe(valueOf(refused, 'witness_commit_lock_waits_total'))
     expect(valueOf(m, 'witness_write_failures_total')).toBe(1)
+    expect(valueOf(m, 'witness_commits_total')).toBe(valueOf(refused, 'witness_commits_total'))
     await locked.stop(0)
   })
 

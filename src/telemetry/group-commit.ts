@@ -39,6 +39,12 @@ export interface GroupCommitOptions<Op, Result> {
    * is for other processes' locks.
    */
   lockEpoch?: () => number
+  /**
+   * Writes that are not the log's (the health probe, run on every GET /heartbeat): left out of
+   * `counters`, so a probe polled while the database is locked is not counted a refused write,
+   * and commits and writes count the log's alone.
+   */
+  uncounted?: (op: Op) => boolean
 }
 
 interface Pending<Op, Result> {
@@ -115,7 +121,7 @@ export class GroupCommit<Op, Result> {
       }
       return
     }
-    this.committed(batch.length)
+    this.committed(batch)
     this.inFlight = false
     this.acknowledge(batch, results)
     if (this.queue.length > 0) this.schedule()
@@ -134,7 +140,7 @@ export class GroupCommit<Op, Result> {
         () => batch.forEach((p, i) => p.resolve(results[i]!)),
         (error: unknown) => {
           const why = error instanceof Error ? error.message : String(error)
-          for (const p of batch) p.reject(this.failed(new TelemetryUnavailableError(`telemetry database commit could not be made durable: ${why}`, error)))
+          for (const p of batch) p.reject(this.failed(p, new TelemetryUnavailableError(`telemetry database commit could not be made durable: ${why}`, error)))
           this.options.onUndurable?.(batch.map((p) => p.op), results)
         },
       )
@@ -145,15 +151,24 @@ export class GroupCommit<Op, Result> {
       })
   }
 
-  private committed(ops: number): void {
-    this.counters.batches++
-    this.counters.ops += ops
+  private committed(batch: Pending<Op, Result>[]): void {
+    const counted = this.counted(batch)
+    if (counted > 0) {
+      this.counters.batches++
+      this.counters.ops += counted
+    }
     this.lockWaitMs = 1
   }
 
-  private failed(error: unknown): TelemetryUnavailableError {
-    this.counters.failures++
+  private failed(p: Pending<Op, Result>, error: unknown): TelemetryUnavailableError {
+    if (this.counted([p]) > 0) this.counters.failures++
     return asUnavailable(error)
+  }
+
+  /** How many of `batch` are the log's writes (see `uncounted`). */
+  private counted(batch: Pending<Op, Result>[]): number {
+    const uncounted = this.options.uncounted
+    return uncounted ? batch.filter((p) => !uncounted(p.op)).length : batch.length
   }
 
   /**
@@ -161,13 +176,13 @@ export class GroupCommit<Op, Result> {
    * first) and try again soon. Waiting for the process's own checkpoint spends no write's budget.
    */
   private retryLater(batch: Pending<Op, Result>[], error: unknown, own = false): void {
-    this.counters.busyRetries++
+    if (this.counted(batch) > 0) this.counters.busyRetries++
     const now = this.now()
     const alive: Pending<Op, Result>[] = []
     for (const p of batch) {
       if (own) p.deadline = Math.max(p.deadline, now + 1)
       if (p.deadline <= now) {
-        p.reject(this.failed(new TelemetryUnavailableError(`telemetry database locked by another process for ${this.options.budgetMs} ms`, error)))
+        p.reject(this.failed(p, new TelemetryUnavailableError(`telemetry database locked by another process for ${this.options.budgetMs} ms`, error)))
       } else alive.push(p)
     }
     this.queue = [...alive, ...this.queue]
@@ -184,18 +199,18 @@ export class GroupCommit<Op, Result> {
 
   private async failOrIsolate(batch: Pending<Op, Result>[], error: unknown): Promise<void> {
     if (batch.length === 1) {
-      batch[0]!.reject(this.failed(error))
+      batch[0]!.reject(this.failed(batch[0]!, error))
       return
     }
     // Apply one by one so only the writes that really fail are refused.
     for (const p of batch) {
       try {
         const [result] = await this.options.apply([p.op])
-        this.committed(1)
+        this.committed([p])
         this.acknowledge([p], [result!])
       } catch (single) {
         if (this.options.isBusy(single)) this.retryLater([p], single)
-        else p.reject(this.failed(single))
+        else p.reject(this.failed(p, single))
       }
     }
   }

@@ -172,6 +172,7 @@ export function openStore(path: string, options: StoreOptions): Store {
     isBusy,
     durable: barrier ? () => barrier.wait() : undefined,
     lockEpoch: checkpointer ? () => checkpointer.lockEpoch() : undefined,
+    uncounted: (op) => op.kind === 'probe',
     // A pending row that committed but could not be made durable is not called: finish it as such.
     onUndurable: (ops, results) =>
       ops.forEach((op, i) => {
