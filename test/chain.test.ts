@@ -63,6 +63,18 @@ describe('a successful call', () => {
     expect(res.headers.get('x-witness-request-id')).toBe(body.request_id)
   })
 
+  test('a model id a header cannot carry as it is (another script, a line end) is percent-encoded in X-Witness-Model; the answer is not lost', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: '模型' }, { provider: 'sim', model: 'a\nb' }] }))
+    try {
+      const res = await w.infer({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('x-witness-model')).toBe(encodeURIComponent('模型'))
+      expect(decodeURIComponent(res.headers.get('x-witness-model')!)).toBe(readRows(w.dbPath)[0]!.model)
+    } finally {
+      await w.stop(0)
+    }
+  })
+
   test('the pending row is committed before the upstream receives the request', async () => {
     const seen: { status: string | undefined; header: string | undefined }[] = []
     const upstream = startSimulator({

@@ -22,8 +22,17 @@ export function setWitnessHeaders(
   c.header('X-Witness-Attempts', String(attempts.filter((a) => a.status !== 'fallback').length))
   if (served) {
     c.header('X-Witness-Provider', served.provider)
-    c.header('X-Witness-Model', served.model)
+    c.header('X-Witness-Model', headerText(served.model))
   }
+}
+
+/**
+ * A value from the config as a header can carry it: as it is when it is printable ASCII, else
+ * percent-encoded (a model id in another script, or with a line end, threw after the call was
+ * made and paid for, and the client got a 500).
+ */
+function headerText(value: string): string {
+  return /^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value)
 }
 
 /** Sets the headers for a failed dispatch that wrote a row (a request that left none carries none); returns the error. */
