@@ -97,6 +97,20 @@ describe('GET /metrics', () => {
     await locked.stop(0)
   })
 
+  test('a database that cannot be read leaves the pending gauge out of the scrape, not the scrape a 500', async () => {
+    const broken = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    try {
+      broken.store.reader.close()
+      const res = await fetch(`${broken.url}/metrics`)
+      expect(res.status).toBe(200)
+      const m = parsePrometheus(await res.text())
+      expect(valueOf(m, 'witness_pending_rows')).toBeUndefined()
+      expect(valueOf(m, 'witness_commits_total')).toBeDefined()
+    } finally {
+      await broken.stop(0).catch(() => {})
+    }
+  })
+
   test('the pending gauge counts calls in flight', async () => {
     const hung = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'h+hang', timeout_ms: 400, retries: 0 }] }))
     const pendingNow = async () => valueOf(parsePrometheus(await (await fetch(`${hung.url}/metrics`)).text()), 'witness_pending_rows')

@@ -61,7 +61,7 @@ export class RouterMetrics implements AttemptObserver {
   }
 
   /** The Prometheus text exposition (format 0.0.4), with the gauges and the writer's counters read at scrape time. */
-  render(gauges: { pendingRows: number; databaseBytes: number }, writer: WriterCounters): string {
+  render(gauges: { pendingRows: number | null; databaseBytes: number }, writer: WriterCounters): string {
     const out: string[] = []
     const family = (name: string, type: string, help: string) => out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
     family('witness_attempts_total', 'counter', 'Upstream calls finished, by provider, model and outcome (success, error, timeout).')
@@ -77,9 +77,10 @@ export class RouterMetrics implements AttemptObserver {
     }
     family('witness_fallbacks_total', 'counter', 'Fallbacks from one provider to the next.')
     for (const { labels: [from, to], n } of this.fallbacks.values()) out.push(`witness_fallbacks_total${labelSet({ from, to })} ${n}`)
-    const single = (name: string, type: string, help: string, value: number) => {
+    const single = (name: string, type: string, help: string, value: number | null) => {
       family(name, type, help)
-      out.push(`${name} ${value}`)
+      // A value that could not be read is left out (Prometheus then has none for this scrape), not made up.
+      if (value !== null) out.push(`${name} ${value}`)
     }
     single('witness_pending_rows', 'gauge', 'Rows in request_log still pending (calls in flight).', gauges.pendingRows)
     single('witness_database_bytes', 'gauge', 'Size of the database file and its write-ahead log, in bytes.', gauges.databaseBytes)
