@@ -50,6 +50,11 @@ describe('no row, no call', () => {
     expect((await w.infer({})).status).toBe(200)
     expect(sim.count()).toBe(1)
     expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['success'])
+    // The log says when health changed, and why: once each way, not on every check.
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
+    expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
+    const health = w.logs.filter((l) => l.startsWith('witness: health:'))
+    expect(health).toEqual([expect.stringMatching(/^witness: health: unhealthy: .*locked/), 'witness: health: ok again'])
   })
 
   test('a fallback row that cannot be written (locked while step 1 was called): 503, nothing sent to step 2, the headers list only rows written', async () => {

@@ -49,6 +49,8 @@ export class DeadmanSwitch {
   readonly lockouts: Lockouts
   private timer: ReturnType<typeof setTimeout> | null = null
   private checking: Promise<void> | null = null
+  /** The reasons of the last health check, joined (empty: healthy; null: none yet). */
+  private lastHealth: string | null = null
 
   constructor(private readonly deps: DeadmanDeps) {
     const config = () => deps.live.current()
@@ -105,6 +107,13 @@ export class DeadmanSwitch {
   async heartbeat(): Promise<HeartbeatReport> {
     const { live, runtime, store, clock } = this.deps
     const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current() })
+    // The log says when health changes (and why), not on every check.
+    const health = reasons.join('; ')
+    if (health !== this.lastHealth) {
+      if (health) this.deps.log(`health: unhealthy: ${health}`)
+      else if (this.lastHealth !== null) this.deps.log('health: ok again')
+      this.lastHealth = health
+    }
     // A promoted config has proven itself: the chains removed before it are no longer a reason to roll it back.
     if (this.promoter.observe(reasons.length === 0) !== null) runtime.forgetRemoved()
     let pendingRows: number | null = null
