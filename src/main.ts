@@ -87,13 +87,26 @@ const FINISH_AFTER_CUT_MS = 2_000
 /** After the stop's own answers leave their handlers, time for Bun to write them before the cut. */
 const ANSWER_WRITE_MS = 20
 
+/** What a stop left behind, for its last log line: calls it cut past the grace, rows still pending (the next start finishes them). */
+function stopSummary(cut: number, store: Store): string {
+  let pending = 0
+  try {
+    pending = store.pendingCount()
+  } catch {
+    // unreadable: the next start's recovery finds them all the same
+  }
+  const parts = [cut ? `${cut} call(s) ended past the grace, each with its row` : '', pending ? `${pending} row(s) left pending, for the next start to finish` : '']
+  const said = parts.filter(Boolean).join('; ')
+  return said ? `: ${said}` : ' cleanly: every call finished and every row written'
+}
+
 /** The path of the config file: --config, then WITNESS_CONFIG, then ./witness.yaml. */
 export function configPathFrom(flag: string | undefined): string {
   return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
 }
 
 /** `extra.checkpoints`: `thread` for the server, whose event loop must not wait for them (see store.ts). */
-export function openStoreFor(config: Config, dbOverride?: string, extra: Pick<StoreOptions, 'checkpoints' | 'onCheckpointsLost'> = {}): Store {
+export function openStoreFor(config: Config, dbOverride?: string, extra: Pick<StoreOptions, 'checkpoints' | 'onCheckpointsLost' | 'onFinishedLate'> = {}): Store {
   return openStore(dbOverride ?? config.databasePath, {
     sync: config.raw.database_sync,
     busyTimeoutMs: config.raw.database_busy_timeout_ms,
@@ -140,6 +153,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const store = openStoreFor(boot, options.db, {
       checkpoints: 'thread',
       onCheckpointsLost: (why) => log(`witness: ${why}; the writer checkpoints the WAL inside its commits again`),
+      onFinishedLate: (id) => log(`witness: row ${id} is finished at last`),
     })
     opened = store
     const recovered = store.recoverPending(
@@ -240,6 +254,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         // client would send the call again, and pay twice. It has what is left of the grace.
         if (inFlight.count === 0) await Promise.race([drained, Bun.sleep(Math.max(0, deadline - Date.now()))])
         cutting = true
+        const cut = liveCalls.size
         // Calls still running are ended by witness itself: a stream with an error event the client can
         // read, a call waiting for its provider with a 503 `witness_stopped`; each with its row. Their
         // answers get a moment to be written, then every connection still open is cut.
@@ -254,6 +269,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         const finishBy = Math.max(deadline, Date.now() + FINISH_AFTER_CUT_MS)
         while (inFlight.count > 0 && Date.now() < finishBy) await Bun.sleep(10)
         await store.drain(Math.max(0, finishBy - Date.now()))
+        warn(`stopped${stopSummary(cut, store)}`)
         store.close()
         removeUrlFiles()
         serverLock.release()

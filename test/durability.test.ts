@@ -71,9 +71,10 @@ describe('no row, no call', () => {
       expect(res.headers.get('x-witness-attempts')).toBe('1')
       await lock!.release()
       expect(own.requests.map((r) => r.model)).toEqual(['first+status-500'])
-      // Its finish was refused too, and is retried by the store once the lock is gone.
+      // Its finish was refused too, and is retried by the store once the lock is gone; the log says when it lands.
       while (readRows(w.dbPath)[0]!.status === 'pending') await Bun.sleep(50)
       expect(readRows(w.dbPath).map((r) => [r.id, r.status])).toEqual([[1, 'error']])
+      expect(w.logs.filter((l) => l.includes('row 1 '))).toEqual([expect.stringMatching(/^witness: row 1 could not be finished yet: /), 'witness: row 1 is finished at last'])
     } finally {
       await own.stop()
     }
@@ -337,6 +338,8 @@ describe('a graceful stop', () => {
       ['error', 'aborted: witness stopped'],
       ['error', 'HTTP 503 service unavailable (retry-after 5 s): simulated HTTP 503'],
     ])
+    // The last log line says what the stop cut.
+    expect(w.logs.at(-1)).toBe('witness: stopped: 3 call(s) ended past the grace, each with its row')
     // The call waiting out its provider's Retry-After is answered as well, and neither tried again nor moved on.
     expect(sim.count()).toBe(3)
     expect(waited.status).toBe(503)

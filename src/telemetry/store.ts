@@ -38,6 +38,8 @@ export interface StoreOptions extends WriterOptions {
   startCheckpoints?: typeof startCheckpointer
   /** Told, once, that the checkpoint thread could not start or died: the writer checkpoints in its COMMITs again. */
   onCheckpointsLost?: (why: string) => void
+  /** Told when a finishing write that failed (and was said to) has committed at last. */
+  onFinishedLate?: (id: number) => void
 }
 
 export interface Store {
@@ -193,6 +195,7 @@ export function openStore(path: string, options: StoreOptions): Store {
       for (const [id, outcome] of [...deferred]) {
         await commits.submit({ kind: 'finish', id, outcome })
         deferred.delete(id)
+        options.onFinishedLate?.(id)
       }
     } catch {
       // still failing; next tick
