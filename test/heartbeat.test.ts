@@ -144,8 +144,16 @@ describe('GET /heartbeat', () => {
     expect(failing.status).toBe(503)
     expect(failing.body.reasons).toEqual(['every chain called has failed for 122 s without a success (bad; window 120 s)'])
     expect(failing.body.rollback_may_help).toBe(true)
+    // Still failing a minute on (its reason counting up): the log said so once, not at every check.
+    clock.advance(61_000)
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502)
+    expect((await heartbeat(w)).body.reasons).toEqual(['every chain called has failed for 183 s without a success (bad; window 120 s)'])
     expect((await w.infer({ chain: 'good' })).status).toBe(200)
     expect((await heartbeat(w)).status).toBe(200)
+    expect(w.logs.filter((l) => l.startsWith('witness: health:'))).toEqual([
+      'witness: health: unhealthy: every chain called has failed for 122 s without a success (bad; window 120 s)',
+      'witness: health: ok again',
+    ])
   })
 
   test('a reload gives the new chains a clean slate', async () => {

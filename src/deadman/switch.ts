@@ -49,7 +49,7 @@ export class DeadmanSwitch {
   readonly lockouts: Lockouts
   private timer: ReturnType<typeof setTimeout> | null = null
   private checking: Promise<void> | null = null
-  /** The reasons of the last health check, joined (empty: healthy; null: none yet). */
+  /** The reasons of the last health check, joined without their numbers (empty: healthy; null: none yet). */
   private lastHealth: string | null = null
 
   constructor(private readonly deps: DeadmanDeps) {
@@ -107,10 +107,11 @@ export class DeadmanSwitch {
   async heartbeat(): Promise<HeartbeatReport> {
     const { live, runtime, store, clock } = this.deps
     const { reasons, rollbackMayHelp } = await healthOf({ store, clock, runtime, config: () => live.current() })
-    // The log says when health changes (and why), not on every check.
-    const health = reasons.join('; ')
+    // The log says when health changes (and why), not on every check: reasons are compared without
+    // their numbers, which count up while they last ("failed for 27 s", "2 call(s) stuck").
+    const health = reasons.map((reason) => reason.replace(/\d+/g, 'N')).join('; ')
     if (health !== this.lastHealth) {
-      if (health) this.deps.log(`health: unhealthy: ${health}`)
+      if (health) this.deps.log(`health: unhealthy: ${reasons.join('; ')}`)
       else if (this.lastHealth !== null) this.deps.log('health: ok again')
       this.lastHealth = health
     }
