@@ -89,13 +89,15 @@ const ANSWER_WRITE_MS = 20
 
 /** What a stop left behind, for its last log line: calls it cut past the grace, rows still pending (the next start finishes them). */
 function stopSummary(cut: number, store: Store): string {
-  let pending = 0
+  let pending: string | null = null
   try {
-    pending = store.pendingCount()
+    const n = store.pendingCount()
+    if (n) pending = `${n} row(s) left pending, for the next start to finish`
   } catch {
-    // unreadable: the next start's recovery finds them all the same
+    // Unreadable: how many is not known (the next start's recovery finds them all the same).
+    pending = `rows left pending not known (the database cannot be read; ${store.deferredCount()} finish(es) still held)`
   }
-  const parts = [cut ? `${cut} call(s) ended past the grace, each with its row` : '', pending ? `${pending} row(s) left pending, for the next start to finish` : '']
+  const parts = [cut ? `${cut} call(s) ended past the grace, each with its row` : '', pending ?? '']
   const said = parts.filter(Boolean).join('; ')
   return said ? `: ${said}` : ' cleanly: every call finished and every row written'
 }

@@ -64,12 +64,15 @@ describe('a successful call', () => {
   })
 
   test('a model id a header cannot carry as it is (another script, a line end) is percent-encoded in X-Witness-Model; the answer is not lost', async () => {
-    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: '模型' }, { provider: 'sim', model: 'a\nb' }] }))
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: '模型' }, { provider: 'sim', model: 'a\nb' }], pct: [{ provider: 'sim', model: '50%off' }] }))
     try {
       const res = await w.infer({ agent: 'bezalel', messages: [{ role: 'user', content: 'hi' }] })
       expect(res.status).toBe(200)
       expect(res.headers.get('x-witness-model')).toBe(encodeURIComponent('模型'))
       expect(decodeURIComponent(res.headers.get('x-witness-model')!)).toBe(readRows(w.dbPath)[0]!.model)
+      // A % is encoded too, so that decoding always gives the model id back.
+      const pct = await w.infer({ agent: 'bezalel', chain: 'pct', messages: [{ role: 'user', content: 'hi' }] })
+      expect(decodeURIComponent(pct.headers.get('x-witness-model')!)).toBe('50%off')
     } finally {
       await w.stop(0)
     }

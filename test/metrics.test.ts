@@ -97,6 +97,22 @@ describe('GET /metrics', () => {
     await locked.stop(0)
   })
 
+  test('a finishing write refused and held is counted refused once, not again at each retry while the lock lasts', async () => {
+    const held = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+latency-400' }] }, { database_busy_timeout_ms: 200 }))
+    try {
+      const answered = held.infer({})
+      while (sim.count() === 0) await Bun.sleep(10) // the pending row is in: the call is out
+      const lock = await holdWriteLock(held.dbPath)
+      expect((await answered).status).toBe(200) // the answer paid for is given; the finish is held
+      await Bun.sleep(2500) // two retries, both refused
+      const m = parsePrometheus(await (await fetch(`${held.url}/metrics`)).text())
+      expect(valueOf(m, 'witness_write_failures_total')).toBe(1)
+      await lock.release()
+    } finally {
+      await held.stop(2000)
+    }
+  })
+
   test('a database that cannot be read leaves the pending gauge out of the scrape, not the scrape a 500', async () => {
     const broken = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     try {

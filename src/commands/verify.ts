@@ -110,8 +110,13 @@ export const verifyCommand: Command = {
         verdict.ok = false
       }
       if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
-      // Without a signed head, a chain rehashed whole on this machine would verify here: the export's checkpoints would not.
-      if (gathered.entries.length && gathered.checkpoints.length === 0) verdict.notes.push('no signed checkpoint covers the chain here, so this database alone cannot show it was not rewritten whole: verify the export too (--repo)')
+      // Past the newest signed head, entries rewritten (or the tail dropped) on this machine would verify
+      // here: the export's checkpoints, published elsewhere, would not.
+      const signedTo = gathered.checkpoints.reduce((to, c) => Math.max(to, c.seq), 0)
+      if (verdict.lastSeq !== null && verdict.lastSeq > signedTo) {
+        const after = signedTo ? `come after the newest signed checkpoint (entry ${signedTo})` : 'are covered by no signed checkpoint'
+        verdict.notes.push(`chain entries ${Math.max(signedTo + 1, verdict.firstSeq ?? 1)}-${verdict.lastSeq} ${after}: this database alone cannot show they were not rewritten, or the tail dropped; verify the export too (--repo)`)
+      }
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
       const missingHint = !values.archives && everArchived(live) ? ' (archived since? add --archives)' : ''

@@ -27,12 +27,12 @@ export function setWitnessHeaders(
 }
 
 /**
- * A value from the config as a header can carry it: as it is when it is printable ASCII, else
- * percent-encoded (a model id in another script, or with a line end, threw after the call was
- * made and paid for, and the client got a 500).
+ * A value from the config as a header can carry it: as it is when it is printable ASCII without
+ * `%`, else percent-encoded, so that decoding always gives it back (a model id in another script,
+ * or with a line end, threw after the call was made and paid for, and the client got a 500).
  */
 function headerText(value: string): string {
-  return /^[\x20-\x7e]*$/.test(value) ? value : encodeURIComponent(value)
+  return /^[\x20-\x24\x26-\x7e]*$/.test(value) ? value : encodeURIComponent(value)
 }
 
 /** Sets the headers for a failed dispatch that wrote a row (a request that left none carries none); returns the error. */

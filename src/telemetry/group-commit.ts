@@ -40,9 +40,9 @@ export interface GroupCommitOptions<Op, Result> {
    */
   lockEpoch?: () => number
   /**
-   * Writes that are not the log's (the health probe, run on every GET /heartbeat): left out of
-   * `counters`, so a probe polled while the database is locked is not counted a refused write,
-   * and commits and writes count the log's alone.
+   * Writes left out of `counters`: the health probe (run on every GET /heartbeat), which is not
+   * the log's write, and retries of a write already counted as refused. So a probe polled, or a
+   * held write retried, while the database is locked is not counted a refused write again and again.
    */
   uncounted?: (op: Op) => boolean
 }

@@ -92,7 +92,8 @@ export function sideStatements(side: SideWrites): readonly SideWrite[] {
 
 export type WriteOp =
   | { kind: 'begin'; head: RowHead; meta: RowMeta }
-  | { kind: 'finish'; id: number; outcome: AttemptOutcome }
+  /** `again`: a retry of a finish that was refused (and counted as refused) once already. */
+  | { kind: 'finish'; id: number; outcome: AttemptOutcome; again?: boolean }
   | { kind: 'insert'; row: FinalRow; meta: RowMeta | null; side: SideWrite | null }
   | { kind: 'state'; key: string; value: string; at: string }
   /** Inserts a row and rolls it back: proves a new row would fit now (the health probe). */
