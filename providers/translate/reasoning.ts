@@ -10,7 +10,7 @@
  * and is left out for any other: a strict OpenAI-compatible API refuses a
  * field it does not know, and Anthropic refuses a signature it did not make.
  */
-import { isRecord } from '../types.ts'
+import { isNonEmptyString, isRecord } from '../types.ts'
 
 /** The fields reasoning comes in, the one Kimi and DeepSeek want back first. */
 const FIELDS = ['reasoning_content', 'reasoning'] as const
@@ -27,7 +27,7 @@ export function reasoningSignature(provider: string, field: ReasoningField = 're
 export function reasoningOf(message: Record<string, unknown>): { text: string; field: ReasoningField } | null {
   for (const field of FIELDS) {
     const text = message[field]
-    if (typeof text === 'string' && text !== '') return { text, field }
+    if (isNonEmptyString(text)) return { text, field }
   }
   return null
 }

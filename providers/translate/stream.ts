@@ -7,9 +7,9 @@
  */
 import { frame } from '../sse.ts'
 import { type ReasoningField, reasoningOf, reasoningSignature } from './reasoning.ts'
-import { type SseEvent, type Wire, isRecord } from '../types.ts'
+import { type SseEvent, type Wire, isNonEmptyString, isRecord } from '../types.ts'
 import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
-import { anthropicUsageOf, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
+import { anthropicUsageOf, newToolUseId, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
 
 type Json = Record<string, unknown>
 
@@ -173,7 +173,7 @@ function startsAnotherCall(open: { id: string | null; args: string }, id: string
   if (!wholeJson(open.args)) return false
   if (id !== null && open.id !== null && id !== open.id) return true
   const more = typeof fn.arguments === 'string' && fn.arguments.trim() !== ''
-  return more && ((typeof fn.name === 'string' && fn.name !== '') || id !== null)
+  return more && (isNonEmptyString(fn.name) || id !== null)
 }
 
 /** Whether a tool call's arguments so far are a whole JSON value (the call is complete). */
@@ -244,9 +244,9 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
         out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'thinking_delta', thinking: reasoning.text } }))
       }
       // A refusal streams as its own field: its text is the answer, and the stop reason says so.
-      const refusal = typeof delta.refusal === 'string' && delta.refusal !== '' ? delta.refusal : null
+      const refusal = isNonEmptyString(delta.refusal) ? delta.refusal : null
       if (refusal) refused = true
-      const text = typeof delta.content === 'string' && delta.content !== '' ? delta.content : refusal
+      const text = isNonEmptyString(delta.content) ? delta.content : refusal
       if (text) {
         if (blockType !== 'text') {
           closeBlock(out)
@@ -259,7 +259,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isRecord) : []) {
         const slot = typeof call.index === 'number' ? call.index : -1
         const fn = isRecord(call.function) ? call.function : {}
-        const id = typeof call.id === 'string' && call.id !== '' ? call.id : null
+        const id = isNonEmptyString(call.id) ? call.id : null
         let open = openCalls.get(slot)
         if (!open || startsAnotherCall(open, id, fn)) {
           closeBlock(out)
@@ -269,7 +269,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
           open = { block: blockIndex, id, args: '' }
           openCalls.set(slot, open)
           // Anthropic clients answer a call by its id: one sent empty gets one.
-          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: id ?? `toolu_${Bun.randomUUIDv7('hex')}`, name: fn.name, input: {} } }))
+          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: id ?? newToolUseId(), name: fn.name, input: {} } }))
         }
         if (typeof fn.arguments === 'string' && fn.arguments !== '') {
           open.args += fn.arguments
@@ -278,7 +278,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       }
       if (choice.finish_reason) {
         closeBlock(out)
-        stopReason = refused && !calledTools ? 'refusal' : stopReasonFromFinish(choice.finish_reason, calledTools)
+        stopReason = stopReasonFromFinish(choice.finish_reason, calledTools, refused)
       }
       return out
     },

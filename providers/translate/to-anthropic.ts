@@ -4,7 +4,7 @@
  * `chat.completion` response becomes an Anthropic `message`.
  * Pure functions over JSON; tested against documented fixtures.
  */
-import { type Completion, isRecord } from '../types.ts'
+import { type Completion, isNonEmptyString, isRecord } from '../types.ts'
 import { isWitnessThinking, reasoningOf, reasoningSignature } from './reasoning.ts'
 
 type Json = Record<string, unknown>
@@ -127,13 +127,13 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
   const reasoning = reasoningOf(message)
   if (reasoning) content.push({ type: 'thinking', thinking: reasoning.text, signature: reasoningSignature(provider, reasoning.field) })
   // A refusal comes as its own field, the content null: its text is the answer, and the stop reason says so.
-  const refusal = typeof message.refusal === 'string' && message.refusal !== '' ? message.refusal : null
+  const refusal = isNonEmptyString(message.refusal) ? message.refusal : null
   const text = textOf(message.content) + (refusal ?? '')
   if (text) content.push({ type: 'text', text })
   for (const call of Array.isArray(message.tool_calls) ? message.tool_calls : []) {
     if (!isRecord(call) || !isRecord(call.function)) continue
     // Anthropic clients answer a call by its id: one sent empty (Gemini) gets one.
-    const id = typeof call.id === 'string' && call.id !== '' ? call.id : `toolu_${Bun.randomUUIDv7('hex')}`
+    const id = isNonEmptyString(call.id) ? call.id : newToolUseId()
     content.push({ type: 'tool_use', id, name: call.function.name, input: parseArguments(call.function.arguments) })
   }
   const calls = content.some((block) => block.type === 'tool_use')
@@ -144,7 +144,7 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
     role: 'assistant',
     model: completion.model,
     content,
-    stop_reason: refusal && !calls ? 'refusal' : stopReasonFromFinish(choice.finish_reason, calls),
+    stop_reason: stopReasonFromFinish(choice.finish_reason, calls, refusal !== null),
     stop_sequence: null,
     usage: anthropicUsageOf(
       typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
@@ -169,9 +169,11 @@ export function anthropicUsageOf(promptTokens: number, outputTokens: number, cac
 /**
  * OpenAI finish_reason -> Anthropic stop_reason. An answer that calls tools stops for `tool_use`
  * whatever its finish_reason: Gemini's OpenAI endpoint, and OpenAI itself when `tool_choice` names
- * a function, say `stop`, and Anthropic clients run their tools only on `tool_use`.
+ * a function, say `stop`, and Anthropic clients run their tools only on `tool_use`. One that
+ * refused (OpenAI's `refusal` field), and called none, stops for `refusal`.
  */
-export function stopReasonFromFinish(reason: unknown, calledTools = false): string | null {
+export function stopReasonFromFinish(reason: unknown, calledTools = false, refused = false): string | null {
+  if (refused && !calledTools) return 'refusal'
   if (calledTools && reason !== null && reason !== undefined && reason !== 'length' && reason !== 'content_filter') return 'tool_use'
   switch (reason) {
     case 'stop': return 'end_turn'
@@ -221,6 +223,11 @@ function documentBlock(file: Json): Json | null {
       ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
       : { type: 'base64', media_type: mediaType, data: base64 }
   return { type: 'document', source, ...title }
+}
+
+/** An id for a tool call sent without one: Anthropic clients answer a call by its id. */
+export function newToolUseId(): string {
+  return `toolu_${Bun.randomUUIDv7('hex')}`
 }
 
 function imageBlock(url: string): Json {
