@@ -11,7 +11,7 @@ import * as v from 'valibot'
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseAllDocuments, parseDocument } from 'yaml'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import { ADAPTERS } from '../providers/index.ts'
-import { type Wire, publicEndpoint } from '../providers/types.ts'
+import { type Wire, isRecord, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
 import { AgentName, pathText, toIssues } from './validation.ts'
 
@@ -580,7 +580,8 @@ function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], opt
     } else for (const key of keys) delete (holder as Record<string | number, unknown>)[key]
   }
   const restore = (issue: Issue): Issue => ({ ...issue, path: placeBefore(issue.path, removed) })
-  const written = options.declaredProviders ?? new Set(Object.keys(recordAt(input, 'providers')))
+  const providers = (input as Record<string, unknown>).providers
+  const written = options.declaredProviders ?? new Set(isRecord(providers) ? Object.keys(providers) : [])
   const again = v.safeParse(ConfigSchema, pruned)
   if (!again.success) return [...toIssues(again.issues), ...alsoWrong(pruned, again.issues, { ...options, declaredProviders: written }, depth + 1)].map(restore)
   try {
@@ -589,12 +590,6 @@ function alsoWrong(input: unknown, refused: readonly v.BaseIssue<unknown>[], opt
   } catch (error) {
     return error instanceof ConfigError ? error.issues.map(restore) : []
   }
-}
-
-/** The object at `key` of a document, or an empty one. */
-function recordAt(input: object, key: string): Record<string, unknown> {
-  const value = (input as Record<string, unknown>)[key]
-  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {}
 }
 
 /** `path` in an array some of whose items were taken out, at the place it had before. */
