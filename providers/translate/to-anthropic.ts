@@ -211,11 +211,9 @@ function userBlocks(content: unknown): Json[] {
  * nothing to Anthropic.
  */
 function documentBlock(file: Json): Json | null {
-  // data:<type>[;charset=...];base64,<data>
-  const data = typeof file.file_data === 'string' ? /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/is.exec(file.file_data) : null
+  const data = typeof file.file_data === 'string' ? base64DataUrl(file.file_data) : null
   if (!data) return null
-  const [, given, base64] = data as unknown as [string, string, string]
-  const mediaType = given.toLowerCase()
+  const { mediaType, base64 } = data
   if (mediaType.startsWith('image/')) return { type: 'image', source: { type: 'base64', media_type: mediaType, data: base64 } }
   const title = typeof file.filename === 'string' && file.filename ? { title: file.filename } : {}
   const source =
@@ -231,9 +229,15 @@ export function newToolUseId(): string {
 }
 
 function imageBlock(url: string): Json {
-  const data = /^data:([^;,]+);base64,(.*)$/s.exec(url)
-  if (data) return { type: 'image', source: { type: 'base64', media_type: data[1], data: data[2] } }
+  const data = base64DataUrl(url)
+  if (data) return { type: 'image', source: { type: 'base64', media_type: data.mediaType, data: data.base64 } }
   return { type: 'image', source: { type: 'url', url } }
+}
+
+/** `data:<type>[;param=…]…;base64,<data>`, its media type lower-cased; null for anything else. */
+function base64DataUrl(url: string): { mediaType: string; base64: string } | null {
+  const data = /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/is.exec(url)
+  return data ? { mediaType: data[1]!.toLowerCase(), base64: data[2]! } : null
 }
 
 /** The text of an OpenAI content field (string or parts). */
