@@ -12,6 +12,7 @@ import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import type { RetentionSettings } from '../src/config.ts'
 import { type ArchiveJobOptions, runArchive } from '../src/retention/archive-job.ts'
+import { recordedArchiveMonths } from '../src/retention/archive-months.ts'
 import { type ReadPeriod, archivesReached, openReadSources } from '../src/retention/read-sources.ts'
 import { LOG_COLUMNS, type LogRow, newestFirst } from '../src/telemetry/queries.ts'
 import { BUN, ROOT } from './support/process.ts'
@@ -439,10 +440,32 @@ describe('the read commands with --archives', () => {
       mkdirSync(t.archiveDir)
       const empty = await get(`/requests/did-call?agent=allegro&provider=mimo&since=${since}`)
       expect(empty.status).toBe(503)
-      expect(((await empty.json()) as { error: { message: string } }).error.message).toContain(`the archive directory ${t.archiveDir} holds no archive for 2026-10, the month of the newest row moved`)
+      expect(((await empty.json()) as { error: { message: string } }).error.message).toContain(`the archive directory ${t.archiveDir} holds no archive for 2026-07`)
     } finally {
       rmSync(t.archiveDir, { recursive: true, force: true })
       renameSync(moved, t.archiveDir)
+    }
+  })
+
+  test('a month file the archive job wrote, gone (deleted by hand, left out of a restore), fails the reads whose window holds it, where they answered "no"', async () => {
+    const live = new Database(t.livePath, { readonly: true })
+    expect(recordedArchiveMonths(live)).toEqual(['2026-07', '2026-08', '2026-09', '2026-10'])
+    live.close()
+    const aside = tempDir()
+    const file = readdirSync(t.archiveDir).find((n) => n.startsWith('request_log-2026-08'))!
+    renameSync(join(t.archiveDir, file), join(aside, file))
+    try {
+      const res = await get(`/requests/did-call?agent=allegro&provider=mimo&since=${since}`)
+      expect(res.status).toBe(503)
+      expect(((await res.json()) as { error: { message: string } }).error.message).toContain(`the archive directory ${t.archiveDir} holds no archive for 2026-08`)
+      const cli = run(['did-call', '--config', w.configPath, '--agent', 'allegro', '--provider', 'mimo', '--since', since])
+      expect([cli.code, cli.stdout]).toEqual([2, ''])
+      expect(cli.stderr).toContain('holds no archive for 2026-08')
+      // Windows without that month need no file of it: answered.
+      expect((await get(`/requests/did-call?agent=allegro&provider=mimo&since=2026-09-01T00:00:00Z`)).status).toBe(200)
+      expect((await get(`/stats?since=2026-07-01T00:00:00Z&until=2026-07-15T00:00:00Z`)).status).toBe(200)
+    } finally {
+      renameSync(join(aside, file), join(t.archiveDir, file))
     }
   })
 

@@ -11,7 +11,9 @@ import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveError, JobBusyError } from '../src/errors.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
+import { recordedArchiveMonths } from '../src/retention/archive-months.ts'
 import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
+import { archiveDirFor } from '../src/retention/read-sources.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { writeSyncState } from '../src/sync/sync-state.ts'
 import { REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
@@ -249,6 +251,18 @@ describe('space', () => {
     // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.
     expect(pruned.deleted).toEqual(['2026-06'])
     expect(t.files()).toEqual(['request_log-2026-09.db.zst'])
+    // June is forgotten as a month the archives hold, so a read over it is answered without its file.
+    const live = new Database(t.livePath)
+    expect(recordedArchiveMonths(live)).toEqual(['2026-09'])
+    const read = { asked: true, answer: true, period: { since: '2026-06-01T00:00:00.000Z' } }
+    expect(archiveDirFor(live, t.retention.archiveDir, read)).toBe(t.retention.archiveDir)
+    // Months archived before they were recorded (an older witness) are recorded from their files by the next run.
+    live.exec('DELETE FROM archive_months')
+    live.close()
+    await t.archive({ syncConfigured: true })
+    const again = new Database(t.livePath, { readonly: true })
+    expect(recordedArchiveMonths(again)).toEqual(['2026-09'])
+    again.close()
   })
 })
 

@@ -45,7 +45,7 @@ export function openForReading(values: { db?: string; config?: string; archives?
     async sources(archives, period, answer = false) {
       // As the server's reads (routes/requests.ts readSources).
       const horizonMs = ownConfig ? archivedBeforeMs(ownConfig.retention, Date.now()) : undefined
-      const sources = await openReadSources(db, archiveDirFor(db, archiveDir, { asked: archives, answer, since: period.since, horizonMs }), period)
+      const sources = await openReadSources(db, archiveDirFor(db, archiveDir, { asked: archives, answer, period, horizonMs }), period)
       opened.push(sources)
       return sources
     },

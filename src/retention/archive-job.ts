@@ -23,6 +23,7 @@ import { takeJobLock } from '../jobs/job-lock.ts'
 import { type SyncState, NO_SYNC_STATE, readSyncState } from '../sync/sync-state.ts'
 import { type ArchiveFile, compressArchive, deleteArchive, listArchives, openArchiveReadonly, pruneCache } from './archive-files.ts'
 import { monthOfMs, monthStartMs, nextMonthStartMs } from './months.ts'
+import { forgetArchiveMonth, recordArchiveMonths } from './archive-months.ts'
 import { type BatchEvent, createMover } from './mover.ts'
 import { SIDE_TABLES } from './side-tables.ts'
 import { giveSpaceBack, usedBytes } from './vacuum.ts'
@@ -84,6 +85,8 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   try {
     if (existsSync(options.livePath)) live = await openLiveForJob(options.livePath, 'archive', options.busyBudgetMs)
     if (live) await moveRows(live, options, report)
+    // Months archived before they were recorded (an older witness, a kill after a forget) are recorded from their files.
+    if (live) await recordArchiveFiles(live, listArchives(dir), isoTime(options.now()), options.busyBudgetMs)
     report.liveBytesAfter = fileBytes(options.livePath)
     const currentMonth = monthOfMs(options.now())
     for (const file of listArchives(dir)) {
@@ -103,6 +106,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
         }
         // Its chain entries go with it: where they were is recorded first, so verify knows the gap.
         if (live) await recordPrunedMonth(live, dir, file, isoTime(options.now()), options.busyBudgetMs)
+        if (live) await retryWhileBusy(`archive: forgetting ${file.month}`, () => forgetArchiveMonth(live!, file.month), options.busyBudgetMs)
         deleteArchive(dir, file.month)
         report.deleted.push(file.month)
       }
@@ -125,6 +129,10 @@ async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile,
     archive.close()
   }
   if (runs.length) await retryWhileBusy(`archive: recording the chain entries of ${file.month}`, () => recordPruned(live, file.month, runs, at), budgetMs)
+}
+
+function recordArchiveFiles(live: Database, files: readonly ArchiveFile[], at: string, budgetMs?: number): Promise<void> {
+  return retryWhileBusy('archive: recording the archive months', () => live.transaction(() => recordArchiveMonths(live, files.map((f) => f.month), at))(), budgetMs)
 }
 
 async function moveRows(live: Database, options: ArchiveJobOptions, report: ArchiveReport): Promise<void> {

@@ -22,6 +22,7 @@ import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
 import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
 import { dropStoredSlicesOf, hasSliceTable } from '../telemetry/slice-store.ts'
 import { archivePath, columnsOf, ident, openArchiveForWrite } from './archive-files.ts'
+import { recordArchiveMonths } from './archive-months.ts'
 import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
 import type { SideTable } from './side-tables.ts'
 
@@ -117,8 +118,10 @@ export function createMover(live: Database, options: MoverOptions): Mover {
   const hasState = tableExists(live, 'witness_state')
   const hasStoredSlices = hasSliceTable(live)
   const movesChain = hasState && tables.some((t) => t.name === 'log_chain')
-  const deleteBatch = live.transaction((ids: string, maxId: number, throughMs: number) => {
+  const deleteBatch = live.transaction((ids: string, months: string[], maxId: number, throughMs: number) => {
     const at = new Date(options.now()).toISOString()
+    // Their months are known to hold rows from now on, so a read can tell a month file gone missing.
+    recordArchiveMonths(live, months, at)
     // The head stays known when every chain entry has moved out (see chainHead).
     const head = movesChain ? chainHeadState(live) : null
     if (head) writeState(live, CHAIN_HEAD_KEY, head, at)
@@ -166,7 +169,7 @@ export function createMover(live: Database, options: MoverOptions): Mover {
       const all = [...byMonth.values()].flat()
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
       for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
-      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), maxId, throughMs), budget)
+      await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), [...byMonth.keys()], maxId, throughMs), budget)
       options.onBatch?.({ phase: 'deleted', ids: all, months: [...byMonth.keys()] })
       return new Map([...byMonth].map(([month, ids]) => [month, ids.length]))
     },

@@ -18,6 +18,7 @@ import type { PageKey } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
 import { prunedMonths } from '../proof/pruned.ts'
 import { listArchives } from './archive-files.ts'
+import { recordedArchiveMonths } from './archive-months.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
 import { ARCHIVED_THROUGH_KEY } from './mover.ts'
 import { monthOfMs, nextMonthStartMs } from './months.ts'
@@ -42,48 +43,55 @@ export interface ReadPeriod {
 
 /**
  * Whether a window starting at `since` reaches rows the archive job may have moved out of the live
- * file: it starts at or before the newest row moved (ARCHIVED_THROUGH_KEY), or before `horizonMs`
- * (now less `retention.keep_days`, when the config is known: an archive run of an older witness
- * left no mark). Such a read searches the archives whether or not they were asked for; a window
- * with no start (a listing) only when asked.
+ * file: it starts at or before the newest row moved (`through`, ARCHIVED_THROUGH_KEY), or before
+ * `horizonMs` (now less `retention.keep_days`, when the config is known: an archive run of an older
+ * witness left no mark). Such a read searches the archives whether or not they were asked for; a
+ * window with no start (a listing) only when asked.
  */
-export function archivesReached(live: Database, since: string | undefined, horizonMs?: number): boolean {
+export function archivesReached(live: Database, since: string | undefined, horizonMs?: number, through = readState(live, ARCHIVED_THROUGH_KEY)): boolean {
   if (since === undefined) return false
   const sinceMs = Date.parse(since)
   if (!Number.isFinite(sinceMs)) return false
   if (horizonMs !== undefined && sinceMs < horizonMs) return true
-  return sinceMs <= Date.parse(readState(live, ARCHIVED_THROUGH_KEY) ?? '')
+  return sinceMs <= Date.parse(through ?? '')
 }
 
 /**
- * Whether a read searches the archives: when asked (`archives=1`, `--archives`), and for an answer
- * (did-call, the stats) also where its window reaches them (archivesReached). A listing shows what
- * it read, and reads them only when asked.
+ * The archive directory a read searches (null: the live file alone). A read searches the archives
+ * when asked (`archives=1`, `--archives`), and an answer (did-call, the stats) also where its window
+ * reaches them (archivesReached); a listing shows what it read, and reads them only when asked.
+ *
+ * It fails (ArchivesUnavailableError) when rows it needs were moved there (asked for, or its window
+ * starts at or before the newest row moved, `archive.through`) and it cannot search them: no
+ * directory is known, it is gone, or it lacks a month file the archive job wrote and retention never
+ * deleted (a mount point left empty, a file deleted by hand): from the live file alone, did-call
+ * would say "no" for archived calls. A window that wants them only for the keep_days horizon (an
+ * older witness left no mark) reads whatever is there.
  */
-export function archivesWanted(live: Database, asked: boolean, answer: boolean, since: string | undefined, horizonMs?: number): boolean {
-  return asked || (answer && archivesReached(live, since, horizonMs))
-}
-
-/**
- * The archive directory a read searches (null: the live file alone): `dir` when the read wants the
- * archives (archivesWanted). It fails (ArchivesUnavailableError) when rows it needs were moved
- * there (asked for, or its window starts at or before the newest row moved, `archive.through`) and
- * it cannot search them: no directory is known, it is gone, or it lacks the archive of that row's
- * month though retention never deleted it (a mount point left empty, a file deleted by hand). From
- * the live file alone, did-call would say "no" for archived calls. A window that wants them only
- * for the keep_days horizon (an older witness left no mark) reads whatever is there.
- */
-export function archiveDirFor(live: Database, dir: string | null, read: { asked: boolean; answer: boolean; since?: string; horizonMs?: number }): string | null {
-  if (!archivesWanted(live, read.asked, read.answer, read.since, read.horizonMs)) return null
+export function archiveDirFor(live: Database, dir: string | null, read: { asked: boolean; answer: boolean; period: ReadPeriod; horizonMs?: number }): string | null {
   const through = readState(live, ARCHIVED_THROUGH_KEY)
-  if (!through || !(read.asked || archivesReached(live, read.since))) return dir
+  const moved = read.asked || (read.answer && archivesReached(live, read.period.since, undefined, through))
+  if (!moved && !(read.answer && archivesReached(live, read.period.since, read.horizonMs, through))) return null
+  if (!through || !moved) return dir
   if (dir === null || !existsSync(dir)) throw new ArchivesUnavailableError(dir, through)
-  // The month of the newest row moved has its file, unless retention deleted it (recorded with its chain runs).
-  const month = monthOfMs(Date.parse(through))
-  if (!listArchives(dir).some((f) => f.month === month) && !prunedMonths(live).has(month)) {
-    throw new ArchivesUnavailableError(dir, through, `holds no archive for ${month}, the month of the newest row moved`)
-  }
+  const missing = missingMonth(live, dir, through, periodMs(read.period))
+  if (missing) throw new ArchivesUnavailableError(dir, through, `holds no archive for ${missing}`)
   return dir
+}
+
+/**
+ * The first month in [sinceMs, untilMs] that the archives should hold and `dir` lacks: one recorded
+ * as written (archive-months.ts), or the month of the newest row moved (a database archived before
+ * months were recorded), unless retention deleted it.
+ */
+function missingMonth(live: Database, dir: string, through: string, [sinceMs, untilMs]: [number | undefined, number | undefined]): string | null {
+  const from = sinceMs === undefined ? '' : monthOfMs(sinceMs)
+  const to = untilMs === undefined ? '9999-12' : monthOfMs(untilMs)
+  const expected = new Set([...recordedArchiveMonths(live), monthOfMs(Date.parse(through))].filter((m) => m >= from && m <= to))
+  if (expected.size === 0) return null
+  for (const file of listArchives(dir)) expected.delete(file.month)
+  for (const month of prunedMonths(live)) expected.delete(month)
+  return [...expected].sort()[0] ?? null
 }
 
 /**

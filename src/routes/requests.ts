@@ -33,13 +33,13 @@ export interface ReadDeps {
 
 /**
  * The live database, plus the archives of `period` when `archives` is set, or for an answer
- * (`answer`: did-call, the stats) where the period reaches archived rows (archivesWanted); the
+ * (`answer`: did-call, the stats) where the period reaches archived rows (archiveDirFor); the
  * caller closes them.
  */
 export function readSources(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>, archives: boolean, period: ReadPeriod = {}, answer = false): Promise<ReadSources> {
   const { retention } = deps.config()
   const horizonMs = archivedBeforeMs(retention, deps.clock.now())
-  return openReadSources(deps.store.reader, archiveDirFor(deps.store.reader, retention.archiveDir, { asked: archives, answer, since: period.since, horizonMs }), period)
+  return openReadSources(deps.store.reader, archiveDirFor(deps.store.reader, retention.archiveDir, { asked: archives, answer, period, horizonMs }), period)
 }
 
 export function listRequestsRoute(deps: ReadDeps) {

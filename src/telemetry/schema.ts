@@ -186,6 +186,13 @@ export const MIGRATIONS: readonly string[] = [
   `DROP INDEX IF EXISTS request_log_agent_provider_status_time;
    CREATE INDEX request_log_agent_provider_status_time ON request_log(agent_name, provider, status, timestamp, model)
      WHERE status IN ('error', 'timeout', 'fallback', 'rollback');`,
+  // 12: the archive months the archive job wrote rows to and has not deleted, so a read can tell a
+  // month file gone missing (deleted by hand, a partial restore) from a month that held no rows:
+  // without this, did-call answered "no" for the calls in it (src/retention/archive-months.ts).
+  `CREATE TABLE IF NOT EXISTS archive_months (
+     month TEXT PRIMARY KEY,              -- YYYY-MM, the UTC month of its rows
+     recorded_at TEXT NOT NULL
+   ) WITHOUT ROWID, STRICT;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length

@@ -1,0 +1,36 @@
+/**
+ * The archive months the archive job wrote rows to and has not deleted
+ * (`archive_months`, migration 12), kept in the live database. A read that
+ * searches the archives compares them with the files it finds: a month
+ * recorded here without its file was lost (deleted by hand, a restore that
+ * left it out), and a read without it would answer as if its rows never
+ * existed. A month with no file and no record held no rows.
+ *
+ * The mover records a month in the transaction that deletes its rows from
+ * the live file, so a month's rows are always in the live file, in a
+ * recorded archive, or both. Retention forgets a month before it deletes
+ * the file: a kill in between leaves a file unrecorded, which the next run
+ * records again (recordArchiveFiles) and deletes. Months archived by a
+ * witness from before migration 12 are recorded by the next archive run
+ * from the files it finds; one lost before that run cannot be told.
+ */
+import type { Database } from 'bun:sqlite'
+import { tableExists } from '../jobs/job-db.ts'
+
+/** Records months whose rows the archives now hold (inside the caller's transaction). */
+export function recordArchiveMonths(live: Database, months: Iterable<string>, at: string): void {
+  if (!tableExists(live, 'archive_months')) return
+  const insert = live.query('INSERT OR IGNORE INTO archive_months (month, recorded_at) VALUES (?, ?)')
+  for (const month of months) insert.run(month, at)
+}
+
+/** Forgets a month retention is about to delete. */
+export function forgetArchiveMonth(live: Database, month: string): void {
+  if (tableExists(live, 'archive_months')) live.query('DELETE FROM archive_months WHERE month = ?').run(month)
+}
+
+/** The months recorded, oldest first (none in a database from before migration 12). */
+export function recordedArchiveMonths(db: Database): string[] {
+  if (!tableExists(db, 'archive_months')) return []
+  return (db.query('SELECT month FROM archive_months ORDER BY month').values() as [string][]).map((r) => r[0])
+}
