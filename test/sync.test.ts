@@ -678,6 +678,37 @@ describe.skipIf(!HAVE_GIT)('an archive that cannot be read', () => {
   })
 })
 
+describe.skipIf(!HAVE_GIT)('an archive that is not there', () => {
+  test('the directory gone (a disk not mounted) or a month file deleted: the run exits 1 naming it, the mark stays, and those rows go out once it is back', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
+    const now = Date.now()
+    await m.seed([{ timestamp: daysAgo(now, 120) }, { timestamp: daysAgo(now, 60) }, { timestamp: daysAgo(now, 2) }])
+    await m.archive()
+    const aside = `${m.archiveDir}.unmounted`
+    renameSync(m.archiveDir, aside)
+    const gone = await m.sync()
+    expect(gone.code).toBe(1)
+    expect(gone.stdout).toContain(`ARCHIVES UNREADABLE, their rows still owed: ${m.archiveDir}: the archive directory does not exist`)
+    expect(ids(remoteLines(remote))).toEqual([3])
+    renameSync(aside, m.archiveDir)
+
+    const file = readdirSync(m.archiveDir).filter((f) => f.startsWith('request_log-')).sort()[0]!
+    const month = file.slice('request_log-'.length, 'request_log-'.length + 7)
+    const away = join(tempDir(), file)
+    renameSync(join(m.archiveDir, file), away)
+    const deleted = await m.sync()
+    expect(deleted.code).toBe(1)
+    expect(deleted.stdout).toContain(`request_log-${month}.db: not in ${m.archiveDir}`)
+    expect(ids(remoteLines(remote))).toEqual([2, 3])
+    renameSync(away, join(m.archiveDir, file))
+    expect((await m.sync()).code).toBe(0)
+    expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+    await expectRepoVerified(remote, m.keyPath, 'verified')
+  })
+})
+
 describe.skipIf(!HAVE_GIT_DAEMON)('witness sync to a git daemon on loopback', () => {
   test('two machines syncing into one remote at the same time all land, each in its own folder, none lost', async () => {
     const base = tempDir()

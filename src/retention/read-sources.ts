@@ -74,24 +74,36 @@ export function archiveDirFor(live: Database, dir: string | null, read: { asked:
   if (!moved && !(read.answer && archivesReached(live, read.period.since, read.horizonMs, through))) return null
   if (!through || !moved) return dir
   if (dir === null || !existsSync(dir)) throw new ArchivesUnavailableError(dir, through)
-  const missing = missingMonth(live, dir, through, periodMs(read.period))
+  const [missing] = missingMonths(live, dir, through, periodMs(read.period))
   if (missing) throw new ArchivesUnavailableError(dir, through, `holds no archive for ${missing}`)
   return dir
 }
 
 /**
- * The first month in [sinceMs, untilMs] that the archives should hold and `dir` lacks: one recorded
- * as written (archive-months.ts), or the month of the newest row moved (a database archived before
- * months were recorded), unless retention deleted it.
+ * The months in [sinceMs, untilMs] (all when unbounded) that the archives should hold and `dir`
+ * lacks, oldest first: each one recorded as written (archive-months.ts), and the month of the newest
+ * row moved (`through`: a database archived before months were recorded), unless retention deleted it.
  */
-function missingMonth(live: Database, dir: string, through: string, [sinceMs, untilMs]: [number | undefined, number | undefined]): string | null {
+export function missingMonths(live: Database, dir: string, through: string | null, [sinceMs, untilMs]: [number | undefined, number | undefined] = [undefined, undefined]): string[] {
   const from = sinceMs === undefined ? '' : monthOfMs(sinceMs)
   const to = untilMs === undefined ? '9999-12' : monthOfMs(untilMs)
-  const expected = new Set([...recordedArchiveMonths(live), monthOfMs(Date.parse(through))].filter((m) => m >= from && m <= to))
-  if (expected.size === 0) return null
+  const throughMs = Date.parse(through ?? '')
+  const months = [...recordedArchiveMonths(live), ...(Number.isFinite(throughMs) ? [monthOfMs(throughMs)] : [])]
+  const expected = new Set(months.filter((m) => m >= from && m <= to))
+  if (expected.size === 0) return []
   for (const file of listArchives(dir)) expected.delete(file.month)
   for (const month of prunedMonths(live)) expected.delete(month)
-  return [...expected].sort()[0] ?? null
+  return [...expected].sort()
+}
+
+/**
+ * What a job that must read every archived row (the sync's export) cannot read: the directory gone,
+ * or month files missing. Empty when nothing was ever archived.
+ */
+export function archivesMissing(live: Database, dir: string): string[] {
+  const through = readState(live, ARCHIVED_THROUGH_KEY)
+  if (!existsSync(dir)) return through || recordedArchiveMonths(live).length ? [`${dir}: the archive directory does not exist, and rows up to ${through ?? '(unknown)'} were moved there`] : []
+  return missingMonths(live, dir, through).map((m) => `request_log-${m}.db: not in ${dir}, though the archive job wrote it and retention did not delete it`)
 }
 
 /**

@@ -24,6 +24,7 @@ import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
 import { eachReadableArchive } from '../retention/archive-files.ts'
+import { archivesMissing } from '../retention/read-sources.ts'
 import { CHAIN_START_FILE, chainStartsAt } from '../proof/sources.ts'
 
 /** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>`. */
@@ -142,9 +143,12 @@ export async function exportProof(options: {
   const inLive = (live.query('SELECT count(*) AS n FROM log_chain WHERE seq > ? AND seq <= ?').get(from.seq, through) as { n: number }).n
   const unreadable =
     inLive < through - from.seq
-      ? await eachReadableArchive(options.archiveDir, async (db) => {
-          if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
-        })
+      ? [
+          ...archivesMissing(live, options.archiveDir),
+          ...(await eachReadableArchive(options.archiveDir, async (db) => {
+            if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
+          })),
+        ]
       : []
   last = Math.max(last, await addEntriesAfter(live, from.seq, through, files))
 

@@ -14,6 +14,7 @@ import { dirname, join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { readState, tableExists } from '../jobs/job-db.ts'
 import { eachReadableArchive } from '../retention/archive-files.ts'
+import { archivesMissing } from '../retention/read-sources.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { EXPORT_COLUMNS, type ExportLine, dayFileOf, idOfLine, toLine } from './export-line.ts'
 import type { SyncState } from './sync-state.ts'
@@ -67,15 +68,16 @@ export async function exportRows(options: {
   const missingPending = state.pending.some((id) => !finished.has(id) && !pendingNow.has(id))
   // One bad month does not hold back the rest: what can be read goes out, and that file is named.
   if (archivedMax > state.watermark || missingPending) await options.beforeArchives?.()
+  // A month file or the whole directory gone (an unmounted disk) is owed too: its rows were never read.
   const unreadable =
     archivedMax > state.watermark || missingPending
-      ? await eachReadableArchive(options.archiveDir, (db) => {
+      ? [...archivesMissing(live, options.archiveDir), ...await eachReadableArchive(options.archiveDir, (db) => {
           // The archives are read outside the live snapshot. A row the snapshot saw pending, finished
           // and archived since, has a chain entry past the head this run exports the proof to: it
           // waits (still pending in the mark) and goes out with its entry next time.
           const rows = select(db)('(r.id > ? AND r.id <= ?) OR r.id IN (SELECT value FROM json_each(?))', state.watermark, top, JSON.stringify(state.pending))
           take(rows.filter((r) => !pendingNow.has(r.id)))
-        })
+        })]
       : []
 
   return {
