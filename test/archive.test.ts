@@ -349,7 +349,7 @@ describe('one run at a time', () => {
 })
 
 describe('the cache of decompressed archives', () => {
-  test('a run leaves a copy being written (a young temp file) alone, and removes a crash\'s old one', async () => {
+  test('a run leaves a copy being written (a young temp file) alone, and removes a crash\'s old one, its own compressing included', async () => {
     const t = setup()
     const cache = join(t.retention.archiveDir, '.cache')
     mkdirSync(cache, { recursive: true })
@@ -358,11 +358,16 @@ describe('the cache of decompressed archives', () => {
     // The server's copies are made beside the archives (prepareReadable), its crash's left there.
     const serverWriting = join(t.retention.archiveDir, '.request_log-2026-06.db.cache.7.aa11bb22.tmp')
     const serverCrashed = join(t.retention.archiveDir, '.request_log-2026-05.db.cache.8.cc33dd44.tmp')
+    // And the job's own: a month being compressed (or decompressed for a late row) when it was killed.
+    const packing = join(t.retention.archiveDir, '.request_log-2026-04.db.zst.5.aa99bb88.tmp')
+    const packCrashed = join(t.retention.archiveDir, '.request_log-2026-03.db.zst.6.cc77dd66.tmp')
+    const unpackCrashed = join(t.retention.archiveDir, '.request_log-2026-02.db.6.ee55ff44.tmp')
+    const all = [writing, crashed, serverWriting, serverCrashed, packing, packCrashed, unpackCrashed]
     const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000)
-    for (const path of [writing, crashed, serverWriting, serverCrashed]) writeFileSync(path, 'half a copy')
-    for (const path of [crashed, serverCrashed]) utimesSync(path, twoHoursAgo, twoHoursAgo)
+    for (const path of all) writeFileSync(path, 'half a copy')
+    for (const path of [crashed, serverCrashed, packCrashed, unpackCrashed]) utimesSync(path, twoHoursAgo, twoHoursAgo)
     await t.archive()
-    expect([writing, crashed, serverWriting, serverCrashed].map(existsSync)).toEqual([true, false, true, false])
+    expect(all.map(existsSync)).toEqual([true, false, true, false, true, false, false])
   })
 })
 

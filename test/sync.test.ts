@@ -13,6 +13,7 @@ import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
+import { unreachable } from '../src/sync/clone.ts'
 import type { ExportLine } from '../src/sync/export-line.ts'
 import { FLEET_DDL } from '../src/sync/fleet.ts'
 import { runSync } from '../src/sync/sync-job.ts'
@@ -263,6 +264,10 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     const noDb = await gone.sync()
     expect(noDb.stderr).toContain(`no database at ${join(gone.dir, 'typo.db')}`)
     expect(noDb.code).toBe(2)
+
+    // Over HTTP, a server down behind its proxy or overloaded is offline; one that refuses is not.
+    const http = (status: number) => `fatal: unable to access 'https://git.example/t.git/': The requested URL returned error: ${status}`
+    expect([502, 503, 504, 429, 403, 404].map((status) => unreachable(http(status)))).toEqual([true, true, true, true, false, false])
   })
 
   test('a machine renamed in its config stops the sync and says how to rename; done that way, the new folder holds every row and verifies', async () => {
@@ -361,16 +366,18 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     expect(verified.code).toBe(0)
   })
 
-  test('a row stamped beyond year 9999 goes to 0000/00/00.ndjson; the rows after it still go out', async () => {
+  test('a row stamped beyond year 9999, or not in ISO-8601, goes to 0000/00/00.ndjson; the rows after it still go out', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)
-    await m.seed([{ timestamp: '2026-11-23T10:00:00.000Z' }, { timestamp: new Date(Date.UTC(10000, 0, 1)).toISOString() }, { timestamp: '2026-11-23T11:00:00.000Z' }])
+    // And one with no zone (SQLite's datetime()), which a time zone would otherwise put on one day or the next.
+    await m.seed([{ timestamp: '2026-11-23T10:00:00.000Z' }, { timestamp: new Date(Date.UTC(10000, 0, 1)).toISOString() }, { timestamp: '2026-11-23 23:30:00' }, { timestamp: '2026-11-23T11:00:00.000Z' }])
     const result = await m.sync()
     expect(result.stderr).toBe('')
     expect(result.code).toBe(0)
     const files = remoteFiles(remote)
     expect([...files.keys()].sort()).toEqual(['alpha/0000/00/00.ndjson', 'alpha/2026/11/23.ndjson'])
-    expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
+    expect(ids(files.get('alpha/0000/00/00.ndjson')!)).toEqual([2, 3])
+    expect(ids(remoteLines(remote))).toEqual([1, 2, 3, 4])
   })
 })
 

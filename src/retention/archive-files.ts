@@ -312,10 +312,11 @@ export function deleteArchive(dir: string, month: string): void {
 
 /** Removes cached copies whose compressed archive is gone, and what a crash left while making one. */
 export function pruneCache(dir: string): void {
-  // The server makes its copies beside the archives (prepareReadable): a crash leaves the temp file there.
+  // The server makes its copies beside the archives (prepareReadable), and the job writes a month
+  // compressed or decompressed there (writeFileDurably): a crash leaves the temp file there.
   for (const name of existsSync(dir) ? readdirSync(dir) : []) {
     const path = join(dir, name)
-    if (/^\.request_log-.*\.db\.cache\..*\.tmp$/.test(name) && leftByCrash(path)) rmSync(path, { force: true })
+    if (/^\.request_log-.*\.tmp$/.test(name) && leftByCrash(path)) rmSync(path, { force: true })
   }
   if (!existsSync(cacheDir(dir))) return
   for (const name of readdirSync(cacheDir(dir))) {

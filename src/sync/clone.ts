@@ -134,12 +134,13 @@ export async function pushWithRetry(git: Git, branch: string, attempts: number):
 
 /**
  * Whether a reason the remote was not updated is the network (the remote
- * is down or unreachable: the commits wait, and that is no failure), not a
+ * is down, unreachable or overloaded: the commits wait, and that is no failure), not a
  * refusal that retrying will not change (no such repository, a hook or a
  * protected branch declined, credentials refused).
  */
 export function unreachable(reason: string): boolean {
-  return /could not resolve|unable to connect|failed to connect|couldn't connect|connection (refused|timed out|reset)|timed out|network is unreachable|no route to host|temporary failure|hung up unexpectedly|early EOF/i.test(reason)
+  // Over HTTP a server that is down behind its proxy (Gitea restarting) answers 502/503/504, and a busy one 429.
+  return /could not resolve|unable to connect|failed to connect|couldn't connect|connection (refused|timed out|reset)|timed out|network is unreachable|no route to host|temporary failure|hung up unexpectedly|early EOF|returned error: (429|5\d\d)\b/i.test(reason)
 }
 
 /** Commits and export lines in the clone that the remote does not have yet. */

@@ -34,11 +34,9 @@ const DAY = /^(\d{4})-(\d{2})-(\d{2})T/
  * ISO-8601 or names a year outside 0000-9999, as `+010000-01-01T…` does).
  */
 export function dayFileOf(machine: string, timestamp: string): string {
-  const iso = DAY.exec(timestamp) ? timestamp : (() => {
-    const ms = Date.parse(timestamp)
-    return Number.isNaN(ms) ? '' : new Date(ms).toISOString()
-  })()
-  const [, year, month, day] = DAY.exec(iso) ?? ['', '0000', '00', '00']
+  // Not Date.parse for the rest: it reads a time with no zone (`2026-03-05 23:30:00`, SQLite's
+  // datetime()) in the syncing process's zone, so one row could go to two day files.
+  const [, year, month, day] = DAY.exec(timestamp) ?? ['', '0000', '00', '00']
   return `${machine}/${year}/${month}/${day}.ndjson`
 }
 
