@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync,
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveError, JobBusyError } from '../src/errors.ts'
+import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
 import { recordedArchiveMonths } from '../src/retention/archive-months.ts'
 import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
@@ -236,6 +237,7 @@ describe('space', () => {
   test('archive_keep_days deletes archive files whose month ended longer ago, but not while they hold rows sync has not exported and pushed', async () => {
     const t = setup({ archiveKeepDays: 60 })
     const ids = await seedRows(t.livePath, [{ timestamp: '2026-06-10T00:00:00.000Z' }, { timestamp: '2026-09-10T00:00:00.000Z' }])
+    const signer = { keyPath: join(t.dir, 'key.json'), machine: 'alpha' }
     // With sync configured and June not exported yet, June is kept.
     const kept = await t.archive({ syncConfigured: true })
     expect(kept.keptUnexported).toEqual(['2026-06'])
@@ -247,7 +249,11 @@ describe('space', () => {
     expect((await t.archive({ syncConfigured: true })).keptUnexported).toEqual(['2026-06'])
     writeSyncState(db, { watermark: ids[0]!, pending: [], repo: 'r', machine: null, pushed: { watermark: ids[0]!, pending: [] } }, new Date(NOW).toISOString())
     db.close()
-    const pruned = await t.archive({ syncConfigured: true })
+    // Exported and pushed, but with no key to sign the record of the chain entries it takes with it: kept.
+    const unsigned = await t.archive({ syncConfigured: true, signer })
+    expect([unsigned.deleted, unsigned.keptUnsigned]).toEqual([[], ['2026-06']])
+    await ensureSigningKey(signer.keyPath)
+    const pruned = await t.archive({ syncConfigured: true, signer })
     // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.
     expect(pruned.deleted).toEqual(['2026-06'])
     expect(t.files()).toEqual(['request_log-2026-09.db.zst'])
@@ -259,7 +265,7 @@ describe('space', () => {
     // Months archived before they were recorded (an older witness) are recorded from their files by the next run.
     live.exec('DELETE FROM archive_months')
     live.close()
-    await t.archive({ syncConfigured: true })
+    await t.archive({ syncConfigured: true, signer })
     const again = new Database(t.livePath, { readonly: true })
     expect(recordedArchiveMonths(again)).toEqual(['2026-09'])
     again.close()

@@ -444,10 +444,134 @@ describe('text SQLite cannot store as given', () => {
   })
 })
 
+describe('what a tamperer with the database file, and no key, tried', () => {
+  /** Deletes rows `from`..`to` (by chain position) with their meta and chain entries; returns the entries removed. */
+  function deleteEntries(path: string, from: number, to: number): ChainEntry[] {
+    const db = new Database(path)
+    const gone = db.query('SELECT * FROM log_chain WHERE seq BETWEEN ? AND ? ORDER BY seq').all(from, to) as ChainEntry[]
+    for (const e of gone) {
+      db.query('DELETE FROM request_log_meta WHERE log_id = ?').run(e.log_id)
+      db.query('DELETE FROM request_log WHERE id = ?').run(e.log_id)
+      db.query('DELETE FROM log_chain WHERE seq = ?').run(e.seq)
+    }
+    db.close()
+    return gone
+  }
+
+  test('a chain_pruned record written by hand excuses no deleted rows, in the middle or the signed tail', () => {
+    for (const [from, to] of [[4, 6], [8, 10]] as const) {
+      const copy = copyDb()
+      const gone = deleteEntries(copy, from, to)
+      exec(copy, 'INSERT INTO chain_pruned (from_seq, to_seq, prev_hash, hash, month, pruned_at) VALUES (?, ?, ?, ?, ?, ?)', from, to, gone[0]!.prev_hash, gone.at(-1)!.hash, '2020-01', new Date().toISOString())
+      const { code, out } = verify(['--db', copy, '--key', keyPath])
+      expect(out).toContain(`chain_pruned says chain entries ${from}-${to} were deleted with the archive of 2020-01, but no known key signed that record`)
+      expect(out).toContain(to === 10 ? 'the log ends before checkpoint 1' : `chain entries ${from}-${to} are missing`)
+      expect(code).toBe(1)
+    }
+  })
+
+  test("chain.first_log_id raised by hand does not pass a made-up row off as older than the chain", () => {
+    const copy = copyDb()
+    const made = Math.max(...ids(copy)) + 1
+    exec(copy, "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status) VALUES (?, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 1, 1, 5, 'success')", made)
+    exec(copy, "INSERT OR REPLACE INTO witness_state (key, value, updated_at) VALUES ('chain.first_log_id', ?, '2026-11-25T00:00:00.000Z')", String(made + 1))
+    const { code, out } = verify(['--db', copy, '--key', keyPath])
+    expect(out).toContain(`row ${made} is not in the chain`)
+    expect(code).toBe(1)
+  })
+
+  test('rows deleted and marked archived (archive.max_id) by hand: verify with the config looks in the archives, and they are not there', () => {
+    const copy = copyDb()
+    deleteEntries(copy, 4, 6)
+    exec(copy, "INSERT OR REPLACE INTO witness_state (key, value, updated_at) VALUES ('archive.max_id', '6', '2026-11-25T00:00:00.000Z')")
+    const config = join(dirname(copy), 'witness.yaml')
+    writeFileSync(config, JSON.stringify({ database: './tampered.db', providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] }, retention: { keep_days: 1, archive_dir: './archive' }, proof: { key_path: keyPath } }))
+    const { code, out } = verify(['--config', config])
+    expect(out).toContain(`the archive directory ${join(dirname(copy), 'archive')} does not exist`)
+    expect(out).toContain('chain entries 4-6 are missing')
+    expect(code).toBe(1)
+  })
+
+  test('a row deleted with its chain entry kept: the receipt naming it says it is missing, not "unchanged"', () => {
+    const copy = copyDb()
+    const db = new Database(copy, { readonly: true })
+    const entry = db.query('SELECT log_id, hash FROM log_chain WHERE seq = 3').get() as { log_id: number; hash: string }
+    db.close()
+    exec(copy, 'DELETE FROM request_log WHERE id = ?', entry.log_id)
+    const { code, out } = verify(['--db', copy, '--key', keyPath, '--receipt', encodeReceipt({ machine, rows: [{ id: entry.log_id, hash: entry.hash }] })])
+    expect(out).toContain(`receipt: row ${entry.log_id} named by the receipt is missing: its chain entry is there, the row is not`)
+    expect(out).not.toContain('unchanged')
+    expect(code).toBe(1)
+  })
+
+  test("a machine renamed: its receipts from before still verify against the checkpoints it signed under the old name; another machine's do not", async () => {
+    const copy = copyDb()
+    const db = new Database(copy)
+    const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string }
+    const signed = await signCheckpoint(await loadSigningKey(keyPath), { machine: `${machine}-renamed`, seq: head.seq, head_hash: head.hash, time: new Date().toISOString() })
+    db.query('INSERT INTO checkpoints (machine, seq, head_hash, time, key_id, signature) VALUES (?, ?, ?, ?, ?, ?)').run(signed.machine, signed.seq, signed.head_hash, signed.time, signed.key_id, signed.signature)
+    const entry = db.query('SELECT log_id, hash FROM log_chain WHERE seq = 2').get() as { log_id: number; hash: string }
+    db.close()
+    const receipt = (issuer: string) => encodeReceipt({ machine: issuer, rows: [{ id: entry.log_id, hash: entry.hash }] })
+    expect(verify(['--db', copy, '--key', keyPath, '--receipt', receipt(machine)]).code).toBe(0)
+    const other = verify(['--db', copy, '--key', keyPath, '--receipt', receipt('stranger')])
+    expect(other.out).toContain(`receipt: issued by machine stranger, but this database is ${machine} / ${machine}-renamed's`)
+    expect(other.code).toBe(1)
+  })
+
+  test('a forged copy of a live row put into an archive is named, not hidden behind the live copy', async () => {
+    const { config, live, archive } = await archivedCopy()
+    const row = readRows(archive)[0]!
+    // The row back in the live file as it was, and the archive's copy altered.
+    const a = new Database(archive)
+    const meta = a.query('SELECT * FROM request_log_meta WHERE log_id = ?').get(row.id) as Record<string, string | number | null>
+    a.close()
+    const l = new Database(live)
+    l.query('INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message) VALUES ($id, $timestamp, $agent_name, $provider, $model, $endpoint, $tokens_in, $tokens_out, $latency_ms, $status, $error_message)').run(Object.fromEntries(Object.entries(row).map(([k, v]) => [`$${k}`, v])) as never)
+    l.query(`INSERT INTO request_log_meta (${Object.keys(meta).join(', ')}) VALUES (${Object.keys(meta).map(() => '?').join(', ')})`).run(...(Object.values(meta) as never[]))
+    l.close()
+    expect(verify(config).code).toBe(0)
+    exec(archive, "UPDATE request_log SET provider = 'forged-provider', tokens_out = 999999 WHERE id = ?", row.id)
+    const { code, out } = verify(config)
+    expect(out).toContain(`row ${row.id} is in two files (the live database and an archive, or two archives) with different contents`)
+    expect(code).toBe(1)
+  })
+
+  test('verify on a database being written to (requests finishing, checkpoints signed) reports nothing false: it reads one snapshot', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+tokens-3-4' }] }, { proof: { checkpoint_every: '1s' } }), { jobs: { tickMs: 100 } })
+    let stop = false
+    let done = 0
+    const load = Array.from({ length: 8 }, async () => {
+      while (!stop) {
+        await (await w.infer({ chain: 'default', agent: 'agent-0' })).arrayBuffer()
+        done++
+      }
+    })
+    try {
+      // Enough rows that reading them takes a while, with more finishing meanwhile.
+      while (done < 1500) await Bun.sleep(50)
+      for (let i = 0; i < 8; i++) {
+        // Spawned, not spawnSync: the server runs in this process and must go on serving meanwhile.
+        const { code, stdout } = await runWitness(['verify', '--db', w.dbPath, '--key', join(w.dir, 'witness-key.json')])
+        expect([code, stdout.split('\n')[0]]).toEqual([0, expect.stringContaining('verified')])
+      }
+    } finally {
+      stop = true
+      await Promise.all(load)
+      await w.stop(0)
+    }
+  }, 60_000)
+})
+
 describe('tampering inside an archive (verify --archives)', () => {
-  test('archived rows verify with --archives, and a field changed inside an archive is named', async () => {
-    const { config, archive } = await archivedCopy()
-    expect(verify(config).out).toContain('(use --archives)')
+  test('archived rows verify with the config (read with or without --archives), and a field changed inside an archive is named', async () => {
+    const { config, live, archive } = await archivedCopy()
+    // The database alone cannot look in the archives: it notes where entries are not.
+    expect(verify(['--db', live, '--key', keyPath]).out).toContain('(use --archives)')
+    // With the config that names them, they are read whether asked or not.
+    const plain = verify(config)
+    expect(plain.out).toContain(' and 1 archive file(s): chain entries 1-')
+    expect(plain.code).toBe(0)
     const ok = verify([...config, '--archives'])
     expect(ok.out).toContain('verified')
     expect(ok.code).toBe(0)
@@ -468,7 +592,7 @@ describe('tampering inside an archive (verify --archives)', () => {
     expect(out).toContain(`row ${victim} is missing`)
   })
 
-  test("a receipt whose rows were archived since says so, and verifies with --archives", async () => {
+  test("a receipt whose rows were archived since says so from the database alone, and verifies with the config that names the archives", async () => {
     const { config, live, archive } = await archivedCopy()
     const db = new Database(archive, { readonly: true })
     const [entry] = db.query('SELECT log_id, hash FROM log_chain ORDER BY seq LIMIT 1').all() as { log_id: number; hash: string }[]
@@ -477,9 +601,10 @@ describe('tampering inside an archive (verify --archives)', () => {
     const machine = (signed.query('SELECT machine FROM checkpoints ORDER BY id DESC LIMIT 1').get() as { machine: string } | null)?.machine ?? 'any'
     signed.close()
     const receipt = encodeReceipt({ machine, rows: [{ id: entry!.log_id, hash: entry!.hash }] })
-    const liveOnly = verify([...config, '--receipt', receipt])
+    const liveOnly = verify(['--db', live, '--key', keyPath, '--receipt', receipt])
     expect(liveOnly.code).toBe(1)
-    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? add --archives)`)
+    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? verify with the config that names the archives)`)
+    expect(verify([...config, '--receipt', receipt]).code).toBe(0)
     expect(verify([...config, '--archives', '--receipt', receipt]).code).toBe(0)
   })
 

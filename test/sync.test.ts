@@ -323,7 +323,7 @@ describe.skipIf(!HAVE_GIT)('exports that are not this database\'s', () => {
     const now = Date.now()
     await m.seed([{ timestamp: daysAgo(now, 200) }, { timestamp: daysAgo(now, 150) }, { timestamp: daysAgo(now, 1) }])
     expect((await m.sync()).code).toBe(0)
-    await runArchive({ livePath: m.livePath, retention: { keepDays: 30, archiveDir: m.archiveDir, archiveKeepDays: 60, maxDbMb: 512 }, syncConfigured: true, now: () => now })
+    await runArchive({ livePath: m.livePath, retention: { keepDays: 30, archiveDir: m.archiveDir, archiveKeepDays: 60, maxDbMb: 512 }, syncConfigured: true, now: () => now, signer: { keyPath: m.keyPath, machine: 'beta' } })
     // The README's rename: the old folder removed from the remote, work_dir moved aside, synced under the new name.
     const work = join(tempDir(), 'work')
     git(['clone', '-q', '-b', 'main', remote, work])
@@ -931,8 +931,11 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     const archives = await runWitness(['verify', '--config', alpha.configPath, '--archives'])
     expect(archives.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
     expect(archives.code).toBe(0)
-    // Without the archives the live log alone still verifies, and says where the rest is.
-    const liveOnly = await runWitness(['verify', '--config', alpha.configPath])
+    // The config names the archives: they are read without --archives too. The database alone says where the rest is.
+    const plain = await runWitness(['verify', '--config', alpha.configPath])
+    expect(plain.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
+    expect(plain.code).toBe(0)
+    const liveOnly = await runWitness(['verify', '--db', alpha.livePath, '--key', alpha.keyPath])
     expect(liveOnly.stdout).toContain('(use --archives)')
     expect(liveOnly.code).toBe(0)
   })

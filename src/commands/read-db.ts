@@ -87,7 +87,7 @@ export function openWitnessDb(path: string): Database {
 }
 
 /** Whether two paths name one file (through links, when they exist). */
-function samePath(a: string, b: string): boolean {
+export function samePath(a: string, b: string): boolean {
   const real = (p: string) => (existsSync(p) ? realpathSync(p) : resolve(p))
   return real(a) === real(b)
 }

@@ -19,14 +19,14 @@ import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
-import { readPruned } from '../proof/pruned.ts'
-import { type Gathered, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, hasTable, pendingIn, toEvidence } from '../proof/sources.ts'
-import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
-import { archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
+import { provenPruned, readPruned } from '../proof/pruned.ts'
+import { type Gathered, chainBegins, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, hasTable, pendingIn, toEvidence } from '../proof/sources.ts'
+import { type Verdict, ranges, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
+import { type ArchiveDatabase, archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
 import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { type Command, UsageError, parsed } from './args.ts'
-import { openWitnessDb, optionalConfig } from './read-db.ts'
+import { openWitnessDb, optionalConfig, samePath } from './read-db.ts'
 
 function everArchived(live: Database): boolean {
   return readState(live, ARCHIVED_MAX_ID_KEY) !== null
@@ -80,11 +80,31 @@ export const verifyCommand: Command = {
     if (key) keys.set(key.key_id, key.jwk)
 
     const live = openWitnessDb(dbPath)
+    if (values.archives && !config) {
+      live.close()
+      throw new UsageError('--archives needs the config (for retention.archive_dir)')
+    }
     const gathered: Gathered = emptyGathered()
-    const archives = values.archives && config ? archiveDatabasesForAudit(config.retention.archiveDir) : []
-    if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
+    let archives: ArchiveDatabase[] = []
     const forged: string[] = []
     try {
+      // One read snapshot of the live file for everything read from it, taken before the archives are
+      // read: a row finished, or moved to an archive, while verify reads is then seen whole (in the
+      // snapshot, and maybe in its archive too), never half (finished without its chain entry yet).
+      live.exec('BEGIN')
+      live.query('SELECT 1 FROM request_log LIMIT 1').get()
+      // Where rows were archived and the config names the archives, they are read whether asked or not:
+      // entries missing from the live file are verified to be there, not taken to be (anyone who can
+      // write the file could have marked rows archived and deleted them).
+      // The config's archives are its own database's, not those of another file given with --db (a copy).
+      const own = config && samePath(dbPath, config.databasePath) ? config : null
+      if (values.archives && !own) throw new UsageError(`--archives: ${dbPath} is not the database of the config ${configPath}, so its archives are unknown`)
+      const withArchives = own !== null && (Boolean(values.archives) || everArchived(live))
+      const archiveDir = own?.retention.archiveDir ?? ''
+      if (withArchives && everArchived(live) && !existsSync(archiveDir)) {
+        forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
+      }
+      archives = withArchives ? archiveDatabasesForAudit(archiveDir) : []
       for (const archive of archives) {
         try {
           gatherDatabase(archive.db, gathered)
@@ -95,10 +115,17 @@ export const verifyCommand: Command = {
         }
       }
       gatherDatabase(live, gathered) // live last: its copy of a row wins
+      if (gathered.conflicts.size) {
+        forged.push(`${describeIds(gathered.conflicts)} in two files (the live database and an archive, or two archives) with different contents: one copy was put there by hand`)
+      }
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
-      const complete = Boolean(values.archives) || !everArchived(live)
-      const evidence = toEvidence(gathered, keys, complete, chainStartsAt(live), readPruned(live))
-      const verdict = await verifyEvidence(evidence)
+      const complete = withArchives || !everArchived(live)
+      const { proven, unproven } = await provenPruned(readPruned(live), keys)
+      const starts = chainBegins(chainStartsAt(live), gathered.entries, 'stated')
+      const verdict = await verifyEvidence(toEvidence(gathered, keys, complete, starts, proven))
+      for (const r of unproven) {
+        verdict.notes.push(`chain_pruned says chain entries ${r.fromSeq}-${r.toSeq} were deleted with the archive of ${r.month}, but no known key signed that record (written by hand, or by a witness from before such records were signed): it excuses nothing`)
+      }
       // No chain at all: nothing is proved. A database from before the chain (schema 1-2) gets one, and
       // where it begins, once witness opens it; one from after it had the table dropped.
       if (!hasTable(live, 'log_chain')) {
@@ -119,14 +146,21 @@ export const verifyCommand: Command = {
       }
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
-      const missingHint = !values.archives && everArchived(live) ? ' (archived since? add --archives)' : ''
+      const missingHint = !withArchives && everArchived(live) ? ' (archived since? verify with the config that names the archives)' : ''
       const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered, missingHint) : true
       return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
     } finally {
+      if (live.inTransaction) live.exec('COMMIT')
       closeArchives(archives)
       live.close()
     }
   },
+}
+
+/** `rows 4-6, 9 are` / `row 4 is`. */
+function describeIds(ids: Iterable<number>): string {
+  const list = [...ids]
+  return `${list.length === 1 ? 'row' : 'rows'} ${ranges(list)} ${list.length === 1 ? 'is' : 'are'}`
 }
 
 /** The public key an explicit `--key` names; a usage error when there is none there. */
@@ -164,7 +198,7 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     const history = exportHistory(clone, machine, trusted?.key_id ?? null, checkpointFiles(clone, machine))
     gathered.checkpoints.push(...history.removedCheckpoints)
     gathered.checkpoints.sort((a, b) => a.id - b.id)
-    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered)))
+    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered.entries, 'none')))
     if (unreadable.length || history.problems.length) {
       verdict.problems.unshift(...unreadable, ...history.problems)
       verdict.ok = false
@@ -198,20 +232,6 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     ok = false
   }
   return ok ? 0 : 1
-}
-
-/**
- * Where an export's chain begins: what its chain-start.json says, but never past the first row the
- * chain holds, and nowhere without a chain entry. The file is not signed: a value raised by hand
- * would pass forged rows off as older than the chain, and every row from the first chained one on
- * was finished with the chain there (the rows from before it are the oldest: archiving takes them
- * first, so a folder whose entries are all gone has none of them left either).
- */
-function chainBegins(stated: number, gathered: Gathered): number {
-  if (gathered.entries.length === 0) return 0
-  let first = stated
-  for (const entry of gathered.entries) if (entry.log_id < first) first = entry.log_id
-  return first
 }
 
 /** What a folder `witness sync` wrote cannot lack; each one missing is a problem. */
@@ -253,12 +273,15 @@ function report(what: string, v: Verdict): void {
 
 /**
  * A receipt names the machine that issued it; row ids are only unique per
- * machine. The database says whose it is by its checkpoints (else the
- * config it came from does); a receipt from another machine is refused.
+ * machine. The database says whose it is by its signed checkpoints (a
+ * machine renamed keeps the checkpoints it signed under its old name, and
+ * its receipts from then); without any, the config it came from does. A
+ * receipt from another machine is refused.
  */
 function sameMachine(issuer: string, gathered: Gathered, config: Config | null): boolean {
-  const here = gathered.checkpoints.at(-1)?.machine ?? config?.machine ?? null
-  if (here === null || here === issuer) return true
-  console.log(`receipt: issued by machine ${issuer}, but this database is ${here}'s; check it against that machine's log (or its export with --repo)`)
+  const names = new Set(gathered.checkpoints.map((c) => c.machine))
+  if (names.size === 0 && config) names.add(config.machine)
+  if (names.size === 0 || names.has(issuer)) return true
+  console.log(`receipt: issued by machine ${issuer}, but this database is ${[...names].join(' / ')}'s; check it against that machine's log (or its export with --repo)`)
   return false
 }

@@ -70,6 +70,7 @@ export function startJobs(deps: JobsDeps): Jobs {
           retention: config.retention,
           syncConfigured: config.sync !== null,
           now: () => deps.clock.now(),
+          signer: { keyPath: deps.keyPath, machine: config.machine },
         })
         const moved = report.moved + report.movedEarly
         const lines = moved || report.compressed.length || report.deleted.length
@@ -77,6 +78,7 @@ export function startJobs(deps: JobsDeps): Jobs {
           : []
         // Said when rows moved (so once a run, not on every idle tick): the file will not shrink by itself.
         if (moved && report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, deps.livePath))
+        if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign: ${report.keptUnsigned.join(', ')}`)
         return lines
       })
     }

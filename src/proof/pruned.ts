@@ -3,11 +3,14 @@
  * Before an archive month is deleted, the runs of consecutive chain entries
  * it holds are recorded in the live database (`chain_pruned`, migration
  * 10): each run's first and last position, the hash its first entry
- * follows and the hash of its last. `witness verify --archives` then takes
- * a gap in the chain that such runs fill exactly, linked hash to hash, as
- * deleted by retention, not as entries removed by hand.
+ * follows and the hash of its last, signed by the machine's key (migration
+ * 13). `witness verify` then takes a gap in the chain that signed runs fill
+ * exactly, linked hash to hash, as deleted by retention, not as entries
+ * removed by hand. An unsigned run proves nothing: anyone who can write the
+ * file could have written it.
  */
 import type { Database } from 'bun:sqlite'
+import { type SigningKey, importPublicKey } from './keys.ts'
 import { hasTable } from './sources.ts'
 
 export interface PrunedRun {
@@ -31,12 +34,60 @@ export function chainRunsOf(db: Database): PrunedRun[] {
   return runs
 }
 
-/** Records the runs of a month's archive before it is deleted (in the live database). */
-export function recordPruned(live: Database, month: string, runs: readonly PrunedRun[], at: string): void {
-  const insert = live.query('INSERT OR IGNORE INTO chain_pruned (from_seq, to_seq, prev_hash, hash, month, pruned_at) VALUES (?, ?, ?, ?, ?, ?)')
+/** A run as recorded: the month it was deleted with, and who signed it (null for a record from before runs were signed). */
+export interface PrunedRecord extends PrunedRun {
+  month: string
+  machine: string | null
+  keyId: string | null
+  signature: string | null
+}
+
+/** The exact bytes signed for a run: keys in this order, no spaces. */
+function prunedPayload(r: PrunedRun, month: string, machine: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash }))
+}
+
+/** Signs the runs of a month about to be deleted with the machine's key. */
+export async function signPruned(key: SigningKey, machine: string, month: string, runs: readonly PrunedRun[]): Promise<PrunedRecord[]> {
+  return Promise.all(
+    runs.map(async (r) => {
+      const signature = await crypto.subtle.sign({ name: 'Ed25519' }, key.privateKey, prunedPayload(r, month, machine))
+      return { ...r, month, machine, keyId: key.keyId, signature: Buffer.from(signature).toString('base64url') }
+    }),
+  )
+}
+
+/** Records a month's signed runs before it is deleted (in the live database). */
+export function recordPruned(live: Database, records: readonly PrunedRecord[], at: string): void {
+  const insert = live.query(
+    'INSERT OR IGNORE INTO chain_pruned (from_seq, to_seq, prev_hash, hash, month, pruned_at, machine, key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+  )
   live.transaction(() => {
-    for (const r of runs) insert.run(r.fromSeq, r.toSeq, r.prevHash, r.hash, month, at)
+    for (const r of records) insert.run(r.fromSeq, r.toSeq, r.prevHash, r.hash, r.month, at, r.machine, r.keyId, r.signature)
   })()
+}
+
+/**
+ * The recorded runs a known key signed (`proven`), and the rest (`unproven`: unsigned, signed by a
+ * key not given, or altered since), which excuse nothing.
+ */
+export async function provenPruned(records: readonly PrunedRecord[], keys: ReadonlyMap<string, JsonWebKey>): Promise<{ proven: PrunedRun[]; unproven: PrunedRecord[] }> {
+  const proven: PrunedRun[] = []
+  const unproven: PrunedRecord[] = []
+  for (const r of records) {
+    const jwk = r.keyId === null ? undefined : keys.get(r.keyId)
+    let valid = false
+    if (jwk && r.signature !== null && r.machine !== null) {
+      try {
+        valid = await crypto.subtle.verify({ name: 'Ed25519' }, await importPublicKey(jwk), Buffer.from(r.signature, 'base64url'), prunedPayload(r, r.month, r.machine))
+      } catch {
+        valid = false
+      }
+    }
+    if (valid) proven.push({ fromSeq: r.fromSeq, toSeq: r.toSeq, prevHash: r.prevHash, hash: r.hash })
+    else unproven.push(r)
+  }
+  return { proven, unproven }
 }
 
 /** The archive months whose chain runs were recorded before retention deleted them. */
@@ -46,9 +97,11 @@ export function prunedMonths(db: Database): Set<string> {
 }
 
 /** The recorded runs, by position (none in a database from before migration 10, or an archive). */
-export function readPruned(db: Database): PrunedRun[] {
+export function readPruned(db: Database): PrunedRecord[] {
   if (!hasTable(db, 'chain_pruned')) return []
-  return db.query('SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash FROM chain_pruned ORDER BY from_seq').all() as PrunedRun[]
+  const signed = db.query("SELECT 1 FROM pragma_table_info('chain_pruned') WHERE name = 'signature'").get() !== null
+  const columns = signed ? 'machine, key_id AS keyId, signature' : 'NULL AS machine, NULL AS keyId, NULL AS signature'
+  return db.query(`SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash, month, ${columns} FROM chain_pruned ORDER BY from_seq`).all() as PrunedRecord[]
 }
 
 /**

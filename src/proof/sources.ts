@@ -10,7 +10,7 @@ import { join, relative } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import type { PublicKeyFile } from './keys.ts'
 import type { PrunedRun } from './pruned.ts'
-import { LOG_COLUMNS, type LogRow } from './record.ts'
+import { LOG_COLUMNS, type LogRow, decodeRecord } from './record.ts'
 import type { ChainEntry, Evidence, RowView } from './verify.ts'
 
 export function hasTable(db: Database, name: string): boolean {
@@ -21,10 +21,17 @@ export interface Gathered {
   entries: ChainEntry[]
   rows: Map<number, RowView>
   checkpoints: Checkpoint[]
+  /** Ids found in two databases (live and archive, two archives) with different contents. */
+  conflicts: Set<number>
 }
 
 export function emptyGathered(): Gathered {
-  return { entries: [], rows: new Map(), checkpoints: [] }
+  return { entries: [], rows: new Map(), checkpoints: [], conflicts: new Set() }
+}
+
+/** Whether two views of a row say the same (a finished row is the same wherever it is). */
+function sameView(a: RowView, b: RowView): boolean {
+  return LOG_COLUMNS.every((c) => a.row[c] === b.row[c]) && a.requestId === b.requestId && a.responseId === b.responseId
 }
 
 /** Adds what a database holds (live or archive) to `into`. */
@@ -40,7 +47,10 @@ export function gatherDatabase(db: Database, into: Gathered = emptyGathered()): 
     .all() as (LogRow & { request_id?: string | null; response_id?: string | null })[]
   for (const r of rows) {
     const row = Object.fromEntries(LOG_COLUMNS.map((c) => [c, r[c]])) as LogRow
-    into.rows.set(Number(r.id), meta ? { row, requestId: r.request_id ?? null, responseId: r.response_id ?? null } : { row })
+    const view: RowView = meta ? { row, requestId: r.request_id ?? null, responseId: r.response_id ?? null } : { row }
+    const seen = into.rows.get(Number(r.id))
+    if (seen && !sameView(seen, view)) into.conflicts.add(Number(r.id))
+    into.rows.set(Number(r.id), view)
   }
   if (hasTable(db, 'checkpoints')) into.checkpoints.push(...(db.query('SELECT * FROM checkpoints ORDER BY id').all() as Checkpoint[]))
   return into
@@ -56,6 +66,30 @@ export function chainStartsAt(db: Database): number {
   if (!hasTable(db, 'witness_state')) return 0
   const value = (db.query("SELECT value FROM witness_state WHERE key = 'chain.first_log_id'").get() as { value: string } | null)?.value
   return value ? Number(value) : 0
+}
+
+/** The error_message start-up recovery finishes a row left pending with (main.ts). */
+const RECOVERED = 'router stopped before the call finished'
+
+/**
+ * Where the chain begins, for telling rows finished before it existed from unchained ones: what the
+ * database or the export states (not signed: a value raised by hand would pass forged rows off as
+ * older than the chain), but never past the first row chained (every row from there on was
+ * finished with the chain there; the rows from before it are the oldest, which archiving takes
+ * first). Rows left pending when the chain began and finished by start-up recovery are chained
+ * with smaller ids, and do not count. With no entry at all: nowhere in an export (`none`), as
+ * stated in a database (`stated`: one just given its chain, or whose entries all moved out, which
+ * its checkpoints account for).
+ */
+export function chainBegins(stated: number, entries: readonly ChainEntry[], empty: 'none' | 'stated'): number {
+  if (entries.length === 0) return empty === 'none' ? 0 : stated
+  let first = stated
+  for (const entry of entries) {
+    if (entry.log_id >= first) continue
+    const recorded = decodeRecord(entry.record)
+    if (!(recorded?.row.status === 'error' && String(recorded.row.error_message ?? '').startsWith(RECOVERED))) first = entry.log_id
+  }
+  return first
 }
 
 /** The files under `dir` whose names end in `suffix`: regular files only (sync writes no link; one put there could loop or point anywhere). */

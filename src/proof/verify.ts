@@ -60,7 +60,7 @@ const MAX_PROBLEMS = 50
 const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
 
 /** Consecutive ids as ranges: `5001-5003, 5007`. */
-function ranges(ids: number[]): string {
+export function ranges(ids: number[]): string {
   const sorted = [...new Set(ids)].sort((a, b) => a - b)
   const parts: string[] = []
   for (let i = 0; i < sorted.length; ) {
@@ -224,7 +224,8 @@ export function verifyReceiptRows(receiptRows: { id: number; hash: string }[], e
     }
     const recorded = decodeRecord(entry.record)
     const now = ev.rows.get(r.id)
-    if (recorded && now && LOG_COLUMNS.some((c) => recorded.row[c] !== now.row[c])) problems.push(`row ${r.id} named by the receipt was changed after it was chained`)
+    if (!now) problems.push(`row ${r.id} named by the receipt is missing: its chain entry is there, the row is not`)
+    else if (recorded && LOG_COLUMNS.some((c) => recorded.row[c] !== now.row[c])) problems.push(`row ${r.id} named by the receipt was changed after it was chained`)
   }
   return problems
 }

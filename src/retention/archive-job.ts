@@ -18,7 +18,8 @@ import { join } from 'node:path'
 import { isoTime } from '../clock.ts'
 import type { RetentionSettings } from '../config.ts'
 import { openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
-import { type PrunedRun, chainRunsOf, recordPruned } from '../proof/pruned.ts'
+import { loadSigningKey } from '../proof/keys.ts'
+import { type PrunedRun, chainRunsOf, recordPruned, signPruned } from '../proof/pruned.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
 import { type SyncState, NO_SYNC_STATE, readSyncState } from '../sync/sync-state.ts'
 import { type ArchiveFile, compressArchive, deleteArchive, listArchives, openArchiveReadonly, pruneCache } from './archive-files.ts'
@@ -49,6 +50,11 @@ export interface ArchiveJobOptions {
   batchRows?: number
   onBatch?: (event: BatchEvent) => void
   busyBudgetMs?: number
+  /**
+   * The machine's signing key (`proof.key_path`) and name, to sign the record of the chain entries a
+   * month deleted by `archive_keep_days` takes with it. Without a key there, such a month is kept.
+   */
+  signer?: { keyPath: string; machine: string }
 }
 
 export interface ArchiveReport {
@@ -62,6 +68,8 @@ export interface ArchiveReport {
   deleted: string[]
   /** Months past archive_keep_days kept because they hold rows not yet exported. */
   keptUnexported: string[]
+  /** Months past archive_keep_days kept because no signing key could sign the record of their chain entries. */
+  keptUnsigned: string[]
   liveBytesBefore: number
   liveBytesAfter: number
   /** Bytes of free pages the live file keeps: it was not created by witness, and auto_vacuum is off (0 otherwise). */
@@ -78,7 +86,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   const dir = retention.archiveDir
   const lock = takeJobLock('archive', archiveLockPath(dir), options.now)
   const report: ArchiveReport = {
-    moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [],
+    moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [], keptUnsigned: [],
     liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0, freeBytesKept: 0,
   }
   let live: Database | null = null
@@ -104,8 +112,11 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
           report.keptUnexported.push(file.month)
           continue
         }
-        // Its chain entries go with it: where they were is recorded first, so verify knows the gap.
-        if (live) await recordPrunedMonth(live, dir, file, isoTime(options.now()), options.busyBudgetMs)
+        // Its chain entries go with it: where they were is recorded first, signed, so verify knows the gap.
+        if (live && !(await recordPrunedMonth(live, dir, file, isoTime(options.now()), options))) {
+          report.keptUnsigned.push(file.month)
+          continue
+        }
         if (live) await retryWhileBusy(`archive: forgetting ${file.month}`, () => forgetArchiveMonth(live!, file.month), options.busyBudgetMs)
         deleteArchive(dir, file.month)
         report.deleted.push(file.month)
@@ -119,8 +130,11 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   }
 }
 
-/** Records the runs of chain entries an archive month holds, in the live database, before it is deleted. */
-async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile, at: string, budgetMs?: number): Promise<void> {
+/**
+ * Records the runs of chain entries an archive month holds, signed, in the live database, before it
+ * is deleted. False (the month must stay) when it holds entries and there is no key to sign with.
+ */
+async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile, at: string, options: ArchiveJobOptions): Promise<boolean> {
   const archive = openArchiveReadonly(dir, file)
   let runs: PrunedRun[]
   try {
@@ -128,7 +142,12 @@ async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile,
   } finally {
     archive.close()
   }
-  if (runs.length) await retryWhileBusy(`archive: recording the chain entries of ${file.month}`, () => recordPruned(live, file.month, runs, at), budgetMs)
+  if (runs.length === 0) return true
+  const { signer } = options
+  if (!signer || !existsSync(signer.keyPath)) return false
+  const records = await signPruned(await loadSigningKey(signer.keyPath), signer.machine, file.month, runs)
+  await retryWhileBusy(`archive: recording the chain entries of ${file.month}`, () => recordPruned(live, records, at), options.busyBudgetMs)
+  return true
 }
 
 function recordArchiveFiles(live: Database, files: readonly ArchiveFile[], at: string, budgetMs?: number): Promise<void> {

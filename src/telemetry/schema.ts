@@ -193,6 +193,12 @@ export const MIGRATIONS: readonly string[] = [
      month TEXT PRIMARY KEY,              -- YYYY-MM, the UTC month of its rows
      recorded_at TEXT NOT NULL
    ) WITHOUT ROWID, STRICT;`,
+  // 13: each run of chain entries deleted with its archive is signed by the machine's key, as the
+  // checkpoints are: an unsigned record in the file anyone with write access can edit excused any
+  // entries it named, rows deleted by hand included (src/proof/pruned.ts).
+  `ALTER TABLE chain_pruned ADD COLUMN machine TEXT;
+   ALTER TABLE chain_pruned ADD COLUMN key_id TEXT;
+   ALTER TABLE chain_pruned ADD COLUMN signature TEXT;`,
 ]
 
 export const SCHEMA_VERSION = MIGRATIONS.length
