@@ -661,14 +661,20 @@ describe.skipIf(!HAVE_GIT)('a remote whose branch is gone, and git killed mid-up
   })
 })
 
-describe.skipIf(!HAVE_GIT)('an archive that cannot be read', () => {
-  test('does not hold back the live rows: they go out, the file is named, the run exits 1, and its rows go out once it is repaired', async () => {
+describe.skipIf(!HAVE_GIT)('an archive that cannot be read, or is not there', () => {
+  /** A machine with two rows in two archive months (120 and 60 days back) and one live (2 days back). */
+  async function archivedMachine() {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)
     expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
     const now = Date.now()
     await m.seed([{ timestamp: daysAgo(now, 120) }, { timestamp: daysAgo(now, 60) }, { timestamp: daysAgo(now, 2) }])
     await m.archive()
+    return { remote, m, now }
+  }
+
+  test('does not hold back the live rows: they go out, the file is named, the run exits 1, and its rows go out once it is repaired', async () => {
+    const { remote, m, now } = await archivedMachine()
     const file = readdirSync(m.archiveDir).filter((f) => f.startsWith('request_log-')).sort()[0]!
     const good = readFileSync(join(m.archiveDir, file))
     writeFileSync(join(m.archiveDir, file), 'garbage')
@@ -683,16 +689,9 @@ describe.skipIf(!HAVE_GIT)('an archive that cannot be read', () => {
     expect(ids(remoteLines(remote))).toEqual([1, 2, 3, 4])
     await expectRepoVerified(remote, m.keyPath, 'verified')
   })
-})
 
-describe.skipIf(!HAVE_GIT)('an archive that is not there', () => {
   test('the directory gone (a disk not mounted) or a month file deleted: the run exits 1 naming it, the mark stays, and those rows go out once it is back', async () => {
-    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
-    const m = machine('alpha', remote)
-    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
-    const now = Date.now()
-    await m.seed([{ timestamp: daysAgo(now, 120) }, { timestamp: daysAgo(now, 60) }, { timestamp: daysAgo(now, 2) }])
-    await m.archive()
+    const { remote, m } = await archivedMachine()
     const aside = `${m.archiveDir}.unmounted`
     renameSync(m.archiveDir, aside)
     const gone = await m.sync()
