@@ -6,13 +6,14 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveError, JobBusyError } from '../src/errors.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
 import { recordedArchiveMonths } from '../src/retention/archive-months.ts'
+import { listArchives, prepareReadable, readablePath } from '../src/retention/archive-files.ts'
 import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
 import { archiveDirFor } from '../src/retention/read-sources.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
@@ -374,6 +375,29 @@ describe('the cache of decompressed archives', () => {
     for (const path of [crashed, serverCrashed, packCrashed, unpackCrashed]) utimesSync(path, twoHoursAgo, twoHoursAgo)
     await t.archive()
     expect(all.map(existsSync)).toEqual([true, false, true, false, true, false, false])
+  })
+})
+
+describe('the cache of decompressed archives, dated', () => {
+  test('a copy is dated by the version of the .db.zst it was made from, not when it was written: one recompressed while the copy was being made is not taken for fresh', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-05T00:00:00.000Z' }])
+    await t.archive()
+    const dir = t.retention.archiveDir
+    const file = listArchives(dir).find((f) => f.month === '2026-08')!
+    expect(file.compressed).toBe(true)
+    const source = statSync(file.path)
+    await Bun.sleep(20) // the copy is written measurably later than the .db.zst changed
+    await prepareReadable(dir, file)
+    const cached = join(dir, '.cache', 'request_log-2026-08.db')
+    expect(statSync(cached).mtimeMs).toBe(Math.max(source.mtimeMs, source.ctimeMs))
+    rmSync(cached)
+    readablePath(dir, file)
+    expect(statSync(cached).mtimeMs).toBe(Math.max(source.mtimeMs, source.ctimeMs))
+    // Still fresh for the version it was made from: read from the copy, not decompressed again.
+    const before = statSync(cached).ino
+    readablePath(dir, file)
+    expect(statSync(cached).ino).toBe(before)
   })
 })
 

@@ -6,7 +6,7 @@
  * are read through a decompressed copy in `<archive_dir>/.cache/`.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { ArchiveError } from '../errors.ts'
@@ -143,7 +143,9 @@ export function readablePath(dir: string, file: ArchiveFile): string {
   const cached = cachedPath(dir, file.month)
   if (cacheIsFresh(cached, file)) return cached
   mkdirSync(cacheDir(dir), { recursive: true })
+  const version = versionOf(file.path)
   writeFileDurably(cached, decompressed(file))
+  markVersion(cached, version)
   checkCopy(cached, file)
   return cached
 }
@@ -198,6 +200,7 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
   // Gone since it was listed (reopened for a late row, or deleted): openArchiveReadonly sorts that out.
   if (!file.compressed || !existsSync(file.path) || cacheIsFresh(cached, file)) return
   await mkdir(cacheDir(dir), { recursive: true })
+  const version = versionOf(file.path)
   const compressed = await Bun.file(file.path).bytes()
   let bytes: Uint8Array
   try {
@@ -217,6 +220,7 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
       await handle.close()
     }
     await rename(tmp, cached)
+    markVersion(cached, version)
   } catch (error) {
     rmSync(tmp, { force: true })
     if (error instanceof Error) error.message = `cannot write the decompressed copy of ${file.path} (${tmp}): ${error.message}`
@@ -259,8 +263,22 @@ function cachedPath(dir: string, month: string): string {
  */
 function cacheIsFresh(cached: string, file: ArchiveFile): boolean {
   if (!existsSync(cached)) return false
-  const source = statSync(file.path)
-  return statSync(cached).mtimeMs >= Math.max(source.mtimeMs, source.ctimeMs)
+  return statSync(cached).mtimeMs >= versionOf(file.path)
+}
+
+/** The version of a `.db.zst`: its last change (modification or change time), in ms. */
+function versionOf(path: string): number {
+  const source = statSync(path)
+  return Math.max(source.mtimeMs, source.ctimeMs)
+}
+
+/**
+ * Dates a copy by the version of the `.db.zst` it was made from, read before the copy began: one
+ * recompressed meanwhile (a late row for the month) is then newer than the copy, not older, and the
+ * copy is made again rather than answered from.
+ */
+function markVersion(cached: string, versionMs: number): void {
+  utimesSync(cached, versionMs / 1000, versionMs / 1000)
 }
 
 /**
