@@ -8,6 +8,7 @@ import { ProviderError, retryableStatus } from '../src/errors.ts'
 import { type PromptText, type Redactor, redactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
+import { describeFetchFailure } from './fetch-failure.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
@@ -195,7 +196,7 @@ export function networkError(target: Target, error: unknown, options: CallOption
     ? 'connection refused'
     : code === 'ECONNRESET' || /reset|closed|socket/i.test(raw)
       ? 'connection closed by upstream'
-      : `network error: ${clip(redactorOf(target, options)(raw))}`
+      : `network error: ${clip(redactorOf(target, options)(describeFetchFailure(code, raw)))}`
   return new ProviderError({ provider: target.provider, kind: 'network', detail, latencyMs, retryable: true })
 }
 
@@ -273,12 +274,41 @@ function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOption
 /** Configured headers whose values are credentials (looked for in every form); others are looked for whole. */
 const CREDENTIAL_HEADER = /auth|key|token|secret|password|credential|cookie|signature|session/i
 
-/** What a call's error text must not carry: its API key, its configured headers' values, the prompt. */
+/**
+ * What a call's error text must not carry: its API key, its configured headers' values, the
+ * credentials its URL carries (userinfo, query values: a signed URL's `sig`), the prompt.
+ */
 export function redactorOf(target: Target, options: CallOptions): Redactor {
   const secret = target.apiKey ? [target.apiKey] : []
   const plain: string[] = []
   for (const [name, value] of Object.entries(target.headers ?? {})) (CREDENTIAL_HEADER.test(name) ? secret : plain).push(value)
+  for (const url of new Set([target.baseUrl, target.url])) secret.push(...urlCredentials(url))
   return redactor({ secret, plain }, options.prompt?.())
+}
+
+/** Query parameters that name a version, not a credential (Azure's `api-version`): their values stay readable. */
+const NOT_A_CREDENTIAL = /^api-version$/i
+
+/** The values in a URL that may be credentials: its user name and password, its query's values. */
+function urlCredentials(url: string | undefined): string[] {
+  if (!url) return []
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return []
+  }
+  const values = [decoded(parsed.username), decoded(parsed.password)]
+  for (const [name, value] of parsed.searchParams) if (!NOT_A_CREDENTIAL.test(name)) values.push(value)
+  return values.filter(Boolean)
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
 }
 
 export function clip(text: string, max = 200): string {
