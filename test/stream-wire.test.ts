@@ -6,9 +6,9 @@
 import { describe, expect, test } from 'bun:test'
 import { anthropicAdapter } from '../providers/anthropic.ts'
 import { openaiAdapter } from '../providers/openai.ts'
-import { SseReader } from '../providers/sse.ts'
+import { MAX_EVENT_CHARS, SseReader } from '../providers/sse.ts'
 import { streamTranslator } from '../providers/translate/stream.ts'
-import { type Adapter, type SseEvent, newStreamFacts } from '../providers/types.ts'
+import { type Adapter, MalformedResponse, type SseEvent, newStreamFacts } from '../providers/types.ts'
 
 const fixture = (name: string) => Bun.file(`${import.meta.dir}/fixtures/${name}.sse`).text()
 
@@ -87,6 +87,29 @@ describe('the SSE reader', () => {
       { event: null, data: '{"x":1}' },
       { event: null, data: '{"y":2}' },
     ])
+  })
+
+  test('an event of 8 MB arriving in 16 KB reads is searched once, not again at every read: the work is linear in its size', async () => {
+    const content = 'A'.repeat(8 * 1024 * 1024)
+    const text = `data: {"big":"${content}"}\r\n\r\ndata: {"after":1}\n\n`
+    const reads = Math.ceil(text.length / 16384)
+    const reader = new SseReader(bytes(text, [16384]))
+    const big = await reader.next()
+    expect(big!.data.length).toBe(content.length + 10)
+    expect(JSON.parse(big!.data).big).toBe(content)
+    expect(await reader.next()).toEqual({ event: null, data: '{"after":1}' })
+    expect(await reader.next()).toBeNull()
+    // Its pieces are joined once, when its blank line has come: not the whole event again at every read.
+    expect(reader.joinedChars).toBeLessThanOrEqual(text.length)
+    // Each read's text is searched once, with the three characters before it.
+    expect(reader.searchedChars).toBeLessThanOrEqual(text.length + 3 * reads)
+  })
+
+  test('an event longer than 16 MB is refused as malformed, in small reads too, and events before it still come', async () => {
+    const text = `data: {"x":1}\n\ndata: ${'x'.repeat(MAX_EVENT_CHARS + 65536)}\n\n`
+    const reader = new SseReader(bytes(text, [16384, 1000, 3]))
+    expect(await reader.next()).toEqual({ event: null, data: '{"x":1}' })
+    await expect(reader.next()).rejects.toThrow(new MalformedResponse('an event longer than 16 MB'))
   })
 
   test('a broken connection rejects instead of looking like an end', async () => {
