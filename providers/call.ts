@@ -30,6 +30,11 @@ export interface CallOptions {
   prompt?: () => PromptText
   /** Filled in as the call goes: sha256 (hex) of the exact bytes sent and received. */
   evidence?: Evidence
+  /**
+   * When (on `now`'s clock) the caller's timeout ends the call: an error answer's body is read until
+   * a little before it, so that its status is what the row records, not a timeout.
+   */
+  deadlineAt?: number
 }
 
 /** What the call sent and received, as hashes (the proof chain records them). */
@@ -42,6 +47,13 @@ export interface Evidence {
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** Of an error answer, only this much is read: its message is clipped to 200 characters anyway. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024
+/**
+ * An error answer's body is waited for this long at most (less when the call's own deadline is
+ * nearer): a 429 whose body stalls is still a 429, its Retry-After honoured, not a timeout.
+ */
+export const ERROR_BODY_WAIT_MS = 2_000
+/** How long before the call's deadline the wait for an error body gives up, to be done before it. */
+const DEADLINE_MARGIN_MS = 20
 
 const utf8 = new TextDecoder()
 
@@ -215,9 +227,12 @@ async function httpError(target: Target, response: Response, options: CallOption
   const nowMs = (options.wallNow ?? Date.now)()
   let retryAfterMs = parseRetryAfter(response.headers, nowMs)
   let upstream = ''
+  let stalledMs: number | null = null
+  const waitMs = Math.min(ERROR_BODY_WAIT_MS, options.deadlineAt === undefined ? Number.POSITIVE_INFINITY : options.deadlineAt - options.now() - DEADLINE_MARGIN_MS)
   try {
-    // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
-    const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
+    // The hash is of the bytes read: all of the body, its first MAX_ERROR_BODY_BYTES, or what came before it stalled.
+    const { bytes, stalled } = await readCapped(response, MAX_ERROR_BODY_BYTES, Math.max(0, waitMs))
+    if (stalled) stalledMs = Math.max(0, Math.round(waitMs))
     if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
     const body = errorBody(utf8.decode(bytes))
     upstream = body.message
@@ -230,6 +245,7 @@ async function httpError(target: Target, response: Response, options: CallOption
   if (retryAfterMs !== undefined) parts.push(`(retry-after ${formatWait(retryAfterMs)})`)
   let detail = parts.join(' ')
   if (upstream) detail += `: ${clip(redactorOf(target, options)(upstream))}`
+  if (stalledMs !== null) detail += ` (${upstream ? 'the rest of its body' : 'its body'} did not come within ${stalledMs} ms)`
   return new ProviderError({
     provider: target.provider,
     kind: 'http',
