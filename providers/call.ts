@@ -12,6 +12,7 @@ import { describeFetchFailure } from './fetch-failure.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
+import { completionEvents } from './translate/completion-events.ts'
 import {
   type Adapter, type ClientRequest, type Completion, ErrorInAnswer, MalformedResponse, type SseEvent, type StreamFacts, type Target,
   isRecord, newStreamFacts,
@@ -153,16 +154,22 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
   const fail = (kind: 'malformed' | 'stream', detail: string, retryable: boolean) =>
     new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), retryable })
   const type = response.headers.get('content-type') ?? ''
-  if (!type.includes('text/event-stream') || !response.body) {
-    // A JSON body in place of the stream may be an error in a 200 (a vLLM worker behind RunPod sends one).
-    if (type.includes('json') && response.body) {
-      const failed = await errorInBody(adapter, response)
-      if (failed) throw errorInAnswer(target, failed, options, Math.round(options.now() - startedAt))
-    }
+  const notStream = `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`
+  let reader: SseReader
+  if (type.includes('text/event-stream') && response.body) {
+    reader = new SseReader(response.body, options.evidence ? new Bun.CryptoHasher('sha256') : undefined)
+  } else if (type.includes('json') && response.body) {
+    // A JSON body in place of the stream: a whole answer from an upstream that ignored `stream: true`
+    // (served as a stream: it was paid for), or an error in a 200 (a vLLM worker behind RunPod sends one).
+    const answer = await wholeAnswer(adapter, target, response, options, startedAt)
+    if (answer instanceof ErrorInAnswer) throw errorInAnswer(target, answer, options, Math.round(options.now() - startedAt))
+    if (answer === 'too large') throw fail('malformed', `${notStream} (larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB)`, false)
+    if (answer === null) throw fail('malformed', notStream, false)
+    reader = SseReader.over(completionEvents(answer.completion), answer.sha256)
+  } else {
     await response.body?.cancel().catch(() => {})
-    throw fail('malformed', `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`, false)
+    throw fail('malformed', notStream, false)
   }
-  const reader = new SseReader(response.body, options.evidence ? new Bun.CryptoHasher('sha256') : undefined)
   let first: SseEvent | null
   try {
     first = await reader.next()
@@ -258,17 +265,26 @@ async function httpError(target: Target, response: Response, options: CallOption
 }
 
 /**
- * The error a JSON body holds, read up to MAX_ERROR_BODY_BYTES: as the adapter reads an answer
- * (codes, `finish_reason: "error"`), else any error shape (Anthropic's `{"type":"error"}`, a bare
- * `message`, Gemini's list); null when it holds none.
+ * A JSON body sent in place of a stream, read up to MAX_RESPONSE_BYTES: the completion it holds, as
+ * the adapter reads an answer; else the error it holds (codes, `finish_reason: "error"`, or any error
+ * shape: Anthropic's `{"type":"error"}`, a bare `message`, Gemini's list); null when it holds neither.
  */
-async function errorInBody(adapter: Adapter, response: Response): Promise<ErrorInAnswer | null> {
+async function wholeAnswer(
+  adapter: Adapter, target: Target, response: Response, options: CallOptions, startedAt: number,
+): Promise<{ completion: Completion; sha256: string | null } | ErrorInAnswer | 'too large' | null> {
+  let body: Awaited<ReturnType<typeof readCapped>>
+  try {
+    body = await readCapped(response, MAX_RESPONSE_BYTES)
+  } catch (error) {
+    throw networkError(target, error, options, startedAt)
+  }
+  const sha256Hex = options.evidence ? sha256(body.bytes) : null
+  if (options.evidence) options.evidence.responseSha256 = sha256Hex
+  if (body.truncated) return 'too large'
   let json: unknown
   try {
-    const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
-    json = JSON.parse(utf8.decode(bytes))
-    adapter.completion(json)
-    return null
+    json = JSON.parse(utf8.decode(body.bytes))
+    return { completion: adapter.completion(json), sha256: sha256Hex }
   } catch (error) {
     if (error instanceof ErrorInAnswer) return error
     const message = json === undefined ? null : errorTextOf(json)

@@ -35,6 +35,8 @@ export class SseReader {
   private ready = ''
   private readyAt = 0
   private ended = false
+  /** For a reader over events witness wrote (`over`): the digest of what was received instead. */
+  private received: string | null | undefined
   /**
    * Characters searched for a blank line so far: each read's text once, plus the few characters
    * before it (a line end split across reads). Linear in what was read, however large an event is.
@@ -60,8 +62,19 @@ export class SseReader {
     this.reader = body.getReader()
   }
 
+  /**
+   * A reader over events witness wrote itself (a whole answer an upstream sent in place of its
+   * stream): `receivedSha256` is the digest of what was received, which these events are not.
+   */
+  static over(events: readonly SseEvent[], receivedSha256: string | null): SseReader {
+    const reader = new SseReader(new Response(events.map(frame).join('')).body!)
+    reader.received = receivedSha256
+    return reader
+  }
+
   /** The sha256 (hex) of the bytes read so far, if a hasher was given. */
   digest(): string | null {
+    if (this.received !== undefined) return this.received
     return this.hasher ? this.hasher.copy().digest('hex') : null
   }
 
