@@ -200,6 +200,17 @@ describe('stream translation', () => {
     expect(payloads(end)).toEqual([expect.objectContaining({ choices: [], usage: { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40 } }), '[DONE]'])
   })
 
+  test('Anthropic text already in a content_block_start reaches an OpenAI client before the deltas', () => {
+    const t = streamTranslator('anthropic', 'openai', { includeUsage: false, createdS: 1, model: 'claude-x', provider: 'up' })
+    const events: SseEvent[] = [
+      { event: 'message_start', data: JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3, output_tokens: 1 } } }) },
+      { event: 'content_block_start', data: JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: 'Hello' } }) },
+      { event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ' world' } }) },
+    ]
+    const chunks = payloads(events.flatMap((e) => t.push(e))) as { choices: { delta: { content?: string } }[] }[]
+    expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe('Hello world')
+  })
+
   test('Anthropic tool use to OpenAI tool_calls', async () => {
     const { frames } = await translate('anthropic-tool-stream', anthropicAdapter, 'openai')
     const deltas = (payloads(frames) as { choices: { delta: { tool_calls?: { index: number; id?: string; function: { name?: string; arguments: string } }[] }; finish_reason: string | null }[] }[]).map((c) => c.choices[0]!)

@@ -116,6 +116,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
         }
         case 'content_block_start': {
           const block = isRecord(json.content_block) ? json.content_block : {}
+          // A text block may open with text already in it (the adapter counts it as content): it is the answer's too.
+          if (block.type === 'text') return isNonEmptyString(block.text) ? [chunk({ content: block.text })] : []
           if (block.type !== 'tool_use' || typeof json.index !== 'number') return []
           const index = toolIndex.size
           toolIndex.set(json.index, index)
