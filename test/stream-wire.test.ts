@@ -211,6 +211,20 @@ describe('stream translation', () => {
     expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe('Hello world')
   })
 
+  test("an OpenAI stream whose chunks carry no id still opens a Messages stream with a message id; its usage, none sent, is told as 0 (the SDKs need numbers)", () => {
+    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 1, model: 'gpt-x', provider: 'up' })
+    const frames = [
+      ...t.push({ event: null, data: JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' } }] }) }),
+      ...t.push({ event: null, data: JSON.stringify({ id: 'chatcmpl-later', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) }),
+      ...t.finish(),
+    ]
+    const events = payloads(frames) as Record<string, any>[]
+    expect(events[0]!.type).toBe('message_start')
+    expect(events[0]!.message.id).toMatch(/^msg_[0-9a-f-]{32,}$/)
+    expect(events[0]!.message.usage).toEqual({ input_tokens: 0, output_tokens: 0 })
+    expect(events.find((e) => e.type === 'message_delta')!.usage).toMatchObject({ input_tokens: 0, output_tokens: 0 })
+  })
+
   test('Anthropic tool use to OpenAI tool_calls', async () => {
     const { frames } = await translate('anthropic-tool-stream', anthropicAdapter, 'openai')
     const deltas = (payloads(frames) as { choices: { delta: { tool_calls?: { index: number; id?: string; function: { name?: string; arguments: string } }[] }; finish_reason: string | null }[] }[]).map((c) => c.choices[0]!)
