@@ -141,6 +141,19 @@ describe('facts read from documented streams', () => {
   })
 })
 
+describe('Anthropic error events', () => {
+  test('one named `error` whose JSON lacks "type":"error" (as a proxy may send it) is still an error', () => {
+    for (const data of [{ error: { type: 'overloaded_error', message: 'Overloaded' } }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }]) {
+      const facts = newStreamFacts()
+      anthropicAdapter.observe({ event: 'error', data: JSON.stringify(data) }, facts)
+      expect(facts.error).toBe('Overloaded')
+    }
+    const unnamed = newStreamFacts()
+    anthropicAdapter.observe({ event: null, data: JSON.stringify({ type: 'error', error: { message: 'Overloaded' } }) }, unnamed)
+    expect(unnamed.error).toBe('Overloaded')
+  })
+})
+
 describe('the first event carrying content (time to first token)', () => {
   /** The index of the first event after which `facts.content` holds. */
   async function firstContentAt(adapter: Adapter, name: string): Promise<number> {
