@@ -57,7 +57,9 @@ export const anthropicAdapter: Adapter = {
       throw new MalformedResponse('stream event is not JSON')
     }
     if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
-    switch (json.type) {
+    // An error is one by its event name too: a proxy may send `event: error` with only `{"error":{…}}`.
+    const type = event.event === 'error' ? 'error' : json.type
+    switch (type) {
       case 'message_start': {
         const message = isRecord(json.message) ? json.message : {}
         facts.responseId ??= stringOrNull(message.id)

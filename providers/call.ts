@@ -8,9 +8,11 @@ import { ProviderError, retryableStatus } from '../src/errors.ts'
 import { type PromptText, type Redactor, redactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
+import { describeFetchFailure } from './fetch-failure.ts'
 import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
+import { completionEvents } from './translate/completion-events.ts'
 import {
   type Adapter, type ClientRequest, type Completion, ErrorInAnswer, MalformedResponse, type SseEvent, type StreamFacts, type Target,
   isRecord, newStreamFacts,
@@ -29,6 +31,11 @@ export interface CallOptions {
   prompt?: () => PromptText
   /** Filled in as the call goes: sha256 (hex) of the exact bytes sent and received. */
   evidence?: Evidence
+  /**
+   * When (on `now`'s clock) the caller's timeout ends the call: an error answer's body is read until
+   * a little before it, so that its status is what the row records, not a timeout.
+   */
+  deadlineAt?: number
 }
 
 /** What the call sent and received, as hashes (the proof chain records them). */
@@ -41,6 +48,13 @@ export interface Evidence {
 export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 /** Of an error answer, only this much is read: its message is clipped to 200 characters anyway. */
 export const MAX_ERROR_BODY_BYTES = 64 * 1024
+/**
+ * An error answer's body is waited for this long at most (less when the call's own deadline is
+ * nearer): a 429 whose body stalls is still a 429, its Retry-After honoured, not a timeout.
+ */
+export const ERROR_BODY_WAIT_MS = 2_000
+/** How long before the call's deadline the wait for an error body gives up, to be done before it. */
+const DEADLINE_MARGIN_MS = 20
 
 const utf8 = new TextDecoder()
 
@@ -140,16 +154,22 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
   const fail = (kind: 'malformed' | 'stream', detail: string, retryable: boolean) =>
     new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), retryable })
   const type = response.headers.get('content-type') ?? ''
-  if (!type.includes('text/event-stream') || !response.body) {
-    // A JSON body in place of the stream may be an error in a 200 (a vLLM worker behind RunPod sends one).
-    if (type.includes('json') && response.body) {
-      const failed = await errorInBody(adapter, response)
-      if (failed) throw errorInAnswer(target, failed, options, Math.round(options.now() - startedAt))
-    }
+  const notStream = `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`
+  let reader: SseReader
+  if (type.includes('text/event-stream') && response.body) {
+    reader = new SseReader(response.body, options.evidence ? new Bun.CryptoHasher('sha256') : undefined)
+  } else if (type.includes('json') && response.body) {
+    // A JSON body in place of the stream: a whole answer from an upstream that ignored `stream: true`
+    // (served as a stream: it was paid for), or an error in a 200 (a vLLM worker behind RunPod sends one).
+    const answer = await wholeAnswer(adapter, target, response, options, startedAt)
+    if (answer instanceof ErrorInAnswer) throw errorInAnswer(target, answer, options, Math.round(options.now() - startedAt))
+    if (answer === 'too large') throw fail('malformed', `${notStream} (larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB)`, false)
+    if (answer === null) throw fail('malformed', notStream, false)
+    reader = SseReader.over(completionEvents(answer.completion), answer.sha256)
+  } else {
     await response.body?.cancel().catch(() => {})
-    throw fail('malformed', `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`, false)
+    throw fail('malformed', notStream, false)
   }
-  const reader = new SseReader(response.body, options.evidence ? new Bun.CryptoHasher('sha256') : undefined)
   let first: SseEvent | null
   try {
     first = await reader.next()
@@ -195,7 +215,7 @@ export function networkError(target: Target, error: unknown, options: CallOption
     ? 'connection refused'
     : code === 'ECONNRESET' || /reset|closed|socket/i.test(raw)
       ? 'connection closed by upstream'
-      : `network error: ${clip(redactorOf(target, options)(raw))}`
+      : `network error: ${clip(redactorOf(target, options)(describeFetchFailure(code, raw)))}`
   return new ProviderError({ provider: target.provider, kind: 'network', detail, latencyMs, retryable: true })
 }
 
@@ -214,9 +234,12 @@ async function httpError(target: Target, response: Response, options: CallOption
   const nowMs = (options.wallNow ?? Date.now)()
   let retryAfterMs = parseRetryAfter(response.headers, nowMs)
   let upstream = ''
+  let stalledMs: number | null = null
+  const waitMs = Math.min(ERROR_BODY_WAIT_MS, options.deadlineAt === undefined ? Number.POSITIVE_INFINITY : options.deadlineAt - options.now() - DEADLINE_MARGIN_MS)
   try {
-    // The hash is of the bytes read: all of the body, or its first MAX_ERROR_BODY_BYTES.
-    const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
+    // The hash is of the bytes read: all of the body, its first MAX_ERROR_BODY_BYTES, or what came before it stalled.
+    const { bytes, stalled } = await readCapped(response, MAX_ERROR_BODY_BYTES, Math.max(0, waitMs))
+    if (stalled) stalledMs = Math.max(0, Math.round(waitMs))
     if (options.evidence) options.evidence.responseSha256 = sha256(bytes)
     const body = errorBody(utf8.decode(bytes))
     upstream = body.message
@@ -229,6 +252,7 @@ async function httpError(target: Target, response: Response, options: CallOption
   if (retryAfterMs !== undefined) parts.push(`(retry-after ${formatWait(retryAfterMs)})`)
   let detail = parts.join(' ')
   if (upstream) detail += `: ${clip(redactorOf(target, options)(upstream))}`
+  if (stalledMs !== null) detail += ` (${upstream ? 'the rest of its body' : 'its body'} did not come within ${stalledMs} ms)`
   return new ProviderError({
     provider: target.provider,
     kind: 'http',
@@ -241,17 +265,26 @@ async function httpError(target: Target, response: Response, options: CallOption
 }
 
 /**
- * The error a JSON body holds, read up to MAX_ERROR_BODY_BYTES: as the adapter reads an answer
- * (codes, `finish_reason: "error"`), else any error shape (Anthropic's `{"type":"error"}`, a bare
- * `message`, Gemini's list); null when it holds none.
+ * A JSON body sent in place of a stream, read up to MAX_RESPONSE_BYTES: the completion it holds, as
+ * the adapter reads an answer; else the error it holds (codes, `finish_reason: "error"`, or any error
+ * shape: Anthropic's `{"type":"error"}`, a bare `message`, Gemini's list); null when it holds neither.
  */
-async function errorInBody(adapter: Adapter, response: Response): Promise<ErrorInAnswer | null> {
+async function wholeAnswer(
+  adapter: Adapter, target: Target, response: Response, options: CallOptions, startedAt: number,
+): Promise<{ completion: Completion; sha256: string | null } | ErrorInAnswer | 'too large' | null> {
+  let body: Awaited<ReturnType<typeof readCapped>>
+  try {
+    body = await readCapped(response, MAX_RESPONSE_BYTES)
+  } catch (error) {
+    throw networkError(target, error, options, startedAt)
+  }
+  const sha256Hex = options.evidence ? sha256(body.bytes) : null
+  if (options.evidence) options.evidence.responseSha256 = sha256Hex
+  if (body.truncated) return 'too large'
   let json: unknown
   try {
-    const { bytes } = await readCapped(response, MAX_ERROR_BODY_BYTES)
-    json = JSON.parse(utf8.decode(bytes))
-    adapter.completion(json)
-    return null
+    json = JSON.parse(utf8.decode(body.bytes))
+    return { completion: adapter.completion(json), sha256: sha256Hex }
   } catch (error) {
     if (error instanceof ErrorInAnswer) return error
     const message = json === undefined ? null : errorTextOf(json)
@@ -273,12 +306,41 @@ function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOption
 /** Configured headers whose values are credentials (looked for in every form); others are looked for whole. */
 const CREDENTIAL_HEADER = /auth|key|token|secret|password|credential|cookie|signature|session/i
 
-/** What a call's error text must not carry: its API key, its configured headers' values, the prompt. */
+/**
+ * What a call's error text must not carry: its API key, its configured headers' values, the
+ * credentials its URL carries (userinfo, query values: a signed URL's `sig`), the prompt.
+ */
 export function redactorOf(target: Target, options: CallOptions): Redactor {
   const secret = target.apiKey ? [target.apiKey] : []
   const plain: string[] = []
   for (const [name, value] of Object.entries(target.headers ?? {})) (CREDENTIAL_HEADER.test(name) ? secret : plain).push(value)
+  for (const url of new Set([target.baseUrl, target.url])) secret.push(...urlCredentials(url))
   return redactor({ secret, plain }, options.prompt?.())
+}
+
+/** Query parameters that name a version, not a credential (Azure's `api-version`): their values stay readable. */
+const NOT_A_CREDENTIAL = /^api-version$/i
+
+/** The values in a URL that may be credentials: its user name and password, its query's values. */
+function urlCredentials(url: string | undefined): string[] {
+  if (!url) return []
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    return []
+  }
+  const values = [decoded(parsed.username), decoded(parsed.password)]
+  for (const [name, value] of parsed.searchParams) if (!NOT_A_CREDENTIAL.test(name)) values.push(value)
+  return values.filter(Boolean)
+}
+
+function decoded(text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
 }
 
 export function clip(text: string, max = 200): string {

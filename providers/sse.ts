@@ -25,10 +25,28 @@ const BLANK_LINE = /(?:\r\n|\n|\r(?!\n))(?:\r\n|\n|\r(?!\n))/g
 export class SseReader {
   private readonly reader: ReadableStreamDefaultReader<Uint8Array>
   private readonly decoder = new TextDecoder()
-  private buffer = ''
-  /** Where to resume looking for a blank line: the buffer before it has none. */
-  private scanned = 0
+  /**
+   * Text read that holds no blank line yet, in the pieces it came in: an event arriving in many
+   * reads is joined once, when its blank line comes, not copied again at every read.
+   */
+  private pending: string[] = []
+  private pendingChars = 0
+  /** Text holding one or more whole events, and where in it the next one starts. */
+  private ready = ''
+  private readyAt = 0
   private ended = false
+  /** For a reader over events witness wrote (`over`): the digest of what was received instead. */
+  private received: string | null | undefined
+  /**
+   * Characters searched for a blank line so far: each read's text once, plus the few characters
+   * before it (a line end split across reads). Linear in what was read, however large an event is.
+   */
+  searchedChars = 0
+  /**
+   * Characters copied to make the pending pieces one string: each event once, when its blank line
+   * has come (appending to one string instead would copy all of it again at every search).
+   */
+  joinedChars = 0
   /**
    * When bytes last came in (`performance.now()`), whatever they were: an event, part of one, or a
    * comment. Providers send comments to keep a quiet stream alive (OpenRouter's
@@ -44,8 +62,19 @@ export class SseReader {
     this.reader = body.getReader()
   }
 
+  /**
+   * A reader over events witness wrote itself (a whole answer an upstream sent in place of its
+   * stream): `receivedSha256` is the digest of what was received, which these events are not.
+   */
+  static over(events: readonly SseEvent[], receivedSha256: string | null): SseReader {
+    const reader = new SseReader(new Response(events.map(frame).join('')).body!)
+    reader.received = receivedSha256
+    return reader
+  }
+
   /** The sha256 (hex) of the bytes read so far, if a hasher was given. */
   digest(): string | null {
+    if (this.received !== undefined) return this.received
     return this.hasher ? this.hasher.copy().digest('hex') : null
   }
 
@@ -57,12 +86,12 @@ export class SseReader {
       if (this.ended) return this.takeRest()
       const { value, done } = await this.reader.read()
       if (done) {
-        this.buffer += this.decoder.decode()
+        this.add(this.decoder.decode())
         this.ended = true
       } else {
         this.lastBytesAt = performance.now()
         this.hasher?.update(value)
-        this.buffer += this.decoder.decode(value, { stream: true })
+        this.add(this.decoder.decode(value, { stream: true }))
       }
     }
   }
@@ -76,30 +105,67 @@ export class SseReader {
     }
   }
 
-  /** Parses one complete event (terminated by a blank line) off the buffer. */
+  /**
+   * Takes in one read's text. Only it, with the last characters before it (a line end split across
+   * reads, `\r\n\r` + `\n`), can hold the blank line that ends the pending event: what came before
+   * was searched already. When it does, the pending pieces are joined, once, for takeEvent.
+   */
+  private add(text: string): void {
+    if (!text) return
+    const searched = this.pendingEnd() + text
+    this.searchedChars += searched.length
+    BLANK_LINE.lastIndex = 0
+    const ends = BLANK_LINE.test(searched)
+    this.pending.push(text)
+    this.pendingChars += text.length
+    if (!ends) return
+    if (this.pending.length === 1) this.ready = text
+    else {
+      this.ready = this.pending.join('')
+      this.joinedChars += this.ready.length
+    }
+    this.readyAt = 0
+    this.pending = []
+    this.pendingChars = 0
+  }
+
+  /** The last (up to) three characters of the pending text: a blank line is at most four. */
+  private pendingEnd(): string {
+    let end = ''
+    for (let i = this.pending.length - 1; i >= 0 && end.length < 3; i--) end = this.pending[i]!.slice(-(3 - end.length)) + end
+    return end
+  }
+
+  /** Parses one complete event (terminated by a blank line) off the ready text. */
   private takeEvent(): SseEvent | null {
-    for (;;) {
-      BLANK_LINE.lastIndex = this.scanned
-      const match = BLANK_LINE.exec(this.buffer)
+    while (this.ready) {
+      BLANK_LINE.lastIndex = this.readyAt
+      const match = BLANK_LINE.exec(this.ready)
       if (!match) {
-        if (this.buffer.length > MAX_EVENT_CHARS) throw new MalformedResponse(`an event longer than ${MAX_EVENT_CHARS / 1024 / 1024} MB`)
-        // A line end split across reads (`\r\n\r` + `\n`) is found on the next look.
-        this.scanned = Math.max(0, this.buffer.length - 3)
-        return null
+        // The rest begins the next event: pending, with no blank line in it.
+        const rest = this.ready.slice(this.readyAt)
+        this.ready = ''
+        this.readyAt = 0
+        if (rest) {
+          this.pending = [rest]
+          this.pendingChars = rest.length
+        }
+        break
       }
-      const block = this.buffer.slice(0, match.index)
-      this.buffer = this.buffer.slice(match.index + match[0].length)
-      this.scanned = 0
+      const block = this.ready.slice(this.readyAt, match.index)
+      this.readyAt = match.index + match[0].length
       const event = parseBlock(block)
       if (event) return event
     }
+    if (this.pendingChars > MAX_EVENT_CHARS) throw new MalformedResponse(`an event longer than ${MAX_EVENT_CHARS / 1024 / 1024} MB`)
+    return null
   }
 
   /** At the end of the stream, a last event without its blank line is still delivered. */
   private takeRest(): SseEvent | null {
-    const rest = this.buffer
-    this.buffer = ''
-    this.scanned = 0
+    const rest = this.pending.join('')
+    this.pending = []
+    this.pendingChars = 0
     return rest.trim() ? parseBlock(rest) : null
   }
 }

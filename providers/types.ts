@@ -160,6 +160,7 @@ export function publicEndpoint(url: string): string {
     u.hash = ''
     return u.toString()
   } catch {
-    return url.split('?')[0] ?? url
+    // Not a URL the parser takes: still no query, fragment or userinfo.
+    return (url.split(/[?#]/)[0] ?? url).replace(/\/\/[^/@]*@/, '//')
   }
 }

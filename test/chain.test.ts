@@ -357,7 +357,7 @@ describe('retries', () => {
         ['huge', 'error', 'malformed response: larger than 64 MB'],
         ['sse', 'error', 'malformed response: larger than 64 MB'],
         ['error', 'error', expect.stringMatching(/^HTTP 500 internal server error: <html>/)],
-        ['huge', 'error', 'malformed response: expected an event stream, got application/json'],
+        ['huge', 'error', 'malformed response: expected an event stream, got application/json (larger than 64 MB)'],
         ['sse', 'error', 'malformed response: an event longer than 16 MB'],
       ])
       expect(hungUp).toContain('/error/chat/completions')

@@ -6,7 +6,7 @@
  * reason behind OpenRouter's "Provider returned error", Gemini's error
  * array, and OpenRouter's cost when the operator brings the provider key.
  */
-import { afterAll, beforeAll, beforeEach, expect, test } from 'bun:test'
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import { readMeta, readRows } from './support/rows.ts'
 import { type TestWitness, startWitness } from './support/witness.ts'
 
@@ -40,8 +40,14 @@ const upstream = Bun.serve({
 let w: TestWitness
 beforeAll(async () => {
   w = await startWitness({
-    providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
-    chains: { once: [{ provider: 'up', model: 'm', retries: 0 }], twice: [{ provider: 'up', model: 'm', retries: 1 }] },
+    providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` }, ant: { type: 'anthropic', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
+    chains: {
+      once: [{ provider: 'up', model: 'm', retries: 0 }],
+      twice: [{ provider: 'up', model: 'm', retries: 1 }],
+      // A fallback that would be paid for a second time, were the first answer thrown away.
+      ant: [{ provider: 'ant', model: 'claude-x', retries: 0 }, { provider: 'up', model: 'm', retries: 0 }],
+      paid: [{ provider: 'up', model: 'm', retries: 0 }, { provider: 'ant', model: 'claude-x', retries: 0 }],
+    },
   })
 })
 afterAll(async () => {
@@ -230,4 +236,80 @@ test('a JSON error of any shape in place of an asked-for stream keeps its messag
     expect(calls).toBe(2)
     expect(lastRows(2)[0]!.error_message).toBe(`error in a 200 answer: ${message}`)
   }
+})
+
+describe('an upstream that ignores `stream: true` and answers a whole completion', () => {
+  /** The JSON of each `data:` line of an SSE body. */
+  const dataOf = (text: string) =>
+    text
+      .split('\n')
+      .filter((l) => l.startsWith('data: ') && l !== 'data: [DONE]')
+      .map((l) => JSON.parse(l.slice(6)) as Record<string, any>)
+
+  test('is a success with its tokens, paid for once, served to an OpenAI client as a stream', async () => {
+    answers = [json(answer())]
+    const { status, text } = await ask('paid', true)
+    expect(status).toBe(200)
+    expect(text).toEndWith('data: [DONE]\n\n')
+    const chunks = dataOf(text)
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('Hello.')
+    expect(chunks.every((c) => c.object === 'chat.completion.chunk' && c.id === 'gen-1')).toBe(true)
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('stop')
+    expect(calls).toBe(1)
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'up', status: 'success', tokens_in: 10, tokens_out: 2, error_message: null })
+    expect(readMeta(w.dbPath).at(-1)).toMatchObject({ http_status: 200, response_id: 'gen-1', served_model: 'm' })
+  })
+
+  test("is served to an Anthropic client as a Messages stream, with its usage", async () => {
+    answers = [json(answer())]
+    const res = await w.post('/v1/messages', { model: 'paid', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const events = dataOf(await res.text())
+    expect(events.map((e) => e.type)).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'message_delta', 'message_stop'])
+    expect(events[2]!.delta).toEqual({ type: 'text_delta', text: 'Hello.' })
+    expect(events[4]).toMatchObject({ delta: { stop_reason: 'end_turn' }, usage: { input_tokens: 10, output_tokens: 2 } })
+    expect(calls).toBe(1)
+    expect(lastRows(1)[0]).toMatchObject({ status: 'success', tokens_in: 10, tokens_out: 2 })
+  })
+
+  test('from Anthropic, text and a tool call reach an OpenAI client as chunks, and its tokens the row', async () => {
+    answers = [
+      json({
+        id: 'msg_whole', type: 'message', role: 'assistant', model: 'claude-x', stop_reason: 'tool_use', stop_sequence: null,
+        content: [{ type: 'text', text: 'Let me look.' }, { type: 'tool_use', id: 'toolu_1', name: 'lookup', input: { city: 'Paris' } }],
+        usage: { input_tokens: 30, output_tokens: 12 },
+      }),
+    ]
+    const { status, text } = await ask('ant', true)
+    expect(status).toBe(200)
+    const chunks = dataOf(text)
+    expect(chunks.map((c) => c.choices[0]?.delta?.content ?? '').join('')).toBe('Let me look.')
+    const calls_ = chunks.flatMap((c) => c.choices[0]?.delta?.tool_calls ?? [])
+    expect(calls_[0]).toMatchObject({ index: 0, id: 'toolu_1', function: { name: 'lookup' } })
+    expect(JSON.parse(calls_.map((c: any) => c.function.arguments).join(''))).toEqual({ city: 'Paris' })
+    expect(chunks.at(-1)!.choices[0].finish_reason).toBe('tool_calls')
+    expect(calls).toBe(1)
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'ant', status: 'success', tokens_in: 30, tokens_out: 12 })
+  })
+
+  test("from Anthropic, reaches an Anthropic client as the Messages stream Anthropic would have sent, thinking's signature kept", async () => {
+    const content = [{ type: 'thinking', thinking: 'Hmm.', signature: 'sig-1' }, { type: 'text', text: 'Hi.' }]
+    answers = [json({ id: 'msg_whole', type: 'message', role: 'assistant', model: 'claude-x', stop_reason: 'end_turn', stop_sequence: null, content, usage: { input_tokens: 7, output_tokens: 3 } })]
+    const res = await w.post('/v1/messages', { model: 'ant', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const events = dataOf(await res.text())
+    expect(events[0]).toMatchObject({ type: 'message_start', message: { id: 'msg_whole', model: 'claude-x', content: [], usage: { input_tokens: 7 } } })
+    expect(events.filter((e) => e.type === 'content_block_delta').map((e) => e.delta)).toEqual([
+      { type: 'thinking_delta', thinking: 'Hmm.' },
+      { type: 'signature_delta', signature: 'sig-1' },
+      { type: 'text_delta', text: 'Hi.' },
+    ])
+    expect(events.at(-2)).toMatchObject({ type: 'message_delta', delta: { stop_reason: 'end_turn' }, usage: { output_tokens: 3 } })
+    expect(events.at(-1)).toEqual({ type: 'message_stop' })
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'ant', status: 'success', tokens_in: 7, tokens_out: 3 })
+  })
+
+  test('that is no completion and no error is still refused as malformed', async () => {
+    answers = [json({ hello: 'world' })]
+    expect((await ask('once', true)).status).toBe(502)
+    expect(lastRows(1)[0]).toMatchObject({ status: 'error', tokens_in: null, error_message: 'malformed response: expected an event stream, got application/json' })
+  })
 })

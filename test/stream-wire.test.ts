@@ -6,9 +6,9 @@
 import { describe, expect, test } from 'bun:test'
 import { anthropicAdapter } from '../providers/anthropic.ts'
 import { openaiAdapter } from '../providers/openai.ts'
-import { SseReader } from '../providers/sse.ts'
+import { MAX_EVENT_CHARS, SseReader } from '../providers/sse.ts'
 import { streamTranslator } from '../providers/translate/stream.ts'
-import { type Adapter, type SseEvent, newStreamFacts } from '../providers/types.ts'
+import { type Adapter, MalformedResponse, type SseEvent, newStreamFacts } from '../providers/types.ts'
 
 const fixture = (name: string) => Bun.file(`${import.meta.dir}/fixtures/${name}.sse`).text()
 
@@ -89,6 +89,29 @@ describe('the SSE reader', () => {
     ])
   })
 
+  test('an event of 8 MB arriving in 16 KB reads is searched once, not again at every read: the work is linear in its size', async () => {
+    const content = 'A'.repeat(8 * 1024 * 1024)
+    const text = `data: {"big":"${content}"}\r\n\r\ndata: {"after":1}\n\n`
+    const reads = Math.ceil(text.length / 16384)
+    const reader = new SseReader(bytes(text, [16384]))
+    const big = await reader.next()
+    expect(big!.data.length).toBe(content.length + 10)
+    expect(JSON.parse(big!.data).big).toBe(content)
+    expect(await reader.next()).toEqual({ event: null, data: '{"after":1}' })
+    expect(await reader.next()).toBeNull()
+    // Its pieces are joined once, when its blank line has come: not the whole event again at every read.
+    expect(reader.joinedChars).toBeLessThanOrEqual(text.length)
+    // Each read's text is searched once, with the three characters before it.
+    expect(reader.searchedChars).toBeLessThanOrEqual(text.length + 3 * reads)
+  })
+
+  test('an event longer than 16 MB is refused as malformed, in small reads too, and events before it still come', async () => {
+    const text = `data: {"x":1}\n\ndata: ${'x'.repeat(MAX_EVENT_CHARS + 65536)}\n\n`
+    const reader = new SseReader(bytes(text, [16384, 1000, 3]))
+    expect(await reader.next()).toEqual({ event: null, data: '{"x":1}' })
+    await expect(reader.next()).rejects.toThrow(new MalformedResponse('an event longer than 16 MB'))
+  })
+
   test('a broken connection rejects instead of looking like an end', async () => {
     let sent = false
     const broken = new ReadableStream<Uint8Array>({
@@ -115,6 +138,19 @@ describe('facts read from documented streams', () => {
     const facts = newStreamFacts()
     for (const e of await readAll(bytes(await fixture('anthropic-stream')))) anthropicAdapter.observe(e, facts)
     expect(facts).toEqual({ responseId: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', servedModel: 'claude-opus-4-6', usage: { tokensIn: 25, tokensOut: 15, costUsd: null }, chunks: 2, content: true, done: true, error: null, errorCode: null })
+  })
+})
+
+describe('Anthropic error events', () => {
+  test('one named `error` whose JSON lacks "type":"error" (as a proxy may send it) is still an error', () => {
+    for (const data of [{ error: { type: 'overloaded_error', message: 'Overloaded' } }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }]) {
+      const facts = newStreamFacts()
+      anthropicAdapter.observe({ event: 'error', data: JSON.stringify(data) }, facts)
+      expect(facts.error).toBe('Overloaded')
+    }
+    const unnamed = newStreamFacts()
+    anthropicAdapter.observe({ event: null, data: JSON.stringify({ type: 'error', error: { message: 'Overloaded' } }) }, unnamed)
+    expect(unnamed.error).toBe('Overloaded')
   })
 })
 
@@ -175,6 +211,31 @@ describe('stream translation', () => {
     expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe('Hello!')
     expect(chunks.at(-1)!.choices[0]!.finish_reason).toBe('stop')
     expect(payloads(end)).toEqual([expect.objectContaining({ choices: [], usage: { prompt_tokens: 25, completion_tokens: 15, total_tokens: 40 } }), '[DONE]'])
+  })
+
+  test('Anthropic text already in a content_block_start reaches an OpenAI client before the deltas', () => {
+    const t = streamTranslator('anthropic', 'openai', { includeUsage: false, createdS: 1, model: 'claude-x', provider: 'up' })
+    const events: SseEvent[] = [
+      { event: 'message_start', data: JSON.stringify({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3, output_tokens: 1 } } }) },
+      { event: 'content_block_start', data: JSON.stringify({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: 'Hello' } }) },
+      { event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: ' world' } }) },
+    ]
+    const chunks = payloads(events.flatMap((e) => t.push(e))) as { choices: { delta: { content?: string } }[] }[]
+    expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe('Hello world')
+  })
+
+  test("an OpenAI stream whose chunks carry no id still opens a Messages stream with a message id; its usage, none sent, is told as 0 (the SDKs need numbers)", () => {
+    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 1, model: 'gpt-x', provider: 'up' })
+    const frames = [
+      ...t.push({ event: null, data: JSON.stringify({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: { role: 'assistant', content: 'hi' } }] }) }),
+      ...t.push({ event: null, data: JSON.stringify({ id: 'chatcmpl-later', object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }) }),
+      ...t.finish(),
+    ]
+    const events = payloads(frames) as Record<string, any>[]
+    expect(events[0]!.type).toBe('message_start')
+    expect(events[0]!.message.id).toMatch(/^msg_[0-9a-f-]{32,}$/)
+    expect(events[0]!.message.usage).toEqual({ input_tokens: 0, output_tokens: 0 })
+    expect(events.find((e) => e.type === 'message_delta')!.usage).toMatchObject({ input_tokens: 0, output_tokens: 0 })
   })
 
   test('Anthropic tool use to OpenAI tool_calls', async () => {

@@ -148,6 +148,11 @@ describe('translation OpenAI -> Anthropic', () => {
       usage: { input_tokens: 82, output_tokens: 17 },
     })
   })
+
+  test('a completion without an id becomes a message with one (Anthropic requires it)', () => {
+    const message = anthropicMessageFromOpenAI({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }, 'up')
+    expect(message.id).toMatch(/^msg_[0-9a-f-]{32,}$/)
+  })
 })
 
 describe('translation Anthropic -> OpenAI', () => {

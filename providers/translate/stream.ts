@@ -9,7 +9,7 @@ import { frame } from '../sse.ts'
 import { type ReasoningField, reasoningOf, reasoningSignature } from './reasoning.ts'
 import { type SseEvent, type Wire, isNonEmptyString, isRecord } from '../types.ts'
 import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
-import { anthropicUsageOf, newToolUseId, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
+import { anthropicUsageOf, newMessageId, newToolUseId, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
 
 type Json = Record<string, unknown>
 
@@ -116,6 +116,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
         }
         case 'content_block_start': {
           const block = isRecord(json.content_block) ? json.content_block : {}
+          // A text block may open with text already in it (the adapter counts it as content): it is the answer's too.
+          if (block.type === 'text') return isNonEmptyString(block.text) ? [chunk({ content: block.text })] : []
           if (block.type !== 'tool_use' || typeof json.index !== 'number') return []
           const index = toolIndex.size
           toolIndex.set(json.index, index)
@@ -209,7 +211,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
     blockType = null
   }
   // Every Messages stream opens with message_start, even one whose upstream sent nothing before [DONE].
-  const start = (out: string[], id: unknown, model: unknown) => {
+  const start = (out: string[], id: string, model: unknown) => {
     started = true
     out.push(ev('message_start', {
       message: { id, type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: 0, output_tokens: 0 } },
@@ -221,7 +223,8 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       const json = parse(event)
       if (!json) return []
       const out: string[] = []
-      if (!started) start(out, json.id, typeof json.model === 'string' && json.model ? json.model : options.model)
+      // The upstream's id for the message, or one of witness's when its first chunk has none (some send none at all).
+      if (!started) start(out, isNonEmptyString(json.id) ? json.id : newMessageId(), typeof json.model === 'string' && json.model ? json.model : options.model)
       const choice = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0] : null
       // Usage at the top level, or (Moonshot's Kimi) inside the choice.
       const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
@@ -284,7 +287,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
     },
     finish() {
       const out: string[] = []
-      if (!started) start(out, `msg_${Bun.randomUUIDv7('hex')}`, options.model)
+      if (!started) start(out, newMessageId(), options.model)
       closeBlock(out)
       out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: anthropicUsageOf(tokensIn, tokensOut, cachedIn) }))
       out.push(ev('message_stop', {}))

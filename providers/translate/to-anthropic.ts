@@ -139,7 +139,7 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
   const calls = content.some((block) => block.type === 'tool_use')
   const usage = isRecord(completion.usage) ? completion.usage : {}
   return {
-    id: completion.id,
+    id: isNonEmptyString(completion.id) ? completion.id : newMessageId(),
     type: 'message',
     role: 'assistant',
     model: completion.model,
@@ -221,6 +221,11 @@ function documentBlock(file: Json): Json | null {
       ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
       : { type: 'base64', media_type: mediaType, data: base64 }
   return { type: 'document', source, ...title }
+}
+
+/** An id for a message whose upstream sent none (Anthropic's `message.id` is required). */
+export function newMessageId(): string {
+  return `msg_${Bun.randomUUIDv7('hex')}`
 }
 
 /** An id for a tool call sent without one: Anthropic clients answer a call by its id. */

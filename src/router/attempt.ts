@@ -221,7 +221,7 @@ export async function runStep(
     try {
       if (request.stream) {
         const firstByteMs = Math.min(step.firstByteTimeoutMs, step.timeoutMs)
-        const opened = await pTimeout(openStream(adapter, target, request, callOptions), timeout(firstByteMs, `no first byte within ${firstByteMs} ms`))
+        const opened = await pTimeout(openStream(adapter, target, request, { ...callOptions, deadlineAt: startedAt + firstByteMs }), timeout(firstByteMs, `no first byte within ${firstByteMs} ms`))
         // From here the session owns the row: it is finished when the stream ends, and the breaker
         // hears how it ended then (a stream cut or stalled after its first byte is the provider's failure).
         const stream = startStreamSession({
@@ -250,7 +250,7 @@ export async function runStep(
         })
         return { kind: 'stream', stream, logId }
       }
-      const completion = await pTimeout(callCompletion(adapter, target, request, callOptions), timeout(step.timeoutMs, `timeout after ${step.timeoutMs} ms`))
+      const completion = await pTimeout(callCompletion(adapter, target, request, { ...callOptions, deadlineAt: startedAt + step.timeoutMs }), timeout(step.timeoutMs, `timeout after ${step.timeoutMs} ms`))
       outcome = {
         status: 'success',
         tokensIn: completion.usage.tokensIn,
