@@ -6,8 +6,10 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
+import { readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
 
@@ -154,6 +156,102 @@ describe('GET /heartbeat', () => {
       'witness: health: unhealthy: every chain called has failed for 122 s without a success (bad; window 120 s)',
       'witness: health: ok again',
     ])
+  })
+
+  test('a provider refusing the request itself (400 context too long, 413, 422) is no failing chain; a rejected key, a model not found, a rate limit or a 5xx is', async () => {
+    // Each outcome on its own router, its chain the only one called, failing over the whole window.
+    const outcomes: [string, number][] = [
+      ['m+status-400', 200],
+      ['m+status-413', 200],
+      ['m+status-422', 200],
+      ['m+status-401', 503],
+      ['m+status-403', 503],
+      ['m+status-404', 503],
+      ['m+status-429', 503],
+      ['m+status-500', 503],
+    ]
+    for (const [model, expected] of outcomes) {
+      const { w, clock } = await witness({ default: [{ provider: 'sim', model, retries: 0 }] }, { deadman: { failing_window_s: 60 } })
+      for (let i = 0; i < 3; i++) {
+        expect((await w.infer({})).status).toBe(502)
+        clock.advance(31_000)
+      }
+      const report = await heartbeat(w)
+      expect([model, report.status]).toEqual([model, expected])
+      if (expected === 503) expect(report.body.rollback_may_help).toBe(true)
+      await w.stop(0)
+    }
+    // One step that fails, not by the request's doing, is enough: the chain cannot serve what the next step refuses.
+    const { w, clock } = await witness(
+      { default: [{ provider: 'sim', model: 'm+status-503', retries: 0 }, { provider: 'sim2', model: 'm+status-400', retries: 0 }] },
+      { deadman: { failing_window_s: 60 } },
+    )
+    for (let i = 0; i < 3; i++) {
+      expect((await w.infer({})).status).toBe(502)
+      clock.advance(31_000)
+    }
+    expect((await heartbeat(w)).status).toBe(503)
+  })
+
+  test("a stream cut at timeout_ms because its client stopped reading is no failing chain; one the provider was too slow for is", async () => {
+    // An upstream that streams big chunks for ever: a client that reads one packet and then nothing
+    // fills the socket buffers, nothing pulls the stream, and only the whole-stream limit ends it.
+    const content = 'x'.repeat(16 * 1024)
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch() {
+        const frame = new TextEncoder().encode(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`)
+        return new Response(new ReadableStream({ pull: (c) => c.enqueue(frame) }), { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    try {
+      const extra = { providers: { flood: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } }, deadman: { failing_window_s: 60 } }
+      const { w, clock } = await witness(
+        { flood: [{ provider: 'flood', model: 'm', timeout_ms: 400, retries: 0 }], slow: [{ provider: 'sim', model: 'm+chunks-50+chunk-delay-100', timeout_ms: 300, retries: 0 }] },
+        extra,
+      )
+      const unreadStream = async () => {
+        const before = readRows(w.dbPath).length
+        const socket = connect(Number(new URL(w.url).port), '127.0.0.1')
+        try {
+          const body = JSON.stringify({ model: 'flood', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+          socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Agent-Name: a\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+          await new Promise<void>((resolve) => socket.once('data', () => resolve()))
+          socket.pause()
+          while (readRows(w.dbPath).length === before || readRows(w.dbPath).at(-1)!.status === 'pending') await Bun.sleep(20)
+          expect(readRows(w.dbPath).at(-1)).toMatchObject({ status: 'timeout', error_message: expect.stringMatching(/^timeout after 400 ms \(stream, \d+ chunks\)$/) })
+          while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(10)
+        } finally {
+          socket.destroy()
+        }
+      }
+      for (let i = 0; i < 3; i++) {
+        await unreadStream()
+        clock.advance(31_000)
+      }
+      const report = await heartbeat(w)
+      expect(report.body.reasons ?? []).toEqual([])
+      expect(report.status).toBe(200)
+      // A client that reads all it is sent, from a provider too slow for timeout_ms: that is the chain failing.
+      const slowStream = async () => {
+        const res = await fetch(`${w.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-agent-name': 'a' },
+          body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+        })
+        expect(await res.text()).toContain('timeout after 300 ms')
+        while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(10)
+      }
+      for (let i = 0; i < 3; i++) {
+        await slowStream()
+        clock.advance(31_000)
+      }
+      // Only "slow" is named: the streams its client stopped reading left no mark on "flood".
+      expect((await heartbeat(w)).body.reasons).toEqual([expect.stringMatching(/^every chain called has failed for \d+ s without a success \(slow; window 60 s\)$/)])
+    } finally {
+      await upstream.stop(true)
+    }
   })
 
   test('a reload gives the new chains a clean slate', async () => {

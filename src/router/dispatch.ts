@@ -90,7 +90,9 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
       : input.signal.aborted && !(thrown instanceof WitnessError)
         ? new ClientGoneError()
         : thrown
-    if (error instanceof ChainExhaustedError) call?.fail()
+    // A chain that refused the request itself (every step: a context too long, a 413, a 422) is not
+    // failing: that request fails on any config, and counted it could get a good config rolled back.
+    if (error instanceof ChainExhaustedError && !error.causedByRequest) call?.fail()
     if (error instanceof Error) failures.set(error, { machine: config.machine, requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {
       Object.assign(error.details, { request_id: requestId })
