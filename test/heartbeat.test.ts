@@ -5,12 +5,15 @@
  * `deadman.checkNow()`; no background timer runs.
  */
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
+import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
-import { promoteLastGood } from '../src/deadman/last-good.ts'
+import { promoteLastGood, readLastGood, snapshotProblem } from '../src/deadman/last-good.ts'
+import { BUN, ROOT } from './support/process.ts'
 import { readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
+import { tempDir } from './support/temp.ts'
 import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
 
 const suite = useSimulator()
@@ -423,7 +426,7 @@ describe('promotion to last known good', () => {
     expect(w.logs.some((l) => l.includes(`promoted config sha256 ${sha256(bytes)}`))).toBe(true)
   })
 
-  test('a snapshot out of step with its .sha256 (killed between the two renames of a promotion) is no last known good, and the next promotion repairs the pair', async () => {
+  test('a snapshot out of step with its .sha256 (a hand edit, or an older witness killed between the two renames of a promotion) is no last known good, and the next promotion repairs the pair', async () => {
     const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 300 } })
     const bytes = readFileSync(w.configPath)
     // The snapshot holds this config, its .sha256 still names the one promoted before it.
@@ -436,6 +439,48 @@ describe('promotion to last known good', () => {
     await w.deadman.checkNow()
     expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(bytes)}  witness.yaml.last-good\n`)
     expect((await heartbeat(w)).body.last_known_good).toBe(sha256(bytes))
+  })
+
+  test('a promotion killed between its renames leaves a valid pair: the old one, or the new snapshot with the hash it staged (and the read completes that pair)', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 60 } })
+    await promote(w, clock)
+    const a = readFileSync(w.configPath)
+    // The next config runs (reloaded), and its promotion is cut short: on disk as it would be left.
+    const b = Buffer.from(`${a}\n# the next config\n`)
+    writeFileSync(w.configPath, b)
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    const staged = `${snapshotOf(w)}.sha256.next`
+    // Killed after staging the new hash, before the snapshot's rename: the old pair stands.
+    writeFileSync(staged, `${sha256(b)}  witness.yaml.last-good\n`)
+    expect((await heartbeat(w)).body.last_known_good).toBe(sha256(a))
+    // Killed after the snapshot's rename, before the hash's: the new snapshot is what was promoted.
+    writeFileSync(snapshotOf(w), b)
+    expect((await heartbeat(w)).body.last_known_good).toBe(sha256(b))
+    expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(b)}  witness.yaml.last-good\n`)
+    expect(existsSync(staged)).toBe(false)
+  })
+
+  test.skipIf(!Bun.which('strace'))('a promotion killed -9 between the renames of the snapshot and of its hash (renames slowed by strace) leaves the new pair, and no temp file', async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, 'first: config\n')
+    promoteLastGood(configPath, readFileSync(configPath))
+    const next = Buffer.from('second: config\n')
+    const script = `const { promoteLastGood } = await import(${JSON.stringify(join(ROOT, 'src/deadman/last-good.ts'))}); await Bun.write(${JSON.stringify(join(dir, 'pid'))}, String(process.pid)); promoteLastGood(${JSON.stringify(configPath)}, new TextEncoder().encode(${JSON.stringify(next.toString())}))`
+    const rename = 'rename,renameat,renameat2'
+    const tracer = Bun.spawn(['strace', '-f', '-qq', '-o', '/dev/null', '-e', `trace=${rename}`, '-e', `inject=${rename}:delay_enter=400000`, BUN, '-e', script], { stdout: 'ignore', stderr: 'ignore' })
+    try {
+      // Once the snapshot holds the new bytes, the rename of its hash is still on its way: kill -9 then.
+      const deadline = Date.now() + 15_000
+      while (Date.now() < deadline && !(existsSync(join(dir, 'pid')) && sha256(readFileSync(`${configPath}.last-good`)) === sha256(next))) await Bun.sleep(5)
+      process.kill(Number(readFileSync(join(dir, 'pid'), 'utf8')), 'SIGKILL')
+    } finally {
+      await tracer.exited
+    }
+    const snapshot = readLastGood(configPath)!
+    expect(snapshotProblem(snapshot)).toBeNull()
+    expect(snapshot.hash).toBe(sha256(next))
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-') || f.endsWith('.next'))).toEqual([])
   })
 
   test('not before promote_after_s of passing checks', async () => {
