@@ -133,6 +133,35 @@ describe('against a stopped router', () => {
     expect(verified.exitCode).toBe(0)
   })
 
+  test('a valid config in the file that the router never ran (pushed, not applied, before it went down) is not overwritten; one it ran is rolled back, and what the rollback replaced is kept', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    let router = await spawnWitness(configPath)
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }], extra: [{ provider: 'sim', model: 'm' }] }))
+    const pushed = readFileSync(configPath)
+    router.proc.kill('SIGKILL') // an OOM kill, a crash: nothing to do with the push
+    await router.proc.exited
+
+    const refused = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(`the router does not answer, and ${configPath} (${short(sha256(pushed))}) is not a config it has run (it last ran ${short(sha256(good))}`)
+    expect(readFileSync(configPath)).toEqual(pushed)
+    expect(existsSync(join(dir, 'witness.db')) ? readRows(join(dir, 'witness.db')).filter((r) => r.status === 'rollback') : []).toEqual([])
+
+    // Applied (the router started on it), and the router goes down on it: that one is rolled back.
+    router = await spawnWitness(configPath)
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    const rolled = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])
+    expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath} (${short(sha256(pushed))} → ${short(sha256(good))})`)
+    const kept = `${configPath}.rolled-back-${sha256(pushed).slice(0, 12)}`
+    expect(rolled.stderr).toContain(`the config it replaced is kept as ${kept}`)
+    expect(readFileSync(configPath)).toEqual(good)
+    expect(readFileSync(kept)).toEqual(pushed)
+  })
+
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))

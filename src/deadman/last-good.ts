@@ -118,12 +118,21 @@ function alive(pid: number): boolean {
 /**
  * Copies the snapshot over the config file (through a symlink, onto the file it points to: a
  * deploy that updates the link's target is not cut off); returns the hashes before and after.
+ * What it replaces, unless that is the snapshot already, is first kept beside the config as
+ * `<config>.rolled-back-<first 12 hex digits of its sha256>` (`keptAs`): a config pushed and
+ * never run, overwritten by a rollback, is not lost.
  */
-export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHash: string | null; newHash: string } {
-  const oldHash = existsSync(configPath) ? sha256(readFileSync(configPath)) : null
-  const target = existsSync(configPath) && lstatSync(configPath).isSymbolicLink() ? realpathSync(configPath) : configPath
+export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHash: string | null; newHash: string; keptAs: string | null } {
+  const old = existsSync(configPath) ? readFileSync(configPath) : null
+  const oldHash = old === null ? null : sha256(old)
+  const target = old !== null && lstatSync(configPath).isSymbolicLink() ? realpathSync(configPath) : configPath
+  let keptAs: string | null = null
+  if (old !== null && oldHash !== snapshot.hash) {
+    keptAs = `${configPath}.rolled-back-${oldHash!.slice(0, 12)}`
+    replaceFile(keptAs, old, statSync(target).mode & 0o777)
+  }
   replaceFile(target, snapshot.bytes)
-  return { oldHash, newHash: snapshot.hash }
+  return { oldHash, newHash: snapshot.hash, keptAs }
 }
 
 /** Writes a file atomically (and durably), keeping the mode of the file it replaces (or `newMode` for a new one). */

@@ -24,6 +24,7 @@ import { makeAlert } from './alert.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import { restartRequired } from './live-config.ts'
 import { type HeartbeatCheck, type RouterClient, checkHeartbeat } from './router-client.ts'
+import { readServedHash, servedHashPath } from './served-config.ts'
 import { recordAndAlert } from './watchdog-record.ts'
 import { type Restart, restartOntoSnapshot } from './watchdog-restart.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
@@ -148,16 +149,24 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
   const tampered = snapshotProblem(snapshot)
   if (tampered) return refuse(tampered)
-  const runningHash = check.configHash ?? fileHash(o.configPath)
+  const onDisk = fileHash(o.configPath)
+  // A router that does not answer does not say what it runs: then the file is what a restart would run.
+  const runningHash = check.configHash ?? onDisk
   if (runningHash === snapshot.hash) {
     return refuse(`the running config ${shortHash(runningHash)} already is the last known good; a rollback cannot cure this`)
   }
   // A config in the file that the router does not run yet, and would take (pushed, not yet reloaded),
   // was never tried: it is not overwritten. The snapshot itself there (a rollback whose restart
   // failed) is restored and restarted again.
-  const onDisk = fileHash(o.configPath)
   if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(inFile, router.url)) {
     return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
+  }
+  // The same when the router does not answer (down for a reason of its own: a crash, a stop): the
+  // server notes each config it starts on or reloads to, and a valid one in the file that it never
+  // ran was pushed and not applied. One it ran, or whose start-up it died in, is rolled back.
+  const lastRun = check.configHash === null ? readServedHash(o.configPath) : null
+  if (lastRun !== null && inFile && onDisk !== lastRun) {
+    return refuse(`the router does not answer, and ${o.configPath} (${shortHash(onDisk)}) is not a config it has run (it last ran ${shortHash(lastRun)}, as ${servedHashPath(o.configPath)} says): it has not been applied yet, and a rollback would overwrite it untried (start the router to apply it)`)
   }
   let restored: Config
   try {
@@ -182,14 +191,16 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
       updated_at: isoTime(clock.now()),
     })
   }
+  let kept: string | null
   try {
-    restoreLastGood(o.configPath, snapshot)
+    kept = restoreLastGood(o.configPath, snapshot).keptAs
   } catch (error) {
     await alert(`rollback of ${o.configPath} failed ${why}: cannot restore the snapshot: ${(error as Error).message}`)
     return { exit: 2, state: { failures, last_failure: check.reason, reported: true, unapplied } }
   }
   const oldHash = runningHash
   o.log(`restored ${snapshot.path} over ${o.configPath} (${shortHash(oldHash)} → ${shortHash(snapshot.hash)}) ${why}`)
+  if (kept) o.log(`the config it replaced is kept as ${kept}`)
 
   const relocate = o.url ? null : () => listenUrl(o.configPath, restored)
   const applied = await restartOntoSnapshot({ configPath: o.configPath, env: o.env, waitMs: o.waitMs, relocate }, router, check, restored, oldHash, snapshot.hash)
