@@ -10,7 +10,7 @@ import { connect } from 'node:net'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood, readLastGood, snapshotProblem } from '../src/deadman/last-good.ts'
-import { BUN, ROOT } from './support/process.ts'
+import { BUN, ROOT, holdWriteLock } from './support/process.ts'
 import { readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
@@ -106,6 +106,28 @@ describe('GET /heartbeat', () => {
     expect(stuck.body.status).toBe('unhealthy')
     expect(stuck.body.reasons).toEqual(['1 call(s) stuck past their timeouts (oldest: chain default, running 71 s)'])
     await call.abandon()
+    expect((await heartbeat(w)).status).toBe(200)
+  })
+
+  test("a call waiting for its row to commit (another process holds the database's lock, within database_busy_timeout_ms) is not stuck: the database is the reason, which a rollback does not cure", async () => {
+    const { w, clock } = await witness(
+      { default: [{ provider: 'sim', model: 'm', timeout_ms: 2_000, retries: 0 }] },
+      { database_busy_timeout_ms: 60_000, deadman: { stuck_grace_s: 1 } },
+    )
+    const lock = await holdWriteLock(w.dbPath) // a backup, an operator's sqlite3 shell
+    let call: Promise<Response> | undefined
+    try {
+      call = w.infer({})
+      while ((await heartbeat(w)).body.in_flight === 0) await Bun.sleep(5)
+      clock.advance(30_000) // far past timeout_ms + stuck_grace_s, all of it waiting on the lock
+      const report = await heartbeat(w)
+      expect(report.status).toBe(503)
+      expect(report.body.reasons).toEqual([expect.stringMatching(/^database not writable/)])
+      expect(report.body.rollback_may_help).toBe(false)
+    } finally {
+      await lock.release()
+    }
+    expect((await call!).status).toBe(200)
     expect((await heartbeat(w)).status).toBe(200)
   })
 
