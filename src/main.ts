@@ -14,7 +14,7 @@ import { type Config, openListenProblem } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
-import { servedHashPath, writeServedHash } from './deadman/served-config.ts'
+import { servedPath, writeServed } from './deadman/served-config.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
@@ -140,9 +140,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // start-up that the config could make fail (the database, the key, the socket), and at every reload.
   const markServed = (hash: string) => {
     try {
-      writeServedHash(live.path, hash)
+      writeServed(live.path, { config_hash: hash, database_override: options.db === undefined ? null : dbPath })
     } catch (error) {
-      log(`witness: cannot write ${servedHashPath(live.path)} (the watchdog reads which config ran from it): ${(error as Error).message}`)
+      log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
   }
   markServed(boot.hash)

@@ -162,6 +162,30 @@ describe('against a stopped router', () => {
     expect(readFileSync(kept)).toEqual(pushed)
   })
 
+  test('a router started with serve --db OTHER: with it down, the row goes into OTHER (noted by the server beside its config), or into the database --db names, never a new file at the config\'s database', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'var'))
+    const other = join(dir, 'var', 'witness.db')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    const router = await spawnWitness(configPath, {}, ['--db', other])
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    const rollbacks = () => readRows(other).filter((r) => r.status === 'rollback')
+
+    writeFileSync(configPath, BROKEN)
+    const noted = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'first.json')])
+    expect(noted.stderr).toContain(`rollback recorded (log id 1, straight into ${other})`)
+    expect(rollbacks()).toHaveLength(1)
+    // Without the server's note (another machine's server, a note deleted), --db says where.
+    rmSync(`${configPath}.serve.json`)
+    writeFileSync(configPath, BROKEN)
+    const named = await watchdog(['--config', configPath, '--url', router.url, '--db', other, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'second.json')])
+    expect(named.stderr).toContain(`straight into ${other}`)
+    expect(rollbacks()).toHaveLength(2)
+    expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))

@@ -18,6 +18,8 @@ export interface RecordOptions {
   configPath: string
   env: Record<string, string | undefined>
   log: (line: string) => void
+  /** The database the router writes, for a row written straight into it (see databaseOf). */
+  database: (config: Config) => string
 }
 
 export interface RollbackRecord {
@@ -78,7 +80,8 @@ async function recordEntry(o: RecordOptions, router: RouterClient, waitMs: numbe
   }
   try {
     // A one-shot writer. Never recoverPending here: pending rows may belong to a live router.
-    const store = openStore(restored.databasePath, { sync: restored.raw.database_sync, busyTimeoutMs: restored.raw.database_busy_timeout_ms })
+    const databasePath = o.database(restored)
+    const store = openStore(databasePath, { sync: restored.raw.database_sync, busyTimeoutMs: restored.raw.database_busy_timeout_ms })
     try {
       // Recorded already (a POST that timed out here but committed, a run killed after writing it).
       const known = (): Recorded | null => {
@@ -95,7 +98,7 @@ async function recordEntry(o: RecordOptions, router: RouterClient, waitMs: numbe
           errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
           facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog', rollbackId: entry.id },
         })
-        return { ok: true, logId, via: `straight into ${restored.databasePath}`, byRouter: false }
+        return { ok: true, logId, via: `straight into ${databasePath}`, byRouter: false }
       } catch (error) {
         const raced = known()
         if (raced) return raced

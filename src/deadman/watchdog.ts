@@ -24,8 +24,8 @@ import { makeAlert } from './alert.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import { restartRequired } from './live-config.ts'
 import { type HeartbeatCheck, type RouterClient, checkHeartbeat } from './router-client.ts'
-import { readServedHash, servedHashPath } from './served-config.ts'
-import { recordAndAlert } from './watchdog-record.ts'
+import { readServed, servedPath } from './served-config.ts'
+import { type RecordOptions, recordAndAlert } from './watchdog-record.ts'
 import { type Restart, restartOntoSnapshot } from './watchdog-restart.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
 
@@ -34,6 +34,12 @@ export interface WatchdogOptions {
   configPath: string
   /** The router's base URL; default: the configured listen address. */
   url?: string
+  /**
+   * The database the router writes (`serve --db`), for a row written straight into it; default: the
+   * one the last server on this config was given with `serve --db` (`<config>.serve.json`), else the
+   * config's `database`.
+   */
+  dbPath?: string
   /** Consecutive failed checks that trigger a rollback. */
   failures: number
   statePath: string
@@ -69,7 +75,7 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
   }
   try {
     const settings = readSettings(o.configPath)
-    const url = o.url ?? (settings ? listenUrl(o.configPath, settings) : undefined)
+    const url = o.url ?? (settings ? listenUrl(o, settings) : undefined)
     if (!url) {
       o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
       return 2
@@ -113,7 +119,7 @@ async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun
   }
   const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
   const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
-  const recorded = await recordAndAlert(o, router, o.waitMs, settings, clock, entry, 'an interrupted rollback')
+  const recorded = await recordAndAlert(recording(o), router, o.waitMs, settings, clock, entry, 'an interrupted rollback')
   return recorded.ok
 }
 
@@ -164,9 +170,9 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // The same when the router does not answer (down for a reason of its own: a crash, a stop): the
   // server notes each config it starts on or reloads to, and a valid one in the file that it never
   // ran was pushed and not applied. One it ran, or whose start-up it died in, is rolled back.
-  const lastRun = check.configHash === null ? readServedHash(o.configPath) : null
+  const lastRun = check.configHash === null ? (readServed(o.configPath)?.config_hash ?? null) : null
   if (lastRun !== null && inFile && onDisk !== lastRun) {
-    return refuse(`the router does not answer, and ${o.configPath} (${shortHash(onDisk)}) is not a config it has run (it last ran ${shortHash(lastRun)}, as ${servedHashPath(o.configPath)} says): it has not been applied yet, and a rollback would overwrite it untried (start the router to apply it)`)
+    return refuse(`the router does not answer, and ${o.configPath} (${shortHash(onDisk)}) is not a config it has run (it last ran ${shortHash(lastRun)}, as ${servedPath(o.configPath)} says): it has not been applied yet, and a rollback would overwrite it untried (start the router to apply it)`)
   }
   let restored: Config
   try {
@@ -202,7 +208,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   o.log(`restored ${snapshot.path} over ${o.configPath} (${shortHash(oldHash)} → ${shortHash(snapshot.hash)}) ${why}`)
   if (kept) o.log(`the config it replaced is kept as ${kept}`)
 
-  const relocate = o.url ? null : () => listenUrl(o.configPath, restored)
+  const relocate = o.url ? null : () => listenUrl(o, restored)
   const applied = await restartOntoSnapshot({ configPath: o.configPath, env: o.env, waitMs: o.waitMs, relocate }, router, check, restored, oldHash, snapshot.hash)
   const { restart, notInEffect } = applied
   o.log(notInEffect ? `${restart.summary}; NOT IN EFFECT: ${notInEffect}` : `${restart.summary}; the router runs the snapshot`)
@@ -224,7 +230,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     restart,
   }
   // The router that answered after the restart is asked to record it; one that did not has had its wait.
-  const recorded = await recordAndAlert(o, applied.router, applied.answered ? o.waitMs : 0, restored, clock, entry, 'rollback')
+  const recorded = await recordAndAlert(recording(o), applied.router, applied.answered ? o.waitMs : 0, restored, clock, entry, 'rollback')
   return {
     exit: restart.ok && !notInEffect && recorded.ok ? 0 : 2,
     state: {
@@ -234,6 +240,19 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
       unapplied: notInEffect ? { id: rollbackId, old_hash: oldHash, new_hash: snapshot.hash, recorded_at: isoTime(clock.now()) } : null,
     },
   }
+}
+
+/**
+ * The database the router writes: --db, else the one the last server on this config was given with
+ * `serve --db` (which a restart keeps), else `config`'s own `database`.
+ */
+function databaseOf(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
+  return o.dbPath ?? readServed(o.configPath)?.database_override ?? resolve(config.databasePath)
+}
+
+/** How rows are recorded by this run. */
+function recording(o: WatchdogOptions): RecordOptions {
+  return { configPath: o.configPath, env: o.env, log: o.log, database: (config) => databaseOf(o, config) }
 }
 
 /** The config the router runs, or (when that cannot be parsed) the snapshot it would be rolled back to. */
@@ -256,12 +275,13 @@ function readSettings(configPath: string): Config | null {
  * `serve --port`/`--db`; probing the file's address before then would count a healthy router as
  * down, and roll back a good config.
  */
-function listenUrl(configPath: string, config: Config): string {
+function listenUrl(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
+  const configPath = o.configPath
   let host = config.raw.listen.host.replace(/^\[(.*)\]$/, '$1')
   let port = config.raw.listen.port
   // The database's first: one server at a time holds a database (its lock), so that file is never
   // another server's; the config's is for a database moved in the file since the server started.
-  for (const file of [`${resolve(config.databasePath)}.serve.url`, `${resolve(configPath)}.serve.url`]) {
+  for (const file of [`${databaseOf(o, config)}.serve.url`, `${resolve(configPath)}.serve.url`]) {
     try {
       const bound = new URL(readFileSync(file, 'utf8').trim())
       host = bound.hostname.replace(/^\[(.*)\]$/, '$1')
