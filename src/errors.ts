@@ -262,17 +262,34 @@ export const SDK_RETRY_AFTER_MAX_MS = 60_000
  * request would again (a 4xx such as a bad request or a rejected key, a missing API key).
  * `retryAfterMs`: every step tried asked to be left alone this long at least (429 or 503 with
  * `Retry-After`); answered as `retry-after`, and past what the SDKs wait out, as "do not resend".
+ * `causedByRequest`: every step was tried and refused the request itself (see refusedRequest), so
+ * the chain is not failing: the deadman switch does not count it.
  */
 export class ChainExhaustedError extends WitnessError {
   override name = 'ChainExhaustedError'
-  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean, retryAfterMs?: number) {
+  readonly causedByRequest: boolean
+  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean, retryAfterMs?: number, causedByRequest = false) {
     const waitTooLong = retryAfterMs !== undefined && retryAfterMs >= SDK_RETRY_AFTER_MAX_MS
     super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, {
       details,
       retry: waitTooLong ? false : retry,
       retryAfterS: retryAfterMs === undefined ? undefined : Math.max(1, Math.ceil(retryAfterMs / 1000)),
     })
+    this.causedByRequest = causedByRequest
   }
+}
+
+/**
+ * The statuses by which a provider that works refuses the request itself: 400 (a context too long,
+ * a bad parameter), 413 (too large), 422 (unprocessable). The same request fails so on any config,
+ * so no rollback can cure it. A rejected key (401, 403), a model not found (404, 410), a rate limit
+ * (429), a 5xx are not among them: a config change can cause those, and a rollback cure them.
+ */
+const REQUEST_REFUSALS = new Set([400, 413, 422])
+
+/** Whether a failed try was the provider refusing this request (see REQUEST_REFUSALS), not failing. */
+export function refusedRequest(error: ProviderError): boolean {
+  return error.kind === 'http' && error.httpStatus !== undefined && REQUEST_REFUSALS.has(error.httpStatus)
 }
 
 /** Whether the same request might get past this failure another time: not for a 4xx other than 408, 409, 429. */

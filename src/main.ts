@@ -14,6 +14,7 @@ import { type Config, openListenProblem } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
+import { servedPath, writeServed } from './deadman/served-config.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
@@ -135,6 +136,17 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const dbPath = resolve(options.db ?? boot.databasePath)
   const serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
   live.boundHost = host
+  // Which config this server runs, for a watchdog that finds it down: written before anything of the
+  // start-up that the config could make fail (the database, the key, the socket), and at every reload.
+  const markServed = (hash: string) => {
+    try {
+      writeServed(live.path, { config_hash: hash, database_override: options.db === undefined ? null : dbPath })
+    } catch (error) {
+      log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
+    }
+  }
+  markServed(boot.hash)
+  live.onSwap((next) => markServed(next.hash))
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
   // file), and the watchdog must probe this server, not those.

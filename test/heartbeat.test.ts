@@ -5,10 +5,15 @@
  * `deadman.checkNow()`; no background timer runs.
  */
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
-import { promoteLastGood } from '../src/deadman/last-good.ts'
+import { promoteLastGood, readLastGood, snapshotProblem } from '../src/deadman/last-good.ts'
+import { BUN, ROOT, holdWriteLock } from './support/process.ts'
+import { readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
+import { tempDir } from './support/temp.ts'
 import { manualClock, simConfig, type TestWitness, writeConfigFile } from './support/witness.ts'
 
 const suite = useSimulator()
@@ -104,6 +109,28 @@ describe('GET /heartbeat', () => {
     expect((await heartbeat(w)).status).toBe(200)
   })
 
+  test("a call waiting for its row to commit (another process holds the database's lock, within database_busy_timeout_ms) is not stuck: the database is the reason, which a rollback does not cure", async () => {
+    const { w, clock } = await witness(
+      { default: [{ provider: 'sim', model: 'm', timeout_ms: 2_000, retries: 0 }] },
+      { database_busy_timeout_ms: 60_000, deadman: { stuck_grace_s: 1 } },
+    )
+    const lock = await holdWriteLock(w.dbPath) // a backup, an operator's sqlite3 shell
+    let call: Promise<Response> | undefined
+    try {
+      call = w.infer({})
+      while ((await heartbeat(w)).body.in_flight === 0) await Bun.sleep(5)
+      clock.advance(30_000) // far past timeout_ms + stuck_grace_s, all of it waiting on the lock
+      const report = await heartbeat(w)
+      expect(report.status).toBe(503)
+      expect(report.body.reasons).toEqual([expect.stringMatching(/^database not writable/)])
+      expect(report.body.rollback_may_help).toBe(false)
+    } finally {
+      await lock.release()
+    }
+    expect((await call!).status).toBe(200)
+    expect((await heartbeat(w)).status).toBe(200)
+  })
+
   test('a wall clock stepped a day ahead (NTP, a VM resumed) makes no call stuck and no chain failing: durations are monotonic', async () => {
     let wallOffset = 0
     const clock = { now: () => Date.parse('2026-11-25T12:00:00.000Z') + wallOffset, monotonic: () => performance.now() }
@@ -154,6 +181,102 @@ describe('GET /heartbeat', () => {
       'witness: health: unhealthy: every chain called has failed for 122 s without a success (bad; window 120 s)',
       'witness: health: ok again',
     ])
+  })
+
+  test('a provider refusing the request itself (400 context too long, 413, 422) is no failing chain; a rejected key, a model not found, a rate limit or a 5xx is', async () => {
+    // Each outcome on its own router, its chain the only one called, failing over the whole window.
+    const outcomes: [string, number][] = [
+      ['m+status-400', 200],
+      ['m+status-413', 200],
+      ['m+status-422', 200],
+      ['m+status-401', 503],
+      ['m+status-403', 503],
+      ['m+status-404', 503],
+      ['m+status-429', 503],
+      ['m+status-500', 503],
+    ]
+    for (const [model, expected] of outcomes) {
+      const { w, clock } = await witness({ default: [{ provider: 'sim', model, retries: 0 }] }, { deadman: { failing_window_s: 60 } })
+      for (let i = 0; i < 3; i++) {
+        expect((await w.infer({})).status).toBe(502)
+        clock.advance(31_000)
+      }
+      const report = await heartbeat(w)
+      expect([model, report.status]).toEqual([model, expected])
+      if (expected === 503) expect(report.body.rollback_may_help).toBe(true)
+      await w.stop(0)
+    }
+    // One step that fails, not by the request's doing, is enough: the chain cannot serve what the next step refuses.
+    const { w, clock } = await witness(
+      { default: [{ provider: 'sim', model: 'm+status-503', retries: 0 }, { provider: 'sim2', model: 'm+status-400', retries: 0 }] },
+      { deadman: { failing_window_s: 60 } },
+    )
+    for (let i = 0; i < 3; i++) {
+      expect((await w.infer({})).status).toBe(502)
+      clock.advance(31_000)
+    }
+    expect((await heartbeat(w)).status).toBe(503)
+  })
+
+  test("a stream cut at timeout_ms because its client stopped reading is no failing chain; one the provider was too slow for is", async () => {
+    // An upstream that streams big chunks for ever: a client that reads one packet and then nothing
+    // fills the socket buffers, nothing pulls the stream, and only the whole-stream limit ends it.
+    const content = 'x'.repeat(16 * 1024)
+    const upstream = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch() {
+        const frame = new TextEncoder().encode(`data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', created: 1, model: 'm', choices: [{ index: 0, delta: { content }, finish_reason: null }] })}\n\n`)
+        return new Response(new ReadableStream({ pull: (c) => c.enqueue(frame) }), { headers: { 'content-type': 'text/event-stream' } })
+      },
+    })
+    try {
+      const extra = { providers: { flood: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } }, deadman: { failing_window_s: 60 } }
+      const { w, clock } = await witness(
+        { flood: [{ provider: 'flood', model: 'm', timeout_ms: 400, retries: 0 }], slow: [{ provider: 'sim', model: 'm+chunks-50+chunk-delay-100', timeout_ms: 300, retries: 0 }] },
+        extra,
+      )
+      const unreadStream = async () => {
+        const before = readRows(w.dbPath).length
+        const socket = connect(Number(new URL(w.url).port), '127.0.0.1')
+        try {
+          const body = JSON.stringify({ model: 'flood', stream: true, messages: [{ role: 'user', content: 'hi' }] })
+          socket.write(`POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nX-Agent-Name: a\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+          await new Promise<void>((resolve) => socket.once('data', () => resolve()))
+          socket.pause()
+          while (readRows(w.dbPath).length === before || readRows(w.dbPath).at(-1)!.status === 'pending') await Bun.sleep(20)
+          expect(readRows(w.dbPath).at(-1)).toMatchObject({ status: 'timeout', error_message: expect.stringMatching(/^timeout after 400 ms \(stream, \d+ chunks\)$/) })
+          while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(10)
+        } finally {
+          socket.destroy()
+        }
+      }
+      for (let i = 0; i < 3; i++) {
+        await unreadStream()
+        clock.advance(31_000)
+      }
+      const report = await heartbeat(w)
+      expect(report.body.reasons ?? []).toEqual([])
+      expect(report.status).toBe(200)
+      // A client that reads all it is sent, from a provider too slow for timeout_ms: that is the chain failing.
+      const slowStream = async () => {
+        const res = await fetch(`${w.url}/v1/chat/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-agent-name': 'a' },
+          body: JSON.stringify({ model: 'slow', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+        })
+        expect(await res.text()).toContain('timeout after 300 ms')
+        while ((await heartbeat(w)).body.in_flight > 0) await Bun.sleep(10)
+      }
+      for (let i = 0; i < 3; i++) {
+        await slowStream()
+        clock.advance(31_000)
+      }
+      // Only "slow" is named: the streams its client stopped reading left no mark on "flood".
+      expect((await heartbeat(w)).body.reasons).toEqual([expect.stringMatching(/^every chain called has failed for \d+ s without a success \(slow; window 60 s\)$/)])
+    } finally {
+      await upstream.stop(true)
+    }
   })
 
   test('a reload gives the new chains a clean slate', async () => {
@@ -325,7 +448,7 @@ describe('promotion to last known good', () => {
     expect(w.logs.some((l) => l.includes(`promoted config sha256 ${sha256(bytes)}`))).toBe(true)
   })
 
-  test('a snapshot out of step with its .sha256 (killed between the two renames of a promotion) is no last known good, and the next promotion repairs the pair', async () => {
+  test('a snapshot out of step with its .sha256 (a hand edit, or an older witness killed between the two renames of a promotion) is no last known good, and the next promotion repairs the pair', async () => {
     const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 300 } })
     const bytes = readFileSync(w.configPath)
     // The snapshot holds this config, its .sha256 still names the one promoted before it.
@@ -338,6 +461,48 @@ describe('promotion to last known good', () => {
     await w.deadman.checkNow()
     expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(bytes)}  witness.yaml.last-good\n`)
     expect((await heartbeat(w)).body.last_known_good).toBe(sha256(bytes))
+  })
+
+  test('a promotion killed between its renames leaves a valid pair: the old one, or the new snapshot with the hash it staged (and the read completes that pair)', async () => {
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 60 } })
+    await promote(w, clock)
+    const a = readFileSync(w.configPath)
+    // The next config runs (reloaded), and its promotion is cut short: on disk as it would be left.
+    const b = Buffer.from(`${a}\n# the next config\n`)
+    writeFileSync(w.configPath, b)
+    expect((await w.post('/admin/reload', '')).status).toBe(200)
+    const staged = `${snapshotOf(w)}.sha256.next`
+    // Killed after staging the new hash, before the snapshot's rename: the old pair stands.
+    writeFileSync(staged, `${sha256(b)}  witness.yaml.last-good\n`)
+    expect((await heartbeat(w)).body.last_known_good).toBe(sha256(a))
+    // Killed after the snapshot's rename, before the hash's: the new snapshot is what was promoted.
+    writeFileSync(snapshotOf(w), b)
+    expect((await heartbeat(w)).body.last_known_good).toBe(sha256(b))
+    expect(readFileSync(`${snapshotOf(w)}.sha256`, 'utf8')).toBe(`${sha256(b)}  witness.yaml.last-good\n`)
+    expect(existsSync(staged)).toBe(false)
+  })
+
+  test.skipIf(!Bun.which('strace'))('a promotion killed -9 between the renames of the snapshot and of its hash (renames slowed by strace) leaves the new pair, and no temp file', async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, 'first: config\n')
+    promoteLastGood(configPath, readFileSync(configPath))
+    const next = Buffer.from('second: config\n')
+    const script = `const { promoteLastGood } = await import(${JSON.stringify(join(ROOT, 'src/deadman/last-good.ts'))}); await Bun.write(${JSON.stringify(join(dir, 'pid'))}, String(process.pid)); promoteLastGood(${JSON.stringify(configPath)}, new TextEncoder().encode(${JSON.stringify(next.toString())}))`
+    const rename = 'rename,renameat,renameat2'
+    const tracer = Bun.spawn(['strace', '-f', '-qq', '-o', '/dev/null', '-e', `trace=${rename}`, '-e', `inject=${rename}:delay_enter=400000`, BUN, '-e', script], { stdout: 'ignore', stderr: 'ignore' })
+    try {
+      // Once the snapshot holds the new bytes, the rename of its hash is still on its way: kill -9 then.
+      const deadline = Date.now() + 15_000
+      while (Date.now() < deadline && !(existsSync(join(dir, 'pid')) && sha256(readFileSync(`${configPath}.last-good`)) === sha256(next))) await Bun.sleep(5)
+      process.kill(Number(readFileSync(join(dir, 'pid'), 'utf8')), 'SIGKILL')
+    } finally {
+      await tracer.exited
+    }
+    const snapshot = readLastGood(configPath)!
+    expect(snapshotProblem(snapshot)).toBeNull()
+    expect(snapshot.hash).toBe(sha256(next))
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp-') || f.endsWith('.next'))).toEqual([])
   })
 
   test('not before promote_after_s of passing checks', async () => {

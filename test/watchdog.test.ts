@@ -7,6 +7,7 @@
 import { describe, expect, test } from 'bun:test'
 import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
 import { BUN, ROOT, holdJobLock, holdWriteLock, spawnWitness } from './support/process.ts'
@@ -58,10 +59,10 @@ const deadUrl = () => `http://127.0.0.1:${deadPort()}`
 const FAILING_WINDOW_S = 0.3
 
 /** Calls the router at `url`, whose chain fails, a call every tenth of FAILING_WINDOW_S for longer than it: the chain is then failing. */
-async function failFor(url: string): Promise<void> {
+async function failFor(url: string, headers: Record<string, string> = {}): Promise<void> {
   let first: number | null = null
   while (true) {
-    await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+    await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
     // Counted from the first failure's answer (a first call can be slow), with a margin.
     first ??= performance.now()
     if (performance.now() - first > FAILING_WINDOW_S * 1000 + 50) return
@@ -102,8 +103,9 @@ describe('against a stopped router', () => {
     expect(readFileSync(configPath, 'utf8')).toBe(BROKEN)
     expect(existsSync(marker)).toBe(false)
 
+    // Nothing restarted the router (the command only echoes): the rollback is recorded, as not in effect.
     const third = await watchdog(args)
-    expect(third.code).toBe(0)
+    expect(third.code).toBe(2)
     expect(third.stderr).toContain(`straight into ${join(dir, 'witness.db')}`)
     expect(readFileSync(configPath)).toEqual(good)
     expect(readFileSync(marker, 'utf8')).toBe(`${brokenHash} ${goodHash} ${configPath}\n`)
@@ -111,11 +113,11 @@ describe('against a stopped router', () => {
     const rows = readRows(join(dir, 'witness.db'))
     expect(rows.map((r) => r.status)).toEqual(['pending', 'rollback'])
     expect(rows[1]).toMatchObject({ agent_name: 'witness', provider: 'deadman', model: goodHash, endpoint: configPath })
-    expect(rows[1]!.error_message).toBe(`rolled back config ${short(brokenHash)} → ${short(goodHash)} after 3 failed health checks (connection refused); restart_command exited 0`)
+    expect(rows[1]!.error_message).toBe(`rolled back config ${short(brokenHash)} → ${short(goodHash)} after 3 failed health checks (connection refused); restart_command exited 0; NOT IN EFFECT: the router did not answer within 0.2 s, so it is not known to run the snapshot`)
     expect(readRollbackFacts(join(dir, 'witness.db'))).toEqual([
       {
         log_id: rows[1]!.id, agent: 'witness', old_config_hash: brokenHash, new_config_hash: goodHash,
-        reason: 'after 3 failed health checks (connection refused); restart_command exited 0',
+        reason: 'after 3 failed health checks (connection refused); restart_command exited 0; NOT IN EFFECT: the router did not answer within 0.2 s, so it is not known to run the snapshot',
         command: 'restart_command', exit_status: 0, timed_out: 0, output: 'restarting', recorded_by: 'watchdog',
         rollback_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
       },
@@ -131,6 +133,59 @@ describe('against a stopped router', () => {
     expect(verified.exitCode).toBe(0)
   })
 
+  test('a valid config in the file that the router never ran (pushed, not applied, before it went down) is not overwritten; one it ran is rolled back, and what the rollback replaced is kept', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    let router = await spawnWitness(configPath)
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }], extra: [{ provider: 'sim', model: 'm' }] }))
+    const pushed = readFileSync(configPath)
+    router.proc.kill('SIGKILL') // an OOM kill, a crash: nothing to do with the push
+    await router.proc.exited
+
+    const refused = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])
+    expect(refused.code).toBe(2)
+    expect(refused.stderr).toContain(`the router does not answer, and ${configPath} (${short(sha256(pushed))}) is not a config it has run (it last ran ${short(sha256(good))}`)
+    expect(readFileSync(configPath)).toEqual(pushed)
+    expect(existsSync(join(dir, 'witness.db')) ? readRows(join(dir, 'witness.db')).filter((r) => r.status === 'rollback') : []).toEqual([])
+
+    // Applied (the router started on it), and the router goes down on it: that one is rolled back.
+    router = await spawnWitness(configPath)
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    const rolled = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])
+    expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath} (${short(sha256(pushed))} → ${short(sha256(good))})`)
+    const kept = `${configPath}.rolled-back-${sha256(pushed).slice(0, 12)}`
+    expect(rolled.stderr).toContain(`the config it replaced is kept as ${kept}`)
+    expect(readFileSync(configPath)).toEqual(good)
+    expect(readFileSync(kept)).toEqual(pushed)
+  })
+
+  test('a router started with serve --db OTHER: with it down, the row goes into OTHER (noted by the server beside its config), or into the database --db names, never a new file at the config\'s database', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'var'))
+    const other = join(dir, 'var', 'witness.db')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    const router = await spawnWitness(configPath, {}, ['--db', other])
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    const rollbacks = () => readRows(other).filter((r) => r.status === 'rollback')
+
+    writeFileSync(configPath, BROKEN)
+    const noted = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'first.json')])
+    expect(noted.stderr).toContain(`rollback recorded (log id 1, straight into ${other})`)
+    expect(rollbacks()).toHaveLength(1)
+    // Without the server's note (another machine's server, a note deleted), --db says where.
+    rmSync(`${configPath}.serve.json`)
+    writeFileSync(configPath, BROKEN)
+    const named = await watchdog(['--config', configPath, '--url', router.url, '--db', other, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'second.json')])
+    expect(named.stderr).toContain(`straight into ${other}`)
+    expect(rollbacks()).toHaveLength(2)
+    expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))
@@ -140,7 +195,7 @@ describe('against a stopped router', () => {
     expect(result.code).toBe(2)
     const [row] = readRows(join(dir, 'witness.db'))
     expect(row).toMatchObject({ agent_name: 'witness-east', status: 'rollback' })
-    expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command exited 7 (unit not found)')
+    expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command exited 7 (unit not found); NOT IN EFFECT: the router did not answer within 0.1 s, so it is not known to run the snapshot')
     expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ exit_status: 7, output: 'unit not found', recorded_by: 'watchdog' })
   })
 })
@@ -185,7 +240,7 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
         // The rollback itself was carried out: only its record is missing, and a human is told.
         expect(readFileSync(configPath), what).toEqual(good)
         expect(existsSync(marker), what).toBe(true)
-        expect(readFileSync(alerts, 'utf8'), what).toMatch(/^rolled back config .* after 1 failed health check \(connection refused\); restart_command exited 0; NOT RECORDED: .+\n$/)
+        expect(readFileSync(alerts, 'utf8'), what).toMatch(/^rolled back config .* after 1 failed health check \(connection refused\); restart_command exited 0; NOT IN EFFECT: .*; NOT RECORDED: .+\n$/)
       } finally {
         await release()
       }
@@ -256,7 +311,7 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
     expect(groupAlive()).toBe(false)
     const [row] = readRows(join(dir, 'witness.db'))
     expect(row).toMatchObject({ status: 'rollback', provider: 'deadman', model: sha256(good) })
-    expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command timed out after 0.3 s (killed) (stopping witness)')
+    expect(row!.error_message).toEndWith('after 1 failed health check (connection refused); restart_command timed out after 0.3 s (killed) (stopping witness); NOT IN EFFECT: the router did not answer within 0.1 s, so it is not known to run the snapshot')
     expect(readRollbackFacts(join(dir, 'witness.db'))[0]).toMatchObject({ command: 'restart_command', exit_status: null, timed_out: 1, output: 'stopping witness', recorded_by: 'watchdog' })
   })
 })
@@ -514,6 +569,97 @@ describe('against a running router', () => {
     } finally {
       hung.stop(true)
     }
+  })
+})
+
+/** The lines of a file appended to by alert_command, once `count` are there (the router alerts after it answers). */
+async function alertLines(path: string, count: number): Promise<string[]> {
+  const read = () => (existsSync(path) ? readFileSync(path, 'utf8').trim().split('\n').filter(Boolean) : [])
+  for (const deadline = Date.now() + 5_000; read().length < count && Date.now() < deadline; ) await Bun.sleep(20)
+  return read()
+}
+
+describe('a rollback the router did not take is recorded once, as not in effect', () => {
+  test('a restart_command that exits 0 without restarting anything: one row and one alert, exit 2; later streaks try the restart again with no new row; once the router runs the snapshot, that is said', async () => {
+    const dir = tempDir()
+    const alerts = join(dir, 'alerts')
+    const deadman = { failing_window_s: FAILING_WINDOW_S, alert_command: `echo "$1" >> ${alerts}` }
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman }), { dir })
+    const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { ...deadman, restart_command: 'echo restart requested' } })))
+    promoteLastGood(w.configPath, good)
+    const [badHash, goodHash] = [w.config().hash, sha256(good)]
+    const args = ['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')]
+    const rollbacks = () => readRows(w.dbPath).filter((r) => r.status === 'rollback')
+    await failFor(w.url)
+
+    const first = await watchdog(args)
+    expect(first.code).toBe(2)
+    expect(first.stderr).toContain(`restart_command exited 0; NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
+    expect(rollbacks()).toHaveLength(1)
+    expect(rollbacks()[0]!.error_message).toStartWith(`rolled back config ${short(badHash)} → ${short(goodHash)} after 1 failed health check`)
+    expect(rollbacks()[0]!.error_message).toEndWith(`; restart_command exited 0; NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
+    expect(await alertLines(alerts, 1)).toEqual([expect.stringContaining('NOT IN EFFECT: the router still runs')])
+
+    for (let i = 0; i < 2; i++) {
+      await failFor(w.url)
+      const again = await watchdog(args)
+      expect(again.code).toBe(2)
+      expect(again.stderr).toContain('restart_command exited 0; NOT IN EFFECT')
+      expect(again.stderr).toContain('is still not in effect: not recorded again')
+    }
+    expect(rollbacks()).toHaveLength(1)
+    await Bun.sleep(200) // an alert the router would send after its answer
+    expect(await alertLines(alerts, 1)).toHaveLength(1)
+
+    // Restarted by hand: the next check finds the router on the snapshot, and says so once.
+    w.reload()
+    const ok = await watchdog(args)
+    expect(ok.code).toBe(0)
+    expect(w.config().hash).toBe(goodHash)
+    expect((await alertLines(alerts, 2))[1]).toMatch(/^the rollback of .* to [0-9a-f]{8}…, recorded at .* as not in effect, is in effect now: the router runs it$/)
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied).toBeNull()
+  })
+
+  test("a reload refused with 401 (the config under trial rotated the watchdog's operator token): recorded once as not in effect, straight into SQLite", async () => {
+    const dir = tempDir()
+    const [agentToken, oldOperator, newOperator] = ['agent-token-0123456789', 'operator-token-one-0123456789', 'operator-token-two-0123456789']
+    const auth = (operator: string) => ({ agents: { a: { token_sha256: hashToken(agentToken) } }, operators: { ops: { token_sha256: hashToken(operator) } } })
+    const w = await suite.start(
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { auth: auth(newOperator), deadman: { failing_window_s: FAILING_WINDOW_S } }),
+      { dir },
+    )
+    const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { auth: auth(oldOperator) })))
+    promoteLastGood(w.configPath, good)
+    const badHash = w.config().hash
+    const args = ['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')]
+    for (let i = 0; i < 2; i++) {
+      await failFor(w.url, { authorization: `Bearer ${agentToken}` })
+      const run = await watchdog(args, { WITNESS_TOKEN: oldOperator })
+      expect(run.code).toBe(2)
+      expect(run.stderr).toContain(`no restart_command, and POST /admin/reload failed (HTTP 401); NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
+      if (i === 0) expect(run.stderr).toContain(`rollback recorded (log id`)
+      else expect(run.stderr).toContain('is still not in effect: not recorded again')
+    }
+    expect(w.config().hash).toBe(badHash)
+    const rollbacks = readRows(w.dbPath).filter((r) => r.status === 'rollback')
+    expect(rollbacks).toHaveLength(1)
+    expect(rollbacks[0]!.error_message).toEndWith(`; no restart_command, and POST /admin/reload failed (HTTP 401); NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
+  })
+
+  test('a reload that applies the snapshot but lists restart_required settings (the database busy timeout) is no full success: recorded, exit 2', async () => {
+    const dir = tempDir()
+    const w = await suite.start(
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { database_busy_timeout_ms: 250, deadman: { failing_window_s: FAILING_WINDOW_S } }),
+      { dir },
+    )
+    const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })))
+    promoteLastGood(w.configPath, good)
+    await failFor(w.url)
+    const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('reloaded through POST /admin/reload, but database_busy_timeout_ms of the snapshot take effect only at a restart (the router keeps the ones it started with); the router runs the snapshot')
+    expect(w.config().hash).toBe(sha256(good))
+    expect(readRows(w.dbPath).filter((r) => r.status === 'rollback')).toHaveLength(1)
   })
 })
 

@@ -1,5 +1,5 @@
 /**
- * `witness watchdog [--config PATH] [--url URL] [--failures N] [--every DURATION]`:
+ * `witness watchdog [--config PATH] [--url URL] [--db PATH] [--failures N] [--every DURATION]`:
  * checks the router's GET /heartbeat from outside it, and after N failed
  * checks in a row rolls its config back to last known good, restarts it and
  * records the rollback (src/deadman/watchdog.ts). Once (for a systemd timer
@@ -15,7 +15,7 @@ import { configPathFrom } from '../main.ts'
 import { type Command, UsageError, countOf, durationMsOf, parsed } from './args.ts'
 
 export const watchdogCommand: Command = {
-  summary: 'watchdog [--config PATH] [--url URL] [--failures N] [--every DURATION] [--state PATH] [--timeout DURATION] [--wait DURATION]\n' +
+  summary: 'watchdog [--config PATH] [--url URL] [--db PATH] [--failures N] [--every DURATION] [--state PATH] [--timeout DURATION] [--wait DURATION]\n' +
     '                                                 check /heartbeat; after N failures in a row roll the config back and restart',
   // 1 means "failed, below the threshold": a watchdog that crashed must not look like that.
   failureExitCode: 2,
@@ -26,6 +26,7 @@ export const watchdogCommand: Command = {
         options: {
           config: { type: 'string' },
           url: { type: 'string' },
+          db: { type: 'string' },
           failures: { type: 'string' },
           every: { type: 'string' },
           state: { type: 'string' },
@@ -39,6 +40,8 @@ export const watchdogCommand: Command = {
       configPath,
       // The router's base URL; one given with /heartbeat on it (a natural slip) means the same.
       url: values.url?.replace(/\/+$/, '').replace(/\/heartbeat$/, ''),
+      // The router's database, as given to `serve --db`: where a row the router cannot take is written.
+      dbPath: values.db === undefined ? undefined : resolve(values.db),
       failures: values.failures === undefined ? 3 : countOf('--failures', values.failures),
       statePath: values.state ? resolve(values.state) : watchdogStatePath(configPath),
       token: process.env.WITNESS_TOKEN || undefined,

@@ -4,10 +4,17 @@
  * `sha256sum` format, so `sha256sum -c` checks it). Found by name alone, so
  * a watchdog can restore it without parsing a broken config. Every write is
  * a temp file renamed into place: a crash never leaves half a file.
+ *
+ * A promotion replaces two files, and no rename does both: the new hash is
+ * staged first (`<config>.last-good.sha256.next`), then the snapshot, then
+ * the staged hash renamed over the old one. Killed anywhere in between, the
+ * old pair still matches, or the snapshot matches the staged hash: that new
+ * pair is valid, and the next read completes it.
  */
-import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, realpathSync, renameSync, statSync, writeSync } from 'node:fs'
-import { basename } from 'node:path'
+import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { sha256 } from '../config.ts'
+import { syncDir } from '../jobs/durable-file.ts'
 
 export interface Snapshot {
   path: string
@@ -27,13 +34,34 @@ export function readLastGood(configPath: string): Snapshot | null {
   const path = lastGoodPath(configPath)
   if (!existsSync(path)) return null
   const bytes = readFileSync(path)
-  let recordedHash: string | null = null
-  try {
-    recordedHash = /^([0-9a-f]{64})\s/.exec(readFileSync(`${path}.sha256`, 'utf8'))?.[1] ?? null
-  } catch {
-    // missing: recordedHash stays null
+  const hash = sha256(bytes)
+  let recordedHash = hashIn(`${path}.sha256`)
+  // A promotion killed between its renames: the snapshot is the one whose hash it staged. Its pair
+  // is completed (best effort: a reader that may not write still takes the snapshot as promoted).
+  if (recordedHash !== hash && hashIn(stagedHashPath(path)) === hash) {
+    recordedHash = hash
+    try {
+      renameSync(stagedHashPath(path), `${path}.sha256`)
+      syncDir(dirname(path))
+    } catch {
+      // read-only here, or the promotion finished it meanwhile
+    }
   }
-  return { path, bytes, hash: sha256(bytes), recordedHash }
+  return { path, bytes, hash, recordedHash }
+}
+
+/** Where a promotion stages the new snapshot's hash until the snapshot is in place. */
+function stagedHashPath(snapshotPath: string): string {
+  return `${snapshotPath}.sha256.next`
+}
+
+/** The hash a `.sha256` file records, or null when it is missing, unreadable or malformed. */
+function hashIn(path: string): string | null {
+  try {
+    return /^([0-9a-f]{64})\s/.exec(readFileSync(path, 'utf8'))?.[1] ?? null
+  } catch {
+    return null
+  }
 }
 
 /** Why a snapshot must not be restored (it is not what was promoted), or null when it matches its recorded hash. */
@@ -43,25 +71,68 @@ export function snapshotProblem(snapshot: Snapshot): string | null {
   return null
 }
 
-/** Saves `bytes` (a config that passed its health checks) as the last-known-good snapshot, as private as the config file. */
+/**
+ * Saves `bytes` (a config that passed its health checks) as the last-known-good snapshot, as private
+ * as the config file. Crash-safe across its two files (see the top of this file).
+ */
 export function promoteLastGood(configPath: string, bytes: Uint8Array): Snapshot {
   const path = lastGoodPath(configPath)
   const hash = sha256(bytes)
   const mode = existsSync(configPath) ? statSync(configPath).mode & 0o777 : undefined
+  removeLeftovers(path)
+  const staged = stagedHashPath(path)
+  replaceFile(staged, `${hash}  ${basename(path)}\n`, mode)
   replaceFile(path, bytes, mode)
-  replaceFile(`${path}.sha256`, `${hash}  ${basename(path)}\n`, mode)
+  try {
+    renameSync(staged, `${path}.sha256`)
+  } catch (error) {
+    // A reader completed the pair first (readLastGood): it is in place all the same.
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || hashIn(`${path}.sha256`) !== hash) throw error
+  }
+  syncDir(dirname(path))
   return { path, bytes, hash, recordedHash: hash }
+}
+
+/** Temp files beside the snapshot left by a process killed while writing them (not a live one's). */
+function removeLeftovers(snapshotPath: string): void {
+  const dir = dirname(snapshotPath)
+  const name = basename(snapshotPath)
+  const temp = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:\\.sha256(?:\\.next)?)?\\.tmp-(\\d+)$`)
+  for (const entry of readdirSync(dir)) {
+    const pid = temp.exec(entry)?.[1]
+    if (pid !== undefined && !alive(Number(pid))) rmSync(join(dir, entry), { force: true })
+  }
+}
+
+function alive(pid: number): boolean {
+  if (pid === process.pid) return true
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (error) {
+    // EPERM: alive, another user's
+    return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 /**
  * Copies the snapshot over the config file (through a symlink, onto the file it points to: a
  * deploy that updates the link's target is not cut off); returns the hashes before and after.
+ * What it replaces, unless that is the snapshot already, is first kept beside the config as
+ * `<config>.rolled-back-<first 12 hex digits of its sha256>` (`keptAs`): a config pushed and
+ * never run, overwritten by a rollback, is not lost.
  */
-export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHash: string | null; newHash: string } {
-  const oldHash = existsSync(configPath) ? sha256(readFileSync(configPath)) : null
-  const target = existsSync(configPath) && lstatSync(configPath).isSymbolicLink() ? realpathSync(configPath) : configPath
+export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHash: string | null; newHash: string; keptAs: string | null } {
+  const old = existsSync(configPath) ? readFileSync(configPath) : null
+  const oldHash = old === null ? null : sha256(old)
+  const target = old !== null && lstatSync(configPath).isSymbolicLink() ? realpathSync(configPath) : configPath
+  let keptAs: string | null = null
+  if (old !== null && oldHash !== snapshot.hash) {
+    keptAs = `${configPath}.rolled-back-${oldHash!.slice(0, 12)}`
+    replaceFile(keptAs, old, statSync(target).mode & 0o777)
+  }
   replaceFile(target, snapshot.bytes)
-  return { oldHash, newHash: snapshot.hash }
+  return { oldHash, newHash: snapshot.hash, keptAs }
 }
 
 /** Writes a file atomically (and durably), keeping the mode of the file it replaces (or `newMode` for a new one). */

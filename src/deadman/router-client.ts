@@ -58,6 +58,27 @@ export async function waitForRouter(router: RouterClient, waitMs: number): Promi
   }
 }
 
+/**
+ * Polls GET /heartbeat at each of `routers` (where the router listened, where a restarted one may
+ * listen) until one reports running `configHash`, for at most `waitMs` and at least once: what a
+ * rollback is checked with before it is recorded as done. Resolves with the router that said so,
+ * else the last that answered (or the first, when none did) and what it said.
+ */
+export async function waitForConfig(routers: () => RouterClient[], configHash: string, waitMs: number): Promise<{ router: RouterClient; check: HeartbeatCheck }> {
+  const deadline = performance.now() + waitMs
+  let last: { router: RouterClient; check: HeartbeatCheck } | null = null
+  while (true) {
+    for (const router of routers()) {
+      const check = await checkHeartbeat(router)
+      if (check.configHash === configHash) return { router, check }
+      if (check.answered || last === null) last = { router, check }
+    }
+    const left = deadline - performance.now()
+    if (left <= 0) return last!
+    await Bun.sleep(Math.min(100, left))
+  }
+}
+
 /** A request to the router within the time limit; null when it does not answer. */
 export async function request(router: RouterClient, path: string, init: RequestInit): Promise<Response | null> {
   try {

@@ -16,12 +16,23 @@ export interface CallHandle {
   /** The chain was exhausted (every step failed or was skipped), or its stream failed after its first event. */
   fail(): void
   end(): void
+  /**
+   * A write of the call's rows (its pending row, its finish, a fallback row), passed through: while
+   * one waits to commit (another process holding the database's lock, up to
+   * `database_busy_timeout_ms`), the call is the database's, and that wait moves its deadline on.
+   * A locked database is the database's reason, which no rollback of the config cures.
+   */
+  committing<T>(write: Promise<T>): Promise<T>
 }
 
 interface Call {
   chain: string
   startedAt: number
+  /** Past it (plus any commit wait under way) the call is stuck; moved on by each commit wait that ended. */
   deadline: number
+  /** Writes of the call waiting to commit, and since when one has (null: none). */
+  commits: number
+  committingSince: number | null
 }
 
 interface ChainHealth {
@@ -58,7 +69,8 @@ export class RuntimeState {
   begin(chain: string, steps: readonly StepSpec[], config: Config): CallHandle {
     const id = ++this.nextId
     const now = this.clock.monotonic()
-    this.calls.set(id, { chain, startedAt: now, deadline: now + callBudgetMs(steps, config) })
+    const call: Call = { chain, startedAt: now, deadline: now + callBudgetMs(steps, config), commits: 0, committingSince: null }
+    this.calls.set(id, call)
     // A call that ends after a reload ran on the old config: its chain may be gone, or no longer the
     // same. Counted into the new record, it could hold /heartbeat at 503 for a chain no one calls, or
     // hide a new config on which every call fails.
@@ -74,6 +86,15 @@ export class RuntimeState {
       },
       end: () => {
         this.calls.delete(id)
+      },
+      committing: <T>(write: Promise<T>): Promise<T> => {
+        if (call.commits++ === 0) call.committingSince = this.clock.monotonic()
+        return write.finally(() => {
+          if (--call.commits === 0 && call.committingSince !== null) {
+            call.deadline += this.clock.monotonic() - call.committingSince
+            call.committingSince = null
+          }
+        })
       },
     }
   }
@@ -104,11 +125,11 @@ export class RuntimeState {
     return this.served.has(configHash)
   }
 
-  /** Calls still running past their deadline, oldest first. */
+  /** Calls still running past their deadline (their commit waits not counted), oldest first. */
   stuck(): { chain: string; runningMs: number }[] {
     const now = this.clock.monotonic()
     return [...this.calls.values()]
-      .filter((c) => now > c.deadline)
+      .filter((c) => now > c.deadline + (c.committingSince === null ? 0 : now - c.committingSince))
       .sort((a, b) => a.startedAt - b.startedAt)
       .map((c) => ({ chain: c.chain, runningMs: now - c.startedAt }))
   }
@@ -159,7 +180,8 @@ export class RuntimeState {
 /**
  * The longest a request on these steps may take: every try's timeout, the
  * waits between tries (up to the larger of the backoff cap and the
- * Retry-After cap with its jitter), plus `deadman.stuck_grace_s`.
+ * Retry-After cap with its jitter), plus `deadman.stuck_grace_s`. Waits for
+ * its rows to commit come on top (CallHandle.committing).
  */
 export function callBudgetMs(steps: readonly StepSpec[], config: Config): number {
   // A Retry-After is waited out with up to a second of jitter (retryWaitMs).

@@ -17,6 +17,15 @@ export const WatchdogStateSchema = v.object({
     v.nullable(v.object({ id: v.string(), old_hash: v.nullable(v.string()), new_hash: v.string(), reason: v.string(), started_at: v.string() })),
     null,
   ),
+  /**
+   * A rollback recorded as not in effect (after its restart the router did not run the snapshot: a
+   * reload refused, a restart_command that restarted nothing). Its restart is tried again at the next
+   * streak of failures, without a new row or alert, until the router runs the snapshot.
+   */
+  unapplied: v.optional(
+    v.nullable(v.object({ id: v.string(), old_hash: v.nullable(v.string()), new_hash: v.string(), recorded_at: v.string() })),
+    null,
+  ),
   updated_at: v.string(),
 })
 
@@ -27,7 +36,7 @@ export function watchdogStatePath(configPath: string): string {
 }
 
 export function readWatchdogState(path: string): WatchdogState {
-  const fresh: WatchdogState = { failures: 0, last_failure: null, reported: false, rollback: null, updated_at: new Date(0).toISOString() }
+  const fresh: WatchdogState = { failures: 0, last_failure: null, reported: false, rollback: null, unapplied: null, updated_at: new Date(0).toISOString() }
   if (!existsSync(path)) return fresh
   try {
     const parsed = v.safeParse(WatchdogStateSchema, JSON.parse(readFileSync(path, 'utf8')))

@@ -1,32 +1,32 @@
 /**
  * One run of `witness watchdog`, outside the router: ping GET /heartbeat,
  * count consecutive failures in the state file, and after `failures` of
- * them in a row restore the last-known-good config, restart the router and
- * record a `rollback` row: through POST /deadman/rollback if the router
- * answers, else straight into the SQLite file (a one-shot write; pending
- * rows are left for the router to finish at its start). It never rolls
- * back without a snapshot, or when the running config already is the last
- * known good: that is reported, loudly, once per streak of failures.
+ * them in a row restore the last-known-good config, restart the router,
+ * check that it runs the snapshot, and record a `rollback` row: through
+ * POST /deadman/rollback if the router answers, else straight into the
+ * SQLite file (watchdog-record.ts). It never rolls back without a snapshot,
+ * or when the running config already is the last known good: that is
+ * reported, loudly, once per streak of failures. A rollback the router did
+ * not take (watchdog-restart.ts) is recorded and alerted once as not in
+ * effect; later streaks try its restart again, quietly, until it takes.
  *
- * Exit: 0 the check passed, or a rollback was carried out and recorded;
- * 1 the check failed below the threshold; 2 a rollback was needed but could
- * not be done or recorded.
+ * Exit: 0 the check passed, or a rollback was carried out, took effect and
+ * was recorded; 1 the check failed below the threshold; 2 a rollback was
+ * needed but could not be done, did not take effect, or was not recorded.
  */
 import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { type Clock, isoTime, systemClock } from '../clock.ts'
 import { type Config, loadConfig, openListenProblem, parseConfigText, sha256 } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
-import { redact } from '../redaction.ts'
 import { type JobLock, takeJobLock } from '../jobs/job-lock.ts'
-import { rollbackById } from '../telemetry/deadman-store.ts'
-import { openStore } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
-import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import { restartRequired } from './live-config.ts'
-import { configRollbackMessage, recordRollback } from './rollback-row.ts'
-import { type HeartbeatCheck, type RouterClient, checkHeartbeat, request, waitForRouter } from './router-client.ts'
+import { type HeartbeatCheck, type RouterClient, checkHeartbeat } from './router-client.ts'
+import { readServed, servedPath } from './served-config.ts'
+import { type RecordOptions, recordAndAlert } from './watchdog-record.ts'
+import { type Restart, restartOntoSnapshot } from './watchdog-restart.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
 
 export interface WatchdogOptions {
@@ -34,6 +34,12 @@ export interface WatchdogOptions {
   configPath: string
   /** The router's base URL; default: the configured listen address. */
   url?: string
+  /**
+   * The database the router writes (`serve --db`), for a row written straight into it; default: the
+   * one the last server on this config was given with `serve --db` (`<config>.serve.json`), else the
+   * config's `database`.
+   */
+  dbPath?: string
   /** Consecutive failed checks that trigger a rollback. */
   failures: number
   statePath: string
@@ -41,7 +47,7 @@ export interface WatchdogOptions {
   token?: string
   /** Time limit of each HTTP request. */
   requestTimeoutMs: number
-  /** How long to wait for the restarted router to answer before writing the row directly. */
+  /** How long the restarted router gets to run the snapshot (and answer) before the rollback is recorded as not in effect. */
   waitMs: number
   /** The environment commands inherit. */
   env: Record<string, string | undefined>
@@ -69,7 +75,7 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
   }
   try {
     const settings = readSettings(o.configPath)
-    const url = o.url ?? (settings ? listenUrl(o.configPath, settings) : undefined)
+    const url = o.url ?? (settings ? listenUrl(o, settings) : undefined)
     if (!url) {
       o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
       return 2
@@ -113,26 +119,31 @@ async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun
   }
   const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
   const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
-  const recorded = await recordAndAlert(o, router, settings, clock, entry, 'an interrupted rollback')
+  const recorded = await recordAndAlert(recording(o), router, o.waitMs, settings, clock, entry, 'an interrupted rollback')
   return recorded.ok
 }
 
 async function decide(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, previous: WatchdogState, settings: Config | null, clock: Clock): Promise<Outcome> {
+  const unapplied = previous.unapplied
   if (check.ok) {
     o.log(`heartbeat ok at ${router.url} (config ${shortHash(check.configHash)})`)
-    return { exit: 0, state: { failures: 0, last_failure: null, reported: false } }
+    // A rollback recorded as not in effect that has taken since (the router restarted by hand, or by systemd).
+    if (unapplied && check.configHash === unapplied.new_hash && settings) {
+      await makeAlert({ config: () => settings, env: o.env, log: o.log })(`the rollback of ${o.configPath} to ${shortHash(unapplied.new_hash)}, recorded at ${unapplied.recorded_at} as not in effect, is in effect now: the router runs it`)
+    }
+    return { exit: 0, state: { failures: 0, last_failure: null, reported: false, unapplied: null } }
   }
   const failures = previous.failures + 1
   if (failures < o.failures) {
     o.log(`heartbeat failed (${failures} of ${o.failures} before a rollback): ${check.reason}`)
-    return { exit: 1, state: { failures, last_failure: check.reason, reported: previous.reported } }
+    return { exit: 1, state: { failures, last_failure: check.reason, reported: previous.reported, unapplied } }
   }
   const why = `after ${failures} failed health check${failures === 1 ? '' : 's'} (${check.reason})`
   const refuse = async (because: string): Promise<Outcome> => {
     const summary = `NOT ROLLING BACK ${o.configPath} ${why}: ${because}`
     if (previous.reported || !settings) o.log(summary)
     else await makeAlert({ config: () => settings, env: o.env, log: o.log })(summary)
-    return { exit: 2, state: { failures, last_failure: check.reason, reported: true } }
+    return { exit: 2, state: { failures, last_failure: check.reason, reported: true, unapplied } }
   }
 
   const snapshot = readLastGood(o.configPath)
@@ -144,16 +155,24 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   if (!snapshot) return refuse(`no last-known-good snapshot (${lastGoodPath(o.configPath)})`)
   const tampered = snapshotProblem(snapshot)
   if (tampered) return refuse(tampered)
-  const runningHash = check.configHash ?? fileHash(o.configPath)
+  const onDisk = fileHash(o.configPath)
+  // A router that does not answer does not say what it runs: then the file is what a restart would run.
+  const runningHash = check.configHash ?? onDisk
   if (runningHash === snapshot.hash) {
     return refuse(`the running config ${shortHash(runningHash)} already is the last known good; a rollback cannot cure this`)
   }
   // A config in the file that the router does not run yet, and would take (pushed, not yet reloaded),
   // was never tried: it is not overwritten. The snapshot itself there (a rollback whose restart
   // failed) is restored and restarted again.
-  const onDisk = fileHash(o.configPath)
   if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(inFile, router.url)) {
     return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
+  }
+  // The same when the router does not answer (down for a reason of its own: a crash, a stop): the
+  // server notes each config it starts on or reloads to, and a valid one in the file that it never
+  // ran was pushed and not applied. One it ran, or whose start-up it died in, is rolled back.
+  const lastRun = check.configHash === null ? (readServed(o.configPath)?.config_hash ?? null) : null
+  if (lastRun !== null && inFile && onDisk !== lastRun) {
+    return refuse(`the router does not answer, and ${o.configPath} (${shortHash(onDisk)}) is not a config it has run (it last ran ${shortHash(lastRun)}, as ${servedPath(o.configPath)} says): it has not been applied yet, and a rollback would overwrite it untried (start the router to apply it)`)
   }
   let restored: Config
   try {
@@ -162,150 +181,78 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     return refuse(`the last-known-good snapshot does not validate: ${(error as Error).message}`)
   }
   const alert = makeAlert({ config: () => restored, env: o.env, log: o.log })
+  // The same rollback, recorded already as not in effect, the router still on the config it replaced:
+  // its restart is tried again, with no new row and no new alert unless it takes now.
+  const again = unapplied !== null && unapplied.old_hash === runningHash && unapplied.new_hash === snapshot.hash
   // Written before the config is touched: a run killed from here on is finished by the next one.
   // The id makes the rollback one row, whoever records it and however often it is reported.
   const rollbackId = Bun.randomUUIDv7()
-  writeWatchdogState(o.statePath, {
-    failures,
-    last_failure: check.reason,
-    reported: previous.reported,
-    rollback: { id: rollbackId, old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: isoTime(clock.now()) },
-    updated_at: isoTime(clock.now()),
-  })
+  if (!again) {
+    writeWatchdogState(o.statePath, {
+      failures,
+      last_failure: check.reason,
+      reported: previous.reported,
+      rollback: { id: rollbackId, old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: isoTime(clock.now()) },
+      unapplied,
+      updated_at: isoTime(clock.now()),
+    })
+  }
+  let kept: string | null
   try {
-    restoreLastGood(o.configPath, snapshot)
+    kept = restoreLastGood(o.configPath, snapshot).keptAs
   } catch (error) {
     await alert(`rollback of ${o.configPath} failed ${why}: cannot restore the snapshot: ${(error as Error).message}`)
-    return { exit: 2, state: { failures, last_failure: check.reason, reported: true } }
+    return { exit: 2, state: { failures, last_failure: check.reason, reported: true, unapplied } }
   }
   const oldHash = runningHash
   o.log(`restored ${snapshot.path} over ${o.configPath} (${shortHash(oldHash)} → ${shortHash(snapshot.hash)}) ${why}`)
+  if (kept) o.log(`the config it replaced is kept as ${kept}`)
 
-  const restart = await restartRouter(o, router, check, restored, oldHash, snapshot.hash)
-  o.log(restart.summary)
+  const relocate = o.url ? null : () => listenUrl(o, restored)
+  const applied = await restartOntoSnapshot({ configPath: o.configPath, env: o.env, waitMs: o.waitMs, relocate }, router, check, restored, oldHash, snapshot.hash)
+  const { restart, notInEffect } = applied
+  o.log(notInEffect ? `${restart.summary}; NOT IN EFFECT: ${notInEffect}` : `${restart.summary}; the router runs the snapshot`)
+  // The restarted router gets a fresh count; failing again on the restored config is refused, not looped on.
+  if (again) {
+    if (notInEffect) {
+      o.log(`the rollback recorded at ${unapplied.recorded_at} is still not in effect: not recorded again`)
+      return { exit: 2, state: { failures: 0, last_failure: check.reason, reported: false, unapplied } }
+    }
+    await alert(`the rollback of ${o.configPath} (${shortHash(oldHash)} → ${shortHash(snapshot.hash)}), recorded at ${unapplied.recorded_at} as not in effect, is in effect now: ${restart.summary}`)
+    return { exit: restart.ok ? 0 : 2, state: { failures: 0, last_failure: check.reason, reported: false, unapplied: null } }
+  }
   const entry = {
     id: rollbackId,
     agent: restored.deadman.name,
     oldHash,
     newHash: snapshot.hash,
-    reason: `${why}; ${restart.summary}`,
+    reason: `${why}; ${restart.summary}${notInEffect ? `; NOT IN EFFECT: ${notInEffect}` : ''}`,
     restart,
   }
-  const recorded = await recordAndAlert(o, router, restored, clock, entry, 'rollback')
-  // The restarted router gets a fresh count; failing again on the restored config is refused, not looped on.
-  return { exit: restart.ok && recorded.ok ? 0 : 2, state: { failures: 0, last_failure: check.reason, reported: false } }
+  // The router that answered after the restart is asked to record it; one that did not has had its wait.
+  const recorded = await recordAndAlert(recording(o), applied.router, applied.answered ? o.waitMs : 0, restored, clock, entry, 'rollback')
+  return {
+    exit: restart.ok && !notInEffect && recorded.ok ? 0 : 2,
+    state: {
+      failures: 0,
+      last_failure: check.reason,
+      reported: false,
+      unapplied: notInEffect ? { id: rollbackId, old_hash: oldHash, new_hash: snapshot.hash, recorded_at: isoTime(clock.now()) } : null,
+    },
+  }
 }
 
-interface Restart {
-  ok: boolean
-  summary: string
-  command: string | null
-  result: CommandResult | null
+/**
+ * The database the router writes: --db, else the one the last server on this config was given with
+ * `serve --db` (which a restart keeps), else `config`'s own `database`.
+ */
+function databaseOf(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
+  return o.dbPath ?? readServed(o.configPath)?.database_override ?? resolve(config.databasePath)
 }
 
-/** Runs `deadman.restart_command`; without one, asks a router that answers to reload. */
-async function restartRouter(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, restored: Config, oldHash: string | null, newHash: string): Promise<Restart> {
-  const command = restored.deadman.restart_command
-  if (command) {
-    const timeoutMs = restored.deadman.command_timeout_s * 1000
-    const result = await runCommand(command, {
-      env: o.env,
-      vars: { WITNESS_CONFIG: o.configPath, WITNESS_OLD_CONFIG_HASH: oldHash ?? '', WITNESS_NEW_CONFIG_HASH: newHash },
-      timeoutMs,
-      secretNames: apiKeyNames(restored),
-    })
-    const output = result.output ? ` (${result.output.split('\n')[0]})` : ''
-    return { ok: succeeded(result), summary: `restart_command ${describeResult(result, timeoutMs)}${succeeded(result) ? '' : output}`, command: 'restart_command', result }
-  }
-  if (check.answered) {
-    const res = await request(router, '/admin/reload', { method: 'POST' })
-    const ok = res?.status === 200
-    return { ok, summary: ok ? 'no restart_command; reloaded through POST /admin/reload' : `no restart_command, and POST /admin/reload failed (${res ? `HTTP ${res.status}` : 'no answer'})`, command: null, result: null }
-  }
-  return { ok: false, summary: 'no deadman.restart_command configured: the router was not restarted', command: null, result: null }
-}
-
-/** Records a rollback, says how, and alerts on it unless the router did (the endpoint alerts for rows it writes). */
-async function recordAndAlert(o: WatchdogOptions, router: RouterClient, config: Config, clock: Clock, entry: Parameters<typeof recordEntry>[4], what: string): Promise<Recorded> {
-  const recorded = await recordEntry(o, router, config, clock, entry)
-  o.log(recorded.ok ? `${what} recorded (log id ${recorded.logId}, ${recorded.via})` : `${what.toUpperCase()} NOT RECORDED: ${recorded.error}`)
-  if (!recorded.byRouter) {
-    const message = configRollbackMessage(entry.oldHash, entry.newHash, entry.reason)
-    await makeAlert({ config: () => config, env: o.env, log: o.log })(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
-  }
-  return recorded
-}
-
-/** How the row was recorded: `byRouter` when the router wrote it (and alerted on it). */
-type Recorded = { ok: true; logId: number; via: string; byRouter: boolean } | { ok: false; error: string; byRouter: false }
-
-async function recordEntry(
-  o: WatchdogOptions,
-  router: RouterClient,
-  restored: Config,
-  clock: Clock,
-  entry: { id: string; agent: string; oldHash: string | null; newHash: string; reason: string; restart: Restart },
-): Promise<Recorded> {
-  const facts = {
-    command: entry.restart.command,
-    exitStatus: entry.restart.result?.exitStatus ?? null,
-    timedOut: entry.restart.result?.timedOut ?? false,
-    output: entry.restart.result?.output ?? null,
-  }
-  if (await waitForRouter(router, o.waitMs)) {
-    const res = await request(router, '/deadman/rollback', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        agent: entry.agent,
-        old_config_hash: entry.oldHash,
-        new_config_hash: entry.newHash,
-        reason: entry.reason,
-        endpoint: o.configPath,
-        command: facts.command,
-        exit_status: facts.exitStatus,
-        timed_out: facts.timedOut,
-        output: facts.output,
-        rollback_id: entry.id,
-      }),
-    })
-    if (res?.status === 201 || res?.status === 200) {
-      const body = (await res.json().catch(() => ({}))) as { log_id?: number; already_recorded?: boolean }
-      return { ok: true, logId: body.log_id ?? 0, via: body.already_recorded ? 'already recorded, as POST /deadman/rollback says' : 'through POST /deadman/rollback', byRouter: true }
-    }
-    o.log(`POST /deadman/rollback ${res ? `answered HTTP ${res.status}` : 'did not answer'}; writing the row directly`)
-  }
-  try {
-    // A one-shot writer. Never recoverPending here: pending rows may belong to a live router.
-    const store = openStore(restored.databasePath, { sync: restored.raw.database_sync, busyTimeoutMs: restored.raw.database_busy_timeout_ms })
-    try {
-      // Recorded already (a POST that timed out here but committed, a run killed after writing it).
-      const known = (): Recorded | null => {
-        const earlier = rollbackById(store.reader, entry.id)
-        return earlier ? { ok: true, logId: earlier.log_id, via: `already recorded (by the ${earlier.recorded_by})`, byRouter: earlier.recorded_by === 'endpoint' } : null
-      }
-      const before = known()
-      if (before) return before
-      try {
-        const logId = await recordRollback(store, clock, {
-          agent: entry.agent,
-          model: entry.newHash,
-          endpoint: o.configPath,
-          errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
-          facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog', rollbackId: entry.id },
-        })
-        return { ok: true, logId, via: `straight into ${restored.databasePath}`, byRouter: false }
-      } catch (error) {
-        const raced = known()
-        if (raced) return raced
-        throw error
-      }
-    } finally {
-      store.close()
-    }
-  } catch (error) {
-    return { ok: false, error: redact((error as Error).message), byRouter: false }
-  }
+/** How rows are recorded by this run. */
+function recording(o: WatchdogOptions): RecordOptions {
+  return { configPath: o.configPath, env: o.env, log: o.log, database: (config) => databaseOf(o, config) }
 }
 
 /** The config the router runs, or (when that cannot be parsed) the snapshot it would be rolled back to. */
@@ -328,12 +275,13 @@ function readSettings(configPath: string): Config | null {
  * `serve --port`/`--db`; probing the file's address before then would count a healthy router as
  * down, and roll back a good config.
  */
-function listenUrl(configPath: string, config: Config): string {
+function listenUrl(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
+  const configPath = o.configPath
   let host = config.raw.listen.host.replace(/^\[(.*)\]$/, '$1')
   let port = config.raw.listen.port
   // The database's first: one server at a time holds a database (its lock), so that file is never
   // another server's; the config's is for a database moved in the file since the server started.
-  for (const file of [`${resolve(config.databasePath)}.serve.url`, `${resolve(configPath)}.serve.url`]) {
+  for (const file of [`${databaseOf(o, config)}.serve.url`, `${resolve(configPath)}.serve.url`]) {
     try {
       const bound = new URL(readFileSync(file, 'utf8').trim())
       host = bound.hostname.replace(/^\[(.*)\]$/, '$1')

@@ -9,7 +9,7 @@ import type { ClientRequest } from '../../providers/types.ts'
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
-import { ChainExhaustedError, ProviderError, worthRetrying } from '../errors.ts'
+import { ChainExhaustedError, ProviderError, refusedRequest, worthRetrying } from '../errors.ts'
 import { PromptText } from '../redaction.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep, stoppedByRouter } from './attempt.ts'
@@ -97,6 +97,8 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   let retry = false
   // The shortest wait the steps tried asked for (Retry-After); undefined before one asks, null once one failed without asking.
   let soonest: number | undefined | null
+  // Whether every step was tried and refused the request itself (a context too long): then the chain is not failing.
+  let byRequest = true
 
   const writeFallback = (named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     const record = attemptRecord(0, named.provider.name, named.model, 'fallback', message)
@@ -124,12 +126,14 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     if (missingKey[i]) {
       exit = `skipped, API key ${step.provider.apiKeyEnv} is not set`
       skipped = true
+      byRequest = false
     } else {
       const admission = deps.cooldowns.admit(cooldownKey(step), force)
       if (!admission.ok) {
         exit = `skipped, ${admission.reason}`
         skipped = true
         retry = true
+        byRequest = false
         // Cooling down, it may take the request again before any wait the others asked for.
         soonest = null
       } else {
@@ -143,6 +147,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
           if (!(error instanceof ProviderError) || error.kind === 'aborted' || input.signal.aborted) throw error
           exit = describeExit(error, policy)
           retry ||= worthRetrying(error)
+          byRequest &&= refusedRequest(error)
           soonest = soonest === null || error.retryAfterMs === undefined ? null : Math.min(soonest ?? Infinity, error.retryAfterMs)
         } finally {
           if (!streaming) admission.ticket.release()
@@ -165,7 +170,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   }
   if (before) await before
   // The soonest any step tried will take the request again, when every one of them said.
-  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, soonest ?? undefined)
+  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, soonest ?? undefined, byRequest)
 }
 
 /**

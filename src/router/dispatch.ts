@@ -5,9 +5,9 @@
  */
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Config } from '../config.ts'
-import type { RuntimeState } from '../deadman/runtime.ts'
+import type { CallHandle, RuntimeState } from '../deadman/runtime.ts'
 import { ChainExhaustedError, ClientGoneError, ProviderError, UnknownChainError, WitnessError, WitnessStoppedError } from '../errors.ts'
-import type { Api } from '../telemetry/store.ts'
+import type { Api, Store } from '../telemetry/store.ts'
 import type { AttemptRecord } from './attempt.ts'
 import { type ChainDeps, type ChainResult, runChain } from './chain.ts'
 
@@ -66,7 +66,8 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
   const call = deps.runtime?.begin(input.chain, steps, config)
   let streaming = false
   try {
-    const result = await runChain(deps, { ...input, machine: config.machine, requestId, steps, policy: config.policy, attempts })
+    const chainDeps = call ? { ...deps, store: storeFor(deps.store, call) } : deps
+    const result = await runChain(chainDeps, { ...input, machine: config.machine, requestId, steps, policy: config.policy, attempts })
     if (result.kind === 'stream') {
       // A stream stays in flight until its row is finished, and succeeds only if it finishes: one cut
       // after its first event failed the request (no fallback is possible by then).
@@ -90,7 +91,9 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
       : input.signal.aborted && !(thrown instanceof WitnessError)
         ? new ClientGoneError()
         : thrown
-    if (error instanceof ChainExhaustedError) call?.fail()
+    // A chain that refused the request itself (every step: a context too long, a 413, a 422) is not
+    // failing: that request fails on any config, and counted it could get a good config rolled back.
+    if (error instanceof ChainExhaustedError && !error.causedByRequest) call?.fail()
     if (error instanceof Error) failures.set(error, { machine: config.machine, requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {
       Object.assign(error.details, { request_id: requestId })
@@ -102,4 +105,13 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
       call?.end()
     }
   }
+}
+
+/** The store as one call writes its rows through it: the time they wait to commit is the database's, not the call's. */
+function storeFor(store: Store, call: CallHandle): Store {
+  return Object.assign(Object.create(store) as Store, {
+    begin: (head, meta) => call.committing(store.begin(head, meta)),
+    finish: (id, outcome) => call.committing(store.finish(id, outcome)),
+    insert: (row, meta, side) => call.committing(store.insert(row, meta, side)),
+  } satisfies Pick<Store, 'begin' | 'finish' | 'insert'>)
 }

@@ -25,10 +25,12 @@ import type { LiveCalls } from './live-calls.ts'
 
 /**
  * How a stream ended: it finished (`[DONE]`, `message_stop`), it failed
- * (cut, stalled, an error event, malformed: the provider's doing), or the
- * client left (or witness's stop cut it), which says nothing of the provider.
+ * (cut, stalled, an error event, malformed: the provider's doing), the
+ * client left (or witness's stop cut it), or the client stopped reading and
+ * the whole-stream limit ran out while the session waited on it (`unread`).
+ * Neither of the last two says anything of the provider, nor of the config.
  */
-export type StreamEnd = 'success' | 'failed' | 'left'
+export type StreamEnd = 'success' | 'failed' | 'left' | 'unread'
 
 export interface StreamSession {
   /** The client's SSE body. */
@@ -86,6 +88,9 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   const settled = new Promise<StreamEnd>((resolve) => (settle = resolve))
   // Set when the client went away (or witness's stop cut the stream): then the ending is nobody's failure.
   let left = false
+  // Set when the whole-stream limit ran out while the client was not reading (an event waiting for it):
+  // the time went to the client, so that timeout is no failure of the provider's either.
+  let unread = false
 
   const elapsed = () => Math.round(clock.monotonic() - opened.startedAt)
   // Time to first token: the first event is often a role-only chunk or message_start.
@@ -101,7 +106,10 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   // session ends the stream itself); while a pull waits on the upstream, that pull ends it.
   const totalTimer = setTimeout(() => {
     stopUpstream(new Stop('total'))
-    if (!pulling) void end(client, outcome('timeout', totalMessage()), translator.fail('stream_timeout', totalMessage()))
+    if (!pulling) {
+      unread = true
+      void end(client, outcome('timeout', totalMessage()), translator.fail('stream_timeout', totalMessage()))
+    }
   }, remaining)
   const totalMessage = () => `timeout after ${init.timeoutMs} ms (stream, ${facts.chunks} chunks)`
   // The idle limit: one timer, re-armed for what is left of the limit when it fires early.
@@ -159,7 +167,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         // the client went away while the row was being committed
       }
     }
-    settle(left ? 'left' : result.status === 'success' ? 'success' : 'failed')
+    settle(left ? 'left' : unread ? 'unread' : result.status === 'success' ? 'success' : 'failed')
   }
 
   /** The upstream's next event; a stop (idle, total, client) surfaces as that Stop, however the read settled. */

@@ -32,9 +32,9 @@ export async function waitForLine(stream: ReadableStream<Uint8Array>, pattern: R
   throw new Error(`no line matching ${pattern} within ${timeoutMs} ms; got:\n${buffer}`)
 }
 
-/** Starts `witness serve` as its own process on a free port, with the environment its launchers set; resolves with its URL. */
-export async function spawnWitness(configPath: string, env: Record<string, string> = {}): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; url: string }> {
-  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath, '--port', '0'], {
+/** Starts `witness serve` (with `args`, such as `--db PATH`) as its own process on a free port, with the environment its launchers set; resolves with its URL. */
+export async function spawnWitness(configPath: string, env: Record<string, string> = {}, args: string[] = []): Promise<{ proc: Subprocess<'ignore', 'pipe', 'pipe'>; url: string }> {
+  const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath, '--port', '0', ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV, ...env },
     stdin: 'ignore',

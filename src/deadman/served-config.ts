@@ -1,0 +1,40 @@
+/**
+ * What the server at a config path last ran: `<config>.serve.json` holds
+ * the sha256 of its config and the database it was given with `serve --db`
+ * (null: the config's `database`), written when a server starts on it (once
+ * it holds its database) and at every reload. It stays when the server stops
+ * or dies, so a watchdog that finds the router down can tell a config in the
+ * file that ran (or crashed the start-up) from one pushed and never applied,
+ * and writes its row into the database the router uses.
+ */
+import { readFileSync } from 'node:fs'
+import * as v from 'valibot'
+import { writeFileDurably } from '../jobs/durable-file.ts'
+
+export const ServedSchema = v.object({
+  /** sha256 of the config the server started on or reloaded to. */
+  config_hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
+  /** The absolute path of the database `serve --db` gave it, which it keeps whatever the config says; null: the config's `database`. */
+  database_override: v.nullable(v.pipe(v.string(), v.minLength(1))),
+})
+
+export type Served = v.InferOutput<typeof ServedSchema>
+
+export function servedPath(configPath: string): string {
+  return `${configPath}.serve.json`
+}
+
+/** Records what the server at `configPath` runs (or is starting on). */
+export function writeServed(configPath: string, served: Served): void {
+  writeFileDurably(servedPath(configPath), new TextEncoder().encode(`${JSON.stringify(served)}\n`))
+}
+
+/** What the server at `configPath` last ran, or null when none has said (or it cannot be read). */
+export function readServed(configPath: string): Served | null {
+  try {
+    const parsed = v.safeParse(ServedSchema, JSON.parse(readFileSync(servedPath(configPath), 'utf8')))
+    return parsed.success ? parsed.output : null
+  } catch {
+    return null
+  }
+}
