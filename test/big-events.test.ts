@@ -6,10 +6,10 @@
  * timeout fired first). The reader's linear work is counted in
  * stream-wire.test.ts; here only what the client and the row see.
  */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { MAX_EVENT_CHARS } from '../providers/sse.ts'
 import { readRows } from './support/rows.ts'
-import { type TestWitness, startWitness } from './support/witness.ts'
+import { witnessOnce } from './support/witness.ts'
 
 const encoder = new TextEncoder()
 const BIG = 'A'.repeat(8 * 1024 * 1024)
@@ -41,19 +41,13 @@ const upstream = Bun.serve({
   },
 })
 
-let w: TestWitness
-afterAll(async () => {
-  await w?.stop(0)
-  upstream.stop(true)
-})
-
-async function witness(): Promise<TestWitness> {
-  w ??= await startWitness({
+const witness = witnessOnce(
+  () => ({
     providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
     chains: Object.fromEntries(Object.keys(STREAMS).map((m) => [m, [{ provider: 'up', model: m, retries: 0 }]])),
-  })
-  return w
-}
+  }),
+  upstream,
+)
 
 /** The JSON of each `data:` line of an SSE body ([DONE] left out). */
 function dataOf(text: string): Record<string, any>[] {

@@ -6,10 +6,10 @@
  * and what of the body came. It used to wait for the whole try's timeout and
  * be recorded as a timeout, its status and Retry-After lost.
  */
-import { afterAll, expect, test } from 'bun:test'
+import { expect, test } from 'bun:test'
 import { ERROR_BODY_WAIT_MS } from '../providers/call.ts'
 import { readMeta, readRows } from './support/rows.ts'
-import { type TestWitness, startWitness } from './support/witness.ts'
+import { witnessOnce } from './support/witness.ts'
 
 const encoder = new TextEncoder()
 let calls = 0
@@ -33,22 +33,16 @@ const upstream = Bun.serve({
   },
 })
 
-let w: TestWitness
-afterAll(async () => {
-  await w?.stop(0)
-  upstream.stop(true)
-})
-
-async function witness(): Promise<TestWitness> {
-  w ??= await startWitness({
+const witness = witnessOnce(
+  () => ({
     providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
     chains: {
       limited: [{ provider: 'up', model: '429', retries: 1, first_byte_timeout_ms: 5_000 }],
       broken: [{ provider: 'up', model: '500', retries: 0, timeout_ms: 400 }],
     },
-  })
-  return w
-}
+  }),
+  upstream,
+)
 
 test('a 429 whose body stalls is recorded as a 429 after at most ERROR_BODY_WAIT_MS, and retried after its Retry-After', async () => {
   const w = await witness()

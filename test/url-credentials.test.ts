@@ -5,10 +5,10 @@
  * instead, and an upstream echoing the URL in its error body has the
  * credential cut out. The upstream is raw TCP, to send bytes fetch chokes on.
  */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { describe, expect, test } from 'bun:test'
 import { describeFetchFailure, withoutUrls } from '../providers/fetch-failure.ts'
 import { readRows } from './support/rows.ts'
-import { type TestWitness, startWitness } from './support/witness.ts'
+import { witnessOnce } from './support/witness.ts'
 
 const SIG = 'S3cretSig0123456789'
 const PASSWORD = 'S3cretPass0123456'
@@ -50,19 +50,13 @@ const upstream = Bun.listen<{ got: string }>({
   },
 })
 
-let w: TestWitness
-afterAll(async () => {
-  await w?.stop(0)
-  upstream.stop(true)
-})
-
-async function witness(): Promise<TestWitness> {
-  w ??= await startWitness({
+const witness = witnessOnce(
+  () => ({
     providers: { signed: { type: 'openai', base_url: `http://svc:${PASSWORD}@127.0.0.1:${upstream.port}/v1?sig=${SIG}` } },
     chains: Object.fromEntries(['gzip-corrupt', 'gzip-corrupt-json', 'not-http', 'echo'].map((m) => [m, [{ provider: 'signed', model: m, retries: 0 }]])),
-  })
-  return w
-}
+  }),
+  upstream,
+)
 
 function expectNoCredential(text: string) {
   expect(text).not.toContain('S3cret')

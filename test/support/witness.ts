@@ -3,6 +3,7 @@
  * YAML), booted through the same `serve` as production on port 0, with a
  * temp database and an injected environment and clock.
  */
+import { afterAll } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Clock } from '../../src/clock.ts'
@@ -95,4 +96,17 @@ export function manualClock(startMs = Date.parse('2026-11-25T12:00:00.000Z')): C
       offset += ms
     },
   }
+}
+
+/**
+ * One witness for a test file, started on first use with `config()`, and stopped with the file's
+ * loopback `upstream` once its tests are done.
+ */
+export function witnessOnce(config: () => Record<string, unknown>, upstream: { stop(force?: boolean): unknown }): () => Promise<TestWitness> {
+  let w: TestWitness | undefined
+  afterAll(async () => {
+    await w?.stop(0)
+    upstream.stop(true)
+  })
+  return async () => (w ??= await startWitness(config()))
 }
