@@ -15,13 +15,13 @@ import { ensureSigningKey, loadSigningKey, publicKeyFile } from '../src/proof/ke
 import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
 import { GENESIS_HASH, chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import type { ChainEntry } from '../src/proof/verify.ts'
-import { runArchive } from '../src/retention/archive-job.ts'
+import { archiveLockPath, runArchive } from '../src/retention/archive-job.ts'
 import { compressArchive } from '../src/retention/archive-files.ts'
 import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
 import { promptTexts } from '../src/router/chain.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { runSync } from '../src/sync/sync-job.ts'
-import { BUN, ROOT, runWitness, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, holdJobLock, runWitness, spawnWitness } from './support/process.ts'
 import { daysAgo, seedRows } from './support/seed.ts'
 import { readRows } from './support/rows.ts'
 import { tempDir } from './support/temp.ts'
@@ -480,13 +480,14 @@ describe('what a tamperer with the database file, and no key, tried', () => {
     expect(code).toBe(1)
   })
 
-  test('rows deleted and marked archived (archive.max_id) by hand: verify with the config looks in the archives, and they are not there', () => {
+  test('rows deleted and marked archived (archive.max_id) by hand: noted as not checked without --archives; with it, the archives are looked in, and they are not there', () => {
     const copy = copyDb()
     deleteEntries(copy, 4, 6)
     exec(copy, "INSERT OR REPLACE INTO witness_state (key, value, updated_at) VALUES ('archive.max_id', '6', '2026-11-25T00:00:00.000Z')")
     const config = join(dirname(copy), 'witness.yaml')
     writeFileSync(config, JSON.stringify({ database: './tampered.db', providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] }, retention: { keep_days: 1, archive_dir: './archive' }, proof: { key_path: keyPath } }))
-    const { code, out } = verify(['--config', config])
+    expect(verify(['--config', config]).out).toContain('chain entries 4-6 are not here; archived? (use --archives with the config)')
+    const { code, out } = verify(['--config', config, '--archives'])
     expect(out).toContain(`the archive directory ${join(dirname(copy), 'archive')} does not exist`)
     expect(out).toContain('chain entries 4-6 are missing')
     expect(code).toBe(1)
@@ -530,9 +531,9 @@ describe('what a tamperer with the database file, and no key, tried', () => {
     l.query('INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status, error_message) VALUES ($id, $timestamp, $agent_name, $provider, $model, $endpoint, $tokens_in, $tokens_out, $latency_ms, $status, $error_message)').run(Object.fromEntries(Object.entries(row).map(([k, v]) => [`$${k}`, v])) as never)
     l.query(`INSERT INTO request_log_meta (${Object.keys(meta).join(', ')}) VALUES (${Object.keys(meta).map(() => '?').join(', ')})`).run(...(Object.values(meta) as never[]))
     l.close()
-    expect(verify(config).code).toBe(0)
+    expect(verify([...config, '--archives']).code).toBe(0)
     exec(archive, "UPDATE request_log SET provider = 'forged-provider', tokens_out = 999999 WHERE id = ?", row.id)
-    const { code, out } = verify(config)
+    const { code, out } = verify([...config, '--archives'])
     expect(out).toContain(`row ${row.id} is in two files (the live database and an archive, or two archives) with different contents`)
     expect(code).toBe(1)
   })
@@ -564,14 +565,11 @@ describe('what a tamperer with the database file, and no key, tried', () => {
 })
 
 describe('tampering inside an archive (verify --archives)', () => {
-  test('archived rows verify with the config (read with or without --archives), and a field changed inside an archive is named', async () => {
+  test('archived rows verify with --archives, and a field changed inside an archive is named', async () => {
     const { config, live, archive } = await archivedCopy()
-    // The database alone cannot look in the archives: it notes where entries are not.
-    expect(verify(['--db', live, '--key', keyPath]).out).toContain('(use --archives)')
-    // With the config that names them, they are read whether asked or not.
-    const plain = verify(config)
-    expect(plain.out).toContain(' and 1 archive file(s): chain entries 1-')
-    expect(plain.code).toBe(0)
+    // Without --archives (and the database alone cannot look in them), it notes where entries are not.
+    expect(verify(config).out).toContain('(use --archives with the config)')
+    expect(verify(['--db', live, '--key', keyPath]).out).toContain('(use --archives with the config)')
     const ok = verify([...config, '--archives'])
     expect(ok.out).toContain('verified')
     expect(ok.code).toBe(0)
@@ -583,6 +581,21 @@ describe('tampering inside an archive (verify --archives)', () => {
     expect(bad.out).toContain(`row ${victim} was changed after it was chained: tokens_out was`)
   })
 
+  test('while the archive job runs (it holds its lock), verify --archives waits for it to end, rather than read months being moved or deleted', async () => {
+    const { config, live } = await archivedCopy()
+    const holder = await holdJobLock('archive', archiveLockPath(join(dirname(live), 'archive')))
+    let ended = false
+    const verifying = runWitness(['verify', ...config, '--archives']).finally(() => {
+      ended = true
+    })
+    await Bun.sleep(1500)
+    expect(ended).toBe(false)
+    await holder.release()
+    const { code, stdout } = await verifying
+    expect(stdout).toContain('and 1 archive file(s)')
+    expect(code).toBe(0)
+  })
+
   test('a row deleted from an archive is named as missing', async () => {
     const { config, archive } = await archivedCopy()
     const victim = readRows(archive)[1]!.id
@@ -592,7 +605,7 @@ describe('tampering inside an archive (verify --archives)', () => {
     expect(out).toContain(`row ${victim} is missing`)
   })
 
-  test("a receipt whose rows were archived since says so from the database alone, and verifies with the config that names the archives", async () => {
+  test("a receipt whose rows were archived since says so, and verifies with --archives", async () => {
     const { config, live, archive } = await archivedCopy()
     const db = new Database(archive, { readonly: true })
     const [entry] = db.query('SELECT log_id, hash FROM log_chain ORDER BY seq LIMIT 1').all() as { log_id: number; hash: string }[]
@@ -601,10 +614,9 @@ describe('tampering inside an archive (verify --archives)', () => {
     const machine = (signed.query('SELECT machine FROM checkpoints ORDER BY id DESC LIMIT 1').get() as { machine: string } | null)?.machine ?? 'any'
     signed.close()
     const receipt = encodeReceipt({ machine, rows: [{ id: entry!.log_id, hash: entry!.hash }] })
-    const liveOnly = verify(['--db', live, '--key', keyPath, '--receipt', receipt])
+    const liveOnly = verify([...config, '--receipt', receipt])
     expect(liveOnly.code).toBe(1)
-    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? verify with the config that names the archives)`)
-    expect(verify([...config, '--receipt', receipt]).code).toBe(0)
+    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? add --archives, with the config that names them)`)
     expect(verify([...config, '--archives', '--receipt', receipt]).code).toBe(0)
   })
 

@@ -24,9 +24,14 @@ import { type Gathered, chainBegins, chainStartsAt, checkpointFiles, emptyGather
 import { type Verdict, ranges, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { type ArchiveDatabase, archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
 import { readState } from '../jobs/job-db.ts'
+import { type JobLock, waitForJobLock } from '../jobs/job-lock.ts'
+import { archiveLockPath } from '../retention/archive-job.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 import { openWitnessDb, optionalConfig, samePath } from './read-db.ts'
+
+/** How long verify --archives waits for a run of the archive job to end. */
+const LOCK_WAIT_MS = 120_000
 
 function everArchived(live: Database): boolean {
   return readState(live, ARCHIVED_MAX_ID_KEY) !== null
@@ -86,20 +91,21 @@ export const verifyCommand: Command = {
     }
     const gathered: Gathered = emptyGathered()
     let archives: ArchiveDatabase[] = []
+    let archiveLock: JobLock | null = null
     const forged: string[] = []
     try {
       // One read snapshot of the live file for everything read from it, taken before the archives are
       // read: a row finished, or moved to an archive, while verify reads is then seen whole (in the
       // snapshot, and maybe in its archive too), never half (finished without its chain entry yet).
+      // The archive job is kept from moving and deleting months while they are read (it waits for the
+      // lock), or an archive deleted meanwhile would read as damaged, or its entries as missing.
+      if (values.archives && config && existsSync(config.retention.archiveDir)) archiveLock = await waitForJobLock('archive', archiveLockPath(config.retention.archiveDir), LOCK_WAIT_MS)
       live.exec('BEGIN')
       live.query('SELECT 1 FROM request_log LIMIT 1').get()
-      // Where rows were archived and the config names the archives, they are read whether asked or not:
-      // entries missing from the live file are verified to be there, not taken to be (anyone who can
-      // write the file could have marked rows archived and deleted them).
       // The config's archives are its own database's, not those of another file given with --db (a copy).
       const own = config && samePath(dbPath, config.databasePath) ? config : null
       if (values.archives && !own) throw new UsageError(`--archives: ${dbPath} is not the database of the config ${configPath}, so its archives are unknown`)
-      const withArchives = own !== null && (Boolean(values.archives) || everArchived(live))
+      const withArchives = own !== null && Boolean(values.archives)
       const archiveDir = own?.retention.archiveDir ?? ''
       if (withArchives && everArchived(live) && !existsSync(archiveDir)) {
         forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
@@ -146,12 +152,13 @@ export const verifyCommand: Command = {
       }
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
-      const missingHint = !withArchives && everArchived(live) ? ' (archived since? verify with the config that names the archives)' : ''
+      const missingHint = !withArchives && everArchived(live) ? ' (archived since? add --archives, with the config that names them)' : ''
       const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered, missingHint) : true
       return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
     } finally {
       if (live.inTransaction) live.exec('COMMIT')
       closeArchives(archives)
+      archiveLock?.release()
       live.close()
     }
   },

@@ -51,3 +51,16 @@ function holderOf(path: string): string | null {
     return null
   }
 }
+
+/** Takes a job's lock, waiting (looking again every 200 ms) up to `maxMs` while another run holds it. */
+export async function waitForJobLock(job: string, path: string, maxMs: number): Promise<JobLock> {
+  const deadline = Date.now() + maxMs
+  for (;;) {
+    try {
+      return takeJobLock(job, path)
+    } catch (error) {
+      if (!(error instanceof JobBusyError) || Date.now() >= deadline) throw error
+      await Bun.sleep(200)
+    }
+  }
+}

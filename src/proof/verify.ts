@@ -103,13 +103,13 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       if (e.seq > 1) {
         if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) notes.push(`chain entries 1-${e.seq - 1} ${PRUNED}`)
         else if (ev.complete) problem(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
-        else notes.push(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives)`)
+        else notes.push(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives with the config)`)
       }
     } else if (e.seq !== prev.seq + 1) {
       const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
       if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) notes.push(`${gap} ${PRUNED}`)
       else if (ev.complete) problem(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
-      else notes.push(`${gap} are not here; archived? (use --archives)`)
+      else notes.push(`${gap} are not here; archived? (use --archives with the config)`)
     } else if (e.prev_hash !== prev.hash) {
       problem(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
     }
@@ -190,7 +190,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     } else if (!entry) {
       if (ev.complete && c.seq > lastSeq) problem(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
       else if (ev.complete) problem(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
-      else notes.push(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives)`)
+      else notes.push(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives with the config)`)
     } else if (entry.hash !== c.head_hash) {
       problem(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
     }

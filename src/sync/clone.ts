@@ -140,7 +140,7 @@ export async function pushWithRetry(git: Git, branch: string, attempts: number):
  */
 export function unreachable(reason: string): boolean {
   // Over HTTP a server that is down behind its proxy (Gitea restarting) answers 502/503/504, and a busy one 429.
-  return /could not resolve|unable to connect|failed to connect|couldn't connect|connection (refused|timed out|reset)|timed out|network is unreachable|no route to host|temporary failure|hung up unexpectedly|early EOF|returned error: (429|5\d\d)\b/i.test(reason)
+  return /could not resolve|unable to connect|failed to connect|couldn't connect|connection (refused|timed out|reset)|timed out|network is unreachable|no route to host|temporary failure|hung up unexpectedly|early EOF|returned error: (429|50[234])\b/i.test(reason)
 }
 
 /** Commits and export lines in the clone that the remote does not have yet. */
