@@ -20,6 +20,7 @@ import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
+import { RECOVERED_MESSAGE } from './proof/record.ts'
 import { Cooldowns } from './router/cooldown.ts'
 import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
@@ -171,7 +172,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     })
     opened = store
     const recovered = store.recoverPending(
-      `router stopped before the call finished (recovered at start-up ${isoTime(clock.now())})`,
+      `${RECOVERED_MESSAGE} (recovered at start-up ${isoTime(clock.now())})`,
     )
     if (recovered > 0) log(`witness: finished ${recovered} row(s) left pending by a previous run`)
     const signing = await ensureSigningKey(boot.proof.keyPath)

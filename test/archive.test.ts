@@ -12,7 +12,7 @@ import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveError, JobBusyError } from '../src/errors.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
-import { recordedArchiveMonths } from '../src/retention/archive-months.ts'
+import { prunedArchiveMonths, recordedArchiveMonths } from '../src/retention/archive-months.ts'
 import { listArchives, prepareReadable, readablePath } from '../src/retention/archive-files.ts'
 import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
 import { archiveDirFor } from '../src/retention/read-sources.ts'
@@ -258,18 +258,40 @@ describe('space', () => {
     // June ended on 2026-07-01, more than 60 days ago; September ended on 2026-10-01, less.
     expect(pruned.deleted).toEqual(['2026-06'])
     expect(t.files()).toEqual(['request_log-2026-09.db.zst'])
-    // June is forgotten as a month the archives hold, so a read over it is answered without its file.
+    // June is marked deleted, so a read over it is answered without its file, even where no chain
+    // entries were recorded with it (rows from before the chain) and it held the newest row moved.
     const live = new Database(t.livePath)
-    expect(recordedArchiveMonths(live)).toEqual(['2026-09'])
+    expect([recordedArchiveMonths(live), prunedArchiveMonths(live)]).toEqual([['2026-09'], ['2026-06']])
     const read = { asked: true, answer: true, period: { since: '2026-06-01T00:00:00.000Z' } }
+    expect(archiveDirFor(live, t.retention.archiveDir, read)).toBe(t.retention.archiveDir)
+    live.exec("DELETE FROM chain_pruned; UPDATE witness_state SET value = '2026-06-10T00:00:00.000Z' WHERE key = 'archive.through'")
     expect(archiveDirFor(live, t.retention.archiveDir, read)).toBe(t.retention.archiveDir)
     // Months archived before they were recorded (an older witness) are recorded from their files by the next run.
     live.exec('DELETE FROM archive_months')
     live.close()
     await t.archive({ syncConfigured: true, signer })
     const again = new Database(t.livePath, { readonly: true })
-    expect(recordedArchiveMonths(again)).toEqual(['2026-09'])
+    expect([recordedArchiveMonths(again), prunedArchiveMonths(again)]).toEqual([['2026-09'], []])
     again.close()
+  })
+})
+
+describe('archive_keep_days signs only what retention deletes', () => {
+  test("a month file holding chain entries of other months' rows (put there by hand, to have their deletion signed) is kept, not signed", async () => {
+    const t = setup({ archiveKeepDays: 60 })
+    await seedRows(t.livePath, [{ timestamp: '2026-06-10T00:00:00.000Z' }, { timestamp: '2026-11-20T00:00:00.000Z' }])
+    const signer = { keyPath: join(t.dir, 'key.json'), machine: 'alpha' }
+    await ensureSigningKey(signer.keyPath)
+    // A copy of the live file (the recent row and its chain entry in it) named as an old month's archive.
+    mkdirSync(t.retention.archiveDir, { recursive: true })
+    const live = new Database(t.livePath)
+    live.exec(`VACUUM INTO '${join(t.retention.archiveDir, 'request_log-2026-05.db')}'`)
+    live.close()
+    const report = await t.archive({ signer })
+    expect([report.deleted, report.keptForeign]).toEqual([['2026-06'], ['2026-05']])
+    const db = new Database(t.livePath, { readonly: true })
+    expect((db.query('SELECT DISTINCT month FROM chain_pruned').values() as [string][]).flat()).toEqual(['2026-06'])
+    db.close()
   })
 })
 

@@ -707,6 +707,17 @@ describe('archives deleted by retention (archive_keep_days)', () => {
     expect(ok.stdout).toContain('note: chain entries 1-2 were deleted with their archives (retention.archive_keep_days); the chain links across them')
     expect(ok.code).toBe(0)
 
+    // Where the chain begins, raised past the deleted rows' ids, cannot pass one of those ids off, made up, as older than the chain.
+    const copy = join(dir, 'made-up.db')
+    const source = new Database(join(dir, 'w.db'), { readonly: true })
+    source.exec(`VACUUM INTO '${copy}'`)
+    source.close()
+    exec(copy, "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status) VALUES (2, '2026-11-25T00:00:00.000Z', 'agent-0', 'kimi', 'k', 'http://x', 1, 1, 5, 'success')")
+    exec(copy, "INSERT OR REPLACE INTO witness_state (key, value, updated_at) VALUES ('chain.first_log_id', '3', '2026-11-25T00:00:00.000Z')")
+    const madeUp = await runWitness(['verify', '--db', copy, '--key', join(dir, 'witness-key.json')])
+    expect(madeUp.stdout).toContain('row 2 is not in the chain')
+    expect(madeUp.code).toBe(1)
+
     exec(join(dir, 'w.db'), "UPDATE chain_pruned SET hash = 'forged'")
     const forged = await runWitness(['verify', '--config', config, '--archives'])
     expect(forged.code).toBe(1)

@@ -38,6 +38,7 @@ export function describeArchive(report: ArchiveReport, dir: string, livePath: st
   if (report.compressed.length) lines.push(`compressed closed months: ${report.compressed.join(', ')}`)
   if (report.deleted.length) lines.push(`deleted archives past retention.archive_keep_days: ${report.deleted.join(', ')}`)
   if (report.keptUnexported.length) lines.push(`kept archives past archive_keep_days that hold rows not yet synced: ${report.keptUnexported.join(', ')}`)
+  if (report.keptForeign.length) lines.push(`kept archives past archive_keep_days that hold chain entries of rows from other months (put there by hand?): ${report.keptForeign.join(', ')}`)
   if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign (proof.key_path missing: run witness init): ${report.keptUnsigned.join(', ')}`)
   lines.push(`live database ${mb(report.liveBytesBefore)} -> ${mb(report.liveBytesAfter)}`)
   if (report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, livePath))

@@ -127,7 +127,7 @@ export const verifyCommand: Command = {
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
       const complete = withArchives || !everArchived(live)
       const { proven, unproven } = await provenPruned(readPruned(live), keys)
-      const starts = chainBegins(chainStartsAt(live), gathered.entries, 'stated')
+      const starts = chainBegins(chainStartsAt(live), gathered.entries, 'stated', proven)
       const verdict = await verifyEvidence(toEvidence(gathered, keys, complete, starts, proven))
       for (const r of unproven) {
         verdict.notes.push(`chain_pruned says chain entries ${r.fromSeq}-${r.toSeq} were deleted with the archive of ${r.month}, but no known key signed that record (written by hand, or by a witness from before such records were signed): it excuses nothing`)

@@ -78,6 +78,7 @@ export function startJobs(deps: JobsDeps): Jobs {
           : []
         // Said when rows moved (so once a run, not on every idle tick): the file will not shrink by itself.
         if (moved && report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, deps.livePath))
+        if (report.keptForeign.length) lines.push(`kept archives past archive_keep_days that hold chain entries of rows from other months (put there by hand?): ${report.keptForeign.join(', ')}`)
         if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign: ${report.keptUnsigned.join(', ')}`)
         return lines
       })

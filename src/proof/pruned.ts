@@ -11,7 +11,10 @@
  */
 import type { Database } from 'bun:sqlite'
 import { type SigningKey, importPublicKey } from './keys.ts'
+import { monthOfTimestamp } from '../retention/months.ts'
+import { decodeRecord, finishedByRecovery } from './record.ts'
 import { hasTable } from './sources.ts'
+import type { ChainEntry } from './verify.ts'
 
 export interface PrunedRun {
   fromSeq: number
@@ -20,18 +23,32 @@ export interface PrunedRun {
   prevHash: string
   /** The hash of entry toSeq. */
   hash: string
+  /** The smallest row id the run chained, rows finished by start-up recovery aside (null: none, or not recorded). */
+  firstLogId?: number | null
 }
 
-/** The runs of consecutive chain entries in a database (an archive about to be deleted). */
-export function chainRunsOf(db: Database): PrunedRun[] {
-  if (!hasTable(db, 'log_chain')) return []
+/**
+ * The runs of consecutive chain entries in a month's archive about to be deleted, each with the
+ * smallest row id it chained. `foreign` lists the positions of entries whose rows are not of `month`:
+ * the mover files each row, its entry with it, under the row's own month, so such entries were put
+ * there by hand (to have retention sign their deletion), and the month must not be deleted.
+ */
+export function monthRunsOf(db: Database, month: string): { runs: PrunedRun[]; foreign: number[] } {
   const runs: PrunedRun[] = []
-  for (const e of db.query('SELECT seq, prev_hash, hash FROM log_chain ORDER BY seq').iterate() as Iterable<{ seq: number; prev_hash: string; hash: string }>) {
+  const foreign: number[] = []
+  if (!hasTable(db, 'log_chain')) return { runs, foreign }
+  const entries = db.query('SELECT seq, log_id, prev_hash, hash, record FROM log_chain ORDER BY seq').iterate() as Iterable<ChainEntry>
+  for (const e of entries) {
+    const row = decodeRecord(e.record)?.row
+    if (!row || monthOfTimestamp(String(row.timestamp)) !== month) foreign.push(e.seq)
+    const logId = row && !finishedByRecovery(row) ? e.log_id : null
     const last = runs.at(-1)
-    if (last && e.seq === last.toSeq + 1) Object.assign(last, { toSeq: e.seq, hash: e.hash })
-    else runs.push({ fromSeq: e.seq, toSeq: e.seq, prevHash: e.prev_hash, hash: e.hash })
+    if (last && e.seq === last.toSeq + 1) {
+      Object.assign(last, { toSeq: e.seq, hash: e.hash })
+      if (logId !== null && (last.firstLogId == null || logId < last.firstLogId)) last.firstLogId = logId
+    } else runs.push({ fromSeq: e.seq, toSeq: e.seq, prevHash: e.prev_hash, hash: e.hash, firstLogId: logId })
   }
-  return runs
+  return { runs, foreign }
 }
 
 /** A run as recorded: the month it was deleted with, and who signed it (null for a record from before runs were signed). */
@@ -44,7 +61,7 @@ export interface PrunedRecord extends PrunedRun {
 
 /** The exact bytes signed for a run: keys in this order, no spaces. */
 function prunedPayload(r: PrunedRun, month: string, machine: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash }))
+  return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash, first_log_id: r.firstLogId ?? null }))
 }
 
 /** Signs the runs of a month about to be deleted with the machine's key. */
@@ -60,10 +77,10 @@ export async function signPruned(key: SigningKey, machine: string, month: string
 /** Records a month's signed runs before it is deleted (in the live database). */
 export function recordPruned(live: Database, records: readonly PrunedRecord[], at: string): void {
   const insert = live.query(
-    'INSERT OR IGNORE INTO chain_pruned (from_seq, to_seq, prev_hash, hash, month, pruned_at, machine, key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    'INSERT OR IGNORE INTO chain_pruned (from_seq, to_seq, prev_hash, hash, month, pruned_at, machine, first_log_id, key_id, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
   )
   live.transaction(() => {
-    for (const r of records) insert.run(r.fromSeq, r.toSeq, r.prevHash, r.hash, r.month, at, r.machine, r.keyId, r.signature)
+    for (const r of records) insert.run(r.fromSeq, r.toSeq, r.prevHash, r.hash, r.month, at, r.machine, r.firstLogId ?? null, r.keyId, r.signature)
   })()
 }
 
@@ -84,7 +101,7 @@ export async function provenPruned(records: readonly PrunedRecord[], keys: Reado
         valid = false
       }
     }
-    if (valid) proven.push({ fromSeq: r.fromSeq, toSeq: r.toSeq, prevHash: r.prevHash, hash: r.hash })
+    if (valid) proven.push({ fromSeq: r.fromSeq, toSeq: r.toSeq, prevHash: r.prevHash, hash: r.hash, firstLogId: r.firstLogId ?? null })
     else unproven.push(r)
   }
   return { proven, unproven }
@@ -100,7 +117,7 @@ export function prunedMonths(db: Database): Set<string> {
 export function readPruned(db: Database): PrunedRecord[] {
   if (!hasTable(db, 'chain_pruned')) return []
   const signed = db.query("SELECT 1 FROM pragma_table_info('chain_pruned') WHERE name = 'signature'").get() !== null
-  const columns = signed ? 'machine, key_id AS keyId, signature' : 'NULL AS machine, NULL AS keyId, NULL AS signature'
+  const columns = signed ? 'machine, first_log_id AS firstLogId, key_id AS keyId, signature' : 'NULL AS machine, NULL AS firstLogId, NULL AS keyId, NULL AS signature'
   return db.query(`SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash, month, ${columns} FROM chain_pruned ORDER BY from_seq`).all() as PrunedRecord[]
 }
 

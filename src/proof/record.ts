@@ -62,3 +62,11 @@ export function chainHash(prevHash: string, record: string): string {
 export function sha256Hex(data: string | Uint8Array): string {
   return Bun.SHA256.hash(data, 'hex')
 }
+
+/** How start-up recovery finishes a row a previous run left pending (main.ts): its error_message begins so. */
+export const RECOVERED_MESSAGE = 'router stopped before the call finished'
+
+/** Whether a row was finished by start-up recovery (left pending by a run that stopped). */
+export function finishedByRecovery(row: LogRow): boolean {
+  return row.status === 'error' && String(row.error_message ?? '').startsWith(RECOVERED_MESSAGE)
+}

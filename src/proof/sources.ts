@@ -10,7 +10,7 @@ import { join, relative } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import type { PublicKeyFile } from './keys.ts'
 import type { PrunedRun } from './pruned.ts'
-import { LOG_COLUMNS, type LogRow, decodeRecord } from './record.ts'
+import { LOG_COLUMNS, type LogRow, decodeRecord, finishedByRecovery } from './record.ts'
 import type { ChainEntry, Evidence, RowView } from './verify.ts'
 
 export function hasTable(db: Database, name: string): boolean {
@@ -68,26 +68,25 @@ export function chainStartsAt(db: Database): number {
   return value ? Number(value) : 0
 }
 
-/** The error_message start-up recovery finishes a row left pending with (main.ts). */
-const RECOVERED = 'router stopped before the call finished'
-
 /**
  * Where the chain begins, for telling rows finished before it existed from unchained ones: what the
  * database or the export states (not signed: a value raised by hand would pass forged rows off as
  * older than the chain), but never past the first row chained (every row from there on was
  * finished with the chain there; the rows from before it are the oldest, which archiving takes
- * first). Rows left pending when the chain began and finished by start-up recovery are chained
- * with smaller ids, and do not count. With no entry at all: nowhere in an export (`none`), as
- * stated in a database (`stated`: one just given its chain, or whose entries all moved out, which
- * its checkpoints account for).
+ * first), whether its entry is here or was deleted with its archive (a signed run says its first
+ * row). Rows left pending when the chain began and finished by start-up recovery are chained with
+ * smaller ids, and do not count. With no entry at all: nowhere in an export (`none`), as stated in
+ * a database (`stated`: one just given its chain, or whose entries all moved out, which its
+ * checkpoints account for).
  */
-export function chainBegins(stated: number, entries: readonly ChainEntry[], empty: 'none' | 'stated'): number {
-  if (entries.length === 0) return empty === 'none' ? 0 : stated
-  let first = stated
+export function chainBegins(stated: number, entries: readonly ChainEntry[], empty: 'none' | 'stated', pruned: readonly PrunedRun[] = []): number {
+  const runsFirst = pruned.map((r) => r.firstLogId).filter((id): id is number => typeof id === 'number')
+  if (entries.length === 0 && runsFirst.length === 0) return empty === 'none' ? 0 : stated
+  let first = Math.min(stated, ...runsFirst)
   for (const entry of entries) {
     if (entry.log_id >= first) continue
     const recorded = decodeRecord(entry.record)
-    if (!(recorded?.row.status === 'error' && String(recorded.row.error_message ?? '').startsWith(RECOVERED))) first = entry.log_id
+    if (!(recorded && finishedByRecovery(recorded.row))) first = entry.log_id
   }
   return first
 }

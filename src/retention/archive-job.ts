@@ -19,7 +19,7 @@ import { isoTime } from '../clock.ts'
 import type { RetentionSettings } from '../config.ts'
 import { openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
 import { loadSigningKey } from '../proof/keys.ts'
-import { type PrunedRun, chainRunsOf, recordPruned, signPruned } from '../proof/pruned.ts'
+import { monthRunsOf, recordPruned, signPruned } from '../proof/pruned.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
 import { type SyncState, NO_SYNC_STATE, readSyncState } from '../sync/sync-state.ts'
 import { type ArchiveFile, compressArchive, deleteArchive, listArchives, openArchiveReadonly, pruneCache } from './archive-files.ts'
@@ -70,6 +70,8 @@ export interface ArchiveReport {
   keptUnexported: string[]
   /** Months past archive_keep_days kept because no signing key could sign the record of their chain entries. */
   keptUnsigned: string[]
+  /** Months past archive_keep_days kept because they hold chain entries of rows from other months (put there by hand). */
+  keptForeign: string[]
   liveBytesBefore: number
   liveBytesAfter: number
   /** Bytes of free pages the live file keeps: it was not created by witness, and auto_vacuum is off (0 otherwise). */
@@ -86,7 +88,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   const dir = retention.archiveDir
   const lock = takeJobLock('archive', archiveLockPath(dir), options.now)
   const report: ArchiveReport = {
-    moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [], keptUnsigned: [],
+    moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [], keptUnsigned: [], keptForeign: [],
     liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0, freeBytesKept: 0,
   }
   let live: Database | null = null
@@ -113,11 +115,12 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
           continue
         }
         // Its chain entries go with it: where they were is recorded first, signed, so verify knows the gap.
-        if (live && !(await recordPrunedMonth(live, dir, file, isoTime(options.now()), options))) {
-          report.keptUnsigned.push(file.month)
+        const recorded = live ? await recordPrunedMonth(live, dir, file, isoTime(options.now()), options) : true
+        if (recorded !== true) {
+          ;(recorded === 'foreign' ? report.keptForeign : report.keptUnsigned).push(file.month)
           continue
         }
-        if (live) await retryWhileBusy(`archive: forgetting ${file.month}`, () => forgetArchiveMonth(live!, file.month), options.busyBudgetMs)
+        if (live) await retryWhileBusy(`archive: marking ${file.month} deleted`, () => forgetArchiveMonth(live!, file.month, isoTime(options.now())), options.busyBudgetMs)
         deleteArchive(dir, file.month)
         report.deleted.push(file.month)
       }
@@ -132,16 +135,20 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
 
 /**
  * Records the runs of chain entries an archive month holds, signed, in the live database, before it
- * is deleted. False (the month must stay) when it holds entries and there is no key to sign with.
+ * is deleted. False (the month must stay) when it holds entries and there is no key to sign with;
+ * 'foreign' when it holds entries of rows from other months (put there by hand, to have their
+ * deletion signed: the month stays, and the run says so).
  */
-async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile, at: string, options: ArchiveJobOptions): Promise<boolean> {
+async function recordPrunedMonth(live: Database, dir: string, file: ArchiveFile, at: string, options: ArchiveJobOptions): Promise<true | false | 'foreign'> {
   const archive = openArchiveReadonly(dir, file)
-  let runs: PrunedRun[]
+  let held: ReturnType<typeof monthRunsOf>
   try {
-    runs = chainRunsOf(archive)
+    held = monthRunsOf(archive, file.month)
   } finally {
     archive.close()
   }
+  const { runs, foreign } = held
+  if (foreign.length) return 'foreign'
   if (runs.length === 0) return true
   const { signer } = options
   if (!signer || !existsSync(signer.keyPath)) return false

@@ -17,20 +17,30 @@
 import type { Database } from 'bun:sqlite'
 import { tableExists } from '../jobs/job-db.ts'
 
-/** Records months whose rows the archives now hold (inside the caller's transaction). */
+/** Records months whose rows the archives now hold (inside the caller's transaction); one deleted before holds rows again. */
 export function recordArchiveMonths(live: Database, months: Iterable<string>, at: string): void {
   if (!tableExists(live, 'archive_months')) return
-  const insert = live.query('INSERT OR IGNORE INTO archive_months (month, recorded_at) VALUES (?, ?)')
-  for (const month of months) insert.run(month, at)
+  const upsert = live.query('INSERT INTO archive_months (month, recorded_at) VALUES (?, ?) ON CONFLICT (month) DO UPDATE SET pruned_at = NULL')
+  for (const month of months) upsert.run(month, at)
 }
 
-/** Forgets a month retention is about to delete. */
-export function forgetArchiveMonth(live: Database, month: string): void {
-  if (tableExists(live, 'archive_months')) live.query('DELETE FROM archive_months WHERE month = ?').run(month)
+/** Marks a month retention is about to delete (recorded or not: an older witness may have archived it). */
+export function forgetArchiveMonth(live: Database, month: string, at: string): void {
+  if (!tableExists(live, 'archive_months')) return
+  live.query('INSERT INTO archive_months (month, recorded_at, pruned_at) VALUES (?, ?, ?) ON CONFLICT (month) DO UPDATE SET pruned_at = excluded.pruned_at').run(month, at, at)
 }
 
-/** The months recorded, oldest first (none in a database from before migration 12). */
+/** The months recorded and not deleted, oldest first (none in a database from before migration 12). */
 export function recordedArchiveMonths(db: Database): string[] {
+  return monthsWhere(db, 'pruned_at IS NULL')
+}
+
+/** The months retention deleted. */
+export function prunedArchiveMonths(db: Database): string[] {
+  return monthsWhere(db, 'pruned_at IS NOT NULL')
+}
+
+function monthsWhere(db: Database, where: string): string[] {
   if (!tableExists(db, 'archive_months')) return []
-  return (db.query('SELECT month FROM archive_months ORDER BY month').values() as [string][]).map((r) => r[0])
+  return (db.query(`SELECT month FROM archive_months WHERE ${where} ORDER BY month`).values() as [string][]).map((r) => r[0])
 }

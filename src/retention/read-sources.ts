@@ -18,7 +18,7 @@ import type { PageKey } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
 import { prunedMonths } from '../proof/pruned.ts'
 import { listArchives } from './archive-files.ts'
-import { recordedArchiveMonths } from './archive-months.ts'
+import { prunedArchiveMonths, recordedArchiveMonths } from './archive-months.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
 import { ARCHIVED_THROUGH_KEY } from './mover.ts'
 import { monthOfMs, nextMonthStartMs } from './months.ts'
@@ -92,7 +92,7 @@ export function missingMonths(live: Database, dir: string, through: string | nul
   const expected = new Set(months.filter((m) => m >= from && m <= to))
   if (expected.size === 0) return []
   for (const file of listArchives(dir)) expected.delete(file.month)
-  for (const month of prunedMonths(live)) expected.delete(month)
+  for (const month of [...prunedMonths(live), ...prunedArchiveMonths(live)]) expected.delete(month)
   return [...expected].sort()
 }
 

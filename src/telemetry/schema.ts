@@ -191,12 +191,14 @@ export const MIGRATIONS: readonly string[] = [
   // without this, did-call answered "no" for the calls in it (src/retention/archive-months.ts).
   `CREATE TABLE IF NOT EXISTS archive_months (
      month TEXT PRIMARY KEY,              -- YYYY-MM, the UTC month of its rows
-     recorded_at TEXT NOT NULL
+     recorded_at TEXT NOT NULL,
+     pruned_at TEXT                       -- when retention deleted its file (archive_keep_days)
    ) WITHOUT ROWID, STRICT;`,
   // 13: each run of chain entries deleted with its archive is signed by the machine's key, as the
   // checkpoints are: an unsigned record in the file anyone with write access can edit excused any
   // entries it named, rows deleted by hand included (src/proof/pruned.ts).
   `ALTER TABLE chain_pruned ADD COLUMN machine TEXT;
+   ALTER TABLE chain_pruned ADD COLUMN first_log_id INTEGER;  -- the smallest row id the run chained (start-up recovery's aside)
    ALTER TABLE chain_pruned ADD COLUMN key_id TEXT;
    ALTER TABLE chain_pruned ADD COLUMN signature TEXT;`,
 ]
