@@ -84,11 +84,13 @@ export const verifyCommand: Command = {
     const key = pinned ?? (keyPath && existsSync(keyPath) ? await readPublicKey(keyPath) : null)
     if (key) keys.set(key.key_id, key.jwk)
 
+    if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
+    // The config's archives are its own database's, not those of another file given with --db (a copy).
+    const own = config && samePath(dbPath, config.databasePath) ? config : null
+    if (values.archives && !own) throw new UsageError(`--archives: ${dbPath} is not the database of the config ${configPath}, so its archives are unknown`)
+    const withArchives = own !== null && Boolean(values.archives)
+    const archiveDir = own?.retention.archiveDir ?? ''
     const live = openWitnessDb(dbPath)
-    if (values.archives && !config) {
-      live.close()
-      throw new UsageError('--archives needs the config (for retention.archive_dir)')
-    }
     const gathered: Gathered = emptyGathered()
     let archives: ArchiveDatabase[] = []
     let archiveLock: JobLock | null = null
@@ -99,14 +101,9 @@ export const verifyCommand: Command = {
       // snapshot, and maybe in its archive too), never half (finished without its chain entry yet).
       // The archive job is kept from moving and deleting months while they are read (it waits for the
       // lock), or an archive deleted meanwhile would read as damaged, or its entries as missing.
-      if (values.archives && config && existsSync(config.retention.archiveDir)) archiveLock = await waitForJobLock('archive', archiveLockPath(config.retention.archiveDir), LOCK_WAIT_MS)
+      if (withArchives && existsSync(archiveDir)) archiveLock = await waitForJobLock('archive', archiveLockPath(archiveDir), LOCK_WAIT_MS)
       live.exec('BEGIN')
       live.query('SELECT 1 FROM request_log LIMIT 1').get()
-      // The config's archives are its own database's, not those of another file given with --db (a copy).
-      const own = config && samePath(dbPath, config.databasePath) ? config : null
-      if (values.archives && !own) throw new UsageError(`--archives: ${dbPath} is not the database of the config ${configPath}, so its archives are unknown`)
-      const withArchives = own !== null && Boolean(values.archives)
-      const archiveDir = own?.retention.archiveDir ?? ''
       if (withArchives && everArchived(live) && !existsSync(archiveDir)) {
         forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
       }

@@ -24,7 +24,7 @@ import { takeJobLock } from '../jobs/job-lock.ts'
 import { type SyncState, NO_SYNC_STATE, readSyncState } from '../sync/sync-state.ts'
 import { type ArchiveFile, compressArchive, deleteArchive, listArchives, openArchiveReadonly, pruneCache } from './archive-files.ts'
 import { monthOfMs, monthStartMs, nextMonthStartMs } from './months.ts'
-import { forgetArchiveMonth, recordArchiveMonths } from './archive-months.ts'
+import { markArchiveMonthDeleted, recordArchiveMonths } from './archive-months.ts'
 import { type BatchEvent, createMover } from './mover.ts'
 import { SIDE_TABLES } from './side-tables.ts'
 import { giveSpaceBack, usedBytes } from './vacuum.ts'
@@ -95,7 +95,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   try {
     if (existsSync(options.livePath)) live = await openLiveForJob(options.livePath, 'archive', options.busyBudgetMs)
     if (live) await moveRows(live, options, report)
-    // Months archived before they were recorded (an older witness, a kill after a forget) are recorded from their files.
+    // Months archived before they were recorded (an older witness), or left by a run killed while deleting one, are recorded from their files.
     if (live) await recordArchiveFiles(live, listArchives(dir), isoTime(options.now()), options.busyBudgetMs)
     report.liveBytesAfter = fileBytes(options.livePath)
     const currentMonth = monthOfMs(options.now())
@@ -120,7 +120,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
           ;(recorded === 'foreign' ? report.keptForeign : report.keptUnsigned).push(file.month)
           continue
         }
-        if (live) await retryWhileBusy(`archive: marking ${file.month} deleted`, () => forgetArchiveMonth(live!, file.month, isoTime(options.now())), options.busyBudgetMs)
+        if (live) await retryWhileBusy(`archive: marking ${file.month} deleted`, () => markArchiveMonthDeleted(live!, file.month, isoTime(options.now())), options.busyBudgetMs)
         deleteArchive(dir, file.month)
         report.deleted.push(file.month)
       }

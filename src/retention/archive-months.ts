@@ -8,10 +8,11 @@
  *
  * The mover records a month in the transaction that deletes its rows from
  * the live file, so a month's rows are always in the live file, in a
- * recorded archive, or both. Retention forgets a month before it deletes
- * the file: a kill in between leaves a file unrecorded, which the next run
- * records again (recordArchiveFiles) and deletes. Months archived by a
- * witness from before migration 12 are recorded by the next archive run
+ * recorded archive, or both. Retention marks a month deleted before it
+ * deletes the file, and the mark stays, so a read knows the file is gone on
+ * purpose: a kill in between leaves the file there marked deleted, which the
+ * next run records again (recordArchiveFiles) and deletes. Months archived
+ * by a witness from before migration 12 are recorded by the next archive run
  * from the files it finds; one lost before that run cannot be told.
  */
 import type { Database } from 'bun:sqlite'
@@ -25,7 +26,7 @@ export function recordArchiveMonths(live: Database, months: Iterable<string>, at
 }
 
 /** Marks a month retention is about to delete (recorded or not: an older witness may have archived it). */
-export function forgetArchiveMonth(live: Database, month: string, at: string): void {
+export function markArchiveMonthDeleted(live: Database, month: string, at: string): void {
   if (!tableExists(live, 'archive_months')) return
   live.query('INSERT INTO archive_months (month, recorded_at, pruned_at) VALUES (?, ?, ?) ON CONFLICT (month) DO UPDATE SET pruned_at = excluded.pruned_at').run(month, at, at)
 }
