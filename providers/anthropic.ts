@@ -5,6 +5,7 @@
  * thinking blocks); an OpenAI body is translated (system, text, images, tool
  * use and tool results).
  */
+import { errorTextOf } from './error-text.ts'
 import { acceptedByAnthropic, anthropicRequestFromOpenAI } from './translate/to-anthropic.ts'
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
@@ -87,7 +88,7 @@ export const anthropicAdapter: Adapter = {
         facts.done = true
         break
       case 'error':
-        facts.error = isRecord(json.error) ? (stringOrNull(json.error.message) ?? 'upstream error event') : 'upstream error event'
+        facts.error = errorTextOf(json) ?? 'upstream error event'
         break
     }
   },

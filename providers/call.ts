@@ -308,7 +308,7 @@ const CREDENTIAL_HEADER = /auth|key|token|secret|password|credential|cookie|sign
 
 /**
  * What a call's error text must not carry: its API key, its configured headers' values, the
- * credentials its URL carries (userinfo, query values: a signed URL's `sig`), the prompt.
+ * credentials its URL carries (userinfo, credential-named query values: a signed URL's `sig`), the prompt.
  */
 export function redactorOf(target: Target, options: CallOptions): Redactor {
   const secret = target.apiKey ? [target.apiKey] : []
@@ -318,10 +318,14 @@ export function redactorOf(target: Target, options: CallOptions): Redactor {
   return redactor({ secret, plain }, options.prompt?.())
 }
 
-/** Query parameters that name a version, not a credential (Azure's `api-version`): their values stay readable. */
-const NOT_A_CREDENTIAL = /^api-version$/i
+/**
+ * Query parameters whose values are credentials: a signed URL's `sig` or `X-Amz-Signature`, an API
+ * `key`, Azure Functions' `code`, an `access_token`. Others (a deployment, a region, a format) are
+ * no secret, and an error naming them keeps its sense.
+ */
+const CREDENTIAL_PARAM = /sig|auth|key|token|secret|pass|credential|session|code/i
 
-/** The values in a URL that may be credentials: its user name and password, its query's values. */
+/** The credentials a URL carries: its user name and password, and credential-named query values, each as written and decoded (`+` is a space once decoded). */
 function urlCredentials(url: string | undefined): string[] {
   if (!url) return []
   let parsed: URL
@@ -331,8 +335,13 @@ function urlCredentials(url: string | undefined): string[] {
     return []
   }
   const values = [decoded(parsed.username), decoded(parsed.password)]
-  for (const [name, value] of parsed.searchParams) if (!NOT_A_CREDENTIAL.test(name)) values.push(value)
-  return values.filter(Boolean)
+  for (const pair of parsed.search.replace(/^\?/, '').split('&')) {
+    const at = pair.indexOf('=')
+    if (at === -1 || !CREDENTIAL_PARAM.test(decoded(pair.slice(0, at)))) continue
+    const raw = pair.slice(at + 1)
+    values.push(raw, decoded(raw), decoded(raw.replaceAll('+', ' ')))
+  }
+  return [...new Set(values.filter(Boolean))]
 }
 
 function decoded(text: string): string {

@@ -37,6 +37,8 @@ export class SseReader {
   private ended = false
   /** For a reader over events witness wrote (`over`): the digest of what was received instead. */
   private received: string | null | undefined
+  /** For a reader over events witness wrote (`over`): those still to hand out. */
+  private given: SseEvent[] | null = null
   /**
    * Characters searched for a blank line so far: each read's text once, plus the few characters
    * before it (a line end split across reads). Linear in what was read, however large an event is.
@@ -67,8 +69,11 @@ export class SseReader {
    * stream): `receivedSha256` is the digest of what was received, which these events are not.
    */
   static over(events: readonly SseEvent[], receivedSha256: string | null): SseReader {
-    const reader = new SseReader(new Response(events.map(frame).join('')).body!)
+    const reader = new SseReader(new Response('').body!)
     reader.received = receivedSha256
+    // Handed out as they are: not written as text and read again, where one event holding a whole
+    // answer of more than MAX_EVENT_CHARS (an upstream's limit, not witness's) would be refused.
+    reader.given = [...events]
     return reader
   }
 
@@ -80,6 +85,7 @@ export class SseReader {
 
   /** The next event, or null when the stream ended cleanly. Rejects when the stream breaks. */
   async next(): Promise<SseEvent | null> {
+    if (this.given) return this.given.shift() ?? null
     for (;;) {
       const event = this.takeEvent()
       if (event) return event

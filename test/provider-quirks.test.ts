@@ -260,6 +260,15 @@ describe('an upstream that ignores `stream: true` and answers a whole completion
     expect(readMeta(w.dbPath).at(-1)).toMatchObject({ http_status: 200, response_id: 'gen-1', served_model: 'm' })
   })
 
+  test('an answer larger than one event may be (16 MB) is served whole: the limit is for what an upstream streams', async () => {
+    const big = 'x'.repeat(17 * 1024 * 1024)
+    answers = [json(answer({ choices: [{ index: 0, message: { role: 'assistant', content: big }, finish_reason: 'stop' }] }))]
+    const { status, text } = await ask('paid', true)
+    expect(status).toBe(200)
+    expect(dataOf(text).map((c) => c.choices[0]?.delta?.content ?? '').join('').length).toBe(big.length)
+    expect(lastRows(1)[0]).toMatchObject({ status: 'success', tokens_in: 10, tokens_out: 2 })
+  })
+
   test("is served to an Anthropic client as a Messages stream, with its usage", async () => {
     answers = [json(answer())]
     const res = await w.post('/v1/messages', { model: 'paid', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })

@@ -143,7 +143,7 @@ describe('facts read from documented streams', () => {
 
 describe('Anthropic error events', () => {
   test('one named `error` whose JSON lacks "type":"error" (as a proxy may send it) is still an error', () => {
-    for (const data of [{ error: { type: 'overloaded_error', message: 'Overloaded' } }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }]) {
+    for (const data of [{ error: { type: 'overloaded_error', message: 'Overloaded' } }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, { message: 'Overloaded' }, { error: 'Overloaded' }]) {
       const facts = newStreamFacts()
       anthropicAdapter.observe({ event: 'error', data: JSON.stringify(data) }, facts)
       expect(facts.error).toBe('Overloaded')

@@ -6,6 +6,7 @@
  * credential cut out. The upstream is raw TCP, to send bytes fetch chokes on.
  */
 import { describe, expect, test } from 'bun:test'
+import { redactorOf } from '../providers/call.ts'
 import { describeFetchFailure, withoutUrls } from '../providers/fetch-failure.ts'
 import { readRows } from './support/rows.ts'
 import { witnessOnce } from './support/witness.ts'
@@ -88,6 +89,17 @@ describe("a credential in base_url's query string or userinfo", () => {
     const message = readRows(w.dbPath).at(-1)!.error_message!
     expect(message).toStartWith('HTTP 404 not found: no route for POST /v1/chat/completions?sig=[redacted]')
     expect(message).not.toContain('S3cret')
+  })
+})
+
+describe('what of a URL is taken for a credential, in an upstream error quoting it', () => {
+  test('its userinfo and the values of credential-named parameters, in every form (a literal + too); not a deployment, a region or a word', () => {
+    const sig = 'AbCdEfGh+IjKlMnOpQrStUvWx'
+    const target = { provider: 'up', model: 'm', baseUrl: `https://svc:pw-12345678@h.test/v1?deployment=gpt-4o-mini-2024&region=us-east-1&user=rate_limit_exceeded_x&sig=${sig}&api_key=k3y-0123456789` }
+    const redact = redactorOf(target, { now: () => 0 } as never)
+    expect(redact(`called ${target.baseUrl}`)).toBe('called https://svc:[redacted]@h.test/v1?deployment=gpt-4o-mini-2024&region=us-east-1&user=rate_limit_exceeded_x&sig=[redacted]&api_key=[redacted]')
+    expect(redact('The model `gpt-4o-mini-2024` does not exist in region us-east-1 (rate_limit_exceeded)')).toBe('The model `gpt-4o-mini-2024` does not exist in region us-east-1 (rate_limit_exceeded)')
+    expect(redact(`signature ${sig.replace('+', ' ')} refused`)).not.toContain('IjKlMnOp')
   })
 })
 
