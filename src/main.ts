@@ -14,7 +14,7 @@ import { type Config, openListenProblem } from './config.ts'
 import { ConfigError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
-import { servedPath, writeServed } from './deadman/served-config.ts'
+import { readServed, servedPath, writeServed } from './deadman/served-config.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
@@ -127,6 +127,22 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const live = new LiveConfig(resolve(options.configPath), clock)
   const config = () => live.current()
   const boot = config()
+  const dbPath = resolve(options.db ?? boot.databasePath)
+  // Which config this server runs, for a watchdog that finds it down: written before anything of the
+  // start-up that the config could make fail (the listen host, the database and its lock, the key, the
+  // socket), and at every reload. The database it was given with --db is noted once it listens: a
+  // start that fails before (a one-off `serve --db COPY` finding the port taken) is not the router.
+  let listening = false
+  const markServed = (hash: string) => {
+    const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
+    try {
+      writeServed(live.path, { config_hash: hash, database_override })
+    } catch (error) {
+      log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
+    }
+  }
+  markServed(boot.hash)
+  live.onSwap((next) => markServed(next.hash))
   const host = options.host ?? boot.raw.listen.host
   const port = options.port ?? boot.raw.listen.port
   // The config checks its own listen.host; a host given on the command line is checked here.
@@ -134,20 +150,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
   if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
   // One server per database: a second one would take the first one's calls in flight for a
   // crashed run's and finish them as errors. The lock goes before recovery.
-  const dbPath = resolve(options.db ?? boot.databasePath)
   const serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
   live.boundHost = host
-  // Which config this server runs, for a watchdog that finds it down: written before anything of the
-  // start-up that the config could make fail (the database, the key, the socket), and at every reload.
-  const markServed = (hash: string) => {
-    try {
-      writeServed(live.path, { config_hash: hash, database_override: options.db === undefined ? null : dbPath })
-    } catch (error) {
-      log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
-    }
-  }
-  markServed(boot.hash)
-  live.onSwap((next) => markServed(next.hash))
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
   // file), and the watchdog must probe this server, not those.
@@ -226,6 +230,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
       fetch: idleBetweenRequests(idleS, (req, srv) => app.fetch(withAbsoluteUrl(req, url), srv)),
     })
     url = server.url.origin // brackets an IPv6 address (http://[::1]:8787)
+    listening = true
+    markServed(live.current().hash)
     for (const file of urlFiles) {
       try {
         writeFileSync(file, `${url}\n`)

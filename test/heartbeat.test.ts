@@ -183,12 +183,14 @@ describe('GET /heartbeat', () => {
     ])
   })
 
-  test('a provider refusing the request itself (400 context too long, 413, 422) is no failing chain; a rejected key, a model not found, a rate limit or a 5xx is', async () => {
-    // Each outcome on its own router, its chain the only one called, failing over the whole window.
+  test('a provider refusing the request itself (400 context too long, 413, 422) is no failing chain once it has served one on the config; a rejected key, a model not found, a rate limit, a 5xx, or a refusal of every request since the config came (a mistyped model answered 400) is', async () => {
+    // Each outcome on its own router, its chain the only one called, failing over the whole window
+    // (after one success, for the `script-200-…` models: the simulator answers 200 once, then that status).
     const outcomes: [string, number][] = [
-      ['m+status-400', 200],
-      ['m+status-413', 200],
-      ['m+status-422', 200],
+      ['m+script-200-400', 200],
+      ['m+script-200-413', 200],
+      ['m+script-200-422', 200],
+      ['m+status-400', 503],
       ['m+status-401', 503],
       ['m+status-403', 503],
       ['m+status-404', 503],
@@ -197,6 +199,7 @@ describe('GET /heartbeat', () => {
     ]
     for (const [model, expected] of outcomes) {
       const { w, clock } = await witness({ default: [{ provider: 'sim', model, retries: 0 }] }, { deadman: { failing_window_s: 60 } })
+      if (model.includes('script-200-')) expect((await w.infer({})).status).toBe(200)
       for (let i = 0; i < 3; i++) {
         expect((await w.infer({})).status).toBe(502)
         clock.advance(31_000)

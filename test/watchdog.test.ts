@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
 import { promoteLastGood } from '../src/deadman/last-good.ts'
-import { BUN, ROOT, holdJobLock, holdWriteLock, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, holdJobLock, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { seedStore } from './support/seed-requests.ts'
 import { useSimulator } from './support/sim-suite.ts'
@@ -184,6 +184,41 @@ describe('against a stopped router', () => {
     expect(named.stderr).toContain(`straight into ${other}`)
     expect(rollbacks()).toHaveLength(2)
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('a config the router died starting on, before it held its database (a data directory it cannot make), is rolled back: the server noted it first', async () => {
+    const dir = tempDir()
+    writeFileSync(join(dir, 'not-a-dir'), '')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    const router = await spawnWitness(configPath)
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    writeConfigFile(configPath, { ...simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }), database: join(dir, 'not-a-dir', 'new', 'w.db') })
+    const pushed = readFileSync(configPath)
+    const died = await runWitness(['serve', '--config', configPath])
+    expect(died.code).not.toBe(0)
+    expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(sha256(pushed))
+    const rolled = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])
+    expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath} (${short(sha256(pushed))} → ${short(sha256(good))})`)
+    expect(readFileSync(configPath)).toEqual(good)
+  })
+
+  test("a copy served once with serve --db and removed since is not where the row goes, nor made anew: the config's database is", async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    mkdirSync(join(dir, 'scratch'))
+    const copy = await spawnWitness(configPath, {}, ['--db', join(dir, 'scratch', 'copy.db')])
+    copy.proc.kill('SIGKILL')
+    await copy.proc.exited
+    rmSync(join(dir, 'scratch'), { recursive: true })
+    writeFileSync(configPath, BROKEN)
+    const result = await watchdog(['--config', configPath, '--url', copy.url, '--failures', '1', '--wait', '100ms'])
+    expect(result.stderr).toContain(`straight into ${join(dir, 'witness.db')}`)
+    expect(existsSync(join(dir, 'scratch'))).toBe(false)
+    expect(readRows(join(dir, 'witness.db')).filter((r) => r.status === 'rollback')).toHaveLength(1)
   })
 
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
@@ -618,6 +653,25 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(w.config().hash).toBe(goodHash)
     expect((await alertLines(alerts, 2))[1]).toMatch(/^the rollback of .* to [0-9a-f]{8}…, recorded at .* as not in effect, is in effect now: the router runs it$/)
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied).toBeNull()
+  })
+
+  test('with the router down, a rollback not in effect is tried again by the next streak (the router last ran the config it replaced), not refused as already the last known good', async () => {
+    const dir = tempDir()
+    const count = join(dir, 'restarts')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `echo tried >> ${count}` } }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500' }] }, { deadman: { restart_command: `echo tried >> ${count}` } }))
+    const router = await spawnWitness(configPath)
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    const args = ['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'state.json')]
+    const first = await watchdog(args)
+    expect([first.code, first.stderr]).toEqual([2, expect.stringContaining('NOT IN EFFECT')])
+    const again = await watchdog(args)
+    expect(again.code).toBe(2)
+    expect(again.stderr).not.toContain('already is the last known good')
+    expect(again.stderr).toContain('is still not in effect: not recorded again')
+    expect(readFileSync(count, 'utf8')).toBe('tried\ntried\n')
   })
 
   test("a reload refused with 401 (the config under trial rotated the watchdog's operator token): recorded once as not in effect, straight into SQLite", async () => {

@@ -15,6 +15,11 @@ export interface CallHandle {
   succeed(): void
   /** The chain was exhausted (every step failed or was skipped), or its stream failed after its first event. */
   fail(): void
+  /**
+   * Every step refused the request itself (400, 413, 422). That is no failure of a chain that has
+   * served requests on this config (one agent's prompt too long); it is one of a chain that has not.
+   */
+  refused(): void
   end(): void
   /**
    * A write of the call's rows (its pending row, its finish, a fallback row), passed through: while
@@ -40,6 +45,8 @@ interface ChainHealth {
   failingSince: number | null
   /** The latest failure since then. */
   failedAt: number | null
+  /** Whether a request on it has succeeded since this record began (the config's start or swap). */
+  succeeded: boolean
 }
 
 export class RuntimeState {
@@ -79,10 +86,15 @@ export class RuntimeState {
       succeed: () => {
         this.lastSuccessAt = this.clock.now()
         this.served.add(config.hash)
-        if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null })
+        if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null, succeeded: true })
       },
       fail: () => {
         if (generation === this.generation) this.failed(chain, config.deadman.failing_window_s * 1000)
+      },
+      refused: () => {
+        // Until the chain has served a request on this config, a provider refusing every one may be
+        // refusing what the config sends (a mistyped model answered 400, as OpenRouter does).
+        if (generation === this.generation && !this.chains.get(chain)?.succeeded) this.failed(chain, config.deadman.failing_window_s * 1000)
       },
       end: () => {
         this.calls.delete(id)
@@ -113,7 +125,7 @@ export class RuntimeState {
     const health = this.chains.get(chain)
     const now = this.clock.monotonic()
     const goesOn = health?.failingSince != null && health.failedAt !== null && now - health.failedAt <= windowMs
-    this.chains.set(chain, { failingSince: goesOn ? health!.failingSince : now, failedAt: now })
+    this.chains.set(chain, { failingSince: goesOn ? health!.failingSince : now, failedAt: now, succeeded: health?.succeeded ?? false })
   }
 
   inFlight(): number {

@@ -156,8 +156,18 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   const tampered = snapshotProblem(snapshot)
   if (tampered) return refuse(tampered)
   const onDisk = fileHash(o.configPath)
-  // A router that does not answer does not say what it runs: then the file is what a restart would run.
-  const runningHash = check.configHash ?? onDisk
+  // A router that does not answer does not say what it runs: the server notes each config it starts
+  // on or reloads to (served-config.ts); without that note, the file is what a restart would run.
+  const lastRun = check.configHash === null ? (readServed(o.configPath)?.config_hash ?? null) : null
+  // A valid config in the file that the router down never ran was pushed and not applied: it is not
+  // overwritten. One it ran, or whose start-up it died in, is rolled back; the snapshot itself there
+  // (a rollback whose restart has not taken) is restored and restarted again.
+  if (lastRun !== null && inFile && onDisk !== lastRun && onDisk !== snapshot.hash) {
+    return refuse(`the router does not answer, and ${o.configPath} (${shortHash(onDisk)}) is not a config it has run (it last ran ${shortHash(lastRun)}, as ${servedPath(o.configPath)} says): it has not been applied yet, and a rollback would overwrite it untried (start the router to apply it)`)
+  }
+  // Down, the file is what a restart runs; the snapshot there (a rollback whose restart has not taken
+  // yet) stands in for the config the router last ran, which that rollback replaced.
+  const runningHash = check.configHash ?? (onDisk === snapshot.hash && lastRun !== null ? lastRun : onDisk)
   if (runningHash === snapshot.hash) {
     return refuse(`the running config ${shortHash(runningHash)} already is the last known good; a rollback cannot cure this`)
   }
@@ -166,13 +176,6 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // failed) is restored and restarted again.
   if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(inFile, router.url)) {
     return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
-  }
-  // The same when the router does not answer (down for a reason of its own: a crash, a stop): the
-  // server notes each config it starts on or reloads to, and a valid one in the file that it never
-  // ran was pushed and not applied. One it ran, or whose start-up it died in, is rolled back.
-  const lastRun = check.configHash === null ? (readServed(o.configPath)?.config_hash ?? null) : null
-  if (lastRun !== null && inFile && onDisk !== lastRun) {
-    return refuse(`the router does not answer, and ${o.configPath} (${shortHash(onDisk)}) is not a config it has run (it last ran ${shortHash(lastRun)}, as ${servedPath(o.configPath)} says): it has not been applied yet, and a rollback would overwrite it untried (start the router to apply it)`)
   }
   let restored: Config
   try {
@@ -247,7 +250,10 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
  * `serve --db` (which a restart keeps), else `config`'s own `database`.
  */
 function databaseOf(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
-  return o.dbPath ?? readServed(o.configPath)?.database_override ?? resolve(config.databasePath)
+  if (o.dbPath) return o.dbPath
+  // The router's --db, unless that file is gone (a copy served once and removed): not made anew.
+  const override = readServed(o.configPath)?.database_override
+  return override && existsSync(override) ? override : resolve(config.databasePath)
 }
 
 /** How rows are recorded by this run. */

@@ -92,8 +92,12 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
         ? new ClientGoneError()
         : thrown
     // A chain that refused the request itself (every step: a context too long, a 413, a 422) is not
-    // failing: that request fails on any config, and counted it could get a good config rolled back.
-    if (error instanceof ChainExhaustedError && !error.causedByRequest) call?.fail()
+    // failing once it has served requests on this config: that request fails on any config, and counted
+    // it could get a good config rolled back. Before it has, the config may be what is refused.
+    if (error instanceof ChainExhaustedError) {
+      if (error.causedByRequest) call?.refused()
+      else call?.fail()
+    }
     if (error instanceof Error) failures.set(error, { machine: config.machine, requestId, attempts })
     if (error instanceof WitnessError && error.type === 'telemetry_unavailable') {
       Object.assign(error.details, { request_id: requestId })
