@@ -308,7 +308,7 @@ const CREDENTIAL_HEADER = /auth|key|token|secret|password|credential|cookie|sign
 
 /**
  * What a call's error text must not carry: its API key, its configured headers' values, the
- * credentials its URL carries (userinfo, credential-named query values: a signed URL's `sig`), the prompt.
+ * credentials its URL may carry (userinfo, query values but known-safe ones: a signed URL's `sig`), the prompt.
  */
 export function redactorOf(target: Target, options: CallOptions): Redactor {
   const secret = target.apiKey ? [target.apiKey] : []
@@ -319,13 +319,14 @@ export function redactorOf(target: Target, options: CallOptions): Redactor {
 }
 
 /**
- * Query parameters whose values are credentials: a signed URL's `sig` or `X-Amz-Signature`, an API
- * `key`, Azure Functions' `code`, an `access_token`. Others (a deployment, a region, a format) are
- * no secret, and an error naming them keeps its sense.
+ * Query parameters known to carry no secret (a version, a deployment, a region, a format): an error
+ * naming their values keeps its sense. Every other parameter's value is taken for a credential,
+ * since a list of credential names would let any name it does not know through (`pwd`, `jwt`,
+ * Azure's SAS fields, …).
  */
-const CREDENTIAL_PARAM = /sig|auth|key|token|secret|pass|credential|session|code/i
+const NOT_A_CREDENTIAL = /^(api[-_]?version|version|v|deployment|deployment[-_]?id|region|location|project|model|format|alt|beta|stream|lang|locale)$/i
 
-/** The credentials a URL carries: its user name and password, and credential-named query values, each as written and decoded (`+` is a space once decoded). */
+/** The credentials a URL may carry: its user name and password, and its query values (but the known-safe ones), each as written and decoded (`+` is a space once decoded). */
 function urlCredentials(url: string | undefined): string[] {
   if (!url) return []
   let parsed: URL
@@ -337,7 +338,7 @@ function urlCredentials(url: string | undefined): string[] {
   const values = [decoded(parsed.username), decoded(parsed.password)]
   for (const pair of parsed.search.replace(/^\?/, '').split('&')) {
     const at = pair.indexOf('=')
-    if (at === -1 || !CREDENTIAL_PARAM.test(decoded(pair.slice(0, at)))) continue
+    if (at === -1 || NOT_A_CREDENTIAL.test(decoded(pair.slice(0, at)))) continue
     const raw = pair.slice(at + 1)
     values.push(raw, decoded(raw), decoded(raw.replaceAll('+', ' ')))
   }

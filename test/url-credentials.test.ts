@@ -93,12 +93,13 @@ describe("a credential in base_url's query string or userinfo", () => {
 })
 
 describe('what of a URL is taken for a credential, in an upstream error quoting it', () => {
-  test('its userinfo and the values of credential-named parameters, in every form (a literal + too); not a deployment, a region or a word', () => {
+  test('its userinfo and every query value but known-safe ones (a version, a deployment, a region), in every form (a literal + too)', () => {
     const sig = 'AbCdEfGh+IjKlMnOpQrStUvWx'
-    const target = { provider: 'up', model: 'm', baseUrl: `https://svc:pw-12345678@h.test/v1?deployment=gpt-4o-mini-2024&region=us-east-1&user=rate_limit_exceeded_x&sig=${sig}&api_key=k3y-0123456789` }
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ3aXRuZXNzIn0.c2lnbmF0dXJl'
+    const target = { provider: 'up', model: 'm', baseUrl: `https://svc:pw-12345678@h.test/v1?api-version=2024-10-21&deployment=gpt-4o-mini-2024&region=us-east-1&sig=${sig}&pwd=hunter2-hunter2&jwt=${jwt}&sv=2024-11-04` }
     const redact = redactorOf(target, { now: () => 0 } as never)
-    expect(redact(`called ${target.baseUrl}`)).toBe('called https://svc:[redacted]@h.test/v1?deployment=gpt-4o-mini-2024&region=us-east-1&user=rate_limit_exceeded_x&sig=[redacted]&api_key=[redacted]')
-    expect(redact('The model `gpt-4o-mini-2024` does not exist in region us-east-1 (rate_limit_exceeded)')).toBe('The model `gpt-4o-mini-2024` does not exist in region us-east-1 (rate_limit_exceeded)')
+    expect(redact(`called ${target.baseUrl}`)).toBe('called https://svc:[redacted]@h.test/v1?api-version=2024-10-21&deployment=gpt-4o-mini-2024&region=us-east-1&sig=[redacted]&pwd=[redacted]&jwt=[redacted]&sv=[redacted]')
+    expect(redact('The model `gpt-4o-mini-2024` does not exist in region us-east-1')).toBe('The model `gpt-4o-mini-2024` does not exist in region us-east-1')
     expect(redact(`signature ${sig.replace('+', ' ')} refused`)).not.toContain('IjKlMnOp')
   })
 })
