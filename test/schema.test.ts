@@ -47,6 +47,23 @@ describe('schema', () => {
     db.close()
   })
 
+  test('a database made by a build whose migrations lacked columns added to them later gets those columns', () => {
+    const path = join(tempDir(), 'between.db')
+    open(path).close()
+    const db = new Database(path)
+    db.exec('ALTER TABLE archive_months DROP COLUMN pruned_at; ALTER TABLE chain_pruned DROP COLUMN first_log_id; ALTER TABLE stats_slice DROP COLUMN max_latency_ms')
+    db.close()
+    open(path).close()
+    const after = new Database(path, { readonly: true })
+    const columns = (table: string) => (after.query(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)
+    expect([columns('archive_months'), columns('chain_pruned'), columns('stats_slice')]).toEqual([
+      expect.arrayContaining(['pruned_at']),
+      expect.arrayContaining(['first_log_id']),
+      expect.arrayContaining(['max_latency_ms']),
+    ])
+    after.close()
+  })
+
   test('a database holding only request_log (schema version 0) is migrated without touching the table', () => {
     const path = join(tempDir(), 'old.db')
     const db = new Database(path, { create: true })

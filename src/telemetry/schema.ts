@@ -226,5 +226,25 @@ export function ensureSchema(db: Database): void {
     }
     for (let i = version; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]!)
     if (version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
+    for (const late of LATE_COLUMNS) {
+      const has = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(late.table) !== null
+      if (has && db.query('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(late.table, late.column) === null) db.exec(late.sql)
+    }
   }).immediate()
 }
+
+/**
+ * Columns a migration gained after it was first committed, so that a database made by a build in
+ * between (never released, but on a developer's disk) has the table without them: added where
+ * missing, on every open. Append only.
+ */
+const LATE_COLUMNS: readonly { table: string; column: string; sql: string }[] = [
+  // Migration 7: the stored slices are a cache of what the rows say, folded again once dropped.
+  {
+    table: 'stats_slice',
+    column: 'max_latency_ms',
+    sql: `DELETE FROM stats_slice; DELETE FROM slice_row_counts; ALTER TABLE stats_slice ADD COLUMN max_latency_ms REAL NOT NULL DEFAULT 0;`,
+  },
+  { table: 'archive_months', column: 'pruned_at', sql: 'ALTER TABLE archive_months ADD COLUMN pruned_at TEXT;' },
+  { table: 'chain_pruned', column: 'first_log_id', sql: 'ALTER TABLE chain_pruned ADD COLUMN first_log_id INTEGER;' },
+]
