@@ -345,9 +345,12 @@ export class DatabaseLockedError extends Error {
 /** The server could not bind its address: the port is taken (never shared) or not allowed. */
 export class ListenError extends Error {
   override name = 'ListenError'
+  /** Another process listens there (another witness, perhaps the router itself). */
+  readonly inUse: boolean
   constructor(host: string, port: number, cause: unknown) {
     const code = (cause as { code?: unknown })?.code
     const why = code === 'EADDRINUSE' ? `port ${port} in use by another process` : cause instanceof Error ? cause.message : String(cause)
     super(`cannot listen on ${host}:${port}: ${why}`, { cause })
+    this.inUse = code === 'EADDRINUSE'
   }
 }

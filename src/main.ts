@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
 import { type Config, openListenProblem } from './config.ts'
-import { ConfigError } from './errors.ts'
+import { ConfigError, JobBusyError, ListenError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { readServed, servedPath, writeServed } from './deadman/served-config.ts'
@@ -128,10 +128,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const config = () => live.current()
   const boot = config()
   const dbPath = resolve(options.db ?? boot.databasePath)
-  // Which config this server runs, for a watchdog that finds it down: written before anything of the
-  // start-up that the config could make fail (the listen host, the database and its lock, the key, the
-  // socket), and at every reload. The database it was given with --db is noted once it listens: a
-  // start that fails before (a one-off `serve --db COPY` finding the port taken) is not the router.
+  // Which config this server runs, for a watchdog that finds it down (served-config.ts): noted once it
+  // listens, and at every reload; or when its start-up fails on something of the config's (the
+  // listen host, a database it cannot make or open, the key). Not when another server already runs
+  // (its lock held, its port taken): this one is not the router, and its config did not run. The
+  // database it was given with --db is noted only by a server that got to listen.
   let listening = false
   const markServed = (hash: string) => {
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
@@ -141,16 +142,24 @@ export async function serve(options: ServeOptions): Promise<Running> {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
   }
-  markServed(boot.hash)
+  const startFailed = (error: unknown) => {
+    if (!listening && !(error instanceof JobBusyError) && !(error instanceof ListenError && error.inUse)) markServed(boot.hash)
+  }
   live.onSwap((next) => markServed(next.hash))
   const host = options.host ?? boot.raw.listen.host
   const port = options.port ?? boot.raw.listen.port
-  // The config checks its own listen.host; a host given on the command line is checked here.
-  const openProblem = openListenProblem(host, boot.auth !== null)
-  if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
-  // One server per database: a second one would take the first one's calls in flight for a
-  // crashed run's and finish them as errors. The lock goes before recovery.
-  const serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
+  let serverLock: ReturnType<typeof takeJobLock>
+  try {
+    // The config checks its own listen.host; a host given on the command line is checked here.
+    const openProblem = openListenProblem(host, boot.auth !== null)
+    if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
+    // One server per database: a second one would take the first one's calls in flight for a
+    // crashed run's and finish them as errors. The lock goes before recovery.
+    serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
+  } catch (error) {
+    startFailed(error)
+    throw error
+  }
   live.boundHost = host
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
@@ -297,6 +306,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
       },
     }
   } catch (error) {
+    startFailed(error)
     opened?.close()
     removeUrlFiles()
     serverLock.release()

@@ -141,6 +141,9 @@ describe('against a stopped router', () => {
     let router = await spawnWitness(configPath)
     writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }], extra: [{ provider: 'sim', model: 'm' }] }))
     const pushed = readFileSync(configPath)
+    // A second server started on it by mistake finds the router's lock held: it is not the router, and the push did not run.
+    expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0)
+    expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(sha256(good))
     router.proc.kill('SIGKILL') // an OOM kill, a crash: nothing to do with the push
     await router.proc.exited
 
