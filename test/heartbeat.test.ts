@@ -183,13 +183,13 @@ describe('GET /heartbeat', () => {
     ])
   })
 
-  test('a provider refusing the request itself (400 context too long, 413, 422) is no failing chain once it has served one on the config; a rejected key, a model not found, a rate limit, a 5xx, or a refusal of every request since the config came (a mistyped model answered 400) is', async () => {
+  test('a provider refusing the request itself (413, 422, a 400 saying it is too long; any 400 once the chain has served one on the config) is no failing chain; a rejected key, a model not found, a rate limit, a 5xx, or a bare 400 to every request since the config came (a mistyped model) is', async () => {
     // Each outcome on its own router, its chain the only one called, failing over the whole window
     // (after one success, for the `script-200-…` models: the simulator answers 200 once, then that status).
     const outcomes: [string, number][] = [
       ['m+script-200-400', 200],
-      ['m+script-200-413', 200],
-      ['m+script-200-422', 200],
+      ['m+status-413', 200],
+      ['m+status-422', 200],
       ['m+status-400', 503],
       ['m+status-401', 503],
       ['m+status-403', 503],
@@ -208,6 +208,26 @@ describe('GET /heartbeat', () => {
       expect([model, report.status]).toEqual([model, expected])
       if (expected === 503) expect(report.body.rollback_may_help).toBe(true)
       await w.stop(0)
+    }
+    // A 400 that says the request is too long for the model is the request's, even before any success.
+    const tooLong = Bun.serve({
+      port: 0,
+      hostname: '127.0.0.1',
+      fetch: () => Response.json({ error: { message: "This model's maximum context length is 8192 tokens. However, your messages resulted in 9120 tokens.", code: 'context_length_exceeded' } }, { status: 400 }),
+    })
+    try {
+      const { w: long, clock: longClock } = await witness(
+        { default: [{ provider: 'long', model: 'm', retries: 0 }] },
+        { providers: { long: { type: 'openai', base_url: `http://127.0.0.1:${tooLong.port}/v1` } }, deadman: { failing_window_s: 60 } },
+      )
+      for (let i = 0; i < 3; i++) {
+        expect((await long.infer({})).status).toBe(502)
+        longClock.advance(31_000)
+      }
+      expect((await heartbeat(long)).status).toBe(200)
+      await long.stop(0)
+    } finally {
+      tooLong.stop(true)
     }
     // One step that fails, not by the request's doing, is enough: the chain cannot serve what the next step refuses.
     const { w, clock } = await witness(

@@ -91,10 +91,11 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
       : input.signal.aborted && !(thrown instanceof WitnessError)
         ? new ClientGoneError()
         : thrown
-    // A chain that refused the request itself (every step: a context too long, a 413, a 422) is not
-    // failing once it has served requests on this config: that request fails on any config, and counted
-    // it could get a good config rolled back. Before it has, the config may be what is refused.
-    if (error instanceof ChainExhaustedError) {
+    // A chain that refused the request itself (every step: a 400, 413 or 422) is not failing when the
+    // refusals could only be the request's (too long for the model), nor once it has served requests on
+    // this config: that request fails on any config, and counted it could get a good config rolled
+    // back. Before then, a bare 400 may be the config's (a mistyped model).
+    if (error instanceof ChainExhaustedError && !error.certainlyByRequest) {
       if (error.causedByRequest) call?.refused()
       else call?.fail()
     }
