@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, sy
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
-import { promoteLastGood } from '../src/deadman/last-good.ts'
+import { KEPT_ROLLED_BACK, promoteLastGood, restoreLastGood } from '../src/deadman/last-good.ts'
 import { BUN, ROOT, holdJobLock, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { seedStore } from './support/seed-requests.ts'
@@ -222,6 +222,35 @@ describe('against a stopped router', () => {
     expect(result.stderr).toContain(`straight into ${join(dir, 'witness.db')}`)
     expect(existsSync(join(dir, 'scratch'))).toBe(false)
     expect(readRows(join(dir, 'witness.db')).filter((r) => r.status === 'rollback')).toHaveLength(1)
+  })
+
+  test('check-config --not-rolled-back finds a rollback recorded in the database the router was given with serve --db', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'var'))
+    const other = join(dir, 'var', 'witness.db')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500' }] }))
+    const bad = readFileSync(configPath)
+    const router = await spawnWitness(configPath, {}, ['--db', other])
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    expect((await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])).stderr).toContain(`straight into ${other}`)
+    writeFileSync(configPath, bad) // the same push again
+    const check = await runWitness(['check-config', '--config', configPath, '--not-rolled-back'])
+    expect(check.stderr).toContain(`the config ${short(sha256(bad))} was rolled back on this machine`)
+    expect(check.code).toBe(1)
+  })
+
+  test('the copies of configs a rollback replaced are bounded: the newest ten are kept', () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const snapshot = promoteLastGood(configPath, readFileSync(configPath))
+    for (let i = 0; i < 12; i++) {
+      writeFileSync(configPath, `${readFileSync(snapshot.path, 'utf8')}# push ${i}\n`)
+      restoreLastGood(configPath, snapshot)
+    }
+    expect(readdirSync(dir).filter((f) => f.includes('.rolled-back-'))).toHaveLength(KEPT_ROLLED_BACK)
   })
 
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {

@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
 import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
+import { readServed } from '../deadman/served-config.ts'
 import { configPathFrom } from '../main.ts'
 import { rollbackAwayFrom } from '../telemetry/deadman-store.ts'
 import { type Command, parsed } from './args.ts'
@@ -41,18 +42,26 @@ export const checkConfigCommand: Command = {
   },
 }
 
-/** The last rollback away from `config` in its database, or null (none, or no database yet). */
+/**
+ * The last rollback away from `config` in its database, or in the one the router on this config was
+ * given with `serve --db` (served-config.ts), or null (none, or no database yet).
+ */
 function rolledBack(config: Config): { timestamp: string; reason: string } | null {
-  if (!existsSync(config.databasePath)) return null
-  let db: ReturnType<typeof openWitnessDb> | null = null
-  try {
-    db = openWitnessDb(config.databasePath)
-    return rollbackAwayFrom(db, config.deadman.name, config.hash)
-  } catch {
-    return null // unreadable, or from before the deadman switch: no rollback known
-  } finally {
-    db?.close()
+  const override = config.path ? readServed(config.path)?.database_override : null
+  for (const path of new Set([config.databasePath, ...(override ? [override] : [])])) {
+    if (!existsSync(path)) continue
+    let db: ReturnType<typeof openWitnessDb> | null = null
+    try {
+      db = openWitnessDb(path)
+      const found = rollbackAwayFrom(db, config.deadman.name, config.hash)
+      if (found) return found
+    } catch {
+      // unreadable, or from before the deadman switch: no rollback known there
+    } finally {
+      db?.close()
+    }
   }
+  return null
 }
 
 /** `reload`, or `restart (listen, database)`; a restart too when OLD is missing or not a valid config. */

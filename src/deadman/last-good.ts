@@ -130,9 +130,24 @@ export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHa
   if (old !== null && oldHash !== snapshot.hash) {
     keptAs = `${configPath}.rolled-back-${oldHash!.slice(0, 12)}`
     replaceFile(keptAs, old, statSync(target).mode & 0o777)
+    pruneKept(configPath)
   }
   replaceFile(target, snapshot.bytes)
   return { oldHash, newHash: snapshot.hash, keptAs }
+}
+
+/** How many configs a rollback replaced are kept beside the config, the newest. */
+export const KEPT_ROLLED_BACK = 10
+
+/** Removes the copies of replaced configs beyond the newest KEPT_ROLLED_BACK (each distinct config rolled back leaves one). */
+function pruneKept(configPath: string): void {
+  const dir = dirname(configPath)
+  const kept = new RegExp(`^${basename(configPath).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.rolled-back-[0-9a-f]{12}$`)
+  const copies = readdirSync(dir)
+    .filter((entry) => kept.test(entry))
+    .map((entry) => ({ path: join(dir, entry), at: statSync(join(dir, entry)).mtimeMs }))
+    .sort((a, b) => b.at - a.at)
+  for (const copy of copies.slice(KEPT_ROLLED_BACK)) rmSync(copy.path, { force: true })
 }
 
 /** Writes a file atomically (and durably), keeping the mode of the file it replaces (or `newMode` for a new one). */
