@@ -262,16 +262,14 @@ export const SDK_RETRY_AFTER_MAX_MS = 60_000
  * request would again (a 4xx such as a bad request or a rejected key, a missing API key).
  * `retryAfterMs`: every step tried asked to be left alone this long at least (429 or 503 with
  * `Retry-After`); answered as `retry-after`, and past what the SDKs wait out, as "do not resend".
- * `causedByRequest`: every step was tried and refused the request itself (see refusedRequest);
- * `certainlyByRequest`: each such refusal could only be the request's (see refusedForItself). The
- * deadman switch counts neither as a failing chain, the first only once the chain has served a
- * request on the running config.
+ * `causedByRequest`: every step was tried and refused the request itself (see refusedRequest); the
+ * deadman switch counts it as a failing chain only while the running config is unproven (see
+ * CallHandle.refused).
  */
 export class ChainExhaustedError extends WitnessError {
   override name = 'ChainExhaustedError'
   readonly causedByRequest: boolean
-  readonly certainlyByRequest: boolean
-  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean, retryAfterMs?: number, causedByRequest = false, certainlyByRequest = false) {
+  constructor(chain: string, summary: string, details: Record<string, unknown>, retry?: boolean, retryAfterMs?: number, causedByRequest = false) {
     const waitTooLong = retryAfterMs !== undefined && retryAfterMs >= SDK_RETRY_AFTER_MAX_MS
     super('chain_exhausted', 502, `chain "${chain}" exhausted: ${summary}`, {
       details,
@@ -279,7 +277,6 @@ export class ChainExhaustedError extends WitnessError {
       retryAfterS: retryAfterMs === undefined ? undefined : Math.max(1, Math.ceil(retryAfterMs / 1000)),
     })
     this.causedByRequest = causedByRequest
-    this.certainlyByRequest = causedByRequest && certainlyByRequest
   }
 }
 
@@ -294,19 +291,6 @@ const REQUEST_REFUSALS = new Set([400, 413, 422])
 /** Whether a failed try was the provider refusing this request (see REQUEST_REFUSALS), not failing. */
 export function refusedRequest(error: ProviderError): boolean {
   return error.kind === 'http' && error.httpStatus !== undefined && REQUEST_REFUSALS.has(error.httpStatus)
-}
-
-/** What a 400 says when the request itself is too big for the model, whatever the config. */
-const TOO_BIG = /context|too long|too large|too many tokens|exceeds? the|maximum .*tokens|token limit/i
-
-/**
- * Whether a refusal can only be the request's: too large (413), unprocessable (422), or a 400 that
- * says it is too long for the model (`context_length_exceeded`, "prompt is too long"). Any other 400
- * may be the config's (a mistyped model, a field the provider does not take).
- */
-export function refusedForItself(error: ProviderError): boolean {
-  if (!refusedRequest(error)) return false
-  return error.httpStatus !== 400 || TOO_BIG.test(error.detail)
 }
 
 /** Whether the same request might get past this failure another time: not for a 4xx other than 408, 409, 429. */
@@ -362,12 +346,9 @@ export class DatabaseLockedError extends Error {
 /** The server could not bind its address: the port is taken (never shared) or not allowed. */
 export class ListenError extends Error {
   override name = 'ListenError'
-  /** Another process listens there (another witness, perhaps the router itself). */
-  readonly inUse: boolean
   constructor(host: string, port: number, cause: unknown) {
     const code = (cause as { code?: unknown })?.code
     const why = code === 'EADDRINUSE' ? `port ${port} in use by another process` : cause instanceof Error ? cause.message : String(cause)
     super(`cannot listen on ${host}:${port}: ${why}`, { cause })
-    this.inUse = code === 'EADDRINUSE'
   }
 }

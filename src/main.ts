@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
 import { type Config, openListenProblem } from './config.ts'
-import { ConfigError, JobBusyError, ListenError } from './errors.ts'
+import { ConfigError, JobBusyError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { readServed, servedPath, writeServed } from './deadman/served-config.ts'
@@ -129,10 +129,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const boot = config()
   const dbPath = resolve(options.db ?? boot.databasePath)
   // Which config this server runs, for a watchdog that finds it down (served-config.ts): noted once it
-  // listens, and at every reload; or when its start-up fails on something of the config's (the
-  // listen host, a database it cannot make or open, the key). Not when another server already runs
-  // (its lock held, its port taken): this one is not the router, and its config did not run. The
-  // database it was given with --db is noted only by a server that got to listen.
+  // listens, and at every reload; or when its start-up fails, as the router's does (the config's
+  // listen, a database it cannot make or open, a port taken by another service). Not a start given its
+  // database or socket on the command line (a one-off `serve --db COPY`, `--port`: not the router, and
+  // its failure not the config's), nor one that finds the database's lock held (the router already
+  // runs on it). The database it was given with --db is noted only by a server that got to listen.
   let listening = false
   const markServed = (hash: string) => {
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
@@ -142,8 +143,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
   }
+  const oneOff = options.db !== undefined || options.port !== undefined || options.host !== undefined
   const startFailed = (error: unknown) => {
-    if (!listening && !(error instanceof JobBusyError) && !(error instanceof ListenError && error.inUse)) markServed(boot.hash)
+    if (!listening && !oneOff && !(error instanceof JobBusyError)) markServed(boot.hash)
   }
   live.onSwap((next) => markServed(next.hash))
   const host = options.host ?? boot.raw.listen.host

@@ -183,14 +183,16 @@ describe('GET /heartbeat', () => {
     ])
   })
 
-  test('a provider refusing the request itself (413, 422, a 400 saying it is too long; any 400 once the chain has served one on the config) is no failing chain; a rejected key, a model not found, a rate limit, a 5xx, or a bare 400 to every request since the config came (a mistyped model) is', async () => {
+  test('a provider refusing the request itself (400, 413, 422) is no failing chain on the last known good or once the chain has served one on the config; before, it is (a mistyped model is refused so), as are a rejected key, a model not found, a rate limit and a 5xx', async () => {
     // Each outcome on its own router, its chain the only one called, failing over the whole window
     // (after one success, for the `script-200-…` models: the simulator answers 200 once, then that status).
     const outcomes: [string, number][] = [
       ['m+script-200-400', 200],
-      ['m+status-413', 200],
-      ['m+status-422', 200],
+      ['m+script-200-413', 200],
+      ['m+script-200-422', 200],
       ['m+status-400', 503],
+      ['m+status-413', 503],
+      ['m+status-422', 503],
       ['m+status-401', 503],
       ['m+status-403', 503],
       ['m+status-404', 503],
@@ -209,7 +211,7 @@ describe('GET /heartbeat', () => {
       if (expected === 503) expect(report.body.rollback_may_help).toBe(true)
       await w.stop(0)
     }
-    // A 400 that says the request is too long for the model is the request's, even before any success.
+    // On the last known good, a refusal is the request's from the start (a restart forgets the successes).
     const tooLong = Bun.serve({
       port: 0,
       hostname: '127.0.0.1',
@@ -220,6 +222,7 @@ describe('GET /heartbeat', () => {
         { default: [{ provider: 'long', model: 'm', retries: 0 }] },
         { providers: { long: { type: 'openai', base_url: `http://127.0.0.1:${tooLong.port}/v1` } }, deadman: { failing_window_s: 60 } },
       )
+      promoteLastGood(long.configPath, readFileSync(long.configPath))
       for (let i = 0; i < 3; i++) {
         expect((await long.infer({})).status).toBe(502)
         longClock.advance(31_000)

@@ -1,6 +1,8 @@
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { join } from 'node:path'
+import { readPruned } from '../src/proof/pruned.ts'
+import { prunedArchiveMonths, recordedArchiveMonths } from '../src/retention/archive-months.ts'
 import { storyRows } from '../src/telemetry/queries.ts'
 import { MIGRATIONS, REQUEST_LOG_DDL, SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { openStore } from '../src/telemetry/store.ts'
@@ -52,7 +54,12 @@ describe('schema', () => {
     open(path).close()
     const db = new Database(path)
     db.exec('ALTER TABLE archive_months DROP COLUMN pruned_at; ALTER TABLE chain_pruned DROP COLUMN first_log_id; ALTER TABLE stats_slice DROP COLUMN max_latency_ms')
+    db.exec("INSERT INTO archive_months (month, recorded_at) VALUES ('2026-10', 't')")
     db.close()
+    // Read-only (the command line's readers), it is read as it is.
+    const readOnly = new Database(path, { readonly: true })
+    expect([readPruned(readOnly), recordedArchiveMonths(readOnly), prunedArchiveMonths(readOnly)]).toEqual([[], ['2026-10'], []])
+    readOnly.close()
     open(path).close()
     const after = new Database(path, { readonly: true })
     const columns = (table: string) => (after.query(`PRAGMA table_info(${table})`).all() as { name: string }[]).map((c) => c.name)

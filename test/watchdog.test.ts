@@ -208,6 +208,27 @@ describe('against a stopped router', () => {
     expect(readFileSync(configPath)).toEqual(good)
   })
 
+  test("a start that fails on the config's own port, taken by another service, notes that config; a one-off start given --db or --port does not", async () => {
+    const dir = tempDir()
+    const other = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('another service') })
+    try {
+      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+      const router = await spawnWitness(configPath)
+      router.proc.kill('SIGKILL')
+      await router.proc.exited
+      const ran = JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash
+      writeConfigFile(configPath, { ...simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }), listen: { host: '127.0.0.1', port: other.port } })
+      const pushed = sha256(readFileSync(configPath))
+      writeFileSync(join(dir, 'copy.db'), 'not a database')
+      expect((await runWitness(['serve', '--config', configPath, '--db', join(dir, 'copy.db')])).code).not.toBe(0)
+      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(ran)
+      expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0)
+      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(pushed)
+    } finally {
+      other.stop(true)
+    }
+  })
+
   test("a copy served once with serve --db and removed since is not where the row goes, nor made anew: the config's database is", async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))

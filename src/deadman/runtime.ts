@@ -16,8 +16,9 @@ export interface CallHandle {
   /** The chain was exhausted (every step failed or was skipped), or its stream failed after its first event. */
   fail(): void
   /**
-   * Every step refused the request itself (400, 413, 422). That is no failure of a chain that has
-   * served requests on this config (one agent's prompt too long); it is one of a chain that has not.
+   * Every step refused the request itself (400, 413, 422). That is no failure of a chain on the last
+   * known good, or one that has served requests on the running config (one agent's prompt too long);
+   * it is one otherwise (a mistyped model is refused so too).
    */
   refused(): void
   end(): void
@@ -68,6 +69,9 @@ export class RuntimeState {
   private generation = 0
   private nextId = 0
 
+  /** Whether a config (by hash) has proven itself: the last known good (set by the deadman switch). */
+  proven: (configHash: string) => boolean = () => false
+
   constructor(private readonly clock: Clock) {
     this.startedAt = clock.monotonic()
   }
@@ -92,9 +96,12 @@ export class RuntimeState {
         if (generation === this.generation) this.failed(chain, config.deadman.failing_window_s * 1000)
       },
       refused: () => {
-        // Until the chain has served a request on this config, a provider refusing every one may be
-        // refusing what the config sends (a mistyped model answered 400, as OpenRouter does).
-        if (generation === this.generation && !this.chains.get(chain)?.succeeded) this.failed(chain, config.deadman.failing_window_s * 1000)
+        // Whether a refusal is the request's (a prompt too long for the model) or the config's (a
+        // mistyped model, a field the provider does not take, a model too small for the agents) cannot
+        // be read from it. On the last known good, or once the chain has served a request on the running
+        // config, the config works: the refusal is the request's. Before, it may be the config's.
+        if (generation !== this.generation || this.chains.get(chain)?.succeeded || this.proven(config.hash)) return
+        this.failed(chain, config.deadman.failing_window_s * 1000)
       },
       end: () => {
         this.calls.delete(id)

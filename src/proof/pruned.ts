@@ -116,8 +116,11 @@ export function prunedMonths(db: Database): Set<string> {
 /** The recorded runs, by position (none in a database from before migration 10, or an archive). */
 export function readPruned(db: Database): PrunedRecord[] {
   if (!hasTable(db, 'chain_pruned')) return []
-  const signed = db.query("SELECT 1 FROM pragma_table_info('chain_pruned') WHERE name = 'signature'").get() !== null
-  const columns = signed ? 'machine, first_log_id AS firstLogId, key_id AS keyId, signature' : 'NULL AS machine, NULL AS firstLogId, NULL AS keyId, NULL AS signature'
+  // Read-only, a database from before a column was added (migration 13, schema.ts LATE_COLUMNS) is read as it is.
+  const has = (column: string) => db.query("SELECT 1 FROM pragma_table_info('chain_pruned') WHERE name = ?").get(column) !== null
+  const columns = ['machine', 'first_log_id AS firstLogId', 'key_id AS keyId', 'signature']
+    .map((c) => (has(c.split(' ')[0]!) ? c : `NULL AS ${c.split(' AS ').at(-1)}`))
+    .join(', ')
   return db.query(`SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash, month, ${columns} FROM chain_pruned ORDER BY from_seq`).all() as PrunedRecord[]
 }
 

@@ -33,15 +33,19 @@ export function markArchiveMonthDeleted(live: Database, month: string, at: strin
 
 /** The months recorded and not deleted, oldest first (none in a database from before migration 12). */
 export function recordedArchiveMonths(db: Database): string[] {
-  return monthsWhere(db, 'pruned_at IS NULL')
+  return monthsMarked(db, false)
 }
 
 /** The months retention deleted. */
 export function prunedArchiveMonths(db: Database): string[] {
-  return monthsWhere(db, 'pruned_at IS NOT NULL')
+  return monthsMarked(db, true)
 }
 
-function monthsWhere(db: Database, where: string): string[] {
+function monthsMarked(db: Database, deleted: boolean): string[] {
   if (!tableExists(db, 'archive_months')) return []
-  return (db.query(`SELECT month FROM archive_months WHERE ${where} ORDER BY month`).values() as [string][]).map((r) => r[0])
+  // Read-only, a database of a build from before pruned_at (schema.ts LATE_COLUMNS) is read as it is: no month marked deleted.
+  const marks = db.query("SELECT 1 FROM pragma_table_info('archive_months') WHERE name = 'pruned_at'").get() !== null
+  if (!marks && deleted) return []
+  const where = marks ? `WHERE pruned_at IS ${deleted ? 'NOT ' : ''}NULL` : ''
+  return (db.query(`SELECT month FROM archive_months ${where} ORDER BY month`).values() as [string][]).map((r) => r[0])
 }

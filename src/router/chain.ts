@@ -9,7 +9,7 @@ import type { ClientRequest } from '../../providers/types.ts'
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Policy, StepSpec } from '../config.ts'
-import { ChainExhaustedError, ProviderError, refusedForItself, refusedRequest, worthRetrying } from '../errors.ts'
+import { ChainExhaustedError, ProviderError, refusedRequest, worthRetrying } from '../errors.ts'
 import { PromptText } from '../redaction.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { type AttemptRecord, type RequestScope, type StepSuccess, attemptRecord, describeExit, runStep, stoppedByRouter } from './attempt.ts'
@@ -99,8 +99,6 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   let soonest: number | undefined | null
   // Whether every step was tried and refused the request itself (a context too long): then the chain is not failing.
   let byRequest = true
-  // And whether each such refusal could only be the request's (too long for the model), whatever the config.
-  let certainly = true
 
   const writeFallback = (named: StepSpec, namedIndex: number, message: string): Promise<unknown> => {
     const record = attemptRecord(0, named.provider.name, named.model, 'fallback', message)
@@ -150,7 +148,6 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
           exit = describeExit(error, policy)
           retry ||= worthRetrying(error)
           byRequest &&= refusedRequest(error)
-          certainly &&= refusedForItself(error)
           soonest = soonest === null || error.retryAfterMs === undefined ? null : Math.min(soonest ?? Infinity, error.retryAfterMs)
         } finally {
           if (!streaming) admission.ticket.release()
@@ -173,7 +170,7 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   }
   if (before) await before
   // The soonest any step tried will take the request again, when every one of them said.
-  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, soonest ?? undefined, byRequest, certainly)
+  throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, soonest ?? undefined, byRequest)
 }
 
 /**

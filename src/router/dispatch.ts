@@ -91,11 +91,10 @@ export async function dispatch(deps: DispatchDeps, input: DispatchInput): Promis
       : input.signal.aborted && !(thrown instanceof WitnessError)
         ? new ClientGoneError()
         : thrown
-    // A chain that refused the request itself (every step: a 400, 413 or 422) is not failing when the
-    // refusals could only be the request's (too long for the model), nor once it has served requests on
-    // this config: that request fails on any config, and counted it could get a good config rolled
-    // back. Before then, a bare 400 may be the config's (a mistyped model).
-    if (error instanceof ChainExhaustedError && !error.certainlyByRequest) {
+    // A chain every step of which refused the request itself (a 400, 413 or 422: a prompt too long, or
+    // a model the config mistyped) counts as failing only while the running config is unproven: see
+    // CallHandle.refused.
+    if (error instanceof ChainExhaustedError) {
       if (error.causedByRequest) call?.refused()
       else call?.fail()
     }
