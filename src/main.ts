@@ -6,7 +6,7 @@
  * told not to).
  */
 import type { Server } from 'bun'
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
@@ -145,7 +145,15 @@ export async function serve(options: ServeOptions): Promise<Running> {
   }
   const oneOff = options.db !== undefined || options.port !== undefined || options.host !== undefined
   const startFailed = (error: unknown) => {
-    if (!listening && !oneOff && !(error instanceof JobBusyError)) markServed(boot.hash)
+    if (!listening && !oneOff && !(error instanceof JobBusyError && heldByThisConfig())) markServed(boot.hash)
+  }
+  // Whether the server holding the database's lock is the one on this config (it wrote the same address
+  // beside both): a second start by mistake. One on another config (this config names its database by
+  // mistake) is this config's failure.
+  const heldByThisConfig = () => {
+    const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim() : null)
+    const atDatabase = read(`${dbPath}.serve.url`)
+    return atDatabase !== null && atDatabase === read(`${live.path}.serve.url`)
   }
   live.onSwap((next) => markServed(next.hash))
   const host = options.host ?? boot.raw.listen.host

@@ -12,6 +12,7 @@ import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { type Checkpoint, signCheckpoint } from '../src/proof/checkpoint.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { ensureSigningKey, loadSigningKey, publicKeyFile } from '../src/proof/keys.ts'
+import { provenPruned } from '../src/proof/pruned.ts'
 import { decodeReceipt, encodeReceipt } from '../src/proof/receipt.ts'
 import { GENESIS_HASH, chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
 import type { ChainEntry } from '../src/proof/verify.ts'
@@ -468,6 +469,17 @@ describe('what a tamperer with the database file, and no key, tried', () => {
       expect(out).toContain(to === 10 ? 'the log ends before checkpoint 1' : `chain entries ${from}-${to} are missing`)
       expect(code).toBe(1)
     }
+  })
+
+  test('a run signed by a build in between (its payload without first_log_id) is still proven; an unsigned one is not', async () => {
+    const key = await loadSigningKey(keyPath)
+    const run = { fromSeq: 4, toSeq: 6, prevHash: 'a'.repeat(64), hash: 'b'.repeat(64) }
+    const payload = JSON.stringify({ machine: 'forge-01', month: '2026-08', from: 4, to: 6, prev: run.prevHash, hash: run.hash })
+    const signature = Buffer.from(await crypto.subtle.sign({ name: 'Ed25519' }, key.privateKey, new TextEncoder().encode(payload))).toString('base64url')
+    const keys = new Map([[key.keyId, key.publicJwk]])
+    const record = { ...run, month: '2026-08', machine: 'forge-01', firstLogId: null, keyId: key.keyId, signature }
+    expect((await provenPruned([record], keys)).proven).toHaveLength(1)
+    expect((await provenPruned([{ ...record, signature: null }], keys)).unproven).toHaveLength(1)
   })
 
   test("chain.first_log_id raised by hand does not pass a made-up row off as older than the chain", () => {

@@ -229,6 +229,27 @@ describe('against a stopped router', () => {
     }
   })
 
+  test("a start that finds its database's lock held by a server on another config (it names that router's database by mistake) notes its config; a second start on the same config does not", async () => {
+    const dir = tempDir()
+    const otherConfig = writeConfigFile(join(dir, 'other.yaml'), { ...simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }), database: join(dir, 'other.db') })
+    const other = await spawnWitness(otherConfig)
+    try {
+      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+      const mine = await spawnWitness(configPath)
+      expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0) // its own lock, held: not noted
+      const ran = sha256(readFileSync(configPath))
+      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(ran)
+      mine.proc.kill('SIGKILL')
+      await mine.proc.exited
+      writeConfigFile(configPath, { ...simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }), database: join(dir, 'other.db') })
+      expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0)
+      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(sha256(readFileSync(configPath)))
+    } finally {
+      other.proc.kill('SIGTERM')
+      await other.proc.exited
+    }
+  })
+
   test("a copy served once with serve --db and removed since is not where the row goes, nor made anew: the config's database is", async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))

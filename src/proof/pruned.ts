@@ -64,6 +64,11 @@ function prunedPayload(r: PrunedRun, month: string, machine: string): Uint8Array
   return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash, first_log_id: r.firstLogId ?? null }))
 }
 
+/** The payload a build in between signed, before runs carried their first row (never released, but on a developer's disk). */
+function prunedPayloadWithoutFirst(r: PrunedRun, month: string, machine: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash }))
+}
+
 /** Signs the runs of a month about to be deleted with the machine's key. */
 export async function signPruned(key: SigningKey, machine: string, month: string, runs: readonly PrunedRun[]): Promise<PrunedRecord[]> {
   return Promise.all(
@@ -96,7 +101,10 @@ export async function provenPruned(records: readonly PrunedRecord[], keys: Reado
     let valid = false
     if (jwk && r.signature !== null && r.machine !== null) {
       try {
-        valid = await crypto.subtle.verify({ name: 'Ed25519' }, await importPublicKey(jwk), Buffer.from(r.signature, 'base64url'), prunedPayload(r, r.month, r.machine))
+        const key = await importPublicKey(jwk)
+        const signature = Buffer.from(r.signature, 'base64url')
+        valid = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, prunedPayload(r, r.month, r.machine))
+        if (!valid && r.firstLogId == null) valid = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, prunedPayloadWithoutFirst(r, r.month, r.machine))
       } catch {
         valid = false
       }
