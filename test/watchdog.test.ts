@@ -72,6 +72,8 @@ async function failFor(url: string, headers: Record<string, string> = {}): Promi
 
 const BROKEN = 'providers: { kimi: {} }\nchains: { default: [ { provider: ghost, model: m } ] }\n'
 const short = (hash: string) => `${hash.slice(0, 8)}…`
+/** The config hash the server noted it ran (`<config>.serve.json`). */
+const servedHash = (configPath: string): string => JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash
 
 describe('against a stopped router', () => {
   test('after --failures N it restores the snapshot, runs restart_command and writes the row straight into SQLite, leaving pending rows alone', async () => {
@@ -143,7 +145,7 @@ describe('against a stopped router', () => {
     const pushed = readFileSync(configPath)
     // A second server started on it by mistake finds the router's lock held: it is not the router, and the push did not run.
     expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0)
-    expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(sha256(good))
+    expect(servedHash(configPath)).toBe(sha256(good))
     router.proc.kill('SIGKILL') // an OOM kill, a crash: nothing to do with the push
     await router.proc.exited
 
@@ -202,7 +204,7 @@ describe('against a stopped router', () => {
     const pushed = readFileSync(configPath)
     const died = await runWitness(['serve', '--config', configPath])
     expect(died.code).not.toBe(0)
-    expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(sha256(pushed))
+    expect(servedHash(configPath)).toBe(sha256(pushed))
     const rolled = await watchdog(['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms'])
     expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath} (${short(sha256(pushed))} → ${short(sha256(good))})`)
     expect(readFileSync(configPath)).toEqual(good)
@@ -216,14 +218,14 @@ describe('against a stopped router', () => {
       const router = await spawnWitness(configPath)
       router.proc.kill('SIGKILL')
       await router.proc.exited
-      const ran = JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash
+      const ran = servedHash(configPath)
       writeConfigFile(configPath, { ...simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }), listen: { host: '127.0.0.1', port: other.port } })
       const pushed = sha256(readFileSync(configPath))
       writeFileSync(join(dir, 'copy.db'), 'not a database')
       expect((await runWitness(['serve', '--config', configPath, '--db', join(dir, 'copy.db')])).code).not.toBe(0)
-      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(ran)
+      expect(servedHash(configPath)).toBe(ran)
       expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0)
-      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(pushed)
+      expect(servedHash(configPath)).toBe(pushed)
     } finally {
       other.stop(true)
     }
@@ -238,12 +240,12 @@ describe('against a stopped router', () => {
       const mine = await spawnWitness(configPath)
       expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0) // its own lock, held: not noted
       const ran = sha256(readFileSync(configPath))
-      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(ran)
+      expect(servedHash(configPath)).toBe(ran)
       mine.proc.kill('SIGKILL')
       await mine.proc.exited
       writeConfigFile(configPath, { ...simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }), database: join(dir, 'other.db') })
       expect((await runWitness(['serve', '--config', configPath])).code).not.toBe(0)
-      expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash).toBe(sha256(readFileSync(configPath)))
+      expect(servedHash(configPath)).toBe(sha256(readFileSync(configPath)))
     } finally {
       other.proc.kill('SIGTERM')
       await other.proc.exited
