@@ -12,6 +12,7 @@
 import type { Database } from 'bun:sqlite'
 import { type SigningKey, importPublicKey } from './keys.ts'
 import { monthOfTimestamp } from '../retention/months.ts'
+import { columnsOf } from '../telemetry/schema.ts'
 import { decodeRecord, finishedByRecovery } from './record.ts'
 import { hasTable } from './sources.ts'
 import type { ChainEntry } from './verify.ts'
@@ -125,9 +126,9 @@ export function prunedMonths(db: Database): Set<string> {
 export function readPruned(db: Database): PrunedRecord[] {
   if (!hasTable(db, 'chain_pruned')) return []
   // Read-only, a database from before a column was added (migration 13, schema.ts LATE_COLUMNS) is read as it is.
-  const has = (column: string) => db.query("SELECT 1 FROM pragma_table_info('chain_pruned') WHERE name = ?").get(column) !== null
+  const has = columnsOf(db, 'chain_pruned')
   const columns = ['machine', 'first_log_id AS firstLogId', 'key_id AS keyId', 'signature']
-    .map((c) => (has(c.split(' ')[0]!) ? c : `NULL AS ${c.split(' AS ').at(-1)}`))
+    .map((c) => (has.includes(c.split(' ')[0]!) ? c : `NULL AS ${c.split(' AS ').at(-1)}`))
     .join(', ')
   return db.query(`SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash, month, ${columns} FROM chain_pruned ORDER BY from_seq`).all() as PrunedRecord[]
 }

@@ -12,7 +12,7 @@ import { basename, join } from 'node:path'
 import { ArchiveError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
 import { tableExists } from '../jobs/job-db.ts'
-import { REQUEST_LOG_DDL } from '../telemetry/schema.ts'
+import { REQUEST_LOG_DDL, columnsOf } from '../telemetry/schema.ts'
 import type { SideTable } from './side-tables.ts'
 
 const NAME = /^request_log-(\d{4}-\d{2})\.db(\.zst)?$/
@@ -56,10 +56,6 @@ export function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`
 }
 
-/** Column names of a table, in order. */
-export function columnsOf(db: Database, table: string): string[] {
-  return (db.query(`PRAGMA table_info(${ident(table)})`).all() as { name: string }[]).map((c) => c.name)
-}
 
 /**
  * Opens (creating if needed) the writable archive of a month. A month that

@@ -17,6 +17,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { tableExists } from '../jobs/job-db.ts'
+import { columnsOf } from '../telemetry/schema.ts'
 
 /** Records months whose rows the archives now hold (inside the caller's transaction); one deleted before holds rows again. */
 export function recordArchiveMonths(live: Database, months: Iterable<string>, at: string): void {
@@ -42,9 +43,10 @@ export function prunedArchiveMonths(db: Database): string[] {
 }
 
 function monthsMarked(db: Database, deleted: boolean): string[] {
-  if (!tableExists(db, 'archive_months')) return []
+  const columns = columnsOf(db, 'archive_months')
+  if (!columns.length) return []
   // Read-only, a database of a build from before pruned_at (schema.ts LATE_COLUMNS) is read as it is: no month marked deleted.
-  const marks = db.query("SELECT 1 FROM pragma_table_info('archive_months') WHERE name = 'pruned_at'").get() !== null
+  const marks = columns.includes('pruned_at')
   if (!marks && deleted) return []
   const where = marks ? `WHERE pruned_at IS ${deleted ? 'NOT ' : ''}NULL` : ''
   return (db.query(`SELECT month FROM archive_months ${where} ORDER BY month`).values() as [string][]).map((r) => r[0])

@@ -227,10 +227,15 @@ export function ensureSchema(db: Database): void {
     for (let i = version; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]!)
     if (version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)
     for (const late of LATE_COLUMNS) {
-      const has = db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(late.table) !== null
-      if (has && db.query('SELECT 1 FROM pragma_table_info(?) WHERE name = ?').get(late.table, late.column) === null) db.exec(late.sql)
+      const columns = columnsOf(db, late.table)
+      if (columns.length && !columns.includes(late.column)) db.exec(late.sql)
     }
   }).immediate()
+}
+
+/** Column names of a table, in order (none when there is no such table). */
+export function columnsOf(db: Database, table: string): string[] {
+  return (db.query('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[]).map((c) => c.name)
 }
 
 /**
