@@ -21,7 +21,7 @@ import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
 import { provenPruned, readPruned } from '../proof/pruned.ts'
 import { type Gathered, chainBegins, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, hasTable, pendingIn, toEvidence } from '../proof/sources.ts'
-import { type Verdict, ranges, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
+import { type Verdict, rowsAre, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { type ArchiveDatabase, archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
 import { readState } from '../jobs/job-db.ts'
 import { type JobLock, waitForJobLock } from '../jobs/job-lock.ts'
@@ -104,7 +104,8 @@ export const verifyCommand: Command = {
       if (withArchives && existsSync(archiveDir)) archiveLock = await waitForJobLock('archive', archiveLockPath(archiveDir), LOCK_WAIT_MS)
       live.exec('BEGIN')
       live.query('SELECT 1 FROM request_log LIMIT 1').get()
-      if (withArchives && everArchived(live) && !existsSync(archiveDir)) {
+      const archived = everArchived(live)
+      if (withArchives && archived && !existsSync(archiveDir)) {
         forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
       }
       archives = withArchives ? archiveDatabasesForAudit(archiveDir) : []
@@ -119,10 +120,10 @@ export const verifyCommand: Command = {
       }
       gatherDatabase(live, gathered) // live last: its copy of a row wins
       if (gathered.conflicts.size) {
-        forged.push(`${describeIds(gathered.conflicts)} in two files (the live database and an archive, or two archives) with different contents: one copy was put there by hand`)
+        forged.push(`${rowsAre(gathered.conflicts)} in two files (the live database and an archive, or two archives) with different contents: one copy was put there by hand`)
       }
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
-      const complete = withArchives || !everArchived(live)
+      const complete = withArchives || !archived
       const { proven, unproven } = await provenPruned(readPruned(live), keys)
       const starts = chainBegins(chainStartsAt(live), gathered.entries, 'stated', proven)
       const verdict = await verifyEvidence(toEvidence(gathered, keys, complete, starts, proven))
@@ -149,7 +150,7 @@ export const verifyCommand: Command = {
       }
       report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
-      const missingHint = !withArchives && everArchived(live) ? ' (archived since? add --archives, with the config that names them)' : ''
+      const missingHint = !withArchives && archived ? ' (archived since? add --archives, with the config that names them)' : ''
       const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered, missingHint) : true
       return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
     } finally {
@@ -159,12 +160,6 @@ export const verifyCommand: Command = {
       live.close()
     }
   },
-}
-
-/** `rows 4-6, 9 are` / `row 4 is`. */
-function describeIds(ids: Iterable<number>): string {
-  const list = [...ids]
-  return `${list.length === 1 ? 'row' : 'rows'} ${ranges(list)} ${list.length === 1 ? 'is' : 'are'}`
 }
 
 /** The public key an explicit `--key` names; a usage error when there is none there. */

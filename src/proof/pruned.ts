@@ -60,14 +60,14 @@ export interface PrunedRecord extends PrunedRun {
   signature: string | null
 }
 
-/** The exact bytes signed for a run: keys in this order, no spaces. */
-function prunedPayload(r: PrunedRun, month: string, machine: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash, first_log_id: r.firstLogId ?? null }))
-}
-
-/** The payload a build in between signed, before runs carried their first row (never released, but on a developer's disk). */
-function prunedPayloadWithoutFirst(r: PrunedRun, month: string, machine: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(JSON.stringify({ machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash }))
+/**
+ * The exact bytes signed for a run: keys in this order, no spaces. Without `first_log_id` (`withFirst`
+ * false): what a build in between signed, before runs carried their first row (never released, but
+ * on a developer's disk).
+ */
+function prunedPayload(r: PrunedRun, month: string, machine: string, withFirst = true): Uint8Array<ArrayBuffer> {
+  const signed = { machine, month, from: r.fromSeq, to: r.toSeq, prev: r.prevHash, hash: r.hash }
+  return new TextEncoder().encode(JSON.stringify(withFirst ? { ...signed, first_log_id: r.firstLogId ?? null } : signed))
 }
 
 /** Signs the runs of a month about to be deleted with the machine's key. */
@@ -105,7 +105,7 @@ export async function provenPruned(records: readonly PrunedRecord[], keys: Reado
         const key = await importPublicKey(jwk)
         const signature = Buffer.from(r.signature, 'base64url')
         valid = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, prunedPayload(r, r.month, r.machine))
-        if (!valid && r.firstLogId == null) valid = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, prunedPayloadWithoutFirst(r, r.month, r.machine))
+        if (!valid && r.firstLogId == null) valid = await crypto.subtle.verify({ name: 'Ed25519' }, key, signature, prunedPayload(r, r.month, r.machine, false))
       } catch {
         valid = false
       }

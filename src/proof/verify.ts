@@ -60,7 +60,13 @@ const MAX_PROBLEMS = 50
 const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
 
 /** Consecutive ids as ranges: `5001-5003, 5007`. */
-export function ranges(ids: number[]): string {
+/** `row 4 is` / `rows 4-6, 9 are`. */
+export function rowsAre(ids: Iterable<number>): string {
+  const list = [...ids]
+  return `${list.length === 1 ? 'row' : 'rows'} ${ranges(list)} ${list.length === 1 ? 'is' : 'are'}`
+}
+
+function ranges(ids: number[]): string {
   const sorted = [...new Set(ids)].sort((a, b) => a - b)
   const parts: string[] = []
   for (let i = 0; i < sorted.length; ) {
@@ -150,7 +156,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       problem(`row ${e.log_id} was changed after it was chained: response_id was ${show(recorded.facts.responseId)} when chained, is now ${show(now.responseId)}`)
     }
   }
-  if (missing.length) problem(`${missing.length === 1 ? 'row' : 'rows'} ${ranges(missing)} ${missing.length === 1 ? 'is' : 'are'} missing`)
+  if (missing.length) problem(`${rowsAre(missing)} missing`)
 
   // 3. Finished rows the chain does not know.
   const unchained: number[] = []
@@ -160,7 +166,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     if (id < ev.chainStartsAtLogId) predating++
     else unchained.push(id)
   }
-  if (unchained.length) problem(`${unchained.length === 1 ? 'row' : 'rows'} ${ranges(unchained)} ${unchained.length === 1 ? 'is' : 'are'} not in the chain`)
+  if (unchained.length) problem(`${rowsAre(unchained)} not in the chain`)
   if (predating) notes.push(`${predating} row(s) were finished before the chain existed and are not covered by it`)
 
   // 4. Signed checkpoints.
