@@ -90,13 +90,36 @@ export interface Secrets {
  * any text may carry (`Bearer …`, `sk-…`, `?key=…`).
  */
 export function redactor(secrets: Secrets, prompt?: PromptText): Redactor {
-  const index = new PieceIndex(secrets.secret.flatMap(secretForms))
+  const index = pieceIndexOf(secrets.secret)
   const plain = (secrets.plain ?? []).map((v) => v.trim()).filter((v) => v.length >= MIN_LENGTH)
   return (text) => {
     const runs = [...index.runsIn(text), ...wholeRuns(text, plain), ...(prompt ? promptRuns(text, prompt) : [])]
     return credentialShapes(runs.length ? cutRuns(text, runs) : text)
   }
 }
+
+/**
+ * The index of a set of secrets, built once per set: a target's secrets are the same for every
+ * error it answers (its key, its headers, its URL's query values), and indexing every piece of
+ * every form of a long query string costs milliseconds (30 ms for 300 parameters), which an outage
+ * would pay on every failed try. The sets are a config's, so few; the oldest is dropped past
+ * INDEXES_KEPT (a config reloaded many times).
+ */
+function pieceIndexOf(secrets: readonly string[]): PieceIndex {
+  const key = JSON.stringify(secrets)
+  let index = indexes.get(key)
+  if (index) {
+    indexes.delete(key)
+  } else {
+    index = new PieceIndex(secrets.flatMap(secretForms))
+    if (indexes.size >= INDEXES_KEPT) indexes.delete(indexes.keys().next().value!)
+  }
+  indexes.set(key, index)
+  return index
+}
+
+const INDEXES_KEPT = 64
+const indexes = new Map<string, PieceIndex>()
 
 /** `text` with `secrets` (keys, tokens) and the credential shapes cut out: a redactor used once. */
 export function redact(text: string, secrets: readonly string[] = []): string {

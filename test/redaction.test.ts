@@ -58,6 +58,16 @@ describe('a secret', () => {
     expect(redactor({ secret: [key] })(`ZZ\uDE00${key}`)).toBe('ZZ\uDE00[redacted]')
   })
 
+  test('each set of secrets is its own: a redactor made again for a set finds it, and not another set', () => {
+    // No credential shape (sk-…), so only the set can find them.
+    const [one, other] = ['opensesame-0123456789-alpha', 'swordfish-9876543210-omega']
+    for (let i = 0; i < 3; i++) {
+      expect(redactor({ secret: [one] })(`a ${one} b ${other}`)).toBe(`a [redacted] b ${other}`)
+      expect(redactor({ secret: [other] })(`a ${one} b ${other}`)).toBe(`a ${one} b [redacted]`)
+      expect(redactor({ secret: [one, other] })(`a ${one} b ${other}`)).toBe('a [redacted] b [redacted]')
+    }
+  })
+
   test('short secrets are found whole only', () => {
     const short = redactor({ secret: ['hunter22'] })
     expect(short('pw hunter22 no')).toBe('pw [redacted] no')
