@@ -336,7 +336,8 @@ function urlCredentials(url: string | undefined): string[] {
     return []
   }
   const values = [decoded(parsed.username), decoded(parsed.password)]
-  for (const pair of parsed.search.replace(/^\?/, '').split('&')) {
+  // `;` separates parameters too for some servers (`?version=1;sig=…`): a value after one is its own.
+  for (const pair of parsed.search.replace(/^\?/, '').split(/[&;]/)) {
     const at = pair.indexOf('=')
     if (at === -1 || NOT_A_CREDENTIAL.test(decoded(pair.slice(0, at)))) continue
     const raw = pair.slice(at + 1)

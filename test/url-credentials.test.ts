@@ -102,6 +102,12 @@ describe('what of a URL is taken for a credential, in an upstream error quoting 
     expect(redact('The model `gpt-4o-mini-2024` does not exist in region us-east-1')).toBe('The model `gpt-4o-mini-2024` does not exist in region us-east-1')
     expect(redact(`signature ${sig.replace('+', ' ')} refused`)).not.toContain('IjKlMnOp')
   })
+
+  test('a value after a `;` is a parameter of its own, even behind a known-safe name', () => {
+    const sig = 'QwErTyUiOpAsDfGhJkL0123'
+    const redact = redactorOf({ provider: 'up', model: 'm', baseUrl: `https://h.test/v1?api-version=1;sig=${sig}` }, { now: () => 0 } as never)
+    expect(redact(`denied: sig ${sig} expired`)).toBe('denied: sig [redacted] expired')
+  })
 })
 
 describe('a fetch failure Bun names by no known code', () => {
