@@ -316,6 +316,24 @@ describe('an upstream that ignores `stream: true` and answers a whole completion
     expect(lastRows(1)[0]).toMatchObject({ provider: 'ant', status: 'success', tokens_in: 7, tokens_out: 3 })
   })
 
+  test("keeps what cites its sources: OpenAI's annotations in a delta, Anthropic's citations as citations_delta events", async () => {
+    const annotations = [{ type: 'url_citation', url_citation: { url: 'https://example.test/a', title: 'A', start_index: 0, end_index: 6 } }]
+    answers = [json(answer({ choices: [{ index: 0, message: { role: 'assistant', content: 'Hello.', annotations }, finish_reason: 'stop' }] }))]
+    const chunks = dataOf((await ask('paid', true)).text)
+    expect(chunks.flatMap((c) => c.choices[0]?.delta?.annotations ?? [])).toEqual(annotations)
+
+    const citation = { type: 'char_location', cited_text: 'The sky is blue.', document_index: 0, document_title: 'Facts', start_char_index: 0, end_char_index: 16 }
+    const content = [{ type: 'text', text: 'The sky is blue.', citations: [citation] }]
+    answers = [json({ id: 'msg_cited', type: 'message', role: 'assistant', model: 'claude-x', stop_reason: 'end_turn', stop_sequence: null, content, usage: { input_tokens: 7, output_tokens: 5 } })]
+    const res = await w.post('/v1/messages', { model: 'ant', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const events = dataOf(await res.text())
+    expect(events.find((e) => e.type === 'content_block_start')!.content_block).toEqual({ type: 'text', text: '', citations: [] })
+    expect(events.filter((e) => e.type === 'content_block_delta').map((e) => e.delta)).toEqual([
+      { type: 'citations_delta', citation },
+      { type: 'text_delta', text: 'The sky is blue.' },
+    ])
+  })
+
   test('that is no completion and no error is still refused as malformed', async () => {
     answers = [json({ hello: 'world' })]
     expect((await ask('once', true)).status).toBe(502)

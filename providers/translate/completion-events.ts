@@ -30,6 +30,8 @@ function openaiEvents(body: Json): SseEvent[] {
     // Reasoning under the name the provider gave it (reasoning_content, reasoning), then the answer.
     for (const field of ['reasoning_content', 'reasoning', 'refusal'] as const) if (typeof message[field] === 'string') delta[field] = message[field]
     delta.content = typeof message.content === 'string' ? message.content : message.content == null ? null : textOf(message.content)
+    // Web search's url_citation annotations, as OpenAI streams them (in a delta).
+    if (Array.isArray(message.annotations) && message.annotations.length) delta.annotations = message.annotations
     const calls = Array.isArray(message.tool_calls) ? message.tool_calls.filter(isRecord) : []
     if (calls.length) delta.tool_calls = calls.map((call, i) => ({ index: i, ...call }))
     events.push(data({ ...base, choices: [{ index, delta, logprobs: choice.logprobs ?? null, finish_reason: null }] }))
@@ -51,10 +53,14 @@ function anthropicEvents(message: Json): SseEvent[] {
   blocks.forEach((block, index) => {
     const delta = (json: Json) => events.push(event('content_block_delta', { index, delta: json }))
     switch (block.type) {
-      case 'text':
-        events.push(event('content_block_start', { index, content_block: { type: 'text', text: '' } }))
+      case 'text': {
+        // Citations as Anthropic streams them: an empty list in the start, then one citations_delta each.
+        const citations = Array.isArray(block.citations) ? block.citations : []
+        events.push(event('content_block_start', { index, content_block: { type: 'text', text: '', ...(citations.length ? { citations: [] } : {}) } }))
+        for (const citation of citations) delta({ type: 'citations_delta', citation })
         if (typeof block.text === 'string' && block.text) delta({ type: 'text_delta', text: block.text })
         break
+      }
       case 'thinking':
         events.push(event('content_block_start', { index, content_block: { type: 'thinking', thinking: '', signature: '' } }))
         if (typeof block.thinking === 'string' && block.thinking) delta({ type: 'thinking_delta', thinking: block.thinking })
