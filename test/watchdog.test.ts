@@ -297,6 +297,21 @@ describe('against a stopped router', () => {
     expect(readdirSync(dir).filter((f) => f.includes('.rolled-back-'))).toHaveLength(KEPT_ROLLED_BACK)
   })
 
+  test("a restore removes the temp copies a restore killed -9 left (a dead process's), not a live one's", async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const snapshot = promoteLastGood(configPath, readFileSync(configPath))
+    const exited = Bun.spawn(['true'])
+    await exited.exited
+    const dead = [`${configPath}.tmp-${exited.pid}`, `${configPath}.rolled-back-0123456789ab.tmp-${exited.pid}`]
+    const live = `${configPath}.tmp-${process.ppid}`
+    for (const path of [...dead, live]) writeFileSync(path, 'half a config')
+    writeFileSync(configPath, BROKEN)
+    restoreLastGood(configPath, snapshot)
+    expect(dead.filter((path) => existsSync(path))).toEqual([])
+    expect(existsSync(live)).toBe(true)
+  })
+
   test('a failing restart_command is recorded with its exit status, and the run exits 2', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: 'echo "unit not found"; exit 7', name: 'witness-east' } }))

@@ -79,7 +79,7 @@ export function promoteLastGood(configPath: string, bytes: Uint8Array): Snapshot
   const path = lastGoodPath(configPath)
   const hash = sha256(bytes)
   const mode = existsSync(configPath) ? statSync(configPath).mode & 0o777 : undefined
-  removeLeftovers(path)
+  removeLeftovers(path, '\\.sha256(?:\\.next)?')
   const staged = stagedHashPath(path)
   replaceFile(staged, `${hash}  ${basename(path)}\n`, mode)
   replaceFile(path, bytes, mode)
@@ -93,15 +93,29 @@ export function promoteLastGood(configPath: string, bytes: Uint8Array): Snapshot
   return { path, bytes, hash, recordedHash: hash }
 }
 
-/** Temp files beside the snapshot left by a process killed while writing them (not a live one's). */
-function removeLeftovers(snapshotPath: string): void {
-  const dir = dirname(snapshotPath)
-  const name = basename(snapshotPath)
-  const temp = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?:\\.sha256(?:\\.next)?)?\\.tmp-(\\d+)$`)
+/**
+ * Temp files beside `path` left by a process killed while writing them (not a live one's): those of
+ * `path` itself and of the files named `path` + a suffix `suffixes` (a regular expression) matches.
+ */
+function removeLeftovers(path: string, suffixes = ''): void {
+  const dir = dirname(path)
+  const temp = new RegExp(`^${escaped(basename(path))}(?:${suffixes})?\\.tmp-(\\d+)$`)
   for (const entry of readdirSync(dir)) {
     const pid = temp.exec(entry)?.[1]
-    if (pid !== undefined && !alive(Number(pid))) rmSync(join(dir, entry), { force: true })
+    if (pid !== undefined && !alive(Number(pid)) && isFile(join(dir, entry))) rmSync(join(dir, entry), { force: true })
   }
+}
+
+function isFile(path: string): boolean {
+  try {
+    return lstatSync(path).isFile()
+  } catch {
+    return false // gone meanwhile
+  }
+}
+
+function escaped(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
 
 function alive(pid: number): boolean {
@@ -126,6 +140,9 @@ export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHa
   const old = existsSync(configPath) ? readFileSync(configPath) : null
   const oldHash = old === null ? null : sha256(old)
   const target = old !== null && lstatSync(configPath).isSymbolicLink() ? realpathSync(configPath) : configPath
+  // A restore killed -9 left its copies: the config's (beside its target) and the kept config's.
+  removeLeftovers(target)
+  removeLeftovers(configPath, '\\.rolled-back-[0-9a-f]{12}')
   let keptAs: string | null = null
   if (old !== null && oldHash !== snapshot.hash) {
     keptAs = `${configPath}.rolled-back-${oldHash!.slice(0, 12)}`
@@ -142,7 +159,7 @@ export const KEPT_ROLLED_BACK = 10
 /** Removes the copies of replaced configs beyond the newest KEPT_ROLLED_BACK (each distinct config rolled back leaves one). */
 function pruneKept(configPath: string): void {
   const dir = dirname(configPath)
-  const kept = new RegExp(`^${basename(configPath).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\.rolled-back-[0-9a-f]{12}$`)
+  const kept = new RegExp(`^${escaped(basename(configPath))}\\.rolled-back-[0-9a-f]{12}$`)
   const copies = readdirSync(dir)
     .filter((entry) => kept.test(entry))
     .map((entry) => ({ path: join(dir, entry), at: statSync(join(dir, entry)).mtimeMs }))
