@@ -5,7 +5,7 @@
  * `deadman.checkNow()`; no background timer runs.
  */
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { appendFileSync, chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { connect } from 'node:net'
 import { join } from 'node:path'
 import { sha256 } from '../src/config.ts'
@@ -223,6 +223,13 @@ describe('GET /heartbeat', () => {
         { providers: { long: { type: 'openai', base_url: `http://127.0.0.1:${tooLong.port}/v1` } }, deadman: { failing_window_s: 60 } },
       )
       promoteLastGood(long.configPath, readFileSync(long.configPath))
+      for (let i = 0; i < 3; i++) {
+        expect((await long.infer({})).status).toBe(502)
+        longClock.advance(31_000)
+      }
+      expect((await heartbeat(long)).status).toBe(200)
+      // Nor once the snapshot no longer matches its .sha256 (changed, damaged): the running config is the one promoted.
+      appendFileSync(`${long.configPath}.last-good`, '# edited\n')
       for (let i = 0; i < 3; i++) {
         expect((await long.infer({})).status).toBe(502)
         longClock.advance(31_000)

@@ -20,7 +20,7 @@ export interface PromoterDeps {
 export class Promoter {
   private healthySince: number | null = null
   /** The snapshot's hash, re-read when the file changes (an operator or another tool may write it). */
-  private cached: { stamp: string; hash: string | null } = { stamp: '', hash: null }
+  private cached: { stamp: string; hash: string | null; recorded: string | null } = { stamp: '', hash: null, recorded: null }
 
   constructor(private readonly deps: PromoterDeps) {
     deps.live.onSwap(() => {
@@ -34,13 +34,27 @@ export class Promoter {
    * refuses to restore such a pair, so the next promotion writes both again.
    */
   lastKnownGood(): string | null {
+    return this.read().hash
+  }
+
+  /**
+   * Whether a config has proven itself: it is the last known good, or the one a promotion recorded
+   * (`.sha256`) when the snapshot no longer matches it (changed or damaged since): the config
+   * passed its checks all the same, and the next promotion writes a good pair again.
+   */
+  proven(hash: string): boolean {
+    const { hash: good, recorded } = this.read()
+    return hash === good || hash === recorded
+  }
+
+  private read(): { hash: string | null; recorded: string | null } {
     const path = lastGoodPath(this.deps.live.path)
     const stamp = [path, `${path}.sha256`].map(stampOf).join('/')
     if (stamp !== this.cached.stamp) {
       const snapshot = readLastGood(this.deps.live.path)
-      this.cached = { stamp, hash: snapshot && snapshotProblem(snapshot) === null ? snapshot.hash : null }
+      this.cached = { stamp, hash: snapshot && snapshotProblem(snapshot) === null ? snapshot.hash : null, recorded: snapshot?.recordedHash ?? null }
     }
-    return this.cached.hash
+    return this.cached
   }
 
   /** Feeds one health check's result; promotes when the config has earned it. Returns the new hash if it did. */

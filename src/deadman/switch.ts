@@ -56,7 +56,7 @@ export class DeadmanSwitch {
     const config = () => deps.live.current()
     this.alert = makeAlert({ config, env: deps.env, log: deps.log })
     this.promoter = new Promoter(deps)
-    deps.runtime.proven = (hash) => hash === this.promoter.lastKnownGood()
+    deps.runtime.proven = (hash) => this.promoter.proven(hash)
     this.lockouts = new Lockouts(deps.clock)
     const lockouts = this.lockouts
     this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log, lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs) })
