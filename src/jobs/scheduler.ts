@@ -8,7 +8,8 @@
  * decided by the injected clock. Tests turn the timer off and call `tick()`.
  * A job that fails is logged (what git said in it redacted: sync/git.ts)
  * and tried again when next due; a job whose lock is held by the command
- * line is skipped.
+ * line is skipped (the archive job, due once a day, is tried again 10
+ * minutes later).
  */
 import { existsSync, statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'
@@ -22,6 +23,8 @@ import { describeSync, runSync } from '../sync/sync-job.ts'
 import { openLiveForJob } from './job-db.ts'
 
 const SIZE_RETRY_MS = 10 * 60_000
+/** A run skipped for its lock (`witness archive`, `verify --archives` reading) is tried again this soon, not a day later. */
+const BUSY_RETRY_MS = 10 * 60_000
 
 export interface JobsDeps {
   config: () => Config
@@ -45,26 +48,34 @@ export interface Jobs {
 
 export function startJobs(deps: JobsDeps): Jobs {
   let lastArchiveAt: number | null = null
+  let archiveRetryAt: number | null = null
   let lastSyncAt: number | null = null
   let lastCheckpointAt: number | null = null
   let running: Promise<void> | null = null
 
-  const guarded = async (job: string, run: () => Promise<string[]>) => {
+  /** Runs a job, logging what it says; resolves to whether it was skipped because its lock was held. */
+  const guarded = async (job: string, run: () => Promise<string[]>): Promise<boolean> => {
     try {
       for (const line of await run()) deps.log(`witness: ${job}: ${line}`)
     } catch (error) {
-      if (error instanceof JobBusyError) deps.log(`witness: ${job} skipped: ${error.message}`)
-      else deps.log(`witness: ${job} failed: ${(error as Error).message}`)
+      if (!(error instanceof JobBusyError)) deps.log(`witness: ${job} failed: ${(error as Error).message}`)
+      else {
+        deps.log(`witness: ${job} skipped: ${error.message}`)
+        return true
+      }
     }
+    return false
   }
 
   const due = async () => {
     const config = deps.config()
     const now = deps.clock.now()
     const overSize = existsSync(deps.livePath) && statSync(deps.livePath).size > config.retention.maxDbMb * 1024 * 1024
-    if (lastArchiveAt === null || now - lastArchiveAt >= DAY_MS || (overSize && now - lastArchiveAt >= SIZE_RETRY_MS)) {
+    const retry = archiveRetryAt !== null && now >= archiveRetryAt
+    if (lastArchiveAt === null || now - lastArchiveAt >= DAY_MS || retry || (overSize && now - lastArchiveAt >= SIZE_RETRY_MS)) {
       lastArchiveAt = now
-      await guarded('archive', async () => {
+      archiveRetryAt = null
+      const busy = await guarded('archive', async () => {
         const report = await runArchive({
           livePath: deps.livePath,
           retention: config.retention,
@@ -82,6 +93,7 @@ export function startJobs(deps: JobsDeps): Jobs {
         if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign: ${report.keptUnsigned.join(', ')}`)
         return lines
       })
+      if (busy) archiveRetryAt = now + BUSY_RETRY_MS
     }
     const every = config.proof.checkpointEveryMs
     if (every > 0 && (lastCheckpointAt === null || now - lastCheckpointAt >= every) && existsSync(deps.keyPath)) {
