@@ -4,15 +4,19 @@
  * month's file, then deletes it from the live file. Each test runs the real job (or its mover) on
  * real files at the worst moment of a real read: after the read listed the archives and before it
  * read the rows. Rows moved then into a file the read did not list (a new month, a compressed
- * month decompressed for a late row) are in neither place it read, unless it reads again.
+ * month decompressed for a late row) or did not look in (stats, by the files' spans) are in
+ * neither place it read, unless it reads again.
  */
 import { Database } from 'bun:sqlite'
 import { afterEach, describe, expect, test } from 'bun:test'
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
+import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
+import { createMover } from '../src/retention/mover.ts'
 import { type ReadSources, openReadSources, pagesAcross, withSources } from '../src/retention/read-sources.ts'
+import { SIDE_TABLES } from '../src/retention/side-tables.ts'
 import { listAcross, storyAcross } from '../src/telemetry/across.ts'
 import { didCall } from '../src/telemetry/did-call.ts'
 import { type LogRow, pageOf } from '../src/telemetry/queries.ts'
@@ -133,5 +137,39 @@ describe('a month file that existed when the read listed it', () => {
     expect(answers[0]).toEqual({ calls: 10, ids: [...t.ids].reverse() })
   })
 
+  test('filled by the archive job while the stats fold it: the stats count the rows moved in after they read which files hold which days', async () => {
+    const dir = tempDir()
+    const livePath = join(dir, 'witness.db')
+    const archiveDir = join(dir, 'archive')
+    const rows: SeedRow[] = Array.from({ length: 20 }, (_, i) => at('2026-10-01T10:00:00.000Z', i))
+    const ids = await seedRows(livePath, rows)
+    const live = await openLiveForJob(livePath, 'test')
+    const mover = createMover(live, { dir: archiveDir, sides: SIDE_TABLES, now: () => NOW })
+    closers.push(() => live.close(), () => mover.close())
+    const oldest = mover.oldest('2026-11-01T00:00:00.000Z', 100)
+    expect(oldest.map((r) => r.id)).toEqual(ids)
+    // The run has begun October's file (its first batch is moved) before the read starts.
+    await mover.move(oldest.slice(0, 5))
+    const reader = new Database(livePath, { readonly: true, strict: true })
+    closers.push(() => reader.close())
+    let moved = false
+    const stats = await withSources(
+      () => openReadSources(reader, archiveDir, { since: SINCE }),
+      (s) =>
+        computeStats(s.dbs, { since: SINCE, until: new Date(NOW).toISOString(), by: 'provider' }, {
+          pricing: {},
+          nowMs: NOW,
+          // The next batches move while the stats are being folded, between two slices.
+          pace: async () => {
+            if (moved) return
+            moved = true
+            await mover.move(oldest.slice(5))
+          },
+        }),
+    )
+    expect(moved).toBe(true)
+    expect(live.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 0 })
+    expect(stats.groups).toMatchObject([{ provider: 'kimi', attempts: 20, requests: 20 }])
+  })
 })
 
