@@ -5,7 +5,8 @@
  * real files at the worst moment of a real read: after the read listed the archives and before it
  * read the rows. Rows moved then into a file the read did not list (a new month, a compressed
  * month decompressed for a late row) or did not look in (stats, by the files' spans) are in
- * neither place it read, unless it reads again.
+ * neither place it read, unless it reads again. The last test runs `witness archive` as its own
+ * process while reads loop over the month files: neither may fail.
  */
 import { Database } from 'bun:sqlite'
 import { afterEach, describe, expect, test } from 'bun:test'
@@ -14,6 +15,7 @@ import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
+import { closeArchives, openArchivesFor } from '../src/retention/archive-query.ts'
 import { createMover } from '../src/retention/mover.ts'
 import { type ReadSources, openReadSources, pagesAcross, withSources } from '../src/retention/read-sources.ts'
 import { SIDE_TABLES } from '../src/retention/side-tables.ts'
@@ -21,8 +23,10 @@ import { listAcross, storyAcross } from '../src/telemetry/across.ts'
 import { didCall } from '../src/telemetry/did-call.ts'
 import { type LogRow, pageOf } from '../src/telemetry/queries.ts'
 import { computeStats } from '../src/telemetry/stats-window.ts'
+import { BUN, ROOT } from './support/process.ts'
 import { type SeedRow, seedRows } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
+import { writeConfigFile } from './support/witness.ts'
 
 const NOW = Date.parse('2026-11-25T12:00:00.000Z')
 const SINCE = '2026-09-01T00:00:00.000Z'
@@ -50,7 +54,7 @@ async function beforeOctoberIsArchived() {
   reader.exec('PRAGMA busy_timeout = 5000')
   closers.push(() => reader.close())
   const open = () => openReadSources(reader, retention.archiveDir, { since: SINCE })
-  return { livePath, archiveDir: retention.archiveDir, ids, reader, open, archive, files: () => readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-')).sort() }
+  return { livePath, archiveDir: retention.archiveDir, ids, reader, open, archive, files: () => readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-') && !n.endsWith('-journal')).sort() }
 }
 
 /** `read`, through withSources, with the archive job run once between its first listing and its first read; how many times it read. */
@@ -173,3 +177,51 @@ describe('a month file that existed when the read listed it', () => {
   })
 })
 
+
+describe('reading the archives while `witness archive` runs in another process', () => {
+  test('neither the reads nor the job fail: a new month file is never seen without its tables, a journal is never taken for a crash\'s, and a reader never makes the job busy', async () => {
+    const dir = tempDir()
+    const archiveDir = join(dir, 'archive')
+    // 8 months of 300 rows, each keeping a pending row live (so none is compressed), moved 10 rows a batch.
+    const months = Array.from({ length: 8 }, (_, m) => new Date(Date.UTC(2024, 10 + m, 1)).toISOString().slice(0, 7))
+    const rows: SeedRow[] = months.flatMap((month) => [
+      ...Array.from({ length: 300 }, (_, i): SeedRow => ({ timestamp: new Date(Date.parse(`${month}-01T00:00:00.000Z`) + i * 60_000).toISOString() })),
+      { timestamp: `${month}-20T00:00:00.000Z`, status: 'pending' },
+    ])
+    await seedRows(join(dir, 'witness.db'), rows)
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), { providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] }, retention: { archive_dir: './archive' } })
+    const job = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'archive', '--config', configPath, '--batch-rows', '10'], { cwd: ROOT, stdout: 'pipe', stderr: 'pipe' })
+    let running = true
+    const exited = job.exited.finally(() => {
+      running = false
+    })
+    const failures: string[] = []
+    let reads = 0
+    // As the server reads them: each read lists the month files, opens them read-only, and queries each.
+    const readAll = async () => {
+      while (running) {
+        const opened = await openArchivesFor(archiveDir)
+        try {
+          for (const archive of opened) {
+            try {
+              // Each query reads anew (it looks for a journal as it begins), as a request's several queries do.
+              for (let i = 0; i < 20; i++) archive.db.query('SELECT count(*) AS n FROM request_log').get()
+            } catch (error) {
+              failures.push(`${archive.month}: ${(error as Error).message}`)
+            }
+          }
+        } finally {
+          closeArchives(opened)
+        }
+        reads++
+        await Bun.sleep(0)
+      }
+    }
+    await Promise.all([readAll(), readAll(), readAll()])
+    expect({ code: await exited, stderr: await new Response(job.stderr).text() }).toEqual({ code: 0, stderr: '' })
+    expect(await new Response(job.stdout).text()).toContain('moved 2400 rows')
+    expect(reads).toBeGreaterThan(0)
+    expect(failures).toEqual([])
+    expect(readdirSync(archiveDir).filter((n) => n.startsWith('request_log-') && !n.endsWith('-journal')).sort()).toEqual(months.map((m) => `request_log-${m}.db`))
+  })
+})

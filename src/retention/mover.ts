@@ -81,15 +81,16 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     ...options.sides.filter((s) => tableExists(live, s.table)).map((s) => ({ name: s.table, key: s.key })),
   ].map((t) => ({ ...t, columns: columnsOf(live, t.name) }))
   const archives = new Map<string, Database>()
-  const archiveFor = (month: string) => {
+  const budget = options.busyBudgetMs ?? 10_000
+  // Opening brings the file's schema up to date, a write that a server reading the month can make busy.
+  const archiveFor = async (month: string) => {
     let db = archives.get(month)
     if (!db) {
-      db = openArchiveForWrite(options.dir, month, live, options.sides)
+      db = await retryWhileBusy(`archive: opening request_log-${month}.db`, () => openArchiveForWrite(options.dir, month, live, options.sides), budget)
       archives.set(month, db)
     }
     return db
   }
-  const budget = options.busyBudgetMs ?? 10_000
 
   const selectOldest = live.query(
     `SELECT id, timestamp FROM request_log
@@ -174,7 +175,7 @@ export function createMover(live: Database, options: MoverOptions): Mover {
       }
       for (const [month, ids] of byMonth) {
         try {
-          const archive = archiveFor(month)
+          const archive = await archiveFor(month)
           await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
         } catch (error) {
           // SQLite's "database or disk is full" names no file: the operator needs to know which disk.
@@ -184,7 +185,7 @@ export function createMover(live: Database, options: MoverOptions): Mover {
       }
       const all = [...byMonth.values()].flat()
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
-      for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
+      for (const [month, ids] of byMonth) verify(await archiveFor(month), month, JSON.stringify(ids))
       await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), [...byMonth.keys()], maxId, throughMs), budget)
       for (const month of byMonth.keys()) filling.add(month)
       options.onBatch?.({ phase: 'deleted', ids: all, months: [...byMonth.keys()] })
