@@ -182,6 +182,20 @@ export class ArchivesUnavailableError extends WitnessError {
   }
 }
 
+/**
+ * A read over the live file and the monthly archives found, every time it was done, that the
+ * archive job had begun moving rows into a month file it had not listed (read-sources.ts
+ * withSources): its answer could leave those rows out. Worth sending again in a moment.
+ */
+export class ArchivesMovingError extends WitnessError {
+  override name = 'ArchivesMovingError'
+  constructor(tries: number) {
+    super('archives_unavailable', 503, `the archive job began moving rows into another month file during each of ${tries} reads of the archives: an answer could leave them out; retry`, {
+      retryAfterS: 1,
+    })
+  }
+}
+
 export class ConfigError extends WitnessError {
   override name = 'ConfigError'
   readonly issues: Issue[]

@@ -45,7 +45,7 @@ async function archivedDir(rows: SeedRow[], job: Partial<ArchiveJobOptions> = {}
   await runArchive({ livePath, retention, syncConfigured: false, now: () => NOW, ...job }).catch((error: Error) => {
     if (error.message !== 'killed') throw error
   })
-  const files = () => readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-')).sort()
+  const files = () => readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-') && !n.endsWith('-journal')).sort()
   return { dir, livePath, archiveDir: retention.archiveDir, seeded, files }
 }
 

@@ -47,7 +47,7 @@ function setup(over: Partial<RetentionSettings> = {}) {
   const livePath = join(dir, 'w.db')
   const retention: RetentionSettings = { keepDays: 30, archiveDir: join(dir, 'archive'), archiveKeepDays: 0, maxDbMb: 512, ...over }
   const archive = (extra: Partial<ArchiveJobOptions> = {}) => runArchive({ livePath, retention, syncConfigured: false, now: () => NOW, ...extra })
-  const files = () => (existsSync(retention.archiveDir) ? readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-')).sort() : [])
+  const files = () => (existsSync(retention.archiveDir) ? readdirSync(retention.archiveDir).filter((n) => n.startsWith('request_log-') && !n.endsWith('-journal')).sort() : [])
   const rows = () => everyRow(livePath, retention.archiveDir)
   return { dir, livePath, retention, archive, files, rows }
 }

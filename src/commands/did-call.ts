@@ -6,6 +6,7 @@
  */
 import { parseArgs } from 'node:util'
 import { parseDidCallInput } from '../query-input.ts'
+import { withSources } from '../retention/read-sources.ts'
 import { type DidCallAnswer, didCall } from '../telemetry/did-call.ts'
 import { type Command, parsed } from './args.ts'
 import { READ_OPTIONS, given, parseFlags, openForReading } from './read-db.ts'
@@ -21,8 +22,7 @@ export const didCallCommand: Command = {
     const query = parseFlags(() => parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now()))
     const target = openForReading(values)
     try {
-      const sources = await target.sources(query.archives, query, true)
-      const answer = didCall(sources.live, query, sources.archives)
+      const answer = await withSources(() => target.sources(query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives))
       console.log(values.json ? JSON.stringify(answer) : sentence(answer))
       return answer.called ? 0 : 1
     } finally {

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { formatTable } from '../format/table.ts'
 import { DEFAULT_LIMIT, encodeCursor, parseListInput } from '../query-input.ts'
+import { withSources } from '../retention/read-sources.ts'
 import { listAcross } from '../telemetry/across.ts'
 import { pageOf } from '../telemetry/queries.ts'
 import { type Command, parsed } from './args.ts'
@@ -35,8 +36,9 @@ export const queryCommand: Command = {
     const target = openForReading(values)
     try {
       const limit = input.limit ?? DEFAULT_LIMIT
-      const sources = await target.sources(input.archives, { ...input.filter, before: input.before })
-      const page = pageOf(listAcross(sources.sources, input.filter, limit + 1, input.before), limit)
+      const page = await withSources(() => target.sources(input.archives, { ...input.filter, before: input.before }), (sources) =>
+        pageOf(listAcross(sources.sources, input.filter, limit + 1, input.before), limit),
+      )
       if (values.json) for (const row of page.rows) console.log(JSON.stringify(row))
       else console.log(page.rows.length ? formatTable(page.rows as unknown as Record<string, unknown>[], TABLE_COLUMNS) : '(no rows)')
       if (page.next) console.error(`witness: more rows: add --cursor ${encodeCursor(page.next)}`)

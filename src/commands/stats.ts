@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util'
 import { formatTable } from '../format/table.ts'
 import { parseStatsInput } from '../query-input.ts'
+import { withSources } from '../retention/read-sources.ts'
 import type { RankEntry, StatsResult } from '../telemetry/stats.ts'
 import { SliceRollups } from '../telemetry/slice-rollups.ts'
 import { computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
@@ -21,10 +22,11 @@ export const statsCommand: Command = {
     const query = parseFlags(() => parseStatsInput(given(values, ['since', 'until', 'by', 'agent']), nowMs))
     const target = openForReading(values)
     try {
-      const sources = await target.sources(query.archives, statsReadPeriod(query), true)
       // The slices the server stored in the live file are read, never written (the file is open read-only).
       const rollups = new SliceRollups(target.db)
-      const result = await computeStats(sources.dbs, query, { pricing: target.config?.pricing ?? {}, nowMs, rollups })
+      const result = await withSources(() => target.sources(query.archives, statsReadPeriod(query), true), (sources) =>
+        computeStats(sources.dbs, query, { pricing: target.config?.pricing ?? {}, nowMs, rollups }),
+      )
       if (values.json) console.log(JSON.stringify({ since: query.since, until: query.until, by: result.by, groups: result.groups, rankings: result.rankings }))
       else console.log(render(result, query.since, query.until))
       return 0

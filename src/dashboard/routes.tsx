@@ -68,7 +68,7 @@ export function comparisonFragment(deps: DashboardDeps) {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
     const config = deps.config()
-    const { stats, out } = await withSources(readSources(deps, false, { since: window.since, until: statsReadPeriod(window).until }, true), async ({ dbs }) => ({
+    const { stats, out } = await withSources(() => readSources(deps, false, { since: window.since, until: statsReadPeriod(window).until }, true), async ({ dbs }) => ({
       stats: await computeStats(dbs, { since: window.since, until: window.until, by: 'provider' }, { pricing: config.pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
       out: fallbacksOut(await fallbackCounts(dbs, window.since, window.until)),
     }))
@@ -80,7 +80,7 @@ export function seriesFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const nowMs = deps.clock.now()
     const window = parseWindow(readQuery(c), nowMs)
-    const series = await withSources(readSources(deps, false, { since: window.since, until: window.until }, true), ({ dbs }) => timeSeries(dbs, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups }))
+    const series = await withSources(() => readSources(deps, false, { since: window.since, until: window.until }, true), ({ dbs }) => timeSeries(dbs, window, { nowMs, cache: deps.statsCache, rollups: deps.rollups }))
     return render(c, <SeriesView series={series} providers={providersOf(deps.config())} nowMs={nowMs} />)
   }
 }
@@ -104,7 +104,7 @@ export function storyFragment(deps: DashboardDeps) {
 export function didCallFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const query = parseDidCallInput(readQuery(c), deps.clock.now())
-    const answer = await withSources(readSources(deps, query.archives, { since: query.since, until: query.until }, true), (sources) => didCall(sources.live, query, sources.archives))
+    const answer = await withSources(() => readSources(deps, query.archives, { since: query.since, until: query.until }, true), (sources) => didCall(sources.live, query, sources.archives))
     return render(c, <DidCallAnswerView answer={answer} />)
   }
 }

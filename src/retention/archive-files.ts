@@ -6,7 +6,7 @@
  * are read through a decompressed copy in `<archive_dir>/.cache/`.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { ArchiveError } from '../errors.ts'
@@ -62,7 +62,9 @@ export function ident(name: string): string {
  * was already compressed is decompressed back to `.db` first (a late row
  * for a closed month). The schema is brought up to the live database's:
  * request_log exactly, each side table from the live definition (columns
- * added since are added), and the indexes of those tables.
+ * added since are added), and the indexes of those tables. That is a write
+ * transaction, which a reader of the file can make busy: the caller retries
+ * (a second call finds the file made or decompressed).
  */
 export function openArchiveForWrite(dir: string, month: string, live: Database, sides: readonly SideTable[]): Database {
   mkdirSync(dir, { recursive: true })
@@ -73,11 +75,56 @@ export function openArchiveForWrite(dir: string, month: string, live: Database, 
     unlinkSync(packed)
     syncDir(dir)
   }
-  const db = new Database(path, { create: true, strict: true })
+  if (!existsSync(path)) createArchive(dir, path, live, sides)
+  const db = openArchiveWriter(path, false)
+  try {
+    ensureArchiveSchema(db, live, sides)
+    return db
+  } catch (error) {
+    // Busy (a reader's lock): the caller may open it again.
+    db.close()
+    throw error
+  }
+}
+
+/**
+ * The connection the mover writes a month with. Its rollback journal is kept between transactions
+ * (TRUNCATE), not deleted after each: a reader (read-only) that sees a journal there, and finds it
+ * gone when it opens it, must take it for a crash's and fails (SQLITE_READONLY_ROLLBACK, "attempt to
+ * write a readonly database"), which a read of the month failed with now and then during every run.
+ */
+function openArchiveWriter(path: string, create: boolean): Database {
+  const db = new Database(path, { create, readwrite: true, strict: true })
   db.exec('PRAGMA busy_timeout = 0')
   db.exec('PRAGMA synchronous = FULL')
-  ensureArchiveSchema(db, live, sides)
+  db.exec('PRAGMA journal_mode = TRUNCATE')
   return db
+}
+
+/**
+ * Makes a new month's file with its tables under a temporary name, then renames it into place: a
+ * read listing the archives in between found an empty database ("no such table: request_log"), and
+ * would have found one for good had the run failed before the tables were committed.
+ */
+function createArchive(dir: string, path: string, live: Database, sides: readonly SideTable[]): void {
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  try {
+    const db = openArchiveWriter(tmp, true)
+    try {
+      ensureArchiveSchema(db, live, sides)
+    } finally {
+      db.close()
+    }
+    renameSync(tmp, path)
+    syncDir(dir)
+  } catch (error) {
+    rmSync(tmp, { force: true })
+    if (error instanceof Error) error.message = `cannot make ${path} (${tmp}): ${error.message}`
+    throw error
+  } finally {
+    // The kept (empty) journal of the temporary name.
+    rmSync(`${tmp}-journal`, { force: true })
+  }
 }
 
 function ensureArchiveSchema(archive: Database, live: Database, sides: readonly SideTable[]): void {
@@ -115,18 +162,29 @@ export async function compressArchive(dir: string, month: string): Promise<void>
   const path = archivePath(dir, month)
   // Opening read-write rolls back a hot journal left by a crash, so the bytes are a whole database.
   const settle = new Database(path, { readwrite: true, create: false })
-  settle.exec('PRAGMA busy_timeout = 5000')
-  settle.query('SELECT count(*) FROM request_log').get()
-  settle.close()
-  // Asynchronous (off the event loop) where it can be: inside `serve` the router keeps running.
-  const bytes = Buffer.from(await Bun.file(path).bytes())
-  const packed = await Bun.zstdCompress(bytes, { level: 9 })
-  if (!(await Bun.zstdDecompress(packed)).equals(bytes)) {
-    throw new ArchiveError(`archive: compressing ${path} did not round-trip; kept the .db`)
+  try {
+    settle.exec('PRAGMA busy_timeout = 5000')
+    settle.query('SELECT count(*) FROM request_log').get()
+    // Asynchronous (off the event loop) where it can be: inside `serve` the router keeps running.
+    const bytes = Buffer.from(await Bun.file(path).bytes())
+    const packed = await Bun.zstdCompress(bytes, { level: 9 })
+    if (!(await Bun.zstdDecompress(packed)).equals(bytes)) {
+      throw new ArchiveError(`archive: compressing ${path} did not round-trip; kept the .db`)
+    }
+    writeFileDurably(archivePath(dir, month, true), packed)
+    // The .db and its (empty) journal go under an exclusive lock: a reader that has the file open
+    // looks at the journal only under its shared lock, and one gone between its look and its open
+    // would be taken for a crash's (see openArchiveWriter).
+    settle.exec('BEGIN EXCLUSIVE')
+    try {
+      unlinkSync(path)
+      rmSync(`${path}-journal`, { force: true })
+    } finally {
+      settle.exec('ROLLBACK')
+    }
+  } finally {
+    settle.close()
   }
-  writeFileDurably(archivePath(dir, month, true), packed)
-  unlinkSync(path)
-  rmSync(`${path}-journal`, { force: true })
   syncDir(dir)
 }
 
@@ -327,10 +385,10 @@ export function deleteArchive(dir: string, month: string): void {
 /** Removes cached copies whose compressed archive is gone, and what a crash left while making one. */
 export function pruneCache(dir: string): void {
   // The server makes its copies beside the archives (prepareReadable), and the job writes a month
-  // compressed or decompressed there (writeFileDurably): a crash leaves the temp file there.
+  // compressed or decompressed there (writeFileDurably), or a new one (createArchive): a crash leaves the temp file there.
   for (const name of existsSync(dir) ? readdirSync(dir) : []) {
     const path = join(dir, name)
-    if (/^\.request_log-.*\.tmp$/.test(name) && leftByCrash(path)) rmSync(path, { force: true })
+    if (/^\.request_log-.*\.tmp(-journal)?$/.test(name) && leftByCrash(path)) rmSync(path, { force: true })
   }
   if (!existsSync(cacheDir(dir))) return
   for (const name of readdirSync(cacheDir(dir))) {

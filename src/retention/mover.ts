@@ -9,7 +9,9 @@
  *      column, with the live rows (a row already in the archive under the
  *      same id must be identical, or nothing is deleted);
  *   3. delete: remove them from the live database in one short transaction
- *      (with the stats' stored slices that held them).
+ *      (with the stats' stored slices that held them; the first such
+ *      transaction of a run for a month raises ARCHIVE_FILLS_KEY, which the
+ *      reads watch: see read-sources.ts).
  *
  * A kill before 3 commits leaves rows in both places; the next run's
  * INSERT OR IGNORE skips them, the check passes and the delete finishes.
@@ -35,6 +37,14 @@ export const ARCHIVED_MAX_ID_KEY = 'archive.max_id'
  * of the window: did-call would say "no" for a call that was made.
  */
 export const ARCHIVED_THROUGH_KEY = 'archive.through'
+/**
+ * witness_state key: a count the mover raises, in the transaction that deletes them, with the first
+ * rows each run deletes after copying them into a month's file (made or decompressed by that run,
+ * perhaps). A read lists the month files before it reads the live file: it reads this before it
+ * lists them and after it has read, and reads again when it moved (read-sources.ts withSources),
+ * since rows moved meanwhile into a file it did not list are in neither place it looked.
+ */
+export const ARCHIVE_FILLS_KEY = 'archive.fills'
 
 export interface BatchEvent {
   phase: 'copied' | 'deleted'
@@ -71,15 +81,16 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     ...options.sides.filter((s) => tableExists(live, s.table)).map((s) => ({ name: s.table, key: s.key })),
   ].map((t) => ({ ...t, columns: columnsOf(live, t.name) }))
   const archives = new Map<string, Database>()
-  const archiveFor = (month: string) => {
+  const budget = options.busyBudgetMs ?? 10_000
+  // Opening brings the file's schema up to date, a write that a server reading the month can make busy.
+  const archiveFor = async (month: string) => {
     let db = archives.get(month)
     if (!db) {
-      db = openArchiveForWrite(options.dir, month, live, options.sides)
+      db = await retryWhileBusy(`archive: opening request_log-${month}.db`, () => openArchiveForWrite(options.dir, month, live, options.sides), budget)
       archives.set(month, db)
     }
     return db
   }
-  const budget = options.busyBudgetMs ?? 10_000
 
   const selectOldest = live.query(
     `SELECT id, timestamp FROM request_log
@@ -119,8 +130,13 @@ export function createMover(live: Database, options: MoverOptions): Mover {
   const hasState = tableExists(live, 'witness_state')
   const hasStoredSlices = hasSliceTable(live)
   const movesChain = hasState && tables.some((t) => t.name === 'log_chain')
+  // The months this run has deleted rows of: the first deletion of each raises ARCHIVE_FILLS_KEY.
+  const filling = new Set<string>()
   const deleteBatch = live.transaction((ids: string, months: string[], maxId: number, throughMs: number) => {
     const at = new Date(options.now()).toISOString()
+    // After the file was made (or decompressed) and before any row in it left the live file: a read
+    // that listed the archives before the file was there sees the count move, and reads again.
+    if (hasState && months.some((m) => !filling.has(m))) writeState(live, ARCHIVE_FILLS_KEY, String(Number(readState(live, ARCHIVE_FILLS_KEY) ?? 0) + 1), at)
     // Their months are known to hold rows from now on, so a read can tell a month file gone missing.
     recordArchiveMonths(live, months, at)
     // The head stays known when every chain entry has moved out (see chainHead).
@@ -159,7 +175,7 @@ export function createMover(live: Database, options: MoverOptions): Mover {
       }
       for (const [month, ids] of byMonth) {
         try {
-          const archive = archiveFor(month)
+          const archive = await archiveFor(month)
           await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
         } catch (error) {
           // SQLite's "database or disk is full" names no file: the operator needs to know which disk.
@@ -169,8 +185,9 @@ export function createMover(live: Database, options: MoverOptions): Mover {
       }
       const all = [...byMonth.values()].flat()
       options.onBatch?.({ phase: 'copied', ids: all, months: [...byMonth.keys()] })
-      for (const [month, ids] of byMonth) verify(archiveFor(month), month, JSON.stringify(ids))
+      for (const [month, ids] of byMonth) verify(await archiveFor(month), month, JSON.stringify(ids))
       await retryWhileBusy('archive: deleting archived rows from the live database', () => deleteBatch.immediate(JSON.stringify(all), [...byMonth.keys()], maxId, throughMs), budget)
+      for (const month of byMonth.keys()) filling.add(month)
       options.onBatch?.({ phase: 'deleted', ids: all, months: [...byMonth.keys()] })
       return new Map([...byMonth].map(([month, ids]) => [month, ids.length]))
     },

@@ -8,19 +8,32 @@
  * next time. Opening is cheap (a read-only SQLite open per month); a
  * compressed month is decompressed to the cache once per version of the
  * file, off the event loop.
+ *
+ * A read lists the month files, then reads the live file and the files it
+ * opened. The archive job commits each batch to its month's file before it
+ * deletes it from the live file, so a row the read misses in the live file
+ * is in a file it opened, unless that file was made (a new month: the first
+ * run after a month ends) or decompressed (a late row for a compressed
+ * month) after the listing. The job raises ARCHIVE_FILLS_KEY with the first
+ * rows of each month it deletes in a run: a read that saw it move while it
+ * ran is done again on a fresh listing (withSources), rather than answering
+ * without those rows (did-call saying "no" for a call that was made). No
+ * read transaction is held across the listing for that: the server's read
+ * connection is shared by every request, and a snapshot held through a
+ * long read kept the WAL from starting over.
  */
 import type { Database } from 'bun:sqlite'
 import { existsSync } from 'node:fs'
 import { isoTime } from '../clock.ts'
-import { ArchivesUnavailableError } from '../errors.ts'
-import type { Source } from '../telemetry/across.ts'
-import type { PageKey } from '../telemetry/queries.ts'
+import { ArchivesMovingError, ArchivesUnavailableError } from '../errors.ts'
+import { type Source, listAcross } from '../telemetry/across.ts'
+import type { LogRow, PageKey, RequestFilter } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
 import { prunedMonths } from '../proof/pruned.ts'
 import { listArchives } from './archive-files.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from './archive-months.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
-import { ARCHIVED_THROUGH_KEY } from './mover.ts'
+import { ARCHIVED_THROUGH_KEY, ARCHIVE_FILLS_KEY } from './mover.ts'
 import { monthOfMs, nextMonthStartMs } from './months.ts'
 
 export interface ReadSources {
@@ -31,6 +44,12 @@ export interface ReadSources {
   sources: Source[]
   /** The same databases, without their bounds. */
   dbs: Database[]
+  /**
+   * Whether the archive job has begun moving rows into a month file since the archives were listed
+   * (ARCHIVE_FILLS_KEY moved): a read over these may have missed rows, gone from the live file into
+   * a file it did not list. Always false for the live file alone.
+   */
+  moved(): boolean
   close(): void
 }
 
@@ -111,24 +130,79 @@ export function archivesMissing(live: Database, dir: string): string[] {
  * (archives not asked for), else with the archives of the months in `period`.
  */
 export async function openReadSources(live: Database, archiveDir: string | null, period: ReadPeriod = {}): Promise<ReadSources> {
+  // Read before the listing: a file made after it is then seen to have been (ReadSources.moved).
+  const fills = archiveDir === null ? null : readState(live, ARCHIVE_FILLS_KEY)
   const opened = archiveDir === null ? [] : (await openArchivesFor(archiveDir, ...periodMs(period))).reverse()
   const archives = opened.map((a) => a.db)
+  let closed = false
   return {
     live,
     archives,
     sources: [{ db: live }, ...opened.map((a) => ({ db: a.db, olderThan: isoTime(nextMonthStartMs(a.month)) }))],
     dbs: [live, ...archives],
-    close: () => closeArchives(opened),
+    moved: () => archiveDir !== null && readState(live, ARCHIVE_FILLS_KEY) !== fills,
+    close: () => {
+      if (closed) return
+      closed = true
+      closeArchives(opened)
+    },
   }
 }
 
-/** Runs `read` over sources being opened, and closes them after. */
-export async function withSources<T>(sources: Promise<ReadSources>, read: (sources: ReadSources) => T | Promise<T>): Promise<T> {
-  const opened = await sources
+/** How many times a read is done before ArchivesMovingError, while the archive job keeps beginning month files under it. */
+export const READ_TRIES = 3
+
+/**
+ * Runs `read` over sources `open` opens, and closes them after. When the archive job began moving
+ * rows into a month file meanwhile (ReadSources.moved), the answer may lack them: it is read again
+ * over sources opened anew, at most READ_TRIES times in all (then ArchivesMovingError). The job
+ * begins a month file once per month per run, so a second read almost always stands.
+ */
+export async function withSources<T>(open: () => Promise<ReadSources>, read: (sources: ReadSources) => T | Promise<T>): Promise<T> {
+  for (let tries = 1; ; tries++) {
+    const sources = await open()
+    try {
+      const answer = await read(sources)
+      if (!sources.moved()) return answer
+    } finally {
+      sources.close()
+    }
+    if (tries >= READ_TRIES) throw new ArchivesMovingError(tries)
+  }
+}
+
+/**
+ * Every row matching `filter` from `before` on (at most `max`), a page at a time, as walkAcross
+ * reads them, over `first` and then sources `open` opens anew: a page read while the archive job
+ * began moving rows into a month file (ReadSources.moved) is read again from the same cursor over
+ * a fresh listing (at most READ_TRIES times). For a streamed export, which lasts as long as its
+ * client takes: no read is held between pages. The sources open are closed when it ends or is
+ * returned.
+ */
+export async function* pagesAcross(first: ReadSources, open: () => Promise<ReadSources>, filter: RequestFilter, before: PageKey | undefined, max = Infinity, pageSize = 1000): AsyncGenerator<LogRow[]> {
+  let sources: ReadSources | null = first
   try {
-    return await read(opened)
+    let key = before
+    let sent = 0
+    while (sent < max) {
+      const want = Math.min(pageSize, max - sent)
+      let rows: LogRow[]
+      for (let tries = 1; ; tries++) {
+        sources ??= await open()
+        rows = listAcross(sources.sources, filter, want, key)
+        if (!sources.moved()) break
+        sources.close()
+        sources = null
+        if (tries >= READ_TRIES) throw new ArchivesMovingError(tries)
+      }
+      if (rows.length) yield rows
+      sent += rows.length
+      const last = rows[rows.length - 1]
+      if (rows.length < want || !last) return
+      key = { timestamp: last.timestamp, id: last.id }
+    }
   } finally {
-    opened.close()
+    sources?.close()
   }
 }
 

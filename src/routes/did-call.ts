@@ -12,6 +12,6 @@ export function didCallRoute(deps: ReadDeps) {
     // An agent's token reads its own calls, named or not (any other agent is refused below).
     const query = parseDidCallInput(readQuery(c), deps.clock.now(), readableAgent(c, undefined))
     readableAgent(c, query.agent)
-    return c.json(await withSources(readSources(deps, query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives)))
+    return c.json(await withSources(() => readSources(deps, query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives)))
   }
 }

@@ -9,6 +9,6 @@ import { type ReadDeps, readSources } from './requests.ts'
 export function fallbacksRoute(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>) {
   return async (c: Context) => {
     const { since, until, archives } = parseSpanInput(readQuery(c), deps.clock.now())
-    return c.json({ since, until, fallbacks: await withSources(readSources(deps, archives, { since, until }, true), ({ dbs }) => fallbackCounts(dbs, since, until)) })
+    return c.json({ since, until, fallbacks: await withSources(() => readSources(deps, archives, { since, until }, true), ({ dbs }) => fallbackCounts(dbs, since, until)) })
   }
 }

@@ -13,8 +13,8 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archiveDirFor, openReadSources } from '../retention/read-sources.ts'
-import { listAcross, storyAcross, walkAcross } from '../telemetry/across.ts'
+import { type ReadPeriod, type ReadSources, archiveDirFor, openReadSources, pagesAcross, withSources } from '../retention/read-sources.ts'
+import { listAcross, storyAcross } from '../telemetry/across.ts'
 import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import type { StatsCache } from '../telemetry/stats-window.ts'
@@ -46,15 +46,12 @@ export function listRequestsRoute(deps: ReadDeps) {
   return async (c: Context) => {
     const input = parseListInput(readQuery(c), deps.clock.now())
     const filter = { ...input.filter, agent: readableAgent(c, input.filter.agent) }
-    const sources = await readSources(deps, input.archives, { ...filter, before: input.before })
-    if (input.format !== 'json') return exportResponse(sources, filter, input.before, input.limit, input.format)
-    try {
-      const limit = input.limit ?? DEFAULT_LIMIT
-      const page = pageOf(listAcross(sources.sources, filter, limit + 1, input.before), limit)
-      return c.json({ rows: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null })
-    } finally {
-      sources.close()
-    }
+    const open = () => readSources(deps, input.archives, { ...filter, before: input.before })
+    // Opened here, so a read that cannot search the archives it needs is a 503, not a stream cut short.
+    if (input.format !== 'json') return exportResponse(await open(), open, filter, input.before, input.limit, input.format)
+    const limit = input.limit ?? DEFAULT_LIMIT
+    const page = await withSources(open, (sources) => pageOf(listAcross(sources.sources, filter, limit + 1, input.before), limit))
+    return c.json({ rows: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null })
   }
 }
 
@@ -66,31 +63,34 @@ const CONTENT_TYPES: Record<Exclude<ExportFormat, 'json'>, string> = {
 /**
  * Streams the selection a page at a time, so an export of millions of rows
  * holds no more than a page and the event loop is given back between pages.
- * The sources are closed when the stream ends or the client goes away.
+ * A page read while the archive job began a month file is read again over
+ * sources opened anew (pagesAcross). The sources are closed when the stream
+ * ends or the client goes away.
  */
-function exportResponse(sources: ReadSources, filter: RequestFilter, before: PageKey | undefined, max: number | undefined, format: 'ndjson' | 'csv'): Response {
+function exportResponse(sources: ReadSources, open: () => Promise<ReadSources>, filter: RequestFilter, before: PageKey | undefined, max: number | undefined, format: 'ndjson' | 'csv'): Response {
   const encoder = new TextEncoder()
-  const pages = walkAcross(sources.sources, filter, before, max)
+  const pages = pagesAcross(sources, open, filter, before, max)
   const line = (row: LogRow) => (format === 'csv' ? csvLine(LOG_COLUMNS.map((c) => row[c])) : `${JSON.stringify(row)}\n`)
   let header = format === 'csv' ? csvLine(LOG_COLUMNS) : ''
-  const finish = () => {
-    pages.return(undefined)
+  const finish = async () => {
+    await pages.return(undefined)
+    // Not closed by a return before the first page (a generator not yet started runs no finally).
     sources.close()
   }
   const body = new ReadableStream<Uint8Array>({
-    pull(controller) {
+    async pull(controller) {
       let next: IteratorResult<LogRow[]>
       try {
-        next = pages.next()
+        next = await pages.next()
       } catch (error) {
-        finish()
+        await finish()
         throw error
       }
       const text = header + (next.done ? '' : next.value.map(line).join(''))
       header = ''
       if (text) controller.enqueue(encoder.encode(text))
       if (next.done) {
-        finish()
+        await finish()
         controller.close()
       }
     },
@@ -108,18 +108,16 @@ export function requestStoryRoute(deps: ReadDeps) {
     const { archives } = parseStoryInput(readQuery(c))
     const id = Number(text)
     // The id says nothing of its month: with archives, every archive file is looked in (one primary-key lookup each).
-    const sources = await readSources(deps, archives)
-    try {
-      const found = storyAcross(sources.dbs, id)
-      // Another agent's row is not there for an agent token: a 403 would tell it that the row exists, and whose it is.
-      const own = readableAgent(c, undefined)
-      if (!found || (own !== undefined && found.row.agent_name !== own)) {
-        throw new NotFoundError(`no row with id ${id}${own !== undefined ? ` of agent "${own}"` : ''}${archives ? ' in the live database or the archives' : ''}`)
-      }
+    const found = await withSources(() => readSources(deps, archives), (sources) => {
+      const story = storyAcross(sources.dbs, id)
       // Checkpoints stay in the live database; the row's chain entry is wherever the row is.
-      return c.json({ ...found, proof: proofOf(sources.dbs, id, deps.store.reader) })
-    } finally {
-      sources.close()
+      return story && { ...story, proof: proofOf(sources.dbs, id, deps.store.reader) }
+    })
+    // Another agent's row is not there for an agent token: a 403 would tell it that the row exists, and whose it is.
+    const own = readableAgent(c, undefined)
+    if (!found || (own !== undefined && found.row.agent_name !== own)) {
+      throw new NotFoundError(`no row with id ${id}${own !== undefined ? ` of agent "${own}"` : ''}${archives ? ' in the live database or the archives' : ''}`)
     }
+    return c.json(found)
   }
 }

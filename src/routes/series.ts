@@ -10,6 +10,6 @@ export function seriesRoute(deps: ReadDeps) {
   return async (c: Context) => {
     const nowMs = deps.clock.now()
     const query = parseSeriesInput(readQuery(c), nowMs)
-    return c.json(await withSources(readSources(deps, query.archives, query, true), ({ dbs }) => timeSeries(dbs, query, { nowMs, cache: deps.statsCache, rollups: deps.rollups })))
+    return c.json(await withSources(() => readSources(deps, query.archives, query, true), ({ dbs }) => timeSeries(dbs, query, { nowMs, cache: deps.statsCache, rollups: deps.rollups })))
   }
 }

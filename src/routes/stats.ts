@@ -12,7 +12,7 @@ export function statsRoute(deps: ReadDeps) {
     const nowMs = deps.clock.now()
     const query = parseStatsInput(readQuery(c), nowMs)
     const agent = readableAgent(c, query.agent)
-    const result = await withSources(readSources(deps, query.archives, statsReadPeriod(query), true), ({ dbs }) =>
+    const result = await withSources(() => readSources(deps, query.archives, statsReadPeriod(query), true), ({ dbs }) =>
       computeStats(dbs, { ...query, agent }, { pricing: deps.config().pricing, nowMs, cache: deps.statsCache, rollups: deps.rollups }),
     )
     return c.json({ since: query.since, until: query.until, by: result.by, ...(agent !== undefined ? { agent } : {}), groups: result.groups, rankings: result.rankings })

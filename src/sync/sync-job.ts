@@ -13,7 +13,8 @@
  * Offline: the commit stays local and the report says how many commits and
  * rows wait; the next run that reaches the remote pushes them. A new clone
  * exports only once it has seen the remote, so it never rewrites a day file
- * that already exists there. One run at a time (`<work_dir>.lock`).
+ * that already exists there. One run at a time (`<work_dir>.lock`); a git a
+ * killed run left running is ended first (`<work_dir>.lock.git`, git.ts).
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -29,7 +30,7 @@ import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
 import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
-import { createGit } from './git.ts'
+import { createGit, endLeftoverGit } from './git.ts'
 import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
 export interface SyncJobOptions {
@@ -80,12 +81,20 @@ export function syncLockPath(workDir: string): string {
   return `${workDir.replace(/\/+$/, '')}.lock`
 }
 
+/** Where the process group of the git a run is running is recorded (git.ts endLeftoverGit). */
+export function syncGitGroupPath(workDir: string): string {
+  return `${syncLockPath(workDir)}.git`
+}
+
 /** Runs the sync once. Throws JobBusyError when another run holds the lock, SyncError when git fails locally. */
 export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
   const { sync, machine } = options
   const lock = takeJobLock('sync', syncLockPath(sync.workDir), options.now)
   try {
-    const git = createGit({ cwd: sync.workDir, token: options.token, user: options.user, env: options.env, timeoutMs: options.gitTimeoutMs })
+    const groupFile = syncGitGroupPath(sync.workDir)
+    // A run killed while git ran (SIGKILL, an OOM kill) left it running: it is ended before the clone is touched.
+    await endLeftoverGit(groupFile)
+    const git = createGit({ cwd: sync.workDir, token: options.token, user: options.user, env: options.env, timeoutMs: options.gitTimeoutMs, groupFile })
     const clone = await prepareClone(git, sync.workDir, sync.remote, sync.branch, machine)
     const remote = await updateFromRemote(git, sync.branch)
 

@@ -17,7 +17,8 @@
  * whatever it is by the time its page is read (its retry, written since,
  * is not seen: counted as failed, it would be counted twice). A fold
  * during which the archive job moved rows (the delete epoch moved) is
- * done again.
+ * done again, over every file: the rows moved may be in a file the first
+ * fold left out (by its span, read before they moved).
  */
 import type { Database } from 'bun:sqlite'
 import { type PageKey, type StatRow, databasesOf, idRange, newestFirst, statRowsPage } from './queries.ts'
@@ -84,6 +85,8 @@ export async function foldStepwise(
     const folded = await foldWithin(all, rowsIn, from, to, pace, bounds)
     if (tries >= FOLD_TRIES || deleteEpoch(all[0]!) === bounds.head.epoch) return folded
     bounds = foldBounds(all)
+    // Rows moved meanwhile may now be in a file `rowsIn` left out (its span, read before, did not reach the slice).
+    rowsIn = all
   }
 }
 

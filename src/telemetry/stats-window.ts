@@ -86,6 +86,8 @@ export interface StatsOptions {
   cache?: StatsCache
   /** The live file's stored slices (slice-rollups.ts). */
   rollups?: SliceRollups
+  /** Gives the event loop back between slices and every few rows (default: once it has been held YIELD_EVERY_MS); a test seam. */
+  pace?: () => Promise<void>
 }
 
 interface CachedDb {
@@ -207,7 +209,7 @@ export async function slicePartials(
   source: Database | readonly Database[],
   since: string,
   until: string,
-  options: { nowMs: number; cache?: StatsCache; rollups?: SliceRollups },
+  options: { nowMs: number; cache?: StatsCache; rollups?: SliceRollups; pace?: () => Promise<void> },
 ): Promise<{ from: string; partial: SlicePartial }[]> {
   const dbs = databasesOf(source)
   // The cache and the stored slices hold slices of one database: a read across several does without them.
@@ -216,6 +218,9 @@ export async function slicePartials(
   const rollups = single && options.rollups?.db === single ? options.rollups : undefined
   const out: { from: string; partial: SlicePartial }[] = []
   if (single) cache?.revalidate(single)
+  // Read before the spans: the spans say which files hold a slice's rows only while no rows have
+  // moved since (the archive job moves rows out of the live file into a file whose span it widens).
+  const spansEpoch = deleteEpoch(dbs[0]!)
   const spans = dbs.flatMap((db) => {
     const span = timeSpan(db)
     return span ? [{ db, ...span }] : []
@@ -227,7 +232,7 @@ export async function slicePartials(
   const lastMs = canonicalMs(spans.map((s) => s.last).sort().at(-1)!)
   const from = isoTime(firstMs === null ? Date.parse(since) : Math.max(Date.parse(since), Math.floor(firstMs / SLICE_MS) * SLICE_MS))
   const to = isoTime(lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), (Math.floor(lastMs / SLICE_MS) + 1) * SLICE_MS))
-  const giveBack = yielder()
+  const giveBack = options.pace ?? yielder()
   const slices = slicesOf(from, to).map((slice) => ({ ...slice, sealed: single !== null && slice.whole && slice.toMs <= options.nowMs - SEAL_AFTER_MS }))
   // The sealed slices the cache lacks are read from storage in one go (a cold call: the whole window),
   // and cached in the same turn as the cache's look at the rows added since (revalidate), which
@@ -258,11 +263,11 @@ export async function slicePartials(
     }
     // Only the files holding rows of the slice's time are read (an archive holds one month); a
     // sealed slice of the live file is folded whole, to be stored. A few ms at a time (fold-stepwise.ts).
-    const holding = sealed && rollups ? [single!] : spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
+    bounds ??= foldBounds(dbs)
+    const holding = sealed && rollups ? [single!] : bounds.head.epoch !== spansEpoch ? dbs : spans.filter((s) => s.first < slice.to && s.last >= slice.from).map((s) => s.db)
     let partial: SlicePartial
     if (!holding.length) partial = foldSlice(dbs, [])
     else {
-      bounds ??= foldBounds(dbs)
       const folded = await foldStepwise(dbs, slice.from, slice.to, giveBack, holding, bounds)
       if (sealed) rollups?.keepFolded(folded, options.nowMs)
       if (sealed && finalAtMs(folded.partial, slice.toMs) <= options.nowMs) cache?.setFolded(single!, folded)
