@@ -183,6 +183,19 @@ export class ArchivesUnavailableError extends WitnessError {
 }
 
 /**
+ * A month's archive file holds a batch half written by a killed archive run, and this reader may not
+ * roll it back (the file is another user's): its rows cannot be read until the next archive run.
+ */
+export class ArchiveHalfWrittenError extends WitnessError {
+  override name = 'ArchiveHalfWrittenError'
+  constructor(path: string, cause: string) {
+    super('archives_unavailable', 503, `${path} holds a batch half written by a killed archive run, and this reader cannot roll it back (${cause}); the next archive run will`, {
+      details: { archive: path },
+    })
+  }
+}
+
+/**
  * A read over the live file and the monthly archives found, every time it was done, that the
  * archive job had begun moving rows into a month file it had not listed (read-sources.ts
  * withSources): its answer could leave those rows out. Worth sending again in a moment.

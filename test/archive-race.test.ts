@@ -10,14 +10,14 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterEach, describe, expect, test } from 'bun:test'
-import { readdirSync } from 'node:fs'
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import { closeArchives, openArchivesFor } from '../src/retention/archive-query.ts'
 import { createMover } from '../src/retention/mover.ts'
-import { type ReadSources, openReadSources, pagesAcross, withSources } from '../src/retention/read-sources.ts'
+import { type ReadSources, openReadSources, openSourcesFor, pagesAcross, withSources } from '../src/retention/read-sources.ts'
 import { SIDE_TABLES } from '../src/retention/side-tables.ts'
 import { listAcross, storyAcross } from '../src/telemetry/across.ts'
 import { didCall } from '../src/telemetry/did-call.ts'
@@ -103,6 +103,50 @@ describe('a read that listed the archives before the archive job made a new mont
     const ids: number[] = []
     for await (const page of pagesAcross(first, t.open, {}, undefined, Infinity, 3)) ids.push(...page.map((r: LogRow) => r.id))
     expect(ids).toEqual([...t.ids].reverse())
+  })
+})
+
+describe('what a read watches is its own period', () => {
+  test('a read of September is not read again when the job begins October\'s file', async () => {
+    const t = await beforeOctoberIsArchived()
+    const period = { since: SINCE, until: '2026-10-01T00:00:00.000Z' }
+    let reads = 0
+    const answer = await withSources(
+      () => openReadSources(t.reader, t.archiveDir, period),
+      async (s) => {
+        if (reads++ === 0) await t.archive(NOW)
+        return didCall(s.live, { agent: 'ezra', provider: 'kimi', ...period }, s.archives).calls
+      },
+    )
+    expect(t.files()).toEqual(['request_log-2026-09.db.zst', 'request_log-2026-10.db.zst'])
+    expect([answer, reads]).toEqual([5, 1])
+  })
+
+  test('an answer from the live file alone (its window after the rows archived) is read again, with the archives, when an early move (past max_db_mb) takes rows of its window out', async () => {
+    const dir = tempDir()
+    const livePath = join(dir, 'witness.db')
+    const archiveDir = join(dir, 'archive')
+    const ids = await seedRows(livePath, Array.from({ length: 10 }, (_, i) => ({ timestamp: new Date(NOW - (10 - i) * 60_000).toISOString() })))
+    const live = await openLiveForJob(livePath, 'test')
+    const mover = createMover(live, { dir: archiveDir, sides: SIDE_TABLES, now: () => NOW })
+    closers.push(() => live.close(), () => mover.close())
+    const reader = new Database(livePath, { readonly: true, strict: true })
+    closers.push(() => reader.close())
+    const since = new Date(NOW - 3_600_000).toISOString()
+    const read = { asked: false, answer: true, period: { since } }
+    let reads = 0
+    const answer = await withSources(
+      () => openSourcesFor(reader, archiveDir, read),
+      async (s) => {
+        if (reads++ === 0) {
+          expect(s.archives).toHaveLength(0)
+          await mover.move(mover.oldest(new Date(NOW).toISOString(), 100).slice(0, 4))
+        }
+        return didCall(s.live, { agent: 'ezra', provider: 'kimi', since }, s.archives).calls
+      },
+    )
+    expect(live.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: ids.length - 4 })
+    expect([answer, reads]).toEqual([10, 2])
   })
 })
 
@@ -223,5 +267,41 @@ describe('reading the archives while `witness archive` runs in another process',
     expect(reads).toBeGreaterThan(0)
     expect(failures).toEqual([])
     expect(readdirSync(archiveDir).filter((n) => n.startsWith('request_log-') && !n.endsWith('-journal')).sort()).toEqual(months.map((m) => `request_log-${m}.db`))
+  })
+})
+
+describe('a month file whose writer was killed mid-batch (a hot journal)', () => {
+  test('is rolled back by the first read, which finds the rows from before the batch, rather than failing until the next archive run', async () => {
+    const { archiveDir, files } = await beforeOctoberIsArchived()
+    // September's file as the job leaves a month it is filling: a .db.
+    const packed = join(archiveDir, files()[0]!)
+    const path = packed.replace(/\.zst$/, '')
+    writeFileSync(path, Bun.zstdDecompressSync(readFileSync(packed)))
+    rmSync(packed)
+    const before = new Database(path, { readonly: true })
+    const rows = (before.query('SELECT count(*) AS n FROM request_log').get() as { n: number }).n
+    before.close()
+    // A writer as the mover's (journal kept), killed -9 inside a transaction big enough to have
+    // spilled pages into the file: its journal is hot.
+    const script = `
+      const { Database } = require('bun:sqlite')
+      const db = new Database(${JSON.stringify(path)})
+      db.exec('PRAGMA journal_mode = TRUNCATE; PRAGMA cache_size = 2; BEGIN')
+      const insert = db.query("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status) VALUES ('2026-09-20T00:00:00.000Z', 'ezra', 'kimi', 'm', 'e', 'success')")
+      for (let i = 0; i < 3000; i++) insert.run()
+      console.log('inside')
+      await Bun.sleep(60_000)`
+    const writer = Bun.spawn([BUN, '-e', script], { stdout: 'pipe', stderr: 'inherit' })
+    const reader = writer.stdout.getReader()
+    await reader.read()
+    writer.kill('SIGKILL')
+    await writer.exited
+    const readonly = new Database(path, { readonly: true })
+    expect(() => readonly.query('SELECT count(*) FROM request_log').get()).toThrow('readonly')
+    readonly.close()
+
+    const [archive] = await openArchivesFor(archiveDir, Date.parse('2026-09-01T00:00:00.000Z'), Date.parse('2026-09-30T00:00:00.000Z'))
+    closers.push(() => closeArchives([archive!]))
+    expect((archive!.db.query('SELECT count(*) AS n FROM request_log').get() as { n: number }).n).toBe(rows)
   })
 })

@@ -12,7 +12,7 @@ import { type Config, loadConfig } from '../config.ts'
 import { ConfigError, InvalidRequestError, type Issue } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archiveDirFor, openReadSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, openSourcesFor } from '../retention/read-sources.ts'
 import { UsageError } from './args.ts'
 
 export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
@@ -45,7 +45,7 @@ export function openForReading(values: { db?: string; config?: string; archives?
     async sources(archives, period, answer = false) {
       // As the server's reads (routes/requests.ts readSources).
       const horizonMs = ownConfig ? archivedBeforeMs(ownConfig.retention, Date.now()) : undefined
-      const sources = await openReadSources(db, archiveDirFor(db, archiveDir, { asked: archives, answer, period, horizonMs }), period)
+      const sources = await openSourcesFor(db, archiveDir, { asked: archives, answer, period, horizonMs })
       opened.push(sources)
       return sources
     },

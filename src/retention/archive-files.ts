@@ -9,7 +9,7 @@ import { Database } from 'bun:sqlite'
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { ArchiveError } from '../errors.ts'
+import { ArchiveError, ArchiveHalfWrittenError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
 import { tableExists } from '../jobs/job-db.ts'
 import { REQUEST_LOG_DDL, columnsOf } from '../telemetry/schema.ts'
@@ -357,12 +357,23 @@ export function openArchiveForAudit(dir: string, file: ArchiveFile): { db: Datab
   }
 }
 
-/** Opens an archive read-only (through the cache when compressed). */
+/**
+ * Opens an archive read-only (through the cache when compressed). A month whose writer was killed
+ * mid-batch (kill -9 of `witness archive`, a crash of the server's run) holds a hot journal, which
+ * a read-only connection cannot roll back: every read of the month failed ("attempt to write a
+ * readonly database") until the next archive run. It is rolled back here (recoverHotJournal).
+ */
 export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
   const open = (f: ArchiveFile) => {
-    const db = new Database(readablePath(dir, f), { readonly: true, strict: true })
+    const path = readablePath(dir, f)
+    const db = new Database(path, { readonly: true, strict: true })
     db.exec('PRAGMA busy_timeout = 5000')
-    return db
+    if (f.compressed || readable(db)) return db
+    db.close()
+    recoverHotJournal(path)
+    const again = new Database(path, { readonly: true, strict: true })
+    again.exec('PRAGMA busy_timeout = 5000')
+    return again
   }
   try {
     return open(file)
@@ -371,6 +382,39 @@ export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
     const now = listArchives(dir).find((f) => f.month === file.month)
     if (!now || now.path === file.path) throw error
     return open(now)
+  }
+}
+
+/** Whether a read-only connection can read its file: false when a hot journal needs rolling back first. */
+function readable(db: Database): boolean {
+  try {
+    db.query('SELECT count(*) FROM sqlite_master').get()
+    return true
+  } catch (error) {
+    if ((error as { code?: string }).code === 'SQLITE_READONLY_ROLLBACK') return false
+    db.close()
+    throw error
+  }
+}
+
+/**
+ * Rolls back the batch a killed writer left half-written in a month's file: the first read on a
+ * read-write connection does it, under an exclusive lock, as the next archive run would (a journal
+ * is only hot while no writer holds the file, so this never undoes a live run's work). Where the
+ * file may not be written (another user's), the read fails naming it.
+ */
+function recoverHotJournal(path: string): void {
+  try {
+    // A file this user may not write opens read-only all the same, and its read fails as before.
+    const db = new Database(path, { readwrite: true, create: false, strict: true })
+    try {
+      db.exec('PRAGMA busy_timeout = 5000')
+      db.query('SELECT count(*) FROM sqlite_master').get()
+    } finally {
+      db.close()
+    }
+  } catch (error) {
+    throw new ArchiveHalfWrittenError(path, (error as Error).message)
   }
 }
 

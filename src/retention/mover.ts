@@ -10,7 +10,7 @@
  *      same id must be identical, or nothing is deleted);
  *   3. delete: remove them from the live database in one short transaction
  *      (with the stats' stored slices that held them; the first such
- *      transaction of a run for a month raises ARCHIVE_FILLS_KEY, which the
+ *      transaction of a run for a month raises its ARCHIVE_FILLS_KEY, which the
  *      reads watch: see read-sources.ts).
  *
  * A kill before 3 commits leaves rows in both places; the next run's
@@ -38,13 +38,20 @@ export const ARCHIVED_MAX_ID_KEY = 'archive.max_id'
  */
 export const ARCHIVED_THROUGH_KEY = 'archive.through'
 /**
- * witness_state key: a count the mover raises, in the transaction that deletes them, with the first
- * rows each run deletes after copying them into a month's file (made or decompressed by that run,
- * perhaps). A read lists the month files before it reads the live file: it reads this before it
- * lists them and after it has read, and reads again when it moved (read-sources.ts withSources),
- * since rows moved meanwhile into a file it did not list are in neither place it looked.
+ * witness_state keys `archive.fills.YYYY-MM`: a count per month the mover raises, in the transaction
+ * that deletes them, with the first rows of that month each run deletes after copying them into the
+ * month's file (made or decompressed by that run, perhaps). A read lists the month files before it
+ * reads the live file: it reads the counts of its period's months before it lists them and after it
+ * has read, and reads again when one moved (read-sources.ts withSources), since rows moved meanwhile
+ * into a file it did not list are in neither place it looked. Per month, so that a run filling many
+ * months (a first run over years of rows) does not make every read of other months read again.
  */
 export const ARCHIVE_FILLS_KEY = 'archive.fills'
+
+/** The key of a month's count (ARCHIVE_FILLS_KEY). */
+export function archiveFillsKey(month: string): string {
+  return `${ARCHIVE_FILLS_KEY}.${month}`
+}
 
 export interface BatchEvent {
   phase: 'copied' | 'deleted'
@@ -136,7 +143,9 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     const at = new Date(options.now()).toISOString()
     // After the file was made (or decompressed) and before any row in it left the live file: a read
     // that listed the archives before the file was there sees the count move, and reads again.
-    if (hasState && months.some((m) => !filling.has(m))) writeState(live, ARCHIVE_FILLS_KEY, String(Number(readState(live, ARCHIVE_FILLS_KEY) ?? 0) + 1), at)
+    for (const month of hasState ? months.filter((m) => !filling.has(m)) : []) {
+      writeState(live, archiveFillsKey(month), String(Number(readState(live, archiveFillsKey(month)) ?? 0) + 1), at)
+    }
     // Their months are known to hold rows from now on, so a read can tell a month file gone missing.
     recordArchiveMonths(live, months, at)
     // The head stays known when every chain entry has moved out (see chainHead).

@@ -14,8 +14,8 @@
  * deletes it from the live file, so a row the read misses in the live file
  * is in a file it opened, unless that file was made (a new month: the first
  * run after a month ends) or decompressed (a late row for a compressed
- * month) after the listing. The job raises ARCHIVE_FILLS_KEY with the first
- * rows of each month it deletes in a run: a read that saw it move while it
+ * month) after the listing. The job raises a month's count (ARCHIVE_FILLS_KEY)
+ * with the first rows of that month it deletes in a run: a read that saw it move while it
  * ran is done again on a fresh listing (withSources), rather than answering
  * without those rows (did-call saying "no" for a call that was made). No
  * read transaction is held across the listing for that: the server's read
@@ -28,12 +28,12 @@ import { isoTime } from '../clock.ts'
 import { ArchivesMovingError, ArchivesUnavailableError } from '../errors.ts'
 import { type Source, listAcross } from '../telemetry/across.ts'
 import type { LogRow, PageKey, RequestFilter } from '../telemetry/queries.ts'
-import { readState } from '../jobs/job-db.ts'
+import { readState, tableExists } from '../jobs/job-db.ts'
 import { prunedMonths } from '../proof/pruned.ts'
 import { listArchives } from './archive-files.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from './archive-months.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
-import { ARCHIVED_THROUGH_KEY, ARCHIVE_FILLS_KEY } from './mover.ts'
+import { ARCHIVED_THROUGH_KEY, archiveFillsKey } from './mover.ts'
 import { monthOfMs, nextMonthStartMs } from './months.ts'
 
 export interface ReadSources {
@@ -45,9 +45,9 @@ export interface ReadSources {
   /** The same databases, without their bounds. */
   dbs: Database[]
   /**
-   * Whether the archive job has begun moving rows into a month file since the archives were listed
-   * (ARCHIVE_FILLS_KEY moved): a read over these may have missed rows, gone from the live file into
-   * a file it did not list. Always false for the live file alone.
+   * Whether the archive job has begun moving rows into a month file of the period since the archives
+   * were listed (a month's ARCHIVE_FILLS_KEY moved): a read over these may have missed rows, gone from
+   * the live file into a file it did not list. For the live file alone, false (but see openSourcesFor).
    */
   moved(): boolean
   close(): void
@@ -131,7 +131,8 @@ export function archivesMissing(live: Database, dir: string): string[] {
  */
 export async function openReadSources(live: Database, archiveDir: string | null, period: ReadPeriod = {}): Promise<ReadSources> {
   // Read before the listing: a file made after it is then seen to have been (ReadSources.moved).
-  const fills = archiveDir === null ? null : readState(live, ARCHIVE_FILLS_KEY)
+  const months = periodMs(period)
+  const fills = archiveDir === null ? null : fillsIn(live, months)
   const opened = archiveDir === null ? [] : (await openArchivesFor(archiveDir, ...periodMs(period))).reverse()
   const archives = opened.map((a) => a.db)
   let closed = false
@@ -140,13 +141,37 @@ export async function openReadSources(live: Database, archiveDir: string | null,
     archives,
     sources: [{ db: live }, ...opened.map((a) => ({ db: a.db, olderThan: isoTime(nextMonthStartMs(a.month)) }))],
     dbs: [live, ...archives],
-    moved: () => archiveDir !== null && readState(live, ARCHIVE_FILLS_KEY) !== fills,
+    moved: () => archiveDir !== null && fillsIn(live, months) !== fills,
     close: () => {
       if (closed) return
       closed = true
       closeArchives(opened)
     },
   }
+}
+
+/**
+ * Opens the sources a read searches (archiveDirFor decides which), for a reader of the live file at
+ * `live` whose archives are in `dir`. An answer that reads the live file alone (its window starts
+ * after the newest row moved) is also read again when, meanwhile, the job moved rows of its window
+ * out (an early move, past retention.max_db_mb, reaches recent rows): the next opening then
+ * searches the archives too.
+ */
+export async function openSourcesFor(live: Database, dir: string | null, read: { asked: boolean; answer: boolean; period: ReadPeriod; horizonMs?: number }): Promise<ReadSources> {
+  const archiveDir = archiveDirFor(live, dir, read)
+  const sources = await openReadSources(live, archiveDir, read.period)
+  if (archiveDir !== null || !read.answer || read.period.since === undefined) return sources
+  const since = read.period.since
+  return { ...sources, moved: () => archivesReached(live, since) }
+}
+
+/** The counts of the months of [sinceMs, untilMs] (all when open) the mover raises as it begins filling them (ARCHIVE_FILLS_KEY). */
+function fillsIn(live: Database, [sinceMs, untilMs]: [number | undefined, number | undefined]): string | null {
+  if (!tableExists(live, 'witness_state')) return null
+  const from = archiveFillsKey(sinceMs === undefined ? '' : monthOfMs(sinceMs))
+  const to = archiveFillsKey(untilMs === undefined ? '9999-12' : monthOfMs(untilMs))
+  const row = live.query("SELECT group_concat(key || '=' || value, ' ') AS fills FROM (SELECT key, value FROM witness_state WHERE key BETWEEN ? AND ? ORDER BY key)").get(from, to) as { fills: string | null }
+  return row.fills
 }
 
 /** How many times a read is done before ArchivesMovingError, while the archive job keeps beginning month files under it. */

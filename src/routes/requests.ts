@@ -13,7 +13,7 @@ import { InvalidRequestError, NotFoundError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, archiveDirFor, openReadSources, pagesAcross, withSources } from '../retention/read-sources.ts'
+import { type ReadPeriod, type ReadSources, openSourcesFor, pagesAcross, withSources } from '../retention/read-sources.ts'
 import { listAcross, storyAcross } from '../telemetry/across.ts'
 import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
@@ -33,13 +33,13 @@ export interface ReadDeps {
 
 /**
  * The live database, plus the archives of `period` when `archives` is set, or for an answer
- * (`answer`: did-call, the stats) where the period reaches archived rows (archiveDirFor); the
+ * (`answer`: did-call, the stats) where the period reaches archived rows (openSourcesFor); the
  * caller closes them.
  */
 export function readSources(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>, archives: boolean, period: ReadPeriod = {}, answer = false): Promise<ReadSources> {
   const { retention } = deps.config()
   const horizonMs = archivedBeforeMs(retention, deps.clock.now())
-  return openReadSources(deps.store.reader, archiveDirFor(deps.store.reader, retention.archiveDir, { asked: archives, answer, period, horizonMs }), period)
+  return openSourcesFor(deps.store.reader, retention.archiveDir, { asked: archives, answer, period, horizonMs })
 }
 
 export function listRequestsRoute(deps: ReadDeps) {
