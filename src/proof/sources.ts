@@ -7,65 +7,73 @@
 import type { Database } from 'bun:sqlite'
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
+import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import type { Checkpoint } from './checkpoint.ts'
+import { fileLines } from './file-lines.ts'
+import type { IdRanges } from './id-ranges.ts'
 import type { PublicKeyFile } from './keys.ts'
-import type { PrunedRun } from './pruned.ts'
+import { type PrunedRecord, type PrunedRun, readPruned } from './pruned.ts'
 import { LOG_COLUMNS, type LogRow, decodeRecord, finishedByRecovery } from './record.ts'
-import type { ChainEntry, Evidence, RowView } from './verify.ts'
+import type { ChainEntry } from './verify.ts'
+import { type WorkStore, YIELD_EVERY, idsOf } from './work-store.ts'
 
-export function hasTable(db: Database, name: string): boolean {
-  return Boolean(db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(name))
+/** Whether `schema` (main, or an attached database) has the table. */
+export function hasTable(db: Database, name: string, schema = 'main'): boolean {
+  return Boolean(db.query(`SELECT 1 FROM ${schema}.sqlite_master WHERE type = 'table' AND name = ?`).get(name))
 }
 
-export interface Gathered {
-  entries: ChainEntry[]
-  rows: Map<number, RowView>
-  checkpoints: Checkpoint[]
-  /** Ids found in two databases (live and archive, two archives) with different contents. */
-  conflicts: Set<number>
-}
-
-export function emptyGathered(): Gathered {
-  return { entries: [], rows: new Map(), checkpoints: [], conflicts: new Set() }
-}
-
-/** Whether two views of a row say the same (a finished row is the same wherever it is). */
-function sameView(a: RowView, b: RowView): boolean {
-  return LOG_COLUMNS.every((c) => a.row[c] === b.row[c]) && a.requestId === b.requestId && a.responseId === b.responseId
-}
-
-/** Adds what a database holds (live or archive) to `into`. */
-export function gatherDatabase(db: Database, into: Gathered = emptyGathered()): Gathered {
-  if (hasTable(db, 'log_chain')) into.entries.push(...(db.query('SELECT seq, log_id, prev_hash, hash, record FROM log_chain').all() as ChainEntry[]))
-  const meta = hasTable(db, 'request_log_meta')
-  const rows = db
-    .query(
-      meta
-        ? 'SELECT r.*, m.request_id AS request_id, m.response_id AS response_id FROM request_log r LEFT JOIN request_log_meta m ON m.log_id = r.id'
-        : 'SELECT r.* FROM request_log r',
-    )
-    .all() as (LogRow & { request_id?: string | null; response_id?: string | null })[]
-  for (const r of rows) {
-    const row = Object.fromEntries(LOG_COLUMNS.map((c) => [c, r[c]])) as LogRow
-    const view: RowView = meta ? { row, requestId: r.request_id ?? null, responseId: r.response_id ?? null } : { row }
-    const seen = into.rows.get(Number(r.id))
-    if (seen && !sameView(seen, view)) into.conflicts.add(Number(r.id))
-    into.rows.set(Number(r.id), view)
-  }
-  if (hasTable(db, 'checkpoints')) into.checkpoints.push(...(db.query('SELECT * FROM checkpoints ORDER BY id').all() as Checkpoint[]))
-  return into
-}
-
-/** The ids of an archive's pending rows: the archive job moves only finished rows, so any one was put there by hand. */
-export function pendingIn(db: Database): number[] {
-  return (db.query("SELECT id FROM request_log WHERE status = 'pending' ORDER BY id").all() as { id: number }[]).map((r) => r.id)
+/** A witness_state value of `schema`; null when there is none (or no such table). */
+function stateValue(db: Database, key: string, schema: string): string | null {
+  if (!hasTable(db, 'witness_state', schema)) return null
+  return (db.query(`SELECT value FROM ${schema}.witness_state WHERE key = ?`).get(key) as { value: string } | null)?.value ?? null
 }
 
 /** Where the chain begins in a live database (rows below were finished before it existed). */
-export function chainStartsAt(db: Database): number {
-  if (!hasTable(db, 'witness_state')) return 0
-  const value = (db.query("SELECT value FROM witness_state WHERE key = 'chain.first_log_id'").get() as { value: string } | null)?.value
+export function chainStartsAt(db: Database, schema = 'main'): number {
+  const value = stateValue(db, 'chain.first_log_id', schema)
   return value ? Number(value) : 0
+}
+
+/** What the live database says beside its rows and entries, read in the same snapshot. */
+export interface LiveFacts {
+  /** Whether it has a chain at all (a database from before the chain, or with the table dropped, has none). */
+  hasChain: boolean
+  userVersion: number
+  /** Whether rows were ever moved to the archives. */
+  archived: boolean
+  /** chain.first_log_id */
+  chainStartsAt: number
+  pruned: PrunedRecord[]
+  checkpoints: Checkpoint[]
+}
+
+/**
+ * Copies the live database into the store in one read snapshot, with what else verify reads of it:
+ * taken before any archive is read, a row finished, or moved to an archive, while verify reads is
+ * seen whole (in the snapshot, and maybe in its archive too), never half (finished without its
+ * chain entry yet).
+ */
+export async function gatherLive(store: WorkStore, path: string): Promise<LiveFacts> {
+  const { db } = store
+  const { checkpoints, read } = await store.copyDatabase(path, (schema) => ({
+    hasChain: hasTable(db, 'log_chain', schema),
+    userVersion: (db.query(`PRAGMA ${schema}.user_version`).get() as { user_version: number }).user_version,
+    archived: stateValue(db, ARCHIVED_MAX_ID_KEY, schema) !== null,
+    chainStartsAt: chainStartsAt(db, schema),
+    pruned: readPruned(db, schema),
+  }))
+  return { ...read, checkpoints }
+}
+
+/** Copies an archive into the store; returns its checkpoints (if any) and its pending rows (the archive job moves only finished rows). */
+export async function gatherArchive(store: WorkStore, path: string): Promise<{ checkpoints: Checkpoint[]; pending: IdRanges }> {
+  const { checkpoints, read: pending } = await store.copyDatabase(path, (schema) => idsOf(store.db, `SELECT id FROM ${schema}.request_log WHERE status = 'pending' ORDER BY id`))
+  return { checkpoints, pending }
+}
+
+/** The ids of the rows found in two sources with different contents (store.conflicts). */
+export function conflictingRows(store: WorkStore): Promise<IdRanges> {
+  return idsOf(store.db, 'SELECT id FROM conflicts ORDER BY id')
 }
 
 /**
@@ -79,14 +87,17 @@ export function chainStartsAt(db: Database): number {
  * a database (`stated`: one just given its chain, or whose entries all moved out, which its
  * checkpoints account for).
  */
-export function chainBegins(stated: number, entries: readonly ChainEntry[], empty: 'none' | 'stated', pruned: readonly PrunedRun[] = []): number {
+export async function chainBegins(stated: number, store: WorkStore, empty: 'none' | 'stated', pruned: readonly PrunedRun[] = []): Promise<number> {
   const runsFirst = pruned.map((r) => r.firstLogId).filter((id): id is number => typeof id === 'number')
-  if (entries.length === 0 && runsFirst.length === 0) return empty === 'none' ? 0 : stated
-  let first = Math.min(stated, ...runsFirst)
-  for (const entry of entries) {
-    if (entry.log_id >= first) continue
-    const recorded = decodeRecord(entry.record)
-    if (!(recorded && finishedByRecovery(recorded.row))) first = entry.log_id
+  const { db } = store
+  if (!db.query('SELECT 1 FROM entries LIMIT 1').get() && runsFirst.length === 0) return empty === 'none' ? 0 : stated
+  const first = runsFirst.reduce((min, id) => Math.min(min, id), stated)
+  // The smallest row id chained below it, rows finished by start-up recovery aside.
+  let read = 0
+  for (const e of db.query('SELECT log_id, record FROM entries WHERE log_id < ? ORDER BY log_id').iterate(first) as Iterable<{ log_id: number; record: string }>) {
+    if (++read % YIELD_EVERY === 0) await Bun.sleep(0)
+    const recorded = decodeRecord(e.record)
+    if (!(recorded && finishedByRecovery(recorded.row))) return e.log_id
   }
   return first
 }
@@ -104,21 +115,41 @@ function filesUnder(dir: string, suffix: string): string[] {
   return out
 }
 
-/** The JSON values of a file's lines; a line that is not JSON is named in `bad` (`path:line`) and left out. */
-function lines(path: string, bad: string[], shown: string): { value: unknown; text: string; at: string }[] {
-  const out: { value: unknown; text: string; at: string }[] = []
-  readFileSync(path, 'utf8')
-    .split('\n')
-    .forEach((text, i) => {
-      if (!text.trim()) return
-      const at = `${shown}:${i + 1}`
-      try {
-        out.push({ value: JSON.parse(text) as unknown, text, at })
-      } catch {
-        bad.push(`${at} is not a JSON line`)
-      }
-    })
-  return out
+/** Problems with an export's files named one by one before the rest are only counted. */
+const MAX_NAMED = 50
+
+/** The problems of an export's files: the first MAX_NAMED named, the rest counted. */
+class NamedProblems {
+  private readonly named: string[] = []
+  private more = 0
+  add(text: string): void {
+    if (this.named.length < MAX_NAMED) this.named.push(text)
+    else this.more++
+  }
+  list(): string[] {
+    return this.more ? [...this.named, `and ${this.more} more problem(s) with the export's files like these`] : [...this.named]
+  }
+}
+
+/** The JSON values of a file's lines, one at a time; a line that is not JSON is named in `bad` (`path:line`) and left out. */
+function* jsonLines(path: string, bad: NamedProblems, shown: string): Generator<{ value: unknown; text: string; at: string; number: number }> {
+  for (const { text, number } of fileLines(path)) {
+    if (!text.trim()) continue
+    const at = `${shown}:${number}`
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch {
+      bad.add(`${at} is not a JSON line`)
+      continue
+    }
+    yield { value, text, at, number }
+  }
+}
+
+/** A whole number of an export's line (an id, a position), or null. */
+function wholeNumber(value: unknown): number | null {
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : null
 }
 
 /** In a machine's folder of an export: where its chain begins (export-proof.ts). */
@@ -134,59 +165,90 @@ export function exportMachines(clone: string): string[] {
   return readdirSync(clone).filter((name) => !name.startsWith('.') && statSync(join(clone, name)).isDirectory())
 }
 
+/** What gatherExport finds in a machine's folder besides the rows and entries it puts in the store. */
+export interface ExportFolder {
+  checkpoints: Checkpoint[]
+  /** The public key the folder publishes (public-key.json). */
+  key: PublicKeyFile | null
+  /** What cannot be evidence: lines that are not JSON, an id on two lines that differ, pending rows. */
+  problems: string[]
+  /** chain-start.json's first_log_id (0 when there is none). */
+  chainStartsAt: number
+}
+
 /**
- * What one machine's folder of a git export holds, and its published public key. `problems` names
- * what cannot be evidence: lines that are not JSON, and an id on two lines that differ (one of
- * them was put there by hand: neither is taken).
+ * Puts one machine's folder of a git export into the store, a line at a time: its rows
+ * (`YYYY/MM/DD.ndjson`) and chain entries (`chain/…/*.jsonl`). An id on two lines that differ is
+ * named, and neither line is taken (one of them was put there by hand); the same line twice is
+ * taken once. Returns its checkpoints, its published key, and what cannot be evidence.
  */
-export function gatherExport(
-  clone: string,
-  machine: string,
-): { gathered: Gathered; key: PublicKeyFile | null; problems: string[]; chainStartsAt: number } {
+export async function gatherExport(store: WorkStore, clone: string, machine: string): Promise<ExportFolder> {
   const root = join(clone, machine)
-  const gathered = emptyGathered()
-  const problems: string[] = []
+  const problems = new NamedProblems()
   const shown = (file: string) => relative(clone, file)
-  const firstAt = new Map<number, { text: string; at: string }>()
-  const conflicting = new Set<number>()
-  for (const file of filesUnder(root, '.ndjson')) {
-    for (const { value, text, at } of lines(file, problems, shown(file))) {
-      const line = value as LogRow & { id: unknown; request_id: string | null }
-      const id = Number(line.id)
-      const first = firstAt.get(id)
-      if (first) {
-        if (first.text !== text) {
-          problems.push(`row ${id} is on two lines that differ (${first.at} and ${at}): neither is taken`)
-          conflicting.add(id)
-        }
-        continue
-      }
-      firstAt.set(id, { text, at })
-      if (line.status === 'pending') {
-        // The chain cannot speak for it (only finished rows join it), and sync never writes one.
-        problems.push(`row ${id} (${at}) is pending: sync exports only finished rows, so the line was put there by hand`)
-        continue
-      }
-      const row = Object.fromEntries(LOG_COLUMNS.map((c) => [c, line[c] ?? null])) as LogRow
-      gathered.rows.set(id, { row, requestId: line.request_id ?? null })
-    }
+  const files = filesUnder(root, '.ndjson')
+  let read = 0
+  const pause = async () => {
+    if (++read % YIELD_EVERY === 0) await Bun.sleep(0)
   }
-  for (const id of conflicting) gathered.rows.delete(id)
-  for (const file of filesUnder(join(root, 'chain'), '.jsonl')) gathered.entries.push(...lines(file, problems, shown(file)).map((l) => l.value as ChainEntry))
+  await store.inTransaction(async () => {
+    for (const [index, file] of files.entries()) {
+      for (const { value, text, at, number } of jsonLines(file, problems, shown(file))) {
+        await pause()
+        const line = (value !== null && typeof value === 'object' ? value : {}) as Partial<Record<string, unknown>>
+        const id = wholeNumber(line.id)
+        if (id === null) {
+          problems.add(`${at} is not a row: it has no whole-number id`)
+          continue
+        }
+        const digest = Bun.SHA256.hash(text) as Uint8Array
+        const first = store.firstLine(id)
+        if (first) {
+          if (!Buffer.from(first.digest).equals(digest)) {
+            problems.add(`row ${id} is on two lines that differ (${shown(files[first.file]!)}:${first.line} and ${at}): neither is taken`)
+            store.noteConflict(id)
+          }
+          continue
+        }
+        store.noteFirstLine(id, digest, index, number)
+        if (line.status === 'pending') {
+          // The chain cannot speak for it (only finished rows join it), and sync never writes one.
+          problems.add(`row ${id} (${at}) is pending: sync exports only finished rows, so the line was put there by hand`)
+          continue
+        }
+        store.addRow(Object.fromEntries(LOG_COLUMNS.map((c) => [c, line[c] ?? null])) as LogRow, line.request_id ?? null)
+      }
+    }
+    store.dropConflicting()
+    for (const file of filesUnder(join(root, 'chain'), '.jsonl')) {
+      for (const { value, at } of jsonLines(file, problems, shown(file))) {
+        await pause()
+        const line = (value !== null && typeof value === 'object' ? value : {}) as Partial<Record<keyof ChainEntry, unknown>>
+        const seq = wholeNumber(line.seq)
+        const logId = wholeNumber(line.log_id)
+        if (seq === null || logId === null) {
+          problems.add(`${at} is not a chain entry: it has no whole-number seq and log_id`)
+          continue
+        }
+        store.addEntry({ seq, log_id: logId, prev_hash: line.prev_hash, hash: line.hash, record: line.record } as ChainEntry)
+      }
+    }
+  })
+  const checkpoints: Checkpoint[] = []
   for (const file of filesUnder(join(root, 'checkpoints'), '.json')) {
     try {
-      gathered.checkpoints.push(JSON.parse(readFileSync(file, 'utf8')) as Checkpoint)
+      checkpoints.push(JSON.parse(readFileSync(file, 'utf8')) as Checkpoint)
     } catch {
-      problems.push(`${shown(file)} is not JSON`)
+      problems.add(`${shown(file)} is not JSON`)
     }
   }
-  gathered.checkpoints.sort((a, b) => a.id - b.id)
+  checkpoints.sort((a, b) => a.id - b.id)
   const keyPath = join(root, 'public-key.json')
   let key: PublicKeyFile | null = null
   try {
     key = existsSync(keyPath) ? (JSON.parse(readFileSync(keyPath, 'utf8')) as PublicKeyFile) : null
   } catch {
-    problems.push(`${shown(keyPath)} is not JSON`)
+    problems.add(`${shown(keyPath)} is not JSON`)
   }
   let chainStartsAt = 0
   const startPath = join(root, CHAIN_START_FILE)
@@ -194,12 +256,8 @@ export function gatherExport(
     try {
       chainStartsAt = Number((JSON.parse(readFileSync(startPath, 'utf8')) as { first_log_id: unknown }).first_log_id) || 0
     } catch {
-      problems.push(`${shown(startPath)} is not JSON`)
+      problems.add(`${shown(startPath)} is not JSON`)
     }
   }
-  return { gathered, key, problems, chainStartsAt }
-}
-
-export function toEvidence(g: Gathered, keys: Map<string, JsonWebKey>, complete: boolean, chainStartsAtLogId: number, pruned: readonly PrunedRun[] = []): Evidence {
-  return { ...g, keys, complete, chainStartsAtLogId, pruned }
+  return { checkpoints, key, problems: problems.list(), chainStartsAt }
 }

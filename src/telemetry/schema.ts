@@ -233,9 +233,9 @@ export function ensureSchema(db: Database): void {
   }).immediate()
 }
 
-/** Column names of a table, in order (none when there is no such table). */
-export function columnsOf(db: Database, table: string): string[] {
-  return (db.query('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[]).map((c) => c.name)
+/** Column names of a table, in order (none when there is no such table); `schema`: main, or an attached database. */
+export function columnsOf(db: Database, table: string, schema = 'main'): string[] {
+  return (db.query('SELECT name FROM pragma_table_info(?, ?)').all(table, schema) as { name: string }[]).map((c) => c.name)
 }
 
 /**
