@@ -15,7 +15,7 @@ import type { PublicKeyFile } from './keys.ts'
 import { type PrunedRecord, type PrunedRun, readPruned } from './pruned.ts'
 import { LOG_COLUMNS, type LogRow, decodeRecord, finishedByRecovery } from './record.ts'
 import type { ChainEntry } from './verify.ts'
-import { type WorkStore, YIELD_EVERY, idsOf } from './work-store.ts'
+import { Breather, type WorkStore, idsOf } from './work-store.ts'
 
 /** Whether `schema` (main, or an attached database) has the table. */
 export function hasTable(db: Database, name: string, schema = 'main'): boolean {
@@ -93,9 +93,9 @@ export async function chainBegins(stated: number, store: WorkStore, empty: 'none
   if (!db.query('SELECT 1 FROM entries LIMIT 1').get() && runsFirst.length === 0) return empty === 'none' ? 0 : stated
   const first = runsFirst.reduce((min, id) => Math.min(min, id), stated)
   // The smallest row id chained below it, rows finished by start-up recovery aside.
-  let read = 0
+  const breather = new Breather()
   for (const e of db.query('SELECT log_id, record FROM entries WHERE log_id < ? ORDER BY log_id').iterate(first) as Iterable<{ log_id: number; record: string }>) {
-    if (++read % YIELD_EVERY === 0) await Bun.sleep(0)
+    if (breather.due()) await breather.pause()
     const recorded = decodeRecord(e.record)
     if (!(recorded && finishedByRecovery(recorded.row))) return e.log_id
   }
@@ -187,14 +187,11 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
   const problems = new NamedProblems()
   const shown = (file: string) => relative(clone, file)
   const files = filesUnder(root, '.ndjson')
-  let read = 0
-  const pause = async () => {
-    if (++read % YIELD_EVERY === 0) await Bun.sleep(0)
-  }
+  const breather = new Breather()
   await store.inTransaction(async () => {
     for (const [index, file] of files.entries()) {
       for (const { value, text, at, number } of jsonLines(file, problems, shown(file))) {
-        await pause()
+        if (breather.due()) await breather.pause()
         const line = (value !== null && typeof value === 'object' ? value : {}) as Partial<Record<string, unknown>>
         const id = wholeNumber(line.id)
         if (id === null) {
@@ -222,7 +219,7 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
     store.dropConflicting()
     for (const file of filesUnder(join(root, 'chain'), '.jsonl')) {
       for (const { value, at } of jsonLines(file, problems, shown(file))) {
-        await pause()
+        if (breather.due()) await breather.pause()
         const line = (value !== null && typeof value === 'object' ? value : {}) as Partial<Record<keyof ChainEntry, unknown>>
         const seq = wholeNumber(line.seq)
         const logId = wholeNumber(line.log_id)

@@ -10,7 +10,7 @@ import { type Checkpoint, checkpointSignatureValid } from './checkpoint.ts'
 import { IdRanges, rowsAre } from './id-ranges.ts'
 import { type PrunedRun, prunedGap } from './pruned.ts'
 import { GENESIS_HASH, LOG_COLUMNS, type LogColumn, chainHash, decodeRecord } from './record.ts'
-import { CARRIES_REQUEST_ID, CARRIES_RESPONSE_ID, type WorkStore, YIELD_EVERY, idsOf } from './work-store.ts'
+import { Breather, CARRIES_REQUEST_ID, CARRIES_RESPONSE_ID, type WorkStore, idsOf } from './work-store.ts'
 
 export interface ChainEntry {
   seq: number
@@ -88,6 +88,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const links = new Found()
   const rowProblems = new Found()
   const noteMissing = db.prepare('INSERT OR IGNORE INTO missing (id) VALUES (?)')
+  const breather = new Breather()
   let prev: ChainEntry | null = null
   let firstSeq: number | null = null
   let entries = 0
@@ -101,7 +102,8 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   db.exec('BEGIN')
   try {
     for (const e of pass.iterate() as Iterable<EntryWithRow>) {
-      if (++entries % YIELD_EVERY === 0) await Bun.sleep(0)
+      entries++
+      if (breather.due()) await breather.pause()
       firstSeq ??= e.seq
       if (prev === null) {
         if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) links.add(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
@@ -156,7 +158,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   let predating = 0
   const unknown = db.query(`SELECT r.id FROM rows r WHERE r.status IS NOT 'pending' AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.log_id = r.id) ORDER BY r.id`)
   for (const { id } of unknown.iterate() as Iterable<{ id: number }>) {
-    if ((predating + unchained.count + 1) % YIELD_EVERY === 0) await Bun.sleep(0)
+    if (breather.due()) await breather.pause()
     if (id < ev.chainStartsAtLogId) predating++
     else unchained.add(id)
   }

@@ -41,10 +41,26 @@ import type { ChainEntry } from './verify.ts'
 const CACHE_MB = 32
 
 /** Ids (or positions) copied per statement; between two, a signal can be handled. */
-const COPY_RANGE = 50_000
+const COPY_RANGE = 5_000
 
-/** Rows between two turns given to the event loop in a long loop (where a signal is handled). */
-export const YIELD_EVERY = 20_000
+/** How long a loop over the store runs before it gives the event loop a turn (where a signal is handled). */
+const BREATHE_MS = 50
+
+/**
+ * Long loops over the store (and long runs of copies) give the event loop a turn now and then: a
+ * signal's handler runs only there, so without these a SIGINT would wait for verify to finish.
+ */
+export class Breather {
+  private last = performance.now()
+  /** Whether it is time for a turn (then `await pause()`). */
+  due(): boolean {
+    return performance.now() - this.last >= BREATHE_MS
+  }
+  async pause(): Promise<void> {
+    await Bun.sleep(0)
+    this.last = performance.now()
+  }
+}
 
 /** What a row's source carries besides its 11 columns (rows.carries): compared with the chain only then. */
 export const CARRIES_REQUEST_ID = 1
@@ -190,9 +206,10 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
 /** The ids a query gives, in ascending order, as ranges; gives the event loop a turn now and then. */
 export async function idsOf(db: Database, sql: string, ...params: (string | number)[]): Promise<IdRanges> {
   const ids = new IdRanges()
+  const breather = new Breather()
   for (const { id } of db.query(sql).iterate(...params) as Iterable<{ id: number }>) {
     ids.add(id)
-    if (ids.count % YIELD_EVERY === 0) await Bun.sleep(0)
+    if (breather.due()) await breather.pause()
   }
   return ids
 }
@@ -253,19 +270,20 @@ async function copyEntries(db: Database): Promise<void> {
 
 /**
  * Calls `copy` for consecutive ranges of `key` in src's `table`, COPY_RANGE keys each (however sparse
- * the keys: a range ends at the key that many keys on), yielding to the event loop between two.
+ * the keys: a range ends at the key that many keys on), giving the event loop a turn now and then.
  */
 async function inRanges(db: Database, table: string, key: string, copy: (from: number, to: number) => void): Promise<void> {
   const { lo, hi } = db.query(`SELECT min(${key}) AS lo, max(${key}) AS hi FROM src.${table}`).get() as { lo: number | null; hi: number | null }
   if (lo === null || hi === null) return
   const rangeEnd = db.prepare(`SELECT ${key} AS k FROM src.${table} WHERE ${key} >= ? ORDER BY ${key} LIMIT 1 OFFSET ${COPY_RANGE - 1}`)
+  const breather = new Breather()
   try {
     for (let from = lo; ; ) {
       const to = (rangeEnd.get(from) as { k: number } | null)?.k ?? hi
       copy(from, to)
       if (to >= hi) return
       from = to + 1
-      await Bun.sleep(0)
+      if (breather.due()) await breather.pause()
     }
   } finally {
     rangeEnd.finalize()
