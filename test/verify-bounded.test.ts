@@ -93,6 +93,9 @@ describe('the work store', () => {
     expect(readdirSync(odd).filter((name) => !name.startsWith('log?mode=rw#%20.db'))).toEqual([])
   }, 60_000)
 
+})
+
+describe('long lists in what verify prints', () => {
   test('missing rows by the hundred are named as ranges: the first 20, then how many more', async () => {
     const dbPath = await logOf(60)
     const db = new Database(dbPath)
@@ -102,5 +105,20 @@ describe('the work store', () => {
     expect(code).toBe(1)
     const evens = Array.from({ length: 20 }, (_, i) => 2 * (i + 1)).join(', ')
     expect(stdout).toContain(`  - rows ${evens} and 10 more (in 10 ranges) are missing\n`)
+  }, 60_000)
+
+  test('gaps in the chain of a file without its archives are noted up to 20, then counted', async () => {
+    const dbPath = await logOf(60)
+    const db = new Database(dbPath)
+    // As if every other row had gone to an archive with its entry (rows finished out of order, by month).
+    db.exec('DELETE FROM request_log WHERE id % 2 = 0 AND id < 60; DELETE FROM log_chain WHERE log_id % 2 = 0 AND log_id < 60')
+    db.query("INSERT INTO witness_state (key, value, updated_at) VALUES ('archive.max_id', '58', '2026-12-07T00:00:00.000Z')").run()
+    db.close()
+    const { code, stdout } = await verify(['--db', dbPath])
+    expect(code).toBe(0)
+    const notes = stdout.split('\n').filter((line) => line.includes('are not here; archived?'))
+    expect(notes).toHaveLength(20)
+    expect(notes[0]).toBe('  note: chain entries 2-2 are not here; archived? (use --archives with the config)')
+    expect(stdout).toContain('  note: and 9 more gap(s) in the chain like these\n')
   }, 60_000)
 })

@@ -12,9 +12,8 @@
 import type { Database } from 'bun:sqlite'
 import { type SigningKey, importPublicKey } from './keys.ts'
 import { monthOfTimestamp } from '../retention/months.ts'
-import { columnsOf } from '../telemetry/schema.ts'
+import { columnsOf, hasTable } from '../telemetry/schema.ts'
 import { decodeRecord, finishedByRecovery } from './record.ts'
-import { hasTable } from './sources.ts'
 import type { ChainEntry } from './verify.ts'
 
 export interface PrunedRun {

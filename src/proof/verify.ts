@@ -51,6 +51,9 @@ export interface Verdict {
 
 const MAX_PROBLEMS = 50
 
+/** Notes of one kind (a gap in the chain, a checkpoint of an entry not here) made one by one before the rest are counted. */
+const MAX_NOTED = 20
+
 const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
 
 function show(value: unknown): string {
@@ -62,6 +65,21 @@ class Found {
   readonly list: string[] = []
   add(text: string): void {
     if (this.list.length < MAX_PROBLEMS) this.list.push(text)
+  }
+}
+
+/** Notes of one kind: the first MAX_NOTED, then (at close) how many more. */
+class CappedNotes {
+  private count = 0
+  constructor(
+    private readonly notes: string[],
+    private readonly more: (count: number) => string,
+  ) {}
+  add(text: string): void {
+    if (this.count++ < MAX_NOTED) this.notes.push(text)
+  }
+  close(): void {
+    if (this.count > MAX_NOTED) this.notes.push(this.more(this.count - MAX_NOTED))
   }
 }
 
@@ -89,6 +107,9 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const rowProblems = new Found()
   const noteMissing = db.prepare('INSERT OR IGNORE INTO missing (id) VALUES (?)')
   const breather = new Breather()
+  // A file without its archives may lack entries in many places (a row finished late is archived with
+  // its month, its entry from the middle of the chain with it).
+  const gaps = new CappedNotes(notes, (n) => `and ${n} more gap(s) in the chain like these`)
   let prev: ChainEntry | null = null
   let firstSeq: number | null = null
   let entries = 0
@@ -108,15 +129,15 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       if (prev === null) {
         if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) links.add(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
         if (e.seq > 1) {
-          if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) notes.push(`chain entries 1-${e.seq - 1} ${PRUNED}`)
+          if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) gaps.add(`chain entries 1-${e.seq - 1} ${PRUNED}`)
           else if (ev.complete) links.add(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
-          else notes.push(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives with the config)`)
+          else gaps.add(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives with the config)`)
         }
       } else if (e.seq !== prev.seq + 1) {
         const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
-        if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) notes.push(`${gap} ${PRUNED}`)
+        if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) gaps.add(`${gap} ${PRUNED}`)
         else if (ev.complete) links.add(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
-        else notes.push(`${gap} are not here; archived? (use --archives with the config)`)
+        else gaps.add(`${gap} are not here; archived? (use --archives with the config)`)
       } else if (e.prev_hash !== prev.hash) {
         links.add(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
       }
@@ -139,9 +160,9 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       if (changed.length) {
         const details = changed.map((c) => `${c} was ${show(recorded.row[c])} when chained, is now ${show(e[c])}`).join('; ')
         rowProblems.add(`row ${e.log_id} was changed after it was chained: ${details}`)
-      } else if (e.carries & CARRIES_REQUEST_ID && e.request_id !== recorded.facts.requestId) {
+      } else if ((e.carries & CARRIES_REQUEST_ID) !== 0 && e.request_id !== recorded.facts.requestId) {
         rowProblems.add(`row ${e.log_id} was changed after it was chained: request_id was ${show(recorded.facts.requestId)} when chained, is now ${show(e.request_id)}`)
-      } else if (e.carries & CARRIES_RESPONSE_ID && e.response_id !== recorded.facts.responseId) {
+      } else if ((e.carries & CARRIES_RESPONSE_ID) !== 0 && e.response_id !== recorded.facts.responseId) {
         rowProblems.add(`row ${e.log_id} was changed after it was chained: response_id was ${show(recorded.facts.responseId)} when chained, is now ${show(e.response_id)}`)
       }
     }
@@ -150,6 +171,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     noteMissing.finalize()
     db.exec('COMMIT')
   }
+  gaps.close()
   const missing = await idsOf(db, 'SELECT id FROM missing ORDER BY id')
   if (missing.count) rowProblems.add(`${rowsAre(missing)} missing`)
 
@@ -173,6 +195,8 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   }
   const lastSeq = prev?.seq ?? 0
   const entryAt = db.query('SELECT seq, log_id, hash FROM entries WHERE seq = ?')
+  // Years of checkpoints sign entries archived or deleted since: the first are noted, the rest counted.
+  const elsewhere = new CappedNotes(notes, (n) => `and ${n} more checkpoint(s) like these`)
   let checkpointsChecked = 0
   for (const c of ev.checkpoints) {
     checkpointsChecked++
@@ -190,16 +214,17 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     const deleted = entry ? undefined : pruned.find((r) => r.fromSeq <= c.seq && c.seq <= r.toSeq)
     if (deleted) {
       if (deleted.toSeq === c.seq && deleted.hash !== c.head_hash) signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq}, deleted with its archive, had another hash than the one signed`)
-      else if (deleted.toSeq !== c.seq) notes.push(`checkpoint ${c.id} signed entry ${c.seq}, deleted with its archive`)
+      else if (deleted.toSeq !== c.seq) elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, deleted with its archive`)
     } else if (!entry) {
       if (ev.complete && c.seq > lastSeq) signed.add(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
       else if (ev.complete) signed.add(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
-      else notes.push(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives with the config)`)
+      else elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives with the config)`)
     } else if (entry.hash !== c.head_hash) {
       signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
     }
   }
 
+  elsewhere.close()
   const problems = [...forked.list, ...links.list, ...rowProblems.list, ...signed.list].slice(0, MAX_PROBLEMS)
   return {
     ok: problems.length === 0,

@@ -34,7 +34,7 @@ import { join, resolve } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import { IdRanges } from './id-ranges.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
-import { hasTable } from './sources.ts'
+import { hasTable } from '../telemetry/schema.ts'
 import type { ChainEntry } from './verify.ts'
 
 /** SQLite's page cache for the work file: what the gathering and the checks hold, whatever the rows. */
