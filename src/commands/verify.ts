@@ -1,9 +1,12 @@
 /**
- * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]`:
+ * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]`:
  * recomputes the hash chain over the live database (and its archives), or
  * over a git export; checks every signed checkpoint and, if given, a
  * receipt. Names the first broken places; exits 0 only when everything
  * verifies, 1 when something does not, 2 on a usage error.
+ *
+ * What it reads goes into a work file on disk (proof/work-store.ts), under
+ * the temp directory or `--work-dir`, so memory does not grow with the rows.
  *
  * `--key` needs only a public key (the published `public-key.json`, the key
  * file, or a JWK), so anyone can verify. With `--repo` it pins the key the
@@ -18,7 +21,7 @@ import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
-import { provenPruned, readPruned } from '../proof/pruned.ts'
+import { provenPruned } from '../proof/pruned.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import { rowsAre } from '../proof/id-ranges.ts'
 import { checkpointFiles, exportMachines, gatherExport } from '../proof/export-folder.ts'

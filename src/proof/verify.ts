@@ -5,7 +5,6 @@
  * the first broken places precisely. Queries over the work store
  * (work-store.ts) the sources (proof/sources.ts) filled.
  */
-import type { Database } from 'bun:sqlite'
 import { type Checkpoint, checkpointSignatureValid } from './checkpoint.ts'
 import { IdRanges, rowsAre } from './id-ranges.ts'
 import { type PrunedRun, prunedGap } from './pruned.ts'
