@@ -1,16 +1,18 @@
 /**
- * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]`:
+ * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]`:
  * recomputes the hash chain over the live database (and its archives), or
  * over a git export; checks every signed checkpoint and, if given, a
  * receipt. Names the first broken places; exits 0 only when everything
  * verifies, 1 when something does not, 2 on a usage error.
+ *
+ * What it reads goes into a work file on disk (proof/work-store.ts), under
+ * the temp directory or `--work-dir`, so memory does not grow with the rows.
  *
  * `--key` needs only a public key (the published `public-key.json`, the key
  * file, or a JWK), so anyone can verify. With `--repo` it pins the key the
  * machine's folder must be signed with: a folder rewritten and re-signed
  * with a new key (its own `public-key.json` replaced) then fails.
  */
-import type { Database } from 'bun:sqlite'
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
@@ -19,26 +21,24 @@ import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
-import { provenPruned, readPruned } from '../proof/pruned.ts'
-import { type Gathered, chainBegins, chainStartsAt, checkpointFiles, emptyGathered, exportMachines, gatherDatabase, gatherExport, hasTable, pendingIn, toEvidence } from '../proof/sources.ts'
-import { type Verdict, rowsAre, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
-import { type ArchiveDatabase, archiveDatabasesForAudit, closeArchives } from '../retention/archive-query.ts'
-import { readState } from '../jobs/job-db.ts'
+import { provenPruned } from '../proof/pruned.ts'
+import type { Checkpoint } from '../proof/checkpoint.ts'
+import { rowsAre } from '../proof/id-ranges.ts'
+import { checkpointFiles, exportMachines, gatherExport } from '../proof/export-folder.ts'
+import { chainBegins, conflictingRows, gatherArchive, gatherLive } from '../proof/sources.ts'
+import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
+import { type WorkStore, openWorkStore } from '../proof/work-store.ts'
+import { eachArchiveForAudit } from '../retention/archive-query.ts'
 import { type JobLock, waitForJobLock } from '../jobs/job-lock.ts'
 import { archiveLockPath } from '../retention/archive-job.ts'
-import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 import { openWitnessDb, optionalConfig, samePath } from './read-db.ts'
 
 /** How long verify --archives waits for a run of the archive job to end. */
 const LOCK_WAIT_MS = 120_000
 
-function everArchived(live: Database): boolean {
-  return readState(live, ARCHIVED_MAX_ID_KEY) !== null
-}
-
 export const verifyCommand: Command = {
-  summary: 'verify [--config PATH | --db PATH] [--key PUBLIC-KEY] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT]  check the hash chain, checkpoints and receipts',
+  summary: 'verify [--config PATH | --db PATH] [--key PUBLIC-KEY] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]  check the hash chain, checkpoints and receipts',
   async run(args) {
     const { values } = parsed(() =>
       parseArgs({
@@ -51,16 +51,21 @@ export const verifyCommand: Command = {
           repo: { type: 'string' },
           machine: { type: 'string' },
           receipt: { type: 'string' },
+          'work-dir': { type: 'string' },
         },
       }),
     )
+    const workDir = values['work-dir']
+    if (workDir !== undefined && (!existsSync(workDir) || !statSync(workDir).isDirectory())) {
+      throw new UsageError(`--work-dir: no directory at ${workDir}`, { showUsage: false })
+    }
     const receipt = values.receipt === undefined ? null : decodeReceipt(values.receipt)
     if (values.receipt !== undefined && !receipt) {
       console.log('receipt: not a witness receipt (it does not decode); it was altered or cut')
       return 1
     }
     const pinned = values.key === undefined ? null : await publicKeyAt(values.key)
-    if (values.repo) return verifyRepo(values.repo, receipt, pinned, values.machine ?? null)
+    if (values.repo) return verifyRepo(values.repo, receipt, pinned, values.machine ?? null, workDir)
     if (values.machine !== undefined) throw new UsageError('--machine chooses a folder of a git export: use it with --repo')
 
     const configPath = configPathFrom(values.config)
@@ -90,74 +95,70 @@ export const verifyCommand: Command = {
     if (values.archives && !own) throw new UsageError(`--archives: ${dbPath} is not the database of the config ${configPath}, so its archives are unknown`)
     const withArchives = own !== null && Boolean(values.archives)
     const archiveDir = own?.retention.archiveDir ?? ''
-    const live = openWitnessDb(dbPath)
-    const gathered: Gathered = emptyGathered()
-    let archives: ArchiveDatabase[] = []
+    openWitnessDb(dbPath).close() // a file that is not a witness database is a usage error, before anything is read
+    const store = openWorkStore(workDir)
     let archiveLock: JobLock | null = null
     const forged: string[] = []
     try {
-      // One read snapshot of the live file for everything read from it, taken before the archives are
-      // read: a row finished, or moved to an archive, while verify reads is then seen whole (in the
-      // snapshot, and maybe in its archive too), never half (finished without its chain entry yet).
-      // The archive job is kept from moving and deleting months while they are read (it waits for the
-      // lock), or an archive deleted meanwhile would read as damaged, or its entries as missing.
+      // The live file is copied in one read snapshot, taken before the archives are read (sources.ts,
+      // gatherLive). The archive job is kept from moving and deleting months while they are read (it
+      // waits for the lock), or an archive deleted meanwhile would read as damaged, or its entries as missing.
       if (withArchives && existsSync(archiveDir)) archiveLock = await waitForJobLock('archive', archiveLockPath(archiveDir), LOCK_WAIT_MS)
-      live.exec('BEGIN')
-      live.query('SELECT 1 FROM request_log LIMIT 1').get()
-      const archived = everArchived(live)
-      if (withArchives && archived && !existsSync(archiveDir)) {
+      const live = await gatherLive(store, dbPath)
+      const checkpoints = [...live.checkpoints]
+      if (withArchives && live.archived && !existsSync(archiveDir)) {
         forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
       }
-      archives = withArchives ? archiveDatabasesForAudit(archiveDir) : []
-      for (const archive of archives) {
-        try {
-          gatherDatabase(archive.db, gathered)
-          const pending = pendingIn(archive.db)
-          if (pending.length) forged.push(`archive ${archive.path} holds pending row(s) ${pending.join(', ')}: the archive job moves only finished rows, so they were put there by hand`)
-        } catch (error) {
-          throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
-        }
-      }
-      gatherDatabase(live, gathered) // live last: its copy of a row wins
-      if (gathered.conflicts.size) {
-        forged.push(`${rowsAre(gathered.conflicts)} in two files (the live database and an archive, or two archives) with different contents: one copy was put there by hand`)
+      // What the store holds first wins, so the live copy of a row found in an archive too is the one checked.
+      const archives = !withArchives
+        ? 0
+        : await eachArchiveForAudit(archiveDir, async (archive) => {
+            let read: Awaited<ReturnType<typeof gatherArchive>>
+            try {
+              read = await gatherArchive(store, archive.db.filename)
+            } catch (error) {
+              throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
+            }
+            checkpoints.push(...read.checkpoints)
+            if (read.pending.count) forged.push(`archive ${archive.path} holds pending row(s) ${read.pending.text()}: the archive job moves only finished rows, so they were put there by hand`)
+          })
+      const conflicts = await conflictingRows(store)
+      if (conflicts.count) {
+        forged.push(`${rowsAre(conflicts)} in two files (the live database and an archive, or two archives) with different contents: one copy was put there by hand`)
       }
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
-      const complete = withArchives || !archived
-      const { proven, unproven } = await provenPruned(readPruned(live), keys)
-      const starts = chainBegins(chainStartsAt(live), gathered.entries, 'stated', proven)
-      const verdict = await verifyEvidence(toEvidence(gathered, keys, complete, starts, proven))
+      const complete = withArchives || !live.archived
+      const { proven, unproven } = await provenPruned(live.pruned, keys)
+      const starts = await chainBegins(live.chainStartsAt, store, 'stated', proven)
+      const verdict = await verifyEvidence({ store, checkpoints, keys, complete, chainStartsAtLogId: starts, pruned: proven })
       for (const r of unproven) {
         verdict.notes.push(`chain_pruned says chain entries ${r.fromSeq}-${r.toSeq} were deleted with the archive of ${r.month}, but no known key signed that record (written by hand, or by a witness from before such records were signed): it excuses nothing`)
       }
       // No chain at all: nothing is proved. A database from before the chain (schema 1-2) gets one, and
       // where it begins, once witness opens it; one from after it had the table dropped.
-      if (!hasTable(live, 'log_chain')) {
-        const version = (live.query('PRAGMA user_version').get() as { user_version: number }).user_version
-        forged.unshift(`${dbPath} has no hash chain (schema version ${version}): nothing in it is proved. If it predates the chain, open it once with witness init (or serve), which marks where the chain begins, and verify again`)
+      if (!live.hasChain) {
+        forged.unshift(`${dbPath} has no hash chain (schema version ${live.userVersion}): nothing in it is proved. If it predates the chain, open it once with witness init (or serve), which marks where the chain begins, and verify again`)
       }
       if (forged.length) {
         verdict.problems.push(...forged)
         verdict.ok = false
       }
-      if (gathered.checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
+      if (checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
       // Past the newest signed head, entries rewritten (or the tail dropped) on this machine would verify
       // here: the export's checkpoints, published elsewhere, would not.
-      const signedTo = gathered.checkpoints.reduce((to, c) => Math.max(to, c.seq), 0)
+      const signedTo = checkpoints.reduce((to, c) => Math.max(to, c.seq), 0)
       if (verdict.lastSeq !== null && verdict.lastSeq > signedTo) {
         const after = signedTo ? `come after the newest signed checkpoint (entry ${signedTo})` : 'are covered by no signed checkpoint'
         verdict.notes.push(`chain entries ${Math.max(signedTo + 1, verdict.firstSeq ?? 1)}-${verdict.lastSeq} ${after}: this database alone cannot show they were not rewritten, or the tail dropped; verify the export too (--repo)`)
       }
-      report(dbPath + (archives.length ? ` and ${archives.length} archive file(s)` : ''), verdict)
+      report(dbPath + (archives ? ` and ${archives} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
-      const missingHint = !withArchives && archived ? ' (archived since? add --archives, with the config that names them)' : ''
-      const receiptOk = receipt ? sameMachine(receipt.machine, gathered, values.db ? null : config) && checkReceipt(receipt.rows, gathered, missingHint) : true
-      return verdict.ok && receiptOk && (keys.size > 0 || gathered.checkpoints.length === 0) ? 0 : 1
+      const missingHint = !withArchives && live.archived ? ' (archived since? add --archives, with the config that names them)' : ''
+      const receiptOk = receipt ? sameMachine(receipt.machine, checkpoints, values.db ? null : config) && checkReceipt(receipt.rows, store, missingHint) : true
+      return verdict.ok && receiptOk && (keys.size > 0 || checkpoints.length === 0) ? 0 : 1
     } finally {
-      if (live.inTransaction) live.exec('COMMIT')
-      closeArchives(archives)
       archiveLock?.release()
-      live.close()
+      store.close()
     }
   },
 }
@@ -175,7 +176,7 @@ async function publicKeyAt(path: string): Promise<PublicKeyFile> {
  * when `--key` is given (the folder's own public-key.json must then be that
  * key), else the one the folder publishes.
  */
-async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceipt>, pinned: PublicKeyFile | null, only: string | null): Promise<number> {
+async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceipt>, pinned: PublicKeyFile | null, only: string | null, workDir: string | undefined): Promise<number> {
   if (!existsSync(clone) || !statSync(clone).isDirectory()) throw new UsageError(`no clone at ${clone}${existsSync(clone) ? ' (it is a file)' : ''}`)
   let ok = true
   const all = exportMachines(clone)
@@ -189,42 +190,12 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
     throw new UsageError(`--key pins one machine's key, but ${clone} has folders ${machines.join(', ')}: choose one with --machine`)
   }
   for (const machine of machines) {
-    const { gathered, key: published, problems: unreadable, chainStartsAt: firstLogId } = gatherExport(clone, machine)
-    const publishedId = published ? keyIdOf(published.jwk) : null
-    const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
-    const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
-    // The history: every checkpoint the branch ever held, those gone from the folder read back and checked too.
-    const history = exportHistory(clone, machine, trusted?.key_id ?? null, checkpointFiles(clone, machine))
-    gathered.checkpoints.push(...history.removedCheckpoints)
-    gathered.checkpoints.sort((a, b) => a.id - b.id)
-    const verdict = await verifyEvidence(toEvidence(gathered, keys, true, chainBegins(firstLogId, gathered.entries, 'none')))
-    if (unreadable.length || history.problems.length) {
-      verdict.problems.unshift(...unreadable, ...history.problems)
-      verdict.ok = false
+    const store = openWorkStore(workDir)
+    try {
+      ok = (await verifyMachine(store, clone, machine, pinned, receipt)) && ok
+    } finally {
+      store.close()
     }
-    if (history.note) verdict.notes.push(history.note)
-    const signed = gathered.checkpoints.at(-1)
-    if (signed && verdict.lastSeq !== null && verdict.lastSeq > signed.seq) {
-      verdict.notes.push(`chain entries ${signed.seq + 1}-${verdict.lastSeq} come after the last signed checkpoint (${signed.id}, entry ${signed.seq}): no signature covers them yet (each sync signs the head before it exports)`)
-    }
-    if (!trusted && gathered.checkpoints.length) {
-      verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
-      verdict.ok = false
-    }
-    if (pinned && published && publishedId !== pinned.key_id) {
-      verdict.problems.unshift(`${machine}/public-key.json is key ${publishedId}, not the pinned key ${pinned.key_id}: the folder's key was replaced`)
-      verdict.ok = false
-    }
-    // What sync writes always has its key and a signed checkpoint (each run signs the chain head
-    // before it exports): a folder without them may have been rewritten whole, its chain recomputed.
-    for (const problem of missingFromExport(machine, gathered, published !== null, pinned !== null)) {
-      verdict.problems.push(problem)
-      verdict.ok = false
-    }
-    if (!pinned && published) verdict.notes.push(`checked against the key ${machine}/public-key.json publishes (${publishedId}); pass --key to pin the key you expect`)
-    report(`${clone}/${machine}`, verdict)
-    ok &&= verdict.ok
-    if (receipt && receipt.machine === machine) ok = checkReceipt(receipt.rows, gathered) && ok
   }
   if (receipt && !machines.includes(receipt.machine)) {
     console.log(`receipt: machine ${receipt.machine} has no folder in ${clone}`)
@@ -233,24 +204,63 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
   return ok ? 0 : 1
 }
 
+/** Verifies one machine's folder of a clone (gathered into `store`) and the receipt, if it is that machine's; prints the verdict. */
+async function verifyMachine(store: WorkStore, clone: string, machine: string, pinned: PublicKeyFile | null, receipt: ReturnType<typeof decodeReceipt>): Promise<boolean> {
+  const { checkpoints, key: published, problems: unreadable, chainStartsAt: firstLogId } = await gatherExport(store, clone, machine)
+  const publishedId = published ? keyIdOf(published.jwk) : null
+  const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
+  const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
+  // The history: every checkpoint the branch ever held, those gone from the folder read back and checked too.
+  const history = exportHistory(clone, machine, trusted?.key_id ?? null, checkpointFiles(clone, machine))
+  checkpoints.push(...history.removedCheckpoints)
+  checkpoints.sort((a, b) => a.id - b.id)
+  const verdict = await verifyEvidence({ store, checkpoints, keys, complete: true, chainStartsAtLogId: await chainBegins(firstLogId, store, 'none') })
+  if (unreadable.length || history.problems.length) {
+    verdict.problems.unshift(...unreadable, ...history.problems)
+    verdict.ok = false
+  }
+  if (history.note) verdict.notes.push(history.note)
+  const signed = checkpoints.at(-1)
+  if (signed && verdict.lastSeq !== null && verdict.lastSeq > signed.seq) {
+    verdict.notes.push(`chain entries ${signed.seq + 1}-${verdict.lastSeq} come after the last signed checkpoint (${signed.id}, entry ${signed.seq}): no signature covers them yet (each sync signs the head before it exports)`)
+  }
+  if (!trusted && checkpoints.length) {
+    verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
+    verdict.ok = false
+  }
+  if (pinned && published && publishedId !== pinned.key_id) {
+    verdict.problems.unshift(`${machine}/public-key.json is key ${publishedId}, not the pinned key ${pinned.key_id}: the folder's key was replaced`)
+    verdict.ok = false
+  }
+  // What sync writes always has its key and a signed checkpoint (each run signs the chain head
+  // before it exports): a folder without them may have been rewritten whole, its chain recomputed.
+  for (const problem of missingFromExport(machine, store.holdsAny(), checkpoints.length > 0, published !== null, pinned !== null)) {
+    verdict.problems.push(problem)
+    verdict.ok = false
+  }
+  if (!pinned && published) verdict.notes.push(`checked against the key ${machine}/public-key.json publishes (${publishedId}); pass --key to pin the key you expect`)
+  report(`${clone}/${machine}`, verdict)
+  if (receipt && receipt.machine === machine) return checkReceipt(receipt.rows, store) && verdict.ok
+  return verdict.ok
+}
+
 /** What a folder `witness sync` wrote cannot lack; each one missing is a problem. */
-function missingFromExport(machine: string, gathered: Gathered, hasKey: boolean, pinned: boolean): string[] {
+function missingFromExport(machine: string, holds: boolean, hasCheckpoints: boolean, hasKey: boolean, pinned: boolean): string[] {
   const problems: string[] = []
-  const holds = gathered.rows.size > 0 || gathered.entries.length > 0
-  if (!holds && gathered.checkpoints.length === 0) return [`${machine} holds no rows, chain or checkpoints: not a folder witness sync wrote`]
+  if (!holds && !hasCheckpoints) return [`${machine} holds no rows, chain or checkpoints: not a folder witness sync wrote`]
   if (pinned && !hasKey) problems.push(`${machine}/public-key.json is missing: sync always writes it, so the pinned key cannot be matched with the folder's`)
-  if (holds && gathered.checkpoints.length === 0) {
+  if (holds && !hasCheckpoints) {
     problems.push(`${machine} has no signed checkpoint: nothing in it is signed by the machine's key, so its rows and chain could have been rewritten together`)
   }
   return problems
 }
 
-function checkReceipt(rows: { id: number; hash: string }[], gathered: Gathered, missingHint = ''): boolean {
+function checkReceipt(rows: { id: number; hash: string }[], store: WorkStore, missingHint = ''): boolean {
   if (rows.length === 0) {
     console.log('receipt: it names no rows, so it proves nothing (a receipt from a stream is the ": witness-receipt" comment at its end)')
     return false
   }
-  const problems = verifyReceiptRows(rows, gathered).map((p) => (p.endsWith('not in the chain checked') ? p + missingHint : p))
+  const problems = verifyReceiptRows(rows, store).map((p) => (p.endsWith('not in the chain checked') ? p + missingHint : p))
   if (problems.length) {
     for (const p of problems) console.log(`receipt: ${p}`)
     return false
@@ -277,8 +287,8 @@ function report(what: string, v: Verdict): void {
  * its receipts from then); without any, the config it came from does. A
  * receipt from another machine is refused.
  */
-function sameMachine(issuer: string, gathered: Gathered, config: Config | null): boolean {
-  const names = new Set(gathered.checkpoints.map((c) => c.machine))
+function sameMachine(issuer: string, checkpoints: readonly Checkpoint[], config: Config | null): boolean {
+  const names = new Set(checkpoints.map((c) => c.machine))
   if (names.size === 0 && config) names.add(config.machine)
   if (names.size === 0 || names.has(issuer)) return true
   console.log(`receipt: issued by machine ${issuer}, but this database is ${[...names].join(' / ')}'s; check it against that machine's log (or its export with --repo)`)

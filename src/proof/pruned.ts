@@ -12,9 +12,8 @@
 import type { Database } from 'bun:sqlite'
 import { type SigningKey, importPublicKey } from './keys.ts'
 import { monthOfTimestamp } from '../retention/months.ts'
-import { columnsOf } from '../telemetry/schema.ts'
+import { columnsOf, hasTable } from '../telemetry/schema.ts'
 import { decodeRecord, finishedByRecovery } from './record.ts'
-import { hasTable } from './sources.ts'
 import type { ChainEntry } from './verify.ts'
 
 export interface PrunedRun {
@@ -122,15 +121,15 @@ export function prunedMonths(db: Database): Set<string> {
   return new Set((db.query('SELECT DISTINCT month FROM chain_pruned').values() as [string][]).map((r) => r[0]))
 }
 
-/** The recorded runs, by position (none in a database from before migration 10, or an archive). */
-export function readPruned(db: Database): PrunedRecord[] {
-  if (!hasTable(db, 'chain_pruned')) return []
+/** The recorded runs, by position (none in a database from before migration 10, or an archive); `schema`: main, or an attached database. */
+export function readPruned(db: Database, schema = 'main'): PrunedRecord[] {
+  if (!hasTable(db, 'chain_pruned', schema)) return []
   // Read-only, a database from before a column was added (migration 13, schema.ts LATE_COLUMNS) is read as it is.
-  const has = columnsOf(db, 'chain_pruned')
+  const has = columnsOf(db, 'chain_pruned', schema)
   const columns = ['machine', 'first_log_id AS firstLogId', 'key_id AS keyId', 'signature']
     .map((c) => (has.includes(c.split(' ')[0]!) ? c : `NULL AS ${c.split(' AS ').at(-1)}`))
     .join(', ')
-  return db.query(`SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash, month, ${columns} FROM chain_pruned ORDER BY from_seq`).all() as PrunedRecord[]
+  return db.query(`SELECT from_seq AS fromSeq, to_seq AS toSeq, prev_hash AS prevHash, hash, month, ${columns} FROM ${schema}.chain_pruned ORDER BY from_seq`).all() as PrunedRecord[]
 }
 
 /**

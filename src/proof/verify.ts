@@ -2,12 +2,14 @@
  * Verifying the log: recomputes the hash chain over everything gathered
  * (live database, archives, a git export), compares every row with what
  * was chained, checks each signed checkpoint against the chain, and names
- * the first broken places precisely. Pure over the gathered evidence; the
- * sources (proof/sources.ts) do the reading.
+ * the first broken places precisely. Queries over the work store
+ * (work-store.ts) the sources (proof/sources.ts) filled.
  */
 import { type Checkpoint, checkpointSignatureValid } from './checkpoint.ts'
+import { IdRanges, rowsAre } from './id-ranges.ts'
 import { type PrunedRun, prunedGap } from './pruned.ts'
-import { GENESIS_HASH, LOG_COLUMNS, type LogRow, chainHash, decodeRecord } from './record.ts'
+import { GENESIS_HASH, LOG_COLUMNS, type LogColumn, chainHash, decodeRecord } from './record.ts'
+import { Breather, CARRIES_REQUEST_ID, CARRIES_RESPONSE_ID, type WorkStore, idsOf } from './work-store.ts'
 
 export interface ChainEntry {
   seq: number
@@ -17,18 +19,9 @@ export interface ChainEntry {
   record: string
 }
 
-/** A row as the log holds it now. */
-export interface RowView {
-  row: LogRow
-  /** request_log_meta.request_id (null where the row has none, undefined where the source has no meta at all). */
-  requestId?: string | null
-  /** request_log_meta.response_id, the provider's id for its answer (undefined where the source does not carry it: a git export). */
-  responseId?: string | null
-}
-
 export interface Evidence {
-  entries: ChainEntry[]
-  rows: Map<number, RowView>
+  /** The chain entries and rows gathered (work-store.ts). */
+  store: WorkStore
   checkpoints: Checkpoint[]
   /** Public keys by key id. */
   keys: Map<string, JsonWebKey>
@@ -57,169 +50,200 @@ export interface Verdict {
 
 const MAX_PROBLEMS = 50
 
+/** Notes of one kind (a gap in the chain, a checkpoint of an entry not here) made one by one before the rest are counted. */
+const MAX_NOTED = 20
+
 const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
-
-/** Consecutive ids as ranges: `5001-5003, 5007`. */
-/** `row 4 is` / `rows 4-6, 9 are`. */
-export function rowsAre(ids: Iterable<number>): string {
-  const list = [...ids]
-  return `${list.length === 1 ? 'row' : 'rows'} ${ranges(list)} ${list.length === 1 ? 'is' : 'are'}`
-}
-
-function ranges(ids: number[]): string {
-  const sorted = [...new Set(ids)].sort((a, b) => a - b)
-  const parts: string[] = []
-  for (let i = 0; i < sorted.length; ) {
-    let j = i
-    while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++
-    parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`)
-    i = j + 1
-  }
-  return parts.join(', ')
-}
 
 function show(value: unknown): string {
   return JSON.stringify(value)
 }
 
-export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
-  const problems: string[] = []
-  const notes: string[] = []
-  const problem = (text: string) => {
-    if (problems.length < MAX_PROBLEMS) problems.push(text)
+/** Problems found by one check, the first MAX_PROBLEMS of them (the checks' lists are joined in order, then cut). */
+class Found {
+  readonly list: string[] = []
+  add(text: string): void {
+    if (this.list.length < MAX_PROBLEMS) this.list.push(text)
   }
+}
 
-  // One entry per position; the same entry may be seen twice (a row caught between live and archive).
-  const bySeq = new Map<number, ChainEntry>()
-  for (const e of ev.entries) {
-    const seen = bySeq.get(e.seq)
-    if (!seen) bySeq.set(e.seq, e)
-    else if (seen.hash !== e.hash || seen.log_id !== e.log_id || seen.record !== e.record) {
-      problem(`chain entry ${e.seq} exists twice with different contents (rows ${seen.log_id} and ${e.log_id}): the chain was forked`)
-    }
+/** Notes of one kind: the first MAX_NOTED, then (at close) how many more. */
+class CappedNotes {
+  private count = 0
+  constructor(
+    private readonly notes: string[],
+    private readonly more: (count: number) => string,
+  ) {}
+  add(text: string): void {
+    if (this.count++ < MAX_NOTED) this.notes.push(text)
   }
-  const entries = [...bySeq.values()].sort((a, b) => a.seq - b.seq)
+  close(): void {
+    if (this.count > MAX_NOTED) this.notes.push(this.more(this.count - MAX_NOTED))
+  }
+}
+
+/** An entry as the checks read it, with its row (null columns when the row is not there). */
+type EntryWithRow = ChainEntry & { earlier: number | null; carries: number | null; request_id: unknown; response_id: unknown } & { [c in LogColumn]: unknown }
+
+/**
+ * The checks, over the store: one pass over the entries in order (the links, each hash, each row
+ * against its record), then the rows the chain does not know, then the checkpoints. Memory holds an
+ * entry at a time and the ids it names as ranges (id-ranges.ts).
+ */
+export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
+  const { db } = ev.store
+  const notes: string[] = []
   const pruned = ev.pruned ?? []
 
-  // 1. The links.
-  let prev: ChainEntry | null = null
-  for (const e of entries) {
-    if (prev === null) {
-      if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) problem(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
-      if (e.seq > 1) {
-        if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) notes.push(`chain entries 1-${e.seq - 1} ${PRUNED}`)
-        else if (ev.complete) problem(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
-        else notes.push(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives with the config)`)
-      }
-    } else if (e.seq !== prev.seq + 1) {
-      const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
-      if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) notes.push(`${gap} ${PRUNED}`)
-      else if (ev.complete) problem(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
-      else notes.push(`${gap} are not here; archived? (use --archives with the config)`)
-    } else if (e.prev_hash !== prev.hash) {
-      problem(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
-    }
-    if (chainHash(e.prev_hash, e.record) !== e.hash) problem(`chain entry ${e.seq} (row ${e.log_id}) was altered: its hash does not match its record`)
-    prev = e
+  // One entry per position; the same entry may be seen twice (a row caught between live and archive).
+  const forked = new Found()
+  for (const f of db.query(`SELECT seq, kept_log_id, other_log_id FROM forks ORDER BY rowid LIMIT ${MAX_PROBLEMS}`).iterate() as Iterable<{ seq: number; kept_log_id: unknown; other_log_id: unknown }>) {
+    forked.add(`chain entry ${f.seq} exists twice with different contents (rows ${f.kept_log_id} and ${f.other_log_id}): the chain was forked`)
   }
 
-  // 2. Each row against what was chained.
-  const missing: number[] = []
-  const chained = new Set<number>()
+  // 1. The links and 2. each row against what was chained, in one pass.
+  const links = new Found()
+  const rowProblems = new Found()
+  const noteMissing = db.prepare('INSERT OR IGNORE INTO missing (id) VALUES (?)')
+  const breather = new Breather()
+  // A file without its archives may lack entries in many places (a row finished late is archived with
+  // its month, its entry from the middle of the chain with it).
+  const gaps = new CappedNotes(notes, (n) => `and ${n} more gap(s) in the chain like these`)
+  let prev: ChainEntry | null = null
+  let firstSeq: number | null = null
+  let entries = 0
   let rowsChecked = 0
-  const seqOf = new Map<number, number>()
-  for (const e of entries) {
+  const pass = db.prepare(
     // A row joins the chain once (log_chain.log_id is unique): a second entry for it is a forgery.
-    const earlier = seqOf.get(e.log_id)
-    if (earlier !== undefined) problem(`row ${e.log_id} is chained twice (entries ${earlier} and ${e.seq})`)
-    seqOf.set(e.log_id, e.seq)
-    chained.add(e.log_id)
-    const recorded = decodeRecord(e.record)
-    if (!recorded) {
-      problem(`chain entry ${e.seq} (row ${e.log_id}) has an unreadable record`)
-      continue
+    `SELECT e.seq, e.log_id, e.prev_hash, e.hash, e.record,
+       (SELECT max(d.seq) FROM entries d WHERE d.log_id = e.log_id AND d.seq < e.seq) AS earlier, r.*
+     FROM entries e LEFT JOIN rows r ON r.id = e.log_id ORDER BY e.seq`,
+  )
+  db.exec('BEGIN')
+  try {
+    for (const e of pass.iterate() as Iterable<EntryWithRow>) {
+      entries++
+      if (breather.due()) await breather.pause()
+      firstSeq ??= e.seq
+      if (prev === null) {
+        if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) links.add(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
+        if (e.seq > 1) {
+          if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) gaps.add(`chain entries 1-${e.seq - 1} ${PRUNED}`)
+          else if (ev.complete) links.add(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
+          else gaps.add(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives with the config)`)
+        }
+      } else if (e.seq !== prev.seq + 1) {
+        const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
+        if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) gaps.add(`${gap} ${PRUNED}`)
+        else if (ev.complete) links.add(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
+        else gaps.add(`${gap} are not here; archived? (use --archives with the config)`)
+      } else if (e.prev_hash !== prev.hash) {
+        links.add(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
+      }
+      if (chainHash(e.prev_hash, e.record) !== e.hash) links.add(`chain entry ${e.seq} (row ${e.log_id}) was altered: its hash does not match its record`)
+      prev = e
+
+      if (e.earlier !== null) rowProblems.add(`row ${e.log_id} is chained twice (entries ${e.earlier} and ${e.seq})`)
+      const recorded = decodeRecord(e.record)
+      if (!recorded) {
+        rowProblems.add(`chain entry ${e.seq} (row ${e.log_id}) has an unreadable record`)
+        continue
+      }
+      if (recorded.row.id !== e.log_id) rowProblems.add(`chain entry ${e.seq} is filed under row ${e.log_id} but records row ${String(recorded.row.id)}`)
+      if (e.carries === null) {
+        noteMissing.run(e.log_id)
+        continue
+      }
+      rowsChecked++
+      const changed = LOG_COLUMNS.filter((c) => recorded.row[c] !== e[c])
+      if (changed.length) {
+        const details = changed.map((c) => `${c} was ${show(recorded.row[c])} when chained, is now ${show(e[c])}`).join('; ')
+        rowProblems.add(`row ${e.log_id} was changed after it was chained: ${details}`)
+      } else if ((e.carries & CARRIES_REQUEST_ID) !== 0 && e.request_id !== recorded.facts.requestId) {
+        rowProblems.add(`row ${e.log_id} was changed after it was chained: request_id was ${show(recorded.facts.requestId)} when chained, is now ${show(e.request_id)}`)
+      } else if ((e.carries & CARRIES_RESPONSE_ID) !== 0 && e.response_id !== recorded.facts.responseId) {
+        rowProblems.add(`row ${e.log_id} was changed after it was chained: response_id was ${show(recorded.facts.responseId)} when chained, is now ${show(e.response_id)}`)
+      }
     }
-    if (recorded.row.id !== e.log_id) problem(`chain entry ${e.seq} is filed under row ${e.log_id} but records row ${String(recorded.row.id)}`)
-    const now = ev.rows.get(e.log_id)
-    if (!now) {
-      missing.push(e.log_id)
-      continue
-    }
-    rowsChecked++
-    const changed = LOG_COLUMNS.filter((c) => recorded.row[c] !== now.row[c])
-    if (changed.length) {
-      const details = changed.map((c) => `${c} was ${show(recorded.row[c])} when chained, is now ${show(now.row[c])}`).join('; ')
-      problem(`row ${e.log_id} was changed after it was chained: ${details}`)
-    } else if (now.requestId !== undefined && now.requestId !== recorded.facts.requestId) {
-      problem(`row ${e.log_id} was changed after it was chained: request_id was ${show(recorded.facts.requestId)} when chained, is now ${show(now.requestId)}`)
-    } else if (now.responseId !== undefined && now.responseId !== recorded.facts.responseId) {
-      problem(`row ${e.log_id} was changed after it was chained: response_id was ${show(recorded.facts.responseId)} when chained, is now ${show(now.responseId)}`)
-    }
+  } finally {
+    pass.finalize()
+    noteMissing.finalize()
+    db.exec('COMMIT')
   }
-  if (missing.length) problem(`${rowsAre(missing)} missing`)
+  gaps.close()
+  const missing = await idsOf(db, 'SELECT id FROM missing ORDER BY id')
+  if (missing.count) rowProblems.add(`${rowsAre(missing)} missing`)
 
   // 3. Finished rows the chain does not know.
-  const unchained: number[] = []
+  const unchained = new IdRanges()
   let predating = 0
-  for (const [id, view] of ev.rows) {
-    if (view.row.status === 'pending' || chained.has(id)) continue
+  const unknown = db.query(`SELECT r.id FROM rows r WHERE r.status IS NOT 'pending' AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.log_id = r.id) ORDER BY r.id`)
+  for (const { id } of unknown.iterate() as Iterable<{ id: number }>) {
+    if (breather.due()) await breather.pause()
     if (id < ev.chainStartsAtLogId) predating++
-    else unchained.push(id)
+    else unchained.add(id)
   }
-  if (unchained.length) problem(`${rowsAre(unchained)} not in the chain`)
+  if (unchained.count) rowProblems.add(`${rowsAre(unchained)} not in the chain`)
   if (predating) notes.push(`${predating} row(s) were finished before the chain existed and are not covered by it`)
 
   // 4. Signed checkpoints.
+  const signed = new Found()
   if (ev.checkpoints.length && ev.keys.size === 0) {
     const signers = [...new Set(ev.checkpoints.map((c) => c.key_id))].join(', ')
-    problem(`the signatures of ${ev.checkpoints.length} checkpoint(s) were not checked: no public key is known (they name key ${signers}); pass --key with the machine's public-key.json`)
+    signed.add(`the signatures of ${ev.checkpoints.length} checkpoint(s) were not checked: no public key is known (they name key ${signers}); pass --key with the machine's public-key.json`)
   }
-  const lastSeq = entries.at(-1)?.seq ?? 0
+  const lastSeq = prev?.seq ?? 0
+  const entryAt = db.query('SELECT seq, log_id, hash FROM entries WHERE seq = ?')
+  // Years of checkpoints sign entries archived or deleted since: the first are noted, the rest counted.
+  const elsewhere = new CappedNotes(notes, (n) => `and ${n} more checkpoint(s) like these`)
   let checkpointsChecked = 0
   for (const c of ev.checkpoints) {
     checkpointsChecked++
     const jwk = ev.keys.get(c.key_id)
     if (!jwk && ev.keys.size > 0) {
-      problem(`checkpoint ${c.id} was not signed by this machine's key (signed by key ${c.key_id}; known: ${[...ev.keys.keys()].join(', ')})`)
+      signed.add(`checkpoint ${c.id} was not signed by this machine's key (signed by key ${c.key_id}; known: ${[...ev.keys.keys()].join(', ')})`)
       continue
     }
     // With no key at all the signature cannot be checked (said once, below); what it signed still can.
     if (jwk && !(await checkpointSignatureValid(c, jwk))) {
-      problem(`checkpoint ${c.id} has a signature that does not verify: it was forged or altered`)
+      signed.add(`checkpoint ${c.id} has a signature that does not verify: it was forged or altered`)
       continue
     }
-    const entry = bySeq.get(c.seq)
+    const entry = entryAt.get(c.seq) as Pick<ChainEntry, 'seq' | 'log_id' | 'hash'> | null
     const deleted = entry ? undefined : pruned.find((r) => r.fromSeq <= c.seq && c.seq <= r.toSeq)
     if (deleted) {
-      if (deleted.toSeq === c.seq && deleted.hash !== c.head_hash) problem(`checkpoint ${c.id} does not match the chain: entry ${c.seq}, deleted with its archive, had another hash than the one signed`)
-      else if (deleted.toSeq !== c.seq) notes.push(`checkpoint ${c.id} signed entry ${c.seq}, deleted with its archive`)
+      if (deleted.toSeq === c.seq && deleted.hash !== c.head_hash) signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq}, deleted with its archive, had another hash than the one signed`)
+      else if (deleted.toSeq !== c.seq) elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, deleted with its archive`)
     } else if (!entry) {
-      if (ev.complete && c.seq > lastSeq) problem(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
-      else if (ev.complete) problem(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
-      else notes.push(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives with the config)`)
+      if (ev.complete && c.seq > lastSeq) signed.add(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
+      else if (ev.complete) signed.add(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
+      else elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives with the config)`)
     } else if (entry.hash !== c.head_hash) {
-      problem(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
+      signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
     }
   }
 
+  elsewhere.close()
+  const problems = [...forked.list, ...links.list, ...rowProblems.list, ...signed.list].slice(0, MAX_PROBLEMS)
   return {
     ok: problems.length === 0,
     problems,
     notes,
-    entries: entries.length,
-    firstSeq: entries[0]?.seq ?? null,
-    lastSeq: entries.at(-1)?.seq ?? null,
+    entries,
+    firstSeq,
+    lastSeq: prev?.seq ?? null,
     rowsChecked,
     checkpointsChecked,
   }
 }
 
 /** Checks a receipt's rows against the chain: each id chained with that hash, and the row unchanged. */
-export function verifyReceiptRows(receiptRows: { id: number; hash: string }[], ev: Pick<Evidence, 'entries' | 'rows'>): string[] {
+export function verifyReceiptRows(receiptRows: { id: number; hash: string }[], store: WorkStore): string[] {
   const problems: string[] = []
-  const byLogId = new Map(ev.entries.map((e) => [e.log_id, e]))
+  const entryOf = store.db.query('SELECT seq, log_id, prev_hash, hash, record FROM entries WHERE log_id = ? ORDER BY seq DESC LIMIT 1')
+  const rowOf = store.db.query('SELECT * FROM rows WHERE id = ?')
   for (const r of receiptRows) {
-    const entry = byLogId.get(r.id)
+    const entry = entryOf.get(r.id) as ChainEntry | null
     if (!entry) {
       problems.push(`receipt names row ${r.id}, which is not in the chain checked`)
       continue
@@ -229,9 +253,9 @@ export function verifyReceiptRows(receiptRows: { id: number; hash: string }[], e
       continue
     }
     const recorded = decodeRecord(entry.record)
-    const now = ev.rows.get(r.id)
+    const now = rowOf.get(r.id) as Record<LogColumn, unknown> | null
     if (!now) problems.push(`row ${r.id} named by the receipt is missing: its chain entry is there, the row is not`)
-    else if (recorded && LOG_COLUMNS.some((c) => recorded.row[c] !== now.row[c])) problems.push(`row ${r.id} named by the receipt was changed after it was chained`)
+    else if (recorded && LOG_COLUMNS.some((c) => recorded.row[c] !== now[c])) problems.push(`row ${r.id} named by the receipt was changed after it was chained`)
   }
   return problems
 }

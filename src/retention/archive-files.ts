@@ -6,7 +6,7 @@
  * are read through a decompressed copy in `<archive_dir>/.cache/`.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs'
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { ArchiveError, ArchiveHalfWrittenError } from '../errors.ts'
@@ -338,22 +338,46 @@ function markVersion(cached: string, versionMs: number): void {
 /**
  * An archive opened for an audit (verify): a compressed month is decompressed anew into a file of
  * its own, never read through the cache, which anyone who can write the archive directory could
- * have replaced. `remove` deletes that file once the database is closed.
+ * have replaced, and a chunk at a time (a month's database is never whole in memory). `remove`
+ * deletes that file once the database is closed.
  */
-export function openArchiveForAudit(dir: string, file: ArchiveFile): { db: Database; remove: (() => void) | null } {
+export async function openArchiveForAudit(dir: string, file: ArchiveFile): Promise<{ db: Database; remove: (() => void) | null }> {
   if (!file.compressed) return { db: openArchiveReadonly(dir, file), remove: null }
   mkdirSync(cacheDir(dir), { recursive: true })
   // A temp name: pruneCache removes what a crash leaves, once it is old.
   const path = join(cacheDir(dir), `.audit-request_log-${file.month}.db.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
   const remove = () => rmSync(path, { force: true })
   try {
-    writeFileSync(path, decompressed(file))
+    await decompressTo(file, path)
     checkCopy(path, file)
     const db = new Database(path, { readonly: true, strict: true })
     return { db, remove }
   } catch (error) {
     remove()
     throw error
+  }
+}
+
+/**
+ * Writes a compressed archive's database to `path` as it is decompressed. Web streams' zstd, not
+ * node:zlib's, whose stream ends without an error on a cut or damaged frame.
+ */
+async function decompressTo(file: ArchiveFile, path: string): Promise<void> {
+  const chunks = Bun.file(file.path).stream().pipeThrough(new DecompressionStream('zstd' as CompressionFormat))[Symbol.asyncIterator]()
+  const fd = openSync(path, 'w')
+  try {
+    for (;;) {
+      let next: IteratorResult<Uint8Array>
+      try {
+        next = await chunks.next()
+      } catch (error) {
+        throw cannotDecompress(file, error)
+      }
+      if (next.done) return
+      for (let at = 0; at < next.value.length; ) at += writeSync(fd, next.value, at)
+    }
+  } finally {
+    closeSync(fd)
   }
 }
 

@@ -41,18 +41,21 @@ export async function openArchivesFor(archiveDir: string, sinceMs?: number, unti
 }
 
 /**
- * Every archive, each compressed month decompressed anew for this reader alone (verify: see
- * openArchiveForAudit). The caller closes them (`closeArchives`), which deletes those copies.
+ * Every archive in turn, oldest first, each compressed month decompressed anew for this reader alone
+ * (verify: see openArchiveForAudit), `use`d, then closed and its copy deleted before the next one is
+ * opened: one month's copy on disk at a time. Returns how many there were.
  */
-export function archiveDatabasesForAudit(archiveDir: string): ArchiveDatabase[] {
-  const opened: ArchiveDatabase[] = []
-  try {
-    for (const file of listArchives(archiveDir)) opened.push({ month: file.month, path: file.path, ...openArchiveForAudit(archiveDir, file) })
-    return opened
-  } catch (error) {
-    closeArchives(opened)
-    throw error
+export async function eachArchiveForAudit(archiveDir: string, use: (archive: ArchiveDatabase) => Promise<void>): Promise<number> {
+  const files = listArchives(archiveDir)
+  for (const file of files) {
+    const archive: ArchiveDatabase = { month: file.month, path: file.path, ...(await openArchiveForAudit(archiveDir, file)) }
+    try {
+      await use(archive)
+    } finally {
+      closeArchives([archive])
+    }
   }
+  return files.length
 }
 
 export function closeArchives(archives: readonly ArchiveDatabase[]): void {

@@ -25,7 +25,8 @@ import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
 import { eachReadableArchive } from '../retention/archive-files.ts'
 import { archivesMissing } from '../retention/read-sources.ts'
-import { CHAIN_START_FILE, chainStartsAt } from '../proof/sources.ts'
+import { CHAIN_START_FILE } from '../proof/export-folder.ts'
+import { chainStartsAt } from '../proof/sources.ts'
 
 /** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>`. */
 export const CHAIN_EXPORT_KEY = 'sync.chain_seq'

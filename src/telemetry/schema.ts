@@ -233,9 +233,14 @@ export function ensureSchema(db: Database): void {
   }).immediate()
 }
 
-/** Column names of a table, in order (none when there is no such table). */
-export function columnsOf(db: Database, table: string): string[] {
-  return (db.query('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[]).map((c) => c.name)
+/** Whether `schema` (main, or an attached database) has the table. */
+export function hasTable(db: Database, name: string, schema = 'main'): boolean {
+  return Boolean(db.query(`SELECT 1 FROM ${schema}.sqlite_master WHERE type = 'table' AND name = ?`).get(name))
+}
+
+/** Column names of a table, in order (none when there is no such table); `schema`: main, or an attached database. */
+export function columnsOf(db: Database, table: string, schema = 'main'): string[] {
+  return (db.query('SELECT name FROM pragma_table_info(?, ?)').all(table, schema) as { name: string }[]).map((c) => c.name)
 }
 
 /**

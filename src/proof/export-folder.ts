@@ -1,0 +1,171 @@
+/**
+ * Reading one machine's folder of a git export into the work store, a line
+ * at a time: `<machine>/YYYY/MM/DD.ndjson` rows, `<machine>/chain/…/*.jsonl`
+ * chain entries, and beside them (few, read whole) `checkpoints/*.json`,
+ * `public-key.json` and `chain-start.json`.
+ */
+import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs'
+import { join, relative } from 'node:path'
+import type { Checkpoint } from './checkpoint.ts'
+import { fileLines } from './file-lines.ts'
+import type { PublicKeyFile } from './keys.ts'
+import { LOG_COLUMNS, type LogRow } from './record.ts'
+import type { ChainEntry } from './verify.ts'
+import { Breather, type WorkStore } from './work-store.ts'
+
+/** The files under `dir` whose names end in `suffix`: regular files only (sync writes no link; one put there could loop or point anywhere). */
+function filesUnder(dir: string, suffix: string): string[] {
+  if (!existsSync(dir) || !lstatSync(dir).isDirectory()) return []
+  const out: string[] = []
+  for (const name of readdirSync(dir).sort()) {
+    const path = join(dir, name)
+    const stat = lstatSync(path)
+    if (stat.isDirectory()) out.push(...filesUnder(path, suffix))
+    else if (stat.isFile() && name.endsWith(suffix)) out.push(path)
+  }
+  return out
+}
+
+/** Problems with an export's files named one by one before the rest are only counted. */
+const MAX_NAMED = 50
+
+/** The problems of an export's files: the first MAX_NAMED named, the rest counted. */
+class NamedProblems {
+  private readonly named: string[] = []
+  private more = 0
+  add(text: string): void {
+    if (this.named.length < MAX_NAMED) this.named.push(text)
+    else this.more++
+  }
+  list(): string[] {
+    return this.more ? [...this.named, `and ${this.more} more problem(s) with the export's files like these`] : [...this.named]
+  }
+}
+
+/** The JSON values of a file's lines, one at a time; a line that is not JSON is named in `bad` (`path:line`) and left out. */
+function* jsonLines(path: string, bad: NamedProblems, shown: string): Generator<{ value: unknown; text: string; at: string; number: number }> {
+  for (const { text, number } of fileLines(path)) {
+    if (!text.trim()) continue
+    const at = `${shown}:${number}`
+    let value: unknown
+    try {
+      value = JSON.parse(text)
+    } catch {
+      bad.add(`${at} is not a JSON line`)
+      continue
+    }
+    yield { value, text, at, number }
+  }
+}
+
+/** A whole number of an export's line (an id, a position), or null. */
+function wholeNumber(value: unknown): number | null {
+  return typeof value === 'number' && Number.isSafeInteger(value) ? value : null
+}
+
+/** In a machine's folder of an export: where its chain begins (export-proof.ts). */
+export const CHAIN_START_FILE = 'chain-start.json'
+
+/** The bytes of the checkpoint files of a machine's folder, as gatherExport reads them (export-history.ts compares the history with these). */
+export function checkpointFiles(clone: string, machine: string): Uint8Array[] {
+  return filesUnder(join(clone, machine, 'checkpoints'), '.json').map((file) => readFileSync(file))
+}
+
+/** The machines that have a folder in an export clone. */
+export function exportMachines(clone: string): string[] {
+  return readdirSync(clone).filter((name) => !name.startsWith('.') && statSync(join(clone, name)).isDirectory())
+}
+
+/** What gatherExport finds in a machine's folder besides the rows and entries it puts in the store. */
+export interface ExportFolder {
+  checkpoints: Checkpoint[]
+  /** The public key the folder publishes (public-key.json). */
+  key: PublicKeyFile | null
+  /** What cannot be evidence: lines that are not JSON, an id on two lines that differ, pending rows. */
+  problems: string[]
+  /** chain-start.json's first_log_id (0 when there is none). */
+  chainStartsAt: number
+}
+
+/**
+ * Puts one machine's folder of a git export into the store, a line at a time: its rows
+ * (`YYYY/MM/DD.ndjson`) and chain entries (`chain/…/*.jsonl`). An id on two lines that differ is
+ * named, and neither line is taken (one of them was put there by hand); the same line twice is
+ * taken once. Returns its checkpoints, its published key, and what cannot be evidence.
+ */
+export async function gatherExport(store: WorkStore, clone: string, machine: string): Promise<ExportFolder> {
+  const root = join(clone, machine)
+  const problems = new NamedProblems()
+  const shown = (file: string) => relative(clone, file)
+  const files = filesUnder(root, '.ndjson')
+  const breather = new Breather()
+  await store.inTransaction(async () => {
+    for (const [index, file] of files.entries()) {
+      for (const { value, text, at, number } of jsonLines(file, problems, shown(file))) {
+        if (breather.due()) await breather.pause()
+        const line = (value !== null && typeof value === 'object' ? value : {}) as Partial<Record<string, unknown>>
+        const id = wholeNumber(line.id)
+        if (id === null) {
+          problems.add(`${at} is not a row: it has no whole-number id`)
+          continue
+        }
+        const digest = Bun.SHA256.hash(text) as Uint8Array
+        const first = store.firstLine(id)
+        if (first) {
+          if (!Buffer.from(first.digest).equals(digest)) {
+            problems.add(`row ${id} is on two lines that differ (${shown(files[first.file]!)}:${first.line} and ${at}): neither is taken`)
+            store.noteConflict(id)
+          }
+          continue
+        }
+        store.noteFirstLine(id, digest, index, number)
+        if (line.status === 'pending') {
+          // The chain cannot speak for it (only finished rows join it), and sync never writes one.
+          problems.add(`row ${id} (${at}) is pending: sync exports only finished rows, so the line was put there by hand`)
+          continue
+        }
+        store.addRow(Object.fromEntries(LOG_COLUMNS.map((c) => [c, line[c] ?? null])) as LogRow, line.request_id ?? null)
+      }
+    }
+    store.dropConflicting()
+    for (const file of filesUnder(join(root, 'chain'), '.jsonl')) {
+      for (const { value, at } of jsonLines(file, problems, shown(file))) {
+        if (breather.due()) await breather.pause()
+        const line = (value !== null && typeof value === 'object' ? value : {}) as Partial<Record<keyof ChainEntry, unknown>>
+        const seq = wholeNumber(line.seq)
+        const logId = wholeNumber(line.log_id)
+        if (seq === null || logId === null) {
+          problems.add(`${at} is not a chain entry: it has no whole-number seq and log_id`)
+          continue
+        }
+        store.addEntry({ seq, log_id: logId, prev_hash: line.prev_hash, hash: line.hash, record: line.record } as ChainEntry)
+      }
+    }
+  })
+  const checkpoints: Checkpoint[] = []
+  for (const file of filesUnder(join(root, 'checkpoints'), '.json')) {
+    try {
+      checkpoints.push(JSON.parse(readFileSync(file, 'utf8')) as Checkpoint)
+    } catch {
+      problems.add(`${shown(file)} is not JSON`)
+    }
+  }
+  checkpoints.sort((a, b) => a.id - b.id)
+  const keyPath = join(root, 'public-key.json')
+  let key: PublicKeyFile | null = null
+  try {
+    key = existsSync(keyPath) ? (JSON.parse(readFileSync(keyPath, 'utf8')) as PublicKeyFile) : null
+  } catch {
+    problems.add(`${shown(keyPath)} is not JSON`)
+  }
+  let chainStartsAt = 0
+  const startPath = join(root, CHAIN_START_FILE)
+  if (existsSync(startPath)) {
+    try {
+      chainStartsAt = Number((JSON.parse(readFileSync(startPath, 'utf8')) as { first_log_id: unknown }).first_log_id) || 0
+    } catch {
+      problems.add(`${shown(startPath)} is not JSON`)
+    }
+  }
+  return { checkpoints, key, problems: problems.list(), chainStartsAt }
+}

@@ -1,0 +1,291 @@
+/**
+ * verify's work store: the evidence it gathers (every chain entry and every
+ * row of the live database, its archives, or a git export) goes into a
+ * temporary SQLite file instead of memory, and the checks (proof/verify.ts)
+ * run as queries over it. Memory stays bounded by SQLite's page cache
+ * (CACHE_MB) whatever the number of rows; the file needs about as much disk
+ * as the rows and entries read.
+ *
+ * The file lives in a fresh directory `witness-verify-<pid>-…` under the
+ * system's temp directory, or under `--work-dir` (for a machine whose /tmp is
+ * small, or in memory). It is written without a journal or fsyncs (it is
+ * thrown away), and removed by close(), or on SIGINT/SIGTERM. It cannot be
+ * unlinked while open: SQLite then fails (SQLITE_READONLY_DBMOVED).
+ *
+ * A SQLite source (the live file, an archive) is attached read-only and
+ * copied in C (`INSERT … SELECT`), in one read transaction, a range of ids
+ * at a time (so a signal is handled between ranges). What the store holds
+ * already wins: a row found again with other contents is noted in
+ * `conflicts`, an entry found again at its position with other contents in
+ * `forks`. The lines of a git export go in one at a time (sources.ts).
+ *
+ *   entries    seq, log_id, prev_hash, hash, record: one entry per position (log_id compares
+ *              as an integer, as rows.id does, so the lookups by it use its index)
+ *   rows       id, the 11 columns, request_id, response_id, and which of the two the source carries
+ *   forks      positions seen twice with different contents: the entry kept's row and the other's
+ *   conflicts  row ids seen twice with different contents
+ *   lines      an export's first line of each row id: sha-256 of its text, where it is
+ *   missing    ids of rows the chain names and the sources lack (filled by the checks)
+ */
+import { Database, constants } from 'bun:sqlite'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import type { Checkpoint } from './checkpoint.ts'
+import { IdRanges } from './id-ranges.ts'
+import { LOG_COLUMNS, type LogRow } from './record.ts'
+import { hasTable } from '../telemetry/schema.ts'
+import type { ChainEntry } from './verify.ts'
+
+/** SQLite's page cache for the work file: what the gathering and the checks hold, whatever the rows. */
+const CACHE_MB = 32
+
+/** Ids (or positions) copied per statement; between two, a signal can be handled. */
+const COPY_RANGE = 5_000
+
+/** How long a loop over the store runs before it gives the event loop a turn (where a signal is handled). */
+const BREATHE_MS = 50
+
+/**
+ * Long loops over the store (and long runs of copies) give the event loop a turn now and then: a
+ * signal's handler runs only there, so without these a SIGINT would wait for verify to finish.
+ */
+export class Breather {
+  private last = performance.now()
+  /** Whether it is time for a turn (then `await pause()`). */
+  due(): boolean {
+    return performance.now() - this.last >= BREATHE_MS
+  }
+  async pause(): Promise<void> {
+    await Bun.sleep(0)
+    this.last = performance.now()
+  }
+}
+
+/** What a row's source carries besides its 11 columns (rows.carries): compared with the chain only then. */
+export const CARRIES_REQUEST_ID = 1
+export const CARRIES_RESPONSE_ID = 2
+
+const DATA = LOG_COLUMNS.filter((c) => c !== 'id')
+
+const SCHEMA = `
+  CREATE TABLE entries (seq INTEGER PRIMARY KEY, log_id INTEGER, prev_hash, hash, record);
+  CREATE INDEX entries_log_id ON entries (log_id, seq);
+  CREATE TABLE rows (id INTEGER PRIMARY KEY, ${DATA.join(', ')}, request_id, response_id, carries INTEGER NOT NULL);
+  CREATE TABLE forks (seq, kept_log_id, other_log_id);
+  CREATE TABLE conflicts (id INTEGER PRIMARY KEY);
+  CREATE TABLE lines (id INTEGER PRIMARY KEY, digest BLOB NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL);
+  CREATE TABLE missing (id INTEGER PRIMARY KEY);
+`
+
+export interface WorkStore {
+  /** The store's connection: the checks and the sources query the tables above through it. */
+  readonly db: Database
+  /** The directory holding the work file; close() removes it. */
+  readonly dir: string
+  /**
+   * Copies the rows and chain entries of the SQLite file at `path` (attached read-only), and its
+   * checkpoints, in one read snapshot; `inSnapshot` reads more in the same snapshot, through the
+   * schema name it is given.
+   */
+  copyDatabase<T>(path: string, inSnapshot: (schema: string) => T | Promise<T>): Promise<{ checkpoints: Checkpoint[]; read: T }>
+  /** Adds an entry read from an export (or notes a fork, when its position holds another). */
+  addEntry(entry: ChainEntry): void
+  /** Adds a row read from an export; it carries its request_id, not its response_id. */
+  addRow(row: LogRow, requestId: unknown): void
+  /** The first line seen of row `id` in an export: the sha-256 of its text, and where it is. */
+  firstLine(id: number): { digest: Uint8Array; file: number; line: number } | null
+  noteFirstLine(id: number, digest: Uint8Array, file: number, line: number): void
+  noteConflict(id: number): void
+  /** Drops the rows noted in conflicts (an export's: neither line is taken). */
+  dropConflicting(): void
+  /** Whether the store holds any row or entry. */
+  holdsAny(): boolean
+  /** Runs `fn` in one write transaction (the lines of an export), across its awaits. */
+  inTransaction<T>(fn: () => Promise<T>): Promise<T>
+  close(): void
+}
+
+/** Opens a new work store in a fresh directory under `parent` (default: the system's temp directory). */
+export function openWorkStore(parent: string = tmpdir()): WorkStore {
+  let dir: string | null = null
+  const remove = () => {
+    if (dir !== null) rmSync(dir, { recursive: true, force: true })
+  }
+  // Taken before the directory is made, so no signal can come between its making and this.
+  const onSignal = (signal: NodeJS.Signals) => {
+    remove()
+    process.exit(signal === 'SIGINT' ? 130 : 143)
+  }
+  process.on('SIGINT', onSignal)
+  process.on('SIGTERM', onSignal)
+  const stopListening = () => {
+    process.off('SIGINT', onSignal)
+    process.off('SIGTERM', onSignal)
+  }
+  let db: Database
+  try {
+    dir = mkdtempSync(join(resolve(parent), `witness-verify-${process.pid}-`))
+    db = new Database(join(dir, 'work.db'), constants.SQLITE_OPEN_READWRITE | constants.SQLITE_OPEN_CREATE | constants.SQLITE_OPEN_URI)
+    db.exec('PRAGMA journal_mode = OFF')
+    db.exec('PRAGMA synchronous = OFF')
+    db.exec(`PRAGMA cache_size = -${CACHE_MB * 1024}`)
+    db.exec('PRAGMA busy_timeout = 5000')
+    // Sorts and other temporary files go beside the work file, not to a /tmp that --work-dir avoided.
+    db.exec(`PRAGMA temp_store_directory = '${dir.replaceAll("'", "''")}'`)
+    db.exec(SCHEMA)
+  } catch (error) {
+    stopListening()
+    remove()
+    throw error
+  }
+  const workDir = dir
+
+  const insertRow = db.prepare(`INSERT INTO rows (id, ${DATA.join(', ')}, request_id, response_id, carries) VALUES (${['?', ...DATA.map(() => '?')].join(', ')}, ?, NULL, ${CARRIES_REQUEST_ID})`)
+  const entryAt = db.prepare('SELECT log_id, hash, record FROM entries WHERE seq = ?')
+  const insertEntry = db.prepare('INSERT INTO entries (seq, log_id, prev_hash, hash, record) VALUES (?, ?, ?, ?, ?)')
+  const insertFork = db.prepare('INSERT INTO forks (seq, kept_log_id, other_log_id) VALUES (?, ?, ?)')
+  const firstLineOf = db.prepare('SELECT digest, file, line FROM lines WHERE id = ?')
+  const insertLine = db.prepare('INSERT INTO lines (id, digest, file, line) VALUES (?, ?, ?, ?)')
+  const insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (id) VALUES (?)')
+
+  return {
+    db,
+    dir: workDir,
+    async copyDatabase(path, inSnapshot) {
+      db.query('ATTACH ? AS src').run(readOnlyUri(path))
+      try {
+        db.exec('BEGIN')
+        try {
+          const read = await inSnapshot('src')
+          await copyRows(db)
+          if (hasTable(db, 'log_chain', 'src')) await copyEntries(db)
+          const checkpoints = hasTable(db, 'checkpoints', 'src') ? (db.query('SELECT * FROM src.checkpoints ORDER BY id').all() as Checkpoint[]) : []
+          return { checkpoints, read }
+        } finally {
+          db.exec('COMMIT')
+        }
+      } finally {
+        db.exec('DETACH src')
+      }
+    },
+    addEntry(e) {
+      const kept = entryAt.get(e.seq) as Pick<ChainEntry, 'log_id' | 'hash' | 'record'> | null
+      if (!kept) insertEntry.run(e.seq, e.log_id, e.prev_hash, e.hash, e.record)
+      else if (kept.hash !== e.hash || kept.log_id !== e.log_id || kept.record !== e.record) insertFork.run(e.seq, kept.log_id, e.log_id)
+    },
+    addRow(row, requestId) {
+      insertRow.run(row.id, ...DATA.map((c) => cell(row[c])), cell(requestId))
+    },
+    firstLine: (id) => firstLineOf.get(id) as { digest: Uint8Array; file: number; line: number } | null,
+    noteFirstLine: (id, digest, file, line) => void insertLine.run(id, digest, file, line),
+    noteConflict: (id) => void insertConflict.run(id),
+    dropConflicting: () => void db.exec('DELETE FROM rows WHERE id IN (SELECT id FROM conflicts)'),
+    holdsAny: () => (db.query('SELECT EXISTS (SELECT 1 FROM rows) OR EXISTS (SELECT 1 FROM entries) AS any').get() as { any: number }).any === 1,
+    async inTransaction(fn) {
+      db.exec('BEGIN')
+      try {
+        return await fn()
+      } finally {
+        // Nothing to roll back to (no journal): a store whose gathering failed is thrown away.
+        db.exec('COMMIT')
+      }
+    },
+    close() {
+      stopListening()
+      try {
+        db.exec("PRAGMA temp_store_directory = ''") // process-wide: not left naming a directory about to go
+        db.close()
+      } finally {
+        remove()
+      }
+    },
+  }
+}
+
+/** The ids a query gives, in ascending order, as ranges; gives the event loop a turn now and then. */
+export async function idsOf(db: Database, sql: string, ...params: (string | number)[]): Promise<IdRanges> {
+  const ids = new IdRanges()
+  const breather = new Breather()
+  for (const { id } of db.query(sql).iterate(...params) as Iterable<{ id: number }>) {
+    ids.add(id)
+    if (breather.due()) await breather.pause()
+  }
+  return ids
+}
+
+/**
+ * A value of an export's line as the store keeps it: strings, numbers and nulls as they are; anything
+ * else (true, an object) as its JSON text, which no record's value equals, so it reads as changed.
+ */
+function cell(value: unknown): string | number | null {
+  if (value === undefined || value === null) return null
+  if (typeof value === 'string' || typeof value === 'number') return value
+  return JSON.stringify(value)
+}
+
+/** The `file:` URI that attaches `path` read-only (`?`, `#` and `%` escaped, so no part is taken for a query). */
+export function readOnlyUri(path: string): string {
+  return `file://${resolve(path).replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)}?mode=ro`
+}
+
+/** Copies src's rows into the store, a range of ids at a time; rows it holds already with other contents go to conflicts. */
+async function copyRows(db: Database): Promise<void> {
+  const meta = hasTable(db, 'request_log_meta', 'src')
+  const source = meta
+    ? `SELECT r.id, ${DATA.map((c) => `r.${c}`).join(', ')}, m.request_id, m.response_id, ${CARRIES_REQUEST_ID | CARRIES_RESPONSE_ID} AS carries
+       FROM src.request_log r LEFT JOIN src.request_log_meta m ON m.log_id = r.id WHERE r.id BETWEEN ?1 AND ?2`
+    : `SELECT r.id, ${DATA.map((c) => `r.${c}`).join(', ')}, NULL AS request_id, NULL AS response_id, 0 AS carries FROM src.request_log r WHERE r.id BETWEEN ?1 AND ?2`
+  const differs = [...DATA, 'request_id', 'response_id', 'carries'].map((c) => `w.${c} IS NOT s.${c}`).join(' OR ')
+  const conflicts = db.prepare(`INSERT OR IGNORE INTO conflicts (id) SELECT s.id FROM (${source}) s JOIN rows w ON w.id = s.id WHERE ${differs}`)
+  const insert = db.prepare(`INSERT OR IGNORE INTO rows (id, ${DATA.join(', ')}, request_id, response_id, carries) ${source}`)
+  try {
+    await inRanges(db, 'request_log', 'id', (from, to) => {
+      conflicts.run(from, to)
+      insert.run(from, to)
+    })
+  } finally {
+    conflicts.finalize()
+    insert.finalize()
+  }
+}
+
+/** Copies src's chain entries into the store; a position it holds already with another entry goes to forks. */
+async function copyEntries(db: Database): Promise<void> {
+  const forks = db.prepare(
+    `INSERT INTO forks (seq, kept_log_id, other_log_id) SELECT s.seq, w.log_id, s.log_id FROM src.log_chain s JOIN entries w ON w.seq = s.seq
+     WHERE s.seq BETWEEN ?1 AND ?2 AND (w.hash IS NOT s.hash OR w.log_id IS NOT s.log_id OR w.record IS NOT s.record) ORDER BY s.seq`,
+  )
+  const insert = db.prepare('INSERT OR IGNORE INTO entries (seq, log_id, prev_hash, hash, record) SELECT seq, log_id, prev_hash, hash, record FROM src.log_chain WHERE seq BETWEEN ?1 AND ?2')
+  try {
+    await inRanges(db, 'log_chain', 'seq', (from, to) => {
+      forks.run(from, to)
+      insert.run(from, to)
+    })
+  } finally {
+    forks.finalize()
+    insert.finalize()
+  }
+}
+
+/**
+ * Calls `copy` for consecutive ranges of `key` in src's `table`, COPY_RANGE keys each (however sparse
+ * the keys: a range ends at the key that many keys on), giving the event loop a turn now and then.
+ */
+async function inRanges(db: Database, table: string, key: string, copy: (from: number, to: number) => void): Promise<void> {
+  const { lo, hi } = db.query(`SELECT min(${key}) AS lo, max(${key}) AS hi FROM src.${table}`).get() as { lo: number | null; hi: number | null }
+  if (lo === null || hi === null) return
+  const rangeEnd = db.prepare(`SELECT ${key} AS k FROM src.${table} WHERE ${key} >= ? ORDER BY ${key} LIMIT 1 OFFSET ${COPY_RANGE - 1}`)
+  const breather = new Breather()
+  try {
+    for (let from = lo; ; ) {
+      const to = (rangeEnd.get(from) as { k: number } | null)?.k ?? hi
+      copy(from, to)
+      if (to >= hi) return
+      from = to + 1
+      if (breather.due()) await breather.pause()
+    }
+  } finally {
+    rangeEnd.finalize()
+  }
+}

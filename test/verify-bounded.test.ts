@@ -1,0 +1,124 @@
+/**
+ * verify in bounded memory: what it reads goes to a work file on disk
+ * (src/proof/work-store.ts) and the checks are queries over it, so a log
+ * bigger than memory verifies. The work directory goes away afterwards, and
+ * on SIGTERM; --work-dir puts it elsewhere. Lists of row ids in messages
+ * stay short however many rows they name.
+ */
+import { Database } from 'bun:sqlite'
+import { beforeAll, describe, expect, test } from 'bun:test'
+import { copyFileSync, mkdirSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import { BUN, ROOT } from './support/process.ts'
+import { seedRows } from './support/seed.ts'
+import { tempDir } from './support/temp.ts'
+
+/** Rows of the big log, and the bytes of upstream error text each one holds. */
+const BIG_ROWS = 8000
+const ROW_TEXT_BYTES = 32_000
+
+function verifyArgs(args: string[], preload: string[] = []): string[] {
+  return [BUN, ...preload, join(ROOT, 'src/cli.ts'), 'verify', ...args]
+}
+
+async function verify(args: string[], preload: string[] = []): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn(verifyArgs(args, preload), { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'pipe', stderr: 'pipe' })
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+  return { code, stdout, stderr }
+}
+
+/** `count` finished rows written by the real store (which chains them), each with `textBytes` of error text. */
+async function logOf(count: number, textBytes = 0): Promise<string> {
+  const dbPath = join(tempDir(), 'witness.db')
+  const padding = 'x'.repeat(textBytes)
+  const start = Date.now() - count * 1000
+  await seedRows(dbPath, Array.from({ length: count }, (_, i) => ({ timestamp: new Date(start + i * 1000).toISOString(), status: 'error' as const, errorMessage: `HTTP 500 (${i}) ${padding}` })))
+  return dbPath
+}
+
+describe('a log bigger than what verify may hold', () => {
+  let bigDb: string
+  beforeAll(async () => {
+    bigDb = await logOf(BIG_ROWS, ROW_TEXT_BYTES)
+  }, 120_000)
+
+  test(`verify checks ${BIG_ROWS} rows holding 256 MB of text with a peak RSS under 200 MB (holding every row and its record, it took 1.1 GB)`, async () => {
+    const work = tempDir()
+    const { code, stdout, stderr } = await verify(['--db', bigDb, '--work-dir', work], ['--preload', join(ROOT, 'test/support/max-rss.ts')])
+    expect(stdout).toStartWith(`verified ${bigDb}: chain entries 1-${BIG_ROWS}, ${BIG_ROWS} rows checked`)
+    expect(code).toBe(0)
+    const peakKb = Number(/max-rss-kb (\d+)/.exec(stderr)?.[1])
+    expect(peakKb * 1024).toBeLessThan(200 * 1024 * 1024)
+    expect(BIG_ROWS * ROW_TEXT_BYTES).toBeGreaterThan(250 * 1000 * 1000)
+    // The work file went with its directory.
+    expect(readdirSync(work)).toEqual([])
+  }, 120_000)
+
+  test('SIGTERM while verify reads removes its work directory (exit 143)', async () => {
+    const work = tempDir()
+    const proc = Bun.spawn(verifyArgs(['--db', bigDb, '--work-dir', work]), { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'pipe', stderr: 'pipe' })
+    let seen: string[] = []
+    for (let waited = 0; seen.length === 0 && waited < 30_000; waited += 5) {
+      await Bun.sleep(5)
+      seen = readdirSync(work)
+    }
+    expect(seen).toHaveLength(1)
+    expect(seen[0]).toStartWith(`witness-verify-${proc.pid}-`)
+    proc.kill('SIGTERM')
+    expect(await proc.exited).toBe(143)
+    expect(readdirSync(work)).toEqual([])
+  }, 60_000)
+})
+
+describe('the work store', () => {
+  test('--work-dir must name a directory: a usage error otherwise, before anything is read', async () => {
+    const dbPath = await logOf(2)
+    const missing = join(tempDir(), 'nowhere')
+    const { code, stderr } = await verify(['--db', dbPath, '--work-dir', missing])
+    expect(code).toBe(2)
+    expect(stderr).toContain(`--work-dir: no directory at ${missing}`)
+    expect((await verify(['--db', dbPath, '--work-dir', dbPath])).stderr).toContain(`--work-dir: no directory at ${dbPath}`)
+  }, 60_000)
+
+  test('a database whose path holds ?, #, % and spaces is attached as itself (read-only), not as a URI with a query', async () => {
+    const dbPath = await logOf(3)
+    const odd = join(tempDir(), 'we?ird #dir %41 x')
+    mkdirSync(odd)
+    const copy = join(odd, 'log?mode=rw#%20.db')
+    copyFileSync(dbPath, copy)
+    const { code, stdout } = await verify(['--db', copy])
+    expect(stdout).toStartWith(`verified ${copy}: chain entries 1-3, 3 rows checked`)
+    expect(code).toBe(0)
+    // Nothing made under another name (`log`, `file:…`): only the database and its -shm and -wal.
+    expect(readdirSync(odd).filter((name) => !name.startsWith('log?mode=rw#%20.db'))).toEqual([])
+  }, 60_000)
+
+})
+
+describe('long lists in what verify prints', () => {
+  test('missing rows by the hundred are named as ranges: the first 20, then how many more', async () => {
+    const dbPath = await logOf(60)
+    const db = new Database(dbPath)
+    db.exec('DELETE FROM request_log WHERE id % 2 = 0')
+    db.close()
+    const { code, stdout } = await verify(['--db', dbPath])
+    expect(code).toBe(1)
+    const evens = Array.from({ length: 20 }, (_, i) => 2 * (i + 1)).join(', ')
+    expect(stdout).toContain(`  - rows ${evens} and 10 more (in 10 ranges) are missing\n`)
+  }, 60_000)
+
+  test('gaps in the chain of a file without its archives are noted up to 20, then counted', async () => {
+    const dbPath = await logOf(60)
+    const db = new Database(dbPath)
+    // As if every other row had gone to an archive with its entry (rows finished out of order, by month).
+    db.exec('DELETE FROM request_log WHERE id % 2 = 0 AND id < 60; DELETE FROM log_chain WHERE log_id % 2 = 0 AND log_id < 60')
+    db.query("INSERT INTO witness_state (key, value, updated_at) VALUES ('archive.max_id', '58', '2026-12-07T00:00:00.000Z')").run()
+    db.close()
+    const { code, stdout } = await verify(['--db', dbPath])
+    expect(code).toBe(0)
+    const notes = stdout.split('\n').filter((line) => line.includes('are not here; archived?'))
+    expect(notes).toHaveLength(20)
+    expect(notes[0]).toBe('  note: chain entries 2-2 are not here; archived? (use --archives with the config)')
+    expect(stdout).toContain('  note: and 9 more gap(s) in the chain like these\n')
+  }, 60_000)
+})
