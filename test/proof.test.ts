@@ -492,17 +492,21 @@ describe('what a tamperer with the database file, and no key, tried', () => {
     expect(code).toBe(1)
   })
 
-  test('rows deleted and marked archived (archive.max_id) by hand: noted as not checked without --archives; with it, the archives are looked in, and they are not there', () => {
+  test('rows deleted and marked archived (archive.max_id) by hand: with the config, the archives are looked in, and they are not there; only --live-only notes them as not checked', () => {
     const copy = copyDb()
     deleteEntries(copy, 4, 6)
     exec(copy, "INSERT OR REPLACE INTO witness_state (key, value, updated_at) VALUES ('archive.max_id', '6', '2026-11-25T00:00:00.000Z')")
     const config = join(dirname(copy), 'witness.yaml')
     writeFileSync(config, JSON.stringify({ database: './tampered.db', providers: { kimi: {} }, chains: { default: [{ provider: 'kimi', model: 'k' }] }, retention: { keep_days: 1, archive_dir: './archive' }, proof: { key_path: keyPath } }))
-    expect(verify(['--config', config]).out).toContain('chain entries 4-6 are not here; archived? (use --archives with the config)')
-    const { code, out } = verify(['--config', config, '--archives'])
-    expect(out).toContain(`the archive directory ${join(dirname(copy), 'archive')} does not exist`)
-    expect(out).toContain('chain entries 4-6 are missing')
-    expect(code).toBe(1)
+    for (const args of [['--config', config], ['--config', config, '--archives']]) {
+      const { code, out } = verify(args)
+      expect(out).toContain(`the archive directory ${join(dirname(copy), 'archive')} does not exist`)
+      expect(out).toContain('chain entries 4-6 are missing')
+      expect(code).toBe(1)
+    }
+    const liveOnly = verify(['--config', config, '--live-only'])
+    expect(liveOnly.out).toContain('chain entries 4-6 are not here; archived? (verify with the config that names the archives, without --live-only)')
+    expect(liveOnly.code).toBe(0)
   })
 
   test('a row deleted with its chain entry kept: the receipt naming it says it is missing, not "unchanged"', () => {
@@ -576,15 +580,18 @@ describe('what a tamperer with the database file, and no key, tried', () => {
   }, 60_000)
 })
 
-describe('tampering inside an archive (verify --archives)', () => {
-  test('archived rows verify with --archives, and a field changed inside an archive is named', async () => {
+describe('tampering inside an archive (verify with the config reads the archives)', () => {
+  test('archived rows verify with the config (or --archives), and a field changed inside an archive is named', async () => {
     const { config, live, archive } = await archivedCopy()
-    // Without --archives (and the database alone cannot look in them), it notes where entries are not.
-    expect(verify(config).out).toContain('(use --archives with the config)')
-    expect(verify(['--db', live, '--key', keyPath]).out).toContain('(use --archives with the config)')
-    const ok = verify([...config, '--archives'])
-    expect(ok.out).toContain('verified')
-    expect(ok.code).toBe(0)
+    // With --live-only (and the database alone cannot look in them), it notes where entries are not.
+    expect(verify([...config, '--live-only']).out).toContain('(verify with the config that names the archives, without --live-only)')
+    expect(verify(['--db', live, '--key', keyPath]).out).toContain('(verify with the config that names the archives, without --live-only)')
+    for (const args of [config, [...config, '--archives']]) {
+      const ok = verify(args)
+      expect(ok.out).toContain('and 1 archive file(s)')
+      expect(ok.code).toBe(0)
+    }
+    expect(verify([...config, '--archives', '--live-only'])).toMatchObject({ code: 2, out: expect.stringContaining('--archives and --live-only: choose one') })
 
     const victim = readRows(archive)[1]!.id
     exec(archive, 'UPDATE request_log SET tokens_out = 999 WHERE id = ?', victim)
@@ -617,7 +624,7 @@ describe('tampering inside an archive (verify --archives)', () => {
     expect(out).toContain(`row ${victim} is missing`)
   })
 
-  test("a receipt whose rows were archived since says so, and verifies with --archives", async () => {
+  test("a receipt whose rows were archived since verifies with the archives, and says so with --live-only", async () => {
     const { config, live, archive } = await archivedCopy()
     const db = new Database(archive, { readonly: true })
     const [entry] = db.query('SELECT log_id, hash FROM log_chain ORDER BY seq LIMIT 1').all() as { log_id: number; hash: string }[]
@@ -626,10 +633,10 @@ describe('tampering inside an archive (verify --archives)', () => {
     const machine = (signed.query('SELECT machine FROM checkpoints ORDER BY id DESC LIMIT 1').get() as { machine: string } | null)?.machine ?? 'any'
     signed.close()
     const receipt = encodeReceipt({ machine, rows: [{ id: entry!.log_id, hash: entry!.hash }] })
-    const liveOnly = verify([...config, '--receipt', receipt])
+    const liveOnly = verify([...config, '--live-only', '--receipt', receipt])
     expect(liveOnly.code).toBe(1)
-    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? add --archives, with the config that names them)`)
-    expect(verify([...config, '--archives', '--receipt', receipt]).code).toBe(0)
+    expect(liveOnly.out).toContain(`receipt names row ${entry!.log_id}, which is not in the chain checked (archived since? verify without --live-only, with the config that names the archives)`)
+    expect(verify([...config, '--receipt', receipt]).code).toBe(0)
   })
 
   test('a row inserted into an archive is not in the chain', async () => {

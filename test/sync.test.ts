@@ -931,9 +931,9 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     const archives = await runWitness(['verify', '--config', alpha.configPath, '--archives'])
     expect(archives.stdout).toContain('chain entries 1-6, 6 rows checked, 2 signed checkpoint(s)')
     expect(archives.code).toBe(0)
-    // Without the archives the live log alone still verifies, and says where the rest is.
-    const liveOnly = await runWitness(['verify', '--config', alpha.configPath])
-    expect(liveOnly.stdout).toContain('(use --archives with the config)')
+    // With --live-only the live log alone still verifies, and says where the rest is.
+    const liveOnly = await runWitness(['verify', '--config', alpha.configPath, '--live-only'])
+    expect(liveOnly.stdout).toContain('(verify with the config that names the archives, without --live-only)')
     expect(liveOnly.code).toBe(0)
   })
 })

@@ -118,7 +118,7 @@ describe('long lists in what verify prints', () => {
     expect(code).toBe(0)
     const notes = stdout.split('\n').filter((line) => line.includes('are not here; archived?'))
     expect(notes).toHaveLength(20)
-    expect(notes[0]).toBe('  note: chain entries 2-2 are not here; archived? (use --archives with the config)')
+    expect(notes[0]).toBe('  note: chain entries 2-2 are not here; archived? (verify with the config that names the archives, without --live-only)')
     expect(stdout).toContain('  note: and 9 more gap(s) in the chain like these\n')
   }, 60_000)
 })

@@ -1,7 +1,8 @@
 /**
- * `witness verify [--config PATH] [--db PATH] [--key PATH] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]`:
- * recomputes the hash chain over the live database (and its archives), or
- * over a git export; checks every signed checkpoint and, if given, a
+ * `witness verify [--config PATH] [--db PATH] [--key PATH] [--live-only] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]`:
+ * recomputes the hash chain over the live database and, given its config,
+ * the archives its rows were moved to (not with `--live-only`, which then
+ * only notes the entries the live file lacks), or over a git export; checks every signed checkpoint and, if given, a
  * receipt. Names the first broken places; exits 0 only when everything
  * verifies, 1 when something does not, 2 on a usage error.
  *
@@ -33,12 +34,14 @@ import { type JobLock, waitForJobLock } from '../jobs/job-lock.ts'
 import { archiveLockPath } from '../retention/archive-job.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 import { openWitnessDb, optionalConfig, samePath } from './read-db.ts'
+import { readState } from '../jobs/job-db.ts'
+import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 
 /** How long verify --archives waits for a run of the archive job to end. */
 const LOCK_WAIT_MS = 120_000
 
 export const verifyCommand: Command = {
-  summary: 'verify [--config PATH | --db PATH] [--key PUBLIC-KEY] [--archives] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]  check the hash chain, checkpoints and receipts',
+  summary: 'verify [--config PATH | --db PATH] [--key PUBLIC-KEY] [--live-only] [--repo CLONE [--machine NAME]] [--receipt TEXT] [--work-dir DIR]  check the hash chain, checkpoints and receipts',
   async run(args) {
     const { values } = parsed(() =>
       parseArgs({
@@ -48,6 +51,7 @@ export const verifyCommand: Command = {
           db: { type: 'string' },
           key: { type: 'string' },
           archives: { type: 'boolean' },
+          'live-only': { type: 'boolean' },
           repo: { type: 'string' },
           machine: { type: 'string' },
           receipt: { type: 'string' },
@@ -89,13 +93,20 @@ export const verifyCommand: Command = {
     const key = pinned ?? (keyPath && existsSync(keyPath) ? await readPublicKey(keyPath) : null)
     if (key) keys.set(key.key_id, key.jwk)
 
+    if (values.archives && values['live-only']) throw new UsageError('--archives and --live-only: choose one')
     if (values.archives && !config) throw new UsageError('--archives needs the config (for retention.archive_dir)')
     // The config's archives are its own database's, not those of another file given with --db (a copy).
     const own = config && samePath(dbPath, config.databasePath) ? config : null
     if (values.archives && !own) throw new UsageError(`--archives: ${dbPath} is not the database of the config ${configPath}, so its archives are unknown`)
-    const withArchives = own !== null && Boolean(values.archives)
+    // A file that is not a witness database is a usage error, before anything is read.
+    const probe = openWitnessDb(dbPath)
+    const everArchived = readState(probe, ARCHIVED_MAX_ID_KEY) !== null
+    probe.close()
+    // With its config, a database whose rows were ever archived is verified with its archives unless
+    // --live-only: from the live file alone, entries missing from it could only be noted, and anyone
+    // who can write the file could delete rows and mark them archived.
+    const withArchives = own !== null && (Boolean(values.archives) || (everArchived && !values['live-only']))
     const archiveDir = own?.retention.archiveDir ?? ''
-    openWitnessDb(dbPath).close() // a file that is not a witness database is a usage error, before anything is read
     const store = openWorkStore(workDir)
     let archiveLock: JobLock | null = null
     const forged: string[] = []
@@ -153,7 +164,7 @@ export const verifyCommand: Command = {
       }
       report(dbPath + (archives ? ` and ${archives} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
-      const missingHint = !withArchives && live.archived ? ' (archived since? add --archives, with the config that names them)' : ''
+      const missingHint = !withArchives && live.archived ? ' (archived since? verify without --live-only, with the config that names the archives)' : ''
       const receiptOk = receipt ? sameMachine(receipt.machine, checkpoints, values.db ? null : config) && checkReceipt(receipt.rows, store, missingHint) : true
       return verdict.ok && receiptOk && (keys.size > 0 || checkpoints.length === 0) ? 0 : 1
     } finally {

@@ -130,13 +130,13 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
         if (e.seq > 1) {
           if (prunedGap(pruned, 1, e.seq - 1, GENESIS_HASH, e.prev_hash)) gaps.add(`chain entries 1-${e.seq - 1} ${PRUNED}`)
           else if (ev.complete) links.add(`chain entries 1-${e.seq - 1} are missing (the chain starts at entry ${e.seq}, row ${e.log_id})`)
-          else gaps.add(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (use --archives with the config)`)
+          else gaps.add(`the chain here starts at entry ${e.seq}; earlier entries are in the archives (verify with the config that names the archives, without --live-only)`)
         }
       } else if (e.seq !== prev.seq + 1) {
         const gap = `chain entries ${prev.seq + 1}-${e.seq - 1}`
         if (prunedGap(pruned, prev.seq + 1, e.seq - 1, prev.hash, e.prev_hash)) gaps.add(`${gap} ${PRUNED}`)
         else if (ev.complete) links.add(`${gap} are missing (rows after ${prev.log_id} and before ${e.log_id} were removed with their chain entries)`)
-        else gaps.add(`${gap} are not here; archived? (use --archives with the config)`)
+        else gaps.add(`${gap} are not here; archived? (verify with the config that names the archives, without --live-only)`)
       } else if (e.prev_hash !== prev.hash) {
         links.add(`the chain is broken at entry ${e.seq} (row ${e.log_id}): it does not follow entry ${prev.seq} (row ${prev.log_id})`)
       }
@@ -217,7 +217,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
     } else if (!entry) {
       if (ev.complete && c.seq > lastSeq) signed.add(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
       else if (ev.complete) signed.add(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
-      else elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (use --archives with the config)`)
+      else elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (verify with the config that names the archives, without --live-only)`)
     } else if (entry.hash !== c.head_hash) {
       signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
     }
