@@ -237,34 +237,30 @@ async function copyRows(db: Database): Promise<void> {
        FROM src.request_log r LEFT JOIN src.request_log_meta m ON m.log_id = r.id WHERE r.id BETWEEN ?1 AND ?2`
     : `SELECT r.id, ${DATA.map((c) => `r.${c}`).join(', ')}, NULL AS request_id, NULL AS response_id, 0 AS carries FROM src.request_log r WHERE r.id BETWEEN ?1 AND ?2`
   const differs = [...DATA, 'request_id', 'response_id', 'carries'].map((c) => `w.${c} IS NOT s.${c}`).join(' OR ')
-  const conflicts = db.prepare(`INSERT OR IGNORE INTO conflicts (id) SELECT s.id FROM (${source}) s JOIN rows w ON w.id = s.id WHERE ${differs}`)
-  const insert = db.prepare(`INSERT OR IGNORE INTO rows (id, ${DATA.join(', ')}, request_id, response_id, carries) ${source}`)
-  try {
-    await inRanges(db, 'request_log', 'id', (from, to) => {
-      conflicts.run(from, to)
-      insert.run(from, to)
-    })
-  } finally {
-    conflicts.finalize()
-    insert.finalize()
-  }
+  await copyInRanges(db, 'request_log', 'id', [
+    `INSERT OR IGNORE INTO conflicts (id) SELECT s.id FROM (${source}) s JOIN rows w ON w.id = s.id WHERE ${differs}`,
+    `INSERT OR IGNORE INTO rows (id, ${DATA.join(', ')}, request_id, response_id, carries) ${source}`,
+  ])
 }
 
 /** Copies src's chain entries into the store; a position it holds already with another entry goes to forks. */
 async function copyEntries(db: Database): Promise<void> {
-  const forks = db.prepare(
+  await copyInRanges(db, 'log_chain', 'seq', [
     `INSERT INTO forks (seq, kept_log_id, other_log_id) SELECT s.seq, w.log_id, s.log_id FROM src.log_chain s JOIN entries w ON w.seq = s.seq
      WHERE s.seq BETWEEN ?1 AND ?2 AND (w.hash IS NOT s.hash OR w.log_id IS NOT s.log_id OR w.record IS NOT s.record) ORDER BY s.seq`,
-  )
-  const insert = db.prepare('INSERT OR IGNORE INTO entries (seq, log_id, prev_hash, hash, record) SELECT seq, log_id, prev_hash, hash, record FROM src.log_chain WHERE seq BETWEEN ?1 AND ?2')
+    'INSERT OR IGNORE INTO entries (seq, log_id, prev_hash, hash, record) SELECT seq, log_id, prev_hash, hash, record FROM src.log_chain WHERE seq BETWEEN ?1 AND ?2',
+  ])
+}
+
+/** Runs each statement (taking a range of keys as ?1 and ?2), in order, over consecutive ranges of `key` in src's `table`. */
+async function copyInRanges(db: Database, table: string, key: string, sql: readonly string[]): Promise<void> {
+  const statements = sql.map((text) => db.prepare(text))
   try {
-    await inRanges(db, 'log_chain', 'seq', (from, to) => {
-      forks.run(from, to)
-      insert.run(from, to)
+    await inRanges(db, table, key, (from, to) => {
+      for (const statement of statements) statement.run(from, to)
     })
   } finally {
-    forks.finalize()
-    insert.finalize()
+    for (const statement of statements) statement.finalize()
   }
 }
 
