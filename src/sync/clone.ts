@@ -35,8 +35,8 @@ export async function prepareClone(git: Git, workDir: string, remote: string, br
   else if (current.stdout.trim() !== remote) await gitOk(git, ['remote', 'set-url', 'origin', remote])
 
   // Only witness's own git runs here (under the sync lock), and one a killed run left running has been
-  // ended (endLeftoverGit), so any lock git left is a killed git's (the sync kills git past its time
-  // limit): HEAD.lock or a ref's lock would fail every later run.
+  // ended (git-group.ts endLeftoverGit), so any lock git left is a killed git's (the sync kills git
+  // past its time limit): HEAD.lock or a ref's lock would fail every later run.
   removeGitLocks(gitDir)
   if (existsSync(join(gitDir, 'rebase-merge')) || existsSync(join(gitDir, 'rebase-apply'))) await git(['rebase', '--abort'])
   const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0

@@ -12,18 +12,15 @@
  * - every message taken from git's output is redacted.
  *
  * Each git runs in a session (so a process group) of its own, with what it
- * starts (a remote helper, ssh, a local remote's receive-pack and its
- * hooks), so that all of it can be ended at once: past the time limit, and
- * by the next run when the one that started it was killed (SIGKILL, an OOM
- * kill, a timeout in cron or systemd), which left it running in the clone.
- * The group of the git running is recorded in a file (`groupFile`); the next
- * run ends what is left of it (endLeftoverGit) before it touches the clone,
- * whose lock files it removes. Without a terminal, ssh cannot ask for a
+ * starts, and carries a token in its environment that tells its processes
+ * apart, so that all of it can be ended at once: past the time limit, at
+ * witness's exit, and by the next run when the one that started it was
+ * killed (git-group.ts). Without a terminal, ssh cannot ask for a
  * passphrase or a host key's approval: it fails at once, as under cron.
  */
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { redact } from '../redaction.ts'
 import { SyncError } from '../errors.ts'
+import { RUN_TOKEN_VAR, followGit, newRunToken } from './git-group.ts'
 
 export interface GitResult {
   code: number
@@ -41,7 +38,7 @@ export interface GitOptions {
   env?: Record<string, string | undefined>
   /** Per-command time limit (default 120 s). */
   timeoutMs?: number
-  /** Where the process group of the git running is recorded while it runs (see endLeftoverGit). */
+  /** Where the process group and token of the git running are recorded while it runs (git-group.ts endLeftoverGit). */
   groupFile?: string
 }
 
@@ -65,17 +62,20 @@ export function createGit(options: GitOptions): Git {
   const timeoutMs = options.timeoutMs ?? 120_000
   return async (args) => {
     let proc: ReturnType<typeof Bun.spawn<'ignore', 'pipe', 'pipe'>>
+    // A token of this git's own, which it passes to all it starts: what tells them apart (git-group.ts).
+    const token = newRunToken()
     try {
       // detached: a new session, so a process group of git's own (its id is git's pid).
-      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', detached: true })
+      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', detached: true })
     } catch (error) {
       throw new SyncError(`sync: cannot run git (${(error as Error).message}); install git`)
     }
-    if (options.groupFile) recordGroup(options.groupFile, proc.pid)
+    // Recorded, and ended if witness exits first; if it cannot be recorded, git is stopped and this throws.
+    const group = followGit(proc, token, options.groupFile)
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
-      killGroup(proc.pid)
+      group.kill()
     }, timeoutMs)
     try {
       const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
@@ -86,85 +86,9 @@ export function createGit(options: GitOptions): Git {
       }
     } finally {
       clearTimeout(timer)
-      if (options.groupFile) rmSync(options.groupFile, { force: true })
+      group.done()
     }
   }
-}
-
-/** How long endLeftoverGit waits for a group it killed to be gone. */
-const LEFTOVER_WAIT_MS = 10_000
-
-/**
- * Ends what is left of the git whose group `groupFile` records, if the run that started it was
- * killed while it ran: SIGKILL to the whole group, then a wait until none of it runs. Call it
- * holding the sync's lock, before touching the clone. A pid is not given out again while a process
- * group of that number has members, and the group's leader is checked by its start time, so no
- * other process is signalled. Where /proc is missing (not Linux), what is left is not looked for.
- * Throws SyncError if the group still runs after LEFTOVER_WAIT_MS.
- */
-export async function endLeftoverGit(groupFile: string): Promise<void> {
-  const recorded = readGroup(groupFile)
-  if (recorded && existsSync('/proc')) {
-    const leaderStart = startTimeOf(recorded.pgid)
-    // A leader of another start time: the pid was given out again, so the group was gone.
-    if (leaderStart === null || leaderStart === recorded.start) {
-      const deadline = performance.now() + LEFTOVER_WAIT_MS
-      while (groupMembers(recorded.pgid).length) {
-        if (performance.now() >= deadline) {
-          throw new SyncError(`sync: git left running by a killed run (process group ${recorded.pgid}: ${groupMembers(recorded.pgid).join(', ')}) is still there after SIGKILL; the clone was not touched`)
-        }
-        killGroup(recorded.pgid)
-        await Bun.sleep(20)
-      }
-    }
-  }
-  rmSync(groupFile, { force: true })
-}
-
-function killGroup(pgid: number): void {
-  try {
-    process.kill(-pgid, 'SIGKILL')
-  } catch {
-    // Gone already.
-  }
-}
-
-function recordGroup(groupFile: string, pid: number): void {
-  writeFileSync(groupFile, `${pid} ${startTimeOf(pid) ?? '-'}\n`)
-}
-
-function readGroup(groupFile: string): { pgid: number; start: string | null } | null {
-  if (!existsSync(groupFile)) return null
-  const [pid, start] = readFileSync(groupFile, 'utf8').trim().split(' ')
-  const pgid = Number(pid)
-  return Number.isSafeInteger(pgid) && pgid > 1 ? { pgid, start: start && start !== '-' ? start : null } : null
-}
-
-/** The fields of /proc/<pid>/stat after the command name (state first), or null when there is no such process. */
-function statOf(pid: number | string): string[] | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    // The command name is in parentheses and may hold spaces or parentheses: the fields follow the last ')'.
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-  } catch {
-    return null
-  }
-}
-
-/** A process's start time (clock ticks after boot), or null when it is gone (or there is no /proc). */
-function startTimeOf(pid: number): string | null {
-  return statOf(pid)?.[19] ?? null
-}
-
-/** The pids in process group `pgid` that still run (a zombie, dead and waiting to be reaped, does not). */
-function groupMembers(pgid: number): number[] {
-  const members: number[] = []
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue
-    const fields = statOf(name)
-    if (fields && Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') members.push(Number(name))
-  }
-  return members
 }
 
 /** Runs git and throws a SyncError (with git's redacted message) if it fails. */

@@ -14,7 +14,7 @@
  * rows wait; the next run that reaches the remote pushes them. A new clone
  * exports only once it has seen the remote, so it never rewrites a day file
  * that already exists there. One run at a time (`<work_dir>.lock`); a git a
- * killed run left running is ended first (`<work_dir>.lock.git`, git.ts).
+ * killed run left running is ended first (`<work_dir>.lock.git`, git-group.ts).
  */
 import { existsSync, readFileSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
@@ -30,7 +30,8 @@ import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
 import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
-import { createGit, endLeftoverGit } from './git.ts'
+import { createGit } from './git.ts'
+import { endLeftoverGit } from './git-group.ts'
 import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
 export interface SyncJobOptions {
@@ -81,7 +82,7 @@ export function syncLockPath(workDir: string): string {
   return `${workDir.replace(/\/+$/, '')}.lock`
 }
 
-/** Where the process group of the git a run is running is recorded (git.ts endLeftoverGit). */
+/** Where the process group and token of the git a run is running are recorded (git-group.ts). */
 export function syncGitGroupPath(workDir: string): string {
   return `${syncLockPath(workDir)}.git`
 }
