@@ -550,7 +550,7 @@ describe('what a tamperer with the database file, and no key, tried', () => {
     expect(verify([...config, '--archives']).code).toBe(0)
     exec(archive, "UPDATE request_log SET provider = 'forged-provider', tokens_out = 999999 WHERE id = ?", row.id)
     const { code, out } = verify([...config, '--archives'])
-    expect(out).toContain(`row ${row.id} is in two files (the live database and an archive, or two archives) with different contents`)
+    expect(out).toContain(`row ${row.id} is in two copies with different contents (in the live database and an archive, in two archives, or twice in one file)`)
     expect(code).toBe(1)
   })
 

@@ -427,6 +427,19 @@ describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
     expect(again.code).toBe(0)
     expect(ids(remoteLines(remote))).toEqual([1, 2, 3])
   })
+
+  test('a chain line whose record or prev_hash is no text (put there by hand) is an altered entry, not a crash', async () => {
+    const { clone } = await exported()
+    const chainFile = (readdirSync(join(clone, 'alpha/chain'), { recursive: true }) as string[]).find((f) => f.endsWith('.jsonl'))!
+    const path = join(clone, 'alpha/chain', chainFile)
+    const [first, ...rest] = readFileSync(path, 'utf8').trimEnd().split('\n')
+    const entry = JSON.parse(first!) as Record<string, unknown>
+    writeFileSync(path, `${[JSON.stringify({ ...entry, record: { forged: true }, prev_hash: ['x'] }), ...rest].join('\n')}\n`)
+    const verified = await runWitness(['verify', '--repo', clone])
+    expect(verified.stderr).toBe('')
+    expect(verified.stdout).toContain(`chain entry ${String(entry.seq)} (row ${String(entry.log_id)}) was altered`)
+    expect(verified.code).toBe(1)
+  })
 })
 
 describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {

@@ -122,3 +122,32 @@ describe('long lists in what verify prints', () => {
     expect(stdout).toContain('  note: and 9 more gap(s) in the chain like these\n')
   }, 60_000)
 })
+
+describe('what a file holds twice, or past 2^53, is read as the old verify read it', () => {
+  test('a row or a chain entry twice in one file (its table made again without its key) is named', async () => {
+    for (const table of ['request_log', 'log_chain'] as const) {
+      const dbPath = await logOf(5)
+      const db = new Database(dbPath)
+      const key = table === 'request_log' ? 'id' : 'seq'
+      // The table made again without its primary key, a forged second copy of row (entry) 3 in it.
+      db.exec(`CREATE TABLE copy AS SELECT * FROM ${table}; DROP TABLE ${table}; ALTER TABLE copy RENAME TO ${table}`)
+      if (table === 'request_log') db.exec("INSERT INTO request_log SELECT id, timestamp, 'FORGED', provider, model, endpoint, 999999, tokens_out, latency_ms, status, error_message FROM request_log WHERE id = 3")
+      else db.exec("INSERT INTO log_chain (seq, log_id, prev_hash, hash, record, chained_at) SELECT seq, log_id, prev_hash, 'f0rged', record, chained_at FROM log_chain WHERE seq = 3")
+      expect((db.query(`SELECT count(*) AS n FROM ${table} WHERE ${key} = 3`).get() as { n: number }).n).toBe(2)
+      db.close()
+      const { code, stdout } = await verify(['--db', dbPath])
+      expect(stdout).toContain(table === 'request_log' ? 'row 3 is in two copies with different contents' : 'chain entry 3 exists twice with different contents')
+      expect(code).toBe(1)
+    }
+  }, 60_000)
+
+  test('a made-up row with an id past 2^53 is not in the chain', async () => {
+    const dbPath = await logOf(3)
+    const db = new Database(dbPath)
+    db.exec("INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, status) VALUES (9007199254740993, '2026-12-01T00:00:00.000Z', 'ezra', 'kimi', 'm', 'e', 'success')")
+    db.close()
+    const { code, stdout } = await verify(['--db', dbPath])
+    expect(stdout).toMatch(/row 900719925474099\d is not in the chain/)
+    expect(code).toBe(1)
+  }, 60_000)
+})

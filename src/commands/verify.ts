@@ -17,7 +17,7 @@
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type Config, loadConfig } from '../config.ts'
-import { ArchiveError } from '../errors.ts'
+import { ArchiveError, JobBusyError } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
@@ -30,7 +30,7 @@ import { chainBegins, conflictingRows, gatherArchive, gatherLive } from '../proo
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { type WorkStore, openWorkStore } from '../proof/work-store.ts'
 import { eachArchiveForAudit } from '../retention/archive-query.ts'
-import { type JobLock, waitForJobLock } from '../jobs/job-lock.ts'
+import { type JobLock, waitForJobLock, waitToReadJobFiles } from '../jobs/job-lock.ts'
 import { archiveLockPath } from '../retention/archive-job.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 import { openWitnessDb, optionalConfig, samePath } from './read-db.ts'
@@ -114,8 +114,10 @@ export const verifyCommand: Command = {
       // The live file is copied in one read snapshot, taken before the archives are read (sources.ts,
       // gatherLive). The archive job is kept from moving and deleting months while they are read (it
       // waits for the lock), or an archive deleted meanwhile would read as damaged, or its entries as missing.
-      if (withArchives && existsSync(archiveDir)) archiveLock = await waitForJobLock('archive', archiveLockPath(archiveDir), LOCK_WAIT_MS)
-      const live = await gatherLive(store, dbPath)
+      if (withArchives && existsSync(archiveDir)) archiveLock = await keepArchiveJobOff(archiveDir)
+      const live = await gatherLive(store, dbPath).catch((error: unknown) => {
+        throw (error as { code?: string }).code === 'SQLITE_FULL' ? workDiskFull(store.dir, error) : error
+      })
       const checkpoints = [...live.checkpoints]
       if (withArchives && live.archived && !existsSync(archiveDir)) {
         forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
@@ -123,11 +125,13 @@ export const verifyCommand: Command = {
       // What the store holds first wins, so the live copy of a row found in an archive too is the one checked.
       const archives = !withArchives
         ? 0
-        : await eachArchiveForAudit(archiveDir, async (archive) => {
+        : await eachArchiveForAudit(archiveDir, store.dir, async (archive) => {
             let read: Awaited<ReturnType<typeof gatherArchive>>
             try {
               read = await gatherArchive(store, archive.db.filename)
             } catch (error) {
+              // The work file's disk filling up is not the archive's fault.
+              if ((error as { code?: string }).code === 'SQLITE_FULL') throw workDiskFull(store.dir, error)
               throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
             }
             checkpoints.push(...read.checkpoints)
@@ -135,7 +139,7 @@ export const verifyCommand: Command = {
           })
       const conflicts = await conflictingRows(store)
       if (conflicts.count) {
-        forged.push(`${rowsAre(conflicts)} in two files (the live database and an archive, or two archives) with different contents: one copy was put there by hand`)
+        forged.push(`${rowsAre(conflicts)} in two copies with different contents (in the live database and an archive, in two archives, or twice in one file): one copy was put there by hand`)
       }
       // Without the archives, entries may be missing because they were archived, unless nothing ever was.
       const complete = withArchives || !live.archived
@@ -172,6 +176,36 @@ export const verifyCommand: Command = {
       store.close()
     }
   },
+}
+
+/**
+ * Keeps the archive job from moving or deleting months while verify reads them: its lock, waited for
+ * up to LOCK_WAIT_MS while a run holds it; a shared hold on it for a user who may only read the
+ * archive directory. A run still going after that is a usage error naming it (exit 2), not a failed
+ * verification.
+ */
+async function keepArchiveJobOff(archiveDir: string): Promise<JobLock> {
+  const path = archiveLockPath(archiveDir)
+  let writable = true
+  try {
+    accessSync(archiveDir, constants.W_OK)
+  } catch {
+    writable = false
+  }
+  try {
+    return writable ? await waitForJobLock('archive', path, LOCK_WAIT_MS, 'witness verify') : await waitToReadJobFiles('archive', path, LOCK_WAIT_MS)
+  } catch (error) {
+    if (!(error instanceof JobBusyError)) throw error
+    throw new UsageError(
+      `the archive job has been running for over ${LOCK_WAIT_MS / 1000} s (${error.message.replace(/^archive: /, '').replace(/; nothing done$/, '')}): verify reads the archives once it has ended; run it again then, or with --live-only now`,
+      { showUsage: false },
+    )
+  }
+}
+
+/** The work file's disk is full: said as such, with the way out. */
+function workDiskFull(dir: string, error: unknown): UsageError {
+  return new UsageError(`the disk of verify's work directory ${dir} is full (${(error as Error).message}): give --work-dir on a disk with room for about the size of the rows read`, { showUsage: false })
 }
 
 /** The public key an explicit `--key` names; a usage error when there is none there. */

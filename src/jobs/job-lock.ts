@@ -9,7 +9,7 @@
  * it says who holds it, for the message.
  */
 import { Database } from 'bun:sqlite'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { dirname } from 'node:path'
 import { JobBusyError } from '../errors.ts'
@@ -19,8 +19,8 @@ export interface JobLock {
   release(): void
 }
 
-/** Takes the lock at `path`, or throws JobBusyError naming the holder. */
-export function takeJobLock(job: string, path: string, now: () => number = Date.now): JobLock {
+/** Takes the lock at `path`, or throws JobBusyError naming the holder; `by` names the holder for that message (default: the job's own run). */
+export function takeJobLock(job: string, path: string, now: () => number = Date.now, by?: string): JobLock {
   mkdirSync(dirname(path), { recursive: true })
   const db = new Database(path, { create: true })
   db.exec('PRAGMA busy_timeout = 0')
@@ -31,7 +31,7 @@ export function takeJobLock(job: string, path: string, now: () => number = Date.
     if ((error as { code?: string }).code === 'SQLITE_BUSY') throw new JobBusyError(job, path, holderOf(path))
     throw error
   }
-  writeFileSync(`${path}.holder`, `pid ${process.pid} on ${hostname()} since ${new Date(now()).toISOString()}\n`)
+  writeFileSync(`${path}.holder`, `pid ${process.pid}${by ? ` (${by})` : ''} on ${hostname()} since ${new Date(now()).toISOString()}\n`)
   let held = true
   return {
     path,
@@ -53,14 +53,51 @@ function holderOf(path: string): string | null {
 }
 
 /** Takes a job's lock, waiting (looking again every 200 ms) up to `maxMs` while another run holds it. */
-export async function waitForJobLock(job: string, path: string, maxMs: number): Promise<JobLock> {
+export async function waitForJobLock(job: string, path: string, maxMs: number, by?: string): Promise<JobLock> {
   const deadline = Date.now() + maxMs
   for (;;) {
     try {
-      return takeJobLock(job, path)
+      return takeJobLock(job, path, Date.now, by)
     } catch (error) {
       if (!(error instanceof JobBusyError) || Date.now() >= deadline) throw error
       await Bun.sleep(200)
     }
+  }
+}
+
+/**
+ * Keeps a job from running while its files are read, for a reader who may not write beside them
+ * (the lock file, and who holds it, cannot be written): a shared lock on the lock file, which the
+ * job's exclusive one waits for (and which waits for the job's, up to `maxMs`, looking again every
+ * 200 ms; then JobBusyError). No lock file: the job never ran there, and nothing is held.
+ */
+export async function waitToReadJobFiles(job: string, path: string, maxMs: number): Promise<JobLock> {
+  if (!existsSync(path)) return { path, release() {} }
+  const db = new Database(path, { readonly: true })
+  db.exec('PRAGMA busy_timeout = 0')
+  const deadline = Date.now() + maxMs
+  for (;;) {
+    try {
+      db.exec('BEGIN')
+      db.query('SELECT count(*) FROM sqlite_master').get()
+      break
+    } catch (error) {
+      if (db.inTransaction) db.exec('ROLLBACK')
+      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) {
+        db.close()
+        throw (error as { code?: string }).code === 'SQLITE_BUSY' ? new JobBusyError(job, path, holderOf(path)) : error
+      }
+      await Bun.sleep(200)
+    }
+  }
+  let held = true
+  return {
+    path,
+    release() {
+      if (!held) return
+      held = false
+      db.exec('ROLLBACK')
+      db.close()
+    },
   }
 }

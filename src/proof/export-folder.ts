@@ -138,7 +138,8 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
           problems.add(`${at} is not a chain entry: it has no whole-number seq and log_id`)
           continue
         }
-        store.addEntry({ seq, log_id: logId, prev_hash: line.prev_hash, hash: line.hash, record: line.record } as ChainEntry)
+        // A field that is not text (an object, an array: put there by hand) is kept as its JSON text, so the entry reads as altered.
+        store.addEntry({ seq, log_id: logId, prev_hash: asText(line.prev_hash), hash: asText(line.hash), record: asText(line.record) })
       }
     }
   })
@@ -168,4 +169,9 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
     }
   }
   return { checkpoints, key, problems: problems.list(), chainStartsAt }
+}
+
+/** A chain entry's field as text: a string as it is, anything else as its JSON text (never a chain hash or record). */
+function asText(value: unknown): string {
+  return typeof value === 'string' ? value : (JSON.stringify(value) ?? '')
 }

@@ -168,7 +168,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   } finally {
     pass.finalize()
     noteMissing.finalize()
-    db.exec('COMMIT')
+    if (db.inTransaction) db.exec('COMMIT')
   }
   gaps.close()
   const missing = await idsOf(db, 'SELECT id FROM missing ORDER BY id')

@@ -163,7 +163,7 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
           const checkpoints = hasTable(db, 'checkpoints', 'src') ? (db.query('SELECT * FROM src.checkpoints ORDER BY id').all() as Checkpoint[]) : []
           return { checkpoints, read }
         } finally {
-          db.exec('COMMIT')
+          if (db.inTransaction) db.exec('COMMIT') // a full disk made SQLite roll it back: the error that did is the one to say
         }
       } finally {
         db.exec('DETACH src')
@@ -188,7 +188,7 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
         return await fn()
       } finally {
         // Nothing to roll back to (no journal): a store whose gathering failed is thrown away.
-        db.exec('COMMIT')
+        if (db.inTransaction) db.exec('COMMIT')
       }
     },
     close() {
@@ -216,12 +216,13 @@ export async function idsOf(db: Database, sql: string, ...params: (string | numb
 
 /**
  * A value of an export's line as the store keeps it: strings, numbers and nulls as they are; anything
- * else (true, an object) as its JSON text, which no record's value equals, so it reads as changed.
+ * else (true, an object) as the bytes of its JSON text, a blob, which no record's value (a string,
+ * a number or null) equals, so it reads as changed (a string `"true"` would not).
  */
-function cell(value: unknown): string | number | null {
+function cell(value: unknown): string | number | Uint8Array | null {
   if (value === undefined || value === null) return null
   if (typeof value === 'string' || typeof value === 'number') return value
-  return JSON.stringify(value)
+  return new TextEncoder().encode(JSON.stringify(value))
 }
 
 /** The `file:` URI that attaches `path` read-only (`?`, `#` and `%` escaped, so no part is taken for a query). */
@@ -239,6 +240,8 @@ async function copyRows(db: Database): Promise<void> {
   const differs = [...DATA, 'request_id', 'response_id', 'carries'].map((c) => `w.${c} IS NOT s.${c}`).join(' OR ')
   await copyInRanges(db, 'request_log', 'id', [
     `INSERT OR IGNORE INTO conflicts (id) SELECT s.id FROM (${source}) s JOIN rows w ON w.id = s.id WHERE ${differs}`,
+    // Twice in this file with different contents (a table rebuilt without its key, a second meta row): one copy is made up.
+    `INSERT OR IGNORE INTO conflicts (id) SELECT id FROM (SELECT DISTINCT * FROM (${source})) GROUP BY id HAVING count(*) > 1`,
     `INSERT OR IGNORE INTO rows (id, ${DATA.join(', ')}, request_id, response_id, carries) ${source}`,
   ])
 }
@@ -248,6 +251,9 @@ async function copyEntries(db: Database): Promise<void> {
   await copyInRanges(db, 'log_chain', 'seq', [
     `INSERT INTO forks (seq, kept_log_id, other_log_id) SELECT s.seq, w.log_id, s.log_id FROM src.log_chain s JOIN entries w ON w.seq = s.seq
      WHERE s.seq BETWEEN ?1 AND ?2 AND (w.hash IS NOT s.hash OR w.log_id IS NOT s.log_id OR w.record IS NOT s.record) ORDER BY s.seq`,
+    // Twice in this file with different contents (a table rebuilt without its key).
+    `INSERT INTO forks (seq, kept_log_id, other_log_id) SELECT seq, min(log_id), max(log_id)
+     FROM (SELECT DISTINCT seq, log_id, prev_hash, hash, record FROM src.log_chain WHERE seq BETWEEN ?1 AND ?2) GROUP BY seq HAVING count(*) > 1 ORDER BY seq`,
     'INSERT OR IGNORE INTO entries (seq, log_id, prev_hash, hash, record) SELECT seq, log_id, prev_hash, hash, record FROM src.log_chain WHERE seq BETWEEN ?1 AND ?2',
   ])
 }
@@ -268,17 +274,19 @@ async function copyInRanges(db: Database, table: string, key: string, sql: reado
  * Calls `copy` for consecutive ranges of `key` in src's `table`, COPY_RANGE keys each (however sparse
  * the keys: a range ends at the key that many keys on), giving the event loop a turn now and then.
  */
-async function inRanges(db: Database, table: string, key: string, copy: (from: number, to: number) => void): Promise<void> {
-  const { lo, hi } = db.query(`SELECT min(${key}) AS lo, max(${key}) AS hi FROM src.${table}`).get() as { lo: number | null; hi: number | null }
+async function inRanges(db: Database, table: string, key: string, copy: (from: bigint, to: bigint) => void): Promise<void> {
+  // As 64-bit integers: a key past 2^53 (put there by hand) rounded to a JS number would fall
+  // between two ranges, or past the last, and never be copied.
+  const { lo, hi } = db.query(`SELECT min(${key}) AS lo, max(${key}) AS hi FROM src.${table}`).safeIntegers(true).get() as { lo: bigint | null; hi: bigint | null }
   if (lo === null || hi === null) return
-  const rangeEnd = db.prepare(`SELECT ${key} AS k FROM src.${table} WHERE ${key} >= ? ORDER BY ${key} LIMIT 1 OFFSET ${COPY_RANGE - 1}`)
+  const rangeEnd = db.prepare(`SELECT ${key} AS k FROM src.${table} WHERE ${key} >= ? ORDER BY ${key} LIMIT 1 OFFSET ${COPY_RANGE - 1}`).safeIntegers(true)
   const breather = new Breather()
   try {
     for (let from = lo; ; ) {
-      const to = (rangeEnd.get(from) as { k: number } | null)?.k ?? hi
+      const to = (rangeEnd.get(from) as { k: bigint } | null)?.k ?? hi
       copy(from, to)
       if (to >= hi) return
-      from = to + 1
+      from = to + 1n
       if (breather.due()) await breather.pause()
     }
   } finally {

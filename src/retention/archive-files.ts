@@ -337,15 +337,14 @@ function markVersion(cached: string, versionMs: number): void {
 
 /**
  * An archive opened for an audit (verify): a compressed month is decompressed anew into a file of
- * its own, never read through the cache, which anyone who can write the archive directory could
- * have replaced, and a chunk at a time (a month's database is never whole in memory). `remove`
- * deletes that file once the database is closed.
+ * its own in `copyDir` (verify's work directory, removed with it, on a signal too), never read
+ * through the cache, which anyone who can write the archive directory could have replaced, and a
+ * chunk at a time (a month's database is never whole in memory). The archive directory is only
+ * read. `remove` deletes that file once the database is closed.
  */
-export async function openArchiveForAudit(dir: string, file: ArchiveFile): Promise<{ db: Database; remove: (() => void) | null }> {
+export async function openArchiveForAudit(dir: string, file: ArchiveFile, copyDir: string): Promise<{ db: Database; remove: (() => void) | null }> {
   if (!file.compressed) return { db: openArchiveReadonly(dir, file), remove: null }
-  mkdirSync(cacheDir(dir), { recursive: true })
-  // A temp name: pruneCache removes what a crash leaves, once it is old.
-  const path = join(cacheDir(dir), `.audit-request_log-${file.month}.db.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  const path = join(copyDir, `audit-request_log-${file.month}.db`)
   const remove = () => rmSync(path, { force: true })
   try {
     await decompressTo(file, path)

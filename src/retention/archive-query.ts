@@ -45,10 +45,10 @@ export async function openArchivesFor(archiveDir: string, sinceMs?: number, unti
  * (verify: see openArchiveForAudit), `use`d, then closed and its copy deleted before the next one is
  * opened: one month's copy on disk at a time. Returns how many there were.
  */
-export async function eachArchiveForAudit(archiveDir: string, use: (archive: ArchiveDatabase) => Promise<void>): Promise<number> {
+export async function eachArchiveForAudit(archiveDir: string, copyDir: string, use: (archive: ArchiveDatabase) => Promise<void>): Promise<number> {
   const files = listArchives(archiveDir)
   for (const file of files) {
-    const archive: ArchiveDatabase = { month: file.month, path: file.path, ...(await openArchiveForAudit(archiveDir, file)) }
+    const archive: ArchiveDatabase = { month: file.month, path: file.path, ...(await openArchiveForAudit(archiveDir, file, copyDir)) }
     try {
       await use(archive)
     } finally {
