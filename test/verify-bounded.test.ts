@@ -54,7 +54,11 @@ describe('a log bigger than what verify may hold', () => {
     expect(readdirSync(work)).toEqual([])
   }, 120_000)
 
-  test('SIGTERM while verify reads removes its work directory (exit 143)', async () => {
+  test.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+    ['SIGHUP', 129],
+  ] as const)('%s while verify reads removes its work directory (exit %d)', async (signal, exit) => {
     const work = tempDir()
     const proc = Bun.spawn(verifyArgs(['--db', bigDb, '--work-dir', work]), { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'pipe', stderr: 'pipe' })
     let seen: string[] = []
@@ -64,8 +68,8 @@ describe('a log bigger than what verify may hold', () => {
     }
     expect(seen).toHaveLength(1)
     expect(seen[0]).toStartWith(`witness-verify-${proc.pid}-`)
-    proc.kill('SIGTERM')
-    expect(await proc.exited).toBe(143)
+    proc.kill(signal)
+    expect(await proc.exited).toBe(exit)
     expect(readdirSync(work)).toEqual([])
   }, 60_000)
 })

@@ -9,7 +9,7 @@
  * The file lives in a fresh directory `witness-verify-<pid>-…` under the
  * system's temp directory, or under `--work-dir` (for a machine whose /tmp is
  * small, or in memory). It is written without a journal or fsyncs (it is
- * thrown away), and removed by close(), or on SIGINT/SIGTERM. It cannot be
+ * thrown away), and removed by close(), or on SIGINT/SIGTERM/SIGHUP. It cannot be
  * unlinked while open: SQLite then fails (SQLITE_READONLY_DBMOVED).
  *
  * A SQLite source (the live file, an archive) is attached read-only and
@@ -36,6 +36,8 @@ import { IdRanges } from './id-ranges.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import type { ChainEntry } from './verify.ts'
+
+const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const
 
 /** SQLite's page cache for the work file: what the gathering and the checks hold, whatever the rows. */
 const CACHE_MB = 32
@@ -115,13 +117,12 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
   // Taken before the directory is made, so no signal can come between its making and this.
   const onSignal = (signal: NodeJS.Signals) => {
     remove()
-    process.exit(signal === 'SIGINT' ? 130 : 143)
+    process.exit(128 + (signal === 'SIGHUP' ? 1 : signal === 'SIGINT' ? 2 : 15))
   }
-  process.on('SIGINT', onSignal)
-  process.on('SIGTERM', onSignal)
+  // SIGHUP too: a terminal closed on a verify left its work directory behind.
+  for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
   const stopListening = () => {
-    process.off('SIGINT', onSignal)
-    process.off('SIGTERM', onSignal)
+    for (const signal of STOP_SIGNALS) process.off(signal, onSignal)
   }
   let db: Database
   try {
