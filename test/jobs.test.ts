@@ -7,6 +7,8 @@ import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, statSync } from 'node:fs'
 import { join } from 'node:path'
+import { JobBusyError } from '../src/errors.ts'
+import { takeJobLock, waitToReadJobFiles } from '../src/jobs/job-lock.ts'
 import { archiveLockPath } from '../src/retention/archive-job.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { HAVE_GIT, bareRepo, git } from './support/git.ts'
@@ -178,5 +180,24 @@ describe('background jobs in serve', () => {
     stopAll.push(w)
     for (let i = 0; i < 200 && readRows(w.dbPath).length > 0; i++) await Bun.sleep(10)
     expect(readRows(w.dbPath)).toHaveLength(0)
+  })
+})
+
+describe("a reader who may not write beside a job's lock (verify, as another user)", () => {
+  test('holds the job off with a shared lock: it waits while a run holds the lock, and a run started while it reads finds the lock held', async () => {
+    const lockPath = join(tempDir(), '.archive.lock')
+    const run = await holdJobLock('archive', lockPath)
+    await expect(waitToReadJobFiles('archive', lockPath, 300)).rejects.toThrow('archive: another run holds the lock')
+    await run.release()
+    const reading = await waitToReadJobFiles('archive', lockPath, 300)
+    expect(() => takeJobLock('archive', lockPath)).toThrow(JobBusyError)
+    reading.release()
+    takeJobLock('archive', lockPath).release()
+  })
+
+  test('with no lock file (the job never ran there) holds nothing and writes nothing', async () => {
+    const dir = tempDir()
+    ;(await waitToReadJobFiles('archive', join(dir, '.archive.lock'), 300)).release()
+    expect(existsSync(join(dir, '.archive.lock'))).toBe(false)
   })
 })

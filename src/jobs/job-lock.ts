@@ -32,6 +32,11 @@ export function takeJobLock(job: string, path: string, now: () => number = Date.
     throw error
   }
   writeFileSync(`${path}.holder`, `pid ${process.pid}${by ? ` (${by})` : ''} on ${hostname()} since ${new Date(now()).toISOString()}\n`)
+  return heldOn(db, path)
+}
+
+/** The lock held by `db`'s open transaction on the lock file, released by ending it. */
+function heldOn(db: Database, path: string): JobLock {
   let held = true
   return {
     path,
@@ -90,14 +95,5 @@ export async function waitToReadJobFiles(job: string, path: string, maxMs: numbe
       await Bun.sleep(200)
     }
   }
-  let held = true
-  return {
-    path,
-    release() {
-      if (!held) return
-      held = false
-      db.exec('ROLLBACK')
-      db.close()
-    },
-  }
+  return heldOn(db, path)
 }
