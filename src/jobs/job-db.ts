@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { DatabaseLockedError } from '../errors.ts'
-import { ensureSchema } from '../telemetry/schema.ts'
+import { ensureSchema, hasTable } from '../telemetry/schema.ts'
 import { isBusy } from '../telemetry/writer.ts'
 
 /** Opens an existing database for a job: read-write, never created, zero busy timeout. */
@@ -61,15 +61,10 @@ export async function inReadSnapshot<T>(db: Database, fn: () => Promise<T>): Pro
   }
 }
 
-/** Whether a table exists in the database (the "main" schema). */
-export function tableExists(db: Database, table: string): boolean {
-  return db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== null
-}
-
-/** Reads a witness_state value (null when absent or when the table does not exist). */
-export function readState(db: Database, key: string): string | null {
-  if (!tableExists(db, 'witness_state')) return null
-  const row = db.query('SELECT value FROM witness_state WHERE key = ?').get(key) as { value: string } | null
+/** Reads a witness_state value (null when absent or when the table does not exist); `schema`: main, or an attached database. */
+export function readState(db: Database, key: string, schema = 'main'): string | null {
+  if (!hasTable(db, 'witness_state', schema)) return null
+  const row = db.query(`SELECT value FROM ${schema}.witness_state WHERE key = ?`).get(key) as { value: string } | null
   return row?.value ?? null
 }
 

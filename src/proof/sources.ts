@@ -5,6 +5,7 @@
  * by export-folder.ts.
  */
 import type { Database } from 'bun:sqlite'
+import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import type { Checkpoint } from './checkpoint.ts'
@@ -13,15 +14,9 @@ import { type PrunedRecord, type PrunedRun, readPruned } from './pruned.ts'
 import { decodeRecord, finishedByRecovery } from './record.ts'
 import { Breather, type WorkStore, idsOf } from './work-store.ts'
 
-/** A witness_state value of `schema`; null when there is none (or no such table). */
-function stateValue(db: Database, key: string, schema: string): string | null {
-  if (!hasTable(db, 'witness_state', schema)) return null
-  return (db.query(`SELECT value FROM ${schema}.witness_state WHERE key = ?`).get(key) as { value: string } | null)?.value ?? null
-}
-
 /** Where the chain begins in a live database (rows below were finished before it existed). */
 export function chainStartsAt(db: Database, schema = 'main'): number {
-  const value = stateValue(db, 'chain.first_log_id', schema)
+  const value = readState(db, 'chain.first_log_id', schema)
   return value ? Number(value) : 0
 }
 
@@ -49,7 +44,7 @@ export async function gatherLive(store: WorkStore, path: string): Promise<LiveFa
   const { checkpoints, read } = await store.copyDatabase(path, (schema) => ({
     hasChain: hasTable(db, 'log_chain', schema),
     userVersion: (db.query(`PRAGMA ${schema}.user_version`).get() as { user_version: number }).user_version,
-    archived: stateValue(db, ARCHIVED_MAX_ID_KEY, schema) !== null,
+    archived: readState(db, ARCHIVED_MAX_ID_KEY, schema) !== null,
     chainStartsAt: chainStartsAt(db, schema),
     pruned: readPruned(db, schema),
   }))

@@ -11,8 +11,7 @@ import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { ArchiveError, ArchiveHalfWrittenError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
-import { tableExists } from '../jobs/job-db.ts'
-import { REQUEST_LOG_DDL, columnsOf } from '../telemetry/schema.ts'
+import { REQUEST_LOG_DDL, columnsOf, hasTable } from '../telemetry/schema.ts'
 import type { SideTable } from './side-tables.ts'
 
 const NAME = /^request_log-(\d{4}-\d{2})\.db(\.zst)?$/
@@ -130,11 +129,11 @@ function createArchive(dir: string, path: string, live: Database, sides: readonl
 function ensureArchiveSchema(archive: Database, live: Database, sides: readonly SideTable[]): void {
   const liveSql = (type: string, name: string) =>
     (live.query('SELECT sql FROM sqlite_master WHERE type = ? AND name = ?').get(type, name) as { sql: string | null } | null)?.sql ?? null
-  const tables = ['request_log', ...sides.map((s) => s.table).filter((t) => tableExists(live, t))]
+  const tables = ['request_log', ...sides.map((s) => s.table).filter((t) => hasTable(live, t))]
   archive.transaction(() => {
-    if (!tableExists(archive, 'request_log')) archive.exec(REQUEST_LOG_DDL)
+    if (!hasTable(archive, 'request_log')) archive.exec(REQUEST_LOG_DDL)
     for (const table of tables.slice(1)) {
-      if (!tableExists(archive, table)) {
+      if (!hasTable(archive, table)) {
         archive.exec(liveSql('table', table)!)
         continue
       }

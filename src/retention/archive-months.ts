@@ -16,19 +16,18 @@
  * from the files it finds; one lost before that run cannot be told.
  */
 import type { Database } from 'bun:sqlite'
-import { tableExists } from '../jobs/job-db.ts'
-import { columnsOf } from '../telemetry/schema.ts'
+import { columnsOf, hasTable } from '../telemetry/schema.ts'
 
 /** Records months whose rows the archives now hold (inside the caller's transaction); one deleted before holds rows again. */
 export function recordArchiveMonths(live: Database, months: Iterable<string>, at: string): void {
-  if (!tableExists(live, 'archive_months')) return
+  if (!hasTable(live, 'archive_months')) return
   const upsert = live.query('INSERT INTO archive_months (month, recorded_at) VALUES (?, ?) ON CONFLICT (month) DO UPDATE SET pruned_at = NULL')
   for (const month of months) upsert.run(month, at)
 }
 
 /** Marks a month retention is about to delete (recorded or not: an older witness may have archived it). */
 export function markArchiveMonthDeleted(live: Database, month: string, at: string): void {
-  if (!tableExists(live, 'archive_months')) return
+  if (!hasTable(live, 'archive_months')) return
   live.query('INSERT INTO archive_months (month, recorded_at, pruned_at) VALUES (?, ?, ?) ON CONFLICT (month) DO UPDATE SET pruned_at = excluded.pruned_at').run(month, at, at)
 }
 

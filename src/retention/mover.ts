@@ -21,9 +21,9 @@ import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import { ArchiveError } from '../errors.ts'
 import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
-import { readState, retryWhileBusy, tableExists, writeState } from '../jobs/job-db.ts'
+import { readState, retryWhileBusy, writeState } from '../jobs/job-db.ts'
 import { dropStoredSlicesOf, hasSliceTable } from '../telemetry/slice-store.ts'
-import { columnsOf } from '../telemetry/schema.ts'
+import { columnsOf, hasTable } from '../telemetry/schema.ts'
 import { archivePath, ident, openArchiveForWrite } from './archive-files.ts'
 import { recordArchiveMonths } from './archive-months.ts'
 import { ISO_TIMESTAMP_GLOB, monthOfTimestamp } from './months.ts'
@@ -85,7 +85,7 @@ export interface MoverOptions {
 export function createMover(live: Database, options: MoverOptions): Mover {
   const tables: Table[] = [
     { name: 'request_log', key: 'id' },
-    ...options.sides.filter((s) => tableExists(live, s.table)).map((s) => ({ name: s.table, key: s.key })),
+    ...options.sides.filter((s) => hasTable(live, s.table)).map((s) => ({ name: s.table, key: s.key })),
   ].map((t) => ({ ...t, columns: columnsOf(live, t.name) }))
   const archives = new Map<string, Database>()
   const budget = options.busyBudgetMs ?? 10_000
@@ -134,7 +134,7 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     }
   }
 
-  const hasState = tableExists(live, 'witness_state')
+  const hasState = hasTable(live, 'witness_state')
   const hasStoredSlices = hasSliceTable(live)
   const movesChain = hasState && tables.some((t) => t.name === 'log_chain')
   // The months this run has deleted rows of: the first deletion of each raises ARCHIVE_FILLS_KEY.

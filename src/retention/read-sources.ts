@@ -28,7 +28,8 @@ import { isoTime } from '../clock.ts'
 import { ArchivesMovingError, ArchivesUnavailableError } from '../errors.ts'
 import { type Source, listAcross } from '../telemetry/across.ts'
 import type { LogRow, PageKey, RequestFilter } from '../telemetry/queries.ts'
-import { readState, tableExists } from '../jobs/job-db.ts'
+import { readState } from '../jobs/job-db.ts'
+import { hasTable } from '../telemetry/schema.ts'
 import { prunedMonths } from '../proof/pruned.ts'
 import { listArchives } from './archive-files.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from './archive-months.ts'
@@ -167,7 +168,7 @@ export async function openSourcesFor(live: Database, dir: string | null, read: {
 
 /** The counts of the months of [sinceMs, untilMs] (all when open) the mover raises as it begins filling them (ARCHIVE_FILLS_KEY). */
 function fillsIn(live: Database, [sinceMs, untilMs]: [number | undefined, number | undefined]): string | null {
-  if (!tableExists(live, 'witness_state')) return null
+  if (!hasTable(live, 'witness_state')) return null
   const from = archiveFillsKey(sinceMs === undefined ? '' : monthOfMs(sinceMs))
   const to = archiveFillsKey(untilMs === undefined ? '9999-12' : monthOfMs(untilMs))
   const row = live.query("SELECT group_concat(key || '=' || value, ' ') AS fills FROM (SELECT key, value FROM witness_state WHERE key BETWEEN ? AND ? ORDER BY key)").get(from, to) as { fills: string | null }

@@ -19,7 +19,8 @@
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { readState, tableExists } from '../jobs/job-db.ts'
+import { readState } from '../jobs/job-db.ts'
+import { hasTable } from '../telemetry/schema.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
@@ -135,7 +136,7 @@ export async function exportProof(options: {
   through: number
 }): Promise<ProofExport> {
   const { live, machine, workDir, from, through } = options
-  if (!tableExists(live, 'log_chain')) return { entries: 0, checkpoints: 0, state: from, unreadable: [] }
+  if (!hasTable(live, 'log_chain')) return { entries: 0, checkpoints: 0, state: from, unreadable: [] }
   const files = new ChainFiles(workDir, machine)
   let last = from.seq
 
@@ -147,7 +148,7 @@ export async function exportProof(options: {
       ? [
           ...archivesMissing(live, options.archiveDir),
           ...(await eachReadableArchive(options.archiveDir, async (db) => {
-            if (tableExists(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
+            if (hasTable(db, 'log_chain')) last = Math.max(last, await addEntriesAfter(db, from.seq, through, files))
           })),
         ]
       : []
@@ -155,7 +156,7 @@ export async function exportProof(options: {
 
   let checkpoints = 0
   let lastCheckpoint = from.checkpoint
-  if (tableExists(live, 'checkpoints')) {
+  if (hasTable(live, 'checkpoints')) {
     for (const c of live.query('SELECT * FROM checkpoints WHERE id > ? ORDER BY id').all(from.checkpoint) as Checkpoint[]) {
       // A checkpoint signed past `through` covers entries not exported yet: it waits (with those after it) for the next run.
       if (c.seq > through) break

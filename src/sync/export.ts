@@ -12,7 +12,8 @@ import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { SyncError } from '../errors.ts'
-import { readState, tableExists } from '../jobs/job-db.ts'
+import { readState } from '../jobs/job-db.ts'
+import { hasTable } from '../telemetry/schema.ts'
 import { eachReadableArchive } from '../retention/archive-files.ts'
 import { archivesMissing } from '../retention/read-sources.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
@@ -98,7 +99,7 @@ function highestId(db: Database): number {
 }
 
 function select(db: Database) {
-  const from = tableExists(db, 'request_log_meta')
+  const from = hasTable(db, 'request_log_meta')
     ? `SELECT ${EXPORT_COLUMNS}, m.request_id FROM request_log r LEFT JOIN request_log_meta m ON m.log_id = r.id`
     : `SELECT ${EXPORT_COLUMNS}, NULL AS request_id FROM request_log r`
   return (where: string, ...params: (string | number)[]) => db.query(`${from} WHERE ${where}`).all(...params) as ExportLine[]
