@@ -36,20 +36,11 @@ export async function signCheckpoint(key: SigningKey, fields: Pick<Checkpoint, '
 
 export async function checkpointSignatureValid(c: Omit<Checkpoint, 'id'>, publicJwk: JsonWebKey): Promise<boolean> {
   try {
-    const key = await importedKey(publicJwk)
+    const key = await importPublicKey(publicJwk)
     return await crypto.subtle.verify({ name: 'Ed25519' }, key, Buffer.from(c.signature, 'base64url'), new TextEncoder().encode(checkpointPayload(c)))
   } catch {
     return false
   }
-}
-
-/** Public keys imported once each (by their JWK object): verify checks years of checkpoints against one key. */
-const imported = new WeakMap<JsonWebKey, Promise<CryptoKey>>()
-
-function importedKey(jwk: JsonWebKey): Promise<CryptoKey> {
-  let key = imported.get(jwk)
-  if (!key) imported.set(jwk, (key = importPublicKey(jwk)))
-  return key
 }
 
 export const INSERT_CHECKPOINT_SQL =

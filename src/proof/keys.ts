@@ -29,9 +29,17 @@ export function keyIdOf(publicJwk: JsonWebKey): string {
   return sha256Hex(publicJwk.x ?? '').slice(0, 16)
 }
 
-export async function importPublicKey(jwk: JsonWebKey): Promise<CryptoKey> {
-  return crypto.subtle.importKey('jwk', { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, { name: 'Ed25519' }, true, ['verify'])
+/**
+ * A public key for checking signatures, imported once per JWK object: verify checks years of
+ * checkpoints and signed runs against one key.
+ */
+export function importPublicKey(jwk: JsonWebKey): Promise<CryptoKey> {
+  let key = imported.get(jwk)
+  if (!key) imported.set(jwk, (key = crypto.subtle.importKey('jwk', { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, { name: 'Ed25519' }, true, ['verify'])))
+  return key
 }
+
+const imported = new WeakMap<JsonWebKey, Promise<CryptoKey>>()
 
 /** Loads the key at `path`, creating it first if there is none. */
 export async function ensureSigningKey(path: string): Promise<{ key: SigningKey; created: boolean }> {
