@@ -29,7 +29,7 @@
  */
 import { Database, constants } from 'bun:sqlite'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { constants as os, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
 import { IdRanges } from './id-ranges.ts'
@@ -117,7 +117,7 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
   // Taken before the directory is made, so no signal can come between its making and this.
   const onSignal = (signal: NodeJS.Signals) => {
     remove()
-    process.exit(128 + (signal === 'SIGHUP' ? 1 : signal === 'SIGINT' ? 2 : 15))
+    process.exit(128 + os.signals[signal])
   }
   // SIGHUP too: a terminal closed on a verify left its work directory behind.
   for (const signal of STOP_SIGNALS) process.on(signal, onSignal)
