@@ -5,7 +5,7 @@
  * message is redacted (API key, credential shapes, prompt text).
  */
 import { ProviderError, retryableStatus } from '../src/errors.ts'
-import { type PromptText, type Redactor, redactor } from '../src/redaction.ts'
+import { type PromptText, type Redactor, redactor, secretsRedactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
 import { describeFetchFailure } from './fetch-failure.ts'
@@ -130,7 +130,7 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   }
   const text = utf8.decode(body.bytes)
   try {
-    return { ...adapter.completion(JSON.parse(text)), text, latencyMs }
+    return { ...withoutCredentials(target, adapter.completion(JSON.parse(text))), text, latencyMs }
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
@@ -311,11 +311,43 @@ const CREDENTIAL_HEADER = /auth|key|token|secret|password|credential|cookie|sign
  * credentials its URL may carry (userinfo, query values but known-safe ones: a signed URL's `sig`), the prompt.
  */
 export function redactorOf(target: Target, options: CallOptions): Redactor {
+  return redactor(secretsOf(target), options.prompt?.())
+}
+
+function secretsOf(target: Target): { secret: string[]; plain: string[] } {
   const secret = target.apiKey ? [target.apiKey] : []
   const plain: string[] = []
   for (const [name, value] of Object.entries(target.headers ?? {})) (CREDENTIAL_HEADER.test(name) ? secret : plain).push(value)
   for (const url of new Set([target.baseUrl, target.url])) secret.push(...urlCredentials(url))
-  return redactor({ secret, plain }, options.prompt?.())
+  return { secret, plain }
+}
+
+/** Each target's credentials redactor, built once (a URL's parsing and the index's lookup cost more than the fields' test). */
+function credentialsRedactor(target: Target): Redactor {
+  const key = `${target.apiKey ?? ''}\n${target.baseUrl}\n${target.url}\n${target.headers ? JSON.stringify(target.headers) : ''}`
+  let redact = credentialsRedactors.get(key)
+  if (!redact) {
+    redact = secretsRedactor(secretsOf(target).secret)
+    if (credentialsRedactors.size >= REDACTORS_KEPT) credentialsRedactors.delete(credentialsRedactors.keys().next().value!)
+    credentialsRedactors.set(key, redact)
+  }
+  return redact
+}
+const REDACTORS_KEPT = 64
+const credentialsRedactors = new Map<string, Redactor>()
+
+/**
+ * The answer's id and model as witness stores and shows them (the row's meta, the chain, `served_model`):
+ * the call's credentials an upstream put in them (a broken or hostile one echoing its
+ * `Authorization`) cut out. Credential shapes and the prompt are not looked for: a model may be
+ * named `xai-grok-…`, and ids and model names are short.
+ */
+export function withoutCredentials<T extends { responseId: string | null; servedModel: string | null }>(target: Target, facts: T): T {
+  if (facts.responseId === null && facts.servedModel === null) return facts
+  const redact = credentialsRedactor(target)
+  const responseId = facts.responseId === null ? null : redact(facts.responseId)
+  const servedModel = facts.servedModel === null ? null : redact(facts.servedModel)
+  return responseId === facts.responseId && servedModel === facts.servedModel ? facts : { ...facts, responseId, servedModel }
 }
 
 /**

@@ -121,6 +121,20 @@ function pieceIndexOf(secrets: readonly string[]): PieceIndex {
 const INDEXES_KEPT = 64
 const indexes = new Map<string, PieceIndex>()
 
+/**
+ * A redactor for keys and tokens alone, in every form and by runs: no credential shapes and no
+ * prompt, for short fields read on every call whose honest values may look like a credential (a
+ * model `xai-grok-…`). A quick test (PieceIndex.mayHold) comes first: most of them hold nothing.
+ */
+export function secretsRedactor(secret: readonly string[]): Redactor {
+  const index = pieceIndexOf(secret)
+  return (text) => {
+    if (!index.mayHold(text)) return text
+    const runs = index.runsIn(text)
+    return runs.length ? cutRuns(text, runs) : text
+  }
+}
+
 /** `text` with `secrets` (keys, tokens) and the credential shapes cut out: a redactor used once. */
 export function redact(text: string, secrets: readonly string[] = []): string {
   return redactor({ secret: secrets })(text)
@@ -145,6 +159,27 @@ function secretForms(secret: string): Form[] {
     forms.push(form(middle, 4 / 3), form(middle.replaceAll('+', '-').replaceAll('/', '_'), 4 / 3))
   }
   return forms
+}
+
+const HASH_BASE = 31
+
+/** A character code as lowerAscii leaves it. */
+function folded(code: number): number {
+  return code >= 65 && code <= 90 ? code + 32 : code
+}
+
+/** The hash mayHold rolls, of a whole (folded) piece. */
+function hashOf(piece: string): number {
+  let h = 0
+  for (let j = 0; j < piece.length; j++) h = (Math.imul(h, HASH_BASE) + folded(piece.charCodeAt(j))) | 0
+  return h
+}
+
+/** HASH_BASE to the power `n`, in 32 bits: what the character leaving a window of `n` weighs. */
+function powerOf(n: number): number {
+  let p = 1
+  for (let i = 0; i < n; i++) p = Math.imul(p, HASH_BASE)
+  return p
 }
 
 /** Letters in lower case, only ASCII ones: every other character keeps its place and length. */
@@ -176,6 +211,8 @@ class PieceIndex {
   private readonly byWindow = new Map<number, Map<string, [form: string, at: number]>>()
   /** Forms too short for their window: looked for whole. */
   private readonly whole: string[] = []
+  /** Per window length: the rolling hash of each piece, and what a character leaving the window weighs (mayHold). */
+  private readonly hashes = new Map<number, { pieces: Set<number>; out: number }>()
 
   constructor(forms: readonly Form[]) {
     for (const form of forms) {
@@ -187,11 +224,35 @@ class PieceIndex {
       }
       let pieces = this.byWindow.get(form.window)
       if (!pieces) this.byWindow.set(form.window, (pieces = new Map()))
+      let rolling = this.hashes.get(form.window)
+      if (!rolling) this.hashes.set(form.window, (rolling = { pieces: new Set(), out: powerOf(form.window) }))
       for (let at = 0; at + form.window <= text.length; at++) {
         const piece = text.slice(at, at + form.window)
         if (!pieces.has(piece)) pieces.set(piece, [text, at])
+        rolling.pieces.add(hashOf(piece))
       }
     }
+  }
+
+  /**
+   * Whether `text` may hold a piece (a window's rolling hash matching one of a piece's; a collision
+   * only costs a runsIn that finds nothing). A quick test before runsIn, for fields read on every
+   * call: it makes no substring.
+   */
+  mayHold(text: string): boolean {
+    if (this.byWindow.size === 0 && this.whole.length === 0) return false
+    if (this.whole.length && this.whole.some((form) => lowerAscii(text).includes(form))) return true
+    for (const [window, { pieces: hashes, out }] of this.hashes) {
+      if (text.length < window) continue
+      // A rolling hash of each window of the text, folded as the pieces are: numbers, no substrings.
+      let h = 0
+      for (let j = 0; j < text.length; j++) {
+        h = (Math.imul(h, HASH_BASE) + folded(text.charCodeAt(j))) | 0
+        if (j >= window) h = (h - Math.imul(folded(text.charCodeAt(j - window)), out)) | 0
+        if (j >= window - 1 && hashes.has(h)) return true
+      }
+    }
+    return false
   }
 
   runsIn(text: string): Run[] {

@@ -139,6 +139,77 @@ describe('no row, no call', () => {
     expect((await fetch(`${w.url}/heartbeat`)).status).toBe(200)
   })
 
+  test('a database near its size budget keeps room to finish the calls in flight: new calls are refused first, and every call made is finished', async () => {
+    const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm+latency-300' }] }, { database_max_mb: 2 }))
+    running.push(w)
+    // Another connection fills the file to `free` pages under the budget (as data would, over time).
+    const { Database } = await import('bun:sqlite')
+    const filler = new Database(w.dbPath)
+    const pageSize = (filler.query('PRAGMA page_size').get() as { page_size: number }).page_size
+    const maxPages = (2 * 1024 * 1024) / pageSize
+    const used = () => (filler.query('SELECT (SELECT page_count FROM pragma_page_count) - (SELECT freelist_count FROM pragma_freelist_count) AS n').get() as { n: number }).n
+    filler.exec('CREATE TABLE ballast (b BLOB)')
+    const fillTo = (free: number) => {
+      while (used() < maxPages - free) filler.exec(`INSERT INTO ballast VALUES (randomblob(${pageSize - 200}))`)
+      while (used() > maxPages - free) filler.exec('DELETE FROM ballast WHERE rowid = (SELECT max(rowid) FROM ballast)')
+    }
+    const burst = async () => {
+      const before = sim.count()
+      const answers = await Promise.all(Array.from({ length: 150 }, () => w.infer({})))
+      const served = answers.filter((r) => r.status === 200).length
+      const refused = answers.filter((r) => r.status === 503)
+      expect(served + refused.length).toBe(150)
+      // Every call made has its row finished, and a refused one made no call.
+      const rows = readRows(w.dbPath)
+      expect(rows.filter((r) => r.status !== 'success')).toEqual([])
+      expect(sim.count() - before).toBe(served)
+      expect(rows.length).toBe(sim.count())
+      if (refused.length) expect((await refused[0]!.json()).error.message).toContain('kept for finishing')
+      return { served, refused: refused.length }
+    }
+    try {
+      // A few pages left: more calls at once than they could hold with their finishes.
+      fillTo(4)
+      expect(await burst()).toEqual({ served: 0, refused: 150 })
+      // A few dozen: some calls go, the rest are refused before the room their finishes need is taken.
+      fillTo(40)
+      const { served, refused } = await burst()
+      expect(served).toBeGreaterThan(0)
+      expect(refused).toBeGreaterThan(0)
+      expect(w.logs.filter((l) => l.includes('could not be finished'))).toEqual([])
+    } finally {
+      filler.close()
+    }
+  })
+
+  test('a finish refused behind a lock: the client has its answer, /heartbeat names the held row, and a stop keeps trying it through its grace', async () => {
+    let lock: { release(): Promise<void> } | null = null
+    let dbPath = ''
+    // The lock is taken once the pending row is committed and the call made, so only its finish meets it.
+    const own = startSimulator({ onRequest: async () => void (!lock && (lock = await holdWriteLock(dbPath))) })
+    const w = await startWitness(simConfig(own.url, { default: [{ provider: 'sim', model: 'm', retries: 0 }] }, { database_busy_timeout_ms: 300 }))
+    dbPath = w.dbPath
+    try {
+      const res = await w.infer({})
+      expect(res.status).toBe(200)
+      expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['pending'])
+      const heartbeat = await fetch(`${w.url}/heartbeat`)
+      expect(heartbeat.status).toBe(503)
+      const { reasons, rollback_may_help } = await heartbeat.json()
+      expect(reasons).toContain('1 call(s) made whose row could not be finished yet (its finishing write was refused; tried again each second)')
+      expect(rollback_may_help).toBe(false)
+      // The lock goes a second and a half into the stop, whose grace is longer: the row lands before it ends.
+      setTimeout(() => void lock!.release(), 1500)
+      await w.stop(5000)
+      expect(readRows(w.dbPath).map((r) => r.status)).toEqual(['success'])
+      expect(w.logs).toContain('witness: row 1 is finished at last')
+    } finally {
+      // Released already, unless the test failed before that.
+      await (lock as { release(): Promise<void> } | null)?.release()
+      await own.stop()
+    }
+  })
+
   test('a heartbeat right after a refused write is unhealthy, though a row was committed less than a second before', async () => {
     const w = await startWitness(simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_busy_timeout_ms: 200 }))
     running.push(w)

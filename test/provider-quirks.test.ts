@@ -25,6 +25,8 @@ const chunk = (delta: Record<string, unknown>, finish: string | null = null, ext
   id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta, finish_reason: finish, ...extra }],
 })
 
+const KEY = 'sk-keyed-0123456789abcdefghijklmnopqrstuv'
+
 // Each test queues the upstream's answers, one per call.
 let answers: Response[] = []
 let calls = 0
@@ -39,16 +41,24 @@ const upstream = Bun.serve({
 })
 let w: TestWitness
 beforeAll(async () => {
-  w = await startWitness({
-    providers: { up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` }, ant: { type: 'anthropic', base_url: `http://127.0.0.1:${upstream.port}/v1` } },
+  w = await startWitness(
+    {
+    providers: {
+      up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` },
+      ant: { type: 'anthropic', base_url: `http://127.0.0.1:${upstream.port}/v1` },
+      keyed: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, api_key_env: 'KEYED_API_KEY' },
+    },
     chains: {
+      keyed: [{ provider: 'keyed', model: 'm', retries: 0 }],
       once: [{ provider: 'up', model: 'm', retries: 0 }],
       twice: [{ provider: 'up', model: 'm', retries: 1 }],
       // A fallback that would be paid for a second time, were the first answer thrown away.
       ant: [{ provider: 'ant', model: 'claude-x', retries: 0 }, { provider: 'up', model: 'm', retries: 0 }],
       paid: [{ provider: 'up', model: 'm', retries: 0 }, { provider: 'ant', model: 'claude-x', retries: 0 }],
     },
-  })
+    },
+    { env: { KEYED_API_KEY: KEY } },
+  )
 })
 afterAll(async () => {
   await w.stop(0)
@@ -199,7 +209,7 @@ test("OpenRouter's 429 says when its limit resets (X-RateLimit-Reset, an instant
   const res = await ask('twice')
   expect(res.status).toBe(502)
   expect(calls).toBe(1) // hours away: past retry_after_cap_ms, so not waited for
-  expect(lastRows(1)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after 7\d{3} s\): Rate limit exceeded: free-models-per-day\.$/)
+  expect(lastRows(1)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after 7\d{3}(\.\d)? s\): Rate limit exceeded: free-models-per-day\.$/) // tenths once the reset is a moment nearer
   // The same as a header, in seconds, a moment away: waited for, then retried.
   calls = 0
   answers = [new Response('{"error":{"message":"slow down","code":429}}', { status: 429, headers: { 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1) } }), json(answer())]
@@ -338,5 +348,34 @@ describe('an upstream that ignores `stream: true` and answers a whole completion
     answers = [json({ hello: 'world' })]
     expect((await ask('once', true)).status).toBe(502)
     expect(lastRows(1)[0]).toMatchObject({ status: 'error', tokens_in: null, error_message: 'malformed response: expected an event stream, got application/json' })
+  })
+})
+
+describe("an upstream that puts the call's key in its answer's id and model (broken, or hostile)", () => {
+  test('the row, the chain and /v1/infer keep them with the key cut out, whole answer or stream; an honest model shaped like a key stays', async () => {
+    answers = [json(answer({ id: `Bearer ${KEY}`, model: `echo/${KEY.slice(0, 30)}` }))]
+    expect((await ask('keyed')).status).toBe(200)
+    expect(lastMeta()).toMatchObject({ response_id: 'Bearer [redacted]', served_model: 'echo/[redacted]' })
+
+    const echoed = { id: `Bearer ${KEY}`, object: 'chat.completion.chunk', model: KEY }
+    answers = [sse([{ ...echoed, choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }] }, { ...echoed, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, '[DONE]'])]
+    expect((await ask('keyed', true)).status).toBe(200)
+    expect(lastMeta()).toMatchObject({ response_id: 'Bearer [redacted]', served_model: '[redacted]' })
+
+    answers = [json(answer({ id: `gen-${KEY}`, model: 'xai-grok-4-fast-reasoning' }))]
+    const res = await w.post('/v1/infer', { chain: 'keyed', messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    expect(res.status).toBe(200)
+    expect(await res.json()).toMatchObject({ response_id: 'gen-[redacted]', served_model: 'xai-grok-4-fast-reasoning' })
+    expect(lastMeta()).toMatchObject({ response_id: 'gen-[redacted]', served_model: 'xai-grok-4-fast-reasoning' })
+    // Nothing of the key is in the database file, the chain's records included.
+    const { Database } = await import('bun:sqlite')
+    const db = new Database(w.dbPath, { readonly: true })
+    try {
+      const records = db.query('SELECT record FROM log_chain').all() as { record: string }[]
+      expect(records.some((r) => r.record.includes('gen-[redacted]'))).toBe(true)
+      expect(records.filter((r) => r.record.includes(KEY.slice(3, 20)))).toEqual([])
+    } finally {
+      db.close()
+    }
   })
 })

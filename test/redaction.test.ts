@@ -4,7 +4,7 @@
  * through real loopback upstreams).
  */
 import { describe, expect, test } from 'bun:test'
-import { PROMPT_STEP, PROMPT_WINDOW, PromptText, SECRET_WINDOW, redactor } from '../src/redaction.ts'
+import { PROMPT_STEP, PROMPT_WINDOW, PromptText, SECRET_WINDOW, redactor, secretsRedactor } from '../src/redaction.ts'
 
 const key = 'sk-live-ECHOSECRETKEY0123456789abcdef'
 const hexOf = (text: string) => Buffer.from(text).toString('hex')
@@ -72,6 +72,33 @@ describe('a secret', () => {
     const short = redactor({ secret: ['hunter22'] })
     expect(short('pw hunter22 no')).toBe('pw [redacted] no')
     expect(short('pw hunter2 no')).toBe('pw hunter2 no')
+  })
+})
+
+describe('a secret in a short field read on every call (a response id, a model)', () => {
+  const redact = secretsRedactor([key])
+
+  test.each([
+    ['as is', key],
+    ['a run of one window', key.slice(5, 5 + SECRET_WINDOW)],
+    ['in upper case', key.toUpperCase()],
+    ['in hex', hexOf(key)],
+    ['URL-encoded', encodeURIComponent(key)],
+    ['in base64 after "Bearer "', b64Of(`Bearer ${key}`)],
+  ])('%s is cut out, wherever it starts', (_, echo) => {
+    for (let pad = 0; pad < 8; pad++) {
+      const out = redact(`${'x'.repeat(pad)}${echo}-1`)
+      expect(out).toStartWith('x'.repeat(pad))
+      expect(out).toEndWith('-1')
+      expect(out).toContain('[redacted]')
+      for (const form of [key, hexOf(key), b64Of(key).slice(4, -4)]) {
+        for (let i = 0; i + SECRET_WINDOW <= form.length; i++) expect(out.toLowerCase()).not.toContain(form.slice(i, i + SECRET_WINDOW).toLowerCase())
+      }
+    }
+  })
+
+  test('text with no run of it is returned as it is, credential shapes included', () => {
+    for (const text of ['chatcmpl-9f8e7d6c5b4a39281706f5e4d3c2b1a0', 'xai-grok-4-fast-reasoning', 'sk-someone-elses-0123456789', `${key.slice(0, 10)}…`]) expect(redact(text)).toBe(text)
   })
 })
 

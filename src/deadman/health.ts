@@ -54,8 +54,9 @@ export async function healthOf(deps: HealthDeps): Promise<Health> {
  * as a state write, may succeed in a database too full for a new row).
  */
 export async function databaseReasons(deps: { store: Store }): Promise<string[]> {
+  const held = heldFinishes(deps.store)
   const { lastCommitAt, lastError } = deps.store.health()
-  if (lastError === null && lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return []
+  if (lastError === null && lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return held
   let timer: ReturnType<typeof setTimeout> | undefined
   try {
     await Promise.race([
@@ -64,10 +65,20 @@ export async function databaseReasons(deps: { store: Store }): Promise<string[]>
         timer = setTimeout(() => reject(new Error(`no commit within ${PROBE_BUDGET_MS} ms`)), PROBE_BUDGET_MS)
       }),
     ])
-    return []
+    return held
   } catch (error) {
-    return [`database not writable: ${(error as Error).message}`]
+    return [`database not writable: ${(error as Error).message}`, ...held]
   } finally {
     clearTimeout(timer)
   }
+}
+
+/**
+ * Calls made whose rows could not be finished (their finishing write refused: the database locked
+ * past its budget, or full), held in memory and tried again each second: until they land, their
+ * outcome is in this process alone, and a restart would record them as cut short.
+ */
+function heldFinishes(store: Store): string[] {
+  const n = store.deferredCount()
+  return n > 0 ? [`${n} call(s) made whose row could not be finished yet (its finishing write was refused; tried again each second)`] : []
 }

@@ -7,7 +7,7 @@
  */
 import pRetry from 'p-retry'
 import pTimeout from 'p-timeout'
-import { type Evidence, callCompletion, openStream, redactorOf } from '../../providers/call.ts'
+import { type Evidence, callCompletion, openStream, redactorOf, withoutCredentials } from '../../providers/call.ts'
 import { ADAPTERS } from '../../providers/index.ts'
 import { formatWait } from '../../providers/retry-after.ts'
 import { streamTranslator } from '../../providers/translate/stream.ts'
@@ -239,6 +239,7 @@ export async function runStep(
           requestSha256: evidence.requestSha256,
           provider: target.provider,
           redactor: () => redactorOf(target, callOptions),
+          storedIds: (ids) => withoutCredentials(target, ids),
           idleTimeoutMs: step.idleTimeoutMs,
           timeoutMs: step.timeoutMs,
           live: scope.liveCalls,

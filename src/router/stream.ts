@@ -52,6 +52,8 @@ export interface StreamSessionInit {
   provider: string
   /** Cuts what upstream messages must not carry (API key, prompt text); built on an error's path only. */
   redactor: () => Redactor
+  /** The answer's id and model as the row keeps them (the call's credentials cut out: providers/call.ts withoutCredentials). */
+  storedIds: (ids: { responseId: string | null; servedModel: string | null }) => { responseId: string | null; servedModel: string | null }
   idleTimeoutMs: number
   timeoutMs: number
   /** Where the session registers itself while it runs (the router's stop ends it). */
@@ -132,6 +134,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   }
 
   function outcome(status: AttemptOutcome['status'], errorMessage: string | null): AttemptOutcome {
+    const { responseId, servedModel } = init.storedIds(facts)
     return {
       status,
       tokensIn: facts.usage.tokensIn,
@@ -139,8 +142,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       latencyMs: elapsed(),
       errorMessage,
       httpStatus: 200,
-      responseId: facts.responseId,
-      servedModel: facts.servedModel,
+      responseId,
+      servedModel,
       firstByteMs: opened.firstByteMs,
       firstTokenMs,
       costUsd: facts.usage.costUsd,

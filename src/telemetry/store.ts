@@ -68,7 +68,7 @@ export interface Store {
    * database too full for a new row.
    */
   health(): { lastCommitAt: number | null; lastError: string | null }
-  /** Waits (at most `ms`) for queued writes to commit and retries deferred finishes once. */
+  /** Waits (at most `ms`) for queued writes to commit, retrying deferred finishes until they commit or the time is up. */
   drain(ms: number): Promise<void>
   /** A read-only connection for queries. */
   readonly reader: Database
@@ -112,6 +112,9 @@ function threadWriter(path: string, options: WriterOptions): { apply: (ops: Writ
     close: () => worker.terminate(),
   }
 }
+
+/** How often a stop's drain tries held finishes again. */
+const DRAIN_RETRY_MS = 100
 
 /** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(path: string, options: StoreOptions): Store {
@@ -286,7 +289,11 @@ export function openStore(path: string, options: StoreOptions): Store {
     async drain(ms) {
       const deadline = performance.now() + ms
       while (!commits.idle && performance.now() < deadline) await Bun.sleep(5)
-      if (deferred.size > 0 && performance.now() < deadline) await retryDeferred()
+      // A held finish is tried again through the whole grace (a lock may be let go in it), not once.
+      while (deferred.size > 0 && performance.now() < deadline) {
+        await retryDeferred()
+        if (deferred.size > 0) await Bun.sleep(Math.min(DRAIN_RETRY_MS, Math.max(0, deadline - performance.now())))
+      }
     },
     deferredCount: () => deferred.size,
     health: () => ({ ...rows }),

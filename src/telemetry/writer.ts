@@ -47,15 +47,33 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   const autocheckpoint = (on: boolean) => db.exec(`PRAGMA wal_autocheckpoint = ${on ? AUTOCHECKPOINT_FRAMES : 0}`)
   autocheckpoint(options.autocheckpoint ?? true)
 
+  // What each pending row was written with, so finishing it can chain it without reading it back.
+  const pendingHeads = new Map<number, { head: RowHead; requestId: string | null }>()
+  // Changes to pendingHeads made by a batch, applied only once it commits (a rolled-back batch leaves none).
+  let begun: [number, { head: RowHead; requestId: string | null }][] = []
+  let finished: number[] = []
+
   // The size budget. SQLite raises a connection's limit silently when it sees
   // the file grown past it by another connection, so it is re-applied before
-  // every batch (a cheap pager call).
+  // every batch (a cheap pager call). A new row must leave room for finishing
+  // every row in flight (roomForNewRow): a full file refuses the next request
+  // with 503, never the finish of a call already made.
   let applyBudget = () => {}
+  let roomForNewRow = () => {}
   if (options.maxMb) {
     const pageSize = (db.query('PRAGMA page_size').get() as { page_size: number }).page_size
-    const budget = db.query(`PRAGMA max_page_count = ${Math.max(1, Math.floor((options.maxMb * 1024 * 1024) / pageSize))}`)
+    const maxPages = Math.max(1, Math.floor((options.maxMb * 1024 * 1024) / pageSize))
+    const budget = db.query(`PRAGMA max_page_count = ${maxPages}`)
+    const pageCount = db.query('PRAGMA page_count')
+    const freePages = db.query('PRAGMA freelist_count')
     applyBudget = () => {
       budget.run()
+    }
+    roomForNewRow = () => {
+      const inFlight = pendingHeads.size + begun.length
+      const reserve = finishReservePages(inFlight, pageSize)
+      const used = (pageCount.get() as { page_count: number }).page_count - (freePages.get() as { freelist_count: number }).freelist_count
+      if (used + reserve > maxPages) throw new FinishReserveFull(reserve, inFlight)
     }
   }
 
@@ -84,17 +102,13 @@ export function openWriter(path: string, options: WriterOptions): Writer {
 
   const chain = chainAppender(db)
   const NONE = { requestSha256: null, responseSha256: null }
-  // What each pending row was written with, so finishing it can chain it without reading it back.
-  const pendingHeads = new Map<number, { head: RowHead; requestId: string | null }>()
-  // Changes to pendingHeads made by a batch, applied only once it commits (a rolled-back batch leaves none).
-  let begun: [number, { head: RowHead; requestId: string | null }][] = []
-  let finished: number[] = []
 
   function writeRow(op: Extract<WriteOp, { kind: 'begin' | 'insert' }>): WriteResult {
     const head = op.kind === 'begin' ? op.head : op.row
     const status: Status = op.kind === 'begin' ? 'pending' : op.row.status
     if (!isStatus(status)) throw new Error(`invalid status ${JSON.stringify(status)}`)
     const rest = op.kind === 'insert' ? op.row : null
+    roomForNewRow()
     const id = Number(
       insertLog.run({
         timestamp: head.timestamp,
@@ -139,6 +153,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
 
   /** Inserts a row and its meta inside a savepoint and rolls them back: nothing stays, but a full or locked database fails here as a real row would. */
   function probe(): WriteResult {
+    roomForNewRow()
     db.exec('SAVEPOINT probe')
     try {
       const id = Number(insertLog.run(probeRow).lastInsertRowid)
@@ -216,6 +231,27 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     },
     autocheckpoint,
     close: () => db.close(),
+  }
+}
+
+/**
+ * Room kept under `database_max_mb` for finishing the rows in flight: a finish grows its row
+ * (tokens, latency, an error message of at most a few hundred bytes), its meta row (the response
+ * id and model) and adds a chain entry, a few hundred bytes in all (0.6 KB measured with the row
+ * begun), under 2 KB with the longest error; and some pages for the b-trees' splits.
+ */
+export function finishReservePages(inFlight: number, pageSize: number): number {
+  return RESERVE_FLOOR_PAGES + Math.ceil((inFlight * FINISH_RESERVE_BYTES) / pageSize)
+}
+const FINISH_RESERVE_BYTES = 2048
+const RESERVE_FLOOR_PAGES = 16
+
+/** A new row refused because what is left of `database_max_mb` is kept for finishing the rows in flight. */
+export class FinishReserveFull extends Error {
+  readonly code = 'SQLITE_FULL'
+  constructor(reserve: number, inFlight: number) {
+    super(`database or disk is full (database_max_mb: its last ${reserve} pages are kept for finishing the ${inFlight} row(s) in flight)`)
+    this.name = 'FinishReserveFull'
   }
 }
 
