@@ -5,7 +5,7 @@
  */
 import { type Context, Hono } from 'hono'
 import { identify, requireAgent, requireAgentOrOperator, requireOperator } from './auth/middleware.ts'
-import { guardOpenMode } from './auth/open-mode.ts'
+import { guardBrowsers } from './auth/browser-guard.ts'
 import type { Clock } from './clock.ts'
 import type { Config } from './config.ts'
 import { scriptRoute, styleRoute } from './dashboard/assets.ts'
@@ -91,7 +91,7 @@ export function createApp(deps: AppDeps): Hono {
   const lockouts = deps.deadman.lockouts
   app.use('*', identify(deps.config, { refused: (token) => lockouts.refusedToken(token), accepted: (kind, name) => lockouts.accepted(kind, name) }))
   // Without auth: loopback Host names only, and JSON bodies only (no cross-site requests from a browser).
-  app.use('*', guardOpenMode(deps.config))
+  app.use('*', guardBrowsers(deps.config))
 
   app.get('/heartbeat', heartbeatRoute(deps))
   app.post('/heartbeat', requireAgent(), limitBody, agentBeatRoute(deps))

@@ -97,5 +97,15 @@ export async function main(argv: string[]): Promise<number> {
 
 if (import.meta.main) {
   keepLoopbackOffProxy(process.env)
+  keepFilesFromOthers()
   process.exitCode = await main(process.argv.slice(2))
+}
+
+/**
+ * What witness creates (the database and its WAL, the archives, the sync clone, state files) holds
+ * every agent's rows: not readable by other users of the machine, whatever the umask (022 makes
+ * them world-readable). The owner's group keeps read access (a backup, an operator's group).
+ */
+function keepFilesFromOthers(): void {
+  process.umask(process.umask() | 0o027)
 }

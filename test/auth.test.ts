@@ -252,6 +252,21 @@ describe('auth config and open mode', () => {
     expect(res.status).toBe(200)
   })
 
+  test("with auth, a write a browser sends from another site's page is refused though a proxy added the token; the same page's own origin is not", async () => {
+    // What a page of evil.example makes a browser send through a proxy that adds the operator's token.
+    const page = (headers: Record<string, string>) => fetch(`${w.url}/admin/reload`, { method: 'POST', headers: { ...bearer(OPERATOR), host: 'witness.fleet.internal', ...headers } })
+    await expectError(await page({ origin: 'https://evil.example', 'sec-fetch-site': 'cross-site', 'content-type': 'text/plain' }), 403, 'forbidden')
+    await expectError(await page({ origin: 'null' }), 403, 'forbidden')
+    await expectError(await page({ 'sec-fetch-site': 'same-site' }), 403, 'forbidden')
+    await expectError(await page({ origin: 'https://witness.fleet.internal.evil.example' }), 403, 'forbidden')
+    const rollback = await fetch(`${w.url}/deadman/rollback`, { method: 'POST', headers: { ...bearer(OPERATOR), origin: 'https://evil.example', 'content-type': 'text/plain' }, body: JSON.stringify({ agent: 'ezra', from_config_hash: 'a', to_config_hash: 'b', result: 'applied' }) })
+    await expectError(rollback, 403, 'forbidden')
+    // Reads are not writes, and a write from witness's own origin (or from no browser at all) goes on.
+    expect((await fetch(`${w.url}/requests`, { headers: { ...bearer(OPERATOR), origin: 'https://evil.example' } })).status).toBe(200)
+    expect((await page({ origin: 'https://witness.fleet.internal', 'sec-fetch-site': 'same-origin' })).status).toBe(200)
+    expect((await page({})).status).toBe(200)
+  })
+
   test('token hashes must be 64 hex digits, and no two principals may share one', () => {
     let caught: ConfigError | undefined
     try {

@@ -39,6 +39,19 @@ describe('witness init', () => {
     expect(readFileSync(keyPath, 'utf8')).toBe(key)
   })
 
+  test("what it creates is not readable by other users, whatever the umask: the database, its WAL, the folder made for it", () => {
+    const dir = tempDir()
+    const db = join(dir, 'data', 'w.db')
+    // The shell's usual umask, 022, which would leave them world-readable.
+    const proc = Bun.spawnSync(['sh', '-c', `umask 022 && exec "$0" "$@"`, BUN, join(ROOT, 'src/cli.ts'), 'init', '--db', db], { env: { PATH: process.env.PATH ?? '' } })
+    expect(proc.exitCode).toBe(0)
+    const writer = new Database(db)
+    writer.exec("INSERT INTO witness_state (key, value, updated_at) VALUES ('k', 'v', 'now')") // a WAL, as the running server has
+    for (const file of [db, `${db}-wal`, join(dir, 'data')]) expect({ file, other: statSync(file).mode & 0o007 }).toEqual({ file, other: 0 })
+    expect(statSync(db).mode & 0o040).toBe(0o040) // the group keeps read
+    writer.close()
+  })
+
   test('without --db it uses the database the config names', () => {
     const dir = tempDir()
     writeFileSync(join(dir, 'witness.yaml'), 'database: ./here.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n')

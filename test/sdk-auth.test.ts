@@ -70,6 +70,16 @@ describe('SDKs with a witness token as their API key', () => {
     expect(await operator.chat.completions.create({ model: 'default', messages: ask }).catch((e) => e)).toBeInstanceOf(OpenAI.PermissionDeniedError)
   })
 
+  test("count_tokens takes the agent's token as /v1/messages does: another agent's name is 403 agent_mismatch", async () => {
+    const count = (headers: Record<string, string>) =>
+      new Anthropic({ baseURL: w.url, apiKey: TOKEN, maxRetries: 0, defaultHeaders: headers }).messages.countTokens({ model: 'claude', messages: ask })
+    expect((await count({})).input_tokens).toBeGreaterThan(0)
+    expect((await count({ 'X-Agent-Name': 'bezalel' })).input_tokens).toBeGreaterThan(0)
+    const error = await count({ 'X-Agent-Name': 'ezra' }).catch((e) => e)
+    expect(error).toBeInstanceOf(Anthropic.PermissionDeniedError)
+    expect(error.error.error.type).toBe('agent_mismatch')
+  })
+
   test('models.list() needs a token too', async () => {
     const models = await new OpenAI({ baseURL: `${w.url}/v1`, apiKey: TOKEN, maxRetries: 0 }).models.list()
     expect(models.data.map((m) => m.id)).toEqual(['default', 'claude'])
