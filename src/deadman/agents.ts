@@ -111,10 +111,15 @@ export class AgentWatch {
 
   /** Every listed agent, then any other agent that has beaten. */
   list(): AgentView[] {
+    return this.names().map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
+  }
+
+  /** The names list() shows, without reading each one's last rollback (a query per agent). */
+  names(): string[] {
     const listed = Object.keys(this.deps.config().deadman.agents)
     this.noteListed(listed)
-    const others = [...this.records.keys()].filter((a) => !listed.includes(a)).sort()
-    return [...listed, ...others].map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
+    const known = new Set(listed)
+    return [...listed, ...[...this.records.keys()].filter((a) => !known.has(a)).sort()]
   }
 
   /**
