@@ -276,6 +276,34 @@ describe('an agent that falls silent', () => {
     expect(await agentState(w, 'toString')).toMatchObject({ state: 'ok', watched: false })
   })
 
+  test('an agent not listed that has not beaten for retention.keep_days is forgotten, in memory and in the file; a listed one and a recent one stay; its next beat records it afresh', async () => {
+    const { w, clock } = await witness({ agents: { bezalel: { max_silence_s: 100 * 86_400 } } })
+    const stored = () => {
+      const db = new Database(w.dbPath, { readonly: true })
+      try {
+        return (db.query('SELECT agent FROM deadman_agent ORDER BY agent').values() as [string][]).map((r) => r[0])
+      } finally {
+        db.close()
+      }
+    }
+    const listed = async () => ((await (await fetch(`${w.url}/deadman`)).json()) as { agents: { agent: string }[] }).agents.map((a) => a.agent)
+    // In open mode callers name themselves: one name per run, say.
+    for (const agent of ['bezalel', 'run-1', 'run-2']) await beat(w, { agent, config_hash: 'abc123' })
+    clock.advance(29 * 86_400_000)
+    await beat(w, { agent: 'run-2', config_hash: 'abc123' })
+    await w.deadman.checkNow()
+    expect(await listed()).toEqual(['bezalel', 'run-1', 'run-2'])
+
+    clock.advance(86_400_000 + 60_000) // run-1 and bezalel are 30 days and a minute silent (keep_days: 30), run-2 a day
+    await w.deadman.checkNow()
+    expect(await listed()).toEqual(['bezalel', 'run-2'])
+    expect(stored()).toEqual(['bezalel', 'run-2'])
+
+    expect(await (await beat(w, { agent: 'run-1', config_hash: 'def456' })).json()).toMatchObject({ state: 'ok', config_hash: 'def456', previous_config_hash: null })
+    expect(await listed()).toEqual(['bezalel', 'run-1', 'run-2'])
+    expect(stored()).toEqual(['bezalel', 'run-1', 'run-2'])
+  })
+
   test('an agent that never beat is silent from the router\'s start; one without a rollback_command is only alerted on', async () => {
     const dir = tempDir()
     const alerts = join(dir, 'alerts')

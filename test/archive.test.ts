@@ -13,7 +13,7 @@ import { ArchiveError, JobBusyError } from '../src/errors.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from '../src/retention/archive-months.ts'
-import { listArchives, prepareReadable, readablePath } from '../src/retention/archive-files.ts'
+import { listArchives, openArchiveReadonly, prepareReadable, readablePath } from '../src/retention/archive-files.ts'
 import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
 import { archiveDirFor } from '../src/retention/read-sources.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
@@ -397,6 +397,34 @@ describe('the cache of decompressed archives', () => {
     for (const path of [crashed, serverCrashed, packCrashed, unpackCrashed]) utimesSync(path, twoHoursAgo, twoHoursAgo)
     await t.archive()
     expect(all.map(existsSync)).toEqual([true, false, true, false, true, false, false])
+  })
+
+  test('a copy no read has used for a day is removed by the next run, one read since stays, and the month reads the same after', async () => {
+    const t = setup()
+    await seedRows(t.livePath, [{ timestamp: '2026-08-05T00:00:00.000Z' }, { timestamp: '2026-09-05T00:00:00.000Z' }])
+    await t.archive()
+    const dir = t.retention.archiveDir
+    const [august, september] = listArchives(dir)
+    expect([august!.compressed, september!.compressed]).toEqual([true, true])
+    const copyOf = (month: string) => join(dir, '.cache', `request_log-${month}.db`)
+    // Both months read once (a sync catching up reads every archive so), then nothing reads them for two days...
+    for (const file of [august!, september!]) openArchiveReadonly(dir, file).close()
+    const twoDaysAgo = (Date.now() - 2 * DAY) / 1000
+    for (const month of ['2026-08', '2026-09']) utimesSync(copyOf(month), twoDaysAgo, statSync(copyOf(month)).mtimeMs / 1000)
+    // ...but September is asked for again now (every read goes through readablePath; on a file system
+    // mounted noatime its reads do not date the copy, so this must): its copy is used, and stays.
+    const version = statSync(copyOf('2026-09')).mtimeMs
+    expect(readablePath(dir, september!)).toBe(copyOf('2026-09'))
+    expect(statSync(copyOf('2026-09')).mtimeMs).toBe(version)
+
+    await t.archive()
+    expect([existsSync(copyOf('2026-08')), existsSync(copyOf('2026-09'))]).toEqual([false, true])
+    expect(t.files()).toEqual(['request_log-2026-08.db.zst', 'request_log-2026-09.db.zst'])
+    // The next read of August decompresses it again.
+    const db = openArchiveReadonly(dir, august!)
+    expect(db.query('SELECT timestamp FROM request_log').all()).toEqual([{ timestamp: '2026-08-05T00:00:00.000Z' }])
+    db.close()
+    expect(existsSync(copyOf('2026-08'))).toBe(true)
   })
 })
 

@@ -382,6 +382,35 @@ describe('a stored slice is never used stale', () => {
     }
   })
 
+  test('the stored slices of a quiet hour (no row) go with the rows archived after them, not stay for good', async () => {
+    const dir = tempDir()
+    const live = open(join(dir, 'witness.db'), dir, clock)
+    try {
+      // A call, a quiet hour, a call: the six slices in between hold no row.
+      const first = SEALED_END - 20 * SLICE_MS
+      const last = first + 7 * SLICE_MS
+      await seed(live.store, [
+        { agent: 'ezra', at: isoTime(first + 1000), rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'success', latencyMs: 5 }] },
+        { agent: 'ezra', at: isoTime(last + 1000), rows: [{ provider: 'kimi', model: 'kimi-k2.5', status: 'success', latencyMs: 5 }] },
+      ])
+      await live.fill.run()
+      await live.rollups.settled()
+      const empty = () => (live.reader.query('SELECT count(*) AS n FROM stats_slice WHERE lo_id IS NULL').get() as { n: number }).n
+      expect(empty()).toBe(6)
+      // Retention takes both rows (everything before the end of the second call's slice).
+      const jobDb = openJobDb(live.path)
+      const mover = createMover(jobDb, { dir: join(dir, 'archive'), sides: SIDE_TABLES, now: () => NOW })
+      await mover.move(mover.oldest(isoTime(last + SLICE_MS), 10))
+      mover.close()
+      jobDb.close()
+      expect(live.reader.query('SELECT count(*) AS n FROM request_log').get()).toEqual({ n: 0 })
+      expect(storedCount(live.reader)).toBe(0)
+      expect(live.reader.query('SELECT count(*) AS n FROM slice_row_counts').get()).toEqual({ n: 0 })
+    } finally {
+      await live.close()
+    }
+  })
+
   test('a request cut in two by the mover: the slices holding its other rows are dropped too, stored and cached', async () => {
     const live = liveDb()
     try {

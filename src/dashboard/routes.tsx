@@ -124,7 +124,7 @@ export function namesFragment(deps: DashboardDeps) {
   return (c: Context) => {
     const config = deps.config()
     const recent = listRequests(deps.store.reader, {}, 500)
-    const agents = new Set([...Object.keys(config.auth?.agents ?? {}), ...deps.deadman.agents.list().map((a) => a.agent), ...recent.map((r) => r.agent_name)])
+    const agents = new Set([...Object.keys(config.auth?.agents ?? {}), ...deps.deadman.agents.names(), ...recent.map((r) => r.agent_name)])
     const providers = new Set([...providersOf(config), ...recent.map((r) => r.provider)])
     return render(c, <Names agents={[...agents].sort()} providers={[...providers].sort()} />)
   }

@@ -6,12 +6,15 @@
  * committed to `deadman_agent`, so a restart forgets nothing. Silence is
  * counted from the latest of the last beat, this router's start (agents
  * cannot beat to a router that was down) and when a reload first listed
- * the agent (it was not watched before).
+ * the agent (it was not watched before). An agent not listed that has not
+ * beaten for `retention.keep_days` is forgotten (its record, here and in
+ * the file): in open mode callers name themselves, and a name per run or
+ * session would otherwise be kept for ever, in memory and in GET /deadman.
  */
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Config } from '../config.ts'
-import { type AgentRecord, type RollbackView, agentWrite, lastRollbackOf, readAgents } from '../telemetry/deadman-store.ts'
+import { type AgentRecord, type RollbackView, agentWrite, forgetAgentsWrite, lastRollbackOf, readAgents } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import type { Alert } from './alert.ts'
 import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
@@ -83,11 +86,12 @@ export class AgentWatch {
     return this.view(next)
   }
 
-  /** Checks every listed agent once; runs the commands of those newly silent. */
+  /** Checks every listed agent once; runs the commands of those newly silent; forgets the long silent unlisted ones. */
   async checkNow(): Promise<void> {
     const watched = Object.entries(this.deps.config().deadman.agents)
     this.noteListed(watched.map(([agent]) => agent))
     await this.recordInterrupted()
+    await this.forgetSilent()
     await Promise.all(
       watched.map(async ([agent, rule]) => {
         const record = this.records.get(agent) ?? blank(agent)
@@ -107,10 +111,15 @@ export class AgentWatch {
 
   /** Every listed agent, then any other agent that has beaten. */
   list(): AgentView[] {
+    return this.names().map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
+  }
+
+  /** The names list() shows, without reading each one's last rollback (a query per agent). */
+  names(): string[] {
     const listed = Object.keys(this.deps.config().deadman.agents)
     this.noteListed(listed)
-    const others = [...this.records.keys()].filter((a) => !listed.includes(a)).sort()
-    return [...listed, ...others].map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
+    const known = new Set(listed)
+    return [...listed, ...[...this.records.keys()].filter((a) => !known.has(a)).sort()]
   }
 
   /**
@@ -204,6 +213,37 @@ export class AgentWatch {
         output: result ? result.output : null,
         recordedBy: 'router',
       },
+    }
+  }
+
+  /**
+   * Forgets the agents not listed in `deadman.agents` whose last beat is older than
+   * `retention.keep_days` (the rows of their calls and rollbacks have left the live file by then):
+   * their records are deleted from the file and dropped from memory. A listed agent is never
+   * forgotten, nor one whose rollback_command is running, nor one that never beat (a listed agent a
+   * reload dropped: as few as the configs). Its next beat records it afresh.
+   */
+  private async forgetSilent(): Promise<void> {
+    const config = this.deps.config()
+    const before = isoTime(this.deps.clock.now() - config.retention.keepDays * 86_400_000)
+    const silent = (record: AgentRecord) =>
+      !Object.hasOwn(config.deadman.agents, record.agent) && record.state !== 'rolling_back' && record.lastBeatAt !== null && record.lastBeatAt < before
+    const agents = [...this.records.values()].filter(silent).map((r) => r.agent)
+    if (!agents.length) return
+    const pickedAt = this.deps.clock.monotonic()
+    try {
+      await this.deps.store.write(forgetAgentsWrite(agents, before))
+    } catch (error) {
+      this.deps.log(`could not forget ${agents.length} agent(s) silent since before ${before}: ${(error as Error).message}`)
+      return
+    }
+    // One that beat while the write waited stays (the write kept it too).
+    for (const agent of agents) {
+      const record = this.records.get(agent)
+      if (record && silent(record) && !((this.beatAt.get(agent) ?? -Infinity) >= pickedAt)) {
+        this.records.delete(agent)
+        this.beatAt.delete(agent)
+      }
     }
   }
 

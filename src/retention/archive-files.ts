@@ -189,12 +189,16 @@ export async function compressArchive(dir: string, month: string): Promise<void>
 
 /**
  * A path to a readable SQLite file for an archive: the `.db` itself, or a
- * decompressed copy of the `.db.zst` in the cache (made once per version).
+ * decompressed copy of the `.db.zst` in the cache (made once per version,
+ * and its use noted, so the archive job can remove copies no read uses).
  */
 export function readablePath(dir: string, file: ArchiveFile): string {
   if (!file.compressed) return file.path
   const cached = cachedPath(dir, file.month)
-  if (cacheIsFresh(cached, file)) return cached
+  if (cacheIsFresh(cached, file)) {
+    noteUse(cached)
+    return cached
+  }
   mkdirSync(cacheDir(dir), { recursive: true })
   const version = versionOf(file.path)
   writeFileDurably(cached, decompressed(file))
@@ -328,10 +332,23 @@ function versionOf(path: string): number {
 /**
  * Dates a copy by the version of the `.db.zst` it was made from, read before the copy began: one
  * recompressed meanwhile (a late row for the month) is then newer than the copy, not older, and the
- * copy is made again rather than answered from.
+ * copy is made again rather than answered from. Its access time is when it was last used (now).
  */
 function markVersion(cached: string, versionMs: number): void {
-  utimesSync(cached, versionMs / 1000, versionMs / 1000)
+  utimesSync(cached, Date.now() / 1000, versionMs / 1000)
+}
+
+/**
+ * Notes that a copy is being read: its access time (the modification time stays the version it was
+ * made from). Best effort: a reader that may not change the file (another user's cache) reads it all
+ * the same, and the kernel may note reads in the access time too.
+ */
+function noteUse(cached: string): void {
+  try {
+    utimesSync(cached, Date.now() / 1000, statSync(cached).mtimeMs / 1000)
+  } catch {
+    // not ours to date: the copy is still good to read
+  }
 }
 
 /**
@@ -402,7 +419,10 @@ export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
   } catch (error) {
     // Compressed (or reopened for a late row) between listing and opening: open what is there now.
     const now = listArchives(dir).find((f) => f.month === file.month)
-    if (!now || now.path === file.path) throw error
+    // Or its decompressed copy was removed between making sure of it and opening it (pruneCache: no
+    // read had used it for a day): it is made again.
+    const copyGone = file.compressed && !existsSync(cachedPath(dir, file.month))
+    if (!now || (now.path === file.path && !copyGone)) throw error
     return open(now)
   }
 }
@@ -448,7 +468,12 @@ export function deleteArchive(dir: string, month: string): void {
   syncDir(dir)
 }
 
-/** Removes cached copies whose compressed archive is gone, and what a crash left while making one. */
+/**
+ * Removes cached copies whose compressed archive is gone, or that no read has used for
+ * CACHE_IDLE_MS (a month read once, by a sync catching up through every archive or a query over
+ * all time, would otherwise stay decompressed beside its `.db.zst` for as long as the archive is
+ * kept), and what a crash left while making one. A read after that decompresses the month again.
+ */
 export function pruneCache(dir: string): void {
   // The server makes its copies beside the archives (prepareReadable), and the job writes a month
   // compressed or decompressed there (writeFileDurably), or a new one (createArchive): a crash leaves the temp file there.
@@ -462,8 +487,17 @@ export function pruneCache(dir: string): void {
     // A temp file is a copy being written (readablePath, in another process perhaps) unless it is old: a crash's.
     if (name.endsWith('.tmp') && !leftByCrash(path)) continue
     const match = /^request_log-(\d{4}-\d{2})\.db$/.exec(name)
-    if (!match || !existsSync(archivePath(dir, match[1]!, true))) rmSync(path, { force: true })
+    if (!match || !existsSync(archivePath(dir, match[1]!, true)) || unusedFor(path, CACHE_IDLE_MS)) rmSync(path, { force: true })
   }
+}
+
+/** A decompressed copy no read has used for this long is removed by the next archive run (pruneCache). */
+export const CACHE_IDLE_MS = 86_400_000
+
+/** Whether a file's access time (a cached copy's last use: noteUse) is at least `ms` ago. */
+function unusedFor(path: string, ms: number): boolean {
+  const stat = statSync(path, { throwIfNoEntry: false })
+  return stat !== undefined && Date.now() - stat.atimeMs >= ms
 }
 
 /** How old a temp file in the cache must be before pruneCache takes it for a crash's leftover. */

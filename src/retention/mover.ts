@@ -9,9 +9,9 @@
  *      column, with the live rows (a row already in the archive under the
  *      same id must be identical, or nothing is deleted);
  *   3. delete: remove them from the live database in one short transaction
- *      (with the stats' stored slices that held them; the first such
- *      transaction of a run for a month raises its ARCHIVE_FILLS_KEY, which the
- *      reads watch: see read-sources.ts).
+ *      (with the stats' stored slices that held them, and those of no row
+ *      before them; the first such transaction of a run for a month raises
+ *      its ARCHIVE_FILLS_KEY, which the reads watch: see read-sources.ts).
  *
  * A kill before 3 commits leaves rows in both places; the next run's
  * INSERT OR IGNORE skips them, the check passes and the delete finishes.
@@ -22,7 +22,7 @@ import { isoTime } from '../clock.ts'
 import { ArchiveError } from '../errors.ts'
 import { CHAIN_HEAD_KEY, chainHeadState } from '../proof/append.ts'
 import { readState, retryWhileBusy, writeState } from '../jobs/job-db.ts'
-import { dropStoredSlicesOf, hasSliceTable } from '../telemetry/slice-store.ts'
+import { dropEmptyStoredSlicesBefore, dropStoredSlicesOf, hasSliceTable } from '../telemetry/slice-store.ts'
 import { columnsOf, hasTable } from '../telemetry/schema.ts'
 import { archivePath, ident, openArchiveForWrite } from './archive-files.ts'
 import { recordArchiveMonths } from './archive-months.ts'
@@ -151,8 +151,12 @@ export function createMover(live: Database, options: MoverOptions): Mover {
     // The head stays known when every chain entry has moved out (see chainHead).
     const head = movesChain ? chainHeadState(live) : null
     if (head) writeState(live, CHAIN_HEAD_KEY, head, at)
-    // The stats' stored slices holding these rows no longer tell the live file's truth (slice-store.ts).
-    if (hasStoredSlices) dropStoredSlicesOf(live, ids, at)
+    // The stats' stored slices holding these rows no longer tell the live file's truth (slice-store.ts),
+    // and those of no row before them would never go otherwise.
+    if (hasStoredSlices) {
+      dropStoredSlicesOf(live, ids, at)
+      if (Number.isFinite(throughMs)) dropEmptyStoredSlicesBefore(live, isoTime(throughMs))
+    }
     for (const t of tables.slice(1)) live.query(`DELETE FROM ${ident(t.name)} WHERE ${ident(t.key)} IN (SELECT value FROM json_each(?))`).run(ids)
     live.query(`DELETE FROM request_log WHERE status != 'pending' AND id IN (SELECT value FROM json_each(?))`).run(ids)
     if (hasState) {

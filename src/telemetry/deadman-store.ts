@@ -82,6 +82,18 @@ export function agentWrite(record: AgentRecord, at: string): SideWrite {
   }
 }
 
+/**
+ * Forgets agents (the router's own pick: unlisted, not rolling back, silent long enough), as found at
+ * commit: one that beat since it was picked (a beat after `before`) stays.
+ */
+export function forgetAgentsWrite(agents: readonly string[], before: string): SideWrite {
+  return {
+    sql: `DELETE FROM deadman_agent WHERE agent IN (SELECT value FROM json_each($agents)) AND state != 'rolling_back'
+            AND last_beat_at < $before`,
+    params: { agents: JSON.stringify(agents), before },
+  }
+}
+
 interface AgentRow {
   agent: string
   last_beat_at: string | null
