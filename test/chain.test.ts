@@ -395,15 +395,21 @@ describe('timeouts', () => {
 describe('a client that goes away', () => {
   test('during the wait before a retry, or during the call: the rows are finished and nothing is logged as an internal error', async () => {
     const w = await witness({ default: [{ provider: 'sim', model: 'm+status-503', retries: 1 }], hung: [{ provider: 'sim', model: 'm+hang' }] }, { policy: { backoff_min_ms: 400, backoff_max_ms: 400 } })
-    const leave = (chain: string) =>
-      fetch(`${w.url}/v1/infer`, {
+    // The client leaves once `ready` says witness is where the test wants it (not after a fixed time: a slow machine's commit took longer).
+    const leave = async (chain: string, ready: () => boolean) => {
+      const controller = new AbortController()
+      const answered = fetch(`${w.url}/v1/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ agent: 'a', chain, messages: [{ role: 'user', content: 'hi' }] }),
-        signal: AbortSignal.timeout(150),
+        signal: controller.signal,
       }).catch(() => null)
-    await leave('default') // gone while witness waits 400 ms before the retry
-    await leave('hung') // gone while the upstream hangs
+      await eventually(ready)
+      controller.abort()
+      await answered
+    }
+    await leave('default', () => readRows(w.dbPath)[0]?.status === 'error') // gone while witness waits 400 ms before the retry
+    await leave('hung', () => sim.count() === 2) // gone while the upstream hangs
     await Bun.sleep(500) // past the 400 ms the retry would have come after
     await eventually(() => readRows(w.dbPath).filter((r) => r.status !== 'pending').length >= 2)
     expect(readRows(w.dbPath).map((r) => [r.status, r.error_message])).toEqual([

@@ -74,6 +74,8 @@ describe('no row, no call', () => {
       // Its finish was refused too, and is retried by the store once the lock is gone; the log says when it lands.
       while (readRows(w.dbPath)[0]!.status === 'pending') await Bun.sleep(50)
       expect(readRows(w.dbPath).map((r) => [r.id, r.status])).toEqual([[1, 'error']])
+      // The commit is seen by readers before its fsync ends; the line is logged after it.
+      await eventually(() => w.logs.includes('witness: row 1 is finished at last'))
       expect(w.logs.filter((l) => l.includes('row 1 '))).toEqual([expect.stringMatching(/^witness: row 1 could not be finished yet: /), 'witness: row 1 is finished at last'])
     } finally {
       await own.stop()
