@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { type Checkpoint, signCheckpoint } from '../src/proof/checkpoint.ts'
@@ -615,6 +615,29 @@ describe('tampering inside an archive (verify with the config reads the archives
     expect(code).toBe(0)
   })
 
+  test('checkpoints an archive holds (put there by hand: the archive job moves none) are checked too: a copy of a live one is one checkpoint, one of its id with other contents is named', async () => {
+    const { config, live, archive } = await archivedCopy()
+    const reader = new Database(live, { readonly: true })
+    const signed = (reader.query('SELECT count(*) AS n FROM checkpoints').get() as { n: number }).n
+    reader.close()
+    expect(signed).toBeGreaterThan(0)
+    const db = new Database(archive)
+    db.exec(`ATTACH '${live}' AS live; CREATE TABLE checkpoints AS SELECT * FROM live.checkpoints; DETACH live`)
+    db.close()
+    const copied = verify(config)
+    expect(copied.out).toContain(`, ${signed} signed checkpoint(s)`)
+    expect(copied.code).toBe(0)
+
+    const held = new Database(archive, { readonly: true })
+    const first = held.query('SELECT id FROM checkpoints ORDER BY id LIMIT 1').get() as { id: number }
+    held.close()
+    exec(archive, 'UPDATE checkpoints SET time = ? WHERE id = ?', '2020-01-01T00:00:00.000Z', first.id)
+    const altered = verify(config)
+    expect(altered.code).toBe(1)
+    expect(altered.out).toContain(`checkpoint ${first.id} is in two copies with different contents (${live} and ${archive}): one of them was put there by hand`)
+    expect(altered.out).toContain(`checkpoint ${first.id} has a signature that does not verify: it was forged or altered`)
+  })
+
   test('a row deleted from an archive is named as missing', async () => {
     const { config, archive } = await archivedCopy()
     const victim = readRows(archive)[1]!.id
@@ -765,7 +788,8 @@ describe('tampering in a git export (verify --repo)', () => {
     const folder = join(clone, 'forge-01')
     const rowFile = filesUnder(folder, '.ndjson')[0]!
     const chainFiles = filesUnder(join(folder, 'chain'), '.jsonl')
-    const checkpointFiles = filesUnder(join(folder, 'checkpoints'), '.json')
+    // Sync writes each checkpoint into its signing day's folder.
+    const checkpointFiles = filesUnder(join(folder, 'checkpoints-by-day'), '.json')
     return { clone, folder, rowFile, chainFiles, checkpointFiles }
   }
 
@@ -864,6 +888,8 @@ describe('tampering in a git export (verify --repo)', () => {
     const real = JSON.parse(readFileSync(checkpointFiles.at(-1)!, 'utf8')) as Checkpoint
     const forger = (await ensureSigningKey(join(tempDir(), 'forger.json'))).key
     const forged = await signCheckpoint(forger, { machine: 'forge-01', seq: real.seq, head_hash: real.head_hash, time: new Date().toISOString() })
+    // Put where a clone from before holds its checkpoints: read there too.
+    mkdirSync(join(folder, 'checkpoints'))
     writeFileSync(join(folder, 'checkpoints', '00000098.json'), JSON.stringify({ id: 98, ...forged }))
     writeFileSync(join(folder, 'checkpoints', '00000099.json'), JSON.stringify({ id: 99, ...forged, key_id: real.key_id }))
     const { code, out } = verify(['--repo', clone])
@@ -932,7 +958,7 @@ describe('tampering in a git export (verify --repo)', () => {
     expect(verify(['--repo', clone, '--key', keyPath]).code).toBe(1)
 
     // The same rewrite with the checkpoints and the key deleted instead of re-signed: nothing is left to check against the pin.
-    rmSync(join(folder, 'checkpoints'), { recursive: true })
+    rmSync(join(folder, 'checkpoints-by-day'), { recursive: true })
     rmSync(join(folder, 'public-key.json'))
     pushedAnew()
     const unsigned = verify(['--repo', clone, '--key', pinned])
