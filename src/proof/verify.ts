@@ -54,6 +54,9 @@ const MAX_NOTED = 20
 
 const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
 
+/** Why a row id below 1 is made up: request_log.id is an INTEGER PRIMARY KEY AUTOINCREMENT. */
+const BELOW_ONE = 'an id below 1, which SQLite never gives a row'
+
 function show(value: unknown): string {
   return JSON.stringify(value)
 }
@@ -126,8 +129,13 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   db.exec('BEGIN')
   try {
     for (const e of pass.iterate() as Iterable<EntryWithRow>) {
-      entries++
       if (breather.due()) await breather.pause()
+      if (e.seq < 1) {
+        // Not linked with the rest: before entry 1 it would stand in for the genesis hash.
+        links.add(`chain entry ${e.seq} (row ${e.log_id}) is at a position the chain never has (it starts at 1), so it was written by hand`)
+        continue
+      }
+      entries++
       firstSeq ??= e.seq
       if (prev === null) {
         if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) links.add(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
@@ -147,6 +155,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       if (chainHash(e.prev_hash, e.record) !== e.hash) links.add(`chain entry ${e.seq} (row ${e.log_id}) was altered: its hash does not match its record`)
       prev = e
 
+      if (e.log_id < 1) rowProblems.add(`chain entry ${e.seq} chains row ${e.log_id}: ${BELOW_ONE}, so the row and its entry were written by hand`)
       if (e.earlier !== null) rowProblems.add(`row ${e.log_id} is chained twice (entries ${e.earlier} and ${e.seq})`)
       const recorded = decodeRecord(e.record)
       if (!recorded) {
@@ -178,15 +187,19 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const missing = await idsOf(db, 'SELECT id FROM missing ORDER BY id')
   if (missing.count) rowProblems.add(`${rowsAre(missing)} missing`)
 
-  // 3. Finished rows the chain does not know.
+  // 3. Finished rows the chain does not know. An id below 1 was never given by SQLite (request_log.id
+  // counts from 1), so such a row is no row from before the chain, wherever that began.
   const unchained = new IdRanges()
+  const handMade = new IdRanges()
   let predating = 0
   const unknown = db.query(`SELECT r.id FROM rows r WHERE r.status IS NOT 'pending' AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.log_id = r.id) ORDER BY r.id`)
   for (const { id } of unknown.iterate() as Iterable<{ id: number }>) {
     if (breather.due()) await breather.pause()
-    if (id < ev.chainStartsAtLogId) predating++
+    if (id < 1) handMade.add(id)
+    else if (id < ev.chainStartsAtLogId) predating++
     else unchained.add(id)
   }
+  if (handMade.count) rowProblems.add(`${rowsAre(handMade)} not in the chain: ${BELOW_ONE}, so ${handMade.count === 1 ? 'it was' : 'they were'} written by hand`)
   if (unchained.count) rowProblems.add(`${rowsAre(unchained)} not in the chain`)
   if (predating) notes.push(`${predating} row(s) were finished before the chain existed and are not covered by it`)
 
