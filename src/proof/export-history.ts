@@ -226,10 +226,15 @@ async function gitLines(cwd: string, args: string[], onLine: (line: string) => v
   const stderr = new Response(proc.stderr).text()
   const decoder = new TextDecoder()
   let rest = ''
-  for await (const chunk of proc.stdout) {
-    const lines = (rest + decoder.decode(chunk, { stream: true })).split('\n')
-    rest = lines.pop()!
-    for (const line of lines) onLine(line)
+  try {
+    for await (const chunk of proc.stdout) {
+      const lines = (rest + decoder.decode(chunk, { stream: true })).split('\n')
+      rest = lines.pop()!
+      for (const line of lines) onLine(line)
+    }
+  } catch (error) {
+    proc.kill() // `onLine` failed (the work file's disk full): git is not left writing to a pipe no one reads
+    throw error
   }
   rest += decoder.decode()
   if (rest) onLine(rest)
