@@ -1,27 +1,31 @@
 /**
  * `witness verify` over a big log: peak memory (RSS) and wall time.
  *
- *   bun bench/verify-memory.ts [--rows 1000000] [--dir DIR] [--archive] [--export] [--cli PATH]... [--no-live]
+ *   bun bench/verify-memory.ts [--rows 1000000] [--checkpoints N] [--dir DIR] [--archive] [--export [--export-with PATH]] [--cli PATH]... [--no-live]
  *
  * Builds, once per `--dir` (kept; a temp dir otherwise, removed after), a witness database of
  * `--rows` synthetic rows over 120 days (bench/fill.ts), every finished row chained in id order by
  * witness's own appender (src/proof/append.ts), with a checkpoint signed by the machine's key every
- * 100,000 entries and one at the head, and a config naming it. With `--archive`, the archive job
+ * 100,000 entries and one at the head, and a config naming it; with `--checkpoints N`, N more of the
+ * head before those, signed five minutes apart (a year at the default checkpoint_every is 105,000).
+ * With `--archive`, the archive job
  * (keep_days 30) first moves the older three quarters of the rows to monthly archives and compresses
  * the closed months. With `--export`, `witness sync` exports it all to a bare git repository beside
- * it (its work clone: `<dir>/sync`). Then it runs `witness verify --config` (and `verify --archives`
+ * it (its work clone: `<dir>/sync`); `--export-with` runs another checkout's `witness sync` for it
+ * (the build before wrote the checkpoints flat, the only layout it reads). Then it runs `witness verify --config` (and `verify --archives`
  * when there are archives, `verify --repo` when there is an export) under `/usr/bin/time -v` with
  * each `--cli` given (default: this checkout's src/cli.ts; another checkout's to compare builds), and
  * prints one line per run: exit code, peak RSS, wall time, and verify's own first line.
  */
 import { Database } from 'bun:sqlite'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { INSERT_CHECKPOINT_SQL, signCheckpoint } from '../src/proof/checkpoint.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { chainAppender } from '../src/proof/append.ts'
-import { ensureSigningKey } from '../src/proof/keys.ts'
+import { type SigningKey, ensureSigningKey } from '../src/proof/keys.ts'
 import { sha256Hex } from '../src/proof/record.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import { describeSync, runSync } from '../src/sync/sync-job.ts'
@@ -34,6 +38,8 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     archive: { type: 'boolean', default: false },
     export: { type: 'boolean', default: false },
+    'export-with': { type: 'string' },
+    checkpoints: { type: 'string', default: '0' },
     cli: { type: 'string', multiple: true },
     'no-live': { type: 'boolean', default: false },
   },
@@ -93,6 +99,7 @@ async function build(): Promise<void> {
     }
   }
   await checkpointNow(db, key, MACHINE, Date.now)
+  await signMore(db, key, Number(values.checkpoints))
   db.exec('PRAGMA wal_checkpoint(TRUNCATE)')
   db.close()
   const config = {
@@ -105,6 +112,24 @@ async function build(): Promise<void> {
   }
   writeFileSync(configPath, JSON.stringify(config, null, 2))
   console.log(`chain: ${chained} entries in ${seconds(started)}`)
+}
+
+/** `count` more checkpoints of the head, five minutes apart before now, inserted as checkpointNow would (it signs only a head that moved). */
+async function signMore(db: Database, key: SigningKey, count: number): Promise<void> {
+  if (count <= 0) return
+  const started = performance.now()
+  const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string }
+  const insert = db.query(INSERT_CHECKPOINT_SQL)
+  const from = Date.now() - count * 300_000
+  for (let done = 0; done < count; done += 5000) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(5000, count - done) }, (_, i) => signCheckpoint(key, { machine: MACHINE, seq: head.seq, head_hash: head.hash, time: new Date(from + (done + i) * 300_000).toISOString() })),
+    )
+    db.transaction(() => {
+      for (const c of batch) insert.run({ machine: c.machine, seq: c.seq, head_hash: c.head_hash, time: c.time, key_id: c.key_id, signature: c.signature })
+    })()
+  }
+  console.log(`checkpoints: ${count} more signed in ${seconds(started)}`)
 }
 
 async function archive(): Promise<void> {
@@ -125,6 +150,14 @@ async function exportAll(): Promise<void> {
   const started = performance.now()
   const remote = join(dir, 'telemetry.git')
   Bun.spawnSync(['git', 'init', '--quiet', '--bare', '--initial-branch', 'main', remote])
+  if (values['export-with']) {
+    const syncConfig = join(dir, 'witness-sync.yaml')
+    const config = JSON.parse(readFileSync(configPath, 'utf8')) as Record<string, unknown>
+    writeFileSync(syncConfig, JSON.stringify({ ...config, sync: { remote, branch: 'main', work_dir: './sync', every: 0 } }))
+    const proc = Bun.spawnSync([process.execPath, resolve(values['export-with']), 'sync', '--config', syncConfig], { cwd: dir, stdout: 'pipe', stderr: 'pipe' })
+    console.log(`export (${values['export-with']}): exit ${proc.exitCode}: ${proc.stdout.toString().trim()} in ${seconds(started)}`)
+    return
+  }
   const report = await runSync({
     livePath: dbPath,
     archiveDir,

@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { type Checkpoint, signCheckpoint } from '../src/proof/checkpoint.ts'
@@ -189,6 +189,21 @@ describe('witness verify on the live database', () => {
     const { code, out } = verify(['--db', copy, '--key', keyPath])
     expect(code).toBe(1)
     expect(out).toContain(`row ${inserted} is not in the chain`)
+  })
+
+  test('finished rows with id 0 or a negative id (SQLite never gives one) are not in the chain, not rows from before it', () => {
+    const copy = copyDb()
+    for (const id of [-5, 0]) {
+      exec(
+        copy,
+        "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status) VALUES (?, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 1, 1, 5, 'success')",
+        id,
+      )
+    }
+    const { code, out } = verify(['--db', copy, '--key', keyPath])
+    expect(code).toBe(1)
+    expect(out).toContain('rows -5, 0 are not in the chain: an id below 1, which SQLite never gives a row, so they were written by hand')
+    expect(out).not.toContain('finished before the chain existed')
   })
 
   test('two rows swapped are both named', () => {
@@ -615,6 +630,39 @@ describe('tampering inside an archive (verify with the config reads the archives
     expect(code).toBe(0)
   })
 
+  test('checkpoints an archive holds (put there by hand: the archive job moves none) are checked too: a copy of a live one is one checkpoint, one of its id with other contents is named', async () => {
+    const { config, live, archive } = await archivedCopy()
+    const reader = new Database(live, { readonly: true })
+    const signed = (reader.query('SELECT count(*) AS n FROM checkpoints').get() as { n: number }).n
+    reader.close()
+    expect(signed).toBeGreaterThan(0)
+    const db = new Database(archive)
+    db.exec(`ATTACH '${live}' AS live; CREATE TABLE checkpoints AS SELECT * FROM live.checkpoints; DETACH live`)
+    db.close()
+    const copied = verify(config)
+    expect(copied.out).toContain(`, ${signed} signed checkpoint(s)`)
+    expect(copied.code).toBe(0)
+
+    const held = new Database(archive, { readonly: true })
+    const first = held.query('SELECT id FROM checkpoints ORDER BY id LIMIT 1').get() as { id: number }
+    held.close()
+    exec(archive, 'UPDATE checkpoints SET time = ? WHERE id = ?', '2020-01-01T00:00:00.000Z', first.id)
+    const altered = verify(config)
+    expect(altered.code).toBe(1)
+    expect(altered.out).toContain(`checkpoint ${first.id} is in two copies with different contents (${live} and ${archive}): one of them was put there by hand`)
+    expect(altered.out).toContain(`checkpoint ${first.id} has a signature that does not verify: it was forged or altered`)
+  })
+
+  test('finished rows with id 0 or a negative id in an archive are not in the chain, not rows from before it', async () => {
+    const { config, archive } = await archivedCopy()
+    for (const id of [-2, -1, 0]) {
+      exec(archive, "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, status) VALUES (?, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 'success')", id)
+    }
+    const { code, out } = verify(config)
+    expect(code).toBe(1)
+    expect(out).toContain('rows -2 to 0 are not in the chain: an id below 1, which SQLite never gives a row, so they were written by hand')
+  })
+
   test('a row deleted from an archive is named as missing', async () => {
     const { config, archive } = await archivedCopy()
     const victim = readRows(archive)[1]!.id
@@ -765,7 +813,8 @@ describe('tampering in a git export (verify --repo)', () => {
     const folder = join(clone, 'forge-01')
     const rowFile = filesUnder(folder, '.ndjson')[0]!
     const chainFiles = filesUnder(join(folder, 'chain'), '.jsonl')
-    const checkpointFiles = filesUnder(join(folder, 'checkpoints'), '.json')
+    // Sync writes each checkpoint into its signing day's folder.
+    const checkpointFiles = filesUnder(join(folder, 'checkpoints-by-day'), '.json')
     return { clone, folder, rowFile, chainFiles, checkpointFiles }
   }
 
@@ -817,6 +866,29 @@ describe('tampering in a git export (verify --repo)', () => {
     expect(out).toContain(`row 10001 (${relative(clone, rowFile)}:${lines.length + 1}) is pending: sync exports only finished rows, so the line was put there by hand`)
   })
 
+  test('lines of rows with id 0 or a negative id, and a chain entry at position 0 or of such a row, are named: sync writes none', () => {
+    const { clone, rowFile, chainFiles } = exportClone()
+    const lines = readLines(rowFile)
+    const row = JSON.parse(lines[0]!) as { id: number }
+    writeLines(rowFile, [...lines, JSON.stringify({ ...row, id: -5, request_id: 'invented' }), JSON.stringify({ ...row, id: 0, request_id: 'invented too' })])
+    const rows = verify(['--repo', clone])
+    expect(rows.code).toBe(1)
+    expect(rows.out).toContain('rows -5, 0 are not in the chain: an id below 1, which SQLite never gives a row, so they were written by hand')
+    expect(rows.out).not.toContain('finished before the chain existed')
+
+    // An entry before the first, and one chaining row -5 after the last, each hashed as the chain would.
+    const entries = chainFiles.flatMap((file) => readLines(file).map((line) => JSON.parse(line) as ChainEntry)).sort((a, b) => a.seq - b.seq)
+    const [first, last] = [entries[0]!, entries.at(-1)!]
+    const record = encodeRecord({ ...decodeRecord(first.record)!.row, id: -5 }, decodeRecord(first.record)!.facts)
+    const before = { seq: 0, log_id: first.log_id, prev_hash: GENESIS_HASH, hash: chainHash(GENESIS_HASH, first.record), record: first.record }
+    const after = { seq: last.seq + 1, log_id: -5, prev_hash: last.hash, hash: chainHash(last.hash, record), record }
+    writeLines(chainFiles.at(-1)!, [...readLines(chainFiles.at(-1)!), JSON.stringify(before), JSON.stringify(after)])
+    const chained = verify(['--repo', clone])
+    expect(chained.code).toBe(1)
+    expect(chained.out).toContain(`chain entry 0 (row ${first.log_id}) is at a position the chain never has (it starts at 1), so it was written by hand`)
+    expect(chained.out).toContain(`chain entry ${last.seq + 1} chains row -5: an id below 1, which SQLite never gives a row, so the row and its entry were written by hand`)
+  })
+
   test('an inserted line is not in the chain', () => {
     const { clone, rowFile } = exportClone()
     const lines = readLines(rowFile)
@@ -864,12 +936,26 @@ describe('tampering in a git export (verify --repo)', () => {
     const real = JSON.parse(readFileSync(checkpointFiles.at(-1)!, 'utf8')) as Checkpoint
     const forger = (await ensureSigningKey(join(tempDir(), 'forger.json'))).key
     const forged = await signCheckpoint(forger, { machine: 'forge-01', seq: real.seq, head_hash: real.head_hash, time: new Date().toISOString() })
+    // Put where a clone from before holds its checkpoints: read there too.
+    mkdirSync(join(folder, 'checkpoints'))
     writeFileSync(join(folder, 'checkpoints', '00000098.json'), JSON.stringify({ id: 98, ...forged }))
     writeFileSync(join(folder, 'checkpoints', '00000099.json'), JSON.stringify({ id: 99, ...forged, key_id: real.key_id }))
     const { code, out } = verify(['--repo', clone])
     expect(code).toBe(1)
     expect(out).toContain(`checkpoint 98 was not signed by this machine's key (signed by key ${forger.keyId}`)
     expect(out).toContain('checkpoint 99 has a signature that does not verify: it was forged or altered')
+  })
+
+  test('a checkpoint file that is not JSON, or whose JSON is no object, is named, not taken for a checkpoint', () => {
+    const { clone, checkpointFiles } = exportClone()
+    const dayFolder = dirname(checkpointFiles[0]!)
+    writeFileSync(join(dayFolder, '00000098.json'), '[]\n')
+    writeFileSync(join(dayFolder, '00000099.json'), '{"id": 99,\n')
+    const { code, out } = verify(['--repo', clone])
+    expect(code).toBe(1)
+    expect(out).toContain(`${relative(clone, join(dayFolder, '00000098.json'))} is not a checkpoint: its JSON is no object`)
+    expect(out).toContain(`${relative(clone, join(dayFolder, '00000099.json'))} is not JSON`)
+    expect(out).not.toContain('checkpoint undefined')
   })
 
   test('--key pins the public key: a folder rewritten and re-signed with a new key of its own verifies without it and fails with it', async () => {
@@ -932,7 +1018,7 @@ describe('tampering in a git export (verify --repo)', () => {
     expect(verify(['--repo', clone, '--key', keyPath]).code).toBe(1)
 
     // The same rewrite with the checkpoints and the key deleted instead of re-signed: nothing is left to check against the pin.
-    rmSync(join(folder, 'checkpoints'), { recursive: true })
+    rmSync(join(folder, 'checkpoints-by-day'), { recursive: true })
     rmSync(join(folder, 'public-key.json'))
     pushedAnew()
     const unsigned = verify(['--repo', clone, '--key', pinned])

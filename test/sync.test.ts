@@ -6,8 +6,8 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { appendFileSync, chmodSync, existsSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { basename, dirname, join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { chainHash, decodeRecord, encodeRecord } from '../src/proof/record.ts'
@@ -67,6 +67,16 @@ function commitCount(bare: string): number {
 }
 
 const ids = (lines: { id: number }[]) => lines.map((l) => l.id).sort((a, b) => a - b)
+
+/** The checkpoint files of a machine's folder in a clone, both layouts (`checkpoints/<id>.json`, `checkpoints-by-day/YYYY/MM/DD/<id>.json`), relative to the clone, in the order of their ids. */
+function checkpointFilesIn(clone: string, machineName = 'alpha'): string[] {
+  const folder = join(clone, machineName)
+  if (!existsSync(folder)) return []
+  return (readdirSync(folder, { recursive: true }) as string[])
+    .filter((path) => /^checkpoints(-by-day\/\d{4}\/\d{2}\/\d{2})?\/\d{8}\.json$/.test(path))
+    .sort((a, b) => basename(a).localeCompare(basename(b)) || a.localeCompare(b))
+    .map((path) => `${machineName}/${path}`)
+}
 
 /** `witness verify --repo` over a fresh clone of the remote (as anyone holding it would run it). */
 async function verifyRemote(bare: string, ...args: string[]) {
@@ -493,25 +503,27 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
 
   /** The attack: the checkpoints after the first removed, the rows after it made groq's, the chain recomputed over them (uncommitted). */
   function rewriteAfterFirstCheckpoint(clone: string) {
-    const checkpoints = readdirSync(join(clone, 'alpha/checkpoints')).sort()
-    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', checkpoints[0]!), 'utf8')) as { seq: number }
-    for (const name of checkpoints.slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
+    const checkpoints = checkpointFilesIn(clone)
+    const first = JSON.parse(readFileSync(join(clone, checkpoints[0]!), 'utf8')) as { seq: number }
+    for (const path of checkpoints.slice(1)) rmSync(join(clone, path))
     const { chainFiles, entries, day, rows } = exported(clone)
     const forged = new Map(forgedAfter(entries, first.seq).map((e) => [e.seq, e]))
     for (const file of chainFiles) writeFileSync(file, `${entries.filter((e) => e.file === file).map((e) => JSON.stringify(forged.get(e.entry.seq) ?? e.entry)).join('\n')}\n`)
     const rewritten = new Set([...forged.values()].map((e) => e.log_id))
     writeFileSync(day, `${rows.map((row) => JSON.stringify(rewritten.has(row.id) ? { ...row, provider: 'groq' } : row)).join('\n')}\n`)
+    return checkpoints
   }
 
   test('the checkpoints after the first removed and every row after it rewritten, chain recomputed: verify --repo --key names the commit and checks the removed checkpoints, read back from the history', async () => {
     const { m, clone } = await synced()
-    rewriteAfterFirstCheckpoint(clone)
+    const checkpoints = rewriteAfterFirstCheckpoint(clone)
     git([...who, 'commit', '-qam', 'tidy'], clone)
     const sha = git(['rev-parse', 'HEAD'], clone).trim().slice(0, 12)
 
     const verified = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
     expect(verified.code).toBe(1)
-    expect(verified.stdout).toContain(`checkpoint 2 (alpha/checkpoints/00000002.json, entry 4) was removed or changed in commit ${sha}: sync never removes or changes a checkpoint`)
+    expect(checkpoints[1]).toMatch(/^alpha\/checkpoints-by-day\/\d{4}\/\d{2}\/\d{2}\/00000002\.json$/)
+    expect(verified.stdout).toContain(`checkpoint 2 (${checkpoints[1]}, entry 4) was removed or changed in commit ${sha}: sync never removes or changes a checkpoint`)
     expect(verified.stdout).toContain('checkpoint 2 does not match the chain: entry 4 (row 4) has another hash than the one signed')
     expect(verified.stdout).toContain('checkpoint 3 does not match the chain: entry 6 (row 6) has another hash than the one signed')
   })
@@ -520,7 +532,7 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     const { remote, m, clone } = await synced()
     const { entries, chainFiles, day, rows } = exported(clone)
     git(['checkout', '-q', '-b', 'side', git(['rev-list', '--reverse', 'HEAD'], clone).split('\n')[0]!], clone)
-    const first = JSON.parse(readFileSync(join(clone, 'alpha/checkpoints', readdirSync(join(clone, 'alpha/checkpoints'))[0]!), 'utf8')) as { seq: number }
+    const first = JSON.parse(readFileSync(join(clone, checkpointFilesIn(clone)[0]!), 'utf8')) as { seq: number }
     const forged = forgedAfter(entries, first.seq)
     appendFileSync(chainFiles[0]!, forged.map((e) => `${JSON.stringify(e)}\n`).join(''))
     appendFileSync(day, forged.map((e) => `${JSON.stringify({ ...rows.find((row) => row.id === e.log_id), provider: 'groq' })}\n`).join(''))
@@ -531,10 +543,10 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     git(['push', '-q', 'origin', 'main'], clone)
     const fresh = join(tempDir(), 'fresh')
     git(['clone', '-q', '-b', 'main', remote, fresh])
-    expect(readdirSync(join(fresh, 'alpha/checkpoints'))).toHaveLength(1)
+    expect(checkpointFilesIn(fresh)).toHaveLength(1)
     const verified = await runWitness(['verify', '--repo', fresh, '--key', m.keyPath])
     expect(verified.code).toBe(1)
-    expect(verified.stdout).toMatch(/checkpoint 2 \(alpha\/checkpoints\/00000002\.json, entry 4\) was removed or changed in commit [0-9a-f]{12}/)
+    expect(verified.stdout).toMatch(/checkpoint 2 \(alpha\/checkpoints-by-day\/\d{4}\/\d{2}\/\d{2}\/00000002\.json, entry 4\) was removed or changed in commit [0-9a-f]{12}/)
     expect(verified.stdout).toContain('checkpoint 3 does not match the chain')
   })
 
@@ -559,17 +571,17 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
 
   test('the rewrite in a folder renamed in the same commit (the checkpoints gone with the old folder) is found by the key that signed them', async () => {
     const { m, clone } = await synced()
-    rewriteAfterFirstCheckpoint(clone)
+    const checkpoints = rewriteAfterFirstCheckpoint(clone)
     renameSync(join(clone, 'alpha'), join(clone, 'alpha-01'))
     const verified = await commitAndVerify(clone, m.keyPath, 'rename')
     expect(verified.code).toBe(1)
-    expect(verified.stdout).toContain("checkpoint 2 (alpha/checkpoints/00000002.json, entry 4), signed by this machine's key in a folder gone since, was removed or changed in commit")
+    expect(verified.stdout).toContain(`checkpoint 2 (${checkpoints[1]}, entry 4), signed by this machine's key in a folder gone since, was removed or changed in commit`)
     expect(verified.stdout).toContain('checkpoint 2 does not match the chain')
   })
 
   test('replace refs fetched into the clone do not hide the commit that removed checkpoints; a checkpoint replaced by a link is named, not a crash', async () => {
     const { m, clone } = await synced()
-    for (const name of readdirSync(join(clone, 'alpha/checkpoints')).sort().slice(1)) rmSync(join(clone, 'alpha/checkpoints', name))
+    for (const path of checkpointFilesIn(clone).slice(1)) rmSync(join(clone, path))
     git(['add', '-A'], clone)
     git([...who, 'commit', '-qm', 'drop'], clone)
     const dropped = git(['rev-parse', 'HEAD'], clone).trim()
@@ -578,19 +590,20 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     const replaced = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
     expect(replaced.code).toBe(1)
     expect(replaced.stdout).toContain(`was removed or changed in commit ${dropped.slice(0, 12)}`)
-    const first = join(clone, 'alpha/checkpoints', readdirSync(join(clone, 'alpha/checkpoints'))[0]!)
+    const firstPath = checkpointFilesIn(clone)[0]!
+    const first = join(clone, firstPath)
     rmSync(first)
     symlinkSync(first, first)
     const looped = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
     expect(looped.code).toBe(1)
-    expect(looped.stdout).toContain('checkpoint 1 (alpha/checkpoints/00000001.json, entry 2) is in the clone')
+    expect(looped.stdout).toContain(`checkpoint 1 (${firstPath}, entry 2) is in the clone`)
   })
 
   test("a clone whose checkout turned the line ends into CRLF (core.autocrlf, Git for Windows' default) verifies", async () => {
     const { remote, m } = await synced()
     const crlf = join(tempDir(), 'crlf')
     git(['-c', 'core.autocrlf=true', 'clone', '-q', '-b', 'main', remote, crlf])
-    expect(readFileSync(join(crlf, 'alpha/checkpoints', readdirSync(join(crlf, 'alpha/checkpoints'))[0]!), 'utf8')).toContain('\r\n')
+    expect(readFileSync(join(crlf, checkpointFilesIn(crlf)[0]!), 'utf8')).toContain('\r\n')
     const verified = await runWitness(['verify', '--repo', crlf, '--key', m.keyPath])
     expect(verified.stdout).toContain('verified')
     expect(verified.code).toBe(0)
@@ -846,7 +859,7 @@ describe.skipIf(!HAVE_GIT_HTTP_BACKEND)('witness sync over HTTP with a token', (
 })
 
 describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
-  test('each sync with new rows signs a checkpoint of the chain head and publishes it under <machine>/checkpoints/', async () => {
+  test('each sync with new rows signs a checkpoint of the chain head and publishes it under <machine>/checkpoints-by-day/, in the folder of the day it was signed', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const alpha = machine('alpha', remote)
     await ensureSigningKey(join(alpha.dir, 'witness-key.json'))
@@ -861,10 +874,11 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
       'witness sync: alpha: 1 rows, 1 day files, 1 chain entries, 1 checkpoints',
       'witness sync: alpha: 2 rows, 1 day files, 2 chain entries, 1 checkpoints',
     ])
-    const names = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter((n) => n.startsWith('alpha/checkpoints/'))
+    const names = git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter((n) => n.includes('/checkpoints'))
     expect(names).toHaveLength(2)
-    const published = names.map((n) => JSON.parse(git(['--git-dir', remote, 'show', `main:${n}`])) as { machine: string; seq: number; head_hash: string; signature: string })
+    const published = names.map((n) => JSON.parse(git(['--git-dir', remote, 'show', `main:${n}`])) as { id: number; machine: string; seq: number; head_hash: string; time: string; signature: string })
     expect(published.map((c) => [c.machine, c.seq])).toEqual([['alpha', 2], ['alpha', 3]])
+    expect(names).toEqual(published.map((c) => `alpha/checkpoints-by-day/${c.time.slice(0, 4)}/${c.time.slice(5, 7)}/${c.time.slice(8, 10)}/0000000${c.id}.json`))
     const db = new Database(alpha.livePath, { readonly: true })
     const head = db.query('SELECT seq, hash FROM log_chain ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string }
     db.close()
@@ -948,6 +962,113 @@ describe.skipIf(!HAVE_GIT)('the proof goes out with the rows', () => {
     const liveOnly = await runWitness(['verify', '--config', alpha.configPath, '--live-only'])
     expect(liveOnly.stdout).toContain('(verify with the config that names the archives, without --live-only)')
     expect(liveOnly.code).toBe(0)
+  })
+})
+
+describe.skipIf(!HAVE_GIT)('checkpoint files by day, beside the flat folder of clones from before', () => {
+  const who = ['-c', 'user.name=x', '-c', 'user.email=x@x']
+  /** Moves a commit's checkpoint files from their days' folders into the flat folder, as the build before wrote them. */
+  const FLATTEN =
+    "if [ -d alpha/checkpoints-by-day ]; then mkdir -p alpha/checkpoints && find alpha/checkpoints-by-day -name '*.json' -exec mv {} alpha/checkpoints/ ';' && rm -r alpha/checkpoints-by-day; fi"
+
+  /**
+   * Three syncs (checkpoints 1-3), then the machine's clone and the remote made what the build before
+   * left: each checkpoint in `checkpoints/<id>.json`, added by the commit that added it, the clone's
+   * marks and its record of what it pushed as they were.
+   */
+  async function syncedByBuildBefore() {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
+    for (const hour of ['08', '09', '10']) {
+      await m.seed([{ timestamp: `2026-11-24T${hour}:00:00.000Z` }, { timestamp: `2026-11-24T${hour}:30:00.000Z` }])
+      expect((await m.sync()).code).toBe(0)
+    }
+    const filtered = Bun.spawnSync(['git', 'filter-branch', '-f', '--tree-filter', FLATTEN, 'main'], { cwd: m.workDir, env: { ...process.env, FILTER_BRANCH_SQUELCH_WARNING: '1' }, stderr: 'pipe' })
+    expect(filtered.stderr.toString()).not.toContain('fatal')
+    git(['update-ref', '-d', 'refs/original/refs/heads/main'], m.workDir)
+    git(['push', '-qf', 'origin', 'main'], m.workDir)
+    git(['update-ref', 'refs/witness/pushed', 'HEAD'], m.workDir)
+    const flat = ['alpha/checkpoints/00000001.json', 'alpha/checkpoints/00000002.json', 'alpha/checkpoints/00000003.json']
+    expect(checkpointFilesIn(m.workDir)).toEqual(flat)
+    // Each added by its own sync's commit, as the build before did.
+    expect(git(['--git-dir', remote, 'log', '--format=', '--name-only', '--diff-filter=A', 'main', '--', 'alpha/checkpoints']).split('\n').filter(Boolean)).toEqual([...flat].reverse())
+    await expectRepoVerified(remote, m.keyPath, 'chain entries 1-6, 6 rows checked, 3 signed checkpoint(s)')
+    return { remote, m, flat }
+  }
+
+  /** The checkpoint files on the remote's main branch, in the order of their ids. */
+  const remoteCheckpoints = (remote: string) =>
+    git(['--git-dir', remote, 'ls-tree', '-r', '--name-only', 'main'])
+      .split('\n')
+      .filter((n) => n.includes('/checkpoints'))
+      .sort((a, b) => basename(a).localeCompare(basename(b)))
+
+  test("a clone the build before filled: sync adds each new checkpoint by day and leaves checkpoints/ as it is (its tree is not rewritten); verify --repo reads both, each checkpoint once, also after the clone is made anew", async () => {
+    const { remote, m, flat } = await syncedByBuildBefore()
+    const flatTree = git(['--git-dir', remote, 'rev-parse', 'main:alpha/checkpoints'])
+    await m.seed([{ timestamp: '2026-11-24T11:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    expect(git(['--git-dir', remote, 'rev-parse', 'main:alpha/checkpoints'])).toBe(flatTree)
+    const afterOne = remoteCheckpoints(remote)
+    expect(afterOne.slice(0, 3)).toEqual(flat)
+    expect(afterOne.slice(3)).toEqual([expect.stringMatching(/^alpha\/checkpoints-by-day\/\d{4}\/\d{2}\/\d{2}\/00000004\.json$/)])
+    await expectRepoVerified(remote, m.keyPath, 'chain entries 1-7, 7 rows checked, 4 signed checkpoint(s)')
+
+    // A new clone starts the export over: what the remote holds, flat or by day, is not written again.
+    renameSync(m.workDir, `${m.workDir}-aside`)
+    await m.seed([{ timestamp: '2026-11-24T12:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    const afterAnew = remoteCheckpoints(remote)
+    expect(afterAnew.slice(0, 4)).toEqual(afterOne)
+    expect(afterAnew.slice(4)).toEqual([expect.stringMatching(/^alpha\/checkpoints-by-day\/\d{4}\/\d{2}\/\d{2}\/00000005\.json$/)])
+    expect(git(['--git-dir', remote, 'rev-parse', 'main:alpha/checkpoints'])).toBe(flatTree)
+    await expectRepoVerified(remote, m.keyPath, 'chain entries 1-8, 8 rows checked, 5 signed checkpoint(s)')
+  })
+
+  test('a checkpoint removed from either folder is named with its commit, across the change of layout; one moved from one folder to the other, bytes unchanged, is not removed', async () => {
+    const { remote, m, flat } = await syncedByBuildBefore()
+    await m.seed([{ timestamp: '2026-11-24T11:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    const daily = checkpointFilesIn(clone)[3]!
+    // Checkpoint 1 moved into the folder of its day, as sync writes new ones.
+    const moved = join(daily.slice(0, daily.lastIndexOf('/')), '00000001.json')
+    git(['mv', flat[0]!, moved], clone)
+    git([...who, 'commit', '-qm', 'move'], clone)
+    const afterMove = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(afterMove.stdout).toContain('chain entries 1-7, 7 rows checked, 4 signed checkpoint(s)')
+    expect(afterMove.code).toBe(0)
+
+    git(['rm', '-q', flat[1]!, daily], clone)
+    git([...who, 'commit', '-qm', 'tidy'], clone)
+    const sha = git(['rev-parse', 'HEAD'], clone).trim().slice(0, 12)
+    const removed = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(removed.code).toBe(1)
+    expect(removed.stdout).toContain(`checkpoint 2 (${flat[1]}, entry 4) was removed or changed in commit ${sha}`)
+    expect(removed.stdout).toContain(`checkpoint 4 (${daily}, entry 7) was removed or changed in commit ${sha}`)
+  })
+
+  test('a checkpoint in both folders is one checkpoint; two files of one id with other contents are named, though each is signed', async () => {
+    const { remote, m, flat } = await syncedByBuildBefore()
+    const clone = join(tempDir(), 'clone')
+    git(['clone', '-q', '-b', 'main', remote, clone])
+    const copy = join(clone, 'alpha/checkpoints-by-day/2026/11/24/00000001.json')
+    mkdirSync(dirname(copy), { recursive: true })
+    copyFileSync(join(clone, flat[0]!), copy)
+    git(['add', '-A'], clone)
+    git([...who, 'commit', '-qm', 'copy'], clone)
+    const once = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(once.stdout).toContain('chain entries 1-6, 6 rows checked, 3 signed checkpoint(s)')
+    expect(once.code).toBe(0)
+
+    // Checkpoint 2 under the id 1: its signature holds (the id is not signed), and it signs a head of the chain.
+    writeFileSync(copy, `${JSON.stringify({ ...JSON.parse(readFileSync(join(clone, flat[1]!), 'utf8')), id: 1 }, null, 2)}\n`)
+    git([...who, 'commit', '-qam', 'relabel'], clone)
+    const twice = await runWitness(['verify', '--repo', clone, '--key', m.keyPath])
+    expect(twice.code).toBe(1)
+    expect(twice.stdout).toContain(`checkpoint 1 is in two copies with different contents (${flat[0]} and alpha/checkpoints-by-day/2026/11/24/00000001.json): one of them was put there by hand`)
   })
 })
 

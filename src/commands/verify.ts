@@ -7,7 +7,8 @@
  * verifies, 1 when something does not, 2 on a usage error.
  *
  * What it reads goes into a work file on disk (proof/work-store.ts), under
- * the temp directory or `--work-dir`, so memory does not grow with the rows.
+ * the temp directory or `--work-dir`, so memory does not grow with the rows
+ * or the signed checkpoints.
  *
  * `--key` needs only a public key (the published `public-key.json`, the key
  * file, or a JWK), so anyone can verify. With `--repo` it pins the key the
@@ -23,10 +24,9 @@ import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
 import { provenPruned } from '../proof/pruned.ts'
-import type { Checkpoint } from '../proof/checkpoint.ts'
 import { rowsAre } from '../proof/id-ranges.ts'
-import { checkpointFiles, exportMachines, gatherExport } from '../proof/export-folder.ts'
-import { chainBegins, conflictingRows, gatherArchive, gatherLive } from '../proof/sources.ts'
+import { exportMachines, gatherExport } from '../proof/export-folder.ts'
+import { chainBegins, checkpointMachines, conflictingRows, gatherArchive, gatheredCheckpoints, gatherLive } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { type WorkStore, openWorkStore } from '../proof/work-store.ts'
 import { eachArchiveForAudit } from '../retention/archive-query.ts'
@@ -118,7 +118,6 @@ export const verifyCommand: Command = {
       const live = await gatherLive(store, dbPath).catch((error: unknown) => {
         throw (error as { code?: string }).code === 'SQLITE_FULL' ? workDiskFull(store.dir, error) : error
       })
-      const checkpoints = [...live.checkpoints]
       if (withArchives && live.archived && !existsSync(archiveDir)) {
         forged.push(`rows were moved to the archives, and the archive directory ${archiveDir} does not exist: the entries they took with them cannot be checked`)
       }
@@ -126,16 +125,15 @@ export const verifyCommand: Command = {
       const archives = !withArchives
         ? 0
         : await eachArchiveForAudit(archiveDir, store.dir, async (archive) => {
-            let read: Awaited<ReturnType<typeof gatherArchive>>
+            let pending: Awaited<ReturnType<typeof gatherArchive>>
             try {
-              read = await gatherArchive(store, archive.db.filename)
+              pending = await gatherArchive(store, archive.db.filename, archive.path)
             } catch (error) {
               // The work file's disk filling up is not the archive's fault.
               if ((error as { code?: string }).code === 'SQLITE_FULL') throw workDiskFull(store.dir, error)
               throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
             }
-            checkpoints.push(...read.checkpoints)
-            if (read.pending.count) forged.push(`archive ${archive.path} holds pending row(s) ${read.pending.text()}: the archive job moves only finished rows, so they were put there by hand`)
+            if (pending.count) forged.push(`archive ${archive.path} holds pending row(s) ${pending.text()}: the archive job moves only finished rows, so they were put there by hand`)
           })
       const conflicts = await conflictingRows(store)
       if (conflicts.count) {
@@ -145,7 +143,8 @@ export const verifyCommand: Command = {
       const complete = withArchives || !live.archived
       const { proven, unproven } = await provenPruned(live.pruned, keys)
       const starts = await chainBegins(live.chainStartsAt, store, 'stated', proven)
-      const verdict = await verifyEvidence({ store, checkpoints, keys, complete, chainStartsAtLogId: starts, pruned: proven })
+      const verdict = await verifyEvidence({ store, keys, complete, chainStartsAtLogId: starts, pruned: proven })
+      const checkpoints = gatheredCheckpoints(store)
       for (const r of unproven) {
         verdict.notes.push(`chain_pruned says chain entries ${r.fromSeq}-${r.toSeq} were deleted with the archive of ${r.month}, but no known key signed that record (written by hand, or by a witness from before such records were signed): it excuses nothing`)
       }
@@ -158,10 +157,10 @@ export const verifyCommand: Command = {
         verdict.problems.push(...forged)
         verdict.ok = false
       }
-      if (checkpoints.length && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
+      if (checkpoints.count && keys.size === 0) verdict.notes.push(`no public key at ${keyPath ?? '(none)'}`)
       // Past the newest signed head, entries rewritten (or the tail dropped) on this machine would verify
       // here: the export's checkpoints, published elsewhere, would not.
-      const signedTo = checkpoints.reduce((to, c) => Math.max(to, c.seq), 0)
+      const signedTo = checkpoints.highestSeq
       if (verdict.lastSeq !== null && verdict.lastSeq > signedTo) {
         const after = signedTo ? `come after the newest signed checkpoint (entry ${signedTo})` : 'are covered by no signed checkpoint'
         verdict.notes.push(`chain entries ${Math.max(signedTo + 1, verdict.firstSeq ?? 1)}-${verdict.lastSeq} ${after}: this database alone cannot show they were not rewritten, or the tail dropped; verify the export too (--repo)`)
@@ -169,8 +168,8 @@ export const verifyCommand: Command = {
       report(dbPath + (archives ? ` and ${archives} archive file(s)` : ''), verdict)
       // A receipt's row missing from the live file alone may have been archived since.
       const missingHint = !withArchives && live.archived ? ' (archived since? verify without --live-only, with the config that names the archives)' : ''
-      const receiptOk = receipt ? sameMachine(receipt.machine, checkpoints, values.db ? null : config) && checkReceipt(receipt.rows, store, missingHint) : true
-      return verdict.ok && receiptOk && (keys.size > 0 || checkpoints.length === 0) ? 0 : 1
+      const receiptOk = receipt ? sameMachine(receipt.machine, store, values.db ? null : config) && checkReceipt(receipt.rows, store, missingHint) : true
+      return verdict.ok && receiptOk && (keys.size > 0 || checkpoints.count === 0) ? 0 : 1
     } finally {
       archiveLock?.release()
       store.close()
@@ -251,25 +250,24 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
 
 /** Verifies one machine's folder of a clone (gathered into `store`) and the receipt, if it is that machine's; prints the verdict. */
 async function verifyMachine(store: WorkStore, clone: string, machine: string, pinned: PublicKeyFile | null, receipt: ReturnType<typeof decodeReceipt>): Promise<boolean> {
-  const { checkpoints, key: published, problems: unreadable, chainStartsAt: firstLogId } = await gatherExport(store, clone, machine)
+  const { key: published, problems: unreadable, chainStartsAt: firstLogId } = await gatherExport(store, clone, machine)
   const publishedId = published ? keyIdOf(published.jwk) : null
   const trusted = pinned ?? (published ? { ...published, key_id: publishedId! } : null)
   const keys = new Map<string, JsonWebKey>(trusted ? [[trusted.key_id, trusted.jwk]] : [])
   // The history: every checkpoint the branch ever held, those gone from the folder read back and checked too.
-  const history = exportHistory(clone, machine, trusted?.key_id ?? null, checkpointFiles(clone, machine))
-  checkpoints.push(...history.removedCheckpoints)
-  checkpoints.sort((a, b) => a.id - b.id)
-  const verdict = await verifyEvidence({ store, checkpoints, keys, complete: true, chainStartsAtLogId: await chainBegins(firstLogId, store, 'none') })
+  const history = await exportHistory(clone, machine, trusted?.key_id ?? null, store)
+  const verdict = await verifyEvidence({ store, keys, complete: true, chainStartsAtLogId: await chainBegins(firstLogId, store, 'none') })
+  const checkpoints = gatheredCheckpoints(store)
   if (unreadable.length || history.problems.length) {
     verdict.problems.unshift(...unreadable, ...history.problems)
     verdict.ok = false
   }
   if (history.note) verdict.notes.push(history.note)
-  const signed = checkpoints.at(-1)
-  if (signed && verdict.lastSeq !== null && verdict.lastSeq > signed.seq) {
-    verdict.notes.push(`chain entries ${signed.seq + 1}-${verdict.lastSeq} come after the last signed checkpoint (${signed.id}, entry ${signed.seq}): no signature covers them yet (each sync signs the head before it exports)`)
+  const signed = checkpoints.newest
+  if (signed && typeof signed.seq === 'number' && verdict.lastSeq !== null && verdict.lastSeq > signed.seq) {
+    verdict.notes.push(`chain entries ${signed.seq + 1}-${verdict.lastSeq} come after the last signed checkpoint (${String(signed.id)}, entry ${signed.seq}): no signature covers them yet (each sync signs the head before it exports)`)
   }
-  if (!trusted && checkpoints.length) {
+  if (!trusted && checkpoints.count) {
     verdict.problems.push(`${machine}/public-key.json is missing: the checkpoints cannot be checked`)
     verdict.ok = false
   }
@@ -279,7 +277,7 @@ async function verifyMachine(store: WorkStore, clone: string, machine: string, p
   }
   // What sync writes always has its key and a signed checkpoint (each run signs the chain head
   // before it exports): a folder without them may have been rewritten whole, its chain recomputed.
-  for (const problem of missingFromExport(machine, store.holdsAny(), checkpoints.length > 0, published !== null, pinned !== null)) {
+  for (const problem of missingFromExport(machine, store.holdsAny(), checkpoints.count > 0, published !== null, pinned !== null)) {
     verdict.problems.push(problem)
     verdict.ok = false
   }
@@ -332,10 +330,11 @@ function report(what: string, v: Verdict): void {
  * its receipts from then); without any, the config it came from does. A
  * receipt from another machine is refused.
  */
-function sameMachine(issuer: string, checkpoints: readonly Checkpoint[], config: Config | null): boolean {
-  const names = new Set(checkpoints.map((c) => c.machine))
-  if (names.size === 0 && config) names.add(config.machine)
-  if (names.size === 0 || names.has(issuer)) return true
-  console.log(`receipt: issued by machine ${issuer}, but this database is ${[...names].join(' / ')}'s; check it against that machine's log (or its export with --repo)`)
+function sameMachine(issuer: string, store: WorkStore, config: Config | null): boolean {
+  const { has, names } = checkpointMachines(store, issuer, 20)
+  if (has) return true
+  if (names.length === 0 && config) names.push(config.machine)
+  if (names.length === 0 || names.includes(issuer)) return true
+  console.log(`receipt: issued by machine ${issuer}, but this database is ${names.join(' / ')}'s; check it against that machine's log (or its export with --repo)`)
   return false
 }

@@ -1,12 +1,15 @@
 /**
  * Reading one machine's folder of a git export into the work store, a line
  * at a time: `<machine>/YYYY/MM/DD.ndjson` rows, `<machine>/chain/…/*.jsonl`
- * chain entries, and beside them (few, read whole) `checkpoints/*.json`,
+ * chain entries, the signed checkpoints a file at a time (in either layout,
+ * checkpoint-files.ts), and beside them (read whole)
  * `public-key.json` and `chain-start.json`.
  */
 import { existsSync, lstatSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join, relative } from 'node:path'
 import type { Checkpoint } from './checkpoint.ts'
+import { checkpointFiles } from './checkpoint-files.ts'
+import { noteCheckpointFile } from './export-history.ts'
 import { fileLines } from './file-lines.ts'
 import type { PublicKeyFile } from './keys.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
@@ -66,11 +69,6 @@ function wholeNumber(value: unknown): number | null {
 /** In a machine's folder of an export: where its chain begins (export-proof.ts). */
 export const CHAIN_START_FILE = 'chain-start.json'
 
-/** The bytes of the checkpoint files of a machine's folder, as gatherExport reads them (export-history.ts compares the history with these). */
-export function checkpointFiles(clone: string, machine: string): Uint8Array[] {
-  return filesUnder(join(clone, machine, 'checkpoints'), '.json').map((file) => readFileSync(file))
-}
-
 /** The machines that have a folder in an export clone. */
 export function exportMachines(clone: string): string[] {
   return readdirSync(clone).filter((name) => !name.startsWith('.') && statSync(join(clone, name)).isDirectory())
@@ -78,7 +76,6 @@ export function exportMachines(clone: string): string[] {
 
 /** What gatherExport finds in a machine's folder besides the rows and entries it puts in the store. */
 export interface ExportFolder {
-  checkpoints: Checkpoint[]
   /** The public key the folder publishes (public-key.json). */
   key: PublicKeyFile | null
   /** What cannot be evidence: lines that are not JSON, an id on two lines that differ, pending rows. */
@@ -91,7 +88,8 @@ export interface ExportFolder {
  * Puts one machine's folder of a git export into the store, a line at a time: its rows
  * (`YYYY/MM/DD.ndjson`) and chain entries (`chain/…/*.jsonl`). An id on two lines that differ is
  * named, and neither line is taken (one of them was put there by hand); the same line twice is
- * taken once. Returns its checkpoints, its published key, and what cannot be evidence.
+ * taken once. Then its checkpoints, a file at a time (each file noted for export-history.ts too).
+ * Returns its published key, and what cannot be evidence.
  */
 export async function gatherExport(store: WorkStore, clone: string, machine: string): Promise<ExportFolder> {
   const root = join(clone, machine)
@@ -143,15 +141,22 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
       }
     }
   })
-  const checkpoints: Checkpoint[] = []
-  for (const file of filesUnder(join(root, 'checkpoints'), '.json')) {
-    try {
-      checkpoints.push(JSON.parse(readFileSync(file, 'utf8')) as Checkpoint)
-    } catch {
-      problems.add(`${shown(file)} is not JSON`)
+  await store.inTransaction(async () => {
+    for (const file of checkpointFiles(clone, machine)) {
+      if (breather.due()) await breather.pause()
+      const bytes = readFileSync(file)
+      noteCheckpointFile(store, bytes)
+      let value: unknown
+      try {
+        value = JSON.parse(new TextDecoder().decode(bytes))
+      } catch {
+        problems.add(`${shown(file)} is not JSON`)
+        continue
+      }
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) problems.add(`${shown(file)} is not a checkpoint: its JSON is no object`)
+      else store.addCheckpoint(value as Partial<Record<keyof Checkpoint, unknown>>, shown(file))
     }
-  }
-  checkpoints.sort((a, b) => a.id - b.id)
+  })
   const keyPath = join(root, 'public-key.json')
   let key: PublicKeyFile | null = null
   try {
@@ -168,7 +173,7 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
       problems.add(`${shown(startPath)} is not JSON`)
     }
   }
-  return { checkpoints, key, problems: problems.list(), chainStartsAt }
+  return { key, problems: problems.list(), chainStartsAt }
 }
 
 /** A chain entry's field as text: a string as it is, anything else as its JSON text (never a chain hash or record). */

@@ -42,7 +42,8 @@ export class IdRanges {
       moreIds += cur[1] - cur[0] + 1
       moreRanges++
     }
-    const listed = all.map(([from, to]) => (from === to ? `${from}` : `${from}-${to}`)).join(', ')
+    // `-3 to -1` rather than `-3--1`: an id below 1 is made up (verify names such rows), but said plainly.
+    const listed = all.map(([from, to]) => (from === to ? `${from}` : from < 0 ? `${from} to ${to}` : `${from}-${to}`)).join(', ')
     return moreRanges ? `${listed} and ${moreIds} more (in ${moreRanges} range${moreRanges === 1 ? '' : 's'})` : listed
   }
 

@@ -8,7 +8,6 @@ import type { Database } from 'bun:sqlite'
 import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { hasTable } from '../telemetry/schema.ts'
-import type { Checkpoint } from './checkpoint.ts'
 import type { IdRanges } from './id-ranges.ts'
 import { type PrunedRecord, type PrunedRun, readPruned } from './pruned.ts'
 import { decodeRecord, finishedByRecovery } from './record.ts'
@@ -30,7 +29,6 @@ export interface LiveFacts {
   /** chain.first_log_id */
   chainStartsAt: number
   pruned: PrunedRecord[]
-  checkpoints: Checkpoint[]
 }
 
 /**
@@ -41,20 +39,45 @@ export interface LiveFacts {
  */
 export async function gatherLive(store: WorkStore, path: string): Promise<LiveFacts> {
   const { db } = store
-  const { checkpoints, read } = await store.copyDatabase(path, (schema) => ({
+  return store.copyDatabase(path, path, (schema) => ({
     hasChain: hasTable(db, 'log_chain', schema),
     userVersion: (db.query(`PRAGMA ${schema}.user_version`).get() as { user_version: number }).user_version,
     archived: readState(db, ARCHIVED_MAX_ID_KEY, schema) !== null,
     chainStartsAt: chainStartsAt(db, schema),
     pruned: readPruned(db, schema),
   }))
-  return { ...read, checkpoints }
 }
 
-/** Copies an archive into the store; returns its checkpoints (if any) and its pending rows (the archive job moves only finished rows). */
-export async function gatherArchive(store: WorkStore, path: string): Promise<{ checkpoints: Checkpoint[]; pending: IdRanges }> {
-  const { checkpoints, read: pending } = await store.copyDatabase(path, (schema) => idsOf(store.db, `SELECT id FROM ${schema}.request_log WHERE status = 'pending' ORDER BY id`))
-  return { checkpoints, pending }
+/**
+ * Copies an archive (the file at `path`, a compressed month's audit copy; `shown`: the archive's
+ * own path) into the store, its checkpoints if it holds any; returns its pending rows (the archive
+ * job moves only finished rows).
+ */
+export function gatherArchive(store: WorkStore, path: string, shown: string): Promise<IdRanges> {
+  return store.copyDatabase(path, shown, (schema) => idsOf(store.db, `SELECT id FROM ${schema}.request_log WHERE status = 'pending' ORDER BY id`))
+}
+
+/** What the gathered checkpoints say, read from the store (however many there are). */
+export interface GatheredCheckpoints {
+  count: number
+  /** The one with the highest id: its id and the entry it signed. */
+  newest: { id: unknown; seq: unknown } | null
+  /** The highest entry any of them signed (0: none). */
+  highestSeq: number
+}
+
+export function gatheredCheckpoints(store: WorkStore): GatheredCheckpoints {
+  const { db } = store
+  const { count, highest } = db.query("SELECT count(*) AS count, max(CASE WHEN typeof(seq) IN ('integer', 'real') THEN seq END) AS highest FROM checkpoints").get() as { count: number; highest: number | null }
+  const newest = db.query('SELECT id, seq FROM checkpoints ORDER BY id DESC, n DESC LIMIT 1').get() as { id: unknown; seq: unknown } | null
+  return { count, newest, highestSeq: highest ?? 0 }
+}
+
+/** Whether a gathered checkpoint names `machine`; else up to `limit` of the names they carry. */
+export function checkpointMachines(store: WorkStore, machine: string, limit: number): { has: boolean; names: string[] } {
+  if (store.db.query('SELECT 1 FROM checkpoints WHERE machine = ? LIMIT 1').get(machine)) return { has: true, names: [machine] }
+  const names = store.db.query(`SELECT DISTINCT machine FROM checkpoints LIMIT ${limit}`).all() as { machine: unknown }[]
+  return { has: false, names: names.map((n) => String(n.machine)) }
 }
 
 /** The ids of the rows found in two sources with different contents (store.conflicts). */

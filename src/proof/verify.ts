@@ -9,7 +9,7 @@ import { type Checkpoint, checkpointSignatureValid } from './checkpoint.ts'
 import { IdRanges, rowsAre } from './id-ranges.ts'
 import { type PrunedRun, prunedGap } from './pruned.ts'
 import { GENESIS_HASH, LOG_COLUMNS, type LogColumn, chainHash, decodeRecord } from './record.ts'
-import { Breather, CARRIES_REQUEST_ID, CARRIES_RESPONSE_ID, type WorkStore, idsOf } from './work-store.ts'
+import { Breather, CARRIES_REQUEST_ID, CARRIES_RESPONSE_ID, CHECKPOINT_FIELDS, type WorkStore, idsOf } from './work-store.ts'
 
 export interface ChainEntry {
   seq: number
@@ -20,9 +20,8 @@ export interface ChainEntry {
 }
 
 export interface Evidence {
-  /** The chain entries and rows gathered (work-store.ts). */
+  /** The chain entries, rows and signed checkpoints gathered (work-store.ts). */
   store: WorkStore
-  checkpoints: Checkpoint[]
   /** Public keys by key id. */
   keys: Map<string, JsonWebKey>
   /**
@@ -55,8 +54,16 @@ const MAX_NOTED = 20
 
 const PRUNED = 'were deleted with their archives (retention.archive_keep_days); the chain links across them'
 
+/** Why a row id below 1 is made up: request_log.id is an INTEGER PRIMARY KEY AUTOINCREMENT. */
+const BELOW_ONE = 'an id below 1, which SQLite never gives a row'
+
 function show(value: unknown): string {
   return JSON.stringify(value)
+}
+
+/** A checkpoint's id in a message: an export's file may hold anything there (the store keeps an object or `true` as its JSON bytes). */
+function shownId(id: unknown): string {
+  return id instanceof Uint8Array ? new TextDecoder().decode(id) : String(id)
 }
 
 /** Problems found by one check, the first MAX_PROBLEMS of them (the checks' lists are joined in order, then cut). */
@@ -87,8 +94,8 @@ type EntryWithRow = ChainEntry & { earlier: number | null; carries: number | nul
 
 /**
  * The checks, over the store: one pass over the entries in order (the links, each hash, each row
- * against its record), then the rows the chain does not know, then the checkpoints. Memory holds an
- * entry at a time and the ids it names as ranges (id-ranges.ts).
+ * against its record), then the rows the chain does not know, then a pass over the checkpoints.
+ * Memory holds an entry or a checkpoint at a time and the ids it names as ranges (id-ranges.ts).
  */
 export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const { db } = ev.store
@@ -122,8 +129,13 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   db.exec('BEGIN')
   try {
     for (const e of pass.iterate() as Iterable<EntryWithRow>) {
-      entries++
       if (breather.due()) await breather.pause()
+      if (e.seq < 1) {
+        // Not linked with the rest: before entry 1 it would stand in for the genesis hash.
+        links.add(`chain entry ${e.seq} (row ${e.log_id}) is at a position the chain never has (it starts at 1), so it was written by hand`)
+        continue
+      }
+      entries++
       firstSeq ??= e.seq
       if (prev === null) {
         if (e.seq === 1 && e.prev_hash !== GENESIS_HASH) links.add(`chain entry 1 (row ${e.log_id}) does not start from the genesis hash`)
@@ -143,6 +155,7 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
       if (chainHash(e.prev_hash, e.record) !== e.hash) links.add(`chain entry ${e.seq} (row ${e.log_id}) was altered: its hash does not match its record`)
       prev = e
 
+      if (e.log_id < 1) rowProblems.add(`chain entry ${e.seq} chains row ${e.log_id}: ${BELOW_ONE}, so the row and its entry were written by hand`)
       if (e.earlier !== null) rowProblems.add(`row ${e.log_id} is chained twice (entries ${e.earlier} and ${e.seq})`)
       const recorded = decodeRecord(e.record)
       if (!recorded) {
@@ -174,52 +187,69 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const missing = await idsOf(db, 'SELECT id FROM missing ORDER BY id')
   if (missing.count) rowProblems.add(`${rowsAre(missing)} missing`)
 
-  // 3. Finished rows the chain does not know.
+  // 3. Finished rows the chain does not know. An id below 1 was never given by SQLite (request_log.id
+  // counts from 1), so such a row is no row from before the chain, wherever that began.
   const unchained = new IdRanges()
+  const handMade = new IdRanges()
   let predating = 0
   const unknown = db.query(`SELECT r.id FROM rows r WHERE r.status IS NOT 'pending' AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.log_id = r.id) ORDER BY r.id`)
   for (const { id } of unknown.iterate() as Iterable<{ id: number }>) {
     if (breather.due()) await breather.pause()
-    if (id < ev.chainStartsAtLogId) predating++
+    if (id < 1) handMade.add(id)
+    else if (id < ev.chainStartsAtLogId) predating++
     else unchained.add(id)
   }
+  if (handMade.count) rowProblems.add(`${rowsAre(handMade)} not in the chain: ${BELOW_ONE}, so ${handMade.count === 1 ? 'it was' : 'they were'} written by hand`)
   if (unchained.count) rowProblems.add(`${rowsAre(unchained)} not in the chain`)
   if (predating) notes.push(`${predating} row(s) were finished before the chain existed and are not covered by it`)
 
-  // 4. Signed checkpoints.
+  // 4. Signed checkpoints, one at a time from the store, in the order of their ids.
   const signed = new Found()
-  if (ev.checkpoints.length && ev.keys.size === 0) {
-    const signers = [...new Set(ev.checkpoints.map((c) => c.key_id))].join(', ')
-    signed.add(`the signatures of ${ev.checkpoints.length} checkpoint(s) were not checked: no public key is known (they name key ${signers}); pass --key with the machine's public-key.json`)
+  // A copy of a checkpoint with every field the same was not stored twice: one with other contents was.
+  const copies = db.query(
+    `SELECT a.id, a.source AS one, b.source AS other FROM checkpoints a JOIN checkpoints b ON b.id = a.id AND b.n > a.n
+     WHERE a.from_history = 0 AND b.from_history = 0 ORDER BY a.id, a.n, b.n LIMIT ${MAX_PROBLEMS}`,
+  )
+  for (const d of copies.iterate() as Iterable<{ id: unknown; one: string; other: string }>) {
+    signed.add(`checkpoint ${shownId(d.id)} is in two copies with different contents (${d.one} and ${d.other}): one of them was put there by hand`)
+  }
+  const held = (db.query('SELECT count(*) AS n FROM checkpoints').get() as { n: number }).n
+  if (held && ev.keys.size === 0) {
+    const signers = (db.query(`SELECT DISTINCT key_id FROM checkpoints LIMIT ${MAX_NOTED + 1}`).all() as { key_id: unknown }[]).map((c) => String(c.key_id))
+    const named = signers.length > MAX_NOTED ? `${signers.slice(0, MAX_NOTED).join(', ')} and more` : signers.join(', ')
+    signed.add(`the signatures of ${held} checkpoint(s) were not checked: no public key is known (they name key ${named}); pass --key with the machine's public-key.json`)
   }
   const lastSeq = prev?.seq ?? 0
   const entryAt = db.query('SELECT seq, log_id, hash FROM entries WHERE seq = ?')
   // Years of checkpoints sign entries archived or deleted since: the first are noted, the rest counted.
   const elsewhere = new CappedNotes(notes, (n) => `and ${n} more checkpoint(s) like these`)
   let checkpointsChecked = 0
-  for (const c of ev.checkpoints) {
+  const checkpoints = db.query(`SELECT ${CHECKPOINT_FIELDS.join(', ')} FROM checkpoints ORDER BY id, n`)
+  for (const c of checkpoints.iterate() as Iterable<Checkpoint>) {
+    if (breather.due()) await breather.pause()
+    const id = shownId(c.id)
     checkpointsChecked++
     const jwk = ev.keys.get(c.key_id)
     if (!jwk && ev.keys.size > 0) {
-      signed.add(`checkpoint ${c.id} was not signed by this machine's key (signed by key ${c.key_id}; known: ${[...ev.keys.keys()].join(', ')})`)
+      signed.add(`checkpoint ${id} was not signed by this machine's key (signed by key ${c.key_id}; known: ${[...ev.keys.keys()].join(', ')})`)
       continue
     }
     // With no key at all the signature cannot be checked (said once, below); what it signed still can.
     if (jwk && !(await checkpointSignatureValid(c, jwk))) {
-      signed.add(`checkpoint ${c.id} has a signature that does not verify: it was forged or altered`)
+      signed.add(`checkpoint ${id} has a signature that does not verify: it was forged or altered`)
       continue
     }
     const entry = entryAt.get(c.seq) as Pick<ChainEntry, 'seq' | 'log_id' | 'hash'> | null
     const deleted = entry ? undefined : pruned.find((r) => r.fromSeq <= c.seq && c.seq <= r.toSeq)
     if (deleted) {
-      if (deleted.toSeq === c.seq && deleted.hash !== c.head_hash) signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq}, deleted with its archive, had another hash than the one signed`)
-      else if (deleted.toSeq !== c.seq) elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, deleted with its archive`)
+      if (deleted.toSeq === c.seq && deleted.hash !== c.head_hash) signed.add(`checkpoint ${id} does not match the chain: entry ${c.seq}, deleted with its archive, had another hash than the one signed`)
+      else if (deleted.toSeq !== c.seq) elsewhere.add(`checkpoint ${id} signed entry ${c.seq}, deleted with its archive`)
     } else if (!entry) {
-      if (ev.complete && c.seq > lastSeq) signed.add(`the log ends before checkpoint ${c.id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
-      else if (ev.complete) signed.add(`checkpoint ${c.id} signed entry ${c.seq}, which is missing from the chain`)
-      else elsewhere.add(`checkpoint ${c.id} signed entry ${c.seq}, which is not among the entries checked (verify with the config that names the archives, without --live-only)`)
+      if (ev.complete && c.seq > lastSeq) signed.add(`the log ends before checkpoint ${id}: the chain ends at entry ${lastSeq}, the checkpoint signed entry ${c.seq}`)
+      else if (ev.complete) signed.add(`checkpoint ${id} signed entry ${c.seq}, which is missing from the chain`)
+      else elsewhere.add(`checkpoint ${id} signed entry ${c.seq}, which is not among the entries checked (verify with the config that names the archives, without --live-only)`)
     } else if (entry.hash !== c.head_hash) {
-      signed.add(`checkpoint ${c.id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
+      signed.add(`checkpoint ${id} does not match the chain: entry ${c.seq} (row ${entry.log_id}) has another hash than the one signed`)
     }
   }
 

@@ -26,12 +26,19 @@
  *   conflicts  row ids seen twice with different contents
  *   lines      an export's first line of each row id: sha-256 of its text, where it is
  *   missing    ids of rows the chain names and the sources lack (filled by the checks)
+ *   checkpoints  the signed checkpoints, each with where it was found (`source`) and whether it was
+ *              read back from an export's git history; a copy of one already held (every field the
+ *              same) is not added again, a copy of its id with other contents is
+ *   checkpoint_files, checkpoint_texts  an export's checkpoint files as they are now: the id git
+ *              gives each one's bytes; the sha-256 of each one's JSON written one way, and of each
+ *              one the history check named (export-history.ts)
+ *   history    each checkpoint file an export's git history held: its blob id, first path, and the
+ *              commit that took it away (export-history.ts)
  */
 import { Database, constants } from 'bun:sqlite'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { constants as os, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import type { Checkpoint } from './checkpoint.ts'
 import { IdRanges } from './id-ranges.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
 import { hasTable } from '../telemetry/schema.ts'
@@ -70,6 +77,9 @@ export const CARRIES_RESPONSE_ID = 2
 
 const DATA = LOG_COLUMNS.filter((c) => c !== 'id')
 
+/** A checkpoint's fields, as the work store keeps them (untyped: an export's file may hold anything). */
+export const CHECKPOINT_FIELDS = ['id', 'machine', 'seq', 'head_hash', 'time', 'key_id', 'signature'] as const
+
 const SCHEMA = `
   CREATE TABLE entries (seq INTEGER PRIMARY KEY, log_id INTEGER, prev_hash, hash, record);
   CREATE INDEX entries_log_id ON entries (log_id, seq);
@@ -78,6 +88,11 @@ const SCHEMA = `
   CREATE TABLE conflicts (id INTEGER PRIMARY KEY);
   CREATE TABLE lines (id INTEGER PRIMARY KEY, digest BLOB NOT NULL, file INTEGER NOT NULL, line INTEGER NOT NULL);
   CREATE TABLE missing (id INTEGER PRIMARY KEY);
+  CREATE TABLE checkpoints (n INTEGER PRIMARY KEY, ${CHECKPOINT_FIELDS.join(', ')}, source TEXT NOT NULL, from_history INTEGER NOT NULL);
+  CREATE INDEX checkpoints_id ON checkpoints (id);
+  CREATE TABLE checkpoint_files (sha TEXT PRIMARY KEY) WITHOUT ROWID;
+  CREATE TABLE checkpoint_texts (digest BLOB PRIMARY KEY) WITHOUT ROWID;
+  CREATE TABLE history (sha TEXT PRIMARY KEY, path TEXT NOT NULL, gone_in TEXT);
 `
 
 export interface WorkStore {
@@ -86,11 +101,13 @@ export interface WorkStore {
   /** The directory holding the work file; close() removes it. */
   readonly dir: string
   /**
-   * Copies the rows and chain entries of the SQLite file at `path` (attached read-only), and its
-   * checkpoints, in one read snapshot; `inSnapshot` reads more in the same snapshot, through the
-   * schema name it is given.
+   * Copies the rows, chain entries and checkpoints of the SQLite file at `path` (attached
+   * read-only) in one read snapshot; `inSnapshot` reads more in the same snapshot, through the
+   * schema name it is given. `shown` names the file as messages give its checkpoints' source.
    */
-  copyDatabase<T>(path: string, inSnapshot: (schema: string) => T | Promise<T>): Promise<{ checkpoints: Checkpoint[]; read: T }>
+  copyDatabase<T>(path: string, shown: string, inSnapshot: (schema: string) => T | Promise<T>): Promise<T>
+  /** Adds a checkpoint read from a file (`source`: where), unless one just like it is held already. */
+  addCheckpoint(c: Partial<Record<(typeof CHECKPOINT_FIELDS)[number], unknown>>, source: string, fromHistory?: boolean): void
   /** Adds an entry read from an export (or notes a fork, when its position holds another). */
   addEntry(entry: ChainEntry): void
   /** Adds a row read from an export; it carries its request_id, not its response_id. */
@@ -149,11 +166,15 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
   const firstLineOf = db.prepare('SELECT digest, file, line FROM lines WHERE id = ?')
   const insertLine = db.prepare('INSERT INTO lines (id, digest, file, line) VALUES (?, ?, ?, ?)')
   const insertConflict = db.prepare('INSERT OR IGNORE INTO conflicts (id) VALUES (?)')
+  const insertCheckpoint = db.prepare(
+    `INSERT INTO checkpoints (${CHECKPOINT_FIELDS.join(', ')}, source, from_history) SELECT ${CHECKPOINT_FIELDS.map((_, i) => `?${i + 1}`).join(', ')}, ?8, ?9
+     WHERE NOT EXISTS (SELECT 1 FROM checkpoints WHERE ${sameCheckpoint('checkpoints', CHECKPOINT_FIELDS.map((_, i) => `?${i + 1}`))})`,
+  )
 
   return {
     db,
     dir: workDir,
-    async copyDatabase(path, inSnapshot) {
+    async copyDatabase(path, shown, inSnapshot) {
       db.query('ATTACH ? AS src').run(readOnlyUri(path))
       try {
         db.exec('BEGIN')
@@ -161,8 +182,8 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
           const read = await inSnapshot('src')
           await copyRows(db)
           if (hasTable(db, 'log_chain', 'src')) await copyEntries(db)
-          const checkpoints = hasTable(db, 'checkpoints', 'src') ? (db.query('SELECT * FROM src.checkpoints ORDER BY id').all() as Checkpoint[]) : []
-          return { checkpoints, read }
+          if (hasTable(db, 'checkpoints', 'src')) await copyCheckpoints(db, shown)
+          return read
         } finally {
           if (db.inTransaction) db.exec('COMMIT') // a full disk made SQLite roll it back: the error that did is the one to say
         }
@@ -174,6 +195,9 @@ export function openWorkStore(parent: string = tmpdir()): WorkStore {
       const kept = entryAt.get(e.seq) as Pick<ChainEntry, 'log_id' | 'hash' | 'record'> | null
       if (!kept) insertEntry.run(e.seq, e.log_id, e.prev_hash, e.hash, e.record)
       else if (kept.hash !== e.hash || kept.log_id !== e.log_id || kept.record !== e.record) insertFork.run(e.seq, kept.log_id, e.log_id)
+    },
+    addCheckpoint(c, source, fromHistory = false) {
+      insertCheckpoint.run(...CHECKPOINT_FIELDS.map((f) => cell(c[f])), source, fromHistory ? 1 : 0)
     },
     addRow(row, requestId) {
       insertRow.run(row.id, ...DATA.map((c) => cell(row[c])), cell(requestId))
@@ -259,12 +283,38 @@ async function copyEntries(db: Database): Promise<void> {
   ])
 }
 
-/** Runs each statement (taking a range of keys as ?1 and ?2), in order, over consecutive ranges of `key` in src's `table`. */
-async function copyInRanges(db: Database, table: string, key: string, sql: readonly string[]): Promise<void> {
+/**
+ * The SQL condition that a checkpoint held in `table` is the one whose fields are `values`: the id
+ * by `=`, which the index on it answers (`IS` would scan every checkpoint held for each one added;
+ * an id that is NULL, in a file written by hand, is then never the same), the other fields by `IS`.
+ * A source's id is given as `+s.id`: compared with src's INTEGER column, the store's untyped one
+ * would be converted to a number first, and its index not used either.
+ */
+function sameCheckpoint(table: string, values: readonly string[]): string {
+  return CHECKPOINT_FIELDS.map((f, i) => `${table}.${f} ${f === 'id' ? '=' : 'IS'} ${values[i]}`).join(' AND ')
+}
+
+/** Copies src's checkpoints into the store (`shown`: the file, as their source), but for those it holds already, every field the same. */
+async function copyCheckpoints(db: Database, shown: string): Promise<void> {
+  await copyInRanges(
+    db,
+    'checkpoints',
+    'id',
+    [
+      `INSERT INTO checkpoints (${CHECKPOINT_FIELDS.join(', ')}, source, from_history) SELECT ${CHECKPOINT_FIELDS.map((f) => `s.${f}`).join(', ')}, ?3, 0
+       FROM src.checkpoints s WHERE s.id BETWEEN ?1 AND ?2
+       AND NOT EXISTS (SELECT 1 FROM checkpoints w WHERE ${sameCheckpoint('w', CHECKPOINT_FIELDS.map((f) => (f === 'id' ? '+s.id' : `s.${f}`)))}) ORDER BY s.id`,
+    ],
+    [shown],
+  )
+}
+
+/** Runs each statement (taking a range of keys as ?1 and ?2, then `params`), in order, over consecutive ranges of `key` in src's `table`. */
+async function copyInRanges(db: Database, table: string, key: string, sql: readonly string[], params: readonly string[] = []): Promise<void> {
   const statements = sql.map((text) => db.prepare(text))
   try {
     await inRanges(db, table, key, (from, to) => {
-      for (const statement of statements) statement.run(from, to)
+      for (const statement of statements) statement.run(from, to, ...params)
     })
   } finally {
     for (const statement of statements) statement.finalize()

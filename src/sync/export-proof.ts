@@ -1,8 +1,11 @@
 /**
  * The proof half of the export: the chain entries not yet exported as
  * `<machine>/chain/YYYY/MM/DD.jsonl` (by the day they were chained), the
- * signed checkpoints not yet exported as `<machine>/checkpoints/<id>.json`,
- * and the machine's public key as `<machine>/public-key.json`. With the
+ * signed checkpoints not yet exported as
+ * `<machine>/checkpoints-by-day/YYYY/MM/DD/<id>.json` (by the day they were
+ * signed; a clone from before also holds `<machine>/checkpoints/<id>.json`,
+ * left as it is: proof/checkpoint-files.ts), and the machine's public key as
+ * `<machine>/public-key.json`. With the
  * rows' `.ndjson` files beside them, anyone holding the clone can run
  * `witness verify --repo`. Like the rows, a file never gets the same entry
  * twice, and the marks are per clone (a new remote gets everything).
@@ -26,6 +29,7 @@ import type { PublicKeyFile } from '../proof/keys.ts'
 import type { ChainEntry } from '../proof/verify.ts'
 import { eachReadableArchive } from '../retention/archive-files.ts'
 import { archivesMissing } from '../retention/read-sources.ts'
+import { checkpointPaths } from '../proof/checkpoint-files.ts'
 import { CHAIN_START_FILE } from '../proof/export-folder.ts'
 import { chainStartsAt } from '../proof/sources.ts'
 
@@ -160,8 +164,10 @@ export async function exportProof(options: {
     for (const c of live.query('SELECT * FROM checkpoints WHERE id > ? ORDER BY id').all(from.checkpoint) as Checkpoint[]) {
       // A checkpoint signed past `through` covers entries not exported yet: it waits (with those after it) for the next run.
       if (c.seq > through) break
-      const path = join(workDir, machine, 'checkpoints', `${String(c.id).padStart(8, '0')}.json`)
-      if (!existsSync(path)) {
+      const { daily, flat } = checkpointPaths(machine, c)
+      const path = join(workDir, daily)
+      // Exported into a clone from before (a new remote, marks started over): it is there already, flat.
+      if (!existsSync(path) && !existsSync(join(workDir, flat))) {
         mkdirSync(dirname(path), { recursive: true })
         writeFileSync(path, `${JSON.stringify(c, null, 2)}\n`)
         checkpoints++
