@@ -191,18 +191,19 @@ describe('witness verify on the live database', () => {
     expect(out).toContain(`row ${inserted} is not in the chain`)
   })
 
-  test('finished rows with id 0 or a negative id (SQLite never gives one) are not in the chain, not rows from before it', () => {
+  test('rows with id 0 or a negative id (SQLite never gives one), finished or pending, are not in the chain, not rows from before it', () => {
     const copy = copyDb()
-    for (const id of [-5, 0]) {
+    for (const [id, status] of [[-5, 'success'], [-1, 'pending'], [0, 'pending']] as const) {
       exec(
         copy,
-        "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status) VALUES (?, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 1, 1, 5, 'success')",
+        "INSERT INTO request_log (id, timestamp, agent_name, provider, model, endpoint, tokens_in, tokens_out, latency_ms, status) VALUES (?, '2026-11-25T00:00:00.000Z', 'agent-0', 'sim', 'm', 'http://x', 1, 1, 5, ?)",
         id,
+        status,
       )
     }
     const { code, out } = verify(['--db', copy, '--key', keyPath])
     expect(code).toBe(1)
-    expect(out).toContain('rows -5, 0 are not in the chain: an id below 1, which SQLite never gives a row, so they were written by hand')
+    expect(out).toContain('rows -5, -1 to 0 are not in the chain: an id below 1, which SQLite never gives a row, so they were written by hand')
     expect(out).not.toContain('finished before the chain existed')
   })
 
@@ -946,15 +947,19 @@ describe('tampering in a git export (verify --repo)', () => {
     expect(out).toContain('checkpoint 99 has a signature that does not verify: it was forged or altered')
   })
 
-  test('a checkpoint file that is not JSON, or whose JSON is no object, is named, not taken for a checkpoint', () => {
+  test('a checkpoint file that is not JSON, whose JSON is no object, or whose id is no whole number is named, not taken for a checkpoint', () => {
     const { clone, checkpointFiles } = exportClone()
     const dayFolder = dirname(checkpointFiles[0]!)
     writeFileSync(join(dayFolder, '00000098.json'), '[]\n')
     writeFileSync(join(dayFolder, '00000099.json'), '{"id": 99,\n')
+    // A real checkpoint's copy under its id written as text: never compared with the real one, were it taken.
+    const real = JSON.parse(readFileSync(checkpointFiles[0]!, 'utf8')) as { id: number }
+    writeFileSync(join(dayFolder, '00000097.json'), JSON.stringify({ ...real, id: String(real.id) }))
     const { code, out } = verify(['--repo', clone])
     expect(code).toBe(1)
     expect(out).toContain(`${relative(clone, join(dayFolder, '00000098.json'))} is not a checkpoint: its JSON is no object`)
     expect(out).toContain(`${relative(clone, join(dayFolder, '00000099.json'))} is not JSON`)
+    expect(out).toContain(`${relative(clone, join(dayFolder, '00000097.json'))} is not a checkpoint: its id is not a whole number above 0`)
     expect(out).not.toContain('checkpoint undefined')
   })
 

@@ -526,6 +526,12 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
     expect(verified.stdout).toContain(`checkpoint 2 (${checkpoints[1]}, entry 4) was removed or changed in commit ${sha}: sync never removes or changes a checkpoint`)
     expect(verified.stdout).toContain('checkpoint 2 does not match the chain: entry 4 (row 4) has another hash than the one signed')
     expect(verified.stdout).toContain('checkpoint 3 does not match the chain: entry 6 (row 6) has another hash than the one signed')
+    // git's environment cannot change what the history check reads: with glob pathspecs `*` would stop at a `/`.
+    for (const env of [{ GIT_GLOB_PATHSPECS: '1' }, { GIT_LITERAL_PATHSPECS: '1' }, { GIT_ICASE_PATHSPECS: '1' }] as Record<string, string>[]) {
+      const again = await runWitness(['verify', '--repo', clone, '--key', m.keyPath], env)
+      expect({ env, code: again.code }).toEqual({ env, code: 1 })
+      expect(again.stdout).toContain(`checkpoint 2 (${checkpoints[1]}, entry 4) was removed or changed in commit ${sha}`)
+    }
   })
 
   test('the same rewrite only appended on a side branch and merged with -s ours (a fast-forward push, no force): found all the same', async () => {

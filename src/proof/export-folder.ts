@@ -154,6 +154,8 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
         continue
       }
       if (value === null || typeof value !== 'object' || Array.isArray(value)) problems.add(`${shown(file)} is not a checkpoint: its JSON is no object`)
+      // The id is not signed: one written another way ("2" for 2) would not be compared with the copy that has it.
+      else if (!isCheckpointId((value as { id?: unknown }).id)) problems.add(`${shown(file)} is not a checkpoint: its id is not a whole number above 0`)
       else store.addCheckpoint(value as Partial<Record<keyof Checkpoint, unknown>>, shown(file))
     }
   })
@@ -174,6 +176,10 @@ export async function gatherExport(store: WorkStore, clone: string, machine: str
     }
   }
   return { key, problems: problems.list(), chainStartsAt }
+}
+
+function isCheckpointId(id: unknown): boolean {
+  return typeof id === 'number' && Number.isSafeInteger(id) && id >= 1
 }
 
 /** A chain entry's field as text: a string as it is, anything else as its JSON text (never a chain hash or record). */

@@ -211,8 +211,14 @@ function samePath(a: string, b: string): boolean {
   }
 }
 
+/**
+ * git's environment: the caller's, without any `GIT_*` variable (`GIT_GLOB_PATHSPECS` makes `*` stop
+ * at a `/`, so the pathspecs would miss the by-day folders and every removal from them;
+ * `GIT_LITERAL_PATHSPECS` matches none at all; `GIT_DIR` reads another repository), then witness's own.
+ */
 function gitEnv(): Record<string, string | undefined> {
-  return { ...process.env, GIT_TERMINAL_PROMPT: '0', GIT_NO_REPLACE_OBJECTS: '1', LC_ALL: 'C' }
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('GIT_')))
+  return { ...env, GIT_TERMINAL_PROMPT: '0', GIT_NO_REPLACE_OBJECTS: '1', LC_ALL: 'C' }
 }
 
 /** Runs git, giving each line of its output to `onLine` as it comes (a history of years is never held whole). */

@@ -192,7 +192,8 @@ export async function verifyEvidence(ev: Evidence): Promise<Verdict> {
   const unchained = new IdRanges()
   const handMade = new IdRanges()
   let predating = 0
-  const unknown = db.query(`SELECT r.id FROM rows r WHERE r.status IS NOT 'pending' AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.log_id = r.id) ORDER BY r.id`)
+  // A pending row below 1 too: in flight or not, no call of witness's ever had that id.
+  const unknown = db.query(`SELECT r.id FROM rows r WHERE (r.status IS NOT 'pending' OR r.id < 1) AND NOT EXISTS (SELECT 1 FROM entries e WHERE e.log_id = r.id) ORDER BY r.id`)
   for (const { id } of unknown.iterate() as Iterable<{ id: number }>) {
     if (breather.due()) await breather.pause()
     if (id < 1) handMade.add(id)
