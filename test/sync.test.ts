@@ -452,11 +452,8 @@ describe.skipIf(!HAVE_GIT)('an export edited by hand', () => {
   })
 })
 
-describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
-  const who = ['-c', 'user.name=x', '-c', 'user.email=x@x']
-
-  /** Three syncs of two rows each (chain entries 1-6, checkpoints 1-3), and a clone of the remote to rewrite. */
-  async function synced() {
+/** Machine alpha synced three times, two rows each (chain entries 1-6, checkpoints 1-3), to a new bare remote. */
+async function syncedThrice() {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const m = machine('alpha', remote)
     expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
@@ -464,6 +461,15 @@ describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
       await m.seed([{ timestamp: `2026-11-24T${hour}:00:00.000Z` }, { timestamp: `2026-11-24T${hour}:30:00.000Z` }])
       expect((await m.sync()).code).toBe(0)
     }
+  return { remote, m }
+}
+
+describe.skipIf(!HAVE_GIT)('an export rewritten in a later commit', () => {
+  const who = ['-c', 'user.name=x', '-c', 'user.email=x@x']
+
+  /** Three syncs of two rows each (chain entries 1-6, checkpoints 1-3), and a clone of the remote to rewrite. */
+  async function synced() {
+    const { remote, m } = await syncedThrice()
     const clone = join(tempDir(), 'clone')
     git(['clone', '-q', '-b', 'main', remote, clone])
     expect((await runWitness(['verify', '--repo', clone, '--key', m.keyPath])).code).toBe(0)
@@ -983,13 +989,7 @@ describe.skipIf(!HAVE_GIT)('checkpoint files by day, beside the flat folder of c
    * marks and its record of what it pushed as they were.
    */
   async function syncedByBuildBefore() {
-    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
-    const m = machine('alpha', remote)
-    expect((await runWitness(['init', '--config', m.configPath])).code).toBe(0)
-    for (const hour of ['08', '09', '10']) {
-      await m.seed([{ timestamp: `2026-11-24T${hour}:00:00.000Z` }, { timestamp: `2026-11-24T${hour}:30:00.000Z` }])
-      expect((await m.sync()).code).toBe(0)
-    }
+    const { remote, m } = await syncedThrice()
     const filtered = Bun.spawnSync(['git', 'filter-branch', '-f', '--tree-filter', FLATTEN, 'main'], { cwd: m.workDir, env: { ...process.env, FILTER_BRANCH_SQUELCH_WARNING: '1' }, stderr: 'pipe' })
     expect(filtered.stderr.toString()).not.toContain('fatal')
     git(['update-ref', '-d', 'refs/original/refs/heads/main'], m.workDir)
