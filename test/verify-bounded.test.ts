@@ -8,7 +8,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { beforeAll, describe, expect, test } from 'bun:test'
-import { copyFileSync, mkdirSync, readdirSync, rmSync } from 'node:fs'
+import { copyFileSync, mkdirSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { INSERT_CHECKPOINT_SQL, signCheckpoint } from '../src/proof/checkpoint.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
@@ -78,6 +78,25 @@ describe('a log bigger than what verify may hold', () => {
 })
 
 describe('the work store', () => {
+  test('a work directory a verify killed with SIGKILL left is removed by the next verify there; one of a live verify, or written in lately, stays', async () => {
+    const dbPath = await logOf(2)
+    const work = tempDir()
+    const dead = Bun.spawnSync(['true']).pid // a pid that runs no more
+    const hourAgo = new Date(Date.now() - 3_600_000)
+    const leave = (name: string, at: Date | null) => {
+      mkdirSync(join(work, name))
+      writeFileSync(join(work, name, 'work.db'), 'x'.repeat(1000))
+      if (at) for (const path of [join(work, name, 'work.db'), join(work, name)]) utimesSync(path, at, at)
+    }
+    leave(`witness-verify-${dead}-killed`, hourAgo)
+    leave(`witness-verify-${dead}-lately`, null) // a verify in another pid namespace, say
+    leave(`witness-verify-${process.pid}-running`, hourAgo)
+    leave('not-witness-verify-1-x', hourAgo)
+    const { code } = await verify(['--db', dbPath, '--work-dir', work])
+    expect(code).toBe(0)
+    expect(readdirSync(work).sort()).toEqual([`witness-verify-${dead}-lately`, `witness-verify-${process.pid}-running`, 'not-witness-verify-1-x'].sort())
+  }, 60_000)
+
   test('--work-dir must name a directory: a usage error otherwise, before anything is read', async () => {
     const dbPath = await logOf(2)
     const missing = join(tempDir(), 'nowhere')

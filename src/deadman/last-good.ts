@@ -15,6 +15,7 @@ import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, re
 import { basename, dirname, join } from 'node:path'
 import { sha256 } from '../config.ts'
 import { syncDir } from '../jobs/durable-file.ts'
+import { processAlive } from '../process-alive.ts'
 
 export interface Snapshot {
   path: string
@@ -102,7 +103,7 @@ function removeLeftovers(path: string, suffixes = ''): void {
   const temp = new RegExp(`^${escaped(basename(path))}(?:${suffixes})?\\.tmp-(\\d+)$`)
   for (const entry of readdirSync(dir)) {
     const pid = temp.exec(entry)?.[1]
-    if (pid !== undefined && !alive(Number(pid)) && isFile(join(dir, entry))) rmSync(join(dir, entry), { force: true })
+    if (pid !== undefined && !processAlive(Number(pid)) && isFile(join(dir, entry))) rmSync(join(dir, entry), { force: true })
   }
 }
 
@@ -116,17 +117,6 @@ function isFile(path: string): boolean {
 
 function escaped(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
-function alive(pid: number): boolean {
-  if (pid === process.pid) return true
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (error) {
-    // EPERM: alive, another user's
-    return (error as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /**

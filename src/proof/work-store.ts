@@ -10,7 +10,9 @@
  * system's temp directory, or under `--work-dir` (for a machine whose /tmp is
  * small, or in memory). It is written without a journal or fsyncs (it is
  * thrown away), and removed by close(), or on SIGINT/SIGTERM/SIGHUP. It cannot be
- * unlinked while open: SQLite then fails (SQLITE_READONLY_DBMOVED).
+ * unlinked while open: SQLite then fails (SQLITE_READONLY_DBMOVED). One a verify
+ * killed with SIGKILL left (its pid gone, nothing in it written for
+ * LEFTOVER_IDLE_MS) is removed by the next verify that opens a store there.
  *
  * A SQLite source (the live file, an archive) is attached read-only and
  * copied in C (`INSERT … SELECT`), in one read transaction, a range of ids
@@ -36,9 +38,10 @@
  *              commit that took it away (export-history.ts)
  */
 import { Database, constants } from 'bun:sqlite'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { lstatSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { constants as os, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import { processAlive } from '../process-alive.ts'
 import { IdRanges } from './id-ranges.ts'
 import { LOG_COLUMNS, type LogRow } from './record.ts'
 import { hasTable } from '../telemetry/schema.ts'
@@ -127,6 +130,7 @@ export interface WorkStore {
 
 /** Opens a new work store in a fresh directory under `parent` (default: the system's temp directory). */
 export function openWorkStore(parent: string = tmpdir()): WorkStore {
+  removeLeftovers(resolve(parent))
   let dir: string | null = null
   const remove = () => {
     if (dir !== null) rmSync(dir, { recursive: true, force: true })
@@ -342,5 +346,36 @@ async function inRanges(db: Database, table: string, key: string, copy: (from: b
     }
   } finally {
     rangeEnd.finalize()
+  }
+}
+
+/** How long a dead verify's work directory must have been left untouched before another removes it. */
+const LEFTOVER_IDLE_MS = 10 * 60_000
+
+/**
+ * The work directories under `parent` that verifies killed with SIGKILL left (690 MB for 1M rows):
+ * their pid runs no more here, and nothing in them was written for LEFTOVER_IDLE_MS (a verify in
+ * another pid namespace sharing the directory writes into its own all the time). Another user's,
+ * or one that cannot be read, is left.
+ */
+function removeLeftovers(parent: string): void {
+  let names: string[]
+  try {
+    names = readdirSync(parent)
+  } catch {
+    return // mkdtemp says why, if it matters
+  }
+  const now = Date.now()
+  for (const name of names) {
+    const pid = /^witness-verify-(\d+)-/.exec(name)?.[1]
+    if (pid === undefined || processAlive(Number(pid))) continue
+    const dir = join(parent, name)
+    try {
+      if (!lstatSync(dir).isDirectory()) continue
+      const newest = Math.max(lstatSync(dir).mtimeMs, ...readdirSync(dir).map((f) => lstatSync(join(dir, f)).mtimeMs))
+      if (now - newest >= LEFTOVER_IDLE_MS) rmSync(dir, { recursive: true, force: true })
+    } catch {
+      // gone meanwhile, or not ours to read or remove
+    }
   }
 }
