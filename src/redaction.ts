@@ -241,7 +241,10 @@ class PieceIndex {
    */
   mayHold(text: string): boolean {
     if (this.byWindow.size === 0 && this.whole.length === 0) return false
-    if (this.whole.length && this.whole.some((form) => lowerAscii(text).includes(form))) return true
+    if (this.whole.length) {
+      const lower = lowerAscii(text)
+      if (this.whole.some((form) => lower.includes(form))) return true
+    }
     for (const [window, { pieces: hashes, out }] of this.hashes) {
       if (text.length < window) continue
       // A rolling hash of each window of the text, folded as the pieces are: numbers, no substrings.

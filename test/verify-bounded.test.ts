@@ -118,7 +118,6 @@ describe('the work store', () => {
     // Nothing made under another name (`log`, `file:…`): only the database and its -shm and -wal.
     expect(readdirSync(odd).filter((name) => !name.startsWith('log?mode=rw#%20.db'))).toEqual([])
   }, 60_000)
-
 })
 
 describe('long lists in what verify prints', () => {

@@ -10,10 +10,10 @@
 import type { Context } from 'hono'
 import * as v from 'valibot'
 import { estimateInputTokens } from '../../providers/estimate-tokens.ts'
+import { principalOf } from '../auth/middleware.ts'
 import type { Config } from '../config.ts'
 import { UnknownChainError } from '../errors.ts'
 import { MessagesInput } from './messages.ts'
-import { principalOf } from '../auth/middleware.ts'
 import { readJsonObject, resolveAgent, validate } from './request-body.ts'
 
 const CountTokensSchema = v.looseObject(MessagesInput)

@@ -343,7 +343,7 @@ export function dropStoredSlicesOf(db: Database, idsJson: string, at: string): v
  * folded again (from no rows) by the next read that needs it.
  */
 export function dropEmptyStoredSlicesBefore(db: Database, throughIso: string): void {
-  const empty = 'SELECT slice_start FROM stats_slice WHERE lo_id IS NULL AND slice_start < $through'
-  if (hasRowCountsTable(db)) db.query(`DELETE FROM slice_row_counts WHERE slice_start IN (${empty})`).run({ $through: throughIso })
-  db.query('DELETE FROM stats_slice WHERE lo_id IS NULL AND slice_start < $through').run({ $through: throughIso })
+  const empty = 'lo_id IS NULL AND slice_start < $through'
+  if (hasRowCountsTable(db)) db.query(`DELETE FROM slice_row_counts WHERE slice_start IN (SELECT slice_start FROM stats_slice WHERE ${empty})`).run({ $through: throughIso })
+  db.query(`DELETE FROM stats_slice WHERE ${empty}`).run({ $through: throughIso })
 }

@@ -240,14 +240,14 @@ export function openWriter(path: string, options: WriterOptions): Writer {
  * id and model) and adds a chain entry, a few hundred bytes in all (0.6 KB measured with the row
  * begun), under 2 KB with the longest error; and some pages for the b-trees' splits.
  */
-export function finishReservePages(inFlight: number, pageSize: number): number {
+function finishReservePages(inFlight: number, pageSize: number): number {
   return RESERVE_FLOOR_PAGES + Math.ceil((inFlight * FINISH_RESERVE_BYTES) / pageSize)
 }
 const FINISH_RESERVE_BYTES = 2048
 const RESERVE_FLOOR_PAGES = 16
 
 /** A new row refused because what is left of `database_max_mb` is kept for finishing the rows in flight. */
-export class FinishReserveFull extends Error {
+class FinishReserveFull extends Error {
   readonly code = 'SQLITE_FULL'
   constructor(reserve: number, inFlight: number) {
     super(`database or disk is full (database_max_mb: its last ${reserve} pages are kept for finishing the ${inFlight} row(s) in flight)`)
