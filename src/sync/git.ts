@@ -9,6 +9,10 @@
  *   can save it. It is never put in a remote URL, .git/config, a file, a
  *   commit or a message;
  * - git never prompts (GIT_TERMINAL_PROMPT=0); ssh keys work as usual;
+ * - the caller's `GIT_*` variables that choose the repository, index,
+ *   objects, pathspecs, config or identity are left out of git's
+ *   environment (run from a git hook, `GIT_DIR` would point the sync at
+ *   another repository); those of the way to the remote stay (git-env.ts);
  * - every message taken from git's output is redacted.
  *
  * Each git runs in a session (so a process group) of its own, with what it
@@ -18,6 +22,7 @@
  * killed (git-group.ts). Without a terminal, ssh cannot ask for a
  * passphrase or a host key's approval: it fails at once, as under cron.
  */
+import { gitEnv } from '../git-env.ts'
 import { redact } from '../redaction.ts'
 import { SyncError } from '../errors.ts'
 import { RUN_TOKEN_VAR, followGit, newRunToken } from './git-group.ts'
@@ -34,7 +39,7 @@ export interface GitOptions {
   token?: string
   /** The user name sent with the token (WITNESS_SYNC_USER, default "witness"). */
   user?: string
-  /** Environment for git (default: this process's). */
+  /** Environment for git (default: this process's), less what git-env.ts leaves out. */
   env?: Record<string, string | undefined>
   /** Per-command time limit (default 120 s). */
   timeoutMs?: number
@@ -52,7 +57,7 @@ export function createGit(options: GitOptions): Git {
   const secrets = options.token ? [options.token] : []
   const auth = options.token ? ['-c', 'credential.helper=', '-c', `credential.helper=${HELPER}`] : []
   const env: Record<string, string | undefined> = {
-    ...(options.env ?? process.env),
+    ...gitEnv('remote', options.env ?? process.env),
     GIT_TERMINAL_PROMPT: '0',
     GCM_INTERACTIVE: 'never',
     LC_ALL: 'C',

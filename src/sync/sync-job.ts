@@ -44,7 +44,7 @@ export interface SyncJobOptions {
   token?: string
   /** WITNESS_SYNC_USER (default "witness"). */
   user?: string
-  /** Environment for git (default: this process's). */
+  /** Environment for git (default: this process's), less the `GIT_*` variables git-env.ts leaves out. */
   env?: Record<string, string | undefined>
   /** The machine's signing key (proof.key_path): a checkpoint is signed at every sync. */
   keyPath?: string
