@@ -1,7 +1,8 @@
 /**
  * The local clone the export is committed to (`sync.work_dir`), and its
  * exchanges with the remote: fetch and rebase, push with retries, and the
- * count of what waits to be pushed. Each machine only ever writes its own
+ * count of what waits to be pushed. Its working tree holds only the
+ * machine's own folder (own-folder.ts). Each machine only ever writes its own
  * folder, so rebasing onto other machines' pushes never conflicts; a push
  * that loses a race is retried after another fetch and rebase.
  */
@@ -9,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { type Git, firstLines, gitOk } from './git.ts'
+import { checkOutOwnFolder } from './own-folder.ts'
 
 const REPO_ID_FILE = 'witness-repo-id'
 
@@ -19,7 +21,10 @@ export interface Clone {
   empty: boolean
 }
 
-/** Creates the clone if needed (init + origin, no network), points origin at `remote`, and clears what a killed run left. */
+/**
+ * Creates the clone if needed (init + origin, no network), points origin at `remote`, clears what a
+ * killed run left, and checks out only `machine`'s folder (own-folder.ts; an older clone is converted).
+ */
 export async function prepareClone(git: Git, workDir: string, remote: string, branch: string, machine: string): Promise<Clone> {
   mkdirSync(workDir, { recursive: true })
   const gitDir = join(workDir, '.git')
@@ -42,6 +47,8 @@ export async function prepareClone(git: Git, workDir: string, remote: string, br
   const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0
   if (!empty) await gitOk(git, ['reset', '-q', '--hard', 'HEAD'])
   await gitOk(git, ['clean', '-fdq', '--', machine])
+  // After the reset: what the working tree holds is then HEAD's, and nothing uncommitted is lost.
+  await checkOutOwnFolder(git, machine)
   return { repoId: readFileSync(join(gitDir, REPO_ID_FILE), 'utf8').trim(), empty }
 }
 

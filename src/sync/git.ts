@@ -31,6 +31,8 @@ export interface GitResult {
   code: number
   stdout: string
   stderr: string
+  /** stdout as git wrote it, not redacted: for reading data (blobs), never for a message. */
+  bytes: Uint8Array
 }
 
 export interface GitOptions {
@@ -47,7 +49,8 @@ export interface GitOptions {
   groupFile?: string
 }
 
-export type Git = (args: string[]) => Promise<GitResult>
+/** Runs git with `args`, and `input` on its standard input (none when it is not given). */
+export type Git = (args: string[], input?: string) => Promise<GitResult>
 
 // Runs in git's shell for `get` only, and prints the token from the environment (not from its own text).
 const HELPER = '!f() { test "$1" = get || exit 0; echo "username=${WITNESS_SYNC_USER:-witness}"; echo "password=${WITNESS_SYNC_TOKEN}"; }; f'
@@ -65,13 +68,13 @@ export function createGit(options: GitOptions): Git {
     WITNESS_SYNC_USER: options.user ?? 'witness',
   }
   const timeoutMs = options.timeoutMs ?? 120_000
-  return async (args) => {
-    let proc: ReturnType<typeof Bun.spawn<'ignore', 'pipe', 'pipe'>>
+  return async (args, input) => {
+    let proc: Bun.Subprocess<'ignore' | Uint8Array, 'pipe', 'pipe'>
     // A token of this git's own, which it passes to all it starts: what tells them apart (git-group.ts).
     const token = newRunToken()
     try {
       // detached: a new session, so a process group of git's own (its id is git's pid).
-      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', detached: true })
+      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: input === undefined ? 'ignore' : new TextEncoder().encode(input), stdout: 'pipe', stderr: 'pipe', detached: true })
     } catch (error) {
       throw new SyncError(`sync: cannot run git (${(error as Error).message}); install git`)
     }
@@ -83,10 +86,11 @@ export function createGit(options: GitOptions): Git {
       group.kill()
     }, timeoutMs)
     try {
-      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+      const [bytes, stderr, code] = await Promise.all([new Response(proc.stdout).bytes(), new Response(proc.stderr).text(), proc.exited])
       return {
         code: timedOut ? 124 : code,
-        stdout: redact(stdout, secrets),
+        stdout: redact(new TextDecoder().decode(bytes), secrets),
+        bytes,
         stderr: timedOut ? `git ${args[0]} timed out after ${timeoutMs} ms` : redact(stderr, secrets),
       }
     } finally {

@@ -16,8 +16,7 @@
  * that already exists there. One run at a time (`<work_dir>.lock`); a git a
  * killed run left running is ended first (`<work_dir>.lock.git`, git-group.ts).
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import type { SyncSettings } from '../config.ts'
 import { SyncError } from '../errors.ts'
 import { isoTime } from '../clock.ts'
@@ -30,6 +29,7 @@ import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
 import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
+import { checkFolders, refuseRename } from './folder-keys.ts'
 import { createGit } from './git.ts'
 import { endLeftoverGit } from './git-group.ts'
 import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
@@ -116,7 +116,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       if (live && mayExport) {
         // The proof goes with the rows: a fresh checkpoint (signed before the snapshot: it writes), the chain entries, the public key.
         const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
-        if (key) checkFolders(sync.workDir, machine, key.keyId)
+        if (key) await checkFolders(git, sync.workDir, machine, key.keyId)
         if (key) await checkpointNow(live, key, machine, options.now)
         // One snapshot for both halves: the proof stops at the head that the exported rows reached.
         const { result, proof } = await inReadSnapshot(live, async () => {
@@ -171,50 +171,6 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     }
   } finally {
     lock.release()
-  }
-}
-
-/**
- * Stops the export under a new machine name into a clone that exported the
- * old one: the new folder would start partway through the chain (and never
- * verify), and the old one would stay, counted again by fleet.
- */
-function refuseRename(before: string, now: string): never {
-  throw new SyncError(
-    `sync: this database was exported as "${before}", and machine is now "${now}"; nothing exported. To rename: delete "${before}/" from the remote (git rm -r, commit, push), move sync.work_dir aside and sync again: the "${now}" folder then gets every row from the start, and fleet does not count them under both names. Or set machine: back to "${before}"`,
-  )
-}
-
-/**
- * Checks the clone's folders against this machine's key. This machine's
- * folder published by another key: a second machine syncs under this name
- * (a cloned VM that kept its config), whose rows may fall on other days and
- * never meet this one's lines in a day file; before, it replaced the key,
- * forked the folder's chain and exited 0. This machine's key published by
- * another folder: this database was exported under another name (a rename
- * the sync state no longer knows, after a sync to another remote).
- */
-function checkFolders(workDir: string, machine: string, keyId: string): void {
-  for (const folder of readdirSync(workDir)) {
-    if (folder === machine || folder.startsWith('.')) continue
-    if (publishedKey(join(workDir, folder)) === keyId) refuseRename(folder, machine)
-  }
-  const published = publishedKey(join(workDir, machine))
-  // Not there, or not JSON (written over with this machine's key, as before; verify --repo names such a file).
-  if (published === undefined || published === keyId) return
-  throw new SyncError(
-    `sync: ${machine}/public-key.json in the remote is key ${String(published)}, not this machine's key ${keyId}: another machine syncs as "${machine}" (a copy of this one that kept its config?), or this machine's signing key was replaced; nothing exported (give each machine its own name with machine:)`,
-  )
-}
-
-/** The key id a folder's public-key.json names; undefined when there is none or it is not JSON. */
-function publishedKey(folder: string): unknown {
-  const path = join(folder, 'public-key.json')
-  if (!existsSync(path)) return undefined
-  try {
-    return (JSON.parse(readFileSync(path, 'utf8')) as { key_id?: unknown }).key_id
-  } catch {
-    return undefined
   }
 }
 
