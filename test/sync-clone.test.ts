@@ -2,7 +2,7 @@
  * The sync clone (`sync.work_dir`) stays bounded: its working tree holds
  * only the machine's own folder (a sparse checkout, own-folder.ts), a clone
  * from before is converted without losing a commit or exporting a row
- * twice. Real git, real
+ * twice, and its loose objects are packed (pack-clone.ts). Real git, real
  * bare repositories and `git daemon`, temp dirs. Each sync is a real run (a
  * subprocess, or in process); some tests run a dozen, hence their time limit.
  */
@@ -10,6 +10,7 @@ import { describe, expect, test } from 'bun:test'
 import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensureSigningKey } from '../src/proof/keys.ts'
+import { runSync } from '../src/sync/sync-job.ts'
 import { HAVE_GIT, HAVE_GIT_DAEMON, bareRepo, git, startGitDaemon } from './support/git.ts'
 import { runWitness } from './support/process.ts'
 import { UP_TO_DATE, commitCount, ids, machine, remoteLines } from './support/sync-machine.ts'
@@ -151,5 +152,39 @@ describe.skipIf(!HAVE_GIT_DAEMON)('the sparse clone with the remote down', () =>
     } finally {
       await daemon.stop()
     }
+  }, 60_000)
+})
+
+describe.skipIf(!HAVE_GIT)("the clone's loose objects", () => {
+  test('stay under the threshold after many syncs, with the remote up or down, and the clone stays whole', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    const beta = machine('beta', remote)
+    await ensureSigningKey(alpha.keyPath)
+    const looseMax = 40
+    const sync = () => runSync({ livePath: alpha.livePath, archiveDir: alpha.archiveDir, sync: { remote, branch: 'main', workDir: alpha.workDir, everyMs: 0 }, machine: 'alpha', keyPath: alpha.keyPath, now: Date.now, looseObjectsMax: looseMax })
+    const loose = () => Number(/^count: (\d+)$/m.exec(git(['count-objects', '-v'], alpha.workDir))![1])
+    let packed = 0
+    for (let run = 0; run < 14; run++) {
+      const down = run >= 10 && run < 12
+      if (down) renameSync(remote, `${remote}.away`)
+      await alpha.seed([{ timestamp: daysAgo(Date.now(), 0, run * 60_000) }])
+      if (run % 3 === 0 && !down) {
+        await beta.seed([{ timestamp: daysAgo(Date.now(), 0, run * 60_000) }])
+        expect((await beta.sync()).code).toBe(0)
+      }
+      const report = await sync()
+      if (down) renameSync(`${remote}.away`, remote)
+      expect([run, report.packError, report.remoteError === null]).toEqual([run, null, !down])
+      const after = loose()
+      expect(after).toBeLessThanOrEqual(looseMax)
+      if (after < 5) packed++
+    }
+    expect(packed).toBeGreaterThan(0)
+    expect(ids(remoteLines(remote, 'alpha'))).toEqual(Array.from({ length: 14 }, (_, i) => i + 1))
+    git(['fsck', '--no-progress', '--no-dangling'], alpha.workDir)
+    // Packed by the run, in the foreground: no gc left running or detached, no gc.log.
+    expect(existsSync(join(alpha.workDir, '.git', 'gc.log'))).toBe(false)
+    expect(existsSync(join(alpha.workDir, '.git', 'gc.pid'))).toBe(false)
   }, 60_000)
 })

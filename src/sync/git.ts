@@ -13,7 +13,8 @@
  *   objects, pathspecs, config or identity are left out of git's
  *   environment (run from a git hook, `GIT_DIR` would point the sync at
  *   another repository); those of the way to the remote stay (git-env.ts);
- * - every message taken from git's output is redacted.
+ * - every message taken from git's output is redacted;
+ * - git's automatic gc is off (pack-clone.ts keeps the clone packed).
  *
  * Each git runs in a session (so a process group) of its own, with what it
  * starts, and carries a token in its environment that tells its processes
@@ -52,6 +53,9 @@ export interface GitOptions {
 /** Runs git with `args`, and `input` on its standard input (none when it is not given). */
 export type Git = (args: string[], input?: string) => Promise<GitResult>
 
+// Automatic gc off: it would run detached, outside the time limit and the process group; pack-clone.ts packs instead.
+const NO_AUTO_GC = ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false']
+
 // Runs in git's shell for `get` only, and prints the token from the environment (not from its own text).
 const HELPER = '!f() { test "$1" = get || exit 0; echo "username=${WITNESS_SYNC_USER:-witness}"; echo "password=${WITNESS_SYNC_TOKEN}"; }; f'
 
@@ -74,7 +78,7 @@ export function createGit(options: GitOptions): Git {
     const token = newRunToken()
     try {
       // detached: a new session, so a process group of git's own (its id is git's pid).
-      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: input === undefined ? 'ignore' : new TextEncoder().encode(input), stdout: 'pipe', stderr: 'pipe', detached: true })
+      proc = Bun.spawn(['git', ...NO_AUTO_GC, ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: input === undefined ? 'ignore' : new TextEncoder().encode(input), stdout: 'pipe', stderr: 'pipe', detached: true })
     } catch (error) {
       throw new SyncError(`sync: cannot run git (${(error as Error).message}); install git`)
     }

@@ -8,7 +8,8 @@
  *    same snapshot (so a row finished meanwhile goes out next time with its
  *    chain entry, never its entry alone);
  * 3. commit, and only then save the new high-water mark in the database;
- * 4. push (pull --rebase and push again when another machine got there first).
+ * 4. push (pull --rebase and push again when another machine got there first);
+ * 5. pack the clone's loose objects when there are many (pack-clone.ts).
  *
  * Offline: the commit stays local and the report says how many commits and
  * rows wait; the next run that reaches the remote pushes them. A new clone
@@ -31,6 +32,7 @@ import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from 
 import { exportRows } from './export.ts'
 import { checkFolders, refuseRename } from './folder-keys.ts'
 import { createGit } from './git.ts'
+import { packClone } from './pack-clone.ts'
 import { endLeftoverGit } from './git-group.ts'
 import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
@@ -48,6 +50,8 @@ export interface SyncJobOptions {
   env?: Record<string, string | undefined>
   /** The machine's signing key (proof.key_path): a checkpoint is signed at every sync. */
   keyPath?: string
+  /** Loose objects in the clone past which they are packed (default pack-clone.ts LOOSE_OBJECTS_MAX). */
+  looseObjectsMax?: number
   /** Push attempts when another machine pushed first (default 6). */
   pushAttempts?: number
   gitTimeoutMs?: number
@@ -76,6 +80,8 @@ export interface SyncReport {
   remoteError: string | null
   /** Archives that could not be read (`file: why`): what they hold is owed, and retried every run. */
   unreadable: string[]
+  /** Why the clone's loose objects could not be packed (null: packed, or too few to pack). */
+  packError: string | null
 }
 
 export function syncLockPath(workDir: string): string {
@@ -157,6 +163,8 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
     const left = await waiting(git, sync.branch)
     if (covered && remoteError === null && left.commits === 0) await savePushed(options.livePath, covered, isoTime(options.now()))
+    // Last, with the remote up or down: an offline run's commits are loose objects too.
+    const packError = await packClone(git, options.looseObjectsMax)
     // Commits of earlier runs (the remote was down then) that this run pushed.
     const earlier = { commits: queued.commits - left.commits - (committed ? 1 : 0), rows: queued.rows - left.rows - (committed ? exported : 0) }
     return {
@@ -168,6 +176,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       pushedEarlier: earlier.commits > 0 ? earlier : null,
       remoteError,
       unreadable,
+      packError,
     }
   } finally {
     lock.release()
@@ -191,10 +200,12 @@ export function describeSync(report: SyncReport, branch: string): string {
     : report.exported > 0
       ? `exported ${report.exported} rows`
       : 'nothing new to export'
-  const owed = report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : ''
+  const problems =
+    (report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : '') +
+    (report.packError ? `; the clone's loose objects could not be packed (${report.packError})` : '')
   const caughtUp = report.pushedEarlier ? `; pushed ${report.pushedEarlier.commits} earlier commit(s) with ${report.pushedEarlier.rows} rows` : ''
-  if (report.remoteError === null && report.waitingCommits === 0) return `${what}${caughtUp}; the remote branch ${branch} is up to date${owed}`
+  if (report.remoteError === null && report.waitingCommits === 0) return `${what}${caughtUp}; the remote branch ${branch} is up to date${problems}`
   // A clone that never reached the remote holds nothing: its rows wait in the database, not in commits.
   const wait = report.deferred ? '' : `; ${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
-  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'})${wait}${owed}`
+  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'})${wait}${problems}`
 }
