@@ -156,14 +156,14 @@ describe.skipIf(!HAVE_GIT_DAEMON)('the sparse clone with the remote down', () =>
 })
 
 describe.skipIf(!HAVE_GIT)("the clone's loose objects", () => {
-  test('stay under the threshold after many syncs, with the remote up or down, and the clone stays whole', async () => {
+  test('stay under the threshold after many syncs, with the remote up or down, and so do the packs they go into; the clone stays whole', async () => {
     const remote = bareRepo(join(tempDir(), 'telemetry.git'))
     const alpha = machine('alpha', remote)
     const beta = machine('beta', remote)
     await ensureSigningKey(alpha.keyPath)
-    const looseMax = 40
-    const sync = () => runSync({ livePath: alpha.livePath, archiveDir: alpha.archiveDir, sync: { remote, branch: 'main', workDir: alpha.workDir, everyMs: 0 }, machine: 'alpha', keyPath: alpha.keyPath, now: Date.now, looseObjectsMax: looseMax })
-    const loose = () => Number(/^count: (\d+)$/m.exec(git(['count-objects', '-v'], alpha.workDir))![1])
+    const limits = { looseObjects: 40, packs: 3 }
+    const sync = () => runSync({ livePath: alpha.livePath, archiveDir: alpha.archiveDir, sync: { remote, branch: 'main', workDir: alpha.workDir, everyMs: 0 }, machine: 'alpha', keyPath: alpha.keyPath, now: Date.now, packLimits: limits })
+    const counted = (name: string) => Number(new RegExp(`^${name}: (\\d+)$`, 'm').exec(git(['count-objects', '-v'], alpha.workDir))![1])
     let packed = 0
     for (let run = 0; run < 14; run++) {
       const down = run >= 10 && run < 12
@@ -176,9 +176,9 @@ describe.skipIf(!HAVE_GIT)("the clone's loose objects", () => {
       const report = await sync()
       if (down) renameSync(`${remote}.away`, remote)
       expect([run, report.packError, report.remoteError === null]).toEqual([run, null, !down])
-      const after = loose()
-      expect(after).toBeLessThanOrEqual(looseMax)
-      if (after < 5) packed++
+      const loose = counted('count')
+      expect([run, loose <= limits.looseObjects, counted('packs') <= limits.packs]).toEqual([run, true, true])
+      if (loose < 5) packed++
     }
     expect(packed).toBeGreaterThan(0)
     expect(ids(remoteLines(remote, 'alpha'))).toEqual(Array.from({ length: 14 }, (_, i) => i + 1))
@@ -187,4 +187,21 @@ describe.skipIf(!HAVE_GIT)("the clone's loose objects", () => {
     expect(existsSync(join(alpha.workDir, '.git', 'gc.log'))).toBe(false)
     expect(existsSync(join(alpha.workDir, '.git', 'gc.pid'))).toBe(false)
   }, 60_000)
+
+  test("a fetch of other machines' commits under the limit comes loose, into the clone's next pack, not as a pack of its own", async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const alpha = machine('alpha', remote)
+    const beta = machine('beta', remote)
+    await alpha.seed([{ timestamp: '2026-11-24T08:00:00.000Z' }])
+    const sync = () => runSync({ livePath: alpha.livePath, archiveDir: alpha.archiveDir, sync: { remote, branch: 'main', workDir: alpha.workDir, everyMs: 0 }, machine: 'alpha', now: Date.now })
+    expect((await sync()).remoteError).toBeNull()
+    // 150 day files: more objects than git unpacks by default (100), fewer than the clone packs at once.
+    await beta.seed(Array.from({ length: 150 }, (_, day) => ({ timestamp: daysAgo(Date.parse('2026-11-24T00:00:00.000Z'), day) })))
+    expect((await beta.sync()).code).toBe(0)
+    const packs = () => Number(/^packs: (\d+)$/m.exec(git(['count-objects', '-v'], alpha.workDir))![1])
+    const before = packs()
+    expect((await sync()).remoteError).toBeNull()
+    expect(packs()).toBe(before)
+    expect(git(['cat-file', '-t', `origin/main:beta/2026/06/28.ndjson`], alpha.workDir)).toBe('blob\n')
+  })
 })

@@ -11,6 +11,7 @@ import { join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { type Git, firstLines, gitOk } from './git.ts'
 import { checkOutOwnFolder } from './own-folder.ts'
+import { LOOSE_OBJECTS_MAX } from './pack-clone.ts'
 
 const REPO_ID_FILE = 'witness-repo-id'
 
@@ -73,7 +74,9 @@ const PUSHED_REF = 'refs/witness/pushed'
 
 /** Fetches the branch and puts the clone's own commits on top of it. */
 export async function updateFromRemote(git: Git, branch: string): Promise<RemoteState> {
-  const fetched = await git(['fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
+  // Fewer objects than pack-clone.ts packs at once come loose, and go into its next pack: kept as a pack of their own (git's
+  // default past 100), each fetch's pack would hold whole copies of the blobs its deltas need, one such pack a sync.
+  const fetched = await git(['-c', `fetch.unpackLimit=${LOOSE_OBJECTS_MAX}`, 'fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
   if (fetched.code !== 0) {
     if (/couldn't find remote ref/i.test(fetched.stderr)) {
       // No such branch there (yet, or any longer: deleted, or the repository made anew). What this clone

@@ -14,7 +14,7 @@
  *   environment (run from a git hook, `GIT_DIR` would point the sync at
  *   another repository); those of the way to the remote stay (git-env.ts);
  * - every message taken from git's output is redacted;
- * - git's automatic gc is off (pack-clone.ts keeps the clone packed).
+ * - git's automatic gc is off (pack-clone.ts keeps the clone packed, in the foreground).
  *
  * Each git runs in a session (so a process group) of its own, with what it
  * starts, and carries a token in its environment that tells its processes

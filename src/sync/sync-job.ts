@@ -32,7 +32,7 @@ import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from 
 import { exportRows } from './export.ts'
 import { checkFolders, refuseRename } from './folder-keys.ts'
 import { createGit } from './git.ts'
-import { packClone } from './pack-clone.ts'
+import { type PackLimits, packClone } from './pack-clone.ts'
 import { endLeftoverGit } from './git-group.ts'
 import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
@@ -50,8 +50,8 @@ export interface SyncJobOptions {
   env?: Record<string, string | undefined>
   /** The machine's signing key (proof.key_path): a checkpoint is signed at every sync. */
   keyPath?: string
-  /** Loose objects in the clone past which they are packed (default pack-clone.ts LOOSE_OBJECTS_MAX). */
-  looseObjectsMax?: number
+  /** Loose objects and packs in the clone past which they are packed (default pack-clone.ts LOOSE_OBJECTS_MAX and PACKS_MAX). */
+  packLimits?: PackLimits
   /** Push attempts when another machine pushed first (default 6). */
   pushAttempts?: number
   gitTimeoutMs?: number
@@ -164,7 +164,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     const left = await waiting(git, sync.branch)
     if (covered && remoteError === null && left.commits === 0) await savePushed(options.livePath, covered, isoTime(options.now()))
     // Last, with the remote up or down: an offline run's commits are loose objects too.
-    const packError = await packClone(git, options.looseObjectsMax)
+    const packError = await packClone(git, options.packLimits)
     // Commits of earlier runs (the remote was down then) that this run pushed.
     const earlier = { commits: queued.commits - left.commits - (committed ? 1 : 0), rows: queued.rows - left.rows - (committed ? exported : 0) }
     return {
