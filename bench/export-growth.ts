@@ -44,7 +44,12 @@ const SYNCS = Number(values.syncs)
 const MACHINE = 'bench'
 const STEP_MS = 5 * 60_000
 const ROOT = resolve(import.meta.dir, '..')
-/** Git's automatic gc is off in both repositories (through git's environment): what a commit adds stays loose and is measured, not packed away at a random sync in the background. */
+/**
+ * Git's automatic gc is off (through git's environment, for builds before 2026-12; this build's sync
+ * turns it off itself, and strips such variables: src/git-env.ts, and packs only past 1,000 loose
+ * objects, src/sync/pack-clone.ts, which the first sync's export of every checkpoint passes and `--syncs`
+ * 20 do not): what a commit adds stays loose and is measured, not packed away at a random sync in the background.
+ */
 const NO_AUTO_GC = { GIT_CONFIG_COUNT: '1', GIT_CONFIG_KEY_0: 'gc.auto', GIT_CONFIG_VALUE_0: '0' }
 
 const base = values.dir ? resolve(values.dir) : mkdtempSync(join(tmpdir(), 'witness-export-growth-'))

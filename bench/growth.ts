@@ -8,7 +8,9 @@
  *
  * Each day has 288 five-minute ticks; the first `--idle-hours` of a UTC day have no traffic (a quiet
  * night), the rest share `--rows-per-day` rows (20 agents, 3 models, 1 in 20 an error followed by a
- * fallback row), written through the real store (so chained). After each tick a checkpoint is signed
+ * fallback row), written through the real store (so chained, each entry then dated to the simulated
+ * clock: the store dates them by the real one, which put every entry into one chain file of the
+ * export, rewritten whole by each sync). After each tick a checkpoint is signed
  * as `proof.checkpoint_every: 5m` would; after each day the stats fill runs as `serve`'s would, then
  * the archive job, then (every `--sync-every-days`) a sync to a bare repository beside it. With
  * `--read-archives`, every archive month is read once at the end (as `?archives=1` over all time,
@@ -77,6 +79,7 @@ const job = await openLiveForJob(dbPath, 'growth')
 const agents = Array.from({ length: 20 }, (_, i) => `agent-${i}`)
 const models = ['kimi-k2.5', 'glm-4.6', 'mimo-v2']
 let requestNo = 0
+let chainedUpTo = 0
 
 /** One request: a success, or (1 in 20) an error then a fallback row. */
 async function request(at: number): Promise<void> {
@@ -181,6 +184,9 @@ for (let day = 0; day < DAYS; day++) {
       const writes: Promise<void>[] = []
       for (; written < due; written++) writes.push(request(dayMs + tick * TICK_MS + Math.floor(((written % 50) * TICK_MS) / 50)))
       await Promise.all(writes)
+      // The store chains on the real clock; chained_at (not in the hashed record) names the chain file an entry is exported to.
+      job.query('UPDATE log_chain SET chained_at = ? WHERE seq > ?').run(new Date(nowMs).toISOString(), chainedUpTo)
+      chainedUpTo = (job.query('SELECT max(seq) AS seq FROM log_chain').get() as { seq: number | null }).seq ?? 0
     }
     await checkpointNow(job, key, MACHINE, () => nowMs)
   }
