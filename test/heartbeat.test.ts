@@ -444,6 +444,11 @@ describe('GET /heartbeat', () => {
     const again = await suite.start(simConfig(suite.sim.url, namedChains(['main'])), { dir: first.dir })
     expect(again.logs.filter((l) => l.includes('last known good'))).toEqual([expect.stringContaining(`(${snapshot}) cannot be read as a config, so this one is compared with none: EISDIR`)])
     expect((await again.infer({ chain: 'main' })).status).toBe(200)
+    // The router's own health is still answered (no snapshot to name), not a 500 a watchdog would count.
+    const health = await heartbeat(again)
+    expect([health.status, health.body.status, health.body.last_known_good]).toEqual([200, 'ok', null])
+    expect((await fetch(`${again.url}/deadman`)).status).toBe(200)
+    expect(again.logs).toContain(`witness: the last-known-good snapshot ${snapshot} cannot be read, so no config is the last known good: EISDIR: illegal operation on a directory, read`)
   })
 
   test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {

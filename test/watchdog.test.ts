@@ -5,12 +5,12 @@
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
 import { describe, expect, test } from 'bun:test'
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
 import { KEPT_ROLLED_BACK, promoteLastGood, restoreLastGood } from '../src/deadman/last-good.ts'
-import { BUN, ROOT, holdJobLock, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
+import { BUN, ROOT, eventually, holdJobLock, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { seedStore } from './support/seed-requests.ts'
 import { useSimulator } from './support/sim-suite.ts'
@@ -95,6 +95,8 @@ describe('against a stopped router', () => {
     const good = readFileSync(configPath)
     promoteLastGood(configPath, good)
     writeFileSync(configPath, BROKEN) // someone broke the config; the router would not start on it
+    // Readable by its group and others: the watchdog's own umask (027) must not narrow it on restore.
+    chmodSync(configPath, 0o644)
     const [goodHash, brokenHash] = [sha256(good), sha256(BROKEN)]
 
     const args = ['--config', configPath, '--url', url, '--failures', '3', '--wait', '200ms']
@@ -110,6 +112,8 @@ describe('against a stopped router', () => {
     expect(third.code).toBe(2)
     expect(third.stderr).toContain(`straight into ${join(dir, 'witness.db')}`)
     expect(readFileSync(configPath)).toEqual(good)
+    expect(statSync(configPath).mode & 0o777).toBe(0o644)
+    expect(statSync(`${configPath}.rolled-back-${brokenHash.slice(0, 12)}`).mode & 0o777).toBe(0o644)
     expect(readFileSync(marker, 'utf8')).toBe(`${brokenHash} ${goodHash} ${configPath}\n`)
 
     const rows = readRows(join(dir, 'witness.db'))
@@ -726,6 +730,15 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(rollbacks()[0]!.error_message).toEndWith(`; restart_command exited 0; NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
     expect(await alertLines(alerts, 1)).toEqual([expect.stringContaining('NOT IN EFFECT: the router still runs')])
 
+    // A check that passes with the router still on the config the rollback replaced (after a quiet
+    // spell, one failure starts a new episode, not yet failing): the rollback stays not in effect.
+    await Bun.sleep(FAILING_WINDOW_S * 1000 + 150)
+    await fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+    const passing = await watchdog(args)
+    expect(passing.code).toBe(0)
+    expect(passing.stderr).toContain(`is still not in effect: ${w.configPath} holds ${short(goodHash)}, the router still runs ${short(badHash)}`)
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied.new_hash).toBe(goodHash)
+
     for (let i = 0; i < 2; i++) {
       await failFor(w.url)
       const again = await watchdog(args)
@@ -744,6 +757,38 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(w.config().hash).toBe(goodHash)
     expect((await alertLines(alerts, 2))[1]).toMatch(/^the rollback of .* to [0-9a-f]{8}…, recorded at .* as not in effect, is in effect now: the router runs it$/)
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied).toBeNull()
+  })
+
+  test('a watchdog killed while its restart_command runs: the next run records that rollback once and, the router still on the old config, tries its restart again without a second row', async () => {
+    const dir = tempDir()
+    const [slow, started] = [join(dir, 'slow'), join(dir, 'started')]
+    writeFileSync(slow, '')
+    const deadman = { failing_window_s: FAILING_WINDOW_S, restart_command: `if [ -e ${slow} ]; then echo $$ > ${started}; exec sleep 30; fi` }
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman }), { dir })
+    const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman })))
+    promoteLastGood(w.configPath, good)
+    const [badHash, goodHash] = [w.config().hash, sha256(good)]
+    const args = ['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')]
+    const rollbacks = () => readRows(w.dbPath).filter((r) => r.status === 'rollback')
+    await failFor(w.url)
+
+    const killed = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'ignore', stderr: 'ignore' })
+    await eventually(() => existsSync(started) && readFileSync(started, 'utf8').trim() !== '', 15_000)
+    killed.kill('SIGKILL')
+    await killed.exited
+    process.kill(Number(readFileSync(started, 'utf8')), 'SIGKILL')
+    rmSync(slow)
+    expect(sha256(readFileSync(w.configPath))).toBe(goodHash)
+
+    await failFor(w.url)
+    const next = await watchdog(args)
+    expect(next.stderr).toContain('an interrupted rollback recorded (log id')
+    expect(next.stderr).toContain('is still not in effect: not recorded again')
+    expect(next.code).toBe(2)
+    expect(rollbacks()).toHaveLength(1)
+    expect(rollbacks()[0]!.error_message).toStartWith(`rolled back config ${short(badHash)} → ${short(goodHash)}`)
+    expect(rollbacks()[0]!.error_message).toContain('the restart outcome is unknown')
+    expect(w.config().hash).toBe(badHash)
   })
 
   test('with the router down, a rollback not in effect is tried again by the next streak (the router last ran the config it replaced), not refused as already the last known good', async () => {
@@ -820,6 +865,17 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(readFileSync(configPath)).toEqual(before)
     expect(existsSync(marker)).toBe(false)
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test('no rollback from a snapshot that cannot be read (a directory there): said and exit 2, not a crash', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    mkdirSync(`${configPath}.last-good`)
+    const before = readFileSync(configPath)
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(result.stderr).toContain(`NOT ROLLING BACK ${configPath} after 1 failed health check (connection refused): the last-known-good snapshot ${configPath}.last-good cannot be read: EISDIR`)
+    expect(result.code).toBe(2)
+    expect(readFileSync(configPath)).toEqual(before)
   })
 
   test('no rollback from a snapshot that does not match its .sha256 (changed after it was promoted) or has none', async () => {
