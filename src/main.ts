@@ -29,6 +29,7 @@ import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
 import { type Store, type StoreOptions, openStore } from './telemetry/store.ts'
+import { type RouterRole, takeRouterRole } from './deadman/router-role.ts'
 
 export interface ServeOptions {
   configPath: string
@@ -135,7 +136,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // its failure not the config's), nor one that finds the database's lock held (the router already
   // runs on it). The database it was given with --db is noted only by a server that got to listen.
   let listening = false
+  // Whether this server is the config's router (router-role.ts); known once it holds its database.
+  let role: RouterRole | null = null
   const markServed = (hash: string) => {
+    if (role && !role.isRouter()) return
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
     try {
       writeServed(live.path, { config_hash: hash, database_override })
@@ -170,6 +174,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     startFailed(error)
     throw error
   }
+  role = takeRouterRole(live.path, oneOff, (message) => log(`witness: ${message}`), () => clock.now())
+  const routerRole = role
   live.boundHost = host
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
@@ -211,7 +217,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const runtime = new RuntimeState(clock)
     // One set of stored slices for the reads and the fill, so they never store a slice twice at once.
     const rollups = new SliceRollups(store.reader, (side) => store.write(side), () => clock.now())
-    const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
+    const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn, isRouter: () => routerRole.isRouter() })
     deadman.resume()
     const app = createApp({
       store,
@@ -251,7 +257,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     url = server.url.origin // brackets an IPv6 address (http://[::1]:8787)
     listening = true
     markServed(live.current().hash)
-    for (const file of urlFiles) {
+    // A one-off's address is no news of the router's: only the file beside its own database is written.
+    for (const file of routerRole.isRouter() ? urlFiles : urlFiles.slice(0, 1)) {
       try {
         writeFileSync(file, `${url}\n`)
       } catch (error) {
@@ -312,6 +319,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         warn(`stopped${stopSummary(cut, store)}`)
         store.close()
         removeUrlFiles()
+        routerRole.release()
         serverLock.release()
       },
     }
@@ -319,6 +327,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     startFailed(error)
     opened?.close()
     removeUrlFiles()
+    routerRole.release()
     serverLock.release()
     throw error
   }

@@ -10,7 +10,8 @@ import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
 import { KEPT_ROLLED_BACK, promoteLastGood, restoreLastGood } from '../src/deadman/last-good.ts'
-import { BUN, ROOT, eventually, holdJobLock, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
+import { RUNTIME_ENV } from '../src/runtime-env.ts'
+import { BUN, ROOT, eventually, holdJobLock, holdWriteLock, runWitness, spawnWitness, waitForLine } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { seedStore } from './support/seed-requests.ts'
 import { useSimulator } from './support/sim-suite.ts'
@@ -232,6 +233,64 @@ describe('against a stopped router', () => {
       expect(servedHash(configPath)).toBe(pushed)
     } finally {
       other.stop(true)
+    }
+  })
+
+  test('a one-off (serve --db COPY --port) beside the running router neither notes its config or address for the watchdog, nor promotes, nor runs agents\' rollback_commands; once the router stops, it acts as the router', async () => {
+    const dir = tempDir()
+    const [marker, copy] = [join(dir, 'agent-rolled-back'), join(dir, 'copy.db')]
+    const port = deadPort()
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+        listen: { host: '127.0.0.1', port },
+        deadman: { check_every_s: 0.1, promote_after_s: 0.3, agents: { a1: { max_silence_s: 1, rollback_command: `echo "$WITNESS_AGENT" >> ${marker}` } } },
+      }),
+    )
+    const router = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+    let beating = true
+    let oneOff: ReturnType<typeof Bun.spawn<'ignore', 'ignore', 'pipe'>> | undefined
+    try {
+      await waitForLine(router.stderr, /listening on/)
+      const routerUrl = `http://127.0.0.1:${port}`
+      const beats = (async () => {
+        while (beating) {
+          await fetch(`${routerUrl}/heartbeat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a1' }) }).catch(() => null)
+          await Bun.sleep(200)
+        }
+      })()
+      const notedBefore = readFileSync(`${configPath}.serve.json`, 'utf8')
+      oneOff = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath, '--db', copy, '--port', '0'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+      let said = ''
+      const heard = (async () => {
+        for await (const chunk of oneOff.stderr) said += new TextDecoder().decode(chunk)
+      })()
+      await eventually(() => /listening on http/.test(said), 10_000)
+      expect(said).toContain('a router runs on this config: this server runs as a one-off')
+      const oneOffUrl = /listening on (http:\/\/[\d.]+:\d+)/.exec(said)![1]!
+      // A successful call on the one-off, and longer than promote_after_s and max_silence_s of its checks.
+      expect((await fetch(`${oneOffUrl}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a1', messages: [{ role: 'user', content: 'hi' }] }) })).status).toBe(200)
+      await Bun.sleep(2_000)
+      expect(existsSync(marker)).toBe(false)
+      expect(existsSync(`${configPath}.last-good`)).toBe(false)
+      expect(readFileSync(`${configPath}.serve.json`, 'utf8')).toBe(notedBefore)
+      expect(readFileSync(`${configPath}.serve.url`, 'utf8').trim()).toBe(routerUrl)
+      // The watchdog checks the router, not the one-off.
+      const check = await watchdog(['--config', configPath, '--state', join(dir, 'state.json')])
+      expect(check.stderr).toContain(`heartbeat ok at ${routerUrl}`)
+
+      beating = false
+      await beats
+      router.kill('SIGTERM')
+      await router.exited
+      await eventually(() => said.includes('the router on this config has stopped: this server acts as its router'), 5_000)
+      await eventually(() => existsSync(`${configPath}.last-good`), 5_000)
+      oneOff.kill('SIGTERM')
+      await heard
+    } finally {
+      beating = false
+      router.kill('SIGKILL')
+      oneOff?.kill('SIGKILL')
     }
   })
 
