@@ -196,6 +196,19 @@ export class ArchiveHalfWrittenError extends WitnessError {
 }
 
 /**
+ * A file a read needs is damaged: an archive month that does not decompress, decompresses into a
+ * database that fails SQLite's check, or is not (or no longer) a whole database; or, when SQLite
+ * reports the damage in the middle of a read, one of the files that read searched. Its answer would
+ * leave rows out, so there is none; the files are named, for the operator to restore from a copy.
+ */
+export class ArchiveDamagedError extends WitnessError {
+  override name = 'ArchiveDamagedError'
+  constructor(message: string, files: string[], cause?: unknown) {
+    super('archives_unavailable', 503, message, { cause, details: { files } })
+  }
+}
+
+/**
  * A read over the live file and the monthly archives found, every time it was done, that the
  * archive job had begun moving rows into a month file it had not listed (read-sources.ts
  * withSources): its answer could leave those rows out. Worth sending again in a moment.

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
-import { ArchiveError, JobBusyError } from '../src/errors.ts'
+import { ArchiveDamagedError, ArchiveError, JobBusyError } from '../src/errors.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from '../src/retention/archive-months.ts'
@@ -305,11 +305,11 @@ describe('a damaged archive', () => {
     return { t, file: join(t.retention.archiveDir, 'request_log-2026-09.db.zst') }
   }
 
-  test('a cut .db.zst is named, as an ArchiveError, not a bare decompression error', async () => {
+  test('a cut .db.zst is named (archives_unavailable), not a bare decompression error', async () => {
     const { t, file } = await compressedMonths()
     const bytes = readFileSync(file)
     writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)))
-    expect(() => archiveDatabasesFor(t.retention.archiveDir)).toThrow(new ArchiveError(`archive ${file} cannot be decompressed (Decompression failed: InvalidZstdData): the file is cut or damaged; restore it from a copy`))
+    expect(() => archiveDatabasesFor(t.retention.archiveDir)).toThrow(new ArchiveDamagedError(`archive ${file} cannot be decompressed (Decompression failed: InvalidZstdData): the file is cut or damaged; restore it from a copy`, [file]))
   })
 
   test('one that decompresses into a damaged database is named too, with what SQLite found', async () => {
@@ -323,7 +323,7 @@ describe('a damaged archive', () => {
     } catch (error) {
       thrown = error
     }
-    expect(thrown).toBeInstanceOf(ArchiveError)
+    expect(thrown).toBeInstanceOf(ArchiveDamagedError)
     expect((thrown as Error).message).toStartWith(`archive ${file} is damaged: the database it decompresses to fails SQLite's check (`)
     // Its damaged copy is not left in the cache for the next read to trust.
     expect(existsSync(join(t.retention.archiveDir, '.cache', 'request_log-2026-09.db'))).toBe(false)

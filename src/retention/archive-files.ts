@@ -9,7 +9,7 @@ import { Database } from 'bun:sqlite'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
 import { basename, join } from 'node:path'
-import { ArchiveError, ArchiveHalfWrittenError } from '../errors.ts'
+import { ArchiveDamagedError, ArchiveError, ArchiveHalfWrittenError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
 import { REQUEST_LOG_DDL, columnsOf, hasTable } from '../telemetry/schema.ts'
 import type { SideTable } from './side-tables.ts'
@@ -216,8 +216,14 @@ function decompressed(file: ArchiveFile): Uint8Array {
   }
 }
 
-function cannotDecompress(file: ArchiveFile, error: unknown): ArchiveError {
-  return new ArchiveError(`archive ${file.path} cannot be decompressed (${(error as Error).message}): the file is cut or damaged; restore it from a copy`)
+function cannotDecompress(file: ArchiveFile, error: unknown): ArchiveDamagedError {
+  return new ArchiveDamagedError(`archive ${file.path} cannot be decompressed (${(error as Error).message}): the file is cut or damaged; restore it from a copy`, [file.path], error)
+}
+
+/** Whether SQLite failed because a file is not a whole database (cut, overwritten, damaged pages). */
+export function isDamage(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^SQLITE_(CORRUPT|NOTADB|IOERR_SHORT_READ)/.test(code)
 }
 
 /**
@@ -243,7 +249,7 @@ function checkCopy(cached: string, file: ArchiveFile): void {
   }
   if (verdict === 'ok') return
   rmSync(cached, { force: true })
-  throw new ArchiveError(`archive ${file.path} is damaged: the database it decompresses to fails SQLite's check (${verdict.slice(0, 200)}); restore it from a copy`)
+  throw new ArchiveDamagedError(`archive ${file.path} is damaged: the database it decompresses to fails SQLite's check (${verdict.slice(0, 200)}); restore it from a copy`, [file.path])
 }
 
 /**
@@ -407,7 +413,7 @@ export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
     const path = readablePath(dir, f)
     const db = new Database(path, { readonly: true, strict: true })
     db.exec('PRAGMA busy_timeout = 5000')
-    if (f.compressed || readable(db)) return db
+    if (readable(db)) return db
     db.close()
     recoverHotJournal(path)
     const again = new Database(path, { readonly: true, strict: true })
@@ -415,15 +421,22 @@ export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
     return again
   }
   try {
-    return open(file)
+    try {
+      return open(file)
+    } catch (error) {
+      // Compressed (or reopened for a late row) between listing and opening: open what is there now.
+      const now = listArchives(dir).find((f) => f.month === file.month)
+      // Or its decompressed copy was removed between making sure of it and opening it (pruneCache: no
+      // read had used it for a day): it is made again.
+      const copyGone = file.compressed && !existsSync(cachedPath(dir, file.month))
+      if (!now || (now.path === file.path && !copyGone)) throw error
+      return open(now)
+    }
   } catch (error) {
-    // Compressed (or reopened for a late row) between listing and opening: open what is there now.
-    const now = listArchives(dir).find((f) => f.month === file.month)
-    // Or its decompressed copy was removed between making sure of it and opening it (pruneCache: no
-    // read had used it for a day): it is made again.
-    const copyGone = file.compressed && !existsSync(cachedPath(dir, file.month))
-    if (!now || (now.path === file.path && !copyGone)) throw error
-    return open(now)
+    if (!isDamage(error)) throw error
+    // A decompressed copy that is damaged is no copy to keep: the next read makes it again.
+    if (file.compressed) rmSync(cachedPath(dir, file.month), { force: true })
+    throw new ArchiveDamagedError(`archive ${file.path} is not a whole database (${(error as Error).message}): the file is cut or damaged; restore it from a copy`, [file.path], error)
   }
 }
 
