@@ -138,11 +138,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let listening = false
   // Whether this server is the config's router (router-role.ts); known once it holds its database.
   let role: RouterRole | null = null
-  const markServed = (hash: string) => {
+  const markServed = (hash: string, stoppedAt?: string) => {
     if (role && !role.isRouter()) return
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
     try {
-      writeServed(live.path, { config_hash: hash, database_override })
+      writeServed(live.path, { config_hash: hash, database_override, ...(stoppedAt ? { stopped_at: stoppedAt } : {}) })
     } catch (error) {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
@@ -318,6 +318,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
         await store.drain(Math.max(0, finishBy - Date.now()))
         warn(`stopped${stopSummary(cut, store)}`)
         store.close()
+        // Stopped on purpose: a watchdog that finds the router down does not roll its config back for it.
+        markServed(live.current().hash, isoTime(clock.now()))
         removeUrlFiles()
         routerRole.release()
         serverLock.release()

@@ -140,6 +140,31 @@ describe('against a stopped router', () => {
     expect(verified.exitCode).toBe(0)
   })
 
+  test('a router stopped on purpose (SIGTERM) is not rolled back, nor restarted; one that started again and then died is', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'restarted')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    const pushed = readFileSync(configPath)
+    const stopped = await spawnWitness(configPath)
+    stopped.proc.kill('SIGTERM')
+    expect(await stopped.proc.exited).toBe(0)
+    const args = ['--config', configPath, '--url', stopped.url, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'state.json')]
+    const refused = await watchdog(args)
+    expect(refused.stderr).toMatch(/NOT ROLLING BACK .* \(connection refused\): the router was stopped on purpose at \d{4}-\d\d-\d\dT[\d:.]+Z \(a clean stop, not a crash\)/)
+    expect(refused.code).toBe(2)
+    expect(readFileSync(configPath)).toEqual(pushed)
+    expect(existsSync(marker)).toBe(false)
+
+    const died = await spawnWitness(configPath)
+    died.proc.kill('SIGKILL')
+    await died.proc.exited
+    const rolled = await watchdog([...args.slice(0, 2), '--url', died.url, ...args.slice(4)])
+    expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath}`)
+    expect(existsSync(marker)).toBe(true)
+  })
+
   test('a valid config in the file that the router never ran (pushed, not applied, before it went down) is not overwritten; one it ran is rolled back, and what the rollback replaced is kept', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))

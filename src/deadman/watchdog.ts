@@ -159,6 +159,10 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     return { exit: 2, state: { failures, last_failure: check.reason, reported: true, unapplied } }
   }
 
+  // A router that does not answer because it was stopped on purpose (SIGTERM: `systemctl stop`) did
+  // not fail on its config: a rollback, and its restart, would undo what was asked for.
+  const stoppedAt = check.configHash === null ? readServed(o.configPath)?.stopped_at : undefined
+  if (stoppedAt) return refuse(`the router was stopped on purpose at ${stoppedAt} (a clean stop, not a crash): start it again, and its checks count from there`)
   let snapshot: ReturnType<typeof readLastGood>
   try {
     snapshot = readLastGood(o.configPath)
