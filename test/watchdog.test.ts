@@ -5,7 +5,7 @@
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
@@ -949,6 +949,20 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(readFileSync(configPath)).toEqual(before)
     expect(existsSync(marker)).toBe(false)
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test("run as root over another user's config, it refuses before writing anything beside it (root-owned state and locks would lock that user's watchdog out)", async () => {
+    if (process.getuid?.() !== 0) {
+      console.log('skipped: needs root (to own files as another user)')
+      return
+    }
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    chownSync(configPath, 65534, 65534)
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(result.stderr).toContain(`run as root, and ${configPath} belongs to uid 65534`)
+    expect(result.code).toBe(2)
+    expect(readdirSync(dir).sort()).toEqual(['witness.yaml'])
   })
 
   test('no rollback from a snapshot that cannot be read (a directory there): said and exit 2, not a crash', async () => {

@@ -53,6 +53,13 @@ export const watchdogCommand: Command = {
     if (values.url !== undefined && !/^https?:\/\/[^/]+/.test(values.url)) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
     // The state is a file: a directory there would get lock and temp files put beside it, then fail.
     if (existsSync(options.statePath) && statSync(options.statePath).isDirectory()) throw new UsageError(`--state must be a file, and ${options.statePath} is a directory`)
+    const owner = rootOverAnotherUsersConfig(configPath)
+    if (owner !== null) {
+      throw new UsageError(
+        `run as root, and ${configPath} belongs to uid ${owner}: the state and lock files a root watchdog writes beside it would lock that user's watchdog out for good; run it as that user (sudo -u '#${owner}' witness watchdog …, or through the service's own unit)`,
+        { showUsage: false },
+      )
+    }
     if (values.every === undefined) return watchOnce(options)
     const everyMs = durationMsOf('--every', values.every)
     while (true) {
@@ -62,4 +69,11 @@ export const watchdogCommand: Command = {
       await Bun.sleep(everyMs)
     }
   },
+}
+
+/** The uid owning the config when this runs as root and the config is another user's (else null). */
+function rootOverAnotherUsersConfig(configPath: string): number | null {
+  if (process.getuid?.() !== 0 || !existsSync(configPath)) return null
+  const uid = statSync(configPath).uid
+  return uid === 0 ? null : uid
 }
