@@ -21,7 +21,7 @@ import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { RECOVERED_MESSAGE } from './proof/record.ts'
-import { Cooldowns } from './router/cooldown.ts'
+import { Cooldowns, changedProviders } from './router/cooldown.ts'
 import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
@@ -219,19 +219,22 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const rollups = new SliceRollups(store.reader, (side) => store.write(side), () => clock.now())
     const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn, isRouter: () => routerRole.isRouter() })
     deadman.resume()
+    // One breaker for the process's life, reading the live policy: cooldowns survive a reload, but
+    // for the providers it changed (a rollback that mends a key must not find it still skipped).
+    const cooldowns = new Cooldowns({
+      get failures() {
+        return config().policy.cooldown_failures
+      },
+      get cooldownMs() {
+        return config().policy.cooldown_s * 1000
+      },
+      clock,
+    })
+    live.onSwap((next, previous) => cooldowns.forgetProviders(changedProviders(previous.providers, next.providers)))
     const app = createApp({
       store,
       clock,
-      // One breaker for the process's life, reading the live policy: cooldowns survive a reload.
-      cooldowns: new Cooldowns({
-        get failures() {
-          return config().policy.cooldown_failures
-        },
-        get cooldownMs() {
-          return config().policy.cooldown_s * 1000
-        },
-        clock,
-      }),
+      cooldowns,
       config,
       env,
       inFlight,
