@@ -130,7 +130,12 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   }
   const text = utf8.decode(body.bytes)
   try {
-    return { ...withoutCredentials(target, adapter.completion(JSON.parse(text))), text, latencyMs }
+    const completion = adapter.completion(JSON.parse(text))
+    const stored = withoutCredentials(target, completion)
+    // An answer echoing the call's credentials in its id or model is not passed on as it came: its
+    // body gets the id and model the row keeps, and no text to pass through.
+    if (stored === completion) return { ...completion, text, latencyMs }
+    return { ...stored, body: { ...stored.body, id: stored.responseId ?? stored.body.id, model: stored.servedModel ?? stored.body.model }, latencyMs }
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'

@@ -113,6 +113,32 @@ test('a choice that ended in error (OpenRouter finish_reason "error") is no succ
   expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream cut)' })
 })
 
+test('an `event: error` in an OpenAI-compatible stream (a gateway\'s, with `{"message":…}`) is the upstream\'s error, though [DONE] follows: no success row, no clean end for any client', async () => {
+  const stream = () =>
+    new Response(
+      `data: ${JSON.stringify(chunk({ role: 'assistant', content: 'partial' }))}\n\nevent: error\ndata: {"message":"upstream exploded","code":"server_error"}\n\ndata: [DONE]\n\n`,
+      { headers: { 'content-type': 'text/event-stream' } },
+    )
+  answers = [stream()]
+  const openai = await ask('once', true)
+  expect(openai.text).toContain('"content":"partial"')
+  expect(openai.text).toContain('upstream exploded')
+  expect(openai.text).not.toContain('[DONE]')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream exploded)' })
+
+  answers = [stream()]
+  const res = await w.post('/v1/messages', { model: 'once', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  const text = await res.text()
+  expect(text).toContain('event: error')
+  expect(text).not.toContain('message_stop')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream exploded)' })
+
+  // As the first event: the call fails, and is an error row, not a stream.
+  answers = [new Response('event: error\ndata: {"message":"no capacity"}\n\ndata: [DONE]\n\n', { headers: { 'content-type': 'text/event-stream' } })]
+  expect((await ask('once', true)).status).toBe(502)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'upstream error event: no capacity' })
+})
+
 test('a JSON error in place of an asked-for stream keeps its message', async () => {
   answers = [json({ object: 'error', message: 'worker failed to load the model', code: 500 })]
   expect((await ask('once', true)).status).toBe(502)
@@ -354,13 +380,26 @@ describe('an upstream that ignores `stream: true` and answers a whole completion
 describe("an upstream that puts the call's key in its answer's id and model (broken, or hostile)", () => {
   test('the row, the chain and /v1/infer keep them with the key cut out, whole answer or stream; an honest model shaped like a key stays', async () => {
     answers = [json(answer({ id: `Bearer ${KEY}`, model: `echo/${KEY.slice(0, 30)}` }))]
-    expect((await ask('keyed')).status).toBe(200)
+    const whole = await ask('keyed')
+    expect(whole.status).toBe(200)
     expect(lastMeta()).toMatchObject({ response_id: 'Bearer [redacted]', served_model: 'echo/[redacted]' })
+    // Nor does the agent get it: the answer is not passed through as it came.
+    expect(JSON.parse(whole.text)).toMatchObject({ id: 'Bearer [redacted]', model: 'echo/[redacted]', choices: [{ message: { content: 'Hello.' } }] })
 
     const echoed = { id: `Bearer ${KEY}`, object: 'chat.completion.chunk', model: KEY }
     answers = [sse([{ ...echoed, choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }] }, { ...echoed, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, '[DONE]'])]
-    expect((await ask('keyed', true)).status).toBe(200)
+    const streamed = await ask('keyed', true)
+    expect(streamed.status).toBe(200)
     expect(lastMeta()).toMatchObject({ response_id: 'Bearer [redacted]', served_model: '[redacted]' })
+    expect(streamed.text).toContain('"content":"Hi"')
+    expect(streamed.text).toContain('"id":"Bearer [redacted]","object":"chat.completion.chunk","model":"[redacted]"')
+    expect(streamed.text).not.toContain(KEY.slice(3, 20))
+    // An Anthropic client of the same upstream neither (its message_start names the answer's id and model).
+    answers = [sse([{ ...echoed, choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }] }, { ...echoed, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, '[DONE]'])]
+    const messages = await w.post('/v1/messages', { model: 'keyed', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const messagesText = await messages.text()
+    expect(messagesText).toContain('"text":"Hi"')
+    expect(messagesText).not.toContain(KEY.slice(3, 20))
 
     answers = [json(answer({ id: `gen-${KEY}`, model: 'xai-grok-4-fast-reasoning' }))]
     const res = await w.post('/v1/infer', { chain: 'keyed', messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
