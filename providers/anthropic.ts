@@ -65,8 +65,9 @@ export const anthropicAdapter: Adapter = {
         const message = isRecord(json.message) ? json.message : {}
         facts.responseId ??= stringOrNull(message.id)
         facts.servedModel ??= stringOrNull(message.model)
-        const usage = anthropicUsage(message.usage)
-        facts.usage = { ...facts.usage, tokensIn: usage.tokensIn, tokensOut: usage.tokensOut ?? facts.usage.tokensOut }
+        // Its output_tokens is the count so far (1, before any text): the count is message_delta's. A
+        // stream cut before that has no known count (null), not the placeholder.
+        facts.usage = { ...facts.usage, tokensIn: anthropicUsage(message.usage).tokensIn }
         break
       }
       case 'content_block_start':

@@ -120,13 +120,13 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   try {
     body = await readCapped(response, MAX_RESPONSE_BYTES)
   } catch (error) {
-    throw networkError(target, error, options, startedAt)
+    throw answered(networkError(target, error, options, startedAt), response.status)
   }
   const latencyMs = Math.round(options.now() - startedAt)
   if (options.evidence) options.evidence.responseSha256 = sha256(body.bytes)
   if (body.truncated) {
     const detail = `malformed response: larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB`
-    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, retryable: false })
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, answeredStatus: response.status, retryable: false })
   }
   const text = utf8.decode(body.bytes)
   try {
@@ -139,7 +139,7 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
-    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, retryable: false })
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, answeredStatus: response.status, retryable: false })
   }
 }
 
@@ -157,7 +157,7 @@ export interface OpenedStream {
 export async function openStream(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<OpenedStream> {
   const { response, startedAt } = await send(adapter, target, request, options)
   const fail = (kind: 'malformed' | 'stream', detail: string, retryable: boolean) =>
-    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), retryable })
+    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), answeredStatus: response.status, retryable })
   const type = response.headers.get('content-type') ?? ''
   const notStream = `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`
   let reader: SseReader
@@ -201,6 +201,12 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     throw fail('stream', `upstream error event: ${clip(redactorOf(target, options)(facts.error))}`, true)
   }
   return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
+}
+
+/** `error` with the status the upstream answered with before its body failed (the row's http_status). */
+function answered(error: ProviderError, status: number): ProviderError {
+  if (error.kind === 'aborted' || error.kind === 'timeout') return error
+  return new ProviderError({ provider: error.provider, kind: error.kind, detail: error.detail, latencyMs: error.latencyMs, httpStatus: error.httpStatus, answeredStatus: status, retryable: error.retryable, retryAfterMs: error.retryAfterMs })
 }
 
 export function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {
@@ -281,7 +287,7 @@ async function wholeAnswer(
   try {
     body = await readCapped(response, MAX_RESPONSE_BYTES)
   } catch (error) {
-    throw networkError(target, error, options, startedAt)
+    throw answered(networkError(target, error, options, startedAt), response.status)
   }
   const sha256Hex = options.evidence ? sha256(body.bytes) : null
   if (options.evidence) options.evidence.responseSha256 = sha256Hex

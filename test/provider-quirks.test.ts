@@ -139,6 +139,13 @@ test('an `event: error` in an OpenAI-compatible stream (a gateway\'s, with `{"me
   expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'upstream error event: no capacity' })
 })
 
+test('a 200 whose body is no answer (not JSON) keeps the status it came with: the row says the upstream answered 200', async () => {
+  answers = [new Response('<html>gateway says hi</html>', { headers: { 'content-type': 'application/json' } })]
+  expect((await ask('once')).status).toBe(502)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'malformed response: body is not JSON' })
+  expect(lastMeta().http_status).toBe(200)
+})
+
 test('a JSON error in place of an asked-for stream keeps its message', async () => {
   answers = [json({ object: 'error', message: 'worker failed to load the model', code: 500 })]
   expect((await ask('once', true)).status).toBe(502)
@@ -241,7 +248,8 @@ test("OpenRouter's 429 says when its limit resets (X-RateLimit-Reset, an instant
   answers = [new Response('{"error":{"message":"slow down","code":429}}', { status: 429, headers: { 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1) } }), json(answer())]
   expect((await ask('twice')).status).toBe(200)
   expect(calls).toBe(2)
-  expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after [12](\.\d)? s\): slow down$/)
+  // Up to 2 s away when sent (a whole second, rounded up), and a moment less when read: under 1 s shows in ms.
+  expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after ([12](\.\d)? s|\d{1,3} ms)\): slow down$/)
 })
 
 test('output tokens count the reasoning a layer left out of completion_tokens but counted in total_tokens, and nothing else the total holds', async () => {

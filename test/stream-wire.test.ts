@@ -141,6 +141,17 @@ describe('facts read from documented streams', () => {
   })
 })
 
+describe('a stream cut before its end', () => {
+  test("Anthropic: cut before message_delta, its output count is not known (null), not message_start's placeholder of 1", async () => {
+    const facts = newStreamFacts()
+    const events = (await readAll(bytes(await fixture('anthropic-stream')))).filter((e) => e.event !== 'message_delta' && e.event !== 'message_stop')
+    for (const e of events) anthropicAdapter.observe(e, facts)
+    expect(facts.chunks).toBeGreaterThan(0)
+    expect(facts.usage).toMatchObject({ tokensIn: 25, tokensOut: null })
+    expect(facts.done).toBe(false)
+  })
+})
+
 describe('Anthropic error events', () => {
   test('one named `error` whose JSON lacks "type":"error" (as a proxy may send it) is still an error', () => {
     for (const data of [{ error: { type: 'overloaded_error', message: 'Overloaded' } }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, { message: 'Overloaded' }, { error: 'Overloaded' }]) {
