@@ -28,7 +28,7 @@ import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
-import { type Store, type StoreOptions, openStore } from './telemetry/store.ts'
+import { type Store, type StoreOptions, databaseFileOf, openStore } from './telemetry/store.ts'
 import { type RouterRole, takeRouterRole } from './deadman/router-role.ts'
 
 export interface ServeOptions {
@@ -128,7 +128,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const live = new LiveConfig(resolve(options.configPath), clock)
   const config = () => live.current()
   const boot = config()
-  const dbPath = resolve(options.db ?? boot.databasePath)
+  const dbPath = databaseFileOf(options.db ?? boot.databasePath)
   // Which config this server runs, for a watchdog that finds it down (served-config.ts): noted once it
   // listens, and at every reload; or when its start-up fails, as the router's does (the config's
   // listen, a database it cannot make or open, a port taken by another service). Not a start given its

@@ -20,6 +20,7 @@ import { type Clock, isoTime, systemClock } from '../clock.ts'
 import { type Config, loadConfig, openListenProblem, parseConfigText, sha256 } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
 import { type JobLock, takeJobLock } from '../jobs/job-lock.ts'
+import { databaseFileOf } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import { restartRequired } from './live-config.ts'
@@ -272,10 +273,11 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
  * `serve --db` (which a restart keeps), else `config`'s own `database`.
  */
 function databaseOf(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
-  if (o.dbPath) return o.dbPath
+  if (o.dbPath) return databaseFileOf(o.dbPath)
   // The router's --db, unless that file is gone (a copy served once and removed): not made anew.
   const override = readServed(o.configPath)?.database_override
-  return override && existsSync(override) ? override : resolve(config.databasePath)
+  // The file a link names, as the server keys its files (<database>.serve.url) on it.
+  return databaseFileOf(override && existsSync(override) ? override : config.databasePath)
 }
 
 /** How rows are recorded by this run. */
