@@ -5,7 +5,7 @@
  * message is redacted (API key, credential shapes, prompt text).
  */
 import { ProviderError, retryableStatus } from '../src/errors.ts'
-import { type PromptText, type Redactor, redactor, secretsRedactor } from '../src/redaction.ts'
+import { type PromptText, type Redactor, redactor, valuesRedactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
 import { describeFetchFailure } from './fetch-failure.ts'
@@ -338,7 +338,8 @@ function credentialsRedactor(target: Target): Redactor {
   const key = `${target.apiKey ?? ''}\n${target.baseUrl}\n${target.url}\n${target.headers ? JSON.stringify(target.headers) : ''}`
   let redact = credentialsRedactors.get(key)
   if (!redact) {
-    redact = secretsRedactor(secretsOf(target).secret)
+    const { secret, plain } = secretsOf(target)
+    redact = valuesRedactor(secret, plain)
     if (credentialsRedactors.size >= REDACTORS_KEPT) credentialsRedactors.delete(credentialsRedactors.keys().next().value!)
     credentialsRedactors.set(key, redact)
   }
@@ -349,8 +350,8 @@ const credentialsRedactors = new Map<string, Redactor>()
 
 /**
  * The answer's id and model as witness stores and shows them (the row's meta, the chain, `served_model`):
- * the call's credentials an upstream put in them (a broken or hostile one echoing its
- * `Authorization`) cut out. Credential shapes and the prompt are not looked for: a model may be
+ * the call's credentials and configured header values an upstream put in them (a broken or hostile
+ * one echoing its `Authorization`) cut out. Credential shapes and the prompt are not looked for: a model may be
  * named `xai-grok-…`, and ids and model names are short.
  */
 export function withoutCredentials<T extends { responseId: string | null; servedModel: string | null }>(target: Target, facts: T): T {

@@ -47,9 +47,11 @@ beforeAll(async () => {
       up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` },
       ant: { type: 'anthropic', base_url: `http://127.0.0.1:${upstream.port}/v1` },
       keyed: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, api_key_env: 'KEYED_API_KEY' },
+      headered: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, headers: { 'x-tenant': 'TenantSecret_abcdef123' } },
     },
     chains: {
       keyed: [{ provider: 'keyed', model: 'm', retries: 0 }],
+      headered: [{ provider: 'headered', model: 'm', retries: 0 }],
       once: [{ provider: 'up', model: 'm', retries: 0 }],
       twice: [{ provider: 'up', model: 'm', retries: 1 }],
       // A fallback that would be paid for a second time, were the first answer thrown away.
@@ -408,6 +410,12 @@ describe("an upstream that puts the call's key in its answer's id and model (bro
     const messagesText = await messages.text()
     expect(messagesText).toContain('"text":"Hi"')
     expect(messagesText).not.toContain(KEY.slice(3, 20))
+
+    // A configured header's value (not named like a credential) too, as error text cuts it out.
+    answers = [json(answer({ model: 'echo TenantSecret_abcdef123' }))]
+    const headered = await ask('headered')
+    expect(JSON.parse(headered.text).model).toBe('echo [redacted]')
+    expect(lastMeta()).toMatchObject({ served_model: 'echo [redacted]' })
 
     answers = [json(answer({ id: `gen-${KEY}`, model: 'xai-grok-4-fast-reasoning' }))]
     const res = await w.post('/v1/infer', { chain: 'keyed', messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
