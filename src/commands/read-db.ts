@@ -21,6 +21,8 @@ export interface ReadTarget {
   db: Database
   /** The config, when there is one (prices for stats). */
   config: Config | null
+  /** The config whose database this is (not one beside a file given with --db: a fleet database, a copy). */
+  ownConfig: Config | null
   /** The database plus, when `archives`, the archive files of `period`; closed by `close`. */
   /** `answer`: did-call or the stats, which read the archives where their window reaches them (readSources in routes/requests.ts). */
   sources(archives: boolean, period: ReadPeriod, answer?: boolean): Promise<ReadSources>
@@ -42,6 +44,7 @@ export function openForReading(values: { db?: string; config?: string; archives?
   return {
     db,
     config,
+    ownConfig,
     async sources(archives, period, answer = false) {
       // As the server's reads (routes/requests.ts readSources).
       const horizonMs = ownConfig ? archivedBeforeMs(ownConfig.retention, Date.now()) : undefined
