@@ -20,7 +20,18 @@ const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000)
 export const MAX_RETRY_WAIT_MS = 240_000
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
 export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
-const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
+/**
+ * The name of the environment variable that holds a provider's key, as operators write them
+ * (GROQ_API_KEY). A key pasted in its place (Groq's `gsk_…`, Hugging Face's `hf_…`, GitHub's
+ * `ghp_…`, Gemini's `AIza…`) is refused: taken for a name, it would be written into every row
+ * that says the variable is not set (rows are synced to git), into answers and into logs. The
+ * message never shows the value: only its first 4 characters and its length, to find it by.
+ */
+const ENV_NAME_MESSAGE = 'must name the environment variable that holds the key (like GROQ_API_KEY), not the key itself'
+const EnvName = v.pipe(
+  v.string(ENV_NAME_MESSAGE),
+  v.regex(/^[A-Z_][A-Z0-9_]*$/, (issue) => `${ENV_NAME_MESSAGE}: a name is capital letters, digits and "_" (what is given starts ${JSON.stringify(String(issue.input).slice(0, 4))} and is ${String(issue.input).length} characters long)`),
+)
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
 
 /** Names JavaScript reserves on objects: valibot's record leaves such keys out of what it returns. */
