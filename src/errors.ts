@@ -383,6 +383,22 @@ export class DatabaseLockedError extends Error {
   }
 }
 
+/**
+ * The machine's signing key file cannot be used: empty (a crash while it was written), cut short, not
+ * JSON, not an Ed25519 key. Never replaced on its own: a new key would not verify what this one signed.
+ */
+export class SigningKeyError extends Error {
+  override name = 'SigningKeyError'
+  readonly path: string
+  constructor(path: string, problem: string) {
+    super(
+      `the signing key ${path} ${problem}: restore it from a backup. A new key would not verify the checkpoints this one signed; ` +
+        'only if no copy is left, move the file aside and run witness init to make a new key',
+    )
+    this.path = path
+  }
+}
+
 /** The server could not bind its address: the port is taken (never shared) or not allowed. */
 export class ListenError extends Error {
   override name = 'ListenError'

@@ -4,9 +4,9 @@
  * that they say it in a line, not a stack trace.
  */
 import { describe, expect, test } from 'bun:test'
-import { writeFileSync } from 'node:fs'
-import { join } from 'node:path'
-import { runWitness } from './support/process.ts'
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { BUN, ROOT, runWitness } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
 /** A config file in a fresh temp dir holding `text`; returns its path. */
@@ -49,5 +49,56 @@ describe('api_key_env', () => {
     const passed = await runWitness(['check-config', '--config', upper])
     expect(passed.stderr).toBe('')
     expect(passed.code).toBe(0)
+  })
+})
+
+describe('the signing key file (proof.key_path)', () => {
+  /** A config with its database and key in a fresh temp dir; the key file holds `key` when given. */
+  function keyed(key?: string | Uint8Array): { path: string; dir: string; keyPath: string } {
+    const path = configFile('database: ./w.db\nproof: { key_path: ./keys/k.json }\nproviders:\n  e: { type: openai, base_url: "http://127.0.0.1:9/v1" }\nchains:\n  default: [ { provider: e, model: m } ]\n')
+    const dir = dirname(path)
+    const keyPath = join(dir, 'keys', 'k.json')
+    if (key !== undefined) {
+      mkdirSync(join(dir, 'keys'))
+      writeFileSync(keyPath, key)
+    }
+    return { path, dir, keyPath }
+  }
+
+  test('empty, cut short or not a key: serve says so in one line naming the file and what to do, and check-config warns of it', async () => {
+    const whole = keyed()
+    expect((await runWitness(['init', '--config', whole.path])).code).toBe(0)
+    const good = readFileSync(whole.keyPath)
+    const cases = { empty: ['', 'is empty (0 bytes)'], cut: [good.subarray(0, 100), 'is not JSON (100 bytes: cut short, or not a key file)'], other: ['{"kid":1}\n', 'does not hold an Ed25519 key pair (private_jwk and public_jwk)'] } as const
+    for (const [key, said] of Object.values(cases)) {
+      const { path, keyPath } = keyed(key)
+      const served = await runWitness(['serve', '--config', path, '--port', '0'])
+      expect(served.code).toBe(1)
+      expect(served.stderr).toBe(`witness: the signing key ${keyPath} ${said}: restore it from a backup. A new key would not verify the checkpoints this one signed; only if no copy is left, move the file aside and run witness init to make a new key\n`)
+      const checked = await runWitness(['check-config', '--config', path])
+      expect(checked.code).toBe(0)
+      expect(checked.stderr).toContain(`witness: warning: the signing key ${keyPath} ${said}: restore it from a backup`)
+      // Left as it was, for the operator to restore.
+      expect(readFileSync(keyPath).length).toBe(key.length)
+    }
+  })
+
+  test.skipIf(!Bun.which('strace'))('a new key is fsynced before it is renamed into place, and its directory after', async () => {
+    const { path, dir, keyPath } = keyed()
+    const trace = join(dir, 'trace')
+    const proc = Bun.spawn(['strace', '-f', '-qq', '-y', '-o', trace, '-e', 'trace=fsync,fdatasync,rename,renameat,renameat2', BUN, join(ROOT, 'src/cli.ts'), 'init', '--config', path], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '' },
+      stdout: 'pipe',
+      stderr: 'pipe',
+    })
+    expect(await proc.exited).toBe(0)
+    const lines = readFileSync(trace, 'utf8').split('\n')
+    const renamed = lines.findIndex((l) => /rename/.test(l) && l.includes(`"${keyPath}"`))
+    expect(renamed).toBeGreaterThan(-1)
+    const temp = /"([^"]+)", [^"]*"/.exec(lines[renamed]!.slice(lines[renamed]!.indexOf('rename')))![1]!
+    expect(lines.slice(0, renamed).some((l) => /fsync|fdatasync/.test(l) && l.includes(`<${temp}>`))).toBe(true)
+    expect(lines.slice(renamed).some((l) => /fsync/.test(l) && l.includes(`<${join(dir, 'keys')}>`))).toBe(true)
+    expect(statSync(keyPath).mode & 0o777).toBe(0o600)
   })
 })
