@@ -399,6 +399,14 @@ export class SigningKeyError extends Error {
   }
 }
 
+/** A database made by a newer witness (its `PRAGMA user_version` is past this build's schema): left as it is. */
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError'
+  constructor(path: string, version: number, known: number) {
+    super(`database schema version ${version}${path ? ` (${path})` : ''} is newer than this witness (${known}); upgrade witness`)
+  }
+}
+
 /** The server could not bind its address: the port is taken (never shared) or not allowed. */
 export class ListenError extends Error {
   override name = 'ListenError'

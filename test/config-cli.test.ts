@@ -3,9 +3,11 @@
  * real subprocesses: the problems they refuse (each with its path), the warnings they give, and
  * that they say it in a line, not a stack trace.
  */
+import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { BUN, ROOT, runWitness } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
@@ -100,5 +102,25 @@ describe('the signing key file (proof.key_path)', () => {
     expect(lines.slice(0, renamed).some((l) => /fsync|fdatasync/.test(l) && l.includes(`<${temp}>`))).toBe(true)
     expect(lines.slice(renamed).some((l) => /fsync/.test(l) && l.includes(`<${join(dir, 'keys')}>`))).toBe(true)
     expect(statSync(keyPath).mode & 0o777).toBe(0o600)
+  })
+})
+
+describe('a database from a newer witness', () => {
+  test('serve and init say its schema version is newer than this witness in one line, with a failure exit, and leave it as it was', async () => {
+    const path = configFile('database: ./w.db\nproviders:\n  e: { type: openai, base_url: "http://127.0.0.1:9/v1" }\nchains:\n  default: [ { provider: e, model: m } ]\n')
+    const dbPath = join(dirname(path), 'w.db')
+    expect((await runWitness(['init', '--config', path])).code).toBe(0)
+    const db = new Database(dbPath)
+    db.exec(`PRAGMA user_version = ${SCHEMA_VERSION + 7}`)
+    db.close()
+    const said = `witness: database schema version ${SCHEMA_VERSION + 7} (${dbPath}) is newer than this witness (${SCHEMA_VERSION}); upgrade witness\n`
+    for (const args of [['serve', '--config', path, '--port', '0'], ['init', '--db', dbPath]]) {
+      const result = await runWitness(args)
+      expect(result.stderr).toBe(said)
+      expect(result.code).toBe(1)
+    }
+    const after = new Database(dbPath, { readonly: true })
+    expect(after.query('PRAGMA user_version').get()).toEqual({ user_version: SCHEMA_VERSION + 7 })
+    after.close()
   })
 })
