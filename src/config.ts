@@ -515,9 +515,15 @@ function isLocalPath(remote: string): boolean {
   return !/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) && !/^[^/]+:/.test(remote)
 }
 
-/** Two principals sharing a token hash would make a token's identity ambiguous. */
+/**
+ * An `auth` that lists nobody would answer every endpoint with 401; two principals sharing a token
+ * hash would make a token's identity ambiguous.
+ */
 function authIssues(auth: AuthConfig | undefined): Issue[] {
   if (!auth) return []
+  if (Object.keys(auth.agents).length === 0 && Object.keys(auth.operators).length === 0) {
+    return [{ path: 'auth', message: 'lists no agent and no operator, so every endpoint would answer 401: list at least one (see `witness token new`); to run open, leave `auth` out (then witness listens on loopback only)' }]
+  }
   const issues: Issue[] = []
   const seen = new Map<string, string>()
   for (const kind of ['agents', 'operators'] as const) {

@@ -124,3 +124,25 @@ describe('a database from a newer witness', () => {
     after.close()
   })
 })
+
+describe('auth', () => {
+  const base = 'listen: { host: 0.0.0.0 }\nproviders:\n  e: { type: openai, base_url: "http://127.0.0.1:9/v1" }\nchains:\n  default: [ { provider: e, model: m } ]\n'
+
+  test('an auth that lists no agent and no operator (every endpoint would answer 401) is refused by check-config and serve, with the other problems', async () => {
+    for (const auth of ['auth: {}', 'auth: { agents: {}, operators: {} }']) {
+      const path = configFile(`${base}${auth}\npolicy: { backoff_min_ms: 0 }\n`)
+      for (const command of ['check-config', 'serve']) {
+        const result = await runWitness([command, '--config', path, ...(command === 'serve' ? ['--port', '0'] : [])])
+        expect(result.code).toBe(2)
+        expect(result.stderr).toContain('  - auth: lists no agent and no operator, so every endpoint would answer 401: list at least one (see `witness token new`); to run open, leave `auth` out')
+        expect(result.stderr).toContain('  - policy.backoff_min_ms: ')
+      }
+    }
+  })
+
+  test('one operator is enough', async () => {
+    const path = configFile(`${base}auth: { operators: { alex: { token_sha256: "${'ab'.repeat(32)}" } } }\n`)
+    const result = await runWitness(['check-config', '--config', path])
+    expect(result.code).toBe(0)
+  })
+})
