@@ -502,6 +502,18 @@ function defaultMachine(host: string, issues: Issue[]): string {
   return host
 }
 
+/**
+ * One line per provider whose API key variable (its `api_key_env`, or its preset's) is not set, or
+ * set empty, in `env`: every step on it is skipped ("API key … is not set"), so a router started
+ * so would answer 502 to every call through it. Names the variable, never a value.
+ */
+export function unsetApiKeys(config: Pick<Config, 'providers'>, env: Record<string, string | undefined>): string[] {
+  return [...config.providers.values()].flatMap(({ name, apiKeyEnv }) => {
+    if (!apiKeyEnv || env[apiKeyEnv]?.trim()) return []
+    return [`provider "${name}": its API key variable ${apiKeyEnv} is ${env[apiKeyEnv] === undefined ? 'not set' : 'empty'} in this environment, so its steps will be skipped`]
+  })
+}
+
 /** `15m` -> 900000; `0` -> 0. */
 export function durationMs(value: 0 | string): number {
   if (value === 0 || value === '0') return 0

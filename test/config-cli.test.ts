@@ -8,7 +8,8 @@ import { describe, expect, test } from 'bun:test'
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
-import { BUN, ROOT, runWitness } from './support/process.ts'
+import { RUNTIME_ENV } from '../src/runtime-env.ts'
+import { BUN, ROOT, runWitness, waitForLine } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
 /** A config file in a fresh temp dir holding `text`; returns its path. */
@@ -48,7 +49,7 @@ describe('api_key_env', () => {
     expect(refused.code).toBe(2)
     expect(refused.stderr).toContain('providers.groq.api_key_env: must name the environment variable that holds the key')
     const upper = configFile('providers:\n  groq: { api_key_env: GROQ_API_KEY_2 }\nchains:\n  default: [ { provider: groq, model: m } ]\n')
-    const passed = await runWitness(['check-config', '--config', upper])
+    const passed = await runWitness(['check-config', '--config', upper], { GROQ_API_KEY_2: 'x' })
     expect(passed.stderr).toBe('')
     expect(passed.code).toBe(0)
   })
@@ -144,5 +145,46 @@ describe('auth', () => {
     const path = configFile(`${base}auth: { operators: { alex: { token_sha256: "${'ab'.repeat(32)}" } } }\n`)
     const result = await runWitness(['check-config', '--config', path])
     expect(result.code).toBe(0)
+  })
+})
+
+describe('provider keys missing from the environment', () => {
+  // groq: its preset's GROQ_API_KEY, unset; blank: its own variable, set empty; keyed: set; ollama: needs none.
+  const text = 'providers:\n  groq: {}\n  blank: { type: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: BLANK_KEY }\n  keyed: { type: openai, base_url: "http://127.0.0.1:9/v1", api_key_env: KEYED_KEY }\n  ollama: {}\nchains:\n  default: [ { provider: groq, model: m }, { provider: keyed, model: m } ]\n'
+  const env = { BLANK_KEY: '  ', KEYED_KEY: 'sk-the-secret-value' }
+  const warnings = [
+    'provider "groq": its API key variable GROQ_API_KEY is not set in this environment, so its steps will be skipped',
+    'provider "blank": its API key variable BLANK_KEY is empty in this environment, so its steps will be skipped',
+  ]
+
+  test('check-config warns of each, naming the variable, and still passes', async () => {
+    const path = configFile(text)
+    const result = await runWitness(['check-config', '--config', path], env)
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain('is valid')
+    expect(result.stderr).toBe(warnings.map((w) => `witness: warning: ${w}\n`).join(''))
+  })
+
+  test('serve logs one line for each at start, and serves', async () => {
+    const path = configFile(`database: ./w.db\n${text}`)
+    const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', path, '--port', '0'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV, ...env },
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'pipe',
+    })
+    const [watched, whole] = proc.stderr.tee()
+    try {
+      const [, url] = await waitForLine(watched, /listening on (http:\S+) [\s\S]*provider "blank"[^\n]*\n/)
+      expect((await fetch(`${url}/heartbeat`)).status).toBe(200)
+    } finally {
+      proc.kill('SIGTERM')
+    }
+    await proc.exited
+    const lines = (await new Response(whole).text()).split('\n')
+    const listening = lines.findIndex((l) => l.includes('listening on'))
+    expect(lines.slice(listening + 1, listening + 3)).toEqual(warnings.map((w) => `witness: ${w}`))
+    expect(lines.filter((l) => l.includes('keyed') || l.includes('ollama') || l.includes('secret'))).toEqual([])
   })
 })

@@ -10,12 +10,14 @@
  * failing, and rolled back again at every run.
  *
  * What would go wrong with a valid config on this machine is said as a warning,
- * on stderr, without changing the exit code: a signing key file (proof.key_path)
- * that is there but damaged, which `serve` would refuse to start with.
+ * on stderr, without changing the exit code: a provider whose API key variable
+ * is not set in this environment (as `serve` logs at start: its steps would be
+ * skipped), a signing key file (proof.key_path) that is there but damaged, which
+ * `serve` would refuse to start with.
  */
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, loadConfig } from '../config.ts'
+import { type Config, loadConfig, unsetApiKeys } from '../config.ts'
 import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
 import { readServed } from '../deadman/served-config.ts'
@@ -51,7 +53,7 @@ export const checkConfigCommand: Command = {
 
 /** What a valid config would run into on this machine (see the top of this file). */
 async function warningsFor(config: Config): Promise<string[]> {
-  const warnings: string[] = []
+  const warnings = unsetApiKeys(config, process.env)
   if (existsSync(config.proof.keyPath)) {
     try {
       await loadSigningKey(config.proof.keyPath)
