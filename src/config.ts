@@ -13,6 +13,7 @@ import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../provide
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, isRecord, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
+import { listNames } from './text.ts'
 import { AgentName, pathText, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
@@ -406,7 +407,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
           return
         }
         const defined = [...(options.declaredProviders ?? Object.keys(raw.providers))]
-        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${defined.join(', ') || '(none)'}` })
+        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${listNames(defined)}` })
         return
       }
       const spec = providers.get(step.provider)

@@ -7,6 +7,7 @@
  * an API key, a token or prompt text: upstream text is passed through
  * `redact` before it reaches a message.
  */
+import { listNames } from './text.ts'
 
 export type ErrorType =
   | 'invalid_request'
@@ -74,7 +75,7 @@ export class UnknownChainError extends WitnessError {
   constructor(chain: string, known: string[]) {
     // Chain names are at most 64 characters: a longer name is cut, so a refusal never echoes a huge input.
     const shown = chain.length > 64 ? `${chain.slice(0, 64)}…` : chain
-    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${known.join(', ') || '(none)'}`, {
+    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${listNames(known)}`, {
       details: { chain: shown },
     })
   }

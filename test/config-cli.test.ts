@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { RUNTIME_ENV } from '../src/runtime-env.ts'
-import { BUN, ROOT, runWitness, waitForLine } from './support/process.ts'
+import { BUN, ROOT, runWitness, spawnWitness, waitForLine } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
 /** A config file in a fresh temp dir holding `text`; returns its path. */
@@ -186,5 +186,36 @@ describe('provider keys missing from the environment', () => {
     const listening = lines.findIndex((l) => l.includes('listening on'))
     expect(lines.slice(listening + 1, listening + 3)).toEqual(warnings.map((w) => `witness: ${w}`))
     expect(lines.filter((l) => l.includes('keyed') || l.includes('ollama') || l.includes('secret'))).toEqual([])
+  })
+})
+
+describe('lists of names in messages', () => {
+  const providers = Array.from({ length: 300 }, (_, i) => `  p${i}: { type: openai, base_url: "http://127.0.0.1:9/v1" }`).join('\n')
+  const first20 = Array.from({ length: 20 }, (_, i) => `p${i}`).join(', ')
+
+  test('2,000 steps naming unknown providers each list the first 20 defined, and how many more: the output grows with the config, not its square', async () => {
+    const steps = Array.from({ length: 2000 }, (_, i) => `    - { provider: ghost${i}, model: m }`).join('\n')
+    const path = configFile(`providers:\n${providers}\nchains:\n  default:\n${steps}\n`)
+    const result = await runWitness(['check-config', '--config', path])
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain(`  - chains.default[1999].provider: unknown provider "ghost1999"; defined: ${first20} and 280 more\n`)
+    expect(result.stderr.split('\n').filter((l) => l.includes('unknown provider'))).toHaveLength(2000)
+    // About 170 bytes a problem; every name each time was 1,890 more.
+    expect(result.stderr.length).toBeLessThan(2000 * 200)
+  })
+
+  test('a call to an unknown chain names the first 20 configured, and how many more', async () => {
+    const chains = Array.from({ length: 300 }, (_, i) => `  c${i}: [ { provider: p0, model: m } ]`).join('\n')
+    const path = configFile(`database: ./w.db\nproviders:\n${providers}\nchains:\n${chains}\n`)
+    const { proc, url } = await spawnWitness(path)
+    try {
+      const response = await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', chain: 'nope', messages: [{ role: 'user', content: 'hi' }] }) })
+      expect(response.status).toBe(404)
+      const { error } = (await response.json()) as { error: { message: string } }
+      expect(error.message).toBe(`unknown chain "nope"; configured chains: ${Array.from({ length: 20 }, (_, i) => `c${i}`).join(', ')} and 280 more`)
+    } finally {
+      proc.kill('SIGTERM')
+      await proc.exited
+    }
   })
 })
