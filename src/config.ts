@@ -196,12 +196,11 @@ export const PricingSchema = named(
  * An address to listen on: an IPv4 or IPv6 address (bracketed or not) or a host name. No scheme,
  * port or spaces: check-config must refuse what serve cannot bind (Ansible installs what it passes).
  */
-const ListenHost = v.pipe(
-  v.string(),
-  v.check(isListenHost, 'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)'),
-)
+export const LISTEN_HOST_HELP = 'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)'
+const ListenHost = v.pipe(v.string(), v.check(isListenHost, LISTEN_HOST_HELP))
 
-function isListenHost(host: string): boolean {
+/** Whether `host` is an address witness can listen on (listen.host, serve --host). */
+export function isListenHost(host: string): boolean {
   // IPv6, bracketed or not: hex digits and at least two colons (IPv4 may end it: ::ffff:127.0.0.1).
   if (/^(?:\[(?=(?:[^:]*:){2})[0-9a-f:.]+\]|(?=(?:[^:]*:){2})[0-9a-f:.]+)$/i.test(host)) return true
   // Digits and dots only: an IPv4 address, four numbers up to 255 (not 999.1.1.1, not 1.2.3).
@@ -664,6 +663,11 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   const documents = parseAllDocuments(text, { uniqueKeys: false, lineCounter: lines })
   if (documents.length > 1) throw new ConfigError(path, [{ path: '', message: `holds ${documents.length} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
   if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
+  // Nothing but blank lines and comments: YAML reads that as null, which valibot words as a wrong type.
+  if (documents.length === 0 || documents[0]!.contents === null) {
+    throw new ConfigError(path, [{ path: '', message: 'is empty (nothing but blank lines or comments): a config needs at least providers: and chains: (see the README\'s Config section)' }])
+  }
+  if (doc === null || typeof doc !== 'object') throw new ConfigError(path, [{ path: '', message: 'holds a single value, not a mapping; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
   const duplicates = documents[0] ? duplicateKeys(documents[0].contents, lines) : []
   if (!duplicates.length) return parseConfig(doc, options)

@@ -219,3 +219,99 @@ describe('lists of names in messages', () => {
     }
   })
 })
+
+describe('messages that say what is wrong', () => {
+  const minimal = 'providers:\n  e: { type: openai, base_url: "http://127.0.0.1:9/v1" }\nchains:\n  default: [ { provider: e, model: m } ]\n'
+
+  /** A fresh database made by `witness init`; returns its path. */
+  async function initDb(): Promise<string> {
+    const dbPath = join(tempDir(), 'w.db')
+    expect((await runWitness(['init', '--db', dbPath])).code).toBe(0)
+    return dbPath
+  }
+
+  test('an empty or comment-only config is said to be empty, needing providers: and chains:', async () => {
+    for (const text of ['', '# to be written\n\n', '\n   \n']) {
+      const path = configFile(text)
+      for (const command of ['check-config', 'serve']) {
+        const result = await runWitness([command, '--config', path])
+        expect(result.code).toBe(2)
+        expect(result.stderr).toBe(`witness: invalid config ${path}:\n  - (root): is empty (nothing but blank lines or comments): a config needs at least providers: and chains: (see the README's Config section)\n`)
+      }
+    }
+    const scalar = await runWitness(['check-config', '--config', configFile('null\n')])
+    expect(scalar.stderr).toContain('(root): holds a single value, not a mapping; a config is one mapping (providers:, chains:, …)')
+  })
+
+  test('stats: a window out of order blames the bound given, and says what the one not given stands for', async () => {
+    const dbPath = await initDb()
+    const since = await runWitness(['stats', '--db', dbPath, '--since', '0s'])
+    expect(since.code).toBe(2)
+    expect(since.stderr).toMatch(/^witness: --since must be before until, which is now when not given \(\d{4}-[^)]+\)\n$/)
+    const until = await runWitness(['stats', '--db', dbPath, '--until', '48h'])
+    expect(until.stderr).toMatch(/^witness: --until must be after since, which is 24 hours back when not given \(\d{4}-[^)]+\)\n$/)
+    const both = await runWitness(['stats', '--db', dbPath, '--since', '1h', '--until', '2h'])
+    expect(both.stderr).toMatch(/^witness: --until must be after since \(\d{4}-[^)]+\)\n$/)
+  })
+
+  test('a duration further back than ten years is told the limit, not that it must be a duration', async () => {
+    const dbPath = await initDb()
+    for (const command of [['stats'], ['query'], ['did-call', '--agent', 'a', '--provider', 'p']]) {
+      const result = await runWitness([...command, '--db', dbPath, '--since', '100000d'])
+      expect(result.code).toBe(2)
+      expect(result.stderr).toBe('witness: --since must be at most 3650d (ten years) back from now\n')
+    }
+  })
+
+  test('token new with an argument too many says which argument is unexpected', async () => {
+    const result = await runWitness(['token', 'new', '--agent', 'a', 'extra'])
+    expect(result.code).toBe(2)
+    expect(result.stdout).toBe('')
+    expect(result.stderr.split('\n')[0]).toBe('witness: token new: unexpected argument "extra" (names go after --agent or --operator)')
+    expect((await runWitness(['token', 'old'])).stderr.split('\n')[0]).toBe('witness: token: the only subcommand is "new"')
+  })
+
+  test('an empty --db is a usage error, for init, serve and the readers', async () => {
+    const path = configFile(minimal)
+    for (const args of [['init'], ['serve', '--config', path], ['query'], ['stats'], ['verify']]) {
+      const result = await runWitness([...args, '--db', ''])
+      expect(result.code).toBe(2)
+      expect(result.stderr.split('\n')[0]).toBe('witness: --db must name a database file, got an empty path')
+    }
+  })
+
+  test('a directory given as the database is said to be one', async () => {
+    // Inside a temp dir: serve takes its lock file beside the database.
+    const dir = join(tempDir(), 'a-directory')
+    mkdirSync(dir)
+    const path = configFile(minimal)
+    for (const command of ['init', 'serve']) {
+      const result = await runWitness([command, ...(command === 'serve' ? ['--config', path, '--port', '0'] : []), '--db', dir])
+      expect(result.code).toBe(1)
+      expect(result.stderr).toBe(`witness: ${command} failed: cannot open the database ${dir}: it is a directory, not a database file\n`)
+    }
+    for (const command of [['query'], ['stats'], ['did-call', '--agent', 'a', '--provider', 'p'], ['verify']]) {
+      const result = await runWitness([...command, '--db', dir])
+      expect(result.code).toBe(2)
+      expect(result.stderr).toBe(`witness: cannot read ${dir} as a witness database: it is a directory, not a database file\n`)
+    }
+  })
+
+  test('serve --host listens on the address given, as the README says; one that is not an address is a usage error', async () => {
+    const path = configFile(`database: ./w.db\nlisten: { host: localhost }\n${minimal}`)
+    const { proc, url } = await spawnWitness(path, {}, ['--host', '127.0.0.1'])
+    try {
+      expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect((await fetch(`${url}/heartbeat`)).status).toBe(200)
+    } finally {
+      proc.kill('SIGTERM')
+      await proc.exited
+    }
+    const open = await runWitness(['serve', '--config', path, '--port', '0', '--host', '0.0.0.0'])
+    expect(open.code).toBe(2)
+    expect(open.stderr).toContain('"0.0.0.0" is not a loopback address, and without `auth` witness runs open')
+    const wrong = await runWitness(['serve', '--config', path, '--port', '0', '--host', 'http://127.0.0.1'])
+    expect(wrong.code).toBe(2)
+    expect(wrong.stderr.split('\n')[0]).toBe('witness: --host must be an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal), got "http://127.0.0.1"')
+  })
+})

@@ -6,7 +6,7 @@
  * row is committed.
  */
 import { Database } from 'bun:sqlite'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, statSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { type Checkpointer, startCheckpointer } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -119,6 +119,10 @@ const DRAIN_RETRY_MS = 100
 /** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(path: string, options: StoreOptions): Store {
   mkdirSync(dirname(path), { recursive: true })
+  // SQLite says only "unable to open database file" of a directory.
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw Object.assign(new Error(`cannot open the database ${path}: it is a directory, not a database file`), { code: 'EISDIR' })
+  }
   let setup: Database
   try {
     setup = new Database(path, { create: true, strict: true })
