@@ -7,6 +7,7 @@
  * an API key, a token or prompt text: upstream text is passed through
  * `redact` before it reaches a message.
  */
+import { listNames } from './text.ts'
 
 export type ErrorType =
   | 'invalid_request'
@@ -74,7 +75,7 @@ export class UnknownChainError extends WitnessError {
   constructor(chain: string, known: string[]) {
     // Chain names are at most 64 characters: a longer name is cut, so a refusal never echoes a huge input.
     const shown = chain.length > 64 ? `${chain.slice(0, 64)}…` : chain
-    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${known.join(', ') || '(none)'}`, {
+    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${listNames(known)}`, {
       details: { chain: shown },
     })
   }
@@ -380,6 +381,30 @@ export class DatabaseLockedError extends Error {
   override name = 'DatabaseLockedError'
   constructor(what: string, budgetMs: number) {
     super(`${what}: database locked by another process for ${budgetMs} ms`)
+  }
+}
+
+/**
+ * The machine's signing key file cannot be used: empty (a crash while it was written), cut short, not
+ * JSON, not an Ed25519 key. Never replaced on its own: a new key would not verify what this one signed.
+ */
+export class SigningKeyError extends Error {
+  override name = 'SigningKeyError'
+  readonly path: string
+  constructor(path: string, problem: string) {
+    super(
+      `the signing key ${path} ${problem}: restore it from a backup. A new key would not verify the checkpoints this one signed; ` +
+        'only if no copy is left, move the file aside and run witness init to make a new key',
+    )
+    this.path = path
+  }
+}
+
+/** A database made by a newer witness (its `PRAGMA user_version` is past this build's schema): left as it is. */
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError'
+  constructor(path: string, version: number, known: number) {
+    super(`database schema version ${version}${path ? ` (${path})` : ''} is newer than this witness (${known}); upgrade witness`)
   }
 }
 

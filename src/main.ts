@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
-import { type Config, openListenProblem } from './config.ts'
+import { type Config, openListenProblem, unsetApiKeys } from './config.ts'
 import { ConfigError, JobBusyError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
@@ -276,6 +276,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     log(`witness: listening on ${url} (pid ${process.pid}, config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
     // Bun reads these at start only (runtime-env.ts): the process's own environment, not options.env.
     for (const problem of runtimeEnvProblems(process.env)) warn(problem)
+    for (const missing of unsetApiKeys(boot, env)) warn(missing)
     if (options.background ?? true) deadman.start()
 
     return {

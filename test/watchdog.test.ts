@@ -417,7 +417,7 @@ describe('against a stopped router', () => {
 describe('a rollback that cannot be done or recorded exits 2', () => {
   test('router down and the database cannot take the row (a directory, a garbage file, a lock held past the budget): the rollback is done, NOT RECORDED is said and alerted, exit 2', async () => {
     const cases: [string, string, (dbPath: string) => Promise<() => Promise<void>>][] = [
-      ['a directory', 'unable to open database file', async (dbPath) => {
+      ['a directory', 'it is a directory, not a database file', async (dbPath) => {
         mkdirSync(dbPath)
         return async () => {}
       }],

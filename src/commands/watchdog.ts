@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import { watchOnce } from '../deadman/watchdog.ts'
 import { watchdogStatePath } from '../deadman/watchdog-state.ts'
 import { configPathFrom } from '../main.ts'
-import { type Command, UsageError, countOf, durationMsOf, parsed } from './args.ts'
+import { type Command, UsageError, countOf, dbFlagOf, durationMsOf, parsed } from './args.ts'
 
 export const watchdogCommand: Command = {
   summary: 'watchdog [--config PATH] [--url URL] [--db PATH] [--failures N] [--every DURATION] [--state PATH] [--timeout DURATION] [--wait DURATION]\n' +
@@ -41,7 +41,7 @@ export const watchdogCommand: Command = {
       // The router's base URL; one given with /heartbeat on it (a natural slip) means the same.
       url: values.url?.replace(/\/+$/, '').replace(/\/heartbeat$/, ''),
       // The router's database, as given to `serve --db`: where a row the router cannot take is written.
-      dbPath: values.db === undefined ? undefined : resolve(values.db),
+      dbPath: dbFlagOf(values.db) === undefined ? undefined : resolve(values.db!),
       failures: values.failures === undefined ? 3 : countOf('--failures', values.failures),
       statePath: values.state ? resolve(values.state) : watchdogStatePath(configPath),
       token: process.env.WITNESS_TOKEN || undefined,

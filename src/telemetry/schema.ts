@@ -4,6 +4,7 @@
  * with `PRAGMA user_version` and applied by numbered migrations.
  */
 import type { Database } from 'bun:sqlite'
+import { SchemaTooNewError } from '../errors.ts'
 
 /** The fixed table, byte for byte as specified. */
 export const REQUEST_LOG_DDL = `CREATE TABLE request_log (
@@ -222,7 +223,7 @@ export function ensureSchema(db: Database): void {
     }
     const version = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version
     if (version > SCHEMA_VERSION) {
-      throw new Error(`database schema version ${version} is newer than this witness (${SCHEMA_VERSION}); upgrade witness`)
+      throw new SchemaTooNewError(db.filename, version, SCHEMA_VERSION)
     }
     for (let i = version; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]!)
     if (version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)

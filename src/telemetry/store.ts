@@ -6,7 +6,7 @@
  * row is committed.
  */
 import { Database } from 'bun:sqlite'
-import { lstatSync, mkdirSync, readlinkSync } from 'node:fs'
+import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { type Checkpointer, startCheckpointer } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
@@ -116,7 +116,6 @@ function threadWriter(path: string, options: WriterOptions): { apply: (ops: Writ
 /** How often a stop's drain tries held finishes again. */
 const DRAIN_RETRY_MS = 100
 
-/** Opens (creating if needed) the database, migrates it, starts its writer. */
 /**
  * The database file a path names, following symbolic links (a dangling one too: SQLite creates its
  * target). SQLite opens the target and keeps its `-wal` beside it, so what witness derives from the
@@ -137,9 +136,14 @@ export function databaseFileOf(path: string): string {
   return file
 }
 
+/** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(given: string, options: StoreOptions): Store {
   const path = databaseFileOf(given)
   mkdirSync(dirname(path), { recursive: true })
+  // SQLite says only "unable to open database file" of a directory.
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw Object.assign(new Error(`cannot open the database ${path}: it is a directory, not a database file`), { code: 'EISDIR' })
+  }
   let setup: Database
   try {
     setup = new Database(path, { create: true, strict: true })
