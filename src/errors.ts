@@ -408,6 +408,15 @@ export class SchemaTooNewError extends Error {
   }
 }
 
+/** A database file that holds another program's tables and no witness log: witness does not add its own to it. */
+export class ForeignDatabaseError extends Error {
+  override name = 'ForeignDatabaseError'
+  constructor(path: string, tables: string[]) {
+    const shown = tables.length > 5 ? `${tables.slice(0, 5).join(', ')} and ${tables.length - 5} more` : tables.join(', ')
+    super(`${path || 'the database'} is a SQLite database of something else (its tables: ${shown}), not a witness log: witness does not add its tables to it; give another path`)
+  }
+}
+
 /** The server could not bind its address: the port is taken (never shared) or not allowed. */
 export class ListenError extends Error {
   override name = 'ListenError'

@@ -53,6 +53,20 @@ describe('witness init', () => {
     }
   })
 
+  test("another program's SQLite file is left alone: not turned to WAL, not given witness's tables", () => {
+    const db = join(tempDir(), 'other.db')
+    const other = new Database(db, { create: true })
+    other.exec('CREATE TABLE foo (x); INSERT INTO foo VALUES (1)')
+    other.close()
+    const result = witness(['init', '--db', db])
+    expect(result.stderr).toBe(`witness: ${db} is a SQLite database of something else (its tables: foo), not a witness log: witness does not add its tables to it; give another path\n`)
+    expect(result.code).not.toBe(0)
+    const after = new Database(db, { readonly: true })
+    expect((after.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name)).toEqual(['foo'])
+    expect((after.query('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode).toBe('delete')
+    after.close()
+  })
+
   test('creates the signing key readable only by its owner (mode 0600), and keeps it on a second run', () => {
     const dir = tempDir()
     const db = join(dir, 'w.db')

@@ -4,7 +4,7 @@
  * with `PRAGMA user_version` and applied by numbered migrations.
  */
 import type { Database } from 'bun:sqlite'
-import { SchemaTooNewError } from '../errors.ts'
+import { ForeignDatabaseError, SchemaTooNewError } from '../errors.ts'
 
 /** The fixed table, byte for byte as specified. */
 export const REQUEST_LOG_DDL = `CREATE TABLE request_log (
@@ -214,7 +214,12 @@ export const SCHEMA_VERSION = MIGRATIONS.length
  */
 export function ensureSchema(db: Database): void {
   const fresh = !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_log'").get()
-  if (fresh) db.exec('PRAGMA auto_vacuum = INCREMENTAL')
+  if (fresh) {
+    // Another program's database (a path mistyped, a file reused): not turned to WAL, nor given witness's tables.
+    const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((t) => t.name)
+    if (tables.length) throw new ForeignDatabaseError(db.filename, tables)
+    db.exec('PRAGMA auto_vacuum = INCREMENTAL')
+  }
   db.exec('PRAGMA journal_mode = WAL')
   db.transaction(() => {
     // Re-check inside the write lock: another process may have won the race.
