@@ -815,8 +815,9 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(await alertLines(alerts, 1)).toEqual([expect.stringContaining('NOT IN EFFECT: the router still runs')])
 
     // A check that passes with the router still on the config the rollback replaced (after a quiet
-    // spell, one failure starts a new episode, not yet failing): the rollback stays not in effect.
-    await Bun.sleep(FAILING_WINDOW_S * 1000 + 150)
+    // spell past six windows, one failure starts a new episode, not yet failing): the rollback stays
+    // not in effect.
+    await Bun.sleep(FAILING_WINDOW_S * 6 * 1000 + 200)
     await fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
     const passing = await watchdog(args)
     expect(passing.code).toBe(0)
