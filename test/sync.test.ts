@@ -22,51 +22,11 @@ import { MIGRATIONS, REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
 import { HAVE_GIT, HAVE_GIT_DAEMON, HAVE_GIT_HTTP_BACKEND, bareRepo, git, startGitDaemon, startGitHttp } from './support/git.ts'
 import { runWitness } from './support/process.ts'
 import { readRows } from './support/rows.ts'
-import { daysAgo, everyRow, finishRows, seedRows } from './support/seed.ts'
+import { UP_TO_DATE, commitCount, ids, machine, remoteFiles, remoteLines } from './support/sync-machine.ts'
+import { daysAgo, everyRow, finishRows } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
 
 const COLUMNS = ['id', 'timestamp', 'agent_name', 'provider', 'model', 'endpoint', 'tokens_in', 'tokens_out', 'latency_ms', 'status', 'error_message', 'request_id']
-
-/** A machine: its own directory, database, archive, clone and config pointing at `remote`. */
-function machine(name: string, remote: string) {
-  const dir = tempDir(`witness-${name}-`)
-  const configPath = join(dir, 'witness.yaml')
-  writeFileSync(
-    configPath,
-    `machine: ${name}\ndatabase: ./w.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: k } ] }\n` +
-      `retention: { keep_days: 30, archive_dir: ./arch }\nsync: { remote: "${remote}", branch: main, work_dir: ./clone, every: 0 }\n`,
-  )
-  const livePath = join(dir, 'w.db')
-  return {
-    name,
-    dir,
-    configPath,
-    keyPath: join(dir, 'witness-key.json'),
-    livePath,
-    archiveDir: join(dir, 'arch'),
-    workDir: join(dir, 'clone'),
-    sync: (env: Record<string, string> = {}) => runWitness(['sync', '--config', configPath], env),
-    archive: () => runArchive({ livePath, retention: { keepDays: 30, archiveDir: join(dir, 'arch'), archiveKeepDays: 0, maxDbMb: 512 }, syncConfigured: true, now: Date.now }),
-    seed: (rows: Parameters<typeof seedRows>[1]) => seedRows(livePath, rows),
-  }
-}
-
-/** The export files on the remote's main branch: path -> parsed lines. */
-/** The rows' day files in the remote (the proof's files beside them are left out). */
-function remoteFiles(bare: string): Map<string, ExportLine[]> {
-  const names = git(['--git-dir', bare, 'ls-tree', '-r', '--name-only', 'main']).split('\n').filter((n) => n.endsWith('.ndjson'))
-  return new Map(names.map((n) => [n, git(['--git-dir', bare, 'show', `main:${n}`]).split('\n').filter(Boolean).map((l) => JSON.parse(l) as ExportLine)]))
-}
-
-function remoteLines(bare: string, machineName?: string): ExportLine[] {
-  return [...remoteFiles(bare)].filter(([path]) => !machineName || path.startsWith(`${machineName}/`)).flatMap(([, lines]) => lines)
-}
-
-function commitCount(bare: string): number {
-  return Number(git(['--git-dir', bare, 'rev-list', '--count', 'main']).trim())
-}
-
-const ids = (lines: { id: number }[]) => lines.map((l) => l.id).sort((a, b) => a - b)
 
 /** The checkpoint files of a machine's folder in a clone, both layouts (`checkpoints/<id>.json`, `checkpoints-by-day/YYYY/MM/DD/<id>.json`), relative to the clone, in the order of their ids. */
 function checkpointFilesIn(clone: string, machineName = 'alpha'): string[] {
@@ -91,7 +51,6 @@ async function expectRepoVerified(bare: string, keyPath: string, summary: string
   expect(verified.code).toBe(0)
   return verified
 }
-const UP_TO_DATE = 'the remote branch main is up to date'
 
 describe.skipIf(!HAVE_GIT)('witness sync to a bare repository by path', () => {
   test('exports finished rows to <machine>/YYYY/MM/DD.ndjson, each line the 11 columns by name then request_id', async () => {

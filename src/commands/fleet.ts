@@ -2,14 +2,18 @@
 import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
 import { FleetError, buildFleet } from '../sync/fleet.ts'
+import { isSparseCheckout } from '../sync/own-folder.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 
 export const fleetCommand: Command = {
-  summary: 'fleet --repo CLONE --out FILE                  build one database from every machine\'s export in a sync clone',
+  summary: 'fleet --repo CLONE --out FILE                  build one database from every machine\'s export in a clone of the sync remote',
   async run(args) {
     const { values } = parsed(() => parseArgs({ args, options: { repo: { type: 'string' }, out: { type: 'string' } } }))
     if (!values.repo || !values.out) throw new UsageError('fleet needs --repo CLONE and --out FILE')
     if (!existsSync(values.repo)) throw new UsageError(`--repo ${values.repo} does not exist`)
+    if (isSparseCheckout(values.repo)) {
+      throw new UsageError(`${values.repo} is a sparse checkout, holding only some machines' folders (a sync.work_dir holds its own machine's alone): clone the sync remote and give fleet that clone (git clone -b <sync.branch> <sync.remote> DIR)`, { showUsage: false })
+    }
     let report: ReturnType<typeof buildFleet>
     try {
       report = buildFleet(values.repo, values.out)

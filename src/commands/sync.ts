@@ -40,7 +40,7 @@ export const syncCommand: Command = {
       console.log(`witness sync: ${config.machine}: ${describeSync(report, config.sync.branch)}`)
       // Offline is no failure (the commits wait for the next run); a remote that refuses is one, so a timer shows it.
       const refused = report.remoteError !== null && !unreachable(report.remoteError)
-      return report.unreadable.length || refused ? 1 : 0
+      return report.unreadable.length || refused || report.packError ? 1 : 0
     } finally {
       for (const signal of STOP_SIGNALS) process.off(signal, stop)
     }

@@ -25,6 +25,7 @@ import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
 import { provenPruned } from '../proof/pruned.ts'
 import { rowsAre } from '../proof/id-ranges.ts'
+import { isSparseCheckout } from '../sync/own-folder.ts'
 import { exportMachines, gatherExport } from '../proof/export-folder.ts'
 import { chainBegins, checkpointMachines, conflictingRows, gatherArchive, gatheredCheckpoints, gatherLive } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
@@ -225,8 +226,13 @@ async function verifyRepo(clone: string, receipt: ReturnType<typeof decodeReceip
   if (!existsSync(clone) || !statSync(clone).isDirectory()) throw new UsageError(`no clone at ${clone}${existsSync(clone) ? ' (it is a file)' : ''}`)
   let ok = true
   const all = exportMachines(clone)
-  if (only !== null && !all.includes(only)) throw new UsageError(`--machine: ${clone} has no folder ${only} (it has: ${all.join(', ') || 'none'})`)
+  // A sync.work_dir checks out its own machine's folder alone (sync/own-folder.ts): the others are not missing from the export.
+  const sparse = isSparseCheckout(clone)
+  if (only !== null && !all.includes(only)) {
+    throw new UsageError(`--machine: ${clone} has no folder ${only} (it has: ${all.join(', ') || 'none'}${sparse ? '; it is a sparse checkout, such as a sync.work_dir: verify a clone of the sync remote' : ''})`)
+  }
   const machines = only === null ? all : [only]
+  if (sparse && only === null) console.log(`note: ${clone} is a sparse checkout (a sync.work_dir holds its own machine's folder alone): only ${all.join(', ') || 'none'} is verified; for every machine, verify a clone of the sync remote`)
   if (machines.length === 0) {
     console.log(`${clone}: no machine folders to verify`)
     return 1

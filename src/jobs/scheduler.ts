@@ -123,7 +123,7 @@ export function startJobs(deps: JobsDeps): Jobs {
           user: deps.env.WITNESS_SYNC_USER || undefined,
           env: { ...process.env, ...deps.env },
         })
-        return report.exported || report.pushedEarlier || report.remoteError || report.unreadable.length ? [describeSync(report, sync.branch)] : []
+        return report.exported || report.pushedEarlier || report.remoteError || report.unreadable.length || report.packError ? [describeSync(report, sync.branch)] : []
       })
     }
   }

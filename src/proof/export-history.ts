@@ -24,6 +24,7 @@
  */
 import { existsSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
+import { gitEnv } from '../git-env.ts'
 import type { Checkpoint } from './checkpoint.ts'
 import { CHECKPOINT_FOLDERS } from './checkpoint-files.ts'
 import { Breather, type WorkStore } from './work-store.ts'
@@ -182,7 +183,7 @@ function readBlobs(clone: string, shas: readonly string[]): Map<string, string> 
     stdin: new TextEncoder().encode(`${shas.join('\n')}\n`),
     stdout: 'pipe',
     stderr: 'pipe',
-    env: gitEnv(),
+    env: localGitEnv(),
   })
   const out = new Map<string, string>()
   const bytes = result.stdout
@@ -212,20 +213,20 @@ function samePath(a: string, b: string): boolean {
 }
 
 /**
- * git's environment: the caller's, without any `GIT_*` variable (`GIT_GLOB_PATHSPECS` makes `*` stop
- * at a `/`, so the pathspecs would miss the by-day folders and every removal from them;
- * `GIT_LITERAL_PATHSPECS` matches none at all; `GIT_DIR` reads another repository), then witness's own.
+ * git's environment: the caller's, without any `GIT_*` variable (git-env.ts: `GIT_GLOB_PATHSPECS`
+ * makes `*` stop at a `/`, so the pathspecs would miss the by-day folders and every removal from
+ * them; `GIT_LITERAL_PATHSPECS` matches none at all; `GIT_DIR` reads another repository), then
+ * witness's own.
  */
-function gitEnv(): Record<string, string | undefined> {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith('GIT_')))
-  return { ...env, GIT_TERMINAL_PROMPT: '0', GIT_NO_REPLACE_OBJECTS: '1', LC_ALL: 'C' }
+function localGitEnv(): Record<string, string | undefined> {
+  return { ...gitEnv('local'), GIT_TERMINAL_PROMPT: '0', GIT_NO_REPLACE_OBJECTS: '1', LC_ALL: 'C' }
 }
 
 /** Runs git, giving each line of its output to `onLine` as it comes (a history of years is never held whole). */
 async function gitLines(cwd: string, args: string[], onLine: (line: string) => void): Promise<{ code: number; stderr: string }> {
   let proc: Bun.Subprocess<'ignore', 'pipe', 'pipe'>
   try {
-    proc = Bun.spawn(['git', '--no-replace-objects', '-C', cwd, ...args], { env: gitEnv(), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
+    proc = Bun.spawn(['git', '--no-replace-objects', '-C', cwd, ...args], { env: localGitEnv(), stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
   } catch (error) {
     return { code: -1, stderr: `git cannot run: ${(error as Error).message}` }
   }
@@ -249,7 +250,7 @@ async function gitLines(cwd: string, args: string[], onLine: (line: string) => v
 
 function git(cwd: string, args: string[]): { code: number; stdout: string; stderr: string } {
   try {
-    const result = Bun.spawnSync(['git', '--no-replace-objects', '-C', cwd, ...args], { env: gitEnv(), stdout: 'pipe', stderr: 'pipe' })
+    const result = Bun.spawnSync(['git', '--no-replace-objects', '-C', cwd, ...args], { env: localGitEnv(), stdout: 'pipe', stderr: 'pipe' })
     return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() }
   } catch (error) {
     return { code: -1, stdout: '', stderr: `git cannot run: ${(error as Error).message}` }

@@ -1,7 +1,8 @@
 /**
  * The local clone the export is committed to (`sync.work_dir`), and its
  * exchanges with the remote: fetch and rebase, push with retries, and the
- * count of what waits to be pushed. Each machine only ever writes its own
+ * count of what waits to be pushed. Its working tree holds only the
+ * machine's own folder (own-folder.ts). Each machine only ever writes its own
  * folder, so rebasing onto other machines' pushes never conflicts; a push
  * that loses a race is retried after another fetch and rebase.
  */
@@ -9,6 +10,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync
 import { join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { type Git, firstLines, gitOk } from './git.ts'
+import { checkOutOwnFolder } from './own-folder.ts'
+import { LOOSE_OBJECTS_MAX } from './pack-clone.ts'
 
 const REPO_ID_FILE = 'witness-repo-id'
 
@@ -19,7 +22,10 @@ export interface Clone {
   empty: boolean
 }
 
-/** Creates the clone if needed (init + origin, no network), points origin at `remote`, and clears what a killed run left. */
+/**
+ * Creates the clone if needed (init + origin, no network), points origin at `remote`, clears what a
+ * killed run left, and checks out only `machine`'s folder (own-folder.ts; an older clone is converted).
+ */
 export async function prepareClone(git: Git, workDir: string, remote: string, branch: string, machine: string): Promise<Clone> {
   mkdirSync(workDir, { recursive: true })
   const gitDir = join(workDir, '.git')
@@ -42,6 +48,8 @@ export async function prepareClone(git: Git, workDir: string, remote: string, br
   const empty = (await git(['rev-parse', '-q', '--verify', 'HEAD'])).code !== 0
   if (!empty) await gitOk(git, ['reset', '-q', '--hard', 'HEAD'])
   await gitOk(git, ['clean', '-fdq', '--', machine])
+  // After the reset: what the working tree holds is then HEAD's, and nothing uncommitted is lost.
+  await checkOutOwnFolder(git, machine)
   return { repoId: readFileSync(join(gitDir, REPO_ID_FILE), 'utf8').trim(), empty }
 }
 
@@ -66,7 +74,9 @@ const PUSHED_REF = 'refs/witness/pushed'
 
 /** Fetches the branch and puts the clone's own commits on top of it. */
 export async function updateFromRemote(git: Git, branch: string): Promise<RemoteState> {
-  const fetched = await git(['fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
+  // Fewer objects than pack-clone.ts packs at once come loose, and go into its next pack: kept as a pack of their own (git's
+  // default past 100), each fetch's pack would hold whole copies of the blobs its deltas need, one such pack a sync.
+  const fetched = await git(['-c', `fetch.unpackLimit=${LOOSE_OBJECTS_MAX}`, 'fetch', '-q', 'origin', `+refs/heads/${branch}:refs/remotes/origin/${branch}`])
   if (fetched.code !== 0) {
     if (/couldn't find remote ref/i.test(fetched.stderr)) {
       // No such branch there (yet, or any longer: deleted, or the repository made anew). What this clone

@@ -9,7 +9,12 @@
  *   can save it. It is never put in a remote URL, .git/config, a file, a
  *   commit or a message;
  * - git never prompts (GIT_TERMINAL_PROMPT=0); ssh keys work as usual;
- * - every message taken from git's output is redacted.
+ * - the caller's `GIT_*` variables that choose the repository, index,
+ *   objects, pathspecs, config or identity are left out of git's
+ *   environment (run from a git hook, `GIT_DIR` would point the sync at
+ *   another repository); those of the way to the remote stay (git-env.ts);
+ * - every message taken from git's output is redacted;
+ * - git's automatic gc is off (pack-clone.ts keeps the clone packed, in the foreground).
  *
  * Each git runs in a session (so a process group) of its own, with what it
  * starts, and carries a token in its environment that tells its processes
@@ -18,6 +23,7 @@
  * killed (git-group.ts). Without a terminal, ssh cannot ask for a
  * passphrase or a host key's approval: it fails at once, as under cron.
  */
+import { gitEnv } from '../git-env.ts'
 import { redact } from '../redaction.ts'
 import { SyncError } from '../errors.ts'
 import { RUN_TOKEN_VAR, followGit, newRunToken } from './git-group.ts'
@@ -26,6 +32,8 @@ export interface GitResult {
   code: number
   stdout: string
   stderr: string
+  /** stdout as git wrote it, not redacted: for reading data (blobs), never for a message. */
+  bytes: Uint8Array
 }
 
 export interface GitOptions {
@@ -34,7 +42,7 @@ export interface GitOptions {
   token?: string
   /** The user name sent with the token (WITNESS_SYNC_USER, default "witness"). */
   user?: string
-  /** Environment for git (default: this process's). */
+  /** Environment for git (default: this process's), less what git-env.ts leaves out. */
   env?: Record<string, string | undefined>
   /** Per-command time limit (default 120 s). */
   timeoutMs?: number
@@ -42,7 +50,11 @@ export interface GitOptions {
   groupFile?: string
 }
 
-export type Git = (args: string[]) => Promise<GitResult>
+/** Runs git with `args`, and `input` on its standard input (none when it is not given). */
+export type Git = (args: string[], input?: string) => Promise<GitResult>
+
+// Automatic gc off: it would run detached, outside the time limit and the process group; pack-clone.ts packs instead.
+const NO_AUTO_GC = ['-c', 'gc.auto=0', '-c', 'maintenance.auto=false']
 
 // Runs in git's shell for `get` only, and prints the token from the environment (not from its own text).
 const HELPER = '!f() { test "$1" = get || exit 0; echo "username=${WITNESS_SYNC_USER:-witness}"; echo "password=${WITNESS_SYNC_TOKEN}"; }; f'
@@ -52,7 +64,7 @@ export function createGit(options: GitOptions): Git {
   const secrets = options.token ? [options.token] : []
   const auth = options.token ? ['-c', 'credential.helper=', '-c', `credential.helper=${HELPER}`] : []
   const env: Record<string, string | undefined> = {
-    ...(options.env ?? process.env),
+    ...gitEnv('remote', options.env ?? process.env),
     GIT_TERMINAL_PROMPT: '0',
     GCM_INTERACTIVE: 'never',
     LC_ALL: 'C',
@@ -60,13 +72,13 @@ export function createGit(options: GitOptions): Git {
     WITNESS_SYNC_USER: options.user ?? 'witness',
   }
   const timeoutMs = options.timeoutMs ?? 120_000
-  return async (args) => {
-    let proc: ReturnType<typeof Bun.spawn<'ignore', 'pipe', 'pipe'>>
+  return async (args, input) => {
+    let proc: Bun.Subprocess<'ignore' | Uint8Array, 'pipe', 'pipe'>
     // A token of this git's own, which it passes to all it starts: what tells them apart (git-group.ts).
     const token = newRunToken()
     try {
       // detached: a new session, so a process group of git's own (its id is git's pid).
-      proc = Bun.spawn(['git', ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', detached: true })
+      proc = Bun.spawn(['git', ...NO_AUTO_GC, ...auth, ...args], { cwd: options.cwd, env: { ...env, [RUN_TOKEN_VAR]: token }, stdin: input === undefined ? 'ignore' : new TextEncoder().encode(input), stdout: 'pipe', stderr: 'pipe', detached: true })
     } catch (error) {
       throw new SyncError(`sync: cannot run git (${(error as Error).message}); install git`)
     }
@@ -78,10 +90,11 @@ export function createGit(options: GitOptions): Git {
       group.kill()
     }, timeoutMs)
     try {
-      const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited])
+      const [bytes, stderr, code] = await Promise.all([new Response(proc.stdout).bytes(), new Response(proc.stderr).text(), proc.exited])
       return {
         code: timedOut ? 124 : code,
-        stdout: redact(stdout, secrets),
+        stdout: redact(new TextDecoder().decode(bytes), secrets),
+        bytes,
         stderr: timedOut ? `git ${args[0]} timed out after ${timeoutMs} ms` : redact(stderr, secrets),
       }
     } finally {

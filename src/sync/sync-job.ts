@@ -8,7 +8,8 @@
  *    same snapshot (so a row finished meanwhile goes out next time with its
  *    chain entry, never its entry alone);
  * 3. commit, and only then save the new high-water mark in the database;
- * 4. push (pull --rebase and push again when another machine got there first).
+ * 4. push (pull --rebase and push again when another machine got there first);
+ * 5. pack the clone's loose objects when there are many (pack-clone.ts).
  *
  * Offline: the commit stays local and the report says how many commits and
  * rows wait; the next run that reaches the remote pushes them. A new clone
@@ -16,8 +17,7 @@
  * that already exists there. One run at a time (`<work_dir>.lock`); a git a
  * killed run left running is ended first (`<work_dir>.lock.git`, git-group.ts).
  */
-import { existsSync, readFileSync, readdirSync } from 'node:fs'
-import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import type { SyncSettings } from '../config.ts'
 import { SyncError } from '../errors.ts'
 import { isoTime } from '../clock.ts'
@@ -30,7 +30,9 @@ import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
 import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
+import { checkFolders, refuseRename } from './folder-keys.ts'
 import { createGit } from './git.ts'
+import { type PackLimits, packClone } from './pack-clone.ts'
 import { endLeftoverGit } from './git-group.ts'
 import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
@@ -44,10 +46,12 @@ export interface SyncJobOptions {
   token?: string
   /** WITNESS_SYNC_USER (default "witness"). */
   user?: string
-  /** Environment for git (default: this process's). */
+  /** Environment for git (default: this process's), less the `GIT_*` variables git-env.ts leaves out. */
   env?: Record<string, string | undefined>
   /** The machine's signing key (proof.key_path): a checkpoint is signed at every sync. */
   keyPath?: string
+  /** Loose objects and packs in the clone past which they are packed (default pack-clone.ts LOOSE_OBJECTS_MAX and PACKS_MAX). */
+  packLimits?: PackLimits
   /** Push attempts when another machine pushed first (default 6). */
   pushAttempts?: number
   gitTimeoutMs?: number
@@ -76,6 +80,8 @@ export interface SyncReport {
   remoteError: string | null
   /** Archives that could not be read (`file: why`): what they hold is owed, and retried every run. */
   unreadable: string[]
+  /** Why the clone's loose objects could not be packed (null: packed, or too few to pack). */
+  packError: string | null
 }
 
 export function syncLockPath(workDir: string): string {
@@ -116,7 +122,7 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       if (live && mayExport) {
         // The proof goes with the rows: a fresh checkpoint (signed before the snapshot: it writes), the chain entries, the public key.
         const key = options.keyPath && existsSync(options.keyPath) ? await loadSigningKey(options.keyPath) : null
-        if (key) checkFolders(sync.workDir, machine, key.keyId)
+        if (key) await checkFolders(git, sync.workDir, machine, key.keyId)
         if (key) await checkpointNow(live, key, machine, options.now)
         // One snapshot for both halves: the proof stops at the head that the exported rows reached.
         const { result, proof } = await inReadSnapshot(live, async () => {
@@ -157,6 +163,8 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
     if (remote.reachable) remoteError = await pushWithRetry(git, sync.branch, options.pushAttempts ?? 6)
     const left = await waiting(git, sync.branch)
     if (covered && remoteError === null && left.commits === 0) await savePushed(options.livePath, covered, isoTime(options.now()))
+    // Last, with the remote up or down: an offline run's commits are loose objects too.
+    const packError = await packClone(git, options.packLimits)
     // Commits of earlier runs (the remote was down then) that this run pushed.
     const earlier = { commits: queued.commits - left.commits - (committed ? 1 : 0), rows: queued.rows - left.rows - (committed ? exported : 0) }
     return {
@@ -168,53 +176,10 @@ export async function runSync(options: SyncJobOptions): Promise<SyncReport> {
       pushedEarlier: earlier.commits > 0 ? earlier : null,
       remoteError,
       unreadable,
+      packError,
     }
   } finally {
     lock.release()
-  }
-}
-
-/**
- * Stops the export under a new machine name into a clone that exported the
- * old one: the new folder would start partway through the chain (and never
- * verify), and the old one would stay, counted again by fleet.
- */
-function refuseRename(before: string, now: string): never {
-  throw new SyncError(
-    `sync: this database was exported as "${before}", and machine is now "${now}"; nothing exported. To rename: delete "${before}/" from the remote (git rm -r, commit, push), move sync.work_dir aside and sync again: the "${now}" folder then gets every row from the start, and fleet does not count them under both names. Or set machine: back to "${before}"`,
-  )
-}
-
-/**
- * Checks the clone's folders against this machine's key. This machine's
- * folder published by another key: a second machine syncs under this name
- * (a cloned VM that kept its config), whose rows may fall on other days and
- * never meet this one's lines in a day file; before, it replaced the key,
- * forked the folder's chain and exited 0. This machine's key published by
- * another folder: this database was exported under another name (a rename
- * the sync state no longer knows, after a sync to another remote).
- */
-function checkFolders(workDir: string, machine: string, keyId: string): void {
-  for (const folder of readdirSync(workDir)) {
-    if (folder === machine || folder.startsWith('.')) continue
-    if (publishedKey(join(workDir, folder)) === keyId) refuseRename(folder, machine)
-  }
-  const published = publishedKey(join(workDir, machine))
-  // Not there, or not JSON (written over with this machine's key, as before; verify --repo names such a file).
-  if (published === undefined || published === keyId) return
-  throw new SyncError(
-    `sync: ${machine}/public-key.json in the remote is key ${String(published)}, not this machine's key ${keyId}: another machine syncs as "${machine}" (a copy of this one that kept its config?), or this machine's signing key was replaced; nothing exported (give each machine its own name with machine:)`,
-  )
-}
-
-/** The key id a folder's public-key.json names; undefined when there is none or it is not JSON. */
-function publishedKey(folder: string): unknown {
-  const path = join(folder, 'public-key.json')
-  if (!existsSync(path)) return undefined
-  try {
-    return (JSON.parse(readFileSync(path, 'utf8')) as { key_id?: unknown }).key_id
-  } catch {
-    return undefined
   }
 }
 
@@ -235,10 +200,12 @@ export function describeSync(report: SyncReport, branch: string): string {
     : report.exported > 0
       ? `exported ${report.exported} rows`
       : 'nothing new to export'
-  const owed = report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : ''
+  const problems =
+    (report.unreadable.length ? `; ARCHIVES UNREADABLE, their rows still owed: ${report.unreadable.join('; ')}` : '') +
+    (report.packError ? `; the clone's loose objects could not be packed (${report.packError})` : '')
   const caughtUp = report.pushedEarlier ? `; pushed ${report.pushedEarlier.commits} earlier commit(s) with ${report.pushedEarlier.rows} rows` : ''
-  if (report.remoteError === null && report.waitingCommits === 0) return `${what}${caughtUp}; the remote branch ${branch} is up to date${owed}`
+  if (report.remoteError === null && report.waitingCommits === 0) return `${what}${caughtUp}; the remote branch ${branch} is up to date${problems}`
   // A clone that never reached the remote holds nothing: its rows wait in the database, not in commits.
   const wait = report.deferred ? '' : `; ${report.waitingCommits} commit(s) with ${report.waitingRows} rows wait to be pushed`
-  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'})${wait}${owed}`
+  return `${what}; remote not updated (${report.remoteError ?? 'unknown reason'})${wait}${problems}`
 }
