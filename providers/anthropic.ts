@@ -65,8 +65,12 @@ export const anthropicAdapter: Adapter = {
         const message = isRecord(json.message) ? json.message : {}
         facts.responseId ??= stringOrNull(message.id)
         facts.servedModel ??= stringOrNull(message.model)
+        // Its output_tokens is the count so far (1, before any text): the count is message_delta's. A
+        // stream cut before that has no known count (null), not the placeholder; one that ends whole
+        // with no count in its message_delta (a proxy's) keeps this one.
         const usage = anthropicUsage(message.usage)
-        facts.usage = { ...facts.usage, tokensIn: usage.tokensIn, tokensOut: usage.tokensOut ?? facts.usage.tokensOut }
+        facts.usage = { ...facts.usage, tokensIn: usage.tokensIn }
+        startCounts.set(facts, usage.tokensOut)
         break
       }
       case 'content_block_start':
@@ -86,6 +90,7 @@ export const anthropicAdapter: Adapter = {
       }
       case 'message_stop':
         facts.done = true
+        if (facts.usage.tokensOut === null) facts.usage = { ...facts.usage, tokensOut: startCounts.get(facts) ?? null }
         break
       case 'error':
         facts.error = errorTextOf(json) ?? 'upstream error event'
@@ -93,6 +98,9 @@ export const anthropicAdapter: Adapter = {
     }
   },
 }
+
+/** The output count each stream's message_start gave, kept for a whole stream whose message_delta gives none. */
+const startCounts = new WeakMap<StreamFacts, number | null>()
 
 /** A block's start carries content when it is a tool call (its name) or opens with text already in it. */
 function startCarriesContent(block: unknown): boolean {

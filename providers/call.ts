@@ -5,7 +5,7 @@
  * message is redacted (API key, credential shapes, prompt text).
  */
 import { ProviderError, retryableStatus } from '../src/errors.ts'
-import { type PromptText, type Redactor, redactor, secretsRedactor } from '../src/redaction.ts'
+import { type PromptText, type Redactor, redactor, valuesRedactor } from '../src/redaction.ts'
 import { cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
 import { describeFetchFailure } from './fetch-failure.ts'
@@ -120,21 +120,26 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   try {
     body = await readCapped(response, MAX_RESPONSE_BYTES)
   } catch (error) {
-    throw networkError(target, error, options, startedAt)
+    throw answered(networkError(target, error, options, startedAt), response.status)
   }
   const latencyMs = Math.round(options.now() - startedAt)
   if (options.evidence) options.evidence.responseSha256 = sha256(body.bytes)
   if (body.truncated) {
     const detail = `malformed response: larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB`
-    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, retryable: false })
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, answeredStatus: response.status, retryable: false })
   }
   const text = utf8.decode(body.bytes)
   try {
-    return { ...withoutCredentials(target, adapter.completion(JSON.parse(text))), text, latencyMs }
+    const completion = adapter.completion(JSON.parse(text))
+    const stored = withoutCredentials(target, completion)
+    // An answer echoing the call's credentials in its id or model is not passed on as it came: its
+    // body gets the id and model the row keeps, and no text to pass through.
+    if (stored === completion) return { ...completion, text, latencyMs }
+    return { ...stored, body: { ...stored.body, id: stored.responseId ?? stored.body.id, model: stored.servedModel ?? stored.body.model }, latencyMs }
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
-    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, retryable: false })
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, answeredStatus: response.status, retryable: false })
   }
 }
 
@@ -152,7 +157,7 @@ export interface OpenedStream {
 export async function openStream(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<OpenedStream> {
   const { response, startedAt } = await send(adapter, target, request, options)
   const fail = (kind: 'malformed' | 'stream', detail: string, retryable: boolean) =>
-    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), retryable })
+    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), answeredStatus: response.status, retryable })
   const type = response.headers.get('content-type') ?? ''
   const notStream = `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`
   let reader: SseReader
@@ -196,6 +201,12 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     throw fail('stream', `upstream error event: ${clip(redactorOf(target, options)(facts.error))}`, true)
   }
   return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
+}
+
+/** `error` with the status the upstream answered with before its body failed (the row's http_status). */
+function answered(error: ProviderError, status: number): ProviderError {
+  if (error.kind === 'aborted' || error.kind === 'timeout') return error
+  return new ProviderError({ provider: error.provider, kind: error.kind, detail: error.detail, latencyMs: error.latencyMs, httpStatus: error.httpStatus, answeredStatus: status, retryable: error.retryable, retryAfterMs: error.retryAfterMs })
 }
 
 export function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {
@@ -276,7 +287,7 @@ async function wholeAnswer(
   try {
     body = await readCapped(response, MAX_RESPONSE_BYTES)
   } catch (error) {
-    throw networkError(target, error, options, startedAt)
+    throw answered(networkError(target, error, options, startedAt), response.status)
   }
   const sha256Hex = options.evidence ? sha256(body.bytes) : null
   if (options.evidence) options.evidence.responseSha256 = sha256Hex
@@ -327,7 +338,8 @@ function credentialsRedactor(target: Target): Redactor {
   const key = `${target.apiKey ?? ''}\n${target.baseUrl}\n${target.url}\n${target.headers ? JSON.stringify(target.headers) : ''}`
   let redact = credentialsRedactors.get(key)
   if (!redact) {
-    redact = secretsRedactor(secretsOf(target).secret)
+    const { secret, plain } = secretsOf(target)
+    redact = valuesRedactor(secret, plain)
     if (credentialsRedactors.size >= REDACTORS_KEPT) credentialsRedactors.delete(credentialsRedactors.keys().next().value!)
     credentialsRedactors.set(key, redact)
   }
@@ -338,8 +350,8 @@ const credentialsRedactors = new Map<string, Redactor>()
 
 /**
  * The answer's id and model as witness stores and shows them (the row's meta, the chain, `served_model`):
- * the call's credentials an upstream put in them (a broken or hostile one echoing its
- * `Authorization`) cut out. Credential shapes and the prompt are not looked for: a model may be
+ * the call's credentials and configured header values an upstream put in them (a broken or hostile
+ * one echoing its `Authorization`) cut out. Credential shapes and the prompt are not looked for: a model may be
  * named `xai-grok-…`, and ids and model names are short.
  */
 export function withoutCredentials<T extends { responseId: string | null; servedModel: string | null }>(target: Target, facts: T): T {

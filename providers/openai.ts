@@ -66,10 +66,17 @@ export const openaiAdapter: Adapter = {
     try {
       json = JSON.parse(event.data)
     } catch {
+      // An error by its event name with text for its data (a proxy's): an error all the same.
+      if (event.event === 'error') {
+        facts.error = event.data.trim() || 'upstream error event'
+        return
+      }
       throw new MalformedResponse('stream event is not JSON')
     }
     if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
-    const failed = errorIn(json)
+    // An error is one by its event name too (`event: error` with `{"message":…}`, as some gateways
+    // send mid-stream): the OpenAI SDKs throw on it, so whatever comes after it is no answer.
+    const failed = errorIn(json) ?? (event.event === 'error' ? new ErrorInAnswer(errorTextOf(json) ?? 'upstream error event', codeOf(json)) : null)
     if (failed) {
       facts.error = failed.message
       facts.errorCode = failed.code ?? null

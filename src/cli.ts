@@ -20,7 +20,7 @@ import { tokenCommand } from './commands/token.ts'
 import { verifyCommand } from './commands/verify.ts'
 import { syncCommand } from './commands/sync.ts'
 import { watchdogCommand } from './commands/watchdog.ts'
-import { ArchiveError, ArchivesMovingError, ArchivesUnavailableError, ConfigError, DatabaseLockedError, InvalidRequestError, JobBusyError, ListenError, SyncError } from './errors.ts'
+import { ArchiveError, ConfigError, DatabaseLockedError, ForeignDatabaseError, InvalidRequestError, JobBusyError, ListenError, SchemaTooNewError, SigningKeyError, SyncError, WitnessError } from './errors.ts'
 import { keepLoopbackOffProxy } from './runtime-env.ts'
 
 const COMMANDS: Record<string, Command> = {
@@ -69,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`witness: ${error.message}`)
       return 2
     }
-    if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError || error instanceof ListenError || error instanceof ArchivesUnavailableError || error instanceof ArchivesMovingError) {
+    if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError || error instanceof ListenError || error instanceof SigningKeyError || error instanceof SchemaTooNewError || error instanceof ForeignDatabaseError || (error instanceof WitnessError && error.type === 'archives_unavailable')) {
       console.error(`witness: ${error.message}`)
       return command.failureExitCode ?? 1
     }

@@ -13,6 +13,7 @@ import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../provide
 import { ADAPTERS } from '../providers/index.ts'
 import { type Wire, isRecord, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
+import { listNames } from './text.ts'
 import { AgentName, pathText, toIssues } from './validation.ts'
 
 const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000))
@@ -20,7 +21,18 @@ const Ms = v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(86_400_000)
 export const MAX_RETRY_WAIT_MS = 240_000
 const Count = v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100))
 export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'use letters, digits, ".", "_" or "-" (at most 64)'))
-const EnvName = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'))
+/**
+ * The name of the environment variable that holds a provider's key, as operators write them
+ * (GROQ_API_KEY). A key pasted in its place (Groq's `gsk_…`, Hugging Face's `hf_…`, GitHub's
+ * `ghp_…`, Gemini's `AIza…`) is refused: taken for a name, it would be written into every row
+ * that says the variable is not set (rows are synced to git), into answers and into logs. The
+ * message never shows the value: only its first 4 characters and its length, to find it by.
+ */
+const ENV_NAME_MESSAGE = 'must name the environment variable that holds the key (like GROQ_API_KEY), not the key itself'
+const EnvName = v.pipe(
+  v.string(ENV_NAME_MESSAGE),
+  v.regex(/^[A-Z_][A-Z0-9_]*$/, (issue) => `${ENV_NAME_MESSAGE}: a name is capital letters, digits and "_" (what is given starts ${JSON.stringify(String(issue.input).slice(0, 4))} and is ${String(issue.input).length} characters long)`),
+)
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
 
 /** Names JavaScript reserves on objects: valibot's record leaves such keys out of what it returns. */
@@ -184,12 +196,11 @@ export const PricingSchema = named(
  * An address to listen on: an IPv4 or IPv6 address (bracketed or not) or a host name. No scheme,
  * port or spaces: check-config must refuse what serve cannot bind (Ansible installs what it passes).
  */
-const ListenHost = v.pipe(
-  v.string(),
-  v.check(isListenHost, 'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)'),
-)
+export const LISTEN_HOST_HELP = 'an IP address or a host name, without a scheme, port or spaces (127.0.0.1, ::1, 0.0.0.0, witness.internal)'
+const ListenHost = v.pipe(v.string(), v.check(isListenHost, LISTEN_HOST_HELP))
 
-function isListenHost(host: string): boolean {
+/** Whether `host` is an address witness can listen on (listen.host, serve --host). */
+export function isListenHost(host: string): boolean {
   // IPv6, bracketed or not: hex digits and at least two colons (IPv4 may end it: ::ffff:127.0.0.1).
   if (/^(?:\[(?=(?:[^:]*:){2})[0-9a-f:.]+\]|(?=(?:[^:]*:){2})[0-9a-f:.]+)$/i.test(host)) return true
   // Digits and dots only: an IPv4 address, four numbers up to 255 (not 999.1.1.1, not 1.2.3).
@@ -395,7 +406,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
           return
         }
         const defined = [...(options.declaredProviders ?? Object.keys(raw.providers))]
-        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${defined.join(', ') || '(none)'}` })
+        issues.push({ path, message: `unknown provider "${step.provider}"; defined: ${listNames(defined)}` })
         return
       }
       const spec = providers.get(step.provider)
@@ -491,6 +502,18 @@ function defaultMachine(host: string, issues: Issue[]): string {
   return host
 }
 
+/**
+ * One line per provider whose API key variable (its `api_key_env`, or its preset's) is not set, or
+ * set empty, in `env`: every step on it is skipped ("API key … is not set"), so a router started
+ * so would answer 502 to every call through it. Names the variable, never a value.
+ */
+export function unsetApiKeys(config: Pick<Config, 'providers'>, env: Record<string, string | undefined>): string[] {
+  return [...config.providers.values()].flatMap(({ name, apiKeyEnv }) => {
+    if (!apiKeyEnv || env[apiKeyEnv]?.trim()) return []
+    return [`provider "${name}": its API key variable ${apiKeyEnv} is ${env[apiKeyEnv] === undefined ? 'not set' : 'empty'} in this environment, so its steps will be skipped`]
+  })
+}
+
 /** `15m` -> 900000; `0` -> 0. */
 export function durationMs(value: 0 | string): number {
   if (value === 0 || value === '0') return 0
@@ -504,9 +527,15 @@ function isLocalPath(remote: string): boolean {
   return !/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) && !/^[^/]+:/.test(remote)
 }
 
-/** Two principals sharing a token hash would make a token's identity ambiguous. */
+/**
+ * An `auth` that lists nobody would answer every endpoint with 401; two principals sharing a token
+ * hash would make a token's identity ambiguous.
+ */
 function authIssues(auth: AuthConfig | undefined): Issue[] {
   if (!auth) return []
+  if (Object.keys(auth.agents).length === 0 && Object.keys(auth.operators).length === 0) {
+    return [{ path: 'auth', message: 'lists no agent and no operator, so every endpoint would answer 401: list at least one (see `witness token new`); to run open, leave `auth` out (then witness listens on loopback only)' }]
+  }
   const issues: Issue[] = []
   const seen = new Map<string, string>()
   for (const kind of ['agents', 'operators'] as const) {
@@ -634,6 +663,11 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
   const documents = parseAllDocuments(text, { uniqueKeys: false, lineCounter: lines })
   if (documents.length > 1) throw new ConfigError(path, [{ path: '', message: `holds ${documents.length} YAML documents (separated by ---); a config is one mapping (providers:, chains:, …)` }])
   if (Array.isArray(doc)) throw new ConfigError(path, [{ path: '', message: 'is a list; a config is one mapping (providers:, chains:, …)' }])
+  // Nothing but blank lines and comments: YAML reads that as null, which valibot words as a wrong type.
+  if (documents.length === 0 || documents[0]!.contents === null) {
+    throw new ConfigError(path, [{ path: '', message: 'is empty (nothing but blank lines or comments): a config needs at least providers: and chains: (see the README\'s Config section)' }])
+  }
+  if (doc === null || typeof doc !== 'object') throw new ConfigError(path, [{ path: '', message: 'holds a single value, not a mapping; a config is one mapping (providers:, chains:, …)' }])
   const options = { baseDir: dirname(path), hash: sha256(bytes), path }
   const duplicates = documents[0] ? duplicateKeys(documents[0].contents, lines) : []
   if (!duplicates.length) return parseConfig(doc, options)

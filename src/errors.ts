@@ -7,6 +7,7 @@
  * an API key, a token or prompt text: upstream text is passed through
  * `redact` before it reaches a message.
  */
+import { listNames } from './text.ts'
 
 export type ErrorType =
   | 'invalid_request'
@@ -74,7 +75,7 @@ export class UnknownChainError extends WitnessError {
   constructor(chain: string, known: string[]) {
     // Chain names are at most 64 characters: a longer name is cut, so a refusal never echoes a huge input.
     const shown = chain.length > 64 ? `${chain.slice(0, 64)}…` : chain
-    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${known.join(', ') || '(none)'}`, {
+    super('unknown_chain', 404, `unknown chain "${shown}"; configured chains: ${listNames(known)}`, {
       details: { chain: shown },
     })
   }
@@ -192,6 +193,19 @@ export class ArchiveHalfWrittenError extends WitnessError {
     super('archives_unavailable', 503, `${path} holds a batch half written by a killed archive run, and this reader cannot roll it back (${cause}); the next archive run will`, {
       details: { archive: path },
     })
+  }
+}
+
+/**
+ * A file a read needs is damaged: an archive month that does not decompress, decompresses into a
+ * database that fails SQLite's check, or is not (or no longer) a whole database; or, when SQLite
+ * reports the damage in the middle of a read, one of the files that read searched. Its answer would
+ * leave rows out, so there is none; the files are named, for the operator to restore from a copy.
+ */
+export class ArchiveDamagedError extends WitnessError {
+  override name = 'ArchiveDamagedError'
+  constructor(message: string, files: string[], cause?: unknown) {
+    super('archives_unavailable', 503, message, { cause, details: { files } })
   }
 }
 
@@ -367,6 +381,39 @@ export class DatabaseLockedError extends Error {
   override name = 'DatabaseLockedError'
   constructor(what: string, budgetMs: number) {
     super(`${what}: database locked by another process for ${budgetMs} ms`)
+  }
+}
+
+/**
+ * The machine's signing key file cannot be used: empty (a crash while it was written), cut short, not
+ * JSON, not an Ed25519 key. Never replaced on its own: a new key would not verify what this one signed.
+ */
+export class SigningKeyError extends Error {
+  override name = 'SigningKeyError'
+  readonly path: string
+  constructor(path: string, problem: string) {
+    super(
+      `the signing key ${path} ${problem}: restore it from a backup. A new key would not verify the checkpoints this one signed; ` +
+        'only if no copy is left, move the file aside and run witness init to make a new key',
+    )
+    this.path = path
+  }
+}
+
+/** A database made by a newer witness (its `PRAGMA user_version` is past this build's schema): left as it is. */
+export class SchemaTooNewError extends Error {
+  override name = 'SchemaTooNewError'
+  constructor(path: string, version: number, known: number) {
+    super(`database schema version ${version}${path ? ` (${path})` : ''} is newer than this witness (${known}); upgrade witness`)
+  }
+}
+
+/** A database file that holds another program's tables and no witness log: witness does not add its own to it. */
+export class ForeignDatabaseError extends Error {
+  override name = 'ForeignDatabaseError'
+  constructor(path: string, tables: string[]) {
+    const shown = tables.length > 5 ? `${tables.slice(0, 5).join(', ')} and ${tables.length - 5} more` : tables.join(', ')
+    super(`${path || 'the database'} is a SQLite database of something else (its tables: ${shown}), not a witness log: witness does not add its tables to it; give another path`)
   }
 }
 

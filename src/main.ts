@@ -10,7 +10,7 @@ import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
-import { type Config, openListenProblem } from './config.ts'
+import { type Config, openListenProblem, unsetApiKeys } from './config.ts'
 import { ConfigError, JobBusyError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
@@ -21,14 +21,15 @@ import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
 import { takeJobLock } from './jobs/job-lock.ts'
 import { ensureSigningKey } from './proof/keys.ts'
 import { RECOVERED_MESSAGE } from './proof/record.ts'
-import { Cooldowns } from './router/cooldown.ts'
+import { Cooldowns, changedProviders } from './router/cooldown.ts'
 import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
-import { type Store, type StoreOptions, openStore } from './telemetry/store.ts'
+import { type Store, type StoreOptions, databaseFileOf, openStore } from './telemetry/store.ts'
+import { type RouterRole, takeRouterRole } from './deadman/router-role.ts'
 
 export interface ServeOptions {
   configPath: string
@@ -127,7 +128,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   const live = new LiveConfig(resolve(options.configPath), clock)
   const config = () => live.current()
   const boot = config()
-  const dbPath = resolve(options.db ?? boot.databasePath)
+  const dbPath = databaseFileOf(options.db ?? boot.databasePath)
   // Which config this server runs, for a watchdog that finds it down (served-config.ts): noted once it
   // listens, and at every reload; or when its start-up fails, as the router's does (the config's
   // listen, a database it cannot make or open, a port taken by another service). Not a start given its
@@ -135,10 +136,13 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // its failure not the config's), nor one that finds the database's lock held (the router already
   // runs on it). The database it was given with --db is noted only by a server that got to listen.
   let listening = false
-  const markServed = (hash: string) => {
+  // Whether this server is the config's router (router-role.ts); known once it holds its database.
+  let role: RouterRole | null = null
+  const markServed = (hash: string, stoppedAt?: string) => {
+    if (role && !role.isRouter()) return
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
     try {
-      writeServed(live.path, { config_hash: hash, database_override })
+      writeServed(live.path, { config_hash: hash, database_override, ...(stoppedAt ? { stopped_at: stoppedAt } : {}) })
     } catch (error) {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
@@ -170,6 +174,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     startFailed(error)
     throw error
   }
+  role = takeRouterRole(live.path, oneOff, (message) => log(`witness: ${message}`), () => clock.now())
+  const routerRole = role
   live.boundHost = host
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
@@ -211,21 +217,24 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const runtime = new RuntimeState(clock)
     // One set of stored slices for the reads and the fill, so they never store a slice twice at once.
     const rollups = new SliceRollups(store.reader, (side) => store.write(side), () => clock.now())
-    const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn })
+    const deadman = new DeadmanSwitch({ live, store, clock, runtime, env, log: warn, isRouter: () => routerRole.isRouter() })
     deadman.resume()
+    // One breaker for the process's life, reading the live policy: cooldowns survive a reload, but
+    // for the providers it changed (a rollback that mends a key must not find it still skipped).
+    const cooldowns = new Cooldowns({
+      get failures() {
+        return config().policy.cooldown_failures
+      },
+      get cooldownMs() {
+        return config().policy.cooldown_s * 1000
+      },
+      clock,
+    })
+    live.onSwap((next, previous) => cooldowns.forgetProviders(changedProviders(previous.providers, next.providers)))
     const app = createApp({
       store,
       clock,
-      // One breaker for the process's life, reading the live policy: cooldowns survive a reload.
-      cooldowns: new Cooldowns({
-        get failures() {
-          return config().policy.cooldown_failures
-        },
-        get cooldownMs() {
-          return config().policy.cooldown_s * 1000
-        },
-        clock,
-      }),
+      cooldowns,
       config,
       env,
       inFlight,
@@ -251,7 +260,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
     url = server.url.origin // brackets an IPv6 address (http://[::1]:8787)
     listening = true
     markServed(live.current().hash)
-    for (const file of urlFiles) {
+    // A one-off's address is no news of the router's: only the file beside its own database is written.
+    for (const file of routerRole.isRouter() ? urlFiles : urlFiles.slice(0, 1)) {
       try {
         writeFileSync(file, `${url}\n`)
       } catch (error) {
@@ -266,6 +276,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     log(`witness: listening on ${url} (pid ${process.pid}, config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
     // Bun reads these at start only (runtime-env.ts): the process's own environment, not options.env.
     for (const problem of runtimeEnvProblems(process.env)) warn(problem)
+    for (const missing of unsetApiKeys(boot, env)) warn(missing)
     if (options.background ?? true) deadman.start()
 
     return {
@@ -311,7 +322,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
         await store.drain(Math.max(0, finishBy - Date.now()))
         warn(`stopped${stopSummary(cut, store)}`)
         store.close()
+        // Stopped on purpose: a watchdog that finds the router down does not roll its config back for it.
+        markServed(live.current().hash, isoTime(clock.now()))
         removeUrlFiles()
+        routerRole.release()
         serverLock.release()
       },
     }
@@ -319,6 +333,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     startFailed(error)
     opened?.close()
     removeUrlFiles()
+    routerRole.release()
     serverLock.release()
     throw error
   }

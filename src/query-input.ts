@@ -13,7 +13,7 @@ import { STATUSES } from './telemetry/schema.ts'
 import { type SeriesQuery, bucketCount, bucketFitsSlices } from './telemetry/series.ts'
 import { STATS_BY } from './telemetry/stats.ts'
 import type { StatsQuery } from './telemetry/stats-window.ts'
-import { TIME_SPEC_HELP, parseDuration, parseTimeSpec } from './time-spec.ts'
+import { MAX_DURATION_DAYS, TIME_SPEC_HELP, durationTooLong, parseDuration, parseTimeSpec } from './time-spec.ts'
 import { AgentName, toIssues } from './validation.ts'
 
 export const DEFAULT_LIMIT = 100
@@ -139,7 +139,7 @@ export function parseStoryInput(params: Record<string, string>): ArchiveScope {
 export function parseDidCallInput(params: Record<string, string>, nowMs: number, ownAgent?: string): DidCallQuery & ArchiveScope {
   const issues: Issue[] = []
   const input = check(DidCallSchema, ownAgent === undefined ? params : { agent: ownAgent, ...params }, issues)
-  const range = timeRange({ since: '24h', ...params }, nowMs, issues)
+  const range = timeRange(params, nowMs, issues, { since: '24h' })
   fail('invalid did-call parameters', issues)
   return { agent: input!.agent, provider: input!.provider, model: input!.model, since: range.since!, until: range.until, archives: input!.archives === '1' }
 }
@@ -148,7 +148,7 @@ export function parseDidCallInput(params: Record<string, string>, nowMs: number,
 export function parseStatsInput(params: Record<string, string>, nowMs: number): StatsQuery & ArchiveScope {
   const issues: Issue[] = []
   const input = check(StatsSchema, params, issues)
-  const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
+  const range = timeRange(params, nowMs, issues, { since: '24h', until: '0s' })
   fail('invalid stats parameters', issues)
   return { since: range.since!, until: range.until!, by: input!.by ?? 'provider', agent: input!.agent, archives: input!.archives === '1' }
 }
@@ -157,7 +157,7 @@ export function parseStatsInput(params: Record<string, string>, nowMs: number): 
 export function parseSeriesInput(params: Record<string, string>, nowMs: number): SeriesQuery & { archives: boolean } {
   const issues: Issue[] = []
   const input = check(SeriesSchema, params, issues)
-  const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
+  const range = timeRange(params, nowMs, issues, { since: '24h', until: '0s' })
   let bucketS: number | undefined
   if (input?.bucket !== undefined) {
     const ms = parseDuration(input.bucket)
@@ -178,7 +178,7 @@ export function parseSeriesInput(params: Record<string, string>, nowMs: number):
 export function parseSpanInput(params: Record<string, string>, nowMs: number): { since: string; until: string; archives: boolean } {
   const issues: Issue[] = []
   const input = check(SpanSchema, params, issues)
-  const range = timeRange({ since: '24h', until: '0s', ...params }, nowMs, issues)
+  const range = timeRange(params, nowMs, issues, { since: '24h', until: '0s' })
   fail('invalid window parameters', issues)
   return { since: range.since!, until: range.until!, archives: input?.archives === '1' }
 }
@@ -197,16 +197,28 @@ function check<S extends v.StrictObjectSchema<v.ObjectEntries, undefined>>(schem
   return undefined
 }
 
-function timeRange(params: Record<string, string | undefined>, nowMs: number, issues: Issue[]): { since?: string; until?: string } {
+/** What a default of timeRange stands for, for a message about a bound that was not given. */
+const DEFAULT_WORDS: Record<string, string> = { '24h': '24 hours back', '0s': 'now' }
+
+/**
+ * `since` and `until` as stored timestamps, each from `params` or else from `defaults`. A bound the
+ * caller did not give is not blamed for the order: `since=0s` alone is told it must be before now.
+ */
+function timeRange(params: Record<string, string | undefined>, nowMs: number, issues: Issue[], defaults: { since?: string; until?: string } = {}): { since?: string; until?: string } {
   const out: { since?: string; until?: string } = {}
   for (const key of ['since', 'until'] as const) {
-    const text = params[key]
+    const text = params[key] ?? defaults[key]
     if (text === undefined) continue
     const at = text.length <= 64 ? parseTimeSpec(text, nowMs) : null
-    if (at === null) issues.push({ path: key, message: `must be ${TIME_SPEC_HELP}` })
-    else out[key] = at
+    if (at !== null) out[key] = at
+    else if (durationTooLong(text)) issues.push({ path: key, message: `must be at most ${MAX_DURATION_DAYS}d (ten years) back from now` })
+    else issues.push({ path: key, message: `must be ${TIME_SPEC_HELP}` })
   }
-  if (out.since && out.until && out.since >= out.until) issues.push({ path: 'until', message: `must be after since (${out.since})` })
+  if (out.since && out.until && out.since >= out.until) {
+    const unsaid = (key: 'since' | 'until') => (params[key] === undefined ? `, which is ${DEFAULT_WORDS[defaults[key]!] ?? defaults[key]} when not given` : '')
+    if (params.until === undefined) issues.push({ path: 'since', message: `must be before until${unsaid('until')} (${out.until})` })
+    else issues.push({ path: 'until', message: `must be after since${unsaid('since')} (${out.since})` })
+  }
   return out
 }
 

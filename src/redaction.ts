@@ -135,6 +135,20 @@ export function secretsRedactor(secret: readonly string[]): Redactor {
   }
 }
 
+/**
+ * secretsRedactor, and whole occurrences of `plain` values too (configured headers not named like
+ * credentials, which error text has cut out the same way): for the answer's id and model.
+ */
+export function valuesRedactor(secret: readonly string[], plain: readonly string[]): Redactor {
+  const secrets = secretsRedactor(secret)
+  const values = plain.map((v) => v.trim()).filter((v) => v.length >= MIN_LENGTH)
+  if (values.length === 0) return secrets
+  return (text) => {
+    const runs = wholeRuns(text, values)
+    return secrets(runs.length ? cutRuns(text, runs) : text)
+  }
+}
+
 /** `text` with `secrets` (keys, tokens) and the credential shapes cut out: a redactor used once. */
 export function redact(text: string, secrets: readonly string[] = []): string {
   return redactor({ secret: secrets })(text)

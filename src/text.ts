@@ -35,3 +35,14 @@ export function mapStrings(value: unknown, change: (text: string) => string): un
 export function wellFormed<T>(value: T): T {
   return allWellFormed(value) ? value : (mapStrings(value, (text) => text.toWellFormed()) as T)
 }
+
+/**
+ * Names for a message, at most `max` of them: `a, b, c`, or `a, b, … t and 4980 more`; `(none)` when
+ * there are none. A message listing every name, repeated for each of thousands of problems, grew
+ * with the square of the config's size.
+ */
+export function listNames(names: readonly string[], max = 20): string {
+  if (names.length === 0) return '(none)'
+  if (names.length <= max) return names.join(', ')
+  return `${names.slice(0, max).join(', ')} and ${names.length - max} more`
+}

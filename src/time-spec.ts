@@ -11,7 +11,8 @@ const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const
 const DATE = /^\d{4}-\d{2}-\d{2}$/
 const DATE_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/
 /** Ten years: longer durations are almost certainly a typo. */
-const MAX_DURATION_MS = 3650 * 86_400_000
+export const MAX_DURATION_DAYS = 3650
+const MAX_DURATION_MS = MAX_DURATION_DAYS * 86_400_000
 
 export const TIME_SPEC_HELP = 'an ISO-8601 time with a zone (2026-11-25T12:00:00Z), a date (2026-11-25) or a duration back from now (90s, 15m, 1h, 7d)'
 
@@ -21,6 +22,12 @@ export function parseDuration(text: string): number | null {
   if (!match) return null
   const ms = Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS]
   return ms <= MAX_DURATION_MS ? ms : null
+}
+
+/** Whether `text` is a duration (`90s`, `400000d`) longer than the longest one taken (MAX_DURATION_DAYS). */
+export function durationTooLong(text: string): boolean {
+  const match = /^(\d+)(s|m|h|d)$/.exec(text.trim())
+  return match !== null && Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] > MAX_DURATION_MS
 }
 
 /** A time whose zone lost its `+`: sent unencoded in a query string (`?since=…T12:00+01:00`), a `+` arrives as a space. */

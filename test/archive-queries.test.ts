@@ -7,7 +7,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import type { RetentionSettings } from '../src/config.ts'
@@ -481,6 +481,60 @@ describe('the read commands with --archives', () => {
     expect(withConfig.code).toBe(2)
     // Its own archives, named: answered.
     expect(run(['did-call', '--db', copy, '--config', w.configPath, '--archives', '--archive-dir', t.archiveDir, '--agent', 'allegro', '--provider', 'mimo', '--since', since]).code).toBe(0)
+  })
+})
+
+describe('a damaged archive month', () => {
+  const run = (args: string[], cwd = ROOT) => {
+    const proc = Bun.spawnSync([BUN, join(ROOT, 'src/cli.ts'), ...args], { cwd, env: { PATH: process.env.PATH ?? '' } })
+    return { code: proc.exitCode, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() }
+  }
+  /** The data set archived into a dir of its own, a server on it, and `damage` done to one month's file. */
+  async function damaged(month: string, damage: (path: string) => void) {
+    const own = await archivedDir(ROWS)
+    const file = own.files().find((f) => f.startsWith(`request_log-${month}.`))!
+    damage(join(own.archiveDir, file))
+    return { own, file: join(own.archiveDir, file), server: await witnessOn(own.dir) }
+  }
+  const read = (server: TestWitness, path: string) => fetch(`${server.url}${path}`, { headers: bearer(OPERATOR) })
+
+  test('a month file overwritten (not a database) answers 503 archives_unavailable naming it, on the server and the command line, not a bare 500', async () => {
+    const { own, file, server } = await damaged('2026-10', (path) => writeFileSync(path, Buffer.alloc(8192, 0x5a)))
+    try {
+      for (const path of ['/requests?archives=1&limit=5', `/requests/did-call?agent=ezra&provider=kimi&since=2026-10-01T00:00:00Z`, '/stats?since=2026-10-01T00:00:00Z&until=2026-11-01T00:00:00Z']) {
+        const res = await read(server, path)
+        expect(res.status).toBe(503)
+        const { error } = await res.json()
+        expect(error.type).toBe('archives_unavailable')
+        expect(error.message).toStartWith(`archive ${file} is not a whole database (file is not a database): the file is cut or damaged; restore it from a copy`)
+      }
+      const cli = run(['did-call', '--config', server.configPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '2026-10-01T00:00:00Z', '--archives'], own.dir)
+      expect(cli.stderr).toContain(`archive ${file} is not a whole database`)
+      expect(cli.code).not.toBe(0)
+    } finally {
+      await server.stop(0)
+    }
+  })
+
+  test('damage SQLite meets in the middle of a read (a compressed month whose pages were altered) answers 503 naming the files the read searched', async () => {
+    const { own, file, server } = await damaged('2026-09', (path) => {
+      const db = Buffer.from(Bun.zstdDecompressSync(readFileSync(path)))
+      db.fill(0x5a, 4096 + 8, 4096 + 200) // garbage over the cells of the second page
+      writeFileSync(path, Bun.zstdCompressSync(db))
+    })
+    try {
+      const res = await read(server, '/requests?archives=1&since=2026-09-01T00:00:00Z&until=2026-10-01T00:00:00Z')
+      expect(res.status).toBe(503)
+      const { error } = await res.json()
+      expect(error.type).toBe('archives_unavailable')
+      expect(error.message).toStartWith('a file this read searched is damaged (database disk image is malformed)')
+      expect(error.message).toContain(`the live database ${own.livePath} or one of the archives ${file}`)
+      expect(error.files).toEqual([own.livePath, file])
+      // The months it does not need are still answered.
+      expect((await read(server, '/requests?archives=1&since=2026-10-01T00:00:00Z')).status).toBe(200)
+    } finally {
+      await server.stop(0)
+    }
   })
 })
 

@@ -9,12 +9,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
-import { ArchiveError, JobBusyError } from '../src/errors.ts'
+import { ArchiveDamagedError, ArchiveError, JobBusyError } from '../src/errors.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from '../src/retention/archive-months.ts'
 import { listArchives, openArchiveReadonly, prepareReadable, readablePath } from '../src/retention/archive-files.ts'
-import { archiveDatabasesFor, closeArchives } from '../src/retention/archive-query.ts'
+import { archiveDatabasesFor, closeArchives, openArchivesFor } from '../src/retention/archive-query.ts'
 import { archiveDirFor } from '../src/retention/read-sources.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { writeSyncState } from '../src/sync/sync-state.ts'
@@ -305,11 +305,32 @@ describe('a damaged archive', () => {
     return { t, file: join(t.retention.archiveDir, 'request_log-2026-09.db.zst') }
   }
 
-  test('a cut .db.zst is named, as an ArchiveError, not a bare decompression error', async () => {
+  test('a cut .db.zst is named (archives_unavailable), not a bare decompression error', async () => {
     const { t, file } = await compressedMonths()
     const bytes = readFileSync(file)
     writeFileSync(file, bytes.subarray(0, Math.floor(bytes.length / 2)))
-    expect(() => archiveDatabasesFor(t.retention.archiveDir)).toThrow(new ArchiveError(`archive ${file} cannot be decompressed (Decompression failed: InvalidZstdData): the file is cut or damaged; restore it from a copy`))
+    expect(() => archiveDatabasesFor(t.retention.archiveDir)).toThrow(new ArchiveDamagedError(`archive ${file} cannot be decompressed (Decompression failed: InvalidZstdData): the file is cut or damaged; restore it from a copy`, [file]))
+  })
+
+  test('a month the archive job compressed carries a content checksum: a bit flipped anywhere in it fails the read that decompresses it (the server\'s too), naming the file, never giving wrong bytes', async () => {
+    const { t, file } = await compressedMonths()
+    const packed = readFileSync(file)
+    // The frame header's descriptor (after the 4-byte magic): Content_Checksum_flag is bit 2.
+    expect(packed[4]! & 0x04).toBe(0x04)
+    for (let i = 0; i < 12; i++) {
+      const bad = Buffer.from(packed)
+      bad[8 + Math.floor(((bad.length - 12) * (i + 0.5)) / 12)]! ^= 0x10
+      writeFileSync(file, bad)
+      rmSync(join(t.retention.archiveDir, '.cache'), { recursive: true, force: true })
+      let thrown: unknown
+      try {
+        closeArchives(await openArchivesFor(t.retention.archiveDir))
+      } catch (error) {
+        thrown = error
+      }
+      expect(thrown).toBeInstanceOf(ArchiveDamagedError)
+      expect((thrown as Error).message).toStartWith(`archive ${file} cannot be decompressed`)
+    }
   })
 
   test('one that decompresses into a damaged database is named too, with what SQLite found', async () => {
@@ -323,7 +344,7 @@ describe('a damaged archive', () => {
     } catch (error) {
       thrown = error
     }
-    expect(thrown).toBeInstanceOf(ArchiveError)
+    expect(thrown).toBeInstanceOf(ArchiveDamagedError)
     expect((thrown as Error).message).toStartWith(`archive ${file} is damaged: the database it decompresses to fails SQLite's check (`)
     // Its damaged copy is not left in the cache for the next read to trust.
     expect(existsSync(join(t.retention.archiveDir, '.cache', 'request_log-2026-09.db'))).toBe(false)

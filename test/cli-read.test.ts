@@ -130,6 +130,25 @@ describe('witness did-call', () => {
     expect(witness(['did-call', '--db', dbPath, '--agent', 'bezalel', '--provider', 'groq', '--since', '4h']).code).toBe(0)
   })
 
+  test('a provider the config has not and no row names is a typo, exit 2, not a confident "no"; an agent no row names gets a note beside its "no"', () => {
+    const typo = witness(['did-call', '--agent', 'ezra', '--provider', 'kimmi', '--since', '30d'], dir)
+    expect(typo.stderr).toBe('witness: no provider "kimmi": the config has none of that name (it has kimi), and no row names one; a typo?\n')
+    expect(typo.code).toBe(2)
+    // One the config has, never called yet: a true "no".
+    writeFileSync(join(dir, 'groqless.yaml'), 'database: ./witness.db\nproviders: { kimi: {}, openrouter: {} }\nchains: { default: [ { provider: kimi, model: kimi-k2.5 } ] }\n')
+    const never = witness(['did-call', '--config', 'groqless.yaml', '--agent', 'ezra', '--provider', 'openrouter'], dir)
+    expect(never.code).toBe(1)
+    // With --db alone there is no config to tell a typo from a provider never called: a "no".
+    expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimmi']).code).toBe(1)
+    const agent = witness(['did-call', '--db', dbPath, '--agent', 'ezzra', '--provider', 'kimi', '--json'])
+    expect(agent.code).toBe(1)
+    expect(JSON.parse(agent.stdout).never_seen).toEqual(['agent'])
+    const noted = witness(['did-call', '--db', dbPath, '--agent', 'ezzra', '--provider', 'kimi'])
+    expect(noted.stderr).toBe('note: no row in the files read names agent "ezzra": check its spelling\n')
+    // A "no" for names that have rows carries no such field.
+    expect(JSON.parse(witness(['did-call', '--db', dbPath, '--agent', 'bezalel', '--provider', 'groq', '--since', '1h', '--json']).stdout).never_seen).toBeUndefined()
+  })
+
   test('usage errors exit 2: a missing flag, a bad time, an unknown flag', () => {
     expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra']).code).toBe(2)
     expect(witness(['did-call', '--db', dbPath, '--agent', 'ezra', '--provider', 'kimi', '--since', '1 hour']).code).toBe(2)

@@ -1,7 +1,7 @@
 /** The witness command line, run as a real subprocess. */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { BUN, ROOT, waitForLine } from './support/process.ts'
 import { readRows } from './support/rows.ts'
@@ -23,6 +23,48 @@ describe('witness init', () => {
     const conn = new Database(db, { readonly: true })
     expect((conn.query('PRAGMA table_info(request_log)').all() as unknown[]).length).toBe(11)
     conn.close()
+  })
+
+  test('a database path that is a symbolic link (/var/lib/witness/witness.db -> /data/…) is its target: created there, and one server holds it by either name', async () => {
+    const dir = tempDir()
+    mkdirSync(join(dir, 'data'))
+    mkdirSync(join(dir, 'etc'))
+    const link = join(dir, 'etc', 'w.db')
+    symlinkSync(join(dir, 'data', 'w.db'), link)
+    const made = witness(['init', '--db', link])
+    expect(made.stderr).toBe('')
+    expect(made.code).toBe(0)
+    const conn = new Database(join(dir, 'data', 'w.db'), { readonly: true })
+    expect((conn.query('PRAGMA table_info(request_log)').all() as unknown[]).length).toBe(11)
+    conn.close()
+
+    const config = join(dir, 'w.yaml')
+    writeFileSync(config, `providers: { kimi: {} }\nchains: { default: [ { provider: kimi, model: kimi-k2.5 } ] }\ndatabase: ${link}\n`)
+    const server = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', config, '--port', '0'], { cwd: dir, env: { PATH: process.env.PATH ?? '' }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+    try {
+      await waitForLine(server.stderr, /listening on/)
+      const second = witness(['serve', '--config', config, '--port', '0', '--db', join(dir, 'data', 'w.db')], dir)
+      expect(second.code).not.toBe(0)
+      expect(second.stderr).toContain('serve')
+      expect(existsSync(join(dir, 'data', 'w.db.serve.lock'))).toBe(true)
+    } finally {
+      server.kill('SIGTERM')
+      await server.exited
+    }
+  })
+
+  test("another program's SQLite file is left alone: not turned to WAL, not given witness's tables", () => {
+    const db = join(tempDir(), 'other.db')
+    const other = new Database(db, { create: true })
+    other.exec('CREATE TABLE foo (x); INSERT INTO foo VALUES (1)')
+    other.close()
+    const result = witness(['init', '--db', db])
+    expect(result.stderr).toBe(`witness: ${db} is a SQLite database of something else (its tables: foo), not a witness log: witness does not add its tables to it; give another path\n`)
+    expect(result.code).not.toBe(0)
+    const after = new Database(db, { readonly: true })
+    expect((after.query("SELECT name FROM sqlite_master WHERE type = 'table'").all() as { name: string }[]).map((t) => t.name)).toEqual(['foo'])
+    expect((after.query('PRAGMA journal_mode').get() as { journal_mode: string }).journal_mode).toBe('delete')
+    after.close()
   })
 
   test('creates the signing key readable only by its owner (mode 0600), and keeps it on a second run', () => {

@@ -183,6 +183,39 @@ describe('GET /heartbeat', () => {
     ])
   })
 
+  test('traffic sparser than the window (an agent calling every five minutes): a config not yet proven whose chain has never served a call counts as failing after three failures in a row; a proven config does not', async () => {
+    const { w, clock } = await witness({ bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }], good: [{ provider: 'sim', model: 'm' }] }, { deadman: { failing_window_s: 120 } })
+    for (let i = 0; i < 2; i++) {
+      if (i) clock.advance(300_000)
+      expect((await w.infer({ chain: 'bad' })).status).toBe(502)
+      expect((await heartbeat(w)).status).toBe(200)
+    }
+    clock.advance(300_000)
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502)
+    const failing = await heartbeat(w)
+    expect(failing.status).toBe(503)
+    expect(failing.body.reasons).toEqual(['every chain called has failed for 600 s without a success (bad; window 120 s)'])
+    // Quiet past six windows (a night): the next failure begins anew.
+    clock.advance(721_000)
+    expect((await w.infer({ chain: 'bad' })).status).toBe(502)
+    expect((await heartbeat(w)).status).toBe(200)
+
+    // The same config, proven (the last known good), failing that sparsely: no outage (a provider's hiccups).
+    const proven = await witness({ bad: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: 120 } })
+    promoteLastGood(proven.w.configPath, readFileSync(proven.w.configPath))
+    for (let i = 0; i < 4; i++) {
+      proven.clock.advance(300_000)
+      expect((await proven.w.infer({ chain: 'bad' })).status).toBe(502)
+    }
+    expect((await heartbeat(proven.w)).status).toBe(200)
+    // Dense failures on it are an outage, as before.
+    for (let i = 0; i < 3; i++) {
+      proven.clock.advance(61_000)
+      expect((await proven.w.infer({ chain: 'bad' })).status).toBe(502)
+    }
+    expect((await heartbeat(proven.w)).status).toBe(503)
+  })
+
   test('a provider refusing the request itself (400, 413, 422) is no failing chain on the last known good or once the chain has served one on the config; before, it is (a mistyped model is refused so), as are a rejected key, a model not found, a rate limit and a 5xx', async () => {
     // Each outcome on its own router, its chain the only one called, failing over the whole window
     // (after one success, for the `script-200-…` models: the simulator answers 200 once, then that status).
@@ -444,6 +477,11 @@ describe('GET /heartbeat', () => {
     const again = await suite.start(simConfig(suite.sim.url, namedChains(['main'])), { dir: first.dir })
     expect(again.logs.filter((l) => l.includes('last known good'))).toEqual([expect.stringContaining(`(${snapshot}) cannot be read as a config, so this one is compared with none: EISDIR`)])
     expect((await again.infer({ chain: 'main' })).status).toBe(200)
+    // The router's own health is still answered (no snapshot to name), not a 500 a watchdog would count.
+    const health = await heartbeat(again)
+    expect([health.status, health.body.status, health.body.last_known_good]).toEqual([200, 'ok', null])
+    expect((await fetch(`${again.url}/deadman`)).status).toBe(200)
+    expect(again.logs).toContain(`witness: the last-known-good snapshot ${snapshot} cannot be read, so no config is the last known good: EISDIR: illegal operation on a directory, read`)
   })
 
   test("a call begun before a reload and failing after it reports nothing into the new config's record", async () => {

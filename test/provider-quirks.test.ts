@@ -47,9 +47,11 @@ beforeAll(async () => {
       up: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` },
       ant: { type: 'anthropic', base_url: `http://127.0.0.1:${upstream.port}/v1` },
       keyed: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, api_key_env: 'KEYED_API_KEY' },
+      headered: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1`, headers: { 'x-tenant': 'TenantSecret_abcdef123' } },
     },
     chains: {
       keyed: [{ provider: 'keyed', model: 'm', retries: 0 }],
+      headered: [{ provider: 'headered', model: 'm', retries: 0 }],
       once: [{ provider: 'up', model: 'm', retries: 0 }],
       twice: [{ provider: 'up', model: 'm', retries: 1 }],
       // A fallback that would be paid for a second time, were the first answer thrown away.
@@ -111,6 +113,39 @@ test('a choice that ended in error (OpenRouter finish_reason "error") is no succ
   const streamed = await ask('once', true)
   expect(streamed.text).not.toContain('[DONE]')
   expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream cut)' })
+})
+
+test('an `event: error` in an OpenAI-compatible stream (a gateway\'s, with `{"message":…}`) is the upstream\'s error, though [DONE] follows: no success row, no clean end for any client', async () => {
+  const stream = () =>
+    new Response(
+      `data: ${JSON.stringify(chunk({ role: 'assistant', content: 'partial' }))}\n\nevent: error\ndata: {"message":"upstream exploded","code":"server_error"}\n\ndata: [DONE]\n\n`,
+      { headers: { 'content-type': 'text/event-stream' } },
+    )
+  answers = [stream()]
+  const openai = await ask('once', true)
+  expect(openai.text).toContain('"content":"partial"')
+  expect(openai.text).toContain('upstream exploded')
+  expect(openai.text).not.toContain('[DONE]')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream exploded)' })
+
+  answers = [stream()]
+  const res = await w.post('/v1/messages', { model: 'once', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  const text = await res.text()
+  expect(text).toContain('event: error')
+  expect(text).not.toContain('message_stop')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: upstream exploded)' })
+
+  // As the first event: the call fails, and is an error row, not a stream.
+  answers = [new Response('event: error\ndata: {"message":"no capacity"}\n\ndata: [DONE]\n\n', { headers: { 'content-type': 'text/event-stream' } })]
+  expect((await ask('once', true)).status).toBe(502)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'upstream error event: no capacity' })
+})
+
+test('a 200 whose body is no answer (not JSON) keeps the status it came with: the row says the upstream answered 200', async () => {
+  answers = [new Response('<html>gateway says hi</html>', { headers: { 'content-type': 'application/json' } })]
+  expect((await ask('once')).status).toBe(502)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'malformed response: body is not JSON' })
+  expect(lastMeta().http_status).toBe(200)
 })
 
 test('a JSON error in place of an asked-for stream keeps its message', async () => {
@@ -215,7 +250,8 @@ test("OpenRouter's 429 says when its limit resets (X-RateLimit-Reset, an instant
   answers = [new Response('{"error":{"message":"slow down","code":429}}', { status: 429, headers: { 'x-ratelimit-reset': String(Math.ceil(Date.now() / 1000) + 1) } }), json(answer())]
   expect((await ask('twice')).status).toBe(200)
   expect(calls).toBe(2)
-  expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after [12](\.\d)? s\): slow down$/)
+  // Up to 2 s away when sent (a whole second, rounded up), and a moment less when read: under 1 s shows in ms.
+  expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after ([12](\.\d)? s|\d{1,3} ms)\): slow down$/)
 })
 
 test('output tokens count the reasoning a layer left out of completion_tokens but counted in total_tokens, and nothing else the total holds', async () => {
@@ -354,13 +390,32 @@ describe('an upstream that ignores `stream: true` and answers a whole completion
 describe("an upstream that puts the call's key in its answer's id and model (broken, or hostile)", () => {
   test('the row, the chain and /v1/infer keep them with the key cut out, whole answer or stream; an honest model shaped like a key stays', async () => {
     answers = [json(answer({ id: `Bearer ${KEY}`, model: `echo/${KEY.slice(0, 30)}` }))]
-    expect((await ask('keyed')).status).toBe(200)
+    const whole = await ask('keyed')
+    expect(whole.status).toBe(200)
     expect(lastMeta()).toMatchObject({ response_id: 'Bearer [redacted]', served_model: 'echo/[redacted]' })
+    // Nor does the agent get it: the answer is not passed through as it came.
+    expect(JSON.parse(whole.text)).toMatchObject({ id: 'Bearer [redacted]', model: 'echo/[redacted]', choices: [{ message: { content: 'Hello.' } }] })
 
     const echoed = { id: `Bearer ${KEY}`, object: 'chat.completion.chunk', model: KEY }
     answers = [sse([{ ...echoed, choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }] }, { ...echoed, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, '[DONE]'])]
-    expect((await ask('keyed', true)).status).toBe(200)
+    const streamed = await ask('keyed', true)
+    expect(streamed.status).toBe(200)
     expect(lastMeta()).toMatchObject({ response_id: 'Bearer [redacted]', served_model: '[redacted]' })
+    expect(streamed.text).toContain('"content":"Hi"')
+    expect(streamed.text).toContain('"id":"Bearer [redacted]","object":"chat.completion.chunk","model":"[redacted]"')
+    expect(streamed.text).not.toContain(KEY.slice(3, 20))
+    // An Anthropic client of the same upstream neither (its message_start names the answer's id and model).
+    answers = [sse([{ ...echoed, choices: [{ index: 0, delta: { content: 'Hi' }, finish_reason: null }] }, { ...echoed, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }, '[DONE]'])]
+    const messages = await w.post('/v1/messages', { model: 'keyed', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const messagesText = await messages.text()
+    expect(messagesText).toContain('"text":"Hi"')
+    expect(messagesText).not.toContain(KEY.slice(3, 20))
+
+    // A configured header's value (not named like a credential) too, as error text cuts it out.
+    answers = [json(answer({ model: 'echo TenantSecret_abcdef123' }))]
+    const headered = await ask('headered')
+    expect(JSON.parse(headered.text).model).toBe('echo [redacted]')
+    expect(lastMeta()).toMatchObject({ served_model: 'echo [redacted]' })
 
     answers = [json(answer({ id: `gen-${KEY}`, model: 'xai-grok-4-fast-reasoning' }))]
     const res = await w.post('/v1/infer', { chain: 'keyed', messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })

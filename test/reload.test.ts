@@ -95,6 +95,19 @@ describe('POST /admin/reload', () => {
     expect(readRows(w.dbPath).at(-2)!.error_message).toContain('skipped, cooling down')
   })
 
+  test("a reload that changes the cooling provider's own settings (a key, a header, a base URL) gives it a clean slate: its failures may have been the old settings' doing", async () => {
+    const chains = { default: [{ provider: 'sim', model: 'bad+status-500', retries: 0 }, { provider: 'sim2', model: 'ok' }] }
+    const policy = { cooldown_failures: 1, cooldown_s: 600 }
+    const w = await witness(simConfig(suite.sim.url, chains, { policy }))
+    expect((await w.infer({})).status).toBe(200)
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, chains, { policy, providers: { sim: { type: 'openai', base_url: `${suite.sim.url}/v1`, headers: { 'x-mended': '1' } } } }))
+    expect((await reload(w)).status).toBe(200)
+    suite.sim.reset()
+    expect((await w.infer({})).status).toBe(200)
+    expect(suite.sim.count()).toBe(2) // sim was tried again (and failed), then sim2
+    expect(readRows(w.dbPath).at(-2)!.error_message).not.toContain('cooling down')
+  })
+
   test('a higher max_body_mb applies to the next request too, with no restart', async () => {
     const config = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { max_body_mb: 0.01 })
     const w = await witness(config)

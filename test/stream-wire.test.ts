@@ -141,6 +141,29 @@ describe('facts read from documented streams', () => {
   })
 })
 
+describe('a stream cut before its end', () => {
+  test("Anthropic: cut before message_delta, its output count is not known (null), not message_start's placeholder of 1", async () => {
+    const facts = newStreamFacts()
+    const events = (await readAll(bytes(await fixture('anthropic-stream')))).filter((e) => e.event !== 'message_delta' && e.event !== 'message_stop')
+    for (const e of events) anthropicAdapter.observe(e, facts)
+    expect(facts.chunks).toBeGreaterThan(0)
+    expect(facts.usage).toMatchObject({ tokensIn: 25, tokensOut: null })
+    expect(facts.done).toBe(false)
+  })
+
+  test("Anthropic: a whole stream whose message_delta gives no count (a proxy's) keeps message_start's", async () => {
+    const facts = newStreamFacts()
+    const start = { type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3, output_tokens: 7 } } }
+    for (const e of [
+      { event: 'message_start', data: JSON.stringify(start) },
+      { event: 'content_block_delta', data: JSON.stringify({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hi' } }) },
+      { event: 'message_delta', data: JSON.stringify({ type: 'message_delta', delta: { stop_reason: 'end_turn' } }) },
+      { event: 'message_stop', data: JSON.stringify({ type: 'message_stop' }) },
+    ]) anthropicAdapter.observe(e, facts)
+    expect(facts.usage).toMatchObject({ tokensIn: 3, tokensOut: 7 })
+  })
+})
+
 describe('Anthropic error events', () => {
   test('one named `error` whose JSON lacks "type":"error" (as a proxy may send it) is still an error', () => {
     for (const data of [{ error: { type: 'overloaded_error', message: 'Overloaded' } }, { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, { message: 'Overloaded' }, { error: 'Overloaded' }]) {

@@ -6,7 +6,7 @@
  * bare repositories and `git daemon`, temp dirs. Each sync is a real run (a
  * subprocess, or in process); some tests run a dozen, hence their time limit.
  */
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { existsSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { ensureSigningKey } from '../src/proof/keys.ts'
@@ -16,6 +16,9 @@ import { runWitness } from './support/process.ts'
 import { UP_TO_DATE, commitCount, ids, machine, remoteLines } from './support/sync-machine.ts'
 import { daysAgo } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
+
+// Each test runs real gits (several syncs, a verify): more than the suite's 20 s default on a loaded CI machine.
+setDefaultTimeout(60_000)
 
 /** What a clone's working tree holds: its top-level names, `.git` left out. */
 const checkedOut = (workDir: string) => readdirSync(workDir).filter((name) => name !== '.git').sort()

@@ -5,13 +5,16 @@
  * repository they name alone; the variables of the way to the remote
  * (`GIT_SSH_COMMAND`) still reach git.
  */
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { gitEnv } from '../src/git-env.ts'
 import { HAVE_GIT, bareRepo, git } from './support/git.ts'
 import { UP_TO_DATE, ids, machine, remoteLines } from './support/sync-machine.ts'
 import { tempDir } from './support/temp.ts'
+
+// Each test runs real gits (several syncs, a verify): more than the suite's 20 s default on a loaded CI machine.
+setDefaultTimeout(60_000)
 
 /** A repository with one commit: what a hook's `GIT_DIR` names. */
 function otherRepository(): { dir: string; state: () => string } {

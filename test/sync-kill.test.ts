@@ -6,7 +6,7 @@
  * The remote is a real bare repository whose pre-receive hook waits (a slow remote); the hook runs
  * in the receive-pack the pushing git started, and writes its pid for the test.
  */
-import { afterAll, describe, expect, test } from 'bun:test'
+import { afterAll, describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { SyncError } from '../src/errors.ts'
@@ -16,6 +16,9 @@ import { HAVE_GIT, bareRepo, git } from './support/git.ts'
 import { BUN, ROOT, eventually, runWitness, waitForLine } from './support/process.ts'
 import { seedRows } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
+
+// Each test runs real gits (several syncs, a verify): more than the suite's 20 s default on a loaded CI machine.
+setDefaultTimeout(60_000)
 
 const HAVE_PROC = existsSync('/proc/self/stat')
 if (!HAVE_PROC) console.error('skipping the killed-sync tests: no /proc here (not Linux); a sync does not look for a git left running there')

@@ -5,7 +5,7 @@
  * never written anywhere; and `witness fleet` merging every machine.
  */
 import { Database } from 'bun:sqlite'
-import { describe, expect, test } from 'bun:test'
+import { describe, expect, setDefaultTimeout, test } from 'bun:test'
 import { appendFileSync, chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
@@ -25,6 +25,9 @@ import { readRows } from './support/rows.ts'
 import { UP_TO_DATE, commitCount, ids, machine, remoteFiles, remoteLines } from './support/sync-machine.ts'
 import { daysAgo, everyRow, finishRows } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
+
+// Each test runs real gits (several syncs, a verify): more than the suite's 20 s default on a loaded CI machine.
+setDefaultTimeout(60_000)
 
 const COLUMNS = ['id', 'timestamp', 'agent_name', 'provider', 'model', 'endpoint', 'tokens_in', 'tokens_out', 'latency_ms', 'status', 'error_message', 'request_id']
 

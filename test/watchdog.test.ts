@@ -5,12 +5,13 @@
  * router or straight into SQLite, and refusing rollbacks that cannot help.
  */
 import { describe, expect, test } from 'bun:test'
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
 import { sha256 } from '../src/config.ts'
 import { KEPT_ROLLED_BACK, promoteLastGood, restoreLastGood } from '../src/deadman/last-good.ts'
-import { BUN, ROOT, holdJobLock, holdWriteLock, runWitness, spawnWitness } from './support/process.ts'
+import { RUNTIME_ENV } from '../src/runtime-env.ts'
+import { BUN, ROOT, eventually, holdJobLock, holdWriteLock, runWitness, spawnWitness, waitForLine } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { seedStore } from './support/seed-requests.ts'
 import { useSimulator } from './support/sim-suite.ts'
@@ -95,6 +96,8 @@ describe('against a stopped router', () => {
     const good = readFileSync(configPath)
     promoteLastGood(configPath, good)
     writeFileSync(configPath, BROKEN) // someone broke the config; the router would not start on it
+    // Readable by its group and others: the watchdog's own umask (027) must not narrow it on restore.
+    chmodSync(configPath, 0o644)
     const [goodHash, brokenHash] = [sha256(good), sha256(BROKEN)]
 
     const args = ['--config', configPath, '--url', url, '--failures', '3', '--wait', '200ms']
@@ -110,6 +113,8 @@ describe('against a stopped router', () => {
     expect(third.code).toBe(2)
     expect(third.stderr).toContain(`straight into ${join(dir, 'witness.db')}`)
     expect(readFileSync(configPath)).toEqual(good)
+    expect(statSync(configPath).mode & 0o777).toBe(0o644)
+    expect(statSync(`${configPath}.rolled-back-${brokenHash.slice(0, 12)}`).mode & 0o777).toBe(0o644)
     expect(readFileSync(marker, 'utf8')).toBe(`${brokenHash} ${goodHash} ${configPath}\n`)
 
     const rows = readRows(join(dir, 'witness.db'))
@@ -133,6 +138,31 @@ describe('against a stopped router', () => {
     const verified = Bun.spawnSync([BUN, join(ROOT, 'src/cli.ts'), 'verify', '--config', configPath], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' } })
     expect(verified.stdout.toString()).toContain(`verified ${join(dir, 'witness.db')}: chain entries 1-2, 2 rows checked`)
     expect(verified.exitCode).toBe(0)
+  })
+
+  test('a router stopped on purpose (SIGTERM) is not rolled back, nor restarted; one that started again and then died is', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'restarted')
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500' }] }, { deadman: { restart_command: `touch ${marker}` } }))
+    const pushed = readFileSync(configPath)
+    const stopped = await spawnWitness(configPath)
+    stopped.proc.kill('SIGTERM')
+    expect(await stopped.proc.exited).toBe(0)
+    const args = ['--config', configPath, '--url', stopped.url, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'state.json')]
+    const refused = await watchdog(args)
+    expect(refused.stderr).toMatch(/NOT ROLLING BACK .* \(connection refused\): the router was stopped on purpose at \d{4}-\d\d-\d\dT[\d:.]+Z \(a clean stop, not a crash\)/)
+    expect(refused.code).toBe(2)
+    expect(readFileSync(configPath)).toEqual(pushed)
+    expect(existsSync(marker)).toBe(false)
+
+    const died = await spawnWitness(configPath)
+    died.proc.kill('SIGKILL')
+    await died.proc.exited
+    const rolled = await watchdog([...args.slice(0, 2), '--url', died.url, ...args.slice(4)])
+    expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath}`)
+    expect(existsSync(marker)).toBe(true)
   })
 
   test('a valid config in the file that the router never ran (pushed, not applied, before it went down) is not overwritten; one it ran is rolled back, and what the rollback replaced is kept', async () => {
@@ -228,6 +258,64 @@ describe('against a stopped router', () => {
       expect(servedHash(configPath)).toBe(pushed)
     } finally {
       other.stop(true)
+    }
+  })
+
+  test('a one-off (serve --db COPY --port) beside the running router neither notes its config or address for the watchdog, nor promotes, nor runs agents\' rollback_commands; once the router stops, it acts as the router', async () => {
+    const dir = tempDir()
+    const [marker, copy] = [join(dir, 'agent-rolled-back'), join(dir, 'copy.db')]
+    const port = deadPort()
+    const configPath = writeConfigFile(
+      join(dir, 'witness.yaml'),
+      simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
+        listen: { host: '127.0.0.1', port },
+        deadman: { check_every_s: 0.1, promote_after_s: 0.3, agents: { a1: { max_silence_s: 1, rollback_command: `echo "$WITNESS_AGENT" >> ${marker}` } } },
+      }),
+    )
+    const router = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+    let beating = true
+    let oneOff: ReturnType<typeof Bun.spawn<'ignore', 'ignore', 'pipe'>> | undefined
+    try {
+      await waitForLine(router.stderr, /listening on/)
+      const routerUrl = `http://127.0.0.1:${port}`
+      const beats = (async () => {
+        while (beating) {
+          await fetch(`${routerUrl}/heartbeat`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a1' }) }).catch(() => null)
+          await Bun.sleep(200)
+        }
+      })()
+      const notedBefore = readFileSync(`${configPath}.serve.json`, 'utf8')
+      oneOff = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', configPath, '--db', copy, '--port', '0'], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...RUNTIME_ENV }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+      let said = ''
+      const heard = (async () => {
+        for await (const chunk of oneOff.stderr) said += new TextDecoder().decode(chunk)
+      })()
+      await eventually(() => /listening on http/.test(said), 10_000)
+      expect(said).toContain('a router runs on this config: this server runs as a one-off')
+      const oneOffUrl = /listening on (http:\/\/[\d.]+:\d+)/.exec(said)![1]!
+      // A successful call on the one-off, and longer than promote_after_s and max_silence_s of its checks.
+      expect((await fetch(`${oneOffUrl}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a1', messages: [{ role: 'user', content: 'hi' }] }) })).status).toBe(200)
+      await Bun.sleep(2_000)
+      expect(existsSync(marker)).toBe(false)
+      expect(existsSync(`${configPath}.last-good`)).toBe(false)
+      expect(readFileSync(`${configPath}.serve.json`, 'utf8')).toBe(notedBefore)
+      expect(readFileSync(`${configPath}.serve.url`, 'utf8').trim()).toBe(routerUrl)
+      // The watchdog checks the router, not the one-off.
+      const check = await watchdog(['--config', configPath, '--state', join(dir, 'state.json')])
+      expect(check.stderr).toContain(`heartbeat ok at ${routerUrl}`)
+
+      beating = false
+      await beats
+      router.kill('SIGTERM')
+      await router.exited
+      await eventually(() => said.includes('the router on this config has stopped: this server acts as its router'), 5_000)
+      await eventually(() => existsSync(`${configPath}.last-good`), 5_000)
+      oneOff.kill('SIGTERM')
+      await heard
+    } finally {
+      beating = false
+      router.kill('SIGKILL')
+      oneOff?.kill('SIGKILL')
     }
   })
 
@@ -329,7 +417,7 @@ describe('against a stopped router', () => {
 describe('a rollback that cannot be done or recorded exits 2', () => {
   test('router down and the database cannot take the row (a directory, a garbage file, a lock held past the budget): the rollback is done, NOT RECORDED is said and alerted, exit 2', async () => {
     const cases: [string, string, (dbPath: string) => Promise<() => Promise<void>>][] = [
-      ['a directory', 'unable to open database file', async (dbPath) => {
+      ['a directory', 'it is a directory, not a database file', async (dbPath) => {
         mkdirSync(dbPath)
         return async () => {}
       }],
@@ -726,6 +814,16 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(rollbacks()[0]!.error_message).toEndWith(`; restart_command exited 0; NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
     expect(await alertLines(alerts, 1)).toEqual([expect.stringContaining('NOT IN EFFECT: the router still runs')])
 
+    // A check that passes with the router still on the config the rollback replaced (after a quiet
+    // spell past six windows, one failure starts a new episode, not yet failing): the rollback stays
+    // not in effect.
+    await Bun.sleep(FAILING_WINDOW_S * 6 * 1000 + 200)
+    await fetch(`${w.url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'a', messages: [{ role: 'user', content: 'hi' }] }) })
+    const passing = await watchdog(args)
+    expect(passing.code).toBe(0)
+    expect(passing.stderr).toContain(`is still not in effect: ${w.configPath} holds ${short(goodHash)}, the router still runs ${short(badHash)}`)
+    expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied.new_hash).toBe(goodHash)
+
     for (let i = 0; i < 2; i++) {
       await failFor(w.url)
       const again = await watchdog(args)
@@ -744,6 +842,38 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(w.config().hash).toBe(goodHash)
     expect((await alertLines(alerts, 2))[1]).toMatch(/^the rollback of .* to [0-9a-f]{8}…, recorded at .* as not in effect, is in effect now: the router runs it$/)
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied).toBeNull()
+  })
+
+  test('a watchdog killed while its restart_command runs: the next run records that rollback once and, the router still on the old config, tries its restart again without a second row', async () => {
+    const dir = tempDir()
+    const [slow, started] = [join(dir, 'slow'), join(dir, 'started')]
+    writeFileSync(slow, '')
+    const deadman = { failing_window_s: FAILING_WINDOW_S, restart_command: `if [ -e ${slow} ]; then echo $$ > ${started}; exec sleep 30; fi` }
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman }), { dir })
+    const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman })))
+    promoteLastGood(w.configPath, good)
+    const [badHash, goodHash] = [w.config().hash, sha256(good)]
+    const args = ['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')]
+    const rollbacks = () => readRows(w.dbPath).filter((r) => r.status === 'rollback')
+    await failFor(w.url)
+
+    const killed = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'watchdog', ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'ignore', stderr: 'ignore' })
+    await eventually(() => existsSync(started) && readFileSync(started, 'utf8').trim() !== '', 15_000)
+    killed.kill('SIGKILL')
+    await killed.exited
+    process.kill(Number(readFileSync(started, 'utf8')), 'SIGKILL')
+    rmSync(slow)
+    expect(sha256(readFileSync(w.configPath))).toBe(goodHash)
+
+    await failFor(w.url)
+    const next = await watchdog(args)
+    expect(next.stderr).toContain('an interrupted rollback recorded (log id')
+    expect(next.stderr).toContain('is still not in effect: not recorded again')
+    expect(next.code).toBe(2)
+    expect(rollbacks()).toHaveLength(1)
+    expect(rollbacks()[0]!.error_message).toStartWith(`rolled back config ${short(badHash)} → ${short(goodHash)}`)
+    expect(rollbacks()[0]!.error_message).toContain('the restart outcome is unknown')
+    expect(w.config().hash).toBe(badHash)
   })
 
   test('with the router down, a rollback not in effect is tried again by the next streak (the router last ran the config it replaced), not refused as already the last known good', async () => {
@@ -820,6 +950,31 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     expect(readFileSync(configPath)).toEqual(before)
     expect(existsSync(marker)).toBe(false)
     expect(existsSync(join(dir, 'witness.db'))).toBe(false)
+  })
+
+  test("run as root over another user's config, it refuses before writing anything beside it (root-owned state and locks would lock that user's watchdog out)", async () => {
+    if (process.getuid?.() !== 0) {
+      console.log('skipped: needs root (to own files as another user)')
+      return
+    }
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    chownSync(configPath, 65534, 65534)
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(result.stderr).toContain(`run as root, and ${configPath} belongs to uid 65534`)
+    expect(result.code).toBe(2)
+    expect(readdirSync(dir).sort()).toEqual(['witness.yaml'])
+  })
+
+  test('no rollback from a snapshot that cannot be read (a directory there): said and exit 2, not a crash', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    mkdirSync(`${configPath}.last-good`)
+    const before = readFileSync(configPath)
+    const result = await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1'])
+    expect(result.stderr).toContain(`NOT ROLLING BACK ${configPath} after 1 failed health check (connection refused): the last-known-good snapshot ${configPath}.last-good cannot be read: EISDIR`)
+    expect(result.code).toBe(2)
+    expect(readFileSync(configPath)).toEqual(before)
   })
 
   test('no rollback from a snapshot that does not match its .sha256 (changed after it was promoted) or has none', async () => {

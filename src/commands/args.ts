@@ -40,6 +40,15 @@ export function parsed<T>(parse: () => T): T {
   }
 }
 
+/**
+ * A `--db` flag's path, or undefined when it was not given. An empty one is a usage error: SQLite
+ * takes an empty path for a temporary database, which has none of witness's tables.
+ */
+export function dbFlagOf(text: string | undefined): string | undefined {
+  if (text === '') throw new UsageError('--db must name a database file, got an empty path')
+  return text
+}
+
 /** A duration flag: `60s`, `5m`, `500ms`, `1h`, or a bare number of seconds. */
 export function durationMsOf(flag: string, text: string): number {
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim())

@@ -8,14 +8,22 @@
  * this machine (a rollback row in its database names the file's hash as the
  * config it left): a deploy that pushed it again would have it applied,
  * failing, and rolled back again at every run.
+ *
+ * What would go wrong with a valid config on this machine is said as a warning,
+ * on stderr, without changing the exit code: a provider whose API key variable
+ * is not set in this environment (as `serve` logs at start: its steps would be
+ * skipped), a signing key file (proof.key_path) that is there but damaged, which
+ * `serve` would refuse to start with.
  */
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, loadConfig } from '../config.ts'
+import { type Config, loadConfig, unsetApiKeys } from '../config.ts'
 import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
 import { readServed } from '../deadman/served-config.ts'
 import { configPathFrom } from '../main.ts'
+import { SigningKeyError } from '../errors.ts'
+import { loadSigningKey } from '../proof/keys.ts'
 import { rollbackAwayFrom } from '../telemetry/deadman-store.ts'
 import { type Command, parsed } from './args.ts'
 import { openWitnessDb } from './read-db.ts'
@@ -37,9 +45,24 @@ export const checkConfigCommand: Command = {
       }
     }
     console.log(`witness: ${config.path} is valid (sha256 ${config.hash}; chains: ${[...config.chains.keys()].join(', ')})`)
+    for (const warning of await warningsFor(config)) console.error(`witness: warning: ${warning}`)
     if (values.against !== undefined) console.log(`witness: to apply: ${howToApply(values.against, config)}`)
     return 0
   },
+}
+
+/** What a valid config would run into on this machine (see the top of this file). */
+async function warningsFor(config: Config): Promise<string[]> {
+  const warnings = unsetApiKeys(config, process.env)
+  if (existsSync(config.proof.keyPath)) {
+    try {
+      await loadSigningKey(config.proof.keyPath)
+    } catch (error) {
+      // Unreadable here says nothing of the service user, who may be another.
+      if (error instanceof SigningKeyError) warnings.push(`${error.message} (serve will not start with it)`)
+    }
+  }
+  return warnings
 }
 
 /**

@@ -22,12 +22,13 @@ export const fleetCommand: Command = {
       throw error
     }
     const machines = Object.entries(report.machines).map(([m, n]) => `${m}: ${n}`)
-    console.log(`witness fleet: ${report.rows} rows from ${machines.length} machine(s) (${machines.join(', ') || 'none'}) -> ${values.out}`)
     if (machines.length === 0) {
       // Most likely a clone that checked nothing out (a bare remote whose HEAD names another branch).
-      console.error(`witness fleet: ${values.repo} holds no machine folders; a clone of the sync remote that checked nothing out? clone it with git clone -b <sync.branch>`)
+      const kept = existsSync(values.out) ? `; ${values.out} is left as it was` : ''
+      console.error(`witness fleet: ${values.repo} holds no machine folders; a clone of the sync remote that checked nothing out? clone it with git clone -b <sync.branch>${kept}`)
       return 1
     }
+    console.log(`witness fleet: ${report.rows} rows from ${machines.length} machine(s) (${machines.join(', ')}) -> ${values.out}`)
     if (report.skipped.length) console.error(`witness fleet: skipped ${report.skipped.length} line(s) that are not export lines: ${report.skipped.slice(0, 5).join(', ')}${report.skipped.length > 5 ? ', …' : ''}`)
     if (report.conflicting.length) {
       console.error(`witness fleet: left out ${report.conflicting.length} row(s) whose id is on two lines that differ (check them with verify --repo): ${report.conflicting.slice(0, 5).join(', ')}${report.conflicting.length > 5 ? ', …' : ''}`)

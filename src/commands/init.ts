@@ -11,12 +11,13 @@ import { configPathFrom, openStoreFor } from '../main.ts'
 import { ensureSigningKey } from '../proof/keys.ts'
 import { SCHEMA_VERSION } from '../telemetry/schema.ts'
 import { openStore } from '../telemetry/store.ts'
-import { type Command, parsed } from './args.ts'
+import { type Command, dbFlagOf, parsed } from './args.ts'
 
 export const initCommand: Command = {
   summary: 'init [--db PATH] [--config PATH] [--key PATH]  create the database and the signing key (safe to run twice)',
   async run(args) {
     const { values } = parsed(() => parseArgs({ args, options: { db: { type: 'string' }, config: { type: 'string' }, key: { type: 'string' } } }))
+    dbFlagOf(values.db)
     const configPath = configPathFrom(values.config)
     // A config named (--config, WITNESS_CONFIG) must be there: a typo must not set up a database elsewhere.
     const named = values.config !== undefined || process.env.WITNESS_CONFIG !== undefined

@@ -13,7 +13,7 @@ import { ConfigError, InvalidRequestError, type Issue } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
 import { type ReadPeriod, type ReadSources, openSourcesFor } from '../retention/read-sources.ts'
-import { UsageError } from './args.ts'
+import { UsageError, dbFlagOf } from './args.ts'
 
 export const READ_OPTIONS = { db: { type: 'string' }, config: { type: 'string' }, archives: { type: 'boolean' }, 'archive-dir': { type: 'string' } } as const
 
@@ -21,6 +21,8 @@ export interface ReadTarget {
   db: Database
   /** The config, when there is one (prices for stats). */
   config: Config | null
+  /** The config whose database this is (not one beside a file given with --db: a fleet database, a copy). */
+  ownConfig: Config | null
   /** The database plus, when `archives`, the archive files of `period`; closed by `close`. */
   /** `answer`: did-call or the stats, which read the archives where their window reaches them (readSources in routes/requests.ts). */
   sources(archives: boolean, period: ReadPeriod, answer?: boolean): Promise<ReadSources>
@@ -28,6 +30,7 @@ export interface ReadTarget {
 }
 
 export function openForReading(values: { db?: string; config?: string; archives?: boolean; 'archive-dir'?: string }): ReadTarget {
+  dbFlagOf(values.db)
   const configPath = configPathFrom(values.config)
   // With --db, only prices and the archive directory come from the config. A config named with --config must load.
   const config = values.db === undefined || values.config !== undefined ? loadConfig(configPath) : optionalConfig(configPath, values.db, 'no prices, no archive directory')
@@ -42,6 +45,7 @@ export function openForReading(values: { db?: string; config?: string; archives?
   return {
     db,
     config,
+    ownConfig,
     async sources(archives, period, answer = false) {
       // As the server's reads (routes/requests.ts readSources).
       const horizonMs = ownConfig ? archivedBeforeMs(ownConfig.retention, Date.now()) : undefined
@@ -74,6 +78,8 @@ export function optionalConfig(configPath: string, db: string, lost: string): Co
 
 /** A witness database opened read-only; a file that is not one is a usage error (exit 2). */
 export function openWitnessDb(path: string): Database {
+  // SQLite says "disk I/O error" of a directory.
+  if (isDirectory(path)) throw new UsageError(`cannot read ${path} as a witness database: it is a directory, not a database file`, { showUsage: false })
   let db: Database | null = null
   try {
     db = new Database(path, { readonly: true, strict: true })
@@ -83,6 +89,14 @@ export function openWitnessDb(path: string): Database {
   } catch (error) {
     db?.close()
     throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`, { showUsage: false })
+  }
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory()
+  } catch {
+    return false
   }
 }
 

@@ -1,12 +1,19 @@
-/** `witness serve [--config PATH] [--port N] [--db PATH]`: run the router until SIGINT/SIGTERM; SIGHUP reloads the config. */
+/**
+ * `witness serve [--config PATH] [--port N] [--host H] [--db PATH]`: run the router until SIGINT/SIGTERM;
+ * SIGHUP reloads the config. `--port`, `--host` and `--db` override the config's (a one-off server,
+ * not the config's router: see deadman/router-role.ts).
+ */
 import { parseArgs } from 'node:util'
+import { LISTEN_HOST_HELP, isListenHost } from '../config.ts'
 import { configPathFrom, serve } from '../main.ts'
-import { type Command, parsed, portOf } from './args.ts'
+import { type Command, UsageError, dbFlagOf, parsed, portOf } from './args.ts'
 
 export const serveCommand: Command = {
-  summary: 'serve [--config PATH] [--port N] [--db PATH]   run the router (config: --config, $WITNESS_CONFIG or ./witness.yaml)',
+  summary: 'serve [--config PATH] [--port N] [--host H] [--db PATH]   run the router (config: --config, $WITNESS_CONFIG or ./witness.yaml)',
   async run(args) {
-    const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' }, port: { type: 'string' }, db: { type: 'string' } } }))
+    const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' }, db: { type: 'string' } } }))
+    // The config's listen.host is checked by the config; one given here, here (and, like it, for loopback by serve).
+    if (values.host !== undefined && !isListenHost(values.host)) throw new UsageError(`--host must be ${LISTEN_HOST_HELP}, got ${JSON.stringify(values.host.slice(0, 100))}`)
     // Signal handlers go in before the server starts, so a signal during start-up still stops it cleanly.
     let running: Awaited<ReturnType<typeof serve>> | undefined
     let stopping = false
@@ -33,7 +40,8 @@ export const serveCommand: Command = {
     running = await serve({
       configPath: configPathFrom(values.config),
       port: values.port === undefined ? undefined : portOf(values.port),
-      db: values.db,
+      host: values.host,
+      db: dbFlagOf(values.db),
     })
     return new Promise<number>(() => {}) // serve until signalled
   },

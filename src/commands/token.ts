@@ -14,7 +14,8 @@ export const tokenCommand: Command = {
     const { values, positionals } = parsed(() =>
       parseArgs({ args, allowPositionals: true, options: { agent: { type: 'string' }, operator: { type: 'string' } } }),
     )
-    if (positionals.length !== 1 || positionals[0] !== 'new') throw new UsageError('token: the only subcommand is "new"')
+    if (positionals[0] !== 'new') throw new UsageError('token: the only subcommand is "new"')
+    if (positionals.length > 1) throw new UsageError(`token new: unexpected argument ${JSON.stringify(positionals[1]!.slice(0, 64))} (names go after --agent or --operator)`)
     if ((values.agent === undefined) === (values.operator === undefined)) throw new UsageError('token new: give exactly one of --agent NAME or --operator NAME')
     const kind = values.agent !== undefined ? 'agents' : 'operators'
     const name = values.agent ?? values.operator!

@@ -33,7 +33,7 @@ import { type WorkStore, openWorkStore } from '../proof/work-store.ts'
 import { eachArchiveForAudit } from '../retention/archive-query.ts'
 import { type JobLock, waitForJobLock, waitToReadJobFiles } from '../jobs/job-lock.ts'
 import { archiveLockPath } from '../retention/archive-job.ts'
-import { type Command, UsageError, parsed } from './args.ts'
+import { type Command, UsageError, dbFlagOf, parsed } from './args.ts'
 import { openWitnessDb, optionalConfig, samePath } from './read-db.ts'
 import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
@@ -73,6 +73,7 @@ export const verifyCommand: Command = {
     if (values.repo) return verifyRepo(values.repo, receipt, pinned, values.machine ?? null, workDir)
     if (values.machine !== undefined) throw new UsageError('--machine chooses a folder of a git export: use it with --repo')
 
+    dbFlagOf(values.db)
     const configPath = configPathFrom(values.config)
     const config =
       values.db === undefined || values.config !== undefined

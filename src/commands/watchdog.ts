@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import { watchOnce } from '../deadman/watchdog.ts'
 import { watchdogStatePath } from '../deadman/watchdog-state.ts'
 import { configPathFrom } from '../main.ts'
-import { type Command, UsageError, countOf, durationMsOf, parsed } from './args.ts'
+import { type Command, UsageError, countOf, dbFlagOf, durationMsOf, parsed } from './args.ts'
 
 export const watchdogCommand: Command = {
   summary: 'watchdog [--config PATH] [--url URL] [--db PATH] [--failures N] [--every DURATION] [--state PATH] [--timeout DURATION] [--wait DURATION]\n' +
@@ -41,7 +41,7 @@ export const watchdogCommand: Command = {
       // The router's base URL; one given with /heartbeat on it (a natural slip) means the same.
       url: values.url?.replace(/\/+$/, '').replace(/\/heartbeat$/, ''),
       // The router's database, as given to `serve --db`: where a row the router cannot take is written.
-      dbPath: values.db === undefined ? undefined : resolve(values.db),
+      dbPath: dbFlagOf(values.db) === undefined ? undefined : resolve(values.db!),
       failures: values.failures === undefined ? 3 : countOf('--failures', values.failures),
       statePath: values.state ? resolve(values.state) : watchdogStatePath(configPath),
       token: process.env.WITNESS_TOKEN || undefined,
@@ -53,6 +53,13 @@ export const watchdogCommand: Command = {
     if (values.url !== undefined && !/^https?:\/\/[^/]+/.test(values.url)) throw new UsageError(`--url must be an http(s) URL, got "${values.url}"`)
     // The state is a file: a directory there would get lock and temp files put beside it, then fail.
     if (existsSync(options.statePath) && statSync(options.statePath).isDirectory()) throw new UsageError(`--state must be a file, and ${options.statePath} is a directory`)
+    const owner = rootOverAnotherUsersConfig(configPath)
+    if (owner !== null) {
+      throw new UsageError(
+        `run as root, and ${configPath} belongs to uid ${owner}: the state and lock files a root watchdog writes beside it would lock that user's watchdog out for good; run it as that user (sudo -u '#${owner}' witness watchdog …, or through the service's own unit)`,
+        { showUsage: false },
+      )
+    }
     if (values.every === undefined) return watchOnce(options)
     const everyMs = durationMsOf('--every', values.every)
     while (true) {
@@ -62,4 +69,11 @@ export const watchdogCommand: Command = {
       await Bun.sleep(everyMs)
     }
   },
+}
+
+/** The uid owning the config when this runs as root and the config is another user's (else null). */
+function rootOverAnotherUsersConfig(configPath: string): number | null {
+  if (process.getuid?.() !== 0 || !existsSync(configPath)) return null
+  const uid = statSync(configPath).uid
+  return uid === 0 ? null : uid
 }

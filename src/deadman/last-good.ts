@@ -11,7 +11,7 @@
  * old pair still matches, or the snapshot matches the staged hash: that new
  * pair is valid, and the next read completes it.
  */
-import { closeSync, existsSync, fsyncSync, lstatSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
+import { closeSync, existsSync, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { sha256 } from '../config.ts'
 import { syncDir } from '../jobs/durable-file.ts'
@@ -79,11 +79,10 @@ export function snapshotProblem(snapshot: Snapshot): string | null {
 export function promoteLastGood(configPath: string, bytes: Uint8Array): Snapshot {
   const path = lastGoodPath(configPath)
   const hash = sha256(bytes)
-  const mode = existsSync(configPath) ? statSync(configPath).mode & 0o777 : undefined
   removeLeftovers(path, '\\.sha256(?:\\.next)?')
   const staged = stagedHashPath(path)
-  replaceFile(staged, `${hash}  ${basename(path)}\n`, mode)
-  replaceFile(path, bytes, mode)
+  replaceFile(staged, `${hash}  ${basename(path)}\n`, configPath)
+  replaceFile(path, bytes, configPath)
   try {
     renameSync(staged, `${path}.sha256`)
   } catch (error) {
@@ -136,7 +135,7 @@ export function restoreLastGood(configPath: string, snapshot: Snapshot): { oldHa
   let keptAs: string | null = null
   if (old !== null && oldHash !== snapshot.hash) {
     keptAs = `${configPath}.rolled-back-${oldHash!.slice(0, 12)}`
-    replaceFile(keptAs, old, statSync(target).mode & 0o777)
+    replaceFile(keptAs, old, target)
     pruneKept(configPath)
   }
   replaceFile(target, snapshot.bytes)
@@ -157,12 +156,19 @@ function pruneKept(configPath: string): void {
   for (const copy of copies.slice(KEPT_ROLLED_BACK)) rmSync(copy.path, { force: true })
 }
 
-/** Writes a file atomically (and durably), keeping the mode of the file it replaces (or `newMode` for a new one). */
-function replaceFile(path: string, data: Uint8Array | string, newMode?: number): void {
+/**
+ * Writes a file atomically (and durably) with the mode of `like` (by default the file it replaces;
+ * 0644 when there is none) whatever the umask, and, run as root, its owner: a rollback run by hand
+ * as root must not leave the service user a config it cannot read or replace.
+ */
+function replaceFile(path: string, data: Uint8Array | string, like = path): void {
   const temp = `${path}.tmp-${process.pid}`
-  const mode = newMode ?? (existsSync(path) ? statSync(path).mode & 0o777 : 0o644)
+  const model = existsSync(like) ? statSync(like) : null
+  const mode = model ? model.mode & 0o777 : 0o644
   const fd = openSync(temp, 'w', mode)
   try {
+    fchmodSync(fd, mode)
+    if (model && process.getuid?.() === 0) fchownSync(fd, model.uid, model.gid)
     writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data)
     fsyncSync(fd)
   } finally {

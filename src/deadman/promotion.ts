@@ -51,7 +51,14 @@ export class Promoter {
     const path = lastGoodPath(this.deps.live.path)
     const stamp = [path, `${path}.sha256`].map(stampOf).join('/')
     if (stamp !== this.cached.stamp) {
-      const snapshot = readLastGood(this.deps.live.path)
+      let snapshot: ReturnType<typeof readLastGood> = null
+      try {
+        snapshot = readLastGood(this.deps.live.path)
+      } catch (error) {
+        // Unreadable (a directory there, no permission): there is no last known good, as with none. Said
+        // once per change of the file; GET /heartbeat and GET /deadman still answer for the router itself.
+        this.deps.log(`the last-known-good snapshot ${path} cannot be read, so no config is the last known good: ${(error as Error).message}`)
+      }
       this.cached = { stamp, hash: snapshot && snapshotProblem(snapshot) === null ? snapshot.hash : null, recorded: snapshot?.recordedHash ?? null }
     }
     return this.cached

@@ -48,7 +48,20 @@ interface ChainHealth {
   failedAt: number | null
   /** Whether a request on it has succeeded since this record began (the config's start or swap). */
   succeeded: boolean
+  /** Failures since failingSince. */
+  failures: number
+  /** Whether the episode went on across a quiet longer than the window (see SPARSE_GAPS). */
+  sparse: boolean
 }
+
+/**
+ * On a config that has not proven itself, a chain that has never served a request on it keeps
+ * failing across quiets up to this many windows long (traffic sparser than the window: an agent
+ * calling every ten minutes), once it has failed SPARSE_FAILURES times in a row: otherwise a config
+ * broken for every call would never count as failing under such traffic, and never be rolled back.
+ */
+const SPARSE_GAPS = 6
+const SPARSE_FAILURES = 3
 
 export class RuntimeState {
   /** Monotonic ms at the start (uptime). */
@@ -90,10 +103,10 @@ export class RuntimeState {
       succeed: () => {
         this.lastSuccessAt = this.clock.now()
         this.served.add(config.hash)
-        if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null, succeeded: true })
+        if (generation === this.generation) this.chains.set(chain, { failingSince: null, failedAt: null, succeeded: true, failures: 0, sparse: false })
       },
       fail: () => {
-        if (generation === this.generation) this.failed(chain, config.deadman.failing_window_s * 1000)
+        if (generation === this.generation) this.failed(chain, config.deadman.failing_window_s * 1000, config.hash)
       },
       refused: () => {
         // Whether a refusal is the request's (a prompt too long for the model) or the config's (a
@@ -101,7 +114,7 @@ export class RuntimeState {
         // be read from it. On the last known good, or once the chain has served a request on the running
         // config, the config works: the refusal is the request's. Before, it may be the config's.
         if (generation !== this.generation || this.chains.get(chain)?.succeeded || this.proven(config.hash)) return
-        this.failed(chain, config.deadman.failing_window_s * 1000)
+        this.failed(chain, config.deadman.failing_window_s * 1000, config.hash)
       },
       end: () => {
         this.calls.delete(id)
@@ -124,15 +137,27 @@ export class RuntimeState {
    * name (an agent's typo, a stranger's guess) is not the config's doing, and is not kept.
    */
   unknownChain(chain: string, windowMs: number): void {
-    if (this.removed.has(chain)) this.failed(chain, windowMs)
+    if (this.removed.has(chain)) this.failed(chain, windowMs, null)
   }
 
-  /** A failure of `chain`; one after a quiet longer than `windowMs` since the last begins a new episode. */
-  private failed(chain: string, windowMs: number): void {
+  /**
+   * A failure of `chain`; one after a quiet longer than `windowMs` since the last begins a new
+   * episode, unless the chain has never served a request on a config that has not proven itself
+   * (`configHash`) and the quiet is at most SPARSE_GAPS windows.
+   */
+  private failed(chain: string, windowMs: number, configHash: string | null): void {
     const health = this.chains.get(chain)
     const now = this.clock.monotonic()
-    const goesOn = health?.failingSince != null && health.failedAt !== null && now - health.failedAt <= windowMs
-    this.chains.set(chain, { failingSince: goesOn ? health!.failingSince : now, failedAt: now, succeeded: health?.succeeded ?? false })
+    const quiet = health?.failingSince != null && health.failedAt !== null ? now - health.failedAt : null
+    const untried = health?.succeeded !== true && configHash !== null && !this.proven(configHash)
+    const goesOn = quiet !== null && (quiet <= windowMs || (untried && quiet <= SPARSE_GAPS * windowMs))
+    this.chains.set(chain, {
+      failingSince: goesOn ? health!.failingSince : now,
+      failedAt: now,
+      succeeded: health?.succeeded ?? false,
+      failures: goesOn ? health!.failures + 1 : 1,
+      sparse: goesOn ? health!.sparse || quiet! > windowMs : false,
+    })
   }
 
   inFlight(): number {
@@ -160,7 +185,9 @@ export class RuntimeState {
    * so failures must go on that long. A failure followed by no traffic (a
    * night's quiet after one provider hiccup), or two hours apart, is no
    * outage, and must not hold /heartbeat at 503 and have a good config
-   * rolled back.
+   * rolled back. On a config not yet proven, a chain that has never served
+   * a call on it fails across quiets of up to SPARSE_GAPS windows too, once
+   * it has failed SPARSE_FAILURES times in a row (sparse traffic).
    */
   allChainsFailing(windowMs: number): { chains: string[]; sinceMs: number } | null {
     if (this.chains.size === 0) return null
@@ -168,6 +195,7 @@ export class RuntimeState {
     let latest = 0
     for (const health of this.chains.values()) {
       if (health.failingSince === null || health.failedAt === null || health.failedAt - health.failingSince < windowMs) return null
+      if (health.sparse && health.failures < SPARSE_FAILURES) return null
       latest = Math.max(latest, health.failingSince)
     }
     return { chains: [...this.chains.keys()].sort(), sinceMs: now - latest }

@@ -2,10 +2,12 @@
  * What the server at a config path last ran: `<config>.serve.json` holds
  * the sha256 of its config and the database it was given with `serve --db`
  * (null: the config's `database`), written when a server starts on it (once
- * it holds its database) and at every reload. It stays when the server stops
- * or dies, so a watchdog that finds the router down can tell a config in the
- * file that ran (or crashed the start-up) from one pushed and never applied,
- * and writes its row into the database the router uses.
+ * it holds its database) and at every reload, and `stopped_at` added when it
+ * stops cleanly. It stays when the server stops or dies, so a watchdog that
+ * finds the router down can tell a config in the file that ran (or crashed
+ * the start-up) from one pushed and never applied, and a router stopped on
+ * purpose from one that died, and writes its row into the database the
+ * router uses.
  */
 import { readFileSync } from 'node:fs'
 import * as v from 'valibot'
@@ -16,6 +18,8 @@ export const ServedSchema = v.object({
   config_hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
   /** The absolute path of the database `serve --db` gave it, which it keeps whatever the config says; null: the config's `database`. */
   database_override: v.nullable(v.pipe(v.string(), v.minLength(1))),
+  /** When the server stopped cleanly, asked to (SIGTERM, SIGINT): absent while it runs, and after a crash. */
+  stopped_at: v.optional(v.string()),
 })
 
 export type Served = v.InferOutput<typeof ServedSchema>

@@ -27,6 +27,11 @@ export interface DeadmanDeps {
   /** The environment commands inherit. */
   env: Record<string, string | undefined>
   log: (message: string) => void
+  /**
+   * Whether this server is its config's router now (router-role.ts); a one-off beside it neither
+   * promotes nor checks agents or dropped tokens. Default: always.
+   */
+  isRouter?: () => boolean
 }
 
 /** The router's health and vital signs, as GET /heartbeat reports them. */
@@ -117,7 +122,7 @@ export class DeadmanSwitch {
       this.lastHealth = health
     }
     // A promoted config has proven itself: the chains removed before it are no longer a reason to roll it back.
-    if (this.promoter.observe(reasons.length === 0) !== null) runtime.forgetRemoved()
+    if (this.isRouter() && this.promoter.observe(reasons.length === 0) !== null) runtime.forgetRemoved()
     let pendingRows: number | null = null
     try {
       pendingRows = store.pendingCount()
@@ -141,6 +146,7 @@ export class DeadmanSwitch {
     this.checking ??= (async () => {
       try {
         await this.heartbeat()
+        if (!this.isRouter()) return
         for (const message of this.lockouts.alerts(this.deps.live.current().deadman.failing_window_s * 1000)) await this.alert(message)
         await this.agents.checkNow()
       } catch (error) {
@@ -163,6 +169,10 @@ export class DeadmanSwitch {
       this.deps.log((error as Error).message)
       throw error
     }
+  }
+
+  private isRouter(): boolean {
+    return this.deps.isRouter?.() ?? true
   }
 
   /** Starts the periodic check. */

@@ -20,6 +20,7 @@ import { type Clock, isoTime, systemClock } from '../clock.ts'
 import { type Config, loadConfig, openListenProblem, parseConfigText, sha256 } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
 import { type JobLock, takeJobLock } from '../jobs/job-lock.ts'
+import { databaseFileOf } from '../telemetry/store.ts'
 import { makeAlert } from './alert.ts'
 import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem } from './last-good.ts'
 import { restartRequired } from './live-config.ts'
@@ -83,8 +84,14 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
     const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
     let previous = readWatchdogState(o.statePath)
     if (previous.rollback) {
-      if (!(await recordInterrupted(o, router, previous.rollback, clock))) return 2
-      previous = { ...previous, rollback: null, failures: 0, reported: false }
+      const begun = previous.rollback
+      const recorded = await recordInterrupted(o, router, begun, clock)
+      if (recorded === 'failed') return 2
+      // Recorded, its restart's outcome unknown: while the router does not run the snapshot, that
+      // rollback is not in effect, and the streaks after it try its restart again without a second row.
+      const running = recorded === 'recorded' ? (await checkHeartbeat(router)).configHash : begun.new_hash
+      const unapplied = running === begun.new_hash ? previous.unapplied : { id: begun.id, old_hash: begun.old_hash, new_hash: begun.new_hash, recorded_at: isoTime(clock.now()) }
+      previous = { ...previous, rollback: null, failures: 0, reported: false, unapplied }
       writeWatchdogState(o.statePath, { ...previous, updated_at: isoTime(clock.now()) })
     }
     const check = await checkHeartbeat(router)
@@ -99,28 +106,28 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
 /**
  * A rollback a previous run began and never recorded (it was killed: by systemd's timeout while
  * the restart command ran, say): the snapshot may be in place, so the rollback is recorded now,
- * its restart's outcome unknown. False when it could not be recorded (the entry is kept).
+ * its restart's outcome unknown. 'failed' when it could not be recorded (the entry is kept).
  */
-async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun: NonNullable<WatchdogState['rollback']>, clock: Clock): Promise<boolean> {
+async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun: NonNullable<WatchdogState['rollback']>, clock: Clock): Promise<'recorded' | 'nothing' | 'failed'> {
   // Killed before the snapshot was put in place: no rollback happened, there is nothing to record.
   // Unless the router runs the snapshot: it was restored and applied, and the file changed since (a new push).
   if (fileHash(o.configPath) !== begun.new_hash) {
     const running = (await checkHeartbeat(router)).configHash
     if (running !== begun.new_hash) {
       o.log(`a rollback begun at ${begun.started_at} was not finished, and neither the config file nor the router holds the snapshot it was restoring (the run stopped before restoring it): nothing recorded`)
-      return true
+      return 'nothing'
     }
     o.log(`a rollback begun at ${begun.started_at} was not finished; the config file has changed since, but the router runs the snapshot it restored: recording it`)
   }
   const settings = readSettings(o.configPath)
   if (!settings) {
     o.log(`a rollback begun at ${begun.started_at} was never recorded, and ${o.configPath} cannot be read to record it now`)
-    return false
+    return 'failed'
   }
   const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
   const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
   const recorded = await recordAndAlert(recording(o), router, o.waitMs, settings, clock, entry, 'an interrupted rollback')
-  return recorded.ok
+  return recorded.ok ? 'recorded' : 'failed'
 }
 
 async function decide(o: WatchdogOptions, router: RouterClient, check: HeartbeatCheck, previous: WatchdogState, settings: Config | null, clock: Clock): Promise<Outcome> {
@@ -131,7 +138,14 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     if (unapplied && check.configHash === unapplied.new_hash && settings) {
       await makeAlert({ config: () => settings, env: o.env, log: o.log })(`the rollback of ${o.configPath} to ${shortHash(unapplied.new_hash)}, recorded at ${unapplied.recorded_at} as not in effect, is in effect now: the router runs it`)
     }
-    return { exit: 0, state: { failures: 0, last_failure: null, reported: false, unapplied: null } }
+    // The router still on the config that rollback replaced (a check can pass on it: a quiet spell):
+    // the rollback stays recorded as not in effect, so a later streak tries its restart again without
+    // a second row or alert. A router on a third config (an operator moved on) ends it.
+    const stillUnapplied = unapplied !== null && check.configHash === unapplied.old_hash ? unapplied : null
+    if (stillUnapplied) {
+      o.log(`the rollback recorded at ${stillUnapplied.recorded_at} is still not in effect: ${o.configPath} holds ${shortHash(stillUnapplied.new_hash)}, the router still runs ${shortHash(stillUnapplied.old_hash)} (a restart applies it)`)
+    }
+    return { exit: 0, state: { failures: 0, last_failure: null, reported: false, unapplied: stillUnapplied } }
   }
   const failures = previous.failures + 1
   if (failures < o.failures) {
@@ -146,7 +160,16 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
     return { exit: 2, state: { failures, last_failure: check.reason, reported: true, unapplied } }
   }
 
-  const snapshot = readLastGood(o.configPath)
+  // A router that does not answer because it was stopped on purpose (SIGTERM: `systemctl stop`) did
+  // not fail on its config: a rollback, and its restart, would undo what was asked for.
+  const stoppedAt = check.configHash === null ? readServed(o.configPath)?.stopped_at : undefined
+  if (stoppedAt) return refuse(`the router was stopped on purpose at ${stoppedAt} (a clean stop, not a crash): start it again, and its checks count from there`)
+  let snapshot: ReturnType<typeof readLastGood>
+  try {
+    snapshot = readLastGood(o.configPath)
+  } catch (error) {
+    return refuse(`the last-known-good snapshot ${lastGoodPath(o.configPath)} cannot be read: ${(error as Error).message}`)
+  }
   // The config in the file, read once for the two checks below (null when it does not validate).
   const inFile = configIn(o.configPath)
   if (check.rollbackMayHelp === false && snapshot && !databaseSettingsDiffer(inFile, check.configHash, snapshot.bytes, o.configPath)) {
@@ -250,10 +273,11 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
  * `serve --db` (which a restart keeps), else `config`'s own `database`.
  */
 function databaseOf(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
-  if (o.dbPath) return o.dbPath
+  if (o.dbPath) return databaseFileOf(o.dbPath)
   // The router's --db, unless that file is gone (a copy served once and removed): not made anew.
   const override = readServed(o.configPath)?.database_override
-  return override && existsSync(override) ? override : resolve(config.databasePath)
+  // The file a link names, as the server keys its files (<database>.serve.url) on it.
+  return databaseFileOf(override && existsSync(override) ? override : config.databasePath)
 }
 
 /** How rows are recorded by this run. */
@@ -265,10 +289,9 @@ function recording(o: WatchdogOptions): RecordOptions {
 function readSettings(configPath: string): Config | null {
   const inFile = configIn(configPath)
   if (inFile) return inFile
-  const snapshot = readLastGood(configPath)
-  if (!snapshot) return null
   try {
-    return parseConfigText(snapshot.bytes, configPath)
+    const snapshot = readLastGood(configPath)
+    return snapshot && parseConfigText(snapshot.bytes, configPath)
   } catch {
     return null
   }

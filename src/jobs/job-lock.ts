@@ -57,6 +57,31 @@ function holderOf(path: string): string | null {
   }
 }
 
+/**
+ * Whether some process holds the lock at `path` now. Only looks: it takes nothing, writes nothing
+ * and creates no file (no lock file: never held). A file it may not open counts as not held.
+ */
+export function jobLockHeld(path: string): boolean {
+  if (!existsSync(path)) return false
+  let db: Database
+  try {
+    db = new Database(path, { readonly: true })
+  } catch {
+    return false
+  }
+  try {
+    db.exec('PRAGMA busy_timeout = 0')
+    db.exec('BEGIN')
+    db.query('SELECT count(*) FROM sqlite_master').get()
+    db.exec('ROLLBACK')
+    return false
+  } catch (error) {
+    return (error as { code?: string }).code === 'SQLITE_BUSY'
+  } finally {
+    db.close()
+  }
+}
+
 /** Takes a job's lock, waiting (looking again every 200 ms) up to `maxMs` while another run holds it. */
 export async function waitForJobLock(job: string, path: string, maxMs: number, by?: string): Promise<JobLock> {
   const deadline = Date.now() + maxMs

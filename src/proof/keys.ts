@@ -5,9 +5,11 @@
  * half is what the git export publishes next to the rows, and all that
  * `witness verify --key` needs.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname } from 'node:path'
 import * as v from 'valibot'
+import { SigningKeyError } from '../errors.ts'
+import { writeFileDurably } from '../jobs/durable-file.ts'
 import { sha256Hex } from './record.ts'
 
 export interface SigningKey {
@@ -41,25 +43,52 @@ export function importPublicKey(jwk: JsonWebKey): Promise<CryptoKey> {
 
 const imported = new WeakMap<JsonWebKey, Promise<CryptoKey>>()
 
-/** Loads the key at `path`, creating it first if there is none. */
+/**
+ * Loads the key at `path`, creating it first if there is none. A new key is on disk, fsynced, before
+ * anything is signed with it: a key lost to a power cut after it signed would leave checkpoints no
+ * key verifies, and a file half written (or empty) would stop every start after.
+ */
 export async function ensureSigningKey(path: string): Promise<{ key: SigningKey; created: boolean }> {
   if (existsSync(path)) return { key: await loadSigningKey(path), created: false }
   const pair = (await crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])) as CryptoKeyPair
   const privateJwk = await crypto.subtle.exportKey('jwk', pair.privateKey)
   const publicJwk = await crypto.subtle.exportKey('jwk', pair.publicKey)
   mkdirSync(dirname(path), { recursive: true })
-  const temp = `${path}.tmp-${process.pid}`
-  writeFileSync(temp, `${JSON.stringify({ algorithm: 'Ed25519', key_id: keyIdOf(publicJwk), private_jwk: privateJwk, public_jwk: publicJwk }, null, 2)}\n`, { mode: 0o600 })
-  chmodSync(temp, 0o600)
-  renameSync(temp, path)
+  const text = `${JSON.stringify({ algorithm: 'Ed25519', key_id: keyIdOf(publicJwk), private_jwk: privateJwk, public_jwk: publicJwk }, null, 2)}\n`
+  writeFileDurably(path, new TextEncoder().encode(text), { mode: 0o600 })
   return { key: await loadSigningKey(path), created: true }
 }
 
+/** The key file's shape: both halves of an Ed25519 key as JWKs (`d` is the private scalar). */
+const KeyFileSchema = v.looseObject({
+  private_jwk: v.looseObject({ d: v.string(), x: v.string() }),
+  public_jwk: v.looseObject({ x: v.string() }),
+})
+
+/**
+ * The machine's signing key from its file. A file that is empty (a crash while it was written), cut
+ * short, not JSON or not an Ed25519 key is a SigningKeyError naming it (never its contents: it is a
+ * private key); a file that cannot be read is the file system's error.
+ */
 export async function loadSigningKey(path: string): Promise<SigningKey> {
-  const file = JSON.parse(readFileSync(path, 'utf8')) as { private_jwk: JsonWebKey; public_jwk: JsonWebKey }
-  const privateKey = await crypto.subtle.importKey('jwk', file.private_jwk, { name: 'Ed25519' }, false, ['sign'])
-  const publicKey = await importPublicKey(file.public_jwk)
-  return { keyId: keyIdOf(file.public_jwk), publicJwk: { kty: 'OKP', crv: 'Ed25519', x: file.public_jwk.x }, privateKey, publicKey }
+  const text = readFileSync(path, 'utf8')
+  if (text.trim() === '') throw new SigningKeyError(path, `is empty (${Buffer.byteLength(text)} bytes)`)
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    throw new SigningKeyError(path, `is not JSON (${Buffer.byteLength(text)} bytes: cut short, or not a key file)`)
+  }
+  const parsed = v.safeParse(KeyFileSchema, value)
+  if (!parsed.success) throw new SigningKeyError(path, 'does not hold an Ed25519 key pair (private_jwk and public_jwk)')
+  const file = parsed.output
+  try {
+    const privateKey = await crypto.subtle.importKey('jwk', file.private_jwk, { name: 'Ed25519' }, false, ['sign'])
+    const publicKey = await importPublicKey(file.public_jwk)
+    return { keyId: keyIdOf(file.public_jwk), publicJwk: { kty: 'OKP', crv: 'Ed25519', x: file.public_jwk.x }, privateKey, publicKey }
+  } catch {
+    throw new SigningKeyError(path, 'does not hold a usable Ed25519 key pair (private_jwk and public_jwk)')
+  }
 }
 
 export function publicKeyFile(key: SigningKey): PublicKeyFile {

@@ -25,13 +25,13 @@
 import type { Database } from 'bun:sqlite'
 import { existsSync } from 'node:fs'
 import { isoTime } from '../clock.ts'
-import { ArchivesMovingError, ArchivesUnavailableError } from '../errors.ts'
+import { ArchiveDamagedError, ArchivesMovingError, ArchivesUnavailableError } from '../errors.ts'
 import { type Source, listAcross } from '../telemetry/across.ts'
 import type { LogRow, PageKey, RequestFilter } from '../telemetry/queries.ts'
 import { readState } from '../jobs/job-db.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import { prunedMonths } from '../proof/pruned.ts'
-import { listArchives } from './archive-files.ts'
+import { isDamage, listArchives } from './archive-files.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from './archive-months.ts'
 import { closeArchives, openArchivesFor } from './archive-query.ts'
 import { ARCHIVED_THROUGH_KEY, archiveFillsKey } from './mover.ts'
@@ -45,6 +45,8 @@ export interface ReadSources {
   sources: Source[]
   /** The same databases, without their bounds. */
   dbs: Database[]
+  /** The archive files opened (`.db` or `.db.zst`), newest month first. */
+  archiveFiles: string[]
   /**
    * Whether the archive job has begun moving rows into a month file of the period since the archives
    * were listed (a month's ARCHIVE_FILLS_KEY moved): a read over these may have missed rows, gone from
@@ -142,6 +144,7 @@ export async function openReadSources(live: Database, archiveDir: string | null,
     archives,
     sources: [{ db: live }, ...opened.map((a) => ({ db: a.db, olderThan: isoTime(nextMonthStartMs(a.month)) }))],
     dbs: [live, ...archives],
+    archiveFiles: opened.map((a) => a.path),
     moved: () => archiveDir !== null && fillsIn(live, months) !== fills,
     close: () => {
       if (closed) return
@@ -190,6 +193,8 @@ export async function withSources<T>(open: () => Promise<ReadSources>, read: (so
     try {
       const answer = await read(sources)
       if (!sources.moved()) return answer
+    } catch (error) {
+      throw damageNamed(sources, error)
     } finally {
       sources.close()
     }
@@ -215,7 +220,11 @@ export async function* pagesAcross(first: ReadSources, open: () => Promise<ReadS
       let rows: LogRow[]
       for (let tries = 1; ; tries++) {
         sources ??= await open()
-        rows = listAcross(sources.sources, filter, want, key)
+        try {
+          rows = listAcross(sources.sources, filter, want, key)
+        } catch (error) {
+          throw damageNamed(sources, error)
+        }
         if (!sources.moved()) break
         sources.close()
         sources = null
@@ -230,6 +239,21 @@ export async function* pagesAcross(first: ReadSources, open: () => Promise<ReadS
   } finally {
     sources?.close()
   }
+}
+
+/**
+ * SQLite reporting damage in the middle of a read over archives (a page a cut or altered file lacks)
+ * does not say in which file: the files the read searched are named, for the operator to check
+ * each. Damage with the live file alone, and any other error, is passed on as it is.
+ */
+function damageNamed(sources: ReadSources, error: unknown): unknown {
+  if (!isDamage(error) || sources.archiveFiles.length === 0) return error
+  const files = [sources.live.filename, ...sources.archiveFiles]
+  return new ArchiveDamagedError(
+    `a file this read searched is damaged (${(error as Error).message}): the live database ${files[0]} or one of the archives ${sources.archiveFiles.join(', ')}; \`sqlite3 FILE 'PRAGMA quick_check'\` (on a .zst, after zstd -d) tells which; restore it from a copy`,
+    files,
+    error,
+  )
 }
 
 /** [sinceMs, untilMs], both inclusive, as archiveDatabasesFor takes them. */

@@ -4,6 +4,7 @@
  * let through; its success closes the breaker, its failure opens it again.
  */
 import type { Clock } from '../clock.ts'
+import type { ProviderSpec } from '../config.ts'
 import { isoTime } from '../clock.ts'
 import { ProviderError } from '../errors.ts'
 
@@ -77,6 +78,17 @@ export class Cooldowns {
     }
   }
 
+  /**
+   * Forgets what is known of the providers a reload (or a rollback) changed: their failures may
+   * have been the old settings' doing (a wrong key, a wrong base URL), and the new ones get a clean
+   * slate. Providers left as they were keep theirs: an outage does not end with an unrelated edit.
+   */
+  forgetProviders(names: Iterable<string>): void {
+    const prefixes = [...names].map((name) => `${name}/`)
+    if (prefixes.length === 0) return
+    for (const key of [...this.states.keys()]) if (prefixes.some((prefix) => key.startsWith(prefix))) this.states.delete(key)
+  }
+
   /** Whether `key` is currently skipped (for "is every step cooling down?"). */
   isCooling(key: string): boolean {
     const state = this.states.get(key)
@@ -101,4 +113,10 @@ function counts(error: unknown): boolean {
   if (error.kind !== 'http') return true
   const status = error.httpStatus ?? 0
   return status >= 500 || [401, 403, 404, 408, 429, 498].includes(status)
+}
+
+/** The providers whose settings differ between two configs (or that only one of them has). */
+export function changedProviders(previous: ReadonlyMap<string, ProviderSpec>, next: ReadonlyMap<string, ProviderSpec>): string[] {
+  const names = new Set([...previous.keys(), ...next.keys()])
+  return [...names].filter((name) => JSON.stringify(previous.get(name) ?? null) !== JSON.stringify(next.get(name) ?? null))
 }

@@ -14,7 +14,7 @@ import type { OpenedStream } from '../../providers/call.ts'
 import { clip } from '../../providers/call.ts'
 import type { StreamTranslator } from '../../providers/translate/stream.ts'
 import { frame } from '../../providers/sse.ts'
-import { type Adapter, MalformedResponse, type SseEvent } from '../../providers/types.ts'
+import { type Adapter, MalformedResponse, type SseEvent, isRecord } from '../../providers/types.ts'
 import type { Redactor } from '../redaction.ts'
 import { receiptFor } from '../proof/receipt.ts'
 import { mapStrings } from '../text.ts'
@@ -72,6 +72,26 @@ function redactedEvent(event: SseEvent, redact: Redactor): SseEvent | null {
     return null
   }
   return { event: event.event && redact(event.event), data: JSON.stringify(mapStrings(json, redact)) }
+}
+
+type Ids = { responseId: string | null; servedModel: string | null }
+
+/** `event` with the answer's id and model (top level, or in an Anthropic `message`) given as `to` where they are as `from`. */
+function withIds(event: SseEvent, from: Ids, to: Ids): SseEvent {
+  let json: unknown
+  try {
+    json = JSON.parse(event.data)
+  } catch {
+    return event
+  }
+  const swap = (holder: unknown) => {
+    if (!isRecord(holder)) return
+    if (from.responseId !== null && holder.id === from.responseId) holder.id = to.responseId
+    if (from.servedModel !== null && holder.model === from.servedModel) holder.model = to.servedModel
+  }
+  swap(json)
+  if (isRecord(json)) swap(json.message)
+  return { event: event.event, data: JSON.stringify(json) }
 }
 
 /** Why witness itself stopped reading the upstream. */
@@ -187,6 +207,19 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
     }
   }
 
+  // The answer's id and model as the row keeps them (storedIds), looked at again only when the
+  // upstream names new ones: an upstream that echoes the call's credentials there (a broken or
+  // hostile one echoing its Authorization) must not pass them on to the agent either.
+  let named: { responseId: string | null; servedModel: string | null } = { responseId: null, servedModel: null }
+  let stored = named
+  function ownIds(event: SseEvent): SseEvent {
+    if (facts.responseId !== named.responseId || facts.servedModel !== named.servedModel) {
+      named = { responseId: facts.responseId, servedModel: facts.servedModel }
+      stored = init.storedIds(named)
+    }
+    return stored === named ? event : withIds(event, named, stored)
+  }
+
   /** Handles one upstream event; true when frames went to the client or the stream ended. */
   async function step(stream: ReadableStreamDefaultController<Uint8Array>): Promise<boolean> {
     try {
@@ -220,7 +253,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         await end(stream, outcome('error', message), frames)
         return true
       }
-      const frames = translator.push(event)
+      const frames = translator.push(ownIds(event))
       for (const f of frames) stream.enqueue(encoder.encode(f))
       if (facts.done) {
         void opened.reader.cancel()

@@ -108,14 +108,14 @@ export function requestStoryRoute(deps: ReadDeps) {
     const { archives } = parseStoryInput(readQuery(c))
     const id = Number(text)
     // The id says nothing of its month: with archives, every archive file is looked in (one primary-key lookup each).
+    // Another agent's row is not there for an agent token: a 403 would tell it that the row exists, and whose it is.
+    const own = readableAgent(c, undefined)
     const found = await withSources(() => readSources(deps, archives), (sources) => {
-      const story = storyAcross(sources.dbs, id)
+      const story = storyAcross(sources.dbs, id, own)
       // Checkpoints stay in the live database; the row's chain entry is wherever the row is.
       return story && { ...story, proof: proofOf(sources.dbs, id, deps.store.reader) }
     })
-    // Another agent's row is not there for an agent token: a 403 would tell it that the row exists, and whose it is.
-    const own = readableAgent(c, undefined)
-    if (!found || (own !== undefined && found.row.agent_name !== own)) {
+    if (!found) {
       throw new NotFoundError(`no row with id ${id}${own !== undefined ? ` of agent "${own}"` : ''}${archives ? ' in the live database or the archives' : ''}`)
     }
     return c.json(found)

@@ -125,6 +125,11 @@ export function buildFleet(repo: string, out: string): FleetReport {
     rmSync(tmp, { force: true })
     throw error
   }
+  // Nothing to build from (a clone that checked nothing out): the fleet database there stays as it was.
+  if (Object.keys(report.machines).length === 0) {
+    rmSync(tmp, { force: true })
+    return report
+  }
   for (const suffix of ['-wal', '-shm']) rmSync(`${out}${suffix}`, { force: true })
   renameSync(tmp, out)
   return report

@@ -75,11 +75,16 @@ export function* walkAcross(sources: readonly Source[], filter: RequestFilter, b
   }
 }
 
-/** The row `id` and every row of its request, from whichever of `dbs` hold them (null if no file has the row). */
-export function storyAcross(dbs: readonly Database[], id: number): { row: LogRow; request: RequestStory | null } | null {
+/**
+ * The row `id` and every row of its request, from whichever of `dbs` hold them (null if no file has
+ * the row, or if `agent` is given and the row is another agent's: that is decided before anything
+ * else is read, so such a row costs what a missing one does).
+ */
+export function storyAcross(dbs: readonly Database[], id: number, agent?: string): { row: LogRow; request: RequestStory | null } | null {
   for (const db of dbs) {
     const row = requestRow(db, id)
     if (!row) continue
+    if (agent !== undefined && row.agent_name !== agent) return null
     const request = requestStory(db, id)
     if (request && dbs.length > 1) {
       const rows = dbs.flatMap((other) => (other === db ? request.rows : storyRows(other, request.request_id)))

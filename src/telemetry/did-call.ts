@@ -21,6 +21,11 @@ export interface DidCallAnswer {
   last_call_at: string | null
   /** Fallback rows naming the provider in the window (not calls). */
   fallback_rows: number
+  /**
+   * On a "no": which of the agent and the provider no row of the files read names at all, at any
+   * time (a typo, more often than not); absent when both have rows.
+   */
+  never_seen?: ('agent' | 'provider')[]
 }
 
 /** The answer from the live database `db`, and from `archives` too when given (a row in both counts once). */
@@ -35,6 +40,7 @@ export function didCall(db: Database, q: DidCallQuery, archives: readonly Databa
       calls += n
     }
   }
+  const neverSeen = calls > 0 ? [] : unseen([db, ...archives], q)
   return {
     called: calls > 0,
     agent: q.agent,
@@ -46,5 +52,12 @@ export function didCall(db: Database, q: DidCallQuery, archives: readonly Databa
     by_status: byStatus,
     last_call_at: counts.lastCallAt,
     fallback_rows: counts.byStatus.fallback ?? 0,
+    ...(neverSeen.length ? { never_seen: neverSeen } : {}),
   }
+}
+
+/** Which of the query's agent and provider no row of `dbs` names, at any time (each a seek in its own index). */
+function unseen(dbs: readonly Database[], q: DidCallQuery): ('agent' | 'provider')[] {
+  const named = (column: 'agent_name' | 'provider', value: string) => dbs.some((db) => db.query(`SELECT 1 FROM request_log WHERE ${column} = ? LIMIT 1`).get(value) !== null)
+  return [...(named('agent_name', q.agent) ? [] : ['agent' as const]), ...(named('provider', q.provider) ? [] : ['provider' as const])]
 }

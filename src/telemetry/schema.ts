@@ -4,6 +4,7 @@
  * with `PRAGMA user_version` and applied by numbered migrations.
  */
 import type { Database } from 'bun:sqlite'
+import { ForeignDatabaseError, SchemaTooNewError } from '../errors.ts'
 
 /** The fixed table, byte for byte as specified. */
 export const REQUEST_LOG_DDL = `CREATE TABLE request_log (
@@ -213,7 +214,12 @@ export const SCHEMA_VERSION = MIGRATIONS.length
  */
 export function ensureSchema(db: Database): void {
   const fresh = !db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_log'").get()
-  if (fresh) db.exec('PRAGMA auto_vacuum = INCREMENTAL')
+  if (fresh) {
+    // Another program's database (a path mistyped, a file reused): not turned to WAL, nor given witness's tables.
+    const tables = (db.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string }[]).map((t) => t.name)
+    if (tables.length) throw new ForeignDatabaseError(db.filename, tables)
+    db.exec('PRAGMA auto_vacuum = INCREMENTAL')
+  }
   db.exec('PRAGMA journal_mode = WAL')
   db.transaction(() => {
     // Re-check inside the write lock: another process may have won the race.
@@ -222,7 +228,7 @@ export function ensureSchema(db: Database): void {
     }
     const version = (db.query('PRAGMA user_version').get() as { user_version: number }).user_version
     if (version > SCHEMA_VERSION) {
-      throw new Error(`database schema version ${version} is newer than this witness (${SCHEMA_VERSION}); upgrade witness`)
+      throw new SchemaTooNewError(db.filename, version, SCHEMA_VERSION)
     }
     for (let i = version; i < SCHEMA_VERSION; i++) db.exec(MIGRATIONS[i]!)
     if (version !== SCHEMA_VERSION) db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`)

@@ -6,8 +6,8 @@
  * row is committed.
  */
 import { Database } from 'bun:sqlite'
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { type Checkpointer, startCheckpointer } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
 import { chainAppender } from '../proof/append.ts'
@@ -116,9 +116,34 @@ function threadWriter(path: string, options: WriterOptions): { apply: (ops: Writ
 /** How often a stop's drain tries held finishes again. */
 const DRAIN_RETRY_MS = 100
 
+/**
+ * The database file a path names, following symbolic links (a dangling one too: SQLite creates its
+ * target). SQLite opens the target and keeps its `-wal` beside it, so what witness derives from the
+ * path (the WAL it fsyncs, the server's lock) must be the target's too.
+ */
+export function databaseFileOf(path: string): string {
+  let file = resolve(path)
+  for (let hops = 0; hops < 40; hops++) {
+    let link: string
+    try {
+      if (!lstatSync(file).isSymbolicLink()) return file
+      link = readlinkSync(file)
+    } catch {
+      return file
+    }
+    file = resolve(dirname(file), link)
+  }
+  return file
+}
+
 /** Opens (creating if needed) the database, migrates it, starts its writer. */
-export function openStore(path: string, options: StoreOptions): Store {
+export function openStore(given: string, options: StoreOptions): Store {
+  const path = databaseFileOf(given)
   mkdirSync(dirname(path), { recursive: true })
+  // SQLite says only "unable to open database file" of a directory.
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw Object.assign(new Error(`cannot open the database ${path}: it is a directory, not a database file`), { code: 'EISDIR' })
+  }
   let setup: Database
   try {
     setup = new Database(path, { create: true, strict: true })
