@@ -29,6 +29,7 @@ import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { openStore } from '../src/telemetry/store.ts'
+import { writeRequest } from './simulated-request.ts'
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -96,35 +97,7 @@ const machines = await Promise.all(
 /** One request of a machine: a success, or (1 in 20) an error, a fallback row and a retry. */
 async function request(m: (typeof machines)[number], at: number): Promise<void> {
   const n = m.requests++
-  const requestId = `${m.name}-req-${n}`
-  const head = (provider: string) => ({
-    timestamp: new Date(at).toISOString(),
-    agentName: agents[n % agents.length]!,
-    provider,
-    model: models[n % models.length]!,
-    endpoint: `https://${provider}.example/v1/chat/completions`,
-  })
-  const meta = (seq: number) => ({ requestId, chain: 'default', api: 'chat.completions' as const, seq, step: seq - 1, try: 1, stream: false })
-  const failed = n % 20 === 0
-  const id = await m.store.begin(head(failed ? 'kimi' : 'glm'), meta(1))
-  await m.store.finish(id, {
-    status: failed ? 'error' : 'success',
-    tokensIn: 1200,
-    tokensOut: 340,
-    latencyMs: 2100,
-    errorMessage: failed ? 'kimi: HTTP 503 service unavailable after 2100 ms' : null,
-    httpStatus: failed ? 503 : 200,
-    responseId: failed ? null : `chatcmpl-${crypto.randomUUID()}`,
-    servedModel: failed ? null : models[n % models.length]!,
-    costUsd: failed ? null : 0.0021,
-    requestSha256: 'a'.repeat(64),
-    responseSha256: failed ? null : 'b'.repeat(64),
-  })
-  if (failed) {
-    await m.store.insert({ ...head('kimi'), status: 'fallback', errorMessage: 'fallback from kimi/kimi-k2.5 to glm/glm-4.6: HTTP 503' }, meta(2))
-    const again = await m.store.begin(head('glm'), meta(3))
-    await m.store.finish(again, { status: 'success', tokensIn: 1200, tokensOut: 340, latencyMs: 1800, errorMessage: null, httpStatus: 200 })
-  }
+  await writeRequest(m.store, n, `${m.name}-req-${n}`, at, agents, models)
 }
 
 /** Bytes on disk (allocated blocks) and regular files under `path`, `.git` left out unless asked. */
