@@ -412,8 +412,7 @@ export class SchemaTooNewError extends Error {
 export class ForeignDatabaseError extends Error {
   override name = 'ForeignDatabaseError'
   constructor(path: string, tables: string[]) {
-    const shown = tables.length > 5 ? `${tables.slice(0, 5).join(', ')} and ${tables.length - 5} more` : tables.join(', ')
-    super(`${path || 'the database'} is a SQLite database of something else (its tables: ${shown}), not a witness log: witness does not add its tables to it; give another path`)
+    super(`${path || 'the database'} is a SQLite database of something else (its tables: ${listNames(tables, 5)}), not a witness log: witness does not add its tables to it; give another path`)
   }
 }
 

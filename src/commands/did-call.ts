@@ -7,6 +7,7 @@
 import { parseArgs } from 'node:util'
 import { parseDidCallInput } from '../query-input.ts'
 import { withSources } from '../retention/read-sources.ts'
+import { listNames } from '../text.ts'
 import { type DidCallAnswer, didCall } from '../telemetry/did-call.ts'
 import { type Command, UsageError, parsed } from './args.ts'
 import { READ_OPTIONS, given, parseFlags, openForReading } from './read-db.ts'
@@ -26,8 +27,7 @@ export const didCallCommand: Command = {
       // A provider no row names and the config does not have is a name mistyped: not a "no".
       const providers = target.ownConfig ? [...target.ownConfig.providers.keys()] : null
       if (answer.never_seen?.includes('provider') && providers && !providers.includes(answer.provider)) {
-        const known = providers.length > 20 ? `${providers.slice(0, 20).join(', ')} and ${providers.length - 20} more` : providers.join(', ')
-        throw new UsageError(`no provider "${answer.provider}": the config has none of that name (it has ${known}), and no row names one; a typo?`, { showUsage: false })
+        throw new UsageError(`no provider "${answer.provider}": the config has none of that name (it has ${listNames(providers)}), and no row names one; a typo?`, { showUsage: false })
       }
       console.log(values.json ? JSON.stringify(answer) : sentence(answer))
       if (!values.json && answer.never_seen?.includes('agent')) console.error(`note: no row in the files read names agent "${answer.agent}": check its spelling`)
