@@ -71,14 +71,26 @@ export function jobLockHeld(path: string): boolean {
   }
   try {
     db.exec('PRAGMA busy_timeout = 0')
-    db.exec('BEGIN')
-    db.query('SELECT count(*) FROM sqlite_master').get()
+    if (!takeSharedLock(db)) return true
     db.exec('ROLLBACK')
     return false
-  } catch (error) {
-    return (error as { code?: string }).code === 'SQLITE_BUSY'
+  } catch {
+    return false
   } finally {
     db.close()
+  }
+}
+
+/** Takes a shared lock on the lock file (a read transaction left open); false when a holder's exclusive one refuses it. */
+function takeSharedLock(db: Database): boolean {
+  try {
+    db.exec('BEGIN')
+    db.query('SELECT count(*) FROM sqlite_master').get()
+    return true
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK')
+    if ((error as { code?: string }).code === 'SQLITE_BUSY') return false
+    throw error
   }
 }
 
@@ -107,18 +119,19 @@ export async function waitToReadJobFiles(job: string, path: string, maxMs: numbe
   db.exec('PRAGMA busy_timeout = 0')
   const deadline = Date.now() + maxMs
   for (;;) {
+    let taken: boolean
     try {
-      db.exec('BEGIN')
-      db.query('SELECT count(*) FROM sqlite_master').get()
-      break
+      taken = takeSharedLock(db)
     } catch (error) {
-      if (db.inTransaction) db.exec('ROLLBACK')
-      if ((error as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() >= deadline) {
-        db.close()
-        throw (error as { code?: string }).code === 'SQLITE_BUSY' ? new JobBusyError(job, path, holderOf(path)) : error
-      }
-      await Bun.sleep(200)
+      db.close()
+      throw error
     }
+    if (taken) break
+    if (Date.now() >= deadline) {
+      db.close()
+      throw new JobBusyError(job, path, holderOf(path))
+    }
+    await Bun.sleep(200)
   }
   return heldOn(db, path)
 }
