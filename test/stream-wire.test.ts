@@ -287,6 +287,48 @@ describe('stream translation', () => {
     expect(events.find((e) => e.type === 'message_delta')!.delta!.stop_reason).toBe('tool_use')
   })
 
+  test('parallel calls an upstream interleaves by index become whole tool_use blocks one after another, each delta inside its open block', () => {
+    const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'm', provider: 'up' })
+    const chunk = (toolCalls: unknown[] | null, finish: string | null = null) => ({
+      event: null,
+      data: JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: toolCalls ? { tool_calls: toolCalls } : {}, finish_reason: finish }] }),
+    })
+    const call = (index: number, id: string, name: string) => ({ index, id, type: 'function', function: { name, arguments: '' } })
+    const args = (index: number, text: string) => ({ index, function: { arguments: text } })
+    const frames = [
+      ...t.push(chunk([call(0, 'call_A', 'get_weather'), call(1, 'call_B', 'get_time'), call(2, 'call_C', 'noop')])),
+      ...t.push(chunk([args(1, '{"tz":')])),
+      ...t.push(chunk([args(0, '{"city":')])),
+      ...t.push(chunk([args(1, '"CET"}'), args(0, '"Paris"}')])),
+      ...t.push(chunk(null, 'tool_calls')),
+      ...t.finish(),
+    ]
+    const events = payloads(frames) as { type: string; index?: number; content_block?: { id: string; name: string }; delta?: { partial_json?: string; stop_reason?: string } }[]
+    // One block open at a time, in order: a delta or stop only for the block open now.
+    let open: number | null = null
+    let next = 0
+    const blocks: { id: string; name: string; json: string }[] = []
+    for (const e of events) {
+      if (e.type === 'content_block_start') {
+        expect([open, e.index]).toEqual([null, next++])
+        open = e.index!
+        blocks.push({ id: e.content_block!.id, name: e.content_block!.name, json: '' })
+      } else if (e.type === 'content_block_delta') {
+        expect(e.index).toBe(open!)
+        blocks[open!]!.json += e.delta!.partial_json
+      } else if (e.type === 'content_block_stop') {
+        expect(e.index).toBe(open!)
+        open = null
+      }
+    }
+    expect(blocks.map((b) => [b.id, b.name, b.json === '' ? {} : JSON.parse(b.json)])).toEqual([
+      ['call_A', 'get_weather', { city: 'Paris' }],
+      ['call_B', 'get_time', { tz: 'CET' }],
+      ['call_C', 'noop', {}],
+    ])
+    expect(events.find((e) => e.type === 'message_delta')!.delta!.stop_reason).toBe('tool_use')
+  })
+
   test('an OpenAI stream with nothing before [DONE] is still a whole Messages stream: message_start first', () => {
     const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for', provider: 'up' })
     const frames = [...t.push({ event: null, data: '[DONE]' }), ...t.finish()]

@@ -178,6 +178,14 @@ function startsAnotherCall(open: { id: string | null; args: string }, id: string
   return more && (isNonEmptyString(fn.name) || id !== null)
 }
 
+/** A tool call streaming from an OpenAI-compatible upstream, and its block in the Messages answer (null: not opened yet). */
+interface ToolCall {
+  block: number | null
+  id: string | null
+  name: unknown
+  args: string
+}
+
 /** Whether a tool call's arguments so far are a whole JSON value (the call is complete). */
 function wholeJson(text: string): boolean {
   if (text.trim() === '') return false
@@ -195,8 +203,16 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   let started = false
   let blockIndex = -1
   let blockType: 'thinking' | 'text' | 'tool_use' | null = null
-  /** The tool call each index is streaming (-1: calls sent without an index), as a block of the answer. */
-  const openCalls = new Map<number, { block: number; id: string | null; args: string }>()
+  /** The tool call each index is streaming (-1: calls sent without an index). */
+  const openCalls = new Map<number, ToolCall>()
+  /** The call whose block is open, if the open block is a call. */
+  let liveCall: ToolCall | null = null
+  /**
+   * Calls begun while another's arguments were still arriving (an upstream that interleaves parallel
+   * calls by index). A Messages stream has one open block at a time, so each waits, its arguments
+   * kept, until the calls before it are whole; the rest are sent when the answer ends.
+   */
+  const waiting: ToolCall[] = []
   let calledTools = false
   let reasoningField: ReasoningField = 'reasoning_content'
   let refused = false
@@ -209,6 +225,22 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
     if (blockType === 'thinking') out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'signature_delta', signature: reasoningSignature(options.provider, reasoningField) } }))
     if (blockType !== null) out.push(ev('content_block_stop', { index: blockIndex }))
     blockType = null
+    liveCall = null
+  }
+  const openCallBlock = (out: string[], call: ToolCall) => {
+    closeBlock(out)
+    blockIndex++
+    blockType = 'tool_use'
+    call.block = blockIndex
+    liveCall = call
+    // Anthropic clients answer a call by its id: one sent empty gets one.
+    out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: call.id ?? newToolUseId(), name: call.name, input: {} } }))
+    if (call.args !== '') out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'input_json_delta', partial_json: call.args } }))
+  }
+  /** Opens the waiting calls' blocks in turn, while the open call is whole (all of them when the answer ends). */
+  const sendWaiting = (out: string[], ending: boolean) => {
+    while (waiting.length > 0 && (ending || liveCall === null || wholeJson(liveCall.args))) openCallBlock(out, waiting.shift()!)
+    if (ending) closeBlock(out)
   }
   // Every Messages stream opens with message_start, even one whose upstream sent nothing before [DONE].
   const start = (out: string[], id: string, model: unknown) => {
@@ -265,22 +297,21 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
         const id = isNonEmptyString(call.id) ? call.id : null
         let open = openCalls.get(slot)
         if (!open || startsAnotherCall(open, id, fn)) {
-          closeBlock(out)
-          blockIndex++
-          blockType = 'tool_use'
           calledTools = true
-          open = { block: blockIndex, id, args: '' }
+          open = { block: null, id, name: fn.name, args: '' }
           openCalls.set(slot, open)
-          // Anthropic clients answer a call by its id: one sent empty gets one.
-          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: id ?? newToolUseId(), name: fn.name, input: {} } }))
+          const streaming = liveCall !== null && !wholeJson(liveCall.args)
+          if (streaming || waiting.length > 0) waiting.push(open)
+          else openCallBlock(out, open)
         }
         if (typeof fn.arguments === 'string' && fn.arguments !== '') {
           open.args += fn.arguments
-          out.push(ev('content_block_delta', { index: open.block, delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
+          if (open.block !== null) out.push(ev('content_block_delta', { index: open.block, delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
         }
       }
+      if (waiting.length > 0 && blockType === 'tool_use') sendWaiting(out, false)
       if (choice.finish_reason) {
-        closeBlock(out)
+        sendWaiting(out, true)
         stopReason = stopReasonFromFinish(choice.finish_reason, calledTools, refused)
       }
       return out
@@ -288,7 +319,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
     finish() {
       const out: string[] = []
       if (!started) start(out, newMessageId(), options.model)
-      closeBlock(out)
+      sendWaiting(out, true)
       out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: anthropicUsageOf(tokensIn, tokensOut, cachedIn) }))
       out.push(ev('message_stop', {}))
       return out
