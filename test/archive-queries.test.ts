@@ -490,8 +490,8 @@ describe('a damaged archive month', () => {
     return { code: proc.exitCode, stdout: proc.stdout.toString(), stderr: proc.stderr.toString() }
   }
   /** The data set archived into a dir of its own, a server on it, and `damage` done to one month's file. */
-  async function damaged(month: string, damage: (path: string) => void) {
-    const own = await archivedDir(ROWS)
+  async function damaged(month: string, damage: (path: string) => void, rows = ROWS) {
+    const own = await archivedDir(rows)
     const file = own.files().find((f) => f.startsWith(`request_log-${month}.`))!
     damage(join(own.archiveDir, file))
     return { own, file: join(own.archiveDir, file), server: await witnessOn(own.dir) }
@@ -532,6 +532,38 @@ describe('a damaged archive month', () => {
       expect(error.files).toEqual([own.livePath, file])
       // The months it does not need are still answered.
       expect((await read(server, '/requests?archives=1&since=2026-10-01T00:00:00Z')).status).toBe(200)
+    } finally {
+      await server.stop(0)
+    }
+  })
+
+  test('an export meeting the damage at once answers 503; one meeting it mid-stream keeps the rows it sent and ends with a line saying why, not a reset', async () => {
+    // A first page (1000 rows) of recent rows in the live file, so the damaged month is read only for the second.
+    const recent = Array.from({ length: 1000 }, (_, i): SeedRow => ({ timestamp: new Date(NOW - (i + 1) * 60_000).toISOString(), agent: 'ezra', provider: 'kimi', status: 'success' }))
+    const { own, file, server } = await damaged('2026-09', (path) => {
+      const db = Buffer.from(Bun.zstdDecompressSync(readFileSync(path)))
+      db.fill(0x5a, 4096 + 8, 4096 + 200)
+      writeFileSync(path, Bun.zstdCompressSync(db))
+    }, [...ROWS, ...recent].sort((a, b) => a.timestamp.localeCompare(b.timestamp)))
+    try {
+      const atOnce = await read(server, '/requests?archives=1&format=ndjson&since=2026-08-01T00:00:00Z&until=2026-10-01T00:00:00Z')
+      expect(atOnce.status).toBe(503)
+      expect((await atOnce.json()).error.type).toBe('archives_unavailable')
+      for (const format of ['ndjson', 'csv']) {
+        const res = await read(server, `/requests?archives=1&format=${format}&since=2026-08-01T00:00:00Z`)
+        expect(res.status).toBe(200)
+        const lines = (await res.text()).trimEnd().split('\n')
+        // Every row of the first page arrives (a reset connection lost some), then the line saying why it ends there.
+        expect(lines.length).toBe(1000 + (format === 'csv' ? 2 : 1))
+        if (format === 'ndjson') {
+          expect(lines.slice(0, -1).every((line) => typeof JSON.parse(line).id === 'number')).toBe(true)
+          const { error } = JSON.parse(lines.at(-1)!)
+          expect(error.type).toBe('archives_unavailable')
+          expect(error.files).toContain(file)
+        } else {
+          expect(lines.at(-1)).toStartWith('#error,archives_unavailable,"a file this read searched is damaged')
+        }
+      }
     } finally {
       await server.stop(0)
     }

@@ -9,7 +9,7 @@ import { proofOf } from '../proof/lookup.ts'
 import { readableAgent } from '../auth/middleware.ts'
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
-import { InvalidRequestError, NotFoundError } from '../errors.ts'
+import { InvalidRequestError, NotFoundError, WitnessError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
@@ -19,6 +19,7 @@ import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } fr
 import type { SliceRollups } from '../telemetry/slice-rollups.ts'
 import type { StatsCache } from '../telemetry/stats-window.ts'
 import type { Store } from '../telemetry/store.ts'
+import { shapeError } from './error-shapes.ts'
 import { readQuery } from './query-params.ts'
 
 /** What the read endpoints need: the store's read-only connection, the clock, the live config. */
@@ -48,7 +49,7 @@ export function listRequestsRoute(deps: ReadDeps) {
     const filter = { ...input.filter, agent: readableAgent(c, input.filter.agent) }
     const open = () => readSources(deps, input.archives, { ...filter, before: input.before })
     // Opened here, so a read that cannot search the archives it needs is a 503, not a stream cut short.
-    if (input.format !== 'json') return exportResponse(await open(), open, filter, input.before, input.limit, input.format)
+    if (input.format !== 'json') return await exportResponse(await open(), open, filter, input.before, input.limit, input.format)
     const limit = input.limit ?? DEFAULT_LIMIT
     const page = await withSources(open, (sources) => pageOf(listAcross(sources.sources, filter, limit + 1, input.before), limit))
     return c.json({ rows: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null })
@@ -65,9 +66,10 @@ const CONTENT_TYPES: Record<Exclude<ExportFormat, 'json'>, string> = {
  * holds no more than a page and the event loop is given back between pages.
  * A page read while the archive job began a month file is read again over
  * sources opened anew (pagesAcross). The sources are closed when the stream
- * ends or the client goes away.
+ * ends or the client goes away. The first page is read before answering, so
+ * a read that fails at once (a damaged archive) is its error status.
  */
-function exportResponse(sources: ReadSources, open: () => Promise<ReadSources>, filter: RequestFilter, before: PageKey | undefined, max: number | undefined, format: 'ndjson' | 'csv'): Response {
+async function exportResponse(sources: ReadSources, open: () => Promise<ReadSources>, filter: RequestFilter, before: PageKey | undefined, max: number | undefined, format: 'ndjson' | 'csv'): Promise<Response> {
   const encoder = new TextEncoder()
   const pages = pagesAcross(sources, open, filter, before, max)
   const line = (row: LogRow) => (format === 'csv' ? csvLine(LOG_COLUMNS.map((c) => row[c])) : `${JSON.stringify(row)}\n`)
@@ -77,14 +79,26 @@ function exportResponse(sources: ReadSources, open: () => Promise<ReadSources>, 
     // Not closed by a return before the first page (a generator not yet started runs no finally).
     sources.close()
   }
+  let first: IteratorResult<LogRow[]> | null
+  try {
+    first = await pages.next()
+  } catch (error) {
+    await finish()
+    throw error
+  }
   const body = new ReadableStream<Uint8Array>({
     async pull(controller) {
       let next: IteratorResult<LogRow[]>
       try {
-        next = await pages.next()
+        next = first ?? (await pages.next())
+        first = null
       } catch (error) {
+        // A failure after the answer began ends it with a line saying why, never a row: cutting the
+        // transfer instead makes Bun reset the connection, and the client loses rows already sent.
         await finish()
-        throw error
+        controller.enqueue(encoder.encode(cutShort(format, asWitnessError(error))))
+        controller.close()
+        return
       }
       const text = header + (next.done ? '' : next.value.map(line).join(''))
       header = ''
@@ -97,6 +111,19 @@ function exportResponse(sources: ReadSources, open: () => Promise<ReadSources>, 
     cancel: finish,
   })
   return new Response(body, { headers: { 'content-type': CONTENT_TYPES[format] } })
+}
+
+/** An error met mid-export: a witness error as itself, anything else without its text. */
+function asWitnessError(error: unknown): WitnessError {
+  return error instanceof WitnessError ? error : new WitnessError('internal_error', 500, 'internal error; see the witness log')
+}
+
+/**
+ * The last line of an export cut short: in NDJSON the error object the endpoint answers with (no row
+ * has an `error` key); in CSV `#error`, its type and message (three fields, where rows have eleven).
+ */
+function cutShort(format: 'ndjson' | 'csv', error: WitnessError): string {
+  return format === 'csv' ? csvLine(['#error', error.type, error.message]) : `${JSON.stringify(shapeError('witness', error))}\n`
 }
 
 export function requestStoryRoute(deps: ReadDeps) {
