@@ -29,7 +29,7 @@ describe('POST /admin/reload', () => {
     const res = await reload(w)
     expect(res.status).toBe(200)
     const body = await res.json()
-    expect(body).toEqual({ status: 'reloaded', config_hash: sha256(readFileSync(w.configPath)), previous_config_hash: before, restart_required: [] })
+    expect(body).toEqual({ status: 'reloaded', config_hash: sha256(readFileSync(w.configPath)), previous_config_hash: before, restart_required: [], warnings: [] })
     expect((await (await w.infer({})).json()).provider).toBe('sim2')
     expect((await w.infer({ chain: 'extra' })).status).toBe(200)
     expect((await (await fetch(`${w.url}/heartbeat`)).json()).config_hash).toBe(body.config_hash)
@@ -106,6 +106,17 @@ describe('POST /admin/reload', () => {
     expect((await w.infer({})).status).toBe(200)
     expect(suite.sim.count()).toBe(2) // sim was tried again (and failed), then sim2
     expect(readRows(w.dbPath).at(-2)!.error_message).not.toContain('cooling down')
+  })
+
+  test('a provider added without its API key in the environment is warned of, as at start: in the answer and the log', async () => {
+    const w = await witness(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const keyed = { type: 'openai', base_url: `${suite.sim.url}/v1`, api_key_env: 'WITNESS_RELOAD_TEST_UNSET_KEY' }
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'keyed', model: 'm' }, { provider: 'sim', model: 'm' }] }, { providers: { keyed } }))
+    const warning = 'provider "keyed": its API key variable WITNESS_RELOAD_TEST_UNSET_KEY is not set in this environment, so its steps will be skipped'
+    const res = await reload(w)
+    expect(res.status).toBe(200)
+    expect((await res.json()).warnings).toEqual([warning])
+    expect(w.logs.filter((l) => l.includes('WITNESS_RELOAD_TEST_UNSET_KEY'))).toEqual([`witness: ${warning}`])
   })
 
   test('a higher max_body_mb applies to the next request too, with no restart', async () => {

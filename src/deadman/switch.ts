@@ -7,7 +7,7 @@
  */
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
-import { type Config, parseConfigText } from '../config.ts'
+import { type Config, parseConfigText, unsetApiKeys } from '../config.ts'
 import { ConfigError } from '../errors.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'
@@ -164,7 +164,10 @@ export class DeadmanSwitch {
       const result = this.deps.live.reload()
       const restart = result.restartRequired.length ? `; restart to apply: ${result.restartRequired.join(', ')}` : ''
       this.deps.log(`config ${result.status}: sha256 ${result.configHash}${restart}`)
-      return result
+      // What start-up warns of, said again for the config now running (a provider added without its key).
+      const warnings = unsetApiKeys(this.deps.live.current(), this.deps.env)
+      for (const warning of warnings) this.deps.log(warning)
+      return { ...result, warnings }
     } catch (error) {
       this.deps.log((error as Error).message)
       throw error

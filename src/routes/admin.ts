@@ -1,6 +1,7 @@
 /**
  * Operator routes. POST /admin/reload: re-read the config file and swap it
- * in if it validates (200 with the new hash); an invalid file is refused
+ * in if it validates (200 with the new hash, and what the config now running
+ * will not do as written: `warnings`); an invalid file is refused
  * with 422 `config_invalid` listing every problem, and the running config
  * stays.
  */
@@ -19,6 +20,7 @@ export function reloadRoute(deps: AdminDeps) {
       config_hash: result.configHash,
       previous_config_hash: result.previousConfigHash,
       restart_required: result.restartRequired,
+      warnings: result.warnings ?? [],
     })
   }
 }
