@@ -28,7 +28,7 @@ import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
-import { type Store, type StoreOptions, databaseFileOf, openStore } from './telemetry/store.ts'
+import { type Store, type StoreOptions, databaseFileOf, openStore, refuseDirectory } from './telemetry/store.ts'
 import { type RouterRole, takeRouterRole } from './deadman/router-role.ts'
 
 export interface ServeOptions {
@@ -168,7 +168,9 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const openProblem = openListenProblem(host, boot.auth !== null)
     if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
     // One server per database: a second one would take the first one's calls in flight for a
-    // crashed run's and finish them as errors. The lock goes before recovery.
+    // crashed run's and finish them as errors. The lock goes before recovery (and a directory
+    // given for the database is refused before it, so no lock file is left beside it).
+    refuseDirectory(dbPath)
     serverLock = takeJobLock('serve', `${dbPath}.serve.lock`, () => clock.now())
   } catch (error) {
     startFailed(error)

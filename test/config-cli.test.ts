@@ -5,7 +5,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { SCHEMA_VERSION } from '../src/telemetry/schema.ts'
 import { RUNTIME_ENV } from '../src/runtime-env.ts'
@@ -281,8 +281,8 @@ describe('messages that say what is wrong', () => {
   })
 
   test('a directory given as the database is said to be one', async () => {
-    // Inside a temp dir: serve takes its lock file beside the database.
-    const dir = join(tempDir(), 'a-directory')
+    const parent = tempDir()
+    const dir = join(parent, 'a-directory')
     mkdirSync(dir)
     const path = configFile(minimal)
     for (const command of ['init', 'serve']) {
@@ -290,6 +290,8 @@ describe('messages that say what is wrong', () => {
       expect(result.code).toBe(1)
       expect(result.stderr).toBe(`witness: ${command} failed: cannot open the database ${dir}: it is a directory, not a database file\n`)
     }
+    // Refused before serve's lock is taken: no lock file is left beside it.
+    expect(readdirSync(parent)).toEqual(['a-directory'])
     for (const command of [['query'], ['stats'], ['did-call', '--agent', 'a', '--provider', 'p'], ['verify']]) {
       const result = await runWitness([...command, '--db', dir])
       expect(result.code).toBe(2)

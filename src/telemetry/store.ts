@@ -136,14 +136,18 @@ export function databaseFileOf(path: string): string {
   return file
 }
 
+/** Throws if the database's path is a directory (SQLite says only "unable to open database file" of one). */
+export function refuseDirectory(path: string): void {
+  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
+    throw Object.assign(new Error(`cannot open the database ${path}: it is a directory, not a database file`), { code: 'EISDIR' })
+  }
+}
+
 /** Opens (creating if needed) the database, migrates it, starts its writer. */
 export function openStore(given: string, options: StoreOptions): Store {
   const path = databaseFileOf(given)
   mkdirSync(dirname(path), { recursive: true })
-  // SQLite says only "unable to open database file" of a directory.
-  if (statSync(path, { throwIfNoEntry: false })?.isDirectory()) {
-    throw Object.assign(new Error(`cannot open the database ${path}: it is a directory, not a database file`), { code: 'EISDIR' })
-  }
+  refuseDirectory(path)
   let setup: Database
   try {
     setup = new Database(path, { create: true, strict: true })
