@@ -10,7 +10,7 @@ import { acceptedByAnthropic, anthropicRequestFromOpenAI } from './translate/to-
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
+  MalformedResponse, countOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
 } from './types.ts'
 
 export const ANTHROPIC_VERSION = '2023-06-01'
@@ -82,7 +82,7 @@ export const anthropicAdapter: Adapter = {
         break
       case 'message_delta': {
         const usage = isRecord(json.usage) ? json.usage : {}
-        const out = intOrNull(usage.output_tokens)
+        const out = countOrNull(usage.output_tokens)
         if (out !== null) facts.usage = { ...facts.usage, tokensOut: out }
         const input = anthropicInputTokens(usage)
         if (input !== null) facts.usage = { ...facts.usage, tokensIn: input }
@@ -117,5 +117,5 @@ function deltaCarriesContent(delta: unknown): boolean {
 
 export function anthropicUsage(usage: unknown): Usage {
   if (!isRecord(usage)) return { tokensIn: null, tokensOut: null, costUsd: null }
-  return { tokensIn: anthropicInputTokens(usage), tokensOut: intOrNull(usage.output_tokens), costUsd: null }
+  return { tokensIn: anthropicInputTokens(usage), tokensOut: countOrNull(usage.output_tokens), costUsd: null }
 }

@@ -8,7 +8,7 @@ import { errorTextOf } from './error-text.ts'
 import { openaiRequestFromAnthropic } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  ErrorInAnswer, MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, numberOrNull, stringOrNull,
+  ErrorInAnswer, MalformedResponse, amountOrNull, countOrNull, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
 } from './types.ts'
 
 export const openaiAdapter: Adapter = {
@@ -139,18 +139,18 @@ function codeOf(error: unknown): number | undefined {
  */
 export function openaiUsage(usage: unknown): Usage {
   if (!isRecord(usage)) return { tokensIn: null, tokensOut: null, costUsd: null }
-  let costUsd = numberOrNull(usage.cost)
-  const upstream = isRecord(usage.cost_details) ? numberOrNull(usage.cost_details.upstream_inference_cost) : null
+  let costUsd = amountOrNull(usage.cost)
+  const upstream = isRecord(usage.cost_details) ? amountOrNull(usage.cost_details.upstream_inference_cost) : null
   if (usage.is_byok === true && upstream !== null) costUsd = (costUsd ?? 0) + upstream
-  const tokensIn = intOrNull(usage.prompt_tokens)
-  let tokensOut = intOrNull(usage.completion_tokens)
+  const tokensIn = countOrNull(usage.prompt_tokens)
+  let tokensOut = countOrNull(usage.completion_tokens)
   // Output counts its reasoning (OpenAI's rule). Some layers (in front of Gemini; xAI) leave the
   // reasoning tokens out of completion_tokens while total_tokens counts them. They are added only
   // where they are what the total holds beyond prompt and completion: a gap may be input too
   // (Gemini's tool-use tokens, a cache), billed at another rate.
-  const total = intOrNull(usage.total_tokens)
+  const total = countOrNull(usage.total_tokens)
   const details = isRecord(usage.completion_tokens_details) ? usage.completion_tokens_details : null
-  const reasoning = details ? intOrNull(details.reasoning_tokens) : null
+  const reasoning = details ? countOrNull(details.reasoning_tokens) : null
   if (tokensIn !== null && tokensOut !== null && reasoning && total === tokensIn + tokensOut + reasoning) tokensOut += reasoning
   return { tokensIn, tokensOut, costUsd }
 }

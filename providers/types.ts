@@ -131,8 +131,19 @@ export function intOrNull(value: unknown): number | null {
   return typeof value === 'number' && Number.isFinite(value) ? Math.trunc(value) : null
 }
 
-export function numberOrNull(value: unknown): number | null {
-  return typeof value === 'number' && Number.isFinite(value) ? value : null
+/**
+ * A count the upstream reports (tokens): a whole number from 0 to 2^53 - 1 (a fraction cut off),
+ * else null, as if it had reported none. A negative or absurd count is no fact to store or pass on.
+ */
+export function countOrNull(value: unknown): number | null {
+  if (typeof value !== 'number' || !(value >= 0)) return null
+  const whole = Math.trunc(value)
+  return Number.isSafeInteger(whole) ? whole : null
+}
+
+/** An amount the upstream reports (a cost in USD): finite and not negative, else null. */
+export function amountOrNull(value: unknown): number | null {
+  return typeof value === 'number' && Number.isFinite(value) && value >= 0 ? value : null
 }
 
 export function stringOrNull(value: unknown): string | null {

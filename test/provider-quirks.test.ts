@@ -434,3 +434,31 @@ describe("an upstream that puts the call's key in its answer's id and model (bro
     }
   })
 })
+
+describe('token counts that are no counts (negative, fractional, past 2^53, not numbers)', () => {
+  test('are stored as unknown (a fraction cut to its whole part), and reach no client as reported', async () => {
+    const odd = [
+      [{ prompt_tokens: -5, completion_tokens: -3, total_tokens: -8 }, [null, null]],
+      [{ prompt_tokens: 1e300, completion_tokens: 2.7, total_tokens: 1e300 }, [null, 2]],
+      [{ prompt_tokens: 2 ** 63, completion_tokens: '7', total_tokens: 2 ** 63 }, [null, null]],
+    ] as const
+    for (const [usage, stored] of odd) {
+      answers.push(json(answer({ usage })))
+      expect((await ask('once')).status).toBe(200)
+      const [row] = lastRows(1)
+      expect([row!.tokens_in, row!.tokens_out]).toEqual([...stored])
+    }
+    // Streamed, and translated for an Anthropic client: its usage says 0, not -10.
+    answers.push(sse([chunk({ role: 'assistant', content: 'Hi' }), chunk({}, 'stop'), { ...chunk({}), choices: [], usage: { prompt_tokens: -10, completion_tokens: 1.5 } }, '[DONE]']))
+    const res = await w.post('/v1/messages', { model: 'once', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra', 'anthropic-version': '2023-06-01' })
+    const text = await res.text()
+    const delta = text.split('\n').filter((l) => l.includes('"message_delta"')).map((l) => JSON.parse(l.slice(6)))[0]
+    expect(delta.usage).toEqual({ input_tokens: 0, output_tokens: 1 })
+    expect([lastRows(1)[0]!.tokens_in, lastRows(1)[0]!.tokens_out]).toEqual([null, 1])
+    // And from Anthropic: a negative cache count is no count; the input is what remains.
+    answers.push(json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi' }], stop_reason: 'end_turn', usage: { input_tokens: 12, cache_read_input_tokens: -100, output_tokens: -1 } }))
+    const viaAnt = await w.post('/v1/chat/completions', { model: 'ant', messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    expect((await viaAnt.json()).usage).toMatchObject({ prompt_tokens: 12, completion_tokens: 0 })
+    expect([lastRows(1)[0]!.tokens_in, lastRows(1)[0]!.tokens_out]).toEqual([12, null])
+  })
+})

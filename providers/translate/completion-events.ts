@@ -7,7 +7,7 @@
  * translator turns them into the client's format, as for any stream.
  */
 import { textOf } from './to-anthropic.ts'
-import { type Completion, type SseEvent, isRecord } from '../types.ts'
+import { type Completion, type SseEvent, countOrNull, isRecord } from '../types.ts'
 
 type Json = Record<string, unknown>
 
@@ -77,7 +77,7 @@ function anthropicEvents(message: Json): SseEvent[] {
     }
     events.push(event('content_block_stop', { index }))
   })
-  const outputTokens = typeof usage.output_tokens === 'number' ? usage.output_tokens : 0
+  const outputTokens = countOrNull(usage.output_tokens) ?? 0
   events.push(event('message_delta', { delta: { stop_reason: message.stop_reason ?? 'end_turn', stop_sequence: message.stop_sequence ?? null }, usage: { output_tokens: outputTokens } }))
   events.push(event('message_stop', {}))
   return events

@@ -7,7 +7,7 @@
  */
 import { frame } from '../sse.ts'
 import { type ReasoningField, reasoningOf, reasoningSignature } from './reasoning.ts'
-import { type SseEvent, type Wire, isNonEmptyString, isRecord } from '../types.ts'
+import { type SseEvent, type Wire, countOrNull, isNonEmptyString, isRecord } from '../types.ts'
 import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
 import { anthropicUsageOf, newMessageId, newToolUseId, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
 
@@ -141,8 +141,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
         case 'message_delta': {
           const delta = isRecord(json.delta) ? json.delta : {}
           const usage = isRecord(json.usage) ? json.usage : {}
-          if (typeof usage.output_tokens === 'number') tokensOut = usage.output_tokens
-          if (typeof usage.input_tokens === 'number') tokensIn = anthropicInputTokens(usage) ?? tokensIn
+          tokensOut = countOrNull(usage.output_tokens) ?? tokensOut
+          tokensIn = anthropicInputTokens(usage) ?? tokensIn
           cachedIn = anthropicCacheReads(usage) ?? cachedIn
           return delta.stop_reason ? [chunk({}, finishFromStopReason(delta.stop_reason))] : []
         }
@@ -261,9 +261,9 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       // Usage at the top level, or (Moonshot's Kimi) inside the choice.
       const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
       if (usage) {
-        if (typeof usage.prompt_tokens === 'number') tokensIn = usage.prompt_tokens
+        tokensIn = countOrNull(usage.prompt_tokens) ?? tokensIn
         cachedIn = openaiCachedTokens(usage) ?? cachedIn
-        if (typeof usage.completion_tokens === 'number') tokensOut = usage.completion_tokens
+        tokensOut = countOrNull(usage.completion_tokens) ?? tokensOut
       }
       if (!choice) return out
       const delta = isRecord(choice.delta) ? choice.delta : {}

@@ -4,7 +4,7 @@
  * `chat.completion` response becomes an Anthropic `message`.
  * Pure functions over JSON; tested against documented fixtures.
  */
-import { type Completion, isNonEmptyString, isRecord } from '../types.ts'
+import { type Completion, countOrNull, isNonEmptyString, isRecord } from '../types.ts'
 import { isWitnessThinking, reasoningOf, reasoningSignature } from './reasoning.ts'
 
 type Json = Record<string, unknown>
@@ -147,8 +147,8 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
     stop_reason: stopReasonFromFinish(choice.finish_reason, calls, refusal !== null),
     stop_sequence: null,
     usage: anthropicUsageOf(
-      typeof usage.prompt_tokens === 'number' ? usage.prompt_tokens : 0,
-      typeof usage.completion_tokens === 'number' ? usage.completion_tokens : 0,
+      countOrNull(usage.prompt_tokens) ?? 0,
+      countOrNull(usage.completion_tokens) ?? 0,
       openaiCachedTokens(usage),
     ),
   }
@@ -157,7 +157,7 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
 /** Prompt tokens an OpenAI-compatible provider read from its cache (null when it says nothing of a cache). */
 export function openaiCachedTokens(usage: Record<string, unknown>): number | null {
   const details = isRecord(usage.prompt_tokens_details) ? usage.prompt_tokens_details : null
-  return details && typeof details.cached_tokens === 'number' ? details.cached_tokens : null
+  return details ? countOrNull(details.cached_tokens) : null
 }
 
 /** Anthropic usage: `input_tokens` leaves out what was read from the cache, which `cache_read_input_tokens` counts. */

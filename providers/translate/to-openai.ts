@@ -4,7 +4,7 @@
  * `message` response becomes a `chat.completion`.
  * Pure functions over JSON; tested against documented fixtures.
  */
-import { type Completion, isRecord } from '../types.ts'
+import { type Completion, countOrNull, isRecord } from '../types.ts'
 import { reasoningFor } from './reasoning.ts'
 
 type Json = Record<string, unknown>
@@ -133,7 +133,7 @@ export function openaiCompletionFromAnthropic(message: Json, createdS: number): 
     .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
   const usage = isRecord(message.usage) ? message.usage : {}
   const tokensIn = anthropicInputTokens(usage)
-  const tokensOut = typeof usage.output_tokens === 'number' ? usage.output_tokens : 0
+  const tokensOut = countOrNull(usage.output_tokens) ?? 0
   return {
     id: message.id,
     object: 'chat.completion',
@@ -169,7 +169,7 @@ export function finishFromStopReason(reason: unknown): string | null {
 
 /** Input tokens Anthropic read from its cache (null when it says nothing of a cache). */
 export function anthropicCacheReads(usage: Record<string, unknown>): number | null {
-  return typeof usage.cache_read_input_tokens === 'number' ? usage.cache_read_input_tokens : null
+  return countOrNull(usage.cache_read_input_tokens)
 }
 
 /** OpenAI usage: prompt tokens include those read from the cache, which `prompt_tokens_details.cached_tokens` counts. */
@@ -181,9 +181,9 @@ export function openaiUsageOf(tokensIn: number, tokensOut: number, cachedIn: num
 
 /** All input tokens Anthropic reports: plain, cache writes and cache reads. */
 export function anthropicInputTokens(usage: Record<string, unknown>): number | null {
-  const parts = [usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens]
-  if (typeof usage.input_tokens !== 'number') return null
-  return parts.reduce<number>((sum, n) => sum + (typeof n === 'number' ? n : 0), 0)
+  const input = countOrNull(usage.input_tokens)
+  if (input === null) return null
+  return countOrNull(input + (countOrNull(usage.cache_creation_input_tokens) ?? 0) + (countOrNull(usage.cache_read_input_tokens) ?? 0))
 }
 
 /** The text of an Anthropic `system` or `content` field (string or blocks): its text blocks, a line apart. */
