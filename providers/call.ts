@@ -13,6 +13,7 @@ import { readCapped } from './read-capped.ts'
 import { formatWait, parseRetryAfter, retryDelayIn } from './retry-after.ts'
 import { SseReader } from './sse.ts'
 import { completionEvents } from './translate/completion-events.ts'
+import { foldEvents } from './translate/fold-events.ts'
 import {
   type Adapter, type ClientRequest, type Completion, ErrorInAnswer, MalformedResponse, type SseEvent, type StreamFacts, type Target,
   isRecord, newStreamFacts,
@@ -128,19 +129,29 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
     const detail = `malformed response: larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB`
     throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, answeredStatus: response.status, retryable: false })
   }
+  // An upstream that streams an answer it was not asked to stream: the answer the events carry, folded (it was paid for).
+  const streamed = /^text\/event-stream\b/i.test(response.headers.get('content-type') ?? '')
   const text = utf8.decode(body.bytes)
   try {
-    const completion = adapter.completion(JSON.parse(text))
+    const completion = adapter.completion(streamed ? foldEvents(adapter.wire, await eventsOf(body.bytes)) : JSON.parse(text))
     const stored = withoutCredentials(target, completion)
     // An answer echoing the call's credentials in its id or model is not passed on as it came: its
-    // body gets the id and model the row keeps, and no text to pass through.
-    if (stored === completion) return { ...completion, text, latencyMs }
+    // body gets the id and model the row keeps, and no text to pass through (nor a folded stream's).
+    if (stored === completion && !streamed) return { ...completion, text, latencyMs }
     return { ...stored, body: { ...stored.body, id: stored.responseId ?? stored.body.id, model: stored.servedModel ?? stored.body.model }, latencyMs }
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
     throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, answeredStatus: response.status, retryable: false })
   }
+}
+
+/** The events of a whole event stream already read. */
+async function eventsOf(bytes: Uint8Array): Promise<SseEvent[]> {
+  const reader = new SseReader(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream())
+  const events: SseEvent[] = []
+  for (let event = await reader.next(); event; event = await reader.next()) events.push(event)
+  return events
 }
 
 /** A stream whose first event has arrived: the point after which witness no longer falls back. */

@@ -462,3 +462,64 @@ describe('token counts that are no counts (negative, fractional, past 2^53, not 
     expect([lastRows(1)[0]!.tokens_in, lastRows(1)[0]!.tokens_out]).toEqual([12, null])
   })
 })
+
+describe('an upstream that streams an answer it was not asked to stream', () => {
+  const events = (list: [string | null, unknown][]) =>
+    new Response(list.map(([name, data]) => `${name ? `event: ${name}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`).join(''), { headers: { 'content-type': 'text/event-stream; charset=utf-8' } })
+
+  test('OpenAI: its chunks are folded into the completion they carry, served whole, paid for once', async () => {
+    answers.push(events([
+      [null, chunk({ role: 'assistant', content: 'Hel' })],
+      [null, chunk({ content: 'lo.' })],
+      [null, chunk({ tool_calls: [{ index: 0, id: 'call_1', type: 'function', function: { name: 'get_time', arguments: '{"tz":' } }] })],
+      [null, chunk({ tool_calls: [{ index: 0, function: { arguments: '"UTC"}' } }] })],
+      [null, chunk({}, 'tool_calls')],
+      [null, { ...chunk({}), choices: [], usage: { prompt_tokens: 7, completion_tokens: 4, total_tokens: 11 } }],
+      [null, '[DONE]'],
+    ]))
+    const res = await ask('paid')
+    expect(res.status).toBe(200)
+    expect(res.headers.get('content-type')).toContain('application/json')
+    const body = JSON.parse(res.text)
+    expect(body).toMatchObject({ id: 'gen-1', object: 'chat.completion', model: 'm', usage: { prompt_tokens: 7, completion_tokens: 4 } })
+    expect(body.choices).toEqual([
+      { index: 0, message: { role: 'assistant', content: 'Hello.', tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_time', arguments: '{"tz":"UTC"}' } }] }, finish_reason: 'tool_calls' },
+    ])
+    expect(calls).toBe(1)
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'up', status: 'success', tokens_in: 7, tokens_out: 4 })
+  })
+
+  test('Anthropic: its events are folded into the message they carry, and reach an OpenAI client translated', async () => {
+    answers.push(events([
+      ['message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, usage: { input_tokens: 9, output_tokens: 1 } } }],
+      ['content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'Checking.' } }],
+      ['content_block_stop', { type: 'content_block_stop', index: 0 }],
+      ['content_block_start', { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_1', name: 'get_time', input: {} } }],
+      ['content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"tz":"UTC"}' } }],
+      ['content_block_stop', { type: 'content_block_stop', index: 1 }],
+      ['message_delta', { type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 6 } }],
+      ['message_stop', { type: 'message_stop' }],
+    ]))
+    const res = await ask('ant')
+    expect(res.status).toBe(200)
+    const message = JSON.parse(res.text).choices[0].message
+    expect(message).toMatchObject({ content: 'Checking.', tool_calls: [{ id: 'toolu_1', function: { name: 'get_time', arguments: '{"tz":"UTC"}' } }] })
+    expect(calls).toBe(1)
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'ant', status: 'success', tokens_in: 9, tokens_out: 6 })
+  })
+
+  test('one cut before its end, or carrying an error event, is a failure that says so, and the chain falls back', async () => {
+    const message = { id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 1 } }
+    answers.push(events([[null, chunk({ role: 'assistant', content: 'Hel' })]]), json(message))
+    expect((await ask('paid')).status).toBe(200)
+    expect(lastRows(3).map((r) => [r.provider, r.status, r.error_message])).toEqual([
+      ['up', 'error', 'malformed response: an event stream (not asked for) that ended before its answer did'],
+      ['ant', 'fallback', 'fallback from up/m: malformed response: an event stream (not asked for) that ended before its answer did'],
+      ['ant', 'success', null],
+    ])
+    answers.push(events([['error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }]]), json(answer()))
+    expect((await ask('ant')).status).toBe(200)
+    expect(lastRows(3)[0]).toMatchObject({ provider: 'ant', status: 'error', error_message: expect.stringContaining('Overloaded') })
+  })
+})
