@@ -309,6 +309,8 @@ describe('a row in both the live file and its archive (copied, not yet deleted)'
   beforeAll(async () => {
     // Six rows older than keep_days: the run dies after copying its second batch of four, before deleting it.
     const rows: SeedRow[] = Array.from({ length: 12 }, (_, i) => ({ timestamp: daysAgo(NOW, 60 - i * 5), agent: 'ezra', provider: 'kimi', status: i === 2 ? 'error' : 'success' }))
+    // One of the second batch a move from groq to kimi, for the fallback counts.
+    rows[5] = { ...rows[5]!, status: 'fallback', errorMessage: 'fallback from groq/m: HTTP 500', noMeta: true }
     let batches = 0
     d = await archivedDir(rows, {
       batchRows: 4,
@@ -339,10 +341,21 @@ describe('a row in both the live file and its archive (copied, not yet deleted)'
     expect(ndjson.trimEnd().split('\n').map((l) => JSON.parse(l).id)).toEqual(newestIds(d.seeded))
     expect((await fetchJson(`/requests/${twice[0]!.id}?archives=1`)).request.rows).toHaveLength(1)
     const answer = await fetchJson('/requests/did-call?agent=ezra&provider=kimi&since=200d&archives=1')
-    expect(answer.calls).toBe(d.seeded.length)
-    expect(answer.by_status).toEqual(countBy(d.seeded))
+    const attempts = d.seeded.filter((r) => r.status !== 'fallback')
+    expect(answer.calls).toBe(attempts.length)
+    expect(answer.by_status).toEqual(countBy(attempts))
     const stats = await fetchJson('/stats?since=200d&archives=1')
-    expect(stats.groups).toMatchObject([{ provider: 'kimi', attempts: d.seeded.length, error: 1, requests: d.seeded.length }])
+    expect(stats.groups).toMatchObject([{ provider: 'kimi', attempts: attempts.length, error: 1, requests: attempts.length }])
+    // The series (small buckets are counted row by row) and the fallback counts, over the copied rows' days.
+    const since = twice[0]!.timestamp.slice(0, 10)
+    const until = new Date(Date.parse(twice[1]!.timestamp) + 86_400_000).toISOString().slice(0, 10)
+    for (const bucket of ['5m', '1d']) {
+      const series = await fetchJson(`/stats/series?since=${since}T00:00:00Z&until=${until}T00:00:00Z&bucket=${bucket}&archives=1`)
+      const sum = (status: string) => (series.attempts[status] as number[]).reduce((a, b) => a + b, 0)
+      expect([bucket, sum('success'), sum('error'), series.latency[0].successes.reduce((a: number, b: number) => a + b, 0)]).toEqual([bucket, 1, 0, 1])
+    }
+    const fallbacks = await fetchJson(`/stats/fallbacks?since=${since}T00:00:00Z&until=${until}T00:00:00Z&archives=1`)
+    expect(fallbacks.fallbacks).toEqual([{ from: 'groq', to: 'kimi', count: 1 }])
   })
 })
 

@@ -40,13 +40,17 @@ export function fallbackKind(message: string | null): 'move' | 'skip' | 'not-cal
 }
 
 // The constant IN term repeats the partial index's WHERE, so SQLite may use it.
-const FALLBACKS_SQL = `SELECT substr(l.error_message, ${PREFIX.length + 1}, instr(substr(l.error_message, ${PREFIX.length + 1}), '/') - 1) AS "from",
-         l.provider AS "to", count(*) AS count
-  FROM request_log l
+const MOVES = `FROM request_log l
   WHERE l.status = 'fallback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
     AND l.timestamp >= $since AND l.timestamp < $until
-    AND substr(l.error_message, 1, ${PREFIX.length}) = '${PREFIX}' AND instr(substr(l.error_message, ${PREFIX.length + 1}), '/') > 1
-  GROUP BY 1, 2`
+    AND substr(l.error_message, 1, ${PREFIX.length}) = '${PREFIX}' AND instr(substr(l.error_message, ${PREFIX.length + 1}), '/') > 1`
+const MOVE = `substr(l.error_message, ${PREFIX.length + 1}, instr(substr(l.error_message, ${PREFIX.length + 1}), '/') - 1) AS "from", l.provider AS "to"`
+const FALLBACKS_SQL = `SELECT ${MOVE}, count(*) AS count ${MOVES} GROUP BY 1, 2`
+
+/** An archive's moves one by one, so those the live file still holds (copied, not yet deleted) are counted once. */
+const ARCHIVE_FALLBACKS_SQL = `SELECT ${MOVE}, l.id AS id ${MOVES}`
+const LIVE_FALLBACK_IDS_SQL = `SELECT l.id FROM request_log l
+  WHERE l.status = 'fallback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback') AND l.timestamp >= $since AND l.timestamp < $until`
 
 const CHUNK_MS = 3_600_000
 
@@ -56,8 +60,15 @@ const CHUNK_MS = 3_600_000
  */
 export async function fallbackCounts(source: Database | readonly Database[], since: string, until: string): Promise<FallbackCount[]> {
   const counts = new Map<string, FallbackCount>()
+  const count = (from: string, to: string, n: number) => {
+    const key = `${from}\u0000${to}`
+    const seen = counts.get(key)
+    if (seen) seen.count += n
+    else counts.set(key, { from, to, count: n })
+  }
   const giveBack = yielder()
-  for (const db of databasesOf(source)) {
+  const [live, ...archives] = databasesOf(source)
+  for (const db of [live!, ...archives]) {
     const span = timeSpan(db)
     if (!span) continue
     // Only the part of the window that holds rows (an end stamped in another form narrows nothing: canonicalMs).
@@ -66,11 +77,12 @@ export async function fallbackCounts(source: Database | readonly Database[], sin
     const endMs = lastMs === null ? Date.parse(until) : Math.min(Date.parse(until), lastMs + 1)
     for (let fromMs = firstMs === null ? Date.parse(since) : Math.max(Date.parse(since), firstMs); fromMs < endMs; fromMs += CHUNK_MS) {
       const params = { $since: isoTime(fromMs), $until: isoTime(Math.min(fromMs + CHUNK_MS, endMs)) }
-      for (const row of db.query(FALLBACKS_SQL).all(params) as FallbackCount[]) {
-        const key = `${row.from}\u0000${row.to}`
-        const seen = counts.get(key)
-        if (seen) seen.count += row.count
-        else counts.set(key, row)
+      if (db === live) {
+        for (const row of db.query(FALLBACKS_SQL).all(params) as FallbackCount[]) count(row.from, row.to, row.count)
+      } else {
+        // A row in both the live file and its archive (a moment in every archive batch) counts once.
+        const inLive = new Set((live!.query(LIVE_FALLBACK_IDS_SQL).values(params) as [number][]).map(([id]) => id))
+        for (const row of db.query(ARCHIVE_FALLBACKS_SQL).all(params) as { from: string; to: string; id: number }[]) if (!inLive.has(row.id)) count(row.from, row.to, 1)
       }
       await giveBack()
     }

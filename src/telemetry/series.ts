@@ -92,6 +92,14 @@ const LATENCY_SQL = `SELECT l.provider AS provider, ${BUCKET} AS b, l.latency_ms
   FROM request_log l
   WHERE l.timestamp >= $since AND l.timestamp < $until AND l.status = 'success' AND l.latency_ms IS NOT NULL`
 
+/** An archive's attempts one by one, so those the live file still holds (copied, not yet deleted) are counted once. */
+const ARCHIVE_ROWS_SQL = `SELECT l.id, l.provider, ${BUCKET} AS b, l.status, l.latency_ms
+  FROM request_log l
+  WHERE l.timestamp >= $since AND l.timestamp < $until AND l.status IN ('success', 'error', 'timeout')`
+
+const LIVE_IDS_SQL = `SELECT l.id FROM request_log l
+  WHERE l.timestamp >= $since AND l.timestamp < $until AND l.status IN ('success', 'error', 'timeout')`
+
 /** Latencies of successful attempts, per provider, per bucket (in parts, as they were read). */
 type LatencyParts = Map<string, ArrayLike<number>[][]>
 
@@ -132,14 +140,25 @@ export async function timeSeries(source: Database | readonly Database[], query: 
       const hi = Math.ceil((slice.toMs - startMs) / bucketMs) - 1
       const inSlice = (b: number | null) => Math.min(hi, Math.max(lo, b ?? lo))
       const runs = new Map<string, { provider: string; b: number; latencies: number[] }>()
-      for (const db of dbs) {
-        for (const row of db.query(COUNTS_SQL).all(params) as { b: number | null; status: AttemptStatus; n: number }[]) attempts[row.status][inSlice(row.b)]! += row.n
-        for (const [provider, rowBucket, ms] of db.query(LATENCY_SQL).values(params) as [string, number | null, number][]) {
-          const b = inSlice(rowBucket)
-          const key = `${provider}\u0000${b}`
-          let run = runs.get(key)
-          if (!run) runs.set(key, (run = { provider, b, latencies: [] }))
-          run.latencies.push(ms)
+      const latency = (provider: string, rowBucket: number | null, ms: number) => {
+        const b = inSlice(rowBucket)
+        const key = `${provider}\u0000${b}`
+        let run = runs.get(key)
+        if (!run) runs.set(key, (run = { provider, b, latencies: [] }))
+        run.latencies.push(ms)
+      }
+      const [live, ...archives] = dbs
+      for (const row of live!.query(COUNTS_SQL).all(params) as { b: number | null; status: AttemptStatus; n: number }[]) attempts[row.status][inSlice(row.b)]! += row.n
+      for (const [provider, rowBucket, ms] of live!.query(LATENCY_SQL).values(params) as [string, number | null, number][]) latency(provider, rowBucket, ms)
+      if (archives.length > 0) {
+        // A row in both the live file and its archive (a moment in every archive batch) counts once.
+        const inLive = new Set((live!.query(LIVE_IDS_SQL).values({ $since: slice.from, $until: slice.to }) as [number][]).map(([id]) => id))
+        for (const db of archives) {
+          for (const [id, provider, rowBucket, status, ms] of db.query(ARCHIVE_ROWS_SQL).values(params) as [number, string, number | null, AttemptStatus, number | null][]) {
+            if (inLive.has(id)) continue
+            attempts[status][inSlice(rowBucket)]! += 1
+            if (status === 'success' && ms !== null) latency(provider, rowBucket, ms)
+          }
         }
       }
       for (const run of runs.values()) add(run.provider, run.b, run.latencies)
