@@ -11,6 +11,7 @@ import { ConfigError } from '../src/errors.ts'
 import { serve } from '../src/main.ts'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
 import { readRows } from './support/rows.ts'
+import { seedRows } from './support/seed.ts'
 import { tempDir } from './support/temp.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
@@ -150,6 +151,17 @@ describe('reads with auth', () => {
     expect(byId.message).toBe(`no row with id ${bezalelRow} of agent "ezra"`)
     expect(byId.message).not.toContain('bezalel')
     expect((await get(`/requests/${bezalelRow}`, bearer(BEZALEL))).status).toBe(200)
+  })
+
+  test("did-call's never_seen tells an agent token of its own rows alone: not whether another agent ever called the provider", async () => {
+    await seedRows(w.dbPath, [{ timestamp: new Date().toISOString(), agent: 'bezalel', provider: 'openrouter' }])
+    const ask = async (provider: string, token: string, agent = '') => (await (await get(`/requests/did-call?provider=${provider}&since=1h${agent}`, bearer(token))).json()).never_seen
+    // Called by bezalel alone, and called by nobody: the same answer to ezra.
+    expect(await ask('openrouter', EZRA)).toEqual(['provider'])
+    expect(await ask('nobody-called-it', EZRA)).toEqual(['provider'])
+    // The operator sees every agent's rows.
+    expect(await ask('openrouter', OPERATOR, '&agent=ezra')).toBeUndefined()
+    expect(await ask('nobody-called-it', OPERATOR, '&agent=ezra')).toEqual(['provider'])
   })
 
   test("an agent's stats cover only its own rows; an operator sees every agent", async () => {

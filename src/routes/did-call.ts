@@ -1,6 +1,6 @@
 /** GET /requests/did-call?agent=X&provider=Y&since=1h: did the agent really call the provider? (`archives=1`: the archives too) */
 import type { Context } from 'hono'
-import { readableAgent } from '../auth/middleware.ts'
+import { principalOf, readableAgent } from '../auth/middleware.ts'
 import { parseDidCallInput } from '../query-input.ts'
 import { didCall } from '../telemetry/did-call.ts'
 import { withSources } from '../retention/read-sources.ts'
@@ -10,8 +10,11 @@ import { type ReadDeps, readSources } from './requests.ts'
 export function didCallRoute(deps: ReadDeps) {
   return async (c: Context) => {
     // An agent's token reads its own calls, named or not (any other agent is refused below).
-    const query = parseDidCallInput(readQuery(c), deps.clock.now(), readableAgent(c, undefined))
+    const own = readableAgent(c, undefined)
+    const query = parseDidCallInput(readQuery(c), deps.clock.now(), own)
     readableAgent(c, query.agent)
-    return c.json(await withSources(() => readSources(deps, query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives)))
+    // An agent's token is told of its own rows alone, `never_seen` included.
+    const ownRows = principalOf(c).kind === 'agent'
+    return c.json(await withSources(() => readSources(deps, query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives, ownRows)))
   }
 }

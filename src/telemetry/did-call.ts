@@ -28,8 +28,12 @@ export interface DidCallAnswer {
   never_seen?: ('agent' | 'provider')[]
 }
 
-/** The answer from the live database `db`, and from `archives` too when given (a row in both counts once). */
-export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = []): DidCallAnswer {
+/**
+ * The answer from the live database `db`, and from `archives` too when given (a row in both counts
+ * once). `ownRows`: asked with the agent's own token, so `never_seen` looks at its rows alone (whether
+ * any other agent ever called the provider is not the agent's to learn).
+ */
+export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = [], ownRows = false): DidCallAnswer {
   const counts = archives.length ? didCallCountsAcross(db, archives, q) : didCallCountsLive(db, q)
   const byStatus: DidCallAnswer['by_status'] = {}
   let calls = 0
@@ -40,7 +44,7 @@ export function didCall(db: Database, q: DidCallQuery, archives: readonly Databa
       calls += n
     }
   }
-  const neverSeen = calls > 0 ? [] : unseen([db, ...archives], q)
+  const neverSeen = calls > 0 ? [] : unseen([db, ...archives], q, ownRows)
   return {
     called: calls > 0,
     agent: q.agent,
@@ -56,8 +60,12 @@ export function didCall(db: Database, q: DidCallQuery, archives: readonly Databa
   }
 }
 
-/** Which of the query's agent and provider no row of `dbs` names, at any time (each a seek in its own index). */
-function unseen(dbs: readonly Database[], q: DidCallQuery): ('agent' | 'provider')[] {
-  const named = (column: 'agent_name' | 'provider', value: string) => dbs.some((db) => db.query(`SELECT 1 FROM request_log WHERE ${column} = ? LIMIT 1`).get(value) !== null)
-  return [...(named('agent_name', q.agent) ? [] : ['agent' as const]), ...(named('provider', q.provider) ? [] : ['provider' as const])]
+/** Which of the query's agent and provider no row of `dbs` names (of the agent's, with `ownRows`), at any time (each a seek in an index). */
+function unseen(dbs: readonly Database[], q: DidCallQuery, ownRows: boolean): ('agent' | 'provider')[] {
+  const some = (sql: string, ...values: string[]) => dbs.some((db) => db.query(sql).get(...values) !== null)
+  const agentSeen = some('SELECT 1 FROM request_log WHERE agent_name = ? LIMIT 1', q.agent)
+  const providerSeen = ownRows
+    ? some('SELECT 1 FROM request_log WHERE agent_name = ? AND provider = ? LIMIT 1', q.agent, q.provider)
+    : some('SELECT 1 FROM request_log WHERE provider = ? LIMIT 1', q.provider)
+  return [...(agentSeen ? [] : ['agent' as const]), ...(providerSeen ? [] : ['provider' as const])]
 }
