@@ -16,6 +16,9 @@ export function parseRetryAfter(headers: Headers, nowMs: number): number | undef
   const value = headers.get('retry-after')?.trim()
   if (!value) return waitUntil(headers.get('x-ratelimit-reset'), nowMs)
   if (/^\d+(\.\d+)?$/.test(value)) return Math.ceil(Number(value) * 1000)
+  // An HTTP date starts with its day's name (`Sun, 06 Nov 1994 …`, or the obsolete forms): Date.parse
+  // reads far more (`-5`, `1, 2`) as some date long past, which would be "retry at once".
+  if (!/^[A-Za-z]{3,9},? /.test(value)) return undefined
   const date = Date.parse(value)
   if (Number.isNaN(date)) return undefined
   return Math.max(0, date - nowMs)

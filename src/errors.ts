@@ -343,11 +343,12 @@ export function worthRetrying(error: ProviderError): boolean {
 }
 
 /**
- * The statuses a retry of the same request may get past: 408, 429, any 5xx, and Groq's 498 (its flex
- * tier's capacity is exceeded: "retry later").
+ * The statuses a retry of the same request may get past: 408, 429, any 5xx but 501 and 505 (the
+ * server does not do what was asked: it will not next time either), and Groq's 498 (its flex tier's
+ * capacity is exceeded: "retry later").
  */
 export function retryableStatus(status: number): boolean {
-  return status === 408 || status === 429 || status === 498 || status >= 500
+  return status === 408 || status === 429 || status === 498 || (status >= 500 && status !== 501 && status !== 505)
 }
 
 /** A job (archive, sync) is already running elsewhere: its lock file is held. */

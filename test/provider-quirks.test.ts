@@ -523,3 +523,27 @@ describe('an upstream that streams an answer it was not asked to stream', () => 
     expect(lastRows(3)[0]).toMatchObject({ provider: 'ant', status: 'error', error_message: expect.stringContaining('Overloaded') })
   })
 })
+
+describe('answers that say less than they seem to', () => {
+  test('a Retry-After that is no number of seconds and no HTTP date is ignored: the backoff is used, not "retry at once"', async () => {
+    for (const junk of ['-5', '1, 2', 'soon']) {
+      answers.push(new Response('slow down', { status: 429, headers: { 'retry-after': junk } }), json(answer()))
+      expect((await ask('twice')).status).toBe(200)
+      expect(lastRows(2)[0]!.error_message).toBe('HTTP 429 rate limited: slow down')
+    }
+    // An HTTP date still counts.
+    answers.push(new Response('slow down', { status: 429, headers: { 'retry-after': new Date(Date.now() + 300).toUTCString() } }), json(answer()))
+    expect((await ask('twice')).status).toBe(200)
+    expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after \d+ ms\): slow down$/)
+  })
+
+  test('a 501 or 505 is not retried: the server does not do what was asked', async () => {
+    for (const status of [501, 505]) {
+      answers.push(new Response('not here', { status }), json(answer()))
+      expect((await ask('twice')).status).toBe(502)
+      expect(calls).toBe(1)
+      calls = 0
+      answers = []
+    }
+  })
+})
