@@ -599,6 +599,20 @@ describe('cooldown', () => {
     expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(4) // cooling again
   })
 
+  test("the probe after a cooldown is one try, not its step's retries", async () => {
+    const clock = manualClock()
+    const w = await witness(
+      { default: [{ provider: 'sim', model: 'flaky+status-503', retries: 2 }, { provider: 'sim2', model: 'ok' }] },
+      { policy: { cooldown_failures: 1, cooldown_s: 60 } },
+      { clock },
+    )
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(3)
+    clock.advance(61_000)
+    expect((await w.infer({})).status).toBe(200)
+    expect(sim.requests.filter((r) => r.model.startsWith('flaky'))).toHaveLength(4)
+  })
+
   test('when every step is cooling down they are tried anyway', async () => {
     const w = await witness({ default: [{ provider: 'sim', model: 'down+status-503', retries: 0 }] }, { policy: { cooldown_failures: 1, cooldown_s: 600 } })
     expect((await w.infer({})).status).toBe(502)

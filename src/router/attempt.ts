@@ -278,7 +278,7 @@ export async function runStep(
   }
 
   return pRetry(once, {
-    retries: step.retries,
+    retries: ticket.probe ? 0 : step.retries,
     // The wait between tries is witness's own (retryWaitMs): p-retry's jitter is lost at its cap.
     minTimeout: 0,
     maxTimeout: 0,

@@ -27,6 +27,8 @@ export type Admission =
 
 /** Reports the outcome of tries admitted by the breaker. */
 export interface Ticket {
+  /** The one request let through to see whether a cooling target is back: it gets one try, not its step's retries. */
+  readonly probe: boolean
   succeed(): void
   fail(error: unknown): void
   /** Ends the ticket without an outcome (client went away); frees a probe slot. */
@@ -62,6 +64,7 @@ export class Cooldowns {
     return {
       ok: true,
       ticket: {
+        probe,
         succeed: () => {
           this.states.delete(key)
           end()
