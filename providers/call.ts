@@ -32,6 +32,8 @@ export interface CallOptions {
   prompt?: () => PromptText
   /** Filled in as the call goes: sha256 (hex) of the exact bytes sent and received. */
   evidence?: Evidence
+  /** Set to the upstream's HTTP status once its headers arrive, so a timeout after them can say it answered. */
+  answered?: { status: number | null }
   /**
    * When (on `now`'s clock) the caller's timeout ends the call: an error answer's body is read until
    * a little before it, so that its status is what the row records, not a timeout.
@@ -110,6 +112,7 @@ export async function send(adapter: Adapter, target: Target, request: ClientRequ
   } catch (error) {
     throw networkError(target, error, options, startedAt)
   }
+  if (options.answered) options.answered.status = response.status
   if (!response.ok) throw await httpError(target, response, options, startedAt)
   return { response, startedAt }
 }

@@ -53,6 +53,7 @@ beforeAll(async () => {
       keyed: [{ provider: 'keyed', model: 'm', retries: 0 }],
       headered: [{ provider: 'headered', model: 'm', retries: 0 }],
       once: [{ provider: 'up', model: 'm', retries: 0 }],
+      brief: [{ provider: 'up', model: 'm', retries: 0, timeout_ms: 300 }],
       twice: [{ provider: 'up', model: 'm', retries: 1 }],
       // A fallback that would be paid for a second time, were the first answer thrown away.
       ant: [{ provider: 'ant', model: 'claude-x', retries: 0 }, { provider: 'up', model: 'm', retries: 0 }],
@@ -546,4 +547,14 @@ describe('answers that say less than they seem to', () => {
       answers = []
     }
   })
+})
+
+test('a 200 whose body does not come in time is a timeout whose row keeps the 200 it answered with, whole answer or stream', async () => {
+  const stalled = (type: string) => new Response(new ReadableStream({ start: (c) => c.enqueue(new TextEncoder().encode(type.includes('json') ? '{"id":' : ': keep-alive\n\n')) }), { headers: { 'content-type': type } })
+  for (const [stream, type] of [[false, 'application/json'], [true, 'text/event-stream']] as const) {
+    answers.push(stalled(type))
+    expect((await ask('brief', stream)).status).toBe(502)
+    expect(lastRows(1)[0]).toMatchObject({ status: 'timeout' })
+    expect(lastMeta().http_status).toBe(200)
+  }
 })

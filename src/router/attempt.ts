@@ -194,8 +194,10 @@ export async function runStep(
     }
     scope.liveCalls?.add(stopForRouter)
     const evidence: Evidence = { requestSha256: null, responseSha256: null }
+    const answered = { status: null as number | null }
     const callOptions = {
       evidence,
+      answered,
       signal: controller.signal,
       now: () => clock.monotonic(),
       wallNow: () => clock.now(),
@@ -211,6 +213,8 @@ export async function runStep(
           detail,
           latencyMs: Math.round(clock.monotonic() - startedAt),
           retryable: policy.retry_timeouts,
+          // Its headers came, then not the rest in time: the row keeps the status it answered with.
+          answeredStatus: answered.status ?? undefined,
         })
         controller.abort(error) // closes the socket, not just the wait
         throw error
