@@ -8,7 +8,7 @@
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
 import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { RUNTIME_ENV } from '../src/runtime-env.ts'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { RUN_TIMEOUT_MS, missing, recap, renderTemplate, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
@@ -307,6 +307,8 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.output).toContain('invalid config (the new witness.yaml):')
     expect(result.output).toContain('chains.default[0].provider: provider \\"claude\\" is banned by policy.banned_providers (\\"anthropic\\")')
     expect(readFileSync(configPath)).toEqual(before)
+    // No copy of the running config is left beside it (`witness.yaml.<pid>.<date>~`).
+    expect(readdirSync(dirname(configPath)).filter((name) => name.endsWith('~'))).toEqual([])
     expect((await run([witnessCommand, 'check-config', '--config', configPath])).code).toBe(0)
   }, RUN_TIMEOUT_MS)
 
