@@ -74,7 +74,9 @@ function foldOpenai(events: readonly SseEvent[]): Json {
       const message: Json = { role: 'assistant', content: c.text.content }
       for (const field of ['reasoning_content', 'reasoning', 'refusal'] as const) if (c.text[field] !== null) message[field] = c.text[field]
       if (c.annotations.length) message.annotations = c.annotations
-      if (c.calls.length) message.tool_calls = c.calls
+      // Indexes are the upstream's: one that skipped an index leaves no hole in the list.
+      const calls = c.calls.filter(Boolean)
+      if (calls.length) message.tool_calls = calls
       return { index: c.index, message, finish_reason: c.finish }
     }),
     ...(usage === undefined ? {} : { usage }),
