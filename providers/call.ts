@@ -136,7 +136,7 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   const streamed = /^text\/event-stream\b/i.test(response.headers.get('content-type') ?? '')
   const text = utf8.decode(body.bytes)
   try {
-    const completion = adapter.completion(streamed ? foldEvents(adapter.wire, await eventsOf(body.bytes)) : JSON.parse(text))
+    const completion = adapter.completion(streamed ? foldEvents(adapter.wire, await eventsOf(adapter, body.bytes)) : JSON.parse(text))
     const stored = withoutCredentials(target, completion)
     // An answer echoing the call's credentials in its id or model is not passed on as it came: its
     // body gets the id and model the row keeps, and no text to pass through (nor a folded stream's).
@@ -149,11 +149,19 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   }
 }
 
-/** The events of a whole event stream already read. */
-async function eventsOf(bytes: Uint8Array): Promise<SseEvent[]> {
+/**
+ * The events of a whole event stream already read, each read by the adapter as a live stream's are:
+ * an error event (by its type, its name or its contents) throws ErrorInAnswer, as one in a JSON body does.
+ */
+async function eventsOf(adapter: Adapter, bytes: Uint8Array): Promise<SseEvent[]> {
   const reader = new SseReader(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream())
+  const facts = newStreamFacts()
   const events: SseEvent[] = []
-  for (let event = await reader.next(); event; event = await reader.next()) events.push(event)
+  for (let event = await reader.next(); event; event = await reader.next()) {
+    adapter.observe(event, facts)
+    if (facts.error !== null) throw new ErrorInAnswer(facts.error, facts.errorCode ?? undefined)
+    events.push(event)
+  }
   return events
 }
 

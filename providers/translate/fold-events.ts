@@ -3,14 +3,14 @@
  * that streamed an answer it was not asked to stream, folded back into the
  * JSON answer it carries, in the same wire format. It was paid for, so it is
  * served rather than thrown away and paid for again elsewhere. The adapter
- * then reads the folded answer as any other (`completion`).
+ * then reads the folded answer as any other (`completion`). Error events are
+ * the adapter's to find (`observe`, as in a live stream) before the fold.
  */
-import { errorTextOf } from '../error-text.ts'
-import { ErrorInAnswer, MalformedResponse, type SseEvent, type Wire, isRecord } from '../types.ts'
+import { MalformedResponse, type SseEvent, type Wire, isRecord } from '../types.ts'
 
 type Json = Record<string, unknown>
 
-/** The answer `events` carry whole; throws MalformedResponse when they carry none (cut before their end, not the wire's events), ErrorInAnswer for an error event. */
+/** The answer `events` carry whole; throws MalformedResponse when they carry none (cut before their end, not the wire's events). */
 export function foldEvents(wire: Wire, events: readonly SseEvent[]): Json {
   return wire === 'openai' ? foldOpenai(events) : foldAnthropic(events)
 }
@@ -42,9 +42,6 @@ function foldOpenai(events: readonly SseEvent[]): Json {
   for (const event of events) {
     if (event.data === '[DONE]') break
     const json = parsed(event)
-    if (event.event === 'error') throw new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error event', undefined)
-    // An error in place of a chunk: left to the adapter, which reads it as the answer's error.
-    if (json.error !== undefined || json.object === 'error') return json
     head ??= json
     if (isRecord(json.usage)) usage = json.usage
     for (const choice of Array.isArray(json.choices) ? json.choices.filter(isRecord) : []) {
@@ -129,8 +126,6 @@ function foldAnthropic(events: readonly SseEvent[]): Json {
       case 'message_stop':
         stopped = true
         break
-      case 'error':
-        throw new ErrorInAnswer(errorTextOf(data) ?? 'upstream sent an error event', undefined)
     }
   }
   if (!message || !stopped) throw new MalformedResponse('an event stream (not asked for) that ended before its message_stop')
