@@ -22,7 +22,7 @@ import {
 } from './dashboard/routes.tsx'
 import type { RuntimeState } from './deadman/runtime.ts'
 import type { DeadmanSwitch } from './deadman/switch.ts'
-import { NotFoundError, WitnessError } from './errors.ts'
+import { NotFoundError, WitnessError, internalError } from './errors.ts'
 import type { Cooldowns } from './router/cooldown.ts'
 import type { LiveCalls } from './router/live-calls.ts'
 import type { DispatchDeps } from './router/dispatch.ts'
@@ -80,6 +80,7 @@ export function createApp(deps: AppDeps): Hono {
     config: deps.config,
     statsCache: new StatsCache(),
     rollups: deps.rollups ?? new SliceRollups(deps.store.reader, (side) => deps.store.write(side), () => deps.clock.now()),
+    warn: deps.warn,
   }
   const board: DashboardDeps = { ...read, deadman: deps.deadman }
   const startedAtS = Math.floor(deps.clock.now() / 1000)
@@ -136,7 +137,7 @@ export function createApp(deps: AppDeps): Hono {
   app.onError((error, c) => {
     if (error instanceof WitnessError) return answerError(c, error)
     deps.warn(`unhandled error on ${c.req.method} ${c.req.path}: ${error.stack ?? error.message}`)
-    return answerError(c, new WitnessError('internal_error', 500, 'internal error; see the witness log'))
+    return answerError(c, internalError())
   })
 
   return app

@@ -57,6 +57,11 @@ export class WitnessError extends Error {
   }
 }
 
+/** What a client is told of a failure witness did not foresee: its details go to the log alone. */
+export function internalError(): WitnessError {
+  return new WitnessError('internal_error', 500, 'internal error; see the witness log')
+}
+
 /** One problem found in a request or a config, with the path of what is wrong. */
 export interface Issue {
   path: string

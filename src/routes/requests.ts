@@ -9,7 +9,7 @@ import { proofOf } from '../proof/lookup.ts'
 import { readableAgent } from '../auth/middleware.ts'
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
-import { InvalidRequestError, NotFoundError, WitnessError } from '../errors.ts'
+import { InvalidRequestError, NotFoundError, WitnessError, internalError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
 import { archivedBeforeMs } from '../retention/archive-job.ts'
@@ -30,6 +30,8 @@ export interface ReadDeps {
   statsCache: StatsCache
   /** The live file's stored slices, written through the store. */
   rollups: SliceRollups
+  /** The witness log, for a failure no client can be told of in full (an export that began). */
+  warn: (message: string) => void
 }
 
 /**
@@ -49,7 +51,11 @@ export function listRequestsRoute(deps: ReadDeps) {
     const filter = { ...input.filter, agent: readableAgent(c, input.filter.agent) }
     const open = () => readSources(deps, input.archives, { ...filter, before: input.before })
     // Opened here, so a read that cannot search the archives it needs is a 503, not a stream cut short.
-    if (input.format !== 'json') return await exportResponse(await open(), open, filter, input.before, input.limit, input.format)
+    if (input.format !== 'json') {
+      // Past its first page, an unforeseen failure is logged as app.onError logs one; the client gets its line.
+      const unforeseen = (error: unknown) => deps.warn(`unhandled error on ${c.req.method} ${c.req.path} (an export, cut short): ${(error as Error)?.stack ?? String(error)}`)
+      return await exportResponse(await open(), open, filter, input.before, input.limit, input.format, unforeseen)
+    }
     const limit = input.limit ?? DEFAULT_LIMIT
     const page = await withSources(open, (sources) => pageOf(listAcross(sources.sources, filter, limit + 1, input.before), limit))
     return c.json({ rows: page.rows, next_cursor: page.next ? encodeCursor(page.next) : null })
@@ -69,7 +75,15 @@ const CONTENT_TYPES: Record<Exclude<ExportFormat, 'json'>, string> = {
  * ends or the client goes away. The first page is read before answering, so
  * a read that fails at once (a damaged archive) is its error status.
  */
-async function exportResponse(sources: ReadSources, open: () => Promise<ReadSources>, filter: RequestFilter, before: PageKey | undefined, max: number | undefined, format: 'ndjson' | 'csv'): Promise<Response> {
+async function exportResponse(
+  sources: ReadSources,
+  open: () => Promise<ReadSources>,
+  filter: RequestFilter,
+  before: PageKey | undefined,
+  max: number | undefined,
+  format: 'ndjson' | 'csv',
+  unforeseen: (error: unknown) => void,
+): Promise<Response> {
   const encoder = new TextEncoder()
   const pages = pagesAcross(sources, open, filter, before, max)
   const line = (row: LogRow) => (format === 'csv' ? csvLine(LOG_COLUMNS.map((c) => row[c])) : `${JSON.stringify(row)}\n`)
@@ -96,7 +110,8 @@ async function exportResponse(sources: ReadSources, open: () => Promise<ReadSour
         // A failure after the answer began ends it with a line saying why, never a row: cutting the
         // transfer instead makes Bun reset the connection, and the client loses rows already sent.
         await finish()
-        controller.enqueue(encoder.encode(cutShort(format, asWitnessError(error))))
+        if (!(error instanceof WitnessError)) unforeseen(error)
+        controller.enqueue(encoder.encode(cutShort(format, error instanceof WitnessError ? error : internalError())))
         controller.close()
         return
       }
@@ -111,11 +126,6 @@ async function exportResponse(sources: ReadSources, open: () => Promise<ReadSour
     cancel: finish,
   })
   return new Response(body, { headers: { 'content-type': CONTENT_TYPES[format] } })
-}
-
-/** An error met mid-export: a witness error as itself, anything else without its text. */
-function asWitnessError(error: unknown): WitnessError {
-  return error instanceof WitnessError ? error : new WitnessError('internal_error', 500, 'internal error; see the witness log')
 }
 
 /**
