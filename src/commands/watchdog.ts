@@ -36,12 +36,13 @@ export const watchdogCommand: Command = {
       }),
     )
     const configPath = resolve(configPathFrom(values.config))
+    const db = dbFlagOf(values.db)
     const options = {
       configPath,
       // The router's base URL; one given with /heartbeat on it (a natural slip) means the same.
       url: values.url?.replace(/\/+$/, '').replace(/\/heartbeat$/, ''),
       // The router's database, as given to `serve --db`: where a row the router cannot take is written.
-      dbPath: dbFlagOf(values.db) === undefined ? undefined : resolve(values.db!),
+      dbPath: db === undefined ? undefined : resolve(db),
       failures: values.failures === undefined ? 3 : countOf('--failures', values.failures),
       statePath: values.state ? resolve(values.state) : watchdogStatePath(configPath),
       token: process.env.WITNESS_TOKEN || undefined,

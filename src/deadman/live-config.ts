@@ -15,8 +15,6 @@ export interface ReloadResult {
   previousConfigHash: string
   /** Settings that changed but only take effect when witness restarts. */
   restartRequired: string[]
-  /** What the config now running will not do as written (a provider's API key variable unset: its steps are skipped). */
-  warnings?: string[]
 }
 
 export class LiveConfig {

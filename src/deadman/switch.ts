@@ -158,8 +158,11 @@ export class DeadmanSwitch {
     return this.checking
   }
 
-  /** Re-reads the config file (SIGHUP, POST /admin/reload); throws ReloadRefusedError if invalid. */
-  reload(): ReloadResult {
+  /**
+   * Re-reads the config file (SIGHUP, POST /admin/reload); throws ReloadRefusedError if invalid.
+   * `warnings`: what the config now running will not do as written (a provider's API key variable unset: its steps are skipped).
+   */
+  reload(): ReloadResult & { warnings: string[] } {
     try {
       const result = this.deps.live.reload()
       const restart = result.restartRequired.length ? `; restart to apply: ${result.restartRequired.join(', ')}` : ''

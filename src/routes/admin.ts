@@ -20,7 +20,7 @@ export function reloadRoute(deps: AdminDeps) {
       config_hash: result.configHash,
       previous_config_hash: result.previousConfigHash,
       restart_required: result.restartRequired,
-      warnings: result.warnings ?? [],
+      warnings: result.warnings,
     })
   }
 }
