@@ -508,9 +508,27 @@ function defaultMachine(host: string, issues: Issue[]): string {
  * so would answer 502 to every call through it. Names the variable, never a value.
  */
 export function unsetApiKeys(config: Pick<Config, 'providers'>, env: Record<string, string | undefined>): string[] {
+  return keylessProviders(config, env).map(
+    ({ name, variable, state }) => `provider "${name}": its API key variable ${variable} is ${state} in this environment, so its steps will be skipped`,
+  )
+}
+
+/**
+ * The providers a chain calls whose API key variable is not set (or empty) in `env`, each with the
+ * chains that call it: what `check-config --require-keys` refuses (a provider no chain names is
+ * never called, so its key is not needed).
+ */
+export function keylessChainProviders(config: Pick<Config, 'providers' | 'chains'>, env: Record<string, string | undefined>): { name: string; variable: string; state: 'not set' | 'empty'; chains: string[] }[] {
+  return keylessProviders(config, env).flatMap((missing) => {
+    const chains = [...config.chains].filter(([, steps]) => steps.some((step) => step.provider.name === missing.name)).map(([chain]) => chain)
+    return chains.length ? [{ ...missing, chains }] : []
+  })
+}
+
+function keylessProviders(config: Pick<Config, 'providers'>, env: Record<string, string | undefined>): { name: string; variable: string; state: 'not set' | 'empty' }[] {
   return [...config.providers.values()].flatMap(({ name, apiKeyEnv }) => {
     if (!apiKeyEnv || env[apiKeyEnv]?.trim()) return []
-    return [`provider "${name}": its API key variable ${apiKeyEnv} is ${env[apiKeyEnv] === undefined ? 'not set' : 'empty'} in this environment, so its steps will be skipped`]
+    return [{ name, variable: apiKeyEnv, state: env[apiKeyEnv] === undefined ? ('not set' as const) : ('empty' as const) }]
   })
 }
 

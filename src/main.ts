@@ -7,7 +7,7 @@
  */
 import type { Server } from 'bun'
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { dirname, resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
 import { type Config, openListenProblem, unsetApiKeys } from './config.ts'
@@ -87,6 +87,8 @@ export interface Running {
 
 /** How long a stop waits, past its grace, for the calls it cut off to finish their rows. */
 const FINISH_AFTER_CUT_MS = 2_000
+/** The project directory this server's code is in, its real path (Bun loads modules by it): noted in `<config>.serve.json`. */
+const CODE_DIR = dirname(import.meta.dir)
 /** After the stop's own answers leave their handlers, time for Bun to write them before the cut. */
 const ANSWER_WRITE_MS = 20
 
@@ -142,7 +144,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     if (role && !role.isRouter()) return
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
     try {
-      writeServed(live.path, { config_hash: hash, database_override, ...(stoppedAt ? { stopped_at: stoppedAt } : {}) })
+      writeServed(live.path, { config_hash: hash, database_override, code_dir: CODE_DIR, ...(stoppedAt ? { stopped_at: stoppedAt } : {}) })
     } catch (error) {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }

@@ -5,7 +5,7 @@
  * those). Skips, saying why, where a tool it needs is missing.
  */
 import { describe, expect, test } from 'bun:test'
-import { statSync, writeFileSync } from 'node:fs'
+import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { RUN_TIMEOUT_MS, missing, recap, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
 import { ROOT } from './support/process.ts'
@@ -32,6 +32,7 @@ describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of
         witness_git_repo: `file://${repo}`,
         witness_git_version: version,
         witness_providers: { kimi: {} },
+        witness_provider_api_keys: { KIMI_API_KEY: 'sk-test-kimi' },
         witness_chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] },
       }),
     )
@@ -39,8 +40,13 @@ describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of
     const first = await playbook()
     if (first.code !== 0) console.log(first.output)
     expect(first.code).toBe(0)
+    const checkout = join(prefix, 'opt/witness/source/git')
+    expect(Bun.spawnSync(['git', '-C', checkout, 'rev-parse', 'HEAD']).stdout.toString().trim()).toBe(version)
+    // The release is built from the checkout's files (no .git), and app links to it.
     const app = join(prefix, 'opt/witness/app')
-    expect(Bun.spawnSync(['git', '-C', app, 'rev-parse', 'HEAD']).stdout.toString().trim()).toBe(version)
+    expect(readlinkSync(app)).toMatch(/\/opt\/witness\/releases\/[0-9a-f]{16}$/)
+    expect(readdirSync(app).sort()).toEqual(['bunfig.toml', 'node_modules', 'package-lock.json', 'package.json', 'providers', 'src', 'tsconfig.json'])
+    expect(readFileSync(join(app, 'src/cli.ts'), 'utf8')).toBe(Bun.spawnSync(['git', '-C', ROOT, 'show', `${version}:src/cli.ts`]).stdout.toString())
     expect(statSync(join(app, 'node_modules/.bin/bun')).isFile()).toBe(true)
     expect((await run([join(prefix, 'opt/witness/bin/witness'), 'check-config', '--config', join(prefix, 'etc/witness/witness.yaml')])).code).toBe(0)
     const second = await playbook()

@@ -165,6 +165,20 @@ describe('provider keys missing from the environment', () => {
     expect(result.stderr).toBe(warnings.map((w) => `witness: warning: ${w}\n`).join(''))
   })
 
+  test('check-config --require-keys refuses the providers a chain calls without their key, and only those', async () => {
+    const path = configFile(text)
+    const refused = await runWitness(['check-config', '--config', path, '--require-keys'], env)
+    expect(refused.code).toBe(1)
+    expect(refused.stdout).toBe('')
+    // groq is in a chain; blank (empty) is in none, so its key is not needed.
+    expect(refused.stderr).toBe(
+      'witness: provider "groq" (chains: default) has no API key: its variable GROQ_API_KEY is not set in this environment; set it, or take the provider out of its chains\n',
+    )
+    const keyed = await runWitness(['check-config', '--config', path, '--require-keys'], { ...env, GROQ_API_KEY: 'gsk-set' })
+    expect(keyed.code).toBe(0)
+    expect(keyed.stderr).toBe(`witness: warning: ${warnings[1]}\n`)
+  })
+
   test('serve logs one line for each at start, and serves', async () => {
     const path = configFile(`database: ./w.db\n${text}`)
     const proc = Bun.spawn([BUN, join(ROOT, 'src/cli.ts'), 'serve', '--config', path, '--port', '0'], {

@@ -1,5 +1,5 @@
 /**
- * `witness check-config [--config PATH] [--against OLD] [--not-rolled-back]`:
+ * `witness check-config [--config PATH] [--against OLD] [--not-rolled-back] [--require-keys]`:
  * validate a config file without starting anything. With `--against`, also
  * say how a server running OLD takes the change: a reload, or a restart when
  * a setting fixed at start-up differs (the socket, the database; see
@@ -7,7 +7,11 @@
  * With `--not-rolled-back`, refuse a config the deadman switch rolled back on
  * this machine (a rollback row in its database names the file's hash as the
  * config it left): a deploy that pushed it again would have it applied,
- * failing, and rolled back again at every run.
+ * failing, and rolled back again at every run. With `--require-keys`, refuse a
+ * config a chain of which calls a provider whose API key variable is not set
+ * in this environment (deploy/ansible runs it with the environment file
+ * loaded: a key missing from the vault stops the deploy, where it would
+ * otherwise deploy a provider whose every step is skipped).
  *
  * What would go wrong with a valid config on this machine is said as a warning,
  * on stderr, without changing the exit code: a provider whose API key variable
@@ -17,7 +21,7 @@
  */
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, loadConfig, unsetApiKeys } from '../config.ts'
+import { type Config, keylessChainProviders, loadConfig, unsetApiKeys } from '../config.ts'
 import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
 import { readServed } from '../deadman/served-config.ts'
@@ -30,9 +34,11 @@ import { openWitnessDb } from './read-db.ts'
 
 export const checkConfigCommand: Command = {
   summary:
-    'check-config [--config PATH] [--against OLD] [--not-rolled-back]   validate a config file and print its hash (and how a server on OLD applies it; refuse one rolled back here)',
+    'check-config [--config PATH] [--against OLD] [--not-rolled-back] [--require-keys]   validate a config file and print its hash (and how a server on OLD applies it; refuse one rolled back here, or whose chains call a provider without its API key)',
   async run(args) {
-    const { values } = parsed(() => parseArgs({ args, options: { config: { type: 'string' }, against: { type: 'string' }, 'not-rolled-back': { type: 'boolean' } } }))
+    const { values } = parsed(() =>
+      parseArgs({ args, options: { config: { type: 'string' }, against: { type: 'string' }, 'not-rolled-back': { type: 'boolean' }, 'require-keys': { type: 'boolean' } } }),
+    )
     const config = loadConfig(configPathFrom(values.config))
     if (values['not-rolled-back']) {
       const rolled = rolledBack(config)
@@ -43,6 +49,13 @@ export const checkConfigCommand: Command = {
         )
         return 1
       }
+    }
+    if (values['require-keys']) {
+      const keyless = keylessChainProviders(config, process.env)
+      for (const { name, variable, state, chains } of keyless) {
+        console.error(`witness: provider "${name}" (chains: ${chains.join(', ')}) has no API key: its variable ${variable} is ${state} in this environment; set it, or take the provider out of its chains`)
+      }
+      if (keyless.length) return 1
     }
     console.log(`witness: ${config.path} is valid (sha256 ${config.hash}; chains: ${[...config.chains.keys()].join(', ')})`)
     for (const warning of await warningsFor(config)) console.error(`witness: warning: ${warning}`)

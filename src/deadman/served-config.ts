@@ -1,7 +1,8 @@
 /**
  * What the server at a config path last ran: `<config>.serve.json` holds
  * the sha256 of its config and the database it was given with `serve --db`
- * (null: the config's `database`), written when a server starts on it (once
+ * (null: the config's `database`) and the directory of the code it runs,
+ * written when a server starts on it (once
  * it holds its database) and at every reload, and `stopped_at` added when it
  * stops cleanly. It stays when the server stops or dies, so a watchdog that
  * finds the router down can tell a config in the file that ran (or crashed
@@ -18,6 +19,12 @@ export const ServedSchema = v.object({
   config_hash: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
   /** The absolute path of the database `serve --db` gave it, which it keeps whatever the config says; null: the config's `database`. */
   database_override: v.nullable(v.pipe(v.string(), v.minLength(1))),
+  /**
+   * The real path of the project directory the server runs from (symbolic links resolved, as Bun
+   * loads modules): a deploy that switched the code under a link tells from it whether the server
+   * runs the new code yet. Absent in files written before it was added.
+   */
+  code_dir: v.optional(v.string()),
   /** When the server stopped cleanly, asked to (SIGTERM, SIGINT): absent while it runs, and after a crash. */
   stopped_at: v.optional(v.string()),
 })

@@ -41,7 +41,7 @@ export function runPlaybook(work: string, varsFile: string, ...extra: string[]) 
 }
 
 /** Ansible's temp files under `work`. */
-function ansibleEnv(work: string): Record<string, string> {
+export function ansibleEnv(work: string): Record<string, string> {
   return { ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'), ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'), ANSIBLE_PYTHON_INTERPRETER: 'auto_silent' }
 }
 

@@ -5,6 +5,7 @@
  */
 import type { Subprocess } from 'bun'
 import { join } from 'node:path'
+import { freePort } from './process.ts'
 
 function which(binary: string): boolean {
   return Bun.spawnSync(['sh', '-c', `command -v ${binary}`]).exitCode === 0
@@ -29,14 +30,6 @@ export function git(args: string[], cwd?: string): string {
 export function bareRepo(path: string): string {
   git(['init', '-q', '--bare', '--initial-branch=main', path])
   return path
-}
-
-/** A port that was free a moment ago. */
-function freePort(): number {
-  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
-  const port = probe.port
-  probe.stop(true)
-  return port
 }
 
 async function waitForPort(port: number, timeoutMs = 5_000): Promise<void> {

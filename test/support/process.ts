@@ -95,3 +95,11 @@ export async function eventually(done: () => boolean, timeoutMs = 5_000): Promis
   const deadline = performance.now() + timeoutMs
   while (!done() && performance.now() < deadline) await Bun.sleep(10)
 }
+
+/** A port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): number {
+  const probe = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+  const port = probe.port
+  probe.stop(true)
+  return port
+}
