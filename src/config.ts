@@ -31,8 +31,17 @@ export const Name = v.pipe(v.string(), v.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}
 const ENV_NAME_MESSAGE = 'must name the environment variable that holds the key (like GROQ_API_KEY), not the key itself'
 const EnvName = v.pipe(
   v.string(ENV_NAME_MESSAGE),
-  v.regex(/^[A-Z_][A-Z0-9_]*$/, (issue) => `${ENV_NAME_MESSAGE}: a name is capital letters, digits and "_" (what is given starts ${JSON.stringify(String(issue.input).slice(0, 4))} and is ${String(issue.input).length} characters long)`),
+  v.regex(/^[A-Z_][A-Z0-9_]*$/, (issue) => `${ENV_NAME_MESSAGE}: a name is capital letters, digits and "_" (${givenStart(issue.input)})`),
+  // An access key id in capitals and digits (AWS's AKIA…, 20 of them) passes the rule above.
+  v.check(
+    (name) => name.includes('_') || name.length < 16,
+    (issue) => `${ENV_NAME_MESSAGE}: 16 or more capitals and digits without "_" look like a key, not a name (${givenStart(issue.input)})`,
+  ),
 )
+/** At most 4 characters of a value that may be a key, and its length. */
+function givenStart(input: unknown): string {
+  return `what is given starts ${JSON.stringify(String(input).slice(0, 4))} and is ${String(input).length} characters long`
+}
 const DURATION = /^(\d+)(ms|s|m|h|d)$/
 
 /** Names JavaScript reserves on objects: valibot's record leaves such keys out of what it returns. */

@@ -229,15 +229,6 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.code).toBe(0)
   })
 
-  test('a database without its signing key (a lost key, a restored database) gets one: the play runs init again', async () => {
-    const key = path('var/lib/witness/witness-key.json')
-    rmSync(key)
-    const result = await playbook()
-    if (result.code !== 0) console.log(result.output)
-    expect(result.code).toBe(0)
-    expect(statSync(key).mode & 0o777).toBe(0o600)
-  }, RUN_TIMEOUT_MS)
-
   test('a second run changes nothing', async () => {
     const result = await playbook()
     if (result.code !== 0 || recap(result.output).changed !== 0) console.log(result.output)
@@ -288,6 +279,9 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
 
   test('new code is built into a release of its own beside the running one, then app is switched to it and the server restarted; older releases are pruned', async () => {
     const first = installed()
+    // And a database without its signing key (a lost key, a restored database) gets one: the play runs init again.
+    const key = path('var/lib/witness/witness-key.json')
+    rmSync(key)
     const result = await playbook(...overVars('release', { witness_checkout_dir: codeCopy('code-1', 'one'), witness_keep_releases: 1 }))
     if (result.code !== 0) console.log(result.output)
     expect(result.code).toBe(0)
@@ -298,6 +292,7 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(restarted(result.output)).toBe(true)
     // witness_keep_releases: 1 keeps the installed release alone (and one a server still ran, were there a server).
     expect(readdirSync(releases)).toEqual([second.slice(releases.length + 1)])
+    expect(statSync(key).mode & 0o777).toBe(0o600)
   }, RUN_TIMEOUT_MS)
 
   test('a release whose npm ci fails is not installed: app keeps its release and nothing is restarted', async () => {
@@ -367,19 +362,17 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     }
   }, 2 * RUN_TIMEOUT_MS)
 
-  test('a provider key missing from the secrets fails the play before the environment file or the config is installed, also in --check', async () => {
+  // The same check runs before anything is installed in a real run (the banned chain's test below shows it).
+  test('--check refuses a provider key missing from the secrets, as the run would, and changes nothing', async () => {
     const envPath = path('etc/witness/witness.env')
     const [envBefore, configBefore] = [readFileSync(envPath), readFileSync(configPath)]
-    const keyless = overVars('keyless', { witness_provider_api_keys: { OPENROUTER_API_KEY: secrets.OPENROUTER_API_KEY }, witness_listen_port: 8789 })
-    for (const extra of [[], ['--check']]) {
-      const result = await playbook(...keyless, ...extra)
-      expect(result.code).not.toBe(0)
-      expect(result.output).toContain('failed validation and was NOT installed')
-      expect(result.output).toContain('provider \\"kimi\\" (chains: default) has no API key: its variable KIMI_API_KEY is not set in this environment')
-      expect(readFileSync(envPath)).toEqual(envBefore)
-      expect(readFileSync(configPath)).toEqual(configBefore)
-    }
-  }, 2 * RUN_TIMEOUT_MS)
+    const result = await playbook(...overVars('keyless', { witness_provider_api_keys: { OPENROUTER_API_KEY: secrets.OPENROUTER_API_KEY }, witness_listen_port: 8789 }), '--check')
+    expect(result.code).not.toBe(0)
+    expect(result.output).toContain('failed validation and was NOT installed')
+    expect(result.output).toContain('provider \\"kimi\\" (chains: default) has no API key: its variable KIMI_API_KEY is not set in this environment')
+    expect(readFileSync(envPath)).toEqual(envBefore)
+    expect(readFileSync(configPath)).toEqual(configBefore)
+  }, RUN_TIMEOUT_MS)
 
   test('two hosts of the play under one machine name stop it before anything is installed', async () => {
     const result = await run(['ansible-playbook', '-c', 'local', '-i', 'one,two,', '-e', `@${varsFile}`, 'site.yml'], ansibleEnv(work))
@@ -388,17 +381,20 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(result.output).not.toContain('TASK [witness : Copy the project')
   }, RUN_TIMEOUT_MS)
 
-  test("a chain naming a banned provider fails the play with the validator's message and leaves the running config", async () => {
+  test("a chain naming a banned provider fails the play with the validator's message and leaves the running config and secrets", async () => {
     const before = readFileSync(configPath)
-    const badFile = join(work, 'bad.json')
-    writeFileSync(badFile, JSON.stringify({ witness_chains: { default: [{ provider: 'claude', model: 'claude-sonnet-4' }] } }))
-    const result = await playbook('-e', `@${badFile}`)
+    const envPath = path('etc/witness/witness.env')
+    const envBefore = readFileSync(envPath)
+    // New secrets too: the environment file is not installed either.
+    const bad = { witness_chains: { default: [{ provider: 'claude', model: 'claude-sonnet-4' }] }, witness_sync_token: 'another-sync-token' }
+    const result = await playbook(...overVars('bad', bad))
     expect(result.code).not.toBe(0)
     expect(recap(result.output).failed).toBe(1)
     expect(result.output).toContain(`witness.yaml for localhost failed validation and was NOT installed; ${configPath} is unchanged.`)
     expect(result.output).toContain('invalid config (the new witness.yaml):')
     expect(result.output).toContain('chains.default[0].provider: provider \\"claude\\" is banned by policy.banned_providers (\\"anthropic\\")')
     expect(readFileSync(configPath)).toEqual(before)
+    expect(readFileSync(envPath)).toEqual(envBefore)
     // No copy of the running config is left beside it (`witness.yaml.<pid>.<date>~`).
     expect(readdirSync(dirname(configPath)).filter((name) => name.endsWith('~'))).toEqual([])
     expect((await run([witnessCommand, 'check-config', '--config', configPath])).code).toBe(0)

@@ -26,6 +26,8 @@ describe('api_key_env', () => {
     huggingface: 'hf_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789',
     github: 'ghp_1a2B3c4D5e6F7g8H9i0J1k2L3m4N5o6P7q8R',
     gemini: 'AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q',
+    // Capitals and digits only, as an AWS access key id (Bedrock behind a gateway): a name by its letters.
+    bedrock: 'AKIA2E0A8F3B244C9986',
   }
 
   test('a provider key pasted in place of the variable name is refused by check-config and serve, and never echoed', async () => {
