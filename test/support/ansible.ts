@@ -7,6 +7,7 @@
 import { writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { ROOT } from './process.ts'
+import { tempDir } from './temp.ts'
 
 export const ANSIBLE_DIR = join(ROOT, 'deploy', 'ansible')
 /** The first run installs the dependencies from the npm registry. */
@@ -73,3 +74,60 @@ export function recap(output: string): { changed: number; failed: number } {
 
 /** The tools a run of the role needs: why it cannot run here, or null. */
 export const runReason = missing('ansible-playbook', 'rsync', 'visudo', 'npm', 'python3')
+
+/**
+ * A prefix the role deploys into (test mode), with the variables of a fleet machine: the same in
+ * every file that runs the role, each file with a prefix of its own (files run side by side).
+ */
+export function rolePrefix(name: string) {
+  const prefix = tempDir(`witness-${name}-`)
+  const work = tempDir(`witness-${name}-vars-`)
+  const path = (p: string) => join(prefix, p)
+  const secrets = { KIMI_API_KEY: 'sk-test-kimi-0123', OPENROUTER_API_KEY: "sk-or-'quoted' key" }
+  const vars = {
+    witness_hosts: 'all',
+    witness_become: false,
+    witness_test_mode: true,
+    witness_prefix: prefix,
+    witness_systemd: true,
+    witness_launchd: true,
+    witness_npm_timeout_s: 180,
+    witness_providers: { kimi: { timeout_ms: 30000 }, openrouter: {}, claude: { preset: 'anthropic' } },
+    witness_chains: {
+      default: [
+        { provider: 'kimi', model: 'kimi-k2.5', timeout_ms: 20000 },
+        { provider: 'openrouter', model: 'google/gemini-2.5-pro' },
+      ],
+    },
+    witness_banned_providers: ['anthropic'],
+    witness_retention: { keep_days: 30, max_db_mb: 256 },
+    witness_sync: { remote: join(work, 'telemetry.git'), every: '15m' },
+    witness_deadman_agents: { bezalel: { max_silence_s: 300, rollback_command: 'sudo -n /usr/bin/systemctl restart hermes-bezalel.service' } },
+    witness_sudo_commands: ['/usr/bin/systemctl restart hermes-bezalel.service'],
+    witness_provider_api_keys: secrets,
+    witness_sync_token: 'sync-token-4567',
+    witness_watchdog_token: 'watchdog-token-89ab',
+    witness_auth: { agents: { bezalel: { token_sha256: 'a'.repeat(64) } }, operators: { alexander: { token_sha256: 'b'.repeat(64) } } },
+    witness_pricing: { 'kimi-k2.5': { input_per_mtok: 0.6, output_per_mtok: 2.5 } },
+  }
+  const varsFile = join(work, 'vars.json')
+  writeFileSync(varsFile, JSON.stringify(vars))
+  return {
+    prefix,
+    work,
+    path,
+    vars,
+    varsFile,
+    secrets,
+    configPath: path('etc/witness/witness.yaml'),
+    witnessCommand: path('opt/witness/bin/witness'),
+    /** site.yml over the prefix, `extra` after the variables. */
+    playbook: (...extra: string[]) => runPlaybook(work, varsFile, ...extra),
+    /** Variables over the run's, as a file: `-e @file`. */
+    overVars: (file: string, value: Record<string, unknown>) => {
+      const at = join(work, `${file}.json`)
+      writeFileSync(at, JSON.stringify(value))
+      return ['-e', `@${at}`]
+    },
+  }
+}
