@@ -7,11 +7,12 @@
  */
 import { Database } from 'bun:sqlite'
 import { describe, expect, test } from 'bun:test'
-import { chmodSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
+import { chmodSync, cpSync, mkdirSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { RUNTIME_ENV } from '../src/runtime-env.ts'
 import { REQUEST_LOG_COLUMNS } from './support/request-log-columns.ts'
 import { RUN_TIMEOUT_MS, ansibleEnv, missing, recap, renderTemplate, rolePrefix, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
+import { ROOT, freePort, waitForLine } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
 describe('the Ansible role, statically', () => {
@@ -222,6 +223,117 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(readdirSync(fresh)).toEqual([])
   }, RUN_TIMEOUT_MS)
 
+  const releases = path('opt/witness/releases')
+  const installed = () => readlinkSync(path('opt/witness/app'))
+  const restarted = (output: string) => output.includes('RUNNING HANDLER [witness : Restart witness]')
+  /** A copy of what runs from this checkout, with a file that makes it another release. */
+  const codeCopy = (name: string, marker: string) => {
+    const dir = join(work, name)
+    mkdirSync(dir)
+    for (const part of ['src', 'providers', 'package.json', 'package-lock.json', 'bunfig.toml', 'tsconfig.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true })
+    writeFileSync(join(dir, 'src/release-marker.txt'), marker)
+    return dir
+  }
+
+  const port = freePort()
+  const heartbeatUrl = `http://127.0.0.1:${port}/heartbeat`
+
+  test('new code is built into a release of its own beside the running one, then app is switched to it and the server restarted; the play waits for its /heartbeat', async () => {
+    const first = installed()
+    // And a database without its signing key (a lost key, a restored database) gets one: the play runs init again.
+    const key = path('var/lib/witness/witness-key.json')
+    rmSync(key)
+    // A new port too: a config change a reload cannot apply (the socket), so a restart. No server
+    // answers here: the play waits 2 s for its /heartbeat, then fails the host and says so.
+    const release = { witness_checkout_dir: codeCopy('code-1', 'one'), witness_keep_releases: 1, witness_listen_port: port, witness_heartbeat_wait_s: 2 }
+    const result = await playbook(...overVars('release', release), '-v')
+    expect(result.code).not.toBe(0)
+    const second = installed()
+    expect(second).not.toBe(first)
+    expect(readFileSync(join(second, 'src/release-marker.txt'), 'utf8')).toBe('one')
+    expect(statSync(join(second, 'node_modules/.bin/bun')).isFile()).toBe(true)
+    expect(restarted(result.output)).toBe(true)
+    expect(result.output).toContain('witness: to apply: restart (listen)')
+    expect(result.output).toContain('RUNNING HANDLER [witness : Apply witness config]')
+    expect(result.output).toContain(`did not answer ${heartbeatUrl} with 200 and the installed config`)
+    expect(result.output).toContain('no answer (')
+    expect(statSync(key).mode & 0o777).toBe(0o600)
+    // Old releases go only once the handlers passed: the first is still there.
+    expect(readdirSync(releases)).toContain(first.slice(releases.length + 1))
+  }, RUN_TIMEOUT_MS)
+
+  test('a release whose npm ci fails is not installed: app keeps its release and nothing is restarted', async () => {
+    const before = installed()
+    const code = codeCopy('code-2', 'one')
+    // Another lockfile (the same, reformatted): the release needs npm ci, which cannot reach a registry.
+    writeFileSync(join(code, 'package-lock.json'), JSON.stringify(JSON.parse(readFileSync(join(code, 'package-lock.json'), 'utf8'))))
+    const offline = {
+      witness_checkout_dir: code,
+      witness_keep_releases: 1,
+      witness_listen_port: port,
+      witness_tool_env: { PATH: process.env.PATH, npm_config_registry: 'http://127.0.0.1:9/', npm_config_cache: tempDir('witness-empty-npm-cache-'), npm_config_fetch_retries: '0' },
+    }
+    const failed = await playbook(...overVars('offline', offline))
+    expect(failed.code).not.toBe(0)
+    expect(failed.output).toContain('Build the release')
+    expect(installed()).toBe(before)
+    expect(statSync(join(before, 'node_modules/.bin/bun')).isFile()).toBe(true)
+    expect(restarted(failed.output)).toBe(false)
+  }, RUN_TIMEOUT_MS)
+
+  let heartbeatUp: string[] = []
+  test('a reload is waited for on /heartbeat; a server on older code than installed (a run stopped before its handlers) is restarted by the next run; then old releases go', async () => {
+    const built = installed() // release "one", which the server below starts from
+    const server = Bun.spawn([witnessCommand, 'serve', '--config', configPath], { env: { PATH: process.env.PATH ?? '' }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe' })
+    try {
+      await waitForLine(server.stderr, /listening on /, 20_000)
+      // The server notes the real path of the release it runs.
+      const served = () => JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')) as Record<string, string>
+      expect(served().code_dir).toBe(realpathSync(path('opt/witness/app')))
+      writeFileSync(`${configPath}.serve.json`, JSON.stringify({ ...served(), code_dir: join(releases, 'an-older-one') }))
+      // A change applied with a reload: the test plays the service manager, reloading the server when the file changes.
+      const before = readFileSync(configPath, 'utf8')
+      const reloader = setInterval(() => {
+        if (readFileSync(configPath, 'utf8') !== before) {
+          clearInterval(reloader)
+          server.kill('SIGHUP')
+        }
+      }, 100)
+      // Back to this checkout's release.
+      heartbeatUp = overVars('heartbeat-up', { witness_listen_port: port, witness_heartbeat_wait_s: 20, witness_retention: { keep_days: 31, max_db_mb: 256 }, witness_keep_releases: 1 })
+      const up = await playbook(...heartbeatUp, '-v')
+      clearInterval(reloader)
+      if (up.code !== 0) console.log(up.output)
+      expect(up.code).toBe(0)
+      expect(up.output).toContain('witness runs other code than the last run installed')
+      expect(restarted(up.output)).toBe(true)
+      expect(up.output).toContain('witness: to apply: reload')
+      expect(up.output).toContain('RUNNING HANDLER [witness : Wait for witness to answer /heartbeat on the installed config]')
+      expect(served().config_hash).toBe(new Bun.CryptoHasher('sha256').update(readFileSync(configPath)).digest('hex'))
+      expect(readFileSync(join(installed(), 'src/cli.ts'))).toEqual(readFileSync(join(ROOT, 'src/cli.ts')))
+      // Then old releases go: kept are the installed one and the one the server runs (its reload noted
+      // it again), past witness_keep_releases: 1; the unfinished build the last test left is gone.
+      expect(readdirSync(releases).sort()).toEqual([built, installed()].map((r) => r.slice(releases.length + 1)).sort())
+      // The copy of the previous config used for the comparison is gone.
+      expect(readdirSync(path('etc/witness')).filter((n) => n.endsWith('~'))).toEqual([])
+    } finally {
+      server.kill('SIGTERM')
+      await server.exited
+    }
+  }, RUN_TIMEOUT_MS)
+
+  // The same check runs before anything is installed in a real run (the banned chain's test below shows it).
+  test('--check refuses a provider key missing from the secrets, as the run would, and changes nothing', async () => {
+    const envPath = path('etc/witness/witness.env')
+    const [envBefore, configBefore] = [readFileSync(envPath), readFileSync(configPath)]
+    const result = await playbook(...overVars('keyless', { witness_provider_api_keys: { OPENROUTER_API_KEY: secrets.OPENROUTER_API_KEY }, witness_listen_port: 8789 }), '--check')
+    expect(result.code).not.toBe(0)
+    expect(result.output).toContain('failed validation and was NOT installed')
+    expect(result.output).toContain('provider \\"kimi\\" (chains: default) has no API key: its variable KIMI_API_KEY is not set in this environment')
+    expect(readFileSync(envPath)).toEqual(envBefore)
+    expect(readFileSync(configPath)).toEqual(configBefore)
+  }, RUN_TIMEOUT_MS)
+
   test('two hosts of the play under one machine name stop it before anything is installed', async () => {
     const result = await run(['ansible-playbook', '-c', 'local', '-i', 'one,two,', '-e', `@${varsFile}`, 'site.yml'], ansibleEnv(work))
     expect(result.code).not.toBe(0)
@@ -258,7 +370,8 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     db.close()
     const restored = `${pushed}\n# the last known good\n`
     writeFileSync(configPath, restored)
-    const result = await playbook()
+    // The variables that rendered the installed config (the last run that installed one).
+    const result = await playbook(...heartbeatUp)
     expect(result.code).not.toBe(0)
     expect(result.output).toContain(`witness.yaml for localhost failed validation and was NOT installed; ${configPath} is unchanged.`)
     expect(result.output).toContain(`was rolled back on this machine at 2026-12-06T10:00:00.000Z (after 3 failed health checks)`)

@@ -76,8 +76,8 @@ export function recap(output: string): { changed: number; failed: number } {
 export const runReason = missing('ansible-playbook', 'rsync', 'visudo', 'npm', 'python3')
 
 /**
- * A prefix the role deploys into (test mode), with the variables of a fleet machine: the same in
- * every file that runs the role, each file with a prefix of its own (files run side by side).
+ * A prefix the role deploys into (test mode), with the variables of a fleet machine (providers and
+ * their keys, chains, deadman agents, sync, auth, prices), and the ways to run the role over it.
  */
 export function rolePrefix(name: string) {
   const prefix = tempDir(`witness-${name}-`)
