@@ -323,11 +323,16 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
   }, RUN_TIMEOUT_MS)
 
   // The same check runs before anything is installed in a real run (the banned chain's test below shows it).
-  test('--check refuses a provider key missing from the secrets, as the run would, and changes nothing', async () => {
+  test('--check shows new code as a new release, refuses a provider key missing from the secrets as the run would, and changes nothing', async () => {
     const envPath = path('etc/witness/witness.env')
     const [envBefore, configBefore] = [readFileSync(envPath), readFileSync(configPath)]
-    const result = await playbook(...overVars('keyless', { witness_provider_api_keys: { OPENROUTER_API_KEY: secrets.OPENROUTER_API_KEY }, witness_listen_port: 8789 }), '--check')
+    // New code too: --check makes no copy, so it names the release from the controller's checkout and shows the switch.
+    const keyless = { witness_provider_api_keys: { OPENROUTER_API_KEY: secrets.OPENROUTER_API_KEY }, witness_listen_port: 8789, witness_checkout_dir: codeCopy('code-check', 'three') }
+    const before = installed()
+    const result = await playbook(...overVars('keyless', keyless), '--check')
     expect(result.code).not.toBe(0)
+    expect(result.output).toMatch(/TASK \[witness : Switch app to the release\] \**\nchanged: \[localhost\]/)
+    expect(installed()).toBe(before)
     expect(result.output).toContain('failed validation and was NOT installed')
     expect(result.output).toContain('provider \\"kimi\\" (chains: default) has no API key: its variable KIMI_API_KEY is not set in this environment')
     expect(readFileSync(envPath)).toEqual(envBefore)
