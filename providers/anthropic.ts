@@ -6,6 +6,7 @@
  * use and tool results).
  */
 import { errorTextOf } from './error-text.ts'
+import { eventJson } from './sse.ts'
 import { acceptedByAnthropic, anthropicRequestFromOpenAI } from './translate/to-anthropic.ts'
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
@@ -51,13 +52,7 @@ export const anthropicAdapter: Adapter = {
   },
 
   observe(event: SseEvent, facts: StreamFacts) {
-    let json: unknown
-    try {
-      json = JSON.parse(event.data)
-    } catch {
-      throw new MalformedResponse('stream event is not JSON')
-    }
-    if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
+    const json = eventJson(event)
     // An error is one by its event name too: a proxy may send `event: error` with only `{"error":{…}}`.
     const type = event.event === 'error' ? 'error' : json.type
     switch (type) {

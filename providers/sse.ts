@@ -7,7 +7,7 @@
  * connection open) carries nothing in the JSON streams witness reads, and is
  * skipped too: parsed, it failed a healthy stream as malformed.
  */
-import { MalformedResponse, type SseEvent } from './types.ts'
+import { MalformedResponse, type SseEvent, isRecord } from './types.ts'
 
 /**
  * One event larger than this is refused (MalformedResponse): an upstream
@@ -200,4 +200,16 @@ export function frame(event: SseEvent): string {
     .map((line) => `data: ${line}\n`)
     .join('')
   return event.event ? `event: ${event.event}\n${data}\n` : `${data}\n`
+}
+
+/** An event's data as the JSON object the streams witness reads carry; MalformedResponse when it is not one. */
+export function eventJson(event: SseEvent): Record<string, unknown> {
+  let json: unknown
+  try {
+    json = JSON.parse(event.data)
+  } catch {
+    throw new MalformedResponse('stream event is not JSON')
+  }
+  if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
+  return json
 }

@@ -553,7 +553,7 @@ describe('a damaged archive month', () => {
   test('an export meeting the damage at once answers 503; one meeting it mid-stream keeps the rows it sent and ends with a line saying why, not a reset', async () => {
     // A first page (1000 rows) of recent rows in the live file, so the damaged month is read only for the second.
     const recent = Array.from({ length: 1000 }, (_, i): SeedRow => ({ timestamp: new Date(NOW - (i + 1) * 60_000).toISOString(), agent: 'ezra', provider: 'kimi', status: 'success' }))
-    const { own, file, server } = await damaged('2026-09', (path) => {
+    const { file, server } = await damaged('2026-09', (path) => {
       const db = Buffer.from(Bun.zstdDecompressSync(readFileSync(path)))
       db.fill(0x5a, 4096 + 8, 4096 + 200)
       writeFileSync(path, Bun.zstdCompressSync(db))

@@ -6,6 +6,7 @@
  * then reads the folded answer as any other (`completion`). Error events are
  * the adapter's to find (`observe`, as in a live stream) before the fold.
  */
+import { eventJson } from '../sse.ts'
 import { MalformedResponse, type SseEvent, type Wire, isRecord } from '../types.ts'
 
 type Json = Record<string, unknown>
@@ -13,17 +14,6 @@ type Json = Record<string, unknown>
 /** The answer `events` carry whole; throws MalformedResponse when they carry none (cut before their end, not the wire's events). */
 export function foldEvents(wire: Wire, events: readonly SseEvent[]): Json {
   return wire === 'openai' ? foldOpenai(events) : foldAnthropic(events)
-}
-
-function parsed(event: SseEvent): Json {
-  let json: unknown
-  try {
-    json = JSON.parse(event.data)
-  } catch {
-    throw new MalformedResponse('an event of the stream is not JSON')
-  }
-  if (!isRecord(json)) throw new MalformedResponse('an event of the stream is not a JSON object')
-  return json
 }
 
 interface OpenaiChoice {
@@ -41,7 +31,7 @@ function foldOpenai(events: readonly SseEvent[]): Json {
   const choices = new Map<number, OpenaiChoice>()
   for (const event of events) {
     if (event.data === '[DONE]') break
-    const json = parsed(event)
+    const json = eventJson(event)
     head ??= json
     if (isRecord(json.usage)) usage = json.usage
     for (const choice of Array.isArray(json.choices) ? json.choices.filter(isRecord) : []) {
@@ -98,7 +88,7 @@ function foldAnthropic(events: readonly SseEvent[]): Json {
   const json = new Map<number, string>()
   let stopped = false
   for (const event of events) {
-    const data = parsed(event)
+    const data = eventJson(event)
     switch (data.type) {
       case 'message_start':
         if (!isRecord(data.message)) throw new MalformedResponse('message_start without its message')
