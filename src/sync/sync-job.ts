@@ -19,7 +19,6 @@
  */
 import { existsSync } from 'node:fs'
 import type { SyncSettings } from '../config.ts'
-import { SyncError } from '../errors.ts'
 import { isoTime } from '../clock.ts'
 import { inReadSnapshot, openLiveForJob, retryWhileBusy } from '../jobs/job-db.ts'
 import { takeJobLock } from '../jobs/job-lock.ts'
