@@ -31,8 +31,8 @@ export const anthropicAdapter: Adapter = {
     return headers
   },
 
-  body(request: ClientRequest, model: string) {
-    const body = request.wire === 'anthropic' ? acceptedByAnthropic({ ...request.body, model }) : anthropicRequestFromOpenAI(request.body, model)
+  body(request: ClientRequest, model: string, target) {
+    const body = request.wire === 'anthropic' ? acceptedByAnthropic({ ...request.body, model }) : anthropicRequestFromOpenAI(request.body, model, target?.defaultMaxTokens)
     if (request.stream) body.stream = true
     else delete body.stream
     return body

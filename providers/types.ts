@@ -32,6 +32,8 @@ export interface Target {
   streamUsage?: boolean
   /** Whether a model's reasoning goes back to the provider that produced it (default yes). */
   sendReasoning?: boolean
+  /** Toward Anthropic: max_tokens for an OpenAI client's request without one (default DEFAULT_MAX_TOKENS). */
+  defaultMaxTokens?: number
 }
 
 /** Token usage as the provider reported it; null where it reported none. */
@@ -87,7 +89,7 @@ export interface Adapter {
   /** Headers that authenticate and version the call (content-type included), and any the client's request carries on. */
   headers(apiKey: string | undefined, request?: ClientRequest): Record<string, string>
   /** The upstream body for a client request, with `model` set; translates across wires. */
-  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage' | 'provider' | 'sendReasoning'>): Record<string, unknown>
+  body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage' | 'provider' | 'sendReasoning' | 'defaultMaxTokens'>): Record<string, unknown>
   /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */
   completion(json: unknown): Completion
   /** Folds one upstream stream event into the facts. */

@@ -11,6 +11,7 @@ import * as v from 'valibot'
 import { LineCounter, isMap, isNode, isScalar, isSeq, parseAllDocuments, parseDocument } from 'yaml'
 import { PRESETS, PRESET_NAMES, type PresetName, isPresetName } from '../providers/presets.ts'
 import { ADAPTERS } from '../providers/index.ts'
+import { DEFAULT_MAX_TOKENS } from '../providers/translate/to-anthropic.ts'
 import { type Wire, isRecord, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
 import { listNames } from './text.ts'
@@ -93,6 +94,11 @@ export const ProviderSchema = v.strictObject({
    * Cerebras refuse the field. Default: true, false for the groq preset.
    */
   send_reasoning: v.optional(v.boolean()),
+  /**
+   * `anthropic` type: the `max_tokens` sent for an OpenAI client's request that sets none, since
+   * the Messages API requires one and OpenAI has no such default. Default: 4096.
+   */
+  default_max_tokens: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1))),
   ...Tuning,
 })
 
@@ -290,6 +296,8 @@ export interface ProviderSpec {
   streamUsage: boolean
   /** Whether a model's reasoning goes back to it in the history (send_reasoning). */
   sendReasoning: boolean
+  /** An `anthropic` provider's max_tokens for an OpenAI client's request without one (default_max_tokens). */
+  defaultMaxTokens: number
 }
 
 export interface StepSpec {
@@ -378,6 +386,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     const type = p.type ?? preset?.type
     const baseUrl = p.base_url ?? preset?.baseUrl
     if (!type) issues.push({ path: `providers.${name}.type`, message: 'set type (openai or anthropic) or a preset' })
+    if (type === 'openai' && p.default_max_tokens !== undefined) {
+      issues.push({ path: `providers.${name}.default_max_tokens`, message: 'only for an anthropic provider (an OpenAI-compatible one takes a request without max_tokens)' })
+    }
     if (!baseUrl) {
       issues.push({
         path: `providers.${name}.base_url`,
@@ -397,6 +408,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
         headers: p.headers ?? {},
         streamUsage: p.stream_usage,
         sendReasoning: p.send_reasoning ?? !(preset && 'refusesReasoning' in preset),
+        defaultMaxTokens: p.default_max_tokens ?? DEFAULT_MAX_TOKENS,
       })
     }
   }

@@ -38,3 +38,11 @@ export function pathText(keys: readonly (string | number)[]): string {
   }
   return out
 }
+
+/**
+ * A string, or an array checked by `list`. A union would name the whole field when one item of
+ * the array is wrong ("Expected (string | Array) but received Array"); this names the item.
+ */
+export function textOrList<S extends v.GenericSchema>(list: S, message: string) {
+  return v.lazy((input) => (Array.isArray(input) ? list : v.string(message)))
+}

@@ -42,7 +42,7 @@ describe('config', () => {
   test('a provider named like a preset takes its type, base URL and key variable', () => {
     const config = parseConfig(minimal)
     expect(config.providers.get('kimi')).toEqual({
-      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {}, streamUsage: true, sendReasoning: true,
+      name: 'kimi', type: 'openai', preset: 'kimi', baseUrl: PRESETS.kimi.baseUrl, apiKeyEnv: 'KIMI_API_KEY', headers: {}, streamUsage: true, sendReasoning: true, defaultMaxTokens: 4096,
       endpoint: 'https://api.moonshot.ai/v1/chat/completions', publicEndpoint: 'https://api.moonshot.ai/v1/chat/completions',
     })
   })
@@ -53,6 +53,17 @@ describe('config', () => {
       chains: { default: [{ provider: 'kimi', model: 'a' }] },
     })
     expect(['kimi', 'groq', 'fussy', 'groq2'].map((name) => config.providers.get(name)!.sendReasoning)).toEqual([true, false, false, true])
+  })
+
+  test('default_max_tokens: 4096 unless set, and only for an anthropic provider', () => {
+    const config = parseConfig({
+      providers: { claude: { type: 'anthropic', base_url: 'https://a.example/v1' }, long: { type: 'anthropic', base_url: 'https://a.example/v1', default_max_tokens: 32000 } },
+      chains: { default: [{ provider: 'claude', model: 'a' }, { provider: 'long', model: 'a' }] },
+    })
+    expect(['claude', 'long'].map((name) => config.providers.get(name)!.defaultMaxTokens)).toEqual([4096, 32000])
+    const refused = () => parseConfig({ providers: { kimi: { default_max_tokens: 8000 } }, chains: { default: [{ provider: 'kimi', model: 'a' }] } })
+    expect(refused).toThrow(ConfigError)
+    expect(refused).toThrow(/providers\.kimi\.default_max_tokens: only for an anthropic provider/)
   })
 
   test('defaults fill every knob, and a step overrides its provider', () => {

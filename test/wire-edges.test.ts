@@ -37,6 +37,7 @@ beforeAll(async () => {
       quiet: { type: 'openai', base_url: base, send_reasoning: false },
       ant: { type: 'anthropic', base_url: base },
       antb: { type: 'anthropic', base_url: base, headers: { 'Anthropic-Beta': 'fleet-beta-1' } },
+      antl: { type: 'anthropic', base_url: base, default_max_tokens: 32000 },
     },
     chains: {
       o: [{ provider: 'oai', model: 'gpt-x', retries: 0 }],
@@ -44,6 +45,7 @@ beforeAll(async () => {
       quiet: [{ provider: 'quiet', model: 'gpt-x', retries: 0 }],
       a: [{ provider: 'ant', model: 'claude-x', retries: 0 }],
       ab: [{ provider: 'antb', model: 'claude-x', retries: 0 }],
+      al: [{ provider: 'antl', model: 'claude-x', retries: 0 }],
     },
   })
 })
@@ -192,6 +194,60 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(sent.top_p).toBe(0.5)
     expect(sent.metadata).toEqual({ user_id: 'ezra-7' })
   })
+  test('wrong types in the fields witness reads or translates are a 400 naming each path, and nothing is sent', async () => {
+    const post = (path: string, body: Record<string, unknown>) =>
+      fetch(`${w.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify(body) })
+    const cases: [Record<string, unknown>, string[]][] = [
+      [{ max_tokens: 'many', temperature: 'hot', stop: 5 }, ['max_tokens', 'temperature', 'stop']],
+      [{ messages: [{ role: 'user', content: 5 }] }, ['messages[0].content']],
+      [{ messages: [{ role: 'bogus', content: 'hi' }] }, ['messages[0].role']],
+      [{ messages: [{ role: 'user', content: [{ text: 'hi' }] }] }, ['messages[0].content[0].type']],
+      [{ messages: [{ role: 'assistant', content: null, tool_calls: 'x' }] }, ['messages[0].tool_calls']],
+      [{ tools: [{ type: 'function', function: { name: 5 } }] }, ['tools[0].function.name']],
+    ]
+    for (const [fields, paths] of cases) {
+      for (const [path, extra] of [['/v1/chat/completions', { model: 'a' }], ['/v1/infer', { chain: 'a' }]] as const) {
+        const res = await post(path, { messages: ask, ...extra, ...fields })
+        expect(res.status).toBe(400)
+        const issues = ((await res.json()) as { error: { issues: { path: string }[] } }).error.issues
+        expect(issues.map((issue) => issue.path)).toEqual(paths)
+      }
+    }
+    expect(received).toHaveLength(0)
+    // What the SDKs send (nulls for unset fields, content parts, a tool loop) still goes.
+    handler = () => Response.json({ id: 'msg_9', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const loop = [
+      { role: 'user', content: [{ type: 'text', text: 'weather?' }] },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'get_weather', arguments: '{}' } }] },
+      { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+    ]
+    const res = await post('/v1/chat/completions', { model: 'a', messages: loop, max_tokens: null, temperature: null, stop: null, stream: null, tools: [{ type: 'function', function: { name: 'get_weather' } }] })
+    expect(res.status).toBe(200)
+  })
+
+  test('a request without max_tokens gets the provider\'s default_max_tokens (4096 unless set): the Messages API requires one', async () => {
+    handler = () => Response.json({ id: 'msg_10', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    await openai().chat.completions.create({ model: 'a', messages: ask })
+    await openai().chat.completions.create({ model: 'al', messages: ask })
+    await openai().chat.completions.create({ model: 'al', messages: ask, max_completion_tokens: 100 })
+    expect(received.map((body) => body.max_tokens)).toEqual([4096, 32000, 100])
+  })
+
+  test("an assistant turn that refused (OpenAI's refusal part) keeps its text toward Anthropic, between the user turns it separates", async () => {
+    handler = () => Response.json({ id: 'msg_11', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    const messages = [
+      { role: 'user', content: 'hi' },
+      { role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot.' }] },
+      { role: 'user', content: 'why?' },
+    ]
+    await openai().chat.completions.create({ model: 'a', messages: messages as OpenAI.ChatCompletionMessageParam[] })
+    expect(received[0]!.messages).toEqual([
+      { role: 'user', content: [{ type: 'text', text: 'hi' }] },
+      { role: 'assistant', content: [{ type: 'text', text: 'I cannot.' }] },
+      { role: 'user', content: [{ type: 'text', text: 'why?' }] },
+    ])
+  })
+
   test('stop sequences of whitespace alone (a completion-style "\\n"), which Anthropic refuses, are left out; the others go', async () => {
     handler = () => Response.json({ id: 'msg_6', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
     await openai().chat.completions.create({ model: 'a', messages: ask, stop: ['\n', 'END', ' '] })
@@ -379,6 +435,51 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     }
   })
 
+  test('an answer with tool calls and no finish_reason stops for tool_use, streamed or not; one without calls for end_turn (a Messages answer always says why it stopped)', async () => {
+    const calls = [{ id: 'call_N', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Rome"}' } }]
+    handler = () => Response.json({ id: 'chatcmpl-21', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: calls } }] })
+    expect((await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })).stop_reason).toBe('tool_use')
+    handler = () => Response.json({ id: 'chatcmpl-22', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: null }] })
+    expect((await anthropic().messages.create({ model: 'o', max_tokens: 100, messages: ask })).stop_reason).toBe('end_turn')
+    handler = () => sse([oa({ ...chunk, choices: [{ index: 0, delta: { role: 'assistant', tool_calls: [{ index: 0, ...calls[0] }] }, finish_reason: null }] }), 'data: [DONE]\n\n'])
+    const streamed = await anthropic().messages.stream({ model: 'o', max_tokens: 100, messages: ask }).finalMessage()
+    expect([streamed.stop_reason, streamed.content[0]!.type]).toEqual(['tool_use', 'tool_use'])
+  })
+
+  test("text or reasoning sent while a call's arguments stream waits for the call to be whole: every delta goes to the block that is open", async () => {
+    const call = (args: string, head = false) =>
+      oa({ ...chunk, choices: [{ index: 0, delta: { tool_calls: [{ index: 0, ...(head ? { id: 'call_1', type: 'function' } : {}), function: { ...(head ? { name: 'get_weather' } : {}), arguments: args } }] }, finish_reason: null }] })
+    const said = (delta: Record<string, unknown>) => oa({ ...chunk, choices: [{ index: 0, delta, finish_reason: null }] })
+    handler = () => sse([call('{"ci', true), said({ content: 'Let me check.' }), said({ reasoning_content: 'Paris, then.' }), call('ty":"Paris"}'), oa({ ...chunk, choices: [{ index: 0, delta: {}, finish_reason: 'tool_calls' }] }), 'data: [DONE]\n\n'])
+    const res = await fetch(`${w.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' },
+      body: JSON.stringify({ model: 'o', max_tokens: 100, stream: true, messages: ask }),
+    })
+    const events = (await res.text()).split('\n\n').flatMap((frame) => {
+      const data = frame.split('\n').find((line) => line.startsWith('data: '))
+      return data ? [JSON.parse(data.slice(6)) as { type: string; index?: number; delta?: Record<string, string>; content_block?: { type: string } }] : []
+    })
+    // A block is started, given deltas and stopped, one at a time, in index order.
+    let open: number | null = null
+    let next = 0
+    const blocks: string[] = []
+    for (const event of events) {
+      if (event.type === 'content_block_start') {
+        expect([open, event.index]).toEqual([null, next++])
+        open = event.index!
+        blocks.push(event.content_block!.type)
+      } else if (event.type === 'content_block_delta') expect(event.index).toBe(open!)
+      else if (event.type === 'content_block_stop') {
+        expect(event.index).toBe(open!)
+        open = null
+      }
+    }
+    expect(blocks).toEqual(['tool_use', 'text', 'thinking'])
+    const args = events.filter((e) => e.type === 'content_block_delta' && e.index === 0).map((e) => e.delta!.partial_json).join('')
+    expect(JSON.parse(args)).toEqual({ city: 'Paris' })
+  })
+
   test('an answer with tool calls and finish_reason "stop" (Gemini; OpenAI when tool_choice names a function) stops for tool_use, streamed or not', async () => {
     const calls = [{ id: 'call_W', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Oslo"}' } }]
     handler = () => Response.json({ id: 'chatcmpl-11', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: null, tool_calls: calls }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } })
@@ -495,6 +596,40 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
         ],
       },
     ])
+  })
+
+  test("a document by URL or by a Files API id, and an image by id, go as file parts (the upstream takes or refuses them) rather than being dropped; Anthropic's own tools, which have no schema, are left out", async () => {
+    handler = () => Response.json({ id: 'chatcmpl-23', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const res = await fetch(`${w.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' },
+      body: JSON.stringify({
+        model: 'o',
+        max_tokens: 100,
+        messages: [{
+          role: 'user',
+          content: [
+            { type: 'document', title: 'report.pdf', source: { type: 'url', url: 'https://example.com/report.pdf' } },
+            { type: 'document', source: { type: 'file', file_id: 'file_011' } },
+            { type: 'image', source: { type: 'file', file_id: 'file_012' } },
+            { type: 'text', text: 'Summarise them.' },
+          ],
+        }],
+        tools: [
+          { type: 'web_search_20250305', name: 'web_search', max_uses: 3 },
+          { name: 'get_weather', input_schema: { type: 'object', properties: { city: { type: 'string' } } } },
+          { type: 'custom', name: 'get_time', input_schema: { type: 'object', properties: {} } },
+        ],
+      }),
+    })
+    expect(res.status).toBe(200)
+    expect(received[0]!.messages[0].content).toEqual([
+      { type: 'file', file: { filename: 'report.pdf', file_data: 'https://example.com/report.pdf' } },
+      { type: 'file', file: { file_id: 'file_011' } },
+      { type: 'file', file: { file_id: 'file_012' } },
+      { type: 'text', text: 'Summarise them.' },
+    ])
+    expect(received[0]!.tools.map((tool: { function: { name: string } }) => tool.function.name)).toEqual(['get_weather', 'get_time'])
   })
 
   test("a user turn's text blocks (Claude Code's <system-reminder>, then the prompt) reach it a line apart, not run together", async () => {

@@ -216,6 +216,7 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
   let calledTools = false
   let reasoningField: ReasoningField = 'reasoning_content'
   let refused = false
+  /** From the upstream's finish_reason; an answer that ends without one is given one (finish below). */
   let stopReason: string | null = null
   let tokensIn = 0
   let tokensOut = 0
@@ -236,6 +237,26 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
     // Anthropic clients answer a call by its id: one sent empty gets one.
     out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'tool_use', id: call.id ?? newToolUseId(), name: call.name, input: {} } }))
     if (call.args !== '') out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'input_json_delta', partial_json: call.args } }))
+  }
+  /**
+   * Text and reasoning that arrived while a call's arguments were still streaming (an upstream that
+   * interleaves them). Sent at once, they would close the call's block on half its JSON, and the
+   * rest of its arguments would go to a block already stopped; so they wait for the call to be whole.
+   */
+  const held: { type: 'thinking' | 'text'; text: string }[] = []
+  const callStreaming = () => liveCall !== null && !wholeJson(liveCall.args)
+  const sendHeld = (out: string[]) => {
+    for (const piece of held.splice(0)) {
+      if (blockType !== piece.type) {
+        closeBlock(out)
+        blockIndex++
+        blockType = piece.type
+        const block = piece.type === 'thinking' ? { type: 'thinking', thinking: '', signature: '' } : { type: 'text', text: '' }
+        out.push(ev('content_block_start', { index: blockIndex, content_block: block }))
+      }
+      const delta = piece.type === 'thinking' ? { type: 'thinking_delta', thinking: piece.text } : { type: 'text_delta', text: piece.text }
+      out.push(ev('content_block_delta', { index: blockIndex, delta }))
+    }
   }
   /** Opens the waiting calls' blocks in turn, while the open call is whole (all of them when the answer ends). */
   const sendWaiting = (out: string[], ending: boolean) => {
@@ -270,27 +291,14 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       const reasoning = reasoningOf(delta)
       if (reasoning) {
         reasoningField = reasoning.field
-        if (blockType !== 'thinking') {
-          closeBlock(out)
-          blockIndex++
-          blockType = 'thinking'
-          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'thinking', thinking: '', signature: '' } }))
-        }
-        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'thinking_delta', thinking: reasoning.text } }))
+        held.push({ type: 'thinking', text: reasoning.text })
       }
       // A refusal streams as its own field: its text is the answer, and the stop reason says so.
       const refusal = isNonEmptyString(delta.refusal) ? delta.refusal : null
       if (refusal) refused = true
       const text = isNonEmptyString(delta.content) ? delta.content : refusal
-      if (text) {
-        if (blockType !== 'text') {
-          closeBlock(out)
-          blockIndex++
-          blockType = 'text'
-          out.push(ev('content_block_start', { index: blockIndex, content_block: { type: 'text', text: '' } }))
-        }
-        out.push(ev('content_block_delta', { index: blockIndex, delta: { type: 'text_delta', text } }))
-      }
+      if (text) held.push({ type: 'text', text })
+      if (!callStreaming()) sendHeld(out)
       for (const call of Array.isArray(delta.tool_calls) ? delta.tool_calls.filter(isRecord) : []) {
         const slot = typeof call.index === 'number' ? call.index : -1
         const fn = isRecord(call.function) ? call.function : {}
@@ -300,17 +308,19 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
           calledTools = true
           open = { block: null, id, name: fn.name, args: '' }
           openCalls.set(slot, open)
-          const streaming = liveCall !== null && !wholeJson(liveCall.args)
-          if (streaming || waiting.length > 0) waiting.push(open)
+          if (callStreaming() || waiting.length > 0) waiting.push(open)
           else openCallBlock(out, open)
         }
         if (typeof fn.arguments === 'string' && fn.arguments !== '') {
           open.args += fn.arguments
-          if (open.block !== null) out.push(ev('content_block_delta', { index: open.block, delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
+          // Only into its block while that is open: pieces after a whole value (whitespace) stay out.
+          if (open === liveCall) out.push(ev('content_block_delta', { index: open.block, delta: { type: 'input_json_delta', partial_json: fn.arguments } }))
         }
       }
+      if (!callStreaming()) sendHeld(out)
       if (waiting.length > 0 && blockType === 'tool_use') sendWaiting(out, false)
       if (choice.finish_reason) {
+        sendHeld(out)
         sendWaiting(out, true)
         stopReason = stopReasonFromFinish(choice.finish_reason, calledTools, refused)
       }
@@ -319,8 +329,9 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
     finish() {
       const out: string[] = []
       if (!started) start(out, newMessageId(), options.model)
+      sendHeld(out)
       sendWaiting(out, true)
-      out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? 'end_turn', stop_sequence: null }, usage: anthropicUsageOf(tokensIn, tokensOut, cachedIn) }))
+      out.push(ev('message_delta', { delta: { stop_reason: stopReason ?? stopReasonFromFinish(null, calledTools, refused), stop_sequence: null }, usage: anthropicUsageOf(tokensIn, tokensOut, cachedIn) }))
       out.push(ev('message_stop', {}))
       return out
     },

@@ -9,7 +9,8 @@ import { isWitnessThinking, reasoningOf, reasoningSignature } from './reasoning.
 
 type Json = Record<string, unknown>
 
-const DEFAULT_MAX_TOKENS = 4096
+/** max_tokens for an OpenAI client's request that sets none (a provider's default_max_tokens overrides it). */
+export const DEFAULT_MAX_TOKENS = 4096
 
 /**
  * The request fields that go to Anthropic as they are: the same name and meaning in both APIs
@@ -20,8 +21,8 @@ const DEFAULT_MAX_TOKENS = 4096
  */
 const SAME_IN_ANTHROPIC = new Set(['top_p', 'top_k', 'thinking'])
 
-/** OpenAI chat-completions request -> Anthropic Messages request. */
-export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
+/** OpenAI chat-completions request -> Anthropic Messages request (`maxTokens` when the client set none). */
+export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens = DEFAULT_MAX_TOKENS): Json {
   const system: string[] = []
   const messages: { role: 'user' | 'assistant'; content: Json[] }[] = []
   const push = (role: 'user' | 'assistant', blocks: Json[]) => {
@@ -62,7 +63,7 @@ export function anthropicRequestFromOpenAI(body: Json, model: string): Json {
     if (SAME_IN_ANTHROPIC.has(key)) out[key] = value
   }
   if (system.length) out.system = system.join('\n\n')
-  out.max_tokens = firstNumber(body.max_completion_tokens, body.max_tokens) ?? DEFAULT_MAX_TOKENS
+  out.max_tokens = firstNumber(body.max_completion_tokens, body.max_tokens) ?? maxTokens
   if (typeof body.temperature === 'number') out.temperature = Math.min(1, body.temperature)
   // Anthropic refuses a stop sequence of whitespace alone (OpenAI's completion-style "\n"): left out.
   const stops = [body.stop, body.stop_sequences].flat().filter((stop) => typeof stop === 'string' && stop.trim() !== '')
@@ -169,20 +170,18 @@ export function anthropicUsageOf(promptTokens: number, outputTokens: number, cac
 /**
  * OpenAI finish_reason -> Anthropic stop_reason. An answer that calls tools stops for `tool_use`
  * whatever its finish_reason: Gemini's OpenAI endpoint, and OpenAI itself when `tool_choice` names
- * a function, say `stop`, and Anthropic clients run their tools only on `tool_use`. One that
- * refused (OpenAI's `refusal` field), and called none, stops for `refusal`.
+ * a function, say `stop`, and Anthropic clients run their tools only on `tool_use`; so does one
+ * that says no reason at all (a Messages answer always has one). One that refused (OpenAI's
+ * `refusal` field), and called none, stops for `refusal`.
  */
-export function stopReasonFromFinish(reason: unknown, calledTools = false, refused = false): string | null {
+export function stopReasonFromFinish(reason: unknown, calledTools = false, refused = false): string {
   if (refused && !calledTools) return 'refusal'
-  if (calledTools && reason !== null && reason !== undefined && reason !== 'length' && reason !== 'content_filter') return 'tool_use'
+  if (calledTools && reason !== 'length' && reason !== 'content_filter') return 'tool_use'
   switch (reason) {
-    case 'stop': return 'end_turn'
     case 'length': return 'max_tokens'
     case 'tool_calls':
     case 'function_call': return 'tool_use'
     case 'content_filter': return 'refusal'
-    case null:
-    case undefined: return null
     default: return 'end_turn'
   }
 }
@@ -245,12 +244,12 @@ function base64DataUrl(url: string): { mediaType: string; base64: string } | nul
   return data ? { mediaType: data[1]!.toLowerCase(), base64: data[2]! } : null
 }
 
-/** The text of an OpenAI content field (string or parts). */
+/** The text of an OpenAI content field (string or parts): its text parts, and an assistant turn's `refusal` part. */
 export function textOf(content: unknown): string {
   if (typeof content === 'string') return content
   if (!Array.isArray(content)) return ''
   return content
-    .map((part) => (isRecord(part) && typeof part.text === 'string' ? part.text : ''))
+    .map((part) => (!isRecord(part) ? '' : typeof part.text === 'string' ? part.text : part.type === 'refusal' && typeof part.refusal === 'string' ? part.refusal : ''))
     .join('')
 }
 

@@ -66,8 +66,12 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
   if (typeof body.max_tokens === 'number') out.max_tokens = body.max_tokens
   if (Array.isArray(body.stop_sequences) && body.stop_sequences.length) out.stop = body.stop_sequences
   if (isRecord(body.metadata) && typeof body.metadata.user_id === 'string') out.user = body.metadata.user_id
-  if (Array.isArray(body.tools)) {
-    out.tools = body.tools.filter(isRecord).map((tool) => ({
+  // Tools Anthropic defines (`web_search_20250305`, `bash_20250124`, ...) carry no schema: a server
+  // tool runs at Anthropic, and the model elsewhere knows neither its input nor how to call it. As a
+  // function without parameters it would be called with none, and the client could not run it.
+  const tools = Array.isArray(body.tools) ? body.tools.filter(isRecord).filter((tool) => tool.type === undefined || tool.type === 'custom') : []
+  if (tools.length) {
+    out.tools = tools.map((tool) => ({
       type: 'function',
       function: {
         name: tool.name,
@@ -93,6 +97,9 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
 function openaiPart(b: Json): Json[] {
   if (b.type === 'text') return [{ type: 'text', text: b.text }]
   const s = isRecord(b.source) ? b.source : null
+  // One given by an id of Anthropic's Files API goes as a file id: no other provider knows it, so the
+  // step fails (and its row says why) rather than the model answering without it.
+  if ((b.type === 'document' || b.type === 'image') && s?.type === 'file' && typeof s.file_id === 'string') return [{ type: 'file', file: { file_id: s.file_id } }]
   if (b.type === 'image' && s) {
     const url = s.type === 'base64' ? `data:${s.media_type};base64,${s.data}` : s.url
     return typeof url === 'string' ? [{ type: 'image_url', image_url: { url } }] : []
@@ -101,12 +108,14 @@ function openaiPart(b: Json): Json[] {
   // A plain-text document goes as its text, and so does one given as content blocks.
   const text = b.type === 'document' ? (s?.type === 'text' && typeof s.data === 'string' ? s.data : s?.type === 'content' ? anthropicText(s.content) : null) : null
   if (text !== null) return [{ type: 'text', text: title ? `${title}\n\n${text}` : text }]
-  // A PDF goes as a file part (OpenAI, OpenRouter, Gemini). An upstream that takes none refuses the
-  // request, and the row says so; dropping it, the model would answer without having read it.
+  // A PDF goes as a file part (OpenAI, OpenRouter, Gemini), by its data or its URL (OpenRouter takes
+  // one). An upstream that takes neither refuses the request, and the row says so; dropping it, the
+  // model would answer without having read it.
   if (b.type === 'document' && s?.type === 'base64' && typeof s.data === 'string') {
     const mediaType = typeof s.media_type === 'string' ? s.media_type : 'application/pdf'
     return [{ type: 'file', file: { filename: title ?? 'document.pdf', file_data: `data:${mediaType};base64,${s.data}` } }]
   }
+  if (b.type === 'document' && s?.type === 'url' && typeof s.url === 'string') return [{ type: 'file', file: { filename: title ?? 'document.pdf', file_data: s.url } }]
   return []
 }
 

@@ -153,6 +153,7 @@ export async function runStep(
     headers: step.provider.headers,
     streamUsage: step.provider.streamUsage,
     sendReasoning: step.provider.sendReasoning,
+    defaultMaxTokens: step.provider.defaultMaxTokens,
   }
   const endpoint = step.provider.publicEndpoint
   const { policy, clock, request } = scope

@@ -8,18 +8,13 @@ import * as v from 'valibot'
 import { completionAsOpenAI } from '../../providers/translate/to-openai.ts'
 import type { DispatchDeps } from '../router/dispatch.ts'
 import { answer } from './inference.ts'
-import { NoModelList, readJsonObject, resolveAgent, validate } from './request-body.ts'
+import { OpenAIBody } from './openai-body.ts'
+import { readJsonObject, resolveAgent, validate } from './request-body.ts'
 
 export const ChatCompletionsSchema = v.looseObject({
+  ...OpenAIBody,
   model: v.pipe(v.string(), v.minLength(1, 'model names a witness chain (GET /v1/models lists them)')),
-  messages: v.pipe(
-    v.array(v.looseObject({ role: v.pipe(v.string(), v.minLength(1)) })),
-    v.minLength(1, 'at least one message is required'),
-  ),
-  // openai-node types `stream` as `| null`; null (either) is taken as left unsaid.
-  stream: v.nullish(v.boolean()),
   user: v.nullish(v.string()),
-  models: NoModelList,
 })
 
 export function chatCompletionsRoute(deps: DispatchDeps) {

@@ -11,17 +11,13 @@ import { isRecord } from '../../providers/types.ts'
 import { receiptFor } from '../proof/receipt.ts'
 import type { DispatchDeps } from '../router/dispatch.ts'
 import { answer } from './inference.ts'
-import { AgentName, NoModelList, readJsonObject, resolveAgent, validate } from './request-body.ts'
+import { OpenAIBody } from './openai-body.ts'
+import { AgentName, readJsonObject, resolveAgent, validate } from './request-body.ts'
 
 export const InferRequestSchema = v.looseObject({
   chain: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(64)), 'default'),
   agent: v.optional(AgentName),
-  messages: v.pipe(
-    v.array(v.looseObject({ role: v.pipe(v.string(), v.minLength(1)) })),
-    v.minLength(1, 'at least one message is required'),
-  ),
-  stream: v.optional(v.boolean()),
-  models: NoModelList,
+  ...OpenAIBody,
 })
 
 export function inferRoute(deps: DispatchDeps) {

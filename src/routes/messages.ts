@@ -10,6 +10,7 @@ import { completionAsAnthropic } from '../../providers/translate/to-anthropic.ts
 import type { DispatchDeps } from '../router/dispatch.ts'
 import { answer } from './inference.ts'
 import { readJsonObject, resolveAgent, validate } from './request-body.ts'
+import { textOrList } from '../validation.ts'
 
 const Blocks = v.array(v.looseObject({ type: v.pipe(v.string(), v.minLength(1)) }))
 
@@ -17,10 +18,10 @@ const Blocks = v.array(v.looseObject({ type: v.pipe(v.string(), v.minLength(1)) 
 export const MessagesInput = {
   model: v.pipe(v.string(), v.minLength(1, 'model names a witness chain (GET /v1/models lists them)')),
   messages: v.pipe(
-    v.array(v.looseObject({ role: v.picklist(['user', 'assistant']), content: v.union([v.string(), Blocks]) })),
+    v.array(v.looseObject({ role: v.picklist(['user', 'assistant']), content: textOrList(Blocks, 'content is text or an array of content blocks') })),
     v.minLength(1, 'at least one message is required'),
   ),
-  system: v.optional(v.union([v.string(), Blocks])),
+  system: v.optional(textOrList(Blocks, 'system is text or an array of text blocks')),
   tools: v.nullish(v.array(v.looseObject({}))),
 }
 
