@@ -220,7 +220,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     // An error with a code (OpenRouter's, sent as the first event after its keep-alive comments) is
     // that HTTP error: a 400 is not retried, nor paid for twice.
     if (facts.errorCode !== null) throw errorInAnswer(target, new ErrorInAnswer(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
-    throw fail('stream', `upstream error event: ${clip(redactorOf(target, options)(facts.error))}`, true)
+    throw fail('stream', `upstream error event: ${redactedClip(redactorOf(target, options), facts.error)}`, true)
   }
   return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
 }
@@ -248,7 +248,7 @@ export function networkError(target: Target, error: unknown, options: CallOption
     ? 'connection refused'
     : code === 'ECONNRESET' || /reset|closed|socket/i.test(raw)
       ? 'connection closed by upstream'
-      : `network error: ${clip(redactorOf(target, options)(describeFetchFailure(code, raw)))}`
+      : `network error: ${redactedClip(redactorOf(target, options), describeFetchFailure(code, raw))}`
   return new ProviderError({ provider: target.provider, kind: 'network', detail, latencyMs, retryable: true })
 }
 
@@ -284,7 +284,7 @@ async function httpError(target: Target, response: Response, options: CallOption
   const parts = [`HTTP ${status} ${STATUS_TEXT[status] ?? 'error'}`]
   if (retryAfterMs !== undefined) parts.push(`(retry-after ${formatWait(retryAfterMs)})`)
   let detail = parts.join(' ')
-  if (upstream) detail += `: ${clip(redactorOf(target, options)(upstream))}`
+  if (upstream) detail += `: ${redactedClip(redactorOf(target, options), upstream)}`
   if (stalledMs !== null) detail += ` (${upstream ? 'the rest of its body' : 'its body'} did not come within ${stalledMs} ms)`
   return new ProviderError({
     provider: target.provider,
@@ -332,7 +332,7 @@ async function wholeAnswer(
 function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOptions, latencyMs: number): ProviderError {
   const code = error.code !== undefined && error.code >= 400 && error.code <= 599 ? error.code : undefined
   const status = code ?? 502
-  const detail = `error in a 200 answer${code ? ` (code ${code})` : ''}: ${clip(redactorOf(target, options)(error.message))}`
+  const detail = `error in a 200 answer${code ? ` (code ${code})` : ''}: ${redactedClip(redactorOf(target, options), error.message)}`
   return new ProviderError({ provider: target.provider, kind: 'http', detail, latencyMs, httpStatus: status, answeredStatus: 200, retryable: retryableStatus(status) })
 }
 
@@ -421,8 +421,23 @@ function decoded(text: string): string {
 }
 
 export function clip(text: string, max = 200): string {
-  const flat = text.replace(/\s+/g, ' ').trim()
+  const flat = flatText(text)
   return flat.length > max ? `${cutText(flat, max)}…` : flat
+}
+
+/** Whitespace collapsed to single spaces, trimmed: how a message is stored. */
+function flatText(text: string): string {
+  return text.replace(/\s+/g, ' ').trim()
+}
+
+/**
+ * An upstream's text as a message keeps it: redacted, then clipped. Its whitespace is collapsed
+ * before redaction, not after: an upstream quoting the prompt with its spaces changed (turned into
+ * line breaks) passes the redactor, and collapsing them afterwards would put the prompt back word for
+ * word. The prompt is looked for collapsed too (PromptText).
+ */
+export function redactedClip(redact: Redactor, text: string, max = 200): string {
+  return clip(redact(flatText(text)), max)
 }
 
 const STATUS_TEXT: Record<number, string> = {

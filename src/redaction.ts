@@ -12,7 +12,7 @@
  * header such as `HTTP-Referer`) is looked for whole and as sent: a run of
  * it would also match ordinary text (`https://www.`).
  *
- * The prompt's texts are looked for whole (as sent, or JSON-escaped) and, in
+ * The prompt's texts are looked for whole (as sent, with whitespace collapsed, or JSON-escaped) and, in
  * either case, by any run of PROMPT_WINDOW + PROMPT_STEP - 1 or more
  * characters from anywhere in them (an upstream quoting the middle of a
  * message it refused).
@@ -63,7 +63,9 @@ export class PromptText {
     const whole: string[] = []
     const folded: string[] = []
     const escapedForms: string[] = []
-    for (const text of this.texts) {
+    // Each text as sent and with its whitespace collapsed (as a stored message has it: providers/call.ts redactedClip).
+    const texts = new Set(this.texts.flatMap((text) => [text, text.replace(/\s+/g, ' ').trim()]))
+    for (const text of texts) {
       if (text.length < MIN_LENGTH) continue
       const escaped = JSON.stringify(text).slice(1, -1)
       for (const form of escaped === text ? [text] : [text, escaped]) {

@@ -549,25 +549,37 @@ describe('exhaustion and skips', () => {
     }
   })
 
-  test('prompt text echoed in an upstream error is not stored', async () => {
-    const prompt = 'the launch codes are 0000-1111 and nobody may know'
+  test('prompt text echoed in an upstream error is not stored, nor answered, however its whitespace was changed', async () => {
+    // As sent; its spaces made line breaks or doubled (a message stored has its whitespace collapsed,
+    // which must not put the prompt back together); and a prompt of several lines quoted on one.
+    const echoes: [string, (text: string) => string][] = [
+      ['the launch codes are 0000-1111 and nobody may know', (t) => t],
+      ['the launch codes are 0000-1111 and nobody may know', (t) => t.replaceAll(' ', '\n')],
+      ['the launch codes are 0000-1111 and nobody may know', (t) => t.replaceAll(' ', '  ')],
+      ['the launch codes\n\nare 0000-1111\n  and nobody may know', (t) => t.replace(/\s+/g, ' ')],
+    ]
+    let transform = echoes[0]![1]
     const echo = startSimulator()
     const server = Bun.serve({
       port: 0,
       hostname: '127.0.0.1',
       fetch: async (req) => {
         const body = (await req.json()) as { messages: { content: string }[] }
-        return Response.json({ error: { message: `cannot process: ${body.messages[0]!.content}` } }, { status: 400 })
+        return Response.json({ error: { message: `cannot process: ${transform(body.messages[0]!.content)}` } }, { status: 400 })
       },
     })
     const w = await startWitness(
       simConfig(echo.url, { default: [{ provider: 'echoer', model: 'e' }] }, { providers: { echoer: { type: 'openai', base_url: `http://127.0.0.1:${server.port}/v1` } } }),
     )
     running.push(w)
-    const res = await w.post('/v1/infer', { agent: 'a', messages: [{ role: 'user', content: prompt }] })
-    expect(res.status).toBe(502)
+    for (const [prompt, change] of echoes) {
+      transform = change
+      const res = await w.post('/v1/infer', { agent: 'a', messages: [{ role: 'user', content: prompt }] })
+      expect(res.status).toBe(502)
+      expect(await res.text()).not.toContain('0000-1111')
+    }
     const rows = readRows(w.dbPath)
-    expect(rows[0]!.error_message).toContain('HTTP 400 bad request')
+    expect(rows.map((row) => row.error_message)).toEqual(Array(echoes.length).fill('HTTP 400 bad request: cannot process: [redacted]'))
     expect(JSON.stringify(rows)).not.toContain('launch codes')
     server.stop(true)
     await echo.stop()

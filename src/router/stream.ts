@@ -11,7 +11,7 @@
  * (an SSE comment sent to keep the stream open, too) restart it.
  */
 import type { OpenedStream } from '../../providers/call.ts'
-import { clip } from '../../providers/call.ts'
+import { redactedClip } from '../../providers/call.ts'
 import type { StreamTranslator } from '../../providers/translate/stream.ts'
 import { frame } from '../../providers/sse.ts'
 import { type Adapter, MalformedResponse, type SseEvent, isRecord } from '../../providers/types.ts'
@@ -243,7 +243,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       }
       if (facts.error !== null) {
         const redact = init.redactor()
-        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${clip(redact(facts.error))})`
+        const message = `stream interrupted after ${facts.chunks} chunks (upstream error event: ${redactedClip(redact, facts.error)})`
         // Nothing reads the upstream after its error: close it, or a provider still generating keeps the socket (and bills).
         stopUpstream(new Stop('broken'))
         // A client of the same API gets the provider's own error event (its type tells an overload
