@@ -40,11 +40,23 @@ export function parseTimeSpec(text: string, nowMs: number): string | null {
   if (duration !== null) return isoTime(nowMs - duration)
   if (!DATE.test(trimmed) && !DATE_TIME.test(trimmed)) return null
   if (!dateExists(trimmed)) return null
-  const ms = Date.parse(trimmed)
-  if (!Number.isFinite(ms)) return null
+  const parsed = Date.parse(trimmed)
+  if (!Number.isFinite(parsed)) return null
+  const ms = parsed + (finerThanMs(trimmed) ? 1 : 0)
   const year = new Date(ms).getUTCFullYear()
   if (year < 1970 || year > 9999) return null
   return isoTime(ms)
+}
+
+/**
+ * Whether a time gives a part of a millisecond (`…:19.7131Z`), which Date.parse drops. Rows are
+ * stamped to the millisecond, so such a time is taken as the next millisecond: as `since`, rows at
+ * `.713` are before it and `.714` after; as `until` (exclusive), `.713` is before it. Cut down
+ * instead, it let in a row before `since` and left out one before `until`.
+ */
+function finerThanMs(text: string): boolean {
+  const fraction = /\.(\d+)/.exec(text)?.[1] ?? ''
+  return /[1-9]/.test(fraction.slice(3))
 }
 
 /** Whether the calendar date (and clock time, if any) at the start of `text` exists: no 2026-02-31, no 25:00. */

@@ -145,6 +145,20 @@ describe('witness did-call', () => {
     expect(JSON.parse(agent.stdout).never_seen).toEqual(['agent'])
     const noted = witness(['did-call', '--db', dbPath, '--agent', 'ezzra', '--provider', 'kimi'])
     expect(noted.stderr).toBe('note: no row in the files read names agent "ezzra": check its spelling\n')
+    // Rows were moved to archives this short window does not open: a provider since taken out of the
+    // config may be named there alone, so it is a "no" with a note, not a typo.
+    const archived = tempDir('witness-cli-archived-')
+    const copy = new Database(dbPath, { readonly: true })
+    copy.exec(`VACUUM INTO '${join(archived, 'copy.db')}'`)
+    copy.close()
+    const moved = new Database(join(archived, 'copy.db'))
+    moved.query("INSERT INTO witness_state (key, value, updated_at) VALUES ('archive.through', $at, $at)").run({ at: new Date(Date.now() - 40 * 86_400_000).toISOString() })
+    moved.close()
+    writeFileSync(join(archived, 'witness.yaml'), 'database: ./copy.db\nproviders: { kimi: {} }\nchains: { default: [ { provider: kimi, model: kimi-k2.5 } ] }\n')
+    const unread = witness(['did-call', '--agent', 'ezra', '--provider', 'kimmi', '--since', '1h'], archived)
+    expect(unread.code).toBe(1)
+    expect(unread.stdout).toStartWith('no: agent ezra made no call to provider kimmi')
+    expect(unread.stderr).toMatch(/^note: no row in the files read names provider "kimmi", and the config has none of that name \(it has kimi\): a typo\? Rows archived through \S+ were not read \(--archives reads them\)\n$/)
     // A "no" for names that have rows carries no such field.
     expect(JSON.parse(witness(['did-call', '--db', dbPath, '--agent', 'bezalel', '--provider', 'groq', '--since', '1h', '--json']).stdout).never_seen).toBeUndefined()
   })

@@ -20,6 +20,11 @@ describe('time specs', () => {
     expect(parseTimeSpec('2026-11-25T11:30:00.250+01:00', NOW)).toBe('2026-11-25T10:30:00.250Z')
     expect(parseTimeSpec('2026-11-25T05:30:00-0500', NOW)).toBe('2026-11-25T10:30:00.000Z')
     expect(parseTimeSpec('2026-11-25', NOW)).toBe('2026-11-25T00:00:00.000Z')
+    // Rows are stamped to the millisecond: a part of one makes it the next (as since, a row at .713
+    // is before .7131; as until, before it too), and zeros past it change nothing.
+    expect(parseTimeSpec('2026-11-25T10:00:19.7131Z', NOW)).toBe('2026-11-25T10:00:19.714Z')
+    expect(parseTimeSpec('2026-11-25T10:00:19.713000000Z', NOW)).toBe('2026-11-25T10:00:19.713Z')
+    expect(parseTimeSpec('2026-11-25T23:59:59.9995Z', NOW)).toBe('2026-11-26T00:00:00.000Z')
     // A "+" sent unencoded in a query string arrives as a space.
     expect(parseTimeSpec('2026-11-25T11:30:00 01:00', NOW)).toBe('2026-11-25T10:30:00.000Z')
   })

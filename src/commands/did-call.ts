@@ -5,7 +5,9 @@
  * a crash), so a script never takes a failure for "no".
  */
 import { parseArgs } from 'node:util'
+import { readState } from '../jobs/job-db.ts'
 import { parseDidCallInput } from '../query-input.ts'
+import { ARCHIVED_THROUGH_KEY } from '../retention/mover.ts'
 import { withSources } from '../retention/read-sources.ts'
 import { listNames } from '../text.ts'
 import { type DidCallAnswer, didCall } from '../telemetry/did-call.ts'
@@ -23,13 +25,23 @@ export const didCallCommand: Command = {
     const query = parseFlags(() => parseDidCallInput(given(values, ['agent', 'provider', 'model', 'since', 'until']), Date.now()))
     const target = openForReading(values)
     try {
-      const answer = await withSources(() => target.sources(query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives))
-      // A provider no row names and the config does not have is a name mistyped: not a "no".
+      const [answer, archivesRead] = await withSources(
+        () => target.sources(query.archives, query, true),
+        (sources) => [didCall(sources.live, query, sources.archives), sources.archives.length > 0] as const,
+      )
+      // A provider no row names and the config does not have is a name mistyped: not a "no". Unless
+      // rows were moved to archives this read did not open: a provider taken out of the config since
+      // may be named there alone.
       const providers = target.ownConfig ? [...target.ownConfig.providers.keys()] : null
+      let unknownProvider: string | null = null
       if (answer.never_seen?.includes('provider') && providers && !providers.includes(answer.provider)) {
-        throw new UsageError(`no provider "${answer.provider}": the config has none of that name (it has ${listNames(providers)}), and no row names one; a typo?`, { showUsage: false })
+        unknownProvider = `no row in the files read names provider "${answer.provider}", and the config has none of that name (it has ${listNames(providers)})`
+        const archived = readState(target.db, ARCHIVED_THROUGH_KEY)
+        if (archived === null || archivesRead) throw new UsageError(`no provider "${answer.provider}": the config has none of that name (it has ${listNames(providers)}), and no row names one; a typo?`, { showUsage: false })
+        unknownProvider += `: a typo? Rows archived through ${archived} were not read (--archives reads them)`
       }
       console.log(values.json ? JSON.stringify(answer) : sentence(answer))
+      if (unknownProvider) console.error(`note: ${unknownProvider}`)
       if (!values.json && answer.never_seen?.includes('agent')) console.error(`note: no row in the files read names agent "${answer.agent}": check its spelling`)
       return answer.called ? 0 : 1
     } finally {
