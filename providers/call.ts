@@ -6,7 +6,7 @@
  */
 import { ProviderError, retryableStatus } from '../src/errors.ts'
 import { type PromptText, type Redactor, redactor, valuesRedactor } from '../src/redaction.ts'
-import { cutText } from '../src/text.ts'
+import { collapseWhitespace, cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
 import { describeFetchFailure } from './fetch-failure.ts'
 import { readCapped } from './read-capped.ts'
@@ -421,23 +421,18 @@ function decoded(text: string): string {
 }
 
 export function clip(text: string, max = 200): string {
-  const flat = flatText(text)
+  const flat = collapseWhitespace(text)
   return flat.length > max ? `${cutText(flat, max)}…` : flat
-}
-
-/** Whitespace collapsed to single spaces, trimmed: how a message is stored. */
-function flatText(text: string): string {
-  return text.replace(/\s+/g, ' ').trim()
 }
 
 /**
  * An upstream's text as a message keeps it: redacted, then clipped. Its whitespace is collapsed
  * before redaction, not after: an upstream quoting the prompt with its spaces changed (turned into
  * line breaks) passes the redactor, and collapsing them afterwards would put the prompt back word for
- * word. The prompt is looked for collapsed too (PromptText).
+ * word. In a collapsed text the redactor looks for the prompt collapsed too (PromptText.forms).
  */
 export function redactedClip(redact: Redactor, text: string, max = 200): string {
-  return clip(redact(flatText(text)), max)
+  return clip(redact(collapseWhitespace(text)), max)
 }
 
 const STATUS_TEXT: Record<number, string> = {

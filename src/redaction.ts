@@ -12,10 +12,11 @@
  * header such as `HTTP-Referer`) is looked for whole and as sent: a run of
  * it would also match ordinary text (`https://www.`).
  *
- * The prompt's texts are looked for whole (as sent, with whitespace collapsed, or JSON-escaped) and, in
+ * The prompt's texts are looked for whole (as sent, or JSON-escaped) and, in
  * either case, by any run of PROMPT_WINDOW + PROMPT_STEP - 1 or more
  * characters from anywhere in them (an upstream quoting the middle of a
- * message it refused).
+ * message it refused). In a text of single spaces (a message as stored, its
+ * whitespace collapsed) they are looked for collapsed the same way.
  *
  * Runs are found through an index of fixed-length pieces. A secret's forms
  * are small: every piece of them is indexed and the text is read at every
@@ -25,6 +26,8 @@
  * to the whole run the text shares with its form, and the run is replaced by
  * `[redacted]`. All of it happens on an error's path only.
  */
+
+import { collapseWhitespace } from './text.ts'
 
 export const SECRET_WINDOW = 12
 export const PROMPT_WINDOW = 20
@@ -45,39 +48,57 @@ interface Form {
 
 type Run = [from: number, to: number]
 
+interface PromptForms {
+  whole: string[]
+  folded: string[]
+  escaped: string[]
+}
+
 /**
  * The prompt's texts, prepared once for all the errors of one request: each
  * whole, JSON-escaped where that differs, and letters folded to lower case.
  */
 export class PromptText {
-  private prepared: { whole: string[]; folded: string[]; escaped: string[] } | null = null
+  private sent: PromptForms | null = null
+  private flat: PromptForms | null = null
 
   constructor(private readonly texts: readonly string[]) {}
 
   /**
    * The texts to find whole (short ones), and the folded forms of the long ones: as sent, and
    * JSON-escaped where that differs (only a text with a backslash in it can hold one of those).
+   * `flat`: the same forms with their whitespace collapsed, for a text that has none but single
+   * spaces (a message as stored: providers/call.ts redactedClip). An echo of the prompt there is
+   * found whatever was done to its whitespace, and every run of the forms as sent that such a text
+   * can hold is in these too.
    */
-  forms(): { whole: string[]; folded: string[]; escaped: string[] } {
-    if (this.prepared) return this.prepared
-    const whole: string[] = []
-    const folded: string[] = []
-    const escapedForms: string[] = []
-    // Each text as sent and with its whitespace collapsed (as a stored message has it: providers/call.ts redactedClip).
-    const texts = new Set(this.texts.flatMap((text) => [text, text.replace(/\s+/g, ' ').trim()]))
-    for (const text of texts) {
-      if (text.length < MIN_LENGTH) continue
-      const escaped = JSON.stringify(text).slice(1, -1)
-      for (const form of escaped === text ? [text] : [text, escaped]) {
-        if (form.length < PROMPT_WINDOW + PROMPT_STEP - 1) whole.push(form)
-        else (form === text ? folded : escapedForms).push(lowerAscii(form))
-      }
-    }
-    // Longest first, so a text containing a shorter one is cut whole.
-    whole.sort((a, b) => b.length - a.length)
-    this.prepared = { whole, folded, escaped: escapedForms }
-    return this.prepared
+  forms(flat = false): PromptForms {
+    if (flat) return (this.flat ??= promptForms(this.texts, collapseWhitespace))
+    return (this.sent ??= promptForms(this.texts, (text) => text))
   }
+}
+
+function promptForms(texts: readonly string[], shape: (text: string) => string): PromptForms {
+  const whole: string[] = []
+  const folded: string[] = []
+  const escapedForms: string[] = []
+  for (const text of texts) {
+    const sent = shape(text)
+    if (sent.length < MIN_LENGTH) continue
+    const escaped = shape(JSON.stringify(text).slice(1, -1))
+    for (const form of escaped === sent ? [sent] : [sent, escaped]) {
+      if (form.length < PROMPT_WINDOW + PROMPT_STEP - 1) whole.push(form)
+      else (form === sent ? folded : escapedForms).push(lowerAscii(form))
+    }
+  }
+  // Longest first, so a text containing a shorter one is cut whole.
+  whole.sort((a, b) => b.length - a.length)
+  return { whole, folded, escaped: escapedForms }
+}
+
+/** Whether a text's whitespace is single spaces only, as collapseWhitespace leaves it. */
+function isFlat(text: string): boolean {
+  return !/[^\S ]| {2}/.test(text)
 }
 
 export interface Secrets {
@@ -93,7 +114,8 @@ export interface Secrets {
  */
 export function redactor(secrets: Secrets, prompt?: PromptText): Redactor {
   const index = pieceIndexOf(secrets.secret)
-  const plain = (secrets.plain ?? []).map((v) => v.trim()).filter((v) => v.length >= MIN_LENGTH)
+  // As sent, and collapsed as a stored message is (redactedClip).
+  const plain = [...new Set((secrets.plain ?? []).flatMap((v) => [v.trim(), collapseWhitespace(v)]))].filter((v) => v.length >= MIN_LENGTH)
   return (text) => {
     const runs = [...index.runsIn(text), ...wholeRuns(text, plain), ...(prompt ? promptRuns(text, prompt) : [])]
     return credentialShapes(runs.length ? cutRuns(text, runs) : text)
@@ -294,7 +316,7 @@ class PieceIndex {
 /** The runs of `text` that echo the prompt: its short texts whole, its long ones by runs of either case. */
 function promptRuns(text: string, prompt: PromptText): Run[] {
   if (text.length < MIN_LENGTH) return []
-  const forms = prompt.forms()
+  const forms = prompt.forms(isFlat(text))
   const runs = wholeRuns(text, forms.whole)
   const folded = text.includes('\\') ? [...forms.folded, ...forms.escaped] : forms.folded
   if (text.length < PROMPT_WINDOW || folded.length === 0) return runs

@@ -7,6 +7,11 @@
  * well-formed first, the same way SQLite would.
  */
 
+/** Whitespace collapsed to single spaces, trimmed: how an error message is stored (providers/call.ts clip). */
+export function collapseWhitespace(text: string): string {
+  return text.replace(/\s+/g, ' ').trim()
+}
+
 /** At most `max` UTF-16 units of `text`, never ending inside a surrogate pair. */
 export function cutText(text: string, max: number): string {
   if (text.length <= max) return text

@@ -42,10 +42,10 @@ export function parseTimeSpec(text: string, nowMs: number): string | null {
   if (!dateExists(trimmed)) return null
   const parsed = Date.parse(trimmed)
   if (!Number.isFinite(parsed)) return null
-  const ms = parsed + (finerThanMs(trimmed) ? 1 : 0)
-  const year = new Date(ms).getUTCFullYear()
+  const year = new Date(parsed).getUTCFullYear()
   if (year < 1970 || year > 9999) return null
-  return isoTime(ms)
+  const ms = parsed + (finerThanMs(trimmed) ? 1 : 0)
+  return isoTime(new Date(ms).getUTCFullYear() > 9999 ? parsed : ms)
 }
 
 /**

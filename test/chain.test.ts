@@ -552,11 +552,15 @@ describe('exhaustion and skips', () => {
   test('prompt text echoed in an upstream error is not stored, nor answered, however its whitespace was changed', async () => {
     // As sent; its spaces made line breaks or doubled (a message stored has its whitespace collapsed,
     // which must not put the prompt back together); and a prompt of several lines quoted on one.
+    // And an indented one quoted JSON-escaped (a body echoed back), as is and collapsed.
+    const config = 'Fix this config:\n  user: admin\n  pass: Tr0ub4dor&3x\n  host: db.internal.corp\n'
     const echoes: [string, (text: string) => string][] = [
       ['the launch codes are 0000-1111 and nobody may know', (t) => t],
       ['the launch codes are 0000-1111 and nobody may know', (t) => t.replaceAll(' ', '\n')],
       ['the launch codes are 0000-1111 and nobody may know', (t) => t.replaceAll(' ', '  ')],
       ['the launch codes\n\nare 0000-1111\n  and nobody may know', (t) => t.replace(/\s+/g, ' ')],
+      [config, (t) => JSON.stringify({ messages: [{ role: 'user', content: t }] })],
+      [config, (t) => JSON.stringify(t).replace(/\s+/g, ' ')],
     ]
     let transform = echoes[0]![1]
     const echo = startSimulator()
@@ -576,11 +580,15 @@ describe('exhaustion and skips', () => {
       transform = change
       const res = await w.post('/v1/infer', { agent: 'a', messages: [{ role: 'user', content: prompt }] })
       expect(res.status).toBe(502)
-      expect(await res.text()).not.toContain('0000-1111')
+      const answered = await res.text()
+      for (const secret of ['0000-1111', 'Tr0ub4dor', 'db.internal']) expect(answered).not.toContain(secret)
     }
     const rows = readRows(w.dbPath)
-    expect(rows.map((row) => row.error_message)).toEqual(Array(echoes.length).fill('HTTP 400 bad request: cannot process: [redacted]'))
-    expect(JSON.stringify(rows)).not.toContain('launch codes')
+    expect(rows.map((row) => row.error_message)).toEqual([
+      ...Array(4).fill('HTTP 400 bad request: cannot process: [redacted]'),
+      'HTTP 400 bad request: cannot process: {"messages":[{"role":"user","content":"[redacted]"}]}',
+      'HTTP 400 bad request: cannot process: "[redacted]"',
+    ])
     server.stop(true)
     await echo.stop()
   })

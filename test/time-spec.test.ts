@@ -25,6 +25,9 @@ describe('time specs', () => {
     expect(parseTimeSpec('2026-11-25T10:00:19.7131Z', NOW)).toBe('2026-11-25T10:00:19.714Z')
     expect(parseTimeSpec('2026-11-25T10:00:19.713000000Z', NOW)).toBe('2026-11-25T10:00:19.713Z')
     expect(parseTimeSpec('2026-11-25T23:59:59.9995Z', NOW)).toBe('2026-11-26T00:00:00.000Z')
+    // The years taken stay 1970-9999, whatever the last millisecond does.
+    expect(parseTimeSpec('9999-12-31T23:59:59.9999Z', NOW)).toBe('9999-12-31T23:59:59.999Z')
+    expect(parseTimeSpec('1969-12-31T23:59:59.9999Z', NOW)).toBeNull()
     // A "+" sent unencoded in a query string arrives as a space.
     expect(parseTimeSpec('2026-11-25T11:30:00 01:00', NOW)).toBe('2026-11-25T10:30:00.000Z')
   })

@@ -200,7 +200,7 @@ describe('an Anthropic provider, an OpenAI client', () => {
     const cases: [Record<string, unknown>, string[]][] = [
       [{ max_tokens: 'many', temperature: 'hot', stop: 5 }, ['max_tokens', 'temperature', 'stop']],
       [{ messages: [{ role: 'user', content: 5 }] }, ['messages[0].content']],
-      [{ messages: [{ role: 'bogus', content: 'hi' }] }, ['messages[0].role']],
+      [{ messages: [{ role: 5, content: 'hi' }] }, ['messages[0].role']],
       [{ messages: [{ role: 'user', content: [{ text: 'hi' }] }] }, ['messages[0].content[0].type']],
       [{ messages: [{ role: 'assistant', content: null, tool_calls: 'x' }] }, ['messages[0].tool_calls']],
       [{ tools: [{ type: 'function', function: { name: 5 } }] }, ['tools[0].function.name']],
@@ -223,6 +223,20 @@ describe('an Anthropic provider, an OpenAI client', () => {
     ]
     const res = await post('/v1/chat/completions', { model: 'a', messages: loop, max_tokens: null, temperature: null, stop: null, stream: null, tools: [{ type: 'function', function: { name: 'get_weather' } }] })
     expect(res.status).toBe(200)
+    // A custom (freeform) tool's call carries `custom`, not `function`; a role other upstreams take
+    // (Llama's `ipython`, at a vLLM) goes on, and toward Anthropic as the user's; a null tool_call_id.
+    handler = () => Response.json({ id: 'chatcmpl-31', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }] })
+    const custom = [
+      { role: 'user', content: 'run it' },
+      { role: 'assistant', content: null, tool_calls: [{ id: 'call_2', type: 'custom', custom: { name: 'shell', input: 'ls' } }] },
+      { role: 'tool', tool_call_id: 'call_2', content: 'a.txt' },
+      { role: 'ipython', content: 'output: 42', tool_call_id: null },
+    ]
+    expect((await post('/v1/chat/completions', { model: 'o', messages: custom })).status).toBe(200)
+    expect(received.at(-1)!.messages).toEqual(custom)
+    handler = () => Response.json({ id: 'msg_12', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
+    expect((await post('/v1/chat/completions', { model: 'a', messages: [{ role: 'user', content: 'hi' }, { role: 'ipython', content: 'output: 42' }] })).status).toBe(200)
+    expect(received.at(-1)!.messages).toEqual([{ role: 'user', content: [{ type: 'text', text: 'hi' }, { type: 'text', text: 'output: 42' }] }])
   })
 
   test('a request without max_tokens gets the provider\'s default_max_tokens (4096 unless set): the Messages API requires one', async () => {
@@ -478,6 +492,16 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     expect(blocks).toEqual(['tool_use', 'text', 'thinking'])
     const args = events.filter((e) => e.type === 'content_block_delta' && e.index === 0).map((e) => e.delta!.partial_json).join('')
     expect(JSON.parse(args)).toEqual({ city: 'Paris' })
+    // A stream cut while text was held: the text is sent, then the error.
+    handler = () => sse([call('{"ci', true), said({ content: 'Let me check.' })])
+    const cut = await fetch(`${w.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' },
+      body: JSON.stringify({ model: 'o', max_tokens: 100, stream: true, messages: ask }),
+    })
+    const frames = (await cut.text()).split('\n\n').filter((frame) => frame.startsWith('event: '))
+    expect(frames.map((frame) => frame.slice(7, frame.indexOf('\n')))).toEqual(['message_start', 'content_block_start', 'content_block_delta', 'content_block_stop', 'content_block_start', 'content_block_delta', 'error'])
+    expect(frames[5]).toContain('"text":"Let me check."')
   })
 
   test('an answer with tool calls and finish_reason "stop" (Gemini; OpenAI when tool_choice names a function) stops for tool_use, streamed or not', async () => {
@@ -630,6 +654,21 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
       { type: 'text', text: 'Summarise them.' },
     ])
     expect(received[0]!.tools.map((tool: { function: { name: string } }) => tool.function.name)).toEqual(['get_weather', 'get_time'])
+    // A choice goes only with tools to choose among, and not one naming a tool left out.
+    const post = (tools: unknown[], choice: unknown) =>
+      fetch(`${w.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' },
+        body: JSON.stringify({ model: 'o', max_tokens: 100, messages: ask, tools, tool_choice: choice }),
+      })
+    const search = { type: 'web_search_20250305', name: 'web_search' }
+    const weather = { name: 'get_weather', input_schema: { type: 'object', properties: {} } }
+    expect((await post([search], { type: 'tool', name: 'web_search', disable_parallel_tool_use: true })).status).toBe(200)
+    expect([received[1]!.tools, received[1]!.tool_choice, received[1]!.parallel_tool_calls]).toEqual([undefined, undefined, undefined])
+    expect((await post([search, weather], { type: 'tool', name: 'web_search', disable_parallel_tool_use: true })).status).toBe(200)
+    expect([received[2]!.tool_choice, received[2]!.parallel_tool_calls]).toEqual([undefined, false])
+    expect((await post([search, weather], { type: 'tool', name: 'get_weather' })).status).toBe(200)
+    expect(received[3]!.tool_choice).toEqual({ type: 'function', function: { name: 'get_weather' } })
   })
 
   test("a user turn's text blocks (Claude Code's <system-reminder>, then the prompt) reach it a line apart, not run together", async () => {

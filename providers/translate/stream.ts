@@ -335,6 +335,12 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       out.push(ev('message_stop', {}))
       return out
     },
-    fail: (type, message) => [anthropicErrorFrame(type, message)],
+    fail(type, message) {
+      // What was held for a call cut off with the stream is sent before the error, as it came.
+      const out: string[] = []
+      if (started) sendHeld(out)
+      out.push(anthropicErrorFrame(type, message))
+      return out
+    },
   }
 }

@@ -37,8 +37,6 @@ export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens 
     const role = message.role
     if (role === 'system' || role === 'developer') {
       system.push(textOf(message.content))
-    } else if (role === 'user') {
-      push('user', userBlocks(message.content))
     } else if (role === 'assistant') {
       const blocks: Json[] = []
       const text = textOf(message.content)
@@ -55,6 +53,10 @@ export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens 
       push('assistant', blocks)
     } else if (role === 'tool') {
       push('user', [{ type: 'tool_result', tool_use_id: anthropicToolId(message.tool_call_id), content: textOf(message.content) }])
+    } else {
+      // The user's, and a role Anthropic has no counterpart for (`function`, OpenAI's old tool
+      // result; Llama's `ipython`): that speaks to the model all the same, so it goes as the user's.
+      push('user', userBlocks(message.content))
     }
   }
 

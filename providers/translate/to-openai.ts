@@ -80,12 +80,15 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
       },
     }))
   }
-  if (isRecord(body.tool_choice)) {
+  // A choice goes only with the tools it chooses among: OpenAI refuses `tool_choice` without `tools`,
+  // and one naming a tool left out above (Anthropic's own) is left to the model.
+  const named = new Set(tools.map((tool) => tool.name))
+  if (isRecord(body.tool_choice) && tools.length) {
     const c = body.tool_choice
     if (c.type === 'auto') out.tool_choice = 'auto'
     else if (c.type === 'any') out.tool_choice = 'required'
     else if (c.type === 'none') out.tool_choice = 'none'
-    else if (c.type === 'tool') out.tool_choice = { type: 'function', function: { name: c.name } }
+    else if (c.type === 'tool' && named.has(c.name)) out.tool_choice = { type: 'function', function: { name: c.name } }
     if (c.disable_parallel_tool_use === true) out.parallel_tool_calls = false
   }
   const schema = outputSchemaOf(body)

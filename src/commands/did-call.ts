@@ -41,7 +41,7 @@ export const didCallCommand: Command = {
         unknownProvider += `: a typo? Rows archived through ${archived} were not read (--archives reads them)`
       }
       console.log(values.json ? JSON.stringify(answer) : sentence(answer))
-      if (unknownProvider) console.error(`note: ${unknownProvider}`)
+      if (!values.json && unknownProvider) console.error(`note: ${unknownProvider}`)
       if (!values.json && answer.never_seen?.includes('agent')) console.error(`note: no row in the files read names agent "${answer.agent}": check its spelling`)
       return answer.called ? 0 : 1
     } finally {

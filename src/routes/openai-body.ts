@@ -5,14 +5,13 @@
  * Anthropic step, which would otherwise have to drop or replace a value of the
  * wrong type without a word (`"max_tokens": "many"` sent as 4096, a message
  * whose content is a number sent as none). So a wrong type is a 400 naming its
- * path, as OpenAI answers it, whichever provider the chain starts with.
+ * path, as OpenAI answers it, whichever provider the chain starts with. The
+ * role is any name: an upstream other than OpenAI may take others.
  */
 import * as v from 'valibot'
+import { isRecord } from '../../providers/types.ts'
 import { textOrList } from '../validation.ts'
 import { NoModelList } from './request-body.ts'
-
-/** The roles OpenAI's API takes; it refuses any other ("Invalid value … Supported values are …"). */
-const ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const
 
 const Name = v.pipe(v.string(), v.minLength(1))
 const Count = v.nullish(v.pipe(v.number(), v.integer(), v.minValue(1)))
@@ -20,11 +19,17 @@ const Real = v.nullish(v.number())
 
 const ContentParts = v.array(v.looseObject({ type: Name }))
 
+/** A call in an assistant turn: a function's names it (`custom` tools' calls carry `custom` instead). */
+const ToolCall = v.lazy((input) =>
+  isRecord(input) && input.type !== undefined && input.type !== 'function' ? v.looseObject({ type: Name }) : v.looseObject({ function: v.looseObject({ name: Name }) }),
+)
+
 const Message = v.looseObject({
-  role: v.picklist(ROLES, `role is one of ${ROLES.join(', ')}`),
+  // Any role an upstream may take (OpenAI's six; Llama's `ipython` at a vLLM or Ollama).
+  role: Name,
   content: v.nullish(textOrList(ContentParts, 'content is text, an array of content parts, or null')),
-  tool_calls: v.nullish(v.array(v.looseObject({ function: v.looseObject({ name: Name }) }))),
-  tool_call_id: v.optional(v.string()),
+  tool_calls: v.nullish(v.array(ToolCall)),
+  tool_call_id: v.nullish(v.string()),
 })
 
 /** The fields of a chat-completions request that witness reads or translates, checked. */
