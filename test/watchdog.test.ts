@@ -458,7 +458,14 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
       } finally {
         await release()
       }
-      if (what === 'locked by another process') expect(readRows(dbPath)).toEqual([])
+      if (what !== 'locked by another process') continue
+      expect(readRows(dbPath)).toEqual([])
+      // The lock gone, the next run records that rollback (it was kept in the state file), once.
+      await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+      await watchdog(['--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms'])
+      const rows = readRows(dbPath).filter((row) => row.status === 'rollback')
+      expect(rows).toHaveLength(1)
+      expect(rows[0]!.error_message).toMatch(/after 1 failed health check \(connection refused\); restart_command exited 0; NOT IN EFFECT: .*; recorded by the next run$/)
     }
   })
 

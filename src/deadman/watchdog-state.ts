@@ -12,9 +12,22 @@ export const WatchdogStateSchema = v.object({
   last_failure: v.nullable(v.string()),
   /** This streak of failures has been reported (alert sent, rollback refused): say it once. */
   reported: v.optional(v.boolean(), false),
-  /** A rollback begun (the snapshot about to be restored) and not yet recorded: a run killed meanwhile leaves it for the next. */
+  /**
+   * A rollback begun (the snapshot about to be restored) and not yet recorded: a run killed meanwhile
+   * leaves it for the next, and so does one that could not record it (`outcome`: what its restart
+   * did, as that run saw it).
+   */
   rollback: v.optional(
-    v.nullable(v.object({ id: v.string(), old_hash: v.nullable(v.string()), new_hash: v.string(), reason: v.string(), started_at: v.string() })),
+    v.nullable(
+      v.object({
+        id: v.string(),
+        old_hash: v.nullable(v.string()),
+        new_hash: v.string(),
+        reason: v.string(),
+        started_at: v.string(),
+        outcome: v.optional(v.nullable(v.string()), null),
+      }),
+    ),
     null,
   ),
   /**

@@ -60,7 +60,8 @@ export type WatchdogExit = 0 | 1 | 2
 
 interface Outcome {
   exit: WatchdogExit
-  state: Omit<WatchdogState, 'updated_at' | 'rollback'>
+  /** `rollback`: one carried out and not recorded, left for the next run to record. */
+  state: Omit<WatchdogState, 'updated_at' | 'rollback'> & Partial<Pick<WatchdogState, 'rollback'>>
 }
 
 export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
@@ -96,7 +97,7 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
     }
     const check = await checkHeartbeat(router)
     const outcome = await decide(o, router, check, previous, settings, clock)
-    writeWatchdogState(o.statePath, { ...outcome.state, rollback: null, updated_at: isoTime(clock.now()) })
+    writeWatchdogState(o.statePath, { rollback: null, ...outcome.state, updated_at: isoTime(clock.now()) })
     return outcome.exit
   } finally {
     lock.release()
@@ -124,7 +125,9 @@ async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun
     o.log(`a rollback begun at ${begun.started_at} was never recorded, and ${o.configPath} cannot be read to record it now`)
     return 'failed'
   }
-  const restart: Restart = { ok: false, summary: 'the watchdog was stopped before it finished (the restart outcome is unknown); recorded by the next run', command: null, result: null }
+  // A run that could not record it knew what its restart did; one killed before did not.
+  const summary = begun.outcome ?? 'the watchdog was stopped before it finished (the restart outcome is unknown)'
+  const restart: Restart = { ok: false, summary: `${summary}; recorded by the next run`, command: null, result: null }
   const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
   const recorded = await recordAndAlert(recording(o), router, o.waitMs, settings, clock, entry, 'an interrupted rollback')
   return recorded.ok ? 'recorded' : 'failed'
@@ -213,12 +216,13 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // Written before the config is touched: a run killed from here on is finished by the next one.
   // The id makes the rollback one row, whoever records it and however often it is reported.
   const rollbackId = Bun.randomUUIDv7()
+  const startedAt = isoTime(clock.now())
   if (!again) {
     writeWatchdogState(o.statePath, {
       failures,
       last_failure: check.reason,
       reported: previous.reported,
-      rollback: { id: rollbackId, old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: isoTime(clock.now()) },
+      rollback: { id: rollbackId, old_hash: runningHash, new_hash: snapshot.hash, reason: why, started_at: startedAt, outcome: null },
       unapplied,
       updated_at: isoTime(clock.now()),
     })
@@ -257,8 +261,24 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   }
   // The router that answered after the restart is asked to record it; one that did not has had its wait.
   const recorded = await recordAndAlert(recording(o), applied.router, applied.answered ? o.waitMs : 0, restored, clock, entry, 'rollback')
+  if (!recorded.ok) {
+    // Carried out and not recorded (the database locked past its budget): kept, so the next run
+    // records it (recordInterrupted) and learns then whether it took.
+    const outcome = `${restart.summary}${notInEffect ? `; NOT IN EFFECT: ${notInEffect}` : ''}`
+    o.log('the rollback is kept in the state file: the next run records it')
+    return {
+      exit: 2,
+      state: {
+        failures: 0,
+        last_failure: check.reason,
+        reported: false,
+        unapplied,
+        rollback: { id: rollbackId, old_hash: oldHash, new_hash: snapshot.hash, reason: why, started_at: startedAt, outcome },
+      },
+    }
+  }
   return {
-    exit: restart.ok && !notInEffect && recorded.ok ? 0 : 2,
+    exit: restart.ok && !notInEffect ? 0 : 2,
     state: {
       failures: 0,
       last_failure: check.reason,
