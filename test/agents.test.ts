@@ -10,6 +10,7 @@ import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
+import { holdWriteLock } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
@@ -400,6 +401,117 @@ describe('an agent that falls silent', () => {
     await fourth.deadman.checkNow()
     expect(readRollbackFacts(fourth.dbPath).filter((f) => f.agent === 'bezalel')).toHaveLength(1)
     expect(await agentState(fourth, 'bezalel')).toMatchObject({ state: 'rolled_back' })
+  })
+
+  test('a rollback whose row the database refused (locked past its budget) is written by a later check, once; meanwhile the alert says so', async () => {
+    const dir = tempDir()
+    const [marker, alerts] = [join(dir, 'runs'), join(dir, 'alerts')]
+    const clock = manualClock()
+    const deadman = { alert_command: `echo "$1" >> ${alerts}`, agents: { ezra: { max_silence_s: 60, rollback_command: `echo run >> ${marker}; sleep 0.5` } } }
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, database_busy_timeout_ms: 200 }), { clock, env, dir })
+    clock.advance(61_000)
+    const check = w.deadman.checkNow()
+    for (let i = 0; i < 300 && lines(marker).length === 0; i++) await Bun.sleep(10)
+    const lock = await holdWriteLock(w.dbPath)
+    try {
+      await check
+      expect(readRows(w.dbPath)).toEqual([])
+      expect(lines(alerts)).toEqual([expect.stringMatching(/^rolled back agent ezra \(config unknown\) after 61 s of silence \(max 60 s\): rollback_command exited 0; NOT RECORDED yet \(.*locked.*\): tried again at each check$/)])
+      expect(await agentState(w, 'ezra')).toMatchObject({ state: 'rolling_back' })
+    } finally {
+      await lock.release()
+    }
+    await w.deadman.checkNow()
+    await w.deadman.checkNow()
+    expect(lines(marker)).toEqual(['run'])
+    const rows = readRows(w.dbPath)
+    expect(rows.map((row) => [row.agent_name, row.status, row.error_message])).toEqual([['ezra', 'rollback', 'rolled back agent ezra (config unknown) after 61 s of silence (max 60 s): rollback_command exited 0']])
+    expect(await agentState(w, 'ezra')).toMatchObject({ state: 'rolled_back', last_rollback: { log_id: rows[0]!.id } })
+  })
+
+  test('an agent that beats while its rollback_command runs, the router then killed: the next start records that rollback', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const clock = manualClock()
+    const deadman = { agents: { slow: { max_silence_s: 60, rollback_command: `echo run >> ${marker}; sleep 2` } } }
+    const first = (await witness(deadman, { dir, clock })).w
+    clock.advance(61_000)
+    void first.deadman.checkNow()
+    for (let i = 0; i < 300 && lines(marker).length === 0; i++) await Bun.sleep(10)
+    expect((await beat(first, { agent: 'slow', config_hash: 'b2' })).status).toBe(200)
+    // The state in the file as a kill -9 now would leave it: the beat has not ended the rollback's record.
+    const db = new Database(first.dbPath, { readonly: true })
+    expect(db.query("SELECT state FROM deadman_agent WHERE agent = 'slow'").get()).toEqual({ state: 'rolling_back' })
+    db.close()
+    const copy = tempDir()
+    const { copyFileSync } = await import('node:fs')
+    for (const file of ['witness.db', 'witness.db-wal']) if (existsSync(join(dir, file))) copyFileSync(join(dir, file), join(copy, file))
+    await first.stop(0)
+    const second = (await witness(deadman, { dir: copy, clock })).w
+    await second.deadman.checkNow()
+    const facts = readRollbackFacts(second.dbPath)
+    expect(facts.map((f) => [f.agent, f.exit_status])).toEqual([['slow', null]])
+    expect(facts[0]!.reason).toContain('outcome unknown, witness stopped while its rollback_command ran')
+    expect(lines(marker)).toEqual(['run'])
+  })
+
+  test("one agent's slow rollback_command does not hold up the periodic check of the others", async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    const clock = manualClock()
+    const deadman = {
+      agents: {
+        slow: { max_silence_s: 60, rollback_command: `echo slow >> ${marker}; sleep 1.5; echo slow-done >> ${marker}` },
+        quick: { max_silence_s: 120, rollback_command: `echo quick >> ${marker}` },
+      },
+    }
+    const { w } = await witness(deadman, { dir, clock })
+    clock.advance(61_000)
+    await w.deadman.checkNow(false)
+    for (let i = 0; i < 300 && lines(marker).length === 0; i++) await Bun.sleep(10)
+    clock.advance(60_000)
+    await w.deadman.checkNow(false)
+    for (let i = 0; i < 300 && lines(marker).length < 2; i++) await Bun.sleep(10)
+    expect(lines(marker)).toEqual(['slow', 'quick'])
+    // A check while slow's command runs does not start it again.
+    await w.deadman.checkNow(false)
+    await w.deadman.idle()
+    expect(lines(marker)).toEqual(['slow', 'quick', 'slow-done'])
+    expect(readRows(w.dbPath).map((row) => row.agent_name).sort()).toEqual(['quick', 'slow'])
+  })
+
+  test("a rollback_command's own children are killed at command_timeout_s though it exited, and a stop past its grace kills a command still running", async () => {
+    const dir = tempDir()
+    const [pidFile, marker] = [join(dir, 'child'), join(dir, 'runs')]
+    const clock = manualClock()
+    const alive = (pid: number) => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    const deadman = { command_timeout_s: 1, agents: { bg: { max_silence_s: 60, rollback_command: `sleep 30 & echo $! > ${pidFile}; echo started` } } }
+    const { w } = await witness(deadman, { dir, clock })
+    clock.advance(61_000)
+    await w.deadman.checkNow()
+    expect(readRollbackFacts(w.dbPath).map((f) => [f.exit_status, f.output])).toEqual([[0, 'started']])
+    const child = Number(readFileSync(pidFile, 'utf8'))
+    expect(alive(child)).toBe(true)
+    for (let i = 0; i < 300 && alive(child); i++) await Bun.sleep(10)
+    expect(alive(child)).toBe(false)
+    await w.stop(0)
+
+    const held = { command_timeout_s: 60, agents: { long: { max_silence_s: 60, rollback_command: `echo $$ > ${pidFile}; echo run >> ${marker}; sleep 30` } } }
+    const second = (await witness(held, { dir: tempDir(), clock })).w
+    clock.advance(61_000)
+    void second.deadman.checkNow()
+    for (let i = 0; i < 300 && lines(marker).length === 0; i++) await Bun.sleep(10)
+    const shell = Number(readFileSync(pidFile, 'utf8'))
+    await second.stop(0)
+    for (let i = 0; i < 300 && alive(shell); i++) await Bun.sleep(10)
+    expect(alive(shell)).toBe(false)
   })
 
   test('an agent a reload adds to deadman.agents is counted silent from that reload, not from the router\'s start', async () => {

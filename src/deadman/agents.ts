@@ -17,7 +17,7 @@ import type { Config } from '../config.ts'
 import { type AgentRecord, type RollbackView, agentWrite, forgetAgentsWrite, lastRollbackOf, readAgents } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import type { Alert } from './alert.ts'
-import { type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
+import { type CommandGroups, type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 import { shortHash } from './last-good.ts'
 import { type RollbackEntry, recordRollback } from './rollback-row.ts'
 
@@ -31,6 +31,8 @@ export interface AgentWatchDeps {
   log: (message: string) => void
   /** Whether the agent's token was refused within `windowMs` because the last reload dropped it: its silence is not its own. */
   lockedOut?: (agent: string, windowMs: number) => boolean
+  /** Where rollback_commands' process groups are kept, to be ended when witness stops. */
+  groups?: CommandGroups
 }
 
 /** One agent as GET /deadman shows it. */
@@ -58,6 +60,16 @@ export class AgentWatch {
   private readonly beatAt = new Map<string, number>()
   /** Agents whose rollback_command a previous run started and never recorded (it stopped meanwhile). */
   private interrupted: AgentRecord[]
+  /** Agents whose silence is being handled (its command running, its row being written): not handled twice at once. */
+  private readonly handling = new Map<string, Promise<void>>()
+  /**
+   * Rollbacks whose command ran and whose row could not be written (the database refused): written
+   * at each check until it takes. The agent stays rolling_back meanwhile, so a stop before then
+   * leaves it to the next start (recordInterrupted), as a run stopped during its command does.
+   */
+  private readonly unrecorded = new Map<string, { entry: RollbackEntry; beatBefore: string | null; ok: boolean }>()
+  /** Witness is stopping past its grace (stop): a command that ends now is recorded by the next start. */
+  private stopping = false
 
   constructor(private readonly deps: AgentWatchDeps) {
     this.startedAt = deps.clock.monotonic()
@@ -70,7 +82,10 @@ export class AgentWatch {
   async beat(agent: string, configHash: string | undefined): Promise<AgentView> {
     const now = isoTime(this.deps.clock.now())
     const before = this.records.get(agent) ?? blank(agent)
-    const next: AgentRecord = { ...before, lastBeatAt: now, state: 'ok', silenceHandled: false }
+    // A beat ends the episode, but a rollback whose row is not written yet stays rolling_back: a stop
+    // before it is written leaves it to the next start, which records it (recordInterrupted).
+    const state = before.state === 'rolling_back' ? 'rolling_back' : 'ok'
+    const next: AgentRecord = { ...before, lastBeatAt: now, state, silenceHandled: false }
     if (configHash !== undefined && configHash !== before.configHash) {
       next.previousConfigHash = before.configHash
       next.configHash = configHash
@@ -79,34 +94,53 @@ export class AgentWatch {
     // Before the save's await: a check running in between must not see the new record with the old beat.
     this.beatAt.set(agent, this.deps.clock.monotonic())
     await this.save(next)
-    if (before.state !== 'ok') this.deps.log(`agent ${agent} is beating again (config ${shortHash(next.configHash)})`)
+    if (before.state !== 'ok' && !this.handling.has(agent)) this.deps.log(`agent ${agent} is beating again (config ${shortHash(next.configHash)})`)
     else if (next.configHash !== before.configHash && before.configHash !== null) {
       this.deps.log(`agent ${agent} now runs config ${shortHash(next.configHash)} (was ${shortHash(before.configHash)})`)
     }
     return this.view(next)
   }
 
-  /** Checks every listed agent once; runs the commands of those newly silent; forgets the long silent unlisted ones. */
-  async checkNow(): Promise<void> {
+  /**
+   * Checks every listed agent once; starts the commands of those newly silent; forgets the long
+   * silent unlisted ones. `wait`: resolves once the commands it started have run and been recorded
+   * too. The periodic check does not wait: one agent's slow command must not hold up the next
+   * checks (another agent's silence, promotion) for its command_timeout_s.
+   */
+  async checkNow(wait = true): Promise<void> {
     const watched = Object.entries(this.deps.config().deadman.agents)
     this.noteListed(watched.map(([agent]) => agent))
     await this.recordInterrupted()
+    await this.recordUnrecorded()
     await this.forgetSilent()
-    await Promise.all(
-      watched.map(async ([agent, rule]) => {
-        const record = this.records.get(agent) ?? blank(agent)
-        const silenceMs = this.silenceMs(record)
-        if (silenceMs <= rule.max_silence_s * 1000 || record.silenceHandled) return
-        // Its beats are refused since a reload dropped its token: /heartbeat says so, and a rollback of the router's config cures it.
-        if (this.deps.lockedOut?.(agent, rule.max_silence_s * 1000)) return
-        try {
-          await this.handleSilence(record, Math.round(silenceMs / 1000), rule)
-        } catch (error) {
+    const started: Promise<void>[] = []
+    for (const [agent, rule] of watched) {
+      if (this.handling.has(agent) || this.unrecorded.has(agent)) continue
+      const record = this.records.get(agent) ?? blank(agent)
+      const silenceMs = this.silenceMs(record)
+      if (silenceMs <= rule.max_silence_s * 1000 || record.silenceHandled) continue
+      // Its beats are refused since a reload dropped its token: /heartbeat says so, and a rollback of the router's config cures it.
+      if (this.deps.lockedOut?.(agent, rule.max_silence_s * 1000)) continue
+      const handled = this.handleSilence(record, Math.round(silenceMs / 1000), rule)
+        .catch((error) => {
           // Not marked handled (the database refused): the next check tries again.
           this.deps.log(`agent ${agent} is silent but its rollback could not start: ${(error as Error).message}`)
-        }
-      }),
-    )
+        })
+        .finally(() => this.handling.delete(agent))
+      this.handling.set(agent, handled)
+      started.push(handled)
+    }
+    if (wait) await Promise.all(started)
+  }
+
+  /** Witness stops past its grace: the commands still running are being killed, and not recorded here. */
+  stop(): void {
+    this.stopping = true
+  }
+
+  /** Resolves once no agent's silence is being handled (the commands started and their rows). */
+  async settled(): Promise<void> {
+    while (this.handling.size > 0) await Promise.all(this.handling.values())
   }
 
   /** Every listed agent, then any other agent that has beaten. */
@@ -170,28 +204,48 @@ export class AgentWatch {
       vars: { WITNESS_AGENT: agent, WITNESS_CONFIG_HASH: record.configHash ?? '', WITNESS_SILENCE_S: String(silenceS) },
       timeoutMs,
       secretNames: apiKeyNames(this.deps.config()),
+      groups: this.deps.groups,
     })
+    // Killed with witness at its stop: its agent stays rolling_back, for the next start to record.
+    if (this.stopping) return
     const outcome = `rollback_command ${describeResult(result, timeoutMs)}`
     const message = succeeded(result)
       ? `rolled back agent ${agent} (config ${shortHash(record.configHash)}) ${silence}: ${outcome}`
       : `rollback of agent ${agent} failed ${silence}: ${outcome}`
-    const logId = await this.recordRow(record, message, result)
-    await this.deps.alert(message)
-    const current = this.records.get(agent)
-    // A beat while the command ran has ended the episode already.
-    if (current && current.lastBeatAt === record.lastBeatAt) {
-      await this.save({ ...current, state: succeeded(result) ? 'rolled_back' : 'late', lastRollbackLogId: logId ?? current.lastRollbackLogId })
-    } else if (current && logId !== null) {
-      await this.save({ ...current, lastRollbackLogId: logId })
+    const entry = this.rollbackEntry(record, message, result)
+    let logId: number
+    try {
+      logId = await recordRollback(this.deps.store, this.deps.clock, entry)
+    } catch (error) {
+      const why = (error as Error).message
+      this.deps.log(`could not record the rollback of agent ${agent}: ${why}; tried again at each check`)
+      this.unrecorded.set(agent, { entry, beatBefore: record.lastBeatAt, ok: succeeded(result) })
+      await this.deps.alert(`${message}; NOT RECORDED yet (${why}): tried again at each check`)
+      return
     }
+    await this.deps.alert(message)
+    await this.settle(agent, record.lastBeatAt, succeeded(result), logId)
   }
 
-  private async recordRow(record: AgentRecord, message: string, result: CommandResult): Promise<number | null> {
-    try {
-      return await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(record, message, result))
-    } catch (error) {
-      this.deps.log(`could not record the rollback of agent ${record.agent}: ${(error as Error).message}`)
-      return null
+  /** The state after a rollback's row is written: rolled_back or late, or ok when the agent beat meanwhile (that ended the episode). */
+  private async settle(agent: string, beatBefore: string | null, ok: boolean, logId: number): Promise<void> {
+    const current = this.records.get(agent)
+    if (!current) return
+    const state = current.lastBeatAt !== beatBefore ? 'ok' : ok ? 'rolled_back' : 'late'
+    await this.save({ ...current, state, lastRollbackLogId: logId })
+  }
+
+  /** Writes the rows of rollbacks the database refused before (see `unrecorded`). */
+  private async recordUnrecorded(): Promise<void> {
+    for (const [agent, { entry, beatBefore, ok }] of this.unrecorded) {
+      try {
+        const logId = await recordRollback(this.deps.store, this.deps.clock, entry)
+        this.unrecorded.delete(agent)
+        this.deps.log(`the rollback of agent ${agent} is recorded at last (log id ${logId})`)
+        await this.settle(agent, beatBefore, ok, logId)
+      } catch (error) {
+        this.deps.log(`could not record the rollback of agent ${agent} yet: ${(error as Error).message}`)
+      }
     }
   }
 

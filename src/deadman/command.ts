@@ -3,7 +3,8 @@
  * time limit and extra environment variables, and reports how it ended:
  * exit status, whether it was killed for time, and the first lines of its
  * output (redacted). The command runs in its own process group, so a
- * timeout kills everything it started, not just the shell.
+ * timeout kills everything it started, not just the shell: at the time limit,
+ * even what it left running after it exited, and (CommandGroups) when witness stops.
  */
 import { redact } from '../redaction.ts'
 
@@ -17,6 +18,8 @@ export interface CommandOptions {
   args?: string[]
   /** Variables holding secrets whatever their names (the providers' api_key_env): their values are cut from the output too. */
   secretNames?: readonly string[]
+  /** Where its process group is kept until its time limit, to be ended with the others (witness stopping). */
+  groups?: CommandGroups
 }
 
 export interface CommandResult {
@@ -33,6 +36,25 @@ const OUTPUT_CHARS = 4_000
 /** After a kill, how long the output pipes are waited for. */
 const DRAIN_MS = 500
 
+/** The process groups of commands not yet past their time limit, ended together when witness stops. */
+export class CommandGroups {
+  private readonly pids = new Set<number>()
+
+  add(pid: number): void {
+    this.pids.add(pid)
+  }
+
+  delete(pid: number): void {
+    this.pids.delete(pid)
+  }
+
+  /** Kills what the commands still running (or left running) have in their groups. */
+  end(): void {
+    for (const pid of this.pids) killGroup(pid)
+    this.pids.clear()
+  }
+}
+
 export async function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
   const started = performance.now()
   const env: Record<string, string> = {}
@@ -46,12 +68,22 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   const stdout = collect(proc.stdout)
   const stderr = collect(proc.stderr)
   let timedOut = false
+  let running = true
+  options.groups?.add(proc.pid)
   const timer = setTimeout(() => {
-    timedOut = true
+    timedOut = running
     killGroup(proc.pid)
+    options.groups?.delete(proc.pid)
   }, options.timeoutMs)
   const exitStatus = await proc.exited
-  clearTimeout(timer)
+  running = false
+  // What the shell left running in its group (`sleep 60 &`) is killed at the time limit all the same,
+  // unseen (a long-running process a command starts must leave the group: setsid, or systemd).
+  if (groupAlive(proc.pid)) timer.unref?.()
+  else {
+    clearTimeout(timer)
+    options.groups?.delete(proc.pid)
+  }
   // A child that left the group could hold the pipes open: never wait for them long.
   const drained = await Promise.race([Promise.all([stdout.text, stderr.text]), Bun.sleep(DRAIN_MS).then(() => null)])
   const [out, err] = drained ?? [stdout.sofar(), stderr.sofar()]
@@ -82,6 +114,15 @@ function spawn(command: string, env: Record<string, string>, args: string[]) {
     stderr: 'pipe',
     detached: true,
   })
+}
+
+function groupAlive(pid: number): boolean {
+  try {
+    process.kill(-pid, 0)
+    return true
+  } catch {
+    return false
+  }
 }
 
 function killGroup(pid: number): void {

@@ -11,6 +11,7 @@ import { type Config, parseConfigText, unsetApiKeys } from '../config.ts'
 import { ConfigError } from '../errors.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'
+import { CommandGroups } from './command.ts'
 import { type Alert, makeAlert } from './alert.ts'
 import { healthOf } from './health.ts'
 import { lastGoodPath, readLastGood, shortHash, snapshotProblem } from './last-good.ts'
@@ -50,6 +51,8 @@ export interface HeartbeatReport {
 export class DeadmanSwitch {
   readonly promoter: Promoter
   readonly agents: AgentWatch
+  /** The rollback_commands' process groups, ended when witness stops (endCommands). */
+  private readonly commands = new CommandGroups()
   readonly alert: Alert
   readonly lockouts: Lockouts
   private timer: ReturnType<typeof setTimeout> | null = null
@@ -64,7 +67,16 @@ export class DeadmanSwitch {
     deps.runtime.proven = (hash) => this.promoter.proven(hash)
     this.lockouts = new Lockouts(deps.clock)
     const lockouts = this.lockouts
-    this.agents = new AgentWatch({ store: deps.store, clock: deps.clock, config, env: deps.env, alert: this.alert, log: deps.log, lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs) })
+    this.agents = new AgentWatch({
+      store: deps.store,
+      clock: deps.clock,
+      config,
+      env: deps.env,
+      alert: this.alert,
+      log: deps.log,
+      lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs),
+      groups: this.commands,
+    })
     deps.live.onSwap((next, previous) => {
       deps.runtime.resetChains(previous.chains.keys(), (chain) => next.chains.has(chain))
       // Back on the last known good (the watchdog's reload, an operator's revert): what the configs
@@ -141,14 +153,18 @@ export class DeadmanSwitch {
     }
   }
 
-  /** One periodic check: health (and promotion), tokens a reload locked out, then agents' silence. One at a time. */
-  checkNow(): Promise<void> {
+  /**
+   * One periodic check: health (and promotion), tokens a reload locked out, then agents' silence. One
+   * at a time. `wait`: resolves once the rollback_commands it started have run and been recorded too
+   * (the periodic check does not wait for them: see AgentWatch.checkNow).
+   */
+  checkNow(wait = true): Promise<void> {
     this.checking ??= (async () => {
       try {
         await this.heartbeat()
         if (!this.isRouter()) return
         for (const message of this.lockouts.alerts(this.deps.live.current().deadman.failing_window_s * 1000)) await this.alert(message)
-        await this.agents.checkNow()
+        await this.agents.checkNow(wait)
       } catch (error) {
         this.deps.log(`deadman check failed: ${(error as Error).message}`)
       } finally {
@@ -186,7 +202,7 @@ export class DeadmanSwitch {
     if (this.timer) return
     const tick = () => {
       this.timer = setTimeout(() => {
-        void this.checkNow().finally(() => {
+        void this.checkNow(false).finally(() => {
           if (this.timer) tick()
         })
       }, this.deps.live.current().deadman.check_every_s * 1000)
@@ -200,8 +216,15 @@ export class DeadmanSwitch {
     this.timer = null
   }
 
-  /** Resolves once no check is running (a rollback_command it runs included). */
+  /** Kills what rollback_commands still run or left running: witness is stopping, past its grace. */
+  endCommands(): void {
+    this.agents.stop()
+    this.commands.end()
+  }
+
+  /** Resolves once no check is running, nor a rollback_command one started (with its row). */
   async idle(): Promise<void> {
     await this.checking
+    await this.agents.settled()
   }
 }
