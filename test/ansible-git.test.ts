@@ -7,13 +7,13 @@
 import { describe, expect, test } from 'bun:test'
 import { readFileSync, readdirSync, readlinkSync, statSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { RUN_TIMEOUT_MS, missing, recap, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
+import { RUN_TIMEOUT_MS, missing, run, runPlaybook, runReason, skipUnless } from './support/ansible.ts'
 import { ROOT } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
 
 const gitReason = runReason ?? missing('git') ?? (Bun.spawnSync(['git', '-C', ROOT, 'rev-parse', 'HEAD']).exitCode === 0 ? null : 'this checkout is not a git repository')
 describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of the role that deploys from a git URL and version', () => {
-  test('checks out exactly that commit and installs it; a second run changes nothing', async () => {
+  test('checks out exactly that commit and installs it', async () => {
     const prefix = tempDir('witness-ansible-git-')
     const work = tempDir('witness-ansible-git-vars-')
     const repo = join(work, 'witness.git')
@@ -36,8 +36,7 @@ describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of
         witness_chains: { default: [{ provider: 'kimi', model: 'kimi-k2.5' }] },
       }),
     )
-    const playbook = () => runPlaybook(work, varsFile)
-    const first = await playbook()
+    const first = await runPlaybook(work, varsFile)
     if (first.code !== 0) console.log(first.output)
     expect(first.code).toBe(0)
     const checkout = join(prefix, 'opt/witness/source/git')
@@ -49,8 +48,7 @@ describe.skipIf(skipUnless('the run of the role from git', gitReason))('a run of
     expect(readFileSync(join(app, 'src/cli.ts'), 'utf8')).toBe(Bun.spawnSync(['git', '-C', ROOT, 'show', `${version}:src/cli.ts`]).stdout.toString())
     expect(statSync(join(app, 'node_modules/.bin/bun')).isFile()).toBe(true)
     expect((await run([join(prefix, 'opt/witness/bin/witness'), 'check-config', '--config', join(prefix, 'etc/witness/witness.yaml')])).code).toBe(0)
-    const second = await playbook()
-    expect(recap(second.output)).toEqual({ changed: 0, failed: 0 })
-    expect(second.code).toBe(0)
-  }, 2 * RUN_TIMEOUT_MS)
+    // A second run is not made here: the suite is CPU-bound, and what differs from a controller
+    // source is the checkout alone (a pinned version); test/ansible.test.ts runs the role twice.
+  }, RUN_TIMEOUT_MS)
 })
