@@ -455,6 +455,16 @@ describe('an agent that falls silent', () => {
     expect(lines(marker)).toEqual(['run'])
   })
 
+  test('beats of one agent arriving together are taken in turn: the config hash each replaced is kept', async () => {
+    const { w } = await witness({})
+    await beat(w, { agent: 'racer', config_hash: 'base1' })
+    const [p, q] = await Promise.all([beat(w, { agent: 'racer', config_hash: 'p1' }), beat(w, { agent: 'racer', config_hash: 'q1' })])
+    expect([p.status, q.status]).toEqual([200, 200])
+    const state = await agentState(w, 'racer')
+    // Whichever came last, the one before it is its previous hash, not base1.
+    expect([state.config_hash, state.previous_config_hash].sort()).toEqual(['p1', 'q1'])
+  })
+
   test("one agent's slow rollback_command does not hold up the periodic check of the others", async () => {
     const dir = tempDir()
     const marker = join(dir, 'runs')

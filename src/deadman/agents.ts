@@ -70,6 +70,8 @@ export class AgentWatch {
   private readonly unrecorded = new Map<string, { entry: RollbackEntry; beatBefore: string | null; ok: boolean }>()
   /** Witness is stopping past its grace (stop): a command that ends now is recorded by the next start. */
   private stopping = false
+  /** Each agent's beat being recorded, the next waiting for it (beat). */
+  private readonly beats = new Map<string, Promise<AgentView>>()
 
   constructor(private readonly deps: AgentWatchDeps) {
     this.startedAt = deps.clock.monotonic()
@@ -78,8 +80,23 @@ export class AgentWatch {
     for (const agent of Object.keys(deps.config().deadman.agents)) this.listedAt.set(agent, this.startedAt)
   }
 
-  /** Records a heartbeat (committed before it resolves); ends a silence episode. */
+  /**
+   * Records a heartbeat (committed before it resolves); ends a silence episode. An agent's beats are
+   * taken one at a time: two at once would each start from the record before both, and the second
+   * saved would lose the first's config hash (its previous_config_hash).
+   */
   async beat(agent: string, configHash: string | undefined): Promise<AgentView> {
+    const before = this.beats.get(agent)
+    const mine = (before ? before.catch(() => {}) : Promise.resolve()).then(() => this.beatNow(agent, configHash))
+    this.beats.set(agent, mine)
+    try {
+      return await mine
+    } finally {
+      if (this.beats.get(agent) === mine) this.beats.delete(agent)
+    }
+  }
+
+  private async beatNow(agent: string, configHash: string | undefined): Promise<AgentView> {
     const now = isoTime(this.deps.clock.now())
     const before = this.records.get(agent) ?? blank(agent)
     // A beat ends the episode, but a rollback whose row is not written yet stays rolling_back: a stop
