@@ -304,7 +304,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         // A rollback_command running in a check gets the grace too, so its row is written; one still
         // running after it is killed, and recorded by the next start (its agent is left rolling_back).
         await Promise.race([deadman.idle(), Bun.sleep(Math.max(0, deadline - Date.now()))])
-        // Past the grace, no command outlives witness (its row: written now if the store takes it, else by the next start).
+        // Past the grace, no rollback or alert command outlives witness (a rollback's row is then written by the next start).
         deadman.endCommands()
         while (inFlight.count > 0 && Date.now() < deadline) await Bun.sleep(20)
         // An answer still being written (a large one, a client reading slowly) is not cut short: its

@@ -10,7 +10,7 @@ import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
-import { holdWriteLock } from './support/process.ts'
+import { BUN, ROOT, holdWriteLock } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
 import { tempDir } from './support/temp.ts'
@@ -448,11 +448,15 @@ describe('an agent that falls silent', () => {
     for (const file of ['witness.db', 'witness.db-wal']) if (existsSync(join(dir, file))) copyFileSync(join(dir, file), join(copy, file))
     await first.stop(0)
     const second = (await witness(deadman, { dir: copy, clock })).w
+    // It beats again before the check: the rollback is recorded, and the agent is ok, not late.
+    clock.advance(1_000)
+    await beat(second, { agent: 'slow', config_hash: 'b2' })
     await second.deadman.checkNow()
     const facts = readRollbackFacts(second.dbPath)
     expect(facts.map((f) => [f.agent, f.exit_status])).toEqual([['slow', null]])
     expect(facts[0]!.reason).toContain('outcome unknown, witness stopped while its rollback_command ran')
     expect(lines(marker)).toEqual(['run'])
+    expect(await agentState(second, 'slow')).toMatchObject({ state: 'ok' })
   })
 
   test('beats of one agent arriving together are taken in turn: the config hash each replaced is kept', async () => {
@@ -490,9 +494,9 @@ describe('an agent that falls silent', () => {
     expect(readRows(w.dbPath).map((row) => row.agent_name).sort()).toEqual(['quick', 'slow'])
   })
 
-  test("a rollback_command's own children are killed at command_timeout_s though it exited, and a stop past its grace kills a command still running", async () => {
+  test('a stop past its grace kills the rollback_command still running; the next start records it', async () => {
     const dir = tempDir()
-    const [pidFile, marker] = [join(dir, 'child'), join(dir, 'runs')]
+    const [pidFile, marker] = [join(dir, 'shell'), join(dir, 'runs')]
     const clock = manualClock()
     const alive = (pid: number) => {
       try {
@@ -502,26 +506,41 @@ describe('an agent that falls silent', () => {
         return false
       }
     }
-    const deadman = { command_timeout_s: 1, agents: { bg: { max_silence_s: 60, rollback_command: `sleep 30 & echo $! > ${pidFile}; echo started` } } }
-    const { w } = await witness(deadman, { dir, clock })
-    clock.advance(61_000)
-    await w.deadman.checkNow()
-    expect(readRollbackFacts(w.dbPath).map((f) => [f.exit_status, f.output])).toEqual([[0, 'started']])
-    const child = Number(readFileSync(pidFile, 'utf8'))
-    expect(alive(child)).toBe(true)
-    for (let i = 0; i < 300 && alive(child); i++) await Bun.sleep(10)
-    expect(alive(child)).toBe(false)
-    await w.stop(0)
-
     const held = { command_timeout_s: 60, agents: { long: { max_silence_s: 60, rollback_command: `echo $$ > ${pidFile}; echo run >> ${marker}; sleep 30` } } }
-    const second = (await witness(held, { dir: tempDir(), clock })).w
+    const first = (await witness(held, { dir, clock })).w
     clock.advance(61_000)
-    void second.deadman.checkNow()
+    void first.deadman.checkNow()
     for (let i = 0; i < 300 && lines(marker).length === 0; i++) await Bun.sleep(10)
     const shell = Number(readFileSync(pidFile, 'utf8'))
-    await second.stop(0)
+    await first.stop(0)
     for (let i = 0; i < 300 && alive(shell); i++) await Bun.sleep(10)
     expect(alive(shell)).toBe(false)
+    const second = (await witness(held, { dir, clock })).w
+    await second.deadman.checkNow()
+    expect(readRollbackFacts(second.dbPath).map((f) => [f.agent, f.exit_status])).toEqual([['long', null]])
+    expect(lines(marker)).toEqual(['run'])
+  })
+
+  test("a beat while the state after a rollback waits for the database: the beat is not lost, and the agent ends ok, not rolling_back", async () => {
+    const dir = tempDir()
+    const [marker, locked] = [join(dir, 'runs'), join(dir, 'locked')]
+    // The alert (sent between the row and the state after it) leaves another process holding the
+    // write lock for a moment, so the state's save waits for it, and a beat comes meanwhile.
+    const holdLock = `(sleep 0.6 | ${BUN} ${join(ROOT, 'test/support/hold-lock.ts')} ${join(dir, 'witness.db')} > ${locked} 2>&1) & while ! grep -q locked ${locked} 2>/dev/null; do sleep 0.02; done`
+    const deadman = { alert_command: holdLock, agents: { racer: { max_silence_s: 60, rollback_command: `echo run >> ${marker}` } } }
+    const { w, clock } = await witness(deadman, { dir })
+    clock.advance(61_000)
+    const check = w.deadman.checkNow()
+    for (let i = 0; i < 500 && !lines(locked).includes('locked'); i++) await Bun.sleep(10)
+    expect((await beat(w, { agent: 'racer', config_hash: 'c2' })).status).toBe(200)
+    await check
+    await w.deadman.idle()
+    expect(await agentState(w, 'racer')).toMatchObject({ state: 'ok', config_hash: 'c2' })
+    const db = new Database(w.dbPath, { readonly: true })
+    expect(db.query("SELECT state, config_hash, silence_handled FROM deadman_agent WHERE agent = 'racer'").get()).toEqual({ state: 'ok', config_hash: 'c2', silence_handled: 0 })
+    db.close()
+    expect(readRows(w.dbPath).filter((row) => row.status === 'rollback')).toHaveLength(1)
+    expect(lines(marker)).toEqual(['run'])
   })
 
   test('an agent a reload adds to deadman.agents is counted silent from that reload, not from the router\'s start', async () => {

@@ -67,11 +67,11 @@ export class AgentWatch {
    * at each check until it takes. The agent stays rolling_back meanwhile, so a stop before then
    * leaves it to the next start (recordInterrupted), as a run stopped during its command does.
    */
-  private readonly unrecorded = new Map<string, { entry: RollbackEntry; beatBefore: string | null; ok: boolean }>()
+  private readonly unrecorded = new Map<string, { entry: RollbackEntry; beatBefore: string | null; after: 'rolled_back' | 'late' }>()
   /** Witness is stopping past its grace (stop): a command that ends now is recorded by the next start. */
   private stopping = false
-  /** Each agent's beat being recorded, the next waiting for it (beat). */
-  private readonly beats = new Map<string, Promise<AgentView>>()
+  /** Each agent's last change to its record queued (serial). */
+  private readonly queues = new Map<string, Promise<unknown>>()
 
   constructor(private readonly deps: AgentWatchDeps) {
     this.startedAt = deps.clock.monotonic()
@@ -81,19 +81,27 @@ export class AgentWatch {
   }
 
   /**
-   * Records a heartbeat (committed before it resolves); ends a silence episode. An agent's beats are
-   * taken one at a time: two at once would each start from the record before both, and the second
-   * saved would lose the first's config hash (its previous_config_hash).
+   * Records a heartbeat (committed before it resolves); ends a silence episode. An agent's beats, and
+   * the other changes to its record, are taken one at a time (serial).
    */
-  async beat(agent: string, configHash: string | undefined): Promise<AgentView> {
-    const before = this.beats.get(agent)
-    const mine = (before ? before.catch(() => {}) : Promise.resolve()).then(() => this.beatNow(agent, configHash))
-    this.beats.set(agent, mine)
-    try {
-      return await mine
-    } finally {
-      if (this.beats.get(agent) === mine) this.beats.delete(agent)
+  beat(agent: string, configHash: string | undefined): Promise<AgentView> {
+    return this.serial(agent, () => this.beatNow(agent, configHash))
+  }
+
+  /**
+   * Runs `change` after the changes to the agent's record queued before it, so each reads the record
+   * the one before it saved: a beat and the end of a rollback (or its start) at the same moment must
+   * not each save a copy of the record before both, the later losing what the other wrote.
+   */
+  private serial<T>(agent: string, change: () => Promise<T>): Promise<T> {
+    const before = this.queues.get(agent)
+    const mine = (before ? before.catch(() => {}) : Promise.resolve()).then(change)
+    this.queues.set(agent, mine)
+    const done = () => {
+      if (this.queues.get(agent) === mine) this.queues.delete(agent)
     }
+    mine.then(done, done)
+    return mine
   }
 
   private async beatNow(agent: string, configHash: string | undefined): Promise<AgentView> {
@@ -185,9 +193,7 @@ export class AgentWatch {
       // Its row may have been written, and only the state after it lost (a kill between the two commits).
       const written = lastRollbackOf(this.deps.store.reader, started.agent)
       if (written && written.recorded_by === 'router' && written.log_id > (started.lastRollbackLogId ?? 0)) {
-        const current = this.records.get(started.agent) ?? started
-        const state = current.state !== 'rolling_back' ? current.state : written.exit_status === 0 ? 'rolled_back' : 'late'
-        await this.save({ ...current, state, lastRollbackLogId: written.log_id }).catch((error) => {
+        await this.settle(started.agent, started.lastBeatAt, written.exit_status === 0 ? 'rolled_back' : 'late', written.log_id).catch((error) => {
           this.interrupted.push(started)
           this.deps.log(`could not note the rollback of agent ${started.agent}: ${(error as Error).message}`)
         })
@@ -195,8 +201,7 @@ export class AgentWatch {
       }
       try {
         const logId = await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(started, message, null))
-        const current = this.records.get(started.agent) ?? started
-        await this.save({ ...current, state: current.state === 'rolling_back' ? 'late' : current.state, lastRollbackLogId: logId })
+        await this.settle(started.agent, started.lastBeatAt, 'late', logId)
         await this.deps.alert(message)
       } catch (error) {
         this.interrupted.push(started) // the next check tries again
@@ -209,7 +214,14 @@ export class AgentWatch {
     const { agent } = record
     // Marked handled (and committed) before the command runs: once per silence, even across a
     // restart; and rolling_back until its row is written, so a stop in between is recorded later.
-    await this.save({ ...record, state: rule.rollback_command ? 'rolling_back' : 'late', silenceHandled: true })
+    // Not if the agent beat since the check found it silent: then it is not.
+    const begun = await this.serial(agent, async () => {
+      const current = this.records.get(agent) ?? blank(agent)
+      if (current.lastBeatAt !== record.lastBeatAt || current.silenceHandled) return false
+      await this.save({ ...current, state: rule.rollback_command ? 'rolling_back' : 'late', silenceHandled: true })
+      return true
+    })
+    if (!begun) return
     const silence = `after ${silenceS} s of silence (max ${rule.max_silence_s} s)`
     if (!rule.rollback_command) {
       await this.deps.alert(`agent ${agent} silent for ${silenceS} s (max ${rule.max_silence_s} s); no rollback_command configured`)
@@ -236,30 +248,35 @@ export class AgentWatch {
     } catch (error) {
       const why = (error as Error).message
       this.deps.log(`could not record the rollback of agent ${agent}: ${why}; tried again at each check`)
-      this.unrecorded.set(agent, { entry, beatBefore: record.lastBeatAt, ok: succeeded(result) })
+      this.unrecorded.set(agent, { entry, beatBefore: record.lastBeatAt, after: succeeded(result) ? 'rolled_back' : 'late' })
       await this.deps.alert(`${message}; NOT RECORDED yet (${why}): tried again at each check`)
       return
     }
     await this.deps.alert(message)
-    await this.settle(agent, record.lastBeatAt, succeeded(result), logId)
+    await this.settle(agent, record.lastBeatAt, succeeded(result) ? 'rolled_back' : 'late', logId)
   }
 
-  /** The state after a rollback's row is written: rolled_back or late, or ok when the agent beat meanwhile (that ended the episode). */
-  private async settle(agent: string, beatBefore: string | null, ok: boolean, logId: number): Promise<void> {
-    const current = this.records.get(agent)
-    if (!current) return
-    const state = current.lastBeatAt !== beatBefore ? 'ok' : ok ? 'rolled_back' : 'late'
-    await this.save({ ...current, state, lastRollbackLogId: logId })
+  /**
+   * The state once a rollback's row is written: `after` (rolled_back or late), or ok when the agent
+   * beat since its silence (that ended the episode). Only a record still rolling_back is changed.
+   */
+  private settle(agent: string, beatBefore: string | null, after: 'rolled_back' | 'late', logId: number): Promise<void> {
+    return this.serial(agent, async () => {
+      const current = this.records.get(agent)
+      if (!current) return
+      const state = current.state !== 'rolling_back' ? current.state : current.lastBeatAt !== beatBefore ? 'ok' : after
+      await this.save({ ...current, state, lastRollbackLogId: logId })
+    })
   }
 
   /** Writes the rows of rollbacks the database refused before (see `unrecorded`). */
   private async recordUnrecorded(): Promise<void> {
-    for (const [agent, { entry, beatBefore, ok }] of this.unrecorded) {
+    for (const [agent, { entry, beatBefore, after }] of this.unrecorded) {
       try {
         const logId = await recordRollback(this.deps.store, this.deps.clock, entry)
         this.unrecorded.delete(agent)
         this.deps.log(`the rollback of agent ${agent} is recorded at last (log id ${logId})`)
-        await this.settle(agent, beatBefore, ok, logId)
+        await this.settle(agent, beatBefore, after, logId)
       } catch (error) {
         this.deps.log(`could not record the rollback of agent ${agent} yet: ${(error as Error).message}`)
       }

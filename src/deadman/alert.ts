@@ -5,7 +5,7 @@
  * logged, never fatal.
  */
 import type { Config } from '../config.ts'
-import { apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
+import { type CommandGroups, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
 
 export type Alert = (summary: string) => Promise<void>
 
@@ -13,6 +13,8 @@ export interface AlertDeps {
   config: () => Config
   env: Record<string, string | undefined>
   log: (message: string) => void
+  /** Where the command's process group is kept while it runs, to be ended when witness stops. */
+  groups?: CommandGroups
 }
 
 export function makeAlert(deps: AlertDeps): Alert {
@@ -21,7 +23,7 @@ export function makeAlert(deps: AlertDeps): Alert {
     const { alert_command: command, command_timeout_s } = deps.config().deadman
     if (!command) return
     const timeoutMs = command_timeout_s * 1000
-    const result = await runCommand(command, { env: deps.env, vars: { WITNESS_ALERT: summary }, args: [summary], timeoutMs, secretNames: apiKeyNames(deps.config()) })
+    const result = await runCommand(command, { env: deps.env, vars: { WITNESS_ALERT: summary }, args: [summary], timeoutMs, secretNames: apiKeyNames(deps.config()), groups: deps.groups })
     if (!succeeded(result)) deps.log(`alert_command ${describeResult(result, timeoutMs)}: ${result.output}`)
   }
 }

@@ -3,8 +3,8 @@
  * time limit and extra environment variables, and reports how it ended:
  * exit status, whether it was killed for time, and the first lines of its
  * output (redacted). The command runs in its own process group, so a
- * timeout kills everything it started, not just the shell: at the time limit,
- * even what it left running after it exited, and (CommandGroups) when witness stops.
+ * timeout kills everything it started, not just the shell; so does a stop of
+ * witness past its grace, for the commands still running (CommandGroups).
  */
 import { redact } from '../redaction.ts'
 
@@ -18,7 +18,7 @@ export interface CommandOptions {
   args?: string[]
   /** Variables holding secrets whatever their names (the providers' api_key_env): their values are cut from the output too. */
   secretNames?: readonly string[]
-  /** Where its process group is kept until its time limit, to be ended with the others (witness stopping). */
+  /** Where its process group is kept while it runs, to be ended with the others (witness stopping). */
   groups?: CommandGroups
 }
 
@@ -36,7 +36,7 @@ const OUTPUT_CHARS = 4_000
 /** After a kill, how long the output pipes are waited for. */
 const DRAIN_MS = 500
 
-/** The process groups of commands not yet past their time limit, ended together when witness stops. */
+/** The process groups of commands still running, ended together when witness stops. */
 export class CommandGroups {
   private readonly pids = new Set<number>()
 
@@ -48,7 +48,7 @@ export class CommandGroups {
     this.pids.delete(pid)
   }
 
-  /** Kills what the commands still running (or left running) have in their groups. */
+  /** Kills the groups of the commands still running. */
   end(): void {
     for (const pid of this.pids) killGroup(pid)
     this.pids.clear()
@@ -68,22 +68,17 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   const stdout = collect(proc.stdout)
   const stderr = collect(proc.stderr)
   let timedOut = false
-  let running = true
+  // Kept while the shell runs: its pid, the group's id, cannot be another process's until it has
+  // exited. What it leaves running after it exits is its own (a rollback_command may start a service):
+  // not killed later, when that id could have been given to an unrelated process.
   options.groups?.add(proc.pid)
   const timer = setTimeout(() => {
-    timedOut = running
+    timedOut = true
     killGroup(proc.pid)
-    options.groups?.delete(proc.pid)
   }, options.timeoutMs)
   const exitStatus = await proc.exited
-  running = false
-  // What the shell left running in its group (`sleep 60 &`) is killed at the time limit all the same,
-  // unseen (a long-running process a command starts must leave the group: setsid, or systemd).
-  if (groupAlive(proc.pid)) timer.unref?.()
-  else {
-    clearTimeout(timer)
-    options.groups?.delete(proc.pid)
-  }
+  clearTimeout(timer)
+  options.groups?.delete(proc.pid)
   // A child that left the group could hold the pipes open: never wait for them long.
   const drained = await Promise.race([Promise.all([stdout.text, stderr.text]), Bun.sleep(DRAIN_MS).then(() => null)])
   const [out, err] = drained ?? [stdout.sofar(), stderr.sofar()]
@@ -114,15 +109,6 @@ function spawn(command: string, env: Record<string, string>, args: string[]) {
     stderr: 'pipe',
     detached: true,
   })
-}
-
-function groupAlive(pid: number): boolean {
-  try {
-    process.kill(-pid, 0)
-    return true
-  } catch {
-    return false
-  }
 }
 
 function killGroup(pid: number): void {

@@ -51,7 +51,7 @@ export interface HeartbeatReport {
 export class DeadmanSwitch {
   readonly promoter: Promoter
   readonly agents: AgentWatch
-  /** The rollback_commands' process groups, ended when witness stops (endCommands). */
+  /** The process groups of the rollback and alert commands running, ended when witness stops (endCommands). */
   private readonly commands = new CommandGroups()
   readonly alert: Alert
   readonly lockouts: Lockouts
@@ -62,7 +62,7 @@ export class DeadmanSwitch {
 
   constructor(private readonly deps: DeadmanDeps) {
     const config = () => deps.live.current()
-    this.alert = makeAlert({ config, env: deps.env, log: deps.log })
+    this.alert = makeAlert({ config, env: deps.env, log: deps.log, groups: this.commands })
     this.promoter = new Promoter(deps)
     deps.runtime.proven = (hash) => this.promoter.proven(hash)
     this.lockouts = new Lockouts(deps.clock)
@@ -216,7 +216,7 @@ export class DeadmanSwitch {
     this.timer = null
   }
 
-  /** Kills what rollback_commands still run or left running: witness is stopping, past its grace. */
+  /** Kills the rollback and alert commands still running: witness is stopping, past its grace. */
   endCommands(): void {
     this.agents.stop()
     this.commands.end()

@@ -37,11 +37,12 @@ export type Recorded = { ok: true; logId: number; via: string; byRouter: boolean
 /**
  * Records a rollback, says how, and alerts on it unless the router did (the endpoint alerts for rows
  * it writes). `waitMs`: how long the router gets to answer before the row is written directly.
+ * `alertFailure` false: a failure to record it is logged only (it was alerted on before).
  */
-export async function recordAndAlert(o: RecordOptions, router: RouterClient, waitMs: number, config: Config, clock: Clock, entry: RollbackRecord, what: string): Promise<Recorded> {
+export async function recordAndAlert(o: RecordOptions, router: RouterClient, waitMs: number, config: Config, clock: Clock, entry: RollbackRecord, what: string, alertFailure = true): Promise<Recorded> {
   const recorded = await recordEntry(o, router, waitMs, config, clock, entry)
   o.log(recorded.ok ? `${what} recorded (log id ${recorded.logId}, ${recorded.via})` : `${what.toUpperCase()} NOT RECORDED: ${recorded.error}`)
-  if (!recorded.byRouter) {
+  if (!recorded.byRouter && (recorded.ok || alertFailure)) {
     const message = configRollbackMessage(entry.oldHash, entry.newHash, entry.reason)
     await makeAlert({ config: () => config, env: o.env, log: o.log })(recorded.ok ? message : `${message}; NOT RECORDED: ${recorded.error}`)
   }

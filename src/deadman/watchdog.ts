@@ -84,20 +84,26 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
     }
     const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
     let previous = readWatchdogState(o.statePath)
+    // A rollback a run carried out and could not record, the database refusing still: kept, and the
+    // check goes on (a watchdog blind for as long as a lock lasts would watch nothing).
+    let kept: WatchdogState['rollback'] = null
     if (previous.rollback) {
       const begun = previous.rollback
       const recorded = await recordInterrupted(o, router, begun, clock)
-      if (recorded === 'failed') return 2
-      // Recorded, its restart's outcome unknown: while the router does not run the snapshot, that
-      // rollback is not in effect, and the streaks after it try its restart again without a second row.
-      const running = recorded === 'recorded' ? (await checkHeartbeat(router)).configHash : begun.new_hash
-      const unapplied = running === begun.new_hash ? previous.unapplied : { id: begun.id, old_hash: begun.old_hash, new_hash: begun.new_hash, recorded_at: isoTime(clock.now()) }
-      previous = { ...previous, rollback: null, failures: 0, reported: false, unapplied }
-      writeWatchdogState(o.statePath, { ...previous, updated_at: isoTime(clock.now()) })
+      if (recorded === 'failed' && begun.outcome === null) return 2
+      if (recorded === 'failed') kept = begun
+      else {
+        // Recorded, its restart's outcome unknown: while the router does not run the snapshot, that
+        // rollback is not in effect, and the streaks after it try its restart again without a second row.
+        const running = recorded === 'recorded' ? (await checkHeartbeat(router)).configHash : begun.new_hash
+        const unapplied = running === begun.new_hash ? previous.unapplied : { id: begun.id, old_hash: begun.old_hash, new_hash: begun.new_hash, recorded_at: isoTime(clock.now()) }
+        previous = { ...previous, rollback: null, failures: 0, reported: false, unapplied }
+        writeWatchdogState(o.statePath, { ...previous, updated_at: isoTime(clock.now()) })
+      }
     }
     const check = await checkHeartbeat(router)
     const outcome = await decide(o, router, check, previous, settings, clock)
-    writeWatchdogState(o.statePath, { rollback: null, ...outcome.state, updated_at: isoTime(clock.now()) })
+    writeWatchdogState(o.statePath, { rollback: kept, ...outcome.state, updated_at: isoTime(clock.now()) })
     return outcome.exit
   } finally {
     lock.release()
@@ -111,8 +117,9 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
  */
 async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun: NonNullable<WatchdogState['rollback']>, clock: Clock): Promise<'recorded' | 'nothing' | 'failed'> {
   // Killed before the snapshot was put in place: no rollback happened, there is nothing to record.
-  // Unless the router runs the snapshot: it was restored and applied, and the file changed since (a new push).
-  if (fileHash(o.configPath) !== begun.new_hash) {
+  // Unless the router runs the snapshot: it was restored and applied, and the file changed since (a new
+  // push). A run that got as far as its restart (`outcome`: it could not record it) did restore it.
+  if (begun.outcome === null && fileHash(o.configPath) !== begun.new_hash) {
     const running = (await checkHeartbeat(router)).configHash
     if (running !== begun.new_hash) {
       o.log(`a rollback begun at ${begun.started_at} was not finished, and neither the config file nor the router holds the snapshot it was restoring (the run stopped before restoring it): nothing recorded`)
@@ -129,7 +136,8 @@ async function recordInterrupted(o: WatchdogOptions, router: RouterClient, begun
   const summary = begun.outcome ?? 'the watchdog was stopped before it finished (the restart outcome is unknown)'
   const restart: Restart = { ok: false, summary: `${summary}; recorded by the next run`, command: null, result: null }
   const entry = { id: begun.id, agent: settings.deadman.name, oldHash: begun.old_hash, newHash: begun.new_hash, reason: `${begun.reason}; ${restart.summary}`, restart }
-  const recorded = await recordAndAlert(recording(o), router, o.waitMs, settings, clock, entry, 'an interrupted rollback')
+  // One kept because it could not be recorded was alerted on then, NOT RECORDED: not again each run the database refuses.
+  const recorded = await recordAndAlert(recording(o), router, o.waitMs, settings, clock, entry, 'an interrupted rollback', begun.outcome === null)
   return recorded.ok ? 'recorded' : 'failed'
 }
 
