@@ -127,6 +127,11 @@ export function parseListInput(params: Record<string, string>, nowMs: number): L
   }
 }
 
+/** A query that takes no parameters: any given is a 400 naming it, as for the others. */
+export function parseNoInput(params: Record<string, string>, what: string): void {
+  fail(what, Object.keys(params).map((path) => ({ path, message: 'is not a parameter of this query (it takes none)' })))
+}
+
 /** Parses `/requests/:id` parameters (only `archives`). */
 export function parseStoryInput(params: Record<string, string>): ArchiveScope {
   const issues: Issue[] = []

@@ -116,7 +116,7 @@ const logRows = (page: Page) =>
 
 async function signIn(page: Page, url: string, token = OPERATOR): Promise<void> {
   await page.goto(`${url}/`)
-  await page.fill('#login-form input[name=token]', token)
+  await page.fill('#login-token', token)
   await page.click('#login-form button[type=submit]')
 }
 

@@ -2,6 +2,7 @@
 import { describe, expect, test } from 'bun:test'
 import { niceMax } from '../src/dashboard/charts.tsx'
 import { formatMs, formatRate, formatSilence, formatTime, formatUsd } from '../src/dashboard/format.ts'
+import { colourOf } from '../src/dashboard/palette.ts'
 
 describe('dashboard formats', () => {
   test('times are shown in UTC, whatever form they were stamped in', () => {
@@ -27,5 +28,16 @@ describe('dashboard formats', () => {
 
   test("a chart's axis ends at 1, 2 or 5 times a power of ten at or above its largest value", () => {
     expect([0, 0.2, 0.21, 3, 13, 20, 7000, 12_000].map(niceMax)).toEqual([1, 0.2, 0.5, 5, 20, 20, 10_000, 20_000])
+  })
+})
+
+describe('provider colours', () => {
+  test("configured providers take the colours in config order; any other is never drawn in a configured provider's colour", () => {
+    const configured = ['kimi', 'openrouter', 'groq']
+    expect(configured.map((p) => colourOf(configured, p))).toEqual(['c0', 'c1', 'c2'])
+    const others = ['runpod', 'mimo', 'ollama', 'claude', ...Array.from({ length: 50 }, (_, i) => `old-${i}`)]
+    for (const provider of others) expect(['c0', 'c1', 'c2']).not.toContain(colourOf(configured, provider))
+    // The same name, the same colour, in every panel.
+    expect(colourOf(configured, 'runpod')).toBe(colourOf([...configured], 'runpod'))
   })
 })

@@ -40,7 +40,12 @@ describe('with auth', () => {
     expect(res.headers.get('content-type')).toStartWith('text/html')
     expect(html).toStartWith('<!doctype html>')
     expect(html).toContain('<body class="locked" data-auth="token">')
-    expect(html).toContain('id="login-form"')
+    // Submitted before its script ran (or without it), the sign-in form must not put the token in a URL:
+    // it posts, and its field has no name (so it is not sent at all).
+    const form = /<form id="login-form"[^>]*>[\s\S]*?<\/form>/.exec(html)?.[0] ?? ''
+    expect(form).toContain('method="post"')
+    expect(form).toContain('type="password"')
+    expect(form).not.toMatch(/\sname=/)
     for (const data of ['ezra', 'kimi', 'alexander']) expect(html).not.toContain(data)
     expect((await page(bearer(AGENT))).html).toContain('<body class="locked"')
     expect((await page(bearer('wrong-token-0123456789'))).html).toContain('<body class="locked"')
@@ -102,6 +107,10 @@ describe('open (no auth)', () => {
     expect(await error('/dashboard/log?status=fine')).toEqual([400, 'invalid_request', 'status'])
     expect(await error("/dashboard/log?agent=x'%20OR%201=1")).toEqual([400, 'invalid_request', 'agent'])
     expect(await error('/dashboard/story/abc')).toEqual([400, 'invalid_request', 'id'])
+    // The fragments that take no parameter refuse one, as the others refuse an unknown one.
+    expect(await error('/dashboard/deadman?x=1')).toEqual([400, 'invalid_request', 'x'])
+    expect(await error('/dashboard/names?agent=ezra')).toEqual([400, 'invalid_request', 'agent'])
+    expect(await error('/dashboard/story/1?archives=1')).toEqual([400, 'invalid_request', 'archives'])
     expect(await error('/dashboard/story/999')).toEqual([404, 'not_found'])
     expect(await error('/dashboard/did-call?agent=ezra')).toEqual([400, 'invalid_request', 'provider'])
   })

@@ -154,7 +154,7 @@ function debounce(fn: () => void, ms: number): () => void {
 
 $<HTMLFormElement>('#login-form').addEventListener('submit', (event) => {
   event.preventDefault()
-  const input = (event.currentTarget as HTMLFormElement).elements.namedItem('token') as HTMLInputElement
+  const input = $<HTMLInputElement>('#login-token')
   sessionStorage.setItem(TOKEN_KEY, input.value.trim())
   input.value = ''
   unlock()

@@ -40,10 +40,12 @@ export const Page: FC<{ locked: boolean; auth: boolean }> = ({ locked, auth }) =
 
       <section id="login" class="panel" aria-labelledby="login-title">
         <h2 id="login-title">Sign in</h2>
-        <form id="login-form">
+        {/* No name on the field and no GET: submitted before the page's script has loaded (or without it),
+            the form sends no token, and never in a URL (history, a proxy's access log). */}
+        <form id="login-form" method="post">
           <label>
             Operator token
-            <input type="password" name="token" autocomplete="current-password" required />
+            <input type="password" id="login-token" autocomplete="current-password" required />
           </label>
           <button type="submit">Sign in</button>
           <p id="login-error" class="error" role="alert" />

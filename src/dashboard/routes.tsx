@@ -11,7 +11,7 @@ import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
 import { NotFoundError } from '../errors.ts'
-import { parseDidCallInput } from '../query-input.ts'
+import { parseDidCallInput, parseNoInput } from '../query-input.ts'
 import { withSources } from '../retention/read-sources.ts'
 import { readSources } from '../routes/requests.ts'
 import { readQuery } from '../routes/query-params.ts'
@@ -94,6 +94,7 @@ export function logFragment(deps: DashboardDeps) {
 
 export function storyFragment(deps: DashboardDeps) {
   return (c: Context) => {
+    parseNoInput(readQuery(c), 'invalid /dashboard/story parameters')
     const id = parseRowId(c.req.param('id') ?? '')
     const row = requestRow(deps.store.reader, id)
     if (!row) throw new NotFoundError(`no row with id ${id}`)
@@ -111,6 +112,7 @@ export function didCallFragment(deps: DashboardDeps) {
 
 export function deadmanFragment(deps: DashboardDeps) {
   return (c: Context) => {
+    parseNoInput(readQuery(c), 'invalid /dashboard/deadman parameters')
     const config = deps.config()
     const name = config.deadman.name
     const [lastRollback] = listRequests(deps.store.reader, { agent: name, status: 'rollback' }, 1)
@@ -122,6 +124,7 @@ export function deadmanFragment(deps: DashboardDeps) {
 /** Agents and providers to suggest: the configured ones, and those in the newest rows. */
 export function namesFragment(deps: DashboardDeps) {
   return (c: Context) => {
+    parseNoInput(readQuery(c), 'invalid /dashboard/names parameters')
     const config = deps.config()
     const recent = listRequests(deps.store.reader, {}, 500)
     const agents = new Set([...Object.keys(config.auth?.agents ?? {}), ...deps.deadman.agents.names(), ...recent.map((r) => r.agent_name)])
