@@ -448,9 +448,7 @@ describe('an agent that falls silent', () => {
     for (const file of ['witness.db', 'witness.db-wal']) if (existsSync(join(dir, file))) copyFileSync(join(dir, file), join(copy, file))
     await first.stop(0)
     const second = (await witness(deadman, { dir: copy, clock })).w
-    // It beats again before the check: the rollback is recorded, and the agent is ok, not late.
-    clock.advance(1_000)
-    await beat(second, { agent: 'slow', config_hash: 'b2' })
+    // It beat while the command ran: that ended the episode, so once the rollback is recorded it is ok, not late.
     await second.deadman.checkNow()
     const facts = readRollbackFacts(second.dbPath)
     expect(facts.map((f) => [f.agent, f.exit_status])).toEqual([['slow', null]])
@@ -541,6 +539,41 @@ describe('an agent that falls silent', () => {
     db.close()
     expect(readRows(w.dbPath).filter((row) => row.status === 'rollback')).toHaveLength(1)
     expect(lines(marker)).toEqual(['run'])
+  })
+
+  test('the state after a rollback refused by the database (locked past its budget) is saved at a later check: the agent does not stay rolling_back', async () => {
+    const dir = tempDir()
+    const [marker, locked] = [join(dir, 'runs'), join(dir, 'locked')]
+    const holdLock = `(sleep 1 | ${BUN} ${join(ROOT, 'test/support/hold-lock.ts')} ${join(dir, 'witness.db')} > ${locked} 2>&1) & while ! grep -q locked ${locked} 2>/dev/null; do sleep 0.02; done`
+    const deadman = { alert_command: holdLock, agents: { racer: { max_silence_s: 60, rollback_command: `echo run >> ${marker}` } } }
+    const clock = manualClock()
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, database_busy_timeout_ms: 200 }), { clock, env, dir })
+    clock.advance(61_000)
+    await w.deadman.checkNow()
+    expect(await agentState(w, 'racer')).toMatchObject({ state: 'rolling_back' })
+    for (let i = 0; i < 300 && (await agentState(w, 'racer')).state === 'rolling_back'; i++) {
+      await Bun.sleep(20)
+      await w.deadman.checkNow()
+    }
+    expect(await agentState(w, 'racer')).toMatchObject({ state: 'rolled_back' })
+    expect(readRows(w.dbPath).filter((row) => row.status === 'rollback')).toHaveLength(1)
+    expect(lines(marker)).toEqual(['run'])
+  })
+
+  test('a beat during the rollback_command ends the episode though the wall clock shows the same millisecond as the beat before the silence', async () => {
+    const dir = tempDir()
+    const marker = join(dir, 'runs')
+    let mono = 0
+    const wall = Date.parse('2026-11-25T12:00:00.000Z')
+    const clock = { now: () => wall, monotonic: () => mono, advance: (ms: number) => void (mono += ms) }
+    const { w } = await witness({ agents: { still: { max_silence_s: 60, rollback_command: `echo run >> ${marker}; sleep 0.3` } } }, { clock, dir })
+    await beat(w, { agent: 'still' })
+    mono += 61_000
+    void w.deadman.checkNow()
+    for (let i = 0; i < 300 && lines(marker).length === 0; i++) await Bun.sleep(10)
+    await beat(w, { agent: 'still' })
+    await w.deadman.idle()
+    expect(await agentState(w, 'still')).toMatchObject({ state: 'ok' })
   })
 
   test('an agent a reload adds to deadman.agents is counted silent from that reload, not from the router\'s start', async () => {

@@ -479,6 +479,38 @@ describe('a rollback that cannot be done or recorded exits 2', () => {
     }
   })
 
+  test('a rollback kept unrecorded while the database stays locked, the router down on the config it ran: later streaks retry its restart, start no other rollback, alert NOT RECORDED once; it is recorded once the lock goes', async () => {
+    const dir = tempDir()
+    const [restarts, alerts, dbPath, state] = [join(dir, 'restarts'), join(dir, 'alerts'), join(dir, 'witness.db'), join(dir, 'state.json')]
+    const extra = { database_busy_timeout_ms: 200, deadman: { restart_command: `echo tried >> ${restarts}`, alert_command: `echo "$1" >> ${alerts}` } }
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, extra))
+    promoteLastGood(configPath, readFileSync(configPath))
+    writeConfigFile(configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500' }] }, extra))
+    const router = await spawnWitness(configPath)
+    router.proc.kill('SIGKILL')
+    await router.proc.exited
+    const args = ['--config', configPath, '--url', router.url, '--failures', '1', '--wait', '100ms', '--state', state]
+    const ids = new Set<string>()
+    const lock = await holdWriteLock(dbPath)
+    try {
+      for (let i = 0; i < 3; i++) {
+        expect((await watchdog(args)).code).toBe(2)
+        ids.add(JSON.parse(readFileSync(state, 'utf8')).rollback?.id)
+      }
+    } finally {
+      await lock.release()
+    }
+    expect([...ids].filter(Boolean)).toHaveLength(1)
+    expect(readFileSync(alerts, 'utf8').split('\n').filter((line) => line.includes('NOT RECORDED'))).toHaveLength(1)
+    expect(readFileSync(restarts, 'utf8').split('\n').filter(Boolean).length).toBeGreaterThanOrEqual(3)
+    await watchdog(args)
+    await watchdog(args)
+    const rows = readRows(dbPath).filter((row) => row.status === 'rollback')
+    expect(rows).toHaveLength(1)
+    expect(rows[0]!.error_message).toEndWith('recorded by the next run')
+    expect(JSON.parse(readFileSync(state, 'utf8')).rollback).toBeNull()
+  })
+
   test('the snapshot cannot be restored over the config file: exit 2, the config untouched, nothing restarted, an alert', async () => {
     const dir = tempDir()
     const [marker, alerts] = [join(dir, 'restarted'), join(dir, 'alerts')]

@@ -63,11 +63,13 @@ export class AgentWatch {
   /** Agents whose silence is being handled (its command running, its row being written): not handled twice at once. */
   private readonly handling = new Map<string, Promise<void>>()
   /**
-   * Rollbacks whose command ran and whose row could not be written (the database refused): written
+   * Rollbacks whose command ran and whose row, or the state after it, the database refused: written
    * at each check until it takes. The agent stays rolling_back meanwhile, so a stop before then
    * leaves it to the next start (recordInterrupted), as a run stopped during its command does.
    */
-  private readonly unrecorded = new Map<string, { entry: RollbackEntry; beatBefore: string | null; after: 'rolled_back' | 'late' }>()
+  private readonly unfinished = new Map<string, Unfinished>()
+  /** Beats of each agent in this process (beatNow): a change that began before one can tell, whatever the clocks did. */
+  private readonly beatCount = new Map<string, number>()
   /** Witness is stopping past its grace (stop): a command that ends now is recorded by the next start. */
   private stopping = false
   /** Each agent's last change to its record queued (serial). */
@@ -118,6 +120,7 @@ export class AgentWatch {
     }
     // Before the save's await: a check running in between must not see the new record with the old beat.
     this.beatAt.set(agent, this.deps.clock.monotonic())
+    this.beatCount.set(agent, this.beats(agent) + 1)
     await this.save(next)
     if (before.state !== 'ok' && !this.handling.has(agent)) this.deps.log(`agent ${agent} is beating again (config ${shortHash(next.configHash)})`)
     else if (next.configHash !== before.configHash && before.configHash !== null) {
@@ -136,11 +139,11 @@ export class AgentWatch {
     const watched = Object.entries(this.deps.config().deadman.agents)
     this.noteListed(watched.map(([agent]) => agent))
     await this.recordInterrupted()
-    await this.recordUnrecorded()
+    await this.finishUnfinished()
     await this.forgetSilent()
     const started: Promise<void>[] = []
     for (const [agent, rule] of watched) {
-      if (this.handling.has(agent) || this.unrecorded.has(agent)) continue
+      if (this.handling.has(agent) || this.unfinished.has(agent)) continue
       const record = this.records.get(agent) ?? blank(agent)
       const silenceMs = this.silenceMs(record)
       if (silenceMs <= rule.max_silence_s * 1000 || record.silenceHandled) continue
@@ -192,32 +195,36 @@ export class AgentWatch {
       const message = `rollback of agent ${started.agent} (config ${shortHash(started.configHash)}): outcome unknown, witness stopped while its rollback_command ran`
       // Its row may have been written, and only the state after it lost (a kill between the two commits).
       const written = lastRollbackOf(this.deps.store.reader, started.agent)
+      // The agent beat after its rollback began (a beat keeps it rolling_back, but clears silenceHandled),
+      // or has beaten since this start: the episode is over, and it is ok once the row is written.
+      const base = { beatsBefore: started.silenceHandled ? 0 : -1 }
       if (written && written.recorded_by === 'router' && written.log_id > (started.lastRollbackLogId ?? 0)) {
-        await this.settle(started.agent, started.lastBeatAt, written.exit_status === 0 ? 'rolled_back' : 'late', written.log_id).catch((error) => {
-          this.interrupted.push(started)
-          this.deps.log(`could not note the rollback of agent ${started.agent}: ${(error as Error).message}`)
-        })
+        await this.finish(started.agent, { ...base, entry: null, logId: written.log_id, after: written.exit_status === 0 ? 'rolled_back' : 'late' })
         continue
       }
+      let logId: number
       try {
-        const logId = await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(started, message, null))
-        await this.settle(started.agent, started.lastBeatAt, 'late', logId)
-        await this.deps.alert(message)
+        logId = await recordRollback(this.deps.store, this.deps.clock, this.rollbackEntry(started, message, null))
       } catch (error) {
         this.interrupted.push(started) // the next check tries again
         this.deps.log(`could not record the interrupted rollback of agent ${started.agent}: ${(error as Error).message}`)
+        continue
       }
+      await this.deps.alert(message)
+      await this.finish(started.agent, { ...base, entry: null, logId, after: 'late' })
     }
   }
 
   private async handleSilence(record: AgentRecord, silenceS: number, rule: { max_silence_s: number; rollback_command?: string }): Promise<void> {
     const { agent } = record
+    // Beats from here on end the episode (settle); one before the first save below means no silence.
+    const beatsBefore = this.beats(agent)
     // Marked handled (and committed) before the command runs: once per silence, even across a
     // restart; and rolling_back until its row is written, so a stop in between is recorded later.
     // Not if the agent beat since the check found it silent: then it is not.
     const begun = await this.serial(agent, async () => {
       const current = this.records.get(agent) ?? blank(agent)
-      if (current.lastBeatAt !== record.lastBeatAt || current.silenceHandled) return false
+      if (this.beats(agent) !== beatsBefore || current.silenceHandled) return false
       await this.save({ ...current, state: rule.rollback_command ? 'rolling_back' : 'late', silenceHandled: true })
       return true
     })
@@ -241,6 +248,7 @@ export class AgentWatch {
     const message = succeeded(result)
       ? `rolled back agent ${agent} (config ${shortHash(record.configHash)}) ${silence}: ${outcome}`
       : `rollback of agent ${agent} failed ${silence}: ${outcome}`
+    const after = succeeded(result) ? 'rolled_back' : 'late'
     const entry = this.rollbackEntry(record, message, result)
     let logId: number
     try {
@@ -248,39 +256,61 @@ export class AgentWatch {
     } catch (error) {
       const why = (error as Error).message
       this.deps.log(`could not record the rollback of agent ${agent}: ${why}; tried again at each check`)
-      this.unrecorded.set(agent, { entry, beatBefore: record.lastBeatAt, after: succeeded(result) ? 'rolled_back' : 'late' })
+      this.unfinished.set(agent, { entry, logId: null, beatsBefore, after })
       await this.deps.alert(`${message}; NOT RECORDED yet (${why}): tried again at each check`)
       return
     }
     await this.deps.alert(message)
-    await this.settle(agent, record.lastBeatAt, succeeded(result) ? 'rolled_back' : 'late', logId)
+    await this.finish(agent, { entry: null, logId, beatsBefore, after })
+  }
+
+  /**
+   * Saves the state once a rollback's row is written (settle); one the database refuses is left to
+   * the next check (unfinished), so the agent is not left rolling_back for good.
+   */
+  private async finish(agent: string, done: Unfinished & { logId: number }): Promise<void> {
+    try {
+      await this.settle(agent, done.beatsBefore, done.after, done.logId)
+      this.unfinished.delete(agent)
+    } catch (error) {
+      this.unfinished.set(agent, done)
+      this.deps.log(`the rollback of agent ${agent} is recorded (log id ${done.logId}), but not the state after it: ${(error as Error).message}; tried again at each check`)
+    }
   }
 
   /**
    * The state once a rollback's row is written: `after` (rolled_back or late), or ok when the agent
-   * beat since its silence (that ended the episode). Only a record still rolling_back is changed.
+   * beat since its silence (`beatsBefore`: its beats in this process then; -1: it beat already),
+   * which ended the episode. Only a record still rolling_back is changed.
    */
-  private settle(agent: string, beatBefore: string | null, after: 'rolled_back' | 'late', logId: number): Promise<void> {
+  private settle(agent: string, beatsBefore: number, after: 'rolled_back' | 'late', logId: number): Promise<void> {
     return this.serial(agent, async () => {
       const current = this.records.get(agent)
       if (!current) return
-      const state = current.state !== 'rolling_back' ? current.state : current.lastBeatAt !== beatBefore ? 'ok' : after
+      const state = current.state !== 'rolling_back' ? current.state : this.beats(agent) !== beatsBefore ? 'ok' : after
       await this.save({ ...current, state, lastRollbackLogId: logId })
     })
   }
 
-  /** Writes the rows of rollbacks the database refused before (see `unrecorded`). */
-  private async recordUnrecorded(): Promise<void> {
-    for (const [agent, { entry, beatBefore, after }] of this.unrecorded) {
-      try {
-        const logId = await recordRollback(this.deps.store, this.deps.clock, entry)
-        this.unrecorded.delete(agent)
+  /** Writes the rows, and the states after them, that the database refused before (see `unfinished`). */
+  private async finishUnfinished(): Promise<void> {
+    for (const [agent, pending] of this.unfinished) {
+      let logId = pending.logId
+      if (logId === null) {
+        try {
+          logId = await recordRollback(this.deps.store, this.deps.clock, pending.entry!)
+        } catch (error) {
+          this.deps.log(`could not record the rollback of agent ${agent} yet: ${(error as Error).message}`)
+          continue
+        }
         this.deps.log(`the rollback of agent ${agent} is recorded at last (log id ${logId})`)
-        await this.settle(agent, beatBefore, after, logId)
-      } catch (error) {
-        this.deps.log(`could not record the rollback of agent ${agent} yet: ${(error as Error).message}`)
       }
+      await this.finish(agent, { ...pending, logId })
     }
+  }
+
+  private beats(agent: string): number {
+    return this.beatCount.get(agent) ?? 0
   }
 
   /** The row of an agent's rollback; `result` null: the command's end was not seen. */
@@ -385,4 +415,12 @@ function blank(agent: string): AgentRecord {
     silenceHandled: false,
     lastRollbackLogId: null,
   }
+}
+
+/** A rollback whose command ran, not finished in the file: its row (`entry`, while `logId` is null) or the state after it. */
+interface Unfinished {
+  entry: RollbackEntry | null
+  logId: number | null
+  beatsBefore: number
+  after: 'rolled_back' | 'late'
 }

@@ -91,8 +91,12 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
       const begun = previous.rollback
       const recorded = await recordInterrupted(o, router, begun, clock)
       if (recorded === 'failed' && begun.outcome === null) return 2
-      if (recorded === 'failed') kept = begun
-      else {
+      if (recorded === 'failed') {
+        kept = begun
+        // Until it is recorded it stands for a rollback not in effect: a streak after it tries its
+        // restart again (decide: `again`), with no rollback of its own, nor row, nor alert.
+        previous = { ...previous, unapplied: previous.unapplied ?? { id: begun.id, old_hash: begun.old_hash, new_hash: begun.new_hash, recorded_at: begun.started_at } }
+      } else {
         // Recorded, its restart's outcome unknown: while the router does not run the snapshot, that
         // rollback is not in effect, and the streaks after it try its restart again without a second row.
         const running = recorded === 'recorded' ? (await checkHeartbeat(router)).configHash : begun.new_hash
@@ -221,6 +225,10 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // The same rollback, recorded already as not in effect, the router still on the config it replaced:
   // its restart is tried again, with no new row and no new alert unless it takes now.
   const again = unapplied !== null && unapplied.old_hash === runningHash && unapplied.new_hash === snapshot.hash
+  // One rollback not recorded at a time: the state file keeps one, and a second would take its place.
+  if (previous.rollback && !again) {
+    return refuse(`the rollback begun at ${previous.rollback.started_at} is not recorded yet (the database refuses it): no other until it is`)
+  }
   // Written before the config is touched: a run killed from here on is finished by the next one.
   // The id makes the rollback one row, whoever records it and however often it is reported.
   const rollbackId = Bun.randomUUIDv7()
