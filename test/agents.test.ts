@@ -33,6 +33,16 @@ async function agentState(w: TestWitness, agent: string) {
   return body.agents.find((a: { agent: string }) => a.agent === agent)
 }
 
+/**
+ * An alert_command that leaves another process holding the database's write lock for `seconds`
+ * (it returns once the lock is held, and `locked` then says "locked").
+ */
+function lockingAlert(dir: string, seconds: number): { command: string; locked: string } {
+  const locked = join(dir, 'locked')
+  const hold = `${BUN} ${join(ROOT, 'test/support/hold-lock.ts')} ${join(dir, 'witness.db')}`
+  return { command: `(sleep ${seconds} | ${hold} > ${locked} 2>&1) & while ! grep -q locked ${locked} 2>/dev/null; do sleep 0.02; done`, locked }
+}
+
 /** The lines a command has written so far (a file the shell has created but not yet written to has none). */
 const lines = (path: string) => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean) : [])
 
@@ -521,10 +531,10 @@ describe('an agent that falls silent', () => {
 
   test("a beat while the state after a rollback waits for the database: the beat is not lost, and the agent ends ok, not rolling_back", async () => {
     const dir = tempDir()
-    const [marker, locked] = [join(dir, 'runs'), join(dir, 'locked')]
+    const marker = join(dir, 'runs')
     // The alert (sent between the row and the state after it) leaves another process holding the
     // write lock for a moment, so the state's save waits for it, and a beat comes meanwhile.
-    const holdLock = `(sleep 0.6 | ${BUN} ${join(ROOT, 'test/support/hold-lock.ts')} ${join(dir, 'witness.db')} > ${locked} 2>&1) & while ! grep -q locked ${locked} 2>/dev/null; do sleep 0.02; done`
+    const { command: holdLock, locked } = lockingAlert(dir, 0.6)
     const deadman = { alert_command: holdLock, agents: { racer: { max_silence_s: 60, rollback_command: `echo run >> ${marker}` } } }
     const { w, clock } = await witness(deadman, { dir })
     clock.advance(61_000)
@@ -543,8 +553,8 @@ describe('an agent that falls silent', () => {
 
   test('the state after a rollback refused by the database (locked past its budget) is saved at a later check: the agent does not stay rolling_back', async () => {
     const dir = tempDir()
-    const [marker, locked] = [join(dir, 'runs'), join(dir, 'locked')]
-    const holdLock = `(sleep 1 | ${BUN} ${join(ROOT, 'test/support/hold-lock.ts')} ${join(dir, 'witness.db')} > ${locked} 2>&1) & while ! grep -q locked ${locked} 2>/dev/null; do sleep 0.02; done`
+    const marker = join(dir, 'runs')
+    const { command: holdLock } = lockingAlert(dir, 1)
     const deadman = { alert_command: holdLock, agents: { racer: { max_silence_s: 60, rollback_command: `echo run >> ${marker}` } } }
     const clock = manualClock()
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman, database_busy_timeout_ms: 200 }), { clock, env, dir })
