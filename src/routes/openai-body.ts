@@ -19,7 +19,7 @@ const Real = v.nullish(v.number())
 
 const ContentParts = v.array(v.looseObject({ type: Name }))
 
-/** A call in an assistant turn: a function's names it (`custom` tools' calls carry `custom` instead). */
+/** A call in an assistant turn: a function call names its function (a custom tool's call carries `custom` instead). */
 const ToolCall = v.lazy((input) =>
   isRecord(input) && input.type !== undefined && input.type !== 'function' ? v.looseObject({ type: Name }) : v.looseObject({ function: v.looseObject({ name: Name }) }),
 )
