@@ -420,7 +420,8 @@ function decoded(text: string): string {
   }
 }
 
-export function clip(text: string, max = 200): string {
+/** On one line, cut to `max`. Not exported: an upstream's text is stored through redactedClip only. */
+function clip(text: string, max: number): string {
   const flat = collapseWhitespace(text)
   return flat.length > max ? `${cutText(flat, max)}…` : flat
 }
