@@ -95,12 +95,12 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
         kept = begun
         // Until it is recorded it stands for a rollback not in effect: a streak after it tries its
         // restart again (decide: `again`), with no rollback of its own, nor row, nor alert.
-        previous = { ...previous, unapplied: previous.unapplied ?? { id: begun.id, old_hash: begun.old_hash, new_hash: begun.new_hash, recorded_at: begun.started_at } }
+        previous = { ...previous, unapplied: previous.unapplied ?? notInEffectAt(begun, begun.started_at) }
       } else {
         // Recorded, its restart's outcome unknown: while the router does not run the snapshot, that
         // rollback is not in effect, and the streaks after it try its restart again without a second row.
         const running = recorded === 'recorded' ? (await checkHeartbeat(router)).configHash : begun.new_hash
-        const unapplied = running === begun.new_hash ? previous.unapplied : { id: begun.id, old_hash: begun.old_hash, new_hash: begun.new_hash, recorded_at: isoTime(clock.now()) }
+        const unapplied = running === begun.new_hash ? previous.unapplied : notInEffectAt(begun, isoTime(clock.now()))
         previous = { ...previous, rollback: null, failures: 0, reported: false, unapplied }
         writeWatchdogState(o.statePath, { ...previous, updated_at: isoTime(clock.now()) })
       }
@@ -302,6 +302,11 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
       unapplied: notInEffect ? { id: rollbackId, old_hash: oldHash, new_hash: snapshot.hash, recorded_at: isoTime(clock.now()) } : null,
     },
   }
+}
+
+/** A rollback as the state's `unapplied` keeps it: recorded at `at` as not in effect. */
+function notInEffectAt(rollback: NonNullable<WatchdogState['rollback']>, at: string): NonNullable<WatchdogState['unapplied']> {
+  return { id: rollback.id, old_hash: rollback.old_hash, new_hash: rollback.new_hash, recorded_at: at }
 }
 
 /**
