@@ -89,6 +89,7 @@ export const anthropicAdapter: Adapter = {
         break
       case 'error':
         facts.error = errorTextOf(json) ?? 'upstream error event'
+        facts.errorRaisable = true
         break
     }
   },

@@ -5,10 +5,11 @@
  * is translated.
  */
 import { errorTextOf } from './error-text.ts'
+import { openaiUsage, usageIn } from './openai-usage.ts'
 import { openaiRequestFromAnthropic } from './translate/to-openai.ts'
 import {
-  type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  ErrorInAnswer, MalformedResponse, amountOrNull, countOrNull, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
+  type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts,
+  ErrorInAnswer, MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
 } from './types.ts'
 
 export const openaiAdapter: Adapter = {
@@ -62,9 +63,9 @@ export const openaiAdapter: Adapter = {
       facts.done = true
       return
     }
-    let json: unknown
+    let parsed: unknown
     try {
-      json = JSON.parse(event.data)
+      parsed = JSON.parse(event.data)
     } catch {
       // An error by its event name with text for its data (a proxy's): an error all the same.
       if (event.event === 'error') {
@@ -73,6 +74,9 @@ export const openaiAdapter: Adapter = {
       }
       throw new MalformedResponse('stream event is not JSON')
     }
+    // Google's APIs may send an error as a one-element array (`[{"error":{…}}]`), in a stream too.
+    const sole = Array.isArray(parsed) && parsed.length === 1 && isRecord(parsed[0]) && errorIn(parsed[0]) ? parsed[0] : null
+    const json = sole ?? parsed
     if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
     // An error is one by its event name too (`event: error` with `{"message":…}`, as some gateways
     // send mid-stream): the OpenAI SDKs throw on it, so whatever comes after it is no answer.
@@ -80,14 +84,15 @@ export const openaiAdapter: Adapter = {
     if (failed) {
       facts.error = failed.message
       facts.errorCode = failed.code ?? null
+      // What the OpenAI SDKs raise on: a top-level `error`, or an `error` event. Any other error
+      // (vLLM's `object: "error"`, Groq's `x_groq.error`, an array) would end their stream unsaid.
+      facts.errorRaisable = sole === null && (event.event === 'error' || json.error !== undefined)
       return
     }
     facts.responseId ??= stringOrNull(json.id)
     facts.servedModel ??= stringOrNull(json.model)
-    // Usage at the top level, or (Moonshot's Kimi, streaming) inside the choice.
-    const choiceUsage = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0].usage : undefined
-    if (isRecord(json.usage)) facts.usage = openaiUsage(json.usage)
-    else if (isRecord(choiceUsage)) facts.usage = openaiUsage(choiceUsage)
+    const usage = usageIn(json)
+    if (usage) facts.usage = openaiUsage(usage)
     if (Array.isArray(json.choices) && json.choices.length > 0) {
       facts.chunks++
       if (!facts.content) facts.content = json.choices.some(carriesContent)
@@ -111,8 +116,9 @@ function carriesContent(choice: unknown): boolean {
 
 /**
  * An error where an answer or an event should be: a top-level `error` (OpenRouter, after generation
- * began), vLLM's `{"object":"error"}`, or a choice that ended in `error` (OpenRouter's
- * `finish_reason: "error"` with `choices[].error`). Null for an answer.
+ * began), vLLM's `{"object":"error"}`, a choice that ended in `error` (OpenRouter's
+ * `finish_reason: "error"` with `choices[].error`), or Groq's `x_groq.error` (a stream it stopped
+ * early). Null for an answer.
  */
 function errorIn(json: unknown): ErrorInAnswer | null {
   if (!isRecord(json)) return null
@@ -122,6 +128,7 @@ function errorIn(json: unknown): ErrorInAnswer | null {
     return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', codeOf(error))
   }
   if (json.object === 'error') return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', intOrNull(json.code) ?? undefined)
+  if (isRecord(json.x_groq) && isNonEmptyString(json.x_groq.error)) return new ErrorInAnswer(json.x_groq.error, undefined)
   const choice = Array.isArray(json.choices) ? json.choices.find((c) => isRecord(c) && (c.finish_reason === 'error' || isRecord(c.error))) : undefined
   if (!isRecord(choice)) return null
   const message = isRecord(choice.error) ? errorTextOf({ error: choice.error }) : null
@@ -130,27 +137,4 @@ function errorIn(json: unknown): ErrorInAnswer | null {
 
 function codeOf(error: unknown): number | undefined {
   return isRecord(error) ? (intOrNull(error.code) ?? undefined) : undefined
-}
-
-/**
- * OpenAI-style usage -> Usage (output with its reasoning, below). `cost` is OpenRouter's own figure in USD; with the operator's own
- * provider key (`is_byok`) it is only OpenRouter's fee, and the provider's bill is
- * `cost_details.upstream_inference_cost`: the cost recorded is both.
- */
-export function openaiUsage(usage: unknown): Usage {
-  if (!isRecord(usage)) return { tokensIn: null, tokensOut: null, costUsd: null }
-  let costUsd = amountOrNull(usage.cost)
-  const upstream = isRecord(usage.cost_details) ? amountOrNull(usage.cost_details.upstream_inference_cost) : null
-  if (usage.is_byok === true && upstream !== null) costUsd = (costUsd ?? 0) + upstream
-  const tokensIn = countOrNull(usage.prompt_tokens)
-  let tokensOut = countOrNull(usage.completion_tokens)
-  // Output counts its reasoning (OpenAI's rule). Some layers (in front of Gemini; xAI) leave the
-  // reasoning tokens out of completion_tokens while total_tokens counts them. They are added only
-  // where they are what the total holds beyond prompt and completion: a gap may be input too
-  // (Gemini's tool-use tokens, a cache), billed at another rate.
-  const total = countOrNull(usage.total_tokens)
-  const details = isRecord(usage.completion_tokens_details) ? usage.completion_tokens_details : null
-  const reasoning = details ? countOrNull(details.reasoning_tokens) : null
-  if (tokensIn !== null && tokensOut !== null && reasoning && total === tokensIn + tokensOut + reasoning) tokensOut += reasoning
-  return { tokensIn, tokensOut, costUsd }
 }

@@ -80,6 +80,8 @@ export interface StreamFacts {
   error: string | null
   /** The HTTP-like code the error event gave (OpenRouter's `error.code`), if any. */
   errorCode: number | null
+  /** The error event is one a client of the provider's own API raises on as sent (so it may be passed on as it is). */
+  errorRaisable: boolean
 }
 
 export interface Adapter {
@@ -121,7 +123,7 @@ export function emptyUsage(): Usage {
 }
 
 export function newStreamFacts(): StreamFacts {
-  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, content: false, done: false, error: null, errorCode: null }
+  return { responseId: null, servedModel: null, usage: emptyUsage(), chunks: 0, content: false, done: false, error: null, errorCode: null, errorRaisable: false }
 }
 
 /** Narrowing helpers for untyped JSON. */

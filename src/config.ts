@@ -79,7 +79,8 @@ export const ProviderSchema = v.strictObject({
   type: v.optional(v.picklist(['openai', 'anthropic'])),
   preset: v.optional(v.picklist(PRESET_NAMES, `must be one of: ${PRESET_NAMES.join(', ')}`)),
   base_url: v.optional(HttpUrl),
-  api_key_env: v.optional(EnvName),
+  /** The variable holding the API key; null: the provider takes none (a preset's variable is then not read). */
+  api_key_env: v.optional(v.nullable(EnvName)),
   headers: v.optional(v.record(HeaderName, HeaderValue)),
   /**
    * `openai` type: whether a stream asks for its usage chunk (`stream_options.include_usage`), so its
@@ -404,7 +405,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
         baseUrl,
         endpoint,
         publicEndpoint: publicEndpoint(endpoint),
-        apiKeyEnv: p.api_key_env ?? (preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null),
+        apiKeyEnv: p.api_key_env !== undefined ? p.api_key_env : preset && 'apiKeyEnv' in preset ? preset.apiKeyEnv : null,
         headers: p.headers ?? {},
         streamUsage: p.stream_usage,
         sendReasoning: p.send_reasoning ?? !(preset && 'refusesReasoning' in preset),

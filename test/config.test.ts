@@ -3,7 +3,7 @@ import { writeFileSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { join } from 'node:path'
 import { PRESETS } from '../providers/presets.ts'
-import { type Config, loadConfig, parseConfig } from '../src/config.ts'
+import { type Config, loadConfig, parseConfig, unsetApiKeys } from '../src/config.ts'
 import { ConfigError } from '../src/errors.ts'
 import { ROOT } from './support/process.ts'
 import { tempDir } from './support/temp.ts'
@@ -86,6 +86,13 @@ describe('config', () => {
     })
     expect(config.providers.get('runpod')).toMatchObject({ preset: 'custom', apiKeyEnv: 'RUNPOD_API_KEY' })
     expect(config.providers.get('fast')).toMatchObject({ baseUrl: PRESETS.groq.baseUrl })
+    // A vLLM started without --api-key takes none: api_key_env null, so no step waits for RUNPOD_API_KEY.
+    const keyless = parseConfig({
+      providers: { local: { preset: 'custom', base_url: 'http://127.0.0.1:8000/v1', api_key_env: null } },
+      chains: { default: [{ provider: 'local', model: 'm' }] },
+    })
+    expect(keyless.providers.get('local')).toMatchObject({ preset: 'custom', apiKeyEnv: null })
+    expect(unsetApiKeys(keyless, {})).toEqual([])
     expect(problems({ providers: { custom: {} }, chains: { default: [{ provider: 'custom', model: 'm' }] } })).toEqual([
       { path: 'providers.custom.base_url', message: 'preset "custom" needs a base_url' },
     ])

@@ -270,6 +270,52 @@ test('output tokens count the reasoning a layer left out of completion_tokens bu
   expect(lastRows(1)[0]).toMatchObject({ tokens_in: 1041, tokens_out: 3093 })
 })
 
+test("Groq's streamed usage, sent in x_groq (its last chunk), is the row's and reaches an Anthropic client", async () => {
+  const groq = () => sse([
+    chunk({ role: 'assistant', content: 'Hi.' }),
+    { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_01', usage: { prompt_tokens: 38, completion_tokens: 5, total_tokens: 43 } } },
+    '[DONE]',
+  ])
+  answers = [groq()]
+  expect((await ask('once', true)).status).toBe(200)
+  expect(lastRows(1)[0]).toMatchObject({ status: 'success', tokens_in: 38, tokens_out: 5 })
+  answers = [groq()]
+  const res = await w.post('/v1/messages', { model: 'once', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  expect(await res.text()).toContain('"usage":{"input_tokens":38,"output_tokens":5}')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'success', tokens_in: 38, tokens_out: 5 })
+})
+
+test("a stream Groq stopped early (x_groq.error) is no success, and an OpenAI client is sent an error its SDK raises", async () => {
+  answers = [sse([chunk({ role: 'assistant', content: 'Hel' }), { choices: [], x_groq: { id: 'req_02', error: 'stream stopped early: internal server error' } }, '[DONE]'])]
+  const res = await ask('once', true)
+  expect(res.text).not.toContain('[DONE]')
+  expect(res.text).toContain('"error":{"message":"stream interrupted after 1 chunks (upstream error event: stream stopped early: internal server error)"')
+  expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: stream stopped early: internal server error)' })
+  // vLLM's error object mid-stream is no top-level `error` either: the client gets one that is.
+  answers = [sse([chunk({ role: 'assistant', content: 'Hel' }), { object: 'error', message: 'engine died', code: 500 }, '[DONE]'])]
+  expect((await ask('once', true)).text).toContain('"error":{"message":"stream interrupted after 1 chunks (upstream error event: engine died)"')
+})
+
+test("Gemini's error array as a stream's event is its error (a 503: retried), not a malformed stream", async () => {
+  const overloaded = [{ error: { code: 503, message: 'The model is overloaded. Please try again later.', status: 'UNAVAILABLE' } }]
+  answers = [sse([overloaded]), sse([chunk({ role: 'assistant', content: 'Hi.' }), chunk({}, 'stop'), '[DONE]'])]
+  expect((await w.post('/v1/chat/completions', { model: 'twice', stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })).status).toBe(200)
+  expect(calls).toBe(2)
+  expect(lastRows(2)[0]).toMatchObject({ status: 'error', error_message: 'error in a 200 answer (code 503): The model is overloaded. Please try again later.' })
+})
+
+test('an Anthropic client is told the output tokens the row records, reasoning a layer left out of completion_tokens included', async () => {
+  const usage = { prompt_tokens: 10, completion_tokens: 5, total_tokens: 115, completion_tokens_details: { reasoning_tokens: 100 } }
+  answers = [json(answer({ usage }))]
+  const whole = await w.post('/v1/messages', { model: 'once', max_tokens: 10, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  expect(((await whole.json()) as { usage: unknown }).usage).toEqual({ input_tokens: 10, output_tokens: 105 })
+  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 10, tokens_out: 105 })
+  answers = [sse([chunk({ role: 'assistant', content: 'Hi.' }), chunk({}, 'stop'), { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [], usage }, '[DONE]'])]
+  const streamed = await w.post('/v1/messages', { model: 'once', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+  expect(await streamed.text()).toContain('"usage":{"input_tokens":10,"output_tokens":105}')
+  expect(lastRows(1)[0]).toMatchObject({ tokens_in: 10, tokens_out: 105 })
+})
+
 test('a JSON error of any shape in place of an asked-for stream keeps its message, and is retried', async () => {
   const shapes = [
     [{ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }, 'Overloaded'],

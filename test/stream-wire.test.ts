@@ -131,13 +131,13 @@ describe('facts read from documented streams', () => {
   test('OpenAI: id, model, usage from the usage chunk, content chunks, [DONE]', async () => {
     const facts = newStreamFacts()
     for (const e of await readAll(bytes(await fixture('openai-stream')))) openaiAdapter.observe(e, facts)
-    expect(facts).toEqual({ responseId: 'chatcmpl-123', servedModel: 'gpt-4o-mini', usage: { tokensIn: 9, tokensOut: 12, costUsd: null }, chunks: 4, content: true, done: true, error: null, errorCode: null })
+    expect(facts).toEqual({ responseId: 'chatcmpl-123', servedModel: 'gpt-4o-mini', usage: { tokensIn: 9, tokensOut: 12, costUsd: null }, chunks: 4, content: true, done: true, error: null, errorCode: null, errorRaisable: false })
   })
 
   test('Anthropic: id, model, input from message_start, output from message_delta, message_stop', async () => {
     const facts = newStreamFacts()
     for (const e of await readAll(bytes(await fixture('anthropic-stream')))) anthropicAdapter.observe(e, facts)
-    expect(facts).toEqual({ responseId: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', servedModel: 'claude-opus-4-6', usage: { tokensIn: 25, tokensOut: 15, costUsd: null }, chunks: 2, content: true, done: true, error: null, errorCode: null })
+    expect(facts).toEqual({ responseId: 'msg_1nZdL29xx5MUA1yADyHTEsnR8uuvGzszyY', servedModel: 'claude-opus-4-6', usage: { tokensIn: 25, tokensOut: 15, costUsd: null }, chunks: 2, content: true, done: true, error: null, errorCode: null, errorRaisable: false })
   })
 })
 

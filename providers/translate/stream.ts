@@ -9,7 +9,8 @@ import { frame } from '../sse.ts'
 import { type ReasoningField, reasoningOf, reasoningSignature } from './reasoning.ts'
 import { type SseEvent, type Wire, countOrNull, isNonEmptyString, isRecord } from '../types.ts'
 import { anthropicCacheReads, anthropicInputTokens, finishFromStopReason, openaiUsageOf } from './to-openai.ts'
-import { anthropicUsageOf, newMessageId, newToolUseId, openaiCachedTokens, stopReasonFromFinish } from './to-anthropic.ts'
+import { anthropicUsageOf, newMessageId, newToolUseId, stopReasonFromFinish } from './to-anthropic.ts'
+import { openaiCachedTokens, openaiUsage, usageIn } from '../openai-usage.ts'
 
 type Json = Record<string, unknown>
 
@@ -279,12 +280,13 @@ function openaiToAnthropic(options: TranslatorOptions): StreamTranslator {
       // The upstream's id for the message, or one of witness's when its first chunk has none (some send none at all).
       if (!started) start(out, isNonEmptyString(json.id) ? json.id : newMessageId(), typeof json.model === 'string' && json.model ? json.model : options.model)
       const choice = Array.isArray(json.choices) && isRecord(json.choices[0]) ? json.choices[0] : null
-      // Usage at the top level, or (Moonshot's Kimi) inside the choice.
-      const usage = isRecord(json.usage) ? json.usage : choice && isRecord(choice.usage) ? choice.usage : null
+      // Usage as the row reads it (providers/openai-usage.ts), so client and row agree.
+      const usage = usageIn(json)
       if (usage) {
-        tokensIn = countOrNull(usage.prompt_tokens) ?? tokensIn
+        const counted = openaiUsage(usage)
+        tokensIn = counted.tokensIn ?? tokensIn
         cachedIn = openaiCachedTokens(usage) ?? cachedIn
-        tokensOut = countOrNull(usage.completion_tokens) ?? tokensOut
+        tokensOut = counted.tokensOut ?? tokensOut
       }
       if (!choice) return out
       const delta = isRecord(choice.delta) ? choice.delta : {}

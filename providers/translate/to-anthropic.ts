@@ -4,7 +4,8 @@
  * `chat.completion` response becomes an Anthropic `message`.
  * Pure functions over JSON; tested against documented fixtures.
  */
-import { type Completion, countOrNull, isNonEmptyString, isRecord } from '../types.ts'
+import { openaiCachedTokens, openaiUsage } from '../openai-usage.ts'
+import { type Completion, isNonEmptyString, isRecord } from '../types.ts'
 import { isWitnessThinking, reasoningOf, reasoningSignature } from './reasoning.ts'
 
 type Json = Record<string, unknown>
@@ -141,6 +142,8 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
   }
   const calls = content.some((block) => block.type === 'tool_use')
   const usage = isRecord(completion.usage) ? completion.usage : {}
+  // Output as the row counts it (its reasoning added where a layer left it out), so client and row agree.
+  const counted = openaiUsage(usage)
   return {
     id: isNonEmptyString(completion.id) ? completion.id : newMessageId(),
     type: 'message',
@@ -150,17 +153,11 @@ export function anthropicMessageFromOpenAI(completion: Json, provider: string): 
     stop_reason: stopReasonFromFinish(choice.finish_reason, calls, refusal !== null),
     stop_sequence: null,
     usage: anthropicUsageOf(
-      countOrNull(usage.prompt_tokens) ?? 0,
-      countOrNull(usage.completion_tokens) ?? 0,
+      counted.tokensIn ?? 0,
+      counted.tokensOut ?? 0,
       openaiCachedTokens(usage),
     ),
   }
-}
-
-/** Prompt tokens an OpenAI-compatible provider read from its cache (null when it says nothing of a cache). */
-export function openaiCachedTokens(usage: Record<string, unknown>): number | null {
-  const details = isRecord(usage.prompt_tokens_details) ? usage.prompt_tokens_details : null
-  return details ? countOrNull(details.cached_tokens) : null
 }
 
 /** Anthropic usage: `input_tokens` leaves out what was read from the cache, which `cache_read_input_tokens` counts. */

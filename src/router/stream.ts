@@ -248,7 +248,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
         stopUpstream(new Stop('broken'))
         // A client of the same API gets the provider's own error event (its type tells an overload
         // from a bad request), with witness's keys cut out; another API's client gets one in its format.
-        const own = adapter.wire === scope.request.wire ? redactedEvent(event, redact) : null
+        const own = adapter.wire === scope.request.wire && facts.errorRaisable ? redactedEvent(event, redact) : null
         const frames = own ? [frame(own)] : translator.fail('upstream_error', message)
         await end(stream, outcome('error', message), frames)
         return true
