@@ -285,6 +285,21 @@ test("Groq's streamed usage, sent in x_groq (its last chunk), is the row's and r
   expect(lastRows(1)[0]).toMatchObject({ status: 'success', tokens_in: 38, tokens_out: 5 })
 })
 
+test("an OpenAI client that asks for usage reads it at the top level of the chunk, also from Kimi (in the choice) and Groq (in x_groq)", async () => {
+  const usage = { prompt_tokens: 19, completion_tokens: 13, total_tokens: 32 }
+  const shapes = [
+    { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop', usage }] },
+    { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_1', usage } },
+  ]
+  for (const last of shapes) {
+    answers = [sse([chunk({ role: 'assistant', content: 'Hi.' }), last, '[DONE]'])]
+    const res = await w.post('/v1/chat/completions', { model: 'once', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
+    const chunks = (await res.text()).split('\n\n').filter((f) => f.startsWith('data: {')).map((f) => JSON.parse(f.slice(6)) as { usage?: unknown })
+    expect(chunks.at(-1)!.usage).toEqual(usage)
+    expect(lastRows(1)[0]).toMatchObject({ tokens_in: 19, tokens_out: 13 })
+  }
+})
+
 test("a stream Groq stopped early (x_groq.error) is no success, and an OpenAI client is sent an error its SDK raises", async () => {
   answers = [sse([chunk({ role: 'assistant', content: 'Hel' }), { choices: [], x_groq: { id: 'req_02', error: 'stream stopped early: internal server error' } }, '[DONE]'])]
   const res = await ask('once', true)

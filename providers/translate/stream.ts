@@ -61,10 +61,17 @@ function openaiPassthrough(options: TranslatorOptions): StreamTranslator {
   return {
     push(event) {
       if (event.data === '[DONE]') return []
-      if (!options.includeUsage && event.data.includes('"usage"')) {
-        // The usage-only chunk witness asked for on the client's behalf is not the client's.
+      if (event.data.includes('"usage"')) {
         const json = parse(event)
-        if (json && Array.isArray(json.choices) && json.choices.length === 0 && isRecord(json.usage)) return []
+        // The usage-only chunk witness asked for on the client's behalf is not the client's.
+        if (!options.includeUsage) {
+          if (json && Array.isArray(json.choices) && json.choices.length === 0 && isRecord(json.usage)) return []
+        } else if (json && !isRecord(json.usage)) {
+          // A client that asked for usage reads it at the top level (the SDKs' `chunk.usage`): where
+          // the provider put it elsewhere (Kimi in the choice, Groq in x_groq), it is given there too.
+          const usage = usageIn(json)
+          if (usage) return [frame({ ...event, data: JSON.stringify({ ...json, usage }) })]
+        }
       }
       return [frame(event)]
     },
