@@ -73,7 +73,12 @@ const Tuning = {
 
 /** An HTTP header name (a token) and a value without line breaks or NUL. */
 const HeaderName = v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)'))
-const HeaderValue = v.pipe(v.string(), v.regex(/^[^\r\n\0]*$/, 'must not hold a line break or NUL'))
+// What fetch sends: visible ASCII, spaces and tabs, and Latin-1 (one byte each). Anything else
+// (a line break, a control character, an emoji) it refuses, so every call on the provider would fail.
+const HeaderValue = v.pipe(
+  v.string(),
+  v.regex(/^[\t\x20-\x7e\x80-\xff]*$/, 'must be printable text in Latin-1 (no line break, control character or character past U+00FF: HTTP cannot carry it, and every call would fail); percent-encode anything else'),
+)
 
 export const ProviderSchema = v.strictObject({
   type: v.optional(v.picklist(['openai', 'anthropic'])),
@@ -690,7 +695,7 @@ export function readConfigBytes(path: string): Uint8Array {
 
 /** Parses config file bytes as if they were at `path` (used for reloads and validation). */
 export function parseConfigText(bytes: Uint8Array, path: string): Config {
-  const text = new TextDecoder().decode(bytes)
+  const text = utf8Text(bytes, path)
   let doc: unknown
   try {
     doc = Bun.YAML.parse(text)
@@ -719,6 +724,38 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
     if (error instanceof ConfigError) others = error.issues
   }
   throw new ConfigError(path, [...duplicates, ...others])
+}
+
+/** The file's text; a ConfigError naming the line of the first byte that is not UTF-8 (a decoder would have put U+FFFD in its place unsaid). */
+function utf8Text(bytes: Uint8Array, path: string): string {
+  const decodes = (end: number, whole: boolean) => {
+    try {
+      new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end), { stream: !whole })
+      return true
+    } catch {
+      return false
+    }
+  }
+  if (decodes(bytes.length, true)) return new TextDecoder().decode(bytes)
+  // The shortest prefix that fails holds the bad byte last (a prefix cut inside a character does not fail).
+  let good = 0
+  let bad = decodes(bytes.length, false) ? bytes.length + 1 : bytes.length
+  while (bad - good > 1) {
+    const mid = (good + bad) >> 1
+    if (decodes(mid, false)) good = mid
+    else bad = mid
+  }
+  let at = Math.min(bad, bytes.length) - 1
+  // A character's first byte whose sequence the failing byte broke is the one to name.
+  for (let i = at - 1; i >= Math.max(0, at - 3) && bytes[i]! >= 0x80; i--) {
+    if (bytes[i]! >= 0xc0) {
+      at = i
+      break
+    }
+  }
+  const line = bytes.subarray(0, at).filter((b) => b === 0x0a).length + 1
+  const where = bad > bytes.length ? `a character cut short at the end (line ${line})` : `byte 0x${bytes[at]!.toString(16).toUpperCase().padStart(2, '0')} at line ${line}`
+  throw new ConfigError(path, [{ path: '', message: `is not UTF-8: ${where}; save the file as UTF-8` }])
 }
 
 /** Where a file Bun cannot parse is wrong: the `yaml` package's errors say the line and column (Bun's do not). */

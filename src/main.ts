@@ -180,7 +180,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
   }
   role = takeRouterRole(live.path, oneOff, (message) => log(`witness: ${message}`), () => clock.now())
   const routerRole = role
-  live.boundHost = host
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
   // file), and the watchdog must probe this server, not those.

@@ -201,7 +201,7 @@ describe('auth config and open mode', () => {
     await expect(serve({ configPath, host: '0.0.0.0', port: 0, log: () => {} })).rejects.toThrow(/not a loopback address/)
   })
 
-  test('a reload cannot drop auth while the socket is bound to a public address', async () => {
+  test('a reload cannot drop auth, on a public address or on loopback (a file caught half-written would open witness unsaid)', async () => {
     const dir = tempDir()
     const configPath = join(dir, 'witness.yaml')
     writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db', auth }))
@@ -217,12 +217,24 @@ describe('auth config and open mode', () => {
       }
       expect((caught as ConfigError).message).toContain('config reload refused')
       expect((caught as { details?: { issues: { path: string; message: string }[] } }).details?.issues).toEqual([
-        { path: 'auth', message: expect.stringContaining('the socket does not move on a reload') },
+        { path: 'auth', message: expect.stringContaining('the running config has auth and this one has none: a reload does not open witness') },
       ])
       expect(running.config().hash).toBe(before)
       expect(running.config().auth).not.toBeNull()
     } finally {
       await running.stop(0)
+    }
+    writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db', auth }))
+    const loopback = await serve({ configPath, host: '127.0.0.1', port: 0, env: {}, jobs: false, background: false, log: () => {} })
+    try {
+      writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db' }))
+      expect(() => loopback.reload()).toThrow('a reload does not open witness')
+      expect(loopback.config().auth).not.toBeNull()
+      // Tokens still come and go by reload.
+      writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db', auth: { operators: auth.operators } }))
+      expect(loopback.reload().status).toBe('reloaded')
+    } finally {
+      await loopback.stop(0)
     }
   })
 

@@ -351,6 +351,18 @@ describe('config', () => {
   test('provider headers must be HTTP header names with values on one line; timers at most 24.8 days', () => {
     expect(problems({ ...minimal, providers: { kimi: { headers: { 'Bad Header': 'x', 'X-Ok': 'a\r\nInjected: 1' } } } }).map((i) => i.path).sort()).toEqual(['providers.kimi.headers.Bad Header', 'providers.kimi.headers.X-Ok'])
     expect(problems({ ...minimal, deadman: { command_timeout_s: 2_592_000, check_every_s: 3_000_000 } }).map((i) => i.path).sort()).toEqual(['deadman.check_every_s', 'deadman.command_timeout_s'])
+    // What fetch refuses to send (so every call would fail, as a row of a call never made): past Latin-1, control characters.
+    const bad = { 'X-Title': 'fleet ✓', 'X-Bell': 'a\x07b' }
+    expect(problems({ ...minimal, providers: { kimi: { headers: { ...bad, 'X-Ok': 'café\tfleet' } } } }).map((i) => i.path).sort()).toEqual(['providers.kimi.headers.X-Bell', 'providers.kimi.headers.X-Title'])
+  })
+
+  test('a file that is not UTF-8 is refused, naming the line of its first bad byte, not read with U+FFFD in its place', () => {
+    const path = join(tempDir(), 'witness.yaml')
+    const text = (s: string) => [...new TextEncoder().encode(s)]
+    writeFileSync(path, new Uint8Array([...text('providers:\n  kimi: {}\nchains:\n  default: [{ provider: kimi, model: "caf'), 0xe9, ...text('" }]\n')]))
+    expect(issuesOf(() => loadConfig(path))).toEqual([{ path: '', message: 'is not UTF-8: byte 0xE9 at line 4; save the file as UTF-8' }])
+    writeFileSync(path, new Uint8Array([...text('providers:\n  kimi: {}\n# \u2713'), 0xe2, 0x9c]))
+    expect(issuesOf(() => loadConfig(path))).toEqual([{ path: '', message: 'is not UTF-8: a character cut short at the end (line 3); save the file as UTF-8' }])
   })
 
   test('a path starting with ~/ is in the home directory; other relative paths are the config file\'s directory\'s', () => {

@@ -6,7 +6,7 @@
  * flight finish on the chains they started with.
  */
 import type { Clock } from '../clock.ts'
-import { type Config, openListenProblem, parseConfigText, readConfigBytes } from '../config.ts'
+import { type Config, parseConfigText, readConfigBytes } from '../config.ts'
 import { ConfigError, ReloadRefusedError } from '../errors.ts'
 
 export interface ReloadResult {
@@ -45,13 +45,6 @@ export class LiveConfig {
     return this.bytes
   }
 
-  /**
-   * The address the socket is bound to. A reload cannot move the socket, so
-   * a new config is checked against this one: dropping `auth` while bound
-   * to a public address would open witness to anyone.
-   */
-  boundHost: string | null = null
-
   /** Calls `listener` after every swap. */
   onSwap(listener: (next: Config, previous: Config) => void): void {
     this.listeners.push(listener)
@@ -69,12 +62,11 @@ export class LiveConfig {
       if (error instanceof ConfigError) throw new ReloadRefusedError(error, previous.hash)
       throw error
     }
-    const open = this.boundHost === null ? null : openListenProblem(this.boundHost, next.auth !== null)
-    if (open) {
-      throw new ReloadRefusedError(
-        new ConfigError(this.path, [{ path: 'auth', message: `witness is listening on ${open} (the socket does not move on a reload)` }]),
-        previous.hash,
-      )
+    // Tokens come and go by reload, but not `auth` itself: a file caught half-written (its auth block
+    // not there yet) would otherwise open witness without a word.
+    if (previous.auth !== null && next.auth === null) {
+      const message = 'the running config has auth and this one has none: a reload does not open witness (any client could then read every row and write rows under any agent\'s name); restart witness to run it open, on a loopback address only'
+      throw new ReloadRefusedError(new ConfigError(this.path, [{ path: 'auth', message }]), previous.hash)
     }
     if (next.hash === previous.hash) {
       // Unchanged since the last reload, maybe not since the start: what still waits for a restart is said again.
