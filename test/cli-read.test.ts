@@ -4,7 +4,7 @@
  */
 import { beforeAll, describe, expect, test } from 'bun:test'
 import { Database } from 'bun:sqlite'
-import { closeSync, existsSync, openSync, writeFileSync, writeSync } from 'node:fs'
+import { chmodSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, writeFileSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken, ownerOf } from '../src/auth/tokens.ts'
 import { parseConfig } from '../src/config.ts'
@@ -67,6 +67,28 @@ describe('witness query', () => {
     } finally {
       await lock.release()
     }
+  })
+
+  test("the owner's group reads it while the server is down, though it may not write the folder (where SQLite would make the -shm it wants)", () => {
+    const runs = Bun.spawnSync(['setpriv', '--reuid=65534', '--regid=0', '--clear-groups', BUN, '--version'], { stderr: 'pipe' })
+    if (process.getuid?.() !== 0 || runs.exitCode !== 0) {
+      console.log(`skipped: needs root and setpriv, and bun runnable as uid 65534 with gid 0 (${runs.exitCode === null ? 'setpriv missing' : runs.stderr.toString().trim() || 'not root'})`)
+      return
+    }
+    const home = tempDir()
+    chmodSync(home, 0o755)
+    const data = join(home, 'data')
+    mkdirSync(data, { mode: 0o750 })
+    const copy = join(data, 'witness.db')
+    copyFileSync(dbPath, copy)
+    chmodSync(copy, 0o640)
+    const asGroup = (args: string[]) => Bun.spawnSync(['setpriv', '--reuid=65534', '--regid=0', '--clear-groups', BUN, join(ROOT, 'src/cli.ts'), ...args], { cwd: home, env: { PATH: process.env.PATH ?? '' } })
+    const query = asGroup(['query', '--db', copy, '--json'])
+    expect(query.stderr.toString()).toBe('')
+    expect(query.stdout.toString().trimEnd().split('\n')).toHaveLength(5)
+    const did = asGroup(['did-call', '--db', copy, '--agent', 'ezra', '--provider', 'kimi', '--since', '1h'])
+    expect(did.exitCode).toBe(0)
+    expect(existsSync(`${copy}-shm`)).toBe(false)
   })
 
   test('bad flags and a missing database exit 2, and the missing file is not created', () => {

@@ -5,9 +5,9 @@
  * With `--archives`, the archive files of the period asked for are searched
  * too: those in `--archive-dir`, else in the config's retention.archive_dir.
  */
-import { Database } from 'bun:sqlite'
-import { existsSync, realpathSync, statSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { Database, constants as sqliteFlags } from 'bun:sqlite'
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { type Config, loadConfig } from '../config.ts'
 import { ConfigError, InvalidRequestError, type Issue } from '../errors.ts'
 import { configPathFrom } from '../main.ts'
@@ -88,7 +88,39 @@ export function openWitnessDb(path: string): Database {
     return db
   } catch (error) {
     db?.close()
+    const unchanging = stoppedUnwritable(path)
+    if (unchanging) return unchanging
     throw new UsageError(`cannot read ${path} as a witness database: ${(error as Error).message}`, { showUsage: false })
+  }
+}
+
+/**
+ * The database of a stopped server, for a reader who may read it but not write its folder (the
+ * owner's group): SQLite opens a WAL database by making its -shm beside it, even to read. With no
+ * -wal there (the last writer checkpointed it away and closed), the file alone holds every row and
+ * nothing is writing it, so it is read as unchanging. Null when that is not the case.
+ */
+function stoppedUnwritable(path: string): Database | null {
+  if (existsSync(`${path}-wal`) || writable(dirname(path))) return null
+  let db: Database | null = null
+  try {
+    const uri = `file:${resolve(path).replace(/%/g, '%25').replace(/\?/g, '%3F').replace(/#/g, '%23')}?immutable=1`
+    // A URI needs the flag, which the options object cannot give (so not strict: a missing binding reads as NULL).
+    db = new Database(uri, sqliteFlags.SQLITE_OPEN_READONLY | sqliteFlags.SQLITE_OPEN_URI)
+    db.query('SELECT 1 FROM request_log LIMIT 1').get()
+    return db
+  } catch {
+    db?.close()
+    return null
+  }
+}
+
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK)
+    return true
+  } catch {
+    return false
   }
 }
 
