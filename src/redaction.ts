@@ -44,6 +44,12 @@ export type Redactor = (text: string) => string
 interface Form {
   text: string
   window: number
+  /**
+   * base64 of the secret, its partial groups left off: the characters next to it that encode a
+   * secret byte together with another's (1-3 of them, and any `=` padding) are cut with it, or the
+   * secret's first or last bytes could be read back from them (`…UFc=` of `…:s3cretPW`).
+   */
+  partialGroups?: { before: boolean }
 }
 
 type Run = [from: number, to: number]
@@ -194,7 +200,8 @@ function secretForms(secret: string): Form[] {
   for (let offset = 0; offset < 3; offset++) {
     const encoded = Buffer.from(`${'\0'.repeat(offset)}${bare}`).toString('base64')
     const middle = encoded.slice(offset ? 4 : 0, -4)
-    forms.push(form(middle, 4 / 3), form(middle.replaceAll('+', '-').replaceAll('/', '_'), 4 / 3))
+    const partialGroups = { before: offset > 0 }
+    forms.push({ ...form(middle, 4 / 3), partialGroups }, { ...form(middle.replaceAll('+', '-').replaceAll('/', '_'), 4 / 3), partialGroups })
   }
   return forms
 }
@@ -243,12 +250,29 @@ function grow(text: string, at: number, form: string, formAt: number, length: nu
   return [start, end]
 }
 
+const BASE64_CHAR = /[a-z0-9+/=_-]/
+
+/**
+ * A run of a base64 form (`formAt`: where in the form the run begins) that reaches the form's end
+ * (or its start, for one after other bytes) is widened over the characters there, up to a group's
+ * worth, that encode the secret's last (or first) bytes with what is beside it.
+ */
+function widenToGroups(text: string, run: Run, form: string, formAt: number, before: boolean): void {
+  if (formAt + (run[1] - run[0]) >= form.length) {
+    for (let n = 0; n < 4 && run[1] < text.length && BASE64_CHAR.test(text[run[1]]!); n++) run[1]++
+  }
+  if (before && formAt <= 0) {
+    for (let n = 0; n < 4 && run[0] > 0 && BASE64_CHAR.test(text[run[0] - 1]!); n++) run[0]--
+  }
+}
+
 /** The forms of secrets, every piece of each indexed (they are short). */
 class PieceIndex {
   /** Per window length: each piece, with a form it comes from and where. */
-  private readonly byWindow = new Map<number, Map<string, [form: string, at: number]>>()
+  private readonly byWindow = new Map<number, Map<string, [form: string, at: number, partialGroups: Form['partialGroups']]>>()
   /** Forms too short for their window: looked for whole. */
   private readonly whole: string[] = []
+  private readonly wholeGroups: Form['partialGroups'][] = []
   /** Per window length: the rolling hash of each piece, and what a character leaving the window weighs (mayHold). */
   private readonly hashes = new Map<number, { pieces: Set<number>; out: number }>()
 
@@ -258,6 +282,7 @@ class PieceIndex {
       if (text.length < MIN_LENGTH) continue
       if (text.length < form.window) {
         this.whole.push(text)
+        this.wholeGroups.push(form.partialGroups)
         continue
       }
       let pieces = this.byWindow.get(form.window)
@@ -266,7 +291,7 @@ class PieceIndex {
       if (!rolling) this.hashes.set(form.window, (rolling = { pieces: new Set(), out: powerOf(form.window) }))
       for (let at = 0; at + form.window <= text.length; at++) {
         const piece = text.slice(at, at + form.window)
-        if (!pieces.has(piece)) pieces.set(piece, [text, at])
+        if (!pieces.has(piece)) pieces.set(piece, [text, at, form.partialGroups])
         rolling.pieces.add(hashOf(piece))
       }
     }
@@ -299,12 +324,20 @@ class PieceIndex {
   runsIn(text: string): Run[] {
     if (this.byWindow.size === 0 && this.whole.length === 0) return []
     const lower = lowerAscii(text)
-    const runs = wholeRuns(lower, this.whole)
+    const runs: Run[] = []
+    this.whole.forEach((form, i) => {
+      const groups = this.wholeGroups[i]
+      for (const run of wholeRuns(lower, [form])) {
+        if (groups) widenToGroups(lower, run, form, 0, groups.before)
+        runs.push(run)
+      }
+    })
     for (const [window, pieces] of this.byWindow) {
       for (let j = 0; j + window <= lower.length; j++) {
         const found = pieces.get(lower.slice(j, j + window))
         if (!found) continue
         const run = grow(lower, j, found[0], found[1], window)
+        if (found[2]) widenToGroups(lower, run, found[0], found[1] - (j - run[0]), found[2].before)
         runs.push(run)
         j = run[1] - 1
       }

@@ -214,6 +214,12 @@ describe('usage', () => {
     const badPort = witness(['serve', '--port', 'abc'])
     expect(badPort.code).toBe(2)
     expect(badPort.stderr).toContain('--port must be 0-65535')
+    // An unset $PORT in a script: not port 0 (a random one), nor the simulator's either.
+    for (const command of ['serve', 'sim']) {
+      const empty = witness([command, '--port', ''])
+      expect(empty.code).toBe(2)
+      expect(empty.stderr).toContain('--port must be 0-65535, got ""')
+    }
   })
 
   test('<command> --help prints that command\'s usage and exits 0, whatever else is on the line', () => {

@@ -776,6 +776,14 @@ describe('against a running router', () => {
     expect(ok.code).toBe(0)
   })
 
+  test('without --url, with the config file unreadable and no last known good yet, it probes where the running router said it listens', async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    writeFileSync(w.configPath, 'chains: [\n')
+    const ok = await watchdog(['--config', w.configPath, '--failures', '1', '--state', join(w.dir, 'state.json')])
+    expect(ok.stderr).toContain(`heartbeat ok at ${w.url}`)
+    expect(ok.code).toBe(0)
+  })
+
   test('without --url it probes the running router after a reload that moved both listen and database in the file (both wait for a restart)', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { listen: { host: '127.0.0.1', port: deadPort() } }))

@@ -26,7 +26,8 @@ export interface Command {
 }
 
 export function portOf(text: string): number {
-  const port = Number(text)
+  // Digits only: Number('') is 0 (a random port), as an unset $PORT in a script would give.
+  const port = /^\d{1,5}$/.test(text) ? Number(text) : Number.NaN
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be 0-65535, got "${text}"`)
   return port
 }

@@ -77,9 +77,10 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
   }
   try {
     const settings = readSettings(o.configPath)
-    const url = o.url ?? (settings ? listenUrl(o, settings) : undefined)
+    // With neither config readable, where the running server said it listens is still known.
+    const url = o.url ?? (settings ? listenUrl(o, settings) : servedUrl(o))
     if (!url) {
-      o.log(`cannot check: no --url given, and neither ${o.configPath} nor its last-known-good snapshot can be read`)
+      o.log(`cannot check: no --url given, neither ${o.configPath} nor its last-known-good snapshot can be read, and no server has written where it listens (${resolve(o.configPath)}.serve.url)`)
       return 2
     }
     const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
@@ -346,21 +347,26 @@ function readSettings(configPath: string): Config | null {
  * down, and roll back a good config.
  */
 function listenUrl(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Config): string {
-  const configPath = o.configPath
-  let host = config.raw.listen.host.replace(/^\[(.*)\]$/, '$1')
-  let port = config.raw.listen.port
   // The database's first: one server at a time holds a database (its lock), so that file is never
   // another server's; the config's is for a database moved in the file since the server started.
-  for (const file of [`${databaseOf(o, config)}.serve.url`, `${resolve(configPath)}.serve.url`]) {
+  return servedUrl(o, databaseOf(o, config)) ?? probeUrl(config.raw.listen.host.replace(/^\[(.*)\]$/, '$1'), config.raw.listen.port)
+}
+
+/** Where a running server wrote that it listens: beside `database` (or --db's file), else beside the config; null when none did. */
+function servedUrl(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, database = o.dbPath ? databaseFileOf(o.dbPath) : null): string | null {
+  for (const file of [...(database ? [`${database}.serve.url`] : []), `${resolve(o.configPath)}.serve.url`]) {
     try {
       const bound = new URL(readFileSync(file, 'utf8').trim())
-      host = bound.hostname.replace(/^\[(.*)\]$/, '$1')
-      port = Number(bound.port)
-      break
+      return probeUrl(bound.hostname.replace(/^\[(.*)\]$/, '$1'), Number(bound.port))
     } catch {
-      // no server has written one (or it stopped): the next place, then the config's listen
+      // no server has written one (or it stopped): the next place
     }
   }
+  return null
+}
+
+/** The URL to probe a server listening on `host`: a wildcard address is reached on loopback. */
+function probeUrl(host: string, port: number): string {
   const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host
   return `http://${reachable.includes(':') ? `[${reachable}]` : reachable}:${port}`
 }
