@@ -168,7 +168,12 @@ export async function serve(options: ServeOptions): Promise<Running> {
   try {
     // The config checks its own listen.host; a host given on the command line is checked here.
     const openProblem = openListenProblem(host, boot.auth !== null)
-    if (openProblem) throw new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
+    if (openProblem) {
+      // Blame the flag when it was the flag (the file's own listen.host is checked with the file).
+      throw options.host !== undefined
+        ? new ConfigError('given on the command line', [{ path: '--host', message: openProblem }])
+        : new ConfigError(boot.path ?? '(inline)', [{ path: 'listen.host', message: openProblem }])
+    }
     // One server per database: a second one would take the first one's calls in flight for a
     // crashed run's and finish them as errors. The lock goes before recovery (and a directory
     // given for the database is refused before it, so no lock file is left beside it).

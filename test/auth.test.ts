@@ -198,7 +198,7 @@ describe('auth config and open mode', () => {
     const dir = tempDir()
     const configPath = join(dir, 'witness.yaml')
     writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db' }))
-    await expect(serve({ configPath, host: '0.0.0.0', port: 0, log: () => {} })).rejects.toThrow(/not a loopback address/)
+    await expect(serve({ configPath, host: '0.0.0.0', port: 0, log: () => {} })).rejects.toThrow(/given on the command line:\n {2}- --host: "0.0.0.0" is not a loopback address/)
   })
 
   test('a reload cannot drop auth, on a public address or on loopback (a file caught half-written would open witness unsaid)', async () => {
