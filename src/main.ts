@@ -55,6 +55,20 @@ export interface ServeOptions {
   statsFill?: false | { tickMs?: number | null }
   /** Seconds a connection may sit idle between requests before it is closed (default IDLE_CONNECTION_S). */
   idleConnectionS?: number
+  /** An fsync of the database failed (store.ts, onDurabilityLost): default, the process is killed (stopAtOnce). */
+  onFatal?: () => void
+}
+
+/** How long the refusals of the calls waiting on a failed fsync have to reach their clients before the process is killed. */
+const FATAL_GRACE_MS = 200
+
+/**
+ * Ends the process with SIGKILL, so no exit handler closes the database (its last connection would
+ * checkpoint the WAL into it past the pages a failed fsync lost): a service manager sees a crash and
+ * restarts it (systemd's Restart=on-failure, launchd's KeepAlive).
+ */
+function stopAtOnce(): void {
+  setTimeout(() => process.kill(process.pid, 'SIGKILL'), FATAL_GRACE_MS)
 }
 
 /**
@@ -113,7 +127,7 @@ export function configPathFrom(flag: string | undefined): string {
 }
 
 /** `extra.checkpoints`: `thread` for the server, whose event loop must not wait for them (see store.ts). */
-export function openStoreFor(config: Config, dbOverride?: string, extra: Pick<StoreOptions, 'checkpoints' | 'onCheckpointsLost' | 'onFinishedLate'> = {}): Store {
+export function openStoreFor(config: Config, dbOverride?: string, extra: Pick<StoreOptions, 'checkpoints' | 'onCheckpointsLost' | 'onFinishedLate' | 'onDurabilityLost'> = {}): Store {
   return openStore(dbOverride ?? config.databasePath, {
     sync: config.raw.database_sync,
     busyTimeoutMs: config.raw.database_busy_timeout_ms,
@@ -206,6 +220,10 @@ export async function serve(options: ServeOptions): Promise<Running> {
       checkpoints: 'thread',
       onCheckpointsLost: (why) => log(`witness: ${why}; the writer checkpoints the WAL inside its commits again`),
       onFinishedLate: (id) => log(`witness: row ${id} is finished at last`),
+      onDurabilityLost: (why) => {
+        log(`witness: FATAL: the database can no longer be made durable: ${why}. Rows written since may not be on disk, so nothing is acknowledged from now on, and witness stops at once without closing the database; its next start reads the WAL back in and copies it into the database file (a service manager restarts it; the rows of the calls cut here are finished then)`)
+        ;(options.onFatal ?? stopAtOnce)()
+      },
     })
     opened = store
     const recovered = store.recoverPending(

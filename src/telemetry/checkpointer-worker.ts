@@ -24,6 +24,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { SLOT } from './checkpointer.ts'
+import { isSyncFailure } from './sync-failure.ts'
 
 declare const self: Worker
 
@@ -80,9 +81,16 @@ self.onmessage = (event: MessageEvent<CheckpointerStart>) => {
     try {
       passive.get()
       Atomics.add(shared, copyRest() ? SLOT.checkpoints : SLOT.failures, 1)
-    } catch {
-      // Another process's checkpoint running, or disk trouble: the next request tries again.
+    } catch (error) {
       Atomics.add(shared, SLOT.failures, 1)
+      // A failed fsync: the pages it lost count as copied (SQLite moved its mark past them), so no
+      // later checkpoint copies them again, and the WAL holding them would be started over. This
+      // thread checkpoints no more, and the process is told (it stops without closing the database).
+      if (isSyncFailure(error)) {
+        self.postMessage({ type: 'sync-failed', message: error instanceof Error ? error.message : String(error) })
+        break
+      }
+      // Another process's checkpoint running, a lock: the next request tries again.
     }
   }
   db.close()

@@ -19,7 +19,8 @@
  *
  * The threads share six counters (a SharedArrayBuffer), so asking the
  * thread costs the writer an atomic add, not a message. If the thread dies,
- * `onLost` is called and the writer checkpoints by itself again.
+ * `onLost` is called and the writer checkpoints by itself again; if a
+ * checkpoint's fsync fails, `onSyncFailed`, and nothing checkpoints again.
  */
 import type { CheckpointerStart } from './checkpointer-worker.ts'
 
@@ -51,6 +52,8 @@ export interface CheckpointerOptions {
   everyCommits?: number
   /** The thread died (or could not open the database): the writer must checkpoint by itself again. */
   onLost: (why: string) => void
+  /** A checkpoint's fsync failed (sync-failure.ts): the thread has stopped, and nothing may checkpoint the WAL again in this process. */
+  onSyncFailed?: (why: string) => void
 }
 
 export function startCheckpointer(path: string, options: CheckpointerOptions): Checkpointer {
@@ -70,7 +73,13 @@ export function startCheckpointer(path: string, options: CheckpointerOptions): C
   }
   worker.addEventListener('error', (event) => lose(`checkpoint thread failed: ${event.message}`))
   worker.addEventListener('close', () => lose('checkpoint thread exited'))
-  worker.addEventListener('message', (event: MessageEvent<{ type: 'failed'; message: string }>) => lose(`checkpoint thread could not start: ${event.data.message}`))
+  worker.addEventListener('message', (event: MessageEvent<{ type: 'failed' | 'sync-failed'; message: string }>) => {
+    if (event.data.type === 'failed') return lose(`checkpoint thread could not start: ${event.data.message}`)
+    // Not handed back to the writer, whose COMMITs would checkpoint past the pages the fsync lost.
+    if (stopping || lost) return
+    lost = true
+    options.onSyncFailed?.(`a checkpoint's fsync failed (${event.data.message})`)
+  })
   worker.postMessage({ path, shared } satisfies CheckpointerStart)
   return {
     committed() {

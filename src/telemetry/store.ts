@@ -10,6 +10,8 @@ import { lstatSync, mkdirSync, readlinkSync, statSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { type Checkpointer, startCheckpointer } from './checkpointer.ts'
 import { GroupCommit } from './group-commit.ts'
+import { isSyncFailure } from './sync-failure.ts'
+import { TelemetryUnavailableError } from '../errors.ts'
 import { chainAppender } from '../proof/append.ts'
 import type { AttemptOutcome, FinalRow, RowHead, RowMeta, SideWrite, SideWrites, WriteOp, WriteResult } from './rows.ts'
 import { ensureSchema } from './schema.ts'
@@ -40,6 +42,12 @@ export interface StoreOptions extends WriterOptions {
   onCheckpointsLost?: (why: string) => void
   /** Told when a finishing write that failed (and was said to) has committed at last. */
   onFinishedLate?: (id: number) => void
+  /**
+   * Told, once, that an fsync of the database failed (sync-failure.ts): no write from then on is
+   * acknowledged, and the process must stop without closing the database, whose WAL the next start
+   * reads back in (SQLite's recovery) and copies into the database file with fsyncs that work.
+   */
+  onDurabilityLost?: (why: string) => void
 }
 
 export interface Store {
@@ -174,18 +182,26 @@ export function openStore(given: string, options: StoreOptions): Store {
   let writer: { apply: (ops: WriteOp[]) => WriteResult[] | Promise<WriteResult[]>; close: () => void }
   let barrier: Barrier | null = null
   let checkpointer: Checkpointer | null = null
+  // Once an fsync failed, nothing is acknowledged again (the barrier stays broken, commits that
+  // report one fail) and the process is told to stop.
+  let durabilityLost: string | null = null
+  const loseDurability = (why: string) => {
+    if (durabilityLost !== null) return
+    durabilityLost = why
+    options.onDurabilityLost?.(why)
+  }
   if (inline) {
     const own = openWriter(path, { ...options, sync: offLoop ? 'normal' : options.sync, autocheckpoint: !checkpointThread })
     writer = own
     try {
-      if (offLoop) barrier = walFsyncBarrier(path)
+      if (offLoop) barrier = walFsyncBarrier(path, (error) => loseDurability(`an fsync of the WAL failed (${error instanceof Error ? error.message : String(error)})`))
       // A checkpoint thread that dies hands the checkpoints back to the writer's COMMITs.
       if (checkpointThread) {
         const onLost = (why: string) => {
           own.autocheckpoint(true)
           options.onCheckpointsLost?.(why)
         }
-        checkpointer = (options.startCheckpoints ?? startCheckpointer)(path, { onLost })
+        checkpointer = (options.startCheckpoints ?? startCheckpointer)(path, { onLost, onSyncFailed: loseDurability })
       }
     } catch (error) {
       barrier?.close()
@@ -196,9 +212,39 @@ export function openStore(given: string, options: StoreOptions): Store {
     // Only what the thread needs: a message cannot carry the options' functions.
     writer = threadWriter(path, { sync: options.sync, maxMb: options.maxMb })
   }
+  // A COMMIT whose fsync failed (the writer thread's, the event loop's with `event_loop`, a checkpoint
+  // inside a COMMIT): durability is lost as when the barrier's fsync fails.
+  const syncFailed = (error: unknown) => {
+    if (isSyncFailure(error)) loseDurability(`a commit's fsync failed (${error instanceof Error ? error.message : String(error)})`)
+    throw error
+  }
+  const watchSync = (results: WriteResult[] | Promise<WriteResult[]>): WriteResult[] | Promise<WriteResult[]> => {
+    if (results instanceof Promise) return results.catch(syncFailed)
+    return results
+  }
+  const applyWatched = (ops: WriteOp[]) => {
+    try {
+      return writer.apply(ops)
+    } catch (error) {
+      return syncFailed(error)
+    }
+  }
+  // After a failed fsync nothing is acknowledged, but outcomes are still written, in case the disk
+  // keeps them: a call's finish, and a pending row's "not called" (else the next start would take it
+  // for a call cut short). No new row is begun.
+  const recordOnly = (ops: WriteOp[]): never => {
+    const finishes = ops.filter((op) => op.kind === 'finish')
+    try {
+      if (finishes.length > 0) void Promise.resolve(writer.apply(finishes)).catch(() => {})
+    } catch {
+      // written or not, it is refused below
+    }
+    throw new TelemetryUnavailableError(`telemetry database can no longer be made durable: ${durabilityLost}; witness is stopping`)
+  }
   const commits: GroupCommit<WriteOp, WriteResult> = new GroupCommit<WriteOp, WriteResult>({
     apply: (ops) => {
-      const results = writer.apply(ops)
+      if (durabilityLost !== null) return recordOnly(ops)
+      const results = watchSync(applyWatched(ops))
       checkpointer?.committed()
       return results
     },
@@ -209,10 +255,13 @@ export function openStore(given: string, options: StoreOptions): Store {
     // The health probe is not the log's write; a held finish retried each second was counted once already.
     uncounted: (op) => op.kind === 'probe' || (op.kind === 'finish' && op.again === true),
     // A pending row that committed but could not be made durable is not called: finish it as such.
-    onUndurable: (ops, results) =>
+    onUndurable: (ops, results) => {
       ops.forEach((op, i) => {
         if (op.kind === 'begin') deferFinish(results[i]!.id, notCalled('its pending row could not be made durable'))
-      }),
+      })
+      // Written now, not in a second: the process stops within FATAL_GRACE_MS (main.ts).
+      void retryDeferred()
+    },
   })
 
   // Finishing writes that failed (disk full, lock held past the budget) are
@@ -333,7 +382,9 @@ export function openStore(given: string, options: StoreOptions): Store {
       // as the last connection it checkpoints and removes the WAL (a read-only one cannot).
       checkpointer?.close()
       reader.close()
-      writer.close()
+      // Not after a failed fsync: as the last connection, the writer would checkpoint the WAL into the
+      // database past the pages the fsync lost, and remove it. Left open, the next start reads it back.
+      if (durabilityLost === null) writer.close()
       barrier?.close()
     },
   }

@@ -33,12 +33,19 @@ export interface Barrier {
  * Coalesces waits into fsyncs: a wait that arrives while an fsync runs is
  * served by the next one (the running one may have begun before its
  * commit), and all waits that arrive meanwhile share it.
+ *
+ * A failed fsync breaks the barrier for good: every wait after it fails too.
+ * On Linux a failed writeback is reported once, and the pages it lost are
+ * marked clean, so the next fsync "succeeds" without them: a WAL whose frames
+ * are missing on disk holds nothing after the gap for SQLite's recovery,
+ * which stops at the first frame whose checksum fails. `onBroken` is told once.
  */
-export function coalescingBarrier(sync: () => Promise<void>, close: () => void = () => {}): Barrier {
+export function coalescingBarrier(sync: () => Promise<void>, close: () => void = () => {}, onBroken: (error: unknown) => void = () => {}): Barrier {
   let waiting: { resolve: () => void; reject: (error: unknown) => void }[] = []
   let running = false
   let closed = false
   let released = false
+  let broken: unknown = null
   let syncs = 0
   // Released once, and never under a sync still running: a closed descriptor's number may be reused.
   const release = () => {
@@ -56,6 +63,10 @@ export function coalescingBarrier(sync: () => Promise<void>, close: () => void =
         for (const w of batch) w.resolve()
       },
       (error: unknown) => {
+        if (broken === null) {
+          broken = error
+          onBroken(error)
+        }
         for (const w of batch) w.reject(error)
       },
     ).finally(() => {
@@ -68,6 +79,7 @@ export function coalescingBarrier(sync: () => Promise<void>, close: () => void =
     wait: () =>
       new Promise<void>((resolve, reject) => {
         if (closed) return reject(new Error('the database is closed'))
+        if (broken !== null) return reject(new Error(`an earlier fsync of the WAL failed (${broken instanceof Error ? broken.message : String(broken)}): nothing written since can be made durable`))
         waiting.push({ resolve, reject })
         if (!running) start()
       }),
@@ -89,7 +101,7 @@ export function coalescingBarrier(sync: () => Promise<void>, close: () => void =
  * (so its `-wal` file exists and keeps its inode: SQLite removes it only
  * when the last connection closes, and truncating keeps the file).
  */
-export function walFsyncBarrier(dbPath: string): Barrier {
+export function walFsyncBarrier(dbPath: string, onBroken?: (error: unknown) => void): Barrier {
   const walPath = `${dbPath}-wal`
   // The WAL file may have just been created: make its directory entry durable once.
   syncDirectory(dirname(walPath))
@@ -97,6 +109,7 @@ export function walFsyncBarrier(dbPath: string): Barrier {
   return coalescingBarrier(
     () => syncFile(fd),
     () => closeSync(fd),
+    onBroken,
   )
 }
 
