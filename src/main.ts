@@ -218,7 +218,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   try {
     const store = openStoreFor(boot, options.db, {
       checkpoints: 'thread',
-      onCheckpointsLost: (why) => log(`witness: ${why}; the writer checkpoints the WAL inside its commits again`),
+      onCheckpointsLost: (why) => log(`witness: ${why}; the writer checkpoints the WAL after its commits again`),
       onFinishedLate: (id) => log(`witness: row ${id} is finished at last`),
       onDurabilityLost: (why) => {
         log(`witness: FATAL: the database can no longer be made durable: ${why}. Rows written since may not be on disk, so nothing is acknowledged from now on, and witness stops at once without closing the database; its next start reads the WAL back in and copies it into the database file (a service manager restarts it; the rows of the calls cut here are finished then)`)

@@ -30,15 +30,15 @@ export interface StoreOptions extends WriterOptions {
   fsync?: 'thread_pool' | 'event_loop'
   /**
    * With `full`, the inline writer and its fsync on the thread pool: WAL checkpoints on a thread of
-   * their own (the server; checkpointer.ts) or inside the writer's COMMITs, SQLite's default
-   * (short-lived commands). Default `writer`. Elsewhere they stay in the COMMITs, where they
+   * their own (the server; checkpointer.ts) or on the writer after its commits (writer.ts; short-lived
+   * commands). Default `writer`. Elsewhere they stay with the writer, where they
    * measured better: with `normal` no commit waits for a sync, so the checkpoint's own syncs were
    * cheaper there than a second thread writing the same files.
    */
   checkpoints?: 'thread' | 'writer'
   /** Starts the checkpoint thread (default startCheckpointer; a test gives one that cannot start). */
   startCheckpoints?: typeof startCheckpointer
-  /** Told, once, that the checkpoint thread could not start or died: the writer checkpoints in its COMMITs again. */
+  /** Told, once, that the checkpoint thread could not start or died: the writer checkpoints after its commits again. */
   onCheckpointsLost?: (why: string) => void
   /** Told when a finishing write that failed (and was said to) has committed at last. */
   onFinishedLate?: (id: number) => void
@@ -89,13 +89,14 @@ export interface Store {
 }
 
 /** Applies batches on the writer thread, one at a time. */
-function threadWriter(path: string, options: WriterOptions): { apply: (ops: WriteOp[]) => Promise<WriteResult[]>; close: () => void } {
+function threadWriter(path: string, options: WriterOptions, onSyncFailure: (error: unknown) => void): { apply: (ops: WriteOp[]) => Promise<WriteResult[]>; close: () => void } {
   const worker = new Worker(new URL('./writer-worker.ts', import.meta.url).href)
   worker.postMessage({ type: 'init', path, options } satisfies WorkerRequest)
   const waiting = new Map<number, { resolve: (r: WriteResult[]) => void; reject: (e: unknown) => void }>()
   let nextId = 0
   worker.onmessage = (event: MessageEvent<WorkerReply>) => {
     const reply = event.data
+    if (reply.type === 'sync-failed') return onSyncFailure(Object.assign(new Error(reply.failure.message), { code: reply.failure.code }))
     const entry = waiting.get(reply.id)
     if (!entry) return
     waiting.delete(reply.id)
@@ -190,8 +191,9 @@ export function openStore(given: string, options: StoreOptions): Store {
     durabilityLost = why
     options.onDurabilityLost?.(why)
   }
+  const checkpointSyncFailed = (error: unknown) => loseDurability(`a checkpoint's fsync failed (${error instanceof Error ? error.message : String(error)})`)
   if (inline) {
-    const own = openWriter(path, { ...options, sync: offLoop ? 'normal' : options.sync, autocheckpoint: !checkpointThread })
+    const own = openWriter(path, { ...options, sync: offLoop ? 'normal' : options.sync, autocheckpoint: !checkpointThread, onSyncFailure: checkpointSyncFailed })
     writer = own
     try {
       if (offLoop) barrier = walFsyncBarrier(path, (error) => loseDurability(`an fsync of the WAL failed (${error instanceof Error ? error.message : String(error)})`))
@@ -210,7 +212,7 @@ export function openStore(given: string, options: StoreOptions): Store {
     }
   } else {
     // Only what the thread needs: a message cannot carry the options' functions.
-    writer = threadWriter(path, { sync: options.sync, maxMb: options.maxMb })
+    writer = threadWriter(path, { sync: options.sync, maxMb: options.maxMb }, checkpointSyncFailed)
   }
   // A COMMIT whose fsync failed (the writer thread's, the event loop's with `event_loop`, a checkpoint
   // inside a COMMIT): durability is lost as when the barrier's fsync fails.

@@ -17,6 +17,7 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: 'done'; id: number; results: WriteResult[] }
   | { type: 'failed'; id: number; failure: ReturnType<typeof describeFailure> }
+  | { type: 'sync-failed'; failure: ReturnType<typeof describeFailure> }
 
 let writer: Writer | null = null
 let initFailure: ReturnType<typeof describeFailure> | null = null
@@ -25,7 +26,8 @@ self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const message = event.data
   if (message.type === 'init') {
     try {
-      writer = openWriter(message.path, message.options)
+      const onSyncFailure = (error: unknown) => self.postMessage({ type: 'sync-failed', failure: describeFailure(error) } satisfies WorkerReply)
+      writer = openWriter(message.path, { ...message.options, onSyncFailure })
     } catch (error) {
       initFailure = describeFailure(error)
     }

@@ -12,6 +12,7 @@ import { wellFormed } from '../text.ts'
 import type { LogRow } from '../proof/record.ts'
 import { type AttemptOutcome, type RowHead, type WriteOp, type WriteResult, sideStatements } from './rows.ts'
 import { type Status, isStatus } from './schema.ts'
+import { isSyncFailure } from './sync-failure.ts'
 
 /**
  * What the WAL is cut back to when it starts over. It grows past its usual
@@ -19,8 +20,12 @@ import { type Status, isStatus } from './schema.ts'
  * CLI query left open), and without a limit it kept that size for good.
  */
 export const WAL_SIZE_LIMIT_BYTES = 16 * 1024 * 1024
-/** SQLite's default: the COMMIT that takes the WAL past this many frames checkpoints it. */
-const AUTOCHECKPOINT_FRAMES = 1000
+/**
+ * Commits between the writer's own checkpoints (when it checkpoints: `autocheckpoint`). SQLite's
+ * automatic checkpoint (1000 frames) ignores its errors, a failed fsync among them, so the writer
+ * runs the same PASSIVE checkpoint itself after its commits and hears of one (sync-failure.ts).
+ */
+const CHECKPOINT_EVERY_COMMITS = 64
 
 export interface WriterOptions {
   sync: 'full' | 'normal'
@@ -28,12 +33,14 @@ export interface WriterOptions {
   maxMb?: number
   /** false: the writer never checkpoints; another connection does (checkpointer.ts). Default true. */
   autocheckpoint?: boolean
+  /** One of its checkpoints failed to fsync (sync-failure.ts): it checkpoints no more. */
+  onSyncFailure?: (error: unknown) => void
 }
 
 export interface Writer {
   /** Applies the ops in one transaction; one result per op. Throws to fail them all. */
   apply(ops: WriteOp[]): WriteResult[]
-  /** Turns SQLite's own checkpoints in COMMIT on (its default, 1000 frames) or off. */
+  /** Turns the writer's own checkpoints after its commits (every CHECKPOINT_EVERY_COMMITS) on or off. */
   autocheckpoint(on: boolean): void
   close(): void
 }
@@ -44,8 +51,26 @@ export function openWriter(path: string, options: WriterOptions): Writer {
   db.exec('PRAGMA busy_timeout = 0')
   db.exec(`PRAGMA synchronous = ${options.sync === 'full' ? 'FULL' : 'NORMAL'}`)
   db.exec(`PRAGMA journal_size_limit = ${WAL_SIZE_LIMIT_BYTES}`)
-  const autocheckpoint = (on: boolean) => db.exec(`PRAGMA wal_autocheckpoint = ${on ? AUTOCHECKPOINT_FRAMES : 0}`)
-  autocheckpoint(options.autocheckpoint ?? true)
+  db.exec('PRAGMA wal_autocheckpoint = 0')
+  let checkpointing = options.autocheckpoint ?? true
+  let commitsSince = 0
+  const autocheckpoint = (on: boolean) => {
+    checkpointing = on
+  }
+  const passive = db.query('PRAGMA wal_checkpoint(PASSIVE)')
+  /** After a commit (never failing it: the commit stands), as SQLite's own would, but hearing of a failed fsync. */
+  const checkpointNow = () => {
+    if (!checkpointing || ++commitsSince < CHECKPOINT_EVERY_COMMITS) return
+    commitsSince = 0
+    try {
+      passive.get()
+    } catch (error) {
+      // A lock or a reader: the next time. A failed fsync: never again (what it lost counts as copied).
+      if (!isSyncFailure(error)) return
+      checkpointing = false
+      options.onSyncFailure?.(error)
+    }
+  }
 
   // What each pending row was written with, so finishing it can chain it without reading it back.
   const pendingHeads = new Map<number, { head: RowHead; requestId: string | null }>()
@@ -227,6 +252,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
       chain.committed()
       for (const [id, facts] of begun) pendingHeads.set(id, facts)
       for (const id of finished) pendingHeads.delete(id)
+      checkpointNow()
       return results
     },
     autocheckpoint,
