@@ -309,6 +309,9 @@ describe('an agent that falls silent', () => {
     await w.deadman.checkNow()
     expect(await listed()).toEqual(['bezalel', 'run-2'])
     expect(stored()).toEqual(['bezalel', 'run-2'])
+    // Nothing of it is kept in memory either (a fleet naming agents per run would grow it for good).
+    const watch = (w.deadman as unknown as { agents: Record<'records' | 'beatAt' | 'beatCount', Map<string, unknown>> }).agents
+    for (const held of [watch.records, watch.beatAt, watch.beatCount]) expect([...held.keys()].sort()).toEqual(['bezalel', 'run-2'])
 
     expect(await (await beat(w, { agent: 'run-1', config_hash: 'def456' })).json()).toMatchObject({ state: 'ok', config_hash: 'def456', previous_config_hash: null })
     expect(await listed()).toEqual(['bezalel', 'run-1', 'run-2'])

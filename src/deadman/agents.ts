@@ -361,6 +361,7 @@ export class AgentWatch {
       if (record && silent(record) && !((this.beatAt.get(agent) ?? -Infinity) >= pickedAt)) {
         this.records.delete(agent)
         this.beatAt.delete(agent)
+        this.beatCount.delete(agent)
       }
     }
   }
