@@ -667,6 +667,27 @@ describe('GET /deadman', () => {
   })
 })
 
+describe('many agents heard (named per run)', () => {
+  test('GET /deadman lists every one with its last rollback; the dashboard panel the watched ones and the 100 heard from last, saying how many more', async () => {
+    const { w, clock } = await witness({ agents: { bezalel: { max_silence_s: 300 } } })
+    for (let i = 0; i < 105; i++) {
+      await beat(w, { agent: `run-${String(i).padStart(3, '0')}` })
+      clock.advance(1_000)
+    }
+    expect((await w.post('/deadman/rollback', { agent: 'run-104', old_config_hash: 'aaa', new_config_hash: 'bbb', reason: 'by hand' })).status).toBe(201)
+    expect((await w.post('/deadman/rollback', { agent: 'run-104', old_config_hash: 'bbb', new_config_hash: 'ccc', reason: 'again' })).status).toBe(201)
+    const all = (await (await fetch(`${w.url}/deadman`)).json()) as { agents: { agent: string; last_rollback: { new_config_hash: string } | null }[] }
+    expect(all.agents).toHaveLength(106)
+    expect(all.agents.find((a) => a.agent === 'run-104')?.last_rollback).toMatchObject({ new_config_hash: 'ccc' })
+    expect(all.agents.filter((a) => a.last_rollback !== null).map((a) => a.agent)).toEqual(['run-104'])
+    const panel = await (await fetch(`${w.url}/dashboard/deadman`)).text()
+    const shown = [...panel.matchAll(/data-agent="([^"]+)"/g)].map((m) => m[1])
+    expect(shown).toEqual(['bezalel', ...Array.from({ length: 100 }, (_, i) => `run-${String(i + 5).padStart(3, '0')}`)])
+    expect(panel).toContain('data-hidden-agents="5"')
+    expect(panel).toContain('again')
+  })
+})
+
 describe('POST /deadman/rollback', () => {
   test('records a rollback an external watchdog performed: 201 with the row\'s id', async () => {
     const { w } = await witness({})

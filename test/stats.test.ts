@@ -250,6 +250,20 @@ describe('the sealed-slice cache', () => {
     }
   })
 
+  test('holds about as much memory as it is given: slices of many partials (agents named per run) push the oldest out', async () => {
+    // Each of the four sealed slices here holds a few partials (about 400 bytes each, with their latencies): room for two of them.
+    const sizes: number[] = []
+    for (const maxBytes of [1_000_000, 2_600, 10]) {
+      const cache = new StatsCache(maxBytes)
+      expect(await stats('provider', PRICING, cache)).toEqual(await stats('provider'))
+      sizes.push(cache.size(db))
+    }
+    expect(sizes[0]).toBe(4)
+    expect(sizes[1]).toBeGreaterThan(0)
+    expect(sizes[1]).toBeLessThan(4)
+    expect(sizes[2]).toBe(0)
+  })
+
   test('after many rows since its last look it starts again rather than read them all on the event loop', async () => {
     const cache = new StatsCache()
     await stats('provider', PRICING, cache)

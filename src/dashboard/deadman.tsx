@@ -8,9 +8,11 @@ import { NONE, formatSilence, formatTime, shortHash } from './format.ts'
 export interface DeadmanProps {
   router: { name: string; configHash: string; lastKnownGood: string | null; lastRollback: LogRow | null }
   agents: AgentView[]
+  /** Agents not watched that were heard from less recently than those shown, left out. */
+  hidden?: number
 }
 
-export const DeadmanPanel: FC<DeadmanProps> = ({ router, agents }) => {
+export const DeadmanPanel: FC<DeadmanProps> = ({ router, agents, hidden = 0 }) => {
   const good = router.lastKnownGood !== null && router.lastKnownGood === router.configHash
   return (
     <div>
@@ -77,6 +79,11 @@ export const DeadmanPanel: FC<DeadmanProps> = ({ router, agents }) => {
               ))}
             </tbody>
           </table>
+          {hidden > 0 && (
+            <p class="muted" data-hidden-agents={hidden}>
+              {hidden} more agent(s), not watched, heard from less recently: <code>GET /deadman</code> lists every one.
+            </p>
+          )}
         </div>
       ) : (
         <p class="empty">No agent is watched (deadman.agents) and none has sent a heartbeat.</p>

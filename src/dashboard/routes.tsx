@@ -110,6 +110,9 @@ export function didCallFragment(deps: DashboardDeps) {
   }
 }
 
+/** Agents not listed in deadman.agents that the panel shows: those heard from last. */
+const PANEL_OTHER_AGENTS = 100
+
 export function deadmanFragment(deps: DashboardDeps) {
   return (c: Context) => {
     parseNoInput(readQuery(c), 'invalid /dashboard/deadman parameters')
@@ -117,7 +120,8 @@ export function deadmanFragment(deps: DashboardDeps) {
     const name = config.deadman.name
     const [lastRollback] = listRequests(deps.store.reader, { agent: name, status: 'rollback' }, 1)
     const router = { name, configHash: config.hash, lastKnownGood: deps.deadman.promoter.lastKnownGood(), lastRollback: lastRollback ?? null }
-    return render(c, <DeadmanPanel router={router} agents={deps.deadman.agents.list()} />)
+    const { agents, hidden } = deps.deadman.agents.listSome(PANEL_OTHER_AGENTS)
+    return render(c, <DeadmanPanel router={router} agents={agents} hidden={hidden} />)
   }
 }
 

@@ -14,7 +14,7 @@
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import type { Config } from '../config.ts'
-import { type AgentRecord, type RollbackView, agentWrite, forgetAgentsWrite, lastRollbackOf, readAgents } from '../telemetry/deadman-store.ts'
+import { type AgentRecord, type RollbackView, agentWrite, forgetAgentsWrite, lastRollbackOf, lastRollbacks, readAgents } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import type { Alert } from './alert.ts'
 import { type CommandGroups, type CommandResult, apiKeyNames, describeResult, runCommand, succeeded } from './command.ts'
@@ -173,7 +173,28 @@ export class AgentWatch {
 
   /** Every listed agent, then any other agent that has beaten. */
   list(): AgentView[] {
-    return this.names().map((agent) => this.view(this.records.get(agent) ?? blank(agent)))
+    const rollbacks = lastRollbacks(this.deps.store.reader)
+    return this.names().map((agent) => this.view(this.records.get(agent) ?? blank(agent), rollbacks))
+  }
+
+  /**
+   * The listed agents, and of the others the `others` heard from last (by name): the dashboard's
+   * panel, redrawn every 30 s, which would otherwise draw every name heard within keep_days.
+   * `hidden`: how many others are left out.
+   */
+  listSome(others: number): { agents: AgentView[]; hidden: number } {
+    const listed = Object.keys(this.deps.config().deadman.agents)
+    this.noteListed(listed)
+    const known = new Set(listed)
+    const rest = [...this.records.values()].filter((r) => !known.has(r.agent))
+    const shown = rest
+      .sort((a, b) => (b.lastBeatAt ?? '').localeCompare(a.lastBeatAt ?? ''))
+      .slice(0, others)
+      .map((r) => r.agent)
+      .sort()
+    const rollbacks = lastRollbacks(this.deps.store.reader)
+    const agents = [...listed, ...shown].map((agent) => this.view(this.records.get(agent) ?? blank(agent), rollbacks))
+    return { agents, hidden: rest.length - shown.length }
   }
 
   /** The names list() shows, without reading each one's last rollback (a query per agent). */
@@ -384,7 +405,8 @@ export class AgentWatch {
     this.records.set(record.agent, record)
   }
 
-  private view(record: AgentRecord): AgentView {
+  /** `rollbacks`: each agent's last (lastRollbacks), read once for a list; else read for this one. */
+  private view(record: AgentRecord, rollbacks?: ReadonlyMap<string, RollbackView>): AgentView {
     const agents = this.deps.config().deadman.agents
     const rule = Object.hasOwn(agents, record.agent) ? agents[record.agent] : undefined
     const silenceMs = this.silenceMs(record)
@@ -400,7 +422,7 @@ export class AgentWatch {
       config_hash_since: record.configHashSince,
       previous_config_hash: record.previousConfigHash,
       // Whoever recorded it: this switch, a report to POST /deadman/rollback, the watchdog's direct write.
-      last_rollback: lastRollbackOf(this.deps.store.reader, record.agent),
+      last_rollback: rollbacks ? (rollbacks.get(record.agent) ?? null) : lastRollbackOf(this.deps.store.reader, record.agent),
     }
   }
 }

@@ -153,6 +153,25 @@ export function rollbackById(reader: Database, rollbackId: string): { log_id: nu
 }
 
 /**
+ * The newest rollback row of each agent that has one (in the live file), in one read: a view of
+ * every agent (GET /deadman, the dashboard) made one query per agent, and with tens of thousands of
+ * names heard (agents named per run) held the event loop for seconds.
+ */
+export function lastRollbacks(reader: Database): Map<string, RollbackView> {
+  const rows = reader
+    .query(
+      `SELECT l.agent_name AS agent, l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
+       FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id
+       WHERE l.status = 'rollback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
+       ORDER BY l.timestamp, l.id`,
+    )
+    .all() as (Omit<RollbackView, 'timed_out'> & { agent: string; timed_out: number })[]
+  const newest = new Map<string, RollbackView>()
+  for (const { agent, ...row } of rows) newest.set(agent, { ...row, timed_out: row.timed_out === 1 })
+  return newest
+}
+
+/**
  * The newest rollback row of an agent, whoever recorded it: the router's
  * own switch, a report to POST /deadman/rollback, or the watchdog's direct
  * write. Read through the partial index on the rare statuses.

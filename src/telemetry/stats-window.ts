@@ -71,6 +71,21 @@ const YIELD_EVERY_MS = 5
 export const REVALIDATE_MAX_ROWS = 10_000
 /** About ten days of slices per database. */
 const MAX_CACHED_SLICES = 1_500
+/**
+ * And about this much memory: a slice holds a partial per (agent, chain, provider, model), so one
+ * of agents named per run (or per request) weighs many times one of a fleet's few (480 bytes a
+ * partial measured, latencies included). Past it the oldest slices go (they are stored: reading one
+ * back is cheap).
+ */
+const MAX_CACHED_BYTES = 64 * 1024 * 1024
+const COMBO_BYTES = 400
+
+/** A slice's memory, roughly: its partials and their latencies. */
+function weightOf(partial: SlicePartial): number {
+  let bytes = 0
+  for (const combo of partial.combos.values()) bytes += COMBO_BYTES + combo.latencies.length * 8
+  return bytes
+}
 
 export interface StatsQuery {
   since: string
@@ -92,15 +107,33 @@ export interface StatsOptions {
 
 interface CachedDb {
   slices: Map<string, SlicePartial>
+  /** Each cached slice's weight (weightOf), and their sum. */
+  weights: Map<string, number>
+  bytes: number
   /** Every row up to this id has been looked at (folded, or checked for a late timestamp). */
   seenMaxId: number
   /** DELETE_EPOCH_KEY at the last look: the archive mover bumps it whenever it deletes rows. */
   epoch: string | null
 }
 
+function drop(state: CachedDb, from: string): void {
+  state.bytes -= state.weights.get(from) ?? 0
+  state.weights.delete(from)
+  state.slices.delete(from)
+}
+
+function clear(state: CachedDb): void {
+  state.slices.clear()
+  state.weights.clear()
+  state.bytes = 0
+}
+
 /** Partials of sealed slices, per database. */
 export class StatsCache {
   private readonly perDb = new WeakMap<Database, CachedDb>()
+
+  /** `maxBytes`: the memory the slices of one database may hold, roughly (weightOf). */
+  constructor(private readonly maxBytes = MAX_CACHED_BYTES) {}
 
   /** Drops what rows deleted or added since the last look may have changed; call before `get`. */
   revalidate(db: Database): void {
@@ -108,26 +141,26 @@ export class StatsCache {
     const epoch = deleteEpoch(db)
     const state = this.perDb.get(db)
     if (!state) {
-      this.perDb.set(db, { slices: new Map(), seenMaxId: hi ?? 0, epoch })
+      this.perDb.set(db, { slices: new Map(), weights: new Map(), bytes: 0, seenMaxId: hi ?? 0, epoch })
       return
     }
     // Rows were archived: a slice's request counts may depend on rows of its requests that moved
     // (a request can straddle the cut), so nothing cached is kept. Archiving runs about daily.
     if (epoch !== state.epoch) {
-      state.slices.clear()
+      clear(state)
       state.epoch = epoch
     }
     for (const [from, partial] of state.slices) {
-      if (partial.loId !== null && (lo === null || partial.loId < lo)) state.slices.delete(from)
+      if (partial.loId !== null && (lo === null || partial.loId < lo)) drop(state, from)
     }
     // Whatever the clock said when they were written: a row dated inside a cached slice after a
     // clock stepped back, or a retry that followed a failure after a jump ahead, changes it all the same.
     // Reading many rows costs more than starting again (from the stored slices, kept checked by the fill).
-    if (hi !== null && hi - state.seenMaxId > REVALIDATE_MAX_ROWS) state.slices.clear()
+    if (hi !== null && hi - state.seenMaxId > REVALIDATE_MAX_ROWS) clear(state)
     if (hi !== null && hi > state.seenMaxId && state.slices.size > 0) {
       const late = lateSlices(db, state.seenMaxId, hi)
-      if (late.has(ANY_SLICE)) state.slices.clear()
-      for (const from of late.keys()) state.slices.delete(from)
+      if (late.has(ANY_SLICE)) clear(state)
+      for (const from of late.keys()) drop(state, from)
     }
     state.seenMaxId = Math.max(state.seenMaxId, hi ?? 0)
   }
@@ -148,12 +181,19 @@ export class StatsCache {
   }
 
   set(db: Database, from: string, partial: SlicePartial): void {
-    const slices = this.perDb.get(db)?.slices
-    if (!slices) return
-    slices.set(from, partial)
-    if (slices.size > MAX_CACHED_SLICES) {
-      const oldest = [...slices.keys()].sort().slice(0, slices.size - MAX_CACHED_SLICES)
-      for (const key of oldest) slices.delete(key)
+    const state = this.perDb.get(db)
+    if (!state) return
+    const weight = weightOf(partial)
+    if (weight > this.maxBytes) return
+    drop(state, from)
+    state.slices.set(from, partial)
+    state.weights.set(from, weight)
+    state.bytes += weight
+    if (state.slices.size > MAX_CACHED_SLICES || state.bytes > this.maxBytes) {
+      for (const key of [...state.slices.keys()].sort()) {
+        if (state.slices.size <= MAX_CACHED_SLICES && state.bytes <= this.maxBytes) break
+        drop(state, key)
+      }
     }
   }
 
