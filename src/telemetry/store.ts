@@ -197,7 +197,7 @@ export function openStore(given: string, options: StoreOptions): Store {
     writer = own
     try {
       if (offLoop) barrier = walFsyncBarrier(path, (error) => loseDurability(`an fsync of the WAL failed (${error instanceof Error ? error.message : String(error)})`))
-      // A checkpoint thread that dies hands the checkpoints back to the writer's COMMITs.
+      // A checkpoint thread that dies hands the checkpoints back to the writer (after its commits).
       if (checkpointThread) {
         const onLost = (why: string) => {
           own.autocheckpoint(true)
