@@ -233,6 +233,19 @@ describe('witness stats', () => {
     expect(result.stdout).toContain('cheapest (USD per million tokens):  kimi 1000')
   })
 
+  test('a file of the specified table alone (a log from before witness) is a clear exit 2 for stats, which query still reads', () => {
+    const bare = join(tempDir(), 'bare.db')
+    const db = new Database(bare)
+    db.exec(`CREATE TABLE request_log (id INTEGER PRIMARY KEY AUTOINCREMENT, timestamp TEXT NOT NULL, agent_name TEXT NOT NULL, provider TEXT NOT NULL, model TEXT NOT NULL, endpoint TEXT NOT NULL, tokens_in INTEGER, tokens_out INTEGER, latency_ms INTEGER, status TEXT NOT NULL, error_message TEXT)`)
+    db.query("INSERT INTO request_log (timestamp, agent_name, provider, model, endpoint, status, latency_ms) VALUES (?, 'ezra', 'kimi', 'k', 'e', 'success', 12)").run(recent)
+    db.close()
+    const stats = witness(['stats', '--db', bare])
+    expect(stats.code).toBe(2)
+    expect(stats.stderr).toContain('holds request_log alone')
+    expect(stats.stderr).not.toContain('SQLITE')
+    expect(witness(['query', '--db', bare, '--json']).stdout).toContain('"agent_name":"ezra"')
+  })
+
   test('--json prints the same object as GET /stats', () => {
     const result = witness(['stats', '--db', dbPath, '--by', 'agent', '--json'])
     expect(result.code).toBe(0)

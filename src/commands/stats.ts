@@ -6,7 +6,7 @@ import { withSources } from '../retention/read-sources.ts'
 import type { RankEntry, StatsResult } from '../telemetry/stats.ts'
 import { SliceRollups } from '../telemetry/slice-rollups.ts'
 import { computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
-import { type Command, parsed } from './args.ts'
+import { type Command, UsageError, parsed } from './args.ts'
 import { READ_OPTIONS, given, parseFlags, openForReading } from './read-db.ts'
 
 const COLUMNS = ['attempts', 'success', 'error', 'timeout', 'success_rate', 'requests', 'request_success_rate', 'p50_ms', 'p95_ms', 'p99_ms', 'tokens_in', 'tokens_out', 'cost_usd']
@@ -22,6 +22,13 @@ export const statsCommand: Command = {
     const query = parseFlags(() => parseStatsInput(given(values, ['since', 'until', 'by', 'agent']), nowMs))
     const target = openForReading(values)
     try {
+      // A file of the specified table alone (a log from before witness): the stats group rows by request.
+      if (!target.db.query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'request_log_meta'").get()) {
+        throw new UsageError(
+          'this database holds request_log alone, without witness\'s own tables (request_log_meta: which rows make one request), so there are no stats to compute; `witness query` and `witness did-call` read it, and `witness init --db PATH` adds the tables (its rows stay as they are)',
+          { showUsage: false },
+        )
+      }
       // The slices the server stored in the live file are read, never written (the file is open read-only).
       const rollups = new SliceRollups(target.db)
       const result = await withSources(() => target.sources(query.archives, statsReadPeriod(query), true), (sources) =>
