@@ -86,7 +86,7 @@ export const openaiAdapter: Adapter = {
       facts.errorCode = failed.code ?? null
       // What the OpenAI SDKs raise on: a top-level `error`, or an `error` event. Any other error
       // (vLLM's `object: "error"`, Groq's `x_groq.error`, an array) would end their stream unsaid.
-      facts.errorRaisable = sole === null && (event.event === 'error' || json.error !== undefined)
+      facts.errorRaisable = sole === null && (event.event === 'error' || Boolean(json.error))
       return
     }
     facts.responseId ??= stringOrNull(json.id)

@@ -746,12 +746,13 @@ function utf8Text(bytes: Uint8Array, path: string): string {
     else bad = mid
   }
   let at = Math.min(bad, bytes.length) - 1
-  // A character's first byte whose sequence the failing byte broke is the one to name.
+  // A character's first byte whose sequence the failing byte broke is the one to name (not one whose
+  // sequence ended before it).
   for (let i = at - 1; i >= Math.max(0, at - 3) && bytes[i]! >= 0x80; i--) {
-    if (bytes[i]! >= 0xc0) {
-      at = i
-      break
-    }
+    const lead = bytes[i]!
+    if (lead < 0xc0) continue
+    if (i + (lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2) > at) at = i
+    break
   }
   const line = bytes.subarray(0, at).filter((b) => b === 0x0a).length + 1
   const where = bad > bytes.length ? `a character cut short at the end (line ${line})` : `byte 0x${bytes[at]!.toString(16).toUpperCase().padStart(2, '0')} at line ${line}`

@@ -154,18 +154,18 @@ export async function serve(options: ServeOptions): Promise<Running> {
   let listening = false
   // Whether this server is the config's router (router-role.ts); known once it holds its database.
   let role: RouterRole | null = null
-  const markServed = (hash: string, stoppedAt?: string) => {
+  const markServed = (config: Config, stoppedAt?: string) => {
     if (role && !role.isRouter()) return
     const database_override = listening ? (options.db === undefined ? null : dbPath) : (readServed(live.path)?.database_override ?? null)
     try {
-      writeServed(live.path, { config_hash: hash, database_override, code_dir: CODE_DIR, ...(stoppedAt ? { stopped_at: stoppedAt } : {}) })
+      writeServed(live.path, { config_hash: config.hash, database_override, code_dir: CODE_DIR, auth: config.auth !== null, ...(stoppedAt ? { stopped_at: stoppedAt } : {}) })
     } catch (error) {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
   }
   const oneOff = options.db !== undefined || options.port !== undefined || options.host !== undefined
   const startFailed = (error: unknown) => {
-    if (!listening && !oneOff && !(error instanceof JobBusyError && heldByThisConfig())) markServed(boot.hash)
+    if (!listening && !oneOff && !(error instanceof JobBusyError && heldByThisConfig())) markServed(boot)
   }
   // Whether the server holding the database's lock is the one on this config (it wrote the same address
   // beside both): a second start by mistake. One on another config (this config names its database by
@@ -175,7 +175,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const atDatabase = read(`${dbPath}.serve.url`)
     return atDatabase !== null && atDatabase === read(`${live.path}.serve.url`)
   }
-  live.onSwap((next) => markServed(next.hash))
+  live.onSwap((next) => markServed(next))
   const host = options.host ?? boot.raw.listen.host
   const port = options.port ?? boot.raw.listen.port
   let serverLock: ReturnType<typeof takeJobLock>
@@ -199,6 +199,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
   }
   role = takeRouterRole(live.path, oneOff, (message) => log(`witness: ${message}`), () => clock.now())
   const routerRole = role
+  live.boundHost = host
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
   // file), and the watchdog must probe this server, not those.
@@ -285,7 +286,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     })
     url = server.url.origin // brackets an IPv6 address (http://[::1]:8787)
     listening = true
-    markServed(live.current().hash)
+    markServed(live.current())
     // A one-off's address is no news of the router's: only the file beside its own database is written.
     for (const file of routerRole.isRouter() ? urlFiles : urlFiles.slice(0, 1)) {
       try {
@@ -351,7 +352,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
         warn(`stopped${stopSummary(cut, store)}`)
         store.close()
         // Stopped on purpose: a watchdog that finds the router down does not roll its config back for it.
-        markServed(live.current().hash, isoTime(clock.now()))
+        markServed(live.current(), isoTime(clock.now()))
         removeUrlFiles()
         routerRole.release()
         serverLock.release()

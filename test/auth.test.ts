@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'bun:test'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { promoteLastGood } from '../src/deadman/last-good.ts'
 import { hashToken, newToken, ownerOf } from '../src/auth/tokens.ts'
 import { parseConfig } from '../src/config.ts'
 import { ConfigError } from '../src/errors.ts'
@@ -217,7 +218,7 @@ describe('auth config and open mode', () => {
       }
       expect((caught as ConfigError).message).toContain('config reload refused')
       expect((caught as { details?: { issues: { path: string; message: string }[] } }).details?.issues).toEqual([
-        { path: 'auth', message: expect.stringContaining('the running config has auth and this one has none: a reload does not open witness') },
+        { path: 'auth', message: expect.stringContaining('witness listens on "0.0.0.0", which is not a loopback address, and a reload cannot move the socket') },
       ])
       expect(running.config().hash).toBe(before)
       expect(running.config().auth).not.toBeNull()
@@ -233,6 +234,12 @@ describe('auth config and open mode', () => {
       // Tokens still come and go by reload.
       writeFileSync(configPath, JSON.stringify({ ...base, database: './w.db', auth: { operators: auth.operators } }))
       expect(loopback.reload().status).toBe('reloaded')
+      // The last known good without auth (it ran open, and proved itself) is taken: the watchdog's rollback to it.
+      const open = new TextEncoder().encode(JSON.stringify({ ...base, database: './w.db' }))
+      promoteLastGood(configPath, open)
+      writeFileSync(configPath, open)
+      expect(loopback.reload().status).toBe('reloaded')
+      expect(loopback.config().auth).toBeNull()
     } finally {
       await loopback.stop(0)
     }

@@ -361,6 +361,9 @@ describe('config', () => {
     const text = (s: string) => [...new TextEncoder().encode(s)]
     writeFileSync(path, new Uint8Array([...text('providers:\n  kimi: {}\nchains:\n  default: [{ provider: kimi, model: "caf'), 0xe9, ...text('" }]\n')]))
     expect(issuesOf(() => loadConfig(path))).toEqual([{ path: '', message: 'is not UTF-8: byte 0xE9 at line 4; save the file as UTF-8' }])
+    // A stray continuation byte after a whole character: that byte is named, not the character's first.
+    writeFileSync(path, new Uint8Array([...text('# caf\u00e9'), 0x80, ...text('\nproviders: {}\n')]))
+    expect(issuesOf(() => loadConfig(path))).toEqual([{ path: '', message: 'is not UTF-8: byte 0x80 at line 1; save the file as UTF-8' }])
     writeFileSync(path, new Uint8Array([...text('providers:\n  kimi: {}\n# \u2713'), 0xe2, 0x9c]))
     expect(issuesOf(() => loadConfig(path))).toEqual([{ path: '', message: 'is not UTF-8: a character cut short at the end (line 3); save the file as UTF-8' }])
   })

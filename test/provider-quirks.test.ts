@@ -291,10 +291,14 @@ test("an OpenAI client that asks for usage reads it at the top level of the chun
     { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop', usage }] },
     { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: {}, finish_reason: 'stop' }], x_groq: { id: 'req_1', usage } },
   ]
-  for (const last of shapes) {
-    answers = [sse([chunk({ role: 'assistant', content: 'Hi.' }), last, '[DONE]'])]
+  const usageChunk = { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [], usage }
+  // Groq, asked for include_usage, sends both: x_groq.usage on its last chunk, then the usage chunk.
+  for (const last of [[shapes[0]], [shapes[1]], [shapes[1], usageChunk]]) {
+    answers = [sse([chunk({ role: 'assistant', content: 'Hi.' }), ...last, '[DONE]'])]
     const res = await w.post('/v1/chat/completions', { model: 'once', stream: true, stream_options: { include_usage: true }, messages: [{ role: 'user', content: 'hi' }] }, { 'x-agent-name': 'ezra' })
-    const chunks = (await res.text()).split('\n\n').filter((f) => f.startsWith('data: {')).map((f) => JSON.parse(f.slice(6)) as { usage?: unknown })
+    const chunks = (await res.text()).split('\n\n').filter((f) => f.startsWith('data: {')).map((f) => JSON.parse(f.slice(6)) as { usage?: unknown; choices: unknown[] })
+    // Once, in a chunk of its own at the end: clients that add up chunk.usage count it once.
+    expect(chunks.filter((c) => c.usage)).toEqual([expect.objectContaining({ choices: [], usage })])
     expect(chunks.at(-1)!.usage).toEqual(usage)
     expect(lastRows(1)[0]).toMatchObject({ tokens_in: 19, tokens_out: 13 })
   }
@@ -306,9 +310,11 @@ test("a stream Groq stopped early (x_groq.error) is no success, and an OpenAI cl
   expect(res.text).not.toContain('[DONE]')
   expect(res.text).toContain('"error":{"message":"stream interrupted after 1 chunks (upstream error event: stream stopped early: internal server error)"')
   expect(lastRows(1)[0]).toMatchObject({ status: 'error', error_message: 'stream interrupted after 1 chunks (upstream error event: stream stopped early: internal server error)' })
-  // vLLM's error object mid-stream is no top-level `error` either: the client gets one that is.
+  // vLLM's error object mid-stream is no top-level `error` either, nor a choice's error beside `error: null`: the client gets one that is.
   answers = [sse([chunk({ role: 'assistant', content: 'Hel' }), { object: 'error', message: 'engine died', code: 500 }, '[DONE]'])]
   expect((await ask('once', true)).text).toContain('"error":{"message":"stream interrupted after 1 chunks (upstream error event: engine died)"')
+  answers = [sse([chunk({ role: 'assistant', content: 'Hel' }), { error: null, ...chunk({}, 'error', { error: { message: 'choice died', code: 502 } }) }, '[DONE]'])]
+  expect((await ask('once', true)).text).toContain('"error":{"message":"stream interrupted after 1 chunks (upstream error event: choice died)"')
 })
 
 test("Gemini's error array as a stream's event is its error (a 503: retried), not a malformed stream", async () => {

@@ -978,6 +978,23 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(rollbacks[0]!.error_message).toEndWith(`; no restart_command, and POST /admin/reload failed (HTTP 401); NOT IN EFFECT: the router still runs config ${short(badHash)}, not the snapshot`)
   })
 
+  test('a last known good without auth (it ran open, on loopback) is reloaded by a router running with auth; a config without auth pushed meanwhile (which a reload refuses) is no reason not to roll back', async () => {
+    const dir = tempDir()
+    const [agentToken, operator] = ['agent-token-open-0123456789', 'operator-token-open-0123456789']
+    const auth = { agents: { a: { token_sha256: hashToken(agentToken) } }, operators: { ops: { token_sha256: hashToken(operator) } } }
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { auth, deadman: { failing_window_s: FAILING_WINDOW_S } }), { dir })
+    const good = readFileSync(writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] })))
+    promoteLastGood(w.configPath, good)
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm2' }] }))
+    expect(() => w.reload()).toThrow('a reload does not open witness')
+    await failFor(w.url, { authorization: `Bearer ${agentToken}` })
+    const run = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')], { WITNESS_TOKEN: operator })
+    expect(run.stderr).toContain('no restart_command; reloaded through POST /admin/reload; the router runs the snapshot')
+    expect(run.code).toBe(0)
+    expect(w.config().hash).toBe(sha256(good))
+    expect(w.config().auth).toBeNull()
+  })
+
   test('a reload that applies the snapshot but lists restart_required settings (the database busy timeout) is no full success: recorded, exit 2', async () => {
     const dir = tempDir()
     const w = await suite.start(

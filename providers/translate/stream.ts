@@ -58,6 +58,11 @@ export function anthropicErrorFrame(type: string, message: string): string {
 }
 
 function openaiPassthrough(options: TranslatorOptions): StreamTranslator {
+  // A client that asked for usage reads it in a chunk of its own at the end (`choices: []`, the
+  // SDKs' `chunk.usage`). A provider that put it elsewhere (Kimi in the choice, Groq in x_groq) and
+  // sent no such chunk gets one made from it before [DONE]; one that sent both (Groq) is left as it is.
+  let usageChunkSent = false
+  let usageElsewhere: Json | null = null
   return {
     push(event) {
       if (event.data === '[DONE]') return []
@@ -66,16 +71,16 @@ function openaiPassthrough(options: TranslatorOptions): StreamTranslator {
         // The usage-only chunk witness asked for on the client's behalf is not the client's.
         if (!options.includeUsage) {
           if (json && Array.isArray(json.choices) && json.choices.length === 0 && isRecord(json.usage)) return []
-        } else if (json && !isRecord(json.usage)) {
-          // A client that asked for usage reads it at the top level (the SDKs' `chunk.usage`): where
-          // the provider put it elsewhere (Kimi in the choice, Groq in x_groq), it is given there too.
+        } else if (json && isRecord(json.usage)) {
+          usageChunkSent = true
+        } else if (json) {
           const usage = usageIn(json)
-          if (usage) return [frame({ ...event, data: JSON.stringify({ ...json, usage }) })]
+          if (usage) usageElsewhere = { id: json.id, object: 'chat.completion.chunk', created: json.created, model: json.model, choices: [], usage }
         }
       }
       return [frame(event)]
     },
-    finish: () => ['data: [DONE]\n\n'],
+    finish: () => [...(usageElsewhere && !usageChunkSent ? [`data: ${JSON.stringify(usageElsewhere)}\n\n`] : []), 'data: [DONE]\n\n'],
     fail: (type, message) => [openaiErrorFrame(type, message)],
   }
 }

@@ -6,8 +6,9 @@
  * flight finish on the chains they started with.
  */
 import type { Clock } from '../clock.ts'
-import { type Config, parseConfigText, readConfigBytes } from '../config.ts'
+import { type Config, openListenProblem, parseConfigText, readConfigBytes } from '../config.ts'
 import { ConfigError, ReloadRefusedError } from '../errors.ts'
+import { readLastGood, snapshotProblem } from './last-good.ts'
 
 export interface ReloadResult {
   status: 'reloaded' | 'unchanged'
@@ -45,6 +46,28 @@ export class LiveConfig {
     return this.bytes
   }
 
+  /**
+   * The address the socket is bound to (a reload cannot move it): a config without `auth` is never
+   * taken while it is not a loopback address.
+   */
+  boundHost: string | null = null
+
+  /**
+   * Why `next`, which has no `auth`, must not replace a running config that has it (null: it may).
+   * Tokens come and go by reload, but not `auth` itself: a file caught half-written (its auth block
+   * not there yet) would open witness without a word. Only the last-known-good snapshot may, and
+   * only on loopback: a rollback to a config that ran open and proved itself (the watchdog's).
+   */
+  private openingProblem(next: Config): string | null {
+    const host = this.boundHost ?? next.raw.listen.host
+    if (openListenProblem(host, false)) {
+      return `witness listens on ${JSON.stringify(host)}, which is not a loopback address, and a reload cannot move the socket: without auth, any client could read every row and write rows under any agent's name there; keep auth`
+    }
+    const snapshot = readLastGood(this.path)
+    if (snapshot && snapshot.hash === next.hash && snapshotProblem(snapshot) === null) return null
+    return 'the running config has auth and this one has none: a reload does not open witness (any client could then read every row and write rows under any agent\'s name) unless the file is the last known good (a rollback); restart witness to run it open, on a loopback address only'
+  }
+
   /** Calls `listener` after every swap. */
   onSwap(listener: (next: Config, previous: Config) => void): void {
     this.listeners.push(listener)
@@ -62,12 +85,8 @@ export class LiveConfig {
       if (error instanceof ConfigError) throw new ReloadRefusedError(error, previous.hash)
       throw error
     }
-    // Tokens come and go by reload, but not `auth` itself: a file caught half-written (its auth block
-    // not there yet) would otherwise open witness without a word.
-    if (previous.auth !== null && next.auth === null) {
-      const message = 'the running config has auth and this one has none: a reload does not open witness (any client could then read every row and write rows under any agent\'s name); restart witness to run it open, on a loopback address only'
-      throw new ReloadRefusedError(new ConfigError(this.path, [{ path: 'auth', message }]), previous.hash)
-    }
+    const open = previous.auth !== null && next.auth === null ? this.openingProblem(next) : null
+    if (open) throw new ReloadRefusedError(new ConfigError(this.path, [{ path: 'auth', message: open }]), previous.hash)
     if (next.hash === previous.hash) {
       // Unchanged since the last reload, maybe not since the start: what still waits for a restart is said again.
       return { status: 'unchanged', configHash: next.hash, previousConfigHash: previous.hash, restartRequired: restartRequired(this.boot, next) }

@@ -25,6 +25,12 @@ export const ServedSchema = v.object({
    * runs the new code yet. Absent in files written before it was added.
    */
   code_dir: v.optional(v.string()),
+  /**
+   * Whether that config has `auth`: a reload does not take a file without it then (live-config.ts),
+   * which the watchdog must know to tell a config pushed and waiting for a reload from one waiting
+   * for a restart. Absent in files written before it was added.
+   */
+  auth: v.optional(v.boolean()),
   /** When the server stopped cleanly, asked to (SIGTERM, SIGINT): absent while it runs, and after a crash. */
   stopped_at: v.optional(v.string()),
 })

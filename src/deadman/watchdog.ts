@@ -213,7 +213,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // A config in the file that the router does not run yet, and would take (pushed, not yet reloaded),
   // was never tried: it is not overwritten. The snapshot itself there (a rollback whose restart
   // failed) is restored and restarted again.
-  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(inFile, router.url)) {
+  if (check.configHash !== null && onDisk !== null && onDisk !== check.configHash && onDisk !== snapshot.hash && reloadable(inFile, router.url, runsWithAuth(o.configPath, check.configHash))) {
     return refuse(`${o.configPath} (${shortHash(onDisk)}) is not the config the router runs (${shortHash(check.configHash)}): it has not been applied yet, and a rollback would overwrite it untried (reload or restart the router to apply it)`)
   }
   let restored: Config
@@ -385,14 +385,25 @@ function databaseSettingsDiffer(inFile: Config | null, runningHash: string | nul
   }
 }
 
-/** Whether the router at `url` would take the config in the file (`inFile`, null when it does not validate) on a reload: it keeps auth on a public address. */
-function reloadable(inFile: Config | null, url: string): boolean {
+/**
+ * Whether the router at `url` would take the config in the file (`inFile`, null when it does not
+ * validate; not the last known good) on a reload: it keeps auth on a public address, and a running
+ * config with auth (`withAuth`; null: not known) is not replaced by one without (live-config.ts).
+ */
+function reloadable(inFile: Config | null, url: string, withAuth: boolean | null): boolean {
   if (!inFile) return false
+  if (inFile.auth === null && withAuth === true) return false
   try {
     return openListenProblem(new URL(url).hostname.replace(/^\[(.*)\]$/, '$1'), inFile.auth !== null) === null
   } catch {
     return false
   }
+}
+
+/** Whether the config the router runs (`runningHash`) has auth, as it wrote beside the config; null when it did not say. */
+function runsWithAuth(configPath: string, runningHash: string): boolean | null {
+  const served = readServed(configPath)
+  return served?.config_hash === runningHash ? (served.auth ?? null) : null
 }
 
 /** The config in the file, or null when it cannot be read or does not validate. */
