@@ -317,6 +317,20 @@ describe('a failed fsync (Linux forgets what it failed to write, and the next fs
   if (!strace) console.warn('skipping the failed-fsync tests: strace is not installed or may not trace here')
 
   /**
+   * Waits for a traced server to end (killed by itself), killing it after 5 s: strace killed alone
+   * leaves its tracee running (and holding the pipe), so the server is killed by the pid it printed.
+   */
+  async function stopTraced(proc: ReturnType<typeof Bun.spawn>, said: () => string): Promise<void> {
+    const timer = setTimeout(() => {
+      const pid = /\(pid (\d+)/.exec(said())?.[1]
+      if (pid) process.kill(Number(pid), 'SIGKILL')
+      proc.kill('SIGKILL')
+    }, 5_000)
+    await proc.exited
+    clearTimeout(timer)
+  }
+
+  /**
    * Serves under strace failing the syscalls `inject` says (strace's own fault injection, per thread),
    * sends calls one at a time until one is refused, then a few more; then starts witness again on the
    * same files. The rows of every call answered 200 must be there, finished; nothing answered after
@@ -334,21 +348,25 @@ describe('a failed fsync (Linux forgets what it failed to write, and the next fs
     const heard = (async () => {
       for await (const chunk of proc.stderr) said += new TextDecoder().decode(chunk)
     })()
-    await eventually(() => /listening on http/.test(said), 15_000)
-    const url = /listening on (http:\/\/[\d.]+:\d+)/.exec(said)![1]!
-    const call = () => fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
     const served: number[] = []
-    let refused = 0
-    for (let i = 0; i < 600 && refused === 0; i++) {
-      const res = await call()
-      if (res?.status === 200) served.push(Number(res.headers.get('x-witness-log-ids')))
-      else refused++
+    try {
+      await eventually(() => /listening on http/.test(said), 15_000)
+      const url = /listening on (http:\/\/[\d.]+:\d+)/.exec(said)![1]!
+      const call = () => fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }) }).catch(() => null)
+      let refused = 0
+      for (let i = 0; i < 600 && refused === 0; i++) {
+        const res = await call()
+        if (res?.status === 200) served.push(Number(res.headers.get('x-witness-log-ids')))
+        else refused++
+      }
+      expect(refused).toBe(1)
+      // Nothing is acknowledged after it: each call is refused until the process is gone.
+      for (let i = 0; i < 5; i++) expect((await call())?.status ?? 0).not.toBe(200)
+    } finally {
+      // Killed by itself, or (a failed expectation above) by the test.
+      await stopTraced(proc, () => said)
+      await heard
     }
-    expect(refused).toBe(1)
-    // Nothing is acknowledged after it: each call is refused until the process is gone.
-    for (let i = 0; i < 5; i++) expect((await call())?.status ?? 0).not.toBe(200)
-    await proc.exited
-    await heard
     expect(proc.signalCode ?? proc.exitCode).toBeOneOf(['SIGKILL', 137])
     expect(said).toContain('witness: FATAL: the database can no longer be made durable')
     // The next start reads the WAL the killed process left back in.
@@ -369,6 +387,48 @@ describe('a failed fsync (Linux forgets what it failed to write, and the next fs
     expect(served.length).toBeGreaterThan(0)
     // The refused call's pending row was committed, though not durably: its call was not made, and its row says so.
     expect(rows.at(-1)).toMatchObject({ status: 'fallback', error_message: 'not called: its pending row could not be made durable' })
+  }, 60_000)
+
+  test.skipIf(!strace)("of the WAL, inside SQLite's COMMIT (database_fsync: event_loop, the writer thread): the same, and the refused call leaves no row for the next start to take for a call cut short", async () => {
+    for (const settings of [{ database_fsync: 'event_loop' }, { database_writer: 'thread' }]) {
+      // The WAL's fsyncs in COMMIT: from the eighth on, each fails.
+      const { said, rows, served } = await failingSync((db) => ['-P', `${db}-wal`, '-e', 'trace=fsync,fdatasync', '-e', 'inject=fsync,fdatasync:error=EIO:when=8+'], true, settings)
+      expect(said).toContain("a commit's fsync failed")
+      expect(served.length).toBeGreaterThan(0)
+      // Its COMMIT failed, so its row was never written: SQLite's recovery at the next start does not bring it back.
+      expect(rows.map((r) => r.status)).toEqual(served.map(() => 'success'))
+    }
+  }, 90_000)
+
+  test.skipIf(!strace)("of a background job's commit (the archive's, a signed checkpoint of the proof): as fatal as the writer's own", async () => {
+    const dir = tempDir()
+    const configPath = join(dir, 'witness.yaml')
+    writeFileSync(configPath, JSON.stringify({ ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }), database: './w.db', proof: { checkpoint_every: '1s' } }))
+    expect((await runWitness(['init', '--config', configPath])).code).toBe(0)
+    const db = join(dir, 'w.db')
+    // The jobs' commits sync the WAL with fsync (SQLite's FULL), the writer's barrier with fdatasync; the
+    // event loop's first fsync of the WAL is the writer's first commit: the ones after it fail (a few
+    // calls start no checkpoint, so the writer makes no other).
+    const proc = Bun.spawn(['strace', '-f', '-qq', '-o', '/dev/null', '-P', `${db}-wal`, '-e', 'trace=fsync', '-e', 'inject=fsync:error=EIO:when=2+', BUN, join(ROOT, 'test/support/serve-jobs.ts'), configPath, 'log'], {
+      cwd: dir, env: { PATH: process.env.PATH ?? '' }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe',
+    })
+    let said = ''
+    const heard = (async () => {
+      for await (const chunk of proc.stderr) said += new TextDecoder().decode(chunk)
+    })()
+    try {
+      await eventually(() => /listening on http/.test(said), 15_000)
+      const url = /listening on (http:\/\/[\d.]+:\d+)/.exec(said)![1]!
+      // Rows to move or sign (the checkpoint job signs a chain head that moved, every second here).
+      for (let i = 0; i < 3; i++) await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }) })
+      await eventually(() => said.includes('FATAL'), 10_000).catch(() => {})
+    } finally {
+      await stopTraced(proc, () => said)
+      await heard
+    }
+    // The archive job runs at the start, the proof's checkpoints every second: whichever commits first.
+    expect(said).toMatch(/witness: FATAL: the database can no longer be made durable: the (archive|checkpoint) job's fsync failed/)
+    expect(proc.signalCode ?? proc.exitCode).toBeOneOf(['SIGKILL', 137])
   }, 60_000)
 
   test.skipIf(!strace)("of the database file, in a checkpoint: the checkpoint thread stops, and so does witness (no checkpoint may start the WAL over past pages the kernel dropped)", async () => {

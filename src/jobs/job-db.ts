@@ -13,6 +13,9 @@ import { isBusy } from '../telemetry/writer.ts'
 export function openJobDb(path: string): Database {
   const db = new Database(path, { readwrite: true, create: false, strict: true })
   db.exec('PRAGMA busy_timeout = 0')
+  // No automatic checkpoint, which ignores a failed fsync (sync-failure.ts): the server's writer or its
+  // checkpoint thread checkpoints (and a command's connection, the last to close, at its close).
+  db.exec('PRAGMA wal_autocheckpoint = 0')
   return db
 }
 

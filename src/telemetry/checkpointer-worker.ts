@@ -83,9 +83,10 @@ self.onmessage = (event: MessageEvent<CheckpointerStart>) => {
       Atomics.add(shared, copyRest() ? SLOT.checkpoints : SLOT.failures, 1)
     } catch (error) {
       Atomics.add(shared, SLOT.failures, 1)
-      // A failed fsync: the pages it lost count as copied (SQLite moved its mark past them), so no
-      // later checkpoint copies them again, and the WAL holding them would be started over. This
-      // thread checkpoints no more, and the process is told (it stops without closing the database).
+      // A failed fsync: pages it lost may count as copied already (a PASSIVE step that copied them
+      // without a sync, readers holding it short of the end, moved the mark past them), so no later
+      // checkpoint copies them again, and one that succeeded would let the WAL holding them start
+      // over. This thread checkpoints no more, and the process is told (it stops without closing the database).
       if (isSyncFailure(error)) {
         self.postMessage({ type: 'sync-failed', message: error instanceof Error ? error.message : String(error) })
         break

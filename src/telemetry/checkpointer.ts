@@ -46,6 +46,8 @@ export interface Checkpointer {
   lockEpoch(): number
   /** Stops the thread and waits (bounded) for its connection to close, so the writer can be the last one. */
   close(): void
+  /** No checkpoint starts from now on (a failed fsync: sync-failure.ts); one running ends. Does not wait. */
+  halt(): void
 }
 
 export interface CheckpointerOptions {
@@ -90,6 +92,12 @@ export function startCheckpointer(path: string, options: CheckpointerOptions): C
     },
     counts: () => ({ checkpoints: Atomics.load(shared, SLOT.checkpoints), failures: Atomics.load(shared, SLOT.failures) }),
     lockEpoch: () => Atomics.load(shared, SLOT.restarting),
+    halt() {
+      lost = true
+      Atomics.store(shared, SLOT.stop, 1)
+      Atomics.add(shared, SLOT.requests, 1)
+      Atomics.notify(shared, SLOT.requests)
+    },
     close() {
       if (stopping) return
       stopping = true

@@ -66,6 +66,11 @@ export interface Store {
   probe(): Promise<void>
   /** Finishes (and chains) rows left `pending` by a crashed run; returns how many. */
   recoverPending(message: string): number
+  /**
+   * Another connection of this process (a background job's) failed: if it was an fsync
+   * (sync-failure.ts), durability is lost as when the writer's fails (onDurabilityLost). Returns whether it was.
+   */
+  syncFailed(error: unknown, what: string): boolean
   pendingCount(): number
   /** Finishing writes that failed and are being retried in the background. */
   deferredCount(): number
@@ -89,7 +94,7 @@ export interface Store {
 }
 
 /** Applies batches on the writer thread, one at a time. */
-function threadWriter(path: string, options: WriterOptions, onSyncFailure: (error: unknown) => void): { apply: (ops: WriteOp[]) => Promise<WriteResult[]>; close: () => void } {
+function threadWriter(path: string, options: WriterOptions, onSyncFailure: (error: unknown) => void): { apply: (ops: WriteOp[]) => Promise<WriteResult[]>; close: () => void; noCheckpoints: () => void } {
   const worker = new Worker(new URL('./writer-worker.ts', import.meta.url).href)
   worker.postMessage({ type: 'init', path, options } satisfies WorkerRequest)
   const waiting = new Map<number, { resolve: (r: WriteResult[]) => void; reject: (e: unknown) => void }>()
@@ -119,6 +124,7 @@ function threadWriter(path: string, options: WriterOptions, onSyncFailure: (erro
         worker.postMessage({ type: 'batch', id, ops } satisfies WorkerRequest)
       }),
     close: () => worker.terminate(),
+    noCheckpoints: () => worker.postMessage({ type: 'no-checkpoints' } satisfies WorkerRequest),
   }
 }
 
@@ -186,9 +192,13 @@ export function openStore(given: string, options: StoreOptions): Store {
   // Once an fsync failed, nothing is acknowledged again (the barrier stays broken, commits that
   // report one fail) and the process is told to stop.
   let durabilityLost: string | null = null
+  let stopCheckpoints = () => {}
   const loseDurability = (why: string) => {
     if (durabilityLost !== null) return
     durabilityLost = why
+    // No checkpoint may run now: a later one that succeeds would start the WAL over past pages the
+    // kernel dropped (sync-failure.ts), and the WAL is what the next start reads back in.
+    stopCheckpoints()
     options.onDurabilityLost?.(why)
   }
   const checkpointSyncFailed = (error: unknown) => loseDurability(`a checkpoint's fsync failed (${error instanceof Error ? error.message : String(error)})`)
@@ -205,6 +215,10 @@ export function openStore(given: string, options: StoreOptions): Store {
         }
         checkpointer = (options.startCheckpoints ?? startCheckpointer)(path, { onLost, onSyncFailed: loseDurability })
       }
+      stopCheckpoints = () => {
+        own.autocheckpoint(false)
+        checkpointer?.halt()
+      }
     } catch (error) {
       barrier?.close()
       own.close()
@@ -212,7 +226,9 @@ export function openStore(given: string, options: StoreOptions): Store {
     }
   } else {
     // Only what the thread needs: a message cannot carry the options' functions.
-    writer = threadWriter(path, { sync: options.sync, maxMb: options.maxMb }, checkpointSyncFailed)
+    const thread = threadWriter(path, { sync: options.sync, maxMb: options.maxMb }, checkpointSyncFailed)
+    writer = thread
+    stopCheckpoints = thread.noCheckpoints
   }
   // A COMMIT whose fsync failed (the writer thread's, the event loop's with `event_loop`, a checkpoint
   // inside a COMMIT): durability is lost as when the barrier's fsync fails.
@@ -365,6 +381,11 @@ export function openStore(given: string, options: StoreOptions): Store {
       await newRow(commits.submit({ kind: 'probe' }))
     },
     recoverPending: (message) => recover(message),
+    syncFailed: (error, what) => {
+      if (!isSyncFailure(error)) return false
+      loseDurability(`${what}'s fsync failed (${error instanceof Error ? error.message : String(error)})`)
+      return true
+    },
     pendingCount: () => (pending.get() as { n: number }).n,
     async drain(ms) {
       const deadline = performance.now() + ms

@@ -13,6 +13,7 @@ declare const self: Worker
 export type WorkerRequest =
   | { type: 'init'; path: string; options: WriterOptions }
   | { type: 'batch'; id: number; ops: WriteOp[] }
+  | { type: 'no-checkpoints' }
 
 export type WorkerReply =
   | { type: 'done'; id: number; results: WriteResult[] }
@@ -24,6 +25,10 @@ let initFailure: ReturnType<typeof describeFailure> | null = null
 
 self.onmessage = (event: MessageEvent<WorkerRequest>) => {
   const message = event.data
+  if (message.type === 'no-checkpoints') {
+    writer?.autocheckpoint(false)
+    return
+  }
   if (message.type === 'init') {
     try {
       const onSyncFailure = (error: unknown) => self.postMessage({ type: 'sync-failed', failure: describeFailure(error) } satisfies WorkerReply)

@@ -233,6 +233,22 @@ export function openWriter(path: string, options: WriterOptions): Writer {
     }
   }
 
+  /**
+   * A COMMIT whose fsync failed: SQLite rolled it back, but its frames stay in the WAL, commit mark
+   * and all, and a process stopped now (as witness then is) would have them read back in by the
+   * next start's recovery: rows of calls refused and never made, taken for calls cut short. One small
+   * commit written now lands over them, and recovery stops where its frames end. No checkpoint runs
+   * again on this connection (sync-failure.ts).
+   */
+  const sealFailedCommit = () => {
+    checkpointing = false
+    try {
+      upsertState.run({ key: 'durability.lost_at', value: new Date().toISOString(), at: new Date().toISOString() })
+    } catch {
+      // its frames are written whether or not its own fsync fails; nothing else can be done
+    }
+  }
+
   const applyAll = db.transaction((ops: WriteOp[]) => {
     chain.start()
     return ops.map(applyOne)
@@ -247,6 +263,7 @@ export function openWriter(path: string, options: WriterOptions): Writer {
         results = applyAll.immediate(ops)
       } catch (error) {
         chain.rolledBack()
+        if (isSyncFailure(error)) sealFailedCommit()
         throw error
       }
       chain.committed()
