@@ -4,7 +4,7 @@
  * prefix. Shared by test/ansible.test.ts and test/ansible-git.test.ts, two
  * files so that the test runner's workers can run their plays side by side.
  */
-import { writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { basename, join } from 'node:path'
 import { ROOT } from './process.ts'
 import { tempDir } from './temp.ts'
@@ -41,9 +41,12 @@ export function runPlaybook(work: string, varsFile: string, ...extra: string[]) 
   return run(['ansible-playbook', '-c', 'local', '-i', 'localhost,', '-e', `@${varsFile}`, ...extra, 'site.yml'], ansibleEnv(work))
 }
 
+/** The Python the plays run modules with: Debian's, where it is, saving the discovery each run makes (0.4 s). */
+const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'auto_silent'
+
 /** Ansible's temp files under `work`. */
 export function ansibleEnv(work: string): Record<string, string> {
-  return { ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'), ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'), ANSIBLE_PYTHON_INTERPRETER: 'auto_silent' }
+  return { ANSIBLE_LOCAL_TEMP: join(work, 'ansible-local'), ANSIBLE_REMOTE_TEMP: join(work, 'ansible-remote'), ANSIBLE_PYTHON_INTERPRETER: PYTHON }
 }
 
 /**
