@@ -298,7 +298,7 @@ export async function serve(options: ServeOptions): Promise<Running> {
     const jobs =
       options.jobs === false
         ? null
-        : startJobs({ config, livePath: store.path, keyPath: boot.proof.keyPath, clock, env, log, tickMs: options.jobs?.tickMs, onFailure: (job, error) => store.syncFailed(error, `the ${job} job`) })
+        : startJobs({ config, livePath: store.path, keyPath: boot.proof.keyPath, clock, env, log, tickMs: options.jobs?.tickMs })
     const statsFill = options.statsFill === false ? null : startStatsFill({ store, rollups, clock, log, tickMs: options.statsFill?.tickMs })
     log(`witness: listening on ${url} (pid ${process.pid}, config ${boot.path}, database ${store.path}, chains: ${[...boot.chains.keys()].join(', ')})`)
     // Bun reads these at start only (runtime-env.ts): the process's own environment, not options.env.

@@ -400,37 +400,6 @@ describe('a failed fsync (Linux forgets what it failed to write, and the next fs
     }
   }, 90_000)
 
-  test.skipIf(!strace)("of a background job's commit (the archive's, a signed checkpoint of the proof): as fatal as the writer's own", async () => {
-    const dir = tempDir()
-    const configPath = join(dir, 'witness.yaml')
-    writeFileSync(configPath, JSON.stringify({ ...simConfig(sim.url, { default: [{ provider: 'sim', model: 'm' }] }), database: './w.db', proof: { checkpoint_every: '1s' } }))
-    expect((await runWitness(['init', '--config', configPath])).code).toBe(0)
-    const db = join(dir, 'w.db')
-    // The jobs' commits sync the WAL with fsync (SQLite's FULL), the writer's barrier with fdatasync; the
-    // event loop's first fsync of the WAL is the writer's first commit: the ones after it fail (a few
-    // calls start no checkpoint, so the writer makes no other).
-    const proc = Bun.spawn(['strace', '-f', '-qq', '-o', '/dev/null', '-P', `${db}-wal`, '-e', 'trace=fsync', '-e', 'inject=fsync:error=EIO:when=2+', BUN, join(ROOT, 'test/support/serve-jobs.ts'), configPath, 'log'], {
-      cwd: dir, env: { PATH: process.env.PATH ?? '' }, stdin: 'ignore', stdout: 'ignore', stderr: 'pipe',
-    })
-    let said = ''
-    const heard = (async () => {
-      for await (const chunk of proc.stderr) said += new TextDecoder().decode(chunk)
-    })()
-    try {
-      await eventually(() => /listening on http/.test(said), 15_000)
-      const url = /listening on (http:\/\/[\d.]+:\d+)/.exec(said)![1]!
-      // Rows to move or sign (the checkpoint job signs a chain head that moved, every second here).
-      for (let i = 0; i < 3; i++) await fetch(`${url}/v1/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ agent: 'ezra', messages: [{ role: 'user', content: 'hi' }] }) })
-      await eventually(() => said.includes('FATAL'), 10_000).catch(() => {})
-    } finally {
-      await stopTraced(proc, () => said)
-      await heard
-    }
-    // The archive job runs at the start, the proof's checkpoints every second: whichever commits first.
-    expect(said).toMatch(/witness: FATAL: the database can no longer be made durable: the (archive|checkpoint) job's fsync failed/)
-    expect(proc.signalCode ?? proc.exitCode).toBeOneOf(['SIGKILL', 137])
-  }, 60_000)
-
   test.skipIf(!strace)("of the database file, in a checkpoint: the checkpoint thread stops, and so does witness (no checkpoint may start the WAL over past pages the kernel dropped)", async () => {
     // Only the database file's fsyncs (-P): those of the checkpoints, the thread's second one failing.
     // With the checkpoint thread (the default), and the writer's own checkpoints (SQLite's automatic

@@ -13,9 +13,10 @@ import { isBusy } from '../telemetry/writer.ts'
 export function openJobDb(path: string): Database {
   const db = new Database(path, { readwrite: true, create: false, strict: true })
   db.exec('PRAGMA busy_timeout = 0')
-  // No automatic checkpoint, which ignores a failed fsync (sync-failure.ts): the server's writer or its
-  // checkpoint thread checkpoints (and a command's connection, the last to close, at its close).
-  db.exec('PRAGMA wal_autocheckpoint = 0')
+  // SQLite's automatic checkpoint stays on here (an idle server does not checkpoint, and an archive
+  // run would grow the WAL by the whole of what it moves). It ignores a failed fsync, but Linux
+  // reports a failed writeback once to every descriptor open on the file: the server's next fsync of
+  // the WAL or the database file fails too, and is fatal there (sync-failure.ts).
   return db
 }
 

@@ -37,8 +37,6 @@ export interface JobsDeps {
   log: (line: string) => void
   /** Real-time ms between checks (default 60 s); null: no timer, the caller calls tick(). */
   tickMs?: number | null
-  /** Told of each job's failure: one that was an fsync's is the store's too (Store.syncFailed). */
-  onFailure?: (job: string, error: unknown) => void
 }
 
 export interface Jobs {
@@ -60,7 +58,6 @@ export function startJobs(deps: JobsDeps): Jobs {
     try {
       for (const line of await run()) deps.log(`witness: ${job}: ${line}`)
     } catch (error) {
-      deps.onFailure?.(job, error)
       if (!(error instanceof JobBusyError)) deps.log(`witness: ${job} failed: ${(error as Error).message}`)
       else {
         deps.log(`witness: ${job} skipped: ${error.message}`)

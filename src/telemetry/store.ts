@@ -66,11 +66,6 @@ export interface Store {
   probe(): Promise<void>
   /** Finishes (and chains) rows left `pending` by a crashed run; returns how many. */
   recoverPending(message: string): number
-  /**
-   * Another connection of this process (a background job's) failed: if it was an fsync
-   * (sync-failure.ts), durability is lost as when the writer's fails (onDurabilityLost). Returns whether it was.
-   */
-  syncFailed(error: unknown, what: string): boolean
   pendingCount(): number
   /** Finishing writes that failed and are being retried in the background. */
   deferredCount(): number
@@ -381,11 +376,6 @@ export function openStore(given: string, options: StoreOptions): Store {
       await newRow(commits.submit({ kind: 'probe' }))
     },
     recoverPending: (message) => recover(message),
-    syncFailed: (error, what) => {
-      if (!isSyncFailure(error)) return false
-      loseDurability(`${what}'s fsync failed (${error instanceof Error ? error.message : String(error)})`)
-      return true
-    },
     pendingCount: () => (pending.get() as { n: number }).n,
     async drain(ms) {
       const deadline = performance.now() + ms

@@ -6,10 +6,6 @@
  * power loss would erase (store.ts, `onDurabilityLost`).
  */
 export function isSyncFailure(error: unknown): boolean {
-  // Through the causes a job's error wraps it in.
-  for (let e = error, depth = 0; e && depth < 8; e = (e as { cause?: unknown }).cause, depth++) {
-    const code = (e as { code?: unknown }).code
-    if (code === 'SQLITE_IOERR_FSYNC' || code === 'SQLITE_IOERR_DIR_FSYNC') return true
-  }
-  return false
+  const code = (error as { code?: unknown })?.code
+  return code === 'SQLITE_IOERR_FSYNC' || code === 'SQLITE_IOERR_DIR_FSYNC'
 }
