@@ -71,7 +71,7 @@ const Tuning = {
   idle_timeout_ms: v.optional(Ms),
 }
 
-/** An HTTP header name (a token) and a value without line breaks or NUL. */
+/** An HTTP header name (a token) and a value fetch can send (below). */
 const HeaderName = v.pipe(v.string(), v.regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name (letters, digits and !#$%&\'*+.^_`|~-)'))
 // What fetch sends: visible ASCII, spaces and tabs, and Latin-1 (one byte each). Anything else
 // (a line break, a control character, an emoji) it refuses, so every call on the provider would fail.
@@ -728,6 +728,11 @@ export function parseConfigText(bytes: Uint8Array, path: string): Config {
 
 /** The file's text; a ConfigError naming the line of the first byte that is not UTF-8 (a decoder would have put U+FFFD in its place unsaid). */
 function utf8Text(bytes: Uint8Array, path: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes)
+  } catch {
+    // not UTF-8: where, below
+  }
   const decodes = (end: number, whole: boolean) => {
     try {
       new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(0, end), { stream: !whole })
@@ -736,7 +741,6 @@ function utf8Text(bytes: Uint8Array, path: string): string {
       return false
     }
   }
-  if (decodes(bytes.length, true)) return new TextDecoder().decode(bytes)
   // The shortest prefix that fails holds the bad byte last (a prefix cut inside a character does not fail).
   let good = 0
   let bad = decodes(bytes.length, false) ? bytes.length + 1 : bytes.length

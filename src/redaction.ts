@@ -271,8 +271,7 @@ class PieceIndex {
   /** Per window length: each piece, with a form it comes from and where. */
   private readonly byWindow = new Map<number, Map<string, [form: string, at: number, partialGroups: Form['partialGroups']]>>()
   /** Forms too short for their window: looked for whole. */
-  private readonly whole: string[] = []
-  private readonly wholeGroups: Form['partialGroups'][] = []
+  private readonly whole: { text: string; partialGroups: Form['partialGroups'] }[] = []
   /** Per window length: the rolling hash of each piece, and what a character leaving the window weighs (mayHold). */
   private readonly hashes = new Map<number, { pieces: Set<number>; out: number }>()
 
@@ -281,8 +280,7 @@ class PieceIndex {
       const text = lowerAscii(form.text)
       if (text.length < MIN_LENGTH) continue
       if (text.length < form.window) {
-        this.whole.push(text)
-        this.wholeGroups.push(form.partialGroups)
+        this.whole.push({ text, partialGroups: form.partialGroups })
         continue
       }
       let pieces = this.byWindow.get(form.window)
@@ -306,7 +304,7 @@ class PieceIndex {
     if (this.byWindow.size === 0 && this.whole.length === 0) return false
     if (this.whole.length) {
       const lower = lowerAscii(text)
-      if (this.whole.some((form) => lower.includes(form))) return true
+      if (this.whole.some((form) => lower.includes(form.text))) return true
     }
     for (const [window, { pieces: hashes, out }] of this.hashes) {
       if (text.length < window) continue
@@ -325,13 +323,12 @@ class PieceIndex {
     if (this.byWindow.size === 0 && this.whole.length === 0) return []
     const lower = lowerAscii(text)
     const runs: Run[] = []
-    this.whole.forEach((form, i) => {
-      const groups = this.wholeGroups[i]
+    for (const { text: form, partialGroups } of this.whole) {
       for (const run of wholeRuns(lower, [form])) {
-        if (groups) widenToGroups(lower, run, form, 0, groups.before)
+        if (partialGroups) widenToGroups(lower, run, form, 0, partialGroups.before)
         runs.push(run)
       }
-    })
+    }
     for (const [window, pieces] of this.byWindow) {
       for (let j = 0; j + window <= lower.length; j++) {
         const found = pieces.get(lower.slice(j, j + window))

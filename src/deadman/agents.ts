@@ -183,10 +183,7 @@ export class AgentWatch {
    * `hidden`: how many others are left out.
    */
   listSome(others: number): { agents: AgentView[]; hidden: number } {
-    const listed = Object.keys(this.deps.config().deadman.agents)
-    this.noteListed(listed)
-    const known = new Set(listed)
-    const rest = [...this.records.values()].filter((r) => !known.has(r.agent))
+    const { listed, rest } = this.listedAndRest()
     const shown = rest
       .sort((a, b) => (b.lastBeatAt ?? '').localeCompare(a.lastBeatAt ?? ''))
       .slice(0, others)
@@ -199,10 +196,16 @@ export class AgentWatch {
 
   /** The names list() shows, without reading each one's last rollback (a query per agent). */
   names(): string[] {
+    const { listed, rest } = this.listedAndRest()
+    return [...listed, ...rest.map((r) => r.agent).sort()]
+  }
+
+  /** The agents deadman.agents lists (their count started: noteListed), and the records of the others. */
+  private listedAndRest(): { listed: string[]; rest: AgentRecord[] } {
     const listed = Object.keys(this.deps.config().deadman.agents)
     this.noteListed(listed)
     const known = new Set(listed)
-    return [...listed, ...[...this.records.keys()].filter((a) => !known.has(a)).sort()]
+    return { listed, rest: [...this.records.values()].filter((r) => !known.has(r.agent)) }
   }
 
   /**

@@ -152,22 +152,25 @@ export function rollbackById(reader: Database, rollbackId: string): { log_id: nu
   return reader.query('SELECT log_id, recorded_by FROM deadman_rollback WHERE rollback_id = $id').get({ id: rollbackId }) as { log_id: number; recorded_by: RecordedBy } | null
 }
 
+/** Rollback rows with their facts, read through the partial index on the rare statuses; `filter` narrows them. */
+const ROLLBACKS = (filter?: string) => `SELECT l.agent_name AS agent, l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
+  FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id
+  WHERE ${filter ? `${filter} AND ` : ''}l.status = 'rollback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')`
+
+type RollbackRow = Omit<RollbackView, 'timed_out'> & { agent: string; timed_out: number }
+
+function rollbackView({ agent: _agent, ...row }: RollbackRow): RollbackView {
+  return { ...row, timed_out: row.timed_out === 1 }
+}
+
 /**
  * The newest rollback row of each agent that has one (in the live file), in one read: a view of
  * every agent (GET /deadman, the dashboard) made one query per agent, and with tens of thousands of
  * names heard (agents named per run) held the event loop for seconds.
  */
 export function lastRollbacks(reader: Database): Map<string, RollbackView> {
-  const rows = reader
-    .query(
-      `SELECT l.agent_name AS agent, l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
-       FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id
-       WHERE l.status = 'rollback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
-       ORDER BY l.timestamp, l.id`,
-    )
-    .all() as (Omit<RollbackView, 'timed_out'> & { agent: string; timed_out: number })[]
   const newest = new Map<string, RollbackView>()
-  for (const { agent, ...row } of rows) newest.set(agent, { ...row, timed_out: row.timed_out === 1 })
+  for (const row of reader.query(`${ROLLBACKS()} ORDER BY l.timestamp, l.id`).all() as RollbackRow[]) newest.set(row.agent, rollbackView(row))
   return newest
 }
 
@@ -177,13 +180,6 @@ export function lastRollbacks(reader: Database): Map<string, RollbackView> {
  * write. Read through the partial index on the rare statuses.
  */
 export function lastRollbackOf(reader: Database, agent: string): RollbackView | null {
-  const row = reader
-    .query(
-      `SELECT l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
-       FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id
-       WHERE l.agent_name = $agent AND l.status = 'rollback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
-       ORDER BY l.timestamp DESC, l.id DESC LIMIT 1`,
-    )
-    .get({ agent }) as (Omit<RollbackView, 'timed_out'> & { timed_out: number }) | null
-  return row ? { ...row, timed_out: row.timed_out === 1 } : null
+  const row = reader.query(`${ROLLBACKS('l.agent_name = $agent')} ORDER BY l.timestamp DESC, l.id DESC LIMIT 1`).get({ agent }) as RollbackRow | null
+  return row ? rollbackView(row) : null
 }

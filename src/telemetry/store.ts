@@ -231,13 +231,10 @@ export function openStore(given: string, options: StoreOptions): Store {
     if (isSyncFailure(error)) loseDurability(`a commit's fsync failed (${error instanceof Error ? error.message : String(error)})`)
     throw error
   }
-  const watchSync = (results: WriteResult[] | Promise<WriteResult[]>): WriteResult[] | Promise<WriteResult[]> => {
-    if (results instanceof Promise) return results.catch(syncFailed)
-    return results
-  }
-  const applyWatched = (ops: WriteOp[]) => {
+  const applyWatched = (ops: WriteOp[]): WriteResult[] | Promise<WriteResult[]> => {
     try {
-      return writer.apply(ops)
+      const results = writer.apply(ops)
+      return results instanceof Promise ? results.catch(syncFailed) : results
     } catch (error) {
       return syncFailed(error)
     }
@@ -257,7 +254,7 @@ export function openStore(given: string, options: StoreOptions): Store {
   const commits: GroupCommit<WriteOp, WriteResult> = new GroupCommit<WriteOp, WriteResult>({
     apply: (ops) => {
       if (durabilityLost !== null) return recordOnly(ops)
-      const results = watchSync(applyWatched(ops))
+      const results = applyWatched(ops)
       checkpointer?.committed()
       return results
     },
