@@ -137,7 +137,7 @@ describe('stats by provider on a hand-computed data set', () => {
     ])
   })
 
-  test('rankings list every ranked group best first: fastest by p50, most reliable by request success, cheapest per million tokens', async () => {
+  test('rankings list every ranked group best first: fastest by p50, most reliable by the success of its calls, cheapest per million tokens', async () => {
     const { rankings } = await stats('provider')
     expect(rankings.fastest).toEqual([
       { provider: 'groq', value: 50 },
@@ -145,10 +145,12 @@ describe('stats by provider on a hand-computed data set', () => {
       { provider: 'mimo', value: 400 },
       { provider: 'kimi', value: 1000 },
     ])
+    // By attempts: groq's two failures count against it though a fallback served both requests
+    // (its request success is 1); it ties with openrouter on attempts and wins on requests.
     expect(rankings.most_reliable).toEqual([
-      { provider: 'kimi', value: 1 },
-      { provider: 'groq', value: 1 },
-      { provider: 'mimo', value: 0.5 },
+      { provider: 'mimo', value: 1 },
+      { provider: 'kimi', value: 20 / 22 },
+      { provider: 'groq', value: 0.5 },
       { provider: 'openrouter', value: 0.5 },
     ])
     expect(rankings.cheapest).toEqual([
@@ -172,6 +174,11 @@ describe('stats by agent, chain and model', () => {
     expect(groups.map((g) => [g.agent, g.attempts, g.success, g.error, g.timeout, g.requests, g.request_success_rate])).toEqual([
       ['bezalel', 23, 20, 2, 1, 21, 20 / 21],
       ['ezra', 6, 4, 2, 0, 5, 0.8],
+    ])
+    // An agent makes requests: it is ranked by the requests served, not by its calls.
+    expect((await stats('agent')).rankings.most_reliable).toEqual([
+      { agent: 'bezalel', value: 20 / 21 },
+      { agent: 'ezra', value: 0.8 },
     ])
   })
 

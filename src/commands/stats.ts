@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { formatTable } from '../format/table.ts'
 import { parseStatsInput } from '../query-input.ts'
 import { withSources } from '../retention/read-sources.ts'
-import type { RankEntry, StatsResult } from '../telemetry/stats.ts'
+import { type RankEntry, type StatsResult, reliabilityRates } from '../telemetry/stats.ts'
 import { SliceRollups } from '../telemetry/slice-rollups.ts'
 import { computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
 import { type Command, UsageError, parsed } from './args.ts'
@@ -55,7 +55,7 @@ function render(result: StatsResult, since: string, until: string): string {
     formatTable(result.groups, [by, ...COLUMNS]),
     '',
     ranking('fastest (p50 ms):', result.rankings.fastest),
-    ranking('most reliable (request success):', result.rankings.most_reliable),
+    ranking(`most reliable (${reliabilityRates(by)[0] === 'success_rate' ? 'attempt' : 'request'} success):`, result.rankings.most_reliable),
     ranking('cheapest (USD per million tokens):', result.rankings.cheapest),
   ].join('\n')
 }

@@ -68,7 +68,7 @@ export const Comparison: FC<ComparisonProps> = ({ stats, fallbacksOut, providers
       </div>
       <div class="rankings">
         <Ranking id="fastest" title="Fastest" hint="by p50 latency" entries={stats.rankings.fastest} value={(v) => formatMs(v)} />
-        <Ranking id="most_reliable" title="Most reliable" hint="by request success" entries={stats.rankings.most_reliable} value={formatRate} />
+        <Ranking id="most_reliable" title="Most reliable" hint="by success of its calls" entries={stats.rankings.most_reliable} value={formatRate} />
         <Ranking id="cheapest" title="Cheapest" hint="USD per million tokens" entries={stats.rankings.cheapest} value={(v) => `$${v.toFixed(2)}`} />
       </div>
     </div>

@@ -377,16 +377,27 @@ export function percentiles(parts: ArrayLike<number>[], ps: number[]): (number |
   return out
 }
 
+/**
+ * What `most_reliable` ranks by, then breaks ties with. A provider or a model is called, so it is
+ * judged by its calls (`success_rate`): a failure a fallback rescued still counts against it (by
+ * request success it would vanish, the request counting for the provider that served it). An agent
+ * or a chain makes requests, so it is judged by the requests served (`request_success_rate`).
+ */
+export function reliabilityRates(by: StatsBy): ['success_rate', 'request_success_rate'] | ['request_success_rate', 'success_rate'] {
+  return by === 'provider' || by === 'model' ? ['success_rate', 'request_success_rate'] : ['request_success_rate', 'success_rate']
+}
+
 function rank(groups: StatsGroup[], by: StatsBy): StatsResult['rankings'] {
   const entry = (g: StatsGroup, value: number): RankEntry => ({ [by]: g[by] ?? null, value })
   const fastest = groups
     .filter((g) => g.p50_ms !== null)
     .sort((a, b) => a.p50_ms! - b.p50_ms! || a.p95_ms! - b.p95_ms!)
     .map((g) => entry(g, g.p50_ms!))
+  const [rate, tie] = reliabilityRates(by)
   const mostReliable = groups
-    .filter((g) => g.request_success_rate !== null)
-    .sort((a, b) => b.request_success_rate! - a.request_success_rate! || (b.success_rate ?? 0) - (a.success_rate ?? 0) || b.requests - a.requests)
-    .map((g) => entry(g, g.request_success_rate!))
+    .filter((g) => g[rate] !== null)
+    .sort((a, b) => b[rate]! - a[rate]! || (b[tie] ?? 0) - (a[tie] ?? 0) || b.attempts - a.attempts || b.requests - a.requests)
+    .map((g) => entry(g, g[rate]!))
   const cheapest = groups
     .filter((g) => g.cost_usd !== null && g.tokens_in + g.tokens_out > 0)
     .map((g) => entry(g, Math.round((g.cost_usd! / (g.tokens_in + g.tokens_out)) * 1e6 * 1e6) / 1e6))
