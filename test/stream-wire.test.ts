@@ -247,6 +247,23 @@ describe('stream translation', () => {
     expect(chunks.map((c) => c.choices[0]!.delta.content ?? '').join('')).toBe('Hello world')
   })
 
+  test("Anthropic's extended thinking reaches an OpenAI client as reasoning_content deltas before the text; its signature does not", () => {
+    const t = streamTranslator('anthropic', 'openai', { includeUsage: false, createdS: 1, model: 'claude-x', provider: 'up' })
+    const data = (json: Record<string, unknown>): SseEvent => ({ event: String(json.type), data: JSON.stringify(json) })
+    const events: SseEvent[] = [
+      data({ type: 'message_start', message: { id: 'msg_1', model: 'claude-x', usage: { input_tokens: 3, output_tokens: 1 } } }),
+      data({ type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } }),
+      data({ type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Let me add: ' } }),
+      data({ type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: '2 + 2 = 4.' } }),
+      data({ type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'EqQBCgIYAhIM' } }),
+      data({ type: 'content_block_stop', index: 0 }),
+      data({ type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } }),
+      data({ type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: '4' } }),
+    ]
+    const deltas = (payloads(events.flatMap((e) => t.push(e))) as { choices: { delta: Record<string, unknown> }[] }[]).map((c) => c.choices[0]!.delta)
+    expect(deltas).toEqual([{ role: 'assistant', content: '' }, { reasoning_content: 'Let me add: ' }, { reasoning_content: '2 + 2 = 4.' }, { content: '4' }])
+  })
+
   test("an OpenAI stream whose chunks carry no id still opens a Messages stream with a message id; its usage, none sent, is told as 0 (the SDKs need numbers)", () => {
     const t = streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 1, model: 'gpt-x', provider: 'up' })
     const frames = [

@@ -217,6 +217,18 @@ describe('translation Anthropic -> OpenAI', () => {
     })
   })
 
+  test("extended thinking becomes the message's reasoning_content (its signature has no place in OpenAI's format)", () => {
+    const message = {
+      id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', stop_reason: 'end_turn',
+      content: [{ type: 'thinking', thinking: 'Two and two ', signature: 'sig' }, { type: 'redacted_thinking', data: 'x' }, { type: 'thinking', thinking: 'make four.', signature: 'sig' }, { type: 'text', text: '4' }],
+      usage: { input_tokens: 5, output_tokens: 9 },
+    }
+    const choice = (openaiCompletionFromAnthropic(message, 1) as { choices: { message: unknown }[] }).choices[0]!
+    expect(choice.message).toEqual({ role: 'assistant', content: '4', reasoning_content: 'Two and two make four.' })
+    const plain = openaiCompletionFromAnthropic({ ...message, content: [{ type: 'text', text: '4' }] }, 1) as { choices: { message: unknown }[] }
+    expect(plain.choices[0]!.message).toEqual({ role: 'assistant', content: '4' })
+  })
+
   test('a documented tool_use message becomes a chat.completion with tool_calls', async () => {
     expect(openaiCompletionFromAnthropic(await fixture('anthropic-tool-use-response'), 1700000000)).toEqual({
       id: 'msg_01Aq9w938a90dw8q',

@@ -131,6 +131,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           const block = isRecord(json.content_block) ? json.content_block : {}
           // A text block may open with text already in it (the adapter counts it as content): it is the answer's too.
           if (block.type === 'text') return isNonEmptyString(block.text) ? [chunk({ content: block.text })] : []
+          if (block.type === 'thinking') return isNonEmptyString(block.thinking) ? [chunk({ reasoning_content: block.thinking })] : []
           if (block.type !== 'tool_use' || typeof json.index !== 'number') return []
           const index = toolIndex.size
           toolIndex.set(json.index, index)
@@ -140,6 +141,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
         case 'content_block_delta': {
           const delta = isRecord(json.delta) ? json.delta : {}
           if (delta.type === 'text_delta') return [chunk({ content: delta.text })]
+          // Extended thinking, as the non-streaming answer carries it (to-openai.ts); its signature has no place.
+          if (delta.type === 'thinking_delta') return isNonEmptyString(delta.thinking) ? [chunk({ reasoning_content: delta.thinking })] : []
           if (delta.type === 'input_json_delta' && typeof json.index === 'number') {
             if (typeof delta.partial_json !== 'string' || delta.partial_json === '') return []
             noArgumentsYet.delete(json.index)

@@ -140,6 +140,9 @@ export function completionAsOpenAI(completion: Completion, createdS: number): Js
 export function openaiCompletionFromAnthropic(message: Json, createdS: number): Json {
   const blocks = Array.isArray(message.content) ? message.content.filter(isRecord) : []
   const text = blocks.filter((b) => b.type === 'text').map((b) => String(b.text ?? '')).join('')
+  // Extended thinking, in the field Kimi, DeepSeek and LiteLLM use (OpenAI's API has none). Its
+  // signature has no place there, so Anthropic will not take it back (to-anthropic.ts, thinkingUnmet).
+  const reasoning = blocks.filter((b) => b.type === 'thinking' && typeof b.thinking === 'string').map((b) => b.thinking).join('')
   const toolCalls = blocks
     .filter((b) => b.type === 'tool_use')
     .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
@@ -154,7 +157,12 @@ export function openaiCompletionFromAnthropic(message: Json, createdS: number): 
     choices: [
       {
         index: 0,
-        message: { role: 'assistant', content: text || null, ...(toolCalls.length ? { tool_calls: toolCalls } : {}) },
+        message: {
+          role: 'assistant',
+          content: text || null,
+          ...(reasoning ? { reasoning_content: reasoning } : {}),
+          ...(toolCalls.length ? { tool_calls: toolCalls } : {}),
+        },
         finish_reason: finishFromStopReason(message.stop_reason),
         logprobs: null,
       },
