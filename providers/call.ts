@@ -145,7 +145,8 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
     const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
-    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, answeredStatus: response.status, retryable: false })
+    const usage = error instanceof MalformedResponse ? error.usage : undefined
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, answeredStatus: response.status, retryable: false, usage })
   }
 }
 

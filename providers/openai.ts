@@ -49,6 +49,8 @@ export const openaiAdapter: Adapter = {
     if (!isRecord(json) || !Array.isArray(json.choices)) {
       throw new MalformedResponse('response is not a chat.completion (no choices array)')
     }
+    // No choice is no answer (the SDKs' helpers throw on it): the provider failed, so the chain falls back.
+    if (json.choices.length === 0) throw new MalformedResponse('an answer without a choice', openaiUsage(usageIn(json)))
     return {
       wire: 'openai',
       body: json,
@@ -60,6 +62,8 @@ export const openaiAdapter: Adapter = {
 
   observe(event: SseEvent, facts: StreamFacts) {
     if (event.data === '[DONE]') {
+      // A stream of no choice at all (its usage chunk alone, or nothing) carried no answer.
+      if (facts.chunks === 0) throw new MalformedResponse('the stream ended without a choice')
       facts.done = true
       return
     }

@@ -101,6 +101,13 @@ export interface Adapter {
 /** Thrown by adapters when an upstream body is not what the wire format promises. */
 export class MalformedResponse extends Error {
   override name = 'MalformedResponse'
+  constructor(
+    message: string,
+    /** The usage the answer reported, when it did: an answer without a choice may still have been billed. */
+    readonly usage?: Usage,
+  ) {
+    super(message)
+  }
 }
 
 /**

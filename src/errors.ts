@@ -7,6 +7,7 @@
  * an API key, a token or prompt text: upstream text is passed through
  * `redact` before it reaches a message.
  */
+import type { Usage } from '../providers/types.ts'
 import { listNames } from './text.ts'
 
 export type ErrorType =
@@ -271,6 +272,8 @@ export class ProviderError extends Error {
   readonly latencyMs: number
   /** The text for the row's error_message (already redacted). */
   readonly detail: string
+  /** What the failed answer said it used (an answer without a choice), for the row. */
+  readonly usage: Usage | undefined
 
   constructor(init: {
     provider: string
@@ -281,6 +284,7 @@ export class ProviderError extends Error {
     answeredStatus?: number
     retryable: boolean
     retryAfterMs?: number
+    usage?: Usage
   }) {
     // A timeout's detail already says how long it waited.
     super(init.kind === 'timeout' ? `${init.provider}: ${init.detail}` : `${init.provider}: ${init.detail} after ${init.latencyMs} ms`)
@@ -292,6 +296,7 @@ export class ProviderError extends Error {
     this.answeredStatus = init.answeredStatus
     this.retryable = init.retryable
     this.retryAfterMs = init.retryAfterMs
+    this.usage = init.usage
   }
 
   /** The row status this failure is recorded with. */

@@ -532,6 +532,17 @@ describe('token counts that are no counts (negative, fractional, past 2^53, not 
 })
 
 describe('an upstream that streams an answer it was not asked to stream', () => {
+  test("its usage is read where the provider puts it (Kimi's in the choice, Groq's in x_groq), for the row and the answer", async () => {
+    const usage = { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 }
+    for (const last of [chunk({}, 'stop', { usage }), { ...chunk({}, 'stop'), x_groq: { id: 'req_1', usage } }]) {
+      answers.push(sse([chunk({ role: 'assistant', content: 'Hel' }), chunk({ content: 'lo.' }), last, '[DONE]']))
+      const { status, text } = await ask('once')
+      expect(status).toBe(200)
+      expect(JSON.parse(text)).toMatchObject({ object: 'chat.completion', choices: [{ message: { content: 'Hello.' } }], usage })
+      expect(lastRows(1)[0]).toMatchObject({ status: 'success', tokens_in: 11, tokens_out: 7 })
+    }
+  })
+
   const events = (list: [string | null, unknown][]) =>
     new Response(list.map(([name, data]) => `${name ? `event: ${name}\n` : ''}data: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`).join(''), { headers: { 'content-type': 'text/event-stream; charset=utf-8' } })
 
@@ -603,6 +614,36 @@ describe('answers that say less than they seem to', () => {
     answers.push(new Response('slow down', { status: 429, headers: { 'retry-after': new Date(Date.now() + 300).toUTCString() } }), json(answer()))
     expect((await ask('twice')).status).toBe(200)
     expect(lastRows(2)[0]!.error_message).toMatch(/^HTTP 429 rate limited \(retry-after \d+ ms\): slow down$/)
+  })
+
+  test('an answer without a choice is no answer: an error row (with the tokens it reported) and the next step, whole or streamed', async () => {
+    answers.push(json(answer({ choices: [], usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 } })), json({ type: 'message', id: 'msg_1', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi.' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 2 } }))
+    const whole = await ask('paid')
+    expect(whole.status).toBe(200)
+    expect(whole.headers.get('x-witness-provider')).toBe('ant')
+    expect(lastRows(3).map((r) => [r.provider, r.status, r.tokens_in, r.tokens_out, r.error_message])).toEqual([
+      ['up', 'error', 11, 7, 'malformed response: an answer without a choice'],
+      ['ant', 'fallback', null, null, expect.any(String)],
+      ['ant', 'success', 3, 2, null],
+    ])
+
+    // Streamed, ending before any event: nothing was passed on yet, so the chain falls back.
+    answers.push(sse(['[DONE]']), json({ type: 'message', id: 'msg_2', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi.' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 2 } }))
+    const streamed = await ask('paid', true)
+    expect(streamed.status).toBe(200)
+    expect(lastRows(3).map((r) => [r.provider, r.status])).toEqual([['up', 'error'], ['ant', 'fallback'], ['ant', 'success']])
+    expect(lastRows(3)[0]!.error_message).toBe('malformed response: the stream ended without a choice')
+    expect(streamed.text).toContain('"Hi."')
+  })
+
+  test('a stream of no choice after its first event ends in an error, not a success (it was the client\'s from its first event)', async () => {
+    answers.push(sse([{ id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [], usage: { prompt_tokens: 4, completion_tokens: 0, total_tokens: 4 } }, { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [] }, '[DONE]']))
+    const { status, text } = await ask('once', true)
+    expect(status).toBe(200)
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'up', status: 'error', tokens_in: 4, tokens_out: 0 })
+    expect(lastRows(1)[0]!.error_message).toContain('without a choice')
+    expect(text).toContain('"error"')
+    expect(text).not.toContain('[DONE]')
   })
 
   test('a 501 or 505 is not retried: the server does not do what was asked', async () => {

@@ -96,6 +96,59 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: 1060, tokens_out: 5 })
   })
 
+  test('an upstream that reports no usage: the client is told none (the row holds NULL), not 0, streamed or not', async () => {
+    handler = (body) =>
+      body.stream
+        ? sse([
+            an({ type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [], stop_reason: null, stop_sequence: null } } as { type: string }),
+            an({ type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } } as { type: string }),
+            an({ type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'hello' } } as { type: string }),
+            an({ type: 'content_block_stop', index: 0 } as { type: string }),
+            an({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null } } as { type: string }),
+            an({ type: 'message_stop' }),
+          ])
+        : Response.json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'hello' }], stop_reason: 'end_turn', stop_sequence: null })
+    const whole = await openai().chat.completions.create({ model: 'a', messages: ask })
+    expect(whole.choices[0]!.message.content).toBe('hello')
+    expect(whole.usage).toBeUndefined()
+    expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: null, tokens_out: null })
+
+    const parts: OpenAI.ChatCompletionChunk[] = []
+    for await (const part of await openai().chat.completions.create({ model: 'a', messages: ask, stream: true, stream_options: { include_usage: true } })) parts.push(part)
+    expect(parts.map((p) => p.choices[0]?.delta.content ?? '').join('')).toBe('hello')
+    expect(parts.filter((p) => p.usage)).toEqual([])
+    expect(lastRequestRow()).toMatchObject({ status: 'success', tokens_in: null, tokens_out: null })
+
+    // An Anthropic client of the same stream: its SDK reads usage in message_start and message_delta unguarded.
+    const message = await anthropic().messages.stream({ model: 'a', max_tokens: 10, messages: ask }).finalMessage()
+    expect(message.content.map((b) => (b.type === 'text' ? b.text : b.type))).toEqual(['hello'])
+    expect(message.usage).toMatchObject({ input_tokens: 0, output_tokens: 0 })
+  })
+
+  test("extended thinking reaches the OpenAI SDK as reasoning_content, streamed or not", async () => {
+    handler = (body) =>
+      body.stream
+        ? sse([
+            messageStart({ input_tokens: 10, output_tokens: 1 }),
+            an({ type: 'content_block_start', index: 0, content_block: { type: 'thinking', thinking: '' } } as { type: string }),
+            an({ type: 'content_block_delta', index: 0, delta: { type: 'thinking_delta', thinking: 'Two and two.' } } as { type: string }),
+            an({ type: 'content_block_delta', index: 0, delta: { type: 'signature_delta', signature: 'sig' } } as { type: string }),
+            an({ type: 'content_block_stop', index: 0 } as { type: string }),
+            an({ type: 'content_block_start', index: 1, content_block: { type: 'text', text: '' } } as { type: string }),
+            an({ type: 'content_block_delta', index: 1, delta: { type: 'text_delta', text: '4' } } as { type: string }),
+            an({ type: 'content_block_stop', index: 1 } as { type: string }),
+            an({ type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 9 } } as { type: string }),
+            an({ type: 'message_stop' }),
+          ])
+        : Response.json({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'thinking', thinking: 'Two and two.', signature: 'sig' }, { type: 'text', text: '4' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 10, output_tokens: 9 } })
+    const whole = await openai().chat.completions.create({ model: 'a', messages: ask })
+    expect(whole.choices[0]!.message).toMatchObject({ content: '4', reasoning_content: 'Two and two.' })
+    const deltas: Record<string, unknown>[] = []
+    for await (const part of await openai().chat.completions.create({ model: 'a', messages: ask, stream: true })) if (part.choices[0]) deltas.push(part.choices[0].delta as Record<string, unknown>)
+    expect(deltas.map((d) => d.reasoning_content ?? '').join('')).toBe('Two and two.')
+    expect(deltas.map((d) => d.content ?? '').join('')).toBe('4')
+  })
+
   test('cache reads keep their own count across the translation, both ways, streamed or not', async () => {
     handler = () => Response.json({ id: 'msg_6', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 10, cache_read_input_tokens: 900, output_tokens: 2 } })
     const done = await openai().chat.completions.create({ model: 'a', messages: ask })

@@ -6,6 +6,7 @@
  * then reads the folded answer as any other (`completion`). Error events are
  * the adapter's to find (`observe`, as in a live stream) before the fold.
  */
+import { usageIn } from '../openai-usage.ts'
 import { eventJson } from '../sse.ts'
 import { MalformedResponse, type SseEvent, type Wire, isRecord } from '../types.ts'
 
@@ -33,7 +34,8 @@ function foldOpenai(events: readonly SseEvent[]): Json {
     if (event.data === '[DONE]') break
     const json = eventJson(event)
     head ??= json
-    if (isRecord(json.usage)) usage = json.usage
+    // Wherever the provider puts it (in the choice: Kimi; in x_groq: Groq), as in a live stream.
+    usage = usageIn(json) ?? usage
     for (const choice of Array.isArray(json.choices) ? json.choices.filter(isRecord) : []) {
       const index = typeof choice.index === 'number' ? choice.index : 0
       let into = choices.get(index)

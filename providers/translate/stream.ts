@@ -87,11 +87,27 @@ function openaiPassthrough(options: TranslatorOptions): StreamTranslator {
 
 function anthropicPassthrough(): StreamTranslator {
   let stop: string | null = null
+  // The output count message_start gave, for a message_delta that gives none.
+  let outputTokens = 0
   return {
     push(event) {
-      if (event.event === 'message_stop' || (event.event === null && parse(event)?.type === 'message_stop')) {
+      const type = event.event ?? parse(event)?.type
+      if (type === 'message_stop') {
         stop = frame(event)
         return []
+      }
+      // A proxy's stream may leave `usage` out of message_start or message_delta; the Anthropic SDKs'
+      // stream helpers read it unguarded (and throw), so it goes with the counts known (0 where none).
+      if (type === 'message_start' || type === 'message_delta') {
+        const json = parse(event)
+        const holder = json && (type === 'message_start' ? json.message : json)
+        if (isRecord(holder)) {
+          if (isRecord(holder.usage)) outputTokens = countOrNull(holder.usage.output_tokens) ?? outputTokens
+          else {
+            holder.usage = type === 'message_start' ? { input_tokens: 0, output_tokens: 0 } : { output_tokens: outputTokens }
+            return [frame({ event: event.event, data: JSON.stringify(json) })]
+          }
+        }
       }
       return [frame(event)]
     },
@@ -104,8 +120,11 @@ function anthropicPassthrough(): StreamTranslator {
 function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   let id = 'chatcmpl-witness'
   let model = options.model
-  let tokensIn = 0
-  let tokensOut = 0
+  // Null until the upstream gives a count (the row's NULL; the client is then told no usage).
+  let tokensIn: number | null = null
+  let tokensOut: number | null = null
+  // message_start's output count, for a whole stream whose message_delta gives none (as the row keeps it).
+  let startOut: number | null = null
   let cachedIn: number | null = null
   const toolIndex = new Map<number, number>()
   // Tool blocks that have had no JSON yet: a tool called without input must still get "{}" (as OpenAI sends), not "".
@@ -123,7 +142,8 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           model = typeof message.model === 'string' ? message.model : model
           const usage = isRecord(message.usage) ? message.usage : {}
           // Cache writes and reads are input too, as in the non-streaming answer and the row.
-          tokensIn = anthropicInputTokens(usage) ?? 0
+          tokensIn = anthropicInputTokens(usage)
+          startOut = countOrNull(usage.output_tokens)
           cachedIn = anthropicCacheReads(usage)
           return [chunk({ role: 'assistant', content: '' })]
         }
@@ -168,10 +188,9 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
     },
     finish() {
       const frames: string[] = []
-      if (options.includeUsage) {
-        frames.push(
-          `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [], usage: openaiUsageOf(tokensIn, tokensOut, cachedIn) })}\n\n`,
-        )
+      const usage = openaiUsageOf(tokensIn, tokensOut ?? startOut, cachedIn)
+      if (options.includeUsage && usage) {
+        frames.push(`data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [], usage })}\n\n`)
       }
       frames.push('data: [DONE]\n\n')
       return frames

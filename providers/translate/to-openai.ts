@@ -148,7 +148,8 @@ export function openaiCompletionFromAnthropic(message: Json, createdS: number): 
     .map((b) => ({ id: b.id, type: 'function', function: { name: b.name, arguments: JSON.stringify(b.input ?? {}) } }))
   const usage = isRecord(message.usage) ? message.usage : {}
   const tokensIn = anthropicInputTokens(usage)
-  const tokensOut = countOrNull(usage.output_tokens) ?? 0
+  const tokensOut = countOrNull(usage.output_tokens)
+  const told = openaiUsageOf(tokensIn, tokensOut, anthropicCacheReads(usage))
   return {
     id: message.id,
     object: 'chat.completion',
@@ -167,7 +168,7 @@ export function openaiCompletionFromAnthropic(message: Json, createdS: number): 
         logprobs: null,
       },
     ],
-    usage: openaiUsageOf(tokensIn ?? 0, tokensOut, anthropicCacheReads(usage)),
+    ...(told ? { usage: told } : {}),
   }
 }
 
@@ -192,9 +193,14 @@ export function anthropicCacheReads(usage: Record<string, unknown>): number | nu
   return countOrNull(usage.cache_read_input_tokens)
 }
 
-/** OpenAI usage: prompt tokens include those read from the cache, which `prompt_tokens_details.cached_tokens` counts. */
-export function openaiUsageOf(tokensIn: number, tokensOut: number, cachedIn: number | null): Json {
-  const usage: Json = { prompt_tokens: tokensIn, completion_tokens: tokensOut, total_tokens: tokensIn + tokensOut }
+/**
+ * OpenAI usage: prompt tokens include those read from the cache, which `prompt_tokens_details.cached_tokens` counts.
+ * Null when the upstream reported neither count: OpenAI's `usage` is optional, and a client told 0 would
+ * disagree with the row (NULL). One count alone is told with 0 for the other.
+ */
+export function openaiUsageOf(tokensIn: number | null, tokensOut: number | null, cachedIn: number | null): Json | null {
+  if (tokensIn === null && tokensOut === null) return null
+  const usage: Json = { prompt_tokens: tokensIn ?? 0, completion_tokens: tokensOut ?? 0, total_tokens: (tokensIn ?? 0) + (tokensOut ?? 0) }
   if (cachedIn !== null) usage.prompt_tokens_details = { cached_tokens: cachedIn }
   return usage
 }

@@ -124,7 +124,8 @@ async function beginAfter(scope: RequestScope, head: RowHead, meta: RowMeta, bef
 /** The outcome recorded for a failed try. */
 export function failureOutcome(error: unknown, latencyMs: number): AttemptOutcome {
   if (error instanceof ProviderError) {
-    return { status: error.rowStatus, tokensIn: null, tokensOut: null, latencyMs: error.latencyMs, errorMessage: error.detail, httpStatus: error.answeredStatus ?? error.httpStatus ?? null }
+    const { tokensIn = null, tokensOut = null, costUsd = null } = error.usage ?? {}
+    return { status: error.rowStatus, tokensIn, tokensOut, costUsd, latencyMs: error.latencyMs, errorMessage: error.detail, httpStatus: error.answeredStatus ?? error.httpStatus ?? null }
   }
   return { status: 'error', tokensIn: null, tokensOut: null, latencyMs, errorMessage: `internal error: ${(error as Error)?.name ?? 'unknown'}` }
 }
