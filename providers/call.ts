@@ -136,7 +136,7 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
   const streamed = /^text\/event-stream\b/i.test(response.headers.get('content-type') ?? '')
   const text = utf8.decode(body.bytes)
   try {
-    const completion = adapter.completion(streamed ? foldEvents(adapter.wire, await eventsOf(adapter, body.bytes)) : JSON.parse(text))
+    const completion = adapter.completion(streamed ? foldEvents(adapter.wire, await eventsOf(adapter, body.bytes)) : jsonOf(text))
     const stored = withoutCredentials(target, completion)
     // An answer echoing the call's credentials in its id or model is not passed on as it came: its
     // body gets the id and model the row keeps, and no text to pass through (nor a folded stream's).
@@ -144,9 +144,19 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
     return { ...stored, body: { ...stored.body, id: stored.responseId ?? stored.body.id, model: stored.servedModel ?? stored.body.model }, latencyMs }
   } catch (error) {
     if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
-    const why = error instanceof MalformedResponse ? error.message : 'body is not JSON'
-    const usage = error instanceof MalformedResponse ? error.usage : undefined
-    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail: `malformed response: ${why}`, latencyMs, answeredStatus: response.status, retryable: false, usage })
+    // Anything else is witness's own failure, not the provider's: it is not blamed on the answer.
+    if (!(error instanceof MalformedResponse)) throw error
+    const detail = `malformed response: ${error.message}`
+    throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, answeredStatus: response.status, retryable: false, usage: error.usage })
+  }
+}
+
+/** An answer's JSON; MalformedResponse when it is none. */
+function jsonOf(text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new MalformedResponse('body is not JSON')
   }
 }
 
@@ -214,7 +224,8 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     adapter.observe(first, facts)
   } catch (error) {
     await reader.cancel()
-    throw fail('malformed', `malformed response: ${(error as Error).message}`, false)
+    if (!(error instanceof MalformedResponse)) throw error
+    throw fail('malformed', `malformed response: ${error.message}`, false)
   }
   if (facts.error !== null) {
     await reader.cancel()
@@ -317,10 +328,11 @@ async function wholeAnswer(
   if (body.truncated) return 'too large'
   let json: unknown
   try {
-    json = JSON.parse(utf8.decode(body.bytes))
+    json = jsonOf(utf8.decode(body.bytes))
     return { completion: adapter.completion(json), sha256: sha256Hex }
   } catch (error) {
     if (error instanceof ErrorInAnswer) return error
+    if (!(error instanceof MalformedResponse)) throw error // witness's own failure, not the answer's
     const message = json === undefined ? null : errorTextOf(json)
     return message === null ? null : new ErrorInAnswer(message, undefined)
   }
