@@ -140,6 +140,24 @@ describe('against a stopped router', () => {
     expect(verified.exitCode).toBe(0)
   })
 
+  test('an unreadable state file (edited by hand, a failing disk) is a fresh start, and the run says what it forgets', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    promoteLastGood(configPath, readFileSync(configPath))
+    const args = ['--config', configPath, '--url', deadUrl(), '--failures', '3', '--wait', '200ms']
+    expect((await watchdog(args)).stderr).toContain('(1 of 3 before a rollback)')
+    expect((await watchdog(args)).stderr).toContain('(2 of 3 before a rollback)')
+    const statePath = `${configPath}.watchdog.json`
+    for (const [text, why] of [['{"failures": 2, "last_fail', 'JSON Parse error'], ['{"failures": -1}', 'failures: ']] as const) {
+      writeFileSync(statePath, text)
+      const run = await watchdog(args)
+      expect(run.stderr).toContain(`${statePath} cannot be read (${why}`)
+      expect(run.stderr).toContain('starting from a fresh state, so a streak of failed checks or a rollback begun and not yet recorded in it is forgotten')
+      expect(run.stderr).toContain('(1 of 3 before a rollback)')
+      expect(JSON.parse(readFileSync(statePath, 'utf8')).failures).toBe(1)
+    }
+  })
+
   test('a router stopped on purpose (SIGTERM) is not rolled back, nor restarted; one that started again and then died is', async () => {
     const dir = tempDir()
     const marker = join(dir, 'restarted')

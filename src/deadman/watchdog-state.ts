@@ -1,10 +1,12 @@
 /**
  * The watchdog's memory between runs: consecutive failed checks, kept in a
  * small JSON file next to the config (`<config>.watchdog.json`) or where
- * `--state` says. A missing or unreadable file is a fresh start.
+ * `--state` says. A missing file is a fresh start; so is an unreadable one, said in the log. Written
+ * durably (a power cut leaves the old state or the new, never an empty file).
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import * as v from 'valibot'
+import { writeFileDurably } from '../jobs/durable-file.ts'
 
 export const WatchdogStateSchema = v.object({
   failures: v.pipe(v.number(), v.integer(), v.minValue(0)),
@@ -48,19 +50,27 @@ export function watchdogStatePath(configPath: string): string {
   return `${configPath}.watchdog.json`
 }
 
-export function readWatchdogState(path: string): WatchdogState {
+/**
+ * The state at `path`; a fresh one when there is none. An unreadable file (edited by hand, a failing
+ * disk) is a fresh start too, since the watchdog must go on watching, but `warn` says what is
+ * forgotten with it (a streak of failures, a rollback begun and not recorded).
+ */
+export function readWatchdogState(path: string, warn: (line: string) => void): WatchdogState {
   const fresh: WatchdogState = { failures: 0, last_failure: null, reported: false, rollback: null, unapplied: null, updated_at: new Date(0).toISOString() }
   if (!existsSync(path)) return fresh
+  let why: string
   try {
     const parsed = v.safeParse(WatchdogStateSchema, JSON.parse(readFileSync(path, 'utf8')))
-    return parsed.success ? parsed.output : fresh
-  } catch {
-    return fresh
+    if (parsed.success) return parsed.output
+    const issue = parsed.issues[0]
+    why = `${v.getDotPath(issue) ?? 'its top level'}: ${issue.message}`
+  } catch (error) {
+    why = (error as Error).message
   }
+  warn(`${path} cannot be read (${why}): starting from a fresh state, so a streak of failed checks or a rollback begun and not yet recorded in it is forgotten`)
+  return fresh
 }
 
 export function writeWatchdogState(path: string, state: WatchdogState): void {
-  const temp = `${path}.tmp-${process.pid}`
-  writeFileSync(temp, `${JSON.stringify(state, null, 2)}\n`)
-  renameSync(temp, path)
+  writeFileDurably(path, new TextEncoder().encode(`${JSON.stringify(state, null, 2)}\n`))
 }

@@ -84,7 +84,7 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
       return 2
     }
     const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
-    let previous = readWatchdogState(o.statePath)
+    let previous = readWatchdogState(o.statePath, o.log)
     // A rollback a run carried out and could not record, the database refusing still: kept, and the
     // check goes on (a watchdog blind for as long as a lock lasts would watch nothing).
     let kept: WatchdogState['rollback'] = null

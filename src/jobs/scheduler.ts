@@ -121,7 +121,7 @@ export function startJobs(deps: JobsDeps): Jobs {
           now: () => deps.clock.now(),
           token: deps.env.WITNESS_SYNC_TOKEN || undefined,
           user: deps.env.WITNESS_SYNC_USER || undefined,
-          env: { ...process.env, ...deps.env },
+          env: deps.env, // the server's environment (main.ts: the process's unless it was given one), whole
         })
         return report.exported || report.pushedEarlier || report.remoteError || report.unreadable.length || report.packError ? [describeSync(report, sync.branch)] : []
       })
