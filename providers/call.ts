@@ -71,7 +71,7 @@ export interface PreparedCall {
   init: RequestInit
 }
 
-export function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
+function prepareCall(adapter: Adapter, target: Target, request: ClientRequest, extraHeaders: Record<string, string> = {}): PreparedCall {
   // Bodies as sent, unless the provider's headers ask otherwise: the sha256 evidence is of the bytes
   // received, and a compressed body can expand far past what its length promised.
   const configured = target.headers ?? {}
@@ -243,7 +243,7 @@ function answered(error: ProviderError, status: number): ProviderError {
   return new ProviderError({ provider: error.provider, kind: error.kind, detail: error.detail, latencyMs: error.latencyMs, httpStatus: error.httpStatus, answeredStatus: status, retryable: error.retryable, retryAfterMs: error.retryAfterMs })
 }
 
-export function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {
+function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {
   const latencyMs = Math.round(options.now() - startedAt)
   if (options.signal.aborted) {
     const reason = options.signal.reason

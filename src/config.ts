@@ -678,6 +678,11 @@ function placeBefore(path: string, removed: ReadonlyMap<string, readonly number[
   return path
 }
 
+/** The path of the config file: --config, then WITNESS_CONFIG, then ./witness.yaml. */
+export function configPathFrom(flag: string | undefined): string {
+  return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
+}
+
 /** Reads, parses and validates a YAML config file. */
 export function loadConfig(path: string): Config {
   const absolute = resolve(path)

@@ -28,7 +28,8 @@ import { withAbsoluteUrl } from './routes/absolute-url.ts'
 import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
-import { type Store, type StoreOptions, databaseFileOf, openStore, refuseDirectory } from './telemetry/store.ts'
+import { type Store, databaseFileOf, refuseDirectory } from './telemetry/store.ts'
+import { openStoreFor } from './telemetry/open-for-config.ts'
 import { type RouterRole, takeRouterRole } from './deadman/router-role.ts'
 
 export interface ServeOptions {
@@ -121,22 +122,6 @@ function stopSummary(cut: number, store: Store): string {
   return said ? `: ${said}` : ' cleanly: every call finished and every row written'
 }
 
-/** The path of the config file: --config, then WITNESS_CONFIG, then ./witness.yaml. */
-export function configPathFrom(flag: string | undefined): string {
-  return flag ?? process.env.WITNESS_CONFIG ?? 'witness.yaml'
-}
-
-/** `extra.checkpoints`: `thread` for the server, whose event loop must not wait for them (see store.ts). */
-export function openStoreFor(config: Config, dbOverride?: string, extra: Pick<StoreOptions, 'checkpoints' | 'onCheckpointsLost' | 'onFinishedLate' | 'onDurabilityLost'> = {}): Store {
-  return openStore(dbOverride ?? config.databasePath, {
-    sync: config.raw.database_sync,
-    busyTimeoutMs: config.raw.database_busy_timeout_ms,
-    maxMb: config.raw.database_max_mb,
-    writer: config.raw.database_writer,
-    fsync: config.raw.database_fsync,
-    ...extra,
-  })
-}
 
 export async function serve(options: ServeOptions): Promise<Running> {
   const log = options.log ?? ((line: string) => console.error(line))

@@ -239,7 +239,7 @@ export function encodeCursor(key: PageKey): string {
   return Buffer.from(`${key.timestamp}/${key.id}`).toString('base64url')
 }
 
-export function decodeCursor(text: string): PageKey | null {
+function decodeCursor(text: string): PageKey | null {
   if (!/^[A-Za-z0-9_-]{1,200}$/.test(text)) return null
   // The timestamp is the page's last row's, as stored: usually ISO-8601 with milliseconds, but a row
   // written by hand or by another clock may hold any text (`2026-11-25 09:30:00`), and its page must

@@ -1,7 +1,6 @@
 /** `witness archive [--config PATH]`: move old rows to the monthly archives now (see src/retention/archive-job.ts). */
 import { parseArgs } from 'node:util'
-import { loadConfig } from '../config.ts'
-import { configPathFrom } from '../main.ts'
+import { loadConfig, configPathFrom } from '../config.ts'
 import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
 import { spaceKept } from '../retention/vacuum.ts'
 import { type Command, configuredDatabase, parsed, positiveIntOf } from './args.ts'
@@ -31,7 +30,7 @@ export const archiveCommand: Command = {
 }
 
 /** The lines `witness archive` prints for a report. */
-export function describeArchive(report: ArchiveReport, dir: string, livePath: string): string[] {
+function describeArchive(report: ArchiveReport, dir: string, livePath: string): string[] {
   const months = Object.entries(report.months).map(([month, n]) => `${month}: ${n}`)
   const lines = [`moved ${report.moved + report.movedEarly} rows to ${dir}${months.length ? ` (${months.join(', ')})` : ''}`]
   if (report.movedEarly) lines.push(`${report.movedEarly} of them early, because the live file was over retention.max_db_mb`)

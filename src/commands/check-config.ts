@@ -21,11 +21,10 @@
  */
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, keylessChainProviders, loadConfig, unsetApiKeys } from '../config.ts'
+import { type Config, keylessChainProviders, loadConfig, unsetApiKeys, configPathFrom } from '../config.ts'
 import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
 import { readServed } from '../deadman/served-config.ts'
-import { configPathFrom } from '../main.ts'
 import { SigningKeyError } from '../errors.ts'
 import { loadSigningKey } from '../proof/keys.ts'
 import { rollbackAwayFrom } from '../telemetry/deadman-store.ts'

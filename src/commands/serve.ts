@@ -5,7 +5,8 @@
  */
 import { parseArgs } from 'node:util'
 import { LISTEN_HOST_HELP, isListenHost } from '../config.ts'
-import { configPathFrom, serve } from '../main.ts'
+import { configPathFrom } from '../config.ts'
+import { serve } from '../main.ts'
 import { type Command, UsageError, dbFlagOf, parsed, portOf } from './args.ts'
 
 export const serveCommand: Command = {

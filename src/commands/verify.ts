@@ -17,9 +17,8 @@
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, loadConfig } from '../config.ts'
+import { type Config, loadConfig, configPathFrom } from '../config.ts'
 import { ArchiveError, JobBusyError } from '../errors.ts'
-import { configPathFrom } from '../main.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'

@@ -11,7 +11,7 @@ import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { watchOnce } from '../deadman/watchdog.ts'
 import { watchdogStatePath } from '../deadman/watchdog-state.ts'
-import { configPathFrom } from '../main.ts'
+import { configPathFrom } from '../config.ts'
 import { type Command, UsageError, countOf, dbFlagOf, durationMsOf, parsed } from './args.ts'
 
 export const watchdogCommand: Command = {

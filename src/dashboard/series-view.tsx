@@ -15,7 +15,7 @@ const perMinuteText = (v: number) => (v >= 10 || v === 0 ? String(Math.round(v))
  * a bucket that is mostly still to come. At least a minute (or the whole
  * bucket, if shorter), so a bucket seconds old does not spike.
  */
-export function coveredMinutes(series: Pick<Series, 'since' | 'until' | 'bucket_s' | 'buckets'>, nowMs: number): number[] {
+function coveredMinutes(series: Pick<Series, 'since' | 'until' | 'bucket_s' | 'buckets'>, nowMs: number): number[] {
   const bucketMs = series.bucket_s * 1000
   const from = Date.parse(series.since)
   const to = Math.min(Date.parse(series.until), nowMs)

@@ -145,7 +145,7 @@ function firstLines(text: string, secrets: readonly string[]): string {
  * and the variables in `names`): its output goes into rows, so they are cut
  * out whatever shape they have.
  */
-export function secretsIn(env: Record<string, string | undefined>, names: readonly string[] = []): string[] {
+function secretsIn(env: Record<string, string | undefined>, names: readonly string[] = []): string[] {
   return Object.entries(env)
     .filter(([name, value]) => value !== undefined && value.length >= 8 && (names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)))
     .map(([, value]) => value!)

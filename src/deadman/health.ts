@@ -53,7 +53,7 @@ export async function healthOf(deps: HealthDeps): Promise<Health> {
  * proof; otherwise a probe row is inserted and rolled back (an update, such
  * as a state write, may succeed in a database too full for a new row).
  */
-export async function databaseReasons(deps: { store: Store }): Promise<string[]> {
+async function databaseReasons(deps: { store: Store }): Promise<string[]> {
   const held = heldFinishes(deps.store)
   const { lastCommitAt, lastError } = deps.store.health()
   if (lastError === null && lastCommitAt !== null && Date.now() - lastCommitAt < 1_000) return held

@@ -7,7 +7,7 @@
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
 import { redact } from '../redaction.ts'
-import { type RollbackFacts, rollbackFactsWrite } from '../telemetry/deadman-store.ts'
+import { type RecordedBy, type RollbackFacts, rollbackById, rollbackFactsWrite } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import { shortHash } from './last-good.ts'
 
@@ -40,6 +40,30 @@ export async function recordRollback(store: Store, clock: Clock, entry: Rollback
     rollbackFactsWrite({ ...entry.facts, agent: entry.agent, reason: redact(entry.facts.reason), output: entry.facts.output === null ? null : redact(entry.facts.output) }),
   )
   return id
+}
+
+/**
+ * Records a rollback once per `facts.rollbackId`: a reporter may try twice (POST /deadman/rollback,
+ * then straight into the file) or leave it to its next run. `earlier`: the row already recording it
+ * (looked up before writing, and again when the unique id refused the write, the same rollback
+ * written meanwhile); nothing is written then. A rollback without an id is written every time.
+ */
+export async function recordRollbackOnce(
+  store: Store,
+  clock: Clock,
+  entry: RollbackEntry,
+): Promise<{ logId: number; earlier: null } | { logId: number; earlier: RecordedBy }> {
+  const id = entry.facts.rollbackId ?? null
+  const recorded = () => (id === null ? null : rollbackById(store.reader, id))
+  const before = recorded()
+  if (before) return { logId: before.log_id, earlier: before.recorded_by }
+  try {
+    return { logId: await recordRollback(store, clock, entry), earlier: null }
+  } catch (error) {
+    const raced = recorded()
+    if (raced) return { logId: raced.log_id, earlier: raced.recorded_by }
+    throw error
+  }
 }
 
 /** `rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)` */

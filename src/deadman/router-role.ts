@@ -22,7 +22,7 @@ export interface RouterRole {
 /** How long a one-off's answer stands before it looks at the lock again. */
 const LOOK_EVERY_MS = 1_000
 
-export function routerLockPath(configPath: string): string {
+function routerLockPath(configPath: string): string {
   return `${configPath}.router.lock`
 }
 

@@ -230,7 +230,7 @@ export class RuntimeState {
  * Retry-After cap with its jitter), plus `deadman.stuck_grace_s`. Waits for
  * its rows to commit come on top (CallHandle.committing).
  */
-export function callBudgetMs(steps: readonly StepSpec[], config: Config): number {
+function callBudgetMs(steps: readonly StepSpec[], config: Config): number {
   // A Retry-After is waited out with up to a second of jitter (retryWaitMs).
   const wait = Math.max(config.policy.backoff_max_ms, config.policy.retry_after_cap_ms + 1000)
   const tries = steps.reduce((sum, s) => sum + (s.retries + 1) * s.timeoutMs + s.retries * wait, 0)

@@ -7,10 +7,9 @@
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { redact } from '../redaction.ts'
-import { rollbackById } from '../telemetry/deadman-store.ts'
-import { openStore } from '../telemetry/store.ts'
+import { openStoreFor } from '../telemetry/open-for-config.ts'
 import { makeAlert } from './alert.ts'
-import { configRollbackMessage, recordRollback } from './rollback-row.ts'
+import { configRollbackMessage, recordRollbackOnce } from './rollback-row.ts'
 import { type RouterClient, request, waitForRouter } from './router-client.ts'
 import type { Restart } from './watchdog-restart.ts'
 
@@ -82,29 +81,19 @@ async function recordEntry(o: RecordOptions, router: RouterClient, waitMs: numbe
   try {
     // A one-shot writer. Never recoverPending here: pending rows may belong to a live router.
     const databasePath = o.database(restored)
-    const store = openStore(databasePath, { sync: restored.raw.database_sync, busyTimeoutMs: restored.raw.database_busy_timeout_ms })
+    // Under the config's durability and size rules, as the router writes (its writer, fsync, max size).
+    const store = openStoreFor(restored, databasePath)
     try {
-      // Recorded already (a POST that timed out here but committed, a run killed after writing it).
-      const known = (): Recorded | null => {
-        const earlier = rollbackById(store.reader, entry.id)
-        return earlier ? { ok: true, logId: earlier.log_id, via: `already recorded (by the ${earlier.recorded_by})`, byRouter: earlier.recorded_by === 'endpoint' } : null
-      }
-      const before = known()
-      if (before) return before
-      try {
-        const logId = await recordRollback(store, clock, {
+      // Recorded already, maybe (a POST that timed out here but committed, a run killed after writing it).
+      const { logId, earlier } = await recordRollbackOnce(store, clock, {
           agent: entry.agent,
           model: entry.newHash,
           endpoint: o.configPath,
           errorMessage: configRollbackMessage(entry.oldHash, entry.newHash, entry.reason),
-          facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog', rollbackId: entry.id },
-        })
-        return { ok: true, logId, via: `straight into ${databasePath}`, byRouter: false }
-      } catch (error) {
-        const raced = known()
-        if (raced) return raced
-        throw error
-      }
+        facts: { ...facts, oldConfigHash: entry.oldHash, newConfigHash: entry.newHash, reason: entry.reason, recordedBy: 'watchdog', rollbackId: entry.id },
+      })
+      if (earlier) return { ok: true, logId, via: `already recorded (by the ${earlier})`, byRouter: earlier === 'endpoint' }
+      return { ok: true, logId, via: `straight into ${databasePath}`, byRouter: false }
     } finally {
       store.close()
     }

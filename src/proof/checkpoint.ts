@@ -50,10 +50,6 @@ export function latestCheckpoint(db: Database): Checkpoint | null {
   return db.query('SELECT * FROM checkpoints ORDER BY id DESC LIMIT 1').get() as Checkpoint | null
 }
 
-export function allCheckpoints(db: Database): Checkpoint[] {
-  return db.query('SELECT * FROM checkpoints ORDER BY id').all() as Checkpoint[]
-}
-
 /** The first checkpoint whose signed head is at or after `seq` (it covers that entry). */
 export function coveringCheckpoint(db: Database, seq: number): Checkpoint | null {
   return db.query('SELECT * FROM checkpoints WHERE seq >= ? ORDER BY seq, id LIMIT 1').get(seq) as Checkpoint | null

@@ -76,7 +76,7 @@ export function gatheredCheckpoints(store: WorkStore): GatheredCheckpoints {
 /** Whether a gathered checkpoint names `machine`; else up to `limit` of the names they carry. */
 export function checkpointMachines(store: WorkStore, machine: string, limit: number): { has: boolean; names: string[] } {
   if (store.db.query('SELECT 1 FROM checkpoints WHERE machine = ? LIMIT 1').get(machine)) return { has: true, names: [machine] }
-  const names = store.db.query(`SELECT DISTINCT machine FROM checkpoints LIMIT ${limit}`).all() as { machine: unknown }[]
+  const names = store.db.query('SELECT DISTINCT machine FROM checkpoints LIMIT ?').all(limit) as { machine: unknown }[]
   return { has: false, names: names.map((n) => String(n.machine)) }
 }
 

@@ -255,7 +255,7 @@ function cell(value: unknown): string | number | Uint8Array | null {
 }
 
 /** The `file:` URI that attaches `path` read-only (`?`, `#` and `%` escaped, so no part is taken for a query). */
-export function readOnlyUri(path: string): string {
+function readOnlyUri(path: string): string {
   return `file://${resolve(path).replace(/[%?#]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)}?mode=ro`
 }
 

@@ -106,7 +106,7 @@ export function archiveDirFor(live: Database, dir: string | null, read: { asked:
  * lacks, oldest first: each one recorded as written (archive-months.ts), and the month of the newest
  * row moved (`through`: a database archived before months were recorded), unless retention deleted it.
  */
-export function missingMonths(live: Database, dir: string, through: string | null, [sinceMs, untilMs]: [number | undefined, number | undefined] = [undefined, undefined]): string[] {
+function missingMonths(live: Database, dir: string, through: string | null, [sinceMs, untilMs]: [number | undefined, number | undefined] = [undefined, undefined]): string[] {
   const from = sinceMs === undefined ? '' : monthOfMs(sinceMs)
   const to = untilMs === undefined ? '9999-12' : monthOfMs(untilMs)
   const throughMs = Date.parse(through ?? '')

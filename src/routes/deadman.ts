@@ -8,9 +8,8 @@ import type { Context } from 'hono'
 import * as v from 'valibot'
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
-import { recordRollback, configRollbackMessage } from '../deadman/rollback-row.ts'
+import { configRollbackMessage, recordRollbackOnce } from '../deadman/rollback-row.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
-import { rollbackById } from '../telemetry/deadman-store.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentName, readJsonObject, resolveAgent, validate } from './request-body.ts'
 
@@ -85,12 +84,8 @@ export function deadmanStatusRoute(deps: DeadmanRouteDeps) {
 export function rollbackReportRoute(deps: DeadmanRouteDeps) {
   return async (c: Context) => {
     const input = validate(RollbackReportSchema, await readJsonObject(c), 'rollback report')
-    const id = input.rollback_id ?? null
-    const recorded = () => (id === null ? null : rollbackById(deps.store.reader, id))
-    const earlier = recorded()
-    if (earlier) return c.json({ log_id: earlier.log_id, already_recorded: true }, 200)
     const message = configRollbackMessage(input.old_config_hash, input.new_config_hash, input.reason)
-    const write = recordRollback(deps.store, deps.clock, {
+    const { logId, earlier } = await recordRollbackOnce(deps.store, deps.clock, {
       agent: input.agent,
       model: input.new_config_hash ?? 'unknown',
       endpoint: input.endpoint ?? 'watchdog',
@@ -104,18 +99,10 @@ export function rollbackReportRoute(deps: DeadmanRouteDeps) {
         timedOut: input.timed_out ?? false,
         output: input.output ?? null,
         recordedBy: 'endpoint',
-        rollbackId: id,
+        rollbackId: input.rollback_id ?? null,
       },
     })
-    let logId: number
-    try {
-      logId = await write
-    } catch (error) {
-      // The same rollback written meanwhile by its reporter (the unique id refused this one).
-      const raced = recorded()
-      if (raced) return c.json({ log_id: raced.log_id, already_recorded: true }, 200)
-      throw error
-    }
+    if (earlier) return c.json({ log_id: logId, already_recorded: true }, 200)
     void deps.deadman.alert(`${input.agent}: ${message}`)
     return c.json({ log_id: logId }, 201)
   }

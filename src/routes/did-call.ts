@@ -5,7 +5,7 @@ import { parseDidCallInput } from '../query-input.ts'
 import { didCall } from '../telemetry/did-call.ts'
 import { withSources } from '../retention/read-sources.ts'
 import { readQuery } from './query-params.ts'
-import { type ReadDeps, readSources } from './requests.ts'
+import { type ReadDeps, readSources } from '../read-deps.ts'
 
 export function didCallRoute(deps: ReadDeps) {
   return async (c: Context) => {

@@ -4,7 +4,7 @@ import { parseSpanInput } from '../query-input.ts'
 import { fallbackCounts } from '../telemetry/fallbacks.ts'
 import { readQuery } from './query-params.ts'
 import { withSources } from '../retention/read-sources.ts'
-import { type ReadDeps, readSources } from './requests.ts'
+import { type ReadDeps, readSources } from '../read-deps.ts'
 
 export function fallbacksRoute(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>) {
   return async (c: Context) => {

@@ -7,43 +7,15 @@
 import type { Context } from 'hono'
 import { proofOf } from '../proof/lookup.ts'
 import { readableAgent } from '../auth/middleware.ts'
-import type { Clock } from '../clock.ts'
-import type { Config } from '../config.ts'
 import { InvalidRequestError, NotFoundError, WitnessError, internalError } from '../errors.ts'
 import { csvLine } from '../format/csv.ts'
 import { DEFAULT_LIMIT, type ExportFormat, encodeCursor, parseListInput, parseStoryInput } from '../query-input.ts'
-import { archivedBeforeMs } from '../retention/archive-job.ts'
-import { type ReadPeriod, type ReadSources, openSourcesFor, pagesAcross, withSources } from '../retention/read-sources.ts'
+import { type ReadSources, pagesAcross, withSources } from '../retention/read-sources.ts'
 import { listAcross, storyAcross } from '../telemetry/across.ts'
 import { LOG_COLUMNS, type LogRow, type PageKey, type RequestFilter, pageOf } from '../telemetry/queries.ts'
-import type { SliceRollups } from '../telemetry/slice-rollups.ts'
-import type { StatsCache } from '../telemetry/stats-window.ts'
-import type { Store } from '../telemetry/store.ts'
+import { type ReadDeps, readSources } from '../read-deps.ts'
 import { shapeError } from './error-shapes.ts'
 import { readQuery } from './query-params.ts'
-
-/** What the read endpoints need: the store's read-only connection, the clock, the live config. */
-export interface ReadDeps {
-  store: Store
-  clock: Clock
-  config: () => Config
-  statsCache: StatsCache
-  /** The live file's stored slices, written through the store. */
-  rollups: SliceRollups
-  /** The witness log, for a failure no client can be told of in full (an export that began). */
-  warn: (message: string) => void
-}
-
-/**
- * The live database, plus the archives of `period` when `archives` is set, or for an answer
- * (`answer`: did-call, the stats) where the period reaches archived rows (openSourcesFor); the
- * caller closes them.
- */
-export function readSources(deps: Pick<ReadDeps, 'store' | 'clock' | 'config'>, archives: boolean, period: ReadPeriod = {}, answer = false): Promise<ReadSources> {
-  const { retention } = deps.config()
-  const horizonMs = archivedBeforeMs(retention, deps.clock.now())
-  return openSourcesFor(deps.store.reader, retention.archiveDir, { asked: archives, answer, period, horizonMs })
-}
 
 export function listRequestsRoute(deps: ReadDeps) {
   return async (c: Context) => {

@@ -4,7 +4,7 @@ import { parseSeriesInput } from '../query-input.ts'
 import { timeSeries } from '../telemetry/series.ts'
 import { readQuery } from './query-params.ts'
 import { withSources } from '../retention/read-sources.ts'
-import { type ReadDeps, readSources } from './requests.ts'
+import { type ReadDeps, readSources } from '../read-deps.ts'
 
 export function seriesRoute(deps: ReadDeps) {
   return async (c: Context) => {

@@ -5,7 +5,7 @@ import { parseStatsInput } from '../query-input.ts'
 import { computeStats, statsReadPeriod } from '../telemetry/stats-window.ts'
 import { withSources } from '../retention/read-sources.ts'
 import { readQuery } from './query-params.ts'
-import { type ReadDeps, readSources } from './requests.ts'
+import { type ReadDeps, readSources } from '../read-deps.ts'
 
 export function statsRoute(deps: ReadDeps) {
   return async (c: Context) => {

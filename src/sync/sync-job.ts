@@ -83,7 +83,7 @@ export interface SyncReport {
   packError: string | null
 }
 
-export function syncLockPath(workDir: string): string {
+function syncLockPath(workDir: string): string {
   return `${workDir.replace(/\/+$/, '')}.lock`
 }
 

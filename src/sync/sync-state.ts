@@ -60,8 +60,3 @@ export function readSyncState(db: Database): SyncState {
 export function writeSyncState(db: Database, state: SyncState, at: string): void {
   writeState(db, SYNC_STATE_KEY, JSON.stringify(state), at)
 }
-
-/** Whether the export has already covered the row with this id (`state`, or its `pushed` part). */
-export function isExported(state: Covered, id: number): boolean {
-  return id <= state.watermark && !state.pending.includes(id)
-}

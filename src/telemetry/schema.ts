@@ -30,7 +30,6 @@ export const LOG_COLUMNS = [
 /** Every status a row may carry; checked in code before any write. */
 export const STATUSES = ['pending', 'success', 'error', 'timeout', 'fallback', 'rollback'] as const
 export type Status = (typeof STATUSES)[number]
-export const FINAL_STATUSES: readonly Status[] = ['success', 'error', 'timeout', 'fallback', 'rollback']
 
 export function isStatus(value: unknown): value is Status {
   return typeof value === 'string' && (STATUSES as readonly string[]).includes(value)

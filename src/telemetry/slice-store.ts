@@ -140,7 +140,7 @@ export function lateSlices(db: Database, afterId: number, uptoId = Number.MAX_SA
 }
 
 /** Whether a slice stored as of `asOfId` has a row added since, among `late` (lateSlices). */
-export function addedSince(late: Map<string, number>, slice: string, asOfId: number): boolean {
+function addedSince(late: Map<string, number>, slice: string, asOfId: number): boolean {
   return (late.get(slice) ?? 0) > asOfId || (late.get(ANY_SLICE) ?? 0) > asOfId
 }
 

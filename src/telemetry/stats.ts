@@ -96,7 +96,7 @@ export function comboKey(agent: string, chain: string | null, provider: string, 
 export type RowCount = [agent: string, provider: string, model: string, rows: number]
 
 /** The key of SliceFolder.rowCounts. */
-export function rowCountKey(agent: string, provider: string, model: string): string {
+function rowCountKey(agent: string, provider: string, model: string): string {
   return `${agent}\u0000${provider}\u0000${model}`
 }
 

@@ -6,7 +6,7 @@
  *   bun test/support/write-rows.ts CONFIG N
  */
 import { loadConfig } from '../../src/config.ts'
-import { openStoreFor } from '../../src/main.ts'
+import { openStoreFor } from '../../src/telemetry/open-for-config.ts'
 
 const [configPath, count] = process.argv.slice(2)
 if (!configPath || !count) throw new Error('usage: write-rows.ts CONFIG N')
