@@ -519,6 +519,47 @@ describe('promotion to last known good', () => {
     expect(w.logs.some((l) => l.includes(`promoted config sha256 ${sha256(bytes)}`))).toBe(true)
   })
 
+  test('a config whose listen or database settings wait for a restart is not promoted: it has not run on them', async () => {
+    const extra = { deadman: { promote_after_s: 60 } }
+    const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, extra)
+    await promote(w, clock)
+    const good = readFileSync(snapshotOf(w))
+    // Reloaded with a database setting changed (applied at a restart only) and a chain changed.
+    writeConfigFile(w.configPath, simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm2' }] }, { ...extra, database_busy_timeout_ms: 2500 }))
+    expect((await (await w.post('/admin/reload', '')).json()).restart_required).toEqual(['database_busy_timeout_ms'])
+    expect((await w.infer({})).status).toBe(200)
+    for (let i = 0; i < 3; i++) {
+      await w.deadman.checkNow()
+      clock.advance(61_000)
+    }
+    expect(readFileSync(snapshotOf(w))).toEqual(good)
+    const refusals = w.logs.filter((l) => l.includes('not promoting config sha256'))
+    expect(refusals).toEqual([
+      `witness: not promoting config sha256 ${sha256(readFileSync(w.configPath))} to last known good: its database_busy_timeout_ms waits for a restart, so it has not run on it (promoted once a start on it has proven it)`,
+    ])
+  })
+
+  test('a start on a config without auth while the last known good has it says so loudly (an alert), and does not promote it over the snapshot', async () => {
+    const dir = tempDir()
+    const extra = { deadman: { promote_after_s: 60 } }
+    const withAuth = simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { ...extra, auth: { operators: { op: { token_sha256: sha256('op-token-0123456789') } } } })
+    const snapshot = new TextEncoder().encode(`${JSON.stringify(withAuth, null, 2)}\n`)
+    promoteLastGood(join(dir, 'witness.yaml'), snapshot)
+    const clock = manualClock()
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, extra), { clock, dir })
+    expect(w.logs.filter((l) => l.includes('ALERT'))).toEqual([
+      `witness: ALERT witness: this config has no auth and the last known good (sha256 ${sha256(snapshot).slice(0, 8)}…) has: witness runs open (no token asked; agents name themselves), and this config will not be promoted over it`,
+    ])
+    expect((await w.infer({})).status).toBe(200)
+    for (let i = 0; i < 3; i++) {
+      await w.deadman.checkNow()
+      clock.advance(61_000)
+    }
+    expect(readFileSync(snapshotOf(w))).toEqual(Buffer.from(snapshot))
+    expect(w.logs.filter((l) => l.includes('not promoting')).length).toBe(1)
+    expect(w.logs.some((l) => l.includes('it has no auth and the last known good has'))).toBe(true)
+  })
+
   test('a snapshot out of step with its .sha256 (a hand edit, or an older witness killed between the two renames of a promotion) is no last known good, and the next promotion repairs the pair', async () => {
     const { w, clock } = await witness({ default: [{ provider: 'sim', model: 'm' }] }, { deadman: { promote_after_s: 300 } })
     const bytes = readFileSync(w.configPath)

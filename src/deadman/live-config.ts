@@ -68,6 +68,11 @@ export class LiveConfig {
     return 'the running config has auth and this one has none: a reload does not open witness (any client could then read every row and write rows under any agent\'s name) unless the file is the last known good (a rollback); restart witness to run it open, on a loopback address only'
   }
 
+  /** Settings of the running config that wait for a restart (it runs on the boot config's for them). */
+  pendingRestart(): string[] {
+    return restartRequired(this.boot, this.config)
+  }
+
   /** Calls `listener` after every swap. */
   onSwap(listener: (next: Config, previous: Config) => void): void {
     this.listeners.push(listener)

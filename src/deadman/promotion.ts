@@ -2,10 +2,15 @@
  * Promotion to last known good: once the running config has passed every
  * health check for `deadman.promote_after_s`, with at least one successful
  * call made on it, its bytes become the `<config>.last-good` snapshot. A
- * failed check, or a reload, starts the wait again.
+ * failed check, or a reload, starts the wait again. Never promoted: a config
+ * whose `listen` or database settings wait for a restart (it has not run on
+ * them, so they proved nothing), and one without `auth` while the snapshot
+ * has it (a restart onto a file that lost its auth block would otherwise
+ * make the open config the one every later rollback restores).
  */
 import { statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'
+import { parseConfigText } from '../config.ts'
 import { lastGoodPath, promoteLastGood, readLastGood, snapshotProblem } from './last-good.ts'
 import type { LiveConfig } from './live-config.ts'
 import type { RuntimeState } from './runtime.ts'
@@ -20,7 +25,9 @@ export interface PromoterDeps {
 export class Promoter {
   private healthySince: number | null = null
   /** The snapshot's hash, re-read when the file changes (an operator or another tool may write it). */
-  private cached: { stamp: string; hash: string | null; recorded: string | null } = { stamp: '', hash: null, recorded: null }
+  private cached: { stamp: string; hash: string | null; recorded: string | null; hasAuth: boolean } = { stamp: '', hash: null, recorded: null, hasAuth: false }
+  /** The config hash a refusal to promote was last logged for, and why: said once per config. */
+  private refused: string | null = null
 
   constructor(private readonly deps: PromoterDeps) {
     deps.live.onSwap(() => {
@@ -47,7 +54,7 @@ export class Promoter {
     return hash === good || hash === recorded
   }
 
-  private read(): { hash: string | null; recorded: string | null } {
+  private read(): { hash: string | null; recorded: string | null; hasAuth: boolean } {
     const path = lastGoodPath(this.deps.live.path)
     const stamp = [path, `${path}.sha256`].map(stampOf).join('/')
     if (stamp !== this.cached.stamp) {
@@ -59,9 +66,21 @@ export class Promoter {
         // once per change of the file; GET /heartbeat and GET /deadman still answer for the router itself.
         this.deps.log(`the last-known-good snapshot ${path} cannot be read, so no config is the last known good: ${(error as Error).message}`)
       }
-      this.cached = { stamp, hash: snapshot && snapshotProblem(snapshot) === null ? snapshot.hash : null, recorded: snapshot?.recordedHash ?? null }
+      const good = snapshot && snapshotProblem(snapshot) === null ? snapshot : null
+      this.cached = { stamp, hash: good?.hash ?? null, recorded: snapshot?.recordedHash ?? null, hasAuth: good !== null && snapshotHasAuth(good.bytes, good.path) }
     }
     return this.cached
+  }
+
+  /** Why the running config, healthy, is not to be promoted; null when it may be. */
+  private unpromotable(): string | null {
+    const { live } = this.deps
+    const pending = live.pendingRestart()
+    if (pending.length) return `its ${pending.join(', ')} ${pending.length === 1 ? 'waits' : 'wait'} for a restart, so it has not run on ${pending.length === 1 ? 'it' : 'them'} (promoted once a start on it has proven it)`
+    if (live.current().auth === null && this.read().hasAuth) {
+      return 'it has no auth and the last known good has: witness runs open, and the snapshot, which every rollback restores, keeps its auth (put auth back; to run open from now on, remove the snapshot, and the next healthy config is promoted)'
+    }
+    return null
   }
 
   /** Feeds one health check's result; promotes when the config has earned it. Returns the new hash if it did. */
@@ -80,6 +99,13 @@ export class Promoter {
     // A call that started on the config before a reload and succeeded after it does not count.
     const servedOnIt = runtime.servedOn(config.hash)
     if (waitedMs < config.deadman.promote_after_s * 1000 || !servedOnIt) return null
+    const why = this.unpromotable()
+    if (why) {
+      const said = `${config.hash}: ${why}`
+      if (this.refused !== said) this.deps.log(`not promoting config sha256 ${config.hash} to last known good: ${why}`)
+      this.refused = said
+      return null
+    }
     try {
       const snapshot = promoteLastGood(live.path, live.currentBytes())
       this.deps.log(`promoted config sha256 ${snapshot.hash} to last known good (${snapshot.path})`)
@@ -88,6 +114,15 @@ export class Promoter {
       this.deps.log(`could not save the last-known-good snapshot: ${(error as Error).message}`)
       return null
     }
+  }
+}
+
+/** Whether a snapshot's config has `auth` (one that no longer parses counts as without). */
+function snapshotHasAuth(bytes: Uint8Array, path: string): boolean {
+  try {
+    return parseConfigText(bytes, path).auth !== null
+  } catch {
+    return false
   }
 }
 

@@ -110,6 +110,12 @@ export class DeadmanSwitch {
       log(`deadman: the last known good config (${lastGoodPath(live.path)}) cannot be read as a config, so this one is compared with none: ${why}`)
       return
     }
+    // A restart onto a file that lost its auth block (a reload would have refused it) runs open: said
+    // loudly, and to the alert command. Promotion will not make it the last known good (promotion.ts).
+    if (boot.auth === null && lastGood.auth !== null) {
+      // The alert is logged too (ALERT …), whether or not an alert_command is set.
+      void this.alert(`witness: this config has no auth and the last known good (sha256 ${shortHash(hash)}) has: witness runs open (no token asked; agents name themselves), and this config will not be promoted over it`)
+    }
     const removed = [...lastGood.chains.keys()].filter((chain) => !boot.chains.has(chain)).sort()
     runtime.resetChains(removed, (chain) => boot.chains.has(chain))
     // Without auth every caller is let in: no token is refused, so none is watched.
