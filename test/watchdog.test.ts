@@ -970,6 +970,37 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     expect(readFileSync(count, 'utf8')).toBe('tried\ntried\n')
   })
 
+  test("a restart_command that stops the router cleanly and fails to start it: that stop is the rollback's own, so the next streak tries the restart again; a stop after the rollback was recorded is an operator's", async () => {
+    const dir = tempDir()
+    const [tries, pidFile] = [join(dir, 'tries'), join(dir, 'pid')]
+    const deadman = { failing_window_s: FAILING_WINDOW_S, restart_command: `kill -TERM $(cat ${pidFile}) 2>/dev/null; echo tried >> ${tries}; exit 1` }
+    const configPath = writeConfigFile(join(dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman }))
+    promoteLastGood(join(dir, 'witness.yaml'), readFileSync(configPath))
+    writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman }))
+    const router = await spawnWitness(join(dir, 'witness.yaml'))
+    writeFileSync(pidFile, String(router.proc.pid))
+    await failFor(router.url)
+    const args = ['--config', join(dir, 'witness.yaml'), '--url', router.url, '--failures', '1', '--wait', '300ms', '--state', join(dir, 'state.json')]
+    const first = await watchdog(args)
+    expect([first.code, first.stderr]).toEqual([2, expect.stringContaining('restart_command exited 1')])
+    expect(await router.proc.exited).toBe(0) // stopped cleanly by the restart: its stop is noted
+    expect(JSON.parse(readFileSync(join(dir, 'witness.yaml.serve.json'), 'utf8')).stopped_at).toBeString()
+
+    const again = await watchdog(args)
+    expect(again.stderr).not.toContain('stopped on purpose')
+    expect(again.stderr).toContain('is still not in effect: not recorded again')
+    expect(readFileSync(tries, 'utf8')).toBe('tried\ntried\n')
+    expect(readRows(join(dir, 'witness.db')).filter((r) => r.status === 'rollback')).toHaveLength(1)
+
+    // Started again by hand, then stopped on purpose: that stop is respected.
+    const restarted = await spawnWitness(join(dir, 'witness.yaml'))
+    restarted.proc.kill('SIGTERM')
+    expect(await restarted.proc.exited).toBe(0)
+    const stopped = await watchdog(args)
+    expect(stopped.stderr).toContain('stopped on purpose')
+    expect(readFileSync(tries, 'utf8')).toBe('tried\ntried\n')
+  })
+
   test("a reload refused with 401 (the config under trial rotated the watchdog's operator token): recorded once as not in effect, straight into SQLite", async () => {
     const dir = tempDir()
     const [agentToken, oldOperator, newOperator] = ['agent-token-0123456789', 'operator-token-one-0123456789', 'operator-token-two-0123456789']

@@ -38,7 +38,17 @@ export const WatchdogStateSchema = v.object({
    * streak of failures, without a new row or alert, until the router runs the snapshot.
    */
   unapplied: v.optional(
-    v.nullable(v.object({ id: v.string(), old_hash: v.nullable(v.string()), new_hash: v.string(), recorded_at: v.string() })),
+    v.nullable(
+      v.object({
+        id: v.string(),
+        old_hash: v.nullable(v.string()),
+        new_hash: v.string(),
+        recorded_at: v.string(),
+        // When the rollback began (absent in states written before it was kept): a clean stop of the
+        // router between then and `recorded_at` was its own restart's, not an operator's.
+        started_at: v.optional(v.nullable(v.string()), null),
+      }),
+    ),
     null,
   ),
   updated_at: v.string(),

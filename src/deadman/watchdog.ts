@@ -179,7 +179,7 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
   // A router that does not answer because it was stopped on purpose (SIGTERM: `systemctl stop`) did
   // not fail on its config: a rollback, and its restart, would undo what was asked for.
   const stoppedAt = check.configHash === null ? readServed(o.configPath)?.stopped_at : undefined
-  if (stoppedAt) return refuse(`the router was stopped on purpose at ${stoppedAt} (a clean stop, not a crash): start it again, and its checks count from there`)
+  if (stoppedAt && !stoppedByOwnRestart(stoppedAt, previous)) return refuse(`the router was stopped on purpose at ${stoppedAt} (a clean stop, not a crash): start it again, and its checks count from there`)
   let snapshot: ReturnType<typeof readLastGood>
   try {
     snapshot = readLastGood(o.configPath)
@@ -300,14 +300,25 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
       failures: 0,
       last_failure: check.reason,
       reported: false,
-      unapplied: notInEffect ? { id: rollbackId, old_hash: oldHash, new_hash: snapshot.hash, recorded_at: isoTime(clock.now()) } : null,
+      unapplied: notInEffect ? { id: rollbackId, old_hash: oldHash, new_hash: snapshot.hash, recorded_at: isoTime(clock.now()), started_at: startedAt } : null,
     },
   }
 }
 
+/**
+ * Whether a clean stop of the router was the restart of a rollback not in effect: it came while that
+ * rollback ran (from its start to its recording; for one not recorded yet, from its start on). Its
+ * restart is then tried again by later streaks, as for any rollback not in effect; a stop after it
+ * was recorded is an operator's, and respected.
+ */
+function stoppedByOwnRestart(stoppedAt: string, state: WatchdogState): boolean {
+  const within = (from: string | null | undefined, to: string | null) => typeof from === 'string' && stoppedAt >= from && (to === null || stoppedAt <= to)
+  return within(state.unapplied?.started_at, state.unapplied?.recorded_at ?? null) || within(state.rollback?.started_at, null)
+}
+
 /** A rollback as the state's `unapplied` keeps it: recorded at `at` as not in effect. */
 function notInEffectAt(rollback: NonNullable<WatchdogState['rollback']>, at: string): NonNullable<WatchdogState['unapplied']> {
-  return { id: rollback.id, old_hash: rollback.old_hash, new_hash: rollback.new_hash, recorded_at: at }
+  return { id: rollback.id, old_hash: rollback.old_hash, new_hash: rollback.new_hash, recorded_at: at, started_at: rollback.started_at }
 }
 
 /**
