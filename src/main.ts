@@ -14,7 +14,7 @@ import { type Config, openListenProblem, unsetApiKeys } from './config.ts'
 import { ConfigError, JobBusyError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
-import { readServed, servedPath, writeServed } from './deadman/served-config.ts'
+import { noteFailedStartAfterStop, readServed, servedPath, writeServed } from './deadman/served-config.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
@@ -126,7 +126,21 @@ function stopSummary(cut: number, store: Store): string {
 export async function serve(options: ServeOptions): Promise<Running> {
   const log = options.log ?? ((line: string) => console.error(line))
   const clock = options.clock ?? systemClock
-  const live = new LiveConfig(resolve(options.configPath), clock)
+  const oneOff = options.db !== undefined || options.port !== undefined || options.host !== undefined
+  let live: LiveConfig
+  try {
+    live = new LiveConfig(resolve(options.configPath), clock)
+  } catch (error) {
+    // The router started again after a clean stop, on a config it cannot read: noted (served-config.ts).
+    if (error instanceof ConfigError && !oneOff) {
+      try {
+        noteFailedStartAfterStop(resolve(options.configPath), CODE_DIR)
+      } catch (noteError) {
+        log(`witness: cannot write ${servedPath(resolve(options.configPath))} (the watchdog reads which config ran from it): ${(noteError as Error).message}`)
+      }
+    }
+    throw error
+  }
   const config = () => live.current()
   const boot = config()
   const dbPath = databaseFileOf(options.db ?? boot.databasePath)
@@ -148,7 +162,6 @@ export async function serve(options: ServeOptions): Promise<Running> {
       log(`witness: cannot write ${servedPath(live.path)} (the watchdog reads which config ran, and the database, from it): ${(error as Error).message}`)
     }
   }
-  const oneOff = options.db !== undefined || options.port !== undefined || options.host !== undefined
   const startFailed = (error: unknown) => {
     if (!listening && !oneOff && !(error instanceof JobBusyError && heldByThisConfig())) markServed(boot)
   }

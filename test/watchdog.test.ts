@@ -183,6 +183,34 @@ describe('against a stopped router', () => {
     expect(existsSync(marker)).toBe(true)
   })
 
+  test('a router stopped on purpose, then started again on a file it cannot read as a config (and dead of it), is rolled back: that start ended the stop', async () => {
+    const dir = tempDir()
+    const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+    const good = readFileSync(configPath)
+    promoteLastGood(configPath, good)
+    const stopped = await spawnWitness(configPath)
+    stopped.proc.kill('SIGTERM')
+    expect(await stopped.proc.exited).toBe(0)
+    writeFileSync(configPath, 'providers: [not, a: config\n')
+    const start = await runWitness(['serve', '--config', configPath])
+    expect(start.code).not.toBe(0)
+    expect(start.stderr).toContain('not valid YAML')
+    const served = JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8'))
+    expect(served.stopped_at).toBeUndefined()
+    expect(served.config_hash).toBe(sha256(readFileSync(configPath)))
+    const rolled = await watchdog(['--config', configPath, '--url', stopped.url, '--failures', '1', '--wait', '100ms', '--state', join(dir, 'state.json')])
+    expect(rolled.stderr).toContain(`restored ${configPath}.last-good over ${configPath}`)
+    expect(readFileSync(configPath)).toEqual(good)
+
+    // A one-off start (--port) on a broken file is not the router's: a clean stop stays noted.
+    const again = await spawnWitness(configPath)
+    again.proc.kill('SIGTERM')
+    expect(await again.proc.exited).toBe(0)
+    writeFileSync(configPath, 'providers: [not, a: config\n')
+    expect((await runWitness(['serve', '--config', configPath, '--port', '0'])).code).not.toBe(0)
+    expect(JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).stopped_at).toBeString()
+  })
+
   test('a valid config in the file that the router never ran (pushed, not applied, before it went down) is not overwritten; one it ran is rolled back, and what the rollback replaced is kept', async () => {
     const dir = tempDir()
     const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs'
 import * as v from 'valibot'
+import { sha256 } from '../config.ts'
 import { writeFileDurably } from '../jobs/durable-file.ts'
 
 export const ServedSchema = v.object({
@@ -55,3 +56,23 @@ export function readServed(configPath: string): Served | null {
     return null
   }
 }
+
+/**
+ * A start that died reading its config (not valid YAML, not a valid config) after a clean stop: the
+ * router was started again, so that stop is over, and the file is the config it died starting on (as
+ * for any other failed start). Without this the watchdog took the router for one stopped on purpose
+ * and never restored the snapshot. A router that did not stop cleanly needs nothing: its note stands.
+ */
+export function noteFailedStartAfterStop(configPath: string, code_dir: string): void {
+  const served = readServed(configPath)
+  if (!served?.stopped_at) return
+  let bytes: Uint8Array
+  try {
+    bytes = readFileSync(configPath)
+  } catch {
+    return // no file to have died on: nothing new to note
+  }
+  const { stopped_at: _, auth: __, ...kept } = served
+  writeServed(configPath, { ...kept, config_hash: sha256(bytes), code_dir })
+}
+
