@@ -1179,6 +1179,21 @@ describe('rollbacks that cannot help are refused, loudly', () => {
     }
   })
 
+  test("nor when they differ only in ways that cure neither a lock nor a full file (a raised size cap, a shorter busy timeout, database_sync)", async () => {
+    const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_max_mb: 4096, database_busy_timeout_ms: 200, database_sync: 'normal' }))
+    const bytes = readFileSync(w.configPath)
+    promoteLastGood(w.configPath, readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { database_max_mb: 2048, database_busy_timeout_ms: 100 }))))
+    const lock = await holdWriteLock(w.dbPath)
+    try {
+      const result = await watchdog(['--config', w.configPath, '--url', w.url, '--failures', '1', '--wait', '100ms', '--state', join(w.dir, 'state.json')])
+      expect(result.stderr).toContain('the router says its config is not the cause (its database is)')
+      expect(result.code).toBe(2)
+      expect(readFileSync(w.configPath)).toEqual(bytes)
+    } finally {
+      await lock.release()
+    }
+  })
+
   test('no rollback over a config written to the file but not applied yet (a push before its reload): it was never tried', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm+status-500', retries: 0 }] }, { deadman: { failing_window_s: FAILING_WINDOW_S } }))
     promoteLastGood(w.configPath, readFileSync(writeConfigFile(join(w.dir, 'good.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))))

@@ -383,17 +383,36 @@ function probeUrl(host: string, port: number): string {
 }
 
 /**
- * Whether the snapshot's database settings (`database_max_mb`, the busy timeout, the file, …) differ
- * from those of the running config, when the file holds it: a config that lowered the size cap can
- * be the cause of a full database after all, and the snapshot its cure.
+ * Whether the snapshot's database settings differ from those of the running config (when the file
+ * holds it) in a way that could cure an unwritable database: another file, a higher size cap (a
+ * config that lowered it can be the cause of a full database after all), a longer busy timeout,
+ * another writer or fsync. Not a lower cap, a shorter timeout or another `database_sync`, which
+ * cure neither a lock another process holds nor a full file: rolling a good config back for those
+ * would only restart the router into the same trouble.
  */
 function databaseSettingsDiffer(inFile: Config | null, runningHash: string | null, snapshotBytes: Uint8Array, configPath: string): boolean {
   if (!inFile || (runningHash !== null && inFile.hash !== runningHash)) return false
+  let snapshot: Config
   try {
-    return restartRequired(inFile, parseConfigText(snapshotBytes, configPath)).some((key) => key.startsWith('database'))
+    snapshot = parseConfigText(snapshotBytes, configPath)
   } catch {
     return false
   }
+  const [now, then] = [inFile.raw, snapshot.raw]
+  return restartRequired(inFile, snapshot).some((key) => {
+    switch (key) {
+      case 'database':
+      case 'database_writer':
+      case 'database_fsync':
+        return true
+      case 'database_max_mb':
+        return now.database_max_mb !== undefined && (then.database_max_mb === undefined || then.database_max_mb > now.database_max_mb)
+      case 'database_busy_timeout_ms':
+        return then.database_busy_timeout_ms > now.database_busy_timeout_ms
+      default:
+        return false
+    }
+  })
 }
 
 /**
