@@ -668,6 +668,24 @@ describe('one run at a time, and a run cut short', () => {
     expect(readRollbackFacts(join(dir, 'witness.db'))).toHaveLength(1)
   })
 
+  test('a run stopped (SIGTERM, SIGINT) while its restart_command runs ends that command, which would otherwise act later, outside any run', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const dir = tempDir()
+      const [started, late] = [join(dir, 'started'), join(dir, 'late')]
+      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, { deadman: { restart_command: `echo $$ > ${started}; sleep 1.5; touch ${late}`, command_timeout_s: 30 } }))
+      promoteLastGood(configPath, readFileSync(configPath))
+      writeFileSync(configPath, BROKEN)
+      const args = [BUN, join(ROOT, 'src/cli.ts'), 'watchdog', '--config', configPath, '--url', deadUrl(), '--failures', '1', '--wait', '100ms']
+      const run = Bun.spawn(args, { cwd: ROOT, env: { PATH: process.env.PATH ?? '' }, stdout: 'ignore', stderr: 'pipe' })
+      while (!existsSync(started) || readFileSync(started, 'utf8') === '') await Bun.sleep(20)
+      run.kill(signal)
+      expect(await run.exited).toBe(signal === 'SIGTERM' ? 143 : 130)
+      expect(await new Response(run.stderr).text()).toContain(`stopped (${signal}), ending the commands it ran`)
+      await Bun.sleep(2_000)
+      expect(existsSync(late)).toBe(false)
+    }
+  })
+
   test('a run killed after its restart applied the snapshot is recorded by the next run, though a new config was written to the file meanwhile', async () => {
     const dir = tempDir()
     const started = join(dir, 'started')

@@ -9,6 +9,7 @@
 import { existsSync, statSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parseArgs } from 'node:util'
+import { processCommandGroups } from '../deadman/command.ts'
 import { watchOnce } from '../deadman/watchdog.ts'
 import { watchdogStatePath } from '../deadman/watchdog-state.ts'
 import { configPathFrom } from '../config.ts'
@@ -60,6 +61,15 @@ export const watchdogCommand: Command = {
         `run as root, and ${configPath} belongs to uid ${owner}: the state and lock files a root watchdog writes beside it would lock that user's watchdog out for good; run it as that user (sudo -u '#${owner}' witness watchdog …, or through the service's own unit)`,
         { showUsage: false },
       )
+    }
+    // Stopped while a restart or alert command runs (a timeout, cron's kill, Ctrl-C): that command's
+    // process group goes too (a rollback begun is finished by the next run, from the state file).
+    for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+      process.once(signal, () => {
+        processCommandGroups.end()
+        options.log(`stopped (${signal}), ending the commands it ran`)
+        process.exit(code)
+      })
     }
     if (values.every === undefined) return watchOnce(options)
     const everyMs = durationMsOf('--every', values.every)

@@ -55,6 +55,13 @@ export class CommandGroups {
   }
 }
 
+/**
+ * The groups of the commands a process runs without a CommandGroups of its own (the watchdog's
+ * restart and alert commands): a watchdog stopped while one runs ends it (commands/watchdog.ts),
+ * or, run from cron, the command would go on with no time limit and act outside any run.
+ */
+export const processCommandGroups = new CommandGroups()
+
 export async function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
   const started = performance.now()
   const env: Record<string, string> = {}
@@ -71,14 +78,15 @@ export async function runCommand(command: string, options: CommandOptions): Prom
   // Kept while the shell runs: its pid, the group's id, cannot be another process's until it has
   // exited. What it leaves running after it exits is its own (a rollback_command may start a service):
   // not killed later, when that id could have been given to an unrelated process.
-  options.groups?.add(proc.pid)
+  const groups = options.groups ?? processCommandGroups
+  groups.add(proc.pid)
   const timer = setTimeout(() => {
     timedOut = true
     killGroup(proc.pid)
   }, options.timeoutMs)
   const exitStatus = await proc.exited
   clearTimeout(timer)
-  options.groups?.delete(proc.pid)
+  groups.delete(proc.pid)
   // A child that left the group could hold the pipes open: never wait for them long.
   const drained = await Promise.race([Promise.all([stdout.text, stderr.text]), Bun.sleep(DRAIN_MS).then(() => null)])
   const [out, err] = drained ?? [stdout.sofar(), stderr.sofar()]
