@@ -816,6 +816,18 @@ describe('against a running router', () => {
     expect((await w.infer({})).status).toBe(200)
   })
 
+  test("another service answering where the router should listen (its port taken) is said to be no witness, not just its HTTP status", async () => {
+    const other = Bun.serve({ port: 0, hostname: '127.0.0.1', fetch: () => new Response('not found', { status: 404 }) })
+    try {
+      const dir = tempDir()
+      const configPath = writeConfigFile(join(dir, 'witness.yaml'), simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
+      const run = await watchdog(['--config', configPath, '--url', `http://127.0.0.1:${other.port}`, '--failures', '3'])
+      expect(run.stderr).toContain(`heartbeat failed (1 of 3 before a rollback): HTTP 404, not an answer of witness's (another service on 127.0.0.1:${other.port}?)`)
+    } finally {
+      other.stop(true)
+    }
+  })
+
   test('a passing check resets the count of failures', async () => {
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }))
     const state = join(w.dir, 'state.json')

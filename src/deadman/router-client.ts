@@ -37,7 +37,9 @@ export async function checkHeartbeat(router: RouterClient): Promise<HeartbeatChe
   const body = (await res.json().catch(() => null)) as { status?: unknown; reasons?: unknown; config_hash?: unknown; rollback_may_help?: unknown } | null
   const configHash = typeof body?.config_hash === 'string' ? body.config_hash : null
   if (res.status === 200 && body?.status === 'ok') return { ok: true, answered: true, reason: 'ok', configHash, rollbackMayHelp: null }
-  const reasons = Array.isArray(body?.reasons) && body.reasons.length ? body.reasons.map(String).join('; ') : `HTTP ${res.status}`
+  // No config hash: not a witness answering (another service on the port the router could not take).
+  const notWitness = configHash === null ? `, not an answer of witness's (another service on ${new URL(router.url).host}?)` : ''
+  const reasons = Array.isArray(body?.reasons) && body.reasons.length ? body.reasons.map(String).join('; ') : `HTTP ${res.status}${notWitness}`
   const rollbackMayHelp = typeof body?.rollback_may_help === 'boolean' ? body.rollback_may_help : null
   return { ok: false, answered: true, reason: redact(reasons), configHash, rollbackMayHelp }
 }
