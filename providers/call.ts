@@ -4,7 +4,7 @@
  * knows whether a retry may help. Upstream text that reaches an error
  * message is redacted (API key, credential shapes, prompt text).
  */
-import { ProviderError, retryableStatus } from '../src/errors.ts'
+import { ProviderError, retryableStatus } from './provider-error.ts'
 import { type PromptText, type Redactor, redactor, valuesRedactor } from '../src/redaction.ts'
 import { collapseWhitespace, cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'

@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { callCompletion, openStream } from '../providers/call.ts'
 import { openaiAdapter } from '../providers/openai.ts'
 import type { Adapter } from '../providers/types.ts'
-import { ProviderError } from '../src/errors.ts'
+import { ProviderError } from '../providers/provider-error.ts'
 
 const ANSWER = { id: 'a', object: 'chat.completion', model: 'm', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }
 let body = JSON.stringify(ANSWER)

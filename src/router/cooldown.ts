@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.ts'
 import type { ProviderSpec } from '../config.ts'
 import { isoTime } from '../clock.ts'
-import { ProviderError } from '../errors.ts'
+import { ProviderError } from '../../providers/provider-error.ts'
 
 export interface CooldownOptions {
   failures: number

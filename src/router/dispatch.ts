@@ -6,9 +6,10 @@
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Config } from '../config.ts'
 import type { CallHandle, RuntimeState } from '../deadman/runtime.ts'
-import { ChainExhaustedError, ClientGoneError, ProviderError, UnknownChainError, WitnessError, WitnessStoppedError } from '../errors.ts'
+import { ProviderError } from '../../providers/provider-error.ts'
+import { ChainExhaustedError, ClientGoneError, UnknownChainError, WitnessError, WitnessStoppedError } from '../errors.ts'
 import type { Api, Store } from '../telemetry/store.ts'
-import type { AttemptRecord } from './attempt.ts'
+import type { AttemptRecord } from './attempt-record.ts'
 import { type ChainDeps, type ChainResult, runChain } from './chain.ts'
 
 export interface DispatchDeps extends ChainDeps {

@@ -19,8 +19,8 @@ import type { Redactor } from '../redaction.ts'
 import { receiptFor } from '../proof/receipt.ts'
 import { mapStrings } from '../text.ts'
 import type { AttemptOutcome } from '../telemetry/store.ts'
-import type { AttemptRecord, RequestScope } from './attempt.ts'
-import { finishAttempt } from './attempt.ts'
+import type { AttemptRecord, RequestScope } from './attempt-record.ts'
+import { finishAttempt } from './attempt-record.ts'
 import type { LiveCalls } from './live-calls.ts'
 
 /**

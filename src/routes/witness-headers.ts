@@ -4,7 +4,7 @@
  */
 import type { Context } from 'hono'
 import { receiptFor } from '../proof/receipt.ts'
-import type { AttemptRecord } from '../router/attempt.ts'
+import type { AttemptRecord } from '../router/attempt-record.ts'
 import { failureOf } from '../router/dispatch.ts'
 
 export function setWitnessHeaders(
