@@ -26,7 +26,7 @@ import { chainAppender } from '../src/proof/append.ts'
 import { INSERT_CHECKPOINT_SQL, signCheckpoint } from '../src/proof/checkpoint.ts'
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
-import { sha256Hex } from '../src/proof/record.ts'
+import { sha256 } from '../src/hash.ts'
 import { ensureSchema } from '../src/telemetry/schema.ts'
 
 const { values } = parseArgs({
@@ -88,7 +88,7 @@ async function measure(cli: string, dir: string): Promise<void> {
     chain.start()
     for (let i = 0; i < count; i++) {
       const id = Number(insertRow.run(new Date(at).toISOString()).lastInsertRowid)
-      chain.append(id, { requestSha256: sha256Hex(`request ${id}`), responseSha256: sha256Hex(`response ${id}`) })
+      chain.append(id, { requestSha256: sha256(`request ${id}`), responseSha256: sha256(`response ${id}`) })
     }
   })
   let clock = Date.now() - CHECKPOINTS * STEP_MS

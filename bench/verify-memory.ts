@@ -26,7 +26,7 @@ import { INSERT_CHECKPOINT_SQL, signCheckpoint } from '../src/proof/checkpoint.t
 import { checkpointNow } from '../src/proof/checkpoint-job.ts'
 import { chainAppender } from '../src/proof/append.ts'
 import { type SigningKey, ensureSigningKey } from '../src/proof/keys.ts'
-import { sha256Hex } from '../src/proof/record.ts'
+import { sha256 } from '../src/hash.ts'
 import { runArchive } from '../src/retention/archive-job.ts'
 import { describeSync, runSync } from '../src/sync/sync-job.ts'
 import { fillDatabase } from './fill.ts'
@@ -81,7 +81,7 @@ async function build(): Promise<void> {
   const ids = db.query("SELECT id FROM request_log WHERE status != 'pending' AND id > ? ORDER BY id LIMIT 10000")
   const appendAll = db.transaction((batch: number[]) => {
     chain.start()
-    for (const id of batch) chain.append(id, { requestSha256: sha256Hex(`request ${id}`), responseSha256: sha256Hex(`response ${id}`) })
+    for (const id of batch) chain.append(id, { requestSha256: sha256(`request ${id}`), responseSha256: sha256(`response ${id}`) })
   })
   let after = 0
   let chained = 0

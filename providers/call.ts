@@ -6,6 +6,7 @@
  */
 import { ProviderError, retryableStatus } from './provider-error.ts'
 import { type PromptText, type Redactor, redactor, valuesRedactor } from '../src/redaction.ts'
+import { sha256 } from '../src/hash.ts'
 import { collapseWhitespace, cutText } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
 import { describeFetchFailure } from './fetch-failure.ts'
@@ -61,9 +62,6 @@ const DEADLINE_MARGIN_MS = 20
 
 const utf8 = new TextDecoder()
 
-function sha256(data: string | Uint8Array): string {
-  return Bun.SHA256.hash(data, 'hex')
-}
 
 /** The prepared upstream request: what the row's endpoint names and what goes on the wire. */
 export interface PreparedCall {

@@ -3,7 +3,6 @@
  * or a ConfigError listing every problem with its path) and `loadConfig`,
  * which reads the file, parses YAML with Bun and hashes the bytes.
  */
-import { createHash } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { homedir, hostname } from 'node:os'
 import { dirname, isAbsolute, join, resolve } from 'node:path'
@@ -14,6 +13,7 @@ import { ADAPTERS } from '../providers/index.ts'
 import { DEFAULT_MAX_TOKENS } from '../providers/translate/to-anthropic.ts'
 import { type Wire, isRecord, publicEndpoint } from '../providers/types.ts'
 import { ConfigError, type Issue } from './errors.ts'
+import { sha256 } from './hash.ts'
 import { listNames } from './text.ts'
 import { AgentName, pathText, toIssues } from './validation.ts'
 
@@ -801,6 +801,3 @@ function duplicateKeys(contents: unknown, lines: LineCounter): Issue[] {
   return out
 }
 
-export function sha256(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex')
-}

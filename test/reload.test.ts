@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'bun:test'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { sha256 } from '../src/config.ts'
+import { sha256 } from '../src/hash.ts'
 import { spawnWitness, waitForLine } from './support/process.ts'
 import { readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'

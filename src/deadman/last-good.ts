@@ -13,7 +13,7 @@
  */
 import { closeSync, existsSync, fchmodSync, fchownSync, fsyncSync, lstatSync, openSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
-import { sha256 } from '../config.ts'
+import { sha256 } from '../hash.ts'
 import { syncDir } from '../jobs/durable-file.ts'
 import { processAlive } from '../process-alive.ts'
 

@@ -12,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs'
 import * as v from 'valibot'
-import { sha256 } from '../config.ts'
+import { sha256 } from '../hash.ts'
 import { writeFileDurably } from '../jobs/durable-file.ts'
 
 export const ServedSchema = v.object({

@@ -10,7 +10,7 @@ import { dirname } from 'node:path'
 import * as v from 'valibot'
 import { SigningKeyError } from '../errors.ts'
 import { writeFileDurably } from '../jobs/durable-file.ts'
-import { sha256Hex } from './record.ts'
+import { sha256 } from '../hash.ts'
 
 export interface SigningKey {
   keyId: string
@@ -28,7 +28,7 @@ export interface PublicKeyFile {
 
 /** A key's id: the first 16 hex digits of the sha256 of its public point. */
 export function keyIdOf(publicJwk: JsonWebKey): string {
-  return sha256Hex(publicJwk.x ?? '').slice(0, 16)
+  return sha256(publicJwk.x ?? '').slice(0, 16)
 }
 
 /**

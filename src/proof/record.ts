@@ -59,9 +59,6 @@ export function chainHash(prevHash: string, record: string): string {
   return Bun.SHA256.hash(prevHash + record, 'hex')
 }
 
-export function sha256Hex(data: string | Uint8Array): string {
-  return Bun.SHA256.hash(data, 'hex')
-}
 
 /** How start-up recovery finishes a row a previous run left pending (main.ts): its error_message begins so. */
 export const RECOVERED_MESSAGE = 'router stopped before the call finished'
