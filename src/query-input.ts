@@ -6,7 +6,7 @@
  * exit 2 on the CLI).
  */
 import * as v from 'valibot'
-import { Name } from './config.ts'
+import { Name } from './config-schema.ts'
 import { InvalidRequestError, type Issue } from './errors.ts'
 import type { DidCallQuery, PageKey, RequestFilter } from './telemetry/queries.ts'
 import { STATUSES } from './telemetry/schema.ts'

@@ -5,7 +5,7 @@
  * comparison nor the position of a match leaks anything about a token.
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { AuthConfig } from '../config.ts'
+import type { AuthConfig } from '../config-schema.ts'
 
 /** Who a valid token belongs to. */
 export interface TokenOwner {

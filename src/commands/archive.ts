@@ -1,6 +1,6 @@
 /** `witness archive [--config PATH]`: move old rows to the monthly archives now (see src/retention/archive-job.ts). */
 import { parseArgs } from 'node:util'
-import { loadConfig, configPathFrom } from '../config.ts'
+import { loadConfig, configPathFrom } from '../config-file.ts'
 import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
 import { spaceKept } from '../retention/vacuum.ts'
 import { type Command, configuredDatabase, parsed, positiveIntOf } from './args.ts'

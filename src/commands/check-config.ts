@@ -21,7 +21,8 @@
  */
 import { existsSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, keylessChainProviders, loadConfig, unsetApiKeys, configPathFrom } from '../config.ts'
+import { type Config, keylessChainProviders, unsetApiKeys } from '../config.ts'
+import { loadConfig, configPathFrom } from '../config-file.ts'
 import { shortHash } from '../deadman/last-good.ts'
 import { restartRequired } from '../deadman/live-config.ts'
 import { readServed } from '../deadman/served-config.ts'

@@ -4,8 +4,8 @@
  * not the config's router: see deadman/router-role.ts).
  */
 import { parseArgs } from 'node:util'
-import { LISTEN_HOST_HELP, isListenHost } from '../config.ts'
-import { configPathFrom } from '../config.ts'
+import { LISTEN_HOST_HELP, isListenHost } from '../config-schema.ts'
+import { configPathFrom } from '../config-file.ts'
 import { serve } from '../main.ts'
 import { type Command, UsageError, dbFlagOf, parsed, portOf } from './args.ts'
 

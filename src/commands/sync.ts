@@ -1,7 +1,7 @@
 /** `witness sync [--config PATH]`: export new rows to the git remote now (see src/sync/sync-job.ts). */
 import { constants } from 'node:os'
 import { parseArgs } from 'node:util'
-import { loadConfig, configPathFrom } from '../config.ts'
+import { loadConfig, configPathFrom } from '../config-file.ts'
 import { unreachable } from '../sync/clone.ts'
 import { describeSync, runSync } from '../sync/sync-job.ts'
 import { type Command, UsageError, configuredDatabase, parsed } from './args.ts'

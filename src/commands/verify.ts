@@ -17,7 +17,8 @@
  */
 import { accessSync, constants, existsSync, statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type Config, loadConfig, configPathFrom } from '../config.ts'
+import { type Config } from '../config.ts'
+import { loadConfig, configPathFrom } from '../config-file.ts'
 import { ArchiveError, JobBusyError } from '../errors.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'

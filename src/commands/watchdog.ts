@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util'
 import { processCommandGroups } from '../deadman/command.ts'
 import { watchOnce } from '../deadman/watchdog.ts'
 import { watchdogStatePath } from '../deadman/watchdog-state.ts'
-import { configPathFrom } from '../config.ts'
+import { configPathFrom } from '../config-file.ts'
 import { type Command, UsageError, countOf, dbFlagOf, durationMsOf, parsed } from './args.ts'
 
 export const watchdogCommand: Command = {

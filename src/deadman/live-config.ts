@@ -6,7 +6,8 @@
  * flight finish on the chains they started with.
  */
 import type { Clock } from '../clock.ts'
-import { type Config, openListenProblem, parseConfigText, readConfigBytes } from '../config.ts'
+import { type Config, openListenProblem } from '../config.ts'
+import { parseConfigText, readConfigBytes } from '../config-file.ts'
 import { ConfigError, ReloadRefusedError } from '../errors.ts'
 import { readLastGood, snapshotProblem } from './last-good.ts'
 

@@ -18,7 +18,8 @@
  * is the last known good itself.
  */
 import type { Clock } from '../clock.ts'
-import type { AuthConfig, Config } from '../config.ts'
+import type { Config } from '../config.ts'
+import type { AuthConfig } from '../config-schema.ts'
 import { ownerOf } from '../auth/tokens.ts'
 
 interface Refused {

@@ -10,7 +10,7 @@
  */
 import { statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'
-import { parseConfigText } from '../config.ts'
+import { parseConfigText } from '../config-file.ts'
 import { lastGoodPath, promoteLastGood, readLastGood, snapshotProblem } from './last-good.ts'
 import type { LiveConfig } from './live-config.ts'
 import type { RuntimeState } from './runtime.ts'

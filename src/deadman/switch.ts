@@ -7,7 +7,8 @@
  */
 import type { Clock } from '../clock.ts'
 import { isoTime } from '../clock.ts'
-import { type Config, parseConfigText, unsetApiKeys } from '../config.ts'
+import { type Config, unsetApiKeys } from '../config.ts'
+import { parseConfigText } from '../config-file.ts'
 import { ConfigError } from '../errors.ts'
 import type { Store } from '../telemetry/store.ts'
 import { AgentWatch } from './agents.ts'

@@ -6,7 +6,7 @@
  */
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Clock } from '../clock.ts'
-import type { Policy } from '../config.ts'
+import type { Policy } from '../config-schema.ts'
 import type { PromptText } from '../redaction.ts'
 import type { AttemptOutcome, RowMeta, Store } from '../telemetry/store.ts'
 import type { AttemptObserver } from './metrics.ts'

@@ -5,7 +5,7 @@
  * then `model`) times the reported token counts. Neither: unknown (null),
  * never a guess.
  */
-import type { Pricing } from '../config.ts'
+import type { Pricing } from '../config-schema.ts'
 
 export interface Price {
   input_per_mtok: number

@@ -23,7 +23,7 @@
  */
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
-import type { Pricing } from '../config.ts'
+import type { Pricing } from '../config-schema.ts'
 import { type FoldBounds, foldBounds, foldStepwise } from './fold-stepwise.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { ANY_SLICE, type FoldedSlice, deleteEpoch, lateSlices } from './slice-store.ts'

@@ -17,7 +17,7 @@
  *   cost (a partial sum would understate it).
  */
 import type { Database } from 'bun:sqlite'
-import type { Pricing } from '../config.ts'
+import type { Pricing } from '../config-schema.ts'
 import { priceFor, tokenCost } from './pricing.ts'
 import { type StatRow, hasCallRow, hasLaterRow } from './queries.ts'
 

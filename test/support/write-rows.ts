@@ -5,7 +5,7 @@
  *
  *   bun test/support/write-rows.ts CONFIG N
  */
-import { loadConfig } from '../../src/config.ts'
+import { loadConfig } from '../../src/config-file.ts'
 import { openStoreFor } from '../../src/telemetry/open-for-config.ts'
 
 const [configPath, count] = process.argv.slice(2)
