@@ -6,7 +6,6 @@
  * told not to).
  */
 import type { Server } from 'bun'
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import { createApp } from './app.ts'
 import { type Clock, isoTime, systemClock } from './clock.ts'
@@ -15,6 +14,7 @@ import { ConfigError, JobBusyError } from './errors.ts'
 import { LiveConfig, type ReloadResult } from './deadman/live-config.ts'
 import { RuntimeState } from './deadman/runtime.ts'
 import { noteFailedStartAfterStop, readServed, servedPath, writeServed } from './deadman/served-config.ts'
+import { readServedUrl, removeServedUrl, servedUrlPath, writeServedUrl } from './deadman/served-url.ts'
 import { DeadmanSwitch } from './deadman/switch.ts'
 import { type Jobs, startJobs } from './jobs/scheduler.ts'
 import { type StatsFill, startStatsFill } from './jobs/stats-fill.ts'
@@ -169,9 +169,8 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // beside both): a second start by mistake. One on another config (this config names its database by
   // mistake) is this config's failure.
   const heldByThisConfig = () => {
-    const read = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim() : null)
-    const atDatabase = read(`${dbPath}.serve.url`)
-    return atDatabase !== null && atDatabase === read(`${live.path}.serve.url`)
+    const atDatabase = readServedUrl(dbPath)
+    return atDatabase !== null && atDatabase === readServedUrl(live.path)
   }
   live.onSwap((next) => markServed(next))
   const host = options.host ?? boot.raw.listen.host
@@ -201,15 +200,14 @@ export async function serve(options: ServeOptions): Promise<Running> {
   // Where this server really listens, for the watchdog, beside the database and beside the config:
   // the file's listen (and database) may have changed since (a reload cannot move the socket or the
   // file), and the watchdog must probe this server, not those.
-  const urlFiles = [`${dbPath}.serve.url`, `${live.path}.serve.url`]
+  const urlBeside = [dbPath, live.path]
   let url = ''
   const removeUrlFiles = () => {
-    for (const file of urlFiles) {
+    for (const beside of urlBeside) {
       try {
-        // Another server on the same config (another --db) may have written it since.
-        if (readFileSync(file, 'utf8').trim() === url) rmSync(file, { force: true })
+        removeServedUrl(beside, url)
       } catch {
-        // not there
+        // gone already, or the folder is not ours to write: the next start writes it over
       }
     }
   }
@@ -286,11 +284,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
     listening = true
     markServed(live.current())
     // A one-off's address is no news of the router's: only the file beside its own database is written.
-    for (const file of routerRole.isRouter() ? urlFiles : urlFiles.slice(0, 1)) {
+    for (const beside of routerRole.isRouter() ? urlBeside : urlBeside.slice(0, 1)) {
       try {
-        writeFileSync(file, `${url}\n`)
+        writeServedUrl(beside, url)
       } catch (error) {
-        warn(`cannot write ${file} (the watchdog reads where the server listens from it): ${(error as Error).message}`)
+        warn(`cannot write ${servedUrlPath(beside)} (the watchdog reads where the server listens from it): ${(error as Error).message}`)
       }
     }
     const jobs =

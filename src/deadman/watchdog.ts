@@ -28,6 +28,7 @@ import { lastGoodPath, readLastGood, restoreLastGood, shortHash, snapshotProblem
 import { restartRequired } from './live-config.ts'
 import { type HeartbeatCheck, type RouterClient, checkHeartbeat } from './router-client.ts'
 import { readServed, servedPath } from './served-config.ts'
+import { readServedUrl, servedUrlPath } from './served-url.ts'
 import { type RecordOptions, recordAndAlert } from './watchdog-record.ts'
 import { type Restart, restartOntoSnapshot } from './watchdog-restart.ts'
 import { type WatchdogState, readWatchdogState, writeWatchdogState } from './watchdog-state.ts'
@@ -82,7 +83,7 @@ export async function watchOnce(o: WatchdogOptions): Promise<WatchdogExit> {
     // With neither config readable, where the running server said it listens is still known.
     const url = o.url ?? (settings ? listenUrl(o, settings) : servedUrl(o))
     if (!url) {
-      o.log(`cannot check: no --url given, neither ${o.configPath} nor its last-known-good snapshot can be read, and no server has written where it listens (${resolve(o.configPath)}.serve.url)`)
+      o.log(`cannot check: no --url given, neither ${o.configPath} nor its last-known-good snapshot can be read, and no server has written where it listens (${servedUrlPath(resolve(o.configPath))})`)
       return 2
     }
     const router: RouterClient = { url, token: o.token, timeoutMs: o.requestTimeoutMs }
@@ -367,13 +368,12 @@ function listenUrl(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, config: Co
 
 /** Where a running server wrote that it listens: beside `database` (or --db's file), else beside the config; null when none did. */
 function servedUrl(o: Pick<WatchdogOptions, 'configPath' | 'dbPath'>, database = o.dbPath ? databaseFileOf(o.dbPath) : null): string | null {
-  for (const file of [...(database ? [`${database}.serve.url`] : []), `${resolve(o.configPath)}.serve.url`]) {
-    try {
-      const bound = new URL(readFileSync(file, 'utf8').trim())
-      return probeUrl(bound.hostname.replace(/^\[(.*)\]$/, '$1'), Number(bound.port))
-    } catch {
-      // no server has written one (or it stopped): the next place
-    }
+  for (const beside of [...(database ? [database] : []), resolve(o.configPath)]) {
+    const written = readServedUrl(beside)
+    // None written (no server, or it stopped), or not a URL: the next place.
+    if (written === null || !URL.canParse(written)) continue
+    const bound = new URL(written)
+    return probeUrl(bound.hostname.replace(/^\[(.*)\]$/, '$1'), Number(bound.port))
   }
   return null
 }
