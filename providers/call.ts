@@ -238,7 +238,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
 /** `error` with the status the upstream answered with before its body failed (the row's http_status). */
 function answered(error: ProviderError, status: number): ProviderError {
   if (error.kind === 'aborted' || error.kind === 'timeout') return error
-  return new ProviderError({ provider: error.provider, kind: error.kind, detail: error.detail, latencyMs: error.latencyMs, httpStatus: error.httpStatus, answeredStatus: status, retryable: error.retryable, retryAfterMs: error.retryAfterMs })
+  return error.withAnsweredStatus(status)
 }
 
 function networkError(target: Target, error: unknown, options: CallOptions, startedAt: number): ProviderError {

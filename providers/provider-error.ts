@@ -9,6 +9,18 @@ import type { Usage } from './types.ts'
 /** What kind of upstream failure happened; decides retry and the row's status. */
 export type FailureKind = 'http' | 'network' | 'timeout' | 'malformed' | 'aborted' | 'stream'
 
+export interface ProviderErrorInit {
+  provider: string
+  kind: FailureKind
+  detail: string
+  latencyMs: number
+  httpStatus?: number
+  answeredStatus?: number
+  retryable: boolean
+  retryAfterMs?: number
+  usage?: Usage
+}
+
 /**
  * A failed upstream attempt. Carries whether a retry may help and any
  * `Retry-After` the provider sent. `message` is safe to store in a row.
@@ -28,17 +40,7 @@ export class ProviderError extends Error {
   /** What the failed answer said it used (an answer without a choice), for the row. */
   readonly usage: Usage | undefined
 
-  constructor(init: {
-    provider: string
-    kind: FailureKind
-    detail: string
-    latencyMs: number
-    httpStatus?: number
-    answeredStatus?: number
-    retryable: boolean
-    retryAfterMs?: number
-    usage?: Usage
-  }) {
+  constructor(private readonly init: ProviderErrorInit) {
     // A timeout's detail already says how long it waited.
     super(init.kind === 'timeout' ? `${init.provider}: ${init.detail}` : `${init.provider}: ${init.detail} after ${init.latencyMs} ms`)
     this.provider = init.provider
@@ -50,6 +52,11 @@ export class ProviderError extends Error {
     this.retryable = init.retryable
     this.retryAfterMs = init.retryAfterMs
     this.usage = init.usage
+  }
+
+  /** The same failure, of an answer that came with `status` before its body failed (the row's http_status). */
+  withAnsweredStatus(status: number): ProviderError {
+    return new ProviderError({ ...this.init, answeredStatus: status })
   }
 
   /** The row status this failure is recorded with. */
