@@ -1,7 +1,8 @@
 /** @jsxImportSource hono/jsx */
 /** The time-series panel: attempts per minute by status, and p50/p95 latency per provider. */
 import type { FC } from 'hono/jsx'
-import { ATTEMPT_STATUSES, type Series } from '../telemetry/series.ts'
+import { ATTEMPT_STATUSES } from '../telemetry/schema.ts'
+import type { Series } from '../telemetry/series.ts'
 import { Lines, StackedBars } from './charts.tsx'
 import { formatMs, formatTick } from './format.ts'
 import { colourOf } from './palette.ts'

@@ -3,10 +3,11 @@
 import type { FC } from 'hono/jsx'
 import { fallbackKind } from '../telemetry/fallbacks.ts'
 import type { LogRow, RequestStory, StoryRow } from '../telemetry/queries.ts'
+import { CALL_STATUSES } from '../telemetry/schema.ts'
 import { NONE, formatCount, formatMs, formatTime, formatUsd } from './format.ts'
 import { StatusBadge } from './log.tsx'
 
-const CALLS = new Set(['pending', 'success', 'error', 'timeout'])
+const CALLS = new Set<string>(CALL_STATUSES)
 
 /** What a fallback row says happened, by its kind. */
 const FALLBACK_TEXT: Record<ReturnType<typeof fallbackKind>, (provider: string) => string> = {

@@ -6,6 +6,7 @@
  * use the store's read-only connection.
  */
 import type { Database } from 'bun:sqlite'
+import { RARE_STATUSES, statusIn } from './schema.ts'
 import type { SideWrite } from './store.ts'
 
 /** Who wrote a rollback row. */
@@ -155,7 +156,7 @@ export function rollbackById(reader: Database, rollbackId: string): { log_id: nu
 /** Rollback rows with their facts, read through the partial index on the rare statuses; `filter` narrows them. */
 const ROLLBACKS = (filter?: string) => `SELECT l.agent_name AS agent, l.id AS log_id, l.timestamp, l.error_message, r.old_config_hash, r.new_config_hash, r.command, r.exit_status, r.timed_out, r.recorded_by
   FROM request_log l JOIN deadman_rollback r ON r.log_id = l.id
-  WHERE ${filter ? `${filter} AND ` : ''}l.status = 'rollback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')`
+  WHERE ${filter ? `${filter} AND ` : ''}l.status = 'rollback' AND ${statusIn('l.status', RARE_STATUSES)}`
 
 type RollbackRow = Omit<RollbackView, 'timed_out'> & { agent: string; timed_out: number }
 

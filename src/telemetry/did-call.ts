@@ -7,7 +7,8 @@
 import type { Database } from 'bun:sqlite'
 import { didCallCountsAcross } from './across.ts'
 import { didCallCountsLive } from './did-call-stored.ts'
-import { CALL_STATUSES, type DidCallQuery } from './queries.ts'
+import type { DidCallQuery } from './queries.ts'
+import { CALL_STATUSES } from './schema.ts'
 
 export interface DidCallAnswer {
   called: boolean

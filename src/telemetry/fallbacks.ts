@@ -15,6 +15,7 @@
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import { canonicalMs, databasesOf, timeSpan } from './queries.ts'
+import { RARE_STATUSES, statusIn } from './schema.ts'
 import { yielder } from './stats-window.ts'
 
 export interface FallbackCount {
@@ -41,7 +42,7 @@ export function fallbackKind(message: string | null): 'move' | 'skip' | 'not-cal
 
 // The constant IN term repeats the partial index's WHERE, so SQLite may use it.
 const MOVES = `FROM request_log l
-  WHERE l.status = 'fallback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback')
+  WHERE l.status = 'fallback' AND ${statusIn('l.status', RARE_STATUSES)}
     AND l.timestamp >= $since AND l.timestamp < $until
     AND substr(l.error_message, 1, ${PREFIX.length}) = '${PREFIX}' AND instr(substr(l.error_message, ${PREFIX.length + 1}), '/') > 1`
 const MOVE = `substr(l.error_message, ${PREFIX.length + 1}, instr(substr(l.error_message, ${PREFIX.length + 1}), '/') - 1) AS "from", l.provider AS "to"`
@@ -50,7 +51,7 @@ const FALLBACKS_SQL = `SELECT ${MOVE}, count(*) AS count ${MOVES} GROUP BY 1, 2`
 /** An archive's moves one by one, so those the live file still holds (copied, not yet deleted) are counted once. */
 const ARCHIVE_FALLBACKS_SQL = `SELECT ${MOVE}, l.id AS id ${MOVES}`
 const LIVE_FALLBACK_IDS_SQL = `SELECT l.id FROM request_log l
-  WHERE l.status = 'fallback' AND l.status IN ('error', 'timeout', 'fallback', 'rollback') AND l.timestamp >= $since AND l.timestamp < $until`
+  WHERE l.status = 'fallback' AND ${statusIn('l.status', RARE_STATUSES)} AND l.timestamp >= $since AND l.timestamp < $until`
 
 const CHUNK_MS = 3_600_000
 

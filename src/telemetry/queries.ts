@@ -25,7 +25,7 @@
  * by which filters are present; every value is a bound parameter.
  */
 import type { Database } from 'bun:sqlite'
-import { LOG_COLUMNS, type Status } from './schema.ts'
+import { CALL_STATUSES, LOG_COLUMNS, RARE_STATUSES, type Status, statusIn } from './schema.ts'
 
 /** One database or several (the live file first, then archives), as a list. */
 export function databasesOf(source: Database | readonly Database[]): readonly Database[] {
@@ -83,9 +83,6 @@ export interface PageKey {
   id: number
 }
 
-/** Statuses of rows that record a real upstream call. */
-export const CALL_STATUSES = ['pending', 'success', 'error', 'timeout'] as const
-
 /**
  * Rows of a rare status are found through a partial index. SQLite uses a
  * partial index only when the query repeats its WHERE term, so a status
@@ -97,8 +94,8 @@ export const CALL_STATUSES = ['pending', 'success', 'error', 'timeout'] as const
  */
 type Params = Record<string, string | number>
 
-const SPARSE_TERM = `l.status IN ('error', 'timeout', 'fallback', 'rollback')`
-const CALL_TERM = `l.status IN ('pending', 'success', 'error', 'timeout')`
+const SPARSE_TERM = statusIn('l.status', RARE_STATUSES)
+const CALL_TERM = statusIn('l.status', CALL_STATUSES)
 const PENDING_TERM = `l.id IN (SELECT p.id FROM request_log p WHERE p.status = 'pending')`
 
 function filterTerms(filter: RequestFilter, params: Params): string[] {
@@ -427,7 +424,7 @@ export function hasCallRow(db: Database, requestId: string, uptoId = Number.MAX_
     db
       .query(
         `SELECT 1 FROM request_log_meta m JOIN request_log l ON l.id = m.log_id
-         WHERE m.request_id = $request_id AND m.log_id <= $upto AND l.status IN ('pending', 'success', 'error', 'timeout') LIMIT 1`,
+         WHERE m.request_id = $request_id AND m.log_id <= $upto AND ${CALL_TERM} LIMIT 1`,
       )
       .get({ $request_id: requestId, $upto: uptoId }) !== null
   )

@@ -31,6 +31,18 @@ export const LOG_COLUMNS = [
 export const STATUSES = ['pending', 'success', 'error', 'timeout', 'fallback', 'rollback'] as const
 export type Status = (typeof STATUSES)[number]
 
+/** Statuses of rows that record a real upstream call (did-call's `called`). */
+export const CALL_STATUSES = ['pending', 'success', 'error', 'timeout'] as const
+/** Statuses of finished calls (the stats' attempts). */
+export const ATTEMPT_STATUSES = ['success', 'error', 'timeout'] as const
+/** The rare statuses the partial indexes of migrations 4, 6 and 11 hold (their WHERE, which a query must repeat to use them). */
+export const RARE_STATUSES = ['error', 'timeout', 'fallback', 'rollback'] as const
+
+/** `<column> IN ('a', 'b')` for a fixed list of statuses (never a value from outside). */
+export function statusIn(column: string, statuses: readonly Status[]): string {
+  return `${column} IN (${statuses.map((s) => `'${s}'`).join(', ')})`
+}
+
 export function isStatus(value: unknown): value is Status {
   return typeof value === 'string' && (STATUSES as readonly string[]).includes(value)
 }

@@ -20,11 +20,11 @@
 import type { Database } from 'bun:sqlite'
 import { isoTime } from '../clock.ts'
 import { databasesOf } from './queries.ts'
+import { ATTEMPT_STATUSES, statusIn } from './schema.ts'
 import type { SliceRollups } from './slice-rollups.ts'
 import { SLICE_MS, type StatsCache, slicePartials, slicesOf, yielder } from './stats-window.ts'
 
 /** The statuses of finished attempts (fallback, rollback and pending rows are not attempts). */
-export const ATTEMPT_STATUSES = ['success', 'error', 'timeout'] as const
 export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number]
 
 export interface SeriesQuery {
@@ -81,11 +81,12 @@ function firstBucketMs(since: string, bucketS: number): number {
 
 // strftime('%s') is whole seconds; buckets are whole seconds from the epoch, so truncating
 // a timestamp's milliseconds never moves it across a bucket boundary.
+const ATTEMPT_TERM = statusIn('l.status', ATTEMPT_STATUSES)
 const BUCKET = `(CAST(strftime('%s', l.timestamp) AS INTEGER) - $start_s) / $bucket_s`
 
 const COUNTS_SQL = `SELECT ${BUCKET} AS b, l.status AS status, count(*) AS n
   FROM request_log l
-  WHERE l.timestamp >= $since AND l.timestamp < $until AND l.status IN ('success', 'error', 'timeout')
+  WHERE l.timestamp >= $since AND l.timestamp < $until AND ${ATTEMPT_TERM}
   GROUP BY b, l.status`
 
 const LATENCY_SQL = `SELECT l.provider AS provider, ${BUCKET} AS b, l.latency_ms AS latency_ms
@@ -95,10 +96,10 @@ const LATENCY_SQL = `SELECT l.provider AS provider, ${BUCKET} AS b, l.latency_ms
 /** An archive's attempts one by one, so those the live file still holds (copied, not yet deleted) are counted once. */
 const ARCHIVE_ROWS_SQL = `SELECT l.id, l.provider, ${BUCKET} AS b, l.status, l.latency_ms
   FROM request_log l
-  WHERE l.timestamp >= $since AND l.timestamp < $until AND l.status IN ('success', 'error', 'timeout')`
+  WHERE l.timestamp >= $since AND l.timestamp < $until AND ${ATTEMPT_TERM}`
 
 const LIVE_IDS_SQL = `SELECT l.id FROM request_log l
-  WHERE l.timestamp >= $since AND l.timestamp < $until AND l.status IN ('success', 'error', 'timeout')`
+  WHERE l.timestamp >= $since AND l.timestamp < $until AND ${ATTEMPT_TERM}`
 
 /** Latencies of successful attempts, per provider, per bucket (in parts, as they were read). */
 type LatencyParts = Map<string, ArrayLike<number>[][]>
