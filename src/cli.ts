@@ -69,7 +69,7 @@ export async function main(argv: string[]): Promise<number> {
       console.error(`witness: ${error.message}`)
       return 2
     }
-    if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError || error instanceof ListenError || error instanceof SigningKeyError || error instanceof SchemaTooNewError || error instanceof ForeignDatabaseError || (error instanceof WitnessError && error.type === 'archives_unavailable')) {
+    if (error instanceof JobBusyError || error instanceof ArchiveError || error instanceof SyncError || error instanceof DatabaseLockedError || error instanceof ListenError || error instanceof SigningKeyError || error instanceof SchemaTooNewError || error instanceof ForeignDatabaseError || (error instanceof WitnessError && (error.type === 'archives_unavailable' || error.type === 'rows_deleted'))) {
       console.error(`witness: ${error.message}`)
       return command.failureExitCode ?? 1
     }

@@ -21,6 +21,7 @@ export type ErrorType =
   | 'chain_exhausted'
   | 'telemetry_unavailable'
   | 'archives_unavailable'
+  | 'rows_deleted'
   | 'unauthorized'
   | 'agent_mismatch'
   | 'forbidden'
@@ -185,6 +186,20 @@ export class ArchivesUnavailableError extends WitnessError {
     const where = dir === null ? 'no archive directory is known (give --archive-dir, or the config whose retention.archive_dir names it)' : `the archive directory ${dir} ${what}`
     super('archives_unavailable', 503, `rows up to ${archivedThrough} were moved to the monthly archives, and ${where}: an answer without them would leave them out`, {
       details: { archive_dir: dir, archived_through: archivedThrough },
+    })
+  }
+}
+
+/**
+ * "No" cannot be answered: no call was found, but the window reaches months whose rows retention
+ * deleted (retention.archive_keep_days), and a call may have been among them. A "yes" still can be.
+ */
+export class RowsDeletedError extends WitnessError {
+  override name = 'RowsDeletedError'
+  constructor(months: readonly string[], since: string) {
+    super('rows_deleted', 410, `no call found, but the rows of ${months.join(', ')} in this window (since ${since}) were deleted by retention (retention.archive_keep_days), so whether one was made then cannot be told; ask from after those months`, {
+      details: { deleted_months: months },
+      retry: false,
     })
   }
 }

@@ -276,6 +276,28 @@ describe('space', () => {
   })
 })
 
+describe('did-call over months retention deleted', () => {
+  test('cannot say no (rows_deleted, exit 2): a call may have been among the deleted rows; a yes, or a no after them, still stands', async () => {
+    const t = setup({ archiveKeepDays: 60 })
+    await seedRows(t.livePath, [
+      { timestamp: '2026-06-10T00:00:00.000Z', agent: 'ezra', provider: 'kimi' },
+      { timestamp: '2026-09-10T00:00:00.000Z', agent: 'ezra', provider: 'groq' },
+    ])
+    const signer = { keyPath: join(t.dir, 'key.json'), machine: 'alpha' }
+    await ensureSigningKey(signer.keyPath)
+    expect((await t.archive({ signer })).deleted).toEqual(['2026-06'])
+    const ask = (provider: string, since: string) =>
+      runWitness(['did-call', '--db', t.livePath, '--archives', '--archive-dir', t.retention.archiveDir, '--agent', 'ezra', '--provider', provider, '--since', since, '--until', '2026-11-01T00:00:00Z'])
+    // June's row (a kimi call) is gone: "no" would be a guess.
+    const gone = await ask('kimi', '2026-05-01T00:00:00Z')
+    expect(gone.code).toBe(2)
+    expect(gone.stderr).toContain('no call found, but the rows of 2026-06 in this window (since 2026-05-01T00:00:00.000Z) were deleted by retention')
+    // A call found in what is left is still a yes; a window after the deleted months still a no.
+    expect((await ask('groq', '2026-05-01T00:00:00Z')).code).toBe(0)
+    expect((await ask('kimi', '2026-07-01T00:00:00Z')).code).toBe(1)
+  })
+})
+
 describe('archive_keep_days signs only what retention deletes', () => {
   test("a month file holding chain entries of other months' rows (put there by hand, to have their deletion signed) is kept, not signed", async () => {
     const t = setup({ archiveKeepDays: 60 })

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { readState } from '../jobs/job-db.ts'
 import { parseDidCallInput } from '../query-input.ts'
 import { ARCHIVED_THROUGH_KEY } from '../retention/mover.ts'
-import { withSources } from '../retention/read-sources.ts'
+import { deletedMonthsIn, withSources } from '../retention/read-sources.ts'
 import { listNames } from '../text.ts'
 import { type DidCallAnswer, didCall } from '../telemetry/did-call.ts'
 import { type Command, UsageError, parsed } from './args.ts'
@@ -27,7 +27,7 @@ export const didCallCommand: Command = {
     try {
       const [answer, archivesRead] = await withSources(
         () => target.sources(query.archives, query, true),
-        (sources) => [didCall(sources.live, query, sources.archives), sources.archives.length > 0] as const,
+        (sources) => [didCall(sources.live, query, sources.archives, false, deletedMonthsIn(sources.live, query)), sources.archives.length > 0] as const,
       )
       // A provider no row names and the config does not have is a name mistyped: not a "no". Unless
       // rows were moved to archives this read did not open: a provider taken out of the config since

@@ -12,7 +12,7 @@ import type { Config } from '../config.ts'
 import type { DeadmanSwitch } from '../deadman/switch.ts'
 import { NotFoundError } from '../errors.ts'
 import { parseDidCallInput, parseNoInput } from '../query-input.ts'
-import { withSources } from '../retention/read-sources.ts'
+import { deletedMonthsIn, withSources } from '../retention/read-sources.ts'
 import { readSources } from '../read-deps.ts'
 import { readQuery } from '../routes/query-params.ts'
 import { didCall } from '../telemetry/did-call.ts'
@@ -105,7 +105,8 @@ export function storyFragment(deps: DashboardDeps) {
 export function didCallFragment(deps: DashboardDeps) {
   return async (c: Context) => {
     const query = parseDidCallInput(readQuery(c), deps.clock.now())
-    const answer = await withSources(() => readSources(deps, query.archives, { since: query.since, until: query.until }, true), (sources) => didCall(sources.live, query, sources.archives))
+    const period = { since: query.since, until: query.until }
+    const answer = await withSources(() => readSources(deps, query.archives, period, true), (sources) => didCall(sources.live, query, sources.archives, false, deletedMonthsIn(sources.live, period)))
     return render(c, <DidCallAnswerView answer={answer} />)
   }
 }

@@ -118,6 +118,14 @@ function missingMonths(live: Database, dir: string, through: string | null, [sin
   return [...expected].sort()
 }
 
+/** The months of `period` (all when unbounded) whose archived rows retention deleted (archive_keep_days), oldest first. */
+export function deletedMonthsIn(live: Database, period: ReadPeriod): string[] {
+  const [sinceMs, untilMs] = periodMs(period)
+  const from = sinceMs === undefined ? '' : monthOfMs(sinceMs)
+  const to = untilMs === undefined ? '9999-12' : monthOfMs(untilMs)
+  return [...new Set([...prunedMonths(live), ...prunedArchiveMonths(live)])].filter((m) => m >= from && m <= to).sort()
+}
+
 /**
  * What a job that must read every archived row (the sync's export) cannot read: the directory gone,
  * or month files missing. Empty when nothing was ever archived.

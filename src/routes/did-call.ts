@@ -3,7 +3,7 @@ import type { Context } from 'hono'
 import { principalOf, readableAgent } from '../auth/middleware.ts'
 import { parseDidCallInput } from '../query-input.ts'
 import { didCall } from '../telemetry/did-call.ts'
-import { withSources } from '../retention/read-sources.ts'
+import { deletedMonthsIn, withSources } from '../retention/read-sources.ts'
 import { readQuery } from './query-params.ts'
 import { type ReadDeps, readSources } from '../read-deps.ts'
 
@@ -15,6 +15,6 @@ export function didCallRoute(deps: ReadDeps) {
     readableAgent(c, query.agent)
     // An agent's token is told of its own rows alone, `never_seen` included.
     const ownRows = principalOf(c).kind === 'agent'
-    return c.json(await withSources(() => readSources(deps, query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives, ownRows)))
+    return c.json(await withSources(() => readSources(deps, query.archives, query, true), (sources) => didCall(sources.live, query, sources.archives, ownRows, deletedMonthsIn(sources.live, query))))
   }
 }

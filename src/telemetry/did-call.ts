@@ -5,6 +5,7 @@
  * they are reported beside the answer.
  */
 import type { Database } from 'bun:sqlite'
+import { RowsDeletedError } from '../errors.ts'
 import { didCallCountsAcross } from './across.ts'
 import { didCallCountsLive } from './did-call-stored.ts'
 import type { DidCallQuery } from './queries.ts'
@@ -31,10 +32,10 @@ export interface DidCallAnswer {
 
 /**
  * The answer from the live database `db`, and from `archives` too when given (a row in both counts
- * once). `ownRows`: asked with the agent's own token, so `never_seen` looks at its rows alone (whether
+ * once). No call found while the window reaches `deletedMonths` is no answer (RowsDeletedError). `ownRows`: asked with the agent's own token, so `never_seen` looks at its rows alone (whether
  * any other agent ever called the provider is not the agent's to learn).
  */
-export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = [], ownRows = false): DidCallAnswer {
+export function didCall(db: Database, q: DidCallQuery, archives: readonly Database[] = [], ownRows = false, deletedMonths: readonly string[] = []): DidCallAnswer {
   const counts = archives.length ? didCallCountsAcross(db, archives, q) : didCallCountsLive(db, q)
   const byStatus: DidCallAnswer['by_status'] = {}
   let calls = 0
@@ -45,6 +46,8 @@ export function didCall(db: Database, q: DidCallQuery, archives: readonly Databa
       calls += n
     }
   }
+  // A "no" over months whose rows retention deleted would be a guess (`deletedMonths`, read-sources.ts).
+  if (calls === 0 && deletedMonths.length) throw new RowsDeletedError(deletedMonths, q.since)
   const neverSeen = calls > 0 ? [] : unseen([db, ...archives], q, ownRows)
   return {
     called: calls > 0,
