@@ -241,6 +241,35 @@ describe('witness verify on the live database', () => {
     expect(out).toMatch(/the log ends before checkpoint 1: the chain ends at entry \d+, the checkpoint signed entry \d+/)
   })
 
+  test('the newest rows deleted with their entries and the checkpoint that signed them: the id sequence SQLite keeps, the checkpoint ids and what the export covered say so', () => {
+    const copy = copyDb()
+    const last = Math.max(...ids(copy))
+    exec(copy, 'DELETE FROM request_log_meta WHERE log_id >= ?', last - 1)
+    exec(copy, 'DELETE FROM log_chain WHERE log_id >= ?', last - 1)
+    exec(copy, 'DELETE FROM request_log WHERE id >= ?', last - 1)
+    exec(copy, 'DELETE FROM checkpoints')
+    const cut = verify(['--db', copy, '--key', keyPath])
+    expect(cut.code).toBe(1)
+    expect(cut.out).toContain(`rows ${last - 1}-${last} were written (request_log's id sequence reached ${last}), and are in neither the live database nor the archives: the newest rows were deleted`)
+
+    // What witness sync exported (its state in the file) cannot have been deleted since either.
+    const exported = copyDb()
+    exec(exported, "INSERT INTO witness_state (key, value, updated_at) VALUES ('sync.chain_seq', 'clone-1 999 7', '2026-12-08T00:00:00.000Z')")
+    const behind = verify(['--db', exported, '--key', keyPath])
+    expect(behind.code).toBe(1)
+    expect(behind.out).toMatch(/chain entries \d+-999 were exported by witness sync and are missing here/)
+    expect(behind.out).toContain('checkpoints 2-7 were exported by witness sync and are missing from the live database: deleted')
+
+    // A checkpoint deleted from among the others: the live file keeps every one it makes.
+    const gap = copyDb()
+    exec(gap, 'UPDATE checkpoints SET id = 3 WHERE id = 1')
+    const gapped = verify(['--db', gap, '--key', keyPath])
+    expect(gapped.code).toBe(1)
+    expect(gapped.out).toContain('checkpoints 1-2 are missing from the live database, which keeps every checkpoint it makes: deleted')
+    // The untouched file still verifies.
+    expect(verify(['--db', copyDb(), '--key', keyPath]).code).toBe(0)
+  })
+
   test('a chain entry rewritten to match a changed row breaks the chain after it', () => {
     const copy = copyDb()
     const db = new Database(copy)

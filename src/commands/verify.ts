@@ -23,11 +23,11 @@ import { ArchiveError, JobBusyError } from '../errors.ts'
 import { type PublicKeyFile, keyIdOf, readPublicKey } from '../proof/keys.ts'
 import { decodeReceipt } from '../proof/receipt.ts'
 import { exportHistory } from '../proof/export-history.ts'
-import { provenPruned } from '../proof/pruned.ts'
+import { type PrunedRun, provenPruned } from '../proof/pruned.ts'
 import { rowsAre } from '../proof/id-ranges.ts'
 import { isSparseCheckout } from '../sync/own-folder.ts'
 import { exportMachines, gatherExport } from '../proof/export-folder.ts'
-import { chainBegins, checkpointMachines, conflictingRows, gatherArchive, gatheredCheckpoints, gatherLive } from '../proof/sources.ts'
+import { type LiveFacts, chainBegins, checkpointMachines, conflictingRows, gatherArchive, gatheredCheckpoints, gatherLive } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { type WorkStore, openWorkStore } from '../proof/work-store.ts'
 import { eachArchiveForAudit } from '../retention/archive-query.ts'
@@ -150,6 +150,7 @@ export const verifyCommand: Command = {
       for (const r of unproven) {
         verdict.notes.push(`chain_pruned says chain entries ${r.fromSeq}-${r.toSeq} were deleted with the archive of ${r.month}, but no known key signed that record (written by hand, or by a witness from before such records were signed): it excuses nothing`)
       }
+      forged.push(...tailProblems(store, live, verdict, complete, proven))
       // No chain at all: nothing is proved. A database from before the chain (schema 1-2) gets one, and
       // where it begins, once witness opens it; one from after it had the table dropped.
       if (!live.hasChain) {
@@ -345,3 +346,32 @@ function sameMachine(issuer: string, store: WorkStore, config: Config | null): b
   console.log(`receipt: issued by machine ${issuer}, but this database is ${names.join(' / ')}'s; check it against that machine's log (or its export with --repo)`)
   return false
 }
+
+/**
+ * The newest rows and checkpoints, deleted together: the chain then ends earlier and the newest
+ * signed checkpoint still matches it, but the live file remembers what it gave out. SQLite's
+ * sequence says the highest row id it ever gave (rows leave only for the archives, which a
+ * complete verify reads), the live file keeps every checkpoint it makes (ids from 1, none
+ * deleted), and the sync state says what the exports already covered. Anyone who can write the
+ * file can rewrite these too; the export (`--repo`) is what they cannot reach.
+ */
+function tailProblems(store: WorkStore, live: LiveFacts, verdict: Verdict, complete: boolean, pruned: readonly PrunedRun[]): string[] {
+  const problems: string[] = []
+  // The newest entries deleted with their archive month (a drained live file, months past archive_keep_days): no tail to hold.
+  if (pruned.some((r) => r.toSeq >= (verdict.lastSeq ?? 0))) complete = false
+  const { row, logId } = store.db.query('SELECT (SELECT max(id) FROM rows) AS row, (SELECT max(log_id) FROM entries) AS logId').get() as { row: number | null; logId: number | null }
+  const highest = Math.max(row ?? 0, logId ?? 0)
+  const gone = (what: string, through: number) => `rows ${highest + 1}-${through} ${what}, and are in neither the live database nor the archives: the newest rows were deleted`
+  if (complete && live.issuedThrough > highest) problems.push(gone(`were written (request_log's id sequence reached ${live.issuedThrough})`, live.issuedThrough))
+  else if (complete && live.exported.rows > highest) problems.push(gone(`were exported by witness sync (it covered rows up to ${live.exported.rows})`, live.exported.rows))
+  if (complete && verdict.lastSeq !== null && live.exported.entries > verdict.lastSeq) {
+    problems.push(`chain entries ${verdict.lastSeq + 1}-${live.exported.entries} were exported by witness sync and are missing here: the chain's newest entries were deleted`)
+  }
+  for (const [from, to] of live.checkpointGaps) problems.push(`checkpoint${from === to ? ` ${from} is` : `s ${from}-${to} are`} missing from the live database, which keeps every checkpoint it makes: deleted`)
+  if (live.exported.checkpoints > live.lastCheckpoint) {
+    const [from, to] = [live.lastCheckpoint + 1, live.exported.checkpoints]
+    problems.push(`checkpoint${from === to ? ` ${from} was` : `s ${from}-${to} were`} exported by witness sync and ${from === to ? 'is' : 'are'} missing from the live database: deleted`)
+  }
+  return problems
+}
+

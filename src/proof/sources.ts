@@ -7,6 +7,7 @@
 import type { Database } from 'bun:sqlite'
 import { readState } from '../jobs/job-db.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
+import { exportedThrough } from '../sync/sync-state.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import type { IdRanges } from './id-ranges.ts'
 import { type PrunedRecord, type PrunedRun, readPruned } from './pruned.ts'
@@ -29,6 +30,14 @@ export interface LiveFacts {
   /** chain.first_log_id */
   chainStartsAt: number
   pruned: PrunedRecord[]
+  /** The highest request_log id SQLite ever gave (its AUTOINCREMENT sequence; 0: none): rows are only ever moved out by the archive job. */
+  issuedThrough: number
+  /** Runs of checkpoint ids missing below the highest (the live file keeps every checkpoint it makes), the first few. */
+  checkpointGaps: [number, number][]
+  /** The highest checkpoint id in the live file (0: none). */
+  lastCheckpoint: number
+  /** How far the exports reached (sync-state.ts). */
+  exported: { rows: number; entries: number; checkpoints: number }
 }
 
 /**
@@ -45,7 +54,26 @@ export async function gatherLive(store: WorkStore, path: string): Promise<LiveFa
     archived: readState(db, ARCHIVED_MAX_ID_KEY, schema) !== null,
     chainStartsAt: chainStartsAt(db, schema),
     pruned: readPruned(db, schema),
+    issuedThrough: hasTable(db, 'sqlite_sequence', schema) ? ((db.query(`SELECT seq FROM ${schema}.sqlite_sequence WHERE name = 'request_log'`).get() as { seq: number } | null)?.seq ?? 0) : 0,
+    ...checkpointIds(db, schema),
+    exported: exportedThrough(db, schema),
   }))
+}
+
+/** The live file's checkpoint ids: the highest, and the first runs missing below it (ids count from 1, and none is ever deleted). */
+function checkpointIds(db: Database, schema: string): { lastCheckpoint: number; checkpointGaps: [number, number][] } {
+  if (!hasTable(db, 'checkpoints', schema)) return { lastCheckpoint: 0, checkpointGaps: [] }
+  const last = (db.query(`SELECT max(id) AS id FROM ${schema}.checkpoints`).get() as { id: number | null }).id ?? 0
+  const gaps = db
+    .query(
+      `SELECT 1 AS "from", min(id) - 1 AS "to" FROM ${schema}.checkpoints HAVING min(id) > 1
+       UNION ALL
+       SELECT c.id + 1, (SELECT min(d.id) FROM ${schema}.checkpoints d WHERE d.id > c.id) - 1 FROM ${schema}.checkpoints c
+       WHERE c.id < ? AND NOT EXISTS (SELECT 1 FROM ${schema}.checkpoints d WHERE d.id = c.id + 1)
+       ORDER BY 1 LIMIT 20`,
+    )
+    .values(last) as [number, number][]
+  return { lastCheckpoint: last, checkpointGaps: gaps }
 }
 
 /**

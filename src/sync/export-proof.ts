@@ -23,6 +23,7 @@ import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { readState } from '../jobs/job-db.ts'
+import { CHAIN_EXPORT_KEY } from './sync-state.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
@@ -33,8 +34,6 @@ import { checkpointPaths } from '../proof/checkpoint-files.ts'
 import { CHAIN_START_FILE } from '../proof/export-folder.ts'
 import { chainStartsAt } from '../proof/sources.ts'
 
-/** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>`. */
-export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
 
 const PAGE = 5_000
 

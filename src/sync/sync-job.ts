@@ -27,13 +27,13 @@ import { chainHead } from '../proof/append.ts'
 import { checkpointNow } from '../proof/checkpoint-job.ts'
 import { loadSigningKey, publicKeyFile } from '../proof/keys.ts'
 import { writeState } from '../jobs/job-db.ts'
-import { CHAIN_EXPORT_KEY, encodeProofState, exportProof, readProofState } from './export-proof.ts'
+import { encodeProofState, exportProof, readProofState } from './export-proof.ts'
 import { exportRows } from './export.ts'
 import { checkFolders, refuseRename } from './folder-keys.ts'
 import { createGit } from './git.ts'
 import { type PackLimits, packClone } from './pack-clone.ts'
 import { endLeftoverGit } from './git-group.ts'
-import { type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
+import { CHAIN_EXPORT_KEY, type Covered, NO_SYNC_STATE, readSyncState, writeSyncState } from './sync-state.ts'
 
 export interface SyncJobOptions {
   livePath: string

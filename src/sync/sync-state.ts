@@ -25,6 +25,25 @@ import * as v from 'valibot'
 import { readState, writeState } from '../jobs/job-db.ts'
 
 export const SYNC_STATE_KEY = 'sync.state'
+/** witness_state key: `<repo id> <last chain entry exported> <last checkpoint id exported>` (export-proof.ts). */
+export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
+
+/**
+ * How far this machine's exports reached, by any clone (0: nothing): rows up to `rows` were looked at
+ * (they existed then), chain entries up to `entries` and checkpoints up to `checkpoints` were written
+ * out. What verify holds against the database: the export cannot have covered what never existed.
+ */
+export function exportedThrough(db: Database, schema = 'main'): { rows: number; entries: number; checkpoints: number } {
+  let rows = 0
+  try {
+    const parsed = v.safeParse(SyncStateSchema, JSON.parse(readState(db, SYNC_STATE_KEY, schema) ?? 'null'))
+    if (parsed.success) rows = parsed.output.watermark
+  } catch {
+    // unreadable: the sync starts over, and nothing is known exported
+  }
+  const [, seq, checkpoint] = (readState(db, CHAIN_EXPORT_KEY, schema) ?? '').split(' ')
+  return { rows, entries: Number(seq) || 0, checkpoints: Number(checkpoint) || 0 }
+}
 
 const Covered = {
   watermark: v.pipe(v.number(), v.integer(), v.minValue(0)),
