@@ -22,6 +22,7 @@ import { REQUEST_LOG_DDL } from '../src/telemetry/schema.ts'
 import { BUN, ROOT, holdJobLock, runWitness } from './support/process.ts'
 import { readRows } from './support/rows.ts'
 import { checkpoint, daysAgo, everyRow, seedRows } from './support/seed.ts'
+import { readOnlyBeforeOpen } from './support/read-only.ts'
 import { tempDir } from './support/temp.ts'
 import { simConfig, startWitness } from './support/witness.ts'
 
@@ -352,6 +353,32 @@ describe('a damaged archive', () => {
       }
       expect(thrown).toBeInstanceOf(ArchiveDamagedError)
       expect((thrown as Error).message).toStartWith(`archive ${file} cannot be decompressed`)
+    }
+  })
+
+  test.skipIf(readOnlyBeforeOpen.readOnly === null)('a reader that cannot write beside the archives (a group member, a read-only mount) reads compressed months through a cache of its own', async () => {
+    const { t } = await compressedMonths()
+    const own = tempDir()
+    const undo = readOnlyBeforeOpen.readOnly!.apply([t.retention.archiveDir])
+    try {
+      // The command line (synchronous), and the server's path (decompressing off the event loop).
+      const asked = await runWitness(['did-call', '--db', t.livePath, '--archives', '--archive-dir', t.retention.archiveDir, '--agent', 'ezra', '--provider', 'kimi', '--since', '2026-09-01T00:00:00Z', '--until', '2026-10-01T00:00:00Z'], { XDG_CACHE_HOME: own })
+      expect([asked.code, asked.stderr]).toEqual([0, ''])
+      const copies = readdirSync(join(own, 'witness', 'archives'))
+      expect(readdirSync(join(own, 'witness', 'archives', copies[0]!))).toEqual(['request_log-2026-09.db'])
+      const before = process.env.XDG_CACHE_HOME
+      process.env.XDG_CACHE_HOME = tempDir()
+      try {
+        const archives = await openArchivesFor(t.retention.archiveDir)
+        expect(archives.map((a) => (a.db.query('SELECT count(*) AS n FROM request_log').get() as { n: number }).n)).toEqual([1, 1])
+        closeArchives(archives)
+      } finally {
+        if (before === undefined) delete process.env.XDG_CACHE_HOME
+        else process.env.XDG_CACHE_HOME = before
+      }
+      expect(existsSync(join(t.retention.archiveDir, '.cache'))).toBe(false)
+    } finally {
+      undo()
     }
   })
 

@@ -3,15 +3,18 @@
  * request_log schema, the same ids, plus the side tables and indexes copied
  * from the live database's own definitions), compressed with zstd to
  * `request_log-YYYY-MM.db.zst` once the month is closed. Compressed months
- * are read through a decompressed copy in `<archive_dir>/.cache/`.
+ * are read through a decompressed copy in `<archive_dir>/.cache/` (or, for a
+ * reader that may not write there, in a cache of its own: copyPaths).
  */
 import { Database } from 'bun:sqlite'
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs'
 import { mkdir, open, rename } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { homedir } from 'node:os'
+import { basename, dirname, join, resolve } from 'node:path'
 import zlib from 'node:zlib'
 import { ArchiveDamagedError, ArchiveError, ArchiveHalfWrittenError } from '../errors.ts'
 import { writeFileDurably, syncDir } from '../jobs/durable-file.ts'
+import { sha256 } from '../hash.ts'
 import { REQUEST_LOG_DDL, columnsOf, hasTable } from '../telemetry/schema.ts'
 import type { SideTable } from './side-tables.ts'
 
@@ -206,14 +209,24 @@ function compressWithChecksum(bytes: Buffer): Promise<Buffer> {
  */
 export function readablePath(dir: string, file: ArchiveFile): string {
   if (!file.compressed) return file.path
-  const cached = cachedPath(dir, file.month)
-  if (cacheIsFresh(cached, file)) {
-    noteUse(cached)
-    return cached
+  const fresh = freshCopy(dir, file)
+  if (fresh) {
+    noteUse(fresh)
+    return fresh
   }
-  mkdirSync(cacheDir(dir), { recursive: true })
   const version = versionOf(file.path)
-  writeFileDurably(cached, decompressed(file))
+  const bytes = decompressed(file)
+  const [own, mine] = copyPaths(dir, file.month)
+  let cached = own
+  try {
+    mkdirSync(dirname(own), { recursive: true })
+    writeFileDurably(own, bytes)
+  } catch (error) {
+    if (!cannotWriteThere(error)) throw error
+    cached = mine
+    mkdirSync(dirname(mine), { recursive: true, mode: 0o700 })
+    writeFileDurably(mine, bytes)
+  }
   markVersion(cached, version)
   checkCopy(cached, file)
   return cached
@@ -272,10 +285,8 @@ function checkCopy(cached: string, file: ArchiveFile): void {
  * first time keeps answering meanwhile. `readablePath` then finds it fresh.
  */
 export async function prepareReadable(dir: string, file: ArchiveFile): Promise<void> {
-  const cached = cachedPath(dir, file.month)
   // Gone since it was listed (reopened for a late row, or deleted): openArchiveReadonly sorts that out.
-  if (!file.compressed || !existsSync(file.path) || cacheIsFresh(cached, file)) return
-  await mkdir(cacheDir(dir), { recursive: true })
+  if (!file.compressed || !existsSync(file.path) || freshCopy(dir, file)) return
   const version = versionOf(file.path)
   const compressed = await Bun.file(file.path).bytes()
   let bytes: Uint8Array
@@ -284,10 +295,22 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
   } catch (error) {
     throw cannotDecompress(file, error)
   }
-  // Temp file, fsync, rename: a crash never leaves half a copy under the cached name. The temp file
-  // is beside the archives, not in the cache, where the archive job's pruneCache would remove it.
-  const tmp = join(dir, `.request_log-${file.month}.db.cache.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  const [own, mine] = copyPaths(dir, file.month)
   try {
+    // The temp file is beside the archives, not in the cache, where the archive job's pruneCache would remove it.
+    await writeCopy(own, dir, file, bytes, version)
+  } catch (error) {
+    if (!cannotWriteThere(error)) throw error
+    await mkdir(dirname(mine), { recursive: true, mode: 0o700 })
+    await writeCopy(mine, dirname(mine), file, bytes, version)
+  }
+}
+
+/** Temp file (in `tempDir`), fsync, rename: a crash never leaves half a copy under the cached name. */
+async function writeCopy(cached: string, tempDir: string, file: ArchiveFile, bytes: Uint8Array, version: number): Promise<void> {
+  const tmp = join(tempDir, `.request_log-${file.month}.db.cache.${process.pid}.${crypto.randomUUID().slice(0, 8)}.tmp`)
+  try {
+    await mkdir(dirname(cached), { recursive: true })
     const handle = await open(tmp, 'w')
     try {
       await handle.writeFile(bytes)
@@ -298,10 +321,37 @@ export async function prepareReadable(dir: string, file: ArchiveFile): Promise<v
     await rename(tmp, cached)
     markVersion(cached, version)
   } catch (error) {
-    rmSync(tmp, { force: true })
+    try {
+      rmSync(tmp, { force: true })
+    } catch {
+      // a read-only file system refuses even that; the error below is the one to tell
+    }
     if (error instanceof Error) error.message = `cannot write the decompressed copy of ${file.path} (${tmp}): ${error.message}`
     throw error
   }
+}
+
+/**
+ * Where a decompressed copy of a month is kept: in the cache beside the archives, or, for a reader
+ * that may not write there (a member of the database's group, a read-only mount, a full disk),
+ * in a cache of its own, `~/.cache/witness/archives/<the archive directory's hash>/` (mode 0700;
+ * `$XDG_CACHE_HOME` if set). The archive job prunes the first; the second holds a copy per month read.
+ */
+function copyPaths(dir: string, month: string): [string, string] {
+  const name = `request_log-${month}.db`
+  const home = process.env.XDG_CACHE_HOME || join(homedir(), '.cache')
+  return [join(cacheDir(dir), name), join(home, 'witness', 'archives', sha256(resolve(dir)).slice(0, 16), name)]
+}
+
+/** A fresh copy of `file` in either place, or null. */
+function freshCopy(dir: string, file: ArchiveFile): string | null {
+  return copyPaths(dir, file.month).find((path) => cacheIsFresh(path, file)) ?? null
+}
+
+/** Whether writing the copy beside the archives failed because this reader may not, or cannot, write there. */
+function cannotWriteThere(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return code === 'EACCES' || code === 'EPERM' || code === 'EROFS' || code === 'ENOSPC' || code === 'EDQUOT'
 }
 
 /**
@@ -326,10 +376,6 @@ export async function eachReadableArchive(dir: string, use: (db: Database) => vo
     await Bun.sleep(0)
   }
   return unreadable
-}
-
-function cachedPath(dir: string, month: string): string {
-  return join(cacheDir(dir), `request_log-${month}.db`)
 }
 
 /**
@@ -441,14 +487,14 @@ export function openArchiveReadonly(dir: string, file: ArchiveFile): Database {
       const now = listArchives(dir).find((f) => f.month === file.month)
       // Or its decompressed copy was removed between making sure of it and opening it (pruneCache: no
       // read had used it for a day): it is made again.
-      const copyGone = file.compressed && !existsSync(cachedPath(dir, file.month))
+      const copyGone = file.compressed && !copyPaths(dir, file.month).some((path) => existsSync(path))
       if (!now || (now.path === file.path && !copyGone)) throw error
       return open(now)
     }
   } catch (error) {
     if (!isDamage(error)) throw error
     // A decompressed copy that is damaged is no copy to keep: the next read makes it again.
-    if (file.compressed) rmSync(cachedPath(dir, file.month), { force: true })
+    if (file.compressed) for (const path of copyPaths(dir, file.month)) rmSync(path, { force: true })
     throw new ArchiveDamagedError(`archive ${file.path} is not a whole database (${(error as Error).message}): the file is cut or damaged; restore it from a copy`, [file.path], error)
   }
 }
@@ -488,7 +534,7 @@ function recoverHotJournal(path: string): void {
 
 /** Deletes a month's files and its cached copy. */
 export function deleteArchive(dir: string, month: string): void {
-  for (const path of [archivePath(dir, month), archivePath(dir, month, true), `${archivePath(dir, month)}-journal`, cachedPath(dir, month)]) {
+  for (const path of [archivePath(dir, month), archivePath(dir, month, true), `${archivePath(dir, month)}-journal`, copyPaths(dir, month)[0]]) {
     rmSync(path, { force: true })
   }
   syncDir(dir)
