@@ -1,7 +1,7 @@
 /** `witness archive [--config PATH]`: move old rows to the monthly archives now (see src/retention/archive-job.ts). */
 import { parseArgs } from 'node:util'
 import { loadConfig, configPathFrom } from '../config-file.ts'
-import { type ArchiveReport, runArchive } from '../retention/archive-job.ts'
+import { type ArchiveReport, describeNotRows, runArchive } from '../retention/archive-job.ts'
 import { spaceKept } from '../retention/vacuum.ts'
 import { type Command, configuredDatabase, parsed, positiveIntOf } from './args.ts'
 
@@ -24,13 +24,13 @@ export const archiveCommand: Command = {
         ? (e) => console.error(`witness archive: ${e.phase} ${e.ids.length} rows (to ${e.months.join(', ')})`)
         : undefined,
     })
-    for (const line of describeArchive(report, config.retention.archiveDir, livePath)) console.log(`witness archive: ${line}`)
+    for (const line of describeArchive(report, config.retention.archiveDir, livePath, config.retention.maxDbMb)) console.log(`witness archive: ${line}`)
     return 0
   },
 }
 
 /** The lines `witness archive` prints for a report. */
-function describeArchive(report: ArchiveReport, dir: string, livePath: string): string[] {
+function describeArchive(report: ArchiveReport, dir: string, livePath: string, maxDbMb: number): string[] {
   const months = Object.entries(report.months).map(([month, n]) => `${month}: ${n}`)
   const lines = [`moved ${report.moved + report.movedEarly} rows to ${dir}${months.length ? ` (${months.join(', ')})` : ''}`]
   if (report.movedEarly) lines.push(`${report.movedEarly} of them early, because the live file was over retention.max_db_mb`)
@@ -41,6 +41,7 @@ function describeArchive(report: ArchiveReport, dir: string, livePath: string): 
   if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign (proof.key_path missing: run witness init): ${report.keptUnsigned.join(', ')}`)
   lines.push(`live database ${mb(report.liveBytesBefore)} -> ${mb(report.liveBytesAfter)}`)
   if (report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, livePath))
+  if (report.notRows) lines.push(describeNotRows(report.notRows, maxDbMb))
   return lines
 }
 

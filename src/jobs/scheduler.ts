@@ -15,7 +15,7 @@ import { existsSync, statSync } from 'node:fs'
 import type { Clock } from '../clock.ts'
 import type { Config } from '../config.ts'
 import { JobBusyError } from '../errors.ts'
-import { DAY_MS, runArchive } from '../retention/archive-job.ts'
+import { DAY_MS, describeNotRows, runArchive } from '../retention/archive-job.ts'
 import { spaceKept } from '../retention/vacuum.ts'
 import { checkpointNow } from '../proof/checkpoint-job.ts'
 import { loadSigningKey } from '../proof/keys.ts'
@@ -49,6 +49,7 @@ export interface Jobs {
 export function startJobs(deps: JobsDeps): Jobs {
   let lastArchiveAt: number | null = null
   let archiveRetryAt: number | null = null
+  let lastNotRows: string | null = null
   let lastSyncAt: number | null = null
   let lastCheckpointAt: number | null = null
   let running: Promise<void> | null = null
@@ -91,6 +92,10 @@ export function startJobs(deps: JobsDeps): Jobs {
         if (moved && report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, deps.livePath))
         if (report.keptForeign.length) lines.push(`kept archives past archive_keep_days that hold chain entries of rows from other months (put there by hand?): ${report.keptForeign.join(', ')}`)
         if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign: ${report.keptUnsigned.join(', ')}`)
+        // Said when it changes (a run comes every 10 minutes while the file is over), not at each run.
+        const notRows = report.notRows ? describeNotRows(report.notRows, config.retention.maxDbMb) : null
+        if (notRows && notRows !== lastNotRows) lines.push(notRows)
+        lastNotRows = notRows
         return lines
       })
       if (busy) archiveRetryAt = now + BUSY_RETRY_MS

@@ -76,6 +76,11 @@ export interface ArchiveReport {
   liveBytesAfter: number
   /** Bytes of free pages the live file keeps: it was not created by witness, and auto_vacuum is off (0 otherwise). */
   freeBytesKept: number
+  /**
+   * Over max_db_mb with more of the file than its target taken by what never moves (checkpoints,
+   * stored stats): no row was moved early, since moving every row could not bring it under. Null otherwise.
+   */
+  notRows: { usedBytes: number; fixedBytes: number; largest: [string, number][] } | null
 }
 
 export function archiveLockPath(archiveDir: string): string {
@@ -89,7 +94,7 @@ export async function runArchive(options: ArchiveJobOptions): Promise<ArchiveRep
   const lock = takeJobLock('archive', archiveLockPath(dir), options.now)
   const report: ArchiveReport = {
     moved: 0, movedEarly: 0, months: {}, compressed: [], deleted: [], keptUnexported: [], keptUnsigned: [], keptForeign: [],
-    liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0, freeBytesKept: 0,
+    liveBytesBefore: fileBytes(options.livePath), liveBytesAfter: 0, freeBytesKept: 0, notRows: null,
   }
   let live: Database | null = null
   try {
@@ -180,12 +185,46 @@ async function moveRows(live: Database, options: ArchiveJobOptions, report: Arch
     report.moved = await moveAll(isoTime(archivedBeforeMs(options.retention, options.now())), () => true)
     const maxBytes = options.retention.maxDbMb * 1024 * 1024
     if (fileBytes(options.livePath) > maxBytes || usedBytes(live) > maxBytes) {
-      report.movedEarly = await moveAll(NEVER, () => usedBytes(live) > maxBytes * EARLY_TARGET)
+      // What never moves (checkpoints, the stored stats) may be most of the file: then moving every
+      // row, the youngest included, could not bring it under, and would drain the table at each run.
+      const fixed = unmovedBytes(live)
+      if (fixed && fixed.total >= maxBytes * EARLY_TARGET) report.notRows = { usedBytes: usedBytes(live), fixedBytes: fixed.total, largest: fixed.largest }
+      else report.movedEarly = await moveAll(NEVER, () => usedBytes(live) > maxBytes * EARLY_TARGET)
     }
   } finally {
     mover.close()
   }
   report.freeBytesKept = await giveSpaceBack(live, budget)
+}
+
+/** What an archive run says of a live file whose size is not its rows (report.notRows). */
+export function describeNotRows(notRows: NonNullable<ArchiveReport['notRows']>, maxDbMb: number): string {
+  const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`
+  const largest = notRows.largest.filter(([, bytes]) => bytes > 0).map(([name, bytes]) => `${name} ${mb(bytes)}`).join(', ')
+  return `the live database uses ${mb(notRows.usedBytes)}, over retention.max_db_mb (${maxDbMb} MB), and ${mb(notRows.fixedBytes)} of it is not rows (${largest}), which archiving never moves: no row was moved early, since moving every one could not bring it under; raise retention.max_db_mb (and database_max_mb)`
+}
+
+/** The tables whose rows the archive job moves (the rows and what moves with them), with their indexes. */
+const MOVED_TABLES = new Set(['request_log', ...SIDE_TABLES.map((s) => s.table)])
+
+/**
+ * The bytes of the live file's b-trees that no archiving moves (checkpoints, stored stats, state),
+ * each a walk of that b-tree alone (SQLite's dbstat); the largest first. Null where dbstat is not built in.
+ */
+function unmovedBytes(live: Database): { total: number; largest: [string, number][] } | null {
+  const names = live.query("SELECT name, tbl_name FROM sqlite_schema WHERE type IN ('table', 'index') AND rootpage > 0").all() as { name: string; tbl_name: string }[]
+  const sizes: [string, number][] = []
+  try {
+    const size = live.query('SELECT sum(pgsize) AS bytes FROM dbstat WHERE name = ?')
+    for (const { name, tbl_name } of names) {
+      if (MOVED_TABLES.has(tbl_name) || tbl_name === 'sqlite_sequence') continue
+      sizes.push([name, (size.get(name) as { bytes: number | null }).bytes ?? 0])
+    }
+  } catch {
+    return null
+  }
+  sizes.sort((a, b) => b[1] - a[1])
+  return { total: sizes.reduce((sum, [, bytes]) => sum + bytes, 0), largest: sizes.slice(0, 3) }
 }
 
 function liveHasMonth(live: Database, month: string): boolean {
