@@ -629,6 +629,35 @@ describe.skipIf(!HAVE_GIT)('a remote whose history was rewritten', () => {
   })
 })
 
+describe.skipIf(!HAVE_GIT)('a push whose outcome this clone never learned (it timed out, and landed)', () => {
+  test('the next fetch finds it in the remote and remembers it as pushed, so a later force-push dropping it is told as a rewrite', async () => {
+    const remote = bareRepo(join(tempDir(), 'telemetry.git'))
+    const m = machine('alpha', remote)
+    await m.seed([{ timestamp: '2026-12-01T10:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    const first = git(['rev-parse', 'HEAD'], m.workDir).trim()
+    await m.seed([{ timestamp: '2026-12-01T11:00:00.000Z' }])
+    expect((await m.sync()).code).toBe(0)
+    const landed = git(['rev-parse', 'HEAD'], m.workDir).trim()
+    // As after a push that timed out here: the clone still takes the first commit for its last pushed.
+    git(['update-ref', 'refs/witness/pushed', first], m.workDir)
+    expect((await m.sync()).code).toBe(0)
+    expect(git(['rev-parse', 'refs/witness/pushed'], m.workDir).trim()).toBe(landed)
+    // Someone drops the landed commit and rewrites a line of the first, then force-pushes.
+    const other = join(tempDir(), 'other')
+    git(['clone', '-q', '-b', 'main', remote, other])
+    git(['reset', '-q', '--hard', 'HEAD~1'], other)
+    const day = join(other, 'alpha/2026/12/01.ndjson')
+    writeFileSync(day, readFileSync(day, 'utf8').replace('"kimi"', '"groq"'))
+    git(['-c', 'user.name=x', '-c', 'user.email=x@x', 'commit', '-qam', 'rewritten'], other)
+    git(['push', '-qf', 'origin', 'main'], other)
+    await m.seed([{ timestamp: '2026-12-01T12:00:00.000Z' }])
+    const wedged = await m.sync()
+    expect(wedged.code).not.toBe(0)
+    expect(wedged.stderr).toContain('the remote branch main was rewritten (force-pushed)')
+  })
+})
+
 describe.skipIf(!HAVE_GIT)('a remote whose branch is gone, and git killed mid-update', () => {
   test('a branch deleted on the remote, or the repository made anew and empty: the next sync pushes everything again', async () => {
     for (const reset of ['branch', 'repository'] as const) {

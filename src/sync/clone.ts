@@ -91,6 +91,9 @@ export async function updateFromRemote(git: Git, branch: string): Promise<Remote
     await gitOk(git, ['reset', '-q', '--hard', `origin/${branch}`])
     return { reachable: true }
   }
+  // A push that timed out here may have landed all the same: what the remote holds of this clone's
+  // commits was pushed, and is what a later rewrite of the branch would be told by.
+  if ((await git(['merge-base', '--is-ancestor', 'HEAD', `origin/${branch}`])).code === 0) await git(['update-ref', PUSHED_REF, 'HEAD'])
   const rebased = await git(['rebase', '-q', `origin/${branch}`])
   if (rebased.code !== 0) {
     await git(['rebase', '--abort'])
@@ -102,7 +105,9 @@ export async function updateFromRemote(git: Git, branch: string): Promise<Remote
         `sync: the remote branch ${branch} was rewritten (force-pushed): it no longer holds what this clone pushed before, so its commits cannot be replayed on it. The rows are safe in the database: move sync.work_dir aside and run witness sync again, to export them into a fresh clone (lines the remote has are not written twice)`,
       )
     }
-    throw new SyncError(`sync: rebasing onto origin/${branch} failed (${firstLines(rebased.stderr || rebased.stdout)}); is another machine using the same machine name?`)
+    throw new SyncError(
+      `sync: rebasing onto origin/${branch} failed (${firstLines(rebased.stderr || rebased.stdout)}): the remote changed this machine's files. Either another machine uses the same machine name, or the branch was rewritten (force-pushed, after a push of this clone's that it could not confirm). The rows are safe in the database: once the cause is found, move sync.work_dir aside and run witness sync again, to export them into a fresh clone (lines the remote has are not written twice)`,
+    )
   }
   return { reachable: true }
 }
