@@ -213,6 +213,11 @@ function workDiskFull(dir: string, error: unknown): UsageError {
 /** The public key an explicit `--key` names; a usage error when there is none there. */
 async function publicKeyAt(path: string): Promise<PublicKeyFile> {
   if (!existsSync(path)) throw new UsageError(`--key: no file at ${path}`)
+  try {
+    accessSync(path, constants.R_OK)
+  } catch (error) {
+    throw new UsageError(`--key: ${path} cannot be read (${(error as { code?: string }).code ?? (error as Error).message})`, { showUsage: false })
+  }
   const key = await readPublicKey(path)
   if (!key) throw new UsageError(`--key: ${path} holds no Ed25519 public key (give the published public-key.json, the key file, or a JWK)`)
   return key

@@ -192,7 +192,8 @@ export function createMover(live: Database, options: MoverOptions): Mover {
           await retryWhileBusy(`archive: writing request_log-${month}.db`, () => copy(archive, JSON.stringify(ids)), budget)
         } catch (error) {
           // SQLite's "database or disk is full" names no file: the operator needs to know which disk.
-          if (error instanceof Error && !(error instanceof ArchiveError)) error.message = `cannot write ${archivePath(options.dir, month)}: ${error.message}`
+          // Named once: a write that already names its file (writeFileDurably's) is not named again.
+          if (error instanceof Error && !(error instanceof ArchiveError) && !error.message.startsWith('cannot write ')) error.message = `cannot write ${archivePath(options.dir, month)}: ${error.message}`
           throw error
         }
       }
