@@ -50,7 +50,7 @@ export const openaiAdapter: Adapter = {
       throw new MalformedResponse('response is not a chat.completion (no choices array)')
     }
     // No choice is no answer (the SDKs' helpers throw on it): the provider failed, so the chain falls back.
-    if (json.choices.length === 0) throw new MalformedResponse('an answer without a choice', openaiUsage(usageIn(json)))
+    if (!json.choices.some(isRecord)) throw new MalformedResponse('an answer without a choice', openaiUsage(usageIn(json)))
     return {
       wire: 'openai',
       body: json,
@@ -97,7 +97,7 @@ export const openaiAdapter: Adapter = {
     facts.servedModel ??= stringOrNull(json.model)
     const usage = usageIn(json)
     if (usage) facts.usage = openaiUsage(usage)
-    if (Array.isArray(json.choices) && json.choices.length > 0) {
+    if (Array.isArray(json.choices) && json.choices.some(isRecord)) {
       facts.chunks++
       if (!facts.content) facts.content = json.choices.some(carriesContent)
     }

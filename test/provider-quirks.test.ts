@@ -634,6 +634,11 @@ describe('answers that say less than they seem to', () => {
     expect(lastRows(3).map((r) => [r.provider, r.status])).toEqual([['up', 'error'], ['ant', 'fallback'], ['ant', 'success']])
     expect(lastRows(3)[0]!.error_message).toBe('malformed response: the stream ended without a choice')
     expect(streamed.text).toContain('"Hi."')
+
+    // A "choice" that is no object is none either.
+    answers.push(json(answer({ choices: [null] })), json({ type: 'message', id: 'msg_3', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi.' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 2 } }))
+    expect((await ask('paid')).status).toBe(200)
+    expect(lastRows(3).map((r) => [r.provider, r.status, r.error_message?.startsWith('malformed') ?? null])).toEqual([['up', 'error', true], ['ant', 'fallback', false], ['ant', 'success', null]])
   })
 
   test('a stream of no choice after its first event ends in an error, not a success (it was the client\'s from its first event)', async () => {

@@ -309,14 +309,15 @@ async function decide(o: WatchdogOptions, router: RouterClient, check: Heartbeat
 }
 
 /**
- * Whether a clean stop of the router was the restart of a rollback not in effect: it came while that
- * rollback ran (from its start to its recording; for one not recorded yet, from its start on). Its
- * restart is then tried again by later streaks, as for any rollback not in effect; a stop after it
- * was recorded is an operator's, and respected.
+ * Whether a clean stop of the router was the restart of a rollback recorded as not in effect: it
+ * came while that rollback ran, between its start and its recording. Its restart is then tried again
+ * by later streaks, as for any rollback not in effect; a stop after it was recorded is an operator's,
+ * and respected (so is any stop while a rollback waits, unrecorded, for the database: no window
+ * known to end).
  */
 function stoppedByOwnRestart(stoppedAt: string, state: WatchdogState): boolean {
-  const within = (from: string | null | undefined, to: string | null) => typeof from === 'string' && stoppedAt >= from && (to === null || stoppedAt <= to)
-  return within(state.unapplied?.started_at, state.unapplied?.recorded_at ?? null) || within(state.rollback?.started_at, null)
+  const from = state.unapplied?.started_at
+  return typeof from === 'string' && stoppedAt >= from && stoppedAt <= state.unapplied!.recorded_at
 }
 
 /** A rollback as the state's `unapplied` keeps it: recorded at `at` as not in effect. */

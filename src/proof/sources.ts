@@ -30,14 +30,12 @@ export interface LiveFacts {
   /** chain.first_log_id */
   chainStartsAt: number
   pruned: PrunedRecord[]
-  /** The highest request_log id SQLite ever gave (its AUTOINCREMENT sequence; 0: none): rows are only ever moved out by the archive job. */
-  issuedThrough: number
   /** Runs of checkpoint ids missing below the highest (the live file keeps every checkpoint it makes), the first few. */
   checkpointGaps: [number, number][]
   /** The highest checkpoint id in the live file (0: none). */
   lastCheckpoint: number
   /** How far the exports reached (sync-state.ts). */
-  exported: { rows: number; entries: number; checkpoints: number }
+  exported: { entries: number; checkpoints: number }
 }
 
 /**
@@ -54,7 +52,6 @@ export async function gatherLive(store: WorkStore, path: string): Promise<LiveFa
     archived: readState(db, ARCHIVED_MAX_ID_KEY, schema) !== null,
     chainStartsAt: chainStartsAt(db, schema),
     pruned: readPruned(db, schema),
-    issuedThrough: hasTable(db, 'sqlite_sequence', schema) ? ((db.query(`SELECT seq FROM ${schema}.sqlite_sequence WHERE name = 'request_log'`).get() as { seq: number } | null)?.seq ?? 0) : 0,
     ...checkpointIds(db, schema),
     exported: exportedThrough(db, schema),
   }))

@@ -78,7 +78,8 @@ export interface ArchiveReport {
   freeBytesKept: number
   /**
    * Over max_db_mb with more of the file than its target taken by what never moves (checkpoints,
-   * stored stats): no row was moved early, since moving every row could not bring it under. Null otherwise.
+   * stored stats): moving every row cannot bring it under, though rows were moved early all the same
+   * (what they free keeps the router under database_max_mb). Null otherwise.
    */
   notRows: { usedBytes: number; fixedBytes: number; largest: [string, number][] } | null
 }
@@ -187,9 +188,11 @@ async function moveRows(live: Database, options: ArchiveJobOptions, report: Arch
     if (fileBytes(options.livePath) > maxBytes || usedBytes(live) > maxBytes) {
       // What never moves (checkpoints, the stored stats) may be most of the file: then moving every
       // row, the youngest included, could not bring it under, and would drain the table at each run.
+      // Rows are moved all the same: under database_max_mb the router refuses every new call, and
+      // whatever moving them frees keeps it serving. The operator is told to raise the limits.
       const fixed = unmovedBytes(live)
       if (fixed && fixed.total >= maxBytes * EARLY_TARGET) report.notRows = { usedBytes: usedBytes(live), fixedBytes: fixed.total, largest: fixed.largest }
-      else report.movedEarly = await moveAll(NEVER, () => usedBytes(live) > maxBytes * EARLY_TARGET)
+      report.movedEarly = await moveAll(NEVER, () => usedBytes(live) > maxBytes * EARLY_TARGET)
     }
   } finally {
     mover.close()
@@ -201,7 +204,7 @@ async function moveRows(live: Database, options: ArchiveJobOptions, report: Arch
 export function describeNotRows(notRows: NonNullable<ArchiveReport['notRows']>, maxDbMb: number): string {
   const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`
   const largest = notRows.largest.filter(([, bytes]) => bytes > 0).map(([name, bytes]) => `${name} ${mb(bytes)}`).join(', ')
-  return `the live database uses ${mb(notRows.usedBytes)}, over retention.max_db_mb (${maxDbMb} MB), and ${mb(notRows.fixedBytes)} of it is not rows (${largest}), which archiving never moves: no row was moved early, since moving every one could not bring it under; raise retention.max_db_mb (and database_max_mb)`
+  return `the live database uses ${mb(notRows.usedBytes)}, over retention.max_db_mb (${maxDbMb} MB), and ${mb(notRows.fixedBytes)} of it is not rows (${largest}), which archiving never moves: moving every row (done all the same, so that writes go on) cannot bring it under, and each run drains the table; raise retention.max_db_mb (and database_max_mb)`
 }
 
 /** The tables whose rows the archive job moves (the rows and what moves with them), with their indexes. */

@@ -29,20 +29,13 @@ export const SYNC_STATE_KEY = 'sync.state'
 export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
 
 /**
- * How far this machine's exports reached, by any clone (0: nothing): rows up to `rows` were looked at
- * (they existed then), chain entries up to `entries` and checkpoints up to `checkpoints` were written
- * out. What verify holds against the database: the export cannot have covered what never existed.
+ * How far this machine's exports reached, by any clone (0: nothing): chain entries up to `entries`
+ * and checkpoints up to `checkpoints` were written out. What verify holds against the database: the
+ * export cannot have covered what never existed.
  */
-export function exportedThrough(db: Database, schema = 'main'): { rows: number; entries: number; checkpoints: number } {
-  let rows = 0
-  try {
-    const parsed = v.safeParse(SyncStateSchema, JSON.parse(readState(db, SYNC_STATE_KEY, schema) ?? 'null'))
-    if (parsed.success) rows = parsed.output.watermark
-  } catch {
-    // unreadable: the sync starts over, and nothing is known exported
-  }
+export function exportedThrough(db: Database, schema = 'main'): { entries: number; checkpoints: number } {
   const [, seq, checkpoint] = (readState(db, CHAIN_EXPORT_KEY, schema) ?? '').split(' ')
-  return { rows, entries: Number(seq) || 0, checkpoints: Number(checkpoint) || 0 }
+  return { entries: Number(seq) || 0, checkpoints: Number(checkpoint) || 0 }
 }
 
 const Covered = {
