@@ -1,5 +1,6 @@
 /** `witness archive [--config PATH]`: move old rows to the monthly archives now (see src/retention/archive-job.ts). */
 import { parseArgs } from 'node:util'
+import { megabytes } from '../format/size.ts'
 import { loadConfig, configPathFrom } from '../config-file.ts'
 import { type ArchiveReport, describeNotRows, runArchive } from '../retention/archive-job.ts'
 import { spaceKept } from '../retention/vacuum.ts'
@@ -39,12 +40,8 @@ function describeArchive(report: ArchiveReport, dir: string, livePath: string, m
   if (report.keptUnexported.length) lines.push(`kept archives past archive_keep_days that hold rows not yet synced: ${report.keptUnexported.join(', ')}`)
   if (report.keptForeign.length) lines.push(`kept archives past archive_keep_days that hold chain entries of rows from other months (put there by hand?): ${report.keptForeign.join(', ')}`)
   if (report.keptUnsigned.length) lines.push(`kept archives past archive_keep_days whose deletion no key could sign (proof.key_path missing: run witness init): ${report.keptUnsigned.join(', ')}`)
-  lines.push(`live database ${mb(report.liveBytesBefore)} -> ${mb(report.liveBytesAfter)}`)
+  lines.push(`live database ${megabytes(report.liveBytesBefore)} -> ${megabytes(report.liveBytesAfter)}`)
   if (report.freeBytesKept > 0) lines.push(spaceKept(report.freeBytesKept, livePath))
   if (report.notRows) lines.push(describeNotRows(report.notRows, maxDbMb))
   return lines
-}
-
-function mb(bytes: number): string {
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`
 }

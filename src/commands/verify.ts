@@ -356,8 +356,8 @@ function sameMachine(issuer: string, store: WorkStore, config: Config | null): b
  * The newest chain entries and checkpoints, deleted together: the chain then ends earlier and the
  * newest signed checkpoint still matches it, but the live file remembers what it gave out: it keeps
  * every checkpoint it makes (ids from 1, none deleted), and the sync state says which chain entries
- * and checkpoints the exports already covered. Anyone who can write the
- * file can rewrite these too; the export (`--repo`) is what they cannot reach.
+ * and checkpoints the exports already covered. Anyone who can write the file can rewrite these too;
+ * the export (`--repo`) is what they cannot reach.
  */
 function tailProblems(live: LiveFacts, verdict: Verdict, complete: boolean, pruned: readonly PrunedRun[]): string[] {
   const problems: string[] = []
@@ -376,4 +376,3 @@ function tailProblems(live: LiveFacts, verdict: Verdict, complete: boolean, prun
   }
   return problems
 }
-

@@ -27,6 +27,7 @@ import { monthOfMs, monthStartMs, nextMonthStartMs } from './months.ts'
 import { markArchiveMonthDeleted, recordArchiveMonths } from './archive-months.ts'
 import { type BatchEvent, createMover } from './mover.ts'
 import { SIDE_TABLES } from './side-tables.ts'
+import { megabytes } from '../format/size.ts'
 import { giveSpaceBack, usedBytes } from './vacuum.ts'
 
 export const DAY_MS = 86_400_000
@@ -202,9 +203,8 @@ async function moveRows(live: Database, options: ArchiveJobOptions, report: Arch
 
 /** What an archive run says of a live file whose size is not its rows (report.notRows). */
 export function describeNotRows(notRows: NonNullable<ArchiveReport['notRows']>, maxDbMb: number): string {
-  const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`
-  const largest = notRows.largest.filter(([, bytes]) => bytes > 0).map(([name, bytes]) => `${name} ${mb(bytes)}`).join(', ')
-  return `the live database uses ${mb(notRows.usedBytes)}, over retention.max_db_mb (${maxDbMb} MB), and ${mb(notRows.fixedBytes)} of it is not rows (${largest}), which archiving never moves: moving every row (done all the same, so that writes go on) cannot bring it under, and each run drains the table; raise retention.max_db_mb (and database_max_mb)`
+  const largest = notRows.largest.filter(([, bytes]) => bytes > 0).map(([name, bytes]) => `${name} ${megabytes(bytes)}`).join(', ')
+  return `the live database uses ${megabytes(notRows.usedBytes)}, over retention.max_db_mb (${maxDbMb} MB), and ${megabytes(notRows.fixedBytes)} of it is not rows (${largest}), which archiving never moves: moving every row (done all the same, so that writes go on) cannot bring it under, and each run drains the table; raise retention.max_db_mb (and database_max_mb)`
 }
 
 /** The tables whose rows the archive job moves (the rows and what moves with them), with their indexes. */

@@ -7,6 +7,7 @@
  * TRUNCATE checkpoint follows (best effort: a busy reader only delays it).
  */
 import type { Database } from 'bun:sqlite'
+import { megabytes } from '../format/size.ts'
 import { isBusy, retryWhileBusy } from '../jobs/job-db.ts'
 
 const PAGES_PER_STEP = 2048
@@ -53,5 +54,5 @@ export async function giveSpaceBack(db: Database, busyBudgetMs = 10_000): Promis
 
 /** What to do about free pages the live file cannot give back (auto_vacuum off: not created by witness). */
 export function spaceKept(bytes: number, livePath: string): string {
-  return `the live file keeps ${(bytes / 1024 / 1024).toFixed(1)} MB of free space it cannot give back: it was not created by witness, so auto_vacuum is off. With the server stopped, run: sqlite3 '${livePath.replaceAll("'", "'\\''")}' 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`
+  return `the live file keeps ${megabytes(bytes)} of free space it cannot give back: it was not created by witness, so auto_vacuum is off. With the server stopped, run: sqlite3 '${livePath.replaceAll("'", "'\\''")}' 'PRAGMA auto_vacuum = INCREMENTAL; VACUUM;'`
 }

@@ -22,8 +22,7 @@
 import type { Database } from 'bun:sqlite'
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
-import { readState } from '../jobs/job-db.ts'
-import { CHAIN_EXPORT_KEY } from './sync-state.ts'
+import { readChainExport } from './sync-state.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
 import type { PublicKeyFile } from '../proof/keys.ts'
@@ -33,7 +32,6 @@ import { archivesMissing } from '../retention/read-sources.ts'
 import { checkpointPaths } from '../proof/checkpoint-files.ts'
 import { CHAIN_START_FILE } from '../proof/export-folder.ts'
 import { chainStartsAt } from '../proof/sources.ts'
-
 
 const PAGE = 5_000
 
@@ -55,8 +53,8 @@ export interface ProofExport {
 
 /** What the last run exported into the clone `repo` (nothing for another clone). */
 export function readProofState(live: Database, repo: string): ProofExportState {
-  const [savedRepo, seq, checkpoint] = (readState(live, CHAIN_EXPORT_KEY) ?? '').split(' ')
-  return savedRepo === repo ? { seq: Number(seq) || 0, checkpoint: Number(checkpoint) || 0 } : { seq: 0, checkpoint: 0 }
+  const saved = readChainExport(live)
+  return saved.repo === repo ? { seq: saved.seq, checkpoint: saved.checkpoint } : { seq: 0, checkpoint: 0 }
 }
 
 export function encodeProofState(repo: string, state: ProofExportState): string {

@@ -34,8 +34,14 @@ export const CHAIN_EXPORT_KEY = 'sync.chain_seq'
  * export cannot have covered what never existed.
  */
 export function exportedThrough(db: Database, schema = 'main'): { entries: number; checkpoints: number } {
-  const [, seq, checkpoint] = (readState(db, CHAIN_EXPORT_KEY, schema) ?? '').split(' ')
-  return { entries: Number(seq) || 0, checkpoints: Number(checkpoint) || 0 }
+  const { seq, checkpoint } = readChainExport(db, schema)
+  return { entries: seq, checkpoints: checkpoint }
+}
+
+/** What CHAIN_EXPORT_KEY says: the clone the proof was last exported to, and how far (0: nothing). */
+export function readChainExport(db: Database, schema = 'main'): { repo: string; seq: number; checkpoint: number } {
+  const [repo = '', seq, checkpoint] = (readState(db, CHAIN_EXPORT_KEY, schema) ?? '').split(' ')
+  return { repo, seq: Number(seq) || 0, checkpoint: Number(checkpoint) || 0 }
 }
 
 const Covered = {
