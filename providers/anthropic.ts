@@ -11,7 +11,7 @@ import { acceptedByAnthropic, anthropicRequestFromOpenAI } from './translate/to-
 import { anthropicInputTokens } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts, type Usage,
-  MalformedResponse, countOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
+  MalformedResponseError, countOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
 } from './types.ts'
 
 export const ANTHROPIC_VERSION = '2023-06-01'
@@ -40,7 +40,7 @@ export const anthropicAdapter: Adapter = {
 
   completion(json: unknown): Completion {
     if (!isRecord(json) || json.type !== 'message' || !Array.isArray(json.content)) {
-      throw new MalformedResponse('response is not a Messages API message')
+      throw new MalformedResponseError('response is not a Messages API message')
     }
     return {
       wire: 'anthropic',

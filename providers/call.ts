@@ -16,7 +16,7 @@ import { SseReader } from './sse.ts'
 import { completionEvents } from './translate/completion-events.ts'
 import { foldEvents } from './translate/fold-events.ts'
 import {
-  type Adapter, type ClientRequest, type Completion, ErrorInAnswer, MalformedResponse, type SseEvent, type StreamFacts, type Target,
+  type Adapter, type ClientRequest, type Completion, AnswerError, MalformedResponseError, type SseEvent, type StreamFacts, type Target,
   isRecord, newStreamFacts,
 } from './types.ts'
 
@@ -141,26 +141,26 @@ export async function callCompletion(adapter: Adapter, target: Target, request: 
     if (stored === completion && !streamed) return { ...completion, text, latencyMs }
     return { ...stored, body: { ...stored.body, id: stored.responseId ?? stored.body.id, model: stored.servedModel ?? stored.body.model }, latencyMs }
   } catch (error) {
-    if (error instanceof ErrorInAnswer) throw errorInAnswer(target, error, options, latencyMs)
+    if (error instanceof AnswerError) throw errorInAnswer(target, error, options, latencyMs)
     // Anything else is witness's own failure, not the provider's: it is not blamed on the answer.
-    if (!(error instanceof MalformedResponse)) throw error
+    if (!(error instanceof MalformedResponseError)) throw error
     const detail = `malformed response: ${error.message}`
     throw new ProviderError({ provider: target.provider, kind: 'malformed', detail, latencyMs, answeredStatus: response.status, retryable: false, usage: error.usage })
   }
 }
 
-/** An answer's JSON; MalformedResponse when it is none. */
+/** An answer's JSON; MalformedResponseError when it is none. */
 function jsonOf(text: string): unknown {
   try {
     return JSON.parse(text)
   } catch {
-    throw new MalformedResponse('body is not JSON')
+    throw new MalformedResponseError('body is not JSON')
   }
 }
 
 /**
  * The events of a whole event stream already read, each read by the adapter as a live stream's are:
- * an error event (by its type, its name or its contents) throws ErrorInAnswer, as one in a JSON body does.
+ * an error event (by its type, its name or its contents) throws AnswerError, as one in a JSON body does.
  */
 async function eventsOf(adapter: Adapter, bytes: Uint8Array): Promise<SseEvent[]> {
   const reader = new SseReader(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream())
@@ -168,7 +168,7 @@ async function eventsOf(adapter: Adapter, bytes: Uint8Array): Promise<SseEvent[]
   const events: SseEvent[] = []
   for (let event = await reader.next(); event; event = await reader.next()) {
     adapter.observe(event, facts)
-    if (facts.error !== null) throw new ErrorInAnswer(facts.error, facts.errorCode ?? undefined)
+    if (facts.error !== null) throw new AnswerError(facts.error, facts.errorCode ?? undefined)
     events.push(event)
   }
   return events
@@ -198,7 +198,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     // A JSON body in place of the stream: a whole answer from an upstream that ignored `stream: true`
     // (served as a stream: it was paid for), or an error in a 200 (a vLLM worker behind RunPod sends one).
     const answer = await wholeAnswer(adapter, target, response, options, startedAt)
-    if (answer instanceof ErrorInAnswer) throw errorInAnswer(target, answer, options, Math.round(options.now() - startedAt))
+    if (answer instanceof AnswerError) throw errorInAnswer(target, answer, options, Math.round(options.now() - startedAt))
     if (answer === 'too large') throw fail('malformed', `${notStream} (larger than ${MAX_RESPONSE_BYTES / 1024 / 1024} MB)`, false)
     if (answer === null) throw fail('malformed', notStream, false)
     reader = SseReader.over(completionEvents(answer.completion), answer.sha256)
@@ -210,7 +210,7 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
   try {
     first = await reader.next()
   } catch (error) {
-    if (error instanceof MalformedResponse) {
+    if (error instanceof MalformedResponseError) {
       await reader.cancel()
       throw fail('malformed', `malformed response: ${error.message}`, false)
     }
@@ -222,14 +222,14 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     adapter.observe(first, facts)
   } catch (error) {
     await reader.cancel()
-    if (!(error instanceof MalformedResponse)) throw error
+    if (!(error instanceof MalformedResponseError)) throw error
     throw fail('malformed', `malformed response: ${error.message}`, false)
   }
   if (facts.error !== null) {
     await reader.cancel()
     // An error with a code (OpenRouter's, sent as the first event after its keep-alive comments) is
     // that HTTP error: a 400 is not retried, nor paid for twice.
-    if (facts.errorCode !== null) throw errorInAnswer(target, new ErrorInAnswer(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
+    if (facts.errorCode !== null) throw errorInAnswer(target, new AnswerError(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
     throw fail('stream', `upstream error event: ${redactedClip(redactorOf(target, options), facts.error)}`, true)
   }
   return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
@@ -314,7 +314,7 @@ async function httpError(target: Target, response: Response, options: CallOption
  */
 async function wholeAnswer(
   adapter: Adapter, target: Target, response: Response, options: CallOptions, startedAt: number,
-): Promise<{ completion: Completion; sha256: string | null } | ErrorInAnswer | 'too large' | null> {
+): Promise<{ completion: Completion; sha256: string | null } | AnswerError | 'too large' | null> {
   let body: Awaited<ReturnType<typeof readCapped>>
   try {
     body = await readCapped(response, MAX_RESPONSE_BYTES)
@@ -329,10 +329,10 @@ async function wholeAnswer(
     json = jsonOf(utf8.decode(body.bytes))
     return { completion: adapter.completion(json), sha256: sha256Hex }
   } catch (error) {
-    if (error instanceof ErrorInAnswer) return error
-    if (!(error instanceof MalformedResponse)) throw error // witness's own failure, not the answer's
+    if (error instanceof AnswerError) return error
+    if (!(error instanceof MalformedResponseError)) throw error // witness's own failure, not the answer's
     const message = json === undefined ? null : errorTextOf(json)
-    return message === null ? null : new ErrorInAnswer(message, undefined)
+    return message === null ? null : new AnswerError(message, undefined)
   }
 }
 
@@ -340,7 +340,7 @@ async function wholeAnswer(
  * A 200 whose body is an error: a failure like the HTTP error its code names (a 502 when it names
  * none: the provider behind a router failed), recorded with the 200 it came with.
  */
-function errorInAnswer(target: Target, error: ErrorInAnswer, options: CallOptions, latencyMs: number): ProviderError {
+function errorInAnswer(target: Target, error: AnswerError, options: CallOptions, latencyMs: number): ProviderError {
   const code = error.code !== undefined && error.code >= 400 && error.code <= 599 ? error.code : undefined
   const status = code ?? 502
   const detail = `error in a 200 answer${code ? ` (code ${code})` : ''}: ${redactedClip(redactorOf(target, options), error.message)}`

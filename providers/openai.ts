@@ -9,7 +9,7 @@ import { openaiUsage, usageIn } from './openai-usage.ts'
 import { openaiRequestFromAnthropic } from './translate/to-openai.ts'
 import {
   type Adapter, type ClientRequest, type Completion, type SseEvent, type StreamFacts,
-  ErrorInAnswer, MalformedResponse, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
+  AnswerError, MalformedResponseError, intOrNull, isNonEmptyString, joinPath, isRecord, stringOrNull,
 } from './types.ts'
 
 export const openaiAdapter: Adapter = {
@@ -47,10 +47,10 @@ export const openaiAdapter: Adapter = {
     const failed = errorIn(json)
     if (failed) throw failed
     if (!isRecord(json) || !Array.isArray(json.choices)) {
-      throw new MalformedResponse('response is not a chat.completion (no choices array)')
+      throw new MalformedResponseError('response is not a chat.completion (no choices array)')
     }
     // No choice is no answer (the SDKs' helpers throw on it): the provider failed, so the chain falls back.
-    if (!json.choices.some(isRecord)) throw new MalformedResponse('an answer without a choice', openaiUsage(usageIn(json)))
+    if (!json.choices.some(isRecord)) throw new MalformedResponseError('an answer without a choice', openaiUsage(usageIn(json)))
     return {
       wire: 'openai',
       body: json,
@@ -63,7 +63,7 @@ export const openaiAdapter: Adapter = {
   observe(event: SseEvent, facts: StreamFacts) {
     if (event.data === '[DONE]') {
       // A stream of no choice at all (its usage chunk alone, or nothing) carried no answer.
-      if (facts.chunks === 0) throw new MalformedResponse('the stream ended without a choice')
+      if (facts.chunks === 0) throw new MalformedResponseError('the stream ended without a choice')
       facts.done = true
       return
     }
@@ -76,15 +76,15 @@ export const openaiAdapter: Adapter = {
         facts.error = event.data.trim() || 'upstream error event'
         return
       }
-      throw new MalformedResponse('stream event is not JSON')
+      throw new MalformedResponseError('stream event is not JSON')
     }
     // Google's APIs may send an error as a one-element array (`[{"error":{…}}]`), in a stream too.
     const sole = Array.isArray(parsed) && parsed.length === 1 && isRecord(parsed[0]) && errorIn(parsed[0]) ? parsed[0] : null
     const json = sole ?? parsed
-    if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
+    if (!isRecord(json)) throw new MalformedResponseError('stream event is not a JSON object')
     // An error is one by its event name too (`event: error` with `{"message":…}`, as some gateways
     // send mid-stream): the OpenAI SDKs throw on it, so whatever comes after it is no answer.
-    const failed = errorIn(json) ?? (event.event === 'error' ? new ErrorInAnswer(errorTextOf(json) ?? 'upstream error event', codeOf(json)) : null)
+    const failed = errorIn(json) ?? (event.event === 'error' ? new AnswerError(errorTextOf(json) ?? 'upstream error event', codeOf(json)) : null)
     if (failed) {
       facts.error = failed.message
       facts.errorCode = failed.code ?? null
@@ -124,19 +124,19 @@ function carriesContent(choice: unknown): boolean {
  * `finish_reason: "error"` with `choices[].error`), or Groq's `x_groq.error` (a stream it stopped
  * early). Null for an answer.
  */
-function errorIn(json: unknown): ErrorInAnswer | null {
+function errorIn(json: unknown): AnswerError | null {
   if (!isRecord(json)) return null
   // An error that says something: a message, or a code (an empty `error: {}` beside an answer is none).
   const error = json.error
   if ((typeof error === 'string' && error !== '') || (isRecord(error) && ((typeof error.message === 'string' && error.message !== '') || typeof error.code === 'number'))) {
-    return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', codeOf(error))
+    return new AnswerError(errorTextOf(json) ?? 'upstream sent an error', codeOf(error))
   }
-  if (json.object === 'error') return new ErrorInAnswer(errorTextOf(json) ?? 'upstream sent an error', intOrNull(json.code) ?? undefined)
-  if (isRecord(json.x_groq) && isNonEmptyString(json.x_groq.error)) return new ErrorInAnswer(json.x_groq.error, undefined)
+  if (json.object === 'error') return new AnswerError(errorTextOf(json) ?? 'upstream sent an error', intOrNull(json.code) ?? undefined)
+  if (isRecord(json.x_groq) && isNonEmptyString(json.x_groq.error)) return new AnswerError(json.x_groq.error, undefined)
   const choice = Array.isArray(json.choices) ? json.choices.find((c) => isRecord(c) && (c.finish_reason === 'error' || isRecord(c.error))) : undefined
   if (!isRecord(choice)) return null
   const message = isRecord(choice.error) ? errorTextOf({ error: choice.error }) : null
-  return new ErrorInAnswer(message ?? 'the answer ended with finish_reason "error"', codeOf(choice.error))
+  return new AnswerError(message ?? 'the answer ended with finish_reason "error"', codeOf(choice.error))
 }
 
 function codeOf(error: unknown): number | undefined {

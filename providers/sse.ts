@@ -7,10 +7,10 @@
  * connection open) carries nothing in the JSON streams witness reads, and is
  * skipped too: parsed, it failed a healthy stream as malformed.
  */
-import { MalformedResponse, type SseEvent, isRecord } from './types.ts'
+import { MalformedResponseError, type SseEvent, isRecord } from './types.ts'
 
 /**
- * One event larger than this is refused (MalformedResponse): an upstream
+ * One event larger than this is refused (MalformedResponseError): an upstream
  * that never sends a blank line must not grow the buffer without bound.
  * Real events are a few kilobytes; a whole image in one event fits.
  */
@@ -163,7 +163,7 @@ export class SseReader {
       const event = parseBlock(block)
       if (event) return event
     }
-    if (this.pendingChars > MAX_EVENT_CHARS) throw new MalformedResponse(`an event longer than ${MAX_EVENT_CHARS / 1024 / 1024} MB`)
+    if (this.pendingChars > MAX_EVENT_CHARS) throw new MalformedResponseError(`an event longer than ${MAX_EVENT_CHARS / 1024 / 1024} MB`)
     return null
   }
 
@@ -202,14 +202,14 @@ export function frame(event: SseEvent): string {
   return event.event ? `event: ${event.event}\n${data}\n` : `${data}\n`
 }
 
-/** An event's data as the JSON object the streams witness reads carry; MalformedResponse when it is not one. */
+/** An event's data as the JSON object the streams witness reads carry; MalformedResponseError when it is not one. */
 export function eventJson(event: SseEvent): Record<string, unknown> {
   let json: unknown
   try {
     json = JSON.parse(event.data)
   } catch {
-    throw new MalformedResponse('stream event is not JSON')
+    throw new MalformedResponseError('stream event is not JSON')
   }
-  if (!isRecord(json)) throw new MalformedResponse('stream event is not a JSON object')
+  if (!isRecord(json)) throw new MalformedResponseError('stream event is not a JSON object')
   return json
 }

@@ -92,15 +92,15 @@ export interface Adapter {
   headers(apiKey: string | undefined, request?: ClientRequest): Record<string, string>
   /** The upstream body for a client request, with `model` set; translates across wires. */
   body(request: ClientRequest, model: string, target?: Pick<Target, 'streamUsage' | 'provider' | 'sendReasoning' | 'defaultMaxTokens'>): Record<string, unknown>
-  /** Reads an upstream JSON response; throws MalformedResponse when it is not one. */
+  /** Reads an upstream JSON response; throws MalformedResponseError when it is not one. */
   completion(json: unknown): Completion
   /** Folds one upstream stream event into the facts. */
   observe(event: SseEvent, facts: StreamFacts): void
 }
 
 /** Thrown by adapters when an upstream body is not what the wire format promises. */
-export class MalformedResponse extends Error {
-  override name = 'MalformedResponse'
+export class MalformedResponseError extends Error {
+  override name = 'MalformedResponseError'
   constructor(
     message: string,
     /** The usage the answer reported, when it did: an answer without a choice may still have been billed. */
@@ -115,8 +115,8 @@ export class MalformedResponse extends Error {
  * (a failure after generation began), vLLM (`object: "error"`), a choice that ended in `error`.
  * `code` is the error's own HTTP-like code, when it gave one.
  */
-export class ErrorInAnswer extends Error {
-  override name = 'ErrorInAnswer'
+export class AnswerError extends Error {
+  override name = 'AnswerError'
   constructor(
     message: string,
     readonly code: number | undefined,

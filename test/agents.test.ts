@@ -698,7 +698,7 @@ describe('POST /deadman/rollback', () => {
     const { log_id } = await res.json()
     const [row] = readRows(w.dbPath)
     expect(row).toMatchObject({ id: log_id, agent_name: 'bezalel', provider: 'deadman', model: '9c1d0e4f77', endpoint: 'watchdog', status: 'rollback' })
-    expect(row!.error_message).toBe('rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)')
+    expect(row!.error_message).toBe('rolled back config 3f2a1b2c9d… → 9c1d0e4f77… after 3 failed health checks (connection refused)')
     expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
   })
 

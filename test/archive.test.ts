@@ -7,9 +7,10 @@
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { join, resolve } from 'node:path'
 import type { RetentionSettings } from '../src/config.ts'
 import { ArchiveDamagedError, ArchiveError, JobBusyError } from '../src/errors.ts'
+import { sha256 } from '../src/hash.ts'
 import { ensureSigningKey } from '../src/proof/keys.ts'
 import { archiveLockPath, runArchive, type ArchiveJobOptions } from '../src/retention/archive-job.ts'
 import { prunedArchiveMonths, recordedArchiveMonths } from '../src/retention/archive-months.ts'
@@ -400,6 +401,31 @@ describe('a damaged archive', () => {
       expect(existsSync(join(t.retention.archiveDir, '.cache'))).toBe(false)
     } finally {
       undo()
+    }
+  })
+
+  test('a reader\'s own cache keeps no copy of a month retention deleted, nor one no read used for a day: every read of the archives prunes it', async () => {
+    const { t } = await compressedMonths()
+    const before = process.env.XDG_CACHE_HOME
+    process.env.XDG_CACHE_HOME = tempDir()
+    try {
+      const own = join(process.env.XDG_CACHE_HOME, 'witness', 'archives', sha256(resolve(t.retention.archiveDir)).slice(0, 16))
+      mkdirSync(own, { recursive: true })
+      const put = (name: string, ageMs = 0) => {
+        writeFileSync(join(own, name), 'copy')
+        const at = (Date.now() - ageMs) / 1000
+        utimesSync(join(own, name), at, at)
+      }
+      put('request_log-2026-08.db') // its archive is there, used just now
+      put('request_log-2026-09.db', 2 * 86_400_000) // its archive is there, unused for two days
+      put('request_log-2025-01.db') // its archive was deleted (archive_keep_days)
+      put('.request_log-2026-08.db.4242.0a1b2c3d.tmp', 2 * 3_600_000) // left by a crash
+      put('.request_log-2026-09.db.4242.1b2c3d4e.tmp') // being written by another read
+      closeArchives(archiveDatabasesFor(t.retention.archiveDir, Date.parse('2026-10-01T00:00:00Z')))
+      expect(readdirSync(own).sort()).toEqual(['.request_log-2026-09.db.4242.1b2c3d4e.tmp', 'request_log-2026-08.db'])
+    } finally {
+      if (before === undefined) delete process.env.XDG_CACHE_HOME
+      else process.env.XDG_CACHE_HOME = before
     }
   })
 

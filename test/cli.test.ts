@@ -157,7 +157,7 @@ describe('config problems stop start-up, every one listed', () => {
     db.close()
     const refused = witness(['check-config', '--config', path, '--not-rolled-back'])
     expect(refused.code).toBe(1)
-    expect(refused.stderr).toContain(`the config ${hash.slice(0, 8)}… was rolled back on this machine at 2026-12-06T10:00:00.000Z (after 3 failed health checks (connection refused))`)
+    expect(refused.stderr).toContain(`the config ${hash.slice(0, 12)}… was rolled back on this machine at 2026-12-06T10:00:00.000Z (after 3 failed health checks (connection refused))`)
     expect(witness(['check-config', '--config', path]).code).toBe(0) // deliberately, without the flag
   })
 

@@ -427,7 +427,7 @@ describe('GET /heartbeat', () => {
     }
     let { w, clock } = await restart()
     expect(w.logs).toContain(
-      `witness: deadman: this config differs from the last known good (sha256 ${lastGood.slice(0, 8)}…); until it is the last known good in its turn, requests still naming chain(s) default, old count as failures`,
+      `witness: deadman: this config differs from the last known good (sha256 ${lastGood.slice(0, 12)}…); until it is the last known good in its turn, requests still naming chain(s) default, old count as failures`,
     )
     await callGone(w, clock)
     expect((await heartbeat(w)).body.reasons).toEqual(['every chain called has failed for 93 s without a success (default, old; window 60 s)'])
@@ -548,7 +548,7 @@ describe('promotion to last known good', () => {
     const clock = manualClock()
     const w = await suite.start(simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, extra), { clock, dir })
     expect(w.logs.filter((l) => l.includes('ALERT'))).toEqual([
-      `witness: ALERT witness: this config has no auth and the last known good (sha256 ${sha256(snapshot).slice(0, 8)}…) has: witness runs open (no token asked; agents name themselves), and this config will not be promoted over it`,
+      `witness: ALERT witness: this config has no auth and the last known good (sha256 ${sha256(snapshot).slice(0, 12)}…) has: witness runs open (no token asked; agents name themselves), and this config will not be promoted over it`,
     ])
     expect((await w.infer({})).status).toBe(200)
     for (let i = 0; i < 3; i++) {

@@ -8,7 +8,7 @@ import { anthropicAdapter } from '../providers/anthropic.ts'
 import { openaiAdapter } from '../providers/openai.ts'
 import { MAX_EVENT_CHARS, SseReader } from '../providers/sse.ts'
 import { streamTranslator } from '../providers/translate/stream.ts'
-import { type Adapter, MalformedResponse, type SseEvent, newStreamFacts } from '../providers/types.ts'
+import { type Adapter, MalformedResponseError, type SseEvent, newStreamFacts } from '../providers/types.ts'
 
 const fixture = (name: string) => Bun.file(`${import.meta.dir}/fixtures/${name}.sse`).text()
 
@@ -109,7 +109,7 @@ describe('the SSE reader', () => {
     const text = `data: {"x":1}\n\ndata: ${'x'.repeat(MAX_EVENT_CHARS + 65536)}\n\n`
     const reader = new SseReader(bytes(text, [16384, 1000, 3]))
     expect(await reader.next()).toEqual({ event: null, data: '{"x":1}' })
-    await expect(reader.next()).rejects.toThrow(new MalformedResponse('an event longer than 16 MB'))
+    await expect(reader.next()).rejects.toThrow(new MalformedResponseError('an event longer than 16 MB'))
   })
 
   test('a broken connection rejects instead of looking like an end', async () => {

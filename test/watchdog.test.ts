@@ -72,7 +72,7 @@ async function failFor(url: string, headers: Record<string, string> = {}): Promi
 }
 
 const BROKEN = 'providers: { kimi: {} }\nchains: { default: [ { provider: ghost, model: m } ] }\n'
-const short = (hash: string) => `${hash.slice(0, 8)}…`
+const short = (hash: string) => `${hash.slice(0, 12)}…`
 /** The config hash the server noted it ran (`<config>.serve.json`). */
 const servedHash = (configPath: string): string => JSON.parse(readFileSync(`${configPath}.serve.json`, 'utf8')).config_hash
 
@@ -973,7 +973,7 @@ describe('a rollback the router did not take is recorded once, as not in effect'
     const ok = await watchdog(args)
     expect(ok.code).toBe(0)
     expect(w.config().hash).toBe(goodHash)
-    expect((await alertLines(alerts, 2))[1]).toMatch(/^the rollback of .* to [0-9a-f]{8}…, recorded at .* as not in effect, is in effect now: the router runs it$/)
+    expect((await alertLines(alerts, 2))[1]).toMatch(/^the rollback of .* to [0-9a-f]{12}…, recorded at .* as not in effect, is in effect now: the router runs it$/)
     expect(JSON.parse(readFileSync(join(dir, 'state.json'), 'utf8')).unapplied).toBeNull()
   })
 

@@ -7,7 +7,7 @@ import { anthropicAdapter } from '../providers/anthropic.ts'
 import { openaiAdapter } from '../providers/openai.ts'
 import { anthropicMessageFromOpenAI, anthropicRequestFromOpenAI } from '../providers/translate/to-anthropic.ts'
 import { openaiCompletionFromAnthropic, openaiRequestFromAnthropic } from '../providers/translate/to-openai.ts'
-import { ErrorInAnswer, MalformedResponse } from '../providers/types.ts'
+import { AnswerError, MalformedResponseError } from '../providers/types.ts'
 
 type Json = Record<string, unknown>
 async function fixture(name: string): Promise<Json> {
@@ -53,9 +53,9 @@ describe('openai wire', () => {
   })
 
   test('a body that is not a chat.completion is malformed; one that is an error is that error', () => {
-    expect(() => openaiAdapter.completion({ choices: 'x' })).toThrow(MalformedResponse)
-    expect(() => openaiAdapter.completion([])).toThrow(MalformedResponse)
-    expect(() => openaiAdapter.completion({ error: 'x' })).toThrow(ErrorInAnswer)
+    expect(() => openaiAdapter.completion({ choices: 'x' })).toThrow(MalformedResponseError)
+    expect(() => openaiAdapter.completion([])).toThrow(MalformedResponseError)
+    expect(() => openaiAdapter.completion({ error: 'x' })).toThrow(AnswerError)
   })
 })
 
@@ -82,7 +82,7 @@ describe('anthropic wire', () => {
   })
 
   test('a body that is not a message is malformed', () => {
-    expect(() => anthropicAdapter.completion({ type: 'error', error: {} })).toThrow(MalformedResponse)
+    expect(() => anthropicAdapter.completion({ type: 'error', error: {} })).toThrow(MalformedResponseError)
   })
 })
 

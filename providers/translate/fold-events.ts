@@ -8,11 +8,11 @@
  */
 import { usageIn } from '../openai-usage.ts'
 import { eventJson } from '../sse.ts'
-import { MalformedResponse, type SseEvent, type Wire, isRecord } from '../types.ts'
+import { MalformedResponseError, type SseEvent, type Wire, isRecord } from '../types.ts'
 
 type Json = Record<string, unknown>
 
-/** The answer `events` carry whole; throws MalformedResponse when they carry none (cut before their end, not the wire's events). */
+/** The answer `events` carry whole; throws MalformedResponseError when they carry none (cut before their end, not the wire's events). */
 export function foldEvents(wire: Wire, events: readonly SseEvent[]): Json {
   return wire === 'openai' ? foldOpenai(events) : foldAnthropic(events)
 }
@@ -53,7 +53,7 @@ function foldOpenai(events: readonly SseEvent[]): Json {
     }
   }
   const all = [...choices.values()].sort((a, b) => a.index - b.index)
-  if (!head || all.length === 0 || all.some((c) => !c.finish)) throw new MalformedResponse('an event stream (not asked for) that ended before its answer did')
+  if (!head || all.length === 0 || all.some((c) => !c.finish)) throw new MalformedResponseError('an event stream (not asked for) that ended before its answer did')
   return {
     id: head.id,
     object: 'chat.completion',
@@ -93,7 +93,7 @@ function foldAnthropic(events: readonly SseEvent[]): Json {
     const data = eventJson(event)
     switch (data.type) {
       case 'message_start':
-        if (!isRecord(data.message)) throw new MalformedResponse('message_start without its message')
+        if (!isRecord(data.message)) throw new MalformedResponseError('message_start without its message')
         message = { ...data.message, content: blocks }
         break
       case 'content_block_start':
@@ -102,7 +102,7 @@ function foldAnthropic(events: readonly SseEvent[]): Json {
       case 'content_block_delta': {
         const block = typeof data.index === 'number' ? blocks[data.index] : undefined
         const delta = isRecord(data.delta) ? data.delta : {}
-        if (!block) throw new MalformedResponse('a content_block_delta for a block that was not started')
+        if (!block) throw new MalformedResponseError('a content_block_delta for a block that was not started')
         if (delta.type === 'text_delta') block.text = `${(block.text as string | undefined) ?? ''}${String(delta.text ?? '')}`
         else if (delta.type === 'thinking_delta') block.thinking = `${(block.thinking as string | undefined) ?? ''}${String(delta.thinking ?? '')}`
         else if (delta.type === 'signature_delta') block.signature = delta.signature
@@ -120,12 +120,12 @@ function foldAnthropic(events: readonly SseEvent[]): Json {
         break
     }
   }
-  if (!message || !stopped) throw new MalformedResponse('an event stream (not asked for) that ended before its message_stop')
+  if (!message || !stopped) throw new MalformedResponseError('an event stream (not asked for) that ended before its message_stop')
   for (const [index, text] of json) {
     try {
       blocks[index]!.input = text.trim() === '' ? {} : JSON.parse(text)
     } catch {
-      throw new MalformedResponse("a tool_use block's streamed input is not JSON")
+      throw new MalformedResponseError("a tool_use block's streamed input is not JSON")
     }
   }
   message.content = blocks.filter(Boolean)

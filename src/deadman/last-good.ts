@@ -177,7 +177,7 @@ function replaceFile(path: string, data: Uint8Array | string, like = path): void
   renameSync(temp, path)
 }
 
-/** The first 8 hex digits and an ellipsis, as hashes appear in messages. */
+/** The first 12 hex digits and an ellipsis, as hashes appear in messages (and on the dashboard). */
 export function shortHash(hash: string | null): string {
-  return hash ? `${hash.slice(0, 8)}…` : 'unknown'
+  return hash ? `${hash.slice(0, 12)}…` : 'unknown'
 }

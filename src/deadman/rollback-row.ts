@@ -66,7 +66,7 @@ export async function recordRollbackOnce(
   }
 }
 
-/** `rolled back config 3f2a1b2c… → 9c1d0e4f… after 3 failed health checks (connection refused)` */
+/** `rolled back config 3f2a1b2c9d04… → 9c1d0e4f7781… after 3 failed health checks (connection refused)` */
 export function configRollbackMessage(oldHash: string | null, newHash: string | null, reason: string): string {
   const glue = /^after\b/.test(reason) ? ' ' : ': '
   return `rolled back config ${shortHash(oldHash)} → ${shortHash(newHash)}${glue}${reason}`

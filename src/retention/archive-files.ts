@@ -335,7 +335,7 @@ async function writeCopy(cached: string, tempDir: string, file: ArchiveFile, byt
  * Where a decompressed copy of a month is kept: in the cache beside the archives, or, for a reader
  * that may not write there (a member of the database's group, a read-only mount, a full disk),
  * in a cache of its own, `~/.cache/witness/archives/<the archive directory's hash>/` (mode 0700;
- * `$XDG_CACHE_HOME` if set). The archive job prunes the first; the second holds a copy per month read.
+ * `$XDG_CACHE_HOME` if set). The archive job prunes the first (pruneCache), every read of the archives the second (prunePrivateCache).
  */
 function copyPaths(dir: string, month: string): [string, string] {
   const name = `request_log-${month}.db`
@@ -553,11 +553,27 @@ export function pruneCache(dir: string): void {
     const path = join(dir, name)
     if (/^\.request_log-.*\.tmp(-journal)?$/.test(name) && leftByCrash(path)) rmSync(path, { force: true })
   }
-  if (!existsSync(cacheDir(dir))) return
-  for (const name of readdirSync(cacheDir(dir))) {
-    const path = join(cacheDir(dir), name)
+  pruneCopies(dir, cacheDir(dir))
+}
+
+/**
+ * The same for this reader's own cache (copyPaths), which no archive job reaches: run by every read of
+ * the archives, so a month retention deleted (archive_keep_days) does not live on there.
+ */
+export function prunePrivateCache(dir: string): void {
+  pruneCopies(dir, dirname(copyPaths(dir, '0000-00')[1]))
+}
+
+/** Removes the copies in `folder` of months whose compressed archive in `dir` is gone or that no read used for CACHE_IDLE_MS, and a crash's temp files. */
+function pruneCopies(dir: string, folder: string): void {
+  if (!existsSync(folder)) return
+  for (const name of readdirSync(folder)) {
+    const path = join(folder, name)
     // A temp file is a copy being written (readablePath, in another process perhaps) unless it is old: a crash's.
-    if (name.endsWith('.tmp') && !leftByCrash(path)) continue
+    if (name.endsWith('.tmp')) {
+      if (leftByCrash(path)) rmSync(path, { force: true })
+      continue
+    }
     const match = /^request_log-(\d{4}-\d{2})\.db$/.exec(name)
     if (!match || !existsSync(archivePath(dir, match[1]!, true)) || unusedFor(path, CACHE_IDLE_MS)) rmSync(path, { force: true })
   }

@@ -7,7 +7,7 @@
  * table with the original ids, and request_log_meta.
  */
 import type { Database } from 'bun:sqlite'
-import { type ArchiveFile, listArchives, openArchiveForAudit, openArchiveReadonly, prepareReadable } from './archive-files.ts'
+import { type ArchiveFile, listArchives, openArchiveForAudit, openArchiveReadonly, prepareReadable, prunePrivateCache } from './archive-files.ts'
 import { monthOverlaps } from './months.ts'
 
 export interface ArchiveDatabase {
@@ -66,6 +66,7 @@ export function closeArchives(archives: readonly ArchiveDatabase[]): void {
 }
 
 function archivesIn(archiveDir: string, sinceMs?: number, untilMs?: number): ArchiveFile[] {
+  prunePrivateCache(archiveDir)
   return listArchives(archiveDir).filter((file) => monthOverlaps(file.month, sinceMs, untilMs))
 }
 

@@ -14,7 +14,7 @@ import type { OpenedStream } from '../../providers/call.ts'
 import { redactedClip } from '../../providers/call.ts'
 import type { StreamTranslator } from '../../providers/translate/stream.ts'
 import { frame } from '../../providers/sse.ts'
-import { type Adapter, MalformedResponse, type SseEvent, isRecord } from '../../providers/types.ts'
+import { type Adapter, MalformedResponseError, type SseEvent, isRecord } from '../../providers/types.ts'
 import type { Redactor } from '../redaction.ts'
 import { receiptFor } from '../proof/receipt.ts'
 import { mapStrings } from '../text.ts'
@@ -274,7 +274,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
       } else if (stop?.kind === 'total') {
         status = 'timeout'
         message = totalMessage()
-      } else if (error instanceof MalformedResponse) {
+      } else if (error instanceof MalformedResponseError) {
         message = `stream interrupted after ${facts.chunks} chunks (malformed event: ${error.message})`
         stopUpstream(new Stop('broken'))
       } else {
