@@ -20,8 +20,9 @@
  * moved there, and compressed months are decompressed off the event loop.
  */
 import type { Database } from 'bun:sqlite'
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
+import { appendTo, writeTo } from './file-write.ts'
 import { readChainExport } from './sync-state.ts'
 import { hasTable } from '../telemetry/schema.ts'
 import type { Checkpoint } from '../proof/checkpoint.ts'
@@ -85,7 +86,7 @@ class ChainFiles {
     for (const [file, lines] of byFile) {
       const path = join(this.workDir, file)
       mkdirSync(dirname(path), { recursive: true })
-      appendFileSync(path, `${lines.join('\n')}\n`)
+      appendTo(path, `${lines.join('\n')}\n`)
       this.written += lines.length
     }
   }
@@ -166,7 +167,7 @@ export async function exportProof(options: {
       // Exported into a clone from before (a new remote, marks started over): it is there already, flat.
       if (!existsSync(path) && !existsSync(join(workDir, flat))) {
         mkdirSync(dirname(path), { recursive: true })
-        writeFileSync(path, `${JSON.stringify(c, null, 2)}\n`)
+        writeTo(path, `${JSON.stringify(c, null, 2)}\n`)
         checkpoints++
       }
       lastCheckpoint = c.id
@@ -178,7 +179,7 @@ export async function exportProof(options: {
     const text = `${JSON.stringify(options.publicKey, null, 2)}\n`
     if (!existsSync(path) || readFileSync(path, 'utf8') !== text) {
       mkdirSync(dirname(path), { recursive: true })
-      writeFileSync(path, text)
+      writeTo(path, text)
     }
   }
   // With an archive unreadable, entries in it may lie below `last`: the marks stay, and the next run
@@ -198,6 +199,6 @@ function writeChainStart(live: Database, workDir: string, machine: string): void
   const start = join(workDir, machine, CHAIN_START_FILE)
   if (first > 1 && !existsSync(start)) {
     mkdirSync(dirname(start), { recursive: true })
-    writeFileSync(start, `${JSON.stringify({ first_log_id: first })}\n`)
+    writeTo(start, `${JSON.stringify({ first_log_id: first })}\n`)
   }
 }

@@ -9,7 +9,7 @@
  * the lines already, writes nothing twice).
  */
 import type { Database } from 'bun:sqlite'
-import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { readState } from '../jobs/job-db.ts'
@@ -18,6 +18,7 @@ import { eachReadableArchive } from '../retention/archive-files.ts'
 import { archivesMissing } from '../retention/read-sources.ts'
 import { ARCHIVED_MAX_ID_KEY } from '../retention/mover.ts'
 import { EXPORT_COLUMNS, type ExportLine, dayFileOf, idOfLine, toLine } from './export-line.ts'
+import { appendTo } from './file-write.ts'
 import type { SyncState } from './sync-state.ts'
 
 const CHUNK = 5_000
@@ -146,7 +147,7 @@ class DayFiles {
       if (lines.length === 0) continue
       const path = join(this.workDir, file)
       mkdirSync(dirname(path), { recursive: true })
-      appendFileSync(path, `${lines.join('\n')}\n`)
+      appendTo(path, `${lines.join('\n')}\n`)
       this.written += lines.length
     }
   }
