@@ -180,6 +180,26 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(done.choices[0]!.message.tool_calls![0]).toMatchObject({ type: 'function', function: { name: 'get_time', arguments: '{}' } })
   })
 
+  test('a tool call whose start holds its whole input and no input_json_delta follows (a proxy\'s way) streams that input as its arguments, as the Anthropic SDK reads it', async () => {
+    handler = () =>
+      sse([
+        messageStart({ input_tokens: 10, output_tokens: 1 }),
+        an({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_W', name: 'get_weather', input: { city: 'Whole' } } } as { type: string }),
+        an({ type: 'content_block_stop', index: 0 } as { type: string }),
+        an({ type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_D', name: 'get_weather', input: { city: 'Start' } } } as { type: string }),
+        an({ type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"city":"Delta"}' } } as { type: string }),
+        an({ type: 'content_block_stop', index: 1 } as { type: string }),
+        an({ type: 'message_delta', delta: { stop_reason: 'tool_use', stop_sequence: null }, usage: { output_tokens: 30 } } as { type: string }),
+        an({ type: 'message_stop' }),
+      ])
+    const done = await openai().chat.completions.stream({ model: 'a', messages: ask }).finalChatCompletion()
+    expect(done.choices[0]!.message.tool_calls!.map((c) => c.type === 'function' && [c.id, c.function.arguments])).toEqual([
+      ['toolu_W', '{"city":"Whole"}'],
+      // Deltas, when they come, are the input (the SDK replaces the start's with them).
+      ['toolu_D', '{"city":"Delta"}'],
+    ])
+  })
+
   test('tool ids of another provider (Kimi\'s functions.get_weather:0) reach Anthropic in a form it accepts, the same in the call and its result', async () => {
     handler = () => Response.json({ id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'sunny' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 5, output_tokens: 1 } })
     await openai().chat.completions.create({

@@ -127,8 +127,10 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
   let startOut: number | null = null
   let cachedIn: number | null = null
   const toolIndex = new Map<number, number>()
-  // Tool blocks that have had no JSON yet: a tool called without input must still get "{}" (as OpenAI sends), not "".
-  const noArgumentsYet = new Set<number>()
+  // Tool blocks that have had no JSON yet, with the input their start carried: a tool called without input must
+  // still get "{}" (as OpenAI sends), not "", and one whose start held its whole input (as a proxy may send it, with
+  // no input_json_delta) gets that input, as the Anthropic SDK reads it (deltas, when they come, replace it).
+  const noArgumentsYet = new Map<number, string>()
   const chunk = (delta: Json, finish: string | null = null) =>
     `data: ${JSON.stringify({ id, object: 'chat.completion.chunk', created: options.createdS, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`
   return {
@@ -155,7 +157,7 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           if (block.type !== 'tool_use' || typeof json.index !== 'number') return []
           const index = toolIndex.size
           toolIndex.set(json.index, index)
-          noArgumentsYet.add(json.index)
+          noArgumentsYet.set(json.index, isRecord(block.input) ? JSON.stringify(block.input) : '{}')
           return [chunk({ tool_calls: [{ index, id: block.id, type: 'function', function: { name: block.name, arguments: '' } }] })]
         }
         case 'content_block_delta': {
@@ -171,8 +173,10 @@ function anthropicToOpenai(options: TranslatorOptions): StreamTranslator {
           return []
         }
         case 'content_block_stop': {
-          if (typeof json.index !== 'number' || !noArgumentsYet.delete(json.index)) return []
-          return [chunk({ tool_calls: [{ index: toolIndex.get(json.index) ?? 0, function: { arguments: '{}' } }] })]
+          const whole = typeof json.index === 'number' ? noArgumentsYet.get(json.index) : undefined
+          if (whole === undefined) return []
+          noArgumentsYet.delete(json.index as number)
+          return [chunk({ tool_calls: [{ index: toolIndex.get(json.index as number) ?? 0, function: { arguments: whole } }] })]
         }
         case 'message_delta': {
           const delta = isRecord(json.delta) ? json.delta : {}
