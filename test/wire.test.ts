@@ -149,6 +149,16 @@ describe('translation OpenAI -> Anthropic', () => {
     })
   })
 
+  test('tool_choice allowed_tools: only the tools it names go, and the model must call one of them when its mode is required', () => {
+    const fn = (name: string) => ({ type: 'function', function: { name, parameters: { type: 'object', properties: {} } } })
+    const ask = { messages: [{ role: 'user', content: 'hi' }], tools: [fn('get_weather'), fn('get_time'), fn('delete_all')] }
+    const named = [{ type: 'function', function: { name: 'get_weather' } }, { type: 'function', function: { name: 'get_time' } }]
+    for (const [mode, choice] of [['required', { type: 'any' }], ['auto', { type: 'auto' }]] as const) {
+      const out = anthropicRequestFromOpenAI({ ...ask, tool_choice: { type: 'allowed_tools', allowed_tools: { mode, tools: named } } }, 'claude-sonnet-4')
+      expect([(out.tools as Json[]).map((t) => t.name), out.tool_choice]).toEqual([['get_weather', 'get_time'], choice])
+    }
+  })
+
   test('a completion without an id becomes a message with one (Anthropic requires it)', () => {
     const message = anthropicMessageFromOpenAI({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }, 'up')
     expect(message.id).toMatch(/^msg_[0-9a-f-]{32,}$/)

@@ -85,7 +85,11 @@ export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens 
       }
     })
   }
-  const choice = toolChoice(body.tool_choice, body.parallel_tool_calls)
+  // OpenAI's allowed_tools: the model may call only the tools it names (`required`: one of them), the
+  // rest of `tools` staying in the prompt's cache there. Anthropic has no such list: the others are left out.
+  const allowed = allowedTools(body.tool_choice)
+  if (allowed && Array.isArray(out.tools)) out.tools = out.tools.filter((tool) => isRecord(tool) && allowed.names.has(tool.name as string))
+  const choice = toolChoice(allowed ? allowed.mode : body.tool_choice, body.parallel_tool_calls)
   if (choice) out.tool_choice = choice
   const format = outputFormatOf(body.response_format)
   if (format) out.output_config = { format }
@@ -260,6 +264,14 @@ function parseArguments(args: unknown): unknown {
   } catch {
     return { _raw: args }
   }
+}
+
+/** OpenAI's `tool_choice: { type: 'allowed_tools', allowed_tools: { mode, tools } }`: the names it allows and its mode, or null. */
+function allowedTools(choice: unknown): { names: Set<string>; mode: 'auto' | 'required' } | null {
+  if (!isRecord(choice) || choice.type !== 'allowed_tools' || !isRecord(choice.allowed_tools)) return null
+  const { mode, tools } = choice.allowed_tools
+  const names = (Array.isArray(tools) ? tools : []).map((tool) => (isRecord(tool) && isRecord(tool.function) ? tool.function.name : isRecord(tool) ? tool.name : undefined))
+  return { names: new Set(names.filter((name): name is string => typeof name === 'string')), mode: mode === 'required' ? 'required' : 'auto' }
 }
 
 function toolChoice(choice: unknown, parallel: unknown): Json | undefined {
