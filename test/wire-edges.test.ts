@@ -471,6 +471,18 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     expect(sent.temperature).toBe(0.2)
   })
 
+  test('wrong types in the sampling fields the translation reads are a 400 naming each path, and nothing is sent', async () => {
+    const res = await fetch(`${w.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'o', max_tokens: 100, messages: ask, temperature: 'hot', top_p: null, top_k: 1.5, stop_sequences: 'END' }),
+    })
+    expect(res.status).toBe(400)
+    const issues = ((await res.json()) as { error: { issues: { path: string }[] } }).error.issues
+    expect(issues.map((issue) => issue.path)).toEqual(['temperature', 'top_p', 'top_k', 'stop_sequences'])
+    expect(received).toHaveLength(0)
+  })
+
   test('structured outputs: output_config.format (or the beta output_format) reaches it as a strict response_format json_schema', async () => {
     const schema = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'], additionalProperties: false }
     handler = () => Response.json({ id: 'chatcmpl-10', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: '{"city":"Paris"}' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 5, total_tokens: 8 } })

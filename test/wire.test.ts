@@ -159,6 +159,18 @@ describe('translation OpenAI -> Anthropic', () => {
     }
   })
 
+  test('what OpenAI takes and the Messages API refuses is made acceptable: a conversation of system messages alone, a null top_p, a custom tool, a tool_choice or parallel_tool_calls without tools', () => {
+    const only = anthropicRequestFromOpenAI({ messages: [{ role: 'system', content: 'Answer in French.' }, { role: 'developer', content: 'Be brief.' }], top_p: null, top_k: 5 }, 'c')
+    expect(only).toEqual({ model: 'c', messages: [{ role: 'user', content: [{ type: 'text', text: 'Answer in French.\n\nBe brief.' }] }], max_tokens: 4096, top_k: 5 })
+    const ask = [{ role: 'user', content: 'hi' }]
+    for (const extra of [{ tool_choice: 'none' }, { parallel_tool_calls: false }, { tools: [{ type: 'custom', custom: { name: 'grep' } }], tool_choice: 'auto' }]) {
+      const out = anthropicRequestFromOpenAI({ messages: ask, ...extra }, 'c')
+      expect([out.tools, out.tool_choice]).toEqual([undefined, undefined])
+    }
+    const mixed = anthropicRequestFromOpenAI({ messages: ask, tools: [{ type: 'custom', custom: { name: 'grep' } }, { type: 'function', function: { name: 'get_time' } }], parallel_tool_calls: false }, 'c')
+    expect([(mixed.tools as Json[]).map((t) => t.name), mixed.tool_choice]).toEqual([['get_time'], { type: 'auto', disable_parallel_tool_use: true }])
+  })
+
   test('a completion without an id becomes a message with one (Anthropic requires it)', () => {
     const message = anthropicMessageFromOpenAI({ object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'hi' }, finish_reason: 'stop' }] }, 'up')
     expect(message.id).toMatch(/^msg_[0-9a-f-]{32,}$/)

@@ -62,10 +62,14 @@ export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens 
   }
 
   const out: Json = { model, messages }
+  // A null is unsaid (openai-node sends its nullable fields so), as for temperature below; the Messages API takes no null there.
   for (const [key, value] of Object.entries(body)) {
-    if (SAME_IN_ANTHROPIC.has(key)) out[key] = value
+    if (SAME_IN_ANTHROPIC.has(key) && value !== null) out[key] = value
   }
-  if (system.length) out.system = system.join('\n\n')
+  // A conversation of system messages alone (OpenAI answers it) has no turn for Anthropic, which
+  // requires one: the instructions are the user's turn then.
+  if (messages.length === 0 && system.some((text) => text !== '')) messages.push({ role: 'user', content: [{ type: 'text', text: system.join('\n\n') }] })
+  else if (system.length) out.system = system.join('\n\n')
   out.max_tokens = firstNumber(body.max_completion_tokens, body.max_tokens) ?? maxTokens
   if (typeof body.temperature === 'number') out.temperature = Math.min(1, body.temperature)
   // Anthropic refuses a stop sequence of whitespace alone (OpenAI's completion-style "\n"): left out.
@@ -76,7 +80,8 @@ export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens 
   if (userId !== null) out.metadata = { user_id: userId }
 
   if (Array.isArray(body.tools)) {
-    out.tools = body.tools.filter(isRecord).map((tool) => {
+    // Function tools only: a custom tool (free-form input, `type: "custom"`) has no schema Anthropic could take.
+    out.tools = body.tools.filter((tool): tool is Json => isRecord(tool) && (tool.type === undefined || tool.type === 'function')).map((tool) => {
       const fn = isRecord(tool.function) ? tool.function : {}
       return {
         name: fn.name,
@@ -89,7 +94,9 @@ export function anthropicRequestFromOpenAI(body: Json, model: string, maxTokens 
   // rest of `tools` staying in the prompt's cache there. Anthropic has no such list: the others are left out.
   const allowed = allowedTools(body.tool_choice)
   if (allowed && Array.isArray(out.tools)) out.tools = out.tools.filter((tool) => isRecord(tool) && allowed.names.has(tool.name as string))
-  const choice = toolChoice(allowed ? allowed.mode : body.tool_choice, body.parallel_tool_calls)
+  // Anthropic refuses a tool_choice without tools (openai-node clients set parallel_tool_calls on every call).
+  const choice = Array.isArray(out.tools) && out.tools.length > 0 ? toolChoice(allowed ? allowed.mode : body.tool_choice, body.parallel_tool_calls) : undefined
+  if (Array.isArray(out.tools) && out.tools.length === 0) delete out.tools
   if (choice) out.tool_choice = choice
   const format = outputFormatOf(body.response_format)
   if (format) out.output_config = { format }
