@@ -46,6 +46,7 @@ beforeAll(async () => {
       a: [{ provider: 'ant', model: 'claude-x', retries: 0 }],
       ab: [{ provider: 'antb', model: 'claude-x', retries: 0 }],
       al: [{ provider: 'antl', model: 'claude-x', retries: 0 }],
+      ao: [{ provider: 'ant', model: 'claude-x', retries: 0 }, { provider: 'oai', model: 'gpt-x', retries: 0 }],
     },
   })
 })
@@ -79,6 +80,37 @@ function lastRequestRow() {
 }
 
 describe('an Anthropic provider, an OpenAI client', () => {
+  test('what the translation would have to leave out (several choices, logprobs, audio in or out, a file by id, legacy functions): the step is skipped without a call, a fallback row says why, the next step takes it', async () => {
+    const audio = { role: 'user', content: [{ type: 'text', text: 'transcribe' }, { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } }] }
+    const cases: [Record<string, unknown>, string][] = [
+      [{ n: 2 }, 'n: 2 (Anthropic answers one choice)'],
+      [{ logprobs: true, top_logprobs: 3 }, 'logprobs (Anthropic gives none)'],
+      [{ modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } }, 'audio output (Anthropic answers text)'],
+      [{ messages: [audio] }, 'input_audio content (messages[0].content[1])'],
+      [{ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }, { type: 'text', text: 'sum up' }] }] }, 'a file by its id (messages[0].content[0]: Anthropic takes its data)'],
+      [{ functions: [{ name: 'get_weather', parameters: { type: 'object', properties: {} } }], function_call: 'auto' }, 'the legacy functions (send tools)'],
+    ]
+    handler = () => Response.json({ id: 'chatcmpl-s', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const post = (body: Record<string, unknown>) =>
+      fetch(`${w.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify({ messages: ask, ...body }) })
+    for (const [fields, why] of cases) {
+      received.length = 0
+      const alone = await post({ model: 'a', ...fields })
+      expect(alone.status).toBe(502)
+      expect(received).toHaveLength(0)
+      expect(lastRequestRow()).toMatchObject({ provider: 'ant', status: 'fallback', error_message: `skipped ant/claude-x, an anthropic provider cannot take ${why}; no further step` })
+
+      const served = await post({ model: 'ao', ...fields })
+      expect(served.status).toBe(200)
+      expect(received.map((body) => body.model)).toEqual(['gpt-x'])
+      const rows = readRows(w.dbPath).slice(-2)
+      expect(rows.map((r) => [r.provider, r.status, r.error_message])).toEqual([
+        ['oai', 'fallback', `fallback from ant/claude-x: skipped, an anthropic provider cannot take ${why}`],
+        ['oai', 'success', null],
+      ])
+    }
+  })
+
   test('a streamed usage chunk counts cache writes and reads as prompt tokens, as the answer without streaming and the row do', async () => {
     handler = () =>
       sse([
@@ -686,7 +718,6 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
             { type: 'file', file: { filename: 'contract.pdf', file_data: `data:application/pdf;base64,${pdf}` } },
             { type: 'file', file: { filename: 'notes.txt', file_data: `data:Text/Plain;charset=utf-8;base64,${notes}` } },
             { type: 'file', file: { filename: 'shot.png', file_data: 'data:image/png;base64,iVBORw0KGgo=' } },
-            { type: 'file', file: { file_id: 'file-abc' } },
             { type: 'image_url', image_url: { url: 'data:Image/JPEG;name=shot.jpg;base64,/9j/4AAQ' } },
             { type: 'text', text: 'Summarise them.' },
           ],

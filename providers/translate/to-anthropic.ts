@@ -249,7 +249,7 @@ function imageBlock(url: string): Json {
 }
 
 /** `data:<type>[;param=…]…;base64,<data>`, its media type lower-cased; null for anything else. */
-function base64DataUrl(url: string): { mediaType: string; base64: string } | null {
+export function base64DataUrl(url: string): { mediaType: string; base64: string } | null {
   const data = /^data:([^;,]+)(?:;[^;,]*)*;base64,(.*)$/is.exec(url)
   return data ? { mediaType: data[1]!.toLowerCase(), base64: data[2]! } : null
 }

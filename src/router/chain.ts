@@ -11,6 +11,7 @@ import { isoTime } from '../clock.ts'
 import type { StepSpec } from '../config.ts'
 import type { Policy } from '../config-schema.ts'
 import { ProviderError, refusedRequest, worthRetrying } from '../../providers/provider-error.ts'
+import { untranslatable } from '../../providers/translate/untranslatable.ts'
 import { ChainExhaustedError } from '../errors.ts'
 import { PromptText } from '../redaction.ts'
 import type { Api, Store } from '../telemetry/store.ts'
@@ -126,7 +127,12 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     const step = steps[i]!
     let exit: string
     let skipped = false
-    if (missingKey[i]) {
+    const cannot = untranslatable(input.request.body, input.request.wire, step.provider.type)
+    if (cannot !== null) {
+      // The request itself: no call, no retry would change it (byRequest stands).
+      exit = `skipped, an ${step.provider.type} provider cannot take ${cannot}`
+      skipped = true
+    } else if (missingKey[i]) {
       exit = `skipped, API key ${step.provider.apiKeyEnv} is not set`
       skipped = true
       byRequest = false
