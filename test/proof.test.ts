@@ -6,7 +6,7 @@
  */
 import { Database } from 'bun:sqlite'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
 import { openLiveForJob } from '../src/jobs/job-db.ts'
 import { type Checkpoint, signCheckpoint } from '../src/proof/checkpoint.ts'
@@ -728,6 +728,17 @@ describe('tampering inside an archive (verify with the config reads the archives
     expect(code).toBe(1)
     expect(out).toMatch(new RegExp(`row ${a.id} was changed after it was chained: .*agent_name was "agent-0" when chained, is now "agent-1"`))
     expect(out).toMatch(new RegExp(`row ${b.id} was changed after it was chained: .*agent_name was "agent-1" when chained, is now "agent-0"`))
+  })
+
+  test("a month's file renamed to another month (or put in place of another month's) is named: reads of its rows' month would miss them", async () => {
+    const { config, archive } = await archivedCopy()
+    const month = /request_log-(\d{4}-\d{2})\.db$/.exec(archive)![1]!
+    const elsewhere = archive.replace(`request_log-${month}.db`, 'request_log-2001-01.db')
+    renameSync(archive, elsewhere)
+    const count = ids(elsewhere).length
+    const { code, out } = verify([...config, '--archives'])
+    expect(code).toBe(1)
+    expect(out).toContain(`archive ${elsewhere} holds ${count} row(s) of other months (${month}): the file was renamed or replaced by another month's, or rows were put there by hand (reads of those months miss them)`)
   })
 
   test('a pending row put into an archive is named: the archive job moves only finished rows', async () => {

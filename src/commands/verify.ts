@@ -30,7 +30,7 @@ import { exportMachines, gatherExport } from '../proof/export-folder.ts'
 import { type LiveFacts, chainBegins, checkpointMachines, conflictingRows, gatherArchive, gatheredCheckpoints, gatherLive } from '../proof/sources.ts'
 import { type Verdict, verifyEvidence, verifyReceiptRows } from '../proof/verify.ts'
 import { type WorkStore, openWorkStore } from '../proof/work-store.ts'
-import { eachArchiveForAudit } from '../retention/archive-query.ts'
+import { eachArchiveForAudit, rowsOfOtherMonths } from '../retention/archive-query.ts'
 import { type JobLock, waitForJobLock, waitToReadJobFiles } from '../jobs/job-lock.ts'
 import { archiveLockPath } from '../retention/archive-job.ts'
 import { type Command, UsageError, dbFlagOf, parsed } from './args.ts'
@@ -136,6 +136,8 @@ export const verifyCommand: Command = {
               throw new ArchiveError(`archive ${archive.path} cannot be read: ${(error as Error).message}`)
             }
             if (pending.count) forged.push(`archive ${archive.path} holds pending row(s) ${pending.text()}: the archive job moves only finished rows, so they were put there by hand`)
+            const strays = rowsOfOtherMonths(archive)
+            if (strays) forged.push(`archive ${archive.path} holds ${strays.count} row(s) of other months (${strays.months.join(', ')}): the file was renamed or replaced by another month's, or rows were put there by hand (reads of those months miss them)`)
           })
       const conflicts = await conflictingRows(store)
       if (conflicts.count) {

@@ -80,3 +80,17 @@ function openAll(archiveDir: string, files: ArchiveFile[]): ArchiveDatabase[] {
     throw error
   }
 }
+
+/**
+ * The rows of an archive that belong to other months (each row's month is its timestamp's, as the
+ * archive job files it): none, unless the file was renamed or replaced by another month's, or rows
+ * were put there by hand. A read picks month files by name, so such rows are missed by a read of
+ * their own month (did-call would say no). At most `limit` months named, with the count of all.
+ */
+export function rowsOfOtherMonths(archive: ArchiveDatabase, limit = 5): { count: number; months: string[] } | null {
+  const rows = archive.db
+    .query('SELECT substr(timestamp, 1, 7) AS month, count(*) AS n FROM request_log WHERE substr(timestamp, 1, 7) != ? GROUP BY 1 ORDER BY 1')
+    .all(archive.month) as { month: string; n: number }[]
+  if (rows.length === 0) return null
+  return { count: rows.reduce((sum, r) => sum + r.n, 0), months: rows.slice(0, limit).map((r) => r.month).concat(rows.length > limit ? ['…'] : []) }
+}
