@@ -189,6 +189,8 @@ describe.skipIf(skipUnless('the run of the role', runReason))('a run of the role
     expect(readFileSync(sudoers, 'utf8')).toContain(
       'Cmnd_Alias WITNESS_ROOT_COMMANDS = /usr/bin/systemctl restart witness.service, /usr/bin/systemctl restart hermes-bezalel.service\n',
     )
+    // An agent's checkout is restored as the agent that owns it.
+    expect(readFileSync(sudoers, 'utf8')).toMatch(/\n\S+ ALL = \(bezalel\) NOPASSWD: \/usr\/bin\/git -C \/srv\/wizards\/bezalel checkout last-good -- config\.yaml\n/)
     const result = await run(['visudo', '-cf', sudoers])
     expect(result.code).toBe(0)
   })

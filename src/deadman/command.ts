@@ -9,7 +9,11 @@
 import { redact } from '../redaction.ts'
 
 export interface CommandOptions {
-  /** The environment it inherits (the router's), before `vars`. */
+  /**
+   * The environment it inherits (the router's), before `vars`, without its credentials (isSecretName):
+   * a command may run where others can reach it (a rollback's git in an agent's checkout runs that
+   * checkout's hooks), and none needs the providers' keys or witness's tokens.
+   */
   env: Record<string, string | undefined>
   /** Variables it is given (WITNESS_AGENT, WITNESS_CONFIG_HASH, ...). */
   vars: Record<string, string>
@@ -65,7 +69,8 @@ export const processCommandGroups = new CommandGroups()
 export async function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
   const started = performance.now()
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries({ ...options.env, ...options.vars })) if (v !== undefined) env[k] = v
+  for (const [k, v] of Object.entries(options.env)) if (v !== undefined && !isSecretName(k, options.secretNames)) env[k] = v
+  Object.assign(env, options.vars)
   let proc: ReturnType<typeof spawn>
   try {
     proc = spawn(command, env, options.args ?? [])
@@ -155,8 +160,17 @@ function firstLines(text: string, secrets: readonly string[]): string {
  */
 function secretsIn(env: Record<string, string | undefined>, names: readonly string[] = []): string[] {
   return Object.entries(env)
-    .filter(([name, value]) => value !== undefined && value.length >= 8 && (names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)))
+    .filter(([name, value]) => value !== undefined && value.length >= 8 && isSecretName(name, names))
     .map(([, value]) => value!)
+}
+
+/**
+ * Whether a variable holds a credential: one the config names (`secretNames`: the providers'
+ * api_key_env) or one named like a key, token, secret or password (WITNESS_TOKEN, WITNESS_SYNC_TOKEN,
+ * a preset's KIMI_API_KEY).
+ */
+export function isSecretName(name: string, names: readonly string[] = []): boolean {
+  return names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)
 }
 
 /** The variables a config reads provider API keys from (`api_key_env`, or a preset's). */

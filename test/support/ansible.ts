@@ -105,8 +105,11 @@ export function rolePrefix(name: string) {
     witness_banned_providers: ['anthropic'],
     witness_retention: { keep_days: 30, max_db_mb: 256 },
     witness_sync: { remote: join(work, 'telemetry.git'), every: '15m' },
-    witness_deadman_agents: { bezalel: { max_silence_s: 300, rollback_command: 'sudo -n /usr/bin/systemctl restart hermes-bezalel.service' } },
+    witness_deadman_agents: {
+      bezalel: { max_silence_s: 300, rollback_command: 'sudo -n -u bezalel /usr/bin/git -C /srv/wizards/bezalel checkout last-good -- config.yaml && sudo -n /usr/bin/systemctl restart hermes-bezalel.service' },
+    },
     witness_sudo_commands: ['/usr/bin/systemctl restart hermes-bezalel.service'],
+    witness_sudo_as: { bezalel: ['/usr/bin/git -C /srv/wizards/bezalel checkout last-good -- config.yaml'] },
     witness_provider_api_keys: secrets,
     witness_sync_token: 'sync-token-4567',
     witness_watchdog_token: 'watchdog-token-89ab',
