@@ -7,7 +7,7 @@
 import { ProviderError, retryableStatus } from './provider-error.ts'
 import { type PromptText, type Redactor, redactor, valuesRedactor } from '../src/redaction.ts'
 import { sha256 } from '../src/hash.ts'
-import { collapseWhitespace, cutText } from '../src/text.ts'
+import { collapseWhitespace, cutText, withoutControls } from '../src/text.ts'
 import { errorBody, errorTextOf } from './error-text.ts'
 import { describeFetchFailure } from './fetch-failure.ts'
 import { readCapped } from './read-capped.ts'
@@ -431,9 +431,9 @@ function decoded(text: string): string {
   }
 }
 
-/** On one line, cut to `max`. Not exported: an upstream's text is stored through redactedClip only. */
+/** On one line, without control characters, cut to `max`. Not exported: an upstream's text is stored through redactedClip only. */
 function clip(text: string, max: number): string {
-  const flat = collapseWhitespace(text)
+  const flat = withoutControls(collapseWhitespace(text))
   return flat.length > max ? `${cutText(flat, max)}…` : flat
 }
 

@@ -12,6 +12,15 @@ export function collapseWhitespace(text: string): string {
   return text.replace(/\s+/g, ' ').trim()
 }
 
+/**
+ * Control characters (C0 other than whitespace, DEL, C1) as U+FFFD: an upstream's text stored as it
+ * came could drive the terminal of whoever reads an export or a CSV with `cat` (ESC sequences that
+ * clear the screen, set its title, or write the clipboard with OSC 52).
+ */
+export function withoutControls(text: string): string {
+  return text.replace(/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]/g, '\ufffd')
+}
+
 /** At most `max` UTF-16 units of `text`, never ending inside a surrogate pair. */
 export function cutText(text: string, max: number): string {
   if (text.length <= max) return text

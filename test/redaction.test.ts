@@ -5,6 +5,7 @@
  */
 import { describe, expect, test } from 'bun:test'
 import { PROMPT_STEP, PROMPT_WINDOW, PromptText, SECRET_WINDOW, redactor, secretsRedactor } from '../src/redaction.ts'
+import { redactedClip } from '../providers/call.ts'
 
 const key = 'sk-live-ECHOSECRETKEY0123456789abcdef'
 const hexOf = (text: string) => Buffer.from(text).toString('hex')
@@ -166,5 +167,14 @@ describe('credential shapes, whoever they belong to', () => {
   test('a bearer token, an sk- key and a key in a query string', () => {
     const out = redactor({ secret: [] })('Authorization: Bearer abcdefghijkl; sk-proj-abcdefghijklmnop; https://x.test/?key=AIzaSyA123')
     expect(out).toBe('Authorization: Bearer [redacted]; [redacted]; https://x.test/?key=[redacted]')
+  })
+})
+
+describe('an upstream text as a row stores it', () => {
+  test('control characters become U+FFFD: read from an export with cat, they cannot clear the screen, set its title or write the clipboard', () => {
+    const hostile = 'boom \x1b[2J\x1b[H\x1b]0;pwned\x07\x1b]52;c;ZWNobw==\x07 \u009b31mFAKE: all good\x1b[0m\x00\x7f'
+    expect(redactedClip(redactor({ secret: [] }), hostile)).toBe('boom \ufffd[2J\ufffd[H\ufffd]0;pwned\ufffd\ufffd]52;c;ZWNobw==\ufffd \ufffd31mFAKE: all good\ufffd[0m\ufffd\ufffd')
+    // Whitespace is still collapsed to single spaces, and ordinary text left as it is.
+    expect(redactedClip(redactor({ secret: [] }), 'line one\r\n\tline two – ünïcode ✓')).toBe('line one line two – ünïcode ✓')
   })
 })
