@@ -313,6 +313,21 @@ describe('auth config and open mode', () => {
     }
     expect(caught?.issues).toEqual([{ path: 'auth.operators.op.token_sha256', message: 'same token hash as auth.agents.ezra; every agent and operator needs its own token' }])
   })
+
+  test("no agent may bear the router's own name (deadman.name), under which its rollbacks are written: it would read them and beat as the router", () => {
+    const issuesOf = (config: Record<string, unknown>) => {
+      try {
+        parseConfig(config)
+      } catch (error) {
+        return (error as ConfigError).issues
+      }
+      return []
+    }
+    const message = "is the router's own name (deadman.name), under which its rollbacks are written: give the agent another name, or the router another deadman.name"
+    expect(issuesOf({ ...base, auth: { agents: { witness: { token_sha256: hashToken(EZRA) } } } })).toEqual([{ path: 'auth.agents.witness', message }])
+    expect(issuesOf({ ...base, deadman: { name: 'forge-router' }, auth: { agents: { 'forge-router': { token_sha256: hashToken(EZRA) } } } })).toEqual([{ path: 'auth.agents.forge-router', message }])
+    expect(issuesOf({ ...base, deadman: { name: 'forge-router' }, auth: { agents: { witness: { token_sha256: hashToken(EZRA) } } } })).toEqual([])
+  })
 })
 
 describe('the deadman routes under auth', () => {
