@@ -25,6 +25,7 @@ import { Cooldowns, changedProviders } from './router/cooldown.ts'
 import { type LiveCalls, endLiveCalls } from './router/live-calls.ts'
 import { listen } from './listen.ts'
 import { withAbsoluteUrl } from './routes/absolute-url.ts'
+import { exposedFiles } from './file-modes.ts'
 import { idleBetweenRequests } from './idle-limit.ts'
 import { SliceRollups } from './telemetry/slice-rollups.ts'
 import { runtimeEnvProblems } from './runtime-env.ts'
@@ -300,6 +301,11 @@ export async function serve(options: ServeOptions): Promise<Running> {
     // Bun reads these at start only (runtime-env.ts): the process's own environment, not options.env.
     for (const problem of runtimeEnvProblems(process.env)) warn(problem)
     for (const missing of unsetApiKeys(boot, env)) warn(missing)
+    const privateFiles = [
+      ...['', '-wal', '-shm'].map((end) => ({ path: `${store.path}${end}`, what: 'the database' })),
+      { path: boot.proof.keyPath, what: 'the signing key', groupToo: true },
+    ]
+    for (const exposed of exposedFiles(privateFiles)) warn(`WARNING: ${exposed}`)
     if (options.background ?? true) deadman.start()
 
     return {
