@@ -265,7 +265,9 @@ describe('auth config and open mode', () => {
       }
       expect(readRows(open.dbPath)).toEqual([])
       // A page of another site posting with no body at all (an empty form): refused by its Origin or Sec-Fetch-Site.
-      for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
+      // A page of a local dev server (loopback, another port) is another site too.
+      const local = [{ origin: 'http://localhost:3000', 'sec-fetch-site': 'same-site' }, { origin: 'http://127.0.0.1:3000' }, { 'sec-fetch-site': 'same-site' }]
+      for (const headers of [{ origin: 'https://evil.example' }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }, ...local] as Record<string, string>[]) {
         const res = await fetch(`${open.url}/admin/reload`, { method: 'POST', headers })
         expect(res.status).toBe(403)
       }

@@ -7,7 +7,10 @@
  *
  * - without `auth`, witness answers only on loopback and trusts the agent
  *   name a request gives: a page of another site is one not served from a
- *   loopback host (`Origin`, or `Sec-Fetch-Site: cross-site`). And a request
+ *   loopback host (`Origin`, or `Sec-Fetch-Site: cross-site`), and a page
+ *   served from loopback is another site too unless its origin is witness's
+ *   own host and port (a local dev server's page on another port: `Origin`,
+ *   or `Sec-Fetch-Site: same-site`). And a request
  *   whose Host is not a loopback name is refused (403): a page using DNS
  *   rebinding talks to witness under its own host name; a body not declared
  *   as JSON is refused (415): a page can send a "simple" cross-site POST
@@ -36,7 +39,8 @@ export function guardBrowsers(config: () => Config): MiddlewareHandler {
     }
     const method = c.req.method
     if (method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS') {
-      const foreign = open ? foreignToLoopback(c) : foreignToHost(c, host)
+      // Open, a page on loopback is foreign too unless it is witness's own (another port: a local dev server's page).
+      const foreign = open ? (foreignToLoopback(c) ?? foreignToHost(c, host)) : foreignToHost(c, host)
       if (foreign !== null) {
         const mode = open ? 'witness runs open (no auth) and refuses' : 'witness refuses'
         throw new ForbiddenError(`${mode} writes a web page of another site sends (origin ${JSON.stringify(foreign.slice(0, 80))})`)
