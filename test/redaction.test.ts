@@ -168,6 +168,13 @@ describe('credential shapes, whoever they belong to', () => {
     const out = redactor({ secret: [] })('Authorization: Bearer abcdefghijkl; sk-proj-abcdefghijklmnop; https://x.test/?key=AIzaSyA123')
     expect(out).toBe('Authorization: Bearer [redacted]; [redacted]; https://x.test/?key=[redacted]')
   })
+
+  test('a key shown masked with its ends kept (as OpenAI says an incorrect key)', () => {
+    const out = redactor({ secret: ['evilKEY0123456789abcdfXYZ'] })('Incorrect API key provided: evilKEY0**********fXYZ. You can find your API key at https://x.test/keys; also sk-pr************************3kFZ.')
+    expect(out).toBe('Incorrect API key provided: [redacted]. You can find your API key at https://x.test/keys; also [redacted].')
+    // Emphasis in markdown is no key.
+    expect(redactor({ secret: [] })('a **bold** word and 2 * 3 = 6')).toBe('a **bold** word and 2 * 3 = 6')
+  })
 })
 
 describe('an upstream text as a row stores it', () => {
