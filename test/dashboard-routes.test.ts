@@ -86,6 +86,7 @@ describe('open (no auth)', () => {
     expect(csp).toContain("script-src 'self'")
     expect(csp).toContain("connect-src 'self'")
     expect(csp).toContain("frame-ancestors 'none'")
+    expect(res.headers.get('x-frame-options')).toBe('DENY')
   })
 
   test("the page's script is served as plain JavaScript and its stylesheet as CSS, from witness itself", async () => {

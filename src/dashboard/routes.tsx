@@ -49,6 +49,8 @@ function render(c: Context, body: JSX.Element, doctype = false) {
   c.header('cache-control', 'no-store')
   c.header('x-content-type-options', 'nosniff')
   c.header('referrer-policy', 'no-referrer')
+  // frame-ancestors for browsers that predate it.
+  c.header('x-frame-options', 'DENY')
   return c.html(doctype ? `<!doctype html>${body}` : body)
 }
 
