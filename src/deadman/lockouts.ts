@@ -97,10 +97,15 @@ export class Lockouts {
     return out
   }
 
-  /** Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. */
-  lockedOut(agent: string, windowMs: number): boolean {
+  /**
+   * Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. For
+   * `capMs` from the first refusal at most (the operator is alerted within it): a revoked token is
+   * often a leaked one, and its holder knocking with it must not keep the agent's rollback off for good.
+   */
+  lockedOut(agent: string, windowMs: number, capMs = Infinity): boolean {
     const refused = this.refused.get(`agent ${agent}`)
-    return refused !== undefined && this.clock.monotonic() - refused.lastAt <= windowMs
+    const now = this.clock.monotonic()
+    return refused !== undefined && now - refused.lastAt <= windowMs && now - refused.firstAt <= capMs
   }
 }
 

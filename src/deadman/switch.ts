@@ -75,7 +75,8 @@ export class DeadmanSwitch {
       env: deps.env,
       alert: this.alert,
       log: deps.log,
-      lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs),
+      // Spared while the operator is alerted (failing_window_s) and one silence more.
+      lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs, config().deadman.failing_window_s * 1000 + windowMs),
       groups: this.commands,
     })
     deps.live.onSwap((next, previous) => {
