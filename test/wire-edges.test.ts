@@ -89,6 +89,7 @@ describe('an Anthropic provider, an OpenAI client', () => {
       [{ messages: [audio] }, 'input_audio content (messages[0].content[1])'],
       [{ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }, { type: 'text', text: 'sum up' }] }] }, 'a file by its id (messages[0].content[0]: Anthropic takes its data)'],
       [{ functions: [{ name: 'get_weather', parameters: { type: 'object', properties: {} } }], function_call: 'auto' }, 'the legacy functions (send tools)'],
+      [{ messages: [...ask, { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', content: 'x' }] }, 'a tool message without its tool_call_id (messages[2])'],
     ]
     handler = () => Response.json({ id: 'chatcmpl-s', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
     const post = (body: Record<string, unknown>) =>

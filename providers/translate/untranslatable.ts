@@ -24,6 +24,8 @@ export function untranslatable(body: Record<string, unknown>, from: Wire, to: Wi
   if (Array.isArray(body.functions) && body.functions.length > 0 && !Array.isArray(body.tools)) return 'the legacy functions (send tools)'
   const messages = Array.isArray(body.messages) ? body.messages : []
   for (const [i, message] of messages.entries()) {
+    // A tool result Anthropic cannot pair with its call (some upstreams take one without an id).
+    if (isRecord(message) && message.role === 'tool' && (typeof message.tool_call_id !== 'string' || message.tool_call_id === '')) return `a tool message without its tool_call_id (messages[${i}])`
     // Text of the other roles is read as text; a user turn's parts become blocks (to-anthropic.ts userBlocks).
     if (!isRecord(message) || ['system', 'developer', 'assistant', 'tool'].includes(message.role as string) || !Array.isArray(message.content)) continue
     for (const [j, part] of message.content.entries()) {
