@@ -118,5 +118,5 @@ describe('SQL injection attempts', () => {
       expect(run(['stats', '--by', payload]).exitCode).toBe(2)
     }
     expect(snapshot(w.dbPath)).toBe(before)
-  })
+  }, 60_000) // 24 command-line runs, each a process of its own: 6 s here, past the 20 s default on a loaded machine
 })
