@@ -174,21 +174,36 @@ async function eventsOf(adapter: Adapter, bytes: Uint8Array): Promise<SseEvent[]
   return events
 }
 
-/** A stream whose first event has arrived: the point after which witness no longer falls back. */
+/**
+ * A stream whose first event has arrived (of an OpenAI-format stream, its first choice): the point
+ * after which witness no longer falls back.
+ */
 export interface OpenedStream {
   reader: SseReader
-  first: SseEvent
+  /** The events read so far, in order, observed into `facts` and not yet passed on: one, or those up to the first choice. */
+  first: SseEvent[]
   facts: StreamFacts
   startedAt: number
   /** Milliseconds from sending to the first event. */
   firstByteMs: number
+  /** Milliseconds from sending to the first event that carried content, if one has. */
+  firstContentMs: number | null
 }
 
-/** Sends a streaming request and waits for its first event. */
+/**
+ * Events an OpenAI-format stream may send before its first choice (Azure's prompt-filter results, a
+ * usage chunk first) that are held rather than passed on: a stream that ends after them without a
+ * choice carried no answer, and falls back, as one that sent nothing does.
+ */
+const MAX_EVENTS_BEFORE_A_CHOICE = 16
+
+/** Sends a streaming request and waits for its first event (an OpenAI-format stream's first choice). */
 export async function openStream(adapter: Adapter, target: Target, request: ClientRequest, options: CallOptions): Promise<OpenedStream> {
   const { response, startedAt } = await send(adapter, target, request, options)
+  const facts = newStreamFacts()
+  // With the usage the events read so far reported (a usage chunk before a stream that then had no choice): it may have been billed.
   const fail = (kind: 'malformed' | 'stream', detail: string, retryable: boolean) =>
-    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), answeredStatus: response.status, retryable })
+    new ProviderError({ provider: target.provider, kind, detail, latencyMs: Math.round(options.now() - startedAt), answeredStatus: response.status, retryable, usage: facts.usage })
   const type = response.headers.get('content-type') ?? ''
   const notStream = `malformed response: expected an event stream, got ${type.split(';')[0] || 'no content type'}`
   let reader: SseReader
@@ -206,33 +221,40 @@ export async function openStream(adapter: Adapter, target: Target, request: Clie
     await response.body?.cancel().catch(() => {})
     throw fail('malformed', notStream, false)
   }
-  let first: SseEvent | null
-  try {
-    first = await reader.next()
-  } catch (error) {
-    if (error instanceof MalformedResponseError) {
+  const first: SseEvent[] = []
+  let firstByteMs = 0
+  let firstContentMs: number | null = null
+  do {
+    let event: SseEvent | null
+    try {
+      event = await reader.next()
+    } catch (error) {
+      if (error instanceof MalformedResponseError) {
+        await reader.cancel()
+        throw fail('malformed', `malformed response: ${error.message}`, false)
+      }
+      throw networkError(target, error, options, startedAt)
+    }
+    if (!event) throw fail('stream', first.length === 0 ? 'stream ended before its first event' : 'stream ended before its first choice', true)
+    if (first.length === 0) firstByteMs = Math.round(options.now() - startedAt)
+    try {
+      adapter.observe(event, facts)
+    } catch (error) {
       await reader.cancel()
+      if (!(error instanceof MalformedResponseError)) throw error
       throw fail('malformed', `malformed response: ${error.message}`, false)
     }
-    throw networkError(target, error, options, startedAt)
-  }
-  if (!first) throw fail('stream', 'stream ended before its first event', true)
-  const facts = newStreamFacts()
-  try {
-    adapter.observe(first, facts)
-  } catch (error) {
-    await reader.cancel()
-    if (!(error instanceof MalformedResponseError)) throw error
-    throw fail('malformed', `malformed response: ${error.message}`, false)
-  }
-  if (facts.error !== null) {
-    await reader.cancel()
-    // An error with a code (OpenRouter's, sent as the first event after its keep-alive comments) is
-    // that HTTP error: a 400 is not retried, nor paid for twice.
-    if (facts.errorCode !== null) throw errorInAnswer(target, new AnswerError(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
-    throw fail('stream', `upstream error event: ${redactedClip(redactorOf(target, options), facts.error)}`, true)
-  }
-  return { reader, first, facts, startedAt, firstByteMs: Math.round(options.now() - startedAt) }
+    if (facts.error !== null) {
+      await reader.cancel()
+      // An error with a code (OpenRouter's, sent as the first event after its keep-alive comments) is
+      // that HTTP error: a 400 is not retried, nor paid for twice.
+      if (facts.errorCode !== null) throw errorInAnswer(target, new AnswerError(facts.error, facts.errorCode), options, Math.round(options.now() - startedAt))
+      throw fail('stream', `upstream error event: ${redactedClip(redactorOf(target, options), facts.error)}`, true)
+    }
+    if (facts.content && firstContentMs === null) firstContentMs = Math.round(options.now() - startedAt)
+    first.push(event)
+  } while (adapter.wire === 'openai' && facts.chunks === 0 && first.length < MAX_EVENTS_BEFORE_A_CHOICE)
+  return { reader, first, facts, startedAt, firstByteMs, firstContentMs }
 }
 
 /** `error` with the status the upstream answered with before its body failed (the row's http_status). */

@@ -58,6 +58,8 @@ beforeAll(async () => {
       // A fallback that would be paid for a second time, were the first answer thrown away.
       ant: [{ provider: 'ant', model: 'claude-x', retries: 0 }, { provider: 'up', model: 'm', retries: 0 }],
       paid: [{ provider: 'up', model: 'm', retries: 0 }, { provider: 'ant', model: 'claude-x', retries: 0 }],
+      // The same, on a model of its own: not cooling down after the failures other tests made.
+      held: [{ provider: 'up', model: 'm-held', retries: 0 }, { provider: 'ant', model: 'claude-x', retries: 0 }],
     },
     },
     { env: { KEYED_API_KEY: KEY } },
@@ -641,14 +643,25 @@ describe('answers that say less than they seem to', () => {
     expect(lastRows(3).map((r) => [r.provider, r.status, r.error_message?.startsWith('malformed') ?? null])).toEqual([['up', 'error', true], ['ant', 'fallback', false], ['ant', 'success', null]])
   })
 
-  test('a stream of no choice after its first event ends in an error, not a success (it was the client\'s from its first event)', async () => {
-    answers.push(sse([{ id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [], usage: { prompt_tokens: 4, completion_tokens: 0, total_tokens: 4 } }, { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [] }, '[DONE]']))
-    const { status, text } = await ask('once', true)
-    expect(status).toBe(200)
-    expect(lastRows(1)[0]).toMatchObject({ provider: 'up', status: 'error', tokens_in: 4, tokens_out: 0 })
-    expect(lastRows(1)[0]!.error_message).toContain('without a choice')
-    expect(text).toContain('"error"')
-    expect(text).not.toContain('[DONE]')
+  test('events before the first choice (a usage chunk first, Azure\'s prompt-filter results) are held: a stream that then ends without a choice falls back as one that sent nothing does; one whose choice follows reaches the client whole', async () => {
+    const usageFirst = { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [], usage: { prompt_tokens: 4, completion_tokens: 0, total_tokens: 4 } }
+    answers.push(sse([usageFirst, { id: 'gen-1', object: 'chat.completion.chunk', model: 'm', choices: [] }, '[DONE]']), json({ type: 'message', id: 'msg_4', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'Hi.' }], stop_reason: 'end_turn', usage: { input_tokens: 3, output_tokens: 2 } }))
+    const fell = await ask('held', true)
+    expect(fell.status).toBe(200)
+    expect(lastRows(3).map((r) => [r.provider, r.status, r.tokens_in, r.tokens_out])).toEqual([['up', 'error', 4, 0], ['ant', 'fallback', null, null], ['ant', 'success', 3, 2]])
+    expect(lastRows(3)[0]!.error_message).toBe('malformed response: the stream ended without a choice')
+    expect(fell.text).toContain('"Hi."')
+    expect(fell.text).not.toContain('gen-1')
+
+    const filter = { id: '', object: '', created: 0, model: '', choices: [], prompt_filter_results: [{ prompt_index: 0, content_filter_results: { hate: { filtered: false, severity: 'safe' } } }] }
+    const hello = { id: 'chatcmpl-az', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hello' }, finish_reason: null }] }
+    const stop = { ...hello, choices: [{ index: 0, delta: {}, finish_reason: 'stop' }] }
+    answers.push(sse([filter, hello, stop, '[DONE]']))
+    const served = await ask('once', true)
+    expect(served.status).toBe(200)
+    expect(lastRows(1)[0]).toMatchObject({ provider: 'up', status: 'success' })
+    expect(served.text.indexOf('prompt_filter_results')).toBeLessThan(served.text.indexOf('Hello'))
+    expect(served.text).toContain('[DONE]')
   })
 
   test('a 501 or 505 is not retried: the server does not do what was asked', async () => {

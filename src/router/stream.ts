@@ -104,7 +104,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   const { clock } = scope
   const facts = opened.facts
   const encoder = new TextEncoder()
-  let first: SseEvent | null = opened.first
+  // The events read before the session began (observed already): passed on first, in order.
+  const first: SseEvent[] = [...opened.first]
   let ended = false
   let settle!: (how: StreamEnd) => void
   const settled = new Promise<StreamEnd>((resolve) => (settle = resolve))
@@ -116,7 +117,7 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
 
   const elapsed = () => Math.round(clock.monotonic() - opened.startedAt)
   // Time to first token: the first event is often a role-only chunk or message_start.
-  let firstTokenMs: number | null = facts.content ? opened.firstByteMs : null
+  let firstTokenMs: number | null = opened.firstContentMs
   const remaining = Math.max(1, init.timeoutMs - elapsed())
   let client: ReadableStreamDefaultController<Uint8Array> | null = null
   let pulling = false
@@ -224,9 +225,8 @@ export function startStreamSession(init: StreamSessionInit): StreamSession {
   async function step(stream: ReadableStreamDefaultController<Uint8Array>): Promise<boolean> {
     try {
       let event: SseEvent | null
-      if (first) {
-        event = first
-        first = null
+      if (first.length > 0) {
+        event = first.shift()!
       } else {
         event = await next()
         if (ended) return true
