@@ -9,6 +9,20 @@
  */
 import type { Server } from 'bun'
 
+/**
+ * The end of a stream's work as witness sees it (its session settled: the row finished, the last
+ * event queued), by its body. A client that stopped reading never reads the body to its end, so
+ * the limit is put back then too: else its connection stayed open with none, for as long as the
+ * client kept it, a kernel's send buffer full of the answer held for it.
+ */
+const streamEnds = new WeakMap<ReadableStream<Uint8Array>, Promise<unknown>>()
+
+/** Says when the work behind a stream's body is over (src/routes/sse-response.ts). */
+export function endsWhen(body: ReadableStream<Uint8Array>, settled: Promise<unknown>): ReadableStream<Uint8Array> {
+  streamEnds.set(body, settled)
+  return body
+}
+
 /** Wraps a fetch handler so the connection's idle limit applies only between requests. */
 export function idleBetweenRequests(
   idleS: number,
@@ -20,11 +34,17 @@ export function idleBetweenRequests(
     server.timeout(req, 0)
     const res = await handle(req, server)
     // Bun applies a connection's limit only while its request is still being answered.
-    const restore = () => server.timeout(req, idleS)
+    let restored = false
+    const restore = () => {
+      if (restored) return
+      restored = true
+      server.timeout(req, idleS)
+    }
     if (!res.body || !res.headers.get('content-type')?.startsWith('text/event-stream')) {
       restore()
       return res
     }
+    void streamEnds.get(res.body)?.then(restore, restore)
     return new Response(untilEnd(res.body, restore), res)
   }
 }

@@ -6,7 +6,11 @@
  * stream pauses. Real sockets, kept alive as an SDK's pool keeps them.
  */
 import { afterAll, expect, test } from 'bun:test'
+import { once } from 'node:events'
+import { existsSync, readFileSync } from 'node:fs'
+import { connect as connectNet } from 'node:net'
 import { type Simulator, startSimulator } from '../src/sim/server.ts'
+import { readRows } from './support/rows.ts'
 import { simConfig, startWitness, type TestWitness } from './support/witness.ts'
 
 const sim: Simulator = startSimulator()
@@ -103,3 +107,44 @@ test('idle connections are closed between requests; a call or a stream outlastin
   expect(pausing.received()).toContain('data: [DONE]')
   expect(pausingClosed).not.toBeNull()
 }, 30_000)
+
+/** Whether the server's end of the connection from `clientPort` to `serverPort` is still established (Linux: /proc/net/tcp). */
+function serverSideOpen(serverPort: number, clientPort: number): boolean {
+  const hex = (port: number) => port.toString(16).toUpperCase().padStart(4, '0')
+  return readFileSync('/proc/net/tcp', 'utf8')
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .some((fields) => fields[1]?.endsWith(`:${hex(serverPort)}`) && fields[2]?.endsWith(`:${hex(clientPort)}`) && fields[3] === '01')
+}
+
+test.skipIf(!existsSync('/proc/net/tcp'))('a stream client that stops reading: once witness has ended the stream (its row finished), the idle limit holds again and the connection is closed', async () => {
+  // An upstream that streams 64 KB chunks for as long as it is read: far more than the kernel's buffers hold.
+  const big = JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: 'x'.repeat(65_536) }, finish_reason: null }] })
+  const upstream = Bun.serve({
+    port: 0,
+    hostname: '127.0.0.1',
+    fetch: () => new Response(new ReadableStream({ pull: (c) => c.enqueue(new TextEncoder().encode(`data: ${big}\n\n`)) }), { headers: { 'content-type': 'text/event-stream' } }),
+  })
+  const w = await startWitness(
+    { providers: { big: { type: 'openai', base_url: `http://127.0.0.1:${upstream.port}/v1` } }, chains: { endless: [{ provider: 'big', model: 'm', retries: 0, timeout_ms: 1500 }] } },
+    { idleConnectionS: IDLE_S },
+  )
+  running.push(w)
+  const port = Number(new URL(w.url).port)
+  const socket = connectNet(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write(post({ chain: 'endless', stream: true }))
+  await once(socket, 'data')
+  socket.pause() // reads no more: the answer backs up into the kernel's buffers
+  const clientPort = socket.localPort!
+  expect(serverSideOpen(port, clientPort)).toBe(true)
+  // The stream's time runs out: witness ends it and finishes its row, while the client still holds it unread.
+  for (let i = 0; i < 100 && !readRows(w.dbPath).some((row) => row.status === 'timeout'); i++) await Bun.sleep(100)
+  expect(readRows(w.dbPath).map((row) => row.status)).toEqual(['timeout'])
+  const deadline = performance.now() + WAIT_MS
+  while (serverSideOpen(port, clientPort) && performance.now() < deadline) await Bun.sleep(200)
+  expect(serverSideOpen(port, clientPort)).toBe(false)
+  socket.destroy()
+  upstream.stop(true)
+}, 40_000)
