@@ -10,6 +10,7 @@ import { describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { hashToken } from '../src/auth/tokens.ts'
+import { MAX_UNLISTED_AGENTS } from '../src/deadman/agents.ts'
 import { BUN, ROOT, holdWriteLock } from './support/process.ts'
 import { readRollbackFacts, readRows } from './support/rows.ts'
 import { useSimulator } from './support/sim-suite.ts'
@@ -351,6 +352,24 @@ describe('an agent that falls silent', () => {
     expect(await listed()).toEqual(['bezalel', 'run-1', 'run-2'])
     expect(stored()).toEqual(['bezalel', 'run-1', 'run-2'])
   })
+
+  test(`past ${MAX_UNLISTED_AGENTS} agents not listed, the longest silent are forgotten too: a caller naming itself anew each session does not grow GET /deadman for keep_days`, async () => {
+    const { w, clock } = await witness({ agents: { bezalel: { max_silence_s: 100 * 86_400 } } })
+    await beat(w, { agent: 'bezalel' })
+    for (let i = 0; i < MAX_UNLISTED_AGENTS + 5; i++) {
+      await beat(w, { agent: `session-${String(i).padStart(4, '0')}` })
+      clock.advance(1_000)
+    }
+    await w.deadman.checkNow()
+    const listed = ((await (await fetch(`${w.url}/deadman`)).json()) as { agents: { agent: string }[] }).agents.map((a) => a.agent)
+    expect(listed).toHaveLength(MAX_UNLISTED_AGENTS + 1)
+    // The listed agent stays, however long silent; of the rest, the five that beat first went.
+    expect(listed).toContain('bezalel')
+    expect(listed.filter((a) => a < 'session-0005' && a.startsWith('session-'))).toEqual([])
+    const db = new Database(w.dbPath, { readonly: true })
+    expect((db.query('SELECT count(*) AS n FROM deadman_agent').get() as { n: number }).n).toBe(MAX_UNLISTED_AGENTS + 1)
+    db.close()
+  }, 60_000)
 
   test('an agent that never beat is silent from the router\'s start; one without a rollback_command is only alerted on', async () => {
     const dir = tempDir()

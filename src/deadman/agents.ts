@@ -21,6 +21,9 @@ import { type CommandGroups, type CommandResult, apiKeyNames, describeResult, ru
 import { shortHash } from './last-good.ts'
 import { type RollbackEntry, recordRollback } from './rollback-row.ts'
 
+/** Agents not listed in deadman.agents kept (the most recent beats): the rest are forgotten (forgetSilent). */
+export const MAX_UNLISTED_AGENTS = 1000
+
 export interface AgentWatchDeps {
   store: Store
   clock: Clock
@@ -360,29 +363,31 @@ export class AgentWatch {
 
   /**
    * Forgets the agents not listed in `deadman.agents` whose last beat is older than
-   * `retention.keep_days` (the rows of their calls and rollbacks have left the live file by then):
-   * their records are deleted from the file and dropped from memory. A listed agent is never
-   * forgotten, nor one whose rollback_command is running, nor one that never beat (a listed agent a
-   * reload dropped: as few as the configs). Its next beat records it afresh.
+   * `retention.keep_days` (the rows of their calls and rollbacks have left the live file by then),
+   * and past MAX_UNLISTED_AGENTS of them the longest silent (in open mode callers name themselves,
+   * a new name per session perhaps: `GET /deadman` listed every one, megabytes of them): their
+   * records are deleted from the file and dropped from memory. A listed agent is never forgotten,
+   * nor one whose rollback_command is running, nor one that never beat (a listed agent a reload
+   * dropped: as few as the configs). Its next beat records it afresh.
    */
   private async forgetSilent(): Promise<void> {
     const config = this.deps.config()
     const before = isoTime(this.deps.clock.now() - config.retention.keepDays * 86_400_000)
-    const silent = (record: AgentRecord) =>
-      !Object.hasOwn(config.deadman.agents, record.agent) && record.state !== 'rolling_back' && record.lastBeatAt !== null && record.lastBeatAt < before
-    const agents = [...this.records.values()].filter(silent).map((r) => r.agent)
-    if (!agents.length) return
+    const forgettable = (record: AgentRecord) => !Object.hasOwn(config.deadman.agents, record.agent) && record.state !== 'rolling_back' && record.lastBeatAt !== null
+    const unlisted = [...this.records.values()].filter(forgettable).sort((a, b) => (a.lastBeatAt! < b.lastBeatAt! ? 1 : a.lastBeatAt! > b.lastBeatAt! ? -1 : 0))
+    const picked = unlisted.filter((record, i) => i >= MAX_UNLISTED_AGENTS || record.lastBeatAt! < before).map((r) => ({ agent: r.agent, lastBeatAt: r.lastBeatAt! }))
+    if (!picked.length) return
     const pickedAt = this.deps.clock.monotonic()
     try {
-      await this.deps.store.write(forgetAgentsWrite(agents, before))
+      await this.deps.store.write(forgetAgentsWrite(picked))
     } catch (error) {
-      this.deps.log(`could not forget ${agents.length} agent(s) silent since before ${before}: ${(error as Error).message}`)
+      this.deps.log(`could not forget ${picked.length} agent(s) silent since before ${before} or beyond the ${MAX_UNLISTED_AGENTS} most recent: ${(error as Error).message}`)
       return
     }
     // One that beat while the write waited stays (the write kept it too).
-    for (const agent of agents) {
+    for (const { agent, lastBeatAt } of picked) {
       const record = this.records.get(agent)
-      if (record && silent(record) && !((this.beatAt.get(agent) ?? -Infinity) >= pickedAt)) {
+      if (record && forgettable(record) && record.lastBeatAt === lastBeatAt && !((this.beatAt.get(agent) ?? -Infinity) >= pickedAt)) {
         this.records.delete(agent)
         this.beatAt.delete(agent)
         this.beatCount.delete(agent)

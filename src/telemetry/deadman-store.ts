@@ -87,11 +87,12 @@ export function agentWrite(record: AgentRecord, at: string): SideWrite {
  * Forgets agents (the router's own pick: unlisted, not rolling back, silent long enough), as found at
  * commit: one that beat since it was picked (a beat after `before`) stays.
  */
-export function forgetAgentsWrite(agents: readonly string[], before: string): SideWrite {
+/** Deletes each agent's record if its last beat is still the one given (one that beat since stays). */
+export function forgetAgentsWrite(agents: readonly { agent: string; lastBeatAt: string }[]): SideWrite {
   return {
-    sql: `DELETE FROM deadman_agent WHERE agent IN (SELECT value FROM json_each($agents)) AND state != 'rolling_back'
-            AND last_beat_at < $before`,
-    params: { agents: JSON.stringify(agents), before },
+    sql: `DELETE FROM deadman_agent WHERE state != 'rolling_back' AND (agent, last_beat_at) IN
+            (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($agents))`,
+    params: { agents: JSON.stringify(agents.map((a) => [a.agent, a.lastBeatAt])) },
   }
 }
 
