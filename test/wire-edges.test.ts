@@ -47,6 +47,7 @@ beforeAll(async () => {
       ab: [{ provider: 'antb', model: 'claude-x', retries: 0 }],
       al: [{ provider: 'antl', model: 'claude-x', retries: 0 }],
       ao: [{ provider: 'ant', model: 'claude-x', retries: 0 }, { provider: 'oai', model: 'gpt-x', retries: 0 }],
+      cooling: [{ provider: 'oai', model: 'gpt-cool', retries: 0 }, { provider: 'ant', model: 'claude-x', retries: 0 }],
     },
   })
 })
@@ -87,7 +88,12 @@ describe('an Anthropic provider, an OpenAI client', () => {
       [{ logprobs: true, top_logprobs: 3 }, 'logprobs (Anthropic gives none)'],
       [{ modalities: ['text', 'audio'], audio: { voice: 'alloy', format: 'wav' } }, 'audio output (Anthropic answers text)'],
       [{ messages: [audio] }, 'input_audio content (messages[0].content[1])'],
-      [{ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }, { type: 'text', text: 'sum up' }] }] }, 'a file by its id (messages[0].content[0]: Anthropic takes its data)'],
+      [{ messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'file-abc' } }, { type: 'text', text: 'sum up' }] }] }, 'a file given by its id or without a data URL (Anthropic takes the file itself, as data:…;base64,…) (messages[0].content[0])'],
+      [{ messages: [{ role: 'user', content: [{ type: 'file', file: { filename: 'a.docx', file_data: 'data:application/vnd.openxmlformats-officedocument.wordprocessingml.document;base64,UEsDBA==' } }] }] }, 'a file of type application/vnd.openxmlformats-officedocument.wordprocessingml.document (Anthropic reads PDF, text and images) (messages[0].content[0])'],
+      [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'data:image/svg+xml;utf8,<svg/>' } }] }] }, 'an image of type not base64 (Anthropic reads JPEG, PNG, GIF and WebP) (messages[0].content[0])'],
+      [{ tools: [{ type: 'custom', custom: { name: 'grep' } }] }, 'a custom tool (tools[0]: Anthropic takes function tools)'],
+      [{ messages: [...ask, { role: 'assistant', content: null, tool_calls: [{ id: 'call_c1', type: 'custom', custom: { name: 'grep', input: 'foo' } }] }, { role: 'tool', tool_call_id: 'call_c1', content: 'foo.txt:1' }] }, 'a custom tool call (messages[1].tool_calls[0])'],
+      [{ messages: [...ask, { role: 'assistant', content: null, function_call: { name: 'get_weather', arguments: '{}' } }, { role: 'function', name: 'get_weather', content: 'sunny' }] }, 'a legacy function_call (messages[1])'],
       [{ functions: [{ name: 'get_weather', parameters: { type: 'object', properties: {} } }], function_call: 'auto' }, 'the legacy functions (send tools)'],
       [{ messages: [...ask, { role: 'assistant', content: null, tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }] }, { role: 'tool', content: 'x' }] }, 'a tool message without its tool_call_id (messages[2])'],
     ]
@@ -96,8 +102,13 @@ describe('an Anthropic provider, an OpenAI client', () => {
       fetch(`${w.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify({ messages: ask, ...body }) })
     for (const [fields, why] of cases) {
       received.length = 0
+      // No step can take it: the client's error (as OpenAI answers such a request), not a failing chain.
       const alone = await post({ model: 'a', ...fields })
-      expect(alone.status).toBe(502)
+      expect(alone.status).toBe(400)
+      expect(((await alone.json()) as { error: { type: string; message: string } }).error).toMatchObject({
+        type: 'invalid_request',
+        message: `no step of chain "a" can take this request: ant/claude-x: skipped, an anthropic provider cannot take ${why}`,
+      })
       expect(received).toHaveLength(0)
       expect(lastRequestRow()).toMatchObject({ provider: 'ant', status: 'fallback', error_message: `skipped ant/claude-x, an anthropic provider cannot take ${why}; no further step` })
 
@@ -213,6 +224,20 @@ describe('an Anthropic provider, an OpenAI client', () => {
     expect(done.choices[0]!.message.tool_calls![0]).toMatchObject({ type: 'function', function: { name: 'get_time', arguments: '{}' } })
   })
 
+  test('a step that cannot take the request is not one that could be called: the others, all cooling down, are tried anyway', async () => {
+    const ok = Response.json({ id: 'chatcmpl-c', object: 'chat.completion', created: 1, model: 'gpt-cool', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const claude = () => Response.json({ id: 'msg_c', type: 'message', role: 'assistant', model: 'claude-x', content: [{ type: 'text', text: 'ok' }], stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 3, output_tokens: 1 } })
+    // gpt-cool fails three times (the Anthropic step serves): it cools down.
+    handler = (body) => (body.model === 'gpt-cool' ? new Response('down', { status: 503 }) : claude())
+    for (let i = 0; i < 3; i++) expect((await openai().chat.completions.create({ model: 'cooling', messages: ask })).choices[0]!.message.content).toBe('ok')
+    // Back up; a request only it can take (two choices) goes to it though it cools down.
+    handler = (body) => (body.model === 'gpt-cool' ? ok.clone() : claude())
+    received.length = 0
+    const res = await openai().chat.completions.create({ model: 'cooling', messages: ask, n: 2 })
+    expect(res.model).toBe('gpt-cool')
+    expect(received.map((body) => body.model)).toEqual(['gpt-cool'])
+  })
+
   test('a tool call whose start holds its whole input and no input_json_delta follows (a proxy\'s way) streams that input as its arguments, as the Anthropic SDK reads it', async () => {
     handler = () =>
       sse([
@@ -305,6 +330,7 @@ describe('an Anthropic provider, an OpenAI client', () => {
       fetch(`${w.url}${path}`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra' }, body: JSON.stringify(body) })
     const cases: [Record<string, unknown>, string[]][] = [
       [{ max_tokens: 'many', temperature: 'hot', stop: 5 }, ['max_tokens', 'temperature', 'stop']],
+      [{ n: '2', logprobs: 'true', top_logprobs: -1 }, ['n', 'logprobs', 'top_logprobs']],
       [{ messages: [{ role: 'user', content: 5 }] }, ['messages[0].content']],
       [{ messages: [{ role: 5, content: 'hi' }] }, ['messages[0].role']],
       [{ messages: [{ role: 'user', content: [{ text: 'hi' }] }] }, ['messages[0].content[0].type']],

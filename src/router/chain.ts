@@ -1,9 +1,11 @@
 /**
  * The ordered provider chain: a plain loop over steps. A step that fails
  * (after its retries) or is skipped without a call (no API key, cooling
- * down) hands over to the next step with a `fallback` row naming the step
- * moved to and saying why. The fallback row is committed together with the
- * next pending row, so a fallback costs no extra commit.
+ * down, a request of the other wire it cannot carry: untranslatable.ts)
+ * hands over to the next step with a `fallback` row naming the step moved
+ * to and saying why. The fallback row is committed together with the next
+ * pending row, so a fallback costs no extra commit. A request no step can
+ * carry is the client's error (400), not the chain's.
  */
 import type { ClientRequest } from '../../providers/types.ts'
 import type { Clock } from '../clock.ts'
@@ -12,7 +14,7 @@ import type { StepSpec } from '../config.ts'
 import type { Policy } from '../config-schema.ts'
 import { ProviderError, refusedRequest, worthRetrying } from '../../providers/provider-error.ts'
 import { untranslatable } from '../../providers/translate/untranslatable.ts'
-import { ChainExhaustedError } from '../errors.ts'
+import { ChainExhaustedError, InvalidRequestError } from '../errors.ts'
 import { PromptText } from '../redaction.ts'
 import type { Api, Store } from '../telemetry/store.ts'
 import { type AttemptRecord, type RequestScope, attemptRecord } from './attempt-record.ts'
@@ -90,9 +92,11 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
   // (and may echo) is the bare one, and that is what redaction must look for.
   const keys = steps.map((s) => (s.provider.apiKeyEnv ? deps.env[s.provider.apiKeyEnv]?.trim() || undefined : undefined))
   const missingKey = steps.map((s, i) => Boolean(s.provider.apiKeyEnv) && !keys[i])
+  // Why a step cannot take this request (what the translation to its wire would leave out), or null.
+  const cannot = steps.map((s) => untranslatable(input.request.body, input.request.wire, s.provider.type))
   const cooldownKey = (s: StepSpec) => label(s)
   // If every step that could be called is cooling down, try them anyway.
-  const callable = steps.filter((_, i) => !missingKey[i])
+  const callable = steps.filter((_, i) => !missingKey[i] && cannot[i] === null)
   const force = callable.length > 0 && callable.every((s) => deps.cooldowns.isCooling(cooldownKey(s)))
 
   let before: Promise<unknown> | null = null
@@ -127,15 +131,14 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     const step = steps[i]!
     let exit: string
     let skipped = false
-    const cannot = untranslatable(input.request.body, input.request.wire, step.provider.type)
-    if (cannot !== null) {
-      // The request itself: no call, no retry would change it (byRequest stands).
-      exit = `skipped, an ${step.provider.type} provider cannot take ${cannot}`
-      skipped = true
-    } else if (missingKey[i]) {
+    if (missingKey[i]) {
       exit = `skipped, API key ${step.provider.apiKeyEnv} is not set`
       skipped = true
       byRequest = false
+    } else if (cannot[i] !== null) {
+      // The request itself: no call, no retry would change it (byRequest stands).
+      exit = `skipped, an ${step.provider.type} provider cannot take ${cannot[i]}`
+      skipped = true
     } else {
       const admission = deps.cooldowns.admit(cooldownKey(step), force)
       if (!admission.ok) {
@@ -178,6 +181,10 @@ export async function runChain(deps: ChainDeps, input: ChainInput): Promise<Chai
     } else if (skipped) before = writeFallback(step, i, `${exit.replace(/^skipped/, `skipped ${label(step)}`)}; no further step`)
   }
   if (before) await before
+  // No step could take it, each for what it asked: the client's error, as OpenAI answers it, not a failing chain.
+  if (cannot.every((why, i) => why !== null && !missingKey[i])) {
+    throw new InvalidRequestError(`no step of chain "${input.chain}" can take this request: ${summary.join('; ')}`)
+  }
   // The soonest any step tried will take the request again, when every one of them said.
   throw new ChainExhaustedError(input.chain, summary.join('; '), { request_id: input.requestId, attempts: input.attempts }, retry, soonest ?? undefined, byRequest)
 }

@@ -39,6 +39,10 @@ export const OpenAIBody = {
   stream: v.nullish(v.boolean()),
   max_tokens: Count,
   max_completion_tokens: Count,
+  // Read to tell whether an Anthropic step can take the request (untranslatable.ts).
+  n: Count,
+  logprobs: v.nullish(v.boolean()),
+  top_logprobs: v.nullish(v.pipe(v.number(), v.integer(), v.minValue(0))),
   temperature: Real,
   top_p: Real,
   stop: v.nullish(textOrList(v.array(v.string()), 'stop is a string, an array of strings, or null')),
