@@ -97,15 +97,10 @@ export class Lockouts {
     return out
   }
 
-  /**
-   * Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. For
-   * `capMs` from the first refusal at most (the operator is alerted within it): a revoked token is
-   * often a leaked one, and its holder knocking with it must not keep the agent's rollback off for good.
-   */
-  lockedOut(agent: string, windowMs: number, capMs = Infinity): boolean {
+  /** Whether `agent`'s token was refused within `windowMs`: its silence is the reload's doing. */
+  lockedOut(agent: string, windowMs: number): boolean {
     const refused = this.refused.get(`agent ${agent}`)
-    const now = this.clock.monotonic()
-    return refused !== undefined && now - refused.lastAt <= windowMs && now - refused.firstAt <= capMs
+    return refused !== undefined && this.clock.monotonic() - refused.lastAt <= windowMs
   }
 }
 

@@ -75,8 +75,7 @@ export class DeadmanSwitch {
       env: deps.env,
       alert: this.alert,
       log: deps.log,
-      // Spared while the operator is alerted (failing_window_s) and one silence more.
-      lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs, config().deadman.failing_window_s * 1000 + windowMs),
+      lockedOut: (agent, windowMs) => lockouts.lockedOut(agent, windowMs),
       groups: this.commands,
     })
     deps.live.onSwap((next, previous) => {
