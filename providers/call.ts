@@ -411,7 +411,9 @@ const credentialsRedactors = new Map<string, Redactor>()
  */
 export function withoutCredentials<T extends { responseId: string | null; servedModel: string | null }>(target: Target, facts: T): T {
   if (facts.responseId === null && facts.servedModel === null) return facts
-  const redact = credentialsRedactor(target)
+  // Without control characters too, as an upstream's text is stored (clip).
+  const redactIds = credentialsRedactor(target)
+  const redact = (text: string) => withoutControls(redactIds(text))
   const responseId = facts.responseId === null ? null : redact(facts.responseId)
   const servedModel = facts.servedModel === null ? null : redact(facts.servedModel)
   return responseId === facts.responseId && servedModel === facts.servedModel ? facts : { ...facts, responseId, servedModel }

@@ -419,7 +419,7 @@ function credentialShapes(text: string): string {
     .replace(/\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/gi, '$1 [redacted]')
     .replace(/\b(sk|pk|rk|tp|gsk|xai|key)[-_][A-Za-z0-9_-]{12,}/g, '[redacted]')
     .replace(/([?&](?:key|api_key|apikey|token|access_token)=)[^&\s"']+/gi, '$1[redacted]')
-    // A key shown masked, its ends kept (OpenAI's "Incorrect API key provided: sk-proj-****…3kFZ"):
-    // the ends are a run too short to be found as the key's, and still a part of it.
-    .replace(/[A-Za-z0-9_-]{2,}\*{4,}[A-Za-z0-9_-]{2,}/g, '[redacted]')
+    // A key shown masked, its ends kept (OpenAI's "Incorrect API key provided: sk-proj-************3kFZ",
+    // `****abcd`, `sk-pr••••3kFZ`): the ends are a run too short to be found as the key's, and still a part of it.
+    .replace(/(?:[A-Za-z0-9_-]{2,})?[*•][*•-]{3,}[A-Za-z0-9_]{2,}/g, '[redacted]')
 }

@@ -251,7 +251,7 @@ describe('an agent that falls silent', () => {
     expect(await agentState(w, 'ezra')).toMatchObject({ state: 'late', last_rollback: { exit_status: 3 } })
   })
 
-  test("the command inherits witness's environment without its credentials (a hook a rollback's git runs in an agent's checkout cannot read them), and what it prints is redacted all the same", async () => {
+  test("the command inherits witness's environment without witness's own credentials (a hook a rollback's git runs in an agent's checkout cannot read them), and what it prints is redacted all the same", async () => {
     const secret = 'gitea-deploy-token-9f8e7d6c5b4a'
     const seen = join(tempDir(), 'env.txt')
     const clock = manualClock()
@@ -259,7 +259,7 @@ describe('an agent that falls silent', () => {
       simConfig(suite.sim.url, { default: [{ provider: 'sim', model: 'm' }] }, {
         // A provider's key may sit in a variable not named like one (api_key_env: MOONSHOT_AUTH).
         providers: { moonshot: { type: 'openai', base_url: `${suite.sim.url}/v1`, api_key_env: 'MOONSHOT_AUTH' } },
-        deadman: { agents: { ezra: { max_silence_s: 60, rollback_command: `env > ${seen}; echo "pushing with $SYNC_TOKEN for agent $WITNESS_AGENT"; echo "key=$MIMO_API_KEY auth=$MOONSHOT_AUTH" >&2; exit 1` } } },
+        deadman: { agents: { ezra: { max_silence_s: 60, rollback_command: `env > ${seen}; echo "pushing with $SYNC_TOKEN for agent $WITNESS_AGENT"; echo "key=$MIMO_API_KEY auth=$MOONSHOT_AUTH" >&2; printf '\\033]0;pwned\\007done\\n'; exit 1` } } },
       }),
       { clock, env: { ...env, SYNC_TOKEN: secret, MIMO_API_KEY: 'mimo-key-abcdef0123456789', MOONSHOT_AUTH: 'mspk0123456789abcdef', WITNESS_TOKEN: 'wit_operator_0123456789', FLEET_SITE: 'forge-01' } },
     )
@@ -267,8 +267,11 @@ describe('an agent that falls silent', () => {
     clock.advance(61_000)
     await w.deadman.checkNow()
     const inherited = readFileSync(seen, 'utf8').split('\n')
-    expect(inherited.filter((line) => /^(SYNC_TOKEN|MIMO_API_KEY|MOONSHOT_AUTH|WITNESS_TOKEN)=/.test(line))).toEqual([])
-    expect(inherited).toContain('FLEET_SITE=forge-01') // the rest of the environment goes
+    // witness's own: the providers' keys (a preset's, the config's api_key_env) and its tokens.
+    expect(inherited.filter((line) => /^(MIMO_API_KEY|MOONSHOT_AUTH|WITNESS_TOKEN)=/.test(line))).toEqual([])
+    // The rest of the environment goes, a command's own credential too (its value is cut from what it prints).
+    expect(inherited).toContain('FLEET_SITE=forge-01')
+    expect(inherited).toContain(`SYNC_TOKEN=${secret}`)
     expect(inherited).toContain('WITNESS_AGENT=ezra')
     expect(inherited.some((line) => line.startsWith('PATH='))).toBe(true)
     const { output } = readRollbackFacts(w.dbPath)[0]!
@@ -278,6 +281,7 @@ describe('an agent that falls silent', () => {
     expect(output).toContain('auth=')
     expect(output).not.toContain('mspk0123456789abcdef')
     expect(output).toContain('for agent ezra') // what is not a secret is left alone
+    expect(output).toContain('\ufffd]0;pwned\ufffddone') // nor control characters (a hook's output too)
   })
 
   test('a hanging rollback_command is killed at command_timeout_s and recorded as timed out', async () => {

@@ -172,6 +172,7 @@ describe('credential shapes, whoever they belong to', () => {
   test('a key shown masked with its ends kept (as OpenAI says an incorrect key)', () => {
     const out = redactor({ secret: ['evilKEY0123456789abcdfXYZ'] })('Incorrect API key provided: evilKEY0**********fXYZ. You can find your API key at https://x.test/keys; also sk-pr************************3kFZ.')
     expect(out).toBe('Incorrect API key provided: [redacted]. You can find your API key at https://x.test/keys; also [redacted].')
+    for (const masked of ['****abcd', 'sk-proj-****-****abcd', 'sk-pr••••3kFZ']) expect(redactor({ secret: [] })(`Your api key: ${masked} is invalid`)).toBe('Your api key: [redacted] is invalid')
     // Emphasis in markdown is no key.
     expect(redactor({ secret: [] })('a **bold** word and 2 * 3 = 6')).toBe('a **bold** word and 2 * 3 = 6')
   })

@@ -955,6 +955,13 @@ describe("reasoning sent as `reasoning` (vLLM, OpenRouter, Ollama, Groq), an Ant
 })
 
 describe('an OpenAI-compatible provider, an OpenAI client', () => {
+  test("an answer's id and model are stored (and passed on) without control characters, as an upstream's error text is", async () => {
+    handler = () => Response.json({ id: 'chatcmpl-\u001b]0;pwned\u0007', object: 'chat.completion', created: 1, model: 'gpt\u001b[2J-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const done = await openai().chat.completions.create({ model: 'o', messages: ask })
+    expect([done.id, done.model]).toEqual(['chatcmpl-\ufffd]0;pwned\ufffd', 'gpt\ufffd[2J-x'])
+    expect(readMeta(w.dbPath).at(-1)).toMatchObject({ response_id: 'chatcmpl-\ufffd]0;pwned\ufffd', served_model: 'gpt\ufffd[2J-x' })
+  })
+
   test('an event whose data spans several lines reaches the client as several data: lines, which the SDK parses', async () => {
     handler = () =>
       sse([

@@ -6,13 +6,15 @@
  * timeout kills everything it started, not just the shell; so does a stop of
  * witness past its grace, for the commands still running (CommandGroups).
  */
+import { PRESETS } from '../../providers/presets.ts'
 import { redact } from '../redaction.ts'
+import { withoutControls } from '../text.ts'
 
 export interface CommandOptions {
   /**
-   * The environment it inherits (the router's), before `vars`, without its credentials (isSecretName):
-   * a command may run where others can reach it (a rollback's git in an agent's checkout runs that
-   * checkout's hooks), and none needs the providers' keys or witness's tokens.
+   * The environment it inherits (the router's), before `vars`, without witness's own credentials
+   * (isWitnessCredential): a command may run where others can reach it (a rollback's git in an
+   * agent's checkout runs that checkout's hooks), and none needs the providers' keys or witness's tokens.
    */
   env: Record<string, string | undefined>
   /** Variables it is given (WITNESS_AGENT, WITNESS_CONFIG_HASH, ...). */
@@ -69,7 +71,7 @@ export const processCommandGroups = new CommandGroups()
 export async function runCommand(command: string, options: CommandOptions): Promise<CommandResult> {
   const started = performance.now()
   const env: Record<string, string> = {}
-  for (const [k, v] of Object.entries(options.env)) if (v !== undefined && !isSecretName(k, options.secretNames)) env[k] = v
+  for (const [k, v] of Object.entries(options.env)) if (v !== undefined && !isWitnessCredential(k, options.secretNames)) env[k] = v
   Object.assign(env, options.vars)
   let proc: ReturnType<typeof spawn>
   try {
@@ -147,7 +149,8 @@ function collect(stream: ReadableStream<Uint8Array>): { text: Promise<string>; s
 
 function firstLines(text: string, secrets: readonly string[]): string {
   // Redacted before it is cut: a secret the cut would split leaves no prefix behind.
-  const lines = redact(text, secrets).slice(0, OUTPUT_CHARS).split('\n')
+  // Without control characters (but line ends): a hook in an agent's checkout writes here too, and exports show it.
+  const lines = withoutControls(redact(text, secrets)).slice(0, OUTPUT_CHARS).split('\n')
   const kept = lines.slice(0, OUTPUT_LINES).join('\n').trimEnd()
   return lines.length > OUTPUT_LINES ? `${kept}\n…` : kept
 }
@@ -165,12 +168,24 @@ function secretsIn(env: Record<string, string | undefined>, names: readonly stri
 }
 
 /**
- * Whether a variable holds a credential: one the config names (`secretNames`: the providers'
- * api_key_env) or one named like a key, token, secret or password (WITNESS_TOKEN, WITNESS_SYNC_TOKEN,
- * a preset's KIMI_API_KEY).
+ * Whether a variable holds a credential, for its value's redaction: one the config names
+ * (`secretNames`: the providers' api_key_env) or one named like a key, token, secret or password.
  */
-export function isSecretName(name: string, names: readonly string[] = []): boolean {
+function isSecretName(name: string, names: readonly string[] = []): boolean {
   return names.includes(name) || /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL)/i.test(name)
+}
+
+/** witness's own tokens, which no command of an operator needs. */
+const WITNESS_TOKENS = new Set(['WITNESS_TOKEN', 'WITNESS_SYNC_TOKEN'])
+const PRESET_KEYS = new Set<string>(Object.values(PRESETS).flatMap((preset) => ('apiKeyEnv' in preset && preset.apiKeyEnv ? [preset.apiKeyEnv] : [])))
+
+/**
+ * Whether a variable is one of witness's own credentials, left out of a command's environment: a
+ * provider's key (the config's api_key_env, a preset's), or witness's tokens. Others stay: an
+ * alert_command's own (TELEGRAM_BOT_TOKEN), where systemd put the service's (CREDENTIALS_DIRECTORY).
+ */
+function isWitnessCredential(name: string, names: readonly string[] = []): boolean {
+  return names.includes(name) || WITNESS_TOKENS.has(name) || PRESET_KEYS.has(name)
 }
 
 /** The variables a config reads provider API keys from (`api_key_env`, or a preset's). */
