@@ -201,6 +201,9 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
   }
   const machine = raw.machine ?? defaultMachine(options.hostname ?? hostname(), issues)
   issues.push(...authIssues(raw.auth, raw.deadman.name))
+  if (Object.hasOwn(raw.deadman.agents, raw.deadman.name)) {
+    issues.push({ path: `deadman.agents.${raw.deadman.name}`, message: `is the router's own name (deadman.name), under which its rollbacks are written: watch the agent under another name, or give the router another deadman.name` })
+  }
   const open = openListenProblem(raw.listen.host, Boolean(raw.auth))
   if (open) issues.push({ path: 'listen.host', message: open })
   if (issues.length) throw new ConfigError(source, issues)

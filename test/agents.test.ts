@@ -69,7 +69,7 @@ describe('an agent that falls silent', () => {
     const rows = readRows(w.dbPath)
     expect(rows).toHaveLength(1)
     expect(rows[0]).toMatchObject({ agent_name: 'bezalel', provider: 'deadman', model: 'abc123', endpoint: 'heartbeat', status: 'rollback' })
-    expect(rows[0]!.error_message).toBe('rolled back agent bezalel (config abc123…) after 301 s of silence (max 300 s): rollback_command exited 0')
+    expect(rows[0]!.error_message).toBe('rolled back agent bezalel (config abc123) after 301 s of silence (max 300 s): rollback_command exited 0')
     expect(readRollbackFacts(w.dbPath)).toEqual([
       {
         log_id: rows[0]!.id, agent: 'bezalel', old_config_hash: 'abc123', new_config_hash: null, reason: rows[0]!.error_message,
@@ -728,7 +728,7 @@ describe('POST /deadman/rollback', () => {
     const { log_id } = await res.json()
     const [row] = readRows(w.dbPath)
     expect(row).toMatchObject({ id: log_id, agent_name: 'bezalel', provider: 'deadman', model: '9c1d0e4f77', endpoint: 'watchdog', status: 'rollback' })
-    expect(row!.error_message).toBe('rolled back config 3f2a1b2c9d… → 9c1d0e4f77… after 3 failed health checks (connection refused)')
+    expect(row!.error_message).toBe('rolled back config 3f2a1b2c9d → 9c1d0e4f77 after 3 failed health checks (connection refused)')
     expect(readRollbackFacts(w.dbPath)[0]).toMatchObject({ log_id, old_config_hash: '3f2a1b2c9d', new_config_hash: '9c1d0e4f77', recorded_by: 'endpoint', command: null })
   })
 

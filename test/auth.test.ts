@@ -329,6 +329,10 @@ describe('auth config and open mode', () => {
     expect(issuesOf({ ...base, auth: { agents: { witness: { token_sha256: hashToken(EZRA) } } } })).toEqual([{ path: 'auth.agents.witness', message }])
     expect(issuesOf({ ...base, deadman: { name: 'forge-router' }, auth: { agents: { 'forge-router': { token_sha256: hashToken(EZRA) } } } })).toEqual([{ path: 'auth.agents.forge-router', message }])
     expect(issuesOf({ ...base, deadman: { name: 'forge-router' }, auth: { agents: { witness: { token_sha256: hashToken(EZRA) } } } })).toEqual([])
+    // Nor may a watched agent (in open mode callers name themselves, but the config need not).
+    expect(issuesOf({ ...base, deadman: { agents: { witness: { max_silence_s: 60 } } } })).toEqual([
+      { path: 'deadman.agents.witness', message: "is the router's own name (deadman.name), under which its rollbacks are written: watch the agent under another name, or give the router another deadman.name" },
+    ])
   })
 })
 

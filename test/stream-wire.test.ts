@@ -7,6 +7,7 @@ import { describe, expect, test } from 'bun:test'
 import { anthropicAdapter } from '../providers/anthropic.ts'
 import { openaiAdapter } from '../providers/openai.ts'
 import { MAX_EVENT_CHARS, SseReader } from '../providers/sse.ts'
+import { foldEvents } from '../providers/translate/fold-events.ts'
 import { streamTranslator } from '../providers/translate/stream.ts'
 import { type Adapter, MalformedResponseError, type SseEvent, newStreamFacts } from '../providers/types.ts'
 
@@ -362,5 +363,23 @@ describe('stream translation', () => {
     expect(streamTranslator('openai', 'anthropic', { includeUsage: false, createdS: 0, model: 'asked-for', provider: 'up' }).fail('stream_timeout', 'idle')).toEqual([
       'event: error\ndata: {"type":"error","error":{"type":"stream_timeout","message":"idle"}}\n\n',
     ])
+  })
+})
+
+describe('an Anthropic event stream folded into one message (an upstream that streamed unasked)', () => {
+  const ev = (json: Record<string, unknown>): SseEvent => ({ event: json.type as string, data: JSON.stringify(json) })
+  const stream = (deltas: string[]) => [
+    ev({ type: 'message_start', message: { id: 'msg_f', type: 'message', role: 'assistant', model: 'claude-x', content: [], usage: { input_tokens: 3, output_tokens: 1 } } }),
+    ev({ type: 'content_block_start', index: 0, content_block: { type: 'tool_use', id: 'toolu_F', name: 'get_weather', input: { city: 'Whole' } } }),
+    ...deltas.map((partial_json) => ev({ type: 'content_block_delta', index: 0, delta: { type: 'input_json_delta', partial_json } })),
+    ev({ type: 'content_block_stop', index: 0 }),
+    ev({ type: 'message_delta', delta: { stop_reason: 'tool_use' }, usage: { output_tokens: 9 } }),
+    ev({ type: 'message_stop' }),
+  ]
+  test("a tool call's input is its start's when no delta says more (empty deltas included), and the deltas' when they do, as the SDK and the stream translation read it", () => {
+    const inputOf = (deltas: string[]) => ((foldEvents('anthropic', stream(deltas)).content as { input: unknown }[])[0]!).input
+    expect(inputOf([])).toEqual({ city: 'Whole' })
+    expect(inputOf([''])).toEqual({ city: 'Whole' })
+    expect(inputOf(['{"city":', '"Delta"}'])).toEqual({ city: 'Delta' })
   })
 })

@@ -534,12 +534,21 @@ describe('an OpenAI-compatible provider, an Anthropic client', () => {
     const res = await fetch(`${w.url}/v1/messages`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra', 'anthropic-version': '2023-06-01' },
-      body: JSON.stringify({ model: 'o', max_tokens: 100, messages: ask, temperature: 'hot', top_p: null, top_k: 1.5, stop_sequences: 'END' }),
+      body: JSON.stringify({ model: 'o', max_tokens: 100, messages: ask, temperature: 'hot', top_p: '0.5', top_k: 1.5, stop_sequences: 'END' }),
     })
     expect(res.status).toBe(400)
     const issues = ((await res.json()) as { error: { issues: { path: string }[] } }).error.issues
     expect(issues.map((issue) => issue.path)).toEqual(['temperature', 'top_p', 'top_k', 'stop_sequences'])
     expect(received).toHaveLength(0)
+    // A null is unsaid: not sent on.
+    handler = () => Response.json({ id: 'chatcmpl-n', object: 'chat.completion', created: 1, model: 'gpt-x', choices: [{ index: 0, message: { role: 'assistant', content: 'ok' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 1, total_tokens: 4 } })
+    const nulls = await fetch(`${w.url}/v1/messages`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-agent-name': 'ezra', 'anthropic-version': '2023-06-01' },
+      body: JSON.stringify({ model: 'o', max_tokens: 100, messages: ask, temperature: null, top_p: null, top_k: null, stop_sequences: null }),
+    })
+    expect(nulls.status).toBe(200)
+    expect(Object.keys(received[0]!).sort()).toEqual(['max_tokens', 'messages', 'model'])
   })
 
   test('structured outputs: output_config.format (or the beta output_format) reaches it as a strict response_format json_schema', async () => {

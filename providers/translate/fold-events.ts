@@ -122,8 +122,13 @@ function foldAnthropic(events: readonly SseEvent[]): Json {
   }
   if (!message || !stopped) throw new MalformedResponseError('an event stream (not asked for) that ended before its message_stop')
   for (const [index, text] of json) {
+    // Deltas of nothing leave the input the block's start gave (as the Anthropic SDK and stream.ts read it).
+    if (text.trim() === '') {
+      if (!isRecord(blocks[index]!.input)) blocks[index]!.input = {}
+      continue
+    }
     try {
-      blocks[index]!.input = text.trim() === '' ? {} : JSON.parse(text)
+      blocks[index]!.input = JSON.parse(text)
     } catch {
       throw new MalformedResponseError("a tool_use block's streamed input is not JSON")
     }

@@ -59,7 +59,7 @@ export function openaiRequestFromAnthropic(body: Json, model: string, provider?:
 
   const out: Json = {}
   for (const [key, value] of Object.entries(body)) {
-    if (SAME_IN_OPENAI.has(key)) out[key] = value
+    if (SAME_IN_OPENAI.has(key) && value !== null) out[key] = value
   }
   out.model = model
   out.messages = messages

@@ -177,7 +177,8 @@ function replaceFile(path: string, data: Uint8Array | string, like = path): void
   renameSync(temp, path)
 }
 
-/** The first 12 hex digits and an ellipsis, as hashes appear in messages (and on the dashboard). */
+/** The first 12 hex digits and an ellipsis (none for a hash no longer than that), as hashes appear in messages and on the dashboard. */
 export function shortHash(hash: string | null): string {
-  return hash ? `${hash.slice(0, 12)}…` : 'unknown'
+  if (!hash) return 'unknown'
+  return hash.length > 12 ? `${hash.slice(0, 12)}…` : hash
 }

@@ -361,6 +361,7 @@ function cannotWriteThere(error: unknown): boolean {
  */
 export async function eachReadableArchive(dir: string, use: (db: Database) => void | Promise<void>): Promise<string[]> {
   const unreadable: string[] = []
+  prunePrivateCache(dir)
   for (const file of listArchives(dir)) {
     try {
       await prepareReadable(dir, file)

@@ -28,11 +28,12 @@ export const MessagesInput = {
 export const MessagesSchema = v.looseObject({
   ...MessagesInput,
   max_tokens: v.pipe(v.number(), v.integer(), v.minValue(1)),
-  // Read by the translation toward an OpenAI step, which would drop or pass on a wrong type unsaid: a 400, as Anthropic answers it.
-  temperature: v.optional(v.number()),
-  top_p: v.optional(v.number()),
-  top_k: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))),
-  stop_sequences: v.optional(v.array(v.string())),
+  // Read by the translation toward an OpenAI step, which would drop or pass on a wrong type unsaid: a 400,
+  // as Anthropic answers it. A null is unsaid (an adapter's way), as on the OpenAI route.
+  temperature: v.nullish(v.number()),
+  top_p: v.nullish(v.number()),
+  top_k: v.nullish(v.pipe(v.number(), v.integer(), v.minValue(0))),
+  stop_sequences: v.nullish(v.array(v.string())),
   stream: v.optional(v.boolean()),
   metadata: v.optional(v.looseObject({ user_id: v.optional(v.nullable(v.string())) })),
 })

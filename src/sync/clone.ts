@@ -6,7 +6,8 @@
  * folder, so rebasing onto other machines' pushes never conflicts; a push
  * that loses a race is retried after another fetch and rebase.
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { writeTo } from './file-write.ts'
 import { join } from 'node:path'
 import { SyncError } from '../errors.ts'
 import { type Git, firstLines, gitOk } from './git.ts'
@@ -34,7 +35,7 @@ export async function prepareClone(git: Git, workDir: string, remote: string, br
       await gitOk(git, ['init', '-q'])
       await gitOk(git, ['symbolic-ref', 'HEAD', `refs/heads/${branch}`])
     }
-    writeFileSync(join(gitDir, REPO_ID_FILE), `${crypto.randomUUID()}\n`)
+    writeTo(join(gitDir, REPO_ID_FILE), `${crypto.randomUUID()}\n`)
   }
   const current = await git(['remote', 'get-url', 'origin'])
   if (current.code !== 0) await gitOk(git, ['remote', 'add', 'origin', remote])
