@@ -122,7 +122,8 @@ async function expectResumed(run: DiskRun, trouble: string): Promise<void> {
   const pending = await settledRows(run.server.dbPath, RESUME_WITHIN_MS)
   problems.check(pending.length === 0, () => `rows ${pending.map((r) => r.id).join(',')} are still pending ${RESUME_WITHIN_MS} ms after ${trouble}`)
   const heartbeat = await fetch(`${run.server.url}/heartbeat`)
-  problems.check(heartbeat.status === 200, () => `GET /heartbeat answered ${heartbeat.status} after ${trouble}`)
+  const said = await heartbeat.text()
+  problems.check(heartbeat.status === 200, () => `GET /heartbeat answered ${heartbeat.status} after ${trouble}: ${said.slice(0, 500)}`)
 }
 
 /** Fills the database up to its cap with rows, from traffic, after a ballast table took most of it. */
