@@ -200,10 +200,7 @@ export function parseConfig(input: unknown, options: ParseOptions = {}): Config 
     issues.push({ path: 'sync.remote', message: 'must not contain a password or token (nor, over http(s), a user name); set WITNESS_SYNC_TOKEN (and WITNESS_SYNC_USER) instead' })
   }
   const machine = raw.machine ?? defaultMachine(options.hostname ?? hostname(), issues)
-  issues.push(...authIssues(raw.auth, raw.deadman.name))
-  if (Object.hasOwn(raw.deadman.agents, raw.deadman.name)) {
-    issues.push({ path: `deadman.agents.${raw.deadman.name}`, message: `is the router's own name (deadman.name), under which its rollbacks are written: watch the agent under another name, or give the router another deadman.name` })
-  }
+  issues.push(...routerNameIssues(raw), ...authIssues(raw.auth))
   const open = openListenProblem(raw.listen.host, Boolean(raw.auth))
   if (open) issues.push({ path: 'listen.host', message: open })
   if (issues.length) throw new ConfigError(source, issues)
@@ -306,19 +303,28 @@ function isLocalPath(remote: string): boolean {
 }
 
 /**
+ * An agent named like the router (deadman.name), with a token or watched: the router's own rollback
+ * rows are under that name, so its token would read them, and its beats would be taken for the router's.
+ */
+function routerNameIssues(raw: RawConfig): Issue[] {
+  const name = raw.deadman.name
+  const own = `is the router's own name (deadman.name), under which its rollbacks are written`
+  const issues: Issue[] = []
+  if (raw.auth && Object.hasOwn(raw.auth.agents, name)) issues.push({ path: `auth.agents.${name}`, message: `${own}: give the agent another name, or the router another deadman.name` })
+  if (Object.hasOwn(raw.deadman.agents, name)) issues.push({ path: `deadman.agents.${name}`, message: `${own}: watch the agent under another name, or give the router another deadman.name` })
+  return issues
+}
+
+/**
  * An `auth` that lists nobody would answer every endpoint with 401; two principals sharing a token
  * hash would make a token's identity ambiguous.
  */
-function authIssues(auth: AuthConfig | undefined, routerName: string): Issue[] {
+function authIssues(auth: AuthConfig | undefined): Issue[] {
   if (!auth) return []
-  // The router's own rollback rows are under its name: an agent of that name would read them, and beat as the router.
-  const asRouter: Issue[] = Object.hasOwn(auth.agents, routerName)
-    ? [{ path: `auth.agents.${routerName}`, message: `is the router's own name (deadman.name), under which its rollbacks are written: give the agent another name, or the router another deadman.name` }]
-    : []
   if (Object.keys(auth.agents).length === 0 && Object.keys(auth.operators).length === 0) {
     return [{ path: 'auth', message: 'lists no agent and no operator, so every endpoint would answer 401: list at least one (see `witness token new`); to run open, leave `auth` out (then witness listens on loopback only)' }]
   }
-  const issues: Issue[] = [...asRouter]
+  const issues: Issue[] = []
   const seen = new Map<string, string>()
   for (const kind of ['agents', 'operators'] as const) {
     for (const [name, { token_sha256 }] of Object.entries(auth[kind])) {

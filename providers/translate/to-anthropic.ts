@@ -225,11 +225,15 @@ function documentBlock(file: Json): Json | null {
   const { mediaType, base64 } = data
   if (mediaType.startsWith('image/')) return { type: 'image', source: { type: 'base64', media_type: mediaType, data: base64 } }
   const title = typeof file.filename === 'string' && file.filename ? { title: file.filename } : {}
-  const source =
-    mediaType.startsWith('text/') || mediaType === 'application/json' || mediaType.endsWith('+json')
-      ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
-      : { type: 'base64', media_type: mediaType, data: base64 }
+  const source = isTextMediaType(mediaType)
+    ? { type: 'text', media_type: 'text/plain', data: Buffer.from(base64, 'base64').toString('utf8') }
+    : { type: 'base64', media_type: mediaType, data: base64 }
   return { type: 'document', source, ...title }
+}
+
+/** Whether a file of this type goes to Anthropic as its text (the only base64 document it takes is a PDF). */
+export function isTextMediaType(mediaType: string): boolean {
+  return mediaType.startsWith('text/') || mediaType === 'application/json' || mediaType.endsWith('+json')
 }
 
 /** An id for a message whose upstream sent none (Anthropic's `message.id` is required). */

@@ -16,7 +16,7 @@
  * prompt asks for JSON), a seed, penalties.
  */
 import { type Wire, isRecord } from '../types.ts'
-import { base64DataUrl } from './to-anthropic.ts'
+import { base64DataUrl, isTextMediaType } from './to-anthropic.ts'
 
 /** The image types the Messages API reads. */
 const ANTHROPIC_IMAGES = new Set(['image/jpeg', 'image/png', 'image/gif', 'image/webp'])
@@ -73,7 +73,7 @@ function partProblem(part: unknown): string | null {
     const data = isRecord(part.file) && typeof part.file.file_data === 'string' ? base64DataUrl(part.file.file_data) : null
     if (!data) return 'a file given by its id or without a data URL (Anthropic takes the file itself, as data:…;base64,…)'
     const { mediaType } = data
-    const readable = mediaType === 'application/pdf' || mediaType.startsWith('text/') || mediaType === 'application/json' || mediaType.endsWith('+json') || ANTHROPIC_IMAGES.has(mediaType)
+    const readable = mediaType === 'application/pdf' || isTextMediaType(mediaType) || ANTHROPIC_IMAGES.has(mediaType)
     return readable ? null : `a file of type ${mediaType} (Anthropic reads PDF, text and images)`
   }
   if (part.type === 'image_url') {
