@@ -118,7 +118,11 @@ function serverSideOpen(serverPort: number, clientPort: number): boolean {
     .some((fields) => fields[1]?.endsWith(`:${hex(serverPort)}`) && fields[2]?.endsWith(`:${hex(clientPort)}`) && fields[3] === '01')
 }
 
-test.skipIf(!existsSync('/proc/net/tcp'))('a stream client that stops reading: once witness has ended the stream (its row finished), the idle limit holds again and the connection is closed', async () => {
+// Linux's view of the server's sockets; elsewhere the test says it skips.
+const HAVE_PROC_NET = existsSync('/proc/net/tcp')
+if (!HAVE_PROC_NET) console.log('idle-connections: skipping the stopped-reader test: no /proc/net/tcp to see the server side of a connection (not Linux)')
+
+test.skipIf(!HAVE_PROC_NET)('a stream client that stops reading: once witness has ended the stream (its row finished), the idle limit holds again and the connection is closed', async () => {
   // An upstream that streams 64 KB chunks for as long as it is read: far more than the kernel's buffers hold.
   const big = JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', model: 'm', choices: [{ index: 0, delta: { content: 'x'.repeat(65_536) }, finish_reason: null }] })
   const upstream = Bun.serve({
